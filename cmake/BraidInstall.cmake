@@ -1,0 +1,25 @@
+# make install: headers, the library, braid.pc and a CMake package (find_package(braid)).
+include(CMakePackageConfigHelpers)
+
+install(TARGETS braid EXPORT braidTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT braidTargets NAMESPACE braid:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid)
+
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/braidConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/braidConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/braidConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/braidConfig.cmake ${PROJECT_BINARY_DIR}/braidConfigVersion.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid)
+
+if(BUILD_SHARED_LIBS)
+  set(BRAID_PC_CFLAGS "")
+else()
+  set(BRAID_PC_CFLAGS "-DBRAID_STATIC=1")
+endif()
+configure_file(${PROJECT_SOURCE_DIR}/cmake/braid.pc.in ${PROJECT_BINARY_DIR}/braid.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/braid.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

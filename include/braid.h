@@ -1,0 +1,19 @@
+/* braid: Python's concurrency toolkit for C.
+ *
+ * One header for everything; each layer also has its own under braid/.
+ *   braid/core.h      errors, deadlines, br_cpu_count
+ *   braid/thread.h    threading: threads, Lock, RLock, Condition, Semaphore, Event, Barrier
+ *   braid/queue.h     queue: FIFO, LIFO, priority and simple queues
+ *   braid/future.h    concurrent.futures.Future, wait, as_completed
+ *   braid/executor.h  Executor and the thread pool
+ */
+#ifndef BRAID_H
+#define BRAID_H
+
+#include "braid/core.h"
+#include "braid/thread.h"
+#include "braid/queue.h"
+#include "braid/future.h"
+#include "braid/executor.h"
+
+#endif

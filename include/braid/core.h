@@ -1,0 +1,154 @@
+/* braid/core.h: what every layer shares. Error codes, deadlines, the misuse policy.
+ *
+ * Errors. A braid function that can fail returns int: 0, or a negative BR_E... code.
+ * Codes that POSIX has are -errno (BR_ETIMEDOUT == -ETIMEDOUT); braid's own codes live
+ * in -3000..-3099, well away from any errno. errno never carries a braid error.
+ * br_strerror() and br_err_name() never allocate and return string literals only.
+ *
+ * Time. Every blocking call ends with `int64_t deadline`: an absolute time on the
+ * monotonic clock, in nanoseconds (br_now()). Two values are special:
+ *   BR_FOREVER  wait as long as it takes;
+ *   BR_NOWAIT   don't wait at all (any deadline in the past behaves the same).
+ * A call whose deadline passes returns BR_ETIMEDOUT. Under BR_NOWAIT that same code
+ * means "would have blocked" (queue empty, lock taken, ...): one code for both.
+ * Absolute deadlines compose: pass the same one to every nested call of a request.
+ *
+ * Option structs. Constructors take `const br_x_opts *`; NULL or a zeroed struct means
+ * the defaults, and zero will always mean "the default" for fields added later. So in an
+ * option struct, and only there, a deadline field of 0 means "no deadline".
+ */
+#ifndef BRAID_CORE_H
+#define BRAID_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- export macro -------------------------------------------------------------- */
+#if defined(_WIN32) && !defined(BRAID_STATIC)
+#  ifdef BRAID_BUILDING
+#    define BR_API __declspec(dllexport)
+#  else
+#    define BR_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__)
+#  define BR_API __attribute__((visibility("default")))
+#else
+#  define BR_API
+#endif
+
+#if defined(__GNUC__)
+#  define BR_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#  define BR_NODISCARD __attribute__((warn_unused_result))
+#else
+#  define BR_PRINTF(fmt, args)
+#  define BR_NODISCARD
+#endif
+
+#define BRAID_VERSION_MAJOR 0
+#define BRAID_VERSION_MINOR 1
+#define BRAID_VERSION_PATCH 0
+/* "0.1.0" */
+BR_API const char *br_version(void);
+
+/* --- errors -------------------------------------------------------------------- */
+
+/* The one table of error codes. XX(NAME, value, "message"). */
+#define BR_ERRNO_MAP(XX)                                                             \
+    XX(EPERM, -1, "operation not permitted (not the owner)")                         \
+    XX(ENOENT, -2, "no such file or directory")                                      \
+    XX(ESRCH, -3, "no such process")                                                 \
+    XX(EINTR, -4, "interrupted system call")                                         \
+    XX(EIO, -5, "i/o error")                                                         \
+    XX(ECHILD, -10, "no child processes")                                            \
+    XX(EAGAIN, -11, "resource temporarily unavailable")                              \
+    XX(ENOMEM, -12, "out of memory")                                                 \
+    XX(EACCES, -13, "permission denied")                                             \
+    XX(EBUSY, -16, "resource busy or still in use")                                  \
+    XX(EEXIST, -17, "already exists")                                                \
+    XX(EINVAL, -22, "invalid argument")                                              \
+    XX(ENFILE, -23, "file table overflow")                                           \
+    XX(EMFILE, -24, "too many open files")                                           \
+    XX(ENOSPC, -28, "no space left on device")                                       \
+    XX(EPIPE, -32, "broken pipe")                                                    \
+    XX(ERANGE, -34, "result out of range")                                           \
+    XX(EDEADLK, -35, "resource deadlock avoided")                                    \
+    XX(ENAMETOOLONG, -36, "name too long")                                           \
+    XX(ENOSYS, -38, "function not implemented")                                      \
+    XX(EOVERFLOW, -75, "value too large (released too many times)")                  \
+    XX(ENOTSUP, -95, "operation not supported")                                      \
+    XX(ECONNRESET, -104, "connection reset by peer")                                 \
+    XX(ETIMEDOUT, -110, "timed out")                                                 \
+    XX(ECONNREFUSED, -111, "connection refused")                                     \
+    XX(ECANCELED, -125, "operation canceled")                                        \
+    XX(ESHUTDOWN, -3001, "shut down")                                                \
+    XX(EBROKEN, -3002, "broken (a barrier was aborted or a pool's initializer failed)") \
+    XX(EWORKERDIED, -3003, "a worker died while running the task")                   \
+    XX(ESTATE, -3004, "invalid state for this operation")                            \
+    XX(EOF, -3005, "end of stream")                                                  \
+    XX(EFAILED, -3006, "the task failed")
+
+enum br_errno {
+#define BR_ERRNO_ENUM_(name, value, msg) BR_##name = (value),
+    BR_ERRNO_MAP(BR_ERRNO_ENUM_)
+#undef BR_ERRNO_ENUM_
+    BR_OK = 0
+};
+
+/* A short message for `code` ("timed out"). Unknown codes give "unknown error". */
+BR_API const char *br_strerror(int code);
+/* The code's name ("BR_ETIMEDOUT", "BR_OK"). Unknown codes give "BR_UNKNOWN". */
+BR_API const char *br_err_name(int code);
+/* Formats the message into buf (always NUL-terminated when len > 0); unknown codes
+ * are written as "unknown error -N". Returns buf. */
+BR_API char *br_strerror_r(int code, char *buf, size_t len);
+
+/* Misuse (a null handle, releasing a lock you don't own, submitting to a shut-down
+ * pool) returns BR_EINVAL, BR_EPERM or BR_ESHUTDOWN. With panic_on_misuse on, BR_EINVAL
+ * and BR_EPERM caused by misuse print the call site and abort instead, so a bug fails a
+ * test where it happens. Off by default; process-wide. */
+BR_API void br_set_panic_on_misuse(bool on);
+
+/* --- time and deadlines ------------------------------------------------------- */
+
+#define BR_FOREVER INT64_MAX
+#define BR_NOWAIT ((int64_t)0)
+
+#define BR_USEC ((int64_t)1000)
+#define BR_MSEC ((int64_t)1000000)
+#define BR_SEC ((int64_t)1000000000)
+
+/* Now, on the monotonic clock, in nanoseconds. */
+BR_API int64_t br_now(void);
+/* br_now() + ns, saturating: a negative ns gives now, a huge one BR_FOREVER. */
+BR_API int64_t br_deadline_after(int64_t ns);
+/* The same, from seconds (Python's timeout=): NaN or negative gives now; +inf and
+ * anything past the representable range give BR_FOREVER. */
+BR_API int64_t br_deadline_after_s(double seconds);
+/* The earlier of two deadlines. */
+static inline int64_t br_deadline_min(int64_t a, int64_t b) { return a < b ? a : b; }
+/* Nanoseconds left until `deadline` (0 if past, INT64_MAX for BR_FOREVER). */
+BR_API int64_t br_deadline_left(int64_t deadline);
+
+/* Sleeps until `deadline` (a thread parks; later, a coroutine will suspend). Returns
+ * 0. Signals don't cut it short. */
+BR_API int br_sleep_until(int64_t deadline);
+/* Sleeps `ns` nanoseconds; br_sleep_s takes seconds (Python's time.sleep). */
+BR_API int br_sleep(int64_t ns);
+BR_API int br_sleep_s(double seconds);
+
+/* --- the machine --------------------------------------------------------------- */
+
+/* CPUs this process may use now: the CPU affinity mask, further limited by a cgroup v2
+ * (or v1) CPU quota, rounded up; at least 1. Python's os.process_cpu_count(), made
+ * cgroup-aware. Read afresh at each call (a few syscalls; cache it if it's hot). */
+BR_API int br_cpu_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,191 @@
+/* braid/executor.h: concurrent.futures.Executor and ThreadPoolExecutor, for C.
+ *
+ *   ThreadPoolExecutor(max_workers, thread_name_prefix, initializer, initargs)
+ *                                    br_threadpool_new(&ex, &(br_threadpool_opts){...})
+ *   ex.submit(fn, x)                 br_submit(ex, fn, &x, sizeof x, &fut)
+ *                                    br_submit_i64(ex, fn, 42, &fut)
+ *   ex.map(fn, xs, timeout, chunksize, buffersize)
+ *                                    br_map_new(&m, ex, fn, xs, n, sizeof xs[0], &opts)
+ *                                    + br_map_next / br_map_next_i64 + br_map_free
+ *   ex.shutdown(wait, cancel_futures) br_executor_shutdown(ex, wait, cancel_futures)
+ *   with ThreadPoolExecutor() as ex:  ... br_executor_free(ex)   (shutdown(wait) + free)
+ *
+ * One task, any executor. Moving work from the thread pool to the process pool (a later
+ * layer) means changing the constructor and nothing else, so a task sees its argument
+ * and produces its result as bytes:
+ *
+ *   static int is_prime_task(br_task *t) {
+ *       int64_t n = br_task_arg_i64(t);
+ *       return br_task_return_i64(t, is_prime(n));
+ *   }
+ *
+ * A task returns 0 (success, with the result it set, or none) or a negative code (a
+ * failure; br_task_fail adds a message). The thread pool passes the argument bytes by
+ * pointer, without copying: they must stay valid until the task's future is done
+ * (BR_CALL_COPY_ARG copies them instead, as the process pool always does).
+ * br_task_return_ptr is the in-process fast path for results that are pointers; it
+ * fails with BR_ENOTSUP on executors that cross a process boundary.
+ */
+#ifndef BRAID_EXECUTOR_H
+#define BRAID_EXECUTOR_H
+
+#include "braid/core.h"
+#include "braid/future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct br_executor br_executor;
+typedef struct br_task br_task;
+
+typedef int (*br_task_fn)(br_task *t);
+
+/* --- inside a task ----------------------------------------------------------------- */
+
+/* The argument bytes (len may be NULL). Valid while the task runs. */
+BR_API const void *br_task_arg(const br_task *t, size_t *len);
+/* The argument as an int64 (br_submit_i64, or any 8-byte argument); 0 otherwise. */
+BR_API int64_t br_task_arg_i64(const br_task *t);
+/* Sets the result to a copy of data[0..len) (no allocation up to 32 bytes). A later
+ * call replaces an earlier one. 0 or BR_ENOMEM. */
+BR_API int br_task_return(br_task *t, const void *data, size_t len);
+BR_API int br_task_return_i64(br_task *t, int64_t value);
+/* Sets the result to ptr; the future owns it and calls dtor(ptr) (if not NULL) when
+ * freed. In-process executors only: BR_ENOTSUP elsewhere (the caller keeps ptr). */
+BR_API int br_task_return_ptr(br_task *t, void *ptr, void (*dtor)(void *ptr));
+/* Records a failure message (printf-style, copied) and returns code, so that a task can
+ * `return br_task_fail(t, BR_EINVAL, "bad n: %d", n);`. code must be < 0. */
+BR_API int br_task_fail(br_task *t, int code, const char *fmt, ...) BR_PRINTF(3, 4);
+/* True once the task should stop: br_future_request_cancel was called, its deadline
+ * (br_call.deadline) passed, or the executor is shutting down with cancel_futures.
+ * Cheap (one atomic load; the deadline check reads the clock): poll it in long loops. A
+ * task that stops should return BR_ECANCELED. */
+BR_API bool br_task_cancelled(const br_task *t);
+/* The task's deadline (BR_FOREVER if none). */
+BR_API int64_t br_task_deadline(const br_task *t);
+
+/* --- submitting --------------------------------------------------------------------- */
+
+enum {
+    /* Copy the argument at submit (the caller may reuse its buffer at once). */
+    BR_CALL_COPY_ARG = 1u << 0,
+    /* On a pool with max_pending, fail with BR_ETIMEDOUT instead of waiting for room. */
+    BR_CALL_NOWAIT = 1u << 1
+};
+
+/* A submission with every option. Zeroed fields keep the defaults. */
+typedef struct br_call {
+    br_task_fn fn;
+    const void *arg; /* borrowed until the future is done, unless BR_CALL_COPY_ARG */
+    size_t len;
+    /* The task's deadline (absolute; 0 = none): a task not started by then never runs
+     * and its future fails with BR_ETIMEDOUT; a running task sees br_task_cancelled()
+     * turn true. */
+    int64_t deadline;
+    /* How long submit may wait for room on a pool with max_pending (absolute; 0 =
+     * forever; see BR_CALL_NOWAIT). */
+    int64_t submit_deadline;
+    unsigned flags; /* BR_CALL_* */
+    /* More fields may be added at any time; zero always keeps the default. */
+} br_call;
+
+/* Submits fn with the argument bytes arg[0..len). On success, if out is not NULL, *out
+ * is the task's future (you own a reference); with out NULL the task still runs and
+ * its result is dropped. Returns 0, BR_EINVAL (ex or fn NULL), BR_ESHUTDOWN (the
+ * executor is shut down), BR_EBROKEN (a worker initializer failed), BR_ETIMEDOUT (no
+ * room by submit_deadline), BR_ENOMEM. On error nothing runs and no future exists. */
+BR_API int br_submit(br_executor *ex, br_task_fn fn, const void *arg, size_t len,
+                     br_future **out);
+/* Submits fn with an int64 argument (stored in the task: nothing to keep alive). */
+BR_API int br_submit_i64(br_executor *ex, br_task_fn fn, int64_t arg, br_future **out);
+/* Submits with every option. */
+BR_API int br_submit_call(br_executor *ex, const br_call *call, br_future **out);
+
+/* --- map --------------------------------------------------------------------------- */
+
+typedef struct br_map br_map;
+
+typedef struct br_map_opts {
+    /* Inputs per task (Python's chunksize); 0 means 1. */
+    size_t chunksize;
+    /* At most this many chunks are submitted ahead of the one being read (Python
+     * 3.14's buffersize), so a long input doesn't flood the pool; 0 means
+     * 2 x max_workers. */
+    size_t buffersize;
+    /* Bounds the whole map (absolute; 0 = none), like Python's timeout. */
+    int64_t deadline;
+    /* More fields may be added at any time; zero always keeps the default. */
+} br_map_opts;
+
+/* Executor.map: runs fn on each of the `count` inputs of `size` bytes at args (input i
+ * is args + i*size; borrowed until br_map_free), lazily, with results read in input
+ * order. Returns 0, BR_EINVAL, BR_ESHUTDOWN, BR_ENOMEM. */
+BR_API int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args,
+                      size_t count, size_t size, const br_map_opts *opts);
+/* The next result in input order: 0 with its bytes (valid until the next call or
+ * br_map_free), or that input's own failure code (then the message is in *data as a
+ * NUL-terminated string, or *data is NULL); the map goes on after a failure. BR_EOF
+ * after the last input. BR_ETIMEDOUT when the map's deadline passes: the inputs not
+ * started are cancelled and every later call returns BR_ETIMEDOUT. */
+BR_API int br_map_next(br_map *m, const void **data, size_t *len);
+BR_API int br_map_next_i64(br_map *m, int64_t *value);
+/* Cancels the inputs not started, waits for the running ones (they borrow args) and
+ * frees the map. */
+BR_API int br_map_free(br_map *m);
+
+/* --- executors ------------------------------------------------------------------------ */
+
+/* Executor.shutdown: no new submissions from now on (BR_ESHUTDOWN). With
+ * cancel_futures, every task not yet started is cancelled (running ones finish, though
+ * br_task_cancelled() turns true for them). With wait, returns once every task has
+ * finished and the workers have exited. Calling it again is fine. 0 or BR_EINVAL;
+ * BR_EDEADLK if called with wait from one of the executor's own workers. */
+BR_API int br_executor_shutdown(br_executor *ex, bool wait, bool cancel_futures);
+/* shutdown(wait=true) and free: Python's `with` block exit. Futures you still hold
+ * stay valid. BR_EDEADLK from one of the executor's own workers. */
+BR_API int br_executor_free(br_executor *ex);
+/* "thread" (later: "process", "mpi", "loop"). */
+BR_API const char *br_executor_kind(const br_executor *ex);
+BR_API int br_executor_max_workers(const br_executor *ex);
+
+/* --- the thread pool ------------------------------------------------------------------ */
+
+/* Runs once in each worker thread before its first task; a nonzero return breaks the
+ * pool (Python's BrokenThreadPool): queued tasks fail with BR_EBROKEN and later
+ * submits return BR_EBROKEN. */
+typedef int (*br_initializer_fn)(void *arg);
+
+typedef struct br_threadpool_opts {
+    /* 0: Python's default, min(32, br_cpu_count() + 4). */
+    int max_workers;
+    /* Workers are named "<prefix>_<i>"; NULL gives "ThreadPoolExecutor-<n>". */
+    const char *thread_name_prefix;
+    br_initializer_fn initializer;
+    void *initarg;
+    /* Bounded submission: at most this many tasks queued (not yet running); submit
+     * then waits (br_call.submit_deadline, BR_CALL_NOWAIT). 0: unbounded. */
+    size_t max_pending;
+    /* false (Python's behaviour): a pool still running at process exit is shut down
+     * with wait before the process ends. true: it is abandoned. */
+    bool daemon;
+    /* More fields may be added at any time; zero always keeps the default. */
+} br_threadpool_opts;
+
+/* ThreadPoolExecutor. Workers start lazily, one per submit while none is idle, up to
+ * max_workers, and are reused. Returns 0, BR_EINVAL (max_workers < 0), BR_ENOMEM. */
+BR_API int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts);
+
+/* Beyond Python: runs fn over [begin, end) split into chunks of about `grain` indices
+ * (0: picked from the range and the worker count), never one task per index. The
+ * caller takes part and returns when every chunk is done: 0, or the first nonzero code
+ * a chunk returned (the remaining chunks are skipped). BR_ENOTSUP on executors that
+ * aren't in-process. */
+typedef int (*br_range_fn)(int64_t begin, int64_t end, void *ctx);
+BR_API int br_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_t grain,
+                           br_range_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,162 @@
+/* braid/future.h: concurrent.futures.Future, wait and as_completed, for C.
+ *
+ * One future type for every executor: the thread pool, later the process pool, MPI
+ * and the event loop's tasks. Waiting works the same on all of them, and br_wait and
+ * br_as_completed take any mix.
+ *
+ *   fut.done() / running() / cancelled()   br_future_done(f) / _running / _cancelled
+ *   fut.cancel()                            br_future_cancel(f)
+ *   fut.result(timeout)                     br_future_result(f, deadline, &data, &len)
+ *                                           br_future_result_i64 / _ptr
+ *   fut.exception(timeout)                  br_future_exception(f, deadline, &code, &msg)
+ *   fut.add_done_callback(fn)               br_future_add_done_callback(f, fn, arg)
+ *   wait(fs, timeout, return_when)          br_wait(fs, n, when, deadline, sets, &nd, &nn)
+ *   as_completed(fs, timeout)               br_as_completed_new / _next / _free
+ *   Future() + set_result / set_exception   br_future_new + br_future_set_result / ...
+ *
+ * States, as in Python: PENDING -> RUNNING -> FINISHED, or PENDING -> CANCELLED. Only a
+ * pending future can be cancelled. A finished future holds either a result (bytes, an
+ * int64, or an in-process pointer) or a failure (a negative code and an optional
+ * message). Done means finished or cancelled.
+ *
+ * Ownership: futures are reference-counted. Whoever gets a future from a constructor
+ * or a submit owns one reference and drops it with br_future_release. Result bytes and
+ * messages belong to the future and stay valid while you hold a reference. Every
+ * function is thread-safe. A future used after its last release returns BR_EINVAL
+ * where that is detectable (until its memory is reused); don't count on it.
+ */
+#ifndef BRAID_FUTURE_H
+#define BRAID_FUTURE_H
+
+#include "braid/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct br_future br_future;
+
+typedef enum br_future_state {
+    BR_FUTURE_PENDING = 0,
+    BR_FUTURE_RUNNING,
+    BR_FUTURE_FINISHED,
+    BR_FUTURE_CANCELLED
+} br_future_state;
+
+/* A pending future with no executor behind it, for code that completes it itself (the
+ * executor side below). Returns 0, BR_EINVAL or BR_ENOMEM. */
+BR_API int br_future_new(br_future **out);
+BR_API void br_future_retain(br_future *f);
+/* Drops a reference; the last one frees the future and its result. Safe from a
+ * done-callback, even the last reference. */
+BR_API void br_future_release(br_future *f);
+
+BR_API br_future_state br_future_state_of(const br_future *f);
+BR_API bool br_future_done(const br_future *f);
+BR_API bool br_future_running(const br_future *f);
+BR_API bool br_future_cancelled(const br_future *f);
+/* True if the future finished with a failure (a code < 0). */
+BR_API bool br_future_failed(const br_future *f);
+
+/* Python's cancel(): a pending future becomes cancelled (and its task never runs);
+ * returns true if the future is cancelled now (or already was), false if it is running
+ * or finished. */
+BR_API bool br_future_cancel(br_future *f);
+/* Beyond Python: cancel if pending, and if running, ask the task to stop:
+ * br_task_cancelled() turns true inside it; if the task then returns BR_ECANCELED, the
+ * future ends CANCELLED. Returns false only if the future had already finished. */
+BR_API bool br_future_request_cancel(br_future *f);
+
+/* Waits until done. 0, BR_ETIMEDOUT (still not done), BR_EINVAL. */
+BR_API int br_future_wait(br_future *f, int64_t deadline);
+
+/* fut.result(timeout): waits until done, then returns 0 with the result in *data and
+ * *len (either may be NULL; bytes owned by f), or the failure's code (< 0; the message
+ * is in br_future_exception), or BR_ECANCELED. BR_ETIMEDOUT if still not done at the
+ * deadline: a task that itself failed with BR_ETIMEDOUT can be told apart by
+ * br_future_done(f). A pointer result (br_task_return_ptr) comes back in *data with
+ * *len == 0. */
+BR_API int br_future_result(br_future *f, int64_t deadline, const void **data,
+                            size_t *len);
+/* The result as an int64 (br_task_return_i64 / br_future_set_result_i64, or any
+ * 8-byte result). BR_EINVAL if the result isn't 8 bytes; otherwise as above. */
+BR_API int br_future_result_i64(br_future *f, int64_t deadline, int64_t *out);
+/* The pointer of a pointer result (br_task_return_ptr / br_future_set_result_ptr);
+ * BR_EINVAL if the result isn't a pointer. The future still owns it. */
+BR_API int br_future_result_ptr(br_future *f, int64_t deadline, void **out);
+
+/* fut.exception(timeout): waits until done; returns 0 with *code = the failure code
+ * (0 if the future succeeded) and *msg = its message or NULL (either out may be NULL);
+ * BR_ECANCELED if cancelled; BR_ETIMEDOUT if not done by the deadline. */
+BR_API int br_future_exception(br_future *f, int64_t deadline, int *code,
+                               const char **msg);
+
+/* A done-callback runs once, when the future becomes done, on the thread that
+ * completes or cancels it; if the future is already done, it runs at once on the
+ * calling thread. Callbacks run in the order they were added. A callback may release
+ * the future (even its last reference), add callbacks and wait on other futures; it
+ * must not block for long (it delays whoever completed the future). Returns 0,
+ * BR_EINVAL or BR_ENOMEM; on error the callback never runs. */
+typedef void (*br_done_fn)(br_future *f, void *arg);
+BR_API int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg);
+
+/* --- the executor side ------------------------------------------------------------
+ * Python's set_running_or_notify_cancel / set_result / set_exception: how an executor
+ * (or your own code) drives a future. Each completion wakes every waiter and runs the
+ * callbacks, on the calling thread. */
+
+/* PENDING -> RUNNING: true, go ahead and run. Cancelled: false, don't run (the
+ * cancellation was already notified). Running or finished already: false, and it goes
+ * through the misuse policy (an executor bug). */
+BR_API bool br_future_set_running_or_notify_cancel(br_future *f);
+/* Finish with a result; bytes are copied (no allocation up to 32 bytes). Returns 0,
+ * BR_ESTATE if the future is already done (Python's InvalidStateError), BR_ENOMEM. */
+BR_API int br_future_set_result(br_future *f, const void *data, size_t len);
+BR_API int br_future_set_result_i64(br_future *f, int64_t value);
+/* Finish with an in-process pointer, which the future owns from now on: dtor(ptr) runs
+ * when the future is freed (dtor may be NULL). On error (BR_ESTATE) the caller keeps
+ * ptr. */
+BR_API int br_future_set_result_ptr(br_future *f, void *ptr, void (*dtor)(void *ptr));
+/* Finish with a failure: code < 0 (BR_EINVAL otherwise), msg copied (may be NULL).
+ * BR_ESTATE if already done. */
+BR_API int br_future_set_exception(br_future *f, int code, const char *msg);
+
+/* --- waiting on many ------------------------------------------------------------ */
+
+typedef enum br_return_when {
+    BR_ALL_COMPLETED = 0,
+    BR_FIRST_COMPLETED,
+    BR_FIRST_EXCEPTION /* the first failure (not cancellation); else all completed */
+} br_return_when;
+
+/* concurrent.futures.wait. Waits on fs[0..n) (a future listed twice counts once) until
+ * `when` holds or the deadline passes. If sets is not NULL (room for n), it receives
+ * Python's (done, not_done): sets[0 .. *ndone) are the done futures and
+ * sets[*ndone .. *ndone + *nnot_done) the others, each once, in input order. No
+ * references are taken or dropped. Returns 0 when `when` holds, BR_ETIMEDOUT if the
+ * deadline passed first (the sets are filled either way), BR_EINVAL, BR_ENOMEM. One
+ * waiter registration per future per call; futures done on entry cost nothing. */
+BR_API int br_wait(br_future *const fs[], size_t n, br_return_when when, int64_t deadline,
+                   br_future *sets[], size_t *ndone, size_t *nnot_done);
+
+/* concurrent.futures.as_completed: yields the futures of fs[0..n) as they become done,
+ * those already done first; each once, even if listed twice. The iterator takes its own
+ * reference on each future (you may release yours) and registers one watcher per
+ * future for its whole life, not one per call. `deadline` bounds the whole iteration,
+ * as Python's timeout does. */
+typedef struct br_as_completed br_as_completed;
+BR_API int br_as_completed_new(br_as_completed **out, br_future *const fs[], size_t n,
+                               int64_t deadline);
+/* 0 and *f = the next done future (borrowed: valid until br_as_completed_free, or
+ * retain it); BR_EOF when every future has been yielded; BR_ETIMEDOUT when the deadline
+ * passes first (call again with a later deadline via br_as_completed_set_deadline, or
+ * free it). */
+BR_API int br_as_completed_next(br_as_completed *it, br_future **f);
+BR_API int br_as_completed_set_deadline(br_as_completed *it, int64_t deadline);
+/* Futures not yet done when the iterator is freed keep running. */
+BR_API int br_as_completed_free(br_as_completed *it);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages braid needs that aren't installed yet.
+#   scripts/deps.sh build   what `make test`, `make run` and `make sanitize` need
+#   scripts/deps.sh bench   that, plus what the peers of ../shared/peers need
+# Quiet and quick when nothing is missing (no apt-get update then).
+set -euo pipefail
+
+what=${1:-build}
+build_pkgs=(cmake ninja-build make gcc libc6-dev pkg-config libcmocka-dev
+            libasan8 libubsan1 libtsan2)
+bench_pkgs=(g++ clang libomp-dev libglib2.0-dev libuv1-dev golang-go libtbb-dev
+            libboost-context-dev python3)
+
+case "$what" in
+  build) pkgs=("${build_pkgs[@]}") ;;
+  bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|bench]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps.sh: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "deps.sh: missing packages (${missing[*]}) and not root; install them and retry" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

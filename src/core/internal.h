@@ -1,0 +1,266 @@
+/* core/internal.h: what braid's layers share inside the library. Never installed.
+ *
+ * Names: br__ for functions and types shared between files (grep br__ finds every
+ * cross-file internal call); static functions have short plain names.
+ */
+#ifndef BRAID_CORE_INTERNAL_H
+#define BRAID_CORE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "braid/core.h"
+
+#if defined(__GNUC__)
+#  define BR__LIKELY(x) __builtin_expect(!!(x), 1)
+#  define BR__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define BR__NOINLINE __attribute__((noinline))
+#  define BR__COLD __attribute__((cold))
+#  define BR__TLS __thread __attribute__((tls_model("initial-exec")))
+#else
+#  define BR__LIKELY(x) (x)
+#  define BR__UNLIKELY(x) (x)
+#  define BR__NOINLINE
+#  define BR__COLD
+#  define BR__TLS _Thread_local
+#endif
+
+#define BR__CACHELINE 64
+
+/* Checks at compile time that an opaque public storage type can hold the real struct:
+ * `BR__CHECK_STORAGE(br_lock, struct lock_impl);` */
+#define BR__CHECK_STORAGE(pub, impl)                                                 \
+    _Static_assert(sizeof(pub) >= sizeof(impl), #pub " is too small for " #impl);    \
+    _Static_assert(_Alignof(pub) >= _Alignof(impl), #pub " is under-aligned for " #impl)
+
+/* --- misuse -------------------------------------------------------------------- */
+
+/* Returns `code`, after printing `what` and the call site and aborting when
+ * br_set_panic_on_misuse(true) is on and code is BR_EINVAL or BR_EPERM. */
+int br__misuse_at(int code, const char *what, const char *file, int line) BR__COLD;
+#define BR__MISUSE(code, what) br__misuse_at((code), (what), __FILE__, __LINE__)
+
+/* --- CPU ------------------------------------------------------------------------ */
+
+static inline void br__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* --- futex (src/linux/futex.c) ------------------------------------------------ */
+
+/* Sleeps while *addr == val, until woken or `deadline` (absolute, monotonic ns).
+ * Returns 0 (woken, or *addr != val: spurious wake-ups happen, so callers loop),
+ * BR_ETIMEDOUT, or BR_EINTR. `shared`: the word may live in memory shared between
+ * processes. */
+int br__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline, bool shared);
+/* Wakes up to n sleepers on addr. addr may point into memory that is gone by now (a
+ * waiter's stack after it returned): the kernel only uses the address as a key, and
+ * every sleeper re-checks its word. */
+void br__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
+
+/* --- the internal lock --------------------------------------------------------
+ *
+ * br__ilock guards the few instructions that link and unlink waiters. It is a
+ * three-state futex mutex (0 free, 1 held, 2 held and someone sleeps) that spins
+ * briefly first. It is never held across a park, so it is safe for coroutines too: a
+ * coroutine that meets it held blocks its thread for a few hundred nanoseconds at
+ * most, as Go's runtime locks do. Zero is the unlocked state. */
+typedef struct br__ilock {
+    _Atomic uint32_t word;
+} br__ilock;
+
+void br__ilock_lock_slow(br__ilock *l);
+void br__ilock_unlock_slow(br__ilock *l);
+
+static inline void br__ilock_lock(br__ilock *l) {
+    uint32_t z = 0;
+    if (BR__LIKELY(atomic_compare_exchange_strong_explicit(&l->word, &z, 1,
+                                                           memory_order_acquire,
+                                                           memory_order_relaxed)))
+        return;
+    br__ilock_lock_slow(l);
+}
+static inline void br__ilock_unlock(br__ilock *l) {
+    if (BR__UNLIKELY(atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2))
+        br__ilock_unlock_slow(l);
+}
+
+/* --- waiters ---------------------------------------------------------------------
+ *
+ * Design notes: the waiter abstraction.
+ *
+ * Every blocking primitive in braid (lock, condition, semaphore, event, barrier,
+ * queue, future) blocks the same way. The blocking call declares a br__waiter on its
+ * own stack, links it into the primitive's wait-queue (a br__wq) under the queue's
+ * ilock, drops the ilock and parks. A waker pops the waiter under the ilock, fills in
+ * whatever it hands over (w->data), and then calls br__waiter_wake. Nothing is
+ * allocated on the blocking path.
+ *
+ * The waiter is either a thread or a coroutine, and the primitive doesn't know which:
+ * br__waiter_init binds the waiter to the current execution context through a parker
+ * (a two-function vtable). Threads park on a futex on w->signalled; coroutines (the aio
+ * layer installs their parker with br__set_context) suspend and are resumed by their
+ * loop, from any thread.
+ *
+ * Rules that keep a waiter's stack frame safe:
+ *  1. A waker reads everything it needs from w before it stores w->signalled = 1
+ *     (release). After that store the waiter may return and its frame may be reused;
+ *     the thread parker's futex_wake on the stale address is harmless (see
+ *     br__futex_wake).
+ *  2. A waiter whose park times out must not simply leave: it takes the ilock and
+ *     checks w->linked. If it is still linked, it unlinks itself and reports the
+ *     timeout. If not, a waker has popped it and is about to signal (or has), so it
+ *     waits for the signal with no deadline and treats the wake as having happened:
+ *     whatever was handed over (a lock, a token, an item) is its own now and must not
+ *     be lost. br__waiter_park_or_cancel does exactly this.
+ *  3. Lost wake-ups are ruled out per primitive by the usual argument: the waiter
+ *     publishes "I am waiting" (links itself, sets a WAITERS bit) and then re-checks
+ *     the condition; the waker changes the condition and then looks for waiters. Each
+ *     primitive states where that ordering comes from next to its code.
+ */
+
+typedef struct br__waiter br__waiter;
+
+typedef struct br__parker {
+    /* Parks until w->signalled != 0 or the deadline. Returns 0 when signalled, else
+     * BR_ETIMEDOUT. Must tolerate spurious wake-ups internally. */
+    int (*park)(br__waiter *w, int64_t deadline);
+    /* Makes the context that owns a waiter runnable again. Called after the waker
+     * swapped signalled to 1 (`old` is what it held before), so it must not touch the
+     * waiter itself: only the saved address of the signalled word (as a futex key)
+     * and ctx. */
+    void (*unpark)(_Atomic uint32_t *signalled, void *ctx, uint32_t old);
+} br__parker;
+
+struct br__waiter {
+    br__waiter *next, *prev;
+    _Atomic uint32_t signalled; /* 0 waiting, 2 asleep (thread parker), 1 signalled */
+    uint32_t linked;            /* in a br__wq; only touched under that wq's ilock */
+    uintptr_t data;             /* handed over by the waker, meaning per primitive */
+    uintptr_t data2;            /* a second word for the primitive (e.g. priority) */
+    const br__parker *parker;
+    void *ctx; /* the parker's context (the coroutine), NULL for a thread */
+};
+
+/* Binds w to the current context (thread or coroutine) and clears it. */
+void br__waiter_init(br__waiter *w);
+/* Parks w until signalled or the deadline: 0 or BR_ETIMEDOUT (then follow rule 2). */
+static inline int br__waiter_park(br__waiter *w, int64_t deadline) {
+    if (atomic_load_explicit(&w->signalled, memory_order_acquire))
+        return 0;
+    return w->parker->park(w, deadline);
+}
+/* Signals w (rule 1). Call after popping w, with or without the ilock held. */
+static inline void br__waiter_wake(br__waiter *w) {
+    const br__parker *p = w->parker;
+    void *ctx = w->ctx;
+    _Atomic uint32_t *word = &w->signalled;
+    uint32_t old = atomic_exchange_explicit(&w->signalled, 1, memory_order_acq_rel);
+    p->unpark(word, ctx, old);
+}
+
+/* A wait-queue: FIFO of waiters, guarded by its own ilock. `aux` is spare room for
+ * the primitive that embeds it (zero-initialised; braid's RLock keeps its count there).
+ * All-zero is an empty queue. */
+typedef struct br__wq {
+    br__ilock lock;
+    uint32_t aux;
+    br__waiter *head, *tail;
+} br__wq;
+
+static inline bool br__wq_empty(const br__wq *q) { return q->head == NULL; }
+
+/* Caller holds q->lock for all of these. */
+static inline void br__wq_push(br__wq *q, br__waiter *w) {
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+    w->linked = 1;
+}
+static inline void br__wq_push_front(br__wq *q, br__waiter *w) {
+    w->prev = NULL;
+    w->next = q->head;
+    if (q->head)
+        q->head->prev = w;
+    else
+        q->tail = w;
+    q->head = w;
+    w->linked = 1;
+}
+static inline void br__wq_remove(br__wq *q, br__waiter *w) {
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->next = w->prev = NULL;
+    w->linked = 0;
+}
+static inline br__waiter *br__wq_pop(br__wq *q) {
+    br__waiter *w = q->head;
+    if (w)
+        br__wq_remove(q, w);
+    return w;
+}
+
+/* Parks w, which the caller linked into q and then released q->lock. On a timeout
+ * applies rule 2 under q->lock: returns BR_ETIMEDOUT if w was still linked (it is now
+ * unlinked, and `unlinked(q, arg)`, if not NULL, has run under q->lock so the
+ * primitive can fix its state, e.g. clear a WAITERS bit), or 0 if a waker got there
+ * first (the wake and whatever it handed over belong to the caller). Never returns
+ * with q->lock held. */
+int br__waiter_park_or_cancel(br__waiter *w, br__wq *q, int64_t deadline,
+                              void (*unlinked)(br__wq *q, void *arg), void *arg);
+
+/* Pops and wakes up to n waiters (all if n < 0), storing `data` in each. Takes and
+ * releases q->lock. Returns how many were woken. */
+int br__wq_wake(br__wq *q, int n, uintptr_t data);
+
+/* --- the current execution context --------------------------------------------
+ *
+ * Every OS thread that touches braid has a br__tls block. Its address identifies the
+ * thread as an owner (locks, RLock counts). When the aio layer runs a coroutine on the
+ * thread it sets `owner` and `parker`/`pctx` for the coroutine; ownership then follows
+ * the coroutine, as DESIGN.md asks. */
+struct br_thread;
+typedef struct br__tls {
+    uintptr_t owner;           /* identity of the running context; 0 = not yet set */
+    const br__parker *parker;  /* NULL: the thread parker */
+    void *pctx;
+    struct br_thread *thread;  /* the br_thread running here, or NULL */
+    const char *name;          /* the current thread's name, or NULL ("MainThread"/...) */
+} br__tls;
+
+extern BR__TLS br__tls br__tls_v;
+
+/* Identity of the running thread or coroutine, never 0. One TLS load in the common case. */
+static inline uintptr_t br__self(void) {
+    uintptr_t o = br__tls_v.owner;
+    return BR__LIKELY(o != 0) ? o : (uintptr_t)&br__tls_v;
+}
+
+/* The aio layer's hook: run `owner` with `parker`/`pctx` on this thread from now on
+ * (owner 0 and parker NULL go back to the plain thread). */
+void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx);
+
+extern const br__parker br__thread_parker;
+
+/* How long the thread parker spins on w->signalled before it sleeps, in ns. A wake-up
+ * that arrives while spinning costs ~100 ns instead of the ~5-10 us of a futex sleep
+ * and wake across CPUs. 0 disables spinning. */
+extern int64_t br__park_spin_ns;
+
+#endif

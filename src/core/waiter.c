@@ -1,0 +1,134 @@
+/* The waiter abstraction's shared parts: the internal lock's slow paths, the thread
+ * parker, wait-queue helpers and the per-thread context. The design notes are in
+ * core/internal.h. */
+#include "core/internal.h"
+
+BR__TLS br__tls br__tls_v;
+
+int64_t br__park_spin_ns = 2000;
+
+/* --- br__ilock -------------------------------------------------------------------- */
+
+void br__ilock_lock_slow(br__ilock *l) {
+    /* Spin briefly: the holder only links or unlinks a waiter. */
+    for (int i = 0; i < 64; i++) {
+        br__cpu_relax();
+        uint32_t z = 0;
+        if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->word, &z, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+    }
+    /* Mark contended (2) and sleep. Whoever takes the lock from the sleeping state
+     * keeps it marked 2, which may cost one needless wake; never a lost one. */
+    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0)
+        br__futex_wait(&l->word, 2, BR_FOREVER, false);
+}
+
+void br__ilock_unlock_slow(br__ilock *l) { br__futex_wake(&l->word, 1, false); }
+
+/* --- the thread parker ----------------------------------------------------------- */
+
+static int thread_park(br__waiter *w, int64_t deadline) {
+    int64_t spin = br__park_spin_ns;
+    if (spin > 0 && deadline != BR_NOWAIT) {
+        int64_t until = br_deadline_min(br_now() + spin, deadline);
+        for (unsigned i = 1;; i++) {
+            if (atomic_load_explicit(&w->signalled, memory_order_acquire) == 1)
+                return 0;
+            br__cpu_relax();
+            if ((i & 15) == 0 && br_now() >= until)
+                break;
+        }
+    }
+    for (;;) {
+        uint32_t z = 0;
+        /* 0 -> 2 announces the sleep, so the waker knows to issue a futex wake. */
+        if (!atomic_compare_exchange_strong_explicit(&w->signalled, &z, 2,
+                                                     memory_order_acq_rel,
+                                                     memory_order_acquire) &&
+            z == 1)
+            return 0;
+        int rc = br__futex_wait(&w->signalled, 2, deadline, false);
+        if (atomic_load_explicit(&w->signalled, memory_order_acquire) == 1)
+            return 0;
+        if (rc == BR_ETIMEDOUT) {
+            /* Back to 0 unless a waker got in between: then it's a wake after all. */
+            uint32_t two = 2;
+            if (atomic_compare_exchange_strong_explicit(&w->signalled, &two, 0,
+                                                        memory_order_acq_rel,
+                                                        memory_order_acquire))
+                return BR_ETIMEDOUT;
+            return 0;
+        }
+    }
+}
+
+static void thread_unpark(_Atomic uint32_t *word, void *ctx, uint32_t old) {
+    (void)ctx;
+    if (old == 2)
+        br__futex_wake(word, 1, false);
+}
+
+const br__parker br__thread_parker = {thread_park, thread_unpark};
+
+/* --- waiters and wait-queues -------------------------------------------------------- */
+
+void br__waiter_init(br__waiter *w) {
+    w->next = w->prev = NULL;
+    atomic_init(&w->signalled, 0);
+    w->linked = 0;
+    w->data = 0;
+    w->data2 = 0;
+    const br__parker *p = br__tls_v.parker;
+    w->parker = p ? p : &br__thread_parker;
+    w->ctx = br__tls_v.pctx;
+}
+
+int br__waiter_park_or_cancel(br__waiter *w, br__wq *q, int64_t deadline,
+                              void (*unlinked)(br__wq *q, void *arg), void *arg) {
+    if (br__waiter_park(w, deadline) == 0)
+        return 0;
+    br__ilock_lock(&q->lock);
+    if (w->linked) {
+        br__wq_remove(q, w);
+        if (unlinked)
+            unlinked(q, arg);
+        br__ilock_unlock(&q->lock);
+        return BR_ETIMEDOUT;
+    }
+    br__ilock_unlock(&q->lock);
+    /* Popped by a waker that hasn't signalled yet (or just did): wait for it, so it
+     * never writes into a frame we have left. It signals within a few instructions. */
+    while (br__waiter_park(w, BR_FOREVER) != 0)
+        ;
+    return 0;
+}
+
+int br__wq_wake(br__wq *q, int n, uintptr_t data) {
+    br__waiter *chain = NULL, **tail = &chain;
+    int woken = 0;
+    br__ilock_lock(&q->lock);
+    while ((n < 0 || woken < n) && q->head) {
+        br__waiter *w = br__wq_pop(q);
+        w->data = data;
+        *tail = w;
+        tail = &w->next;
+        woken++;
+    }
+    br__ilock_unlock(&q->lock);
+    while (chain) {
+        br__waiter *next = chain->next; /* read before the wake: rule 1 */
+        br__waiter_wake(chain);
+        chain = next;
+    }
+    return woken;
+}
+
+/* --- the current context -------------------------------------------------------------- */
+
+void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx) {
+    br__tls_v.owner = owner;
+    br__tls_v.parker = parker;
+    br__tls_v.pctx = pctx;
+}

@@ -1,0 +1,68 @@
+#include "harness.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+double br_test_scale(void) {
+    const char *s = getenv("BRAID_TEST_SCALE");
+    if (s && *s)
+        return atof(s);
+#ifdef BRAID_SANITIZE_BUILD
+    return 0.1;
+#else
+    return 1.0;
+#endif
+}
+
+long br_test_scaled(long n, long floor) {
+    long v = (long)((double)n * br_test_scale());
+    return v < floor ? floor : v;
+}
+
+double br_test_time_multiplier(void) {
+    const char *s = getenv("BRAID_TEST_TIMEOUT_MULTIPLIER");
+    double m = (s && *s) ? atof(s) : 1.0;
+#ifdef BRAID_SANITIZE_BUILD
+    if (m < 4.0)
+        m = 4.0;
+#endif
+    return m > 0 ? m : 1.0;
+}
+
+static int count_dir(const char *path) {
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+int br_test_count_fds(void) {
+    int n = count_dir("/proc/self/fd");
+    return n < 0 ? n : n - 1; /* the DIR's own descriptor */
+}
+
+int br_test_count_threads(void) { return count_dir("/proc/self/task"); }
+
+int br_test_main(const struct CMUnitTest *tests, size_t n, const char *group, int argc,
+                 char **argv) {
+    if (argc > 1) {
+        size_t i;
+        for (i = 0; i < n; i++)
+            if (strcmp(tests[i].name, argv[1]) == 0)
+                break;
+        if (i == n) {
+            fprintf(stderr, "%s: no test named '%s'\n", argv[0], argv[1]);
+            return 2;
+        }
+        return _cmocka_run_group_tests(group, &tests[i], 1, NULL, NULL);
+    }
+    return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+}
