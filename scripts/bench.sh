@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# braid's benchmarks side by side with the peers of ../shared/peers (BENCH.md).
+#
+#   scripts/bench.sh [-n RUNS] [--quick | --full] [--no-peers] [--list] [SELECT ...]
+#   make bench BENCH_ARGS="W3 W6"          (the Makefile builds first, then runs this)
+#
+# Every figure is one run of ../shared/tools/side-by-side: braid's command first, then
+# each peer's, round-robin (A B C A B C ...), one untimed warm-up round and RUNS timed
+# rounds (default 3), every run under /tmp/braid-bench.lock. Per figure it prints braid's
+# median, each peer's median and the ratio (> 1: braid is better, whatever the metric's
+# direction), and the goal from BENCH.md when the figure has one; then a summary table.
+# Results also go, one JSON object a line, to $BUILD/bench-results/<UTC time>.jsonl
+# (and latest.jsonl).
+#
+# SELECT: workload ids (W1 W2 W3 W4 W6 W7 N1 N2 N3; a figure answers to every id of its
+# BENCH.md goal row, so W3 also runs N2's throughput), program names (lock queue pool
+# primes fib) or figure ids (--list shows them). Nothing selected: everything.
+#
+# Sizes. Routine runs use every workload's full size except Python's W1, which takes
+# minutes: its figures run W1_CALLS=10 calls instead of 100, braid's twin figure too,
+# and the output says so. --full runs W1 at 100 calls. --quick scales down what the
+# peers let us scale (N2 throughput 200k tasks, N3 2M items, W1 4 calls); the Python
+# scripts and the N1 peers have fixed sizes and keep them. Goals are judged on full
+# sizes: a --quick run prints them as a preview.
+#
+# Environment: BUILD (build tree, default build), PEERS (default ../shared/peers beside
+# the repository), PYTHON (the Python peers' interpreter, default /usr/bin/python3),
+# SIDE_BY_SIDE (default ../shared/tools/side-by-side).
+# Without ../shared/peers it runs braid's own figures only (braid against pthread_mutex
+# and against its own single-thread run still work).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+SHARED=$(cd "$ROOT/.." && pwd)/shared
+PEERS=${PEERS:-$SHARED/peers}
+PYTHON=${PYTHON:-/usr/bin/python3}
+SIDE_BY_SIDE=${SIDE_BY_SIDE:-$SHARED/tools/side-by-side}
+BB=$BUILD/bench          # braid's benchmark programs
+PB=$BUILD/peers/bin      # native peers built by scripts/build-peers.sh
+PYDIR=$PEERS/python
+REPORT="$PYTHON $ROOT/bench/report.py"
+
+RUNS=3
+MODE=routine
+USE_PEERS=1
+LIST=0
+SELECT=()
+usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+while (( $# )); do
+    case $1 in
+        -n) RUNS=${2:?-n needs a number}; shift ;;
+        -n*) RUNS=${1#-n} ;;
+        --quick) MODE=quick ;;
+        --full) MODE=full ;;
+        --no-peers) USE_PEERS=0 ;;
+        --list) LIST=1 ;;
+        -h|--help) usage 0 ;;
+        -*) echo "bench.sh: unknown option $1" >&2; usage 2 ;;
+        *) SELECT+=("$1") ;;
+    esac
+    shift
+done
+[[ $RUNS =~ ^[0-9]+$ ]] && (( RUNS >= 1 )) || { echo "bench.sh: -n wants a count" >&2; exit 2; }
+(( RUNS < 3 )) && echo "bench.sh: note: -n $RUNS is below the 3 rounds BENCH.md asks for" >&2
+
+# --- sizes -------------------------------------------------------------------------
+N2_TASKS=1000000; N3_ITEMS=10000000; W1_CALLS=10; N1_CALLS=100
+case $MODE in
+    quick) N2_TASKS=200000; N3_ITEMS=2000000; W1_CALLS=4 ;;
+    full) W1_CALLS=100 ;;
+esac
+NCPU=$(nproc 2>/dev/null || echo 1)
+
+# --- what is there -------------------------------------------------------------------
+HAVE_PEERS=0
+if (( USE_PEERS )) && [[ -d $PEERS ]]; then
+    HAVE_PEERS=1
+fi
+if [[ ! -x $SIDE_BY_SIDE ]]; then
+    echo "bench.sh: no side-by-side tool at $SIDE_BY_SIDE" >&2
+    exit 1
+fi
+if (( HAVE_PEERS && ! LIST )); then
+    BUILD=$BUILD PEERS=$PEERS "$ROOT/scripts/build-peers.sh"
+fi
+[[ -x $PYTHON && -d $PYDIR ]] || PYDIR=""
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESDIR=$BUILD/bench-results
+RESULTS=$RESDIR/$STAMP.jsonl
+if (( ! LIST )); then
+    mkdir -p "$RESDIR"
+    : > "$RESULTS"
+    ln -sfn "$STAMP.jsonl" "$RESDIR/latest.jsonl"
+fi
+
+# --- one figure ---------------------------------------------------------------------
+# fig ID TAGS DIRECTION TITLE SCALE GOALSPEC GOALTEXT   starts a figure; then
+# subject PROG ARGS METRIC      braid's command ($BB/PROG ARGS)
+# own LABEL PROG ARGS METRIC    another command of braid's own (a pthread twin, single)
+# native LABEL BIN "ENV..." ARGS METRIC    a native peer ($PB/BIN), if built
+# py LABEL SCRIPT ARGS METRIC               a Python peer (cd peers/python; $PYTHON ...)
+# run                           runs it if selected and braid's program exists
+F_ID=""; F_TAGS=""; F_DIR=""; F_TITLE=""; F_SCALE=""; F_GOAL=""; F_GOALTEXT=""
+TRIPLES=(); SKIPPED=(); F_PROG=""
+fig() {
+    F_ID=$1; F_TAGS=$2; F_DIR=$3; F_TITLE=$4; F_SCALE=$5; F_GOAL=$6; F_GOALTEXT=$7
+    TRIPLES=(); SKIPPED=(); F_PROG=""
+}
+subject() { F_PROG=$1; TRIPLES+=(braid "$BB/$1 $2" "$3"); }
+own() { TRIPLES+=("$1" "$BB/$2 $3" "$4"); }
+native() {
+    local label=$1 bin=$2 env=$3 args=$4 metric=$5
+    if (( HAVE_PEERS )) && [[ -x $PB/$bin ]]; then
+        TRIPLES+=("$label" "${env:+env $env }$PB/$bin${args:+ $args}" "$metric")
+    else
+        SKIPPED+=("$label")
+    fi
+}
+py() {
+    local label=$1 script=$2 args=$3 metric=$4
+    if (( HAVE_PEERS )) && [[ -n $PYDIR && -f $PYDIR/${script%% *} ]]; then
+        TRIPLES+=("$label" "cd $PYDIR && $PYTHON $script $args" "$metric")
+    elif (( HAVE_PEERS )) && [[ -n $PYDIR && -f $ROOT/bench/${script%% *} ]]; then
+        TRIPLES+=("$label" "cd $PYDIR && $PYTHON $ROOT/bench/$script $args" "$metric")
+    else
+        SKIPPED+=("$label")
+    fi
+}
+selected() {
+    (( ${#SELECT[@]} == 0 )) && return 0
+    local s t
+    for s in "${SELECT[@]}"; do
+        [[ $s == "$F_ID" || $s == "$F_PROG" || $s == "bench_$F_PROG" ]] && return 0
+        for t in $F_TAGS; do [[ ${s^^} == "$t" ]] && return 0; done
+    done
+    return 1
+}
+FIGS_RUN=0
+run() {
+    selected || return 0
+    if (( LIST )); then
+        printf '%-24s %-8s %s\n' "$F_ID" "$F_TAGS" "$F_TITLE"
+        return 0
+    fi
+    local meta
+    meta=$(F_ID=$F_ID F_TAGS=$F_TAGS F_DIR=$F_DIR F_TITLE=$F_TITLE F_SCALE=$F_SCALE \
+           F_GOAL=$F_GOAL F_GOALTEXT=$F_GOALTEXT SKIPPED="${SKIPPED[*]:-}" NCPU=$NCPU \
+           MODE=$MODE STAMP=$STAMP $REPORT meta) || return 0
+    if [[ ! -x $BB/$F_PROG ]]; then
+        echo
+        echo "== $F_ID: $F_TITLE"
+        echo "   skipped: $BB/$F_PROG is not built (its braid layer may not have landed yet)"
+        $REPORT skip "$meta" "not built: $F_PROG" >> "$RESULTS"
+        return 0
+    fi
+    echo
+    echo "== $F_ID: $F_TITLE${F_SCALE:+ [$F_SCALE]}"
+    local out rc=0
+    out=$("$SIDE_BY_SIDE" -n "$RUNS" "--$F_DIR" --json "${TRIPLES[@]}") || rc=$?
+    FIGS_RUN=$((FIGS_RUN + 1))
+    $REPORT figure "$meta" "$out" "$rc" "$(printf '%s\n' "${TRIPLES[@]}")" >> "$RESULTS"
+    $REPORT show "$(tail -n 1 "$RESULTS")"
+}
+
+# --- W7 locks (bench_lock) -------------------------------------------------------------
+fig W7.uncontended "W7" lower "Lock: uncontended acquire+release, 1M pairs (ns/op)" "" \
+    "ratio>=0.8333:pthread" "uncontended within 1.2x of pthread_mutex"
+subject bench_lock "uncontended braid" uncontended/ns_per_op
+own pthread bench_lock "uncontended pthread" uncontended/ns_per_op
+py python w7_locks.py uncontended uncontended/ns_per_op
+run
+
+fig W7.uncontended-with "W7" lower "Lock through BR_WITH / \`with lock:\`, 1M (ns/op)" "" "" ""
+subject bench_lock "uncontended-with braid" uncontended-with/ns_per_op
+own pthread bench_lock "uncontended-with pthread" uncontended-with/ns_per_op
+py python w7_locks.py uncontended-with uncontended-with/ns_per_op
+run
+
+fig W7.uncontended-rlock "W7" lower "RLock vs recursive pthread_mutex, uncontended, 1M (ns/op)" "" "" ""
+subject bench_lock "uncontended-rlock braid" uncontended-rlock/ns_per_op
+own pthread-rec bench_lock "uncontended-rlock pthread" uncontended-rlock/ns_per_op
+run
+
+fig W7.counter-locked "W7" lower "2 threads x 1M increments under one lock (s)" "" "" ""
+subject bench_lock "counter-locked braid" counter-locked/seconds
+own pthread bench_lock "counter-locked pthread" counter-locked/seconds
+py python w7_locks.py counter-locked counter-locked/seconds
+run
+
+# --- W6 / N3 queues (bench_queue) -------------------------------------------------------
+fig W6.thread-queue "W6" higher "queue 1 producer -> 1 consumer thread, 1M items (items/s)" "" "" ""
+subject bench_queue thread-queue thread-queue/items_per_s
+py python w6_queues.py thread-queue thread-queue/items_per_s
+run
+
+fig N3.1p1c "N3 W6" higher "unbounded FIFO queue 1P -> 1C, $N3_ITEMS items (items/s)" \
+    "$([[ $N3_ITEMS != 10000000 ]] && echo "$N3_ITEMS of 10M items")" \
+    "ratio>=1:go-chan" ">= Go's channel"
+subject bench_queue "1p1c $N3_ITEMS" 1p1c/items_per_s
+native glib-asyncq n3_glib "" "$N3_ITEMS" items_per_s
+native go-chan n3_chan_go GOMAXPROCS=2 "$N3_ITEMS" items_per_s
+native c-ring n3_ring "" "$N3_ITEMS" items_per_s
+run
+
+fig N3.1p1c-bounded "N3 W6" higher "(extra) Queue(maxsize=1024) 1P -> 1C, $N3_ITEMS items (items/s)" \
+    "$([[ $N3_ITEMS != 10000000 ]] && echo "$N3_ITEMS of 10M items")" "" ""
+subject bench_queue "1p1c-bounded $N3_ITEMS" 1p1c-bounded/items_per_s
+native go-chan n3_chan_go GOMAXPROCS=2 "$N3_ITEMS" items_per_s
+native c-ring n3_ring "" "$N3_ITEMS" items_per_s
+run
+
+# --- W3 / W4 / N2 thread pool (bench_pool) ------------------------------------------------
+fig W3.submit-2 "W3" higher "pool of 2: submit 100k no-ops + wait (tasks/s)" "" \
+    "ratio>=100:python" ">= 100x Python"
+subject bench_pool submit-2 submit-2/tasks_per_s
+py python w3_threadpool_throughput.py submit-2 submit-2/tasks_per_s
+run
+
+fig W3.map-2 "W3" higher "pool of 2: map over 100k no-ops (tasks/s)" "" \
+    "ratio>=100:python" ">= 100x Python"
+subject bench_pool map-2 map-2/tasks_per_s
+py python w3_threadpool_throughput.py map-2 map-2/tasks_per_s
+run
+
+fig N2.submit-2 "N2 W3" higher "pool of 2: $N2_TASKS no-op tasks, warm pool (tasks/s)" \
+    "$([[ $N2_TASKS != 1000000 ]] && echo "$N2_TASKS of 1M tasks")" \
+    "ratio>1:libuv,glib,omp-gcc,omp-clang,tbb,go" "above every native peer"
+subject bench_pool "n2-submit-2 $N2_TASKS" submit-2/tasks_per_s
+native libuv n2_uv UV_THREADPOOL_SIZE=2 "throughput $N2_TASKS" tasks_per_s
+native glib n2_glib "" "throughput $N2_TASKS" tasks_per_s
+native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
+native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
+native tbb n2_tbb "" "$N2_TASKS" tasks_per_s
+native go n2_pool_go GOMAXPROCS=2 "throughput $N2_TASKS" tasks_per_s
+run
+
+fig W4.roundtrip-p50 "W4 N2" lower "submit -> result round trip, 10k sequential: p50 (us)" "" \
+    "value<=1" "p50 <= 1 us"
+subject bench_pool roundtrip roundtrip/p50_us
+native libuv n2_uv UV_THREADPOOL_SIZE=2 "latency 10000" p50_us
+native glib n2_glib "" "latency 10000" p50_us
+native go n2_pool_go GOMAXPROCS=2 "latency 10000" p50_us
+py python w4_threadpool_latency.py roundtrip roundtrip/median_us
+run
+
+fig W4.roundtrip-p99 "W4 N2" lower "submit -> result round trip, 10k sequential: p99 (us)" "" "" ""
+subject bench_pool roundtrip roundtrip/p99_us
+native libuv n2_uv UV_THREADPOOL_SIZE=2 "latency 10000" p99_us
+native glib n2_glib "" "latency 10000" p99_us
+native go n2_pool_go GOMAXPROCS=2 "latency 10000" p99_us
+py python w4_threadpool_latency.py roundtrip roundtrip/p99_us
+run
+
+# --- W1 / N1 primes (bench_primes) --------------------------------------------------------
+fig N1.single "N1 W1" lower "is_prime x $N1_CALLS, one thread (s)" "" "" ""
+subject bench_primes "single $N1_CALLS" single/seconds
+native c-serial n1_serial "" "" seconds
+run
+
+fig N1.threads "N1 W1" lower "is_prime x $N1_CALLS on $NCPU br_threads (s)" "" \
+    "eff>=0.95:braid-single" "parallel efficiency >= 0.95 vs braid single"
+subject bench_primes "threads $N1_CALLS" threads/seconds
+own braid-single bench_primes "single $N1_CALLS" single/seconds
+native pthreads n1_pthreads "" "" seconds
+native openmp n1_omp OMP_NUM_THREADS=2 "" seconds
+native go n1_primes_go GOMAXPROCS=2 "" seconds
+run
+
+fig N1.pool "N1 W1" lower "is_prime x $N1_CALLS, thread pool of $NCPU, br_map (s)" "" \
+    "eff>=0.95:braid-single" "parallel efficiency >= 0.95 vs braid single"
+subject bench_primes "pool $N1_CALLS" pool/seconds
+own braid-single bench_primes "single $N1_CALLS" single/seconds
+native pthreads n1_pthreads "" "" seconds
+native openmp n1_omp OMP_NUM_THREADS=2 "" seconds
+native go n1_primes_go GOMAXPROCS=2 "" seconds
+run
+
+W1_SCALE=$([[ $W1_CALLS != 100 ]] && echo "$W1_CALLS of 100 calls, braid and Python alike")
+fig W1.single "W1" lower "is_prime x $W1_CALLS, one thread, vs Python (s)" "$W1_SCALE" "" ""
+subject bench_primes "single $W1_CALLS" single/seconds
+py python "w1_scaled.py single" "$W1_CALLS" single/seconds
+run
+
+fig W1.pool "W1" lower "is_prime x $W1_CALLS, braid pool vs Python's pools (s)" "$W1_SCALE" "" ""
+subject bench_primes "pool $W1_CALLS" pool/seconds
+py py-threadpool "w1_scaled.py thread" "$W1_CALLS" thread/seconds
+py py-processpool "w1_scaled.py process" "$W1_CALLS" process/seconds
+run
+
+# --- W2 fib (bench_fib) ------------------------------------------------------------------
+fig W2.thread "W2" lower "fib(25..34) on a pool of 3, as_completed (s)" "" "" ""
+subject bench_fib thread thread/seconds
+py py-threadpool w2_fib.py thread thread/seconds
+py py-processpool w2_fib.py process process/seconds
+run
+
+# --- summary -----------------------------------------------------------------------------
+(( LIST )) && exit 0
+echo
+if (( HAVE_PEERS == 0 )); then
+    echo "bench.sh: no peers at $PEERS: braid's own figures only"
+fi
+$REPORT summary "$RESULTS" "$MODE" "$RUNS"
+echo
+echo "results: $RESULTS"
