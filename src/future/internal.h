@@ -46,4 +46,32 @@ int br__task_run(br_task *t);
  * CANCELLED; anything else: it fails with code) and drops the executor's reference. */
 void br__task_abandon(br_task *t, int code);
 
+/* --- watchers ----------------------------------------------------------------------
+ *
+ * A watcher is the internal, allocation-free cousin of a done-callback, for code that
+ * watches many futures at once (br_wait, br_as_completed, later the event loop). The
+ * caller owns the node (on its stack, or in an array it allocated once).
+ *
+ * w->fn runs exactly once, when f becomes done, on the completing thread, WHILE f's
+ * internal lock is held: it must be short, must not call into f (reading its state
+ * with br_future_done/failed is fine) and may take only leaf locks (a lock under which
+ * nothing else is taken). Holding the lock is what makes unwatching safe: once
+ * br__future_unwatch returns, fn is not running and never will, so the node and
+ * whatever fn touches may go. */
+typedef struct br__watcher br__watcher;
+struct br__watcher {
+    br__watcher *next, *prev;
+    void (*fn)(br__watcher *w, br_future *f);
+    void *arg;       /* free for the owner */
+    uintptr_t data;  /* free for the owner */
+    uint32_t linked; /* under f's lock */
+};
+
+/* Links w into f: true if linked (w->fn will run once when f is done, unless
+ * unwatched first); false if f is done already (w->fn will not run). */
+bool br__future_watch(br_future *f, br__watcher *w);
+/* Unlinks w: true if it was still linked (fn never runs), false if fn already ran
+ * (and has returned). */
+bool br__future_unwatch(br_future *f, br__watcher *w);
+
 #endif

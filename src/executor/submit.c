@@ -1,0 +1,140 @@
+/* The executor-generic entry points: submitting (br_submit*), shutdown and free, and
+ * dispatch to the backend's vtable (executor/internal.h).
+ *
+ * A submit costs one block from the future layer's per-thread cache (no malloc in
+ * steady state), a few stores to fill the task, one reference increment when the
+ * caller wants the future, and whatever the backend's vt->submit costs. The backend
+ * receives one reference with the task and gives it up through br__task_run or
+ * br__task_abandon. */
+#include "executor/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int submit_task(br_executor *ex, br_task_fn fn, const void *arg, size_t len,
+                       int64_t deadline, unsigned flags, bool is_i64, int64_t i64,
+                       const br_call *call, br_future **out) {
+    br_future *f = br__future_alloc_task();
+    if (BR__UNLIKELY(f == NULL))
+        return BR_ENOMEM;
+    br_task *t = br__future_task(f);
+    t->fn = fn;
+    t->deadline = deadline > 0 ? deadline : BR_FOREVER;
+    t->executor = ex;
+    t->flags = flags;
+    t->in_process = ex->vt->in_process;
+    if (is_i64) {
+        memcpy(t->argbuf, &i64, sizeof i64);
+        t->arg = t->argbuf;
+        t->len = sizeof i64;
+    } else if ((flags & BR_CALL_COPY_ARG) && len > 0) {
+        if (len <= sizeof t->argbuf) {
+            memcpy(t->argbuf, arg, len);
+            t->arg = t->argbuf;
+        } else {
+            t->argheap = malloc(len);
+            if (t->argheap == NULL) {
+                br_future_release(f); /* frees the block */
+                return BR_ENOMEM;
+            }
+            memcpy(t->argheap, arg, len);
+            t->arg = t->argheap;
+        }
+        t->len = len;
+    } else {
+        t->arg = arg;
+        t->len = len;
+    }
+    if (out)
+        br_future_retain(f); /* the caller's; the executor gets the first one */
+    br_call dflt;
+    if (call == NULL) {
+        memset(&dflt, 0, sizeof dflt);
+        dflt.fn = fn;
+        dflt.arg = arg;
+        dflt.len = len;
+        call = &dflt;
+    }
+    int rc = ex->vt->submit(ex, t, call);
+    if (BR__UNLIKELY(rc != 0)) {
+        /* Not queued: both references are still ours. */
+        if (out)
+            br_future_release(f);
+        br_future_release(f);
+        return rc;
+    }
+    if (out)
+        *out = f;
+    return 0;
+}
+
+int br_submit(br_executor *ex, br_task_fn fn, const void *arg, size_t len,
+              br_future **out) {
+    if (out)
+        *out = NULL;
+    if (!br__executor_ok(ex) || fn == NULL || (arg == NULL && len > 0))
+        return BR__MISUSE(BR_EINVAL, "br_submit: bad executor, fn or arg");
+    return submit_task(ex, fn, arg, len, 0, 0, false, 0, NULL, out);
+}
+
+int br_submit_i64(br_executor *ex, br_task_fn fn, int64_t arg, br_future **out) {
+    if (out)
+        *out = NULL;
+    if (!br__executor_ok(ex) || fn == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_submit_i64: bad executor or fn");
+    return submit_task(ex, fn, NULL, 0, 0, 0, true, arg, NULL, out);
+}
+
+int br_submit_call(br_executor *ex, const br_call *call, br_future **out) {
+    if (out)
+        *out = NULL;
+    if (!br__executor_ok(ex) || call == NULL || call->fn == NULL ||
+        (call->arg == NULL && call->len > 0))
+        return BR__MISUSE(BR_EINVAL, "br_submit_call: bad executor or call");
+    return submit_task(ex, call->fn, call->arg, call->len, call->deadline, call->flags,
+                       false, 0, call, out);
+}
+
+int br_executor_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
+    if (!br__executor_ok(ex))
+        return BR__MISUSE(BR_EINVAL, "br_executor_shutdown: not a live executor");
+    return ex->vt->shutdown(ex, wait, cancel_futures);
+}
+
+int br_executor_free(br_executor *ex) {
+    if (ex == NULL)
+        return BR_EINVAL; /* not a misuse panic: cleanup paths pass NULL */
+    if (!br__executor_ok(ex))
+        return BR__MISUSE(BR_EINVAL, "br_executor_free: not a live executor");
+    int rc = ex->vt->shutdown(ex, true, false);
+    if (rc != 0)
+        return rc;
+    ex->magic = BR__EXECUTOR_DEAD;
+    ex->vt->destroy(ex);
+    return 0;
+}
+
+const char *br_executor_kind(const br_executor *ex) {
+    if (!br__executor_ok(ex)) {
+        BR__MISUSE(BR_EINVAL, "br_executor_kind: not a live executor");
+        return NULL;
+    }
+    return ex->vt->kind;
+}
+
+int br_executor_max_workers(const br_executor *ex) {
+    if (!br__executor_ok(ex))
+        return BR__MISUSE(BR_EINVAL, "br_executor_max_workers: not a live executor");
+    return ex->vt->max_workers(ex);
+}
+
+int br_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_t grain,
+                    br_range_fn fn, void *ctx) {
+    if (!br__executor_ok(ex) || fn == NULL || grain < 0 || end < begin)
+        return BR__MISUSE(BR_EINVAL, "br_parallel_for: bad executor, fn, range or grain");
+    if (ex->vt->parallel_for == NULL)
+        return BR_ENOTSUP;
+    if (begin == end)
+        return 0;
+    return ex->vt->parallel_for(ex, begin, end, grain, fn, ctx);
+}
