@@ -167,11 +167,16 @@ run() {
 }
 
 # --- W7 locks (bench_lock) -------------------------------------------------------------
-fig W7.uncontended "W7" lower "Lock: uncontended acquire+release, 1M pairs (ns/op)" "" \
+fig W7.uncontended "W7" lower "Lock: uncontended acquire+release, 1M pairs, 2nd thread alive (ns/op)" "" \
     "ratio>=0.8333:pthread" "uncontended within 1.2x of pthread_mutex"
 subject bench_lock "uncontended braid" uncontended/ns_per_op
 own pthread bench_lock "uncontended pthread" uncontended/ns_per_op
 py python w7_locks.py uncontended uncontended/ns_per_op
+run
+
+fig W7.uncontended-1thread "W7" lower "(extra) the same in a never-threaded process: glibc's fast path (ns/op)" "" "" ""
+subject bench_lock "uncontended-1thread braid" uncontended-1thread/ns_per_op
+own pthread bench_lock "uncontended-1thread pthread" uncontended-1thread/ns_per_op
 run
 
 fig W7.uncontended-with "W7" lower "Lock through BR_WITH / \`with lock:\`, 1M (ns/op)" "" "" ""
