@@ -92,6 +92,10 @@ static inline void br__future_unref(br_future *f) {
         br__future_free(f);
 }
 
+/* Sets dup[i] = 1 for the entries of fs[0..n) that repeat an earlier entry, 0 for the
+ * others (wait.c). 0 or BR_ENOMEM. */
+int br__future_dedupe(br_future *const fs[], size_t n, unsigned char *dup);
+
 /* Result and message storage (the caller owns the completion). */
 void br__result_clear(br_future *f);
 void br__msg_clear(br_future *f);

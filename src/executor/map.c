@@ -1,0 +1,327 @@
+/* br_map: Executor.map over any executor, lazy and bounded.
+ *
+ * Design notes.
+ *
+ * Inputs are grouped in chunks of `chunksize`. Every input gets its own future with its
+ * task (from the future layer's block cache, so no malloc in steady state): fn, the
+ * argument args + i*size (borrowed), the map's deadline. The map holds one reference on
+ * each input future; the task's "executor reference" (future/internal.h) goes to
+ * whoever runs or drops the task.
+ *
+ * In-process executors get one runner task per chunk: its argument is {inputs, n}
+ * (copied into the task), and it calls br__task_run on each input in order, so every
+ * input has its own result or failure, its own deadline check and its own cancel. If
+ * the runner itself never runs (the executor dropped it with br__task_abandon, or the
+ * map cancelled it while queued), a done-callback on the runner's future drops the
+ * inputs with the same code (BR_ECANCELED: they end cancelled). The runner ran iff its
+ * future finished with code 0, and then it ran or skipped every input itself; so each
+ * input's executor reference is given up exactly once either way. Executors that are
+ * not in-process (a process pool) get each input as its own task (chunksize 1) until a
+ * packed chunk format exists for them.
+ *
+ * Bounding (Python 3.14's buffersize): chunks live in a ring of buffersize + 1 slots.
+ * br_map_new submits `buffersize` chunks; each time br_map_next starts reading a chunk
+ * it tops up so that at most buffersize chunks are in flight ahead of the one being
+ * read. A chunk's slot is reused once all its inputs were read: by then the runner has
+ * read every entry of the slot's input array (it reads inputs[i] before running it, and
+ * inputs are completed only by running them or by the runner's callback).
+ *
+ * Deadline: next() waits on the head input with the map's deadline. When it passes,
+ * every chunk in flight is cancelled (the runners, and each input not yet started),
+ * and every later call returns BR_ETIMEDOUT. Tasks still running are left to finish.
+ *
+ * br_map_free cancels the same way, then waits for every input and every runner to be
+ * done (the running inputs borrow the caller's args; a runner reads the slot's array
+ * until its future is done), and frees.
+ */
+#include "executor/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAP_MAGIC 0x6d617070u /* "mapp" */
+#define MAP_DEAD 0xdead3a90u
+
+typedef struct chunk {
+    br_future **inputs; /* n entries in the slab; NULL where allocation failed */
+    size_t n;
+    br_future *runner;  /* in-process: the runner's future (the map's reference) */
+} chunk;
+
+typedef struct runner_arg {
+    br_future **inputs;
+    size_t n;
+} runner_arg;
+
+struct br_map {
+    uint32_t magic;
+    bool chunked;   /* one runner per chunk (in-process executors) */
+    bool timed_out;
+    br_executor *ex;
+    br_task_fn fn;
+    const unsigned char *args;
+    size_t count, size, chunksize, nchunks;
+    int64_t deadline; /* BR_FOREVER if none */
+    size_t ring;      /* slots: buffersize + 1, at most nchunks */
+    chunk *chunks;
+    br_future **slab; /* ring * chunksize */
+    size_t head;      /* the chunk being read (absolute number) */
+    size_t pos;       /* the next input of the head chunk */
+    size_t submitted; /* chunks submitted so far */
+    br_future *cur;   /* the input whose result was returned last */
+};
+
+static int map_runner(br_task *t) {
+    runner_arg a;
+    memcpy(&a, br_task_arg(t, NULL), sizeof a);
+    for (size_t i = 0; i < a.n; i++)
+        if (a.inputs[i])
+            br__task_run(br__future_task(a.inputs[i]));
+    return 0;
+}
+
+/* The runner's done-callback: if it never ran, nobody will run its inputs. */
+static void runner_done(br_future *rf, void *arg) {
+    if (br_future_state_of(rf) == BR_FUTURE_FINISHED && !br_future_failed(rf))
+        return;
+    int code = BR_ECANCELED;
+    if (!br_future_cancelled(rf))
+        br_future_exception(rf, BR_NOWAIT, &code, NULL);
+    if (code >= 0)
+        code = BR_ECANCELED;
+    chunk *c = arg;
+    br_future **inputs = c->inputs;
+    size_t n = c->n; /* read c before the first abandon: see the design notes */
+    for (size_t i = 0; i < n; i++)
+        if (inputs[i])
+            br__task_abandon(br__future_task(inputs[i]), code);
+}
+
+static chunk *slot(br_map *m, size_t k) { return &m->chunks[k % m->ring]; }
+
+/* Submits chunk k (= m->submitted). Failures are recorded in the inputs (they fail
+ * with the code), so the map reads them in order like any other outcome; the code is
+ * also returned. */
+static int submit_chunk(br_map *m) {
+    size_t k = m->submitted++;
+    chunk *c = slot(m, k);
+    size_t first = k * m->chunksize;
+    c->n = m->count - first < m->chunksize ? m->count - first : m->chunksize;
+    c->inputs = m->slab + (k % m->ring) * m->chunksize;
+    c->runner = NULL;
+    bool nomem = false;
+    for (size_t j = 0; j < c->n; j++) {
+        br_future *f = br__future_alloc_task();
+        c->inputs[j] = f;
+        if (f == NULL) {
+            nomem = true;
+            continue;
+        }
+        br_task *t = br__future_task(f);
+        t->fn = m->fn;
+        t->arg = m->size ? m->args + (first + j) * m->size : NULL;
+        t->len = m->size;
+        t->deadline = m->deadline;
+        t->executor = m->ex;
+        t->in_process = m->ex->vt->in_process;
+        br_future_retain(f); /* the map's; the first goes to whoever runs it */
+    }
+    int rc = 0;
+    if (m->chunked) {
+        runner_arg a = {c->inputs, c->n};
+        br_call call = {.fn = map_runner, .arg = &a, .len = sizeof a,
+                        .flags = BR_CALL_COPY_ARG};
+        rc = br_submit_call(m->ex, &call, &c->runner);
+        if (rc == 0) {
+            /* At once if the executor already dropped it. */
+            if (br_future_add_done_callback(c->runner, runner_done, c) != 0) {
+                /* ENOMEM can't happen for the first callback (it is inline). */
+            }
+            return nomem ? BR_ENOMEM : 0;
+        }
+    } else if (c->inputs[0]) {
+        br_task *t = br__future_task(c->inputs[0]);
+        br_call call = {.fn = t->fn, .arg = t->arg, .len = t->len,
+                        .deadline = m->deadline == BR_FOREVER ? 0 : m->deadline};
+        rc = m->ex->vt->submit(m->ex, t, &call);
+        if (rc == 0)
+            return nomem ? BR_ENOMEM : 0;
+    }
+    for (size_t j = 0; j < c->n; j++)
+        if (c->inputs[j])
+            br__task_abandon(br__future_task(c->inputs[j]), rc ? rc : BR_ENOMEM);
+    return rc ? rc : BR_ENOMEM;
+}
+
+/* Cancels everything in flight that hasn't started. */
+static void cancel_in_flight(br_map *m) {
+    for (size_t k = m->head; k < m->submitted; k++) {
+        chunk *c = slot(m, k);
+        if (c->runner)
+            br_future_cancel(c->runner); /* if it worked, runner_done drops the inputs */
+        for (size_t j = (k == m->head ? m->pos : 0); j < c->n; j++)
+            if (c->inputs[j])
+                br_future_cancel(c->inputs[j]);
+    }
+}
+
+int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args,
+               size_t count, size_t size, const br_map_opts *opts) {
+    if (out)
+        *out = NULL;
+    if (out == NULL || !br__executor_ok(ex) || fn == NULL ||
+        (args == NULL && count > 0 && size > 0))
+        return BR__MISUSE(BR_EINVAL, "br_map_new: bad out, executor, fn or args");
+    br_map_opts o = {0};
+    if (opts)
+        o = *opts;
+    br_map *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return BR_ENOMEM;
+    m->magic = MAP_MAGIC;
+    m->ex = ex;
+    m->fn = fn;
+    m->args = args;
+    m->count = count;
+    m->size = size;
+    m->chunked = ex->vt->in_process;
+    m->chunksize = (o.chunksize == 0 || !m->chunked) ? 1 : o.chunksize;
+    if (m->chunksize > count && count > 0)
+        m->chunksize = count;
+    m->nchunks = count ? (count - 1) / m->chunksize + 1 : 0;
+    m->deadline = o.deadline > 0 ? o.deadline : BR_FOREVER;
+    size_t buffersize = o.buffersize;
+    if (buffersize == 0) {
+        int w = ex->vt->max_workers(ex);
+        buffersize = 2 * (size_t)(w > 0 ? w : 1);
+    }
+    m->ring = buffersize < m->nchunks ? buffersize + 1 : m->nchunks;
+    if (m->ring == 0)
+        m->ring = 1;
+    m->chunks = calloc(m->ring, sizeof *m->chunks);
+    m->slab = calloc(m->ring * m->chunksize, sizeof *m->slab);
+    if (m->chunks == NULL || m->slab == NULL) {
+        free(m->chunks);
+        free(m->slab);
+        free(m);
+        return BR_ENOMEM;
+    }
+    size_t first = buffersize < m->nchunks ? buffersize : m->nchunks;
+    for (size_t k = 0; k < first; k++) {
+        int rc = submit_chunk(m);
+        if (rc != 0 && k == 0) {
+            br_map_free(m); /* nothing is running: just frees */
+            return rc;
+        }
+        if (rc != 0)
+            break; /* the failed chunk's inputs carry the code; no more for now */
+    }
+    *out = m;
+    return 0;
+}
+
+/* The next input's future, done, or an error (BR_EOF, BR_ETIMEDOUT, BR_ENOMEM). */
+static int advance(br_map *m, br_future **fp) {
+    *fp = NULL;
+    if (m->cur) {
+        br_future_release(m->cur);
+        m->cur = NULL;
+    }
+    if (m->timed_out)
+        return BR_ETIMEDOUT;
+    if (m->head == m->nchunks)
+        return BR_EOF;
+    if (m->pos == 0) {
+        size_t limit = m->head + m->ring < m->nchunks ? m->head + m->ring : m->nchunks;
+        while (m->submitted < limit)
+            if (submit_chunk(m) != 0)
+                break; /* recorded in the chunk's inputs; try the rest later */
+    }
+    chunk *c = slot(m, m->head);
+    br_future *f = c->inputs[m->pos];
+    int rc = 0;
+    if (f != NULL) {
+        rc = br_future_wait(f, m->deadline);
+        if (rc == BR_ETIMEDOUT) {
+            m->timed_out = true;
+            cancel_in_flight(m);
+            return BR_ETIMEDOUT;
+        }
+    } else {
+        rc = BR_ENOMEM;
+    }
+    c->inputs[m->pos] = NULL;
+    if (++m->pos == c->n) {
+        if (c->runner)
+            br_future_release(c->runner);
+        c->runner = NULL;
+        c->n = 0;
+        m->head++;
+        m->pos = 0;
+    }
+    m->cur = f;
+    *fp = f;
+    return rc;
+}
+
+int br_map_next(br_map *m, const void **data, size_t *len) {
+    if (data)
+        *data = NULL;
+    if (len)
+        *len = 0;
+    if (m == NULL || m->magic != MAP_MAGIC)
+        return BR__MISUSE(BR_EINVAL, "br_map_next: not a live map");
+    br_future *f;
+    int rc = advance(m, &f);
+    if (rc != 0)
+        return rc;
+    rc = br_future_result(f, BR_NOWAIT, data, len);
+    if (rc < 0 && rc != BR_ECANCELED) {
+        const char *msg = NULL;
+        int code;
+        br_future_exception(f, BR_NOWAIT, &code, &msg);
+        if (data)
+            *data = msg;
+        if (len)
+            *len = msg ? strlen(msg) : 0;
+    }
+    return rc;
+}
+
+int br_map_next_i64(br_map *m, int64_t *value) {
+    if (value)
+        *value = 0;
+    if (m == NULL || m->magic != MAP_MAGIC)
+        return BR__MISUSE(BR_EINVAL, "br_map_next_i64: not a live map");
+    br_future *f;
+    int rc = advance(m, &f);
+    if (rc != 0)
+        return rc;
+    return br_future_result_i64(f, BR_NOWAIT, value);
+}
+
+int br_map_free(br_map *m) {
+    if (m == NULL || m->magic != MAP_MAGIC)
+        return BR__MISUSE(BR_EINVAL, "br_map_free: not a live map");
+    cancel_in_flight(m);
+    for (size_t k = m->head; k < m->submitted; k++) {
+        chunk *c = slot(m, k);
+        for (size_t j = (k == m->head ? m->pos : 0); j < c->n; j++) {
+            if (c->inputs[j]) {
+                br_future_wait(c->inputs[j], BR_FOREVER);
+                br_future_release(c->inputs[j]);
+            }
+        }
+        if (c->runner) {
+            br_future_wait(c->runner, BR_FOREVER);
+            br_future_release(c->runner);
+        }
+    }
+    if (m->cur)
+        br_future_release(m->cur);
+    m->magic = MAP_DEAD;
+    free(m->chunks);
+    free(m->slab);
+    free(m);
+    return 0;
+}

@@ -1,0 +1,991 @@
+/* The executor conformance suite: what every braid executor must do, written only
+ * against the public interface (braid/executor.h, braid/future.h).
+ *
+ * How to use it. In tests/executor/test_<yours>.c:
+ *
+ *     #include "harness.h"
+ *     // Makes a fresh executor with max_workers workers (>= 1). 0 or an error code.
+ *     static int conformance_make(br_executor **out, int max_workers) {
+ *         return br_threadpool_new(out, &(br_threadpool_opts){.max_workers = max_workers});
+ *     }
+ *     // Optional, before the include: 0 if tasks can't share memory with the test
+ *     // (a process pool without fork); the tests that need it then skip.
+ *     // #define CONFORMANCE_SHARED_MEMORY 0
+ *     #include "conformance_executor.h"
+ *     ...
+ *     BR_TEST_MAIN(BR_CONFORMANCE_TESTS, <your own table entries>)
+ *
+ * The build registers every cmocka_unit_test(...) entry of this header as a test of
+ * the including file (tests/CMakeLists.txt), so each runs in its own process:
+ * executor.<yours>.conformance_<name>. Every test makes its own executor and frees it.
+ *
+ * What it covers: submit / submit_i64 / submit_call and every result kind; failures
+ * with messages; cancelling queued tasks; wait and as_completed over the executor's
+ * futures; map ordering, chunking and failures; shutdown(wait, cancel_futures);
+ * submitting after shutdown; per-task deadlines; request_cancel of a running task;
+ * BR_CALL_COPY_ARG; fire-and-forget submits; done-callbacks; and a stress of many
+ * tasks from several threads with random cancellation, in which every future must
+ * resolve exactly once and the results must add up.
+ *
+ * Blocking without sleeps: a "gate" is a br_future the test completes to let tasks go
+ * on, and tasks report "I have started" by completing a future of their own. Time
+ * limits only guard against hangs.
+ */
+#ifndef BRAID_TESTS_CONFORMANCE_EXECUTOR_H
+#define BRAID_TESTS_CONFORMANCE_EXECUTOR_H
+
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef CONFORMANCE_SHARED_MEMORY
+#define CONFORMANCE_SHARED_MEMORY 1
+#endif
+
+static int conformance_make(br_executor **out, int max_workers);
+
+/* --- helpers ----------------------------------------------------------------------- */
+
+static int64_t cf_guard(void) {
+    return br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
+}
+
+static br_executor *cf_make(int max_workers) {
+    br_executor *ex = NULL;
+    BR_CHECK_OK(conformance_make(&ex, max_workers));
+    BR_CHECK(ex != NULL);
+    return ex;
+}
+
+static void cf_need_shared_memory(void) {
+    if (!CONFORMANCE_SHARED_MEMORY)
+        skip();
+}
+
+static br_future *cf_gate(void) {
+    br_future *g;
+    BR_CHECK_OK(br_future_new(&g));
+    return g;
+}
+
+static void cf_open(br_future *g) { BR_CHECK_OK(br_future_set_result_i64(g, 1)); }
+
+/* What a blocking task gets: it reports `started`, then waits for `gate` (or until it
+ * is asked to stop, then returns BR_ECANCELED), then returns `value`. */
+typedef struct cf_block {
+    br_future *gate;
+    br_future *started;
+    int64_t value;
+    _Atomic int ran;
+    _Atomic int saw_cancel;
+    int64_t seen_deadline;
+} cf_block;
+
+static int cf_block_task(br_task *t) {
+    cf_block *b = *(cf_block *const *)br_task_arg(t, NULL);
+    atomic_fetch_add(&b->ran, 1);
+    b->seen_deadline = br_task_deadline(t);
+    if (b->started)
+        br_future_set_result_i64(b->started, 1); /* BR_ESTATE if reported before: fine */
+    for (;;) {
+        if (b->gate && br_future_wait(b->gate, br_deadline_after(BR_MSEC)) == 0)
+            break;
+        if (br_task_cancelled(t)) {
+            atomic_store(&b->saw_cancel, 1);
+            return BR_ECANCELED;
+        }
+    }
+    return br_task_return_i64(t, b->value);
+}
+
+static cf_block *cf_block_new(br_future *gate, int64_t value) {
+    cf_block *b = calloc(1, sizeof *b);
+    b->gate = gate;
+    b->value = value;
+    BR_CHECK_OK(br_future_new(&b->started));
+    return b;
+}
+
+static void cf_block_free(cf_block *b) {
+    br_future_release(b->started);
+    free(b);
+}
+
+/* Submits a blocking task; returns its future. */
+static br_future *cf_submit_block(br_executor *ex, cf_block *b) {
+    br_future *f = NULL;
+    BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = cf_block_task, .arg = &b, .len = sizeof b,
+                                              .flags = BR_CALL_COPY_ARG},
+                               &f));
+    return f;
+}
+
+static int cf_square(br_task *t) {
+    int64_t x = br_task_arg_i64(t);
+    return br_task_return_i64(t, x * x);
+}
+
+static _Atomic long cf_counter;
+
+static int cf_count_task(br_task *t) {
+    atomic_fetch_add(&cf_counter, br_task_arg_i64(t));
+    return 0;
+}
+
+/* --- submit and results -------------------------------------------------------------- */
+
+typedef struct cf_pair {
+    int32_t a, b;
+} cf_pair;
+
+static int cf_pair_sum(br_task *t) {
+    size_t len;
+    const cf_pair *p = br_task_arg(t, &len);
+    if (len != sizeof *p)
+        return br_task_fail(t, BR_EINVAL, "len %zu", len);
+    int64_t s = (int64_t)p->a + p->b;
+    return br_task_return(t, &s, sizeof s);
+}
+
+static int cf_big_result(br_task *t) {
+    int64_t n = br_task_arg_i64(t);
+    unsigned char *buf = malloc((size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        buf[i] = (unsigned char)(i * 31 + 7);
+    int rc = br_task_return(t, buf, (size_t)n);
+    free(buf);
+    return rc;
+}
+
+static int cf_no_result(br_task *t) {
+    (void)t;
+    return 0;
+}
+
+static void cf_free_int(void *p) { free(p); }
+
+static int cf_ptr_result(br_task *t) {
+    int *p = malloc(sizeof *p);
+    *p = (int)br_task_arg_i64(t);
+    int rc = br_task_return_ptr(t, p, cf_free_int);
+    if (rc == BR_ENOTSUP) { /* an executor that crosses a process boundary */
+        free(p);
+        return br_task_return_i64(t, -1);
+    }
+    return rc;
+}
+
+static void conformance_submit_results(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(2);
+    BR_CHECK(br_executor_kind(ex) != NULL);
+    BR_CHECK_EQ(br_executor_max_workers(ex), 2);
+
+    /* bytes in, bytes out */
+    cf_pair p = {40, 2};
+    br_future *f1, *f2, *f3, *f4, *f5;
+    BR_CHECK_OK(br_submit(ex, cf_pair_sum, &p, sizeof p, &f1));
+    /* int64 in, int64 out */
+    BR_CHECK_OK(br_submit_i64(ex, cf_square, -12, &f2));
+    /* a result bigger than the inline room */
+    BR_CHECK_OK(br_submit_i64(ex, cf_big_result, 5000, &f3));
+    /* no result */
+    BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = cf_no_result}, &f4));
+    /* a pointer result, in-process executors only */
+    BR_CHECK_OK(br_submit_i64(ex, cf_ptr_result, 77, &f5));
+
+    int64_t v = 0;
+    BR_CHECK_OK(br_future_result_i64(f1, cf_guard(), &v));
+    BR_CHECK_EQ(v, 42);
+    BR_CHECK_OK(br_future_result_i64(f2, cf_guard(), &v));
+    BR_CHECK_EQ(v, 144);
+    const void *d;
+    size_t n;
+    BR_CHECK_OK(br_future_result(f3, cf_guard(), &d, &n));
+    BR_CHECK_EQ(n, 5000);
+    for (size_t i = 0; i < n; i++)
+        BR_CHECK_EQ(((const unsigned char *)d)[i], (unsigned char)(i * 31 + 7));
+    BR_CHECK_OK(br_future_result(f4, cf_guard(), &d, &n));
+    BR_CHECK_EQ(n, 0);
+    void *ptr = NULL;
+    int rc = br_future_result_ptr(f5, cf_guard(), &ptr);
+    if (rc == 0) {
+        BR_CHECK_EQ(*(int *)ptr, 77);
+    } else {
+        BR_CHECK_ERR(rc, BR_EINVAL); /* the ENOTSUP fallback returned an int64 */
+        BR_CHECK_OK(br_future_result_i64(f5, BR_NOWAIT, &v));
+        BR_CHECK_EQ(v, -1);
+    }
+    BR_CHECK_EQ(br_future_state_of(f1), BR_FUTURE_FINISHED);
+    br_future_release(f1);
+    br_future_release(f2);
+    br_future_release(f3);
+    br_future_release(f4);
+    br_future_release(f5);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void conformance_bad_arguments(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(1);
+    br_future *f = (br_future *)1;
+    BR_CHECK_ERR(br_submit(NULL, cf_square, NULL, 0, &f), BR_EINVAL);
+    BR_CHECK(f == NULL);
+    BR_CHECK_ERR(br_submit(ex, NULL, NULL, 0, &f), BR_EINVAL);
+    BR_CHECK_ERR(br_submit(ex, cf_square, NULL, 8, &f), BR_EINVAL);
+    BR_CHECK_ERR(br_submit_i64(ex, NULL, 1, &f), BR_EINVAL);
+    BR_CHECK_ERR(br_submit_call(ex, NULL, &f), BR_EINVAL);
+    BR_CHECK_ERR(br_submit_call(ex, &(br_call){.fn = NULL}, &f), BR_EINVAL);
+    BR_CHECK_ERR(br_executor_shutdown(NULL, true, false), BR_EINVAL);
+    BR_CHECK_EQ(br_executor_max_workers(NULL), BR_EINVAL);
+    BR_CHECK(br_executor_kind(NULL) == NULL);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- failures ------------------------------------------------------------------------- */
+
+static int cf_fail_task(br_task *t) {
+    int64_t k = br_task_arg_i64(t);
+    switch (k) {
+    case 0:
+        return br_task_fail(t, BR_EIO, "bad n: %d", 7);
+    case 1: {
+        char big[200];
+        memset(big, 'm', sizeof big - 1);
+        big[sizeof big - 1] = 0;
+        return br_task_fail(t, BR_EFAILED, "%s!", big);
+    }
+    case 2:
+        return BR_ENOENT; /* no message */
+    case 3:
+        br_task_return_i64(t, 5); /* a result, then a failure: the failure wins */
+        return br_task_fail(t, BR_ERANGE, "late");
+    default:
+        return 3; /* positive: a task bug, reported as BR_EINVAL */
+    }
+}
+
+static void conformance_failures(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(2);
+    br_future *f[5];
+    for (int i = 0; i < 5; i++)
+        BR_CHECK_OK(br_submit_i64(ex, cf_fail_task, i, &f[i]));
+    int code;
+    const char *msg;
+    BR_CHECK_ERR(br_future_result(f[0], cf_guard(), NULL, NULL), BR_EIO);
+    BR_CHECK_OK(br_future_exception(f[0], BR_NOWAIT, &code, &msg));
+    BR_CHECK_EQ(code, BR_EIO);
+    BR_CHECK(msg && strcmp(msg, "bad n: 7") == 0);
+    BR_CHECK(br_future_failed(f[0]));
+
+    BR_CHECK_OK(br_future_exception(f[1], cf_guard(), &code, &msg));
+    BR_CHECK_EQ(code, BR_EFAILED);
+    BR_CHECK(msg && strlen(msg) == 200 && msg[0] == 'm' && msg[199] == '!');
+
+    BR_CHECK_OK(br_future_exception(f[2], cf_guard(), &code, &msg));
+    BR_CHECK_EQ(code, BR_ENOENT);
+    BR_CHECK(msg == NULL);
+
+    int64_t v;
+    BR_CHECK_ERR(br_future_result_i64(f[3], cf_guard(), &v), BR_ERANGE);
+    BR_CHECK_ERR(br_future_result_i64(f[4], cf_guard(), &v), BR_EINVAL);
+    BR_CHECK(br_future_failed(f[4]));
+    for (int i = 0; i < 5; i++) {
+        BR_CHECK_EQ(br_future_state_of(f[i]), BR_FUTURE_FINISHED);
+        br_future_release(f[i]);
+    }
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- cancel ----------------------------------------------------------------------------- */
+
+static void conformance_cancel_queued(void **state) {
+    (void)state;
+    cf_need_shared_memory();
+    br_executor *ex = cf_make(1);
+    br_future *gate = cf_gate();
+    cf_block *b = cf_block_new(gate, 11);
+    br_future *blocker = cf_submit_block(ex, b);
+    BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
+    BR_CHECK(br_future_running(blocker));
+    BR_CHECK(!br_future_cancel(blocker)); /* running: Python says no */
+
+    enum { N = 10 };
+    br_future *q[N];
+    atomic_store(&cf_counter, 0);
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_submit_i64(ex, cf_count_task, 1, &q[i]));
+    for (int i = 0; i < N; i += 2) {
+        BR_CHECK(br_future_cancel(q[i]));
+        BR_CHECK(br_future_cancelled(q[i]));
+        BR_CHECK(br_future_done(q[i]));
+        BR_CHECK_ERR(br_future_result(q[i], BR_NOWAIT, NULL, NULL), BR_ECANCELED);
+    }
+    cf_open(gate);
+    int64_t v;
+    BR_CHECK_OK(br_future_result_i64(blocker, cf_guard(), &v));
+    BR_CHECK_EQ(v, 11);
+    for (int i = 0; i < N; i++) {
+        int rc = br_future_result(q[i], cf_guard(), NULL, NULL);
+        BR_CHECK_ERR(rc, i % 2 == 0 ? BR_ECANCELED : 0);
+        BR_CHECK(!br_future_cancel(q[i]) == (i % 2 == 1));
+    }
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    BR_CHECK_EQ(atomic_load(&cf_counter), N / 2); /* the cancelled ones never ran */
+    for (int i = 0; i < N; i++)
+        br_future_release(q[i]);
+    br_future_release(blocker);
+    br_future_release(gate);
+    cf_block_free(b);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void conformance_request_cancel_running(void **state) {
+    (void)state;
+    cf_need_shared_memory();
+    br_executor *ex = cf_make(1);
+    cf_block *b = cf_block_new(NULL, 0); /* no gate: runs until asked to stop */
+    br_future *f = cf_submit_block(ex, b);
+    BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
+    BR_CHECK(!br_future_cancel(f));
+    BR_CHECK(br_future_request_cancel(f));
+    BR_CHECK_ERR(br_future_result(f, cf_guard(), NULL, NULL), BR_ECANCELED);
+    BR_CHECK(br_future_cancelled(f));
+    BR_CHECK_EQ(atomic_load(&b->saw_cancel), 1);
+    /* finished futures refuse */
+    br_future *g;
+    BR_CHECK_OK(br_submit_i64(ex, cf_square, 3, &g));
+    BR_CHECK_OK(br_future_wait(g, cf_guard()));
+    BR_CHECK(!br_future_request_cancel(g));
+    br_future_release(g);
+    br_future_release(f);
+    cf_block_free(b);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- deadlines ---------------------------------------------------------------------------- */
+
+static void conformance_task_deadline(void **state) {
+    (void)state;
+    cf_need_shared_memory();
+    br_executor *ex = cf_make(1);
+    br_future *gate = cf_gate();
+    cf_block *b = cf_block_new(gate, 1);
+    br_future *blocker = cf_submit_block(ex, b);
+    BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
+
+    /* queued behind the blocker past its deadline: never runs, fails BR_ETIMEDOUT */
+    atomic_store(&cf_counter, 0);
+    int64_t dl = br_deadline_after(20 * BR_MSEC);
+    int64_t one = 1;
+    br_future *late;
+    BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = cf_count_task, .arg = &one,
+                                              .len = sizeof one, .deadline = dl,
+                                              .flags = BR_CALL_COPY_ARG},
+                               &late));
+    br_sleep_until(dl); /* the condition under test, not a settle */
+    cf_open(gate);
+    BR_CHECK_ERR(br_future_result(late, cf_guard(), NULL, NULL), BR_ETIMEDOUT);
+    BR_CHECK(br_future_done(late));
+    BR_CHECK(br_future_failed(late));
+    BR_CHECK_EQ(atomic_load(&cf_counter), 0);
+
+    /* a running task sees its deadline through br_task_cancelled; stopping then fails
+     * the future with BR_ETIMEDOUT */
+    cf_block *b2 = cf_block_new(NULL, 0);
+    int64_t dl2 = br_deadline_after(30 * BR_MSEC);
+    br_future *f2;
+    BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = cf_block_task, .arg = &b2,
+                                              .len = sizeof b2, .deadline = dl2,
+                                              .flags = BR_CALL_COPY_ARG},
+                               &f2));
+    BR_CHECK_ERR(br_future_result(f2, cf_guard(), NULL, NULL), BR_ETIMEDOUT);
+    BR_CHECK(br_now() >= dl2);
+    BR_CHECK_EQ(b2->seen_deadline, dl2);
+    BR_CHECK_EQ(atomic_load(&b2->saw_cancel), 1);
+
+    /* a task without one sees BR_FOREVER */
+    BR_CHECK_EQ(b->seen_deadline, BR_FOREVER);
+
+    /* result() with a deadline on a task that isn't done */
+    br_future *gate3 = cf_gate();
+    cf_block *b3 = cf_block_new(gate3, 5);
+    br_future *f3 = cf_submit_block(ex, b3);
+    int64_t start = br_now();
+    BR_CHECK_ERR(br_future_result(f3, start + 10 * BR_MSEC, NULL, NULL), BR_ETIMEDOUT);
+    BR_CHECK(br_now() >= start + 10 * BR_MSEC);
+    BR_CHECK(!br_future_done(f3));
+    cf_open(gate3);
+    int64_t v;
+    BR_CHECK_OK(br_future_result_i64(f3, cf_guard(), &v));
+    BR_CHECK_EQ(v, 5);
+
+    br_future_release(f3);
+    br_future_release(gate3);
+    cf_block_free(b3);
+    br_future_release(f2);
+    cf_block_free(b2);
+    br_future_release(late);
+    br_future_release(blocker);
+    br_future_release(gate);
+    cf_block_free(b);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- arguments ------------------------------------------------------------------------- */
+
+static int cf_checksum(br_task *t) {
+    size_t len;
+    const unsigned char *p = br_task_arg(t, &len);
+    uint64_t s = 0;
+    for (size_t i = 0; i < len; i++)
+        s = s * 31 + p[i];
+    return br_task_return_i64(t, (int64_t)s);
+}
+
+static int64_t cf_sum_bytes(const unsigned char *p, size_t len) {
+    uint64_t s = 0;
+    for (size_t i = 0; i < len; i++)
+        s = s * 31 + p[i];
+    return (int64_t)s;
+}
+
+static void conformance_copy_arg(void **state) {
+    (void)state;
+    cf_need_shared_memory();
+    br_executor *ex = cf_make(1);
+    br_future *gate = cf_gate();
+    cf_block *b = cf_block_new(gate, 0);
+    br_future *blocker = cf_submit_block(ex, b); /* the copies run after we scribble */
+    BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
+
+    size_t sizes[] = {1, 16, 32, 33, 1000};
+    enum { NS = sizeof sizes / sizeof sizes[0] };
+    br_future *f[NS];
+    int64_t want[NS];
+    unsigned char buf[1000];
+    for (size_t k = 0; k < NS; k++) {
+        for (size_t i = 0; i < sizes[k]; i++)
+            buf[i] = (unsigned char)(i + k * 13);
+        want[k] = cf_sum_bytes(buf, sizes[k]);
+        BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = cf_checksum, .arg = buf,
+                                                  .len = sizes[k],
+                                                  .flags = BR_CALL_COPY_ARG},
+                                   &f[k]));
+        memset(buf, 0xEE, sizeof buf); /* the caller reuses its buffer at once */
+    }
+    cf_open(gate);
+    for (size_t k = 0; k < NS; k++) {
+        int64_t v;
+        BR_CHECK_OK(br_future_result_i64(f[k], cf_guard(), &v));
+        BR_CHECK_EQ(v, want[k]);
+        br_future_release(f[k]);
+    }
+    br_future_release(blocker);
+    br_future_release(gate);
+    cf_block_free(b);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void conformance_fire_and_forget(void **state) {
+    (void)state;
+    cf_need_shared_memory(); /* the tasks add to a counter in this process */
+    br_executor *ex = cf_make(2);
+    long n = br_test_scaled(2000, 100);
+    atomic_store(&cf_counter, 0);
+    for (long i = 1; i <= n; i++)
+        BR_CHECK_OK(br_submit_i64(ex, cf_count_task, i, NULL));
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false)); /* runs everything queued */
+    BR_CHECK_EQ(atomic_load(&cf_counter), n * (n + 1) / 2);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- callbacks ------------------------------------------------------------------------------ */
+
+typedef struct cf_cb {
+    _Atomic int calls;
+    int seen_order[3];
+    br_future *two_done; /* completed by the second call */
+} cf_cb;
+
+static void cf_cb_record(br_future *f, void *arg) {
+    cf_cb *c = arg;
+    BR_CHECK(br_future_done(f));
+    int k = atomic_fetch_add(&c->calls, 1);
+    if (k < 3)
+        c->seen_order[k] = k;
+    if (k == 1)
+        br_future_set_result_i64(c->two_done, 1);
+}
+
+typedef struct cf_rel {
+    _Atomic int calls;
+    br_future *done;
+} cf_rel;
+
+static void cf_cb_release(br_future *f, void *arg) {
+    cf_rel *r = arg;
+    atomic_fetch_add(&r->calls, 1);
+    br_future_release(f); /* the last reference, from inside the callback */
+    br_future_set_result_i64(r->done, 1);
+}
+
+static void conformance_done_callbacks(void **state) {
+    (void)state;
+    cf_need_shared_memory();
+    br_executor *ex = cf_make(1);
+    br_future *gate = cf_gate();
+    cf_block *b = cf_block_new(gate, 3);
+    br_future *f = cf_submit_block(ex, b);
+    cf_cb c = {.two_done = cf_gate()};
+    BR_CHECK_OK(br_future_add_done_callback(f, cf_cb_record, &c));
+    BR_CHECK_OK(br_future_add_done_callback(f, cf_cb_record, &c));
+    BR_CHECK_EQ(atomic_load(&c.calls), 0);
+    cf_rel r = {.done = cf_gate()};
+    br_future *g;
+    BR_CHECK_OK(br_submit_i64(ex, cf_square, 2, &g));
+    BR_CHECK_OK(br_future_add_done_callback(g, cf_cb_release, &r)); /* may run at once */
+    cf_open(gate);
+    /* callbacks run on the completing thread, maybe after waiters woke: wait for them */
+    BR_CHECK_OK(br_future_wait(c.two_done, cf_guard()));
+    BR_CHECK_OK(br_future_wait(r.done, cf_guard()));
+    BR_CHECK_OK(br_future_add_done_callback(f, cf_cb_record, &c)); /* runs at once */
+    BR_CHECK_EQ(atomic_load(&c.calls), 3);
+    BR_CHECK_EQ(c.seen_order[0], 0);
+    BR_CHECK_EQ(c.seen_order[1], 1);
+    BR_CHECK_EQ(c.seen_order[2], 2);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_EQ(atomic_load(&c.calls), 3);
+    BR_CHECK_EQ(atomic_load(&r.calls), 1);
+    br_future_release(f);
+    br_future_release(gate);
+    br_future_release(c.two_done);
+    br_future_release(r.done);
+    cf_block_free(b);
+}
+
+/* --- wait and as_completed -------------------------------------------------------------------- */
+
+static void conformance_wait(void **state) {
+    (void)state;
+    cf_need_shared_memory();
+    enum { N = 4 };
+    br_executor *ex = cf_make(N);
+    br_future *gates[N], *fs[N];
+    cf_block *bs[N];
+    for (int i = 0; i < N; i++) {
+        gates[i] = cf_gate();
+        bs[i] = cf_block_new(gates[i], i);
+        fs[i] = cf_submit_block(ex, bs[i]);
+    }
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_future_wait(bs[i]->started, cf_guard()));
+    br_future *sets[N];
+    size_t nd, nn;
+    /* nothing done yet */
+    BR_CHECK_ERR(br_wait(fs, N, BR_FIRST_COMPLETED, BR_NOWAIT, sets, &nd, &nn), BR_ETIMEDOUT);
+    BR_CHECK_EQ(nd, 0);
+    BR_CHECK_EQ(nn, N);
+    /* one done */
+    cf_open(gates[2]);
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_COMPLETED, cf_guard(), sets, &nd, &nn));
+    BR_CHECK(nd >= 1);
+    BR_CHECK(sets[0] == fs[2]);
+    BR_CHECK_ERR(br_wait(fs, N, BR_ALL_COMPLETED, br_deadline_after(5 * BR_MSEC), sets, &nd,
+                         &nn),
+                 BR_ETIMEDOUT);
+    BR_CHECK_EQ(nd, 1);
+    BR_CHECK_EQ(nn, N - 1);
+    BR_CHECK(sets[1] == fs[0] && sets[2] == fs[1] && sets[3] == fs[3]);
+    /* all done */
+    cf_open(gates[0]);
+    cf_open(gates[1]);
+    cf_open(gates[3]);
+    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, cf_guard(), sets, &nd, &nn));
+    BR_CHECK_EQ(nd, N);
+    BR_CHECK_EQ(nn, 0);
+    for (int i = 0; i < N; i++) {
+        BR_CHECK(sets[i] == fs[i]);
+        br_future_release(fs[i]);
+        br_future_release(gates[i]);
+        cf_block_free(bs[i]);
+    }
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void conformance_wait_first_exception(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(2);
+    enum { N = 50 };
+    br_future *fs[N];
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_submit_i64(ex, i == 37 ? cf_fail_task : cf_square, i == 37 ? 2 : i,
+                                  &fs[i]));
+    size_t nd, nn;
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, cf_guard(), NULL, &nd, &nn));
+    BR_CHECK(br_future_failed(fs[37]));
+    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, cf_guard(), NULL, &nd, &nn));
+    BR_CHECK_EQ(nd, N);
+    for (int i = 0; i < N; i++)
+        br_future_release(fs[i]);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void conformance_as_completed(void **state) {
+    (void)state;
+    cf_need_shared_memory();
+    enum { N = 4 };
+    br_executor *ex = cf_make(N);
+    br_future *gates[N], *fs[N + 1];
+    cf_block *bs[N];
+    for (int i = 0; i < N; i++) {
+        gates[i] = cf_gate();
+        bs[i] = cf_block_new(gates[i], 100 + i);
+        fs[i] = cf_submit_block(ex, bs[i]);
+    }
+    fs[N] = fs[1]; /* a duplicate is yielded once */
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_future_wait(bs[i]->started, cf_guard()));
+    br_as_completed *it;
+    BR_CHECK_OK(br_as_completed_new(&it, fs, N + 1, cf_guard()));
+    int order[N] = {2, 0, 3, 1};
+    for (int k = 0; k < N; k++) {
+        cf_open(gates[order[k]]);
+        br_future *got;
+        BR_CHECK_OK(br_as_completed_next(it, &got));
+        BR_CHECK(got == fs[order[k]]);
+        int64_t v;
+        BR_CHECK_OK(br_future_result_i64(got, BR_NOWAIT, &v));
+        BR_CHECK_EQ(v, 100 + order[k]);
+    }
+    br_future *got;
+    BR_CHECK_ERR(br_as_completed_next(it, &got), BR_EOF);
+    BR_CHECK_OK(br_as_completed_free(it));
+    for (int i = 0; i < N; i++) {
+        br_future_release(fs[i]);
+        br_future_release(gates[i]);
+        cf_block_free(bs[i]);
+    }
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- map ------------------------------------------------------------------------------------- */
+
+static int cf_map_fn(br_task *t) {
+    int32_t x;
+    memcpy(&x, br_task_arg(t, NULL), sizeof x);
+    if (x % 13 == 5)
+        return br_task_fail(t, BR_ERANGE, "no %d", (int)x);
+    return br_task_return_i64(t, (int64_t)x * 3);
+}
+
+static void conformance_map(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(3);
+    enum { N = 200 };
+    int32_t in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    size_t chunks[] = {0, 1, 7, 64, 1000};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        br_map *m;
+        BR_CHECK_OK(br_map_new(&m, ex, cf_map_fn, in, N, sizeof in[0],
+                               &(br_map_opts){.chunksize = chunks[c], .buffersize = c}));
+        for (int i = 0; i < N; i++) {
+            int64_t v = -1;
+            int rc = br_map_next_i64(m, &v);
+            if (i % 13 == 5) {
+                BR_CHECK_ERR(rc, BR_ERANGE);
+            } else {
+                BR_CHECK_OK(rc);
+                BR_CHECK_EQ(v, (int64_t)i * 3);
+            }
+        }
+        int64_t v;
+        BR_CHECK_ERR(br_map_next_i64(m, &v), BR_EOF);
+        BR_CHECK_OK(br_map_free(m));
+    }
+    /* the failure's message comes back in *data */
+    br_map *m;
+    BR_CHECK_OK(br_map_new(&m, ex, cf_map_fn, in + 5, 1, sizeof in[0], NULL));
+    const void *d;
+    size_t len;
+    BR_CHECK_ERR(br_map_next(m, &d, &len), BR_ERANGE);
+    BR_CHECK(d != NULL && strcmp(d, "no 5") == 0);
+    BR_CHECK_ERR(br_map_next(m, &d, &len), BR_EOF);
+    BR_CHECK_OK(br_map_free(m));
+    /* an empty map */
+    BR_CHECK_OK(br_map_new(&m, ex, cf_map_fn, NULL, 0, sizeof in[0], NULL));
+    BR_CHECK_ERR(br_map_next(m, &d, &len), BR_EOF);
+    BR_CHECK_OK(br_map_free(m));
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void conformance_map_free_early(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(2);
+    enum { N = 500 };
+    int32_t in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i * 13 + 1; /* never fails */
+    br_map *m;
+    BR_CHECK_OK(br_map_new(&m, ex, cf_map_fn, in, N, sizeof in[0],
+                           &(br_map_opts){.chunksize = 3}));
+    for (int i = 0; i < 10; i++) {
+        int64_t v;
+        BR_CHECK_OK(br_map_next_i64(m, &v));
+        BR_CHECK_EQ(v, (int64_t)in[i] * 3);
+    }
+    BR_CHECK_OK(br_map_free(m)); /* cancels the rest, waits for the running ones */
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- shutdown --------------------------------------------------------------------------------- */
+
+static void conformance_shutdown_wait(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(2);
+    enum { N = 100 };
+    br_future *fs[N];
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_submit_i64(ex, cf_square, i, &fs[i]));
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    for (int i = 0; i < N; i++) {
+        BR_CHECK(br_future_done(fs[i])); /* wait=true: everything finished */
+        int64_t v;
+        BR_CHECK_OK(br_future_result_i64(fs[i], BR_NOWAIT, &v));
+        BR_CHECK_EQ(v, (int64_t)i * i);
+        br_future_release(fs[i]);
+    }
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false)); /* again: fine */
+    BR_CHECK_OK(br_executor_shutdown(ex, false, true));
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void conformance_submit_after_shutdown(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(1);
+    BR_CHECK_OK(br_executor_shutdown(ex, false, false));
+    br_future *f = (br_future *)1;
+    BR_CHECK_ERR(br_submit_i64(ex, cf_square, 1, &f), BR_ESHUTDOWN);
+    BR_CHECK(f == NULL);
+    BR_CHECK_ERR(br_submit_i64(ex, cf_square, 1, NULL), BR_ESHUTDOWN);
+    int64_t x = 3;
+    BR_CHECK_ERR(br_submit(ex, cf_square, &x, sizeof x, &f), BR_ESHUTDOWN);
+    BR_CHECK_ERR(br_submit_call(ex, &(br_call){.fn = cf_square, .arg = &x, .len = sizeof x,
+                                               .flags = BR_CALL_COPY_ARG},
+                                &f),
+                 BR_ESHUTDOWN);
+    int32_t in[4] = {1, 2, 3, 4};
+    br_map *m = (br_map *)1;
+    BR_CHECK_ERR(br_map_new(&m, ex, cf_map_fn, in, 4, sizeof in[0], NULL), BR_ESHUTDOWN);
+    BR_CHECK(m == NULL);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void conformance_shutdown_cancel_futures(void **state) {
+    (void)state;
+    cf_need_shared_memory();
+    br_executor *ex = cf_make(1);
+    cf_block *b = cf_block_new(NULL, 0); /* runs until asked to stop */
+    br_future *running = cf_submit_block(ex, b);
+    BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
+    enum { N = 20 };
+    br_future *q[N];
+    atomic_store(&cf_counter, 0);
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_submit_i64(ex, cf_count_task, 1, &q[i]));
+    BR_CHECK_OK(br_executor_shutdown(ex, false, true));
+    /* queued: cancelled by the time shutdown returns */
+    for (int i = 0; i < N; i++) {
+        BR_CHECK(br_future_cancelled(q[i]));
+        BR_CHECK_ERR(br_future_result(q[i], BR_NOWAIT, NULL, NULL), BR_ECANCELED);
+    }
+    /* running: asked to stop (br_task_cancelled), and it did */
+    BR_CHECK_ERR(br_future_result(running, cf_guard(), NULL, NULL), BR_ECANCELED);
+    BR_CHECK_EQ(atomic_load(&b->saw_cancel), 1);
+    BR_CHECK_OK(br_executor_shutdown(ex, true, true));
+    BR_CHECK_EQ(atomic_load(&cf_counter), 0);
+    for (int i = 0; i < N; i++)
+        br_future_release(q[i]);
+    br_future_release(running);
+    cf_block_free(b);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static br_executor *cf_self_ex;
+static int cf_shutdown_self(br_task *t) {
+    (void)t;
+    return br_executor_shutdown(cf_self_ex, true, false); /* BR_EDEADLK */
+}
+
+static void conformance_shutdown_from_worker(void **state) {
+    (void)state;
+    cf_need_shared_memory();
+    br_executor *ex = cf_make(1);
+    cf_self_ex = ex;
+    br_future *f;
+    BR_CHECK_OK(br_submit_i64(ex, cf_shutdown_self, 0, &f));
+    BR_CHECK_ERR(br_future_result(f, cf_guard(), NULL, NULL), BR_EDEADLK);
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- parallel_for ------------------------------------------------------------------------------ */
+
+static int cf_range_sum(int64_t begin, int64_t end, void *ctx) {
+    int64_t s = 0;
+    for (int64_t i = begin; i < end; i++)
+        s += i;
+    atomic_fetch_add((_Atomic int64_t *)ctx, s);
+    return 0;
+}
+
+static void conformance_parallel_for(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(2);
+    _Atomic int64_t sum = 0;
+    int rc = br_parallel_for(ex, 0, 100000, 0, cf_range_sum, (void *)&sum);
+    if (rc != BR_ENOTSUP) {
+        BR_CHECK_OK(rc);
+        BR_CHECK_EQ(atomic_load(&sum), (int64_t)100000 * 99999 / 2);
+    }
+    BR_CHECK_ERR(br_parallel_for(ex, 5, 4, 0, cf_range_sum, (void *)&sum), BR_EINVAL);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- stress ---------------------------------------------------------------------------------------- */
+
+enum { CF_SUBMITTERS = 4 };
+
+typedef struct cf_stress_slot {
+    br_future *f;
+    int64_t arg;
+    _Atomic int callbacks;
+} cf_stress_slot;
+
+typedef struct cf_stress {
+    br_executor *ex;
+    long per_thread;
+    cf_stress_slot *slots; /* CF_SUBMITTERS * per_thread */
+    _Atomic long ran;
+} cf_stress;
+
+static cf_stress *cf_st;
+
+static int cf_stress_task(br_task *t) {
+    if (CONFORMANCE_SHARED_MEMORY)
+        atomic_fetch_add(&cf_st->ran, 1);
+    return br_task_return_i64(t, br_task_arg_i64(t) * 2);
+}
+
+static void cf_stress_cb(br_future *f, void *arg) {
+    (void)f;
+    atomic_fetch_add(&((cf_stress_slot *)arg)->callbacks, 1);
+}
+
+typedef struct {
+    int id;
+} cf_submitter_arg;
+
+static void *cf_submitter(void *p) {
+    int id = ((cf_submitter_arg *)p)->id;
+    unsigned seed = 12345u + (unsigned)id * 7919u;
+    for (long i = 0; i < cf_st->per_thread; i++) {
+        cf_stress_slot *s = &cf_st->slots[id * cf_st->per_thread + i];
+        s->arg = (int64_t)(rand_r(&seed) % 1000);
+        if (br_submit_i64(cf_st->ex, cf_stress_task, s->arg, &s->f) != 0)
+            abort();
+        br_future_add_done_callback(s->f, cf_stress_cb, s);
+        unsigned r = (unsigned)rand_r(&seed) % 8;
+        if (r == 0)
+            br_future_cancel(s->f);
+        else if (r == 1)
+            br_future_request_cancel(s->f);
+        else if (r == 2 && i > 0) /* cancel an older one, maybe already running */
+            br_future_cancel(cf_st->slots[id * cf_st->per_thread + (long)(seed % (unsigned)i)].f);
+    }
+    return NULL;
+}
+
+static void conformance_stress(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(2);
+    cf_stress st = {.ex = ex, .per_thread = br_test_scaled(20000, 500)};
+    long total = CF_SUBMITTERS * st.per_thread;
+    st.slots = calloc((size_t)total, sizeof *st.slots);
+    cf_st = &st;
+    pthread_t th[CF_SUBMITTERS];
+    cf_submitter_arg args[CF_SUBMITTERS];
+    for (int i = 0; i < CF_SUBMITTERS; i++) {
+        args[i].id = i;
+        assert_int_equal(pthread_create(&th[i], NULL, cf_submitter, &args[i]), 0);
+    }
+    for (int i = 0; i < CF_SUBMITTERS; i++)
+        pthread_join(th[i], NULL);
+    br_future **all = malloc((size_t)total * sizeof *all);
+    for (long i = 0; i < total; i++)
+        all[i] = st.slots[i].f;
+    size_t nd, nn;
+    BR_CHECK_OK(br_wait(all, (size_t)total, BR_ALL_COMPLETED, cf_guard(), NULL, &nd, &nn));
+    BR_CHECK_EQ(nd, total);
+    /* Callbacks run on the completing thread, after waiters wake: once the workers
+     * have exited (shutdown with wait), every one of them has returned. */
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    long finished = 0, cancelled = 0;
+    int64_t sum = 0, want = 0;
+    for (long i = 0; i < total; i++) {
+        cf_stress_slot *s = &st.slots[i];
+        BR_CHECK_EQ(atomic_load(&s->callbacks), 1); /* resolved exactly once */
+        br_future_state fs = br_future_state_of(s->f);
+        if (fs == BR_FUTURE_CANCELLED) {
+            cancelled++;
+            BR_CHECK_ERR(br_future_result(s->f, BR_NOWAIT, NULL, NULL), BR_ECANCELED);
+        } else {
+            BR_CHECK_EQ(fs, BR_FUTURE_FINISHED);
+            finished++;
+            int64_t v;
+            BR_CHECK_OK(br_future_result_i64(s->f, BR_NOWAIT, &v));
+            sum += v;
+            want += 2 * s->arg;
+        }
+        br_future_release(s->f);
+    }
+    BR_CHECK_EQ(finished + cancelled, total);
+    BR_CHECK_EQ(sum, want);
+    /* tasks that ran = futures that finished (a cancelled one never ran; a
+     * request_cancel on a running task that doesn't poll finishes normally) */
+    if (CONFORMANCE_SHARED_MEMORY)
+        BR_CHECK_EQ(atomic_load(&st.ran), finished);
+    free(all);
+    free(st.slots);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+#define BR_CONFORMANCE_TESTS                                                           \
+    cmocka_unit_test(conformance_submit_results),                                      \
+        cmocka_unit_test(conformance_bad_arguments),                                   \
+        cmocka_unit_test(conformance_failures),                                        \
+        cmocka_unit_test(conformance_cancel_queued),                                   \
+        cmocka_unit_test(conformance_request_cancel_running),                          \
+        cmocka_unit_test(conformance_task_deadline),                                   \
+        cmocka_unit_test(conformance_copy_arg),                                        \
+        cmocka_unit_test(conformance_fire_and_forget),                                 \
+        cmocka_unit_test(conformance_done_callbacks),                                  \
+        cmocka_unit_test(conformance_wait),                                            \
+        cmocka_unit_test(conformance_wait_first_exception),                            \
+        cmocka_unit_test(conformance_as_completed),                                    \
+        cmocka_unit_test(conformance_map),                                             \
+        cmocka_unit_test(conformance_map_free_early),                                  \
+        cmocka_unit_test(conformance_shutdown_wait),                                   \
+        cmocka_unit_test(conformance_submit_after_shutdown),                           \
+        cmocka_unit_test(conformance_shutdown_cancel_futures),                         \
+        cmocka_unit_test(conformance_shutdown_from_worker),                            \
+        cmocka_unit_test(conformance_parallel_for),                                    \
+        cmocka_unit_test(conformance_stress)
+
+#endif

@@ -1,0 +1,185 @@
+/* A test-only executor: N worker threads on one mutex+condvar FIFO, implementing the
+ * vtable of src/executor/internal.h in the plainest way. It exists so that the
+ * executor-generic layer (submit, map) and the conformance suite can be tested
+ * without the real thread pool. Counters let tests observe what the generic layer
+ * hands over (how many tasks were submitted, how many are queued).
+ *
+ *   br_executor *ex;
+ *   mini_new(&ex, 2);   ... br_executor_free(ex);
+ */
+#ifndef BRAID_TESTS_MINI_EXECUTOR_H
+#define BRAID_TESTS_MINI_EXECUTOR_H
+
+#include "executor/internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct mini_ex {
+    struct br_executor base;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    br_task *head, *tail;
+    bool shutdown;
+    bool joined;
+    int nworkers;
+    pthread_t *threads;
+    br_future **running; /* per worker, under mu, with a reference held */
+    pthread_mutex_t join_mu;
+    _Atomic long submits;  /* tasks accepted by vt->submit */
+    _Atomic long finished; /* tasks the workers ran or skipped */
+} mini_ex;
+
+static _Thread_local mini_ex *mini_current;
+
+typedef struct {
+    mini_ex *m;
+    int i;
+} mini_worker_arg;
+
+static void *mini_worker(void *p) {
+    mini_worker_arg *a = p;
+    mini_ex *m = a->m;
+    int i = a->i;
+    free(a);
+    mini_current = m;
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        while (m->head == NULL && !m->shutdown)
+            pthread_cond_wait(&m->cv, &m->mu);
+        if (m->head == NULL)
+            break;
+        br_task *t = m->head;
+        m->head = t->next;
+        if (m->head == NULL)
+            m->tail = NULL;
+        br_future *f = br__task_future(t);
+        br_future_retain(f); /* so shutdown can request_cancel it safely */
+        m->running[i] = f;
+        pthread_mutex_unlock(&m->mu);
+        br__task_run(t);
+        atomic_fetch_add(&m->finished, 1);
+        pthread_mutex_lock(&m->mu);
+        m->running[i] = NULL;
+        pthread_mutex_unlock(&m->mu);
+        br_future_release(f);
+        pthread_mutex_lock(&m->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+static int mini_submit(br_executor *ex, br_task *t, const br_call *call) {
+    (void)call;
+    mini_ex *m = (mini_ex *)ex;
+    pthread_mutex_lock(&m->mu);
+    if (m->shutdown) {
+        pthread_mutex_unlock(&m->mu);
+        return BR_ESHUTDOWN;
+    }
+    t->next = NULL;
+    if (m->tail)
+        m->tail->next = t;
+    else
+        m->head = t;
+    m->tail = t;
+    atomic_fetch_add(&m->submits, 1);
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+static int mini_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
+    mini_ex *m = (mini_ex *)ex;
+    if (wait && mini_current == m)
+        return BR_EDEADLK;
+    br_task *dropped = NULL;
+    pthread_mutex_lock(&m->mu);
+    m->shutdown = true;
+    if (cancel_futures) {
+        dropped = m->head;
+        m->head = m->tail = NULL;
+        for (int i = 0; i < m->nworkers; i++)
+            if (m->running[i])
+                br_future_request_cancel(m->running[i]);
+    }
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    while (dropped) {
+        br_task *next = dropped->next;
+        br__task_abandon(dropped, BR_ECANCELED);
+        dropped = next;
+    }
+    if (wait) {
+        pthread_mutex_lock(&m->join_mu);
+        if (!m->joined) {
+            for (int i = 0; i < m->nworkers; i++)
+                pthread_join(m->threads[i], NULL);
+            m->joined = true;
+        }
+        pthread_mutex_unlock(&m->join_mu);
+    }
+    return 0;
+}
+
+static void mini_destroy(br_executor *ex) {
+    mini_ex *m = (mini_ex *)ex;
+    pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->join_mu);
+    pthread_cond_destroy(&m->cv);
+    free(m->threads);
+    free(m->running);
+    free(m);
+}
+
+static int mini_max_workers(const br_executor *ex) { return ((const mini_ex *)ex)->nworkers; }
+
+static const struct br__executor_vt mini_vt = {
+    .kind = "thread",
+    .in_process = true,
+    .submit = mini_submit,
+    .shutdown = mini_shutdown,
+    .destroy = mini_destroy,
+    .max_workers = mini_max_workers,
+    .parallel_for = NULL,
+};
+
+/* Not in-process: the generic layer must not hand it pointers (map goes per input). */
+static const struct br__executor_vt mini_vt_remote = {
+    .kind = "remote-test",
+    .in_process = false,
+    .submit = mini_submit,
+    .shutdown = mini_shutdown,
+    .destroy = mini_destroy,
+    .max_workers = mini_max_workers,
+    .parallel_for = NULL,
+};
+
+static int mini_new_vt(br_executor **out, int nworkers, const struct br__executor_vt *vt) {
+    mini_ex *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return BR_ENOMEM;
+    m->base.vt = vt;
+    m->base.magic = BR__EXECUTOR_MAGIC;
+    m->nworkers = nworkers > 0 ? nworkers : 1;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->join_mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    m->threads = calloc((size_t)m->nworkers, sizeof *m->threads);
+    m->running = calloc((size_t)m->nworkers, sizeof *m->running);
+    for (int i = 0; i < m->nworkers; i++) {
+        mini_worker_arg *a = malloc(sizeof *a);
+        a->m = m;
+        a->i = i;
+        pthread_create(&m->threads[i], NULL, mini_worker, a);
+    }
+    *out = &m->base;
+    return 0;
+}
+
+static int mini_new(br_executor **out, int nworkers) {
+    return mini_new_vt(out, nworkers, &mini_vt);
+}
+
+#endif
