@@ -1,0 +1,308 @@
+/* br_wait: concurrent.futures.wait over futures completed by hand and from threads. */
+#include "harness.h"
+#include "future/impl.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t hang_guard(void) {
+    return br_deadline_after((int64_t)(20 * BR_SEC * br_test_time_multiplier()));
+}
+
+static void make(br_future **fs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        BR_CHECK_OK(br_future_new(&fs[i]));
+}
+
+static void drop(br_future **fs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        br_future_release(fs[i]);
+}
+
+/* Completes futures from another thread after a delay, in the given order. */
+typedef struct {
+    br_future **fs;
+    const int *order;
+    int n;
+    int64_t gap;
+    int fail_index; /* this one fails instead (-1: none) */
+    bool cancel_instead;
+} completer_arg;
+
+static void *completer(void *p) {
+    completer_arg *a = p;
+    for (int k = 0; k < a->n; k++) {
+        br_sleep(a->gap);
+        int i = a->order[k];
+        if (i == a->fail_index)
+            br_future_set_exception(a->fs[i], BR_EIO, "boom");
+        else if (a->cancel_instead)
+            br_future_cancel(a->fs[i]);
+        else
+            br_future_set_result_i64(a->fs[i], i);
+    }
+    return NULL;
+}
+
+static void all_done_on_entry(void **state) {
+    (void)state;
+    enum { N = 5 };
+    br_future *fs[N], *sets[N];
+    make(fs, N);
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_future_set_result_i64(fs[i], i));
+    size_t nd = 99, nn = 99;
+    for (int w = BR_ALL_COMPLETED; w <= BR_FIRST_EXCEPTION; w++) {
+        BR_CHECK_OK(br_wait(fs, N, (br_return_when)w, BR_NOWAIT, sets, &nd, &nn));
+        BR_CHECK_EQ(nd, N);
+        BR_CHECK_EQ(nn, 0);
+        for (int i = 0; i < N; i++)
+            BR_CHECK(sets[i] == fs[i]);
+    }
+    /* done futures cost nothing: no listener was registered on any */
+    for (int i = 0; i < N; i++)
+        BR_CHECK_EQ(atomic_load(&fs[i]->st) & BR__FF_LISTENERS, 0);
+    drop(fs, N);
+}
+
+static void empty_and_bad_input(void **state) {
+    (void)state;
+    size_t nd = 9, nn = 9;
+    BR_CHECK_OK(br_wait(NULL, 0, BR_ALL_COMPLETED, BR_FOREVER, NULL, &nd, &nn));
+    BR_CHECK_EQ(nd, 0);
+    BR_CHECK_EQ(nn, 0);
+    BR_CHECK_OK(br_wait(NULL, 0, BR_FIRST_COMPLETED, BR_NOWAIT, NULL, NULL, NULL));
+    BR_CHECK_ERR(br_wait(NULL, 3, BR_ALL_COMPLETED, BR_NOWAIT, NULL, NULL, NULL), BR_EINVAL);
+    br_future *fs[2];
+    make(fs, 2);
+    BR_CHECK_ERR(br_wait(fs, 2, (br_return_when)7, BR_NOWAIT, NULL, NULL, NULL), BR_EINVAL);
+    br_future *bad[2] = {fs[0], NULL};
+    BR_CHECK_ERR(br_wait(bad, 2, BR_ALL_COMPLETED, BR_NOWAIT, NULL, NULL, NULL), BR_EINVAL);
+    drop(fs, 2);
+}
+
+static void first_completed(void **state) {
+    (void)state;
+    enum { N = 6 };
+    br_future *fs[N], *sets[N];
+    make(fs, N);
+    int order[] = {4};
+    completer_arg a = {fs, order, 1, 5 * BR_MSEC, -1, false};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
+    size_t nd, nn;
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_COMPLETED, hang_guard(), sets, &nd, &nn));
+    pthread_join(th, NULL);
+    BR_CHECK_EQ(nd, 1);
+    BR_CHECK_EQ(nn, N - 1);
+    BR_CHECK(sets[0] == fs[4]);
+    /* not-done set in input order */
+    BR_CHECK(sets[1] == fs[0] && sets[2] == fs[1] && sets[3] == fs[2] && sets[4] == fs[3] &&
+             sets[5] == fs[5]);
+    /* nothing stays linked: all watchers were removed */
+    for (int i = 0; i < N; i++)
+        BR_CHECK(fs[i]->wat_head == NULL);
+    drop(fs, N);
+}
+
+static void all_completed_from_threads(void **state) {
+    (void)state;
+    enum { N = 40, T = 4 };
+    br_future *fs[N], *sets[N];
+    make(fs, N);
+    int orders[T][N / T];
+    completer_arg a[T];
+    pthread_t th[T];
+    for (int t = 0; t < T; t++) {
+        for (int k = 0; k < N / T; k++)
+            orders[t][k] = N - 1 - (k * T + t); /* back to front */
+        a[t] = (completer_arg){fs, orders[t], N / T, 100 * BR_USEC, -1, false};
+        assert_int_equal(pthread_create(&th[t], NULL, completer, &a[t]), 0);
+    }
+    size_t nd, nn;
+    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, hang_guard(), sets, &nd, &nn));
+    BR_CHECK_EQ(nd, N);
+    BR_CHECK_EQ(nn, 0);
+    for (int i = 0; i < N; i++) {
+        BR_CHECK(br_future_done(fs[i]));
+        BR_CHECK(sets[i] == fs[i]);
+    }
+    for (int t = 0; t < T; t++)
+        pthread_join(th[t], NULL);
+    drop(fs, N);
+}
+
+static void first_exception(void **state) {
+    (void)state;
+    enum { N = 5 };
+    br_future *fs[N], *sets[N];
+    make(fs, N);
+    /* one succeeds, one is cancelled (doesn't count), then one fails */
+    int order[] = {0, 1, 3};
+    completer_arg a = {fs, order, 3, 2 * BR_MSEC, 3, false};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
+    size_t nd, nn;
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, hang_guard(), sets, &nd, &nn));
+    pthread_join(th, NULL);
+    BR_CHECK(br_future_failed(fs[3]));
+    BR_CHECK_EQ(nd, 3);
+    BR_CHECK(sets[0] == fs[0] && sets[1] == fs[1] && sets[2] == fs[3]);
+    BR_CHECK(sets[3] == fs[2] && sets[4] == fs[4]);
+    drop(fs, N);
+
+    /* with no failure, it is ALL_COMPLETED; cancellations are not failures */
+    make(fs, N);
+    BR_CHECK(br_future_cancel(fs[0]));
+    int order2[] = {1, 2, 3, 4};
+    completer_arg b = {fs, order2, 4, BR_MSEC, -1, false};
+    assert_int_equal(pthread_create(&th, NULL, completer, &b), 0);
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, hang_guard(), sets, &nd, &nn));
+    BR_CHECK_EQ(nd, N);
+    pthread_join(th, NULL);
+    drop(fs, N);
+
+    /* a failure done on entry ends it at once */
+    make(fs, N);
+    BR_CHECK_OK(br_future_set_exception(fs[2], BR_EIO, NULL));
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, BR_NOWAIT, sets, &nd, &nn));
+    BR_CHECK_EQ(nd, 1);
+    BR_CHECK(sets[0] == fs[2]);
+    drop(fs, N);
+}
+
+static void duplicates_count_once(void **state) {
+    (void)state;
+    br_future *a, *b, *c;
+    BR_CHECK_OK(br_future_new(&a));
+    BR_CHECK_OK(br_future_new(&b));
+    BR_CHECK_OK(br_future_new(&c));
+    br_future *fs[] = {a, b, a, c, b, a};
+    br_future *sets[6];
+    size_t nd, nn;
+    BR_CHECK_OK(br_future_set_result_i64(b, 1));
+    BR_CHECK_ERR(br_wait(fs, 6, BR_ALL_COMPLETED, BR_NOWAIT, sets, &nd, &nn), BR_ETIMEDOUT);
+    BR_CHECK_EQ(nd, 1);
+    BR_CHECK_EQ(nn, 2);
+    BR_CHECK(sets[0] == b && sets[1] == a && sets[2] == c);
+    /* a duplicate doesn't make ALL_COMPLETED wait for it twice */
+    BR_CHECK_OK(br_future_set_result_i64(a, 1));
+    BR_CHECK_OK(br_future_set_result_i64(c, 1));
+    BR_CHECK_OK(br_wait(fs, 6, BR_ALL_COMPLETED, hang_guard(), sets, &nd, &nn));
+    BR_CHECK_EQ(nd, 3);
+    BR_CHECK_EQ(nn, 0);
+    BR_CHECK(sets[0] == a && sets[1] == b && sets[2] == c);
+    br_future_release(a);
+    br_future_release(b);
+    br_future_release(c);
+}
+
+static void many_with_duplicates(void **state) {
+    (void)state;
+    /* beyond the stack arrays and the quadratic dedupe: heap nodes, sorted dedupe */
+    enum { D = 300 };
+    br_future *fs[D];
+    make(fs, D);
+    size_t n = 3 * D;
+    br_future **in = malloc(n * sizeof *in);
+    for (size_t i = 0; i < n; i++)
+        in[i] = fs[(i * 7) % D];
+    br_future **sets = malloc(n * sizeof *sets);
+    int order[D];
+    for (int i = 0; i < D; i++)
+        order[i] = (i * 13) % D;
+    completer_arg a = {fs, order, D, 10 * BR_USEC, -1, false};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
+    size_t nd, nn;
+    BR_CHECK_OK(br_wait(in, n, BR_ALL_COMPLETED, hang_guard(), sets, &nd, &nn));
+    pthread_join(th, NULL);
+    BR_CHECK_EQ(nd, D);
+    BR_CHECK_EQ(nn, 0);
+    for (size_t i = 0; i < D; i++) /* first occurrences, in input order */
+        BR_CHECK(sets[i] == fs[(i * 7) % D]);
+    free(in);
+    free(sets);
+    drop(fs, D);
+}
+
+static void deadline_not_early(void **state) {
+    (void)state;
+    enum { N = 20 };
+    br_future *fs[N], *sets[N];
+    make(fs, N);
+    BR_CHECK_OK(br_future_set_result_i64(fs[3], 3));
+    for (int w = BR_ALL_COMPLETED; w <= BR_FIRST_EXCEPTION; w++) {
+        int64_t start = br_now();
+        int64_t dl = start + 15 * BR_MSEC;
+        size_t nd, nn;
+        int rc = br_wait(fs, N, (br_return_when)w, dl, sets, &nd, &nn);
+        if (w == BR_FIRST_COMPLETED) {
+            BR_CHECK_OK(rc); /* fs[3] is done */
+            continue;
+        }
+        BR_CHECK_ERR(rc, BR_ETIMEDOUT);
+        BR_CHECK(br_now() >= dl);
+        BR_CHECK_EQ(nd, 1);
+        BR_CHECK_EQ(nn, N - 1);
+        BR_CHECK(sets[0] == fs[3]);
+    }
+    /* the timed-out watchers are gone: completing now touches nothing stale (ASan) */
+    for (int i = 0; i < N; i++) {
+        BR_CHECK(fs[i]->wat_head == NULL);
+        br_future_set_result_i64(fs[i], i);
+    }
+    drop(fs, N);
+}
+
+static void cancellation_counts_as_done(void **state) {
+    (void)state;
+    enum { N = 3 };
+    br_future *fs[N];
+    make(fs, N);
+    int order[] = {2, 0, 1};
+    completer_arg a = {fs, order, N, BR_MSEC, -1, true};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
+    size_t nd;
+    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, hang_guard(), NULL, &nd, NULL));
+    BR_CHECK_EQ(nd, N);
+    for (int i = 0; i < N; i++)
+        BR_CHECK(br_future_cancelled(fs[i]));
+    pthread_join(th, NULL);
+    drop(fs, N);
+}
+
+/* Many rounds of wait racing completions: the answer always agrees with the sets. */
+static void races_with_completion(void **state) {
+    (void)state;
+    int rounds = (int)br_test_scaled(3000, 100);
+    enum { N = 4 };
+    for (int r = 0; r < rounds; r++) {
+        br_future *fs[N], *sets[N];
+        make(fs, N);
+        int order[N] = {r % N, (r + 1) % N, (r + 2) % N, (r + 3) % N};
+        completer_arg a = {fs, order, N, 0, -1, false};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
+        size_t nd, nn;
+        int rc = br_wait(fs, N, BR_FIRST_COMPLETED, hang_guard(), sets, &nd, &nn);
+        BR_CHECK_OK(rc);
+        BR_CHECK(nd >= 1);
+        BR_CHECK_EQ(nd + nn, N);
+        for (size_t i = 0; i < nd; i++)
+            BR_CHECK(br_future_done(sets[i]));
+        BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, hang_guard(), NULL, &nd, &nn));
+        BR_CHECK_EQ(nd, N);
+        pthread_join(th, NULL);
+        drop(fs, N);
+    }
+}
+
+BR_TEST_MAIN(cmocka_unit_test(all_done_on_entry), cmocka_unit_test(empty_and_bad_input),
+             cmocka_unit_test(first_completed), cmocka_unit_test(all_completed_from_threads),
+             cmocka_unit_test(first_exception), cmocka_unit_test(duplicates_count_once),
+             cmocka_unit_test(many_with_duplicates), cmocka_unit_test(deadline_not_early),
+             cmocka_unit_test(cancellation_counts_as_done),
+             cmocka_unit_test(races_with_completion))
