@@ -38,6 +38,12 @@ def fmt(v):
     return "%.3g" % v
 
 
+def fmt_ratio(r, width):
+    if r is None:
+        return "-".rjust(width)
+    return (("%.2fx" % r) if r >= 0.1 else ("%.3gx" % r)).rjust(width)
+
+
 def unit_of(metric):
     m = metric.rpartition("/")[2]
     return {"ns_per_op": "ns/op", "seconds": "s", "items_per_s": "items/s",
@@ -72,6 +78,13 @@ def judge(rec):
             r = ratios.get(label)
             eff = None if r is None else r / rec["ncpu"]
             rec["efficiency"] = eff
+            # the same yardstick for the peers: braid's single run / (NCPU x peer's run)
+            single = (rec.get("peers", {}).get(label) or {}).get("median")
+            if single:
+                rec["peer_efficiency"] = {
+                    k: single / (rec["ncpu"] * p["median"])
+                    for k, p in rec.get("peers", {}).items()
+                    if k != label and p.get("median")}
             goals.append({"goal": g, "value": eff, "met": None if eff is None else eff >= float(x)})
         elif g.startswith("ratio"):
             strict = not g.startswith("ratio>=")
@@ -140,13 +153,17 @@ def show(line):
         r = rec["ratios"].get(label)
         print("   %-14s median %10s %-8s ratio %s  runs: %s" % (
             label, fmt(p["median"]), p["unit"],
-            ("%7.2fx" % r) if r is not None else "      -",
+            fmt_ratio(r, 7),
             " ".join(fmt(v) for v in p["runs"])))
     if rec.get("peers_absent"):
         print("   peers not available: %s" % " ".join(rec["peers_absent"]))
     if rec.get("efficiency") is not None:
         print("   parallel efficiency vs braid single: %.3f (%d CPUs)" % (
             rec["efficiency"], rec["ncpu"]))
+        peer_eff = rec.get("peer_efficiency") or {}
+        if peer_eff:
+            print("   the peers' efficiency against the same single run: " + ", ".join(
+                "%s %.3f" % (k, v) for k, v in peer_eff.items()))
     if rec.get("goals"):
         parts = []
         for g in rec["goals"]:
@@ -197,7 +214,7 @@ def summary(path, mode, runs):
             print("%-22s %-16s %-14s %-16s %9s  %s" % (
                 r["figure"] if i == 0 else "", b if i == 0 else "",
                 label or "(no peer)", "%s %s" % (fmt(p["median"]), p["unit"]) if p else "",
-                ("%.2fx" % ratio) if ratio is not None else "-", goal if i == 0 else ""))
+                fmt_ratio(ratio, 0), goal if i == 0 else ""))
     if any(r.get("scale") for r in recs):
         print("* reduced size (see the figure's scale); goals are judged on full sizes")
     print("goals met: %d, missed: %d" % (met_n, miss_n))

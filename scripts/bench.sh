@@ -243,6 +243,17 @@ native tbb n2_tbb "" "$N2_TASKS" tasks_per_s
 native go n2_pool_go GOMAXPROCS=2 "throughput $N2_TASKS" tasks_per_s
 run
 
+fig N2.submit-2-nofuture "N2 W3" higher "(extra) the same without futures: submit + shutdown(wait) (tasks/s)" \
+    "$([[ $N2_TASKS != 1000000 ]] && echo "$N2_TASKS of 1M tasks")" "" ""
+subject bench_pool "n2-submit-2-nofuture $N2_TASKS" submit-2-nofuture/tasks_per_s
+native libuv n2_uv UV_THREADPOOL_SIZE=2 "throughput $N2_TASKS" tasks_per_s
+native glib n2_glib "" "throughput $N2_TASKS" tasks_per_s
+native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
+native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
+native tbb n2_tbb "" "$N2_TASKS" tasks_per_s
+native go n2_pool_go GOMAXPROCS=2 "throughput $N2_TASKS" tasks_per_s
+run
+
 fig W4.roundtrip-p50 "W4 N2" lower "submit -> result round trip, 10k sequential: p50 (us)" "" \
     "value<=1" "p50 <= 1 us"
 subject bench_pool roundtrip roundtrip/p50_us
