@@ -33,50 +33,54 @@
 
 /* --- checks (never compiled out; print both sides, braid statuses by name) -------- */
 
-#define BENCH_CHECK_OK(expr)                                                         \
-    do {                                                                             \
-        int bench_rc_ = (expr);                                                      \
-        if (bench_rc_ != 0) {                                                        \
-            fprintf(stderr, "%s:%d: %s: got %s (%d)\n", __FILE__, __LINE__, #expr,   \
-                    br_err_name(bench_rc_), bench_rc_);                              \
-            exit(1);                                                                 \
-        }                                                                            \
+#define BENCH_CHECK_OK(expr)                                                               \
+    do {                                                                                   \
+        int bench_rc_ = (expr);                                                            \
+        if (bench_rc_ != 0) {                                                              \
+            fprintf(stderr, "%s:%d: %s: got %s (%d)\n", __FILE__, __LINE__, #expr,         \
+                    br_err_name(bench_rc_), bench_rc_);                                    \
+            exit(1);                                                                       \
+        }                                                                                  \
     } while (0)
 
-#define BENCH_CHECK_EQ(a, b)                                                         \
-    do {                                                                             \
-        long long bench_a_ = (long long)(a), bench_b_ = (long long)(b);              \
-        if (bench_a_ != bench_b_) {                                                  \
-            fprintf(stderr, "%s:%d: %s == %s: %lld != %lld\n", __FILE__, __LINE__,   \
-                    #a, #b, bench_a_, bench_b_);                                     \
-            exit(1);                                                                 \
-        }                                                                            \
+#define BENCH_CHECK_EQ(a, b)                                                               \
+    do {                                                                                   \
+        long long bench_a_ = (long long)(a), bench_b_ = (long long)(b);                    \
+        if (bench_a_ != bench_b_) {                                                        \
+            fprintf(stderr, "%s:%d: %s == %s: %lld != %lld\n", __FILE__, __LINE__, #a, #b, \
+                    bench_a_, bench_b_);                                                   \
+            exit(1);                                                                       \
+        }                                                                                  \
     } while (0)
 
-#define BENCH_CHECK(cond)                                                            \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            exit(1);                                                                 \
-        }                                                                            \
+#define BENCH_CHECK(cond)                                                                  \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);       \
+            exit(1);                                                                       \
+        }                                                                                  \
     } while (0)
 
 /* A non-braid call (pthread_*) that returns 0 or an errno value. */
-#define BENCH_CHECK_ERRNO(expr)                                                      \
-    do {                                                                             \
-        int bench_rc_ = (expr);                                                      \
-        if (bench_rc_ != 0) {                                                        \
-            fprintf(stderr, "%s:%d: %s: error %d (%s)\n", __FILE__, __LINE__, #expr, \
-                    bench_rc_, strerror(bench_rc_));                                 \
-            exit(1);                                                                 \
-        }                                                                            \
+#define BENCH_CHECK_ERRNO(expr)                                                            \
+    do {                                                                                   \
+        int bench_rc_ = (expr);                                                            \
+        if (bench_rc_ != 0) {                                                              \
+            fprintf(stderr, "%s:%d: %s: error %d (%s)\n", __FILE__, __LINE__, #expr,       \
+                    bench_rc_, strerror(bench_rc_));                                       \
+            exit(1);                                                                       \
+        }                                                                                  \
     } while (0)
 
 /* --- time ---------------------------------------------------------------------- */
 
 /* The monotonic clock in ns (br_now: CLOCK_MONOTONIC, like the peers' clock_gettime). */
-static inline int64_t bench_now(void) { return br_now(); }
-static inline double bench_secs(int64_t t0, int64_t t1) { return (double)(t1 - t0) / 1e9; }
+static inline int64_t bench_now(void) {
+    return br_now();
+}
+static inline double bench_secs(int64_t t0, int64_t t1) {
+    return (double)(t1 - t0) / 1e9;
+}
 
 /* --- output -------------------------------------------------------------------- */
 
