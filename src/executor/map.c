@@ -10,7 +10,9 @@
  *
  * In-process executors get one runner task per chunk: its argument is {inputs, n}
  * (copied into the task), and it calls br__task_run on each input in order, so every
- * input has its own result or failure, its own deadline check and its own cancel. If
+ * input has its own result or failure, its own deadline check and its own cancel. An
+ * input sees a cancellation requested on its runner (BR__TASK_CHILD), and once the
+ * runner is asked to stop it drops the inputs it hasn't started (cancelled). If
  * the runner itself never runs (the executor dropped it with br__task_abandon, or the
  * map cancelled it while queued), a done-callback on the runner's future drops the
  * inputs with the same code (BR_ECANCELED: they end cancelled). The runner ran iff its
@@ -74,9 +76,20 @@ struct br_map {
 static int map_runner(br_task *t) {
     runner_arg a;
     memcpy(&a, br_task_arg(t, NULL), sizeof a);
-    for (size_t i = 0; i < a.n; i++)
-        if (a.inputs[i])
-            br__task_run(br__future_task(a.inputs[i]));
+    for (size_t i = 0; i < a.n; i++) {
+        if (a.inputs[i] == NULL)
+            continue;
+        br_task *in = br__future_task(a.inputs[i]);
+        if (br_task_cancelled(t)) {
+            /* The executor asked the chunk to stop (shutdown with cancel_futures):
+             * the inputs not started yet are cancelled, not run. */
+            br__task_abandon(in, BR_ECANCELED);
+            continue;
+        }
+        in->xdata = (uintptr_t)t; /* the input sees the chunk's cancellation */
+        in->flags |= BR__TASK_CHILD;
+        br__task_run(in);
+    }
     return 0;
 }
 

@@ -21,7 +21,7 @@ static int submit_task(br_executor *ex, br_task_fn fn, const void *arg, size_t l
     t->fn = fn;
     t->deadline = deadline > 0 ? deadline : BR_FOREVER;
     t->executor = ex;
-    t->flags = flags;
+    t->flags = flags & ~(unsigned)BR__TASK_CHILD; /* that bit is the future layer's */
     t->in_process = ex->vt->in_process;
     if (is_i64) {
         memcpy(t->argbuf, &i64, sizeof i64);

@@ -33,6 +33,11 @@ struct br_task {
     _Alignas(8) unsigned char argbuf[32]; /* inline argument copies up to 32 bytes */
 };
 
+/* A bit of br_task.flags kept for the future layer, never a BR_CALL_* flag: the task
+ * is run by another task (br_map's chunk runner), whose br_task is in xdata. The child
+ * sees the parent's cancellation (br_task_cancelled) as its own. */
+#define BR__TASK_CHILD (1u << 31)
+
 /* A pending future with its task zeroed (deadline BR_FOREVER), refs = 1. NULL if out
  * of memory. */
 br_future *br__future_alloc_task(void);

@@ -6,7 +6,7 @@
  * Outcome of a task that returned rc:
  *   0                          FINISHED with the result set by br_task_return* (or none)
  *   > 0                        FINISHED, failed with BR_EINVAL (a task must return <= 0)
- *   BR_ECANCELED, after br_future_request_cancel
+ *   BR_ECANCELED, after br_future_request_cancel (on it, or on the task running it)
  *                              CANCELLED
  *   BR_ECANCELED, its deadline passed and no cancel was requested
  *                              FINISHED, failed with BR_ETIMEDOUT
@@ -129,12 +129,24 @@ int br_task_fail(br_task *t, int code, const char *fmt, ...) {
     return code;
 }
 
+/* br_future_request_cancel reached t (or the task running it, for a child). */
+static bool cancel_requested(const br_task *t) {
+    if (atomic_load_explicit(&fut(t)->st, memory_order_relaxed) & BR__FF_CANCEL_REQ)
+        return true;
+    if (BR__UNLIKELY(t->flags & BR__TASK_CHILD))
+        return cancel_requested((const br_task *)t->xdata);
+    return false;
+}
+
 bool br_task_cancelled(const br_task *t) {
     if (t == NULL)
         return false;
-    if (atomic_load_explicit(&fut(t)->st, memory_order_relaxed) & BR__FF_CANCEL_REQ)
+    if (cancel_requested(t))
         return true;
-    return t->deadline != BR_FOREVER && br_now() >= t->deadline;
+    if (t->deadline != BR_FOREVER && br_now() >= t->deadline)
+        return true;
+    return BR__UNLIKELY(t->flags & BR__TASK_CHILD) &&
+           br_task_cancelled((const br_task *)t->xdata);
 }
 
 int64_t br_task_deadline(const br_task *t) { return t ? t->deadline : BR_FOREVER; }
@@ -155,8 +167,7 @@ static uint32_t settle(br_future *f, int *rcp) {
         f->msg = f->mbuf;
         rc = BR_EINVAL;
     } else if (rc == BR_ECANCELED) {
-        uint32_t s = atomic_load_explicit(&f->st, memory_order_relaxed);
-        if (s & BR__FF_CANCEL_REQ) {
+        if (cancel_requested(&f->task)) {
             br__msg_clear(f);
             f->code = 0;
             *rcp = rc;
