@@ -142,11 +142,18 @@ struct br__waiter {
     br__waiter *next, *prev;
     _Atomic uint32_t signalled; /* 0 waiting, 2 asleep (thread parker), 1 signalled */
     uint32_t linked;            /* in a br__wq; only touched under that wq's ilock */
+    uint32_t flags;             /* BR__WAITER_* hints, set by the waiter before it parks */
     uintptr_t data;             /* handed over by the waker, meaning per primitive */
     uintptr_t data2;            /* a second word for the primitive (e.g. priority) */
     const br__parker *parker;
     void *ctx; /* the parker's context (the coroutine), NULL for a thread */
 };
+
+/* Hint to the thread parker: sleep at once instead of spinning br__park_spin_ns first.
+ * For a waiter that knows its wake is far off, e.g. a lock waiter that was woken and then
+ * lost the lock to a barging thread: spinning again would only take CPU time and cache
+ * lines from the holder. Coroutine parkers ignore it. */
+#define BR__WAITER_NOSPIN 1u
 
 /* Binds w to the current context (thread or coroutine) and clears it. */
 void br__waiter_init(br__waiter *w);

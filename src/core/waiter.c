@@ -31,7 +31,7 @@ void br__ilock_unlock_slow(br__ilock *l) { br__futex_wake(&l->word, 1, false); }
 
 static int thread_park(br__waiter *w, int64_t deadline) {
     int64_t spin = br__park_spin_ns;
-    if (spin > 0 && deadline != BR_NOWAIT) {
+    if (spin > 0 && deadline != BR_NOWAIT && !(w->flags & BR__WAITER_NOSPIN)) {
         int64_t until = br_deadline_min(br_now() + spin, deadline);
         for (unsigned i = 1;; i++) {
             if (atomic_load_explicit(&w->signalled, memory_order_acquire) == 1)
@@ -78,6 +78,7 @@ void br__waiter_init(br__waiter *w) {
     w->next = w->prev = NULL;
     atomic_init(&w->signalled, 0);
     w->linked = 0;
+    w->flags = 0;
     w->data = 0;
     w->data2 = 0;
     const br__parker *p = br__tls_v.parker;
