@@ -1,0 +1,507 @@
+/* br_thread: start, names, join with deadlines, daemon and exit, threading.local. */
+#include "thread_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* --- basics -------------------------------------------------------------------------- */
+
+typedef struct {
+    int arg_seen;
+    br_thread *self;
+    uint64_t ident;
+    int tid;
+    char name[128];
+    char comm[32];
+    br_event *gate; /* if set: wait for it before returning */
+} probe;
+
+static void read_comm(int tid, char *buf, size_t len) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fgets(buf, (int)len, f))
+        buf[strcspn(buf, "\n")] = '\0';
+    fclose(f);
+}
+
+static void probe_fn(void *arg) {
+    probe *p = arg;
+    p->arg_seen = 1;
+    p->self = br_thread_current();
+    p->ident = br_thread_current_ident();
+    p->tid = br_thread_current_native_id();
+    snprintf(p->name, sizeof p->name, "%s", br_thread_current_name());
+    read_comm(p->tid, p->comm, sizeof p->comm);
+    if (p->gate)
+        br_event_wait(p->gate, BR_FOREVER);
+}
+
+static void start_and_join(void **state) {
+    (void)state;
+    int before = br_thread_active_count();
+    int threads_before = br_test_count_threads();
+    br_event gate = BR_EVENT_INIT;
+    probe p = {.gate = &gate};
+    br_thread *t = NULL;
+    BR_CHECK_OK(br_thread_start(&t, probe_fn, &p, NULL));
+    BR_CHECK(t != NULL);
+    BR_CHECK(br_thread_is_alive(t)); /* alive from start() on, as in Python */
+    BR_CHECK_EQ(br_thread_active_count(), before + 1);
+    BR_CHECK(!br_thread_is_daemon(t));
+    BR_CHECK_ERR(br_thread_join(t, BR_NOWAIT), BR_ETIMEDOUT);
+    BR_CHECK_OK(br_event_set(&gate));
+    BR_CHECK_OK(br_thread_join(t, tu_guard()));
+    BR_CHECK(!br_thread_is_alive(t));
+    BR_CHECK_OK(br_thread_join(t, BR_NOWAIT)); /* again: fine */
+    BR_CHECK_EQ(br_thread_active_count(), before);
+    BR_CHECK_EQ(p.arg_seen, 1);
+    BR_CHECK(p.self == t);
+    BR_CHECK_EQ(p.ident, br_thread_ident(t));
+    BR_CHECK(p.ident != br_thread_current_ident());
+    BR_CHECK_EQ(p.tid, br_thread_native_id(t));
+    BR_CHECK(p.tid != br_thread_current_native_id());
+    BR_CHECK_OK(br_thread_free(t));
+    BR_CHECK_EQ(br_test_count_threads(), threads_before); /* reaped */
+    BR_CHECK(br_thread_current() == NULL);                /* main: not started by braid */
+    BR_CHECK_EQ(br_thread_current_native_id(), (int)getpid());
+}
+
+static void misuse(void **state) {
+    (void)state;
+    br_thread *t = NULL;
+    probe p = {0};
+    BR_CHECK_ERR(br_thread_start(NULL, probe_fn, &p, NULL), BR_EINVAL);
+    BR_CHECK_ERR(br_thread_start(&t, NULL, &p, NULL), BR_EINVAL);
+    BR_CHECK(t == NULL);
+    BR_CHECK_ERR(br_thread_join(NULL, BR_FOREVER), BR_EINVAL);
+    BR_CHECK_ERR(br_thread_free(NULL), BR_EINVAL);
+    BR_CHECK(!br_thread_is_alive(NULL));
+    BR_CHECK(br_thread_name(NULL) == NULL);
+    BR_CHECK(!br_thread_is_daemon(NULL));
+    BR_CHECK_EQ(br_thread_ident(NULL), 0);
+    BR_CHECK_EQ(br_thread_native_id(NULL), 0);
+    /* a stack below the system minimum */
+    br_thread_opts o = {.stack_size = 1024};
+    BR_CHECK_ERR(br_thread_start(&t, probe_fn, &p, &o), BR_EINVAL);
+    BR_CHECK_EQ(p.arg_seen, 0); /* on error nothing runs */
+}
+
+static void stack_size_option(void **state) {
+    (void)state;
+    br_thread_opts o = {.stack_size = 256 * 1024};
+    probe p = {0};
+    br_thread *t;
+    BR_CHECK_OK(br_thread_start(&t, probe_fn, &p, &o));
+    tu_join(t);
+    BR_CHECK_EQ(p.arg_seen, 1);
+}
+
+/* --- names -----------------------------------------------------------------------------
+ */
+
+static void names(void **state) {
+    (void)state;
+    BR_CHECK(strcmp(br_thread_current_name(), "MainThread") == 0);
+
+    /* default: Thread-N, N increasing */
+    probe p1 = {0}, p2 = {0};
+    br_thread *t1, *t2;
+    BR_CHECK_OK(br_thread_start(&t1, probe_fn, &p1, NULL));
+    BR_CHECK_OK(br_thread_start(&t2, probe_fn, &p2, NULL));
+    unsigned long n1 = 0, n2 = 0;
+    BR_CHECK_EQ(sscanf(br_thread_name(t1), "Thread-%lu", &n1), 1);
+    BR_CHECK_EQ(sscanf(br_thread_name(t2), "Thread-%lu", &n2), 1);
+    BR_CHECK(n2 > n1);
+    tu_join(t1);
+    tu_join(t2);
+    BR_CHECK_EQ(sscanf(p1.name, "Thread-%lu", &n2), 1);
+    BR_CHECK_EQ(n2, n1);
+    BR_CHECK(strcmp(p1.comm, p1.name) == 0); /* short names reach the kernel whole */
+
+    /* a long name: the kernel sees 15 bytes, braid keeps all of it */
+    const char *longname = "crawler-fetch-worker-0042";
+    br_thread_opts o = {.name = longname};
+    probe p = {0};
+    br_thread *t;
+    BR_CHECK_OK(br_thread_start(&t, probe_fn, &p, &o));
+    BR_CHECK(strcmp(br_thread_name(t), longname) == 0);
+    tu_join(t);
+    BR_CHECK(strcmp(p.name, longname) == 0);
+    BR_CHECK(strcmp(p.comm, "crawler-fetch-w") == 0);
+    BR_CHECK_EQ(strlen(p.comm), 15);
+}
+
+static void *dummy_fn(void *arg) {
+    probe *p = arg;
+    snprintf(p->name, sizeof p->name, "%s", br_thread_current_name());
+    p->self = br_thread_current();
+    return NULL;
+}
+
+static void foreign_threads_are_dummies(void **state) {
+    (void)state;
+    probe p = {0};
+    pthread_t pt;
+    BR_CHECK_EQ(pthread_create(&pt, NULL, dummy_fn, &p), 0);
+    BR_CHECK_EQ(pthread_join(pt, NULL), 0);
+    unsigned long n = 0;
+    BR_CHECK_EQ(sscanf(p.name, "Dummy-%lu", &n), 1);
+    BR_CHECK(n > 0);
+    BR_CHECK(p.self == NULL);
+}
+
+/* --- join --------------------------------------------------------------------------------
+ */
+
+static void join_deadline_times_out_then_succeeds(void **state) {
+    (void)state;
+    br_event gate = BR_EVENT_INIT;
+    probe p = {.gate = &gate};
+    br_thread *t = tu_spawn(probe_fn, &p);
+    for (int64_t ms = 1; ms <= 40; ms *= 4) {
+        int64_t t0 = br_now();
+        BR_CHECK_ERR(br_thread_join(t, t0 + ms * BR_MSEC), BR_ETIMEDOUT);
+        TU_CHECK_NOT_EARLY(t0, ms * BR_MSEC);
+        BR_CHECK(br_thread_is_alive(t));
+    }
+    BR_CHECK_OK(br_event_set(&gate));
+    BR_CHECK_OK(br_thread_join(t, tu_guard()));
+    BR_CHECK(!br_thread_is_alive(t));
+    BR_CHECK_OK(br_thread_free(t));
+}
+
+typedef struct {
+    br_thread *target;
+    int rc;
+} joiner_ctx;
+
+static void joiner(void *arg) {
+    joiner_ctx *j = arg;
+    j->rc = br_thread_join(j->target, BR_FOREVER);
+}
+
+static void many_joiners(void **state) {
+    (void)state;
+    br_event gate = BR_EVENT_INIT;
+    probe p = {.gate = &gate};
+    br_thread *t = tu_spawn(probe_fn, &p);
+    enum { J = 4 };
+    joiner_ctx j[J];
+    br_thread *jt[J];
+    for (int i = 0; i < J; i++) {
+        j[i] = (joiner_ctx){.target = t, .rc = 99};
+        jt[i] = tu_spawn(joiner, &j[i]);
+    }
+    TU_WAIT_FOR(br__wq_len(&t->wq) == J); /* all of them wait on the handle */
+    BR_CHECK_OK(br_event_set(&gate));
+    BR_CHECK_OK(br_thread_join(t, tu_guard())); /* and the main thread too */
+    for (int i = 0; i < J; i++) {
+        tu_join(jt[i]);
+        BR_CHECK_OK(j[i].rc);
+    }
+    BR_CHECK_OK(br_thread_free(t));
+}
+
+static void join_self(void *arg) {
+    int *rc = arg;
+    *rc = br_thread_join(br_thread_current(), BR_FOREVER);
+}
+
+static void join_self_is_edeadlk(void **state) {
+    (void)state;
+    int rc = 99;
+    br_thread *t = tu_spawn(join_self, &rc);
+    tu_join(t);
+    BR_CHECK_ERR(rc, BR_EDEADLK);
+}
+
+/* --- free, detach, leaks
+ * ------------------------------------------------------------------ */
+
+typedef struct {
+    br_event go, done;
+} detach_ctx;
+
+static void detached_fn(void *arg) {
+    detach_ctx *d = arg;
+    br_event_wait(&d->go, BR_FOREVER);
+    br_event_set(&d->done); /* last touch of d */
+}
+
+static void free_a_running_thread_detaches_it(void **state) {
+    (void)state;
+    int before = br_thread_active_count();
+    int threads_before = br_test_count_threads();
+    static detach_ctx d; /* outlives this function's view of the thread */
+    BR_CHECK_OK(br_event_init(&d.go));
+    BR_CHECK_OK(br_event_init(&d.done));
+    br_thread *t = tu_spawn(detached_fn, &d);
+    BR_CHECK_OK(br_thread_free(t));             /* still running: detached */
+    BR_CHECK_ERR(br_thread_free(t), BR_EINVAL); /* detectable: the block lives on */
+    BR_CHECK_ERR(br_thread_join(t, BR_NOWAIT), BR_EINVAL);
+    BR_CHECK_EQ(br_thread_active_count(), before + 1);
+    BR_CHECK_OK(br_event_set(&d.go));
+    BR_CHECK_OK(br_event_wait(&d.done, tu_guard()));
+    TU_WAIT_FOR(br_thread_active_count() == before);
+    TU_WAIT_FOR(br_test_count_threads() == threads_before); /* it exits on its own */
+}
+
+static void nop(void *arg) {
+    (void)arg;
+}
+
+static void no_leaked_threads(void **state) {
+    (void)state;
+    int threads_before = br_test_count_threads();
+    long n = br_test_scaled(500, 50);
+    for (long i = 0; i < n; i++) {
+        br_thread *t[4];
+        for (int k = 0; k < 4; k++)
+            t[k] = tu_spawn(nop, NULL);
+        for (int k = 0; k < 4; k++)
+            tu_join(t[k]);
+    }
+    BR_CHECK_EQ(br_test_count_threads(), threads_before);
+    BR_CHECK_EQ(br_thread_active_count(), 0);
+}
+
+/* --- threading.local
+ * -------------------------------------------------------------------------- */
+
+static atomic_int dtor_calls;
+static void count_dtor(void *v) {
+    atomic_fetch_add(&dtor_calls, 1);
+    free(v);
+}
+
+typedef struct {
+    br_local *l;
+    int seen_before, seen_after;
+    int rc;
+} local_ctx;
+
+static void local_fn(void *arg) {
+    local_ctx *c = arg;
+    c->seen_before = br_local_get(c->l) != NULL;
+    int *v = malloc(sizeof *v);
+    *v = 7;
+    c->rc = br_local_set(c->l, v);
+    c->seen_after = *(int *)br_local_get(c->l);
+}
+
+static void locals_are_per_thread(void **state) {
+    (void)state;
+    br_local *l;
+    BR_CHECK_OK(br_local_new(&l, count_dtor));
+    int mine = 1;
+    BR_CHECK(br_local_get(l) == NULL);
+    BR_CHECK_OK(br_local_set(l, &mine));
+    atomic_store(&dtor_calls, 0);
+    enum { N = 4 };
+    local_ctx c[N];
+    br_thread *t[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = (local_ctx){.l = l, .rc = 99};
+        t[i] = tu_spawn(local_fn, &c[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        tu_join(t[i]);
+        BR_CHECK_OK(c[i].rc);
+        BR_CHECK_EQ(c[i].seen_before, 0);
+        BR_CHECK_EQ(c[i].seen_after, 7);
+    }
+    /* join returns after the thread is gone, so its destructors have run */
+    BR_CHECK_EQ(atomic_load(&dtor_calls), N);
+    BR_CHECK(br_local_get(l) == &mine);
+    BR_CHECK_OK(br_local_set(l, NULL));
+    BR_CHECK_OK(br_local_free(l));
+    BR_CHECK_ERR(br_local_new(NULL, NULL), BR_EINVAL);
+    BR_CHECK_ERR(br_local_set(NULL, &mine), BR_EINVAL);
+    BR_CHECK(br_local_get(NULL) == NULL);
+    BR_CHECK_ERR(br_local_free(NULL), BR_EINVAL);
+}
+
+/* --- exit semantics: daemon or not, in a child process
+ * ------------------------------------------ *
+ *
+ * Each test forks while this process runs no other thread. The child starts one braid
+ * thread and calls exit(0) (which runs braid's atexit handler) at once; the thread
+ * writes a marker into a pipe after a short or a long sleep. */
+
+typedef struct {
+    int fd;
+    int64_t sleep_ns;
+} marker_ctx;
+
+static void marker_fn(void *arg) {
+    marker_ctx *m = arg;
+    br_sleep(m->sleep_ns);
+    (void)!write(m->fd, "M", 1);
+}
+
+/* Runs a child that starts the marker thread with `daemon` and exits. Returns what
+ * arrived on the pipe before EOF ("M" or ""), the child's exit status, and how long
+ * the child took to exit. */
+static void run_exit_child(bool daemon, int64_t sleep_ns, char *got, int *status,
+                           int64_t *took) {
+    int fds[2];
+    BR_CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+    int64_t t0 = br_now();
+    fflush(NULL); /* the child's exit() flushes stdio: don't print cmocka's lines twice */
+    pid_t pid = fork();
+    BR_CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        static marker_ctx m;
+        m = (marker_ctx){.fd = fds[1], .sleep_ns = sleep_ns};
+        br_thread_opts o = {.daemon = daemon};
+        br_thread *t;
+        if (br_thread_start(&t, marker_fn, &m, &o) != 0)
+            _exit(10);
+        br_thread_free(t); /* the handle doesn't matter to exit() */
+        exit(0);
+    }
+    close(fds[1]);
+    /* Read until EOF: every writer (the child's threads) is gone. */
+    int64_t give_up = tu_guard();
+    size_t n = 0;
+    for (;;) {
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        int r = poll(&pfd, 1, 100);
+        if (r > 0) {
+            char c;
+            ssize_t k = read(fds[0], &c, 1);
+            if (k <= 0)
+                break;
+            if (n < 7)
+                got[n++] = c;
+        }
+        if (br_now() > give_up) {
+            kill(pid, SIGKILL);
+            fail_msg("the child did not exit");
+        }
+    }
+    got[n] = '\0';
+    BR_CHECK_EQ(waitpid(pid, status, 0), pid);
+    *took = br_now() - t0;
+    close(fds[0]);
+}
+
+static void exit_waits_for_non_daemon_threads(void **state) {
+    (void)state;
+    char got[8];
+    int st = 0;
+    int64_t took = 0;
+    run_exit_child(false, 50 * BR_MSEC, got, &st, &took);
+    BR_CHECK(WIFEXITED(st));
+    BR_CHECK_EQ(WEXITSTATUS(st), 0);
+    BR_CHECK(strcmp(got, "M") == 0); /* the thread finished before the process ended */
+    BR_CHECK(took >= 50 * BR_MSEC);
+}
+
+static void exit_does_not_wait_for_daemon_threads(void **state) {
+    (void)state;
+    char got[8];
+    int st = 0;
+    int64_t took = 0;
+    const int64_t long_sleep = 60 * BR_SEC;
+    run_exit_child(true, long_sleep, got, &st, &took);
+    BR_CHECK(WIFEXITED(st));
+    BR_CHECK_EQ(WEXITSTATUS(st), 0);
+    BR_CHECK(strcmp(got, "") == 0); /* killed mid-sleep by the process's end */
+    BR_CHECK(took < long_sleep / 2);
+}
+
+static void exit_with(void *arg) {
+    exit((int)(intptr_t)arg);
+}
+
+/* A non-daemon thread that calls exit() itself: the handler skips the caller. */
+static void exit_from_a_non_daemon_thread(void **state) {
+    (void)state;
+    fflush(NULL); /* the child's exit() flushes stdio: don't print cmocka's lines twice */
+    pid_t pid = fork();
+    BR_CHECK(pid >= 0);
+    if (pid == 0) {
+        br_thread *t;
+        if (br_thread_start(&t, exit_with, (void *)(intptr_t)7, NULL) != 0)
+            _exit(10);
+        br_sleep(BR_FOREVER); /* main never returns; the thread ends the process */
+        _exit(11);
+    }
+    int64_t give_up = tu_guard();
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0) {
+        if (br_now() > give_up) {
+            kill(pid, SIGKILL);
+            fail_msg("exit() from a braid thread hung");
+        }
+        br_sleep(BR_MSEC);
+    }
+    BR_CHECK_EQ(r, pid);
+    BR_CHECK(WIFEXITED(st));
+    BR_CHECK_EQ(WEXITSTATUS(st), 7);
+}
+
+/* After fork, the parent's threads don't exist in the child: exit() there must not wait
+ * for them, and they count as finished. */
+static void forked_child_does_not_wait_for_parent_threads(void **state) {
+    (void)state;
+    br_event gate = BR_EVENT_INIT;
+    probe p = {.gate = &gate};
+    br_thread *t = tu_spawn(probe_fn, &p); /* non-daemon, blocked until we say */
+    int before = br_thread_active_count();
+    fflush(NULL);
+    pid_t pid = fork();
+    BR_CHECK(pid >= 0);
+    if (pid == 0) {
+        if (br_thread_is_alive(t) || br_thread_active_count() != 0)
+            _exit(12);
+        if (br_thread_join(t, BR_NOWAIT) != 0)
+            _exit(13);
+        exit(0);
+    }
+    int64_t give_up = tu_guard();
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0) {
+        if (br_now() > give_up) {
+            kill(pid, SIGKILL);
+            fail_msg("the child waited for its parent's thread");
+        }
+        br_sleep(BR_MSEC);
+    }
+    BR_CHECK(WIFEXITED(st));
+    BR_CHECK_EQ(WEXITSTATUS(st), 0);
+    BR_CHECK(br_thread_is_alive(t)); /* the parent's view is unchanged */
+    BR_CHECK_EQ(br_thread_active_count(), before);
+    BR_CHECK_OK(br_event_set(&gate));
+    tu_join(t);
+}
+
+BR_TEST_MAIN(cmocka_unit_test(start_and_join), cmocka_unit_test(misuse),
+             cmocka_unit_test(stack_size_option), cmocka_unit_test(names),
+             cmocka_unit_test(foreign_threads_are_dummies),
+             cmocka_unit_test(join_deadline_times_out_then_succeeds),
+             cmocka_unit_test(many_joiners), cmocka_unit_test(join_self_is_edeadlk),
+             cmocka_unit_test(free_a_running_thread_detaches_it),
+             cmocka_unit_test(no_leaked_threads), cmocka_unit_test(locals_are_per_thread),
+             cmocka_unit_test(exit_waits_for_non_daemon_threads),
+             cmocka_unit_test(exit_does_not_wait_for_daemon_threads),
+             cmocka_unit_test(exit_from_a_non_daemon_thread),
+             cmocka_unit_test(forked_child_does_not_wait_for_parent_threads))

@@ -1,0 +1,50 @@
+/* Helpers shared by the thread layer's tests: hang guards, polling for a state, and
+ * starting helper threads. Sleeps here never make a test pass: they only give other
+ * threads time to reach a state that is then checked. */
+#ifndef BRAID_TESTS_THREAD_UTIL_H
+#define BRAID_TESTS_THREAD_UTIL_H
+
+#include "harness.h"
+#include "thread/internal.h"
+
+#include <stdatomic.h>
+
+/* A deadline for hang guards: far enough that a loaded 2-core machine under a
+ * sanitizer never reaches it unless something is really stuck. */
+static inline int64_t tu_guard(void) {
+    return br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
+}
+
+/* Polls `cond` every 100 us until it holds; fails the test at the hang guard. */
+#define TU_WAIT_FOR(cond)                                                                  \
+    do {                                                                                   \
+        int64_t tu_give_up_ = tu_guard();                                                  \
+        while (!(cond)) {                                                                  \
+            if (br_now() > tu_give_up_)                                                    \
+                fail_msg("%s:%d: still waiting for %s", __FILE__, __LINE__, #cond);        \
+            br_sleep(100 * BR_USEC);                                                       \
+        }                                                                                  \
+    } while (0)
+
+/* Starts fn(arg) on a braid thread; fails the test if it can't. */
+static inline br_thread *tu_spawn(br_thread_fn fn, void *arg) {
+    br_thread *t = NULL;
+    BR_CHECK_OK(br_thread_start(&t, fn, arg, NULL));
+    return t;
+}
+
+/* Joins (with the hang guard) and frees. */
+static inline void tu_join(br_thread *t) {
+    BR_CHECK_OK(br_thread_join(t, tu_guard()));
+    BR_CHECK_OK(br_thread_free(t));
+}
+
+/* Elapsed-time checks: a deadline never fires early. */
+#define TU_CHECK_NOT_EARLY(t0, ns) BR_CHECK(br_now() - (t0) >= (ns))
+
+/* "At once" for BR_NOWAIT: no blocking at all, so far below any park; the bound is
+ * generous so that a descheduled test thread doesn't fail it. */
+#define TU_CHECK_QUICK(t0)                                                                 \
+    BR_CHECK(br_now() - (t0) < (int64_t)(500 * BR_MSEC * br_test_time_multiplier()))
+
+#endif
