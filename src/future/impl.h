@@ -87,8 +87,13 @@ void br__future_notify(br_future *f, bool temp_ref);
 /* Frees f (its last reference is gone). */
 void br__future_free(br_future *f);
 
+/* Drops a reference. Seeing refs == 1 means ours is the only one left: nobody else can
+ * retain (that takes a reference), so the block is freed without the RMW (the acquire
+ * load pairs with the release in every earlier holder's decrement). That saves the
+ * fire-and-forget path one atomic RMW. */
 static inline void br__future_unref(br_future *f) {
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+    if (atomic_load_explicit(&f->refs, memory_order_acquire) == 1 ||
+        atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
         br__future_free(f);
 }
 
