@@ -397,7 +397,8 @@ static void conformance_task_deadline(void **state) {
     /* a running task sees its deadline through br_task_cancelled; stopping then fails
      * the future with BR_ETIMEDOUT */
     cf_block *b2 = cf_block_new(NULL, 0);
-    int64_t dl2 = br_deadline_after(30 * BR_MSEC);
+    /* long enough for an idle worker to start it even on a loaded machine */
+    int64_t dl2 = br_deadline_after((int64_t)(100 * BR_MSEC * br_test_time_multiplier()));
     br_future *f2;
     BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = cf_block_task, .arg = &b2,
                                               .len = sizeof b2, .deadline = dl2,
@@ -779,6 +780,11 @@ static void conformance_submit_after_shutdown(void **state) {
     BR_CHECK_ERR(br_submit_call(ex, &(br_call){.fn = cf_square, .arg = &x, .len = sizeof x,
                                                .flags = BR_CALL_COPY_ARG},
                                 &f),
+                 BR_ESHUTDOWN);
+    unsigned char big[100] = {0}; /* a heap copy, freed again when the submit fails */
+    BR_CHECK_ERR(br_submit_call(ex, &(br_call){.fn = cf_square, .arg = big, .len = sizeof big,
+                                               .flags = BR_CALL_COPY_ARG},
+                                NULL),
                  BR_ESHUTDOWN);
     int32_t in[4] = {1, 2, 3, 4};
     br_map *m = (br_map *)1;

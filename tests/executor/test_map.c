@@ -166,7 +166,8 @@ static void deadline_cancels_the_rest(void **state) {
     int32_t in[N];
     for (int i = 0; i < N; i++)
         in[i] = i;
-    int64_t dl = br_deadline_after(30 * BR_MSEC);
+    /* long enough for inputs 0 and 1 to run first even on a loaded machine */
+    int64_t dl = br_deadline_after((int64_t)(100 * BR_MSEC * br_test_time_multiplier()));
     br_map *m;
     BR_CHECK_OK(br_map_new(&m, ex, gated, in, N, sizeof in[0],
                            &(br_map_opts){.chunksize = 2, .buffersize = 3, .deadline = dl}));

@@ -138,7 +138,7 @@ static void first_exception(void **state) {
     enum { N = 5 };
     br_future *fs[N], *sets[N];
     make(fs, N);
-    /* one succeeds, one is cancelled (doesn't count), then one fails */
+    /* two succeed, then one fails */
     int order[] = {0, 1, 3};
     completer_arg a = {fs, order, 3, 2 * BR_MSEC, 3, false};
     pthread_t th;
