@@ -53,7 +53,7 @@ static void probe_fn(void *arg) {
 static void start_and_join(void **state) {
     (void)state;
     int before = br_thread_active_count();
-    int threads_before = br_test_count_threads();
+    int threads_before = tu_thread_baseline();
     br_event gate = BR_EVENT_INIT;
     probe p = {.gate = &gate};
     br_thread *t = NULL;
@@ -245,7 +245,7 @@ static void detached_fn(void *arg) {
 static void free_a_running_thread_detaches_it(void **state) {
     (void)state;
     int before = br_thread_active_count();
-    int threads_before = br_test_count_threads();
+    int threads_before = tu_thread_baseline();
     static detach_ctx d; /* outlives this function's view of the thread */
     BR_CHECK_OK(br_event_init(&d.go));
     BR_CHECK_OK(br_event_init(&d.done));
@@ -266,7 +266,7 @@ static void nop(void *arg) {
 
 static void no_leaked_threads(void **state) {
     (void)state;
-    int threads_before = br_test_count_threads();
+    int threads_before = tu_thread_baseline();
     long n = br_test_scaled(500, 50);
     for (long i = 0; i < n; i++) {
         br_thread *t[4];
