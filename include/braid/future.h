@@ -132,7 +132,8 @@ typedef enum br_return_when {
 /* concurrent.futures.wait. Waits on fs[0..n) (a future listed twice counts once) until
  * `when` holds or the deadline passes. If sets is not NULL (room for n), it receives
  * Python's (done, not_done): sets[0 .. *ndone) are the done futures and
- * sets[*ndone .. *ndone + *nnot_done) the others, each once, in input order. No
+ * sets[*ndone .. *ndone + *nnot_done) the others, each once, in input order (sets may
+ * be fs itself). No
  * references are taken or dropped. Returns 0 when `when` holds, BR_ETIMEDOUT if the
  * deadline passed first (the sets are filled either way), BR_EINVAL, BR_ENOMEM. One
  * waiter registration per future per call; futures done on entry cost nothing. */

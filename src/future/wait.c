@@ -204,13 +204,27 @@ int br_wait(br_future *const fs[], size_t n, br_return_when when, int64_t deadli
         }
     }
     if (sets) {
+        /* sets may be fs itself (wait in place): then read from a copy */
+        br_future *copy_stack[STACK_N];
+        br_future *const *src = fs;
+        if ((const void *)sets == (const void *)fs && n > 0) {
+            br_future **copy = n <= STACK_N ? copy_stack : malloc(n * sizeof *copy);
+            if (copy == NULL) {
+                rc = BR_ENOMEM;
+                goto out;
+            }
+            memcpy(copy, fs, n * sizeof *copy);
+            src = copy;
+        }
         size_t a = 0, b = nd;
         for (size_t i = 0; i < n; i++) {
             if (dup[i] == 2)
-                sets[a++] = fs[i];
+                sets[a++] = src[i];
             else if (dup[i] == 0)
-                sets[b++] = fs[i];
+                sets[b++] = src[i];
         }
+        if (src != fs && src != copy_stack)
+            free((void *)src);
     }
     if (ndone)
         *ndone = nd;

@@ -82,6 +82,24 @@ static void empty_and_bad_input(void **state) {
     drop(fs, 2);
 }
 
+static void sets_in_place(void **state) {
+    (void)state;
+    /* the sets may be written over the input array itself */
+    br_future *fs[20], *orig[20];
+    make(fs, 20);
+    memcpy(orig, fs, sizeof fs);
+    for (int i = 0; i < 20; i += 3)
+        BR_CHECK_OK(br_future_set_result_i64(fs[i], i));
+    size_t nd, nn;
+    BR_CHECK_ERR(br_wait(fs, 20, BR_ALL_COMPLETED, BR_NOWAIT, fs, &nd, &nn), BR_ETIMEDOUT);
+    BR_CHECK_EQ(nd, 7);
+    BR_CHECK_EQ(nn, 13);
+    size_t a = 0, b = 7;
+    for (int i = 0; i < 20; i++)
+        BR_CHECK(fs[i % 3 == 0 ? a++ : b++] == orig[i]);
+    drop(orig, 20);
+}
+
 static void first_completed(void **state) {
     (void)state;
     enum { N = 6 };
@@ -301,6 +319,7 @@ static void races_with_completion(void **state) {
 }
 
 BR_TEST_MAIN(cmocka_unit_test(all_done_on_entry), cmocka_unit_test(empty_and_bad_input),
+             cmocka_unit_test(sets_in_place),
              cmocka_unit_test(first_completed), cmocka_unit_test(all_completed_from_threads),
              cmocka_unit_test(first_exception), cmocka_unit_test(duplicates_count_once),
              cmocka_unit_test(many_with_duplicates), cmocka_unit_test(deadline_not_early),
