@@ -1,0 +1,360 @@
+/* compare.c: `braid compare`, the tutorials' threads-vs-processes experiment, run for
+ * real on this machine.
+ *
+ * The tutorials time is_prime(112272535095293) x 100 in one thread, in a thread pool and
+ * in a process pool, and find that CPython's threads don't help (26.07 s vs 25.58 s in
+ * 000_b9e24c88e52a00dc.txt, because of the GIL). This runs the same work, BENCH.md W1,
+ * exactly as ../shared/peers/native/README.md N1 defines it (the number read from a
+ * volatile, uint64_t, odd divisors 3..floor(sqrt(n)) with sqrt in double) under each
+ * model braid has, checks every result, and prints a table and a verdict. (The thread
+ * pool rows and W2, fib 25..34 on a pool of 3, join with the pool.)
+ *
+ * Design notes. The table is a list of models: each row runs one workload one way
+ * (`models[]`: workload, the peer's variant name, a label, a run function), times it
+ * and counts its correct results. Speed-up is against the workload's first row (one
+ * thread); parallel efficiency is speed-up / min(workers, CPUs). Later layers add rows
+ * (process pool, coroutines) and workloads (the I/O-bound crawl) to the two tables
+ * below, and nothing else changes. --json prints one object per row in BENCH.md's format
+ * (workload, variant, impl, metric, value, unit, plus the table's columns), so
+ * ../shared/tools/side-by-side can pair the rows with the Python and native peers.
+ */
+#define _POSIX_C_SOURCE 200809L /* isatty */
+#include <braid.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* --- configuration ------------------------------------------------------------------ */
+
+typedef struct cmp_config {
+    bool quick;
+    bool json;
+    int cpus;       /* br_cpu_count() */
+    double loadavg; /* the 1-minute load average at start; < 0 if unknown */
+    int threads;  /* the "threads" row's N: cpus, or --threads */
+    int w1_calls; /* 100; 8 with --quick */
+} cmp_config;
+
+/* What one row measured. */
+typedef struct cmp_run {
+    int workers;
+    double seconds;
+    long correct, total;
+    int rc; /* 0, or the braid error that stopped the run */
+} cmp_run;
+
+typedef struct cmp_model {
+    const char *workload; /* "W1": a key of workloads[] */
+    const char *variant;  /* the peers' variant name where one exists ("single", "thread") */
+    const char *label;    /* the table's model column */
+    int (*run)(const cmp_config *cfg, cmp_run *out);
+} cmp_model;
+
+/* Linux's 1-minute load average, so that a reader can tell a busy machine from a
+ * model that doesn't scale; -1 where /proc/loadavg doesn't exist. */
+static double read_loadavg(void) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    double v = -1;
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+/* --- W1: primes ----------------------------------------------------------------------- */
+
+/* volatile, so that the compiler can neither fold nor hoist the calls (N1). */
+static volatile uint64_t w1_number = 112272535095293ull;
+
+/* The tutorial's is_prime, as N1 writes it: one division per odd candidate. */
+__attribute__((noinline)) static bool is_prime(uint64_t n) {
+    if (n < 2)
+        return false;
+    if (n == 2)
+        return true;
+    if (n % 2 == 0)
+        return false;
+    uint64_t sqrt_n = (uint64_t)floor(sqrt((double)n));
+    for (uint64_t i = 3; i <= sqrt_n; i += 2)
+        if (n % i == 0)
+            return false;
+    return true;
+}
+
+static int w1_single(const cmp_config *cfg, cmp_run *out) {
+    int64_t t0 = br_now();
+    long found = 0;
+    for (int k = 0; k < cfg->w1_calls; k++)
+        found += is_prime(w1_number);
+    out->seconds = (double)(br_now() - t0) / BR_SEC;
+    out->workers = 1;
+    out->correct = found;
+    out->total = cfg->w1_calls;
+    return 0;
+}
+
+typedef struct w1_slice {
+    int count;
+    long found;
+    br_thread *thread;
+} w1_slice;
+
+static void w1_worker(void *arg) {
+    w1_slice *s = arg;
+    for (int k = 0; k < s->count; k++)
+        s->found += is_prime(w1_number);
+}
+
+/* N braid threads split the calls, as N1's pthreads figure does; creation and join
+ * are inside the timed region. */
+static int w1_threads(const cmp_config *cfg, cmp_run *out) {
+    int n = cfg->threads;
+    w1_slice *slices = calloc((size_t)n, sizeof *slices);
+    if (slices == NULL)
+        return BR_ENOMEM;
+    int rc = 0, started = 0;
+    int64_t t0 = br_now();
+    for (; started < n; started++) {
+        w1_slice *s = &slices[started];
+        s->count = (started + 1) * cfg->w1_calls / n - started * cfg->w1_calls / n;
+        char name[24];
+        snprintf(name, sizeof name, "primes-%d", started);
+        rc = br_thread_start(&s->thread, w1_worker, s, &(br_thread_opts){.name = name});
+        if (rc != 0)
+            break;
+    }
+    long found = 0;
+    for (int i = 0; i < started; i++) {
+        int jrc = br_thread_join(slices[i].thread, BR_FOREVER);
+        if (rc == 0)
+            rc = jrc;
+        br_thread_free(slices[i].thread);
+        found += slices[i].found;
+    }
+    out->seconds = (double)(br_now() - t0) / BR_SEC;
+    out->workers = n;
+    out->correct = found;
+    out->total = cfg->w1_calls;
+    free(slices);
+    return rc;
+}
+
+/* --- the tables ----------------------------------------------------------------------- */
+
+static void w1_title(const cmp_config *cfg, char *buf, size_t cap) {
+    snprintf(buf, cap, "W1 is_prime x%d", cfg->w1_calls);
+}
+
+typedef struct cmp_workload {
+    const char *id;
+    void (*title)(const cmp_config *cfg, char *buf, size_t cap); /* sizes included */
+} cmp_workload;
+
+static const cmp_workload workloads[] = {
+    {"W1", w1_title},
+};
+
+static const cmp_model models[] = {
+    /* W1: the first row of a workload is its baseline. */
+    {"W1", "single", "one thread", w1_single},
+    {"W1", "threads", "braid threads", w1_threads},
+};
+enum { NMODELS = sizeof models / sizeof models[0] };
+
+static void workload_title(const cmp_config *cfg, const char *id, char *buf, size_t cap) {
+    for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
+        if (strcmp(workloads[i].id, id) == 0) {
+            workloads[i].title(cfg, buf, cap);
+            return;
+        }
+    }
+    snprintf(buf, cap, "%s", id);
+}
+
+/* --- output ----------------------------------------------------------------------------- */
+
+typedef struct cmp_row {
+    const cmp_model *model;
+    cmp_run run;
+    double speedup, efficiency;
+    bool ok; /* ran, and every result correct */
+} cmp_row;
+
+static void print_table(const cmp_config *cfg, const cmp_row *rows, int n) {
+    char load[48] = "";
+    if (cfg->loadavg >= 0)
+        snprintf(load, sizeof load, ", load average %.2f at start", cfg->loadavg);
+    printf("braid compare: CPU-bound work under each model, on this machine (%d CPU%s%s%s)\n\n",
+           cfg->cpus, cfg->cpus == 1 ? "" : "s", load,
+           cfg->quick ? "; --quick: small sizes" : "");
+    printf("%-20s %-18s %7s %9s %9s %10s  %s\n", "workload", "model", "workers", "seconds",
+           "speed-up", "efficiency", "results");
+    for (int i = 0; i < n; i++) {
+        const cmp_row *r = &rows[i];
+        char title[64];
+        workload_title(cfg, r->model->workload, title, sizeof title);
+        if (r->run.rc != 0) {
+            printf("%-20s %-18s %7d %9s %9s %10s  error %s\n", title, r->model->label,
+                   r->run.workers, "-", "-", "-", br_err_name(r->run.rc));
+            continue;
+        }
+        char results[32];
+        snprintf(results, sizeof results, "%ld/%ld %s", r->run.correct, r->run.total,
+                 r->ok ? "ok" : "WRONG");
+        printf("%-20s %-18s %7d %9.3f %8.2fx %10.2f  %s\n", title, r->model->label,
+               r->run.workers, r->run.seconds, r->speedup, r->efficiency, results);
+    }
+    printf("\nspeed-up: against the workload's one-thread row; "
+           "efficiency: speed-up / min(workers, %d CPU%s)\n",
+           cfg->cpus, cfg->cpus == 1 ? "" : "s");
+}
+
+static void print_json(const cmp_config *cfg, const cmp_row *rows, int n) {
+    for (int i = 0; i < n; i++) {
+        const cmp_row *r = &rows[i];
+        printf("{\"workload\": \"%s\", \"variant\": \"%s\", \"impl\": \"braid\", "
+               "\"model\": \"%s\", \"metric\": \"seconds\", \"value\": %.4f, \"unit\": \"s\", "
+               "\"workers\": %d, \"speedup\": %.3f, \"efficiency\": %.3f, "
+               "\"correct\": %ld, \"total\": %ld, \"ok\": %s, \"error\": %s%s%s, "
+               "\"cpus\": %d, \"quick\": %s}\n",
+               r->model->workload, r->model->variant, r->model->label, r->run.seconds,
+               r->run.workers, r->speedup, r->efficiency, r->run.correct, r->run.total,
+               r->ok ? "true" : "false", r->run.rc ? "\"" : "",
+               r->run.rc ? br_err_name(r->run.rc) : "null", r->run.rc ? "\"" : "", cfg->cpus,
+               cfg->quick ? "true" : "false");
+    }
+}
+
+/* The headline: what the W1 rows show about threads and CPU-bound work. */
+static void verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *buf,
+                    size_t cap) {
+    const cmp_row *threads = NULL, *pool = NULL;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(rows[i].model->workload, "W1") != 0 || !rows[i].ok)
+            continue;
+        if (strcmp(rows[i].model->variant, "threads") == 0)
+            threads = &rows[i];
+        if (strcmp(rows[i].model->variant, "thread") == 0)
+            pool = &rows[i];
+    }
+    static const char cpython[] = "the tutorial's CPython threads gained nothing on the "
+                                  "same work (26.07 s alone, 25.58 s in a thread pool: "
+                                  "1.02x) because of the GIL";
+    if (threads == NULL) {
+        snprintf(buf, cap, "the W1 threads row failed, so this run shows nothing about "
+                           "threads; see the table");
+    } else if (cfg->cpus == 1) {
+        snprintf(buf, cap, "this process may use only 1 CPU, so no model can run "
+                           "CPU-bound work in parallel here (threads: %.2fx); %s",
+                 threads->speedup, cpython);
+    } else if (threads->speedup >= 1.2) {
+        int len = snprintf(buf, cap,
+                           "in C, threads do speed up CPU-bound work: W1 ran %.2fx faster on "
+                           "%d braid threads than on one (parallel efficiency %.2f)",
+                           threads->speedup, threads->run.workers, threads->efficiency);
+        if (pool != NULL && len > 0 && (size_t)len < cap) /* with the pool layer */
+            len += snprintf(buf + len, cap - (size_t)len, " and %.2fx in the thread pool",
+                            pool->speedup);
+        if (len > 0 && (size_t)len < cap)
+            snprintf(buf + len, cap - (size_t)len, ", where %s", cpython);
+    } else {
+        char load[64] = "";
+        if (cfg->loadavg >= 0)
+            snprintf(load, sizeof load, " (load average %.2f at start)", cfg->loadavg);
+        snprintf(buf, cap, "threads gave only %.2fx on %d CPUs in this run: other programs "
+                           "had the CPUs%s, so run it again on a quiet machine; %s",
+                 threads->speedup, cfg->cpus, load, cpython);
+    }
+}
+
+/* --- main ------------------------------------------------------------------------------- */
+
+void braid_compare_usage(void) {
+    printf("usage: braid compare [--quick] [--json] [--threads N]\n"
+           "\n"
+           "Runs the tutorials' CPU-bound experiment under every model braid has and\n"
+           "prints a table (model, workers, seconds, speed-up, parallel efficiency,\n"
+           "correct results) and a one-line verdict.\n"
+           "  W1  is_prime(112272535095293) x 100: one thread, N braid threads\n"
+           "\n"
+           "  --quick      small sizes (W1 x 8), for tests\n"
+           "  --json       one JSON object per row (BENCH.md's format), then the verdict\n"
+           "  --threads N  N for the braid-threads row (default: the CPUs this process\n"
+           "               may use, %d here)\n"
+           "Exit status: 0 if every row ran and every result was correct, 1 if not.\n",
+           br_cpu_count());
+}
+
+int braid_compare_main(int argc, char **argv) {
+    cmp_config cfg = {.cpus = br_cpu_count(), .loadavg = read_loadavg()};
+    cfg.threads = cfg.cpus;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            cfg.quick = true;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            cfg.json = true;
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            char *end;
+            long t = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || t < 1 || t > 1024) {
+                fprintf(stderr, "braid compare: --threads wants 1..1024\n");
+                return 2;
+            }
+            cfg.threads = (int)t;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            braid_compare_usage();
+            return 0;
+        } else {
+            fprintf(stderr, "braid compare: unknown option '%s'\n", argv[i]);
+            braid_compare_usage();
+            return 2;
+        }
+    }
+    cfg.w1_calls = cfg.quick ? 8 : 100;
+
+    cmp_row rows[NMODELS];
+    const cmp_row *base = NULL;
+    bool all_ok = true;
+    bool progress = !cfg.json && isatty(STDERR_FILENO);
+    for (int i = 0; i < NMODELS; i++) {
+        cmp_row *r = &rows[i];
+        *r = (cmp_row){.model = &models[i]};
+        if (progress) {
+            fprintf(stderr, "running %s %s...\r", models[i].workload, models[i].label);
+            fflush(stderr);
+        }
+        r->run.rc = models[i].run(&cfg, &r->run);
+        r->ok = r->run.rc == 0 && r->run.correct == r->run.total;
+        if (i == 0 || strcmp(models[i].workload, models[i - 1].workload) != 0)
+            base = r; /* the first row of each workload */
+        if (r->run.rc == 0 && base->run.rc == 0 && r->run.seconds > 0) {
+            r->speedup = base->run.seconds / r->run.seconds;
+            int used = r->run.workers < cfg.cpus ? r->run.workers : cfg.cpus;
+            r->efficiency = r->speedup / (used > 0 ? used : 1);
+        }
+        all_ok = all_ok && r->ok;
+    }
+    if (progress)
+        fprintf(stderr, "%60s\r", "");
+
+    char v[512];
+    verdict(&cfg, rows, NMODELS, v, sizeof v);
+    if (cfg.json) {
+        print_json(&cfg, rows, NMODELS);
+        printf("{\"verdict\": \"%s\", \"cpus\": %d, \"loadavg\": %.2f, \"ok\": %s}\n", v,
+               cfg.cpus, cfg.loadavg, all_ok ? "true" : "false");
+    } else {
+        print_table(&cfg, rows, NMODELS);
+        printf("verdict: %s.\n", v);
+    }
+    return all_ok ? 0 : 1;
+}
