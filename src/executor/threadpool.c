@@ -1,0 +1,1097 @@
+/* The thread pool: Python's ThreadPoolExecutor behind braid's executor vtable, with a
+ * work-stealing scheduler underneath.
+ *
+ * Design notes.
+ *
+ * Queues. Each worker owns a Chase-Lev deque (executor/deque.h). A task submitted by
+ * one of the pool's own workers goes to the bottom of that worker's deque (LIFO for the
+ * owner, cache-hot; stealable by the others). A task submitted from any other thread
+ * goes to the injection stack, `inject`: a Treiber stack linked through br_task.next
+ * whose push is one CAS and which workers empty whole with one CAS ("take all"). The
+ * taker pushes the batch into its own deque, oldest task at the bottom, so a batch
+ * runs oldest first and the other workers can steal from it (from the newest end,
+ * one CAS per task). A pool with max_workers == 1 sends every submit through the
+ * injection stack, so that it runs tasks in submission order, as Python does.
+ * Workers look for work in this order: own deque, injection stack, the other deques
+ * (random start); every 61st task they look at the injection stack first, so that
+ * tasks which keep feeding their own deque can't starve external submitters (Go's
+ * schedtick % 61).
+ *
+ * The low two bits of `inject` are flags: CLOSED (shutdown) and BROKEN (an
+ * initializer failed). A submit's CAS fails once either is set, and the CAS that sets
+ * them is the linearization point: every task pushed before it is in the stack, where
+ * the workers (or shutdown's cancel pass) will find it, and nothing is pushed after.
+ *
+ * Waking and parking. A worker is busy (running a task), spinning (searching for work,
+ * counted in nspinning) or sleeping (parked on a br__waiter in the `idle` wait-queue,
+ * counted in nsleeping). After a submit's push (a seq_cst CAS or, for a deque push,
+ * a store followed by a seq_cst fence) the submitter reads nspinning and nsleeping:
+ *   - someone is spinning: do nothing, the spinner will find the task;
+ *   - else someone sleeps: pop one sleeper, count it as spinning (so that concurrent
+ *     submitters don't wake a second one) and wake it;
+ *   - else, if fewer than max_workers threads exist, start one (lazy start: "one more
+ *     per submit while none is idle").
+ * So a submit wakes at most one worker, and none when one is already searching.
+ * A worker that runs out of work becomes a spinner if fewer than spin_cap are spinning
+ * (half the CPUs, at least one: Go's limit), searches for up to br__pool_spin_ns, then
+ * stops spinning and parks. A spinner that finds work stops spinning; if it was the
+ * last spinner and more work is visible, it wakes a sleeper (or starts a thread),
+ * because submitters may have skipped their wake-up on its account. The worker so
+ * woken counts as a spinner; one so started, or any idle worker that finds work
+ * without spinning, does the same check when it finds its task, so the duty passes
+ * along until the visible work is covered or the pool is full. (Busy workers taking
+ * their next task skip the check: it costs loads of lines that submitters write.)
+ *
+ * Lost wake-ups. The two sides are a Dekker pair on seq_cst operations: the submitter
+ * publishes the task and then reads the counters; the worker changes a counter
+ * (nspinning-- when it stops spinning, nsleeping++ after it links its waiter) and then
+ * looks at every queue. In the single total order of seq_cst operations one of the
+ * two comes first, so either the worker sees the task or the submitter sees the
+ * worker leave the spinning state (and wakes a sleeper, or sees the sleeper and wakes
+ * it). A spinner that stops because it found work re-checks after its decrement, as
+ * above. A sleeper whose re-check finds work unlinks itself; if a waker popped it
+ * first, it waits for that wake (core rule 2), so no signal is ever left pending.
+ *
+ * Shutdown states. flags: SHUTDOWN (no new submits), CANCEL (shutdown with
+ * cancel_futures: tasks dequeued from now on are cancelled, and running tasks get a
+ * cancel request), BROKEN (an initializer failed: queued and later tasks fail with
+ * BR_EBROKEN). Workers exit once SHUTDOWN is set and a search finds nothing (a task
+ * can still be in another worker's deque; that worker runs it before it exits).
+ * shutdown(wait) joins every worker ever started.
+ *
+ * Cancel requests on running tasks. A task's function runs inside a trampoline that
+ * publishes the running task in worker->current. shutdown(cancel_futures) marks that
+ * word BUSY with a CAS, requests the cancel, and clears BUSY; the trampoline clears
+ * the word with a CAS after the function returns and waits out a BUSY mark, so the
+ * future is never touched after its task finished (the future may be freed as soon as
+ * br__task_run completes it).
+ *
+ * Locking. Lock order: reg_lock -> join_lock -> spawn_lock. The idle and bp wait-queue
+ * ilocks are leaves (never held while taking another lock, never across a park).
+ * spawn_lock is held across pthread_create, join_lock across pthread_join; neither is
+ * taken on a submit's fast path: only while the pool ramps up to max_workers.
+ */
+#include "executor/threadpool.h"
+#include "executor/deque.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How long an idle worker searches before it parks (ns). Long enough to catch the next
+ * submit of a submit-and-wait loop, short enough that an idle pool costs nothing. */
+int64_t br__pool_spin_ns = 50000;
+
+enum { INJ_CLOSED = 1, INJ_BROKEN = 2, INJ_FLAGS = 3 };
+enum { F_SHUTDOWN = 1, F_CANCEL = 2, F_BROKEN = 4 };
+enum { CUR_BUSY = 1 };
+
+struct pool;
+
+struct worker {
+    br__deque dq; /* first: cache-line aligned */
+    struct pool *pool;
+    /* The running task | CUR_BUSY (see the design notes), 0 when none. */
+    _Alignas(BR__CACHELINE) _Atomic uintptr_t current;
+    uint64_t rng;
+    uint32_t tick;
+    bool fresh; /* started, and hasn't found its first task yet */
+    int index;
+    pthread_t tid;
+    char name[64];
+};
+
+struct pool {
+    struct br_executor base;
+    int max_workers;
+    int spin_cap;
+    int ncpu;
+    size_t max_pending;
+    /* Submitters CAS it, workers empty it. */
+    _Alignas(BR__CACHELINE) _Atomic uintptr_t inject;
+    /* Read by every submit, written when workers change state. */
+    _Alignas(BR__CACHELINE) _Atomic int32_t nspinning;
+    _Atomic int32_t nsleeping;
+    _Atomic int32_t nthreads; /* started; workers[0..nthreads) are valid */
+    _Atomic uint32_t flags;
+    /* Parked workers (LIFO: the most recently parked is warmest). */
+    _Alignas(BR__CACHELINE) br__wq idle;
+    /* Bounded submission: tasks queued and not yet dequeued (only with max_pending),
+     * and submitters waiting for room. */
+    _Alignas(BR__CACHELINE) _Atomic int64_t pending;
+    _Atomic int32_t nbp_waiters;
+    br__wq bp;
+
+    _Alignas(BR__CACHELINE) br_initializer_fn initializer;
+    void *initarg;
+    bool daemon;
+    char *prefix;
+    struct worker **workers; /* max_workers slots */
+    pthread_mutex_t spawn_lock;
+    pthread_mutex_t join_lock;
+    int njoined;
+    /* The exit registry (non-daemon pools), under reg_lock. */
+    struct pool *reg_next;
+    bool registered;
+    bool exit_hold;
+};
+
+static BR__TLS struct worker *tls_worker;
+
+static _Atomic int pool_counter;
+
+static void pool_exit_init(void);
+static void pool_register(struct pool *p);
+static void pool_unregister(struct pool *p);
+
+/* --- small helpers ------------------------------------------------------------------ */
+
+static inline struct pool *as_pool(br_executor *ex) { return (struct pool *)ex; }
+
+static inline br_task *inj_ptr(uintptr_t h) { return (br_task *)(h & ~(uintptr_t)INJ_FLAGS); }
+
+static inline uint64_t xorshift(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static int closed_code(uintptr_t h) { return (h & INJ_BROKEN) ? BR_EBROKEN : BR_ESHUTDOWN; }
+
+/* --- bounded submission ----------------------------------------------------------------
+ *
+ * pending counts tasks pushed and not yet dequeued (only when max_pending > 0). A
+ * submitter reserves a slot with a CAS before it pushes; a worker releases it when it
+ * dequeues. A submitter that finds no room links a waiter into `bp`, bumps
+ * nbp_waiters (seq_cst) and tries again before it parks; a worker decrements pending
+ * (seq_cst) and then reads nbp_waiters: Dekker again, so no release goes unnoticed. A
+ * woken submitter retries and may lose the slot to a newcomer, which is fine: pending
+ * is then full again and its next release wakes the next waiter. */
+
+static bool pending_try_reserve(struct pool *p) {
+    int64_t n = atomic_load_explicit(&p->pending, memory_order_relaxed);
+    while (n < (int64_t)p->max_pending)
+        if (atomic_compare_exchange_weak_explicit(&p->pending, &n, n + 1,
+                                                  memory_order_seq_cst,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
+static void bp_wake(struct pool *p, int n) {
+    br__waiter *chain = NULL, **tail = &chain;
+    br__ilock_lock(&p->bp.lock);
+    while ((n < 0 || n-- > 0) && !br__wq_empty(&p->bp)) {
+        br__waiter *w = br__wq_pop(&p->bp);
+        atomic_fetch_sub_explicit(&p->nbp_waiters, 1, memory_order_relaxed);
+        *tail = w;
+        tail = &w->next;
+    }
+    br__ilock_unlock(&p->bp.lock);
+    while (chain) {
+        br__waiter *next = chain->next; /* core rule 1: read before the wake */
+        br__waiter_wake(chain);
+        chain = next;
+    }
+}
+
+static void pending_release(struct pool *p) {
+    atomic_fetch_sub_explicit(&p->pending, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->nbp_waiters, memory_order_seq_cst) > 0)
+        bp_wake(p, 1);
+}
+
+static void bp_unlinked(br__wq *q, void *arg) {
+    (void)q;
+    struct pool *p = arg;
+    atomic_fetch_sub_explicit(&p->nbp_waiters, 1, memory_order_relaxed);
+}
+
+/* Reserves room for one task, waiting until `deadline` if the pool is full. */
+static int pending_reserve(struct pool *p, int64_t deadline) {
+    for (;;) {
+        uintptr_t h = atomic_load_explicit(&p->inject, memory_order_acquire);
+        if (h & INJ_FLAGS)
+            return closed_code(h);
+        if (pending_try_reserve(p))
+            return 0;
+        if (deadline == BR_NOWAIT || br_now() >= deadline)
+            return BR_ETIMEDOUT;
+        br__waiter w;
+        br__waiter_init(&w);
+        br__ilock_lock(&p->bp.lock);
+        br__wq_push(&p->bp, &w);
+        atomic_fetch_add_explicit(&p->nbp_waiters, 1, memory_order_seq_cst);
+        br__ilock_unlock(&p->bp.lock);
+        h = atomic_load_explicit(&p->inject, memory_order_seq_cst);
+        bool got = !(h & INJ_FLAGS) && pending_try_reserve(p);
+        if (got || (h & INJ_FLAGS)) {
+            /* Leave the queue; if a waker popped us already, take its wake (rule 2). */
+            br__ilock_lock(&p->bp.lock);
+            bool linked = w.linked;
+            if (linked) {
+                br__wq_remove(&p->bp, &w);
+                atomic_fetch_sub_explicit(&p->nbp_waiters, 1, memory_order_relaxed);
+            }
+            br__ilock_unlock(&p->bp.lock);
+            if (!linked) {
+                while (br__waiter_park(&w, BR_FOREVER) != 0)
+                    ;
+                if (got) /* we hold a slot and swallowed a wake meant for a waiter */
+                    bp_wake(p, 1);
+            }
+            if (got)
+                return 0;
+            return closed_code(h);
+        }
+        int rc = br__waiter_park_or_cancel(&w, &p->bp, deadline, bp_unlinked, p);
+        if (rc == BR_ETIMEDOUT)
+            return BR_ETIMEDOUT;
+    }
+}
+
+/* --- waking and spawning --------------------------------------------------------------- */
+
+static int spawn_locked(struct pool *p);
+
+/* Starts one more worker unless the pool is full or closed. Blocks while another
+ * thread is starting one (spawns happen only while the pool ramps up), so that no
+ * request is lost: each submit that found no idle worker gets its thread, as in
+ * Python. */
+static void maybe_spawn(struct pool *p) {
+    pthread_mutex_lock(&p->spawn_lock);
+    if (atomic_load_explicit(&p->nthreads, memory_order_relaxed) < p->max_workers &&
+        !(atomic_load_explicit(&p->inject, memory_order_relaxed) & INJ_FLAGS))
+        (void)spawn_locked(p); /* a failure leaves the work to the existing workers */
+    pthread_mutex_unlock(&p->spawn_lock);
+}
+
+/* Pops one sleeper, counts it as spinning, wakes it. False if nobody sleeps or
+ * someone started spinning meanwhile. */
+static bool wake_one(struct pool *p) {
+    br__ilock_lock(&p->idle.lock);
+    br__waiter *w = NULL;
+    if (atomic_load_explicit(&p->nspinning, memory_order_relaxed) == 0) {
+        w = br__wq_pop(&p->idle);
+        if (w) {
+            atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&p->nspinning, 1, memory_order_relaxed);
+        }
+    }
+    br__ilock_unlock(&p->idle.lock);
+    if (w)
+        br__waiter_wake(w);
+    return w != NULL;
+}
+
+static void wake_all(struct pool *p) {
+    br__waiter *chain = NULL, **tail = &chain;
+    br__ilock_lock(&p->idle.lock);
+    while (!br__wq_empty(&p->idle)) {
+        br__waiter *w = br__wq_pop(&p->idle);
+        atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->nspinning, 1, memory_order_relaxed);
+        *tail = w;
+        tail = &w->next;
+    }
+    br__ilock_unlock(&p->idle.lock);
+    while (chain) {
+        br__waiter *next = chain->next;
+        br__waiter_wake(chain);
+        chain = next;
+    }
+}
+
+/* After publishing work (seq_cst): the submit side of the wake protocol. spawn: may
+ * start a thread (false when this submit just started the first one). */
+static inline void signal_work(struct pool *p, bool spawn) {
+    if (atomic_load_explicit(&p->nspinning, memory_order_seq_cst) != 0)
+        return;
+    if (atomic_load_explicit(&p->nsleeping, memory_order_seq_cst) != 0) {
+        if (wake_one(p))
+            return;
+        if (atomic_load_explicit(&p->nspinning, memory_order_seq_cst) != 0)
+            return;
+    }
+    if (spawn && atomic_load_explicit(&p->nthreads, memory_order_relaxed) < p->max_workers)
+        maybe_spawn(p);
+}
+
+/* True if some queue holds a task (seq_cst loads: the worker side of the protocol). */
+static bool work_visible(struct pool *p) {
+    if (inj_ptr(atomic_load_explicit(&p->inject, memory_order_seq_cst)))
+        return true;
+    int n = atomic_load_explicit(&p->nthreads, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (br__deque_size(&p->workers[i]->dq) > 0)
+            return true;
+    return false;
+}
+
+/* --- finding work ------------------------------------------------------------------------ */
+
+/* Empties the injection stack into w's deque and takes the oldest task. */
+static br_task *take_inject(struct worker *w) {
+    struct pool *p = w->pool;
+    uintptr_t h = atomic_load_explicit(&p->inject, memory_order_relaxed);
+    do {
+        if (inj_ptr(h) == NULL)
+            return NULL;
+    } while (!atomic_compare_exchange_weak_explicit(&p->inject, &h, h & INJ_FLAGS,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed));
+    br_task *list = inj_ptr(h); /* newest first */
+    if (list->next == NULL)
+        return list;
+    br_task *rest = br__deque_push_chain(&w->dq, list);
+    if (BR__UNLIKELY(rest != NULL)) {
+        /* The deque could not grow: hand the remainder back to the stack. */
+        br_task *tail = rest;
+        while (tail->next)
+            tail = tail->next;
+        uintptr_t o = atomic_load_explicit(&p->inject, memory_order_relaxed);
+        do
+            tail->next = inj_ptr(o);
+        while (!atomic_compare_exchange_weak_explicit(&p->inject, &o,
+                                                      (uintptr_t)rest | (o & INJ_FLAGS),
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed));
+    }
+    return br__deque_take(&w->dq);
+}
+
+static void run_task(struct worker *w, br_task *t);
+
+/* Steals from the other workers, starting at a random one. Takes one task, and when
+ * the victim had more, up to half of them (at most 32) into w's own deque. */
+static br_task *steal_work(struct worker *w) {
+    struct pool *p = w->pool;
+    int n = atomic_load_explicit(&p->nthreads, memory_order_acquire);
+    if (n <= 1)
+        return NULL;
+    int start = (int)(xorshift(&w->rng) % (uint64_t)n);
+    for (int round = 0; round < 2; round++) {
+        bool retry = false;
+        for (int k = 0; k < n; k++) {
+            struct worker *v = p->workers[(start + k) % n];
+            if (v == w)
+                continue;
+            int64_t size = br__deque_size(&v->dq);
+            if (size <= 0)
+                continue;
+            br_task *t;
+            int r = br__deque_steal(&v->dq, &t);
+            if (r == BR__STEAL_RETRY) {
+                retry = true;
+                continue;
+            }
+            if (r != BR__STEAL_OK)
+                continue;
+            int64_t more = size / 2;
+            if (more > 32)
+                more = 32;
+            while (more-- > 0) {
+                br_task *x;
+                if (br__deque_steal(&v->dq, &x) != BR__STEAL_OK)
+                    break;
+                if (br__deque_push(&w->dq, x) != 0) {
+                    run_task(w, x); /* no room to keep it: run it now */
+                    break;
+                }
+            }
+            return t;
+        }
+        if (!retry)
+            break;
+    }
+    return NULL;
+}
+
+static br_task *find_work(struct worker *w) {
+    br_task *t;
+    /* (Not with one worker: its deque holds only injected batches, already in order.) */
+    if (BR__UNLIKELY(++w->tick % 61 == 0) && w->pool->max_workers > 1 &&
+        (t = take_inject(w)) != NULL)
+        return t;
+    if ((t = br__deque_take(&w->dq)) != NULL)
+        return t;
+    if ((t = take_inject(w)) != NULL)
+        return t;
+    return steal_work(w);
+}
+
+/* --- running ----------------------------------------------------------------------------- */
+
+/* Every submitted task's fn; the real one is in t->xdata. Publishes the running task
+ * for shutdown's cancel requests (design notes). */
+static int trampoline(br_task *t) {
+    struct worker *w = tls_worker;
+    br_task_fn fn = (br_task_fn)t->xdata;
+    if (BR__UNLIKELY(w == NULL)) /* run inline by someone else (not a worker) */
+        return fn(t);
+    atomic_store_explicit(&w->current, (uintptr_t)t, memory_order_seq_cst);
+    if (BR__UNLIKELY(atomic_load_explicit(&w->pool->flags, memory_order_seq_cst) & F_CANCEL))
+        br_future_request_cancel(br__task_future(t));
+    int rc = fn(t);
+    uintptr_t c = (uintptr_t)t;
+    while (!atomic_compare_exchange_weak_explicit(&w->current, &c, 0, memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+        c = (uintptr_t)t; /* BUSY: shutdown is requesting a cancel right now */
+        br__cpu_relax();
+    }
+    return rc;
+}
+
+static void run_task(struct worker *w, br_task *t) {
+    struct pool *p = w->pool;
+    if (p->max_pending)
+        pending_release(p);
+    uint32_t fl = atomic_load_explicit(&p->flags, memory_order_acquire);
+    if (BR__UNLIKELY(fl & (F_CANCEL | F_BROKEN))) {
+        br__task_abandon(t, (fl & F_BROKEN) ? BR_EBROKEN : BR_ECANCELED);
+        return;
+    }
+    br__task_run(t);
+}
+
+/* Takes every queued task out of the pool and abandons it with `code` (shutdown with
+ * cancel_futures, or a broken pool). Owners may take from their deques at the same
+ * time; they see the flag and abandon what they take. */
+static void drain_all(struct pool *p, int code) {
+    uintptr_t h = atomic_load_explicit(&p->inject, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&p->inject, &h, h & INJ_FLAGS,
+                                                  memory_order_acquire, memory_order_relaxed))
+        ;
+    for (br_task *t = inj_ptr(h); t != NULL;) {
+        br_task *next = t->next;
+        if (p->max_pending)
+            pending_release(p);
+        br__task_abandon(t, code);
+        t = next;
+    }
+    int n = atomic_load_explicit(&p->nthreads, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        br__deque *d = &p->workers[i]->dq;
+        for (;;) {
+            br_task *t;
+            int r = br__deque_steal(d, &t);
+            if (r == BR__STEAL_EMPTY)
+                break;
+            if (r == BR__STEAL_RETRY) {
+                br__cpu_relax();
+                continue;
+            }
+            if (p->max_pending)
+                pending_release(p);
+            br__task_abandon(t, code);
+        }
+    }
+}
+
+/* Asks every running task to stop (shutdown with cancel_futures). */
+static void cancel_running(struct pool *p) {
+    int n = atomic_load_explicit(&p->nthreads, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        struct worker *w = p->workers[i];
+        uintptr_t c = atomic_load_explicit(&w->current, memory_order_seq_cst);
+        if (c == 0 || (c & CUR_BUSY))
+            continue;
+        if (!atomic_compare_exchange_strong_explicit(&w->current, &c, c | CUR_BUSY,
+                                                     memory_order_acq_rel,
+                                                     memory_order_relaxed))
+            continue; /* it finished (or another shutdown got there) */
+        br_future_request_cancel(br__task_future((br_task *)c));
+        atomic_store_explicit(&w->current, c, memory_order_release);
+    }
+}
+
+/* An initializer failed: Python's BrokenThreadPool. */
+static void pool_break(struct pool *p) {
+    atomic_fetch_or_explicit(&p->flags, F_BROKEN, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&p->inject, INJ_BROKEN, memory_order_seq_cst);
+    drain_all(p, BR_EBROKEN);
+    bp_wake(p, -1);
+}
+
+/* --- the worker ----------------------------------------------------------------------------- */
+
+static bool try_start_spinning(struct pool *p) {
+    int32_t n = atomic_load_explicit(&p->nspinning, memory_order_relaxed);
+    while (n < p->spin_cap)
+        if (atomic_compare_exchange_weak_explicit(&p->nspinning, &n, n + 1,
+                                                  memory_order_seq_cst,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
+/* A spinner stops. found: it is about to run a task; if it was the last spinner and
+ * more work is visible, somebody else must look at it (design notes). */
+static void stop_spinning(struct pool *p, bool found) {
+    int32_t prev = atomic_fetch_sub_explicit(&p->nspinning, 1, memory_order_seq_cst);
+    if (found && prev == 1 && work_visible(p))
+        signal_work(p, true);
+}
+
+/* True once w may exit: the injection stack is closed (nothing can be pushed any more)
+ * and empty, and w's own deque is empty (only w pushes there). Other deques may still
+ * hold tasks; their owners run them before they exit. Reading the CLOSED bit and the
+ * emptiness in one load is what makes this exact: a flag word read separately could
+ * miss a push that landed just before the close. */
+static inline bool can_exit(struct worker *w) {
+    uintptr_t h = atomic_load_explicit(&w->pool->inject, memory_order_seq_cst);
+    return (h & INJ_CLOSED) && inj_ptr(h) == NULL && br__deque_size(&w->dq) == 0;
+}
+
+enum { PARK_WOKEN, PARK_RECHECK };
+
+/* Parks w until a submitter (or shutdown) wakes it. PARK_WOKEN: the waker counted us
+ * as spinning. PARK_RECHECK: we unlinked ourselves because work appeared or the pool
+ * closed. */
+static int park(struct worker *w) {
+    struct pool *p = w->pool;
+    br__waiter wt;
+    br__waiter_init(&wt);
+    br__ilock_lock(&p->idle.lock);
+    br__wq_push_front(&p->idle, &wt);
+    atomic_fetch_add_explicit(&p->nsleeping, 1, memory_order_seq_cst);
+    br__ilock_unlock(&p->idle.lock);
+    if (work_visible(p) || can_exit(w)) {
+        br__ilock_lock(&p->idle.lock);
+        bool linked = wt.linked;
+        if (linked) {
+            br__wq_remove(&p->idle, &wt);
+            atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
+        }
+        br__ilock_unlock(&p->idle.lock);
+        if (linked)
+            return PARK_RECHECK;
+    }
+    while (br__waiter_park(&wt, BR_FOREVER) != 0)
+        ;
+    return PARK_WOKEN;
+}
+
+/* A worker that was idle (or new) found work by a path other than spinning: it passes
+ * on the duty a spinner would (design notes), since a submit or a spinner may have
+ * counted on it. */
+static void propagate(struct pool *p) {
+    br__fence_sc();
+    if (work_visible(p))
+        signal_work(p, true);
+}
+
+/* No work found: spin, then park. Returns a task, or NULL when the worker should exit
+ * (the pool closed and nothing is left for it). */
+static br_task *idle_wait(struct worker *w) {
+    struct pool *p = w->pool;
+    bool spinning = try_start_spinning(p);
+    for (;;) {
+        if (spinning) {
+            int64_t until = br_now() + br__pool_spin_ns;
+            for (unsigned i = 1;; i++) {
+                br_task *t = find_work(w);
+                if (t) {
+                    stop_spinning(p, true);
+                    return t;
+                }
+                if (can_exit(w)) {
+                    stop_spinning(p, false);
+                    return NULL;
+                }
+                for (int k = 0; k < 8; k++)
+                    br__cpu_relax();
+                if ((i & 7) == 0 && br_now() >= until)
+                    break;
+            }
+            stop_spinning(p, false);
+        }
+        br_task *t = find_work(w);
+        if (t) {
+            propagate(p);
+            return t;
+        }
+        if (can_exit(w))
+            return NULL;
+        if (park(w) == PARK_WOKEN) {
+            spinning = true;
+        } else {
+            t = find_work(w);
+            if (t) {
+                propagate(p);
+                return t;
+            }
+            if (can_exit(w))
+                return NULL;
+            spinning = try_start_spinning(p);
+        }
+    }
+}
+
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
+    struct pool *p = w->pool;
+    tls_worker = w;
+    br__tls_v.name = w->name;
+    char kname[16]; /* the kernel keeps 15 bytes */
+    size_t kn = strlen(w->name);
+    if (kn > sizeof kname - 1)
+        kn = sizeof kname - 1;
+    memcpy(kname, w->name, kn);
+    kname[kn] = 0;
+    pthread_setname_np(pthread_self(), kname);
+
+    if (p->initializer != NULL && p->initializer(p->initarg) != 0) {
+        pool_break(p);
+        /* Python's worker exits here; ours stays until shutdown so that the idle
+         * accounting stays simple, abandoning whatever reaches it. */
+    }
+    for (;;) {
+        br_task *t = find_work(w);
+        if (t == NULL) {
+            w->fresh = false; /* idle_wait hands on what it finds itself */
+            t = idle_wait(w);
+            if (t == NULL)
+                break;
+        } else if (BR__UNLIKELY(w->fresh)) {
+            /* A new worker was started for work that a spinner (or a submit) saw. */
+            w->fresh = false;
+            propagate(p);
+        }
+        run_task(w, t);
+    }
+    tls_worker = NULL;
+    br__tls_v.name = NULL;
+    return NULL;
+}
+
+/* Creates worker number nthreads. Caller holds spawn_lock. 0, BR_EAGAIN, BR_ENOMEM. */
+static int spawn_locked(struct pool *p) {
+    int i = atomic_load_explicit(&p->nthreads, memory_order_relaxed);
+    if (i >= p->max_workers)
+        return 0;
+    struct worker *w = p->workers[i];
+    if (w == NULL) {
+        void *mem = NULL;
+        if (posix_memalign(&mem, BR__CACHELINE, sizeof *w) != 0)
+            return BR_ENOMEM;
+        w = mem;
+        memset(w, 0, sizeof *w);
+        if (br__deque_init(&w->dq, 256) != 0) {
+            free(w);
+            return BR_ENOMEM;
+        }
+        w->pool = p;
+        w->index = i;
+        w->fresh = true;
+        w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) | 1;
+        snprintf(w->name, sizeof w->name, "%s_%d", p->prefix, i);
+        p->workers[i] = w;
+    }
+    /* Counted before it exists: the new thread may steal into its deque at once, and
+     * every scan of the deques (work_visible) must include it. On failure the slot
+     * holds an empty deque, which scans skip, until the count drops back (under
+     * spawn_lock, so join_all never sees a thread that wasn't created). */
+    atomic_store_explicit(&p->nthreads, i + 1, memory_order_seq_cst);
+    /* Workers take no signals: they belong to the application's threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&w->tid, NULL, worker_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        atomic_store_explicit(&p->nthreads, i, memory_order_seq_cst);
+        return rc == ENOMEM ? BR_ENOMEM : BR_EAGAIN;
+    }
+    return 0;
+}
+
+/* Starts the first worker before the first task is pushed, so that a queued task
+ * always has a worker. */
+static int first_worker(struct pool *p) {
+    pthread_mutex_lock(&p->spawn_lock);
+    int rc = 0;
+    uintptr_t h = atomic_load_explicit(&p->inject, memory_order_relaxed);
+    if (h & INJ_FLAGS)
+        rc = closed_code(h);
+    else if (atomic_load_explicit(&p->nthreads, memory_order_relaxed) == 0)
+        rc = spawn_locked(p);
+    pthread_mutex_unlock(&p->spawn_lock);
+    return rc == BR_EAGAIN ? BR_ENOMEM : rc;
+}
+
+/* --- the vtable ------------------------------------------------------------------------------ */
+
+/* Queues t (forced: no waiting for room, used by parallel_for's helpers too). */
+static int push_task(struct pool *p, br_task *t) {
+    struct worker *w = tls_worker;
+    bool spawn = true;
+    if (BR__UNLIKELY(atomic_load_explicit(&p->nthreads, memory_order_acquire) == 0)) {
+        int rc = first_worker(p);
+        if (rc != 0)
+            return rc;
+        spawn = false; /* one more per submit */
+    }
+    if (w != NULL && w->pool == p && p->max_workers > 1) {
+        uintptr_t h = atomic_load_explicit(&p->inject, memory_order_acquire);
+        if (h & INJ_FLAGS)
+            return closed_code(h);
+        if (br__deque_push(&w->dq, t) == 0) {
+            br__fence_sc(); /* the Dekker pair (notes) */
+            signal_work(p, spawn);
+            return 0;
+        }
+        /* The deque could not grow: the injection stack never allocates. */
+    }
+    uintptr_t h = atomic_load_explicit(&p->inject, memory_order_relaxed);
+    do {
+        if (BR__UNLIKELY(h & INJ_FLAGS))
+            return closed_code(h);
+        t->next = inj_ptr(h);
+    } while (!atomic_compare_exchange_weak_explicit(&p->inject, &h, (uintptr_t)t,
+                                                    memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    signal_work(p, spawn);
+    return 0;
+}
+
+static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
+    struct pool *p = as_pool(ex);
+    t->xdata = (uintptr_t)t->fn;
+    t->fn = trampoline;
+    if (p->max_pending) {
+        struct worker *w = tls_worker;
+        int rc;
+        if (w != NULL && w->pool == p) {
+            /* A worker never waits for room: if every worker did, nobody would make
+             * any. Its task counts, and may take pending past the bound. */
+            atomic_fetch_add_explicit(&p->pending, 1, memory_order_seq_cst);
+            rc = 0;
+        } else {
+            int64_t dl = (call->flags & BR_CALL_NOWAIT) ? BR_NOWAIT
+                         : call->submit_deadline > 0   ? call->submit_deadline
+                                                       : BR_FOREVER;
+            rc = pending_reserve(p, dl);
+        }
+        if (rc != 0) {
+            t->fn = (br_task_fn)t->xdata;
+            return rc;
+        }
+    }
+    int rc = push_task(p, t);
+    if (BR__UNLIKELY(rc != 0)) {
+        if (p->max_pending)
+            pending_release(p);
+        t->fn = (br_task_fn)t->xdata;
+    }
+    return rc;
+}
+
+/* Joins every worker started so far (except the caller, at exit from a worker). */
+static void join_all(struct pool *p) {
+    pthread_mutex_lock(&p->join_lock);
+    /* No spawn can start once the pool is closed; wait out one in progress. */
+    pthread_mutex_lock(&p->spawn_lock);
+    int n = atomic_load_explicit(&p->nthreads, memory_order_acquire);
+    pthread_mutex_unlock(&p->spawn_lock);
+    struct worker *self = tls_worker;
+    for (int i = p->njoined; i < n; i++) {
+        if (p->workers[i] == self)
+            continue;
+        pthread_join(p->workers[i]->tid, NULL);
+    }
+    p->njoined = n;
+    pthread_mutex_unlock(&p->join_lock);
+}
+
+static int pool_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
+    struct pool *p = as_pool(ex);
+    uint32_t f = F_SHUTDOWN | (cancel_futures ? F_CANCEL : 0);
+    atomic_fetch_or_explicit(&p->flags, f, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&p->inject, INJ_CLOSED, memory_order_seq_cst);
+    if (cancel_futures) {
+        drain_all(p, BR_ECANCELED);
+        cancel_running(p);
+    }
+    bp_wake(p, -1);
+    wake_all(p);
+    if (!wait)
+        return 0;
+    struct worker *self = tls_worker;
+    if (self != NULL && self->pool == p)
+        return BR_EDEADLK;
+    join_all(p);
+    return 0;
+}
+
+static void pool_destroy(br_executor *ex) {
+    struct pool *p = as_pool(ex);
+    pool_unregister(p);
+    for (int i = 0; i < p->max_workers; i++) {
+        struct worker *w = p->workers[i];
+        if (w == NULL)
+            continue;
+        br__deque_destroy(&w->dq);
+        free(w);
+    }
+    free(p->workers);
+    free(p->prefix);
+    pthread_mutex_destroy(&p->spawn_lock);
+    pthread_mutex_destroy(&p->join_lock);
+    free(p);
+}
+
+static int pool_max_workers(const br_executor *ex) {
+    return ((const struct pool *)ex)->max_workers;
+}
+
+/* --- parallel_for ------------------------------------------------------------------------------
+ *
+ * One job on the caller's stack; chunks are claimed with fetch_add on `next`, so no
+ * task exists per index or per chunk: the caller and up to (CPUs - 1) helper tasks
+ * loop claiming chunks. When the caller runs out of chunks it cancels the helpers
+ * that haven't started (their futures say CANCELLED; br__task_run skips them without
+ * touching the job) and waits for the started ones, which stop after their current
+ * chunk. Nothing ever waits for a queued task, so a call from inside a worker of the
+ * same pool can't deadlock even when every other worker is busy. */
+
+struct pfor {
+    _Atomic uint64_t next;
+    _Atomic int err;
+    uint64_t nchunks;
+    uint64_t grain;
+    uint64_t n; /* end - begin, as unsigned (the range may span more than INT64_MAX) */
+    int64_t begin;
+    br_range_fn fn;
+    void *ctx;
+};
+
+static void pfor_loop(struct pfor *j) {
+    for (;;) {
+        if (atomic_load_explicit(&j->err, memory_order_relaxed) != 0)
+            return;
+        uint64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= j->nchunks)
+            return;
+        uint64_t lo = c * j->grain;
+        uint64_t hi = j->n - lo > j->grain ? lo + j->grain : j->n;
+        int rc = j->fn((int64_t)((uint64_t)j->begin + lo), (int64_t)((uint64_t)j->begin + hi),
+                       j->ctx);
+        if (rc != 0) {
+            int z = 0;
+            atomic_compare_exchange_strong_explicit(&j->err, &z, rc, memory_order_relaxed,
+                                                    memory_order_relaxed);
+            return;
+        }
+    }
+}
+
+static int pfor_task(br_task *t) {
+    pfor_loop((struct pfor *)(uintptr_t)br_task_arg_i64(t));
+    return 0;
+}
+
+enum { PFOR_MAX_HELPERS = 64 };
+
+static int pool_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_t grain,
+                             br_range_fn fn, void *ctx) {
+    struct pool *p = as_pool(ex);
+    uintptr_t h = atomic_load_explicit(&p->inject, memory_order_acquire);
+    if (h & INJ_FLAGS)
+        return closed_code(h);
+    struct worker *self = tls_worker;
+    bool inside = self != NULL && self->pool == p;
+
+    struct pfor j;
+    j.n = (uint64_t)end - (uint64_t)begin;
+    int helpers = p->ncpu - 1;
+    if (helpers > p->max_workers - (inside ? 1 : 0))
+        helpers = p->max_workers - (inside ? 1 : 0);
+    if (helpers > PFOR_MAX_HELPERS)
+        helpers = PFOR_MAX_HELPERS;
+    if (helpers < 0)
+        helpers = 0;
+    if (grain <= 0) {
+        uint64_t chunks = (uint64_t)(helpers + 1) * 8;
+        grain = (int64_t)(j.n / chunks + (j.n % chunks != 0));
+        if (grain <= 0)
+            grain = 1;
+    }
+    j.grain = (uint64_t)grain;
+    j.nchunks = j.n / j.grain + (j.n % j.grain != 0);
+    if ((uint64_t)helpers > j.nchunks - 1)
+        helpers = (int)(j.nchunks - 1);
+    atomic_init(&j.next, 0);
+    atomic_init(&j.err, 0);
+    j.begin = begin;
+    j.fn = fn;
+    j.ctx = ctx;
+
+    br_future *fs[PFOR_MAX_HELPERS];
+    int nf = 0;
+    for (int i = 0; i < helpers; i++) {
+        br_future *f = br__future_alloc_task();
+        if (f == NULL)
+            break;
+        br_task *t = br__future_task(f);
+        t->fn = pfor_task;
+        memcpy(t->argbuf, &(int64_t){(int64_t)(uintptr_t)&j}, sizeof(int64_t));
+        t->arg = t->argbuf;
+        t->len = sizeof(int64_t);
+        t->executor = p;
+        t->in_process = 1;
+        br_future_retain(f); /* ours, for cancel and wait; the pool gets the first */
+        if (p->max_pending)
+            atomic_fetch_add_explicit(&p->pending, 1, memory_order_seq_cst);
+        if (push_task(p, t) != 0) {
+            if (p->max_pending)
+                pending_release(p);
+            br_future_release(f);
+            br_future_release(f);
+            break;
+        }
+        fs[nf++] = f;
+    }
+    pfor_loop(&j);
+    for (int i = 0; i < nf; i++) {
+        if (!br_future_cancel(fs[i]))
+            br_future_wait(fs[i], BR_FOREVER);
+        br_future_release(fs[i]);
+    }
+    return atomic_load_explicit(&j.err, memory_order_relaxed);
+}
+
+void br__threadpool_stats(br_executor *ex, struct br__threadpool_stats *st) {
+    struct pool *p = as_pool(ex);
+    st->threads = atomic_load_explicit(&p->nthreads, memory_order_acquire);
+    st->spinning = atomic_load_explicit(&p->nspinning, memory_order_acquire);
+    st->sleeping = atomic_load_explicit(&p->nsleeping, memory_order_acquire);
+    st->pending = atomic_load_explicit(&p->pending, memory_order_acquire);
+}
+
+static const struct br__executor_vt pool_vt = {
+    .kind = "thread",
+    .in_process = true,
+    .submit = pool_submit,
+    .shutdown = pool_shutdown,
+    .destroy = pool_destroy,
+    .max_workers = pool_max_workers,
+    .parallel_for = pool_parallel_for,
+};
+
+/* --- construction and the exit rule ----------------------------------------------------------- */
+
+int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts) {
+    if (out == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_threadpool_new: out is NULL");
+    *out = NULL;
+    br_threadpool_opts o;
+    memset(&o, 0, sizeof o);
+    if (opts)
+        o = *opts;
+    if (o.max_workers < 0)
+        return BR__MISUSE(BR_EINVAL, "br_threadpool_new: max_workers < 0");
+    int ncpu = br_cpu_count();
+    if (o.max_workers == 0)
+        o.max_workers = ncpu + 4 < 32 ? ncpu + 4 : 32;
+
+    void *mem = NULL;
+    if (posix_memalign(&mem, BR__CACHELINE, sizeof(struct pool)) != 0)
+        return BR_ENOMEM;
+    struct pool *p = mem;
+    memset(p, 0, sizeof *p);
+    p->workers = calloc((size_t)o.max_workers, sizeof *p->workers);
+    if (o.thread_name_prefix != NULL) {
+        p->prefix = strdup(o.thread_name_prefix);
+    } else {
+        char buf[48];
+        snprintf(buf, sizeof buf, "ThreadPoolExecutor-%d",
+                 atomic_fetch_add_explicit(&pool_counter, 1, memory_order_relaxed));
+        p->prefix = strdup(buf);
+    }
+    if (p->workers == NULL || p->prefix == NULL) {
+        free(p->workers);
+        free(p->prefix);
+        free(p);
+        return BR_ENOMEM;
+    }
+    p->base.vt = &pool_vt;
+    p->base.magic = BR__EXECUTOR_MAGIC;
+    p->max_workers = o.max_workers;
+    p->ncpu = ncpu;
+    p->spin_cap = ncpu / 2 > 1 ? ncpu / 2 : 1;
+    p->max_pending = o.max_pending;
+    p->initializer = o.initializer;
+    p->initarg = o.initarg;
+    p->daemon = o.daemon;
+    atomic_init(&p->inject, 0);
+    atomic_init(&p->nspinning, 0);
+    atomic_init(&p->nsleeping, 0);
+    atomic_init(&p->nthreads, 0);
+    atomic_init(&p->flags, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->nbp_waiters, 0);
+    pthread_mutex_init(&p->spawn_lock, NULL);
+    pthread_mutex_init(&p->join_lock, NULL);
+    if (!p->daemon)
+        pool_register(p);
+    *out = &p->base;
+    return 0;
+}
+
+/* Non-daemon pools still alive at exit are shut down with wait, by an atexit handler
+ * registered when the first one is created (Python joins its workers at interpreter
+ * shutdown). The handler marks the pools it is shutting down (exit_hold) and drops
+ * reg_lock while it joins, so that a task that creates or frees a pool meanwhile
+ * doesn't deadlock; a concurrent br_executor_free waits for the mark to clear. */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER;
+static struct pool *reg_head;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+
+static void pool_at_exit(void) {
+    pthread_mutex_lock(&reg_lock);
+    struct pool *list = reg_head;
+    for (struct pool *p = list; p; p = p->reg_next)
+        p->exit_hold = true;
+    pthread_mutex_unlock(&reg_lock);
+    for (struct pool *p = list; p; p = p->reg_next) {
+        pool_shutdown(&p->base, false, false);
+        join_all(p); /* skips the caller if exit() was called by a worker */
+    }
+    pthread_mutex_lock(&reg_lock);
+    for (struct pool *p = list; p; p = p->reg_next)
+        p->exit_hold = false;
+    pthread_cond_broadcast(&reg_cond);
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static void pool_exit_init(void) { atexit(pool_at_exit); }
+
+static void pool_register(struct pool *p) {
+    pthread_once(&reg_once, pool_exit_init);
+    pthread_mutex_lock(&reg_lock);
+    p->reg_next = reg_head;
+    reg_head = p;
+    p->registered = true;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static void pool_unregister(struct pool *p) {
+    pthread_mutex_lock(&reg_lock);
+    while (p->exit_hold)
+        pthread_cond_wait(&reg_cond, &reg_lock);
+    if (p->registered) {
+        struct pool **pp = &reg_head;
+        while (*pp != p)
+            pp = &(*pp)->reg_next;
+        *pp = p->reg_next;
+        p->registered = false;
+    }
+    pthread_mutex_unlock(&reg_lock);
+}

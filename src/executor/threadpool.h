@@ -1,0 +1,23 @@
+/* executor/threadpool.h: the thread pool's internals that tests and benchmarks may
+ * look at. Never installed. */
+#ifndef BRAID_EXECUTOR_THREADPOOL_H
+#define BRAID_EXECUTOR_THREADPOOL_H
+
+#include "executor/internal.h"
+
+/* A snapshot of a thread pool's scheduler counters (each read atomically, not all at
+ * one instant). */
+struct br__threadpool_stats {
+    int threads;     /* workers started so far */
+    int spinning;    /* searching for work */
+    int sleeping;    /* parked */
+    int64_t pending; /* queued and not yet dequeued (only counted with max_pending) */
+};
+
+/* ex must be a live thread pool. */
+void br__threadpool_stats(br_executor *ex, struct br__threadpool_stats *st);
+
+/* How long an idle worker searches before it parks, in ns (default 50 us). */
+extern int64_t br__pool_spin_ns;
+
+#endif

@@ -1,0 +1,1064 @@
+/* The thread pool: the executor conformance suite, plus what only a thread pool does
+ * (lazy workers, names, initializer, bounded submission, shutdown details, nested
+ * submits, parallel_for, the exit rule) and a stress test.
+ *
+ * No sleeps: tasks block on "gates" (futures the test completes) and report progress
+ * through futures of their own; loops that wait for the scheduler to settle poll a
+ * condition under a deadline that only guards against hangs.
+ *
+ * braid-test-timeout: 120
+ */
+#include "harness.h"
+
+#include "executor/threadpool.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int conformance_make(br_executor **out, int max_workers) {
+    return br_threadpool_new(out, &(br_threadpool_opts){.max_workers = max_workers});
+}
+
+#include "conformance_executor.h"
+
+/* --- helpers ------------------------------------------------------------------------ */
+
+static int64_t tp_guard(void) {
+    return br_deadline_after((int64_t)(60 * BR_SEC * br_test_time_multiplier()));
+}
+
+static br_executor *tp_new(const br_threadpool_opts *o) {
+    br_executor *ex = NULL;
+    BR_CHECK_OK(br_threadpool_new(&ex, o));
+    BR_CHECK(ex != NULL);
+    return ex;
+}
+
+static br_future *tp_future(void) {
+    br_future *f;
+    BR_CHECK_OK(br_future_new(&f));
+    return f;
+}
+
+/* A task that reports it started, then waits for its gate; if asked to stop while
+ * waiting it returns BR_ECANCELED (when `obey`), else it keeps waiting. */
+typedef struct tp_block {
+    br_future *gate;
+    br_future *started;
+    bool obey;
+    _Atomic int saw_cancel;
+} tp_block;
+
+static int tp_block_task(br_task *t) {
+    tp_block *b = (tp_block *)(uintptr_t)br_task_arg_i64(t);
+    br_future_set_result_i64(b->started, 1);
+    for (;;) {
+        if (br_future_wait(b->gate, br_deadline_after(200 * BR_USEC)) == 0)
+            break;
+        if (br_task_cancelled(t)) {
+            atomic_store(&b->saw_cancel, 1);
+            if (b->obey)
+                return BR_ECANCELED;
+        }
+    }
+    return br_task_return_i64(t, 7);
+}
+
+static tp_block *tp_block_new(bool obey) {
+    tp_block *b = calloc(1, sizeof *b);
+    b->gate = tp_future();
+    b->started = tp_future();
+    b->obey = obey;
+    return b;
+}
+
+static void tp_block_free(tp_block *b) {
+    br_future_release(b->gate);
+    br_future_release(b->started);
+    free(b);
+}
+
+static br_future *tp_submit_block(br_executor *ex, tp_block *b) {
+    br_future *f = NULL;
+    BR_CHECK_OK(br_submit_i64(ex, tp_block_task, (int64_t)(uintptr_t)b, &f));
+    return f;
+}
+
+static int tp_noop(br_task *t) {
+    (void)t;
+    return 0;
+}
+
+static int tp_echo(br_task *t) { return br_task_return_i64(t, br_task_arg_i64(t)); }
+
+static int64_t tp_result(br_future *f) {
+    int64_t v = -1;
+    BR_CHECK_OK(br_future_result_i64(f, tp_guard(), &v));
+    return v;
+}
+
+static void *tp_nothing(void *arg) { return arg; }
+
+/* The process's thread count, after the process has had a thread of its own once
+ * (ThreadSanitizer starts a background thread then, which would count as ours). */
+static int tp_threads_baseline(void) {
+    pthread_t th;
+    BR_CHECK_EQ(pthread_create(&th, NULL, tp_nothing, NULL), 0);
+    BR_CHECK_EQ(pthread_join(th, NULL), 0);
+    return br_test_count_threads();
+}
+
+/* Polls cond(ex) until true (the guard only catches hangs). */
+static void tp_until(bool (*cond)(br_executor *ex), br_executor *ex) {
+    int64_t guard = tp_guard();
+    while (!cond(ex)) {
+        BR_CHECK(br_now() < guard);
+        sched_yield();
+    }
+}
+
+static bool tp_all_parked(br_executor *ex) {
+    struct br__threadpool_stats st;
+    br__threadpool_stats(ex, &st);
+    return st.sleeping == st.threads;
+}
+
+typedef struct tp_pf {
+    int64_t base;
+    int64_t n;
+    _Atomic uint8_t *hits;
+    bool fail;       /* the chunk holding fail_at fails */
+    int64_t fail_at;
+    _Atomic int64_t calls;
+} tp_pf;
+
+static int tp_pf_body(int64_t begin, int64_t end, void *ctx) {
+    tp_pf *p = ctx;
+    atomic_fetch_add(&p->calls, 1);
+    if (begin >= end || begin < p->base || end > p->base + p->n)
+        return -1000; /* an empty or out-of-range chunk */
+    for (int64_t i = begin; i < end; i++) {
+        if (p->fail && i == p->fail_at)
+            return BR_EIO;
+        atomic_fetch_add(&p->hits[i - p->base], 1);
+    }
+    return 0;
+}
+
+/* --- lazy start, reuse, defaults ------------------------------------------------------ */
+
+static void threadpool_lazy_start(void **state) {
+    (void)state;
+    int before = tp_threads_baseline();
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 4});
+    BR_CHECK_EQ(br_test_count_threads(), before); /* nothing until the first submit */
+    br_future *f;
+    BR_CHECK_OK(br_submit_i64(ex, tp_echo, 5, &f));
+    BR_CHECK_EQ(tp_result(f), 5);
+    br_future_release(f);
+    /* The first submit starts exactly one worker. */
+    BR_CHECK_EQ(br_test_count_threads(), before + 1);
+    struct br__threadpool_stats st;
+    br__threadpool_stats(ex, &st);
+    BR_CHECK_EQ(st.threads, 1);
+    /* Once it is idle, a submit reuses it. */
+    tp_until(tp_all_parked, ex);
+    BR_CHECK_OK(br_submit_i64(ex, tp_echo, 6, &f));
+    BR_CHECK_EQ(tp_result(f), 6);
+    br_future_release(f);
+    br__threadpool_stats(ex, &st);
+    BR_CHECK_EQ(st.threads, 1);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_EQ(br_test_count_threads(), before);
+}
+
+static void threadpool_reuse_bounded(void **state) {
+    (void)state;
+    int before = tp_threads_baseline();
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 3});
+    enum { N = 2000 };
+    static br_future *fs[N];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++)
+            BR_CHECK_OK(br_submit_i64(ex, tp_echo, i, &fs[i]));
+        for (int i = 0; i < N; i++) {
+            BR_CHECK_EQ(tp_result(fs[i]), i);
+            br_future_release(fs[i]);
+        }
+        BR_CHECK(br_test_count_threads() <= before + 3);
+    }
+    /* A blocked pool of 3 takes a 4th blocking task without a 4th thread. */
+    tp_block *b[4];
+    br_future *bf[4];
+    for (int i = 0; i < 4; i++) {
+        b[i] = tp_block_new(true);
+        bf[i] = tp_submit_block(ex, b[i]);
+    }
+    /* Any three of them start (which three is the scheduler's business)... */
+    int64_t guard = tp_guard();
+    int started;
+    do {
+        BR_CHECK(br_now() < guard);
+        started = 0;
+        for (int i = 0; i < 4; i++)
+            started += br_future_done(b[i]->started);
+    } while (started < 3);
+    BR_CHECK(br_test_count_threads() <= before + 3);
+    /* ...and the fourth can't: all three workers are blocked. */
+    started = 0;
+    for (int i = 0; i < 4; i++)
+        started += br_future_done(b[i]->started);
+    BR_CHECK_EQ(started, 3);
+    for (int i = 0; i < 4; i++)
+        cf_open(b[i]->gate);
+    for (int i = 0; i < 4; i++) {
+        BR_CHECK_EQ(tp_result(bf[i]), 7);
+        br_future_release(bf[i]);
+        tp_block_free(b[i]);
+    }
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_EQ(br_test_count_threads(), before);
+}
+
+/* Two quick submits to a pool whose only worker is idle: the second must get a worker
+ * of its own (Python's idle-semaphore rule), or a task waiting for a later one would
+ * deadlock. */
+static br_executor *tp_self_ex;
+
+static int tp_wait_for_next(br_task *t) {
+    br_future *next = (br_future *)(uintptr_t)br_task_arg_i64(t);
+    int64_t v = -1;
+    int rc = br_future_result_i64(next, tp_guard(), &v);
+    if (rc != 0)
+        return rc;
+    return br_task_return_i64(t, v + 1);
+}
+
+static void threadpool_second_worker_for_waiting_task(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+    br_future *f;
+    BR_CHECK_OK(br_submit_i64(ex, tp_echo, 1, &f)); /* start one worker */
+    BR_CHECK_EQ(tp_result(f), 1);
+    br_future_release(f);
+    tp_until(tp_all_parked, ex);
+    br_future *later = tp_future();
+    br_future *a, *b;
+    BR_CHECK_OK(br_submit_i64(ex, tp_wait_for_next, (int64_t)(uintptr_t)later, &a));
+    BR_CHECK_OK(br_submit_i64(ex, tp_echo, 41, &b));
+    /* b runs on the second worker while a blocks on `later`, which b's result opens. */
+    BR_CHECK_EQ(tp_result(b), 41);
+    BR_CHECK_OK(br_future_set_result_i64(later, 41));
+    BR_CHECK_EQ(tp_result(a), 42);
+    br_future_release(a);
+    br_future_release(b);
+    br_future_release(later);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void threadpool_default_max_workers(void **state) {
+    (void)state;
+    int n = br_cpu_count() + 4;
+    if (n > 32)
+        n = 32;
+    br_executor *ex = tp_new(NULL);
+    BR_CHECK_EQ(br_executor_max_workers(ex), n);
+    BR_CHECK(strcmp(br_executor_kind(ex), "thread") == 0);
+    BR_CHECK_OK(br_executor_free(ex));
+    ex = tp_new(&(br_threadpool_opts){0});
+    BR_CHECK_EQ(br_executor_max_workers(ex), n);
+    BR_CHECK_OK(br_executor_free(ex));
+    br_executor *bad = (br_executor *)1;
+    BR_CHECK_ERR(br_threadpool_new(&bad, &(br_threadpool_opts){.max_workers = -1}), BR_EINVAL);
+    BR_CHECK(bad == NULL);
+    BR_CHECK_ERR(br_threadpool_new(NULL, NULL), BR_EINVAL);
+}
+
+/* --- names ---------------------------------------------------------------------------- */
+
+/* Every thread's kernel name (comm) joined with '|'. */
+static void tp_comms(char *out, size_t len) {
+    out[0] = 0;
+    DIR *d = opendir("/proc/self/task");
+    BR_CHECK(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(comm, sizeof comm, f) == NULL)
+            comm[0] = 0;
+        fclose(f);
+        comm[strcspn(comm, "\n")] = 0;
+        strncat(out, "|", len - strlen(out) - 1);
+        strncat(out, comm, len - strlen(out) - 1);
+    }
+    closedir(d);
+    strncat(out, "|", len - strlen(out) - 1);
+}
+
+static void threadpool_name_prefix(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2,
+                                                    .thread_name_prefix = "crawler"});
+    tp_block *b[2];
+    br_future *f[2];
+    for (int i = 0; i < 2; i++) {
+        b[i] = tp_block_new(true);
+        f[i] = tp_submit_block(ex, b[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        BR_CHECK_OK(br_future_wait(b[i]->started, tp_guard()));
+    char comms[4096];
+    tp_comms(comms, sizeof comms);
+    if (strstr(comms, "|crawler_0|") == NULL || strstr(comms, "|crawler_1|") == NULL)
+        fail_msg("worker names missing: %s", comms);
+    for (int i = 0; i < 2; i++) {
+        cf_open(b[i]->gate);
+        BR_CHECK_EQ(tp_result(f[i]), 7);
+        br_future_release(f[i]);
+        tp_block_free(b[i]);
+    }
+    BR_CHECK_OK(br_executor_free(ex));
+
+    /* The default, Python's "ThreadPoolExecutor-<n>_<i>", as far as the kernel's 15
+     * bytes go. */
+    ex = tp_new(NULL);
+    tp_block *d = tp_block_new(true);
+    br_future *df = tp_submit_block(ex, d);
+    BR_CHECK_OK(br_future_wait(d->started, tp_guard()));
+    tp_comms(comms, sizeof comms);
+    if (strstr(comms, "|ThreadPoolExecu|") == NULL)
+        fail_msg("default worker name missing: %s", comms);
+    cf_open(d->gate);
+    BR_CHECK_EQ(tp_result(df), 7);
+    br_future_release(df);
+    tp_block_free(d);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- initializer ---------------------------------------------------------------------- */
+
+static _Atomic int tp_inits;
+
+static int tp_init_ok(void *arg) {
+    atomic_fetch_add(&tp_inits, 1);
+    return arg == (void *)&tp_inits ? 0 : -1;
+}
+
+static int tp_init_fail(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&tp_inits, 1);
+    return -1;
+}
+
+static void threadpool_initializer_runs_once_per_worker(void **state) {
+    (void)state;
+    atomic_store(&tp_inits, 0);
+    br_executor *ex = tp_new(&(br_threadpool_opts){
+        .max_workers = 3, .initializer = tp_init_ok, .initarg = (void *)&tp_inits});
+    enum { N = 500 };
+    static br_future *fs[N];
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_submit_i64(ex, tp_echo, i, &fs[i]));
+    for (int i = 0; i < N; i++) {
+        BR_CHECK_EQ(tp_result(fs[i]), i);
+        br_future_release(fs[i]);
+    }
+    struct br__threadpool_stats st;
+    br__threadpool_stats(ex, &st);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_EQ(atomic_load(&tp_inits), st.threads);
+}
+
+static void threadpool_initializer_failure_breaks_pool(void **state) {
+    (void)state;
+    atomic_store(&tp_inits, 0);
+    br_executor *ex =
+        tp_new(&(br_threadpool_opts){.max_workers = 1, .initializer = tp_init_fail});
+    enum { N = 50 };
+    br_future *fs[N];
+    int queued = 0;
+    for (int i = 0; i < N; i++) {
+        int rc = br_submit_i64(ex, tp_echo, i, &fs[queued]);
+        if (rc == 0)
+            queued++;
+        else
+            BR_CHECK_ERR(rc, BR_EBROKEN); /* the pool broke while we were submitting */
+    }
+    /* The first worker may fail before even the first task is queued: then every
+     * submit reports BR_EBROKEN, which is as right as a queued task failing. */
+    for (int i = 0; i < queued; i++) {
+        BR_CHECK_ERR(br_future_result(fs[i], tp_guard(), NULL, NULL), BR_EBROKEN);
+        BR_CHECK(br_future_done(fs[i]) && br_future_failed(fs[i]));
+        br_future_release(fs[i]);
+    }
+    br_future *f = NULL;
+    BR_CHECK_ERR(br_submit_i64(ex, tp_echo, 1, &f), BR_EBROKEN);
+    BR_CHECK(f == NULL);
+    _Atomic uint8_t hits[10] = {0};
+    tp_pf p = {.base = 0, .n = 10, .hits = hits};
+    BR_CHECK_ERR(br_parallel_for(ex, 0, 10, 1, tp_pf_body, &p), BR_EBROKEN);
+    BR_CHECK_EQ(atomic_load(&p.calls), 0);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_EQ(atomic_load(&tp_inits), 1);
+}
+
+/* --- bounded submission ----------------------------------------------------------------- */
+
+typedef struct tp_bp_arg {
+    br_executor *ex;
+    br_future *opened; /* done once the test has opened the gate */
+    _Atomic int opened_at_return;
+    int rc;
+    br_future *f;
+} tp_bp_arg;
+
+static void *tp_blocking_submitter(void *arg) {
+    tp_bp_arg *a = arg;
+    a->rc = br_submit_i64(a->ex, tp_echo, 99, &a->f);
+    atomic_store(&a->opened_at_return, br_future_done(a->opened) ? 1 : 0);
+    return NULL;
+}
+
+static void threadpool_max_pending(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 1, .max_pending = 2});
+    tp_block *b = tp_block_new(true);
+    br_future *bf = tp_submit_block(ex, b);
+    BR_CHECK_OK(br_future_wait(b->started, tp_guard())); /* running: no longer pending */
+    br_future *q1, *q2, *x = NULL;
+    BR_CHECK_OK(br_submit_i64(ex, tp_echo, 1, &q1));
+    BR_CHECK_OK(br_submit_i64(ex, tp_echo, 2, &q2));
+    struct br__threadpool_stats st;
+    br__threadpool_stats(ex, &st);
+    BR_CHECK_EQ(st.pending, 2);
+    /* Full: NOWAIT fails at once, a deadline fails at the deadline. */
+    BR_CHECK_ERR(br_submit_call(ex, &(br_call){.fn = tp_noop, .flags = BR_CALL_NOWAIT}, &x),
+                 BR_ETIMEDOUT);
+    BR_CHECK(x == NULL);
+    int64_t dl = br_deadline_after(20 * BR_MSEC);
+    BR_CHECK_ERR(br_submit_call(ex, &(br_call){.fn = tp_noop, .submit_deadline = dl}, &x),
+                 BR_ETIMEDOUT);
+    BR_CHECK(br_now() >= dl);
+    BR_CHECK(x == NULL);
+    /* A plain submit waits for room; room appears only once the gate opens. */
+    tp_bp_arg a = {.ex = ex, .opened = tp_future()};
+    pthread_t th;
+    BR_CHECK_EQ(pthread_create(&th, NULL, tp_blocking_submitter, &a), 0);
+    BR_CHECK_OK(br_future_set_result_i64(a.opened, 1));
+    cf_open(b->gate);
+    BR_CHECK_EQ(pthread_join(th, NULL), 0);
+    BR_CHECK_OK(a.rc);
+    BR_CHECK_EQ(atomic_load(&a.opened_at_return), 1);
+    BR_CHECK_EQ(tp_result(bf), 7);
+    BR_CHECK_EQ(tp_result(q1), 1);
+    BR_CHECK_EQ(tp_result(q2), 2);
+    BR_CHECK_EQ(tp_result(a.f), 99);
+    br_future_release(bf);
+    br_future_release(q1);
+    br_future_release(q2);
+    br_future_release(a.f);
+    br_future_release(a.opened);
+    tp_block_free(b);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* A submitter blocked for room gets BR_ESHUTDOWN when the pool shuts down. */
+static void threadpool_max_pending_shutdown_wakes(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 1, .max_pending = 1});
+    tp_block *b = tp_block_new(true);
+    br_future *bf = tp_submit_block(ex, b);
+    BR_CHECK_OK(br_future_wait(b->started, tp_guard()));
+    br_future *q;
+    BR_CHECK_OK(br_submit_i64(ex, tp_echo, 1, &q));
+    tp_bp_arg a = {.ex = ex, .opened = tp_future()};
+    pthread_t th;
+    BR_CHECK_EQ(pthread_create(&th, NULL, tp_blocking_submitter, &a), 0);
+    BR_CHECK_OK(br_executor_shutdown(ex, false, false));
+    BR_CHECK_EQ(pthread_join(th, NULL), 0);
+    BR_CHECK_ERR(a.rc, BR_ESHUTDOWN);
+    BR_CHECK(a.f == NULL);
+    cf_open(b->gate);
+    BR_CHECK_EQ(tp_result(bf), 7);
+    BR_CHECK_EQ(tp_result(q), 1);
+    br_future_release(bf);
+    br_future_release(q);
+    br_future_release(a.opened);
+    tp_block_free(b);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* Many submitters against a small bound: all get through, pending never runs away. */
+typedef struct tp_bp_many {
+    br_executor *ex;
+    int n;
+    _Atomic long sum;
+} tp_bp_many;
+
+static int tp_add(br_task *t) {
+    tp_bp_many *m = (tp_bp_many *)(uintptr_t)br_task_arg_i64(t);
+    atomic_fetch_add(&m->sum, 1);
+    return 0;
+}
+
+static void *tp_bp_submitter(void *arg) {
+    tp_bp_many *m = arg;
+    for (int i = 0; i < m->n; i++)
+        BR_CHECK_OK(br_submit_i64(m->ex, tp_add, (int64_t)(uintptr_t)m, NULL));
+    return NULL;
+}
+
+static void threadpool_max_pending_many(void **state) {
+    (void)state;
+    tp_bp_many m = {.n = (int)br_test_scaled(20000, 1000)};
+    m.ex = tp_new(&(br_threadpool_opts){.max_workers = 2, .max_pending = 3});
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        BR_CHECK_EQ(pthread_create(&th[i], NULL, tp_bp_submitter, &m), 0);
+    for (int i = 0; i < 4; i++)
+        BR_CHECK_EQ(pthread_join(th[i], NULL), 0);
+    BR_CHECK_OK(br_executor_free(m.ex));
+    BR_CHECK_EQ(atomic_load(&m.sum), 4L * m.n);
+}
+
+/* --- shutdown ---------------------------------------------------------------------------- */
+
+static void threadpool_shutdown_nowait_then_free(void **state) {
+    (void)state;
+    int before = tp_threads_baseline();
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+    tp_block *b = tp_block_new(true);
+    br_future *bf = tp_submit_block(ex, b);
+    br_future *q;
+    BR_CHECK_OK(br_submit_i64(ex, tp_echo, 3, &q));
+    BR_CHECK_OK(br_future_wait(b->started, tp_guard()));
+    BR_CHECK_OK(br_executor_shutdown(ex, false, false)); /* returns while b runs */
+    BR_CHECK(!br_future_done(bf));
+    br_future *x = NULL;
+    BR_CHECK_ERR(br_submit_i64(ex, tp_echo, 4, &x), BR_ESHUTDOWN);
+    BR_CHECK(x == NULL);
+    BR_CHECK_OK(br_executor_shutdown(ex, false, false)); /* again is fine */
+    cf_open(b->gate);
+    BR_CHECK_OK(br_executor_free(ex)); /* waits for b and q */
+    BR_CHECK(br_future_done(bf) && br_future_done(q));
+    BR_CHECK_EQ(tp_result(bf), 7);
+    BR_CHECK_EQ(tp_result(q), 3);
+    br_future_release(bf);
+    br_future_release(q);
+    tp_block_free(b);
+    BR_CHECK_EQ(br_test_count_threads(), before);
+}
+
+static void threadpool_shutdown_cancel_futures(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+    tp_block *obey = tp_block_new(true), *ignore = tp_block_new(false);
+    br_future *fo = tp_submit_block(ex, obey);
+    br_future *fi = tp_submit_block(ex, ignore);
+    BR_CHECK_OK(br_future_wait(obey->started, tp_guard()));
+    BR_CHECK_OK(br_future_wait(ignore->started, tp_guard()));
+    enum { N = 100 };
+    br_future *q[N];
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_submit_i64(ex, tp_echo, i, &q[i]));
+    BR_CHECK_OK(br_executor_shutdown(ex, false, true));
+    /* Everything queued is cancelled at once. */
+    for (int i = 0; i < N; i++)
+        BR_CHECK(br_future_cancelled(q[i]));
+    /* The running ones were asked to stop: one obeys, one finishes normally. */
+    BR_CHECK_ERR(br_future_result(fo, tp_guard(), NULL, NULL), BR_ECANCELED);
+    BR_CHECK(br_future_cancelled(fo));
+    BR_CHECK_EQ(atomic_load(&obey->saw_cancel), 1);
+    int64_t guard = tp_guard();
+    while (!atomic_load(&ignore->saw_cancel))
+        BR_CHECK(br_now() < guard);
+    cf_open(ignore->gate);
+    BR_CHECK_EQ(tp_result(fi), 7);
+    BR_CHECK_OK(br_executor_free(ex));
+    for (int i = 0; i < N; i++)
+        br_future_release(q[i]);
+    br_future_release(fo);
+    br_future_release(fi);
+    tp_block_free(obey);
+    tp_block_free(ignore);
+}
+
+/* Submitting from several threads while the pool shuts down: every submit either fails
+ * with BR_ESHUTDOWN or its task runs (no task is lost between the two). */
+typedef struct tp_race {
+    br_executor *ex;
+    int n;
+    br_future **fs;
+    int *rcs;
+} tp_race;
+
+static void *tp_race_submitter(void *arg) {
+    tp_race *r = arg;
+    for (int i = 0; i < r->n; i++) {
+        r->rcs[i] = br_submit_i64(r->ex, tp_echo, i, &r->fs[i]);
+        if (r->rcs[i] == BR_ESHUTDOWN)
+            break;
+    }
+    return NULL;
+}
+
+static void threadpool_shutdown_races_submit(void **state) {
+    (void)state;
+    int rounds = (int)br_test_scaled(20, 3);
+    for (int round = 0; round < rounds; round++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+        enum { T = 3 };
+        tp_race r[T];
+        pthread_t th[T];
+        int n = (int)br_test_scaled(5000, 500);
+        for (int i = 0; i < T; i++) {
+            r[i] = (tp_race){.ex = ex, .n = n};
+            r[i].fs = calloc((size_t)n, sizeof *r[i].fs);
+            r[i].rcs = calloc((size_t)n, sizeof *r[i].rcs);
+            for (int k = 0; k < n; k++)
+                r[i].rcs[k] = 1; /* not tried */
+            BR_CHECK_EQ(pthread_create(&th[i], NULL, tp_race_submitter, &r[i]), 0);
+        }
+        BR_CHECK_OK(br_executor_shutdown(ex, round % 2 == 0, false));
+        for (int i = 0; i < T; i++)
+            BR_CHECK_EQ(pthread_join(th[i], NULL), 0);
+        BR_CHECK_OK(br_executor_free(ex));
+        for (int i = 0; i < T; i++) {
+            for (int k = 0; k < n; k++) {
+                if (r[i].rcs[k] == 0) {
+                    BR_CHECK(br_future_done(r[i].fs[k])); /* ran before free returned */
+                    BR_CHECK_EQ(tp_result(r[i].fs[k]), k);
+                    br_future_release(r[i].fs[k]);
+                } else if (r[i].rcs[k] != 1) {
+                    BR_CHECK_ERR(r[i].rcs[k], BR_ESHUTDOWN);
+                    BR_CHECK(r[i].fs[k] == NULL);
+                }
+            }
+            free(r[i].fs);
+            free(r[i].rcs);
+        }
+    }
+}
+
+/* --- nested submits ---------------------------------------------------------------------- */
+
+static int tp_nested(br_task *t) {
+    int64_t depth = br_task_arg_i64(t);
+    if (depth == 0)
+        return br_task_return_i64(t, 1);
+    br_future *a, *b;
+    int rc = br_submit_i64(tp_self_ex, tp_nested, depth - 1, &a);
+    if (rc != 0)
+        return rc;
+    rc = br_submit_i64(tp_self_ex, tp_nested, depth - 1, &b);
+    if (rc != 0) {
+        br_future_release(a);
+        return rc;
+    }
+    int64_t x = 0, y = 0;
+    /* Waits on its children: fine while the pool has more workers than the tree has
+     * levels, which the test guarantees. */
+    rc = br_future_result_i64(a, tp_guard(), &x);
+    if (rc == 0)
+        rc = br_future_result_i64(b, tp_guard(), &y);
+    br_future_release(a);
+    br_future_release(b);
+    return rc != 0 ? rc : br_task_return_i64(t, x + y);
+}
+
+static _Atomic long tp_fan_sum;
+
+static int tp_fan_leaf(br_task *t) {
+    atomic_fetch_add(&tp_fan_sum, br_task_arg_i64(t));
+    return 0;
+}
+
+static int tp_fan_out(br_task *t) {
+    int64_t n = br_task_arg_i64(t);
+    for (int64_t i = 1; i <= n; i++) {
+        int rc = br_submit_i64(tp_self_ex, tp_fan_leaf, i, NULL);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void threadpool_nested_submit(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 8});
+    tp_self_ex = ex;
+    br_future *f;
+    BR_CHECK_OK(br_submit_i64(ex, tp_nested, 3, &f)); /* 15 tasks, 4 levels */
+    BR_CHECK_EQ(tp_result(f), 8);
+    br_future_release(f);
+    /* Fan-out from inside: tasks land in the worker's deque and get stolen. */
+    atomic_store(&tp_fan_sum, 0);
+    int64_t n = br_test_scaled(100000, 5000);
+    BR_CHECK_OK(br_submit_i64(ex, tp_fan_out, n, &f));
+    BR_CHECK_OK(br_future_result(f, tp_guard(), NULL, NULL));
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex)); /* waits for every leaf */
+    BR_CHECK_EQ(atomic_load(&tp_fan_sum), n * (n + 1) / 2);
+
+    /* One worker: tasks run in submission order, nested ones included. */
+    ex = tp_new(&(br_threadpool_opts){.max_workers = 1});
+    tp_self_ex = ex;
+    atomic_store(&tp_fan_sum, 0);
+    BR_CHECK_OK(br_submit_i64(ex, tp_fan_out, 1000, &f));
+    BR_CHECK_OK(br_future_result(f, tp_guard(), NULL, NULL));
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_EQ(atomic_load(&tp_fan_sum), 1000 * 1001 / 2);
+}
+
+/* One worker runs external submissions first-in first-out. */
+typedef struct tp_order {
+    _Atomic int next;
+    _Atomic int bad;
+} tp_order;
+static tp_order tp_ord;
+
+static int tp_order_task(br_task *t) {
+    int want = (int)br_task_arg_i64(t);
+    int got = atomic_fetch_add(&tp_ord.next, 1);
+    if (got != want)
+        atomic_store(&tp_ord.bad, 1);
+    return 0;
+}
+
+static void threadpool_single_worker_fifo(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 1});
+    atomic_store(&tp_ord.next, 0);
+    atomic_store(&tp_ord.bad, 0);
+    int n = (int)br_test_scaled(50000, 5000);
+    for (int i = 0; i < n; i++)
+        BR_CHECK_OK(br_submit_i64(ex, tp_order_task, i, NULL));
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_EQ(atomic_load(&tp_ord.next), n);
+    BR_CHECK_EQ(atomic_load(&tp_ord.bad), 0);
+}
+
+/* --- parallel_for ---------------------------------------------------------------------- */
+
+static void tp_pf_check(br_executor *ex, int64_t base, int64_t n, int64_t grain) {
+    tp_pf p = {.base = base, .n = n};
+    p.hits = calloc((size_t)n, 1);
+    BR_CHECK_OK(br_parallel_for(ex, base, base + n, grain, tp_pf_body, &p));
+    for (int64_t i = 0; i < n; i++)
+        if (atomic_load(&p.hits[i]) != 1)
+            fail_msg("range [%lld, +%lld) grain %lld: index %lld ran %d times",
+                     (long long)base, (long long)n, (long long)grain, (long long)(base + i),
+                     atomic_load(&p.hits[i]));
+    int64_t chunks = grain > 0 ? (n + grain - 1) / grain : 0;
+    if (grain > 0)
+        BR_CHECK_EQ(atomic_load(&p.calls), chunks); /* chunks, not indices */
+    else
+        BR_CHECK(atomic_load(&p.calls) <= n);
+    free(p.hits);
+}
+
+static void threadpool_parallel_for_exact(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 3});
+    static const int64_t ns[] = {1, 2, 3, 7, 64, 999, 1000, 1001, 65537};
+    static const int64_t grains[] = {0, 1, 2, 3, 10, 1000, 100000};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        for (size_t g = 0; g < sizeof grains / sizeof grains[0]; g++) {
+            if (ns[i] > 5000 && grains[g] == 1 && br_test_scale() < 1)
+                continue;
+            tp_pf_check(ex, -17, ns[i], grains[g]);
+            tp_pf_check(ex, 1000000007, ns[i], grains[g]);
+        }
+    /* Ranges near the ends of int64. */
+    tp_pf_check(ex, INT64_MAX - 1000, 1000, 7);
+    tp_pf_check(ex, INT64_MIN, 1000, 0);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static int tp_pf_positive(int64_t begin, int64_t end, void *ctx) {
+    (void)end;
+    (void)ctx;
+    return begin == 500 ? 5 : 0;
+}
+
+static void threadpool_parallel_for_error(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+    int64_t n = 100000;
+    tp_pf p = {.base = 0, .n = n, .fail = true, .fail_at = 500};
+    p.hits = calloc((size_t)n, 1);
+    BR_CHECK_ERR(br_parallel_for(ex, 0, n, 100, tp_pf_body, &p), BR_EIO);
+    /* The failure stops the loop: far fewer chunks than 1000 ran (the ones already
+     * claimed by others finish). */
+    BR_CHECK(atomic_load(&p.calls) < 1000);
+    free(p.hits);
+    /* Any nonzero code is returned as is, positive ones too. */
+    BR_CHECK_EQ(br_parallel_for(ex, 0, 1000, 10, tp_pf_positive, NULL), 5);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+typedef struct tp_pf_inner {
+    int64_t n;
+    int rc;
+} tp_pf_inner;
+
+static int tp_pf_from_worker(br_task *t) {
+    int64_t n = br_task_arg_i64(t);
+    tp_pf p = {.base = 0, .n = n};
+    p.hits = calloc((size_t)n, 1);
+    int rc = br_parallel_for(tp_self_ex, 0, n, 3, tp_pf_body, &p);
+    for (int64_t i = 0; rc == 0 && i < n; i++)
+        if (atomic_load(&p.hits[i]) != 1)
+            rc = -2000;
+    free(p.hits);
+    return rc;
+}
+
+static void threadpool_parallel_for_from_worker(void **state) {
+    (void)state;
+    for (int workers = 1; workers <= 3; workers++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
+        tp_self_ex = ex;
+        /* Every worker busy with a task that itself runs a parallel_for. */
+        br_future *fs[3];
+        for (int i = 0; i < workers; i++)
+            BR_CHECK_OK(br_submit_i64(ex, tp_pf_from_worker, 10007, &fs[i]));
+        for (int i = 0; i < workers; i++) {
+            BR_CHECK_OK(br_future_result(fs[i], tp_guard(), NULL, NULL));
+            br_future_release(fs[i]);
+        }
+        BR_CHECK_OK(br_executor_free(ex));
+    }
+}
+
+static void threadpool_parallel_for_shut_down(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    tp_pf p = {.base = 0, .n = 10};
+    p.hits = calloc(10, 1);
+    BR_CHECK_ERR(br_parallel_for(ex, 0, 10, 1, tp_pf_body, &p), BR_ESHUTDOWN);
+    BR_CHECK_EQ(atomic_load(&p.calls), 0);
+    free(p.hits);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- idle workers park ----------------------------------------------------------------- */
+
+static void threadpool_idle_workers_park(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 4});
+    enum { N = 1000 };
+    static br_future *fs[N];
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_submit_i64(ex, tp_echo, i, &fs[i]));
+    for (int i = 0; i < N; i++) {
+        BR_CHECK_EQ(tp_result(fs[i]), i);
+        br_future_release(fs[i]);
+    }
+    /* After the short spin every worker sleeps: an idle pool costs no CPU. */
+    tp_until(tp_all_parked, ex);
+    struct br__threadpool_stats st;
+    br__threadpool_stats(ex, &st);
+    BR_CHECK_EQ(st.spinning, 0);
+    BR_CHECK(st.threads >= 1);
+    /* And a parked pool still wakes for a submit. */
+    br_future *f;
+    BR_CHECK_OK(br_submit_i64(ex, tp_echo, 5, &f));
+    BR_CHECK_EQ(tp_result(f), 5);
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- the exit rule ------------------------------------------------------------------------
+ *
+ * A child process makes a pool, submits a task that waits for a byte from the parent
+ * and then writes "done", and calls exit(0). Non-daemon: exit waits for the task, so
+ * the parent reads "done". Daemon: the process ends at once and the read sees EOF. */
+
+typedef struct tp_pipes {
+    int go_r, done_w;
+} tp_pipes;
+
+static int tp_exit_task(br_task *t) {
+    tp_pipes *pp = (tp_pipes *)(uintptr_t)br_task_arg_i64(t);
+    char c;
+    if (read(pp->go_r, &c, 1) != 1)
+        return BR_EIO;
+    if (write(pp->done_w, "done", 4) != 4)
+        return BR_EIO;
+    return 0;
+}
+
+static void tp_exit_case(bool daemon) {
+    int go[2], done[2], ready[2];
+    BR_CHECK_EQ(pipe(go), 0);
+    BR_CHECK_EQ(pipe(done), 0);
+    BR_CHECK_EQ(pipe(ready), 0);
+    pid_t pid = fork();
+    BR_CHECK(pid >= 0);
+    if (pid == 0) {
+        close(go[1]);
+        close(done[0]);
+        close(ready[0]);
+        static tp_pipes pp;
+        pp.go_r = go[0];
+        pp.done_w = done[1];
+        br_executor *ex = NULL;
+        if (br_threadpool_new(&ex, &(br_threadpool_opts){.max_workers = 1, .daemon = daemon}))
+            _exit(3);
+        if (br_submit_i64(ex, tp_exit_task, (int64_t)(uintptr_t)&pp, NULL))
+            _exit(4);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(5);
+        exit(0); /* the pool is still alive */
+    }
+    close(go[0]);
+    close(done[1]);
+    close(ready[1]);
+    char c;
+    BR_CHECK_EQ(read(ready[0], &c, 1), 1);
+    int status = 0;
+    if (daemon) {
+        /* The child doesn't wait for its task: it exits with the task still blocked. */
+        BR_CHECK_EQ(waitpid(pid, &status, 0), pid);
+        BR_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        char buf[8];
+        BR_CHECK_EQ(read(done[0], buf, sizeof buf), 0); /* EOF: the task never finished */
+    } else {
+        /* The child is stuck in exit() until its task finishes: let it. */
+        BR_CHECK_EQ(write(go[1], "g", 1), 1);
+        char buf[8];
+        BR_CHECK_EQ(read(done[0], buf, sizeof buf), 4);
+        BR_CHECK_EQ(waitpid(pid, &status, 0), pid);
+        BR_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    close(go[1]);
+    close(done[0]);
+    close(ready[0]);
+}
+
+static void threadpool_exit_waits_for_non_daemon(void **state) {
+    (void)state;
+    tp_exit_case(false);
+}
+
+static void threadpool_exit_abandons_daemon(void **state) {
+    (void)state;
+    tp_exit_case(true);
+}
+
+/* --- stress ------------------------------------------------------------------------------- */
+
+typedef struct tp_stress {
+    br_executor *ex;
+    long n;          /* tasks per submitter */
+    unsigned seed;
+    br_future **fs;
+    _Atomic long resolved; /* done-callbacks run */
+} tp_stress;
+
+static _Atomic long tp_stress_sum;
+
+static int tp_stress_task(br_task *t) {
+    int64_t v = br_task_arg_i64(t);
+    atomic_fetch_add(&tp_stress_sum, v);
+    return br_task_return_i64(t, v);
+}
+
+static void tp_stress_done(br_future *f, void *arg) {
+    (void)f;
+    atomic_fetch_add(&((tp_stress *)arg)->resolved, 1);
+}
+
+static void *tp_stress_submitter(void *arg) {
+    tp_stress *s = arg;
+    unsigned seed = s->seed;
+    for (long i = 0; i < s->n; i++) {
+        BR_CHECK_OK(br_submit_i64(s->ex, tp_stress_task, i + 1, &s->fs[i]));
+        BR_CHECK_OK(br_future_add_done_callback(s->fs[i], tp_stress_done, s));
+        if (rand_r(&seed) % 8 == 0) /* cancel a recent one: may or may not be running */
+            br_future_cancel(s->fs[i - (i > 10 ? (long)(rand_r(&seed) % 10) : 0)]);
+    }
+    return NULL;
+}
+
+static void threadpool_stress(void **state) {
+    (void)state;
+    int before = tp_threads_baseline();
+    enum { S = 4 };
+    long total = br_test_scaled(1000000, 20000);
+    tp_stress s[S];
+    pthread_t th[S];
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 4});
+    atomic_store(&tp_stress_sum, 0);
+    for (int i = 0; i < S; i++) {
+        s[i] = (tp_stress){.ex = ex, .n = total / S, .seed = 12345u + (unsigned)i};
+        atomic_init(&s[i].resolved, 0);
+        s[i].fs = calloc((size_t)s[i].n, sizeof *s[i].fs);
+        BR_CHECK_EQ(pthread_create(&th[i], NULL, tp_stress_submitter, &s[i]), 0);
+    }
+    for (int i = 0; i < S; i++)
+        BR_CHECK_EQ(pthread_join(th[i], NULL), 0);
+    BR_CHECK_OK(br_executor_free(ex));
+    long finished_sum = 0, finished = 0, cancelled = 0;
+    for (int i = 0; i < S; i++) {
+        BR_CHECK_EQ(atomic_load(&s[i].resolved), s[i].n); /* each exactly once */
+        for (long k = 0; k < s[i].n; k++) {
+            br_future *f = s[i].fs[k];
+            BR_CHECK(br_future_done(f));
+            if (br_future_cancelled(f)) {
+                cancelled++;
+            } else {
+                int64_t v = 0;
+                BR_CHECK_OK(br_future_result_i64(f, BR_NOWAIT, &v));
+                BR_CHECK_EQ(v, k + 1);
+                finished_sum += v;
+                finished++;
+            }
+            br_future_release(f);
+        }
+        free(s[i].fs);
+    }
+    BR_CHECK_EQ(finished + cancelled, total / S * S);
+    BR_CHECK_EQ(finished_sum, atomic_load(&tp_stress_sum)); /* ran xor cancelled */
+    BR_CHECK_EQ(br_test_count_threads(), before);
+}
+
+BR_TEST_MAIN(BR_CONFORMANCE_TESTS,
+             cmocka_unit_test(threadpool_lazy_start),
+             cmocka_unit_test(threadpool_reuse_bounded),
+             cmocka_unit_test(threadpool_second_worker_for_waiting_task),
+             cmocka_unit_test(threadpool_default_max_workers),
+             cmocka_unit_test(threadpool_name_prefix),
+             cmocka_unit_test(threadpool_initializer_runs_once_per_worker),
+             cmocka_unit_test(threadpool_initializer_failure_breaks_pool),
+             cmocka_unit_test(threadpool_max_pending),
+             cmocka_unit_test(threadpool_max_pending_shutdown_wakes),
+             cmocka_unit_test(threadpool_max_pending_many),
+             cmocka_unit_test(threadpool_shutdown_nowait_then_free),
+             cmocka_unit_test(threadpool_shutdown_cancel_futures),
+             cmocka_unit_test(threadpool_shutdown_races_submit),
+             cmocka_unit_test(threadpool_nested_submit),
+             cmocka_unit_test(threadpool_single_worker_fifo),
+             cmocka_unit_test(threadpool_parallel_for_exact),
+             cmocka_unit_test(threadpool_parallel_for_error),
+             cmocka_unit_test(threadpool_parallel_for_from_worker),
+             cmocka_unit_test(threadpool_parallel_for_shut_down),
+             cmocka_unit_test(threadpool_idle_workers_park),
+             cmocka_unit_test(threadpool_exit_waits_for_non_daemon),
+             cmocka_unit_test(threadpool_exit_abandons_daemon),
+             cmocka_unit_test(threadpool_stress))
