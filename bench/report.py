@@ -7,6 +7,8 @@ summary table. Not a benchmark; standard library only.
     report.py figure META SBS_JSON RC TRIPLES    a record from one side-by-side --json run
     report.py show RECORD                        print one record
     report.py summary RESULTS.jsonl MODE RUNS    the summary table
+    report.py sbs side-by-side's arguments       a stand-in for side-by-side, used only
+                                                 when ../shared/tools is absent
 
 Ratios are side-by-side's: how many times better braid is (peer/braid for a figure where
 lower is better, braid/peer where higher is). Goals (GOALSPEC, ';'-separated):
@@ -220,6 +222,64 @@ def summary(path, mode, runs):
     print("goals met: %d, missed: %d" % (met_n, miss_n))
 
 
+def sbs_fallback(argv):
+    """Only when ../shared/tools/side-by-side is absent: the same round-robin (one
+    warm-up round, RUNS timed rounds, each run under /tmp/braid-bench.lock) and the same
+    --json report, for braid's own commands."""
+    import fcntl
+    import statistics
+    import subprocess
+    runs, better, rest = 3, "higher", []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "-n":
+            runs = int(argv[i + 1])
+            i += 1
+        elif argv[i] in ("--higher", "--lower"):
+            better = argv[i][2:]
+        elif argv[i] != "--json":
+            rest.append(argv[i])
+        i += 1
+    triples = [rest[k:k + 3] for k in range(0, len(rest) - 2, 3)]
+    values = {t[0]: [] for t in triples}
+    ok = True
+    for rnd in range(runs + 1):
+        for label, cmd, metric in triples:
+            with open("/tmp/braid-bench.lock", "a") as lk:
+                fcntl.flock(lk, fcntl.LOCK_EX)
+                p = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+            variant, _, name = metric.rpartition("/")
+            v = None
+            for line in p.stdout.splitlines():
+                if line.startswith("{"):
+                    rec = json.loads(line)
+                    if rec.get("metric") == name and (not variant or rec.get("variant") == variant):
+                        v = float(rec["value"])
+                elif line.startswith("METRIC ") and len(line.split()) >= 3 \
+                        and line.split()[1] == name:
+                    v = float(line.split()[2])
+            if rnd == 0:
+                continue
+            if p.returncode != 0 or v is None:
+                ok = False
+                sys.stderr.write("%s gave no %s (exit %d)\n" % (label, metric, p.returncode))
+                continue
+            values[label].append(v)
+    figs, ratios = {}, {}
+    for label, _, metric in triples:
+        vs = values[label]
+        figs[label] = {"metric": metric, "median": statistics.median(vs) if vs else None,
+                       "min": min(vs) if vs else None, "max": max(vs) if vs else None,
+                       "runs": vs}
+    s = figs[triples[0][0]]["median"]
+    for label, _, _ in triples[1:]:
+        q = figs[label]["median"]
+        if s and q:
+            ratios[label] = s / q if better == "higher" else q / s
+    print(json.dumps({"better": better, "runs": runs, "figures": figs, "ratios": ratios}))
+    return 0 if ok else 1
+
+
 def main(argv):
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "meta":
@@ -235,6 +295,8 @@ def main(argv):
         show(argv[2])
     elif cmd == "summary":
         summary(argv[2], argv[3], argv[4])
+    elif cmd == "sbs":
+        return sbs_fallback(argv[2:])
     else:
         sys.stderr.write(__doc__)
         return 2

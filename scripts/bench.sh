@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # braid's benchmarks side by side with the peers of ../shared/peers (BENCH.md).
 #
-#   scripts/bench.sh [-n RUNS] [--quick | --full] [--no-peers] [--list] [SELECT ...]
+#   scripts/bench.sh [-n RUNS] [--quick | --full] [--idle[=S]] [--no-peers] [--list] [SELECT ...]
 #   make bench BENCH_ARGS="W3 W6"          (the Makefile builds first, then runs this)
 #
 # Every figure is one run of ../shared/tools/side-by-side: braid's command first, then
@@ -22,6 +22,10 @@
 # peers let us scale (N2 throughput 200k tasks, N3 2M items, W1 4 calls); the Python
 # scripts and the N1 peers have fixed sizes and keep them. Goals are judged on full
 # sizes: a --quick run prints them as a preview.
+#
+# --idle[=S]: before each timed run (inside the lock), wait until the machine was >= 90 %
+# idle for 1 s, at most S seconds (default 60): others' builds and tests don't take the
+# benchmark lock, and on 2 CPUs they halve any parallel figure.
 #
 # Environment: BUILD (build tree, default build), PEERS (default ../shared/peers beside
 # the repository), PYTHON (the Python peers' interpreter, default /usr/bin/python3),
@@ -46,6 +50,7 @@ REPORT="$PYTHON $ROOT/bench/report.py"
 RUNS=3
 MODE=routine
 USE_PEERS=1
+IDLE=0
 LIST=0
 SELECT=()
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -56,6 +61,8 @@ while (( $# )); do
         --quick) MODE=quick ;;
         --full) MODE=full ;;
         --no-peers) USE_PEERS=0 ;;
+        --idle) IDLE=60 ;;
+        --idle=*) IDLE=${1#--idle=} ;;
         --list) LIST=1 ;;
         -h|--help) usage 0 ;;
         -*) echo "bench.sh: unknown option $1" >&2; usage 2 ;;
@@ -79,9 +86,11 @@ HAVE_PEERS=0
 if (( USE_PEERS )) && [[ -d $PEERS ]]; then
     HAVE_PEERS=1
 fi
+SBS=("$SIDE_BY_SIDE")
 if [[ ! -x $SIDE_BY_SIDE ]]; then
-    echo "bench.sh: no side-by-side tool at $SIDE_BY_SIDE" >&2
-    exit 1
+    # no ../shared at all: braid's own figures through a stand-in with the same rules
+    echo "bench.sh: no side-by-side tool at $SIDE_BY_SIDE; using bench/report.py sbs" >&2
+    SBS=($REPORT sbs)
 fi
 if (( HAVE_PEERS && ! LIST )); then
     BUILD=$BUILD PEERS=$PEERS "$ROOT/scripts/build-peers.sh"
@@ -95,6 +104,10 @@ if (( ! LIST )); then
     mkdir -p "$RESDIR"
     : > "$RESULTS"
     ln -sfn "$STAMP.jsonl" "$RESDIR/latest.jsonl"
+    echo "braid benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //'), $NCPU CPUs"
+    echo "mode: $MODE ($RUNS timed rounds + 1 warm-up per figure, alternating, under /tmp/braid-bench.lock$( (( IDLE )) && echo ", each run after <= ${IDLE}s of waiting for an idle machine"))"
+    echo "sizes: N1 $N1_CALLS calls; W1 with Python $W1_CALLS of 100 calls; N2 $N2_TASKS tasks; N3 $N3_ITEMS items; the rest at BENCH.md's sizes"
+    if (( HAVE_PEERS )); then echo "peers: $PEERS"; else echo "peers: none (braid's own figures only)"; fi
 fi
 
 # --- one figure ---------------------------------------------------------------------
@@ -160,7 +173,13 @@ run() {
     echo
     echo "== $F_ID: $F_TITLE${F_SCALE:+ [$F_SCALE]}"
     local out rc=0
-    out=$("$SIDE_BY_SIDE" -n "$RUNS" "--$F_DIR" --json "${TRIPLES[@]}") || rc=$?
+    if (( IDLE > 0 )); then  # every command waits for an idle machine first
+        local k
+        for (( k = 1; k < ${#TRIPLES[@]}; k += 3 )); do
+            TRIPLES[k]="$ROOT/bench/idle-wait.sh $IDLE; ${TRIPLES[k]}"
+        done
+    fi
+    out=$("${SBS[@]}" -n "$RUNS" "--$F_DIR" --json "${TRIPLES[@]}") || rc=$?
     FIGS_RUN=$((FIGS_RUN + 1))
     $REPORT figure "$meta" "$out" "$rc" "$(printf '%s\n' "${TRIPLES[@]}")" >> "$RESULTS"
     $REPORT show "$(tail -n 1 "$RESULTS")"
@@ -317,7 +336,9 @@ run
 # --- summary -----------------------------------------------------------------------------
 (( LIST )) && exit 0
 echo
-if (( HAVE_PEERS == 0 )); then
+if (( ! USE_PEERS )); then
+    echo "bench.sh: --no-peers: braid's own figures only"
+elif (( ! HAVE_PEERS )); then
     echo "bench.sh: no peers at $PEERS: braid's own figures only"
 fi
 $REPORT summary "$RESULTS" "$MODE" "$RUNS"
