@@ -1,0 +1,130 @@
+/* queue/internal.h: the queue's layout, shared by queue.c (the protocol), fifo.h (the
+ * chunked FIFO storage, the hot path) and store.c (the LIFO stack and priority heap).
+ * The protocol itself is described in the design notes at the top of queue.c. */
+#ifndef BRAID_QUEUE_INTERNAL_H
+#define BRAID_QUEUE_INTERNAL_H
+
+#include "braid/queue.h"
+#include "core/internal.h"
+
+/* try_put / try_get answer BR__QAGAIN for "full" / "empty" (never returned to users). */
+#define BR__QAGAIN 1
+
+/* Shutdown states (br_queue.state). Only ever increase. */
+enum { BR__QOPEN = 0, BR__QDRAINING = 1, BR__QIMMEDIATE = 2 };
+
+/* --- the side locks ---------------------------------------------------------------
+ *
+ * plk and clk guard a few dozen instructions each (claim a slot, move an index) and
+ * are taken on every put and get, so their cost is the queue's cost. br__ilock's
+ * unlock is an atomic exchange, which it needs to see whether someone sleeps on the
+ * word; that second locked instruction made a put or get ~1.5x slower. This lock
+ * unlocks with a plain release store instead, and so can't know about sleepers: a
+ * contender never sleeps waiting to be woken. It spins (the holder is on a CPU almost
+ * always), and if the holder was preempted it polls with short timed sleeps (futex
+ * waits, which return at once if the word is no longer 1) until it gets in.
+ * No wake-up exists, so none can be lost. Never held across anything that blocks. */
+typedef struct br__qlock {
+    _Atomic uint32_t word; /* 0 free, 1 held */
+} br__qlock;
+
+void br__qlock_lock_slow(br__qlock *l);
+
+static inline void br__qlock_lock(br__qlock *l) {
+    uint32_t z = 0;
+    if (BR__LIKELY(atomic_compare_exchange_strong_explicit(&l->word, &z, 1,
+                                                           memory_order_acquire,
+                                                           memory_order_relaxed)))
+        return;
+    br__qlock_lock_slow(l);
+}
+
+static inline void br__qlock_unlock(br__qlock *l) {
+    atomic_store_explicit(&l->word, 0, memory_order_release);
+}
+
+/* --- the FIFO's storage: a singly linked list of fixed-size chunks -------------- */
+
+typedef struct br__qslot {
+    _Atomic uint64_t seq; /* position + 1 once the item at `position` is written */
+    void *item;
+} br__qslot;
+
+typedef struct br__qchunk {
+    _Atomic(struct br__qchunk *) next; /* set by the producer before the last slot */
+    struct br__qchunk *free_next;      /* link in the free list */
+    br__qslot slots[];
+} br__qchunk;
+
+/* --- LIFO and priority storage: an array of entries under one lock ------------- */
+
+typedef struct br__qentry {
+    int64_t prio;
+    uint64_t seq; /* put order: ties between equal priorities go to the older one */
+    void *item;
+} br__qentry;
+
+struct br_queue {
+    /* Read-mostly: set at creation, or (state) changed once or twice in a lifetime. */
+    br_queue_kind kind;
+    uint32_t chunk_cap; /* FIFO: slots per chunk */
+    size_t maxsize;     /* 0: unbounded */
+    void (*dispose)(void *item, void *ctx);
+    void *dispose_ctx;
+    _Atomic int state;  /* BR__QOPEN, BR__QDRAINING, BR__QIMMEDIATE */
+    br__qlock *plk;     /* the put side's lock: &p.lock */
+    br__qlock *clk;     /* the get side's lock: &c.lock (FIFO) or &p.lock (others) */
+
+    /* The put side. Under plk, except the atomics readers look at. */
+    _Alignas(BR__CACHELINE) struct {
+        br__qlock lock;
+        _Atomic uint32_t ngetw;   /* getters linked in w.getters; +1 under wlock+plk */
+        _Atomic uint64_t tail;    /* items ever put (FIFO: the next position) */
+        uint64_t head_cache;      /* FIFO bounded: a lower bound of c.head */
+        br__qchunk *chunk;        /* FIFO: the chunk being written */
+        uint32_t idx;             /* FIFO: next slot in it */
+        br__qentry *arr;          /* LIFO / priority: the entries */
+        size_t cap;               /* ... and room for that many */
+    } p;
+
+    /* The get side. Under clk, except the atomics. */
+    _Alignas(BR__CACHELINE) struct {
+        br__qlock lock;           /* FIFO only */
+        _Atomic uint32_t nputw;   /* putters linked in w.putters; +1 under wlock+clk */
+        _Atomic uint64_t head;    /* items ever taken out (got or drained) */
+        br__qchunk *chunk;        /* FIFO: the chunk being read */
+        uint32_t idx;             /* FIFO: next slot in it */
+    } c;
+
+    /* Waiting: the three wait lists, under wlock (their own .lock fields are unused). */
+    _Alignas(BR__CACHELINE) struct {
+        br__ilock lock;
+        br__wq getters, putters, joiners;
+        _Atomic uint32_t njoinw;  /* joiners linked */
+        _Atomic uint32_t nblocked;/* threads in a blocking call's slow part (free's EBUSY) */
+        _Atomic uint64_t done;    /* task_done calls + items an immediate shutdown drained */
+    } w;
+
+    /* FIFO: spare chunks, a Treiber stack. Popped only under plk (one popper at a time,
+     * so no ABA), pushed by getters, drains and free. */
+    _Alignas(BR__CACHELINE) struct {
+        _Atomic(br__qchunk *) top;
+        _Atomic uint32_t n;
+        uint32_t max;             /* keep at most this many */
+    } spare;
+};
+
+/* LIFO and priority storage (store.c). Callers hold plk (== clk for these kinds). */
+int br__qstore_init(br_queue *q);  /* 0 or BR_ENOMEM; bounded: all the room at once */
+void br__qstore_fini(br_queue *q);
+/* 0, BR_ENOMEM. The caller checked room. */
+int br__qstore_push(br_queue *q, void *item, int64_t prio, uint64_t seq);
+/* Takes the next item out; the store must not be empty. */
+void br__qstore_pop(br_queue *q, void **item, int64_t *prio);
+
+/* Test hooks: how many threads are blocked in a call on q (in its slow part), and how
+ * many are linked as getters, putters, joiners. */
+size_t br__queue_blocked(br_queue *q);
+void br__queue_waiters(br_queue *q, size_t *getters, size_t *putters, size_t *joiners);
+
+#endif

@@ -1,0 +1,694 @@
+/* Python's queue: Queue, LifoQueue, PriorityQueue, SimpleQueue (braid/queue.h).
+ *
+ * Design notes.
+ *
+ * Storage. The FIFO kinds (Queue, SimpleQueue) keep items in a chunked list with a
+ * lock per side (fifo.h): producers serialize on plk, consumers on clk, and the two
+ * sides meet only in the slots. LIFO and priority queues keep an array under one lock
+ * (store.c), and both plk and clk point at it. plk and clk are side locks (br__qlock,
+ * queue/internal.h): one locked instruction to take, a plain store to release.
+ * Everything below is written against try_put (under plk) and try_get (under clk) and
+ * holds for every kind.
+ *
+ * Counters. p.tail counts items ever put and c.head items ever taken out (got, or
+ * drained by an immediate shutdown); qsize is their difference. w.done counts
+ * task_done calls plus drained items; join waits for done == tail. Python's
+ * unfinished_tasks is tail - done, and task_done fails with BR_EOVERFLOW when it would
+ * go negative.
+ *
+ * Who waits where. Three wait lists under one lock, wlock: getters (queue empty),
+ * putters (bounded queue full), joiners (tasks unfinished). Each has a count of
+ * linked waiters that the other side reads without wlock: p.ngetw, c.nputw, w.njoinw.
+ * A successful put that saw ngetw > 0 wakes one getter; a get that saw nputw > 0 (on a
+ * bounded queue) wakes one putter; the task_done that brings done up to tail wakes
+ * every joiner. On the common path no count is set and nobody touches wlock.
+ *
+ * A woken getter or putter is not handed anything: it is told "try again" and retries
+ * from the top (a fast-path caller may have taken the item meanwhile, and then it
+ * waits again). A woken joiner returns 0: the waker saw done == tail under wlock.
+ *
+ * The lost wake-up argument (rule 3 of core/internal.h). A getter registers while
+ * holding wlock: it increments ngetw *under plk*, then re-tries the get, and only if
+ * that fails links itself and releases wlock. A putter reads ngetw under plk, in the
+ * same critical section that publishes its item. So either the getter's plk section
+ * came first, and the putter sees ngetw > 0 and goes to wlock, where it finds the
+ * getter linked (the getter held wlock from before its increment until after it
+ * linked); or the putter's came first, and the getter's re-try, which follows its own
+ * plk section, sees the item. Putters register the same way with nputw under clk.
+ * Joiners: the joiner increments njoinw and then reads done; task_done increments done
+ * and then reads njoinw; all four are seq_cst, so one of them sees the other.
+ *
+ * Ownership of a waiter: linked waiters are counted in their list's count; a waker
+ * pops one and decrements the count under wlock, then wakes it after releasing wlock.
+ * A waiter whose deadline passes takes wlock: still linked, it unlinks itself and
+ * reports BR_ETIMEDOUT; popped, it waits for the wake-up (rule 2) and retries.
+ *
+ * Shutdown states (q->state, only ever increasing): OPEN -> DRAINING -> IMMEDIATE.
+ * The state changes under wlock and plk. Under plk: try_put checks it there, so no
+ * put succeeds after br_queue_shutdown returns, and the tail is final from then on.
+ * Under wlock: a getter or putter reads the state while registering, so it either
+ * sees the shutdown or is linked when br_queue_shutdown wakes every getter and
+ * putter; nobody sleeps through it. A getter returns BR_ESHUTDOWN when the state it
+ * read *before* finding the queue empty was not OPEN (empty then means empty for
+ * good). IMMEDIATE: try_get checks the state under clk and gives up, so once the
+ * shutdown has passed through clk once, the stored items belong to it alone; it hands
+ * them to dispose outside every lock (dispose may call back into the queue), adds them
+ * to done and wakes joiners whose condition now holds. Exactly one shutdown call moves
+ * to IMMEDIATE, so exactly one drains: no item is both got and disposed.
+ *
+ * Spinning. Before a thread registers as a waiter it spins for br__park_spin_ns on the
+ * cheap emptiness (or fullness) check, re-trying when it changes; a producer running on
+ * another CPU usually delivers within that time, and registration would cost the
+ * producer a trip through wlock and a futex wake. Coroutines never spin.
+ *
+ * Freeing: w.nblocked counts threads inside a blocking call past its fast path
+ * (spinning, registering, parked, or woken and on their way out). Each decrements it
+ * (release) as its very last access to the queue; br_queue_free answers BR_EBUSY
+ * while it is not zero.
+ *
+ * Locking: wlock before plk, wlock before clk; plk and clk are never held together.
+ * dispose runs with no lock held.
+ */
+#include "queue/internal.h"
+#include "queue/fifo.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_fifo(const br_queue *q) {
+    return q->kind == BR_QUEUE_FIFO || q->kind == BR_QUEUE_SIMPLE;
+}
+
+static bool expired(int64_t deadline) {
+    if (deadline == BR_FOREVER)
+        return false;
+    return deadline <= 0 || br_now() >= deadline;
+}
+
+static int state_of(br_queue *q) {
+    return atomic_load_explicit(&q->state, memory_order_acquire);
+}
+
+/* --- the side lock's slow path (see queue/internal.h) ---------------------------- */
+
+void br__qlock_lock_slow(br__qlock *l) {
+    int64_t nap = 20 * BR_USEC;
+    for (unsigned i = 0;; i++) {
+        uint32_t z = 0;
+        if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->word, &z, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        if (i < 256) {
+            br__cpu_relax();
+        } else {
+            /* The holder lost its CPU. Returns at once if the word is already 0. */
+            (void)br__futex_wait(&l->word, 1, br_deadline_after(nap), false);
+            if (nap < BR_MSEC)
+                nap *= 2;
+        }
+    }
+}
+
+/* --- one attempt ------------------------------------------------------------------ */
+
+/* 0, BR__QAGAIN (full), BR_ESHUTDOWN or BR_ENOMEM. *wake: a getter is linked. */
+static inline int try_put(br_queue *q, void *item, int64_t prio, bool *wake) {
+    br__qlock_lock(q->plk);
+    if (BR__UNLIKELY(atomic_load_explicit(&q->state, memory_order_relaxed) != BR__QOPEN)) {
+        br__qlock_unlock(q->plk);
+        return BR_ESHUTDOWN;
+    }
+    uint64_t t = atomic_load_explicit(&q->p.tail, memory_order_relaxed);
+    if (q->maxsize != 0 && t - q->p.head_cache >= q->maxsize) {
+        /* head only grows, so an old value only makes the queue look fuller */
+        q->p.head_cache = atomic_load_explicit(&q->c.head, memory_order_acquire);
+        if (t - q->p.head_cache >= q->maxsize) {
+            br__qlock_unlock(q->plk);
+            return BR__QAGAIN;
+        }
+    }
+    int rc;
+    if (BR__LIKELY(is_fifo(q))) {
+        rc = fifo_push(q, t, item);
+    } else {
+        rc = br__qstore_push(q, item, prio, t);
+        if (rc == 0)
+            atomic_store_explicit(&q->p.tail, t + 1, memory_order_relaxed);
+    }
+    *wake = atomic_load_explicit(&q->p.ngetw, memory_order_relaxed) != 0;
+    br__qlock_unlock(q->plk);
+    return rc;
+}
+
+/* 0, BR__QAGAIN (empty) or BR_ESHUTDOWN (immediate). *wake: a putter is linked. */
+static inline int try_get(br_queue *q, void **item, int64_t *prio, bool *wake) {
+    br__qlock_lock(q->clk);
+    if (BR__UNLIKELY(atomic_load_explicit(&q->state, memory_order_relaxed) ==
+                     BR__QIMMEDIATE)) {
+        br__qlock_unlock(q->clk);
+        return BR_ESHUTDOWN;
+    }
+    int64_t pr = 0;
+    if (BR__LIKELY(is_fifo(q))) {
+        if (fifo_pop(q, item) != 0) {
+            br__qlock_unlock(q->clk);
+            return BR__QAGAIN;
+        }
+    } else {
+        uint64_t h = atomic_load_explicit(&q->c.head, memory_order_relaxed);
+        if (atomic_load_explicit(&q->p.tail, memory_order_relaxed) == h) {
+            br__qlock_unlock(q->clk);
+            return BR__QAGAIN;
+        }
+        br__qstore_pop(q, item, &pr);
+        atomic_store_explicit(&q->c.head, h + 1, memory_order_release);
+    }
+    if (prio != NULL)
+        *prio = pr;
+    *wake = q->maxsize != 0 && atomic_load_explicit(&q->c.nputw, memory_order_relaxed) != 0;
+    br__qlock_unlock(q->clk);
+    return 0;
+}
+
+/* Takes the next item with no lock: only for the queue's sole owner (an immediate
+ * shutdown's drain, or free). 0 or BR__QAGAIN. */
+static int take_owned(br_queue *q, void **item) {
+    if (is_fifo(q))
+        return fifo_pop(q, item);
+    uint64_t h = atomic_load_explicit(&q->c.head, memory_order_relaxed);
+    if (atomic_load_explicit(&q->p.tail, memory_order_relaxed) == h)
+        return BR__QAGAIN;
+    int64_t prio;
+    br__qstore_pop(q, item, &prio);
+    atomic_store_explicit(&q->c.head, h + 1, memory_order_release);
+    return 0;
+}
+
+static uint64_t size_now(br_queue *q) {
+    uint64_t t = atomic_load_explicit(&q->p.tail, memory_order_acquire);
+    uint64_t h = atomic_load_explicit(&q->c.head, memory_order_acquire);
+    return h >= t ? 0 : t - h; /* read apart, so h may have passed the t we read */
+}
+
+/* --- waking and parking ---------------------------------------------------------- */
+
+static void wake_one(br_queue *q, br__wq *list, _Atomic uint32_t *count) {
+    br__ilock_lock(&q->w.lock);
+    br__waiter *w = br__wq_pop(list);
+    if (w != NULL)
+        atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
+    br__ilock_unlock(&q->w.lock);
+    if (w != NULL)
+        br__waiter_wake(w);
+}
+
+/* Pops every waiter of list onto *chain (linked through ->next). Under wlock. */
+static void pop_all(br__wq *list, _Atomic uint32_t *count, br__waiter **chain) {
+    br__waiter *w;
+    while ((w = br__wq_pop(list)) != NULL) {
+        atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
+        w->next = *chain;
+        *chain = w;
+    }
+}
+
+static void wake_chain(br__waiter *w) {
+    while (w != NULL) {
+        br__waiter *next = w->next; /* read before the wake: rule 1 */
+        br__waiter_wake(w);
+        w = next;
+    }
+}
+
+/* Parks w, which the caller linked into list under wlock and then released it.
+ * 0: popped by a waker (even if the deadline has passed meanwhile). BR_ETIMEDOUT:
+ * the deadline passed and w unlinked itself. */
+static int park(br_queue *q, br__waiter *w, br__wq *list, _Atomic uint32_t *count,
+                int64_t deadline) {
+    if (br__waiter_park(w, deadline) == 0)
+        return 0;
+    br__ilock_lock(&q->w.lock);
+    if (w->linked) {
+        br__wq_remove(list, w);
+        atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
+        br__ilock_unlock(&q->w.lock);
+        return BR_ETIMEDOUT;
+    }
+    br__ilock_unlock(&q->w.lock);
+    while (br__waiter_park(w, BR_FOREVER) != 0) /* rule 2: the waker is on its way */
+        ;
+    return 0;
+}
+
+static bool may_spin(int64_t deadline) {
+    return deadline != BR_NOWAIT && br__tls_v.parker == NULL && br__park_spin_ns > 0;
+}
+
+/* --- get ------------------------------------------------------------------------- */
+
+static int get_spin(br_queue *q, void **item, int64_t *prio, int64_t deadline,
+                    bool *wake) {
+    int64_t until = br_deadline_min(br_now() + br__park_spin_ns, deadline);
+    for (unsigned i = 1;; i++) {
+        br__cpu_relax();
+        int s = state_of(q);
+        /* FIFO: polling the slot itself (inside try_get) leaves the producer's own
+         * cache line alone; the others have no cheaper test than the counts. */
+        if (is_fifo(q) || size_now(q) != 0 || s != BR__QOPEN) {
+            int rc = try_get(q, item, prio, wake);
+            if (rc != BR__QAGAIN)
+                return rc;
+            if (s != BR__QOPEN)
+                return BR_ESHUTDOWN;
+        }
+        if ((i & 15) == 0 && br_now() >= until)
+            return BR__QAGAIN;
+    }
+}
+
+static int get_slow(br_queue *q, void **item, int64_t *prio, int64_t deadline,
+                    bool *wake) {
+    br__waiter w;
+    for (;;) {
+        br__ilock_lock(&q->w.lock);
+        br__qlock_lock(q->plk); /* see the lost wake-up argument */
+        atomic_fetch_add_explicit(&q->p.ngetw, 1, memory_order_relaxed);
+        br__qlock_unlock(q->plk);
+        int s = state_of(q);
+        int rc = try_get(q, item, prio, wake);
+        if (rc == BR__QAGAIN && s != BR__QOPEN)
+            rc = BR_ESHUTDOWN;
+        else if (rc == BR__QAGAIN && expired(deadline))
+            rc = BR_ETIMEDOUT;
+        if (rc != BR__QAGAIN) {
+            atomic_fetch_sub_explicit(&q->p.ngetw, 1, memory_order_relaxed);
+            br__ilock_unlock(&q->w.lock);
+            return rc;
+        }
+        br__waiter_init(&w);
+        br__wq_push(&q->w.getters, &w);
+        br__ilock_unlock(&q->w.lock);
+        if (park(q, &w, &q->w.getters, &q->p.ngetw, deadline) != 0)
+            return BR_ETIMEDOUT;
+    }
+}
+
+static int get_impl(br_queue *q, void **item, int64_t *prio, int64_t deadline) {
+    if (BR__UNLIKELY(q == NULL))
+        return BR__MISUSE(BR_EINVAL, "br_queue_get: queue is NULL");
+    if (BR__UNLIKELY(item == NULL))
+        return BR__MISUSE(BR_EINVAL, "br_queue_get: item is NULL");
+    bool wake = false;
+    int s = state_of(q);
+    int rc = try_get(q, item, prio, &wake);
+    if (BR__LIKELY(rc == 0)) {
+        if (BR__UNLIKELY(wake))
+            wake_one(q, &q->w.putters, &q->c.nputw);
+        return 0;
+    }
+    if (rc != BR__QAGAIN || s != BR__QOPEN)
+        return BR_ESHUTDOWN;
+    if (expired(deadline))
+        return BR_ETIMEDOUT;
+
+    atomic_fetch_add_explicit(&q->w.nblocked, 1, memory_order_relaxed);
+    rc = BR__QAGAIN;
+    if (may_spin(deadline))
+        rc = get_spin(q, item, prio, deadline, &wake);
+    if (rc == BR__QAGAIN)
+        rc = get_slow(q, item, prio, deadline, &wake);
+    if (rc == 0 && wake)
+        wake_one(q, &q->w.putters, &q->c.nputw);
+    atomic_fetch_sub_explicit(&q->w.nblocked, 1, memory_order_release); /* last touch */
+    return rc;
+}
+
+int br_queue_get(br_queue *q, void **item, int64_t deadline) {
+    return get_impl(q, item, NULL, deadline);
+}
+
+int br_queue_get_prio(br_queue *q, void **item, int64_t *prio, int64_t deadline) {
+    return get_impl(q, item, prio, deadline);
+}
+
+/* --- put ------------------------------------------------------------------------- */
+
+static int put_spin(br_queue *q, void *item, int64_t prio, int64_t deadline, bool *wake) {
+    int64_t until = br_deadline_min(br_now() + br__park_spin_ns, deadline);
+    for (unsigned i = 1;; i++) {
+        br__cpu_relax();
+        if (size_now(q) < q->maxsize || state_of(q) != BR__QOPEN) {
+            int rc = try_put(q, item, prio, wake);
+            if (rc != BR__QAGAIN)
+                return rc;
+        }
+        if ((i & 15) == 0 && br_now() >= until)
+            return BR__QAGAIN;
+    }
+}
+
+static int put_slow(br_queue *q, void *item, int64_t prio, int64_t deadline, bool *wake) {
+    br__waiter w;
+    for (;;) {
+        br__ilock_lock(&q->w.lock);
+        br__qlock_lock(q->clk); /* see the lost wake-up argument */
+        atomic_fetch_add_explicit(&q->c.nputw, 1, memory_order_relaxed);
+        br__qlock_unlock(q->clk);
+        int rc = try_put(q, item, prio, wake);
+        if (rc == BR__QAGAIN && expired(deadline))
+            rc = BR_ETIMEDOUT;
+        if (rc != BR__QAGAIN) {
+            atomic_fetch_sub_explicit(&q->c.nputw, 1, memory_order_relaxed);
+            br__ilock_unlock(&q->w.lock);
+            return rc;
+        }
+        br__waiter_init(&w);
+        br__wq_push(&q->w.putters, &w);
+        br__ilock_unlock(&q->w.lock);
+        if (park(q, &w, &q->w.putters, &q->c.nputw, deadline) != 0)
+            return BR_ETIMEDOUT;
+    }
+}
+
+static int put_impl(br_queue *q, void *item, int64_t prio, int64_t deadline) {
+    bool wake = false;
+    int rc = try_put(q, item, prio, &wake);
+    if (BR__LIKELY(rc == 0)) {
+        if (BR__UNLIKELY(wake))
+            wake_one(q, &q->w.getters, &q->p.ngetw);
+        return 0;
+    }
+    if (rc != BR__QAGAIN)
+        return rc;
+    if (expired(deadline))
+        return BR_ETIMEDOUT;
+
+    atomic_fetch_add_explicit(&q->w.nblocked, 1, memory_order_relaxed);
+    rc = BR__QAGAIN;
+    if (may_spin(deadline))
+        rc = put_spin(q, item, prio, deadline, &wake);
+    if (rc == BR__QAGAIN)
+        rc = put_slow(q, item, prio, deadline, &wake);
+    if (rc == 0 && wake)
+        wake_one(q, &q->w.getters, &q->p.ngetw);
+    atomic_fetch_sub_explicit(&q->w.nblocked, 1, memory_order_release); /* last touch */
+    return rc;
+}
+
+int br_queue_put(br_queue *q, void *item, int64_t deadline) {
+    if (BR__UNLIKELY(q == NULL))
+        return BR__MISUSE(BR_EINVAL, "br_queue_put: queue is NULL");
+    return put_impl(q, item, 0, deadline);
+}
+
+int br_queue_put_prio(br_queue *q, void *item, int64_t priority, int64_t deadline) {
+    if (BR__UNLIKELY(q == NULL))
+        return BR__MISUSE(BR_EINVAL, "br_queue_put_prio: queue is NULL");
+    if (BR__UNLIKELY(q->kind != BR_QUEUE_PRIORITY))
+        return BR__MISUSE(BR_EINVAL, "br_queue_put_prio: not a priority queue");
+    return put_impl(q, item, priority, deadline);
+}
+
+/* --- task_done and join ------------------------------------------------------------ */
+
+/* done == tail, exactly at some instant during the call: done is read first and tail
+ * under plk (so every put that returned before is counted); both only grow and
+ * done <= tail always, so done_then >= tail_later would force them equal at the later
+ * read. Caller may hold wlock (wlock before plk). */
+static bool all_done(br_queue *q) {
+    uint64_t d = atomic_load_explicit(&q->w.done, memory_order_seq_cst);
+    br__qlock_lock(q->plk);
+    uint64_t t = atomic_load_explicit(&q->p.tail, memory_order_relaxed);
+    br__qlock_unlock(q->plk);
+    return d == t;
+}
+
+static void wake_joiners(br_queue *q) {
+    br__waiter *chain = NULL;
+    br__ilock_lock(&q->w.lock);
+    /* Re-checked here: a put since the caller's check means work is unfinished again. */
+    if (!br__wq_empty(&q->w.joiners) && all_done(q))
+        pop_all(&q->w.joiners, &q->w.njoinw, &chain);
+    br__ilock_unlock(&q->w.lock);
+    wake_chain(chain);
+}
+
+int br_queue_task_done(br_queue *q) {
+    if (BR__UNLIKELY(q == NULL))
+        return BR__MISUSE(BR_EINVAL, "br_queue_task_done: queue is NULL");
+    if (q->kind == BR_QUEUE_SIMPLE)
+        return BR_ENOTSUP;
+    /* d is read (acquire) before t, so d >= t means done >= tail held when t was
+     * read: nothing unfinished, Python's ValueError. The caller took its item with a
+     * get that acquired the put's tail store, so a legitimate call always sees it. */
+    uint64_t d = atomic_load_explicit(&q->w.done, memory_order_acquire);
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&q->p.tail, memory_order_relaxed);
+        if (d >= t)
+            return BR_EOVERFLOW;
+        if (atomic_compare_exchange_weak_explicit(&q->w.done, &d, d + 1,
+                                                  memory_order_seq_cst,
+                                                  memory_order_acquire))
+            break;
+    }
+    /* seq_cst CAS above, seq_cst load here: pairs with br_queue_join's increment of
+     * njoinw and then load of done. */
+    if (d + 1 == atomic_load_explicit(&q->p.tail, memory_order_relaxed) &&
+        atomic_load_explicit(&q->w.njoinw, memory_order_seq_cst) != 0)
+        wake_joiners(q);
+    return 0;
+}
+
+int br_queue_join(br_queue *q, int64_t deadline) {
+    if (BR__UNLIKELY(q == NULL))
+        return BR__MISUSE(BR_EINVAL, "br_queue_join: queue is NULL");
+    if (q->kind == BR_QUEUE_SIMPLE)
+        return BR_ENOTSUP;
+    if (all_done(q))
+        return 0;
+    if (expired(deadline))
+        return BR_ETIMEDOUT;
+    int rc;
+    br__waiter w;
+    atomic_fetch_add_explicit(&q->w.nblocked, 1, memory_order_relaxed);
+    br__ilock_lock(&q->w.lock);
+    atomic_fetch_add_explicit(&q->w.njoinw, 1, memory_order_seq_cst);
+    if (all_done(q)) {
+        atomic_fetch_sub_explicit(&q->w.njoinw, 1, memory_order_relaxed);
+        br__ilock_unlock(&q->w.lock);
+        rc = 0;
+    } else {
+        br__waiter_init(&w);
+        br__wq_push(&q->w.joiners, &w);
+        br__ilock_unlock(&q->w.lock);
+        rc = park(q, &w, &q->w.joiners, &q->w.njoinw, deadline);
+    }
+    atomic_fetch_sub_explicit(&q->w.nblocked, 1, memory_order_release); /* last touch */
+    return rc;
+}
+
+/* --- shutdown ---------------------------------------------------------------------- */
+
+/* Hands every stored item to dispose and counts it done. Caller owns the storage. */
+static void drain(br_queue *q) {
+    uint64_t n = 0;
+    void *item;
+    while (take_owned(q, &item) == 0) {
+        if (q->dispose != NULL)
+            q->dispose(item, q->dispose_ctx);
+        n++;
+    }
+    if (n == 0 || q->kind == BR_QUEUE_SIMPLE)
+        return;
+    /* As Python: only while tasks are unfinished (task_done may have run ahead of
+     * the gets). The tail is final: no put succeeds after the shutdown. */
+    uint64_t t = atomic_load_explicit(&q->p.tail, memory_order_relaxed);
+    uint64_t d = atomic_load_explicit(&q->w.done, memory_order_relaxed);
+    while (d < t && !atomic_compare_exchange_weak_explicit(
+                        &q->w.done, &d, (t - d < n ? t : d + n), memory_order_seq_cst,
+                        memory_order_relaxed))
+        ;
+    if (atomic_load_explicit(&q->w.njoinw, memory_order_seq_cst) != 0)
+        wake_joiners(q);
+}
+
+int br_queue_shutdown(br_queue *q, bool immediate) {
+    if (BR__UNLIKELY(q == NULL))
+        return BR__MISUSE(BR_EINVAL, "br_queue_shutdown: queue is NULL");
+    int want = immediate ? BR__QIMMEDIATE : BR__QDRAINING;
+    br__waiter *chain = NULL;
+    br__ilock_lock(&q->w.lock);
+    br__qlock_lock(q->plk);
+    int old = atomic_load_explicit(&q->state, memory_order_relaxed);
+    if (want > old)
+        atomic_store_explicit(&q->state, want, memory_order_release);
+    br__qlock_unlock(q->plk);
+    bool drains = want == BR__QIMMEDIATE && old != BR__QIMMEDIATE;
+    if (drains && q->clk != q->plk) {
+        /* Wait out a get inside clk; every later one sees IMMEDIATE and backs off. */
+        br__qlock_lock(q->clk);
+        br__qlock_unlock(q->clk);
+    }
+    pop_all(&q->w.getters, &q->p.ngetw, &chain);
+    pop_all(&q->w.putters, &q->c.nputw, &chain);
+    br__ilock_unlock(&q->w.lock);
+    wake_chain(chain);
+    if (drains)
+        drain(q);
+    return 0;
+}
+
+bool br_queue_is_shutdown(br_queue *q) {
+    if (BR__UNLIKELY(q == NULL)) {
+        (void)BR__MISUSE(BR_EINVAL, "br_queue_is_shutdown: queue is NULL");
+        return false;
+    }
+    return state_of(q) != BR__QOPEN;
+}
+
+/* --- sizes ------------------------------------------------------------------------- */
+
+size_t br_queue_qsize(br_queue *q) {
+    if (BR__UNLIKELY(q == NULL)) {
+        (void)BR__MISUSE(BR_EINVAL, "br_queue_qsize: queue is NULL");
+        return 0;
+    }
+    uint64_t n = size_now(q);
+    if (q->maxsize != 0 && n > q->maxsize)
+        n = q->maxsize;
+    return (size_t)n;
+}
+
+bool br_queue_empty(br_queue *q) {
+    if (BR__UNLIKELY(q == NULL)) {
+        (void)BR__MISUSE(BR_EINVAL, "br_queue_empty: queue is NULL");
+        return true;
+    }
+    return size_now(q) == 0;
+}
+
+bool br_queue_full(br_queue *q) {
+    if (BR__UNLIKELY(q == NULL)) {
+        (void)BR__MISUSE(BR_EINVAL, "br_queue_full: queue is NULL");
+        return false;
+    }
+    return q->maxsize != 0 && size_now(q) >= q->maxsize;
+}
+
+size_t br_queue_maxsize(const br_queue *q) {
+    if (BR__UNLIKELY(q == NULL)) {
+        (void)BR__MISUSE(BR_EINVAL, "br_queue_maxsize: queue is NULL");
+        return 0;
+    }
+    return q->maxsize;
+}
+
+/* --- life -------------------------------------------------------------------------- */
+
+enum { CHUNK_MIN = 16, CHUNK_MAX = 256, SPARE_UNBOUNDED = 4 };
+
+static void destroy(br_queue *q) {
+    void *item;
+    while ((!is_fifo(q) || q->c.chunk != NULL) && take_owned(q, &item) == 0)
+        if (q->dispose != NULL)
+            q->dispose(item, q->dispose_ctx);
+    if (is_fifo(q))
+        fifo_fini(q);
+    else
+        br__qstore_fini(q);
+    free(q);
+}
+
+static int fifo_init(br_queue *q) {
+    size_t cap = CHUNK_MAX, nchunks = SPARE_UNBOUNDED;
+    if (q->maxsize != 0) {
+        cap = q->maxsize < CHUNK_MIN ? CHUNK_MIN
+              : q->maxsize > CHUNK_MAX ? CHUNK_MAX
+                                        : q->maxsize;
+        nchunks = (q->maxsize - 1) / cap + 3; /* see fifo.h */
+    }
+    q->chunk_cap = (uint32_t)cap;
+    q->spare.max = nchunks > UINT32_MAX ? UINT32_MAX : (uint32_t)nchunks;
+    br__qchunk *c = qchunk_new(q->chunk_cap);
+    if (c == NULL)
+        return BR_ENOMEM;
+    q->p.chunk = q->c.chunk = c;
+    if (q->maxsize != 0) {
+        if (nchunks > UINT32_MAX)
+            return BR_ENOMEM;
+        for (size_t i = 1; i < nchunks; i++) {
+            br__qchunk *s = qchunk_new(q->chunk_cap);
+            if (s == NULL)
+                return BR_ENOMEM;
+            qchunk_give(q, s);
+        }
+    }
+    return 0;
+}
+
+int br_queue_new(br_queue **out, const br_queue_opts *opts) {
+    if (BR__UNLIKELY(out == NULL))
+        return BR__MISUSE(BR_EINVAL, "br_queue_new: out is NULL");
+    *out = NULL;
+    br_queue_opts o = {0};
+    if (opts != NULL)
+        o = *opts;
+    if ((unsigned)o.kind > (unsigned)BR_QUEUE_SIMPLE)
+        return BR__MISUSE(BR_EINVAL, "br_queue_new: unknown kind");
+    if (o.kind == BR_QUEUE_SIMPLE && o.maxsize != 0)
+        return BR__MISUSE(BR_EINVAL, "br_queue_new: a SimpleQueue has no maxsize");
+
+    br_queue *q = aligned_alloc(BR__CACHELINE, sizeof *q);
+    if (q == NULL)
+        return BR_ENOMEM;
+    memset(q, 0, sizeof *q); /* every atomic and list starts at zero */
+    q->kind = o.kind;
+    q->maxsize = o.maxsize;
+    q->dispose = o.dispose;
+    q->dispose_ctx = o.dispose_ctx;
+    q->plk = &q->p.lock;
+    q->clk = is_fifo(q) ? &q->c.lock : &q->p.lock;
+    int rc = is_fifo(q) ? fifo_init(q) : br__qstore_init(q);
+    if (rc != 0) {
+        destroy(q);
+        return rc;
+    }
+    *out = q;
+    return 0;
+}
+
+int br_queue_free(br_queue *q) {
+    if (BR__UNLIKELY(q == NULL))
+        return BR__MISUSE(BR_EINVAL, "br_queue_free: queue is NULL");
+    /* Acquire: pairs with the release decrement that is each blocked call's last
+     * access, so when it reads 0 they are all gone. */
+    if (atomic_load_explicit(&q->w.nblocked, memory_order_acquire) != 0)
+        return BR_EBUSY;
+    destroy(q);
+    return 0;
+}
+
+/* --- test hooks ---------------------------------------------------------------------- */
+
+size_t br__queue_blocked(br_queue *q) {
+    return atomic_load_explicit(&q->w.nblocked, memory_order_acquire);
+}
+
+void br__queue_waiters(br_queue *q, size_t *getters, size_t *putters, size_t *joiners) {
+    size_t g = 0, p = 0, j = 0;
+    br__ilock_lock(&q->w.lock);
+    for (br__waiter *w = q->w.getters.head; w != NULL; w = w->next)
+        g++;
+    for (br__waiter *w = q->w.putters.head; w != NULL; w = w->next)
+        p++;
+    for (br__waiter *w = q->w.joiners.head; w != NULL; w = w->next)
+        j++;
+    br__ilock_unlock(&q->w.lock);
+    if (getters)
+        *getters = g;
+    if (putters)
+        *putters = p;
+    if (joiners)
+        *joiners = j;
+}
