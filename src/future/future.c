@@ -156,9 +156,15 @@ static void cache_thread_exit(void *arg) {
     c->ncur = 0;
 }
 
+/* fork() while another thread holds the global pool's lock would leave it held forever
+ * in the child: hold it across the fork instead. */
+static void fork_prepare(void) { br__ilock_lock(&global.lock); }
+static void fork_after(void) { br__ilock_unlock(&global.lock); }
+
 static void cache_key_init(void) {
     if (pthread_key_create(&cache_key, cache_thread_exit) != 0)
         cache_key = (pthread_key_t)-1;
+    pthread_atfork(fork_prepare, fork_after, fork_after);
 }
 
 static void cache_register(fcache *c) {
