@@ -24,6 +24,7 @@
  */
 #include "thread/internal.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* What a popped waiter is told in w->data. */
@@ -35,8 +36,8 @@ int br_barrier_init(br_barrier *pub, unsigned parties, br_barrier_action action,
                     void *arg) {
     if (!pub)
         return BR__MISUSE(BR_EINVAL, "br_barrier_init: NULL barrier");
-    if (parties == 0)
-        return BR__MISUSE(BR_EINVAL, "br_barrier_init: parties == 0");
+    if (parties == 0 || parties > INT_MAX) /* wait() returns the index as an int */
+        return BR__MISUSE(BR_EINVAL, "br_barrier_init: parties == 0 or > INT_MAX");
     memset(pub, 0, sizeof *pub);
     struct br__barrier *b = BR__BARRIER_IMPL(pub);
     b->parties = parties;

@@ -182,6 +182,7 @@ static void misuse(void **state) {
     br_barrier b;
     BR_CHECK_ERR(br_barrier_init(NULL, 2, NULL, NULL), BR_EINVAL);
     BR_CHECK_ERR(br_barrier_init(&b, 0, NULL, NULL), BR_EINVAL);
+    BR_CHECK_ERR(br_barrier_init(&b, 0x80000000u, NULL, NULL), BR_EINVAL);
     BR_CHECK_ERR(br_barrier_destroy(NULL), BR_EINVAL);
     BR_CHECK_ERR(br_barrier_wait(NULL, BR_NOWAIT), BR_EINVAL);
     BR_CHECK_ERR(br_barrier_abort(NULL), BR_EINVAL);

@@ -39,7 +39,9 @@ static inline void tu_join(br_thread *t) {
     BR_CHECK_OK(br_thread_free(t));
 }
 
-static inline void tu_nop_(void *arg) { (void)arg; }
+static inline void tu_nop_(void *arg) {
+    (void)arg;
+}
 
 /* The number of threads in the process, for leak checks, after one thread has been
  * started and joined: TSan starts a helper thread of its own at the first
