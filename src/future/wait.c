@@ -18,7 +18,8 @@
  * Leaving is always the same: unwatch every node. br__future_unwatch takes the
  * future's lock, so when it returns the node's fn has either never run or has
  * finished; after the last unwatch nothing can touch the context, and the stack frame
- * may go. (That is why the fn runs under the future's lock: the lock doubles as the
+ * may go. If the park timed out but a fn signalled meanwhile, the signal is taken
+ * before leaving (core rule 2), so a coroutine's parker never keeps a stray wake-up. (That is why the fn runs under the future's lock: the lock doubles as the
  * "fn has finished" handshake, and the waiter's signal word needs no extra rule.) The
  * sets and the return code are computed from the futures' states after that, so they
  * always agree: 0 if `when` holds for the sets returned.
@@ -183,10 +184,18 @@ int br_wait(br_future *const fs[], size_t n, br_return_when when, int64_t deadli
             else
                 count_done(&c, fs[i]); /* done meanwhile: count it ourselves */
         }
+        int prc = 0;
         if (!atomic_load_explicit(&c.signalled, memory_order_relaxed))
-            br__waiter_park(&c.w, deadline);
+            prc = br__waiter_park(&c.w, deadline);
         for (size_t j = 0; j < k; j++)
             br__future_unwatch(fs[nodes[j].data], &nodes[j]);
+        /* Core rule 2: a watcher may have signalled us between the timeout and the
+         * unwatch. It has finished (the unwatches took its lock), so the signal is
+         * there to take: take it, so that no parker (a coroutine's) is left with a
+         * wake-up for a wait that is over. Returns at once. */
+        if (prc == BR_ETIMEDOUT && atomic_load_explicit(&c.signalled, memory_order_relaxed))
+            while (br__waiter_park(&c.w, BR_FOREVER) != 0)
+                ;
     }
 
     /* The sets and the answer, from one snapshot of the states (mark 2: done). */
