@@ -5,9 +5,9 @@
  * in a process pool, and find that CPython's threads don't help (26.07 s vs 25.58 s in
  * 000_b9e24c88e52a00dc.txt, because of the GIL). This runs the same work, BENCH.md W1,
  * exactly as ../shared/peers/native/README.md N1 defines it (the number read from a
- * volatile, uint64_t, odd divisors 3..floor(sqrt(n)) with sqrt in double) under each
- * model braid has, checks every result, and prints a table and a verdict. (The thread
- * pool rows and W2, fib 25..34 on a pool of 3, join with the pool.)
+ * volatile, uint64_t, odd divisors 3..floor(sqrt(n)) with sqrt in double), and W2 (fib
+ * 25..34 on a pool of 3, collected with as_completed, sum 14,808,959), under each model
+ * braid has, checks every result, and prints a table and a verdict.
  *
  * Design notes. The table is a list of models: each row runs one workload one way
  * (`models[]`: workload, the peer's variant name, a label, a run function), times it
@@ -40,6 +40,8 @@ typedef struct cmp_config {
     double loadavg; /* the 1-minute load average at start; < 0 if unknown */
     int threads;  /* the "threads" row's N: cpus, or --threads */
     int w1_calls; /* 100; 8 with --quick */
+    int w2_first; /* fib(first..last): 25..34; 20..29 with --quick */
+    int w2_last;
 } cmp_config;
 
 /* What one row measured. */
@@ -148,10 +150,151 @@ static int w1_threads(const cmp_config *cfg, cmp_run *out) {
     return rc;
 }
 
+static int is_prime_task(br_task *t) {
+    return br_task_return_i64(t, is_prime((uint64_t)br_task_arg_i64(t)));
+}
+
+/* The tutorial's multi_thread(): `with ThreadPoolExecutor() as pool:
+ * pool.map(is_prime, PRIMES)`, timed as the whole with block (pool start-up and
+ * shutdown included), default max_workers as in Python. */
+static int w1_pool(const cmp_config *cfg, cmp_run *out) {
+    int n = cfg->w1_calls;
+    int64_t *primes = malloc((size_t)n * sizeof *primes);
+    if (primes == NULL)
+        return BR_ENOMEM;
+    for (int i = 0; i < n; i++)
+        primes[i] = (int64_t)w1_number;
+
+    long found = 0;
+    int64_t t0 = br_now();
+    br_executor *pool;
+    int rc = br_threadpool_new(&pool, NULL);
+    if (rc == 0) {
+        out->workers = br_executor_max_workers(pool);
+        br_map *m;
+        rc = br_map_new(&m, pool, is_prime_task, primes, (size_t)n, sizeof primes[0], NULL);
+        if (rc == 0) {
+            int64_t r;
+            int next;
+            while ((next = br_map_next_i64(m, &r)) == 0)
+                found += r != 0;
+            if (next != BR_EOF)
+                rc = next;
+            int frc = br_map_free(m);
+            if (rc == 0)
+                rc = frc;
+        }
+        int frc = br_executor_free(pool);
+        if (rc == 0)
+            rc = frc;
+    }
+    out->seconds = (double)(br_now() - t0) / BR_SEC;
+    out->correct = found;
+    out->total = n;
+    free(primes);
+    return rc;
+}
+
+/* --- W2: fib -------------------------------------------------------------------------- */
+
+__attribute__((noinline)) static int64_t fib(int64_t n) {
+    return n < 2 ? n : fib(n - 1) + fib(n - 2);
+}
+
+static int64_t fib_iter(int64_t n) {
+    int64_t a = 0, b = 1;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t c = a + b;
+        a = b;
+        b = c;
+    }
+    return a;
+}
+
+static int w2_serial(const cmp_config *cfg, cmp_run *out) {
+    int64_t t0 = br_now();
+    long correct = 0;
+    for (int n = cfg->w2_first; n <= cfg->w2_last; n++)
+        correct += fib(n) == fib_iter(n);
+    out->seconds = (double)(br_now() - t0) / BR_SEC;
+    out->workers = 1;
+    out->correct = correct;
+    out->total = cfg->w2_last - cfg->w2_first + 1;
+    return 0;
+}
+
+typedef struct fib_result {
+    int64_t n, value;
+} fib_result;
+
+static int fib_task(br_task *t) {
+    fib_result r = {br_task_arg_i64(t), 0};
+    r.value = fib(r.n);
+    return br_task_return(t, &r, sizeof r);
+}
+
+/* The tutorial's `with ThreadPoolExecutor(3) as executor:` submit fib(25..34), read
+ * them with as_completed. Timed as the whole with block. The results must sum to
+ * fib(last + 2) - fib(first + 1) (14,808,959 for 25..34). */
+static int w2_pool(const cmp_config *cfg, cmp_run *out) {
+    int count = cfg->w2_last - cfg->w2_first + 1;
+    br_future **fs = calloc((size_t)count, sizeof *fs);
+    if (fs == NULL)
+        return BR_ENOMEM;
+    long correct = 0;
+    int64_t sum = 0;
+    int submitted = 0;
+    int64_t t0 = br_now();
+    br_executor *pool;
+    int rc = br_threadpool_new(&pool, &(br_threadpool_opts){.max_workers = 3});
+    if (rc == 0) {
+        out->workers = br_executor_max_workers(pool);
+        for (; submitted < count && rc == 0; submitted++)
+            rc = br_submit_i64(pool, fib_task, cfg->w2_first + submitted, &fs[submitted]);
+        if (rc != 0)
+            submitted--; /* the failed submit made no future */
+        br_as_completed *it;
+        if (rc == 0)
+            rc = br_as_completed_new(&it, fs, (size_t)submitted, BR_FOREVER);
+        if (rc == 0) {
+            br_future *f;
+            int next;
+            while ((next = br_as_completed_next(it, &f)) == 0) {
+                const void *data;
+                size_t len;
+                fib_result r;
+                if (br_future_result(f, BR_FOREVER, &data, &len) == 0 && len == sizeof r) {
+                    memcpy(&r, data, sizeof r);
+                    correct += r.value == fib_iter(r.n);
+                    sum += r.value;
+                }
+            }
+            if (next != BR_EOF)
+                rc = next;
+            br_as_completed_free(it);
+        }
+        for (int i = 0; i < submitted; i++)
+            br_future_release(fs[i]);
+        int frc = br_executor_free(pool);
+        if (rc == 0)
+            rc = frc;
+    }
+    out->seconds = (double)(br_now() - t0) / BR_SEC;
+    int64_t want = fib_iter(cfg->w2_last + 2) - fib_iter(cfg->w2_first + 1);
+    out->correct = sum == want ? correct : 0; /* a wrong sum fails the whole row */
+    out->total = count;
+    free(fs);
+    return rc;
+}
+
 /* --- the tables ----------------------------------------------------------------------- */
 
 static void w1_title(const cmp_config *cfg, char *buf, size_t cap) {
     snprintf(buf, cap, "W1 is_prime x%d", cfg->w1_calls);
+}
+
+static void w2_title(const cmp_config *cfg, char *buf, size_t cap) {
+    snprintf(buf, cap, "W2 fib %d..%d", cfg->w2_first, cfg->w2_last);
 }
 
 typedef struct cmp_workload {
@@ -161,12 +304,17 @@ typedef struct cmp_workload {
 
 static const cmp_workload workloads[] = {
     {"W1", w1_title},
+    {"W2", w2_title},
 };
 
 static const cmp_model models[] = {
     /* W1: the first row of a workload is its baseline. */
     {"W1", "single", "one thread", w1_single},
     {"W1", "threads", "braid threads", w1_threads},
+    {"W1", "thread", "thread pool, map", w1_pool},
+    /* W2 */
+    {"W2", "serial", "one thread", w2_serial},
+    {"W2", "thread", "thread pool(3)", w2_pool},
 };
 enum { NMODELS = sizeof models / sizeof models[0] };
 
@@ -261,7 +409,7 @@ static void verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *buf
                            "in C, threads do speed up CPU-bound work: W1 ran %.2fx faster on "
                            "%d braid threads than on one (parallel efficiency %.2f)",
                            threads->speedup, threads->run.workers, threads->efficiency);
-        if (pool != NULL && len > 0 && (size_t)len < cap) /* with the pool layer */
+        if (pool != NULL && len > 0 && (size_t)len < cap)
             len += snprintf(buf + len, cap - (size_t)len, " and %.2fx in the thread pool",
                             pool->speedup);
         if (len > 0 && (size_t)len < cap)
@@ -284,9 +432,10 @@ void braid_compare_usage(void) {
            "Runs the tutorials' CPU-bound experiment under every model braid has and\n"
            "prints a table (model, workers, seconds, speed-up, parallel efficiency,\n"
            "correct results) and a one-line verdict.\n"
-           "  W1  is_prime(112272535095293) x 100: one thread, N braid threads\n"
+           "  W1  is_prime(112272535095293) x 100: one thread, N braid threads, thread pool\n"
+           "  W2  fib(25..34) on a thread pool of 3, with as_completed\n"
            "\n"
-           "  --quick      small sizes (W1 x 8), for tests\n"
+           "  --quick      small sizes (W1 x 8, fib 20..29), for tests\n"
            "  --json       one JSON object per row (BENCH.md's format), then the verdict\n"
            "  --threads N  N for the braid-threads row (default: the CPUs this process\n"
            "               may use, %d here)\n"
@@ -320,6 +469,8 @@ int braid_compare_main(int argc, char **argv) {
         }
     }
     cfg.w1_calls = cfg.quick ? 8 : 100;
+    cfg.w2_first = cfg.quick ? 20 : 25;
+    cfg.w2_last = cfg.quick ? 29 : 34;
 
     cmp_row rows[NMODELS];
     const cmp_row *base = NULL;

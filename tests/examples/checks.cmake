@@ -421,7 +421,9 @@ function(check_unknown_command)
 endfunction()
 
 # The models `braid compare` must show, in order: workload, model label, variant.
-set(EX_COMPARE_ROWS "W1|one thread|single" "W1|braid threads|threads")
+set(EX_COMPARE_ROWS
+  "W1|one thread|single" "W1|braid threads|threads" "W1|thread pool, map|thread"
+  "W2|one thread|serial" "W2|thread pool(3)|thread")
 
 # braid compare --quick: a well-formed table, every row ran, every result correct.
 function(check_compare_quick)
