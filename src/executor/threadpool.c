@@ -76,6 +76,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,11 @@ int64_t br__pool_spin_ns = 50000;
 enum { INJ_CLOSED = 1, INJ_BROKEN = 2, INJ_FLAGS = 3 };
 enum { F_SHUTDOWN = 1, F_CANCEL = 2, F_BROKEN = 4 };
 enum { CUR_BUSY = 1 };
+
+/* Bumped in the child of every fork: a pool made before the fork has no workers in
+ * the child (only the forking thread survives), so there it refuses submits
+ * (BR_ESHUTDOWN) and never joins the threads it remembers. */
+static _Atomic unsigned fork_gen;
 
 struct pool;
 
@@ -137,13 +143,20 @@ struct pool {
     struct pool *reg_next;
     bool registered;
     bool exit_hold;
+    unsigned gen; /* fork_gen at creation */
 };
+
+static inline bool forked_away(const struct pool *p) {
+    return BR__UNLIKELY(p->gen != atomic_load_explicit(&fork_gen, memory_order_relaxed));
+}
 
 static BR__TLS struct worker *tls_worker;
 
+
 static _Atomic int pool_counter;
 
-static void pool_exit_init(void);
+static void pool_process_init(void);
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 static void pool_register(struct pool *p);
 static void pool_unregister(struct pool *p);
 
@@ -307,18 +320,38 @@ static void wake_all(struct pool *p) {
     }
 }
 
+/* A worker that just finished a task becomes a spinner within a few hundred
+ * nanoseconds; a submit that finds nobody spinning gives it that long before paying
+ * for a futex wake (several microseconds, and a second spinning thread) or a new
+ * thread. Bounded: about 8 PAUSEs. */
+static bool await_spinner(struct pool *p) {
+    for (int i = 0; i < 8; i++) {
+        br__cpu_relax();
+        if (atomic_load_explicit(&p->nspinning, memory_order_seq_cst) != 0)
+            return true;
+    }
+    return false;
+}
+
 /* After publishing work (seq_cst): the submit side of the wake protocol. spawn: may
  * start a thread (false when this submit just started the first one). */
 static inline void signal_work(struct pool *p, bool spawn) {
     if (atomic_load_explicit(&p->nspinning, memory_order_seq_cst) != 0)
         return;
-    if (atomic_load_explicit(&p->nsleeping, memory_order_seq_cst) != 0) {
+    int32_t sleeping = atomic_load_explicit(&p->nsleeping, memory_order_seq_cst);
+    int32_t threads = atomic_load_explicit(&p->nthreads, memory_order_relaxed);
+    bool can_spawn = spawn && threads < p->max_workers;
+    if (sleeping == 0 && !can_spawn)
+        return; /* everyone is busy and the pool is full: the task waits its turn */
+    if (threads > sleeping && await_spinner(p))
+        return; /* a busy worker turned spinner: it will find the task */
+    if (sleeping != 0) {
         if (wake_one(p))
             return;
         if (atomic_load_explicit(&p->nspinning, memory_order_seq_cst) != 0)
             return;
     }
-    if (spawn && atomic_load_explicit(&p->nthreads, memory_order_relaxed) < p->max_workers)
+    if (can_spawn)
         maybe_spawn(p);
 }
 
@@ -423,6 +456,21 @@ static br_task *find_work(struct worker *w) {
     if ((t = take_inject(w)) != NULL)
         return t;
     return steal_work(w);
+}
+
+/* After a task: the cheap places only (own deque, a non-empty injection stack). If
+ * both are empty the worker goes idle at once, so that it is counted as spinning
+ * before a submit-and-wait caller can come back with its next task. */
+static br_task *next_task(struct worker *w) {
+    br_task *t;
+    if (BR__UNLIKELY(++w->tick % 61 == 0) && w->pool->max_workers > 1 &&
+        (t = take_inject(w)) != NULL)
+        return t;
+    if ((t = br__deque_take(&w->dq)) != NULL)
+        return t;
+    if (inj_ptr(atomic_load_explicit(&w->pool->inject, memory_order_relaxed)) != NULL)
+        return take_inject(w);
+    return NULL;
 }
 
 /* --- running ----------------------------------------------------------------------------- */
@@ -604,10 +652,18 @@ static br_task *idle_wait(struct worker *w) {
                     stop_spinning(p, false);
                     return NULL;
                 }
-                for (int k = 0; k < 8; k++)
+                for (int k = 0; k < 4; k++)
                     br__cpu_relax();
-                if ((i & 7) == 0 && br_now() >= until)
-                    break;
+                if ((i & 7) == 0) {
+                    if (br_now() >= until)
+                        break;
+                    /* On a machine with more runnable threads than CPUs (2 cores: the
+                     * submitter, its waiter, this spinner) a pure PAUSE loop keeps the
+                     * CPU from the thread that would give us work; after the futex wake
+                     * of a waiter the scheduler likes to put that waiter on the waker's
+                     * CPU. Yielding costs ~0.3 us when nobody else wants the CPU. */
+                    sched_yield();
+                }
             }
             stop_spinning(p, false);
         }
@@ -652,7 +708,7 @@ static void *worker_main(void *arg) {
          * accounting stays simple, abandoning whatever reaches it. */
     }
     for (;;) {
-        br_task *t = find_work(w);
+        br_task *t = BR__UNLIKELY(w->fresh) ? find_work(w) : next_task(w);
         if (t == NULL) {
             w->fresh = false; /* idle_wait hands on what it finds itself */
             t = idle_wait(w);
@@ -731,6 +787,8 @@ static int first_worker(struct pool *p) {
 static int push_task(struct pool *p, br_task *t) {
     struct worker *w = tls_worker;
     bool spawn = true;
+    if (forked_away(p))
+        return BR_ESHUTDOWN;
     if (BR__UNLIKELY(atomic_load_explicit(&p->nthreads, memory_order_acquire) == 0)) {
         int rc = first_worker(p);
         if (rc != 0)
@@ -794,6 +852,8 @@ static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
 
 /* Joins every worker started so far (except the caller, at exit from a worker). */
 static void join_all(struct pool *p) {
+    if (forked_away(p))
+        return; /* its threads live (or lived) in the parent */
     pthread_mutex_lock(&p->join_lock);
     /* No spawn can start once the pool is closed; wait out one in progress. */
     pthread_mutex_lock(&p->spawn_lock);
@@ -814,6 +874,8 @@ static int pool_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     uint32_t f = F_SHUTDOWN | (cancel_futures ? F_CANCEL : 0);
     atomic_fetch_or_explicit(&p->flags, f, memory_order_seq_cst);
     atomic_fetch_or_explicit(&p->inject, INJ_CLOSED, memory_order_seq_cst);
+    if (forked_away(p))
+        return 0; /* no workers here; its locks may have been held at the fork */
     if (cancel_futures) {
         drain_all(p, BR_ECANCELED);
         cancel_running(p);
@@ -904,6 +966,8 @@ static int pool_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_
     uintptr_t h = atomic_load_explicit(&p->inject, memory_order_acquire);
     if (h & INJ_FLAGS)
         return closed_code(h);
+    if (forked_away(p))
+        return BR_ESHUTDOWN;
     struct worker *self = tls_worker;
     bool inside = self != NULL && self->pool == p;
 
@@ -1038,6 +1102,8 @@ int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts) {
     atomic_init(&p->nbp_waiters, 0);
     pthread_mutex_init(&p->spawn_lock, NULL);
     pthread_mutex_init(&p->join_lock, NULL);
+    pthread_once(&reg_once, pool_process_init);
+    p->gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
     if (!p->daemon)
         pool_register(p);
     *out = &p->base;
@@ -1052,7 +1118,6 @@ int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts) {
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER;
 static struct pool *reg_head;
-static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 
 static void pool_at_exit(void) {
     pthread_mutex_lock(&reg_lock);
@@ -1071,10 +1136,21 @@ static void pool_at_exit(void) {
     pthread_mutex_unlock(&reg_lock);
 }
 
-static void pool_exit_init(void) { atexit(pool_at_exit); }
+static void pool_after_fork_child(void) {
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+    /* The forking thread may have been a worker: in the child it is a plain thread. */
+    tls_worker = NULL;
+    /* Another thread may have held reg_lock at the fork. */
+    pthread_mutex_init(&reg_lock, NULL);
+    pthread_cond_init(&reg_cond, NULL);
+}
+
+static void pool_process_init(void) {
+    atexit(pool_at_exit);
+    pthread_atfork(NULL, NULL, pool_after_fork_child);
+}
 
 static void pool_register(struct pool *p) {
-    pthread_once(&reg_once, pool_exit_init);
     pthread_mutex_lock(&reg_lock);
     p->reg_next = reg_head;
     reg_head = p;
