@@ -569,6 +569,159 @@ static void conf_stress_shutdown_immediate(void **state) {
                    SHUT_IMMEDIATE_MIDWAY);
 }
 
+/* --- deadlines racing wake-ups ------------------------------------------------------------- */
+
+/* Consumers wait with tiny deadlines while producers put: a wake-up and a deadline often
+ * land together (core/internal.h rule 2). Every item still arrives exactly once. */
+typedef struct race {
+    br_queue *q;
+    long per;
+    unsigned char *seen;
+    _Atomic long got, dup, errors, timeouts;
+    _Atomic int next_id;
+} race;
+
+static void *race_producer(void *arg) {
+    race *r = arg;
+    uintptr_t id = (uintptr_t)atomic_fetch_add(&r->next_id, 1);
+    uint64_t rng = 88172645463325252u + id;
+    for (long i = 0; i < r->per;) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        uintptr_t v = id * (uintptr_t)r->per + (uintptr_t)i + 1;
+        int rc = qput_any(r->q, v, br_deadline_after((int64_t)(rng % 50) * BR_USEC));
+        if (rc == 0)
+            i++;
+        else if (rc == BR_ETIMEDOUT)
+            atomic_fetch_add(&r->timeouts, 1);
+        else
+            atomic_fetch_add(&r->errors, 1);
+    }
+    return NULL;
+}
+
+static void *race_consumer(void *arg) {
+    race *r = arg;
+    uint64_t rng = 0x2545F4914F6CDD1Du ^ (uintptr_t)&rng;
+    for (;;) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        uintptr_t v;
+        int rc = qget(r->q, &v, br_deadline_after((int64_t)(rng % 50) * BR_USEC));
+        if (rc == BR_ESHUTDOWN)
+            break;
+        if (rc == BR_ETIMEDOUT) {
+            atomic_fetch_add(&r->timeouts, 1);
+            continue;
+        }
+        if (rc != 0) {
+            atomic_fetch_add(&r->errors, 1);
+            break;
+        }
+        if (atomic_fetch_add((_Atomic unsigned char *)&r->seen[v], 1) != 0)
+            atomic_fetch_add(&r->dup, 1);
+        atomic_fetch_add(&r->got, 1);
+    }
+    return NULL;
+}
+
+static void conf_stress_deadlines(void **state) {
+    (void)state;
+    for (size_t maxsize = 0; maxsize <= (IS_SIMPLE ? 0u : 2u); maxsize += 2) {
+        race r;
+        memset(&r, 0, sizeof r);
+        r.per = br_test_scaled(20000, 1000);
+        long total = r.per * 3;
+        r.seen = calloc((size_t)total + 1, 1);
+        BR_CHECK(r.seen != NULL);
+        r.q = mkq(maxsize);
+        pthread_t pt[3], ct[3];
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(pthread_create(&ct[i], NULL, race_consumer, &r), 0);
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(pthread_create(&pt[i], NULL, race_producer, &r), 0);
+        for (int i = 0; i < 3; i++)
+            pthread_join(pt[i], NULL);
+        BR_CHECK_OK(br_queue_shutdown(r.q, false));
+        for (int i = 0; i < 3; i++)
+            pthread_join(ct[i], NULL);
+        BR_CHECK_EQ(atomic_load(&r.errors), 0);
+        BR_CHECK_EQ(atomic_load(&r.dup), 0);
+        BR_CHECK_EQ(atomic_load(&r.got), total);
+        for (long v = 1; v <= total; v++)
+            BR_CHECK_EQ(r.seen[v], 1);
+        size_t g, p, j;
+        br__queue_waiters(r.q, &g, &p, &j);
+        BR_CHECK_EQ(g + p + j, 0);
+        BR_CHECK_EQ(br__queue_blocked(r.q), 0);
+        BR_CHECK_OK(br_queue_free(r.q));
+        free(r.seen);
+    }
+}
+
+/* --- blocking goes through the context's parker ------------------------------------------- */
+
+/* A stand-in for the aio layer: a parker that counts its calls (and sleeps on the futex
+ * itself). A queue call made in its context must park and be woken through it. */
+static _Atomic int ctx_parks, ctx_unparks;
+
+static int ctx_park(br__waiter *w, int64_t deadline) {
+    atomic_fetch_add(&ctx_parks, 1);
+    for (;;) {
+        if (atomic_load(&w->signalled) == 1)
+            return 0;
+        int rc = br__futex_wait(&w->signalled, 0, deadline, false);
+        if (atomic_load(&w->signalled) == 1)
+            return 0;
+        if (rc == BR_ETIMEDOUT)
+            return BR_ETIMEDOUT;
+    }
+}
+
+static void ctx_unpark(_Atomic uint32_t *signalled, void *ctx, uint32_t old) {
+    (void)ctx;
+    (void)old;
+    atomic_fetch_add(&ctx_unparks, 1);
+    br__futex_wake(signalled, 1, false);
+}
+
+static const br__parker ctx_parker = {ctx_park, ctx_unpark};
+
+static void *ctx_getter(void *arg) {
+    op_thread *t = arg;
+    br__set_context(0x5eed, &ctx_parker, t);
+    uintptr_t v;
+    int64_t dl = br_deadline_after(20 * BR_MSEC);
+    int rc = qget(t->q, &v, dl); /* nothing there: times out through ctx_park */
+    if (rc != BR_ETIMEDOUT || br_now() < dl)
+        t->rc = -1;
+    else
+        t->rc = qget(t->q, &t->v, BR_FOREVER);
+    br__set_context(0, NULL, NULL);
+    return NULL;
+}
+
+static void conf_blocks_through_context_parker(void **state) {
+    (void)state;
+    br_queue *q = mkq(0);
+    op_thread t = {.q = q, .rc = 12345};
+    assert_int_equal(pthread_create(&t.th, NULL, ctx_getter, &t), 0);
+    int64_t give_up = give_up_at();
+    while (atomic_load(&ctx_parks) < 2) { /* the timed-out park, then the blocking one */
+        BR_CHECK(br_now() < give_up);
+        br_sleep(100 * BR_USEC);
+    }
+    wait_waiters(q, 1, 0, 0);
+    BR_CHECK_OK(qput_any(q, 31, BR_NOWAIT));
+    op_join(&t);
+    BR_CHECK_OK(t.rc);
+    BR_CHECK_EQ(t.v, 31);
+    BR_CHECK(atomic_load(&ctx_unparks) >= 1);
+    BR_CHECK_OK(br_queue_free(q));
+}
+
 /* --- task_done and join ------------------------------------------------------------------- */
 
 static void conf_task_done_and_join(void **state) {
@@ -972,6 +1125,8 @@ static void conf_misuse(void **state) {
         cmocka_unit_test(conf_stress_bounded_tiny),                                  \
         cmocka_unit_test(conf_stress_shutdown_draining),                             \
         cmocka_unit_test(conf_stress_shutdown_immediate),                            \
+        cmocka_unit_test(conf_stress_deadlines),                                     \
+        cmocka_unit_test(conf_blocks_through_context_parker),                        \
         cmocka_unit_test(conf_task_done_and_join),                                   \
         cmocka_unit_test(conf_join_blocks_until_done),                               \
         cmocka_unit_test(conf_join_with_workers),                                    \
