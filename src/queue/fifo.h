@@ -21,9 +21,11 @@
  * the consumer's alone by then. A recycled chunk keeps stale seq values; they are all
  * below any position it will hold again, so they never look published.
  *
- * Bounded queues allocate their chunks up front (see br_queue_new): the producer only
- * counts on spares it is sure to see, those returned before the head it last read,
- * so it needs at most (maxsize - 1) / cap + 3 chunks at once; put never mallocs.
+ * Bounded queues allocate their chunks up front, as one zeroed arena (an all-zero
+ * chunk is a fresh one): the producer only counts on spares it is sure to see, those
+ * returned before the head it last read, so it needs at most (maxsize - 1) / cap + 3
+ * chunks at once, and put never mallocs. calloc gets a large arena straight from the
+ * kernel, whose pages cost nothing until a chunk is first used.
  */
 #ifndef BRAID_QUEUE_FIFO_H
 #define BRAID_QUEUE_FIFO_H
@@ -32,28 +34,35 @@
 
 #include <stdlib.h>
 
-static br__qchunk *qchunk_new(uint32_t cap) {
-    br__qchunk *c = malloc(sizeof *c + (size_t)cap * sizeof(br__qslot));
+static br__qchunk *qchunk_new(br_queue *q) {
+    br__qchunk *c = malloc(q->spare.chunk_bytes);
     if (c == NULL)
         return NULL;
     atomic_init(&c->next, NULL);
     c->free_next = NULL;
-    for (uint32_t i = 0; i < cap; i++) {
+    for (uint32_t i = 0; i < q->chunk_cap; i++) {
         atomic_init(&c->slots[i].seq, 0); /* positions start at 0: seq 0 is "never" */
         c->slots[i].item = NULL;
     }
     return c;
 }
 
+static bool in_arena(const br_queue *q, const br__qchunk *c) {
+    const char *p = (const char *)c, *a = q->spare.arena;
+    return a != NULL && p >= a && p < a + q->spare.arena_n * q->spare.chunk_bytes;
+}
+
 /* Returns a chunk the caller is done with to the spare stack (or frees it). Any
  * number of threads may push at once. The release CAS publishes the caller's last
  * reads of the chunk before the next owner writes it. */
 static void qchunk_give(br_queue *q, br__qchunk *c) {
-    if (atomic_load_explicit(&q->spare.n, memory_order_relaxed) >= q->spare.max) {
-        free(c);
-        return;
+    if (!in_arena(q, c)) {
+        if (atomic_load_explicit(&q->spare.n, memory_order_relaxed) >= q->spare.max) {
+            free(c);
+            return;
+        }
+        atomic_fetch_add_explicit(&q->spare.n, 1, memory_order_relaxed);
     }
-    atomic_fetch_add_explicit(&q->spare.n, 1, memory_order_relaxed);
     br__qchunk *top = atomic_load_explicit(&q->spare.top, memory_order_relaxed);
     do
         c->free_next = top;
@@ -62,9 +71,10 @@ static void qchunk_give(br_queue *q, br__qchunk *c) {
                                                   memory_order_relaxed));
 }
 
-/* Takes a spare chunk, or mallocs one (NULL if that fails). One popper at a time
- * (under plk, or the queue's sole owner): a chunk on the stack can't be popped and
- * pushed back between our load and our CAS, so there is no ABA. */
+/* Takes a spare chunk, else the next unused arena chunk, else mallocs one (NULL if
+ * that fails). One taker at a time (under plk, or the queue's sole owner): a chunk on
+ * the stack can't be popped and pushed back between our load and our CAS, so there
+ * is no ABA. */
 static br__qchunk *qchunk_take(br_queue *q) {
     br__qchunk *c = atomic_load_explicit(&q->spare.top, memory_order_acquire);
     while (c != NULL && !atomic_compare_exchange_weak_explicit(&q->spare.top, &c,
@@ -72,11 +82,15 @@ static br__qchunk *qchunk_take(br_queue *q) {
                                                                memory_order_acquire,
                                                                memory_order_acquire))
         ;
-    if (c == NULL)
-        return qchunk_new(q->chunk_cap);
-    atomic_fetch_sub_explicit(&q->spare.n, 1, memory_order_relaxed);
-    atomic_store_explicit(&c->next, NULL, memory_order_relaxed);
-    return c;
+    if (c != NULL) {
+        if (!in_arena(q, c))
+            atomic_fetch_sub_explicit(&q->spare.n, 1, memory_order_relaxed);
+        atomic_store_explicit(&c->next, NULL, memory_order_relaxed);
+        return c;
+    }
+    if (q->spare.arena_next < q->spare.arena_n) /* zeroed: a fresh chunk as it is */
+        return (br__qchunk *)(q->spare.arena + q->spare.arena_next++ * q->spare.chunk_bytes);
+    return qchunk_new(q);
 }
 
 /* Appends item at position t (== p.tail). Caller holds plk and checked room and
@@ -133,15 +147,18 @@ static void fifo_fini(br_queue *q) {
     br__qchunk *c = q->c.chunk;
     while (c != NULL) { /* c.chunk == p.chunk once drained; its next is NULL */
         br__qchunk *n = atomic_load_explicit(&c->next, memory_order_relaxed);
-        free(c);
+        if (!in_arena(q, c))
+            free(c);
         c = n;
     }
     c = atomic_load_explicit(&q->spare.top, memory_order_acquire);
     while (c != NULL) {
         br__qchunk *n = c->free_next;
-        free(c);
+        if (!in_arena(q, c))
+            free(c);
         c = n;
     }
+    free(q->spare.arena);
 }
 
 #endif

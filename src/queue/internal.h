@@ -106,11 +106,16 @@ struct br_queue {
     } w;
 
     /* FIFO: spare chunks, a Treiber stack. Popped only under plk (one popper at a time,
-     * so no ABA), pushed by getters, drains and free. */
+     * so no ABA), pushed by getters, drains and free. A bounded FIFO also owns an arena
+     * of chunks, allocated at creation and handed out in order (under plk) before any
+     * spare: untouched arena pages cost no memory, so a large maxsize is cheap until
+     * it fills. */
     _Alignas(BR__CACHELINE) struct {
         _Atomic(br__qchunk *) top;
-        _Atomic uint32_t n;
-        uint32_t max;             /* keep at most this many */
+        _Atomic uint32_t n;       /* malloc'd chunks on the stack */
+        uint32_t max;             /* keep at most this many malloc'd ones */
+        char *arena;              /* bounded: arena_n chunks of chunk_bytes, or NULL */
+        size_t arena_n, arena_next, chunk_bytes;
     } spare;
 };
 

@@ -93,20 +93,20 @@ static int state_of(br_queue *q) {
 
 void br__qlock_lock_slow(br__qlock *l) {
     int64_t nap = 20 * BR_USEC;
-    for (unsigned i = 0;; i++) {
-        uint32_t z = 0;
-        if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&l->word, &z, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return;
-        if (i < 256) {
+    for (unsigned spins = 256;; spins = 32) {
+        for (unsigned i = 0; i < spins; i++) {
+            uint32_t z = 0;
+            if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
+                atomic_compare_exchange_weak_explicit(&l->word, &z, 1,
+                                                      memory_order_acquire,
+                                                      memory_order_relaxed))
+                return;
             br__cpu_relax();
-        } else {
-            /* The holder lost its CPU. Returns at once if the word is already 0. */
-            (void)br__futex_wait(&l->word, 1, br_deadline_after(nap), false);
-            if (nap < BR_MSEC)
-                nap *= 2;
         }
+        /* The holder lost its CPU. Returns at once if the word is already 0. */
+        (void)br__futex_wait(&l->word, 1, br_deadline_after(nap), false);
+        if (nap < BR_MSEC)
+            nap *= 2;
     }
 }
 
@@ -601,29 +601,24 @@ static void destroy(br_queue *q) {
 }
 
 static int fifo_init(br_queue *q) {
-    size_t cap = CHUNK_MAX, nchunks = SPARE_UNBOUNDED;
-    if (q->maxsize != 0) {
-        cap = q->maxsize < CHUNK_MIN ? CHUNK_MIN
-              : q->maxsize > CHUNK_MAX ? CHUNK_MAX
-                                        : q->maxsize;
-        nchunks = (q->maxsize - 1) / cap + 3; /* see fifo.h */
-    }
+    size_t cap = CHUNK_MAX;
+    if (q->maxsize != 0)
+        cap = q->maxsize < CHUNK_MIN ? CHUNK_MIN : q->maxsize > CHUNK_MAX ? CHUNK_MAX : q->maxsize;
     q->chunk_cap = (uint32_t)cap;
-    q->spare.max = nchunks > UINT32_MAX ? UINT32_MAX : (uint32_t)nchunks;
-    br__qchunk *c = qchunk_new(q->chunk_cap);
+    q->spare.chunk_bytes = sizeof(br__qchunk) + cap * sizeof(br__qslot);
+    q->spare.max = SPARE_UNBOUNDED;
+    if (q->maxsize != 0) {
+        q->spare.arena_n = (q->maxsize - 1) / cap + 3; /* see fifo.h */
+        if (q->spare.arena_n > SIZE_MAX / q->spare.chunk_bytes)
+            return BR_ENOMEM;
+        q->spare.arena = calloc(q->spare.arena_n, q->spare.chunk_bytes);
+        if (q->spare.arena == NULL)
+            return BR_ENOMEM;
+    }
+    br__qchunk *c = qchunk_take(q);
     if (c == NULL)
         return BR_ENOMEM;
     q->p.chunk = q->c.chunk = c;
-    if (q->maxsize != 0) {
-        if (nchunks > UINT32_MAX)
-            return BR_ENOMEM;
-        for (size_t i = 1; i < nchunks; i++) {
-            br__qchunk *s = qchunk_new(q->chunk_cap);
-            if (s == NULL)
-                return BR_ENOMEM;
-            qchunk_give(q, s);
-        }
-    }
     return 0;
 }
 

@@ -249,6 +249,29 @@ static void conf_round_trip_many(void **state) {
     free(seen);
 }
 
+/* A bounded queue reserves its room at creation: a large bound is cheap until used
+ * (the pages come from the kernel on first touch), and an impossible one is BR_ENOMEM. */
+static void conf_large_maxsize(void **state) {
+    (void)state;
+    if (IS_SIMPLE)
+        return;
+    const size_t big = (size_t)1 << 22;
+    br_queue *q = mkq(big);
+    BR_CHECK_EQ(br_queue_maxsize(q), big);
+    for (uintptr_t i = 1; i <= 1000; i++)
+        BR_CHECK_OK(qput_any(q, i, BR_NOWAIT));
+    uintptr_t v, sum = 0;
+    while (qget(q, &v, BR_NOWAIT) == 0)
+        sum += v;
+    BR_CHECK_EQ(sum, 1000 * 1001 / 2);
+    BR_CHECK_OK(br_queue_free(q));
+
+    br_queue_opts o = {.kind = QKIND, .maxsize = SIZE_MAX / 2};
+    q = (br_queue *)&o;
+    BR_CHECK_ERR(br_queue_new(&q, &o), BR_ENOMEM);
+    BR_CHECK(q == NULL);
+}
+
 /* --- deadlines ------------------------------------------------------------------------ */
 
 static void conf_get_deadline_not_early(void **state) {
@@ -1110,7 +1133,7 @@ static void conf_misuse(void **state) {
 #define CONFORMANCE_TESTS                                                            \
     cmocka_unit_test(conf_new_and_sizes), cmocka_unit_test(conf_nowait_on_empty),    \
         cmocka_unit_test(conf_nowait_on_full), cmocka_unit_test(conf_null_item),     \
-        cmocka_unit_test(conf_round_trip_many),                                      \
+        cmocka_unit_test(conf_round_trip_many), cmocka_unit_test(conf_large_maxsize),  \
         cmocka_unit_test(conf_get_deadline_not_early),                               \
         cmocka_unit_test(conf_put_deadline_not_early),                               \
         cmocka_unit_test(conf_timed_out_getter_loses_nothing),                       \
