@@ -163,6 +163,15 @@ br_task *br__deque_take(br__deque *d) {
     return x;
 }
 
+br_task *br__deque_peek(br__deque *d) {
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+    if (t >= b)
+        return NULL;
+    br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_relaxed);
+    return atomic_load_explicit(&r->slot[(b - 1) & r->mask], memory_order_relaxed);
+}
+
 int br__deque_steal(br__deque *d, br_task **out) {
     int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
     br__fence_sc(); /* rule 3 */

@@ -58,6 +58,10 @@ br_task *br__deque_push_chain(br__deque *d, br_task *head);
 /* Owner only. Takes the bottom task, or NULL if empty. */
 br_task *br__deque_take(br__deque *d);
 
+/* Owner only: the task a take would return next (NULL if none), for prefetching. It
+ * may be stolen meanwhile; never use it for more than a prefetch hint. */
+br_task *br__deque_peek(br__deque *d);
+
 /* Any thread. Steals the top task into *out: BR__STEAL_OK, BR__STEAL_EMPTY, or
  * BR__STEAL_RETRY (lost a race; the deque may still hold tasks). */
 int br__deque_steal(br__deque *d, br_task **out);

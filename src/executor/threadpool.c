@@ -60,13 +60,27 @@
  * shutdown(wait) joins every worker ever started.
  *
  * Cancel requests on running tasks. A task's function runs inside a trampoline that
- * publishes the running task in worker->current. shutdown(cancel_futures) marks that
- * word BUSY with a CAS, requests the cancel, and clears BUSY; the trampoline clears
- * the word with a CAS after the function returns and waits out a BUSY mark, so the
- * future is never touched after its task finished (the future may be freed as soon as
- * br__task_run completes it).
+ * publishes the running task in worker->current, so that shutdown(cancel_futures) can
+ * call br_future_request_cancel on it; the hard part is never touching a future after
+ * its task finished (br__task_run may free it right after). Two protocols:
+ *   - asymmetric (Linux membarrier, the default): the worker only stores and loads
+ *     (current = t; check CANCEL; run; current = 0; wait while claim == t), with
+ *     compiler barriers; shutdown does the fencing with membarrier(PRIVATE_EXPEDITED),
+ *     which runs a full barrier on every CPU running one of our threads. Shutdown sets
+ *     CANCEL, fences, reads current (a worker whose store it missed reads CANCEL after
+ *     the fence and cancels itself); to use a task c it stores claim = c, fences, and
+ *     re-reads current: if it still holds c, the worker's later load of claim sees c,
+ *     so the worker waits until shutdown clears claim. This is the Dekker pattern with
+ *     one side's fences moved into a syscall, as liburcu and folly's hazard pointers
+ *     do; it costs the hot path nothing (two atomic RMWs per task otherwise: a fifth of
+ *     the throughput of no-op tasks).
+ *   - CAS (where membarrier is missing): current is set with a seq_cst exchange and
+ *     cleared with a CAS; shutdown marks it BUSY with a CAS while it requests the
+ *     cancel, and the worker's clearing CAS waits BUSY out.
+ * cancel_lock serializes shutdowns' cancel passes (one claimer per worker at a time).
  *
- * Locking. Lock order: reg_lock -> join_lock -> spawn_lock. The idle and bp wait-queue
+ * Locking. Lock order: reg_lock -> join_lock -> spawn_lock; cancel_lock alone. The idle
+ * and bp wait-queue
  * ilocks are leaves (never held while taking another lock, never across a park).
  * spawn_lock is held across pthread_create, join_lock across pthread_join; neither is
  * taken on a submit's fast path: only while the pool ramps up to max_workers.
@@ -75,6 +89,11 @@
 #include "executor/deque.h"
 
 #include <errno.h>
+#if defined(__linux__)
+#  include <linux/membarrier.h>
+#  include <sys/syscall.h>
+#  include <unistd.h>
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -100,8 +119,10 @@ struct pool;
 struct worker {
     br__deque dq; /* first: cache-line aligned */
     struct pool *pool;
-    /* The running task | CUR_BUSY (see the design notes), 0 when none. */
+    /* The running task (| CUR_BUSY in the CAS protocol), 0 when none; and the task
+     * shutdown is using right now (asymmetric protocol). Design notes. */
     _Alignas(BR__CACHELINE) _Atomic uintptr_t current;
+    _Atomic uintptr_t claim;
     uint64_t rng;
     uint32_t tick;
     bool fresh; /* started, and hasn't found its first task yet */
@@ -138,6 +159,8 @@ struct pool {
     struct worker **workers; /* max_workers slots */
     pthread_mutex_t spawn_lock;
     pthread_mutex_t join_lock;
+    pthread_mutex_t cancel_lock;
+    br_task_fn tramp; /* trampoline_asym or trampoline_cas */
     int njoined;
     /* The exit registry (non-daemon pools), under reg_lock. */
     struct pool *reg_next;
@@ -475,12 +498,53 @@ static br_task *next_task(struct worker *w) {
 
 /* --- running ----------------------------------------------------------------------------- */
 
+/* --- the asymmetric fence ---------------------------------------------------------- */
+
+static bool asym_ok; /* set once, before the first pool exists */
+bool br__pool_no_membarrier;
+
+static void asym_init(void) {
+#if defined(__linux__) && defined(SYS_membarrier)
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (q > 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+        asym_ok = true;
+#endif
+}
+
+/* A full barrier on every CPU running one of this process's threads. 0 or -1. */
+static int heavy_fence(void) {
+#if defined(__linux__) && defined(SYS_membarrier)
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 ? 0 : -1;
+#else
+    return -1;
+#endif
+}
+
 /* Every submitted task's fn; the real one is in t->xdata. Publishes the running task
- * for shutdown's cancel requests (design notes). */
-static int trampoline(br_task *t) {
+ * for shutdown's cancel requests (design notes: the asymmetric protocol). */
+static int trampoline_asym(br_task *t) {
     struct worker *w = tls_worker;
     br_task_fn fn = (br_task_fn)t->xdata;
     if (BR__UNLIKELY(w == NULL)) /* run inline by someone else (not a worker) */
+        return fn(t);
+    atomic_store_explicit(&w->current, (uintptr_t)t, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* the other side fences for both */
+    if (BR__UNLIKELY(atomic_load_explicit(&w->pool->flags, memory_order_relaxed) & F_CANCEL))
+        br_future_request_cancel(br__task_future(t));
+    int rc = fn(t);
+    atomic_store_explicit(&w->current, 0, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    while (BR__UNLIKELY(atomic_load_explicit(&w->claim, memory_order_acquire) == (uintptr_t)t))
+        br__cpu_relax(); /* shutdown is requesting a cancel on t right now */
+    return rc;
+}
+
+/* The same with atomic RMWs, where membarrier is missing (design notes). */
+static int trampoline_cas(br_task *t) {
+    struct worker *w = tls_worker;
+    br_task_fn fn = (br_task_fn)t->xdata;
+    if (BR__UNLIKELY(w == NULL))
         return fn(t);
     atomic_store_explicit(&w->current, (uintptr_t)t, memory_order_seq_cst);
     if (BR__UNLIKELY(atomic_load_explicit(&w->pool->flags, memory_order_seq_cst) & F_CANCEL))
@@ -497,6 +561,13 @@ static int trampoline(br_task *t) {
 
 static void run_task(struct worker *w, br_task *t) {
     struct pool *p = w->pool;
+    /* The next task was most likely written by another CPU (the submitter): start
+     * fetching its future's state line and its task line while this one runs. */
+    br_task *nx = br__deque_peek(&w->dq);
+    if (nx != NULL) {
+        __builtin_prefetch(br__task_future(nx), 0);
+        __builtin_prefetch(nx, 0);
+    }
     if (p->max_pending)
         pending_release(p);
     uint32_t fl = atomic_load_explicit(&p->flags, memory_order_acquire);
@@ -541,21 +612,41 @@ static void drain_all(struct pool *p, int code) {
     }
 }
 
-/* Asks every running task to stop (shutdown with cancel_futures). */
+/* Asks every running task to stop (shutdown with cancel_futures; F_CANCEL is set). */
 static void cancel_running(struct pool *p) {
+    pthread_mutex_lock(&p->cancel_lock);
     int n = atomic_load_explicit(&p->nthreads, memory_order_acquire);
-    for (int i = 0; i < n; i++) {
-        struct worker *w = p->workers[i];
-        uintptr_t c = atomic_load_explicit(&w->current, memory_order_seq_cst);
-        if (c == 0 || (c & CUR_BUSY))
-            continue;
-        if (!atomic_compare_exchange_strong_explicit(&w->current, &c, c | CUR_BUSY,
-                                                     memory_order_acq_rel,
-                                                     memory_order_relaxed))
-            continue; /* it finished (or another shutdown got there) */
-        br_future_request_cancel(br__task_future((br_task *)c));
-        atomic_store_explicit(&w->current, c, memory_order_release);
+    if (p->tramp == trampoline_asym) {
+        /* A worker whose `current` this fence doesn't reveal reads F_CANCEL after it. */
+        if (heavy_fence() != 0)
+            goto out; /* can't happen once registered; never risk a freed future */
+        for (int i = 0; i < n; i++) {
+            struct worker *w = p->workers[i];
+            uintptr_t c = atomic_load_explicit(&w->current, memory_order_relaxed);
+            if (c == 0)
+                continue;
+            atomic_store_explicit(&w->claim, c, memory_order_relaxed);
+            if (heavy_fence() == 0 &&
+                atomic_load_explicit(&w->current, memory_order_relaxed) == c)
+                br_future_request_cancel(br__task_future((br_task *)c));
+            atomic_store_explicit(&w->claim, 0, memory_order_release);
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            struct worker *w = p->workers[i];
+            uintptr_t c = atomic_load_explicit(&w->current, memory_order_seq_cst);
+            if (c == 0 || (c & CUR_BUSY))
+                continue;
+            if (!atomic_compare_exchange_strong_explicit(&w->current, &c, c | CUR_BUSY,
+                                                         memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue; /* it finished */
+            br_future_request_cancel(br__task_future((br_task *)c));
+            atomic_store_explicit(&w->current, c, memory_order_release);
+        }
     }
+out:
+    pthread_mutex_unlock(&p->cancel_lock);
 }
 
 /* An initializer failed: Python's BrokenThreadPool. */
@@ -821,7 +912,7 @@ static int push_task(struct pool *p, br_task *t) {
 static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
     struct pool *p = as_pool(ex);
     t->xdata = (uintptr_t)t->fn;
-    t->fn = trampoline;
+    t->fn = p->tramp;
     if (p->max_pending) {
         struct worker *w = tls_worker;
         int rc;
@@ -905,6 +996,7 @@ static void pool_destroy(br_executor *ex) {
     free(p->prefix);
     pthread_mutex_destroy(&p->spawn_lock);
     pthread_mutex_destroy(&p->join_lock);
+    pthread_mutex_destroy(&p->cancel_lock);
     free(p);
 }
 
@@ -1102,7 +1194,9 @@ int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts) {
     atomic_init(&p->nbp_waiters, 0);
     pthread_mutex_init(&p->spawn_lock, NULL);
     pthread_mutex_init(&p->join_lock, NULL);
+    pthread_mutex_init(&p->cancel_lock, NULL);
     pthread_once(&reg_once, pool_process_init);
+    p->tramp = asym_ok && !br__pool_no_membarrier ? trampoline_asym : trampoline_cas;
     p->gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
     if (!p->daemon)
         pool_register(p);
@@ -1143,9 +1237,16 @@ static void pool_after_fork_child(void) {
     /* Another thread may have held reg_lock at the fork. */
     pthread_mutex_init(&reg_lock, NULL);
     pthread_cond_init(&reg_cond, NULL);
+    /* membarrier registration belongs to the address space; make sure the child's has
+     * it (registering again is harmless), or fall back to the CAS protocol. */
+    if (asym_ok) {
+        asym_ok = false;
+        asym_init();
+    }
 }
 
 static void pool_process_init(void) {
+    asym_init();
     atexit(pool_at_exit);
     pthread_atfork(NULL, NULL, pool_after_fork_child);
 }

@@ -5,6 +5,8 @@
 
 #include "executor/internal.h"
 
+#include <stdbool.h>
+
 /* A snapshot of a thread pool's scheduler counters (each read atomically, not all at
  * one instant). */
 struct br__threadpool_stats {
@@ -16,6 +18,10 @@ struct br__threadpool_stats {
 
 /* ex must be a live thread pool. */
 void br__threadpool_stats(br_executor *ex, struct br__threadpool_stats *st);
+
+/* Tests: pools made while this is true use the CAS protocol for cancel requests on
+ * running tasks even where membarrier works (threadpool.c design notes). */
+extern bool br__pool_no_membarrier;
 
 /* How long an idle worker searches before it parks, in ns (default 50 us). */
 extern int64_t br__pool_spin_ns;

@@ -561,8 +561,7 @@ static void threadpool_shutdown_nowait_then_free(void **state) {
     BR_CHECK_EQ(br_test_count_threads(), before);
 }
 
-static void threadpool_shutdown_cancel_futures(void **state) {
-    (void)state;
+static void tp_cancel_futures_case(void) {
     br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
     tp_block *obey = tp_block_new(true), *ignore = tp_block_new(false);
     br_future *fo = tp_submit_block(ex, obey);
@@ -593,6 +592,53 @@ static void threadpool_shutdown_cancel_futures(void **state) {
     br_future_release(fi);
     tp_block_free(obey);
     tp_block_free(ignore);
+}
+
+static void threadpool_shutdown_cancel_futures(void **state) {
+    (void)state;
+    tp_cancel_futures_case();
+}
+
+/* The same through the fallback protocol (atomic RMWs instead of membarrier). */
+static void threadpool_shutdown_cancel_futures_cas(void **state) {
+    (void)state;
+    br__pool_no_membarrier = true;
+    tp_cancel_futures_case();
+    br__pool_no_membarrier = false;
+}
+
+/* Many short tasks running while shutdown requests cancels: the requests must never
+ * reach a future whose task already finished (ASan catches a use after free). */
+static int tp_short(br_task *t) {
+    int64_t n = br_task_arg_i64(t);
+    for (volatile int64_t i = 0; i < n; i++)
+        ;
+    return br_task_cancelled(t) ? BR_ECANCELED : 0;
+}
+
+static void tp_cancel_race_case(void) {
+    int rounds = (int)br_test_scaled(200, 20);
+    for (int r = 0; r < rounds; r++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 3});
+        enum { N = 300 };
+        br_future *fs[N];
+        for (int i = 0; i < N; i++)
+            BR_CHECK_OK(br_submit_i64(ex, tp_short, i % 7 * 50, &fs[i]));
+        BR_CHECK_OK(br_executor_shutdown(ex, true, true));
+        for (int i = 0; i < N; i++) {
+            BR_CHECK(br_future_done(fs[i]));
+            br_future_release(fs[i]);
+        }
+        BR_CHECK_OK(br_executor_free(ex));
+    }
+}
+
+static void threadpool_cancel_requests_race(void **state) {
+    (void)state;
+    tp_cancel_race_case();
+    br__pool_no_membarrier = true;
+    tp_cancel_race_case();
+    br__pool_no_membarrier = false;
 }
 
 /* Submitting from several threads while the pool shuts down: every submit either fails
@@ -1105,6 +1151,8 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS,
              cmocka_unit_test(threadpool_max_pending_many),
              cmocka_unit_test(threadpool_shutdown_nowait_then_free),
              cmocka_unit_test(threadpool_shutdown_cancel_futures),
+             cmocka_unit_test(threadpool_shutdown_cancel_futures_cas),
+             cmocka_unit_test(threadpool_cancel_requests_race),
              cmocka_unit_test(threadpool_shutdown_races_submit),
              cmocka_unit_test(threadpool_nested_submit),
              cmocka_unit_test(threadpool_single_worker_fifo),
