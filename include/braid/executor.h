@@ -51,6 +51,9 @@ BR_API int64_t br_task_arg_i64(const br_task *t);
  * call replaces an earlier one. 0 or BR_ENOMEM. */
 BR_API int br_task_return(br_task *t, const void *data, size_t len);
 BR_API int br_task_return_i64(br_task *t, int64_t value);
+/* Sets the result to a copy of the NUL-terminated string s, NUL included (read it back
+ * with br_future_result_str). */
+BR_API int br_task_return_str(br_task *t, const char *s);
 /* Sets the result to ptr; the future owns it and calls dtor(ptr) (if not NULL) when
  * freed. In-process executors only: BR_ENOTSUP elsewhere (the caller keeps ptr). */
 BR_API int br_task_return_ptr(br_task *t, void *ptr, void (*dtor)(void *ptr));

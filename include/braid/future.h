@@ -52,6 +52,8 @@ BR_API void br_future_retain(br_future *f);
 BR_API void br_future_release(br_future *f);
 
 BR_API br_future_state br_future_state_of(const br_future *f);
+/* "PENDING", "RUNNING", "FINISHED", "CANCELLED" (Python's names), or "UNKNOWN". */
+BR_API const char *br_future_state_name(br_future_state state);
 BR_API bool br_future_done(const br_future *f);
 BR_API bool br_future_running(const br_future *f);
 BR_API bool br_future_cancelled(const br_future *f);
@@ -84,6 +86,15 @@ BR_API int br_future_result_i64(br_future *f, int64_t deadline, int64_t *out);
 /* The pointer of a pointer result (br_task_return_ptr / br_future_set_result_ptr);
  * BR_EINVAL if the result isn't a pointer. The future still owns it. */
 BR_API int br_future_result_ptr(br_future *f, int64_t deadline, void **out);
+
+/* Moves a pointer result out of the future: *out = the pointer, which the caller owns
+ * from now on (the future will not call its dtor). Once taken, br_future_result_ptr
+ * and a second take return BR_ESTATE; br_future_result gives *data == NULL. Otherwise
+ * as br_future_result_ptr. */
+BR_API int br_future_take_ptr(br_future *f, int64_t deadline, void **out);
+/* A string result (br_task_return_str, or any result whose last byte is NUL); the
+ * string belongs to the future. BR_EINVAL if the result isn't NUL-terminated. */
+BR_API int br_future_result_str(br_future *f, int64_t deadline, const char **out);
 
 /* fut.exception(timeout): waits until done; returns 0 with *code = the failure code
  * (0 if the future succeeded) and *msg = its message or NULL (either out may be NULL);
@@ -153,6 +164,10 @@ BR_API int br_as_completed_new(br_as_completed **out, br_future *const fs[], siz
  * passes first (call again with a later deadline via br_as_completed_set_deadline, or
  * free it). */
 BR_API int br_as_completed_next(br_as_completed *it, br_future **f);
+/* The same, also giving the future's position in the fs array passed to
+ * br_as_completed_new (its first position, if it was listed twice): what Python code
+ * gets from a {future: input} dict. index may be NULL. */
+BR_API int br_as_completed_next_index(br_as_completed *it, br_future **f, size_t *index);
 BR_API int br_as_completed_set_deadline(br_as_completed *it, int64_t deadline);
 /* Futures not yet done when the iterator is freed keep running. */
 BR_API int br_as_completed_free(br_as_completed *it);

@@ -32,6 +32,7 @@
 typedef struct acnode {
     br__watcher w; /* w.arg: the iterator */
     br_future *f;
+    size_t index; /* where f first appears in the caller's array */
     struct acnode *next; /* on the ready list */
     bool watched; /* the watcher was linked (it may have fired since) */
 } acnode;
@@ -100,6 +101,7 @@ int br_as_completed_new(br_as_completed **out, br_future *const fs[], size_t n,
             continue;
         acnode *nd = &it->nodes[k++];
         nd->f = fs[i];
+        nd->index = i;
         nd->w.fn = on_done;
         nd->w.arg = it;
         br_future_retain(fs[i]);
@@ -131,6 +133,10 @@ int br_as_completed_new(br_as_completed **out, br_future *const fs[], size_t n,
 }
 
 int br_as_completed_next(br_as_completed *it, br_future **f) {
+    return br_as_completed_next_index(it, f, NULL);
+}
+
+int br_as_completed_next_index(br_as_completed *it, br_future **f, size_t *index) {
     if (f)
         *f = NULL;
     if (it == NULL || it->magic != AC_MAGIC || f == NULL)
@@ -145,6 +151,8 @@ int br_as_completed_next(br_as_completed *it, br_future **f) {
             it->yielded++;
             br__ilock_unlock(&it->wq.lock);
             *f = nd->f;
+            if (index)
+                *index = nd->index;
             return 0;
         }
         if (it->yielded == it->n) {

@@ -274,7 +274,9 @@ void br__result_clear(br_future *f) {
         free(f->r.heap);
         break;
     case BR__R_PTR:
-        if (f->r.ptr.dtor)
+        /* TAKEN: br_future_take_ptr gave the pointer to its caller. */
+        if (f->r.ptr.dtor &&
+            !(atomic_load_explicit(&f->st, memory_order_acquire) & BR__FF_TAKEN))
             f->r.ptr.dtor(f->r.ptr.p);
         break;
     default:
@@ -466,6 +468,20 @@ int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg) {
 
 static inline uint32_t load_st(const br_future *f) {
     return atomic_load_explicit(&((br_future *)f)->st, memory_order_acquire);
+}
+
+const char *br_future_state_name(br_future_state state) {
+    switch (state) {
+    case BR_FUTURE_PENDING:
+        return "PENDING";
+    case BR_FUTURE_RUNNING:
+        return "RUNNING";
+    case BR_FUTURE_FINISHED:
+        return "FINISHED";
+    case BR_FUTURE_CANCELLED:
+        return "CANCELLED";
+    }
+    return "UNKNOWN";
 }
 
 br_future_state br_future_state_of(const br_future *f) {
@@ -742,7 +758,7 @@ int br_future_result(br_future *f, int64_t deadline, const void **data, size_t *
         l = f->rlen;
         break;
     case BR__R_PTR:
-        d = f->r.ptr.p;
+        d = (load_st(f) & BR__FF_TAKEN) ? NULL : f->r.ptr.p;
         break;
     default:
         break;
@@ -767,16 +783,49 @@ int br_future_result_i64(br_future *f, int64_t deadline, int64_t *out) {
     return 0;
 }
 
-int br_future_result_ptr(br_future *f, int64_t deadline, void **out) {
+/* Reads (or, with take, moves out) a pointer result. Taking is one fetch_or of
+ * BR__FF_TAKEN on the state word, so of two racing takes exactly one wins; the result
+ * fields were published by the completion (wait_outcome's acquire) and stay as they are. */
+static int ptr_result(br_future *f, int64_t deadline, void **out, bool take,
+                      const char *what) {
+    if (out)
+        *out = NULL;
     if (!br__future_ok(f))
-        return BR__MISUSE(BR_EINVAL, "br_future_result_ptr: not a live future");
+        return BR__MISUSE(BR_EINVAL, what);
     int rc = wait_outcome(f, deadline);
     if (rc != 0)
         return rc;
     if (f->rkind != BR__R_PTR)
-        return BR__MISUSE(BR_EINVAL, "br_future_result_ptr: the result isn't a pointer");
+        return BR__MISUSE(BR_EINVAL, "the future's result isn't a pointer");
+    uint32_t s = take ? atomic_fetch_or_explicit(&f->st, BR__FF_TAKEN, memory_order_acq_rel)
+                      : load_st(f);
+    if (s & BR__FF_TAKEN)
+        return BR_ESTATE;
     if (out)
         *out = f->r.ptr.p;
+    return 0;
+}
+
+int br_future_result_ptr(br_future *f, int64_t deadline, void **out) {
+    return ptr_result(f, deadline, out, false, "br_future_result_ptr: not a live future");
+}
+
+int br_future_take_ptr(br_future *f, int64_t deadline, void **out) {
+    return ptr_result(f, deadline, out, true, "br_future_take_ptr: not a live future");
+}
+
+int br_future_result_str(br_future *f, int64_t deadline, const char **out) {
+    if (out)
+        *out = NULL;
+    const void *d;
+    size_t len;
+    int rc = br_future_result(f, deadline, &d, &len);
+    if (rc != 0)
+        return rc;
+    if (len == 0 || ((const char *)d)[len - 1] != '\0')
+        return BR__MISUSE(BR_EINVAL, "br_future_result_str: the result isn't a string");
+    if (out)
+        *out = d;
     return 0;
 }
 

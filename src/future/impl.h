@@ -21,7 +21,11 @@ enum {
     BR__FF_CANCEL_REQ = 1u << 4,
     /* Running inside br__task_run: only the task writes the result, and the public
      * set_* calls are refused (BR_ESTATE). */
-    BR__FF_INTASK = 1u << 5
+    BR__FF_INTASK = 1u << 5,
+    /* A pointer result was moved out by br_future_take_ptr: the caller owns it, so the
+     * future won't call its dtor. Set once, after the future is done; the result
+     * fields themselves are never written after completion, so readers need no lock. */
+    BR__FF_TAKEN = 1u << 6
 };
 
 #define BR__FUTURE_MAGIC 0x66757475u /* "futu" */

@@ -71,6 +71,12 @@ int br_task_return(br_task *t, const void *data, size_t len) {
     return 0;
 }
 
+int br_task_return_str(br_task *t, const char *s) {
+    if (s == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_task_return_str: NULL string");
+    return br_task_return(t, s, strlen(s) + 1);
+}
+
 int br_task_return_i64(br_task *t, int64_t value) {
     if (!in_task(t))
         return BR__MISUSE(BR_EINVAL, "br_task_return_i64: not inside a running task");

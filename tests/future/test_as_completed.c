@@ -285,7 +285,38 @@ static void bad_input(void **state) {
     BR_CHECK_OK(br_as_completed_free(it));
 }
 
+static void next_index_gives_positions(void **state) {
+    (void)state;
+    enum { N = 5 };
+    br_future *fs[N + 1];
+    make(fs, N);
+    fs[N] = fs[2]; /* listed twice: its first position counts */
+    BR_CHECK_OK(br_future_set_result_i64(fs[3], 3));
+    br_as_completed *it;
+    BR_CHECK_OK(br_as_completed_new(&it, fs, N + 1, BR_FOREVER));
+    int order[] = {4, 2, 0, 1};
+    for (int k = 0; k < 4; k++)
+        BR_CHECK_OK(br_future_set_result_i64(fs[order[k]], order[k]));
+    br_future *got;
+    size_t idx = 99;
+    BR_CHECK_OK(br_as_completed_next_index(it, &got, &idx));
+    BR_CHECK(got == fs[3]);
+    BR_CHECK_EQ(idx, 3);
+    for (int k = 0; k < 4; k++) {
+        BR_CHECK_OK(br_as_completed_next_index(it, &got, &idx));
+        BR_CHECK_EQ(idx, order[k]);
+        BR_CHECK(got == fs[idx]);
+        int64_t v;
+        BR_CHECK_OK(br_future_result_i64(got, BR_NOWAIT, &v));
+        BR_CHECK_EQ(v, (int64_t)idx);
+    }
+    BR_CHECK_ERR(br_as_completed_next_index(it, &got, NULL), BR_EOF);
+    BR_CHECK_OK(br_as_completed_free(it));
+    drop(fs, N);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(done_first_then_completion_order),
+             cmocka_unit_test(next_index_gives_positions),
              cmocka_unit_test(duplicates_once), cmocka_unit_test(holds_references),
              cmocka_unit_test(overall_deadline), cmocka_unit_test(set_deadline_wakes_blocked),
              cmocka_unit_test(from_threads_each_once), cmocka_unit_test(several_consumers),

@@ -1065,6 +1065,108 @@ static void cache_survives_fork(void **state) {
     pthread_join(th, NULL);
 }
 
+/* --- moving a pointer out, strings, state names ---------------------------------- */
+
+static void take_ptr_moves_ownership(void **state) {
+    (void)state;
+    br_future *f;
+    BR_CHECK_OK(br_future_new(&f));
+    int *obj = malloc(sizeof *obj);
+    *obj = 7;
+    dtor_calls = 0;
+    BR_CHECK_OK(br_future_set_result_ptr(f, obj, count_dtor));
+    void *p = NULL;
+    BR_CHECK_OK(br_future_take_ptr(f, BR_NOWAIT, &p));
+    BR_CHECK(p == obj);
+    BR_CHECK_ERR(br_future_take_ptr(f, BR_NOWAIT, &p), BR_ESTATE);
+    BR_CHECK(p == NULL);
+    BR_CHECK_ERR(br_future_result_ptr(f, BR_NOWAIT, &p), BR_ESTATE);
+    const void *d = obj;
+    BR_CHECK_OK(br_future_result(f, BR_NOWAIT, &d, NULL));
+    BR_CHECK(d == NULL);
+    br_future_release(f);
+    BR_CHECK_EQ(dtor_calls, 0); /* ours now */
+    BR_CHECK_EQ(*obj, 7);
+    free(obj);
+
+    /* not a pointer result; pending and timing out */
+    BR_CHECK_OK(br_future_new(&f));
+    BR_CHECK_ERR(br_future_take_ptr(f, BR_NOWAIT, &p), BR_ETIMEDOUT);
+    BR_CHECK_OK(br_future_set_result_i64(f, 3));
+    BR_CHECK_ERR(br_future_take_ptr(f, BR_NOWAIT, &p), BR_EINVAL);
+    br_future_release(f);
+    BR_CHECK_ERR(br_future_take_ptr(NULL, BR_NOWAIT, &p), BR_EINVAL);
+}
+
+static br_future *take_target;
+static void *take_racer(void *arg) {
+    void *p = NULL;
+    *(int *)arg = br_future_take_ptr(take_target, BR_FOREVER, &p) == 0 && p != NULL;
+    return NULL;
+}
+
+static void take_ptr_races(void **state) {
+    (void)state;
+    long rounds = br_test_scaled(2000, 100);
+    for (long i = 0; i < rounds; i++) {
+        BR_CHECK_OK(br_future_new(&take_target));
+        static int obj;
+        int won[2] = {0, 0};
+        pthread_t t[2];
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(pthread_create(&t[k], NULL, take_racer, &won[k]), 0);
+        BR_CHECK_OK(br_future_set_result_ptr(take_target, &obj, NULL));
+        for (int k = 0; k < 2; k++)
+            pthread_join(t[k], NULL);
+        BR_CHECK_EQ(won[0] + won[1], 1); /* exactly one taker */
+        br_future_release(take_target);
+    }
+}
+
+static int str_task(br_task *t) { return br_task_return_str(t, "use 3 to success"); }
+
+static void string_results(void **state) {
+    (void)state;
+    br_future *f;
+    const char *s = "x";
+    BR_CHECK_OK(br_future_new(&f));
+    BR_CHECK_OK(br_future_set_result(f, "abc", 4));
+    BR_CHECK_OK(br_future_result_str(f, BR_NOWAIT, &s));
+    assert_string_equal(s, "abc");
+    br_future_release(f);
+
+    BR_CHECK_OK(br_future_new(&f));
+    BR_CHECK_OK(br_future_set_result(f, "abc", 3)); /* no NUL */
+    BR_CHECK_ERR(br_future_result_str(f, BR_NOWAIT, &s), BR_EINVAL);
+    BR_CHECK(s == NULL);
+    br_future_release(f);
+
+    BR_CHECK_OK(br_future_new(&f));
+    BR_CHECK_OK(br_future_set_exception(f, BR_EIO, "disk"));
+    BR_CHECK_ERR(br_future_result_str(f, BR_NOWAIT, &s), BR_EIO);
+    br_future_release(f);
+
+    f = br__future_alloc_task();
+    BR_CHECK(f != NULL);
+    br_task *t = br__future_task(f);
+    t->fn = str_task;
+    t->in_process = 1;
+    br_future_retain(f); /* the reference br__task_run consumes */
+    BR_CHECK_OK(br__task_run(t));
+    BR_CHECK_OK(br_future_result_str(f, BR_NOWAIT, &s));
+    assert_string_equal(s, "use 3 to success");
+    br_future_release(f);
+}
+
+static void state_names(void **state) {
+    (void)state;
+    assert_string_equal(br_future_state_name(BR_FUTURE_PENDING), "PENDING");
+    assert_string_equal(br_future_state_name(BR_FUTURE_RUNNING), "RUNNING");
+    assert_string_equal(br_future_state_name(BR_FUTURE_FINISHED), "FINISHED");
+    assert_string_equal(br_future_state_name(BR_FUTURE_CANCELLED), "CANCELLED");
+    assert_string_equal(br_future_state_name((br_future_state)42), "UNKNOWN");
+}
+
 BR_TEST_MAIN(cmocka_unit_test(new_is_pending), cmocka_unit_test(pending_running_finished),
              cmocka_unit_test(pending_finished_directly), cmocka_unit_test(pending_cancelled),
              cmocka_unit_test(request_cancel_states), cmocka_unit_test(result_kinds),
@@ -1081,4 +1183,6 @@ BR_TEST_MAIN(cmocka_unit_test(new_is_pending), cmocka_unit_test(pending_running_
              cmocka_unit_test(callback_releases_last_reference),
              cmocka_unit_test(callbacks_race_completion), cmocka_unit_test(watchers),
              cmocka_unit_test(no_listeners_no_lock), cmocka_unit_test(misuse_codes),
-             cmocka_unit_test(cache_cross_thread), cmocka_unit_test(cache_survives_fork))
+             cmocka_unit_test(cache_cross_thread), cmocka_unit_test(cache_survives_fork),
+             cmocka_unit_test(take_ptr_moves_ownership), cmocka_unit_test(take_ptr_races),
+             cmocka_unit_test(string_results), cmocka_unit_test(state_names))
