@@ -21,6 +21,12 @@
  * exist for the other configurations; _destroy returns BR_EBUSY while the object is
  * held or waited on, and poisons it so that later use returns BR_EINVAL.
  *
+ * When to destroy (or free the memory of) one: only once no other thread can still be
+ * inside a call on it. A waiter that has returned from br_sem_acquire or
+ * br_event_wait may run ahead of the thread that released or set it, which can still
+ * be finishing its br_sem_release / br_event_set; so destroy after joining (or
+ * otherwise synchronising with) every thread that uses the object, as with any mutex.
+ *
  * Deadlines are absolute (see braid/core.h): BR_FOREVER, BR_NOWAIT, br_deadline_after().
  * Under BR_NOWAIT "would block" is BR_ETIMEDOUT.
  */
