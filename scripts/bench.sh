@@ -45,7 +45,7 @@ SIDE_BY_SIDE=${SIDE_BY_SIDE:-$SHARED/tools/side-by-side}
 BB=$BUILD/bench          # braid's benchmark programs
 PB=$BUILD/peers/bin      # native peers built by scripts/build-peers.sh
 PYDIR=$PEERS/python
-REPORT="$PYTHON $ROOT/bench/report.py"
+REPORT="python3 $ROOT/bench/report.py"
 
 RUNS=3
 MODE=routine
