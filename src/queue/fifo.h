@@ -38,6 +38,7 @@ static br__qchunk *qchunk_new(br_queue *q) {
     br__qchunk *c = malloc(q->spare.chunk_bytes);
     if (c == NULL)
         return NULL;
+    atomic_fetch_add_explicit(&q->spare.nmalloc, 1, memory_order_relaxed);
     atomic_init(&c->next, NULL);
     c->free_next = NULL;
     for (uint32_t i = 0; i < q->chunk_cap; i++) {

@@ -113,6 +113,7 @@ struct br_queue {
     _Alignas(BR__CACHELINE) struct {
         _Atomic(br__qchunk *) top;
         _Atomic uint32_t n;       /* malloc'd chunks on the stack */
+        _Atomic uint32_t nmalloc; /* chunks ever malloc'd (a bounded FIFO: never) */
         uint32_t max;             /* keep at most this many malloc'd ones */
         char *arena;              /* bounded: arena_n chunks of chunk_bytes, or NULL */
         size_t arena_n, arena_next, chunk_bytes;
@@ -131,5 +132,7 @@ void br__qstore_pop(br_queue *q, void **item, int64_t *prio);
  * many are linked as getters, putters, joiners. */
 size_t br__queue_blocked(br_queue *q);
 void br__queue_waiters(br_queue *q, size_t *getters, size_t *putters, size_t *joiners);
+/* FIFO kinds: how many chunks were malloc'd after creation (0 for a bounded queue). */
+size_t br__queue_chunk_mallocs(br_queue *q);
 
 #endif

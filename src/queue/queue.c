@@ -35,7 +35,8 @@
  * getter linked (the getter held wlock from before its increment until after it
  * linked); or the putter's came first, and the getter's re-try, which follows its own
  * plk section, sees the item. Putters register the same way with nputw under clk.
- * Joiners: the joiner increments njoinw and then reads done; task_done increments done
+ * Counts go down under wlock alone (a waker popping, a waiter leaving): a putter
+ * that reads a count not yet lowered only pays a useless trip to wlock. Joiners: the joiner increments njoinw and then reads done; task_done increments done
  * and then reads njoinw; all four are seq_cst, so one of them sees the other.
  *
  * Ownership of a waiter: linked waiters are counted in their list's count; a waker
@@ -56,10 +57,11 @@
  * to done and wakes joiners whose condition now holds. Exactly one shutdown call moves
  * to IMMEDIATE, so exactly one drains: no item is both got and disposed.
  *
- * Spinning. Before a thread registers as a waiter it spins for br__park_spin_ns on the
- * cheap emptiness (or fullness) check, re-trying when it changes; a producer running on
- * another CPU usually delivers within that time, and registration would cost the
- * producer a trip through wlock and a futex wake. Coroutines never spin.
+ * Spinning. Before a thread registers as a waiter it spins for br__park_spin_ns,
+ * re-trying (a FIFO getter polls its next slot, which the producer writes anyway; the
+ * others watch the counts); a producer running on another CPU usually delivers within
+ * that time, and registration would cost the producer a trip through wlock and a
+ * futex wake. Coroutines never spin.
  *
  * Freeing: w.nblocked counts threads inside a blocking call past its fast path
  * (spinning, registering, parked, or woken and on their way out). Each decrements it
@@ -686,4 +688,8 @@ void br__queue_waiters(br_queue *q, size_t *getters, size_t *putters, size_t *jo
         *putters = p;
     if (joiners)
         *joiners = j;
+}
+
+size_t br__queue_chunk_mallocs(br_queue *q) {
+    return atomic_load_explicit(&q->spare.nmalloc, memory_order_relaxed);
 }

@@ -548,6 +548,8 @@ static void run_stress(size_t maxsize, int nprod, int ncons, long per, int how) 
     }
     BR_CHECK(br_queue_is_shutdown(s.q));
     BR_CHECK(br_queue_empty(s.q));
+    if (maxsize != 0) /* a bounded queue never allocates after creation */
+        BR_CHECK_EQ(br__queue_chunk_mallocs(s.q), 0);
     if (!IS_SIMPLE) /* every item got was task_done, every drained one counted */
         BR_CHECK_OK(br_queue_join(s.q, BR_NOWAIT));
     BR_CHECK_EQ(br__queue_blocked(s.q), 0);
