@@ -101,9 +101,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How long an idle worker searches before it parks (ns). Long enough to catch the next
- * submit of a submit-and-wait loop, short enough that an idle pool costs nothing. */
+/* How long an idle worker searches before it parks (ns), at most: each worker adapts
+ * its own budget between BR__SPIN_MIN_NS and this. A spin that finds work doubles the
+ * worker's budget (work is arriving at a pace that spinning catches: a submit-and-wait
+ * loop, a stream); a spin that ends in a park halves it (sparse work: the spin was
+ * wasted CPU). So a pool fed every millisecond costs about 1-2% of a core, and a
+ * round-trip loop keeps its sub-microsecond latency. */
 int64_t br__pool_spin_ns = 50000;
+enum { BR__SPIN_MIN_NS = 4000 };
 
 enum { INJ_CLOSED = 1, INJ_BROKEN = 2, INJ_FLAGS = 3 };
 enum { F_SHUTDOWN = 1, F_CANCEL = 2, F_BROKEN = 4 };
@@ -125,6 +130,7 @@ struct worker {
     _Atomic uintptr_t claim;
     uint64_t rng;
     uint32_t tick;
+    int64_t spin_ns; /* this worker's current spin budget (see br__pool_spin_ns) */
     bool fresh; /* started, and hasn't found its first task yet */
     int index;
     pthread_t tid;
@@ -730,13 +736,19 @@ static void propagate(struct pool *p) {
 static br_task *idle_wait(struct worker *w) {
     struct pool *p = w->pool;
     bool spinning = try_start_spinning(p);
+    bool woken = false; /* a spin after a wake-up finds the task it was woken for */
     for (;;) {
         if (spinning) {
-            int64_t until = br_now() + br__pool_spin_ns;
+            if (w->spin_ns > br__pool_spin_ns)
+                w->spin_ns = br__pool_spin_ns;
+            int64_t until = br_now() + w->spin_ns;
             for (unsigned i = 1;; i++) {
                 br_task *t = find_work(w);
                 if (t) {
                     stop_spinning(p, true);
+                    if (!woken)
+                        w->spin_ns = w->spin_ns * 2 < br__pool_spin_ns ? w->spin_ns * 2
+                                                                       : br__pool_spin_ns;
                     return t;
                 }
                 if (can_exit(w)) {
@@ -757,6 +769,7 @@ static br_task *idle_wait(struct worker *w) {
                 }
             }
             stop_spinning(p, false);
+            w->spin_ns = w->spin_ns / 2 > BR__SPIN_MIN_NS ? w->spin_ns / 2 : BR__SPIN_MIN_NS;
         }
         br_task *t = find_work(w);
         if (t) {
@@ -767,6 +780,7 @@ static br_task *idle_wait(struct worker *w) {
             return NULL;
         if (park(w) == PARK_WOKEN) {
             spinning = true;
+            woken = true;
         } else {
             t = find_work(w);
             if (t) {
@@ -836,6 +850,7 @@ static int spawn_locked(struct pool *p) {
         w->pool = p;
         w->index = i;
         w->fresh = true;
+        w->spin_ns = br__pool_spin_ns;
         w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) | 1;
         snprintf(w->name, sizeof w->name, "%s_%d", p->prefix, i);
         p->workers[i] = w;

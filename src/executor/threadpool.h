@@ -23,7 +23,8 @@ void br__threadpool_stats(br_executor *ex, struct br__threadpool_stats *st);
  * running tasks even where membarrier works (threadpool.c design notes). */
 extern bool br__pool_no_membarrier;
 
-/* How long an idle worker searches before it parks, in ns (default 50 us). */
+/* How long an idle worker searches before it parks, in ns, at most (default 50 us;
+ * each worker adapts its own budget below this, threadpool.c). */
 extern int64_t br__pool_spin_ns;
 
 #endif
