@@ -27,14 +27,19 @@
  * counted in nsleeping). After a submit's push (a seq_cst CAS or, for a deque push,
  * a store followed by a seq_cst fence) the submitter reads nspinning and nsleeping:
  *   - someone is spinning: do nothing, the spinner will find the task;
+ *   - else, if a worker is busy, give it ~300 ns to turn spinner (a worker that just
+ *     finished a task does, and a futex wake costs microseconds on both sides);
  *   - else someone sleeps: pop one sleeper, count it as spinning (so that concurrent
  *     submitters don't wake a second one) and wake it;
  *   - else, if fewer than max_workers threads exist, start one (lazy start: "one more
  *     per submit while none is idle").
  * So a submit wakes at most one worker, and none when one is already searching.
  * A worker that runs out of work becomes a spinner if fewer than spin_cap are spinning
- * (half the CPUs, at least one: Go's limit), searches for up to br__pool_spin_ns, then
- * stops spinning and parks. A spinner that finds work stops spinning; if it was the
+ * (half the CPUs, at least one: Go's limit), searches for its spin budget (adaptive,
+ * 4-50 us, see br__pool_spin_ns) calling sched_yield() about every microsecond, then
+ * stops spinning and parks. The yield matters when threads outnumber CPUs: after a
+ * futex wake Linux likes to run the woken thread on the waker's CPU, where a pure PAUSE
+ * loop would keep it off the CPU for the whole spin. A spinner that finds work stops spinning; if it was the
  * last spinner and more work is visible, it wakes a sleeper (or starts a thread),
  * because submitters may have skipped their wake-up on its account. The worker so
  * woken counts as a spinner; one so started, or any idle worker that finds work
@@ -55,9 +60,10 @@
  * Shutdown states. flags: SHUTDOWN (no new submits), CANCEL (shutdown with
  * cancel_futures: tasks dequeued from now on are cancelled, and running tasks get a
  * cancel request), BROKEN (an initializer failed: queued and later tasks fail with
- * BR_EBROKEN). Workers exit once SHUTDOWN is set and a search finds nothing (a task
- * can still be in another worker's deque; that worker runs it before it exits).
- * shutdown(wait) joins every worker ever started.
+ * BR_EBROKEN). A worker exits once the injection stack is CLOSED and empty and its own
+ * deque is empty (a task can still be in another worker's deque; that worker runs it
+ * before it exits). shutdown(wait) joins every worker ever started. A fork bumps
+ * fork_gen: in the child the parent's pools have no workers and refuse work.
  *
  * Cancel requests on running tasks. A task's function runs inside a trampoline that
  * publishes the running task in worker->current, so that shutdown(cancel_futures) can
@@ -80,8 +86,8 @@
  * cancel_lock serializes shutdowns' cancel passes (one claimer per worker at a time).
  *
  * Locking. Lock order: reg_lock -> join_lock -> spawn_lock; cancel_lock alone. The idle
- * and bp wait-queue
- * ilocks are leaves (never held while taking another lock, never across a park).
+ * and bp wait-queue ilocks are leaves (never held while taking another lock, never
+ * across a park).
  * spawn_lock is held across pthread_create, join_lock across pthread_join; neither is
  * taken on a submit's fast path: only while the pool ramps up to max_workers.
  */
@@ -102,13 +108,14 @@
 #include <string.h>
 
 /* How long an idle worker searches before it parks (ns), at most: each worker adapts
- * its own budget between BR__SPIN_MIN_NS and this. A spin that finds work doubles the
+ * its own budget between SPIN_MIN_NS and this. A spin that finds work doubles the
  * worker's budget (work is arriving at a pace that spinning catches: a submit-and-wait
  * loop, a stream); a spin that ends in a park halves it (sparse work: the spin was
- * wasted CPU). So a pool fed every millisecond costs about 1-2% of a core, and a
- * round-trip loop keeps its sub-microsecond latency. */
+ * wasted CPU); a spin right after a wake-up doesn't count, since it finds the task it
+ * was woken for. Measured: a pool fed one task per millisecond costs ~4% of one core
+ * (10% with a fixed 50 us), and a round-trip loop keeps its sub-microsecond latency. */
 int64_t br__pool_spin_ns = 50000;
-enum { BR__SPIN_MIN_NS = 4000 };
+enum { SPIN_MIN_NS = 4000 };
 
 enum { INJ_CLOSED = 1, INJ_BROKEN = 2, INJ_FLAGS = 3 };
 enum { F_SHUTDOWN = 1, F_CANCEL = 2, F_BROKEN = 4 };
@@ -181,8 +188,7 @@ static inline bool forked_away(const struct pool *p) {
 
 static BR__TLS struct worker *tls_worker;
 
-
-static _Atomic int pool_counter;
+static _Atomic int pool_counter; /* for the default names, "ThreadPoolExecutor-<n>" */
 
 static void pool_process_init(void);
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
@@ -502,9 +508,7 @@ static br_task *next_task(struct worker *w) {
     return NULL;
 }
 
-/* --- running ----------------------------------------------------------------------------- */
-
-/* --- the asymmetric fence ---------------------------------------------------------- */
+/* --- running: the trampolines and the asymmetric fence ---------------------------------- */
 
 static bool asym_ok; /* set once, before the first pool exists */
 bool br__pool_no_membarrier;
@@ -769,7 +773,7 @@ static br_task *idle_wait(struct worker *w) {
                 }
             }
             stop_spinning(p, false);
-            w->spin_ns = w->spin_ns / 2 > BR__SPIN_MIN_NS ? w->spin_ns / 2 : BR__SPIN_MIN_NS;
+            w->spin_ns = w->spin_ns / 2 > SPIN_MIN_NS ? w->spin_ns / 2 : SPIN_MIN_NS;
         }
         br_task *t = find_work(w);
         if (t) {
