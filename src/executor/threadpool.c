@@ -197,7 +197,8 @@ static void pool_unregister(struct pool *p);
 
 /* --- small helpers ------------------------------------------------------------------ */
 
-static inline struct pool *as_pool(br_executor *ex) { return (struct pool *)ex; }
+/* The pool starts with its br_executor (and is allocated cache-line aligned). */
+static inline struct pool *as_pool(br_executor *ex) { return (struct pool *)(void *)ex; }
 
 static inline br_task *inj_ptr(uintptr_t h) { return (br_task *)(h & ~(uintptr_t)INJ_FLAGS); }
 
@@ -1020,7 +1021,7 @@ static void pool_destroy(br_executor *ex) {
 }
 
 static int pool_max_workers(const br_executor *ex) {
-    return ((const struct pool *)ex)->max_workers;
+    return ((const struct pool *)(const void *)ex)->max_workers;
 }
 
 /* --- parallel_for ------------------------------------------------------------------------------
