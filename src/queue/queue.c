@@ -74,6 +74,8 @@
 #include "queue/internal.h"
 #include "queue/fifo.h"
 
+#include <sched.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,9 +107,15 @@ void br__qlock_lock_slow(br__qlock *l) {
                 return;
             br__cpu_relax();
         }
-        /* The holder lost its CPU. Returns at once if the word is already 0. */
+        /* The holder lost its CPU. First offer ours: it may be waiting for it on this
+         * very CPU. Then nap; the futex wait returns at once if the word is already 0.
+         * Naps stay short (<= 250 us): nobody wakes a napper, so a long one would idle
+         * this thread well past the holder's release when threads outnumber CPUs. */
+        sched_yield();
+        if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0)
+            continue;
         (void)br__futex_wait(&l->word, 1, br_deadline_after(nap), false);
-        if (nap < BR_MSEC)
+        if (nap < 250 * BR_USEC)
             nap *= 2;
     }
 }
