@@ -60,7 +60,7 @@ def meta():
         "title": e["F_TITLE"], "scale": e.get("F_SCALE", ""), "goal": e.get("F_GOAL", ""),
         "goal_text": e.get("F_GOALTEXT", ""), "peers_absent": e.get("SKIPPED", "").split(),
         "ncpu": int(e.get("NCPU", "1")), "mode": e.get("MODE", ""),
-        "run": e.get("STAMP", ""),
+        "run": e.get("STAMP", ""), "commit": e.get("COMMIT", ""),
     }
     print(json.dumps(rec))
 

@@ -98,6 +98,10 @@ fi
 [[ -x $PYTHON && -d $PYDIR ]] || PYDIR=""
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no -- src include 2>/dev/null) ]]; then
+    COMMIT="$COMMIT+uncommitted"   # the build tree holds library changes not in HEAD
+fi
 RESDIR=$BUILD/bench-results
 RESULTS=$RESDIR/$STAMP.jsonl
 if (( ! LIST )); then
@@ -105,6 +109,7 @@ if (( ! LIST )); then
     : > "$RESULTS"
     ln -sfn "$STAMP.jsonl" "$RESDIR/latest.jsonl"
     echo "braid benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //'), $NCPU CPUs"
+    echo "braid: $BUILD at commit $COMMIT"
     echo "mode: $MODE ($RUNS timed rounds + 1 warm-up per figure, alternating, under /tmp/braid-bench.lock$( (( IDLE )) && echo ", each run after <= ${IDLE}s of waiting for an idle machine"))"
     echo "sizes: N1 $N1_CALLS calls; W1 with Python $W1_CALLS of 100 calls; N2 $N2_TASKS tasks; N3 $N3_ITEMS items; the rest at BENCH.md's sizes"
     if (( HAVE_PEERS )); then echo "peers: $PEERS"; else echo "peers: none (braid's own figures only)"; fi
@@ -162,7 +167,7 @@ run() {
     local meta
     meta=$(F_ID=$F_ID F_TAGS=$F_TAGS F_DIR=$F_DIR F_TITLE=$F_TITLE F_SCALE=$F_SCALE \
            F_GOAL=$F_GOAL F_GOALTEXT=$F_GOALTEXT SKIPPED="${SKIPPED[*]:-}" NCPU=$NCPU \
-           MODE=$MODE STAMP=$STAMP $REPORT meta) || return 0
+           MODE=$MODE STAMP=$STAMP COMMIT=$COMMIT $REPORT meta) || return 0
     if [[ ! -x $BB/$F_PROG ]]; then
         echo
         echo "== $F_ID: $F_TITLE"
