@@ -29,7 +29,8 @@
 #
 # Environment: BUILD (build tree, default build), PEERS (default ../shared/peers beside
 # the repository), PYTHON (the Python peers' interpreter, default /usr/bin/python3),
-# SIDE_BY_SIDE (default ../shared/tools/side-by-side).
+# SIDE_BY_SIDE (default ../shared/tools/side-by-side), BENCH_COMMIT (the commit to name
+# in the output when the tree is not a git checkout, e.g. a `git archive` of HEAD).
 # Without ../shared/peers it runs braid's own figures only (braid against pthread_mutex
 # and against its own single-thread run still work).
 set -uo pipefail
@@ -98,8 +99,8 @@ fi
 [[ -x $PYTHON && -d $PYDIR ]] || PYDIR=""
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no -- src include 2>/dev/null) ]]; then
+COMMIT=${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
+if [[ -z ${BENCH_COMMIT:-} && -n $(git -C "$ROOT" status --porcelain --untracked-files=no -- src include 2>/dev/null) ]]; then
     COMMIT="$COMMIT+uncommitted"   # the build tree holds library changes not in HEAD
 fi
 RESDIR=$BUILD/bench-results
