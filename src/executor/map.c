@@ -11,7 +11,7 @@
  * In-process executors get one runner task per chunk: its argument is {inputs, n}
  * (copied into the task), and it calls br__task_run on each input in order, so every
  * input has its own result or failure, its own deadline check and its own cancel. An
- * input sees a cancellation requested on its runner (BR__TASK_CHILD), and once the
+ * input sees a cancellation requested on its runner (br__task_set_parent), and once the
  * runner is asked to stop it drops the inputs it hasn't started (cancelled). If
  * the runner itself never runs (the executor dropped it with br__task_abandon, or the
  * map cancelled it while queued), a done-callback on the runner's future drops the
@@ -86,8 +86,7 @@ static int map_runner(br_task *t) {
             br__task_abandon(in, BR_ECANCELED);
             continue;
         }
-        in->xdata = (uintptr_t)t; /* the input sees the chunk's cancellation */
-        in->flags |= BR__TASK_CHILD;
+        br__task_set_parent(in, t); /* the input sees the chunk's cancellation */
         br__task_run(in);
     }
     return 0;
@@ -132,11 +131,9 @@ static int submit_chunk(br_map *m) {
         }
         br_task *t = br__future_task(f);
         t->fn = m->fn;
-        t->arg = m->size ? m->args + (first + j) * m->size : NULL;
-        t->len = m->size;
+        br__task_set_arg(t, m->size ? m->args + (first + j) * m->size : NULL, m->size);
         t->deadline = m->deadline;
-        t->executor = m->ex;
-        t->in_process = m->ex->vt->in_process;
+        br__task_set_in_process(t, m->ex->vt->in_process);
         br_future_retain(f); /* the map's; the first goes to whoever runs it */
     }
     int rc = 0;
@@ -154,7 +151,9 @@ static int submit_chunk(br_map *m) {
         }
     } else if (c->inputs[0]) {
         br_task *t = br__future_task(c->inputs[0]);
-        br_call call = {.fn = t->fn, .arg = t->arg, .len = t->len,
+        size_t len;
+        const void *arg = br_task_arg(t, &len);
+        br_call call = {.fn = t->fn, .arg = arg, .len = len,
                         .deadline = m->deadline == BR_FOREVER ? 0 : m->deadline};
         rc = m->ex->vt->submit(m->ex, t, &call);
         if (rc == 0)

@@ -2,8 +2,9 @@
  * dispatch to the backend's vtable (executor/internal.h).
  *
  * A submit costs one block from the future layer's per-thread cache (no malloc in
- * steady state), a few stores to fill the task, one reference increment when the
- * caller wants the future, and whatever the backend's vt->submit costs. The backend
+ * steady state), the stores that fill the future and its task (one call,
+ * br__task_prepare, which also sets the caller's reference: no atomic increment), and
+ * whatever the backend's vt->submit costs. The backend
  * receives one reference with the task and gives it up through br__task_run or
  * br__task_abandon. */
 #include "executor/internal.h"
@@ -12,41 +13,15 @@
 #include <string.h>
 
 static int submit_task(br_executor *ex, br_task_fn fn, const void *arg, size_t len,
-                       int64_t deadline, unsigned flags, bool is_i64, int64_t i64,
-                       const br_call *call, br_future **out) {
-    br_future *f = br__future_alloc_task();
+                       int64_t deadline, unsigned flags, const br_call *call,
+                       br_future **out) {
+    unsigned how = ((flags & BR_CALL_COPY_ARG) ? BR__ARG_COPY : BR__ARG_BORROW) |
+                   (ex->vt->in_process ? BR__ARG_IN_PROCESS : 0);
+    /* Two references when the caller keeps the future (the executor gets one). */
+    br_future *f = br__task_prepare(fn, arg, len, how, deadline > 0 ? deadline : BR_FOREVER,
+                                    out ? 2 : 1);
     if (BR__UNLIKELY(f == NULL))
         return BR_ENOMEM;
-    br_task *t = br__future_task(f);
-    t->fn = fn;
-    t->deadline = deadline > 0 ? deadline : BR_FOREVER;
-    t->executor = ex;
-    t->flags = flags & ~(unsigned)BR__TASK_CHILD; /* that bit is the future layer's */
-    t->in_process = ex->vt->in_process;
-    if (is_i64) {
-        memcpy(t->argbuf, &i64, sizeof i64);
-        t->arg = t->argbuf;
-        t->len = sizeof i64;
-    } else if ((flags & BR_CALL_COPY_ARG) && len > 0) {
-        if (len <= sizeof t->argbuf) {
-            memcpy(t->argbuf, arg, len);
-            t->arg = t->argbuf;
-        } else {
-            t->argheap = malloc(len);
-            if (t->argheap == NULL) {
-                br_future_release(f); /* frees the block */
-                return BR_ENOMEM;
-            }
-            memcpy(t->argheap, arg, len);
-            t->arg = t->argheap;
-        }
-        t->len = len;
-    } else {
-        t->arg = arg;
-        t->len = len;
-    }
-    if (out)
-        br_future_retain(f); /* the caller's; the executor gets the first one */
     br_call dflt;
     if (call == NULL) {
         memset(&dflt, 0, sizeof dflt);
@@ -55,7 +30,7 @@ static int submit_task(br_executor *ex, br_task_fn fn, const void *arg, size_t l
         dflt.len = len;
         call = &dflt;
     }
-    int rc = ex->vt->submit(ex, t, call);
+    int rc = ex->vt->submit(ex, br__future_task(f), call);
     if (BR__UNLIKELY(rc != 0)) {
         /* Not queued: both references are still ours. */
         if (out)
@@ -74,7 +49,7 @@ int br_submit(br_executor *ex, br_task_fn fn, const void *arg, size_t len,
         *out = NULL;
     if (!br__executor_ok(ex) || fn == NULL || (arg == NULL && len > 0))
         return BR__MISUSE(BR_EINVAL, "br_submit: bad executor, fn or arg");
-    return submit_task(ex, fn, arg, len, 0, 0, false, 0, NULL, out);
+    return submit_task(ex, fn, arg, len, 0, 0, NULL, out);
 }
 
 int br_submit_i64(br_executor *ex, br_task_fn fn, int64_t arg, br_future **out) {
@@ -82,7 +57,7 @@ int br_submit_i64(br_executor *ex, br_task_fn fn, int64_t arg, br_future **out) 
         *out = NULL;
     if (!br__executor_ok(ex) || fn == NULL)
         return BR__MISUSE(BR_EINVAL, "br_submit_i64: bad executor or fn");
-    return submit_task(ex, fn, NULL, 0, 0, 0, true, arg, NULL, out);
+    return submit_task(ex, fn, &arg, sizeof arg, 0, BR_CALL_COPY_ARG, NULL, out);
 }
 
 int br_submit_call(br_executor *ex, const br_call *call, br_future **out) {
@@ -91,8 +66,8 @@ int br_submit_call(br_executor *ex, const br_call *call, br_future **out) {
     if (!br__executor_ok(ex) || call == NULL || call->fn == NULL ||
         (call->arg == NULL && call->len > 0))
         return BR__MISUSE(BR_EINVAL, "br_submit_call: bad executor or call");
-    return submit_task(ex, call->fn, call->arg, call->len, call->deadline, call->flags,
-                       false, 0, call, out);
+    return submit_task(ex, call->fn, call->arg, call->len, call->deadline, call->flags, call,
+                       out);
 }
 
 int br_executor_shutdown(br_executor *ex, bool wait, bool cancel_futures) {

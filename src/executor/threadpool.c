@@ -1111,17 +1111,13 @@ static int pool_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_
     br_future *fs[PFOR_MAX_HELPERS];
     int nf = 0;
     for (int i = 0; i < helpers; i++) {
-        br_future *f = br__future_alloc_task();
+        int64_t jp = (int64_t)(uintptr_t)&j;
+        /* Two references: ours, for cancel and wait, and the pool's. */
+        br_future *f = br__task_prepare(pfor_task, &jp, sizeof jp,
+                                        BR__ARG_COPY | BR__ARG_IN_PROCESS, BR_FOREVER, 2);
         if (f == NULL)
             break;
         br_task *t = br__future_task(f);
-        t->fn = pfor_task;
-        memcpy(t->argbuf, &(int64_t){(int64_t)(uintptr_t)&j}, sizeof(int64_t));
-        t->arg = t->argbuf;
-        t->len = sizeof(int64_t);
-        t->executor = p;
-        t->in_process = 1;
-        br_future_retain(f); /* ours, for cancel and wait; the pool gets the first */
         if (p->max_pending)
             atomic_fetch_add_explicit(&p->pending, 1, memory_order_seq_cst);
         if (push_task(p, t) != 0) {

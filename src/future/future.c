@@ -24,45 +24,56 @@
  * fetch_add that moves RUNNING|INTASK to FINISHED (or CANCELLED) and leaves the other
  * flags as they are.
  *
- * Publication. The completer writes the outcome (code, result, message) with plain
- * stores and then publishes the done state with a release RMW; readers load the state
- * with acquire and read the outcome only after seeing done. Nothing writes the outcome
- * after that, until the block is freed.
+ * Publication. The completer writes the outcome (code, and the result or the message,
+ * which share r) with plain stores and then publishes the done state with a release
+ * RMW; readers load the state with acquire and read the outcome only after seeing
+ * done. Nothing writes the outcome after that, until the block is freed.
  *
- * Listeners and the fast path. Waiters, watchers and callbacks live on lists guarded by
- * f->wq.lock (a br__ilock). A registrant takes the lock, sets LISTENERS with an acq_rel
- * RMW, and if the RMW shows the future already done it backs off (and handles "done"
- * itself); otherwise it links its node and drops the lock. The completer publishes
- * (RMW) and takes the lock only if the old value had LISTENERS. No notification is
- * lost: the two RMWs are ordered in the word's modification order. If the
- * registrant's came first, the completer sees LISTENERS, and its lock acquisition comes
- * after the registrant's unlock (had the completer held the lock first, its publish
- * would happen-before the registrant's RMW, contradicting the order), so the node is
- * there to find. If the publish came first, the registrant sees done. So a future that
- * nobody waits on completes with one CAS (start) and one RMW (finish), plus its
- * reference drop: no lock, no syscall. LISTENERS is never cleared (a waiter that
- * timed out leaves it set; the cost is one needless lock at completion).
+ * Listeners and the fast path. Waiters, watchers and callbacks are nodes (br__lnode)
+ * on one doubly linked list, f->u.lst, newest first, guarded by f->lock (a br__ilock);
+ * the first callback goes in the block itself (cb0) instead. A registrant takes the
+ * lock, sets LISTENERS with an acq_rel RMW, and if the RMW shows the future already
+ * done it backs off (and handles "done" itself); otherwise it links its node and drops
+ * the lock. The completer publishes (RMW) and takes the lock only if the old value had
+ * LISTENERS. No notification is lost: the two RMWs are ordered in the word's
+ * modification order. If the registrant's came first, the completer sees LISTENERS,
+ * and its lock acquisition comes after the registrant's unlock (had the completer held
+ * the lock first, its publish would happen-before the registrant's RMW, contradicting
+ * the order), so the node is there to find. If the publish came first, the registrant
+ * sees done. So a future that nobody waits on completes with one CAS (start) and one
+ * RMW (finish), plus its reference drop: no lock, no syscall. LISTENERS is never
+ * cleared (a waiter that timed out leaves it set; the cost is one needless lock at
+ * completion).
  *
- * Notification order: watchers (under the lock), then blocked waiters (popped under the
- * lock, woken after it, core rule 1), then callbacks, in the order they were added, on
- * the completing thread, outside the lock. A callback added after completion runs at
- * once on the adding thread. A callback may drop the last reference: whoever notifies
- * holds a reference of its own until the callbacks have run (br__task_run holds the
- * executor's; the public completers take a temporary one).
+ * Notification: under the lock the completer detaches the list, runs the watchers and
+ * sorts out the waiters and callbacks; after the lock it wakes the waiters (core rule
+ * 1) and then runs the callbacks in the order they were added (cb0 first, then the
+ * list from its oldest end), on the completing thread. A callback added after
+ * completion runs at once on the adding thread. A callback may drop the last
+ * reference: whoever notifies holds a reference of its own until the callbacks have
+ * run (br__task_run holds the executor's; the public completers take a temporary one).
  *
- * References. refs starts at 1. The release that takes it to 0 (acq_rel, so it sees
- * every other holder's writes) frees the result and returns the block to the cache.
+ * References. refs starts at 1 (2 when a submit keeps one for its caller). The release
+ * that takes it to 0 (acq_rel, so it sees every other holder's writes) frees the
+ * result and returns the block to the cache.
  *
- * The block cache. A future and its task are one block. Each thread keeps up to two
- * chains of BATCH free blocks (cur, being filled or emptied; full, a complete chain).
- * Alloc pops cur; when cur is empty it takes `full`, then a chain from the global pool,
- * then malloc. Free pushes on cur; when cur reaches BATCH it becomes `full`, and a
- * previous full chain moves to the global pool as one unit. So a thread that only
- * frees (a worker completing fire-and-forget tasks) and a thread that only allocates
- * (the submitter) trade whole chains through one short lock per BATCH blocks, and the
- * common path takes no lock. A thread's chains go to the global pool when it exits;
- * the global pool is bounded (beyond it, blocks go back to malloc). Under ASan the
- * cached blocks are poisoned except their header (magic and links).
+ * The block. A future and its task are one 128-byte block (impl.h has the layout):
+ * every live future costs that much memory, and a fresh block costs the first touch of
+ * its memory too (the kernel zeroes a page per 32 blocks), so the block holds only
+ * what most futures use: a 32-byte result or message (they never coexist), a 16-byte
+ * argument copy, one callback. Bigger ones go to the heap.
+ *
+ * The block cache. Each thread keeps two lists of free blocks: `fl`, the blocks it
+ * freed (up to BATCH - 1, newest first, so a thread that allocates right after
+ * freeing gets a block still in its cache), and `al`, a chain it took from the shared
+ * layer for allocating (any length). Alloc pops fl, then al, then takes a chain from
+ * the shared layer (blocks.c: slabs of many blocks, reused before fresh memory is
+ * touched). Free pushes on fl; when fl reaches BATCH it becomes al if al is empty, and
+ * otherwise goes back to the shared layer as one chain. So a thread that only frees (a
+ * worker completing fire-and-forget tasks) and a thread that only allocates (the
+ * submitter) trade whole chains through one short lock per chain, and the common path
+ * takes no lock. A thread's lists go back to the shared layer when it exits. Under ASan
+ * the cached blocks are poisoned except their first word (the link) and magic.
  */
 #include "future/impl.h"
 
@@ -72,99 +83,50 @@
 
 #if defined(BRAID_ASAN) || defined(__SANITIZE_ADDRESS__)
 #  include <sanitizer/asan_interface.h>
-#  define POISON_BODY(f)                                                              \
-      ASAN_POISON_MEMORY_REGION((char *)(f) + offsetof(br_future, st),               \
-                                sizeof(br_future) - offsetof(br_future, st))
 #  define UNPOISON_BODY(f)                                                            \
       ASAN_UNPOISON_MEMORY_REGION((char *)(f) + offsetof(br_future, st),             \
                                   sizeof(br_future) - offsetof(br_future, st))
+#  define POISON_BODY(f)                                                              \
+      ASAN_POISON_MEMORY_REGION((char *)(f) + offsetof(br_future, st),               \
+                                sizeof(br_future) - offsetof(br_future, st))
 #else
-#  define POISON_BODY(f) ((void)(f))
 #  define UNPOISON_BODY(f) ((void)(f))
+#  define POISON_BODY(f) ((void)(f))
 #endif
 
-/* --- the block cache ---------------------------------------------------------------- */
+/* --- the per-thread block cache -------------------------------------------------------- */
 
-enum {
-    BATCH = 64,          /* blocks per chain moved to or from the global pool */
-    GLOBAL_CHAINS = 64   /* at most this many chains (4096 blocks) kept globally */
-};
+enum { BATCH = BR__BLOCK_BATCH };
 
 typedef struct fcache {
-    br_future *cur;  /* up to BATCH - 1 blocks */
-    br_future *full; /* NULL or a chain of BATCH blocks */
-    uint32_t ncur;
-    uint8_t state;   /* 0 not registered for thread exit, 1 registered, 2 exiting */
+    br_future *fl;  /* blocks this thread freed, up to BATCH - 1 */
+    br_future *al;  /* a chain from the shared layer, for allocating */
+    uint32_t nfl, nal;
+    uint8_t state;  /* 0 not registered for thread exit, 1 registered, 2 exiting */
 } fcache;
 
 static BR__TLS fcache tcache;
 
-static struct {
-    br__ilock lock;
-    br_future *chains;
-    uint32_t n;
-} global;
-
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-
-static void free_chain(br_future *f) {
-    while (f) {
-        br_future *next = f->cache_next;
-        UNPOISON_BODY(f);
-        free(f);
-        f = next;
-    }
-}
-
-/* Gives a chain (len blocks) to the global pool, or back to malloc if the pool is
- * full. */
-static void global_put(br_future *chain, uint32_t len) {
-    if (chain == NULL)
-        return;
-    chain->batch_len = len;
-    br__ilock_lock(&global.lock);
-    if (global.n < GLOBAL_CHAINS) {
-        chain->batch_next = global.chains;
-        global.chains = chain;
-        global.n++;
-        chain = NULL;
-    }
-    br__ilock_unlock(&global.lock);
-    free_chain(chain);
-}
-
-static br_future *global_get(uint32_t *len) {
-    br__ilock_lock(&global.lock);
-    br_future *c = global.chains;
-    if (c) {
-        global.chains = c->batch_next;
-        global.n--;
-    }
-    br__ilock_unlock(&global.lock);
-    if (c)
-        *len = c->batch_len;
-    return c;
-}
 
 static void cache_thread_exit(void *arg) {
     fcache *c = arg;
     c->state = 2;
-    global_put(c->cur, c->ncur);
-    global_put(c->full, BATCH);
-    c->cur = c->full = NULL;
-    c->ncur = 0;
+    if (c->fl)
+        br__blocks_put(c->fl, c->nfl);
+    if (c->al)
+        br__blocks_put(c->al, c->nal);
+    c->fl = c->al = NULL;
+    c->nfl = c->nal = 0;
 }
 
-/* fork() while another thread holds the global pool's lock would leave it held forever
- * in the child: hold it across the fork instead. */
-static void fork_prepare(void) { br__ilock_lock(&global.lock); }
-static void fork_after(void) { br__ilock_unlock(&global.lock); }
-
+/* fork() while another thread holds the shared layer's lock would leave it held
+ * forever in the child: hold it across the fork instead. */
 static void cache_key_init(void) {
     if (pthread_key_create(&cache_key, cache_thread_exit) != 0)
         cache_key = (pthread_key_t)-1;
-    pthread_atfork(fork_prepare, fork_after, fork_after);
+    pthread_atfork(br__blocks_lock, br__blocks_unlock, br__blocks_unlock);
 }
 
 static void cache_register(fcache *c) {
@@ -177,31 +139,35 @@ static void cache_register(fcache *c) {
 static BR__NOINLINE br_future *block_get_slow(fcache *c) {
     if (c->state == 0)
         cache_register(c);
-    if (c->full) {
-        c->cur = c->full;
-        c->ncur = BATCH;
-        c->full = NULL;
-    } else {
-        uint32_t len = 0;
-        br_future *chain = c->state == 1 ? global_get(&len) : NULL;
-        if (chain == NULL)
-            return malloc(sizeof(br_future));
-        c->cur = chain;
-        c->ncur = len;
+    uint32_t n = 0;
+    br_future *chain = br__blocks_get(&n);
+    if (chain == NULL)
+        return NULL;
+    br_future *f = chain;
+    chain = f->u.cache_next;
+    if (c->state == 1) {
+        c->al = chain;
+        c->nal = n - 1;
+    } else if (chain) { /* this thread's cache is gone: keep one block only */
+        br__blocks_put(chain, n - 1);
     }
-    br_future *f = c->cur;
-    c->cur = f->cache_next;
-    c->ncur--;
     UNPOISON_BODY(f);
     return f;
 }
 
 static inline br_future *block_get(void) {
     fcache *c = &tcache;
-    br_future *f = c->cur;
+    br_future *f = c->fl;
     if (BR__LIKELY(f != NULL)) {
-        c->cur = f->cache_next;
-        c->ncur--;
+        c->fl = f->u.cache_next;
+        c->nfl--;
+        UNPOISON_BODY(f);
+        return f;
+    }
+    f = c->al;
+    if (BR__LIKELY(f != NULL)) {
+        c->al = f->u.cache_next;
+        c->nal--;
         UNPOISON_BODY(f);
         return f;
     }
@@ -209,15 +175,15 @@ static inline br_future *block_get(void) {
 }
 
 static BR__NOINLINE void block_put_slow(fcache *c, br_future *f) {
-    if (c->state == 2) { /* this thread's cache is gone: straight back to malloc */
-        UNPOISON_BODY(f);
-        free(f);
+    if (c->state == 2) { /* this thread's cache is gone: straight to the shared layer */
+        f->u.cache_next = NULL;
+        br__blocks_put(f, 1);
         return;
     }
     cache_register(c);
-    f->cache_next = c->cur;
-    c->cur = f;
-    c->ncur++;
+    f->u.cache_next = c->fl;
+    c->fl = f;
+    c->nfl++;
 }
 
 static inline void block_put(br_future *f) {
@@ -227,40 +193,47 @@ static inline void block_put(br_future *f) {
         block_put_slow(c, f);
         return;
     }
-    f->cache_next = c->cur;
-    c->cur = f;
-    if (BR__UNLIKELY(++c->ncur == BATCH)) {
-        br_future *old = c->full;
-        c->full = c->cur;
-        c->cur = NULL;
-        c->ncur = 0;
-        global_put(old, BATCH);
+    f->u.cache_next = c->fl;
+    c->fl = f;
+    if (BR__UNLIKELY(++c->nfl == BATCH)) {
+        if (c->al == NULL) {
+            c->al = c->fl;
+            c->nal = BATCH;
+        } else {
+            br__blocks_put(c->fl, BATCH);
+        }
+        c->fl = NULL;
+        c->nfl = 0;
     }
 }
 
 /* --- allocation and freeing ---------------------------------------------------------- */
 
-static br_future *future_alloc(void) {
+static inline br_future *future_alloc(uint32_t refs) {
     br_future *f = block_get();
     if (BR__UNLIKELY(f == NULL))
         return NULL;
+    f->u.lst = NULL;
     f->magic = BR__FUTURE_MAGIC;
     atomic_init(&f->st, BR__FS_PENDING);
-    atomic_init(&f->refs, 1);
-    memset(&f->wq, 0, sizeof f->wq);
-    f->wat_head = f->wat_tail = NULL;
-    f->cb_head = f->cb_tail = NULL;
-    f->cb0_used = false;
-    f->rkind = BR__R_NONE;
+    atomic_init(&f->refs, refs);
+    atomic_init(&f->lock.word, 0);
     f->code = 0;
+    f->rkind = BR__R_NONE;
     f->rlen = 0;
-    f->msg = NULL;
-    memset(&f->task, 0, offsetof(br_task, argbuf));
+    f->tflags = 0;
+    f->task.next = NULL;
+    f->task.fn = NULL;
+    f->task.a.ref.ptr = NULL;
+    f->task.a.ref.len = 0;
     f->task.deadline = BR_FOREVER;
+    f->task.xdata = 0;
+    f->cb0_fn = NULL;
+    f->cb0_arg = NULL;
     return f;
 }
 
-br_future *br__future_alloc_task(void) { return future_alloc(); }
+br_future *br__future_alloc_task(void) { return future_alloc(1); }
 
 br_task *br__future_task(br_future *f) { return &f->task; }
 
@@ -268,10 +241,83 @@ br_future *br__task_future(br_task *t) {
     return (br_future *)(void *)((char *)t - offsetof(br_future, task));
 }
 
+void br__task_set_arg(br_task *t, const void *arg, size_t len) {
+    br_future *f = br__task_future(t);
+    if (f->tflags & BR__TF_ARG_HEAP)
+        free((void *)t->a.ref.ptr);
+    f->tflags &= (uint16_t) ~(BR__TF_ARG_INLINE | BR__TF_ARG_HEAP |
+                              (0xffu << BR__TF_ARG_LEN_SHIFT));
+    t->a.ref.ptr = arg;
+    t->a.ref.len = len;
+}
+
+int br__task_copy_arg(br_task *t, const void *arg, size_t len) {
+    br_future *f = br__task_future(t);
+    if (len <= BR__INLINE_ARG) {
+        br__task_set_arg(t, NULL, 0);
+        if (len)
+            memcpy(t->a.bytes, arg, len);
+        f->tflags |= (uint16_t)(BR__TF_ARG_INLINE | (len << BR__TF_ARG_LEN_SHIFT));
+        return 0;
+    }
+    void *heap = malloc(len);
+    if (heap == NULL)
+        return BR_ENOMEM;
+    memcpy(heap, arg, len);
+    br__task_set_arg(t, heap, len);
+    f->tflags |= BR__TF_ARG_HEAP;
+    return 0;
+}
+
+void br__task_set_in_process(br_task *t, bool in_process) {
+    br_future *f = br__task_future(t);
+    if (in_process)
+        f->tflags |= BR__TF_IN_PROCESS;
+    else
+        f->tflags &= (uint16_t)~BR__TF_IN_PROCESS;
+}
+
+void br__task_set_parent(br_task *t, br_task *parent) {
+    t->xdata = (uintptr_t)parent;
+    br__task_future(t)->tflags |= BR__TF_CHILD;
+}
+
+br_future *br__task_prepare(br_task_fn fn, const void *arg, size_t len, unsigned how,
+                            int64_t deadline, unsigned refs) {
+    br_future *f = future_alloc(refs);
+    if (BR__UNLIKELY(f == NULL))
+        return NULL;
+    br_task *t = &f->task;
+    t->fn = fn;
+    t->deadline = deadline;
+    uint16_t tf = (how & BR__ARG_IN_PROCESS) ? BR__TF_IN_PROCESS : 0;
+    if (!(how & BR__ARG_COPY) || len == 0) {
+        t->a.ref.ptr = arg;
+        t->a.ref.len = len;
+    } else if (len <= BR__INLINE_ARG) {
+        memcpy(t->a.bytes, arg, len);
+        tf |= (uint16_t)(BR__TF_ARG_INLINE | (len << BR__TF_ARG_LEN_SHIFT));
+    } else {
+        void *heap = malloc(len);
+        if (heap == NULL) {
+            f->magic = BR__FUTURE_DEAD;
+            block_put(f);
+            return NULL;
+        }
+        memcpy(heap, arg, len);
+        t->a.ref.ptr = heap;
+        t->a.ref.len = len;
+        tf |= BR__TF_ARG_HEAP;
+    }
+    f->tflags = tf;
+    return f;
+}
+
 void br__result_clear(br_future *f) {
     switch (f->rkind) {
     case BR__R_HEAP:
-        free(f->r.heap);
+    case BR__R_MSGHEAP:
+        free(f->r.heap.p);
         break;
     case BR__R_PTR:
         /* TAKEN: br_future_take_ptr gave the pointer to its caller. */
@@ -286,24 +332,39 @@ void br__result_clear(br_future *f) {
     f->rlen = 0;
 }
 
-void br__msg_clear(br_future *f) {
-    if (f->msg && f->msg != f->mbuf)
-        free(f->msg);
-    f->msg = NULL;
+void br__msg_set(br_future *f, const char *msg, size_t len) {
+    br__result_clear(f);
+    if (msg == NULL)
+        return;
+    if (len >= BR__INLINE_MSG) {
+        char *heap = malloc(len + 1);
+        if (heap) {
+            memcpy(heap, msg, len);
+            heap[len] = '\0';
+            f->r.heap.p = heap;
+            f->r.heap.len = len;
+            f->rkind = BR__R_MSGHEAP;
+            return;
+        }
+        len = BR__INLINE_MSG - 1; /* keep what fits */
+    }
+    memcpy(f->r.buf, msg, len);
+    f->r.buf[len] = '\0';
+    f->rkind = BR__R_MSG;
 }
 
 void br__future_free(br_future *f) {
     br__result_clear(f);
-    br__msg_clear(f);
-    /* A future released while still pending drops its callbacks unrun. */
-    for (struct br__cb *cb = f->cb_head; cb;) {
-        struct br__cb *next = cb->next;
-        if (cb != &f->cb0)
-            free(cb);
-        cb = next;
+    /* A future released while still pending drops its callbacks unrun; nothing else
+     * can be listening (a waiter or watcher holds, or borrows, a reference). */
+    for (br__lnode *n = f->u.lst; n;) {
+        br__lnode *next = n->next;
+        if (n->kind == BR__LN_CB)
+            free(n);
+        n = next;
     }
-    if (f->task.argheap)
-        free(f->task.argheap);
+    if (f->tflags & BR__TF_ARG_HEAP)
+        free((void *)f->task.a.ref.ptr);
     f->magic = BR__FUTURE_DEAD;
     block_put(f);
 }
@@ -313,7 +374,7 @@ void br__future_free(br_future *f) {
 int br_future_new(br_future **out) {
     if (out == NULL)
         return BR__MISUSE(BR_EINVAL, "br_future_new: out is NULL");
-    br_future *f = future_alloc();
+    br_future *f = future_alloc(1);
     if (f == NULL)
         return BR_ENOMEM;
     *out = f;
@@ -336,42 +397,79 @@ void br_future_release(br_future *f) {
     br__future_unref(f);
 }
 
-/* --- notification --------------------------------------------------------------------- */
+/* --- listeners and notification --------------------------------------------------------- */
+
+/* A thread (or coroutine) blocked in br__future_wait_done: its node, on its stack. */
+typedef struct wait_node {
+    br__lnode node;
+    br__waiter *w;
+} wait_node;
+
+/* Caller holds f->lock. */
+static void lst_link(br_future *f, br__lnode *n, uint32_t kind) {
+    n->kind = kind;
+    n->prev = NULL;
+    n->next = f->u.lst;
+    if (n->next)
+        n->next->prev = n;
+    f->u.lst = n;
+    n->linked = 1;
+}
+
+/* Caller holds f->lock; n is linked. */
+static void lst_unlink(br_future *f, br__lnode *n) {
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        f->u.lst = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    n->next = n->prev = NULL;
+    n->linked = 0;
+}
 
 void br__future_notify(br_future *f, bool temp_ref) {
     if (temp_ref)
         atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-    br__ilock_lock(&f->wq.lock);
-    for (br__watcher *w = f->wat_head; w;) {
-        br__watcher *next = w->next;
-        w->next = w->prev = NULL;
-        w->linked = 0;
-        w->fn(w, f);
-        w = next;
+    br__lnode *waiters = NULL; /* relinked through next */
+    br__lnode *cbs = NULL;     /* relinked through next, oldest first */
+    br__ilock_lock(&f->lock);
+    br__lnode *n = f->u.lst;
+    f->u.lst = NULL;
+    br_done_fn c0 = f->cb0_fn;
+    void *c0arg = f->cb0_arg;
+    f->cb0_fn = NULL;
+    while (n) {
+        br__lnode *next = n->next; /* newest first */
+        n->linked = 0;
+        n->prev = NULL;
+        if (n->kind == BR__LN_WATCH) {
+            br__watcher *w = (br__watcher *)(void *)n;
+            w->fn(w, f);
+        } else if (n->kind == BR__LN_WAIT) {
+            n->next = waiters;
+            waiters = n;
+        } else {
+            n->next = cbs; /* prepending reverses: oldest first */
+            cbs = n;
+        }
+        n = next;
     }
-    f->wat_head = f->wat_tail = NULL;
-    struct br__cb *cbs = f->cb_head;
-    f->cb_head = f->cb_tail = NULL;
-    br__waiter *chain = NULL, **tail = &chain;
-    while (f->wq.head) {
-        br__waiter *w = br__wq_pop(&f->wq);
-        *tail = w;
-        tail = &w->next;
+    br__ilock_unlock(&f->lock);
+    while (waiters) {
+        br__lnode *next = waiters->next; /* before the wake: core rule 1 */
+        br__waiter_wake(((wait_node *)(void *)waiters)->w);
+        waiters = next;
     }
-    br__ilock_unlock(&f->wq.lock);
-    while (chain) {
-        br__waiter *next = chain->next; /* before the wake: core rule 1 */
-        br__waiter_wake(chain);
-        chain = next;
-    }
+    if (c0)
+        c0(f, c0arg);
     while (cbs) {
-        struct br__cb *next = cbs->next;
-        br_done_fn fn = cbs->fn;
-        void *arg = cbs->arg;
-        if (cbs != &f->cb0)
-            free(cbs);
+        struct br__cb *cb = (struct br__cb *)(void *)cbs;
+        cbs = cbs->next;
+        br_done_fn fn = cb->fn;
+        void *arg = cb->arg;
+        free(cb);
         fn(f, arg);
-        cbs = next;
     }
     if (temp_ref)
         br__future_unref(f);
@@ -380,10 +478,10 @@ void br__future_notify(br_future *f, bool temp_ref) {
 /* Takes f's lock and announces a listener. Returns true with the lock held if f is not
  * done (link, then unlock); false, with the lock released, if it is done. */
 static bool listen_lock(br_future *f) {
-    br__ilock_lock(&f->wq.lock);
+    br__ilock_lock(&f->lock);
     uint32_t old = atomic_fetch_or_explicit(&f->st, BR__FF_LISTENERS, memory_order_acq_rel);
     if (br__fs_done(old)) {
-        br__ilock_unlock(&f->wq.lock);
+        br__ilock_unlock(&f->lock);
         return false;
     }
     return true;
@@ -394,34 +492,17 @@ bool br__future_watch(br_future *f, br__watcher *w) {
         return false;
     if (!listen_lock(f))
         return false;
-    w->next = NULL;
-    w->prev = f->wat_tail;
-    if (f->wat_tail)
-        f->wat_tail->next = w;
-    else
-        f->wat_head = w;
-    f->wat_tail = w;
-    w->linked = 1;
-    br__ilock_unlock(&f->wq.lock);
+    lst_link(f, &w->node, BR__LN_WATCH);
+    br__ilock_unlock(&f->lock);
     return true;
 }
 
 bool br__future_unwatch(br_future *f, br__watcher *w) {
-    br__ilock_lock(&f->wq.lock);
-    bool was = w->linked != 0;
-    if (was) {
-        if (w->prev)
-            w->prev->next = w->next;
-        else
-            f->wat_head = w->next;
-        if (w->next)
-            w->next->prev = w->prev;
-        else
-            f->wat_tail = w->prev;
-        w->next = w->prev = NULL;
-        w->linked = 0;
-    }
-    br__ilock_unlock(&f->wq.lock);
+    br__ilock_lock(&f->lock);
+    bool was = w->node.linked != 0;
+    if (was)
+        lst_unlink(f, &w->node);
+    br__ilock_unlock(&f->lock);
     return was;
 }
 
@@ -433,34 +514,30 @@ int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg) {
         return 0;
     }
     struct br__cb *node = NULL;
-    br__ilock_lock(&f->wq.lock);
-    if (!f->cb0_used) {
-        f->cb0_used = true;
-        node = &f->cb0;
-    } else {
-        br__ilock_unlock(&f->wq.lock);
+    br__ilock_lock(&f->lock);
+    if (f->cb0_fn != NULL) { /* cb0 is taken (until notify): a node, allocated unlocked */
+        br__ilock_unlock(&f->lock);
         node = malloc(sizeof *node);
         if (node == NULL)
             return BR_ENOMEM;
-        br__ilock_lock(&f->wq.lock);
+        br__ilock_lock(&f->lock);
     }
     uint32_t old = atomic_fetch_or_explicit(&f->st, BR__FF_LISTENERS, memory_order_acq_rel);
     if (br__fs_done(old)) {
-        br__ilock_unlock(&f->wq.lock);
-        if (node != &f->cb0)
-            free(node);
+        br__ilock_unlock(&f->lock);
+        free(node);
         fn(f, arg);
         return 0;
     }
-    node->fn = fn;
-    node->arg = arg;
-    node->next = NULL;
-    if (f->cb_tail)
-        f->cb_tail->next = node;
-    else
-        f->cb_head = node;
-    f->cb_tail = node;
-    br__ilock_unlock(&f->wq.lock);
+    if (node == NULL) {
+        f->cb0_fn = fn;
+        f->cb0_arg = arg;
+    } else {
+        node->fn = fn;
+        node->arg = arg;
+        lst_link(f, &node->node, BR__LN_CB);
+    }
+    br__ilock_unlock(&f->lock);
     return 0;
 }
 
@@ -635,16 +712,16 @@ int br_future_set_result(br_future *f, const void *data, size_t len) {
         return rc;
     }
     br__result_clear(f);
-    br__msg_clear(f);
     if (heap) {
         f->rkind = BR__R_HEAP;
-        f->r.heap = heap;
+        f->r.heap.p = heap;
+        f->r.heap.len = len;
     } else {
         f->rkind = BR__R_INLINE;
+        f->rlen = (uint8_t)len;
         if (len)
             memcpy(f->r.buf, data, len);
     }
-    f->rlen = len;
     f->code = 0;
     publish(f, BR__FS_FINISHED);
     return 0;
@@ -661,7 +738,6 @@ int br_future_set_result_ptr(br_future *f, void *ptr, void (*dtor)(void *ptr)) {
     if (rc != 0)
         return rc;
     br__result_clear(f);
-    br__msg_clear(f);
     f->rkind = BR__R_PTR;
     f->r.ptr.p = ptr;
     f->r.ptr.dtor = dtor;
@@ -687,12 +763,13 @@ int br_future_set_exception(br_future *f, int code, const char *msg) {
         return rc;
     }
     br__result_clear(f);
-    br__msg_clear(f);
     if (heap) {
-        f->msg = heap;
+        f->rkind = BR__R_MSGHEAP;
+        f->r.heap.p = heap;
+        f->r.heap.len = mlen;
     } else if (msg) {
-        memcpy(f->mbuf, msg, mlen + 1);
-        f->msg = f->mbuf;
+        memcpy(f->r.buf, msg, mlen + 1);
+        f->rkind = BR__R_MSG;
     }
     f->code = code;
     publish(f, BR__FS_FINISHED);
@@ -701,34 +778,49 @@ int br_future_set_exception(br_future *f, int code, const char *msg) {
 
 /* --- waiting and reading ------------------------------------------------------------------ */
 
-/* Waits until done. The waiter is linked under f's lock and woken by
- * br__future_notify, which pops every waiter; a waiter that times out unlinks itself
+/* Waits until done. The waiter's node is linked under f's lock and woken by
+ * br__future_notify, which unlinks every node; a waiter that times out unlinks itself
  * (core rule 2). */
-static int wait_done(br_future *f, int64_t deadline) {
+int br__future_wait_done(br_future *f, int64_t deadline) {
     if (BR__LIKELY(br__fs_done(load_st(f))))
         return 0;
     if (deadline <= 0) /* BR_NOWAIT, or a time before boot */
         return BR_ETIMEDOUT;
     br__waiter w;
     br__waiter_init(&w);
+    wait_node n;
+    n.w = &w;
     if (!listen_lock(f))
         return 0;
-    br__wq_push(&f->wq, &w);
-    br__ilock_unlock(&f->wq.lock);
+    lst_link(f, &n.node, BR__LN_WAIT);
+    br__ilock_unlock(&f->lock);
     /* Woken only by notify, so 0 means done. */
-    return br__waiter_park_or_cancel(&w, &f->wq, deadline, NULL, NULL);
+    if (br__waiter_park(&w, deadline) == 0)
+        return 0;
+    br__ilock_lock(&f->lock);
+    if (n.node.linked) {
+        lst_unlink(f, &n.node);
+        br__ilock_unlock(&f->lock);
+        return BR_ETIMEDOUT;
+    }
+    br__ilock_unlock(&f->lock);
+    /* Core rule 2: notify unlinked us and is about to wake us (or has): wait for it,
+     * so that it never touches a frame we have left. */
+    while (br__waiter_park(&w, BR_FOREVER) != 0)
+        ;
+    return 0;
 }
 
 int br_future_wait(br_future *f, int64_t deadline) {
     if (!br__future_ok(f))
         return BR__MISUSE(BR_EINVAL, "br_future_wait: not a live future");
-    return wait_done(f, deadline);
+    return br__future_wait_done(f, deadline);
 }
 
 /* Waits, then returns 0 if f finished successfully, or its failure code, or
  * BR_ECANCELED. */
 static int wait_outcome(br_future *f, int64_t deadline) {
-    int rc = wait_done(f, deadline);
+    int rc = br__future_wait_done(f, deadline);
     if (rc != 0)
         return rc;
     if ((load_st(f) & BR__FS_MASK) == BR__FS_CANCELLED)
@@ -754,8 +846,8 @@ int br_future_result(br_future *f, int64_t deadline, const void **data, size_t *
         l = f->rlen;
         break;
     case BR__R_HEAP:
-        d = f->r.heap;
-        l = f->rlen;
+        d = f->r.heap.p;
+        l = f->r.heap.len;
         break;
     case BR__R_PTR:
         d = (load_st(f) & BR__FF_TAKEN) ? NULL : f->r.ptr.p;
@@ -836,7 +928,7 @@ int br_future_exception(br_future *f, int64_t deadline, int *code, const char **
         *msg = NULL;
     if (!br__future_ok(f))
         return BR__MISUSE(BR_EINVAL, "br_future_exception: not a live future");
-    int rc = wait_done(f, deadline);
+    int rc = br__future_wait_done(f, deadline);
     if (rc != 0)
         return rc;
     if ((load_st(f) & BR__FS_MASK) == BR__FS_CANCELLED)
@@ -844,6 +936,6 @@ int br_future_exception(br_future *f, int64_t deadline, int *code, const char **
     if (code)
         *code = f->code;
     if (msg)
-        *msg = f->code < 0 ? f->msg : NULL;
+        *msg = f->code < 0 ? br__future_msg(f) : NULL;
     return 0;
 }

@@ -1,8 +1,8 @@
 /* future/internal.h: what executors need from the future layer. Never installed.
  *
- * An in-process executor never allocates on its own for a task: br__future_alloc_task
- * gives a pending future with its br_task embedded (one block, from a per-thread cache,
- * so steady-state submits don't call malloc). The executor queues the task through the
+ * An in-process executor never allocates on its own for a task: br__task_prepare (or
+ * br__future_alloc_task) gives a pending future with its br_task embedded (one block,
+ * from a per-thread cache backed by slabs, so submits don't call malloc). The executor queues the task through the
  * intrusive `next` link, and a worker calls br__task_run, which does everything else:
  * the PENDING -> RUNNING step (skipping cancelled tasks), the deadline check, calling
  * fn, storing the result or failure, waking waiters and running callbacks.
@@ -19,30 +19,55 @@
 #include "braid/future.h"
 #include "core/internal.h"
 
+/* The part of a future's block that executors use (future/impl.h has the rest). The
+ * argument, the flags and the owning future are reached through the functions below;
+ * the fields here are the executor's to read and write while it owns the task. */
 struct br_task {
     br_task *next;       /* the executor's queue link; the executor's while queued */
     br_task_fn fn;
-    const void *arg;     /* points at argbuf, argheap or the caller's bytes */
-    size_t len;
+    union {              /* the argument: the caller's bytes, a heap copy, or inline */
+        struct {
+            const void *ptr;
+            size_t len;
+        } ref;
+        _Alignas(8) unsigned char bytes[16];
+    } a;
     int64_t deadline;    /* BR_FOREVER if none */
-    void *executor;      /* the executor that runs it; opaque here */
-    uintptr_t xdata;     /* free for the executor (e.g. a worker hint) */
-    unsigned flags;      /* BR_CALL_* */
-    unsigned in_process; /* 1: pointer results allowed */
-    void *argheap;       /* heap copy of a big BR_CALL_COPY_ARG argument, or NULL */
-    _Alignas(8) unsigned char argbuf[32]; /* inline argument copies up to 32 bytes */
+    uintptr_t xdata;     /* free for the executor (the pool keeps the real fn here); a
+                          * child task (BR__TASK_CHILD) keeps its parent's br_task */
 };
 
-/* A bit of br_task.flags kept for the future layer, never a BR_CALL_* flag: the task
- * is run by another task (br_map's chunk runner), whose br_task is in xdata. The child
- * sees the parent's cancellation (br_task_cancelled) as its own. */
-#define BR__TASK_CHILD (1u << 31)
+/* Inline argument copies: up to this many bytes live in the task (no allocation). */
+enum { BR__INLINE_ARG = 16 };
 
-/* A pending future with its task zeroed (deadline BR_FOREVER), refs = 1. NULL if out
- * of memory. */
+/* A pending future with its task zeroed (no argument, deadline BR_FOREVER), refs = 1.
+ * NULL if out of memory. */
 br_future *br__future_alloc_task(void);
 br_task *br__future_task(br_future *f);
 br_future *br__task_future(br_task *t);
+
+/* How br__task_prepare stores the argument. */
+enum {
+    BR__ARG_BORROW = 0,    /* keep the caller's pointer */
+    BR__ARG_COPY = 1,      /* copy the bytes (inline up to BR__INLINE_ARG, else heap) */
+    BR__ARG_IN_PROCESS = 2 /* the executor is in-process: pointer results allowed */
+};
+
+/* Submit's one call: a pending future with refs references (1 or 2: the executor's,
+ * and the caller's when it keeps the future) and its task ready to queue: fn, the
+ * argument (how: BR__ARG_*), deadline (BR_FOREVER or absolute). NULL if out of memory
+ * (the block, or the heap copy of a big argument). */
+br_future *br__task_prepare(br_task_fn fn, const void *arg, size_t len, unsigned how,
+                            int64_t deadline, unsigned refs);
+/* The argument, set after br__future_alloc_task: borrowed, or copied (0 or
+ * BR_ENOMEM). */
+void br__task_set_arg(br_task *t, const void *arg, size_t len);
+int br__task_copy_arg(br_task *t, const void *arg, size_t len);
+/* Pointer results allowed (in-process executors); off after br__future_alloc_task. */
+void br__task_set_in_process(br_task *t, bool in_process);
+/* t is run by another task, `parent` (br_map's chunk runner), and sees the parent's
+ * cancellation (br_task_cancelled) as its own. Uses t->xdata. */
+void br__task_set_parent(br_task *t, br_task *parent);
 
 /* Runs t on the calling thread as described above and drops the executor's reference.
  * Returns the task's status (0, the failure code, BR_ECANCELED if it was skipped). */
@@ -63,13 +88,20 @@ void br__task_abandon(br_task *t, int code);
  * nothing else is taken). Holding the lock is what makes unwatching safe: once
  * br__future_unwatch returns, fn is not running and never will, so the node and
  * whatever fn touches may go. */
+/* A listener: a node in a future's one list of waiters, watchers and callbacks
+ * (future.c's design notes). Only the future layer looks inside. */
+typedef struct br__lnode {
+    struct br__lnode *next, *prev;
+    uint32_t kind;   /* future.c: a watcher, a blocked waiter or a done-callback */
+    uint32_t linked; /* under f's lock */
+} br__lnode;
+
 typedef struct br__watcher br__watcher;
 struct br__watcher {
-    br__watcher *next, *prev;
+    br__lnode node;  /* first: the future's list links it */
     void (*fn)(br__watcher *w, br_future *f);
     void *arg;       /* free for the owner */
     uintptr_t data;  /* free for the owner */
-    uint32_t linked; /* under f's lock */
 };
 
 /* Links w into f: true if linked (w->fn will run once when f is done, unless

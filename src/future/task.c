@@ -36,22 +36,38 @@ const void *br_task_arg(const br_task *t, size_t *len) {
             *len = 0;
         return NULL;
     }
+    uint16_t tf = fut(t)->tflags;
+    if (tf & BR__TF_ARG_INLINE) {
+        if (len)
+            *len = (size_t)(tf >> BR__TF_ARG_LEN_SHIFT);
+        return t->a.bytes;
+    }
     if (len)
-        *len = t->len;
-    return t->arg;
+        *len = t->a.ref.len;
+    return t->a.ref.ptr;
 }
 
 int64_t br_task_arg_i64(const br_task *t) {
     int64_t v = 0;
-    if (t != NULL && t->len == sizeof v && t->arg != NULL)
-        memcpy(&v, t->arg, sizeof v);
+    size_t len;
+    const void *arg = br_task_arg(t, &len);
+    if (len == sizeof v && arg != NULL)
+        memcpy(&v, arg, sizeof v);
     return v;
+}
+
+/* Drops a result the task set, keeping a failure message. */
+static void drop_result(br_future *f) {
+    if (f->rkind != BR__R_MSG && f->rkind != BR__R_MSGHEAP)
+        br__result_clear(f);
 }
 
 int br_task_return(br_task *t, const void *data, size_t len) {
     if (!in_task(t) || (data == NULL && len > 0))
         return BR__MISUSE(BR_EINVAL, "br_task_return: not inside a running task, or bad data");
     br_future *f = fut(t);
+    /* A message from an earlier br_task_fail goes with the old result: success is
+     * intended. */
     if (len > BR__INLINE_RESULT) {
         void *heap = malloc(len);
         if (heap == NULL)
@@ -59,15 +75,15 @@ int br_task_return(br_task *t, const void *data, size_t len) {
         memcpy(heap, data, len);
         br__result_clear(f);
         f->rkind = BR__R_HEAP;
-        f->r.heap = heap;
+        f->r.heap.p = heap;
+        f->r.heap.len = len;
     } else {
         br__result_clear(f);
         f->rkind = BR__R_INLINE;
+        f->rlen = (uint8_t)len;
         if (len)
             memcpy(f->r.buf, data, len);
     }
-    f->rlen = len;
-    br__msg_clear(f); /* success intended: a message from an earlier br_task_fail goes */
     return 0;
 }
 
@@ -81,10 +97,8 @@ int br_task_return_i64(br_task *t, int64_t value) {
     if (!in_task(t))
         return BR__MISUSE(BR_EINVAL, "br_task_return_i64: not inside a running task");
     br_future *f = fut(t);
-    if (BR__UNLIKELY(f->rkind > BR__R_INLINE || f->msg != NULL)) {
+    if (BR__UNLIKELY(f->rkind > BR__R_INLINE))
         br__result_clear(f);
-        br__msg_clear(f);
-    }
     f->rkind = BR__R_INLINE;
     memcpy(f->r.buf, &value, sizeof value);
     f->rlen = sizeof value;
@@ -94,15 +108,13 @@ int br_task_return_i64(br_task *t, int64_t value) {
 int br_task_return_ptr(br_task *t, void *ptr, void (*dtor)(void *ptr)) {
     if (!in_task(t))
         return BR__MISUSE(BR_EINVAL, "br_task_return_ptr: not inside a running task");
-    if (!t->in_process)
-        return BR_ENOTSUP;
     br_future *f = fut(t);
+    if (!(f->tflags & BR__TF_IN_PROCESS))
+        return BR_ENOTSUP;
     br__result_clear(f);
-    br__msg_clear(f);
     f->rkind = BR__R_PTR;
     f->r.ptr.p = ptr;
     f->r.ptr.dtor = dtor;
-    f->rlen = 0;
     return 0;
 }
 
@@ -112,24 +124,25 @@ int br_task_fail(br_task *t, int code, const char *fmt, ...) {
     if (!in_task(t))
         return BR__MISUSE(BR_EINVAL, "br_task_fail: not inside a running task");
     br_future *f = fut(t);
-    br__result_clear(f); /* failure intended: no result */
-    br__msg_clear(f);
+    br__result_clear(f); /* failure intended: no result (and no older message) */
     if (fmt == NULL)
         return code;
     va_list ap, ap2;
     va_start(ap, fmt);
     va_copy(ap2, ap);
-    int n = vsnprintf(f->mbuf, sizeof f->mbuf, fmt, ap);
+    char *buf = (char *)f->r.buf;
+    int n = vsnprintf(buf, BR__INLINE_MSG, fmt, ap);
     va_end(ap);
-    f->msg = f->mbuf;
-    if (n >= (int)sizeof f->mbuf) {
+    if (n >= 0)
+        f->rkind = BR__R_MSG;
+    if (n >= BR__INLINE_MSG) {
         char *heap = malloc((size_t)n + 1);
         if (heap) { /* else keep the truncated inline copy */
             vsnprintf(heap, (size_t)n + 1, fmt, ap2);
-            f->msg = heap;
+            f->r.heap.p = heap;
+            f->r.heap.len = (size_t)n;
+            f->rkind = BR__R_MSGHEAP;
         }
-    } else if (n < 0) {
-        f->msg = NULL;
     }
     va_end(ap2);
     return code;
@@ -139,7 +152,7 @@ int br_task_fail(br_task *t, int code, const char *fmt, ...) {
 static bool cancel_requested(const br_task *t) {
     if (atomic_load_explicit(&fut(t)->st, memory_order_relaxed) & BR__FF_CANCEL_REQ)
         return true;
-    if (BR__UNLIKELY(t->flags & BR__TASK_CHILD))
+    if (BR__UNLIKELY(fut(t)->tflags & BR__TF_CHILD))
         return cancel_requested((const br_task *)t->xdata);
     return false;
 }
@@ -151,7 +164,7 @@ bool br_task_cancelled(const br_task *t) {
         return true;
     if (t->deadline != BR_FOREVER && br_now() >= t->deadline)
         return true;
-    return BR__UNLIKELY(t->flags & BR__TASK_CHILD) &&
+    return BR__UNLIKELY(fut(t)->tflags & BR__TF_CHILD) &&
            br_task_cancelled((const br_task *)t->xdata);
 }
 
@@ -161,26 +174,26 @@ int64_t br_task_deadline(const br_task *t) { return t ? t->deadline : BR_FOREVER
 static uint32_t settle(br_future *f, int *rcp) {
     int rc = *rcp;
     if (BR__LIKELY(rc == 0)) {
-        if (BR__UNLIKELY(f->msg != NULL))
-            br__msg_clear(f);
+        if (BR__UNLIKELY(f->rkind >= BR__R_MSG))
+            br__result_clear(f); /* a message from br_task_fail, then success */
         f->code = 0;
         return BR__FS_FINISHED;
     }
-    br__result_clear(f);
+    drop_result(f);
     if (rc > 0) {
-        br__msg_clear(f);
-        snprintf(f->mbuf, sizeof f->mbuf, "task returned %d (> 0)", rc);
-        f->msg = f->mbuf;
+        char m[BR__INLINE_MSG];
+        int n = snprintf(m, sizeof m, "task returned %d (> 0)", rc);
+        br__msg_set(f, m, (size_t)n);
         rc = BR_EINVAL;
     } else if (rc == BR_ECANCELED) {
         if (cancel_requested(&f->task)) {
-            br__msg_clear(f);
+            br__result_clear(f);
             f->code = 0;
             *rcp = rc;
             return BR__FS_CANCELLED;
         }
         if (f->task.deadline != BR_FOREVER && br_now() >= f->task.deadline) {
-            br__msg_clear(f);
+            br__result_clear(f);
             rc = BR_ETIMEDOUT;
         }
     }

@@ -464,7 +464,7 @@ static void conformance_copy_arg(void **state) {
     br_future *blocker = cf_submit_block(ex, b); /* the copies run after we scribble */
     BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
 
-    size_t sizes[] = {1, 16, 32, 33, 1000};
+    size_t sizes[] = {1, 8, 15, 16, 17, 32, 33, 1000}; /* inline up to 16, heap above */
     enum { NS = sizeof sizes / sizeof sizes[0] };
     br_future *f[NS];
     int64_t want[NS];

@@ -119,7 +119,7 @@ static void overall_deadline(void **state) {
     BR_CHECK(got == fs[2]);
     /* free while one is pending: it keeps its watcher no longer */
     BR_CHECK_OK(br_as_completed_free(it));
-    BR_CHECK(fs[0]->wat_head == NULL);
+    BR_CHECK(fs[0]->u.lst == NULL);
     BR_CHECK_OK(br_future_set_result_i64(fs[0], 0));
     drop(fs, N);
 }

@@ -346,10 +346,8 @@ static br_future *make_task(br_task_fn fn, int64_t arg) {
     BR_CHECK(br__task_future(t) == f);
     BR_CHECK_EQ(t->deadline, BR_FOREVER);
     t->fn = fn;
-    memcpy(t->argbuf, &arg, sizeof arg);
-    t->arg = t->argbuf;
-    t->len = sizeof arg;
-    t->in_process = 1;
+    BR_CHECK_OK(br__task_copy_arg(t, &arg, sizeof arg));
+    br__task_set_in_process(t, true);
     br_future_retain(f); /* ours; the first is the "executor's" */
     return f;
 }
@@ -491,7 +489,7 @@ static void task_pointer_results(void **state) {
     BR_CHECK_EQ(dtor_calls, 1);
     /* an executor that crosses a process boundary refuses pointers */
     f = make_task(task_ptr, 0);
-    br__future_task(f)->in_process = 0;
+    br__task_set_in_process(br__future_task(f), false);
     BR_CHECK_ERR(br__task_run(br__future_task(f)), BR_ENOTSUP);
     BR_CHECK(br_future_failed(f));
     br_future_release(f);
@@ -580,9 +578,9 @@ static void task_args(void **state) {
     BR_CHECK(br_task_arg(t, &len) == NULL);
     BR_CHECK_EQ(len, 0);
     BR_CHECK_EQ(br_task_arg_i64(t), 0); /* not 8 bytes */
-    t->arg = "abc";
-    t->len = 3;
-    BR_CHECK(br_task_arg(t, &len) == (const void *)t->arg && len == 3);
+    static const char abc[] = "abc";
+    br__task_set_arg(t, abc, 3);
+    BR_CHECK(br_task_arg(t, &len) == (const void *)abc && len == 3);
     BR_CHECK_EQ(br_task_arg_i64(t), 0);
     BR_CHECK_EQ(br_task_deadline(t), BR_FOREVER);
     BR_CHECK(!br_task_cancelled(t));
@@ -941,7 +939,7 @@ static void no_listeners_no_lock(void **state) {
     br_future *fs[2] = {f, f};
     BR_CHECK_OK(br_wait(fs, 2, BR_ALL_COMPLETED, BR_FOREVER, NULL, NULL, NULL));
     BR_CHECK_EQ(atomic_load(&f->st), BR__FS_FINISHED);
-    BR_CHECK_EQ(atomic_load(&f->wq.lock.word), 0);
+    BR_CHECK_EQ(atomic_load(&f->lock.word), 0);
     br_future_release(f);
     /* a waiter sets it */
     BR_CHECK_OK(br_future_new(&f));
@@ -1016,6 +1014,59 @@ static void cache_cross_thread(void **state) {
         assert_int_equal(pthread_create(&th, NULL, xt_release_all, NULL), 0);
         pthread_join(th, NULL); /* its cache moved to the global pool as it exited */
     }
+}
+
+/* The shared layer of the block cache (blocks.c): a burst of futures far beyond the
+ * kept empty slabs gives its memory back when released, and the next burst reuses
+ * the same address space before mapping more. */
+enum { BURST_SLABS = 40 };
+
+static void *burst(void *p) {
+    size_t n = *(size_t *)p;
+    br_future **f = malloc(n * sizeof *f);
+    BR_CHECK(f != NULL);
+    for (size_t i = 0; i < n; i++)
+        BR_CHECK_OK(br_future_new(&f[i]));
+    /* every block distinct and live */
+    for (size_t i = 0; i < n; i++)
+        BR_CHECK_OK(br_future_set_result_i64(f[i], (int64_t)i));
+    for (size_t i = 0; i < n; i++) {
+        int64_t v;
+        BR_CHECK_OK(br_future_result_i64(f[i], BR_NOWAIT, &v));
+        BR_CHECK_EQ(v, (int64_t)i);
+    }
+    /* release in an order that mixes the slabs */
+    for (size_t k = 0; k < 7; k++)
+        for (size_t i = k; i < n; i += 7)
+            br_future_release(f[i]);
+    free(f);
+    return NULL; /* the thread's cache goes back as it exits */
+}
+
+static void blocks_trim_and_reuse(void **state) {
+    (void)state;
+    struct br__blocks_stats st;
+    br__blocks_stats(&st);
+    if (st.slab_blocks == 0)
+        skip(); /* ASan: a malloc per block, so that LeakSanitizer sees each future */
+    size_t n = BURST_SLABS * st.slab_blocks;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, burst, &n), 0);
+    pthread_join(th, NULL);
+    br__blocks_stats(&st);
+    /* Everything came back: at most 16 empty slabs keep their memory, the rest went
+     * back to the kernel (bare); every block of a kept slab is free. */
+    BR_CHECK(st.empty <= 16);
+    BR_CHECK_EQ(st.slabs, st.empty);
+    BR_CHECK_EQ(st.free_blocks, st.empty * st.slab_blocks);
+    BR_CHECK(st.bare >= BURST_SLABS - 16);
+    size_t space = st.slabs + st.bare;
+    /* the next burst reuses that address space */
+    assert_int_equal(pthread_create(&th, NULL, burst, &n), 0);
+    pthread_join(th, NULL);
+    br__blocks_stats(&st);
+    BR_CHECK_EQ(st.slabs + st.bare, space);
+    BR_CHECK_EQ(st.free_blocks, st.slabs * st.slab_blocks);
 }
 
 static void *churn(void *p) {
@@ -1150,7 +1201,7 @@ static void string_results(void **state) {
     BR_CHECK(f != NULL);
     br_task *t = br__future_task(f);
     t->fn = str_task;
-    t->in_process = 1;
+    br__task_set_in_process(t, true);
     br_future_retain(f); /* the reference br__task_run consumes */
     BR_CHECK_OK(br__task_run(t));
     BR_CHECK_OK(br_future_result_str(f, BR_NOWAIT, &s));
@@ -1184,5 +1235,6 @@ BR_TEST_MAIN(cmocka_unit_test(new_is_pending), cmocka_unit_test(pending_running_
              cmocka_unit_test(callbacks_race_completion), cmocka_unit_test(watchers),
              cmocka_unit_test(no_listeners_no_lock), cmocka_unit_test(misuse_codes),
              cmocka_unit_test(cache_cross_thread), cmocka_unit_test(cache_survives_fork),
+             cmocka_unit_test(blocks_trim_and_reuse),
              cmocka_unit_test(take_ptr_moves_ownership), cmocka_unit_test(take_ptr_races),
              cmocka_unit_test(string_results), cmocka_unit_test(state_names))

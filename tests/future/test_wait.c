@@ -120,7 +120,7 @@ static void first_completed(void **state) {
              sets[5] == fs[5]);
     /* nothing stays linked: all watchers were removed */
     for (int i = 0; i < N; i++)
-        BR_CHECK(fs[i]->wat_head == NULL);
+        BR_CHECK(fs[i]->u.lst == NULL);
     drop(fs, N);
 }
 
@@ -268,7 +268,7 @@ static void deadline_not_early(void **state) {
     }
     /* the timed-out watchers are gone: completing now touches nothing stale (ASan) */
     for (int i = 0; i < N; i++) {
-        BR_CHECK(fs[i]->wat_head == NULL);
+        BR_CHECK(fs[i]->u.lst == NULL);
         br_future_set_result_i64(fs[i], i);
     }
     drop(fs, N);

@@ -1,0 +1,311 @@
+/* The future blocks' shared layer: slabs, behind the per-thread caches of future.c.
+ *
+ * Design notes.
+ *
+ * Why slabs. A future must stay allocated until its last release, so a program that
+ * keeps a million futures (Python's `futs = [ex.submit(f) for ...]`) has a million
+ * blocks alive: they can't come from a bounded cache, and one malloc each (plus its
+ * first-touch page fault) was most of a submit's cost. Here blocks come from slabs,
+ * SLAB-byte regions mapped SLAB-aligned, so the slab of a block is its address rounded
+ * down: slot 0 holds the slab's header, the rest are blocks.
+ *
+ * A slab's blocks are carved in address order, a chain of BATCH at a time (the
+ * carving itself happens outside the lock: the lock only reserves the range), so fresh
+ * memory is touched sequentially, one page per 32 blocks. Blocks a thread's cache
+ * gives back are pushed on their own slab's free list; a slab with free blocks is on
+ * the `partial` list. A thread that needs blocks takes whole free lists of partial
+ * slabs (no walking: each list knows its tail) until it has BATCH or more, so recycled
+ * memory is used before fresh memory is touched; only when no slab has a free block
+ * does it carve.
+ *
+ * Bounds and trimming. A slab whose blocks are all carved and all back is empty. Up to
+ * KEEP_EMPTY empty slabs are kept as they are (4 MiB: a burst of futures right after
+ * another finds its memory ready); beyond that an empty slab's memory goes back to the
+ * kernel at once (madvise DONTNEED: its pages are freed, the address range stays) and
+ * the slab joins the `bare` list, to be carved again from scratch before any new slab
+ * is mapped. So the memory held beyond what is alive is the thread caches (at most two
+ * lists each, the longest a slab's worth), the kept empty slabs, and the free blocks of
+ * partially used slabs, which are the first to be reused. Address space, not memory,
+ * stays at the high-water mark; a stale handle into a bare slab reads zeros and fails
+ * the magic check like any other.
+ *
+ * Locking: one br__ilock, `lock`, guards every slab header and the lists; it is a leaf
+ * (no other lock is taken under it) and is never held across a syscall. future.c
+ * holds it across fork().
+ *
+ * ASan builds take blocks from malloc one at a time instead (the variant at the end,
+ * with a bounded pool of chains in front), so that LeakSanitizer still sees every
+ * future as an allocation of its own and reports the leaked ones.
+ */
+#include "future/impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(BRAID_ASAN) || defined(__SANITIZE_ADDRESS__)
+#  define BLOCKS_MALLOC 1
+#  include <sanitizer/asan_interface.h>
+#endif
+
+static br__ilock lock;
+
+void br__blocks_lock(void) { br__ilock_lock(&lock); }
+void br__blocks_unlock(void) { br__ilock_unlock(&lock); }
+
+#if !defined(BLOCKS_MALLOC)
+
+#  include <sys/mman.h>
+
+enum {
+    SLAB = 256 * 1024,          /* bytes per slab, and its alignment */
+    BLOCK = sizeof(br_future),  /* 128 */
+    SLOTS = SLAB / BLOCK,       /* slot 0 is the header */
+    CAP = SLOTS - 1,            /* blocks per slab */
+    BATCH = BR__BLOCK_BATCH,
+    KEEP_EMPTY = 16             /* empty slabs kept with their memory (4 MiB) */
+};
+
+typedef struct slab {
+    struct slab *next, *prev; /* on partial, or next on bare */
+    br_future *free_head, *free_tail;
+    uint32_t nfree;  /* on the free list */
+    uint32_t carved; /* blocks handed out by carving so far (CAP: all of them) */
+    bool on_partial;
+    bool counted_empty; /* counted in nempty */
+} slab;
+
+_Static_assert(sizeof(slab) <= BLOCK, "the header fits slot 0");
+
+static slab *partial;  /* slabs with free blocks, most recently returned to first */
+static slab *carving;  /* the slab being carved (carved < CAP), or NULL */
+static slab *bare;     /* slabs whose memory went back to the kernel */
+static size_t nslabs, nempty, nbare, nfree_total;
+
+static inline slab *slab_of(const br_future *b) {
+    return (slab *)((uintptr_t)b & ~(uintptr_t)(SLAB - 1));
+}
+
+static inline br_future *block_at(slab *s, uint32_t i) {
+    return (br_future *)(void *)((char *)s + (size_t)(i + 1) * BLOCK);
+}
+
+static void partial_unlink(slab *s) {
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->on_partial = false;
+}
+
+/* A fresh SLAB-aligned slab (mapped outside the lock). NULL if out of memory. */
+static slab *slab_map(void) {
+    size_t len = 2 * (size_t)SLAB;
+    char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    char *p = (char *)(((uintptr_t)raw + SLAB - 1) & ~(uintptr_t)(SLAB - 1));
+    if (p > raw)
+        munmap(raw, (size_t)(p - raw));
+    if (p + SLAB < raw + len)
+        munmap(p + SLAB, (size_t)(raw + len - (p + SLAB)));
+    return (slab *)(void *)p;
+}
+
+static void slab_reset(slab *s) {
+    memset(s, 0, sizeof *s);
+}
+
+/* Links blocks [from, from + n) of s into a chain, each marked dead. */
+static br_future *carve(slab *s, uint32_t from, uint32_t n) {
+    br_future *head = block_at(s, from);
+    for (uint32_t i = 0; i < n; i++) {
+        br_future *b = block_at(s, from + i);
+        b->u.cache_next = i + 1 < n ? block_at(s, from + i + 1) : NULL;
+        b->magic = BR__FUTURE_DEAD;
+    }
+    return head;
+}
+
+br_future *br__blocks_get(uint32_t *n) {
+    br__ilock_lock(&lock);
+    if (partial != NULL) {
+        /* Recycled blocks first: whole free lists, until BATCH or more. */
+        br_future *head = NULL, *tail = NULL;
+        uint32_t total = 0;
+        while (partial != NULL && total < BATCH) {
+            slab *s = partial;
+            partial_unlink(s);
+            if (tail)
+                tail->u.cache_next = s->free_head;
+            else
+                head = s->free_head;
+            tail = s->free_tail;
+            total += s->nfree;
+            nfree_total -= s->nfree;
+            s->free_head = s->free_tail = NULL;
+            s->nfree = 0;
+            if (s->counted_empty) {
+                s->counted_empty = false;
+                nempty--;
+            }
+        }
+        br__ilock_unlock(&lock);
+        *n = total;
+        return head;
+    }
+    slab *fresh = NULL;
+    while (carving == NULL) {
+        if (bare != NULL) { /* address space we have: its pages fault in again */
+            carving = bare;
+            bare = bare->next;
+            nbare--;
+            slab_reset(carving);
+            nslabs++;
+            break;
+        }
+        br__ilock_unlock(&lock);
+        if (fresh == NULL && (fresh = slab_map()) == NULL)
+            return NULL;
+        br__ilock_lock(&lock);
+        if (carving == NULL && partial == NULL) {
+            slab_reset(fresh);
+            carving = fresh;
+            fresh = NULL;
+            nslabs++;
+        } else if (partial != NULL) {
+            br__ilock_unlock(&lock);
+            munmap(fresh, SLAB); /* someone returned blocks meanwhile: rare */
+            return br__blocks_get(n);
+        }
+    }
+    slab *s = carving;
+    uint32_t from = s->carved;
+    uint32_t k = CAP - from < BATCH ? CAP - from : BATCH;
+    s->carved += k;
+    if (s->carved == CAP)
+        carving = NULL;
+    br__ilock_unlock(&lock);
+    if (fresh)
+        munmap(fresh, SLAB); /* raced with another thread's new slab */
+    *n = k;
+    return carve(s, from, k); /* reserved: nobody else touches these blocks */
+}
+
+void br__blocks_put(br_future *chain, uint32_t n) {
+    (void)n;
+    br__ilock_lock(&lock);
+    while (chain) {
+        br_future *b = chain;
+        chain = b->u.cache_next;
+        slab *s = slab_of(b);
+        b->u.cache_next = s->free_head;
+        if (s->free_head == NULL)
+            s->free_tail = b;
+        s->free_head = b;
+        s->nfree++;
+        nfree_total++;
+        if (!s->on_partial) {
+            s->prev = NULL;
+            s->next = partial;
+            if (partial)
+                partial->prev = s;
+            partial = s;
+            s->on_partial = true;
+        }
+        if (s->nfree == CAP) { /* every block carved and back: empty */
+            if (nempty < KEEP_EMPTY) {
+                s->counted_empty = true;
+                nempty++;
+            } else {
+                /* Trim: its memory goes back to the kernel. DONTNEED under the lock
+                 * would hold it across a syscall, so mark the slab first: off every
+                 * list, it is nobody's until it is on `bare`. */
+                partial_unlink(s);
+                nfree_total -= CAP;
+                nslabs--;
+                br__ilock_unlock(&lock);
+                madvise(s, SLAB, MADV_DONTNEED);
+                br__ilock_lock(&lock);
+                s->next = bare;
+                bare = s;
+                nbare++;
+            }
+        }
+    }
+    br__ilock_unlock(&lock);
+}
+
+void br__blocks_stats(struct br__blocks_stats *st) {
+    br__ilock_lock(&lock);
+    st->slabs = nslabs;
+    st->empty = nempty;
+    st->bare = nbare;
+    st->free_blocks = nfree_total;
+    st->slab_blocks = CAP;
+    br__ilock_unlock(&lock);
+}
+
+#else /* BLOCKS_MALLOC */
+
+/* One malloc per block, and a bounded pool of whole chains in front of malloc, as
+ * braid had before slabs: a thread that churns through futures trades chains through
+ * the pool and doesn't call malloc, which matters under ASan beyond speed: its
+ * allocator isn't fork-safe, so a fork while another thread is inside malloc would
+ * leave the child stuck in its next one. */
+enum { POOL_CHAINS = 64 };
+
+static struct {
+    br_future *head;
+    uint32_t len;
+} pool[POOL_CHAINS];
+static uint32_t npool;
+
+static void poison(br_future *b) {
+    ASAN_POISON_MEMORY_REGION((char *)b + offsetof(br_future, st),
+                              sizeof *b - offsetof(br_future, st));
+}
+
+br_future *br__blocks_get(uint32_t *n) {
+    br__ilock_lock(&lock);
+    if (npool > 0) {
+        npool--;
+        br_future *c = pool[npool].head;
+        *n = pool[npool].len;
+        br__ilock_unlock(&lock);
+        return c;
+    }
+    br__ilock_unlock(&lock);
+    br_future *b = malloc(sizeof *b);
+    if (b == NULL)
+        return NULL;
+    b->u.cache_next = NULL;
+    b->magic = BR__FUTURE_DEAD;
+    poison(b);
+    *n = 1;
+    return b;
+}
+
+void br__blocks_put(br_future *chain, uint32_t n) {
+    br__ilock_lock(&lock);
+    if (npool < POOL_CHAINS) {
+        pool[npool].head = chain;
+        pool[npool].len = n;
+        npool++;
+        chain = NULL;
+    }
+    br__ilock_unlock(&lock);
+    while (chain) {
+        br_future *b = chain;
+        chain = b->u.cache_next;
+        ASAN_UNPOISON_MEMORY_REGION((char *)b + offsetof(br_future, st),
+                                    sizeof *b - offsetof(br_future, st));
+        free(b);
+    }
+}
+
+void br__blocks_stats(struct br__blocks_stats *st) { memset(st, 0, sizeof *st); }
+
+#endif
