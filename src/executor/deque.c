@@ -42,6 +42,15 @@
  *    reads a slot that was copied unchanged, and its CAS on top decides as before.
  *    Old rings stay allocated until br__deque_destroy (total at most twice the
  *    largest ring), which is what makes that read safe without reclamation schemes.
+ *
+ * 5. FIFO use. When the owner never takes (only pushes), rule 3's race can't happen:
+ *    top only moves by CASes of takers at the top, and a taker that read top = t and
+ *    bottom > t (acquire, rule 1) reads a published slot t that the owner can't reuse
+ *    before top passes it (rule 2); its CAS decides which taker gets it. So
+ *    br__deque_pop_fifo is a steal without the fence. The owner's role (the pushes,
+ *    growing, the retired list) may pass between threads if a lock serializes it: the
+ *    lock's release/acquire carries bottom, ring and retired from one holder to the
+ *    next.
  */
 #include "executor/deque.h"
 
@@ -142,6 +151,22 @@ br_task *br__deque_push_chain(br__deque *d, br_task *head) {
     return t;
 }
 
+int br__deque_push_reversed(br__deque *d, br_task *head, size_t n) {
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+    int64_t top = atomic_load_explicit(&d->top, memory_order_acquire); /* rule 2 */
+    br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_relaxed);
+    while (BR__UNLIKELY(b - top + (int64_t)n > r->mask + 1)) {
+        r = grow(d, r, top, b);
+        if (r == NULL)
+            return BR_ENOMEM;
+    }
+    int64_t i = b + (int64_t)n;
+    for (br_task *t = head; t != NULL && i > b; t = t->next)
+        atomic_store_explicit(&r->slot[--i & r->mask], t, memory_order_relaxed);
+    atomic_store_explicit(&d->bottom, b + (int64_t)n, memory_order_release); /* rule 1 */
+    return 0;
+}
+
 br_task *br__deque_take(br__deque *d) {
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
     br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_relaxed);
@@ -172,9 +197,32 @@ br_task *br__deque_peek(br__deque *d) {
     return atomic_load_explicit(&r->slot[(b - 1) & r->mask], memory_order_relaxed);
 }
 
+br_task *br__deque_peek_top(br__deque *d) {
+    int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire);
+    if (t >= b)
+        return NULL;
+    br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_acquire);
+    return atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed);
+}
+
 int br__deque_steal(br__deque *d, br_task **out) {
     int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
     br__fence_sc(); /* rule 3 */
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire); /* rule 1 */
+    if (t >= b)
+        return BR__STEAL_EMPTY;
+    br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_acquire); /* rule 4 */
+    br_task *x = atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return BR__STEAL_RETRY;
+    *out = x;
+    return BR__STEAL_OK;
+}
+
+int br__deque_pop_fifo(br__deque *d, br_task **out) {
+    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire); /* rule 1 */
     if (t >= b)
         return BR__STEAL_EMPTY;

@@ -1,7 +1,9 @@
 /* executor/deque.h: a Chase-Lev work-stealing deque of tasks. Never installed.
  *
  * One owner thread pushes and takes at the bottom (LIFO); any number of thieves steal
- * at the top (FIFO). The owner's operations are wait-free; a steal is one CAS and may
+ * at the top (FIFO). Used as a FIFO queue, the owner only pushes and everyone takes at
+ * the top (br__deque_pop_fifo); "the owner" may then be whoever holds a lock that
+ * serializes the pushes. The owner's operations are wait-free; a steal is one CAS and may
  * fail spuriously (BR__STEAL_RETRY) when it races with another thief or with the
  * owner taking the last task. The ring grows on demand; a grown-out ring is kept until
  * br__deque_destroy, because a thief may still be reading it. The memory-ordering
@@ -55,6 +57,17 @@ int br__deque_push(br__deque *d, br_task *t);
  * them all with one store. Returns NULL, or on BR_ENOMEM the first task not pushed
  * (the rest of the chain follows it). */
 br_task *br__deque_push_chain(br__deque *d, br_task *head);
+/* Owner only. Pushes the chain head, head->next, ... (n tasks, linked through
+ * `next`) in reverse, so that the last task of the chain ends nearest the top: for a
+ * newest-first list, the oldest is taken first. Reads the links only (the tasks' lines
+ * stay shared). 0, or BR_ENOMEM if the ring could not grow (nothing was pushed). */
+int br__deque_push_reversed(br__deque *d, br_task *head, size_t n);
+/* Owner only: true if the deque is certainly empty (thieves only ever shrink it), so
+ * that a take, with its fence, can be skipped. */
+static inline bool br__deque_owner_empty(br__deque *d) {
+    return atomic_load_explicit(&d->top, memory_order_relaxed) >=
+           atomic_load_explicit(&d->bottom, memory_order_relaxed);
+}
 /* Owner only. Takes the bottom task, or NULL if empty. */
 br_task *br__deque_take(br__deque *d);
 
@@ -65,6 +78,15 @@ br_task *br__deque_peek(br__deque *d);
 /* Any thread. Steals the top task into *out: BR__STEAL_OK, BR__STEAL_EMPTY, or
  * BR__STEAL_RETRY (lost a race; the deque may still hold tasks). */
 int br__deque_steal(br__deque *d, br_task **out);
+
+/* Any thread, on a deque used as a FIFO queue: one whose owner only pushes (never
+ * calls br__deque_take). Takes the top (oldest) task like a steal, without the fence
+ * that a steal needs only against the owner's take (deque.c, rule 5). */
+int br__deque_pop_fifo(br__deque *d, br_task **out);
+
+/* Any thread: the task at the top (the next br__deque_pop_fifo), or NULL; a hint for
+ * prefetching only (it may be taken at once). */
+br_task *br__deque_peek_top(br__deque *d);
 
 /* Any thread: a snapshot of the number of tasks (may be stale at once; 0 may also be
  * seen transiently while the owner takes the last task). */

@@ -3,24 +3,49 @@
  *
  * Design notes.
  *
- * Queues. Each worker owns a Chase-Lev deque (executor/deque.h). A task submitted by
- * one of the pool's own workers goes to the bottom of that worker's deque (LIFO for the
- * owner, cache-hot; stealable by the others). A task submitted from any other thread
- * goes to the injection stack, `inject`: a Treiber stack linked through br_task.next
- * whose push is one CAS and which workers empty whole with one CAS ("take all"). The
- * taker pushes the batch into its own deque, oldest task at the bottom, so a batch
- * runs oldest first and the other workers can steal from it (from the newest end,
- * one CAS per task). A pool with max_workers == 1 sends every submit through the
- * injection stack, so that it runs tasks in submission order, as Python does.
- * Workers look for work in this order: own deque, injection stack, the other deques
- * (random start); every 61st task they look at the injection stack first, so that
- * tasks which keep feeding their own deque can't starve external submitters (Go's
- * schedtick % 61).
+ * Queues. A task submitted from any thread that isn't one of the pool's workers goes
+ * to the injection stack, `inject`: a Treiber stack linked through br_task.next whose
+ * push is one CAS. From there it goes to `fifo`, the one queue that workers take
+ * outside submissions from: a Chase-Lev deque (executor/deque.h) used as a FIFO queue,
+ * whose "owner" only pushes and whose every taker pops at the top, oldest first, one
+ * task per CAS (br__deque_pop_fifo, deque.c rule 5). The owner's role belongs to
+ * whoever holds fifo_lock (a try-lock): a worker that finds the fifo empty and the
+ * stack not empty takes it, empties the stack with one CAS ("take all"), and pushes
+ * the batch on the fifo reversed (oldest nearest the top), without writing the tasks'
+ * links (move_inject). If the fifo was empty it keeps the oldest task for itself
+ * instead (the pops would only hand it back). A task submitted by one of the pool's own
+ * workers goes to the bottom of that worker's own Chase-Lev deque (LIFO for the owner,
+ * cache-hot; the others steal from the top, batch-stealing up to half, at most 32). A
+ * pool with max_workers == 1 sends every submit through the injection stack, so that
+ * even nested submits run in submission order there.
  *
+ * Start order (the guarantee in executor.h). Tasks reach the fifo only through a take
+ * all, which takes everything on the stack at one instant and appends it oldest first
+ * under the lock, so every task on the fifo is older than every task on the stack and
+ * the fifo is in submission order (the order of the submits' CASes on the stack; for
+ * one submitting thread, program order). Nobody takes from the stack but the mover,
+ * and workers take outside submissions from the fifo one at a time, at the oldest end.
+ * So a worker that looks for work starts the oldest outside submission not yet taken:
+ * dequeue order is submission order, whatever the number of workers, as with Python's
+ * single SimpleQueue. Batching outside submissions into a worker's own deque (as this
+ * pool did before) can't keep that: a batch split between two workers, or a worker
+ * holding a batch while another frees up, starts later tasks first (Python's get_html
+ * 3, 4, 9, 7 started 3 and 7). The price is one CAS per task on a line the workers
+ * share, instead of a take from a private deque: measured, no-op throughput and the
+ * round trip didn't move (executor.md).
+ *
+ * Workers look for work in this order: own deque (nested submits), the fifo (moving
+ * the stack over when the fifo is empty), the other deques (random start); every 61st
+ * task they look at the fifo first, so that tasks which keep feeding their own deque
+ * can't starve outside submitters (Go's schedtick % 61). If the fifo's ring can't grow
+ * (out of memory), the batch waits in `spill`, oldest first, which the next move pushes
+ * before it takes the stack again; shutdown's cancel pass empties it too.
+
  * The low two bits of `inject` are flags: CLOSED (shutdown) and BROKEN (an
  * initializer failed). A submit's CAS fails once either is set, and the CAS that sets
- * them is the linearization point: every task pushed before it is in the stack, where
- * the workers (or shutdown's cancel pass) will find it, and nothing is pushed after.
+ * them is the linearization point: every task pushed before it is in the stack (or
+ * moved on: the fifo, spill, or a mover's hands), where the workers (or shutdown's
+ * cancel pass) will find it, and nothing is pushed after.
  *
  * Waking and parking. A worker is busy (running a task), spinning (searching for work,
  * counted in nspinning) or sleeping (parked on a br__waiter in the `idle` wait-queue,
@@ -60,9 +85,9 @@
  * Shutdown states. flags: SHUTDOWN (no new submits), CANCEL (shutdown with
  * cancel_futures: tasks dequeued from now on are cancelled, and running tasks get a
  * cancel request), BROKEN (an initializer failed: queued and later tasks fail with
- * BR_EBROKEN). A worker exits once the injection stack is CLOSED and empty and its own
- * deque is empty (a task can still be in another worker's deque; that worker runs it
- * before it exits). shutdown(wait) joins every worker ever started. A fork bumps
+ * BR_EBROKEN). A worker exits once the injection stack is CLOSED and empty, the fifo
+ * and spill are empty and its own deque is empty (a task can still be in another
+ * worker's deque, or in the hands of a mover; that worker runs it before it exits). shutdown(wait) joins every worker ever started. A fork bumps
  * fork_gen: in the child the parent's pools have no workers and refuse work.
  *
  * Cancel requests on running tasks. A task's function runs inside a trampoline that
@@ -86,8 +111,9 @@
  * cancel_lock serializes shutdowns' cancel passes (one claimer per worker at a time).
  *
  * Locking. Lock order: reg_lock -> join_lock -> spawn_lock; cancel_lock alone. The idle
- * and bp wait-queue ilocks are leaves (never held while taking another lock, never
- * across a park).
+ * and bp wait-queue ilocks and fifo_lock are leaves (never held while taking another
+ * lock, never across a park; fifo_lock is only ever tried, except by shutdown's cancel
+ * pass, which spins for it).
  * spawn_lock is held across pthread_create, join_lock across pthread_join; neither is
  * taken on a submit's fast path: only while the pool ramps up to max_workers.
  */
@@ -150,8 +176,15 @@ struct pool {
     int spin_cap;
     int ncpu;
     size_t max_pending;
-    /* Submitters CAS it, workers empty it. */
+    /* Submitters CAS it; the mover (whoever holds fifo_lock) empties it. */
     _Alignas(BR__CACHELINE) _Atomic uintptr_t inject;
+    /* Tasks from outside the pool, oldest at the top: pushed only by the mover, popped
+     * one at a time by every worker (design notes). */
+    br__deque fifo;
+    _Alignas(BR__CACHELINE) _Atomic uint32_t fifo_lock; /* the mover's: 0 free, 1 held */
+    /* Written under fifo_lock: tasks that didn't fit on the fifo (it couldn't grow),
+     * older than anything on the stack; the next move pushes them first. */
+    _Atomic(br_task *) spill;
     /* Read by every submit, written when workers change state. */
     _Alignas(BR__CACHELINE) _Atomic int32_t nspinning;
     _Atomic int32_t nsleeping;
@@ -395,6 +428,8 @@ static inline void signal_work(struct pool *p, bool spawn) {
 static bool work_visible(struct pool *p) {
     if (inj_ptr(atomic_load_explicit(&p->inject, memory_order_seq_cst)))
         return true;
+    if (br__deque_size(&p->fifo) > 0 || atomic_load_explicit(&p->spill, memory_order_relaxed))
+        return true;
     int n = atomic_load_explicit(&p->nthreads, memory_order_acquire);
     for (int i = 0; i < n; i++)
         if (br__deque_size(&p->workers[i]->dq) > 0)
@@ -404,9 +439,43 @@ static bool work_visible(struct pool *p) {
 
 /* --- finding work ------------------------------------------------------------------------ */
 
-/* Empties the injection stack into w's deque and takes the oldest task. */
-static br_task *take_inject(struct worker *w) {
-    struct pool *p = w->pool;
+static inline bool fifo_trylock(struct pool *p) {
+    return atomic_load_explicit(&p->fifo_lock, memory_order_relaxed) == 0 &&
+           atomic_exchange_explicit(&p->fifo_lock, 1, memory_order_acquire) == 0;
+}
+
+static inline void fifo_unlock(struct pool *p) {
+    atomic_store_explicit(&p->fifo_lock, 0, memory_order_release);
+}
+
+/* Appends the chain `list` (oldest first) to spill. Caller holds fifo_lock. */
+static void spill_append(struct pool *p, br_task *list) {
+    br_task *sp = atomic_load_explicit(&p->spill, memory_order_relaxed);
+    if (sp == NULL) {
+        atomic_store_explicit(&p->spill, list, memory_order_relaxed);
+        return;
+    }
+    while (sp->next)
+        sp = sp->next;
+    sp->next = list;
+}
+
+/* The mover's job: everything on the injection stack goes to the fifo, oldest first,
+ * behind what the fifo holds (every task there is older than every task still on the
+ * stack). Returns the oldest task if the fifo was empty (it is ours to run: nothing
+ * older is queued), else NULL with the tasks on the fifo. Caller holds fifo_lock. If
+ * the fifo's ring can't grow, the tasks wait in `spill` (oldest first), which the next
+ * move pushes first. */
+static br_task *move_inject(struct pool *p) {
+    br_task *sp = atomic_load_explicit(&p->spill, memory_order_relaxed);
+    if (BR__UNLIKELY(sp != NULL)) {
+        atomic_store_explicit(&p->spill, NULL, memory_order_relaxed);
+        br_task *rest = br__deque_push_chain(&p->fifo, sp);
+        if (rest != NULL) {
+            atomic_store_explicit(&p->spill, rest, memory_order_relaxed);
+            return NULL; /* the stack waits behind the spill */
+        }
+    }
     uintptr_t h = atomic_load_explicit(&p->inject, memory_order_relaxed);
     do {
         if (inj_ptr(h) == NULL)
@@ -414,24 +483,56 @@ static br_task *take_inject(struct worker *w) {
     } while (!atomic_compare_exchange_weak_explicit(&p->inject, &h, h & INJ_FLAGS,
                                                     memory_order_acquire,
                                                     memory_order_relaxed));
-    br_task *list = inj_ptr(h); /* newest first */
-    if (list->next == NULL)
-        return list;
-    br_task *rest = br__deque_push_chain(&w->dq, list);
-    if (BR__UNLIKELY(rest != NULL)) {
-        /* The deque could not grow: hand the remainder back to the stack. */
-        br_task *tail = rest;
-        while (tail->next)
-            tail = tail->next;
-        uintptr_t o = atomic_load_explicit(&p->inject, memory_order_relaxed);
-        do
-            tail->next = inj_ptr(o);
-        while (!atomic_compare_exchange_weak_explicit(&p->inject, &o,
-                                                      (uintptr_t)rest | (o & INJ_FLAGS),
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed));
+    /* Newest first. Count it and find the oldest, reading the links only: writing
+     * them would take every task's line away from the submitter's cache. */
+    br_task *list = inj_ptr(h), *oldest = list;
+    size_t n = 1;
+    while (oldest->next != NULL) {
+        oldest = oldest->next;
+        n++;
     }
-    return br__deque_take(&w->dq);
+    br_task *first = NULL;
+    if (br__deque_size(&p->fifo) == 0) {
+        first = oldest; /* pops would only hand it back: skip the ring */
+        if (--n == 0)
+            return first;
+    }
+    if (BR__UNLIKELY(br__deque_push_reversed(&p->fifo, list, n) != 0)) {
+        br_task *rev = NULL; /* out of memory: reverse the links, into spill */
+        for (br_task *t = list; n-- > 0;) {
+            br_task *next = t->next;
+            t->next = rev;
+            rev = t;
+            t = next;
+        }
+        spill_append(p, rev);
+    }
+    return first;
+}
+
+/* The oldest task submitted from outside the pool, or NULL (none queued, or another
+ * worker is moving them onto the fifo right now: they show up in a moment, and
+ * work_visible sees them from then on). */
+static br_task *pop_external(struct pool *p) {
+    for (;;) {
+        br_task *t;
+        int r = br__deque_pop_fifo(&p->fifo, &t);
+        if (r == BR__STEAL_OK)
+            return t;
+        if (r == BR__STEAL_RETRY)
+            continue; /* another worker took that one: the next is ours to try */
+        if (inj_ptr(atomic_load_explicit(&p->inject, memory_order_relaxed)) == NULL &&
+            atomic_load_explicit(&p->spill, memory_order_relaxed) == NULL)
+            return NULL;
+        if (!fifo_trylock(p))
+            return NULL;
+        t = move_inject(p);
+        fifo_unlock(p);
+        if (t != NULL)
+            return t;
+        if (br__deque_size(&p->fifo) == 0)
+            return NULL;
+    }
 }
 
 static void run_task(struct worker *w, br_task *t);
@@ -483,30 +584,25 @@ static br_task *steal_work(struct worker *w) {
 
 static br_task *find_work(struct worker *w) {
     br_task *t;
-    /* (Not with one worker: its deque holds only injected batches, already in order.) */
-    if (BR__UNLIKELY(++w->tick % 61 == 0) && w->pool->max_workers > 1 &&
-        (t = take_inject(w)) != NULL)
+    if (BR__UNLIKELY(++w->tick % 61 == 0) && (t = pop_external(w->pool)) != NULL)
         return t;
-    if ((t = br__deque_take(&w->dq)) != NULL)
+    if (!br__deque_owner_empty(&w->dq) && (t = br__deque_take(&w->dq)) != NULL)
         return t;
-    if ((t = take_inject(w)) != NULL)
+    if ((t = pop_external(w->pool)) != NULL)
         return t;
     return steal_work(w);
 }
 
-/* After a task: the cheap places only (own deque, a non-empty injection stack). If
- * both are empty the worker goes idle at once, so that it is counted as spinning
- * before a submit-and-wait caller can come back with its next task. */
+/* After a task: the cheap places only (own deque, outside submissions). If both are
+ * empty the worker goes idle at once, so that it is counted as spinning before a
+ * submit-and-wait caller can come back with its next task. */
 static br_task *next_task(struct worker *w) {
     br_task *t;
-    if (BR__UNLIKELY(++w->tick % 61 == 0) && w->pool->max_workers > 1 &&
-        (t = take_inject(w)) != NULL)
+    if (BR__UNLIKELY(++w->tick % 61 == 0) && (t = pop_external(w->pool)) != NULL)
         return t;
-    if ((t = br__deque_take(&w->dq)) != NULL)
+    if (!br__deque_owner_empty(&w->dq) && (t = br__deque_take(&w->dq)) != NULL)
         return t;
-    if (inj_ptr(atomic_load_explicit(&w->pool->inject, memory_order_relaxed)) != NULL)
-        return take_inject(w);
-    return NULL;
+    return pop_external(w->pool);
 }
 
 /* --- running: the trampolines and the asymmetric fence ---------------------------------- */
@@ -574,7 +670,8 @@ static void run_task(struct worker *w, br_task *t) {
     struct pool *p = w->pool;
     /* The next task was most likely written by another CPU (the submitter): start
      * fetching its future's state line and its task line while this one runs. */
-    br_task *nx = br__deque_peek(&w->dq);
+    br_task *nx = br__deque_owner_empty(&w->dq) ? br__deque_peek_top(&p->fifo)
+                                                : br__deque_peek(&w->dq);
     if (nx != NULL) {
         __builtin_prefetch(br__task_future(nx), 0);
         __builtin_prefetch(nx, 0);
@@ -597,12 +694,33 @@ static void drain_all(struct pool *p, int code) {
     while (!atomic_compare_exchange_weak_explicit(&p->inject, &h, h & INJ_FLAGS,
                                                   memory_order_acquire, memory_order_relaxed))
         ;
-    for (br_task *t = inj_ptr(h); t != NULL;) {
-        br_task *next = t->next;
+    br_task *list[2] = {inj_ptr(h), NULL};
+    /* A mover holds fifo_lock for a few instructions, unless it is preempted. */
+    for (unsigned i = 1; !fifo_trylock(p); i++) {
+        br__cpu_relax();
+        if ((i & 63) == 0)
+            sched_yield();
+    }
+    list[1] = atomic_exchange_explicit(&p->spill, NULL, memory_order_relaxed);
+    fifo_unlock(p);
+    for (int k = 0; k < 2; k++)
+        for (br_task *t = list[k]; t != NULL;) {
+            br_task *next = t->next;
+            if (p->max_pending)
+                pending_release(p);
+            br__task_abandon(t, code);
+            t = next;
+        }
+    for (;;) {
+        br_task *t;
+        int r = br__deque_pop_fifo(&p->fifo, &t);
+        if (r == BR__STEAL_EMPTY)
+            break;
+        if (r == BR__STEAL_RETRY)
+            continue;
         if (p->max_pending)
             pending_release(p);
         br__task_abandon(t, code);
-        t = next;
     }
     int n = atomic_load_explicit(&p->nthreads, memory_order_acquire);
     for (int i = 0; i < n; i++) {
@@ -694,8 +812,11 @@ static void stop_spinning(struct pool *p, bool found) {
  * emptiness in one load is what makes this exact: a flag word read separately could
  * miss a push that landed just before the close. */
 static inline bool can_exit(struct worker *w) {
-    uintptr_t h = atomic_load_explicit(&w->pool->inject, memory_order_seq_cst);
-    return (h & INJ_CLOSED) && inj_ptr(h) == NULL && br__deque_size(&w->dq) == 0;
+    struct pool *p = w->pool;
+    uintptr_t h = atomic_load_explicit(&p->inject, memory_order_seq_cst);
+    return (h & INJ_CLOSED) && inj_ptr(h) == NULL && br__deque_size(&w->dq) == 0 &&
+           br__deque_size(&p->fifo) == 0 &&
+           atomic_load_explicit(&p->spill, memory_order_relaxed) == NULL;
 }
 
 enum { PARK_WOKEN, PARK_RECHECK };
@@ -1012,6 +1133,7 @@ static void pool_destroy(br_executor *ex) {
         br__deque_destroy(&w->dq);
         free(w);
     }
+    br__deque_destroy(&p->fifo);
     free(p->workers);
     free(p->prefix);
     pthread_mutex_destroy(&p->spawn_lock);
@@ -1186,7 +1308,7 @@ int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts) {
                  atomic_fetch_add_explicit(&pool_counter, 1, memory_order_relaxed));
         p->prefix = strdup(buf);
     }
-    if (p->workers == NULL || p->prefix == NULL) {
+    if (p->workers == NULL || p->prefix == NULL || br__deque_init(&p->fifo, 256) != 0) {
         free(p->workers);
         free(p->prefix);
         free(p);
@@ -1202,6 +1324,8 @@ int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts) {
     p->initarg = o.initarg;
     p->daemon = o.daemon;
     atomic_init(&p->inject, 0);
+    atomic_init(&p->fifo_lock, 0);
+    atomic_init(&p->spill, NULL);
     atomic_init(&p->nspinning, 0);
     atomic_init(&p->nsleeping, 0);
     atomic_init(&p->nthreads, 0);

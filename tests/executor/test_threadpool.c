@@ -797,6 +797,140 @@ static void threadpool_single_worker_fifo(void **state) {
     BR_CHECK_EQ(atomic_load(&tp_ord.bad), 0);
 }
 
+/* --- start order of tasks submitted from outside ------------------------------------------
+ *
+ * The guarantee (executor.h): a worker that becomes free starts the oldest task
+ * submitted from outside the pool that hasn't started. Each task below records the
+ * start position it got (the k-th start completes slot[k] with its own index) and then
+ * waits for its gate, so the test decides when each worker becomes free. Whenever at
+ * most one worker can be looking for work, the k-th start must be task k exactly; when
+ * several are free at once (a burst to an idle pool) they race to record, so only the
+ * set of the first starts is checked. */
+enum { FIFO_MAX = 64 };
+
+static struct {
+    _Atomic int nstarted;
+    br_future *slot[FIFO_MAX]; /* slot[k]: the index of the k-th task to start */
+    br_future *gate[FIFO_MAX];
+} tp_fifo;
+
+static int tp_fifo_task(br_task *t) {
+    int64_t i = br_task_arg_i64(t);
+    int k = atomic_fetch_add(&tp_fifo.nstarted, 1);
+    br_future_set_result_i64(tp_fifo.slot[k], i);
+    return br_future_wait(tp_fifo.gate[i], BR_FOREVER);
+}
+
+static void tp_fifo_reset(int n) {
+    atomic_store(&tp_fifo.nstarted, 0);
+    for (int i = 0; i < n; i++) {
+        tp_fifo.slot[i] = tp_future();
+        tp_fifo.gate[i] = tp_future();
+    }
+}
+
+static void tp_fifo_release_all(int n, br_future **fs) {
+    for (int i = 0; i < n; i++)
+        br_future_set_result_i64(tp_fifo.gate[i], 0); /* (some were released already) */
+    for (int i = 0; i < n; i++) {
+        BR_CHECK_OK(br_future_result(fs[i], tp_guard(), NULL, NULL));
+        br_future_release(fs[i]);
+        br_future_release(tp_fifo.slot[i]);
+        br_future_release(tp_fifo.gate[i]);
+    }
+}
+
+/* The index of the k-th task to start (waits for it). */
+static int tp_fifo_started(int k) {
+    int64_t i = -1;
+    BR_CHECK_OK(br_future_result_i64(tp_fifo.slot[k], tp_guard(), &i));
+    return (int)i;
+}
+
+static void threadpool_fifo_start_order(void **state) {
+    (void)state;
+    unsigned seed = 12345;
+    int rounds = (int)br_test_scaled(300, 30);
+    for (int round = 0; round < rounds; round++) {
+        int workers = 1 + round % 4;
+        int n = 8 + (int)(rand_r(&seed) % (FIFO_MAX - 8));
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
+        tp_fifo_reset(n);
+        br_future *fs[FIFO_MAX];
+        int submitted = 0, next = 0;   /* tasks submitted; the next start expected */
+        int running[FIFO_MAX], nrun = 0; /* started, gate still closed */
+        while (next < n) {
+            bool can_submit = submitted < n;
+            bool can_release = nrun > 0;
+            if (can_submit && (!can_release || rand_r(&seed) % 2 == 0)) {
+                BR_CHECK_OK(br_submit_i64(ex, tp_fifo_task, submitted, &fs[submitted]));
+                submitted++;
+            } else {
+                int j = (int)(rand_r(&seed) % (unsigned)nrun);
+                br_future_set_result_i64(tp_fifo.gate[running[j]], 0);
+                running[j] = running[--nrun];
+            }
+            /* One worker at most is free now: if a task is queued it starts next, and
+             * it must be the oldest. */
+            if (nrun < workers && next < submitted) {
+                int got = tp_fifo_started(next);
+                if (got != next)
+                    fail_msg("round %d (%d workers): start %d was task %d", round, workers,
+                             next, got);
+                running[nrun++] = got;
+                next++;
+            }
+        }
+        tp_fifo_release_all(n, fs);
+        BR_CHECK_OK(br_executor_free(ex));
+    }
+}
+
+/* Python's get_html(3, 4, 9, 7) shape: a burst to an idle pool of 2 starts the first
+ * two, and each worker that frees up then takes the oldest one left. */
+static void threadpool_fifo_burst_to_idle_pool(void **state) {
+    (void)state;
+    unsigned seed = 777;
+    int rounds = (int)br_test_scaled(300, 30);
+    for (int round = 0; round < rounds; round++) {
+        int workers = 2 + round % 3;
+        int n = workers + 2 + (int)(rand_r(&seed) % (FIFO_MAX - workers - 2));
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
+        if (round % 2) { /* warm: workers started and idle (spinning or parked) */
+            br_future *f;
+            BR_CHECK_OK(br_submit_i64(ex, tp_order_task, 0, &f));
+            BR_CHECK_OK(br_future_wait(f, tp_guard()));
+            br_future_release(f);
+        }
+        tp_fifo_reset(n);
+        br_future *fs[FIFO_MAX];
+        for (int i = 0; i < n; i++)
+            BR_CHECK_OK(br_submit_i64(ex, tp_fifo_task, i, &fs[i]));
+        /* the first `workers` starts race each other: they are tasks 0..workers-1 */
+        unsigned long long seen = 0;
+        int running[FIFO_MAX];
+        for (int k = 0; k < workers; k++) {
+            int got = tp_fifo_started(k);
+            BR_CHECK(got >= 0 && got < workers);
+            seen |= 1ull << got;
+            running[k] = got;
+        }
+        BR_CHECK_EQ(seen, (1ull << workers) - 1);
+        /* then one worker frees up at a time: strictly in submission order */
+        int nrun = workers;
+        for (int k = workers; k < n; k++) {
+            int j = (int)(rand_r(&seed) % (unsigned)nrun);
+            br_future_set_result_i64(tp_fifo.gate[running[j]], 0);
+            int got = tp_fifo_started(k);
+            if (got != k)
+                fail_msg("round %d (%d workers): start %d was task %d", round, workers, k, got);
+            running[j] = got;
+        }
+        tp_fifo_release_all(n, fs);
+        BR_CHECK_OK(br_executor_free(ex));
+    }
+}
+
 /* --- parallel_for ---------------------------------------------------------------------- */
 
 static void tp_pf_check(br_executor *ex, int64_t base, int64_t n, int64_t grain) {
@@ -1156,6 +1290,8 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS,
              cmocka_unit_test(threadpool_shutdown_races_submit),
              cmocka_unit_test(threadpool_nested_submit),
              cmocka_unit_test(threadpool_single_worker_fifo),
+             cmocka_unit_test(threadpool_fifo_start_order),
+             cmocka_unit_test(threadpool_fifo_burst_to_idle_pool),
              cmocka_unit_test(threadpool_parallel_for_exact),
              cmocka_unit_test(threadpool_parallel_for_error),
              cmocka_unit_test(threadpool_parallel_for_from_worker),
