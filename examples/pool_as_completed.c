@@ -5,10 +5,10 @@
  * `for future in as_completed(all_task): print(future.result())`.
  *
  * With 2 workers, Python starts 3 and 4, then 9 in 3's place and 7 in 4's, so they
- * finish 3, 4, 7, 9. braid's pool schedules by work stealing, and which task the second
- * worker takes depends on timing: runs finish 3, then 4 and 7 together, then 9, or 3,
- * 4, 9, 7. In every order 3 finishes first, and as_completed yields each result as
- * soon as its task is done. Sleeps scaled by 0.08 (0.24, 0.32, 0.72, 0.56 s).
+ * finish 3, 4, 7, 9. braid's pool starts tasks submitted from outside it in submission
+ * order too (executor.h), so the output is the same, and as_completed yields each
+ * result as soon as its task is done. Sleeps scaled by 0.08 (0.24, 0.32, 0.72,
+ * 0.56 s).
  */
 #include <braid.h>
 

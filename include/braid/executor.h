@@ -176,7 +176,18 @@ typedef struct br_threadpool_opts {
 } br_threadpool_opts;
 
 /* ThreadPoolExecutor. Workers start lazily, one per submit while none is idle, up to
- * max_workers, and are reused. Returns 0, BR_EINVAL (max_workers < 0), BR_ENOMEM. */
+ * max_workers, and are reused. Returns 0, BR_EINVAL (max_workers < 0), BR_ENOMEM.
+ *
+ * Start order, as in Python: tasks submitted from outside the pool (from any thread
+ * that isn't one of its workers) are started in submission order. A worker that looks
+ * for work takes the oldest such task that no worker has taken yet, so task B never
+ * starts before task A when A's submit returned before B's began (same thread, or
+ * ordered by any synchronization), however many workers there are. ("Starts" means
+ * taken by a worker: two tasks taken at the same moment by two workers may begin to
+ * run in either order, as in Python.) Tasks submitted from inside the pool's own tasks
+ * run LIFO on the submitting worker (depth-first, and before that worker goes back to
+ * outside submissions, except every 61st task) and may be stolen by idle workers,
+ * oldest first; with max_workers == 1 they, too, run in submission order. */
 BR_API int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts);
 
 /* Beyond Python: runs fn over [begin, end) split into chunks of about `grain` indices
