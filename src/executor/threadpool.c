@@ -511,8 +511,8 @@ static br_task *move_inject(struct pool *p) {
 }
 
 /* The oldest task submitted from outside the pool, or NULL (none queued, or another
- * worker is moving them onto the fifo right now: they show up in a moment, and
- * work_visible sees them from then on). */
+ * worker has been moving them onto the fifo for a while: they show up when it is
+ * done, and work_visible sees them from then on). */
 static br_task *pop_external(struct pool *p) {
     for (;;) {
         br_task *t;
@@ -524,8 +524,18 @@ static br_task *pop_external(struct pool *p) {
         if (inj_ptr(atomic_load_explicit(&p->inject, memory_order_relaxed)) == NULL &&
             atomic_load_explicit(&p->spill, memory_order_relaxed) == NULL)
             return NULL;
-        if (!fifo_trylock(p))
-            return NULL;
+        if (!fifo_trylock(p)) {
+            /* Another worker is moving the stack over: a few instructions, unless it
+             * was preempted, and then yielding is what lets it finish. */
+            for (int i = 0; i < 64 && atomic_load_explicit(&p->fifo_lock,
+                                                           memory_order_relaxed); i++)
+                br__cpu_relax();
+            if (atomic_load_explicit(&p->fifo_lock, memory_order_relaxed)) {
+                sched_yield();
+                return NULL;
+            }
+            continue;
+        }
         t = move_inject(p);
         fifo_unlock(p);
         if (t != NULL)
