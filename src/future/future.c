@@ -43,7 +43,9 @@
  * sees done. So a future that nobody waits on completes with one CAS (start) and one
  * RMW (finish), plus its reference drop: no lock, no syscall. LISTENERS is never
  * cleared (a waiter that timed out leaves it set; the cost is one needless lock at
- * completion).
+ * completion). A blocking thread registers only after watching the state for the
+ * parker's spin time (br__future_wait_done), so a future that completes within it (a
+ * round trip to an idle pool) stays on that path too.
  *
  * Notification: under the lock the completer detaches the list, runs the watchers and
  * sorts out the waiters and callbacks; after the lock it wakes the waiters (core rule
@@ -778,6 +780,27 @@ int br_future_set_exception(br_future *f, int code, const char *msg) {
 
 /* --- waiting and reading ------------------------------------------------------------------ */
 
+/* A thread that is about to block on a future first watches its state for as long as
+ * the thread parker would spin on the waiter's own word (br__park_spin_ns), without
+ * registering: a future that completes meanwhile (a round trip to an idle pool takes a
+ * few hundred ns) then never gets LISTENERS, so its completer stays on the lock-free
+ * path, and nobody takes the lock or wakes anyone. Only then does it register, and it
+ * sleeps at once (the spin is spent). Coroutines don't spin (their parker doesn't
+ * either): they register and suspend. True if f is done. */
+static bool spin_until_done(br_future *f, int64_t deadline) {
+    int64_t spin = br__park_spin_ns;
+    if (spin <= 0 || br__tls_v.parker != NULL)
+        return false;
+    int64_t until = br_deadline_min(br_now() + spin, deadline);
+    for (unsigned i = 1;; i++) {
+        br__cpu_relax();
+        if (br__fs_done(load_st(f)))
+            return true;
+        if ((i & 15) == 0 && br_now() >= until)
+            return false;
+    }
+}
+
 /* Waits until done. The waiter's node is linked under f's lock and woken by
  * br__future_notify, which unlinks every node; a waiter that times out unlinks itself
  * (core rule 2). */
@@ -786,8 +809,11 @@ int br__future_wait_done(br_future *f, int64_t deadline) {
         return 0;
     if (deadline <= 0) /* BR_NOWAIT, or a time before boot */
         return BR_ETIMEDOUT;
+    if (spin_until_done(f, deadline))
+        return 0;
     br__waiter w;
     br__waiter_init(&w);
+    w.flags |= BR__WAITER_NOSPIN;
     wait_node n;
     n.w = &w;
     if (!listen_lock(f))
