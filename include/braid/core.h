@@ -20,6 +20,7 @@
 #ifndef BRAID_CORE_H
 #define BRAID_CORE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,39 +58,41 @@ BR_API const char *br_version(void);
 
 /* --- errors -------------------------------------------------------------------- */
 
-/* The one table of error codes. XX(NAME, value, "message"). */
+/* The one table of error codes. XX(NAME, value, "message"). POSIX codes are the
+ * platform's -errno values (so BR_ETIMEDOUT == -ETIMEDOUT wherever braid builds);
+ * braid's own live in -3000..-3099, clear of every errno. */
 #define BR_ERRNO_MAP(XX)                                                             \
-    XX(EPERM, -1, "operation not permitted (not the owner)")                         \
-    XX(ENOENT, -2, "no such file or directory")                                      \
-    XX(ESRCH, -3, "no such process")                                                 \
-    XX(EINTR, -4, "interrupted system call")                                         \
-    XX(EIO, -5, "i/o error")                                                         \
-    XX(ECHILD, -10, "no child processes")                                            \
-    XX(EAGAIN, -11, "resource temporarily unavailable")                              \
-    XX(ENOMEM, -12, "out of memory")                                                 \
-    XX(EACCES, -13, "permission denied")                                             \
-    XX(EBUSY, -16, "resource busy or still in use")                                  \
-    XX(EEXIST, -17, "already exists")                                                \
-    XX(EINVAL, -22, "invalid argument")                                              \
-    XX(ENFILE, -23, "file table overflow")                                           \
-    XX(EMFILE, -24, "too many open files")                                           \
-    XX(ENOSPC, -28, "no space left on device")                                       \
-    XX(EPIPE, -32, "broken pipe")                                                    \
-    XX(ERANGE, -34, "result out of range")                                           \
-    XX(EDEADLK, -35, "resource deadlock avoided")                                    \
-    XX(ENAMETOOLONG, -36, "name too long")                                           \
-    XX(ENOSYS, -38, "function not implemented")                                      \
-    XX(EOVERFLOW, -75, "value too large (released too many times)")                  \
-    XX(ENOTSUP, -95, "operation not supported")                                      \
-    XX(ECONNRESET, -104, "connection reset by peer")                                 \
-    XX(ETIMEDOUT, -110, "timed out")                                                 \
-    XX(ECONNREFUSED, -111, "connection refused")                                     \
-    XX(ECANCELED, -125, "operation canceled")                                        \
-    XX(ESHUTDOWN, -3001, "shut down")                                                \
+    XX(EPERM, -EPERM, "operation not permitted (not the owner)")                        \
+    XX(ENOENT, -ENOENT, "no such file or directory")                                    \
+    XX(ESRCH, -ESRCH, "no such process")                                                \
+    XX(EINTR, -EINTR, "interrupted system call")                                        \
+    XX(EIO, -EIO, "i/o error")                                                          \
+    XX(ECHILD, -ECHILD, "no child processes")                                           \
+    XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                             \
+    XX(ENOMEM, -ENOMEM, "out of memory")                                                \
+    XX(EACCES, -EACCES, "permission denied")                                            \
+    XX(EBUSY, -EBUSY, "resource busy or still in use")                                  \
+    XX(EEXIST, -EEXIST, "already exists")                                               \
+    XX(EINVAL, -EINVAL, "invalid argument")                                             \
+    XX(ENFILE, -ENFILE, "file table overflow")                                          \
+    XX(EMFILE, -EMFILE, "too many open files")                                          \
+    XX(ENOSPC, -ENOSPC, "no space left on device")                                      \
+    XX(EPIPE, -EPIPE, "broken pipe")                                                    \
+    XX(ERANGE, -ERANGE, "result out of range")                                          \
+    XX(EDEADLK, -EDEADLK, "resource deadlock avoided")                                  \
+    XX(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                                    \
+    XX(ENOSYS, -ENOSYS, "function not implemented")                                     \
+    XX(EOVERFLOW, -EOVERFLOW, "value too large (released too many times)")              \
+    XX(ENOTSUP, -ENOTSUP, "operation not supported")                                    \
+    XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                             \
+    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                              \
+    XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                               \
+    XX(ECANCELED, -ECANCELED, "operation canceled")                                     \
+    XX(ESHUTDOWN, -3001, "shut down")                                                   \
     XX(EBROKEN, -3002, "broken (a barrier was aborted or a pool's initializer failed)") \
-    XX(EWORKERDIED, -3003, "a worker died while running the task")                   \
-    XX(ESTATE, -3004, "invalid state for this operation")                            \
-    XX(EOF, -3005, "end of stream")                                                  \
+    XX(EWORKERDIED, -3003, "a worker died while running the task")                      \
+    XX(ESTATE, -3004, "invalid state for this operation")                               \
+    XX(EOF, -3005, "end of stream")                                                     \
     XX(EFAILED, -3006, "the task failed")
 
 enum br_errno {

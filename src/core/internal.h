@@ -42,6 +42,36 @@
 int br__misuse_at(int code, const char *what, const char *file, int line) BR__COLD;
 #define BR__MISUSE(code, what) br__misuse_at((code), (what), __FILE__, __LINE__)
 
+/* --- memory ---------------------------------------------------------------------
+ *
+ * Every allocation in the library goes through these (src/core/alloc.c), never
+ * straight to malloc: a test can make the Nth allocation fail (br__alloc_fail_after)
+ * and so drive every BR_ENOMEM path, and STYLE's "no abort on out of memory" can be
+ * checked. They behave exactly like their libc namesakes otherwise. */
+void *br__malloc(size_t n);
+void *br__calloc(size_t count, size_t n);
+void *br__realloc(void *p, size_t n);
+/* aligned_alloc-like: align is a power of two >= sizeof(void *). Free with br__free. */
+void *br__aligned_alloc(size_t align, size_t n);
+char *br__strdup(const char *s);
+void br__free(void *p);
+
+/* Test hook: allocations succeed n more times, then every one fails until reset with
+ * n < 0 (the default: never fail). Counts across all threads. */
+void br__alloc_fail_after(long n);
+/* Allocations made so far (every thread), for tests that count. */
+long br__alloc_count(void);
+
+/* --- deadlines -------------------------------------------------------------------- */
+
+/* True if `deadline` has passed (BR_NOWAIT and any time before boot included). Reads
+ * the clock only for a finite deadline in the future of boot. */
+static inline bool br__deadline_passed(int64_t deadline) {
+    if (deadline == BR_FOREVER)
+        return false;
+    return deadline <= 0 || br_now() >= deadline;
+}
+
 /* --- CPU ------------------------------------------------------------------------ */
 
 static inline void br__cpu_relax(void) {
@@ -232,9 +262,32 @@ static inline br__waiter *br__wq_pop(br__wq *q) {
 int br__waiter_park_or_cancel(br__waiter *w, br__wq *q, int64_t deadline,
                               void (*unlinked)(br__wq *q, void *arg), void *arg);
 
+/* Generalises br__waiter_park_or_cancel to waiters kept under any ilock in any list:
+ * on a timeout, takes `lk`, and if w->linked calls unlink(w, arg) (which must unlink
+ * w and clear w->linked, e.g. with br__wq_remove, and may fix the primitive's state)
+ * and returns BR_ETIMEDOUT; otherwise waits for the waker's signal (rule 2) and
+ * returns 0. Never returns with lk held. */
+int br__waiter_park_or_cancel_in(br__waiter *w, br__ilock *lk, int64_t deadline,
+                                 void (*unlink)(br__waiter *w, void *arg), void *arg);
+
 /* Pops and wakes up to n waiters (all if n < 0), storing `data` in each. Takes and
  * releases q->lock. Returns how many were woken. */
 int br__wq_wake(br__wq *q, int n, uintptr_t data);
+
+/* Wakes a chain of waiters linked through ->next (built under a lock by popping them
+ * and chaining them, then woken after the lock is dropped). Reads each next pointer
+ * before waking its waiter (rule 1). */
+static inline void br__wake_chain(br__waiter *chain) {
+    while (chain) {
+        br__waiter *next = chain->next;
+        br__waiter_wake(chain);
+        chain = next;
+    }
+}
+
+/* Sets the calling thread's kernel name (what /proc/.../comm, top and gdb show) to
+ * the first 15 bytes of name. */
+void br__set_thread_name(const char *name);
 
 /* --- the current execution context --------------------------------------------
  *

@@ -3,6 +3,9 @@
  * core/internal.h. */
 #include "core/internal.h"
 
+#include <pthread.h>
+#include <string.h>
+
 BR__TLS br__tls br__tls_v;
 
 int64_t br__park_spin_ns = 2000;
@@ -86,24 +89,41 @@ void br__waiter_init(br__waiter *w) {
     w->ctx = br__tls_v.pctx;
 }
 
-int br__waiter_park_or_cancel(br__waiter *w, br__wq *q, int64_t deadline,
-                              void (*unlinked)(br__wq *q, void *arg), void *arg) {
+int br__waiter_park_or_cancel_in(br__waiter *w, br__ilock *lk, int64_t deadline,
+                                 void (*unlink)(br__waiter *w, void *arg), void *arg) {
     if (br__waiter_park(w, deadline) == 0)
         return 0;
-    br__ilock_lock(&q->lock);
+    br__ilock_lock(lk);
     if (w->linked) {
-        br__wq_remove(q, w);
-        if (unlinked)
-            unlinked(q, arg);
-        br__ilock_unlock(&q->lock);
+        unlink(w, arg);
+        br__ilock_unlock(lk);
         return BR_ETIMEDOUT;
     }
-    br__ilock_unlock(&q->lock);
+    br__ilock_unlock(lk);
     /* Popped by a waker that hasn't signalled yet (or just did): wait for it, so it
      * never writes into a frame we have left. It signals within a few instructions. */
     while (br__waiter_park(w, BR_FOREVER) != 0)
         ;
     return 0;
+}
+
+struct wq_unlink_ctx {
+    br__wq *q;
+    void (*unlinked)(br__wq *q, void *arg);
+    void *arg;
+};
+
+static void wq_unlink(br__waiter *w, void *arg) {
+    struct wq_unlink_ctx *c = arg;
+    br__wq_remove(c->q, w);
+    if (c->unlinked)
+        c->unlinked(c->q, c->arg);
+}
+
+int br__waiter_park_or_cancel(br__waiter *w, br__wq *q, int64_t deadline,
+                              void (*unlinked)(br__wq *q, void *arg), void *arg) {
+    struct wq_unlink_ctx c = {q, unlinked, arg};
+    return br__waiter_park_or_cancel_in(w, &q->lock, deadline, wq_unlink, &c);
 }
 
 int br__wq_wake(br__wq *q, int n, uintptr_t data) {
@@ -118,11 +138,7 @@ int br__wq_wake(br__wq *q, int n, uintptr_t data) {
         woken++;
     }
     br__ilock_unlock(&q->lock);
-    while (chain) {
-        br__waiter *next = chain->next; /* read before the wake: rule 1 */
-        br__waiter_wake(chain);
-        chain = next;
-    }
+    br__wake_chain(chain);
     return woken;
 }
 
@@ -132,4 +148,16 @@ void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx) {
     br__tls_v.owner = owner;
     br__tls_v.parker = parker;
     br__tls_v.pctx = pctx;
+}
+
+/* --- thread names ------------------------------------------------------------------ */
+
+void br__set_thread_name(const char *name) {
+    char kname[16]; /* the kernel keeps 15 bytes and a NUL */
+    size_t n = strlen(name);
+    if (n > 15)
+        n = 15;
+    memcpy(kname, name, n);
+    kname[n] = 0;
+    pthread_setname_np(pthread_self(), kname);
 }

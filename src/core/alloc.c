@@ -1,0 +1,53 @@
+/* The allocation seam (core/internal.h): every library allocation comes through here,
+ * so that tests can fail the Nth one and walk every BR_ENOMEM path. The counter is one
+ * relaxed atomic per allocation; the failure check reads a second word that is
+ * negative (never fail) outside such tests. */
+#include "core/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static _Atomic long fail_after = -1; /* allocations left before failing; < 0: never */
+static _Atomic long count;
+
+void br__alloc_fail_after(long n) { atomic_store_explicit(&fail_after, n, memory_order_relaxed); }
+
+long br__alloc_count(void) { return atomic_load_explicit(&count, memory_order_relaxed); }
+
+/* True if this allocation should fail. */
+static bool inject(void) {
+    atomic_fetch_add_explicit(&count, 1, memory_order_relaxed);
+    long left = atomic_load_explicit(&fail_after, memory_order_relaxed);
+    while (left >= 0) {
+        if (left == 0)
+            return true;
+        if (atomic_compare_exchange_weak_explicit(&fail_after, &left, left - 1,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return false;
+    }
+    return false;
+}
+
+void *br__malloc(size_t n) { return inject() ? NULL : malloc(n); }
+
+void *br__calloc(size_t c, size_t n) { return inject() ? NULL : calloc(c, n); }
+
+void *br__realloc(void *p, size_t n) { return inject() ? NULL : realloc(p, n); }
+
+void *br__aligned_alloc(size_t align, size_t n) {
+    if (inject())
+        return NULL;
+    void *p = NULL;
+    return posix_memalign(&p, align, n) == 0 ? p : NULL;
+}
+
+char *br__strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = br__malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+void br__free(void *p) { free(p); }
