@@ -40,8 +40,9 @@
  * always agree. Without, the return code comes from the positions.
  *
  * Cost: one pass over the input; per pending future at most one registration (a lock)
- * and its removal; no allocation unless the sets are asked for with n > SMALL, or
- * FIRST_* has more than STACK_N pending futures.
+ * and its removal; no allocation unless the sets or counts are asked for with n >
+ * STACK_N (a mark per position; the pointer set beyond SMALL), or FIRST_* has more
+ * than STACK_N pending futures.
  */
 #include "future/impl.h"
 
