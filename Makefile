@@ -6,6 +6,8 @@
 #   make sanitize   the whole suite under ASan+UBSan, then under TSan
 #   make bench      the benchmarks of BENCH.md, side by side with ../shared/peers
 #   make install    install headers, library, braid.pc and the CMake package (PREFIX=...)
+#
+# DEPS=0 skips the package check (for machines without Debian's dpkg/apt).
 
 BUILD    ?= build
 PREFIX   ?= /usr/local
@@ -17,8 +19,10 @@ CTEST_FLAGS ?=
 
 all: build
 
+DEPS ?= 1
+
 deps:
-	@scripts/deps.sh build
+	@if [ "$(DEPS)" != 0 ]; then scripts/deps.sh build; fi
 
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -53,12 +57,15 @@ sanitize-tsan: deps
 	ctest --test-dir build-tsan --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 bench:
-	@scripts/deps.sh bench
+	@if [ "$(DEPS)" != 0 ]; then scripts/deps.sh bench; fi
 	@$(MAKE) --no-print-directory build
 	scripts/bench.sh $(BENCH_ARGS)
 
+# ldconfig refreshes the loader's cache so that programs find the new libbraid.so
+# at once (as root, for a system prefix; otherwise set LD_LIBRARY_PATH or an rpath).
 install: build
 	cmake --install $(BUILD)
+	@if [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

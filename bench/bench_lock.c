@@ -21,10 +21,11 @@
  * metric with "impl" telling them apart; scripts/bench.sh runs them as separate
  * processes so side-by-side can alternate them.
  */
-#define _XOPEN_SOURCE 700 /* PTHREAD_MUTEX_RECURSIVE */
+#define _GNU_SOURCE /* PTHREAD_MUTEX_RECURSIVE, pipe2 */
 #include "bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -111,7 +112,7 @@ static void *park(void *arg) {
 static void start_parked_thread(void) {
     if (park_pipe[0] >= 0)
         return;
-    BENCH_CHECK(pipe(park_pipe) == 0);
+    BENCH_CHECK(pipe2(park_pipe, O_CLOEXEC) == 0);
     BENCH_CHECK_ERRNO(pthread_create(&park_thread, NULL, park, NULL));
 }
 

@@ -21,5 +21,15 @@ if(BUILD_SHARED_LIBS)
 else()
   set(BRAID_PC_CFLAGS "-DBRAID_STATIC=1")
 endif()
+# braid.pc finds the prefix relative to itself, so an install moved or made with
+# `cmake --install --prefix` still works; the path up from the pkgconfig directory
+# depends on the libdir (lib, or lib/x86_64-linux-gnu with PREFIX=/usr on Debian).
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  set(BRAID_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+else()
+  file(RELATIVE_PATH _rel "/root/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/root")
+  string(REGEX REPLACE "/$" "" _rel "${_rel}")
+  set(BRAID_PC_PREFIX "\${pcfiledir}/${_rel}")
+endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/braid.pc.in ${PROJECT_BINARY_DIR}/braid.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/braid.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -62,7 +62,7 @@ typedef struct cmp_model {
 /* Linux's 1-minute load average, so that a reader can tell a busy machine from a
  * model that doesn't scale; -1 where /proc/loadavg doesn't exist. */
 static double read_loadavg(void) {
-    FILE *f = fopen("/proc/loadavg", "r");
+    FILE *f = fopen("/proc/loadavg", "re");
     double v = -1;
     if (f != NULL) {
         if (fscanf(f, "%lf", &v) != 1)

@@ -31,6 +31,7 @@ function(braid_checked_run name check target timeout)
   add_test(NAME ${name}
            COMMAND ${CMAKE_COMMAND} -DEXE=$<TARGET_FILE:${target}> "-DARGS=${args}"
                    -DCHECK=${check} -DTIMEOUT=${t} -DEXPECT_RC=${rc}
+                   -DMULT=${BRAID_TEST_TIMEOUT_MULTIPLIER}
                    -P ${BRAID_EXAMPLE_RUNNER})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${guard} LABELS examples)
 endfunction()
