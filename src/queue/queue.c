@@ -605,11 +605,8 @@ size_t br_queue_maxsize(const br_queue *q) {
 
 enum { CHUNK_MIN = 16, CHUNK_MAX = 256, SPARE_UNBOUNDED = 4 };
 
-static void destroy(br_queue *q) {
-    void *item;
-    while ((!is_fifo(q) || q->c.chunk != NULL) && take_owned(q, &item) == 0)
-        if (q->dispose != NULL)
-            q->dispose(item, q->dispose_ctx);
+/* Frees the storage and q itself: the queue holds no items (or is half-made). */
+static void release(br_queue *q) {
     if (is_fifo(q))
         fifo_fini(q);
     else
@@ -663,7 +660,7 @@ int br_queue_new(br_queue **out, const br_queue_opts *opts) {
     q->clk = is_fifo(q) ? &q->c.lock : &q->p.lock;
     int rc = is_fifo(q) ? fifo_init(q) : br__qstore_init(q);
     if (rc != 0) {
-        destroy(q);
+        release(q);
         return rc;
     }
     *out = q;
@@ -677,7 +674,21 @@ int br_queue_free(br_queue *q) {
      * access, so when it reads 0 they are all gone. */
     if (atomic_load_explicit(&q->w.nblocked, memory_order_acquire) != 0)
         return BR_EBUSY;
-    destroy(q);
+    /* q is ours now. Busy from here on, so a free from a dispose callback answers
+     * BR_EBUSY instead of freeing twice. */
+    atomic_store_explicit(&q->w.nblocked, 1, memory_order_relaxed);
+    /* Shut down at once before the first dispose, under plk as br_queue_shutdown
+     * does: a dispose that calls put or get is refused with BR_ESHUTDOWN (a put that
+     * succeeded would be drained and disposed again, forever if dispose always puts
+     * its item back), and a shutdown from it finds nothing to do. */
+    br__qlock_lock(q->plk);
+    atomic_store_explicit(&q->state, BR__QIMMEDIATE, memory_order_release);
+    br__qlock_unlock(q->plk);
+    void *item;
+    while (take_owned(q, &item) == 0)
+        if (q->dispose != NULL)
+            q->dispose(item, q->dispose_ctx);
+    release(q);
     return 0;
 }
 

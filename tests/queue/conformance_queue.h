@@ -1049,6 +1049,46 @@ static void conf_free_disposes_leftovers(void **state) {
     BR_CHECK_EQ(log.n, n - 1);
 }
 
+/* br_queue_free shuts the queue down before the first dispose: a dispose that puts its
+ * item back is refused (else the item would be drained and disposed again, and a
+ * dispose that always re-queues would keep free looping), get is refused, shutdown has
+ * nothing left to do, and a free from inside dispose is BR_EBUSY, not a double free. */
+static br_queue *freeing_q;
+static _Atomic long freeing_disposed, freeing_bad;
+static void requeue_dispose(void *item, void *ctx) {
+    long limit = *(const long *)ctx;
+    /* Re-queue at most `limit` times, so a queue that accepts them still terminates. */
+    if (atomic_fetch_add(&freeing_disposed, 1) >= limit)
+        return;
+    uintptr_t v;
+    int put = qput_any(freeing_q, (uintptr_t)item, BR_NOWAIT);
+    int get = qget(freeing_q, &v, BR_NOWAIT);
+    if (put != BR_ESHUTDOWN || get != BR_ESHUTDOWN || !br_queue_is_shutdown(freeing_q) ||
+        br_queue_shutdown(freeing_q, true) != 0 || br_queue_free(freeing_q) != BR_EBUSY)
+        atomic_fetch_add(&freeing_bad, 1);
+}
+
+static void conf_free_shuts_down_before_dispose(void **state) {
+    (void)state;
+    for (size_t maxsize = 0; maxsize <= (IS_SIMPLE ? 0u : 400u); maxsize += 400) {
+        for (int shut = 0; shut < 2; shut++) { /* open, or shut down (draining) first */
+            const long n = 300; /* more than one FIFO chunk */
+            br_queue_opts o = {.kind = QKIND, .maxsize = maxsize,
+                               .dispose = requeue_dispose, .dispose_ctx = (void *)&n};
+            BR_CHECK_OK(br_queue_new(&freeing_q, &o));
+            for (long i = 1; i <= n; i++)
+                BR_CHECK_OK(qput_any(freeing_q, (uintptr_t)i, BR_NOWAIT));
+            if (shut)
+                BR_CHECK_OK(br_queue_shutdown(freeing_q, false));
+            atomic_store(&freeing_disposed, 0);
+            atomic_store(&freeing_bad, 0);
+            BR_CHECK_OK(br_queue_free(freeing_q));
+            BR_CHECK_EQ(atomic_load(&freeing_disposed), n); /* each item exactly once */
+            BR_CHECK_EQ(atomic_load(&freeing_bad), 0);
+        }
+    }
+}
+
 static void conf_free_busy_while_blocked(void **state) {
     (void)state;
     /* a getter */
@@ -1163,6 +1203,7 @@ static void conf_misuse(void **state) {
         cmocka_unit_test(conf_shutdown_upgrade),                                     \
         cmocka_unit_test(conf_dispose_may_reenter),                                  \
         cmocka_unit_test(conf_free_disposes_leftovers),                              \
+        cmocka_unit_test(conf_free_shuts_down_before_dispose),                       \
         cmocka_unit_test(conf_free_busy_while_blocked), cmocka_unit_test(conf_misuse)
 
 #endif
