@@ -32,10 +32,8 @@
 
 #include "queue/internal.h"
 
-#include <stdlib.h>
-
 static br__qchunk *qchunk_new(br_queue *q) {
-    br__qchunk *c = malloc(q->spare.chunk_bytes);
+    br__qchunk *c = br__malloc(q->spare.chunk_bytes);
     if (c == NULL)
         return NULL;
     atomic_fetch_add_explicit(&q->spare.nmalloc, 1, memory_order_relaxed);
@@ -59,7 +57,7 @@ static bool in_arena(const br_queue *q, const br__qchunk *c) {
 static void qchunk_give(br_queue *q, br__qchunk *c) {
     if (!in_arena(q, c)) {
         if (atomic_load_explicit(&q->spare.n, memory_order_relaxed) >= q->spare.max) {
-            free(c);
+            br__free(c);
             return;
         }
         atomic_fetch_add_explicit(&q->spare.n, 1, memory_order_relaxed);
@@ -153,17 +151,17 @@ static void fifo_fini(br_queue *q) {
     while (c != NULL) { /* c.chunk == p.chunk once drained; its next is NULL */
         br__qchunk *n = atomic_load_explicit(&c->next, memory_order_relaxed);
         if (!in_arena(q, c))
-            free(c);
+            br__free(c);
         c = n;
     }
     c = atomic_load_explicit(&q->spare.top, memory_order_acquire);
     while (c != NULL) {
         br__qchunk *n = c->free_next;
         if (!in_arena(q, c))
-            free(c);
+            br__free(c);
         c = n;
     }
-    free(q->spare.arena);
+    br__free(q->spare.arena);
 }
 
 #endif

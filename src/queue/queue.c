@@ -75,8 +75,6 @@
 #include "queue/fifo.h"
 
 #include <sched.h>
-
-#include <stdlib.h>
 #include <string.h>
 
 static bool is_fifo(const br_queue *q) {
@@ -611,7 +609,7 @@ static void release(br_queue *q) {
         fifo_fini(q);
     else
         br__qstore_fini(q);
-    free(q);
+    br__free(q);
 }
 
 static int fifo_init(br_queue *q) {
@@ -625,7 +623,7 @@ static int fifo_init(br_queue *q) {
         q->spare.arena_n = (q->maxsize - 1) / cap + 3; /* see fifo.h */
         if (q->spare.arena_n > SIZE_MAX / q->spare.chunk_bytes)
             return BR_ENOMEM;
-        q->spare.arena = calloc(q->spare.arena_n, q->spare.chunk_bytes);
+        q->spare.arena = br__calloc(q->spare.arena_n, q->spare.chunk_bytes);
         if (q->spare.arena == NULL)
             return BR_ENOMEM;
     }
@@ -648,7 +646,7 @@ int br_queue_new(br_queue **out, const br_queue_opts *opts) {
     if (o.kind == BR_QUEUE_SIMPLE && o.maxsize != 0)
         return BR__MISUSE(BR_EINVAL, "br_queue_new: a SimpleQueue has no maxsize");
 
-    br_queue *q = aligned_alloc(BR__CACHELINE, sizeof *q);
+    br_queue *q = br__aligned_alloc(BR__CACHELINE, sizeof *q);
     if (q == NULL)
         return BR_ENOMEM;
     memset(q, 0, sizeof *q); /* every atomic and list starts at zero */

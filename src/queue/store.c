@@ -2,13 +2,13 @@
  * one lock (plk == clk for these kinds). Count = p.tail - c.head, exact under it.
  *
  * Bounded queues get all their room at creation, so put never fails for memory.
- * Unbounded ones double when full and halve when three quarters empty (above 64).
+ * Unbounded ones double when full and halve when three quarters empty (above 64): a
+ * growth that fails is BR_ENOMEM with the array as it was, a shrink that fails keeps
+ * the larger array. Memory comes from br__realloc (core/internal.h), so tests can fail it.
  * The heap orders by (prio, seq): seq is the put order, which makes equal priorities
  * come out first in, first out, as Python's PriorityQueue does with (prio, count)
  * tuples. */
 #include "queue/internal.h"
-
-#include <stdlib.h>
 
 enum { STORE_MIN = 16, STORE_SHRINK_ABOVE = 64 };
 
@@ -20,7 +20,7 @@ static size_t count_of(br_queue *q) {
 static bool resize(br_queue *q, size_t cap) {
     if (cap > SIZE_MAX / sizeof(br__qentry))
         return false;
-    br__qentry *a = realloc(q->p.arr, cap * sizeof *a);
+    br__qentry *a = br__realloc(q->p.arr, cap * sizeof *a);
     if (a == NULL)
         return false;
     q->p.arr = a;
@@ -35,7 +35,7 @@ int br__qstore_init(br_queue *q) {
 }
 
 void br__qstore_fini(br_queue *q) {
-    free(q->p.arr);
+    br__free(q->p.arr);
     q->p.arr = NULL;
     q->p.cap = 0;
 }

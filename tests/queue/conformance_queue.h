@@ -272,6 +272,115 @@ static void conf_large_maxsize(void **state) {
     BR_CHECK(q == NULL);
 }
 
+/* --- out of memory ---------------------------------------------------------------------- */
+
+/* br_queue_new under an out-of-memory loop: fail the Nth allocation for N = 0, 1, ...
+ * until it succeeds. Every failure is BR_ENOMEM with nothing made (LeakSanitizer checks
+ * that nothing leaked in the ASan build), and the queue finally made works. */
+static void conf_oom_new(void **state) {
+    (void)state;
+    const size_t sizes[] = {0, 1, 100, 5000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        if (IS_SIMPLE && sizes[k] != 0)
+            continue;
+        br_queue_opts o = {.kind = QKIND, .maxsize = sizes[k]};
+        for (long n = 0;; n++) {
+            BR_CHECK(n < 100);
+            br_queue *q = (br_queue *)&o;
+            br__alloc_fail_after(n);
+            int rc = br_queue_new(&q, &o);
+            br__alloc_fail_after(-1);
+            if (rc != 0) {
+                BR_CHECK_ERR(rc, BR_ENOMEM);
+                BR_CHECK(q == NULL);
+                continue;
+            }
+            BR_CHECK(n > 0); /* it allocates, so failing the first allocation must show */
+            BR_CHECK_OK(qput_any(q, 5, BR_NOWAIT));
+            uintptr_t v;
+            BR_CHECK_OK(qget(q, &v, BR_NOWAIT));
+            BR_CHECK_EQ(v, 5);
+            BR_CHECK_OK(br_queue_free(q));
+            break;
+        }
+    }
+}
+
+/* An unbounded queue grows on put (a FIFO chunk, the LIFO/priority array). A growth
+ * that fails is BR_ENOMEM and changes nothing: the item stays the caller's, the counts
+ * are unchanged, and the queue goes on working (order, task_done and join included).
+ * A get never needs memory (a failed shrink keeps the larger array), nor does a put on
+ * a bounded queue. */
+static void conf_oom_grow(void **state) {
+    (void)state;
+    const long n = 3000; /* a dozen FIFO chunks; the array doubles 8 times */
+    br_queue *q = mkq(0);
+    long enomem = 0;
+    for (int round = 0; round < 2; round++) { /* the second reuses spare storage */
+        for (long i = 1; i <= n; i++) {
+            br__alloc_fail_after(0);
+            int rc = qput_any(q, (uintptr_t)i, BR_NOWAIT);
+            br__alloc_fail_after(-1);
+            if (rc == BR_ENOMEM) {
+                enomem++;
+                BR_CHECK_EQ(br_queue_qsize(q), i - 1); /* nothing went in */
+                rc = qput_any(q, (uintptr_t)i, BR_NOWAIT);
+            }
+            BR_CHECK_OK(rc);
+            BR_CHECK_EQ(br_queue_qsize(q), i);
+        }
+        BR_CHECK(enomem > 0); /* the first round had to grow */
+        br__alloc_fail_after(0); /* getting never allocates: every get succeeds */
+        int64_t last_prio = INT64_MIN;
+        uintptr_t last = 0;
+        for (long k = 0; k < n; k++) {
+            void *x;
+            int64_t pr;
+            int rc = br_queue_get_prio(q, &x, &pr, BR_NOWAIT);
+            if (rc != 0) {
+                br__alloc_fail_after(-1);
+                BR_CHECK_OK(rc);
+            }
+            uintptr_t v = (uintptr_t)x;
+            bool in_order = IS_LIFO   ? v == (uintptr_t)(n - k)
+                            : IS_PRIO ? pr > last_prio || (pr == last_prio && v > last)
+                                      : v == (uintptr_t)(k + 1);
+            if (!in_order) {
+                br__alloc_fail_after(-1);
+                fail_msg("get #%ld: item %lu (priority %lld) out of order", k,
+                         (unsigned long)v, (long long)pr);
+            }
+            last_prio = pr;
+            last = v;
+        }
+        br__alloc_fail_after(-1);
+        BR_CHECK(br_queue_empty(q));
+        if (!IS_SIMPLE) { /* exactly n items went in: n task_done calls, not one more */
+            for (long k = 0; k < n; k++)
+                BR_CHECK_OK(br_queue_task_done(q));
+            BR_CHECK_ERR(br_queue_task_done(q), BR_EOVERFLOW);
+            BR_CHECK_OK(br_queue_join(q, BR_NOWAIT));
+        }
+    }
+    BR_CHECK_OK(br_queue_free(q));
+
+    if (IS_SIMPLE)
+        return;
+    q = mkq(700);
+    br__alloc_fail_after(0);
+    int bad = 0;
+    for (int round = 0; round < 3; round++) {
+        for (uintptr_t i = 1; i <= 700; i++)
+            bad += qput_any(q, i, BR_NOWAIT) != 0;
+        uintptr_t v;
+        for (uintptr_t i = 1; i <= 700; i++)
+            bad += qget(q, &v, BR_NOWAIT) != 0;
+    }
+    br__alloc_fail_after(-1);
+    BR_CHECK_EQ(bad, 0);
+    BR_CHECK_OK(br_queue_free(q));
+}
+
 /* --- deadlines ------------------------------------------------------------------------ */
 
 static void conf_get_deadline_not_early(void **state) {
@@ -1176,6 +1285,7 @@ static void conf_misuse(void **state) {
     cmocka_unit_test(conf_new_and_sizes), cmocka_unit_test(conf_nowait_on_empty),    \
         cmocka_unit_test(conf_nowait_on_full), cmocka_unit_test(conf_null_item),     \
         cmocka_unit_test(conf_round_trip_many), cmocka_unit_test(conf_large_maxsize),  \
+        cmocka_unit_test(conf_oom_new), cmocka_unit_test(conf_oom_grow),              \
         cmocka_unit_test(conf_get_deadline_not_early),                               \
         cmocka_unit_test(conf_put_deadline_not_early),                               \
         cmocka_unit_test(conf_timed_out_getter_loses_nothing),                       \
