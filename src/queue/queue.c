@@ -81,12 +81,6 @@ static bool is_fifo(const br_queue *q) {
     return q->kind == BR_QUEUE_FIFO || q->kind == BR_QUEUE_SIMPLE;
 }
 
-static bool expired(int64_t deadline) {
-    if (deadline == BR_FOREVER)
-        return false;
-    return deadline <= 0 || br_now() >= deadline;
-}
-
 static int state_of(br_queue *q) {
     return atomic_load_explicit(&q->state, memory_order_acquire);
 }
@@ -201,52 +195,74 @@ static uint64_t size_now(br_queue *q) {
 
 /* --- waking and parking ---------------------------------------------------------- */
 
-static void wake_one(br_queue *q, br__wq *list, _Atomic uint32_t *count) {
+/* A wait list and its count of linked waiters (p.ngetw, c.nputw, w.njoinw). */
+typedef struct qlist {
+    br__wq *wq;
+    _Atomic uint32_t *count;
+} qlist;
+
+static void wake_one(br_queue *q, qlist l) {
     br__ilock_lock(&q->w.lock);
-    br__waiter *w = br__wq_pop(list);
+    br__waiter *w = br__wq_pop(l.wq);
     if (w != NULL)
-        atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(l.count, 1, memory_order_relaxed);
     br__ilock_unlock(&q->w.lock);
     if (w != NULL)
         br__waiter_wake(w);
 }
 
-/* Pops every waiter of list onto *chain (linked through ->next). Under wlock. */
-static void pop_all(br__wq *list, _Atomic uint32_t *count, br__waiter **chain) {
+/* Pops every waiter of l onto *chain (linked through ->next) for br__wake_chain.
+ * Under wlock. */
+static void pop_all(qlist l, br__waiter **chain) {
     br__waiter *w;
-    while ((w = br__wq_pop(list)) != NULL) {
-        atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
+    while ((w = br__wq_pop(l.wq)) != NULL) {
+        atomic_fetch_sub_explicit(l.count, 1, memory_order_relaxed);
         w->next = *chain;
         *chain = w;
     }
 }
 
-static void wake_chain(br__waiter *w) {
-    while (w != NULL) {
-        br__waiter *next = w->next; /* read before the wake: rule 1 */
-        br__waiter_wake(w);
-        w = next;
-    }
+/* br__waiter_park_or_cancel_in's unlink, under wlock: a waiter whose deadline passed
+ * while still linked takes itself off its list. */
+static void unlink_waiter(br__waiter *w, void *arg) {
+    const qlist *l = arg;
+    br__wq_remove(l->wq, w);
+    atomic_fetch_sub_explicit(l->count, 1, memory_order_relaxed);
 }
 
-/* Parks w, which the caller linked into list under wlock and then released it.
- * 0: popped by a waker (even if the deadline has passed meanwhile). BR_ETIMEDOUT:
- * the deadline passed and w unlinked itself. */
-static int park(br_queue *q, br__waiter *w, br__wq *list, _Atomic uint32_t *count,
-                int64_t deadline) {
-    if (br__waiter_park(w, deadline) == 0)
-        return 0;
-    br__ilock_lock(&q->w.lock);
-    if (w->linked) {
-        br__wq_remove(list, w);
-        atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
-        br__ilock_unlock(&q->w.lock);
-        return BR_ETIMEDOUT;
-    }
-    br__ilock_unlock(&q->w.lock);
-    while (br__waiter_park(w, BR_FOREVER) != 0) /* rule 2: the waker is on its way */
-        ;
-    return 0;
+/* Parks w, which the caller linked into l under wlock and then released it (rule 2 of
+ * core/internal.h). 0: popped by a waker (even if the deadline has passed meanwhile).
+ * BR_ETIMEDOUT: the deadline passed and w unlinked itself. */
+static int park(br_queue *q, br__waiter *w, qlist l, int64_t deadline) {
+    return br__waiter_park_or_cancel_in(w, &q->w.lock, deadline, unlink_waiter, &l);
+}
+
+static qlist getters(br_queue *q) { return (qlist){&q->w.getters, &q->p.ngetw}; }
+static qlist putters(br_queue *q) { return (qlist){&q->w.putters, &q->c.nputw}; }
+static qlist joiners(br_queue *q) { return (qlist){&q->w.joiners, &q->w.njoinw}; }
+
+/* --- the slow part of put and get ---------------------------------------------------
+ *
+ * A put that found the queue full, or a get that found it empty (and may wait): it
+ * spins for a while, then registers as a waiter and parks, retrying after each wake. */
+
+typedef struct qcall {
+    bool put;
+    void *item;        /* put: the item */
+    int64_t prio;      /* put: its priority */
+    void **out;        /* get: where the item goes */
+    int64_t *prio_out; /* get: where its priority goes, or NULL */
+    bool wake;         /* set by a successful attempt: the other side has a waiter */
+} qcall;
+
+/* One try: 0, BR__QAGAIN, or the call's final error. */
+static int attempt(br_queue *q, qcall *c) {
+    if (c->put)
+        return try_put(q, c->item, c->prio, &c->wake);
+    int s = state_of(q);
+    int rc = try_get(q, c->out, c->prio_out, &c->wake);
+    /* Empty with a shutdown under way (read before the try) is empty for good. */
+    return rc == BR__QAGAIN && s != BR__QOPEN ? BR_ESHUTDOWN : rc;
 }
 
 /* Polls are spaced out: each one reads a line the other side is writing, and a tight
@@ -260,54 +276,69 @@ static bool may_spin(int64_t deadline) {
     return deadline != BR_NOWAIT && br__tls_v.parker == NULL && br__park_spin_ns > 0;
 }
 
-/* --- get ------------------------------------------------------------------------- */
-
-static int get_spin(br_queue *q, void **item, int64_t *prio, int64_t deadline,
-                    bool *wake) {
+static int spin(br_queue *q, qcall *c, int64_t deadline) {
     int64_t until = br_deadline_min(br_now() + br__park_spin_ns, deadline);
     for (unsigned i = 1;; i++) {
         relax(8);
-        int s = state_of(q);
-        /* FIFO: polling the slot itself (inside try_get) leaves the producer's own
-         * cache line alone; the others have no cheaper test than the counts. */
-        if (is_fifo(q) || size_now(q) != 0 || s != BR__QOPEN) {
-            int rc = try_get(q, item, prio, wake);
+        /* A FIFO getter polls the slot itself (inside try_get), which leaves the
+         * producer's own cache line alone; the others have no cheaper test than the
+         * counts. */
+        bool worth = state_of(q) != BR__QOPEN ||
+                     (c->put ? size_now(q) < q->maxsize : is_fifo(q) || size_now(q) != 0);
+        if (worth) {
+            int rc = attempt(q, c);
             if (rc != BR__QAGAIN)
                 return rc;
-            if (s != BR__QOPEN)
-                return BR_ESHUTDOWN;
         }
         if ((i & 15) == 0 && br_now() >= until)
             return BR__QAGAIN;
     }
 }
 
-static int get_slow(br_queue *q, void **item, int64_t *prio, int64_t deadline,
-                    bool *wake) {
+/* Registers on the call's own list (getters or putters) and parks, until an attempt
+ * gives an answer or the deadline passes. The count goes up under the other side's
+ * lock: see the lost wake-up argument. */
+static int wait_turn(br_queue *q, qcall *c, int64_t deadline) {
+    qlist mine = c->put ? putters(q) : getters(q);
+    br__qlock *theirs = c->put ? q->clk : q->plk;
     br__waiter w;
     for (;;) {
         br__ilock_lock(&q->w.lock);
-        br__qlock_lock(q->plk); /* see the lost wake-up argument */
-        atomic_fetch_add_explicit(&q->p.ngetw, 1, memory_order_relaxed);
-        br__qlock_unlock(q->plk);
-        int s = state_of(q);
-        int rc = try_get(q, item, prio, wake);
-        if (rc == BR__QAGAIN && s != BR__QOPEN)
-            rc = BR_ESHUTDOWN;
-        else if (rc == BR__QAGAIN && expired(deadline))
+        br__qlock_lock(theirs);
+        atomic_fetch_add_explicit(mine.count, 1, memory_order_relaxed);
+        br__qlock_unlock(theirs);
+        int rc = attempt(q, c);
+        if (rc == BR__QAGAIN && br__deadline_passed(deadline))
             rc = BR_ETIMEDOUT;
         if (rc != BR__QAGAIN) {
-            atomic_fetch_sub_explicit(&q->p.ngetw, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(mine.count, 1, memory_order_relaxed);
             br__ilock_unlock(&q->w.lock);
             return rc;
         }
         br__waiter_init(&w);
-        br__wq_push(&q->w.getters, &w);
+        br__wq_push(mine.wq, &w);
         br__ilock_unlock(&q->w.lock);
-        if (park(q, &w, &q->w.getters, &q->p.ngetw, deadline) != 0)
+        if (park(q, &w, mine, deadline) != 0)
             return BR_ETIMEDOUT;
     }
 }
+
+/* The bracket around the slow part: counted in nblocked from before the first spin
+ * to after the last touch (see Freeing). Out of line, so the fast paths stay small. */
+static BR__NOINLINE int blocking(br_queue *q, qcall *c, int64_t deadline) {
+    atomic_fetch_add_explicit(&q->w.nblocked, 1, memory_order_relaxed);
+    int rc = BR__QAGAIN;
+    if (may_spin(deadline))
+        rc = spin(q, c, deadline);
+    if (rc == BR__QAGAIN)
+        rc = wait_turn(q, c, deadline);
+    if (rc == 0 && c->wake)
+        wake_one(q, c->put ? getters(q) : putters(q));
+    atomic_fetch_sub_explicit(&q->w.nblocked, 1, memory_order_release); /* last touch */
+    return rc;
+}
+
+/* --- get ------------------------------------------------------------------------- */
 
 static int get_impl(br_queue *q, void **item, int64_t *prio, int64_t deadline) {
     if (BR__UNLIKELY(q == NULL))
@@ -319,24 +350,15 @@ static int get_impl(br_queue *q, void **item, int64_t *prio, int64_t deadline) {
     int rc = try_get(q, item, prio, &wake);
     if (BR__LIKELY(rc == 0)) {
         if (BR__UNLIKELY(wake))
-            wake_one(q, &q->w.putters, &q->c.nputw);
+            wake_one(q, putters(q));
         return 0;
     }
     if (rc != BR__QAGAIN || s != BR__QOPEN)
         return BR_ESHUTDOWN;
-    if (expired(deadline))
+    if (br__deadline_passed(deadline))
         return BR_ETIMEDOUT;
-
-    atomic_fetch_add_explicit(&q->w.nblocked, 1, memory_order_relaxed);
-    rc = BR__QAGAIN;
-    if (may_spin(deadline))
-        rc = get_spin(q, item, prio, deadline, &wake);
-    if (rc == BR__QAGAIN)
-        rc = get_slow(q, item, prio, deadline, &wake);
-    if (rc == 0 && wake)
-        wake_one(q, &q->w.putters, &q->c.nputw);
-    atomic_fetch_sub_explicit(&q->w.nblocked, 1, memory_order_release); /* last touch */
-    return rc;
+    qcall c = {.put = false, .out = item, .prio_out = prio};
+    return blocking(q, &c, deadline);
 }
 
 int br_queue_get(br_queue *q, void **item, int64_t deadline) {
@@ -349,66 +371,20 @@ int br_queue_get_prio(br_queue *q, void **item, int64_t *prio, int64_t deadline)
 
 /* --- put ------------------------------------------------------------------------- */
 
-static int put_spin(br_queue *q, void *item, int64_t prio, int64_t deadline, bool *wake) {
-    int64_t until = br_deadline_min(br_now() + br__park_spin_ns, deadline);
-    for (unsigned i = 1;; i++) {
-        relax(8);
-        if (size_now(q) < q->maxsize || state_of(q) != BR__QOPEN) {
-            int rc = try_put(q, item, prio, wake);
-            if (rc != BR__QAGAIN)
-                return rc;
-        }
-        if ((i & 15) == 0 && br_now() >= until)
-            return BR__QAGAIN;
-    }
-}
-
-static int put_slow(br_queue *q, void *item, int64_t prio, int64_t deadline, bool *wake) {
-    br__waiter w;
-    for (;;) {
-        br__ilock_lock(&q->w.lock);
-        br__qlock_lock(q->clk); /* see the lost wake-up argument */
-        atomic_fetch_add_explicit(&q->c.nputw, 1, memory_order_relaxed);
-        br__qlock_unlock(q->clk);
-        int rc = try_put(q, item, prio, wake);
-        if (rc == BR__QAGAIN && expired(deadline))
-            rc = BR_ETIMEDOUT;
-        if (rc != BR__QAGAIN) {
-            atomic_fetch_sub_explicit(&q->c.nputw, 1, memory_order_relaxed);
-            br__ilock_unlock(&q->w.lock);
-            return rc;
-        }
-        br__waiter_init(&w);
-        br__wq_push(&q->w.putters, &w);
-        br__ilock_unlock(&q->w.lock);
-        if (park(q, &w, &q->w.putters, &q->c.nputw, deadline) != 0)
-            return BR_ETIMEDOUT;
-    }
-}
-
 static int put_impl(br_queue *q, void *item, int64_t prio, int64_t deadline) {
     bool wake = false;
     int rc = try_put(q, item, prio, &wake);
     if (BR__LIKELY(rc == 0)) {
         if (BR__UNLIKELY(wake))
-            wake_one(q, &q->w.getters, &q->p.ngetw);
+            wake_one(q, getters(q));
         return 0;
     }
     if (rc != BR__QAGAIN)
         return rc;
-    if (expired(deadline))
+    if (br__deadline_passed(deadline))
         return BR_ETIMEDOUT;
-
-    atomic_fetch_add_explicit(&q->w.nblocked, 1, memory_order_relaxed);
-    rc = BR__QAGAIN;
-    if (may_spin(deadline))
-        rc = put_spin(q, item, prio, deadline, &wake);
-    if (rc == BR__QAGAIN)
-        rc = put_slow(q, item, prio, deadline, &wake);
-    if (rc == 0 && wake)
-        wake_one(q, &q->w.getters, &q->p.ngetw);
-    atomic_fetch_sub_explicit(&q->w.nblocked, 1, memory_order_release); /* last touch */
-    return rc;
+    qcall c = {.put = true, .item = item, .prio = prio};
+    return blocking(q, &c, deadline);
 }
 
 int br_queue_put(br_queue *q, void *item, int64_t deadline) {
@@ -444,9 +420,9 @@ static void wake_joiners(br_queue *q) {
     br__ilock_lock(&q->w.lock);
     /* Re-checked here: a put since the caller's check means work is unfinished again. */
     if (!br__wq_empty(&q->w.joiners) && all_done(q))
-        pop_all(&q->w.joiners, &q->w.njoinw, &chain);
+        pop_all(joiners(q), &chain);
     br__ilock_unlock(&q->w.lock);
-    wake_chain(chain);
+    br__wake_chain(chain);
 }
 
 int br_queue_task_done(br_queue *q) {
@@ -482,7 +458,7 @@ int br_queue_join(br_queue *q, int64_t deadline) {
         return BR_ENOTSUP;
     if (all_done(q))
         return 0;
-    if (expired(deadline))
+    if (br__deadline_passed(deadline))
         return BR_ETIMEDOUT;
     int rc;
     br__waiter w;
@@ -497,7 +473,7 @@ int br_queue_join(br_queue *q, int64_t deadline) {
         br__waiter_init(&w);
         br__wq_push(&q->w.joiners, &w);
         br__ilock_unlock(&q->w.lock);
-        rc = park(q, &w, &q->w.joiners, &q->w.njoinw, deadline);
+        rc = park(q, &w, joiners(q), deadline);
     }
     atomic_fetch_sub_explicit(&q->w.nblocked, 1, memory_order_release); /* last touch */
     return rc;
@@ -545,10 +521,10 @@ int br_queue_shutdown(br_queue *q, bool immediate) {
         br__qlock_lock(q->clk);
         br__qlock_unlock(q->clk);
     }
-    pop_all(&q->w.getters, &q->p.ngetw, &chain);
-    pop_all(&q->w.putters, &q->c.nputw, &chain);
+    pop_all(getters(q), &chain);
+    pop_all(putters(q), &chain);
     br__ilock_unlock(&q->w.lock);
-    wake_chain(chain);
+    br__wake_chain(chain);
     if (drains)
         drain(q);
     return 0;
