@@ -61,8 +61,19 @@ typedef struct br_queue_opts {
 /* Creates a queue (NULL opts: an unbounded FIFO). Returns 0, BR_EINVAL (bad kind, or
  * maxsize on a SimpleQueue) or BR_ENOMEM. */
 BR_API int br_queue_new(br_queue **out, const br_queue_opts *opts);
-/* Frees the queue; items still in it go to opts.dispose. BR_EBUSY (and nothing
- * happens) while any thread or coroutine is blocked in put, get or join on it. */
+/* Frees the queue. It first shuts the queue down at once, then hands the items still in
+ * it to opts.dispose; a dispose that calls back into the queue finds it shut down (put
+ * and get answer BR_ESHUTDOWN) and a br_queue_free from there answers BR_EBUSY.
+ *
+ * Call it only once no other thread or coroutine can start a call on q. A call already
+ * started elsewhere must have returned, or have had an effect the caller has seen (a
+ * put whose item was got, a task_done after which join returned, a shutdown after
+ * which get answered BR_ESHUTDOWN). Such a call may still be finishing (waking a
+ * waiter, draining): free waits a moment for it or returns BR_EBUSY. BR_EBUSY also
+ * covers every call blocked in put, get or join (shut the queue down to release them).
+ * On BR_EBUSY nothing happened; try again later. A call free can't know about (one
+ * another thread is just entering) is a use after free, as with any free. Returns 0,
+ * BR_EBUSY or BR_EINVAL. */
 BR_API int br_queue_free(br_queue *q);
 
 /* Appends item, waiting for room until the deadline on a bounded queue. The queue owns

@@ -102,7 +102,7 @@ struct br_queue {
         br__ilock lock;
         br__wq getters, putters, joiners;
         _Atomic uint32_t njoinw;  /* joiners linked */
-        _Atomic uint32_t nblocked;/* threads in a blocking call's slow part (free's EBUSY) */
+        _Atomic uint32_t nbusy;   /* calls free must not overtake (queue.c, Freeing) */
         _Atomic uint64_t done;    /* task_done calls + items an immediate shutdown drained */
     } w;
 
@@ -129,9 +129,9 @@ int br__qstore_push(br_queue *q, void *item, int64_t prio, uint64_t seq);
 /* Takes the next item out; the store must not be empty. */
 void br__qstore_pop(br_queue *q, void **item, int64_t *prio);
 
-/* Test hooks: how many threads are blocked in a call on q (in its slow part), and how
- * many are linked as getters, putters, joiners. */
-size_t br__queue_blocked(br_queue *q);
+/* Test hooks: how many calls on q free would wait for (w.nbusy: blocked, or finishing
+ * after their effect), and how many are linked as getters, putters, joiners. */
+size_t br__queue_busy(br_queue *q);
 void br__queue_waiters(br_queue *q, size_t *getters, size_t *putters, size_t *joiners);
 /* FIFO kinds: how many chunks were malloc'd after creation (0 for a bounded queue). */
 size_t br__queue_chunk_mallocs(br_queue *q);

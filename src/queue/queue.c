@@ -42,7 +42,8 @@
  * Ownership of a waiter: linked waiters are counted in their list's count; a waker
  * pops one and decrements the count under wlock, then wakes it after releasing wlock.
  * A waiter whose deadline passes takes wlock: still linked, it unlinks itself and
- * reports BR_ETIMEDOUT; popped, it waits for the wake-up (rule 2) and retries.
+ * reports BR_ETIMEDOUT; popped, it waits for the wake-up (rule 2) and retries
+ * (br__waiter_park_or_cancel_in does both).
  *
  * Shutdown states (q->state, only ever increasing): OPEN -> DRAINING -> IMMEDIATE.
  * The state changes under wlock and plk. Under plk: try_put checks it there, so no
@@ -63,10 +64,28 @@
  * that time, and registration would cost the producer a trip through wlock and a
  * futex wake. Coroutines never spin.
  *
- * Freeing: w.nblocked counts threads inside a blocking call past its fast path
- * (spinning, registering, parked, or woken and on their way out). Each decrements it
- * (release) as its very last access to the queue; br_queue_free answers BR_EBUSY
- * while it is not zero.
+ * Freeing. br_queue_free must never free the queue under a call that another thread
+ * may still be inside, when the caller of free can't know that: a call that blocks, or
+ * one that still touches the queue after another thread could have seen its effect (a
+ * put whose item was got, the task_done that let join return, a shutdown whose
+ * BR_ESHUTDOWN a getter saw). w.nbusy counts those calls:
+ *  - a put or get past its fast path (spinning, registering, parked, or woken and on
+ *    its way out), from before its first spin;
+ *  - a put or get that must wake a waiter of the other side after dropping its side
+ *    lock, counted inside that lock (whose release is what publishes its effect);
+ *  - the task_done that brings done up to tail, counted before its CAS (any other
+ *    task_done touches the queue last with its CAS);
+ *  - every shutdown, from its start.
+ * Each decrements it (release) as its very last touch of the queue. Any other call
+ * touches the queue last inside a side lock, so free first takes and drops plk and
+ * clk, which waits such a call out, then answers BR_EBUSY while nbusy isn't zero.
+ * What free can't see is a call that hasn't done anything yet; ruling those out is
+ * the caller's part (queue.h). The fast path pays nothing: the counts are taken only
+ * where a wait or a trip through wlock already costs far more.
+ *
+ * br_queue_free then sets nbusy to 1 for good (a free from dispose is BR_EBUSY) and
+ * moves the state to IMMEDIATE under plk, as a shutdown does, before the first
+ * dispose: a dispose that calls put or get is refused.
  *
  * Locking: wlock before plk, wlock before clk; plk and clk are never held together.
  * dispose runs with no lock held.
@@ -114,7 +133,9 @@ void br__qlock_lock_slow(br__qlock *l) {
 
 /* --- one attempt ------------------------------------------------------------------ */
 
-/* 0, BR__QAGAIN (full), BR_ESHUTDOWN or BR_ENOMEM. *wake: a getter is linked. */
+/* 0, BR__QAGAIN (full), BR_ESHUTDOWN or BR_ENOMEM. Sets *wake (and counts the call
+ * in nbusy) when the put succeeded and a getter is linked: the caller must then
+ * wake_and_leave. */
 static inline int try_put(br_queue *q, void *item, int64_t prio, bool *wake) {
     br__qlock_lock(q->plk);
     if (BR__UNLIKELY(atomic_load_explicit(&q->state, memory_order_relaxed) != BR__QOPEN)) {
@@ -138,12 +159,18 @@ static inline int try_put(br_queue *q, void *item, int64_t prio, bool *wake) {
         if (rc == 0)
             atomic_store_explicit(&q->p.tail, t + 1, memory_order_relaxed);
     }
-    *wake = atomic_load_explicit(&q->p.ngetw, memory_order_relaxed) != 0;
+    if (rc == 0 && atomic_load_explicit(&q->p.ngetw, memory_order_relaxed) != 0) {
+        /* This put wakes a getter after dropping plk: busy from in here (Freeing). */
+        atomic_fetch_add_explicit(&q->w.nbusy, 1, memory_order_relaxed);
+        *wake = true;
+    }
     br__qlock_unlock(q->plk);
     return rc;
 }
 
-/* 0, BR__QAGAIN (empty) or BR_ESHUTDOWN (immediate). *wake: a putter is linked. */
+/* 0, BR__QAGAIN (empty) or BR_ESHUTDOWN (immediate). Sets *wake (and counts the call
+ * in nbusy) when it got an item and a putter is linked: the caller must then
+ * wake_and_leave. */
 static inline int try_get(br_queue *q, void **item, int64_t *prio, bool *wake) {
     br__qlock_lock(q->clk);
     if (BR__UNLIKELY(atomic_load_explicit(&q->state, memory_order_relaxed) ==
@@ -168,7 +195,11 @@ static inline int try_get(br_queue *q, void **item, int64_t *prio, bool *wake) {
     }
     if (prio != NULL)
         *prio = pr;
-    *wake = q->maxsize != 0 && atomic_load_explicit(&q->c.nputw, memory_order_relaxed) != 0;
+    if (q->maxsize != 0 && atomic_load_explicit(&q->c.nputw, memory_order_relaxed) != 0) {
+        /* This get wakes a putter after dropping clk: busy from in here (Freeing). */
+        atomic_fetch_add_explicit(&q->w.nbusy, 1, memory_order_relaxed);
+        *wake = true;
+    }
     br__qlock_unlock(q->clk);
     return 0;
 }
@@ -209,6 +240,13 @@ static void wake_one(br_queue *q, qlist l) {
     br__ilock_unlock(&q->w.lock);
     if (w != NULL)
         br__waiter_wake(w);
+}
+
+/* For a put or get whose try set *wake: wakes one waiter of l, then drops the count
+ * the try took, as its last touch of the queue. */
+static BR__NOINLINE void wake_and_leave(br_queue *q, qlist l) {
+    wake_one(q, l);
+    atomic_fetch_sub_explicit(&q->w.nbusy, 1, memory_order_release); /* last touch */
 }
 
 /* Pops every waiter of l onto *chain (linked through ->next) for br__wake_chain.
@@ -326,15 +364,15 @@ static int wait_turn(br_queue *q, qcall *c, int64_t deadline) {
 /* The bracket around the slow part: counted in nblocked from before the first spin
  * to after the last touch (see Freeing). Out of line, so the fast paths stay small. */
 static BR__NOINLINE int blocking(br_queue *q, qcall *c, int64_t deadline) {
-    atomic_fetch_add_explicit(&q->w.nblocked, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&q->w.nbusy, 1, memory_order_relaxed);
     int rc = BR__QAGAIN;
     if (may_spin(deadline))
         rc = spin(q, c, deadline);
     if (rc == BR__QAGAIN)
         rc = wait_turn(q, c, deadline);
     if (rc == 0 && c->wake)
-        wake_one(q, c->put ? getters(q) : putters(q));
-    atomic_fetch_sub_explicit(&q->w.nblocked, 1, memory_order_release); /* last touch */
+        wake_and_leave(q, c->put ? getters(q) : putters(q));
+    atomic_fetch_sub_explicit(&q->w.nbusy, 1, memory_order_release); /* last touch */
     return rc;
 }
 
@@ -350,7 +388,7 @@ static int get_impl(br_queue *q, void **item, int64_t *prio, int64_t deadline) {
     int rc = try_get(q, item, prio, &wake);
     if (BR__LIKELY(rc == 0)) {
         if (BR__UNLIKELY(wake))
-            wake_one(q, putters(q));
+            wake_and_leave(q, putters(q));
         return 0;
     }
     if (rc != BR__QAGAIN || s != BR__QOPEN)
@@ -376,7 +414,7 @@ static int put_impl(br_queue *q, void *item, int64_t prio, int64_t deadline) {
     int rc = try_put(q, item, prio, &wake);
     if (BR__LIKELY(rc == 0)) {
         if (BR__UNLIKELY(wake))
-            wake_one(q, getters(q));
+            wake_and_leave(q, getters(q));
         return 0;
     }
     if (rc != BR__QAGAIN)
@@ -434,20 +472,32 @@ int br_queue_task_done(br_queue *q) {
      * read: nothing unfinished, Python's ValueError. The caller took its item with a
      * get that acquired the put's tail store, so a legitimate call always sees it. */
     uint64_t d = atomic_load_explicit(&q->w.done, memory_order_acquire);
+    bool last;
     for (;;) {
         uint64_t t = atomic_load_explicit(&q->p.tail, memory_order_relaxed);
         if (d >= t)
             return BR_EOVERFLOW;
+        /* The call that brings done up to tail lets a join return the moment its CAS
+         * lands, and still looks for joiners after it: busy from before the CAS
+         * (Freeing). Any other call touches the queue last with its CAS. */
+        last = d + 1 == t;
+        if (last)
+            atomic_fetch_add_explicit(&q->w.nbusy, 1, memory_order_relaxed);
         if (atomic_compare_exchange_weak_explicit(&q->w.done, &d, d + 1,
                                                   memory_order_seq_cst,
                                                   memory_order_acquire))
             break;
+        if (last)
+            atomic_fetch_sub_explicit(&q->w.nbusy, 1, memory_order_relaxed);
     }
+    if (!last) /* done == d + 1 < t <= tail: no join can be satisfied by this call */
+        return 0;
     /* seq_cst CAS above, seq_cst load here: pairs with br_queue_join's increment of
      * njoinw and then load of done. */
     if (d + 1 == atomic_load_explicit(&q->p.tail, memory_order_relaxed) &&
         atomic_load_explicit(&q->w.njoinw, memory_order_seq_cst) != 0)
         wake_joiners(q);
+    atomic_fetch_sub_explicit(&q->w.nbusy, 1, memory_order_release); /* last touch */
     return 0;
 }
 
@@ -462,7 +512,7 @@ int br_queue_join(br_queue *q, int64_t deadline) {
         return BR_ETIMEDOUT;
     int rc;
     br__waiter w;
-    atomic_fetch_add_explicit(&q->w.nblocked, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&q->w.nbusy, 1, memory_order_relaxed);
     br__ilock_lock(&q->w.lock);
     atomic_fetch_add_explicit(&q->w.njoinw, 1, memory_order_seq_cst);
     if (all_done(q)) {
@@ -475,7 +525,7 @@ int br_queue_join(br_queue *q, int64_t deadline) {
         br__ilock_unlock(&q->w.lock);
         rc = park(q, &w, joiners(q), deadline);
     }
-    atomic_fetch_sub_explicit(&q->w.nblocked, 1, memory_order_release); /* last touch */
+    atomic_fetch_sub_explicit(&q->w.nbusy, 1, memory_order_release); /* last touch */
     return rc;
 }
 
@@ -507,6 +557,9 @@ static void drain(br_queue *q) {
 int br_queue_shutdown(br_queue *q, bool immediate) {
     if (BR__UNLIKELY(q == NULL))
         return BR__MISUSE(BR_EINVAL, "br_queue_shutdown: queue is NULL");
+    /* Busy throughout: a getter may see BR_ESHUTDOWN (and its thread free the queue)
+     * while this call still wakes waiters and drains (Freeing). */
+    atomic_fetch_add_explicit(&q->w.nbusy, 1, memory_order_relaxed);
     int want = immediate ? BR__QIMMEDIATE : BR__QDRAINING;
     br__waiter *chain = NULL;
     br__ilock_lock(&q->w.lock);
@@ -527,6 +580,7 @@ int br_queue_shutdown(br_queue *q, bool immediate) {
     br__wake_chain(chain);
     if (drains)
         drain(q);
+    atomic_fetch_sub_explicit(&q->w.nbusy, 1, memory_order_release); /* last touch */
     return 0;
 }
 
@@ -644,13 +698,23 @@ int br_queue_new(br_queue **out, const br_queue_opts *opts) {
 int br_queue_free(br_queue *q) {
     if (BR__UNLIKELY(q == NULL))
         return BR__MISUSE(BR_EINVAL, "br_queue_free: queue is NULL");
-    /* Acquire: pairs with the release decrement that is each blocked call's last
-     * access, so when it reads 0 they are all gone. */
-    if (atomic_load_explicit(&q->w.nblocked, memory_order_acquire) != 0)
+    /* Wait out a put or get still inside its side lock: its item (or the room it
+     * made) may be visible already, and the lock's release is its last touch. Every
+     * call that touches the queue after that, or that blocks, is counted in nbusy
+     * before its side lock's release or before its effect. */
+    br__qlock_lock(q->plk);
+    br__qlock_unlock(q->plk);
+    if (q->clk != q->plk) {
+        br__qlock_lock(q->clk);
+        br__qlock_unlock(q->clk);
+    }
+    /* Acquire: pairs with the release decrement that is each counted call's last
+     * touch, so when it reads 0 they are all gone. */
+    if (atomic_load_explicit(&q->w.nbusy, memory_order_acquire) != 0)
         return BR_EBUSY;
     /* q is ours now. Busy from here on, so a free from a dispose callback answers
      * BR_EBUSY instead of freeing twice. */
-    atomic_store_explicit(&q->w.nblocked, 1, memory_order_relaxed);
+    atomic_store_explicit(&q->w.nbusy, 1, memory_order_relaxed);
     /* Shut down at once before the first dispose, under plk as br_queue_shutdown
      * does: a dispose that calls put or get is refused with BR_ESHUTDOWN (a put that
      * succeeded would be drained and disposed again, forever if dispose always puts
@@ -668,8 +732,8 @@ int br_queue_free(br_queue *q) {
 
 /* --- test hooks ---------------------------------------------------------------------- */
 
-size_t br__queue_blocked(br_queue *q) {
-    return atomic_load_explicit(&q->w.nblocked, memory_order_acquire);
+size_t br__queue_busy(br_queue *q) {
+    return atomic_load_explicit(&q->w.nbusy, memory_order_acquire);
 }
 
 void br__queue_waiters(br_queue *q, size_t *getters, size_t *putters, size_t *joiners) {

@@ -19,6 +19,7 @@
 #include "queue/internal.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,9 +98,9 @@ static void wait_waiters(br_queue *q, size_t g, size_t p, size_t j) {
     }
 }
 
-static void wait_blocked_zero(br_queue *q) {
+static void wait_busy_zero(br_queue *q) {
     int64_t give_up = give_up_at();
-    while (br__queue_blocked(q) != 0) {
+    while (br__queue_busy(q) != 0) {
         BR_CHECK(br_now() < give_up);
         br_sleep(100 * BR_USEC);
     }
@@ -393,7 +394,7 @@ static void conf_get_deadline_not_early(void **state) {
         BR_CHECK_ERR(qget(q, &v, dl), BR_ETIMEDOUT);
         BR_CHECK(br_now() >= dl);
     }
-    BR_CHECK_EQ(br__queue_blocked(q), 0);
+    BR_CHECK_EQ(br__queue_busy(q), 0);
     size_t g, p, j;
     br__queue_waiters(q, &g, &p, &j);
     BR_CHECK_EQ(g + p + j, 0);
@@ -442,12 +443,12 @@ static void conf_blocked_get_released_by_put(void **state) {
     op_thread t;
     op_start(&t, q, OP_GET, 0, BR_FOREVER);
     wait_waiters(q, 1, 0, 0);
-    BR_CHECK_EQ(br__queue_blocked(q), 1);
+    BR_CHECK_EQ(br__queue_busy(q), 1);
     BR_CHECK_OK(qput_any(q, 99, BR_NOWAIT));
     op_join(&t);
     BR_CHECK_OK(t.rc);
     BR_CHECK_EQ(t.v, 99);
-    BR_CHECK_EQ(br__queue_blocked(q), 0);
+    BR_CHECK_EQ(br__queue_busy(q), 0);
     BR_CHECK_OK(br_queue_free(q));
 }
 
@@ -661,7 +662,7 @@ static void run_stress(size_t maxsize, int nprod, int ncons, long per, int how) 
         BR_CHECK_EQ(br__queue_chunk_mallocs(s.q), 0);
     if (!IS_SIMPLE) /* every item got was task_done, every drained one counted */
         BR_CHECK_OK(br_queue_join(s.q, BR_NOWAIT));
-    BR_CHECK_EQ(br__queue_blocked(s.q), 0);
+    BR_CHECK_EQ(br__queue_busy(s.q), 0);
     BR_CHECK_OK(br_queue_free(s.q));
     free(s.seen);
     free(s.put_ok);
@@ -789,7 +790,7 @@ static void conf_stress_deadlines(void **state) {
         size_t g, p, j;
         br__queue_waiters(r.q, &g, &p, &j);
         BR_CHECK_EQ(g + p + j, 0);
-        BR_CHECK_EQ(br__queue_blocked(r.q), 0);
+        BR_CHECK_EQ(br__queue_busy(r.q), 0);
         BR_CHECK_OK(br_queue_free(r.q));
         free(r.seen);
     }
@@ -1223,7 +1224,7 @@ static void conf_free_busy_while_blocked(void **state) {
     BR_CHECK_OK(br_queue_shutdown(q, false));
     op_join(&t);
     BR_CHECK_ERR(t.rc, BR_ESHUTDOWN);
-    wait_blocked_zero(q);
+    wait_busy_zero(q);
     BR_CHECK_OK(br_queue_free(q));
 
     /* a joiner */
@@ -1238,6 +1239,147 @@ static void conf_free_busy_while_blocked(void **state) {
     op_join(&t);
     BR_CHECK_OK(t.rc);
     BR_CHECK_OK(br_queue_free(q));
+}
+
+/* br_queue_free racing calls that are still finishing after their effect was seen: a
+ * put whose item was already got (it may still be waking a getter), the task_done that
+ * let join return (it may still be waking joiners), a shutdown whose BR_ESHUTDOWN a
+ * getter already saw (it may still be draining). free must answer BR_EBUSY (retried
+ * here) until they are out, never free under them. ASan and TSan catch a free that
+ * doesn't wait; the plain build checks the counts. */
+static void free_retrying(br_queue *q) {
+    int64_t give_up = give_up_at();
+    int rc;
+    while ((rc = br_queue_free(q)) == BR_EBUSY) {
+        BR_CHECK(br_now() < give_up);
+        sched_yield();
+    }
+    BR_CHECK_OK(rc);
+}
+
+typedef struct finishing {
+    br_queue *q;
+    long per;
+    uintptr_t base;
+    _Atomic long errors;
+} finishing;
+
+/* Puts `per` items and leaves: after its last put it never touches the queue again. */
+static void *finishing_producer(void *arg) {
+    finishing *f = arg;
+    br_queue *q = f->q;
+    for (long i = 1; i <= f->per; i++)
+        if (qput_any(q, f->base + (uintptr_t)i, BR_FOREVER) != 0)
+            atomic_fetch_add(&f->errors, 1);
+    return NULL;
+}
+
+static void conf_free_races_finishing_puts(void **state) {
+    (void)state;
+    enum { P = 2 };
+    const long rounds = 3000, per = 3; /* unscaled: cheap rounds, rare races */
+    for (long round = 0; round < rounds; round++) {
+        /* unbounded, or bounded so that producers also block and get wakes them */
+        br_queue *q = mkq(IS_SIMPLE || round % 2 == 0 ? 0 : 2);
+        finishing f[P];
+        pthread_t th[P];
+        for (int i = 0; i < P; i++) {
+            f[i] = (finishing){.q = q, .per = per, .base = (uintptr_t)i * 100};
+            assert_int_equal(pthread_create(&th[i], NULL, finishing_producer, &f[i]), 0);
+        }
+        uintptr_t sum = 0, v;
+        int64_t give_up = give_up_at();
+        for (long k = 0; k < P * per; k++) {
+            if (round % 3 == 2) { /* poll: never registers, so no put has to wake us */
+                int rc;
+                while ((rc = qget(q, &v, BR_NOWAIT)) == BR_ETIMEDOUT) {
+                    BR_CHECK(br_now() < give_up);
+                    sched_yield();
+                }
+                BR_CHECK_OK(rc);
+            } else {
+                BR_CHECK_OK(qget(q, &v, BR_FOREVER));
+            }
+            sum += v;
+        }
+        BR_CHECK_EQ(sum, 100 * per + P * per * (per + 1) / 2);
+        free_retrying(q); /* every item arrived; its producer may still be inside put */
+        for (int i = 0; i < P; i++) {
+            pthread_join(th[i], NULL);
+            BR_CHECK_EQ(atomic_load(&f[i].errors), 0);
+        }
+    }
+}
+
+/* Gets one item, marks it done and leaves. */
+static void *finishing_worker(void *arg) {
+    finishing *f = arg;
+    br_queue *q = f->q;
+    uintptr_t v;
+    if (qget(q, &v, BR_FOREVER) != 0 || br_queue_task_done(q) != 0)
+        atomic_fetch_add(&f->errors, 1);
+    return NULL;
+}
+
+static void conf_free_races_finishing_task_done(void **state) {
+    (void)state;
+    if (IS_SIMPLE)
+        return; /* no task_done */
+    enum { W = 3 };
+    const long rounds = 3000; /* unscaled: cheap rounds, rare races */
+    for (long round = 0; round < rounds; round++) {
+        br_queue *q = mkq(0);
+        finishing f = {.q = q};
+        pthread_t th[W];
+        for (int i = 0; i < W; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, finishing_worker, &f), 0);
+        for (uintptr_t i = 1; i <= W; i++)
+            BR_CHECK_OK(qput_any(q, i, BR_NOWAIT));
+        if (round % 2 == 0) {
+            BR_CHECK_OK(br_queue_join(q, BR_FOREVER));
+        } else { /* never linked: join's answer comes straight from the counts */
+            int64_t give_up = give_up_at();
+            while (br_queue_join(q, BR_NOWAIT) != 0) {
+                BR_CHECK(br_now() < give_up);
+                sched_yield();
+            }
+        }
+        free_retrying(q); /* every task done; the last task_done may still be inside */
+        for (int i = 0; i < W; i++)
+            pthread_join(th[i], NULL);
+        BR_CHECK_EQ(atomic_load(&f.errors), 0);
+    }
+}
+
+static void *finishing_shutdown(void *arg) {
+    finishing *f = arg;
+    if (br_queue_shutdown(f->q, true) != 0)
+        atomic_fetch_add(&f->errors, 1);
+    return NULL;
+}
+
+static void conf_free_races_finishing_shutdown(void **state) {
+    (void)state;
+    const long rounds = 2000, n = 40;
+    for (long round = 0; round < rounds; round++) {
+        disposed_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        br_queue *q = mkq_with(0, &log);
+        for (long i = 1; i <= n; i++)
+            BR_CHECK_OK(qput_any(q, (uintptr_t)i, BR_NOWAIT));
+        finishing f = {.q = q};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, finishing_shutdown, &f), 0);
+        long got = 0;
+        uintptr_t v;
+        int rc;
+        while ((rc = qget(q, &v, BR_FOREVER)) == 0)
+            got++;
+        BR_CHECK_ERR(rc, BR_ESHUTDOWN);
+        free_retrying(q); /* the shutdown may still be draining */
+        pthread_join(th, NULL);
+        BR_CHECK_EQ(atomic_load(&f.errors), 0);
+        BR_CHECK_EQ(got + log.n, n);
+    }
 }
 
 /* --- misuse ---------------------------------------------------------------------------------- */
@@ -1314,6 +1456,9 @@ static void conf_misuse(void **state) {
         cmocka_unit_test(conf_dispose_may_reenter),                                  \
         cmocka_unit_test(conf_free_disposes_leftovers),                              \
         cmocka_unit_test(conf_free_shuts_down_before_dispose),                       \
-        cmocka_unit_test(conf_free_busy_while_blocked), cmocka_unit_test(conf_misuse)
+        cmocka_unit_test(conf_free_busy_while_blocked),                              \
+        cmocka_unit_test(conf_free_races_finishing_puts),                            \
+        cmocka_unit_test(conf_free_races_finishing_task_done),                       \
+        cmocka_unit_test(conf_free_races_finishing_shutdown), cmocka_unit_test(conf_misuse)
 
 #endif
