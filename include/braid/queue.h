@@ -78,8 +78,8 @@ BR_API int br_queue_free(br_queue *q);
 
 /* Appends item, waiting for room until the deadline on a bounded queue. The queue owns
  * the item on success; on error the caller keeps it. Returns 0, BR_ETIMEDOUT (full),
- * BR_ESHUTDOWN, BR_ENOMEM (an unbounded queue couldn't grow) or BR_EINVAL. On a
- * priority queue this is br_queue_put_prio with priority 0. */
+ * BR_ESHUTDOWN, BR_ENOMEM (an unbounded queue couldn't grow; nothing changed) or
+ * BR_EINVAL. On a priority queue this is br_queue_put_prio with priority 0. */
 BR_API int br_queue_put(br_queue *q, void *item, int64_t deadline);
 /* Priority queues only (BR_EINVAL otherwise): lower values come out first; equal
  * priorities come out in put order. */
