@@ -80,14 +80,6 @@ static br__waiter *pop_all(struct br__barrier *b, uintptr_t out) {
     return chain;
 }
 
-static void wake_chain(br__waiter *chain) {
-    while (chain) {
-        br__waiter *next = chain->next; /* rule 1 */
-        br__waiter_wake(chain);
-        chain = next;
-    }
-}
-
 /* Breaks the barrier; under wq.lock. Returns the waiters to wake with BROKEN. */
 static br__waiter *break_locked(struct br__barrier *b) {
     atomic_store_explicit(&b->broken, 1, memory_order_relaxed);
@@ -99,7 +91,7 @@ static br__waiter *break_locked(struct br__barrier *b) {
  * allowed (core/internal.h) and keeps the break atomic with the unlink. */
 static void timed_out(br__wq *q, void *arg) {
     (void)q;
-    wake_chain(break_locked(arg));
+    br__wake_chain(break_locked(arg));
 }
 
 int br_barrier_wait(br_barrier *pub, int64_t deadline) {
@@ -145,8 +137,8 @@ int br_barrier_wait(br_barrier *pub, int64_t deadline) {
     if (arc != 0)
         for (br__waiter *p = round; p; p = p->next)
             p->data = OUT_BROKEN; /* still ours: popped, not yet woken */
-    wake_chain(round);
-    wake_chain(next_round);
+    br__wake_chain(round);
+    br__wake_chain(next_round);
     return arc != 0 ? BR_EBROKEN : (int)index;
 }
 
@@ -161,7 +153,7 @@ int br_barrier_abort(br_barrier *pub) {
     }
     br__waiter *chain = break_locked(b);
     br__ilock_unlock(&b->wq.lock);
-    wake_chain(chain);
+    br__wake_chain(chain);
     return 0;
 }
 
@@ -178,7 +170,7 @@ int br_barrier_reset(br_barrier *pub) {
     atomic_store_explicit(&b->count, 0, memory_order_relaxed);
     atomic_store_explicit(&b->broken, 0, memory_order_relaxed);
     br__ilock_unlock(&b->wq.lock);
-    wake_chain(chain);
+    br__wake_chain(chain);
     return 0;
 }
 

@@ -63,11 +63,7 @@ int br_event_set(br_event *pub) {
         tail = &w->next;
     }
     br__ilock_unlock(&e->wq.lock);
-    while (chain) {
-        br__waiter *next = chain->next; /* rule 1 */
-        br__waiter_wake(chain);
-        chain = next;
-    }
+    br__wake_chain(chain);
     return 0;
 }
 
@@ -99,11 +95,12 @@ int br_event_wait(br_event *pub, int64_t deadline) {
         return 0;
     if (st == BR__EV_DESTROYED)
         return BR__MISUSE(BR_EINVAL, "br_event_wait: destroyed event");
+    bool passed = br__deadline_passed(deadline); /* read the clock outside wq.lock */
     br__waiter w;
     br__waiter_init(&w);
     br__ilock_lock(&e->wq.lock);
     st = atomic_load_explicit(&e->state, memory_order_acquire);
-    if (st != BR__EV_CLEAR || deadline == BR_NOWAIT) {
+    if (st != BR__EV_CLEAR || passed) {
         br__ilock_unlock(&e->wq.lock);
         if (st == BR__EV_DESTROYED)
             return BR__MISUSE(BR_EINVAL, "br_event_wait: destroyed event");

@@ -111,7 +111,7 @@ int br__lock_acquire_slow(struct br__lock *l, int64_t deadline) {
     uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
     if (s == BR__LOCK_DESTROYED)
         return BR_EINVAL;
-    if (deadline == BR_NOWAIT)
+    if (br__deadline_passed(deadline)) /* BR_NOWAIT, or a deadline in the past */
         return try_take(l, &s) ? 0 : BR_ETIMEDOUT;
     if (spin_take(l))
         return 0;

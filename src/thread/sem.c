@@ -76,6 +76,7 @@ static void waiter_left(br__wq *q, void *arg) {
 BR__NOINLINE static int acquire_slow(struct br__sem *s, int64_t deadline) {
     if (atomic_load_explicit(&s->flags, memory_order_relaxed) == BR__SEM_DESTROYED)
         return BR__MISUSE(BR_EINVAL, "br_sem_acquire: destroyed semaphore");
+    bool passed = br__deadline_passed(deadline); /* read the clock outside wq.lock */
     br__waiter w;
     br__waiter_init(&w);
     br__ilock_lock(&s->wq.lock);
@@ -91,7 +92,7 @@ BR__NOINLINE static int acquire_slow(struct br__sem *s, int64_t deadline) {
             }
             continue;
         }
-        if (deadline == BR_NOWAIT) {
+        if (passed) { /* BR_NOWAIT, or a deadline already in the past */
             br__ilock_unlock(&s->wq.lock);
             return BR_ETIMEDOUT;
         }
@@ -156,11 +157,7 @@ BR__NOINLINE static int release_slow(struct br__sem *s, uint32_t flags, unsigned
             ;
     }
     br__ilock_unlock(&s->wq.lock);
-    while (chain) {
-        br__waiter *next = chain->next; /* read before the wake: rule 1 */
-        br__waiter_wake(chain);
-        chain = next;
-    }
+    br__wake_chain(chain);
     return 0;
 }
 

@@ -12,6 +12,9 @@ static void counts_down_and_up(void **state) {
     int64_t t0 = br_now();
     BR_CHECK_ERR(br_sem_acquire(&s, BR_NOWAIT), BR_ETIMEDOUT);
     TU_CHECK_QUICK(t0);
+    BR_CHECK_ERR(br_sem_acquire(&s, br_now() - BR_SEC), BR_ETIMEDOUT); /* like NOWAIT */
+    TU_CHECK_QUICK(t0);
+    BR_CHECK_EQ(atomic_load(&BR__SEM_IMPL(&s)->state), 0); /* never queued */
     BR_CHECK_OK(br_sem_init(&s, 3));
     BR_CHECK_EQ(br_sem_value(&s), 3);
     for (int i = 0; i < 3; i++)
