@@ -14,7 +14,12 @@
  * -> DONE), with a timed join for finite deadlines (br_local destructors run after fn
  * and may block); the others wait on the same queue for reap to leave BUSY. A joiner
  * whose timed join fails puts reap back to NONE so that a later join can finish it.
- * br_thread_free detaches a thread nobody reaped (reap NONE -> DETACHED).
+ * br_thread_free detaches a thread nobody reaped (reap NONE -> DETACHED). The timed
+ * join is pthread_clockjoin_np on CLOCK_MONOTONIC with the deadline as it is, so a far
+ * deadline (BR_FOREVER - 1) can't overflow and a wall-clock jump doesn't matter.
+ * ThreadSanitizer doesn't intercept pthread_clockjoin_np (it would never learn that
+ * the thread was joined), so TSan builds use pthread_timedjoin_np on CLOCK_REALTIME
+ * with the remaining time added with saturation.
  *
  * Exit (the daemon flag). Every running thread is in a registry (start order, under
  * reg_lock, an ilock never held across a block). An atexit handler, registered when
@@ -41,6 +46,19 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#  define TSAN_BUILD 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define TSAN_BUILD 1
+#  endif
+#endif
+
+#if defined(__GLIBC__) && !defined(TSAN_BUILD) &&                                    \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 31))
+#  define HAVE_CLOCKJOIN 1
+#endif
 
 static br__ilock reg_lock;
 static struct br_thread *reg_head, *reg_tail;
@@ -296,23 +314,40 @@ static bool handle_ok(const br_thread *t) {
     return t && atomic_load_explicit(&t->magic, memory_order_relaxed) == BR__THREAD_ALIVE;
 }
 
-/* One pthread join bounded by a monotonic deadline: 0 or BR_ETIMEDOUT. */
-static int join_pthread(pthread_t pt, int64_t deadline) {
-    if (deadline == BR_FOREVER)
-        return pthread_join(pt, NULL) == 0 ? 0 : BR_EINVAL;
-#if defined(__GLIBC__)
-    /* pthread_timedjoin_np takes CLOCK_REALTIME: translate the remaining time. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t at = (int64_t)ts.tv_sec * BR_SEC + ts.tv_nsec + br_deadline_left(deadline);
-    ts.tv_sec = (time_t)(at / BR_SEC);
-    ts.tv_nsec = (long)(at % BR_SEC);
-    int e = pthread_timedjoin_np(pt, NULL, &ts);
+static int join_errno(int e) {
     if (e == 0)
         return 0;
-    return e == ETIMEDOUT || e == EBUSY ? BR_ETIMEDOUT : BR_EINVAL;
+    if (e == ETIMEDOUT || e == EBUSY)
+        return BR_ETIMEDOUT;
+    return e == EDEADLK ? BR_EDEADLK : BR_EINVAL;
+}
+
+/* One pthread join bounded by a monotonic deadline: 0, BR_ETIMEDOUT, or (never for a
+ * handle braid manages) BR_EINVAL / BR_EDEADLK. Blocks the OS thread: see the design
+ * notes. */
+static int join_pthread(pthread_t pt, int64_t deadline) {
+    if (deadline == BR_FOREVER)
+        return join_errno(pthread_join(pt, NULL));
+#if defined(HAVE_CLOCKJOIN)
+    /* The deadline is a CLOCK_MONOTONIC time already: no conversion to overflow. A
+     * deadline before boot (BR_NOWAIT) still joins a thread that has exited. */
+    if (deadline < 0)
+        deadline = 0;
+    struct timespec ts = {.tv_sec = (time_t)(deadline / BR_SEC),
+                          .tv_nsec = (long)(deadline % BR_SEC)};
+    return join_errno(pthread_clockjoin_np(pt, NULL, CLOCK_MONOTONIC, &ts));
+#elif defined(__GLIBC__)
+    /* pthread_timedjoin_np takes CLOCK_REALTIME: add the time left, saturating. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * BR_SEC + ts.tv_nsec;
+    int64_t left = br_deadline_left(deadline);
+    int64_t at = left > INT64_MAX - now ? INT64_MAX : now + left;
+    ts.tv_sec = (time_t)(at / BR_SEC);
+    ts.tv_nsec = (long)(at % BR_SEC);
+    return join_errno(pthread_timedjoin_np(pt, NULL, &ts));
 #else
-    return pthread_join(pt, NULL) == 0 ? 0 : BR_EINVAL;
+    return join_errno(pthread_join(pt, NULL));
 #endif
 }
 

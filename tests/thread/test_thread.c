@@ -498,6 +498,89 @@ static void forked_child_does_not_wait_for_parent_threads(void **state) {
     tu_join(t);
 }
 
+/* --- join after fn: the reap step --------------------------------------------------------
+ *
+ * A thread whose br_local destructor blocks until `dtor_gate` is set: once fn has
+ * returned (br_thread_is_alive is false) the pthread still runs, so a join must wait
+ * for the reap. Helper threads here never call BR_CHECK (a failure longjmps): they
+ * leave results for the test thread to check. */
+
+static br_local *gated_local;
+static br_event dtor_gate;
+static atomic_int dtor_ran, gated_set_rc;
+
+static void gated_dtor(void *v) {
+    (void)v;
+    br_event_wait(&dtor_gate, tu_guard());
+    atomic_fetch_add(&dtor_ran, 1);
+}
+
+static void set_gated_local(void *arg) {
+    (void)arg;
+    atomic_store(&gated_set_rc, br_local_set(gated_local, (void *)1));
+}
+
+static void gated_setup(void) {
+    if (!gated_local)
+        BR_CHECK_OK(br_local_new(&gated_local, gated_dtor));
+    BR_CHECK_OK(br_event_init(&dtor_gate));
+    atomic_store(&dtor_ran, 0);
+    atomic_store(&gated_set_rc, 99);
+}
+
+/* Starts a thread that returns at once and then blocks in its destructor. */
+static br_thread *spawn_gated(void) {
+    br_thread *t = tu_spawn(set_gated_local, NULL);
+    TU_WAIT_FOR(!br_thread_is_alive(t)); /* fn returned; the destructor waits */
+    BR_CHECK_OK(atomic_load(&gated_set_rc));
+    return t;
+}
+
+/* Opens the gate once a joiner is inside the reap (pthread_join) of `arg`. */
+static void open_gate_when_reaping(void *arg) {
+    struct br_thread *t = arg;
+    int64_t give_up = tu_guard();
+    while (atomic_load(&t->reap) != BR__REAP_BUSY && br_now() < give_up)
+        br_sleep(50 * BR_USEC);
+    br_event_set(&dtor_gate);
+}
+
+/* A far but finite deadline waits for the reap like any other: before the fix, the
+ * conversion to CLOCK_REALTIME overflowed and such a join timed out at once. */
+static void join_with_a_far_deadline_waits_for_the_reap(void **state) {
+    (void)state;
+    gated_setup();
+    const int64_t deadlines[] = {br_deadline_after_s(8e9), BR_FOREVER - 1,
+                                 br_deadline_after(BR_FOREVER / 2), tu_guard()};
+    for (size_t i = 0; i < sizeof deadlines / sizeof deadlines[0]; i++) {
+        BR_CHECK_OK(br_event_clear(&dtor_gate));
+        atomic_store(&dtor_ran, 0);
+        br_thread *t = spawn_gated();
+        br_thread *opener = tu_spawn(open_gate_when_reaping, t);
+        BR_CHECK_OK(br_thread_join(t, deadlines[i]));
+        BR_CHECK_EQ(atomic_load(&dtor_ran), 1); /* joined means its destructors ran */
+        tu_join(opener);
+        BR_CHECK_OK(br_thread_free(t));
+    }
+}
+
+/* A deadline that passes during the reap times out, and a later join finishes it. */
+static void reap_times_out_then_a_later_join_finishes(void **state) {
+    (void)state;
+    gated_setup();
+    br_thread *t = spawn_gated();
+    int64_t t0 = br_now();
+    BR_CHECK_ERR(br_thread_join(t, t0 + 20 * BR_MSEC), BR_ETIMEDOUT);
+    TU_CHECK_NOT_EARLY(t0, 20 * BR_MSEC);
+    BR_CHECK_ERR(br_thread_join(t, BR_NOWAIT), BR_ETIMEDOUT);
+    BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE); /* back for the next joiner */
+    BR_CHECK_OK(br_event_set(&dtor_gate));
+    BR_CHECK_OK(br_thread_join(t, tu_guard()));
+    BR_CHECK_EQ(atomic_load(&dtor_ran), 1);
+    BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DONE);
+    BR_CHECK_OK(br_thread_free(t));
+}
+
 BR_TEST_MAIN(cmocka_unit_test(start_and_join), cmocka_unit_test(misuse),
              cmocka_unit_test(stack_size_option), cmocka_unit_test(names),
              cmocka_unit_test(foreign_threads_are_dummies),
@@ -508,4 +591,6 @@ BR_TEST_MAIN(cmocka_unit_test(start_and_join), cmocka_unit_test(misuse),
              cmocka_unit_test(exit_waits_for_non_daemon_threads),
              cmocka_unit_test(exit_does_not_wait_for_daemon_threads),
              cmocka_unit_test(exit_from_a_non_daemon_thread),
-             cmocka_unit_test(forked_child_does_not_wait_for_parent_threads))
+             cmocka_unit_test(forked_child_does_not_wait_for_parent_threads),
+             cmocka_unit_test(join_with_a_far_deadline_waits_for_the_reap),
+             cmocka_unit_test(reap_times_out_then_a_later_join_finishes))
