@@ -32,7 +32,7 @@
  * don't exist there), so exit() in the child doesn't wait for the parent's threads.
  *
  * Names. The full name lives in the block; the kernel gets the first 15 bytes
- * (pthread_setname_np's limit), set by the thread itself before fn runs. "Thread-N"
+ * (br__set_thread_name), set by the thread itself before fn runs. "Thread-N"
  * and "Dummy-N" share one counter, as in Python.
  */
 #include "thread/internal.h"
@@ -77,8 +77,8 @@ static int gettid_(void) {
 static void unref(struct br_thread *t) {
     /* acq_rel: the last dropper sees everything the other party wrote. */
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
-        free(t->name);
-        free(t);
+        br__free(t->name);
+        br__free(t);
     }
 }
 
@@ -208,23 +208,13 @@ static void init_once(void) {
 /* --- the thread's own side
  * ---------------------------------------------------------------- */
 
-static void set_kernel_name(const char *name) {
-    char buf[16];
-    size_t n = strlen(name);
-    if (n > 15)
-        n = 15;
-    memcpy(buf, name, n);
-    buf[n] = '\0';
-    (void)pthread_setname_np(pthread_self(), buf); /* only fails for > 15 bytes */
-}
-
 static void *trampoline(void *arg) {
     struct br_thread *t = arg;
     br__tls_v.thread = t;
     br__tls_v.name = t->name;
     atomic_store_explicit(&t->ident, (uint64_t)pthread_self(), memory_order_relaxed);
     atomic_store_explicit(&t->tid, gettid_(), memory_order_relaxed);
-    set_kernel_name(t->name);
+    br__set_thread_name(t->name);
 
     t->fn(t->arg);
 
@@ -270,22 +260,22 @@ int br_thread_start(br_thread **out, br_thread_fn fn, void *arg,
                           "br_thread_start: stack_size below the system minimum");
     }
 
-    struct br_thread *t = calloc(1, sizeof *t);
+    struct br_thread *t = br__calloc(1, sizeof *t);
     if (!t) {
         pthread_attr_destroy(&attr);
         return BR_ENOMEM;
     }
     if (opts->name) {
-        t->name = strdup(opts->name);
+        t->name = br__strdup(opts->name);
     } else {
         unsigned long n =
             atomic_fetch_add_explicit(&name_counter, 1, memory_order_relaxed) + 1;
         char buf[32];
         snprintf(buf, sizeof buf, "Thread-%lu", n);
-        t->name = strdup(buf);
+        t->name = br__strdup(buf);
     }
     if (!t->name) {
-        free(t);
+        br__free(t);
         pthread_attr_destroy(&attr);
         return BR_ENOMEM;
     }
@@ -301,8 +291,8 @@ int br_thread_start(br_thread **out, br_thread_fn fn, void *arg,
     pthread_attr_destroy(&attr);
     if (e != 0) {
         reg_unlink(t);
-        free(t->name);
-        free(t);
+        br__free(t->name);
+        br__free(t);
         return map_errno(e);
     }
     atomic_store_explicit(&t->ident, (uint64_t)t->pt, memory_order_relaxed);
@@ -455,12 +445,12 @@ struct br_local {
 int br_local_new(br_local **out, void (*dtor)(void *value)) {
     if (!out)
         return BR__MISUSE(BR_EINVAL, "br_local_new: NULL out");
-    struct br_local *l = malloc(sizeof *l);
+    struct br_local *l = br__malloc(sizeof *l);
     if (!l)
         return BR_ENOMEM;
     int e = pthread_key_create(&l->key, dtor);
     if (e != 0) {
-        free(l);
+        br__free(l);
         return e == ENOMEM ? BR_ENOMEM : BR_EAGAIN; /* EAGAIN: PTHREAD_KEYS_MAX reached */
     }
     *out = l;
@@ -482,6 +472,6 @@ int br_local_free(br_local *l) {
     if (!l)
         return BR__MISUSE(BR_EINVAL, "br_local_free: NULL local");
     pthread_key_delete(l->key);
-    free(l);
+    br__free(l);
     return 0;
 }

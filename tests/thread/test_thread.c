@@ -581,6 +581,77 @@ static void reap_times_out_then_a_later_join_finishes(void **state) {
     BR_CHECK_OK(br_thread_free(t));
 }
 
+/* --- out of memory ------------------------------------------------------------------------ */
+
+/* Every allocation of br_thread_start can fail: BR_ENOMEM, nothing runs, nothing is
+ * left behind; N = 0, 1, ... until it succeeds. */
+static void start_survives_oom(void **state) {
+    (void)state;
+    int threads_before = tu_thread_baseline();
+    const char *names[] = {NULL, "a-name-longer-than-the-kernel-keeps"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        for (long n = 0;; n++) {
+            BR_CHECK(n < 100);
+            probe p = {0};
+            br_thread *t = NULL;
+            br_thread_opts o = {.name = names[i]};
+            br__alloc_fail_after(n);
+            int rc = br_thread_start(&t, probe_fn, &p, &o);
+            br__alloc_fail_after(-1);
+            if (rc == 0) {
+                BR_CHECK(n >= 2); /* the block and the name both go through the seam */
+                tu_join(t);
+                BR_CHECK_EQ(p.arg_seen, 1);
+                if (names[i])
+                    BR_CHECK(strcmp(p.name, names[i]) == 0);
+                break;
+            }
+            BR_CHECK_ERR(rc, BR_ENOMEM);
+            BR_CHECK(t == NULL);
+            BR_CHECK_EQ(p.arg_seen, 0);
+            BR_CHECK_EQ(br_thread_active_count(), 0);
+            BR_CHECK_EQ(br_test_count_threads(), threads_before);
+        }
+    }
+}
+
+static void local_new_survives_oom(void **state) {
+    (void)state;
+    for (long n = 0;; n++) {
+        BR_CHECK(n < 100);
+        br_local *l = NULL;
+        br__alloc_fail_after(n);
+        int rc = br_local_new(&l, NULL);
+        br__alloc_fail_after(-1);
+        if (rc == 0) {
+            BR_CHECK(n >= 1);
+            BR_CHECK_OK(br_local_set(l, &n));
+            BR_CHECK(br_local_get(l) == &n);
+            BR_CHECK_OK(br_local_set(l, NULL));
+            BR_CHECK_OK(br_local_free(l));
+            break;
+        }
+        BR_CHECK_ERR(rc, BR_ENOMEM);
+        BR_CHECK(l == NULL);
+    }
+}
+
+/* br_local_new says BR_EAGAIN when the system has no key left (PTHREAD_KEYS_MAX). */
+static void locals_run_out_with_eagain(void **state) {
+    (void)state;
+    enum { MAX = 1 << 16 };
+    static br_local *ls[MAX];
+    int n = 0, rc;
+    while ((rc = br_local_new(&ls[n], NULL)) == 0)
+        BR_CHECK(++n < MAX);
+    BR_CHECK_ERR(rc, BR_EAGAIN);
+    BR_CHECK(n > 0);
+    for (int i = 0; i < n; i++)
+        BR_CHECK_OK(br_local_free(ls[i]));
+    BR_CHECK_OK(br_local_new(&ls[0], NULL)); /* freed keys are reusable */
+    BR_CHECK_OK(br_local_free(ls[0]));
+}
+
 BR_TEST_MAIN(cmocka_unit_test(start_and_join), cmocka_unit_test(misuse),
              cmocka_unit_test(stack_size_option), cmocka_unit_test(names),
              cmocka_unit_test(foreign_threads_are_dummies),
@@ -593,4 +664,6 @@ BR_TEST_MAIN(cmocka_unit_test(start_and_join), cmocka_unit_test(misuse),
              cmocka_unit_test(exit_from_a_non_daemon_thread),
              cmocka_unit_test(forked_child_does_not_wait_for_parent_threads),
              cmocka_unit_test(join_with_a_far_deadline_waits_for_the_reap),
-             cmocka_unit_test(reap_times_out_then_a_later_join_finishes))
+             cmocka_unit_test(reap_times_out_then_a_later_join_finishes),
+             cmocka_unit_test(start_survives_oom), cmocka_unit_test(local_new_survives_oom),
+             cmocka_unit_test(locals_run_out_with_eagain))
