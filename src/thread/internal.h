@@ -166,24 +166,38 @@ struct br__barrier {
 #define BR__THREAD_ALIVE 0x74687264u /* "thrd" */
 #define BR__THREAD_FREED 0xdead7468u
 
+/* Who reaps the pthread (joins or detaches it, exactly once): NONE nobody yet, BUSY a
+ * joiner is in pthread_join, DONE joined, DETACHED detached. */
 enum { BR__REAP_NONE, BR__REAP_BUSY, BR__REAP_DONE, BR__REAP_DETACHED };
 
 struct br_thread {
     _Atomic uint32_t magic; /* BR__THREAD_ALIVE until br_thread_free */
-    _Atomic uint32_t refs;  /* the handle + the running thread */
+    _Atomic uint32_t refs;  /* the handle, the running thread, each join in progress */
     _Atomic uint32_t done;  /* 1 once fn returned; set under wq.lock */
-    _Atomic uint32_t reap;  /* BR__REAP_*; changed from BUSY under wq.lock */
-    br__wq wq;              /* joiners */
+    _Atomic uint32_t reap;  /* BR__REAP_*; changed only under wq.lock */
+    uint32_t joiners;       /* br_thread_join calls in progress; under wq.lock */
+    bool handle_freed;      /* br_thread_free has run; under wq.lock */
+    bool daemon;
+    br__wq wq;              /* joiners (and the exit handler) waiting for done or reap */
     pthread_t pt;           /* written by br_thread_start before anyone can join */
     _Atomic uint64_t ident;
     _Atomic int tid;
-    bool daemon;
     br_thread_fn fn;
     void *arg;
     char *name;
-    struct br_thread *next, *prev; /* registry links, under the registry's lock */
-    bool registered;
+    /* The registry: every block from br_thread_start until it is freed (not only while
+     * the thread runs), so that an atfork child finds every handle. Under reg_lock. */
+    struct br_thread *next, *prev;
 };
+
+/* pthread_create, through a seam: a test can make thread creation fail (or pause in
+ * it) by pointing this elsewhere. Never changed outside tests. */
+extern int (*br__thread_create)(pthread_t *pt, const pthread_attr_t *attr,
+                                void *(*start)(void *), void *arg);
+
+/* A reference on a thread's block, for tests that look at it after br_thread_free. */
+void br__thread_ref(struct br_thread *t);
+void br__thread_unref(struct br_thread *t);
 
 /* Waiters queued on q right now (takes q->lock). For tests and assertions. */
 static inline int br__wq_len(br__wq *q) {

@@ -3,37 +3,66 @@
  *
  * Design notes.
  *
- * Handle. A br_thread is shared by two parties, the handle (the caller of
- * br_thread_start) and the running thread: refs starts at 2 and whoever drops the last
- * reference frees it. So br_thread_free on a running thread just detaches it and lets
- * the thread free the block when it ends.
+ * Handle. A br_thread block is shared by the handle (the caller of br_thread_start),
+ * the running thread, and every br_thread_join in progress: `refs` counts them, and
+ * whoever drops the last reference frees the block. So br_thread_free on a running
+ * thread just detaches it and lets the thread free the block when it ends, and a join
+ * that another thread races with br_thread_free keeps a valid block to the end.
  *
  * Join. `done` becomes 1 when fn returns; joiners wait for it on `wq` with their
  * deadline (a flag and a wait-queue, checked and linked under wq.lock, set and popped
  * under wq.lock: no lost wake-up). Then one joiner reaps the pthread (reap NONE -> BUSY
- * -> DONE), with a timed join for finite deadlines (br_local destructors run after fn
- * and may block); the others wait on the same queue for reap to leave BUSY. A joiner
- * whose timed join fails puts reap back to NONE so that a later join can finish it.
- * br_thread_free detaches a thread nobody reaped (reap NONE -> DETACHED). The timed
- * join is pthread_clockjoin_np on CLOCK_MONOTONIC with the deadline as it is, so a far
- * deadline (BR_FOREVER - 1) can't overflow and a wall-clock jump doesn't matter.
- * ThreadSanitizer doesn't intercept pthread_clockjoin_np (it would never learn that
- * the thread was joined), so TSan builds use pthread_timedjoin_np on CLOCK_REALTIME
- * with the remaining time added with saturation.
+ * -> DONE): br_local destructors run after fn and may block, so "joined" means the
+ * pthread is gone, not only fn. The others wait on the same queue for reap to leave
+ * BUSY. A reaper whose deadline passes puts reap back to NONE so that a later join can
+ * finish it. Every change of reap is made under wq.lock.
  *
- * Exit (the daemon flag). Every running thread is in a registry (start order, under
- * reg_lock, an ilock never held across a block). An atexit handler, registered when
- * the first thread starts, repeatedly picks the first non-daemon thread that hasn't
- * finished and isn't the caller, and waits for it: threads started while it waits are
- * seen on the next pass. Daemon threads are not waited for.
+ * Reaping exactly once. The pthread is joined or detached exactly once, whatever the
+ * order of joins, timeouts and br_thread_free: br_thread_free detaches it at once if
+ * nobody reaped it and no join is in progress; otherwise it only marks the handle
+ * freed, and the last join in progress to leave detaches it if it is still not
+ * reaped (a reaper that timed out has put reap back to NONE by then). `joiners` and
+ * `handle_freed` are under wq.lock, so exactly one of them sees the last chance.
  *
- * fork. In the child only the forking thread exists: an atfork handler marks every
- * other registered thread finished and reaped (they can't be joined: their pthreads
- * don't exist there), so exit() in the child doesn't wait for the parent's threads.
+ * Blocking outside the waiter. Every wait here goes through braid's waiter (joiners
+ * waiting for `done` or for another joiner's reap, the exit handler waiting for
+ * `done`) except one: the reap itself, pthread_join (BR_FOREVER) or
+ * pthread_clockjoin_np (a finite deadline), which blocks the OS thread in the C
+ * library. A coroutine that joins a thread would block its whole loop thread there.
+ * That is acceptable because the reap starts only once `done` is set: it waits only
+ * for the thread's exit path (br_local destructors and the C library's TLS teardown),
+ * which normally takes microseconds, it is bounded by the caller's deadline, and the
+ * long wait, for fn to return, goes through the waiter. (There is no portable way to
+ * wait for a pthread's end on a futex of our own.)
+ *
+ * The timed reap uses pthread_clockjoin_np on CLOCK_MONOTONIC with the deadline as it
+ * is, so a far deadline (BR_FOREVER - 1) can't overflow and a wall-clock jump doesn't
+ * matter. ThreadSanitizer doesn't intercept pthread_clockjoin_np (it would never learn
+ * that the thread was joined), so TSan builds use pthread_timedjoin_np on
+ * CLOCK_REALTIME with the remaining time added with saturation; only there can a
+ * wall-clock step shorten or stretch a timed reap.
+ *
+ * Exit (the daemon flag). Every block is in a registry (start order, under reg_lock,
+ * an ilock never held across a block) from br_thread_start until it is freed. An
+ * atexit handler, registered when the first thread starts, repeatedly picks the first
+ * non-daemon thread that hasn't finished and isn't the caller, takes a reference and
+ * waits for `done`: threads started while it waits are seen on the next pass. Daemon
+ * threads are not waited for. A start whose pthread_create fails finishes its block
+ * like a thread that ended at once (done, woken, references dropped), since the exit
+ * handler may already hold a reference and wait on it.
+ *
+ * fork. In the child only the forking thread exists. fork_prepare holds reg_lock
+ * across fork(), so the registry is consistent; the child's handler marks every other
+ * block finished and reaped (its pthread doesn't exist there, and a pthread_join on it
+ * would touch the parent's thread bookkeeping), empties every block's wait-queue (the
+ * joiners were other threads, and one may have held wq.lock), and recounts the active
+ * threads. Because blocks stay registered until freed, this covers a thread caught
+ * anywhere: running fn, between fn and `done`, or in its destructors. The child keeps
+ * those blocks (their threads' references can never be dropped there).
  *
  * Names. The full name lives in the block; the kernel gets the first 15 bytes
- * (br__set_thread_name), set by the thread itself before fn runs. "Thread-N"
- * and "Dummy-N" share one counter, as in Python.
+ * (br__set_thread_name), set by the thread itself before fn runs. "Thread-N" and
+ * "Dummy-N" share one counter, as in Python.
  */
 #include "thread/internal.h"
 
@@ -60,6 +89,9 @@
 #  define HAVE_CLOCKJOIN 1
 #endif
 
+int (*br__thread_create)(pthread_t *pt, const pthread_attr_t *attr, void *(*start)(void *),
+                         void *arg) = pthread_create;
+
 static br__ilock reg_lock;
 static struct br_thread *reg_head, *reg_tail;
 static atomic_int active;
@@ -74,14 +106,6 @@ static int gettid_(void) {
 
 /* --- references and the registry --------------------------------------------------- */
 
-static void unref(struct br_thread *t) {
-    /* acq_rel: the last dropper sees everything the other party wrote. */
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
-        br__free(t->name);
-        br__free(t);
-    }
-}
-
 static void reg_link(struct br_thread *t) {
     br__ilock_lock(&reg_lock);
     t->prev = reg_tail;
@@ -91,14 +115,11 @@ static void reg_link(struct br_thread *t) {
     else
         reg_head = t;
     reg_tail = t;
-    t->registered = true;
     atomic_fetch_add_explicit(&active, 1, memory_order_relaxed);
     br__ilock_unlock(&reg_lock);
 }
 
 static void reg_unlink_locked(struct br_thread *t) {
-    if (!t->registered)
-        return;
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -108,46 +129,79 @@ static void reg_unlink_locked(struct br_thread *t) {
     else
         reg_tail = t->prev;
     t->next = t->prev = NULL;
-    t->registered = false;
-    atomic_fetch_sub_explicit(&active, 1, memory_order_relaxed);
 }
 
-static void reg_unlink(struct br_thread *t) {
+void br__thread_ref(struct br_thread *t) {
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void br__thread_unref(struct br_thread *t) {
+    /* acq_rel: the last dropper sees everything the other parties wrote. */
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
     br__ilock_lock(&reg_lock);
     reg_unlink_locked(t);
     br__ilock_unlock(&reg_lock);
+    br__free(t->name);
+    br__free(t);
+}
+
+/* A reference for someone who found t in the registry (under reg_lock) rather than
+ * through a handle: fails if the block is already on its way to being freed (refs hit
+ * 0; its dropper waits for reg_lock to unlink it). */
+static bool try_ref_locked(struct br_thread *t) {
+    uint32_t r = atomic_load_explicit(&t->refs, memory_order_relaxed);
+    while (r != 0)
+        if (atomic_compare_exchange_weak_explicit(&t->refs, &r, r + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
 }
 
 /* --- waiting on the handle ----------------------------------------------------------- */
 
-/* Waits until *word != avoid (if avoid_mode) or *word == want: checked and linked
- * under wq.lock; every change of done/reap that someone may wait for is made under
- * wq.lock and followed by a wake of the whole queue. */
-static int wait_word(struct br_thread *t, _Atomic uint32_t *word, uint32_t val,
-                     bool until_not, int64_t deadline) {
-    for (;;) {
-        br__waiter w;
-        br__waiter_init(&w);
-        br__ilock_lock(&t->wq.lock);
-        uint32_t v = atomic_load_explicit(word, memory_order_acquire);
-        if (until_not ? v != val : v == val) {
-            br__ilock_unlock(&t->wq.lock);
-            return 0;
-        }
-        br__wq_push(&t->wq, &w);
-        br__ilock_unlock(&t->wq.lock);
-        int rc = br__waiter_park_or_cancel(&w, &t->wq, deadline, NULL, NULL);
-        if (rc != 0)
-            return rc;
+/* Pops every waiter of t->wq; the caller holds wq.lock and wakes them after dropping it
+ * (br__wake_chain). */
+static br__waiter *pop_all_locked(struct br_thread *t) {
+    br__waiter *chain = NULL, **tail = &chain, *w;
+    while ((w = br__wq_pop(&t->wq)) != NULL) {
+        *tail = w;
+        tail = &w->next;
     }
+    return chain;
 }
 
 /* Stores v into *word under wq.lock and wakes every waiter. */
 static void set_word(struct br_thread *t, _Atomic uint32_t *word, uint32_t v) {
     br__ilock_lock(&t->wq.lock);
     atomic_store_explicit(word, v, memory_order_release);
+    br__waiter *chain = pop_all_locked(t);
     br__ilock_unlock(&t->wq.lock);
-    br__wq_wake(&t->wq, -1, 0);
+    br__wake_chain(chain);
+}
+
+/* Links w into t->wq (the caller holds wq.lock and drops it here) and parks it. 0 when
+ * woken (the state changed: look again), BR_ETIMEDOUT. */
+static int park_on(struct br_thread *t, br__waiter *w, int64_t deadline) {
+    br__wq_push(&t->wq, w);
+    br__ilock_unlock(&t->wq.lock);
+    return br__waiter_park_or_cancel(w, &t->wq, deadline, NULL, NULL);
+}
+
+/* Waits until t's fn has returned. */
+static int wait_done(struct br_thread *t, int64_t deadline) {
+    for (;;) {
+        br__waiter w;
+        br__waiter_init(&w);
+        br__ilock_lock(&t->wq.lock);
+        if (atomic_load_explicit(&t->done, memory_order_acquire)) {
+            br__ilock_unlock(&t->wq.lock);
+            return 0;
+        }
+        int rc = park_on(t, &w, deadline);
+        if (rc != 0)
+            return rc;
+    }
 }
 
 /* --- exit and fork ---------------------------------------------------------------------
@@ -160,15 +214,13 @@ static void join_at_exit(void) {
         br__ilock_lock(&reg_lock);
         for (t = reg_head; t; t = t->next)
             if (!t->daemon && t != me &&
-                !atomic_load_explicit(&t->done, memory_order_relaxed))
+                !atomic_load_explicit(&t->done, memory_order_relaxed) && try_ref_locked(t))
                 break;
-        if (t)
-            atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
         br__ilock_unlock(&reg_lock);
         if (!t)
             return;
-        wait_word(t, &t->done, 1, false, BR_FOREVER);
-        unref(t);
+        (void)wait_done(t, BR_FOREVER);
+        br__thread_unref(t);
     }
 }
 
@@ -180,20 +232,22 @@ static void fork_parent(void) {
 }
 
 static void fork_child(void) {
-    struct br_thread *me = br__tls_v.thread, *t, *next;
-    for (t = reg_head; t; t = next) {
-        next = t->next;
-        if (t == me)
-            continue;
-        reg_unlink_locked(t);
-        /* Its pthread is gone here. Nobody of the parent waits on this copy: reset the
-         * queue (its ilock may have been held by a thread that no longer exists), mark
-         * it finished and reaped, and keep the block (the thread's own reference can
-         * never be dropped in this process). */
+    struct br_thread *me = br__tls_v.thread;
+    int running = 0;
+    for (struct br_thread *t = reg_head; t; t = t->next) {
+        /* Its joiners were other threads: gone, and one may have held wq.lock. */
         memset(&t->wq, 0, sizeof t->wq);
+        t->joiners = 0;
+        if (t == me) {
+            running += !atomic_load_explicit(&t->done, memory_order_relaxed);
+            continue;
+        }
+        /* Its pthread doesn't exist here: finished, and nothing left to reap. */
         atomic_store_explicit(&t->done, 1, memory_order_relaxed);
-        atomic_store_explicit(&t->reap, BR__REAP_DONE, memory_order_relaxed);
+        if (atomic_load_explicit(&t->reap, memory_order_relaxed) != BR__REAP_DETACHED)
+            atomic_store_explicit(&t->reap, BR__REAP_DONE, memory_order_relaxed);
     }
+    atomic_store_explicit(&active, running, memory_order_relaxed);
     atomic_store_explicit(&reg_lock.word, 0, memory_order_relaxed);
 }
 
@@ -218,13 +272,14 @@ static void *trampoline(void *arg) {
 
     t->fn(t->arg);
 
-    reg_unlink(t); /* before done, so active_count no longer counts it once joined */
+    /* Not counted any more by the time a joiner sees done. */
+    atomic_fetch_sub_explicit(&active, 1, memory_order_relaxed);
     set_word(t, &t->done, 1);
     /* From here on this thread no longer holds the block: code that runs later on it
      * (br_local destructors) sees a thread braid didn't start. */
     br__tls_v.thread = NULL;
     br__tls_v.name = NULL;
-    unref(t);
+    br__thread_unref(t);
     return NULL;
 }
 
@@ -280,19 +335,27 @@ int br_thread_start(br_thread **out, br_thread_fn fn, void *arg,
         return BR_ENOMEM;
     }
     atomic_init(&t->magic, BR__THREAD_ALIVE);
-    atomic_init(&t->refs, 2);
+    atomic_init(&t->refs, 2); /* the handle and the thread */
     t->daemon = opts->daemon;
     t->fn = fn;
     t->arg = arg;
 
     pthread_once(&once, init_once);
     reg_link(t);
-    int e = pthread_create(&t->pt, &attr, trampoline, t);
+    int e = br__thread_create(&t->pt, &attr, trampoline, t);
     pthread_attr_destroy(&attr);
     if (e != 0) {
-        reg_unlink(t);
-        br__free(t->name);
-        br__free(t);
+        /* The exit handler may have found t in the registry and wait for it: finish
+         * it like a thread that ended at once (nothing to reap), wake it, and drop the
+         * thread's and the handle's references; the last one out frees the block. */
+        atomic_fetch_sub_explicit(&active, 1, memory_order_relaxed);
+        atomic_store_explicit(&t->magic, BR__THREAD_FREED, memory_order_relaxed);
+        br__ilock_lock(&t->wq.lock);
+        atomic_store_explicit(&t->reap, BR__REAP_DONE, memory_order_relaxed);
+        br__ilock_unlock(&t->wq.lock);
+        set_word(t, &t->done, 1);
+        br__thread_unref(t);
+        br__thread_unref(t);
         return map_errno(e);
     }
     atomic_store_explicit(&t->ident, (uint64_t)t->pt, memory_order_relaxed);
@@ -341,33 +404,64 @@ static int join_pthread(pthread_t pt, int64_t deadline) {
 #endif
 }
 
+/* The join proper, for a caller that holds a reference and counts in t->joiners. */
+static int join_held(struct br_thread *t, int64_t deadline) {
+    for (;;) {
+        br__waiter w;
+        br__waiter_init(&w);
+        br__ilock_lock(&t->wq.lock);
+        uint32_t r = atomic_load_explicit(&t->reap, memory_order_acquire);
+        if (!atomic_load_explicit(&t->done, memory_order_acquire) || r == BR__REAP_BUSY) {
+            /* fn still runs, or another joiner is reaping: wait for a change. */
+            int rc = park_on(t, &w, deadline);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        if (r == BR__REAP_DONE) {
+            br__ilock_unlock(&t->wq.lock);
+            return 0;
+        }
+        if (r == BR__REAP_DETACHED) { /* only after br_thread_free: a join on a freed handle */
+            br__ilock_unlock(&t->wq.lock);
+            return BR__MISUSE(BR_EINVAL, "br_thread_join: the handle was freed");
+        }
+        atomic_store_explicit(&t->reap, BR__REAP_BUSY, memory_order_relaxed);
+        br__ilock_unlock(&t->wq.lock);
+        int rc = join_pthread(t->pt, deadline);
+        /* Done, or back to NONE for a later join (or the last joiner's detach). */
+        set_word(t, &t->reap, rc == 0 ? BR__REAP_DONE : BR__REAP_NONE);
+        return rc;
+    }
+}
+
 int br_thread_join(br_thread *t, int64_t deadline) {
     if (!handle_ok(t))
         return BR__MISUSE(BR_EINVAL, "br_thread_join: NULL or freed thread");
     if (t == br__tls_v.thread)
         return BR__MISUSE(BR_EDEADLK, "br_thread_join: a thread joining itself");
-    if (!atomic_load_explicit(&t->done, memory_order_acquire)) {
-        int rc = wait_word(t, &t->done, 1, false, deadline);
-        if (rc != 0)
-            return rc;
-    }
-    for (;;) {
-        uint32_t r = atomic_load_explicit(&t->reap, memory_order_acquire);
-        if (r == BR__REAP_DONE || r == BR__REAP_DETACHED)
-            return 0;
-        if (r == BR__REAP_BUSY) { /* another joiner is reaping it */
-            int rc = wait_word(t, &t->reap, BR__REAP_BUSY, true, deadline);
-            if (rc != 0)
-                return rc;
-            continue;
-        }
-        if (!atomic_compare_exchange_strong_explicit(
-                &t->reap, &r, BR__REAP_BUSY, memory_order_acq_rel, memory_order_acquire))
-            continue;
-        int rc = join_pthread(t->pt, deadline);
-        set_word(t, &t->reap, rc == 0 ? BR__REAP_DONE : BR__REAP_NONE);
-        return rc;
-    }
+    /* acquire: pairs with the release store of DONE, after the reaper's pthread_join. */
+    if (atomic_load_explicit(&t->reap, memory_order_acquire) == BR__REAP_DONE)
+        return 0;
+
+    br__thread_ref(t); /* the block outlives a br_thread_free racing with us */
+    br__ilock_lock(&t->wq.lock);
+    t->joiners++;
+    br__ilock_unlock(&t->wq.lock);
+
+    int rc = join_held(t, deadline);
+
+    /* The last join to leave after br_thread_free detaches a pthread nobody reaped. */
+    br__ilock_lock(&t->wq.lock);
+    bool detach = --t->joiners == 0 && t->handle_freed &&
+                  atomic_load_explicit(&t->reap, memory_order_relaxed) == BR__REAP_NONE;
+    if (detach)
+        atomic_store_explicit(&t->reap, BR__REAP_DETACHED, memory_order_relaxed);
+    br__ilock_unlock(&t->wq.lock);
+    if (detach)
+        pthread_detach(t->pt);
+    br__thread_unref(t);
+    return rc;
 }
 
 int br_thread_free(br_thread *t) {
@@ -377,11 +471,18 @@ int br_thread_free(br_thread *t) {
     if (!atomic_compare_exchange_strong_explicit(
             &t->magic, &m, BR__THREAD_FREED, memory_order_relaxed, memory_order_relaxed))
         return BR__MISUSE(BR_EINVAL, "br_thread_free: freed twice");
-    uint32_t r = BR__REAP_NONE;
-    if (atomic_compare_exchange_strong_explicit(&t->reap, &r, BR__REAP_DETACHED,
-                                                memory_order_acq_rel, memory_order_acquire))
+    /* Detach now if nobody reaped it and no join is in progress; else the last join to
+     * leave does (design notes). */
+    br__ilock_lock(&t->wq.lock);
+    t->handle_freed = true;
+    bool detach = t->joiners == 0 &&
+                  atomic_load_explicit(&t->reap, memory_order_relaxed) == BR__REAP_NONE;
+    if (detach)
+        atomic_store_explicit(&t->reap, BR__REAP_DETACHED, memory_order_relaxed);
+    br__ilock_unlock(&t->wq.lock);
+    if (detach)
         pthread_detach(t->pt);
-    unref(t);
+    br__thread_unref(t);
     return 0;
 }
 

@@ -335,6 +335,36 @@ static void locals_are_per_thread(void **state) {
     BR_CHECK_ERR(br_local_free(NULL), BR_EINVAL);
 }
 
+/* --- helpers for tests that fork ------------------------------------------------------ */
+
+/* Waits for child `pid` (killing it at the hang guard) and returns its wait status. */
+static int wait_child(pid_t pid, const char *what) {
+    int64_t give_up = tu_guard();
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0) {
+        if (br_now() > give_up) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            fail_msg("%s: the child hung", what);
+        }
+        br_sleep(BR_MSEC);
+    }
+    BR_CHECK_EQ(r, pid);
+    return st;
+}
+
+/* A child's verdict: exit status 0 means every check in it passed; any other status
+ * names the failed check. */
+#define CHECK_CHILD_OK(st)                                                                 \
+    do {                                                                                   \
+        int st_ = (st);                                                                    \
+        if (!WIFEXITED(st_) || WEXITSTATUS(st_) != 0)                                      \
+            fail_msg("%s:%d: child %s %d", __FILE__, __LINE__,                             \
+                     WIFEXITED(st_) ? "failed check" : "died of signal",                   \
+                     WIFEXITED(st_) ? WEXITSTATUS(st_) : WTERMSIG(st_));                   \
+    } while (0)
+
 /* --- exit semantics: daemon or not, in a child process
  * ------------------------------------------ *
  *
@@ -498,6 +528,7 @@ static void forked_child_does_not_wait_for_parent_threads(void **state) {
     tu_join(t);
 }
 
+
 /* --- join after fn: the reap step --------------------------------------------------------
  *
  * A thread whose br_local destructor blocks until `dtor_gate` is set: once fn has
@@ -581,6 +612,216 @@ static void reap_times_out_then_a_later_join_finishes(void **state) {
     BR_CHECK_OK(br_thread_free(t));
 }
 
+/* --- free racing with joins -------------------------------------------------------------- */
+
+typedef struct {
+    br_thread *t;
+    int64_t deadline;
+    int rc;
+    atomic_int finished;
+} timed_join_ctx;
+
+static void timed_joiner(void *arg) {
+    timed_join_ctx *j = arg;
+    j->rc = br_thread_join(j->t, j->deadline);
+    atomic_store(&j->finished, 1);
+}
+
+/* br_thread_free while another thread's join waits: the join keeps the block alive and
+ * reaps the thread when it ends. */
+static void free_during_a_join_keeps_the_joiner_safe(void **state) {
+    (void)state;
+    int threads_before = tu_thread_baseline();
+    br_event gate = BR_EVENT_INIT;
+    probe p = {.gate = &gate};
+    br_thread *t = tu_spawn(probe_fn, &p);
+    timed_join_ctx j = {.t = t, .deadline = tu_guard(), .rc = 99};
+    br_thread *jt = tu_spawn(timed_joiner, &j);
+    TU_WAIT_FOR(br__wq_len(&t->wq) == 1); /* the joiner waits for fn */
+    BR_CHECK_OK(br_thread_free(t));        /* not ours any more: t is not touched again */
+    BR_CHECK_OK(br_event_set(&gate));
+    tu_join(jt);
+    BR_CHECK_OK(j.rc);                                     /* the join reaped it */
+    BR_CHECK_EQ(br_test_count_threads(), threads_before); /* so it is gone */
+}
+
+/* br_thread_free while a timed join is inside the reap: when that join times out, the
+ * pthread must still be detached (before the fix nobody joined or detached it). */
+static void free_during_a_timed_reap_detaches(void **state) {
+    (void)state;
+    int threads_before = tu_thread_baseline();
+    gated_setup();
+    br_thread *t = spawn_gated();
+    br__thread_ref(t); /* keep the block, to look at it after br_thread_free */
+    timed_join_ctx j = {
+        .t = t,
+        .deadline = br_deadline_after((int64_t)(300 * BR_MSEC * br_test_time_multiplier())),
+        .rc = 99};
+    br_thread *jt = tu_spawn(timed_joiner, &j);
+    TU_WAIT_FOR(atomic_load(&t->reap) == BR__REAP_BUSY || atomic_load(&j.finished));
+    BR_CHECK_OK(br_thread_free(t));
+    tu_join(jt);
+    BR_CHECK_ERR(j.rc, BR_ETIMEDOUT); /* the destructor still blocks */
+    BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DETACHED);
+    BR_CHECK_OK(br_event_set(&dtor_gate));
+    TU_WAIT_FOR(atomic_load(&dtor_ran) == 1);
+    br__thread_unref(t);
+    TU_WAIT_FOR(br_test_count_threads() == threads_before); /* it ended on its own */
+}
+
+/* Stress: timed joins with tiny deadlines racing with br_thread_free and with the
+ * thread's end. Whatever the interleaving, the pthread ends up joined or detached
+ * exactly once, and a join that returned 0 did join it. */
+static void free_races_with_timed_joins(void **state) {
+    (void)state;
+    int threads_before = tu_thread_baseline();
+    long rounds = br_test_scaled(2000, 200);
+    for (long i = 0; i < rounds; i++) {
+        br_thread *t = tu_spawn(nop, NULL);
+        br__thread_ref(t);
+        enum { J = 2 };
+        timed_join_ctx j[J];
+        br_thread *jt[J];
+        for (int k = 0; k < J; k++) {
+            j[k] = (timed_join_ctx){
+                .t = t, .deadline = br_deadline_after(((i * 7 + k * 13) % 200) * BR_USEC),
+                .rc = 99};
+            jt[k] = tu_spawn(timed_joiner, &j[k]);
+        }
+        for (volatile long spin = 0; spin < (i % 64) * 100; spin++)
+            ; /* vary where the free lands */
+        BR_CHECK_OK(br_thread_free(t));
+        for (int k = 0; k < J; k++)
+            tu_join(jt[k]);
+        uint32_t r = atomic_load(&t->reap);
+        BR_CHECK(r == BR__REAP_DONE || r == BR__REAP_DETACHED);
+        for (int k = 0; k < J; k++) {
+            /* BR_EINVAL: that joiner only got to br_thread_join after the free */
+            BR_CHECK(j[k].rc == 0 || j[k].rc == BR_ETIMEDOUT || j[k].rc == BR_EINVAL);
+            if (j[k].rc == 0)
+                BR_CHECK_EQ(r, BR__REAP_DONE);
+        }
+        br__thread_unref(t);
+    }
+    TU_WAIT_FOR(br_test_count_threads() == threads_before);
+    BR_CHECK_EQ(br_thread_active_count(), 0);
+}
+
+/* --- start failures ------------------------------------------------------------------------ */
+
+static int create_errno;
+static int failing_create(pthread_t *pt, const pthread_attr_t *attr, void *(*start)(void *),
+                          void *arg) {
+    (void)pt;
+    (void)attr;
+    (void)start;
+    (void)arg;
+    return create_errno;
+}
+
+/* A failed start reports the error, runs nothing and leaves nothing behind (the ASan
+ * build checks the memory). */
+static void start_failure_is_clean(void **state) {
+    (void)state;
+    int threads_before = tu_thread_baseline();
+    probe p = {0};
+    br_thread *t = NULL;
+    /* No address space holds this stack: the real pthread_create fails. */
+    br_thread_opts huge = {.stack_size = SIZE_MAX / 2};
+    BR_CHECK_ERR(br_thread_start(&t, probe_fn, &p, &huge), BR_EAGAIN);
+    static const struct {
+        int e, want;
+    } cases[] = {{EAGAIN, BR_EAGAIN}, {ENOMEM, BR_ENOMEM}, {EINVAL, BR_EINVAL},
+                 {EPERM, BR_EAGAIN}};
+    br__thread_create = failing_create;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        create_errno = cases[i].e;
+        BR_CHECK_ERR(br_thread_start(&t, probe_fn, &p, NULL), cases[i].want);
+    }
+    br__thread_create = pthread_create;
+    BR_CHECK(t == NULL);
+    BR_CHECK_EQ(p.arg_seen, 0);
+    BR_CHECK_EQ(br_thread_active_count(), 0);
+    BR_CHECK_EQ(br_test_count_threads(), threads_before);
+    BR_CHECK_OK(br_thread_start(&t, probe_fn, &p, NULL)); /* and starting works again */
+    tu_join(t);
+    BR_CHECK_EQ(p.arg_seen, 1);
+}
+
+/* In the child of the next test: a pthread_create that fails, but only once the exit
+ * handler waits on the half-started thread (it found it in the registry). */
+static int exit_pipe = -1;
+static atomic_int create_entered;
+
+static int create_fails_while_exit_waits(pthread_t *pt, const pthread_attr_t *attr,
+                                         void *(*start)(void *), void *arg) {
+    (void)pt;
+    (void)attr;
+    (void)start;
+    struct br_thread *t = arg;
+    atomic_store(&create_entered, 1);
+    int64_t give_up = tu_guard();
+    while (br__wq_len(&t->wq) == 0 && br_now() < give_up)
+        br_sleep(50 * BR_USEC);
+    if (br__wq_len(&t->wq) > 0)
+        (void)!write(exit_pipe, "W", 1);
+    return EAGAIN;
+}
+
+static void failing_starter(void *arg) {
+    (void)arg;
+    br__thread_create = create_fails_while_exit_waits;
+    br_thread *x = NULL;
+    int rc = br_thread_start(&x, nop, NULL, NULL); /* non-daemon: exit() waits for it */
+    (void)!write(exit_pipe, rc == BR_EAGAIN ? "A" : "x", 1);
+}
+
+/* pthread_create fails while exit()'s handler holds a reference to the half-started
+ * thread and waits for it: the handler must be woken and the block must stay valid
+ * until it lets go (before the fix the block was freed under it and exit() hung). */
+static void start_failure_while_exit_waits(void **state) {
+    (void)state;
+    int fds[2];
+    BR_CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    BR_CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        exit_pipe = fds[1];
+        br_thread *d;
+        if (br_thread_start(&d, failing_starter, NULL, &(br_thread_opts){.daemon = true}))
+            _exit(10);
+        br_thread_free(d);
+        int64_t give_up = tu_guard();
+        while (!atomic_load(&create_entered))
+            if (br_now() > give_up)
+                _exit(11);
+        exit(0); /* the exit handler finds the half-started thread and waits */
+    }
+    close(fds[1]);
+    char got[8] = {0};
+    size_t n = 0;
+    int64_t give_up = tu_guard();
+    for (;;) { /* until EOF: the child is gone */
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        if (poll(&pfd, 1, 100) > 0) {
+            char c;
+            if (read(fds[0], &c, 1) <= 0)
+                break;
+            if (n < sizeof got - 1)
+                got[n++] = c;
+        }
+        if (br_now() > give_up)
+            break; /* wait_child kills it and fails */
+    }
+    close(fds[0]);
+    CHECK_CHILD_OK(wait_child(pid, "exit during a failed start"));
+    BR_CHECK_EQ(got[0], 'W'); /* the exit handler was waiting when creation failed */
+    /* 'A' (br_thread_start said BR_EAGAIN) if the daemon wrote it before the end */
+    BR_CHECK(got[1] == 0 || got[1] == 'A');
+}
+
 /* --- out of memory ------------------------------------------------------------------------ */
 
 /* Every allocation of br_thread_start can fail: BR_ENOMEM, nothing runs, nothing is
@@ -652,6 +893,71 @@ static void locals_run_out_with_eagain(void **state) {
     BR_CHECK_OK(br_local_free(ls[0]));
 }
 
+/* --- fork while a thread finishes ---------------------------------------------------------- */
+
+/* fork() while a thread is between the return of fn and `done` (held there by the test,
+ * which holds the block's wait-queue lock): the child must see it finished. Before the
+ * fix it had left the registry already, so the child never marked it finished and a
+ * join there waited forever. */
+static void fork_while_a_thread_finishes(void **state) {
+    (void)state;
+    br_event gate = BR_EVENT_INIT;
+    probe p = {.gate = &gate};
+    br_thread *t = tu_spawn(probe_fn, &p);
+    br__ilock_lock(&t->wq.lock);
+    BR_CHECK_OK(br_event_set(&gate)); /* fn returns now */
+    TU_WAIT_FOR(atomic_load(&t->wq.lock.word) == 2); /* and it sleeps on our ilock */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* We hold (a copy of) the ilock, unless the atfork handler reset it. */
+        if (atomic_load(&t->wq.lock.word) != 0)
+            br__ilock_unlock(&t->wq.lock);
+        if (br_thread_is_alive(t))
+            _exit(11);
+        if (br_thread_active_count() != 0)
+            _exit(12);
+        if (br_thread_join(t, br_deadline_after(2 * BR_SEC)) != 0)
+            _exit(13);
+        if (br_thread_free(t) != 0)
+            _exit(14);
+        exit(0);
+    }
+    br__ilock_unlock(&t->wq.lock);
+    BR_CHECK(pid > 0);
+    CHECK_CHILD_OK(wait_child(pid, "fork while a thread finishes"));
+    tu_join(t);
+}
+
+/* fork() while a thread runs its br_local destructors (fn returned, the pthread not yet
+ * ended): in the child the thread is finished and reaped, and a join returns at once
+ * instead of joining a pthread that doesn't exist there. */
+static void fork_while_a_thread_runs_destructors(void **state) {
+    (void)state;
+    gated_setup();
+    br_thread *t = spawn_gated();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (br_thread_is_alive(t))
+            _exit(11);
+        if (br_thread_join(t, BR_FOREVER) != 0)
+            _exit(12);
+        if (atomic_load(&t->reap) != BR__REAP_DONE)
+            _exit(13);
+        if (br_thread_free(t) != 0)
+            _exit(14);
+        exit(0);
+    }
+    BR_CHECK(pid > 0);
+    CHECK_CHILD_OK(wait_child(pid, "fork while a thread runs destructors"));
+    BR_CHECK_EQ(atomic_load(&dtor_ran), 0); /* the parent's thread still waits */
+    BR_CHECK_OK(br_event_set(&dtor_gate));
+    BR_CHECK_OK(br_thread_join(t, tu_guard()));
+    BR_CHECK_EQ(atomic_load(&dtor_ran), 1);
+    BR_CHECK_OK(br_thread_free(t));
+}
+
 BR_TEST_MAIN(cmocka_unit_test(start_and_join), cmocka_unit_test(misuse),
              cmocka_unit_test(stack_size_option), cmocka_unit_test(names),
              cmocka_unit_test(foreign_threads_are_dummies),
@@ -665,5 +971,12 @@ BR_TEST_MAIN(cmocka_unit_test(start_and_join), cmocka_unit_test(misuse),
              cmocka_unit_test(forked_child_does_not_wait_for_parent_threads),
              cmocka_unit_test(join_with_a_far_deadline_waits_for_the_reap),
              cmocka_unit_test(reap_times_out_then_a_later_join_finishes),
+             cmocka_unit_test(free_during_a_join_keeps_the_joiner_safe),
+             cmocka_unit_test(free_during_a_timed_reap_detaches),
+             cmocka_unit_test(free_races_with_timed_joins),
+             cmocka_unit_test(start_failure_is_clean),
+             cmocka_unit_test(start_failure_while_exit_waits),
              cmocka_unit_test(start_survives_oom), cmocka_unit_test(local_new_survives_oom),
-             cmocka_unit_test(locals_run_out_with_eagain))
+             cmocka_unit_test(locals_run_out_with_eagain),
+             cmocka_unit_test(fork_while_a_thread_finishes),
+             cmocka_unit_test(fork_while_a_thread_runs_destructors))
