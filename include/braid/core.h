@@ -50,6 +50,18 @@ extern "C" {
 #  define BR_NODISCARD
 #endif
 
+/* BR_ALIGNAS(n): alignas in C++11, _Alignas in C11, so that the public headers (the
+ * opaque storage of br_lock and friends) compile as both. */
+#if defined(__cplusplus) && (__cplusplus >= 201103L || (defined(_MSVC_LANG) && _MSVC_LANG >= 201103L))
+#  define BR_ALIGNAS(n) alignas(n)
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#  define BR_ALIGNAS(n) _Alignas(n)
+#elif defined(__GNUC__)
+#  define BR_ALIGNAS(n) __attribute__((aligned(n)))
+#else
+#  error "braid's headers need C11 or C++11"
+#endif
+
 #define BRAID_VERSION_MAJOR 0
 #define BRAID_VERSION_MINOR 1
 #define BRAID_VERSION_PATCH 0

@@ -123,7 +123,7 @@ BR_API int br_local_free(br_local *l);
  * operation each. Not fair: a released lock goes to whoever gets it first (waiters are
  * woken in FIFO order and retry), which keeps it fast under contention. */
 typedef struct br_lock {
-    _Alignas(8) unsigned char opaque_[40];
+    BR_ALIGNAS(8) unsigned char opaque_[40];
 } br_lock;
 #define BR_LOCK_INIT {{0}}
 
@@ -143,7 +143,7 @@ BR_API bool br_lock_owned(const br_lock *l);
 
 /* threading.RLock: the owner may acquire again; each acquire needs its release. */
 typedef struct br_rlock {
-    _Alignas(8) unsigned char opaque_[48];
+    BR_ALIGNAS(8) unsigned char opaque_[48];
 } br_rlock;
 #define BR_RLOCK_INIT {{0}}
 
@@ -162,7 +162,7 @@ BR_API unsigned br_rlock_count(const br_rlock *r);
 /* threading.Condition over a br_lock or a br_rlock (or its own RLock). Waiters are
  * woken in FIFO order. */
 typedef struct br_cond {
-    _Alignas(8) unsigned char opaque_[104];
+    BR_ALIGNAS(8) unsigned char opaque_[104];
 } br_cond;
 /* A Condition with its own RLock, like threading.Condition(). */
 #define BR_COND_INIT {{0}}
@@ -200,7 +200,7 @@ BR_API int br_cond_notify_all(br_cond *c);
 /* --- Semaphore and BoundedSemaphore --------------------------------------------- */
 
 typedef struct br_sem {
-    _Alignas(8) unsigned char opaque_[40];
+    BR_ALIGNAS(8) unsigned char opaque_[40];
 } br_sem;
 /* A semaphore with value 0 (not bounded). */
 #define BR_SEM_INIT {{0}}
@@ -221,7 +221,7 @@ BR_API unsigned br_sem_value(const br_sem *s);
 /* --- Event -------------------------------------------------------------------------- */
 
 typedef struct br_event {
-    _Alignas(8) unsigned char opaque_[32];
+    BR_ALIGNAS(8) unsigned char opaque_[32];
 } br_event;
 #define BR_EVENT_INIT {{0}}
 
@@ -241,7 +241,7 @@ BR_API int br_event_wait(br_event *e, int64_t deadline);
 typedef int (*br_barrier_action)(void *arg);
 
 typedef struct br_barrier {
-    _Alignas(8) unsigned char opaque_[104];
+    BR_ALIGNAS(8) unsigned char opaque_[104];
 } br_barrier;
 
 /* threading.Barrier(parties, action). BR_EINVAL for parties == 0. */
