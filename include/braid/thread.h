@@ -28,7 +28,15 @@
  * otherwise synchronising with) every thread that uses the object, as with any mutex.
  *
  * Deadlines are absolute (see braid/core.h): BR_FOREVER, BR_NOWAIT, br_deadline_after().
- * Under BR_NOWAIT "would block" is BR_ETIMEDOUT.
+ * Under BR_NOWAIT (or any deadline already past) "would block" is BR_ETIMEDOUT.
+ *
+ * Errors: each function lists every code it returns. BR_EINVAL and BR_EPERM mean misuse
+ * (a NULL or destroyed object, a lock the caller doesn't hold) and go through the
+ * misuse policy (br_set_panic_on_misuse).
+ *
+ * C++: the header compiles as C++11. br_cond_init and BR_WITH are built on _Generic and
+ * work in C only; from C++ call br_cond_init_lock / br_cond_init_rlock and acquire and
+ * release explicitly (or in an RAII wrapper).
  */
 #ifndef BRAID_THREAD_H
 #define BRAID_THREAD_H
@@ -71,19 +79,23 @@ typedef struct br_thread_opts {
 
 /* Starts a thread running fn(arg). On success *out is a handle you own: free it with
  * br_thread_free (the thread itself keeps running). Returns 0, BR_EINVAL (out or fn
- * NULL), BR_EAGAIN (the system can't create another thread) or BR_ENOMEM. On error
- * nothing runs. */
+ * NULL, or stack_size below the system minimum), BR_EAGAIN (the system can't create
+ * another thread: too many threads, or no room for the stack) or BR_ENOMEM. On error
+ * nothing runs and *out is unchanged. */
 BR_API int br_thread_start(br_thread **out, br_thread_fn fn, void *arg,
                            const br_thread_opts *opts);
 
-/* Waits until t has finished or the deadline passes. Several callers may join the
- * same thread, and join again after a timeout. Returns 0, BR_ETIMEDOUT, BR_EDEADLK
- * (a thread joining itself) or BR_EINVAL (t NULL or freed). */
+/* Waits until t has finished or the deadline passes. "Finished" means the thread is
+ * gone: fn has returned and its br_local destructors have run. Several callers may
+ * join the same thread, and join again after a timeout. Returns 0, BR_ETIMEDOUT,
+ * BR_EDEADLK (a thread joining itself) or BR_EINVAL (t NULL or freed). */
 BR_API int br_thread_join(br_thread *t, int64_t deadline);
 
 /* Releases the handle. A thread still running goes on (detached); if it is non-daemon
- * it is still waited for at exit. Returns 0 or BR_EINVAL (NULL, or freed twice where
- * detectable). */
+ * it is still waited for at exit. Joins that other threads have already begun on t
+ * are not disturbed: they keep what they need alive and end as they would have; a
+ * join begun after the free is misuse. Returns 0 or BR_EINVAL (NULL, or freed twice
+ * where detectable). */
 BR_API int br_thread_free(br_thread *t);
 
 /* False once fn has returned. */
@@ -110,11 +122,18 @@ BR_API int br_thread_active_count(void);
 /* threading.local: one value per thread, with a destructor run at thread exit for
  * non-NULL values. */
 typedef struct br_local br_local;
+/* Creates a local; *out is yours, free it with br_local_free. Returns 0, BR_EINVAL
+ * (out NULL), BR_EAGAIN (the system's per-process limit of thread-specific keys,
+ * PTHREAD_KEYS_MAX, is reached) or BR_ENOMEM. */
 BR_API int br_local_new(br_local **out, void (*dtor)(void *value));
-/* The calling thread's value, NULL until set. */
+/* The calling thread's value, NULL until set (and for a NULL l). */
 BR_API void *br_local_get(br_local *l);
+/* Sets the calling thread's value; the local doesn't own it (dtor runs on it at thread
+ * exit). Returns 0, BR_EINVAL (l NULL) or BR_ENOMEM (no memory for this thread's
+ * slot). */
 BR_API int br_local_set(br_local *l, void *value);
-/* Values still set in other threads are not destroyed. */
+/* Values still set in other threads are not destroyed. Returns 0 or BR_EINVAL (l
+ * NULL). */
 BR_API int br_local_free(br_local *l);
 
 /* --- Lock ------------------------------------------------------------------------- */
@@ -127,13 +146,15 @@ typedef struct br_lock {
 } br_lock;
 #define BR_LOCK_INIT {{0}}
 
+/* 0, or BR_EINVAL (l NULL). */
 BR_API int br_lock_init(br_lock *l);
-/* BR_EBUSY if held or waited on; BR_EINVAL if already destroyed. */
+/* 0, BR_EBUSY (held or waited on), or BR_EINVAL (NULL or already destroyed). */
 BR_API int br_lock_destroy(br_lock *l);
 /* 0, BR_ETIMEDOUT, BR_EDEADLK (the caller already holds it: Python would hang
- * forever), BR_EINVAL. */
+ * forever; whatever the deadline), or BR_EINVAL (NULL or destroyed). */
 BR_API int br_lock_acquire(br_lock *l, int64_t deadline);
-/* 0, or BR_EPERM if the caller doesn't hold it (unlocked, or held by another). */
+/* 0, BR_EPERM (the caller doesn't hold it: unlocked, or held by another), or
+ * BR_EINVAL (NULL or destroyed). */
 BR_API int br_lock_release(br_lock *l);
 BR_API bool br_lock_locked(const br_lock *l);
 /* True if the calling thread or coroutine holds it. */
@@ -147,11 +168,14 @@ typedef struct br_rlock {
 } br_rlock;
 #define BR_RLOCK_INIT {{0}}
 
+/* 0, or BR_EINVAL (r NULL). */
 BR_API int br_rlock_init(br_rlock *r);
+/* 0, BR_EBUSY (held at any depth, or waited on), or BR_EINVAL (NULL or destroyed). */
 BR_API int br_rlock_destroy(br_rlock *r);
-/* 0, BR_ETIMEDOUT, BR_EOVERFLOW (2^32-1 nested acquires), BR_EINVAL. */
+/* 0, BR_ETIMEDOUT, BR_EOVERFLOW (2^32-1 nested acquires), or BR_EINVAL (NULL or
+ * destroyed). */
 BR_API int br_rlock_acquire(br_rlock *r, int64_t deadline);
-/* 0, or BR_EPERM if the caller doesn't hold it. */
+/* 0, BR_EPERM (the caller doesn't hold it), or BR_EINVAL (NULL or destroyed). */
 BR_API int br_rlock_release(br_rlock *r);
 BR_API bool br_rlock_owned(const br_rlock *r);
 /* The caller's recursion depth (0 if it doesn't hold it). */
@@ -167,33 +191,41 @@ typedef struct br_cond {
 /* A Condition with its own RLock, like threading.Condition(). */
 #define BR_COND_INIT {{0}}
 
-/* br_cond_init(c, lock): lock is a br_lock *, a br_rlock *, or NULL for its own RLock.
- * The lock must outlive the condition. */
+/* br_cond_init(c, lock): lock is a br_lock *, a br_rlock *, or NULL for its own RLock
+ * (C only: _Generic). The lock must outlive the condition. The two functions behind
+ * it return 0 or BR_EINVAL (c NULL); a NULL lock gives the condition its own RLock. */
 #define br_cond_init(c, lock)                                                        \
     _Generic((lock), br_lock *: br_cond_init_lock, default: br_cond_init_rlock)(c, lock)
 BR_API int br_cond_init_lock(br_cond *c, br_lock *lock);
 BR_API int br_cond_init_rlock(br_cond *c, br_rlock *lock);
+/* 0, BR_EBUSY (waited on, or its own RLock is held), or BR_EINVAL (NULL or already
+ * destroyed). */
 BR_API int br_cond_destroy(br_cond *c);
 
-/* Acquire and release the underlying lock (Python's `with cond:`). */
+/* Acquire and release the underlying lock (Python's `with cond:`). acquire returns
+ * what br_lock_acquire / br_rlock_acquire return (0, BR_ETIMEDOUT, BR_EDEADLK for a
+ * br_lock already held, BR_EOVERFLOW for an RLock, BR_EINVAL), and BR_EINVAL for a
+ * NULL or destroyed condition; release returns 0, BR_EPERM (not held) or BR_EINVAL. */
 BR_API int br_cond_acquire(br_cond *c, int64_t deadline);
 BR_API int br_cond_release(br_cond *c);
 
 /* Releases the lock (all levels of an RLock), waits for a notify or the deadline, and
  * takes the lock back (at the same level) before returning, whatever the outcome.
- * Returns 0 (notified), BR_ETIMEDOUT, or BR_EPERM (the caller doesn't hold the lock;
- * nothing happens). braid's waits don't wake spuriously, but another thread may
- * change the state between the notify and the wake-up: loop on your predicate, or use
- * br_cond_wait_for. */
+ * Returns 0 (notified), BR_ETIMEDOUT, BR_EPERM (the caller doesn't hold the lock;
+ * nothing happens) or BR_EINVAL (c NULL or destroyed, nothing happens; or the lock was
+ * destroyed during the wait, and is not held on return). braid's waits don't wake
+ * spuriously, but another thread may change the state between the notify and the
+ * wake-up: loop on your predicate, or use br_cond_wait_for. */
 BR_API int br_cond_wait(br_cond *c, int64_t deadline);
 
 typedef bool (*br_pred_fn)(void *arg);
 /* Waits until pred(arg) is true (checked with the lock held, first before waiting).
- * Returns 0 when it is, BR_ETIMEDOUT if it is still false at the deadline, BR_EPERM. */
+ * Returns 0 when it is, BR_ETIMEDOUT if it is still false at the deadline, BR_EPERM,
+ * or BR_EINVAL (pred NULL, or as br_cond_wait). */
 BR_API int br_cond_wait_for(br_cond *c, br_pred_fn pred, void *arg, int64_t deadline);
 
-/* Wakes up to n waiters (n >= 1) / all of them. The caller must hold the lock:
- * BR_EPERM otherwise. BR_EINVAL for n == 0. */
+/* Wakes up to n waiters (n >= 1) / all of them. Returns 0, BR_EPERM (the caller
+ * doesn't hold the lock) or BR_EINVAL (n == 0, or c NULL or destroyed). */
 BR_API int br_cond_notify(br_cond *c, unsigned n);
 BR_API int br_cond_notify_all(br_cond *c);
 
@@ -205,16 +237,19 @@ typedef struct br_sem {
 /* A semaphore with value 0 (not bounded). */
 #define BR_SEM_INIT {{0}}
 
-/* threading.Semaphore(value). */
+/* threading.Semaphore(value). 0, or BR_EINVAL (s NULL, or value above 2^31-1). */
 BR_API int br_sem_init(br_sem *s, unsigned value);
-/* threading.BoundedSemaphore(value): releasing above `value` is an error. */
+/* threading.BoundedSemaphore(value): releasing above `value` is an error. Returns as
+ * br_sem_init. */
 BR_API int br_sem_init_bounded(br_sem *s, unsigned value);
+/* 0, BR_EBUSY (waited on), or BR_EINVAL (NULL or already destroyed). */
 BR_API int br_sem_destroy(br_sem *s);
-/* Takes one unit: 0, BR_ETIMEDOUT, BR_EINVAL. Waiters are served in FIFO order. */
+/* Takes one unit: 0, BR_ETIMEDOUT, or BR_EINVAL (NULL or destroyed). Waiters are
+ * served in FIFO order. */
 BR_API int br_sem_acquire(br_sem *s, int64_t deadline);
 /* Returns n units (Python 3.9's release(n)); any thread may release. 0, BR_EINVAL
- * (n == 0), or BR_EOVERFLOW (a bounded semaphore would go above its initial value, or
- * the count would pass 2^31-1; nothing is released). */
+ * (n == 0, or s NULL or destroyed), or BR_EOVERFLOW (a bounded semaphore would go
+ * above its initial value, or the count would pass 2^31-1; nothing is released). */
 BR_API int br_sem_release(br_sem *s, unsigned n);
 BR_API unsigned br_sem_value(const br_sem *s);
 
@@ -225,13 +260,17 @@ typedef struct br_event {
 } br_event;
 #define BR_EVENT_INIT {{0}}
 
+/* 0, or BR_EINVAL (e NULL). */
 BR_API int br_event_init(br_event *e);
+/* 0, BR_EBUSY (waited on), or BR_EINVAL (NULL or already destroyed). */
 BR_API int br_event_destroy(br_event *e);
-/* Sets the flag and wakes every waiter. */
+/* Sets the flag and wakes every waiter. 0, or BR_EINVAL (NULL or destroyed); so does
+ * br_event_clear. */
 BR_API int br_event_set(br_event *e);
 BR_API int br_event_clear(br_event *e);
 BR_API bool br_event_is_set(const br_event *e);
-/* 0 once the flag is set (at once if it is), BR_ETIMEDOUT, BR_EINVAL. */
+/* 0 once the flag is set (at once if it is), BR_ETIMEDOUT, or BR_EINVAL (NULL or
+ * destroyed). */
 BR_API int br_event_wait(br_event *e, int64_t deadline);
 
 /* --- Barrier ------------------------------------------------------------------------- */
@@ -244,17 +283,21 @@ typedef struct br_barrier {
     BR_ALIGNAS(8) unsigned char opaque_[104];
 } br_barrier;
 
-/* threading.Barrier(parties, action). BR_EINVAL for parties == 0. */
+/* threading.Barrier(parties, action). 0, or BR_EINVAL (b NULL, parties == 0, or
+ * parties > INT_MAX: br_barrier_wait returns the index as an int). */
 BR_API int br_barrier_init(br_barrier *b, unsigned parties, br_barrier_action action,
                            void *arg);
+/* 0, BR_EBUSY (waited on, or its action is running), or BR_EINVAL (NULL, destroyed
+ * or never initialised). */
 BR_API int br_barrier_destroy(br_barrier *b);
 /* Waits until `parties` threads have called it. Returns the caller's arrival index
  * (0 .. parties-1, as Python does) when the barrier trips; BR_EBROKEN if the barrier
- * is or becomes broken (abort, a failed action, another waiter's timeout); or
+ * is or becomes broken (abort, a failed action, another waiter's timeout);
  * BR_ETIMEDOUT if the deadline passes, which also breaks the barrier for everyone
- * else, as in Python. */
+ * else, as in Python; or BR_EINVAL (NULL, destroyed or never initialised). */
 BR_API int br_barrier_wait(br_barrier *b, int64_t deadline);
-/* Breaks the barrier: current and future waiters get BR_EBROKEN until reset. */
+/* Breaks the barrier: current and future waiters get BR_EBROKEN until reset. 0 or
+ * BR_EINVAL (NULL, destroyed or never initialised); so does br_barrier_reset. */
 BR_API int br_barrier_abort(br_barrier *b);
 /* Back to the initial state; threads waiting now get BR_EBROKEN. */
 BR_API int br_barrier_reset(br_barrier *b);
@@ -266,12 +309,26 @@ BR_API unsigned br_barrier_n_waiting(const br_barrier *b);
 
 /* BR_WITH(&x) { ... } runs the block with x held: a br_lock, br_rlock, br_sem (one
  * unit) or br_cond (its lock). x is released however the block is left: the end of the
- * block, break, continue, return or goto (with GCC and Clang, through
- * __attribute__((cleanup))). longjmp out of the block leaks it, as it would any lock.
- * If acquiring fails (only misuse: a destroyed object, or a br_lock the caller already
- * holds), the block does not run and the error goes through the misuse policy
- * (br_set_panic_on_misuse). Without GCC or Clang, break, return and goto out of the
- * block leave x held: use explicit acquire and release there. */
+ * block, return, goto, or a break or continue of the BR_WITH itself (with GCC and
+ * Clang, through __attribute__((cleanup))). longjmp out of the block leaks it, as it
+ * would any lock. If acquiring fails (only misuse: a destroyed object, or a br_lock the
+ * caller already holds), the block does not run and the error goes through the misuse
+ * policy (br_set_panic_on_misuse). Without GCC or Clang, break, return and goto out of
+ * the block leave x held: use explicit acquire and release there.
+ *
+ * Unlike Python's `with`, BR_WITH is a loop statement (a one-pass `for`): `break` and
+ * `continue` inside it end the BR_WITH block, NOT an enclosing loop. In
+ *
+ *     for (i = 0; i < n; i++) { BR_WITH(&l) { if (found(i)) break; } more(i); }
+ *
+ * the break only releases l and goes on to more(i), and the for loop keeps going. To
+ * leave or continue the enclosing loop from inside, set a flag and test it after the
+ * block (`BR_WITH(&l) { stop = found(i); } if (stop) break;`), or `goto` a label after
+ * the loop (l is released on the way out), or acquire and release explicitly.
+ *
+ * BR_WITH declares its guard variable (br_with_guard_N) in the for statement: a
+ * documented exception to braid's rule that no macro declares a variable, since a
+ * scoped guard is the whole point. It is C only (_Generic). */
 typedef struct br_guard_ {
     void *obj;
     int (*release)(void *obj);

@@ -78,6 +78,52 @@ static void wait_times_out_never_early_and_keeps_the_lock(void **state) {
     BR_CHECK_OK(br_lock_release(&l));
 }
 
+/* The lock destroyed under a waiter: it times out and can't take the lock back, so
+ * br_cond_wait says BR_EINVAL (misuse) and returns without the lock. */
+typedef struct {
+    br_cond *c;
+    br_lock *l;
+    int64_t wait_ns;
+    int rc;
+    int held_after;
+    atomic_int finished;
+} orphan_ctx;
+
+static void orphan_waiter(void *arg) {
+    orphan_ctx *o = arg;
+    o->rc = br_lock_acquire(o->l, BR_FOREVER);
+    if (o->rc == 0)
+        o->rc = br_cond_wait(o->c, br_deadline_after(o->wait_ns));
+    o->held_after = br_lock_owned(o->l);
+    atomic_store(&o->finished, 1);
+}
+
+static void wait_einval_when_the_lock_is_destroyed(void **state) {
+    (void)state;
+    /* The destroy must land while the waiter waits; if a loaded machine lets its wait
+     * end first, try again with a longer one. */
+    for (int attempt = 0;; attempt++) {
+        BR_CHECK(attempt < 8);
+        br_lock l = BR_LOCK_INIT;
+        br_cond c;
+        BR_CHECK_OK(br_cond_init(&c, &l));
+        orphan_ctx o = {.c = &c, .l = &l, .wait_ns = (20 * BR_MSEC) << attempt, .rc = 99};
+        br_thread *t = tu_spawn(orphan_waiter, &o);
+        TU_WAIT_FOR((cond_waiters(&c) == 1 && !br_lock_locked(&l)) ||
+                    atomic_load(&o.finished));
+        int rc = atomic_load(&o.finished) ? BR_EBUSY : br_lock_destroy(&l);
+        tu_join(t);
+        if (rc == BR_EBUSY) /* its wait ended before the destroy */
+            continue;
+        BR_CHECK_OK(rc);
+        BR_CHECK_ERR(o.rc, BR_EINVAL);
+        BR_CHECK_EQ(o.held_after, 0);
+        BR_CHECK_EQ(cond_waiters(&c), 0);
+        BR_CHECK_OK(br_cond_destroy(&c));
+        break;
+    }
+}
+
 /* --- the poem: two threads speak in strict alternation ------------------------------- */
 
 static const char *const poem[] = {
@@ -434,6 +480,7 @@ static void producers_consumers_lose_no_wakeup(void **state) {
 
 BR_TEST_MAIN(cmocka_unit_test(needs_the_lock), cmocka_unit_test(null_handles),
              cmocka_unit_test(wait_times_out_never_early_and_keeps_the_lock),
+             cmocka_unit_test(wait_einval_when_the_lock_is_destroyed),
              cmocka_unit_test(poem_in_strict_alternation),
              cmocka_unit_test(ping_pong_stress), cmocka_unit_test(notify_n_wakes_exactly_n),
              cmocka_unit_test(notify_all_wakes_everyone),
