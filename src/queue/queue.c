@@ -36,8 +36,9 @@
  * linked); or the putter's came first, and the getter's re-try, which follows its own
  * plk section, sees the item. Putters register the same way with nputw under clk.
  * Counts go down under wlock alone (a waker popping, a waiter leaving): a putter
- * that reads a count not yet lowered only pays a useless trip to wlock. Joiners: the joiner increments njoinw and then reads done; task_done increments done
- * and then reads njoinw; all four are seq_cst, so one of them sees the other.
+ * that reads a count not yet lowered only pays a useless trip to wlock. Joiners: the
+ * joiner increments njoinw and then reads done; task_done increments done and then
+ * reads njoinw; all four are seq_cst, so one of them sees the other.
  *
  * Ownership of a waiter: linked waiters are counted in their list's count; a waker
  * pops one and decrements the count under wlock, then wakes it after releasing wlock.
@@ -275,9 +276,15 @@ static int park(br_queue *q, br__waiter *w, qlist l, int64_t deadline) {
     return br__waiter_park_or_cancel_in(w, &q->w.lock, deadline, unlink_waiter, &l);
 }
 
-static qlist getters(br_queue *q) { return (qlist){&q->w.getters, &q->p.ngetw}; }
-static qlist putters(br_queue *q) { return (qlist){&q->w.putters, &q->c.nputw}; }
-static qlist joiners(br_queue *q) { return (qlist){&q->w.joiners, &q->w.njoinw}; }
+static qlist getters(br_queue *q) {
+    return (qlist){&q->w.getters, &q->p.ngetw};
+}
+static qlist putters(br_queue *q) {
+    return (qlist){&q->w.putters, &q->c.nputw};
+}
+static qlist joiners(br_queue *q) {
+    return (qlist){&q->w.joiners, &q->w.njoinw};
+}
 
 /* --- the slow part of put and get ---------------------------------------------------
  *

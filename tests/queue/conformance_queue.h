@@ -273,7 +273,7 @@ static void conf_large_maxsize(void **state) {
     BR_CHECK(q == NULL);
 }
 
-/* --- out of memory ---------------------------------------------------------------------- */
+/* --- out of memory ------------------------------------------------------------------ */
 
 /* br_queue_new under an out-of-memory loop: fail the Nth allocation for N = 0, 1, ...
  * until it succeeds. Every failure is BR_ENOMEM with nothing made (LeakSanitizer checks
@@ -330,7 +330,7 @@ static void conf_oom_grow(void **state) {
             BR_CHECK_OK(rc);
             BR_CHECK_EQ(br_queue_qsize(q), i);
         }
-        BR_CHECK(enomem > 0); /* the first round had to grow */
+        BR_CHECK(enomem > 0);    /* the first round had to grow */
         br__alloc_fail_after(0); /* getting never allocates: every get succeeds */
         int64_t last_prio = INT64_MIN;
         uintptr_t last = 0;
@@ -1182,9 +1182,11 @@ static void conf_free_shuts_down_before_dispose(void **state) {
     (void)state;
     for (size_t maxsize = 0; maxsize <= (IS_SIMPLE ? 0u : 400u); maxsize += 400) {
         for (int shut = 0; shut < 2; shut++) { /* open, or shut down (draining) first */
-            const long n = 300; /* more than one FIFO chunk */
-            br_queue_opts o = {.kind = QKIND, .maxsize = maxsize,
-                               .dispose = requeue_dispose, .dispose_ctx = (void *)&n};
+            const long n = 300;                /* more than one FIFO chunk */
+            br_queue_opts o = {.kind = QKIND,
+                               .maxsize = maxsize,
+                               .dispose = requeue_dispose,
+                               .dispose_ctx = (void *)&n};
             BR_CHECK_OK(br_queue_new(&freeing_q, &o));
             for (long i = 1; i <= n; i++)
                 BR_CHECK_OK(qput_any(freeing_q, (uintptr_t)i, BR_NOWAIT));
