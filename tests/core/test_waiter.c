@@ -154,7 +154,18 @@ static void wake_after_sleep(void **state) {
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, parker, &r), 0);
     wait_for_len(1);
-    br_sleep(5 * BR_MSEC); /* long past the spin: the parker sleeps in the futex */
+    /* Past the spin: the thread parker sets signalled to 2 when it sleeps in the futex.
+     * Read under the queue's ilock, which keeps the waiter linked while we look. */
+    int64_t give_up = br_deadline_after((int64_t)(10 * BR_SEC * br_test_time_multiplier()));
+    for (;;) {
+        br__ilock_lock(&wq.lock);
+        uint32_t s = wq.head ? atomic_load(&wq.head->signalled) : 0;
+        br__ilock_unlock(&wq.lock);
+        if (s == 2)
+            break;
+        BR_CHECK(br_now() < give_up);
+        br_sleep(100 * BR_USEC);
+    }
     BR_CHECK_EQ(br__wq_wake(&wq, 1, 42), 1);
     pthread_join(t, NULL);
     BR_CHECK_EQ(r.rc, 0);

@@ -259,9 +259,10 @@ static void notify_n_wakes_exactly_n(void **state) {
     BR_CHECK_EQ(cond_waiters(&c), WAITERS - 5);
     BR_CHECK_OK(br_cond_release(&c));
     TU_WAIT_FOR(atomic_load(&k.woken) == 5);
-    br_sleep(10 * BR_MSEC); /* room for a wrong extra wake to show */
-    BR_CHECK_EQ(atomic_load(&k.woken), 5);
+    /* A waiter is woken only by being popped, so the queue says exactly who was: one
+     * still waits, and nobody else can wake without a notify. */
     BR_CHECK_EQ(cond_waiters(&c), 1);
+    BR_CHECK_EQ(atomic_load(&k.woken), 5);
 
     BR_CHECK_OK(br_cond_acquire(&c, BR_FOREVER));
     BR_CHECK_ERR(br_cond_destroy(&c), BR_EBUSY); /* one still waits */
@@ -300,17 +301,25 @@ static void notify_all_wakes_everyone(void **state) {
 typedef struct {
     br_cond *c;
     int value; /* under the lock */
+    int evals; /* how many times box_full ran; under the lock */
     int rc;
 } box;
 
 static bool box_full(void *arg) {
-    return ((box *)arg)->value >= 3;
+    box *b = arg;
+    b->evals++;
+    return b->value >= 3;
 }
 
 static void box_filler(void *arg) {
     box *b = arg;
     for (int i = 0; i < 3 && b->rc == 0; i++) {
-        br_sleep(2 * BR_MSEC); /* makes the waiter go through several wake-ups */
+        /* Each increment only once the waiter waits again, so that it goes through a
+         * wake-up with the predicate still false (no checks here: not the test's
+         * thread; the hang guard is the test's join). */
+        int64_t give_up = tu_guard();
+        while (cond_waiters(b->c) != 1 && br_now() < give_up)
+            br_sleep(50 * BR_USEC);
         b->rc = br_cond_acquire(b->c, BR_FOREVER);
         if (b->rc != 0)
             break;
@@ -337,9 +346,11 @@ static void wait_for_predicate(void **state) {
     /* true at once: no wait even under NOWAIT */
     BR_CHECK_OK(br_cond_wait_for(&c, always_true, NULL, BR_NOWAIT));
 
+    b.evals = 0;
     br_thread *t = tu_spawn(box_filler, &b);
     BR_CHECK_OK(br_cond_wait_for(&c, box_full, &b, tu_guard()));
     BR_CHECK_EQ(b.value, 3);
+    BR_CHECK_EQ(b.evals, 4); /* once before waiting, once after each of the 3 wake-ups */
     BR_CHECK(br_lock_owned(&l));
     BR_CHECK_OK(br_cond_release(&c));
     tu_join(t);

@@ -144,24 +144,66 @@ static void rounds_stress(void **state) {
     }
 }
 
-/* Waiters with deadlines racing with set(): each either saw the set or timed out. */
+/* Waiters with deadlines racing with set(). What each one gets is fixed by the order
+ * of events, and checked: a waiter that returned 0 did so after set() began (no
+ * spurious success); a waiter that timed out did so at or after its deadline (never
+ * early) and had begun before set() returned (a wait that begins on a set event
+ * succeeds); a waiter without a deadline always gets 0 (no lost wake-up). */
+enum { RACERS = 3 }; /* two with the round's deadline, one with none */
+
+typedef struct {
+    br_event *e;
+    int64_t deadline;
+    atomic_int set_begun, set_returned, next_id;
+    int rc[RACERS];
+    int set_returned_before[RACERS]; /* set() had returned when the wait began */
+    int set_begun_after[RACERS];     /* set() had begun when the wait returned */
+    int64_t returned_at[RACERS];
+} race_ctx;
+
+static void race_waiter(void *arg) {
+    race_ctx *k = arg;
+    int id = atomic_fetch_add(&k->next_id, 1);
+    int64_t deadline = id == RACERS - 1 ? BR_FOREVER : k->deadline;
+    k->set_returned_before[id] = atomic_load(&k->set_returned);
+    k->rc[id] = br_event_wait(k->e, deadline);
+    k->returned_at[id] = br_now();
+    k->set_begun_after[id] = atomic_load(&k->set_begun);
+}
+
 static void timeouts_race_with_set(void **state) {
     (void)state;
     long rounds = br_test_scaled(2000, 100);
+    long succeeded = 0, timed_out = 0;
     for (long n = 0; n < rounds; n++) {
         br_event e = BR_EVENT_INIT;
-        crowd k = {.e = &e, .deadline = br_deadline_after((n % 30) * BR_USEC)};
-        br_thread *t[2];
-        for (int i = 0; i < 2; i++)
-            t[i] = tu_spawn(crowd_waiter, &k);
+        race_ctx k = {.e = &e, .deadline = br_deadline_after((n % 30) * BR_USEC)};
+        br_thread *t[RACERS];
+        for (int i = 0; i < RACERS; i++)
+            t[i] = tu_spawn(race_waiter, &k);
+        atomic_store(&k.set_begun, 1);
         BR_CHECK_OK(br_event_set(&e));
-        for (int i = 0; i < 2; i++)
+        atomic_store(&k.set_returned, 1);
+        for (int i = 0; i < RACERS; i++)
             tu_join(t[i]);
-        for (int i = 0; i < 2; i++)
-            BR_CHECK(k.rc[i] == 0 || k.rc[i] == BR_ETIMEDOUT);
+        for (int i = 0; i < RACERS; i++) {
+            int64_t deadline = i == RACERS - 1 ? BR_FOREVER : k.deadline;
+            if (k.rc[i] == 0) {
+                BR_CHECK_EQ(k.set_begun_after[i], 1);
+                succeeded++;
+            } else {
+                BR_CHECK_ERR(k.rc[i], BR_ETIMEDOUT);
+                BR_CHECK(deadline != BR_FOREVER);
+                BR_CHECK(k.returned_at[i] >= deadline);
+                BR_CHECK_EQ(k.set_returned_before[i], 0);
+                timed_out++;
+            }
+        }
         BR_CHECK_EQ(event_waiters(&e), 0);
         BR_CHECK_OK(br_event_destroy(&e));
     }
+    BR_CHECK_EQ(succeeded + timed_out, RACERS * rounds);
+    BR_CHECK(succeeded >= rounds); /* at least every deadline-free waiter */
 }
 
 BR_TEST_MAIN(cmocka_unit_test(set_clear_wait), cmocka_unit_test(deadline_fires_never_early),

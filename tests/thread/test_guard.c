@@ -61,6 +61,33 @@ out:
         BR_CHECK(!br_lock_locked(&lk));
     }
     BR_CHECK_EQ(iterations, 3);
+
+    /* the documented ways to leave the loop itself: a flag tested after the block... */
+    iterations = 0;
+    for (int i = 0; i < 5; i++) {
+        bool stop = false;
+        BR_WITH(&lk) {
+            stop = i == 1;
+        }
+        if (stop)
+            break;
+        iterations++;
+    }
+    BR_CHECK_EQ(iterations, 1); /* Python's `with` + break: the loop ends at i == 1 */
+    BR_CHECK(!br_lock_locked(&lk));
+    /* ...or a goto past the loop, which releases the lock on the way out */
+    iterations = 0;
+    for (int i = 0; i < 5; i++) {
+        iterations++;
+        BR_WITH(&lk) {
+            if (i == 1)
+                goto left_the_loop;
+        }
+    }
+    fail_msg("goto didn't leave the loop");
+left_the_loop:
+    BR_CHECK_EQ(iterations, 2);
+    BR_CHECK(!br_lock_locked(&lk));
 }
 
 static void nested_rlock_and_other_kinds(void **state) {

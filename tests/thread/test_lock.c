@@ -123,8 +123,9 @@ static void release_wakes_a_sleeper(void **state) {
     BR_CHECK_OK(br_lock_acquire(&l, BR_FOREVER));
     blocked_ctx b = {.lock = &l, .rc = 99};
     br_thread *t = tu_spawn(blocked_acquirer, &b);
-    TU_WAIT_FOR(br__wq_len(&BR__LOCK_IMPL(&l)->wq) == 1);
-    br_sleep(5 * BR_MSEC); /* let it get past its spin into the futex */
+    /* Past the parker's spin: asleep in the futex (the thread parker sets 2 then). */
+    TU_WAIT_FOR(tu_first_waiter_state(&BR__LOCK_IMPL(&l)->wq) == 2);
+    BR_CHECK_EQ(br__wq_len(&BR__LOCK_IMPL(&l)->wq), 1);
     BR_CHECK_EQ(atomic_load(&b.got), 0);
     BR_CHECK_OK(br_lock_release(&l));
     tu_join(t);

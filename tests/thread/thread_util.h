@@ -26,6 +26,16 @@ static inline int64_t tu_guard(void) {
         }                                                                                  \
     } while (0)
 
+/* The parker state of the first waiter queued on q (0 spinning or about to park, 2
+ * asleep in the futex, 1 signalled), or -1 if q is empty; read under q's ilock, which
+ * keeps the waiter linked (and its frame alive) while we look. */
+static inline int tu_first_waiter_state(br__wq *q) {
+    br__ilock_lock(&q->lock);
+    int s = q->head ? (int)atomic_load(&q->head->signalled) : -1;
+    br__ilock_unlock(&q->lock);
+    return s;
+}
+
 /* Starts fn(arg) on a braid thread; fails the test if it can't. */
 static inline br_thread *tu_spawn(br_thread_fn fn, void *arg) {
     br_thread *t = NULL;
