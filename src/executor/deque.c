@@ -54,7 +54,6 @@
  */
 #include "executor/deque.h"
 
-#include <stdlib.h>
 
 struct br__deque_ring {
     int64_t mask;
@@ -63,7 +62,7 @@ struct br__deque_ring {
 };
 
 static br__deque_ring *ring_new(int64_t cap) {
-    br__deque_ring *r = malloc(sizeof *r + (size_t)cap * sizeof r->slot[0]);
+    br__deque_ring *r = br__malloc(sizeof *r + (size_t)cap * sizeof r->slot[0]);
     if (r == NULL)
         return NULL;
     r->mask = cap - 1;
@@ -86,10 +85,10 @@ int br__deque_init(br__deque *d, size_t cap) {
 }
 
 void br__deque_destroy(br__deque *d) {
-    free(atomic_load_explicit(&d->ring, memory_order_relaxed));
+    br__free(atomic_load_explicit(&d->ring, memory_order_relaxed));
     while (d->retired) {
         br__deque_ring *n = d->retired->retired_next;
-        free(d->retired);
+        br__free(d->retired);
         d->retired = n;
     }
     atomic_store_explicit(&d->ring, NULL, memory_order_relaxed);

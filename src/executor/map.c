@@ -38,7 +38,6 @@
  */
 #include "executor/internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #define MAP_MAGIC 0x6d617070u /* "mapp" */
@@ -187,7 +186,7 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args,
     br_map_opts o = {0};
     if (opts)
         o = *opts;
-    br_map *m = calloc(1, sizeof *m);
+    br_map *m = br__calloc(1, sizeof *m);
     if (m == NULL)
         return BR_ENOMEM;
     m->magic = MAP_MAGIC;
@@ -210,12 +209,12 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args,
     m->ring = buffersize < m->nchunks ? buffersize + 1 : m->nchunks;
     if (m->ring == 0)
         m->ring = 1;
-    m->chunks = calloc(m->ring, sizeof *m->chunks);
-    m->slab = calloc(m->ring * m->chunksize, sizeof *m->slab);
+    m->chunks = br__calloc(m->ring, sizeof *m->chunks);
+    m->slab = br__calloc(m->ring * m->chunksize, sizeof *m->slab);
     if (m->chunks == NULL || m->slab == NULL) {
-        free(m->chunks);
-        free(m->slab);
-        free(m);
+        br__free(m->chunks);
+        br__free(m->slab);
+        br__free(m);
         return BR_ENOMEM;
     }
     size_t first = buffersize < m->nchunks ? buffersize : m->nchunks;
@@ -332,8 +331,8 @@ int br_map_free(br_map *m) {
     if (m->cur)
         br_future_release(m->cur);
     m->magic = MAP_DEAD;
-    free(m->chunks);
-    free(m->slab);
-    free(m);
+    br__free(m->chunks);
+    br__free(m->slab);
+    br__free(m);
     return 0;
 }

@@ -9,7 +9,6 @@
  * br__task_abandon. */
 #include "executor/internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 static int submit_task(br_executor *ex, br_task_fn fn, const void *arg, size_t len,

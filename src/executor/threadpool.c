@@ -130,7 +130,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
+#include <stdlib.h> /* atexit */
 #include <string.h>
 
 /* How long an idle worker searches before it parks (ns), at most: each worker adapts
@@ -974,13 +974,12 @@ static int spawn_locked(struct pool *p) {
         return 0;
     struct worker *w = p->workers[i];
     if (w == NULL) {
-        void *mem = NULL;
-        if (posix_memalign(&mem, BR__CACHELINE, sizeof *w) != 0)
+        w = br__aligned_alloc(BR__CACHELINE, sizeof *w);
+        if (w == NULL)
             return BR_ENOMEM;
-        w = mem;
         memset(w, 0, sizeof *w);
         if (br__deque_init(&w->dq, 256) != 0) {
-            free(w);
+            br__free(w);
             return BR_ENOMEM;
         }
         w->pool = p;
@@ -1141,15 +1140,15 @@ static void pool_destroy(br_executor *ex) {
         if (w == NULL)
             continue;
         br__deque_destroy(&w->dq);
-        free(w);
+        br__free(w);
     }
     br__deque_destroy(&p->fifo);
-    free(p->workers);
-    free(p->prefix);
+    br__free(p->workers);
+    br__free(p->prefix);
     pthread_mutex_destroy(&p->spawn_lock);
     pthread_mutex_destroy(&p->join_lock);
     pthread_mutex_destroy(&p->cancel_lock);
-    free(p);
+    br__free(p);
 }
 
 static int pool_max_workers(const br_executor *ex) {
@@ -1304,24 +1303,23 @@ int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts) {
     if (o.max_workers == 0)
         o.max_workers = ncpu + 4 < 32 ? ncpu + 4 : 32;
 
-    void *mem = NULL;
-    if (posix_memalign(&mem, BR__CACHELINE, sizeof(struct pool)) != 0)
+    struct pool *p = br__aligned_alloc(BR__CACHELINE, sizeof(struct pool));
+    if (p == NULL)
         return BR_ENOMEM;
-    struct pool *p = mem;
     memset(p, 0, sizeof *p);
-    p->workers = calloc((size_t)o.max_workers, sizeof *p->workers);
+    p->workers = br__calloc((size_t)o.max_workers, sizeof *p->workers);
     if (o.thread_name_prefix != NULL) {
-        p->prefix = strdup(o.thread_name_prefix);
+        p->prefix = br__strdup(o.thread_name_prefix);
     } else {
         char buf[48];
         snprintf(buf, sizeof buf, "ThreadPoolExecutor-%d",
                  atomic_fetch_add_explicit(&pool_counter, 1, memory_order_relaxed));
-        p->prefix = strdup(buf);
+        p->prefix = br__strdup(buf);
     }
     if (p->workers == NULL || p->prefix == NULL || br__deque_init(&p->fifo, 256) != 0) {
-        free(p->workers);
-        free(p->prefix);
-        free(p);
+        br__free(p->workers);
+        br__free(p->prefix);
+        br__free(p);
         return BR_ENOMEM;
     }
     p->base.vt = &pool_vt;

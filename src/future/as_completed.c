@@ -23,7 +23,6 @@
  */
 #include "future/impl.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #define AC_MAGIC 0x61636d70u /* "acmp" */
@@ -77,19 +76,19 @@ int br_as_completed_new(br_as_completed **out, br_future *const fs[], size_t n,
     for (size_t i = 0; i < n; i++)
         if (!br__future_ok(fs[i]))
             return BR__MISUSE(BR_EINVAL, "br_as_completed_new: not a live future");
-    unsigned char *dup = malloc(n ? n : 1);
+    unsigned char *dup = br__malloc(n ? n : 1);
     if (dup == NULL)
         return BR_ENOMEM;
     if (br__future_dedupe(fs, n, dup) != 0) {
-        free(dup);
+        br__free(dup);
         return BR_ENOMEM;
     }
     size_t distinct = 0;
     for (size_t i = 0; i < n; i++)
         distinct += !dup[i];
-    br_as_completed *it = calloc(1, sizeof *it + distinct * sizeof(acnode));
+    br_as_completed *it = br__calloc(1, sizeof *it + distinct * sizeof(acnode));
     if (it == NULL) {
-        free(dup);
+        br__free(dup);
         return BR_ENOMEM;
     }
     it->magic = AC_MAGIC;
@@ -106,7 +105,7 @@ int br_as_completed_new(br_as_completed **out, br_future *const fs[], size_t n,
         nd->w.arg = it;
         br_future_retain(fs[i]);
     }
-    free(dup);
+    br__free(dup);
     /* Already done first, in input order; then watch the rest. */
     for (size_t i = 0; i < distinct; i++) {
         acnode *nd = &it->nodes[i];
@@ -194,6 +193,6 @@ int br_as_completed_free(br_as_completed *it) {
     for (size_t i = 0; i < it->n; i++)
         br_future_release(it->nodes[i].f);
     it->magic = AC_DEAD;
-    free(it);
+    br__free(it);
     return 0;
 }

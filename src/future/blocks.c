@@ -33,13 +33,13 @@
  * (no other lock is taken under it) and is never held across a syscall. future.c
  * holds it across fork().
  *
- * ASan builds take blocks from malloc one at a time instead (the variant at the end,
- * with a bounded pool of chains in front), so that LeakSanitizer still sees every
- * future as an allocation of its own and reports the leaked ones.
+ * ASan builds take blocks from br__malloc one at a time instead (the variant at the
+ * end, with a bounded pool of chains in front), so that LeakSanitizer still sees every
+ * future as an allocation of its own and reports the leaked ones, and so that the
+ * out-of-memory tests reach the future constructors.
  */
 #include "future/impl.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #if defined(BRAID_ASAN) || defined(__SANITIZE_ADDRESS__)
@@ -278,7 +278,7 @@ br_future *br__blocks_get(uint32_t *n) {
         return c;
     }
     br__ilock_unlock(&lock);
-    br_future *b = malloc(sizeof *b);
+    br_future *b = br__malloc(sizeof *b);
     if (b == NULL)
         return NULL;
     b->u.cache_next = NULL;
@@ -302,7 +302,7 @@ void br__blocks_put(br_future *chain, uint32_t n) {
         chain = b->u.cache_next;
         ASAN_UNPOISON_MEMORY_REGION((char *)b + offsetof(br_future, st),
                                     sizeof *b - offsetof(br_future, st));
-        free(b);
+        br__free(b);
     }
 }
 

@@ -80,7 +80,6 @@
 #include "future/impl.h"
 
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
 #if defined(BRAID_ASAN) || defined(__SANITIZE_ADDRESS__)
@@ -246,7 +245,7 @@ br_future *br__task_future(br_task *t) {
 void br__task_set_arg(br_task *t, const void *arg, size_t len) {
     br_future *f = br__task_future(t);
     if (f->tflags & BR__TF_ARG_HEAP)
-        free((void *)t->a.ref.ptr);
+        br__free((void *)t->a.ref.ptr);
     f->tflags &= (uint16_t) ~(BR__TF_ARG_INLINE | BR__TF_ARG_HEAP |
                               (0xffu << BR__TF_ARG_LEN_SHIFT));
     t->a.ref.ptr = arg;
@@ -262,7 +261,7 @@ int br__task_copy_arg(br_task *t, const void *arg, size_t len) {
         f->tflags |= (uint16_t)(BR__TF_ARG_INLINE | (len << BR__TF_ARG_LEN_SHIFT));
         return 0;
     }
-    void *heap = malloc(len);
+    void *heap = br__malloc(len);
     if (heap == NULL)
         return BR_ENOMEM;
     memcpy(heap, arg, len);
@@ -300,7 +299,7 @@ br_future *br__task_prepare(br_task_fn fn, const void *arg, size_t len, unsigned
         memcpy(t->a.bytes, arg, len);
         tf |= (uint16_t)(BR__TF_ARG_INLINE | (len << BR__TF_ARG_LEN_SHIFT));
     } else {
-        void *heap = malloc(len);
+        void *heap = br__malloc(len);
         if (heap == NULL) {
             f->magic = BR__FUTURE_DEAD;
             block_put(f);
@@ -319,7 +318,7 @@ void br__result_clear(br_future *f) {
     switch (f->rkind) {
     case BR__R_HEAP:
     case BR__R_MSGHEAP:
-        free(f->r.heap.p);
+        br__free(f->r.heap.p);
         break;
     case BR__R_PTR:
         /* TAKEN: br_future_take_ptr gave the pointer to its caller. */
@@ -339,7 +338,7 @@ void br__msg_set(br_future *f, const char *msg, size_t len) {
     if (msg == NULL)
         return;
     if (len >= BR__INLINE_MSG) {
-        char *heap = malloc(len + 1);
+        char *heap = br__malloc(len + 1);
         if (heap) {
             memcpy(heap, msg, len);
             heap[len] = '\0';
@@ -362,11 +361,11 @@ void br__future_free(br_future *f) {
     for (br__lnode *n = f->u.lst; n;) {
         br__lnode *next = n->next;
         if (n->kind == BR__LN_CB)
-            free(n);
+            br__free(n);
         n = next;
     }
     if (f->tflags & BR__TF_ARG_HEAP)
-        free((void *)f->task.a.ref.ptr);
+        br__free((void *)f->task.a.ref.ptr);
     f->magic = BR__FUTURE_DEAD;
     block_put(f);
 }
@@ -470,7 +469,7 @@ void br__future_notify(br_future *f, bool temp_ref) {
         cbs = cbs->next;
         br_done_fn fn = cb->fn;
         void *arg = cb->arg;
-        free(cb);
+        br__free(cb);
         fn(f, arg);
     }
     if (temp_ref)
@@ -519,7 +518,7 @@ int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg) {
     br__ilock_lock(&f->lock);
     if (f->cb0_fn != NULL) { /* cb0 is taken (until notify): a node, allocated unlocked */
         br__ilock_unlock(&f->lock);
-        node = malloc(sizeof *node);
+        node = br__malloc(sizeof *node);
         if (node == NULL)
             return BR_ENOMEM;
         br__ilock_lock(&f->lock);
@@ -527,7 +526,7 @@ int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg) {
     uint32_t old = atomic_fetch_or_explicit(&f->st, BR__FF_LISTENERS, memory_order_acq_rel);
     if (br__fs_done(old)) {
         br__ilock_unlock(&f->lock);
-        free(node);
+        br__free(node);
         fn(f, arg);
         return 0;
     }
@@ -703,14 +702,14 @@ int br_future_set_result(br_future *f, const void *data, size_t len) {
         return BR__MISUSE(BR_EINVAL, "br_future_set_result: bad future or data");
     void *heap = NULL;
     if (len > BR__INLINE_RESULT) {
-        heap = malloc(len);
+        heap = br__malloc(len);
         if (heap == NULL)
             return BR_ENOMEM;
         memcpy(heap, data, len);
     }
     int rc = claim(f);
     if (rc != 0) {
-        free(heap);
+        br__free(heap);
         return rc;
     }
     br__result_clear(f);
@@ -754,14 +753,14 @@ int br_future_set_exception(br_future *f, int code, const char *msg) {
     char *heap = NULL;
     size_t mlen = msg ? strlen(msg) : 0;
     if (msg && mlen >= BR__INLINE_MSG) {
-        heap = malloc(mlen + 1);
+        heap = br__malloc(mlen + 1);
         if (heap == NULL)
             return BR_ENOMEM;
         memcpy(heap, msg, mlen + 1);
     }
     int rc = claim(f);
     if (rc != 0) {
-        free(heap);
+        br__free(heap);
         return rc;
     }
     br__result_clear(f);

@@ -17,7 +17,6 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static inline br_future *fut(const br_task *t) {
@@ -69,7 +68,7 @@ int br_task_return(br_task *t, const void *data, size_t len) {
     /* A message from an earlier br_task_fail goes with the old result: success is
      * intended. */
     if (len > BR__INLINE_RESULT) {
-        void *heap = malloc(len);
+        void *heap = br__malloc(len);
         if (heap == NULL)
             return BR_ENOMEM;
         memcpy(heap, data, len);
@@ -136,7 +135,7 @@ int br_task_fail(br_task *t, int code, const char *fmt, ...) {
     if (n >= 0)
         f->rkind = BR__R_MSG;
     if (n >= BR__INLINE_MSG) {
-        char *heap = malloc((size_t)n + 1);
+        char *heap = br__malloc((size_t)n + 1);
         if (heap) { /* else keep the truncated inline copy */
             vsnprintf(heap, (size_t)n + 1, fmt, ap2);
             f->r.heap.p = heap;

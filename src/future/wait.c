@@ -46,7 +46,6 @@
  */
 #include "future/impl.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 enum { STACK_N = 16, SMALL = 32 };
@@ -123,7 +122,7 @@ int br__future_dedupe(br_future *const fs[], size_t n, unsigned char *dup) {
     while (((size_t)1 << bits) < 2 * n)
         bits++;
     size_t mask = ((size_t)1 << bits) - 1;
-    const void **tab = calloc(mask + 1, sizeof *tab);
+    const void **tab = br__calloc(mask + 1, sizeof *tab);
     if (tab == NULL)
         return BR_ENOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -141,7 +140,7 @@ int br__future_dedupe(br_future *const fs[], size_t n, unsigned char *dup) {
             h = (h + 1) & mask;
         }
     }
-    free(tab);
+    br__free(tab);
     return 0;
 }
 
@@ -152,7 +151,7 @@ int br__future_dedupe(br_future *const fs[], size_t n, unsigned char *dup) {
 static int wait_any(br_future *const fs[], size_t n, size_t npending, br_return_when when,
                     int64_t deadline) {
     br__watcher stack_nodes[STACK_N];
-    br__watcher *nodes = npending <= STACK_N ? stack_nodes : malloc(npending * sizeof *nodes);
+    br__watcher *nodes = npending <= STACK_N ? stack_nodes : br__malloc(npending * sizeof *nodes);
     if (nodes == NULL)
         return BR_ENOMEM;
     wait_ctx c;
@@ -193,7 +192,7 @@ static int wait_any(br_future *const fs[], size_t n, size_t npending, br_return_
         while (br__waiter_park(&c.w, BR_FOREVER) != 0)
             ;
     if (nodes != stack_nodes)
-        free(nodes);
+        br__free(nodes);
     return 0;
 }
 
@@ -201,7 +200,7 @@ static int wait_any(br_future *const fs[], size_t n, size_t npending, br_return_
 static int answer_sets(br_future *const fs[], size_t n, br_return_when when,
                        br_future *sets[], size_t *ndone, size_t *nnot_done) {
     unsigned char dup_stack[STACK_N];
-    unsigned char *dup = n <= STACK_N ? dup_stack : malloc(n ? n : 1);
+    unsigned char *dup = n <= STACK_N ? dup_stack : br__malloc(n ? n : 1);
     if (dup == NULL)
         return BR_ENOMEM;
     int rc = br__future_dedupe(fs, n, dup);
@@ -224,7 +223,7 @@ static int answer_sets(br_future *const fs[], size_t n, br_return_when when,
         br_future *copy_stack[STACK_N];
         br_future *const *src = fs;
         if ((const void *)sets == (const void *)fs && n > 0) {
-            br_future **copy = n <= STACK_N ? copy_stack : malloc(n * sizeof *copy);
+            br_future **copy = n <= STACK_N ? copy_stack : br__malloc(n * sizeof *copy);
             if (copy == NULL) {
                 rc = BR_ENOMEM;
                 goto out;
@@ -240,7 +239,7 @@ static int answer_sets(br_future *const fs[], size_t n, br_return_when when,
                 sets[b++] = src[i];
         }
         if (src != fs && src != copy_stack)
-            free((void *)src);
+            br__free((void *)src);
     }
     if (ndone)
         *ndone = nd;
@@ -249,7 +248,7 @@ static int answer_sets(br_future *const fs[], size_t n, br_return_when when,
     rc = goal_met(when, nd, nf, total) ? 0 : BR_ETIMEDOUT;
 out:
     if (dup != dup_stack)
-        free(dup);
+        br__free(dup);
     return rc;
 }
 
