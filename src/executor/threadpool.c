@@ -275,11 +275,7 @@ static void bp_wake(struct pool *p, int n) {
         tail = &w->next;
     }
     br__ilock_unlock(&p->bp.lock);
-    while (chain) {
-        br__waiter *next = chain->next; /* core rule 1: read before the wake */
-        br__waiter_wake(chain);
-        chain = next;
-    }
+    br__wake_chain(chain);
 }
 
 static void pending_release(struct pool *p) {
@@ -382,11 +378,7 @@ static void wake_all(struct pool *p) {
         tail = &w->next;
     }
     br__ilock_unlock(&p->idle.lock);
-    while (chain) {
-        br__waiter *next = chain->next;
-        br__waiter_wake(chain);
-        chain = next;
-    }
+    br__wake_chain(chain);
 }
 
 /* A worker that just finished a task becomes a spinner within a few hundred
@@ -831,6 +823,13 @@ static inline bool can_exit(struct worker *w) {
 
 enum { PARK_WOKEN, PARK_RECHECK };
 
+/* Unlinks a parked worker that leaves the idle queue by itself (under idle.lock). */
+static void idle_unlink(br__waiter *w, void *arg) {
+    struct pool *p = arg;
+    br__wq_remove(&p->idle, w);
+    atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
+}
+
 /* Parks w until a submitter (or shutdown) wakes it. PARK_WOKEN: the waker counted us
  * as spinning. PARK_RECHECK: we unlinked ourselves because work appeared or the pool
  * closed. */
@@ -842,19 +841,11 @@ static int park(struct worker *w) {
     br__wq_push_front(&p->idle, &wt);
     atomic_fetch_add_explicit(&p->nsleeping, 1, memory_order_seq_cst);
     br__ilock_unlock(&p->idle.lock);
-    if (work_visible(p) || can_exit(w)) {
-        br__ilock_lock(&p->idle.lock);
-        bool linked = wt.linked;
-        if (linked) {
-            br__wq_remove(&p->idle, &wt);
-            atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
-        }
-        br__ilock_unlock(&p->idle.lock);
-        if (linked)
-            return PARK_RECHECK;
-    }
-    while (br__waiter_park(&wt, BR_FOREVER) != 0)
-        ;
+    /* Work appeared or the pool closed: leave the queue at once, unless a waker popped
+     * us already, in which case its wake is ours (core rule 2). */
+    int64_t dl = (work_visible(p) || can_exit(w)) ? BR_NOWAIT : BR_FOREVER;
+    if (br__waiter_park_or_cancel_in(&wt, &p->idle.lock, dl, idle_unlink, p) != 0)
+        return PARK_RECHECK;
     return PARK_WOKEN;
 }
 
@@ -935,13 +926,7 @@ static void *worker_main(void *arg) {
     struct pool *p = w->pool;
     tls_worker = w;
     br__tls_v.name = w->name;
-    char kname[16]; /* the kernel keeps 15 bytes */
-    size_t kn = strlen(w->name);
-    if (kn > sizeof kname - 1)
-        kn = sizeof kname - 1;
-    memcpy(kname, w->name, kn);
-    kname[kn] = 0;
-    pthread_setname_np(pthread_self(), kname);
+    br__set_thread_name(w->name);
 
     if (p->initializer != NULL && p->initializer(p->initarg) != 0) {
         pool_break(p);
