@@ -197,6 +197,8 @@ struct pool {
     _Alignas(BR__CACHELINE) _Atomic int64_t pending;
     _Atomic int32_t nbp_waiters;
     br__wq bp;
+    int32_t bp_inside;     /* submitters past the fast path (under bp.lock) */
+    br__waiter *drainers;  /* shutdowns waiting for bp_inside == 0 (under bp.lock) */
 
     _Alignas(BR__CACHELINE) br_initializer_fn initializer;
     void *initarg;
@@ -253,7 +255,19 @@ static int closed_code(uintptr_t h) { return (h & INJ_BROKEN) ? BR_EBROKEN : BR_
  * nbp_waiters (seq_cst) and tries again before it parks; a worker decrements pending
  * (seq_cst) and then reads nbp_waiters: Dekker again, so no release goes unnoticed. A
  * woken submitter retries and may lose the slot to a newcomer, which is fine: pending
- * is then full again and its next release wakes the next waiter. */
+ * is then full again and its next release wakes the next waiter.
+ *
+ * Leaving before the pool is freed. Shutdown wakes every waiting submitter, and they
+ * go on reading the pool (the CLOSED bit, pending, and for one that got a slot, the
+ * whole push) after the wake. So bp_inside, under bp.lock, counts the submitters past
+ * the fast path: one joins it when it first links its waiter (its own later reads of
+ * the pool happen before it leaves), and leaves it at the very end of pool_submit,
+ * under bp.lock; that unlock is its last access to the pool. shutdown(wait) waits,
+ * after joining the workers, until bp_inside is 0: it links a waiter of its own on
+ * `drainers` and the submitter that takes bp_inside to 0 wakes the list after its
+ * unlock (core rule 1: the drainers can't leave before they are signalled). A submit
+ * that begins after br_executor_free began is a use after free like any other; one that
+ * is blocked when it begins is safe. */
 
 static bool pending_try_reserve(struct pool *p) {
     int64_t n = atomic_load_explicit(&p->pending, memory_order_relaxed);
@@ -284,53 +298,85 @@ static void pending_release(struct pool *p) {
         bp_wake(p, 1);
 }
 
-static void bp_unlinked(br__wq *q, void *arg) {
-    (void)q;
+/* A waiting submitter leaves `bp` by itself (timed out, got room, or the pool closed).
+ * Under bp.lock. */
+static void bp_unlink(br__waiter *w, void *arg) {
     struct pool *p = arg;
+    br__wq_remove(&p->bp, w);
     atomic_fetch_sub_explicit(&p->nbp_waiters, 1, memory_order_relaxed);
 }
 
-/* Reserves room for one task, waiting until `deadline` if the pool is full. */
-static int pending_reserve(struct pool *p, int64_t deadline) {
+void (*br__pool_bp_woken_hook)(void);
+_Atomic long br__pool_drain_parks;
+
+/* Reserves room for one task, waiting until `deadline` if the pool is full. Sets
+ * *inside once the caller has joined bp_inside: it must then call bp_leave as its last
+ * access to the pool. */
+static int pending_reserve(struct pool *p, int64_t deadline, bool *inside) {
     for (;;) {
         uintptr_t h = atomic_load_explicit(&p->inject, memory_order_acquire);
         if (h & INJ_FLAGS)
             return closed_code(h);
         if (pending_try_reserve(p))
             return 0;
-        if (deadline == BR_NOWAIT || br_now() >= deadline)
+        if (br__deadline_passed(deadline))
             return BR_ETIMEDOUT;
         br__waiter w;
         br__waiter_init(&w);
         br__ilock_lock(&p->bp.lock);
         br__wq_push(&p->bp, &w);
         atomic_fetch_add_explicit(&p->nbp_waiters, 1, memory_order_seq_cst);
+        if (!*inside) {
+            p->bp_inside++;
+            *inside = true;
+        }
         br__ilock_unlock(&p->bp.lock);
         h = atomic_load_explicit(&p->inject, memory_order_seq_cst);
         bool got = !(h & INJ_FLAGS) && pending_try_reserve(p);
         if (got || (h & INJ_FLAGS)) {
-            /* Leave the queue; if a waker popped us already, take its wake (rule 2). */
-            br__ilock_lock(&p->bp.lock);
-            bool linked = w.linked;
-            if (linked) {
-                br__wq_remove(&p->bp, &w);
-                atomic_fetch_sub_explicit(&p->nbp_waiters, 1, memory_order_relaxed);
-            }
-            br__ilock_unlock(&p->bp.lock);
-            if (!linked) {
-                while (br__waiter_park(&w, BR_FOREVER) != 0)
-                    ;
-                if (got) /* we hold a slot and swallowed a wake meant for a waiter */
-                    bp_wake(p, 1);
-            }
-            if (got)
-                return 0;
-            return closed_code(h);
+            /* Leave the queue at once; if a waker popped us already, its wake is ours
+             * (core rule 2), and with a slot in hand we pass it on. */
+            if (br__waiter_park_or_cancel_in(&w, &p->bp.lock, BR_NOWAIT, bp_unlink, p) == 0 &&
+                got)
+                bp_wake(p, 1);
+            return got ? 0 : closed_code(h);
         }
-        int rc = br__waiter_park_or_cancel(&w, &p->bp, deadline, bp_unlinked, p);
+        int rc = br__waiter_park_or_cancel_in(&w, &p->bp.lock, deadline, bp_unlink, p);
+        if (BR__UNLIKELY(br__pool_bp_woken_hook != NULL))
+            br__pool_bp_woken_hook();
         if (rc == BR_ETIMEDOUT)
             return BR_ETIMEDOUT;
     }
+}
+
+/* The end of a submit that joined bp_inside: its last access to the pool. */
+static void bp_leave(struct pool *p) {
+    br__waiter *chain = NULL;
+    br__ilock_lock(&p->bp.lock);
+    if (--p->bp_inside == 0) {
+        chain = p->drainers;
+        p->drainers = NULL;
+    }
+    br__ilock_unlock(&p->bp.lock); /* from here on a drainer may free the pool */
+    br__wake_chain(chain);
+}
+
+/* Waits until no submitter is inside the pool's slow path (shutdown with wait). */
+static void bp_drain(struct pool *p) {
+    br__waiter w;
+    br__waiter_init(&w);
+    br__ilock_lock(&p->bp.lock);
+    if (p->bp_inside == 0) {
+        br__ilock_unlock(&p->bp.lock);
+        return;
+    }
+    w.next = p->drainers;
+    p->drainers = &w;
+    br__ilock_unlock(&p->bp.lock);
+    atomic_fetch_add_explicit(&br__pool_drain_parks, 1, memory_order_relaxed);
+    /* Only bp_leave pops the list, and it signals everyone it popped. */
+    while (br__waiter_park(&w, BR_FOREVER) != 0)
+        ;
 }
 
 /* --- waking and spawning --------------------------------------------------------------- */
@@ -1046,8 +1092,11 @@ static int push_task(struct pool *p, br_task *t) {
 
 static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
     struct pool *p = as_pool(ex);
+    if (forked_away(p))
+        return BR_ESHUTDOWN; /* before bp.lock, which may have been held at the fork */
     t->xdata = (uintptr_t)t->fn;
     t->fn = p->tramp;
+    bool inside = false; /* joined bp_inside: bp_leave is then our last access to p */
     if (p->max_pending) {
         struct worker *w = tls_worker;
         int rc;
@@ -1060,10 +1109,12 @@ static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
             int64_t dl = (call->flags & BR_CALL_NOWAIT) ? BR_NOWAIT
                          : call->submit_deadline > 0   ? call->submit_deadline
                                                        : BR_FOREVER;
-            rc = pending_reserve(p, dl);
+            rc = pending_reserve(p, dl, &inside);
         }
         if (rc != 0) {
             t->fn = (br_task_fn)t->xdata;
+            if (inside)
+                bp_leave(p);
             return rc;
         }
     }
@@ -1073,6 +1124,8 @@ static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
             pending_release(p);
         t->fn = (br_task_fn)t->xdata;
     }
+    if (BR__UNLIKELY(inside))
+        bp_leave(p);
     return rc;
 }
 
@@ -1114,6 +1167,7 @@ static int pool_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     if (self != NULL && self->pool == p)
         return BR_EDEADLK;
     join_all(p);
+    bp_drain(p); /* the submitters bp_wake woke, on their way out (bounded submission) */
     return 0;
 }
 
@@ -1260,6 +1314,7 @@ void br__threadpool_stats(br_executor *ex, struct br__threadpool_stats *st) {
     st->spinning = atomic_load_explicit(&p->nspinning, memory_order_acquire);
     st->sleeping = atomic_load_explicit(&p->nsleeping, memory_order_acquire);
     st->pending = atomic_load_explicit(&p->pending, memory_order_acquire);
+    st->bp_waiters = atomic_load_explicit(&p->nbp_waiters, memory_order_acquire);
 }
 
 static const struct br__executor_vt pool_vt = {

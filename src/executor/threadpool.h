@@ -14,6 +14,7 @@ struct br__threadpool_stats {
     int spinning;    /* searching for work */
     int sleeping;    /* parked */
     int64_t pending; /* queued and not yet dequeued (only counted with max_pending) */
+    int bp_waiters;  /* submitters parked waiting for room (max_pending) */
 };
 
 /* ex must be a live thread pool. */
@@ -26,5 +27,12 @@ extern bool br__pool_no_membarrier;
 /* How long an idle worker searches before it parks, in ns, at most (default 50 us;
  * each worker adapts its own budget below this, threadpool.c). */
 extern int64_t br__pool_spin_ns;
+
+/* Tests: called by a submitter waiting for room (max_pending) each time it comes back
+ * from its park, before it looks at the pool again; NULL (the default) for none. */
+extern void (*br__pool_bp_woken_hook)(void);
+/* Tests: how many times shutdown(wait) has parked waiting for submitters to leave the
+ * pool (every pool, since the process started). */
+extern _Atomic long br__pool_drain_parks;
 
 #endif

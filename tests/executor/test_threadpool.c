@@ -500,6 +500,72 @@ static void threadpool_max_pending_shutdown_wakes(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
+/* br_executor_free while several threads are blocked in br_submit waiting for room:
+ * shutdown wakes them with BR_ESHUTDOWN, and free must not release the pool before
+ * they have stopped reading it. The hook holds each woken submitter back, inside the
+ * pool, until free has started waiting for it (or, wrongly, returned): deterministic,
+ * and ASan sees any read of the freed pool. */
+static _Atomic int tp_uaf_free_returned;
+static _Atomic int tp_uaf_resumed_after_free;
+static _Atomic long tp_uaf_parks_before;
+
+static void tp_uaf_hook(void) {
+    int64_t guard = tp_guard();
+    while (!atomic_load(&tp_uaf_free_returned) &&
+           atomic_load(&br__pool_drain_parks) == atomic_load(&tp_uaf_parks_before) &&
+           br_now() < guard)
+        sched_yield();
+    if (atomic_load(&tp_uaf_free_returned))
+        atomic_store(&tp_uaf_resumed_after_free, 1); /* it is about to read a freed pool */
+}
+
+static void threadpool_free_with_blocked_submitters(void **state) {
+    (void)state;
+    enum { K = 6 };
+    int rounds = (int)br_test_scaled(20, 4);
+    br__pool_bp_woken_hook = tp_uaf_hook;
+    for (int r = 0; r < rounds; r++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 1, .max_pending = 1});
+        tp_block *b = tp_block_new(true);
+        br_future *bf = tp_submit_block(ex, b);
+        BR_CHECK_OK(br_future_wait(b->started, tp_guard()));
+        br_future *q;
+        BR_CHECK_OK(br_submit_i64(ex, tp_echo, 1, &q)); /* pending is full now */
+        tp_bp_arg a[K];
+        pthread_t th[K];
+        for (int i = 0; i < K; i++) {
+            a[i] = (tp_bp_arg){.ex = ex, .opened = b->gate};
+            BR_CHECK_EQ(pthread_create(&th[i], NULL, tp_blocking_submitter, &a[i]), 0);
+        }
+        struct br__threadpool_stats st;
+        int64_t guard = tp_guard();
+        do {
+            BR_CHECK(br_now() < guard);
+            sched_yield();
+            br__threadpool_stats(ex, &st);
+        } while (st.bp_waiters < K); /* every one parked in pending_reserve */
+        atomic_store(&tp_uaf_free_returned, 0);
+        atomic_store(&tp_uaf_resumed_after_free, 0);
+        atomic_store(&tp_uaf_parks_before, atomic_load(&br__pool_drain_parks));
+        BR_CHECK_OK(br_executor_shutdown(ex, false, false)); /* wakes them */
+        cf_open(b->gate);
+        BR_CHECK_OK(br_executor_free(ex));
+        atomic_store(&tp_uaf_free_returned, 1);
+        for (int i = 0; i < K; i++) {
+            BR_CHECK_EQ(pthread_join(th[i], NULL), 0);
+            BR_CHECK_ERR(a[i].rc, BR_ESHUTDOWN);
+            BR_CHECK(a[i].f == NULL);
+        }
+        BR_CHECK_EQ(atomic_load(&tp_uaf_resumed_after_free), 0);
+        BR_CHECK_EQ(tp_result(bf), 7);
+        BR_CHECK_EQ(tp_result(q), 1);
+        br_future_release(bf);
+        br_future_release(q);
+        tp_block_free(b);
+    }
+    br__pool_bp_woken_hook = NULL;
+}
+
 /* Many submitters against a small bound: all get through, pending never runs away. */
 typedef struct tp_bp_many {
     br_executor *ex;
@@ -1283,6 +1349,7 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS,
              cmocka_unit_test(threadpool_max_pending),
              cmocka_unit_test(threadpool_max_pending_shutdown_wakes),
              cmocka_unit_test(threadpool_max_pending_many),
+             cmocka_unit_test(threadpool_free_with_blocked_submitters),
              cmocka_unit_test(threadpool_shutdown_nowait_then_free),
              cmocka_unit_test(threadpool_shutdown_cancel_futures),
              cmocka_unit_test(threadpool_shutdown_cancel_futures_cas),
