@@ -88,7 +88,10 @@
  * BR_EBROKEN). A worker exits once the injection stack is CLOSED and empty, the fifo
  * and spill are empty and its own deque is empty (a task can still be in another
  * worker's deque, or in the hands of a mover; that worker runs it before it exits). shutdown(wait) joins every worker ever started. A fork bumps
- * fork_gen: in the child the parent's pools have no workers and refuse work.
+ * fork_gen: in the child the parent's pools have no workers and refuse work, and their
+ * shutdown (or free) completes what was queued at the fork, lock-free: cancelled with
+ * cancel_futures, else failed with BR_ESHUTDOWN. Tasks running at the fork never
+ * complete in the child; the exit rule leaves such pools alone there.
  *
  * Cancel requests on running tasks. A task's function runs inside a trampoline that
  * publishes the running task in worker->current, so that shutdown(cancel_futures) can
@@ -149,7 +152,8 @@ enum { CUR_BUSY = 1 };
 
 /* Bumped in the child of every fork: a pool made before the fork has no workers in
  * the child (only the forking thread survives), so there it refuses submits
- * (BR_ESHUTDOWN) and never joins the threads it remembers. */
+ * (BR_ESHUTDOWN), never joins the threads it remembers, and its shutdown completes the
+ * tasks still queued, since nothing will run them (drain_all). */
 static _Atomic unsigned fork_gen;
 
 struct pool;
@@ -736,25 +740,36 @@ static void run_task(struct worker *w, br_task *t) {
 
 /* Takes every queued task out of the pool and abandons it with `code` (shutdown with
  * cancel_futures, or a broken pool). Owners may take from their deques at the same
- * time; they see the flag and abandon what they take. */
-static void drain_all(struct pool *p, int code) {
+ * time; they see the flag and abandon what they take.
+ *
+ * In a forked child (`child`) nobody else runs: the workers, and whoever held a lock
+ * at the fork, are gone. Every queue here is lock-free (the injection stack, the fifo,
+ * the deques) and stays consistent whatever instruction a vanished thread stopped at:
+ * a task it was in the middle of taking is lost with it, like the tasks it was
+ * running. So the child takes fifo_lock without waiting (a mover frozen by the fork
+ * never gives it back; spill is only ever changed by single stores) and skips
+ * pending_release (bp.lock may have been held, and the parent's submitters waiting
+ * for room don't exist here). */
+static void drain_all(struct pool *p, int code, bool child) {
     uintptr_t h = atomic_load_explicit(&p->inject, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&p->inject, &h, h & INJ_FLAGS,
                                                   memory_order_acquire, memory_order_relaxed))
         ;
     br_task *list[2] = {inj_ptr(h), NULL};
     /* A mover holds fifo_lock for a few instructions, unless it is preempted. */
-    for (unsigned i = 1; !fifo_trylock(p); i++) {
+    for (unsigned i = 1; !child && !fifo_trylock(p); i++) {
         br__cpu_relax();
         if ((i & 63) == 0)
             sched_yield();
     }
     list[1] = atomic_exchange_explicit(&p->spill, NULL, memory_order_relaxed);
-    fifo_unlock(p);
+    if (!child)
+        fifo_unlock(p);
+    bool release = p->max_pending && !child;
     for (int k = 0; k < 2; k++)
         for (br_task *t = list[k]; t != NULL;) {
             br_task *next = t->next;
-            if (p->max_pending)
+            if (release)
                 pending_release(p);
             br__task_abandon(t, code);
             t = next;
@@ -766,7 +781,7 @@ static void drain_all(struct pool *p, int code) {
             break;
         if (r == BR__STEAL_RETRY)
             continue;
-        if (p->max_pending)
+        if (release)
             pending_release(p);
         br__task_abandon(t, code);
     }
@@ -782,7 +797,7 @@ static void drain_all(struct pool *p, int code) {
                 br__cpu_relax();
                 continue;
             }
-            if (p->max_pending)
+            if (release)
                 pending_release(p);
             br__task_abandon(t, code);
         }
@@ -830,7 +845,7 @@ out:
 static void pool_break(struct pool *p) {
     atomic_fetch_or_explicit(&p->flags, F_BROKEN, memory_order_seq_cst);
     atomic_fetch_or_explicit(&p->inject, INJ_BROKEN, memory_order_seq_cst);
-    drain_all(p, BR_EBROKEN);
+    drain_all(p, BR_EBROKEN, false);
     bp_wake(p, -1);
 }
 
@@ -1153,10 +1168,15 @@ static int pool_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     uint32_t f = F_SHUTDOWN | (cancel_futures ? F_CANCEL : 0);
     atomic_fetch_or_explicit(&p->flags, f, memory_order_seq_cst);
     atomic_fetch_or_explicit(&p->inject, INJ_CLOSED, memory_order_seq_cst);
-    if (forked_away(p))
-        return 0; /* no workers here; its locks may have been held at the fork */
+    if (forked_away(p)) {
+        /* No workers here, and its locks may have been held at the fork: nothing
+         * queued will ever run in this process, so complete it all now, lock-free
+         * (drain_all). Tasks that were running at the fork never complete here. */
+        drain_all(p, cancel_futures ? BR_ECANCELED : BR_ESHUTDOWN, true);
+        return 0;
+    }
     if (cancel_futures) {
-        drain_all(p, BR_ECANCELED);
+        drain_all(p, BR_ECANCELED, false);
         cancel_running(p);
     }
     bp_wake(p, -1);
@@ -1408,6 +1428,11 @@ static void pool_at_exit(void) {
         p->exit_hold = true;
     pthread_mutex_unlock(&reg_lock);
     for (struct pool *p = list; p; p = p->reg_next) {
+        /* A pool made before a fork has nothing to wait for in the child, and its
+         * queued tasks are left alone there (completing them would run the parent's
+         * done-callbacks in the child as it exits). */
+        if (forked_away(p))
+            continue;
         pool_shutdown(&p->base, false, false);
         join_all(p); /* skips the caller if exit() was called by a worker */
     }

@@ -11,6 +11,7 @@
 #include "harness.h"
 
 #include "executor/threadpool.h"
+#include "future/impl.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -1261,6 +1262,139 @@ static void threadpool_fork_child(void **state) {
     BR_CHECK_OK(br_executor_free(kept));
 }
 
+/* Tasks queued in a forked child's copy of a pool can never run there: shutdown (and
+ * free) must complete them anyway, from every queue (the injection stack, the shared
+ * fifo, a worker's own deque), while the tasks running at the fork stay running. The
+ * fork happens while every pool thread is parked on a gate (none inside malloc). */
+typedef struct tp_fk {
+    br_future *gate, *started;
+    int nested;          /* children submitted to its worker's deque before blocking */
+    br_future *kids[4];
+} tp_fk;
+
+static int tp_fk_task(br_task *t) {
+    tp_fk *k = (tp_fk *)(uintptr_t)br_task_arg_i64(t);
+    for (int i = 0; i < k->nested; i++)
+        if (br_submit_i64(tp_self_ex, tp_echo, 100 + i, &k->kids[i]) != 0)
+            return BR_EIO;
+    br_future_set_result_i64(k->started, 1);
+    return br_future_wait(k->gate, BR_FOREVER);
+}
+
+static bool tp_has_waiter(br_future *f) {
+    return (atomic_load(&f->st) & BR__FF_LISTENERS) != 0;
+}
+
+enum { TP_FK_Q = 5 };
+
+/* In the child: every queued future is done with `code` and only ours holds it; the
+ * running ones are still running. Returns 0 or the number of the failed check. */
+static int tp_fk_check(br_future **queued, int n, br_future **running, int code) {
+    for (int i = 0; i < n; i++) {
+        br_future *f = queued[i];
+        if (!br_future_done(f))
+            return 20 + i;
+        if (code == BR_ECANCELED ? !br_future_cancelled(f)
+                                 : br_future_result(f, BR_NOWAIT, NULL, NULL) != code)
+            return 40 + i;
+        if (atomic_load(&f->refs) != 1) /* the pool dropped its reference */
+            return 60 + i;
+    }
+    for (int i = 0; i < 2; i++)
+        if (br_future_state_of(running[i]) != BR_FUTURE_RUNNING)
+            return 80 + i;
+    return 0;
+}
+
+static void threadpool_fork_child_completes_queued(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+    tp_self_ex = ex;
+    tp_fk g1 = {tp_future(), tp_future(), 0, {0}}, g2 = {tp_future(), tp_future(), 0, {0}};
+    tp_fk b = {tp_future(), tp_future(), 4, {0}};
+    br_future *fg1, *fg2, *fb, *t[TP_FK_Q], *u[TP_FK_Q];
+    BR_CHECK_OK(br_submit_i64(ex, tp_fk_task, (int64_t)(uintptr_t)&g1, &fg1));
+    BR_CHECK_OK(br_submit_i64(ex, tp_fk_task, (int64_t)(uintptr_t)&g2, &fg2));
+    BR_CHECK_OK(br_future_wait(g1.started, tp_guard()));
+    BR_CHECK_OK(br_future_wait(g2.started, tp_guard()));
+    /* Both workers are busy: b and t[] wait on the injection stack. */
+    BR_CHECK_OK(br_submit_i64(ex, tp_fk_task, (int64_t)(uintptr_t)&b, &fb));
+    for (int i = 0; i < TP_FK_Q; i++)
+        BR_CHECK_OK(br_submit_i64(ex, tp_echo, i, &t[i]));
+    /* g1's worker moves them to the fifo, keeps b (the oldest) and runs it: b fills
+     * that worker's deque with its children and blocks. */
+    cf_open(g1.gate);
+    BR_CHECK_OK(br_future_wait(b.started, tp_guard()));
+    for (int i = 0; i < TP_FK_Q; i++)
+        BR_CHECK_OK(br_submit_i64(ex, tp_echo, 10 + i, &u[i]));
+    int64_t guard = tp_guard();
+    while (!tp_has_waiter(g2.gate) || !tp_has_waiter(b.gate)) { /* both parked */
+        BR_CHECK(br_now() < guard);
+        sched_yield();
+    }
+    br_future *queued[2 * TP_FK_Q + 4], *running[2] = {fg2, fb};
+    int nq = 0;
+    for (int i = 0; i < TP_FK_Q; i++) {
+        queued[nq++] = t[i];
+        queued[nq++] = u[i];
+    }
+    for (int i = 0; i < 4; i++)
+        queued[nq++] = b.kids[i];
+    int status[2] = {-1, -1};
+    for (int mode = 0; mode < 2; mode++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0)
+            break;
+        if (pid == 0) {
+            int rc;
+            if (mode == 0) { /* shutdown(cancel_futures): cancelled at once */
+                if (br_executor_shutdown(ex, false, true) != 0)
+                    _exit(2);
+                rc = tp_fk_check(queued, nq, running, BR_ECANCELED);
+                if (rc == 0 && br_executor_free(ex) != 0)
+                    rc = 3;
+            } else { /* free, i.e. shutdown(wait): they fail with BR_ESHUTDOWN */
+                if (br_executor_free(ex) != 0)
+                    _exit(4);
+                rc = tp_fk_check(queued, nq, running, BR_ESHUTDOWN);
+            }
+            _exit(rc); /* (not exit: the leak check can't see the parent's threads) */
+        }
+        if (waitpid(pid, &status[mode], 0) != pid)
+            status[mode] = -1;
+    }
+    /* In the parent everything runs as usual (gates first: a failed check must not
+     * leave the workers blocked for the exit rule to wait on). */
+    cf_open(g2.gate);
+    cf_open(b.gate);
+    for (int mode = 0; mode < 2; mode++)
+        if (status[mode] == -1 || !WIFEXITED(status[mode]) || WEXITSTATUS(status[mode]) != 0)
+            fail_msg("child (mode %d) status %d, exit code %d", mode, status[mode],
+                     status[mode] != -1 && WIFEXITED(status[mode]) ? WEXITSTATUS(status[mode])
+                                                                 : -1);
+    for (int i = 0; i < TP_FK_Q; i++) {
+        BR_CHECK_EQ(tp_result(t[i]), i);
+        BR_CHECK_EQ(tp_result(u[i]), 10 + i);
+    }
+    for (int i = 0; i < 4; i++)
+        BR_CHECK_EQ(tp_result(b.kids[i]), 100 + i);
+    BR_CHECK_OK(br_future_result(fg1, tp_guard(), NULL, NULL));
+    BR_CHECK_OK(br_future_result(fg2, tp_guard(), NULL, NULL));
+    BR_CHECK_OK(br_future_result(fb, tp_guard(), NULL, NULL));
+    BR_CHECK_OK(br_executor_free(ex));
+    for (int i = 0; i < nq; i++)
+        br_future_release(queued[i]);
+    br_future_release(fg1);
+    br_future_release(fg2);
+    br_future_release(fb);
+    tp_fk *all[3] = {&g1, &g2, &b};
+    for (int i = 0; i < 3; i++) {
+        br_future_release(all[i]->gate);
+        br_future_release(all[i]->started);
+    }
+}
+
 /* --- stress ------------------------------------------------------------------------------- */
 
 typedef struct tp_stress {
@@ -1367,4 +1501,5 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS,
              cmocka_unit_test(threadpool_exit_waits_for_non_daemon),
              cmocka_unit_test(threadpool_exit_abandons_daemon),
              cmocka_unit_test(threadpool_fork_child),
+             cmocka_unit_test(threadpool_fork_child_completes_queued),
              cmocka_unit_test(threadpool_stress))
