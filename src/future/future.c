@@ -404,6 +404,7 @@ void br_future_release(br_future *f) {
 typedef struct wait_node {
     br__lnode node;
     br__waiter *w;
+    br_future *f;
 } wait_node;
 
 /* Caller holds f->lock. */
@@ -429,11 +430,18 @@ static void lst_unlink(br_future *f, br__lnode *n) {
     n->linked = 0;
 }
 
+/* A waiter whose park timed out leaves the list (under f->lock). */
+static void wait_unlink(br__waiter *w, void *arg) {
+    wait_node *n = arg;
+    lst_unlink(n->f, &n->node);
+    w->linked = 0;
+}
+
 void br__future_notify(br_future *f, bool temp_ref) {
     if (temp_ref)
         atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-    br__lnode *waiters = NULL; /* relinked through next */
-    br__lnode *cbs = NULL;     /* relinked through next, oldest first */
+    br__waiter *waiters = NULL; /* the blocked waiters, chained through their next */
+    br__lnode *cbs = NULL;      /* relinked through next, oldest first */
     br__ilock_lock(&f->lock);
     br__lnode *n = f->u.lst;
     f->u.lst = NULL;
@@ -448,8 +456,10 @@ void br__future_notify(br_future *f, bool temp_ref) {
             br__watcher *w = (br__watcher *)(void *)n;
             w->fn(w, f);
         } else if (n->kind == BR__LN_WAIT) {
-            n->next = waiters;
-            waiters = n;
+            br__waiter *w = ((wait_node *)(void *)n)->w;
+            w->linked = 0; /* popped: the wake is on its way (core rule 2) */
+            w->next = waiters;
+            waiters = w;
         } else {
             n->next = cbs; /* prepending reverses: oldest first */
             cbs = n;
@@ -457,11 +467,7 @@ void br__future_notify(br_future *f, bool temp_ref) {
         n = next;
     }
     br__ilock_unlock(&f->lock);
-    while (waiters) {
-        br__lnode *next = waiters->next; /* before the wake: core rule 1 */
-        br__waiter_wake(((wait_node *)(void *)waiters)->w);
-        waiters = next;
-    }
+    br__wake_chain(waiters);
     if (c0)
         c0(f, c0arg);
     while (cbs) {
@@ -815,25 +821,15 @@ int br__future_wait_done(br_future *f, int64_t deadline) {
     w.flags |= BR__WAITER_NOSPIN;
     wait_node n;
     n.w = &w;
+    n.f = f;
     if (!listen_lock(f))
         return 0;
     lst_link(f, &n.node, BR__LN_WAIT);
+    w.linked = 1; /* mirrors n.node.linked, for br__waiter_park_or_cancel_in */
     br__ilock_unlock(&f->lock);
-    /* Woken only by notify, so 0 means done. */
-    if (br__waiter_park(&w, deadline) == 0)
-        return 0;
-    br__ilock_lock(&f->lock);
-    if (n.node.linked) {
-        lst_unlink(f, &n.node);
-        br__ilock_unlock(&f->lock);
-        return BR_ETIMEDOUT;
-    }
-    br__ilock_unlock(&f->lock);
-    /* Core rule 2: notify unlinked us and is about to wake us (or has): wait for it,
-     * so that it never touches a frame we have left. */
-    while (br__waiter_park(&w, BR_FOREVER) != 0)
-        ;
-    return 0;
+    /* Woken only by notify, so 0 means done; a timeout unlinks us unless notify got
+     * there first (core rule 2). */
+    return br__waiter_park_or_cancel_in(&w, &f->lock, deadline, wait_unlink, &n);
 }
 
 int br_future_wait(br_future *f, int64_t deadline) {

@@ -161,7 +161,7 @@ bool br_task_cancelled(const br_task *t) {
         return false;
     if (cancel_requested(t))
         return true;
-    if (t->deadline != BR_FOREVER && br_now() >= t->deadline)
+    if (br__deadline_passed(t->deadline))
         return true;
     return BR__UNLIKELY(fut(t)->tflags & BR__TF_CHILD) &&
            br_task_cancelled((const br_task *)t->xdata);
@@ -191,7 +191,7 @@ static uint32_t settle(br_future *f, int *rcp) {
             *rcp = rc;
             return BR__FS_CANCELLED;
         }
-        if (f->task.deadline != BR_FOREVER && br_now() >= f->task.deadline) {
+        if (br__deadline_passed(f->task.deadline)) {
             br__result_clear(f);
             rc = BR_ETIMEDOUT;
         }
@@ -216,7 +216,7 @@ int br__task_run(br_task *t) {
 
     int rc;
     uint32_t to;
-    if (BR__UNLIKELY(t->deadline != BR_FOREVER) && br_now() >= t->deadline) {
+    if (BR__UNLIKELY(br__deadline_passed(t->deadline))) {
         rc = BR_ETIMEDOUT;
         f->code = rc;
         to = BR__FS_FINISHED;
