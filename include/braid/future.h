@@ -155,21 +155,28 @@ BR_API int br_wait(br_future *const fs[], size_t n, br_return_when when, int64_t
  * those already done first; each once, even if listed twice. The iterator takes its own
  * reference on each future (you may release yours) and registers one watcher per
  * future for its whole life, not one per call. `deadline` bounds the whole iteration,
- * as Python's timeout does. */
+ * as Python's timeout does. Several threads may call next() on one iterator; each
+ * future goes to one of them. Returns 0 (*out is yours: br_as_completed_free),
+ * BR_EINVAL (out NULL, fs NULL with n > 0, or a dead future in fs) or BR_ENOMEM. */
 typedef struct br_as_completed br_as_completed;
 BR_API int br_as_completed_new(br_as_completed **out, br_future *const fs[], size_t n,
                                int64_t deadline);
 /* 0 and *f = the next done future (borrowed: valid until br_as_completed_free, or
  * retain it); BR_EOF when every future has been yielded; BR_ETIMEDOUT when the deadline
  * passes first (call again with a later deadline via br_as_completed_set_deadline, or
- * free it). */
+ * free it); BR_EINVAL (it or f NULL, or a freed iterator). Blocks until then. */
 BR_API int br_as_completed_next(br_as_completed *it, br_future **f);
 /* The same, also giving the future's position in the fs array passed to
  * br_as_completed_new (its first position, if it was listed twice): what Python code
  * gets from a {future: input} dict. index may be NULL. */
 BR_API int br_as_completed_next_index(br_as_completed *it, br_future **f, size_t *index);
+/* Moves the deadline of the whole iteration; consumers blocked in next() see the new
+ * one at once. 0 or BR_EINVAL. */
 BR_API int br_as_completed_set_deadline(br_as_completed *it, int64_t deadline);
-/* Futures not yet done when the iterator is freed keep running. */
+/* Frees the iterator and drops its references. Futures not yet done keep running.
+ * BR_EBUSY, and nothing happens, while a thread is blocked in br_as_completed_next on
+ * it (wake it first: complete its futures or move the deadline); a call on `it` that
+ * begins after the free is a use after free. 0, BR_EBUSY or BR_EINVAL. */
 BR_API int br_as_completed_free(br_as_completed *it);
 
 #ifdef __cplusplus

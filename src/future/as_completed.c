@@ -15,11 +15,20 @@
  * future's lock and takes it->wq.lock inside it (lock order: future, then iterator;
  * the iterator never takes a future's lock while holding its own). It appends its node
  * and pops one blocked consumer, which it wakes after dropping the lock. A consumer
- * whose park times out follows core rule 2 and then looks at the list once more.
+ * whose park times out follows core rule 2 and then looks at the list once more. The
+ * consumer that takes the last future wakes every other blocked one, since they are
+ * at BR_EOF now and no completion is left to wake them.
  *
  * br_as_completed_free unwatches every node first. An unwatch waits for a running fn
  * (it takes the future's lock), so once they are all done no fn can touch the
  * iterator, and it can release the references and free itself.
+ *
+ * Consumers blocked in next() can't be made to leave (who would tell them their
+ * iterator is gone?), so free refuses while there are any, as br_queue_free does:
+ * nblocked counts the consumers past next()'s fast path, from before their first park
+ * until after their last unlock, and its (release) decrement is each one's last access
+ * to the iterator; free reads it (acquire) and answers BR_EBUSY unless it is 0. A call
+ * that begins after free has begun is a use after free, as with any object.
  */
 #include "future/impl.h"
 
@@ -42,6 +51,7 @@ struct br_as_completed {
     size_t yielded; /* under wq.lock */
     int64_t deadline; /* under wq.lock */
     br__wq wq;      /* consumers blocked in next(); the lock guards the fields here */
+    _Atomic size_t nblocked; /* consumers in next() past the fast path (free: BR_EBUSY) */
     acnode *ready_head, *ready_tail;
     acnode nodes[];
 };
@@ -54,6 +64,18 @@ static void push_ready(br_as_completed *it, acnode *nd) {
     else
         it->ready_head = nd;
     it->ready_tail = nd;
+}
+
+/* Pops every blocked consumer, chained through next for br__wake_chain. Caller holds
+ * it->wq.lock. */
+static br__waiter *pop_all(br_as_completed *it) {
+    br__waiter *chain = NULL, **tail = &chain;
+    br__waiter *w;
+    while ((w = br__wq_pop(&it->wq)) != NULL) {
+        *tail = w;
+        tail = &w->next;
+    }
+    return chain;
 }
 
 static void on_done(br__watcher *w, br_future *f) {
@@ -140,6 +162,8 @@ int br_as_completed_next_index(br_as_completed *it, br_future **f, size_t *index
         *f = NULL;
     if (it == NULL || it->magic != AC_MAGIC || f == NULL)
         return BR__MISUSE(BR_EINVAL, "br_as_completed_next: bad iterator or f");
+    bool blocked = false; /* counted in it->nblocked: its decrement is our last access */
+    int rc;
     br__ilock_lock(&it->wq.lock);
     for (;;) {
         acnode *nd = it->ready_head;
@@ -147,21 +171,31 @@ int br_as_completed_next_index(br_as_completed *it, br_future **f, size_t *index
             it->ready_head = nd->next;
             if (it->ready_head == NULL)
                 it->ready_tail = NULL;
-            it->yielded++;
+            br__waiter *rest = NULL;
+            if (++it->yielded == it->n) /* the last one: the others are at EOF now */
+                rest = pop_all(it);
             br__ilock_unlock(&it->wq.lock);
+            br__wake_chain(rest);
             *f = nd->f;
             if (index)
                 *index = nd->index;
-            return 0;
+            rc = 0;
+            break;
         }
         if (it->yielded == it->n) {
             br__ilock_unlock(&it->wq.lock);
-            return BR_EOF;
+            rc = BR_EOF;
+            break;
         }
         int64_t dl = it->deadline;
-        if (dl <= 0 || (dl != BR_FOREVER && br_now() >= dl)) {
+        if (br__deadline_passed(dl)) {
             br__ilock_unlock(&it->wq.lock);
-            return BR_ETIMEDOUT;
+            rc = BR_ETIMEDOUT;
+            break;
+        }
+        if (!blocked) {
+            atomic_fetch_add_explicit(&it->nblocked, 1, memory_order_relaxed);
+            blocked = true;
         }
         br__waiter w;
         br__waiter_init(&w);
@@ -172,6 +206,9 @@ int br_as_completed_next_index(br_as_completed *it, br_future **f, size_t *index
         br__waiter_park_or_cancel(&w, &it->wq, dl, NULL, NULL);
         br__ilock_lock(&it->wq.lock);
     }
+    if (blocked) /* release: everything above happens before a free that reads 0 */
+        atomic_fetch_sub_explicit(&it->nblocked, 1, memory_order_release);
+    return rc;
 }
 
 int br_as_completed_set_deadline(br_as_completed *it, int64_t deadline) {
@@ -187,6 +224,10 @@ int br_as_completed_set_deadline(br_as_completed *it, int64_t deadline) {
 int br_as_completed_free(br_as_completed *it) {
     if (it == NULL || it->magic != AC_MAGIC)
         return BR__MISUSE(BR_EINVAL, "br_as_completed_free: bad iterator");
+    /* Acquire: pairs with the release decrement that is each blocked consumer's last
+     * access, so when it reads 0 they are all gone. */
+    if (atomic_load_explicit(&it->nblocked, memory_order_acquire) != 0)
+        return BR_EBUSY;
     for (size_t i = 0; i < it->n; i++)
         if (it->nodes[i].watched)
             br__future_unwatch(it->nodes[i].f, &it->nodes[i].w);
@@ -195,4 +236,8 @@ int br_as_completed_free(br_as_completed *it) {
     it->magic = AC_DEAD;
     br__free(it);
     return 0;
+}
+
+size_t br__as_completed_blocked(br_as_completed *it) {
+    return atomic_load_explicit(&it->nblocked, memory_order_acquire);
 }

@@ -177,4 +177,7 @@ struct br__blocks_stats {
 };
 void br__blocks_stats(struct br__blocks_stats *st);
 
+/* Tests: consumers blocked in br_as_completed_next on `it` (as_completed.c). */
+size_t br__as_completed_blocked(br_as_completed *it);
+
 #endif

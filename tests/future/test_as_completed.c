@@ -3,6 +3,7 @@
 #include "future/impl.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 
 static int64_t hang_guard(void) {
@@ -124,15 +125,29 @@ static void overall_deadline(void **state) {
     drop(fs, N);
 }
 
+/* Waits (in any thread) until `n` consumers are blocked in next() on it. A consumer
+ * counts from under the iterator's lock, before it links its waiter and unlocks, so
+ * anything that takes the lock afterwards finds it linked. False if the guard passed. */
+static bool until_blocked(br_as_completed *it, size_t n) {
+    int64_t guard = hang_guard();
+    while (br__as_completed_blocked(it) != n) {
+        if (br_now() >= guard)
+            return false;
+        sched_yield();
+    }
+    return true;
+}
+
 typedef struct {
     br_as_completed *it;
     int64_t new_deadline;
-    int64_t delay;
+    _Atomic bool saw_blocked;
 } mover_arg;
 
 static void *mover(void *p) {
     mover_arg *m = p;
-    br_sleep(m->delay);
+    atomic_store(&m->saw_blocked, until_blocked(m->it, 1));
+    m->new_deadline = br_deadline_after(10 * BR_MSEC);
     br_as_completed_set_deadline(m->it, m->new_deadline);
     return NULL;
 }
@@ -144,13 +159,61 @@ static void set_deadline_wakes_blocked(void **state) {
     br_as_completed *it;
     BR_CHECK_OK(br_as_completed_new(&it, &f, 1, hang_guard()));
     /* a consumer blocked with a far deadline sees an earlier one set meanwhile */
-    mover_arg m = {it, br_deadline_after(10 * BR_MSEC), 2 * BR_MSEC};
+    mover_arg m = {it, 0, false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, mover, &m), 0);
     br_future *got;
     BR_CHECK_ERR(br_as_completed_next(it, &got), BR_ETIMEDOUT);
-    BR_CHECK(br_now() >= m.new_deadline);
     pthread_join(th, NULL);
+    BR_CHECK(atomic_load(&m.saw_blocked));
+    BR_CHECK(br_now() >= m.new_deadline);
+    BR_CHECK_OK(br_as_completed_free(it));
+    br_future_release(f);
+}
+
+typedef struct {
+    br_as_completed *it;
+    int rc;
+    br_future *got;
+} next_arg;
+
+static void *next_once(void *p) {
+    next_arg *a = p;
+    a->rc = br_as_completed_next(a->it, &a->got);
+    return NULL;
+}
+
+static void free_while_blocked_is_busy(void **state) {
+    (void)state;
+    br_future *f;
+    BR_CHECK_OK(br_future_new(&f));
+    br_as_completed *it;
+    /* BR_FOREVER: the consumer that doesn't get f must be woken to see BR_EOF, not
+     * left for a deadline (ctest's timeout catches that hang) */
+    BR_CHECK_OK(br_as_completed_new(&it, &f, 1, BR_FOREVER));
+    enum { C = 2 };
+    next_arg a[C];
+    pthread_t th[C];
+    for (int i = 0; i < C; i++) {
+        a[i] = (next_arg){it, 1, NULL};
+        assert_int_equal(pthread_create(&th[i], NULL, next_once, &a[i]), 0);
+    }
+    BR_CHECK(until_blocked(it, C));
+    /* freeing under blocked consumers would pull the iterator from under them */
+    BR_CHECK_ERR(br_as_completed_free(it), BR_EBUSY);
+    BR_CHECK_OK(br_future_set_result_i64(f, 5)); /* one gets f, the other EOF */
+    for (int i = 0; i < C; i++)
+        pthread_join(th[i], NULL);
+    BR_CHECK_EQ(br__as_completed_blocked(it), 0);
+    int got = 0, eof = 0;
+    for (int i = 0; i < C; i++) {
+        if (a[i].rc == 0 && a[i].got == f)
+            got++;
+        else if (a[i].rc == BR_EOF && a[i].got == NULL)
+            eof++;
+    }
+    BR_CHECK_EQ(got, 1);
+    BR_CHECK_EQ(eof, 1);
     BR_CHECK_OK(br_as_completed_free(it));
     br_future_release(f);
 }
@@ -319,5 +382,6 @@ BR_TEST_MAIN(cmocka_unit_test(done_first_then_completion_order),
              cmocka_unit_test(next_index_gives_positions),
              cmocka_unit_test(duplicates_once), cmocka_unit_test(holds_references),
              cmocka_unit_test(overall_deadline), cmocka_unit_test(set_deadline_wakes_blocked),
+             cmocka_unit_test(free_while_blocked_is_busy),
              cmocka_unit_test(from_threads_each_once), cmocka_unit_test(several_consumers),
              cmocka_unit_test(free_races_completion), cmocka_unit_test(bad_input))
