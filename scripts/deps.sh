@@ -6,9 +6,9 @@
 set -euo pipefail
 
 what=${1:-build}
-build_pkgs=(cmake ninja-build make gcc libc6-dev pkg-config libcmocka-dev
+build_pkgs=(cmake ninja-build make gcc g++ libc6-dev pkg-config libcmocka-dev
             libasan8 libubsan1 libtsan2)
-bench_pkgs=(g++ clang libomp-dev libglib2.0-dev libuv1-dev golang-go libtbb-dev
+bench_pkgs=(clang libomp-dev libglib2.0-dev libuv1-dev golang-go libtbb-dev
             libboost-context-dev python3)
 
 case "$what" in
