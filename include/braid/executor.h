@@ -47,18 +47,28 @@ typedef int (*br_task_fn)(br_task *t);
 BR_API const void *br_task_arg(const br_task *t, size_t *len);
 /* The argument as an int64 (br_submit_i64, or any 8-byte argument); 0 otherwise. */
 BR_API int64_t br_task_arg_i64(const br_task *t);
-/* Sets the result to a copy of data[0..len) (no allocation up to 32 bytes). A later
- * call replaces an earlier one. 0 or BR_ENOMEM. */
+/* The br_task_return* calls may only be made by the task itself while it runs (t is
+ * its own argument); anywhere else they return BR_EINVAL (misuse).
+ *
+ * Sets the result to a copy of data[0..len) (no allocation up to 32 bytes). A later
+ * call replaces an earlier one. 0, BR_ENOMEM (the earlier result, if any, stays),
+ * BR_EINVAL (also: data NULL with len > 0). */
 BR_API int br_task_return(br_task *t, const void *data, size_t len);
+/* 0 or BR_EINVAL (never allocates). */
 BR_API int br_task_return_i64(br_task *t, int64_t value);
 /* Sets the result to a copy of the NUL-terminated string s, NUL included (read it back
- * with br_future_result_str). */
+ * with br_future_result_str). 0, BR_ENOMEM or BR_EINVAL (also: s NULL). */
 BR_API int br_task_return_str(br_task *t, const char *s);
 /* Sets the result to ptr; the future owns it and calls dtor(ptr) (if not NULL) when
- * freed. In-process executors only: BR_ENOTSUP elsewhere (the caller keeps ptr). */
+ * freed. In-process executors only: BR_ENOTSUP elsewhere (the caller keeps ptr).
+ * 0, BR_ENOTSUP or BR_EINVAL. */
 BR_API int br_task_return_ptr(br_task *t, void *ptr, void (*dtor)(void *ptr));
-/* Records a failure message (printf-style, copied) and returns code, so that a task can
- * `return br_task_fail(t, BR_EINVAL, "bad n: %d", n);`. code must be < 0. */
+/* Records a failure message (printf-style, copied; fmt may be NULL for none) and
+ * returns code, so that a task can `return br_task_fail(t, BR_EINVAL, "bad n: %d", n);`.
+ * code must be < 0: a code >= 0 is turned into BR_EINVAL, which is returned (and the
+ * message recorded), so the task still fails. Messages up to 31 bytes live in the
+ * future; a longer one that can't be copied (out of memory) is kept cut to its first
+ * 31 bytes. Outside a running task: BR_EINVAL (misuse) and nothing is recorded. */
 BR_API int br_task_fail(br_task *t, int code, const char *fmt, ...) BR_PRINTF(3, 4);
 /* True once the task should stop: br_future_request_cancel was called, its deadline
  * (br_call.deadline) passed, or the executor is shutting down with cancel_futures.
@@ -95,14 +105,21 @@ typedef struct br_call {
 
 /* Submits fn with the argument bytes arg[0..len). On success, if out is not NULL, *out
  * is the task's future (you own a reference); with out NULL the task still runs and
- * its result is dropped. Returns 0, BR_EINVAL (ex or fn NULL), BR_ESHUTDOWN (the
- * executor is shut down), BR_EBROKEN (a worker initializer failed), BR_ETIMEDOUT (no
- * room by submit_deadline), BR_ENOMEM. On error nothing runs and no future exists. */
+ * its result is dropped. On a pool with max_pending that is full, waits for room (from
+ * outside the pool; its own workers never wait). Returns 0, BR_EINVAL (ex not a live
+ * executor, fn NULL, or arg NULL with len > 0), BR_ESHUTDOWN (the executor is shut
+ * down, also while waiting for room), BR_EBROKEN (a worker initializer failed),
+ * BR_ENOMEM. On error nothing runs and no future exists. A submit blocked waiting for
+ * room may overlap br_executor_free (it returns BR_ESHUTDOWN, and free waits for it to
+ * leave); one that begins after free began is a use after free. */
 BR_API int br_submit(br_executor *ex, br_task_fn fn, const void *arg, size_t len,
                      br_future **out);
-/* Submits fn with an int64 argument (stored in the task: nothing to keep alive). */
+/* Submits fn with an int64 argument (stored in the task: nothing to keep alive). As
+ * br_submit. */
 BR_API int br_submit_i64(br_executor *ex, br_task_fn fn, int64_t arg, br_future **out);
-/* Submits with every option. */
+/* Submits with every option. As br_submit, and BR_ETIMEDOUT: no room by
+ * call->submit_deadline, or at once with BR_CALL_NOWAIT. BR_EINVAL also for call NULL
+ * or call->fn NULL. */
 BR_API int br_submit_call(br_executor *ex, const br_call *call, br_future **out);
 
 /* --- map --------------------------------------------------------------------------- */
@@ -123,33 +140,51 @@ typedef struct br_map_opts {
 
 /* Executor.map: runs fn on each of the `count` inputs of `size` bytes at args (input i
  * is args + i*size; borrowed until br_map_free), lazily, with results read in input
- * order. Returns 0, BR_EINVAL, BR_ESHUTDOWN, BR_ENOMEM. */
+ * order. Submits the first chunks at once (and so may wait for room, as br_submit).
+ * Returns 0 (*out is yours: br_map_free), BR_EINVAL (out NULL, ex not a live executor,
+ * fn NULL, or args NULL with count and size > 0), BR_ESHUTDOWN, BR_EBROKEN, BR_ENOMEM;
+ * on error nothing has run. A later chunk that can't be submitted doesn't fail the
+ * map: its inputs fail with that code (below). */
 BR_API int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args,
                       size_t count, size_t size, const br_map_opts *opts);
-/* The next result in input order: 0 with its bytes (valid until the next call or
- * br_map_free), or that input's own failure code (then the message is in *data as a
- * NUL-terminated string, or *data is NULL); the map goes on after a failure. BR_EOF
- * after the last input. BR_ETIMEDOUT when the map's deadline passes: the inputs not
- * started are cancelled and every later call returns BR_ETIMEDOUT. */
+/* The next result in input order, waiting for it: 0 with its bytes (valid until the
+ * next call or br_map_free), or that input's own failure code (then the message is in
+ * *data as a NUL-terminated string, or *data is NULL); the map goes on after a failure.
+ * An input's code is the task's own failure, BR_ECANCELED (cancelled: shutdown with
+ * cancel_futures), or, for an input that never got to run, BR_ESHUTDOWN, BR_EBROKEN or
+ * BR_ENOMEM (its chunk couldn't be submitted). BR_EOF after the last input.
+ * BR_ETIMEDOUT when the map's deadline passes: the inputs not started are cancelled
+ * and every later call returns BR_ETIMEDOUT. BR_EINVAL if m is not a live map. */
 BR_API int br_map_next(br_map *m, const void **data, size_t *len);
+/* The same, with the result read as an int64: BR_EINVAL also when an input's result
+ * isn't 8 bytes (and the map goes on). */
 BR_API int br_map_next_i64(br_map *m, int64_t *value);
 /* Cancels the inputs not started, waits for the running ones (they borrow args) and
- * frees the map. */
+ * frees the map. 0 or BR_EINVAL. */
 BR_API int br_map_free(br_map *m);
 
 /* --- executors ------------------------------------------------------------------------ */
 
-/* Executor.shutdown: no new submissions from now on (BR_ESHUTDOWN). With
- * cancel_futures, every task not yet started is cancelled (running ones finish, though
- * br_task_cancelled() turns true for them). With wait, returns once every task has
- * finished and the workers have exited. Calling it again is fine. 0 or BR_EINVAL;
- * BR_EDEADLK if called with wait from one of the executor's own workers. */
+/* Executor.shutdown: no new submissions from now on (BR_ESHUTDOWN), and submitters
+ * waiting for room are woken with it. With cancel_futures, every task not yet started
+ * is cancelled (running ones finish, though br_task_cancelled() turns true for them).
+ * With wait, returns once every task has finished, the workers have exited and the
+ * woken submitters have left. Calling it again is fine. 0, BR_EINVAL (not a live
+ * executor), BR_EDEADLK (with wait, from one of the executor's own workers: the
+ * shutdown happened, only the wait didn't).
+ *
+ * In a child made by fork() the parent's pool has no workers: there, shutdown (and
+ * free) completes every task still queued at the fork at once (cancelled with
+ * cancel_futures, else failed with BR_ESHUTDOWN); tasks that were running at the fork
+ * never complete in the child. */
 BR_API int br_executor_shutdown(br_executor *ex, bool wait, bool cancel_futures);
 /* shutdown(wait=true) and free: Python's `with` block exit. Futures you still hold
- * stay valid. BR_EDEADLK from one of the executor's own workers. */
+ * stay valid. 0, BR_EINVAL (NULL or not a live executor; NULL doesn't count as
+ * misuse), BR_EDEADLK (from one of the executor's own workers; nothing is freed). */
 BR_API int br_executor_free(br_executor *ex);
-/* "thread" (later: "process", "mpi", "loop"). */
+/* "thread" (later: "process", "mpi", "loop"); NULL if ex is not a live executor. */
 BR_API const char *br_executor_kind(const br_executor *ex);
+/* The worker count (> 0), or BR_EINVAL. */
 BR_API int br_executor_max_workers(const br_executor *ex);
 
 /* --- the thread pool ------------------------------------------------------------------ */
@@ -176,7 +211,9 @@ typedef struct br_threadpool_opts {
 } br_threadpool_opts;
 
 /* ThreadPoolExecutor. Workers start lazily, one per submit while none is idle, up to
- * max_workers, and are reused. Returns 0, BR_EINVAL (max_workers < 0), BR_ENOMEM.
+ * max_workers, and are reused. Returns 0 (*out is yours: br_executor_free), BR_EINVAL
+ * (out NULL, max_workers < 0), BR_ENOMEM. The first submit, which starts the first
+ * worker, fails with BR_ENOMEM if that thread can't be made.
  *
  * Start order, as in Python: tasks submitted from outside the pool (from any thread
  * that isn't one of its workers) are started in submission order. A worker that looks
@@ -193,8 +230,12 @@ BR_API int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts);
 /* Beyond Python: runs fn over [begin, end) split into chunks of about `grain` indices
  * (0: picked from the range and the worker count), never one task per index. The
  * caller takes part and returns when every chunk is done: 0, or the first nonzero code
- * a chunk returned (the remaining chunks are skipped). BR_ENOTSUP on executors that
- * aren't in-process. */
+ * a chunk returned (the remaining chunks are skipped). Errors before any chunk runs:
+ * BR_EINVAL (ex not a live executor, fn NULL, grain < 0 or end < begin), BR_ENOTSUP
+ * (executors that aren't in-process), BR_ESHUTDOWN (shut down, or a forked child's
+ * copy of a pool), BR_EBROKEN (a worker initializer failed). Helpers are queued
+ * without waiting for room (max_pending) and without failing on out of memory (the
+ * caller does the chunks they can't). */
 typedef int (*br_range_fn)(int64_t begin, int64_t end, void *ctx);
 BR_API int br_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_t grain,
                            br_range_fn fn, void *ctx);

@@ -51,6 +51,8 @@ BR_API void br_future_retain(br_future *f);
  * done-callback, even the last reference. */
 BR_API void br_future_release(br_future *f);
 
+/* The state queries read one atomic word and never block. Given a dead handle (misuse)
+ * they return BR_FUTURE_PENDING or false. */
 BR_API br_future_state br_future_state_of(const br_future *f);
 /* "PENDING", "RUNNING", "FINISHED", "CANCELLED" (Python's names), or "UNKNOWN". */
 BR_API const char *br_future_state_name(br_future_state state);
@@ -69,7 +71,7 @@ BR_API bool br_future_cancel(br_future *f);
  * future ends CANCELLED. Returns false only if the future had already finished. */
 BR_API bool br_future_request_cancel(br_future *f);
 
-/* Waits until done. 0, BR_ETIMEDOUT (still not done), BR_EINVAL. */
+/* Waits until done. 0, BR_ETIMEDOUT (still not done), BR_EINVAL (not a live future). */
 BR_API int br_future_wait(br_future *f, int64_t deadline);
 
 /* fut.result(timeout): waits until done, then returns 0 with the result in *data and
@@ -77,14 +79,19 @@ BR_API int br_future_wait(br_future *f, int64_t deadline);
  * is in br_future_exception), or BR_ECANCELED. BR_ETIMEDOUT if still not done at the
  * deadline: a task that itself failed with BR_ETIMEDOUT can be told apart by
  * br_future_done(f). A pointer result (br_task_return_ptr) comes back in *data with
- * *len == 0. */
+ * *len == 0. BR_EINVAL if f is not a live future. */
 BR_API int br_future_result(br_future *f, int64_t deadline, const void **data,
                             size_t *len);
 /* The result as an int64 (br_task_return_i64 / br_future_set_result_i64, or any
- * 8-byte result). BR_EINVAL if the result isn't 8 bytes; otherwise as above. */
+ * 8-byte result). BR_EINVAL if the result isn't 8 bytes; otherwise as above.
+ *
+ * A result of another kind is a plain BR_EINVAL here and in _ptr, _take_ptr and _str,
+ * never a misuse (br_set_panic_on_misuse doesn't abort on it), so these calls can probe
+ * what a future holds. */
 BR_API int br_future_result_i64(br_future *f, int64_t deadline, int64_t *out);
 /* The pointer of a pointer result (br_task_return_ptr / br_future_set_result_ptr);
- * BR_EINVAL if the result isn't a pointer. The future still owns it. */
+ * BR_EINVAL if the result isn't a pointer, BR_ESTATE if it was taken
+ * (br_future_take_ptr); otherwise as br_future_result. The future still owns it. */
 BR_API int br_future_result_ptr(br_future *f, int64_t deadline, void **out);
 
 /* Moves a pointer result out of the future: *out = the pointer, which the caller owns
@@ -98,7 +105,8 @@ BR_API int br_future_result_str(br_future *f, int64_t deadline, const char **out
 
 /* fut.exception(timeout): waits until done; returns 0 with *code = the failure code
  * (0 if the future succeeded) and *msg = its message or NULL (either out may be NULL);
- * BR_ECANCELED if cancelled; BR_ETIMEDOUT if not done by the deadline. */
+ * BR_ECANCELED if cancelled; BR_ETIMEDOUT if not done by the deadline; BR_EINVAL if f
+ * is not a live future. */
 BR_API int br_future_exception(br_future *f, int64_t deadline, int *code,
                                const char **msg);
 
@@ -121,15 +129,19 @@ BR_API int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg);
  * through the misuse policy (an executor bug). */
 BR_API bool br_future_set_running_or_notify_cancel(br_future *f);
 /* Finish with a result; bytes are copied (no allocation up to 32 bytes). Returns 0,
- * BR_ESTATE if the future is already done (Python's InvalidStateError), BR_ENOMEM. */
+ * BR_ESTATE if the future is already done or running a task (Python's
+ * InvalidStateError), BR_ENOMEM (nothing changed), BR_EINVAL (not a live future, or
+ * data NULL with len > 0). */
 BR_API int br_future_set_result(br_future *f, const void *data, size_t len);
+/* 0, BR_ESTATE or BR_EINVAL (never allocates). */
 BR_API int br_future_set_result_i64(br_future *f, int64_t value);
 /* Finish with an in-process pointer, which the future owns from now on: dtor(ptr) runs
- * when the future is freed (dtor may be NULL). On error (BR_ESTATE) the caller keeps
- * ptr. */
+ * when the future is freed (dtor may be NULL). 0, BR_ESTATE or BR_EINVAL; on error the
+ * caller keeps ptr. */
 BR_API int br_future_set_result_ptr(br_future *f, void *ptr, void (*dtor)(void *ptr));
-/* Finish with a failure: code < 0 (BR_EINVAL otherwise), msg copied (may be NULL).
- * BR_ESTATE if already done. */
+/* Finish with a failure: code < 0, msg copied (may be NULL; no allocation up to 31
+ * bytes). 0, BR_ESTATE if already done, BR_ENOMEM (a longer message couldn't be copied;
+ * nothing changed), BR_EINVAL (not a live future, or code >= 0). */
 BR_API int br_future_set_exception(br_future *f, int code, const char *msg);
 
 /* --- waiting on many ------------------------------------------------------------ */

@@ -111,8 +111,10 @@ static void runner_done(br_future *rf, void *arg) {
 static chunk *slot(br_map *m, size_t k) { return &m->chunks[k % m->ring]; }
 
 /* Submits chunk k (= m->submitted). Failures are recorded in the inputs (they fail
- * with the code), so the map reads them in order like any other outcome; the code is
- * also returned. */
+ * with the code, or stay NULL where a future couldn't be allocated), so the map reads
+ * them in order like any other outcome; the code is also returned. A chunk is
+ * submitted whole or not at all: if one of its futures can't be allocated, none of its
+ * inputs runs, so a br_map_new that fails has run nothing. */
 static int submit_chunk(br_map *m) {
     size_t k = m->submitted++;
     chunk *c = slot(m, k);
@@ -120,12 +122,12 @@ static int submit_chunk(br_map *m) {
     c->n = m->count - first < m->chunksize ? m->count - first : m->chunksize;
     c->inputs = m->slab + (k % m->ring) * m->chunksize;
     c->runner = NULL;
-    bool nomem = false;
+    int rc = 0;
     for (size_t j = 0; j < c->n; j++) {
-        br_future *f = br__future_alloc_task();
+        br_future *f = rc == 0 ? br__future_alloc_task() : NULL;
         c->inputs[j] = f;
         if (f == NULL) {
-            nomem = true;
+            rc = BR_ENOMEM;
             continue;
         }
         br_task *t = br__future_task(f);
@@ -135,20 +137,18 @@ static int submit_chunk(br_map *m) {
         br__task_set_in_process(t, m->ex->vt->in_process);
         br_future_retain(f); /* the map's; the first goes to whoever runs it */
     }
-    int rc = 0;
-    if (m->chunked) {
+    if (rc == 0 && m->chunked) {
         runner_arg a = {c->inputs, c->n};
         br_call call = {.fn = map_runner, .arg = &a, .len = sizeof a,
                         .flags = BR_CALL_COPY_ARG};
         rc = br_submit_call(m->ex, &call, &c->runner);
         if (rc == 0) {
-            /* At once if the executor already dropped it. */
-            if (br_future_add_done_callback(c->runner, runner_done, c) != 0) {
-                /* ENOMEM can't happen for the first callback (it is inline). */
-            }
-            return nomem ? BR_ENOMEM : 0;
+            /* At once if the executor already dropped it. The first callback lives in
+             * the future's block: it can't fail with BR_ENOMEM. */
+            (void)br_future_add_done_callback(c->runner, runner_done, c);
+            return 0;
         }
-    } else if (c->inputs[0]) {
+    } else if (rc == 0) {
         br_task *t = br__future_task(c->inputs[0]);
         size_t len;
         const void *arg = br_task_arg(t, &len);
@@ -156,12 +156,12 @@ static int submit_chunk(br_map *m) {
                         .deadline = m->deadline == BR_FOREVER ? 0 : m->deadline};
         rc = m->ex->vt->submit(m->ex, t, &call);
         if (rc == 0)
-            return nomem ? BR_ENOMEM : 0;
+            return 0;
     }
     for (size_t j = 0; j < c->n; j++)
         if (c->inputs[j])
-            br__task_abandon(br__future_task(c->inputs[j]), rc ? rc : BR_ENOMEM);
-    return rc ? rc : BR_ENOMEM;
+            br__task_abandon(br__future_task(c->inputs[j]), rc);
+    return rc;
 }
 
 /* Cancels everything in flight that hasn't started. */

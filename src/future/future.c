@@ -890,7 +890,7 @@ int br_future_result_i64(br_future *f, int64_t deadline, int64_t *out) {
     if (rc != 0)
         return rc;
     if (f->rkind != BR__R_INLINE || f->rlen != sizeof(int64_t))
-        return BR__MISUSE(BR_EINVAL, "br_future_result_i64: the result isn't 8 bytes");
+        return BR_EINVAL; /* another kind of result: a probe, not misuse (no panic) */
     if (out)
         memcpy(out, f->r.buf, sizeof(int64_t));
     return 0;
@@ -909,7 +909,7 @@ static int ptr_result(br_future *f, int64_t deadline, void **out, bool take,
     if (rc != 0)
         return rc;
     if (f->rkind != BR__R_PTR)
-        return BR__MISUSE(BR_EINVAL, "the future's result isn't a pointer");
+        return BR_EINVAL; /* another kind of result: a probe, not misuse (no panic) */
     uint32_t s = take ? atomic_fetch_or_explicit(&f->st, BR__FF_TAKEN, memory_order_acq_rel)
                       : load_st(f);
     if (s & BR__FF_TAKEN)
@@ -936,7 +936,7 @@ int br_future_result_str(br_future *f, int64_t deadline, const char **out) {
     if (rc != 0)
         return rc;
     if (len == 0 || ((const char *)d)[len - 1] != '\0')
-        return BR__MISUSE(BR_EINVAL, "br_future_result_str: the result isn't a string");
+        return BR_EINVAL; /* another kind of result: a probe, not misuse (no panic) */
     if (out)
         *out = d;
     return 0;

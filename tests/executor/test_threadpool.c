@@ -411,6 +411,10 @@ static void threadpool_initializer_failure_breaks_pool(void **state) {
     tp_pf p = {.base = 0, .n = 10, .hits = hits};
     BR_CHECK_ERR(br_parallel_for(ex, 0, 10, 1, tp_pf_body, &p), BR_EBROKEN);
     BR_CHECK_EQ(atomic_load(&p.calls), 0);
+    int64_t in[3] = {1, 2, 3};
+    br_map *m = (br_map *)1;
+    BR_CHECK_ERR(br_map_new(&m, ex, tp_echo, in, 3, sizeof in[0], NULL), BR_EBROKEN);
+    BR_CHECK(m == NULL);
     BR_CHECK_OK(br_executor_free(ex));
     BR_CHECK_EQ(atomic_load(&tp_inits), 1);
 }

@@ -360,6 +360,10 @@ static int task_positive(br_task *t) {
     (void)t;
     return 7;
 }
+static int task_fail_nonnegative(br_task *t) {
+    (void)t;
+    return br_task_fail(t, 7, "odd %d", 7); /* code >= 0: becomes BR_EINVAL */
+}
 static int task_cancel_self(br_task *t) {
     /* stops only when asked; the test asks from inside by reaching the future */
     br_future_request_cancel(br__task_future(t));
@@ -420,6 +424,13 @@ static void task_outcomes(void **state) {
     BR_CHECK_OK(br_future_exception(f, BR_NOWAIT, &code, &msg));
     BR_CHECK_EQ(code, BR_EINVAL);
     BR_CHECK(msg != NULL);
+    br_future_release(f);
+
+    f = make_task(task_fail_nonnegative, 0);
+    BR_CHECK_ERR(br__task_run(br__future_task(f)), BR_EINVAL);
+    BR_CHECK_OK(br_future_exception(f, BR_NOWAIT, &code, &msg));
+    BR_CHECK_EQ(code, BR_EINVAL);
+    BR_CHECK(msg != NULL && strcmp(msg, "odd 7") == 0);
     br_future_release(f);
 
     f = make_task(task_cancel_self, 0);
@@ -1209,6 +1220,40 @@ static void string_results(void **state) {
     br_future_release(f);
 }
 
+/* Reading a result as the wrong kind is a plain BR_EINVAL, not misuse: a program may
+ * probe what a future holds, even with panic-on-misuse on. */
+static void wrong_kind_is_not_misuse(void **state) {
+    (void)state;
+    br_set_panic_on_misuse(true);
+    br_future *bytes, *num, *ptr;
+    BR_CHECK_OK(br_future_new(&bytes));
+    BR_CHECK_OK(br_future_new(&num));
+    BR_CHECK_OK(br_future_new(&ptr));
+    BR_CHECK_OK(br_future_set_result(bytes, "abc", 3));
+    BR_CHECK_OK(br_future_set_result_i64(num, -1));
+    static int obj;
+    BR_CHECK_OK(br_future_set_result_ptr(ptr, &obj, NULL));
+    int64_t v = 5;
+    void *p = &obj;
+    const char *str = "x";
+    BR_CHECK_ERR(br_future_result_i64(bytes, BR_NOWAIT, &v), BR_EINVAL);
+    BR_CHECK_ERR(br_future_result_ptr(bytes, BR_NOWAIT, &p), BR_EINVAL);
+    BR_CHECK(p == NULL);
+    BR_CHECK_ERR(br_future_take_ptr(num, BR_NOWAIT, &p), BR_EINVAL);
+    BR_CHECK_ERR(br_future_result_str(bytes, BR_NOWAIT, &str), BR_EINVAL);
+    BR_CHECK(str == NULL);
+    BR_CHECK_ERR(br_future_result_str(num, BR_NOWAIT, &str), BR_EINVAL); /* ends in 0xff */
+    BR_CHECK_ERR(br_future_result_i64(ptr, BR_NOWAIT, &v), BR_EINVAL);
+    BR_CHECK_OK(br_future_result_i64(num, BR_NOWAIT, &v)); /* the right kinds still work */
+    BR_CHECK_EQ(v, -1);
+    BR_CHECK_OK(br_future_result_ptr(ptr, BR_NOWAIT, &p));
+    BR_CHECK(p == &obj);
+    br_set_panic_on_misuse(false);
+    br_future_release(bytes);
+    br_future_release(num);
+    br_future_release(ptr);
+}
+
 static void state_names(void **state) {
     (void)state;
     assert_string_equal(br_future_state_name(BR_FUTURE_PENDING), "PENDING");
@@ -1237,4 +1282,5 @@ BR_TEST_MAIN(cmocka_unit_test(new_is_pending), cmocka_unit_test(pending_running_
              cmocka_unit_test(cache_cross_thread), cmocka_unit_test(cache_survives_fork),
              cmocka_unit_test(blocks_trim_and_reuse),
              cmocka_unit_test(take_ptr_moves_ownership), cmocka_unit_test(take_ptr_races),
-             cmocka_unit_test(string_results), cmocka_unit_test(state_names))
+             cmocka_unit_test(string_results), cmocka_unit_test(wrong_kind_is_not_misuse),
+             cmocka_unit_test(state_names))
