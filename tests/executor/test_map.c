@@ -3,8 +3,10 @@
  * aren't in-process, and the executor shutting down underneath. */
 #include "harness.h"
 #include "mini_executor.h"
+#include "future/impl.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -141,12 +143,14 @@ static void failures_mid_stream(void **state) {
 /* A task that blocks (index 2 of its input) until a gate opens or it is cancelled. */
 static br_future *gate;
 static br_future *started;
+static br_future *_Atomic input2; /* input 2's own future, once it runs */
 
 static int gated(br_task *t) {
     atomic_fetch_add(&ran, 1);
     int32_t x;
     memcpy(&x, br_task_arg(t, NULL), sizeof x);
     if (x == 2) {
+        atomic_store(&input2, br__task_future(t));
         br_future_set_result_i64(started, 1);
         while (br_future_wait(gate, br_deadline_after(BR_MSEC)) != 0)
             if (br_task_cancelled(t))
@@ -191,12 +195,19 @@ static void deadline_cancels_the_rest(void **state) {
 }
 
 typedef struct {
-    int64_t delay;
+    _Atomic bool saw_waiter;
 } opener_arg;
 
+/* Opens the gate once br_map_free is blocked waiting for the running input 2 (it has
+ * registered on that input's future): no sleep. */
 static void *opener(void *p) {
+    opener_arg *a = p;
     br_future_wait(started, BR_FOREVER);
-    br_sleep(((opener_arg *)p)->delay);
+    br_future *in2 = atomic_load(&input2);
+    int64_t guard = hang_guard();
+    while (!(atomic_load(&in2->st) & BR__FF_LISTENERS) && br_now() < guard)
+        sched_yield();
+    atomic_store(&a->saw_waiter, (atomic_load(&in2->st) & BR__FF_LISTENERS) != 0);
     br_future_set_result_i64(gate, 1);
     return NULL;
 }
@@ -219,12 +230,13 @@ static void free_waits_for_running_and_cancels_rest(void **state) {
     BR_CHECK_OK(br_map_next_i64(m, &v));
     BR_CHECK_OK(br_map_next_i64(m, &v));
     BR_CHECK_OK(br_future_wait(started, hang_guard())); /* input 2 is running */
-    opener_arg oa = {5 * BR_MSEC};
+    opener_arg oa = {false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, opener, &oa), 0);
     BR_CHECK_OK(br_map_free(m)); /* waits for input 2, cancels 3.. */
     BR_CHECK(br_future_done(gate)); /* so it returned after the gate opened */
     pthread_join(th, NULL);
+    BR_CHECK(atomic_load(&oa.saw_waiter)); /* and it had blocked before */
     BR_CHECK_EQ(atomic_load(&ran), 3);
     BR_CHECK_OK(br_executor_shutdown(ex, true, false));
     BR_CHECK_EQ(atomic_load(&ran), 3); /* the cancelled runners never ran */

@@ -576,6 +576,7 @@ typedef struct tp_bp_many {
     br_executor *ex;
     int n;
     _Atomic long sum;
+    _Atomic int failed; /* submits that failed (checked in the test's thread) */
 } tp_bp_many;
 
 static int tp_add(br_task *t) {
@@ -587,7 +588,8 @@ static int tp_add(br_task *t) {
 static void *tp_bp_submitter(void *arg) {
     tp_bp_many *m = arg;
     for (int i = 0; i < m->n; i++)
-        BR_CHECK_OK(br_submit_i64(m->ex, tp_add, (int64_t)(uintptr_t)m, NULL));
+        if (br_submit_i64(m->ex, tp_add, (int64_t)(uintptr_t)m, NULL) != 0)
+            atomic_fetch_add(&m->failed, 1);
     return NULL;
 }
 
@@ -601,6 +603,7 @@ static void threadpool_max_pending_many(void **state) {
     for (int i = 0; i < 4; i++)
         BR_CHECK_EQ(pthread_join(th[i], NULL), 0);
     BR_CHECK_OK(br_executor_free(m.ex));
+    BR_CHECK_EQ(atomic_load(&m.failed), 0);
     BR_CHECK_EQ(atomic_load(&m.sum), 4L * m.n);
 }
 
@@ -1407,6 +1410,7 @@ typedef struct tp_stress {
     unsigned seed;
     br_future **fs;
     _Atomic long resolved; /* done-callbacks run */
+    long failed;           /* calls that failed (checked in the test's thread) */
 } tp_stress;
 
 static _Atomic long tp_stress_sum;
@@ -1426,8 +1430,11 @@ static void *tp_stress_submitter(void *arg) {
     tp_stress *s = arg;
     unsigned seed = s->seed;
     for (long i = 0; i < s->n; i++) {
-        BR_CHECK_OK(br_submit_i64(s->ex, tp_stress_task, i + 1, &s->fs[i]));
-        BR_CHECK_OK(br_future_add_done_callback(s->fs[i], tp_stress_done, s));
+        if (br_submit_i64(s->ex, tp_stress_task, i + 1, &s->fs[i]) != 0) {
+            s->failed = s->n - i; /* the rest were never submitted */
+            break;
+        }
+        s->failed += br_future_add_done_callback(s->fs[i], tp_stress_done, s) != 0;
         if (rand_r(&seed) % 8 == 0) /* cancel a recent one: may or may not be running */
             br_future_cancel(s->fs[i - (i > 10 ? (long)(rand_r(&seed) % 10) : 0)]);
     }
@@ -1452,6 +1459,8 @@ static void threadpool_stress(void **state) {
     for (int i = 0; i < S; i++)
         BR_CHECK_EQ(pthread_join(th[i], NULL), 0);
     BR_CHECK_OK(br_executor_free(ex));
+    for (int i = 0; i < S; i++)
+        BR_CHECK_EQ(s[i].failed, 0);
     long finished_sum = 0, finished = 0, cancelled = 0;
     for (int i = 0; i < S; i++) {
         BR_CHECK_EQ(atomic_load(&s[i].resolved), s[i].n); /* each exactly once */

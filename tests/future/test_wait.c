@@ -3,6 +3,7 @@
 #include "future/impl.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,21 +21,50 @@ static void drop(br_future **fs, size_t n) {
         br_future_release(fs[i]);
 }
 
-/* Completes futures from another thread after a delay, in the given order. */
+/* Completes futures from another thread, in the given order. No sleeps: to make sure
+ * br_wait really blocks, the completer first waits until br_wait has registered on the
+ * future (LISTENERS appears on it: a waiter or a watcher), either before each
+ * completion (EACH: br_wait is known to be registered on that very future next) or
+ * once before the first (FIRST: on any of fs[0..nall)). NONE races on purpose. */
+enum { SYNC_NONE, SYNC_EACH, SYNC_FIRST };
+
 typedef struct {
     br_future **fs;
     const int *order;
     int n;
-    int64_t gap;
+    int sync;
+    int nall;       /* SYNC_FIRST: how many of fs to watch */
     int fail_index; /* this one fails instead (-1: none) */
     bool cancel_instead;
+    _Atomic bool gave_up; /* a registration never appeared (checked by the test) */
 } completer_arg;
+
+static bool has_listener(br_future *f) {
+    return (atomic_load(&f->st) & BR__FF_LISTENERS) != 0;
+}
+
+static void until_listener(completer_arg *a, br_future *const *fs, int n) {
+    int64_t guard = hang_guard();
+    for (;;) {
+        for (int i = 0; i < n; i++)
+            if (has_listener(fs[i]))
+                return;
+        if (br_now() >= guard) {
+            atomic_store(&a->gave_up, true);
+            return;
+        }
+        sched_yield();
+    }
+}
 
 static void *completer(void *p) {
     completer_arg *a = p;
+    if (a->sync == SYNC_FIRST)
+        until_listener(a, a->fs, a->nall);
     for (int k = 0; k < a->n; k++) {
-        br_sleep(a->gap);
         int i = a->order[k];
+        if (a->sync == SYNC_EACH)
+            until_listener(a, &a->fs[i], 1);
         if (i == a->fail_index)
             br_future_set_exception(a->fs[i], BR_EIO, "boom");
         else if (a->cancel_instead)
@@ -43,6 +73,11 @@ static void *completer(void *p) {
             br_future_set_result_i64(a->fs[i], i);
     }
     return NULL;
+}
+
+static void join_completer(pthread_t th, completer_arg *a) {
+    pthread_join(th, NULL);
+    BR_CHECK(!atomic_load(&a->gave_up));
 }
 
 static void all_done_on_entry(void **state) {
@@ -106,12 +141,12 @@ static void first_completed(void **state) {
     br_future *fs[N], *sets[N];
     make(fs, N);
     int order[] = {4};
-    completer_arg a = {fs, order, 1, 5 * BR_MSEC, -1, false};
+    completer_arg a = {fs, order, 1, SYNC_EACH, 0, -1, false, false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
     size_t nd, nn;
     BR_CHECK_OK(br_wait(fs, N, BR_FIRST_COMPLETED, hang_guard(), sets, &nd, &nn));
-    pthread_join(th, NULL);
+    join_completer(th, &a);
     BR_CHECK_EQ(nd, 1);
     BR_CHECK_EQ(nn, N - 1);
     BR_CHECK(sets[0] == fs[4]);
@@ -135,7 +170,8 @@ static void all_completed_from_threads(void **state) {
     for (int t = 0; t < T; t++) {
         for (int k = 0; k < N / T; k++)
             orders[t][k] = N - 1 - (k * T + t); /* back to front */
-        a[t] = (completer_arg){fs, orders[t], N / T, 100 * BR_USEC, -1, false};
+        /* br_wait waits from the last future back: each is registered on in turn */
+        a[t] = (completer_arg){fs, orders[t], N / T, SYNC_EACH, 0, -1, false, false};
         assert_int_equal(pthread_create(&th[t], NULL, completer, &a[t]), 0);
     }
     size_t nd, nn;
@@ -147,7 +183,7 @@ static void all_completed_from_threads(void **state) {
         BR_CHECK(sets[i] == fs[i]);
     }
     for (int t = 0; t < T; t++)
-        pthread_join(th[t], NULL);
+        join_completer(th[t], &a[t]);
     drop(fs, N);
 }
 
@@ -158,12 +194,12 @@ static void first_exception(void **state) {
     make(fs, N);
     /* two succeed, then one fails */
     int order[] = {0, 1, 3};
-    completer_arg a = {fs, order, 3, 2 * BR_MSEC, 3, false};
+    completer_arg a = {fs, order, 3, SYNC_EACH, 0, 3, false, false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
     size_t nd, nn;
     BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, hang_guard(), sets, &nd, &nn));
-    pthread_join(th, NULL);
+    join_completer(th, &a);
     BR_CHECK(br_future_failed(fs[3]));
     BR_CHECK_EQ(nd, 3);
     BR_CHECK(sets[0] == fs[0] && sets[1] == fs[1] && sets[2] == fs[3]);
@@ -174,11 +210,11 @@ static void first_exception(void **state) {
     make(fs, N);
     BR_CHECK(br_future_cancel(fs[0]));
     int order2[] = {1, 2, 3, 4};
-    completer_arg b = {fs, order2, 4, BR_MSEC, -1, false};
+    completer_arg b = {fs, order2, 4, SYNC_EACH, 0, -1, false, false};
     assert_int_equal(pthread_create(&th, NULL, completer, &b), 0);
     BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, hang_guard(), sets, &nd, &nn));
     BR_CHECK_EQ(nd, N);
-    pthread_join(th, NULL);
+    join_completer(th, &b);
     drop(fs, N);
 
     /* a failure done on entry ends it at once */
@@ -230,12 +266,12 @@ static void many_with_duplicates(void **state) {
     int order[D];
     for (int i = 0; i < D; i++)
         order[i] = (i * 13) % D;
-    completer_arg a = {fs, order, D, 10 * BR_USEC, -1, false};
+    completer_arg a = {fs, order, D, SYNC_FIRST, D, -1, false, false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
     size_t nd, nn;
     BR_CHECK_OK(br_wait(in, n, BR_ALL_COMPLETED, hang_guard(), sets, &nd, &nn));
-    pthread_join(th, NULL);
+    join_completer(th, &a);
     BR_CHECK_EQ(nd, D);
     BR_CHECK_EQ(nn, 0);
     for (size_t i = 0; i < D; i++) /* first occurrences, in input order */
@@ -280,7 +316,7 @@ static void cancellation_counts_as_done(void **state) {
     br_future *fs[N];
     make(fs, N);
     int order[] = {2, 0, 1};
-    completer_arg a = {fs, order, N, BR_MSEC, -1, true};
+    completer_arg a = {fs, order, N, SYNC_FIRST, N, -1, true, false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
     size_t nd;
@@ -288,7 +324,7 @@ static void cancellation_counts_as_done(void **state) {
     BR_CHECK_EQ(nd, N);
     for (int i = 0; i < N; i++)
         BR_CHECK(br_future_cancelled(fs[i]));
-    pthread_join(th, NULL);
+    join_completer(th, &a);
     drop(fs, N);
 }
 
@@ -301,7 +337,7 @@ static void races_with_completion(void **state) {
         br_future *fs[N], *sets[N];
         make(fs, N);
         int order[N] = {r % N, (r + 1) % N, (r + 2) % N, (r + 3) % N};
-        completer_arg a = {fs, order, N, 0, -1, false};
+        completer_arg a = {fs, order, N, SYNC_NONE, 0, -1, false, false};
         pthread_t th;
         assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
         size_t nd, nn;
@@ -313,7 +349,7 @@ static void races_with_completion(void **state) {
             BR_CHECK(br_future_done(sets[i]));
         BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, hang_guard(), NULL, &nd, &nn));
         BR_CHECK_EQ(nd, N);
-        pthread_join(th, NULL);
+        join_completer(th, &a);
         drop(fs, N);
     }
 }
