@@ -113,12 +113,41 @@
  *     cancel, and the worker's clearing CAS waits BUSY out.
  * cancel_lock serializes shutdowns' cancel passes (one claimer per worker at a time).
  *
+ * Bounded submission and freeing: see the section's notes below (bp_inside: a pool is
+ * never freed under a submitter that shutdown woke).
+ *
  * Locking. Lock order: reg_lock -> join_lock -> spawn_lock; cancel_lock alone. The idle
  * and bp wait-queue ilocks and fifo_lock are leaves (never held while taking another
  * lock, never across a park; fifo_lock is only ever tried, except by shutdown's cancel
- * pass, which spins for it).
- * spawn_lock is held across pthread_create, join_lock across pthread_join; neither is
- * taken on a submit's fast path: only while the pool ramps up to max_workers.
+ * pass, which spins for it). bp.lock also guards bp_inside and the drainers list.
+ *
+ * Blocking outside the waiter. Every wait that can last (a worker with nothing to do,
+ * a submitter waiting for room, shutdown waiting for those submitters to leave, and
+ * every future the pool completes) parks on a br__waiter, so a coroutine would suspend
+ * alone. These don't, and each is bounded or confined to a rare, heavyweight call:
+ *   - spawn_lock (a pthread mutex) is held across pthread_create: a submit that must
+ *     start a worker waits while another one is starting one (tens of microseconds).
+ *     Only while the pool ramps up to max_workers, at most max_workers times in its
+ *     life; holding it is what gives each submit that found no idle worker its own
+ *     thread, as Python does.
+ *   - pthread_join in join_all (under join_lock): shutdown(wait), br_executor_free and
+ *     the exit rule wait there for the workers to finish every task and exit. A thread
+ *     must be joined to be reclaimed, and these calls are the pool's end, never on a
+ *     submit or a worker's path; a coroutine calling them blocks its thread until the
+ *     tasks are done (an event loop should hand them to a thread of their own).
+ *   - pthread_cond_wait in pool_unregister: br_executor_free waits there only while the
+ *     atexit handler is shutting the same pool down, that is, while the process exits.
+ *   - The trampolines' spin-waits (claim == t, asymmetric protocol; a BUSY current, CAS
+ *     protocol): a worker that finishes a task while shutdown(cancel_futures) is
+ *     requesting that task's cancel waits for shutdown to let go, which takes one
+ *     membarrier and one request_cancel (a few microseconds); it happens only during
+ *     that shutdown's cancel pass, never otherwise.
+ *   - fifo_lock: a worker that finds another one moving the injection stack spins 64
+ *     PAUSEs and then yields instead of waiting; drain_all (shutdown with
+ *     cancel_futures, or a broken pool) spins for it with sched_yield, since the mover
+ *     holds it for a handful of instructions.
+ *   - cancel_lock (a pthread mutex) serializes the cancel passes of concurrent
+ *     shutdowns: only shutdown(cancel_futures) takes it.
  */
 #include "executor/threadpool.h"
 #include "executor/deque.h"
