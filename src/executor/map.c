@@ -21,6 +21,11 @@
  * not in-process (a process pool) get each input as its own task (chunksize 1) until a
  * packed chunk format exists for them.
  *
+ * A chunk is submitted whole or not at all: if one of its futures can't be allocated
+ * or the submit fails, every input of the chunk fails with that code without running
+ * (a br_map_new whose first chunk fails returns the code and has run nothing; a later
+ * chunk's inputs read back as the code, in order).
+ *
  * Bounding (Python 3.14's buffersize): chunks live in a ring of buffersize + 1 slots.
  * br_map_new submits `buffersize` chunks; each time br_map_next starts reading a chunk
  * it tops up so that at most buffersize chunks are in flight ahead of the one being

@@ -87,11 +87,13 @@
  * cancel request), BROKEN (an initializer failed: queued and later tasks fail with
  * BR_EBROKEN). A worker exits once the injection stack is CLOSED and empty, the fifo
  * and spill are empty and its own deque is empty (a task can still be in another
- * worker's deque, or in the hands of a mover; that worker runs it before it exits). shutdown(wait) joins every worker ever started. A fork bumps
- * fork_gen: in the child the parent's pools have no workers and refuse work, and their
- * shutdown (or free) completes what was queued at the fork, lock-free: cancelled with
- * cancel_futures, else failed with BR_ESHUTDOWN. Tasks running at the fork never
- * complete in the child; the exit rule leaves such pools alone there.
+ * worker's deque, or in the hands of a mover; that worker runs it before it exits).
+ * shutdown(wait) joins every worker ever started, then waits for the submitters it
+ * woke to leave (bp_drain). A fork bumps fork_gen: in the child the parent's pools have
+ * no workers and refuse work, and their shutdown (or free) completes what was queued
+ * at the fork, lock-free: cancelled with cancel_futures, else failed with
+ * BR_ESHUTDOWN. Tasks running at the fork never complete in the child; the exit rule
+ * leaves such pools alone there.
  *
  * Cancel requests on running tasks. A task's function runs inside a trampoline that
  * publishes the running task in worker->current, so that shutdown(cancel_futures) can
