@@ -1101,12 +1101,11 @@ static int first_worker(struct pool *p) {
 
 /* --- the vtable ------------------------------------------------------------------------------ */
 
-/* Queues t (forced: no waiting for room, used by parallel_for's helpers too). */
+/* Queues t (forced: no waiting for room, used by parallel_for's helpers too). Callers
+ * have refused a forked child's pool already (forked_away). */
 static int push_task(struct pool *p, br_task *t) {
     struct worker *w = tls_worker;
     bool spawn = true;
-    if (forked_away(p))
-        return BR_ESHUTDOWN;
     if (BR__UNLIKELY(atomic_load_explicit(&p->nthreads, memory_order_acquire) == 0)) {
         int rc = first_worker(p);
         if (rc != 0)
