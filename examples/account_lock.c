@@ -7,6 +7,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -20,13 +22,6 @@ typedef struct draw_args {
 } draw_args;
 
 static br_lock lock = BR_LOCK_INIT;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void draw(void *arg) {
     draw_args *d = arg;

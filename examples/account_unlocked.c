@@ -13,6 +13,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,13 +27,6 @@ typedef struct draw_args {
     account *account;
     long amount;
 } draw_args;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static long get_balance(account *a) {
     return atomic_load_explicit(&a->balance, memory_order_relaxed);

@@ -11,16 +11,11 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void func(void *arg) { /* a thread body */
     printf("thread: func(%d) = %d\n", (int)(intptr_t)arg, 2 * (int)(intptr_t)arg);

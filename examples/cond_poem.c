@@ -16,6 +16,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +40,6 @@ typedef struct speaker {
     dialogue *d;
     int parity; /* 0: says lines 0, 2, 4, ... (天猫精灵); 1: lines 1, 3, ... (小爱) */
 } speaker;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static bool my_turn(void *arg) {
     speaker *s = arg;

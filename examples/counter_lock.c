@@ -8,6 +8,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,13 +17,6 @@
 
 static long total = 0;
 static br_lock lock = BR_LOCK_INIT;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void add(void *arg) {
     (void)arg;

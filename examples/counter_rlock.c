@@ -6,6 +6,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,13 +16,6 @@
 static long total = 0;
 static br_rlock lock = BR_RLOCK_INIT;
 static unsigned deepest = 0; /* the recursion depth add() saw, written under the lock */
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void add(void *arg) {
     (void)arg;

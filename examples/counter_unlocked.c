@@ -19,6 +19,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +29,6 @@
 
 static _Atomic long n = 0;
 static atomic_int ready = 0;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 /* The start line: returns once both threads are running. */
 static void start_together(void) {

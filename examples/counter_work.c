@@ -11,6 +11,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,13 +25,6 @@ static _Atomic long n_unlocked = START;
 static long n = START;
 static br_lock lock = BR_LOCK_INIT;
 static atomic_int ready = 0;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 /* Both threads spin at a start line until both run (see counter_unlocked.c). */
 static void start_together(void) {

@@ -12,6 +12,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,13 +25,6 @@
 #define FETCH_S 0.02
 
 static bool status_first = false; /* 004's get_url prints res.status_code first */
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void craw(void *arg) { /* 爬虫代码 */
     int page = (int)(intptr_t)arg;

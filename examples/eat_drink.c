@@ -17,6 +17,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,13 +27,6 @@
 #define SCALE 0.25
 
 static double eat_seconds = 2 * SCALE;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void eat(void *x) {
     (void)x;

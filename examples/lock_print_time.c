@@ -12,6 +12,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -27,13 +29,6 @@ typedef struct my_thread {
     const char *name;
     int counter; /* the delay, in the tutorial's seconds */
 } my_thread;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void print_time(const char *thread_name, int delay, int counter) {
     while (counter) {

@@ -13,6 +13,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +23,6 @@
 
 static br_lock lock = BR_LOCK_INIT;
 static long counter = 0;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 /* 1. try-finally: one exit path that releases. */
 static int add_one_try_finally(void) {

@@ -23,6 +23,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,13 +40,6 @@ typedef struct crawl {
     br_queue *url_queue;
     br_queue *html_queue;
 } crawl;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 /* random.randint(1, 2), from a per-thread xorshift (rand() shares one state). */
 static int randint_1_2(uint32_t *state) {

@@ -16,6 +16,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +29,6 @@ typedef struct parsed {
     int n;
     fake_link links[FAKE_LINKS];
 } parsed;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static int craw(br_task *t) {
     int page = (int)br_task_arg_i64(t);

@@ -14,18 +14,13 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SCALE 0.05
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static int get_html(br_task *t) {
     int64_t times = br_task_arg_i64(t);

@@ -10,15 +10,10 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdio.h>
 #include <stdlib.h>
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static const char *state_name(br_future_state s) {
     switch (s) {

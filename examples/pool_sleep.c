@@ -10,19 +10,14 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
 #define TASKS 30
 #define WORKERS 3
 #define SLEEP_MS 40
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static int random_sleep(br_task *t) {
     int64_t n = br_task_arg_i64(t);

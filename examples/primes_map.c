@@ -15,6 +15,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,13 +28,6 @@ static const int64_t PRIMES[] = {
     115797848077099, 1099726899285419, 1, 2, 9, 97, 2147483649, 999999999991,
 };
 enum { N = sizeof PRIMES / sizeof PRIMES[0] };
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static bool is_prime(uint64_t n) {
     if (n < 2)

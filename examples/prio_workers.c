@@ -18,6 +18,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,13 +37,6 @@ typedef struct my_thread {
     br_queue *q;
     br_thread *t;
 } my_thread;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void process_data(const char *name, br_queue *q) {
     while (!atomic_load(&exit_flag)) {

@@ -16,6 +16,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +25,6 @@
 #define URLS 20
 #define WORKERS 10
 #define SCALE 0.01
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void get_detail_html(void *arg) { /* 爬取文章详情页 */
     br_queue *queue = arg;

@@ -13,6 +13,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,13 +25,6 @@
 
 static br_sem sem;
 static atomic_int running = 0, max_running = 0;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void html_spider(void *arg) { /* HtmlSpider.run */
     int i = (int)(intptr_t)arg;

@@ -15,6 +15,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +29,6 @@ static int detail_url_list[URLS]; /* ids; the URL is http://projectsedu.com/<id>
 static int list_len = 0;
 static bool producer_done = false;
 static br_lock list_lock = BR_LOCK_INIT;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void get_detail_html(void *arg) { /* 爬取文章详情页 */
     (void)arg;

@@ -18,6 +18,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -25,13 +27,6 @@
 #define POSTS 20
 
 static br_lock writer_lock = BR_LOCK_INIT;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static int spider(br_task *t) {
     int page = (int)br_task_arg_i64(t);

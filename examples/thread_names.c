@@ -12,6 +12,8 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -22,13 +24,6 @@ typedef struct detail_thread {
     const char *what;    /* "html" or "url" */
     double seconds;      /* how long run() works */
 } detail_thread;
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static void run(void *arg) {
     detail_thread *self = arg;

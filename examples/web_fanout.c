@@ -13,18 +13,13 @@
  */
 #include <braid.h>
 
+#include "example.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static br_executor *pool; /* pool = ThreadPoolExecutor() */
-
-static void must(int rc, const char *what) {
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s (%s)\n", what, br_strerror(rc), br_err_name(rc));
-        exit(1);
-    }
-}
 
 static int return_string(br_task *t, const char *s) {
     return br_task_return(t, s, strlen(s) + 1);

@@ -17,9 +17,10 @@
  * map cancelled it while queued), a done-callback on the runner's future drops the
  * inputs with the same code (BR_ECANCELED: they end cancelled). The runner ran iff its
  * future finished with code 0, and then it ran or skipped every input itself; so each
- * input's executor reference is given up exactly once either way. Executors that are
- * not in-process (a process pool) get each input as its own task (chunksize 1) until a
- * packed chunk format exists for them.
+ * input's executor reference is given up exactly once either way. With chunksize 1
+ * (the default, as in Python) there is no runner: each input's own task is submitted,
+ * as br_submit would. Executors that are not in-process (a process pool) get each
+ * input as its own task (chunksize 1) until a packed chunk format exists for them.
  *
  * A chunk is submitted whole or not at all: if one of its futures can't be allocated
  * or the submit fails, every input of the chunk fails with that code without running
@@ -61,7 +62,7 @@ typedef struct runner_arg {
 
 struct br_map {
     uint32_t magic;
-    bool chunked;   /* one runner per chunk (in-process executors) */
+    bool chunked;   /* one runner per chunk (in-process, chunksize > 1) */
     bool timed_out;
     br_executor *ex;
     br_task_fn fn;
@@ -128,19 +129,17 @@ static int submit_chunk(br_map *m) {
     c->inputs = m->slab + (k % m->ring) * m->chunksize;
     c->runner = NULL;
     int rc = 0;
+    unsigned how = BR__ARG_BORROW | (m->ex->vt->in_process ? BR__ARG_IN_PROCESS : 0);
     for (size_t j = 0; j < c->n; j++) {
-        br_future *f = rc == 0 ? br__future_alloc_task() : NULL;
+        /* Two references: the map's, and one for whoever runs or drops the task. */
+        br_future *f =
+            rc == 0
+                ? br__task_prepare(m->fn, m->size ? m->args + (first + j) * m->size : NULL,
+                                   m->size, how, m->deadline, 2)
+                : NULL;
         c->inputs[j] = f;
-        if (f == NULL) {
+        if (f == NULL)
             rc = BR_ENOMEM;
-            continue;
-        }
-        br_task *t = br__future_task(f);
-        t->fn = m->fn;
-        br__task_set_arg(t, m->size ? m->args + (first + j) * m->size : NULL, m->size);
-        t->deadline = m->deadline;
-        br__task_set_in_process(t, m->ex->vt->in_process);
-        br_future_retain(f); /* the map's; the first goes to whoever runs it */
     }
     if (rc == 0 && m->chunked) {
         runner_arg a = {c->inputs, c->n};
@@ -157,7 +156,9 @@ static int submit_chunk(br_map *m) {
         br_task *t = br__future_task(c->inputs[0]);
         size_t len;
         const void *arg = br_task_arg(t, &len);
-        br_call call = {.fn = t->fn, .arg = arg, .len = len,
+        br_call call = {.fn = t->fn,
+                        .arg = arg,
+                        .len = len,
                         .deadline = m->deadline == BR_FOREVER ? 0 : m->deadline};
         rc = m->ex->vt->submit(m->ex, t, &call);
         if (rc == 0)
@@ -181,8 +182,8 @@ static void cancel_in_flight(br_map *m) {
     }
 }
 
-int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args,
-               size_t count, size_t size, const br_map_opts *opts) {
+int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args, size_t count,
+               size_t size, const br_map_opts *opts) {
     if (out)
         *out = NULL;
     if (out == NULL || !br__executor_ok(ex) || fn == NULL ||
@@ -200,7 +201,9 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args,
     m->args = args;
     m->count = count;
     m->size = size;
-    m->chunked = ex->vt->in_process;
+    /* One input per chunk needs no runner: the input's own task is submitted, as
+     * br_submit would (half the futures and submits of a runner per input). */
+    m->chunked = ex->vt->in_process && o.chunksize > 1;
     m->chunksize = (o.chunksize == 0 || !m->chunked) ? 1 : o.chunksize;
     if (m->chunksize > count && count > 0)
         m->chunksize = count;
