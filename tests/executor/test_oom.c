@@ -179,8 +179,8 @@ static int triple(br_task *t) {
     return br_task_return_i64(t, 3 * (int64_t)in.x);
 }
 
-static void map_oom(void **state) {
-    (void)state;
+/* chunksize 1 submits each input's own task; chunksize 3 goes through runner tasks. */
+static void map_oom_with(size_t chunksize) {
     enum { N = 50 };
     map_in in[N];
     for (int i = 0; i < N; i++)
@@ -194,7 +194,7 @@ static void map_oom(void **state) {
         atomic_store(&map_ran, 0);
         fail_after(n);
         int rc = br_map_new(&m, ex, triple, in, N, sizeof in[0],
-                            &(br_map_opts){.chunksize = 3, .buffersize = 4});
+                            &(br_map_opts){.chunksize = chunksize, .buffersize = 4});
         if (rc != 0) {
             fail_never();
             BR_CHECK_ERR(rc, BR_ENOMEM);
@@ -228,6 +228,17 @@ static void map_oom(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
+static void map_oom(void **state) {
+    (void)state;
+    map_oom_with(3);
+}
+
+static void map_oom_unchunked(void **state) {
+    (void)state;
+    map_oom_with(1);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(threadpool_new_oom),
              cmocka_unit_test(first_submit_starts_worker_oom),
-             cmocka_unit_test(submit_copy_arg_oom), cmocka_unit_test(map_oom))
+             cmocka_unit_test(submit_copy_arg_oom), cmocka_unit_test(map_oom),
+             cmocka_unit_test(map_oom_unchunked))
