@@ -104,8 +104,8 @@ static void buffersize_bound(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
-static void failures_mid_stream(void **state) {
-    (void)state;
+/* cs 1: each input is its own task; cs > 1: inputs go through runner tasks. */
+static void failures_mid_stream_with(size_t cs) {
     br_executor *ex;
     BR_CHECK_OK(mini_new(&ex, 2));
     enum { N = 30 };
@@ -114,7 +114,7 @@ static void failures_mid_stream(void **state) {
         in[i] = (i % 7 == 3) ? -i : i;
     br_map *m;
     BR_CHECK_OK(br_map_new(&m, ex, square_i32, in, N, sizeof in[0],
-                           &(br_map_opts){.chunksize = 4}));
+                           &(br_map_opts){.chunksize = cs}));
     for (int i = 0; i < N; i++) {
         const void *d;
         size_t len;
@@ -140,6 +140,12 @@ static void failures_mid_stream(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
+static void failures_mid_stream(void **state) {
+    (void)state;
+    failures_mid_stream_with(4);
+    failures_mid_stream_with(1);
+}
+
 /* A task that blocks (index 2 of its input) until a gate opens or it is cancelled. */
 static br_future *gate;
 static br_future *started;
@@ -159,8 +165,7 @@ static int gated(br_task *t) {
     return br_task_return_i64(t, x);
 }
 
-static void deadline_cancels_the_rest(void **state) {
-    (void)state;
+static void deadline_cancels_the_rest_with(size_t cs) {
     br_executor *ex;
     BR_CHECK_OK(mini_new(&ex, 1));
     BR_CHECK_OK(br_future_new(&gate));
@@ -174,7 +179,7 @@ static void deadline_cancels_the_rest(void **state) {
     int64_t dl = br_deadline_after((int64_t)(100 * BR_MSEC * br_test_time_multiplier()));
     br_map *m;
     BR_CHECK_OK(br_map_new(&m, ex, gated, in, N, sizeof in[0],
-                           &(br_map_opts){.chunksize = 2, .buffersize = 3, .deadline = dl}));
+                           &(br_map_opts){.chunksize = cs, .buffersize = 3, .deadline = dl}));
     int64_t v;
     BR_CHECK_OK(br_map_next_i64(m, &v));
     BR_CHECK_EQ(v, 0);
@@ -192,6 +197,12 @@ static void deadline_cancels_the_rest(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
     br_future_release(gate);
     br_future_release(started);
+}
+
+static void deadline_cancels_the_rest(void **state) {
+    (void)state;
+    deadline_cancels_the_rest_with(2);
+    deadline_cancels_the_rest_with(1);
 }
 
 typedef struct {
@@ -266,8 +277,7 @@ static void not_in_process_goes_per_input(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
-static void executor_shutdown_underneath(void **state) {
-    (void)state;
+static void executor_shutdown_underneath_with(size_t cs) {
     br_executor *ex;
     BR_CHECK_OK(mini_new(&ex, 1));
     BR_CHECK_OK(br_future_new(&gate)); /* never opened */
@@ -278,9 +288,11 @@ static void executor_shutdown_underneath(void **state) {
     for (int i = 0; i < N; i++)
         in[i] = i;
     br_map *m;
-    /* chunks {0,1,2,3} {4..7} {8..11} queued; the rest not submitted yet */
+    /* 3 chunks submitted ({0..3} {4..7} {8..11} with cs 4; {0} {1} {2} with cs 1);
+     * the rest not yet */
     BR_CHECK_OK(br_map_new(&m, ex, gated, in, N, sizeof in[0],
-                           &(br_map_opts){.chunksize = 4, .buffersize = 3}));
+                           &(br_map_opts){.chunksize = cs, .buffersize = 3}));
+    int queued = 3 * (int)cs;
     BR_CHECK_OK(br_future_wait(started, hang_guard()));
     /* cancel_futures: the queued runners are dropped, the running one is asked to
      * stop, and its input 2 (blocked) sees it through br_task_cancelled */
@@ -291,7 +303,7 @@ static void executor_shutdown_underneath(void **state) {
         if (i < 2) {
             BR_CHECK_OK(rc);
             BR_CHECK_EQ(v, i);
-        } else if (i < 12) {
+        } else if (i == 2 || i < queued) {
             BR_CHECK_ERR(rc, BR_ECANCELED); /* 2 stopped, 3 never started, 4.. dropped */
         } else {
             BR_CHECK_ERR(rc, BR_ESHUTDOWN); /* submitted after the shutdown */
@@ -303,6 +315,12 @@ static void executor_shutdown_underneath(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
     br_future_release(gate);
     br_future_release(started);
+}
+
+static void executor_shutdown_underneath(void **state) {
+    (void)state;
+    executor_shutdown_underneath_with(4);
+    executor_shutdown_underneath_with(1);
 }
 
 static int echo_len(br_task *t) {
