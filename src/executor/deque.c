@@ -205,10 +205,9 @@ br_task *br__deque_peek_top(br__deque *d) {
     return atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed);
 }
 
-int br__deque_steal(br__deque *d, br_task **out) {
-    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
-    br__fence_sc(); /* rule 3 */
-    int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire); /* rule 1 */
+/* Takes the task at top t, given bottom b read after t: the common end of steal and
+ * pop_fifo. */
+static int take_top(br__deque *d, int64_t t, int64_t b, br_task **out) {
     if (t >= b)
         return BR__STEAL_EMPTY;
     br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_acquire); /* rule 4 */
@@ -220,16 +219,15 @@ int br__deque_steal(br__deque *d, br_task **out) {
     return BR__STEAL_OK;
 }
 
+int br__deque_steal(br__deque *d, br_task **out) {
+    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
+    br__fence_sc(); /* rule 3 */
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire); /* rule 1 */
+    return take_top(d, t, b, out);
+}
+
 int br__deque_pop_fifo(br__deque *d, br_task **out) {
     int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire); /* rule 1 */
-    if (t >= b)
-        return BR__STEAL_EMPTY;
-    br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_acquire); /* rule 4 */
-    br_task *x = atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed);
-    if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1, memory_order_seq_cst,
-                                                 memory_order_relaxed))
-        return BR__STEAL_RETRY;
-    *out = x;
-    return BR__STEAL_OK;
+    return take_top(d, t, b, out);
 }

@@ -435,6 +435,17 @@ static int join_held(struct br_thread *t, int64_t deadline) {
     }
 }
 
+/* Under t->wq.lock: true (and the reap claimed for a detach) once the handle is freed,
+ * no join is in progress and nobody reaped the thread; the caller detaches it after
+ * unlocking. */
+static bool claim_detach_locked(struct br_thread *t) {
+    if (!t->handle_freed || t->joiners != 0 ||
+        atomic_load_explicit(&t->reap, memory_order_relaxed) != BR__REAP_NONE)
+        return false;
+    atomic_store_explicit(&t->reap, BR__REAP_DETACHED, memory_order_relaxed);
+    return true;
+}
+
 int br_thread_join(br_thread *t, int64_t deadline) {
     if (!handle_ok(t))
         return BR__MISUSE(BR_EINVAL, "br_thread_join: NULL or freed thread");
@@ -453,10 +464,8 @@ int br_thread_join(br_thread *t, int64_t deadline) {
 
     /* The last join to leave after br_thread_free detaches a pthread nobody reaped. */
     br__ilock_lock(&t->wq.lock);
-    bool detach = --t->joiners == 0 && t->handle_freed &&
-                  atomic_load_explicit(&t->reap, memory_order_relaxed) == BR__REAP_NONE;
-    if (detach)
-        atomic_store_explicit(&t->reap, BR__REAP_DETACHED, memory_order_relaxed);
+    t->joiners--;
+    bool detach = claim_detach_locked(t);
     br__ilock_unlock(&t->wq.lock);
     if (detach)
         pthread_detach(t->pt);
@@ -475,10 +484,7 @@ int br_thread_free(br_thread *t) {
      * leave does (design notes). */
     br__ilock_lock(&t->wq.lock);
     t->handle_freed = true;
-    bool detach = t->joiners == 0 &&
-                  atomic_load_explicit(&t->reap, memory_order_relaxed) == BR__REAP_NONE;
-    if (detach)
-        atomic_store_explicit(&t->reap, BR__REAP_DETACHED, memory_order_relaxed);
+    bool detach = claim_detach_locked(t);
     br__ilock_unlock(&t->wq.lock);
     if (detach)
         pthread_detach(t->pt);
