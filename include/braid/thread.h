@@ -92,10 +92,12 @@ BR_API int br_thread_start(br_thread **out, br_thread_fn fn, void *arg,
 BR_API int br_thread_join(br_thread *t, int64_t deadline);
 
 /* Releases the handle. A thread still running goes on (detached); if it is non-daemon
- * it is still waited for at exit. Joins that other threads have already begun on t
- * are not disturbed: they keep what they need alive and end as they would have; a
- * join begun after the free is misuse. Returns 0 or BR_EINVAL (NULL, or freed twice
- * where detectable). */
+ * it is still waited for at exit. Joins that other threads are known to be blocked in
+ * (the freeing thread has seen them wait: they have registered) are not disturbed:
+ * they keep what they need alive and end as they would have. A join that may still be
+ * entering br_thread_join while t is freed races the free (as pthread_join racing
+ * pthread_detach does) and is misuse, like a join begun after it: order the two
+ * yourself. Returns 0 or BR_EINVAL (NULL, or freed twice where detectable). */
 BR_API int br_thread_free(br_thread *t);
 
 /* False once fn has returned. */

@@ -218,7 +218,10 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args, s
     if (m->ring == 0)
         m->ring = 1;
     m->chunks = br__calloc(m->ring, sizeof *m->chunks);
-    m->slab = br__calloc(m->ring * m->chunksize, sizeof *m->slab);
+    /* ring * chunksize can wrap when huge counts come with size 0 (no args to read) */
+    m->slab = m->chunksize <= SIZE_MAX / m->ring
+                  ? br__calloc(m->ring * m->chunksize, sizeof *m->slab)
+                  : NULL;
     if (m->chunks == NULL || m->slab == NULL) {
         br__free(m->chunks);
         br__free(m->slab);

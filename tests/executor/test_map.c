@@ -364,6 +364,20 @@ static void odd_inputs_and_results(void **state) {
 
 /* Many maps freed at random points while workers run: every input future is released
  * exactly once (ASan) and nothing hangs. */
+/* With size 0 there are no args to read, so any count is allowed; a chunk ring whose
+ * size would wrap is refused instead of allocated short. */
+static void huge_count_and_chunksize(void **state) {
+    (void)state;
+    br_executor *ex;
+    BR_CHECK_OK(mini_new(&ex, 2));
+    br_map *m = (br_map *)1;
+    BR_CHECK_ERR(br_map_new(&m, ex, echo_len, NULL, SIZE_MAX, 0,
+                            &(br_map_opts){.chunksize = SIZE_MAX / 2 + 1}),
+                 BR_ENOMEM);
+    BR_CHECK(m == NULL);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
 static void free_at_random_points(void **state) {
     (void)state;
     br_executor *ex;
@@ -395,5 +409,6 @@ BR_TEST_MAIN(cmocka_unit_test(order_and_chunking), cmocka_unit_test(buffersize_b
              cmocka_unit_test(deadline_cancels_the_rest),
              cmocka_unit_test(free_waits_for_running_and_cancels_rest),
              cmocka_unit_test(not_in_process_goes_per_input),
+             cmocka_unit_test(huge_count_and_chunksize),
              cmocka_unit_test(executor_shutdown_underneath),
              cmocka_unit_test(odd_inputs_and_results), cmocka_unit_test(free_at_random_points))
