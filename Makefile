@@ -61,10 +61,11 @@ bench:
 	@$(MAKE) --no-print-directory build
 	scripts/bench.sh $(BENCH_ARGS)
 
+# --prefix: PREFIX counts even when the build tree was configured with another one.
 # ldconfig refreshes the loader's cache so that programs find the new libbraid.so
 # at once (as root, for a system prefix; otherwise set LD_LIBRARY_PATH or an rpath).
 install: build
-	cmake --install $(BUILD)
+	cmake --install $(BUILD) --prefix $(PREFIX)
 	@if [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 format:

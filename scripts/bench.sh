@@ -100,8 +100,8 @@ fi
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 COMMIT=${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
-if [[ -z ${BENCH_COMMIT:-} && -n $(git -C "$ROOT" status --porcelain --untracked-files=no -- src include 2>/dev/null) ]]; then
-    COMMIT="$COMMIT+uncommitted"   # the build tree holds library changes not in HEAD
+if [[ -z ${BENCH_COMMIT:-} && -n $(git -C "$ROOT" status --porcelain --untracked-files=no -- src include bench 2>/dev/null) ]]; then
+    COMMIT="$COMMIT+uncommitted"   # the build tree holds library or benchmark changes not in HEAD
 fi
 RESDIR=$BUILD/bench-results
 RESULTS=$RESDIR/$STAMP.jsonl
