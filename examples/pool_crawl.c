@@ -36,7 +36,7 @@ static int craw(br_task *t) {
     char *html = fake_page(page);
     if (html == NULL)
         return BR_ENOMEM;
-    int rc = br_task_return(t, html, strlen(html) + 1);
+    int rc = br_task_return_str(t, html);
     free(html);
     return rc;
 }

@@ -18,7 +18,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #define SCALE 0.05
 
@@ -28,7 +27,7 @@ static int get_html(br_task *t) {
     printf("use %lld to success\n", (long long)times);
     char ret[64];
     snprintf(ret, sizeof ret, "运行的时间是%lld秒", (long long)times);
-    return br_task_return(t, ret, strlen(ret) + 1);
+    return br_task_return_str(t, ret);
 }
 
 int main(void) {
@@ -44,9 +43,9 @@ int main(void) {
     br_sleep_s(0.5);
     printf("%s\n", br_future_done(task1) ? "True" : "False");
 
-    const void *data;
-    must(br_future_result(task1, BR_FOREVER, &data, NULL), "result");
-    printf("%s\n", (const char *)data); /* get_html 的返回值, owned by task1 */
+    const char *html;
+    must(br_future_result_str(task1, BR_FOREVER, &html), "result");
+    printf("%s\n", html); /* get_html 的返回值, owned by task1 */
 
     br_future_release(task1);
     br_future_release(task2);

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Python's repr spells the state in lower case (<Future at ... state=running>);
+ * br_future_state_name gives the upper-case enum names, so the port keeps its own. */
 static const char *state_name(br_future_state s) {
     switch (s) {
     case BR_FUTURE_PENDING: return "pending";

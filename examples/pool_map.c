@@ -14,7 +14,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #define SCALE 0.08
 
@@ -24,7 +23,7 @@ static int get_html(br_task *t) {
     printf("use %lld to success\n", (long long)times);
     char ret[64];
     snprintf(ret, sizeof ret, "我运行的时间是%lld秒", (long long)times);
-    return br_task_return(t, ret, strlen(ret) + 1);
+    return br_task_return_str(t, ret);
 }
 
 int main(void) {

@@ -16,7 +16,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #define SCALE 0.1
 
@@ -26,7 +25,7 @@ static int get_html(br_task *t) {
     printf("use %lld to success\n", (long long)times);
     char ret[64];
     snprintf(ret, sizeof ret, "我运行的时间是%lld秒", (long long)times);
-    return br_task_return(t, ret, strlen(ret) + 1);
+    return br_task_return_str(t, ret);
 }
 
 int main(void) {
@@ -53,9 +52,9 @@ int main(void) {
     br_future *future;
     int rc;
     while ((rc = br_as_completed_next(it, &future)) == 0) {
-        const void *data;
-        must(br_future_result(future, BR_FOREVER, &data, NULL), "result");
-        printf("%s\n", (const char *)data);
+        const char *html;
+        must(br_future_result_str(future, BR_FOREVER, &html), "result");
+        printf("%s\n", html);
     }
     if (rc != BR_EOF)
         must(rc, "as_completed_next");

@@ -17,33 +17,28 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 static br_executor *pool; /* pool = ThreadPoolExecutor() */
 
-static int return_string(br_task *t, const char *s) {
-    return br_task_return(t, s, strlen(s) + 1);
-}
-
 static int read_file(br_task *t) {
     br_sleep_s(0.2);
-    return return_string(t, "file result");
+    return br_task_return_str(t, "file result");
 }
 
 static int read_db(br_task *t) {
     br_sleep_s(0.4);
-    return return_string(t, "db result");
+    return br_task_return_str(t, "db result");
 }
 
 static int read_api(br_task *t) {
     br_sleep_s(0.6);
-    return return_string(t, "api result");
+    return br_task_return_str(t, "api result");
 }
 
 static const char *result_of(br_future *f) {
-    const void *data;
-    must(br_future_result(f, BR_FOREVER, &data, NULL), "result");
-    return data;
+    const char *s;
+    must(br_future_result_str(f, BR_FOREVER, &s), "result");
+    return s;
 }
 
 /* @app.route("/"): writes the response body into out. */
