@@ -12,6 +12,7 @@
 
 #include "example.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,9 +20,16 @@
 #define WORKERS 3
 #define SLEEP_MS 40
 
+/* How many tasks slept at the same moment, at most: never more than the workers. */
+static _Atomic int running, most;
+
 static int random_sleep(br_task *t) {
     int64_t n = br_task_arg_i64(t);
+    int now = atomic_fetch_add(&running, 1) + 1;
+    for (int m = atomic_load(&most); now > m && !atomic_compare_exchange_weak(&most, &m, now);)
+        ;
     br_sleep(n * BR_MSEC);
+    atomic_fetch_sub(&running, 1);
     return br_task_return_i64(t, n);
 }
 
@@ -54,6 +62,7 @@ int main(void) {
 
     printf("results: %d of %d\n", got, TASKS);
     printf("多线程用时 :%.3f\n", elapsed);
+    printf("tasks sleeping at once: at most %d\n", atomic_load(&most));
     printf("(one sleep is %.3f s; %d workers need at least %d rounds: %.3f s)\n",
            SLEEP_MS / 1000.0, WORKERS, TASKS / WORKERS, TASKS / WORKERS * SLEEP_MS / 1000.0);
     return got == TASKS ? 0 : 1;

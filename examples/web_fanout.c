@@ -15,23 +15,35 @@
 
 #include "example.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 static br_executor *pool; /* pool = ThreadPoolExecutor() */
 
+/* How many reads ran at the same moment, at most: the proof that they overlapped. */
+static _Atomic int running, most;
+
+static void slow_read(double seconds) {
+    int now = atomic_fetch_add(&running, 1) + 1;
+    for (int m = atomic_load(&most); now > m && !atomic_compare_exchange_weak(&most, &m, now);)
+        ;
+    br_sleep_s(seconds);
+    atomic_fetch_sub(&running, 1);
+}
+
 static int read_file(br_task *t) {
-    br_sleep_s(0.2);
+    slow_read(0.2);
     return br_task_return_str(t, "file result");
 }
 
 static int read_db(br_task *t) {
-    br_sleep_s(0.4);
+    slow_read(0.4);
     return br_task_return_str(t, "db result");
 }
 
 static int read_api(br_task *t) {
-    br_sleep_s(0.6);
+    slow_read(0.6);
     return br_task_return_str(t, "api result");
 }
 
@@ -63,6 +75,7 @@ int main(void) {
     printf("%s\n", body);
     printf("index() took %.3f s; the reads take 0.2 + 0.4 + 0.6 = 1.200 s one after another\n",
            elapsed);
+    printf("reads running at once: at most %d\n", atomic_load(&most));
     must(br_executor_free(pool), "free");
     return 0;
 }

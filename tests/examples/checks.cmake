@@ -106,8 +106,11 @@ function(check_thread_names)
   ex_expect_line("names: get_detail_html, get_detail_url")
   ex_expect_before("^get detail html end$" "^get detail url end$")
   ex_expect_before("^get detail url end$" "^last time: ")
-  # Joined: at least the longer sleep (0.8 s); run together: less than the sum (1.2 s).
-  ex_expect_seconds("^last time: ([0-9.]+)$" 800 1200)
+  # Joined: at least the longer sleep (0.8 s). Run together: both started before either
+  # ended (the order says so; no upper time limit, which a loaded machine could break).
+  ex_expect_before("started \\(thread get_detail_url\\)" "^get detail html end$")
+  ex_expect_before("started \\(thread get_detail_html\\)" "^get detail url end$")
+  ex_expect_seconds("^last time: ([0-9.]+)$" 800 inf)
 endfunction()
 
 # eat_drink: 0.5 s sleeps (eat sleeps 1 s in mixed mode).
@@ -115,7 +118,7 @@ function(check_eat_drink_plain)
   ex_expect_line("start eat (thread eat)")
   ex_expect_line("start drink (thread drink)")
   ex_expect_line("eat daemon: no, drink daemon: no")
-  ex_expect_seconds("^last time: ([0-9.]+)$" 0 500)
+  ex_expect_seconds("^last time: ([0-9.]+)$" 0 inf)
   # main returned first; exit() then waited for both non-daemon threads.
   ex_expect_before("^main returns$" "^end (eat|drink)$")
   ex_expect_count("^end eat$" 1)
@@ -259,24 +262,34 @@ endfunction()
 
 # get_html(3, 4, 9, 7) on 2 workers. Tasks submitted from outside a pool start in
 # submission order, in braid as in Python's single work queue: 3 and 4 first, then 9 in
-# 3's place (at 3 units) and 7 in 4's (at 4), so they finish 3, 4, 7, 9 (at 3, 4, 11
-# and 12 units; a unit is 80-100 ms). as_completed yields each result after its task
-# printed "use N", in the same order.
+# 3's place and 7 in 4's, so on a quiet machine they finish 3, 4, 7, 9 (at 3, 4, 11 and
+# 12 units of 80 ms). What holds however the machine is loaded: the first to finish is
+# 3 or 4 (9 and 7 can't start before one of them ends), each task prints "use N" once,
+# and as_completed yields each result after its task printed it, in the same order.
 function(ex_expect_completion_order)
   set(prefix_use "use ")
   set(prefix_result "我运行的时间是")
   foreach(kind use result)
     set(prefix "${prefix_${kind}}")
     ex_grep(hits "^${prefix}[0-9]")
-    set(order "")
+    set(order_${kind} "")
     foreach(i IN LISTS hits)
       string(REGEX MATCH "^${prefix}([0-9])" _ "${EX_LINE_${i}}")
-      list(APPEND order ${CMAKE_MATCH_1})
+      list(APPEND order_${kind} ${CMAKE_MATCH_1})
     endforeach()
-    if(NOT order STREQUAL "3;4;7;9")
-      ex_fail("'${prefix}' lines: expected 3, 4, 7, 9 in that order, got ${order}")
+    set(sorted ${order_${kind}})
+    list(SORT sorted)
+    if(NOT sorted STREQUAL "3;4;7;9")
+      ex_fail("'${prefix}' lines: expected 3, 4, 7 and 9 once each, got ${order_${kind}}")
+    endif()
+    list(GET order_${kind} 0 first)
+    if(NOT first MATCHES "^[34]$")
+      ex_fail("'${prefix}' lines: 3 or 4 must finish first, got ${order_${kind}}")
     endif()
   endforeach()
+  if(NOT order_use STREQUAL order_result)
+    ex_fail("results came in ${order_result}, the tasks finished in ${order_use}")
+  endif()
   foreach(n 3 4 7 9)
     ex_expect_before("^use ${n} to success$" "^我运行的时间是${n}秒$")
   endforeach()
@@ -290,11 +303,17 @@ endfunction()
 function(check_pool_map)
   ex_expect_subsequence("^我运行的时间是" "我运行的时间是3秒" "我运行的时间是4秒"
                         "我运行的时间是9秒" "我运行的时间是7秒")
-  # The tasks start in submission order (the map submits all four at once), so they
-  # finish 3, 4, 7, 9, as in Python.
-  ex_expect_subsequence("^use " "use 3 to success" "use 4 to success" "use 7 to success"
-                        "use 9 to success")
+  # The tasks start in submission order (the map submits all four at once): 3 or 4
+  # finishes first (3, 4, 7, 9 on a quiet machine, as in Python), each once.
+  foreach(n 3 4 7 9)
+    ex_expect_count("^use ${n} to success$" 1)
+  endforeach()
   ex_expect_count("^use " 4)
+  ex_index(first_use "^use [34] to success$")
+  ex_index(any_use "^use ")
+  if(NOT first_use EQUAL any_use)
+    ex_fail("3 or 4 must finish first")
+  endif()
 endfunction()
 
 function(check_pool_wait_first)
@@ -302,11 +321,26 @@ function(check_pool_wait_first)
   if(m LESS 0)
     ex_fail("no 'main' line")
   endif()
-  # Exactly one task had finished when wait(FIRST_COMPLETED) returned: task 3.
-  if(NOT m EQUAL 1 OR NOT EX_LINE_0 STREQUAL "use 3 to success")
-    ex_fail("expected exactly 'use 3 to success' before 'main'")
+  # wait(FIRST_COMPLETED) returned once a task had finished: 3 (at 3 units; 4 ends a unit
+  # later, so on a quiet machine the set is {3}: "done: 1"). However loaded the machine,
+  # a task had finished, it was 3 or 4 (7 and 9 start only after one of them ends and
+  # take 7 and 9 units), and the sets cover all four.
+  if(m LESS 1 OR m GREATER 2)
+    ex_fail("expected 1 or 2 'use' lines before 'main', got ${m}")
   endif()
-  ex_expect_line("(done: 1, not done: 3)")
+  math(EXPR last "${m} - 1")
+  foreach(i RANGE 0 ${last})
+    if(NOT EX_LINE_${i} MATCHES "^use [34] to success$")
+      ex_fail("before 'main': '${EX_LINE_${i}}', expected use 3 or use 4")
+    endif()
+  endforeach()
+  ex_expect_count("^\\(done: [12], not done: [23]\\)$" 1)
+  ex_capture(ndone "^\\(done: ([12]),")
+  ex_capture(nnot "not done: ([23])\\)$")
+  math(EXPR total "${ndone} + ${nnot}")
+  if(NOT total EQUAL 4)
+    ex_fail("done + not done = ${total}, expected 4")
+  endif()
   ex_expect_before("^main$" "^我运行的时间是")
   ex_expect_completion_order()
 endfunction()
@@ -325,8 +359,10 @@ endfunction()
 
 function(check_pool_sleep)
   ex_expect_line("results: 30 of 30")
-  # 30 sleeps of 40 ms on 3 workers: never under 10 rounds; far under 30 in a row.
-  ex_expect_seconds("^多线程用时 :([0-9.]+)$" 400 1200)
+  # 30 sleeps of 40 ms on 3 workers: never under 10 rounds; they overlapped (2 or 3 at
+  # once), and never more than the 3 workers.
+  ex_expect_seconds("^多线程用时 :([0-9.]+)$" 400 inf)
+  ex_expect_count("^tasks sleeping at once: at most [23]$" 1)
 endfunction()
 
 function(check_pool_get_data)
@@ -347,8 +383,10 @@ endfunction()
 function(check_web_fanout)
   ex_expect_line("{\"result_file\": \"file result\", \"result_db\": \"db result\", \"result_api\": \"api result\"}")
   ex_expect_count("^index\\(\\) took [0-9.]+ s; the reads take 0\\.2 \\+ 0\\.4 \\+ 0\\.6 = 1\\.200 s one after another$" 1)
-  # About the longest read (0.6 s), not the sum (1.2 s).
-  ex_expect_seconds("^index\\(\\) took ([0-9.]+) s" 600 1200)
+  # At least the longest read (0.6 s); the reads overlapped (2 or 3 at once), which is
+  # why it takes about the longest, not the sum (1.2 s). No upper time limit.
+  ex_expect_seconds("^index\\(\\) took ([0-9.]+) s" 600 inf)
+  ex_expect_count("^reads running at once: at most [23]$" 1)
 endfunction()
 
 function(check_primes_map)
