@@ -510,18 +510,25 @@ static void conformance_fire_and_forget(void **state) {
 typedef struct cf_cb {
     _Atomic int calls;
     _Atomic int not_done; /* calls that found the future not done (checked by the test) */
-    int seen_order[3];
-    br_future *two_done; /* completed by the second call */
+    int seen_order[3];    /* the ids of the registrations, in the order they ran */
+    br_future *two_done;  /* completed by the second call */
 } cf_cb;
+
+/* One registration: which record and which id it writes there. */
+typedef struct cf_cb_reg {
+    cf_cb *c;
+    int id;
+} cf_cb_reg;
 
 /* Runs on whichever thread completes f (a worker): records, never checks. */
 static void cf_cb_record(br_future *f, void *arg) {
-    cf_cb *c = arg;
+    const cf_cb_reg *reg = arg;
+    cf_cb *c = reg->c;
     if (!br_future_done(f))
         atomic_fetch_add(&c->not_done, 1);
     int k = atomic_fetch_add(&c->calls, 1);
     if (k < 3)
-        c->seen_order[k] = k;
+        c->seen_order[k] = reg->id;
     if (k == 1)
         br_future_set_result_i64(c->two_done, 1);
 }
@@ -545,9 +552,10 @@ static void conformance_done_callbacks(void **state) {
     br_future *gate = cf_gate();
     cf_block *b = cf_block_new(gate, 3);
     br_future *f = cf_submit_block(ex, b);
-    cf_cb c = {.two_done = cf_gate()};
-    BR_CHECK_OK(br_future_add_done_callback(f, cf_cb_record, &c));
-    BR_CHECK_OK(br_future_add_done_callback(f, cf_cb_record, &c));
+    cf_cb c = {.two_done = cf_gate(), .seen_order = {-1, -1, -1}};
+    cf_cb_reg regs[3] = {{&c, 0}, {&c, 1}, {&c, 2}};
+    BR_CHECK_OK(br_future_add_done_callback(f, cf_cb_record, &regs[0]));
+    BR_CHECK_OK(br_future_add_done_callback(f, cf_cb_record, &regs[1]));
     BR_CHECK_EQ(atomic_load(&c.calls), 0);
     cf_rel r = {.done = cf_gate()};
     br_future *g;
@@ -557,7 +565,7 @@ static void conformance_done_callbacks(void **state) {
     /* callbacks run on the completing thread, maybe after waiters woke: wait for them */
     BR_CHECK_OK(br_future_wait(c.two_done, cf_guard()));
     BR_CHECK_OK(br_future_wait(r.done, cf_guard()));
-    BR_CHECK_OK(br_future_add_done_callback(f, cf_cb_record, &c)); /* runs at once */
+    BR_CHECK_OK(br_future_add_done_callback(f, cf_cb_record, &regs[2])); /* runs at once */
     BR_CHECK_EQ(atomic_load(&c.calls), 3);
     BR_CHECK_EQ(atomic_load(&c.not_done), 0);
     BR_CHECK_EQ(c.seen_order[0], 0);
