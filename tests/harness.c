@@ -1,9 +1,12 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 double br_test_scale(void) {
     const char *s = getenv("BRAID_TEST_SCALE");
@@ -50,6 +53,25 @@ int br_test_count_fds(void) {
 }
 
 int br_test_count_threads(void) { return count_dir("/proc/self/task"); }
+
+int br_test_wait_child(pid_t pid) {
+    int64_t give_up =
+        br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {
+        if (br_now() > give_up) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            fail_msg("child %d still running at the hang guard: killed", (int)pid);
+        }
+        br_sleep(BR_MSEC);
+    }
+    if (r != pid)
+        fail_msg("waitpid(%d): got %d (errno %d)", (int)pid, (int)r, r < 0 ? errno : 0);
+    return st;
+}
 
 int br_test_main(const struct CMUnitTest *tests, size_t n, const char *group, int argc,
                  char **argv) {

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <cmocka.h>
 
 #include <braid.h>
@@ -68,6 +69,11 @@ int br_test_count_fds(void);
 
 /* Number of threads in this process (from /proc/self/task), for leak checks. */
 int br_test_count_threads(void);
+
+/* Waits for the forked child `pid` and returns its wait status. A child still running
+ * at the hang guard (30 s times br_test_time_multiplier()) is killed with SIGKILL,
+ * reaped, and the test fails: a test never hangs on, or leaves behind, a child. */
+int br_test_wait_child(pid_t pid);
 
 int br_test_main(const struct CMUnitTest *tests, size_t n, const char *group, int argc,
                  char **argv);

@@ -48,12 +48,15 @@ static br_future *tp_future(void) {
 }
 
 /* A task that reports it started, then waits for its gate; if asked to stop while
- * waiting it returns BR_ECANCELED (when `obey`), else it keeps waiting. */
+ * waiting it returns BR_ECANCELED (when `obey`), else it keeps waiting. At `give_up`
+ * (the hang guard, from tp_block_new) it returns BR_ETIMEDOUT: a failed check that
+ * never opens the gate must not leave a worker for the exit rule to wait on forever. */
 typedef struct tp_block {
     br_future *gate;
     br_future *started;
     bool obey;
     _Atomic int saw_cancel;
+    int64_t give_up;
 } tp_block;
 
 static int tp_block_task(br_task *t) {
@@ -67,6 +70,8 @@ static int tp_block_task(br_task *t) {
             if (b->obey)
                 return BR_ECANCELED;
         }
+        if (br_now() > b->give_up)
+            return BR_ETIMEDOUT;
     }
     return br_task_return_i64(t, 7);
 }
@@ -76,6 +81,7 @@ static tp_block *tp_block_new(bool obey) {
     b->gate = tp_future();
     b->started = tp_future();
     b->obey = obey;
+    b->give_up = tp_guard();
     return b;
 }
 
@@ -886,17 +892,19 @@ static struct {
     _Atomic int nstarted;
     br_future *slot[FIFO_MAX]; /* slot[k]: the index of the k-th task to start */
     br_future *gate[FIFO_MAX];
+    int64_t give_up; /* the round's hang guard: a task still gated then fails */
 } tp_fifo;
 
 static int tp_fifo_task(br_task *t) {
     int64_t i = br_task_arg_i64(t);
     int k = atomic_fetch_add(&tp_fifo.nstarted, 1);
     br_future_set_result_i64(tp_fifo.slot[k], i);
-    return br_future_wait(tp_fifo.gate[i], BR_FOREVER);
+    return br_future_wait(tp_fifo.gate[i], tp_fifo.give_up); /* BR_ETIMEDOUT at the guard */
 }
 
 static void tp_fifo_reset(int n) {
     atomic_store(&tp_fifo.nstarted, 0);
+    tp_fifo.give_up = tp_guard();
     for (int i = 0; i < n; i++) {
         tp_fifo.slot[i] = tp_future();
         tp_fifo.gate[i] = tp_future();
@@ -1188,7 +1196,7 @@ static void tp_exit_case(bool daemon) {
     int status = 0;
     if (daemon) {
         /* The child doesn't wait for its task: it exits with the task still blocked. */
-        BR_CHECK_EQ(waitpid(pid, &status, 0), pid);
+        status = br_test_wait_child(pid);
         BR_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         char buf[8];
         BR_CHECK_EQ(read(done[0], buf, sizeof buf), 0); /* EOF: the task never finished */
@@ -1197,7 +1205,7 @@ static void tp_exit_case(bool daemon) {
         BR_CHECK_EQ(write(go[1], "g", 1), 1);
         char buf[8];
         BR_CHECK_EQ(read(done[0], buf, sizeof buf), 4);
-        BR_CHECK_EQ(waitpid(pid, &status, 0), pid);
+        status = br_test_wait_child(pid);
         BR_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
     close(go[1]);
@@ -1257,8 +1265,7 @@ static void threadpool_fork_child(void **state) {
             _exit(12);
         exit(0); /* `kept` is still registered for the exit rule */
     }
-    int status = 0;
-    BR_CHECK_EQ(waitpid(pid, &status, 0), pid);
+    int status = br_test_wait_child(pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail_msg("child status %d", status);
     /* The parent's pools are untouched. */
@@ -1279,13 +1286,16 @@ typedef struct tp_fk {
     br_future *kids[4];
 } tp_fk;
 
+/* The test's hang guard: a task still gated then fails with BR_ETIMEDOUT. */
+static int64_t tp_fk_give_up;
+
 static int tp_fk_task(br_task *t) {
     tp_fk *k = (tp_fk *)(uintptr_t)br_task_arg_i64(t);
     for (int i = 0; i < k->nested; i++)
         if (br_submit_i64(tp_self_ex, tp_echo, 100 + i, &k->kids[i]) != 0)
             return BR_EIO;
     br_future_set_result_i64(k->started, 1);
-    return br_future_wait(k->gate, BR_FOREVER);
+    return br_future_wait(k->gate, tp_fk_give_up);
 }
 
 static bool tp_has_waiter(br_future *f) {
@@ -1315,10 +1325,14 @@ static int tp_fk_check(br_future **queued, int n, br_future **running, int code)
 
 static void threadpool_fork_child_completes_queued(void **state) {
     (void)state;
+    tp_fk_give_up = tp_guard();
     br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
     tp_self_ex = ex;
-    tp_fk g1 = {tp_future(), tp_future(), 0, {0}}, g2 = {tp_future(), tp_future(), 0, {0}};
-    tp_fk b = {tp_future(), tp_future(), 4, {0}};
+    /* static: a task that starts after a failed check must not read a dead frame */
+    static tp_fk g1, g2, b;
+    g1 = (tp_fk){tp_future(), tp_future(), 0, {0}};
+    g2 = (tp_fk){tp_future(), tp_future(), 0, {0}};
+    b = (tp_fk){tp_future(), tp_future(), 4, {0}};
     br_future *fg1, *fg2, *fb, *t[TP_FK_Q], *u[TP_FK_Q];
     BR_CHECK_OK(br_submit_i64(ex, tp_fk_task, (int64_t)(uintptr_t)&g1, &fg1));
     BR_CHECK_OK(br_submit_i64(ex, tp_fk_task, (int64_t)(uintptr_t)&g2, &fg2));
@@ -1368,8 +1382,7 @@ static void threadpool_fork_child_completes_queued(void **state) {
             }
             _exit(rc); /* (not exit: the leak check can't see the parent's threads) */
         }
-        if (waitpid(pid, &status[mode], 0) != pid)
-            status[mode] = -1;
+        status[mode] = br_test_wait_child(pid);
     }
     /* In the parent everything runs as usual (gates first: a failed check must not
      * leave the workers blocked for the exit rule to wait on). */

@@ -1142,8 +1142,7 @@ static void cache_survives_fork(void **state) {
             }
             _exit(0);
         }
-        int status = 0;
-        BR_CHECK_EQ(waitpid(pid, &status, 0), pid);
+        int status = br_test_wait_child(pid);
         BR_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
     atomic_store(&stop, 1);

@@ -46,8 +46,8 @@ static void probe_fn(void *arg) {
     p->tid = br_thread_current_native_id();
     snprintf(p->name, sizeof p->name, "%s", br_thread_current_name());
     read_comm(p->tid, p->comm, sizeof p->comm);
-    if (p->gate)
-        br_event_wait(p->gate, BR_FOREVER);
+    if (p->gate) /* bounded: a failed check must not leave a non-daemon thread for exit() */
+        br_event_wait(p->gate, tu_guard());
 }
 
 static void start_and_join(void **state) {
@@ -337,23 +337,6 @@ static void locals_are_per_thread(void **state) {
 
 /* --- helpers for tests that fork ------------------------------------------------------ */
 
-/* Waits for child `pid` (killing it at the hang guard) and returns its wait status. */
-static int wait_child(pid_t pid, const char *what) {
-    int64_t give_up = tu_guard();
-    int st = 0;
-    pid_t r;
-    while ((r = waitpid(pid, &st, WNOHANG)) == 0) {
-        if (br_now() > give_up) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            fail_msg("%s: the child hung", what);
-        }
-        br_sleep(BR_MSEC);
-    }
-    BR_CHECK_EQ(r, pid);
-    return st;
-}
-
 /* A child's verdict: exit status 0 means every check in it passed; any other status
  * names the failed check. */
 #define CHECK_CHILD_OK(st)                                                                 \
@@ -426,7 +409,7 @@ static void run_exit_child(bool daemon, int64_t sleep_ns, char *got, int *status
         }
     }
     got[n] = '\0';
-    BR_CHECK_EQ(waitpid(pid, status, 0), pid);
+    *status = br_test_wait_child(pid);
     *took = br_now() - t0;
     close(fds[0]);
 }
@@ -813,10 +796,10 @@ static void start_failure_while_exit_waits(void **state) {
                 got[n++] = c;
         }
         if (br_now() > give_up)
-            break; /* wait_child kills it and fails */
+            break; /* br_test_wait_child kills it and fails */
     }
     close(fds[0]);
-    CHECK_CHILD_OK(wait_child(pid, "exit during a failed start"));
+    CHECK_CHILD_OK(br_test_wait_child(pid)); /* exit during a failed start */
     BR_CHECK_EQ(got[0], 'W'); /* the exit handler was waiting when creation failed */
     /* 'A' (br_thread_start said BR_EAGAIN) if the daemon wrote it before the end */
     BR_CHECK(got[1] == 0 || got[1] == 'A');
@@ -905,10 +888,19 @@ static void fork_while_a_thread_finishes(void **state) {
     probe p = {.gate = &gate};
     br_thread *t = tu_spawn(probe_fn, &p);
     br__ilock_lock(&t->wq.lock);
-    BR_CHECK_OK(br_event_set(&gate)); /* fn returns now */
-    TU_WAIT_FOR(atomic_load(&t->wq.lock.word) == 2); /* and it sleeps on our ilock */
-    fflush(NULL);
-    pid_t pid = fork();
+    /* No check may fail while we hold the ilock: the thread would sleep on it for good
+     * and exit() would wait for it. So the checks come after the unlock. */
+    int set_rc = br_event_set(&gate); /* fn returns now */
+    bool parked = false;               /* and it sleeps on our ilock */
+    int64_t give_up = tu_guard();
+    while (set_rc == 0 && !(parked = atomic_load(&t->wq.lock.word) == 2) &&
+           br_now() <= give_up)
+        br_sleep(100 * BR_USEC);
+    pid_t pid = -1;
+    if (parked) {
+        fflush(NULL);
+        pid = fork();
+    }
     if (pid == 0) {
         /* We hold (a copy of) the ilock, unless the atfork handler reset it. */
         if (atomic_load(&t->wq.lock.word) != 0)
@@ -924,8 +916,11 @@ static void fork_while_a_thread_finishes(void **state) {
         exit(0);
     }
     br__ilock_unlock(&t->wq.lock);
+    BR_CHECK_OK(set_rc);
+    if (!parked)
+        fail_msg("%s:%d: the thread never slept on our ilock", __FILE__, __LINE__);
     BR_CHECK(pid > 0);
-    CHECK_CHILD_OK(wait_child(pid, "fork while a thread finishes"));
+    CHECK_CHILD_OK(br_test_wait_child(pid)); /* fork while a thread finishes */
     tu_join(t);
 }
 
@@ -950,7 +945,7 @@ static void fork_while_a_thread_runs_destructors(void **state) {
         exit(0);
     }
     BR_CHECK(pid > 0);
-    CHECK_CHILD_OK(wait_child(pid, "fork while a thread runs destructors"));
+    CHECK_CHILD_OK(br_test_wait_child(pid)); /* fork while a thread runs destructors */
     BR_CHECK_EQ(atomic_load(&dtor_ran), 0); /* the parent's thread still waits */
     BR_CHECK_OK(br_event_set(&dtor_gate));
     BR_CHECK_OK(br_thread_join(t, tu_guard()));
