@@ -100,7 +100,15 @@ void br__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
  * three-state futex mutex (0 free, 1 held, 2 held and someone sleeps) that spins
  * briefly first. It is never held across a park, so it is safe for coroutines too: a
  * coroutine that meets it held blocks its thread for a few hundred nanoseconds at
- * most, as Go's runtime locks do. Zero is the unlocked state. */
+ * most, as Go's runtime locks do. Zero is the unlocked state.
+ *
+ * The one exception, in the queue (queue.c, "Locking"): its wait lock, an ilock, is
+ * held while one of the queue's side locks (br__qlock, queue/internal.h) is taken. A
+ * side lock's contender whose holder lost its CPU sched_yields and naps on a futex
+ * (each nap capped at 250 us), so that ilock may be held that long. Bounded because the
+ * side lock's holder holds it for one short critical section and waits for nothing
+ * inside it, and a nap ends at most 250 us after the side lock's release. No ilock is
+ * held across a park, even there. */
 typedef struct br__ilock {
     _Atomic uint32_t word;
 } br__ilock;

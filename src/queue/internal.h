@@ -24,7 +24,9 @@ enum { BR__QOPEN = 0, BR__QDRAINING = 1, BR__QIMMEDIATE = 2 };
  * contender never sleeps waiting to be woken. It spins (the holder is on a CPU almost
  * always), and if the holder was preempted it polls with short timed sleeps (futex
  * waits, which return at once if the word is no longer 1) until it gets in.
- * No wake-up exists, so none can be lost. Never held while waiting for anything. */
+ * No wake-up exists, so none can be lost. Never held while waiting for anything.
+ * Taken under wlock (an ilock) in a few places: the one exception to the ilock's rule,
+ * described in queue.c's design notes ("Locking"). */
 typedef struct br__qlock {
     _Atomic uint32_t word; /* 0 free, 1 held */
 } br__qlock;
@@ -126,8 +128,10 @@ int br__qstore_init(br_queue *q);  /* 0 or BR_ENOMEM; bounded: all the room at o
 void br__qstore_fini(br_queue *q);
 /* 0, BR_ENOMEM. The caller checked room. */
 int br__qstore_push(br_queue *q, void *item, int64_t prio, uint64_t seq);
-/* Takes the next item out; the store must not be empty. */
-void br__qstore_pop(br_queue *q, void **item, int64_t *prio);
+/* Takes the next item out; the store must not be empty. shrink: an unbounded store may
+ * halve its array (br__realloc, which copies) if it is three quarters empty; pass false
+ * under wlock, which is held only briefly. */
+void br__qstore_pop(br_queue *q, void **item, int64_t *prio, bool shrink);
 
 /* Test hooks: how many calls on q free would wait for (w.nbusy: blocked, or finishing
  * after their effect), and how many are linked as getters, putters, joiners. */

@@ -90,6 +90,20 @@
  *
  * Locking: wlock before plk, wlock before clk; plk and clk are never held together.
  * dispose runs with no lock held.
+ *
+ * wlock is a br__ilock, promised to be short, yet it is held while a side lock is
+ * taken: in wait_turn (the count goes up under the other side's lock, then attempt
+ * takes the caller's own), in all_done (under wlock from join and wake_joiners) and in
+ * br_queue_shutdown. This is the documented exception to the ilock's rule
+ * (core/internal.h, docs/conventions.md): br__qlock_lock_slow may sched_yield and nap
+ * (<= 250 us a nap) while wlock is held, when the side lock's holder lost its CPU. The
+ * bound is that holder's one critical section (a few dozen instructions, a heap sift,
+ * or a growth or shrink of an unbounded LIFO/priority array), plus at most one nap past
+ * its release. Keeping the registration under both locks is what the lost wake-up
+ * argument above rests on. The LIFO/priority array is never resized under wlock: a
+ * put there is a bounded queue's (all its room exists from creation) and a get there
+ * pops with shrink false (store.c). (An unbounded FIFO get there that leaves a chunk
+ * may still br__free it when the spare stack is full, fifo.h.)
  */
 #include "queue/internal.h"
 #include "queue/fifo.h"
@@ -171,8 +185,10 @@ static inline int try_put(br_queue *q, void *item, int64_t prio, bool *wake) {
 
 /* 0, BR__QAGAIN (empty) or BR_ESHUTDOWN (immediate). Sets *wake (and counts the call
  * in nbusy) when it got an item and a putter is linked: the caller must then
- * wake_and_leave. */
-static inline int try_get(br_queue *q, void **item, int64_t *prio, bool *wake) {
+ * wake_and_leave. shrink: false under wlock, so that a LIFO or priority store never
+ * reallocates its array there (store.c). */
+static inline int try_get(br_queue *q, void **item, int64_t *prio, bool *wake,
+                          bool shrink) {
     br__qlock_lock(q->clk);
     if (BR__UNLIKELY(atomic_load_explicit(&q->state, memory_order_relaxed) ==
                      BR__QIMMEDIATE)) {
@@ -191,7 +207,7 @@ static inline int try_get(br_queue *q, void **item, int64_t *prio, bool *wake) {
             br__qlock_unlock(q->clk);
             return BR__QAGAIN;
         }
-        br__qstore_pop(q, item, &pr);
+        br__qstore_pop(q, item, &pr, shrink);
         atomic_store_explicit(&q->c.head, h + 1, memory_order_release);
     }
     if (prio != NULL)
@@ -214,7 +230,7 @@ static int take_owned(br_queue *q, void **item) {
     if (atomic_load_explicit(&q->p.tail, memory_order_relaxed) == h)
         return BR__QAGAIN;
     int64_t prio;
-    br__qstore_pop(q, item, &prio);
+    br__qstore_pop(q, item, &prio, true);
     atomic_store_explicit(&q->c.head, h + 1, memory_order_release);
     return 0;
 }
@@ -300,12 +316,13 @@ typedef struct qcall {
     bool wake;         /* set by a successful attempt: the other side has a waiter */
 } qcall;
 
-/* One try: 0, BR__QAGAIN, or the call's final error. */
-static int attempt(br_queue *q, qcall *c) {
+/* One try: 0, BR__QAGAIN, or the call's final error. in_wlock: the caller holds wlock
+ * (a put there is a bounded queue's, which never allocates; a get must not shrink). */
+static int attempt(br_queue *q, qcall *c, bool in_wlock) {
     if (c->put)
         return try_put(q, c->item, c->prio, &c->wake);
     int s = state_of(q);
-    int rc = try_get(q, c->out, c->prio_out, &c->wake);
+    int rc = try_get(q, c->out, c->prio_out, &c->wake, !in_wlock);
     /* Empty with a shutdown under way (read before the try) is empty for good. */
     return rc == BR__QAGAIN && s != BR__QOPEN ? BR_ESHUTDOWN : rc;
 }
@@ -331,7 +348,7 @@ static int spin(br_queue *q, qcall *c, int64_t deadline) {
         bool worth = state_of(q) != BR__QOPEN ||
                      (c->put ? size_now(q) < q->maxsize : is_fifo(q) || size_now(q) != 0);
         if (worth) {
-            int rc = attempt(q, c);
+            int rc = attempt(q, c, false);
             if (rc != BR__QAGAIN)
                 return rc;
         }
@@ -348,12 +365,15 @@ static int wait_turn(br_queue *q, qcall *c, int64_t deadline) {
     br__qlock *theirs = c->put ? q->clk : q->plk;
     br__waiter w;
     for (;;) {
+        /* Read the clock outside wlock. A deadline that passes between this read and
+         * the park is caught by the park, which then times out at once. */
+        bool passed = br__deadline_passed(deadline);
         br__ilock_lock(&q->w.lock);
         br__qlock_lock(theirs);
         atomic_fetch_add_explicit(mine.count, 1, memory_order_relaxed);
         br__qlock_unlock(theirs);
-        int rc = attempt(q, c);
-        if (rc == BR__QAGAIN && br__deadline_passed(deadline))
+        int rc = attempt(q, c, true);
+        if (rc == BR__QAGAIN && passed)
             rc = BR_ETIMEDOUT;
         if (rc != BR__QAGAIN) {
             atomic_fetch_sub_explicit(mine.count, 1, memory_order_relaxed);
@@ -392,7 +412,7 @@ static int get_impl(br_queue *q, void **item, int64_t *prio, int64_t deadline) {
         return BR__MISUSE(BR_EINVAL, "br_queue_get: item is NULL");
     bool wake = false;
     int s = state_of(q);
-    int rc = try_get(q, item, prio, &wake);
+    int rc = try_get(q, item, prio, &wake, true);
     if (BR__LIKELY(rc == 0)) {
         if (BR__UNLIKELY(wake))
             wake_and_leave(q, putters(q));

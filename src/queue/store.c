@@ -5,6 +5,10 @@
  * Unbounded ones double when full and halve when three quarters empty (above 64): a
  * growth that fails is BR_ENOMEM with the array as it was, a shrink that fails keeps
  * the larger array. Memory comes from br__realloc (core/internal.h), so tests can fail it.
+ * Neither happens under wlock (a br__ilock, which must stay short): a put that runs
+ * there is a bounded queue's, which never grows, and a get that runs there (a getter's
+ * retry while it registers) pops with shrink false; the next pop outside wlock shrinks,
+ * as its test is the same on every pop.
  * The heap orders by (prio, seq): seq is the put order, which makes equal priorities
  * come out first in, first out, as Python's PriorityQueue does with (prio, count)
  * tuples. */
@@ -62,7 +66,7 @@ int br__qstore_push(br_queue *q, void *item, int64_t prio, uint64_t seq) {
     return 0;
 }
 
-void br__qstore_pop(br_queue *q, void **item, int64_t *prio) {
+void br__qstore_pop(br_queue *q, void **item, int64_t *prio, bool shrink) {
     size_t n = count_of(q) - 1; /* entries left after this one */
     br__qentry *a = q->p.arr;
     if (q->kind == BR_QUEUE_PRIORITY) {
@@ -87,6 +91,6 @@ void br__qstore_pop(br_queue *q, void **item, int64_t *prio) {
         *item = a[n].item;
         *prio = 0;
     }
-    if (q->maxsize == 0 && q->p.cap > STORE_SHRINK_ABOVE && n < q->p.cap / 4)
+    if (shrink && q->maxsize == 0 && q->p.cap > STORE_SHRINK_ABOVE && n < q->p.cap / 4)
         (void)resize(q, q->p.cap / 2); /* on failure keep the bigger array */
 }
