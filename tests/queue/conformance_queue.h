@@ -65,6 +65,23 @@ static br_queue *mkq_with(size_t maxsize, disposed_log *log) {
 }
 static br_queue *mkq(size_t maxsize) { return mkq_with(maxsize, NULL); }
 
+/* SimpleQueue has no maxsize and no task_done/join. A test of those features checks,
+ * for it, that they are refused as documented, so it never passes without a check. */
+static void simple_refuses_maxsize(void) {
+    br_queue *q = (br_queue *)1;
+    br_queue_opts o = {.kind = QKIND, .maxsize = 2};
+    BR_CHECK_ERR(br_queue_new(&q, &o), BR_EINVAL);
+    BR_CHECK(q == NULL);
+}
+
+static void simple_refuses_join(void) {
+    br_queue *q = mkq(0);
+    BR_CHECK_OK(br_queue_put(q, (void *)1, BR_NOWAIT));
+    BR_CHECK_ERR(br_queue_task_done(q), BR_ENOTSUP);
+    BR_CHECK_ERR(br_queue_join(q, BR_NOWAIT), BR_ENOTSUP);
+    BR_CHECK_OK(br_queue_free(q));
+}
+
 /* Priority queues get a spread of priorities where order doesn't matter. */
 static int qput_any(br_queue *q, uintptr_t v, int64_t deadline) {
     if (IS_PRIO)
@@ -115,6 +132,7 @@ typedef struct op_thread {
     uintptr_t v; /* OP_PUT: the item; OP_GET: what came out */
     int64_t deadline;
     int rc;
+    _Atomic bool returned; /* set once the call has returned */
 } op_thread;
 
 static void *op_main(void *arg) {
@@ -130,6 +148,7 @@ static void *op_main(void *arg) {
         t->rc = br_queue_join(t->q, t->deadline);
         break;
     }
+    atomic_store(&t->returned, true);
     return NULL;
 }
 
@@ -139,6 +158,7 @@ static void op_start(op_thread *t, br_queue *q, int op, uintptr_t v, int64_t dea
     t->v = v;
     t->deadline = deadline;
     t->rc = 12345;
+    atomic_init(&t->returned, false);
     assert_int_equal(pthread_create(&t->th, NULL, op_main, t), 0);
 }
 
@@ -254,8 +274,10 @@ static void conf_round_trip_many(void **state) {
  * (the pages come from the kernel on first touch), and an impossible one is BR_ENOMEM. */
 static void conf_large_maxsize(void **state) {
     (void)state;
-    if (IS_SIMPLE)
+    if (IS_SIMPLE) {
+        simple_refuses_maxsize();
         return;
+    }
     const size_t big = (size_t)1 << 22;
     br_queue *q = mkq(big);
     BR_CHECK_EQ(br_queue_maxsize(q), big);
@@ -403,8 +425,10 @@ static void conf_get_deadline_not_early(void **state) {
 
 static void conf_put_deadline_not_early(void **state) {
     (void)state;
-    if (IS_SIMPLE)
-        return; /* never full; conf_nowait_on_full checks maxsize is refused */
+    if (IS_SIMPLE) {
+        simple_refuses_maxsize(); /* never full */
+        return;
+    }
     br_queue *q = mkq(1);
     BR_CHECK_OK(qput_any(q, 1, BR_NOWAIT));
     for (int i = 0; i < 3; i++) {
@@ -467,8 +491,10 @@ static void conf_blocked_get_with_deadline_released(void **state) {
 
 static void conf_blocked_put_released_by_get(void **state) {
     (void)state;
-    if (IS_SIMPLE)
+    if (IS_SIMPLE) {
+        simple_refuses_maxsize();
         return;
+    }
     br_queue *q = mkq(1);
     BR_CHECK_OK(qput_any(q, 1, BR_NOWAIT));
     op_thread t;
@@ -510,8 +536,10 @@ static void conf_many_getters_each_get_one(void **state) {
 
 static void conf_many_putters_each_put_one(void **state) {
     (void)state;
-    if (IS_SIMPLE)
+    if (IS_SIMPLE) {
+        simple_refuses_maxsize();
         return;
+    }
     enum { N = 6 };
     br_queue *q = mkq(2);
     BR_CHECK_OK(qput_any(q, 100, BR_NOWAIT));
@@ -680,15 +708,19 @@ static void conf_stress_unbounded_1p1c(void **state) {
 
 static void conf_stress_bounded(void **state) {
     (void)state;
-    if (IS_SIMPLE)
+    if (IS_SIMPLE) {
+        simple_refuses_maxsize();
         return;
+    }
     run_stress(8, 4, 4, br_test_scaled(30000, 1500), SHUT_AFTER_PRODUCERS);
 }
 
 static void conf_stress_bounded_tiny(void **state) {
     (void)state;
-    if (IS_SIMPLE)
+    if (IS_SIMPLE) {
+        simple_refuses_maxsize();
         return;
+    }
     run_stress(1, 3, 3, br_test_scaled(20000, 1000), SHUT_AFTER_PRODUCERS);
 }
 
@@ -898,8 +930,10 @@ static void conf_task_done_and_join(void **state) {
 
 static void conf_join_blocks_until_done(void **state) {
     (void)state;
-    if (IS_SIMPLE)
+    if (IS_SIMPLE) {
+        simple_refuses_join();
         return;
+    }
     enum { J = 3 };
     br_queue *q = mkq(0);
     BR_CHECK_OK(qput_any(q, 1, BR_NOWAIT));
@@ -912,7 +946,11 @@ static void conf_join_blocks_until_done(void **state) {
     BR_CHECK_OK(qget(q, &v, BR_NOWAIT));
     BR_CHECK_OK(qget(q, &v, BR_NOWAIT));
     BR_CHECK_OK(br_queue_task_done(q));
-    wait_waiters(q, 0, 0, J); /* one task still open: they stay */
+    /* one task still open: a join can't succeed, and the joiners stay */
+    BR_CHECK_ERR(br_queue_join(q, BR_NOWAIT), BR_ETIMEDOUT);
+    wait_waiters(q, 0, 0, J);
+    for (int i = 0; i < J; i++)
+        BR_CHECK(!atomic_load(&t[i].returned));
     BR_CHECK_OK(br_queue_task_done(q));
     for (int i = 0; i < J; i++) {
         op_join(&t[i]);
@@ -941,8 +979,10 @@ static void *join_worker(void *arg) {
 
 static void conf_join_with_workers(void **state) {
     (void)state;
-    if (IS_SIMPLE)
+    if (IS_SIMPLE) {
+        simple_refuses_join();
         return;
+    }
     join_work w = {.q = mkq(16), .n = br_test_scaled(50000, 2000)};
     pthread_t th[3];
     for (int i = 0; i < 3; i++)
@@ -1010,8 +1050,10 @@ static void conf_shutdown_wakes_getters(void **state) {
 
 static void conf_shutdown_wakes_putters(void **state) {
     (void)state;
-    if (IS_SIMPLE)
+    if (IS_SIMPLE) {
+        simple_refuses_maxsize();
         return;
+    }
     enum { N = 4 };
     for (int immediate = 0; immediate < 2; immediate++) {
         disposed_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -1086,8 +1128,10 @@ static void conf_shutdown_immediate_disposes(void **state) {
 /* Immediate shutdown releases join when nothing was taken. */
 static void conf_shutdown_immediate_releases_join(void **state) {
     (void)state;
-    if (IS_SIMPLE)
+    if (IS_SIMPLE) {
+        simple_refuses_join();
         return;
+    }
     br_queue *q = mkq(0);
     for (uintptr_t i = 1; i <= 5; i++)
         BR_CHECK_OK(qput_any(q, i, BR_NOWAIT));
@@ -1216,7 +1260,7 @@ static void conf_free_busy_while_blocked(void **state) {
     BR_CHECK_OK(br_queue_free(q));
 
     if (IS_SIMPLE)
-        return;
+        return; /* the getter half ran; no putter blocks on an unbounded queue */
     /* a putter */
     q = mkq(1);
     BR_CHECK_OK(qput_any(q, 1, BR_NOWAIT));
@@ -1325,8 +1369,10 @@ static void *finishing_worker(void *arg) {
 
 static void conf_free_races_finishing_task_done(void **state) {
     (void)state;
-    if (IS_SIMPLE)
-        return; /* no task_done */
+    if (IS_SIMPLE) {
+        simple_refuses_join(); /* no task_done */
+        return;
+    }
     enum { W = 3 };
     const long rounds = 3000; /* unscaled: cheap rounds, rare races */
     for (long round = 0; round < rounds; round++) {
