@@ -13,6 +13,7 @@ static void set_clear_wait(void **state) {
     BR_CHECK_ERR(br_event_wait(&e, BR_NOWAIT), BR_ETIMEDOUT);
     BR_CHECK_ERR(br_event_wait(&e, br_now() - BR_SEC), BR_ETIMEDOUT); /* like NOWAIT */
     TU_CHECK_QUICK(t0);
+    BR_CHECK_EQ(event_waiters(&e), 0); /* neither call queued */
     BR_CHECK_OK(br_event_set(&e));
     BR_CHECK(br_event_is_set(&e));
     BR_CHECK_OK(br_event_set(&e)); /* idempotent */
@@ -174,7 +175,6 @@ static void race_waiter(void *arg) {
 static void timeouts_race_with_set(void **state) {
     (void)state;
     long rounds = br_test_scaled(2000, 100);
-    long succeeded = 0, timed_out = 0;
     for (long n = 0; n < rounds; n++) {
         br_event e = BR_EVENT_INIT;
         race_ctx k = {.e = &e, .deadline = br_deadline_after((n % 30) * BR_USEC)};
@@ -190,20 +190,16 @@ static void timeouts_race_with_set(void **state) {
             int64_t deadline = i == RACERS - 1 ? BR_FOREVER : k.deadline;
             if (k.rc[i] == 0) {
                 BR_CHECK_EQ(k.set_begun_after[i], 1);
-                succeeded++;
             } else {
                 BR_CHECK_ERR(k.rc[i], BR_ETIMEDOUT);
                 BR_CHECK(deadline != BR_FOREVER);
                 BR_CHECK(k.returned_at[i] >= deadline);
                 BR_CHECK_EQ(k.set_returned_before[i], 0);
-                timed_out++;
             }
         }
         BR_CHECK_EQ(event_waiters(&e), 0);
         BR_CHECK_OK(br_event_destroy(&e));
     }
-    BR_CHECK_EQ(succeeded + timed_out, RACERS * rounds);
-    BR_CHECK(succeeded >= rounds); /* at least every deadline-free waiter */
 }
 
 BR_TEST_MAIN(cmocka_unit_test(set_clear_wait), cmocka_unit_test(deadline_fires_never_early),
