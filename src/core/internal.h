@@ -282,6 +282,12 @@ int br__waiter_park_or_cancel_in(br__waiter *w, br__ilock *lk, int64_t deadline,
  * releases q->lock. Returns how many were woken. */
 int br__wq_wake(br__wq *q, int n, uintptr_t data);
 
+/* Pops every waiter of q, storing `data` in each, and returns them chained through
+ * ->next in queue order (NULL if none). Caller holds q->lock, so it can change the
+ * primitive's state in the same critical section; it wakes the chain with
+ * br__wake_chain, usually after dropping the lock. */
+br__waiter *br__wq_pop_all(br__wq *q, uintptr_t data);
+
 /* Wakes a chain of waiters linked through ->next (built under a lock by popping them
  * and chaining them, then woken after the lock is dropped). Reads each next pointer
  * before waking its waiter (rule 1). */

@@ -126,6 +126,16 @@ int br__waiter_park_or_cancel(br__waiter *w, br__wq *q, int64_t deadline,
     return br__waiter_park_or_cancel_in(w, &q->lock, deadline, wq_unlink, &c);
 }
 
+br__waiter *br__wq_pop_all(br__wq *q, uintptr_t data) {
+    br__waiter *chain = NULL, **tail = &chain, *w;
+    while ((w = br__wq_pop(q)) != NULL) {
+        w->data = data;
+        *tail = w;
+        tail = &w->next;
+    }
+    return chain;
+}
+
 int br__wq_wake(br__wq *q, int n, uintptr_t data) {
     br__waiter *chain = NULL, **tail = &chain;
     int woken = 0;

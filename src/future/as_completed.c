@@ -66,18 +66,6 @@ static void push_ready(br_as_completed *it, acnode *nd) {
     it->ready_tail = nd;
 }
 
-/* Pops every blocked consumer, chained through next for br__wake_chain. Caller holds
- * it->wq.lock. */
-static br__waiter *pop_all(br_as_completed *it) {
-    br__waiter *chain = NULL, **tail = &chain;
-    br__waiter *w;
-    while ((w = br__wq_pop(&it->wq)) != NULL) {
-        *tail = w;
-        tail = &w->next;
-    }
-    return chain;
-}
-
 static void on_done(br__watcher *w, br_future *f) {
     (void)f;
     acnode *nd = (acnode *)(void *)w; /* w is the first member */
@@ -173,7 +161,7 @@ int br_as_completed_next_index(br_as_completed *it, br_future **f, size_t *index
                 it->ready_tail = NULL;
             br__waiter *rest = NULL;
             if (++it->yielded == it->n) /* the last one: the others are at EOF now */
-                rest = pop_all(it);
+                rest = br__wq_pop_all(&it->wq, 0);
             br__ilock_unlock(&it->wq.lock);
             br__wake_chain(rest);
             *f = nd->f;

@@ -69,22 +69,11 @@ int br_barrier_destroy(br_barrier *pub) {
     return rc == BR_EINVAL ? BR__MISUSE(rc, "br_barrier_destroy: destroyed twice") : rc;
 }
 
-/* Pops every queued waiter into a chain, each told `out`. Under wq.lock. */
-static br__waiter *pop_all(struct br__barrier *b, uintptr_t out) {
-    br__waiter *chain = NULL, **tail = &chain, *w;
-    while ((w = br__wq_pop(&b->wq)) != NULL) {
-        w->data = out;
-        *tail = w;
-        tail = &w->next;
-    }
-    return chain;
-}
-
 /* Breaks the barrier; under wq.lock. Returns the waiters to wake with BROKEN. */
 static br__waiter *break_locked(struct br__barrier *b) {
     atomic_store_explicit(&b->broken, 1, memory_order_relaxed);
     atomic_store_explicit(&b->count, 0, memory_order_relaxed);
-    return pop_all(b, OUT_BROKEN);
+    return br__wq_pop_all(&b->wq, OUT_BROKEN);
 }
 
 /* The `unlinked` hook: a waiter timed out while queued. Waking under wq.lock is
@@ -121,7 +110,7 @@ int br_barrier_wait(br_barrier *pub, int64_t deadline) {
     }
 
     /* The last arrival: take the round off the queue, run the action unlocked. */
-    br__waiter *round = pop_all(b, OUT_PASS);
+    br__waiter *round = br__wq_pop_all(&b->wq, OUT_PASS);
     atomic_store_explicit(&b->count, 0, memory_order_relaxed);
     b->busy++;
     br__ilock_unlock(&b->wq.lock);
@@ -166,7 +155,7 @@ int br_barrier_reset(br_barrier *pub) {
         br__ilock_unlock(&b->wq.lock);
         return BR__MISUSE(BR_EINVAL, "br_barrier_reset: destroyed or never initialised");
     }
-    br__waiter *chain = pop_all(b, OUT_BROKEN);
+    br__waiter *chain = br__wq_pop_all(&b->wq, OUT_BROKEN);
     atomic_store_explicit(&b->count, 0, memory_order_relaxed);
     atomic_store_explicit(&b->broken, 0, memory_order_relaxed);
     br__ilock_unlock(&b->wq.lock);

@@ -48,7 +48,6 @@ int br_event_set(br_event *pub) {
         return 0;
     if (st == BR__EV_DESTROYED)
         return BR__MISUSE(BR_EINVAL, "br_event_set: destroyed event");
-    br__waiter *chain = NULL, **tail = &chain;
     br__ilock_lock(&e->wq.lock);
     st = atomic_load_explicit(&e->state, memory_order_relaxed);
     if (st == BR__EV_DESTROYED) {
@@ -57,11 +56,7 @@ int br_event_set(br_event *pub) {
     }
     /* release: a waiter that sees BR__EV_SET on its fast path sees our writes. */
     atomic_store_explicit(&e->state, BR__EV_SET, memory_order_release);
-    br__waiter *w;
-    while ((w = br__wq_pop(&e->wq)) != NULL) {
-        *tail = w;
-        tail = &w->next;
-    }
+    br__waiter *chain = br__wq_pop_all(&e->wq, 0);
     br__ilock_unlock(&e->wq.lock);
     br__wake_chain(chain);
     return 0;

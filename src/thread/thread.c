@@ -160,22 +160,11 @@ static bool try_ref_locked(struct br_thread *t) {
 
 /* --- waiting on the handle ----------------------------------------------------------- */
 
-/* Pops every waiter of t->wq; the caller holds wq.lock and wakes them after dropping it
- * (br__wake_chain). */
-static br__waiter *pop_all_locked(struct br_thread *t) {
-    br__waiter *chain = NULL, **tail = &chain, *w;
-    while ((w = br__wq_pop(&t->wq)) != NULL) {
-        *tail = w;
-        tail = &w->next;
-    }
-    return chain;
-}
-
 /* Stores v into *word under wq.lock and wakes every waiter. */
 static void set_word(struct br_thread *t, _Atomic uint32_t *word, uint32_t v) {
     br__ilock_lock(&t->wq.lock);
     atomic_store_explicit(word, v, memory_order_release);
-    br__waiter *chain = pop_all_locked(t);
+    br__waiter *chain = br__wq_pop_all(&t->wq, 0);
     br__ilock_unlock(&t->wq.lock);
     br__wake_chain(chain);
 }
