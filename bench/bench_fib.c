@@ -12,14 +12,12 @@
  * Check: the sum of the 10 results is 14,808,959. Figure: seconds.
  */
 #include "bench.h"
+#include "workloads.h"
 
 #define FIB_FIRST 25
 #define FIB_LAST 34
 #define FIB_SUM 14808959LL
 
-__attribute__((noinline)) static int64_t fib(int64_t n) {
-    return n < 2 ? n : fib(n - 1) + fib(n - 2);
-}
 
 static int fib_task(br_task *t) {
     return br_task_return_i64(t, fib(br_task_arg_i64(t)));

@@ -22,26 +22,12 @@
  * medians instead).
  */
 #include "bench.h"
+#include "workloads.h"
 
 #include <math.h>
 
 #define N1_CALLS 100
 
-static volatile uint64_t number = 112272535095293ull;
-
-__attribute__((noinline)) static int is_prime(uint64_t n) {
-    if (n < 2)
-        return 0;
-    if (n == 2)
-        return 1;
-    if (n % 2 == 0)
-        return 0;
-    uint64_t sqrt_n = (uint64_t)floor(sqrt((double)n));
-    for (uint64_t i = 3; i <= sqrt_n; i += 2)
-        if (n % i == 0)
-            return 0;
-    return 1;
-}
 
 static long calls = N1_CALLS;
 
@@ -49,7 +35,7 @@ static double single(void) {
     long found = 0;
     int64_t t0 = bench_now();
     for (long k = 0; k < calls; k++)
-        found += is_prime(number);
+        found += is_prime(w1_number);
     int64_t t1 = bench_now();
     BENCH_CHECK_EQ(found, calls);
     return bench_secs(t0, t1);
@@ -62,7 +48,7 @@ typedef struct slice {
 static void slice_run(void *arg) {
     slice *s = arg;
     for (long k = 0; k < s->count; k++)
-        s->found += is_prime(number);
+        s->found += is_prime(w1_number);
 }
 
 static double threads(int n) {
@@ -96,7 +82,7 @@ static double pool(int n) {
     int64_t *xs = malloc((size_t)calls * sizeof *xs);
     BENCH_CHECK(xs != NULL);
     for (long k = 0; k < calls; k++)
-        xs[k] = (int64_t)number;
+        xs[k] = (int64_t)w1_number;
     long found = 0, got = 0;
     int64_t t0 = bench_now();
     br_executor *ex;
@@ -125,7 +111,7 @@ static double pool(int n) {
 static void report(const char *variant, int n, double s) {
     bench_note("W1 %s braid: %ld x is_prime(%llu) on %d thread%s in %.3f s (%.2f ms/call), "
                "all prime",
-               variant, calls, (unsigned long long)number, n, n == 1 ? "" : "s", s,
+               variant, calls, (unsigned long long)w1_number, n, n == 1 ? "" : "s", s,
                s * 1e3 / (double)calls);
     bench_emit("W1", variant, "braid", "seconds", s, "s");
 }

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "workloads.h" /* bench/ */
 
 /* --- configuration ------------------------------------------------------------------ */
 
@@ -74,23 +75,7 @@ static double read_loadavg(void) {
 
 /* --- W1: primes ----------------------------------------------------------------------- */
 
-/* volatile, so that the compiler can neither fold nor hoist the calls (N1). */
-static volatile uint64_t w1_number = 112272535095293ull;
-
-/* The tutorial's is_prime, as N1 writes it: one division per odd candidate. */
-__attribute__((noinline)) static bool is_prime(uint64_t n) {
-    if (n < 2)
-        return false;
-    if (n == 2)
-        return true;
-    if (n % 2 == 0)
-        return false;
-    uint64_t sqrt_n = (uint64_t)floor(sqrt((double)n));
-    for (uint64_t i = 3; i <= sqrt_n; i += 2)
-        if (n % i == 0)
-            return false;
-    return true;
-}
+/* is_prime, w1_number and fib: bench/workloads.h, shared with the benchmarks. */
 
 static int w1_single(const cmp_config *cfg, cmp_run *out) {
     int64_t t0 = br_now();
@@ -196,10 +181,6 @@ static int w1_pool(const cmp_config *cfg, cmp_run *out) {
 }
 
 /* --- W2: fib -------------------------------------------------------------------------- */
-
-__attribute__((noinline)) static int64_t fib(int64_t n) {
-    return n < 2 ? n : fib(n - 1) + fib(n - 2);
-}
 
 static int64_t fib_iter(int64_t n) {
     int64_t a = 0, b = 1;
