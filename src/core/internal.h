@@ -337,4 +337,33 @@ extern const br__parker br__thread_parker;
  * and wake across CPUs. 0 disables spinning. */
 extern int64_t br__park_spin_ns;
 
+/* Spinning before a park, shared by the thread parker and by the primitives that poll
+ * their own state before they register (the queue, futures):
+ *
+ *     if (br__may_spin()) {
+ *         int64_t until = br__spin_until(deadline);
+ *         for (unsigned i = 1;; i++) {
+ *             ...poll, br__cpu_relax()...
+ *             if (br__spin_over(i, until))
+ *                 break;
+ *         }
+ *     }
+ */
+
+/* True if the calling context may spin: a thread (coroutines never spin; their parker
+ * suspends at once) with spinning enabled (br__park_spin_ns > 0). */
+static inline bool br__may_spin(void) {
+    return br__tls_v.parker == NULL && br__park_spin_ns > 0;
+}
+/* When a spin that starts now ends: br__park_spin_ns from now, or the deadline if
+ * that comes first. */
+static inline int64_t br__spin_until(int64_t deadline) {
+    return br_deadline_min(br_now() + br__park_spin_ns, deadline);
+}
+/* True when the spin is over, for round i (counting from 1) of a spin loop that ends
+ * at `until`. Reads the clock only every 16th round. */
+static inline bool br__spin_over(unsigned i, int64_t until) {
+    return (i & 15) == 0 && br_now() >= until;
+}
+
 #endif

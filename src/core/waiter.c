@@ -33,14 +33,14 @@ void br__ilock_unlock_slow(br__ilock *l) { br__futex_wake(&l->word, 1, false); }
 /* --- the thread parker ----------------------------------------------------------- */
 
 static int thread_park(br__waiter *w, int64_t deadline) {
-    int64_t spin = br__park_spin_ns;
-    if (spin > 0 && deadline != BR_NOWAIT && !(w->flags & BR__WAITER_NOSPIN)) {
-        int64_t until = br_deadline_min(br_now() + spin, deadline);
+    /* Not br__may_spin(): this is the thread parker, whatever the context runs now. */
+    if (br__park_spin_ns > 0 && deadline != BR_NOWAIT && !(w->flags & BR__WAITER_NOSPIN)) {
+        int64_t until = br__spin_until(deadline);
         for (unsigned i = 1;; i++) {
             if (atomic_load_explicit(&w->signalled, memory_order_acquire) == 1)
                 return 0;
             br__cpu_relax();
-            if ((i & 15) == 0 && br_now() >= until)
+            if (br__spin_over(i, until))
                 break;
         }
     }

@@ -793,15 +793,14 @@ int br_future_set_exception(br_future *f, int code, const char *msg) {
  * sleeps at once (the spin is spent). Coroutines don't spin (their parker doesn't
  * either): they register and suspend. True if f is done. */
 static bool spin_until_done(br_future *f, int64_t deadline) {
-    int64_t spin = br__park_spin_ns;
-    if (spin <= 0 || br__tls_v.parker != NULL)
+    if (!br__may_spin())
         return false;
-    int64_t until = br_deadline_min(br_now() + spin, deadline);
+    int64_t until = br__spin_until(deadline);
     for (unsigned i = 1;; i++) {
         br__cpu_relax();
         if (br__fs_done(load_st(f)))
             return true;
-        if ((i & 15) == 0 && br_now() >= until)
+        if (br__spin_over(i, until))
             return false;
     }
 }

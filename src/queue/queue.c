@@ -334,12 +334,8 @@ static void relax(int n) {
         br__cpu_relax();
 }
 
-static bool may_spin(int64_t deadline) {
-    return deadline != BR_NOWAIT && br__tls_v.parker == NULL && br__park_spin_ns > 0;
-}
-
 static int spin(br_queue *q, qcall *c, int64_t deadline) {
-    int64_t until = br_deadline_min(br_now() + br__park_spin_ns, deadline);
+    int64_t until = br__spin_until(deadline);
     for (unsigned i = 1;; i++) {
         relax(8);
         /* A FIFO getter polls the slot itself (inside try_get), which leaves the
@@ -352,7 +348,7 @@ static int spin(br_queue *q, qcall *c, int64_t deadline) {
             if (rc != BR__QAGAIN)
                 return rc;
         }
-        if ((i & 15) == 0 && br_now() >= until)
+        if (br__spin_over(i, until))
             return BR__QAGAIN;
     }
 }
@@ -393,7 +389,7 @@ static int wait_turn(br_queue *q, qcall *c, int64_t deadline) {
 static BR__NOINLINE int blocking(br_queue *q, qcall *c, int64_t deadline) {
     atomic_fetch_add_explicit(&q->w.nbusy, 1, memory_order_relaxed);
     int rc = BR__QAGAIN;
-    if (may_spin(deadline))
+    if (deadline != BR_NOWAIT && br__may_spin())
         rc = spin(q, c, deadline);
     if (rc == BR__QAGAIN)
         rc = wait_turn(q, c, deadline);
