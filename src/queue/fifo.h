@@ -51,12 +51,15 @@ static bool in_arena(const br_queue *q, const br__qchunk *c) {
     return a != NULL && p >= a && p < a + q->spare.arena_n * q->spare.chunk_bytes;
 }
 
-/* Returns a chunk the caller is done with to the spare stack (or frees it). Any
+/* Returns a chunk the caller is done with to the spare stack (or frees it, when the
+ * stack holds spare.max and may_free: false under the queue's wlock, where nothing
+ * calls the allocator; the stack then holds one more, which a later take reuses). Any
  * number of threads may push at once. The release CAS publishes the caller's last
  * reads of the chunk before the next owner writes it. */
-static void qchunk_give(br_queue *q, br__qchunk *c) {
+static void qchunk_give(br_queue *q, br__qchunk *c, bool may_free) {
     if (!in_arena(q, c)) {
-        if (atomic_load_explicit(&q->spare.n, memory_order_relaxed) >= q->spare.max) {
+        if (may_free &&
+            atomic_load_explicit(&q->spare.n, memory_order_relaxed) >= q->spare.max) {
             br__free(c);
             return;
         }
@@ -123,8 +126,8 @@ static inline int fifo_push(br_queue *q, uint64_t t, void *item) {
 }
 
 /* Takes the item at c.head if it is published: 0 or BR__QAGAIN (empty). Caller holds
- * clk, or owns the queue outright (drain, free). */
-static inline int fifo_pop(br_queue *q, void **item) {
+ * clk, or owns the queue outright (drain, free). may_free: as qchunk_give's. */
+static inline int fifo_pop(br_queue *q, void **item, bool may_free) {
     br__qchunk *c = q->c.chunk;
     uint32_t i = q->c.idx;
     uint64_t h = atomic_load_explicit(&q->c.head, memory_order_relaxed);
@@ -137,7 +140,7 @@ static inline int fifo_pop(br_queue *q, void **item) {
         q->c.idx = 0;
         /* Before the head store, so a bounded producer that sees the new head also
          * sees the chunk back on the stack. */
-        qchunk_give(q, c);
+        qchunk_give(q, c, may_free);
     } else {
         q->c.idx = i + 1;
     }

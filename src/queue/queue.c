@@ -102,8 +102,8 @@
  * its release. Keeping the registration under both locks is what the lost wake-up
  * argument above rests on. The LIFO/priority array is never resized under wlock: a
  * put there is a bounded queue's (all its room exists from creation) and a get there
- * pops with shrink false (store.c). (An unbounded FIFO get there that leaves a chunk
- * may still br__free it when the spare stack is full, fifo.h.)
+ * pops with shrink false (store.c), and a FIFO get there that leaves a chunk puts it on
+ * the spare stack even when the stack is full instead of freeing it (fifo.h).
  */
 #include "queue/internal.h"
 #include "queue/fifo.h"
@@ -186,7 +186,7 @@ static inline int try_put(br_queue *q, void *item, int64_t prio, bool *wake) {
 /* 0, BR__QAGAIN (empty) or BR_ESHUTDOWN (immediate). Sets *wake (and counts the call
  * in nbusy) when it got an item and a putter is linked: the caller must then
  * wake_and_leave. shrink: false under wlock, so that a LIFO or priority store never
- * reallocates its array there (store.c). */
+ * reallocates its array there (store.c) and a FIFO never frees a chunk there (fifo.h). */
 static inline int try_get(br_queue *q, void **item, int64_t *prio, bool *wake,
                           bool shrink) {
     br__qlock_lock(q->clk);
@@ -197,7 +197,7 @@ static inline int try_get(br_queue *q, void **item, int64_t *prio, bool *wake,
     }
     int64_t pr = 0;
     if (BR__LIKELY(is_fifo(q))) {
-        if (fifo_pop(q, item) != 0) {
+        if (fifo_pop(q, item, shrink) != 0) {
             br__qlock_unlock(q->clk);
             return BR__QAGAIN;
         }
@@ -225,7 +225,7 @@ static inline int try_get(br_queue *q, void **item, int64_t *prio, bool *wake,
  * shutdown's drain, or free). 0 or BR__QAGAIN. */
 static int take_owned(br_queue *q, void **item) {
     if (is_fifo(q))
-        return fifo_pop(q, item);
+        return fifo_pop(q, item, true);
     uint64_t h = atomic_load_explicit(&q->c.head, memory_order_relaxed);
     if (atomic_load_explicit(&q->p.tail, memory_order_relaxed) == h)
         return BR__QAGAIN;
