@@ -5,7 +5,9 @@
  *   braid/thread.h    threading: threads, Lock, RLock, Condition, Semaphore, Event, Barrier
  *   braid/queue.h     queue: FIFO, LIFO, priority and simple queues
  *   braid/future.h    concurrent.futures.Future, wait, as_completed
+ *   braid/task.h      what a task function sees
  *   braid/executor.h  Executor and the thread pool
+ * Not included here: braid/executor_impl.h, the extension API for writing executors.
  */
 #ifndef BRAID_H
 #define BRAID_H
@@ -14,6 +16,7 @@
 #include "braid/thread.h"
 #include "braid/queue.h"
 #include "braid/future.h"
+#include "braid/task.h"
 #include "braid/executor.h"
 
 #endif

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "workloads.h" /* bench/ */
+#include "workloads.h"
 
 /* --- configuration ------------------------------------------------------------------ */
 
@@ -75,7 +75,7 @@ static double read_loadavg(void) {
 
 /* --- W1: primes ----------------------------------------------------------------------- */
 
-/* is_prime, w1_number and fib: bench/workloads.h, shared with the benchmarks. */
+/* is_prime, w1_number and fib: workloads.h, shared with the benchmarks. */
 
 static int w1_single(const cmp_config *cfg, cmp_run *out) {
     int64_t t0 = br_now();

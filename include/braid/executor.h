@@ -19,8 +19,7 @@
  *       return br_task_return_i64(t, is_prime(n));
  *   }
  *
- * A task returns 0 (success, with the result it set, or none) or a negative code (a
- * failure; br_task_fail adds a message). The thread pool passes the argument bytes by
+ * What a task function sees is in braid/task.h. The thread pool passes the argument bytes by
  * pointer, without copying: they must stay valid until the task's future is done
  * (BR_CALL_COPY_ARG copies them instead, as the process pool always does).
  * br_task_return_ptr is the in-process fast path for results that are pointers; it
@@ -31,52 +30,13 @@
 
 #include "braid/core.h"
 #include "braid/future.h"
+#include "braid/task.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct br_executor br_executor;
-typedef struct br_task br_task;
-
-typedef int (*br_task_fn)(br_task *t);
-
-/* --- inside a task ----------------------------------------------------------------- */
-
-/* The argument bytes (len may be NULL). Valid while the task runs. */
-BR_API const void *br_task_arg(const br_task *t, size_t *len);
-/* The argument as an int64 (br_submit_i64, or any 8-byte argument); 0 otherwise. */
-BR_API int64_t br_task_arg_i64(const br_task *t);
-/* The br_task_return* calls may only be made by the task itself while it runs (t is
- * its own argument); anywhere else they return BR_EINVAL (misuse).
- *
- * Sets the result to a copy of data[0..len) (no allocation up to 32 bytes). A later
- * call replaces an earlier one. 0, BR_ENOMEM (the earlier result, if any, stays),
- * BR_EINVAL (also: data NULL with len > 0). */
-BR_API int br_task_return(br_task *t, const void *data, size_t len);
-/* 0 or BR_EINVAL (never allocates). */
-BR_API int br_task_return_i64(br_task *t, int64_t value);
-/* Sets the result to a copy of the NUL-terminated string s, NUL included (read it back
- * with br_future_result_str). 0, BR_ENOMEM or BR_EINVAL (also: s NULL). */
-BR_API int br_task_return_str(br_task *t, const char *s);
-/* Sets the result to ptr; the future owns it and calls dtor(ptr) (if not NULL) when
- * freed. In-process executors only: BR_ENOTSUP elsewhere (the caller keeps ptr).
- * 0, BR_ENOTSUP or BR_EINVAL. */
-BR_API int br_task_return_ptr(br_task *t, void *ptr, void (*dtor)(void *ptr));
-/* Records a failure message (printf-style, copied; fmt may be NULL for none) and
- * returns code, so that a task can `return br_task_fail(t, BR_EINVAL, "bad n: %d", n);`.
- * code must be < 0: a code >= 0 is turned into BR_EINVAL, which is returned (and the
- * message recorded), so the task still fails. Messages up to 31 bytes live in the
- * future; a longer one that can't be copied (out of memory) is kept cut to its first
- * 31 bytes. Outside a running task: BR_EINVAL (misuse) and nothing is recorded. */
-BR_API int br_task_fail(br_task *t, int code, const char *fmt, ...) BR_PRINTF(3, 4);
-/* True once the task should stop: br_future_request_cancel was called, its deadline
- * (br_call.deadline) passed, or the executor is shutting down with cancel_futures.
- * Cheap (one atomic load; the deadline check reads the clock): poll it in long loops. A
- * task that stops should return BR_ECANCELED. */
-BR_API bool br_task_cancelled(const br_task *t);
-/* The task's deadline (BR_FOREVER if none). */
-BR_API int64_t br_task_deadline(const br_task *t);
 
 /* --- submitting --------------------------------------------------------------------- */
 
@@ -194,15 +154,23 @@ BR_API int br_executor_max_workers(const br_executor *ex);
  * submits return BR_EBROKEN. */
 typedef int (*br_initializer_fn)(void *arg);
 
+/* max_pending values from this one up mean "unbounded", as 0 does (SIZE_MAX too). */
+#define BR_THREADPOOL_UNBOUNDED ((size_t)1 << 62)
+
 typedef struct br_threadpool_opts {
-    /* 0: Python's default, min(32, br_cpu_count() + 4). */
+    /* 0: Python's default, min(32, br_cpu_count() + 4). Any positive int is accepted:
+     * workers start lazily and the pool's bookkeeping grows with them (a few hundred
+     * bytes per worker started), so a large limit costs nothing until reached. Past
+     * what the system allows (ulimit -u, threads-max), a submit that would start
+     * another worker leaves its task to the existing ones. */
     int max_workers;
     /* Workers are named "<prefix>_<i>"; NULL gives "ThreadPoolExecutor-<n>". */
     const char *thread_name_prefix;
     br_initializer_fn initializer;
     void *initarg;
     /* Bounded submission: at most this many tasks queued (not yet running); submit
-     * then waits (br_call.submit_deadline, BR_CALL_NOWAIT). 0: unbounded. */
+     * then waits (br_call.submit_deadline, BR_CALL_NOWAIT). 0, or any value from
+     * BR_THREADPOOL_UNBOUNDED (2^62) up: unbounded. */
     size_t max_pending;
     /* false (Python's behaviour): a pool still running at process exit is shut down
      * with wait before the process ends. true: it is abandoned. */
@@ -222,9 +190,10 @@ typedef struct br_threadpool_opts {
  * ordered by any synchronization), however many workers there are. ("Starts" means
  * taken by a worker: two tasks taken at the same moment by two workers may begin to
  * run in either order, as in Python.) Tasks submitted from inside the pool's own tasks
- * run LIFO on the submitting worker (depth-first, and before that worker goes back to
- * outside submissions, except every 61st task) and may be stolen by idle workers,
- * oldest first; with max_workers == 1 they, too, run in submission order. */
+ * run LIFO on the submitting worker (depth-first, mostly before that worker goes back
+ * to outside submissions, which still get their turn: docs/executor.md) and may be
+ * stolen by idle workers, oldest first; with max_workers == 1 they, too, run in
+ * submission order. */
 BR_API int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts);
 
 /* Beyond Python: runs fn over [begin, end) split into chunks of about `grain` indices

@@ -9,7 +9,7 @@
  *   threading.local                                 br_local
  *   with lock:                                      BR_WITH(&lock) { ... }
  *
- * Every primitive here is built on braid's waiter (see src/core/internal.h): called from
+ * Every primitive here is built on braid's waiter (see src/core/lib.h): called from
  * a thread it blocks the thread; called from a braid coroutine (the aio layer) it will
  * suspend only that coroutine. Ownership follows the caller: a lock taken by a
  * coroutine belongs to that coroutine.

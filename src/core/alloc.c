@@ -1,8 +1,8 @@
-/* The allocation seam (core/internal.h): every library allocation comes through here,
+/* The allocation seam (core/lib.h): every library allocation comes through here,
  * so that tests can fail the Nth one and walk every BR_ENOMEM path. The counter is one
  * relaxed atomic per allocation; the failure check reads a second word that is
  * negative (never fail) outside such tests. */
-#include "core/internal.h"
+#include "core/lib.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* Error codes: br_strerror, br_err_name, br_strerror_r, and the misuse policy.
  * All generated from BR_ERRNO_MAP, so a code can't have a name without a message. */
-#include "core/internal.h"
+#include "core/lib.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* The monotonic clock, deadlines and sleeping. */
-#include "core/internal.h"
+#include "core/lib.h"
 
 #include <math.h>
 #include <time.h>

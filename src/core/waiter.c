@@ -1,10 +1,8 @@
 /* The waiter abstraction's shared parts: the internal lock's slow paths, the thread
  * parker, wait-queue helpers and the per-thread context. The design notes are in
- * core/internal.h. */
-#include "core/internal.h"
+ * core/lib.h. */
+#include "core/lib.h"
 
-#include <pthread.h>
-#include <string.h>
 
 BR__TLS br__tls br__tls_v;
 
@@ -158,16 +156,4 @@ void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx) {
     br__tls_v.owner = owner;
     br__tls_v.parker = parker;
     br__tls_v.pctx = pctx;
-}
-
-/* --- thread names ------------------------------------------------------------------ */
-
-void br__set_thread_name(const char *name) {
-    char kname[16]; /* the kernel keeps 15 bytes and a NUL */
-    size_t n = strlen(name);
-    if (n > 15)
-        n = 15;
-    memcpy(kname, name, n);
-    kname[n] = 0;
-    pthread_setname_np(pthread_self(), kname);
 }

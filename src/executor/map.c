@@ -5,22 +5,17 @@
  * Inputs are grouped in chunks of `chunksize`. Every input gets its own future with its
  * task (from the future layer's block cache, so no malloc in steady state): fn, the
  * argument args + i*size (borrowed), the map's deadline. The map holds one reference on
- * each input future; the task's "executor reference" (future/internal.h) goes to
- * whoever runs or drops the task.
+ * each input future; the task's "executor reference" (future/for_executors.h) goes to
+ * the executor with the submit.
  *
- * In-process executors get one runner task per chunk: its argument is {inputs, n}
- * (copied into the task), and it calls br__task_run on each input in order, so every
- * input has its own result or failure, its own deadline check and its own cancel. An
- * input sees a cancellation requested on its runner (br__task_set_parent), and once the
- * runner is asked to stop it drops the inputs it hasn't started (cancelled). If
- * the runner itself never runs (the executor dropped it with br__task_abandon, or the
- * map cancelled it while queued), a done-callback on the runner's future drops the
- * inputs with the same code (BR_ECANCELED: they end cancelled). The runner ran iff its
- * future finished with code 0, and then it ran or skipped every input itself; so each
- * input's executor reference is given up exactly once either way. With chunksize 1
- * (the default, as in Python) there is no runner: each input's own task is submitted,
- * as br_submit would. Executors that are not in-process (a process pool) get each
- * input as its own task (chunksize 1) until a packed chunk format exists for them.
+ * Chunks go through the executor interface: a chunk of more than one input is handed
+ * to vt->submit_chunk, which runs its tasks in order as one unit and gives each its own
+ * outcome, deadline and cancel (the thread pool's is the in-process runner of chunk.c;
+ * an executor that crosses a process boundary packs the chunk into one message). An
+ * executor without submit_chunk gets each input as its own task (chunksize 1), and so
+ * does every executor with chunksize 1 (the default, as in Python): each input's own
+ * task is submitted, as br_submit would. Nothing here reads an input's future
+ * in another thread's place, so the map works the same whatever runs the tasks.
  *
  * A chunk is submitted whole or not at all: if one of its futures can't be allocated
  * or the submit fails, every input of the chunk fails with that code without running
@@ -30,19 +25,18 @@
  * Bounding (Python 3.14's buffersize): chunks live in a ring of buffersize + 1 slots.
  * br_map_new submits `buffersize` chunks; each time br_map_next starts reading a chunk
  * it tops up so that at most buffersize chunks are in flight ahead of the one being
- * read. A chunk's slot is reused once all its inputs were read: by then the runner has
- * read every entry of the slot's input array (it reads inputs[i] before running it, and
- * inputs are completed only by running them or by the runner's callback).
+ * read. A chunk's slot is reused once all its inputs were read.
  *
  * Deadline: next() waits on the head input with the map's deadline. When it passes,
- * every chunk in flight is cancelled (the runners, and each input not yet started),
- * and every later call returns BR_ETIMEDOUT. Tasks still running are left to finish.
+ * every input in flight that hasn't started is cancelled, and every later call returns
+ * BR_ETIMEDOUT. Tasks still running are left to finish. A next() whose wait is
+ * cancelled (a coroutine's, core/lib.h) returns BR_ECANCELED and leaves the map as it
+ * was: the same input is read by the next call.
  *
- * br_map_free cancels the same way, then waits for every input and every runner to be
- * done (the running inputs borrow the caller's args; a runner reads the slot's array
- * until its future is done), and frees.
+ * br_map_free cancels the same way, then waits for every input to be done (the running
+ * ones borrow the caller's args), and frees.
  */
-#include "executor/internal.h"
+#include "executor/private.h"
 
 #include <string.h>
 
@@ -50,19 +44,13 @@
 #define MAP_DEAD 0xdead3a90u
 
 typedef struct chunk {
-    br_future **inputs; /* n entries in the slab; NULL where allocation failed */
+    br_task **tasks; /* n entries in the slab; NULL where allocation failed */
     size_t n;
-    br_future *runner;  /* in-process: the runner's future (the map's reference) */
 } chunk;
-
-typedef struct runner_arg {
-    br_future **inputs;
-    size_t n;
-} runner_arg;
 
 struct br_map {
     uint32_t magic;
-    bool chunked;   /* one runner per chunk (in-process, chunksize > 1) */
+    bool chunked;   /* chunks of more than one input go to vt->submit_chunk */
     bool timed_out;
     br_executor *ex;
     br_task_fn fn;
@@ -71,50 +59,18 @@ struct br_map {
     int64_t deadline; /* BR_FOREVER if none */
     size_t ring;      /* slots: buffersize + 1, at most nchunks */
     chunk *chunks;
-    br_future **slab; /* ring * chunksize */
+    br_task **slab;   /* ring * chunksize */
     size_t head;      /* the chunk being read (absolute number) */
     size_t pos;       /* the next input of the head chunk */
     size_t submitted; /* chunks submitted so far */
     br_future *cur;   /* the input whose result was returned last */
 };
 
-static int map_runner(br_task *t) {
-    runner_arg a;
-    memcpy(&a, br_task_arg(t, NULL), sizeof a);
-    for (size_t i = 0; i < a.n; i++) {
-        if (a.inputs[i] == NULL)
-            continue;
-        br_task *in = br__future_task(a.inputs[i]);
-        if (br_task_cancelled(t)) {
-            /* The executor asked the chunk to stop (shutdown with cancel_futures):
-             * the inputs not started yet are cancelled, not run. */
-            br__task_abandon(in, BR_ECANCELED);
-            continue;
-        }
-        br__task_set_parent(in, t); /* the input sees the chunk's cancellation */
-        br__task_run(in);
-    }
-    return 0;
-}
-
-/* The runner's done-callback: if it never ran, nobody will run its inputs. */
-static void runner_done(br_future *rf, void *arg) {
-    if (br_future_state_of(rf) == BR_FUTURE_FINISHED && !br_future_failed(rf))
-        return;
-    int code = BR_ECANCELED;
-    if (!br_future_cancelled(rf))
-        br_future_exception(rf, BR_NOWAIT, &code, NULL);
-    if (code >= 0)
-        code = BR_ECANCELED;
-    chunk *c = arg;
-    br_future **inputs = c->inputs;
-    size_t n = c->n; /* read c before the first abandon: see the design notes */
-    for (size_t i = 0; i < n; i++)
-        if (inputs[i])
-            br__task_abandon(br__future_task(inputs[i]), code);
-}
-
 static chunk *slot(br_map *m, size_t k) { return &m->chunks[k % m->ring]; }
+
+static br_future *input(const chunk *c, size_t j) {
+    return c->tasks[j] ? br__task_future(c->tasks[j]) : NULL;
+}
 
 /* Submits chunk k (= m->submitted). Failures are recorded in the inputs (they fail
  * with the code, or stay NULL where a future couldn't be allocated), so the map reads
@@ -126,59 +82,46 @@ static int submit_chunk(br_map *m) {
     chunk *c = slot(m, k);
     size_t first = k * m->chunksize;
     c->n = m->count - first < m->chunksize ? m->count - first : m->chunksize;
-    c->inputs = m->slab + (k % m->ring) * m->chunksize;
-    c->runner = NULL;
+    c->tasks = m->slab + (k % m->ring) * m->chunksize;
     int rc = 0;
     unsigned how = BR__ARG_BORROW | (m->ex->vt->in_process ? BR__ARG_IN_PROCESS : 0);
     for (size_t j = 0; j < c->n; j++) {
-        /* Two references: the map's, and one for whoever runs or drops the task. */
+        /* Two references: the map's, and the executor's (given with the submit). */
         br_future *f =
             rc == 0
                 ? br__task_prepare(m->fn, m->size ? m->args + (first + j) * m->size : NULL,
                                    m->size, how, m->deadline, 2)
                 : NULL;
-        c->inputs[j] = f;
+        c->tasks[j] = f ? br__future_task(f) : NULL;
         if (f == NULL)
             rc = BR_ENOMEM;
     }
-    if (rc == 0 && m->chunked) {
-        runner_arg a = {c->inputs, c->n};
-        br_call call = {.fn = map_runner, .arg = &a, .len = sizeof a,
-                        .flags = BR_CALL_COPY_ARG};
-        rc = br_submit_call(m->ex, &call, &c->runner);
-        if (rc == 0) {
-            /* At once if the executor already dropped it. The first callback lives in
-             * the future's block: it can't fail with BR_ENOMEM. */
-            (void)br_future_add_done_callback(c->runner, runner_done, c);
-            return 0;
-        }
-    } else if (rc == 0) {
-        br_task *t = br__future_task(c->inputs[0]);
+    if (rc == 0) {
+        br_task *t = c->tasks[0];
         size_t len;
         const void *arg = br_task_arg(t, &len);
         br_call call = {.fn = t->fn,
                         .arg = arg,
                         .len = len,
                         .deadline = m->deadline == BR_FOREVER ? 0 : m->deadline};
-        rc = m->ex->vt->submit(m->ex, t, &call);
+        rc = c->n > 1 ? m->ex->vt->submit_chunk(m->ex, c->tasks, c->n, &call)
+                      : m->ex->vt->submit(m->ex, t, &call);
         if (rc == 0)
             return 0;
     }
     for (size_t j = 0; j < c->n; j++)
-        if (c->inputs[j])
-            br__task_abandon(br__future_task(c->inputs[j]), rc);
+        if (c->tasks[j])
+            br__task_abandon(c->tasks[j], rc);
     return rc;
 }
 
-/* Cancels everything in flight that hasn't started. */
+/* Cancels every input in flight that hasn't started. */
 static void cancel_in_flight(br_map *m) {
     for (size_t k = m->head; k < m->submitted; k++) {
         chunk *c = slot(m, k);
-        if (c->runner)
-            br_future_cancel(c->runner); /* if it worked, runner_done drops the inputs */
         for (size_t j = (k == m->head ? m->pos : 0); j < c->n; j++)
-            if (c->inputs[j])
-                br_future_cancel(c->inputs[j]);
+            if (c->tasks[j])
+                br_future_cancel(input(c, j));
     }
 }
 
@@ -201,9 +144,8 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args, s
     m->args = args;
     m->count = count;
     m->size = size;
-    /* One input per chunk needs no runner: the input's own task is submitted, as
-     * br_submit would (half the futures and submits of a runner per input). */
-    m->chunked = ex->vt->in_process && o.chunksize > 1;
+    /* One input per chunk is the input's own task, submitted as br_submit would. */
+    m->chunked = ex->vt->submit_chunk != NULL && o.chunksize > 1;
     m->chunksize = (o.chunksize == 0 || !m->chunked) ? 1 : o.chunksize;
     if (m->chunksize > count && count > 0)
         m->chunksize = count;
@@ -260,7 +202,7 @@ static int advance(br_map *m, br_future **fp) {
                 break; /* recorded in the chunk's inputs; try the rest later */
     }
     chunk *c = slot(m, m->head);
-    br_future *f = c->inputs[m->pos];
+    br_future *f = input(c, m->pos);
     int rc = 0;
     if (f != NULL) {
         rc = br_future_wait(f, m->deadline);
@@ -272,11 +214,8 @@ static int advance(br_map *m, br_future **fp) {
     } else {
         rc = BR_ENOMEM;
     }
-    c->inputs[m->pos] = NULL;
+    c->tasks[m->pos] = NULL;
     if (++m->pos == c->n) {
-        if (c->runner)
-            br_future_release(c->runner);
-        c->runner = NULL;
         c->n = 0;
         m->head++;
         m->pos = 0;
@@ -329,14 +268,11 @@ int br_map_free(br_map *m) {
     for (size_t k = m->head; k < m->submitted; k++) {
         chunk *c = slot(m, k);
         for (size_t j = (k == m->head ? m->pos : 0); j < c->n; j++) {
-            if (c->inputs[j]) {
-                br_future_wait(c->inputs[j], BR_FOREVER);
-                br_future_release(c->inputs[j]);
+            br_future *f = input(c, j);
+            if (f) {
+                br_future_wait(f, BR_FOREVER);
+                br_future_release(f);
             }
-        }
-        if (c->runner) {
-            br_future_wait(c->runner, BR_FOREVER);
-            br_future_release(c->runner);
         }
     }
     if (m->cur)

@@ -1,13 +1,13 @@
 /* The executor-generic entry points: submitting (br_submit*), shutdown and free, and
- * dispatch to the backend's vtable (executor/internal.h).
+ * dispatch to the backend's vtable (braid/executor_impl.h); br_executor_init.
  *
  * A submit costs one block from the future layer's per-thread cache (no malloc in
  * steady state), the stores that fill the future and its task (one call,
  * br__task_prepare, which also sets the caller's reference: no atomic increment), and
- * whatever the backend's vt->submit costs. The backend
- * receives one reference with the task and gives it up through br__task_run or
+ * whatever the backend's vt->submit costs. The backend receives one reference with the
+ * task and gives it up through br__task_begin/finish (or br__task_run) or
  * br__task_abandon. */
-#include "executor/internal.h"
+#include "executor/private.h"
 
 #include <string.h>
 
@@ -111,4 +111,16 @@ int br_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_t grain,
     if (begin == end)
         return 0;
     return ex->vt->parallel_for(ex, begin, end, grain, fn, ctx);
+}
+
+int br_executor_init_version(br_executor *ex, const br_executor_vt *vt, unsigned version) {
+    if (ex == NULL || vt == NULL || vt->kind == NULL || vt->submit == NULL ||
+        vt->shutdown == NULL || vt->destroy == NULL || vt->max_workers == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_executor_init: NULL executor, vtable or operation");
+    if (version != BR_EXECUTOR_IMPL_VERSION)
+        return BR_ENOTSUP;
+    ex->vt = vt;
+    ex->version = version;
+    ex->magic = BR__EXECUTOR_MAGIC;
+    return 0;
 }

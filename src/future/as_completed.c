@@ -5,7 +5,7 @@
  * The iterator holds one node per distinct future (one allocation, made by
  * br_as_completed_new) and a reference on each future. Futures already done at
  * creation go straight onto the ready list, in input order; each of the others gets
- * the node's watcher (future/internal.h) once, for the iterator's whole life, never
+ * the node's watcher (future/for_executors.h) once, for the iterator's whole life, never
  * once per next() call (the cost Python's as_completed and wait pay again and again:
  * cpython#64496). A registration that finds its future done meanwhile appends the node
  * itself.
@@ -30,7 +30,7 @@
  * to the iterator; free reads it (acquire) and answers BR_EBUSY unless it is 0. A call
  * that begins after free has begun is a use after free, as with any object.
  */
-#include "future/impl.h"
+#include "future/private.h"
 
 #include <string.h>
 

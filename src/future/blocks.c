@@ -38,7 +38,7 @@
  * future as an allocation of its own and reports the leaked ones, and so that the
  * out-of-memory tests reach the future constructors.
  */
-#include "future/impl.h"
+#include "future/private.h"
 
 #include <string.h>
 

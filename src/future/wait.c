@@ -20,7 +20,7 @@
  * every future.)
  *
  * FIRST_COMPLETED and FIRST_EXCEPTION need to hear about any completion, so they link
- * one watcher (future/internal.h) into each pending position's future: the nodes live
+ * one watcher (future/for_executors.h) into each pending position's future: the nodes live
  * on the caller's stack for small n and in one allocation beyond. All of them point at
  * one context on the caller's stack holding two atomic counters (done, failed), the
  * goal and a br__waiter. A watcher's fn runs on the completing thread under that
@@ -44,7 +44,7 @@
  * STACK_N (a mark per position; the pointer set beyond SMALL), or FIRST_* has more
  * than STACK_N pending futures.
  */
-#include "future/impl.h"
+#include "future/private.h"
 
 #include <string.h>
 

@@ -30,7 +30,7 @@
 #ifndef BRAID_QUEUE_FIFO_H
 #define BRAID_QUEUE_FIFO_H
 
-#include "queue/internal.h"
+#include "queue/private.h"
 
 static br__qchunk *qchunk_new(br_queue *q) {
     br__qchunk *c = br__malloc(q->spare.chunk_bytes);

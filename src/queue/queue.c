@@ -6,7 +6,7 @@
  * lock per side (fifo.h): producers serialize on plk, consumers on clk, and the two
  * sides meet only in the slots. LIFO and priority queues keep an array under one lock
  * (store.c), and both plk and clk point at it. plk and clk are side locks (br__qlock,
- * queue/internal.h): one locked instruction to take, a plain store to release.
+ * queue/private.h): one locked instruction to take, a plain store to release.
  * Everything below is written against try_put (under plk) and try_get (under clk) and
  * holds for every kind.
  *
@@ -27,7 +27,7 @@
  * from the top (a fast-path caller may have taken the item meanwhile, and then it
  * waits again). A woken joiner returns 0: the waker saw done == tail under wlock.
  *
- * The lost wake-up argument (rule 3 of core/internal.h). A getter registers while
+ * The lost wake-up argument (rule 3 of core/lib.h). A getter registers while
  * holding wlock: it increments ngetw *under plk*, then re-tries the get, and only if
  * that fails links itself and releases wlock. A putter reads ngetw under plk, in the
  * same critical section that publishes its item. So either the getter's plk section
@@ -95,7 +95,7 @@
  * taken: in wait_turn (the count goes up under the other side's lock, then attempt
  * takes the caller's own), in all_done (under wlock from join and wake_joiners) and in
  * br_queue_shutdown. This is the documented exception to the ilock's rule
- * (core/internal.h, docs/conventions.md): br__qlock_lock_slow may sched_yield and nap
+ * (core/lib.h, docs/conventions.md): br__qlock_lock_slow may sched_yield and nap
  * (<= 250 us a nap) while wlock is held, when the side lock's holder lost its CPU. The
  * bound is that holder's one critical section (a few dozen instructions, a heap sift,
  * or a growth or shrink of an unbounded LIFO/priority array), plus at most one nap past
@@ -105,7 +105,7 @@
  * pops with shrink false (store.c), and a FIFO get there that leaves a chunk puts it on
  * the spare stack even when the stack is full instead of freeing it (fifo.h).
  */
-#include "queue/internal.h"
+#include "queue/private.h"
 #include "queue/fifo.h"
 
 #include <sched.h>
@@ -119,7 +119,7 @@ static int state_of(br_queue *q) {
     return atomic_load_explicit(&q->state, memory_order_acquire);
 }
 
-/* --- the side lock's slow path (see queue/internal.h) ---------------------------- */
+/* --- the side lock's slow path (see queue/private.h) ---------------------------- */
 
 void br__qlock_lock_slow(br__qlock *l) {
     int64_t nap = 20 * BR_USEC;
@@ -286,7 +286,7 @@ static void unlink_waiter(br__waiter *w, void *arg) {
 }
 
 /* Parks w, which the caller linked into l under wlock and then released it (rule 2 of
- * core/internal.h). 0: popped by a waker (even if the deadline has passed meanwhile).
+ * core/lib.h). 0: popped by a waker (even if the deadline has passed meanwhile).
  * BR_ETIMEDOUT: the deadline passed and w unlinked itself. */
 static int park(br_queue *q, br__waiter *w, qlist l, int64_t deadline) {
     return br__waiter_park_or_cancel_in(w, &q->w.lock, deadline, unlink_waiter, &l);

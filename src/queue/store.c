@@ -4,7 +4,7 @@
  * Bounded queues get all their room at creation, so put never fails for memory.
  * Unbounded ones double when full and halve when three quarters empty (above 64): a
  * growth that fails is BR_ENOMEM with the array as it was, a shrink that fails keeps
- * the larger array. Memory comes from br__realloc (core/internal.h), so tests can fail it.
+ * the larger array. Memory comes from br__realloc (core/lib.h), so tests can fail it.
  * Neither happens under wlock (a br__ilock, which must stay short): a put that runs
  * there is a bounded queue's, which never grows, and a get that runs there (a getter's
  * retry while it registers) pops with shrink false; the next pop outside wlock shrinks,
@@ -12,7 +12,7 @@
  * The heap orders by (prio, seq): seq is the put order, which makes equal priorities
  * come out first in, first out, as Python's PriorityQueue does with (prio, count)
  * tuples. */
-#include "queue/internal.h"
+#include "queue/private.h"
 
 enum { STORE_MIN = 16, STORE_SHRINK_ABOVE = 64 };
 

@@ -22,7 +22,7 @@
  * abort() breaks it (waiters and later callers get BR_EBROKEN until reset);
  * reset() empties it, wakes the waiters with BROKEN and clears the broken state.
  */
-#include "thread/internal.h"
+#include "thread/private.h"
 
 #include <limits.h>
 #include <string.h>
@@ -77,7 +77,7 @@ static br__waiter *break_locked(struct br__barrier *b) {
 }
 
 /* The `unlinked` hook: a waiter timed out while queued. Waking under wq.lock is
- * allowed (core/internal.h) and keeps the break atomic with the unlink. */
+ * allowed (core/lib.h) and keeps the break atomic with the unlink. */
 static void timed_out(br__wq *q, void *arg) {
     (void)q;
     br__wake_chain(break_locked(arg));

@@ -19,7 +19,7 @@
  * user lock and takes wq.lock inside br__wq_wake); wq.lock is never held while taking
  * the user lock.
  */
-#include "thread/internal.h"
+#include "thread/private.h"
 
 #include <limits.h>
 #include <string.h>

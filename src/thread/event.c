@@ -7,7 +7,7 @@
  * clear() that follows a set() cannot strand the waiters that set() released, nor wake
  * a waiter that arrived after the clear().
  */
-#include "thread/internal.h"
+#include "thread/private.h"
 
 #include <string.h>
 

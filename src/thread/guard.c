@@ -3,7 +3,7 @@
  * A failed acquire can only be misuse (a destroyed object, a br_lock the caller already
  * holds, NULL): the guard then has obj == NULL, so the block doesn't run, and the code
  * goes through the misuse policy (panic_on_misuse turns BR_EINVAL into an abort). */
-#include "thread/internal.h"
+#include "thread/private.h"
 
 static int rel_lock(void *o) {
     return br_lock_release(o);

@@ -10,7 +10,7 @@
  * wq.lock. DESTROYED is a poison value with LOCKED set.
  *
  * Acquire. Fast path: one CAS 0 -> LOCKED, then store owner (plain stores while the
- * process is single-threaded, see thread/internal.h). Otherwise spin briefly (a few
+ * process is single-threaded, see thread/private.h). Otherwise spin briefly (a few
  * hundred ns, reading the word) and take the lock with a CAS that keeps WAITERS when it
  * stays free across one relax; spinning stops early if others already sleep. The lock
  * is not fair: a running thread may take it ahead of woken sleepers ("barging"), which
@@ -27,7 +27,7 @@
  * and returns the old word. If WAITERS was set, take wq.lock, pop one sleeper (clear
  * WAITERS if that emptied the queue) and wake it; it retries.
  *
- * Lost wake-ups (core/internal.h rule 3). The sleeper sets WAITERS with a CAS that
+ * Lost wake-ups (core/lib.h rule 3). The sleeper sets WAITERS with a CAS that
  * expects LOCKED set, under wq.lock, and links itself before dropping wq.lock. The
  * releaser's RMW is on the same word, so in its modification order it either comes
  * before that CAS (the CAS then fails, the sleeper re-reads the word, sees LOCKED clear
@@ -44,7 +44,7 @@
  * a concurrent free by a thread that never waited: free a lock only when nobody can
  * still be releasing it.
  */
-#include "thread/internal.h"
+#include "thread/private.h"
 
 #include <string.h>
 

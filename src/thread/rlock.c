@@ -5,7 +5,7 @@
  * atomic. The count is handed from holder to holder by the lock's acquire/release
  * ordering, like any data the lock protects.
  */
-#include "thread/internal.h"
+#include "thread/private.h"
 
 #include <string.h>
 

@@ -13,7 +13,7 @@
  * overtakes a waiter, and service is FIFO, unlike Python's (which lets a newcomer take a
  * unit a woken waiter was about to get).
  *
- * Lost wake-ups (core/internal.h rule 3). A waiter sets W by a CAS on the word that
+ * Lost wake-ups (core/lib.h rule 3). A waiter sets W by a CAS on the word that
  * expects value == 0, under wq.lock, and links itself before dropping wq.lock. A
  * releaser's CAS on the same word either comes first (the waiter's CAS fails, and it
  * re-reads a positive value and takes a unit) or sees W and goes to the slow path,
@@ -22,7 +22,7 @@
  * A waiter whose deadline passes just as it was handed a unit keeps the unit
  * (br__waiter_park_or_cancel returns 0), so no unit is ever lost.
  */
-#include "thread/internal.h"
+#include "thread/private.h"
 
 #include <string.h>
 

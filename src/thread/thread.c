@@ -64,7 +64,7 @@
  * (br__set_thread_name), set by the thread itself before fn runs. "Thread-N" and
  * "Dummy-N" share one counter, as in Python.
  */
-#include "thread/internal.h"
+#include "thread/private.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -72,7 +72,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,10 +98,6 @@ static atomic_ulong name_counter;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static BR__TLS char dummy_name[32];
-
-static int gettid_(void) {
-    return (int)syscall(SYS_gettid);
-}
 
 /* --- references and the registry --------------------------------------------------- */
 
@@ -240,13 +235,20 @@ static void fork_child(void) {
     atomic_store_explicit(&reg_lock.word, 0, memory_order_relaxed);
 }
 
-static void init_once(void) {
-    /* Registered at the first start, so handlers registered before run after ours
-     * (atexit runs in reverse order), as the header says. Failure to register leaves
-     * exit() not waiting: nothing better to do. */
-    (void)atexit(join_at_exit);
-    (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
+/* The thread layer's lifecycle (core/lib.h): registered at the first start, so that
+ * atexit handlers registered before braid's first thread (or pool) run after the join,
+ * as the header says. A failed registration leaves exit() not waiting: nothing better
+ * to do. */
+static br__hooks thread_hooks = {
+    .order = BR__ORDER_THREAD,
+    .name = "thread",
+    .prepare = fork_prepare,
+    .parent = fork_parent,
+    .child = fork_child,
+    .at_exit = join_at_exit,
+};
+
+static void init_once(void) { (void)br__hooks_register(&thread_hooks); }
 
 /* --- the thread's own side
  * ---------------------------------------------------------------- */
@@ -256,7 +258,7 @@ static void *trampoline(void *arg) {
     br__tls_v.thread = t;
     br__tls_v.name = t->name;
     atomic_store_explicit(&t->ident, (uint64_t)pthread_self(), memory_order_relaxed);
-    atomic_store_explicit(&t->tid, gettid_(), memory_order_relaxed);
+    atomic_store_explicit(&t->tid, br__thread_native_id(), memory_order_relaxed);
     br__set_thread_name(t->name);
 
     t->fn(t->arg);
@@ -504,7 +506,7 @@ int br_thread_native_id(const br_thread *t) {
 const char *br_thread_current_name(void) {
     if (br__tls_v.name)
         return br__tls_v.name;
-    if (gettid_() == (int)getpid()) {
+    if (br__thread_native_id() == (int)getpid()) {
         br__tls_v.name = "MainThread";
     } else {
         unsigned long n =
@@ -524,7 +526,7 @@ uint64_t br_thread_current_ident(void) {
 }
 
 int br_thread_current_native_id(void) {
-    return gettid_();
+    return br__thread_native_id();
 }
 
 int br_thread_active_count(void) {

@@ -1,6 +1,6 @@
 /* The allocation seam: the Nth allocation fails on request, and only then. */
 #include "harness.h"
-#include "core/internal.h"
+#include "core/lib.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
-/* The waiter, the wait-queue and the internal lock (core/internal.h). */
+/* The waiter, the wait-queue and the internal lock (core/lib.h). */
 #include "harness.h"
-#include "core/internal.h"
+#include "core/lib.h"
 
 #include <pthread.h>
 

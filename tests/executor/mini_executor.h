@@ -1,5 +1,6 @@
-/* A test-only executor: N worker threads on one mutex+condvar FIFO, implementing the
- * vtable of src/executor/internal.h in the plainest way. It exists so that the
+/* A test-only executor: N worker threads on one mutex+condvar FIFO, written against the
+ * installed extension API alone (braid/executor_impl.h), in the plainest way: it is
+ * also the example docs/futures.md points executor writers at. It exists so that the
  * executor-generic layer (submit, map) and the conformance suite can be tested
  * without the real thread pool. Counters let tests observe what the generic layer
  * hands over (how many tasks were submitted, how many are queued).
@@ -10,14 +11,16 @@
 #ifndef BRAID_TESTS_MINI_EXECUTOR_H
 #define BRAID_TESTS_MINI_EXECUTOR_H
 
-#include "executor/internal.h"
+#include <braid.h>
+#include <braid/executor_impl.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct mini_ex {
-    struct br_executor base;
+    br_executor base;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     br_task *head, *tail;
@@ -51,14 +54,14 @@ static void *mini_worker(void *p) {
         if (m->head == NULL)
             break;
         br_task *t = m->head;
-        m->head = t->next;
+        m->head = *br_task_link(t);
         if (m->head == NULL)
             m->tail = NULL;
-        br_future *f = br__task_future(t);
+        br_future *f = br_task_future(t);
         br_future_retain(f); /* so shutdown can request_cancel it safely */
         m->running[i] = f;
         pthread_mutex_unlock(&m->mu);
-        br__task_run(t);
+        br_task_run(t);
         atomic_fetch_add(&m->finished, 1);
         pthread_mutex_lock(&m->mu);
         m->running[i] = NULL;
@@ -78,9 +81,9 @@ static int mini_submit(br_executor *ex, br_task *t, const br_call *call) {
         pthread_mutex_unlock(&m->mu);
         return BR_ESHUTDOWN;
     }
-    t->next = NULL;
+    *br_task_link(t) = NULL;
     if (m->tail)
-        m->tail->next = t;
+        *br_task_link(m->tail) = t;
     else
         m->head = t;
     m->tail = t;
@@ -107,8 +110,8 @@ static int mini_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
     while (dropped) {
-        br_task *next = dropped->next;
-        br__task_abandon(dropped, BR_ECANCELED);
+        br_task *next = *br_task_link(dropped);
+        br_task_abandon(dropped, BR_ECANCELED);
         dropped = next;
     }
     if (wait) {
@@ -135,18 +138,20 @@ static void mini_destroy(br_executor *ex) {
 
 static int mini_max_workers(const br_executor *ex) { return ((const mini_ex *)ex)->nworkers; }
 
-static const struct br__executor_vt mini_vt = {
+static const br_executor_vt mini_vt = {
     .kind = "thread",
     .in_process = true,
     .submit = mini_submit,
+    .submit_chunk = br_executor_chunk_runner,
     .shutdown = mini_shutdown,
     .destroy = mini_destroy,
     .max_workers = mini_max_workers,
     .parallel_for = NULL,
 };
 
-/* Not in-process: the generic layer must not hand it pointers (map goes per input). */
-static const struct br__executor_vt mini_vt_remote = {
+/* Not in-process, no submit_chunk: the generic layer must not hand it pointers, and
+ * map goes per input. */
+static const br_executor_vt mini_vt_remote = {
     .kind = "remote-test",
     .in_process = false,
     .submit = mini_submit,
@@ -156,12 +161,15 @@ static const struct br__executor_vt mini_vt_remote = {
     .parallel_for = NULL,
 };
 
-static int mini_new_vt(br_executor **out, int nworkers, const struct br__executor_vt *vt) {
+static int mini_new_vt(br_executor **out, int nworkers, const br_executor_vt *vt) {
     mini_ex *m = calloc(1, sizeof *m);
     if (m == NULL)
         return BR_ENOMEM;
-    m->base.vt = vt;
-    m->base.magic = BR__EXECUTOR_MAGIC;
+    int rc = br_executor_init(&m->base, vt);
+    if (rc != 0) {
+        free(m);
+        return rc;
+    }
     m->nworkers = nworkers > 0 ? nworkers : 1;
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->join_mu, NULL);

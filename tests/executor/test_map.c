@@ -3,7 +3,7 @@
  * aren't in-process, and the executor shutting down underneath. */
 #include "harness.h"
 #include "mini_executor.h"
-#include "future/impl.h"
+#include "future/private.h"
 
 #include <pthread.h>
 #include <sched.h>

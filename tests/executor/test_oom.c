@@ -13,7 +13,7 @@
  * tests/future/test_oom.c): the loops only require clean failures and an end. */
 #include "harness.h"
 
-#include "executor/threadpool.h"
+#include "executor/pool/for_tests.h"
 
 #include <string.h>
 

@@ -10,8 +10,8 @@
  */
 #include "harness.h"
 
-#include "executor/threadpool.h"
-#include "future/impl.h"
+#include "executor/pool/for_tests.h"
+#include "future/private.h"
 
 #include <dirent.h>
 #include <pthread.h>

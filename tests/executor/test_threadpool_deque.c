@@ -1,11 +1,11 @@
-/* The thread pool's Chase-Lev deque (src/executor/deque.c): single-threaded order,
+/* The thread pool's Chase-Lev deque (src/executor/pool/deque.c): single-threaded order,
  * growth, chains, and the races that matter: an owner pushing and taking while
  * thieves steal, where every task must come out exactly once.
  *
  * The deque only moves pointers, so the tests use fake br_task blocks (never run). */
 #include "harness.h"
 
-#include "executor/deque.h"
+#include "executor/pool/deque.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,7 +15,7 @@ static br_task *tasks_new(size_t n) {
     br_task *t = calloc(n, sizeof *t);
     BR_CHECK(t != NULL);
     for (size_t i = 0; i < n; i++)
-        t[i].xdata = i;
+        t[i].deadline = (int64_t)i; /* an id; the deque never looks */
     return t;
 }
 

@@ -1,6 +1,6 @@
 /* br_as_completed: the iterator over futures completed by hand and from threads. */
 #include "harness.h"
-#include "future/impl.h"
+#include "future/private.h"
 
 #include <pthread.h>
 #include <sched.h>

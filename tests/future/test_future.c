@@ -1,7 +1,7 @@
 /* The future: states, results, callbacks, races, misuse (braid/future.h), and the task
- * side as an executor drives it (future/internal.h). */
+ * side as an executor drives it (future/for_executors.h). */
 #include "harness.h"
-#include "future/impl.h"
+#include "future/private.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -346,7 +346,7 @@ static void many_waiters_all_woken(void **state) {
 /* --- tasks, as an executor drives them ---------------------------------------------- */
 
 static br_future *make_task(br_task_fn fn, int64_t arg) {
-    br_future *f = br__future_alloc_task();
+    br_future *f = br__task_prepare(NULL, NULL, 0, BR__ARG_BORROW, BR_FOREVER, 1);
     BR_CHECK(f != NULL);
     br_task *t = br__future_task(f);
     BR_CHECK(br__task_future(t) == f);
@@ -582,14 +582,14 @@ static void task_abandon(void **state) {
     br_future_release(f);
 
     /* fire-and-forget: the executor's reference is the only one */
-    f = br__future_alloc_task();
+    f = br__task_prepare(NULL, NULL, 0, BR__ARG_BORROW, BR_FOREVER, 1);
     br__future_task(f)->fn = task_count;
     br__task_abandon(br__future_task(f), BR_ESHUTDOWN);
 }
 
 static void task_args(void **state) {
     (void)state;
-    br_future *f = br__future_alloc_task();
+    br_future *f = br__task_prepare(NULL, NULL, 0, BR__ARG_BORROW, BR_FOREVER, 1);
     br_task *t = br__future_task(f);
     size_t len = 99;
     BR_CHECK(br_task_arg(t, &len) == NULL);
@@ -1230,7 +1230,7 @@ static void string_results(void **state) {
     BR_CHECK_ERR(br_future_result_str(f, BR_NOWAIT, &s), BR_EIO);
     br_future_release(f);
 
-    f = br__future_alloc_task();
+    f = br__task_prepare(NULL, NULL, 0, BR__ARG_BORROW, BR_FOREVER, 1);
     BR_CHECK(f != NULL);
     br_task *t = br__future_task(f);
     t->fn = str_task;

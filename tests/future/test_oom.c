@@ -10,7 +10,7 @@
  * ASan blocks come from br__malloc one at a time once the shared chains run out. The
  * loops therefore only require that every failure is clean and that the loop ends. */
 #include "harness.h"
-#include "future/impl.h"
+#include "future/private.h"
 
 #include <string.h>
 
@@ -135,7 +135,7 @@ static int long_fail(br_task *t) { return br_task_fail(t, BR_EIO, "%s", long_fai
 /* A task's future, run here as an executor would run it: one reference for us, one
  * for br__task_run. */
 static br_future *run_task_oom(br_task_fn fn, long n) {
-    br_future *f = br__future_alloc_task();
+    br_future *f = br__task_prepare(NULL, NULL, 0, BR__ARG_BORROW, BR_FOREVER, 1);
     BR_CHECK(f != NULL);
     br_future_retain(f);
     br__future_task(f)->fn = fn;

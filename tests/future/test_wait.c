@@ -1,6 +1,6 @@
 /* br_wait: concurrent.futures.wait over futures completed by hand and from threads. */
 #include "harness.h"
-#include "future/impl.h"
+#include "future/private.h"
 
 #include <pthread.h>
 #include <sched.h>

@@ -15,8 +15,8 @@
 #endif
 
 #include "harness.h"
-#include "core/internal.h"
-#include "queue/internal.h"
+#include "core/lib.h"
+#include "queue/private.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -739,7 +739,7 @@ static void conf_stress_shutdown_immediate(void **state) {
 /* --- deadlines racing wake-ups ------------------------------------------------------------- */
 
 /* Consumers wait with tiny deadlines while producers put: a wake-up and a deadline often
- * land together (core/internal.h rule 2). Every item still arrives exactly once. */
+ * land together (core/lib.h rule 2). Every item still arrives exactly once. */
 typedef struct race {
     br_queue *q;
     long per;

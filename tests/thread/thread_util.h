@@ -5,7 +5,7 @@
 #define BRAID_TESTS_THREAD_UTIL_H
 
 #include "harness.h"
-#include "thread/internal.h"
+#include "thread/private.h"
 
 #include <stdatomic.h>
 

@@ -1,4 +1,5 @@
-/* executor/deque.h: a Chase-Lev work-stealing deque of tasks. Never installed.
+/* executor/pool/deque.h: a Chase-Lev work-stealing deque of tasks, for the thread pool.
+ * Never installed.
  *
  * One owner thread pushes and takes at the bottom (LIFO); any number of thieves steal
  * at the top (FIFO). Used as a FIFO queue, the owner only pushes and everyone takes at
@@ -9,10 +10,10 @@
  * br__deque_destroy, because a thief may still be reading it. The memory-ordering
  * argument is at the top of deque.c.
  */
-#ifndef BRAID_EXECUTOR_DEQUE_H
-#define BRAID_EXECUTOR_DEQUE_H
+#ifndef BRAID_EXECUTOR_POOL_DEQUE_H
+#define BRAID_EXECUTOR_POOL_DEQUE_H
 
-#include "future/internal.h"
+#include "future/for_executors.h"
 
 typedef struct br__deque_ring br__deque_ring;
 
@@ -31,7 +32,7 @@ enum { BR__STEAL_EMPTY = 0, BR__STEAL_OK = 1, BR__STEAL_RETRY = 2 };
 /* A seq_cst fence. ThreadSanitizer doesn't model fences (gcc warns -Wtsan), so its
  * builds use a seq_cst RMW on a private word instead: on x86 and arm64 that is the
  * same full barrier, and TSan understands it. The fences here never carry
- * happens-before for plain data (deque.c, threadpool.c design notes), only
+ * happens-before for plain data (deque.c; the pool's sched.c and cancel.c design notes), only
  * store-load ordering. */
 static inline void br__fence_sc(void) {
 #if defined(BRAID_TSAN)

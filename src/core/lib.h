@@ -1,10 +1,16 @@
-/* core/internal.h: what braid's layers share inside the library. Never installed.
+/* core/lib.h: what every layer of the library shares. Any library file may include it.
+ * Never installed.
+ *
+ * Internal headers say in their name who may include them (docs/conventions.md):
+ *   core/lib.h, platform/platform.h   any file of the library
+ *   <dir>/private.h, other headers    the files of that directory only (and the tests)
+ *   <dir>/for_<who>.h                 also the code named (future/for_executors.h)
  *
  * Names: br__ for functions and types shared between files (grep br__ finds every
  * cross-file internal call); static functions have short plain names.
  */
-#ifndef BRAID_CORE_INTERNAL_H
-#define BRAID_CORE_INTERNAL_H
+#ifndef BRAID_CORE_LIB_H
+#define BRAID_CORE_LIB_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -12,6 +18,7 @@
 #include <stdint.h>
 
 #include "braid/core.h"
+#include "platform/platform.h"
 
 #if defined(__GNUC__)
 #  define BR__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -82,18 +89,6 @@ static inline void br__cpu_relax(void) {
 #endif
 }
 
-/* --- futex (src/linux/futex.c) ------------------------------------------------ */
-
-/* Sleeps while *addr == val, until woken or `deadline` (absolute, monotonic ns).
- * Returns 0 (woken, or *addr != val: spurious wake-ups happen, so callers loop),
- * BR_ETIMEDOUT, or BR_EINTR. `shared`: the word may live in memory shared between
- * processes. */
-int br__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline, bool shared);
-/* Wakes up to n sleepers on addr. addr may point into memory that is gone by now (a
- * waiter's stack after it returned): the kernel only uses the address as a key, and
- * every sleeper re-checks its word. */
-void br__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
-
 /* --- the internal lock --------------------------------------------------------
  *
  * br__ilock guards the few instructions that link and unlink waiters. It is a
@@ -103,7 +98,7 @@ void br__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
  * most, as Go's runtime locks do. Zero is the unlocked state.
  *
  * The one exception, in the queue (queue.c, "Locking"): its wait lock, an ilock, is
- * held while one of the queue's side locks (br__qlock, queue/internal.h) is taken. A
+ * held while one of the queue's side locks (br__qlock, queue/private.h) is taken. A
  * side lock's contender whose holder lost its CPU sched_yields and naps on a futex
  * (each nap capped at 250 us), so that ilock may be held that long. Bounded because the
  * side lock's holder holds it for one short critical section and waits for nothing
@@ -299,9 +294,40 @@ static inline void br__wake_chain(br__waiter *chain) {
     }
 }
 
-/* Sets the calling thread's kernel name (what /proc/.../comm, top and gdb show) to
- * the first 15 bytes of name. */
-void br__set_thread_name(const char *name);
+/* --- lifecycle: fork and exit hooks (core/lifecycle.c) ---------------------------------
+ *
+ * Every layer that must act around fork() or at exit registers one static br__hooks,
+ * the first time it is used, with its place in the layer order. The registry runs them
+ * in that order whoever registered first: prepare from the highest order down; parent
+ * and child from the lowest up; at_exit from the highest down. Any hook may be NULL.
+ * Fork hooks run with the registry locked and must not register hooks. */
+enum {
+    BR__ORDER_CORE = 0,
+    BR__ORDER_THREAD = 10,
+    BR__ORDER_QUEUE = 20,
+    BR__ORDER_FUTURE = 30,
+    BR__ORDER_EXECUTOR = 40,
+    BR__ORDER_PROCESS = 50, /* reserved for the process layer */
+    BR__ORDER_AIO = 60      /* reserved for the aio layer */
+};
+
+typedef struct br__hooks {
+    int order;              /* BR__ORDER_* (a test may use others) */
+    const char *name;       /* the layer, for debugging */
+    void (*prepare)(void);  /* in the parent, before fork(): take the layer's locks */
+    void (*parent)(void);   /* in the parent, after fork(): release them */
+    void (*child)(void);    /* in the child, after fork(): reset what the other threads
+                             * left behind */
+    void (*at_exit)(void);  /* at exit() or a return from main() */
+    /* The registry's own; zero in a static initializer. */
+    struct br__hooks *next_;
+    bool registered_;
+} br__hooks;
+
+/* Adds h to the registry (h must stay valid for the life of the process); registering
+ * the same h again does nothing. 0, or BR_ENOMEM (too many hooks, or the C library
+ * couldn't install its handler: the hooks won't run). */
+int br__hooks_register(br__hooks *h);
 
 /* --- the current execution context --------------------------------------------
  *

@@ -2,7 +2,7 @@
  * cgroup CPU quota (v2 cpu.max at every level of our cgroup path, or v1's
  * cfs_quota_us/cfs_period_us), rounded up. Containers that set a quota on a big host
  * get pools sized for the quota, not for the host. */
-#include "core/internal.h"
+#include "core/lib.h"
 
 #include <sched.h>
 #include <stdio.h>

@@ -52,7 +52,7 @@
  *    lock's release/acquire carries bottom, ring and retired from one holder to the
  *    next.
  */
-#include "executor/deque.h"
+#include "executor/pool/deque.h"
 
 
 struct br__deque_ring {

@@ -1,15 +1,16 @@
-/* thread/internal.h: the Lock and RLock internals that Condition and the BR_WITH guards
- * share. Never installed.
+/* thread/private.h: the thread layer's own internals (the Lock and RLock that Condition
+ * and the BR_WITH guards share, the other primitives' layouts). For src/thread/ and the
+ * tests only. Never installed.
  *
  * The real structs behind the opaque public storage live here so that cond.c can
  * release a lock completely (an RLock at any depth) and take it back at the same level.
  * The protocol itself is described in lock.c's design notes.
  */
-#ifndef BRAID_THREAD_INTERNAL_H
-#define BRAID_THREAD_INTERNAL_H
+#ifndef BRAID_THREAD_PRIVATE_H
+#define BRAID_THREAD_PRIVATE_H
 
 #include "braid/thread.h"
-#include "core/internal.h"
+#include "core/lib.h"
 
 #include <pthread.h>
 
@@ -36,18 +37,11 @@ void br__lock_wake_slow(struct br__lock *l);
 /* Poisons a free lock: 0, BR_EBUSY (held or waited on), BR_EINVAL (destroyed). */
 int br__lock_destroy(struct br__lock *l);
 
-/* While the process has a single thread, glibc says so in __libc_single_threaded
- * (2.32+), and the fast paths use plain loads and stores instead of locked
- * instructions, as glibc's own pthread_mutex does: no other thread can look at the
- * word, and pthread_create orders our stores before anything a new thread does.
- * Coroutines on that one thread interleave only at park points, so they can't split a
- * load-store pair either. */
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-#include <sys/single_threaded.h>
-#define BR__SINGLE_THREADED() (__libc_single_threaded != 0)
-#else
-#define BR__SINGLE_THREADED() 0
-#endif
+/* While the process has a single thread (BR__SINGLE_THREADED, platform/platform.h), the
+ * fast paths use plain loads and stores instead of locked instructions, as glibc's own
+ * pthread_mutex does: no other thread can look at the word, and pthread_create orders
+ * our stores before anything a new thread does. Coroutines on that one thread
+ * interleave only at park points, so they can't split a load-store pair either. */
 
 /* The uncontended acquire: true if we took l. */
 static inline bool br__lock_try_fast(struct br__lock *l) {

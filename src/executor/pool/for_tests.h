@@ -1,9 +1,9 @@
-/* executor/threadpool.h: the thread pool's internals that tests and benchmarks may
- * look at. Never installed. */
-#ifndef BRAID_EXECUTOR_THREADPOOL_H
-#define BRAID_EXECUTOR_THREADPOOL_H
+/* executor/pool/for_tests.h: the thread pool's counters and knobs that the tests may
+ * look at and turn. Never installed. */
+#ifndef BRAID_EXECUTOR_POOL_FOR_TESTS_H
+#define BRAID_EXECUTOR_POOL_FOR_TESTS_H
 
-#include "executor/internal.h"
+#include "executor/private.h"
 
 #include <stdbool.h>
 
@@ -21,11 +21,11 @@ struct br__threadpool_stats {
 void br__threadpool_stats(br_executor *ex, struct br__threadpool_stats *st);
 
 /* Tests: pools made while this is true use the CAS protocol for cancel requests on
- * running tasks even where membarrier works (threadpool.c design notes). */
+ * running tasks even where membarrier works (cancel.c's design notes). */
 extern bool br__pool_no_membarrier;
 
 /* How long an idle worker searches before it parks, in ns, at most (default 50 us;
- * each worker adapts its own budget below this, threadpool.c). */
+ * each worker adapts its own budget below this, sched.c). */
 extern int64_t br__pool_spin_ns;
 
 /* Tests: called by a submitter waiting for room (max_pending) each time it comes back

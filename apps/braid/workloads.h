@@ -1,6 +1,6 @@
-/* workloads.h: the CPU-bound work of BENCH.md W1/N1 and W2, defined once for the
- * benchmarks (bench/) and `braid compare` (apps/braid/), so the two always time the
- * same loop.
+/* workloads.h: the CPU-bound work of BENCH.md W1/N1 and W2, the work `braid compare`
+ * runs. The benchmarks (bench/) include it from here, so the two always time the same
+ * loop; it uses nothing but the C library, so the program stays on the public API.
  *
  * W1/N1: is_prime(112272535095293) by trial division, exactly as
  * ../shared/peers/native/README.md defines N1: uint64_t, one division per odd
@@ -8,8 +8,8 @@
  * neither fold nor hoist the calls, and is_prime is never inlined into the timed loop.
  * W2: the naive recursive fib, the tutorials' fib.
  */
-#ifndef BRAID_BENCH_WORKLOADS_H
-#define BRAID_BENCH_WORKLOADS_H
+#ifndef BRAID_APPS_WORKLOADS_H
+#define BRAID_APPS_WORKLOADS_H
 
 #include <math.h>
 #include <stdbool.h>

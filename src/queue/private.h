@@ -1,11 +1,11 @@
-/* queue/internal.h: the queue's layout, shared by queue.c (the protocol), fifo.h (the
+/* queue/private.h: the queue's layout, shared by queue.c (the protocol), fifo.h (the
  * chunked FIFO storage, the hot path) and store.c (the LIFO stack and priority heap).
  * The protocol itself is described in the design notes at the top of queue.c. */
 #ifndef BRAID_QUEUE_INTERNAL_H
 #define BRAID_QUEUE_INTERNAL_H
 
 #include "braid/queue.h"
-#include "core/internal.h"
+#include "core/lib.h"
 
 /* try_put / try_get answer BR__QAGAIN for "full" / "empty" (never returned to users). */
 #define BR__QAGAIN 1

@@ -1,5 +1,6 @@
-/* Futex wait and wake: the parking primitive of the thread parker and br__ilock. */
-#include "core/internal.h"
+/* Futex wait and wake on Linux (platform/platform.h): the parking primitive of the
+ * thread parker, br__ilock and the queue's side locks. */
+#include "platform/platform.h"
 
 #include <errno.h>
 #include <linux/futex.h>

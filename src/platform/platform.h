@@ -1,0 +1,88 @@
+/* platform/platform.h: the platform contract. Any library file may include it (core/lib.h
+ * does). Never installed.
+ *
+ * Everything braid needs from the operating system beyond C11, <pthread.h> and POSIX
+ * time goes through the functions below, so that porting braid means writing one
+ * directory, src/platform/<os>/, that CMake chooses (src/CMakeLists.txt). Today there
+ * is one: linux/ (futex.c, cpu.c, thread.c, membarrier.c). A port must keep every
+ * promise written here; where an OS can't, the contract says what the fallback is.
+ *
+ * Services in use:
+ *   futex        wait on a 32-bit word with an absolute monotonic deadline; wake
+ *   cpu count    br_cpu_count(): affinity and CPU quota aware
+ *   threads      the kernel's name of the calling thread; the thread's numeric id
+ *   membarrier   a full barrier on every CPU running one of our threads (optional)
+ *
+ * Slots the next layers fill (each lands with the layer that needs it, with its tests;
+ * nothing is declared before it exists, so nothing here can be called half-made):
+ *   poller       (aio) register fds for readiness and wait with a deadline, woken
+ *                from any thread: epoll + eventfd on Linux, kqueue elsewhere.
+ *   pidfd        (process) a descriptor for a child that the poller can wait on and
+ *                that can't name a recycled pid: pidfd_open on Linux >= 5.3, else a
+ *                SIGCHLD self-pipe.
+ *   shm          (process) anonymous shared memory that survives fork and can be
+ *                passed to a spawned child: memfd_create on Linux, shm_open elsewhere.
+ *   spawn        (process) start a program with a chosen set of inherited fds and a
+ *                parent-death signal: posix_spawn, or clone(CLONE_VFORK) on Linux.
+ */
+#ifndef BRAID_PLATFORM_H
+#define BRAID_PLATFORM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "braid/core.h"
+
+/* --- futex (linux/futex.c) ---------------------------------------------------------
+ *
+ * The one primitive every blocking path ends in: the thread parker, br__ilock and the
+ * queue's side locks. A port without futexes implements it with a table of condition
+ * variables hashed by address (as glibc's old emulations did); the promises below are
+ * what the callers rely on. */
+
+/* Sleeps while *addr == val, until woken or `deadline` (absolute, monotonic ns;
+ * BR_FOREVER for none; any deadline <= 0 returns BR_ETIMEDOUT at once). Returns 0
+ * (woken, or *addr != val at the call: spurious wake-ups happen, so callers loop),
+ * BR_ETIMEDOUT, or BR_EINTR (a signal; callers loop). `shared`: the word may live in
+ * memory shared between processes. */
+int br__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline, bool shared);
+/* Wakes up to n sleepers on addr. addr may point into memory that is gone by now (a
+ * waiter's stack after it returned): the kernel only uses the address as a key, and
+ * every sleeper re-checks its word. Never fails. */
+void br__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
+
+/* --- threads (linux/thread.c) ------------------------------------------------------ */
+
+/* Sets the calling thread's kernel name (what /proc/.../comm, top and gdb show) to the
+ * first 15 bytes of name. Best effort: an OS without thread names ignores it. */
+void br__set_thread_name(const char *name);
+/* The kernel's id of the calling thread (Python's threading.get_native_id()); equal to
+ * the process id on the process's first thread. */
+int br__thread_native_id(void);
+/* True while the process has exactly one thread (glibc's __libc_single_threaded);
+ * false where the C library can't tell. The lock's fast paths use plain loads and
+ * stores while it is true (thread/private.h). */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+#  include <sys/single_threaded.h>
+#  define BR__SINGLE_THREADED() (__libc_single_threaded != 0)
+#else
+#  define BR__SINGLE_THREADED() 0
+#endif
+
+/* --- membarrier (linux/membarrier.c) ------------------------------------------------
+ *
+ * An asymmetric fence: br__membarrier() runs a full memory barrier on every CPU that is
+ * running a thread of this process, so that code on the fast side of a Dekker pair can
+ * use plain stores and compiler barriers (the thread pool's cancel protocol,
+ * executor/pool/cancel.c). Optional: where it is missing, callers use atomic RMWs. */
+
+/* Registers the process for expedited barriers; true if br__membarrier() is usable
+ * from now on. Call again in a forked child (registration is per address space);
+ * calling it twice is harmless. */
+bool br__membarrier_init(void);
+/* The barrier. 0, or -1 if it failed (never after br__membarrier_init returned true,
+ * but callers treat -1 as "don't rely on it"). */
+int br__membarrier(void);
+
+#endif
