@@ -137,38 +137,74 @@ static inline void br__ilock_unlock(br__ilock *l) {
  *
  * The waiter is either a thread or a coroutine, and the primitive doesn't know which:
  * br__waiter_init binds the waiter to the current execution context through a parker
- * (a two-function vtable). Threads park on a futex on w->signalled; coroutines (the aio
- * layer installs their parker with br__set_context) suspend and are resumed by their
- * loop, from any thread.
+ * (a three-function vtable, below). Threads park on a futex on w->signalled;
+ * coroutines (the aio layer installs their parker with br__set_context) suspend and
+ * are resumed by their loop, from any thread.
+ *
+ * A park ends one of three ways: signalled (0), the deadline passed (BR_ETIMEDOUT), or
+ * the context was cancelled (BR_ECANCELED: a coroutine's task.cancel(); a thread is
+ * never cancelled). The primitive treats a cancel exactly like a timeout, with a
+ * different code: the caller's call has had no effect and the primitive's state is as
+ * if the call had never been made.
  *
  * Rules that keep a waiter's stack frame safe:
  *  1. A waker reads everything it needs from w before it stores w->signalled = 1
  *     (release). After that store the waiter may return and its frame may be reused;
  *     the thread parker's futex_wake on the stale address is harmless (see
  *     br__futex_wake).
- *  2. A waiter whose park times out must not simply leave: it takes the ilock and
- *     checks w->linked. If it is still linked, it unlinks itself and reports the
- *     timeout. If not, a waker has popped it and is about to signal (or has), so it
- *     waits for the signal with no deadline and treats the wake as having happened:
- *     whatever was handed over (a lock, a token, an item) is its own now and must not
- *     be lost. br__waiter_park_or_cancel does exactly this.
+ *  2. A waiter whose park timed out or was cancelled must not simply leave: it takes
+ *     the ilock and checks w->linked. If it is still linked, it unlinks itself and
+ *     reports the timeout or the cancel. If not, a waker has popped it and is about to
+ *     signal (or has), so it waits for the signal with no deadline and no cancel, and
+ *     treats the wake as having happened: whatever was handed over (a lock, a token,
+ *     an item) is its own now and must not be lost. A cancel that loses this race is
+ *     not lost either: it is posted again (parker->cancel), so the context's next
+ *     cancellable park reports it. br__waiter_park_or_leave does exactly this.
  *  3. Lost wake-ups are ruled out per primitive by the usual argument: the waiter
  *     publishes "I am waiting" (links itself, sets a WAITERS bit) and then re-checks
  *     the condition; the waker changes the condition and then looks for waiters. Each
  *     primitive states where that ordering comes from next to its code.
+ *
+ * The parker contract, for a parker that is not a thread (the aio layer's coroutine
+ * parker; the tests' cancellable parker, tests/harness_parker.c):
+ *  - park(w, deadline) runs on the waiter's own context, on the thread that runs it,
+ *    with no braid lock held. It returns 0 once w->signalled == 1 (acquire), and may
+ *    return only then, or when the deadline has passed (BR_ETIMEDOUT), or when a
+ *    cancel request for the context is pending and w->flags lacks BR__WAITER_NOCANCEL
+ *    (BR_ECANCELED; reporting it consumes the request). It may suspend the context,
+ *    run others, spin; it must not return 0 early (spurious wake-ups are its own
+ *    business), must not touch any primitive, and must not block the thread for long
+ *    unless it is the thread parker. A deadline that has already passed, BR_NOWAIT
+ *    included, still returns 0 if the waiter is signalled.
+ *  - unpark(word, ctx, old) may be called from any thread, with or without the
+ *    primitive's ilock held (so it takes no braid lock and never blocks: at most a
+ *    futex wake, or pushing ctx on a loop's ready queue and waking that loop's poller).
+ *    It runs after the waker stored signalled = 1 (old is the value before), so the
+ *    waiter may be gone: it may use `word` only as a key and `ctx`, which outlives
+ *    every waiter bound to it.
+ *  - cancel(ctx) posts a cancel request to the context, from any thread: its current
+ *    park, if it is in one that may be cancelled, returns BR_ECANCELED soon, else its
+ *    next one does. A request is reported once. NULL for parkers whose contexts can't
+ *    be cancelled (threads).
+ *  - A cancel must leave nothing behind: the waiter it ends is unlinked (rule 2) and
+ *    the primitive's state is what it was before the call (no unit, item, lock or
+ *    wake-up consumed or lost). Where the wake won the race, the call succeeds and the
+ *    request stays pending.
  */
 
 typedef struct br__waiter br__waiter;
 
 typedef struct br__parker {
-    /* Parks until w->signalled != 0 or the deadline. Returns 0 when signalled, else
-     * BR_ETIMEDOUT. Must tolerate spurious wake-ups internally. */
+    /* Parks until signalled, the deadline, or a cancel (the contract above): 0,
+     * BR_ETIMEDOUT or BR_ECANCELED. Tolerates spurious wake-ups internally. */
     int (*park)(br__waiter *w, int64_t deadline);
     /* Makes the context that owns a waiter runnable again. Called after the waker
      * swapped signalled to 1 (`old` is what it held before), so it must not touch the
      * waiter itself: only the saved address of the signalled word (as a futex key)
      * and ctx. */
     void (*unpark)(_Atomic uint32_t *signalled, void *ctx, uint32_t old);
+    /* Posts a cancel request to the context ctx; NULL if it can't be cancelled. */
+    void (*cancel)(void *ctx);
 } br__parker;
 
 struct br__waiter {
@@ -187,10 +223,15 @@ struct br__waiter {
  * lost the lock to a barging thread: spinning again would only take CPU time and cache
  * lines from the holder. Coroutine parkers ignore it. */
 #define BR__WAITER_NOSPIN 1u
+/* This park must not end in BR_ECANCELED: a pending cancel request stays pending. For
+ * waits that must finish whatever happens: rule 2's wait for a signal, a condition
+ * taking its lock back, a free waiting for what borrows memory it is about to free. */
+#define BR__WAITER_NOCANCEL 2u
 
 /* Binds w to the current context (thread or coroutine) and clears it. */
 void br__waiter_init(br__waiter *w);
-/* Parks w until signalled or the deadline: 0 or BR_ETIMEDOUT (then follow rule 2). */
+/* Parks w until signalled, the deadline or a cancel: 0, BR_ETIMEDOUT or BR_ECANCELED
+ * (then follow rule 2). */
 static inline int br__waiter_park(br__waiter *w, int64_t deadline) {
     if (atomic_load_explicit(&w->signalled, memory_order_acquire))
         return 0;
@@ -204,6 +245,12 @@ static inline void br__waiter_wake(br__waiter *w) {
     uint32_t old = atomic_exchange_explicit(&w->signalled, 1, memory_order_acq_rel);
     p->unpark(word, ctx, old);
 }
+/* Posts a cancel request to w's context again: a cancel this waiter consumed but can't
+ * report (its wake won the race: rule 2). Call from the waiter's own context. */
+void br__waiter_repost_cancel(br__waiter *w);
+/* Parks until signalled, ignoring the deadline and cancel requests (rule 2's wait, and
+ * any wait that must not be cut short). */
+void br__waiter_park_until_signalled(br__waiter *w);
 
 /* A wait-queue: FIFO of waiters, guarded by its own ilock. `aux` is spare room for
  * the primitive that embeds it (zero-initialised; braid's RLock keeps its count there).
@@ -256,22 +303,24 @@ static inline br__waiter *br__wq_pop(br__wq *q) {
     return w;
 }
 
-/* Parks w, which the caller linked into q and then released q->lock. On a timeout
- * applies rule 2 under q->lock: returns BR_ETIMEDOUT if w was still linked (it is now
- * unlinked, and `unlinked(q, arg)`, if not NULL, has run under q->lock so the
- * primitive can fix its state, e.g. clear a WAITERS bit), or 0 if a waker got there
- * first (the wake and whatever it handed over belong to the caller). Never returns
- * with q->lock held. */
-int br__waiter_park_or_cancel(br__waiter *w, br__wq *q, int64_t deadline,
-                              void (*unlinked)(br__wq *q, void *arg), void *arg);
+/* Parks w, which the caller linked into q and then released q->lock. On a timeout or a
+ * cancel applies rule 2 under q->lock: returns BR_ETIMEDOUT or BR_ECANCELED if w was
+ * still linked (it is now unlinked, and `left(q, arg, why)`, if not NULL, has run
+ * under q->lock with why = that code, so the primitive can fix its state, e.g. clear a
+ * WAITERS bit), or 0 if a waker got there first (the wake and whatever it handed over
+ * belong to the caller; a cancel it overtook is posted again). Never returns with
+ * q->lock held. */
+int br__waiter_park_or_leave(br__waiter *w, br__wq *q, int64_t deadline,
+                             void (*left)(br__wq *q, void *arg, int why), void *arg);
 
-/* Generalises br__waiter_park_or_cancel to waiters kept under any ilock in any list:
- * on a timeout, takes `lk`, and if w->linked calls unlink(w, arg) (which must unlink
- * w and clear w->linked, e.g. with br__wq_remove, and may fix the primitive's state)
- * and returns BR_ETIMEDOUT; otherwise waits for the waker's signal (rule 2) and
- * returns 0. Never returns with lk held. */
-int br__waiter_park_or_cancel_in(br__waiter *w, br__ilock *lk, int64_t deadline,
-                                 void (*unlink)(br__waiter *w, void *arg), void *arg);
+/* Generalises br__waiter_park_or_leave to waiters kept under any ilock in any list: on
+ * a timeout or cancel, takes `lk`, and if w->linked calls unlink(w, arg, why) (which
+ * must unlink w and clear w->linked, e.g. with br__wq_remove, and may fix the
+ * primitive's state) and returns why (BR_ETIMEDOUT or BR_ECANCELED); otherwise waits
+ * for the waker's signal (rule 2) and returns 0. Never returns with lk held. */
+int br__waiter_park_or_leave_in(br__waiter *w, br__ilock *lk, int64_t deadline,
+                                void (*unlink)(br__waiter *w, void *arg, int why),
+                                void *arg);
 
 /* Pops and wakes up to n waiters (all if n < 0), storing `data` in each. Takes and
  * releases q->lock. Returns how many were woken. */

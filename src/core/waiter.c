@@ -71,7 +71,8 @@ static void thread_unpark(_Atomic uint32_t *word, void *ctx, uint32_t old) {
         br__futex_wake(word, 1, false);
 }
 
-const br__parker br__thread_parker = {thread_park, thread_unpark};
+/* Threads can't be cancelled: their parks end only signalled or timed out. */
+const br__parker br__thread_parker = {thread_park, thread_unpark, NULL};
 
 /* --- waiters and wait-queues -------------------------------------------------------- */
 
@@ -87,41 +88,58 @@ void br__waiter_init(br__waiter *w) {
     w->ctx = br__tls_v.pctx;
 }
 
-int br__waiter_park_or_cancel_in(br__waiter *w, br__ilock *lk, int64_t deadline,
-                                 void (*unlink)(br__waiter *w, void *arg), void *arg) {
-    if (br__waiter_park(w, deadline) == 0)
+void br__waiter_repost_cancel(br__waiter *w) {
+    if (w->parker->cancel != NULL)
+        w->parker->cancel(w->ctx);
+}
+
+void br__waiter_park_until_signalled(br__waiter *w) {
+    uint32_t flags = w->flags;
+    w->flags |= BR__WAITER_NOCANCEL;
+    while (br__waiter_park(w, BR_FOREVER) != 0)
+        ;
+    w->flags = flags;
+}
+
+int br__waiter_park_or_leave_in(br__waiter *w, br__ilock *lk, int64_t deadline,
+                                void (*unlink)(br__waiter *w, void *arg, int why),
+                                void *arg) {
+    int why = br__waiter_park(w, deadline);
+    if (why == 0)
         return 0;
     br__ilock_lock(lk);
     if (w->linked) {
-        unlink(w, arg);
+        unlink(w, arg, why);
         br__ilock_unlock(lk);
-        return BR_ETIMEDOUT;
+        return why; /* BR_ETIMEDOUT, or BR_ECANCELED: the cancel is reported */
     }
     br__ilock_unlock(lk);
     /* Popped by a waker that hasn't signalled yet (or just did): wait for it, so it
-     * never writes into a frame we have left. It signals within a few instructions. */
-    while (br__waiter_park(w, BR_FOREVER) != 0)
-        ;
+     * never writes into a frame we have left. It signals within a few instructions.
+     * The wake is ours; a cancel it overtook stays pending (rule 2). */
+    br__waiter_park_until_signalled(w);
+    if (why == BR_ECANCELED)
+        br__waiter_repost_cancel(w);
     return 0;
 }
 
 struct wq_unlink_ctx {
     br__wq *q;
-    void (*unlinked)(br__wq *q, void *arg);
+    void (*left)(br__wq *q, void *arg, int why);
     void *arg;
 };
 
-static void wq_unlink(br__waiter *w, void *arg) {
+static void wq_unlink(br__waiter *w, void *arg, int why) {
     struct wq_unlink_ctx *c = arg;
     br__wq_remove(c->q, w);
-    if (c->unlinked)
-        c->unlinked(c->q, c->arg);
+    if (c->left)
+        c->left(c->q, c->arg, why);
 }
 
-int br__waiter_park_or_cancel(br__waiter *w, br__wq *q, int64_t deadline,
-                              void (*unlinked)(br__wq *q, void *arg), void *arg) {
-    struct wq_unlink_ctx c = {q, unlinked, arg};
-    return br__waiter_park_or_cancel_in(w, &q->lock, deadline, wq_unlink, &c);
+int br__waiter_park_or_leave(br__waiter *w, br__wq *q, int64_t deadline,
+                             void (*left)(br__wq *q, void *arg, int why), void *arg) {
+    struct wq_unlink_ctx c = {q, left, arg};
+    return br__waiter_park_or_leave_in(w, &q->lock, deadline, wq_unlink, &c);
 }
 
 br__waiter *br__wq_pop_all(br__wq *q, uintptr_t data) {

@@ -191,7 +191,7 @@ int br_as_completed_next_index(br_as_completed *it, br_future **f, size_t *index
         br__ilock_unlock(&it->wq.lock);
         /* Woken by on_done (one per ready node) or by set_deadline; a timeout loops
          * back to look at the list and the (maybe moved) deadline once more. */
-        br__waiter_park_or_cancel(&w, &it->wq, dl, NULL, NULL);
+        br__waiter_park_or_leave(&w, &it->wq, dl, NULL, NULL);
         br__ilock_lock(&it->wq.lock);
     }
     if (blocked) /* release: everything above happens before a free that reads 0 */

@@ -63,7 +63,8 @@ static void lst_unlink(br_future *f, br__lnode *n) {
 }
 
 /* A waiter whose park timed out leaves the list (under f->lock). */
-static void wait_unlink(br__waiter *w, void *arg) {
+static void wait_unlink(br__waiter *w, void *arg, int why) {
+    (void)why;
     wait_node *n = arg;
     lst_unlink(n->f, &n->node);
     w->linked = 0;
@@ -221,11 +222,11 @@ int br__future_wait_done(br_future *f, int64_t deadline) {
     if (!listen_lock(f))
         return 0;
     lst_link(f, &n.node, BR__LN_WAIT);
-    w.linked = 1; /* mirrors n.node.linked, for br__waiter_park_or_cancel_in */
+    w.linked = 1; /* mirrors n.node.linked, for br__waiter_park_or_leave_in */
     br__ilock_unlock(&f->lock);
     /* Woken only by notify, so 0 means done; a timeout unlinks us unless notify got
      * there first (core rule 2). */
-    return br__waiter_park_or_cancel_in(&w, &f->lock, deadline, wait_unlink, &n);
+    return br__waiter_park_or_leave_in(&w, &f->lock, deadline, wait_unlink, &n);
 }
 
 int br_future_wait(br_future *f, int64_t deadline) {

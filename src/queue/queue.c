@@ -44,7 +44,7 @@
  * pops one and decrements the count under wlock, then wakes it after releasing wlock.
  * A waiter whose deadline passes takes wlock: still linked, it unlinks itself and
  * reports BR_ETIMEDOUT; popped, it waits for the wake-up (rule 2) and retries
- * (br__waiter_park_or_cancel_in does both).
+ * (br__waiter_park_or_leave_in does both).
  *
  * Shutdown states (q->state, only ever increasing): OPEN -> DRAINING -> IMMEDIATE.
  * The state changes under wlock and plk. Under plk: try_put checks it there, so no
@@ -277,9 +277,10 @@ static void pop_all(qlist l, br__waiter **chain) {
     }
 }
 
-/* br__waiter_park_or_cancel_in's unlink, under wlock: a waiter whose deadline passed
+/* br__waiter_park_or_leave_in's unlink, under wlock: a waiter whose deadline passed
  * while still linked takes itself off its list. */
-static void unlink_waiter(br__waiter *w, void *arg) {
+static void unlink_waiter(br__waiter *w, void *arg, int why) {
+    (void)why;
     const qlist *l = arg;
     br__wq_remove(l->wq, w);
     atomic_fetch_sub_explicit(l->count, 1, memory_order_relaxed);
@@ -289,7 +290,7 @@ static void unlink_waiter(br__waiter *w, void *arg) {
  * core/lib.h). 0: popped by a waker (even if the deadline has passed meanwhile).
  * BR_ETIMEDOUT: the deadline passed and w unlinked itself. */
 static int park(br_queue *q, br__waiter *w, qlist l, int64_t deadline) {
-    return br__waiter_park_or_cancel_in(w, &q->w.lock, deadline, unlink_waiter, &l);
+    return br__waiter_park_or_leave_in(w, &q->w.lock, deadline, unlink_waiter, &l);
 }
 
 static qlist getters(br_queue *q) {

@@ -14,7 +14,7 @@
  * (Python makes them wait for the action and then raise BrokenBarrierError).
  *
  * A waiter whose deadline passes while still queued breaks the barrier from inside
- * br__waiter_park_or_cancel's `unlinked` hook, atomically with its unlinking: the other
+ * br__waiter_park_or_leave's `unlinked` hook, atomically with its unlinking: the other
  * waiters of its round are popped and woken with BROKEN, and the timing-out caller
  * returns BR_ETIMEDOUT, as Python's raises BrokenBarrierError in the others. A waiter
  * already popped by the tripping thread has passed, whatever its deadline says.
@@ -78,7 +78,8 @@ static br__waiter *break_locked(struct br__barrier *b) {
 
 /* The `unlinked` hook: a waiter timed out while queued. Waking under wq.lock is
  * allowed (core/lib.h) and keeps the break atomic with the unlink. */
-static void timed_out(br__wq *q, void *arg) {
+static void timed_out(br__wq *q, void *arg, int why) {
+    (void)why;
     (void)q;
     br__wake_chain(break_locked(arg));
 }
@@ -103,7 +104,7 @@ int br_barrier_wait(br_barrier *pub, int64_t deadline) {
         atomic_store_explicit(&b->count, index + 1, memory_order_relaxed);
         br__wq_push(&b->wq, &w);
         br__ilock_unlock(&b->wq.lock);
-        int rc = br__waiter_park_or_cancel(&w, &b->wq, deadline, timed_out, b);
+        int rc = br__waiter_park_or_leave(&w, &b->wq, deadline, timed_out, b);
         if (rc != 0)
             return rc; /* BR_ETIMEDOUT, and the barrier is broken */
         return w.data == OUT_PASS ? (int)index : BR_EBROKEN;

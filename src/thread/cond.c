@@ -8,7 +8,7 @@
  * Python) or after the waiter linked itself (and pops it). So no notify is lost in the
  * window between the release and the park: the queue, not the park, is what a notify
  * finds. notify(n) pops n waiters and hands each the wake-up; a waiter whose deadline
- * passes at the same moment keeps a wake it was given (br__waiter_park_or_cancel), so
+ * passes at the same moment keeps a wake it was given (br__waiter_park_or_leave), so
  * "wakes exactly n" holds even against timeouts.
  *
  * The waiter releases the lock completely (an RLock at any depth: it saves the count),
@@ -125,7 +125,7 @@ static int wait_held(struct br__cond *c, uint32_t kind, int64_t deadline) {
     }
     br__lock_release(l);
 
-    int rc = br__waiter_park_or_cancel(&w, &c->wq, deadline, NULL, NULL);
+    int rc = br__waiter_park_or_leave(&w, &c->wq, deadline, NULL, NULL);
 
     int lrc = br__lock_acquire(l, BR_FOREVER);
     if (lrc != 0) /* only if someone destroyed the lock under a waiter */

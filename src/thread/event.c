@@ -103,5 +103,5 @@ int br_event_wait(br_event *pub, int64_t deadline) {
     }
     br__wq_push(&e->wq, &w);
     br__ilock_unlock(&e->wq.lock);
-    return br__waiter_park_or_cancel(&w, &e->wq, deadline, NULL, NULL);
+    return br__waiter_park_or_leave(&w, &e->wq, deadline, NULL, NULL);
 }

@@ -6,7 +6,7 @@
  * holder (0 when free); `wq` holds the sleepers. Invariant, true whenever wq.lock is
  * free: WAITERS is set exactly when wq is non-empty. WAITERS is set (before the push)
  * and cleared (when the queue empties: a wake that took the last sleeper, or a sleeper
- * that timed out, through br__waiter_park_or_cancel's `unlinked` hook) only under
+ * that timed out, through br__waiter_park_or_leave's `unlinked` hook) only under
  * wq.lock. DESTROYED is a poison value with LOCKED set.
  *
  * Acquire. Fast path: one CAS 0 -> LOCKED, then store owner (plain stores while the
@@ -101,7 +101,8 @@ static bool spin_take(struct br__lock *l) {
 }
 
 /* The `unlinked` hook: a sleeper timed out and left; runs under wq.lock. */
-static void sleeper_left(br__wq *q, void *arg) {
+static void sleeper_left(br__wq *q, void *arg, int why) {
+    (void)why;
     struct br__lock *l = arg;
     if (br__wq_empty(q))
         atomic_fetch_and_explicit(&l->state, ~BR__LOCK_WAITERS, memory_order_relaxed);
@@ -149,7 +150,7 @@ int br__lock_acquire_slow(struct br__lock *l, int64_t deadline) {
             br__wq_push(&l->wq, &w);
         br__ilock_unlock(&l->wq.lock);
 
-        int rc = br__waiter_park_or_cancel(&w, &l->wq, deadline, sleeper_left, l);
+        int rc = br__waiter_park_or_leave(&w, &l->wq, deadline, sleeper_left, l);
         if (rc != 0)
             return rc; /* timed out, unlinked; WAITERS fixed by sleeper_left */
         flags = BR__WAITER_NOSPIN;

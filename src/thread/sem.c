@@ -20,7 +20,7 @@
  * which takes wq.lock and so finds the waiter linked.
  *
  * A waiter whose deadline passes just as it was handed a unit keeps the unit
- * (br__waiter_park_or_cancel returns 0), so no unit is ever lost.
+ * (br__waiter_park_or_leave returns 0), so no unit is ever lost.
  */
 #include "thread/private.h"
 
@@ -67,7 +67,8 @@ int br_sem_destroy(br_sem *pub) {
 }
 
 /* The `unlinked` hook: a waiter timed out and left; under wq.lock. */
-static void waiter_left(br__wq *q, void *arg) {
+static void waiter_left(br__wq *q, void *arg, int why) {
+    (void)why;
     struct br__sem *s = arg;
     if (br__wq_empty(q))
         atomic_fetch_and_explicit(&s->state, ~BR__SEM_W, memory_order_relaxed);
@@ -106,7 +107,7 @@ BR__NOINLINE static int acquire_slow(struct br__sem *s, int64_t deadline) {
     br__ilock_unlock(&s->wq.lock);
     /* 0: a releaser handed us a unit (w.data == 1); its wake orders its writes before
      * our return, like the acquire CAS would. */
-    return br__waiter_park_or_cancel(&w, &s->wq, deadline, waiter_left, s);
+    return br__waiter_park_or_leave(&w, &s->wq, deadline, waiter_left, s);
 }
 
 int br_sem_acquire(br_sem *pub, int64_t deadline) {

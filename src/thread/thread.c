@@ -169,7 +169,7 @@ static void set_word(struct br_thread *t, _Atomic uint32_t *word, uint32_t v) {
 static int park_on(struct br_thread *t, br__waiter *w, int64_t deadline) {
     br__wq_push(&t->wq, w);
     br__ilock_unlock(&t->wq.lock);
-    return br__waiter_park_or_cancel(w, &t->wq, deadline, NULL, NULL);
+    return br__waiter_park_or_leave(w, &t->wq, deadline, NULL, NULL);
 }
 
 /* Waits until t's fn has returned. */

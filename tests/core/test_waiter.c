@@ -50,7 +50,7 @@ static void *parker(void *arg) {
     br__ilock_lock(&wq.lock);
     br__wq_push(&wq, &w);
     br__ilock_unlock(&wq.lock);
-    r->rc = br__waiter_park_or_cancel(&w, &wq, r->deadline, NULL, NULL);
+    r->rc = br__waiter_park_or_leave(&w, &wq, r->deadline, NULL, NULL);
     r->data = w.data;
     return NULL;
 }

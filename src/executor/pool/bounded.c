@@ -54,7 +54,8 @@ void br__pool_pending_release(struct pool *p) {
 
 /* A waiting submitter leaves `bp` by itself (timed out, got room, or the pool closed).
  * Under bp.lock. */
-static void bp_unlink(br__waiter *w, void *arg) {
+static void bp_unlink(br__waiter *w, void *arg, int why) {
+    (void)why;
     struct pool *p = arg;
     br__wq_remove(&p->bp, w);
     atomic_fetch_sub_explicit(&p->nbp_waiters, 1, memory_order_relaxed);
@@ -87,12 +88,12 @@ int br__pool_pending_reserve(struct pool *p, int64_t deadline, bool *inside) {
         if (got || (h & INJ_FLAGS)) {
             /* Leave the queue at once; if a waker popped us already, its wake is ours
              * (core rule 2), and with a slot in hand we pass it on. */
-            if (br__waiter_park_or_cancel_in(&w, &p->bp.lock, BR_NOWAIT, bp_unlink, p) == 0 &&
+            if (br__waiter_park_or_leave_in(&w, &p->bp.lock, BR_NOWAIT, bp_unlink, p) == 0 &&
                 got)
                 br__pool_bp_wake(p, 1);
             return got ? 0 : br__pool_closed_code(h);
         }
-        int rc = br__waiter_park_or_cancel_in(&w, &p->bp.lock, deadline, bp_unlink, p);
+        int rc = br__waiter_park_or_leave_in(&w, &p->bp.lock, deadline, bp_unlink, p);
         if (BR__UNLIKELY(br__pool_bp_woken_hook != NULL))
             br__pool_bp_woken_hook();
         if (rc == BR_ETIMEDOUT)
@@ -126,6 +127,5 @@ void br__pool_bp_drain(struct pool *p) {
     br__ilock_unlock(&p->bp.lock);
     atomic_fetch_add_explicit(&br__pool_drain_parks, 1, memory_order_relaxed);
     /* Only br__pool_bp_leave pops the list, and it signals everyone it popped. */
-    while (br__waiter_park(&w, BR_FOREVER) != 0)
-        ;
+    br__waiter_park_until_signalled(&w);
 }

@@ -307,7 +307,8 @@ static inline bool can_exit(struct worker *w) {
 enum { PARK_WOKEN, PARK_RECHECK };
 
 /* Unlinks a parked worker that leaves the idle queue by itself (under idle.lock). */
-static void idle_unlink(br__waiter *w, void *arg) {
+static void idle_unlink(br__waiter *w, void *arg, int why) {
+    (void)why;
     struct pool *p = arg;
     br__wq_remove(&p->idle, w);
     atomic_fetch_sub_explicit(&p->nsleeping, 1, memory_order_relaxed);
@@ -327,7 +328,7 @@ static int park(struct worker *w) {
     /* Work appeared or the pool closed: leave the queue at once, unless a waker popped
      * us already, in which case its wake is ours (core rule 2). */
     int64_t dl = (br__pool_work_visible(p) || can_exit(w)) ? BR_NOWAIT : BR_FOREVER;
-    if (br__waiter_park_or_cancel_in(&wt, &p->idle.lock, dl, idle_unlink, p) != 0)
+    if (br__waiter_park_or_leave_in(&wt, &p->idle.lock, dl, idle_unlink, p) != 0)
         return PARK_RECHECK;
     return PARK_WOKEN;
 }
