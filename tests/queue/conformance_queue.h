@@ -854,7 +854,7 @@ static void ctx_unpark(_Atomic uint32_t *signalled, void *ctx, uint32_t old) {
     br__futex_wake(signalled, 1, false);
 }
 
-static const br__parker ctx_parker = {ctx_park, ctx_unpark};
+static const br__parker ctx_parker = {ctx_park, ctx_unpark, NULL};
 
 static void *ctx_getter(void *arg) {
     op_thread *t = arg;
