@@ -74,8 +74,9 @@ typedef struct br_thread_opts {
  * they are when the process ends. Python does the same at interpreter shutdown.
  * _exit(), quick_exit(), abort() and fatal signals end the process at once, daemon or
  * not. A non-daemon thread that never returns makes exit() wait forever, as in Python.
- * Handlers registered with atexit() before braid's first thread run after the join;
- * those registered later run before it. */
+ * Non-daemon thread pools are shut down (their queued tasks run) before the join.
+ * Handlers registered with atexit() before braid's first thread or thread pool run
+ * after the join; those registered later run before it. */
 
 /* Starts a thread running fn(arg). On success *out is a handle you own: free it with
  * br_thread_free (the thread itself keeps running). Returns 0, BR_EINVAL (out or fn
