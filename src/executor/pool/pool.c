@@ -317,6 +317,37 @@ static const br_executor_vt pool_vt = {
 
 /* --- construction and the exit rule ------------------------------------------------- */
 
+/* The pool's memory, zeroed (every counter, flag, list and queue starts at zero, as
+ * the atomics' initial values), with its worker table, name prefix and fifo. NULL if
+ * out of memory. */
+static struct pool *pool_alloc(const br_threadpool_opts *o) {
+    struct pool *p = br__aligned_alloc(BR__CACHELINE, sizeof(struct pool));
+    if (p == NULL)
+        return NULL;
+    memset(p, 0, sizeof *p);
+    /* The worker table starts small and grows with the workers (private.h). */
+    size_t cap0 = o->max_workers < 8 ? (size_t)o->max_workers : 8;
+    struct wtable *tab = br__calloc(1, sizeof *tab + cap0 * sizeof tab->w[0]);
+    if (tab != NULL)
+        tab->cap = cap0;
+    atomic_init(&p->workers, tab);
+    if (o->thread_name_prefix != NULL) {
+        p->prefix = br__strdup(o->thread_name_prefix);
+    } else {
+        char buf[48];
+        snprintf(buf, sizeof buf, "ThreadPoolExecutor-%d",
+                 atomic_fetch_add_explicit(&pool_counter, 1, memory_order_relaxed));
+        p->prefix = br__strdup(buf);
+    }
+    if (tab == NULL || p->prefix == NULL || br__deque_init(&p->fifo, 256) != 0) {
+        br__free(tab);
+        br__free(p->prefix);
+        br__free(p);
+        return NULL;
+    }
+    return p;
+}
+
 int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts) {
     if (out == NULL)
         return BR__MISUSE(BR_EINVAL, "br_threadpool_new: out is NULL");
@@ -333,31 +364,9 @@ int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts) {
     int ncpu = br_cpu_count();
     if (o.max_workers == 0)
         o.max_workers = ncpu + 4 < 32 ? ncpu + 4 : 32;
-
-    struct pool *p = br__aligned_alloc(BR__CACHELINE, sizeof(struct pool));
+    struct pool *p = pool_alloc(&o);
     if (p == NULL)
         return BR_ENOMEM;
-    memset(p, 0, sizeof *p);
-    /* The worker table starts small and grows with the workers (private.h). */
-    size_t cap0 = o.max_workers < 8 ? (size_t)o.max_workers : 8;
-    struct wtable *tab = br__calloc(1, sizeof *tab + cap0 * sizeof tab->w[0]);
-    if (tab != NULL)
-        tab->cap = cap0;
-    atomic_init(&p->workers, tab);
-    if (o.thread_name_prefix != NULL) {
-        p->prefix = br__strdup(o.thread_name_prefix);
-    } else {
-        char buf[48];
-        snprintf(buf, sizeof buf, "ThreadPoolExecutor-%d",
-                 atomic_fetch_add_explicit(&pool_counter, 1, memory_order_relaxed));
-        p->prefix = br__strdup(buf);
-    }
-    if (tab == NULL || p->prefix == NULL || br__deque_init(&p->fifo, 256) != 0) {
-        br__free(tab);
-        br__free(p->prefix);
-        br__free(p);
-        return BR_ENOMEM;
-    }
     (void)br_executor_init(&p->base, &pool_vt);
     p->max_workers = o.max_workers;
     p->ncpu = ncpu;
@@ -366,15 +375,6 @@ int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts) {
     p->initializer = o.initializer;
     p->initarg = o.initarg;
     p->daemon = o.daemon;
-    atomic_init(&p->inject, 0);
-    atomic_init(&p->fifo_lock, 0);
-    atomic_init(&p->spill, NULL);
-    atomic_init(&p->nspinning, 0);
-    atomic_init(&p->nsleeping, 0);
-    atomic_init(&p->nthreads, 0);
-    atomic_init(&p->flags, 0);
-    atomic_init(&p->pending, 0);
-    atomic_init(&p->nbp_waiters, 0);
     pthread_mutex_init(&p->spawn_lock, NULL);
     pthread_mutex_init(&p->join_lock, NULL);
     pthread_mutex_init(&p->cancel_lock, NULL);
