@@ -27,8 +27,8 @@
  * promises.
  *
  * Locking: `lock` guards the list. prepare takes it and holds it across fork(), so a
- * registration can't interleave with a fork; parent releases it, child re-initialises
- * it (the forking thread held it). Exit runs the hooks from a snapshot taken under the
+ * registration can't interleave with a fork; parent and child release it (in the
+ * child too it is held by the forking thread, the only one left). Exit runs the hooks from a snapshot taken under the
  * lock, without it, because an exit hook may run tasks that use a layer for the first
  * time (and register). Fork hooks must not register hooks (they run under the lock).
  */
@@ -119,7 +119,7 @@ static void run_child(void) {
     for (br__hooks *h = head; h; h = h->next_)
         if (h->child)
             h->child();
-    pthread_mutex_init(&lock, NULL); /* ours at the fork; the child has one thread */
+    pthread_mutex_unlock(&lock); /* taken by this thread in run_prepare */
 }
 
 static void run_exit(void) {
