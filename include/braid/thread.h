@@ -34,6 +34,14 @@
  * (a NULL or destroyed object, a lock the caller doesn't hold) and go through the
  * misuse policy (br_set_panic_on_misuse).
  *
+ * Cancellation: a blocking call made by a braid coroutine that is cancelled while the
+ * call waits returns BR_ECANCELED, and the call has had no effect (no lock, unit or
+ * wake-up taken; br_cond_wait is the one exception: it still takes the lock back).
+ * Threads are never cancelled. If the wake-up and the cancel arrive together and the
+ * wake-up wins, the call succeeds and the cancel stays pending for the coroutine's
+ * next blocking call. A cancel is only seen by a call that has to wait: one that can
+ * finish at once (a free lock, a set event) succeeds and leaves it pending.
+ *
  * C++: the header compiles as C++11. br_cond_init and BR_WITH are built on _Generic and
  * work in C only; from C++ call br_cond_init_lock / br_cond_init_rlock and acquire and
  * release explicitly (or in an RAII wrapper).
@@ -152,8 +160,10 @@ typedef struct br_lock {
 BR_API int br_lock_init(br_lock *l);
 /* 0, BR_EBUSY (held or waited on), or BR_EINVAL (NULL or already destroyed). */
 BR_API int br_lock_destroy(br_lock *l);
-/* 0, BR_ETIMEDOUT, BR_EDEADLK (the caller already holds it: Python would hang
- * forever; whatever the deadline), or BR_EINVAL (NULL or destroyed). */
+/* 0, BR_ETIMEDOUT, BR_ECANCELED (the calling coroutine was cancelled (never for a
+ * thread); nothing happened: the lock isn't held), BR_EDEADLK (the caller already
+ * holds it: Python would hang forever; whatever the deadline), or BR_EINVAL (NULL or
+ * destroyed). */
 BR_API int br_lock_acquire(br_lock *l, int64_t deadline);
 /* 0, BR_EPERM (the caller doesn't hold it: unlocked, or held by another), or
  * BR_EINVAL (NULL or destroyed). */
@@ -174,8 +184,9 @@ typedef struct br_rlock {
 BR_API int br_rlock_init(br_rlock *r);
 /* 0, BR_EBUSY (held at any depth, or waited on), or BR_EINVAL (NULL or destroyed). */
 BR_API int br_rlock_destroy(br_rlock *r);
-/* 0, BR_ETIMEDOUT, BR_EOVERFLOW (2^32-1 nested acquires), or BR_EINVAL (NULL or
- * destroyed). */
+/* 0, BR_ETIMEDOUT, BR_ECANCELED (the calling coroutine was cancelled (never for a
+ * thread); nothing happened), BR_EOVERFLOW (2^32-1 nested acquires), or BR_EINVAL
+ * (NULL or destroyed). Re-entering never waits, so it never returns BR_ECANCELED. */
 BR_API int br_rlock_acquire(br_rlock *r, int64_t deadline);
 /* 0, BR_EPERM (the caller doesn't hold it), or BR_EINVAL (NULL or destroyed). */
 BR_API int br_rlock_release(br_rlock *r);
@@ -205,25 +216,31 @@ BR_API int br_cond_init_rlock(br_cond *c, br_rlock *lock);
 BR_API int br_cond_destroy(br_cond *c);
 
 /* Acquire and release the underlying lock (Python's `with cond:`). acquire returns
- * what br_lock_acquire / br_rlock_acquire return (0, BR_ETIMEDOUT, BR_EDEADLK for a
- * br_lock already held, BR_EOVERFLOW for an RLock, BR_EINVAL), and BR_EINVAL for a
- * NULL or destroyed condition; release returns 0, BR_EPERM (not held) or BR_EINVAL. */
+ * what br_lock_acquire / br_rlock_acquire return (0, BR_ETIMEDOUT, BR_ECANCELED,
+ * BR_EDEADLK for a br_lock already held, BR_EOVERFLOW for an RLock, BR_EINVAL), and
+ * BR_EINVAL for a NULL or destroyed condition; release returns 0, BR_EPERM (not held)
+ * or BR_EINVAL. */
 BR_API int br_cond_acquire(br_cond *c, int64_t deadline);
 BR_API int br_cond_release(br_cond *c);
 
 /* Releases the lock (all levels of an RLock), waits for a notify or the deadline, and
  * takes the lock back (at the same level) before returning, whatever the outcome.
- * Returns 0 (notified), BR_ETIMEDOUT, BR_EPERM (the caller doesn't hold the lock;
- * nothing happens) or BR_EINVAL (c NULL or destroyed, nothing happens; or the lock was
- * destroyed during the wait, and is not held on return). braid's waits don't wake
- * spuriously, but another thread may change the state between the notify and the
- * wake-up: loop on your predicate, or use br_cond_wait_for. */
+ * Returns 0 (notified), BR_ETIMEDOUT, BR_ECANCELED (the calling coroutine was cancelled
+ * (never for a thread) while it waited; it took no notify, and it holds the lock
+ * again, at the same level, as asyncio.Condition does: taking it back can't be
+ * cancelled), BR_EPERM (the caller doesn't hold the lock; nothing happens) or BR_EINVAL
+ * (c NULL or destroyed, nothing happens; or the lock was destroyed during the wait, and
+ * is not held on return). A waiter notified as it is cancelled returns 0 and the
+ * cancel stays pending. braid's waits don't wake spuriously, but another thread may
+ * change the state between the notify and the wake-up: loop on your predicate, or use
+ * br_cond_wait_for. */
 BR_API int br_cond_wait(br_cond *c, int64_t deadline);
 
 typedef bool (*br_pred_fn)(void *arg);
 /* Waits until pred(arg) is true (checked with the lock held, first before waiting).
- * Returns 0 when it is, BR_ETIMEDOUT if it is still false at the deadline, BR_EPERM,
- * or BR_EINVAL (pred NULL, or as br_cond_wait). */
+ * Returns 0 when it is, BR_ETIMEDOUT if it is still false at the deadline,
+ * BR_ECANCELED (as br_cond_wait: the lock is held again; pred isn't asked again),
+ * BR_EPERM, or BR_EINVAL (pred NULL, or as br_cond_wait). */
 BR_API int br_cond_wait_for(br_cond *c, br_pred_fn pred, void *arg, int64_t deadline);
 
 /* Wakes up to n waiters (n >= 1) / all of them. Returns 0, BR_EPERM (the caller
