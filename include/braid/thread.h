@@ -263,8 +263,11 @@ BR_API int br_sem_init(br_sem *s, unsigned value);
 BR_API int br_sem_init_bounded(br_sem *s, unsigned value);
 /* 0, BR_EBUSY (waited on), or BR_EINVAL (NULL or already destroyed). */
 BR_API int br_sem_destroy(br_sem *s);
-/* Takes one unit: 0, BR_ETIMEDOUT, or BR_EINVAL (NULL or destroyed). Waiters are
- * served in FIFO order. */
+/* Takes one unit: 0, BR_ETIMEDOUT, BR_ECANCELED (the calling coroutine was cancelled
+ * (never for a thread); nothing happened: no unit taken, and the units released later
+ * go to the waiters behind it), or BR_EINVAL (NULL or destroyed). Waiters are served
+ * in FIFO order; a waiter handed a unit as it is cancelled keeps it (0) and the cancel
+ * stays pending. */
 BR_API int br_sem_acquire(br_sem *s, int64_t deadline);
 /* Returns n units (Python 3.9's release(n)); any thread may release. 0, BR_EINVAL
  * (n == 0, or s NULL or destroyed), or BR_EOVERFLOW (a bounded semaphore would go
@@ -288,8 +291,9 @@ BR_API int br_event_destroy(br_event *e);
 BR_API int br_event_set(br_event *e);
 BR_API int br_event_clear(br_event *e);
 BR_API bool br_event_is_set(const br_event *e);
-/* 0 once the flag is set (at once if it is), BR_ETIMEDOUT, or BR_EINVAL (NULL or
- * destroyed). */
+/* 0 once the flag is set (at once if it is), BR_ETIMEDOUT, BR_ECANCELED (the calling
+ * coroutine was cancelled (never for a thread); nothing happened), or BR_EINVAL (NULL
+ * or destroyed). */
 BR_API int br_event_wait(br_event *e, int64_t deadline);
 
 /* --- Barrier ------------------------------------------------------------------------- */

@@ -587,6 +587,207 @@ static void cond_notify_or_cancel_race(void **state) {
     print_message("cond: the notify won %ld of %ld rounds\n", won, rounds);
 }
 
+/* --- Semaphore ------------------------------------------------------------------------ */
+
+static uint32_t sem_state(br_sem *s) {
+    return atomic_load(&BR__SEM_IMPL(s)->state);
+}
+static int sem_queued(br_sem *s) {
+    return br__wq_len(&BR__SEM_IMPL(s)->wq);
+}
+
+static int call_sem_acquire(caller *c) {
+    return br_sem_acquire(c->obj, c->deadline);
+}
+
+/* Cancelled while queued: unlinked, W cleared, value unchanged; the next release goes
+ * to the semaphore (nobody is queued), and a later acquire takes it. */
+static void sem_cancel_while_parked(void **state) {
+    (void)state;
+    br_sem s = BR_SEM_INIT;
+    caller c;
+    caller_start(&c, call_sem_acquire, &s);
+    br_test_ctx_wait_parks(&c.ctx, 1);
+    BR_CHECK_EQ(sem_queued(&s), 1);
+    BR_CHECK_EQ(sem_state(&s), BR__SEM_W);
+    br_test_ctx_cancel(&c.ctx);
+    caller_finish(&c);
+    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    BR_CHECK(!c.pending);
+    BR_CHECK_EQ(sem_queued(&s), 0);
+    BR_CHECK_EQ(sem_state(&s), 0); /* value 0, W clear */
+
+    BR_CHECK_OK(br_sem_release(&s, 1));
+    BR_CHECK_EQ(br_sem_value(&s), 1);
+    caller_start(&c, call_sem_acquire, &s);
+    caller_finish(&c);
+    BR_CHECK_OK(c.rc);
+    BR_CHECK_EQ(parks(&c), 0);
+    BR_CHECK_EQ(sem_state(&s), 0);
+    BR_CHECK_OK(br_sem_destroy(&s));
+}
+
+/* The waiter behind a cancelled one gets the next unit. */
+static void sem_cancelled_waiter_passes_the_unit_on(void **state) {
+    (void)state;
+    br_sem s = BR_SEM_INIT;
+    caller a, b;
+    caller_start(&a, call_sem_acquire, &s);
+    br_test_ctx_wait_parks(&a.ctx, 1);
+    caller_start(&b, call_sem_acquire, &s);
+    br_test_ctx_wait_parks(&b.ctx, 1);
+    BR_CHECK_EQ(sem_queued(&s), 2);
+    br_test_ctx_cancel(&a.ctx);
+    caller_finish(&a);
+    BR_CHECK_ERR(a.rc, BR_ECANCELED);
+    BR_CHECK_EQ(sem_queued(&s), 1);
+    BR_CHECK_EQ(sem_state(&s), BR__SEM_W);
+    BR_CHECK_OK(br_sem_release(&s, 1));
+    caller_finish(&b);
+    BR_CHECK_OK(b.rc);
+    BR_CHECK(!b.pending);
+    BR_CHECK_EQ(sem_state(&s), 0);
+    BR_CHECK_OK(br_sem_destroy(&s));
+}
+
+static void sem_cancel_before_the_call(void **state) {
+    (void)state;
+    br_sem s = BR_SEM_INIT;
+    caller c;
+    caller_init(&c, call_sem_acquire, &s);
+    br_test_ctx_cancel(&c.ctx);
+    caller_run(&c);
+    caller_finish(&c);
+    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    BR_CHECK_EQ(parks(&c), 1);
+    BR_CHECK(!c.pending);
+    BR_CHECK_EQ(sem_state(&s), 0);
+    BR_CHECK_EQ(sem_queued(&s), 0);
+
+    BR_CHECK_OK(br_sem_release(&s, 2)); /* a unit there: no wait, cancel untouched */
+    caller_init(&c, call_sem_acquire, &s);
+    br_test_ctx_cancel(&c.ctx);
+    caller_run(&c);
+    caller_finish(&c);
+    BR_CHECK_OK(c.rc);
+    BR_CHECK(c.pending);
+    BR_CHECK_EQ(parks(&c), 0);
+    BR_CHECK_EQ(br_sem_value(&s), 1);
+}
+
+static void release_one(void *s) {
+    BR_CHECK_OK(br_sem_release(s, 1));
+}
+
+/* release(1) and a cancel together: the acquirer got the unit and the cancel is
+ * pending, or BR_ECANCELED and the unit is in the semaphore. Never both, never
+ * neither. */
+static void sem_release_or_cancel_race(void **state) {
+    (void)state;
+    long rounds = br_test_scaled(2000, 200), won = 0;
+    for (long i = 0; i < rounds; i++) {
+        br_sem s = BR_SEM_INIT;
+        caller c;
+        caller_start(&c, call_sem_acquire, &s);
+        wait_entered_park(&c.ctx);
+        TU_WAIT_FOR(sem_queued(&s) == 1);
+        cancel_and_wake(&c.ctx, i, release_one, &s);
+        caller_finish(&c);
+        BR_CHECK_EQ(sem_queued(&s), 0);
+        if (c.rc == 0) {
+            won++;
+            BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+            BR_CHECK_EQ(sem_state(&s), 0); /* value 0, W clear */
+        } else {
+            BR_CHECK_ERR(c.rc, BR_ECANCELED);
+            BR_CHECK(!br_test_ctx_cancel_pending(&c.ctx));
+            BR_CHECK_EQ(sem_state(&s), BR__SEM_ONE); /* value 1, W clear */
+        }
+    }
+    print_message("sem: the release won %ld of %ld rounds\n", won, rounds);
+}
+
+/* --- Event ---------------------------------------------------------------------------- */
+
+static int call_event_wait(caller *c) {
+    return br_event_wait(c->obj, c->deadline);
+}
+static int event_queued(br_event *e) {
+    return br__wq_len(&BR__EVENT_IMPL(e)->wq);
+}
+
+static void event_cancel_while_parked(void **state) {
+    (void)state;
+    br_event e = BR_EVENT_INIT;
+    caller a, b;
+    caller_start(&a, call_event_wait, &e);
+    br_test_ctx_wait_parks(&a.ctx, 1);
+    caller_start(&b, call_event_wait, &e);
+    br_test_ctx_wait_parks(&b.ctx, 1);
+    BR_CHECK_EQ(event_queued(&e), 2);
+    br_test_ctx_cancel(&a.ctx);
+    caller_finish(&a);
+    BR_CHECK_ERR(a.rc, BR_ECANCELED);
+    BR_CHECK(!a.pending);
+    BR_CHECK_EQ(event_queued(&e), 1);
+    BR_CHECK(!br_event_is_set(&e));
+    BR_CHECK_OK(br_event_set(&e)); /* the other waiter is woken normally */
+    caller_finish(&b);
+    BR_CHECK_OK(b.rc);
+    BR_CHECK_EQ(event_queued(&e), 0);
+    BR_CHECK_OK(br_event_destroy(&e));
+}
+
+static void event_cancel_before_the_call(void **state) {
+    (void)state;
+    br_event e = BR_EVENT_INIT;
+    caller c;
+    caller_init(&c, call_event_wait, &e);
+    br_test_ctx_cancel(&c.ctx);
+    caller_run(&c);
+    caller_finish(&c);
+    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    BR_CHECK_EQ(parks(&c), 1);
+    BR_CHECK_EQ(event_queued(&e), 0);
+
+    BR_CHECK_OK(br_event_set(&e)); /* set: no wait, cancel untouched */
+    caller_init(&c, call_event_wait, &e);
+    br_test_ctx_cancel(&c.ctx);
+    caller_run(&c);
+    caller_finish(&c);
+    BR_CHECK_OK(c.rc);
+    BR_CHECK(c.pending);
+    BR_CHECK_EQ(parks(&c), 0);
+}
+
+static void set_event(void *e) {
+    BR_CHECK_OK(br_event_set(e));
+}
+
+static void event_set_or_cancel_race(void **state) {
+    (void)state;
+    long rounds = br_test_scaled(2000, 200), won = 0;
+    for (long i = 0; i < rounds; i++) {
+        br_event e = BR_EVENT_INIT;
+        caller c;
+        caller_start(&c, call_event_wait, &e);
+        wait_entered_park(&c.ctx);
+        TU_WAIT_FOR(event_queued(&e) == 1);
+        cancel_and_wake(&c.ctx, i, set_event, &e);
+        caller_finish(&c);
+        BR_CHECK_EQ(event_queued(&e), 0);
+        BR_CHECK(br_event_is_set(&e));
+        if (c.rc == 0) {
+            won++;
+            BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+        } else {
+            BR_CHECK_ERR(c.rc, BR_ECANCELED);
+            BR_CHECK(!br_test_ctx_cancel_pending(&c.ctx));
+        }
+    }
+    print_message("event: the set won %ld of %ld rounds\n", won, rounds);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(lock_cancel_while_parked),
              cmocka_unit_test(lock_cancel_before_the_call),
              cmocka_unit_test(lock_cancel_after_losing_to_a_barger),
@@ -596,4 +797,11 @@ BR_TEST_MAIN(cmocka_unit_test(lock_cancel_while_parked),
              cmocka_unit_test(cond_cancelled_waiter_takes_no_notify),
              cmocka_unit_test(cond_wait_cancel_before_the_call),
              cmocka_unit_test(cond_wait_for_cancel),
-             cmocka_unit_test(cond_notify_or_cancel_race))
+             cmocka_unit_test(cond_notify_or_cancel_race),
+             cmocka_unit_test(sem_cancel_while_parked),
+             cmocka_unit_test(sem_cancelled_waiter_passes_the_unit_on),
+             cmocka_unit_test(sem_cancel_before_the_call),
+             cmocka_unit_test(sem_release_or_cancel_race),
+             cmocka_unit_test(event_cancel_while_parked),
+             cmocka_unit_test(event_cancel_before_the_call),
+             cmocka_unit_test(event_set_or_cancel_race))
