@@ -314,10 +314,15 @@ BR_API int br_barrier_init(br_barrier *b, unsigned parties, br_barrier_action ac
  * or never initialised). */
 BR_API int br_barrier_destroy(br_barrier *b);
 /* Waits until `parties` threads have called it. Returns the caller's arrival index
- * (0 .. parties-1, as Python does) when the barrier trips; BR_EBROKEN if the barrier
- * is or becomes broken (abort, a failed action, another waiter's timeout);
- * BR_ETIMEDOUT if the deadline passes, which also breaks the barrier for everyone
- * else, as in Python; or BR_EINVAL (NULL, destroyed or never initialised). */
+ * (0 .. parties-1, as Python does; the last arrival gets parties-1) when the barrier
+ * trips; BR_EBROKEN if the barrier is or becomes broken (abort, a failed action,
+ * another waiter's timeout); BR_ETIMEDOUT if the deadline passes, which also breaks the
+ * barrier for everyone else, as in Python; BR_ECANCELED (the calling coroutine was
+ * cancelled (never for a thread); nothing happened: its arrival is withdrawn, the
+ * barrier is not broken and the round waits for one more party, as asyncio.Barrier
+ * does); or BR_EINVAL (NULL, destroyed or never initialised). Indices are given out
+ * when the barrier trips, in arrival order among the callers still waiting, so each
+ * round's are 0 .. parties-1 once each even when some arrivals withdrew. */
 BR_API int br_barrier_wait(br_barrier *b, int64_t deadline);
 /* Breaks the barrier: current and future waiters get BR_EBROKEN until reset. 0 or
  * BR_EINVAL (NULL, destroyed or never initialised); so does br_barrier_reset. */

@@ -788,6 +788,184 @@ static void event_set_or_cancel_race(void **state) {
     print_message("event: the set won %ld of %ld rounds\n", won, rounds);
 }
 
+/* --- Barrier -------------------------------------------------------------------------- */
+
+static int call_barrier_wait(caller *c) {
+    return br_barrier_wait(c->obj, c->deadline);
+}
+static int barrier_queued(br_barrier *b) {
+    return br__wq_len(&BR__BARRIER_IMPL(b)->wq);
+}
+
+/* Each of 0..n-1 exactly once among idx[0..n-1]. */
+static void check_indices(const int *idx, int n) {
+    unsigned seen = 0;
+    for (int i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= n)
+            fail_msg("barrier index %d (%s) out of 0..%d", idx[i], br_err_name(idx[i]),
+                     n - 1);
+        if (seen & (1u << idx[i]))
+            fail_msg("barrier index %d given twice", idx[i]);
+        seen |= 1u << idx[i];
+    }
+}
+
+static void start_plain(caller *c, call_fn fn, void *obj) {
+    caller_init(c, fn, obj);
+    c->plain = true;
+    caller_run(c);
+}
+
+/* A cancelled arrival withdraws: not broken, one fewer waiting; the round then needs
+ * one more party and trips with unique indices; so does the next round. The cancelled
+ * one arrived first, so an index given on arrival would be handed out twice. */
+static void barrier_cancel_withdraws_the_arrival(void **state) {
+    (void)state;
+    br_barrier b;
+    BR_CHECK_OK(br_barrier_init(&b, 3, NULL, NULL));
+    caller x, a, y;
+    caller_start(&a, call_barrier_wait, &b);
+    br_test_ctx_wait_parks(&a.ctx, 1);
+    start_plain(&x, call_barrier_wait, &b);
+    TU_WAIT_FOR(barrier_queued(&b) == 2);
+    BR_CHECK_EQ(br_barrier_n_waiting(&b), 2);
+
+    br_test_ctx_cancel(&a.ctx);
+    caller_finish(&a);
+    BR_CHECK_ERR(a.rc, BR_ECANCELED);
+    BR_CHECK(!a.pending);
+    BR_CHECK(!br_barrier_broken(&b));
+    BR_CHECK_EQ(br_barrier_n_waiting(&b), 1);
+    BR_CHECK_EQ(barrier_queued(&b), 1);
+
+    start_plain(&y, call_barrier_wait, &b); /* the second party again, not the last */
+    TU_WAIT_FOR(barrier_queued(&b) == 2);
+    BR_CHECK(!atomic_load(&x.finished));
+    int idx[3];
+    idx[2] = br_barrier_wait(&b, tu_guard()); /* the third trips it */
+    caller_finish(&x);
+    caller_finish(&y);
+    idx[0] = x.rc;
+    idx[1] = y.rc;
+    check_indices(idx, 3);
+    BR_CHECK_EQ(idx[2], 2); /* the last arrival */
+    BR_CHECK_EQ(x.rc, 0);   /* then queue order */
+    BR_CHECK_EQ(y.rc, 1);
+    BR_CHECK(!br_barrier_broken(&b));
+    BR_CHECK_EQ(br_barrier_n_waiting(&b), 0);
+
+    start_plain(&x, call_barrier_wait, &b); /* a full round after it */
+    start_plain(&y, call_barrier_wait, &b);
+    TU_WAIT_FOR(barrier_queued(&b) == 2);
+    idx[2] = br_barrier_wait(&b, tu_guard());
+    caller_finish(&x);
+    caller_finish(&y);
+    idx[0] = x.rc;
+    idx[1] = y.rc;
+    check_indices(idx, 3);
+    BR_CHECK_OK(br_barrier_destroy(&b));
+}
+
+/* A cancel posted before the call: an arrival that would wait withdraws at once; the
+ * last arrival doesn't wait, trips the barrier and leaves the cancel pending. */
+static void barrier_cancel_before_the_call(void **state) {
+    (void)state;
+    br_barrier b;
+    BR_CHECK_OK(br_barrier_init(&b, 2, NULL, NULL));
+    caller c, x;
+    caller_init(&c, call_barrier_wait, &b);
+    br_test_ctx_cancel(&c.ctx);
+    caller_run(&c);
+    caller_finish(&c);
+    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    BR_CHECK_EQ(parks(&c), 1);
+    BR_CHECK_EQ(br_barrier_n_waiting(&b), 0);
+    BR_CHECK(!br_barrier_broken(&b));
+
+    start_plain(&x, call_barrier_wait, &b);
+    TU_WAIT_FOR(barrier_queued(&b) == 1);
+    caller_init(&c, call_barrier_wait, &b);
+    br_test_ctx_cancel(&c.ctx);
+    caller_run(&c);
+    caller_finish(&c);
+    caller_finish(&x);
+    BR_CHECK_EQ(c.rc, 1);
+    BR_CHECK(c.pending);
+    BR_CHECK_EQ(parks(&c), 0);
+    BR_CHECK_EQ(x.rc, 0);
+    BR_CHECK(!br_barrier_broken(&b));
+    BR_CHECK_OK(br_barrier_destroy(&b));
+}
+
+/* A timeout in a context still breaks the barrier (threading's rule); only a cancel
+ * withdraws. */
+static void barrier_timeout_in_a_context_still_breaks(void **state) {
+    (void)state;
+    br_barrier b;
+    BR_CHECK_OK(br_barrier_init(&b, 3, NULL, NULL));
+    caller x, c;
+    start_plain(&x, call_barrier_wait, &b);
+    TU_WAIT_FOR(barrier_queued(&b) == 1);
+    caller_init(&c, call_barrier_wait, &b);
+    c.deadline = br_deadline_after(20 * BR_MSEC);
+    caller_run(&c);
+    caller_finish(&c);
+    caller_finish(&x);
+    BR_CHECK_ERR(c.rc, BR_ETIMEDOUT);
+    BR_CHECK_ERR(x.rc, BR_EBROKEN);
+    BR_CHECK(br_barrier_broken(&b));
+    BR_CHECK_EQ(barrier_queued(&b), 0);
+    BR_CHECK_OK(br_barrier_destroy(&b));
+}
+
+static void arrive_plain(void *c) {
+    caller_run(c);
+}
+
+/* The trip and a cancel together, parties = 3: the context queued, x queued, then y
+ * arrives as the cancel is posted. Either y tripped the round with the context in it
+ * (the context passed, cancel pending), or the context withdrew first and y queued;
+ * then this thread completes the round. Indices are unique every round and the
+ * barrier is never broken. */
+static void barrier_trip_or_cancel_race(void **state) {
+    (void)state;
+    long rounds = br_test_scaled(1000, 100), won = 0;
+    for (long i = 0; i < rounds; i++) {
+        br_barrier b;
+        BR_CHECK_OK(br_barrier_init(&b, 3, NULL, NULL));
+        caller x, a, y;
+        caller_start(&a, call_barrier_wait, &b);
+        wait_entered_park(&a.ctx);
+        start_plain(&x, call_barrier_wait, &b);
+        TU_WAIT_FOR(barrier_queued(&b) == 2);
+        caller_init(&y, call_barrier_wait, &b);
+        y.plain = true;
+
+        cancel_and_wake(&a.ctx, i, arrive_plain, &y);
+        caller_finish(&a);
+        int idx[3];
+        if (a.rc >= 0) {
+            won++;
+            BR_CHECK(br_test_ctx_cancel_pending(&a.ctx));
+            idx[1] = a.rc;
+        } else {
+            BR_CHECK_ERR(a.rc, BR_ECANCELED);
+            BR_CHECK(!br_test_ctx_cancel_pending(&a.ctx));
+            idx[1] = br_barrier_wait(&b, tu_guard());
+        }
+        caller_finish(&x);
+        caller_finish(&y);
+        idx[0] = x.rc;
+        idx[2] = y.rc;
+        check_indices(idx, 3);
+        BR_CHECK(!br_barrier_broken(&b));
+        BR_CHECK_EQ(br_barrier_n_waiting(&b), 0);
+        BR_CHECK_EQ(barrier_queued(&b), 0);
+        BR_CHECK_OK(br_barrier_destroy(&b));
+    }
+    print_message("barrier: the trip won %ld of %ld rounds\n", won, rounds);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(lock_cancel_while_parked),
              cmocka_unit_test(lock_cancel_before_the_call),
              cmocka_unit_test(lock_cancel_after_losing_to_a_barger),
@@ -804,4 +982,8 @@ BR_TEST_MAIN(cmocka_unit_test(lock_cancel_while_parked),
              cmocka_unit_test(sem_release_or_cancel_race),
              cmocka_unit_test(event_cancel_while_parked),
              cmocka_unit_test(event_cancel_before_the_call),
-             cmocka_unit_test(event_set_or_cancel_race))
+             cmocka_unit_test(event_set_or_cancel_race),
+             cmocka_unit_test(barrier_cancel_withdraws_the_arrival),
+             cmocka_unit_test(barrier_cancel_before_the_call),
+             cmocka_unit_test(barrier_timeout_in_a_context_still_breaks),
+             cmocka_unit_test(barrier_trip_or_cancel_race))
