@@ -96,7 +96,11 @@ BR_API int br_thread_start(br_thread **out, br_thread_fn fn, void *arg,
 /* Waits until t has finished or the deadline passes. "Finished" means the thread is
  * gone: fn has returned and its br_local destructors have run. Several callers may
  * join the same thread, and join again after a timeout. Returns 0, BR_ETIMEDOUT,
- * BR_EDEADLK (a thread joining itself) or BR_EINVAL (t NULL or freed). */
+ * BR_ECANCELED (the calling coroutine was cancelled (never for a thread); nothing
+ * happened: join again later), BR_EDEADLK (a thread joining itself) or BR_EINVAL (t
+ * NULL or freed). The last step, waiting for the finished thread's exit in the C
+ * library (pthread_join, normally microseconds), can't be cancelled: a cancel that
+ * arrives then stays pending. */
 BR_API int br_thread_join(br_thread *t, int64_t deadline);
 
 /* Releases the handle. A thread still running goes on (detached); if it is non-daemon

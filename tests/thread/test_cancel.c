@@ -966,6 +966,258 @@ static void barrier_trip_or_cancel_race(void **state) {
     print_message("barrier: the trip won %ld of %ld rounds\n", won, rounds);
 }
 
+/* --- Thread join ---------------------------------------------------------------------- */
+
+static int call_join(caller *c) {
+    return br_thread_join(c->obj, c->deadline);
+}
+
+static void gated_fn(void *arg) {
+    (void)br_event_wait(arg, tu_guard());
+}
+
+static uint32_t joiners_of(struct br_thread *t) {
+    br__ilock_lock(&t->wq.lock);
+    uint32_t n = t->joiners;
+    br__ilock_unlock(&t->wq.lock);
+    return n;
+}
+
+/* Cancelled while fn still runs: nothing changes; a later join reaps it. */
+static void join_cancel_while_waiting_for_done(void **state) {
+    (void)state;
+    static br_event gate;
+    BR_CHECK_OK(br_event_init(&gate));
+    br_thread *t = tu_spawn(gated_fn, &gate);
+    caller c;
+    caller_start(&c, call_join, t);
+    br_test_ctx_wait_parks(&c.ctx, 1);
+    BR_CHECK_EQ(br__wq_len(&t->wq), 1);
+    BR_CHECK_EQ(joiners_of(t), 1);
+
+    br_test_ctx_cancel(&c.ctx);
+    caller_finish(&c);
+    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    BR_CHECK(!c.pending);
+    BR_CHECK_EQ(br__wq_len(&t->wq), 0);
+    BR_CHECK_EQ(joiners_of(t), 0);
+    BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE);
+    BR_CHECK(br_thread_is_alive(t));
+
+    BR_CHECK_OK(br_event_set(&gate));
+    tu_join(t);
+}
+
+/* The thread's br_local destructor blocks, so the first joiner stays in the reap
+ * (reap BUSY); a second, cancellable joiner waits for that reap and is cancelled. */
+static br_event dtor_gate;
+static void blocking_dtor(void *v) {
+    (void)v;
+    (void)br_event_wait(&dtor_gate, tu_guard());
+}
+static void set_local_fn(void *arg) {
+    (void)br_local_set(arg, (void *)1);
+}
+
+static void join_cancel_while_another_joiner_reaps(void **state) {
+    (void)state;
+    BR_CHECK_OK(br_event_init(&dtor_gate));
+    br_local *loc;
+    BR_CHECK_OK(br_local_new(&loc, blocking_dtor));
+    br_thread *t = tu_spawn(set_local_fn, loc);
+    caller r, c;
+    start_plain(&r, call_join, t);
+    TU_WAIT_FOR(atomic_load(&t->reap) == BR__REAP_BUSY); /* r is in pthread_join */
+
+    caller_start(&c, call_join, t);
+    br_test_ctx_wait_parks(&c.ctx, 1);
+    BR_CHECK_EQ(br__wq_len(&t->wq), 1);
+    BR_CHECK_EQ(joiners_of(t), 2);
+    br_test_ctx_cancel(&c.ctx);
+    caller_finish(&c);
+    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    BR_CHECK(!c.pending);
+    BR_CHECK_EQ(br__wq_len(&t->wq), 0);
+    BR_CHECK_EQ(joiners_of(t), 1);
+    BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_BUSY); /* r's reap goes on */
+
+    BR_CHECK_OK(br_event_set(&dtor_gate));
+    caller_finish(&r);
+    BR_CHECK_OK(r.rc);
+    BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DONE);
+    BR_CHECK_OK(br_thread_free(t));
+    BR_CHECK_OK(br_local_free(loc));
+}
+
+/* The handle is freed while a cancellable join waits; the join is then cancelled. As
+ * the last join to leave it must detach the thread nobody reaped. */
+static void join_cancel_last_joiner_detaches(void **state) {
+    (void)state;
+    int threads_before = tu_thread_baseline();
+    static br_event gate;
+    BR_CHECK_OK(br_event_init(&gate));
+    br_thread *t = tu_spawn(gated_fn, &gate);
+    br__thread_ref(t); /* keep the block, to look at it after br_thread_free */
+    caller c;
+    caller_start(&c, call_join, t);
+    br_test_ctx_wait_parks(&c.ctx, 1); /* registered as a joiner */
+    BR_CHECK_OK(br_thread_free(t));
+    BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE); /* a join is in progress */
+
+    br_test_ctx_cancel(&c.ctx);
+    caller_finish(&c);
+    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    BR_CHECK_EQ(joiners_of(t), 0);
+    BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DETACHED);
+
+    BR_CHECK_OK(br_event_set(&gate));
+    TU_WAIT_FOR(atomic_load(&t->done) == 1);
+    br__thread_unref(t);
+    TU_WAIT_FOR(br_test_count_threads() == threads_before); /* it ended on its own */
+}
+
+/* A cancel posted before the call: a join that has to wait returns BR_ECANCELED at
+ * once; one that finds the thread finished reaps it (the reap isn't cancellable) or
+ * finds it reaped, and leaves the cancel pending. */
+static void join_cancel_before_the_call(void **state) {
+    (void)state;
+    static br_event gate;
+    BR_CHECK_OK(br_event_init(&gate));
+    br_thread *t = tu_spawn(gated_fn, &gate);
+    caller c;
+    caller_init(&c, call_join, t);
+    br_test_ctx_cancel(&c.ctx);
+    caller_run(&c);
+    caller_finish(&c);
+    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    BR_CHECK_EQ(parks(&c), 1);
+    BR_CHECK_EQ(joiners_of(t), 0);
+    BR_CHECK_EQ(br__wq_len(&t->wq), 0);
+
+    BR_CHECK_OK(br_event_set(&gate));
+    TU_WAIT_FOR(!br_thread_is_alive(t));
+    BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE);
+    caller_init(&c, call_join, t); /* finished, not reaped: this join reaps it */
+    br_test_ctx_cancel(&c.ctx);
+    caller_run(&c);
+    caller_finish(&c);
+    BR_CHECK_OK(c.rc);
+    BR_CHECK(c.pending);
+    BR_CHECK_EQ(parks(&c), 0);
+    BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DONE);
+
+    caller_init(&c, call_join, t); /* reaped: returns at once */
+    br_test_ctx_cancel(&c.ctx);
+    caller_run(&c);
+    caller_finish(&c);
+    BR_CHECK_OK(c.rc);
+    BR_CHECK(c.pending);
+    BR_CHECK_OK(br_thread_free(t));
+}
+
+/* The thread's end and a cancel together: the join returned 0 (reaped, cancel
+ * pending) or BR_ECANCELED (not pending, nothing changed: a later join reaps it). */
+static void join_done_or_cancel_race(void **state) {
+    (void)state;
+    long rounds = br_test_scaled(500, 50), won = 0;
+    static br_event gate;
+    for (long i = 0; i < rounds; i++) {
+        BR_CHECK_OK(br_event_init(&gate));
+        br_thread *t = tu_spawn(gated_fn, &gate);
+        caller c;
+        caller_start(&c, call_join, t);
+        wait_entered_park(&c.ctx);
+        cancel_and_wake(&c.ctx, i, set_event, &gate);
+        caller_finish(&c);
+        BR_CHECK_EQ(joiners_of(t), 0);
+        if (c.rc == 0) {
+            won++;
+            BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+            BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DONE);
+        } else {
+            BR_CHECK_ERR(c.rc, BR_ECANCELED);
+            BR_CHECK(!br_test_ctx_cancel_pending(&c.ctx));
+            BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE);
+            BR_CHECK_OK(br_thread_join(t, tu_guard()));
+        }
+        BR_CHECK_EQ(br__wq_len(&t->wq), 0);
+        BR_CHECK_OK(br_thread_free(t));
+    }
+    print_message("join: the thread's end won %ld of %ld rounds\n", won, rounds);
+}
+
+/* exit() in a cancelled context still waits for every non-daemon thread, and its wait
+ * leaves the cancel pending. In a child: the context posts a cancel to itself, starts
+ * a non-daemon probe thread and exits; the probe waits until exit's handler sleeps in
+ * its wait and reports what it sees on a pipe: 'T' (an uncancellable park, the cancel
+ * still pending), 'F' (the wait consumed the cancel) or 'H' (hang guard). */
+typedef struct {
+    int fd;
+    br_test_ctx *ctx;
+} exit_probe;
+
+static void exit_probe_fn(void *arg) {
+    exit_probe *p = arg;
+    int64_t give_up = tu_guard();
+    char verdict = 'T';
+    while (!(atomic_load(&p->ctx->parks) >= 1 && atomic_load(&p->ctx->asleep))) {
+        if (br_now() > give_up) {
+            verdict = 'H';
+            break;
+        }
+        br_sleep(100 * BR_USEC);
+    }
+    if (verdict == 'T' &&
+        !(br_test_ctx_cancel_pending(p->ctx) && atomic_load(&p->ctx->nocancel) >= 1 &&
+          atomic_load(&p->ctx->cancelled) == 0))
+        verdict = 'F';
+    (void)!write(p->fd, &verdict, 1);
+}
+
+static void exit_waits_despite_a_pending_cancel(void **state) {
+    (void)state;
+    int fds[2];
+    BR_CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+    fflush(NULL); /* the child's exit() flushes stdio: don't print cmocka's lines twice */
+    pid_t pid = fork();
+    BR_CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        static br_test_ctx ctx;
+        static exit_probe p;
+        p = (exit_probe){.fd = fds[1], .ctx = &ctx};
+        br_test_ctx_enter(&ctx);
+        br_test_ctx_cancel(&ctx);
+        br_thread *t;
+        if (br_thread_start(&t, exit_probe_fn, &p, NULL) != 0) /* non-daemon */
+            _exit(10);
+        br_thread_free(t);
+        exit(0); /* the exit handler waits for the probe, in the cancelled context */
+    }
+    close(fds[1]);
+    char got[8] = {0};
+    size_t n = 0;
+    int64_t give_up = tu_guard();
+    for (;;) { /* until EOF: every writer in the child is gone */
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        if (poll(&pfd, 1, 100) > 0) {
+            char ch;
+            if (read(fds[0], &ch, 1) <= 0)
+                break;
+            if (n < sizeof got - 1)
+                got[n++] = ch;
+        }
+        if (br_now() > give_up) {
+            kill(pid, SIGKILL);
+            fail_msg("the child did not exit");
+        }
+    }
+    close(fds[0]);
+    int st = br_test_wait_child(pid);
+    BR_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    BR_CHECK(strcmp(got, "T") == 0);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(lock_cancel_while_parked),
              cmocka_unit_test(lock_cancel_before_the_call),
              cmocka_unit_test(lock_cancel_after_losing_to_a_barger),
@@ -986,4 +1238,10 @@ BR_TEST_MAIN(cmocka_unit_test(lock_cancel_while_parked),
              cmocka_unit_test(barrier_cancel_withdraws_the_arrival),
              cmocka_unit_test(barrier_cancel_before_the_call),
              cmocka_unit_test(barrier_timeout_in_a_context_still_breaks),
-             cmocka_unit_test(barrier_trip_or_cancel_race))
+             cmocka_unit_test(barrier_trip_or_cancel_race),
+             cmocka_unit_test(join_cancel_while_waiting_for_done),
+             cmocka_unit_test(join_cancel_while_another_joiner_reaps),
+             cmocka_unit_test(join_cancel_last_joiner_detaches),
+             cmocka_unit_test(join_cancel_before_the_call),
+             cmocka_unit_test(join_done_or_cancel_race),
+             cmocka_unit_test(exit_waits_despite_a_pending_cancel))
