@@ -1218,6 +1218,55 @@ static void exit_waits_despite_a_pending_cancel(void **state) {
     BR_CHECK(strcmp(got, "T") == 0);
 }
 
+/* --- sleep ---------------------------------------------------------------------------- */
+
+static int call_sleep_until(caller *c) {
+    return br_sleep_until(c->deadline);
+}
+static int call_sleep_0(caller *c) {
+    (void)c;
+    return br_sleep(0);
+}
+static int call_sleep_s(caller *c) {
+    (void)c;
+    return br_sleep_s(3600);
+}
+
+static void sleep_cancel_while_sleeping(void **state) {
+    (void)state;
+    caller c;
+    caller_start(&c, call_sleep_until, NULL); /* BR_FOREVER */
+    br_test_ctx_wait_parks(&c.ctx, 1);
+    br_test_ctx_cancel(&c.ctx);
+    caller_finish(&c);
+    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    BR_CHECK(!c.pending);
+
+    caller_init(&c, call_sleep_until, NULL); /* not cancelled: sleeps to the end */
+    c.deadline = br_deadline_after(2 * BR_MSEC);
+    caller_run(&c);
+    caller_finish(&c);
+    BR_CHECK_OK(c.rc);
+    BR_CHECK(br_now() >= c.deadline);
+}
+
+/* A pending cancel ends any sleep at once, br_sleep(0) included (the tests' parker
+ * reports a pending cancel even when the deadline has passed). */
+static void sleep_cancel_before_the_call(void **state) {
+    (void)state;
+    call_fn fns[] = {call_sleep_until, call_sleep_0, call_sleep_s};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        caller c;
+        caller_init(&c, fns[i], NULL);
+        br_test_ctx_cancel(&c.ctx);
+        caller_run(&c);
+        caller_finish(&c);
+        BR_CHECK_ERR(c.rc, BR_ECANCELED);
+        BR_CHECK(!c.pending);
+        BR_CHECK_EQ(parks(&c), 1);
+    }
+}
+
 BR_TEST_MAIN(cmocka_unit_test(lock_cancel_while_parked),
              cmocka_unit_test(lock_cancel_before_the_call),
              cmocka_unit_test(lock_cancel_after_losing_to_a_barger),
@@ -1244,4 +1293,6 @@ BR_TEST_MAIN(cmocka_unit_test(lock_cancel_while_parked),
              cmocka_unit_test(join_cancel_last_joiner_detaches),
              cmocka_unit_test(join_cancel_before_the_call),
              cmocka_unit_test(join_done_or_cancel_race),
-             cmocka_unit_test(exit_waits_despite_a_pending_cancel))
+             cmocka_unit_test(exit_waits_despite_a_pending_cancel),
+             cmocka_unit_test(sleep_cancel_while_sleeping),
+             cmocka_unit_test(sleep_cancel_before_the_call))
