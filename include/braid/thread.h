@@ -343,10 +343,12 @@ BR_API unsigned br_barrier_n_waiting(const br_barrier *b);
  * unit) or br_cond (its lock). x is released however the block is left: the end of the
  * block, return, goto, or a break or continue of the BR_WITH itself (with GCC and
  * Clang, through __attribute__((cleanup))). longjmp out of the block leaks it, as it
- * would any lock. If acquiring fails (only misuse: a destroyed object, or a br_lock the
+ * would any lock. If acquiring fails (misuse: a destroyed object, or a br_lock the
  * caller already holds), the block does not run and the error goes through the misuse
- * policy (br_set_panic_on_misuse). Without GCC or Clang, break, return and goto out of
- * the block leave x held: use explicit acquire and release there.
+ * policy (br_set_panic_on_misuse). If a coroutine is cancelled while it waits for x,
+ * the block does not run either, and the cancel stays pending: the coroutine's next
+ * blocking call returns BR_ECANCELED. Without GCC or Clang, break, return and goto out
+ * of the block leave x held: use explicit acquire and release there.
  *
  * Unlike Python's `with`, BR_WITH is a loop statement (a one-pass `for`): `break` and
  * `continue` inside it end the BR_WITH block, NOT an enclosing loop. In

@@ -1267,6 +1267,58 @@ static void sleep_cancel_before_the_call(void **state) {
     }
 }
 
+/* --- BR_WITH -------------------------------------------------------------------------- */
+
+static int call_with_lock(caller *c) {
+    BR_WITH((br_lock *)c->obj) {
+        c->ran = 1;
+    }
+    return 0;
+}
+static int call_with_sem(caller *c) {
+    BR_WITH((br_sem *)c->obj) {
+        c->ran = 1;
+    }
+    return 0;
+}
+
+/* A cancel while BR_WITH waits: the block doesn't run, and the cancel is not lost: it
+ * is pending again for the next blocking call. */
+static void with_block_skipped_and_cancel_kept(void **state) {
+    (void)state;
+    br_lock l = BR_LOCK_INIT;
+    BR_CHECK_OK(br_lock_acquire(&l, BR_FOREVER));
+    caller c;
+    caller_start(&c, call_with_lock, &l);
+    br_test_ctx_wait_parks(&c.ctx, 1);
+    br_test_ctx_cancel(&c.ctx);
+    caller_finish(&c);
+    BR_CHECK_EQ(c.ran, 0);
+    BR_CHECK_EQ(cancelled(&c), 1);
+    BR_CHECK(c.pending);
+    BR_CHECK_EQ(lock_queued(&l), 0);
+    BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED);
+    BR_CHECK_OK(br_lock_release(&l));
+
+    br_sem s = BR_SEM_INIT;
+    caller_start(&c, call_with_sem, &s);
+    br_test_ctx_wait_parks(&c.ctx, 1);
+    br_test_ctx_cancel(&c.ctx);
+    caller_finish(&c);
+    BR_CHECK_EQ(c.ran, 0);
+    BR_CHECK(c.pending);
+    BR_CHECK_EQ(sem_state(&s), 0);
+
+    BR_CHECK_OK(br_sem_release(&s, 1)); /* no wait: the block runs */
+    caller_init(&c, call_with_sem, &s);
+    br_test_ctx_cancel(&c.ctx);
+    caller_run(&c);
+    caller_finish(&c);
+    BR_CHECK_EQ(c.ran, 1);
+    BR_CHECK(c.pending);
+    BR_CHECK_EQ(br_sem_value(&s), 1); /* released at the end of the block */
+}
+
 BR_TEST_MAIN(cmocka_unit_test(lock_cancel_while_parked),
              cmocka_unit_test(lock_cancel_before_the_call),
              cmocka_unit_test(lock_cancel_after_losing_to_a_barger),
@@ -1295,4 +1347,5 @@ BR_TEST_MAIN(cmocka_unit_test(lock_cancel_while_parked),
              cmocka_unit_test(join_done_or_cancel_race),
              cmocka_unit_test(exit_waits_despite_a_pending_cancel),
              cmocka_unit_test(sleep_cancel_while_sleeping),
-             cmocka_unit_test(sleep_cancel_before_the_call))
+             cmocka_unit_test(sleep_cancel_before_the_call),
+             cmocka_unit_test(with_block_skipped_and_cancel_kept))
