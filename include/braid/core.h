@@ -150,7 +150,9 @@ static inline int64_t br_deadline_min(int64_t a, int64_t b) { return a < b ? a :
 BR_API int64_t br_deadline_left(int64_t deadline);
 
 /* Sleeps until `deadline` (a thread parks; later, a coroutine will suspend). Returns
- * 0. Signals don't cut it short. */
+ * 0 once the deadline has passed (signals don't cut it short), or BR_ECANCELED: the
+ * calling coroutine was cancelled (never for a thread); the sleep ended early and
+ * nothing else happened. The same for br_sleep and br_sleep_s. */
 BR_API int br_sleep_until(int64_t deadline);
 /* Sleeps `ns` nanoseconds; br_sleep_s takes seconds (Python's time.sleep). */
 BR_API int br_sleep(int64_t ns);

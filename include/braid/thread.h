@@ -34,6 +34,14 @@
  * (a NULL or destroyed object, a lock the caller doesn't hold) and go through the
  * misuse policy (br_set_panic_on_misuse).
  *
+ * Cancellation: a blocking call made by a braid coroutine that is cancelled while the
+ * call waits returns BR_ECANCELED, and the call has had no effect (no lock, unit or
+ * wake-up taken; br_cond_wait is the one exception: it still takes the lock back).
+ * Threads are never cancelled. If the wake-up and the cancel arrive together and the
+ * wake-up wins, the call succeeds and the cancel stays pending for the coroutine's
+ * next blocking call. A cancel is only seen by a call that has to wait: one that can
+ * finish at once (a free lock, a set event) succeeds and leaves it pending.
+ *
  * C++: the header compiles as C++11. br_cond_init and BR_WITH are built on _Generic and
  * work in C only; from C++ call br_cond_init_lock / br_cond_init_rlock and acquire and
  * release explicitly (or in an RAII wrapper).
@@ -89,7 +97,11 @@ BR_API int br_thread_start(br_thread **out, br_thread_fn fn, void *arg,
 /* Waits until t has finished or the deadline passes. "Finished" means the thread is
  * gone: fn has returned and its br_local destructors have run. Several callers may
  * join the same thread, and join again after a timeout. Returns 0, BR_ETIMEDOUT,
- * BR_EDEADLK (a thread joining itself) or BR_EINVAL (t NULL or freed). */
+ * BR_ECANCELED (the calling coroutine was cancelled (never for a thread); nothing
+ * happened: join again later), BR_EDEADLK (a thread joining itself) or BR_EINVAL (t
+ * NULL or freed). The last step, waiting for the finished thread's exit in the C
+ * library (pthread_join, normally microseconds), can't be cancelled: a cancel that
+ * arrives then stays pending. */
 BR_API int br_thread_join(br_thread *t, int64_t deadline);
 
 /* Releases the handle. A thread still running goes on (detached); if it is non-daemon
@@ -153,8 +165,10 @@ typedef struct br_lock {
 BR_API int br_lock_init(br_lock *l);
 /* 0, BR_EBUSY (held or waited on), or BR_EINVAL (NULL or already destroyed). */
 BR_API int br_lock_destroy(br_lock *l);
-/* 0, BR_ETIMEDOUT, BR_EDEADLK (the caller already holds it: Python would hang
- * forever; whatever the deadline), or BR_EINVAL (NULL or destroyed). */
+/* 0, BR_ETIMEDOUT, BR_ECANCELED (the calling coroutine was cancelled (never for a
+ * thread); nothing happened: the lock isn't held), BR_EDEADLK (the caller already
+ * holds it: Python would hang forever; whatever the deadline), or BR_EINVAL (NULL or
+ * destroyed). */
 BR_API int br_lock_acquire(br_lock *l, int64_t deadline);
 /* 0, BR_EPERM (the caller doesn't hold it: unlocked, or held by another), or
  * BR_EINVAL (NULL or destroyed). */
@@ -175,8 +189,9 @@ typedef struct br_rlock {
 BR_API int br_rlock_init(br_rlock *r);
 /* 0, BR_EBUSY (held at any depth, or waited on), or BR_EINVAL (NULL or destroyed). */
 BR_API int br_rlock_destroy(br_rlock *r);
-/* 0, BR_ETIMEDOUT, BR_EOVERFLOW (2^32-1 nested acquires), or BR_EINVAL (NULL or
- * destroyed). */
+/* 0, BR_ETIMEDOUT, BR_ECANCELED (the calling coroutine was cancelled (never for a
+ * thread); nothing happened), BR_EOVERFLOW (2^32-1 nested acquires), or BR_EINVAL
+ * (NULL or destroyed). Re-entering never waits, so it never returns BR_ECANCELED. */
 BR_API int br_rlock_acquire(br_rlock *r, int64_t deadline);
 /* 0, BR_EPERM (the caller doesn't hold it), or BR_EINVAL (NULL or destroyed). */
 BR_API int br_rlock_release(br_rlock *r);
@@ -206,25 +221,31 @@ BR_API int br_cond_init_rlock(br_cond *c, br_rlock *lock);
 BR_API int br_cond_destroy(br_cond *c);
 
 /* Acquire and release the underlying lock (Python's `with cond:`). acquire returns
- * what br_lock_acquire / br_rlock_acquire return (0, BR_ETIMEDOUT, BR_EDEADLK for a
- * br_lock already held, BR_EOVERFLOW for an RLock, BR_EINVAL), and BR_EINVAL for a
- * NULL or destroyed condition; release returns 0, BR_EPERM (not held) or BR_EINVAL. */
+ * what br_lock_acquire / br_rlock_acquire return (0, BR_ETIMEDOUT, BR_ECANCELED,
+ * BR_EDEADLK for a br_lock already held, BR_EOVERFLOW for an RLock, BR_EINVAL), and
+ * BR_EINVAL for a NULL or destroyed condition; release returns 0, BR_EPERM (not held)
+ * or BR_EINVAL. */
 BR_API int br_cond_acquire(br_cond *c, int64_t deadline);
 BR_API int br_cond_release(br_cond *c);
 
 /* Releases the lock (all levels of an RLock), waits for a notify or the deadline, and
  * takes the lock back (at the same level) before returning, whatever the outcome.
- * Returns 0 (notified), BR_ETIMEDOUT, BR_EPERM (the caller doesn't hold the lock;
- * nothing happens) or BR_EINVAL (c NULL or destroyed, nothing happens; or the lock was
- * destroyed during the wait, and is not held on return). braid's waits don't wake
- * spuriously, but another thread may change the state between the notify and the
- * wake-up: loop on your predicate, or use br_cond_wait_for. */
+ * Returns 0 (notified), BR_ETIMEDOUT, BR_ECANCELED (the calling coroutine was cancelled
+ * (never for a thread) while it waited; it took no notify, and it holds the lock
+ * again, at the same level, as asyncio.Condition does: taking it back can't be
+ * cancelled), BR_EPERM (the caller doesn't hold the lock; nothing happens) or BR_EINVAL
+ * (c NULL or destroyed, nothing happens; or the lock was destroyed during the wait, and
+ * is not held on return). A waiter notified as it is cancelled returns 0 and the
+ * cancel stays pending. braid's waits don't wake spuriously, but another thread may
+ * change the state between the notify and the wake-up: loop on your predicate, or use
+ * br_cond_wait_for. */
 BR_API int br_cond_wait(br_cond *c, int64_t deadline);
 
 typedef bool (*br_pred_fn)(void *arg);
 /* Waits until pred(arg) is true (checked with the lock held, first before waiting).
- * Returns 0 when it is, BR_ETIMEDOUT if it is still false at the deadline, BR_EPERM,
- * or BR_EINVAL (pred NULL, or as br_cond_wait). */
+ * Returns 0 when it is, BR_ETIMEDOUT if it is still false at the deadline,
+ * BR_ECANCELED (as br_cond_wait: the lock is held again; pred isn't asked again),
+ * BR_EPERM, or BR_EINVAL (pred NULL, or as br_cond_wait). */
 BR_API int br_cond_wait_for(br_cond *c, br_pred_fn pred, void *arg, int64_t deadline);
 
 /* Wakes up to n waiters (n >= 1) / all of them. Returns 0, BR_EPERM (the caller
@@ -247,8 +268,11 @@ BR_API int br_sem_init(br_sem *s, unsigned value);
 BR_API int br_sem_init_bounded(br_sem *s, unsigned value);
 /* 0, BR_EBUSY (waited on), or BR_EINVAL (NULL or already destroyed). */
 BR_API int br_sem_destroy(br_sem *s);
-/* Takes one unit: 0, BR_ETIMEDOUT, or BR_EINVAL (NULL or destroyed). Waiters are
- * served in FIFO order. */
+/* Takes one unit: 0, BR_ETIMEDOUT, BR_ECANCELED (the calling coroutine was cancelled
+ * (never for a thread); nothing happened: no unit taken, and the units released later
+ * go to the waiters behind it), or BR_EINVAL (NULL or destroyed). Waiters are served
+ * in FIFO order; a waiter handed a unit as it is cancelled keeps it (0) and the cancel
+ * stays pending. */
 BR_API int br_sem_acquire(br_sem *s, int64_t deadline);
 /* Returns n units (Python 3.9's release(n)); any thread may release. 0, BR_EINVAL
  * (n == 0, or s NULL or destroyed), or BR_EOVERFLOW (a bounded semaphore would go
@@ -272,8 +296,9 @@ BR_API int br_event_destroy(br_event *e);
 BR_API int br_event_set(br_event *e);
 BR_API int br_event_clear(br_event *e);
 BR_API bool br_event_is_set(const br_event *e);
-/* 0 once the flag is set (at once if it is), BR_ETIMEDOUT, or BR_EINVAL (NULL or
- * destroyed). */
+/* 0 once the flag is set (at once if it is), BR_ETIMEDOUT, BR_ECANCELED (the calling
+ * coroutine was cancelled (never for a thread); nothing happened), or BR_EINVAL (NULL
+ * or destroyed). */
 BR_API int br_event_wait(br_event *e, int64_t deadline);
 
 /* --- Barrier ------------------------------------------------------------------------- */
@@ -294,10 +319,15 @@ BR_API int br_barrier_init(br_barrier *b, unsigned parties, br_barrier_action ac
  * or never initialised). */
 BR_API int br_barrier_destroy(br_barrier *b);
 /* Waits until `parties` threads have called it. Returns the caller's arrival index
- * (0 .. parties-1, as Python does) when the barrier trips; BR_EBROKEN if the barrier
- * is or becomes broken (abort, a failed action, another waiter's timeout);
- * BR_ETIMEDOUT if the deadline passes, which also breaks the barrier for everyone
- * else, as in Python; or BR_EINVAL (NULL, destroyed or never initialised). */
+ * (0 .. parties-1, as Python does; the last arrival gets parties-1) when the barrier
+ * trips; BR_EBROKEN if the barrier is or becomes broken (abort, a failed action,
+ * another waiter's timeout); BR_ETIMEDOUT if the deadline passes, which also breaks the
+ * barrier for everyone else, as in Python; BR_ECANCELED (the calling coroutine was
+ * cancelled (never for a thread); nothing happened: its arrival is withdrawn, the
+ * barrier is not broken and the round waits for one more party, as asyncio.Barrier
+ * does); or BR_EINVAL (NULL, destroyed or never initialised). Indices are given out
+ * when the barrier trips, in arrival order among the callers still waiting, so each
+ * round's are 0 .. parties-1 once each even when some arrivals withdrew. */
 BR_API int br_barrier_wait(br_barrier *b, int64_t deadline);
 /* Breaks the barrier: current and future waiters get BR_EBROKEN until reset. 0 or
  * BR_EINVAL (NULL, destroyed or never initialised); so does br_barrier_reset. */
@@ -314,10 +344,12 @@ BR_API unsigned br_barrier_n_waiting(const br_barrier *b);
  * unit) or br_cond (its lock). x is released however the block is left: the end of the
  * block, return, goto, or a break or continue of the BR_WITH itself (with GCC and
  * Clang, through __attribute__((cleanup))). longjmp out of the block leaks it, as it
- * would any lock. If acquiring fails (only misuse: a destroyed object, or a br_lock the
+ * would any lock. If acquiring fails (misuse: a destroyed object, or a br_lock the
  * caller already holds), the block does not run and the error goes through the misuse
- * policy (br_set_panic_on_misuse). Without GCC or Clang, break, return and goto out of
- * the block leave x held: use explicit acquire and release there.
+ * policy (br_set_panic_on_misuse). If a coroutine is cancelled while it waits for x,
+ * the block does not run either, and the cancel stays pending: the coroutine's next
+ * blocking call returns BR_ECANCELED. Without GCC or Clang, break, return and goto out
+ * of the block leave x held: use explicit acquire and release there.
  *
  * Unlike Python's `with`, BR_WITH is a loop statement (a one-pass `for`): `break` and
  * `continue` inside it end the BR_WITH block, NOT an enclosing loop. In

@@ -36,12 +36,18 @@ int64_t br_deadline_left(int64_t deadline) {
 
 int br_sleep_until(int64_t deadline) {
     /* A waiter nobody will wake: parks the thread (or, later, suspends the coroutine)
-     * until the deadline, through the same path as every other blocking call. */
+     * until the deadline, through the same path as every other blocking call. The park
+     * ends at the deadline (BR_ETIMEDOUT: the sleep is over, 0) or, for a coroutine, at
+     * a cancel (BR_ECANCELED, reported as it is: nothing is linked anywhere, so there
+     * is nothing to undo). Whether a park whose deadline has already passed reports a
+     * pending cancel (making br_sleep(0) a cancellation point, like asyncio.sleep(0))
+     * is the parker's choice; the tests' parker does. */
     br__waiter w;
     br__waiter_init(&w);
-    while (br__waiter_park(&w, deadline) == 0 && deadline == BR_FOREVER)
+    int rc;
+    while ((rc = br__waiter_park(&w, deadline)) == 0 && deadline == BR_FOREVER)
         ; /* nobody signals a sleeper; a FOREVER sleep never returns */
-    return 0;
+    return rc == BR_ECANCELED ? BR_ECANCELED : 0;
 }
 
 int br_sleep(int64_t ns) { return br_sleep_until(br_deadline_after(ns)); }

@@ -3,11 +3,16 @@
  * Design notes.
  *
  * Everything is under wq.lock, which is never held across the action or a park. A
- * round is the set of waiters in wq plus `count` (arrivals so far). The last arrival
- * (index parties-1) pops the whole round off the queue, resets count for the next
- * round, then runs the action with no lock held, and finally hands every popped waiter
- * its outcome in w->data (PASS or BROKEN) and wakes it. Each waiter returns the index it
- * was given on arrival, so indices are 0..parties-1 per round, as in Python.
+ * round is the set of waiters in wq, and `count` is their number (so a reader without
+ * the lock, n_waiting, can see it): whenever wq.lock is free, count == the length of wq,
+ * since every change of one changes the other in the same critical section. The
+ * arrival that makes count reach parties is the last: it pops the whole round off the
+ * queue, resets count for the next round, then runs the action with no lock held, and
+ * finally hands every popped waiter its outcome in w->data (PASS or BROKEN) and wakes
+ * it. Indices are handed out then, in queue order: the popped waiters get 0..parties-2
+ * in w->data2 and the last arrival parties-1. Without cancels that is the arrival order,
+ * Python's index; with them, the order of the arrivals that stayed, and every index of
+ * 0..parties-1 still goes to exactly one caller per round.
  *
  * Arrivals for the next round may queue while the action runs: they belong to the new
  * round. If the action fails, the barrier is broken and they are woken with BROKEN too
@@ -19,6 +24,15 @@
  * returns BR_ETIMEDOUT, as Python's raises BrokenBarrierError in the others. A waiter
  * already popped by the tripping thread has passed, whatever its deadline says.
  *
+ * Cancellation (a coroutine's, core/lib.h) withdraws the arrival instead, as
+ * asyncio.Barrier's wait does: a waiter cancelled while still queued is unlinked and,
+ * in the same `left` hook (told apart from a timeout by its `why`), takes itself off
+ * count; it returns BR_ECANCELED and the barrier is neither broken nor changed: the
+ * round waits for one more arrival, and the indices, given out at the trip, stay
+ * unique. A waiter already popped by the tripping thread has passed: it returns its
+ * index, and the cancel stays pending for the context's next park (rule 2). The last
+ * arrival doesn't park, so it never reports a cancel.
+ *
  * abort() breaks it (waiters and later callers get BR_EBROKEN until reset);
  * reset() empties it, wakes the waiters with BROKEN and clears the broken state.
  */
@@ -27,7 +41,7 @@
 #include <limits.h>
 #include <string.h>
 
-/* What a popped waiter is told in w->data. */
+/* What a popped waiter is told in w->data (and, on PASS, its index in w->data2). */
 enum { OUT_PASS = 1, OUT_BROKEN = 2 };
 
 BR__CHECK_STORAGE(br_barrier, struct br__barrier);
@@ -76,12 +90,18 @@ static br__waiter *break_locked(struct br__barrier *b) {
     return br__wq_pop_all(&b->wq, OUT_BROKEN);
 }
 
-/* The `unlinked` hook: a waiter timed out while queued. Waking under wq.lock is
- * allowed (core/lib.h) and keeps the break atomic with the unlink. */
-static void timed_out(br__wq *q, void *arg, int why) {
-    (void)why;
+/* The `left` hook: a waiter left while queued (it is unlinked already). Timed out:
+ * break the barrier; waking under wq.lock is allowed (core/lib.h) and keeps the break
+ * atomic with the unlink. Cancelled: withdraw the arrival from the round. */
+static void waiter_left(br__wq *q, void *arg, int why) {
     (void)q;
-    br__wake_chain(break_locked(arg));
+    struct br__barrier *b = arg;
+    if (why == BR_ECANCELED) {
+        uint32_t n = atomic_load_explicit(&b->count, memory_order_relaxed);
+        atomic_store_explicit(&b->count, n - 1, memory_order_relaxed); /* n >= 1: ours */
+        return;
+    }
+    br__wake_chain(break_locked(b));
 }
 
 int br_barrier_wait(br_barrier *pub, int64_t deadline) {
@@ -99,19 +119,24 @@ int br_barrier_wait(br_barrier *pub, int64_t deadline) {
         br__ilock_unlock(&b->wq.lock);
         return BR_EBROKEN;
     }
-    uint32_t index = atomic_load_explicit(&b->count, memory_order_relaxed);
-    if (index + 1 < b->parties) {
-        atomic_store_explicit(&b->count, index + 1, memory_order_relaxed);
+    uint32_t count = atomic_load_explicit(&b->count, memory_order_relaxed);
+    if (count + 1 < b->parties) {
+        atomic_store_explicit(&b->count, count + 1, memory_order_relaxed);
         br__wq_push(&b->wq, &w);
         br__ilock_unlock(&b->wq.lock);
-        int rc = br__waiter_park_or_leave(&w, &b->wq, deadline, timed_out, b);
+        int rc = br__waiter_park_or_leave(&w, &b->wq, deadline, waiter_left, b);
         if (rc != 0)
-            return rc; /* BR_ETIMEDOUT, and the barrier is broken */
-        return w.data == OUT_PASS ? (int)index : BR_EBROKEN;
+            return rc; /* BR_ETIMEDOUT (barrier broken) or BR_ECANCELED (withdrawn) */
+        return w.data == OUT_PASS ? (int)w.data2 : BR_EBROKEN;
     }
 
-    /* The last arrival: take the round off the queue, run the action unlocked. */
+    /* The last arrival: take the round off the queue, number it in queue order (they
+     * are ours until woken, rule 1), run the action unlocked. The queue holds count ==
+     * parties-1 waiters: they get 0..parties-2, and index ends at parties-1, ours. */
     br__waiter *round = br__wq_pop_all(&b->wq, OUT_PASS);
+    uint32_t index = 0;
+    for (br__waiter *p = round; p; p = p->next)
+        p->data2 = index++;
     atomic_store_explicit(&b->count, 0, memory_order_relaxed);
     b->busy++;
     br__ilock_unlock(&b->wq.lock);

@@ -13,7 +13,19 @@
  *
  * The waiter releases the lock completely (an RLock at any depth: it saves the count),
  * parks, and then takes the lock back at the same level whatever happened: notified,
- * timed out. The reacquire waits as long as it takes, like Python's.
+ * timed out, cancelled. The reacquire waits as long as it takes, like Python's, and
+ * ignores cancels (br__lock_acquire_nocancel): the caller holds the lock on every
+ * return but misuse, as asyncio.Condition.wait() takes it back before it lets
+ * CancelledError out.
+ *
+ * Cancellation (a coroutine's, core/lib.h). A waiter cancelled while still queued
+ * unlinks itself and returns BR_ECANCELED (after taking the lock back): it took no
+ * notify, so notify(n) still wakes n others. A waiter that a notify popped first keeps
+ * that wake and returns 0, and the cancel stays pending for the context's next park
+ * (rule 2): reporting the cancel instead would lose the notify, which notify(n) counted
+ * as one of its n. A cancel that arrives while the lock is being taken back stays
+ * pending too. wait_for returns BR_ECANCELED as soon as a wait does, without asking
+ * the predicate again (asyncio's wait_for lets CancelledError out of its wait too).
  *
  * Locking: the user lock is taken before the condition's wq.lock (notify holds the
  * user lock and takes wq.lock inside br__wq_wake); wq.lock is never held while taking
@@ -125,9 +137,11 @@ static int wait_held(struct br__cond *c, uint32_t kind, int64_t deadline) {
     }
     br__lock_release(l);
 
+    /* 0 notified, BR_ETIMEDOUT, or BR_ECANCELED: unlinked either way but 0. */
     int rc = br__waiter_park_or_leave(&w, &c->wq, deadline, NULL, NULL);
 
-    int lrc = br__lock_acquire(l, BR_FOREVER);
+    /* Whatever happened, back at the same level; a cancel can't cut this short. */
+    int lrc = br__lock_acquire_nocancel(l);
     if (lrc != 0) /* only if someone destroyed the lock under a waiter */
         return BR__MISUSE(lrc, "br_cond_wait: the lock was destroyed during the wait");
     if (r)
@@ -157,7 +171,7 @@ int br_cond_wait_for(br_cond *pub, br_pred_fn pred, void *arg, int64_t deadline)
         if (rc == BR_ETIMEDOUT)
             return pred(arg) ? 0 : BR_ETIMEDOUT; /* Python returns the last value */
         if (rc != 0)
-            return rc;
+            return rc; /* BR_ECANCELED (lock held), or misuse */
     }
     return 0;
 }

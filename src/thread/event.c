@@ -6,6 +6,12 @@
  * and, as with Python's Event (whose set() notifies under the condition's lock), a
  * clear() that follows a set() cannot strand the waiters that set() released, nor wake
  * a waiter that arrived after the clear().
+ *
+ * Cancellation (a coroutine's, core/lib.h). A waiter cancelled while still linked
+ * unlinks itself and returns BR_ECANCELED; the flag and the other waiters are as they
+ * were. A waiter that set() popped first returns 0 (the cancel stays pending for the
+ * context's next park, rule 2): set() released it, as it does every waiter it pops.
+ * A wait on a set event doesn't park and returns 0 whatever is pending.
  */
 #include "thread/private.h"
 

@@ -1,9 +1,20 @@
 /* BR_WITH guards: acquire with BR_FOREVER, hand back the release function.
  *
- * A failed acquire can only be misuse (a destroyed object, a br_lock the caller already
- * holds, NULL): the guard then has obj == NULL, so the block doesn't run, and the code
- * goes through the misuse policy (panic_on_misuse turns BR_EINVAL into an abort). */
+ * A failed acquire is misuse (a destroyed object, a br_lock the caller already holds,
+ * NULL) or, in a coroutine, a cancel: the guard then has obj == NULL, so the block
+ * doesn't run. Misuse goes through the misuse policy (panic_on_misuse turns BR_EINVAL
+ * into an abort). A cancel can't be returned from a statement, and the acquire that
+ * reported it consumed it: it is posted again to the caller's context (as rule 2 of
+ * core/lib.h does for a cancel a wake overtook), so the coroutine's next blocking call
+ * reports it instead of it being lost. */
 #include "thread/private.h"
+
+/* Posts a cancel the caller's acquire consumed back to the caller's context. */
+static void repost_cancel(void) {
+    br__waiter w;
+    br__waiter_init(&w); /* binds w to the current context; never parked */
+    br__waiter_repost_cancel(&w);
+}
 
 static int rel_lock(void *o) {
     return br_lock_release(o);
@@ -19,6 +30,10 @@ static int rel_cond(void *o) {
 }
 
 static br_guard_ make(int rc, void *obj, int (*release)(void *), const char *what) {
+    if (rc == BR_ECANCELED) {
+        repost_cancel();
+        return (br_guard_){NULL, NULL};
+    }
     if (rc != 0) {
         (void)BR__MISUSE(rc, what);
         return (br_guard_){NULL, NULL};

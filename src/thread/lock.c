@@ -6,8 +6,8 @@
  * holder (0 when free); `wq` holds the sleepers. Invariant, true whenever wq.lock is
  * free: WAITERS is set exactly when wq is non-empty. WAITERS is set (before the push)
  * and cleared (when the queue empties: a wake that took the last sleeper, or a sleeper
- * that timed out, through br__waiter_park_or_leave's `unlinked` hook) only under
- * wq.lock. DESTROYED is a poison value with LOCKED set.
+ * that timed out or was cancelled, through br__waiter_park_or_leave's `left` hook)
+ * only under wq.lock. DESTROYED is a poison value with LOCKED set.
  *
  * Acquire. Fast path: one CAS 0 -> LOCKED, then store owner (plain stores while the
  * process is single-threaded, see thread/private.h). Otherwise spin briefly (a few
@@ -38,6 +38,21 @@
  * Ownership. Only a context stores its own br__self() into owner, and it clears it
  * before its releasing RMW; so a context that reads owner == br__self() (it always sees
  * its own last store) does hold the lock, and relaxed order suffices for owner.
+ *
+ * Cancellation (a coroutine's, core/lib.h). A sleeper cancelled while still queued
+ * leaves the queue (br__waiter_park_or_leave, which clears WAITERS through
+ * sleeper_left if the queue emptied) and returns BR_ECANCELED: it held nothing, took
+ * nothing, and the releases that come later wake the sleepers still queued. A sleeper
+ * whose wake overtook the cancel has been popped by a release, and that wake is the
+ * only one the release made: if it left now, the sleepers behind it would stay asleep
+ * with the lock free. So it retries as any woken sleeper does, with the cancel posted
+ * again (rule 2): it either takes the lock (0, the cancel stays pending for the
+ * context's next park) or, having lost to a barger, queues again and its next park
+ * reports the cancel at once; the barger's release then wakes whoever is still queued.
+ * A cancel is only looked at in a park: an acquire that doesn't need to sleep (the
+ * lock is free, or comes free while it spins) returns 0 and leaves the cancel pending,
+ * as asyncio.Lock.acquire() on a free lock does. A condition takes its lock back with
+ * BR__WAITER_NOCANCEL (br__lock_acquire_nocancel): that wait ignores cancels.
  *
  * Destroy takes wq.lock so that it cannot succeed while a releaser is still inside
  * the wake path. Like most mutexes it cannot protect a releaser that saw WAITERS from
@@ -100,7 +115,7 @@ static bool spin_take(struct br__lock *l) {
     }
 }
 
-/* The `unlinked` hook: a sleeper timed out and left; runs under wq.lock. */
+/* The `left` hook: a sleeper timed out or was cancelled and left; runs under wq.lock. */
 static void sleeper_left(br__wq *q, void *arg, int why) {
     (void)why;
     struct br__lock *l = arg;
@@ -108,7 +123,7 @@ static void sleeper_left(br__wq *q, void *arg, int why) {
         atomic_fetch_and_explicit(&l->state, ~BR__LOCK_WAITERS, memory_order_relaxed);
 }
 
-int br__lock_acquire_slow(struct br__lock *l, int64_t deadline) {
+int br__lock_acquire_slow(struct br__lock *l, int64_t deadline, uint32_t wflags) {
     uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
     if (s == BR__LOCK_DESTROYED)
         return BR_EINVAL;
@@ -121,11 +136,11 @@ int br__lock_acquire_slow(struct br__lock *l, int64_t deadline) {
      * holder nothing). A sleeper that was woken and then lost the lock to a barger
      * parks with NOSPIN: the lock is being re-taken in a tight loop, and sleeping in
      * the kernel gives the holder a long uncontended run, as glibc's mutex does. */
-    uint32_t flags = 0;
+    bool woken = false;
     for (;;) {
         br__waiter w;
         br__waiter_init(&w);
-        w.flags = flags;
+        w.flags = wflags | (woken ? BR__WAITER_NOSPIN : 0);
         br__ilock_lock(&l->wq.lock);
         s = atomic_load_explicit(&l->state, memory_order_relaxed);
         for (;;) {
@@ -144,7 +159,7 @@ int br__lock_acquire_slow(struct br__lock *l, int64_t deadline) {
                                               memory_order_relaxed, memory_order_relaxed))
                 break;
         }
-        if (flags) /* woken before: it has waited longest, back to the front */
+        if (woken) /* woken before: it has waited longest, back to the front */
             br__wq_push_front(&l->wq, &w);
         else
             br__wq_push(&l->wq, &w);
@@ -152,8 +167,10 @@ int br__lock_acquire_slow(struct br__lock *l, int64_t deadline) {
 
         int rc = br__waiter_park_or_leave(&w, &l->wq, deadline, sleeper_left, l);
         if (rc != 0)
-            return rc; /* timed out, unlinked; WAITERS fixed by sleeper_left */
-        flags = BR__WAITER_NOSPIN;
+            return rc; /* timed out or cancelled, unlinked; sleeper_left fixed WAITERS */
+        /* Woken by a release: retry, even if a cancel arrived too (it was posted again
+         * and the next park reports it; see the design notes). */
+        woken = true;
     }
 }
 
@@ -198,7 +215,7 @@ int br_lock_destroy(br_lock *pub) {
 BR__NOINLINE static int acquire_contended(struct br__lock *l, int64_t deadline) {
     if (br__lock_owned(l))
         return BR__MISUSE(BR_EDEADLK, "br_lock_acquire: the caller already holds it");
-    int rc = br__lock_acquire_slow(l, deadline);
+    int rc = br__lock_acquire_slow(l, deadline, 0);
     if (rc == BR_EINVAL)
         return BR__MISUSE(BR_EINVAL, "br_lock_acquire: destroyed lock");
     return rc;

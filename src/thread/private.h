@@ -30,8 +30,10 @@ struct br__lock {
 };
 
 /* Takes l for the caller (any state but "already owned by the caller", which the
- * public functions check first). 0, BR_ETIMEDOUT or BR_EINVAL (destroyed). */
-int br__lock_acquire_slow(struct br__lock *l, int64_t deadline);
+ * public functions check first). 0, BR_ETIMEDOUT, BR_ECANCELED (the calling context
+ * was cancelled while it waited; never with wflags = BR__WAITER_NOCANCEL) or BR_EINVAL
+ * (destroyed). wflags: 0, or BR__WAITER_NOCANCEL for a wait that must finish. */
+int br__lock_acquire_slow(struct br__lock *l, int64_t deadline, uint32_t wflags);
 /* The second half of a release that found WAITERS set: wakes one sleeper. */
 void br__lock_wake_slow(struct br__lock *l);
 /* Poisons a free lock: 0, BR_EBUSY (held or waited on), BR_EINVAL (destroyed). */
@@ -66,7 +68,15 @@ static inline bool br__lock_try_fast(struct br__lock *l) {
 static inline int br__lock_acquire(struct br__lock *l, int64_t deadline) {
     if (BR__LIKELY(br__lock_try_fast(l)))
         return 0;
-    return br__lock_acquire_slow(l, deadline);
+    return br__lock_acquire_slow(l, deadline, 0);
+}
+
+/* Takes l whatever happens: no deadline, and a cancel request stays pending (a
+ * condition taking its lock back). 0, or BR_EINVAL (destroyed). */
+static inline int br__lock_acquire_nocancel(struct br__lock *l) {
+    if (BR__LIKELY(br__lock_try_fast(l)))
+        return 0;
+    return br__lock_acquire_slow(l, BR_FOREVER, BR__WAITER_NOCANCEL);
 }
 
 /* Releases l, which the caller holds (checked by the callers). */

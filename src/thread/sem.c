@@ -21,6 +21,14 @@
  *
  * A waiter whose deadline passes just as it was handed a unit keeps the unit
  * (br__waiter_park_or_leave returns 0), so no unit is ever lost.
+ *
+ * Cancellation (a coroutine's, core/lib.h) follows from the hand-off. A waiter is
+ * either still queued, and then it holds no unit: a cancel unlinks it (waiter_left
+ * clears W if the queue emptied) and it returns BR_ECANCELED, leaving value as it was
+ * and the units of later releases to the waiters behind it. Or a release has popped it
+ * and handed it a unit: the unit is its own, so it returns 0 and the cancel stays
+ * pending for the context's next park (rule 2). Never both, never neither. An acquire
+ * that finds value > 0 doesn't park and so doesn't look at a pending cancel.
  */
 #include "thread/private.h"
 
@@ -66,7 +74,7 @@ int br_sem_destroy(br_sem *pub) {
     return rc == BR_EINVAL ? BR__MISUSE(rc, "br_sem_destroy: destroyed twice") : rc;
 }
 
-/* The `unlinked` hook: a waiter timed out and left; under wq.lock. */
+/* The `left` hook: a waiter timed out or was cancelled and left; under wq.lock. */
 static void waiter_left(br__wq *q, void *arg, int why) {
     (void)why;
     struct br__sem *s = arg;
@@ -106,7 +114,8 @@ BR__NOINLINE static int acquire_slow(struct br__sem *s, int64_t deadline) {
     br__wq_push(&s->wq, &w);
     br__ilock_unlock(&s->wq.lock);
     /* 0: a releaser handed us a unit (w.data == 1); its wake orders its writes before
-     * our return, like the acquire CAS would. */
+     * our return, like the acquire CAS would. BR_ETIMEDOUT, BR_ECANCELED: unlinked,
+     * no unit. */
     return br__waiter_park_or_leave(&w, &s->wq, deadline, waiter_left, s);
 }
 

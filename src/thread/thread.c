@@ -35,6 +35,19 @@
  * long wait, for fn to return, goes through the waiter. (There is no portable way to
  * wait for a pthread's end on a futex of our own.)
  *
+ * Cancellation (a coroutine's, core/lib.h). The waits for `done` and for another
+ * joiner's reap are cancellable: a cancelled one unlinks itself and the join returns
+ * BR_ECANCELED through the same exit as a timeout (joiners counted down, the detach
+ * left to the last join out if the handle was freed), having changed nothing. One
+ * woken first keeps the wake (rule 2: the cancel stays pending) and looks at the state
+ * again: it may find the thread reaped (0), or become the reaper itself. The reap is
+ * not cancellable: pthread_join can't be interrupted, and a reaper that gave up would
+ * only hand the same short wait to the next joiner, so a cancel that arrives during it
+ * stays pending and the join returns what the reap returned. A join that finds the
+ * thread already reaped never parks and returns 0 whatever is pending. The exit
+ * handler's wait for `done` ignores cancels (BR__WAITER_NOCANCEL): exit() must wait for
+ * every non-daemon thread, whatever context calls it.
+ *
  * The timed reap uses pthread_clockjoin_np on CLOCK_MONOTONIC with the deadline as it
  * is, so a far deadline (BR_FOREVER - 1) can't overflow and a wall-clock jump doesn't
  * matter. ThreadSanitizer doesn't intercept pthread_clockjoin_np (it would never learn
@@ -165,18 +178,21 @@ static void set_word(struct br_thread *t, _Atomic uint32_t *word, uint32_t v) {
 }
 
 /* Links w into t->wq (the caller holds wq.lock and drops it here) and parks it. 0 when
- * woken (the state changed: look again), BR_ETIMEDOUT. */
+ * woken (the state changed: look again), BR_ETIMEDOUT or BR_ECANCELED (unlinked; never
+ * with BR__WAITER_NOCANCEL in w->flags). */
 static int park_on(struct br_thread *t, br__waiter *w, int64_t deadline) {
     br__wq_push(&t->wq, w);
     br__ilock_unlock(&t->wq.lock);
     return br__waiter_park_or_leave(w, &t->wq, deadline, NULL, NULL);
 }
 
-/* Waits until t's fn has returned. */
-static int wait_done(struct br_thread *t, int64_t deadline) {
+/* Waits until t's fn has returned: 0, BR_ETIMEDOUT or BR_ECANCELED. wflags: 0, or
+ * BR__WAITER_NOCANCEL for a wait that must finish. */
+static int wait_done(struct br_thread *t, int64_t deadline, uint32_t wflags) {
     for (;;) {
         br__waiter w;
         br__waiter_init(&w);
+        w.flags = wflags;
         br__ilock_lock(&t->wq.lock);
         if (atomic_load_explicit(&t->done, memory_order_acquire)) {
             br__ilock_unlock(&t->wq.lock);
@@ -203,7 +219,9 @@ static void join_at_exit(void) {
         br__ilock_unlock(&reg_lock);
         if (!t)
             return;
-        (void)wait_done(t, BR_FOREVER);
+        /* Uncancellable: exit() waits for every non-daemon thread, even when a
+         * cancelled coroutine's context calls it. */
+        (void)wait_done(t, BR_FOREVER, BR__WAITER_NOCANCEL);
         br__thread_unref(t);
     }
 }
@@ -406,7 +424,7 @@ static int join_held(struct br_thread *t, int64_t deadline) {
             /* fn still runs, or another joiner is reaping: wait for a change. */
             int rc = park_on(t, &w, deadline);
             if (rc != 0)
-                return rc;
+                return rc; /* BR_ETIMEDOUT or BR_ECANCELED: nothing changed */
             continue;
         }
         if (r == BR__REAP_DONE) {
@@ -419,6 +437,7 @@ static int join_held(struct br_thread *t, int64_t deadline) {
         }
         atomic_store_explicit(&t->reap, BR__REAP_BUSY, memory_order_relaxed);
         br__ilock_unlock(&t->wq.lock);
+        /* Not cancellable (design notes): a cancel now stays pending. */
         int rc = join_pthread(t->pt, deadline);
         /* Done, or back to NONE for a later join (or the last joiner's detach). */
         set_word(t, &t->reap, rc == 0 ? BR__REAP_DONE : BR__REAP_NONE);
