@@ -48,3 +48,17 @@ else()
                    -P ${CMAKE_CURRENT_LIST_DIR}/install_check.cmake)
   set_tests_properties(packaging.install PROPERTIES TIMEOUT ${_timeout} LABELS packaging)
 endif()
+
+# packaging.optional_parts: cmake/BraidOptional.cmake on a project of its own
+# (optional/), configured four ways by optional_check.cmake. Needs no compiler.
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             ${CMAKE_CURRENT_LIST_DIR}/optional_check.cmake)
+math(EXPR _timeout "120 * ${BRAID_TEST_TIMEOUT_MULTIPLIER}")
+add_test(NAME packaging.optional_parts
+         COMMAND ${CMAKE_COMMAND}
+                 -DSRC=${CMAKE_CURRENT_LIST_DIR}
+                 -DROOT=${PROJECT_SOURCE_DIR}
+                 -DWORK=${CMAKE_CURRENT_BINARY_DIR}/packaging-optional
+                 -DGENERATOR=${CMAKE_GENERATOR}
+                 -P ${CMAKE_CURRENT_LIST_DIR}/optional_check.cmake)
+set_tests_properties(packaging.optional_parts PROPERTIES TIMEOUT ${_timeout} LABELS packaging)
