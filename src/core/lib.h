@@ -44,10 +44,12 @@
 
 /* --- misuse -------------------------------------------------------------------- */
 
-/* Returns `code`, after printing `what` and the call site and aborting when
- * br_set_panic_on_misuse(true) is on and code is BR_EINVAL or BR_EPERM. */
-int br__misuse_at(int code, const char *what, const char *file, int line) BR__COLD;
-#define BR__MISUSE(code, what) br__misuse_at((code), (what), __FILE__, __LINE__)
+/* Returns `code`; but when br_set_panic_on_misuse(true) is on and code is BR_EINVAL or
+ * BR_EPERM, prints `what` (which starts with the public function's name:
+ * "br_lock_release: the caller doesn't hold the lock") and the caller's frame and
+ * backtrace (br__print_backtrace), and aborts. braid/core.h shows the report. */
+int br__misuse(int code, const char *what) BR__COLD;
+#define BR__MISUSE(code, what) br__misuse((code), (what))
 
 /* --- memory ---------------------------------------------------------------------
  *
