@@ -120,7 +120,9 @@ BR_API int br_map_next(br_map *m, const void **data, size_t *len);
  * isn't 8 bytes (and the map goes on). */
 BR_API int br_map_next_i64(br_map *m, int64_t *value);
 /* Cancels the inputs not started, waits for the running ones (they borrow args) and
- * frees the map. 0 or BR_EINVAL. */
+ * frees the map. 0 or BR_EINVAL (m NULL). A second br_map_free, like any call on a freed
+ * map, is a use after free: the "not a live map" check that may answer BR_EINVAL is a
+ * debugging aid only (debug builds poison the freed map). */
 BR_API int br_map_free(br_map *m);
 
 /* --- executors ------------------------------------------------------------------------ */
@@ -139,8 +141,14 @@ BR_API int br_map_free(br_map *m);
  * never complete in the child. */
 BR_API int br_executor_shutdown(br_executor *ex, bool wait, bool cancel_futures);
 /* shutdown(wait=true) and free: Python's `with` block exit. Futures you still hold
- * stay valid. 0, BR_EINVAL (NULL or not a live executor; NULL doesn't count as
- * misuse), BR_EDEADLK (from one of the executor's own workers; nothing is freed). */
+ * stay valid. 0, BR_EINVAL (ex NULL, which doesn't count as misuse), BR_EDEADLK (from
+ * one of the executor's own workers; nothing is freed).
+ *
+ * A second br_executor_free of the same executor, like any call on a freed one, is a
+ * use after free (AddressSanitizer reports it): its memory is gone. The "not a live
+ * executor" check may still answer BR_EINVAL while that memory isn't reused, a
+ * debugging aid only; debug builds poison a freed thread pool so that a stale handle
+ * fails at once. */
 BR_API int br_executor_free(br_executor *ex);
 /* "thread" (later: "process", "mpi", "loop"); NULL if ex is not a live executor. */
 BR_API const char *br_executor_kind(const br_executor *ex);

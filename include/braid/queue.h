@@ -72,8 +72,10 @@ BR_API int br_queue_new(br_queue **out, const br_queue_opts *opts);
  * waiter, draining): free waits a moment for it or returns BR_EBUSY. BR_EBUSY also
  * covers every call blocked in put, get or join (shut the queue down to release them).
  * On BR_EBUSY nothing happened; try again later. A call free can't know about (one
- * another thread is just entering) is a use after free, as with any free. Returns 0,
- * BR_EBUSY or BR_EINVAL. */
+ * another thread is just entering) is a use after free, as with any free, and so is a
+ * second br_queue_free of the same queue: neither is detected. Returns 0, BR_EBUSY or
+ * BR_EINVAL (q NULL). Debug builds poison a freed queue, so that a stale handle faults
+ * instead of working on freed memory; AddressSanitizer reports the use. */
 BR_API int br_queue_free(br_queue *q);
 
 /* Appends item, waiting for room until the deadline on a bounded queue. The queue owns

@@ -64,6 +64,12 @@ void *br__realloc(void *p, size_t n);
 void *br__aligned_alloc(size_t align, size_t n);
 char *br__strdup(const char *s);
 void br__free(void *p);
+/* Frees an object of n bytes that callers hold handles to (a queue, a map, a pool...).
+ * Debug builds (no NDEBUG) first fill it with BR__POISON_BYTE, so that a stale handle
+ * fails loudly even without ASan: its magic no longer matches and the pointers in it
+ * fault. A debugging aid, not a check: the memory may be reused at once. */
+void br__free_poisoned(void *p, size_t n);
+#define BR__POISON_BYTE 0xdb
 
 /* Test hook: allocations succeed n more times, then every one fails until reset with
  * n < 0 (the default: never fail). Counts across all threads. */

@@ -280,6 +280,6 @@ int br_map_free(br_map *m) {
     m->magic = MAP_DEAD;
     br__free(m->chunks);
     br__free(m->slab);
-    br__free(m);
+    br__free_poisoned(m, sizeof *m);
     return 0;
 }
