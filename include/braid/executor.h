@@ -113,8 +113,18 @@ BR_API int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *
  * An input's code is the task's own failure, BR_ECANCELED (cancelled: shutdown with
  * cancel_futures), or, for an input that never got to run, BR_ESHUTDOWN, BR_EBROKEN or
  * BR_ENOMEM (its chunk couldn't be submitted). BR_EOF after the last input.
- * BR_ETIMEDOUT when the map's deadline passes: the inputs not started are cancelled
- * and every later call returns BR_ETIMEDOUT. BR_EINVAL if m is not a live map. */
+ *
+ * The deadline (br_map_opts.deadline), as Python's timeout: an input already done is
+ * returned even after the deadline has passed, as concurrent.futures' result iterator
+ * returns a done future's result with no time left. BR_ETIMEDOUT when the deadline
+ * passes while the input to read isn't done, or when that input's task was stopped or
+ * never started by the deadline (each task carries it: such an input is done, failed
+ * with BR_ETIMEDOUT, and is the one Python would still be waiting for). The map is then
+ * over: the inputs not started are cancelled and every later call returns BR_ETIMEDOUT,
+ * never BR_EOF. So a map made with a deadline already past runs nothing and returns
+ * BR_ETIMEDOUT at once. A task's own BR_ETIMEDOUT is an input failure like any other
+ * when read before the deadline, and ends the map when read after it (the two can't be
+ * told apart). BR_EINVAL if m is NULL. */
 BR_API int br_map_next(br_map *m, const void **data, size_t *len);
 /* The same, with the result read as an int64: BR_EINVAL also when an input's result
  * isn't 8 bytes (and the map goes on). */

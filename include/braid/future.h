@@ -162,8 +162,11 @@ typedef enum br_return_when {
  * sets[*ndone .. *ndone + *nnot_done) the others, each once, in input order (sets may
  * be fs itself). No
  * references are taken or dropped. Returns 0 when `when` holds, BR_ETIMEDOUT if the
- * deadline passed first (the sets are filled either way), BR_EINVAL, BR_ENOMEM. One
- * waiter registration per future per call; futures done on entry cost nothing. */
+ * deadline passed first (the sets are filled either way), BR_EINVAL (fs NULL with
+ * n > 0, a NULL future in fs, or a `when` that is none of BR_ALL_COMPLETED,
+ * BR_FIRST_COMPLETED and BR_FIRST_EXCEPTION: nothing is waited for, and *ndone and
+ * *nnot_done are 0), or BR_ENOMEM. One waiter registration per future per call;
+ * futures done on entry cost nothing. */
 BR_API int br_wait(br_future *const fs[], size_t n, br_return_when when, int64_t deadline,
                    br_future *sets[], size_t *ndone, size_t *nnot_done);
 
