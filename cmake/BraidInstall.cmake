@@ -1,7 +1,14 @@
-# make install: headers, the library, braid.pc and a CMake package (find_package(braid)).
+# make install: headers, the libraries (libbraid.so and libbraid.a), braid.pc and a CMake
+# package (find_package(braid): braid::braid, the shared one, and braid::braid_static).
+# The braid program gets an install RPATH relative to $ORIGIN (apps/braid), so the
+# installed tree works from any prefix and keeps working when moved.
 include(CMakePackageConfigHelpers)
 
-install(TARGETS braid EXPORT braidTargets
+set(_braid_install_targets braid)
+if(BUILD_SHARED_LIBS)
+  list(APPEND _braid_install_targets braid_static)
+endif()
+install(TARGETS ${_braid_install_targets} EXPORT braidTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
@@ -39,5 +46,8 @@ foreach(_d LIBDIR INCLUDEDIR)
     set(BRAID_PC_${_d} "\${prefix}/${CMAKE_INSTALL_${_d}}")
   endif()
 endforeach()
+# Libs.private: what libbraid.a needs (pkg-config --static). Cflags stay the same for
+# both kinds: BRAID_STATIC only matters for Windows DLLs, which braid doesn't build.
+set(BRAID_PC_LIBS_PRIVATE "-pthread -lm")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/braid.pc.in ${PROJECT_BINARY_DIR}/braid.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/braid.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -124,8 +124,29 @@ BR_API char *br_strerror_r(int code, char *buf, size_t len);
 
 /* Misuse (a null handle, releasing a lock you don't own, submitting to a shut-down
  * pool) returns BR_EINVAL, BR_EPERM or BR_ESHUTDOWN. With panic_on_misuse on, BR_EINVAL
- * and BR_EPERM caused by misuse print the call site and abort instead, so a bug fails a
- * test where it happens. Off by default; process-wide. */
+ * and BR_EPERM caused by misuse abort() instead (SIGABRT), so that a bug fails a test
+ * where it happens, after writing to stderr:
+ *
+ *   braid: misuse: br_lock_release: the caller doesn't hold the lock (BR_EPERM)
+ *   braid: called from ./app+0x1192 (misuse_here+0x22)
+ *   braid: backtrace, innermost first:
+ *   ./app(misuse_here+0x22)[0x563311b0b192]
+ *   ./app(main+0x13)[0x563311b0b073]
+ *   ...
+ *
+ * The first line names the API function, what was wrong and the code. The second names
+ * the caller, the innermost frame outside libbraid: its module, the offset of the return
+ * address in it (`addr2line -f -e ./app 0x1192` names the function, and the line if the
+ * program has debug info; for a position-independent program or a library), and its
+ * symbol if the module exports one. That line is there only when libbraid is a shared
+ * library; linked statically, braid is part of the program's module, and the caller is
+ * the first frame of the backtrace that isn't braid's. The backtrace follows, one frame
+ * per line, as "module(symbol+offset)[address]". A function whose last act was a call
+ * (a tail call) has left the stack and shows nowhere: often braid's own, and a caller
+ * that ends with `return br_x(...)`, whose own caller is then named instead. A program's
+ * functions have names there only if it is linked with -rdynamic (and they are visible);
+ * module and offset are always there. Where the C library has no unwinder, only the
+ * first line is written. Off by default; process-wide. */
 BR_API void br_set_panic_on_misuse(bool on);
 
 /* --- time and deadlines ------------------------------------------------------- */

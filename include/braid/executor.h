@@ -113,14 +113,26 @@ BR_API int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *
  * An input's code is the task's own failure, BR_ECANCELED (cancelled: shutdown with
  * cancel_futures), or, for an input that never got to run, BR_ESHUTDOWN, BR_EBROKEN or
  * BR_ENOMEM (its chunk couldn't be submitted). BR_EOF after the last input.
- * BR_ETIMEDOUT when the map's deadline passes: the inputs not started are cancelled
- * and every later call returns BR_ETIMEDOUT. BR_EINVAL if m is not a live map. */
+ *
+ * The deadline (br_map_opts.deadline), as Python's timeout: an input already done is
+ * returned even after the deadline has passed, as concurrent.futures' result iterator
+ * returns a done future's result with no time left. BR_ETIMEDOUT when the deadline
+ * passes while the input to read isn't done, or when that input's task was stopped or
+ * never started by the deadline (each task carries it: such an input is done, failed
+ * with BR_ETIMEDOUT, and is the one Python would still be waiting for). The map is then
+ * over: the inputs not started are cancelled and every later call returns BR_ETIMEDOUT,
+ * never BR_EOF. So a map made with a deadline already past runs nothing and returns
+ * BR_ETIMEDOUT at once. A task's own BR_ETIMEDOUT is an input failure like any other
+ * when read before the deadline, and ends the map when read after it (the two can't be
+ * told apart). BR_EINVAL if m is NULL. */
 BR_API int br_map_next(br_map *m, const void **data, size_t *len);
 /* The same, with the result read as an int64: BR_EINVAL also when an input's result
  * isn't 8 bytes (and the map goes on). */
 BR_API int br_map_next_i64(br_map *m, int64_t *value);
 /* Cancels the inputs not started, waits for the running ones (they borrow args) and
- * frees the map. 0 or BR_EINVAL. */
+ * frees the map. 0 or BR_EINVAL (m NULL). A second br_map_free, like any call on a freed
+ * map, is a use after free: the "not a live map" check that may answer BR_EINVAL is a
+ * debugging aid only (debug builds poison the freed map). */
 BR_API int br_map_free(br_map *m);
 
 /* --- executors ------------------------------------------------------------------------ */
@@ -139,8 +151,14 @@ BR_API int br_map_free(br_map *m);
  * never complete in the child. */
 BR_API int br_executor_shutdown(br_executor *ex, bool wait, bool cancel_futures);
 /* shutdown(wait=true) and free: Python's `with` block exit. Futures you still hold
- * stay valid. 0, BR_EINVAL (NULL or not a live executor; NULL doesn't count as
- * misuse), BR_EDEADLK (from one of the executor's own workers; nothing is freed). */
+ * stay valid. 0, BR_EINVAL (ex NULL, which doesn't count as misuse), BR_EDEADLK (from
+ * one of the executor's own workers; nothing is freed).
+ *
+ * A second br_executor_free of the same executor, like any call on a freed one, is a
+ * use after free (AddressSanitizer reports it): its memory is gone. The "not a live
+ * executor" check may still answer BR_EINVAL while that memory isn't reused, a
+ * debugging aid only; debug builds poison a freed thread pool so that a stale handle
+ * fails at once. */
 BR_API int br_executor_free(br_executor *ex);
 /* "thread" (later: "process", "mpi", "loop"); NULL if ex is not a live executor. */
 BR_API const char *br_executor_kind(const br_executor *ex);

@@ -22,8 +22,10 @@
  * Ownership: futures are reference-counted. Whoever gets a future from a constructor
  * or a submit owns one reference and drops it with br_future_release. Result bytes and
  * messages belong to the future and stay valid while you hold a reference. Every
- * function is thread-safe. A future used after its last release returns BR_EINVAL
- * where that is detectable (until its memory is reused); don't count on it.
+ * function is thread-safe. A future used after its last release is a use after free:
+ * its block goes back to braid's cache and may be another future's at once. A magic
+ * check refuses it (BR_EINVAL, a misuse) while the block is unused: a debugging aid,
+ * never a promise.
  */
 #ifndef BRAID_FUTURE_H
 #define BRAID_FUTURE_H
@@ -48,7 +50,9 @@ typedef enum br_future_state {
 BR_API int br_future_new(br_future **out);
 BR_API void br_future_retain(br_future *f);
 /* Drops a reference; the last one frees the future and its result. Safe from a
- * done-callback, even the last reference. */
+ * done-callback, even the last reference. Releasing more references than you own is a
+ * use after free: the block may already be another future's, whose reference you would
+ * then drop. The refusal described above is a debugging aid, not a promise. */
 BR_API void br_future_release(br_future *f);
 
 /* The state queries read one atomic word and never block. Given a dead handle (misuse)
@@ -158,8 +162,11 @@ typedef enum br_return_when {
  * sets[*ndone .. *ndone + *nnot_done) the others, each once, in input order (sets may
  * be fs itself). No
  * references are taken or dropped. Returns 0 when `when` holds, BR_ETIMEDOUT if the
- * deadline passed first (the sets are filled either way), BR_EINVAL, BR_ENOMEM. One
- * waiter registration per future per call; futures done on entry cost nothing. */
+ * deadline passed first (the sets are filled either way), BR_EINVAL (fs NULL with
+ * n > 0, a NULL future in fs, or a `when` that is none of BR_ALL_COMPLETED,
+ * BR_FIRST_COMPLETED and BR_FIRST_EXCEPTION: nothing is waited for, and *ndone and
+ * *nnot_done are 0), or BR_ENOMEM. One waiter registration per future per call;
+ * futures done on entry cost nothing. */
 BR_API int br_wait(br_future *const fs[], size_t n, br_return_when when, int64_t deadline,
                    br_future *sets[], size_t *ndone, size_t *nnot_done);
 
@@ -176,7 +183,8 @@ BR_API int br_as_completed_new(br_as_completed **out, br_future *const fs[], siz
 /* 0 and *f = the next done future (borrowed: valid until br_as_completed_free, or
  * retain it); BR_EOF when every future has been yielded; BR_ETIMEDOUT when the deadline
  * passes first (call again with a later deadline via br_as_completed_set_deadline, or
- * free it); BR_EINVAL (it or f NULL, or a freed iterator). Blocks until then. */
+ * free it); BR_EINVAL (it or f NULL; a freed iterator is a use after free). Blocks until
+ * then. */
 BR_API int br_as_completed_next(br_as_completed *it, br_future **f);
 /* The same, also giving the future's position in the fs array passed to
  * br_as_completed_new (its first position, if it was listed twice): what Python code
@@ -188,7 +196,9 @@ BR_API int br_as_completed_set_deadline(br_as_completed *it, int64_t deadline);
 /* Frees the iterator and drops its references. Futures not yet done keep running.
  * BR_EBUSY, and nothing happens, while a thread is blocked in br_as_completed_next on
  * it (wake it first: complete its futures or move the deadline); a call on `it` that
- * begins after the free is a use after free. 0, BR_EBUSY or BR_EINVAL. */
+ * begins after the free is a use after free, and so is a second free: not detected (the
+ * magic check that may answer BR_EINVAL is a debugging aid; debug builds poison the
+ * freed iterator). 0, BR_EBUSY or BR_EINVAL (it NULL). */
 BR_API int br_as_completed_free(br_as_completed *it);
 
 #ifdef __cplusplus

@@ -48,7 +48,24 @@ typedef enum br_queue_kind {
 typedef struct br_queue_opts {
     br_queue_kind kind;
     /* Python's maxsize: 0 is unbounded; put blocks while the queue holds maxsize items.
-     * Must be 0 for BR_QUEUE_SIMPLE. */
+     * Must be 0 for BR_QUEUE_SIMPLE.
+     *
+     * Unlike Python's, a bounded queue reserves room for all maxsize items when it is
+     * made, so that put never allocates (and never fails for memory). The reservation,
+     * on 64-bit systems: FIFO, about 16 bytes per item (chunks of up to 256 slots of
+     * 16 bytes, plus 3 spare chunks: (maxsize - 1) / 256 + 3 chunks of 4112 bytes for
+     * maxsize >= 256), zeroed; LIFO and PRIORITY, 24 bytes per item, one array. That is
+     * address space, not memory: a large reservation comes from mmap, whose pages cost
+     * nothing until first written, and the queue writes only the chunks (or the part of
+     * the array) that its items have occupied at once, so the memory touched follows
+     * the most items ever queued together, not maxsize. Small reservations (below the
+     * C library's mmap threshold, 128 KiB by default with glibc) come from the heap and
+     * may be touched at once.
+     * A reservation that can't be made is BR_ENOMEM from br_queue_new (nothing is
+     * created): a maxsize whose size doesn't fit in size_t, one beyond the address
+     * space, or one the kernel's overcommit policy refuses (by default, far more than
+     * RAM plus swap). Under AddressSanitizer and ThreadSanitizer an allocation above
+     * their limit (1 TiB) is reported as an error unless allocator_may_return_null=1. */
     size_t maxsize;
     /* Called with each item an immediate shutdown drains, and with each item still
      * queued when the queue is freed. NULL: those items are simply dropped (fine for
@@ -59,7 +76,8 @@ typedef struct br_queue_opts {
 } br_queue_opts;
 
 /* Creates a queue (NULL opts: an unbounded FIFO). Returns 0, BR_EINVAL (bad kind, or
- * maxsize on a SimpleQueue) or BR_ENOMEM. */
+ * maxsize on a SimpleQueue) or BR_ENOMEM (out of memory, or a bounded queue's room for
+ * maxsize items couldn't be reserved: see br_queue_opts.maxsize). */
 BR_API int br_queue_new(br_queue **out, const br_queue_opts *opts);
 /* Frees the queue. It first shuts the queue down at once, then hands the items still in
  * it to opts.dispose; a dispose that calls back into the queue finds it shut down (put
@@ -72,8 +90,10 @@ BR_API int br_queue_new(br_queue **out, const br_queue_opts *opts);
  * waiter, draining): free waits a moment for it or returns BR_EBUSY. BR_EBUSY also
  * covers every call blocked in put, get or join (shut the queue down to release them).
  * On BR_EBUSY nothing happened; try again later. A call free can't know about (one
- * another thread is just entering) is a use after free, as with any free. Returns 0,
- * BR_EBUSY or BR_EINVAL. */
+ * another thread is just entering) is a use after free, as with any free, and so is a
+ * second br_queue_free of the same queue: neither is detected. Returns 0, BR_EBUSY or
+ * BR_EINVAL (q NULL). Debug builds poison a freed queue, so that a stale handle faults
+ * instead of working on freed memory; AddressSanitizer reports the use. */
 BR_API int br_queue_free(br_queue *q);
 
 /* Appends item, waiting for room until the deadline on a bounded queue. The queue owns

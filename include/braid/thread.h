@@ -19,7 +19,9 @@
  * valid object: an unlocked lock, an RLock, a Condition with its own RLock (like
  * threading.Condition()), a semaphore with value 0, a cleared event. _init functions
  * exist for the other configurations; _destroy returns BR_EBUSY while the object is
- * held or waited on, and poisons it so that later use returns BR_EINVAL.
+ * held or waited on, and poisons it so that later use returns BR_EINVAL. Destroying
+ * twice is detected, always: the storage is yours and keeps the poison until you
+ * initialise it again, so a second _destroy returns BR_EINVAL (a misuse).
  *
  * When to destroy (or free the memory of) one: only once no other thread can still be
  * inside a call on it. A waiter that has returned from br_sem_acquire or
@@ -99,9 +101,9 @@ BR_API int br_thread_start(br_thread **out, br_thread_fn fn, void *arg,
  * join the same thread, and join again after a timeout. Returns 0, BR_ETIMEDOUT,
  * BR_ECANCELED (the calling coroutine was cancelled (never for a thread); nothing
  * happened: join again later), BR_EDEADLK (a thread joining itself) or BR_EINVAL (t
- * NULL or freed). The last step, waiting for the finished thread's exit in the C
- * library (pthread_join, normally microseconds), can't be cancelled: a cancel that
- * arrives then stays pending. */
+ * NULL; a freed handle is a use after free, see br_thread_free). The last step,
+ * waiting for the finished thread's exit in the C library (pthread_join, normally
+ * microseconds), can't be cancelled: a cancel that arrives then stays pending. */
 BR_API int br_thread_join(br_thread *t, int64_t deadline);
 
 /* Releases the handle. A thread still running goes on (detached); if it is non-daemon
@@ -110,7 +112,13 @@ BR_API int br_thread_join(br_thread *t, int64_t deadline);
  * they keep what they need alive and end as they would have. A join that may still be
  * entering br_thread_join while t is freed races the free (as pthread_join racing
  * pthread_detach does) and is misuse, like a join begun after it: order the two
- * yourself. Returns 0 or BR_EINVAL (NULL, or freed twice where detectable). */
+ * yourself. Returns 0 or BR_EINVAL (t NULL).
+ *
+ * Freeing a handle twice is a use after free, not an error braid can report: the
+ * handle's memory goes once the thread has ended and no join holds it, and may be
+ * reused at once. While it is still there the second call happens to return BR_EINVAL
+ * (a magic check): a debugging aid, never a promise. Debug builds poison the freed
+ * memory; AddressSanitizer reports the use. */
 BR_API int br_thread_free(br_thread *t);
 
 /* False once fn has returned. */
@@ -148,7 +156,7 @@ BR_API void *br_local_get(br_local *l);
  * slot). */
 BR_API int br_local_set(br_local *l, void *value);
 /* Values still set in other threads are not destroyed. Returns 0 or BR_EINVAL (l
- * NULL). */
+ * NULL). Freeing a local twice is a use after free (not detected). */
 BR_API int br_local_free(br_local *l);
 
 /* --- Lock ------------------------------------------------------------------------- */

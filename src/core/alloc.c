@@ -51,3 +51,13 @@ char *br__strdup(const char *s) {
 }
 
 void br__free(void *p) { free(p); }
+
+void br__free_poisoned(void *p, size_t n) {
+#ifndef NDEBUG
+    if (p != NULL)
+        memset(p, BR__POISON_BYTE, n);
+#else
+    (void)n;
+#endif
+    free(p);
+}

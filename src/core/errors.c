@@ -52,11 +52,14 @@ void br_set_panic_on_misuse(bool on) {
     atomic_store_explicit(&panic_on_misuse, on, memory_order_relaxed);
 }
 
-int br__misuse_at(int code, const char *what, const char *file, int line) {
+/* The report names the API function (what starts with it) and where it was called
+ * from: the library's own file and line would say where braid noticed, which the
+ * caller can't act on. */
+int br__misuse(int code, const char *what) {
     if ((code == BR_EINVAL || code == BR_EPERM) &&
         atomic_load_explicit(&panic_on_misuse, memory_order_relaxed)) {
-        fprintf(stderr, "braid: misuse at %s:%d: %s (%s)\n", file, line, what,
-                br_err_name(code));
+        fprintf(stderr, "braid: misuse: %s (%s)\n", what, br_err_name(code));
+        br__print_backtrace(1); /* from br__misuse's caller up */
         abort();
     }
     return code;

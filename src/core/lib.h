@@ -44,10 +44,12 @@
 
 /* --- misuse -------------------------------------------------------------------- */
 
-/* Returns `code`, after printing `what` and the call site and aborting when
- * br_set_panic_on_misuse(true) is on and code is BR_EINVAL or BR_EPERM. */
-int br__misuse_at(int code, const char *what, const char *file, int line) BR__COLD;
-#define BR__MISUSE(code, what) br__misuse_at((code), (what), __FILE__, __LINE__)
+/* Returns `code`; but when br_set_panic_on_misuse(true) is on and code is BR_EINVAL or
+ * BR_EPERM, prints `what` (which starts with the public function's name:
+ * "br_lock_release: the caller doesn't hold the lock") and the caller's frame and
+ * backtrace (br__print_backtrace), and aborts. braid/core.h shows the report. */
+int br__misuse(int code, const char *what) BR__COLD;
+#define BR__MISUSE(code, what) br__misuse((code), (what))
 
 /* --- memory ---------------------------------------------------------------------
  *
@@ -62,6 +64,12 @@ void *br__realloc(void *p, size_t n);
 void *br__aligned_alloc(size_t align, size_t n);
 char *br__strdup(const char *s);
 void br__free(void *p);
+/* Frees an object of n bytes that callers hold handles to (a queue, a map, a pool...).
+ * Debug builds (no NDEBUG) first fill it with BR__POISON_BYTE, so that a stale handle
+ * fails loudly even without ASan: its magic no longer matches and the pointers in it
+ * fault. A debugging aid, not a check: the memory may be reused at once. */
+void br__free_poisoned(void *p, size_t n);
+#define BR__POISON_BYTE 0xdb
 
 /* Test hook: allocations succeed n more times, then every one fails until reset with
  * n < 0 (the default: never fail). Counts across all threads. */

@@ -27,11 +27,18 @@
  * it tops up so that at most buffersize chunks are in flight ahead of the one being
  * read. A chunk's slot is reused once all its inputs were read.
  *
- * Deadline: next() waits on the head input with the map's deadline. When it passes,
+ * Deadline, as Python's map(timeout=) reads it (each result is awaited with what is left
+ * of the timeout, and a future already done returns its result even when nothing is
+ * left): next() returns a head input that is done, whatever the clock says, and waits
+ * on one that isn't with the map's deadline. When that wait times out the map is over:
  * every input in flight that hasn't started is cancelled, and every later call returns
- * BR_ETIMEDOUT. Tasks still running are left to finish. A next() whose wait is
- * cancelled (a coroutine's, core/lib.h) returns BR_ECANCELED and leaves the map as it
- * was: the same input is read by the next call.
+ * BR_ETIMEDOUT. Tasks still running are left to finish. Each input's task carries the
+ * map's deadline too, so an input that hadn't started by then never runs and is done
+ * with BR_ETIMEDOUT: read after the deadline, it ends the map the same way (it is the
+ * input Python would still be waiting for), whereas read before, it can only be the
+ * task's own failure and the map goes on. A next() whose wait is cancelled (a
+ * coroutine's, core/lib.h) returns BR_ECANCELED and leaves the map as it was: the same
+ * input is read by the next call.
  *
  * br_map_free cancels the same way, then waits for every input to be done (the running
  * ones borrow the caller's args), and frees.
@@ -184,6 +191,26 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args, s
     return 0;
 }
 
+/* The map's deadline has passed (or expired the head input): cancel what hasn't
+ * started; every later call returns BR_ETIMEDOUT. */
+static int time_out(br_map *m) {
+    m->timed_out = true;
+    cancel_in_flight(m);
+    return BR_ETIMEDOUT;
+}
+
+/* True if f, done, failed with BR_ETIMEDOUT after the map's deadline passed: its task
+ * expired (never ran, or was stopped by the deadline), so Python would have been still
+ * waiting for it. A task's own BR_ETIMEDOUT read after the deadline counts too: the
+ * two can't be told apart, and either way the map is out of time. */
+static bool expired(const br_map *m, br_future *f) {
+    if (m->deadline == BR_FOREVER || !br_future_failed(f))
+        return false;
+    int code = 0;
+    return br_future_exception(f, BR_NOWAIT, &code, NULL) == 0 && code == BR_ETIMEDOUT &&
+           br__deadline_passed(m->deadline);
+}
+
 /* The next input's future, done, or an error (BR_EOF, BR_ETIMEDOUT, BR_ENOMEM). */
 static int advance(br_map *m, br_future **fp) {
     *fp = NULL;
@@ -205,12 +232,11 @@ static int advance(br_map *m, br_future **fp) {
     br_future *f = input(c, m->pos);
     int rc = 0;
     if (f != NULL) {
+        /* A done input is returned even past the deadline: br_future_wait answers 0
+         * for it without looking at the clock. */
         rc = br_future_wait(f, m->deadline);
-        if (rc == BR_ETIMEDOUT) {
-            m->timed_out = true;
-            cancel_in_flight(m);
-            return BR_ETIMEDOUT;
-        }
+        if (rc == BR_ETIMEDOUT || (rc == 0 && expired(m, f)))
+            return time_out(m); /* the input stays in place: br_map_free releases it */
     } else {
         rc = BR_ENOMEM;
     }
@@ -280,6 +306,6 @@ int br_map_free(br_map *m) {
     m->magic = MAP_DEAD;
     br__free(m->chunks);
     br__free(m->slab);
-    br__free(m);
+    br__free_poisoned(m, sizeof *m);
     return 0;
 }

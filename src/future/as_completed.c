@@ -222,7 +222,7 @@ int br_as_completed_free(br_as_completed *it) {
     for (size_t i = 0; i < it->n; i++)
         br_future_release(it->nodes[i].f);
     it->magic = AC_DEAD;
-    br__free(it);
+    br__free_poisoned(it, sizeof *it + it->n * sizeof it->nodes[0]);
     return 0;
 }
 

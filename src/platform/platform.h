@@ -4,7 +4,7 @@
  * Everything braid needs from the operating system beyond C11, <pthread.h> and POSIX
  * time goes through the functions below, so that porting braid means writing one
  * directory, src/platform/<os>/, that CMake chooses (src/CMakeLists.txt). Today there
- * is one: linux/ (futex.c, cpu.c, thread.c, membarrier.c). A port must keep every
+ * is one: linux/ (futex.c, cpu.c, thread.c, membarrier.c, backtrace.c). A port must keep every
  * promise written here; where an OS can't, the contract says what the fallback is.
  *
  * Services in use:
@@ -12,6 +12,7 @@
  *   cpu count    br_cpu_count(): affinity and CPU quota aware
  *   threads      the kernel's name of the calling thread; the thread's numeric id
  *   membarrier   a full barrier on every CPU running one of our threads (optional)
+ *   backtrace    the calling thread's stack, for the misuse report (optional)
  *
  * Slots the next layers fill (each lands with the layer that needs it, with its tests;
  * nothing is declared before it exists, so nothing here can be called half-made):
@@ -84,5 +85,22 @@ bool br__membarrier_init(void);
 /* The barrier. 0, or -1 if it failed (never after br__membarrier_init returned true,
  * but callers treat -1 as "don't rely on it"). */
 int br__membarrier(void);
+
+/* --- backtrace (linux/backtrace.c) --------------------------------------------------
+ *
+ * For the misuse report (core/errors.c) on its way to abort(), and nothing else: it may
+ * allocate and take locks (the unwinder loads its library on first use). Optional: a
+ * port without an unwinder prints nothing. */
+
+/* Writes to stderr, for the calling thread's stack less its `skip` innermost frames
+ * (this function's own frame is never shown):
+ *   braid: called from <module>+0x<offset> (<symbol>+0x<off>)
+ * naming the innermost frame outside libbraid, when libbraid is a shared library of its
+ * own (<offset> is the return address's offset in <module>; the symbol part only when
+ * the module exports one there); then
+ *   braid: backtrace, innermost first:
+ * and one line per frame, "<module>(<symbol>+0x<off>) [<address>]" (backtrace_symbols_fd's
+ * format). */
+void br__print_backtrace(int skip);
 
 #endif

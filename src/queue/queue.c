@@ -663,7 +663,7 @@ static void release(br_queue *q) {
         fifo_fini(q);
     else
         br__qstore_fini(q);
-    br__free(q);
+    br__free_poisoned(q, sizeof *q);
 }
 
 static int fifo_init(br_queue *q) {

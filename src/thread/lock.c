@@ -193,7 +193,7 @@ int br__lock_destroy(struct br__lock *l) {
     if (ok)
         return 0;
     if (s == BR__LOCK_DESTROYED)
-        return BR__MISUSE(BR_EINVAL, "lock destroyed twice");
+        return BR__MISUSE(BR_EINVAL, "br_lock_destroy/br_rlock_destroy: destroyed twice");
     return BR_EBUSY; /* held, or sleepers queued (WAITERS) */
 }
 

@@ -151,7 +151,7 @@ void br__thread_unref(struct br_thread *t) {
     reg_unlink_locked(t);
     br__ilock_unlock(&reg_lock);
     br__free(t->name);
-    br__free(t);
+    br__free_poisoned(t, sizeof *t);
 }
 
 /* A reference for someone who found t in the registry (under reg_lock) rather than
@@ -589,6 +589,6 @@ int br_local_free(br_local *l) {
     if (!l)
         return BR__MISUSE(BR_EINVAL, "br_local_free: NULL local");
     pthread_key_delete(l->key);
-    br__free(l);
+    br__free_poisoned(l, sizeof *l);
     return 0;
 }

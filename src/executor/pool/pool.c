@@ -288,7 +288,7 @@ static void pool_destroy(br_executor *ex) {
     pthread_mutex_destroy(&p->spawn_lock);
     pthread_mutex_destroy(&p->join_lock);
     pthread_mutex_destroy(&p->cancel_lock);
-    br__free(p);
+    br__free_poisoned(p, sizeof *p);
 }
 
 static int pool_max_workers(const br_executor *ex) {
