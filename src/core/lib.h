@@ -174,12 +174,15 @@ static inline void br__ilock_unlock(br__ilock *l) {
  *     primitive states where that ordering comes from next to its code.
  *
  * The parker contract, for a parker that is not a thread (the aio layer's coroutine
- * parker; the tests' cancellable parker, tests/harness_parker.c):
+ * parker; the tests' cancellable parker, tests/parker.c):
  *  - park(w, deadline) runs on the waiter's own context, on the thread that runs it,
  *    with no braid lock held. It returns 0 once w->signalled == 1 (acquire), and may
  *    return only then, or when the deadline has passed (BR_ETIMEDOUT), or when a
  *    cancel request for the context is pending and w->flags lacks BR__WAITER_NOCANCEL
- *    (BR_ECANCELED; reporting it consumes the request). It may suspend the context,
+ *    (BR_ECANCELED; reporting it consumes the request). It checks in that order:
+ *    signalled, then a pending cancel, then the deadline, so a park whose deadline has
+ *    passed (BR_NOWAIT included) still reports a pending cancel, as asyncio.sleep(0)
+ *    raises a pending CancelledError. It may suspend the context,
  *    run others, spin; it must not return 0 early (spurious wake-ups are its own
  *    business), must not touch any primitive, and must not block the thread for long
  *    unless it is the thread parker. A deadline that has already passed, BR_NOWAIT

@@ -129,7 +129,8 @@ int br__lock_acquire_slow(struct br__lock *l, int64_t deadline, uint32_t wflags)
         return BR_EINVAL;
     if (br__deadline_passed(deadline)) /* BR_NOWAIT, or a deadline in the past */
         return try_take(l, &s) ? 0 : BR_ETIMEDOUT;
-    if (spin_take(l))
+    /* Only a thread spins here; a coroutine's parker suspends it at once. */
+    if (br__tls_v.parker == NULL && spin_take(l))
         return 0;
 
     /* The first park may spin in the parker (on the waiter's own word, which costs the
