@@ -343,15 +343,24 @@ static void canceller_start(canceller *k, br_test_ctx *ctx) {
     assert_int_equal(pthread_create(&k->th, NULL, canceller_main, k), 0);
 }
 
-/* Lets the canceller go and returns; on odd rounds only after a moment, so that the
- * wake gets a head start as often as the cancel does. */
+/* Lets the canceller go and returns when the caller should do the racing wake, at a
+ * moment that varies with the round: at once; after a short spin (up to ~50 us); right
+ * after the cancelled park has returned (the waiter is on its way out, where a wake
+ * that pops it first still wins: core rule 2); or a little after that. */
 static void canceller_go(canceller *k, long round) {
-    if (round & 1) {
-        atomic_store(&k->go, true);
-    } else {
-        sched_yield();
-        atomic_store(&k->go, true);
+    atomic_store(&k->go, true);
+    int64_t give_up = guard();
+    if (round % 4 >= 2) {
+        while (atomic_load(&k->ctx->cancelled) == 0) {
+            BR_CHECK(br_now() < give_up);
+            br__cpu_relax();
+        }
     }
+    int64_t until = br_now() + (round % 4 == 1   ? (round * 7 % 11) * 5 * BR_USEC
+                                : round % 4 == 3 ? (round * 3 % 7) * BR_USEC
+                                                 : 0);
+    while (br_now() < until)
+        br__cpu_relax();
 }
 
 /* Two getters parked, the first at the head; the first is cancelled as an item is put.
