@@ -302,6 +302,9 @@ void br__threadpool_stats(br_executor *ex, struct br__threadpool_stats *st) {
     st->sleeping = atomic_load_explicit(&p->nsleeping, memory_order_acquire);
     st->pending = atomic_load_explicit(&p->pending, memory_order_acquire);
     st->bp_waiters = atomic_load_explicit(&p->nbp_waiters, memory_order_acquire);
+    br__ilock_lock(&p->bp.lock);
+    st->bp_inside = p->bp_inside;
+    br__ilock_unlock(&p->bp.lock);
 }
 
 static const br_executor_vt pool_vt = {
