@@ -111,10 +111,28 @@ static br_future *fill_pool(br_executor *ex, blocker *b, br_future **filler) {
 
 /* --- one call in a cancellable context, on its own thread ---------------------------- */
 
+/* A context must outlive every wake-up sent to it (core/lib.h, the parker contract):
+ * here a worker thread may still be inside the parker's unpark, on the context, when
+ * the call it woke has returned and the test has moved on. So contexts are never
+ * freed: each comes from the heap and stays on a list (reachable, so not a leak). */
+typedef struct ctx_node {
+    struct ctx_node *next;
+    br_test_ctx ctx;
+} ctx_node;
+
+static ctx_node *all_ctx;
+
+static br_test_ctx *ctx_new(void) {
+    ctx_node *n = calloc(1, sizeof *n); /* zeroed: BR_TEST_CTX_INIT */
+    assert_non_null(n);
+    n->next = all_ctx;
+    all_ctx = n;
+    return &n->ctx;
+}
+
 typedef struct ecall ecall;
 struct ecall {
     br_test_ctx *ctx; /* may be shared by calls made one after the other */
-    br_test_ctx own;
     pthread_t th;
     int (*fn)(ecall *c);
     br_executor *ex;
@@ -139,13 +157,11 @@ static void *ecall_main(void *arg) {
     return NULL;
 }
 
-/* Starts fn in c's context (its own unless c->ctx was set); with cancel_first, a
+/* Starts fn in c's context (a new one unless c->ctx was set); with cancel_first, a
  * cancel is posted to that context first. */
 static void ecall_start(ecall *c, int (*fn)(ecall *), bool cancel_first) {
-    if (c->ctx == NULL) {
-        c->own = (br_test_ctx)BR_TEST_CTX_INIT;
-        c->ctx = &c->own;
-    }
+    if (c->ctx == NULL)
+        c->ctx = ctx_new();
     c->fn = fn;
     c->rc = 12345;
     if (cancel_first)
@@ -453,19 +469,19 @@ static void map_next_cancelled_waiting_for_input(void **state) {
         br_map *m = NULL;
         BR_CHECK_OK(br_map_new(&m, ex, input_task, inputs, N, sizeof(int64_t),
                                &(br_map_opts){.chunksize = chunksize, .deadline = guard()}));
-        br_test_ctx ctx = BR_TEST_CTX_INIT;
+        br_test_ctx *ctx = ctx_new();
         for (int round = 0; round < 2; round++) { /* twice: a cancel changes nothing */
-            ecall c = {.ctx = &ctx, .map = m};
-            int parks = atomic_load(&ctx.parks);
+            ecall c = {.ctx = ctx, .map = m};
+            int parks = atomic_load(&ctx->parks);
             ecall_start(&c, round ? do_map_next : do_map_next_i64, false);
-            br_test_ctx_wait_parks(&ctx, parks + 1);
-            br_test_ctx_cancel(&ctx);
+            br_test_ctx_wait_parks(ctx, parks + 1);
+            br_test_ctx_cancel(ctx);
             ecall_join(&c);
             check_cancelled(&c);
         }
         BR_CHECK_EQ(atomic_load(&ran[0]), 0);
         BR_CHECK_OK(br_future_set_result_i64(gates[0], 1));
-        read_rest(m, &ctx, 0, N);
+        read_rest(m, ctx, 0, N);
         BR_CHECK_OK(br_map_free(m));
         for (size_t i = 0; i < N; i++)
             BR_CHECK_EQ(atomic_load(&ran[i]), 1);
@@ -492,12 +508,12 @@ static void map_next_cancelled_in_topup(void **state) {
         br_map *m = NULL;
         BR_CHECK_OK(br_map_new(&m, ex, input_task, inputs, N, sizeof(int64_t),
                                &(br_map_opts){.chunksize = chunksize, .buffersize = 1}));
-        br_test_ctx ctx = BR_TEST_CTX_INIT;
-        ecall c = {.ctx = &ctx, .map = m};
+        br_test_ctx *ctx = ctx_new();
+        ecall c = {.ctx = ctx, .map = m};
         ecall_start(&c, do_map_next_i64, false);
-        br_test_ctx_wait_parks(&ctx, 1);
+        br_test_ctx_wait_parks(ctx, 1);
         wait_bp_waiters(ex, 1);
-        br_test_ctx_cancel(&ctx);
+        br_test_ctx_cancel(ctx);
         ecall_join(&c);
         check_cancelled(&c);
         struct br__threadpool_stats st;
@@ -506,7 +522,7 @@ static void map_next_cancelled_in_topup(void **state) {
         BR_CHECK_EQ(st.bp_waiters, 0);
         BR_CHECK_EQ(st.bp_inside, 0);
         BR_CHECK_OK(br_future_set_result_i64(b->gate, 1));
-        read_rest(m, &ctx, 0, N);
+        read_rest(m, ctx, 0, N);
         BR_CHECK_OK(br_map_free(m));
         for (size_t i = 0; i < N; i++)
             BR_CHECK_EQ(atomic_load(&ran[i]), 1);
@@ -551,12 +567,12 @@ static void map_new_cancelled_waiting_for_room(void **state) {
     bf = NULL;
     BR_CHECK_OK(br_submit_i64(ex, blocker_task, (int64_t)(uintptr_t)b, &bf));
     BR_CHECK_OK(br_future_wait(b->started, guard()));
-    br_test_ctx ctx = BR_TEST_CTX_INIT;
-    c = (ecall){.ctx = &ctx, .ex = ex, .args = inputs, .count = N, .opts = {.buffersize = 3}};
+    br_test_ctx *ctx = ctx_new();
+    c = (ecall){.ctx = ctx, .ex = ex, .args = inputs, .count = N, .opts = {.buffersize = 3}};
     ecall_start(&c, do_map_new, false);
-    br_test_ctx_wait_parks(&ctx, 1);
+    br_test_ctx_wait_parks(ctx, 1);
     wait_bp_waiters(ex, 1);
-    br_test_ctx_cancel(&ctx);
+    br_test_ctx_cancel(ctx);
     ecall_join(&c);
     BR_CHECK_OK(c.rc);
     BR_CHECK(c.map != NULL);
@@ -566,12 +582,12 @@ static void map_new_cancelled_waiting_for_room(void **state) {
     BR_CHECK_EQ(st.pending, 1);
     BR_CHECK_EQ(st.bp_inside, 0);
     br_map *m = c.map;
-    ecall d = {.ctx = &ctx, .map = m};
+    ecall d = {.ctx = ctx, .map = m};
     ecall_start(&d, do_map_next_i64, false); /* the pending cancel ends its wait */
     ecall_join(&d);
     check_cancelled(&d);
     BR_CHECK_OK(br_future_set_result_i64(b->gate, 1));
-    read_rest(m, &ctx, 0, N);
+    read_rest(m, ctx, 0, N);
     BR_CHECK_OK(br_map_free(m));
     for (size_t i = 0; i < N; i++)
         BR_CHECK_EQ(atomic_load(&ran[i]), 1);
@@ -591,7 +607,7 @@ static void map_next_pending_cancel(void **state) {
     br_executor *ex = pool_new(2, 0);
     br_map *m = NULL;
     BR_CHECK_OK(br_map_new(&m, ex, input_task, inputs, N, sizeof(int64_t), NULL));
-    br_test_ctx ctx = BR_TEST_CTX_INIT;
+    br_test_ctx *ctx = ctx_new();
     int64_t give_up = guard();
     while (atomic_load(&ran[0]) == 0) { /* input 0 done (its result a moment later) */
         BR_CHECK(br_now() < give_up);
@@ -600,7 +616,7 @@ static void map_next_pending_cancel(void **state) {
     ecall c;
     do { /* until input 0's future is done: a next() that parks takes nothing */
         BR_CHECK(br_now() < give_up);
-        c = (ecall){.ctx = &ctx, .map = m};
+        c = (ecall){.ctx = ctx, .map = m};
         ecall_start(&c, do_map_next_i64, true);
         ecall_join(&c);
     } while (c.rc == BR_ECANCELED);
@@ -608,12 +624,12 @@ static void map_next_pending_cancel(void **state) {
     BR_CHECK_EQ(c.value, 100);
     BR_CHECK(c.pending);
     /* Input 1 is gated: this next() parks, and the cancel still pending ends it. */
-    c = (ecall){.ctx = &ctx, .map = m};
+    c = (ecall){.ctx = ctx, .map = m};
     ecall_start(&c, do_map_next_i64, false);
     ecall_join(&c);
     check_cancelled(&c);
     BR_CHECK_OK(br_future_set_result_i64(gates[1], 1));
-    read_rest(m, &ctx, 1, N);
+    read_rest(m, ctx, 1, N);
     BR_CHECK_OK(br_map_free(m));
     for (size_t i = 0; i < N; i++)
         BR_CHECK_EQ(atomic_load(&ran[i]), 1);
