@@ -377,6 +377,59 @@ static void submit_wake_races_cancel(void **state) {
     }
 }
 
+/* A submitter with a cancel pending meets a full pool just as a slot frees: it gets
+ * the slot (room at its first look, or at its second, after it linked itself: then it
+ * leaves the queue by a park that must not consume the cancel) with the cancel still
+ * pending, or it parks and is cancelled. Never a submit that both went through and
+ * ate the cancel. */
+static void submit_pending_cancel_races_room(void **state) {
+    (void)state;
+    long rounds = br_test_scaled(300, 30);
+    atomic_store(&runs, 0);
+    br_executor *ex = pool_new(1, 1);
+    long want = 0;
+    for (long r = 0; r < rounds; r++) {
+        struct br__threadpool_stats st;
+        int64_t give_up = guard();
+        do { /* the last round's tasks are out of the queue */
+            BR_CHECK(br_now() < give_up);
+            stats(ex, &st);
+        } while (st.pending != 0);
+        blocker *b = blocker_new();
+        br_future *filler;
+        br_future *bf = fill_pool(ex, b, &filler);
+        ecall c = {.ex = ex, .how = (int)(r % NSUBMITS)};
+        ecall_start(&c, do_submit, true);
+        int64_t until = br_now() + (r % 5) * 10 * BR_USEC;
+        while (br_now() < until)
+            br__cpu_relax();
+        BR_CHECK_OK(br_future_set_result_i64(b->gate, 1));
+        ecall_join(&c);
+        want++; /* the filler */
+        if (c.rc == 0) {
+            BR_CHECK(c.pending);
+            BR_CHECK(c.f != NULL);
+            BR_CHECK_OK(br_future_wait(c.f, guard()));
+            br_future_release(c.f);
+            want++;
+        } else {
+            check_cancelled(&c);
+            BR_CHECK(c.f == NULL);
+        }
+        BR_CHECK_OK(br_future_wait(filler, guard()));
+        br_future_release(filler);
+        br_future_release(bf);
+        blocker_free(b);
+    }
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    BR_CHECK_EQ(atomic_load(&runs), want);
+    struct br__threadpool_stats st;
+    stats(ex, &st);
+    BR_CHECK_EQ(st.bp_waiters, 0);
+    BR_CHECK_EQ(st.bp_inside, 0);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
 /* --- map ------------------------------------------------------------------------------- */
 
 /* Input i: waits for gates[i] if that gate is set, counts its run, returns 100 + i. */
@@ -853,6 +906,7 @@ static void shutdown_wait_is_not_cancelled(void **state) {
 BR_TEST_MAIN(cmocka_unit_test(submit_cancelled_while_waiting),
              cmocka_unit_test(submit_pending_cancel),
              cmocka_unit_test(submit_wake_races_cancel),
+             cmocka_unit_test(submit_pending_cancel_races_room),
              cmocka_unit_test(map_next_cancelled_waiting_for_input),
              cmocka_unit_test(map_next_cancelled_in_topup),
              cmocka_unit_test(map_new_cancelled_waiting_for_room),
