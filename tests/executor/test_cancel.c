@@ -59,7 +59,7 @@ static void wait_bp_waiters(br_executor *ex, int waiters) {
     }
 }
 
-/* --- tasks --------------------------------------------------------------------------- */
+/* --- tasks ------------------------------------------------------------------------ */
 
 /* A blocker: reports that it started, then waits for its gate (a worker thread, so an
  * ordinary wait; the hang guard ends it if a failed check never opens the gate). */
@@ -109,7 +109,7 @@ static br_future *fill_pool(br_executor *ex, blocker *b, br_future **filler) {
     return bf;
 }
 
-/* --- one call in a cancellable context, on its own thread ---------------------------- */
+/* --- one call in a cancellable context, on its own thread ------------------------- */
 
 /* A context must outlive every wake-up sent to it (core/lib.h, the parker contract):
  * here a worker thread may still be inside the parker's unpark, on the context, when
@@ -169,7 +169,9 @@ static void ecall_start(ecall *c, int (*fn)(ecall *), bool cancel_first) {
     assert_int_equal(pthread_create(&c->th, NULL, ecall_main, c), 0);
 }
 
-static void ecall_join(ecall *c) { assert_int_equal(pthread_join(c->th, NULL), 0); }
+static void ecall_join(ecall *c) {
+    assert_int_equal(pthread_join(c->th, NULL), 0);
+}
 
 static void check_cancelled(ecall *c) {
     BR_CHECK_ERR(c->rc, BR_ECANCELED);
@@ -186,12 +188,12 @@ static int do_submit(ecall *c) {
     case SUBMIT_I64:
         return br_submit_i64(c->ex, count_task, 5, &c->f);
     default:
-        return br_submit_call(c->ex, &(br_call){.fn = count_task, .flags = BR_CALL_COPY_ARG},
-                              &c->f);
+        return br_submit_call(
+            c->ex, &(br_call){.fn = count_task, .flags = BR_CALL_COPY_ARG}, &c->f);
     }
 }
 
-/* --- submit waiting for room --------------------------------------------------------------- */
+/* --- submit waiting for room ------------------------------------------------------ */
 
 /* Cancelled while parked for room: BR_ECANCELED, no future, nothing queued, the counts
  * as before; the pool goes on (a later submit waits for room and gets it), and only
@@ -430,7 +432,7 @@ static void submit_pending_cancel_races_room(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
-/* --- map ------------------------------------------------------------------------------- */
+/* --- map -------------------------------------------------------------------------- */
 
 /* Input i: waits for gates[i] if that gate is set, counts its run, returns 100 + i. */
 enum { MAXIN = 64 };
@@ -520,8 +522,9 @@ static void map_next_cancelled_waiting_for_input(void **state) {
         gates[0] = mk();
         br_executor *ex = pool_new(2, 0);
         br_map *m = NULL;
-        BR_CHECK_OK(br_map_new(&m, ex, input_task, inputs, N, sizeof(int64_t),
-                               &(br_map_opts){.chunksize = chunksize, .deadline = guard()}));
+        BR_CHECK_OK(
+            br_map_new(&m, ex, input_task, inputs, N, sizeof(int64_t),
+                       &(br_map_opts){.chunksize = chunksize, .deadline = guard()}));
         br_test_ctx *ctx = ctx_new();
         for (int round = 0; round < 2; round++) { /* twice: a cancel changes nothing */
             ecall c = {.ctx = ctx, .map = m};
@@ -621,7 +624,8 @@ static void map_new_cancelled_waiting_for_room(void **state) {
     BR_CHECK_OK(br_submit_i64(ex, blocker_task, (int64_t)(uintptr_t)b, &bf));
     BR_CHECK_OK(br_future_wait(b->started, guard()));
     br_test_ctx *ctx = ctx_new();
-    c = (ecall){.ctx = ctx, .ex = ex, .args = inputs, .count = N, .opts = {.buffersize = 3}};
+    c = (ecall){
+        .ctx = ctx, .ex = ex, .args = inputs, .count = N, .opts = {.buffersize = 3}};
     ecall_start(&c, do_map_new, false);
     br_test_ctx_wait_parks(ctx, 1);
     wait_bp_waiters(ex, 1);
@@ -738,9 +742,11 @@ static void map_next_wake_races_cancel(void **state) {
     }
 }
 
-/* --- the waits that can't be cancelled ------------------------------------------------ */
+/* --- the waits that can't be cancelled -------------------------------------------- */
 
-static int do_map_free(ecall *c) { return br_map_free(c->map); }
+static int do_map_free(ecall *c) {
+    return br_map_free(c->map);
+}
 
 /* Waits until ctx sleeps in an uncancellable park. */
 static void wait_nocancel_park(br_test_ctx *ctx) {
@@ -859,7 +865,9 @@ static void *plain_submitter(void *arg) {
     return NULL;
 }
 
-static int do_shutdown_wait(ecall *c) { return br_executor_shutdown(c->ex, true, false); }
+static int do_shutdown_wait(ecall *c) {
+    return br_executor_shutdown(c->ex, true, false);
+}
 
 static void shutdown_wait_is_not_cancelled(void **state) {
     (void)state;
@@ -883,7 +891,7 @@ static void shutdown_wait_is_not_cancelled(void **state) {
         br_sleep(50 * BR_USEC);
     }
     BR_CHECK_OK(br_future_set_result_i64(b->gate, 1)); /* the worker can finish */
-    wait_nocancel_park(c.ctx); /* shutdown waits for s to leave */
+    wait_nocancel_park(c.ctx);                         /* shutdown waits for s to leave */
     br_test_ctx_cancel(c.ctx);
     atomic_store(&hook_hold, 0);
     ecall_join(&c);

@@ -40,7 +40,7 @@ static void check_unlinked(br_future *f) {
     BR_CHECK(empty);
 }
 
-/* --- one call in a cancellable context, on its own thread ---------------------------- */
+/* --- one call in a cancellable context, on its own thread ------------------------- */
 
 typedef struct fcall fcall;
 struct fcall {
@@ -85,7 +85,9 @@ static void fcall_start(fcall *c, int (*fn)(fcall *), bool cancel_first) {
     assert_int_equal(pthread_create(&c->th, NULL, fcall_main, c), 0);
 }
 
-static void fcall_join(fcall *c) { assert_int_equal(pthread_join(c->th, NULL), 0); }
+static void fcall_join(fcall *c) {
+    assert_int_equal(pthread_join(c->th, NULL), 0);
+}
 
 static void check_cancelled(fcall *c) {
     BR_CHECK_ERR(c->rc, BR_ECANCELED);
@@ -94,11 +96,21 @@ static void check_cancelled(fcall *c) {
 }
 
 /* The blocking reads of one future. */
-static int do_wait(fcall *c) { return br_future_wait(c->f, c->deadline); }
-static int do_result(fcall *c) { return br_future_result(c->f, c->deadline, &c->data, &c->len); }
-static int do_result_i64(fcall *c) { return br_future_result_i64(c->f, c->deadline, &c->i64); }
-static int do_result_ptr(fcall *c) { return br_future_result_ptr(c->f, c->deadline, &c->ptr); }
-static int do_take_ptr(fcall *c) { return br_future_take_ptr(c->f, c->deadline, &c->ptr); }
+static int do_wait(fcall *c) {
+    return br_future_wait(c->f, c->deadline);
+}
+static int do_result(fcall *c) {
+    return br_future_result(c->f, c->deadline, &c->data, &c->len);
+}
+static int do_result_i64(fcall *c) {
+    return br_future_result_i64(c->f, c->deadline, &c->i64);
+}
+static int do_result_ptr(fcall *c) {
+    return br_future_result_ptr(c->f, c->deadline, &c->ptr);
+}
+static int do_take_ptr(fcall *c) {
+    return br_future_take_ptr(c->f, c->deadline, &c->ptr);
+}
 static int do_result_str(fcall *c) {
     const char *s = NULL;
     int rc = br_future_result_str(c->f, c->deadline, &s);
@@ -116,9 +128,12 @@ typedef struct reader {
 } reader;
 
 static const reader readers[] = {
-    {"wait", do_wait, 0},           {"result", do_result, 0},
-    {"result_i64", do_result_i64, 0}, {"result_ptr", do_result_ptr, 1},
-    {"take_ptr", do_take_ptr, 1},   {"result_str", do_result_str, 2},
+    {"wait", do_wait, 0},
+    {"result", do_result, 0},
+    {"result_i64", do_result_i64, 0},
+    {"result_ptr", do_result_ptr, 1},
+    {"take_ptr", do_take_ptr, 1},
+    {"result_str", do_result_str, 2},
     {"exception", do_exception, 3},
 };
 enum { NREADERS = sizeof readers / sizeof readers[0] };
@@ -173,7 +188,7 @@ static void check_read(const reader *r, fcall *c) {
     }
 }
 
-/* --- one future ------------------------------------------------------------------------ */
+/* --- one future ------------------------------------------------------------------- */
 
 /* Every reader, cancelled while parked: BR_ECANCELED, the future still pending with
  * nothing linked; it completes later as usual, and what the cancelled call would have
@@ -359,7 +374,7 @@ static void nocancel_wait_outlives_a_cancel(void **state) {
     br_future_release(f);
 }
 
-/* --- br_wait ----------------------------------------------------------------------------- */
+/* --- br_wait ---------------------------------------------------------------------- */
 
 static int do_br_wait(fcall *c) {
     return br_wait(c->fs, c->n, c->when, c->deadline, c->sets, &c->nd, &c->nn);
@@ -400,7 +415,8 @@ static void br_wait_cancelled_while_parked(void **state) {
             br_future **sets = calloc(n, sizeof *sets);
             for (size_t i = 0; i < n; i++)
                 sets[i] = SENTINEL;
-            fcall c = {.fs = fs, .n = n, .when = whens[w], .sets = sets, .nd = 99, .nn = 99};
+            fcall c = {
+                .fs = fs, .n = n, .when = whens[w], .sets = sets, .nd = 99, .nn = 99};
             fcall_start(&c, do_br_wait, false);
             br_test_ctx_wait_parks(&c.ctx, 1);
             br_test_ctx_cancel(&c.ctx);
@@ -498,7 +514,7 @@ static void br_wait_wake_races_cancel(void **state) {
     }
 }
 
-/* --- as_completed --------------------------------------------------------------------------- */
+/* --- as_completed ----------------------------------------------------------------- */
 
 static int do_next(fcall *c) {
     c->index = 999;
@@ -751,5 +767,5 @@ BR_TEST_MAIN(cmocka_unit_test(reader_cancelled_while_parked),
              cmocka_unit_test(br_wait_pending_cancel),
              cmocka_unit_test(br_wait_wake_races_cancel),
              cmocka_unit_test(next_cancelled_while_parked),
-             cmocka_unit_test(next_pending_cancel), cmocka_unit_test(next_wake_races_cancel),
-             cmocka_unit_test(as_completed_storm))
+             cmocka_unit_test(next_pending_cancel),
+             cmocka_unit_test(next_wake_races_cancel), cmocka_unit_test(as_completed_storm))

@@ -80,7 +80,7 @@ static void wait_waiters(br_queue *q, size_t g, size_t p, size_t j) {
     }
 }
 
-/* --- one call in a cancellable context, on its own thread ---------------------------- */
+/* --- one call in a cancellable context, on its own thread ------------------------- */
 
 enum { OP_GET, OP_GET_PRIO, OP_PUT, OP_PUT_PRIO, OP_JOIN };
 
@@ -127,14 +127,21 @@ static void *cop_main(void *arg) {
 
 /* Starts op on q in a fresh context; with cancel_first, a cancel is posted before. */
 static void cop_start(cop *c, br_queue *q, int op, uintptr_t v, bool cancel_first) {
-    *c = (cop){.ctx = BR_TEST_CTX_INIT, .q = q, .op = op, .v = v, .prio = (int64_t)v % 5,
-               .deadline = guard(), .rc = 12345};
+    *c = (cop){.ctx = BR_TEST_CTX_INIT,
+               .q = q,
+               .op = op,
+               .v = v,
+               .prio = (int64_t)v % 5,
+               .deadline = guard(),
+               .rc = 12345};
     if (cancel_first)
         br_test_ctx_cancel(&c->ctx);
     assert_int_equal(pthread_create(&c->th, NULL, cop_main, c), 0);
 }
 
-static void cop_join(cop *c) { assert_int_equal(pthread_join(c->th, NULL), 0); }
+static void cop_join(cop *c) {
+    assert_int_equal(pthread_join(c->th, NULL), 0);
+}
 
 static void check_cancelled(cop *c) {
     BR_CHECK_ERR(c->rc, BR_ECANCELED);
@@ -142,7 +149,7 @@ static void check_cancelled(cop *c) {
     BR_CHECK_EQ(atomic_load(&c->ctx.cancelled), 1);
 }
 
-/* --- cancelled while parked ------------------------------------------------------------- */
+/* --- cancelled while parked ------------------------------------------------------- */
 
 static void get_cancelled_while_parked(void **state) {
     (void)state;
@@ -242,7 +249,7 @@ static void join_cancelled_while_parked(void **state) {
     }
 }
 
-/* --- a cancel posted before the call ---------------------------------------------------- */
+/* --- a cancel posted before the call ---------------------------------------------- */
 
 /* The call would not wait: it does its work and the cancel stays pending. It would:
  * BR_ECANCELED at once, from its first park, and nothing changed. */
@@ -319,7 +326,7 @@ static void pending_cancel_join(void **state) {
     }
 }
 
-/* --- a wake and a cancel at once -------------------------------------------------------- */
+/* --- a wake and a cancel at once -------------------------------------------------- */
 
 /* A thread that posts a cancel the moment `go` turns true, while the test thread does
  * the racing wake. */
@@ -494,7 +501,7 @@ static void join_wake_races_cancel(void **state) {
     }
 }
 
-/* --- conservation under random cancels ------------------------------------------------ */
+/* --- conservation under random cancels -------------------------------------------- */
 
 /* Producers and consumers all run in cancellable contexts while a canceller keeps
  * cancelling them at random. A cancelled put keeps its item and puts it again; a
