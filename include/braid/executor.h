@@ -69,9 +69,12 @@ typedef struct br_call {
  * outside the pool; its own workers never wait). Returns 0, BR_EINVAL (ex not a live
  * executor, fn NULL, or arg NULL with len > 0), BR_ESHUTDOWN (the executor is shut
  * down, also while waiting for room), BR_EBROKEN (a worker initializer failed),
- * BR_ENOMEM. On error nothing runs and no future exists. A submit blocked waiting for
- * room may overlap br_executor_free (it returns BR_ESHUTDOWN, and free waits for it to
- * leave); one that begins after free began is a use after free. */
+ * BR_ENOMEM, BR_ECANCELED (the calling coroutine was cancelled while waiting for
+ * room, never for a thread; nothing happened). On error nothing runs and no future
+ * exists. A submit that finds room doesn't wait, so a pending cancel doesn't stop it
+ * (the cancel stays pending). A submit blocked waiting for room may overlap
+ * br_executor_free (it returns BR_ESHUTDOWN, and free waits for it to leave); one that
+ * begins after free began is a use after free. */
 BR_API int br_submit(br_executor *ex, br_task_fn fn, const void *arg, size_t len,
                      br_future **out);
 /* Submits fn with an int64 argument (stored in the task: nothing to keep alive). As
@@ -102,9 +105,12 @@ typedef struct br_map_opts {
  * is args + i*size; borrowed until br_map_free), lazily, with results read in input
  * order. Submits the first chunks at once (and so may wait for room, as br_submit).
  * Returns 0 (*out is yours: br_map_free), BR_EINVAL (out NULL, ex not a live executor,
- * fn NULL, or args NULL with count and size > 0), BR_ESHUTDOWN, BR_EBROKEN, BR_ENOMEM;
- * on error nothing has run. A later chunk that can't be submitted doesn't fail the
- * map: its inputs fail with that code (below). */
+ * fn NULL, or args NULL with count and size > 0), BR_ESHUTDOWN, BR_EBROKEN, BR_ENOMEM,
+ * BR_ECANCELED (the calling coroutine was cancelled waiting for room for the first
+ * chunk, never for a thread); on error nothing has run. A later chunk that can't be
+ * submitted doesn't fail the map: its inputs fail with that code (below); if the
+ * coroutine is cancelled waiting for room for a later chunk, the map is made with the
+ * chunks queued so far (br_map_next submits the rest) and the cancel stays pending. */
 BR_API int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args,
                       size_t count, size_t size, const br_map_opts *opts);
 /* The next result in input order, waiting for it: 0 with its bytes (valid until the
@@ -124,15 +130,23 @@ BR_API int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *
  * never BR_EOF. So a map made with a deadline already past runs nothing and returns
  * BR_ETIMEDOUT at once. A task's own BR_ETIMEDOUT is an input failure like any other
  * when read before the deadline, and ends the map when read after it (the two can't be
- * told apart). BR_EINVAL if m is NULL. */
+ * told apart).
+ *
+ * BR_ECANCELED: the calling coroutine was cancelled while waiting (for the input, or
+ * for room to submit more; never for a thread): nothing happened, the map isn't timed
+ * out and the next call reads the same input. A result already there is returned even
+ * with a cancel pending (which stays pending). In a coroutine the two BR_ECANCELEDs
+ * look alike, as asyncio's CancelledError does: an input's own (the map went on past
+ * it) and the caller's (it didn't). BR_EINVAL if m is NULL. */
 BR_API int br_map_next(br_map *m, const void **data, size_t *len);
 /* The same, with the result read as an int64: BR_EINVAL also when an input's result
  * isn't 8 bytes (and the map goes on). */
 BR_API int br_map_next_i64(br_map *m, int64_t *value);
 /* Cancels the inputs not started, waits for the running ones (they borrow args) and
- * frees the map. 0 or BR_EINVAL (m NULL). A second br_map_free, like any call on a freed
- * map, is a use after free: the "not a live map" check that may answer BR_EINVAL is a
- * debugging aid only (debug builds poison the freed map). */
+ * frees the map. The wait can't be cancelled: a cancel of the calling coroutine stays
+ * pending until free has returned. 0 or BR_EINVAL (m NULL). A second br_map_free, like
+ * any call on a freed map, is a use after free: the "not a live map" check that may
+ * answer BR_EINVAL is a debugging aid only (debug builds poison the freed map). */
 BR_API int br_map_free(br_map *m);
 
 /* --- executors ------------------------------------------------------------------------ */
@@ -141,7 +155,9 @@ BR_API int br_map_free(br_map *m);
  * waiting for room are woken with it. With cancel_futures, every task not yet started
  * is cancelled (running ones finish, though br_task_cancelled() turns true for them).
  * With wait, returns once every task has finished, the workers have exited and the
- * woken submitters have left. Calling it again is fine. 0, BR_EINVAL (not a live
+ * woken submitters have left; that wait can't be cancelled (a cancel of the calling
+ * coroutine stays pending, and it blocks the coroutine's thread while it joins the
+ * workers). Calling it again is fine. 0, BR_EINVAL (not a live
  * executor), BR_EDEADLK (with wait, from one of the executor's own workers: the
  * shutdown happened, only the wait didn't).
  *
@@ -150,9 +166,10 @@ BR_API int br_map_free(br_map *m);
  * cancel_futures, else failed with BR_ESHUTDOWN); tasks that were running at the fork
  * never complete in the child. */
 BR_API int br_executor_shutdown(br_executor *ex, bool wait, bool cancel_futures);
-/* shutdown(wait=true) and free: Python's `with` block exit. Futures you still hold
- * stay valid. 0, BR_EINVAL (ex NULL, which doesn't count as misuse), BR_EDEADLK (from
- * one of the executor's own workers; nothing is freed).
+/* shutdown(wait=true) and free: Python's `with` block exit; never cancelled, as
+ * shutdown(wait) isn't. Futures you still hold stay valid. 0, BR_EINVAL (ex NULL, which
+ * doesn't count as misuse), BR_EDEADLK (from one of the executor's own workers; nothing
+ * is freed).
  *
  * A second br_executor_free of the same executor, like any call on a freed one, is a
  * use after free (AddressSanitizer reports it): its memory is gone. The "not a live
@@ -222,7 +239,8 @@ BR_API int br_threadpool_new(br_executor **out, const br_threadpool_opts *opts);
  * (executors that aren't in-process), BR_ESHUTDOWN (shut down, or a forked child's
  * copy of a pool), BR_EBROKEN (a worker initializer failed). Helpers are queued
  * without waiting for room (max_pending) and without failing on out of memory (the
- * caller does the chunks they can't). */
+ * caller does the chunks they can't). The wait for the helpers can't be cancelled (they
+ * use the caller's stack): a cancel of the calling coroutine stays pending. */
 typedef int (*br_range_fn)(int64_t begin, int64_t end, void *ctx);
 BR_API int br_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_t grain,
                            br_range_fn fn, void *ctx);

@@ -57,6 +57,7 @@ typedef struct br_executor_vt {
     bool in_process;
     /* Queues t. `call` is the submission (flags, submit_deadline). 0, or BR_ESHUTDOWN,
      * BR_EBROKEN, BR_ETIMEDOUT (no room by call->submit_deadline, or BR_CALL_NOWAIT),
+     * BR_ECANCELED (only: the calling coroutine was cancelled while waiting for room),
      * BR_ENOMEM: on error t was not queued. Required. */
     int (*submit)(br_executor *ex, br_task *t, const br_call *call);
     /* Optional: queues tasks[0..n) (n >= 2) as one unit that runs them in order (the

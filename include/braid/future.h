@@ -19,6 +19,16 @@
  * int64, or an in-process pointer) or a failure (a negative code and an optional
  * message). Done means finished or cancelled.
  *
+ * Cancellation of the caller: every call here that waits (br_future_wait, the
+ * result and exception calls, br_wait, br_as_completed_next) returns BR_ECANCELED when
+ * the calling coroutine is cancelled while it waits (never for a thread), and then
+ * nothing happened: the future is as it was (a take took nothing), the iterator keeps
+ * every future for a later next(). A call that doesn't have to wait (the future is
+ * done, BR_NOWAIT) answers as usual and leaves a pending cancel pending, and so does
+ * one whose wake-up won the race against the cancel. For the result calls BR_ECANCELED
+ * also means "the future was cancelled", as asyncio raises CancelledError for both;
+ * br_future_cancelled(f) tells a cancelled future.
+ *
  * Ownership: futures are reference-counted. Whoever gets a future from a constructor
  * or a submit owns one reference and drops it with br_future_release. Result bytes and
  * messages belong to the future and stay valid while you hold a reference. Every
@@ -75,15 +85,19 @@ BR_API bool br_future_cancel(br_future *f);
  * future ends CANCELLED. Returns false only if the future had already finished. */
 BR_API bool br_future_request_cancel(br_future *f);
 
-/* Waits until done. 0, BR_ETIMEDOUT (still not done), BR_EINVAL (not a live future). */
+/* Waits until done. 0, BR_ETIMEDOUT (still not done), BR_ECANCELED (the calling
+ * coroutine was cancelled, never for a thread; nothing happened), BR_EINVAL (not a live
+ * future). */
 BR_API int br_future_wait(br_future *f, int64_t deadline);
 
 /* fut.result(timeout): waits until done, then returns 0 with the result in *data and
  * *len (either may be NULL; bytes owned by f), or the failure's code (< 0; the message
- * is in br_future_exception), or BR_ECANCELED. BR_ETIMEDOUT if still not done at the
- * deadline: a task that itself failed with BR_ETIMEDOUT can be told apart by
- * br_future_done(f). A pointer result (br_task_return_ptr) comes back in *data with
- * *len == 0. BR_EINVAL if f is not a live future. */
+ * is in br_future_exception), or BR_ECANCELED (the future was cancelled; or the
+ * calling coroutine was, while waiting, never for a thread, and then nothing
+ * happened). BR_ETIMEDOUT if still not done at the deadline: a task that itself failed
+ * with BR_ETIMEDOUT can be told apart by br_future_done(f). A pointer result
+ * (br_task_return_ptr) comes back in *data with *len == 0. BR_EINVAL if f is not a
+ * live future. */
 BR_API int br_future_result(br_future *f, int64_t deadline, const void **data,
                             size_t *len);
 /* The result as an int64 (br_task_return_i64 / br_future_set_result_i64, or any
@@ -101,7 +115,8 @@ BR_API int br_future_result_ptr(br_future *f, int64_t deadline, void **out);
 /* Moves a pointer result out of the future: *out = the pointer, which the caller owns
  * from now on (the future will not call its dtor). Once taken, br_future_result_ptr
  * and a second take return BR_ESTATE; br_future_result gives *data == NULL. Otherwise
- * as br_future_result_ptr. */
+ * as br_future_result_ptr: a take whose wait times out or is cancelled (BR_ECANCELED,
+ * the calling coroutine; never for a thread) takes nothing. */
 BR_API int br_future_take_ptr(br_future *f, int64_t deadline, void **out);
 /* A string result (br_task_return_str, or any result whose last byte is NUL); the
  * string belongs to the future. BR_EINVAL if the result isn't NUL-terminated. */
@@ -109,8 +124,9 @@ BR_API int br_future_result_str(br_future *f, int64_t deadline, const char **out
 
 /* fut.exception(timeout): waits until done; returns 0 with *code = the failure code
  * (0 if the future succeeded) and *msg = its message or NULL (either out may be NULL);
- * BR_ECANCELED if cancelled; BR_ETIMEDOUT if not done by the deadline; BR_EINVAL if f
- * is not a live future. */
+ * BR_ECANCELED if cancelled (the future; or the calling coroutine, while waiting,
+ * never for a thread: then nothing happened); BR_ETIMEDOUT if not done by the deadline;
+ * BR_EINVAL if f is not a live future. */
 BR_API int br_future_exception(br_future *f, int64_t deadline, int *code,
                                const char **msg);
 
@@ -165,8 +181,11 @@ typedef enum br_return_when {
  * deadline passed first (the sets are filled either way), BR_EINVAL (fs NULL with
  * n > 0, a NULL future in fs, or a `when` that is none of BR_ALL_COMPLETED,
  * BR_FIRST_COMPLETED and BR_FIRST_EXCEPTION: nothing is waited for, and *ndone and
- * *nnot_done are 0), or BR_ENOMEM. One waiter registration per future per call;
- * futures done on entry cost nothing. */
+ * *nnot_done are 0), BR_ENOMEM, or BR_ECANCELED (the calling coroutine was cancelled
+ * while waiting, never for a thread; nothing happened: the sets are not filled and the
+ * counts are 0; if a completion met `when` before the wait could leave, the call
+ * returns 0 instead and the cancel stays pending). One waiter registration per future
+ * per call; futures done on entry cost nothing. */
 BR_API int br_wait(br_future *const fs[], size_t n, br_return_when when, int64_t deadline,
                    br_future *sets[], size_t *ndone, size_t *nnot_done);
 
@@ -183,7 +202,9 @@ BR_API int br_as_completed_new(br_as_completed **out, br_future *const fs[], siz
 /* 0 and *f = the next done future (borrowed: valid until br_as_completed_free, or
  * retain it); BR_EOF when every future has been yielded; BR_ETIMEDOUT when the deadline
  * passes first (call again with a later deadline via br_as_completed_set_deadline, or
- * free it); BR_EINVAL (it or f NULL; a freed iterator is a use after free). Blocks until
+ * free it); BR_ECANCELED when the calling coroutine is cancelled while it waits (never
+ * for a thread; nothing happened: no future was taken, a later next() yields them
+ * all); BR_EINVAL (it or f NULL; a freed iterator is a use after free). Blocks until
  * then. */
 BR_API int br_as_completed_next(br_as_completed *it, br_future **f);
 /* The same, also giving the future's position in the fs array passed to
@@ -198,7 +219,8 @@ BR_API int br_as_completed_set_deadline(br_as_completed *it, int64_t deadline);
  * it (wake it first: complete its futures or move the deadline); a call on `it` that
  * begins after the free is a use after free, and so is a second free: not detected (the
  * magic check that may answer BR_EINVAL is a debugging aid; debug builds poison the
- * freed iterator). 0, BR_EBUSY or BR_EINVAL (it NULL). */
+ * freed iterator). Never waits (so never BR_ECANCELED). 0, BR_EBUSY or BR_EINVAL (it
+ * NULL). */
 BR_API int br_as_completed_free(br_as_completed *it);
 
 #ifdef __cplusplus

@@ -15,6 +15,13 @@
  * integers with (void *)(uintptr_t)n. Blocking calls block a thread, or (with the aio
  * layer) suspend only the calling coroutine.
  *
+ * Cancellation: put, get and join return BR_ECANCELED when the calling coroutine is
+ * cancelled while they wait (never for a thread). Nothing happened then: no item was
+ * put or taken, and the queue is as if the call had never been made. A call that
+ * doesn't have to wait succeeds even with a cancel pending (a get from a non-empty
+ * queue returns its item), and the cancel stays pending for the next call that waits;
+ * so does one whose wake-up won the race against the cancel.
+ *
  * Shutdown, as in Python 3.13:
  *  - br_queue_shutdown(q, false): put fails with BR_ESHUTDOWN from now on, and putters
  *    blocked on a full queue wake with BR_ESHUTDOWN (their item stays theirs). get goes
@@ -98,8 +105,10 @@ BR_API int br_queue_free(br_queue *q);
 
 /* Appends item, waiting for room until the deadline on a bounded queue. The queue owns
  * the item on success; on error the caller keeps it. Returns 0, BR_ETIMEDOUT (full),
- * BR_ESHUTDOWN, BR_ENOMEM (an unbounded queue couldn't grow; nothing changed) or
- * BR_EINVAL. On a priority queue this is br_queue_put_prio with priority 0. */
+ * BR_ESHUTDOWN, BR_ENOMEM (an unbounded queue couldn't grow; nothing changed),
+ * BR_ECANCELED (the calling coroutine was cancelled while waiting for room, never for
+ * a thread; nothing happened) or BR_EINVAL. On a priority queue this is
+ * br_queue_put_prio with priority 0. */
 BR_API int br_queue_put(br_queue *q, void *item, int64_t deadline);
 /* Priority queues only (BR_EINVAL otherwise): lower values come out first; equal
  * priorities come out in put order. */
@@ -107,7 +116,8 @@ BR_API int br_queue_put_prio(br_queue *q, void *item, int64_t priority, int64_t 
 
 /* Removes the next item into *item, waiting until the deadline while empty. Returns
  * 0, BR_ETIMEDOUT (empty), BR_ESHUTDOWN (shut down and empty, or shut down
- * immediately) or BR_EINVAL. */
+ * immediately), BR_ECANCELED (the calling coroutine was cancelled while waiting, never
+ * for a thread; nothing happened: no item taken) or BR_EINVAL. */
 BR_API int br_queue_get(br_queue *q, void **item, int64_t deadline);
 /* The same, also giving the item's priority (0 for the other kinds); prio may be NULL. */
 BR_API int br_queue_get_prio(br_queue *q, void **item, int64_t *prio, int64_t deadline);
@@ -122,7 +132,8 @@ BR_API size_t br_queue_maxsize(const br_queue *q);
  * than items were put: Python's ValueError) or BR_ENOTSUP (SimpleQueue). */
 BR_API int br_queue_task_done(br_queue *q);
 /* Waits until every item put has been marked done (or drained by an immediate
- * shutdown). 0, BR_ETIMEDOUT, BR_ENOTSUP (SimpleQueue). */
+ * shutdown). 0, BR_ETIMEDOUT, BR_ENOTSUP (SimpleQueue), BR_ECANCELED (the calling
+ * coroutine was cancelled, never for a thread; nothing happened). */
 BR_API int br_queue_join(br_queue *q, int64_t deadline);
 
 /* Shuts the queue down (see the top of this file). Calling it again is allowed, and

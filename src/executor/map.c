@@ -36,12 +36,24 @@
  * map's deadline too, so an input that hadn't started by then never runs and is done
  * with BR_ETIMEDOUT: read after the deadline, it ends the map the same way (it is the
  * input Python would still be waiting for), whereas read before, it can only be the
- * task's own failure and the map goes on. A next() whose wait is cancelled (a
- * coroutine's, core/lib.h) returns BR_ECANCELED and leaves the map as it was: the same
- * input is read by the next call.
+ * task's own failure and the map goes on.
  *
- * br_map_free cancels the same way, then waits for every input to be done (the running
- * ones borrow the caller's args), and frees.
+ * Cancellation (a coroutine's, core/lib.h). next() parks in two places: waiting for the
+ * head input, and in a top-up's submit, which may wait for room (a pool's
+ * max_pending). A cancel in either returns BR_ECANCELED and leaves the map as it was:
+ * the head input is neither consumed nor failed, the map isn't timed out, and the
+ * next call reads the same input. A top-up submit that is cancelled has queued
+ * nothing (the executor contract), so its chunk is taken back whole: its futures are
+ * released unrun (nobody else has seen them) and `submitted` steps back, so a later
+ * call submits the chunk again; its inputs never carry the code, as they would any
+ * other submit failure's. br_map_new submits the first chunks the same way: a cancel
+ * of the first returns BR_ECANCELED with nothing run; a cancel of a later one can't
+ * undo the chunks already queued, so the map is made with fewer chunks in flight
+ * (next() tops up) and the cancel is posted again, for the coroutine's next wait.
+ *
+ * br_map_free cancels the inputs not started, then waits for every input to be done
+ * (the running ones borrow the caller's args) and frees. That wait can't be cancelled
+ * (br__future_wait_done_nocancel): a cancel stays pending until it is over.
  */
 #include "executor/private.h"
 
@@ -83,7 +95,9 @@ static br_future *input(const chunk *c, size_t j) {
  * with the code, or stay NULL where a future couldn't be allocated), so the map reads
  * them in order like any other outcome; the code is also returned. A chunk is
  * submitted whole or not at all: if one of its futures can't be allocated, none of its
- * inputs runs, so a br_map_new that fails has run nothing. */
+ * inputs runs, so a br_map_new that fails has run nothing. BR_ECANCELED (the caller
+ * was cancelled waiting for room) records nothing: the chunk is as if never
+ * submitted. */
 static int submit_chunk(br_map *m) {
     size_t k = m->submitted++;
     chunk *c = slot(m, k);
@@ -115,11 +129,31 @@ static int submit_chunk(br_map *m) {
                       : m->ex->vt->submit(m->ex, t, &call);
         if (rc == 0)
             return 0;
+        if (rc == BR_ECANCELED) {
+            /* The caller's context was cancelled while the executor waited for room;
+             * nothing was queued. Take the chunk back unrun (notes). */
+            for (size_t j = 0; j < c->n; j++) {
+                br_future *f = input(c, j);
+                br_future_release(f); /* the executor's reference, never given */
+                br_future_release(f); /* the map's */
+                c->tasks[j] = NULL;
+            }
+            c->n = 0;
+            m->submitted--;
+            return BR_ECANCELED;
+        }
     }
     for (size_t j = 0; j < c->n; j++)
         if (c->tasks[j])
             br__task_abandon(c->tasks[j], rc);
     return rc;
+}
+
+/* Posts again a cancel that a submit consumed and this call can't report (notes). */
+static void repost_cancel(void) {
+    br__waiter w;
+    br__waiter_init(&w); /* binds the calling context */
+    br__waiter_repost_cancel(&w);
 }
 
 /* Cancels every input in flight that hasn't started. */
@@ -184,6 +218,10 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args, s
             br_map_free(m); /* nothing is running: just frees */
             return rc;
         }
+        if (rc == BR_ECANCELED) {
+            repost_cancel(); /* the chunks before it are queued: the map goes on */
+            break;
+        }
         if (rc != 0)
             break; /* the failed chunk's inputs carry the code; no more for now */
     }
@@ -211,7 +249,8 @@ static bool expired(const br_map *m, br_future *f) {
            br__deadline_passed(m->deadline);
 }
 
-/* The next input's future, done, or an error (BR_EOF, BR_ETIMEDOUT, BR_ENOMEM). */
+/* The next input's future, done, or an error (BR_EOF, BR_ETIMEDOUT, BR_ENOMEM, or
+ * BR_ECANCELED with the map as it was). */
 static int advance(br_map *m, br_future **fp) {
     *fp = NULL;
     if (m->cur) {
@@ -224,9 +263,13 @@ static int advance(br_map *m, br_future **fp) {
         return BR_EOF;
     if (m->pos == 0) {
         size_t limit = m->head + m->ring < m->nchunks ? m->head + m->ring : m->nchunks;
-        while (m->submitted < limit)
-            if (submit_chunk(m) != 0)
+        while (m->submitted < limit) {
+            int src = submit_chunk(m);
+            if (src == BR_ECANCELED)
+                return BR_ECANCELED; /* taken back: the map is as it was (notes) */
+            if (src != 0)
                 break; /* recorded in the chunk's inputs; try the rest later */
+        }
     }
     chunk *c = slot(m, m->head);
     br_future *f = input(c, m->pos);
@@ -235,6 +278,8 @@ static int advance(br_map *m, br_future **fp) {
         /* A done input is returned even past the deadline: br_future_wait answers 0
          * for it without looking at the clock. */
         rc = br_future_wait(f, m->deadline);
+        if (rc == BR_ECANCELED)
+            return BR_ECANCELED; /* the same input, next time */
         if (rc == BR_ETIMEDOUT || (rc == 0 && expired(m, f)))
             return time_out(m); /* the input stays in place: br_map_free releases it */
     } else {
@@ -296,7 +341,7 @@ int br_map_free(br_map *m) {
         for (size_t j = (k == m->head ? m->pos : 0); j < c->n; j++) {
             br_future *f = input(c, j);
             if (f) {
-                br_future_wait(f, BR_FOREVER);
+                br__future_wait_done_nocancel(f); /* it borrows the caller's args */
                 br_future_release(f);
             }
         }

@@ -19,6 +19,17 @@
  * consumer that takes the last future wakes every other blocked one, since they are
  * at BR_EOF now and no completion is left to wake them.
  *
+ * Cancellation (a coroutine's, core/lib.h). A consumer whose park is cancelled while
+ * it is still linked unlinks itself (core rule 2) and returns BR_ECANCELED without
+ * looking at the list again: it has consumed no wake-up (each on_done pops one
+ * consumer, and it wasn't popped), so every ready node stays on the list for a later
+ * next() and whichever consumer on_done did pop. A consumer that was popped first
+ * keeps the wake (the cancel is posted again) and loops back as after any wake: it
+ * takes a ready node if there is one, and otherwise parks again, and that park reports
+ * the cancel at once. Either way nblocked drops on the way out as on every return. A
+ * next() that finds a node ready, or the iteration over, doesn't park and leaves a
+ * pending cancel pending.
+ *
  * br_as_completed_free unwatches every node first. An unwatch waits for a running fn
  * (it takes the future's lock), so once they are all done no fn can touch the
  * iterator, and it can release the references and free itself.
@@ -190,8 +201,13 @@ int br_as_completed_next_index(br_as_completed *it, br_future **f, size_t *index
         br__wq_push(&it->wq, &w);
         br__ilock_unlock(&it->wq.lock);
         /* Woken by on_done (one per ready node) or by set_deadline; a timeout loops
-         * back to look at the list and the (maybe moved) deadline once more. */
-        br__waiter_park_or_leave(&w, &it->wq, dl, NULL, NULL);
+         * back to look at the list and the (maybe moved) deadline once more. A cancel
+         * leaves (the notes); a wake that won over one loops back the same way, with
+         * the cancel pending for the next park. */
+        if (br__waiter_park_or_leave(&w, &it->wq, dl, NULL, NULL) == BR_ECANCELED) {
+            rc = BR_ECANCELED;
+            break;
+        }
         br__ilock_lock(&it->wq.lock);
     }
     if (blocked) /* release: everything above happens before a free that reads 0 */

@@ -101,4 +101,10 @@ int br__task_run(br_task *t);
  * task that is no longer pending (cancelled meanwhile) only loses the reference. */
 void br__task_abandon(br_task *t, int code);
 
+/* Blocks until f is done, with no deadline and no cancel: a pending cancel of the
+ * calling coroutine stays pending. For waits that protect memory (the inputs a map's
+ * free waits for borrow the caller's arguments; parallel_for's helpers use its stack),
+ * which must not end early whatever happens. f must be live. */
+void br__future_wait_done_nocancel(br_future *f);
+
 #endif

@@ -21,6 +21,14 @@
  * parker's spin time (br__future_wait_done), so a future that completes within it (a
  * round trip to an idle pool) stays on that path too.
  *
+ * Cancellation (a coroutine's, core/lib.h). A wait whose park is cancelled unlinks its
+ * node under f->lock and returns BR_ECANCELED; the future is untouched (a cancelled
+ * wait is a timeout with another code, and LISTENERS stays set as after a timeout). If
+ * notify popped the node first, the future is done: the wait returns 0 and the cancel
+ * is posted again for the context's next wait. A waiter never consumes anything but
+ * its own wake, so nothing is lost either way. The library's own waits that guard
+ * memory (a map's free, parallel_for's helpers) use br__future_wait_done_nocancel.
+ *
  * Notification: under the lock the completer detaches the list, runs the watchers and
  * sorts out the waiters and callbacks; after the lock it wakes the waiters (core rule
  * 1) and then runs the callbacks in the order they were added (cb0 first, then the
@@ -62,7 +70,7 @@ static void lst_unlink(br_future *f, br__lnode *n) {
     n->linked = 0;
 }
 
-/* A waiter whose park timed out leaves the list (under f->lock). */
+/* A waiter whose park timed out or was cancelled leaves the list (under f->lock). */
 static void wait_unlink(br__waiter *w, void *arg, int why) {
     (void)why;
     wait_node *n = arg;
@@ -203,19 +211,17 @@ static bool spin_until_done(br_future *f, int64_t deadline) {
     }
 }
 
-/* Waits until done. The waiter's node is linked under f's lock and woken by
- * br__future_notify, which unlinks every node; a waiter that times out unlinks itself
- * (core rule 2). */
-int br__future_wait_done(br_future *f, int64_t deadline) {
-    if (BR__LIKELY(br__fs_done(br__future_state(f))))
-        return 0;
-    if (deadline <= 0) /* BR_NOWAIT, or a time before boot */
-        return BR_ETIMEDOUT;
+/* The slow part of a wait: spin, register, park. The waiter's node is linked under f's
+ * lock and woken by br__future_notify, which unlinks every node; a waiter whose park
+ * times out or is cancelled unlinks itself (core rule 2), so it leaves nothing behind
+ * but the sticky LISTENERS flag. flags: BR__WAITER_NOCANCEL for a wait that must not
+ * be cut short. */
+static int wait_slow(br_future *f, int64_t deadline, uint32_t flags) {
     if (spin_until_done(f, deadline))
         return 0;
     br__waiter w;
     br__waiter_init(&w);
-    w.flags |= BR__WAITER_NOSPIN;
+    w.flags |= BR__WAITER_NOSPIN | flags;
     wait_node n;
     n.w = &w;
     n.f = f;
@@ -224,9 +230,24 @@ int br__future_wait_done(br_future *f, int64_t deadline) {
     lst_link(f, &n.node, BR__LN_WAIT);
     w.linked = 1; /* mirrors n.node.linked, for br__waiter_park_or_leave_in */
     br__ilock_unlock(&f->lock);
-    /* Woken only by notify, so 0 means done; a timeout unlinks us unless notify got
-     * there first (core rule 2). */
+    /* Woken only by notify, so 0 means done; a timeout or a cancel unlinks us unless
+     * notify got there first (core rule 2: then it is done, and a cancel it overtook
+     * is posted again). */
     return br__waiter_park_or_leave_in(&w, &f->lock, deadline, wait_unlink, &n);
+}
+
+int br__future_wait_done(br_future *f, int64_t deadline) {
+    if (BR__LIKELY(br__fs_done(br__future_state(f))))
+        return 0;
+    if (deadline <= 0) /* BR_NOWAIT, or a time before boot */
+        return BR_ETIMEDOUT;
+    return wait_slow(f, deadline, 0);
+}
+
+void br__future_wait_done_nocancel(br_future *f) {
+    if (BR__LIKELY(br__fs_done(br__future_state(f))))
+        return;
+    (void)wait_slow(f, BR_FOREVER, BR__WAITER_NOCANCEL); /* returns only once done */
 }
 
 int br_future_wait(br_future *f, int64_t deadline) {

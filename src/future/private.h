@@ -190,7 +190,8 @@ const void *br__outcome_data(const br_future *f, size_t *len);
  * caller's may be dropped by one of them). */
 void br__future_notify(br_future *f, bool temp_ref);
 /* Blocks until f is done or the deadline: 0, BR_ETIMEDOUT, or BR_ECANCELED (the
- * waiter's context was cancelled: core/lib.h). f must be live. */
+ * waiter's context was cancelled: core/lib.h; nothing changed, f stays as it was).
+ * f must be live. br__future_wait_done_nocancel (for_executors.h) can't be cancelled. */
 int br__future_wait_done(br_future *f, int64_t deadline);
 
 /* A watcher is the internal, allocation-free cousin of a done-callback, for code that

@@ -29,10 +29,23 @@
  * The caller then parks until signalled or the deadline. Leaving is always the same:
  * unwatch every node. br__future_unwatch takes the future's lock, so when it returns
  * the node's fn has either never run or has finished; after the last unwatch nothing
- * can touch the context, and the stack frame may go. If the park timed out but a fn
- * signalled meanwhile, the signal is taken before leaving (core rule 2), so a
- * coroutine's parker never keeps a stray wake-up. (That is why the fn runs under the
- * future's lock: the lock doubles as the "fn has finished" handshake.)
+ * can touch the context, and the stack frame may go. If the park timed out (or was
+ * cancelled) but a fn signalled meanwhile, the signal is taken before leaving (core
+ * rule 2), so a coroutine's parker never keeps a stray wake-up. (That is why the fn
+ * runs under the future's lock: the lock doubles as the "fn has finished" handshake.)
+ *
+ * Cancellation (a coroutine's, core/lib.h). br_wait only looks, so a cancelled call
+ * has nothing to undo but its registrations, and it returns BR_ECANCELED without
+ * filling in the sets or the counts (the caller is on its way out, and an in-place fs
+ * stays as it was). ALL_COMPLETED: the future-by-future wait that is cancelled
+ * returns BR_ECANCELED (its waiter unlinked itself, core rule 2); a wait in which the
+ * future's completion won keeps the cancel pending, so the next future still pending
+ * reports it at once. FIRST_*: a cancelled park leaves the same way as a timed-out
+ * one, unwatching every node. Then, if some watcher met the goal before it was
+ * unwatched, its signal is taken (uncancellably: it has been sent) and the call
+ * answers 0 as if the wake had won, with the cancel posted again; otherwise it returns
+ * BR_ECANCELED. A cancel pending on entry ends the call only if it has to park: a goal
+ * already met, or BR_NOWAIT, answers as usual and leaves the cancel pending.
  *
  * The answer. With sets or counts asked for, duplicates are marked in O(n) (an
  * open-addressing set of pointers), each distinct future's state is read once, and
@@ -184,16 +197,25 @@ static int wait_any(br_future *const fs[], size_t n, size_t npending, br_return_
         prc = br__waiter_park(&c.w, deadline);
     for (size_t j = 0; j < k; j++)
         br__future_unwatch(fs[nodes[j].data], &nodes[j]);
-    /* Core rule 2: a watcher may have signalled us between the timeout and the
-     * unwatch. It has finished (the unwatches took its lock), so the signal is there
-     * to take: take it, so that no parker (a coroutine's) is left with a wake-up for
-     * a wait that is over. Returns at once. */
-    if (prc == BR_ETIMEDOUT && atomic_load_explicit(&c.signalled, memory_order_relaxed))
-        while (br__waiter_park(&c.w, BR_FOREVER) != 0)
-            ;
+    int rc = 0;
+    if (prc != 0) {
+        if (atomic_load_explicit(&c.signalled, memory_order_relaxed)) {
+            /* Core rule 2: a watcher signalled us between the timeout or cancel and
+             * the unwatch. It has finished (the unwatches took its lock), so the
+             * signal is there to take: take it (it comes at once, and no cancel may
+             * cut this wait short), so that no parker (a coroutine's) is left with a
+             * wake-up for a wait that is over. The goal was met: a cancel it overtook
+             * is posted again and the call answers as if the wake had come first. */
+            br__waiter_park_until_signalled(&c.w);
+            if (prc == BR_ECANCELED)
+                br__waiter_repost_cancel(&c.w);
+        } else if (prc == BR_ECANCELED) {
+            rc = BR_ECANCELED;
+        }
+    }
     if (nodes != stack_nodes)
         br__free(nodes);
-    return 0;
+    return rc;
 }
 
 /* The sets and the counts, from one snapshot of the distinct futures' states. */
@@ -284,7 +306,12 @@ int br_wait(br_future *const fs[], size_t n, br_return_when when, int64_t deadli
         if (when == BR_ALL_COMPLETED) {
             met = true;
             for (size_t i = last + 1; i-- > first;) {
-                if (!is_done(fs[i]) && br__future_wait_done(fs[i], deadline) != 0) {
+                if (is_done(fs[i]))
+                    continue;
+                int rc = br__future_wait_done(fs[i], deadline);
+                if (rc == BR_ECANCELED)
+                    return rc; /* nothing filled in (the notes) */
+                if (rc != 0) {
                     met = false; /* timed out: the answer below looks again */
                     break;
                 }
@@ -292,7 +319,7 @@ int br_wait(br_future *const fs[], size_t n, br_return_when when, int64_t deadli
         } else {
             int rc = wait_any(fs, n, npending, when, deadline);
             if (rc != 0)
-                return rc;
+                return rc; /* BR_ENOMEM, BR_ECANCELED: nothing filled in */
             met = false; /* the answer below looks */
         }
     }

@@ -46,6 +46,21 @@
  * reports BR_ETIMEDOUT; popped, it waits for the wake-up (rule 2) and retries
  * (br__waiter_park_or_leave_in does both).
  *
+ * Cancellation (a coroutine's, core/lib.h). A cancelled park is treated as a timeout
+ * with its own code: a getter, putter or joiner still linked unlinks itself and lowers
+ * its count under wlock, and the call returns BR_ECANCELED having taken or put nothing
+ * (nbusy drops as on any return). A waiter that a waker popped first keeps the wake and
+ * the cancel is posted again (rule 2): a joiner then returns 0; a getter or putter
+ * makes its one more attempt, under wlock as always, and either succeeds (the cancel
+ * stays pending for the context's next blocking call) or finds nothing, links itself
+ * again and parks, and that park reports the cancel at once. No wake is lost by giving
+ * up then: a wake only says "try again", and a failed attempt under wlock and the
+ * other side's lock means whatever the wake announced has been taken, while anything
+ * put (or made room for) later is announced to the waiters linked then, which no
+ * longer include one that left. A call that doesn't need to wait (an item is there,
+ * there is room, the tasks are done) succeeds even with a cancel pending, and leaves
+ * it pending: only parks report cancels.
+ *
  * Shutdown states (q->state, only ever increasing): OPEN -> DRAINING -> IMMEDIATE.
  * The state changes under wlock and plk. Under plk: try_put checks it there, so no
  * put succeeds after br_queue_shutdown returns, and the tail is final from then on.
@@ -277,8 +292,8 @@ static void pop_all(qlist l, br__waiter **chain) {
     }
 }
 
-/* br__waiter_park_or_leave_in's unlink, under wlock: a waiter whose deadline passed
- * while still linked takes itself off its list. */
+/* br__waiter_park_or_leave_in's unlink, under wlock: a waiter whose deadline passed, or
+ * whose context was cancelled, while still linked takes itself off its list. */
 static void unlink_waiter(br__waiter *w, void *arg, int why) {
     (void)why;
     const qlist *l = arg;
@@ -287,8 +302,9 @@ static void unlink_waiter(br__waiter *w, void *arg, int why) {
 }
 
 /* Parks w, which the caller linked into l under wlock and then released it (rule 2 of
- * core/lib.h). 0: popped by a waker (even if the deadline has passed meanwhile).
- * BR_ETIMEDOUT: the deadline passed and w unlinked itself. */
+ * core/lib.h). 0: popped by a waker (even if the deadline has passed or a cancel came
+ * meanwhile: the cancel is posted again). BR_ETIMEDOUT or BR_ECANCELED: w unlinked
+ * itself, having consumed no wake. */
 static int park(br_queue *q, br__waiter *w, qlist l, int64_t deadline) {
     return br__waiter_park_or_leave_in(w, &q->w.lock, deadline, unlink_waiter, &l);
 }
@@ -355,8 +371,9 @@ static int spin(br_queue *q, qcall *c, int64_t deadline) {
 }
 
 /* Registers on the call's own list (getters or putters) and parks, until an attempt
- * gives an answer or the deadline passes. The count goes up under the other side's
- * lock: see the lost wake-up argument. */
+ * gives an answer, the deadline passes or the context is cancelled. The count goes up
+ * under the other side's lock: see the lost wake-up argument. A wake always leads to
+ * one more attempt, even with a cancel pending (see Cancellation). */
 static int wait_turn(br_queue *q, qcall *c, int64_t deadline) {
     qlist mine = c->put ? putters(q) : getters(q);
     br__qlock *theirs = c->put ? q->clk : q->plk;
@@ -380,8 +397,9 @@ static int wait_turn(br_queue *q, qcall *c, int64_t deadline) {
         br__waiter_init(&w);
         br__wq_push(mine.wq, &w);
         br__ilock_unlock(&q->w.lock);
-        if (park(q, &w, mine, deadline) != 0)
-            return BR_ETIMEDOUT;
+        int prc = park(q, &w, mine, deadline);
+        if (prc != 0)
+            return prc; /* BR_ETIMEDOUT or BR_ECANCELED, nothing consumed */
     }
 }
 

@@ -20,7 +20,21 @@
  * `drainers` and the submitter that takes bp_inside to 0 wakes the list after its
  * unlock (core rule 1: the drainers can't leave before they are signalled). A submit
  * that begins after br_executor_free began is a use after free like any other; one that
- * is blocked when it begins is safe. */
+ * is blocked when it begins is safe.
+ *
+ * Cancellation (a coroutine's, core/lib.h). A submitter whose park is cancelled while
+ * it is still linked unlinks itself (lowering nbp_waiters under bp.lock) and returns
+ * BR_ECANCELED: it reserved nothing and queued nothing, and pool_submit still calls
+ * bp_leave, so bp_inside is right; the submit layer drops the future it made. It
+ * consumed no wake-up, so none is lost: a release that counted it before it left wakes
+ * whoever is linked by then. A submitter that a release popped first keeps the wake
+ * (core rule 2, the cancel posted again) and retries as after any wake: it takes a
+ * free slot and queues its task, or finds none, links itself again and parks, and
+ * that park reports the cancel at once. A submit that finds room never parks and
+ * leaves a pending cancel pending. The park that only leaves the queue (after a
+ * successful retry, or on seeing the pool closed) is NOCANCEL: it can't report a
+ * cancel, so it must not consume one. The drainers' wait (shutdown with wait) can't be
+ * cancelled either: the pool's memory depends on it. */
 #include "executor/pool/private.h"
 
 bool br__pool_pending_try_reserve(struct pool *p) {
@@ -87,7 +101,9 @@ int br__pool_pending_reserve(struct pool *p, int64_t deadline, bool *inside) {
         bool got = !(h & INJ_FLAGS) && br__pool_pending_try_reserve(p);
         if (got || (h & INJ_FLAGS)) {
             /* Leave the queue at once; if a waker popped us already, its wake is ours
-             * (core rule 2), and with a slot in hand we pass it on. */
+             * (core rule 2), and with a slot in hand we pass it on. This park only
+             * leaves: it must not consume a cancel it couldn't report. */
+            w.flags |= BR__WAITER_NOCANCEL;
             if (br__waiter_park_or_leave_in(&w, &p->bp.lock, BR_NOWAIT, bp_unlink, p) == 0 &&
                 got)
                 br__pool_bp_wake(p, 1);
@@ -96,8 +112,8 @@ int br__pool_pending_reserve(struct pool *p, int64_t deadline, bool *inside) {
         int rc = br__waiter_park_or_leave_in(&w, &p->bp.lock, deadline, bp_unlink, p);
         if (BR__UNLIKELY(br__pool_bp_woken_hook != NULL))
             br__pool_bp_woken_hook();
-        if (rc == BR_ETIMEDOUT)
-            return BR_ETIMEDOUT;
+        if (rc != 0)
+            return rc; /* BR_ETIMEDOUT or BR_ECANCELED: unlinked, no wake consumed */
     }
 }
 
@@ -113,7 +129,9 @@ void br__pool_bp_leave(struct pool *p) {
     br__wake_chain(chain);
 }
 
-/* Waits until no submitter is inside the pool's slow path (shutdown with wait). */
+/* Waits until no submitter is inside the pool's slow path (shutdown with wait). Can't
+ * be cancelled (br__waiter_park_until_signalled): the free that may follow depends on
+ * it. */
 void br__pool_bp_drain(struct pool *p) {
     br__waiter w;
     br__waiter_init(&w);

@@ -8,7 +8,12 @@
  * that haven't started (their futures say CANCELLED; br__task_begin skips them without
  * touching the job) and waits for the started ones, which stop after their current
  * chunk. Nothing ever waits for a queued task, so a call from inside a worker of the
- * same pool can't deadlock even when every other worker is busy. */
+ * same pool can't deadlock even when every other worker is busy.
+ *
+ * Cancellation: none. The wait for the started helpers can't be cancelled (a
+ * coroutine's cancel stays pending for its next wait), since they use the job on the
+ * caller's stack; helpers are queued without waiting for room, so nothing else
+ * parks. */
 #include "executor/pool/private.h"
 
 struct pfor {
@@ -109,7 +114,7 @@ int br__pool_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_t g
     pfor_loop(&j);
     for (int i = 0; i < nf; i++) {
         if (!br_future_cancel(fs[i]))
-            br_future_wait(fs[i], BR_FOREVER);
+            br__future_wait_done_nocancel(fs[i]); /* it uses j, on our stack */
         br_future_release(fs[i]);
     }
     return atomic_load_explicit(&j.err, memory_order_relaxed);

@@ -31,6 +31,13 @@
  * sleeping workers; with wait, joins every worker ever started, then waits for the
  * submitters it woke to leave (bounded.c).
  *
+ * Cancellation (a coroutine's, core/lib.h). The one wait of a submit that a cancel can
+ * end is the wait for room (bounded.c): pool_submit then returns BR_ECANCELED like any
+ * failure of the reserve, after bp_leave, with nothing pushed. shutdown(wait) and free
+ * can't be cancelled: joining the workers is a pthread_join, and the wait for the woken
+ * submitters parks with BR__WAITER_NOCANCEL, since the pool's memory depends on both.
+ * The workers are threads, so their idle parks (sched.c) are never cancelled.
+ *
  * fork. A fork bumps br__pool_fork_gen: in the child only the forking thread exists,
  * so the parent's pools have no workers there. They refuse submits (BR_ESHUTDOWN),
  * never join the threads they remember, and their shutdown (or free) completes what
@@ -302,6 +309,9 @@ void br__threadpool_stats(br_executor *ex, struct br__threadpool_stats *st) {
     st->sleeping = atomic_load_explicit(&p->nsleeping, memory_order_acquire);
     st->pending = atomic_load_explicit(&p->pending, memory_order_acquire);
     st->bp_waiters = atomic_load_explicit(&p->nbp_waiters, memory_order_acquire);
+    br__ilock_lock(&p->bp.lock);
+    st->bp_inside = p->bp_inside;
+    br__ilock_unlock(&p->bp.lock);
 }
 
 static const br_executor_vt pool_vt = {

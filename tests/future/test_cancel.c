@@ -1,0 +1,771 @@
+/* Cancellation at every blocking point of the future layer: br_future_wait, the result
+ * and exception calls (through br__future_wait_done), br_wait (ALL_COMPLETED future by
+ * future; FIRST_* on watchers) and br_as_completed_next(_index).
+ *
+ * The calls run in a cancellable test context (tests/parker.h), a stand-in for a
+ * coroutine. For each: a cancel while parked returns BR_ECANCELED and leaves every
+ * future as it was, with no waiter or watcher linked (f->u.lst empty), the iterator's
+ * blocked count back to zero and every future still to be yielded; a cancel posted
+ * before the call ends it at once only if it would park; a completion racing the
+ * cancel wins or loses cleanly (as_completed: every future yielded exactly once across
+ * cancelled and successful nexts). Time limits are hang guards only.
+ *
+ * braid-test-timeout: 120
+ */
+#include "harness.h"
+#include "parker.h"
+
+#include "future/private.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t guard(void) {
+    return br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
+}
+
+static br_future *mk(void) {
+    br_future *f = NULL;
+    BR_CHECK_OK(br_future_new(&f));
+    return f;
+}
+
+/* Nothing listens to f: no waiter or watcher linked, no callback. */
+static void check_unlinked(br_future *f) {
+    br__ilock_lock(&f->lock);
+    bool empty = f->u.lst == NULL && f->cb0_fn == NULL;
+    br__ilock_unlock(&f->lock);
+    BR_CHECK(empty);
+}
+
+/* --- one call in a cancellable context, on its own thread ------------------------- */
+
+typedef struct fcall fcall;
+struct fcall {
+    br_test_ctx ctx;
+    pthread_t th;
+    int (*fn)(fcall *c);
+    br_future *f;
+    br_future **fs;
+    size_t n;
+    br_return_when when;
+    br_as_completed *it;
+    bool nowait;      /* deadline BR_NOWAIT; else the hang guard */
+    int64_t deadline; /* set by fcall_start */
+    /* what came out */
+    int rc;
+    int64_t i64;
+    void *ptr;
+    const void *data;
+    size_t len, index;
+    int code;
+    const char *msg;
+    br_future *got;
+    br_future **sets;
+    size_t nd, nn;
+};
+
+static void *fcall_main(void *arg) {
+    fcall *c = arg;
+    br_test_ctx_enter(&c->ctx);
+    c->rc = c->fn(c);
+    br_test_ctx_leave();
+    return NULL;
+}
+
+static void fcall_start(fcall *c, int (*fn)(fcall *), bool cancel_first) {
+    c->ctx = (br_test_ctx)BR_TEST_CTX_INIT;
+    c->fn = fn;
+    c->rc = 12345;
+    c->deadline = c->nowait ? BR_NOWAIT : guard();
+    if (cancel_first)
+        br_test_ctx_cancel(&c->ctx);
+    assert_int_equal(pthread_create(&c->th, NULL, fcall_main, c), 0);
+}
+
+static void fcall_join(fcall *c) {
+    assert_int_equal(pthread_join(c->th, NULL), 0);
+}
+
+static void check_cancelled(fcall *c) {
+    BR_CHECK_ERR(c->rc, BR_ECANCELED);
+    BR_CHECK(!br_test_ctx_cancel_pending(&c->ctx)); /* reported, so consumed */
+    BR_CHECK_EQ(atomic_load(&c->ctx.cancelled), 1);
+}
+
+/* The blocking reads of one future. */
+static int do_wait(fcall *c) {
+    return br_future_wait(c->f, c->deadline);
+}
+static int do_result(fcall *c) {
+    return br_future_result(c->f, c->deadline, &c->data, &c->len);
+}
+static int do_result_i64(fcall *c) {
+    return br_future_result_i64(c->f, c->deadline, &c->i64);
+}
+static int do_result_ptr(fcall *c) {
+    return br_future_result_ptr(c->f, c->deadline, &c->ptr);
+}
+static int do_take_ptr(fcall *c) {
+    return br_future_take_ptr(c->f, c->deadline, &c->ptr);
+}
+static int do_result_str(fcall *c) {
+    const char *s = NULL;
+    int rc = br_future_result_str(c->f, c->deadline, &s);
+    c->data = s;
+    return rc;
+}
+static int do_exception(fcall *c) {
+    return br_future_exception(c->f, c->deadline, &c->code, &c->msg);
+}
+
+typedef struct reader {
+    const char *name;
+    int (*fn)(fcall *c);
+    int kind; /* how to complete the future: 0 i64, 1 pointer, 2 string, 3 failure */
+} reader;
+
+static const reader readers[] = {
+    {"wait", do_wait, 0},
+    {"result", do_result, 0},
+    {"result_i64", do_result_i64, 0},
+    {"result_ptr", do_result_ptr, 1},
+    {"take_ptr", do_take_ptr, 1},
+    {"result_str", do_result_str, 2},
+    {"exception", do_exception, 3},
+};
+enum { NREADERS = sizeof readers / sizeof readers[0] };
+
+static int ptr_target;
+static _Atomic int dtor_calls;
+static void count_dtor(void *p) {
+    (void)p;
+    atomic_fetch_add(&dtor_calls, 1);
+}
+
+static void complete(br_future *f, int kind) {
+    switch (kind) {
+    case 0:
+        BR_CHECK_OK(br_future_set_result_i64(f, 77));
+        break;
+    case 1:
+        BR_CHECK_OK(br_future_set_result_ptr(f, &ptr_target, count_dtor));
+        break;
+    case 2:
+        BR_CHECK_OK(br_future_set_result(f, "done", 5));
+        break;
+    default:
+        BR_CHECK_OK(br_future_set_exception(f, BR_EIO, "broken"));
+        break;
+    }
+}
+
+/* What a reader of kind `kind` must have got from a future completed by complete(). */
+static void check_read(const reader *r, fcall *c) {
+    switch (r->kind) {
+    case 0:
+        BR_CHECK_OK(c->rc);
+        if (r->fn == do_result_i64)
+            BR_CHECK_EQ(c->i64, 77);
+        if (r->fn == do_result)
+            BR_CHECK_EQ(c->len, 8);
+        break;
+    case 1:
+        BR_CHECK_OK(c->rc);
+        BR_CHECK(c->ptr == &ptr_target);
+        break;
+    case 2:
+        BR_CHECK_OK(c->rc);
+        BR_CHECK(c->data != NULL && strcmp(c->data, "done") == 0);
+        break;
+    default:
+        BR_CHECK_OK(c->rc);
+        BR_CHECK_EQ(c->code, BR_EIO);
+        BR_CHECK(c->msg != NULL && strcmp(c->msg, "broken") == 0);
+        break;
+    }
+}
+
+/* --- one future ------------------------------------------------------------------- */
+
+/* Every reader, cancelled while parked: BR_ECANCELED, the future still pending with
+ * nothing linked; it completes later as usual, and what the cancelled call would have
+ * read is all there (a cancelled take took nothing: the pointer is still the future's). */
+static void reader_cancelled_while_parked(void **state) {
+    (void)state;
+    for (int i = 0; i < NREADERS; i++) {
+        const reader *r = &readers[i];
+        br_future *f = mk();
+        fcall c = {.f = f};
+        fcall_start(&c, r->fn, false);
+        br_test_ctx_wait_parks(&c.ctx, 1);
+        br_test_ctx_cancel(&c.ctx);
+        fcall_join(&c);
+        check_cancelled(&c);
+        BR_CHECK_EQ(br_future_state_of(f), BR_FUTURE_PENDING);
+        check_unlinked(f);
+        /* A second call parks, and the completion wakes it. */
+        fcall d = {.f = f};
+        fcall_start(&d, r->fn, false);
+        br_test_ctx_wait_parks(&d.ctx, 1);
+        atomic_store(&dtor_calls, 0);
+        complete(f, r->kind);
+        fcall_join(&d);
+        check_read(r, &d);
+        BR_CHECK(!br_test_ctx_cancel_pending(&d.ctx));
+        check_unlinked(f);
+        if (r->fn == do_take_ptr) {
+            void *p = NULL;
+            BR_CHECK_ERR(br_future_take_ptr(f, BR_NOWAIT, &p), BR_ESTATE);
+            br_future_release(f);
+            BR_CHECK_EQ(atomic_load(&dtor_calls), 0); /* the take owns it */
+        } else {
+            br_future_release(f);
+            if (r->kind == 1)
+                BR_CHECK_EQ(atomic_load(&dtor_calls), 1);
+        }
+    }
+}
+
+/* A cancel posted before the call: on a done future the call reads it and the cancel
+ * stays pending; on a pending one the call is cancelled at its first park; with
+ * BR_NOWAIT it doesn't park, so it times out and the cancel stays pending. */
+static void reader_pending_cancel(void **state) {
+    (void)state;
+    for (int i = 0; i < NREADERS; i++) {
+        const reader *r = &readers[i];
+        br_future *f = mk();
+        fcall c = {.f = f, .nowait = true};
+        fcall_start(&c, r->fn, true);
+        fcall_join(&c);
+        BR_CHECK_ERR(c.rc, BR_ETIMEDOUT);
+        BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 0);
+        c = (fcall){.f = f};
+        fcall_start(&c, r->fn, true);
+        fcall_join(&c);
+        check_cancelled(&c);
+        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 1);
+        check_unlinked(f);
+        BR_CHECK_EQ(br_future_state_of(f), BR_FUTURE_PENDING);
+        complete(f, r->kind);
+        c = (fcall){.f = f};
+        fcall_start(&c, r->fn, true);
+        fcall_join(&c);
+        check_read(r, &c);
+        BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 0);
+        br_future_release(f);
+    }
+}
+
+/* A cancelled future still reads BR_ECANCELED, in any context. */
+static void cancelled_future_reads_ecanceled(void **state) {
+    (void)state;
+    br_future *f = mk();
+    BR_CHECK(br_future_cancel(f));
+    fcall c = {.f = f};
+    fcall_start(&c, do_result, false);
+    fcall_join(&c);
+    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    BR_CHECK(br_future_cancelled(f));
+    BR_CHECK_EQ(atomic_load(&c.ctx.parks), 0);
+    br_future_release(f);
+}
+
+/* A thread that posts a cancel the moment `go` turns true, while the test thread does
+ * the racing wake. */
+typedef struct canceller {
+    pthread_t th;
+    br_test_ctx *ctx;
+    _Atomic bool go;
+} canceller;
+
+static void *canceller_main(void *arg) {
+    canceller *k = arg;
+    while (!atomic_load(&k->go))
+        br__cpu_relax();
+    br_test_ctx_cancel(k->ctx);
+    return NULL;
+}
+
+static void canceller_start(canceller *k, br_test_ctx *ctx) {
+    k->ctx = ctx;
+    atomic_init(&k->go, false);
+    assert_int_equal(pthread_create(&k->th, NULL, canceller_main, k), 0);
+}
+
+/* Lets the canceller go and returns when the caller should do the racing wake, at a
+ * moment that varies with the round: at once; after a short spin (up to ~50 us); right
+ * after the cancelled park has returned (the waiter is on its way out, where a wake
+ * that pops it first still wins: core rule 2); or a little after that. */
+static void canceller_go(canceller *k, long round) {
+    atomic_store(&k->go, true);
+    int64_t give_up = guard();
+    if (round % 4 >= 2) {
+        while (atomic_load(&k->ctx->cancelled) == 0) {
+            BR_CHECK(br_now() < give_up);
+            br__cpu_relax();
+        }
+    }
+    int64_t until = br_now() + (round % 4 == 1   ? (round * 7 % 11) * 5 * BR_USEC
+                                : round % 4 == 3 ? (round * 3 % 7) * BR_USEC
+                                                 : 0);
+    while (br_now() < until)
+        br__cpu_relax();
+}
+
+/* A parked reader cancelled as the future completes: it reads the outcome with the
+ * cancel pending, or is cancelled with nothing linked; never both, never neither. */
+static void reader_wake_races_cancel(void **state) {
+    (void)state;
+    long rounds = br_test_scaled(200, 20);
+    for (long r = 0; r < rounds; r++) {
+        const reader *rd = &readers[r % NREADERS];
+        br_future *f = mk();
+        fcall c = {.f = f};
+        fcall_start(&c, rd->fn, false);
+        br_test_ctx_wait_parks(&c.ctx, 1);
+        canceller k;
+        canceller_start(&k, &c.ctx);
+        canceller_go(&k, r / NREADERS);
+        complete(f, rd->kind);
+        pthread_join(k.th, NULL);
+        fcall_join(&c);
+        if (c.rc == 0) {
+            check_read(rd, &c);
+            BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+        } else {
+            check_cancelled(&c);
+        }
+        check_unlinked(f);
+        if (rd->fn == do_take_ptr && c.rc != 0) { /* the take took nothing */
+            void *p = NULL;
+            BR_CHECK_OK(br_future_take_ptr(f, BR_NOWAIT, &p));
+            BR_CHECK(p == &ptr_target);
+        }
+        br_future_release(f);
+    }
+}
+
+/* The library's uncancellable wait keeps waiting through a cancel, which stays
+ * pending. */
+static int do_wait_nocancel(fcall *c) {
+    br__future_wait_done_nocancel(c->f);
+    return br_future_done(c->f) ? 0 : -1;
+}
+
+static void nocancel_wait_outlives_a_cancel(void **state) {
+    (void)state;
+    br_future *f = mk();
+    fcall c = {.f = f};
+    fcall_start(&c, do_wait_nocancel, true);
+    br_test_ctx_wait_parks(&c.ctx, 1);
+    br_test_ctx_cancel(&c.ctx); /* and another one, while it sleeps */
+    BR_CHECK_OK(br_future_set_result_i64(f, 1));
+    fcall_join(&c);
+    BR_CHECK_OK(c.rc);
+    BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+    BR_CHECK_EQ(atomic_load(&c.ctx.cancelled), 0);
+    BR_CHECK(atomic_load(&c.ctx.nocancel) >= 1);
+    check_unlinked(f);
+    br_future_release(f);
+}
+
+/* --- br_wait ---------------------------------------------------------------------- */
+
+static int do_br_wait(fcall *c) {
+    return br_wait(c->fs, c->n, c->when, c->deadline, c->sets, &c->nd, &c->nn);
+}
+
+static br_future *const SENTINEL = (br_future *)(uintptr_t)0x5e71;
+
+/* n futures, the first `done` of them finished. */
+static br_future **mkmany(size_t n, size_t done) {
+    br_future **fs = calloc(n, sizeof *fs);
+    for (size_t i = 0; i < n; i++) {
+        fs[i] = mk();
+        if (i < done)
+            BR_CHECK_OK(br_future_set_result_i64(fs[i], (int64_t)i));
+    }
+    return fs;
+}
+
+static void dropmany(br_future **fs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        br_future_release(fs[i]);
+    free(fs);
+}
+
+/* Cancelled while parked, for each return_when and for few futures (watchers on the
+ * stack) and many (allocated): BR_ECANCELED, the sets and counts untouched, nothing
+ * linked anywhere; then a completion meets the goal and a new call answers 0. */
+static void br_wait_cancelled_while_parked(void **state) {
+    (void)state;
+    static const br_return_when whens[] = {BR_ALL_COMPLETED, BR_FIRST_COMPLETED,
+                                           BR_FIRST_EXCEPTION};
+    static const size_t sizes[] = {3, 40};
+    for (int w = 0; w < 3; w++) {
+        for (int s = 0; s < 2; s++) {
+            size_t n = sizes[s];
+            size_t done0 = whens[w] == BR_FIRST_COMPLETED ? 0 : 1; /* goal not met */
+            br_future **fs = mkmany(n, done0);
+            br_future **sets = calloc(n, sizeof *sets);
+            for (size_t i = 0; i < n; i++)
+                sets[i] = SENTINEL;
+            fcall c = {
+                .fs = fs, .n = n, .when = whens[w], .sets = sets, .nd = 99, .nn = 99};
+            fcall_start(&c, do_br_wait, false);
+            br_test_ctx_wait_parks(&c.ctx, 1);
+            br_test_ctx_cancel(&c.ctx);
+            fcall_join(&c);
+            check_cancelled(&c);
+            BR_CHECK_EQ(c.nd, 0);
+            BR_CHECK_EQ(c.nn, 0);
+            for (size_t i = 0; i < n; i++) {
+                BR_CHECK(sets[i] == SENTINEL);
+                check_unlinked(fs[i]);
+            }
+            /* The goal, met: FIRST_* by one more completion (a failure, for
+             * FIRST_EXCEPTION), ALL_COMPLETED by all of them. */
+            for (size_t i = done0; i < n; i++) {
+                if (whens[w] == BR_ALL_COMPLETED || i == n - 1)
+                    BR_CHECK_OK(br_future_set_exception(fs[i], BR_EIO, NULL));
+            }
+            c = (fcall){.fs = fs, .n = n, .when = whens[w], .sets = sets};
+            fcall_start(&c, do_br_wait, false);
+            fcall_join(&c);
+            BR_CHECK_OK(c.rc);
+            BR_CHECK_EQ(c.nd + c.nn, n);
+            BR_CHECK(c.nd >= done0 + 1);
+            free(sets);
+            dropmany(fs, n);
+        }
+    }
+}
+
+/* A cancel posted before: a goal met on entry answers 0 and the cancel stays pending;
+ * BR_NOWAIT answers BR_ETIMEDOUT with the sets filled, cancel pending; a wait that has
+ * to park is cancelled at once. */
+static void br_wait_pending_cancel(void **state) {
+    (void)state;
+    for (int w = 0; w < 2; w++) {
+        br_return_when when = w ? BR_FIRST_COMPLETED : BR_ALL_COMPLETED;
+        br_future **fs = mkmany(4, when == BR_ALL_COMPLETED ? 4 : 1);
+        fcall c = {.fs = fs, .n = 4, .when = when};
+        fcall_start(&c, do_br_wait, true);
+        fcall_join(&c);
+        BR_CHECK_OK(c.rc);
+        BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 0);
+        dropmany(fs, 4);
+
+        fs = mkmany(4, 0);
+        c = (fcall){.fs = fs, .n = 4, .when = when, .nowait = true};
+        fcall_start(&c, do_br_wait, true);
+        fcall_join(&c);
+        BR_CHECK_ERR(c.rc, BR_ETIMEDOUT);
+        BR_CHECK_EQ(c.nn, 4);
+        BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+        c = (fcall){.fs = fs, .n = 4, .when = when};
+        fcall_start(&c, do_br_wait, true);
+        fcall_join(&c);
+        check_cancelled(&c);
+        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 1);
+        for (size_t i = 0; i < 4; i++)
+            check_unlinked(fs[i]);
+        dropmany(fs, 4);
+    }
+}
+
+/* A parked br_wait cancelled as the completion that meets its goal lands: 0 with the
+ * goal met and the cancel pending, or BR_ECANCELED with nothing filled in. Nothing
+ * stays linked either way. */
+static void br_wait_wake_races_cancel(void **state) {
+    (void)state;
+    long rounds = br_test_scaled(300, 30);
+    for (long r = 0; r < rounds; r++) {
+        br_return_when when = (br_return_when)(r % 3);
+        size_t n = (r & 4) ? 20 : 3;
+        br_future **fs = mkmany(n, when == BR_ALL_COMPLETED ? n - 1 : 0);
+        fcall c = {.fs = fs, .n = n, .when = when};
+        fcall_start(&c, do_br_wait, false);
+        br_test_ctx_wait_parks(&c.ctx, 1);
+        canceller k;
+        canceller_start(&k, &c.ctx);
+        canceller_go(&k, r / 3);
+        BR_CHECK_OK(br_future_set_exception(fs[n - 1], BR_EIO, NULL));
+        pthread_join(k.th, NULL);
+        fcall_join(&c);
+        if (c.rc == 0) {
+            BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+            BR_CHECK(c.nd >= 1);
+            BR_CHECK_EQ(c.nd + c.nn, n);
+        } else {
+            check_cancelled(&c);
+            BR_CHECK_EQ(c.nd, 0);
+            BR_CHECK_EQ(c.nn, 0);
+        }
+        for (size_t i = 0; i < n; i++)
+            check_unlinked(fs[i]);
+        dropmany(fs, n);
+    }
+}
+
+/* --- as_completed ----------------------------------------------------------------- */
+
+static int do_next(fcall *c) {
+    c->index = 999;
+    return br_as_completed_next_index(c->it, &c->got, &c->index);
+}
+
+static void wait_blocked(br_as_completed *it, size_t n) {
+    int64_t give_up = guard();
+    while (br__as_completed_blocked(it) != n) {
+        BR_CHECK(br_now() < give_up);
+        br_sleep(50 * BR_USEC);
+    }
+}
+
+/* A consumer cancelled while parked: BR_ECANCELED, not blocked any more, and every
+ * future is still to come, each once, to later nexts. */
+static void next_cancelled_while_parked(void **state) {
+    (void)state;
+    enum { N = 4 };
+    br_future **fs = mkmany(N, 1);
+    br_as_completed *it;
+    BR_CHECK_OK(br_as_completed_new(&it, fs, N, BR_FOREVER));
+    fcall c = {.it = it};
+    fcall_start(&c, do_next, false); /* fs[0] is ready: no park */
+    fcall_join(&c);
+    BR_CHECK_OK(c.rc);
+    BR_CHECK(c.got == fs[0]);
+    BR_CHECK_EQ(c.index, 0);
+    c = (fcall){.it = it};
+    fcall_start(&c, do_next, false);
+    br_test_ctx_wait_parks(&c.ctx, 1);
+    wait_blocked(it, 1);
+    br_test_ctx_cancel(&c.ctx);
+    fcall_join(&c);
+    check_cancelled(&c);
+    BR_CHECK(c.got == NULL);
+    BR_CHECK_EQ(br__as_completed_blocked(it), 0);
+    /* A completion now goes to the next next(), and so on to the end. */
+    for (size_t i = N; i-- > 1;) {
+        fcall d = {.it = it};
+        fcall_start(&d, do_next, false);
+        br_test_ctx_wait_parks(&d.ctx, 1);
+        BR_CHECK_OK(br_future_set_result_i64(fs[i], 1));
+        fcall_join(&d);
+        BR_CHECK_OK(d.rc);
+        BR_CHECK(d.got == fs[i]);
+        BR_CHECK_EQ(d.index, i);
+    }
+    br_future *got;
+    BR_CHECK_ERR(br_as_completed_next(it, &got), BR_EOF);
+    BR_CHECK_EQ(br__as_completed_blocked(it), 0);
+    BR_CHECK_OK(br_as_completed_free(it));
+    dropmany(fs, N);
+}
+
+/* A cancel posted before next(): a ready future is yielded (cancel pending), BR_EOF
+ * likewise; with nothing ready the call is cancelled at its first park. */
+static void next_pending_cancel(void **state) {
+    (void)state;
+    br_future **fs = mkmany(2, 1);
+    br_as_completed *it;
+    BR_CHECK_OK(br_as_completed_new(&it, fs, 2, BR_FOREVER));
+    fcall c = {.it = it};
+    fcall_start(&c, do_next, true);
+    fcall_join(&c);
+    BR_CHECK_OK(c.rc);
+    BR_CHECK(c.got == fs[0]);
+    BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+    c = (fcall){.it = it};
+    fcall_start(&c, do_next, true);
+    fcall_join(&c);
+    check_cancelled(&c);
+    BR_CHECK_EQ(atomic_load(&c.ctx.parks), 1);
+    BR_CHECK_EQ(br__as_completed_blocked(it), 0);
+    BR_CHECK_OK(br_future_set_result_i64(fs[1], 1));
+    c = (fcall){.it = it};
+    fcall_start(&c, do_next, true);
+    fcall_join(&c);
+    BR_CHECK_OK(c.rc);
+    BR_CHECK(c.got == fs[1]);
+    c = (fcall){.it = it};
+    fcall_start(&c, do_next, true);
+    fcall_join(&c);
+    BR_CHECK_ERR(c.rc, BR_EOF);
+    BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+    BR_CHECK_OK(br_as_completed_free(it));
+    dropmany(fs, 2);
+}
+
+/* Two consumers parked, the first at the head; the first is cancelled as a future
+ * completes. Either it gets the future (cancel pending), or it is cancelled having
+ * consumed no wake and the second gets the future with no other completion. */
+static void next_wake_races_cancel(void **state) {
+    (void)state;
+    long rounds = br_test_scaled(300, 30);
+    for (long r = 0; r < rounds; r++) {
+        br_future **fs = mkmany(2, 0);
+        br_as_completed *it;
+        BR_CHECK_OK(br_as_completed_new(&it, fs, 2, BR_FOREVER));
+        fcall a = {.it = it}, b = {.it = it};
+        fcall_start(&a, do_next, false);
+        br_test_ctx_wait_parks(&a.ctx, 1);
+        wait_blocked(it, 1);
+        fcall_start(&b, do_next, false);
+        br_test_ctx_wait_parks(&b.ctx, 1);
+        wait_blocked(it, 2);
+        canceller k;
+        canceller_start(&k, &a.ctx);
+        canceller_go(&k, r);
+        BR_CHECK_OK(br_future_set_result_i64(fs[0], 0));
+        pthread_join(k.th, NULL);
+        fcall_join(&a);
+        if (a.rc == 0) {
+            BR_CHECK(a.got == fs[0]);
+            BR_CHECK(br_test_ctx_cancel_pending(&a.ctx));
+            BR_CHECK_OK(br_future_set_result_i64(fs[1], 1));
+            fcall_join(&b);
+            BR_CHECK_OK(b.rc);
+            BR_CHECK(b.got == fs[1]);
+        } else {
+            check_cancelled(&a);
+            fcall_join(&b); /* the completion's wake reached b */
+            BR_CHECK_OK(b.rc);
+            BR_CHECK(b.got == fs[0]);
+            br_future *got;
+            BR_CHECK_OK(br_future_set_result_i64(fs[1], 1));
+            BR_CHECK_OK(br_as_completed_next(it, &got));
+            BR_CHECK(got == fs[1]);
+        }
+        br_future *got;
+        BR_CHECK_ERR(br_as_completed_next(it, &got), BR_EOF);
+        BR_CHECK_EQ(br__as_completed_blocked(it), 0);
+        BR_CHECK_OK(br_as_completed_free(it));
+        dropmany(fs, 2);
+    }
+}
+
+/* Consumers in cancellable contexts take futures as a completer finishes them, while a
+ * canceller cancels them at random; a cancelled next() is simply called again. Every
+ * future is yielded exactly once, every consumer ends at BR_EOF, nobody stays
+ * blocked, and the iterator frees. */
+enum { AC_CONSUMERS = 3 };
+
+typedef struct acstorm {
+    br_as_completed *it;
+    br_future **fs;
+    size_t n;
+    br_test_ctx ctx[AC_CONSUMERS];
+    _Atomic unsigned char *seen; /* by index */
+    _Atomic long got, dup, bad, cancelled;
+    _Atomic bool stop;
+} acstorm;
+
+typedef struct acarg {
+    acstorm *s;
+    int id;
+} acarg;
+
+static void *ac_consumer(void *arg) {
+    acstorm *s = ((acarg *)arg)->s;
+    br_test_ctx_enter(&s->ctx[((acarg *)arg)->id]);
+    for (;;) {
+        br_future *f = NULL;
+        size_t idx = 0;
+        int rc = br_as_completed_next_index(s->it, &f, &idx);
+        if (rc == BR_EOF)
+            break;
+        if (rc == BR_ECANCELED) {
+            atomic_fetch_add(&s->cancelled, 1);
+            continue;
+        }
+        if (rc != 0 || idx >= s->n || f != s->fs[idx] || !br_future_done(f)) {
+            atomic_fetch_add(&s->bad, 1);
+            break;
+        }
+        if (atomic_fetch_add(&s->seen[idx], 1) != 0)
+            atomic_fetch_add(&s->dup, 1);
+        atomic_fetch_add(&s->got, 1);
+    }
+    br_test_ctx_leave();
+    return NULL;
+}
+
+static void *ac_completer(void *arg) {
+    acstorm *s = arg;
+    for (size_t i = 0; i < s->n; i++) {
+        size_t j = (i * 7919) % s->n; /* a permutation: n is not a multiple of 7919 */
+        if (br_future_set_result_i64(s->fs[j], (int64_t)j) != 0)
+            atomic_fetch_add(&s->bad, 1);
+        if (i % 3 == 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+static void *ac_canceller(void *arg) {
+    acstorm *s = arg;
+    unsigned x = 777;
+    while (!atomic_load(&s->stop)) {
+        x = x * 1103515245u + 12345u;
+        br_test_ctx_cancel(&s->ctx[(x >> 16) % AC_CONSUMERS]);
+        if ((x >> 8) & 1)
+            sched_yield();
+        else
+            br_sleep(20 * BR_USEC);
+    }
+    return NULL;
+}
+
+static void as_completed_storm(void **state) {
+    (void)state;
+    acstorm *s = calloc(1, sizeof *s);
+    s->n = (size_t)br_test_scaled(20000, 2000);
+    if (s->n % 7919 == 0)
+        s->n++; /* the completer's order is a permutation */
+    s->fs = mkmany(s->n, 0);
+    s->seen = calloc(s->n, 1);
+    BR_CHECK_OK(br_as_completed_new(&s->it, s->fs, s->n, BR_FOREVER));
+    pthread_t c[AC_CONSUMERS], done, k;
+    acarg args[AC_CONSUMERS];
+    for (int i = 0; i < AC_CONSUMERS; i++) {
+        args[i] = (acarg){s, i};
+        assert_int_equal(pthread_create(&c[i], NULL, ac_consumer, &args[i]), 0);
+    }
+    assert_int_equal(pthread_create(&k, NULL, ac_canceller, s), 0);
+    assert_int_equal(pthread_create(&done, NULL, ac_completer, s), 0);
+    pthread_join(done, NULL);
+    for (int i = 0; i < AC_CONSUMERS; i++)
+        pthread_join(c[i], NULL);
+    atomic_store(&s->stop, true);
+    pthread_join(k, NULL);
+    BR_CHECK_EQ(atomic_load(&s->bad), 0);
+    BR_CHECK_EQ(atomic_load(&s->dup), 0);
+    BR_CHECK_EQ(atomic_load(&s->got), s->n);
+    for (size_t i = 0; i < s->n; i++)
+        BR_CHECK_EQ(atomic_load(&s->seen[i]), 1);
+    BR_CHECK_EQ(br__as_completed_blocked(s->it), 0);
+    BR_CHECK_OK(br_as_completed_free(s->it));
+    dropmany(s->fs, s->n);
+    free((void *)s->seen);
+    free(s);
+}
+
+BR_TEST_MAIN(cmocka_unit_test(reader_cancelled_while_parked),
+             cmocka_unit_test(reader_pending_cancel),
+             cmocka_unit_test(cancelled_future_reads_ecanceled),
+             cmocka_unit_test(reader_wake_races_cancel),
+             cmocka_unit_test(nocancel_wait_outlives_a_cancel),
+             cmocka_unit_test(br_wait_cancelled_while_parked),
+             cmocka_unit_test(br_wait_pending_cancel),
+             cmocka_unit_test(br_wait_wake_races_cancel),
+             cmocka_unit_test(next_cancelled_while_parked),
+             cmocka_unit_test(next_pending_cancel),
+             cmocka_unit_test(next_wake_races_cancel), cmocka_unit_test(as_completed_storm))
