@@ -16,6 +16,11 @@
  *
  *   br_test_ctx_wait_parks(&c, 1);          (elsewhere: until c sleeps in a park)
  *   br_test_ctx_cancel(&c);
+ *
+ * A context must outlive every wake sent to it: a waker on another thread (a pool's
+ * worker completing a future) may still be in unpark, touching c, after the woken call
+ * has returned. A context on a thread's stack is fine when every waker is joined before
+ * that thread returns; otherwise make it static or allocate it for the whole test.
  */
 #ifndef BRAID_TESTS_PARKER_H
 #define BRAID_TESTS_PARKER_H
