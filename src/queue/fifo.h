@@ -32,7 +32,7 @@
 
 #include "queue/private.h"
 
-static br__qchunk *qchunk_new(br_queue *q) {
+static inline br__qchunk *qchunk_new(br_queue *q) {
     br__qchunk *c = br__malloc(q->spare.chunk_bytes);
     if (c == NULL)
         return NULL;
@@ -46,7 +46,7 @@ static br__qchunk *qchunk_new(br_queue *q) {
     return c;
 }
 
-static bool in_arena(const br_queue *q, const br__qchunk *c) {
+static inline bool in_arena(const br_queue *q, const br__qchunk *c) {
     const char *p = (const char *)c, *a = q->spare.arena;
     return a != NULL && p >= a && p < a + q->spare.arena_n * q->spare.chunk_bytes;
 }
@@ -56,7 +56,7 @@ static bool in_arena(const br_queue *q, const br__qchunk *c) {
  * calls the allocator; the stack then holds one more, which a later take reuses). Any
  * number of threads may push at once. The release CAS publishes the caller's last
  * reads of the chunk before the next owner writes it. */
-static void qchunk_give(br_queue *q, br__qchunk *c, bool may_free) {
+static inline void qchunk_give(br_queue *q, br__qchunk *c, bool may_free) {
     if (!in_arena(q, c)) {
         if (may_free &&
             atomic_load_explicit(&q->spare.n, memory_order_relaxed) >= q->spare.max) {
@@ -77,7 +77,7 @@ static void qchunk_give(br_queue *q, br__qchunk *c, bool may_free) {
  * that fails). One taker at a time (under plk, or the queue's sole owner): a chunk on
  * the stack can't be popped and pushed back between our load and our CAS, so there
  * is no ABA. */
-static br__qchunk *qchunk_take(br_queue *q) {
+static inline br__qchunk *qchunk_take(br_queue *q) {
     br__qchunk *c = atomic_load_explicit(&q->spare.top, memory_order_acquire);
     while (c != NULL && !atomic_compare_exchange_weak_explicit(&q->spare.top, &c,
                                                                c->free_next,
@@ -149,7 +149,7 @@ static inline int fifo_pop(br_queue *q, void **item, bool may_free) {
 }
 
 /* Frees every chunk (the queue must be empty and owned by the caller). */
-static void fifo_fini(br_queue *q) {
+static inline void fifo_fini(br_queue *q) {
     br__qchunk *c = q->c.chunk;
     while (c != NULL) { /* c.chunk == p.chunk once drained; its next is NULL */
         br__qchunk *n = atomic_load_explicit(&c->next, memory_order_relaxed);

@@ -1,8 +1,9 @@
-/* queue/private.h: the queue's layout, shared by queue.c (the protocol), fifo.h (the
- * chunked FIFO storage, the hot path) and store.c (the LIFO stack and priority heap).
- * The protocol itself is described in the design notes at the top of queue.c. */
-#ifndef BRAID_QUEUE_INTERNAL_H
-#define BRAID_QUEUE_INTERNAL_H
+/* queue/private.h: the queue's layout, for src/queue/ and the tests: shared by queue.c
+ * (put, get, join: the protocol), life.c (new, shutdown, free), fifo.h (the chunked FIFO
+ * storage, the hot path) and store.c (the LIFO stack and priority heap). The protocol
+ * is described in the design notes at the top of queue.c and life.c. Never installed. */
+#ifndef BRAID_QUEUE_PRIVATE_H
+#define BRAID_QUEUE_PRIVATE_H
 
 #include "braid/queue.h"
 #include "core/lib.h"
@@ -122,6 +123,54 @@ struct br_queue {
         size_t arena_n, arena_next, chunk_bytes;
     } spare;
 };
+
+
+/* --- shared by queue.c (put, get, join) and life.c (new, shutdown, free) ---------- */
+
+static inline bool br__queue_is_fifo(const br_queue *q) {
+    return q->kind == BR_QUEUE_FIFO || q->kind == BR_QUEUE_SIMPLE;
+}
+
+static inline int br__queue_state(br_queue *q) {
+    return atomic_load_explicit(&q->state, memory_order_acquire);
+}
+
+/* Items in the queue now (approximate: the two counters are read apart). */
+static inline uint64_t br__queue_size(br_queue *q) {
+    uint64_t t = atomic_load_explicit(&q->p.tail, memory_order_acquire);
+    uint64_t h = atomic_load_explicit(&q->c.head, memory_order_acquire);
+    return h >= t ? 0 : t - h; /* read apart, so h may have passed the t we read */
+}
+
+/* A wait list and its count of linked waiters (p.ngetw, c.nputw, w.njoinw). */
+typedef struct br__qlist {
+    br__wq *wq;
+    _Atomic uint32_t *count;
+} br__qlist;
+
+static inline br__qlist br__queue_getters(br_queue *q) {
+    return (br__qlist){&q->w.getters, &q->p.ngetw};
+}
+static inline br__qlist br__queue_putters(br_queue *q) {
+    return (br__qlist){&q->w.putters, &q->c.nputw};
+}
+static inline br__qlist br__queue_joiners(br_queue *q) {
+    return (br__qlist){&q->w.joiners, &q->w.njoinw};
+}
+
+/* Pops every waiter of l onto *chain (linked through ->next) for br__wake_chain.
+ * Under wlock. */
+static inline void br__queue_pop_all(br__qlist l, br__waiter **chain) {
+    br__waiter *w;
+    while ((w = br__wq_pop(l.wq)) != NULL) {
+        atomic_fetch_sub_explicit(l.count, 1, memory_order_relaxed);
+        w->next = *chain;
+        *chain = w;
+    }
+}
+
+/* Wakes the joiners if every task is done now (queue.c). */
+void br__queue_wake_joiners(br_queue *q);
 
 /* LIFO and priority storage (store.c). Callers hold plk (== clk for these kinds). */
 int br__qstore_init(br_queue *q);  /* 0 or BR_ENOMEM; bounded: all the room at once */
