@@ -1,7 +1,9 @@
 #include "harness.h"
+#include "future/private.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,44 @@ double br_test_time_multiplier(void) {
     return m > 0 ? m : 1.0;
 }
 
+int64_t br_test_hang_guard_ns(void) {
+    return (int64_t)(30 * BR_SEC * br_test_time_multiplier());
+}
+
+int64_t br_test_hang_guard(void) {
+    return br_deadline_after(br_test_hang_guard_ns());
+}
+
+void br_test_futures_new(br_future **fs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        BR_CHECK_OK(br_future_new(&fs[i]));
+}
+
+void br_test_futures_release(br_future **fs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        br_future_release(fs[i]);
+}
+
+bool br_test_until_listener(br_future *const *fs, size_t n) {
+    int64_t give_up = br_test_hang_guard();
+    for (;;) {
+        for (size_t i = 0; i < n; i++)
+            if (atomic_load(&fs[i]->st) & BR__FF_LISTENERS)
+                return true;
+        if (br_now() >= give_up)
+            return false;
+        sched_yield();
+    }
+}
+
+int64_t br_test_checksum(const void *p, size_t len) {
+    const unsigned char *b = p;
+    uint64_t s = 0;
+    for (size_t i = 0; i < len; i++)
+        s = s * 31 + b[i];
+    return (int64_t)s;
+}
+
 static int count_dir(const char *path) {
     DIR *d = opendir(path);
     if (!d)
@@ -55,8 +95,7 @@ int br_test_count_fds(void) {
 int br_test_count_threads(void) { return count_dir("/proc/self/task"); }
 
 int br_test_wait_child(pid_t pid) {
-    int64_t give_up =
-        br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
+    int64_t give_up = br_test_hang_guard();
     int st = 0;
     pid_t r;
     while ((r = waitpid(pid, &st, WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {

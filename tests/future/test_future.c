@@ -10,10 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int64_t hang_guard(void) {
-    return br_deadline_after((int64_t)(20 * BR_SEC * br_test_time_multiplier()));
-}
-
 /* --- states ----------------------------------------------------------------------- */
 
 static void new_is_pending(void **state) {
@@ -271,10 +267,7 @@ typedef struct {
  * really blocks: no sleep. */
 static void *setter(void *p) {
     setter_arg *a = p;
-    int64_t guard = hang_guard();
-    while (!(atomic_load(&a->f->st) & BR__FF_LISTENERS) && br_now() < guard)
-        sched_yield();
-    atomic_store(&a->saw_waiter, (atomic_load(&a->f->st) & BR__FF_LISTENERS) != 0);
+    atomic_store(&a->saw_waiter, br_test_until_listener(&a->f, 1));
     br_future_set_result_i64(a->f, a->value);
     return NULL;
 }
@@ -287,7 +280,7 @@ static void result_blocks_until_set(void **state) {
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, setter, &a), 0);
     int64_t v = 0;
-    BR_CHECK_OK(br_future_result_i64(f, hang_guard(), &v));
+    BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &v));
     BR_CHECK_EQ(v, 99);
     pthread_join(th, NULL);
     BR_CHECK(atomic_load(&a.saw_waiter));
@@ -321,7 +314,7 @@ static void deadline_not_early(void **state) {
 static void *waiter_thread(void *p) {
     br_future *f = p;
     int64_t v = 0;
-    if (br_future_result_i64(f, hang_guard(), &v) != 0)
+    if (br_future_result_i64(f, br_test_hang_guard(), &v) != 0)
         return (void *)(intptr_t)-1;
     return (void *)(intptr_t)v;
 }
@@ -660,7 +653,7 @@ static void cancel_races_start(void **state) {
             BR_CHECK(br_future_cancelled(f));
         } else {
             int64_t v;
-            BR_CHECK_OK(br_future_result_i64(f, hang_guard(), &v));
+            BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &v));
             BR_CHECK_EQ(v, r);
         }
         br_future_release(f);
@@ -1014,8 +1007,7 @@ static br_future *xt_futs[XT_N];
 
 static void *xt_release_all(void *p) {
     (void)p;
-    for (int i = 0; i < XT_N; i++)
-        br_future_release(xt_futs[i]); /* freed on another thread than allocated */
+    br_test_futures_release(xt_futs, XT_N); /* freed on another thread than allocated */
     return NULL;
 }
 
@@ -1109,8 +1101,7 @@ static void *churn(void *p) {
         br_future *f[200];
         for (int i = 0; i < 200; i++)
             br_future_new(&f[i]);
-        for (int i = 0; i < 200; i++)
-            br_future_release(f[i]); /* cross the BATCH: global pool traffic */
+        br_test_futures_release(f, 200); /* cross the BATCH: global pool traffic */
     }
     return NULL;
 }
@@ -1137,8 +1128,7 @@ static void cache_survives_fork(void **state) {
                 for (int i = 0; i < 300; i++)
                     if (br_future_new(&f[i]) != 0)
                         _exit(2);
-                for (int i = 0; i < 300; i++)
-                    br_future_release(f[i]);
+                br_test_futures_release(f, 300);
             }
             _exit(0);
         }

@@ -47,10 +47,8 @@ static void indices_are_0_to_n_minus_1_each_round(void **state) {
         .b = &b, .rounds = br_test_scaled(MAX_ROUNDS, 100), .deadline = BR_FOREVER};
     action_calls = 0;
     br_thread *t[PARTIES];
-    for (int i = 0; i < PARTIES; i++)
-        t[i] = tu_spawn(party, &p);
-    for (int i = 0; i < PARTIES; i++)
-        tu_join(t[i]);
+    tu_spawn_n(t, PARTIES, party, &p);
+    tu_join_n(t, PARTIES);
     for (int i = 0; i < PARTIES; i++)
         BR_CHECK_OK(p.rc[i]);
     for (long r = 0; r < p.rounds; r++)
@@ -85,10 +83,8 @@ static void failing_action_breaks_it(void **state) {
     static party_ctx p;
     p = (party_ctx){.b = &b, .rounds = 1, .deadline = BR_FOREVER};
     br_thread *t[3];
-    for (int i = 0; i < 3; i++)
-        t[i] = tu_spawn(party, &p);
-    for (int i = 0; i < 3; i++)
-        tu_join(t[i]);
+    tu_spawn_n(t, 3, party, &p);
+    tu_join_n(t, 3);
     for (int i = 0; i < 3; i++)
         BR_CHECK_ERR(p.last_rc[i], BR_EBROKEN);
     BR_CHECK_EQ(calls, 1);
@@ -106,13 +102,11 @@ static void abort_breaks_waiters(void **state) {
     static party_ctx p;
     p = (party_ctx){.b = &b, .rounds = 1, .deadline = BR_FOREVER};
     br_thread *t[2];
-    for (int i = 0; i < 2; i++)
-        t[i] = tu_spawn(party, &p);
+    tu_spawn_n(t, 2, party, &p);
     TU_WAIT_FOR(br_barrier_n_waiting(&b) == 2);
     BR_CHECK_ERR(br_barrier_destroy(&b), BR_EBUSY);
     BR_CHECK_OK(br_barrier_abort(&b));
-    for (int i = 0; i < 2; i++)
-        tu_join(t[i]);
+    tu_join_n(t, 2);
     for (int i = 0; i < 2; i++)
         BR_CHECK_ERR(p.last_rc[i], BR_EBROKEN);
     BR_CHECK(br_barrier_broken(&b));
@@ -122,10 +116,8 @@ static void abort_breaks_waiters(void **state) {
     /* works again: three parties pass */
     p = (party_ctx){.b = &b, .rounds = 1, .deadline = BR_FOREVER};
     br_thread *u[3];
-    for (int i = 0; i < 3; i++)
-        u[i] = tu_spawn(party, &p);
-    for (int i = 0; i < 3; i++)
-        tu_join(u[i]);
+    tu_spawn_n(u, 3, party, &p);
+    tu_join_n(u, 3);
     for (int i = 0; i < 3; i++)
         BR_CHECK_OK(p.rc[i]);
     BR_CHECK_OK(br_barrier_destroy(&b));
@@ -138,12 +130,10 @@ static void reset_releases_waiters_with_ebroken(void **state) {
     static party_ctx p;
     p = (party_ctx){.b = &b, .rounds = 1, .deadline = BR_FOREVER};
     br_thread *t[2];
-    for (int i = 0; i < 2; i++)
-        t[i] = tu_spawn(party, &p);
+    tu_spawn_n(t, 2, party, &p);
     TU_WAIT_FOR(br_barrier_n_waiting(&b) == 2);
     BR_CHECK_OK(br_barrier_reset(&b));
-    for (int i = 0; i < 2; i++)
-        tu_join(t[i]);
+    tu_join_n(t, 2);
     for (int i = 0; i < 2; i++)
         BR_CHECK_ERR(p.last_rc[i], BR_EBROKEN);
     BR_CHECK(!br_barrier_broken(&b)); /* reset: empty, not broken */
@@ -209,12 +199,10 @@ static void rounds_with_deadlines(void **state) {
     BR_CHECK_OK(br_barrier_init(&b, PARTIES, NULL, NULL));
     static party_ctx p;
     p = (party_ctx){.b = &b, .rounds = br_test_scaled(MAX_ROUNDS, 100), .deadline = 0};
-    p.deadline = tu_guard();
+    p.deadline = br_test_hang_guard();
     br_thread *t[PARTIES];
-    for (int i = 0; i < PARTIES; i++)
-        t[i] = tu_spawn(party, &p);
-    for (int i = 0; i < PARTIES; i++)
-        tu_join(t[i]);
+    tu_spawn_n(t, PARTIES, party, &p);
+    tu_join_n(t, PARTIES);
     for (int i = 0; i < PARTIES; i++)
         BR_CHECK_OK(p.rc[i]);
     for (long r = 0; r < p.rounds; r++)
