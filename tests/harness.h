@@ -89,11 +89,30 @@ bool br_test_until_listener(br_future *const *fs, size_t n);
  * bytes arrived whole. */
 int64_t br_test_checksum(const void *p, size_t len);
 
-/* Number of open file descriptors of this process (for leak checks). */
-int br_test_count_fds(void);
+/* --- counting what the process holds, for leak checks ------------------------------
+ *
+ * A thread that was just joined can still be listed in /proc/self/task for a moment
+ * (the kernel wakes the joiner before it has removed the task), so a count read right
+ * after a join, close or wait must wait for it to settle, within the hang guard.
+ * br_test_wait_threads(n) polls (short sleeps) until the count is n and fails the test at
+ * the hang guard with both values. A count that only grows (a thread just started is listed
+ * before pthread_create returns) can be read once. */
 
-/* Number of threads in this process (from /proc/self/task), for leak checks. */
+/* Number of open file descriptors of this process. */
+int br_test_count_fds(void);
+/* Number of threads in this process (from /proc/self/task). */
 int br_test_count_threads(void);
+
+#define br_test_wait_threads(want) br_test_wait_threads_(__FILE__, __LINE__, (want))
+#define br_test_wait_fds(want) br_test_wait_fds_(__FILE__, __LINE__, (want))
+void br_test_wait_threads_(const char *file, int line, int want);
+void br_test_wait_fds_(const char *file, int line, int want);
+
+/* The number of threads in the process once it has had a thread of its own and that
+ * thread is gone: ThreadSanitizer starts a background thread at the first
+ * pthread_create, which would otherwise look like a leak. The helper thread is joined
+ * and waited out of /proc/self/task, so the count is exact. */
+int br_test_thread_baseline(void);
 
 /* --- child processes ------------------------------------------------------------- */
 

@@ -122,17 +122,6 @@ static void tp_echo_all(br_executor *ex, br_future **fs, int n) {
     }
 }
 
-static void *tp_nothing(void *arg) { return arg; }
-
-/* The process's thread count, after the process has had a thread of its own once
- * (ThreadSanitizer starts a background thread then, which would count as ours). */
-static int tp_threads_baseline(void) {
-    pthread_t th;
-    BR_CHECK_EQ(pthread_create(&th, NULL, tp_nothing, NULL), 0);
-    BR_CHECK_EQ(pthread_join(th, NULL), 0);
-    return br_test_count_threads();
-}
-
 /* Polls cond(ex) until true (the guard only catches hangs). */
 static void tp_until(bool (*cond)(br_executor *ex), br_executor *ex) {
     int64_t guard = tp_guard();
@@ -174,7 +163,7 @@ static int tp_pf_body(int64_t begin, int64_t end, void *ctx) {
 
 static void threadpool_lazy_start(void **state) {
     (void)state;
-    int before = tp_threads_baseline();
+    int before = br_test_thread_baseline();
     br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 4});
     BR_CHECK_EQ(br_test_count_threads(), before); /* nothing until the first submit */
     br_future *f;
@@ -194,12 +183,12 @@ static void threadpool_lazy_start(void **state) {
     br__threadpool_stats(ex, &st);
     BR_CHECK_EQ(st.threads, 1);
     BR_CHECK_OK(br_executor_free(ex));
-    BR_CHECK_EQ(br_test_count_threads(), before);
+    br_test_wait_threads(before);
 }
 
 static void threadpool_reuse_bounded(void **state) {
     (void)state;
-    int before = tp_threads_baseline();
+    int before = br_test_thread_baseline();
     br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 3});
     enum { N = 2000 };
     static br_future *fs[N];
@@ -237,7 +226,7 @@ static void threadpool_reuse_bounded(void **state) {
         tp_block_free(b[i]);
     }
     BR_CHECK_OK(br_executor_free(ex));
-    BR_CHECK_EQ(br_test_count_threads(), before);
+    br_test_wait_threads(before);
 }
 
 /* Two quick submits to a pool whose only worker is idle: the second must get a worker
@@ -619,7 +608,7 @@ static void threadpool_max_pending_many(void **state) {
 
 static void threadpool_shutdown_nowait_then_free(void **state) {
     (void)state;
-    int before = tp_threads_baseline();
+    int before = br_test_thread_baseline();
     br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
     tp_block *b = tp_block_new(true);
     br_future *bf = tp_submit_block(ex, b);
@@ -640,7 +629,7 @@ static void threadpool_shutdown_nowait_then_free(void **state) {
     br_future_release(bf);
     br_future_release(q);
     tp_block_free(b);
-    BR_CHECK_EQ(br_test_count_threads(), before);
+    br_test_wait_threads(before);
 }
 
 static void tp_cancel_futures_case(void) {
@@ -1444,7 +1433,7 @@ static void *tp_stress_submitter(void *arg) {
 
 static void threadpool_stress(void **state) {
     (void)state;
-    int before = tp_threads_baseline();
+    int before = br_test_thread_baseline();
     enum { S = 4 };
     long total = br_test_scaled(1000000, 20000);
     tp_stress s[S];
@@ -1483,7 +1472,7 @@ static void threadpool_stress(void **state) {
     }
     BR_CHECK_EQ(finished + cancelled, total / S * S);
     BR_CHECK_EQ(finished_sum, atomic_load(&tp_stress_sum)); /* ran xor cancelled */
-    BR_CHECK_EQ(br_test_count_threads(), before);
+    br_test_wait_threads(before);
 }
 
 BR_TEST_MAIN(BR_CONFORMANCE_TESTS,

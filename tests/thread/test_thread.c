@@ -53,7 +53,7 @@ static void probe_fn(void *arg) {
 static void start_and_join(void **state) {
     (void)state;
     int before = br_thread_active_count();
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     br_event gate = BR_EVENT_INIT;
     probe p = {.gate = &gate};
     br_thread *t = NULL;
@@ -75,7 +75,7 @@ static void start_and_join(void **state) {
     BR_CHECK_EQ(p.tid, br_thread_native_id(t));
     BR_CHECK(p.tid != br_thread_current_native_id());
     BR_CHECK_OK(br_thread_free(t));
-    BR_CHECK_EQ(br_test_count_threads(), threads_before); /* reaped */
+    br_test_wait_threads(threads_before);                 /* reaped */
     BR_CHECK(br_thread_current() == NULL);                /* main: not started by braid */
     BR_CHECK_EQ(br_thread_current_native_id(), (int)getpid());
 }
@@ -245,7 +245,7 @@ static void detached_fn(void *arg) {
 static void free_a_running_thread_detaches_it(void **state) {
     (void)state;
     int before = br_thread_active_count();
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     static detach_ctx d; /* outlives this function's view of the thread */
     BR_CHECK_OK(br_event_init(&d.go));
     BR_CHECK_OK(br_event_init(&d.done));
@@ -257,7 +257,7 @@ static void free_a_running_thread_detaches_it(void **state) {
     BR_CHECK_OK(br_event_set(&d.go));
     BR_CHECK_OK(br_event_wait(&d.done, br_test_hang_guard()));
     TU_WAIT_FOR(br_thread_active_count() == before);
-    TU_WAIT_FOR(br_test_count_threads() == threads_before); /* it exits on its own */
+    br_test_wait_threads(threads_before); /* it exits on its own */
 }
 
 static void nop(void *arg) {
@@ -266,14 +266,14 @@ static void nop(void *arg) {
 
 static void no_leaked_threads(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     long n = br_test_scaled(500, 50);
     for (long i = 0; i < n; i++) {
         br_thread *t[4];
         tu_spawn_n(t, 4, nop, NULL);
         tu_join_n(t, 4);
     }
-    BR_CHECK_EQ(br_test_count_threads(), threads_before);
+    br_test_wait_threads(threads_before);
     BR_CHECK_EQ(br_thread_active_count(), 0);
 }
 
@@ -579,7 +579,7 @@ static void timed_joiner(void *arg) {
  * reaps the thread when it ends. */
 static void free_during_a_join_keeps_the_joiner_safe(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     br_event gate = BR_EVENT_INIT;
     probe p = {.gate = &gate};
     br_thread *t = tu_spawn(probe_fn, &p);
@@ -590,14 +590,14 @@ static void free_during_a_join_keeps_the_joiner_safe(void **state) {
     BR_CHECK_OK(br_event_set(&gate));
     tu_join(jt);
     BR_CHECK_OK(j.rc);                                     /* the join reaped it */
-    BR_CHECK_EQ(br_test_count_threads(), threads_before); /* so it is gone */
+    br_test_wait_threads(threads_before);                  /* so it is gone */
 }
 
 /* br_thread_free while a timed join is inside the reap: when that join times out, the
  * pthread must still be detached (before the fix nobody joined or detached it). */
 static void free_during_a_timed_reap_detaches(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     gated_setup();
     br_thread *t = spawn_gated();
     br__thread_ref(t); /* keep the block, to look at it after br_thread_free */
@@ -614,7 +614,7 @@ static void free_during_a_timed_reap_detaches(void **state) {
     BR_CHECK_OK(br_event_set(&dtor_gate));
     TU_WAIT_FOR(atomic_load(&dtor_ran) == 1);
     br__thread_unref(t);
-    TU_WAIT_FOR(br_test_count_threads() == threads_before); /* it ended on its own */
+    br_test_wait_threads(threads_before); /* it ended on its own */
 }
 
 /* Stress: timed joins with tiny deadlines racing with br_thread_free and with the
@@ -622,7 +622,7 @@ static void free_during_a_timed_reap_detaches(void **state) {
  * exactly once, and a join that returned 0 did join it. */
 static void free_races_with_timed_joins(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     long rounds = br_test_scaled(2000, 200);
     for (long i = 0; i < rounds; i++) {
         br_thread *t = tu_spawn(nop, NULL);
@@ -650,7 +650,7 @@ static void free_races_with_timed_joins(void **state) {
         }
         br__thread_unref(t);
     }
-    TU_WAIT_FOR(br_test_count_threads() == threads_before);
+    br_test_wait_threads(threads_before);
     BR_CHECK_EQ(br_thread_active_count(), 0);
 }
 
@@ -670,7 +670,7 @@ static int failing_create(pthread_t *pt, const pthread_attr_t *attr, void *(*sta
  * build checks the memory). */
 static void start_failure_is_clean(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     probe p = {0};
     br_thread *t = NULL;
     /* No address space holds this stack: the real pthread_create fails. */
@@ -689,6 +689,7 @@ static void start_failure_is_clean(void **state) {
     BR_CHECK(t == NULL);
     BR_CHECK_EQ(p.arg_seen, 0);
     BR_CHECK_EQ(br_thread_active_count(), 0);
+    /* nothing joined since the baseline: an exact count */
     BR_CHECK_EQ(br_test_count_threads(), threads_before);
     BR_CHECK_OK(br_thread_start(&t, probe_fn, &p, NULL)); /* and starting works again */
     tu_join(t);
@@ -775,7 +776,7 @@ static void start_failure_while_exit_waits(void **state) {
  * left behind; N = 0, 1, ... until it succeeds. */
 static void start_survives_oom(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     const char *names[] = {NULL, "a-name-longer-than-the-kernel-keeps"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         for (long n = 0;; n++) {
@@ -789,6 +790,8 @@ static void start_survives_oom(void **state) {
             if (rc == 0) {
                 BR_CHECK(n >= 2); /* the block and the name both go through the seam */
                 tu_join(t);
+                /* gone before the next failed start counts the threads */
+                br_test_wait_threads(threads_before);
                 BR_CHECK_EQ(p.arg_seen, 1);
                 if (names[i])
                     BR_CHECK(strcmp(p.name, names[i]) == 0);
@@ -798,7 +801,7 @@ static void start_survives_oom(void **state) {
             BR_CHECK(t == NULL);
             BR_CHECK_EQ(p.arg_seen, 0);
             BR_CHECK_EQ(br_thread_active_count(), 0);
-            BR_CHECK_EQ(br_test_count_threads(), threads_before);
+            BR_CHECK_EQ(br_test_count_threads(), threads_before); /* exact: see above */
         }
     }
 }

@@ -55,18 +55,6 @@ static inline void tu_join_n(br_thread **t, int n) {
         tu_join(t[i]);
 }
 
-static inline void tu_nop_(void *arg) {
-    (void)arg;
-}
-
-/* The number of threads in the process, for leak checks, after one thread has been
- * started and joined: TSan starts a helper thread of its own at the first
- * pthread_create, which would otherwise look like a leak. */
-static inline int tu_thread_baseline(void) {
-    tu_join(tu_spawn(tu_nop_, NULL));
-    return br_test_count_threads();
-}
-
 /* Elapsed-time checks: a deadline never fires early. */
 #define TU_CHECK_NOT_EARLY(t0, ns) BR_CHECK(br_now() - (t0) >= (ns))
 
