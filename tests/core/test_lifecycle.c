@@ -211,11 +211,13 @@ static void library_hooks_keep_their_place(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
     br_test_wait_threads(baseline); /* the workers are gone */
     /* A braid thread (the thread layer registers), parked on an event through the
-     * forks: asleep in the futex, not inside malloc or any lock. */
-    br_event gate;
+     * forks: asleep in the futex, not inside malloc or any lock. A daemon, on a static
+     * event, so that a failed check leaves it neither waiting on a dead stack frame
+     * nor holding up the exit. */
+    static br_event gate;
     BR_CHECK_OK(br_event_init(&gate));
     br_thread *t = NULL;
-    BR_CHECK_OK(br_thread_start(&t, park_on, &gate, NULL));
+    BR_CHECK_OK(br_thread_start(&t, park_on, &gate, &(br_thread_opts){.daemon = true}));
     int64_t give_up = br_test_hang_guard();
     while (br__wq_len(&BR__EVENT_IMPL(&gate)->wq) != 1) {
         BR_CHECK(br_now() < give_up);
