@@ -1,5 +1,6 @@
 /* The extension API (braid/executor_impl.h), from an executor's side and nothing else:
- * this file includes only the installed headers.
+ * besides the test harness, this file (and task_fifo.h, which it shares with
+ * mini_executor.h) includes only the installed headers.
  *
  * - A split executor, shaped like a process pool: a dispatcher thread begins each task,
  *   a worker (the remote side) calls its function, and the dispatcher finishes it with
@@ -14,6 +15,8 @@
 
 #include <braid.h>
 #include <braid/executor_impl.h>
+
+#include "task_fifo.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -61,7 +64,7 @@ typedef struct sx {
     br_executor base;
     pthread_mutex_t mu;
     pthread_cond_t disp_cv, work_cv;
-    br_task *head, *tail; /* submitted, not begun */
+    task_fifo queue;      /* submitted, not begun */
     br_task *last;        /* the last task submitted (the chunk tests look at it) */
     int nworkers;
     sx_slot *slots;       /* one per worker: at most that many tasks begun */
@@ -92,11 +95,8 @@ static void *sx_dispatch(void *p) {
             ring_push(&m->free_slots, i);
             continue;
         }
-        if (m->head != NULL && m->free_slots.len > 0) {
-            br_task *t = m->head;
-            m->head = *br_task_link(t);
-            if (m->head == NULL)
-                m->tail = NULL;
+        if (m->queue.head != NULL && m->free_slots.len > 0) {
+            br_task *t = task_fifo_pop(&m->queue);
             int i = ring_pop(&m->free_slots);
             pthread_mutex_unlock(&m->mu);
             bool begun = br_task_begin(t); /* false: the reference is gone already */
@@ -115,7 +115,7 @@ static void *sx_dispatch(void *p) {
             pthread_cond_signal(&m->work_cv);
             continue;
         }
-        if (m->shutdown && m->head == NULL && m->free_slots.len == m->nworkers)
+        if (m->shutdown && m->queue.head == NULL && m->free_slots.len == m->nworkers)
             break;
         pthread_cond_wait(&m->disp_cv, &m->mu);
     }
@@ -156,12 +156,7 @@ static int sx_submit(br_executor *ex, br_task *t, const br_call *call) {
         pthread_mutex_unlock(&m->mu);
         return BR_ESHUTDOWN;
     }
-    *br_task_link(t) = NULL;
-    if (m->tail)
-        *br_task_link(m->tail) = t;
-    else
-        m->head = t;
-    m->tail = t;
+    task_fifo_push(&m->queue, t);
     m->last = t;
     atomic_fetch_add(&m->submits, 1);
     pthread_cond_signal(&m->disp_cv);
@@ -172,14 +167,9 @@ static int sx_submit(br_executor *ex, br_task *t, const br_call *call) {
 /* Gives up every task still waiting in the FIFO with `code`, as a broken pool would. */
 static void sx_abandon_queued(sx *m, int code) {
     pthread_mutex_lock(&m->mu);
-    br_task *t = m->head;
-    m->head = m->tail = NULL;
+    br_task *list = task_fifo_take_all(&m->queue);
     pthread_mutex_unlock(&m->mu);
-    while (t) {
-        br_task *next = *br_task_link(t);
-        br_task_abandon(t, code);
-        t = next;
-    }
+    task_abandon_all(list, code);
 }
 
 static void sx_join(sx *m) {
