@@ -187,18 +187,21 @@ static int sx_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     sx *m = (sx *)ex;
     if (wait && sx_current == m)
         return BR_EDEADLK; /* a task or a callback waiting for its own executor */
+    br_task *dropped = NULL;
     pthread_mutex_lock(&m->mu);
     m->shutdown = true;
     if (cancel_futures) {
+        /* In the same critical section as the flags: a task finishing now frees its
+         * slot, and the dispatcher must not begin a queued task in it meanwhile. */
         m->cancelling = true;
+        dropped = task_fifo_take_all(&m->queue);
         for (int i = 0; i < m->nworkers; i++)
             if (m->slots[i].f) /* begun: running, so this only asks it to stop */
                 br_future_request_cancel(m->slots[i].f);
     }
     pthread_cond_broadcast(&m->disp_cv);
     pthread_mutex_unlock(&m->mu);
-    if (cancel_futures)
-        sx_abandon_queued(m, BR_ECANCELED);
+    task_abandon_all(dropped, BR_ECANCELED);
     if (wait)
         sx_join(m);
     return 0;
