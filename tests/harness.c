@@ -1,12 +1,17 @@
 #include "harness.h"
+#include "future/private.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 double br_test_scale(void) {
     const char *s = getenv("BRAID_TEST_SCALE");
@@ -34,6 +39,44 @@ double br_test_time_multiplier(void) {
     return m > 0 ? m : 1.0;
 }
 
+int64_t br_test_hang_guard_ns(void) {
+    return (int64_t)(30 * BR_SEC * br_test_time_multiplier());
+}
+
+int64_t br_test_hang_guard(void) {
+    return br_deadline_after(br_test_hang_guard_ns());
+}
+
+void br_test_futures_new(br_future **fs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        BR_CHECK_OK(br_future_new(&fs[i]));
+}
+
+void br_test_futures_release(br_future **fs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        br_future_release(fs[i]);
+}
+
+bool br_test_until_listener(br_future *const *fs, size_t n) {
+    int64_t give_up = br_test_hang_guard();
+    for (;;) {
+        for (size_t i = 0; i < n; i++)
+            if (atomic_load(&fs[i]->st) & BR__FF_LISTENERS)
+                return true;
+        if (br_now() >= give_up)
+            return false;
+        sched_yield();
+    }
+}
+
+int64_t br_test_checksum(const void *p, size_t len) {
+    const unsigned char *b = p;
+    uint64_t s = 0;
+    for (size_t i = 0; i < len; i++)
+        s = s * 31 + b[i];
+    return (int64_t)s;
+}
+
 static int count_dir(const char *path) {
     DIR *d = opendir(path);
     if (!d)
@@ -54,9 +97,48 @@ int br_test_count_fds(void) {
 
 int br_test_count_threads(void) { return count_dir("/proc/self/task"); }
 
+static void wait_count(const char *file, int line, const char *what, int (*count)(void),
+                       int want) {
+    int64_t give_up = br_test_hang_guard();
+    int n;
+    while ((n = count()) != want) {
+        if (br_now() > give_up)
+            fail_msg("%s:%d: %d %s at the hang guard, want %d", file, line, n, what, want);
+        br_sleep(200 * BR_USEC);
+    }
+}
+
+void br_test_wait_threads_(const char *file, int line, int want) {
+    wait_count(file, line, "threads", br_test_count_threads, want);
+}
+
+void br_test_wait_fds_(const char *file, int line, int want) {
+    wait_count(file, line, "open descriptors", br_test_count_fds, want);
+}
+
+static void *record_tid(void *arg) {
+    *(pid_t *)arg = (pid_t)syscall(SYS_gettid);
+    return NULL;
+}
+
+int br_test_thread_baseline(void) {
+    pid_t tid = 0;
+    pthread_t th;
+    BR_CHECK_EQ(pthread_create(&th, NULL, record_tid, &tid), 0);
+    BR_CHECK_EQ(pthread_join(th, NULL), 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
+    int64_t give_up = br_test_hang_guard();
+    while (access(path, F_OK) == 0) {
+        if (br_now() > give_up)
+            fail_msg("joined thread %d still listed at the hang guard", (int)tid);
+        br_sleep(200 * BR_USEC);
+    }
+    return br_test_count_threads();
+}
+
 int br_test_wait_child(pid_t pid) {
-    int64_t give_up =
-        br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
+    int64_t give_up = br_test_hang_guard();
     int st = 0;
     pid_t r;
     while ((r = waitpid(pid, &st, WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include <braid.h>
@@ -64,16 +65,73 @@ long br_test_scaled(long n, long floor);
 /* Timeout multiplier for hang guards inside tests (BRAID_TEST_TIMEOUT_MULTIPLIER). */
 double br_test_time_multiplier(void);
 
-/* Number of open file descriptors of this process (for leak checks). */
-int br_test_count_fds(void);
+/* The hang guard: how long a test waits for something that must happen before it
+ * decides it never will: 30 s times br_test_time_multiplier(), far enough that a loaded
+ * 2-core machine under a sanitizer never reaches it unless something is stuck, and
+ * below the test's own timeout, so that the test fails with a message instead of being
+ * killed. Only a guard: no check depends on how long it is. */
+int64_t br_test_hang_guard_ns(void);
+/* The hang guard as a deadline, from now. */
+int64_t br_test_hang_guard(void);
 
-/* Number of threads in this process (from /proc/self/task), for leak checks. */
+/* Makes fs[0..n) new pending futures; fails the test if one can't be made. */
+void br_test_futures_new(br_future **fs, size_t n);
+/* Releases fs[0..n). */
+void br_test_futures_release(br_future **fs, size_t n);
+
+/* Waits until something waits on one of fs[0..n): a waiter or a watcher has
+ * registered on it (its LISTENERS bit, which stays set), so a test can complete a
+ * future once a waiter really blocks, without a sleep. Polls with yields and checks
+ * nothing itself, so any thread may call it; false if the hang guard passed first. */
+bool br_test_until_listener(br_future *const *fs, size_t n);
+
+/* A checksum of p[0..len) (s = s * 31 + byte), for tasks that check their argument
+ * bytes arrived whole. */
+int64_t br_test_checksum(const void *p, size_t len);
+
+/* --- counting what the process holds, for leak checks ------------------------------
+ *
+ * A thread that was just joined can still be listed in /proc/self/task for a moment
+ * (the kernel wakes the joiner before it has removed the task), so a count read right
+ * after a join, close or wait must wait for it to settle, within the hang guard.
+ * br_test_wait_threads(n) polls (short sleeps) until the count is n and fails the test at
+ * the hang guard with both values. A count that only grows (a thread just started is listed
+ * before pthread_create returns) can be read once. */
+
+/* Number of open file descriptors of this process. */
+int br_test_count_fds(void);
+/* Number of threads in this process (from /proc/self/task). */
 int br_test_count_threads(void);
 
+#define br_test_wait_threads(want) br_test_wait_threads_(__FILE__, __LINE__, (want))
+#define br_test_wait_fds(want) br_test_wait_fds_(__FILE__, __LINE__, (want))
+void br_test_wait_threads_(const char *file, int line, int want);
+void br_test_wait_fds_(const char *file, int line, int want);
+
+/* The number of threads in the process once it has had a thread of its own and that
+ * thread is gone: ThreadSanitizer starts a background thread at the first
+ * pthread_create, which would otherwise look like a leak. The helper thread is joined
+ * and waited out of /proc/self/task, so the count is exact. */
+int br_test_thread_baseline(void);
+
+/* --- child processes ------------------------------------------------------------- */
+
 /* Waits for the forked child `pid` and returns its wait status. A child still running
- * at the hang guard (30 s times br_test_time_multiplier()) is killed with SIGKILL,
- * reaped, and the test fails: a test never hangs on, or leaves behind, a child. */
+ * at the hang guard is killed with SIGKILL, reaped, and the test fails: a test never
+ * hangs on, or leaves behind, a child. */
 int br_test_wait_child(pid_t pid);
+
+/* A child's verdict: exit status 0 means every check in it passed; any other status
+ * names the failed check (the child exits with a distinct code per check). */
+#define BR_CHECK_CHILD_OK(st)                                                              \
+    do {                                                                                   \
+        int br_chk_st_ = (st);                                                             \
+        if (!WIFEXITED(br_chk_st_) || WEXITSTATUS(br_chk_st_) != 0)                        \
+            fail_msg("%s:%d: child %s %d", __FILE__, __LINE__,                             \
+                     WIFEXITED(br_chk_st_) ? "failed check" : "died of signal",            \
+                     WIFEXITED(br_chk_st_) ? WEXITSTATUS(br_chk_st_)                       \
+                                           : WTERMSIG(br_chk_st_));                        \
+    } while (0)
 
 int br_test_main(const struct CMUnitTest *tests, size_t n, const char *group, int argc,
                  char **argv);

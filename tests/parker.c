@@ -59,7 +59,7 @@ void br_test_ctx_cancel(br_test_ctx *c) { ctx_cancel(c); }
 bool br_test_ctx_cancel_pending(br_test_ctx *c) { return atomic_load(&c->cancel) != 0; }
 
 void br_test_ctx_wait_parks(br_test_ctx *c, int n) {
-    int64_t give_up = br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
+    int64_t give_up = br_test_hang_guard();
     while (atomic_load(&c->parks) < n || !atomic_load(&c->asleep)) {
         if (br_now() > give_up)
             fail_msg("test context: %d parks, asleep %d, after the hang guard (want %d)",

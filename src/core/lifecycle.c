@@ -27,8 +27,10 @@
  * promises.
  *
  * Locking: `lock` guards the list. prepare takes it and holds it across fork(), so a
- * registration can't interleave with a fork; parent and child release it (in the
- * child too it is held by the forking thread, the only one left). Exit runs the hooks from a snapshot taken under the
+ * registration can't interleave with a fork; parent and child release it (in the child
+ * the forking thread, its one thread, holds it: re-initialising a locked mutex instead
+ * is undefined, and ThreadSanitizer reports the next lock, from a thread the child
+ * started, as a double lock). Exit runs the hooks from a snapshot taken under the
  * lock, without it, because an exit hook may run tasks that use a layer for the first
  * time (and register). Fork hooks must not register hooks (they run under the lock).
  */
@@ -119,7 +121,7 @@ static void run_child(void) {
     for (br__hooks *h = head; h; h = h->next_)
         if (h->child)
             h->child();
-    pthread_mutex_unlock(&lock); /* taken by this thread in run_prepare */
+    pthread_mutex_unlock(&lock); /* ours at the fork: the child's one thread */
 }
 
 static void run_exit(void) {

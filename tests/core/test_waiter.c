@@ -65,7 +65,7 @@ static int wq_len(void) {
 }
 
 static void wait_for_len(int n) {
-    int64_t give_up = br_deadline_after((int64_t)(10 * BR_SEC * br_test_time_multiplier()));
+    int64_t give_up = br_test_hang_guard();
     while (wq_len() != n) {
         BR_CHECK(br_now() < give_up);
         br_sleep(100 * BR_USEC);
@@ -156,7 +156,7 @@ static void wake_after_sleep(void **state) {
     wait_for_len(1);
     /* Past the spin: the thread parker sets signalled to 2 when it sleeps in the futex.
      * Read under the queue's ilock, which keeps the waiter linked while we look. */
-    int64_t give_up = br_deadline_after((int64_t)(10 * BR_SEC * br_test_time_multiplier()));
+    int64_t give_up = br_test_hang_guard();
     for (;;) {
         br__ilock_lock(&wq.lock);
         uint32_t s = wq.head ? atomic_load(&wq.head->signalled) : 0;

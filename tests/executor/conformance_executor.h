@@ -49,10 +49,6 @@ static int conformance_make(br_executor **out, int max_workers);
 
 /* --- helpers ----------------------------------------------------------------------- */
 
-static int64_t cf_guard(void) {
-    return br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
-}
-
 static br_executor *cf_make(int max_workers) {
     br_executor *ex = NULL;
     BR_CHECK_OK(conformance_make(&ex, max_workers));
@@ -198,20 +194,20 @@ static void conformance_submit_results(void **state) {
     BR_CHECK_OK(br_submit_i64(ex, cf_ptr_result, 77, &f5));
 
     int64_t v = 0;
-    BR_CHECK_OK(br_future_result_i64(f1, cf_guard(), &v));
+    BR_CHECK_OK(br_future_result_i64(f1, br_test_hang_guard(), &v));
     BR_CHECK_EQ(v, 42);
-    BR_CHECK_OK(br_future_result_i64(f2, cf_guard(), &v));
+    BR_CHECK_OK(br_future_result_i64(f2, br_test_hang_guard(), &v));
     BR_CHECK_EQ(v, 144);
     const void *d;
     size_t n;
-    BR_CHECK_OK(br_future_result(f3, cf_guard(), &d, &n));
+    BR_CHECK_OK(br_future_result(f3, br_test_hang_guard(), &d, &n));
     BR_CHECK_EQ(n, 5000);
     for (size_t i = 0; i < n; i++)
         BR_CHECK_EQ(((const unsigned char *)d)[i], (unsigned char)(i * 31 + 7));
-    BR_CHECK_OK(br_future_result(f4, cf_guard(), &d, &n));
+    BR_CHECK_OK(br_future_result(f4, br_test_hang_guard(), &d, &n));
     BR_CHECK_EQ(n, 0);
     void *ptr = NULL;
-    int rc = br_future_result_ptr(f5, cf_guard(), &ptr);
+    int rc = br_future_result_ptr(f5, br_test_hang_guard(), &ptr);
     if (rc == 0) {
         BR_CHECK_EQ(*(int *)ptr, 77);
     } else {
@@ -276,23 +272,23 @@ static void conformance_failures(void **state) {
         BR_CHECK_OK(br_submit_i64(ex, cf_fail_task, i, &f[i]));
     int code;
     const char *msg;
-    BR_CHECK_ERR(br_future_result(f[0], cf_guard(), NULL, NULL), BR_EIO);
+    BR_CHECK_ERR(br_future_result(f[0], br_test_hang_guard(), NULL, NULL), BR_EIO);
     BR_CHECK_OK(br_future_exception(f[0], BR_NOWAIT, &code, &msg));
     BR_CHECK_EQ(code, BR_EIO);
     BR_CHECK(msg && strcmp(msg, "bad n: 7") == 0);
     BR_CHECK(br_future_failed(f[0]));
 
-    BR_CHECK_OK(br_future_exception(f[1], cf_guard(), &code, &msg));
+    BR_CHECK_OK(br_future_exception(f[1], br_test_hang_guard(), &code, &msg));
     BR_CHECK_EQ(code, BR_EFAILED);
     BR_CHECK(msg && strlen(msg) == 200 && msg[0] == 'm' && msg[199] == '!');
 
-    BR_CHECK_OK(br_future_exception(f[2], cf_guard(), &code, &msg));
+    BR_CHECK_OK(br_future_exception(f[2], br_test_hang_guard(), &code, &msg));
     BR_CHECK_EQ(code, BR_ENOENT);
     BR_CHECK(msg == NULL);
 
     int64_t v;
-    BR_CHECK_ERR(br_future_result_i64(f[3], cf_guard(), &v), BR_ERANGE);
-    BR_CHECK_ERR(br_future_result_i64(f[4], cf_guard(), &v), BR_EINVAL);
+    BR_CHECK_ERR(br_future_result_i64(f[3], br_test_hang_guard(), &v), BR_ERANGE);
+    BR_CHECK_ERR(br_future_result_i64(f[4], br_test_hang_guard(), &v), BR_EINVAL);
     BR_CHECK(br_future_failed(f[4]));
     for (int i = 0; i < 5; i++) {
         BR_CHECK_EQ(br_future_state_of(f[i]), BR_FUTURE_FINISHED);
@@ -310,7 +306,7 @@ static void conformance_cancel_queued(void **state) {
     br_future *gate = cf_gate();
     cf_block *b = cf_block_new(gate, 11);
     br_future *blocker = cf_submit_block(ex, b);
-    BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
+    BR_CHECK_OK(br_future_wait(b->started, br_test_hang_guard()));
     BR_CHECK(br_future_running(blocker));
     BR_CHECK(!br_future_cancel(blocker)); /* running: Python says no */
 
@@ -327,17 +323,16 @@ static void conformance_cancel_queued(void **state) {
     }
     cf_open(gate);
     int64_t v;
-    BR_CHECK_OK(br_future_result_i64(blocker, cf_guard(), &v));
+    BR_CHECK_OK(br_future_result_i64(blocker, br_test_hang_guard(), &v));
     BR_CHECK_EQ(v, 11);
     for (int i = 0; i < N; i++) {
-        int rc = br_future_result(q[i], cf_guard(), NULL, NULL);
+        int rc = br_future_result(q[i], br_test_hang_guard(), NULL, NULL);
         BR_CHECK_ERR(rc, i % 2 == 0 ? BR_ECANCELED : 0);
         BR_CHECK(!br_future_cancel(q[i]) == (i % 2 == 1));
     }
     BR_CHECK_OK(br_executor_shutdown(ex, true, false));
     BR_CHECK_EQ(atomic_load(&cf_counter), N / 2); /* the cancelled ones never ran */
-    for (int i = 0; i < N; i++)
-        br_future_release(q[i]);
+    br_test_futures_release(q, N);
     br_future_release(blocker);
     br_future_release(gate);
     cf_block_free(b);
@@ -350,16 +345,16 @@ static void conformance_request_cancel_running(void **state) {
     br_executor *ex = cf_make(1);
     cf_block *b = cf_block_new(NULL, 0); /* no gate: runs until asked to stop */
     br_future *f = cf_submit_block(ex, b);
-    BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
+    BR_CHECK_OK(br_future_wait(b->started, br_test_hang_guard()));
     BR_CHECK(!br_future_cancel(f));
     BR_CHECK(br_future_request_cancel(f));
-    BR_CHECK_ERR(br_future_result(f, cf_guard(), NULL, NULL), BR_ECANCELED);
+    BR_CHECK_ERR(br_future_result(f, br_test_hang_guard(), NULL, NULL), BR_ECANCELED);
     BR_CHECK(br_future_cancelled(f));
     BR_CHECK_EQ(atomic_load(&b->saw_cancel), 1);
     /* finished futures refuse */
     br_future *g;
     BR_CHECK_OK(br_submit_i64(ex, cf_square, 3, &g));
-    BR_CHECK_OK(br_future_wait(g, cf_guard()));
+    BR_CHECK_OK(br_future_wait(g, br_test_hang_guard()));
     BR_CHECK(!br_future_request_cancel(g));
     br_future_release(g);
     br_future_release(f);
@@ -376,7 +371,7 @@ static void conformance_task_deadline(void **state) {
     br_future *gate = cf_gate();
     cf_block *b = cf_block_new(gate, 1);
     br_future *blocker = cf_submit_block(ex, b);
-    BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
+    BR_CHECK_OK(br_future_wait(b->started, br_test_hang_guard()));
 
     /* queued behind the blocker past its deadline: never runs, fails BR_ETIMEDOUT */
     atomic_store(&cf_counter, 0);
@@ -389,7 +384,7 @@ static void conformance_task_deadline(void **state) {
                                &late));
     br_sleep_until(dl); /* the condition under test, not a settle */
     cf_open(gate);
-    BR_CHECK_ERR(br_future_result(late, cf_guard(), NULL, NULL), BR_ETIMEDOUT);
+    BR_CHECK_ERR(br_future_result(late, br_test_hang_guard(), NULL, NULL), BR_ETIMEDOUT);
     BR_CHECK(br_future_done(late));
     BR_CHECK(br_future_failed(late));
     BR_CHECK_EQ(atomic_load(&cf_counter), 0);
@@ -404,7 +399,7 @@ static void conformance_task_deadline(void **state) {
                                               .len = sizeof b2, .deadline = dl2,
                                               .flags = BR_CALL_COPY_ARG},
                                &f2));
-    BR_CHECK_ERR(br_future_result(f2, cf_guard(), NULL, NULL), BR_ETIMEDOUT);
+    BR_CHECK_ERR(br_future_result(f2, br_test_hang_guard(), NULL, NULL), BR_ETIMEDOUT);
     BR_CHECK(br_now() >= dl2);
     BR_CHECK_EQ(b2->seen_deadline, dl2);
     BR_CHECK_EQ(atomic_load(&b2->saw_cancel), 1);
@@ -422,7 +417,7 @@ static void conformance_task_deadline(void **state) {
     BR_CHECK(!br_future_done(f3));
     cf_open(gate3);
     int64_t v;
-    BR_CHECK_OK(br_future_result_i64(f3, cf_guard(), &v));
+    BR_CHECK_OK(br_future_result_i64(f3, br_test_hang_guard(), &v));
     BR_CHECK_EQ(v, 5);
 
     br_future_release(f3);
@@ -441,18 +436,8 @@ static void conformance_task_deadline(void **state) {
 
 static int cf_checksum(br_task *t) {
     size_t len;
-    const unsigned char *p = br_task_arg(t, &len);
-    uint64_t s = 0;
-    for (size_t i = 0; i < len; i++)
-        s = s * 31 + p[i];
-    return br_task_return_i64(t, (int64_t)s);
-}
-
-static int64_t cf_sum_bytes(const unsigned char *p, size_t len) {
-    uint64_t s = 0;
-    for (size_t i = 0; i < len; i++)
-        s = s * 31 + p[i];
-    return (int64_t)s;
+    const void *p = br_task_arg(t, &len);
+    return br_task_return_i64(t, br_test_checksum(p, len));
 }
 
 static void conformance_copy_arg(void **state) {
@@ -462,7 +447,7 @@ static void conformance_copy_arg(void **state) {
     br_future *gate = cf_gate();
     cf_block *b = cf_block_new(gate, 0);
     br_future *blocker = cf_submit_block(ex, b); /* the copies run after we scribble */
-    BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
+    BR_CHECK_OK(br_future_wait(b->started, br_test_hang_guard()));
 
     size_t sizes[] = {1, 8, 15, 16, 17, 32, 33, 1000}; /* inline up to 16, heap above */
     enum { NS = sizeof sizes / sizeof sizes[0] };
@@ -472,7 +457,7 @@ static void conformance_copy_arg(void **state) {
     for (size_t k = 0; k < NS; k++) {
         for (size_t i = 0; i < sizes[k]; i++)
             buf[i] = (unsigned char)(i + k * 13);
-        want[k] = cf_sum_bytes(buf, sizes[k]);
+        want[k] = br_test_checksum(buf, sizes[k]);
         BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = cf_checksum, .arg = buf,
                                                   .len = sizes[k],
                                                   .flags = BR_CALL_COPY_ARG},
@@ -482,7 +467,7 @@ static void conformance_copy_arg(void **state) {
     cf_open(gate);
     for (size_t k = 0; k < NS; k++) {
         int64_t v;
-        BR_CHECK_OK(br_future_result_i64(f[k], cf_guard(), &v));
+        BR_CHECK_OK(br_future_result_i64(f[k], br_test_hang_guard(), &v));
         BR_CHECK_EQ(v, want[k]);
         br_future_release(f[k]);
     }
@@ -563,8 +548,8 @@ static void conformance_done_callbacks(void **state) {
     BR_CHECK_OK(br_future_add_done_callback(g, cf_cb_release, &r)); /* may run at once */
     cf_open(gate);
     /* callbacks run on the completing thread, maybe after waiters woke: wait for them */
-    BR_CHECK_OK(br_future_wait(c.two_done, cf_guard()));
-    BR_CHECK_OK(br_future_wait(r.done, cf_guard()));
+    BR_CHECK_OK(br_future_wait(c.two_done, br_test_hang_guard()));
+    BR_CHECK_OK(br_future_wait(r.done, br_test_hang_guard()));
     BR_CHECK_OK(br_future_add_done_callback(f, cf_cb_record, &regs[2])); /* runs at once */
     BR_CHECK_EQ(atomic_load(&c.calls), 3);
     BR_CHECK_EQ(atomic_load(&c.not_done), 0);
@@ -596,7 +581,7 @@ static void conformance_wait(void **state) {
         fs[i] = cf_submit_block(ex, bs[i]);
     }
     for (int i = 0; i < N; i++)
-        BR_CHECK_OK(br_future_wait(bs[i]->started, cf_guard()));
+        BR_CHECK_OK(br_future_wait(bs[i]->started, br_test_hang_guard()));
     br_future *sets[N];
     size_t nd, nn;
     /* nothing done yet */
@@ -605,7 +590,7 @@ static void conformance_wait(void **state) {
     BR_CHECK_EQ(nn, N);
     /* one done */
     cf_open(gates[2]);
-    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_COMPLETED, cf_guard(), sets, &nd, &nn));
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_COMPLETED, br_test_hang_guard(), sets, &nd, &nn));
     BR_CHECK(nd >= 1);
     BR_CHECK(sets[0] == fs[2]);
     BR_CHECK_ERR(br_wait(fs, N, BR_ALL_COMPLETED, br_deadline_after(5 * BR_MSEC), sets, &nd,
@@ -618,7 +603,7 @@ static void conformance_wait(void **state) {
     cf_open(gates[0]);
     cf_open(gates[1]);
     cf_open(gates[3]);
-    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, cf_guard(), sets, &nd, &nn));
+    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, br_test_hang_guard(), sets, &nd, &nn));
     BR_CHECK_EQ(nd, N);
     BR_CHECK_EQ(nn, 0);
     for (int i = 0; i < N; i++) {
@@ -639,12 +624,11 @@ static void conformance_wait_first_exception(void **state) {
         BR_CHECK_OK(br_submit_i64(ex, i == 37 ? cf_fail_task : cf_square, i == 37 ? 2 : i,
                                   &fs[i]));
     size_t nd, nn;
-    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, cf_guard(), NULL, &nd, &nn));
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, br_test_hang_guard(), NULL, &nd, &nn));
     BR_CHECK(br_future_failed(fs[37]));
-    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, cf_guard(), NULL, &nd, &nn));
+    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, br_test_hang_guard(), NULL, &nd, &nn));
     BR_CHECK_EQ(nd, N);
-    for (int i = 0; i < N; i++)
-        br_future_release(fs[i]);
+    br_test_futures_release(fs, N);
     BR_CHECK_OK(br_executor_free(ex));
 }
 
@@ -662,9 +646,9 @@ static void conformance_as_completed(void **state) {
     }
     fs[N] = fs[1]; /* a duplicate is yielded once */
     for (int i = 0; i < N; i++)
-        BR_CHECK_OK(br_future_wait(bs[i]->started, cf_guard()));
+        BR_CHECK_OK(br_future_wait(bs[i]->started, br_test_hang_guard()));
     br_as_completed *it;
-    BR_CHECK_OK(br_as_completed_new(&it, fs, N + 1, cf_guard()));
+    BR_CHECK_OK(br_as_completed_new(&it, fs, N + 1, br_test_hang_guard()));
     int order[N] = {2, 0, 3, 1};
     for (int k = 0; k < N; k++) {
         cf_open(gates[order[k]]);
@@ -811,7 +795,7 @@ static void conformance_shutdown_cancel_futures(void **state) {
     br_executor *ex = cf_make(1);
     cf_block *b = cf_block_new(NULL, 0); /* runs until asked to stop */
     br_future *running = cf_submit_block(ex, b);
-    BR_CHECK_OK(br_future_wait(b->started, cf_guard()));
+    BR_CHECK_OK(br_future_wait(b->started, br_test_hang_guard()));
     enum { N = 20 };
     br_future *q[N];
     atomic_store(&cf_counter, 0);
@@ -824,12 +808,11 @@ static void conformance_shutdown_cancel_futures(void **state) {
         BR_CHECK_ERR(br_future_result(q[i], BR_NOWAIT, NULL, NULL), BR_ECANCELED);
     }
     /* running: asked to stop (br_task_cancelled), and it did */
-    BR_CHECK_ERR(br_future_result(running, cf_guard(), NULL, NULL), BR_ECANCELED);
+    BR_CHECK_ERR(br_future_result(running, br_test_hang_guard(), NULL, NULL), BR_ECANCELED);
     BR_CHECK_EQ(atomic_load(&b->saw_cancel), 1);
     BR_CHECK_OK(br_executor_shutdown(ex, true, true));
     BR_CHECK_EQ(atomic_load(&cf_counter), 0);
-    for (int i = 0; i < N; i++)
-        br_future_release(q[i]);
+    br_test_futures_release(q, N);
     br_future_release(running);
     cf_block_free(b);
     BR_CHECK_OK(br_executor_free(ex));
@@ -848,7 +831,7 @@ static void conformance_shutdown_from_worker(void **state) {
     cf_self_ex = ex;
     br_future *f;
     BR_CHECK_OK(br_submit_i64(ex, cf_shutdown_self, 0, &f));
-    BR_CHECK_ERR(br_future_result(f, cf_guard(), NULL, NULL), BR_EDEADLK);
+    BR_CHECK_ERR(br_future_result(f, br_test_hang_guard(), NULL, NULL), BR_EDEADLK);
     br_future_release(f);
     BR_CHECK_OK(br_executor_free(ex));
 }
@@ -949,7 +932,8 @@ static void conformance_stress(void **state) {
     for (long i = 0; i < total; i++)
         all[i] = st.slots[i].f;
     size_t nd, nn;
-    BR_CHECK_OK(br_wait(all, (size_t)total, BR_ALL_COMPLETED, cf_guard(), NULL, &nd, &nn));
+    BR_CHECK_OK(br_wait(all, (size_t)total, BR_ALL_COMPLETED, br_test_hang_guard(), NULL,
+                        &nd, &nn));
     BR_CHECK_EQ(nd, total);
     /* Callbacks run on the completing thread, after waiters wake: once the workers
      * have exited (shutdown with wait), every one of them has returned. */

@@ -11,8 +11,7 @@
 #ifndef BRAID_TESTS_MINI_EXECUTOR_H
 #define BRAID_TESTS_MINI_EXECUTOR_H
 
-#include <braid.h>
-#include <braid/executor_impl.h>
+#include "task_fifo.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,7 +22,7 @@ typedef struct mini_ex {
     br_executor base;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    br_task *head, *tail;
+    task_fifo queue;
     bool shutdown;
     bool joined;
     int nworkers;
@@ -49,14 +48,11 @@ static void *mini_worker(void *p) {
     mini_current = m;
     pthread_mutex_lock(&m->mu);
     for (;;) {
-        while (m->head == NULL && !m->shutdown)
+        while (m->queue.head == NULL && !m->shutdown)
             pthread_cond_wait(&m->cv, &m->mu);
-        if (m->head == NULL)
+        br_task *t = task_fifo_pop(&m->queue);
+        if (t == NULL)
             break;
-        br_task *t = m->head;
-        m->head = *br_task_link(t);
-        if (m->head == NULL)
-            m->tail = NULL;
         br_future *f = br_task_future(t);
         br_future_retain(f); /* so shutdown can request_cancel it safely */
         m->running[i] = f;
@@ -81,12 +77,7 @@ static int mini_submit(br_executor *ex, br_task *t, const br_call *call) {
         pthread_mutex_unlock(&m->mu);
         return BR_ESHUTDOWN;
     }
-    *br_task_link(t) = NULL;
-    if (m->tail)
-        *br_task_link(m->tail) = t;
-    else
-        m->head = t;
-    m->tail = t;
+    task_fifo_push(&m->queue, t);
     atomic_fetch_add(&m->submits, 1);
     pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
@@ -101,19 +92,14 @@ static int mini_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     pthread_mutex_lock(&m->mu);
     m->shutdown = true;
     if (cancel_futures) {
-        dropped = m->head;
-        m->head = m->tail = NULL;
+        dropped = task_fifo_take_all(&m->queue);
         for (int i = 0; i < m->nworkers; i++)
             if (m->running[i])
                 br_future_request_cancel(m->running[i]);
     }
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
-    while (dropped) {
-        br_task *next = *br_task_link(dropped);
-        br_task_abandon(dropped, BR_ECANCELED);
-        dropped = next;
-    }
+    task_abandon_all(dropped, BR_ECANCELED);
     if (wait) {
         pthread_mutex_lock(&m->join_mu);
         if (!m->joined) {

@@ -10,10 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int64_t hang_guard(void) {
-    return br_deadline_after((int64_t)(20 * BR_SEC * br_test_time_multiplier()));
-}
-
 static long submits(br_executor *ex) { return atomic_load(&((mini_ex *)ex)->submits); }
 
 static _Atomic long ran;
@@ -215,10 +211,7 @@ static void *opener(void *p) {
     opener_arg *a = p;
     br_future_wait(started, BR_FOREVER);
     br_future *in2 = atomic_load(&input2);
-    int64_t guard = hang_guard();
-    while (!(atomic_load(&in2->st) & BR__FF_LISTENERS) && br_now() < guard)
-        sched_yield();
-    atomic_store(&a->saw_waiter, (atomic_load(&in2->st) & BR__FF_LISTENERS) != 0);
+    atomic_store(&a->saw_waiter, br_test_until_listener(&in2, 1));
     br_future_set_result_i64(gate, 1);
     return NULL;
 }
@@ -240,7 +233,7 @@ static void free_waits_for_running_and_cancels_rest(void **state) {
     int64_t v;
     BR_CHECK_OK(br_map_next_i64(m, &v));
     BR_CHECK_OK(br_map_next_i64(m, &v));
-    BR_CHECK_OK(br_future_wait(started, hang_guard())); /* input 2 is running */
+    BR_CHECK_OK(br_future_wait(started, br_test_hang_guard())); /* input 2 is running */
     opener_arg oa = {false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, opener, &oa), 0);
@@ -293,7 +286,7 @@ static void executor_shutdown_underneath_with(size_t cs) {
     BR_CHECK_OK(br_map_new(&m, ex, gated, in, N, sizeof in[0],
                            &(br_map_opts){.chunksize = cs, .buffersize = 3}));
     int queued = 3 * (int)cs;
-    BR_CHECK_OK(br_future_wait(started, hang_guard()));
+    BR_CHECK_OK(br_future_wait(started, br_test_hang_guard()));
     /* cancel_futures: the queued runners are dropped, the running one is asked to
      * stop, and its input 2 (blocked) sees it through br_task_cancelled */
     BR_CHECK_OK(br_executor_shutdown(ex, false, true));

@@ -22,10 +22,6 @@ enum { OOM_MAX = 1000 };
 static void fail_after(long n) { br__alloc_fail_after(n); }
 static void fail_never(void) { br__alloc_fail_after(-1); }
 
-static int64_t guard(void) {
-    return br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
-}
-
 static int echo(br_task *t) { return br_task_return_i64(t, br_task_arg_i64(t)); }
 
 static void threadpool_new_oom(void **state) {
@@ -41,7 +37,7 @@ static void threadpool_new_oom(void **state) {
             br_future *f;
             BR_CHECK_OK(br_submit_i64(ex, echo, 3, &f));
             int64_t v = 0;
-            BR_CHECK_OK(br_future_result_i64(f, guard(), &v));
+            BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &v));
             BR_CHECK_EQ(v, 3);
             br_future_release(f);
             BR_CHECK_OK(br_executor_free(ex));
@@ -78,7 +74,7 @@ static void first_submit_starts_worker_oom(void **state) {
         br__threadpool_stats(ex, &st);
         if (rc == 0) {
             int64_t v = 0;
-            BR_CHECK_OK(br_future_result_i64(f, guard(), &v));
+            BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &v));
             BR_CHECK_EQ(v, 11);
             br_future_release(f);
             BR_CHECK_OK(br_executor_free(ex));
@@ -99,11 +95,8 @@ enum { BIG = 4096 };
 
 static int checksum(br_task *t) {
     size_t len;
-    const unsigned char *p = br_task_arg(t, &len);
-    uint64_t s = 0;
-    for (size_t i = 0; i < len; i++)
-        s = s * 31 + p[i];
-    return br_task_return_i64(t, (int64_t)s);
+    const void *p = br_task_arg(t, &len);
+    return br_task_return_i64(t, br_test_checksum(p, len));
 }
 
 static void submit_copy_arg_oom(void **state) {
@@ -112,14 +105,12 @@ static void submit_copy_arg_oom(void **state) {
     BR_CHECK_OK(br_threadpool_new(&ex, &(br_threadpool_opts){.max_workers = 2}));
     br_future *f;
     BR_CHECK_OK(br_submit_i64(ex, echo, 1, &f)); /* the worker exists from here on */
-    BR_CHECK_OK(br_future_wait(f, guard()));
+    BR_CHECK_OK(br_future_wait(f, br_test_hang_guard()));
     br_future_release(f);
     static unsigned char big[BIG];
-    uint64_t want = 0;
-    for (size_t i = 0; i < BIG; i++) {
+    for (size_t i = 0; i < BIG; i++)
         big[i] = (unsigned char)(i * 7 + 1);
-        want = want * 31 + big[i];
-    }
+    int64_t want = br_test_checksum(big, BIG);
     for (int kind = 0; kind < 2; kind++) {
         int failures = 0;
         for (long n = 0;; n++) {
@@ -135,8 +126,8 @@ static void submit_copy_arg_oom(void **state) {
             fail_never();
             if (rc == 0) {
                 int64_t v = 0;
-                BR_CHECK_OK(br_future_result_i64(f, guard(), &v));
-                BR_CHECK_EQ(v, (int64_t)want);
+                BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &v));
+                BR_CHECK_EQ(v, want);
                 br_future_release(f);
                 break;
             }

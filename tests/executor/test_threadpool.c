@@ -30,8 +30,9 @@ static int conformance_make(br_executor **out, int max_workers) {
 
 /* --- helpers ------------------------------------------------------------------------ */
 
+/* Twice the harness's hang guard: this file's tests get 120 s (above). */
 static int64_t tp_guard(void) {
-    return br_deadline_after((int64_t)(60 * BR_SEC * br_test_time_multiplier()));
+    return br_deadline_after(2 * br_test_hang_guard_ns());
 }
 
 static br_executor *tp_new(const br_threadpool_opts *o) {
@@ -110,15 +111,15 @@ static int64_t tp_result(br_future *f) {
     return v;
 }
 
-static void *tp_nothing(void *arg) { return arg; }
-
-/* The process's thread count, after the process has had a thread of its own once
- * (ThreadSanitizer starts a background thread then, which would count as ours). */
-static int tp_threads_baseline(void) {
-    pthread_t th;
-    BR_CHECK_EQ(pthread_create(&th, NULL, tp_nothing, NULL), 0);
-    BR_CHECK_EQ(pthread_join(th, NULL), 0);
-    return br_test_count_threads();
+/* Submits n echo tasks (0..n-1) through fs[0..n), checks every result and releases
+ * them: n tasks in flight at once. */
+static void tp_echo_all(br_executor *ex, br_future **fs, int n) {
+    for (int i = 0; i < n; i++)
+        BR_CHECK_OK(br_submit_i64(ex, tp_echo, i, &fs[i]));
+    for (int i = 0; i < n; i++) {
+        BR_CHECK_EQ(tp_result(fs[i]), i);
+        br_future_release(fs[i]);
+    }
 }
 
 /* Polls cond(ex) until true (the guard only catches hangs). */
@@ -162,7 +163,7 @@ static int tp_pf_body(int64_t begin, int64_t end, void *ctx) {
 
 static void threadpool_lazy_start(void **state) {
     (void)state;
-    int before = tp_threads_baseline();
+    int before = br_test_thread_baseline();
     br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 4});
     BR_CHECK_EQ(br_test_count_threads(), before); /* nothing until the first submit */
     br_future *f;
@@ -182,22 +183,17 @@ static void threadpool_lazy_start(void **state) {
     br__threadpool_stats(ex, &st);
     BR_CHECK_EQ(st.threads, 1);
     BR_CHECK_OK(br_executor_free(ex));
-    BR_CHECK_EQ(br_test_count_threads(), before);
+    br_test_wait_threads(before);
 }
 
 static void threadpool_reuse_bounded(void **state) {
     (void)state;
-    int before = tp_threads_baseline();
+    int before = br_test_thread_baseline();
     br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 3});
     enum { N = 2000 };
     static br_future *fs[N];
     for (int round = 0; round < 3; round++) {
-        for (int i = 0; i < N; i++)
-            BR_CHECK_OK(br_submit_i64(ex, tp_echo, i, &fs[i]));
-        for (int i = 0; i < N; i++) {
-            BR_CHECK_EQ(tp_result(fs[i]), i);
-            br_future_release(fs[i]);
-        }
+        tp_echo_all(ex, fs, N);
         BR_CHECK(br_test_count_threads() <= before + 3);
     }
     /* A blocked pool of 3 takes a 4th blocking task without a 4th thread. */
@@ -230,7 +226,7 @@ static void threadpool_reuse_bounded(void **state) {
         tp_block_free(b[i]);
     }
     BR_CHECK_OK(br_executor_free(ex));
-    BR_CHECK_EQ(br_test_count_threads(), before);
+    br_test_wait_threads(before);
 }
 
 /* Two quick submits to a pool whose only worker is idle: the second must get a worker
@@ -376,12 +372,7 @@ static void threadpool_initializer_runs_once_per_worker(void **state) {
         .max_workers = 3, .initializer = tp_init_ok, .initarg = (void *)&tp_inits});
     enum { N = 500 };
     static br_future *fs[N];
-    for (int i = 0; i < N; i++)
-        BR_CHECK_OK(br_submit_i64(ex, tp_echo, i, &fs[i]));
-    for (int i = 0; i < N; i++) {
-        BR_CHECK_EQ(tp_result(fs[i]), i);
-        br_future_release(fs[i]);
-    }
+    tp_echo_all(ex, fs, N);
     struct br__threadpool_stats st;
     br__threadpool_stats(ex, &st);
     BR_CHECK_OK(br_executor_free(ex));
@@ -617,7 +608,7 @@ static void threadpool_max_pending_many(void **state) {
 
 static void threadpool_shutdown_nowait_then_free(void **state) {
     (void)state;
-    int before = tp_threads_baseline();
+    int before = br_test_thread_baseline();
     br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
     tp_block *b = tp_block_new(true);
     br_future *bf = tp_submit_block(ex, b);
@@ -638,7 +629,7 @@ static void threadpool_shutdown_nowait_then_free(void **state) {
     br_future_release(bf);
     br_future_release(q);
     tp_block_free(b);
-    BR_CHECK_EQ(br_test_count_threads(), before);
+    br_test_wait_threads(before);
 }
 
 static void tp_cancel_futures_case(void) {
@@ -666,8 +657,7 @@ static void tp_cancel_futures_case(void) {
     cf_open(ignore->gate);
     BR_CHECK_EQ(tp_result(fi), 7);
     BR_CHECK_OK(br_executor_free(ex));
-    for (int i = 0; i < N; i++)
-        br_future_release(q[i]);
+    br_test_futures_release(q, N);
     br_future_release(fo);
     br_future_release(fi);
     tp_block_free(obey);
@@ -1125,12 +1115,7 @@ static void threadpool_idle_workers_park(void **state) {
     br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 4});
     enum { N = 1000 };
     static br_future *fs[N];
-    for (int i = 0; i < N; i++)
-        BR_CHECK_OK(br_submit_i64(ex, tp_echo, i, &fs[i]));
-    for (int i = 0; i < N; i++) {
-        BR_CHECK_EQ(tp_result(fs[i]), i);
-        br_future_release(fs[i]);
-    }
+    tp_echo_all(ex, fs, N);
     /* After the short spin every worker sleeps: an idle pool costs no CPU. */
     tp_until(tp_all_parked, ex);
     struct br__threadpool_stats st;
@@ -1298,10 +1283,6 @@ static int tp_fk_task(br_task *t) {
     return br_future_wait(k->gate, tp_fk_give_up);
 }
 
-static bool tp_has_waiter(br_future *f) {
-    return (atomic_load(&f->st) & BR__FF_LISTENERS) != 0;
-}
-
 enum { TP_FK_Q = 5 };
 
 /* In the child: every queued future is done with `code` and only ours holds it; the
@@ -1348,11 +1329,8 @@ static void threadpool_fork_child_completes_queued(void **state) {
     BR_CHECK_OK(br_future_wait(b.started, tp_guard()));
     for (int i = 0; i < TP_FK_Q; i++)
         BR_CHECK_OK(br_submit_i64(ex, tp_echo, 10 + i, &u[i]));
-    int64_t guard = tp_guard();
-    while (!tp_has_waiter(g2.gate) || !tp_has_waiter(b.gate)) { /* both parked */
-        BR_CHECK(br_now() < guard);
-        sched_yield();
-    }
+    BR_CHECK(br_test_until_listener(&g2.gate, 1)); /* both parked */
+    BR_CHECK(br_test_until_listener(&b.gate, 1));
     br_future *queued[2 * TP_FK_Q + 4], *running[2] = {fg2, fb};
     int nq = 0;
     for (int i = 0; i < TP_FK_Q; i++) {
@@ -1403,8 +1381,7 @@ static void threadpool_fork_child_completes_queued(void **state) {
     BR_CHECK_OK(br_future_result(fg2, tp_guard(), NULL, NULL));
     BR_CHECK_OK(br_future_result(fb, tp_guard(), NULL, NULL));
     BR_CHECK_OK(br_executor_free(ex));
-    for (int i = 0; i < nq; i++)
-        br_future_release(queued[i]);
+    br_test_futures_release(queued, nq);
     br_future_release(fg1);
     br_future_release(fg2);
     br_future_release(fb);
@@ -1456,7 +1433,7 @@ static void *tp_stress_submitter(void *arg) {
 
 static void threadpool_stress(void **state) {
     (void)state;
-    int before = tp_threads_baseline();
+    int before = br_test_thread_baseline();
     enum { S = 4 };
     long total = br_test_scaled(1000000, 20000);
     tp_stress s[S];
@@ -1495,7 +1472,7 @@ static void threadpool_stress(void **state) {
     }
     BR_CHECK_EQ(finished + cancelled, total / S * S);
     BR_CHECK_EQ(finished_sum, atomic_load(&tp_stress_sum)); /* ran xor cancelled */
-    BR_CHECK_EQ(br_test_count_threads(), before);
+    br_test_wait_threads(before);
 }
 
 BR_TEST_MAIN(BR_CONFORMANCE_TESTS,

@@ -99,17 +99,38 @@ static void *thief(void *arg) {
     return NULL;
 }
 
+/* Makes n tasks and a deque of 16 slots (small: it grows while thieves read), and
+ * starts the thieves. */
+static void race_start(race *r, long n, pthread_t th[THIEVES]) {
+    memset(r, 0, sizeof *r);
+    r->n = n;
+    r->t = tasks_new((size_t)n);
+    r->seen = calloc((size_t)n, 1);
+    BR_CHECK(r->seen != NULL);
+    BR_CHECK_OK(br__deque_init(&r->d, 16));
+    for (int i = 0; i < THIEVES; i++)
+        BR_CHECK_EQ(pthread_create(&th[i], NULL, thief, r), 0);
+}
+
+/* The owner is done: the thieves empty the deque and stop. Every task was seen
+ * exactly once. */
+static void race_finish(race *r, pthread_t th[THIEVES]) {
+    atomic_store(&r->done, 1);
+    for (int k = 0; k < THIEVES; k++)
+        BR_CHECK_EQ(pthread_join(th[k], NULL), 0);
+    BR_CHECK_EQ(atomic_load(&r->got), r->n);
+    for (long k = 0; k < r->n; k++)
+        BR_CHECK_EQ(atomic_load(&r->seen[k]), 1);
+    br__deque_destroy(&r->d);
+    free(r->seen);
+    free(r->t);
+}
+
 static void deque_owner_vs_thieves(void **state) {
     (void)state;
     race r;
-    memset(&r, 0, sizeof r);
-    r.n = br_test_scaled(2000000, 100000);
-    r.t = tasks_new((size_t)r.n);
-    r.seen = calloc((size_t)r.n, 1);
-    BR_CHECK_OK(br__deque_init(&r.d, 16)); /* small: grows while thieves read */
     pthread_t th[THIEVES];
-    for (int i = 0; i < THIEVES; i++)
-        BR_CHECK_EQ(pthread_create(&th[i], NULL, thief, &r), 0);
+    race_start(&r, br_test_scaled(2000000, 100000), th);
     unsigned seed = 7;
     long i = 0;
     while (i < r.n) {
@@ -127,42 +148,22 @@ static void deque_owner_vs_thieves(void **state) {
     br_task *x;
     while ((x = br__deque_take(&r.d)) != NULL)
         see(&r, x);
-    atomic_store(&r.done, 1);
-    for (int k = 0; k < THIEVES; k++)
-        BR_CHECK_EQ(pthread_join(th[k], NULL), 0);
-    BR_CHECK_EQ(atomic_load(&r.got), r.n);
-    for (long k = 0; k < r.n; k++)
-        BR_CHECK_EQ(atomic_load(&r.seen[k]), 1);
-    br__deque_destroy(&r.d);
-    free(r.seen);
-    free(r.t);
+    race_finish(&r, th);
 }
 
 /* The hardest case: one task at a time, owner and thieves racing for the last one. */
 static void deque_last_task_race(void **state) {
     (void)state;
     race r;
-    memset(&r, 0, sizeof r);
-    r.n = br_test_scaled(500000, 20000);
-    r.t = tasks_new((size_t)r.n);
-    r.seen = calloc((size_t)r.n, 1);
-    BR_CHECK_OK(br__deque_init(&r.d, 16));
     pthread_t th[THIEVES];
-    for (int i = 0; i < THIEVES; i++)
-        BR_CHECK_EQ(pthread_create(&th[i], NULL, thief, &r), 0);
+    race_start(&r, br_test_scaled(500000, 20000), th);
     for (long i = 0; i < r.n; i++) {
         BR_CHECK_OK(br__deque_push(&r.d, &r.t[i]));
         br_task *x = br__deque_take(&r.d);
         if (x)
             see(&r, x);
     }
-    atomic_store(&r.done, 1);
-    for (int k = 0; k < THIEVES; k++)
-        BR_CHECK_EQ(pthread_join(th[k], NULL), 0);
-    BR_CHECK_EQ(atomic_load(&r.got), r.n);
-    br__deque_destroy(&r.d);
-    free(r.seen);
-    free(r.t);
+    race_finish(&r, th);
 }
 
 BR_TEST_MAIN(cmocka_unit_test(deque_lifo_owner_fifo_thief),

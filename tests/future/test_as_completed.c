@@ -6,25 +6,11 @@
 #include <sched.h>
 #include <stdlib.h>
 
-static int64_t hang_guard(void) {
-    return br_deadline_after((int64_t)(20 * BR_SEC * br_test_time_multiplier()));
-}
-
-static void make(br_future **fs, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        BR_CHECK_OK(br_future_new(&fs[i]));
-}
-
-static void drop(br_future **fs, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        br_future_release(fs[i]);
-}
-
 static void done_first_then_completion_order(void **state) {
     (void)state;
     enum { N = 6 };
     br_future *fs[N];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     BR_CHECK_OK(br_future_set_result_i64(fs[4], 4));
     BR_CHECK_OK(br_future_set_result_i64(fs[1], 1));
     br_as_completed *it;
@@ -52,7 +38,7 @@ static void done_first_then_completion_order(void **state) {
     BR_CHECK_ERR(br_as_completed_next(it, &got), BR_EOF);
     BR_CHECK_ERR(br_as_completed_next(it, &got), BR_EOF);
     BR_CHECK_OK(br_as_completed_free(it));
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 static void duplicates_once(void **state) {
@@ -101,7 +87,7 @@ static void overall_deadline(void **state) {
     (void)state;
     enum { N = 3 };
     br_future *fs[N];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     int64_t dl = br_deadline_after(20 * BR_MSEC);
     br_as_completed *it;
     BR_CHECK_OK(br_as_completed_new(&it, fs, N, dl));
@@ -115,21 +101,21 @@ static void overall_deadline(void **state) {
     BR_CHECK_ERR(br_as_completed_next(it, &got), BR_ETIMEDOUT);
     /* move it and go on */
     BR_CHECK_OK(br_future_set_result_i64(fs[2], 2));
-    BR_CHECK_OK(br_as_completed_set_deadline(it, hang_guard()));
+    BR_CHECK_OK(br_as_completed_set_deadline(it, br_test_hang_guard()));
     BR_CHECK_OK(br_as_completed_next(it, &got));
     BR_CHECK(got == fs[2]);
     /* free while one is pending: it keeps its watcher no longer */
     BR_CHECK_OK(br_as_completed_free(it));
     BR_CHECK(fs[0]->u.lst == NULL);
     BR_CHECK_OK(br_future_set_result_i64(fs[0], 0));
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 /* Waits (in any thread) until `n` consumers are blocked in next() on it. A consumer
  * counts from under the iterator's lock, before it links its waiter and unlocks, so
  * anything that takes the lock afterwards finds it linked. False if the guard passed. */
 static bool until_blocked(br_as_completed *it, size_t n) {
-    int64_t guard = hang_guard();
+    int64_t guard = br_test_hang_guard();
     while (br__as_completed_blocked(it) != n) {
         if (br_now() >= guard)
             return false;
@@ -157,7 +143,7 @@ static void set_deadline_wakes_blocked(void **state) {
     br_future *f;
     BR_CHECK_OK(br_future_new(&f));
     br_as_completed *it;
-    BR_CHECK_OK(br_as_completed_new(&it, &f, 1, hang_guard()));
+    BR_CHECK_OK(br_as_completed_new(&it, &f, 1, br_test_hang_guard()));
     /* a consumer blocked with a far deadline sees an earlier one set meanwhile */
     mover_arg m = {it, 0, false};
     pthread_t th;
@@ -234,11 +220,11 @@ static void from_threads_each_once(void **state) {
     (void)state;
     enum { N = 200, T = 4 };
     br_future *fs[N];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     for (int i = 0; i < N; i += 17)
         br_future_set_result_i64(fs[i], i); /* some done on entry */
     br_as_completed *it;
-    BR_CHECK_OK(br_as_completed_new(&it, fs, N, hang_guard()));
+    BR_CHECK_OK(br_as_completed_new(&it, fs, N, br_test_hang_guard()));
     cmpl_arg a[T];
     pthread_t th[T];
     for (int t = 0; t < T; t++) {
@@ -264,7 +250,7 @@ static void from_threads_each_once(void **state) {
     for (int t = 0; t < T; t++)
         pthread_join(th[t], NULL);
     BR_CHECK_OK(br_as_completed_free(it));
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 typedef struct {
@@ -289,9 +275,9 @@ static void several_consumers(void **state) {
     (void)state;
     enum { N = 300, C = 3 };
     br_future *fs[N];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     br_as_completed *it;
-    BR_CHECK_OK(br_as_completed_new(&it, fs, N, hang_guard()));
+    BR_CHECK_OK(br_as_completed_new(&it, fs, N, br_test_hang_guard()));
     _Atomic int seen[N];
     for (int i = 0; i < N; i++)
         atomic_init(&seen[i], 0);
@@ -307,7 +293,7 @@ static void several_consumers(void **state) {
     for (int i = 0; i < N; i++)
         BR_CHECK_EQ(atomic_load(&seen[i]), 1);
     BR_CHECK_OK(br_as_completed_free(it));
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 static void free_races_completion(void **state) {
@@ -317,7 +303,7 @@ static void free_races_completion(void **state) {
     enum { N = 8 };
     for (int r = 0; r < rounds; r++) {
         br_future *fs[N];
-        make(fs, N);
+        br_test_futures_new(fs, N);
         br_as_completed *it;
         BR_CHECK_OK(br_as_completed_new(&it, fs, N, BR_FOREVER));
         cmpl_arg a = {fs, 0, N};
@@ -325,7 +311,7 @@ static void free_races_completion(void **state) {
         assert_int_equal(pthread_create(&th, NULL, complete_all, &a), 0);
         BR_CHECK_OK(br_as_completed_free(it));
         pthread_join(th, NULL);
-        drop(fs, N);
+        br_test_futures_release(fs, N);
     }
 }
 
@@ -352,7 +338,7 @@ static void next_index_gives_positions(void **state) {
     (void)state;
     enum { N = 5 };
     br_future *fs[N + 1];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     fs[N] = fs[2]; /* listed twice: its first position counts */
     BR_CHECK_OK(br_future_set_result_i64(fs[3], 3));
     br_as_completed *it;
@@ -375,7 +361,7 @@ static void next_index_gives_positions(void **state) {
     }
     BR_CHECK_ERR(br_as_completed_next_index(it, &got, NULL), BR_EOF);
     BR_CHECK_OK(br_as_completed_free(it));
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 BR_TEST_MAIN(cmocka_unit_test(done_first_then_completion_order),

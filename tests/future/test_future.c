@@ -10,8 +10,81 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int64_t hang_guard(void) {
-    return br_deadline_after((int64_t)(20 * BR_SEC * br_test_time_multiplier()));
+/* --- the race scaffolding ------------------------------------------------------------
+ *
+ * A race test states what races and what must hold, in a race_spec; race_run does the
+ * rest. Each of `rounds` rounds: arm(round) sets the round up on this thread; then the
+ * racers, this thread (racer 0) and racers - 1 helper threads started once for all the
+ * rounds, are let go together and each runs run(racer, round) once; when every racer
+ * has returned, check(round) runs on this thread. Between rounds the helpers spin on
+ * the round counter (yielding after a while), so the racers start within a few
+ * instructions of each other on an idle machine and still make progress on a loaded
+ * one. Only this thread checks (a cmocka failure can't cross threads): run records
+ * what it saw, check looks. The round counter's atomics order arm before every run and
+ * every run before check. */
+enum { RACERS_MAX = 16 };
+
+typedef struct race_spec {
+    int racers; /* this thread included: 2..RACERS_MAX */
+    int rounds;
+    void (*arm)(int round); /* may be NULL */
+    void (*run)(int racer, int round);
+    void (*check)(int round);
+} race_spec;
+
+static const race_spec *race_cur;
+static _Atomic int race_go;   /* the round the racers may run */
+static _Atomic int race_done; /* racers finished in the current round */
+
+/* One step of a racer's wait: a pause for the first few (about one round's length,
+ * so that a racer already running sees the next round at once), then a yield, so
+ * that on a loaded machine a waiting racer gives its CPU to the one it waits for. */
+static void race_spin(unsigned *spins) {
+    if (++*spins < 256)
+        br__cpu_relax();
+    else
+        sched_yield();
+}
+
+static void *race_helper(void *arg) {
+    int racer = (int)(intptr_t)arg;
+    const race_spec *s = race_cur;
+    for (int r = 1; r <= s->rounds; r++) {
+        unsigned spins = 0;
+        while (atomic_load(&race_go) < r)
+            race_spin(&spins);
+        s->run(racer, r);
+        atomic_fetch_add(&race_done, 1);
+    }
+    return NULL;
+}
+
+static void race_run(const race_spec *s) {
+    BR_CHECK(s->racers >= 2 && s->racers <= RACERS_MAX);
+    race_cur = s;
+    atomic_store(&race_go, 0);
+    pthread_t th[RACERS_MAX];
+    for (int i = 1; i < s->racers; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, race_helper, (void *)(intptr_t)i), 0);
+    for (int r = 1; r <= s->rounds; r++) {
+        if (s->arm)
+            s->arm(r);
+        atomic_store(&race_done, 0);
+        atomic_store(&race_go, r);
+        s->run(0, r);
+        atomic_fetch_add(&race_done, 1);
+        unsigned spins = 0;
+        int64_t give_up = br_test_hang_guard();
+        while (atomic_load(&race_done) < s->racers) {
+            race_spin(&spins);
+            if (spins % 1024 == 0 && br_now() > give_up)
+                fail_msg("round %d: %d of %d racers done at the hang guard", r,
+                         atomic_load(&race_done), s->racers);
+        }
+        s->check(r);
+    }
+    for (int i = 1; i < s->racers; i++)
+        pthread_join(th[i], NULL);
 }
 
 /* --- states ----------------------------------------------------------------------- */
@@ -271,10 +344,7 @@ typedef struct {
  * really blocks: no sleep. */
 static void *setter(void *p) {
     setter_arg *a = p;
-    int64_t guard = hang_guard();
-    while (!(atomic_load(&a->f->st) & BR__FF_LISTENERS) && br_now() < guard)
-        sched_yield();
-    atomic_store(&a->saw_waiter, (atomic_load(&a->f->st) & BR__FF_LISTENERS) != 0);
+    atomic_store(&a->saw_waiter, br_test_until_listener(&a->f, 1));
     br_future_set_result_i64(a->f, a->value);
     return NULL;
 }
@@ -287,7 +357,7 @@ static void result_blocks_until_set(void **state) {
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, setter, &a), 0);
     int64_t v = 0;
-    BR_CHECK_OK(br_future_result_i64(f, hang_guard(), &v));
+    BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &v));
     BR_CHECK_EQ(v, 99);
     pthread_join(th, NULL);
     BR_CHECK(atomic_load(&a.saw_waiter));
@@ -317,30 +387,45 @@ static void deadline_not_early(void **state) {
     br_future_release(f);
 }
 
+/* Waiters on one future race with its completion: every one of them wakes with the
+ * result, whether it blocked before the completion or came after it. */
+enum { WAITERS = 8 };
+static struct {
+    br_future *f;
+    int64_t got[WAITERS + 1];
+} mw;
 
-static void *waiter_thread(void *p) {
-    br_future *f = p;
-    int64_t v = 0;
-    if (br_future_result_i64(f, hang_guard(), &v) != 0)
-        return (void *)(intptr_t)-1;
-    return (void *)(intptr_t)v;
+static void mw_arm(int round) {
+    (void)round;
+    BR_CHECK_OK(br_future_new(&mw.f));
+    for (int i = 0; i <= WAITERS; i++)
+        mw.got[i] = -1;
+}
+
+static void mw_run(int racer, int round) {
+    if (racer == 0) {
+        mw.got[0] = br_future_set_result_i64(mw.f, 1000 + round);
+        return;
+    }
+    int64_t v = -1;
+    if (br_future_result_i64(mw.f, br_test_hang_guard(), &v) == 0)
+        mw.got[racer] = v;
+}
+
+static void mw_check(int round) {
+    BR_CHECK_OK(mw.got[0]);
+    for (int i = 1; i <= WAITERS; i++)
+        BR_CHECK_EQ(mw.got[i], 1000 + round);
+    br_future_release(mw.f);
 }
 
 static void many_waiters_all_woken(void **state) {
     (void)state;
-    enum { N = 8 };
-    br_future *f;
-    BR_CHECK_OK(br_future_new(&f));
-    pthread_t th[N];
-    for (int i = 0; i < N; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, waiter_thread, f), 0);
-    BR_CHECK_OK(br_future_set_result_i64(f, 1234));
-    for (int i = 0; i < N; i++) {
-        void *r;
-        pthread_join(th[i], &r);
-        BR_CHECK_EQ((intptr_t)r, 1234);
-    }
-    br_future_release(f);
+    race_run(&(race_spec){.racers = WAITERS + 1,
+                          .rounds = (int)br_test_scaled(500, 20),
+                          .arm = mw_arm,
+                          .run = mw_run,
+                          .check = mw_check});
 }
 
 /* --- tasks, as an executor drives them ---------------------------------------------- */
@@ -609,149 +694,133 @@ static void task_args(void **state) {
 
 /* --- races ------------------------------------------------------------------------------ */
 
-typedef struct {
-    br_future *_Atomic f;
-    _Atomic int round;
-    _Atomic int done_round;
-    int rounds;
-    _Atomic int starts;
-} race_ctx;
+/* One future per round, and what each side of a two-way race saw. */
+static struct {
+    br_future *f;
+    bool mine_won, theirs_won;
+    int rc_mine, rc_theirs;
+    int mine_total, theirs_total; /* rounds won, over the whole test */
+} duel;
 
-static race_ctx race;
+static void duel_new_future(int round) {
+    (void)round;
+    BR_CHECK_OK(br_future_new(&duel.f));
+}
 
-/* The other thread: each round, try to start the future. */
-static void *race_starter(void *p) {
-    (void)p;
-    for (int r = 1; r <= race.rounds; r++) {
-        while (atomic_load(&race.round) < r)
-            br__cpu_relax();
-        br_future *f = atomic_load(&race.f);
-        if (br_future_set_running_or_notify_cancel(f)) {
-            atomic_fetch_add(&race.starts, 1);
-            br_future_set_result_i64(f, r);
-        }
-        atomic_store(&race.done_round, r);
+static void duel_new_task(int round) {
+    (void)round;
+    duel.f = make_task(task_count, 0);
+}
+
+/* Exactly one side won the round; count it. */
+static void duel_one_winner(void) {
+    BR_CHECK(duel.mine_won != duel.theirs_won);
+    duel.mine_total += duel.mine_won;
+    duel.theirs_total += duel.theirs_won;
+}
+
+static void duel_run(const race_spec *s) {
+    memset(&duel, 0, sizeof duel);
+    atomic_store(&ran_count, 0);
+    race_run(s);
+    BR_CHECK_EQ(duel.mine_total + duel.theirs_total, s->rounds);
+}
+
+/* cancel against set_running_or_notify_cancel: exactly one wins; the starter that won
+ * completes the future. */
+static void cancel_vs_start_run(int racer, int round) {
+    if (racer == 0) {
+        duel.mine_won = br_future_cancel(duel.f);
+    } else {
+        duel.theirs_won = br_future_set_running_or_notify_cancel(duel.f);
+        if (duel.theirs_won)
+            duel.rc_theirs = br_future_set_result_i64(duel.f, round);
     }
-    return NULL;
+}
+
+static void cancel_vs_start_check(int round) {
+    duel_one_winner();
+    if (duel.mine_won) {
+        BR_CHECK(br_future_cancelled(duel.f));
+    } else {
+        BR_CHECK_OK(duel.rc_theirs);
+        int64_t v;
+        BR_CHECK_OK(br_future_result_i64(duel.f, BR_NOWAIT, &v));
+        BR_CHECK_EQ(v, round);
+    }
+    br_future_release(duel.f);
 }
 
 static void cancel_races_start(void **state) {
     (void)state;
-    race.rounds = (int)br_test_scaled(20000, 500);
-    atomic_store(&race.round, 0);
-    atomic_store(&race.done_round, 0);
-    atomic_store(&race.starts, 0);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, race_starter, NULL), 0);
-    int cancels = 0;
-    for (int r = 1; r <= race.rounds; r++) {
-        br_future *f;
-        BR_CHECK_OK(br_future_new(&f));
-        atomic_store(&race.f, f);
-        atomic_store(&race.round, r);
-        bool c = br_future_cancel(f);
-        while (atomic_load(&race.done_round) < r)
-            br__cpu_relax();
-        int starts_now = atomic_load(&race.starts);
-        /* exactly one winner */
-        BR_CHECK(c != (starts_now == r - cancels));
-        if (c) {
-            cancels++;
-            BR_CHECK(br_future_cancelled(f));
-        } else {
-            int64_t v;
-            BR_CHECK_OK(br_future_result_i64(f, hang_guard(), &v));
-            BR_CHECK_EQ(v, r);
-        }
-        br_future_release(f);
-    }
-    pthread_join(th, NULL);
-    BR_CHECK_EQ(cancels + atomic_load(&race.starts), race.rounds);
+    duel_run(&(race_spec){.racers = 2,
+                          .rounds = (int)br_test_scaled(20000, 500),
+                          .arm = duel_new_future,
+                          .run = cancel_vs_start_run,
+                          .check = cancel_vs_start_check});
 }
 
-/* Cancel against br__task_run: the task runs iff cancel lost, and every future
+/* cancel against br__task_run: the task runs iff cancel lost, and every future
  * resolves once. */
-static void *race_runner(void *p) {
-    (void)p;
-    for (int r = 1; r <= race.rounds; r++) {
-        while (atomic_load(&race.round) < r)
-            br__cpu_relax();
-        br_future *f = atomic_load(&race.f);
-        br__task_run(br__future_task(f));
-        atomic_store(&race.done_round, r);
-    }
-    return NULL;
+static void cancel_vs_task_run_run(int racer, int round) {
+    (void)round;
+    if (racer == 0)
+        duel.mine_won = br_future_cancel(duel.f);
+    else
+        br__task_run(br__future_task(duel.f));
+}
+
+static void cancel_vs_task_run_check(int round) {
+    duel.theirs_won = !duel.mine_won;
+    duel_one_winner();
+    BR_CHECK(br_future_done(duel.f));
+    BR_CHECK_EQ(br_future_cancelled(duel.f), duel.mine_won);
+    BR_CHECK_EQ(atomic_load(&ran_count), round - duel.mine_total);
+    br_future_release(duel.f);
 }
 
 static void cancel_races_task_run(void **state) {
     (void)state;
-    race.rounds = (int)br_test_scaled(20000, 500);
-    atomic_store(&race.round, 0);
-    atomic_store(&race.done_round, 0);
-    atomic_store(&ran_count, 0);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, race_runner, NULL), 0);
-    int cancels = 0;
-    for (int r = 1; r <= race.rounds; r++) {
-        br_future *f = make_task(task_count, 0);
-        atomic_store(&race.f, f);
-        atomic_store(&race.round, r);
-        if (br_future_cancel(f))
-            cancels++;
-        while (atomic_load(&race.done_round) < r)
-            br__cpu_relax();
-        BR_CHECK(br_future_done(f));
-        BR_CHECK_EQ(atomic_load(&ran_count), r - cancels);
-        br_future_release(f);
-    }
-    pthread_join(th, NULL);
+    duel_run(&(race_spec){.racers = 2,
+                          .rounds = (int)br_test_scaled(20000, 500),
+                          .arm = duel_new_task,
+                          .run = cancel_vs_task_run_run,
+                          .check = cancel_vs_task_run_check});
 }
 
-/* Two completers: exactly one set_* wins, the other gets BR_ESTATE. */
-static void *race_setter(void *p) {
-    (void)p;
-    for (int r = 1; r <= race.rounds; r++) {
-        while (atomic_load(&race.round) < r)
-            br__cpu_relax();
-        br_future *f = atomic_load(&race.f);
-        if (br_future_set_exception(f, BR_EIO, "from the other thread") == 0)
-            atomic_fetch_add(&race.starts, 1);
-        atomic_store(&race.done_round, r);
+/* Two completers: exactly one set_* wins, the other gets BR_ESTATE, and the future
+ * holds the winner's outcome. */
+static void completers_run(int racer, int round) {
+    if (racer == 0) {
+        duel.rc_mine = br_future_set_result_i64(duel.f, round);
+        duel.mine_won = duel.rc_mine == 0;
+    } else {
+        duel.rc_theirs = br_future_set_exception(duel.f, BR_EIO, "from the other thread");
+        duel.theirs_won = duel.rc_theirs == 0;
     }
-    return NULL;
+}
+
+static void completers_check(int round) {
+    duel_one_winner();
+    BR_CHECK_ERR(duel.mine_won ? duel.rc_theirs : duel.rc_mine, BR_ESTATE);
+    int64_t v;
+    int got = br_future_result_i64(duel.f, BR_NOWAIT, &v);
+    if (duel.mine_won) {
+        BR_CHECK_OK(got);
+        BR_CHECK_EQ(v, round);
+    } else {
+        BR_CHECK_ERR(got, BR_EIO);
+    }
+    br_future_release(duel.f);
 }
 
 static void completers_race(void **state) {
     (void)state;
-    race.rounds = (int)br_test_scaled(20000, 500);
-    atomic_store(&race.round, 0);
-    atomic_store(&race.done_round, 0);
-    atomic_store(&race.starts, 0);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, race_setter, NULL), 0);
-    int mine = 0;
-    for (int r = 1; r <= race.rounds; r++) {
-        br_future *f;
-        BR_CHECK_OK(br_future_new(&f));
-        atomic_store(&race.f, f);
-        atomic_store(&race.round, r);
-        int rc = br_future_set_result_i64(f, r);
-        BR_CHECK(rc == 0 || rc == BR_ESTATE);
-        mine += rc == 0;
-        while (atomic_load(&race.done_round) < r)
-            br__cpu_relax();
-        int64_t v;
-        int got = br_future_result_i64(f, BR_NOWAIT, &v);
-        if (rc == 0) {
-            BR_CHECK_OK(got);
-            BR_CHECK_EQ(v, r);
-        } else {
-            BR_CHECK_ERR(got, BR_EIO);
-        }
-        br_future_release(f);
-    }
-    pthread_join(th, NULL);
-    BR_CHECK_EQ(mine + atomic_load(&race.starts), race.rounds);
+    duel_run(&(race_spec){.racers = 2,
+                          .rounds = (int)br_test_scaled(20000, 500),
+                          .arm = duel_new_future,
+                          .run = completers_run,
+                          .check = completers_check});
 }
 
 /* --- callbacks --------------------------------------------------------------------------- */
@@ -867,49 +936,53 @@ static void callback_releases_last_reference(void **state) {
     BR_CHECK_EQ(released_in_cb, 5);
 }
 
-static _Atomic long cb_calls;
+/* Callbacks added from several threads race with the completion: each runs exactly
+ * once, before or after it. */
+enum { ADDERS = 3, PER = 20 };
+static struct {
+    br_future *f;
+    _Atomic int counts[ADDERS][PER];
+    int rc;
+} cbr;
+
 static void cb_count(br_future *f, void *arg) {
     (void)f;
     atomic_fetch_add((_Atomic int *)arg, 1);
-    atomic_fetch_add(&cb_calls, 1);
 }
 
-typedef struct {
-    br_future *f;
-    _Atomic int *counts;
-    int n;
-} adder_arg;
+static void cbr_arm(int round) {
+    (void)round;
+    BR_CHECK_OK(br_future_new(&cbr.f));
+    for (int i = 0; i < ADDERS; i++)
+        for (int j = 0; j < PER; j++)
+            atomic_store(&cbr.counts[i][j], 0);
+}
 
-static void *cb_adder(void *p) {
-    adder_arg *a = p;
-    for (int i = 0; i < a->n; i++)
-        br_future_add_done_callback(a->f, cb_count, (void *)&a->counts[i]);
-    return NULL;
+static void cbr_run(int racer, int round) {
+    if (racer == 0) {
+        cbr.rc = br_future_set_result_i64(cbr.f, round);
+        return;
+    }
+    for (int j = 0; j < PER; j++)
+        br_future_add_done_callback(cbr.f, cb_count, (void *)&cbr.counts[racer - 1][j]);
+}
+
+static void cbr_check(int round) {
+    (void)round;
+    BR_CHECK_OK(cbr.rc);
+    for (int i = 0; i < ADDERS; i++)
+        for (int j = 0; j < PER; j++)
+            BR_CHECK_EQ(atomic_load(&cbr.counts[i][j]), 1); /* exactly once each */
+    br_future_release(cbr.f);
 }
 
 static void callbacks_race_completion(void **state) {
     (void)state;
-    int rounds = (int)br_test_scaled(2000, 100);
-    enum { ADDERS = 3, PER = 20 };
-    for (int r = 0; r < rounds; r++) {
-        br_future *f;
-        BR_CHECK_OK(br_future_new(&f));
-        _Atomic int counts[ADDERS][PER];
-        memset(counts, 0, sizeof counts);
-        adder_arg a[ADDERS];
-        pthread_t th[ADDERS];
-        for (int i = 0; i < ADDERS; i++) {
-            a[i] = (adder_arg){f, counts[i], PER};
-            assert_int_equal(pthread_create(&th[i], NULL, cb_adder, &a[i]), 0);
-        }
-        BR_CHECK_OK(br_future_set_result_i64(f, r));
-        for (int i = 0; i < ADDERS; i++)
-            pthread_join(th[i], NULL);
-        for (int i = 0; i < ADDERS; i++)
-            for (int j = 0; j < PER; j++)
-                BR_CHECK_EQ(atomic_load(&counts[i][j]), 1); /* exactly once each */
-        br_future_release(f);
-    }
+    race_run(&(race_spec){.racers = ADDERS + 1,
+                          .rounds = (int)br_test_scaled(2000, 100),
+                          .arm = cbr_arm,
+                          .run = cbr_run,
+                          .check = cbr_check});
 }
 
 /* --- watchers ------------------------------------------------------------------------------ */
@@ -1014,8 +1087,7 @@ static br_future *xt_futs[XT_N];
 
 static void *xt_release_all(void *p) {
     (void)p;
-    for (int i = 0; i < XT_N; i++)
-        br_future_release(xt_futs[i]); /* freed on another thread than allocated */
+    br_test_futures_release(xt_futs, XT_N); /* freed on another thread than allocated */
     return NULL;
 }
 
@@ -1109,8 +1181,7 @@ static void *churn(void *p) {
         br_future *f[200];
         for (int i = 0; i < 200; i++)
             br_future_new(&f[i]);
-        for (int i = 0; i < 200; i++)
-            br_future_release(f[i]); /* cross the BATCH: global pool traffic */
+        br_test_futures_release(f, 200); /* cross the BATCH: global pool traffic */
     }
     return NULL;
 }
@@ -1137,8 +1208,7 @@ static void cache_survives_fork(void **state) {
                 for (int i = 0; i < 300; i++)
                     if (br_future_new(&f[i]) != 0)
                         _exit(2);
-                for (int i = 0; i < 300; i++)
-                    br_future_release(f[i]);
+                br_test_futures_release(f, 300);
             }
             _exit(0);
         }
@@ -1182,29 +1252,44 @@ static void take_ptr_moves_ownership(void **state) {
     BR_CHECK_ERR(br_future_take_ptr(NULL, BR_NOWAIT, &p), BR_EINVAL);
 }
 
-static br_future *take_target;
-static void *take_racer(void *arg) {
+/* Two takers race for one pointer result as it is set: exactly one gets it. */
+static struct {
+    br_future *f;
+    int rc_set;
+    bool won[3];
+} tk;
+
+static void tk_arm(int round) {
+    (void)round;
+    BR_CHECK_OK(br_future_new(&tk.f));
+    tk.won[1] = tk.won[2] = false;
+}
+
+static void tk_run(int racer, int round) {
+    (void)round;
+    static int obj;
+    if (racer == 0) {
+        tk.rc_set = br_future_set_result_ptr(tk.f, &obj, NULL);
+        return;
+    }
     void *p = NULL;
-    *(int *)arg = br_future_take_ptr(take_target, BR_FOREVER, &p) == 0 && p != NULL;
-    return NULL;
+    tk.won[racer] = br_future_take_ptr(tk.f, br_test_hang_guard(), &p) == 0 && p == &obj;
+}
+
+static void tk_check(int round) {
+    (void)round;
+    BR_CHECK_OK(tk.rc_set);
+    BR_CHECK_EQ(tk.won[1] + tk.won[2], 1); /* exactly one taker */
+    br_future_release(tk.f);
 }
 
 static void take_ptr_races(void **state) {
     (void)state;
-    long rounds = br_test_scaled(2000, 100);
-    for (long i = 0; i < rounds; i++) {
-        BR_CHECK_OK(br_future_new(&take_target));
-        static int obj;
-        int won[2] = {0, 0};
-        pthread_t t[2];
-        for (int k = 0; k < 2; k++)
-            assert_int_equal(pthread_create(&t[k], NULL, take_racer, &won[k]), 0);
-        BR_CHECK_OK(br_future_set_result_ptr(take_target, &obj, NULL));
-        for (int k = 0; k < 2; k++)
-            pthread_join(t[k], NULL);
-        BR_CHECK_EQ(won[0] + won[1], 1); /* exactly one taker */
-        br_future_release(take_target);
-    }
+    race_run(&(race_spec){.racers = 3,
+                          .rounds = (int)br_test_scaled(2000, 100),
+                          .arm = tk_arm,
+                          .run = tk_run,
+                          .check = tk_check});
 }
 
 static int str_task(br_task *t) { return br_task_return_str(t, "use 3 to success"); }

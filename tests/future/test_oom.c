@@ -192,22 +192,12 @@ static void task_fail_long_message_oom(void **state) {
 
 enum { MANY = 100 };
 
-static void make_many(br_future **fs, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        BR_CHECK_OK(br_future_new(&fs[i]));
-}
-
-static void drop_many(br_future **fs, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        br_future_release(fs[i]);
-}
-
 /* The sets need memory beyond 16 futures (marks, a pointer set, a copy when written in
  * place); FIRST_* with more than 16 pending needs a node each. */
 static void wait_many_oom(void **state) {
     (void)state;
     br_future *fs[MANY], *in[2 * MANY], *orig[2 * MANY];
-    make_many(fs, MANY);
+    br_test_futures_new(fs, MANY);
     for (int i = 0; i < MANY; i += 2)
         BR_CHECK_OK(br_future_set_result_i64(fs[i], i));
     for (size_t i = 0; i < 2 * MANY; i++)
@@ -233,7 +223,7 @@ static void wait_many_oom(void **state) {
     /* FIRST_COMPLETED over pending futures with a deadline that has passed: it still
      * registers (a node each), finds nothing and leaves; a failure registers nothing */
     br_future *pend[MANY];
-    make_many(pend, MANY);
+    br_test_futures_new(pend, MANY);
     for (long n = 0;; n++) {
         BR_CHECK(n < OOM_MAX);
         fail_after(n);
@@ -248,14 +238,14 @@ static void wait_many_oom(void **state) {
     }
     for (int i = 0; i < MANY; i++) /* nothing stale is linked: completing is safe */
         BR_CHECK_OK(br_future_set_result_i64(pend[i], i));
-    drop_many(pend, MANY);
-    drop_many(fs, MANY);
+    br_test_futures_release(pend, MANY);
+    br_test_futures_release(fs, MANY);
 }
 
 static void as_completed_new_oom(void **state) {
     (void)state;
     br_future *fs[MANY], *in[2 * MANY];
-    make_many(fs, MANY);
+    br_test_futures_new(fs, MANY);
     for (size_t i = 0; i < 2 * MANY; i++)
         in[i] = fs[(i * 3) % MANY];
     for (int i = 0; i < MANY; i += 3)
@@ -286,7 +276,7 @@ static void as_completed_new_oom(void **state) {
             BR_CHECK(fs[i]->u.lst == NULL);
         }
     }
-    drop_many(fs, MANY);
+    br_test_futures_release(fs, MANY);
 }
 
 BR_TEST_MAIN(cmocka_unit_test(future_new_oom), cmocka_unit_test(set_result_and_exception_oom),

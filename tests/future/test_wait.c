@@ -7,20 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t hang_guard(void) {
-    return br_deadline_after((int64_t)(20 * BR_SEC * br_test_time_multiplier()));
-}
-
-static void make(br_future **fs, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        BR_CHECK_OK(br_future_new(&fs[i]));
-}
-
-static void drop(br_future **fs, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        br_future_release(fs[i]);
-}
-
 /* Completes futures from another thread, in the given order. No sleeps: to make sure
  * br_wait really blocks, the completer first waits until br_wait has registered on the
  * future (LISTENERS appears on it: a waiter or a watcher), either before each
@@ -39,22 +25,9 @@ typedef struct {
     _Atomic bool gave_up; /* a registration never appeared (checked by the test) */
 } completer_arg;
 
-static bool has_listener(br_future *f) {
-    return (atomic_load(&f->st) & BR__FF_LISTENERS) != 0;
-}
-
 static void until_listener(completer_arg *a, br_future *const *fs, int n) {
-    int64_t guard = hang_guard();
-    for (;;) {
-        for (int i = 0; i < n; i++)
-            if (has_listener(fs[i]))
-                return;
-        if (br_now() >= guard) {
-            atomic_store(&a->gave_up, true);
-            return;
-        }
-        sched_yield();
-    }
+    if (!br_test_until_listener(fs, (size_t)n))
+        atomic_store(&a->gave_up, true);
 }
 
 static void *completer(void *p) {
@@ -84,7 +57,7 @@ static void all_done_on_entry(void **state) {
     (void)state;
     enum { N = 5 };
     br_future *fs[N], *sets[N];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     for (int i = 0; i < N; i++)
         BR_CHECK_OK(br_future_set_result_i64(fs[i], i));
     size_t nd = 99, nn = 99;
@@ -98,7 +71,7 @@ static void all_done_on_entry(void **state) {
     /* done futures cost nothing: no listener was registered on any */
     for (int i = 0; i < N; i++)
         BR_CHECK_EQ(atomic_load(&fs[i]->st) & BR__FF_LISTENERS, 0);
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 static void empty_and_bad_input(void **state) {
@@ -110,18 +83,18 @@ static void empty_and_bad_input(void **state) {
     BR_CHECK_OK(br_wait(NULL, 0, BR_FIRST_COMPLETED, BR_NOWAIT, NULL, NULL, NULL));
     BR_CHECK_ERR(br_wait(NULL, 3, BR_ALL_COMPLETED, BR_NOWAIT, NULL, NULL, NULL), BR_EINVAL);
     br_future *fs[2];
-    make(fs, 2);
+    br_test_futures_new(fs, 2);
     BR_CHECK_ERR(br_wait(fs, 2, (br_return_when)7, BR_NOWAIT, NULL, NULL, NULL), BR_EINVAL);
     br_future *bad[2] = {fs[0], NULL};
     BR_CHECK_ERR(br_wait(bad, 2, BR_ALL_COMPLETED, BR_NOWAIT, NULL, NULL, NULL), BR_EINVAL);
-    drop(fs, 2);
+    br_test_futures_release(fs, 2);
 }
 
 static void sets_in_place(void **state) {
     (void)state;
     /* the sets may be written over the input array itself */
     br_future *fs[20], *orig[20];
-    make(fs, 20);
+    br_test_futures_new(fs, 20);
     memcpy(orig, fs, sizeof fs);
     for (int i = 0; i < 20; i += 3)
         BR_CHECK_OK(br_future_set_result_i64(fs[i], i));
@@ -132,20 +105,20 @@ static void sets_in_place(void **state) {
     size_t a = 0, b = 7;
     for (int i = 0; i < 20; i++)
         BR_CHECK(fs[i % 3 == 0 ? a++ : b++] == orig[i]);
-    drop(orig, 20);
+    br_test_futures_release(orig, 20);
 }
 
 static void first_completed(void **state) {
     (void)state;
     enum { N = 6 };
     br_future *fs[N], *sets[N];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     int order[] = {4};
     completer_arg a = {fs, order, 1, SYNC_EACH, 0, -1, false, false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
     size_t nd, nn;
-    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_COMPLETED, hang_guard(), sets, &nd, &nn));
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_COMPLETED, br_test_hang_guard(), sets, &nd, &nn));
     join_completer(th, &a);
     BR_CHECK_EQ(nd, 1);
     BR_CHECK_EQ(nn, N - 1);
@@ -156,14 +129,14 @@ static void first_completed(void **state) {
     /* nothing stays linked: all watchers were removed */
     for (int i = 0; i < N; i++)
         BR_CHECK(fs[i]->u.lst == NULL);
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 static void all_completed_from_threads(void **state) {
     (void)state;
     enum { N = 40, T = 4 };
     br_future *fs[N], *sets[N];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     int orders[T][N / T];
     completer_arg a[T];
     pthread_t th[T];
@@ -175,7 +148,7 @@ static void all_completed_from_threads(void **state) {
         assert_int_equal(pthread_create(&th[t], NULL, completer, &a[t]), 0);
     }
     size_t nd, nn;
-    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, hang_guard(), sets, &nd, &nn));
+    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, br_test_hang_guard(), sets, &nd, &nn));
     BR_CHECK_EQ(nd, N);
     BR_CHECK_EQ(nn, 0);
     for (int i = 0; i < N; i++) {
@@ -184,46 +157,46 @@ static void all_completed_from_threads(void **state) {
     }
     for (int t = 0; t < T; t++)
         join_completer(th[t], &a[t]);
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 static void first_exception(void **state) {
     (void)state;
     enum { N = 5 };
     br_future *fs[N], *sets[N];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     /* two succeed, then one fails */
     int order[] = {0, 1, 3};
     completer_arg a = {fs, order, 3, SYNC_EACH, 0, 3, false, false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
     size_t nd, nn;
-    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, hang_guard(), sets, &nd, &nn));
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, br_test_hang_guard(), sets, &nd, &nn));
     join_completer(th, &a);
     BR_CHECK(br_future_failed(fs[3]));
     BR_CHECK_EQ(nd, 3);
     BR_CHECK(sets[0] == fs[0] && sets[1] == fs[1] && sets[2] == fs[3]);
     BR_CHECK(sets[3] == fs[2] && sets[4] == fs[4]);
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 
     /* with no failure, it is ALL_COMPLETED; cancellations are not failures */
-    make(fs, N);
+    br_test_futures_new(fs, N);
     BR_CHECK(br_future_cancel(fs[0]));
     int order2[] = {1, 2, 3, 4};
     completer_arg b = {fs, order2, 4, SYNC_EACH, 0, -1, false, false};
     assert_int_equal(pthread_create(&th, NULL, completer, &b), 0);
-    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, hang_guard(), sets, &nd, &nn));
+    BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, br_test_hang_guard(), sets, &nd, &nn));
     BR_CHECK_EQ(nd, N);
     join_completer(th, &b);
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 
     /* a failure done on entry ends it at once */
-    make(fs, N);
+    br_test_futures_new(fs, N);
     BR_CHECK_OK(br_future_set_exception(fs[2], BR_EIO, NULL));
     BR_CHECK_OK(br_wait(fs, N, BR_FIRST_EXCEPTION, BR_NOWAIT, sets, &nd, &nn));
     BR_CHECK_EQ(nd, 1);
     BR_CHECK(sets[0] == fs[2]);
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 static void duplicates_count_once(void **state) {
@@ -243,7 +216,7 @@ static void duplicates_count_once(void **state) {
     /* a duplicate doesn't make ALL_COMPLETED wait for it twice */
     BR_CHECK_OK(br_future_set_result_i64(a, 1));
     BR_CHECK_OK(br_future_set_result_i64(c, 1));
-    BR_CHECK_OK(br_wait(fs, 6, BR_ALL_COMPLETED, hang_guard(), sets, &nd, &nn));
+    BR_CHECK_OK(br_wait(fs, 6, BR_ALL_COMPLETED, br_test_hang_guard(), sets, &nd, &nn));
     BR_CHECK_EQ(nd, 3);
     BR_CHECK_EQ(nn, 0);
     BR_CHECK(sets[0] == a && sets[1] == b && sets[2] == c);
@@ -257,7 +230,7 @@ static void many_with_duplicates(void **state) {
     /* beyond the stack arrays and the quadratic dedupe: heap nodes, sorted dedupe */
     enum { D = 300 };
     br_future *fs[D];
-    make(fs, D);
+    br_test_futures_new(fs, D);
     size_t n = 3 * D;
     br_future **in = malloc(n * sizeof *in);
     for (size_t i = 0; i < n; i++)
@@ -270,7 +243,7 @@ static void many_with_duplicates(void **state) {
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
     size_t nd, nn;
-    BR_CHECK_OK(br_wait(in, n, BR_ALL_COMPLETED, hang_guard(), sets, &nd, &nn));
+    BR_CHECK_OK(br_wait(in, n, BR_ALL_COMPLETED, br_test_hang_guard(), sets, &nd, &nn));
     join_completer(th, &a);
     BR_CHECK_EQ(nd, D);
     BR_CHECK_EQ(nn, 0);
@@ -278,14 +251,14 @@ static void many_with_duplicates(void **state) {
         BR_CHECK(sets[i] == fs[(i * 7) % D]);
     free(in);
     free(sets);
-    drop(fs, D);
+    br_test_futures_release(fs, D);
 }
 
 static void deadline_not_early(void **state) {
     (void)state;
     enum { N = 20 };
     br_future *fs[N], *sets[N];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     BR_CHECK_OK(br_future_set_result_i64(fs[3], 3));
     for (int w = BR_ALL_COMPLETED; w <= BR_FIRST_EXCEPTION; w++) {
         int64_t start = br_now();
@@ -307,25 +280,25 @@ static void deadline_not_early(void **state) {
         BR_CHECK(fs[i]->u.lst == NULL);
         br_future_set_result_i64(fs[i], i);
     }
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 static void cancellation_counts_as_done(void **state) {
     (void)state;
     enum { N = 3 };
     br_future *fs[N];
-    make(fs, N);
+    br_test_futures_new(fs, N);
     int order[] = {2, 0, 1};
     completer_arg a = {fs, order, N, SYNC_FIRST, N, -1, true, false};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
     size_t nd;
-    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, hang_guard(), NULL, &nd, NULL));
+    BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, br_test_hang_guard(), NULL, &nd, NULL));
     BR_CHECK_EQ(nd, N);
     for (int i = 0; i < N; i++)
         BR_CHECK(br_future_cancelled(fs[i]));
     join_completer(th, &a);
-    drop(fs, N);
+    br_test_futures_release(fs, N);
 }
 
 /* Many rounds of wait racing completions: the answer always agrees with the sets. */
@@ -335,22 +308,22 @@ static void races_with_completion(void **state) {
     enum { N = 4 };
     for (int r = 0; r < rounds; r++) {
         br_future *fs[N], *sets[N];
-        make(fs, N);
+        br_test_futures_new(fs, N);
         int order[N] = {r % N, (r + 1) % N, (r + 2) % N, (r + 3) % N};
         completer_arg a = {fs, order, N, SYNC_NONE, 0, -1, false, false};
         pthread_t th;
         assert_int_equal(pthread_create(&th, NULL, completer, &a), 0);
         size_t nd, nn;
-        int rc = br_wait(fs, N, BR_FIRST_COMPLETED, hang_guard(), sets, &nd, &nn);
+        int rc = br_wait(fs, N, BR_FIRST_COMPLETED, br_test_hang_guard(), sets, &nd, &nn);
         BR_CHECK_OK(rc);
         BR_CHECK(nd >= 1);
         BR_CHECK_EQ(nd + nn, N);
         for (size_t i = 0; i < nd; i++)
             BR_CHECK(br_future_done(sets[i]));
-        BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, hang_guard(), NULL, &nd, &nn));
+        BR_CHECK_OK(br_wait(fs, N, BR_ALL_COMPLETED, br_test_hang_guard(), NULL, &nd, &nn));
         BR_CHECK_EQ(nd, N);
         join_completer(th, &a);
-        drop(fs, N);
+        br_test_futures_release(fs, N);
     }
 }
 

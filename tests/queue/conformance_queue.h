@@ -96,14 +96,10 @@ static int qget(br_queue *q, uintptr_t *v, int64_t deadline) {
     return rc;
 }
 
-static int64_t give_up_at(void) {
-    return br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
-}
-
 /* Waits (polling state, no settling sleeps) until exactly these many waiters are
  * linked: the blocked threads are then really parked on the queue. */
 static void wait_waiters(br_queue *q, size_t g, size_t p, size_t j) {
-    int64_t give_up = give_up_at();
+    int64_t give_up = br_test_hang_guard();
     for (;;) {
         size_t a, b, c;
         br__queue_waiters(q, &a, &b, &c);
@@ -116,7 +112,7 @@ static void wait_waiters(br_queue *q, size_t g, size_t p, size_t j) {
 }
 
 static void wait_busy_zero(br_queue *q) {
-    int64_t give_up = give_up_at();
+    int64_t give_up = br_test_hang_guard();
     while (br__queue_busy(q) != 0) {
         BR_CHECK(br_now() < give_up);
         br_sleep(100 * BR_USEC);
@@ -551,7 +547,7 @@ static void conf_many_putters_each_put_one(void **state) {
     unsigned seen = 0;
     for (int i = 0; i < N + 2; i++) {
         uintptr_t v;
-        BR_CHECK_OK(qget(q, &v, br_deadline_after(30 * BR_SEC)));
+        BR_CHECK_OK(qget(q, &v, br_test_hang_guard()));
         BR_CHECK(br_queue_qsize(q) <= 2);
         unsigned bit = v >= 100 ? 1u << (v - 100 + 16) : 1u << v;
         BR_CHECK((seen & bit) == 0);
@@ -648,7 +644,7 @@ static void run_stress(size_t maxsize, int nprod, int ncons, long per, int how) 
         BR_CHECK_OK(br_queue_shutdown(s.q, false));
     } else {
         /* Let some traffic through, then shut down in the middle of it. */
-        int64_t give_up = give_up_at();
+        int64_t give_up = br_test_hang_guard();
         while (atomic_load(&s.got) < total / 4) {
             BR_CHECK(br_now() < give_up);
             br_sleep(50 * BR_USEC);
@@ -875,7 +871,7 @@ static void conf_blocks_through_context_parker(void **state) {
     br_queue *q = mkq(0);
     op_thread t = {.q = q, .rc = 12345};
     assert_int_equal(pthread_create(&t.th, NULL, ctx_getter, &t), 0);
-    int64_t give_up = give_up_at();
+    int64_t give_up = br_test_hang_guard();
     while (atomic_load(&ctx_parks) < 2) { /* the timed-out park, then the blocking one */
         BR_CHECK(br_now() < give_up);
         br_sleep(100 * BR_USEC);
@@ -1294,7 +1290,7 @@ static void conf_free_busy_while_blocked(void **state) {
  * here) until they are out, never free under them. ASan and TSan catch a free that
  * doesn't wait; the plain build checks the counts. */
 static void free_retrying(br_queue *q) {
-    int64_t give_up = give_up_at();
+    int64_t give_up = br_test_hang_guard();
     int rc;
     while ((rc = br_queue_free(q)) == BR_EBUSY) {
         BR_CHECK(br_now() < give_up);
@@ -1334,7 +1330,7 @@ static void conf_free_races_finishing_puts(void **state) {
             assert_int_equal(pthread_create(&th[i], NULL, finishing_producer, &f[i]), 0);
         }
         uintptr_t sum = 0, v;
-        int64_t give_up = give_up_at();
+        int64_t give_up = br_test_hang_guard();
         for (long k = 0; k < P * per; k++) {
             if (round % 3 == 2) { /* poll: never registers, so no put has to wake us */
                 int rc;
@@ -1386,7 +1382,7 @@ static void conf_free_races_finishing_task_done(void **state) {
         if (round % 2 == 0) {
             BR_CHECK_OK(br_queue_join(q, BR_FOREVER));
         } else { /* never linked: join's answer comes straight from the counts */
-            int64_t give_up = give_up_at();
+            int64_t give_up = br_test_hang_guard();
             while (br_queue_join(q, BR_NOWAIT) != 0) {
                 BR_CHECK(br_now() < give_up);
                 sched_yield();

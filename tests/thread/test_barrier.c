@@ -28,6 +28,26 @@ static void party(void *arg) {
     atomic_fetch_add(&p->returned, 1);
 }
 
+/* Starts n parties of one round each, no deadline, on b. */
+static void start_parties(party_ctx *p, br_barrier *b, br_thread **t, int n) {
+    *p = (party_ctx){.b = b, .rounds = 1, .deadline = BR_FOREVER};
+    tu_spawn_n(t, n, party, p);
+}
+
+/* Joins the n parties of start_parties: the barrier let each go with BR_EBROKEN. */
+static void join_parties_broken(party_ctx *p, br_thread **t, int n) {
+    tu_join_n(t, n);
+    for (int i = 0; i < n; i++)
+        BR_CHECK_ERR(p->last_rc[i], BR_EBROKEN);
+}
+
+/* A barrier of three with two parties waiting on it. */
+static void two_of_three_waiting(br_barrier *b, party_ctx *p, br_thread *t[2]) {
+    BR_CHECK_OK(br_barrier_init(b, 3, NULL, NULL));
+    start_parties(p, b, t, 2);
+    TU_WAIT_FOR(br_barrier_n_waiting(b) == 2);
+}
+
 static int action_calls;
 static int count_action(void *arg) {
     (void)arg;
@@ -47,10 +67,8 @@ static void indices_are_0_to_n_minus_1_each_round(void **state) {
         .b = &b, .rounds = br_test_scaled(MAX_ROUNDS, 100), .deadline = BR_FOREVER};
     action_calls = 0;
     br_thread *t[PARTIES];
-    for (int i = 0; i < PARTIES; i++)
-        t[i] = tu_spawn(party, &p);
-    for (int i = 0; i < PARTIES; i++)
-        tu_join(t[i]);
+    tu_spawn_n(t, PARTIES, party, &p);
+    tu_join_n(t, PARTIES);
     for (int i = 0; i < PARTIES; i++)
         BR_CHECK_OK(p.rc[i]);
     for (long r = 0; r < p.rounds; r++)
@@ -83,14 +101,9 @@ static void failing_action_breaks_it(void **state) {
     int calls = 0;
     BR_CHECK_OK(br_barrier_init(&b, 3, failing_action, &calls));
     static party_ctx p;
-    p = (party_ctx){.b = &b, .rounds = 1, .deadline = BR_FOREVER};
     br_thread *t[3];
-    for (int i = 0; i < 3; i++)
-        t[i] = tu_spawn(party, &p);
-    for (int i = 0; i < 3; i++)
-        tu_join(t[i]);
-    for (int i = 0; i < 3; i++)
-        BR_CHECK_ERR(p.last_rc[i], BR_EBROKEN);
+    start_parties(&p, &b, t, 3);
+    join_parties_broken(&p, t, 3);
     BR_CHECK_EQ(calls, 1);
     BR_CHECK(br_barrier_broken(&b));
     BR_CHECK_ERR(br_barrier_wait(&b, BR_FOREVER), BR_EBROKEN); /* at once */
@@ -102,30 +115,20 @@ static void failing_action_breaks_it(void **state) {
 static void abort_breaks_waiters(void **state) {
     (void)state;
     br_barrier b;
-    BR_CHECK_OK(br_barrier_init(&b, 3, NULL, NULL));
     static party_ctx p;
-    p = (party_ctx){.b = &b, .rounds = 1, .deadline = BR_FOREVER};
     br_thread *t[2];
-    for (int i = 0; i < 2; i++)
-        t[i] = tu_spawn(party, &p);
-    TU_WAIT_FOR(br_barrier_n_waiting(&b) == 2);
+    two_of_three_waiting(&b, &p, t);
     BR_CHECK_ERR(br_barrier_destroy(&b), BR_EBUSY);
     BR_CHECK_OK(br_barrier_abort(&b));
-    for (int i = 0; i < 2; i++)
-        tu_join(t[i]);
-    for (int i = 0; i < 2; i++)
-        BR_CHECK_ERR(p.last_rc[i], BR_EBROKEN);
+    join_parties_broken(&p, t, 2);
     BR_CHECK(br_barrier_broken(&b));
     BR_CHECK_EQ(br_barrier_n_waiting(&b), 0);
     BR_CHECK_ERR(br_barrier_wait(&b, BR_FOREVER), BR_EBROKEN);
     BR_CHECK_OK(br_barrier_reset(&b));
     /* works again: three parties pass */
-    p = (party_ctx){.b = &b, .rounds = 1, .deadline = BR_FOREVER};
     br_thread *u[3];
-    for (int i = 0; i < 3; i++)
-        u[i] = tu_spawn(party, &p);
-    for (int i = 0; i < 3; i++)
-        tu_join(u[i]);
+    start_parties(&p, &b, u, 3);
+    tu_join_n(u, 3);
     for (int i = 0; i < 3; i++)
         BR_CHECK_OK(p.rc[i]);
     BR_CHECK_OK(br_barrier_destroy(&b));
@@ -134,18 +137,11 @@ static void abort_breaks_waiters(void **state) {
 static void reset_releases_waiters_with_ebroken(void **state) {
     (void)state;
     br_barrier b;
-    BR_CHECK_OK(br_barrier_init(&b, 3, NULL, NULL));
     static party_ctx p;
-    p = (party_ctx){.b = &b, .rounds = 1, .deadline = BR_FOREVER};
     br_thread *t[2];
-    for (int i = 0; i < 2; i++)
-        t[i] = tu_spawn(party, &p);
-    TU_WAIT_FOR(br_barrier_n_waiting(&b) == 2);
+    two_of_three_waiting(&b, &p, t);
     BR_CHECK_OK(br_barrier_reset(&b));
-    for (int i = 0; i < 2; i++)
-        tu_join(t[i]);
-    for (int i = 0; i < 2; i++)
-        BR_CHECK_ERR(p.last_rc[i], BR_EBROKEN);
+    join_parties_broken(&p, t, 2);
     BR_CHECK(!br_barrier_broken(&b)); /* reset: empty, not broken */
     BR_CHECK_EQ(br_barrier_n_waiting(&b), 0);
     BR_CHECK_OK(br_barrier_destroy(&b));
@@ -158,14 +154,13 @@ static void timeout_breaks_it(void **state) {
     br_barrier b;
     BR_CHECK_OK(br_barrier_init(&b, 3, NULL, NULL));
     static party_ctx p;
-    p = (party_ctx){.b = &b, .rounds = 1, .deadline = BR_FOREVER};
-    br_thread *t = tu_spawn(party, &p);
+    br_thread *t[1];
+    start_parties(&p, &b, t, 1);
     TU_WAIT_FOR(br_barrier_n_waiting(&b) == 1);
     int64_t t0 = br_now();
     BR_CHECK_ERR(br_barrier_wait(&b, t0 + 30 * BR_MSEC), BR_ETIMEDOUT);
     TU_CHECK_NOT_EARLY(t0, 30 * BR_MSEC);
-    tu_join(t);
-    BR_CHECK_ERR(p.last_rc[0], BR_EBROKEN);
+    join_parties_broken(&p, t, 1);
     BR_CHECK(br_barrier_broken(&b));
     BR_CHECK_ERR(br_barrier_wait(&b, BR_NOWAIT), BR_EBROKEN);
     BR_CHECK_OK(br_barrier_reset(&b));
@@ -209,12 +204,10 @@ static void rounds_with_deadlines(void **state) {
     BR_CHECK_OK(br_barrier_init(&b, PARTIES, NULL, NULL));
     static party_ctx p;
     p = (party_ctx){.b = &b, .rounds = br_test_scaled(MAX_ROUNDS, 100), .deadline = 0};
-    p.deadline = tu_guard();
+    p.deadline = br_test_hang_guard();
     br_thread *t[PARTIES];
-    for (int i = 0; i < PARTIES; i++)
-        t[i] = tu_spawn(party, &p);
-    for (int i = 0; i < PARTIES; i++)
-        tu_join(t[i]);
+    tu_spawn_n(t, PARTIES, party, &p);
+    tu_join_n(t, PARTIES);
     for (int i = 0; i < PARTIES; i++)
         BR_CHECK_OK(p.rc[i]);
     for (long r = 0; r < p.rounds; r++)

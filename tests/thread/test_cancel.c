@@ -84,7 +84,7 @@ static void caller_start(caller *c, call_fn fn, void *obj) {
 
 /* Waits for the call to return (the hang guard fails the test) and joins the thread. */
 static void caller_finish(caller *c) {
-    int64_t give_up = tu_guard();
+    int64_t give_up = br_test_hang_guard();
     for (unsigned i = 0; !atomic_load(&c->finished); i++) {
         if (br_now() > give_up)
             fail_msg("a caller is still blocked after the hang guard");
@@ -98,7 +98,7 @@ static void caller_finish(caller *c) {
 
 /* Until the context has entered a park (not necessarily asleep yet): for races. */
 static void wait_entered_park(br_test_ctx *ctx) {
-    int64_t give_up = tu_guard();
+    int64_t give_up = br_test_hang_guard();
     while (atomic_load(&ctx->parks) < 1) {
         if (br_now() > give_up)
             fail_msg("the caller never parked");
@@ -842,7 +842,7 @@ static void barrier_cancel_withdraws_the_arrival(void **state) {
     TU_WAIT_FOR(barrier_queued(&b) == 2);
     BR_CHECK(!atomic_load(&x.finished));
     int idx[3];
-    idx[2] = br_barrier_wait(&b, tu_guard()); /* the third trips it */
+    idx[2] = br_barrier_wait(&b, br_test_hang_guard()); /* the third trips it */
     caller_finish(&x);
     caller_finish(&y);
     idx[0] = x.rc;
@@ -857,7 +857,7 @@ static void barrier_cancel_withdraws_the_arrival(void **state) {
     start_plain(&x, call_barrier_wait, &b); /* a full round after it */
     start_plain(&y, call_barrier_wait, &b);
     TU_WAIT_FOR(barrier_queued(&b) == 2);
-    idx[2] = br_barrier_wait(&b, tu_guard());
+    idx[2] = br_barrier_wait(&b, br_test_hang_guard());
     caller_finish(&x);
     caller_finish(&y);
     idx[0] = x.rc;
@@ -951,7 +951,7 @@ static void barrier_trip_or_cancel_race(void **state) {
         } else {
             BR_CHECK_ERR(a.rc, BR_ECANCELED);
             BR_CHECK(!br_test_ctx_cancel_pending(&a.ctx));
-            idx[1] = br_barrier_wait(&b, tu_guard());
+            idx[1] = br_barrier_wait(&b, br_test_hang_guard());
         }
         caller_finish(&x);
         caller_finish(&y);
@@ -973,7 +973,7 @@ static int call_join(caller *c) {
 }
 
 static void gated_fn(void *arg) {
-    (void)br_event_wait(arg, tu_guard());
+    (void)br_event_wait(arg, br_test_hang_guard());
 }
 
 static uint32_t joiners_of(struct br_thread *t) {
@@ -1013,7 +1013,7 @@ static void join_cancel_while_waiting_for_done(void **state) {
 static br_event dtor_gate;
 static void blocking_dtor(void *v) {
     (void)v;
-    (void)br_event_wait(&dtor_gate, tu_guard());
+    (void)br_event_wait(&dtor_gate, br_test_hang_guard());
 }
 static void set_local_fn(void *arg) {
     (void)br_local_set(arg, (void *)1);
@@ -1053,7 +1053,7 @@ static void join_cancel_while_another_joiner_reaps(void **state) {
  * the last join to leave it must detach the thread nobody reaped. */
 static void join_cancel_last_joiner_detaches(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     static br_event gate;
     BR_CHECK_OK(br_event_init(&gate));
     br_thread *t = tu_spawn(gated_fn, &gate);
@@ -1073,7 +1073,7 @@ static void join_cancel_last_joiner_detaches(void **state) {
     BR_CHECK_OK(br_event_set(&gate));
     TU_WAIT_FOR(atomic_load(&t->done) == 1);
     br__thread_unref(t);
-    TU_WAIT_FOR(br_test_count_threads() == threads_before); /* it ended on its own */
+    br_test_wait_threads(threads_before); /* it ended on its own */
 }
 
 /* A cancel posted before the call: a join that has to wait returns BR_ECANCELED at
@@ -1138,7 +1138,7 @@ static void join_done_or_cancel_race(void **state) {
             BR_CHECK_ERR(c.rc, BR_ECANCELED);
             BR_CHECK(!br_test_ctx_cancel_pending(&c.ctx));
             BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE);
-            BR_CHECK_OK(br_thread_join(t, tu_guard()));
+            BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
         }
         BR_CHECK_EQ(br__wq_len(&t->wq), 0);
         BR_CHECK_OK(br_thread_free(t));
@@ -1158,7 +1158,7 @@ typedef struct {
 
 static void exit_probe_fn(void *arg) {
     exit_probe *p = arg;
-    int64_t give_up = tu_guard();
+    int64_t give_up = br_test_hang_guard();
     char verdict = 'T';
     while (!(atomic_load(&p->ctx->parks) >= 1 && atomic_load(&p->ctx->asleep))) {
         if (br_now() > give_up) {
@@ -1197,7 +1197,7 @@ static void exit_waits_despite_a_pending_cancel(void **state) {
     close(fds[1]);
     char got[8] = {0};
     size_t n = 0;
-    int64_t give_up = tu_guard();
+    int64_t give_up = br_test_hang_guard();
     for (;;) { /* until EOF: every writer in the child is gone */
         struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
         if (poll(&pfd, 1, 100) > 0) {

@@ -244,8 +244,7 @@ static void notify_n_wakes_exactly_n(void **state) {
     BR_CHECK_OK(br_cond_init(&c, &l));
     crowd k = {.c = &c};
     br_thread *t[WAITERS];
-    for (int i = 0; i < WAITERS; i++)
-        t[i] = tu_spawn(crowd_waiter, &k);
+    tu_spawn_n(t, WAITERS, crowd_waiter, &k);
     TU_WAIT_FOR(cond_waiters(&c) == WAITERS);
 
     BR_CHECK_OK(br_cond_acquire(&c, BR_FOREVER));
@@ -268,8 +267,7 @@ static void notify_n_wakes_exactly_n(void **state) {
     BR_CHECK_ERR(br_cond_destroy(&c), BR_EBUSY); /* one still waits */
     BR_CHECK_OK(br_cond_notify(&c, 100));        /* more than there are */
     BR_CHECK_OK(br_cond_release(&c));
-    for (int i = 0; i < WAITERS; i++)
-        tu_join(t[i]);
+    tu_join_n(t, WAITERS);
     for (int i = 0; i < WAITERS; i++)
         BR_CHECK_OK(k.rc[i]);
     BR_CHECK_EQ(atomic_load(&k.woken), WAITERS);
@@ -281,15 +279,13 @@ static void notify_all_wakes_everyone(void **state) {
     br_cond c = BR_COND_INIT;
     crowd k = {.c = &c};
     br_thread *t[WAITERS];
-    for (int i = 0; i < WAITERS; i++)
-        t[i] = tu_spawn(crowd_waiter, &k);
+    tu_spawn_n(t, WAITERS, crowd_waiter, &k);
     TU_WAIT_FOR(cond_waiters(&c) == WAITERS);
     BR_CHECK_OK(br_cond_acquire(&c, BR_FOREVER));
     BR_CHECK_OK(br_cond_notify_all(&c));
     BR_CHECK_EQ(cond_waiters(&c), 0);
     BR_CHECK_OK(br_cond_release(&c));
-    for (int i = 0; i < WAITERS; i++)
-        tu_join(t[i]);
+    tu_join_n(t, WAITERS);
     for (int i = 0; i < WAITERS; i++)
         BR_CHECK_OK(k.rc[i]);
     BR_CHECK_EQ(atomic_load(&k.woken), WAITERS);
@@ -317,7 +313,7 @@ static void box_filler(void *arg) {
         /* Each increment only once the waiter waits again, so that it goes through a
          * wake-up with the predicate still false (no checks here: not the test's
          * thread; the hang guard is the test's join). */
-        int64_t give_up = tu_guard();
+        int64_t give_up = br_test_hang_guard();
         while (cond_waiters(b->c) != 1 && br_now() < give_up)
             br_sleep(50 * BR_USEC);
         b->rc = br_cond_acquire(b->c, BR_FOREVER);
@@ -348,7 +344,7 @@ static void wait_for_predicate(void **state) {
 
     b.evals = 0;
     br_thread *t = tu_spawn(box_filler, &b);
-    BR_CHECK_OK(br_cond_wait_for(&c, box_full, &b, tu_guard()));
+    BR_CHECK_OK(br_cond_wait_for(&c, box_full, &b, br_test_hang_guard()));
     BR_CHECK_EQ(b.value, 3);
     BR_CHECK_EQ(b.evals, 4); /* once before waiting, once after each of the 3 wake-ups */
     BR_CHECK(br_lock_owned(&l));
@@ -389,7 +385,7 @@ static void rlock_levels_restored_after_wait(void **state) {
     /* notified: three levels again, and the notifier could take the lock meanwhile */
     notifier_ctx n = {.c = &c, .r = &r};
     br_thread *t = tu_spawn(late_notifier, &n);
-    BR_CHECK_OK(br_cond_wait(&c, tu_guard()));
+    BR_CHECK_OK(br_cond_wait(&c, br_test_hang_guard()));
     BR_CHECK_EQ(br_rlock_count(&r), 3);
     tu_join(t);
     BR_CHECK_OK(n.rc);

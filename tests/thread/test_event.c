@@ -80,15 +80,13 @@ static void set_wakes_every_waiter(void **state) {
     br_event e = BR_EVENT_INIT;
     crowd k = {.e = &e, .deadline = BR_FOREVER};
     br_thread *t[WAITERS];
-    for (int i = 0; i < WAITERS; i++)
-        t[i] = tu_spawn(crowd_waiter, &k);
+    tu_spawn_n(t, WAITERS, crowd_waiter, &k);
     TU_WAIT_FOR(event_waiters(&e) == WAITERS);
     BR_CHECK_EQ(atomic_load(&k.done), 0);
     BR_CHECK_ERR(br_event_destroy(&e), BR_EBUSY);
     BR_CHECK_OK(br_event_set(&e));
     BR_CHECK_OK(br_event_clear(&e)); /* at once: the waiters were released all the same */
-    for (int i = 0; i < WAITERS; i++)
-        tu_join(t[i]);
+    tu_join_n(t, WAITERS);
     for (int i = 0; i < WAITERS; i++)
         BR_CHECK_OK(k.rc[i]);
     BR_CHECK_EQ(event_waiters(&e), 0);
@@ -135,7 +133,7 @@ static void rounds_stress(void **state) {
         BR_CHECK_OK(br_event_clear(&r.go[(n + 1) % 2]));
         BR_CHECK_OK(br_event_set(&r.go[n % 2]));
         for (int i = 0; i < WAITERS; i++) {
-            BR_CHECK_OK(br_event_wait(&r.ack[i], tu_guard()));
+            BR_CHECK_OK(br_event_wait(&r.ack[i], br_test_hang_guard()));
             BR_CHECK_OK(br_event_clear(&r.ack[i]));
         }
     }
@@ -179,13 +177,11 @@ static void timeouts_race_with_set(void **state) {
         br_event e = BR_EVENT_INIT;
         race_ctx k = {.e = &e, .deadline = br_deadline_after((n % 30) * BR_USEC)};
         br_thread *t[RACERS];
-        for (int i = 0; i < RACERS; i++)
-            t[i] = tu_spawn(race_waiter, &k);
+        tu_spawn_n(t, RACERS, race_waiter, &k);
         atomic_store(&k.set_begun, 1);
         BR_CHECK_OK(br_event_set(&e));
         atomic_store(&k.set_returned, 1);
-        for (int i = 0; i < RACERS; i++)
-            tu_join(t[i]);
+        tu_join_n(t, RACERS);
         for (int i = 0; i < RACERS; i++) {
             int64_t deadline = i == RACERS - 1 ? BR_FOREVER : k.deadline;
             if (k.rc[i] == 0) {

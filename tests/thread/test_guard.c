@@ -167,10 +167,8 @@ static void guards_a_counter(void **state) {
     (void)state;
     long n = br_test_scaled(100000, 1000);
     br_thread *t[THREADS];
-    for (int i = 0; i < THREADS; i++)
-        t[i] = tu_spawn(with_worker, &n);
-    for (int i = 0; i < THREADS; i++)
-        tu_join(t[i]);
+    tu_spawn_n(t, THREADS, with_worker, &n);
+    tu_join_n(t, THREADS);
     BR_CHECK_EQ(guarded_counter, THREADS * n);
     BR_CHECK(!br_lock_locked(&lk));
 }

@@ -56,7 +56,7 @@ static void holder(void *arg) {
 static br_thread *start_holder(holder_ctx *h, br_lock *l) {
     *h = (holder_ctx){.lock = l, .rc = 99};
     br_thread *t = tu_spawn(holder, h);
-    BR_CHECK_OK(br_event_wait(&h->held, tu_guard()));
+    BR_CHECK_OK(br_event_wait(&h->held, br_test_hang_guard()));
     BR_CHECK_OK(h->rc);
     return t;
 }
@@ -202,8 +202,7 @@ static void panic_on_misuse_aborts(void **state) {
         br_lock_release(&l); /* aborts here */
         _exit(4);
     }
-    int st = 0;
-    BR_CHECK_EQ(waitpid(pid, &st, 0), pid);
+    int st = br_test_wait_child(pid);
     BR_CHECK(WIFSIGNALED(st));
     BR_CHECK_EQ(WTERMSIG(st), SIGABRT);
 }

@@ -44,7 +44,7 @@ static void other_threads_wait_for_the_last_release(void **state) {
     br_rlock r = BR_RLOCK_INIT;
     rholder_ctx h = {.r = &r};
     br_thread *t = tu_spawn(rholder, &h);
-    BR_CHECK_OK(br_event_wait(&h.held, tu_guard()));
+    BR_CHECK_OK(br_event_wait(&h.held, br_test_hang_guard()));
     BR_CHECK_EQ(h.count_seen, 3);
     /* not ours: no count, no release, no acquire without waiting */
     BR_CHECK(!br_rlock_owned(&r));
@@ -58,7 +58,7 @@ static void other_threads_wait_for_the_last_release(void **state) {
     TU_CHECK_NOT_EARLY(t0, 20 * BR_MSEC);
     BR_CHECK_ERR(br_rlock_destroy(&r), BR_EBUSY);
     BR_CHECK_OK(br_event_set(&h.go));
-    BR_CHECK_OK(br_rlock_acquire(&r, tu_guard())); /* after all three releases */
+    BR_CHECK_OK(br_rlock_acquire(&r, br_test_hang_guard())); /* after all three releases */
     BR_CHECK_EQ(br_rlock_count(&r), 1);
     tu_join(t);
     BR_CHECK_OK(h.rc);

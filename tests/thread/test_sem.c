@@ -215,8 +215,7 @@ static void never_more_inside_than_the_count(void **state) {
         a[i] = (room_arg){&r, i};
         t[i] = tu_spawn(room_worker, &a[i]);
     }
-    for (int i = 0; i < THREADS; i++)
-        tu_join(t[i]);
+    tu_join_n(t, THREADS);
     for (int i = 0; i < THREADS; i++)
         BR_CHECK_OK(r.rc[i]);
     BR_CHECK(atomic_load(&r.max_inside) <= LIMIT);

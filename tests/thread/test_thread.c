@@ -47,13 +47,13 @@ static void probe_fn(void *arg) {
     snprintf(p->name, sizeof p->name, "%s", br_thread_current_name());
     read_comm(p->tid, p->comm, sizeof p->comm);
     if (p->gate) /* bounded: a failed check must not leave a non-daemon thread for exit() */
-        br_event_wait(p->gate, tu_guard());
+        br_event_wait(p->gate, br_test_hang_guard());
 }
 
 static void start_and_join(void **state) {
     (void)state;
     int before = br_thread_active_count();
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     br_event gate = BR_EVENT_INIT;
     probe p = {.gate = &gate};
     br_thread *t = NULL;
@@ -64,7 +64,7 @@ static void start_and_join(void **state) {
     BR_CHECK(!br_thread_is_daemon(t));
     BR_CHECK_ERR(br_thread_join(t, BR_NOWAIT), BR_ETIMEDOUT);
     BR_CHECK_OK(br_event_set(&gate));
-    BR_CHECK_OK(br_thread_join(t, tu_guard()));
+    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
     BR_CHECK(!br_thread_is_alive(t));
     BR_CHECK_OK(br_thread_join(t, BR_NOWAIT)); /* again: fine */
     BR_CHECK_EQ(br_thread_active_count(), before);
@@ -75,7 +75,7 @@ static void start_and_join(void **state) {
     BR_CHECK_EQ(p.tid, br_thread_native_id(t));
     BR_CHECK(p.tid != br_thread_current_native_id());
     BR_CHECK_OK(br_thread_free(t));
-    BR_CHECK_EQ(br_test_count_threads(), threads_before); /* reaped */
+    br_test_wait_threads(threads_before);                 /* reaped */
     BR_CHECK(br_thread_current() == NULL);                /* main: not started by braid */
     BR_CHECK_EQ(br_thread_current_native_id(), (int)getpid());
 }
@@ -179,7 +179,7 @@ static void join_deadline_times_out_then_succeeds(void **state) {
         BR_CHECK(br_thread_is_alive(t));
     }
     BR_CHECK_OK(br_event_set(&gate));
-    BR_CHECK_OK(br_thread_join(t, tu_guard()));
+    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
     BR_CHECK(!br_thread_is_alive(t));
     BR_CHECK_OK(br_thread_free(t));
 }
@@ -208,7 +208,7 @@ static void many_joiners(void **state) {
     }
     TU_WAIT_FOR(br__wq_len(&t->wq) == J); /* all of them wait on the handle */
     BR_CHECK_OK(br_event_set(&gate));
-    BR_CHECK_OK(br_thread_join(t, tu_guard())); /* and the main thread too */
+    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard())); /* and the main thread too */
     for (int i = 0; i < J; i++) {
         tu_join(jt[i]);
         BR_CHECK_OK(j[i].rc);
@@ -245,7 +245,7 @@ static void detached_fn(void *arg) {
 static void free_a_running_thread_detaches_it(void **state) {
     (void)state;
     int before = br_thread_active_count();
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     static detach_ctx d; /* outlives this function's view of the thread */
     BR_CHECK_OK(br_event_init(&d.go));
     BR_CHECK_OK(br_event_init(&d.done));
@@ -255,9 +255,9 @@ static void free_a_running_thread_detaches_it(void **state) {
     BR_CHECK_ERR(br_thread_join(t, BR_NOWAIT), BR_EINVAL);
     BR_CHECK_EQ(br_thread_active_count(), before + 1);
     BR_CHECK_OK(br_event_set(&d.go));
-    BR_CHECK_OK(br_event_wait(&d.done, tu_guard()));
+    BR_CHECK_OK(br_event_wait(&d.done, br_test_hang_guard()));
     TU_WAIT_FOR(br_thread_active_count() == before);
-    TU_WAIT_FOR(br_test_count_threads() == threads_before); /* it exits on its own */
+    br_test_wait_threads(threads_before); /* it exits on its own */
 }
 
 static void nop(void *arg) {
@@ -266,16 +266,14 @@ static void nop(void *arg) {
 
 static void no_leaked_threads(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     long n = br_test_scaled(500, 50);
     for (long i = 0; i < n; i++) {
         br_thread *t[4];
-        for (int k = 0; k < 4; k++)
-            t[k] = tu_spawn(nop, NULL);
-        for (int k = 0; k < 4; k++)
-            tu_join(t[k]);
+        tu_spawn_n(t, 4, nop, NULL);
+        tu_join_n(t, 4);
     }
-    BR_CHECK_EQ(br_test_count_threads(), threads_before);
+    br_test_wait_threads(threads_before);
     BR_CHECK_EQ(br_thread_active_count(), 0);
 }
 
@@ -335,19 +333,6 @@ static void locals_are_per_thread(void **state) {
     BR_CHECK_ERR(br_local_free(NULL), BR_EINVAL);
 }
 
-/* --- helpers for tests that fork ------------------------------------------------------ */
-
-/* A child's verdict: exit status 0 means every check in it passed; any other status
- * names the failed check. */
-#define CHECK_CHILD_OK(st)                                                                 \
-    do {                                                                                   \
-        int st_ = (st);                                                                    \
-        if (!WIFEXITED(st_) || WEXITSTATUS(st_) != 0)                                      \
-            fail_msg("%s:%d: child %s %d", __FILE__, __LINE__,                             \
-                     WIFEXITED(st_) ? "failed check" : "died of signal",                   \
-                     WIFEXITED(st_) ? WEXITSTATUS(st_) : WTERMSIG(st_));                   \
-    } while (0)
-
 /* --- exit semantics: daemon or not, in a child process
  * ------------------------------------------ *
  *
@@ -390,7 +375,7 @@ static void run_exit_child(bool daemon, int64_t sleep_ns, char *got, int *status
     }
     close(fds[1]);
     /* Read until EOF: every writer (the child's threads) is gone. */
-    int64_t give_up = tu_guard();
+    int64_t give_up = br_test_hang_guard();
     size_t n = 0;
     for (;;) {
         struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
@@ -456,17 +441,7 @@ static void exit_from_a_non_daemon_thread(void **state) {
         br_sleep(BR_FOREVER); /* main never returns; the thread ends the process */
         _exit(11);
     }
-    int64_t give_up = tu_guard();
-    int st = 0;
-    pid_t r;
-    while ((r = waitpid(pid, &st, WNOHANG)) == 0) {
-        if (br_now() > give_up) {
-            kill(pid, SIGKILL);
-            fail_msg("exit() from a braid thread hung");
-        }
-        br_sleep(BR_MSEC);
-    }
-    BR_CHECK_EQ(r, pid);
+    int st = br_test_wait_child(pid); /* fails if exit() from a braid thread hung */
     BR_CHECK(WIFEXITED(st));
     BR_CHECK_EQ(WEXITSTATUS(st), 7);
 }
@@ -493,18 +468,8 @@ static void forked_child_does_not_wait_for_parent_threads(void **state) {
             _exit(13);
         exit(0);
     }
-    int64_t give_up = tu_guard();
-    int st = 0;
-    pid_t r;
-    while ((r = waitpid(pid, &st, WNOHANG)) == 0) {
-        if (br_now() > give_up) {
-            kill(pid, SIGKILL);
-            fail_msg("the child waited for its parent's thread");
-        }
-        br_sleep(BR_MSEC);
-    }
-    BR_CHECK(WIFEXITED(st));
-    BR_CHECK_EQ(WEXITSTATUS(st), 0);
+    /* fails if the child waits for its parent's thread */
+    BR_CHECK_CHILD_OK(br_test_wait_child(pid));
     BR_CHECK(br_thread_is_alive(t)); /* the parent's view is unchanged */
     BR_CHECK_EQ(br_thread_active_count(), before);
     BR_CHECK_OK(br_event_set(&gate));
@@ -525,7 +490,7 @@ static atomic_int dtor_ran, gated_set_rc;
 
 static void gated_dtor(void *v) {
     (void)v;
-    br_event_wait(&dtor_gate, tu_guard());
+    br_event_wait(&dtor_gate, br_test_hang_guard());
     atomic_fetch_add(&dtor_ran, 1);
 }
 
@@ -553,7 +518,7 @@ static br_thread *spawn_gated(void) {
 /* Opens the gate once a joiner is inside the reap (pthread_join) of `arg`. */
 static void open_gate_when_reaping(void *arg) {
     struct br_thread *t = arg;
-    int64_t give_up = tu_guard();
+    int64_t give_up = br_test_hang_guard();
     while (atomic_load(&t->reap) != BR__REAP_BUSY && br_now() < give_up)
         br_sleep(50 * BR_USEC);
     br_event_set(&dtor_gate);
@@ -565,7 +530,7 @@ static void join_with_a_far_deadline_waits_for_the_reap(void **state) {
     (void)state;
     gated_setup();
     const int64_t deadlines[] = {br_deadline_after_s(8e9), BR_FOREVER - 1,
-                                 br_deadline_after(BR_FOREVER / 2), tu_guard()};
+                                 br_deadline_after(BR_FOREVER / 2), br_test_hang_guard()};
     for (size_t i = 0; i < sizeof deadlines / sizeof deadlines[0]; i++) {
         BR_CHECK_OK(br_event_clear(&dtor_gate));
         atomic_store(&dtor_ran, 0);
@@ -589,7 +554,7 @@ static void reap_times_out_then_a_later_join_finishes(void **state) {
     BR_CHECK_ERR(br_thread_join(t, BR_NOWAIT), BR_ETIMEDOUT);
     BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE); /* back for the next joiner */
     BR_CHECK_OK(br_event_set(&dtor_gate));
-    BR_CHECK_OK(br_thread_join(t, tu_guard()));
+    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
     BR_CHECK_EQ(atomic_load(&dtor_ran), 1);
     BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DONE);
     BR_CHECK_OK(br_thread_free(t));
@@ -614,25 +579,25 @@ static void timed_joiner(void *arg) {
  * reaps the thread when it ends. */
 static void free_during_a_join_keeps_the_joiner_safe(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     br_event gate = BR_EVENT_INIT;
     probe p = {.gate = &gate};
     br_thread *t = tu_spawn(probe_fn, &p);
-    timed_join_ctx j = {.t = t, .deadline = tu_guard(), .rc = 99};
+    timed_join_ctx j = {.t = t, .deadline = br_test_hang_guard(), .rc = 99};
     br_thread *jt = tu_spawn(timed_joiner, &j);
     TU_WAIT_FOR(br__wq_len(&t->wq) == 1); /* the joiner waits for fn */
     BR_CHECK_OK(br_thread_free(t));        /* not ours any more: t is not touched again */
     BR_CHECK_OK(br_event_set(&gate));
     tu_join(jt);
     BR_CHECK_OK(j.rc);                                     /* the join reaped it */
-    BR_CHECK_EQ(br_test_count_threads(), threads_before); /* so it is gone */
+    br_test_wait_threads(threads_before);                  /* so it is gone */
 }
 
 /* br_thread_free while a timed join is inside the reap: when that join times out, the
  * pthread must still be detached (before the fix nobody joined or detached it). */
 static void free_during_a_timed_reap_detaches(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     gated_setup();
     br_thread *t = spawn_gated();
     br__thread_ref(t); /* keep the block, to look at it after br_thread_free */
@@ -649,7 +614,7 @@ static void free_during_a_timed_reap_detaches(void **state) {
     BR_CHECK_OK(br_event_set(&dtor_gate));
     TU_WAIT_FOR(atomic_load(&dtor_ran) == 1);
     br__thread_unref(t);
-    TU_WAIT_FOR(br_test_count_threads() == threads_before); /* it ended on its own */
+    br_test_wait_threads(threads_before); /* it ended on its own */
 }
 
 /* Stress: timed joins with tiny deadlines racing with br_thread_free and with the
@@ -657,7 +622,7 @@ static void free_during_a_timed_reap_detaches(void **state) {
  * exactly once, and a join that returned 0 did join it. */
 static void free_races_with_timed_joins(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     long rounds = br_test_scaled(2000, 200);
     for (long i = 0; i < rounds; i++) {
         br_thread *t = tu_spawn(nop, NULL);
@@ -674,8 +639,7 @@ static void free_races_with_timed_joins(void **state) {
         for (volatile long spin = 0; spin < (i % 64) * 100; spin++)
             ; /* vary where the free lands */
         BR_CHECK_OK(br_thread_free(t));
-        for (int k = 0; k < J; k++)
-            tu_join(jt[k]);
+        tu_join_n(jt, J);
         uint32_t r = atomic_load(&t->reap);
         BR_CHECK(r == BR__REAP_DONE || r == BR__REAP_DETACHED);
         for (int k = 0; k < J; k++) {
@@ -686,7 +650,7 @@ static void free_races_with_timed_joins(void **state) {
         }
         br__thread_unref(t);
     }
-    TU_WAIT_FOR(br_test_count_threads() == threads_before);
+    br_test_wait_threads(threads_before);
     BR_CHECK_EQ(br_thread_active_count(), 0);
 }
 
@@ -706,7 +670,7 @@ static int failing_create(pthread_t *pt, const pthread_attr_t *attr, void *(*sta
  * build checks the memory). */
 static void start_failure_is_clean(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     probe p = {0};
     br_thread *t = NULL;
     /* No address space holds this stack: the real pthread_create fails. */
@@ -725,6 +689,7 @@ static void start_failure_is_clean(void **state) {
     BR_CHECK(t == NULL);
     BR_CHECK_EQ(p.arg_seen, 0);
     BR_CHECK_EQ(br_thread_active_count(), 0);
+    /* nothing joined since the baseline: an exact count */
     BR_CHECK_EQ(br_test_count_threads(), threads_before);
     BR_CHECK_OK(br_thread_start(&t, probe_fn, &p, NULL)); /* and starting works again */
     tu_join(t);
@@ -743,7 +708,7 @@ static int create_fails_while_exit_waits(pthread_t *pt, const pthread_attr_t *at
     (void)start;
     struct br_thread *t = arg;
     atomic_store(&create_entered, 1);
-    int64_t give_up = tu_guard();
+    int64_t give_up = br_test_hang_guard();
     while (br__wq_len(&t->wq) == 0 && br_now() < give_up)
         br_sleep(50 * BR_USEC);
     if (br__wq_len(&t->wq) > 0)
@@ -776,7 +741,7 @@ static void start_failure_while_exit_waits(void **state) {
         if (br_thread_start(&d, failing_starter, NULL, &(br_thread_opts){.daemon = true}))
             _exit(10);
         br_thread_free(d);
-        int64_t give_up = tu_guard();
+        int64_t give_up = br_test_hang_guard();
         while (!atomic_load(&create_entered))
             if (br_now() > give_up)
                 _exit(11);
@@ -785,7 +750,7 @@ static void start_failure_while_exit_waits(void **state) {
     close(fds[1]);
     char got[8] = {0};
     size_t n = 0;
-    int64_t give_up = tu_guard();
+    int64_t give_up = br_test_hang_guard();
     for (;;) { /* until EOF: the child is gone */
         struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
         if (poll(&pfd, 1, 100) > 0) {
@@ -799,7 +764,7 @@ static void start_failure_while_exit_waits(void **state) {
             break; /* br_test_wait_child kills it and fails */
     }
     close(fds[0]);
-    CHECK_CHILD_OK(br_test_wait_child(pid)); /* exit during a failed start */
+    BR_CHECK_CHILD_OK(br_test_wait_child(pid)); /* exit during a failed start */
     BR_CHECK_EQ(got[0], 'W'); /* the exit handler was waiting when creation failed */
     /* 'A' (br_thread_start said BR_EAGAIN) if the daemon wrote it before the end */
     BR_CHECK(got[1] == 0 || got[1] == 'A');
@@ -811,7 +776,7 @@ static void start_failure_while_exit_waits(void **state) {
  * left behind; N = 0, 1, ... until it succeeds. */
 static void start_survives_oom(void **state) {
     (void)state;
-    int threads_before = tu_thread_baseline();
+    int threads_before = br_test_thread_baseline();
     const char *names[] = {NULL, "a-name-longer-than-the-kernel-keeps"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         for (long n = 0;; n++) {
@@ -825,6 +790,8 @@ static void start_survives_oom(void **state) {
             if (rc == 0) {
                 BR_CHECK(n >= 2); /* the block and the name both go through the seam */
                 tu_join(t);
+                /* gone before the next failed start counts the threads */
+                br_test_wait_threads(threads_before);
                 BR_CHECK_EQ(p.arg_seen, 1);
                 if (names[i])
                     BR_CHECK(strcmp(p.name, names[i]) == 0);
@@ -834,7 +801,7 @@ static void start_survives_oom(void **state) {
             BR_CHECK(t == NULL);
             BR_CHECK_EQ(p.arg_seen, 0);
             BR_CHECK_EQ(br_thread_active_count(), 0);
-            BR_CHECK_EQ(br_test_count_threads(), threads_before);
+            BR_CHECK_EQ(br_test_count_threads(), threads_before); /* exact: see above */
         }
     }
 }
@@ -892,7 +859,7 @@ static void fork_while_a_thread_finishes(void **state) {
      * and exit() would wait for it. So the checks come after the unlock. */
     int set_rc = br_event_set(&gate); /* fn returns now */
     bool parked = false;               /* and it sleeps on our ilock */
-    int64_t give_up = tu_guard();
+    int64_t give_up = br_test_hang_guard();
     while (set_rc == 0 && !(parked = atomic_load(&t->wq.lock.word) == 2) &&
            br_now() <= give_up)
         br_sleep(100 * BR_USEC);
@@ -920,7 +887,7 @@ static void fork_while_a_thread_finishes(void **state) {
     if (!parked)
         fail_msg("%s:%d: the thread never slept on our ilock", __FILE__, __LINE__);
     BR_CHECK(pid > 0);
-    CHECK_CHILD_OK(br_test_wait_child(pid)); /* fork while a thread finishes */
+    BR_CHECK_CHILD_OK(br_test_wait_child(pid)); /* fork while a thread finishes */
     tu_join(t);
 }
 
@@ -945,10 +912,10 @@ static void fork_while_a_thread_runs_destructors(void **state) {
         exit(0);
     }
     BR_CHECK(pid > 0);
-    CHECK_CHILD_OK(br_test_wait_child(pid)); /* fork while a thread runs destructors */
+    BR_CHECK_CHILD_OK(br_test_wait_child(pid)); /* fork while a thread runs destructors */
     BR_CHECK_EQ(atomic_load(&dtor_ran), 0); /* the parent's thread still waits */
     BR_CHECK_OK(br_event_set(&dtor_gate));
-    BR_CHECK_OK(br_thread_join(t, tu_guard()));
+    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
     BR_CHECK_EQ(atomic_load(&dtor_ran), 1);
     BR_CHECK_OK(br_thread_free(t));
 }

@@ -9,16 +9,10 @@
 
 #include <stdatomic.h>
 
-/* A deadline for hang guards: far enough that a loaded 2-core machine under a
- * sanitizer never reaches it unless something is really stuck. */
-static inline int64_t tu_guard(void) {
-    return br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
-}
-
 /* Polls `cond` every 100 us until it holds; fails the test at the hang guard. */
 #define TU_WAIT_FOR(cond)                                                                  \
     do {                                                                                   \
-        int64_t tu_give_up_ = tu_guard();                                                  \
+        int64_t tu_give_up_ = br_test_hang_guard();                                        \
         while (!(cond)) {                                                                  \
             if (br_now() > tu_give_up_)                                                    \
                 fail_msg("%s:%d: still waiting for %s", __FILE__, __LINE__, #cond);        \
@@ -45,30 +39,29 @@ static inline br_thread *tu_spawn(br_thread_fn fn, void *arg) {
 
 /* Joins (with the hang guard) and frees. */
 static inline void tu_join(br_thread *t) {
-    BR_CHECK_OK(br_thread_join(t, tu_guard()));
+    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
     BR_CHECK_OK(br_thread_free(t));
 }
 
-static inline void tu_nop_(void *arg) {
-    (void)arg;
+/* Starts n braid threads running fn(arg), into t[0..n). */
+static inline void tu_spawn_n(br_thread **t, int n, br_thread_fn fn, void *arg) {
+    for (int i = 0; i < n; i++)
+        t[i] = tu_spawn(fn, arg);
 }
 
-/* The number of threads in the process, for leak checks, after one thread has been
- * started and joined: TSan starts a helper thread of its own at the first
- * pthread_create, which would otherwise look like a leak. */
-static inline int tu_thread_baseline(void) {
-    tu_join(tu_spawn(tu_nop_, NULL));
-    return br_test_count_threads();
+/* Joins (with the hang guard) and frees t[0..n). */
+static inline void tu_join_n(br_thread **t, int n) {
+    for (int i = 0; i < n; i++)
+        tu_join(t[i]);
 }
 
 /* Elapsed-time checks: a deadline never fires early. */
 #define TU_CHECK_NOT_EARLY(t0, ns) BR_CHECK(br_now() - (t0) >= (ns))
 
 /* A BR_NOWAIT call returned (it didn't block until something else woke it): only a
- * hang guard, the same as tu_guard's, so that a loaded machine never fails it; that
+ * hang guard, the harness's, so that a loaded machine never fails it; that
  * the call didn't queue at all is checked through each primitive's state where the
  * test can see it. */
-#define TU_CHECK_QUICK(t0)                                                                 \
-    BR_CHECK(br_now() - (t0) < (int64_t)(30 * BR_SEC * br_test_time_multiplier()))
+#define TU_CHECK_QUICK(t0) BR_CHECK(br_now() - (t0) < br_test_hang_guard_ns())
 
 #endif
