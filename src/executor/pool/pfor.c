@@ -54,19 +54,13 @@ static int pfor_task(br_task *t) {
 
 enum { PFOR_MAX_HELPERS = 64 };
 
-int br__pool_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_t grain,
-                             br_range_fn fn, void *ctx) {
-    struct pool *p = br__as_pool(ex);
-    uintptr_t h = atomic_load_explicit(&p->inject, memory_order_acquire);
-    if (h & INJ_FLAGS)
-        return br__pool_closed_code(h);
-    if (br__pool_forked_away(p))
-        return BR_ESHUTDOWN;
-    struct worker *self = br__pool_self;
-    bool inside = self != NULL && self->pool == p;
-
-    struct pfor j;
-    j.n = (uint64_t)end - (uint64_t)begin;
+/* Splits [begin, end) into j's chunks and returns how many helpers to ask for: at most
+ * one per other CPU and per worker left (the caller is one, if it is a worker of this
+ * pool), and never more than there are chunks beyond the caller's first. */
+static int plan(struct pool *p, bool inside, struct pfor *j, int64_t begin, int64_t end,
+                int64_t grain) {
+    j->n = (uint64_t)end - (uint64_t)begin;
+    j->begin = begin;
     int helpers = p->ncpu - 1;
     if (helpers > p->max_workers - (inside ? 1 : 0))
         helpers = p->max_workers - (inside ? 1 : 0);
@@ -76,41 +70,57 @@ int br__pool_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_t g
         helpers = 0;
     if (grain <= 0) {
         uint64_t chunks = (uint64_t)(helpers + 1) * 8;
-        grain = (int64_t)(j.n / chunks + (j.n % chunks != 0));
+        grain = (int64_t)(j->n / chunks + (j->n % chunks != 0));
         if (grain <= 0)
             grain = 1;
     }
-    j.grain = (uint64_t)grain;
-    j.nchunks = j.n / j.grain + (j.n % j.grain != 0);
-    if ((uint64_t)helpers > j.nchunks - 1)
-        helpers = (int)(j.nchunks - 1);
+    j->grain = (uint64_t)grain;
+    j->nchunks = j->n / j->grain + (j->n % j->grain != 0);
+    if ((uint64_t)helpers > j->nchunks - 1)
+        helpers = (int)(j->nchunks - 1);
+    return helpers;
+}
+
+/* Queues one helper task on j; its future (two references: ours and the pool's), or
+ * NULL if it couldn't be made or queued (the caller does its share then). */
+static br_future *queue_helper(struct pool *p, struct pfor *j) {
+    int64_t jp = (int64_t)(uintptr_t)j;
+    br_future *f = br__task_prepare(pfor_task, &jp, sizeof jp,
+                                    BR__ARG_COPY | BR__ARG_IN_PROCESS, BR_FOREVER, 2);
+    if (f == NULL)
+        return NULL;
+    if (p->max_pending)
+        atomic_fetch_add_explicit(&p->pending, 1, memory_order_seq_cst);
+    if (br__pool_push(p, br__future_task(f)) != 0) {
+        if (p->max_pending)
+            br__pool_pending_release(p);
+        br_future_release(f);
+        br_future_release(f);
+        return NULL;
+    }
+    return f;
+}
+
+int br__pool_parallel_for(br_executor *ex, int64_t begin, int64_t end, int64_t grain,
+                          br_range_fn fn, void *ctx) {
+    struct pool *p = br__as_pool(ex);
+    uintptr_t h = atomic_load_explicit(&p->inject, memory_order_acquire);
+    if (h & INJ_FLAGS)
+        return br__pool_closed_code(h);
+    if (br__pool_forked_away(p))
+        return BR_ESHUTDOWN;
+    struct worker *self = br__pool_self;
+    struct pfor j;
+    int helpers = plan(p, self != NULL && self->pool == p, &j, begin, end, grain);
     atomic_init(&j.next, 0);
     atomic_init(&j.err, 0);
-    j.begin = begin;
     j.fn = fn;
     j.ctx = ctx;
 
     br_future *fs[PFOR_MAX_HELPERS];
     int nf = 0;
-    for (int i = 0; i < helpers; i++) {
-        int64_t jp = (int64_t)(uintptr_t)&j;
-        /* Two references: ours, for cancel and wait, and the pool's. */
-        br_future *f = br__task_prepare(pfor_task, &jp, sizeof jp,
-                                        BR__ARG_COPY | BR__ARG_IN_PROCESS, BR_FOREVER, 2);
-        if (f == NULL)
-            break;
-        br_task *t = br__future_task(f);
-        if (p->max_pending)
-            atomic_fetch_add_explicit(&p->pending, 1, memory_order_seq_cst);
-        if (br__pool_push(p, t) != 0) {
-            if (p->max_pending)
-                br__pool_pending_release(p);
-            br_future_release(f);
-            br_future_release(f);
-            break;
-        }
-        fs[nf++] = f;
-    }
+    while (nf < helpers && (fs[nf] = queue_helper(p, &j)) != NULL)
+        nf++;
     pfor_loop(&j);
     for (int i = 0; i < nf; i++) {
         if (!br_future_cancel(fs[i]))
