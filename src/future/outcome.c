@@ -6,7 +6,10 @@
  * A result (bytes or an in-process pointer) and a failure message never coexist, so
  * they share the block's 32 bytes: up to 32 result bytes or a 31-byte message live
  * inline, longer ones on the heap. Every writer goes through a staged outcome
- * (br__outcome): staging may allocate, putting never does. So a completer that must
+ * (br__outcome): staging may allocate, putting never does. The common cases (a result
+ * of up to 32 bytes, putting, clearing an empty outcome) are inline in
+ * future/private.h, so that staging a small result and putting it compiles to the
+ * stores a direct write would make; this file has the rest. So a completer that must
  * not change anything when memory runs out (br_future_set_result, br_task_return)
  * stages first and claims or puts only once staging succeeded; and a failure message
  * that can't be copied is cut to what fits inline rather than lost (a task's failure
@@ -24,22 +27,15 @@
 #include <stdio.h>
 #include <string.h>
 
-int br__outcome_bytes(br__outcome *o, const void *data, size_t len) {
-    if (len > BR__INLINE_RESULT) {
-        void *heap = br__malloc(len);
-        if (heap == NULL)
-            return BR_ENOMEM;
-        memcpy(heap, data, len);
-        o->kind = BR__R_HEAP;
-        o->len = 0;
-        o->r.heap.p = heap;
-        o->r.heap.len = len;
-        return 0;
-    }
-    o->kind = BR__R_INLINE;
-    o->len = (uint8_t)len;
-    if (len)
-        memcpy(o->r.buf, data, len);
+int br__outcome_bytes_heap(br__outcome *o, const void *data, size_t len) {
+    void *heap = br__malloc(len);
+    if (heap == NULL)
+        return BR_ENOMEM;
+    memcpy(heap, data, len);
+    o->kind = BR__R_HEAP;
+    o->len = 0;
+    o->r.heap.p = heap;
+    o->r.heap.len = len;
     return 0;
 }
 
@@ -99,7 +95,7 @@ void br__outcome_drop(br__outcome *o) {
     o->kind = BR__R_NONE;
 }
 
-void br__outcome_clear(br_future *f) {
+void br__outcome_clear_held(br_future *f) {
     switch (f->rkind) {
     case BR__R_HEAP:
     case BR__R_MSGHEAP:
@@ -115,23 +111,6 @@ void br__outcome_clear(br_future *f) {
     }
     f->rkind = BR__R_NONE;
     f->rlen = 0;
-}
-
-void br__outcome_clear_result(br_future *f) {
-    if (f->rkind != BR__R_MSG && f->rkind != BR__R_MSGHEAP)
-        br__outcome_clear(f);
-}
-
-void br__outcome_put(br_future *f, br__outcome *o) {
-    if (BR__UNLIKELY(f->rkind != BR__R_NONE))
-        br__outcome_clear(f);
-    f->rkind = o->kind;
-    f->rlen = o->len;
-    if (o->kind == BR__R_INLINE)
-        memcpy(f->r.buf, o->r.buf, o->len); /* only what was staged */
-    else if (o->kind != BR__R_NONE)
-        f->r = o->r;
-    o->kind = BR__R_NONE; /* moved */
 }
 
 const void *br__outcome_data(const br_future *f, size_t *len) {

@@ -9,6 +9,7 @@
 #include "future/for_executors.h"
 
 #include <stdarg.h>
+#include <string.h>
 
 /* The state word: the state in the low 3 bits, flags above. */
 enum {
@@ -152,8 +153,19 @@ typedef struct br__outcome {
     br__rval r;
 } br__outcome;
 
-/* Staging: each fills o from scratch (o need not be initialised). */
-int br__outcome_bytes(br__outcome *o, const void *data, size_t len); /* 0 or BR_ENOMEM */
+/* Staging: each fills o from scratch (o need not be initialised). Results up to 32
+ * bytes are the common case and inline here; longer ones and messages are in
+ * outcome.c. */
+int br__outcome_bytes_heap(br__outcome *o, const void *data, size_t len); /* 0, BR_ENOMEM */
+static inline int br__outcome_bytes(br__outcome *o, const void *data, size_t len) {
+    if (BR__UNLIKELY(len > BR__INLINE_RESULT))
+        return br__outcome_bytes_heap(o, data, len);
+    o->kind = BR__R_INLINE;
+    o->len = (uint8_t)len;
+    if (len)
+        memcpy(o->r.buf, data, len);
+    return 0;
+}
 void br__outcome_ptr(br__outcome *o, void *ptr, void (*dtor)(void *ptr));
 /* A failure message: a copy of msg[0..len) (msg NULL: none). exact: BR_ENOMEM if a
  * long message can't be copied; otherwise a long message that can't be copied is kept
@@ -164,13 +176,31 @@ void br__outcome_msgv(br__outcome *o, const char *fmt, va_list ap);
 /* Frees what a staged outcome holds, if it is never put. */
 void br__outcome_drop(br__outcome *o);
 
-/* Putting: the future's old result or message is dropped (a pointer result's dtor
- * runs), o moves in. The caller owns the completion. Never fails. */
-void br__outcome_put(br_future *f, br__outcome *o);
+/* Drops whatever f holds (outcome.c): a heap copy is freed, a pointer result's dtor
+ * runs unless it was taken. */
+void br__outcome_clear_held(br_future *f);
+
 /* The future's result or message goes (the code stays). */
-void br__outcome_clear(br_future *f);
+static inline void br__outcome_clear(br_future *f) {
+    if (BR__UNLIKELY(f->rkind != BR__R_NONE))
+        br__outcome_clear_held(f);
+}
 /* The same, but a failure message stays (a failing task drops its result only). */
-void br__outcome_clear_result(br_future *f);
+static inline void br__outcome_clear_result(br_future *f) {
+    if (f->rkind != BR__R_MSG && f->rkind != BR__R_MSGHEAP)
+        br__outcome_clear(f);
+}
+
+/* Putting: the future's old result or message is dropped (a pointer result's dtor
+ * runs), o moves in. The caller owns the completion. Never fails. All 32 bytes are
+ * copied, whatever o uses of them: a fixed copy is cheaper than a sized one. */
+static inline void br__outcome_put(br_future *f, br__outcome *o) {
+    br__outcome_clear(f);
+    f->rkind = o->kind;
+    f->rlen = o->len;
+    f->r = o->r;
+    o->kind = BR__R_NONE; /* moved */
+}
 
 /* Reading: the failure message, or NULL; the result's bytes (a pointer result gives
  * its pointer and length 0, or NULL once taken). */
