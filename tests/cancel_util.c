@@ -38,6 +38,7 @@ void br_test_call_start(br_test_call *c, br_test_ctx *ctx, int (*fn)(void *), vo
     if (ctx) {
         c->parks0 = atomic_load(&ctx->parks);
         c->cancelled0 = atomic_load(&ctx->cancelled);
+        c->nocancel0 = atomic_load(&ctx->nocancel);
     }
     if (cancel_first) {
         assert_non_null(ctx);
@@ -66,6 +67,17 @@ void br_test_call_join_(const char *file, int line, br_test_call *c) {
 void br_test_call_wait_parked(br_test_call *c) {
     assert_non_null(c->ctx);
     br_test_ctx_wait_parks(c->ctx, c->parks0 + 1);
+}
+
+void br_test_call_wait_nocancel_park(br_test_call *c) {
+    assert_non_null(c->ctx);
+    int64_t give_up = br_test_hang_guard();
+    while (atomic_load(&c->ctx->nocancel) == c->nocancel0 ||
+           !atomic_load(&c->ctx->asleep)) {
+        if (br_now() > give_up)
+            fail_msg("no uncancellable park asleep after the hang guard");
+        br_sleep(50 * BR_USEC);
+    }
 }
 
 int br_test_call_parks(br_test_call *c) {
@@ -106,6 +118,19 @@ void br_test_check_cancel_kept_(const char *file, int line, br_test_call *c) {
     if (br_test_call_parks(c) != 0)
         fail_msg("%s:%d: %d parks, want none", file, line, br_test_call_parks(c));
     CHECK_AT(file, line, c->pending); /* never looked at */
+    CHECK_AT(file, line, br_test_ctx_cancel_pending(c->ctx));
+}
+
+void br_test_check_cancel_ignored_(const char *file, int line, br_test_call *c) {
+    if (c->rc != 0)
+        fail_msg("%s:%d: the call returned %s (%d), want 0", file, line, br_err_name(c->rc),
+                 c->rc);
+    CHECK_AT(file, line, c->ctx != NULL);
+    if (br_test_call_cancelled(c) != 0)
+        fail_msg("%s:%d: %d cancelled parks, want none", file, line,
+                 br_test_call_cancelled(c));
+    CHECK_AT(file, line, atomic_load(&c->ctx->nocancel) > c->nocancel0);
+    CHECK_AT(file, line, c->pending);
     CHECK_AT(file, line, br_test_ctx_cancel_pending(c->ctx));
 }
 

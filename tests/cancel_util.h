@@ -8,7 +8,8 @@
  *    its context entered and had cancelled while it ran;
  *  - the outcomes every cancel test checks: cancelled (BR_ECANCELED, the cancel
  *    consumed), cancelled at once (by its only park), the cancel kept (it never parked,
- *    the cancel still pending), and the two ends of a wake racing a cancel;
+ *    the cancel still pending) or ignored (its waits can't be cancelled), and the two
+ *    ends of a wake racing a cancel;
  *  - a canceller: another thread that posts a cancel the moment it is let go, at a
  *    moment that varies with the round, while this thread does the racing wake; and a
  *    cancel storm, which cancels contexts at random while a stress test runs;
@@ -45,7 +46,7 @@ typedef struct br_test_call {
     br_test_ctx *ctx; /* the context it runs as; NULL: a plain thread, never cancelled */
     int (*fn)(void *arg);
     void *arg;
-    int parks0, cancelled0; /* the context's counts when the call started */
+    int parks0, cancelled0, nocancel0; /* the context's counts when the call started */
     /* Written by the call's thread, read once it has returned. */
     int rc;       /* what fn returned */
     bool pending; /* a cancel was pending on ctx when fn returned */
@@ -64,6 +65,8 @@ bool br_test_call_returned(br_test_call *c);
 /* Waits (hang guard) until the call sleeps in a park of its own: its context has
  * entered one more park than when the call started, and is asleep. */
 void br_test_call_wait_parked(br_test_call *c);
+/* The same for an uncancellable park (BR__WAITER_NOCANCEL) of its own. */
+void br_test_call_wait_nocancel_park(br_test_call *c);
 /* The parks the call's context entered, and returned BR_ECANCELED from, since the call
  * started. */
 int br_test_call_parks(br_test_call *c);
@@ -82,6 +85,10 @@ int br_test_call_cancelled(br_test_call *c);
 /* The cancel kept: the call never parked, so it never looked at the cancel posted
  * before it, which is still pending. (What the call returned is the test's to check.) */
 #define br_test_check_cancel_kept(c) br_test_check_cancel_kept_(__FILE__, __LINE__, (c))
+/* The cancel ignored: the call returned 0 through uncancellable parks only (at least
+ * one, none cancelled), and the cancel is still pending. */
+#define br_test_check_cancel_ignored(c)                                                    \
+    br_test_check_cancel_ignored_(__FILE__, __LINE__, (c))
 /* Cancels a call that sleeps in a park, joins it and checks it was cancelled once. */
 #define br_test_call_cancel(c) br_test_call_cancel_(__FILE__, __LINE__, (c))
 /* After a wake and a cancel raced for a parked call (the call joined, the canceller
@@ -151,6 +158,7 @@ void br_test_check_cancelled_(const char *file, int line, br_test_call *c);
 void br_test_check_cancelled_once_(const char *file, int line, br_test_call *c);
 void br_test_check_cancelled_at_once_(const char *file, int line, br_test_call *c);
 void br_test_check_cancel_kept_(const char *file, int line, br_test_call *c);
+void br_test_check_cancel_ignored_(const char *file, int line, br_test_call *c);
 void br_test_call_cancel_(const char *file, int line, br_test_call *c);
 bool br_test_wake_won_(const char *file, int line, br_test_call *c);
 void br_test_wait_queue_waiters_(const char *file, int line, br_queue *q, size_t getters,
