@@ -298,10 +298,7 @@ static void nocancel_wait_outlives_a_cancel(void **state) {
     br_test_ctx_cancel(&c.ctx); /* and another one, while it sleeps */
     BR_CHECK_OK(br_future_set_result_i64(f, 1));
     br_test_call_join(&c.call);
-    BR_CHECK_OK(c.call.rc);
-    BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
-    BR_CHECK_EQ(atomic_load(&c.ctx.cancelled), 0);
-    BR_CHECK(atomic_load(&c.ctx.nocancel) >= 1);
+    br_test_check_cancel_ignored(&c.call);
     check_unlinked(f);
     br_future_release(f);
 }
