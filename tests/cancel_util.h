@@ -89,7 +89,8 @@ int br_test_call_cancelled(br_test_call *c);
  * one, none cancelled), and the cancel is still pending. */
 #define br_test_check_cancel_ignored(c)                                                    \
     br_test_check_cancel_ignored_(__FILE__, __LINE__, (c))
-/* Cancels a call that sleeps in a park, joins it and checks it was cancelled once. */
+/* Cancels a call that sleeps in a park, joins it, and checks that it was cancelled
+ * by that one park (br_test_check_cancelled_once). */
 #define br_test_call_cancel(c) br_test_call_cancel_(__FILE__, __LINE__, (c))
 /* After a wake and a cancel raced for a parked call (the call joined, the canceller
  * done): true if the wake won (the call returned 0 and the cancel is pending now: never
