@@ -13,8 +13,7 @@
  *
  * braid-test-timeout: 120
  */
-#include "harness.h"
-#include "parker.h"
+#include "cancel_util.h"
 
 #include "executor/pool/for_tests.h"
 #include "future/private.h"
@@ -23,10 +22,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int64_t guard(void) {
-    return br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
-}
 
 static br_executor *pool_new(int workers, size_t max_pending) {
     br_executor *ex = NULL;
@@ -47,7 +42,7 @@ static void stats(br_executor *ex, struct br__threadpool_stats *st) {
 
 /* Polls until the pool has exactly `waiters` submitters parked for room. */
 static void wait_bp_waiters(br_executor *ex, int waiters) {
-    int64_t give_up = guard();
+    int64_t give_up = br_test_hang_guard();
     struct br__threadpool_stats st;
     for (;;) {
         stats(ex, &st);
@@ -59,7 +54,25 @@ static void wait_bp_waiters(br_executor *ex, int waiters) {
     }
 }
 
+/* The pool's bounded-submission counts at rest: `pending` tasks queued, and no
+ * submitter waiting for room or inside a bounded submit. */
+static void check_bounded(br_executor *ex, int64_t pending) {
+    struct br__threadpool_stats st;
+    stats(ex, &st);
+    BR_CHECK_EQ(st.pending, pending);
+    BR_CHECK_EQ(st.bp_waiters, 0);
+    BR_CHECK_EQ(st.bp_inside, 0);
+}
+
 /* --- tasks ------------------------------------------------------------------------ */
+
+static _Atomic long runs; /* counted by count_task */
+
+static int count_task(br_task *t) {
+    (void)t;
+    atomic_fetch_add(&runs, 1);
+    return 0;
+}
 
 /* A blocker: reports that it started, then waits for its gate (a worker thread, so an
  * ordinary wait; the hang guard ends it if a failed check never opens the gate). */
@@ -70,43 +83,46 @@ typedef struct blocker {
 static int blocker_task(br_task *t) {
     blocker *b = (blocker *)(uintptr_t)br_task_arg_i64(t);
     br_future_set_result_i64(b->started, 1);
-    return br_future_wait(b->gate, guard());
+    return br_future_wait(b->gate, br_test_hang_guard());
 }
 
-static blocker *blocker_new(void) {
-    blocker *b = calloc(1, sizeof *b);
-    b->gate = mk();
-    b->started = mk();
-    return b;
+/* The pool's one worker kept busy by a blocker (bf its future, until b->gate opens);
+ * filled, also a noop (filler) in the one pending slot behind it, so that the next
+ * submit from outside has to wait for room. */
+typedef struct busy {
+    blocker *b;
+    br_future *bf, *filler;
+} busy;
+
+static void busy_start(busy *w, br_executor *ex, bool fill) {
+    w->b = calloc(1, sizeof *w->b);
+    assert_non_null(w->b);
+    w->b->gate = mk();
+    w->b->started = mk();
+    w->bf = w->filler = NULL;
+    BR_CHECK_OK(br_submit_i64(ex, blocker_task, (int64_t)(uintptr_t)w->b, &w->bf));
+    BR_CHECK_OK(br_future_wait(w->b->started, br_test_hang_guard()));
+    if (fill) {
+        BR_CHECK_OK(br_submit(ex, count_task, NULL, 0, &w->filler));
+        struct br__threadpool_stats st;
+        stats(ex, &st);
+        BR_CHECK_EQ(st.pending, 1);
+    }
 }
 
-static void blocker_free(blocker *b) {
-    br_future_release(b->gate);
-    br_future_release(b->started);
-    free(b);
+/* Opens the blocker's gate: the worker goes on to what is queued. */
+static void busy_open(busy *w) {
+    BR_CHECK_OK(br_future_set_result_i64(w->b->gate, 1));
 }
 
-/* Occupies the pool's one worker with a blocker and fills its one pending slot with a
- * noop: the next submit from outside has to wait for room. */
-static br_future *fill_pool(br_executor *ex, blocker *b, br_future **filler);
-
-static _Atomic long runs; /* counted by count_task */
-
-static int count_task(br_task *t) {
-    (void)t;
-    atomic_fetch_add(&runs, 1);
-    return 0;
-}
-
-static br_future *fill_pool(br_executor *ex, blocker *b, br_future **filler) {
-    br_future *bf = NULL;
-    BR_CHECK_OK(br_submit_i64(ex, blocker_task, (int64_t)(uintptr_t)b, &bf));
-    BR_CHECK_OK(br_future_wait(b->started, guard()));
-    BR_CHECK_OK(br_submit(ex, count_task, NULL, 0, filler));
-    struct br__threadpool_stats st;
-    stats(ex, &st);
-    BR_CHECK_EQ(st.pending, 1);
-    return bf;
+/* Releases the futures and the blocker (its task done or never to run). */
+static void busy_end(busy *w) {
+    if (w->filler)
+        br_future_release(w->filler);
+    br_future_release(w->bf);
+    br_future_release(w->b->gate);
+    br_future_release(w->b->started);
+    free(w->b);
 }
 
 /* --- one call in a cancellable context, on its own thread ------------------------- */
@@ -132,8 +148,8 @@ static br_test_ctx *ctx_new(void) {
 
 typedef struct ecall ecall;
 struct ecall {
-    br_test_ctx *ctx; /* may be shared by calls made one after the other */
-    pthread_t th;
+    br_test_ctx *ctx;  /* may be shared by calls made one after the other */
+    br_test_call call; /* rc, and whether a cancel was pending when it returned */
     int (*fn)(ecall *c);
     br_executor *ex;
     int how; /* which submit */
@@ -142,19 +158,13 @@ struct ecall {
     size_t count;
     br_map_opts opts;
     /* what came out */
-    int rc;
     br_future *f;
     int64_t value;
-    bool pending;
 };
 
-static void *ecall_main(void *arg) {
+static int ecall_run(void *arg) {
     ecall *c = arg;
-    br_test_ctx_enter(c->ctx);
-    c->rc = c->fn(c);
-    c->pending = br_test_ctx_cancel_pending(c->ctx);
-    br_test_ctx_leave();
-    return NULL;
+    return c->fn(c);
 }
 
 /* Starts fn in c's context (a new one unless c->ctx was set); with cancel_first, a
@@ -163,19 +173,19 @@ static void ecall_start(ecall *c, int (*fn)(ecall *), bool cancel_first) {
     if (c->ctx == NULL)
         c->ctx = ctx_new();
     c->fn = fn;
-    c->rc = 12345;
-    if (cancel_first)
-        br_test_ctx_cancel(c->ctx);
-    assert_int_equal(pthread_create(&c->th, NULL, ecall_main, c), 0);
+    br_test_call_start(&c->call, c->ctx, ecall_run, c, cancel_first);
 }
 
-static void ecall_join(ecall *c) {
-    assert_int_equal(pthread_join(c->th, NULL), 0);
+/* Starts fn and returns once it sleeps in a park. */
+static void ecall_park(ecall *c, int (*fn)(ecall *)) {
+    ecall_start(c, fn, false);
+    br_test_call_wait_parked(&c->call);
 }
 
-static void check_cancelled(ecall *c) {
-    BR_CHECK_ERR(c->rc, BR_ECANCELED);
-    BR_CHECK(!br_test_ctx_cancel_pending(c->ctx));
+/* Runs fn to its return: as is, or with a cancel posted before the call. */
+static void ecall_run_to_end(ecall *c, int (*fn)(ecall *), bool cancel_first) {
+    ecall_start(c, fn, cancel_first);
+    br_test_call_join(&c->call);
 }
 
 enum { SUBMIT, SUBMIT_I64, SUBMIT_CALL, NSUBMITS };
@@ -203,44 +213,32 @@ static void submit_cancelled_while_waiting(void **state) {
     for (int how = 0; how < NSUBMITS; how++) {
         atomic_store(&runs, 0);
         br_executor *ex = pool_new(1, 1);
-        blocker *b = blocker_new();
-        br_future *filler;
-        br_future *bf = fill_pool(ex, b, &filler);
+        busy w;
+        busy_start(&w, ex, true);
         ecall c = {.ex = ex, .how = how};
-        ecall_start(&c, do_submit, false);
-        br_test_ctx_wait_parks(c.ctx, 1);
+        ecall_park(&c, do_submit);
         wait_bp_waiters(ex, 1);
         struct br__threadpool_stats st;
         stats(ex, &st);
         BR_CHECK_EQ(st.bp_inside, 1);
-        br_test_ctx_cancel(c.ctx);
-        ecall_join(&c);
-        check_cancelled(&c);
+        br_test_call_cancel(&c.call);
         BR_CHECK(c.f == NULL);
-        stats(ex, &st);
-        BR_CHECK_EQ(st.pending, 1);
-        BR_CHECK_EQ(st.bp_waiters, 0);
-        BR_CHECK_EQ(st.bp_inside, 0);
+        check_bounded(ex, 1);
         /* The pool goes on: another submit waits for the room the filler leaves. */
         ecall d = {.ex = ex, .how = how};
-        ecall_start(&d, do_submit, false);
-        br_test_ctx_wait_parks(d.ctx, 1);
+        ecall_park(&d, do_submit);
         wait_bp_waiters(ex, 1);
-        BR_CHECK_OK(br_future_set_result_i64(b->gate, 1));
-        ecall_join(&d);
-        BR_CHECK_OK(d.rc);
+        busy_open(&w);
+        br_test_call_join(&d.call);
+        BR_CHECK_OK(d.call.rc);
         BR_CHECK(d.f != NULL);
-        BR_CHECK_OK(br_future_wait(d.f, guard()));
+        BR_CHECK_OK(br_future_wait(d.f, br_test_hang_guard()));
         BR_CHECK_OK(br_executor_shutdown(ex, true, false));
         BR_CHECK_EQ(atomic_load(&runs), 2); /* the filler and d's; never c's */
-        stats(ex, &st);
-        BR_CHECK_EQ(st.pending, 0);
-        BR_CHECK_EQ(st.bp_inside, 0);
+        check_bounded(ex, 0);
         BR_CHECK_OK(br_executor_free(ex));
         br_future_release(d.f);
-        br_future_release(filler);
-        br_future_release(bf);
-        blocker_free(b);
+        busy_end(&w);
     }
 }
 
@@ -250,79 +248,26 @@ static void submit_pending_cancel(void **state) {
     (void)state;
     atomic_store(&runs, 0);
     br_executor *ex = pool_new(1, 2);
-    blocker *b = blocker_new();
-    br_future *filler;
-    br_future *bf = fill_pool(ex, b, &filler);
+    busy w;
+    busy_start(&w, ex, true);
     ecall c = {.ex = ex, .how = SUBMIT};
-    ecall_start(&c, do_submit, true); /* one slot left */
-    ecall_join(&c);
-    BR_CHECK_OK(c.rc);
-    BR_CHECK(c.pending);
-    BR_CHECK_EQ(atomic_load(&c.ctx->parks), 0);
+    ecall_run_to_end(&c, do_submit, true); /* one slot left */
+    BR_CHECK_OK(c.call.rc);
+    br_test_check_cancel_kept(&c.call);
     br_future *first = c.f;
     for (int how = 0; how < NSUBMITS; how++) {
         c = (ecall){.ex = ex, .how = how};
-        ecall_start(&c, do_submit, true); /* full */
-        ecall_join(&c);
-        check_cancelled(&c);
+        ecall_run_to_end(&c, do_submit, true); /* full */
+        br_test_check_cancelled_at_once(&c.call);
         BR_CHECK(c.f == NULL);
-        BR_CHECK_EQ(atomic_load(&c.ctx->parks), 1);
     }
-    struct br__threadpool_stats st;
-    stats(ex, &st);
-    BR_CHECK_EQ(st.pending, 2);
-    BR_CHECK_EQ(st.bp_waiters, 0);
-    BR_CHECK_EQ(st.bp_inside, 0);
-    BR_CHECK_OK(br_future_set_result_i64(b->gate, 1));
+    check_bounded(ex, 2);
+    busy_open(&w);
     BR_CHECK_OK(br_executor_free(ex));
     BR_CHECK_EQ(atomic_load(&runs), 2);
     BR_CHECK(br_future_done(first));
     br_future_release(first);
-    br_future_release(filler);
-    br_future_release(bf);
-    blocker_free(b);
-}
-
-/* A thread that posts a cancel the moment `go` turns true, while the test thread does
- * the racing wake. */
-typedef struct canceller {
-    pthread_t th;
-    br_test_ctx *ctx;
-    _Atomic bool go;
-} canceller;
-
-static void *canceller_main(void *arg) {
-    canceller *k = arg;
-    while (!atomic_load(&k->go))
-        br__cpu_relax();
-    br_test_ctx_cancel(k->ctx);
-    return NULL;
-}
-
-static void canceller_start(canceller *k, br_test_ctx *ctx) {
-    k->ctx = ctx;
-    atomic_init(&k->go, false);
-    assert_int_equal(pthread_create(&k->th, NULL, canceller_main, k), 0);
-}
-
-/* Lets the canceller go and returns when the caller should do the racing wake, at a
- * moment that varies with the round: at once; after a short spin (up to ~50 us); right
- * after the cancelled park has returned (the waiter is on its way out, where a wake
- * that pops it first still wins: core rule 2); or a little after that. */
-static void canceller_go(canceller *k, long round) {
-    atomic_store(&k->go, true);
-    int64_t give_up = guard();
-    if (round % 4 >= 2) {
-        while (atomic_load(&k->ctx->cancelled) == 0) {
-            BR_CHECK(br_now() < give_up);
-            br__cpu_relax();
-        }
-    }
-    int64_t until = br_now() + (round % 4 == 1   ? (round * 7 % 11) * 5 * BR_USEC
-                                : round % 4 == 3 ? (round * 3 % 7) * BR_USEC
-                                                 : 0);
-    while (br_now() < until)
-        br__cpu_relax();
+    busy_end(&w);
 }
 
 /* Two submitters parked for room, the first at the head; the first is cancelled as the
@@ -335,47 +280,32 @@ static void submit_wake_races_cancel(void **state) {
     for (long r = 0; r < rounds; r++) {
         atomic_store(&runs, 0);
         br_executor *ex = pool_new(1, 1);
-        blocker *b = blocker_new();
-        br_future *filler;
-        br_future *bf = fill_pool(ex, b, &filler);
+        busy w;
+        busy_start(&w, ex, true);
         ecall s1 = {.ex = ex, .how = (int)(r % NSUBMITS)}, s2 = {.ex = ex, .how = SUBMIT};
-        ecall_start(&s1, do_submit, false);
-        br_test_ctx_wait_parks(s1.ctx, 1);
+        ecall_park(&s1, do_submit);
         wait_bp_waiters(ex, 1);
-        ecall_start(&s2, do_submit, false);
-        br_test_ctx_wait_parks(s2.ctx, 1);
+        ecall_park(&s2, do_submit);
         wait_bp_waiters(ex, 2);
-        canceller k;
-        canceller_start(&k, s1.ctx);
-        canceller_go(&k, r);
-        BR_CHECK_OK(br_future_set_result_i64(b->gate, 1)); /* the filler's slot frees */
-        pthread_join(k.th, NULL);
-        ecall_join(&s1);
-        ecall_join(&s2); /* never stranded: if s1 left, the room went to s2 */
-        BR_CHECK_OK(s2.rc);
+        BR_TEST_RACE_CANCEL(s1.ctx, r, busy_open(&w)); /* the filler's slot frees */
+        br_test_call_join(&s1.call);
+        br_test_call_join(&s2.call); /* never stranded: if s1 left, the room went to s2 */
+        BR_CHECK_OK(s2.call.rc);
         long want = 2; /* the filler and s2's */
-        if (s1.rc == 0) {
-            BR_CHECK(br_test_ctx_cancel_pending(s1.ctx));
+        if (br_test_wake_won(&s1.call)) {
             BR_CHECK(s1.f != NULL);
             want++;
         } else {
-            check_cancelled(&s1);
             BR_CHECK(s1.f == NULL);
         }
         BR_CHECK_OK(br_executor_shutdown(ex, true, false));
         BR_CHECK_EQ(atomic_load(&runs), want);
-        struct br__threadpool_stats st;
-        stats(ex, &st);
-        BR_CHECK_EQ(st.pending, 0);
-        BR_CHECK_EQ(st.bp_waiters, 0);
-        BR_CHECK_EQ(st.bp_inside, 0);
+        check_bounded(ex, 0);
         BR_CHECK_OK(br_executor_free(ex));
         if (s1.f)
             br_future_release(s1.f);
         br_future_release(s2.f);
-        br_future_release(filler);
-        br_future_release(bf);
-        blocker_free(b);
+        busy_end(&w);
     }
 }
 
@@ -392,43 +322,37 @@ static void submit_pending_cancel_races_room(void **state) {
     long want = 0;
     for (long r = 0; r < rounds; r++) {
         struct br__threadpool_stats st;
-        int64_t give_up = guard();
+        int64_t give_up = br_test_hang_guard();
         do { /* the last round's tasks are out of the queue */
             BR_CHECK(br_now() < give_up);
             stats(ex, &st);
         } while (st.pending != 0);
-        blocker *b = blocker_new();
-        br_future *filler;
-        br_future *bf = fill_pool(ex, b, &filler);
+        busy w;
+        busy_start(&w, ex, true);
         ecall c = {.ex = ex, .how = (int)(r % NSUBMITS)};
         ecall_start(&c, do_submit, true);
         int64_t until = br_now() + (r % 5) * 10 * BR_USEC;
         while (br_now() < until)
             br__cpu_relax();
-        BR_CHECK_OK(br_future_set_result_i64(b->gate, 1));
-        ecall_join(&c);
+        busy_open(&w);
+        br_test_call_join(&c.call);
         want++; /* the filler */
-        if (c.rc == 0) {
-            BR_CHECK(c.pending);
+        if (c.call.rc == 0) {
+            BR_CHECK(c.call.pending);
             BR_CHECK(c.f != NULL);
-            BR_CHECK_OK(br_future_wait(c.f, guard()));
+            BR_CHECK_OK(br_future_wait(c.f, br_test_hang_guard()));
             br_future_release(c.f);
             want++;
         } else {
-            check_cancelled(&c);
+            br_test_check_cancelled(&c.call);
             BR_CHECK(c.f == NULL);
         }
-        BR_CHECK_OK(br_future_wait(filler, guard()));
-        br_future_release(filler);
-        br_future_release(bf);
-        blocker_free(b);
+        BR_CHECK_OK(br_future_wait(w.filler, br_test_hang_guard()));
+        busy_end(&w);
     }
     BR_CHECK_OK(br_executor_shutdown(ex, true, false));
     BR_CHECK_EQ(atomic_load(&runs), want);
-    struct br__threadpool_stats st;
-    stats(ex, &st);
-    BR_CHECK_EQ(st.bp_waiters, 0);
-    BR_CHECK_EQ(st.bp_inside, 0);
+    check_bounded(ex, 0);
     BR_CHECK_OK(br_executor_free(ex));
 }
 
@@ -445,7 +369,7 @@ static int input_task(br_task *t) {
         return BR_EINVAL;
     atomic_store(&started[i], 1);
     if (gates[i] != NULL) {
-        int rc = br_future_wait(gates[i], guard());
+        int rc = br_future_wait(gates[i], br_test_hang_guard());
         if (rc != 0)
             return rc;
     }
@@ -496,19 +420,26 @@ static int do_map_next(ecall *c) {
     return rc;
 }
 
-/* Reads the rest of m in ctx (no cancel pending), from input `from` to the end. */
-static void read_rest(br_map *m, br_test_ctx *ctx, size_t from, size_t n) {
+/* Each of inputs 0..n-1 ran `times` times. */
+static void check_ran(size_t n, int times) {
+    for (size_t i = 0; i < n; i++)
+        BR_CHECK_EQ(atomic_load(&ran[i]), times);
+}
+
+/* Reads the rest of m in ctx (no cancel pending), from input `from` to BR_EOF, frees
+ * it, and checks that every one of its n inputs ran once. */
+static void finish_map(br_map *m, br_test_ctx *ctx, size_t from, size_t n) {
     for (size_t i = from; i < n; i++) {
         ecall c = {.ctx = ctx, .map = m};
-        ecall_start(&c, (i & 1) ? do_map_next : do_map_next_i64, false);
-        ecall_join(&c);
-        BR_CHECK_OK(c.rc);
+        ecall_run_to_end(&c, (i & 1) ? do_map_next : do_map_next_i64, false);
+        BR_CHECK_OK(c.call.rc);
         BR_CHECK_EQ(c.value, 100 + (int64_t)i);
     }
     ecall c = {.ctx = ctx, .map = m};
-    ecall_start(&c, do_map_next_i64, false);
-    ecall_join(&c);
-    BR_CHECK_ERR(c.rc, BR_EOF);
+    ecall_run_to_end(&c, do_map_next_i64, false);
+    BR_CHECK_ERR(c.call.rc, BR_EOF);
+    BR_CHECK_OK(br_map_free(m));
+    check_ran(n, 1);
 }
 
 /* next() cancelled while it waits for the head input: BR_ECANCELED, and the next call
@@ -522,25 +453,18 @@ static void map_next_cancelled_waiting_for_input(void **state) {
         gates[0] = mk();
         br_executor *ex = pool_new(2, 0);
         br_map *m = NULL;
-        BR_CHECK_OK(
-            br_map_new(&m, ex, input_task, inputs, N, sizeof(int64_t),
-                       &(br_map_opts){.chunksize = chunksize, .deadline = guard()}));
+        BR_CHECK_OK(br_map_new(
+            &m, ex, input_task, inputs, N, sizeof(int64_t),
+            &(br_map_opts){.chunksize = chunksize, .deadline = br_test_hang_guard()}));
         br_test_ctx *ctx = ctx_new();
         for (int round = 0; round < 2; round++) { /* twice: a cancel changes nothing */
             ecall c = {.ctx = ctx, .map = m};
-            int parks = atomic_load(&ctx->parks);
-            ecall_start(&c, round ? do_map_next : do_map_next_i64, false);
-            br_test_ctx_wait_parks(ctx, parks + 1);
-            br_test_ctx_cancel(ctx);
-            ecall_join(&c);
-            check_cancelled(&c);
+            ecall_park(&c, round ? do_map_next : do_map_next_i64);
+            br_test_call_cancel(&c.call);
         }
         BR_CHECK_EQ(atomic_load(&ran[0]), 0);
         BR_CHECK_OK(br_future_set_result_i64(gates[0], 1));
-        read_rest(m, ctx, 0, N);
-        BR_CHECK_OK(br_map_free(m));
-        for (size_t i = 0; i < N; i++)
-            BR_CHECK_EQ(atomic_load(&ran[i]), 1);
+        finish_map(m, ctx, 0, N);
         BR_CHECK_OK(br_executor_free(ex));
         map_unset_gates();
     }
@@ -555,10 +479,8 @@ static void map_next_cancelled_in_topup(void **state) {
     for (size_t chunksize = 1; chunksize <= 2; chunksize++) {
         map_reset(false, N);
         br_executor *ex = pool_new(1, 1);
-        blocker *b = blocker_new();
-        br_future *bf = NULL;
-        BR_CHECK_OK(br_submit_i64(ex, blocker_task, (int64_t)(uintptr_t)b, &bf));
-        BR_CHECK_OK(br_future_wait(b->started, guard()));
+        busy w;
+        busy_start(&w, ex, false);
         /* buffersize 1: new() submits the first chunk (which takes the one slot), the
          * first next() tops up with the second and has to wait for room. */
         br_map *m = NULL;
@@ -566,25 +488,14 @@ static void map_next_cancelled_in_topup(void **state) {
                                &(br_map_opts){.chunksize = chunksize, .buffersize = 1}));
         br_test_ctx *ctx = ctx_new();
         ecall c = {.ctx = ctx, .map = m};
-        ecall_start(&c, do_map_next_i64, false);
-        br_test_ctx_wait_parks(ctx, 1);
+        ecall_park(&c, do_map_next_i64);
         wait_bp_waiters(ex, 1);
-        br_test_ctx_cancel(ctx);
-        ecall_join(&c);
-        check_cancelled(&c);
-        struct br__threadpool_stats st;
-        stats(ex, &st);
-        BR_CHECK_EQ(st.pending, 1); /* the first chunk only */
-        BR_CHECK_EQ(st.bp_waiters, 0);
-        BR_CHECK_EQ(st.bp_inside, 0);
-        BR_CHECK_OK(br_future_set_result_i64(b->gate, 1));
-        read_rest(m, ctx, 0, N);
-        BR_CHECK_OK(br_map_free(m));
-        for (size_t i = 0; i < N; i++)
-            BR_CHECK_EQ(atomic_load(&ran[i]), 1);
+        br_test_call_cancel(&c.call);
+        check_bounded(ex, 1); /* the first chunk only */
+        busy_open(&w);
+        finish_map(m, ctx, 0, N);
         BR_CHECK_OK(br_executor_free(ex));
-        br_future_release(bf);
-        blocker_free(b);
+        busy_end(&w);
     }
 }
 
@@ -597,60 +508,41 @@ static void map_new_cancelled_waiting_for_room(void **state) {
     enum { N = 6 };
     map_reset(false, N);
     br_executor *ex = pool_new(1, 1);
-    blocker *b = blocker_new();
-    br_future *filler;
-    br_future *bf = fill_pool(ex, b, &filler);
+    busy w;
+    busy_start(&w, ex, true);
     ecall c = {.ex = ex, .args = inputs, .count = N, .opts = {.buffersize = 3}};
-    ecall_start(&c, do_map_new, false);
-    br_test_ctx_wait_parks(c.ctx, 1);
+    ecall_park(&c, do_map_new);
     wait_bp_waiters(ex, 1);
-    br_test_ctx_cancel(c.ctx);
-    ecall_join(&c);
-    check_cancelled(&c);
+    br_test_call_cancel(&c.call);
     BR_CHECK(c.map == NULL);
-    BR_CHECK_OK(br_future_set_result_i64(b->gate, 1));
+    busy_open(&w);
     BR_CHECK_OK(br_executor_free(ex));
-    for (size_t i = 0; i < N; i++)
-        BR_CHECK_EQ(atomic_load(&ran[i]), 0);
-    br_future_release(filler);
-    br_future_release(bf);
-    blocker_free(b);
+    check_ran(N, 0);
+    busy_end(&w);
 
     /* Room for one chunk: the second one waits. */
     map_reset(false, N);
     ex = pool_new(1, 1);
-    b = blocker_new();
-    bf = NULL;
-    BR_CHECK_OK(br_submit_i64(ex, blocker_task, (int64_t)(uintptr_t)b, &bf));
-    BR_CHECK_OK(br_future_wait(b->started, guard()));
+    busy_start(&w, ex, false);
     br_test_ctx *ctx = ctx_new();
     c = (ecall){
         .ctx = ctx, .ex = ex, .args = inputs, .count = N, .opts = {.buffersize = 3}};
-    ecall_start(&c, do_map_new, false);
-    br_test_ctx_wait_parks(ctx, 1);
+    ecall_park(&c, do_map_new);
     wait_bp_waiters(ex, 1);
     br_test_ctx_cancel(ctx);
-    ecall_join(&c);
-    BR_CHECK_OK(c.rc);
+    br_test_call_join(&c.call);
+    BR_CHECK_OK(c.call.rc);
     BR_CHECK(c.map != NULL);
-    BR_CHECK(c.pending); /* posted again: br_map_new could not report it */
-    struct br__threadpool_stats st;
-    stats(ex, &st);
-    BR_CHECK_EQ(st.pending, 1);
-    BR_CHECK_EQ(st.bp_inside, 0);
+    BR_CHECK(c.call.pending); /* posted again: br_map_new could not report it */
+    check_bounded(ex, 1);
     br_map *m = c.map;
     ecall d = {.ctx = ctx, .map = m};
-    ecall_start(&d, do_map_next_i64, false); /* the pending cancel ends its wait */
-    ecall_join(&d);
-    check_cancelled(&d);
-    BR_CHECK_OK(br_future_set_result_i64(b->gate, 1));
-    read_rest(m, ctx, 0, N);
-    BR_CHECK_OK(br_map_free(m));
-    for (size_t i = 0; i < N; i++)
-        BR_CHECK_EQ(atomic_load(&ran[i]), 1);
+    ecall_run_to_end(&d, do_map_next_i64, false); /* the pending cancel ends its wait */
+    br_test_check_cancelled(&d.call);
+    busy_open(&w);
+    finish_map(m, ctx, 0, N);
     BR_CHECK_OK(br_executor_free(ex));
-    br_future_release(bf);
-    blocker_free(b);
+    busy_end(&w);
 }
 
 /* A cancel posted before next(): a result already there is returned and the cancel
@@ -665,7 +557,7 @@ static void map_next_pending_cancel(void **state) {
     br_map *m = NULL;
     BR_CHECK_OK(br_map_new(&m, ex, input_task, inputs, N, sizeof(int64_t), NULL));
     br_test_ctx *ctx = ctx_new();
-    int64_t give_up = guard();
+    int64_t give_up = br_test_hang_guard();
     while (atomic_load(&ran[0]) == 0) { /* input 0 done (its result a moment later) */
         BR_CHECK(br_now() < give_up);
         br_sleep(50 * BR_USEC);
@@ -674,22 +566,17 @@ static void map_next_pending_cancel(void **state) {
     do { /* until input 0's future is done: a next() that parks takes nothing */
         BR_CHECK(br_now() < give_up);
         c = (ecall){.ctx = ctx, .map = m};
-        ecall_start(&c, do_map_next_i64, true);
-        ecall_join(&c);
-    } while (c.rc == BR_ECANCELED);
-    BR_CHECK_OK(c.rc);
+        ecall_run_to_end(&c, do_map_next_i64, true);
+    } while (c.call.rc == BR_ECANCELED);
+    BR_CHECK_OK(c.call.rc);
     BR_CHECK_EQ(c.value, 100);
-    BR_CHECK(c.pending);
+    BR_CHECK(c.call.pending);
     /* Input 1 is gated: this next() parks, and the cancel still pending ends it. */
     c = (ecall){.ctx = ctx, .map = m};
-    ecall_start(&c, do_map_next_i64, false);
-    ecall_join(&c);
-    check_cancelled(&c);
+    ecall_run_to_end(&c, do_map_next_i64, false);
+    br_test_check_cancelled(&c.call);
     BR_CHECK_OK(br_future_set_result_i64(gates[1], 1));
-    read_rest(m, ctx, 1, N);
-    BR_CHECK_OK(br_map_free(m));
-    for (size_t i = 0; i < N; i++)
-        BR_CHECK_EQ(atomic_load(&ran[i]), 1);
+    finish_map(m, ctx, 1, N);
     BR_CHECK_OK(br_executor_free(ex));
     map_unset_gates();
 }
@@ -710,33 +597,20 @@ static void map_next_wake_races_cancel(void **state) {
                                &(br_map_opts){.chunksize = chunksize, .buffersize = 4}));
         for (size_t i = 0; i < n; i++) {
             ecall c = {.map = m}; /* a fresh context for each input */
-            ecall_start(&c, do_map_next_i64, false);
-            br_test_ctx_wait_parks(c.ctx, 1);
-            canceller k;
-            canceller_start(&k, c.ctx);
-            canceller_go(&k, (long)i);
-            BR_CHECK_OK(br_future_set_result_i64(gates[i], 1));
-            pthread_join(k.th, NULL);
-            ecall_join(&c);
-            if (c.rc == 0) {
+            ecall_park(&c, do_map_next_i64);
+            BR_TEST_RACE_CANCEL(c.ctx, (long)i,
+                                BR_CHECK_OK(br_future_set_result_i64(gates[i], 1)));
+            br_test_call_join(&c.call);
+            if (br_test_wake_won(&c.call)) {
                 BR_CHECK_EQ(c.value, 100 + (int64_t)i);
-                BR_CHECK(br_test_ctx_cancel_pending(c.ctx));
             } else {
-                check_cancelled(&c);
                 ecall d = {.map = m}; /* the same input, next time */
-                ecall_start(&d, do_map_next_i64, false);
-                ecall_join(&d);
-                BR_CHECK_OK(d.rc);
+                ecall_run_to_end(&d, do_map_next_i64, false);
+                BR_CHECK_OK(d.call.rc);
                 BR_CHECK_EQ(d.value, 100 + (int64_t)i);
             }
         }
-        ecall c = {.map = m};
-        ecall_start(&c, do_map_next_i64, false);
-        ecall_join(&c);
-        BR_CHECK_ERR(c.rc, BR_EOF);
-        BR_CHECK_OK(br_map_free(m));
-        for (size_t i = 0; i < n; i++)
-            BR_CHECK_EQ(atomic_load(&ran[i]), 1);
+        finish_map(m, ctx_new(), n, n); /* nothing left to read: BR_EOF */
         BR_CHECK_OK(br_executor_free(ex));
         map_unset_gates();
     }
@@ -746,15 +620,6 @@ static void map_next_wake_races_cancel(void **state) {
 
 static int do_map_free(ecall *c) {
     return br_map_free(c->map);
-}
-
-/* Waits until ctx sleeps in an uncancellable park. */
-static void wait_nocancel_park(br_test_ctx *ctx) {
-    int64_t give_up = guard();
-    while (atomic_load(&ctx->nocancel) == 0 || !atomic_load(&ctx->asleep)) {
-        BR_CHECK(br_now() < give_up);
-        br_sleep(50 * BR_USEC);
-    }
 }
 
 /* br_map_free in a context with a cancel pending (and another posted while it waits)
@@ -768,20 +633,18 @@ static void map_free_is_not_cancelled(void **state) {
     br_executor *ex = pool_new(1, 0);
     br_map *m = NULL;
     BR_CHECK_OK(br_map_new(&m, ex, input_task, inputs, N, sizeof(int64_t), NULL));
-    int64_t give_up = guard();
+    int64_t give_up = br_test_hang_guard();
     while (!atomic_load(&started[0])) { /* running: free can't cancel it, must wait */
         BR_CHECK(br_now() < give_up);
         br_sleep(50 * BR_USEC);
     }
     ecall c = {.map = m};
     ecall_start(&c, do_map_free, true);
-    wait_nocancel_park(c.ctx);
+    br_test_call_wait_nocancel_park(&c.call);
     br_test_ctx_cancel(c.ctx);
     BR_CHECK_OK(br_future_set_result_i64(gates[0], 1));
-    ecall_join(&c);
-    BR_CHECK_OK(c.rc);
-    BR_CHECK(c.pending);
-    BR_CHECK_EQ(atomic_load(&c.ctx->cancelled), 0);
+    br_test_call_join(&c.call);
+    br_test_check_cancel_ignored(&c.call);
     BR_CHECK_EQ(atomic_load(&ran[0]), 1); /* it ran to the end before free returned */
     BR_CHECK_OK(br_executor_free(ex));
     for (size_t i = 1; i < N; i++)
@@ -804,9 +667,11 @@ static int pfor_chunk(int64_t lo, int64_t hi, void *ctx) {
     pfor_job *j = ctx;
     if (!pthread_equal(pthread_self(), j->caller)) {
         if (atomic_exchange(&j->helper_started, 1) == 0)
-            br_future_wait(j->gate, guard()); /* the first helper chunk holds on */
+            br_future_wait(j->gate,
+                           br_test_hang_guard()); /* the first helper chunk holds on */
     } else {
-        int64_t give_up = guard(); /* the caller lets a helper take a chunk first */
+        int64_t give_up =
+            br_test_hang_guard(); /* the caller lets a helper take a chunk first */
         while (!atomic_load(&j->helper_started) && br_now() < give_up)
             sched_yield();
     }
@@ -829,13 +694,11 @@ static void parallel_for_is_not_cancelled(void **state) {
     br_executor *ex = pool_new(2, 0);
     ecall c = {.ex = ex};
     ecall_start(&c, do_pfor, true);
-    wait_nocancel_park(c.ctx);
+    br_test_call_wait_nocancel_park(&c.call);
     br_test_ctx_cancel(c.ctx);
     BR_CHECK_OK(br_future_set_result_i64(pj.gate, 1));
-    ecall_join(&c);
-    BR_CHECK_OK(c.rc);
-    BR_CHECK(c.pending);
-    BR_CHECK_EQ(atomic_load(&c.ctx->cancelled), 0);
+    br_test_call_join(&c.call);
+    br_test_check_cancel_ignored(&c.call);
     for (int i = 0; i < 64; i++)
         BR_CHECK_EQ(atomic_load(&pj.done[i]), 1);
     BR_CHECK_OK(br_executor_free(ex));
@@ -849,20 +712,13 @@ static _Atomic int hook_hold, hook_entered;
 
 static void holding_hook(void) {
     atomic_store(&hook_entered, 1);
-    int64_t give_up = guard();
+    int64_t give_up = br_test_hang_guard();
     while (atomic_load(&hook_hold) && br_now() < give_up)
         sched_yield();
 }
 
-typedef struct plain_submit {
-    br_executor *ex;
-    int rc;
-} plain_submit;
-
-static void *plain_submitter(void *arg) {
-    plain_submit *s = arg;
-    s->rc = br_submit(s->ex, count_task, NULL, 0, NULL);
-    return NULL;
+static int submit_noop(void *ex) {
+    return br_submit(ex, count_task, NULL, 0, NULL);
 }
 
 static int do_shutdown_wait(ecall *c) {
@@ -873,42 +729,34 @@ static void shutdown_wait_is_not_cancelled(void **state) {
     (void)state;
     atomic_store(&runs, 0);
     br_executor *ex = pool_new(1, 1);
-    blocker *b = blocker_new();
-    br_future *filler;
-    br_future *bf = fill_pool(ex, b, &filler);
-    plain_submit s = {.ex = ex, .rc = 12345};
-    pthread_t th;
+    busy w;
+    busy_start(&w, ex, true);
     atomic_store(&hook_hold, 1);
     atomic_store(&hook_entered, 0);
     br__pool_bp_woken_hook = holding_hook;
-    assert_int_equal(pthread_create(&th, NULL, plain_submitter, &s), 0);
+    br_test_call s; /* a plain thread's submit, waiting for room */
+    br_test_call_start(&s, NULL, submit_noop, ex, false);
     wait_bp_waiters(ex, 1);
     ecall c = {.ex = ex};
     ecall_start(&c, do_shutdown_wait, true); /* wakes s, which then holds in the hook */
-    int64_t give_up = guard();
+    int64_t give_up = br_test_hang_guard();
     while (!atomic_load(&hook_entered)) { /* woken by the shutdown: the pool is closed */
         BR_CHECK(br_now() < give_up);
         br_sleep(50 * BR_USEC);
     }
-    BR_CHECK_OK(br_future_set_result_i64(b->gate, 1)); /* the worker can finish */
-    wait_nocancel_park(c.ctx);                         /* shutdown waits for s to leave */
+    busy_open(&w);                            /* the worker can finish */
+    br_test_call_wait_nocancel_park(&c.call); /* shutdown waits for s to leave */
     br_test_ctx_cancel(c.ctx);
     atomic_store(&hook_hold, 0);
-    ecall_join(&c);
-    pthread_join(th, NULL);
+    br_test_call_join(&c.call);
+    br_test_call_join(&s);
     br__pool_bp_woken_hook = NULL;
-    BR_CHECK_OK(c.rc);
-    BR_CHECK(c.pending);
-    BR_CHECK_EQ(atomic_load(&c.ctx->cancelled), 0);
+    br_test_check_cancel_ignored(&c.call);
     BR_CHECK_ERR(s.rc, BR_ESHUTDOWN);
-    struct br__threadpool_stats st;
-    stats(ex, &st);
-    BR_CHECK_EQ(st.bp_inside, 0);
+    check_bounded(ex, 0);
     BR_CHECK_EQ(atomic_load(&runs), 1); /* the filler */
     BR_CHECK_OK(br_executor_free(ex));
-    br_future_release(filler);
-    br_future_release(bf);
-    blocker_free(b);
+    busy_end(&w);
 }
 
 BR_TEST_MAIN(cmocka_unit_test(submit_cancelled_while_waiting),

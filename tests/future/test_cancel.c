@@ -12,8 +12,7 @@
  *
  * braid-test-timeout: 120
  */
-#include "harness.h"
-#include "parker.h"
+#include "cancel_util.h"
 
 #include "future/private.h"
 
@@ -21,10 +20,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int64_t guard(void) {
-    return br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
-}
 
 static br_future *mk(void) {
     br_future *f = NULL;
@@ -45,7 +40,7 @@ static void check_unlinked(br_future *f) {
 typedef struct fcall fcall;
 struct fcall {
     br_test_ctx ctx;
-    pthread_t th;
+    br_test_call call; /* rc, and whether a cancel was pending when it returned */
     int (*fn)(fcall *c);
     br_future *f;
     br_future **fs;
@@ -55,7 +50,6 @@ struct fcall {
     bool nowait;      /* deadline BR_NOWAIT; else the hang guard */
     int64_t deadline; /* set by fcall_start */
     /* what came out */
-    int rc;
     int64_t i64;
     void *ptr;
     const void *data;
@@ -67,32 +61,29 @@ struct fcall {
     size_t nd, nn;
 };
 
-static void *fcall_main(void *arg) {
+static int fcall_run(void *arg) {
     fcall *c = arg;
-    br_test_ctx_enter(&c->ctx);
-    c->rc = c->fn(c);
-    br_test_ctx_leave();
-    return NULL;
+    return c->fn(c);
 }
 
+/* Starts fn in a fresh context; with cancel_first, a cancel is posted before. */
 static void fcall_start(fcall *c, int (*fn)(fcall *), bool cancel_first) {
     c->ctx = (br_test_ctx)BR_TEST_CTX_INIT;
     c->fn = fn;
-    c->rc = 12345;
-    c->deadline = c->nowait ? BR_NOWAIT : guard();
-    if (cancel_first)
-        br_test_ctx_cancel(&c->ctx);
-    assert_int_equal(pthread_create(&c->th, NULL, fcall_main, c), 0);
+    c->deadline = c->nowait ? BR_NOWAIT : br_test_hang_guard();
+    br_test_call_start(&c->call, &c->ctx, fcall_run, c, cancel_first);
 }
 
-static void fcall_join(fcall *c) {
-    assert_int_equal(pthread_join(c->th, NULL), 0);
+/* Starts fn and returns once it sleeps in its park. */
+static void fcall_park(fcall *c, int (*fn)(fcall *)) {
+    fcall_start(c, fn, false);
+    br_test_call_wait_parked(&c->call);
 }
 
-static void check_cancelled(fcall *c) {
-    BR_CHECK_ERR(c->rc, BR_ECANCELED);
-    BR_CHECK(!br_test_ctx_cancel_pending(&c->ctx)); /* reported, so consumed */
-    BR_CHECK_EQ(atomic_load(&c->ctx.cancelled), 1);
+/* Runs fn to its return: as is, or with a cancel posted before the call. */
+static void fcall_run_to_end(fcall *c, int (*fn)(fcall *), bool cancel_first) {
+    fcall_start(c, fn, cancel_first);
+    br_test_call_join(&c->call);
 }
 
 /* The blocking reads of one future. */
@@ -166,22 +157,22 @@ static void complete(br_future *f, int kind) {
 static void check_read(const reader *r, fcall *c) {
     switch (r->kind) {
     case 0:
-        BR_CHECK_OK(c->rc);
+        BR_CHECK_OK(c->call.rc);
         if (r->fn == do_result_i64)
             BR_CHECK_EQ(c->i64, 77);
         if (r->fn == do_result)
             BR_CHECK_EQ(c->len, 8);
         break;
     case 1:
-        BR_CHECK_OK(c->rc);
+        BR_CHECK_OK(c->call.rc);
         BR_CHECK(c->ptr == &ptr_target);
         break;
     case 2:
-        BR_CHECK_OK(c->rc);
+        BR_CHECK_OK(c->call.rc);
         BR_CHECK(c->data != NULL && strcmp(c->data, "done") == 0);
         break;
     default:
-        BR_CHECK_OK(c->rc);
+        BR_CHECK_OK(c->call.rc);
         BR_CHECK_EQ(c->code, BR_EIO);
         BR_CHECK(c->msg != NULL && strcmp(c->msg, "broken") == 0);
         break;
@@ -199,20 +190,16 @@ static void reader_cancelled_while_parked(void **state) {
         const reader *r = &readers[i];
         br_future *f = mk();
         fcall c = {.f = f};
-        fcall_start(&c, r->fn, false);
-        br_test_ctx_wait_parks(&c.ctx, 1);
-        br_test_ctx_cancel(&c.ctx);
-        fcall_join(&c);
-        check_cancelled(&c);
+        fcall_park(&c, r->fn);
+        br_test_call_cancel(&c.call);
         BR_CHECK_EQ(br_future_state_of(f), BR_FUTURE_PENDING);
         check_unlinked(f);
         /* A second call parks, and the completion wakes it. */
         fcall d = {.f = f};
-        fcall_start(&d, r->fn, false);
-        br_test_ctx_wait_parks(&d.ctx, 1);
+        fcall_park(&d, r->fn);
         atomic_store(&dtor_calls, 0);
         complete(f, r->kind);
-        fcall_join(&d);
+        br_test_call_join(&d.call);
         check_read(r, &d);
         BR_CHECK(!br_test_ctx_cancel_pending(&d.ctx));
         check_unlinked(f);
@@ -238,25 +225,19 @@ static void reader_pending_cancel(void **state) {
         const reader *r = &readers[i];
         br_future *f = mk();
         fcall c = {.f = f, .nowait = true};
-        fcall_start(&c, r->fn, true);
-        fcall_join(&c);
-        BR_CHECK_ERR(c.rc, BR_ETIMEDOUT);
-        BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
-        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 0);
+        fcall_run_to_end(&c, r->fn, true);
+        BR_CHECK_ERR(c.call.rc, BR_ETIMEDOUT);
+        br_test_check_cancel_kept(&c.call);
         c = (fcall){.f = f};
-        fcall_start(&c, r->fn, true);
-        fcall_join(&c);
-        check_cancelled(&c);
-        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 1);
+        fcall_run_to_end(&c, r->fn, true);
+        br_test_check_cancelled_at_once(&c.call);
         check_unlinked(f);
         BR_CHECK_EQ(br_future_state_of(f), BR_FUTURE_PENDING);
         complete(f, r->kind);
         c = (fcall){.f = f};
-        fcall_start(&c, r->fn, true);
-        fcall_join(&c);
+        fcall_run_to_end(&c, r->fn, true);
         check_read(r, &c);
-        BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
-        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 0);
+        br_test_check_cancel_kept(&c.call);
         br_future_release(f);
     }
 }
@@ -267,54 +248,11 @@ static void cancelled_future_reads_ecanceled(void **state) {
     br_future *f = mk();
     BR_CHECK(br_future_cancel(f));
     fcall c = {.f = f};
-    fcall_start(&c, do_result, false);
-    fcall_join(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    fcall_run_to_end(&c, do_result, false);
+    BR_CHECK_ERR(c.call.rc, BR_ECANCELED);
     BR_CHECK(br_future_cancelled(f));
     BR_CHECK_EQ(atomic_load(&c.ctx.parks), 0);
     br_future_release(f);
-}
-
-/* A thread that posts a cancel the moment `go` turns true, while the test thread does
- * the racing wake. */
-typedef struct canceller {
-    pthread_t th;
-    br_test_ctx *ctx;
-    _Atomic bool go;
-} canceller;
-
-static void *canceller_main(void *arg) {
-    canceller *k = arg;
-    while (!atomic_load(&k->go))
-        br__cpu_relax();
-    br_test_ctx_cancel(k->ctx);
-    return NULL;
-}
-
-static void canceller_start(canceller *k, br_test_ctx *ctx) {
-    k->ctx = ctx;
-    atomic_init(&k->go, false);
-    assert_int_equal(pthread_create(&k->th, NULL, canceller_main, k), 0);
-}
-
-/* Lets the canceller go and returns when the caller should do the racing wake, at a
- * moment that varies with the round: at once; after a short spin (up to ~50 us); right
- * after the cancelled park has returned (the waiter is on its way out, where a wake
- * that pops it first still wins: core rule 2); or a little after that. */
-static void canceller_go(canceller *k, long round) {
-    atomic_store(&k->go, true);
-    int64_t give_up = guard();
-    if (round % 4 >= 2) {
-        while (atomic_load(&k->ctx->cancelled) == 0) {
-            BR_CHECK(br_now() < give_up);
-            br__cpu_relax();
-        }
-    }
-    int64_t until = br_now() + (round % 4 == 1   ? (round * 7 % 11) * 5 * BR_USEC
-                                : round % 4 == 3 ? (round * 3 % 7) * BR_USEC
-                                                 : 0);
-    while (br_now() < until)
-        br__cpu_relax();
 }
 
 /* A parked reader cancelled as the future completes: it reads the outcome with the
@@ -326,22 +264,16 @@ static void reader_wake_races_cancel(void **state) {
         const reader *rd = &readers[r % NREADERS];
         br_future *f = mk();
         fcall c = {.f = f};
-        fcall_start(&c, rd->fn, false);
-        br_test_ctx_wait_parks(&c.ctx, 1);
-        canceller k;
-        canceller_start(&k, &c.ctx);
-        canceller_go(&k, r / NREADERS);
-        complete(f, rd->kind);
-        pthread_join(k.th, NULL);
-        fcall_join(&c);
-        if (c.rc == 0) {
+        fcall_park(&c, rd->fn);
+        BR_TEST_RACE_CANCEL(&c.ctx, r / NREADERS, complete(f, rd->kind));
+        br_test_call_join(&c.call);
+        bool was_read = br_test_wake_won(&c.call);
+        if (was_read)
             check_read(rd, &c);
-            BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
-        } else {
-            check_cancelled(&c);
-        }
+        else
+            br_test_check_cancelled_once(&c.call);
         check_unlinked(f);
-        if (rd->fn == do_take_ptr && c.rc != 0) { /* the take took nothing */
+        if (rd->fn == do_take_ptr && !was_read) { /* the take took nothing */
             void *p = NULL;
             BR_CHECK_OK(br_future_take_ptr(f, BR_NOWAIT, &p));
             BR_CHECK(p == &ptr_target);
@@ -362,14 +294,11 @@ static void nocancel_wait_outlives_a_cancel(void **state) {
     br_future *f = mk();
     fcall c = {.f = f};
     fcall_start(&c, do_wait_nocancel, true);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    br_test_call_wait_parked(&c.call);
     br_test_ctx_cancel(&c.ctx); /* and another one, while it sleeps */
     BR_CHECK_OK(br_future_set_result_i64(f, 1));
-    fcall_join(&c);
-    BR_CHECK_OK(c.rc);
-    BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
-    BR_CHECK_EQ(atomic_load(&c.ctx.cancelled), 0);
-    BR_CHECK(atomic_load(&c.ctx.nocancel) >= 1);
+    br_test_call_join(&c.call);
+    br_test_check_cancel_ignored(&c.call);
     check_unlinked(f);
     br_future_release(f);
 }
@@ -417,11 +346,8 @@ static void br_wait_cancelled_while_parked(void **state) {
                 sets[i] = SENTINEL;
             fcall c = {
                 .fs = fs, .n = n, .when = whens[w], .sets = sets, .nd = 99, .nn = 99};
-            fcall_start(&c, do_br_wait, false);
-            br_test_ctx_wait_parks(&c.ctx, 1);
-            br_test_ctx_cancel(&c.ctx);
-            fcall_join(&c);
-            check_cancelled(&c);
+            fcall_park(&c, do_br_wait);
+            br_test_call_cancel(&c.call);
             BR_CHECK_EQ(c.nd, 0);
             BR_CHECK_EQ(c.nn, 0);
             for (size_t i = 0; i < n; i++) {
@@ -435,9 +361,8 @@ static void br_wait_cancelled_while_parked(void **state) {
                     BR_CHECK_OK(br_future_set_exception(fs[i], BR_EIO, NULL));
             }
             c = (fcall){.fs = fs, .n = n, .when = whens[w], .sets = sets};
-            fcall_start(&c, do_br_wait, false);
-            fcall_join(&c);
-            BR_CHECK_OK(c.rc);
+            fcall_run_to_end(&c, do_br_wait, false);
+            BR_CHECK_OK(c.call.rc);
             BR_CHECK_EQ(c.nd + c.nn, n);
             BR_CHECK(c.nd >= done0 + 1);
             free(sets);
@@ -455,25 +380,20 @@ static void br_wait_pending_cancel(void **state) {
         br_return_when when = w ? BR_FIRST_COMPLETED : BR_ALL_COMPLETED;
         br_future **fs = mkmany(4, when == BR_ALL_COMPLETED ? 4 : 1);
         fcall c = {.fs = fs, .n = 4, .when = when};
-        fcall_start(&c, do_br_wait, true);
-        fcall_join(&c);
-        BR_CHECK_OK(c.rc);
-        BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
-        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 0);
+        fcall_run_to_end(&c, do_br_wait, true);
+        BR_CHECK_OK(c.call.rc);
+        br_test_check_cancel_kept(&c.call);
         dropmany(fs, 4);
 
         fs = mkmany(4, 0);
         c = (fcall){.fs = fs, .n = 4, .when = when, .nowait = true};
-        fcall_start(&c, do_br_wait, true);
-        fcall_join(&c);
-        BR_CHECK_ERR(c.rc, BR_ETIMEDOUT);
+        fcall_run_to_end(&c, do_br_wait, true);
+        BR_CHECK_ERR(c.call.rc, BR_ETIMEDOUT);
         BR_CHECK_EQ(c.nn, 4);
-        BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+        br_test_check_cancel_kept(&c.call);
         c = (fcall){.fs = fs, .n = 4, .when = when};
-        fcall_start(&c, do_br_wait, true);
-        fcall_join(&c);
-        check_cancelled(&c);
-        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 1);
+        fcall_run_to_end(&c, do_br_wait, true);
+        br_test_check_cancelled_at_once(&c.call);
         for (size_t i = 0; i < 4; i++)
             check_unlinked(fs[i]);
         dropmany(fs, 4);
@@ -491,20 +411,15 @@ static void br_wait_wake_races_cancel(void **state) {
         size_t n = (r & 4) ? 20 : 3;
         br_future **fs = mkmany(n, when == BR_ALL_COMPLETED ? n - 1 : 0);
         fcall c = {.fs = fs, .n = n, .when = when};
-        fcall_start(&c, do_br_wait, false);
-        br_test_ctx_wait_parks(&c.ctx, 1);
-        canceller k;
-        canceller_start(&k, &c.ctx);
-        canceller_go(&k, r / 3);
-        BR_CHECK_OK(br_future_set_exception(fs[n - 1], BR_EIO, NULL));
-        pthread_join(k.th, NULL);
-        fcall_join(&c);
-        if (c.rc == 0) {
-            BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+        fcall_park(&c, do_br_wait);
+        BR_TEST_RACE_CANCEL(&c.ctx, r / 3,
+                            BR_CHECK_OK(br_future_set_exception(fs[n - 1], BR_EIO, NULL)));
+        br_test_call_join(&c.call);
+        if (br_test_wake_won(&c.call)) {
             BR_CHECK(c.nd >= 1);
             BR_CHECK_EQ(c.nd + c.nn, n);
         } else {
-            check_cancelled(&c);
+            br_test_check_cancelled_once(&c.call);
             BR_CHECK_EQ(c.nd, 0);
             BR_CHECK_EQ(c.nn, 0);
         }
@@ -522,7 +437,7 @@ static int do_next(fcall *c) {
 }
 
 static void wait_blocked(br_as_completed *it, size_t n) {
-    int64_t give_up = guard();
+    int64_t give_up = br_test_hang_guard();
     while (br__as_completed_blocked(it) != n) {
         BR_CHECK(br_now() < give_up);
         br_sleep(50 * BR_USEC);
@@ -538,28 +453,23 @@ static void next_cancelled_while_parked(void **state) {
     br_as_completed *it;
     BR_CHECK_OK(br_as_completed_new(&it, fs, N, BR_FOREVER));
     fcall c = {.it = it};
-    fcall_start(&c, do_next, false); /* fs[0] is ready: no park */
-    fcall_join(&c);
-    BR_CHECK_OK(c.rc);
+    fcall_run_to_end(&c, do_next, false); /* fs[0] is ready: no park */
+    BR_CHECK_OK(c.call.rc);
     BR_CHECK(c.got == fs[0]);
     BR_CHECK_EQ(c.index, 0);
     c = (fcall){.it = it};
-    fcall_start(&c, do_next, false);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    fcall_park(&c, do_next);
     wait_blocked(it, 1);
-    br_test_ctx_cancel(&c.ctx);
-    fcall_join(&c);
-    check_cancelled(&c);
+    br_test_call_cancel(&c.call);
     BR_CHECK(c.got == NULL);
     BR_CHECK_EQ(br__as_completed_blocked(it), 0);
     /* A completion now goes to the next next(), and so on to the end. */
     for (size_t i = N; i-- > 1;) {
         fcall d = {.it = it};
-        fcall_start(&d, do_next, false);
-        br_test_ctx_wait_parks(&d.ctx, 1);
+        fcall_park(&d, do_next);
         BR_CHECK_OK(br_future_set_result_i64(fs[i], 1));
-        fcall_join(&d);
-        BR_CHECK_OK(d.rc);
+        br_test_call_join(&d.call);
+        BR_CHECK_OK(d.call.rc);
         BR_CHECK(d.got == fs[i]);
         BR_CHECK_EQ(d.index, i);
     }
@@ -578,28 +488,24 @@ static void next_pending_cancel(void **state) {
     br_as_completed *it;
     BR_CHECK_OK(br_as_completed_new(&it, fs, 2, BR_FOREVER));
     fcall c = {.it = it};
-    fcall_start(&c, do_next, true);
-    fcall_join(&c);
-    BR_CHECK_OK(c.rc);
+    fcall_run_to_end(&c, do_next, true);
+    BR_CHECK_OK(c.call.rc);
     BR_CHECK(c.got == fs[0]);
-    BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+    br_test_check_cancel_kept(&c.call);
     c = (fcall){.it = it};
-    fcall_start(&c, do_next, true);
-    fcall_join(&c);
-    check_cancelled(&c);
-    BR_CHECK_EQ(atomic_load(&c.ctx.parks), 1);
+    fcall_run_to_end(&c, do_next, true);
+    br_test_check_cancelled_at_once(&c.call);
     BR_CHECK_EQ(br__as_completed_blocked(it), 0);
     BR_CHECK_OK(br_future_set_result_i64(fs[1], 1));
     c = (fcall){.it = it};
-    fcall_start(&c, do_next, true);
-    fcall_join(&c);
-    BR_CHECK_OK(c.rc);
+    fcall_run_to_end(&c, do_next, true);
+    BR_CHECK_OK(c.call.rc);
     BR_CHECK(c.got == fs[1]);
+    br_test_check_cancel_kept(&c.call);
     c = (fcall){.it = it};
-    fcall_start(&c, do_next, true);
-    fcall_join(&c);
-    BR_CHECK_ERR(c.rc, BR_EOF);
-    BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+    fcall_run_to_end(&c, do_next, true);
+    BR_CHECK_ERR(c.call.rc, BR_EOF);
+    br_test_check_cancel_kept(&c.call);
     BR_CHECK_OK(br_as_completed_free(it));
     dropmany(fs, 2);
 }
@@ -615,29 +521,22 @@ static void next_wake_races_cancel(void **state) {
         br_as_completed *it;
         BR_CHECK_OK(br_as_completed_new(&it, fs, 2, BR_FOREVER));
         fcall a = {.it = it}, b = {.it = it};
-        fcall_start(&a, do_next, false);
-        br_test_ctx_wait_parks(&a.ctx, 1);
+        fcall_park(&a, do_next);
         wait_blocked(it, 1);
-        fcall_start(&b, do_next, false);
-        br_test_ctx_wait_parks(&b.ctx, 1);
+        fcall_park(&b, do_next);
         wait_blocked(it, 2);
-        canceller k;
-        canceller_start(&k, &a.ctx);
-        canceller_go(&k, r);
-        BR_CHECK_OK(br_future_set_result_i64(fs[0], 0));
-        pthread_join(k.th, NULL);
-        fcall_join(&a);
-        if (a.rc == 0) {
+        BR_TEST_RACE_CANCEL(&a.ctx, r, BR_CHECK_OK(br_future_set_result_i64(fs[0], 0)));
+        br_test_call_join(&a.call);
+        if (br_test_wake_won(&a.call)) {
             BR_CHECK(a.got == fs[0]);
-            BR_CHECK(br_test_ctx_cancel_pending(&a.ctx));
             BR_CHECK_OK(br_future_set_result_i64(fs[1], 1));
-            fcall_join(&b);
-            BR_CHECK_OK(b.rc);
+            br_test_call_join(&b.call);
+            BR_CHECK_OK(b.call.rc);
             BR_CHECK(b.got == fs[1]);
         } else {
-            check_cancelled(&a);
-            fcall_join(&b); /* the completion's wake reached b */
-            BR_CHECK_OK(b.rc);
+            br_test_check_cancelled_once(&a.call);
+            br_test_call_join(&b.call); /* the completion's wake reached b */
+            BR_CHECK_OK(b.call.rc);
             BR_CHECK(b.got == fs[0]);
             br_future *got;
             BR_CHECK_OK(br_future_set_result_i64(fs[1], 1));
@@ -665,7 +564,6 @@ typedef struct acstorm {
     br_test_ctx ctx[AC_CONSUMERS];
     _Atomic unsigned char *seen; /* by index */
     _Atomic long got, dup, bad, cancelled;
-    _Atomic bool stop;
 } acstorm;
 
 typedef struct acarg {
@@ -710,20 +608,6 @@ static void *ac_completer(void *arg) {
     return NULL;
 }
 
-static void *ac_canceller(void *arg) {
-    acstorm *s = arg;
-    unsigned x = 777;
-    while (!atomic_load(&s->stop)) {
-        x = x * 1103515245u + 12345u;
-        br_test_ctx_cancel(&s->ctx[(x >> 16) % AC_CONSUMERS]);
-        if ((x >> 8) & 1)
-            sched_yield();
-        else
-            br_sleep(20 * BR_USEC);
-    }
-    return NULL;
-}
-
 static void as_completed_storm(void **state) {
     (void)state;
     acstorm *s = calloc(1, sizeof *s);
@@ -733,19 +617,19 @@ static void as_completed_storm(void **state) {
     s->fs = mkmany(s->n, 0);
     s->seen = calloc(s->n, 1);
     BR_CHECK_OK(br_as_completed_new(&s->it, s->fs, s->n, BR_FOREVER));
-    pthread_t c[AC_CONSUMERS], done, k;
+    pthread_t c[AC_CONSUMERS], done;
+    br_test_cancel_storm k;
     acarg args[AC_CONSUMERS];
     for (int i = 0; i < AC_CONSUMERS; i++) {
         args[i] = (acarg){s, i};
         assert_int_equal(pthread_create(&c[i], NULL, ac_consumer, &args[i]), 0);
     }
-    assert_int_equal(pthread_create(&k, NULL, ac_canceller, s), 0);
+    br_test_cancel_storm_start(&k, s->ctx, AC_CONSUMERS, 777);
     assert_int_equal(pthread_create(&done, NULL, ac_completer, s), 0);
     pthread_join(done, NULL);
     for (int i = 0; i < AC_CONSUMERS; i++)
         pthread_join(c[i], NULL);
-    atomic_store(&s->stop, true);
-    pthread_join(k, NULL);
+    br_test_cancel_storm_stop(&k);
     BR_CHECK_EQ(atomic_load(&s->bad), 0);
     BR_CHECK_EQ(atomic_load(&s->dup), 0);
     BR_CHECK_EQ(atomic_load(&s->got), s->n);

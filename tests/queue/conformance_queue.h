@@ -15,6 +15,7 @@
 #endif
 
 #include "harness.h"
+#include "cancel_util.h"
 #include "core/lib.h"
 #include "queue/private.h"
 
@@ -96,20 +97,9 @@ static int qget(br_queue *q, uintptr_t *v, int64_t deadline) {
     return rc;
 }
 
-/* Waits (polling state, no settling sleeps) until exactly these many waiters are
- * linked: the blocked threads are then really parked on the queue. */
-static void wait_waiters(br_queue *q, size_t g, size_t p, size_t j) {
-    int64_t give_up = br_test_hang_guard();
-    for (;;) {
-        size_t a, b, c;
-        br__queue_waiters(q, &a, &b, &c);
-        if (a == g && b == p && c == j)
-            return;
-        if (br_now() > give_up)
-            fail_msg("waiters: %zu/%zu/%zu, want %zu/%zu/%zu", a, b, c, g, p, j);
-        br_sleep(100 * BR_USEC);
-    }
-}
+/* Waits (polling state, no settling sleeps) until exactly these many getters, putters
+ * and joiners are linked: the blocked threads are then really parked on the queue. */
+#define wait_waiters(q, g, p, j) br_test_wait_queue_waiters((q), (g), (p), (j))
 
 static void wait_busy_zero(br_queue *q) {
     int64_t give_up = br_test_hang_guard();

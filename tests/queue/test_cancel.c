@@ -13,8 +13,7 @@
  *
  * braid-test-timeout: 120
  */
-#include "harness.h"
-#include "parker.h"
+#include "cancel_util.h"
 
 #include "core/lib.h"
 #include "queue/private.h"
@@ -26,10 +25,6 @@
 static const br_queue_kind kinds[] = {BR_QUEUE_FIFO, BR_QUEUE_LIFO, BR_QUEUE_PRIORITY,
                                       BR_QUEUE_SIMPLE};
 enum { NKINDS = sizeof kinds / sizeof kinds[0] };
-
-static int64_t guard(void) {
-    return br_deadline_after((int64_t)(30 * BR_SEC * br_test_time_multiplier()));
-}
 
 static br_queue *mkq(br_queue_kind kind, size_t maxsize) {
     br_queue *q = NULL;
@@ -52,7 +47,7 @@ static uintptr_t get_now(br_queue *q) {
 /* Waits until the calls that a waker may still be finishing are gone, then checks that
  * nothing is linked or counted: the queue is as a queue nobody waits on. */
 static void check_quiet(br_queue *q) {
-    int64_t give_up = guard();
+    int64_t give_up = br_test_hang_guard();
     while (br__queue_busy(q) != 0) {
         BR_CHECK(br_now() < give_up);
         br_sleep(50 * BR_USEC);
@@ -67,62 +62,41 @@ static void check_quiet(br_queue *q) {
     BR_CHECK_EQ(atomic_load(&q->w.njoinw), 0);
 }
 
-static void wait_waiters(br_queue *q, size_t g, size_t p, size_t j) {
-    int64_t give_up = guard();
-    for (;;) {
-        size_t a, b, c;
-        br__queue_waiters(q, &a, &b, &c);
-        if (a == g && b == p && c == j)
-            return;
-        if (br_now() > give_up)
-            fail_msg("waiters %zu/%zu/%zu, want %zu/%zu/%zu", a, b, c, g, p, j);
-        br_sleep(50 * BR_USEC);
-    }
-}
-
 /* --- one call in a cancellable context, on its own thread ------------------------- */
 
 enum { OP_GET, OP_GET_PRIO, OP_PUT, OP_PUT_PRIO, OP_JOIN };
 
 typedef struct cop {
     br_test_ctx ctx;
-    pthread_t th;
+    br_test_call call; /* rc, and whether a cancel was pending when it returned */
     br_queue *q;
     int op;
     uintptr_t v;  /* put: the item; get: what came out */
     int64_t prio; /* put_prio: its priority; get_prio: what came out */
     int64_t deadline;
-    int rc;
-    bool pending; /* a cancel was still pending when the call returned */
 } cop;
 
-static void *cop_main(void *arg) {
+static int cop_run(void *arg) {
     cop *c = arg;
-    br_test_ctx_enter(&c->ctx);
     void *x = (void *)(uintptr_t)0xdead;
+    int rc;
     switch (c->op) {
     case OP_GET:
-        c->rc = br_queue_get(c->q, &x, c->deadline);
-        c->v = c->rc == 0 ? (uintptr_t)x : 0;
-        break;
+        rc = br_queue_get(c->q, &x, c->deadline);
+        c->v = rc == 0 ? (uintptr_t)x : 0;
+        return rc;
     case OP_GET_PRIO:
         c->prio = -1;
-        c->rc = br_queue_get_prio(c->q, &x, &c->prio, c->deadline);
-        c->v = c->rc == 0 ? (uintptr_t)x : 0;
-        break;
+        rc = br_queue_get_prio(c->q, &x, &c->prio, c->deadline);
+        c->v = rc == 0 ? (uintptr_t)x : 0;
+        return rc;
     case OP_PUT:
-        c->rc = br_queue_put(c->q, (void *)c->v, c->deadline);
-        break;
+        return br_queue_put(c->q, (void *)c->v, c->deadline);
     case OP_PUT_PRIO:
-        c->rc = br_queue_put_prio(c->q, (void *)c->v, c->prio, c->deadline);
-        break;
+        return br_queue_put_prio(c->q, (void *)c->v, c->prio, c->deadline);
     default:
-        c->rc = br_queue_join(c->q, c->deadline);
-        break;
+        return br_queue_join(c->q, c->deadline);
     }
-    c->pending = br_test_ctx_cancel_pending(&c->ctx);
-    br_test_ctx_leave();
-    return NULL;
 }
 
 /* Starts op on q in a fresh context; with cancel_first, a cancel is posted before. */
@@ -132,21 +106,27 @@ static void cop_start(cop *c, br_queue *q, int op, uintptr_t v, bool cancel_firs
                .op = op,
                .v = v,
                .prio = (int64_t)v % 5,
-               .deadline = guard(),
-               .rc = 12345};
-    if (cancel_first)
-        br_test_ctx_cancel(&c->ctx);
-    assert_int_equal(pthread_create(&c->th, NULL, cop_main, c), 0);
+               .deadline = br_test_hang_guard()};
+    br_test_call_start(&c->call, &c->ctx, cop_run, c, cancel_first);
 }
 
-static void cop_join(cop *c) {
-    assert_int_equal(pthread_join(c->th, NULL), 0);
+/* Starts op and returns once it sleeps in its park, linked on q as the nth waiter of
+ * its kind (getters, putters or joiners). */
+static void cop_park(cop *c, br_queue *q, int op, uintptr_t v, size_t nth) {
+    cop_start(c, q, op, v, false);
+    br_test_call_wait_parked(&c->call);
+    if (op == OP_GET || op == OP_GET_PRIO)
+        br_test_wait_queue_waiters(q, nth, 0, 0);
+    else if (op == OP_PUT || op == OP_PUT_PRIO)
+        br_test_wait_queue_waiters(q, 0, nth, 0);
+    else
+        br_test_wait_queue_waiters(q, 0, 0, nth);
 }
 
-static void check_cancelled(cop *c) {
-    BR_CHECK_ERR(c->rc, BR_ECANCELED);
-    BR_CHECK(!c->pending); /* reported, so consumed */
-    BR_CHECK_EQ(atomic_load(&c->ctx.cancelled), 1);
+/* Runs op with a cancel posted before the call, until it returns. */
+static void cop_cancel_first(cop *c, br_queue *q, int op, uintptr_t v) {
+    cop_start(c, q, op, v, true);
+    br_test_call_join(&c->call);
 }
 
 /* --- cancelled while parked ------------------------------------------------------- */
@@ -157,22 +137,16 @@ static void get_cancelled_while_parked(void **state) {
         for (int op = OP_GET; op <= OP_GET_PRIO; op++) {
             br_queue *q = mkq(kinds[k], 0);
             cop c;
-            cop_start(&c, q, op, 0, false);
-            br_test_ctx_wait_parks(&c.ctx, 1);
-            wait_waiters(q, 1, 0, 0);
-            br_test_ctx_cancel(&c.ctx);
-            cop_join(&c);
-            check_cancelled(&c);
+            cop_park(&c, q, op, 0, 1);
+            br_test_call_cancel(&c.call);
             check_quiet(q);
             BR_CHECK(br_queue_empty(q));
             /* The queue goes on: a put is got by the next getter, blocked or not. */
             cop d;
-            cop_start(&d, q, OP_GET, 0, false);
-            br_test_ctx_wait_parks(&d.ctx, 1);
-            wait_waiters(q, 1, 0, 0);
+            cop_park(&d, q, OP_GET, 0, 1);
             BR_CHECK_OK(put_any(q, kinds[k], 41, BR_NOWAIT));
-            cop_join(&d);
-            BR_CHECK_OK(d.rc);
+            br_test_call_join(&d.call);
+            BR_CHECK_OK(d.call.rc);
             BR_CHECK_EQ(d.v, 41);
             BR_CHECK_OK(put_any(q, kinds[k], 42, BR_NOWAIT));
             BR_CHECK_EQ(get_now(q), 42);
@@ -192,22 +166,16 @@ static void put_cancelled_while_parked(void **state) {
             br_queue *q = mkq(kinds[k], 1);
             BR_CHECK_OK(put_any(q, kinds[k], 1, BR_NOWAIT));
             cop c;
-            cop_start(&c, q, op, 2, false);
-            br_test_ctx_wait_parks(&c.ctx, 1);
-            wait_waiters(q, 0, 1, 0);
-            br_test_ctx_cancel(&c.ctx);
-            cop_join(&c);
-            check_cancelled(&c);
+            cop_park(&c, q, op, 2, 1);
+            br_test_call_cancel(&c.call);
             check_quiet(q);
             BR_CHECK_EQ(br_queue_qsize(q), 1); /* item 2 stayed with its caller */
             /* The queue goes on: the room a get makes goes to the next putter. */
             cop d;
-            cop_start(&d, q, OP_PUT, 3, false);
-            br_test_ctx_wait_parks(&d.ctx, 1);
-            wait_waiters(q, 0, 1, 0);
+            cop_park(&d, q, OP_PUT, 3, 1);
             BR_CHECK_EQ(get_now(q), 1);
-            cop_join(&d);
-            BR_CHECK_OK(d.rc);
+            br_test_call_join(&d.call);
+            BR_CHECK_OK(d.call.rc);
             BR_CHECK_EQ(get_now(q), 3);
             BR_CHECK(br_queue_empty(q));
             check_quiet(q);
@@ -227,22 +195,16 @@ static void join_cancelled_while_parked(void **state) {
         br_queue *q = mkq(kinds[k], 0);
         BR_CHECK_OK(put_any(q, kinds[k], 5, BR_NOWAIT));
         cop c;
-        cop_start(&c, q, OP_JOIN, 0, false);
-        br_test_ctx_wait_parks(&c.ctx, 1);
-        wait_waiters(q, 0, 0, 1);
-        br_test_ctx_cancel(&c.ctx);
-        cop_join(&c);
-        check_cancelled(&c);
+        cop_park(&c, q, OP_JOIN, 0, 1);
+        br_test_call_cancel(&c.call);
         check_quiet(q);
         /* The queue goes on: a blocked join returns once the task is done. */
         cop d;
-        cop_start(&d, q, OP_JOIN, 0, false);
-        br_test_ctx_wait_parks(&d.ctx, 1);
-        wait_waiters(q, 0, 0, 1);
+        cop_park(&d, q, OP_JOIN, 0, 1);
         BR_CHECK_EQ(get_now(q), 5);
         BR_CHECK_OK(br_queue_task_done(q));
-        cop_join(&d);
-        BR_CHECK_OK(d.rc);
+        br_test_call_join(&d.call);
+        BR_CHECK_OK(d.call.rc);
         BR_CHECK_OK(br_queue_join(q, BR_NOWAIT));
         check_quiet(q);
         BR_CHECK_OK(br_queue_free(q));
@@ -259,18 +221,14 @@ static void pending_cancel_get(void **state) {
         br_queue *q = mkq(kinds[k], 0);
         BR_CHECK_OK(put_any(q, kinds[k], 9, BR_NOWAIT));
         cop c;
-        cop_start(&c, q, OP_GET_PRIO, 0, true);
-        cop_join(&c);
-        BR_CHECK_OK(c.rc);
+        cop_cancel_first(&c, q, OP_GET_PRIO, 0);
+        BR_CHECK_OK(c.call.rc);
         BR_CHECK_EQ(c.v, 9);
         BR_CHECK_EQ(c.prio, kinds[k] == BR_QUEUE_PRIORITY ? 9 % 5 : 0);
-        BR_CHECK(c.pending);
-        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 0);
+        br_test_check_cancel_kept(&c.call);
         /* Empty now: the pending cancel ends the wait at once. */
-        cop_start(&c, q, OP_GET, 0, true);
-        cop_join(&c);
-        check_cancelled(&c);
-        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 1);
+        cop_cancel_first(&c, q, OP_GET, 0);
+        br_test_check_cancelled_at_once(&c.call);
         check_quiet(q);
         BR_CHECK_OK(put_any(q, kinds[k], 10, BR_NOWAIT));
         BR_CHECK_EQ(get_now(q), 10);
@@ -285,14 +243,12 @@ static void pending_cancel_put(void **state) {
             continue;
         br_queue *q = mkq(kinds[k], 1);
         cop c;
-        cop_start(&c, q, OP_PUT, 1, true); /* room: it puts */
-        cop_join(&c);
-        BR_CHECK_OK(c.rc);
-        BR_CHECK(c.pending);
-        BR_CHECK_EQ(atomic_load(&c.ctx.parks), 0);
-        cop_start(&c, q, kinds[k] == BR_QUEUE_PRIORITY ? OP_PUT_PRIO : OP_PUT, 2, true);
-        cop_join(&c); /* full: cancelled at once */
-        check_cancelled(&c);
+        cop_cancel_first(&c, q, OP_PUT, 1); /* room: it puts */
+        BR_CHECK_OK(c.call.rc);
+        br_test_check_cancel_kept(&c.call);
+        /* full: cancelled at once */
+        cop_cancel_first(&c, q, kinds[k] == BR_QUEUE_PRIORITY ? OP_PUT_PRIO : OP_PUT, 2);
+        br_test_check_cancelled_at_once(&c.call);
         check_quiet(q);
         BR_CHECK_EQ(br_queue_qsize(q), 1);
         BR_CHECK_EQ(get_now(q), 1);
@@ -310,14 +266,12 @@ static void pending_cancel_join(void **state) {
             continue;
         br_queue *q = mkq(kinds[k], 0);
         cop c;
-        cop_start(&c, q, OP_JOIN, 0, true); /* nothing unfinished: returns 0 */
-        cop_join(&c);
-        BR_CHECK_OK(c.rc);
-        BR_CHECK(c.pending);
+        cop_cancel_first(&c, q, OP_JOIN, 0); /* nothing unfinished: returns 0 */
+        BR_CHECK_OK(c.call.rc);
+        br_test_check_cancel_kept(&c.call);
         BR_CHECK_OK(put_any(q, kinds[k], 1, BR_NOWAIT));
-        cop_start(&c, q, OP_JOIN, 0, true);
-        cop_join(&c);
-        check_cancelled(&c);
+        cop_cancel_first(&c, q, OP_JOIN, 0);
+        br_test_check_cancelled_at_once(&c.call);
         check_quiet(q);
         BR_CHECK_EQ(get_now(q), 1);
         BR_CHECK_OK(br_queue_task_done(q));
@@ -327,48 +281,6 @@ static void pending_cancel_join(void **state) {
 }
 
 /* --- a wake and a cancel at once -------------------------------------------------- */
-
-/* A thread that posts a cancel the moment `go` turns true, while the test thread does
- * the racing wake. */
-typedef struct canceller {
-    pthread_t th;
-    br_test_ctx *ctx;
-    _Atomic bool go;
-} canceller;
-
-static void *canceller_main(void *arg) {
-    canceller *k = arg;
-    while (!atomic_load(&k->go))
-        br__cpu_relax();
-    br_test_ctx_cancel(k->ctx);
-    return NULL;
-}
-
-static void canceller_start(canceller *k, br_test_ctx *ctx) {
-    k->ctx = ctx;
-    atomic_init(&k->go, false);
-    assert_int_equal(pthread_create(&k->th, NULL, canceller_main, k), 0);
-}
-
-/* Lets the canceller go and returns when the caller should do the racing wake, at a
- * moment that varies with the round: at once; after a short spin (up to ~50 us); right
- * after the cancelled park has returned (the waiter is on its way out, where a wake
- * that pops it first still wins: core rule 2); or a little after that. */
-static void canceller_go(canceller *k, long round) {
-    atomic_store(&k->go, true);
-    int64_t give_up = guard();
-    if (round % 4 >= 2) {
-        while (atomic_load(&k->ctx->cancelled) == 0) {
-            BR_CHECK(br_now() < give_up);
-            br__cpu_relax();
-        }
-    }
-    int64_t until = br_now() + (round % 4 == 1   ? (round * 7 % 11) * 5 * BR_USEC
-                                : round % 4 == 3 ? (round * 3 % 7) * BR_USEC
-                                                 : 0);
-    while (br_now() < until)
-        br__cpu_relax();
-}
 
 /* Two getters parked, the first at the head; the first is cancelled as an item is put.
  * Either the first gets the item (the cancel stays pending) or it is cancelled, having
@@ -381,36 +293,28 @@ static void get_wake_races_cancel(void **state) {
         br_queue *q = mkq(kinds[k], 0);
         for (long r = 0; r < rounds; r++) {
             cop a, b;
-            cop_start(&a, q, (r & 2) ? OP_GET_PRIO : OP_GET, 0, false);
-            br_test_ctx_wait_parks(&a.ctx, 1);
-            wait_waiters(q, 1, 0, 0);
-            cop_start(&b, q, OP_GET, 0, false);
-            br_test_ctx_wait_parks(&b.ctx, 1);
-            wait_waiters(q, 2, 0, 0);
-            canceller kc;
-            canceller_start(&kc, &a.ctx);
-            canceller_go(&kc, r);
-            BR_CHECK_OK(put_any(q, kinds[k], 100, BR_NOWAIT));
-            pthread_join(kc.th, NULL);
-            cop_join(&a);
-            if (a.rc == 0) {
+            cop_park(&a, q, (r & 2) ? OP_GET_PRIO : OP_GET, 0, 1);
+            cop_park(&b, q, OP_GET, 0, 2);
+            BR_TEST_RACE_CANCEL(&a.ctx, r,
+                                BR_CHECK_OK(put_any(q, kinds[k], 100, BR_NOWAIT)));
+            br_test_call_join(&a.call);
+            /* if the wake won, the cancel is pending: never seen (the call may even have
+             * returned before it came), or posted again (rule 2) */
+            if (br_test_wake_won(&a.call)) {
                 won[0]++;
                 BR_CHECK_EQ(a.v, 100);
-                /* never seen (the call may even have returned before it came), or
-                 * posted again (rule 2): pending either way */
-                BR_CHECK(br_test_ctx_cancel_pending(&a.ctx));
                 BR_CHECK_OK(put_any(q, kinds[k], 200, BR_NOWAIT));
-                cop_join(&b);
-                BR_CHECK_OK(b.rc);
+                br_test_call_join(&b.call);
+                BR_CHECK_OK(b.call.rc);
                 BR_CHECK_EQ(b.v, 200);
             } else {
                 won[1]++;
-                check_cancelled(&a);
-                cop_join(&b); /* no second put: the wake reached b */
-                BR_CHECK_OK(b.rc);
+                br_test_check_cancelled_once(&a.call);
+                br_test_call_join(&b.call); /* no second put: the wake reached b */
+                BR_CHECK_OK(b.call.rc);
                 BR_CHECK_EQ(b.v, 100);
             }
-            BR_CHECK(!b.pending);
+            BR_CHECK(!b.call.pending);
             BR_CHECK(br_queue_empty(q));
             check_quiet(q);
         }
@@ -433,33 +337,25 @@ static void put_wake_races_cancel(void **state) {
             BR_CHECK_OK(put_any(q, kinds[k], 1, BR_NOWAIT));
             cop a, b;
             int op = kinds[k] == BR_QUEUE_PRIORITY && (r & 2) ? OP_PUT_PRIO : OP_PUT;
-            cop_start(&a, q, op, 2, false);
-            br_test_ctx_wait_parks(&a.ctx, 1);
-            wait_waiters(q, 0, 1, 0);
-            cop_start(&b, q, OP_PUT, 3, false);
-            br_test_ctx_wait_parks(&b.ctx, 1);
-            wait_waiters(q, 0, 2, 0);
-            canceller kc;
-            canceller_start(&kc, &a.ctx);
-            canceller_go(&kc, r);
-            BR_CHECK_EQ(get_now(q), 1);
-            pthread_join(kc.th, NULL);
-            cop_join(&a);
-            if (a.rc == 0) {
-                BR_CHECK(br_test_ctx_cancel_pending(&a.ctx));
+            cop_park(&a, q, op, 2, 1);
+            cop_park(&b, q, OP_PUT, 3, 2);
+            BR_TEST_RACE_CANCEL(&a.ctx, r, BR_CHECK_EQ(get_now(q), 1));
+            br_test_call_join(&a.call);
+            bool a_put = br_test_wake_won(&a.call);
+            if (a_put) {
                 BR_CHECK_EQ(get_now(q), 2); /* a's item; now b gets room */
-                cop_join(&b);
-                BR_CHECK_OK(b.rc);
+                br_test_call_join(&b.call);
+                BR_CHECK_OK(b.call.rc);
             } else {
-                check_cancelled(&a);
-                cop_join(&b); /* no other get: the room went to b */
-                BR_CHECK_OK(b.rc);
+                br_test_check_cancelled_once(&a.call);
+                br_test_call_join(&b.call); /* no other get: the room went to b */
+                BR_CHECK_OK(b.call.rc);
             }
             BR_CHECK_EQ(get_now(q), 3);
             BR_CHECK(br_queue_empty(q));
             check_quiet(q);
             /* every item that went in was got: that many tasks to mark done */
-            long n = a.rc == 0 ? 3 : 2;
+            long n = a_put ? 3 : 2;
             for (long i = 0; i < n; i++)
                 BR_CHECK_OK(br_queue_task_done(q));
             BR_CHECK_ERR(br_queue_task_done(q), BR_EOVERFLOW);
@@ -481,19 +377,11 @@ static void join_wake_races_cancel(void **state) {
             BR_CHECK_OK(put_any(q, kinds[k], 1, BR_NOWAIT));
             BR_CHECK_EQ(get_now(q), 1);
             cop a;
-            cop_start(&a, q, OP_JOIN, 0, false);
-            br_test_ctx_wait_parks(&a.ctx, 1);
-            wait_waiters(q, 0, 0, 1);
-            canceller kc;
-            canceller_start(&kc, &a.ctx);
-            canceller_go(&kc, r);
-            BR_CHECK_OK(br_queue_task_done(q));
-            pthread_join(kc.th, NULL);
-            cop_join(&a);
-            if (a.rc == 0)
-                BR_CHECK(br_test_ctx_cancel_pending(&a.ctx));
-            else
-                check_cancelled(&a);
+            cop_park(&a, q, OP_JOIN, 0, 1);
+            BR_TEST_RACE_CANCEL(&a.ctx, r, BR_CHECK_OK(br_queue_task_done(q)));
+            br_test_call_join(&a.call);
+            if (!br_test_wake_won(&a.call))
+                br_test_check_cancelled_once(&a.call);
             BR_CHECK_OK(br_queue_join(q, BR_NOWAIT));
             check_quiet(q);
         }
@@ -516,7 +404,6 @@ typedef struct storm {
     br_test_ctx ctx[SP + SC];
     _Atomic unsigned char *seen;
     _Atomic long got, dup, cancelled, bad;
-    _Atomic bool stop;
 } storm;
 
 typedef struct storm_arg {
@@ -531,7 +418,7 @@ static void *storm_producer(void *arg) {
     for (long i = 0; i < s->per; i++) {
         uintptr_t v = (uintptr_t)(id * s->per + i) + 1;
         for (;;) {
-            int rc = put_any(s->q, s->kind, v, guard());
+            int rc = put_any(s->q, s->kind, v, br_test_hang_guard());
             if (rc == 0)
                 break;
             if (rc != BR_ECANCELED) {
@@ -553,7 +440,7 @@ static void *storm_consumer(void *arg) {
     br_test_ctx_enter(&s->ctx[id]);
     for (;;) {
         void *x;
-        int rc = br_queue_get(s->q, &x, guard());
+        int rc = br_queue_get(s->q, &x, br_test_hang_guard());
         if (rc == BR_ECANCELED) {
             atomic_fetch_add(&s->cancelled, 1);
             continue;
@@ -573,20 +460,6 @@ static void *storm_consumer(void *arg) {
     return NULL;
 }
 
-static void *storm_canceller(void *arg) {
-    storm *s = arg;
-    unsigned x = 12345;
-    while (!atomic_load(&s->stop)) {
-        x = x * 1103515245u + 12345u;
-        br_test_ctx_cancel(&s->ctx[(x >> 16) % (SP + SC)]);
-        if ((x >> 8) & 1)
-            sched_yield();
-        else
-            br_sleep(20 * BR_USEC);
-    }
-    return NULL;
-}
-
 static void run_storm(br_queue_kind kind, size_t maxsize) {
     storm *s = calloc(1, sizeof *s);
     s->kind = kind;
@@ -594,7 +467,8 @@ static void run_storm(br_queue_kind kind, size_t maxsize) {
     s->per = br_test_scaled(20000, 1000);
     s->seen = calloc((size_t)(SP * s->per) + 1, 1);
     /* calloc: every context starts as BR_TEST_CTX_INIT (all zero) */
-    pthread_t p[SP], c[SC], k;
+    pthread_t p[SP], c[SC];
+    br_test_cancel_storm k;
     storm_arg args[SP + SC];
     for (int i = 0; i < SP + SC; i++)
         args[i] = (storm_arg){s, i};
@@ -602,14 +476,13 @@ static void run_storm(br_queue_kind kind, size_t maxsize) {
         assert_int_equal(pthread_create(&p[i], NULL, storm_producer, &args[i]), 0);
     for (int i = 0; i < SC; i++)
         assert_int_equal(pthread_create(&c[i], NULL, storm_consumer, &args[SP + i]), 0);
-    assert_int_equal(pthread_create(&k, NULL, storm_canceller, s), 0);
+    br_test_cancel_storm_start(&k, s->ctx, SP + SC, 12345);
     for (int i = 0; i < SP; i++)
         pthread_join(p[i], NULL);
     BR_CHECK_OK(br_queue_shutdown(s->q, false)); /* consumers drain, then stop */
     for (int i = 0; i < SC; i++)
         pthread_join(c[i], NULL);
-    atomic_store(&s->stop, true);
-    pthread_join(k, NULL);
+    br_test_cancel_storm_stop(&k);
     BR_CHECK_EQ(atomic_load(&s->bad), 0);
     BR_CHECK_EQ(atomic_load(&s->dup), 0);
     BR_CHECK_EQ(atomic_load(&s->got), SP * s->per);

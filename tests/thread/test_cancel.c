@@ -13,12 +13,11 @@
  *
  * braid-test-timeout: 120
  */
-#include "parker.h"
+#include "cancel_util.h"
 #include "thread_util.h"
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,34 +32,22 @@ typedef struct caller caller;
 typedef int (*call_fn)(caller *c);
 
 struct caller {
-    br_test_ctx ctx; /* the caller runs as this context unless `plain` */
-    bool plain;      /* a plain thread: never cancelled */
+    br_test_ctx ctx;   /* the caller runs as this context unless started plain */
+    br_test_call call; /* rc, and whether a cancel was pending when it returned */
     call_fn fn;
     void *obj;        /* what the call works on */
     void *obj2;       /* a second object, per call */
     int64_t deadline; /* BR_FOREVER unless set */
     unsigned levels;  /* RLock depth to take before a condition wait */
     /* Results, written by the caller's thread, read after it finished. */
-    int rc;
-    bool pending;   /* a cancel was pending when the call returned */
     bool owned;     /* the caller held the lock when the call returned */
     unsigned depth; /* at this RLock depth */
     int ran;        /* a BR_WITH block ran */
-    atomic_int finished;
-    pthread_t th;
 };
 
-static void *caller_main(void *arg) {
+static int caller_main(void *arg) {
     caller *c = arg;
-    if (!c->plain)
-        br_test_ctx_enter(&c->ctx);
-    c->rc = c->fn(c);
-    if (!c->plain) {
-        c->pending = br_test_ctx_cancel_pending(&c->ctx);
-        br_test_ctx_leave();
-    }
-    atomic_store(&c->finished, 1);
-    return NULL;
+    return c->fn(c);
 }
 
 /* Zeroes c and sets it up to call fn on obj (deadline BR_FOREVER); caller_run starts
@@ -70,36 +57,47 @@ static void caller_init(caller *c, call_fn fn, void *obj) {
     c->fn = fn;
     c->obj = obj;
     c->deadline = BR_FOREVER;
-    c->rc = 99;
 }
 
-static void caller_run(caller *c) {
-    assert_int_equal(pthread_create(&c->th, NULL, caller_main, c), 0);
+/* Runs the call as c's context, with a cancel posted to it first if cancel_first. */
+static void caller_run(caller *c, bool cancel_first) {
+    br_test_call_start(&c->call, &c->ctx, caller_main, c, cancel_first);
+}
+
+/* Runs the call on a plain thread: never cancelled. */
+static void caller_run_plain(caller *c) {
+    br_test_call_start(&c->call, NULL, caller_main, c, false);
 }
 
 static void caller_start(caller *c, call_fn fn, void *obj) {
     caller_init(c, fn, obj);
-    caller_run(c);
+    caller_run(c, false);
 }
 
-/* Waits for the call to return (the hang guard fails the test) and joins the thread. */
-static void caller_finish(caller *c) {
-    int64_t give_up = br_test_hang_guard();
-    for (unsigned i = 0; !atomic_load(&c->finished); i++) {
-        if (br_now() > give_up)
-            fail_msg("a caller is still blocked after the hang guard");
-        if (i < 1000)
-            sched_yield();
-        else
-            br_sleep(50 * BR_USEC);
-    }
-    assert_int_equal(pthread_join(c->th, NULL), 0);
+static void start_plain(caller *c, call_fn fn, void *obj) {
+    caller_init(c, fn, obj);
+    caller_run_plain(c);
 }
 
-/* Until the context has entered a park (not necessarily asleep yet): for races. */
-static void wait_entered_park(br_test_ctx *ctx) {
+/* Starts the call and returns once it sleeps in its first park. */
+static void caller_park(caller *c, call_fn fn, void *obj) {
+    caller_start(c, fn, obj);
+    br_test_call_wait_parked(&c->call);
+}
+
+/* Runs the call with a cancel posted before it, until it returns. */
+static void call_after_cancel(caller *c, call_fn fn, void *obj) {
+    caller_init(c, fn, obj);
+    caller_run(c, true);
+    br_test_call_join(&c->call);
+}
+
+/* Starts the call and returns once it has entered its first park (not necessarily
+ * asleep yet): for races. */
+static void caller_enter(caller *c, call_fn fn, void *obj) {
+    caller_start(c, fn, obj);
     int64_t give_up = br_test_hang_guard();
-    while (atomic_load(&ctx->parks) < 1) {
+    while (atomic_load(&c->ctx.parks) < 1) {
         if (br_now() > give_up)
             fail_msg("the caller never parked");
         sched_yield();
@@ -109,8 +107,8 @@ static void wait_entered_park(br_test_ctx *ctx) {
 /* A cancel and a wake from this thread, in an order and with a gap that change with i:
  * sometimes the wake comes first, sometimes the cancel, sometimes both within a few
  * nanoseconds of each other. The call may return before the cancel is even posted, so
- * a race asks the context whether a cancel is pending once both are done (caller.pending
- * may predate the cancel). */
+ * a race asks the context whether a cancel is pending once both are done
+ * (br_test_wake_won; the call's own `pending` may predate the cancel). */
 static void cancel_and_wake(br_test_ctx *ctx, long i, void (*wake)(void *), void *arg) {
     unsigned gap = (unsigned)(i % 7) * 40;
     if (i % 2 == 0) {
@@ -126,11 +124,15 @@ static void cancel_and_wake(br_test_ctx *ctx, long i, void (*wake)(void *), void
     }
 }
 
-static int parks(caller *c) {
-    return atomic_load(&c->ctx.parks);
-}
-static int cancelled(caller *c) {
-    return atomic_load(&c->ctx.cancelled);
+/* Round i of a race for a call that has entered its park: cancel_and_wake, then the
+ * call's return. True if the wake won (counted in *won), false if the cancel did
+ * (br_test_wake_won). */
+static bool race_round(caller *a, long i, void (*wake)(void *), void *arg, long *won) {
+    cancel_and_wake(&a->ctx, i, wake, arg);
+    br_test_call_join(&a->call);
+    bool wake_won = br_test_wake_won(&a->call);
+    *won += wake_won;
+    return wake_won;
 }
 
 /* --- Lock ----------------------------------------------------------------------------- */
@@ -158,16 +160,11 @@ static void lock_cancel_while_parked(void **state) {
     br_lock l = BR_LOCK_INIT;
     BR_CHECK_OK(br_lock_acquire(&l, BR_FOREVER));
     caller c;
-    caller_start(&c, call_lock_acquire, &l);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    caller_park(&c, call_lock_acquire, &l);
     BR_CHECK_EQ(lock_queued(&l), 1);
     BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED | BR__LOCK_WAITERS);
 
-    br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK(!c.pending); /* reported, so consumed */
-    BR_CHECK_EQ(cancelled(&c), 1);
+    br_test_call_cancel(&c.call); /* BR_ECANCELED, the cancel consumed */
     BR_CHECK_EQ(lock_queued(&l), 0);
     BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED); /* WAITERS went with the last sleeper */
     BR_CHECK(br_lock_owned(&l));                  /* still ours */
@@ -176,8 +173,8 @@ static void lock_cancel_while_parked(void **state) {
     BR_CHECK_EQ(lock_state(&l), 0);
     caller d; /* another context takes it normally */
     caller_start(&d, call_lock_acquire, &l);
-    caller_finish(&d);
-    BR_CHECK_OK(d.rc);
+    br_test_call_join(&d.call);
+    BR_CHECK_OK(d.call.rc);
     BR_CHECK(d.owned);
     BR_CHECK_OK(br_lock_destroy(&l)); /* nobody queued, nobody holds it */
 }
@@ -189,25 +186,16 @@ static void lock_cancel_before_the_call(void **state) {
     br_lock l = BR_LOCK_INIT;
     BR_CHECK_OK(br_lock_acquire(&l, BR_FOREVER));
     caller c;
-    caller_init(&c, call_lock_acquire, &l);
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK_EQ(parks(&c), 1); /* one park, which returned at once */
-    BR_CHECK(!c.pending);
+    call_after_cancel(&c, call_lock_acquire, &l);
+    br_test_check_cancelled_at_once(&c.call); /* one park, which returned at once */
     BR_CHECK_EQ(lock_queued(&l), 0);
     BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED);
     BR_CHECK_OK(br_lock_release(&l));
 
-    caller_init(&c, call_lock_acquire, &l);
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_OK(c.rc);
+    call_after_cancel(&c, call_lock_acquire, &l);
+    BR_CHECK_OK(c.call.rc);
     BR_CHECK(c.owned);
-    BR_CHECK(c.pending); /* never looked at */
-    BR_CHECK_EQ(parks(&c), 0);
+    br_test_check_cancel_kept(&c.call); /* never looked at */
     BR_CHECK_EQ(lock_state(&l), 0);
 }
 
@@ -222,28 +210,22 @@ static void lock_cancel_after_losing_to_a_barger(void **state) {
     BR_CHECK_OK(br_lock_acquire(&l, BR_FOREVER));
 
     caller c;
-    caller_start(&c, call_lock_acquire, &l);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    caller_park(&c, call_lock_acquire, &l);
     br__lock_wake_slow(L);             /* woken; the lock is still held */
     br_test_ctx_wait_parks(&c.ctx, 2); /* so it retried, lost, and sleeps again */
     BR_CHECK_EQ(lock_queued(&l), 1);
     BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED | BR__LOCK_WAITERS);
-    br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK(!c.pending);
+    br_test_call_cancel(&c.call);
     BR_CHECK_EQ(lock_queued(&l), 0);
     BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED);
 
     /* The cancel and the wake together: whichever the sleeper sees first, the lock is
      * still held when it retries, so its wait must end in BR_ECANCELED, not hang. */
-    caller_start(&c, call_lock_acquire, &l);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    caller_park(&c, call_lock_acquire, &l);
     br_test_ctx_cancel(&c.ctx);
     br__lock_wake_slow(L);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK(!c.pending);
+    br_test_call_join(&c.call);
+    br_test_check_cancelled(&c.call);
     BR_CHECK_EQ(lock_queued(&l), 0);
     BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED);
     BR_CHECK_OK(br_lock_release(&l));
@@ -265,27 +247,16 @@ static void lock_release_or_cancel_race(void **state) {
         br_lock l = BR_LOCK_INIT;
         BR_CHECK_OK(br_lock_acquire(&l, BR_FOREVER));
         caller a, b;
-        caller_start(&a, call_lock_acquire, &l);
-        wait_entered_park(&a.ctx);
+        caller_enter(&a, call_lock_acquire, &l);
         TU_WAIT_FOR(lock_queued(&l) == 1);
-        caller_init(&b, call_lock_acquire, &l);
-        b.plain = true;
-        caller_run(&b);
+        start_plain(&b, call_lock_acquire, &l);
         TU_WAIT_FOR(lock_queued(&l) == 2);
 
-        cancel_and_wake(&a.ctx, i, release_lock, &l);
-        caller_finish(&a);
-        caller_finish(&b);
-        BR_CHECK_OK(b.rc);
-        BR_CHECK(b.owned);
-        if (a.rc == 0) {
-            won++;
+        if (race_round(&a, i, release_lock, &l, &won))
             BR_CHECK(a.owned);
-            BR_CHECK(br_test_ctx_cancel_pending(&a.ctx));
-        } else {
-            BR_CHECK_ERR(a.rc, BR_ECANCELED);
-            BR_CHECK(!br_test_ctx_cancel_pending(&a.ctx));
-        }
+        br_test_call_join(&b.call);
+        BR_CHECK_OK(b.call.rc);
+        BR_CHECK(b.owned);
         BR_CHECK_EQ(lock_queued(&l), 0);
         BR_CHECK_EQ(lock_state(&l), 0);
     }
@@ -323,15 +294,11 @@ static void rlock_cancel_while_parked(void **state) {
     BR_CHECK_OK(br_rlock_acquire(&r, BR_FOREVER));
     BR_CHECK_OK(br_rlock_acquire(&r, BR_FOREVER));
     caller c;
-    caller_start(&c, call_rlock_acquire, &r);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    caller_park(&c, call_rlock_acquire, &r);
     BR_CHECK_EQ(br__wq_len(&R->lock.wq), 1);
-    br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    br_test_call_cancel(&c.call);
     BR_CHECK(!c.owned);
     BR_CHECK_EQ(c.depth, 0);
-    BR_CHECK(!c.pending);
     BR_CHECK_EQ(br__wq_len(&R->lock.wq), 0);
     BR_CHECK_EQ(atomic_load(&R->lock.state), BR__LOCK_LOCKED);
     BR_CHECK_EQ(br_rlock_count(&r), 2); /* ours, untouched */
@@ -340,18 +307,14 @@ static void rlock_cancel_while_parked(void **state) {
     BR_CHECK_EQ(atomic_load(&R->lock.state), 0);
 
     caller_start(&c, call_rlock_acquire, &r); /* still works */
-    caller_finish(&c);
-    BR_CHECK_OK(c.rc);
+    br_test_call_join(&c.call);
+    BR_CHECK_OK(c.call.rc);
     BR_CHECK_EQ(c.depth, 1);
 
-    caller_init(&c, call_rlock_reenter, &r); /* pending cancel, nothing to wait for */
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_OK(c.rc);
+    call_after_cancel(&c, call_rlock_reenter, &r); /* pending cancel, nothing to wait for */
+    BR_CHECK_OK(c.call.rc);
     BR_CHECK_EQ(c.depth, 2);
-    BR_CHECK(c.pending);
-    BR_CHECK_EQ(parks(&c), 0);
+    br_test_check_cancel_kept(&c.call);
     BR_CHECK_OK(br_rlock_destroy(&r));
 }
 
@@ -413,26 +376,26 @@ static void cond_wait_cancel_takes_the_lock_back(void **state) {
         caller c;
         caller_init(&c, call_cond_wait, &cv);
         c.levels = levels;
-        caller_run(&c);
-        br_test_ctx_wait_parks(&c.ctx, 1); /* its only park so far: the wait */
+        caller_run(&c, false);
+        br_test_call_wait_parked(&c.call); /* its only park so far: the wait */
         BR_CHECK_EQ(cond_queued(&cv), 1);
         BR_CHECK_OK(br_cond_acquire(&cv, BR_FOREVER)); /* released by the waiter */
 
         br_test_ctx_cancel(&c.ctx);
         br_test_ctx_wait_parks(&c.ctx, 2); /* unlinked, now waiting for the lock */
-        BR_CHECK_EQ(cancelled(&c), 1);
+        BR_CHECK_EQ(br_test_call_cancelled(&c.call), 1);
         BR_CHECK_EQ(cond_queued(&cv), 0);
         BR_CHECK_EQ(atomic_load(&c.ctx.nocancel), 1); /* that wait ignores cancels */
         br_test_ctx_cancel(&c.ctx);                   /* so this one stays pending */
-        BR_CHECK(!atomic_load(&c.finished));
+        BR_CHECK(!br_test_call_returned(&c.call));
         BR_CHECK_OK(br_cond_release(&cv));
 
-        caller_finish(&c);
-        BR_CHECK_ERR(c.rc, BR_ECANCELED);
+        br_test_call_join(&c.call);
+        BR_CHECK_ERR(c.call.rc, BR_ECANCELED);
         BR_CHECK(c.owned);
         BR_CHECK_EQ(c.depth, levels);
-        BR_CHECK(c.pending); /* the second cancel */
-        BR_CHECK_EQ(cancelled(&c), 1);
+        BR_CHECK(c.call.pending); /* the second cancel */
+        BR_CHECK_EQ(br_test_call_cancelled(&c.call), 1);
         BR_CHECK_OK(br_cond_destroy(&cv)); /* no waiter, lock free */
     }
 }
@@ -450,23 +413,19 @@ static void cond_cancelled_waiter_takes_no_notify(void **state) {
     br_cond cv;
     BR_CHECK_OK(br_cond_init(&cv, &l));
     caller a, b;
-    caller_start(&a, call_cond_wait, &cv);
-    br_test_ctx_wait_parks(&a.ctx, 1);
-    caller_start(&b, call_cond_wait, &cv);
-    br_test_ctx_wait_parks(&b.ctx, 1);
+    caller_park(&a, call_cond_wait, &cv);
+    caller_park(&b, call_cond_wait, &cv);
     BR_CHECK_EQ(cond_queued(&cv), 2);
 
-    br_test_ctx_cancel(&a.ctx);
-    caller_finish(&a);
-    BR_CHECK_ERR(a.rc, BR_ECANCELED);
+    br_test_call_cancel(&a.call);
     BR_CHECK(a.owned);
     BR_CHECK_EQ(cond_queued(&cv), 1);
 
     notify_one_locked(&cv);
-    caller_finish(&b);
-    BR_CHECK_OK(b.rc);
+    br_test_call_join(&b.call);
+    BR_CHECK_OK(b.call.rc);
     BR_CHECK(b.owned);
-    BR_CHECK(!b.pending);
+    BR_CHECK(!b.call.pending);
     BR_CHECK_EQ(cond_queued(&cv), 0);
     BR_CHECK_EQ(lock_state(&l), 0);
     BR_CHECK_OK(br_cond_destroy(&cv));
@@ -482,14 +441,11 @@ static void cond_wait_cancel_before_the_call(void **state) {
     caller c;
     caller_init(&c, call_cond_wait, &cv);
     c.levels = 2;
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK_EQ(parks(&c), 1);
+    caller_run(&c, true);
+    br_test_call_join(&c.call);
+    br_test_check_cancelled_at_once(&c.call);
     BR_CHECK(c.owned);
     BR_CHECK_EQ(c.depth, 2);
-    BR_CHECK(!c.pending);
     BR_CHECK_EQ(cond_queued(&cv), 0);
     BR_CHECK_OK(br_cond_destroy(&cv));
 }
@@ -503,41 +459,35 @@ static void cond_wait_for_cancel(void **state) {
     caller c;
     caller_init(&c, call_cond_wait, &cv);
     c.obj2 = &flag;
-    caller_run(&c);
-    br_test_ctx_wait_parks(&c.ctx, 1);
-    br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    caller_run(&c, false);
+    br_test_call_wait_parked(&c.call);
+    br_test_call_cancel(&c.call);
     BR_CHECK(c.owned);
     BR_CHECK_EQ(c.depth, 1);
-    BR_CHECK(!c.pending);
     BR_CHECK_EQ(cond_queued(&cv), 0);
 
     atomic_store(&flag, true);
     caller_init(&c, call_cond_wait, &cv);
     c.obj2 = &flag;
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_OK(c.rc);
-    BR_CHECK(c.pending);
-    BR_CHECK_EQ(parks(&c), 0);
+    caller_run(&c, true);
+    br_test_call_join(&c.call);
+    BR_CHECK_OK(c.call.rc);
+    br_test_check_cancel_kept(&c.call);
 
     /* Notified, but the predicate is still false: the next wait reports the cancel
      * that arrived with the notify. */
     atomic_store(&flag, false);
     caller_init(&c, call_cond_wait, &cv);
     c.obj2 = &flag;
-    caller_run(&c);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    caller_run(&c, false);
+    br_test_call_wait_parked(&c.call);
     BR_CHECK_OK(br_cond_acquire(&cv, BR_FOREVER));
     BR_CHECK_OK(br_cond_notify(&cv, 1)); /* pops it: the wake is its own */
     br_test_ctx_cancel(&c.ctx);
     BR_CHECK_OK(br_cond_release(&cv));
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    br_test_call_join(&c.call);
+    br_test_check_cancelled(&c.call);
     BR_CHECK(c.owned);
-    BR_CHECK(!c.pending);
     BR_CHECK_EQ(cond_queued(&cv), 0);
     BR_CHECK_OK(br_cond_destroy(&cv));
 }
@@ -557,30 +507,24 @@ static void cond_notify_or_cancel_race(void **state) {
         br_cond cv;
         BR_CHECK_OK(br_cond_init(&cv, &l));
         caller a, b;
-        caller_start(&a, call_cond_wait, &cv);
-        wait_entered_park(&a.ctx);
-        caller_init(&b, call_cond_wait, &cv);
-        b.plain = true;
-        caller_run(&b);
+        caller_enter(&a, call_cond_wait, &cv);
+        start_plain(&b, call_cond_wait, &cv);
         TU_WAIT_FOR(cond_queued(&cv) == 2);
 
         BR_CHECK_OK(br_lock_acquire(&l, BR_FOREVER));
         cancel_and_wake(&a.ctx, i, notify_one_held, &cv);
         BR_CHECK_OK(br_lock_release(&l));
-        caller_finish(&a);
+        br_test_call_join(&a.call);
         BR_CHECK(a.owned); /* whatever happened */
-        if (a.rc == 0) {
+        if (br_test_wake_won(&a.call)) {
             won++;
-            BR_CHECK(br_test_ctx_cancel_pending(&a.ctx));
             BR_CHECK_EQ(cond_queued(&cv), 1); /* b didn't get it */
             notify_one_locked(&cv);
         } else {
-            BR_CHECK_ERR(a.rc, BR_ECANCELED);
-            BR_CHECK(!br_test_ctx_cancel_pending(&a.ctx));
             BR_CHECK_EQ(cond_queued(&cv), 0); /* b got it */
         }
-        caller_finish(&b);
-        BR_CHECK_OK(b.rc);
+        br_test_call_join(&b.call);
+        BR_CHECK_OK(b.call.rc);
         BR_CHECK_EQ(lock_state(&l), 0);
         BR_CHECK_OK(br_cond_destroy(&cv));
     }
@@ -606,23 +550,19 @@ static void sem_cancel_while_parked(void **state) {
     (void)state;
     br_sem s = BR_SEM_INIT;
     caller c;
-    caller_start(&c, call_sem_acquire, &s);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    caller_park(&c, call_sem_acquire, &s);
     BR_CHECK_EQ(sem_queued(&s), 1);
     BR_CHECK_EQ(sem_state(&s), BR__SEM_W);
-    br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK(!c.pending);
+    br_test_call_cancel(&c.call);
     BR_CHECK_EQ(sem_queued(&s), 0);
     BR_CHECK_EQ(sem_state(&s), 0); /* value 0, W clear */
 
     BR_CHECK_OK(br_sem_release(&s, 1));
     BR_CHECK_EQ(br_sem_value(&s), 1);
     caller_start(&c, call_sem_acquire, &s);
-    caller_finish(&c);
-    BR_CHECK_OK(c.rc);
-    BR_CHECK_EQ(parks(&c), 0);
+    br_test_call_join(&c.call);
+    BR_CHECK_OK(c.call.rc);
+    BR_CHECK_EQ(br_test_call_parks(&c.call), 0);
     BR_CHECK_EQ(sem_state(&s), 0);
     BR_CHECK_OK(br_sem_destroy(&s));
 }
@@ -632,20 +572,16 @@ static void sem_cancelled_waiter_passes_the_unit_on(void **state) {
     (void)state;
     br_sem s = BR_SEM_INIT;
     caller a, b;
-    caller_start(&a, call_sem_acquire, &s);
-    br_test_ctx_wait_parks(&a.ctx, 1);
-    caller_start(&b, call_sem_acquire, &s);
-    br_test_ctx_wait_parks(&b.ctx, 1);
+    caller_park(&a, call_sem_acquire, &s);
+    caller_park(&b, call_sem_acquire, &s);
     BR_CHECK_EQ(sem_queued(&s), 2);
-    br_test_ctx_cancel(&a.ctx);
-    caller_finish(&a);
-    BR_CHECK_ERR(a.rc, BR_ECANCELED);
+    br_test_call_cancel(&a.call);
     BR_CHECK_EQ(sem_queued(&s), 1);
     BR_CHECK_EQ(sem_state(&s), BR__SEM_W);
     BR_CHECK_OK(br_sem_release(&s, 1));
-    caller_finish(&b);
-    BR_CHECK_OK(b.rc);
-    BR_CHECK(!b.pending);
+    br_test_call_join(&b.call);
+    BR_CHECK_OK(b.call.rc);
+    BR_CHECK(!b.call.pending);
     BR_CHECK_EQ(sem_state(&s), 0);
     BR_CHECK_OK(br_sem_destroy(&s));
 }
@@ -654,24 +590,15 @@ static void sem_cancel_before_the_call(void **state) {
     (void)state;
     br_sem s = BR_SEM_INIT;
     caller c;
-    caller_init(&c, call_sem_acquire, &s);
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK_EQ(parks(&c), 1);
-    BR_CHECK(!c.pending);
+    call_after_cancel(&c, call_sem_acquire, &s);
+    br_test_check_cancelled_at_once(&c.call);
     BR_CHECK_EQ(sem_state(&s), 0);
     BR_CHECK_EQ(sem_queued(&s), 0);
 
     BR_CHECK_OK(br_sem_release(&s, 2)); /* a unit there: no wait, cancel untouched */
-    caller_init(&c, call_sem_acquire, &s);
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_OK(c.rc);
-    BR_CHECK(c.pending);
-    BR_CHECK_EQ(parks(&c), 0);
+    call_after_cancel(&c, call_sem_acquire, &s);
+    BR_CHECK_OK(c.call.rc);
+    br_test_check_cancel_kept(&c.call);
     BR_CHECK_EQ(br_sem_value(&s), 1);
 }
 
@@ -688,21 +615,14 @@ static void sem_release_or_cancel_race(void **state) {
     for (long i = 0; i < rounds; i++) {
         br_sem s = BR_SEM_INIT;
         caller c;
-        caller_start(&c, call_sem_acquire, &s);
-        wait_entered_park(&c.ctx);
+        caller_enter(&c, call_sem_acquire, &s);
         TU_WAIT_FOR(sem_queued(&s) == 1);
-        cancel_and_wake(&c.ctx, i, release_one, &s);
-        caller_finish(&c);
+        bool took = race_round(&c, i, release_one, &s, &won);
         BR_CHECK_EQ(sem_queued(&s), 0);
-        if (c.rc == 0) {
-            won++;
-            BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+        if (took)
             BR_CHECK_EQ(sem_state(&s), 0); /* value 0, W clear */
-        } else {
-            BR_CHECK_ERR(c.rc, BR_ECANCELED);
-            BR_CHECK(!br_test_ctx_cancel_pending(&c.ctx));
+        else
             BR_CHECK_EQ(sem_state(&s), BR__SEM_ONE); /* value 1, W clear */
-        }
     }
     print_message("sem: the release won %ld of %ld rounds\n", won, rounds);
 }
@@ -720,20 +640,15 @@ static void event_cancel_while_parked(void **state) {
     (void)state;
     br_event e = BR_EVENT_INIT;
     caller a, b;
-    caller_start(&a, call_event_wait, &e);
-    br_test_ctx_wait_parks(&a.ctx, 1);
-    caller_start(&b, call_event_wait, &e);
-    br_test_ctx_wait_parks(&b.ctx, 1);
+    caller_park(&a, call_event_wait, &e);
+    caller_park(&b, call_event_wait, &e);
     BR_CHECK_EQ(event_queued(&e), 2);
-    br_test_ctx_cancel(&a.ctx);
-    caller_finish(&a);
-    BR_CHECK_ERR(a.rc, BR_ECANCELED);
-    BR_CHECK(!a.pending);
+    br_test_call_cancel(&a.call);
     BR_CHECK_EQ(event_queued(&e), 1);
     BR_CHECK(!br_event_is_set(&e));
     BR_CHECK_OK(br_event_set(&e)); /* the other waiter is woken normally */
-    caller_finish(&b);
-    BR_CHECK_OK(b.rc);
+    br_test_call_join(&b.call);
+    BR_CHECK_OK(b.call.rc);
     BR_CHECK_EQ(event_queued(&e), 0);
     BR_CHECK_OK(br_event_destroy(&e));
 }
@@ -742,22 +657,14 @@ static void event_cancel_before_the_call(void **state) {
     (void)state;
     br_event e = BR_EVENT_INIT;
     caller c;
-    caller_init(&c, call_event_wait, &e);
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK_EQ(parks(&c), 1);
+    call_after_cancel(&c, call_event_wait, &e);
+    br_test_check_cancelled_at_once(&c.call);
     BR_CHECK_EQ(event_queued(&e), 0);
 
     BR_CHECK_OK(br_event_set(&e)); /* set: no wait, cancel untouched */
-    caller_init(&c, call_event_wait, &e);
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_OK(c.rc);
-    BR_CHECK(c.pending);
-    BR_CHECK_EQ(parks(&c), 0);
+    call_after_cancel(&c, call_event_wait, &e);
+    BR_CHECK_OK(c.call.rc);
+    br_test_check_cancel_kept(&c.call);
 }
 
 static void set_event(void *e) {
@@ -770,20 +677,11 @@ static void event_set_or_cancel_race(void **state) {
     for (long i = 0; i < rounds; i++) {
         br_event e = BR_EVENT_INIT;
         caller c;
-        caller_start(&c, call_event_wait, &e);
-        wait_entered_park(&c.ctx);
+        caller_enter(&c, call_event_wait, &e);
         TU_WAIT_FOR(event_queued(&e) == 1);
-        cancel_and_wake(&c.ctx, i, set_event, &e);
-        caller_finish(&c);
+        race_round(&c, i, set_event, &e, &won);
         BR_CHECK_EQ(event_queued(&e), 0);
         BR_CHECK(br_event_is_set(&e));
-        if (c.rc == 0) {
-            won++;
-            BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
-        } else {
-            BR_CHECK_ERR(c.rc, BR_ECANCELED);
-            BR_CHECK(!br_test_ctx_cancel_pending(&c.ctx));
-        }
     }
     print_message("event: the set won %ld of %ld rounds\n", won, rounds);
 }
@@ -810,12 +708,6 @@ static void check_indices(const int *idx, int n) {
     }
 }
 
-static void start_plain(caller *c, call_fn fn, void *obj) {
-    caller_init(c, fn, obj);
-    c->plain = true;
-    caller_run(c);
-}
-
 /* A cancelled arrival withdraws: not broken, one fewer waiting; the round then needs
  * one more party and trips with unique indices; so does the next round. The cancelled
  * one arrived first, so an index given on arrival would be handed out twice. */
@@ -824,33 +716,29 @@ static void barrier_cancel_withdraws_the_arrival(void **state) {
     br_barrier b;
     BR_CHECK_OK(br_barrier_init(&b, 3, NULL, NULL));
     caller x, a, y;
-    caller_start(&a, call_barrier_wait, &b);
-    br_test_ctx_wait_parks(&a.ctx, 1);
+    caller_park(&a, call_barrier_wait, &b);
     start_plain(&x, call_barrier_wait, &b);
     TU_WAIT_FOR(barrier_queued(&b) == 2);
     BR_CHECK_EQ(br_barrier_n_waiting(&b), 2);
 
-    br_test_ctx_cancel(&a.ctx);
-    caller_finish(&a);
-    BR_CHECK_ERR(a.rc, BR_ECANCELED);
-    BR_CHECK(!a.pending);
+    br_test_call_cancel(&a.call);
     BR_CHECK(!br_barrier_broken(&b));
     BR_CHECK_EQ(br_barrier_n_waiting(&b), 1);
     BR_CHECK_EQ(barrier_queued(&b), 1);
 
     start_plain(&y, call_barrier_wait, &b); /* the second party again, not the last */
     TU_WAIT_FOR(barrier_queued(&b) == 2);
-    BR_CHECK(!atomic_load(&x.finished));
+    BR_CHECK(!br_test_call_returned(&x.call));
     int idx[3];
     idx[2] = br_barrier_wait(&b, br_test_hang_guard()); /* the third trips it */
-    caller_finish(&x);
-    caller_finish(&y);
-    idx[0] = x.rc;
-    idx[1] = y.rc;
+    br_test_call_join(&x.call);
+    br_test_call_join(&y.call);
+    idx[0] = x.call.rc;
+    idx[1] = y.call.rc;
     check_indices(idx, 3);
-    BR_CHECK_EQ(idx[2], 2); /* the last arrival */
-    BR_CHECK_EQ(x.rc, 0);   /* then queue order */
-    BR_CHECK_EQ(y.rc, 1);
+    BR_CHECK_EQ(idx[2], 2);    /* the last arrival */
+    BR_CHECK_EQ(x.call.rc, 0); /* then queue order */
+    BR_CHECK_EQ(y.call.rc, 1);
     BR_CHECK(!br_barrier_broken(&b));
     BR_CHECK_EQ(br_barrier_n_waiting(&b), 0);
 
@@ -858,10 +746,10 @@ static void barrier_cancel_withdraws_the_arrival(void **state) {
     start_plain(&y, call_barrier_wait, &b);
     TU_WAIT_FOR(barrier_queued(&b) == 2);
     idx[2] = br_barrier_wait(&b, br_test_hang_guard());
-    caller_finish(&x);
-    caller_finish(&y);
-    idx[0] = x.rc;
-    idx[1] = y.rc;
+    br_test_call_join(&x.call);
+    br_test_call_join(&y.call);
+    idx[0] = x.call.rc;
+    idx[1] = y.call.rc;
     check_indices(idx, 3);
     BR_CHECK_OK(br_barrier_destroy(&b));
 }
@@ -873,26 +761,18 @@ static void barrier_cancel_before_the_call(void **state) {
     br_barrier b;
     BR_CHECK_OK(br_barrier_init(&b, 2, NULL, NULL));
     caller c, x;
-    caller_init(&c, call_barrier_wait, &b);
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK_EQ(parks(&c), 1);
+    call_after_cancel(&c, call_barrier_wait, &b);
+    br_test_check_cancelled_at_once(&c.call);
     BR_CHECK_EQ(br_barrier_n_waiting(&b), 0);
     BR_CHECK(!br_barrier_broken(&b));
 
     start_plain(&x, call_barrier_wait, &b);
     TU_WAIT_FOR(barrier_queued(&b) == 1);
-    caller_init(&c, call_barrier_wait, &b);
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    caller_finish(&x);
-    BR_CHECK_EQ(c.rc, 1);
-    BR_CHECK(c.pending);
-    BR_CHECK_EQ(parks(&c), 0);
-    BR_CHECK_EQ(x.rc, 0);
+    call_after_cancel(&c, call_barrier_wait, &b);
+    br_test_call_join(&x.call);
+    BR_CHECK_EQ(c.call.rc, 1);
+    br_test_check_cancel_kept(&c.call);
+    BR_CHECK_EQ(x.call.rc, 0);
     BR_CHECK(!br_barrier_broken(&b));
     BR_CHECK_OK(br_barrier_destroy(&b));
 }
@@ -908,18 +788,18 @@ static void barrier_timeout_in_a_context_still_breaks(void **state) {
     TU_WAIT_FOR(barrier_queued(&b) == 1);
     caller_init(&c, call_barrier_wait, &b);
     c.deadline = br_deadline_after(20 * BR_MSEC);
-    caller_run(&c);
-    caller_finish(&c);
-    caller_finish(&x);
-    BR_CHECK_ERR(c.rc, BR_ETIMEDOUT);
-    BR_CHECK_ERR(x.rc, BR_EBROKEN);
+    caller_run(&c, false);
+    br_test_call_join(&c.call);
+    br_test_call_join(&x.call);
+    BR_CHECK_ERR(c.call.rc, BR_ETIMEDOUT);
+    BR_CHECK_ERR(x.call.rc, BR_EBROKEN);
     BR_CHECK(br_barrier_broken(&b));
     BR_CHECK_EQ(barrier_queued(&b), 0);
     BR_CHECK_OK(br_barrier_destroy(&b));
 }
 
 static void arrive_plain(void *c) {
-    caller_run(c);
+    caller_run_plain(c);
 }
 
 /* The trip and a cancel together, parties = 3: the context queued, x queued, then y
@@ -934,29 +814,26 @@ static void barrier_trip_or_cancel_race(void **state) {
         br_barrier b;
         BR_CHECK_OK(br_barrier_init(&b, 3, NULL, NULL));
         caller x, a, y;
-        caller_start(&a, call_barrier_wait, &b);
-        wait_entered_park(&a.ctx);
+        caller_enter(&a, call_barrier_wait, &b);
         start_plain(&x, call_barrier_wait, &b);
         TU_WAIT_FOR(barrier_queued(&b) == 2);
-        caller_init(&y, call_barrier_wait, &b);
-        y.plain = true;
+        caller_init(&y, call_barrier_wait, &b); /* arrives plain, as the wake */
 
         cancel_and_wake(&a.ctx, i, arrive_plain, &y);
-        caller_finish(&a);
+        br_test_call_join(&a.call);
         int idx[3];
-        if (a.rc >= 0) {
+        if (a.call.rc >= 0) { /* its index: the wake won */
             won++;
             BR_CHECK(br_test_ctx_cancel_pending(&a.ctx));
-            idx[1] = a.rc;
+            idx[1] = a.call.rc;
         } else {
-            BR_CHECK_ERR(a.rc, BR_ECANCELED);
-            BR_CHECK(!br_test_ctx_cancel_pending(&a.ctx));
+            br_test_check_cancelled(&a.call);
             idx[1] = br_barrier_wait(&b, br_test_hang_guard());
         }
-        caller_finish(&x);
-        caller_finish(&y);
-        idx[0] = x.rc;
-        idx[2] = y.rc;
+        br_test_call_join(&x.call);
+        br_test_call_join(&y.call);
+        idx[0] = x.call.rc;
+        idx[2] = y.call.rc;
         check_indices(idx, 3);
         BR_CHECK(!br_barrier_broken(&b));
         BR_CHECK_EQ(br_barrier_n_waiting(&b), 0);
@@ -990,15 +867,11 @@ static void join_cancel_while_waiting_for_done(void **state) {
     BR_CHECK_OK(br_event_init(&gate));
     br_thread *t = tu_spawn(gated_fn, &gate);
     caller c;
-    caller_start(&c, call_join, t);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    caller_park(&c, call_join, t);
     BR_CHECK_EQ(br__wq_len(&t->wq), 1);
     BR_CHECK_EQ(joiners_of(t), 1);
 
-    br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK(!c.pending);
+    br_test_call_cancel(&c.call);
     BR_CHECK_EQ(br__wq_len(&t->wq), 0);
     BR_CHECK_EQ(joiners_of(t), 0);
     BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE);
@@ -1029,21 +902,17 @@ static void join_cancel_while_another_joiner_reaps(void **state) {
     start_plain(&r, call_join, t);
     TU_WAIT_FOR(atomic_load(&t->reap) == BR__REAP_BUSY); /* r is in pthread_join */
 
-    caller_start(&c, call_join, t);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    caller_park(&c, call_join, t);
     BR_CHECK_EQ(br__wq_len(&t->wq), 1);
     BR_CHECK_EQ(joiners_of(t), 2);
-    br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK(!c.pending);
+    br_test_call_cancel(&c.call);
     BR_CHECK_EQ(br__wq_len(&t->wq), 0);
     BR_CHECK_EQ(joiners_of(t), 1);
     BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_BUSY); /* r's reap goes on */
 
     BR_CHECK_OK(br_event_set(&dtor_gate));
-    caller_finish(&r);
-    BR_CHECK_OK(r.rc);
+    br_test_call_join(&r.call);
+    BR_CHECK_OK(r.call.rc);
     BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DONE);
     BR_CHECK_OK(br_thread_free(t));
     BR_CHECK_OK(br_local_free(loc));
@@ -1059,14 +928,11 @@ static void join_cancel_last_joiner_detaches(void **state) {
     br_thread *t = tu_spawn(gated_fn, &gate);
     br__thread_ref(t); /* keep the block, to look at it after br_thread_free */
     caller c;
-    caller_start(&c, call_join, t);
-    br_test_ctx_wait_parks(&c.ctx, 1); /* registered as a joiner */
+    caller_park(&c, call_join, t); /* registered as a joiner */
     BR_CHECK_OK(br_thread_free(t));
     BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE); /* a join is in progress */
 
-    br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
+    br_test_call_cancel(&c.call);
     BR_CHECK_EQ(joiners_of(t), 0);
     BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DETACHED);
 
@@ -1085,33 +951,22 @@ static void join_cancel_before_the_call(void **state) {
     BR_CHECK_OK(br_event_init(&gate));
     br_thread *t = tu_spawn(gated_fn, &gate);
     caller c;
-    caller_init(&c, call_join, t);
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK_EQ(parks(&c), 1);
+    call_after_cancel(&c, call_join, t);
+    br_test_check_cancelled_at_once(&c.call);
     BR_CHECK_EQ(joiners_of(t), 0);
     BR_CHECK_EQ(br__wq_len(&t->wq), 0);
 
     BR_CHECK_OK(br_event_set(&gate));
     TU_WAIT_FOR(!br_thread_is_alive(t));
     BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE);
-    caller_init(&c, call_join, t); /* finished, not reaped: this join reaps it */
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_OK(c.rc);
-    BR_CHECK(c.pending);
-    BR_CHECK_EQ(parks(&c), 0);
+    call_after_cancel(&c, call_join, t); /* finished, not reaped: this join reaps it */
+    BR_CHECK_OK(c.call.rc);
+    br_test_check_cancel_kept(&c.call);
     BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DONE);
 
-    caller_init(&c, call_join, t); /* reaped: returns at once */
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_OK(c.rc);
-    BR_CHECK(c.pending);
+    call_after_cancel(&c, call_join, t); /* reaped: returns at once */
+    BR_CHECK_OK(c.call.rc);
+    br_test_check_cancel_kept(&c.call);
     BR_CHECK_OK(br_thread_free(t));
 }
 
@@ -1125,18 +980,12 @@ static void join_done_or_cancel_race(void **state) {
         BR_CHECK_OK(br_event_init(&gate));
         br_thread *t = tu_spawn(gated_fn, &gate);
         caller c;
-        caller_start(&c, call_join, t);
-        wait_entered_park(&c.ctx);
-        cancel_and_wake(&c.ctx, i, set_event, &gate);
-        caller_finish(&c);
+        caller_enter(&c, call_join, t);
+        bool reaped = race_round(&c, i, set_event, &gate, &won);
         BR_CHECK_EQ(joiners_of(t), 0);
-        if (c.rc == 0) {
-            won++;
-            BR_CHECK(br_test_ctx_cancel_pending(&c.ctx));
+        if (reaped) {
             BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_DONE);
         } else {
-            BR_CHECK_ERR(c.rc, BR_ECANCELED);
-            BR_CHECK(!br_test_ctx_cancel_pending(&c.ctx));
             BR_CHECK_EQ(atomic_load(&t->reap), BR__REAP_NONE);
             BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
         }
@@ -1235,18 +1084,14 @@ static int call_sleep_s(caller *c) {
 static void sleep_cancel_while_sleeping(void **state) {
     (void)state;
     caller c;
-    caller_start(&c, call_sleep_until, NULL); /* BR_FOREVER */
-    br_test_ctx_wait_parks(&c.ctx, 1);
-    br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
-    BR_CHECK_ERR(c.rc, BR_ECANCELED);
-    BR_CHECK(!c.pending);
+    caller_park(&c, call_sleep_until, NULL); /* BR_FOREVER */
+    br_test_call_cancel(&c.call);
 
     caller_init(&c, call_sleep_until, NULL); /* not cancelled: sleeps to the end */
     c.deadline = br_deadline_after(2 * BR_MSEC);
-    caller_run(&c);
-    caller_finish(&c);
-    BR_CHECK_OK(c.rc);
+    caller_run(&c, false);
+    br_test_call_join(&c.call);
+    BR_CHECK_OK(c.call.rc);
     BR_CHECK(br_now() >= c.deadline);
 }
 
@@ -1257,13 +1102,8 @@ static void sleep_cancel_before_the_call(void **state) {
     call_fn fns[] = {call_sleep_until, call_sleep_0, call_sleep_s};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         caller c;
-        caller_init(&c, fns[i], NULL);
-        br_test_ctx_cancel(&c.ctx);
-        caller_run(&c);
-        caller_finish(&c);
-        BR_CHECK_ERR(c.rc, BR_ECANCELED);
-        BR_CHECK(!c.pending);
-        BR_CHECK_EQ(parks(&c), 1);
+        call_after_cancel(&c, fns[i], NULL);
+        br_test_check_cancelled_at_once(&c.call);
     }
 }
 
@@ -1289,33 +1129,28 @@ static void with_block_skipped_and_cancel_kept(void **state) {
     br_lock l = BR_LOCK_INIT;
     BR_CHECK_OK(br_lock_acquire(&l, BR_FOREVER));
     caller c;
-    caller_start(&c, call_with_lock, &l);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    caller_park(&c, call_with_lock, &l);
     br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
+    br_test_call_join(&c.call);
     BR_CHECK_EQ(c.ran, 0);
-    BR_CHECK_EQ(cancelled(&c), 1);
-    BR_CHECK(c.pending);
+    BR_CHECK_EQ(br_test_call_cancelled(&c.call), 1);
+    BR_CHECK(c.call.pending);
     BR_CHECK_EQ(lock_queued(&l), 0);
     BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED);
     BR_CHECK_OK(br_lock_release(&l));
 
     br_sem s = BR_SEM_INIT;
-    caller_start(&c, call_with_sem, &s);
-    br_test_ctx_wait_parks(&c.ctx, 1);
+    caller_park(&c, call_with_sem, &s);
     br_test_ctx_cancel(&c.ctx);
-    caller_finish(&c);
+    br_test_call_join(&c.call);
     BR_CHECK_EQ(c.ran, 0);
-    BR_CHECK(c.pending);
+    BR_CHECK(c.call.pending);
     BR_CHECK_EQ(sem_state(&s), 0);
 
     BR_CHECK_OK(br_sem_release(&s, 1)); /* no wait: the block runs */
-    caller_init(&c, call_with_sem, &s);
-    br_test_ctx_cancel(&c.ctx);
-    caller_run(&c);
-    caller_finish(&c);
+    call_after_cancel(&c, call_with_sem, &s);
     BR_CHECK_EQ(c.ran, 1);
-    BR_CHECK(c.pending);
+    br_test_check_cancel_kept(&c.call);
     BR_CHECK_EQ(br_sem_value(&s), 1); /* released at the end of the block */
 }
 
