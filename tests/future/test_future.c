@@ -1194,6 +1194,13 @@ static void cache_survives_fork(void **state) {
      * lock, in an atomic) and the forking thread (holding TSan's, in our prepare
      * handler) can deadlock. Only under TSan: a plain atomic takes no lock. */
     skip();
+#elif defined(BRAID_ASAN)
+    /* ASan builds take every block from malloc (blocks.c), and the allocator of GCC
+     * 12's ASan runtime keeps its locks across fork: a fork while the churning thread
+     * is inside malloc leaves the child stuck in its first malloc (seen: about one run
+     * in 40), whatever braid does. The blocks lock this test is about is the plain
+     * build's, where the slabs take no lock of the C library's. */
+    skip();
 #endif
     _Atomic int stop = 0;
     pthread_t th;
