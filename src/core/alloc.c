@@ -29,6 +29,8 @@ static bool inject(void) {
     return false;
 }
 
+bool br__alloc_should_fail(void) { return inject(); }
+
 void *br__malloc(size_t n) { return inject() ? NULL : malloc(n); }
 
 void *br__calloc(size_t c, size_t n) { return inject() ? NULL : calloc(c, n); }

@@ -64,6 +64,9 @@ void *br__realloc(void *p, size_t n);
 void *br__aligned_alloc(size_t align, size_t n);
 char *br__strdup(const char *s);
 void br__free(void *p);
+/* For an allocator that maps its own memory (the future slabs): counts as one
+ * allocation of the seam and says whether the test hook wants it to fail. */
+bool br__alloc_should_fail(void);
 /* Frees an object of n bytes that callers hold handles to (a queue, a map, a pool...).
  * Debug builds (no NDEBUG) first fill it with BR__POISON_BYTE, so that a stale handle
  * fails loudly even without ASan: its magic no longer matches and the pointers in it

@@ -9,25 +9,50 @@
  * SLAB-byte regions mapped SLAB-aligned, so the slab of a block is its address rounded
  * down: slot 0 holds the slab's header, the rest are blocks.
  *
- * A slab's blocks are carved in address order, a chain of BATCH at a time (the
- * carving itself happens outside the lock: the lock only reserves the range), so fresh
- * memory is touched sequentially, one page per 32 blocks. Blocks a thread's cache
- * gives back are pushed on their own slab's free list; a slab with free blocks is on
- * the `partial` list. A thread that needs blocks takes whole free lists of partial
- * slabs (no walking: each list knows its tail) until it has BATCH or more, so recycled
- * memory is used before fresh memory is touched; only when no slab has a free block
- * does it carve.
+ * Fresh memory is the cost to design for. What a future costs is mostly the first
+ * touch of its memory: on some virtual machines a demand fault of a fresh 4 KiB page
+ * costs about 10 us (the host backs the page then), which is 0.3 us per 128-byte
+ * block, several times the rest of a submit. Memory that stayed mapped costs nothing
+ * to reuse, and memory given back with MADV_DONTNEED costs the full fault again. Two
+ * rules follow:
+ *  - Slabs are 2 MiB, one huge page: from the second slab on, the slab is marked
+ *    MADV_HUGEPAGE, so where transparent huge pages are enabled ("always" or
+ *    "madvise") one fault maps the whole slab instead of 512, and a huge page that an
+ *    earlier process freed is often reused already backed. (The first slab stays in
+ *    4 KiB pages, so a program with a few futures doesn't commit 2 MiB at once; where
+ *    THP is off, every slab is simply 4 KiB pages touched in order.)
+ *  - Freed memory is kept for reuse, and given back only after it went unused for a
+ *    while (the decay, below): a program that submits, waits and releases in rounds
+ *    touches no fresh page after its first round, across pools and executors, since
+ *    the slabs are the process's, not a pool's.
  *
- * Bounds and trimming. A slab whose blocks are all carved and all back is empty. Up to
- * KEEP_EMPTY empty slabs are kept as they are (4 MiB: a burst of futures right after
- * another finds its memory ready); beyond that an empty slab's memory goes back to the
- * kernel at once (madvise DONTNEED: its pages are freed, the address range stays) and
- * the slab joins the `bare` list, to be carved again from scratch before any new slab
- * is mapped. So the memory held beyond what is alive is the thread caches (at most two
- * lists each, the longest a slab's worth), the kept empty slabs, and the free blocks of
- * partially used slabs, which are the first to be reused. Address space, not memory,
- * stays at the high-water mark; a stale handle into a bare slab reads zeros and fails
- * the magic check like any other.
+ * Carving. A slab's blocks are carved in address order, a chain of BATCH at a time
+ * (the carving happens outside the lock: the lock only reserves the range), so fresh
+ * memory is touched sequentially. Blocks a thread's cache gives back are pushed on
+ * their own slab's free list; a slab with free blocks is on the `partial` list. A
+ * thread that needs blocks takes whole free lists of partial slabs (no walking: each
+ * list knows its tail) until it has BATCH or more, so recycled memory is used before
+ * fresh memory is touched; only when no slab has a free block does it carve.
+ *
+ * Decay. A slab whose blocks are all carved and all back is empty; it stays on
+ * `partial` (it is recycled memory like any other) and also joins `empties`, newest
+ * first, stamped with the time it became empty. Every put (once per chain of BATCH
+ * frees) looks at the oldest empty slab: once it has been empty for the decay (10 s by
+ * default, as jemalloc's dirty_decay_ms; the environment variable
+ * BRAID_FUTURE_DECAY_MS sets it, 0 gives memory back at once), its memory goes back to
+ * the kernel (madvise DONTNEED: the pages are freed, the address range stays) and the
+ * slab joins the `bare` list, to be carved again from scratch before any new slab is
+ * mapped. KEEP_FLOOR empty slabs are never given back. A slab taken for reuse leaves
+ * `empties`. So the memory held beyond what is alive is the thread caches (at most two
+ * lists each, the longest a slab's worth), the free blocks of partially used slabs
+ * (the first to be reused), and the empty slabs of the last decay period; a program
+ * that frees a burst and then makes no future at all keeps that memory until its next
+ * put. Address space, not memory, stays at the high-water mark; a stale handle into a
+ * bare slab reads zeros and fails the magic check like any other.
+ *
+ * Out of memory: a slab that can't be mapped makes the get fail (NULL: BR_ENOMEM to the
+ * caller); nothing is held, and the next get tries again. Mapping a slab counts as one
+ * allocation of core/alloc.c's seam, so tests can fail it.
  *
  * Locking: one br__ilock, `lock`, guards every slab header and the lists; it is a leaf
  * (no other lock is taken under it) and is never held across a syscall. future.c
@@ -40,6 +65,7 @@
  */
 #include "future/private.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(BRAID_ASAN) || defined(__SANITIZE_ADDRESS__)
@@ -57,21 +83,25 @@ void br__blocks_unlock(void) { br__ilock_unlock(&lock); }
 #  include <sys/mman.h>
 
 enum {
-    SLAB = 256 * 1024,          /* bytes per slab, and its alignment */
+    SLAB = 2 * 1024 * 1024,     /* bytes per slab, and its alignment: one huge page */
     BLOCK = sizeof(br_future),  /* 128 */
     SLOTS = SLAB / BLOCK,       /* slot 0 is the header */
     CAP = SLOTS - 1,            /* blocks per slab */
     BATCH = BR__BLOCK_BATCH,
-    KEEP_EMPTY = 16             /* empty slabs kept with their memory (4 MiB) */
+    KEEP_FLOOR = 1              /* empty slabs never given back (2 MiB) */
 };
 
+#  define DECAY_DEFAULT_NS (10 * (int64_t)1000000000)
+
 typedef struct slab {
-    struct slab *next, *prev; /* on partial, or next on bare */
+    struct slab *next, *prev;   /* on partial, or next on bare */
+    struct slab *enext, *eprev; /* on empties */
     br_future *free_head, *free_tail;
-    uint32_t nfree;  /* on the free list */
-    uint32_t carved; /* blocks handed out by carving so far (CAP: all of them) */
+    int64_t empty_since;        /* on empties: when it became empty (br_now) */
+    uint32_t nfree;             /* on the free list */
+    uint32_t carved;            /* blocks handed out by carving so far (CAP: all) */
     bool on_partial;
-    bool counted_empty; /* counted in nempty */
+    bool on_empties;
 } slab;
 
 _Static_assert(sizeof(slab) <= BLOCK, "the header fits slot 0");
@@ -79,7 +109,9 @@ _Static_assert(sizeof(slab) <= BLOCK, "the header fits slot 0");
 static slab *partial;  /* slabs with free blocks, most recently returned to first */
 static slab *carving;  /* the slab being carved (carved < CAP), or NULL */
 static slab *bare;     /* slabs whose memory went back to the kernel */
-static size_t nslabs, nempty, nbare, nfree_total;
+static slab *empties_new, *empties_old; /* empty slabs, newest first */
+static size_t nslabs, nempty, nbare, nfree_total, nmapped;
+static int64_t decay_ns = -1; /* -1: not read from the environment yet */
 
 static inline slab *slab_of(const br_future *b) {
     return (slab *)((uintptr_t)b & ~(uintptr_t)(SLAB - 1));
@@ -100,8 +132,61 @@ static void partial_unlink(slab *s) {
     s->on_partial = false;
 }
 
+static void empties_unlink(slab *s) {
+    if (s->eprev)
+        s->eprev->enext = s->enext;
+    else
+        empties_new = s->enext;
+    if (s->enext)
+        s->enext->eprev = s->eprev;
+    else
+        empties_old = s->eprev;
+    s->enext = s->eprev = NULL;
+    s->on_empties = false;
+    nempty--;
+}
+
+static void empties_push(slab *s, int64_t now) {
+    s->empty_since = now;
+    s->eprev = NULL;
+    s->enext = empties_new;
+    if (empties_new)
+        empties_new->eprev = s;
+    else
+        empties_old = s;
+    empties_new = s;
+    s->on_empties = true;
+    nempty++;
+}
+
+/* The decay in ns, read from BRAID_FUTURE_DECAY_MS the first time (under the lock). A
+ * value that isn't a whole number of milliseconds >= 0 leaves the default. */
+static int64_t decay(void) {
+    if (BR__UNLIKELY(decay_ns < 0)) {
+        decay_ns = DECAY_DEFAULT_NS;
+        const char *e = getenv("BRAID_FUTURE_DECAY_MS");
+        if (e != NULL && *e != '\0') {
+            char *end;
+            long long ms = strtoll(e, &end, 10);
+            if (*end == '\0' && ms >= 0 && ms <= INT64_MAX / 1000000)
+                decay_ns = (int64_t)ms * 1000000;
+        }
+    }
+    return decay_ns;
+}
+
+int64_t br__blocks_set_decay(int64_t ns) {
+    br__ilock_lock(&lock);
+    int64_t old = decay();
+    decay_ns = ns < 0 ? DECAY_DEFAULT_NS : ns;
+    br__ilock_unlock(&lock);
+    return old;
+}
+
 /* A fresh SLAB-aligned slab (mapped outside the lock). NULL if out of memory. */
-static slab *slab_map(void) {
+static slab *slab_map(bool huge) {
+    if (br__alloc_should_fail()) /* tests: the out-of-memory paths */
+        return NULL;
     size_t len = 2 * (size_t)SLAB;
     char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
@@ -111,6 +196,12 @@ static slab *slab_map(void) {
         munmap(raw, (size_t)(p - raw));
     if (p + SLAB < raw + len)
         munmap(p + SLAB, (size_t)(raw + len - (p + SLAB)));
+#  ifdef MADV_HUGEPAGE
+    if (huge)
+        (void)madvise(p, SLAB, MADV_HUGEPAGE); /* a hint: THP may be off, that's fine */
+#  else
+    (void)huge;
+#  endif
     return (slab *)(void *)p;
 }
 
@@ -147,10 +238,8 @@ br_future *br__blocks_get(uint32_t *n) {
             nfree_total -= s->nfree;
             s->free_head = s->free_tail = NULL;
             s->nfree = 0;
-            if (s->counted_empty) {
-                s->counted_empty = false;
-                nempty--;
-            }
+            if (s->on_empties)
+                empties_unlink(s);
         }
         br__ilock_unlock(&lock);
         *n = total;
@@ -166,8 +255,9 @@ br_future *br__blocks_get(uint32_t *n) {
             nslabs++;
             break;
         }
+        bool huge = nmapped > 0;
         br__ilock_unlock(&lock);
-        if (fresh == NULL && (fresh = slab_map()) == NULL)
+        if (fresh == NULL && (fresh = slab_map(huge)) == NULL)
             return NULL;
         br__ilock_lock(&lock);
         if (carving == NULL && partial == NULL) {
@@ -175,6 +265,7 @@ br_future *br__blocks_get(uint32_t *n) {
             carving = fresh;
             fresh = NULL;
             nslabs++;
+            nmapped++;
         } else if (partial != NULL) {
             br__ilock_unlock(&lock);
             munmap(fresh, SLAB); /* someone returned blocks meanwhile: rare */
@@ -194,8 +285,37 @@ br_future *br__blocks_get(uint32_t *n) {
     return carve(s, from, k); /* reserved: nobody else touches these blocks */
 }
 
+/* Gives back the memory of empty slabs that decayed, oldest first, beyond KEEP_FLOOR.
+ * Called and returns with the lock held; drops it around each madvise. */
+static void trim_decayed(void) {
+    int64_t now = 0;
+    while (nempty > KEEP_FLOOR) {
+        slab *s = empties_old;
+        int64_t d = decay();
+        if (d > 0) {
+            if (now == 0)
+                now = br_now();
+            if (now - s->empty_since < d)
+                return;
+        }
+        /* DONTNEED under the lock would hold it across a syscall, so take the slab off
+         * every list first: it is nobody's until it is on `bare`. */
+        empties_unlink(s);
+        partial_unlink(s);
+        nfree_total -= CAP;
+        nslabs--;
+        br__ilock_unlock(&lock);
+        madvise(s, SLAB, MADV_DONTNEED);
+        br__ilock_lock(&lock);
+        s->next = bare;
+        bare = s;
+        nbare++;
+    }
+}
+
 void br__blocks_put(br_future *chain, uint32_t n) {
     (void)n;
+    int64_t now = 0;
     br__ilock_lock(&lock);
     while (chain) {
         br_future *b = chain;
@@ -216,25 +336,13 @@ void br__blocks_put(br_future *chain, uint32_t n) {
             s->on_partial = true;
         }
         if (s->nfree == CAP) { /* every block carved and back: empty */
-            if (nempty < KEEP_EMPTY) {
-                s->counted_empty = true;
-                nempty++;
-            } else {
-                /* Trim: its memory goes back to the kernel. DONTNEED under the lock
-                 * would hold it across a syscall, so mark the slab first: off every
-                 * list, it is nobody's until it is on `bare`. */
-                partial_unlink(s);
-                nfree_total -= CAP;
-                nslabs--;
-                br__ilock_unlock(&lock);
-                madvise(s, SLAB, MADV_DONTNEED);
-                br__ilock_lock(&lock);
-                s->next = bare;
-                bare = s;
-                nbare++;
-            }
+            if (now == 0)
+                now = br_now();
+            empties_push(s, now);
         }
     }
+    if (nempty > KEEP_FLOOR)
+        trim_decayed();
     br__ilock_unlock(&lock);
 }
 
@@ -245,6 +353,9 @@ void br__blocks_stats(struct br__blocks_stats *st) {
     st->bare = nbare;
     st->free_blocks = nfree_total;
     st->slab_blocks = CAP;
+    st->mapped = nmapped;
+    st->carving = carving != NULL;
+    st->uncarved = carving != NULL ? CAP - carving->carved : 0;
     br__ilock_unlock(&lock);
 }
 
@@ -307,5 +418,10 @@ void br__blocks_put(br_future *chain, uint32_t n) {
 }
 
 void br__blocks_stats(struct br__blocks_stats *st) { memset(st, 0, sizeof *st); }
+
+int64_t br__blocks_set_decay(int64_t ns) {
+    (void)ns;
+    return 0;
+}
 
 #endif

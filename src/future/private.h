@@ -288,8 +288,14 @@ struct br__blocks_stats {
     size_t bare;        /* slabs whose memory went back to the kernel, kept as address space */
     size_t free_blocks; /* free blocks in the shared layer */
     size_t slab_blocks; /* blocks per slab */
+    size_t mapped;      /* slabs ever mapped (address space never given back) */
+    size_t carving;     /* 1 if a slab is being carved, else 0 (counted in slabs) */
+    size_t uncarved;    /* blocks of that slab not carved yet */
 };
 void br__blocks_stats(struct br__blocks_stats *st);
+/* Tests: sets how long an empty slab keeps its memory (ns; 0: given back at once beyond
+ * the floor; < 0: the default), returns the previous value. */
+int64_t br__blocks_set_decay(int64_t ns);
 
 /* Tests: consumers blocked in br_as_completed_next on `it` (as_completed.c). */
 size_t br__as_completed_blocked(br_as_completed *it);

@@ -1105,76 +1105,6 @@ static void cache_cross_thread(void **state) {
     }
 }
 
-/* The shared layer of the block cache (blocks.c): a burst of futures far beyond the
- * kept empty slabs gives its memory back when released, and the next burst reuses
- * the same address space before mapping more. */
-enum { BURST_SLABS = 40 };
-
-/* A thread of its own (its cache goes back to the shared layer as it exits). Failures
- * are counted, not checked here: a check failing off the test's thread would jump
- * across threads. */
-typedef struct {
-    size_t n;
-    size_t bad;
-} burst_arg;
-
-static void *burst(void *p) {
-    burst_arg *a = p;
-    size_t n = a->n;
-    a->bad = 0;
-    br_future **f = malloc(n * sizeof *f);
-    if (f == NULL) {
-        a->bad = n;
-        return NULL;
-    }
-    size_t made = 0;
-    for (; made < n; made++)
-        if (br_future_new(&f[made]) != 0)
-            break;
-    a->bad += n - made;
-    /* every block distinct and live */
-    for (size_t i = 0; i < made; i++)
-        a->bad += br_future_set_result_i64(f[i], (int64_t)i) != 0;
-    for (size_t i = 0; i < made; i++) {
-        int64_t v = -1;
-        a->bad += br_future_result_i64(f[i], BR_NOWAIT, &v) != 0 || v != (int64_t)i;
-    }
-    /* release in an order that mixes the slabs */
-    for (size_t k = 0; k < 7; k++)
-        for (size_t i = k; i < made; i += 7)
-            br_future_release(f[i]);
-    free(f);
-    return NULL;
-}
-
-static void blocks_trim_and_reuse(void **state) {
-    (void)state;
-    struct br__blocks_stats st;
-    br__blocks_stats(&st);
-    if (st.slab_blocks == 0)
-        skip(); /* ASan: a malloc per block, so that LeakSanitizer sees each future */
-    burst_arg a = {BURST_SLABS * st.slab_blocks, 0};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, burst, &a), 0);
-    pthread_join(th, NULL);
-    BR_CHECK_EQ(a.bad, 0);
-    br__blocks_stats(&st);
-    /* Everything came back: at most 16 empty slabs keep their memory, the rest went
-     * back to the kernel (bare); every block of a kept slab is free. */
-    BR_CHECK(st.empty <= 16);
-    BR_CHECK_EQ(st.slabs, st.empty);
-    BR_CHECK_EQ(st.free_blocks, st.empty * st.slab_blocks);
-    BR_CHECK(st.bare >= BURST_SLABS - 16);
-    size_t space = st.slabs + st.bare;
-    /* the next burst reuses that address space */
-    assert_int_equal(pthread_create(&th, NULL, burst, &a), 0);
-    pthread_join(th, NULL);
-    BR_CHECK_EQ(a.bad, 0);
-    br__blocks_stats(&st);
-    BR_CHECK_EQ(st.slabs + st.bare, space);
-    BR_CHECK_EQ(st.free_blocks, st.slabs * st.slab_blocks);
-}
-
 static void *churn(void *p) {
     _Atomic int *stop = p;
     while (!atomic_load(stop)) {
@@ -1394,7 +1324,6 @@ BR_TEST_MAIN(cmocka_unit_test(new_is_pending), cmocka_unit_test(pending_running_
              cmocka_unit_test(callbacks_race_completion), cmocka_unit_test(watchers),
              cmocka_unit_test(no_listeners_no_lock), cmocka_unit_test(misuse_codes),
              cmocka_unit_test(cache_cross_thread), cmocka_unit_test(cache_survives_fork),
-             cmocka_unit_test(blocks_trim_and_reuse),
              cmocka_unit_test(take_ptr_moves_ownership), cmocka_unit_test(take_ptr_races),
              cmocka_unit_test(string_results), cmocka_unit_test(wrong_kind_is_not_misuse),
              cmocka_unit_test(state_names))
