@@ -54,6 +54,17 @@
  * caller); nothing is held, and the next get tries again. Mapping a slab counts as one
  * allocation of core/alloc.c's seam, so tests can fail it.
  *
+ * Growing ahead. What must be touched is best touched off the critical path: when a
+ * get starts carving a slab it adds one to `grow_wanted` (at most SPARE_MAX), and a
+ * thread with nothing better to do (a pool worker that ran out of work, before it
+ * spins) calls br__blocks_grow_ahead, which maps a slab (or takes a bare one), faults
+ * it in outside the lock and puts it on `spare`, one per wanted slab, at most
+ * SPARE_MAX. The next get that needs a slab takes a spare before any bare or new one;
+ * a get that finds none doesn't wait for one, it maps its own. So a submitting thread
+ * that outruns the recycling finds its next slab ready, paid for by workers that are
+ * idle because the submitter is the bottleneck. Spares count as mapped, not as slabs:
+ * a program whose futures stop growing holds at most SPARE_MAX slabs beyond them.
+ *
  * Locking: one br__ilock, `lock`, guards every slab header and the lists; it is a leaf
  * (no other lock is taken under it) and is never held across a syscall. future.c
  * holds it across fork().
@@ -88,7 +99,8 @@ enum {
     SLOTS = SLAB / BLOCK,       /* slot 0 is the header */
     CAP = SLOTS - 1,            /* blocks per slab */
     BATCH = BR__BLOCK_BATCH,
-    KEEP_FLOOR = 1              /* empty slabs never given back (2 MiB) */
+    KEEP_FLOOR = 1,             /* empty slabs never given back (2 MiB) */
+    SPARE_MAX = 2               /* slabs grown ahead at most (4 MiB) */
 };
 
 #  define DECAY_DEFAULT_NS (10 * (int64_t)1000000000)
@@ -110,6 +122,9 @@ static slab *partial;  /* slabs with free blocks, most recently returned to firs
 static slab *carving;  /* the slab being carved (carved < CAP), or NULL */
 static slab *bare;     /* slabs whose memory went back to the kernel */
 static slab *empties_new, *empties_old; /* empty slabs, newest first */
+static slab *spare;    /* slabs grown ahead of need (their pages touched), via next */
+static size_t nspare;
+static _Atomic int grow_wanted; /* slabs started since: grow that many ahead */
 static size_t nslabs, nempty, nbare, nfree_total, nmapped;
 static int64_t decay_ns = -1; /* -1: not read from the environment yet */
 
@@ -209,6 +224,15 @@ static void slab_reset(slab *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* A slab was started: one more to grow ahead (at most SPARE_MAX pending). */
+static void want_growth(void) {
+    int want = atomic_load_explicit(&grow_wanted, memory_order_relaxed);
+    while (want < SPARE_MAX &&
+           !atomic_compare_exchange_weak_explicit(&grow_wanted, &want, want + 1,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
 /* Links blocks [from, from + n) of s into a chain, each marked dead. */
 static br_future *carve(slab *s, uint32_t from, uint32_t n) {
     br_future *head = block_at(s, from);
@@ -247,12 +271,22 @@ br_future *br__blocks_get(uint32_t *n) {
     }
     slab *fresh = NULL;
     while (carving == NULL) {
+        if (spare != NULL) { /* grown ahead by an idle thread: already touched */
+            carving = spare;
+            spare = spare->next;
+            nspare--;
+            carving->next = NULL;
+            nslabs++;
+            want_growth();
+            break;
+        }
         if (bare != NULL) { /* address space we have: its pages fault in again */
             carving = bare;
             bare = bare->next;
             nbare--;
             slab_reset(carving);
             nslabs++;
+            want_growth();
             break;
         }
         bool huge = nmapped > 0;
@@ -266,6 +300,7 @@ br_future *br__blocks_get(uint32_t *n) {
             fresh = NULL;
             nslabs++;
             nmapped++;
+            want_growth();
         } else if (partial != NULL) {
             br__ilock_unlock(&lock);
             munmap(fresh, SLAB); /* someone returned blocks meanwhile: rare */
@@ -283,6 +318,61 @@ br_future *br__blocks_get(uint32_t *n) {
         munmap(fresh, SLAB); /* raced with another thread's new slab */
     *n = k;
     return carve(s, from, k); /* reserved: nobody else touches these blocks */
+}
+
+#  ifndef MADV_POPULATE_WRITE
+#    define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#  endif
+
+/* Faults in every page of s, as a write would. */
+static void slab_touch(slab *s) {
+    if (madvise(s, SLAB, MADV_POPULATE_WRITE) == 0)
+        return;
+    for (size_t off = 0; off < SLAB; off += 4096) /* older kernels: touch each page */
+        ((volatile char *)s)[off] = 0;
+}
+
+bool br__blocks_grow_ahead(void) {
+    int want = atomic_load_explicit(&grow_wanted, memory_order_relaxed);
+    do {
+        if (want == 0)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&grow_wanted, &want, want - 1,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed));
+    br__ilock_lock(&lock);
+    if (nspare >= SPARE_MAX || partial != NULL) { /* recycled memory comes first */
+        br__ilock_unlock(&lock);
+        return false;
+    }
+    slab *s = bare;
+    if (s != NULL) {
+        bare = s->next;
+        nbare--;
+    }
+    bool huge = nmapped > 0;
+    br__ilock_unlock(&lock);
+    bool mapped = false;
+    if (s == NULL) {
+        if ((s = slab_map(huge)) == NULL)
+            return false;
+        mapped = true;
+    }
+    slab_touch(s);
+    slab_reset(s);
+    br__ilock_lock(&lock);
+    nmapped += mapped;
+    if (nspare < SPARE_MAX) {
+        s->next = spare;
+        spare = s;
+        nspare++;
+    } else { /* other growers filled the spares: bare (its pages stay until carved) */
+        s->next = bare;
+        bare = s;
+        nbare++;
+    }
+    br__ilock_unlock(&lock);
+    return true;
 }
 
 /* Gives back the memory of empty slabs that decayed, oldest first, beyond KEEP_FLOOR.
@@ -356,6 +446,7 @@ void br__blocks_stats(struct br__blocks_stats *st) {
     st->mapped = nmapped;
     st->carving = carving != NULL;
     st->uncarved = carving != NULL ? CAP - carving->carved : 0;
+    st->spares = nspare;
     br__ilock_unlock(&lock);
 }
 
@@ -423,5 +514,7 @@ int64_t br__blocks_set_decay(int64_t ns) {
     (void)ns;
     return 0;
 }
+
+bool br__blocks_grow_ahead(void) { return false; }
 
 #endif

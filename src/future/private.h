@@ -291,6 +291,7 @@ struct br__blocks_stats {
     size_t mapped;      /* slabs ever mapped (address space never given back) */
     size_t carving;     /* 1 if a slab is being carved, else 0 (counted in slabs) */
     size_t uncarved;    /* blocks of that slab not carved yet */
+    size_t spares;      /* slabs grown ahead, not carved yet (not counted in slabs) */
 };
 void br__blocks_stats(struct br__blocks_stats *st);
 /* Tests: sets how long an empty slab keeps its memory (ns; 0: given back at once beyond

@@ -210,6 +210,47 @@ static void out_of_memory(void **state) {
     free(fs);
 }
 
+/* Growing ahead: nothing is grown until a slab is started; then a call (as an idle
+ * worker makes) faults in a spare, the next slab needed is that spare (no new
+ * mapping), and no more than two are ever grown ahead. */
+static void grows_ahead(void **state) {
+    (void)state;
+    size_t cap = stats().slab_blocks;
+    if (cap == 0) {
+        BR_CHECK(!br__blocks_grow_ahead()); /* ASan: nothing to grow */
+        skip();
+    }
+    BR_CHECK(!br__blocks_grow_ahead()); /* nothing started yet */
+    br_future **fs = malloc(3 * cap * sizeof *fs);
+    BR_CHECK(fs != NULL);
+    size_t made = 0;
+    for (; made < cap; made++) /* the first slab, carved out */
+        BR_CHECK_OK(br_future_new(&fs[made]));
+    BR_CHECK(br__blocks_grow_ahead()); /* the first slab's start wanted one */
+    BR_CHECK(!br__blocks_grow_ahead());
+    struct br__blocks_stats st = stats();
+    BR_CHECK_EQ(st.spares, 1);
+    BR_CHECK_EQ(st.mapped, 2);
+    BR_CHECK_EQ(st.slabs, 1);
+    BR_CHECK_OK(br_future_new(&fs[made++])); /* the second slab is the spare */
+    st = stats();
+    BR_CHECK_EQ(st.spares, 0);
+    BR_CHECK_EQ(st.mapped, 2);
+    BR_CHECK_EQ(st.slabs, 2);
+    for (; made < 3 * cap; made++) /* a third slab, mapped by the get itself */
+        BR_CHECK_OK(br_future_new(&fs[made]));
+    st = stats();
+    BR_CHECK_EQ(st.mapped, 3);
+    int grown = 0;
+    while (br__blocks_grow_ahead())
+        grown++;
+    BR_CHECK_EQ(grown, 2); /* two slabs started since: two wanted, at most two */
+    BR_CHECK_EQ(stats().spares, 2);
+    for (size_t i = 0; i < made; i++)
+        br_future_release(fs[i]);
+    free(fs);
+}
+
 /* --- recycling stress through the thread pool --------------------------------------- */
 
 static int count_task(br_task *t) {
@@ -303,7 +344,8 @@ static void recycling_stress(void **state) {
          * its fire-and-forget tasks), and each of the 3 threads' caches can hold up to
          * a slab's worth more */
         size_t peak = (size_t)(2 * a.per_round) / st.slab_blocks + 1 + 3;
-        BR_CHECK(st.mapped <= peak);
+        BR_CHECK(st.spares <= 2);
+        BR_CHECK(st.mapped <= peak + st.spares);
         BR_CHECK_EQ(st.bare, 0);
         check_all_back();
     }
@@ -318,4 +360,5 @@ static void recycling_stress(void **state) {
 
 BR_TEST_MAIN(cmocka_unit_test(given_back_at_once), cmocka_unit_test(kept_in_steady_state),
              cmocka_unit_test(given_back_after_decay), cmocka_unit_test(out_of_memory),
+             cmocka_unit_test(grows_ahead),
              cmocka_unit_test(recycling_stress))

@@ -346,6 +346,14 @@ static void propagate(struct pool *p) {
  * (the pool closed and nothing is left for it). */
 static br_task *idle_wait(struct worker *w) {
     struct pool *p = w->pool;
+    /* Not counted as spinning meanwhile: to submitters this is a busy worker. */
+    if (br__blocks_grow_ahead()) {
+        br_task *t = find_work(w);
+        if (t) {
+            propagate(p);
+            return t;
+        }
+    }
     bool spinning = try_start_spinning(p);
     bool woken = false; /* a spin after a wake-up finds the task it was woken for */
     for (;;) {
