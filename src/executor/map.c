@@ -14,13 +14,20 @@
  * an executor that crosses a process boundary packs the chunk into one message). An
  * executor without submit_chunk gets each input as its own task (chunksize 1), and so
  * does every executor with chunksize 1 (the default, as in Python): each input's own
- * task is submitted, as br_submit would. Nothing here reads an input's future
+ * task is submitted, as br_submit would, except that the inputs submitted together
+ * (all of br_map_new's first `buffersize`, or a top-up) go as one batch through
+ * vt->submit_batch (br_submit_batch's path: one push and one wake-up in the pool, so
+ * feeding the pool costs less than a loop of br_submit), split only where the ring of
+ * slots wraps. Nothing here reads an input's future
  * in another thread's place, so the map works the same whatever runs the tasks.
  *
  * A chunk is submitted whole or not at all: if one of its futures can't be allocated
  * or the submit fails, every input of the chunk fails with that code without running
  * (a br_map_new whose first chunk fails returns the code and has run nothing; a later
- * chunk's inputs read back as the code, in order).
+ * chunk's inputs read back as the code, in order). In a batch of one-input chunks the
+ * executor queues a prefix: the first input it refused carries the code, and those
+ * after it are taken back unrun (released, `submitted` steps back) for a later call;
+ * an input whose future can't be made reads BR_ENOMEM and ends the batch before it.
  *
  * Bounding (Python 3.14's buffersize): chunks live in a ring of buffersize + 1 slots.
  * br_map_new submits `buffersize` chunks; each time br_map_next starts reading a chunk
@@ -149,6 +156,85 @@ static int submit_chunk(br_map *m) {
     return rc;
 }
 
+/* Releases a prepared input that was never queued (both references: nobody else has
+ * seen it). */
+static void take_back(br_task *t) {
+    br_future *f = br__task_future(t);
+    br_future_release(f); /* the executor's reference, never given */
+    br_future_release(f); /* the map's */
+}
+
+/* Chunks of one input, from m->submitted up to `limit`, as one batch per contiguous
+ * run of ring slots (br__executor_submit_tasks: vt->submit_batch, one push and one
+ * wake-up in the pool). Failures as submit_chunk's, input by input: an input whose
+ * future can't be made reads BR_ENOMEM and ends the batch before it; the first input
+ * the executor refused carries the code (BR_ECANCELED: taken back instead), and the
+ * inputs after it are taken back unrun, for a later call to submit again. Returns 0
+ * with every chunk up to limit submitted, or the code. */
+static int submit_singles(br_map *m, size_t limit) {
+    unsigned how = BR__ARG_BORROW | (m->ex->vt->in_process ? BR__ARG_IN_PROCESS : 0);
+    br_call call = {.fn = m->fn, .deadline = m->deadline == BR_FOREVER ? 0 : m->deadline};
+    while (m->submitted < limit) {
+        size_t k0 = m->submitted, s0 = k0 % m->ring;
+        size_t n = limit - k0;
+        if (n > m->ring - s0)
+            n = m->ring - s0; /* up to the ring's end: the slots are contiguous */
+        br_task **ts = m->slab + s0;
+        size_t made = 0;
+        int rc = 0;
+        for (; made < n; made++) {
+            size_t i = k0 + made;
+            /* Two references: the map's, and the executor's (given with the submit). */
+            br_future *f = br__task_prepare(m->fn, m->size ? m->args + i * m->size : NULL,
+                                            m->size, how, m->deadline, 2);
+            chunk *c = &m->chunks[s0 + made];
+            c->tasks = ts + made;
+            c->n = 1;
+            ts[made] = f ? br__future_task(f) : NULL;
+            if (f == NULL) {
+                rc = BR_ENOMEM;
+                break;
+            }
+        }
+        size_t q = 0;
+        int src = made > 0 ? br__executor_submit_tasks(m->ex, ts, made, &call, &q) : 0;
+        m->submitted = k0 + q;
+        if (src == 0 && rc == 0)
+            continue;
+        size_t from = q; /* the first input not queued */
+        if (src != 0 && src != BR_ECANCELED) {
+            br__task_abandon(ts[q], src); /* it carries the code */
+            m->submitted++;
+            from = q + 1;
+        } else if (src == 0) {
+            m->submitted++; /* the input whose future couldn't be made reads BR_ENOMEM */
+            return rc;
+        }
+        for (size_t j = from; j < made; j++) {
+            take_back(ts[j]);
+            ts[j] = NULL;
+            m->chunks[s0 + j].n = 0;
+        }
+        if (made < n)
+            m->chunks[s0 + made].n = 0; /* the failed allocation's, now not submitted */
+        return src;
+    }
+    return 0;
+}
+
+/* Submits every chunk from m->submitted up to `limit`: in batches of single inputs, or
+ * chunk by chunk through vt->submit_chunk. 0, or the first failure's code (notes). */
+static int submit_upto(br_map *m, size_t limit) {
+    if (!m->chunked)
+        return submit_singles(m, limit);
+    while (m->submitted < limit) {
+        int rc = submit_chunk(m);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Posts again a cancel that a submit consumed and this call can't report (notes). */
 static void repost_cancel(void) {
     br__waiter w;
@@ -212,19 +298,16 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args, s
         return BR_ENOMEM;
     }
     size_t first = buffersize < m->nchunks ? buffersize : m->nchunks;
-    for (size_t k = 0; k < first; k++) {
-        int rc = submit_chunk(m);
-        if (rc != 0 && k == 0) {
-            br_map_free(m); /* nothing is running: just frees */
-            return rc;
-        }
-        if (rc == BR_ECANCELED) {
-            repost_cancel(); /* the chunks before it are queued: the map goes on */
-            break;
-        }
-        if (rc != 0)
-            break; /* the failed chunk's inputs carry the code; no more for now */
+    int rc = submit_upto(m, first);
+    /* Failed at the first chunk (cancelled: nothing submitted; else it carries the
+     * code): nothing is running, so free just frees. */
+    if (rc != 0 && m->submitted <= (rc == BR_ECANCELED ? 0u : 1u)) {
+        br_map_free(m);
+        return rc;
     }
+    if (rc == BR_ECANCELED)
+        repost_cancel(); /* the chunks before it are queued: the map goes on */
+    /* Any other failure: the failed chunk's inputs carry the code; no more for now. */
     *out = m;
     return 0;
 }
@@ -263,13 +346,9 @@ static int advance(br_map *m, br_future **fp) {
         return BR_EOF;
     if (m->pos == 0) {
         size_t limit = m->head + m->ring < m->nchunks ? m->head + m->ring : m->nchunks;
-        while (m->submitted < limit) {
-            int src = submit_chunk(m);
-            if (src == BR_ECANCELED)
-                return BR_ECANCELED; /* taken back: the map is as it was (notes) */
-            if (src != 0)
-                break; /* recorded in the chunk's inputs; try the rest later */
-        }
+        /* Another failure is recorded in the chunk's inputs; the rest later. */
+        if (submit_upto(m, limit) == BR_ECANCELED)
+            return BR_ECANCELED; /* taken back: the map is as it was (notes) */
     }
     chunk *c = slot(m, m->head);
     br_future *f = input(c, m->pos);
