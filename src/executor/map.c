@@ -15,10 +15,11 @@
  * executor without submit_chunk gets each input as its own task (chunksize 1), and so
  * does every executor with chunksize 1 (the default, as in Python): each input's own
  * task is submitted, as br_submit would, except that the inputs submitted together
- * (all of br_map_new's first `buffersize`, or a top-up) go as one batch through
+ * (all of br_map_new's first `buffersize`, or a top-up) go in batches through
  * vt->submit_batch (br_submit_batch's path: one push and one wake-up in the pool, so
- * feeding the pool costs less than a loop of br_submit), split only where the ring of
- * slots wraps. Nothing here reads an input's future
+ * feeding the pool costs less than a loop of br_submit), of BR__BATCH_SLICE inputs at
+ * most (the workers start on one while the map makes the futures of the next) and
+ * split where the ring of slots wraps. Nothing here reads an input's future
  * in another thread's place, so the map works the same whatever runs the tasks.
  *
  * A chunk is submitted whole or not at all: if one of its futures can't be allocated
@@ -29,7 +30,9 @@
  * after it are taken back unrun (released, `submitted` steps back) for a later call;
  * an input whose future can't be made reads BR_ENOMEM and ends the batch before it.
  *
- * Bounding (Python 3.14's buffersize): chunks live in a ring of buffersize + 1 slots.
+ * Bounding (Python 3.14's buffersize): chunks live in a ring of buffersize + 1 slots
+ * of the slab (chunksize task pointers each; a chunk's slot and size follow from its
+ * number, so nothing else is kept per chunk).
  * br_map_new submits `buffersize` chunks; each time br_map_next starts reading a chunk
  * it tops up so that at most buffersize chunks are in flight ahead of the one being
  * read. A chunk's slot is reused once all its inputs were read.
@@ -69,8 +72,11 @@
 #define MAP_MAGIC 0x6d617070u /* "mapp" */
 #define MAP_DEAD 0xdead3a90u
 
+/* A chunk, as seen through its ring slot (slot()): its inputs' tasks in the slab (NULL
+ * where a future couldn't be made, or once read) and how many there are. Both follow
+ * from the chunk's number, so nothing per chunk is stored but the slab's entries. */
 typedef struct chunk {
-    br_task **tasks; /* n entries in the slab; NULL where allocation failed */
+    br_task **tasks;
     size_t n;
 } chunk;
 
@@ -84,15 +90,19 @@ struct br_map {
     size_t count, size, chunksize, nchunks;
     int64_t deadline; /* BR_FOREVER if none */
     size_t ring;      /* slots: buffersize + 1, at most nchunks */
-    chunk *chunks;
-    br_task **slab;   /* ring * chunksize */
+    br_task **slab;   /* ring * chunksize: chunk k's inputs at slot k % ring */
     size_t head;      /* the chunk being read (absolute number) */
     size_t pos;       /* the next input of the head chunk */
     size_t submitted; /* chunks submitted so far */
     br_future *cur;   /* the input whose result was returned last */
 };
 
-static chunk *slot(br_map *m, size_t k) { return &m->chunks[k % m->ring]; }
+static chunk slot(const br_map *m, size_t k) {
+    size_t first = k * m->chunksize;
+    chunk c = {m->slab + (k % m->ring) * m->chunksize,
+               m->count - first < m->chunksize ? m->count - first : m->chunksize};
+    return c;
+}
 
 static br_future *input(const chunk *c, size_t j) {
     return c->tasks[j] ? br__task_future(c->tasks[j]) : NULL;
@@ -107,10 +117,8 @@ static br_future *input(const chunk *c, size_t j) {
  * submitted. */
 static int submit_chunk(br_map *m) {
     size_t k = m->submitted++;
-    chunk *c = slot(m, k);
+    chunk cs = slot(m, k), *c = &cs;
     size_t first = k * m->chunksize;
-    c->n = m->count - first < m->chunksize ? m->count - first : m->chunksize;
-    c->tasks = m->slab + (k % m->ring) * m->chunksize;
     int rc = 0;
     unsigned how = BR__ARG_BORROW | (m->ex->vt->in_process ? BR__ARG_IN_PROCESS : 0);
     for (size_t j = 0; j < c->n; j++) {
@@ -145,7 +153,6 @@ static int submit_chunk(br_map *m) {
                 br_future_release(f); /* the map's */
                 c->tasks[j] = NULL;
             }
-            c->n = 0;
             m->submitted--;
             return BR_ECANCELED;
         }
@@ -179,6 +186,8 @@ static int submit_singles(br_map *m, size_t limit) {
         size_t n = limit - k0;
         if (n > m->ring - s0)
             n = m->ring - s0; /* up to the ring's end: the slots are contiguous */
+        if (n > BR__BATCH_SLICE)
+            n = BR__BATCH_SLICE; /* the workers start on a slice while we make the next */
         br_task **ts = m->slab + s0;
         size_t made = 0;
         int rc = 0;
@@ -187,9 +196,6 @@ static int submit_singles(br_map *m, size_t limit) {
             /* Two references: the map's, and the executor's (given with the submit). */
             br_future *f = br__task_prepare(m->fn, m->size ? m->args + i * m->size : NULL,
                                             m->size, how, m->deadline, 2);
-            chunk *c = &m->chunks[s0 + made];
-            c->tasks = ts + made;
-            c->n = 1;
             ts[made] = f ? br__future_task(f) : NULL;
             if (f == NULL) {
                 rc = BR_ENOMEM;
@@ -213,10 +219,7 @@ static int submit_singles(br_map *m, size_t limit) {
         for (size_t j = from; j < made; j++) {
             take_back(ts[j]);
             ts[j] = NULL;
-            m->chunks[s0 + j].n = 0;
         }
-        if (made < n)
-            m->chunks[s0 + made].n = 0; /* the failed allocation's, now not submitted */
         return src;
     }
     return 0;
@@ -245,7 +248,7 @@ static void repost_cancel(void) {
 /* Cancels every input in flight that hasn't started. */
 static void cancel_in_flight(br_map *m) {
     for (size_t k = m->head; k < m->submitted; k++) {
-        chunk *c = slot(m, k);
+        chunk cs = slot(m, k), *c = &cs;
         for (size_t j = (k == m->head ? m->pos : 0); j < c->n; j++)
             if (c->tasks[j])
                 br_future_cancel(input(c, j));
@@ -286,14 +289,11 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args, s
     m->ring = buffersize < m->nchunks ? buffersize + 1 : m->nchunks;
     if (m->ring == 0)
         m->ring = 1;
-    m->chunks = br__calloc(m->ring, sizeof *m->chunks);
     /* ring * chunksize can wrap when huge counts come with size 0 (no args to read) */
     m->slab = m->chunksize <= SIZE_MAX / m->ring
                   ? br__calloc(m->ring * m->chunksize, sizeof *m->slab)
                   : NULL;
-    if (m->chunks == NULL || m->slab == NULL) {
-        br__free(m->chunks);
-        br__free(m->slab);
+    if (m->slab == NULL) {
         br__free(m);
         return BR_ENOMEM;
     }
@@ -350,7 +350,7 @@ static int advance(br_map *m, br_future **fp) {
         if (submit_upto(m, limit) == BR_ECANCELED)
             return BR_ECANCELED; /* taken back: the map is as it was (notes) */
     }
-    chunk *c = slot(m, m->head);
+    chunk cs = slot(m, m->head), *c = &cs;
     br_future *f = input(c, m->pos);
     int rc = 0;
     if (f != NULL) {
@@ -366,7 +366,6 @@ static int advance(br_map *m, br_future **fp) {
     }
     c->tasks[m->pos] = NULL;
     if (++m->pos == c->n) {
-        c->n = 0;
         m->head++;
         m->pos = 0;
     }
@@ -416,7 +415,7 @@ int br_map_free(br_map *m) {
         return BR__MISUSE(BR_EINVAL, "br_map_free: not a live map");
     cancel_in_flight(m);
     for (size_t k = m->head; k < m->submitted; k++) {
-        chunk *c = slot(m, k);
+        chunk cs = slot(m, k), *c = &cs;
         for (size_t j = (k == m->head ? m->pos : 0); j < c->n; j++) {
             br_future *f = input(c, j);
             if (f) {
@@ -428,7 +427,6 @@ int br_map_free(br_map *m) {
     if (m->cur)
         br_future_release(m->cur);
     m->magic = MAP_DEAD;
-    br__free(m->chunks);
     br__free(m->slab);
     br__free_poisoned(m, sizeof *m);
     return 0;
