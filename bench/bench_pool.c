@@ -1,5 +1,5 @@
 /* W3 / W4 / N2: braid's thread pool (br_threadpool_new, ThreadPoolExecutor) on no-op
- * tasks, 2 workers.
+ * tasks, 2 workers (1 in the -1 variants).
  *
  *   bench_pool [VARIANT [N]]        no arguments: every variant
  *
@@ -8,12 +8,24 @@
  *                (max_workers 2) is created before timing and its threads start lazily
  *                inside the timed region; timed: N = 100,000 br_submit of a no-op, each
  *                keeping its future, then br_wait(ALL_COMPLETED) on all of them.
+ *   submit-1     the same with max_workers 1 (W3's 2-vs-1 ratio is submit-2 / submit-1).
+ *   batch-2      W3 with br_submit_batch: timed: one br_submit_batch of N = 100,000
+ *   batch-1      no-ops (futures kept) then br_wait on all; max_workers 2 / 1.
  *   map-2        W3 map-2: timed: br_map_new over N = 100,000 inputs (all submitted up
  *                front, as Python 3.11's Executor.map does: buffersize = N) and
  *                br_map_next until BR_EOF, then br_map_free.
- *   n2-submit-2  N2 throughput, as the native peers (n2_uv, n2_glib, n2_omp, n2_tbb,
- *                n2_pool_go): the pool is warmed (both workers started) before timing;
+ *   map-1        the same with max_workers 1.
+ *   n2-submit-2  N2 throughput, steady state, as the native peers (n2_uv, n2_glib,
+ *                n2_omp, n2_tbb, n2_pool_go) run theirs: an untimed full-size round
+ *                first in the same process (N submits, wait, release all: both workers
+ *                started, the future blocks and the fifo's ring grown to size), then
  *                timed: N = 1,000,000 submits (futures kept) then br_wait on all.
+ *   n2-submit-2-cold  the same timed round after a 1,000-task warm-up only (both workers
+ *                started, nothing else): a fresh process's first million, which pays
+ *                for the memory it touches first (N2 "submit-2-cold").
+ *   n2-batch-2   N2 steady state with one br_submit_batch of N instead of the loop.
+ *   n2-submit-1, n2-batch-1  the steady-state ones with max_workers 1 (N2 "submit-1",
+ *                "batch-1"): the pool's own 2-vs-1 ratio, once first touches are gone.
  *   n2-submit-2-nofuture  (extra) the same without futures, as the bare-callback peers
  *                run: N br_submit(..., NULL) of a task that counts (an atomic
  *                increment), then br_executor_shutdown(wait) (GLib's free(wait)); the
@@ -22,12 +34,15 @@
  *                10,000 sequential br_submit + br_future_result + br_future_release,
  *                each timed alone; p50 and p99 (nearest rank) and the median (Python's
  *                statistics.median) in us.
+ * Every throughput variant also emits faults_per_mtask: the minor + major page faults
+ * (getrusage, RUSAGE_SELF) over its timed region, per million tasks.
  * The task is `__asm__ volatile("" ::: "memory"); return 0;`, the peers' no-op. Every
  * future is checked done and successful (map: every result read, none failed).
  */
 #include "bench.h"
 
 #include <stdatomic.h>
+#include <sys/resource.h>
 
 static int noop(br_task *t) {
     (void)t;
@@ -58,90 +73,139 @@ static void check_and_release(br_future **f, long n) {
     }
 }
 
-/* Submit n no-ops keeping each future, then wait for all: seconds (the submit loop's
- * share in *submit_s if not NULL). */
-static double submit_wait(br_executor *ex, long n, double *submit_s) {
+/* Page faults so far (minor + major), for faults_per_mtask. */
+static long faults_now(void) {
+    struct rusage ru;
+    BENCH_CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
+    return ru.ru_minflt + ru.ru_majflt;
+}
+
+/* A timed region: seconds, and the page faults taken in it. */
+typedef struct timed {
+    int64_t t0;
+    long f0;
+    double s;
+    long faults;
+} timed;
+
+static void timed_start(timed *t) {
+    t->f0 = faults_now();
+    t->t0 = bench_now();
+}
+
+static void timed_stop(timed *t) {
+    t->s = bench_secs(t->t0, bench_now());
+    t->faults = faults_now() - t->f0;
+}
+
+/* Submit n no-ops keeping each future (one br_submit_batch if batch), then wait for
+ * all; *submit_s is the submit loop's share if not NULL. */
+static timed submit_wait(br_executor *ex, long n, bool batch, double *submit_s) {
     br_future **f = calloc((size_t)n, sizeof *f);
     BENCH_CHECK(f != NULL);
-    int64_t t0 = bench_now();
-    for (long i = 0; i < n; i++)
-        BENCH_CHECK_OK(br_submit(ex, noop, NULL, 0, &f[i]));
+    timed t;
+    timed_start(&t);
+    if (batch) {
+        size_t queued;
+        BENCH_CHECK_OK(br_submit_batch(ex, noop, NULL, (size_t)n, 0, f, &queued));
+        BENCH_CHECK_EQ(queued, n);
+    } else {
+        for (long i = 0; i < n; i++)
+            BENCH_CHECK_OK(br_submit(ex, noop, NULL, 0, &f[i]));
+    }
     int64_t tm = bench_now();
     BENCH_CHECK_OK(br_wait(f, (size_t)n, BR_ALL_COMPLETED, BR_FOREVER, NULL, NULL, NULL));
-    int64_t t1 = bench_now();
+    timed_stop(&t);
     check_and_release(f, n);
     free(f);
     if (submit_s)
-        *submit_s = bench_secs(t0, tm);
-    return bench_secs(t0, t1);
+        *submit_s = bench_secs(t.t0, tm);
+    return t;
 }
 
-/* Submit n no-ops without futures, then shutdown(wait): seconds. */
-static double submit_nofuture(br_executor *ex, long n) {
-    int64_t t0 = bench_now();
+/* Submit n no-ops without futures, then shutdown(wait). */
+static timed submit_nofuture(br_executor *ex, long n) {
+    timed t;
+    timed_start(&t);
     for (long i = 0; i < n; i++)
         BENCH_CHECK_OK(br_submit(ex, count_task, NULL, 0, NULL));
     BENCH_CHECK_OK(br_executor_shutdown(ex, true, false));
-    int64_t t1 = bench_now();
-    return bench_secs(t0, t1);
+    timed_stop(&t);
+    return t;
 }
 
-static void report_rate(const char *workload, const char *variant, long n, double s,
+static void report_rate(const char *workload, const char *variant, long n, timed t,
                         double setup_ms, double teardown_ms) {
     char buf[32];
-    double rate = (double)n / s;
+    double rate = (double)n / t.s;
+    double fpm = (double)t.faults * 1e6 / (double)n;
     bench_note("%s %s braid: setup %.3f ms, run %ld tasks in %.4f s (%.0f ns/task, "
-               "%stasks/s), teardown %.3f ms",
-               workload, variant, setup_ms, n, s, s * 1e9 / (double)n,
-               bench_si(rate, buf, sizeof buf), teardown_ms);
+               "%stasks/s), %ld page faults (%.0f per M tasks), teardown %.3f ms",
+               workload, variant, setup_ms, n, t.s, t.s * 1e9 / (double)n,
+               bench_si(rate, buf, sizeof buf), t.faults, fpm, teardown_ms);
     bench_emit(workload, variant, "braid", "tasks_per_s", rate, "tasks/s");
+    bench_emit(workload, variant, "braid", "faults_per_mtask", fpm, "faults/Mtask");
 }
 
-static void w3_submit(long n) {
+/* W3 submit-<workers> (batch-<workers> with br_submit_batch). */
+static void w3_submit(long n, int workers, bool batch) {
+    char variant[32];
+    snprintf(variant, sizeof variant, "%s-%d", batch ? "batch" : "submit", workers);
     int64_t s0 = bench_now();
-    br_executor *ex = new_pool(2);
+    br_executor *ex = new_pool(workers);
     double setup = bench_secs(s0, bench_now()) * 1e3;
-    double sub, s = submit_wait(ex, n, &sub);
+    double sub;
+    timed t = submit_wait(ex, n, batch, &sub);
     int64_t d0 = bench_now();
     BENCH_CHECK_OK(br_executor_free(ex));
-    bench_note("W3 submit-2 braid: submit loop %.4f s, then br_wait %.4f s", sub, s - sub);
-    report_rate("W3", "submit-2", n, s, setup, bench_secs(d0, bench_now()) * 1e3);
+    bench_note("W3 %s braid: submit loop %.4f s, then br_wait %.4f s", variant, sub,
+               t.s - sub);
+    report_rate("W3", variant, n, t, setup, bench_secs(d0, bench_now()) * 1e3);
 }
 
-static void n2_submit(long n) {
+/* N2: steady (an untimed full-size round first) or cold (a 1,000-task warm-up only). */
+static void n2_submit(long n, int workers, bool steady, bool batch) {
+    char variant[32];
+    snprintf(variant, sizeof variant, "%s-%d%s", batch ? "batch" : "submit", workers,
+             steady ? "" : "-cold");
     int64_t s0 = bench_now();
-    br_executor *ex = new_pool(2);
-    (void)submit_wait(ex, 1000, NULL); /* warm-up: both workers started before timing */
+    br_executor *ex = new_pool(workers);
+    (void)submit_wait(ex, steady ? n : 1000, batch, NULL); /* both workers started */
     double setup = bench_secs(s0, bench_now()) * 1e3;
-    double sub, s = submit_wait(ex, n, &sub);
+    double sub;
+    timed t = submit_wait(ex, n, batch, &sub);
     int64_t d0 = bench_now();
     BENCH_CHECK_OK(br_executor_free(ex));
-    bench_note("N2 submit-2 braid: submit loop %.4f s, then br_wait %.4f s", sub, s - sub);
-    report_rate("N2", "submit-2", n, s, setup, bench_secs(d0, bench_now()) * 1e3);
+    bench_note("N2 %s braid: submit loop %.4f s, then br_wait %.4f s", variant, sub,
+               t.s - sub);
+    report_rate("N2", variant, n, t, setup, bench_secs(d0, bench_now()) * 1e3);
 }
 
 static void n2_nofuture(long n) {
     int64_t s0 = bench_now();
     br_executor *ex = new_pool(2);
-    (void)submit_wait(ex, 1000, NULL); /* warm-up: both workers started before timing */
+    (void)submit_wait(ex, 1000, false, NULL); /* warm-up: both workers started */
     double setup = bench_secs(s0, bench_now()) * 1e3;
     counted = 0;
-    double s = submit_nofuture(ex, n);
+    timed t = submit_nofuture(ex, n);
     BENCH_CHECK_EQ(counted, n);
     int64_t d0 = bench_now();
     BENCH_CHECK_OK(br_executor_free(ex));
-    report_rate("N2", "submit-2-nofuture", n, s, setup, bench_secs(d0, bench_now()) * 1e3);
+    report_rate("N2", "submit-2-nofuture", n, t, setup, bench_secs(d0, bench_now()) * 1e3);
 }
 
-static void w3_map(long n) {
+static void w3_map(long n, int workers) {
+    char variant[32];
+    snprintf(variant, sizeof variant, "map-%d", workers);
     int64_t s0 = bench_now();
-    br_executor *ex = new_pool(2);
+    br_executor *ex = new_pool(workers);
     int64_t *xs = malloc((size_t)n * sizeof *xs);
     BENCH_CHECK(xs != NULL);
     for (long i = 0; i < n; i++)
         xs[i] = i;
     double setup = bench_secs(s0, bench_now()) * 1e3;
-    int64_t t0 = bench_now();
+    timed t;
+    timed_start(&t);
     br_map *m;
     BENCH_CHECK_OK(br_map_new(&m, ex, noop, xs, (size_t)n, sizeof xs[0],
                               &(br_map_opts){.buffersize = (size_t)n}));
@@ -156,12 +220,12 @@ static void w3_map(long n) {
         got++;
     }
     BENCH_CHECK_OK(br_map_free(m));
+    timed_stop(&t);
     int64_t t1 = bench_now();
     BENCH_CHECK_EQ(got, n);
     BENCH_CHECK_OK(br_executor_free(ex));
     free(xs);
-    report_rate("W3", "map-2", n, bench_secs(t0, t1), setup,
-                bench_secs(t1, bench_now()) * 1e3);
+    report_rate("W3", variant, n, t, setup, bench_secs(t1, bench_now()) * 1e3);
 }
 
 static int64_t round_trip(br_executor *ex) {
@@ -197,34 +261,65 @@ static void roundtrip(long n) {
     free(lat);
 }
 
+static bool is(const char *v, const char *name) {
+    return v == NULL || strcmp(v, name) == 0;
+}
+
 int main(int argc, char **argv) {
     const char *v = argc > 1 ? argv[1] : NULL;
-    bool all = v == NULL, matched = false;
-    if (all || strcmp(v, "submit-2") == 0) {
-        w3_submit(bench_arg_count(argc, argv, 2, 100000));
+    bool matched = false;
+    long w3n = bench_arg_count(argc, argv, 2, 100000);
+    long n2n = bench_arg_count(argc, argv, 2, 1000000);
+    for (int workers = 2; workers >= 1; workers--) {
+        char name[32];
+        snprintf(name, sizeof name, "submit-%d", workers);
+        if (is(v, name)) {
+            w3_submit(w3n, workers, false);
+            matched = true;
+        }
+        snprintf(name, sizeof name, "batch-%d", workers);
+        if (is(v, name)) {
+            w3_submit(w3n, workers, true);
+            matched = true;
+        }
+        snprintf(name, sizeof name, "map-%d", workers);
+        if (is(v, name)) {
+            w3_map(w3n, workers);
+            matched = true;
+        }
+    }
+    for (int workers = 2; workers >= 1; workers--) {
+        char name[32];
+        snprintf(name, sizeof name, "n2-submit-%d", workers);
+        if (is(v, name)) {
+            n2_submit(n2n, workers, true, false);
+            matched = true;
+        }
+        snprintf(name, sizeof name, "n2-batch-%d", workers);
+        if (is(v, name)) {
+            n2_submit(n2n, workers, true, true);
+            matched = true;
+        }
+    }
+    if (is(v, "n2-submit-2-cold")) {
+        n2_submit(n2n, 2, false, false);
         matched = true;
     }
-    if (all || strcmp(v, "map-2") == 0) {
-        w3_map(bench_arg_count(argc, argv, 2, 100000));
+    if (is(v, "n2-submit-2-nofuture")) {
+        n2_nofuture(n2n);
         matched = true;
     }
-    if (all || strcmp(v, "n2-submit-2") == 0) {
-        n2_submit(bench_arg_count(argc, argv, 2, 1000000));
-        matched = true;
-    }
-    if (all || strcmp(v, "n2-submit-2-nofuture") == 0) {
-        n2_nofuture(bench_arg_count(argc, argv, 2, 1000000));
-        matched = true;
-    }
-    if (all || strcmp(v, "roundtrip") == 0) {
+    if (is(v, "roundtrip")) {
         roundtrip(bench_arg_count(argc, argv, 2, 10000));
         matched = true;
     }
     if (!matched) {
-        fprintf(
-            stderr,
-            "usage: %s [submit-2|map-2|n2-submit-2|n2-submit-2-nofuture|roundtrip [N]]\n",
-            argv[0]);
+        fprintf(stderr,
+                "usage: %s [submit-2|submit-1|batch-2|batch-1|map-2|map-1|n2-submit-2|"
+                "n2-submit-2-cold|n2-submit-1|n2-batch-2|n2-batch-1|n2-submit-2-nofuture|"
+                "roundtrip "
+                "[N]]\n",
+                argv[0]);
         return 2;
     }
     return 0;

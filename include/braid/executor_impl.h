@@ -1,4 +1,4 @@
-/* braid/executor_impl.h: writing an executor. The extension API, version 1.
+/* braid/executor_impl.h: writing an executor. The extension API, version 2.
  *
  * braid's executors (the thread pool; later the process pool, MPI, the event loop) are
  * built on this header, and so can yours: an executor written against it works with
@@ -8,9 +8,10 @@
  *
  * Versioning. This interface may change between minor versions of braid before 1.0;
  * BR_EXECUTOR_IMPL_VERSION says which one a program was built against, and
- * br_executor_init refuses a vtable built for another one (BR_ENOTSUP) instead of
- * misreading it. Code that only submits and waits needs none of this: it uses
- * braid/executor.h.
+ * br_executor_init refuses a vtable built for one it can't read (BR_ENOTSUP) instead
+ * of misreading it. A version that only appends optional fields keeps accepting the
+ * older ones (version 2 appended submit_batch; a version-1 vtable still works). Code that
+ * only submits and waits needs none of this: it uses braid/executor.h.
  *
  * The shape:
  *
@@ -47,7 +48,10 @@
 extern "C" {
 #endif
 
-#define BR_EXECUTOR_IMPL_VERSION 1
+/* Version 2 appended vt->submit_batch. A vtable built against version 1 is the same
+ * struct without it, so br_executor_init still accepts version 1 and never reads the
+ * field for such an executor (br_submit_batch and br_map then loop over vt->submit). */
+#define BR_EXECUTOR_IMPL_VERSION 2
 
 typedef struct br_executor_vt {
     /* "thread", "process", ...: what br_executor_kind returns. Required. */
@@ -78,6 +82,16 @@ typedef struct br_executor_vt {
     /* Optional: br_parallel_for. NULL: BR_ENOTSUP. */
     int (*parallel_for)(br_executor *ex, int64_t begin, int64_t end, int64_t grain,
                         br_range_fn fn, void *ctx);
+    /* Version 2. Optional: queues tasks[0..n) (n >= 1) in index order, as n calls of
+     * vt->submit with `call` in a row would, with one wake-up where it can
+     * (br_submit_batch, and br_map's inputs). Queues a prefix: on return *queued = k, and
+     * tasks[0..k) are the executor's (one reference each, given up once, as above) while
+     * tasks[k..n) were not queued (the caller keeps theirs). 0 with k == n, or submit's
+     * codes with k < n (k should be 0 whenever nothing was queued yet, e.g. the executor
+     * was shut down at the call). The array is read during the call only. NULL: the generic
+     * layer calls vt->submit for each task. */
+    int (*submit_batch)(br_executor *ex, br_task *const tasks[], size_t n,
+                        const br_call *call, size_t *queued);
     /* More fields may be added with a new BR_EXECUTOR_IMPL_VERSION. */
 } br_executor_vt;
 
@@ -90,7 +104,9 @@ struct br_executor {
 
 /* Makes ex a live executor with vtable vt (which must outlive it). Use the macro,
  * which passes the version this program was built against. 0, BR_EINVAL (ex or vt
- * NULL, or a required operation missing), BR_ENOTSUP (built for another version). */
+ * NULL, or a required operation missing), BR_ENOTSUP (built for a version this braid
+ * can't read: 0, or newer than BR_EXECUTOR_IMPL_VERSION). Versions 1 and 2 are
+ * accepted: only the fields of the version given are read. */
 BR_API int br_executor_init_version(br_executor *ex, const br_executor_vt *vt,
                                     unsigned version);
 #define br_executor_init(ex, vt) br_executor_init_version((ex), (vt), BR_EXECUTOR_IMPL_VERSION)

@@ -14,15 +14,25 @@
  * an executor that crosses a process boundary packs the chunk into one message). An
  * executor without submit_chunk gets each input as its own task (chunksize 1), and so
  * does every executor with chunksize 1 (the default, as in Python): each input's own
- * task is submitted, as br_submit would. Nothing here reads an input's future
+ * task is submitted, as br_submit would, except that the inputs submitted together
+ * (all of br_map_new's first `buffersize`, or a top-up) go in batches through
+ * vt->submit_batch (br_submit_batch's path: one push and one wake-up in the pool, so
+ * feeding the pool costs less than a loop of br_submit), of BR__BATCH_SLICE inputs at
+ * most (the workers start on one while the map makes the futures of the next) and
+ * split where the ring of slots wraps. Nothing here reads an input's future
  * in another thread's place, so the map works the same whatever runs the tasks.
  *
  * A chunk is submitted whole or not at all: if one of its futures can't be allocated
  * or the submit fails, every input of the chunk fails with that code without running
  * (a br_map_new whose first chunk fails returns the code and has run nothing; a later
- * chunk's inputs read back as the code, in order).
+ * chunk's inputs read back as the code, in order). In a batch of one-input chunks the
+ * executor queues a prefix: the first input it refused carries the code, and those
+ * after it are taken back unrun (released, `submitted` steps back) for a later call;
+ * an input whose future can't be made reads BR_ENOMEM and ends the batch before it.
  *
- * Bounding (Python 3.14's buffersize): chunks live in a ring of buffersize + 1 slots.
+ * Bounding (Python 3.14's buffersize): chunks live in a ring of buffersize + 1 slots
+ * of the slab (chunksize task pointers each; a chunk's slot and size follow from its
+ * number, so nothing else is kept per chunk).
  * br_map_new submits `buffersize` chunks; each time br_map_next starts reading a chunk
  * it tops up so that at most buffersize chunks are in flight ahead of the one being
  * read. A chunk's slot is reused once all its inputs were read.
@@ -62,8 +72,11 @@
 #define MAP_MAGIC 0x6d617070u /* "mapp" */
 #define MAP_DEAD 0xdead3a90u
 
+/* A chunk, as seen through its ring slot (slot()): its inputs' tasks in the slab (NULL
+ * where a future couldn't be made, or once read) and how many there are. Both follow
+ * from the chunk's number, so nothing per chunk is stored but the slab's entries. */
 typedef struct chunk {
-    br_task **tasks; /* n entries in the slab; NULL where allocation failed */
+    br_task **tasks;
     size_t n;
 } chunk;
 
@@ -77,15 +90,19 @@ struct br_map {
     size_t count, size, chunksize, nchunks;
     int64_t deadline; /* BR_FOREVER if none */
     size_t ring;      /* slots: buffersize + 1, at most nchunks */
-    chunk *chunks;
-    br_task **slab;   /* ring * chunksize */
+    br_task **slab;   /* ring * chunksize: chunk k's inputs at slot k % ring */
     size_t head;      /* the chunk being read (absolute number) */
     size_t pos;       /* the next input of the head chunk */
     size_t submitted; /* chunks submitted so far */
     br_future *cur;   /* the input whose result was returned last */
 };
 
-static chunk *slot(br_map *m, size_t k) { return &m->chunks[k % m->ring]; }
+static chunk slot(const br_map *m, size_t k) {
+    size_t first = k * m->chunksize;
+    chunk c = {m->slab + (k % m->ring) * m->chunksize,
+               m->count - first < m->chunksize ? m->count - first : m->chunksize};
+    return c;
+}
 
 static br_future *input(const chunk *c, size_t j) {
     return c->tasks[j] ? br__task_future(c->tasks[j]) : NULL;
@@ -100,10 +117,8 @@ static br_future *input(const chunk *c, size_t j) {
  * submitted. */
 static int submit_chunk(br_map *m) {
     size_t k = m->submitted++;
-    chunk *c = slot(m, k);
+    chunk cs = slot(m, k), *c = &cs;
     size_t first = k * m->chunksize;
-    c->n = m->count - first < m->chunksize ? m->count - first : m->chunksize;
-    c->tasks = m->slab + (k % m->ring) * m->chunksize;
     int rc = 0;
     unsigned how = BR__ARG_BORROW | (m->ex->vt->in_process ? BR__ARG_IN_PROCESS : 0);
     for (size_t j = 0; j < c->n; j++) {
@@ -138,7 +153,6 @@ static int submit_chunk(br_map *m) {
                 br_future_release(f); /* the map's */
                 c->tasks[j] = NULL;
             }
-            c->n = 0;
             m->submitted--;
             return BR_ECANCELED;
         }
@@ -147,6 +161,81 @@ static int submit_chunk(br_map *m) {
         if (c->tasks[j])
             br__task_abandon(c->tasks[j], rc);
     return rc;
+}
+
+/* Releases a prepared input that was never queued (both references: nobody else has
+ * seen it). */
+static void take_back(br_task *t) {
+    br_future *f = br__task_future(t);
+    br_future_release(f); /* the executor's reference, never given */
+    br_future_release(f); /* the map's */
+}
+
+/* Chunks of one input, from m->submitted up to `limit`, as one batch per contiguous
+ * run of ring slots (br__executor_submit_tasks: vt->submit_batch, one push and one
+ * wake-up in the pool). Failures as submit_chunk's, input by input: an input whose
+ * future can't be made reads BR_ENOMEM and ends the batch before it; the first input
+ * the executor refused carries the code (BR_ECANCELED: taken back instead), and the
+ * inputs after it are taken back unrun, for a later call to submit again. Returns 0
+ * with every chunk up to limit submitted, or the code. */
+static int submit_singles(br_map *m, size_t limit) {
+    unsigned how = BR__ARG_BORROW | (m->ex->vt->in_process ? BR__ARG_IN_PROCESS : 0);
+    br_call call = {.fn = m->fn, .deadline = m->deadline == BR_FOREVER ? 0 : m->deadline};
+    while (m->submitted < limit) {
+        size_t k0 = m->submitted, s0 = k0 % m->ring;
+        size_t n = limit - k0;
+        if (n > m->ring - s0)
+            n = m->ring - s0; /* up to the ring's end: the slots are contiguous */
+        if (n > BR__BATCH_SLICE)
+            n = BR__BATCH_SLICE; /* the workers start on a slice while we make the next */
+        br_task **ts = m->slab + s0;
+        size_t made = 0;
+        int rc = 0;
+        for (; made < n; made++) {
+            size_t i = k0 + made;
+            /* Two references: the map's, and the executor's (given with the submit). */
+            br_future *f = br__task_prepare(m->fn, m->size ? m->args + i * m->size : NULL,
+                                            m->size, how, m->deadline, 2);
+            ts[made] = f ? br__future_task(f) : NULL;
+            if (f == NULL) {
+                rc = BR_ENOMEM;
+                break;
+            }
+        }
+        size_t q = 0;
+        int src = made > 0 ? br__executor_submit_tasks(m->ex, ts, made, &call, &q) : 0;
+        m->submitted = k0 + q;
+        if (src == 0 && rc == 0)
+            continue;
+        size_t from = q; /* the first input not queued */
+        if (src != 0 && src != BR_ECANCELED) {
+            br__task_abandon(ts[q], src); /* it carries the code */
+            m->submitted++;
+            from = q + 1;
+        } else if (src == 0) {
+            m->submitted++; /* the input whose future couldn't be made reads BR_ENOMEM */
+            return rc;
+        }
+        for (size_t j = from; j < made; j++) {
+            take_back(ts[j]);
+            ts[j] = NULL;
+        }
+        return src;
+    }
+    return 0;
+}
+
+/* Submits every chunk from m->submitted up to `limit`: in batches of single inputs, or
+ * chunk by chunk through vt->submit_chunk. 0, or the first failure's code (notes). */
+static int submit_upto(br_map *m, size_t limit) {
+    if (!m->chunked)
+        return submit_singles(m, limit);
+    while (m->submitted < limit) {
+        int rc = submit_chunk(m);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* Posts again a cancel that a submit consumed and this call can't report (notes). */
@@ -159,7 +248,7 @@ static void repost_cancel(void) {
 /* Cancels every input in flight that hasn't started. */
 static void cancel_in_flight(br_map *m) {
     for (size_t k = m->head; k < m->submitted; k++) {
-        chunk *c = slot(m, k);
+        chunk cs = slot(m, k), *c = &cs;
         for (size_t j = (k == m->head ? m->pos : 0); j < c->n; j++)
             if (c->tasks[j])
                 br_future_cancel(input(c, j));
@@ -200,31 +289,25 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args, s
     m->ring = buffersize < m->nchunks ? buffersize + 1 : m->nchunks;
     if (m->ring == 0)
         m->ring = 1;
-    m->chunks = br__calloc(m->ring, sizeof *m->chunks);
     /* ring * chunksize can wrap when huge counts come with size 0 (no args to read) */
     m->slab = m->chunksize <= SIZE_MAX / m->ring
                   ? br__calloc(m->ring * m->chunksize, sizeof *m->slab)
                   : NULL;
-    if (m->chunks == NULL || m->slab == NULL) {
-        br__free(m->chunks);
-        br__free(m->slab);
+    if (m->slab == NULL) {
         br__free(m);
         return BR_ENOMEM;
     }
     size_t first = buffersize < m->nchunks ? buffersize : m->nchunks;
-    for (size_t k = 0; k < first; k++) {
-        int rc = submit_chunk(m);
-        if (rc != 0 && k == 0) {
-            br_map_free(m); /* nothing is running: just frees */
-            return rc;
-        }
-        if (rc == BR_ECANCELED) {
-            repost_cancel(); /* the chunks before it are queued: the map goes on */
-            break;
-        }
-        if (rc != 0)
-            break; /* the failed chunk's inputs carry the code; no more for now */
+    int rc = submit_upto(m, first);
+    /* Failed at the first chunk (cancelled: nothing submitted; else it carries the
+     * code): nothing is running, so free just frees. */
+    if (rc != 0 && m->submitted <= (rc == BR_ECANCELED ? 0u : 1u)) {
+        br_map_free(m);
+        return rc;
     }
+    if (rc == BR_ECANCELED)
+        repost_cancel(); /* the chunks before it are queued: the map goes on */
+    /* Any other failure: the failed chunk's inputs carry the code; no more for now. */
     *out = m;
     return 0;
 }
@@ -263,15 +346,11 @@ static int advance(br_map *m, br_future **fp) {
         return BR_EOF;
     if (m->pos == 0) {
         size_t limit = m->head + m->ring < m->nchunks ? m->head + m->ring : m->nchunks;
-        while (m->submitted < limit) {
-            int src = submit_chunk(m);
-            if (src == BR_ECANCELED)
-                return BR_ECANCELED; /* taken back: the map is as it was (notes) */
-            if (src != 0)
-                break; /* recorded in the chunk's inputs; try the rest later */
-        }
+        /* Another failure is recorded in the chunk's inputs; the rest later. */
+        if (submit_upto(m, limit) == BR_ECANCELED)
+            return BR_ECANCELED; /* taken back: the map is as it was (notes) */
     }
-    chunk *c = slot(m, m->head);
+    chunk cs = slot(m, m->head), *c = &cs;
     br_future *f = input(c, m->pos);
     int rc = 0;
     if (f != NULL) {
@@ -287,7 +366,6 @@ static int advance(br_map *m, br_future **fp) {
     }
     c->tasks[m->pos] = NULL;
     if (++m->pos == c->n) {
-        c->n = 0;
         m->head++;
         m->pos = 0;
     }
@@ -337,7 +415,7 @@ int br_map_free(br_map *m) {
         return BR__MISUSE(BR_EINVAL, "br_map_free: not a live map");
     cancel_in_flight(m);
     for (size_t k = m->head; k < m->submitted; k++) {
-        chunk *c = slot(m, k);
+        chunk cs = slot(m, k), *c = &cs;
         for (size_t j = (k == m->head ? m->pos : 0); j < c->n; j++) {
             br_future *f = input(c, j);
             if (f) {
@@ -349,7 +427,6 @@ int br_map_free(br_map *m) {
     if (m->cur)
         br_future_release(m->cur);
     m->magic = MAP_DEAD;
-    br__free(m->chunks);
     br__free(m->slab);
     br__free_poisoned(m, sizeof *m);
     return 0;

@@ -26,4 +26,13 @@ static inline bool br__executor_ok(const br_executor *ex) {
 int br__chunk_runner_submit(br_executor *ex, br_task *const tasks[], size_t n,
                             const br_call *call);
 
+/* Tasks per backend call of br_submit_batch (a stack array in the caller). */
+enum { BR__BATCH_SLICE = 256 };
+
+/* Queues tasks[0..n) through vt->submit_batch, or a loop of vt->submit where the
+ * executor has none (submit.c). Queues a prefix: *queued of them, in order; 0 when all
+ * were queued, else the code of the first that wasn't. */
+int br__executor_submit_tasks(br_executor *ex, br_task *const tasks[], size_t n,
+                              const br_call *call, size_t *queued);
+
 #endif

@@ -6,7 +6,14 @@
  * br__task_prepare, which also sets the caller's reference: no atomic increment), and
  * whatever the backend's vt->submit costs. The backend receives one reference with the
  * task and gives it up through br__task_begin/finish (or br__task_run) or
- * br__task_abandon. */
+ * br__task_abandon.
+ *
+ * br_submit_batch makes every future first (so BR_ENOMEM queues nothing), then hands
+ * the tasks to the backend in slices of BR__BATCH_SLICE through vt->submit_batch (one
+ * push, one wake-up per slice in the pool), or a loop of vt->submit for executors
+ * without it (version-1 vtables end before the field and never have it). A backend
+ * queues a prefix of each slice; the batch stops at the first failure and drops the
+ * futures of every task not queued. */
 #include "executor/private.h"
 
 #include <string.h>
@@ -69,6 +76,113 @@ int br_submit_call(br_executor *ex, const br_call *call, br_future **out) {
                        out);
 }
 
+/* Queues tasks[0..n) through the backend: vt->submit_batch where the executor has one
+ * (version 2 and up: a version-1 vtable ends before the field, so it is never read
+ * there), else vt->submit for each, with the task's own argument in its call. Queues a
+ * prefix: *queued tasks are the executor's, the rest are still the caller's. A single
+ * task takes vt->submit, the path br_submit takes. */
+int br__executor_submit_tasks(br_executor *ex, br_task *const tasks[], size_t n,
+                              const br_call *call, size_t *queued) {
+    *queued = 0;
+    if (n > 1 && ex->version >= 2 && ex->vt->submit_batch != NULL) {
+        size_t k = 0;
+        int rc = ex->vt->submit_batch(ex, tasks, n, call, &k);
+        if (rc == 0)
+            k = n;
+        else if (k >= n)
+            return BR__MISUSE(BR_EINVAL, "vt->submit_batch failed with every task queued");
+        *queued = k;
+        return rc;
+    }
+    br_call one = *call;
+    for (size_t i = 0; i < n; i++) {
+        one.fn = tasks[i]->fn;
+        one.arg = br_task_arg(tasks[i], &one.len);
+        int rc = ex->vt->submit(ex, tasks[i], &one);
+        if (rc != 0)
+            return rc;
+        *queued = i + 1;
+    }
+    return 0;
+}
+
+/* Drops the references br_submit_batch holds on a task it didn't queue. */
+static void batch_drop(br_task *t, unsigned refs) {
+    br_future *f = br__task_future(t);
+    if (refs == 2)
+        br_future_release(f);
+    br_future_release(f);
+}
+
+int br_submit_batch(br_executor *ex, br_task_fn fn, const void *args, size_t count,
+                    size_t size, br_future **out, size_t *queued) {
+    if (queued)
+        *queued = 0;
+    if (out)
+        for (size_t i = 0; i < count; i++)
+            out[i] = NULL;
+    if (!br__executor_ok(ex) || fn == NULL || (args == NULL && count > 0 && size > 0))
+        return BR__MISUSE(BR_EINVAL, "br_submit_batch: bad executor, fn or args");
+    if (count == 0)
+        return 0;
+    /* Every future first (all or nothing on BR_ENOMEM), chained through the tasks'
+     * links, which are ours until a task is queued. */
+    unsigned how = BR__ARG_BORROW | (ex->vt->in_process ? BR__ARG_IN_PROCESS : 0);
+    unsigned refs = out ? 2 : 1;
+    const unsigned char *a = args;
+    br_task *head = NULL, **tail = &head;
+    for (size_t i = 0; i < count; i++) {
+        br_future *f =
+            br__task_prepare(fn, size ? a + i * size : NULL, size, how, BR_FOREVER, refs);
+        if (BR__UNLIKELY(f == NULL)) {
+            while (head) {
+                br_task *next = head->next;
+                batch_drop(head, refs);
+                head = next;
+            }
+            return BR_ENOMEM;
+        }
+        br_task *t = br__future_task(f);
+        t->next = NULL;
+        *tail = t;
+        tail = &t->next;
+    }
+    /* Then the queueing, BR__BATCH_SLICE tasks per backend call (one push and at most
+     * one wake-up each in the pool): the slice lives on the stack, so a batch of any
+     * size costs no allocation beyond its futures. */
+    br_task *slice[BR__BATCH_SLICE];
+    br_call call = {.fn = fn, .arg = args, .len = size};
+    size_t done = 0;
+    int rc = 0;
+    br_task *t = head;
+    while (t != NULL) {
+        size_t n = 0;
+        while (t != NULL && n < BR__BATCH_SLICE) {
+            slice[n++] = t;
+            t = t->next; /* read before the slice is queued: then the links are not ours */
+        }
+        size_t k;
+        rc = br__executor_submit_tasks(ex, slice, n, &call, &k);
+        if (out)
+            for (size_t j = 0; j < k; j++)
+                out[done + j] = br__task_future(slice[j]);
+        done += k;
+        if (rc != 0) {
+            for (size_t j = k; j < n; j++)
+                batch_drop(slice[j], refs);
+            while (t != NULL) {
+                br_task *next = t->next;
+                batch_drop(t, refs);
+                t = next;
+            }
+            break;
+        }
+    }
+    if (queued)
+        *queued = done;
+    return rc;
+}
+
 int br_executor_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     if (!br__executor_ok(ex))
         return BR__MISUSE(BR_EINVAL, "br_executor_shutdown: not a live executor");
@@ -117,7 +231,8 @@ int br_executor_init_version(br_executor *ex, const br_executor_vt *vt, unsigned
     if (ex == NULL || vt == NULL || vt->kind == NULL || vt->submit == NULL ||
         vt->shutdown == NULL || vt->destroy == NULL || vt->max_workers == NULL)
         return BR__MISUSE(BR_EINVAL, "br_executor_init: NULL executor, vtable or operation");
-    if (version != BR_EXECUTOR_IMPL_VERSION)
+    /* Each version only appended fields: an older vtable is a prefix of ours. */
+    if (version < 1 || version > BR_EXECUTOR_IMPL_VERSION)
         return BR_ENOTSUP;
     ex->vt = vt;
     ex->version = version;

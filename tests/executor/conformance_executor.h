@@ -23,9 +23,10 @@
  * with messages; cancelling queued tasks; wait and as_completed over the executor's
  * futures; map ordering, chunking and failures; shutdown(wait, cancel_futures);
  * submitting after shutdown; per-task deadlines; request_cancel of a running task;
- * BR_CALL_COPY_ARG; fire-and-forget submits; done-callbacks; and a stress of many
+ * BR_CALL_COPY_ARG; fire-and-forget submits; done-callbacks; a stress of many
  * tasks from several threads with random cancellation, in which every future must
- * resolve exactly once and the results must add up.
+ * resolve exactly once and the results must add up; and br_submit_batch: values,
+ * order, bad arguments, after shutdown, and batches from several threads at once.
  *
  * Blocking without sleeps: a "gate" is a br_future the test completes to let tasks go
  * on, and tasks report "I have started" by completing a future of their own. Time
@@ -783,6 +784,12 @@ static void conformance_submit_after_shutdown(void **state) {
                                 NULL),
                  BR_ESHUTDOWN);
     int32_t in[4] = {1, 2, 3, 4};
+    br_future *fs[4] = {(br_future *)1, (br_future *)1, (br_future *)1, (br_future *)1};
+    size_t q = 9;
+    BR_CHECK_ERR(br_submit_batch(ex, cf_map_fn, in, 4, sizeof in[0], fs, &q), BR_ESHUTDOWN);
+    BR_CHECK(fs[0] == NULL && fs[1] == NULL && fs[2] == NULL && fs[3] == NULL && q == 0);
+    BR_CHECK_ERR(br_submit_batch(ex, cf_map_fn, in, 4, sizeof in[0], NULL, NULL),
+                 BR_ESHUTDOWN);
     br_map *m = (br_map *)1;
     BR_CHECK_ERR(br_map_new(&m, ex, cf_map_fn, in, 4, sizeof in[0], NULL), BR_ESHUTDOWN);
     BR_CHECK(m == NULL);
@@ -856,6 +863,120 @@ static void conformance_parallel_for(void **state) {
         BR_CHECK_EQ(atomic_load(&sum), (int64_t)100000 * 99999 / 2);
     }
     BR_CHECK_ERR(br_parallel_for(ex, 5, 4, 0, cf_range_sum, (void *)&sum), BR_EINVAL);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* --- br_submit_batch ----------------------------------------------------------------- */
+
+static int cf_arg_len(br_task *t) {
+    size_t len = 99;
+    (void)br_task_arg(t, &len);
+    return br_task_return_i64(t, (int64_t)len + 7);
+}
+
+/* Values, failures and messages as count br_submit calls would give them; more than
+ * one slice (the generic layer hands the backend 256 at a time); no futures; an empty
+ * batch; no arguments; bad arguments. */
+static void conformance_submit_batch(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(2);
+    enum { N = 600 };
+    int32_t in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    br_future *f[N];
+    size_t q = 12345;
+    BR_CHECK_OK(br_submit_batch(ex, cf_map_fn, in, N, sizeof in[0], f, &q));
+    BR_CHECK_EQ(q, N);
+    for (int i = 0; i < N; i++) {
+        int64_t v = -1;
+        int rc = br_future_result_i64(f[i], br_test_hang_guard(), &v);
+        if (i % 13 == 5) {
+            BR_CHECK_ERR(rc, BR_ERANGE);
+        } else {
+            BR_CHECK_OK(rc);
+            BR_CHECK_EQ(v, (int64_t)i * 3);
+        }
+        BR_CHECK(br_future_done(f[i]));
+        br_future_release(f[i]);
+    }
+    const char *msg = NULL;
+    int code = 0;
+    BR_CHECK_OK(br_submit_batch(ex, cf_map_fn, in + 5, 1, sizeof in[0], f, NULL));
+    BR_CHECK_OK(br_future_exception(f[0], br_test_hang_guard(), &code, &msg));
+    BR_CHECK_EQ(code, BR_ERANGE);
+    BR_CHECK(msg != NULL && strcmp(msg, "no 5") == 0);
+    br_future_release(f[0]);
+
+    /* size 0: no argument for any task; args may be NULL */
+    BR_CHECK_OK(br_submit_batch(ex, cf_arg_len, NULL, 3, 0, f, &q));
+    BR_CHECK_EQ(q, 3);
+    for (int i = 0; i < 3; i++) {
+        int64_t v = -1;
+        BR_CHECK_OK(br_future_result_i64(f[i], br_test_hang_guard(), &v));
+        BR_CHECK_EQ(v, 7);
+        br_future_release(f[i]);
+    }
+    /* an empty batch */
+    q = 1;
+    BR_CHECK_OK(br_submit_batch(ex, cf_map_fn, NULL, 0, sizeof in[0], f, &q));
+    BR_CHECK_EQ(q, 0);
+    /* no futures: the tasks run all the same (shutdown with wait waits for them) */
+    BR_CHECK_OK(br_submit_batch(ex, cf_map_fn, in, N, sizeof in[0], NULL, &q));
+    BR_CHECK_EQ(q, N);
+
+    /* bad arguments: BR_EINVAL, nothing queued, no futures */
+    for (int i = 0; i < 3; i++)
+        f[i] = (br_future *)1;
+    q = 7;
+    BR_CHECK_ERR(br_submit_batch(NULL, cf_map_fn, in, 3, sizeof in[0], f, &q), BR_EINVAL);
+    BR_CHECK(f[0] == NULL && f[1] == NULL && f[2] == NULL && q == 0);
+    BR_CHECK_ERR(br_submit_batch(ex, NULL, in, 3, sizeof in[0], f, &q), BR_EINVAL);
+    BR_CHECK_ERR(br_submit_batch(ex, cf_map_fn, NULL, 3, sizeof in[0], f, &q), BR_EINVAL);
+    BR_CHECK(f[0] == NULL && f[1] == NULL && f[2] == NULL && q == 0);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static pthread_mutex_t cf_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t *cf_log;
+static long cf_nlog;
+
+static int cf_log_task(br_task *t) {
+    pthread_mutex_lock(&cf_log_mu);
+    cf_log[cf_nlog++] = br_task_arg_i64(t);
+    pthread_mutex_unlock(&cf_log_mu);
+    return 0;
+}
+
+/* With one worker, a batch runs in index order, between the submits before and after
+ * it: a batch is queued as that many submits in a row would be. */
+static void conformance_submit_batch_order(void **state) {
+    (void)state;
+    cf_need_shared_memory();
+    br_executor *ex = cf_make(1);
+    enum { N = 700 };
+    int64_t in[N + 2];
+    for (int i = 0; i < N + 2; i++)
+        in[i] = i;
+    cf_log = calloc(N + 2, sizeof *cf_log);
+    cf_nlog = 0;
+    br_future *f[N + 2];
+    BR_CHECK_OK(br_submit_i64(ex, cf_log_task, 0, &f[0]));
+    size_t q;
+    BR_CHECK_OK(br_submit_batch(ex, cf_log_task, in + 1, N, sizeof in[0], f + 1, &q));
+    BR_CHECK_EQ(q, N);
+    BR_CHECK_OK(br_submit_i64(ex, cf_log_task, N + 1, &f[N + 1]));
+    BR_CHECK_OK(
+        br_wait(f, N + 2, BR_ALL_COMPLETED, br_test_hang_guard(), NULL, NULL, NULL));
+    for (int i = 0; i < N + 2; i++) {
+        BR_CHECK_OK(br_future_result(f[i], BR_NOWAIT, NULL, NULL));
+        br_future_release(f[i]);
+    }
+    BR_CHECK_EQ(cf_nlog, N + 2);
+    for (int i = 0; i < N + 2; i++)
+        BR_CHECK_EQ(cf_log[i], i);
+    free(cf_log);
+    cf_log = NULL;
     BR_CHECK_OK(br_executor_free(ex));
 }
 
@@ -968,6 +1089,87 @@ static void conformance_stress(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
+/* Batches from several threads at once, of every size from 1 to past a slice, with
+ * futures or without: every task runs exactly once with its own argument, every
+ * future is done with its own result, nothing is lost or run twice. */
+typedef struct cf_bstress {
+    br_executor *ex;
+    long per_thread;
+    int64_t *args;     /* CF_SUBMITTERS * per_thread */
+    br_future **futs;  /* NULL where the batch kept no future */
+    _Atomic int *runs; /* per task, shared memory only */
+} cf_bstress;
+
+static cf_bstress *cf_bst;
+
+static int cf_bstress_task(br_task *t) {
+    int64_t a = br_task_arg_i64(t);
+    if (CONFORMANCE_SHARED_MEMORY)
+        atomic_fetch_add(&cf_bst->runs[a], 1);
+    return br_task_return_i64(t, a * 2 + 1);
+}
+
+static void *cf_batch_submitter(void *p) {
+    int id = ((cf_submitter_arg *)p)->id;
+    unsigned seed = 777u + (unsigned)id * 104729u;
+    long base = id * cf_bst->per_thread, done = 0;
+    while (done < cf_bst->per_thread) {
+        long n = 1 + (long)(rand_r(&seed) % 300u);
+        if (n > cf_bst->per_thread - done)
+            n = cf_bst->per_thread - done;
+        bool keep = rand_r(&seed) % 4u != 0;
+        size_t q = 0;
+        if (br_submit_batch(cf_bst->ex, cf_bstress_task, cf_bst->args + base + done,
+                            (size_t)n, sizeof(int64_t),
+                            keep ? cf_bst->futs + base + done : NULL, &q) != 0 ||
+            q != (size_t)n)
+            abort();
+        done += n;
+    }
+    return NULL;
+}
+
+static void conformance_batch_stress(void **state) {
+    (void)state;
+    br_executor *ex = cf_make(2);
+    cf_bstress st = {.ex = ex, .per_thread = br_test_scaled(20000, 1000)};
+    long total = CF_SUBMITTERS * st.per_thread;
+    st.args = calloc((size_t)total, sizeof *st.args);
+    st.futs = calloc((size_t)total, sizeof *st.futs);
+    st.runs = calloc((size_t)total, sizeof *st.runs);
+    for (long i = 0; i < total; i++)
+        st.args[i] = i;
+    cf_bst = &st;
+    pthread_t th[CF_SUBMITTERS];
+    cf_submitter_arg args[CF_SUBMITTERS];
+    for (int i = 0; i < CF_SUBMITTERS; i++) {
+        args[i].id = i;
+        assert_int_equal(pthread_create(&th[i], NULL, cf_batch_submitter, &args[i]), 0);
+    }
+    for (int i = 0; i < CF_SUBMITTERS; i++)
+        pthread_join(th[i], NULL);
+    /* shutdown(wait): every task has run, futures kept or not */
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    long kept = 0;
+    for (long i = 0; i < total; i++) {
+        if (CONFORMANCE_SHARED_MEMORY)
+            BR_CHECK_EQ(atomic_load(&st.runs[i]), 1);
+        if (st.futs[i] == NULL)
+            continue;
+        kept++;
+        BR_CHECK_EQ(br_future_state_of(st.futs[i]), BR_FUTURE_FINISHED);
+        int64_t v = -1;
+        BR_CHECK_OK(br_future_result_i64(st.futs[i], BR_NOWAIT, &v));
+        BR_CHECK_EQ(v, 2 * i + 1);
+        br_future_release(st.futs[i]);
+    }
+    BR_CHECK(kept > 0);
+    free(st.args);
+    free(st.futs);
+    free(st.runs);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
 #define BR_CONFORMANCE_TESTS                                                           \
     cmocka_unit_test(conformance_submit_results),                                      \
         cmocka_unit_test(conformance_bad_arguments),                                   \
@@ -988,6 +1190,9 @@ static void conformance_stress(void **state) {
         cmocka_unit_test(conformance_shutdown_cancel_futures),                         \
         cmocka_unit_test(conformance_shutdown_from_worker),                            \
         cmocka_unit_test(conformance_parallel_for),                                    \
-        cmocka_unit_test(conformance_stress)
+        cmocka_unit_test(conformance_stress),                                          \
+        cmocka_unit_test(conformance_submit_batch),                                    \
+        cmocka_unit_test(conformance_submit_batch_order),                              \
+        cmocka_unit_test(conformance_batch_stress)
 
 #endif

@@ -160,6 +160,8 @@ struct ecall {
     /* what came out */
     br_future *f;
     int64_t value;
+    br_future **futs; /* br_submit_batch's out, `count` of them */
+    size_t queued;
 };
 
 static int ecall_run(void *arg) {
@@ -201,6 +203,12 @@ static int do_submit(ecall *c) {
         return br_submit_call(
             c->ex, &(br_call){.fn = count_task, .flags = BR_CALL_COPY_ARG}, &c->f);
     }
+}
+
+/* A batch of c->count count_tasks with futures in c->futs. */
+static int do_batch(ecall *c) {
+    c->queued = 12345;
+    return br_submit_batch(c->ex, count_task, NULL, c->count, 0, c->futs, &c->queued);
 }
 
 /* --- submit waiting for room ------------------------------------------------------ */
@@ -759,7 +767,117 @@ static void shutdown_wait_is_not_cancelled(void **state) {
     busy_end(&w);
 }
 
-BR_TEST_MAIN(cmocka_unit_test(submit_cancelled_while_waiting),
+/* --- br_submit_batch waiting for room ---------------------------------------------- */
+
+enum { BATCH_N = 7 };
+
+/* A batch bigger than the room: it queues what fits (max_pending 2 behind the busy
+ * worker), parks for the rest and takes the room as it frees up; every task runs
+ * once. */
+static void batch_waits_for_room(void **state) {
+    (void)state;
+    atomic_store(&runs, 0);
+    br_executor *ex = pool_new(1, 2);
+    busy w;
+    busy_start(&w, ex, false);
+    br_future *futs[BATCH_N];
+    ecall c = {.ex = ex, .count = BATCH_N, .futs = futs};
+    ecall_park(&c, do_batch);
+    wait_bp_waiters(ex, 1);
+    struct br__threadpool_stats st;
+    stats(ex, &st);
+    BR_CHECK_EQ(st.pending, 2); /* the first two went in at once */
+    busy_open(&w);
+    br_test_call_join(&c.call);
+    BR_CHECK_OK(c.call.rc);
+    BR_CHECK_EQ(c.queued, BATCH_N);
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    for (int i = 0; i < BATCH_N; i++) {
+        BR_CHECK(futs[i] != NULL && br_future_done(futs[i]));
+        BR_CHECK_OK(br_future_result(futs[i], BR_NOWAIT, NULL, NULL));
+        br_future_release(futs[i]);
+    }
+    BR_CHECK_EQ(atomic_load(&runs), BATCH_N);
+    check_bounded(ex, 0);
+    BR_CHECK_OK(br_executor_free(ex));
+    busy_end(&w);
+}
+
+/* Cancelled, or the pool shut down, while the batch waits for room: the tasks queued
+ * before stay queued and run (their futures in out, *queued says how many); the rest
+ * never run and have no future; the counts are back at rest. */
+static void batch_interrupted_while_waiting(void **state) {
+    (void)state;
+    for (int shut = 0; shut < 2; shut++) {
+        atomic_store(&runs, 0);
+        br_executor *ex = pool_new(1, 2);
+        busy w;
+        busy_start(&w, ex, false);
+        br_future *futs[BATCH_N];
+        ecall c = {.ex = ex, .count = BATCH_N, .futs = futs};
+        ecall_park(&c, do_batch);
+        wait_bp_waiters(ex, 1);
+        if (shut) {
+            BR_CHECK_OK(br_executor_shutdown(ex, false, false));
+            br_test_call_join(&c.call);
+            BR_CHECK_ERR(c.call.rc, BR_ESHUTDOWN);
+        } else {
+            br_test_call_cancel(&c.call);
+            check_bounded(ex, 2);
+        }
+        BR_CHECK_EQ(c.queued, 2);
+        for (int i = 2; i < BATCH_N; i++)
+            BR_CHECK(futs[i] == NULL);
+        busy_open(&w);
+        BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+        for (int i = 0; i < 2; i++) {
+            BR_CHECK(futs[i] != NULL);
+            BR_CHECK_OK(br_future_result(futs[i], BR_NOWAIT, NULL, NULL));
+            br_future_release(futs[i]);
+        }
+        BR_CHECK_EQ(atomic_load(&runs), 2);
+        check_bounded(ex, 0);
+        BR_CHECK_OK(br_executor_free(ex));
+        busy_end(&w);
+    }
+}
+
+/* A cancel posted before: a batch that finds room for all goes through and leaves the
+ * cancel pending; one that finds the pool full is cancelled at its first park, with
+ * nothing queued. */
+static void batch_pending_cancel(void **state) {
+    (void)state;
+    atomic_store(&runs, 0);
+    br_executor *ex = pool_new(1, 3);
+    busy w;
+    busy_start(&w, ex, false);
+    br_future *futs[BATCH_N];
+    ecall c = {.ex = ex, .count = 3, .futs = futs};
+    ecall_run_to_end(&c, do_batch, true);
+    BR_CHECK_OK(c.call.rc);
+    BR_CHECK_EQ(c.queued, 3);
+    br_test_check_cancel_kept(&c.call);
+    br_future *kept[3] = {futs[0], futs[1], futs[2]};
+    c = (ecall){.ex = ex, .count = 2, .futs = futs};
+    ecall_run_to_end(&c, do_batch, true);
+    br_test_check_cancelled_at_once(&c.call);
+    BR_CHECK_EQ(c.queued, 0);
+    BR_CHECK(futs[0] == NULL && futs[1] == NULL);
+    check_bounded(ex, 3);
+    busy_open(&w);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_EQ(atomic_load(&runs), 3);
+    for (int i = 0; i < 3; i++) {
+        BR_CHECK(br_future_done(kept[i]));
+        br_future_release(kept[i]);
+    }
+    busy_end(&w);
+}
+
+BR_TEST_MAIN(cmocka_unit_test(batch_waits_for_room),
+             cmocka_unit_test(batch_interrupted_while_waiting),
+             cmocka_unit_test(batch_pending_cancel),
+             cmocka_unit_test(submit_cancelled_while_waiting),
              cmocka_unit_test(submit_pending_cancel),
              cmocka_unit_test(submit_wake_races_cancel),
              cmocka_unit_test(submit_pending_cancel_races_room),

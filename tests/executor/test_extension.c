@@ -552,7 +552,7 @@ static void executor_init_misuse(void **state) {
     BR_CHECK_ERR(br_executor_init(NULL, &good), BR_EINVAL);
     BR_CHECK_ERR(br_executor_init(&e, NULL), BR_EINVAL);
 
-    unsigned versions[] = {0, BR_EXECUTOR_IMPL_VERSION + 1, ~0u};
+    unsigned versions[] = {0, BR_EXECUTOR_IMPL_VERSION + 1, ~0u}; /* 1 and 2 are read */
     for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
         memset(&e, 0, sizeof e);
         BR_CHECK_ERR(br_executor_init_version(&e, &good, versions[i]), BR_ENOTSUP);
@@ -797,7 +797,104 @@ static void chunk_shutdown_cancels_mid_chunk(void **state) {
     br_future_release(mid_started);
 }
 
-BR_TEST_MAIN(BR_CONFORMANCE_TESTS,
+/* --- br_submit_batch through the vtable ------------------------------------------------
+ */
+
+static int probe_batch_calls;
+
+/* A version-2 vt->submit_batch: holds what fits, in order, and refuses the rest with
+ * BR_ENOMEM (a prefix queued). */
+static int probe_submit_batch(br_executor *ex, br_task *const tasks[], size_t n,
+                              const br_call *call, size_t *queued) {
+    (void)call;
+    probe *p = (probe *)ex;
+    probe_batch_calls++;
+    size_t k = 0;
+    while (k < n && p->n < PROBE_MAX)
+        p->held[p->n++] = tasks[k++];
+    *queued = k;
+    return k == n ? 0 : BR_ENOMEM;
+}
+
+/* Stands where a version-1 vtable has nothing: braid must never read it there. */
+static int probe_submit_batch_unread(br_executor *ex, br_task *const tasks[], size_t n,
+                                     const br_call *call, size_t *queued) {
+    (void)ex;
+    (void)tasks;
+    (void)n;
+    (void)call;
+    (void)queued;
+    fail_msg("vt->submit_batch read from a version-1 executor");
+    return BR_EFAILED;
+}
+
+/* A batch of n echo tasks, task i with the argument 100 + i. */
+static int probe_batch(br_executor *ex, int n, br_future **fs, size_t *queued) {
+    static int64_t args[PROBE_MAX + 4];
+    for (int i = 0; i < PROBE_MAX + 4; i++)
+        args[i] = 100 + i;
+    return br_submit_batch(ex, echo_task, args, (size_t)n, sizeof args[0], fs, queued);
+}
+
+/* The probe holds `count` tasks after `from` earlier ones: fs's, in order. */
+static void probe_check_held(br_executor *ex, int from, int count, br_future **fs) {
+    probe *p = (probe *)ex;
+    BR_CHECK_EQ(p->n, from + count);
+    for (int i = 0; i < count; i++) {
+        BR_CHECK(br_task_future(p->held[from + i]) == fs[i]);
+        BR_CHECK_EQ(br_task_arg_i64(p->held[from + i]), 100 + i);
+    }
+}
+
+/* Version 2: the batch reaches vt->submit_batch in one call (a single task takes
+ * vt->submit); a prefix queued comes back as the futures of that prefix, the rest
+ * NULL, with the executor's code. Version 1: vt->submit_batch is never read, the batch
+ * is a loop of vt->submit with the same prefix semantics. Either way the futures held
+ * complete when the executor lets go of them. */
+static void batch_through_the_vtable(void **state) {
+    (void)state;
+    for (unsigned version = 1; version <= 2; version++) {
+        br_executor_vt vt = probe_vt;
+        vt.submit_batch = version == 1 ? probe_submit_batch_unread : probe_submit_batch;
+        probe *p = calloc(1, sizeof *p);
+        BR_CHECK(p != NULL);
+        BR_CHECK_OK(br_executor_init_version(&p->base, &vt, version));
+        br_executor *ex = &p->base;
+        br_future *fs[PROBE_MAX + 4];
+        size_t q = 0;
+        probe_batch_calls = 0;
+        BR_CHECK_OK(probe_batch(ex, 5, fs, &q));
+        BR_CHECK_EQ(q, 5);
+        probe_check_held(ex, 0, 5, fs);
+        BR_CHECK_EQ(probe_batch_calls, version == 2 ? 1 : 0);
+        br_future *one;
+        BR_CHECK_OK(probe_batch(ex, 1, &one, &q)); /* one task: vt->submit */
+        BR_CHECK_EQ(probe_batch_calls, version == 2 ? 1 : 0);
+        probe_check_held(ex, 5, 1, &one);
+        /* room for 2 more: a prefix of 2, the rest refused with the executor's code */
+        br_future *more[4];
+        BR_CHECK_ERR(probe_batch(ex, 4, more, &q), BR_ENOMEM);
+        BR_CHECK_EQ(q, 2);
+        probe_check_held(ex, 6, 2, more);
+        BR_CHECK(more[2] == NULL && more[3] == NULL);
+        /* the executor runs one of them, and lets go of the rest */
+        BR_CHECK_OK(br_task_run(probe_take(ex)));
+        int64_t v = 0;
+        BR_CHECK_OK(br_future_result_i64(more[1], BR_NOWAIT, &v));
+        BR_CHECK_EQ(v, 101);
+        BR_CHECK_OK(br_executor_free(ex)); /* abandons the held ones: cancelled */
+        for (int i = 0; i < 5; i++) {
+            BR_CHECK(br_future_cancelled(fs[i]));
+            br_future_release(fs[i]);
+        }
+        BR_CHECK(br_future_cancelled(one) && br_future_cancelled(more[0]));
+        br_future_release(one);
+        br_future_release(more[0]);
+        br_future_release(more[1]);
+    }
+}
+
+BR_TEST_MAIN(cmocka_unit_test(batch_through_the_vtable), BR_CONFORMANCE_TESTS,
              cmocka_unit_test(split_calls_on_a_worker_finishes_on_the_dispatcher),
              cmocka_unit_test(task_steps_misuse),
              cmocka_unit_test(outcome_stored_by_the_executor),
@@ -806,4 +903,3 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS,
              cmocka_unit_test(chunk_runner_abandoned),
              cmocka_unit_test(chunk_runner_cancelled_by_shutdown),
              cmocka_unit_test(chunk_shutdown_cancels_mid_chunk))
-

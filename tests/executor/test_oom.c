@@ -229,7 +229,53 @@ static void map_oom_unchunked(void **state) {
     map_oom_with(1);
 }
 
-BR_TEST_MAIN(cmocka_unit_test(threadpool_new_oom),
+/* br_submit_batch makes every future before it queues anything, and the first slice
+ * starts the first worker: a failure anywhere is BR_ENOMEM with nothing queued, no
+ * future and nothing run (LeakSanitizer: every future made was released). */
+static void submit_batch_oom(void **state) {
+    (void)state;
+    enum { N = 300 }; /* more than one slice */
+    map_in in[N];
+    for (int i = 0; i < N; i++)
+        in[i].x = i;
+    br_future *f[N];
+    int failures = 0;
+    for (long n = 0;; n++) {
+        BR_CHECK(n < OOM_MAX);
+        br_executor *ex;
+        BR_CHECK_OK(br_threadpool_new(&ex, &(br_threadpool_opts){.max_workers = 2}));
+        atomic_store(&map_ran, 0);
+        for (int i = 0; i < N; i++)
+            f[i] = (br_future *)1;
+        size_t queued = 99;
+        fail_after(n);
+        int rc = br_submit_batch(ex, triple, in, N, sizeof in[0], f, &queued);
+        fail_never();
+        if (rc != 0) {
+            BR_CHECK_ERR(rc, BR_ENOMEM);
+            BR_CHECK_EQ(queued, 0);
+            for (int i = 0; i < N; i++)
+                BR_CHECK(f[i] == NULL);
+            BR_CHECK_OK(br_executor_free(ex));
+            BR_CHECK_EQ(atomic_load(&map_ran), 0);
+            failures++;
+            continue;
+        }
+        BR_CHECK_EQ(queued, N);
+        for (int i = 0; i < N; i++) {
+            int64_t v = -1;
+            BR_CHECK_OK(br_future_result_i64(f[i], br_test_hang_guard(), &v));
+            BR_CHECK_EQ(v, 3 * i);
+            br_future_release(f[i]);
+        }
+        BR_CHECK_OK(br_executor_free(ex));
+        BR_CHECK_EQ(atomic_load(&map_ran), N);
+        break;
+    }
+    BR_CHECK(failures >= 1); /* the first worker's struct is a br__ allocation */
+}
+
+BR_TEST_MAIN(cmocka_unit_test(threadpool_new_oom), cmocka_unit_test(submit_batch_oom),
              cmocka_unit_test(first_submit_starts_worker_oom),
              cmocka_unit_test(submit_copy_arg_oom), cmocka_unit_test(map_oom),
              cmocka_unit_test(map_oom_unchunked))

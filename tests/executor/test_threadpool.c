@@ -959,10 +959,10 @@ static void threadpool_fifo_start_order(void **state) {
 }
 
 /* Python's get_html(3, 4, 9, 7) shape: a burst to an idle pool of 2 starts the first
- * two, and each worker that frees up then takes the oldest one left. */
-static void threadpool_fifo_burst_to_idle_pool(void **state) {
-    (void)state;
-    unsigned seed = 777;
+ * two, and each worker that frees up then takes the oldest one left. The burst is n
+ * submits, or one br_submit_batch (batch), which must start in the same order. */
+static void tp_fifo_burst(bool batch) {
+    unsigned seed = batch ? 4242 : 777;
     int rounds = (int)br_test_scaled(300, 30);
     for (int round = 0; round < rounds; round++) {
         int workers = 2 + round % 3;
@@ -976,8 +976,18 @@ static void threadpool_fifo_burst_to_idle_pool(void **state) {
         }
         tp_fifo_reset(n);
         br_future *fs[FIFO_MAX];
+        static int64_t idx[FIFO_MAX];
         for (int i = 0; i < n; i++)
-            BR_CHECK_OK(br_submit_i64(ex, tp_fifo_task, i, &fs[i]));
+            idx[i] = i;
+        if (batch) {
+            size_t q;
+            BR_CHECK_OK(
+                br_submit_batch(ex, tp_fifo_task, idx, (size_t)n, sizeof idx[0], fs, &q));
+            BR_CHECK_EQ(q, n);
+        } else {
+            for (int i = 0; i < n; i++)
+                BR_CHECK_OK(br_submit_i64(ex, tp_fifo_task, i, &fs[i]));
+        }
         /* the first `workers` starts race each other: they are tasks 0..workers-1 */
         unsigned long long seen = 0;
         int running[FIFO_MAX];
@@ -1001,6 +1011,69 @@ static void threadpool_fifo_burst_to_idle_pool(void **state) {
         tp_fifo_release_all(n, fs);
         BR_CHECK_OK(br_executor_free(ex));
     }
+}
+
+static void threadpool_fifo_burst_to_idle_pool(void **state) {
+    (void)state;
+    tp_fifo_burst(false);
+}
+
+static void threadpool_batch_start_order(void **state) {
+    (void)state;
+    tp_fifo_burst(true);
+}
+
+/* br_submit_batch from inside a task: onto the worker's deque (stolen by the others),
+ * or through the injection stack with one worker; every leaf runs once. */
+static int64_t tp_leaf_args[4096];
+
+static int tp_fan_out_batch(br_task *t) {
+    int64_t n = br_task_arg_i64(t);
+    for (int64_t done = 0; done < n;) {
+        size_t k = (size_t)(n - done < 4096 ? n - done : 4096);
+        size_t q;
+        int rc = br_submit_batch(tp_self_ex, tp_fan_leaf, tp_leaf_args, k,
+                                 sizeof tp_leaf_args[0], NULL, &q);
+        if (rc != 0)
+            return rc;
+        if (q != k)
+            return BR_EINVAL;
+        done += (int64_t)k;
+    }
+    return 0;
+}
+
+static void threadpool_batch_nested(void **state) {
+    (void)state;
+    for (int i = 0; i < 4096; i++)
+        tp_leaf_args[i] = i + 1;
+    int workers[] = {4, 1};
+    for (int w = 0; w < 2; w++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers[w]});
+        tp_self_ex = ex;
+        atomic_store(&tp_fan_sum, 0);
+        int64_t rounds = br_test_scaled(20, 2);
+        br_future *f;
+        BR_CHECK_OK(br_submit_i64(ex, tp_fan_out_batch, rounds * 4096, &f));
+        BR_CHECK_OK(br_future_result(f, tp_guard(), NULL, NULL));
+        br_future_release(f);
+        BR_CHECK_OK(br_executor_free(ex)); /* waits for every leaf */
+        BR_CHECK_EQ(atomic_load(&tp_fan_sum), rounds * (4096 * 4097 / 2));
+    }
+}
+
+/* A batch to a shut-down pool queues nothing and makes no future. */
+static void threadpool_batch_closed(void **state) {
+    (void)state;
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    br_future *fs[3] = {(br_future *)1, (br_future *)1, (br_future *)1};
+    size_t q = 5;
+    BR_CHECK_ERR(
+        br_submit_batch(ex, tp_fan_leaf, tp_leaf_args, 3, sizeof tp_leaf_args[0], fs, &q),
+        BR_ESHUTDOWN);
+    BR_CHECK(q == 0 && fs[0] == NULL && fs[1] == NULL && fs[2] == NULL);
+    BR_CHECK_OK(br_executor_free(ex));
 }
 
 /* --- parallel_for ---------------------------------------------------------------------- */
@@ -1475,8 +1548,7 @@ static void threadpool_stress(void **state) {
     br_test_wait_threads(before);
 }
 
-BR_TEST_MAIN(BR_CONFORMANCE_TESTS,
-             cmocka_unit_test(threadpool_lazy_start),
+BR_TEST_MAIN(BR_CONFORMANCE_TESTS, cmocka_unit_test(threadpool_lazy_start),
              cmocka_unit_test(threadpool_reuse_bounded),
              cmocka_unit_test(threadpool_second_worker_for_waiting_task),
              cmocka_unit_test(threadpool_default_max_workers),
@@ -1496,6 +1568,9 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS,
              cmocka_unit_test(threadpool_single_worker_fifo),
              cmocka_unit_test(threadpool_fifo_start_order),
              cmocka_unit_test(threadpool_fifo_burst_to_idle_pool),
+             cmocka_unit_test(threadpool_batch_start_order),
+             cmocka_unit_test(threadpool_batch_nested),
+             cmocka_unit_test(threadpool_batch_closed),
              cmocka_unit_test(threadpool_parallel_for_exact),
              cmocka_unit_test(threadpool_parallel_for_error),
              cmocka_unit_test(threadpool_parallel_for_from_worker),

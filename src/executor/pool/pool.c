@@ -14,6 +14,17 @@
  * it is in the stack (or moved on: the fifo, spill, or a mover's hands), where the
  * workers (or shutdown's drain) will find it, and nothing is pushed after.
  *
+ * Batches (vt->submit_batch: br_submit_batch, br_map). From outside, the tasks are
+ * linked newest first, as n pushes would leave them, and the chain goes on the stack
+ * with one CAS: it lands at one instant, in order (the move to the fifo keeps it so),
+ * or, if CLOSED or BROKEN is set, not at all. From a worker they go on its deque (one
+ * fence); if the deque can't grow, the rest go on the stack. Either way one signal
+ * follows: it wakes at most one worker, and the spinner duty below passes the rest of
+ * the batch along, one worker at a time, while more is visible. With max_pending, the
+ * batch reserves as much room as is free with one CAS, pushes that much, and waits for
+ * one slot at a time (bounded.c) when there is none, so a failure in that wait leaves
+ * the prefix already pushed queued (the contract in braid/executor_impl.h).
+ *
  * Waking. After a submit's push (a seq_cst CAS or, for a deque push, a store followed
  * by a seq_cst fence) the submitter reads nspinning and nsleeping:
  *   - someone is spinning: do nothing, the spinner will find the task;
@@ -229,6 +240,120 @@ static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
     return rc;
 }
 
+/* Queues tasks[0..n) in order with one wake-up (no waiting for room). From outside
+ * the pool: one CAS pushes the whole chain, linked newest first as n pushes would have
+ * left it, so the batch lands on the stack at one instant, in order, or (closed) not
+ * at all. From a worker: onto its deque, one fence and one signal; if the deque can't
+ * grow, the rest goes on the stack. Returns the number queued in *queued (a prefix). */
+static int push_batch(struct pool *p, br_task *const tasks[], size_t n, size_t *queued) {
+    struct worker *w = br__pool_self;
+    bool spawn = true;
+    size_t i = 0;
+    *queued = 0;
+    if (BR__UNLIKELY(atomic_load_explicit(&p->nthreads, memory_order_acquire) == 0)) {
+        int rc = first_worker(p);
+        if (rc != 0)
+            return rc;
+        spawn = false;
+    }
+    if (w != NULL && w->pool == p && p->max_workers > 1) {
+        uintptr_t h = atomic_load_explicit(&p->inject, memory_order_acquire);
+        if (h & INJ_FLAGS)
+            return br__pool_closed_code(h);
+        while (i < n && br__deque_push(&w->dq, tasks[i]) == 0)
+            i++;
+        if (i == n) {
+            br__fence_sc(); /* the Dekker pair (notes) */
+            br__pool_signal_work(p, spawn);
+            *queued = n;
+            return 0;
+        }
+        /* The deque could not grow: the rest go on the injection stack. */
+        *queued = i;
+        br__fence_sc();
+    }
+    for (size_t j = i + 1; j < n; j++)
+        tasks[j]->next = tasks[j - 1];
+    uintptr_t h = atomic_load_explicit(&p->inject, memory_order_relaxed);
+    do {
+        if (BR__UNLIKELY(h & INJ_FLAGS)) {
+            if (i > 0)
+                br__pool_signal_work(p, spawn); /* for the ones on the deque */
+            return br__pool_closed_code(h);
+        }
+        tasks[i]->next = br__inj_ptr(h);
+    } while (!atomic_compare_exchange_weak_explicit(&p->inject, &h, (uintptr_t)tasks[n - 1],
+                                                    memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    *queued = n;
+    br__pool_signal_work(p, spawn);
+    return 0;
+}
+
+/* Reserves room for up to want tasks at once (max_pending): how many it got. */
+static size_t reserve_some(struct pool *p, size_t want) {
+    int64_t n = atomic_load_explicit(&p->pending, memory_order_relaxed);
+    for (;;) {
+        int64_t room = p->max_pending - n;
+        if (room <= 0)
+            return 0;
+        int64_t k = (uint64_t)room < want ? room : (int64_t)want;
+        if (atomic_compare_exchange_weak_explicit(
+                &p->pending, &n, n + k, memory_order_seq_cst, memory_order_relaxed))
+            return (size_t)k;
+    }
+}
+
+/* vt->submit_batch: the batch as one push and one wake-up; on a pool with max_pending,
+ * as many pushes as the room it waits for comes in pieces (a prefix stays queued if
+ * the wait fails, braid/executor.h). */
+static int pool_submit_batch(br_executor *ex, br_task *const tasks[], size_t n,
+                             const br_call *call, size_t *queued) {
+    struct pool *p = br__as_pool(ex);
+    *queued = 0;
+    if (br__pool_forked_away(p))
+        return BR_ESHUTDOWN;
+    struct worker *self = br__pool_self;
+    if (p->max_pending == 0 || (self != NULL && self->pool == p)) {
+        /* Unbounded, or a worker (which never waits for room: pool_submit). */
+        if (p->max_pending)
+            atomic_fetch_add_explicit(&p->pending, (int64_t)n, memory_order_seq_cst);
+        int rc = push_batch(p, tasks, n, queued);
+        if (BR__UNLIKELY(rc != 0) && p->max_pending)
+            for (size_t j = *queued; j < n; j++)
+                br__pool_pending_release(p);
+        return rc;
+    }
+    int64_t dl = (call->flags & BR_CALL_NOWAIT) ? BR_NOWAIT
+                 : call->submit_deadline > 0    ? call->submit_deadline
+                                                : BR_FOREVER;
+    bool inside = false;
+    int rc = 0;
+    size_t done = 0;
+    while (done < n) {
+        size_t k = reserve_some(p, n - done);
+        if (k == 0) {
+            /* Full: wait for one slot as a submit would, then take what else is free. */
+            rc = br__pool_pending_reserve(p, dl, &inside);
+            if (rc != 0)
+                break;
+            k = 1 + (n - done > 1 ? reserve_some(p, n - done - 1) : 0);
+        }
+        size_t q;
+        rc = push_batch(p, tasks + done, k, &q);
+        done += q;
+        if (rc != 0) {
+            for (size_t j = q; j < k; j++)
+                br__pool_pending_release(p);
+            break;
+        }
+    }
+    *queued = done;
+    if (BR__UNLIKELY(inside))
+        br__pool_bp_leave(p);
+    return rc;
+}
+
 /* Joins every worker started so far (except the caller, at exit from a worker). */
 static void join_all(struct pool *p) {
     if (br__pool_forked_away(p))
@@ -319,6 +444,7 @@ static const br_executor_vt pool_vt = {
     .in_process = true,
     .submit = pool_submit,
     .submit_chunk = br__chunk_runner_submit,
+    .submit_batch = pool_submit_batch,
     .shutdown = pool_shutdown,
     .destroy = pool_destroy,
     .max_workers = pool_max_workers,
