@@ -22,8 +22,8 @@ lower is better, braid/peer where higher is). Goals (GOALSPEC, ';'-separated):
     within<=X:a    braid's median is at most X times peer a's (lower-is-better figures:
                    1 / ratio <= X); W4 against n2_spin_rtt, the physical limit
     share>=X:M     braid's extra metric M (min_share) is >= X in every round
-    ahead          (loaded twins) braid's ratio stays > 1 against every peer whose ratio
-                   was > 1 in the unloaded figure of the same run (UNLOADED in the meta)
+    ahead          (loaded twins) braid's ratio stays > 1 against every peer it beat in
+                   every round of the unloaded figure of the same run (UNLOADED in the meta)
 A goal whose peers are all absent is "n/a"; a figure with goals is met when every goal
 that could be judged is.
 
@@ -267,6 +267,7 @@ def meta():
             base = json.loads(e["UNLOADED"])
             rec["unloaded_figure"] = base.get("figure")
             rec["unloaded_ratios"] = base.get("ratios", {})
+            rec["unloaded_round_ratios"] = base.get("round_ratios", {})
         except ValueError:
             pass
     print(json.dumps(rec))
@@ -300,7 +301,14 @@ def judge(rec):
             if base is None:
                 goals.append({"goal": "ahead of the peers beaten unloaded", "value": None,
                               "met": None})
-            beaten = [k for k, r in (base or {}).items() if r is not None and r > 1]
+            # beaten unloaded: ratio > 1 in every round (one lucky round is not a lead)
+            rounds = rec.get("unloaded_round_ratios") or {}
+            beaten = []
+            for k, r in (base or {}).items():
+                rr = [v for v in rounds.get(k) or [] if v is not None]
+                if (min(rr) > 1 if rr else r is not None and r > 1):
+                    beaten.append(k)
+            rec["beaten_unloaded"] = beaten
             for label in beaten:
                 r = ratios.get(label)
                 goals.append({"goal": "still ahead of %s (unloaded %.2fx)" % (label, base[label]),

@@ -77,10 +77,14 @@ done
 (( RUNS < 3 )) && echo "bench.sh: note: -n $RUNS is below the 3 rounds BENCH.md asks for" >&2
 
 # --- sizes -------------------------------------------------------------------------
+# N2X_TASKS, N3X_ITEMS: the goal-less extras (N2 without futures, N3 bounded), scaled
+# in routine runs to keep `make bench` under 10 minutes; the figures with goals keep
+# their full sizes
 N2_TASKS=1000000; N3_ITEMS=10000000; W1_CALLS=10; N1_CALLS=100
+N2X_TASKS=200000; N3X_ITEMS=2000000
 case $MODE in
     quick) N2_TASKS=200000; N3_ITEMS=2000000; W1_CALLS=4 ;;
-    full) W1_CALLS=100 ;;
+    full) W1_CALLS=100; N2X_TASKS=$N2_TASKS; N3X_ITEMS=$N3_ITEMS ;;
 esac
 NCPU=$(nproc 2>/dev/null || echo 1)
 LOAD_CPU=$((NCPU - 1))     # the loaded twins' busy process runs on the last CPU
@@ -151,7 +155,7 @@ if (( ! LIST )); then
     echo "braid: $BUILD at commit $COMMIT"
     echo "mode: $MODE ($RUNS timed rounds + 1 warm-up per figure, alternating, under /tmp/braid-bench.lock$( (( IDLE )) && echo ", each run after <= ${IDLE}s of waiting for an idle machine"))"
     (( LOADED )) && echo "loaded twins: on, a busy process pinned to CPU $LOAD_CPU during every run of their rounds"
-    echo "sizes: N1 $N1_CALLS calls; W1 with Python $W1_CALLS of 100 calls; N2 $N2_TASKS tasks; N3 $N3_ITEMS items; the rest at BENCH.md's sizes"
+    echo "sizes: N1 $N1_CALLS calls; W1 with Python $W1_CALLS of 100 calls; N2 $N2_TASKS tasks ($N2X_TASKS without futures); N3 $N3_ITEMS items ($N3X_ITEMS bounded); the rest at BENCH.md's sizes"
     if (( HAVE_PEERS )); then echo "peers: $PEERS"; else echo "peers: none (braid's own figures only)"; fi
 fi
 
@@ -328,11 +332,11 @@ native c-ring n3_ring "" "$N3_ITEMS" items_per_s
 loadable
 run
 
-fig N3.1p1c-bounded "N3 W6" higher "(extra) Queue(maxsize=1024) 1P -> 1C, $N3_ITEMS items (items/s)" \
-    "$([[ $N3_ITEMS != 10000000 ]] && echo "$N3_ITEMS of 10M items")" "" ""
-subject bench_queue "1p1c-bounded $N3_ITEMS" 1p1c-bounded/items_per_s
-native go-chan n3_chan_go GOMAXPROCS=2 "$N3_ITEMS" items_per_s
-native c-ring n3_ring "" "$N3_ITEMS" items_per_s
+fig N3.1p1c-bounded "N3 W6" higher "(extra) Queue(maxsize=1024) 1P -> 1C, $N3X_ITEMS items (items/s)" \
+    "$([[ $N3X_ITEMS != 10000000 ]] && echo "$N3X_ITEMS of 10M items")" "" ""
+subject bench_queue "1p1c-bounded $N3X_ITEMS" 1p1c-bounded/items_per_s
+native go-chan n3_chan_go GOMAXPROCS=2 "$N3X_ITEMS" items_per_s
+native c-ring n3_ring "" "$N3X_ITEMS" items_per_s
 run
 
 # --- W3 / W4 / N2 thread pool (bench_pool) ------------------------------------------------
@@ -383,14 +387,14 @@ expect faults_per_mtask
 run
 
 fig N2.submit-2-nofuture "N2 W3" higher "(extra) the same without futures: submit + shutdown(wait) (tasks/s)" \
-    "$([[ $N2_TASKS != 1000000 ]] && echo "$N2_TASKS of 1M tasks")" "" ""
-subject bench_pool "n2-submit-2-nofuture $N2_TASKS" submit-2-nofuture/tasks_per_s
-native libuv n2_uv UV_THREADPOOL_SIZE=2 "throughput $N2_TASKS" tasks_per_s
-native glib n2_glib "" "throughput $N2_TASKS" tasks_per_s
-native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
-native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
-native tbb n2_tbb "" "$N2_TASKS" tasks_per_s
-native go n2_pool_go GOMAXPROCS=2 "throughput $N2_TASKS" tasks_per_s
+    "$([[ $N2X_TASKS != 1000000 ]] && echo "$N2X_TASKS of 1M tasks")" "" ""
+subject bench_pool "n2-submit-2-nofuture $N2X_TASKS" submit-2-nofuture/tasks_per_s
+native libuv n2_uv UV_THREADPOOL_SIZE=2 "throughput $N2X_TASKS" tasks_per_s
+native glib n2_glib "" "throughput $N2X_TASKS" tasks_per_s
+native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2X_TASKS" tasks_per_s
+native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2X_TASKS" tasks_per_s
+native tbb n2_tbb "" "$N2X_TASKS" tasks_per_s
+native go n2_pool_go GOMAXPROCS=2 "throughput $N2X_TASKS" tasks_per_s
 expect faults_per_mtask
 run
 
