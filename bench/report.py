@@ -10,6 +10,7 @@ summary table. Not a benchmark; standard library only.
     report.py figure META SBS_JSON RC TRIPLES    a record from one side-by-side --json run
     report.py show RECORD                        print one record
     report.py summary RESULTS.jsonl MODE RUNS    the summary table
+    report.py markdown RESULTS.jsonl             a run as docs/benchmarks.md's tables
     report.py sbs side-by-side's arguments       a stand-in for side-by-side, used only
                                                  when ../shared/tools is absent
 
@@ -149,6 +150,7 @@ def machine(pb):
     rec = {"machine": True, "cpu_model": model, "cpu_vendor": vendor,
            "hypervisor": hyper, "ncpu": os.cpu_count() or 1,
            "kernel": os.uname().release,
+           "loadavg": " ".join("%.2f" % x for x in os.getloadavg()),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     med = lambda vs: statistics.median(vs) if vs else None
     fc = probe(os.path.join(pb, "fault_cost"), times=3)
@@ -171,9 +173,9 @@ def header(line):
     m = json.loads(line)
     def g(k, f="%.3g"):
         return "n/a" if m.get(k) is None else f % m[k]
-    print("machine: %s%s, %d CPUs, kernel %s" % (
+    print("machine: %s%s, %d CPUs, kernel %s, load average %s" % (
         m["cpu_model"], " (%s guest)" % m["hypervisor"] if m.get("hypervisor") else "",
-        m["ncpu"], m["kernel"]))
+        m["ncpu"], m["kernel"], m.get("loadavg", "?")))
     print("         fresh 4 KiB page (fault_cost, median of 3): %s us demand fault, %s us "
           "with MAP_POPULATE" % (g("fault_demand_us"), g("fault_populate_us")))
     print("         cross-thread round trip (n2_spin_rtt, median of 3): p50 %s us, p99 %s us;"
@@ -573,6 +575,70 @@ def summary(path, mode, runs):
     print("goals met: %d, missed: %d; figures not available: %d" % (met_n, miss_n, na_n))
 
 
+def markdown(path):
+    """The run as docs/benchmarks.md's tables: the machine, then every figure."""
+    recs, mach = [], None
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                if r.get("machine"):
+                    mach = r
+                else:
+                    recs.append(r)
+    if mach:
+        g = lambda k: "n/a" if mach.get(k) is None else "%.3g" % mach[k]
+        print("Machine: %s, %d CPUs, kernel %s; fresh 4 KiB page %s µs (demand fault) / %s µs "
+              "(MAP_POPULATE); n2_spin_rtt p50 %s µs, p99 %s µs; calib %s ns%s." % (
+                  mach["cpu_model"], mach["ncpu"], mach["kernel"], g("fault_demand_us"),
+                  g("fault_populate_us"), g("spin_rtt_p50_us"), g("spin_rtt_p99_us"),
+                  g("calib_ns"), "; load average %s at the start" % mach["loadavg"]
+                  if mach.get("loadavg") else ""))
+        print()
+    print("| figure | braid: median [min..max] | peer | peer median | ratio | per-round ratios | goal / flags |")
+    print("|---|---:|---|---:|---:|---:|---|")
+    rfmt = lambda v: "%.2f" % v if v >= 0.1 else "%.2g" % v
+    md_fmt = lambda v: fmt(v).replace(" ", "\u00a0") if v is not None else "-"
+    for r in recs:
+        if r.get("skipped") or r.get("unavailable"):
+            print("| %s | not available | | | | | |" % r["figure"])
+            continue
+        sp = r.get("braid_spread")
+        b = "%s [%s..%s] %s" % (md_fmt(sp["median"]), md_fmt(sp["min"]), md_fmt(sp["max"]),
+                                r.get("unit", "")) if sp else "-"
+        if r.get("scale"):
+            b += " (%s)" % r["scale"]
+        goal = ""
+        if r.get("goals"):
+            goal = "%s: %s" % (r["goal_text"], {True: "**met**", False: "**missed**",
+                                                 None: "n/a"}[r["met"]])
+            if r.get("efficiency") is not None:
+                goal += " (eff %.3f)" % r["efficiency"]
+        if r.get("flags"):
+            goal += ("; " if goal else "") + " ".join(r["flags"])
+        peers = list(r.get("peers", {}).items()) or [(None, None)]
+        for i, (label, p) in enumerate(peers):
+            if p is None:
+                row = ["(no peer)", "", "", ""]
+            elif p.get("unavailable"):
+                row = [label, "not available", "", ""]
+            else:
+                rs = p.get("ratio_spread")
+                rt = r["ratios"].get(label)
+                row = [label, "%s %s" % (md_fmt(p["median"]), p["unit"]),
+                       "-" if rt is None else "%s×" % rfmt(rt),
+                       "%s [%s..%s]" % (rfmt(rs["median"]), rfmt(rs["min"]), rfmt(rs["max"]))
+                       if rs else "-"]
+            print("| %s | %s | %s | %s |" % (r["figure"] if i == 0 else "", b if i == 0 else "",
+                                            " | ".join(row), goal if i == 0 else ""))
+        for label, ex in (r.get("extras") or {}).items():
+            for m, vs in ex.items():
+                s = spread(vs)
+                if s:
+                    print("| | | %s %s | %s [%s..%s] | | | |" % (
+                        label, m, fmt(s["median"]), fmt(s["min"]), fmt(s["max"])))
+
+
 def sbs_fallback(argv):
     """Only when ../shared/tools/side-by-side is absent: the same round-robin (one
     warm-up round, RUNS timed rounds, each run under /tmp/braid-bench.lock) and the same
@@ -642,6 +708,8 @@ def main(argv):
         print(json.dumps(rec))
     elif cmd == "figure":
         figure(argv[2], argv[3], argv[4], argv[5], argv[6] if len(argv) > 6 else "")
+    elif cmd == "markdown":
+        markdown(argv[2])
     elif cmd == "machine":
         machine(argv[2])
     elif cmd == "header":
