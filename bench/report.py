@@ -467,10 +467,10 @@ def show(line):
             fl.append("BIMODAL")
         if p.get("ratio_crosses_1"):
             fl.append("CROSSES-1")
-        print("   %-12s %-26s %-8s ratio %-22s runs: %s%s" % (
+        print("   %-12s %-26s %-8s ratio %-7s per round %-22s runs: %s%s" % (
             label, fmt_spread(p.get("spread")), p["unit"],
-            fmt_spread(p.get("ratio_spread"), True) if p.get("ratio_spread")
-            else fmt_ratio(rec["ratios"].get(label), 0),
+            fmt_ratio(rec["ratios"].get(label), 0),
+            fmt_spread(p.get("ratio_spread"), True),
             " ".join(fmt(v) for v in p["runs"]), ("  " + " ".join(fl)) if fl else ""))
     if rec.get("peers_absent"):
         print("   peers not available: %s" % " ".join(rec["peers_absent"]))
@@ -524,9 +524,9 @@ def summary(path, mode, runs):
               % (mach["cpu_model"], *("-" if mach.get(k) is None else "%.3g" % mach[k]
                                       for k in ("fault_demand_us", "fault_populate_us",
                                                 "spin_rtt_p50_us"))))
-    print("   values: median [min..max] of the rounds; ratio: median [min..max] of the "
-          "per-round ratios")
-    print("%-26s %-28s %-12s %-26s %-20s %s" % (
+    print("   values: median [min..max] of the rounds; ratio: side-by-side's (of the medians), "
+          "[min..max] of the per-round ratios")
+    print("%-26s %-30s %-14s %-18s %-22s %s" % (
         "figure", "braid", "peer", "peer value", "ratio", "goal / flags"))
     met_n = miss_n = na_n = 0
     for r in recs:
@@ -560,11 +560,14 @@ def summary(path, mode, runs):
                 pv, ratio = "not available", "-"
             elif p:
                 pv = "%s %s" % (fmt(p["median"]), p["unit"])
-                ratio = (fmt_spread(p["ratio_spread"], True) if p.get("ratio_spread")
-                         else fmt_ratio(r["ratios"].get(label), 0))
+                ratio = fmt_ratio(r["ratios"].get(label), 0)
+                rs = p.get("ratio_spread")
+                if rs:
+                    rf = lambda v: "%.2f" % v if v >= 0.1 else "%.2g" % v
+                    ratio += " [%s..%s]" % (rf(rs["min"]), rf(rs["max"]))
             else:
                 pv, ratio = "", "-"
-            print("%-26s %-28s %-12s %-26s %-20s %s" % (
+            print("%-26s %-30s %-14s %-18s %-22s %s" % (
                 r["figure"] if i == 0 else "", b if i == 0 else "",
                 label or "(no peer)", pv, ratio, goal if i == 0 else ""))
         for label, ex in (r.get("extras") or {}).items():

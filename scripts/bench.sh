@@ -4,21 +4,36 @@
 #   scripts/bench.sh [-n RUNS] [--quick | --full] [--idle[=S]] [--loaded] [--no-peers] [--list] [SELECT ...]
 #   make bench BENCH_ARGS="W3 W6"          (the Makefile builds first, then runs this)
 #
+# First the machine: CPU model, page-fault cost (fault_cost), cross-thread round trip
+# (n2_spin_rtt), host probe (calib), in the header and as the results' first record.
 # Every figure is one run of ../shared/tools/side-by-side: braid's command first, then
 # each peer's, round-robin (A B C A B C ...), one untimed warm-up round and RUNS timed
-# rounds (default 3), every run under /tmp/braid-bench.lock. Per figure it prints braid's
-# median, each peer's median and the ratio (> 1: braid is better, whatever the metric's
-# direction), and the goal from BENCH.md when the figure has one; then a summary table.
-# Results also go, one JSON object a line, to $BUILD/bench-results/<UTC time>.jsonl
-# (and latest.jsonl).
+# rounds (default 3), every run under /tmp/braid-bench.lock, each through
+# bench/run-one.sh (idle wait, load, output kept for the extra metrics). Per figure it
+# prints braid's and each peer's median [min..max], the ratio (> 1: braid is better,
+# whatever the metric's direction) with the [min..max] of the per-round ratios, the
+# BIMODAL / CROSSES-1 flags (bench/report.py defines them), and the goal from BENCH.md
+# when the figure has one; then a summary table. A figure or peer that prints no value
+# in any round is "not available", never a failure of the run. Results also go, one
+# JSON object a line, to $BUILD/bench-results/<UTC time>.jsonl (and latest.jsonl).
 #
 # SELECT: workload ids (W1 W2 W3 W4 W6 W7 N1 N2 N3; a figure answers to every id of its
 # BENCH.md goal row, so W3 also runs N2's throughput), program names (lock queue pool
-# primes fib) or figure ids (--list shows them). Nothing selected: everything.
+# primes fib) or figure ids (--list shows them). Nothing selected: everything but the
+# loaded twins.
 #
-# Sizes. Routine runs use every workload's full size except Python's W1, which takes
-# minutes: its figures run W1_CALLS=10 calls instead of 100, braid's twin figure too,
-# and the output says so. --full runs W1 at 100 calls. --quick scales down what the
+# --loaded: also the loaded twin (ID-loaded) of every selected figure that has one (W3,
+# W4, W6, W7): the same rounds with one busy process pinned to the last CPU during every
+# run, braid's and the peers' alike; verdict: braid stays ahead of every peer it beat in
+# every unloaded round. Twins are also selected by their ids, by X-loaded (W4-loaded)
+# and by `loaded`; a twin always runs right after its unloaded figure. No busy process
+# outlives its run (bench/run-one.sh; swept here on every way out).
+#
+# Sizes. Routine runs keep the full size of every figure with a goal, and scale three
+# without one, saying so: Python's W1 (minutes at full size) runs W1_CALLS=10 calls
+# instead of 100, braid's twin figure too; N2 without futures 200k of 1M tasks, N3
+# bounded 2M of 10M items (a default run: about 8 minutes on the 2-CPU EPYC guest).
+# --full runs everything at full size. --quick scales down what the
 # peers let us scale (N2 throughput 200k tasks, N3 2M items, W1 4 calls); the Python
 # scripts and the N1 peers have fixed sizes and keep them. Goals are judged on full
 # sizes: a --quick run prints them as a preview.
@@ -269,7 +284,11 @@ run_figure() {
     done
     # in the background, so that a signal to this script reaches the trap at once and the
     # trap can stop side-by-side (its PID) before sweeping the spinners
-    "${SBS[@]}" -n "$RUNS" "--$F_DIR" --json "${wrapped[@]}" > "$cap/.report" &
+    local sbs=("${SBS[@]}")
+    # braid alone (every peer absent): side-by-side wants a peer; the stand-in runs the
+    # same rounds under the same lock for one command
+    (( ${#wrapped[@]} == 3 )) && sbs=($REPORT sbs)
+    "${sbs[@]}" -n "$RUNS" "--$F_DIR" --json "${wrapped[@]}" > "$cap/.report" &
     SBS_PID=$!
     wait "$SBS_PID" || rc=$?
     SBS_PID=""
