@@ -47,7 +47,12 @@ if [[ -n $load ]]; then
     trap 'stop_spinner; exit 130' INT
     trap 'stop_spinner; exit 143' TERM
     trap 'stop_spinner; exit 129' HUP
-    taskset -c "$load" sh -c 'while :; do :; done' &
+    if command -v taskset >/dev/null; then
+        taskset -c "$load" sh -c 'while :; do :; done' &
+    else   # unpinned, and said so: the run is loaded all the same
+        echo "run-one: no taskset; the busy process is not pinned to CPU $load" >&2
+        sh -c 'while :; do :; done' &
+    fi
     spinner=$!
     [[ -n ${BENCH_SPINNERS:-} ]] && mkdir -p "$BENCH_SPINNERS" && : > "$BENCH_SPINNERS/$spinner"
     sleep 0.05   # let it reach its CPU before the run starts
