@@ -572,7 +572,7 @@ def summary(path, mode, runs):
                 label or "(no peer)", pv, ratio, goal if i == 0 else ""))
         for label, ex in (r.get("extras") or {}).items():
             for m, vs in ex.items():
-                print("%-26s %-28s %-12s %s %s" % ("", "", label, m, fmt_spread(spread(vs))))
+                print("%-26s %-30s %-14s %s %s" % ("", "", label, m, fmt_spread(spread(vs))))
     if any(r.get("scale") for r in recs):
         print("* reduced size (see the figure's scale); goals are judged on full sizes")
     print("goals met: %d, missed: %d; figures not available: %d" % (met_n, miss_n, na_n))
