@@ -1,24 +1,39 @@
 #!/usr/bin/env bash
 # braid's benchmarks side by side with the peers of ../shared/peers (BENCH.md).
 #
-#   scripts/bench.sh [-n RUNS] [--quick | --full] [--idle[=S]] [--no-peers] [--list] [SELECT ...]
+#   scripts/bench.sh [-n RUNS] [--quick | --full] [--idle[=S]] [--loaded] [--no-peers] [--list] [SELECT ...]
 #   make bench BENCH_ARGS="W3 W6"          (the Makefile builds first, then runs this)
 #
+# First the machine: CPU model, page-fault cost (fault_cost), cross-thread round trip
+# (n2_spin_rtt), host probe (calib), in the header and as the results' first record.
 # Every figure is one run of ../shared/tools/side-by-side: braid's command first, then
 # each peer's, round-robin (A B C A B C ...), one untimed warm-up round and RUNS timed
-# rounds (default 3), every run under /tmp/braid-bench.lock. Per figure it prints braid's
-# median, each peer's median and the ratio (> 1: braid is better, whatever the metric's
-# direction), and the goal from BENCH.md when the figure has one; then a summary table.
-# Results also go, one JSON object a line, to $BUILD/bench-results/<UTC time>.jsonl
-# (and latest.jsonl).
+# rounds (default 3), every run under /tmp/braid-bench.lock, each through
+# bench/run-one.sh (idle wait, load, output kept for the extra metrics). Per figure it
+# prints braid's and each peer's median [min..max], the ratio (> 1: braid is better,
+# whatever the metric's direction) with the [min..max] of the per-round ratios, the
+# BIMODAL / CROSSES-1 flags (bench/report.py defines them), and the goal from BENCH.md
+# when the figure has one; then a summary table. A figure or peer that prints no value
+# in any round is "not available", never a failure of the run. Results also go, one
+# JSON object a line, to $BUILD/bench-results/<UTC time>.jsonl (and latest.jsonl).
 #
 # SELECT: workload ids (W1 W2 W3 W4 W6 W7 N1 N2 N3; a figure answers to every id of its
 # BENCH.md goal row, so W3 also runs N2's throughput), program names (lock queue pool
-# primes fib) or figure ids (--list shows them). Nothing selected: everything.
+# primes fib) or figure ids (--list shows them). Nothing selected: everything but the
+# loaded twins.
 #
-# Sizes. Routine runs use every workload's full size except Python's W1, which takes
-# minutes: its figures run W1_CALLS=10 calls instead of 100, braid's twin figure too,
-# and the output says so. --full runs W1 at 100 calls. --quick scales down what the
+# --loaded: also the loaded twin (ID-loaded) of every selected figure that has one (W3,
+# W4, W6, W7): the same rounds with one busy process pinned to the last CPU during every
+# run, braid's and the peers' alike; verdict: braid stays ahead of every peer it beat in
+# every unloaded round. Twins are also selected by their ids, by X-loaded (W4-loaded)
+# and by `loaded`; a twin always runs right after its unloaded figure. No busy process
+# outlives its run (bench/run-one.sh; swept here on every way out).
+#
+# Sizes. Routine runs keep the full size of every figure with a goal, and scale three
+# without one, saying so: Python's W1 (minutes at full size) runs W1_CALLS=10 calls
+# instead of 100, braid's twin figure too; N2 without futures 200k of 1M tasks, N3
+# bounded 2M of 10M items (a default run: about 8 minutes on the 2-CPU EPYC guest).
+# --full runs everything at full size. --quick scales down what the
 # peers let us scale (N2 throughput 200k tasks, N3 2M items, W1 4 calls); the Python
 # scripts and the N1 peers have fixed sizes and keep them. Goals are judged on full
 # sizes: a --quick run prints them as a preview.
@@ -52,6 +67,7 @@ RUNS=3
 MODE=routine
 USE_PEERS=1
 IDLE=0
+LOADED=0
 LIST=0
 SELECT=()
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -64,6 +80,7 @@ while (( $# )); do
         --no-peers) USE_PEERS=0 ;;
         --idle) IDLE=60 ;;
         --idle=*) IDLE=${1#--idle=} ;;
+        --loaded) LOADED=1 ;;
         --list) LIST=1 ;;
         -h|--help) usage 0 ;;
         -*) echo "bench.sh: unknown option $1" >&2; usage 2 ;;
@@ -75,12 +92,17 @@ done
 (( RUNS < 3 )) && echo "bench.sh: note: -n $RUNS is below the 3 rounds BENCH.md asks for" >&2
 
 # --- sizes -------------------------------------------------------------------------
+# N2X_TASKS, N3X_ITEMS: the goal-less extras (N2 without futures, N3 bounded), scaled
+# in routine runs to keep `make bench` under 10 minutes; the figures with goals keep
+# their full sizes
 N2_TASKS=1000000; N3_ITEMS=10000000; W1_CALLS=10; N1_CALLS=100
+N2X_TASKS=200000; N3X_ITEMS=2000000
 case $MODE in
     quick) N2_TASKS=200000; N3_ITEMS=2000000; W1_CALLS=4 ;;
-    full) W1_CALLS=100 ;;
+    full) W1_CALLS=100; N2X_TASKS=$N2_TASKS; N3X_ITEMS=$N3_ITEMS ;;
 esac
 NCPU=$(nproc 2>/dev/null || echo 1)
+LOAD_CPU=$((NCPU - 1))     # the loaded twins' busy process runs on the last CPU
 
 # --- what is there -------------------------------------------------------------------
 HAVE_PEERS=0
@@ -98,6 +120,35 @@ if (( HAVE_PEERS && ! LIST )); then
 fi
 [[ -x $PYTHON && -d $PYDIR ]] || PYDIR=""
 
+# The loaded twins' busy processes: bench/run-one.sh starts one per run and kills it by PID;
+# it leaves its PID in $BENCH_SPINNERS while it lives. check_spinners (after every loaded
+# figure and on every way out) kills any that a killed run left behind, by that PID only.
+CAPROOT=$(mktemp -d "${TMPDIR:-/tmp}/braid-bench.XXXXXX")
+export BENCH_SPINNERS=$CAPROOT/spinners
+mkdir -p "$BENCH_SPINNERS"
+check_spinners() {
+    local f pid left=0
+    for f in "$BENCH_SPINNERS"/*; do
+        [[ -e $f ]] || continue
+        pid=${f##*/}
+        if [[ $pid =~ ^[0-9]+$ ]] && { tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null | grep -q 'while :; do :; done'; then
+            kill "$pid" 2>/dev/null && left=$((left + 1))
+        fi
+        rm -f "$f"
+    done
+    (( left )) && echo "bench.sh: killed $left busy process(es) a run left behind" >&2
+    return 0
+}
+SBS_PID=""
+cleanup() {
+    [[ -n $SBS_PID ]] && kill "$SBS_PID" 2>/dev/null
+    check_spinners
+    rm -rf "$CAPROOT"
+}
+trap cleanup EXIT
+trap 'cleanup; trap - INT; kill -INT $$' INT
+trap 'cleanup; exit 143' TERM HUP
+
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 COMMIT=${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 if [[ -z ${BENCH_COMMIT:-} && -n $(git -C "$ROOT" status --porcelain --untracked-files=no -- src include bench 2>/dev/null) ]]; then
@@ -105,14 +156,21 @@ if [[ -z ${BENCH_COMMIT:-} && -n $(git -C "$ROOT" status --porcelain --untracked
 fi
 RESDIR=$BUILD/bench-results
 RESULTS=$RESDIR/$STAMP.jsonl
+CPU_MODEL=""
 if (( ! LIST )); then
     mkdir -p "$RESDIR"
     : > "$RESULTS"
     ln -sfn "$STAMP.jsonl" "$RESDIR/latest.jsonl"
-    echo "braid benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //'), $NCPU CPUs"
+    # what tells this machine apart: CPU model, page-fault cost, cross-thread round trip
+    $REPORT machine "$PB" >> "$RESULTS"
+    MACHINE=$(head -n 1 "$RESULTS")
+    CPU_MODEL=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["cpu_model"])' "$MACHINE")
+    echo "braid benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $CPU_MODEL, $NCPU CPUs"
+    $REPORT header "$MACHINE"
     echo "braid: $BUILD at commit $COMMIT"
     echo "mode: $MODE ($RUNS timed rounds + 1 warm-up per figure, alternating, under /tmp/braid-bench.lock$( (( IDLE )) && echo ", each run after <= ${IDLE}s of waiting for an idle machine"))"
-    echo "sizes: N1 $N1_CALLS calls; W1 with Python $W1_CALLS of 100 calls; N2 $N2_TASKS tasks; N3 $N3_ITEMS items; the rest at BENCH.md's sizes"
+    (( LOADED )) && echo "loaded twins: on, a busy process pinned to CPU $LOAD_CPU during every run of their rounds"
+    echo "sizes: N1 $N1_CALLS calls; W1 with Python $W1_CALLS of 100 calls; N2 $N2_TASKS tasks ($N2X_TASKS without futures); N3 $N3_ITEMS items ($N3X_ITEMS bounded); the rest at BENCH.md's sizes"
     if (( HAVE_PEERS )); then echo "peers: $PEERS"; else echo "peers: none (braid's own figures only)"; fi
 fi
 
@@ -122,15 +180,19 @@ fi
 # own LABEL PROG ARGS METRIC    another command of braid's own (a pthread twin, single)
 # native LABEL BIN "ENV..." ARGS METRIC    a native peer ($PB/BIN), if built
 # py LABEL SCRIPT ARGS METRIC               a Python peer (cd peers/python; $PYTHON ...)
-# run                           runs it if selected and braid's program exists
+# expect METRIC...              extra metrics of the same runs to report (see report.py)
+# loadable                      the figure has a loaded twin, ID-loaded (tags X-loaded)
+# run                           runs it (and its twin) if selected and braid's program exists
 F_ID=""; F_TAGS=""; F_DIR=""; F_TITLE=""; F_SCALE=""; F_GOAL=""; F_GOALTEXT=""
-TRIPLES=(); SKIPPED=(); F_PROG=""
+TRIPLES=(); SKIPPED=(); F_PROG=""; F_EXPECT=""; F_LOADABLE=0
 fig() {
     F_ID=$1; F_TAGS=$2; F_DIR=$3; F_TITLE=$4; F_SCALE=$5; F_GOAL=$6; F_GOALTEXT=$7
-    TRIPLES=(); SKIPPED=(); F_PROG=""
+    TRIPLES=(); SKIPPED=(); F_PROG=""; F_EXPECT=""; F_LOADABLE=0
 }
 subject() { F_PROG=$1; TRIPLES+=(braid "$BB/$1 $2" "$3"); }
 own() { TRIPLES+=("$1" "$BB/$2 $3" "$4"); }
+expect() { F_EXPECT="$*"; }
+loadable() { F_LOADABLE=1; }
 native() {
     local label=$1 bin=$2 env=$3 args=$4 metric=$5
     if (( HAVE_PEERS )) && [[ -x $PB/$bin ]]; then
@@ -158,37 +220,84 @@ selected() {
     done
     return 1
 }
+twin_selected() {   # the loaded twin: --loaded, or its id, a tag X-loaded, or `loaded`
+    (( F_LOADABLE )) || return 1
+    if (( ${#SELECT[@]} == 0 )); then
+        (( LOADED )) && return 0
+        return 1
+    fi
+    (( LOADED )) && selected && return 0
+    local s t
+    for s in "${SELECT[@]}"; do
+        [[ $s == "$F_ID-loaded" || $s == loaded ]] && return 0
+        for t in $F_TAGS; do [[ ${s^^} == "$t-LOADED" ]] && return 0; done
+    done
+    return 1
+}
 FIGS_RUN=0
 run() {
-    selected || return 0
+    local base=0 twin=0
+    selected && base=1
+    twin_selected && twin=1
+    (( twin )) && base=1   # a loaded figure is judged against its unloaded self
+    (( base )) || return 0
     if (( LIST )); then
-        printf '%-24s %-8s %s\n' "$F_ID" "$F_TAGS" "$F_TITLE"
+        printf '%-28s %-8s %s\n' "$F_ID" "$F_TAGS" "$F_TITLE"
+        (( F_LOADABLE )) && printf '%-28s %-8s %s\n' "$F_ID-loaded" \
+            "$(for t in $F_TAGS; do printf '%s-loaded ' "$t"; done)" \
+            "(loaded) the same with a busy process pinned to CPU $LOAD_CPU"
         return 0
     fi
+    run_figure "" ""
+    (( twin )) && run_figure "$LOAD_CPU" "$(tail -n 1 "$RESULTS")"
+}
+# run_figure LOAD_CPU UNLOADED_RECORD: one side-by-side run of the current figure; with
+# LOAD_CPU, its loaded twin (every command under the same busy process on that CPU).
+run_figure() {
+    local load=$1 unloaded=$2 id=$F_ID tags=$F_TAGS title=$F_TITLE goal=$F_GOAL goaltext=$F_GOALTEXT
+    if [[ -n $load ]]; then
+        id="$F_ID-loaded"
+        tags=$(for t in $F_TAGS; do printf '%s-loaded ' "$t"; done); tags=${tags% }
+        title="$F_TITLE, with a busy process pinned to CPU $load"
+        goal="ahead"; goaltext="braid stays ahead of every peer it beats unloaded"
+    fi
     local meta
-    meta=$(F_ID=$F_ID F_TAGS=$F_TAGS F_DIR=$F_DIR F_TITLE=$F_TITLE F_SCALE=$F_SCALE \
-           F_GOAL=$F_GOAL F_GOALTEXT=$F_GOALTEXT SKIPPED="${SKIPPED[*]:-}" NCPU=$NCPU \
-           MODE=$MODE STAMP=$STAMP COMMIT=$COMMIT $REPORT meta) || return 0
+    meta=$(F_ID=$id F_TAGS=$tags F_DIR=$F_DIR F_TITLE=$title F_SCALE=$F_SCALE \
+           F_GOAL=$goal F_GOALTEXT=$goaltext SKIPPED="${SKIPPED[*]:-}" NCPU=$NCPU \
+           MODE=$MODE STAMP=$STAMP COMMIT=$COMMIT CPU_MODEL=$CPU_MODEL F_EXPECT=$F_EXPECT \
+           F_LOAD=$load UNLOADED=$unloaded $REPORT meta) || return 0
     if [[ ! -x $BB/$F_PROG ]]; then
         echo
-        echo "== $F_ID: $F_TITLE"
+        echo "== $id: $title"
         echo "   skipped: $BB/$F_PROG is not built (its braid layer may not have landed yet)"
         $REPORT skip "$meta" "not built: $F_PROG" >> "$RESULTS"
         return 0
     fi
     echo
-    echo "== $F_ID: $F_TITLE${F_SCALE:+ [$F_SCALE]}"
-    local out rc=0
-    if (( IDLE > 0 )); then  # every command waits for an idle machine first
-        local k
-        for (( k = 1; k < ${#TRIPLES[@]}; k += 3 )); do
-            TRIPLES[k]="$ROOT/bench/idle-wait.sh $IDLE; ${TRIPLES[k]}"
-        done
-    fi
-    out=$("${SBS[@]}" -n "$RUNS" "--$F_DIR" --json "${TRIPLES[@]}") || rc=$?
+    echo "== $id: $title${F_SCALE:+ [$F_SCALE]}"
+    local out rc=0 k cap t0=$SECONDS
+    cap=$CAPROOT/$id
+    rm -rf "$cap"; mkdir -p "$cap"
+    local wrapped=("${TRIPLES[@]}")
+    for (( k = 0; k < ${#wrapped[@]}; k += 3 )); do
+        wrapped[k+1]="$ROOT/bench/run-one.sh --tee=$cap/${wrapped[k]}$( (( IDLE > 0 )) && echo " --idle=$IDLE")${load:+ --load=$load} $(printf '%q' "${wrapped[k+1]}")"
+    done
+    # in the background, so that a signal to this script reaches the trap at once and the
+    # trap can stop side-by-side (its PID) before sweeping the spinners
+    local sbs=("${SBS[@]}")
+    # braid alone (every peer absent): side-by-side wants a peer; the stand-in runs the
+    # same rounds under the same lock for one command
+    (( ${#wrapped[@]} == 3 )) && sbs=($REPORT sbs)
+    "${sbs[@]}" -n "$RUNS" "--$F_DIR" --json "${wrapped[@]}" > "$cap/.report" &
+    SBS_PID=$!
+    wait "$SBS_PID" || rc=$?
+    SBS_PID=""
+    out=$(cat "$cap/.report")
     FIGS_RUN=$((FIGS_RUN + 1))
-    $REPORT figure "$meta" "$out" "$rc" "$(printf '%s\n' "${TRIPLES[@]}")" >> "$RESULTS"
+    F_SECONDS=$((SECONDS - t0)) $REPORT figure "$meta" "$out" "$rc" \
+        "$(printf '%s\n' "${TRIPLES[@]}")" "$cap" >> "$RESULTS"
     $REPORT show "$(tail -n 1 "$RESULTS")"
+    [[ -n $load ]] && check_spinners
 }
 
 # --- W7 locks (bench_lock) -------------------------------------------------------------
@@ -197,6 +306,7 @@ fig W7.uncontended "W7" lower "Lock: uncontended acquire+release, 1M pairs, 2nd 
 subject bench_lock "uncontended braid" uncontended/ns_per_op
 own pthread bench_lock "uncontended pthread" uncontended/ns_per_op
 py python w7_locks.py uncontended uncontended/ns_per_op
+loadable
 run
 
 fig W7.uncontended-1thread "W7" lower "(extra) the same in a never-threaded process: glibc's fast path (ns/op)" "" "" ""
@@ -215,16 +325,20 @@ subject bench_lock "uncontended-rlock braid" uncontended-rlock/ns_per_op
 own pthread-rec bench_lock "uncontended-rlock pthread" uncontended-rlock/ns_per_op
 run
 
-fig W7.counter-locked "W7" lower "2 threads x 1M increments under one lock (s)" "" "" ""
+fig W7.counter-locked "W7" lower "2 threads x 1M increments under one lock (s)" "" \
+    "ratio>=1:pthread;share>=0.1:min_share" ">= 1.0x pthread_mutex, no thread starved"
 subject bench_lock "counter-locked braid" counter-locked/seconds
 own pthread bench_lock "counter-locked pthread" counter-locked/seconds
 py python w7_locks.py counter-locked counter-locked/seconds
+expect min_share
+loadable
 run
 
 # --- W6 / N3 queues (bench_queue) -------------------------------------------------------
 fig W6.thread-queue "W6" higher "queue 1 producer -> 1 consumer thread, 1M items (items/s)" "" "" ""
 subject bench_queue thread-queue thread-queue/items_per_s
 py python w6_queues.py thread-queue thread-queue/items_per_s
+loadable
 run
 
 fig N3.1p1c "N3 W6" higher "unbounded FIFO queue 1P -> 1C, $N3_ITEMS items (items/s)" \
@@ -234,29 +348,37 @@ subject bench_queue "1p1c $N3_ITEMS" 1p1c/items_per_s
 native glib-asyncq n3_glib "" "$N3_ITEMS" items_per_s
 native go-chan n3_chan_go GOMAXPROCS=2 "$N3_ITEMS" items_per_s
 native c-ring n3_ring "" "$N3_ITEMS" items_per_s
+loadable
 run
 
-fig N3.1p1c-bounded "N3 W6" higher "(extra) Queue(maxsize=1024) 1P -> 1C, $N3_ITEMS items (items/s)" \
-    "$([[ $N3_ITEMS != 10000000 ]] && echo "$N3_ITEMS of 10M items")" "" ""
-subject bench_queue "1p1c-bounded $N3_ITEMS" 1p1c-bounded/items_per_s
-native go-chan n3_chan_go GOMAXPROCS=2 "$N3_ITEMS" items_per_s
-native c-ring n3_ring "" "$N3_ITEMS" items_per_s
+fig N3.1p1c-bounded "N3 W6" higher "(extra) Queue(maxsize=1024) 1P -> 1C, $N3X_ITEMS items (items/s)" \
+    "$([[ $N3X_ITEMS != 10000000 ]] && echo "$N3X_ITEMS of 10M items")" "" ""
+subject bench_queue "1p1c-bounded $N3X_ITEMS" 1p1c-bounded/items_per_s
+native go-chan n3_chan_go GOMAXPROCS=2 "$N3X_ITEMS" items_per_s
+native c-ring n3_ring "" "$N3X_ITEMS" items_per_s
 run
 
 # --- W3 / W4 / N2 thread pool (bench_pool) ------------------------------------------------
+# braid-1w: the same pool with 1 worker; ratio to it = the 2-workers / 1-worker scaling
 fig W3.submit-2 "W3" higher "pool of 2: submit 100k no-ops + wait (tasks/s)" "" \
-    "ratio>=100:python" ">= 100x Python"
+    "ratio>=100:python;ratio>=1.6:braid-1w" ">= 100x Python; 2 workers >= 1.6x 1 worker"
 subject bench_pool submit-2 submit-2/tasks_per_s
+own braid-1w bench_pool submit-1 submit-1/tasks_per_s
 py python w3_threadpool_throughput.py submit-2 submit-2/tasks_per_s
+expect faults_per_mtask
+loadable
 run
 
 fig W3.map-2 "W3" higher "pool of 2: map over 100k no-ops (tasks/s)" "" \
-    "ratio>=100:python" ">= 100x Python"
+    "ratio>=100:python;ratio>=1.6:braid-1w" ">= 100x Python; 2 workers >= 1.6x 1 worker"
 subject bench_pool map-2 map-2/tasks_per_s
+own braid-1w bench_pool map-1 map-1/tasks_per_s
 py python w3_threadpool_throughput.py map-2 map-2/tasks_per_s
+expect faults_per_mtask
+loadable
 run
 
-fig N2.submit-2 "N2 W3" higher "pool of 2: $N2_TASKS no-op tasks, warm pool (tasks/s)" \
+fig N2.submit-2 "N2 W3" higher "pool of 2: $N2_TASKS no-op tasks, warm pool, steady state (tasks/s)" \
     "$([[ $N2_TASKS != 1000000 ]] && echo "$N2_TASKS of 1M tasks")" \
     "ratio>1:libuv,glib,omp-gcc,omp-clang,tbb,go" "above every native peer"
 subject bench_pool "n2-submit-2 $N2_TASKS" submit-2/tasks_per_s
@@ -266,34 +388,56 @@ native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
 native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
 native tbb n2_tbb "" "$N2_TASKS" tasks_per_s
 native go n2_pool_go GOMAXPROCS=2 "throughput $N2_TASKS" tasks_per_s
+expect faults_per_mtask
 run
 
-fig N2.submit-2-nofuture "N2 W3" higher "(extra) the same without futures: submit + shutdown(wait) (tasks/s)" \
-    "$([[ $N2_TASKS != 1000000 ]] && echo "$N2_TASKS of 1M tasks")" "" ""
-subject bench_pool "n2-submit-2-nofuture $N2_TASKS" submit-2-nofuture/tasks_per_s
+# cold: the pool's first N2_TASKS in a fresh process, as every native peer runs
+fig N2.submit-2-cold "N2 W3" higher "pool of 2: $N2_TASKS no-op tasks in a fresh process (tasks/s)" \
+    "$([[ $N2_TASKS != 1000000 ]] && echo "$N2_TASKS of 1M tasks")" \
+    "ratio>1:libuv,glib,omp-gcc,omp-clang,tbb,go" "above every native peer"
+subject bench_pool "n2-submit-2-cold $N2_TASKS" submit-2-cold/tasks_per_s
 native libuv n2_uv UV_THREADPOOL_SIZE=2 "throughput $N2_TASKS" tasks_per_s
 native glib n2_glib "" "throughput $N2_TASKS" tasks_per_s
 native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
 native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
 native tbb n2_tbb "" "$N2_TASKS" tasks_per_s
 native go n2_pool_go GOMAXPROCS=2 "throughput $N2_TASKS" tasks_per_s
+expect faults_per_mtask
 run
 
+fig N2.submit-2-nofuture "N2 W3" higher "(extra) the same without futures: submit + shutdown(wait) (tasks/s)" \
+    "$([[ $N2X_TASKS != 1000000 ]] && echo "$N2X_TASKS of 1M tasks")" "" ""
+subject bench_pool "n2-submit-2-nofuture $N2X_TASKS" submit-2-nofuture/tasks_per_s
+native libuv n2_uv UV_THREADPOOL_SIZE=2 "throughput $N2X_TASKS" tasks_per_s
+native glib n2_glib "" "throughput $N2X_TASKS" tasks_per_s
+native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2X_TASKS" tasks_per_s
+native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2X_TASKS" tasks_per_s
+native tbb n2_tbb "" "$N2X_TASKS" tasks_per_s
+native go n2_pool_go GOMAXPROCS=2 "throughput $N2X_TASKS" tasks_per_s
+expect faults_per_mtask
+run
+
+# spin-rtt: n2_spin_rtt, two threads ping-ponging one cache line: the physical limit
 fig W4.roundtrip-p50 "W4 N2" lower "submit -> result round trip, 10k sequential: p50 (us)" "" \
-    "value<=1" "p50 <= 1 us"
+    "within<=1.5:spin-rtt" "p50 <= 1.5x n2_spin_rtt"
 subject bench_pool roundtrip roundtrip/p50_us
+native spin-rtt n2_spin_rtt "" 10000 p50_us
 native libuv n2_uv UV_THREADPOOL_SIZE=2 "latency 10000" p50_us
 native glib n2_glib "" "latency 10000" p50_us
 native go n2_pool_go GOMAXPROCS=2 "latency 10000" p50_us
 py python w4_threadpool_latency.py roundtrip roundtrip/median_us
+loadable
 run
 
-fig W4.roundtrip-p99 "W4 N2" lower "submit -> result round trip, 10k sequential: p99 (us)" "" "" ""
+fig W4.roundtrip-p99 "W4 N2" lower "submit -> result round trip, 10k sequential: p99 (us)" "" \
+    "within<=3:spin-rtt" "p99 <= 3x n2_spin_rtt"
 subject bench_pool roundtrip roundtrip/p99_us
+native spin-rtt n2_spin_rtt "" 10000 p99_us
 native libuv n2_uv UV_THREADPOOL_SIZE=2 "latency 10000" p99_us
 native glib n2_glib "" "latency 10000" p99_us
 native go n2_pool_go GOMAXPROCS=2 "latency 10000" p99_us
 py python w4_threadpool_latency.py roundtrip roundtrip/p99_us
+loadable
 run
 
 # --- W1 / N1 primes (bench_primes) --------------------------------------------------------
@@ -348,5 +492,6 @@ elif (( ! HAVE_PEERS )); then
     echo "bench.sh: no peers at $PEERS: braid's own figures only"
 fi
 $REPORT summary "$RESULTS" "$MODE" "$RUNS"
+check_spinners
 echo
 echo "results: $RESULTS"

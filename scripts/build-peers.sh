@@ -3,7 +3,8 @@
 # ../shared/peers/native/src into $BUILD/peers/bin (default build/peers/bin).
 #
 #   scripts/build-peers.sh            N1 (serial, pthreads, OpenMP, Go), N2 (libuv, GLib,
-#                                     OpenMP gcc + clang, oneTBB, Go), N3 (GLib, Go chan, ring)
+#                                     OpenMP gcc + clang, oneTBB, Go, n2_spin_rtt), N3 (GLib,
+#                                     Go chan, ring), and the machine probes fault_cost, calib
 #   scripts/build-peers.sh bin/n3_ring ...   only those targets
 #
 # It drives the peers' own Makefile (make -f .../native/Makefile), run in $BUILD/peers
@@ -30,7 +31,8 @@ targets=("$@")
 if (( ${#targets[@]} == 0 )); then
     targets=(bin/n1_serial bin/n1_pthreads bin/n1_omp bin/n1_primes_go
              bin/n2_uv bin/n2_glib bin/n2_omp bin/n2_omp_clang bin/n2_tbb bin/n2_pool_go
-             bin/n3_glib bin/n3_chan_go bin/n3_ring)
+             bin/n3_glib bin/n3_chan_go bin/n3_ring
+             bin/n2_spin_rtt bin/fault_cost bin/calib)
 fi
 
 mkdir -p "$OUT/bin" "$OUT/go-cache" "$OUT/gopath"
