@@ -378,6 +378,14 @@ expect faults_per_mtask
 loadable
 run
 
+fig W3.batch-2 "W3" higher "(extra) pool of 2: br_submit_batch of 100k no-ops + wait (tasks/s)" "" \
+    "ratio>=100:python;ratio>=1.6:braid-1w" ">= 100x Python; 2 workers >= 1.6x 1 worker"
+subject bench_pool batch-2 batch-2/tasks_per_s
+own braid-1w bench_pool batch-1 batch-1/tasks_per_s
+py python w3_threadpool_throughput.py submit-2 submit-2/tasks_per_s
+expect faults_per_mtask
+run
+
 fig N2.submit-2 "N2 W3" higher "pool of 2: $N2_TASKS no-op tasks, warm pool, steady state (tasks/s)" \
     "$([[ $N2_TASKS != 1000000 ]] && echo "$N2_TASKS of 1M tasks")" \
     "ratio>1:libuv,glib,omp-gcc,omp-clang,tbb,go" "above every native peer"
@@ -402,6 +410,16 @@ native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
 native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
 native tbb n2_tbb "" "$N2_TASKS" tasks_per_s
 native go n2_pool_go GOMAXPROCS=2 "throughput $N2_TASKS" tasks_per_s
+expect faults_per_mtask
+run
+
+# batch: the same 1M tasks through br_submit_batch (one call, one wake-up per 256)
+fig N2.batch-2 "N2 W3" higher "(extra) pool of 2: $N2_TASKS no-op tasks by br_submit_batch, steady state (tasks/s)" \
+    "$([[ $N2_TASKS != 1000000 ]] && echo "$N2_TASKS of 1M tasks")" "" ""
+subject bench_pool "n2-batch-2 $N2_TASKS" batch-2/tasks_per_s
+native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
+native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
+native tbb n2_tbb "" "$N2_TASKS" tasks_per_s
 expect faults_per_mtask
 run
 
