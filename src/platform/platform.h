@@ -50,8 +50,9 @@
 int br__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline, bool shared);
 /* Wakes up to n sleepers on addr. addr may point into memory that is gone by now (a
  * waiter's stack after it returned): the kernel only uses the address as a key, and
- * every sleeper re-checks its word. Never fails. */
-void br__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
+ * every sleeper re-checks its word. Never fails. Returns how many it woke (a port that
+ * can't tell returns n). */
+int br__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
 
 /* --- threads (linux/thread.c) ------------------------------------------------------ */
 

@@ -1,0 +1,273 @@
+/* Spin budgets from this machine's own costs: the calibration, measured once.
+ *
+ * Design notes.
+ *
+ * Why. Whether spinning pays depends on what the alternative costs, and that differs by
+ * an order of magnitude between machines: on an Intel Xeon 2-vCPU guest a futex wake
+ * reaches the woken thread in a few us and a cache line crosses between CPUs in ~0.15 us;
+ * on an AMD EPYC 2-vCPU guest the waker alone spends ~10 us in the wake (an IPI is a VM
+ * exit there), the woken thread runs ~20 us later, and a line's round trip is ~0.6-0.9
+ * us. A `pause` is ~3 ns on one and ~35 ns on the other. Constants tuned on one machine
+ * (in iterations or in ns) are wrong on the other, so braid measures the two costs that
+ * decide it and derives every spin budget from them, in time.
+ *
+ * What is measured, with one helper thread (signals blocked, 64 KiB stack) that lives
+ * only for the measurement:
+ *   rtt_ns        a cache line's round trip between two threads: the helper echoes a
+ *                 counter from one line into another; the median of 8 batches of 8
+ *                 round trips, divided by 8 (the clock is read once per batch).
+ *   wake_ns       a futex wake until the woken thread runs: the helper sleeps on a
+ *                 word, we change it, wake it and read the clock; it reads the clock as
+ *                 soon as it runs. The median of 5 samples. A sample whose wake found
+ *                 nobody asleep (the helper had not reached the kernel yet) is dropped.
+ *   wake_call_ns  the waker's own cost of that wake (the system call), same samples.
+ * Derived:
+ *   spin_ns       how long a thread spins before it sleeps: wake_ns, the cost of the
+ *                 sleep it avoids (spinning as long as a block-and-wake costs is within
+ *                 2x of the best choice whatever the wait turns out to be).
+ *
+ * When. Lazily, by the first caller that needs a value (the first park, a contended
+ * lock): a program that never waits never pays. It costs a thread creation and
+ * ~0.1-0.4 ms here; a deadline 1 ms after the start ends it early (the helper exits
+ * by then; joining it may take longer only when the CPUs are so busy that it is not
+ * scheduled).
+ * One caller measures; others that ask meanwhile get the defaults below without
+ * waiting. Values are published one word each (readers load them relaxed: each is
+ * meaningful alone).
+ *
+ * Safety. On one CPU (br_cpu_count() == 1) nothing is measured and spin_ns is 0:
+ * spinning can only delay the thread it waits for. A disturbed measurement (the
+ * helper not scheduled, the deadline hit, a failed thread creation) falls back to the
+ * defaults, and every value is clamped to sane bounds, so that a descheduled helper or
+ * a sanitizer's slowdown can't make braid spin for milliseconds or not at all.
+ *
+ * Override. BRAID_SPIN_NS (a decimal count of ns, 0..1000000) replaces spin_ns; 0
+ * turns spinning off. The other values are still measured. Read once, at calibration.
+ */
+#include "core/lib.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+
+/* Defaults (used until measured, and when a measurement fails) and bounds. */
+#define RTT_DEFAULT 300
+#define RTT_MIN 20
+#define RTT_MAX 3000
+#define WAKE_DEFAULT 10000
+#define WAKE_MIN 1000
+#define WAKE_MAX 100000
+#define WAKE_CALL_DEFAULT 3000
+#define WAKE_CALL_MIN 200
+#define WAKE_CALL_MAX 50000
+#define SPIN_MIN 250
+#define SPIN_MAX 30000
+#define SPIN_ENV_MAX 1000000
+
+/* The whole measurement, from the thread creation on, ends by then. */
+#define CALIB_BUDGET_NS 1000000
+
+enum { RTT_BATCHES = 8, RTT_PER_BATCH = 8, WAKE_SAMPLES = 5 };
+
+_Atomic int64_t br__calib_v[BR__CALIB_N] = {-1, -1, -1, -1};
+
+static const int64_t defaults[BR__CALIB_N] = {RTT_DEFAULT, WAKE_DEFAULT, WAKE_CALL_DEFAULT,
+                                              WAKE_DEFAULT};
+
+/* 0 not measured, 1 being measured, 2 published. */
+static _Atomic int state;
+
+static int64_t clamp(int64_t v, int64_t lo, int64_t hi) {
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int64_t median(int64_t *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_i64);
+    return v[n / 2];
+}
+
+/* --- the helper ---------------------------------------------------------------------- */
+
+#define STOP UINT32_MAX
+
+struct probe {
+    _Alignas(BR__CACHELINE) _Atomic uint32_t ping; /* ours: the round-trip counter */
+    _Alignas(BR__CACHELINE) _Atomic uint32_t pong; /* the helper's echo */
+    _Alignas(BR__CACHELINE) _Atomic uint32_t word; /* the futex the helper sleeps on */
+    _Atomic uint32_t asleep;                       /* the helper: "I sleep on word == v" */
+    _Atomic uint32_t woke;                         /* the helper woke for value v */
+    _Atomic int64_t woke_at;                       /* ... at this time */
+    int64_t deadline;
+};
+
+static void *helper(void *arg) {
+    struct probe *p = arg;
+    /* Round trips: echo ping into pong until ping says STOP. */
+    for (unsigned i = 1;; i++) {
+        uint32_t v = atomic_load_explicit(&p->ping, memory_order_acquire);
+        if (v == STOP)
+            break;
+        if (v != atomic_load_explicit(&p->pong, memory_order_relaxed))
+            atomic_store_explicit(&p->pong, v, memory_order_release);
+        else
+            br__cpu_relax();
+        if ((i & 255) == 0 && br_now() >= p->deadline)
+            return NULL;
+    }
+    /* Wakes: sleep on word == v until it changes; say when we run again. */
+    for (;;) {
+        uint32_t v = atomic_load_explicit(&p->word, memory_order_acquire);
+        if (v == STOP)
+            break;
+        atomic_store_explicit(&p->asleep, v, memory_order_release);
+        while (atomic_load_explicit(&p->word, memory_order_acquire) == v) {
+            if (br__futex_wait(&p->word, v, p->deadline, false) == BR_ETIMEDOUT)
+                return NULL;
+        }
+        atomic_store_explicit(&p->woke_at, br_now(), memory_order_relaxed);
+        atomic_store_explicit(&p->woke, v, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Waits until *w == v; false if the deadline passed first. */
+static bool await_word(_Atomic uint32_t *w, uint32_t v, int64_t deadline) {
+    for (unsigned i = 1; atomic_load_explicit(w, memory_order_acquire) != v; i++) {
+        br__cpu_relax();
+        if ((i & 63) == 0 && br_now() >= deadline)
+            return false;
+    }
+    return true;
+}
+
+static bool measure_rtt(struct probe *p, int64_t *rtt) {
+    int64_t batch[RTT_BATCHES];
+    uint32_t n = 0;
+    for (int b = -1; b < RTT_BATCHES; b++) { /* batch -1 warms both lines up */
+        int64_t t0 = br_now();
+        for (int i = 0; i < RTT_PER_BATCH; i++) {
+            atomic_store_explicit(&p->ping, ++n, memory_order_release);
+            if (!await_word(&p->pong, n, p->deadline))
+                return false;
+        }
+        if (b >= 0)
+            batch[b] = br_now() - t0;
+    }
+    *rtt = median(batch, RTT_BATCHES) / RTT_PER_BATCH;
+    return true;
+}
+
+static bool measure_wake(struct probe *p, int64_t *wake, int64_t *call) {
+    int64_t lat[WAKE_SAMPLES], cost[WAKE_SAMPLES];
+    int got = 0;
+    uint32_t v = 0;
+    while (got < WAKE_SAMPLES) {
+        if (!await_word(&p->asleep, v, p->deadline))
+            return false;
+        /* Give the helper time to reach the kernel (a wake that finds nobody asleep
+         * is dropped below): a few round trips' worth of spinning. */
+        int64_t settle = br_now() + 5000;
+        while (br_now() < settle)
+            br__cpu_relax();
+        int64_t t0 = br_now();
+        atomic_store_explicit(&p->word, ++v, memory_order_release);
+        int woken = br__futex_wake(&p->word, 1, false);
+        int64_t t1 = br_now();
+        if (!await_word(&p->woke, v, p->deadline))
+            return false;
+        if (woken > 0) {
+            lat[got] = atomic_load_explicit(&p->woke_at, memory_order_relaxed) - t0;
+            cost[got] = t1 - t0;
+            got++;
+        }
+    }
+    *wake = median(lat, WAKE_SAMPLES);
+    *call = median(cost, WAKE_SAMPLES);
+    return true;
+}
+
+/* Measures into v[]; false (v[] untouched where not measured) if disturbed. */
+static bool measure(int64_t v[BR__CALIB_N]) {
+    static struct probe p; /* static: no large frame; one measurement per process */
+    atomic_store(&p.ping, 0);
+    atomic_store(&p.pong, 0);
+    atomic_store(&p.word, 0);
+    atomic_store(&p.asleep, STOP);
+    atomic_store(&p.woke, STOP);
+    p.deadline = br_now() + CALIB_BUDGET_NS;
+
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0)
+        return false;
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the helper inherits it: no handlers */
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, helper, &p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return false;
+
+    int64_t rtt = 0, wake = 0, call = 0;
+    bool ok = measure_rtt(&p, &rtt);
+    atomic_store_explicit(&p.ping, STOP, memory_order_release);
+    ok = ok && measure_wake(&p, &wake, &call);
+    atomic_store_explicit(&p.word, STOP, memory_order_release);
+    br__futex_wake(&p.word, 1, false);
+    pthread_join(t, NULL); /* the helper returns by the deadline at the latest */
+    if (!ok)
+        return false;
+    v[BR__CALIB_RTT] = rtt;
+    v[BR__CALIB_WAKE] = wake;
+    v[BR__CALIB_WAKE_CALL] = call;
+    return true;
+}
+
+int64_t br__calib_parse_spin_ns(const char *s) {
+    if (!s || *s < '0' || *s > '9') /* digits only: no sign, no blanks */
+        return -1;
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (*end != 0 || n < 0 || n > SPIN_ENV_MAX)
+        return -1;
+    return (int64_t)n;
+}
+
+int64_t br__calib_slow(int which) {
+    int z = 0;
+    if (!atomic_compare_exchange_strong_explicit(&state, &z, 1, memory_order_acquire,
+                                                 memory_order_relaxed)) {
+        /* Being measured by another thread (or published just now). */
+        int64_t got = atomic_load_explicit(&br__calib_v[which], memory_order_relaxed);
+        return got >= 0 ? got : defaults[which];
+    }
+    int64_t v[BR__CALIB_N];
+    for (int i = 0; i < BR__CALIB_N; i++)
+        v[i] = defaults[i];
+    bool one_cpu = br_cpu_count() == 1;
+    if (!one_cpu)
+        measure(v);
+    v[BR__CALIB_RTT] = clamp(v[BR__CALIB_RTT], RTT_MIN, RTT_MAX);
+    v[BR__CALIB_WAKE] = clamp(v[BR__CALIB_WAKE], WAKE_MIN, WAKE_MAX);
+    v[BR__CALIB_WAKE_CALL] = clamp(v[BR__CALIB_WAKE_CALL], WAKE_CALL_MIN, WAKE_CALL_MAX);
+    v[BR__CALIB_SPIN] = one_cpu ? 0 : clamp(v[BR__CALIB_WAKE], SPIN_MIN, SPIN_MAX);
+    int64_t env = br__calib_parse_spin_ns(getenv("BRAID_SPIN_NS"));
+    if (env >= 0)
+        v[BR__CALIB_SPIN] = env;
+    for (int i = 0; i < BR__CALIB_N; i++)
+        atomic_store_explicit(&br__calib_v[i], v[i], memory_order_relaxed);
+    atomic_store_explicit(&state, 2, memory_order_release);
+    return v[which];
+}
+
+void br__calib_set_spin_ns(int64_t ns) {
+    br__calib_rtt_ns(); /* measure first, so that it can't overwrite ns later */
+    atomic_store_explicit(&br__calib_v[BR__CALIB_SPIN], ns, memory_order_relaxed);
+}
