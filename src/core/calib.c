@@ -28,9 +28,12 @@
  *
  * When. Lazily, by the first caller that needs a value (the first park, a contended
  * lock): a program that never waits never pays. It costs a thread creation and
- * ~0.1-0.4 ms here; a deadline 1 ms after the start ends it early (the helper exits
- * by then; joining it may take longer only when the CPUs are so busy that it is not
- * scheduled).
+ * ~0.1-0.4 ms here. The caller sleeps (never spins: that could keep the helper off a
+ * busy machine's CPUs) until the helper runs, at most 5 ms; the measurement then
+ * ends within 3 ms. A successful measurement joins the helper; a disturbed one
+ * detaches it (it exits as soon as it runs), so that the caller never waits longer.
+ * On a machine so busy that a new thread waits milliseconds for a CPU (seen at a load
+ * of 9 on 2 CPUs) the measurement fails and the defaults stay.
  * One caller measures; others that ask meanwhile get the defaults below without
  * waiting. Values are published one word each (readers load them relaxed: each is
  * meaningful alone).
@@ -47,6 +50,7 @@
 #include "core/lib.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -64,8 +68,10 @@
 #define SPIN_MAX 30000
 #define SPIN_ENV_MAX 1000000
 
-/* The whole measurement, from the thread creation on, ends by then. */
-#define CALIB_BUDGET_NS 1000000
+/* The helper must run within START_BUDGET_NS of its creation, and the measurement
+ * then ends within CALIB_BUDGET_NS. */
+#define START_BUDGET_NS 5000000
+#define CALIB_BUDGET_NS 3000000
 
 enum { RTT_BATCHES = 8, RTT_PER_BATCH = 8, WAKE_SAMPLES = 5 };
 
@@ -94,6 +100,7 @@ static int64_t median(int64_t *v, int n) {
 /* --- the helper ---------------------------------------------------------------------- */
 
 #define STOP UINT32_MAX
+#define STARTED (UINT32_MAX - 1) /* the first ping */
 
 struct probe {
     _Alignas(BR__CACHELINE) _Atomic uint32_t ping; /* ours: the round-trip counter */
@@ -102,8 +109,12 @@ struct probe {
     _Atomic uint32_t asleep;                       /* the helper: "I sleep on word == v" */
     _Atomic uint32_t woke;                         /* the helper woke for value v */
     _Atomic int64_t woke_at;                       /* ... at this time */
-    int64_t deadline;
+    _Atomic int64_t deadline;                      /* both sides give up then */
 };
+
+static int64_t deadline_of(struct probe *p) {
+    return atomic_load_explicit(&p->deadline, memory_order_relaxed);
+}
 
 static void *helper(void *arg) {
     struct probe *p = arg;
@@ -116,7 +127,7 @@ static void *helper(void *arg) {
             atomic_store_explicit(&p->pong, v, memory_order_release);
         else
             br__cpu_relax();
-        if ((i & 255) == 0 && br_now() >= p->deadline)
+        if ((i & 255) == 0 && br_now() >= deadline_of(p))
             return NULL;
     }
     /* Wakes: sleep on word == v until it changes; say when we run again. */
@@ -126,7 +137,7 @@ static void *helper(void *arg) {
             break;
         atomic_store_explicit(&p->asleep, v, memory_order_release);
         while (atomic_load_explicit(&p->word, memory_order_acquire) == v) {
-            if (br__futex_wait(&p->word, v, p->deadline, false) == BR_ETIMEDOUT)
+            if (br__futex_wait(&p->word, v, deadline_of(p), false) == BR_ETIMEDOUT)
                 return NULL;
         }
         atomic_store_explicit(&p->woke_at, br_now(), memory_order_relaxed);
@@ -135,24 +146,33 @@ static void *helper(void *arg) {
     return NULL;
 }
 
-/* Waits until *w == v; false if the deadline passed first. */
+/* Waits until *w == v; false if the deadline passed first. Spins for 20 us, then
+ * yields between polls: the helper may be waiting for our CPU. */
 static bool await_word(_Atomic uint32_t *w, uint32_t v, int64_t deadline) {
+    int64_t yield_at = 0;
     for (unsigned i = 1; atomic_load_explicit(w, memory_order_acquire) != v; i++) {
         br__cpu_relax();
-        if ((i & 63) == 0 && br_now() >= deadline)
-            return false;
+        if ((i & 63) == 0) {
+            int64_t now = br_now();
+            if (now >= deadline)
+                return false;
+            if (yield_at == 0)
+                yield_at = now + 20000;
+            else if (now >= yield_at)
+                sched_yield();
+        }
     }
     return true;
 }
 
 static bool measure_rtt(struct probe *p, int64_t *rtt) {
     int64_t batch[RTT_BATCHES];
-    uint32_t n = 0;
+    uint32_t n = 0;                          /* counts up from 1, far from STARTED */
     for (int b = -1; b < RTT_BATCHES; b++) { /* batch -1 warms both lines up */
         int64_t t0 = br_now();
         for (int i = 0; i < RTT_PER_BATCH; i++) {
             atomic_store_explicit(&p->ping, ++n, memory_order_release);
-            if (!await_word(&p->pong, n, p->deadline))
+            if (!await_word(&p->pong, n, deadline_of(p)))
                 return false;
         }
         if (b >= 0)
@@ -166,24 +186,27 @@ static bool measure_wake(struct probe *p, int64_t *wake, int64_t *call) {
     int64_t lat[WAKE_SAMPLES], cost[WAKE_SAMPLES];
     int got = 0;
     uint32_t v = 0;
+    int64_t settle = 10000;
     while (got < WAKE_SAMPLES) {
-        if (!await_word(&p->asleep, v, p->deadline))
+        if (!await_word(&p->asleep, v, deadline_of(p)))
             return false;
         /* Give the helper time to reach the kernel (a wake that finds nobody asleep
-         * is dropped below): a few round trips' worth of spinning. */
-        int64_t settle = br_now() + 5000;
-        while (br_now() < settle)
-            br__cpu_relax();
+         * is dropped below, and the next settle is longer): a nap, not a spin, so as
+         * not to keep the helper off our CPU. */
+        _Atomic uint32_t nap = 0;
+        br__futex_wait(&nap, 0, br_now() + settle, false);
         int64_t t0 = br_now();
         atomic_store_explicit(&p->word, ++v, memory_order_release);
         int woken = br__futex_wake(&p->word, 1, false);
         int64_t t1 = br_now();
-        if (!await_word(&p->woke, v, p->deadline))
+        if (!await_word(&p->woke, v, deadline_of(p)))
             return false;
         if (woken > 0) {
             lat[got] = atomic_load_explicit(&p->woke_at, memory_order_relaxed) - t0;
             cost[got] = t1 - t0;
             got++;
+        } else if (settle < 200000) {
+            settle *= 2;
         }
     }
     *wake = median(lat, WAKE_SAMPLES);
@@ -199,7 +222,8 @@ static bool measure(int64_t v[BR__CALIB_N]) {
     atomic_store(&p.word, 0);
     atomic_store(&p.asleep, STOP);
     atomic_store(&p.woke, STOP);
-    p.deadline = br_now() + CALIB_BUDGET_NS;
+    int64_t start_by = br_now() + START_BUDGET_NS;
+    atomic_store(&p.deadline, start_by + CALIB_BUDGET_NS);
 
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0)
@@ -215,15 +239,35 @@ static bool measure(int64_t v[BR__CALIB_N]) {
     if (rc != 0)
         return false;
 
+    /* Until the helper echoes a first ping, poll in naps of 50 us: spinning here could
+     * keep it off a busy machine's CPUs. The measurement's budget starts then. */
+    bool ok = true;
+    atomic_store_explicit(&p.ping, STARTED, memory_order_release);
+    for (;;) {
+        if (atomic_load_explicit(&p.pong, memory_order_acquire) == STARTED)
+            break;
+        int64_t now = br_now();
+        if (now >= start_by) {
+            ok = false;
+            break;
+        }
+        _Atomic uint32_t nap = 0;
+        br__futex_wait(&nap, 0, br_deadline_min(now + 50000, start_by), false);
+    }
+    atomic_store(&p.deadline, br_now() + CALIB_BUDGET_NS);
     int64_t rtt = 0, wake = 0, call = 0;
-    bool ok = measure_rtt(&p, &rtt);
+    ok = ok && measure_rtt(&p, &rtt);
     atomic_store_explicit(&p.ping, STOP, memory_order_release);
     ok = ok && measure_wake(&p, &wake, &call);
     atomic_store_explicit(&p.word, STOP, memory_order_release);
     br__futex_wake(&p.word, 1, false);
-    pthread_join(t, NULL); /* the helper returns by the deadline at the latest */
-    if (!ok)
+    if (!ok) {
+        /* Disturbed: the helper may not even be running. Don't wait for it; it exits
+         * as soon as it runs (it sees STOP, or its deadline has passed). */
+        pthread_detach(t);
         return false;
+    }
+    pthread_join(t, NULL); /* running and told to stop: it returns at once */
     v[BR__CALIB_RTT] = rtt;
     v[BR__CALIB_WAKE] = wake;
     v[BR__CALIB_WAKE_CALL] = call;
