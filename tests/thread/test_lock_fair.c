@@ -14,25 +14,28 @@ typedef struct {
     int rc;
     atomic_int got;   /* 1 once it holds the lock */
     atomic_int leave; /* holders: release once set */
+    atomic_int done;  /* 1 once the thread has finished */
 } waiter_ctx;
 
 static void acquire_then_wait(void *arg) {
     waiter_ctx *w = arg;
     w->rc = br_lock_acquire(w->lock, w->deadline);
-    if (w->rc != 0)
-        return;
-    atomic_store(&w->got, 1);
-    while (!atomic_load(&w->leave))
-        br_sleep(100 * BR_USEC);
-    w->rc = br_lock_release(w->lock);
+    if (w->rc == 0) {
+        atomic_store(&w->got, 1);
+        while (!atomic_load(&w->leave))
+            br_sleep(100 * BR_USEC);
+        w->rc = br_lock_release(w->lock);
+    }
+    atomic_store(&w->done, 1);
 }
 
 /* Queues w's thread behind the lock we hold, then wakes it without releasing (as if a
- * barger had re-taken the lock at once): it loses, naps, and asks. */
+ * barger had re-taken the lock at once): it loses, naps, and asks. (A thread with a
+ * deadline may time out first, on a busy machine: then the wake finds nobody.) */
 static br_thread *start_asker(waiter_ctx *w, br_lock *l, int64_t deadline) {
     *w = (waiter_ctx){.lock = l, .deadline = deadline, .rc = 99};
     br_thread *t = tu_spawn(acquire_then_wait, w);
-    TU_WAIT_FOR(br__wq_len(&BR__LOCK_IMPL(l)->wq) == 1);
+    TU_WAIT_FOR(br__wq_len(&BR__LOCK_IMPL(l)->wq) == 1 || atomic_load(&w->done));
     br__lock_wake_slow(BR__LOCK_IMPL(l));
     return t;
 }
