@@ -14,8 +14,9 @@
  * What is measured, with one helper thread (signals blocked, 64 KiB stack) that lives
  * only for the measurement:
  *   rtt_ns        a cache line's round trip between two threads: the helper echoes a
- *                 counter from one line into another; the median of 8 batches of 8
- *                 round trips, divided by 8 (the clock is read once per batch).
+ *                 counter from one line into another; the fastest of 8 batches of 8
+ *                 round trips, divided by 8 (the clock is read once per batch; a
+ *                 disturbance only adds time).
  *   wake_ns       a futex wake until the woken thread runs: the helper sleeps on a
  *                 word, we change it, wake it and read the clock; it reads the clock as
  *                 soon as it runs. The median of 5 samples. A sample whose wake found
@@ -118,17 +119,28 @@ static int64_t deadline_of(struct probe *p) {
 
 static void *helper(void *arg) {
     struct probe *p = arg;
-    /* Round trips: echo ping into pong until ping says STOP. */
+    /* Round trips: echo ping into pong until ping says STOP. Yields after 20 us
+     * without a ping: we may be holding the CPU the other side needs. */
+    int64_t idle_since = 0;
     for (unsigned i = 1;; i++) {
         uint32_t v = atomic_load_explicit(&p->ping, memory_order_acquire);
         if (v == STOP)
             break;
-        if (v != atomic_load_explicit(&p->pong, memory_order_relaxed))
+        if (v != atomic_load_explicit(&p->pong, memory_order_relaxed)) {
             atomic_store_explicit(&p->pong, v, memory_order_release);
-        else
-            br__cpu_relax();
-        if ((i & 255) == 0 && br_now() >= deadline_of(p))
-            return NULL;
+            idle_since = 0;
+            continue;
+        }
+        br__cpu_relax();
+        if ((i & 63) == 0) {
+            int64_t now = br_now();
+            if (now >= deadline_of(p))
+                return NULL;
+            if (idle_since == 0)
+                idle_since = now;
+            else if (now - idle_since >= 20000)
+                sched_yield();
+        }
     }
     /* Wakes: sleep on word == v until it changes; say when we run again. */
     for (;;) {
@@ -165,20 +177,32 @@ static bool await_word(_Atomic uint32_t *w, uint32_t v, int64_t deadline) {
     return true;
 }
 
+/* A disturbed measurement keeps what it got if that is enough for a median. */
+enum { RTT_ENOUGH = 3, WAKE_ENOUGH = 3 };
+
 static bool measure_rtt(struct probe *p, int64_t *rtt) {
     int64_t batch[RTT_BATCHES];
+    int got = 0;
     uint32_t n = 0;                          /* counts up from 1, far from STARTED */
     for (int b = -1; b < RTT_BATCHES; b++) { /* batch -1 warms both lines up */
         int64_t t0 = br_now();
         for (int i = 0; i < RTT_PER_BATCH; i++) {
             atomic_store_explicit(&p->ping, ++n, memory_order_release);
             if (!await_word(&p->pong, n, deadline_of(p)))
-                return false;
+                goto out;
         }
         if (b >= 0)
-            batch[b] = br_now() - t0;
+            batch[got++] = br_now() - t0;
     }
-    *rtt = median(batch, RTT_BATCHES) / RTT_PER_BATCH;
+out:
+    if (got < RTT_ENOUGH)
+        return false;
+    /* The fastest batch: disturbances (a preemption, a yield) only add time. */
+    int64_t best = batch[0];
+    for (int i = 1; i < got; i++)
+        if (batch[i] < best)
+            best = batch[i];
+    *rtt = best / RTT_PER_BATCH;
     return true;
 }
 
@@ -189,7 +213,7 @@ static bool measure_wake(struct probe *p, int64_t *wake, int64_t *call) {
     int64_t settle = 10000;
     while (got < WAKE_SAMPLES) {
         if (!await_word(&p->asleep, v, deadline_of(p)))
-            return false;
+            break;
         /* Give the helper time to reach the kernel (a wake that finds nobody asleep
          * is dropped below, and the next settle is longer): a nap, not a spin, so as
          * not to keep the helper off our CPU. */
@@ -200,7 +224,7 @@ static bool measure_wake(struct probe *p, int64_t *wake, int64_t *call) {
         int woken = br__futex_wake(&p->word, 1, false);
         int64_t t1 = br_now();
         if (!await_word(&p->woke, v, deadline_of(p)))
-            return false;
+            break;
         if (woken > 0) {
             lat[got] = atomic_load_explicit(&p->woke_at, memory_order_relaxed) - t0;
             cost[got] = t1 - t0;
@@ -209,12 +233,14 @@ static bool measure_wake(struct probe *p, int64_t *wake, int64_t *call) {
             settle *= 2;
         }
     }
-    *wake = median(lat, WAKE_SAMPLES);
-    *call = median(cost, WAKE_SAMPLES);
+    if (got < WAKE_ENOUGH)
+        return false;
+    *wake = median(lat, got);
+    *call = median(cost, got);
     return true;
 }
 
-/* Measures into v[]; false (v[] untouched where not measured) if disturbed. */
+/* Measures into v[] (each phase that succeeded); false if either was disturbed. */
 static bool measure(int64_t v[BR__CALIB_N]) {
     static struct probe p; /* static: no large frame; one measurement per process */
     atomic_store(&p.ping, 0);
@@ -254,24 +280,28 @@ static bool measure(int64_t v[BR__CALIB_N]) {
         _Atomic uint32_t nap = 0;
         br__futex_wait(&nap, 0, br_deadline_min(now + 50000, start_by), false);
     }
-    atomic_store(&p.deadline, br_now() + CALIB_BUDGET_NS);
     int64_t rtt = 0, wake = 0, call = 0;
-    ok = ok && measure_rtt(&p, &rtt);
+    atomic_store(&p.deadline, br_now() + CALIB_BUDGET_NS);
+    bool rtt_ok = ok && measure_rtt(&p, &rtt);
     atomic_store_explicit(&p.ping, STOP, memory_order_release);
-    ok = ok && measure_wake(&p, &wake, &call);
+    atomic_store(&p.deadline, br_now() + CALIB_BUDGET_NS);
+    bool wake_ok = ok && measure_wake(&p, &wake, &call);
     atomic_store_explicit(&p.word, STOP, memory_order_release);
     br__futex_wake(&p.word, 1, false);
-    if (!ok) {
+    if (rtt_ok && wake_ok) {
+        pthread_join(t, NULL); /* running and told to stop: it returns at once */
+    } else {
         /* Disturbed: the helper may not even be running. Don't wait for it; it exits
          * as soon as it runs (it sees STOP, or its deadline has passed). */
         pthread_detach(t);
-        return false;
     }
-    pthread_join(t, NULL); /* running and told to stop: it returns at once */
-    v[BR__CALIB_RTT] = rtt;
-    v[BR__CALIB_WAKE] = wake;
-    v[BR__CALIB_WAKE_CALL] = call;
-    return true;
+    if (rtt_ok)
+        v[BR__CALIB_RTT] = rtt;
+    if (wake_ok) {
+        v[BR__CALIB_WAKE] = wake;
+        v[BR__CALIB_WAKE_CALL] = call;
+    }
+    return rtt_ok && wake_ok;
 }
 
 int64_t br__calib_parse_spin_ns(const char *s) {
