@@ -341,6 +341,11 @@ int64_t br__calib_slow(int which) {
     return v[which];
 }
 
+int64_t br__calib_peek(int which) {
+    int64_t v = atomic_load_explicit(&br__calib_v[which], memory_order_relaxed);
+    return v >= 0 ? v : defaults[which];
+}
+
 void br__calib_set_spin_ns(int64_t ns) {
     br__calib_rtt_ns(); /* measure first, so that it can't overwrite ns later */
     atomic_store_explicit(&br__calib_v[BR__CALIB_SPIN], ns, memory_order_relaxed);

@@ -438,6 +438,9 @@ static inline int64_t br__calib(int which) {
     int64_t v = atomic_load_explicit(&br__calib_v[which], memory_order_relaxed);
     return BR__LIKELY(v >= 0) ? v : br__calib_slow(which);
 }
+/* The value if measured, else its default, without ever measuring: for paths that
+ * must not start a thread (the internal lock, which fork's handlers take). */
+int64_t br__calib_peek(int which);
 static inline int64_t br__calib_rtt_ns(void) { return br__calib(BR__CALIB_RTT); }
 static inline int64_t br__calib_wake_ns(void) { return br__calib(BR__CALIB_WAKE); }
 static inline int64_t br__calib_wake_call_ns(void) {

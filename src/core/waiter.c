@@ -11,8 +11,9 @@ BR__TLS br__tls br__tls_v;
 void br__ilock_lock_slow(br__ilock *l) {
     /* Spin briefly, a few cache-line round trips (core/calib.c), unless spinning is off
      * (one CPU): the holder only links or unlinks a waiter. In time, not iterations: a
-     * relax is ~3 ns on some CPUs and ~35 ns on others. */
-    int64_t until = br__calib_spin_ns() > 0 ? 0 : -1;
+     * relax is ~3 ns on some CPUs and ~35 ns on others. Peeked, never measured here:
+     * fork's handlers take ilocks, and measuring starts a thread. */
+    int64_t until = br__calib_peek(BR__CALIB_SPIN) > 0 ? 0 : -1;
     for (unsigned i = 1; until >= 0; i++) {
         br__cpu_relax();
         uint32_t z = 0;
@@ -23,7 +24,7 @@ void br__ilock_lock_slow(br__ilock *l) {
         if ((i & 7) == 0) {
             int64_t now = br_now();
             if (until == 0)
-                until = now + 4 * br__calib_rtt_ns();
+                until = now + 4 * br__calib_peek(BR__CALIB_RTT);
             else if (now >= until)
                 break;
         }
