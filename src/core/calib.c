@@ -113,12 +113,25 @@ struct probe {
     _Atomic int64_t deadline;                      /* both sides give up then */
 };
 
+/* The helper's kernel id (0 before it runs) and whether it has returned: for tests
+ * that count threads (br__calib_helper_gone). */
+static _Atomic int helper_tid;
+static _Atomic bool helper_made, helper_done;
+
 static int64_t deadline_of(struct probe *p) {
     return atomic_load_explicit(&p->deadline, memory_order_relaxed);
 }
 
+static void *helper_run(struct probe *p);
+
 static void *helper(void *arg) {
-    struct probe *p = arg;
+    atomic_store_explicit(&helper_tid, br__thread_native_id(), memory_order_relaxed);
+    helper_run(arg);
+    atomic_store_explicit(&helper_done, true, memory_order_release);
+    return NULL;
+}
+
+static void *helper_run(struct probe *p) {
     /* Round trips: echo ping into pong until ping says STOP. Yields after 20 us
      * without a ping: we may be holding the CPU the other side needs. */
     int64_t idle_since = 0;
@@ -264,6 +277,7 @@ static bool measure(int64_t v[BR__CALIB_N]) {
     pthread_attr_destroy(&attr);
     if (rc != 0)
         return false;
+    atomic_store_explicit(&helper_made, true, memory_order_relaxed);
 
     /* Until the helper echoes a first ping, poll in naps of 50 us: spinning here could
      * keep it off a busy machine's CPUs. The measurement's budget starts then. */
@@ -339,6 +353,16 @@ int64_t br__calib_slow(int which) {
         atomic_store_explicit(&br__calib_v[i], v[i], memory_order_relaxed);
     atomic_store_explicit(&state, 2, memory_order_release);
     return v[which];
+}
+
+int br__calib_helper_gone(void) {
+    if (atomic_load_explicit(&state, memory_order_acquire) != 2)
+        return -1;
+    if (!atomic_load_explicit(&helper_made, memory_order_relaxed))
+        return 0; /* one CPU, or the creation failed */
+    if (!atomic_load_explicit(&helper_done, memory_order_acquire))
+        return -1; /* running, or detached and not yet run */
+    return atomic_load_explicit(&helper_tid, memory_order_relaxed);
 }
 
 int64_t br__calib_peek(int which) {

@@ -450,6 +450,10 @@ static inline int64_t br__calib_spin_ns(void) { return br__calib(BR__CALIB_SPIN)
 /* Test hook: the spin budget from now on (0 disables spinning). Measures first, so
  * that the measurement can't overwrite it later. */
 void br__calib_set_spin_ns(int64_t ns);
+/* For tests that count threads: once calibrated and the helper thread has returned,
+ * its kernel id (0 if none was started); else -1. The id may stay listed in
+ * /proc/self/task for a moment after it returned. */
+int br__calib_helper_gone(void);
 /* BRAID_SPIN_NS's parser: the value of a decimal 0..1000000, else -1 (ignored). */
 int64_t br__calib_parse_spin_ns(const char *s);
 
