@@ -39,11 +39,13 @@
  * waiting. Values are published one word each (readers load them relaxed: each is
  * meaningful alone).
  *
- * Safety. On one CPU (br_cpu_count() == 1) nothing is measured and spin_ns is 0:
+ * Safety. On one CPU (br__cpu_parallel() == 1) nothing is measured and spin_ns is 0:
  * spinning can only delay the thread it waits for. A disturbed measurement (the
  * helper not scheduled, the deadline hit, a failed thread creation) falls back to the
- * defaults, and every value is clamped to sane bounds, so that a descheduled helper or
- * a sanitizer's slowdown can't make braid spin for milliseconds or not at all.
+ * defaults, a value beyond its bound (rtt 2 us, wake 50 us: not what was meant to be
+ * measured) too, and every value is clamped to sane bounds, so that a descheduled
+ * helper or a sanitizer's slowdown can't make braid spin for milliseconds or not at
+ * all.
  *
  * Override. BRAID_SPIN_NS (a decimal count of ns, 0..1000000) replaces spin_ns; 0
  * turns spinning off. The other values are still measured. Read once, at calibration.
@@ -58,10 +60,10 @@
 /* Defaults (used until measured, and when a measurement fails) and bounds. */
 #define RTT_DEFAULT 300
 #define RTT_MIN 20
-#define RTT_MAX 3000
+#define RTT_MAX 2000
 #define WAKE_DEFAULT 10000
 #define WAKE_MIN 1000
-#define WAKE_MAX 100000
+#define WAKE_MAX 50000
 #define WAKE_CALL_DEFAULT 3000
 #define WAKE_CALL_MIN 200
 #define WAKE_CALL_MAX 50000
@@ -108,7 +110,7 @@ struct probe {
     _Alignas(BR__CACHELINE) _Atomic uint32_t pong; /* the helper's echo */
     _Alignas(BR__CACHELINE) _Atomic uint32_t word; /* the futex the helper sleeps on */
     _Atomic uint32_t asleep;                       /* the helper: "I sleep on word == v" */
-    _Atomic uint32_t woke;                         /* the helper woke for value v */
+    _Atomic uint32_t woke;                         /* the helper woke to word == v */
     _Atomic int64_t woke_at;                       /* ... at this time */
     _Atomic int64_t deadline;                      /* both sides give up then */
 };
@@ -166,7 +168,10 @@ static void *helper_run(struct probe *p) {
                 return NULL;
         }
         atomic_store_explicit(&p->woke_at, br_now(), memory_order_relaxed);
-        atomic_store_explicit(&p->woke, v, memory_order_release);
+        /* the value it woke for: what we changed the word to */
+        atomic_store_explicit(&p->woke,
+                              atomic_load_explicit(&p->word, memory_order_relaxed),
+                              memory_order_release);
     }
     return NULL;
 }
@@ -228,10 +233,11 @@ static bool measure_wake(struct probe *p, int64_t *wake, int64_t *call) {
         if (!await_word(&p->asleep, v, deadline_of(p)))
             break;
         /* Give the helper time to reach the kernel (a wake that finds nobody asleep
-         * is dropped below, and the next settle is longer): a nap, not a spin, so as
-         * not to keep the helper off our CPU. */
-        _Atomic uint32_t nap = 0;
-        br__futex_wait(&nap, 0, br_now() + settle, false);
+         * is dropped below, and the next settle is longer), yielding meanwhile in
+         * case it needs our CPU to get there. */
+        int64_t settled = br_now() + settle;
+        while (br_now() < settled)
+            sched_yield();
         int64_t t0 = br_now();
         atomic_store_explicit(&p->word, ++v, memory_order_release);
         int woken = br__futex_wake(&p->word, 1, false);
@@ -279,8 +285,10 @@ static bool measure(int64_t v[BR__CALIB_N]) {
         return false;
     atomic_store_explicit(&helper_made, true, memory_order_relaxed);
 
-    /* Until the helper echoes a first ping, poll in naps of 50 us: spinning here could
-     * keep it off a busy machine's CPUs. The measurement's budget starts then. */
+    /* Until the helper echoes a first ping, poll in naps of 20 us (the kernel's timer
+     * slack makes them ~70 us): spinning, or yielding, here could keep the helper on
+     * our CPU, and a round trip measured there is two context switches. The
+     * measurement's budget starts then. */
     bool ok = true;
     atomic_store_explicit(&p.ping, STARTED, memory_order_release);
     for (;;) {
@@ -292,7 +300,7 @@ static bool measure(int64_t v[BR__CALIB_N]) {
             break;
         }
         _Atomic uint32_t nap = 0;
-        br__futex_wait(&nap, 0, br_deadline_min(now + 50000, start_by), false);
+        br__futex_wait(&nap, 0, br_deadline_min(now + 20000, start_by), false);
     }
     int64_t rtt = 0, wake = 0, call = 0;
     atomic_store(&p.deadline, br_now() + CALIB_BUDGET_NS);
@@ -339,9 +347,17 @@ int64_t br__calib_slow(int which) {
     int64_t v[BR__CALIB_N];
     for (int i = 0; i < BR__CALIB_N; i++)
         v[i] = defaults[i];
-    bool one_cpu = br_cpu_count() == 1;
+    bool one_cpu = br__cpu_parallel() == 1;
     if (!one_cpu)
         measure(v);
+    /* Beyond the maximum it is not what we meant to measure (a round trip through
+     * context switches on one CPU, a wake behind other work): keep the default. */
+    if (v[BR__CALIB_RTT] > RTT_MAX)
+        v[BR__CALIB_RTT] = RTT_DEFAULT;
+    if (v[BR__CALIB_WAKE] > WAKE_MAX) {
+        v[BR__CALIB_WAKE] = WAKE_DEFAULT;
+        v[BR__CALIB_WAKE_CALL] = WAKE_CALL_DEFAULT;
+    }
     v[BR__CALIB_RTT] = clamp(v[BR__CALIB_RTT], RTT_MIN, RTT_MAX);
     v[BR__CALIB_WAKE] = clamp(v[BR__CALIB_WAKE], WAKE_MIN, WAKE_MAX);
     v[BR__CALIB_WAKE_CALL] = clamp(v[BR__CALIB_WAKE_CALL], WAKE_CALL_MIN, WAKE_CALL_MAX);

@@ -9,7 +9,7 @@
  *
  * Services in use:
  *   futex        wait on a 32-bit word with an absolute monotonic deadline; wake
- *   cpu count    br_cpu_count(): affinity and CPU quota aware
+ *   cpu count    br_cpu_count(): affinity and CPU quota aware; br__cpu_parallel()
  *   threads      the kernel's name of the calling thread; the thread's numeric id
  *   membarrier   a full barrier on every CPU running one of our threads (optional)
  *   backtrace    the calling thread's stack, for the misuse report (optional)
@@ -53,6 +53,14 @@ int br__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline, bool 
  * every sleeper re-checks its word. Never fails. Returns how many it woke (a port that
  * can't tell returns n). */
 int br__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
+
+/* --- cpu count (linux/cpu.c) -------------------------------------------------------- */
+
+/* How many of our threads can run at the same instant: the CPUs the affinity mask
+ * allows, not limited by a CPU quota (br_cpu_count's answer), which throttles over a
+ * period but still runs threads in parallel. Cheap (no file is read): the spin
+ * calibration asks it (core/calib.c). At least 1. */
+int br__cpu_parallel(void);
 
 /* --- threads (linux/thread.c) ------------------------------------------------------ */
 
