@@ -11,8 +11,8 @@
  * (in iterations or in ns) are wrong on the other, so braid measures the two costs that
  * decide it and derives every spin budget from them, in time.
  *
- * What is measured, with one helper thread (signals blocked, 64 KiB stack) that lives
- * only for the measurement:
+ * What is measured, with one helper thread (signals blocked, 64 KiB stack, kept off
+ * the CPU we run on) that lives only for the measurement:
  *   rtt_ns        a cache line's round trip between two threads: the helper echoes a
  *                 counter from one line into another; the fastest of 8 batches of 8
  *                 round trips, divided by 8 (the clock is read once per batch; a
@@ -274,6 +274,7 @@ static bool measure(int64_t v[BR__CALIB_N]) {
     if (pthread_attr_init(&attr) != 0)
         return false;
     pthread_attr_setstacksize(&attr, 64 * 1024);
+    br__attr_other_cpu(&attr); /* a round trip between CPUs, not within one */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the helper inherits it: no handlers */

@@ -29,6 +29,7 @@
 #ifndef BRAID_PLATFORM_H
 #define BRAID_PLATFORM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -70,6 +71,11 @@ void br__set_thread_name(const char *name);
 /* The kernel's id of the calling thread (Python's threading.get_native_id()); equal to
  * the process id on the process's first thread. */
 int br__thread_native_id(void);
+/* Lets a thread created with attr run anywhere our affinity mask allows except the
+ * CPU we run on now. Best effort (nothing changes where the OS can't tell or when no
+ * other CPU is allowed): the spin calibration's helper (core/calib.c), which must
+ * measure a cache line crossing between CPUs, not two threads sharing one. */
+void br__attr_other_cpu(pthread_attr_t *attr);
 /* True while the process has exactly one thread (glibc's __libc_single_threaded);
  * false where the C library can't tell. The lock's fast paths use plain loads and
  * stores while it is true (thread/private.h). */
