@@ -1,4 +1,5 @@
-/* Thread names and ids, and a new thread kept off our CPU, on Linux (platform/platform.h). */
+/* Thread names and ids, and keeping a new thread off our CPU, on Linux
+ * (platform/platform.h). */
 #include "platform/platform.h"
 
 #include <pthread.h>
