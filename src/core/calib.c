@@ -28,13 +28,14 @@
  *                 2x of the best choice whatever the wait turns out to be).
  *
  * When. Lazily, by the first caller that needs a value (the first park, a contended
- * lock): a program that never waits never pays. It costs a thread creation and
- * ~0.1-0.4 ms here. The caller sleeps (never spins: that could keep the helper off a
- * busy machine's CPUs) until the helper runs, at most 5 ms; the measurement then
- * ends within 3 ms. A successful measurement joins the helper; a disturbed one
- * detaches it (it exits as soon as it runs), so that the caller never waits longer.
- * On a machine so busy that a new thread waits milliseconds for a CPU (seen at a load
- * of 9 on 2 CPUs) the measurement fails and the defaults stay.
+ * lock): a program that never waits never pays. It costs ~0.6-1.0 ms here (the
+ * thread's creation and first run are half of it). The caller naps (never spins:
+ * that could keep the helper off a busy machine's CPUs) until the helper runs, at
+ * most 5 ms; each phase of the measurement then has 3 ms. The helper is detached: a
+ * successful measurement waits for its last store; a disturbed one leaves it to exit
+ * as soon as it runs, so that the caller never waits longer. On a machine so busy
+ * that a new thread waits milliseconds for a CPU (seen at a load of 9 on 2 CPUs) the
+ * measurement fails and the defaults stay.
  * One caller measures; others that ask meanwhile get the defaults below without
  * waiting. Values are published one word each (readers load them relaxed: each is
  * meaningful alone).
@@ -274,12 +275,16 @@ static bool measure(int64_t v[BR__CALIB_N]) {
     if (pthread_attr_init(&attr) != 0)
         return false;
     pthread_attr_setstacksize(&attr, 64 * 1024);
+    /* Detached: we wait for its last store instead of joining, so that a process that
+     * exits while a measurement is under way leaves no joinable thread behind. */
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     br__attr_other_cpu(&attr); /* a round trip between CPUs, not within one */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the helper inherits it: no handlers */
     pthread_t t;
     int rc = pthread_create(&t, &attr, helper, &p);
+    (void)t;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc != 0)
@@ -320,12 +325,14 @@ static bool measure(int64_t v[BR__CALIB_N]) {
     atomic_store_explicit(&p.word, STOP, memory_order_release);
     br__futex_wake(&p.word, 1, false);
     if (rtt_ok && wake_ok) {
-        pthread_join(t, NULL); /* running and told to stop: it returns at once */
-    } else {
-        /* Disturbed: the helper may not even be running. Don't wait for it; it exits
-         * as soon as it runs (it sees STOP, or its deadline has passed). */
-        pthread_detach(t);
+        /* Running and told to stop: it returns at once. Wait for that (its last
+         * store), so that it is gone (or going) when the values are published. */
+        while (!atomic_load_explicit(&helper_done, memory_order_acquire) &&
+               br_now() < deadline_of(&p))
+            sched_yield();
     }
+    /* Else disturbed: the helper may not even be running. Don't wait for it; it exits
+     * as soon as it runs (it sees STOP, or its deadline has passed). */
     if (rtt_ok)
         v[BR__CALIB_RTT] = rtt;
     if (wake_ok) {
