@@ -14,8 +14,13 @@
  *                      the pthread impl is the plain pair again.
  *   uncontended-rlock  br_rlock; the pthread impl is a PTHREAD_MUTEX_RECURSIVE mutex.
  *   counter-locked     2 threads x N increments of a shared counter under the lock,
- *                      timed from starting both threads to joining both; the final
- *                      value must be 2 N. seconds.
+ *                      timed from starting both threads to joining both (they start
+ *                      counting together, through a gate); the final value must be
+ *                      2 N. seconds; and min_share, the smaller of the two threads'
+ *                      shares of the acquisitions made while both were running (0.5
+ *                      is perfectly fair, 0 is a starved thread). stderr also gives
+ *                      the hand-overs between threads and the longest run of one
+ *                      thread's consecutive acquisitions.
  * IMPL: braid (br_lock / br_rlock, threads from br_thread_start) or pthread
  * (pthread_mutex_t, threads from pthread_create). Both print the same variant and
  * metric with "impl" telling them apart; scripts/bench.sh runs them as separate
@@ -27,6 +32,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #define W7_N 1000000L
@@ -146,35 +153,74 @@ static void uncontended(const char *variant, const char *impl) {
 
 static br_lock counter_lock = BR_LOCK_INIT;
 static pthread_mutex_t counter_mutex = PTHREAD_MUTEX_INITIALIZER;
-static long counter;
+
+/* What the critical section touches: the counter and, on the same cache line, who took
+ * the lock last, so that each increment also counts hand-overs (the lock passing from
+ * one thread to the other) and the longest run of consecutive acquisitions by one
+ * thread. `at_end[k]` is the counter when thread k made its last increment: the thread
+ * that finishes first sees n of its own plus the other's so far, which gives each
+ * thread's share of the acquisitions made while both were running. */
+static struct {
+    long counter;
+    long handoffs;
+    long run, max_run;
+    int last;
+    long at_end[2];
+} cs;
+static atomic_int started;
+
+static inline void counted(int k, long i) {
+    cs.counter++;
+    if (cs.last != k) {
+        cs.handoffs++;
+        cs.last = k;
+        cs.run = 0;
+    }
+    if (++cs.run > cs.max_run)
+        cs.max_run = cs.run;
+    if (i == n_ops - 1)
+        cs.at_end[k] = cs.counter;
+}
+
+/* Both threads start counting together (a thread that starts first would otherwise
+ * run alone for the other's creation time, and its share would mean nothing). */
+static void start_gate(void) {
+    atomic_fetch_add(&started, 1);
+    while (atomic_load_explicit(&started, memory_order_acquire) < 2) {
+    }
+}
 
 static void inc_braid(void *arg) {
-    (void)arg;
+    int k = (int)(intptr_t)arg;
+    start_gate();
     for (long i = 0; i < n_ops; i++) {
         BENCH_CHECK_OK(br_lock_acquire(&counter_lock, BR_FOREVER));
-        counter++;
+        counted(k, i);
         BENCH_CHECK_OK(br_lock_release(&counter_lock));
     }
 }
 
 static void *inc_pthread(void *arg) {
-    (void)arg;
+    int k = (int)(intptr_t)arg;
+    start_gate();
     for (long i = 0; i < n_ops; i++) {
         BENCH_CHECK_ERRNO(pthread_mutex_lock(&counter_mutex));
-        counter++;
+        counted(k, i);
         BENCH_CHECK_ERRNO(pthread_mutex_unlock(&counter_mutex));
     }
     return NULL;
 }
 
 static void counter_locked(const char *impl) {
-    counter = 0;
+    memset(&cs, 0, sizeof cs);
+    cs.last = -1;
+    atomic_store(&started, 0);
     int64_t t0, t1;
     if (strcmp(impl, "braid") == 0) {
         br_thread *t[2];
         t0 = bench_now();
         for (int k = 0; k < 2; k++)
-            BENCH_CHECK_OK(br_thread_start(&t[k], inc_braid, NULL, NULL));
+            BENCH_CHECK_OK(br_thread_start(&t[k], inc_braid, (void *)(intptr_t)k, NULL));
         for (int k = 0; k < 2; k++)
             BENCH_CHECK_OK(br_thread_join(t[k], BR_FOREVER));
         t1 = bench_now();
@@ -184,17 +230,27 @@ static void counter_locked(const char *impl) {
         pthread_t t[2];
         t0 = bench_now();
         for (int k = 0; k < 2; k++)
-            BENCH_CHECK_ERRNO(pthread_create(&t[k], NULL, inc_pthread, NULL));
+            BENCH_CHECK_ERRNO(
+                pthread_create(&t[k], NULL, inc_pthread, (void *)(intptr_t)k));
         for (int k = 0; k < 2; k++)
             BENCH_CHECK_ERRNO(pthread_join(t[k], NULL));
         t1 = bench_now();
     }
-    BENCH_CHECK_EQ(counter, 2 * n_ops);
+    BENCH_CHECK_EQ(cs.counter, 2 * n_ops);
+    /* The first to finish made n_ops of the at_end[first] acquisitions of the overlap. */
+    long both = cs.at_end[0] < cs.at_end[1] ? cs.at_end[0] : cs.at_end[1];
+    long other = both - n_ops;
+    double min_share = (double)(other < n_ops ? other : n_ops) / (double)both;
     double s = bench_secs(t0, t1);
     bench_note("W7 counter-locked %s: 2 threads x %ld locked increments in %.4f s "
-               "(%.1f ns per increment), final %ld",
-               impl, n_ops, s, s * 1e9 / (2.0 * (double)n_ops), counter);
+               "(%.1f ns per increment), final %ld; while both ran the slower thread "
+               "took %.3f of the acquisitions; %ld hand-overs (mean run %.1f "
+               "acquisitions, longest %ld)",
+               impl, n_ops, s, s * 1e9 / (2.0 * (double)n_ops), cs.counter, min_share,
+               cs.handoffs, (double)(2 * n_ops) / (double)(cs.handoffs ? cs.handoffs : 1),
+               cs.max_run);
     bench_emit("W7", "counter-locked", impl, "seconds", s, "s");
+    bench_emit("W7", "counter-locked", impl, "min_share", min_share, "share");
 }
 
 /* --- main ---------------------------------------------------------------------------- */

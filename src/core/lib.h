@@ -232,10 +232,9 @@ struct br__waiter {
     void *ctx; /* the parker's context (the coroutine), NULL for a thread */
 };
 
-/* Hint to the thread parker: sleep at once instead of spinning br__park_spin_ns first.
- * For a waiter that knows its wake is far off, e.g. a lock waiter that was woken and then
- * lost the lock to a barging thread: spinning again would only take CPU time and cache
- * lines from the holder. Coroutine parkers ignore it. */
+/* Hint to the thread parker: sleep at once instead of spinning br__calib_spin_ns()
+ * first. For a waiter that has spun already (a future's waiter polls the future's state
+ * before it registers) or knows its wake is far off. Coroutine parkers ignore it. */
 #define BR__WAITER_NOSPIN 1u
 /* This park must not end in BR_ECANCELED: a pending cancel request stays pending. For
  * waits that must finish whatever happens: rule 2's wait for a signal, a condition
@@ -421,10 +420,45 @@ void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx);
 
 extern const br__parker br__thread_parker;
 
-/* How long the thread parker spins on w->signalled before it sleeps, in ns. A wake-up
- * that arrives while spinning costs ~100 ns instead of the ~5-10 us of a futex sleep
- * and wake across CPUs. 0 disables spinning. */
-extern int64_t br__park_spin_ns;
+/* --- calibration (core/calib.c) ------------------------------------------------------
+ *
+ * This machine's costs, measured once (lazily, by the first caller; core/calib.c's
+ * notes say how), clamped to sane bounds, in ns. Spin budgets are derived from these,
+ * never counted in iterations: a `pause` or a cache miss costs 10x more on some
+ * machines than on others.
+ *   br__calib_rtt_ns()        a cache line's round trip between two threads
+ *   br__calib_wake_ns()       a futex wake until the woken thread runs
+ *   br__calib_wake_call_ns()  the waker's own cost of that wake
+ *   br__calib_spin_ns()       how long a thread spins before it sleeps (the thread
+ *                             parker, the queue's and the futures' polls): wake_ns;
+ *                             0 on one CPU; BRAID_SPIN_NS overrides it (0 disables)
+ * Each is one relaxed load once measured. */
+enum { BR__CALIB_RTT, BR__CALIB_WAKE, BR__CALIB_WAKE_CALL, BR__CALIB_SPIN, BR__CALIB_N };
+extern _Atomic int64_t br__calib_v[BR__CALIB_N]; /* -1 until measured */
+/* Measures (the first caller) or returns the defaults (while another measures). */
+int64_t br__calib_slow(int which);
+static inline int64_t br__calib(int which) {
+    int64_t v = atomic_load_explicit(&br__calib_v[which], memory_order_relaxed);
+    return BR__LIKELY(v >= 0) ? v : br__calib_slow(which);
+}
+/* The value if measured, else its default, without ever measuring: for paths that
+ * must not start a thread (the internal lock, which fork's handlers take). */
+int64_t br__calib_peek(int which);
+static inline int64_t br__calib_rtt_ns(void) { return br__calib(BR__CALIB_RTT); }
+static inline int64_t br__calib_wake_ns(void) { return br__calib(BR__CALIB_WAKE); }
+static inline int64_t br__calib_wake_call_ns(void) {
+    return br__calib(BR__CALIB_WAKE_CALL);
+}
+static inline int64_t br__calib_spin_ns(void) { return br__calib(BR__CALIB_SPIN); }
+/* Test hook: the spin budget from now on (0 disables spinning). Measures first, so
+ * that the measurement can't overwrite it later. */
+void br__calib_set_spin_ns(int64_t ns);
+/* For tests that count threads: once calibrated and the helper thread has returned,
+ * its kernel id (0 if none was started); else -1. The id may stay listed in
+ * /proc/self/task for a moment after it returned. */
+int br__calib_helper_gone(void);
+/* BRAID_SPIN_NS's parser: the value of a decimal 0..1000000, else -1 (ignored). */
+int64_t br__calib_parse_spin_ns(const char *s);
 
 /* Spinning before a park, shared by the thread parker and by the primitives that poll
  * their own state before they register (the queue, futures):
@@ -440,14 +474,14 @@ extern int64_t br__park_spin_ns;
  */
 
 /* True if the calling context may spin: a thread (coroutines never spin; their parker
- * suspends at once) with spinning enabled (br__park_spin_ns > 0). */
+ * suspends at once) with spinning enabled (br__calib_spin_ns() > 0). */
 static inline bool br__may_spin(void) {
-    return br__tls_v.parker == NULL && br__park_spin_ns > 0;
+    return br__tls_v.parker == NULL && br__calib_spin_ns() > 0;
 }
-/* When a spin that starts now ends: br__park_spin_ns from now, or the deadline if
+/* When a spin that starts now ends: br__calib_spin_ns() from now, or the deadline if
  * that comes first. */
 static inline int64_t br__spin_until(int64_t deadline) {
-    return br_deadline_min(br_now() + br__park_spin_ns, deadline);
+    return br_deadline_min(br_now() + br__calib_spin_ns(), deadline);
 }
 /* True when the spin is over, for round i (counting from 1) of a spin loop that ends
  * at `until`. Reads the clock only every 16th round. */

@@ -6,19 +6,28 @@
 
 BR__TLS br__tls br__tls_v;
 
-int64_t br__park_spin_ns = 2000;
-
 /* --- br__ilock -------------------------------------------------------------------- */
 
 void br__ilock_lock_slow(br__ilock *l) {
-    /* Spin briefly: the holder only links or unlinks a waiter. */
-    for (int i = 0; i < 64; i++) {
+    /* Spin briefly, a few cache-line round trips (core/calib.c), unless spinning is off
+     * (one CPU): the holder only links or unlinks a waiter. In time, not iterations: a
+     * relax is ~3 ns on some CPUs and ~35 ns on others. Peeked, never measured here:
+     * fork's handlers take ilocks, and measuring starts a thread. */
+    int64_t until = br__calib_peek(BR__CALIB_SPIN) > 0 ? 0 : -1;
+    for (unsigned i = 1; until >= 0; i++) {
         br__cpu_relax();
         uint32_t z = 0;
         if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
             atomic_compare_exchange_weak_explicit(&l->word, &z, 1, memory_order_acquire,
                                                   memory_order_relaxed))
             return;
+        if ((i & 7) == 0) {
+            int64_t now = br_now();
+            if (until == 0)
+                until = now + 4 * br__calib_peek(BR__CALIB_RTT);
+            else if (now >= until)
+                break;
+        }
     }
     /* Mark contended (2) and sleep. Whoever takes the lock from the sleeping state
      * keeps it marked 2, which may cost one needless wake; never a lost one. */
@@ -32,7 +41,8 @@ void br__ilock_unlock_slow(br__ilock *l) { br__futex_wake(&l->word, 1, false); }
 
 static int thread_park(br__waiter *w, int64_t deadline) {
     /* Not br__may_spin(): this is the thread parker, whatever the context runs now. */
-    if (br__park_spin_ns > 0 && deadline != BR_NOWAIT && !(w->flags & BR__WAITER_NOSPIN)) {
+    if (br__calib_spin_ns() > 0 && deadline != BR_NOWAIT &&
+        !(w->flags & BR__WAITER_NOSPIN)) {
         int64_t until = br__spin_until(deadline);
         for (unsigned i = 1;; i++) {
             if (atomic_load_explicit(&w->signalled, memory_order_acquire) == 1)

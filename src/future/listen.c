@@ -192,7 +192,7 @@ int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg) {
 /* --- blocking until done -------------------------------------------------------------------- */
 
 /* A thread that is about to block on a future first watches its state for as long as
- * the thread parker would spin on the waiter's own word (br__park_spin_ns), without
+ * the thread parker would spin on the waiter's own word (br__calib_spin_ns()), without
  * registering: a future that completes meanwhile (a round trip to an idle pool takes a
  * few hundred ns) then never gets LISTENERS, so its completer stays on the lock-free
  * path, and nobody takes the lock or wakes anyone. Only then does it register, and it

@@ -9,7 +9,7 @@
  *
  * Services in use:
  *   futex        wait on a 32-bit word with an absolute monotonic deadline; wake
- *   cpu count    br_cpu_count(): affinity and CPU quota aware
+ *   cpu count    br_cpu_count(): affinity and CPU quota aware; br__cpu_parallel()
  *   threads      the kernel's name of the calling thread; the thread's numeric id
  *   membarrier   a full barrier on every CPU running one of our threads (optional)
  *   backtrace    the calling thread's stack, for the misuse report (optional)
@@ -29,6 +29,7 @@
 #ifndef BRAID_PLATFORM_H
 #define BRAID_PLATFORM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,8 +51,17 @@
 int br__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline, bool shared);
 /* Wakes up to n sleepers on addr. addr may point into memory that is gone by now (a
  * waiter's stack after it returned): the kernel only uses the address as a key, and
- * every sleeper re-checks its word. Never fails. */
-void br__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
+ * every sleeper re-checks its word. Never fails. Returns how many it woke (a port that
+ * can't tell returns n). */
+int br__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
+
+/* --- cpu count (linux/cpu.c) -------------------------------------------------------- */
+
+/* How many of our threads can run at the same instant: the CPUs the affinity mask
+ * allows, not limited by a CPU quota (br_cpu_count's answer), which throttles over a
+ * period but still runs threads in parallel. Cheap (no file is read): the spin
+ * calibration asks it (core/calib.c). At least 1. */
+int br__cpu_parallel(void);
 
 /* --- threads (linux/thread.c) ------------------------------------------------------ */
 
@@ -61,6 +71,11 @@ void br__set_thread_name(const char *name);
 /* The kernel's id of the calling thread (Python's threading.get_native_id()); equal to
  * the process id on the process's first thread. */
 int br__thread_native_id(void);
+/* Lets a thread created with attr run anywhere our affinity mask allows except the
+ * CPU we run on now. Best effort (nothing changes where the OS can't tell or when no
+ * other CPU is allowed): the spin calibration's helper (core/calib.c), which must
+ * measure a cache line crossing between CPUs, not two threads sharing one. */
+void br__attr_other_cpu(pthread_attr_t *attr);
 /* True while the process has exactly one thread (glibc's __libc_single_threaded);
  * false where the C library can't tell. The lock's fast paths use plain loads and
  * stores while it is true (thread/private.h). */

@@ -70,7 +70,7 @@
  * there is room, the tasks are done) succeeds even with a cancel pending, and leaves
  * it pending: only parks report cancels.
  *
- * Spinning. Before a thread registers as a waiter it spins for br__park_spin_ns,
+ * Spinning. Before a thread registers as a waiter it spins for br__calib_spin_ns(),
  * re-trying (a FIFO getter polls its next slot, which the producer writes anyway; the
  * others watch the counts); a producer running on another CPU usually delivers within
  * that time, and registration would cost the producer a trip through wlock and a

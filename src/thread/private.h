@@ -17,13 +17,15 @@
 /* --- Lock -------------------------------------------------------------------------- */
 
 /* state bits. DESTROYED has LOCKED set, so no path that only looks at LOCKED can take a
- * destroyed lock; every slow path compares against DESTROYED explicitly. */
+ * destroyed lock; every slow path compares against DESTROYED explicitly. HANDOFF: the
+ * first sleeper asked to be handed the lock at the next release (lock.c). */
 #define BR__LOCK_LOCKED 1u
 #define BR__LOCK_WAITERS 2u
+#define BR__LOCK_HANDOFF 4u
 #define BR__LOCK_DESTROYED 0xdead0001u
 
 struct br__lock {
-    _Atomic uint32_t state; /* LOCKED | WAITERS, or DESTROYED */
+    _Atomic uint32_t state; /* LOCKED | WAITERS | HANDOFF, or DESTROYED */
     uint32_t unused_;
     _Atomic uintptr_t owner; /* br__self() of the holder, 0 when free */
     br__wq wq;               /* sleepers; WAITERS is set whenever it is non-empty */
@@ -34,7 +36,11 @@ struct br__lock {
  * was cancelled while it waited; never with wflags = BR__WAITER_NOCANCEL) or BR_EINVAL
  * (destroyed). wflags: 0, or BR__WAITER_NOCANCEL for a wait that must finish. */
 int br__lock_acquire_slow(struct br__lock *l, int64_t deadline, uint32_t wflags);
-/* The second half of a release that found WAITERS set: wakes one sleeper. */
+/* A release that found more than LOCKED in the state: wakes one sleeper, or hands it
+ * the lock. */
+void br__lock_release_slow(struct br__lock *l);
+/* For tests: wakes the first sleeper without releasing or handing over the lock, as if
+ * a barger had re-taken it at once. */
 void br__lock_wake_slow(struct br__lock *l);
 /* Poisons a free lock: 0, BR_EBUSY (held or waited on), BR_EINVAL (destroyed). */
 int br__lock_destroy(struct br__lock *l);
@@ -82,18 +88,20 @@ static inline int br__lock_acquire_nocancel(struct br__lock *l) {
 /* Releases l, which the caller holds (checked by the callers). */
 static inline void br__lock_release(struct br__lock *l) {
     atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
-    uint32_t old;
+    uint32_t s = BR__LOCK_LOCKED;
     if (BR__SINGLE_THREADED()) {
-        old = atomic_load_explicit(&l->state, memory_order_relaxed);
-        atomic_store_explicit(&l->state, old - BR__LOCK_LOCKED, memory_order_relaxed);
-    } else {
-        /* LOCKED is set (we hold it), so subtracting it clears exactly that bit: one
-         * `lock xadd` that also returns the old state. release: publishes the critical
-         * section (and the owner store above) to the next acquirer. */
-        old = atomic_fetch_sub_explicit(&l->state, BR__LOCK_LOCKED, memory_order_release);
+        s = atomic_load_explicit(&l->state, memory_order_relaxed);
+        if (BR__LIKELY(s == BR__LOCK_LOCKED)) {
+            atomic_store_explicit(&l->state, 0, memory_order_relaxed);
+            return;
+        }
+    } else if (BR__LIKELY(atomic_compare_exchange_strong_explicit(
+                   &l->state, &s, 0, memory_order_release, memory_order_relaxed))) {
+        /* LOCKED alone: nobody sleeps. release: publishes the critical section (and
+         * the owner store above) to the next acquirer. */
+        return;
     }
-    if (BR__UNLIKELY(old & BR__LOCK_WAITERS))
-        br__lock_wake_slow(l);
+    br__lock_release_slow(l);
 }
 
 static inline bool br__lock_owned(const struct br__lock *l) {

@@ -200,7 +200,7 @@ static void lock_cancel_before_the_call(void **state) {
 }
 
 /* The retry path: a sleeper woken by a release that a barger beat to the lock queues
- * again (at the front). A cancel ends that second wait too, and a cancel that arrives
+ * again, asking for the lock to be handed over (a coroutine asks at once). A cancel ends that second wait too, and a cancel that arrives
  * together with the wake is not lost across the retry. br__lock_wake_slow with the
  * lock held is exactly "released, and at once re-taken by a barger". */
 static void lock_cancel_after_losing_to_a_barger(void **state) {
@@ -214,7 +214,7 @@ static void lock_cancel_after_losing_to_a_barger(void **state) {
     br__lock_wake_slow(L);             /* woken; the lock is still held */
     br_test_ctx_wait_parks(&c.ctx, 2); /* so it retried, lost, and sleeps again */
     BR_CHECK_EQ(lock_queued(&l), 1);
-    BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED | BR__LOCK_WAITERS);
+    BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED | BR__LOCK_WAITERS | BR__LOCK_HANDOFF);
     br_test_call_cancel(&c.call);
     BR_CHECK_EQ(lock_queued(&l), 0);
     BR_CHECK_EQ(lock_state(&l), BR__LOCK_LOCKED);

@@ -91,7 +91,7 @@ enum { QUEUED = 5 };
 
 typedef struct {
     br_sem *s;
-    atomic_int order[QUEUED]; /* order[k] = id of the k-th to get a unit */
+    atomic_int order[QUEUED]; /* order[k] = 1 + id of the k-th to get a unit */
     atomic_int served;
     int rc[QUEUED];
 } fifo_ctx;
@@ -105,7 +105,7 @@ static void fifo_waiter(void *arg) {
     fifo_arg *a = arg;
     a->f->rc[a->id] = br_sem_acquire(a->f->s, BR_FOREVER);
     int k = atomic_fetch_add(&a->f->served, 1);
-    atomic_store(&a->f->order[k], a->id);
+    atomic_store(&a->f->order[k], a->id + 1); /* 0: not written yet */
 }
 
 static void waiters_are_served_in_fifo_order(void **state) {
@@ -121,8 +121,8 @@ static void waiters_are_served_in_fifo_order(void **state) {
     }
     for (int i = 0; i < QUEUED; i++) {
         BR_CHECK_OK(br_sem_release(&s, 1));
-        TU_WAIT_FOR(atomic_load(&f.served) == i + 1);
-        BR_CHECK_EQ(atomic_load(&f.order[i]), i);
+        TU_WAIT_FOR(atomic_load(&f.served) == i + 1 && atomic_load(&f.order[i]) != 0);
+        BR_CHECK_EQ(atomic_load(&f.order[i]), i + 1);
         /* handed over, not banked: a newcomer can't take it */
         BR_CHECK_EQ(br_sem_value(&s), 0);
     }

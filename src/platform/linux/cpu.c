@@ -95,6 +95,8 @@ static int cgroup_v1_limit(void) {
     return 0;
 }
 
+int br__cpu_parallel(void) { return affinity_count(); }
+
 int br_cpu_count(void) {
     int n = affinity_count();
     int q = cgroup_v2_limit();

@@ -33,7 +33,8 @@ int br__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline, bool 
     }
 }
 
-void br__futex_wake(_Atomic uint32_t *addr, int n, bool shared) {
+int br__futex_wake(_Atomic uint32_t *addr, int n, bool shared) {
     int op = FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
-    syscall(SYS_futex, (uint32_t *)addr, op, n, NULL, NULL, 0);
+    long r = syscall(SYS_futex, (uint32_t *)addr, op, n, NULL, NULL, 0);
+    return r > 0 ? (int)r : 0;
 }
