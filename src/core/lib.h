@@ -404,6 +404,7 @@ typedef struct br__tls {
     void *pctx;
     struct br_thread *thread;  /* the br_thread running here, or NULL */
     const char *name;          /* the current thread's name, or NULL ("MainThread"/...) */
+    int64_t park_spin_ns;      /* the thread parker's adaptive spin (waiter.c); 0: unset */
 } br__tls;
 
 extern BR__TLS br__tls br__tls_v;
@@ -483,6 +484,28 @@ static inline bool br__may_spin(void) {
 static inline int64_t br__spin_until(int64_t deadline) {
     return br_deadline_min(br_now() + br__calib_spin_ns(), deadline);
 }
+/* The calling thread's adaptive spin budget (ns) for a wait that may sleep: between a
+ * few cache-line round trips and br__calib_spin_ns() (a futex wake's time). A spin that
+ * found what it waited for doubles the next one; one that ended in a sleep halves it
+ * (br__spin_adapt). So a thread whose waker needs its CPU (a busy machine) soon spins
+ * only briefly instead of holding the waker off for a wake's time and sleeping anyway,
+ * while a thread whose waits end within the spin (a queue's consumer, a submitter
+ * waiting on an idle pool) keeps spinning the whole budget. 0: don't spin. */
+static inline int64_t br__spin_budget(void) {
+    int64_t max = br__calib_spin_ns();
+    int64_t b = br__tls_v.park_spin_ns;
+    if (b == 0 || b > max)
+        return max;
+    return b;
+}
+static inline void br__spin_adapt(int64_t budget, bool found) {
+    int64_t max = br__calib_spin_ns(), min = 4 * br__calib_rtt_ns();
+    if (min > max)
+        min = max;
+    int64_t b = found ? budget * 2 : budget / 2;
+    br__tls_v.park_spin_ns = b > max ? max : b < min ? min : b;
+}
+
 /* True when the spin is over, for round i (counting from 1) of a spin loop that ends
  * at `until`. Reads the clock only every 16th round. */
 static inline bool br__spin_over(unsigned i, int64_t until) {

@@ -192,7 +192,7 @@ int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg) {
 /* --- blocking until done -------------------------------------------------------------------- */
 
 /* A thread that is about to block on a future first watches its state for as long as
- * the thread parker would spin on the waiter's own word (br__calib_spin_ns()), without
+ * the thread parker would spin on the waiter's own word (br__spin_budget()), without
  * registering: a future that completes meanwhile (a round trip to an idle pool takes a
  * few hundred ns) then never gets LISTENERS, so its completer stays on the lock-free
  * path, and nobody takes the lock or wakes anyone. Only then does it register, and it
@@ -201,13 +201,18 @@ int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg) {
 static bool spin_until_done(br_future *f, int64_t deadline) {
     if (!br__may_spin())
         return false;
-    int64_t until = br__spin_until(deadline);
+    int64_t budget = br__spin_budget(); /* adaptive, per thread (core/lib.h) */
+    int64_t until = br_deadline_min(br_now() + budget, deadline);
     for (unsigned i = 1;; i++) {
         br__cpu_relax();
-        if (br__fs_done(br__future_state(f)))
+        if (br__fs_done(br__future_state(f))) {
+            br__spin_adapt(budget, true);
             return true;
-        if (br__spin_over(i, until))
+        }
+        if (br__spin_over(i, until)) {
+            br__spin_adapt(budget, false);
             return false;
+        }
     }
 }
 
