@@ -43,7 +43,9 @@
  * BRAID_FUTURE_DECAY_MS sets it, 0 gives memory back at once), its memory goes back to
  * the kernel (madvise DONTNEED: the pages are freed, the address range stays) and the
  * slab joins the `bare` list, to be carved again from scratch before any new slab is
- * mapped. KEEP_FLOOR empty slabs are never given back. A slab taken for reuse leaves
+ * mapped (a put reads the time before it takes the lock, so two puts may stamp out of
+ * order: a slab then goes back a little later than its decay). KEEP_FLOOR empty slabs
+ * are never given back. A slab taken for reuse leaves
  * `empties`. So the memory held beyond what is alive is the thread caches (at most two
  * lists each, the longest a slab's worth), the free blocks of partially used slabs
  * (the first to be reused), and the empty slabs of the last decay period; a program
@@ -64,7 +66,9 @@
  * a get that finds none doesn't wait for one, it maps its own. So a submitting thread
  * that outruns the recycling finds its next slab ready, paid for by workers that are
  * idle because the submitter is the bottleneck. Spares count as mapped, not as slabs:
- * a program whose futures stop growing holds at most SPARE_MAX slabs beyond them.
+ * a program whose futures stop growing holds at most SPARE_MAX slabs beyond them
+ * (growers in flight count against SPARE_MAX too). A grower's mapping doesn't go
+ * through the allocation seam: a test's injected failures are the submitter's.
  *
  * Locking: one br__ilock, `lock`, guards every slab header and the lists; it is a leaf
  * (no other lock is taken under it) and is never held across a syscall. future.c
@@ -124,7 +128,7 @@ static slab *carving;  /* the slab being carved (carved < CAP), or NULL */
 static slab *bare;     /* slabs whose memory went back to the kernel */
 static slab *empties_new, *empties_old; /* empty slabs, newest first */
 static slab *spare;    /* slabs grown ahead of need (their pages touched), via next */
-static size_t nspare;
+static size_t nspare, ngrowing; /* spares ready, and being grown outside the lock */
 static _Atomic int grow_wanted; /* slabs started since: grow that many ahead */
 static size_t nslabs, nempty, nbare, nfree_total, nmapped;
 static int64_t decay_ns = -1; /* -1: not read from the environment yet */
@@ -200,8 +204,8 @@ int64_t br__blocks_set_decay(int64_t ns) {
 }
 
 /* A fresh SLAB-aligned slab (mapped outside the lock). NULL if out of memory. */
-static slab *slab_map(void) {
-    if (br__alloc_should_fail()) /* tests: the out-of-memory paths */
+static slab *slab_map(bool seam) {
+    if (seam && br__alloc_should_fail()) /* tests: the out-of-memory paths */
         return NULL;
     size_t len = 2 * (size_t)SLAB;
     char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -288,7 +292,7 @@ br_future *br__blocks_get(uint32_t *n) {
             break;
         }
         br__ilock_unlock(&lock);
-        if (fresh == NULL && (fresh = slab_map()) == NULL)
+        if (fresh == NULL && (fresh = slab_map(true)) == NULL)
             return NULL;
         br__ilock_lock(&lock);
         if (carving == NULL && partial == NULL) {
@@ -338,10 +342,12 @@ bool br__blocks_grow_ahead(void) {
                                                     memory_order_relaxed,
                                                     memory_order_relaxed));
     br__ilock_lock(&lock);
-    if (nspare >= SPARE_MAX || partial != NULL) { /* recycled memory comes first */
+    /* Growers in flight count: two idle workers may grow at once. */
+    if (nspare + ngrowing >= SPARE_MAX || partial != NULL) { /* recycled memory first */
         br__ilock_unlock(&lock);
         return false;
     }
+    ngrowing++;
     slab *s = bare;
     if (s != NULL) {
         bare = s->next;
@@ -349,41 +355,34 @@ bool br__blocks_grow_ahead(void) {
     }
     br__ilock_unlock(&lock);
     bool mapped = false;
-    if (s == NULL) {
-        if ((s = slab_map()) == NULL)
-            return false;
+    /* Not through the allocation seam: an idle worker's growth must not use up the
+     * failures a test arranged for the submitting thread. */
+    if (s == NULL && (s = slab_map(false)) != NULL)
         mapped = true;
+    if (s != NULL) {
+        slab_touch(s);
+        slab_reset(s);
     }
-    slab_touch(s);
-    slab_reset(s);
     br__ilock_lock(&lock);
-    nmapped += mapped;
-    if (nspare < SPARE_MAX) {
+    ngrowing--;
+    if (s != NULL) {
+        nmapped += mapped;
         s->next = spare;
         spare = s;
         nspare++;
-    } else { /* other growers filled the spares: bare (its pages stay until carved) */
-        s->next = bare;
-        bare = s;
-        nbare++;
     }
     br__ilock_unlock(&lock);
-    return true;
+    return s != NULL;
 }
 
 /* Gives back the memory of empty slabs that decayed, oldest first, beyond KEEP_FLOOR.
  * Called and returns with the lock held; drops it around each madvise. */
-static void trim_decayed(void) {
-    int64_t now = 0;
+static void trim_decayed(int64_t now) {
     while (nempty > KEEP_FLOOR) {
         slab *s = empties_old;
         int64_t d = decay();
-        if (d > 0) {
-            if (now == 0)
-                now = br_now();
-            if (now - s->empty_since < d)
-                return;
-        }
+        if (d > 0 && now - s->empty_since < d)
+            return;
         /* DONTNEED under the lock would hold it across a syscall, so take the slab off
          * every list first: it is nobody's until it is on `bare`. */
         empties_unlink(s);
@@ -401,7 +400,7 @@ static void trim_decayed(void) {
 
 void br__blocks_put(br_future *chain, uint32_t n) {
     (void)n;
-    int64_t now = 0;
+    int64_t now = br_now(); /* read before the lock: it is never held across a call out */
     br__ilock_lock(&lock);
     while (chain) {
         br_future *b = chain;
@@ -421,14 +420,11 @@ void br__blocks_put(br_future *chain, uint32_t n) {
             partial = s;
             s->on_partial = true;
         }
-        if (s->nfree == CAP) { /* every block carved and back: empty */
-            if (now == 0)
-                now = br_now();
+        if (s->nfree == CAP) /* every block carved and back: empty */
             empties_push(s, now);
-        }
     }
     if (nempty > KEEP_FLOOR)
-        trim_decayed();
+        trim_decayed(now);
     br__ilock_unlock(&lock);
 }
 
