@@ -404,7 +404,8 @@ typedef struct br__tls {
     void *pctx;
     struct br_thread *thread;  /* the br_thread running here, or NULL */
     const char *name;          /* the current thread's name, or NULL ("MainThread"/...) */
-    int64_t park_spin_ns;      /* the thread parker's adaptive spin (waiter.c); 0: unset */
+    int64_t park_spin_ns;      /* the adaptive spin budget (br__spin_budget); 0: unset */
+    uint32_t park_spin_probe;  /* waits since the last full-budget probe */
 } br__tls;
 
 extern BR__TLS br__tls br__tls_v;
@@ -486,22 +487,31 @@ static inline int64_t br__spin_until(int64_t deadline) {
 }
 /* The calling thread's adaptive spin budget (ns) for a wait that may sleep: between a
  * few cache-line round trips and br__calib_spin_ns() (a futex wake's time). A spin that
- * found what it waited for doubles the next one; one that ended in a sleep halves it
+ * saw its wake-up doubles the next one; one that ended in a sleep halves it
  * (br__spin_adapt). So a thread whose waker needs its CPU (a busy machine) soon spins
  * only briefly instead of holding the waker off for a wake's time and sleeping anyway,
  * while a thread whose waits end within the spin (a queue's consumer, a submitter
- * waiting on an idle pool) keeps spinning the whole budget. 0: don't spin. */
+ * waiting on an idle pool) keeps spinning the whole budget. Every 16th wait below the
+ * full budget spins the full budget (a probe): if that catches the wake-up the budget is
+ * full again, so a thread whose budget shrank in a busy spell, or under waits that
+ * take longer than its floor, finds its way back; a probe that fails changes nothing.
+ * A wait cut short by its own deadline teaches nothing. 0: don't spin. */
 static inline int64_t br__spin_budget(void) {
     int64_t max = br__calib_spin_ns();
     int64_t b = br__tls_v.park_spin_ns;
-    if (b == 0 || b > max)
+    if (b == 0 || b >= max)
         return max;
+    if ((++br__tls_v.park_spin_probe & 15) == 0)
+        return max; /* the probe */
     return b;
 }
 static inline void br__spin_adapt(int64_t budget, bool found) {
     int64_t max = br__calib_spin_ns(), min = 4 * br__calib_rtt_ns();
     if (min > max)
         min = max;
+    int64_t cur = br__tls_v.park_spin_ns;
+    if (budget >= max && cur != 0 && cur < max && !found)
+        return; /* a failed probe */
     int64_t b = found ? budget * 2 : budget / 2;
     br__tls_v.park_spin_ns = b > max ? max : b < min ? min : b;
 }

@@ -39,6 +39,8 @@ void br__ilock_unlock_slow(br__ilock *l) { br__futex_wake(&l->word, 1, false); }
 
 /* --- the thread parker ----------------------------------------------------------- */
 
+static int thread_sleep(br__waiter *w, int64_t deadline);
+
 /* The thread parker spins for the thread's adaptive budget (br__spin_budget, core/lib.h:
  * W4's round trip under one busy process was 30-35 us with a wake's time of spin every
  * time, 6 us adaptive, on an AMD EPYC 2-vCPU guest). It doesn't yield while it spins:
@@ -47,9 +49,10 @@ void br__ilock_unlock_slow(br__ilock *l) { br__futex_wake(&l->word, 1, false); }
  * instead of 0.95). */
 static int thread_park(br__waiter *w, int64_t deadline) {
     /* Not br__may_spin(): this is the thread parker, whatever the context runs now. */
-    int64_t budget = br__spin_budget();
+    int64_t budget = br__spin_budget(), start = 0;
     if (budget > 0 && deadline != BR_NOWAIT && !(w->flags & BR__WAITER_NOSPIN)) {
-        int64_t until = br_deadline_min(br_now() + budget, deadline);
+        start = br_now();
+        int64_t until = br_deadline_min(start + budget, deadline);
         for (unsigned i = 1;; i++) {
             if (atomic_load_explicit(&w->signalled, memory_order_acquire) == 1) {
                 br__spin_adapt(budget, true);
@@ -59,8 +62,17 @@ static int thread_park(br__waiter *w, int64_t deadline) {
             if (br__spin_over(i, until))
                 break;
         }
-        br__spin_adapt(budget, false);
+        if (until == deadline)
+            start = 0; /* cut short by the deadline: no lesson */
     }
+    int rc = thread_sleep(w, deadline);
+    if (start != 0)
+        br__spin_adapt(budget, false); /* it slept */
+    return rc;
+}
+
+/* The sleeping half of the thread parker. */
+static int thread_sleep(br__waiter *w, int64_t deadline) {
     for (;;) {
         uint32_t z = 0;
         /* 0 -> 2 announces the sleep, so the waker knows to issue a futex wake. */
