@@ -506,7 +506,8 @@ def show(line):
         print("   WARNING: %s" % rec["error"])
 
 
-def summary(path, mode, runs):
+def load_run(path):
+    """A run's JSONL file: (the figure records, the machine record or None)."""
     recs, mach = [], None
     with open(path) as f:
         for line in f:
@@ -516,6 +517,11 @@ def summary(path, mode, runs):
                     mach = r
                 else:
                     recs.append(r)
+    return recs, mach
+
+
+def summary(path, mode, runs):
+    recs, mach = load_run(path)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print("== summary (%s, %s mode, %s rounds per figure, %s CPUs; ratio > 1: braid better)"
           % (when, mode, runs, recs[0]["ncpu"] if recs else "?"))
@@ -580,15 +586,7 @@ def summary(path, mode, runs):
 
 def markdown(path):
     """The run as docs/benchmarks.md's tables: the machine, then every figure."""
-    recs, mach = [], None
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                r = json.loads(line)
-                if r.get("machine"):
-                    mach = r
-                else:
-                    recs.append(r)
+    recs, mach = load_run(path)
     if mach:
         g = lambda k: "n/a" if mach.get(k) is None else "%.3g" % mach[k]
         print("Machine: %s, %d CPUs, kernel %s; fresh 4 KiB page %s µs (demand fault) / %s µs "

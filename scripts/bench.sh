@@ -359,6 +359,15 @@ native c-ring n3_ring "" "$N3X_ITEMS" items_per_s
 run
 
 # --- W3 / W4 / N2 thread pool (bench_pool) ------------------------------------------------
+# n2_peers N: N2's six native peers, each running N no-op tasks
+n2_peers() {
+    native libuv n2_uv UV_THREADPOOL_SIZE=2 "throughput $1" tasks_per_s
+    native glib n2_glib "" "throughput $1" tasks_per_s
+    native omp-gcc n2_omp OMP_NUM_THREADS=2 "$1" tasks_per_s
+    native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$1" tasks_per_s
+    native tbb n2_tbb "" "$1" tasks_per_s
+    native go n2_pool_go GOMAXPROCS=2 "throughput $1" tasks_per_s
+}
 # braid-1w: the same pool with 1 worker; ratio to it = the 2-workers / 1-worker scaling
 fig W3.submit-2 "W3" higher "pool of 2: submit 100k no-ops + wait (tasks/s)" "" \
     "ratio>=100:python;ratio>=1.6:braid-1w" ">= 100x Python; 2 workers >= 1.6x 1 worker"
@@ -390,12 +399,7 @@ fig N2.submit-2 "N2 W3" higher "pool of 2: $N2_TASKS no-op tasks, warm pool, ste
     "$([[ $N2_TASKS != 1000000 ]] && echo "$N2_TASKS of 1M tasks")" \
     "ratio>1:libuv,glib,omp-gcc,omp-clang,tbb,go" "above every native peer"
 subject bench_pool "n2-submit-2 $N2_TASKS" submit-2/tasks_per_s
-native libuv n2_uv UV_THREADPOOL_SIZE=2 "throughput $N2_TASKS" tasks_per_s
-native glib n2_glib "" "throughput $N2_TASKS" tasks_per_s
-native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
-native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
-native tbb n2_tbb "" "$N2_TASKS" tasks_per_s
-native go n2_pool_go GOMAXPROCS=2 "throughput $N2_TASKS" tasks_per_s
+n2_peers "$N2_TASKS"
 expect faults_per_mtask
 run
 
@@ -404,12 +408,7 @@ fig N2.submit-2-cold "N2 W3" higher "pool of 2: $N2_TASKS no-op tasks in a fresh
     "$([[ $N2_TASKS != 1000000 ]] && echo "$N2_TASKS of 1M tasks")" \
     "ratio>1:libuv,glib,omp-gcc,omp-clang,tbb,go" "above every native peer"
 subject bench_pool "n2-submit-2-cold $N2_TASKS" submit-2-cold/tasks_per_s
-native libuv n2_uv UV_THREADPOOL_SIZE=2 "throughput $N2_TASKS" tasks_per_s
-native glib n2_glib "" "throughput $N2_TASKS" tasks_per_s
-native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
-native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2_TASKS" tasks_per_s
-native tbb n2_tbb "" "$N2_TASKS" tasks_per_s
-native go n2_pool_go GOMAXPROCS=2 "throughput $N2_TASKS" tasks_per_s
+n2_peers "$N2_TASKS"
 expect faults_per_mtask
 run
 
@@ -426,12 +425,7 @@ run
 fig N2.submit-2-nofuture "N2 W3" higher "(extra) the same without futures: submit + shutdown(wait) (tasks/s)" \
     "$([[ $N2X_TASKS != 1000000 ]] && echo "$N2X_TASKS of 1M tasks")" "" ""
 subject bench_pool "n2-submit-2-nofuture $N2X_TASKS" submit-2-nofuture/tasks_per_s
-native libuv n2_uv UV_THREADPOOL_SIZE=2 "throughput $N2X_TASKS" tasks_per_s
-native glib n2_glib "" "throughput $N2X_TASKS" tasks_per_s
-native omp-gcc n2_omp OMP_NUM_THREADS=2 "$N2X_TASKS" tasks_per_s
-native omp-clang n2_omp_clang OMP_NUM_THREADS=2 "$N2X_TASKS" tasks_per_s
-native tbb n2_tbb "" "$N2X_TASKS" tasks_per_s
-native go n2_pool_go GOMAXPROCS=2 "throughput $N2X_TASKS" tasks_per_s
+n2_peers "$N2X_TASKS"
 expect faults_per_mtask
 run
 
