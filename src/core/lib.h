@@ -466,11 +466,14 @@ int64_t br__calib_parse_spin_ns(const char *s);
  * their own state before they register (the queue, futures):
  *
  *     if (br__may_spin()) {
- *         int64_t until = br__spin_until(deadline);
+ *         br__spin sp;
+ *         br__spin_start(&sp, deadline);
  *         for (unsigned i = 1;; i++) {
- *             ...poll, br__cpu_relax()...
- *             if (br__spin_over(i, until))
+ *             ...poll, br__cpu_relax(); if it came: br__spin_done(&sp, true)...
+ *             if (br__spin_over(i, sp.until)) {
+ *                 br__spin_done(&sp, false);
  *                 break;
+ *             }
  *         }
  *     }
  */
@@ -479,11 +482,6 @@ int64_t br__calib_parse_spin_ns(const char *s);
  * suspends at once) with spinning enabled (br__calib_spin_ns() > 0). */
 static inline bool br__may_spin(void) {
     return br__tls_v.parker == NULL && br__calib_spin_ns() > 0;
-}
-/* When a spin that starts now ends: br__calib_spin_ns() from now, or the deadline if
- * that comes first. */
-static inline int64_t br__spin_until(int64_t deadline) {
-    return br_deadline_min(br_now() + br__calib_spin_ns(), deadline);
 }
 /* The calling thread's adaptive spin budget (ns) for a wait that may sleep: between a
  * few cache-line round trips and br__calib_spin_ns() (a futex wake's time). A spin that
@@ -514,6 +512,24 @@ static inline void br__spin_adapt(int64_t budget, bool found) {
         return; /* a failed probe */
     int64_t b = found ? budget * 2 : budget / 2;
     br__tls_v.park_spin_ns = b > max ? max : b < min ? min : b;
+}
+
+/* One spin: its budget (br__spin_budget), when it ends (the budget from now, or the
+ * deadline if that comes first), and whether its outcome teaches the budget anything
+ * (not when the deadline cut it short). */
+typedef struct br__spin {
+    int64_t budget, until;
+    bool learn;
+} br__spin;
+static inline void br__spin_start(br__spin *sp, int64_t deadline) {
+    sp->budget = br__spin_budget();
+    sp->until = br_deadline_min(br_now() + sp->budget, deadline);
+    sp->learn = sp->until != deadline;
+}
+/* The spin is over: found, it saw what it waited for; else the caller sleeps now. */
+static inline void br__spin_done(const br__spin *sp, bool found) {
+    if (found || sp->learn)
+        br__spin_adapt(sp->budget, found);
 }
 
 /* True when the spin is over, for round i (counting from 1) of a spin loop that ends

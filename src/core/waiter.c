@@ -49,26 +49,23 @@ static int thread_sleep(br__waiter *w, int64_t deadline);
  * instead of 0.95). */
 static int thread_park(br__waiter *w, int64_t deadline) {
     /* Not br__may_spin(): this is the thread parker, whatever the context runs now. */
-    int64_t budget = br__spin_budget(), start = 0;
-    if (budget > 0 && deadline != BR_NOWAIT && !(w->flags & BR__WAITER_NOSPIN)) {
-        start = br_now();
-        int64_t until = br_deadline_min(start + budget, deadline);
+    if (br__calib_spin_ns() > 0 && deadline != BR_NOWAIT &&
+        !(w->flags & BR__WAITER_NOSPIN)) {
+        br__spin sp;
+        br__spin_start(&sp, deadline);
         for (unsigned i = 1;; i++) {
             if (atomic_load_explicit(&w->signalled, memory_order_acquire) == 1) {
-                br__spin_adapt(budget, true);
+                br__spin_done(&sp, true);
                 return 0;
             }
             br__cpu_relax();
-            if (br__spin_over(i, until))
+            if (br__spin_over(i, sp.until)) {
+                br__spin_done(&sp, false);
                 break;
+            }
         }
-        if (until == deadline)
-            start = 0; /* cut short by the deadline: no lesson */
     }
-    int rc = thread_sleep(w, deadline);
-    if (start != 0)
-        br__spin_adapt(budget, false); /* it slept */
-    return rc;
+    return thread_sleep(w, deadline);
 }
 
 /* The sleeping half of the thread parker. */

@@ -198,29 +198,23 @@ int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg) {
  * path, and nobody takes the lock or wakes anyone. Only then does it register, and it
  * sleeps at once (the spin is spent). Coroutines don't spin (their parker doesn't
  * either): they register and suspend. True if f is done. */
-static bool spin_until_done(br_future *f, int64_t deadline, int64_t *budget,
-                            int64_t *start) {
-    *start = 0;
+static bool spin_until_done(br_future *f, int64_t deadline) {
     if (!br__may_spin())
         return false;
-    *budget = br__spin_budget(); /* adaptive, per thread (core/lib.h) */
-    int64_t now = br_now();
-    int64_t until = br_deadline_min(now + *budget, deadline);
+    br__spin sp; /* the thread's adaptive budget (core/lib.h) */
+    br__spin_start(&sp, deadline);
     for (unsigned i = 1;; i++) {
         br__cpu_relax();
         if (br__fs_done(br__future_state(f))) {
-            br__spin_adapt(*budget, true);
+            br__spin_done(&sp, true);
             return true;
         }
-        if (br__spin_over(i, until)) {
-            if (until != deadline) /* cut short by the deadline: no lesson */
-                *start = now;
+        if (br__spin_over(i, sp.until)) {
+            br__spin_done(&sp, false);
             return false;
         }
     }
 }
-
-static int park_until_done(br_future *f, int64_t deadline, uint32_t flags);
 
 /* The slow part of a wait: spin, register, park. The waiter's node is linked under f's
  * lock and woken by br__future_notify, which unlinks every node; a waiter whose park
@@ -228,17 +222,8 @@ static int park_until_done(br_future *f, int64_t deadline, uint32_t flags);
  * but the sticky LISTENERS flag. flags: BR__WAITER_NOCANCEL for a wait that must not
  * be cut short. */
 static int wait_slow(br_future *f, int64_t deadline, uint32_t flags) {
-    int64_t budget = 0, start;
-    if (spin_until_done(f, deadline, &budget, &start))
+    if (spin_until_done(f, deadline))
         return 0;
-    int rc = park_until_done(f, deadline, flags);
-    if (start != 0)
-        br__spin_adapt(budget, false); /* it slept */
-    return rc;
-}
-
-/* wait_slow's register and park. */
-static int park_until_done(br_future *f, int64_t deadline, uint32_t flags) {
     br__waiter w;
     br__waiter_init(&w);
     w.flags |= BR__WAITER_NOSPIN | flags;

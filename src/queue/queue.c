@@ -70,11 +70,11 @@
  * there is room, the tasks are done) succeeds even with a cancel pending, and leaves
  * it pending: only parks report cancels.
  *
- * Spinning. Before a thread registers as a waiter it spins for br__calib_spin_ns(),
- * re-trying (a FIFO getter polls its next slot, which the producer writes anyway; the
- * others watch the counts); a producer running on another CPU usually delivers within
- * that time, and registration would cost the producer a trip through wlock and a
- * futex wake. Coroutines never spin.
+ * Spinning. Before a thread registers as a waiter it spins for its adaptive budget
+ * (br__spin_budget, at most br__calib_spin_ns()), re-trying (a FIFO getter polls its
+ * next slot, which the producer writes anyway; the others watch the counts); a
+ * producer running on another CPU usually delivers within that time, and registration
+ * would cost the producer a trip through wlock and a futex wake. Coroutines never spin.
  *
  * Locking: wlock before plk, wlock before clk; plk and clk are never held together.
  * dispose runs with no lock held.
@@ -270,7 +270,8 @@ static void relax(int n) {
 }
 
 static int spin(br_queue *q, qcall *c, int64_t deadline) {
-    int64_t until = br__spin_until(deadline);
+    br__spin sp; /* the thread's adaptive budget (core/lib.h) */
+    br__spin_start(&sp, deadline);
     for (unsigned i = 1;; i++) {
         relax(8);
         /* A FIFO getter polls the slot itself (inside try_get), which leaves the
@@ -280,11 +281,15 @@ static int spin(br_queue *q, qcall *c, int64_t deadline) {
                      (c->put ? br__queue_size(q) < q->maxsize : br__queue_is_fifo(q) || br__queue_size(q) != 0);
         if (worth) {
             int rc = attempt(q, c, false);
-            if (rc != BR__QAGAIN)
+            if (rc != BR__QAGAIN) {
+                br__spin_done(&sp, true);
                 return rc;
+            }
         }
-        if (br__spin_over(i, until))
+        if (br__spin_over(i, sp.until)) {
+            br__spin_done(&sp, false);
             return BR__QAGAIN;
+        }
     }
 }
 
