@@ -156,7 +156,6 @@ static bool spin_take(struct br__lock *l) {
  * or BR_EINVAL (destroyed meanwhile). */
 static int nap_take(struct br__lock *l, int64_t deadline, int64_t ask_at) {
     int64_t nap = br__calib_wake_ns();
-    _Atomic uint32_t word = 0; /* nobody wakes it: the nap ends by its deadline */
     for (;;) {
         uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
         if (s == BR__LOCK_DESTROYED)
@@ -166,10 +165,15 @@ static int nap_take(struct br__lock *l, int64_t deadline, int64_t ask_at) {
         int64_t now = br_now();
         if (now >= ask_at)
             return 1;
-        if (deadline != BR_FOREVER && now >= deadline)
+        if (br__deadline_passed(deadline))
             return BR_ETIMEDOUT;
-        br__futex_wait(
-            &word, 0, br_deadline_min(br_deadline_min(now + nap, ask_at), deadline), false);
+        /* The nap: a waiter nobody signals, parked until its deadline (without the
+         * parker's spin: the point is to leave the CPU). */
+        br__waiter w;
+        br__waiter_init(&w);
+        w.flags = BR__WAITER_NOSPIN;
+        int64_t until = br_deadline_min(br_deadline_min(now + nap, ask_at), deadline);
+        (void)br__waiter_park(&w, until);
     }
 }
 
@@ -257,7 +261,7 @@ int br__lock_acquire_slow(struct br__lock *l, int64_t deadline, uint32_t wflags)
         else
             br__wq_push(&l->wq, &w);
         br__ilock_unlock(&l->wq.lock);
-        if (ask_at == 0)
+        if (thread && ask_at == 0) /* only threads nap (and so measure fair_ns) */
             ask_at = br_now() + fair_ns();
 
         int rc = br__waiter_park_or_leave(&w, &l->wq, deadline, sleeper_left, l);
