@@ -70,8 +70,11 @@ static void an_asker_that_times_out_clears_its_bits(void **state) {
     br_lock l = BR_LOCK_INIT;
     BR_CHECK_OK(br_lock_acquire(&l, BR_FOREVER));
     waiter_ctx w;
-    /* Longer than any wait before asking (at most 2 ms), so it asks first. */
-    br_thread *t = start_asker(&w, &l, br_deadline_after(100 * BR_MSEC));
+    /* A deadline far beyond any wait before asking (at most 2 ms): it asks, and it
+     * is seen asking (HANDOFF set) before it times out and leaves. */
+    br_thread *t = start_asker(&w, &l, br_deadline_after(2 * BR_SEC));
+    TU_WAIT_FOR((state_of(&l) & BR__LOCK_HANDOFF) || atomic_load(&w.done));
+    BR_CHECK(state_of(&l) & BR__LOCK_HANDOFF);
     tu_join(t);
     BR_CHECK_ERR(w.rc, BR_ETIMEDOUT);
     BR_CHECK_EQ(atomic_load(&w.got), 0);
