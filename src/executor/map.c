@@ -108,6 +108,14 @@ static br_future *input(const chunk *c, size_t j) {
     return c->tasks[j] ? br__task_future(c->tasks[j]) : NULL;
 }
 
+/* Releases a prepared input that was never queued (both references: nobody else has
+ * seen it). */
+static void take_back(br_task *t) {
+    br_future *f = br__task_future(t);
+    br_future_release(f); /* the executor's reference, never given */
+    br_future_release(f); /* the map's */
+}
+
 /* Submits chunk k (= m->submitted). Failures are recorded in the inputs (they fail
  * with the code, or stay NULL where a future couldn't be allocated), so the map reads
  * them in order like any other outcome; the code is also returned. A chunk is
@@ -148,9 +156,8 @@ static int submit_chunk(br_map *m) {
             /* The caller's context was cancelled while the executor waited for room;
              * nothing was queued. Take the chunk back unrun (notes). */
             for (size_t j = 0; j < c->n; j++) {
-                br_future *f = input(c, j);
-                br_future_release(f); /* the executor's reference, never given */
-                br_future_release(f); /* the map's */
+                if (c->tasks[j])
+                    take_back(c->tasks[j]);
                 c->tasks[j] = NULL;
             }
             m->submitted--;
@@ -161,14 +168,6 @@ static int submit_chunk(br_map *m) {
         if (c->tasks[j])
             br__task_abandon(c->tasks[j], rc);
     return rc;
-}
-
-/* Releases a prepared input that was never queued (both references: nobody else has
- * seen it). */
-static void take_back(br_task *t) {
-    br_future *f = br__task_future(t);
-    br_future_release(f); /* the executor's reference, never given */
-    br_future_release(f); /* the map's */
 }
 
 /* Chunks of one input, from m->submitted up to `limit`, as one batch per contiguous

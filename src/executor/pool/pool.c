@@ -207,6 +207,13 @@ int br__pool_push(struct pool *p, br_task *t) {
     return 0;
 }
 
+/* How long a submit may wait for room on a bounded pool. */
+static int64_t room_deadline(const br_call *call) {
+    if (call->flags & BR_CALL_NOWAIT)
+        return BR_NOWAIT;
+    return call->submit_deadline > 0 ? call->submit_deadline : BR_FOREVER;
+}
+
 static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
     struct pool *p = br__as_pool(ex);
     if (br__pool_forked_away(p))
@@ -221,10 +228,7 @@ static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
             atomic_fetch_add_explicit(&p->pending, 1, memory_order_seq_cst);
             rc = 0;
         } else {
-            int64_t dl = (call->flags & BR_CALL_NOWAIT) ? BR_NOWAIT
-                         : call->submit_deadline > 0   ? call->submit_deadline
-                                                       : BR_FOREVER;
-            rc = br__pool_pending_reserve(p, dl, &inside);
+            rc = br__pool_pending_reserve(p, room_deadline(call), &inside);
         }
         if (rc != 0) {
             if (inside)
@@ -324,9 +328,7 @@ static int pool_submit_batch(br_executor *ex, br_task *const tasks[], size_t n,
                 br__pool_pending_release(p);
         return rc;
     }
-    int64_t dl = (call->flags & BR_CALL_NOWAIT) ? BR_NOWAIT
-                 : call->submit_deadline > 0    ? call->submit_deadline
-                                                : BR_FOREVER;
+    int64_t dl = room_deadline(call);
     bool inside = false;
     int rc = 0;
     size_t done = 0;
