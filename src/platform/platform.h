@@ -13,6 +13,7 @@
  *   threads      the kernel's name of the calling thread; the thread's numeric id
  *   membarrier   a full barrier on every CPU running one of our threads (optional)
  *   backtrace    the calling thread's stack, for the misuse report (optional)
+ *   shm          anonymous shared memory that frees itself (the process layer)
  *
  * Slots the next layers fill (each lands with the layer that needs it, with its tests;
  * nothing is declared before it exists, so nothing here can be called half-made):
@@ -21,8 +22,6 @@
  *   pidfd        (process) a descriptor for a child that the poller can wait on and
  *                that can't name a recycled pid: pidfd_open on Linux >= 5.3, else a
  *                SIGCHLD self-pipe.
- *   shm          (process) anonymous shared memory that survives fork and can be
- *                passed to a spawned child: memfd_create on Linux, shm_open elsewhere.
  *   spawn        (process) start a program with a chosen set of inherited fds and a
  *                parent-death signal: posix_spawn, or clone(CLONE_VFORK) on Linux.
  */
@@ -117,5 +116,19 @@ int br__membarrier(void);
  * and one line per frame, "<module>(<symbol>+0x<off>) [<address>]" (backtrace_symbols_fd's
  * format). */
 void br__print_backtrace(int skip);
+
+/* --- shm (linux/shm.c) -------------------------------------------------------------
+ *
+ * Shared memory for the process layer (process/shm.c maps it). Anonymous: no name in
+ * any file system, freed by the kernel when the last descriptor and the last mapping
+ * are gone, however their processes ended, so a crash leaves nothing in /dev/shm. The
+ * descriptor survives fork and, passed or inherited, lets a spawned child map the same
+ * memory. memfd_create on Linux; a port uses shm_open with a random name unlinked at
+ * once. */
+
+/* A new shared-memory object of `size` bytes, zero-filled, close-on-exec; `name` (may
+ * be NULL) is only a debugging label (/proc/<pid>/fd shows it). The descriptor (>= 0),
+ * or a negative errno code: BR_EMFILE, BR_ENOMEM, BR_ENOSYS... */
+int br__shm_fd(const char *name, size_t size);
 
 #endif
