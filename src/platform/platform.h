@@ -14,14 +14,12 @@
  *   membarrier   a full barrier on every CPU running one of our threads (optional)
  *   backtrace    the calling thread's stack, for the misuse report (optional)
  *   shm          anonymous shared memory that frees itself (the process layer)
+ *   pidfd        a descriptor for a child process that can't name a recycled pid
  *
  * Slots the next layers fill (each lands with the layer that needs it, with its tests;
  * nothing is declared before it exists, so nothing here can be called half-made):
  *   poller       (aio) register fds for readiness and wait with a deadline, woken
  *                from any thread: epoll + eventfd on Linux, kqueue elsewhere.
- *   pidfd        (process) a descriptor for a child that the poller can wait on and
- *                that can't name a recycled pid: pidfd_open on Linux >= 5.3, else a
- *                SIGCHLD self-pipe.
  *   spawn        (process) start a program with a chosen set of inherited fds and a
  *                parent-death signal: posix_spawn, or clone(CLONE_VFORK) on Linux.
  */
@@ -32,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "braid/core.h"
 
@@ -130,5 +129,19 @@ void br__print_backtrace(int skip);
  * be NULL) is only a debugging label (/proc/<pid>/fd shows it). The descriptor (>= 0),
  * or a negative errno code: BR_EMFILE, BR_ENOMEM, BR_ENOSYS... */
 int br__shm_fd(const char *name, size_t size);
+
+/* --- pidfd (linux/pidfd.c) ---------------------------------------------------------
+ *
+ * A descriptor for a child process: readable (poll, epoll) once the child has ended,
+ * and, unlike a pid, never the name of another process after the child is reaped. The
+ * child watcher (process/watch.c) waits on them; signals go through them. Linux >= 5.3;
+ * a port without them returns BR_ENOSYS and the watcher polls waitpid instead. */
+
+/* A close-on-exec pidfd for pid (a live or not yet reaped child). The descriptor, or
+ * BR_EINVAL, BR_ESRCH, BR_EMFILE, BR_ENOSYS (no pidfds here). */
+int br__pidfd_open(pid_t pid);
+/* Sends sig to the process behind pidfd. 0, BR_ESRCH (it has ended, even if not yet
+ * reaped), BR_EINVAL, BR_EPERM, BR_ENOSYS. */
+int br__pidfd_signal(int pidfd, int sig);
 
 #endif

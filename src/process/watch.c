@@ -1,0 +1,295 @@
+/* The child watcher (process/watch.h): one thread that waits for every child braid
+ * started and turns each one's end into a finished br_future.
+ *
+ * Design notes.
+ *
+ * One thread, started at the first br__child_watch, blocked in epoll_wait over the
+ * pidfds of the children it watches. A pidfd becomes readable when its child ends; the
+ * thread then reaps the child (waitpid on that pid, WNOHANG: it is known to have
+ * ended), drops it from the epoll set, and finishes the child's future with its
+ * returncode. The future is the only thing a joiner waits on, so a join is an ordinary
+ * waiter park with a deadline, and a coroutine will await a process the same way.
+ *
+ * Registration needs no wake-up: epoll_ctl from any thread adds to the set the watcher
+ * is blocked on, and a child that ended before it was added is reported at once (a
+ * pidfd stays readable). Where the kernel has no pidfds (Linux < 5.3) an entry is
+ * polled: the watcher's epoll_wait then times out every POLL_MS and tries waitpid on
+ * each polled entry; an eventfd in the set wakes it when the first such entry arrives.
+ *
+ * Ownership: an entry holds the watcher's reference on the future and its duplicate of
+ * the pidfd; both go when the child is reaped. `lock` guards the entry list (the
+ * watcher walks it only for polled entries and for the count; pidfd entries are found
+ * through epoll's data pointer).
+ *
+ * fork: the child has no watcher thread and none of these children are its own. The
+ * child hook forgets the list and the epoll descriptor (freeing the entries and
+ * releasing their futures, which are plain memory in the child) so that a child that
+ * starts children of its own gets a fresh watcher.
+ *
+ * The thread runs until the process ends; it holds no lock while it waits, so exit()
+ * and _exit() never wait for it.
+ */
+#include "process/watch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { POLL_MS = 10, MAX_EVENTS = 32 };
+
+typedef struct entry {
+    struct entry *next, *prev;
+    pid_t pid;
+    int pidfd;      /* the watcher's duplicate, or -1: polled */
+    br_future *fut; /* the watcher's reference */
+} entry;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static entry *head;
+static size_t count, npolled;
+static int epfd = -1, evfd = -1;
+static bool started;
+static uint64_t generation; /* bumped at fork in the child: a stale watcher stops */
+
+static void child_hook(void);
+static br__hooks hooks = {.order = BR__ORDER_PROCESS, .name = "process.watch",
+                          .child = child_hook};
+
+static void unlink_entry(entry *e) {
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    count--;
+    if (e->pidfd < 0)
+        npolled--;
+}
+
+/* The child's returncode from a wait status, as Python's Popen.returncode. */
+static int64_t returncode(int status) {
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return -(int64_t)WTERMSIG(status);
+    return 0;
+}
+
+/* Reaps e's child if it has ended. true if it was (e is then unlinked and freed). */
+static bool try_reap(entry *e) {
+    int status = 0;
+    pid_t r;
+    do
+        r = waitpid(e->pid, &status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return false;
+    pthread_mutex_lock(&lock);
+    unlink_entry(e);
+    pthread_mutex_unlock(&lock);
+    if (e->pidfd >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, e->pidfd, NULL);
+        close(e->pidfd);
+    }
+    if (r == e->pid)
+        br_future_set_result_i64(e->fut, returncode(status));
+    else /* somebody else reaped it (waitpid(-1), SIGCHLD ignored): see watch.h */
+        br_future_set_exception(e->fut, BR_ECHILD,
+                                "the child was reaped outside braid (waitpid(-1) or "
+                                "SIGCHLD ignored?)");
+    br_future_release(e->fut);
+    br__free(e);
+    return true;
+}
+
+static void *watcher(void *arg) {
+    uint64_t gen = (uint64_t)(uintptr_t)arg;
+    struct epoll_event evs[MAX_EVENTS];
+    for (;;) {
+        pthread_mutex_lock(&lock);
+        bool poll = npolled > 0;
+        bool stale = gen != generation;
+        pthread_mutex_unlock(&lock);
+        if (stale)
+            return NULL;
+        int n = epoll_wait(epfd, evs, MAX_EVENTS, poll ? POLL_MS : -1);
+        for (int i = 0; i < n; i++) {
+            entry *e = evs[i].data.ptr;
+            if (!e) { /* the eventfd: a polled entry arrived */
+                uint64_t v;
+                ssize_t rd = read(evfd, &v, sizeof v);
+                (void)rd;
+                continue;
+            }
+            try_reap(e);
+        }
+        if (poll) {
+            /* Polled entries: walk a snapshot of the list under the lock, one at a
+             * time (try_reap takes the lock itself). */
+            for (;;) {
+                entry *due = NULL;
+                pthread_mutex_lock(&lock);
+                for (entry *e = head; e; e = e->next) {
+                    if (e->pidfd < 0) {
+                        siginfo_t info = {0};
+                        int r = waitid(P_PID, (id_t)e->pid, &info,
+                                       WEXITED | WNOHANG | WNOWAIT);
+                        if (r != 0 || info.si_pid != 0) {
+                            due = e;
+                            break;
+                        }
+                    }
+                }
+                pthread_mutex_unlock(&lock);
+                if (!due || !try_reap(due))
+                    break;
+            }
+        }
+    }
+}
+
+/* Starts the thread and the descriptors; under `lock`. */
+static int start_locked(void) {
+    if (started)
+        return 0;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return -errno;
+    int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (ev < 0) {
+        int e = -errno;
+        close(ep);
+        return e;
+    }
+    struct epoll_event eev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &eev) != 0) {
+        int e = -errno;
+        close(ep);
+        close(ev);
+        return e;
+    }
+    epfd = ep;
+    evfd = ev;
+    /* Signals go to the program's own threads, never to the watcher. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_t th;
+    int rc = pthread_create(&th, &attr, watcher, (void *)(uintptr_t)generation);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        close(ep);
+        close(ev);
+        epfd = evfd = -1;
+        return BR_EAGAIN;
+    }
+    started = true;
+    return 0;
+}
+
+int br__child_watch(pid_t pid, int pidfd, br_future **out) {
+    if (pid <= 0 || !out)
+        return BR_EINVAL;
+    *out = NULL;
+    if (br__hooks_register(&hooks) != 0)
+        return BR_ENOMEM;
+    entry *e = br__malloc(sizeof *e);
+    if (!e)
+        return BR_ENOMEM;
+    br_future *f;
+    int rc = br_future_new(&f);
+    if (rc != 0) {
+        br__free(e);
+        return rc;
+    }
+    e->pid = pid;
+    e->pidfd = -1;
+    e->fut = f;
+    e->prev = NULL;
+    if (pidfd >= 0) {
+        e->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
+        if (e->pidfd < 0) {
+            rc = -errno;
+            goto fail;
+        }
+    }
+    pthread_mutex_lock(&lock);
+    rc = start_locked();
+    if (rc == 0 && e->pidfd >= 0) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = e};
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, e->pidfd, &ev) != 0)
+            rc = -errno;
+    }
+    if (rc != 0) {
+        pthread_mutex_unlock(&lock);
+        goto fail;
+    }
+    /* Linked before the watcher can see it: an epoll event can arrive as soon as the
+     * lock is released, and try_reap unlinks under the lock. */
+    e->next = head;
+    if (head)
+        head->prev = e;
+    head = e;
+    count++;
+    bool first_polled = false;
+    if (e->pidfd < 0)
+        first_polled = npolled++ == 0;
+    br_future_retain(f); /* the caller's; the entry keeps the one from br_future_new */
+    if (first_polled) {
+        uint64_t one = 1;
+        ssize_t w = write(evfd, &one, sizeof one);
+        (void)w;
+    }
+    pthread_mutex_unlock(&lock);
+    *out = f;
+    return 0;
+fail:
+    if (e->pidfd >= 0)
+        close(e->pidfd);
+    br_future_release(f);
+    br__free(e);
+    return rc;
+}
+
+size_t br__child_watch_count(void) {
+    pthread_mutex_lock(&lock);
+    size_t n = count;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+static void child_hook(void) {
+    /* The forking thread is the child's only thread; `lock` may have been held by
+     * another thread of the parent at the fork, so it is re-made, not unlocked. */
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    lock = fresh;
+    entry *e = head;
+    head = NULL;
+    while (e) {
+        entry *next = e->next;
+        if (e->pidfd >= 0)
+            close(e->pidfd);
+        br_future_release(e->fut);
+        br__free(e);
+        e = next;
+    }
+    count = npolled = 0;
+    if (epfd >= 0)
+        close(epfd);
+    if (evfd >= 0)
+        close(evfd);
+    epfd = evfd = -1;
+    started = false;
+    generation++;
+}

@@ -1,0 +1,40 @@
+/* process/watch.h: the child watcher, for the process layer's files (never installed).
+ *
+ * Every child braid starts (a br_process, a subprocess, a pool's worker) is waited for
+ * here, in one place, and its end becomes a br_future: joining a process is waiting on
+ * that future, so it goes through the waiter like every other blocking call (a thread
+ * parks; later a coroutine suspends), takes a deadline, can be mixed with other
+ * futures in br_wait, and a done-callback learns of a death at once (the process pool
+ * watches its workers that way).
+ *
+ * The rules:
+ *   - The watcher reaps the children it watches. Nobody else may wait for them:
+ *     waitpid(-1, ...) or SIGCHLD set to SIG_IGN elsewhere in the program would steal
+ *     the status (the future then fails with BR_ECHILD).
+ *   - A child's future finishes with an int64 result, its returncode as Python spells
+ *     it: the exit status (0..255), or -N when signal N ended it.
+ *   - Done-callbacks on that future run on the watcher's thread: keep them short, never
+ *     block in them (submit, signal, set a flag).
+ *   - Signals go through the child's pidfd (br__pidfd_signal), never kill(pid): once
+ *     the child is reaped its pid may name another process, its pidfd never does.
+ */
+#ifndef BRAID_PROCESS_WATCH_H
+#define BRAID_PROCESS_WATCH_H
+
+#include "braid/future.h"
+#include "core/lib.h"
+
+#include <sys/types.h>
+
+/* Starts watching pid, a child of this process not yet reaped. pidfd: the caller's
+ * pidfd for it (br__pidfd_open, or -1 where the kernel has none: the watcher then polls
+ * the child every 10 ms); the watcher takes a duplicate, the caller keeps its own.
+ * *out: the child's future (one reference, the caller's). 0, BR_EINVAL (pid <= 0, out
+ * NULL), BR_ENOMEM, BR_EMFILE, or BR_EAGAIN (the watcher's thread couldn't start). On
+ * error nothing watches pid: the caller must reap it. */
+int br__child_watch(pid_t pid, int pidfd, br_future **out);
+
+/* The number of children being watched (tests). */
+size_t br__child_watch_count(void);
+
+#endif
