@@ -1,0 +1,154 @@
+/* Robust process-shared mutexes on Linux (platform/platform.h), on glibc's robust
+ * pthread mutex.
+ *
+ * Design notes.
+ *
+ * The kernel does the robustness: glibc registers a robust list for every thread
+ * (set_robust_list); a robust mutex held by a thread is linked on that list, and when
+ * the thread ends, however it ends, the kernel walks the list, sets FUTEX_OWNER_DIED in
+ * each held mutex's futex word (clearing the owner id) and wakes one waiter. That
+ * waiter's lock returns EOWNERDEAD; unlocking without pthread_mutex_consistent makes the
+ * mutex ENOTRECOVERABLE for good. braid maps those to BR_EOWNERDEAD and
+ * BR_ENOTRECOVERABLE unchanged.
+ *
+ * Deadlines: pthread_mutex_clocklock(CLOCK_MONOTONIC) takes a braid deadline as it is.
+ * GCC 12's ThreadSanitizer intercepts pthread_mutex_timedlock but not clocklock (a lock
+ * it doesn't see would make every access under it a reported race), so a TSan build
+ * converts the deadline to CLOCK_REALTIME for timedlock: a wall-clock step during such
+ * a wait moves its end, in sanitizer builds only.
+ *
+ * Ownership queries read the futex word's owner id (glibc's __data.__lock; the kernel's
+ * robust-futex ABI puts the owner's tid in its low 30 bits) and compare it with the
+ * calling thread's tid, cached per thread and forgotten in a fork child (the child's
+ * thread has a new tid). Since the kernel clears the id when the owner dies, a dead
+ * owner's recycled tid never passes for the owner.
+ */
+#include "platform/platform.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#  define BR__ROBUST_TIMEDLOCK 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define BR__ROBUST_TIMEDLOCK 1
+#  endif
+#endif
+
+static __thread int cached_tid;
+
+static void forget_tid(void) { cached_tid = 0; }
+
+__attribute__((constructor)) static void robust_setup(void) {
+    pthread_atfork(NULL, NULL, forget_tid);
+}
+
+static int my_tid(void) {
+    int t = cached_tid;
+    if (__builtin_expect(t == 0, 0))
+        cached_tid = t = (int)syscall(SYS_gettid);
+    return t;
+}
+
+static int map_err(int e) {
+    switch (e) {
+    case 0:
+        return 0;
+    case EOWNERDEAD:
+        return BR_EOWNERDEAD;
+    case ENOTRECOVERABLE:
+        return BR_ENOTRECOVERABLE;
+    case EBUSY:
+    case ETIMEDOUT:
+        return BR_ETIMEDOUT;
+    case EDEADLK:
+        return BR_EDEADLK;
+    case EPERM:
+        return BR_EPERM;
+    case ENOMEM:
+        return BR_ENOMEM;
+    default:
+        return -e;
+    }
+}
+
+int br__robust_init(pthread_mutex_t *m) {
+    pthread_mutexattr_t a;
+    int e = pthread_mutexattr_init(&a);
+    if (e)
+        return map_err(e);
+    e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (!e)
+        e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!e)
+        e = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    if (!e)
+        e = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return map_err(e);
+}
+
+static unsigned lock_word(const pthread_mutex_t *m) {
+    return __atomic_load_n((const unsigned *)&m->__data.__lock, __ATOMIC_RELAXED);
+}
+
+/* glibc's trylock (2.36 at least) finds a not-recoverable mutex free, takes its word,
+ * reports ENOTRECOVERABLE and leaves the word holding our tid (its unlock there is
+ * guarded by a test that can't pass), where pthread_mutex_lock gives it back. Put the
+ * word back as lock does, so that "not held" stays true. */
+static void drop_unrecoverable_word(pthread_mutex_t *m) {
+    unsigned *w = (unsigned *)&m->__data.__lock;
+    if ((int)(lock_word(m) & FUTEX_TID_MASK) != my_tid())
+        return;
+    unsigned old = __atomic_exchange_n(w, 0, __ATOMIC_RELEASE);
+    if (old & FUTEX_WAITERS)
+        syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+int br__robust_lock(pthread_mutex_t *m, int64_t deadline) {
+    int e;
+    if (deadline == BR_FOREVER) {
+        e = pthread_mutex_lock(m);
+    } else {
+        e = pthread_mutex_trylock(m);
+        if (e == ENOTRECOVERABLE)
+            drop_unrecoverable_word(m);
+        if (e == EBUSY && deadline > 0) {
+#ifdef BR__ROBUST_TIMEDLOCK
+            struct timespec now_rt;
+            clock_gettime(CLOCK_REALTIME, &now_rt);
+            int64_t left = deadline - br_now();
+            if (left < 0)
+                left = 0;
+            int64_t abs = (int64_t)now_rt.tv_sec * BR_SEC + now_rt.tv_nsec + left;
+            struct timespec ts = {.tv_sec = abs / BR_SEC, .tv_nsec = abs % BR_SEC};
+            e = pthread_mutex_timedlock(m, &ts);
+#else
+            struct timespec ts = {.tv_sec = deadline / BR_SEC, .tv_nsec = deadline % BR_SEC};
+            e = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+#endif
+        }
+    }
+    return map_err(e);
+}
+
+int br__robust_unlock(pthread_mutex_t *m) { return map_err(pthread_mutex_unlock(m)); }
+
+int br__robust_consistent(pthread_mutex_t *m) {
+    if (!br__robust_held_by_me(m))
+        return BR_EINVAL;
+    return pthread_mutex_consistent(m) == 0 ? 0 : BR_EINVAL;
+}
+
+bool br__robust_held_by_me(const pthread_mutex_t *m) {
+    return (int)(lock_word(m) & FUTEX_TID_MASK) == my_tid();
+}
+
+bool br__robust_locked(const pthread_mutex_t *m) {
+    return (lock_word(m) & (FUTEX_TID_MASK | FUTEX_OWNER_DIED)) != 0;
+}
