@@ -12,10 +12,15 @@
  * BR_ENOTRECOVERABLE unchanged.
  *
  * Deadlines: pthread_mutex_clocklock(CLOCK_MONOTONIC) takes a braid deadline as it is.
- * GCC 12's ThreadSanitizer intercepts pthread_mutex_timedlock but not clocklock (a lock
- * it doesn't see would make every access under it a reported race), so a TSan build
- * converts the deadline to CLOCK_REALTIME for timedlock: a wall-clock step during such
- * a wait moves its end, in sanitizer builds only.
+ *
+ * ThreadSanitizer: its mutex interceptors model one process's mutexes, and these are
+ * not that: a lock taken in one mapping is released through another (another address),
+ * a new owner takes over a dead one's lock (GCC 12's timedlock interceptor doesn't
+ * count an EOWNERDEAD lock as taken, and clocklock isn't intercepted at all), so it
+ * reports unlocks of "unlocked" mutexes that are fine. A TSan build therefore calls the
+ * C library's own functions (looked up in libc.so.6, past the interceptors) and tells
+ * TSan only what matters to it, the happens-before edge from a release to the next
+ * acquire, with __tsan_release / __tsan_acquire on the mutex's address.
  *
  * Ownership queries read the futex word's owner id (glibc's __data.__lock; the kernel's
  * robust-futex ABI puts the owner's tid in its low 30 bits) and compare it with the
@@ -33,11 +38,48 @@
 #include <unistd.h>
 
 #if defined(__SANITIZE_THREAD__)
-#  define BR__ROBUST_TIMEDLOCK 1
+#  define BR__ROBUST_TSAN 1
 #elif defined(__has_feature)
 #  if __has_feature(thread_sanitizer)
-#    define BR__ROBUST_TIMEDLOCK 1
+#    define BR__ROBUST_TSAN 1
 #  endif
+#endif
+
+#ifdef BR__ROBUST_TSAN
+#  include <dlfcn.h>
+#  include <stdlib.h>
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static int (*real_lock)(pthread_mutex_t *);
+static int (*real_trylock)(pthread_mutex_t *);
+static int (*real_clocklock)(pthread_mutex_t *, clockid_t, const struct timespec *);
+static int (*real_unlock)(pthread_mutex_t *);
+static void find_real(void) {
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (libc) {
+        real_lock = (int (*)(pthread_mutex_t *))dlsym(libc, "pthread_mutex_lock");
+        real_trylock = (int (*)(pthread_mutex_t *))dlsym(libc, "pthread_mutex_trylock");
+        real_clocklock = (int (*)(pthread_mutex_t *, clockid_t, const struct timespec *))dlsym(
+            libc, "pthread_mutex_clocklock");
+        real_unlock = (int (*)(pthread_mutex_t *))dlsym(libc, "pthread_mutex_unlock");
+    }
+    if (!real_lock || !real_trylock || !real_clocklock || !real_unlock)
+        abort();
+}
+#  define LOCK(m) (tsan_took(m, real_lock(m)))
+#  define TRYLOCK(m) (tsan_took(m, real_trylock(m)))
+#  define CLOCKLOCK(m, c, ts) (tsan_took(m, real_clocklock(m, c, ts)))
+#  define UNLOCK(m) (__tsan_release(m), real_unlock(m))
+static int tsan_took(pthread_mutex_t *m, int e) {
+    if (e == 0 || e == EOWNERDEAD)
+        __tsan_acquire(m);
+    return e;
+}
+#else
+#  define LOCK(m) pthread_mutex_lock(m)
+#  define TRYLOCK(m) pthread_mutex_trylock(m)
+#  define CLOCKLOCK(m, c, ts) pthread_mutex_clocklock(m, c, ts)
+#  define UNLOCK(m) pthread_mutex_unlock(m)
 #endif
 
 static __thread int cached_tid;
@@ -46,6 +88,9 @@ static void forget_tid(void) { cached_tid = 0; }
 
 __attribute__((constructor)) static void robust_setup(void) {
     pthread_atfork(NULL, NULL, forget_tid);
+#ifdef BR__ROBUST_TSAN
+    find_real();
+#endif
 }
 
 static int my_tid(void) {
@@ -113,31 +158,24 @@ static void drop_unrecoverable_word(pthread_mutex_t *m) {
 int br__robust_lock(pthread_mutex_t *m, int64_t deadline) {
     int e;
     if (deadline == BR_FOREVER) {
-        e = pthread_mutex_lock(m);
+        e = LOCK(m);
     } else {
-        e = pthread_mutex_trylock(m);
+        e = TRYLOCK(m);
         if (e == ENOTRECOVERABLE)
             drop_unrecoverable_word(m);
         if (e == EBUSY && deadline > 0) {
-#ifdef BR__ROBUST_TIMEDLOCK
-            struct timespec now_rt;
-            clock_gettime(CLOCK_REALTIME, &now_rt);
-            int64_t left = deadline - br_now();
-            if (left < 0)
-                left = 0;
-            int64_t abs = (int64_t)now_rt.tv_sec * BR_SEC + now_rt.tv_nsec + left;
-            struct timespec ts = {.tv_sec = abs / BR_SEC, .tv_nsec = abs % BR_SEC};
-            e = pthread_mutex_timedlock(m, &ts);
-#else
             struct timespec ts = {.tv_sec = deadline / BR_SEC, .tv_nsec = deadline % BR_SEC};
-            e = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
-#endif
+            e = CLOCKLOCK(m, CLOCK_MONOTONIC, &ts);
         }
     }
     return map_err(e);
 }
 
-int br__robust_unlock(pthread_mutex_t *m) { return map_err(pthread_mutex_unlock(m)); }
+int br__robust_unlock(pthread_mutex_t *m) {
+    if (!br__robust_held_by_me(m))
+        return BR_EPERM;
+    return map_err(UNLOCK(m));
+}
 
 int br__robust_consistent(pthread_mutex_t *m) {
     if (!br__robust_held_by_me(m))
