@@ -82,7 +82,7 @@ static int tsan_took(pthread_mutex_t *m, int e) {
 #  define UNLOCK(m) pthread_mutex_unlock(m)
 #endif
 
-static __thread int cached_tid;
+static __thread __attribute__((tls_model("initial-exec"))) int cached_tid;
 
 static void forget_tid(void) { cached_tid = 0; }
 
@@ -172,8 +172,10 @@ int br__robust_lock(pthread_mutex_t *m, int64_t deadline) {
 }
 
 int br__robust_unlock(pthread_mutex_t *m) {
-    if (!br__robust_held_by_me(m))
+#ifdef BR__ROBUST_TSAN
+    if (!br__robust_held_by_me(m)) /* glibc checks too; TSan would see it first */
         return BR_EPERM;
+#endif
     return map_err(UNLOCK(m));
 }
 
