@@ -16,6 +16,8 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -296,6 +298,52 @@ static void event_wakes_other_processes(void **state) {
     BR_CHECK_OK(br_mp_event_destroy(&sh->ev));
     BR_CHECK_OK(br_mp_sem_destroy(&sh->ready));
     br__shm_close(&m);
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
+/* Waits (within the hang guard) until process pid is asleep in a futex wait, as
+ * /proc/<pid>/syscall shows: a forked child with one thread that waits on a braid
+ * object sleeps nowhere else. */
+static void wait_in_futex(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+    int64_t guard = br_test_hang_guard();
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        BR_CHECK(f != NULL);
+        long nr = -1;
+        int got = fscanf(f, "%ld", &nr);
+        fclose(f);
+        if (got == 1 && nr == SYS_futex)
+            return;
+        BR_CHECK(br_now() < guard);
+        usleep(200);
+    }
+}
+
+/* A set cleared again at once still releases the waiters it found asleep (Python's
+ * Event does the same). */
+static void event_set_then_clear_wakes_sleepers(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    br_mp_event *e;
+    BR_CHECK_OK(br_mp_event_new(&e));
+    enum { NPROC = 3 };
+    pid_t pids[NPROC];
+    for (int p = 0; p < NPROC; p++) {
+        if ((pids[p] = fork_child()) == 0) {
+            CHILD_CHECK(br_mp_event_wait(e, br_test_hang_guard()) == 0, 1);
+            _exit(0);
+        }
+    }
+    for (int p = 0; p < NPROC; p++)
+        wait_in_futex(pids[p]);
+    BR_CHECK_OK(br_mp_event_set(e));
+    BR_CHECK_OK(br_mp_event_clear(e));
+    reap_all(pids, NPROC);
+    BR_CHECK(!br_mp_event_is_set(e));
+    BR_CHECK_ERR(br_mp_event_wait(e, BR_NOWAIT), BR_ETIMEDOUT);
+    BR_CHECK_OK(br_mp_event_free(e));
     BR_CHECK_EQ(br_test_count_fds(), fds);
 }
 
@@ -932,6 +980,7 @@ BR_TEST_MAIN(cmocka_unit_test(lock_counter_exact), cmocka_unit_test(lock_new_loc
              cmocka_unit_test(rlock_reentry), cmocka_unit_test(sem_caps_concurrency),
              cmocka_unit_test(sem_release_wakes_other_process),
              cmocka_unit_test(event_wakes_other_processes),
+             cmocka_unit_test(event_set_then_clear_wakes_sleepers),
              cmocka_unit_test(cond_poem_in_turns), cmocka_unit_test(cond_producer_consumers),
              cmocka_unit_test(barrier_generations),
              cmocka_unit_test(barrier_timeout_abort_reset),
