@@ -215,8 +215,10 @@ int main(int argc, char **argv) {
             if (strcmp(argv[1], variants[v]) == 0)
                 v0 = v;
         if (v0 < 0) {
-            fprintf(stderr, "usage: %s [uncontended|counter|rlock|sem [braid|pthread|"
-                            "pthread-robust [N]]]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [uncontended|counter|rlock|sem [braid|pthread|"
+                    "pthread-robust [N]]]\n",
+                    argv[0]);
             return 2;
         }
     }

@@ -195,9 +195,11 @@ typedef struct br_mp_cond {
  * own RLock (C only: _Generic). The lock must be initialised and outlive the condition.
  * The two functions behind it return 0 or BR_EINVAL (c NULL, lock not initialised, or
  * farther than 2^62 bytes away). */
-#define br_mp_cond_init(c, lock)                                                     \
-    _Generic((lock), br_mp_lock *: br_mp_cond_init_lock,                             \
+/* clang-format off */
+#define br_mp_cond_init(c, lock)                                                        \
+    _Generic((lock), br_mp_lock *: br_mp_cond_init_lock,                                \
              default: br_mp_cond_init_rlock)(c, lock)
+/* clang-format on */
 BR_API int br_mp_cond_init_lock(br_mp_cond *c, br_mp_lock *lock);
 BR_API int br_mp_cond_init_rlock(br_mp_cond *c, br_mp_rlock *lock);
 /* 0, BR_EBUSY (waited on, or its own RLock is held), or BR_EINVAL (NULL or destroyed). */
@@ -205,9 +207,11 @@ BR_API int br_mp_cond_destroy(br_mp_cond *c);
 /* A new condition in a mapping of its own, over lock (C only: _Generic; NULL gives it
  * its own RLock, which every process can use; an outside lock, only processes that map
  * both at the same addresses). 0, BR_EINVAL, BR_ENOMEM, BR_EMFILE, BR_ENFILE. */
-#define br_mp_cond_new(out, lock)                                                    \
-    _Generic((lock), br_mp_lock *: br_mp_cond_new_lock,                              \
+/* clang-format off */
+#define br_mp_cond_new(out, lock)                                                       \
+    _Generic((lock), br_mp_lock *: br_mp_cond_new_lock,                                 \
              default: br_mp_cond_new_rlock)(out, lock)
+/* clang-format on */
 BR_API int br_mp_cond_new_lock(br_mp_cond **out, br_mp_lock *lock);
 BR_API int br_mp_cond_new_rlock(br_mp_cond **out, br_mp_rlock *lock);
 /* As br_mp_lock_free (BR_EBUSY: the caller holds its own RLock). */

@@ -149,7 +149,9 @@ static void place_free(struct place *p) {
         close(fd);
 }
 
-static inline uint32_t ld(const _Atomic uint32_t *a) { return atomic_load(a); }
+static inline uint32_t ld(const _Atomic uint32_t *a) {
+    return atomic_load(a);
+}
 
 /* An id for a new lock, so that a condition can tell its lock from another placed at
  * the same offset later. Not secret, only unlikely to repeat. */
@@ -166,7 +168,7 @@ struct mp_mutex {
     uint32_t magic;
     uint32_t placed; /* PLACE_OFF when made by _new */
     uint32_t id;
-    uint32_t count;  /* RLock depth: written by the owner only */
+    uint32_t count; /* RLock depth: written by the owner only */
     pthread_mutex_t m;
 };
 BR__CHECK_STORAGE(br_mp_lock, struct mp_mutex);
@@ -260,7 +262,8 @@ int br_mp_lock_free(br_mp_lock *l) {
 int br_mp_lock_acquire(br_mp_lock *l, int64_t deadline) {
     struct mp_mutex *x = (struct mp_mutex *)l;
     if (!x || x->magic != MAGIC_LOCK)
-        return BR__MISUSE(BR_EINVAL, "br_mp_lock_acquire: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_lock_acquire: NULL, destroyed or never initialised");
     int rc = br__robust_lock(&x->m, deadline);
     if (rc == BR_EDEADLK)
         return BR__MISUSE(BR_EDEADLK, "br_mp_lock_acquire: the caller already holds it");
@@ -270,7 +273,8 @@ int br_mp_lock_acquire(br_mp_lock *l, int64_t deadline) {
 int br_mp_lock_release(br_mp_lock *l) {
     struct mp_mutex *x = (struct mp_mutex *)l;
     if (!x || x->magic != MAGIC_LOCK)
-        return BR__MISUSE(BR_EINVAL, "br_mp_lock_release: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_lock_release: NULL, destroyed or never initialised");
     if (br__robust_unlock(&x->m) != 0)
         return BR__MISUSE(BR_EPERM, "br_mp_lock_release: the caller doesn't hold the lock");
     return 0;
@@ -287,8 +291,9 @@ static int mutex_consistent(struct mp_mutex *x, uint32_t magic, const char *who)
 }
 
 int br_mp_lock_consistent(br_mp_lock *l) {
-    return mutex_consistent((struct mp_mutex *)l, MAGIC_LOCK,
-                            "br_mp_lock_consistent: bad lock, not held, or not inconsistent");
+    return mutex_consistent(
+        (struct mp_mutex *)l, MAGIC_LOCK,
+        "br_mp_lock_consistent: bad lock, not held, or not inconsistent");
 }
 
 bool br_mp_lock_locked(const br_mp_lock *l) {
@@ -328,7 +333,8 @@ int br_mp_rlock_free(br_mp_rlock *r) {
 int br_mp_rlock_acquire(br_mp_rlock *r, int64_t deadline) {
     struct mp_mutex *x = (struct mp_mutex *)r;
     if (!x || x->magic != MAGIC_RLOCK)
-        return BR__MISUSE(BR_EINVAL, "br_mp_rlock_acquire: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_rlock_acquire: NULL, destroyed or never initialised");
     return rlock_take(x, deadline, 1);
 }
 
@@ -346,15 +352,18 @@ static int rlock_put(struct mp_mutex *x) {
 int br_mp_rlock_release(br_mp_rlock *r) {
     struct mp_mutex *x = (struct mp_mutex *)r;
     if (!x || x->magic != MAGIC_RLOCK)
-        return BR__MISUSE(BR_EINVAL, "br_mp_rlock_release: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_rlock_release: NULL, destroyed or never initialised");
     if (rlock_put(x) != 0)
-        return BR__MISUSE(BR_EPERM, "br_mp_rlock_release: the caller doesn't hold the lock");
+        return BR__MISUSE(BR_EPERM,
+                          "br_mp_rlock_release: the caller doesn't hold the lock");
     return 0;
 }
 
 int br_mp_rlock_consistent(br_mp_rlock *r) {
-    return mutex_consistent((struct mp_mutex *)r, MAGIC_RLOCK,
-                            "br_mp_rlock_consistent: bad lock, not held, or not inconsistent");
+    return mutex_consistent(
+        (struct mp_mutex *)r, MAGIC_RLOCK,
+        "br_mp_rlock_consistent: bad lock, not held, or not inconsistent");
 }
 
 bool br_mp_rlock_owned(const br_mp_rlock *r) {
@@ -459,7 +468,8 @@ static struct mp_mutex *cond_lock(const struct mp_cond *c) {
 int br_mp_cond_destroy(br_mp_cond *cp) {
     struct mp_cond *c = (struct mp_cond *)cp;
     if (!c || c->magic != MAGIC_COND)
-        return BR__MISUSE(BR_EINVAL, "br_mp_cond_destroy: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_cond_destroy: NULL, destroyed or never initialised");
     if (c->waiters != 0)
         return BR_EBUSY;
     if (c->own.magic == MAGIC_RLOCK) {
@@ -475,7 +485,8 @@ int br_mp_cond_free(br_mp_cond *cp) {
     struct mp_cond *c = (struct mp_cond *)cp;
     struct place *p;
     if (!c || c->magic != MAGIC_COND || !(p = place_of(c, c->placed)))
-        return BR__MISUSE(BR_EINVAL, "br_mp_cond_free: NULL, or not made by br_mp_cond_new");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_cond_free: NULL, or not made by br_mp_cond_new");
     if (c->own.magic == MAGIC_RLOCK && br__robust_held_by_me(&c->own.m))
         return BR_EBUSY;
     place_free(p);
@@ -486,7 +497,8 @@ int br_mp_cond_acquire(br_mp_cond *cp, int64_t deadline) {
     struct mp_cond *c = (struct mp_cond *)cp;
     struct mp_mutex *x = cond_lock(c);
     if (!x)
-        return BR__MISUSE(BR_EINVAL, "br_mp_cond_acquire: NULL or destroyed condition, or its lock gone");
+        return BR__MISUSE(
+            BR_EINVAL, "br_mp_cond_acquire: NULL or destroyed condition, or its lock gone");
     return c->kind == COND_LOCK ? br_mp_lock_acquire((br_mp_lock *)x, deadline)
                                 : br_mp_rlock_acquire((br_mp_rlock *)x, deadline);
 }
@@ -495,7 +507,8 @@ int br_mp_cond_release(br_mp_cond *cp) {
     struct mp_cond *c = (struct mp_cond *)cp;
     struct mp_mutex *x = cond_lock(c);
     if (!x)
-        return BR__MISUSE(BR_EINVAL, "br_mp_cond_release: NULL or destroyed condition, or its lock gone");
+        return BR__MISUSE(
+            BR_EINVAL, "br_mp_cond_release: NULL or destroyed condition, or its lock gone");
     return c->kind == COND_LOCK ? br_mp_lock_release((br_mp_lock *)x)
                                 : br_mp_rlock_release((br_mp_rlock *)x);
 }
@@ -504,8 +517,11 @@ int br_mp_cond_consistent(br_mp_cond *cp) {
     struct mp_cond *c = (struct mp_cond *)cp;
     struct mp_mutex *x = cond_lock(c);
     if (!x)
-        return BR__MISUSE(BR_EINVAL, "br_mp_cond_consistent: NULL or destroyed condition, or its lock gone");
-    return mutex_consistent(x, x->magic, "br_mp_cond_consistent: not held, or not inconsistent");
+        return BR__MISUSE(
+            BR_EINVAL,
+            "br_mp_cond_consistent: NULL or destroyed condition, or its lock gone");
+    return mutex_consistent(x, x->magic,
+                            "br_mp_cond_consistent: not held, or not inconsistent");
 }
 
 static bool eligible(const struct mp_cond *c, uint32_t ticket) {
@@ -516,7 +532,8 @@ int br_mp_cond_wait(br_mp_cond *cp, int64_t deadline) {
     struct mp_cond *c = (struct mp_cond *)cp;
     struct mp_mutex *x = cond_lock(c);
     if (!x)
-        return BR__MISUSE(BR_EINVAL, "br_mp_cond_wait: NULL or destroyed condition, or its lock gone");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_cond_wait: NULL or destroyed condition, or its lock gone");
     if (!br__robust_held_by_me(&x->m))
         return BR__MISUSE(BR_EPERM, "br_mp_cond_wait: the caller doesn't hold the lock");
     uint32_t depth = c->kind == COND_RLOCK ? x->count : 0;
@@ -554,9 +571,12 @@ int br_mp_cond_wait_for(br_mp_cond *c, br_mp_pred_fn pred, void *arg, int64_t de
     if (!pred)
         return BR__MISUSE(BR_EINVAL, "br_mp_cond_wait_for: NULL predicate");
     if (!cond_lock((struct mp_cond *)c))
-        return BR__MISUSE(BR_EINVAL, "br_mp_cond_wait_for: NULL or destroyed condition, or its lock gone");
+        return BR__MISUSE(
+            BR_EINVAL,
+            "br_mp_cond_wait_for: NULL or destroyed condition, or its lock gone");
     if (!br__robust_held_by_me(&cond_lock((struct mp_cond *)c)->m))
-        return BR__MISUSE(BR_EPERM, "br_mp_cond_wait_for: the caller doesn't hold the lock");
+        return BR__MISUSE(BR_EPERM,
+                          "br_mp_cond_wait_for: the caller doesn't hold the lock");
     while (!pred(arg)) {
         int rc = br_mp_cond_wait(c, deadline);
         if (rc == BR_ETIMEDOUT)
@@ -646,7 +666,9 @@ static int sem_new(br_mp_sem **out, unsigned value, bool bounded) {
     return 0;
 }
 
-int br_mp_sem_new(br_mp_sem **out, unsigned value) { return sem_new(out, value, false); }
+int br_mp_sem_new(br_mp_sem **out, unsigned value) {
+    return sem_new(out, value, false);
+}
 int br_mp_sem_new_bounded(br_mp_sem **out, unsigned value) {
     return sem_new(out, value, true);
 }
@@ -654,7 +676,8 @@ int br_mp_sem_new_bounded(br_mp_sem **out, unsigned value) {
 int br_mp_sem_destroy(br_mp_sem *sp) {
     struct mp_sem *s = (struct mp_sem *)sp;
     if (!s || s->magic != MAGIC_SEM)
-        return BR__MISUSE(BR_EINVAL, "br_mp_sem_destroy: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_sem_destroy: NULL, destroyed or never initialised");
     if (ld(&s->waiters) != 0)
         return BR_EBUSY;
     s->magic = MAGIC_DEAD;
@@ -681,7 +704,8 @@ static bool sem_try(struct mp_sem *s) {
 int br_mp_sem_acquire(br_mp_sem *sp, int64_t deadline) {
     struct mp_sem *s = (struct mp_sem *)sp;
     if (!s || s->magic != MAGIC_SEM)
-        return BR__MISUSE(BR_EINVAL, "br_mp_sem_acquire: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_sem_acquire: NULL, destroyed or never initialised");
     for (;;) {
         if (sem_try(s))
             return 0;
@@ -700,7 +724,8 @@ int br_mp_sem_acquire(br_mp_sem *sp, int64_t deadline) {
 int br_mp_sem_release(br_mp_sem *sp, unsigned n) {
     struct mp_sem *s = (struct mp_sem *)sp;
     if (!s || s->magic != MAGIC_SEM || n == 0)
-        return BR__MISUSE(BR_EINVAL, "br_mp_sem_release: n == 0, or a NULL or destroyed semaphore");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_sem_release: n == 0, or a NULL or destroyed semaphore");
     uint32_t v = ld(&s->value);
     do {
         if (n > s->max || v > s->max - n)
@@ -716,7 +741,8 @@ unsigned br_mp_sem_value(const br_mp_sem *sp) {
     return s && s->magic == MAGIC_SEM ? ld(&s->value) : 0;
 }
 
-/* --- Event ----------------------------------------------------------------------------- */
+/* --- Event -----------------------------------------------------------------------------
+ */
 
 struct mp_event {
     uint32_t magic;
@@ -755,7 +781,8 @@ int br_mp_event_new(br_mp_event **out) {
 int br_mp_event_destroy(br_mp_event *ep) {
     struct mp_event *e = (struct mp_event *)ep;
     if (!e || e->magic != MAGIC_EVENT)
-        return BR__MISUSE(BR_EINVAL, "br_mp_event_destroy: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_event_destroy: NULL, destroyed or never initialised");
     if (ld(&e->waiters) != 0)
         return BR_EBUSY;
     e->magic = MAGIC_DEAD;
@@ -766,7 +793,8 @@ int br_mp_event_free(br_mp_event *ep) {
     struct mp_event *e = (struct mp_event *)ep;
     struct place *p;
     if (!e || e->magic != MAGIC_EVENT || !(p = place_of(e, e->placed)))
-        return BR__MISUSE(BR_EINVAL, "br_mp_event_free: NULL, or not made by br_mp_event_new");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_event_free: NULL, or not made by br_mp_event_new");
     place_free(p);
     return 0;
 }
@@ -774,7 +802,8 @@ int br_mp_event_free(br_mp_event *ep) {
 int br_mp_event_set(br_mp_event *ep) {
     struct mp_event *e = (struct mp_event *)ep;
     if (!e || e->magic != MAGIC_EVENT)
-        return BR__MISUSE(BR_EINVAL, "br_mp_event_set: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_event_set: NULL, destroyed or never initialised");
     uint32_t v = ld(&e->word);
     do {
         if (v & 1)
@@ -788,7 +817,8 @@ int br_mp_event_set(br_mp_event *ep) {
 int br_mp_event_clear(br_mp_event *ep) {
     struct mp_event *e = (struct mp_event *)ep;
     if (!e || e->magic != MAGIC_EVENT)
-        return BR__MISUSE(BR_EINVAL, "br_mp_event_clear: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_event_clear: NULL, destroyed or never initialised");
     atomic_fetch_and(&e->word, ~1u);
     return 0;
 }
@@ -801,7 +831,8 @@ bool br_mp_event_is_set(const br_mp_event *ep) {
 int br_mp_event_wait(br_mp_event *ep, int64_t deadline) {
     struct mp_event *e = (struct mp_event *)ep;
     if (!e || e->magic != MAGIC_EVENT)
-        return BR__MISUSE(BR_EINVAL, "br_mp_event_wait: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_event_wait: NULL, destroyed or never initialised");
     uint32_t v = ld(&e->word);
     if (v & 1)
         return 0;
@@ -838,7 +869,9 @@ struct mp_barrier {
 };
 BR__CHECK_STORAGE(br_mp_barrier, struct mp_barrier);
 
-static inline uint32_t bar_round(uint32_t w) { return (w >> BAR_ROUND_SHIFT) & BAR_ROUND_MASK; }
+static inline uint32_t bar_round(uint32_t w) {
+    return (w >> BAR_ROUND_SHIFT) & BAR_ROUND_MASK;
+}
 static inline uint32_t bar_with_round(uint32_t r) {
     return (r & BAR_ROUND_MASK) << BAR_ROUND_SHIFT;
 }
@@ -882,7 +915,8 @@ static struct mp_barrier *barrier_ok(const br_mp_barrier *bp) {
 int br_mp_barrier_destroy(br_mp_barrier *bp) {
     struct mp_barrier *b = barrier_ok(bp);
     if (!b)
-        return BR__MISUSE(BR_EINVAL, "br_mp_barrier_destroy: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_barrier_destroy: NULL, destroyed or never initialised");
     uint32_t w = ld(&b->word);
     if (!(w & BAR_BROKEN) && (w & BAR_COUNT_MASK) != 0)
         return BR_EBUSY;
@@ -894,7 +928,8 @@ int br_mp_barrier_free(br_mp_barrier *bp) {
     struct mp_barrier *b = barrier_ok(bp);
     struct place *p;
     if (!b || !(p = place_of(b, b->placed)))
-        return BR__MISUSE(BR_EINVAL, "br_mp_barrier_free: NULL, or not made by br_mp_barrier_new");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_barrier_free: NULL, or not made by br_mp_barrier_new");
     place_free(p);
     return 0;
 }
@@ -902,7 +937,8 @@ int br_mp_barrier_free(br_mp_barrier *bp) {
 int br_mp_barrier_wait(br_mp_barrier *bp, int64_t deadline) {
     struct mp_barrier *b = barrier_ok(bp);
     if (!b)
-        return BR__MISUSE(BR_EINVAL, "br_mp_barrier_wait: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_barrier_wait: NULL, destroyed or never initialised");
     uint32_t w = ld(&b->word), idx, round;
     for (;;) {
         if (w & BAR_BROKEN)
@@ -942,7 +978,8 @@ int br_mp_barrier_wait(br_mp_barrier *bp, int64_t deadline) {
 int br_mp_barrier_abort(br_mp_barrier *bp) {
     struct mp_barrier *b = barrier_ok(bp);
     if (!b)
-        return BR__MISUSE(BR_EINVAL, "br_mp_barrier_abort: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_barrier_abort: NULL, destroyed or never initialised");
     atomic_fetch_or(&b->word, BAR_BROKEN);
     br__futex_wake(&b->word, INT_MAX, true);
     return 0;
@@ -951,7 +988,8 @@ int br_mp_barrier_abort(br_mp_barrier *bp) {
 int br_mp_barrier_reset(br_mp_barrier *bp) {
     struct mp_barrier *b = barrier_ok(bp);
     if (!b)
-        return BR__MISUSE(BR_EINVAL, "br_mp_barrier_reset: NULL, destroyed or never initialised");
+        return BR__MISUSE(BR_EINVAL,
+                          "br_mp_barrier_reset: NULL, destroyed or never initialised");
     uint32_t w = ld(&b->word), next;
     do {
         uint32_t r = bar_round(w);

@@ -23,10 +23,10 @@
 
 /* braid-test-timeout: 120 */
 
-#define CHILD_CHECK(cond, code)                                                      \
-    do {                                                                             \
-        if (!(cond))                                                                 \
-            _exit(code);                                                             \
+#define CHILD_CHECK(cond, code)                                                            \
+    do {                                                                                   \
+        if (!(cond))                                                                       \
+            _exit(code);                                                                   \
     } while (0)
 
 static pid_t fork_child(void) {
@@ -350,9 +350,9 @@ static void event_set_then_clear_wakes_sleepers(void **state) {
 /* --- Condition: the tutorial's two speakers reciting a poem in strict turns ---------- */
 
 static const char *const poem[] = {
-    "小爱同学", "在", "我们来对古诗吧", "好啊", "我住长江头", "君住长江尾",
-    "日日思君不见君", "共饮长江水", "此水几时休", "此恨何时已", "只愿君心似我心",
-    "定不负相思意",
+    "小爱同学",   "在",         "我们来对古诗吧", "好啊",
+    "我住长江头", "君住长江尾", "日日思君不见君", "共饮长江水",
+    "此水几时休", "此恨何时已", "只愿君心似我心", "定不负相思意",
 };
 #define POEM_LINES ((int)(sizeof poem / sizeof poem[0]))
 
@@ -937,7 +937,7 @@ static void misuse_codes(void **state) {
     BR_CHECK_OK(br_mp_cond_acquire(&c, BR_NOWAIT));
     BR_CHECK_ERR(br_mp_cond_notify(&c, 0), BR_EINVAL);
     BR_CHECK_ERR(br_mp_cond_wait_for(&c, never, NULL, BR_NOWAIT), BR_ETIMEDOUT);
-    BR_CHECK_EQ(br_mp_rlock_count(&r), 2); /* the wait gave both levels back */
+    BR_CHECK_EQ(br_mp_rlock_count(&r), 2);        /* the wait gave both levels back */
     BR_CHECK_ERR(br_mp_cond_free(&c), BR_EINVAL); /* not made by _new */
     BR_CHECK_OK(br_mp_cond_release(&c));
     BR_CHECK_OK(br_mp_cond_release(&c));
@@ -976,16 +976,15 @@ static void new_out_of_memory(void **state) {
     BR_CHECK_EQ(br_test_count_fds(), fds);
 }
 
-BR_TEST_MAIN(cmocka_unit_test(lock_counter_exact), cmocka_unit_test(lock_new_locate_attach),
-             cmocka_unit_test(rlock_reentry), cmocka_unit_test(sem_caps_concurrency),
-             cmocka_unit_test(sem_release_wakes_other_process),
-             cmocka_unit_test(event_wakes_other_processes),
-             cmocka_unit_test(event_set_then_clear_wakes_sleepers),
-             cmocka_unit_test(cond_poem_in_turns), cmocka_unit_test(cond_producer_consumers),
-             cmocka_unit_test(barrier_generations),
-             cmocka_unit_test(barrier_timeout_abort_reset),
-             cmocka_unit_test(robust_sigkill_holder), cmocka_unit_test(robust_not_recoverable),
-             cmocka_unit_test(robust_rlock_sigkill), cmocka_unit_test(robust_thread_exit),
-             cmocka_unit_test(robust_cond_waiter_sees_owner_death),
-             cmocka_unit_test(deadlines), cmocka_unit_test(misuse_codes),
-             cmocka_unit_test(new_out_of_memory))
+BR_TEST_MAIN(
+    cmocka_unit_test(lock_counter_exact), cmocka_unit_test(lock_new_locate_attach),
+    cmocka_unit_test(rlock_reentry), cmocka_unit_test(sem_caps_concurrency),
+    cmocka_unit_test(sem_release_wakes_other_process),
+    cmocka_unit_test(event_wakes_other_processes),
+    cmocka_unit_test(event_set_then_clear_wakes_sleepers),
+    cmocka_unit_test(cond_poem_in_turns), cmocka_unit_test(cond_producer_consumers),
+    cmocka_unit_test(barrier_generations), cmocka_unit_test(barrier_timeout_abort_reset),
+    cmocka_unit_test(robust_sigkill_holder), cmocka_unit_test(robust_not_recoverable),
+    cmocka_unit_test(robust_rlock_sigkill), cmocka_unit_test(robust_thread_exit),
+    cmocka_unit_test(robust_cond_waiter_sees_owner_death), cmocka_unit_test(deadlines),
+    cmocka_unit_test(misuse_codes), cmocka_unit_test(new_out_of_memory))

@@ -38,16 +38,16 @@
 #include <unistd.h>
 
 #if defined(__SANITIZE_THREAD__)
-#  define BR__ROBUST_TSAN 1
+#define BR__ROBUST_TSAN 1
 #elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-#    define BR__ROBUST_TSAN 1
-#  endif
+#if __has_feature(thread_sanitizer)
+#define BR__ROBUST_TSAN 1
+#endif
 #endif
 
 #ifdef BR__ROBUST_TSAN
-#  include <dlfcn.h>
-#  include <stdlib.h>
+#include <dlfcn.h>
+#include <stdlib.h>
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 static int (*real_lock)(pthread_mutex_t *);
@@ -59,32 +59,35 @@ static void find_real(void) {
     if (libc) {
         real_lock = (int (*)(pthread_mutex_t *))dlsym(libc, "pthread_mutex_lock");
         real_trylock = (int (*)(pthread_mutex_t *))dlsym(libc, "pthread_mutex_trylock");
-        real_clocklock = (int (*)(pthread_mutex_t *, clockid_t, const struct timespec *))dlsym(
-            libc, "pthread_mutex_clocklock");
+        real_clocklock =
+            (int (*)(pthread_mutex_t *, clockid_t, const struct timespec *))dlsym(
+                libc, "pthread_mutex_clocklock");
         real_unlock = (int (*)(pthread_mutex_t *))dlsym(libc, "pthread_mutex_unlock");
     }
     if (!real_lock || !real_trylock || !real_clocklock || !real_unlock)
         abort();
 }
-#  define LOCK(m) (tsan_took(m, real_lock(m)))
-#  define TRYLOCK(m) (tsan_took(m, real_trylock(m)))
-#  define CLOCKLOCK(m, c, ts) (tsan_took(m, real_clocklock(m, c, ts)))
-#  define UNLOCK(m) (__tsan_release(m), real_unlock(m))
+#define LOCK(m) (tsan_took(m, real_lock(m)))
+#define TRYLOCK(m) (tsan_took(m, real_trylock(m)))
+#define CLOCKLOCK(m, c, ts) (tsan_took(m, real_clocklock(m, c, ts)))
+#define UNLOCK(m) (__tsan_release(m), real_unlock(m))
 static int tsan_took(pthread_mutex_t *m, int e) {
     if (e == 0 || e == EOWNERDEAD)
         __tsan_acquire(m);
     return e;
 }
 #else
-#  define LOCK(m) pthread_mutex_lock(m)
-#  define TRYLOCK(m) pthread_mutex_trylock(m)
-#  define CLOCKLOCK(m, c, ts) pthread_mutex_clocklock(m, c, ts)
-#  define UNLOCK(m) pthread_mutex_unlock(m)
+#define LOCK(m) pthread_mutex_lock(m)
+#define TRYLOCK(m) pthread_mutex_trylock(m)
+#define CLOCKLOCK(m, c, ts) pthread_mutex_clocklock(m, c, ts)
+#define UNLOCK(m) pthread_mutex_unlock(m)
 #endif
 
 static __thread __attribute__((tls_model("initial-exec"))) int cached_tid;
 
-static void forget_tid(void) { cached_tid = 0; }
+static void forget_tid(void) {
+    cached_tid = 0;
+}
 
 __attribute__((constructor)) static void robust_setup(void) {
     pthread_atfork(NULL, NULL, forget_tid);
@@ -164,7 +167,8 @@ int br__robust_lock(pthread_mutex_t *m, int64_t deadline) {
         if (e == ENOTRECOVERABLE)
             drop_unrecoverable_word(m);
         if (e == EBUSY && deadline > 0) {
-            struct timespec ts = {.tv_sec = deadline / BR_SEC, .tv_nsec = deadline % BR_SEC};
+            struct timespec ts = {.tv_sec = deadline / BR_SEC,
+                                  .tv_nsec = deadline % BR_SEC};
             e = CLOCKLOCK(m, CLOCK_MONOTONIC, &ts);
         }
     }
