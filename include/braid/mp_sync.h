@@ -202,7 +202,9 @@ typedef struct br_mp_cond {
 /* clang-format on */
 BR_API int br_mp_cond_init_lock(br_mp_cond *c, br_mp_lock *lock);
 BR_API int br_mp_cond_init_rlock(br_mp_cond *c, br_mp_rlock *lock);
-/* 0, BR_EBUSY (waited on, or its own RLock is held), or BR_EINVAL (NULL or destroyed). */
+/* 0, BR_EBUSY (waited on, or its own RLock is held; a waiter that died waiting counts
+ * for good, so such a condition stays BR_EBUSY: just stop using its memory), or
+ * BR_EINVAL (NULL or destroyed). */
 BR_API int br_mp_cond_destroy(br_mp_cond *c);
 /* A new condition in a mapping of its own, over lock (C only: _Generic; NULL gives it
  * its own RLock, which every process can use; an outside lock, only processes that map

@@ -584,6 +584,37 @@ static void barrier_timeout_abort_reset(void **state) {
     BR_CHECK_EQ(br_test_count_fds(), fds);
 }
 
+/* A party SIGKILLed after arriving still counts: the round trips without it. */
+static void barrier_dead_arrival_counts(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    br_mp_barrier *b;
+    BR_CHECK_OK(br_mp_barrier_new(&b, 3));
+    pid_t doomed = fork_child();
+    if (doomed == 0) {
+        br_mp_barrier_wait(b, br_test_hang_guard());
+        _exit(1); /* never: it is killed while waiting */
+    }
+    wait_in_futex(doomed);
+    BR_CHECK_EQ(br_mp_barrier_n_waiting(b), 1);
+    BR_CHECK_OK(kill(doomed, SIGKILL));
+    int st = br_test_wait_child(doomed);
+    BR_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    pid_t other = fork_child();
+    if (other == 0) {
+        int idx = br_mp_barrier_wait(b, br_test_hang_guard());
+        CHILD_CHECK(idx == 1 || idx == 2, 1);
+        _exit(0);
+    }
+    int idx = br_mp_barrier_wait(b, br_test_hang_guard());
+    BR_CHECK(idx == 1 || idx == 2);
+    BR_CHECK_CHILD_OK(br_test_wait_child(other));
+    BR_CHECK(!br_mp_barrier_broken(b));
+    BR_CHECK_EQ(br_mp_barrier_n_waiting(b), 0);
+    BR_CHECK_OK(br_mp_barrier_free(b));
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
 /* --- robustness: owners that die ------------------------------------------------------ */
 
 struct robust_shared {
@@ -984,7 +1015,8 @@ BR_TEST_MAIN(
     cmocka_unit_test(event_set_then_clear_wakes_sleepers),
     cmocka_unit_test(cond_poem_in_turns), cmocka_unit_test(cond_producer_consumers),
     cmocka_unit_test(barrier_generations), cmocka_unit_test(barrier_timeout_abort_reset),
-    cmocka_unit_test(robust_sigkill_holder), cmocka_unit_test(robust_not_recoverable),
-    cmocka_unit_test(robust_rlock_sigkill), cmocka_unit_test(robust_thread_exit),
+    cmocka_unit_test(barrier_dead_arrival_counts), cmocka_unit_test(robust_sigkill_holder),
+    cmocka_unit_test(robust_not_recoverable), cmocka_unit_test(robust_rlock_sigkill),
+    cmocka_unit_test(robust_thread_exit),
     cmocka_unit_test(robust_cond_waiter_sees_owner_death), cmocka_unit_test(deadlines),
     cmocka_unit_test(misuse_codes), cmocka_unit_test(new_out_of_memory))
