@@ -267,8 +267,9 @@ typedef struct br_mp_sem {
 BR_API int br_mp_sem_init(br_mp_sem *s, unsigned value);
 /* multiprocessing.BoundedSemaphore(value): releasing above `value` is BR_EOVERFLOW. */
 BR_API int br_mp_sem_init_bounded(br_mp_sem *s, unsigned value);
-/* 0, BR_EBUSY (waited on, as far as it can tell: a waiter that died waiting counts
- * until the next release wakes the sleepers), or BR_EINVAL (NULL or destroyed). */
+/* 0, BR_EBUSY (waited on; a waiter that died waiting counts for good, so such a
+ * semaphore stays BR_EBUSY, and each release makes a wake-up call for it), or
+ * BR_EINVAL (NULL or destroyed). */
 BR_API int br_mp_sem_destroy(br_mp_sem *s);
 /* In a mapping of its own: as br_mp_sem_init / _init_bounded, plus BR_ENOMEM,
  * BR_EMFILE, BR_ENFILE. br_mp_sem_free: 0 or BR_EINVAL. */
@@ -295,7 +296,7 @@ typedef struct br_mp_event {
 
 /* 0, or BR_EINVAL (e NULL). A new event is clear. */
 BR_API int br_mp_event_init(br_mp_event *e);
-/* 0, BR_EBUSY (waited on, as br_mp_sem_destroy counts them), or BR_EINVAL. */
+/* 0, BR_EBUSY (waited on, counted as br_mp_sem_destroy counts them), or BR_EINVAL. */
 BR_API int br_mp_event_destroy(br_mp_event *e);
 BR_API int br_mp_event_new(br_mp_event **out);
 BR_API int br_mp_event_free(br_mp_event *e);
