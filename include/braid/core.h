@@ -100,6 +100,8 @@ BR_API const char *br_version(void);
     XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                              \
     XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                               \
     XX(ECANCELED, -ECANCELED, "operation canceled")                                     \
+    XX(EOWNERDEAD, -EOWNERDEAD, "the previous owner died holding it")                   \
+    XX(ENOTRECOVERABLE, -ENOTRECOVERABLE, "not recoverable (owner died, never made consistent)") \
     XX(ESHUTDOWN, -3001, "shut down")                                                   \
     XX(EBROKEN, -3002, "broken (a barrier was aborted or a pool's initializer failed)") \
     XX(EWORKERDIED, -3003, "a worker died while running the task")                      \

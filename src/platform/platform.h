@@ -15,6 +15,7 @@
  *   backtrace    the calling thread's stack, for the misuse report (optional)
  *   shm          anonymous shared memory that frees itself (the process layer)
  *   pidfd        a descriptor for a child process that can't name a recycled pid
+ *   robust       a process-shared mutex the kernel releases when its owner dies
  *
  * Slots the next layers fill (each lands with the layer that needs it, with its tests;
  * nothing is declared before it exists, so nothing here can be called half-made):
@@ -143,5 +144,36 @@ int br__pidfd_open(pid_t pid);
 /* Sends sig to the process behind pidfd. 0, BR_ESRCH (it has ended, even if not yet
  * reaped), BR_EINVAL, BR_EPERM, BR_ENOSYS. */
 int br__pidfd_signal(int pidfd, int sig);
+
+/* --- robust process-shared mutex (linux/robust.c) ---------------------------------
+ *
+ * The process layer's br_mp_lock and br_mp_rlock (process/mp_sync.c) sit on a mutex
+ * that lives in shared memory and that the kernel releases when its owner dies:
+ * glibc's robust process-shared pthread mutex, whose owner's id is in its futex word
+ * and which the kernel's robust list (set up by the C library for every thread) marks
+ * OWNER_DIED when the owning thread or process ends, SIGKILL included, waking a
+ * waiter at once. The storage is a pthread_mutex_t placed by the caller; its only
+ * pointers (the robust list's links) are written by the owner and used by the kernel in
+ * the owner's address space, so the mapping may sit at a different address in each
+ * process. A port needs robust mutexes (POSIX 2008) and a monotonic timed lock. */
+
+/* Initialises m as robust, process-shared and error-checking. 0 or BR_ENOMEM/-errno. */
+int br__robust_init(pthread_mutex_t *m);
+/* Locks m, waiting until `deadline` (absolute monotonic ns; BR_FOREVER; <= now only
+ * tries). 0; BR_EOWNERDEAD (the owner died holding it: the caller holds it now, not
+ * consistent); BR_ENOTRECOVERABLE (not held); BR_ETIMEDOUT; BR_EDEADLK (the calling
+ * thread holds it already). */
+int br__robust_lock(pthread_mutex_t *m, int64_t deadline);
+/* 0, or BR_EPERM (the calling thread doesn't hold it). Unlocking a mutex that came back
+ * BR_EOWNERDEAD without br__robust_consistent makes it not recoverable for good. */
+int br__robust_unlock(pthread_mutex_t *m);
+/* Marks a mutex held after BR_EOWNERDEAD consistent again. 0, or BR_EINVAL (not in that
+ * state, or not held by the caller). */
+int br__robust_consistent(pthread_mutex_t *m);
+/* True if the calling thread holds m (by the futex word's owner id, which the kernel
+ * clears when the owner dies, so a recycled thread id never passes). */
+bool br__robust_held_by_me(const pthread_mutex_t *m);
+/* True if some thread holds m (or held it and died, until someone takes it). */
+bool br__robust_locked(const pthread_mutex_t *m);
 
 #endif
