@@ -144,4 +144,38 @@ int br__pidfd_open(pid_t pid);
  * reaped), BR_EINVAL, BR_EPERM, BR_ENOSYS. */
 int br__pidfd_signal(int pidfd, int sig);
 
+/* --- spawn (linux/spawn.c) ----------------------------------------------------------
+ *
+ * Starting a program as a child without copying the parent (the subprocess layer,
+ * process/subprocess.c). glibc's posix_spawn: clone(CLONE_VM | CLONE_VFORK) and
+ * execve, the exec's errno handed back to the caller. The child gets:
+ *   - fds 0, 1, 2 as the request says, and nothing else: every fd >= 3 is closed
+ *     (closefrom in the child where the C library has it, glibc >= 2.34; else each
+ *     open fd >= 3 without FD_CLOEXEC, listed from /proc/self/fd at the call, is
+ *     closed: one opened by another thread during the call may slip through);
+ *   - an empty signal mask and every signal at its default disposition;
+ *   - cwd, if given, before the exec (so a relative program path is relative to it).
+ * A port without posix_spawn uses vfork + exec with a close-on-exec pipe for the
+ * exec's errno; the promises are the same. */
+
+/* What a child's standard fd becomes. */
+enum { BR__SPAWN_INHERIT = -1, BR__SPAWN_DEVNULL = -2 };
+
+typedef struct br__spawn_req {
+    const char *path;       /* the program; searched in PATH when `search` */
+    bool search;            /* path has no '/': search the PATH of envp (or the
+                             * parent's when envp is NULL; "/bin:/usr/bin" if none) */
+    char *const *argv;      /* NULL-terminated */
+    char *const *envp;      /* NULL-terminated; NULL: the parent's environ */
+    const char *cwd;        /* NULL: the parent's */
+    /* The child's fd i (0..2): an fd of ours (>= 3) dup'ed there, BR__SPAWN_INHERIT,
+     * BR__SPAWN_DEVNULL, or for fd 2 only, 1 (wherever fd 1 went). */
+    int fds[3];
+} br__spawn_req;
+
+/* Starts the child. 0 and *pid, or a negative errno: the exec's (BR_ENOENT, BR_EACCES,
+ * -ENOEXEC...), the chdir's (BR_ENOENT...), or the start's (BR_EAGAIN, BR_ENOMEM).
+ * Every request fd must be >= 3 (the caller moves lower ones up). */
+int br__spawn(const br__spawn_req *r, pid_t *pid);
+
 #endif
