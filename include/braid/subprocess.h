@@ -126,7 +126,9 @@ BR_API void br_completed_destroy(br_completed *r);
  *   BR_EACCES     argv[0] isn't executable (or cwd isn't reachable)
  *   BR_EINVAL     argv or argv[0] or result NULL, a bad br_stdio or combination
  *   BR_ENOMEM, BR_EMFILE, BR_ENFILE, BR_EAGAIN (no process could be made), or the
- *                 negative errno the kernel gave the exec (-ENOEXEC: not a program)
+ *                 negative errno the kernel gave the exec (-ENOEXEC: not a program).
+ *                 An error after the start (BR_ENOMEM while capturing) kills and reaps
+ *                 the child as a deadline does, and keeps what was captured.
  * When it returns, no child of this call is running, except after BR_ETIMEDOUT, when
  * the child is dead but one of its own children might not be. */
 BR_API int br_run(const char *const *argv, const br_subprocess_opts *opts,
@@ -134,6 +136,9 @@ BR_API int br_run(const char *const *argv, const br_subprocess_opts *opts,
 
 /* --- Popen ------------------------------------------------------------------------ */
 
+/* A handle is used by one thread at a time for communicate, close_fd and free;
+ * poll, wait, send_signal, terminate, kill, pid and future may be called from any
+ * thread meanwhile (they only read the child's future and pidfd). */
 typedef struct br_popen br_popen;
 
 /* Starts argv as a child (Python's Popen(args, ...)) and returns at once. Streams set

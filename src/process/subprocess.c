@@ -52,7 +52,9 @@
 
 extern char **environ;
 
-enum { BUF_FIRST = 256, READ_MIN = 16384 };
+/* A captured stream's buffer starts at BUF_FIRST bytes and doubles (at least to
+ * BUF_GROWN) whenever less than READ_MIN is free for the next read. */
+enum { BUF_FIRST = 256, BUF_GROWN = 8192, READ_MIN = 2048 };
 
 typedef struct buf {
     char *p;
@@ -284,7 +286,7 @@ int br_popen_start(br_popen **out, const char *const *argv, const br_subprocess_
 static int grow(buf *b) {
     if (b->cap - b->len > READ_MIN)
         return 0;
-    size_t cap = b->cap < 65536 ? 65536 : b->cap * 2;
+    size_t cap = b->cap * 2 < BUF_GROWN ? BUF_GROWN : b->cap * 2;
     char *np = br__realloc(b->p, cap);
     if (!np)
         return BR_ENOMEM;
@@ -473,9 +475,10 @@ int br_run(const char *const *argv, const br_subprocess_opts *opts, br_completed
     const void *in = opts ? opts->input : NULL;
     size_t len = opts ? opts->input_len : 0;
     rc = br_popen_communicate(p, in, len, deadline, result);
-    if (rc == BR_ETIMEDOUT || rc == BR_ENOMEM) {
-        /* Kill, wait for its end (SIGKILL can't be caught), keep what is already
-         * in the pipes, without waiting for anyone who still holds them. */
+    if (rc != 0) {
+        /* The deadline passed (or memory ran out...): kill, wait for its end (SIGKILL
+         * can't be caught), keep what is already in the pipes, without waiting for
+         * anyone who still holds them. */
         br_popen_kill(p);
         int code = 0;
         int w = returncode_of(p, BR_FOREVER, &code);
