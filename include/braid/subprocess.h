@@ -6,8 +6,8 @@
  *   CompletedProcess (returncode, stdout, stderr)      br_completed (+ _destroy)
  *   CalledProcessError                                 BR_EFAILED (result kept)
  *   TimeoutExpired                                     BR_ETIMEDOUT (output so far kept)
- *   PIPE / DEVNULL / None / STDOUT                     BR_STDIO_PIPE / _DEVNULL /
- *                                                      _INHERIT / _STDOUT
+ *   PIPE / DEVNULL / None / STDOUT / a file or fd      BR_STDIO_PIPE / _DEVNULL /
+ *                                                      _INHERIT / _STDOUT / _FD
  *   p = Popen(args, stdin=PIPE, ...)                   br_popen_start(&p, argv, &opts)
  *   p.stdin / p.stdout / p.stderr                      br_popen_fd(p, 0 / 1 / 2)
  *   p.communicate(input, timeout)                      br_popen_communicate(p, in, n,
@@ -65,7 +65,11 @@ typedef enum br_stdio {
     BR_STDIO_INHERIT = 0, /* None: the parent's own fd */
     BR_STDIO_PIPE = 1,    /* PIPE: captured by br_run, a pipe end for br_popen's caller */
     BR_STDIO_DEVNULL = 2, /* DEVNULL: /dev/null */
-    BR_STDIO_STDOUT = 3   /* STDOUT, for .err only: wherever the child's stdout goes */
+    BR_STDIO_STDOUT = 3,  /* STDOUT, for .err only: wherever the child's stdout goes */
+    BR_STDIO_FD = 4       /* a file object or fd: the fd in in_fd / out_fd / err_fd
+                           * (yours: the child gets a copy, yours stays open). A
+                           * pipeline: .in = BR_STDIO_FD, .in_fd = br_popen_fd(p1, 1),
+                           * then br_popen_close_fd(p1, 1) */
 } br_stdio;
 
 /* Options of br_run and br_popen_start. NULL or all-zero: inherit all three streams,
@@ -90,6 +94,8 @@ typedef struct br_subprocess_opts {
     bool env_add;
     const char *cwd;         /* the child's working directory; NULL: the parent's */
     bool shell;              /* run argv[0] with /bin/sh -c */
+    int in_fd, out_fd, err_fd; /* for BR_STDIO_FD (read only then; an fd < 0 or not
+                                * open is BR_EINVAL) */
 } br_subprocess_opts;
 
 /* What a finished child left: Python's CompletedProcess. `out` and `err` hold the

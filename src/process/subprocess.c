@@ -116,9 +116,9 @@ static int make_pipe(int fds[2]) {
     return rc;
 }
 
-static bool valid_stdio(br_stdio s, bool is_err) {
+static bool valid_stdio(br_stdio s, bool is_err, int fd) {
     return s == BR_STDIO_INHERIT || s == BR_STDIO_PIPE || s == BR_STDIO_DEVNULL ||
-           (is_err && s == BR_STDIO_STDOUT);
+           (is_err && s == BR_STDIO_STDOUT) || (s == BR_STDIO_FD && fd >= 0);
 }
 
 /* The environment for env_add: the parent's entries not named in `add`, then `add`.
@@ -155,7 +155,8 @@ static int start(br_popen **out, const char *const *argv, const br_subprocess_op
     if (!o)
         o = &defaults;
     br_stdio in = o->in, sout = o->out, serr = o->err;
-    if (!valid_stdio(in, false) || !valid_stdio(sout, false) || !valid_stdio(serr, true))
+    if (!valid_stdio(in, false, o->in_fd) || !valid_stdio(sout, false, o->out_fd) ||
+        !valid_stdio(serr, true, o->err_fd))
         return BR_EINVAL;
     if (o->capture_output) {
         if (sout != BR_STDIO_INHERIT || serr != BR_STDIO_INHERIT)
@@ -185,7 +186,16 @@ static int start(br_popen **out, const char *const *argv, const br_subprocess_op
 
     br_stdio modes[3] = {in, sout, serr};
     for (int i = 0; i < 3 && rc == 0; i++) {
-        if (modes[i] == BR_STDIO_DEVNULL) {
+        if (modes[i] == BR_STDIO_FD) {
+            /* A close-on-exec copy >= 3 of the caller's fd: the spawn's dup2 then
+             * always moves it (br__spawn's rule), and the caller's stays theirs. */
+            int user = i == 0 ? o->in_fd : i == 1 ? o->out_fd : o->err_fd;
+            int dup = fcntl(user, F_DUPFD_CLOEXEC, 3);
+            if (dup < 0)
+                rc = errno == EBADF ? BR_EINVAL : -errno;
+            else
+                child[i] = dup;
+        } else if (modes[i] == BR_STDIO_DEVNULL) {
             child[i] = BR__SPAWN_DEVNULL;
         } else if (modes[i] == BR_STDIO_STDOUT) {
             child[i] = 1;

@@ -601,6 +601,75 @@ static void free_while_running(void **state) {
     end();
 }
 
+/* A stream given as an fd of ours (Python's stdout=f), and a pipeline: one child's
+ * stdout is the next one's stdin (Python's Popen(..., stdin=p1.stdout)). */
+static void fds_and_pipeline(void **state) {
+    (void)state;
+    begin();
+    /* stdout into a file of ours; our fd stays open and ours. */
+    FILE *f = tmpfile();
+    BR_CHECK(f != NULL);
+    int fd = fileno(f);
+    br_completed r;
+    BR_CHECK_OK(br_run(ARGV("echo to file; echo also >&2"),
+                       &(br_subprocess_opts){.shell = true, .out = BR_STDIO_FD,
+                                             .out_fd = fd, .err = BR_STDIO_STDOUT},
+                       &r));
+    BR_CHECK(r.out == NULL);
+    br_completed_destroy(&r);
+    char back[64] = {0};
+    BR_CHECK_EQ(pread(fd, back, sizeof back - 1, 0), 13);
+    BR_CHECK(strcmp(back, "to file\nalso\n") == 0);
+    /* stdin from it. */
+    BR_CHECK_OK(br_run(ARGV("cat"), &(br_subprocess_opts){.in = BR_STDIO_FD, .in_fd = fd,
+                                                          .out = BR_STDIO_PIPE},
+                       &r));
+    check_bytes(r.out, r.out_len, ""); /* the shared offset is at the end */
+    br_completed_destroy(&r);
+    BR_CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+    BR_CHECK_OK(br_run(ARGV("cat"), &(br_subprocess_opts){.in = BR_STDIO_FD, .in_fd = fd,
+                                                          .out = BR_STDIO_PIPE},
+                       &r));
+    check_bytes(r.out, r.out_len, "to file\nalso\n");
+    br_completed_destroy(&r);
+    fclose(f);
+
+    /* echo | cat | cat */
+    br_popen *p1, *p2;
+    BR_CHECK_OK(br_popen_start(&p1, ARGV("echo", "through two pipes"),
+                               &(br_subprocess_opts){.out = BR_STDIO_PIPE}));
+    BR_CHECK_OK(br_popen_start(&p2, ARGV("cat"),
+                               &(br_subprocess_opts){.in = BR_STDIO_FD,
+                                                     .in_fd = br_popen_fd(p1, 1),
+                                                     .out = BR_STDIO_PIPE}));
+    BR_CHECK_OK(br_popen_close_fd(p1, 1)); /* p2 holds the only reader now */
+    BR_CHECK_OK(br_run(ARGV("cat"), &(br_subprocess_opts){.in = BR_STDIO_FD,
+                                                          .in_fd = br_popen_fd(p2, 1),
+                                                          .out = BR_STDIO_PIPE},
+                       &r));
+    check_bytes(r.out, r.out_len, "through two pipes\n");
+    br_completed_destroy(&r);
+    int rc = -1;
+    BR_CHECK_OK(br_popen_wait(p1, br_test_hang_guard(), &rc));
+    BR_CHECK_EQ(rc, 0);
+    BR_CHECK_OK(br_popen_wait(p2, br_test_hang_guard(), &rc));
+    BR_CHECK_EQ(rc, 0);
+    BR_CHECK_OK(br_popen_free(p1));
+    BR_CHECK_OK(br_popen_free(p2));
+
+    /* A bad fd. */
+    BR_CHECK_ERR(br_run(ARGV("true"), &(br_subprocess_opts){.out = BR_STDIO_FD, .out_fd = -1},
+                        &r),
+                 BR_EINVAL);
+    int closed = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    BR_CHECK(closed >= 0);
+    close(closed);
+    BR_CHECK_ERR(br_run(ARGV("true"),
+                        &(br_subprocess_opts){.out = BR_STDIO_FD, .out_fd = closed}, &r),
+                 BR_EINVAL);
+    end();
+}
+
 static void bad_input(void **state) {
     (void)state;
     begin();
@@ -691,5 +760,6 @@ BR_TEST_MAIN(cmocka_unit_test(echo_captured), cmocka_unit_test(input_roundtrip),
              cmocka_unit_test(popen_pipes), cmocka_unit_test(popen_wait_terminate_kill),
              cmocka_unit_test(popen_communicate), cmocka_unit_test(wait_mixes_futures),
              cmocka_unit_test(child_signals_default), cmocka_unit_test(other_fds_closed),
-             cmocka_unit_test(free_while_running), cmocka_unit_test(bad_input),
+             cmocka_unit_test(free_while_running), cmocka_unit_test(fds_and_pipeline),
+             cmocka_unit_test(bad_input),
              cmocka_unit_test(out_of_memory))
