@@ -233,6 +233,36 @@ static void deadline_kills(void **state) {
     end();
 }
 
+/* A deadline doesn't wait for a grandchild that still holds the pipes: the shell is
+ * killed, its background cat keeps stdout open (and lives until the test closes the
+ * gate cat reads), and br_run returns with what the shell wrote. */
+static void deadline_ignores_grandchild(void **state) {
+    (void)state;
+    begin();
+    for (int64_t ms = 50;; ms *= 2) {
+        BR_CHECK(ms < 60000);
+        int gate[2];
+        BR_CHECK_OK(pipe2(gate, O_CLOEXEC));
+        br_completed r;
+        /* A background job's stdin is /dev/null: cat reads the gate through fd 3. */
+        BR_CHECK_ERR(br_run(ARGV("exec 3<&0; cat <&3 & echo started; wait"),
+                            &(br_subprocess_opts){.shell = true, .in = BR_STDIO_FD,
+                                                  .in_fd = gate[0], .out = BR_STDIO_PIPE,
+                                                  .deadline = br_deadline_after(ms * BR_MSEC)},
+                            &r),
+                     BR_ETIMEDOUT);
+        BR_CHECK_EQ(r.returncode, -SIGKILL);
+        bool started = r.out_len == 8 && memcmp(r.out, "started\n", 8) == 0;
+        BR_CHECK(started || r.out_len == 0);
+        br_completed_destroy(&r);
+        close(gate[1]); /* the orphaned cat reads EOF and ends */
+        close(gate[0]);
+        if (started)
+            break;
+    }
+    end();
+}
+
 static void cwd_and_env(void **state) {
     (void)state;
     begin();
@@ -756,6 +786,7 @@ static void out_of_memory(void **state) {
 BR_TEST_MAIN(cmocka_unit_test(echo_captured), cmocka_unit_test(input_roundtrip),
              cmocka_unit_test(stderr_separate_and_merged), cmocka_unit_test(returncodes),
              cmocka_unit_test(check_fails), cmocka_unit_test(deadline_kills),
+             cmocka_unit_test(deadline_ignores_grandchild),
              cmocka_unit_test(cwd_and_env), cmocka_unit_test(missing_and_not_executable),
              cmocka_unit_test(popen_pipes), cmocka_unit_test(popen_wait_terminate_kill),
              cmocka_unit_test(popen_communicate), cmocka_unit_test(wait_mixes_futures),
