@@ -105,7 +105,7 @@ typedef struct br_subprocess_opts {
  * br_completed_destroy. */
 typedef struct br_completed {
     int returncode; /* exit status, or -N for signal N */
-    pid_t pid;
+    pid_t pid;      /* the child's (0 when none was started) */
     char *out;
     size_t out_len;
     char *err;
