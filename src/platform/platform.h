@@ -4,7 +4,7 @@
  * Everything braid needs from the operating system beyond C11, <pthread.h> and POSIX
  * time goes through the functions below, so that porting braid means writing one
  * directory, src/platform/<os>/, that CMake chooses (src/CMakeLists.txt). Today there
- * is one: linux/ (futex.c, cpu.c, thread.c, membarrier.c, backtrace.c). A port must keep every
+ * is one: linux/ (one file per service below). A port must keep every
  * promise written here; where an OS can't, the contract says what the fallback is.
  *
  * Services in use:
@@ -16,13 +16,12 @@
  *   shm          anonymous shared memory that frees itself (the process layer)
  *   pidfd        a descriptor for a child process that can't name a recycled pid
  *   robust       a process-shared mutex the kernel releases when its owner dies
+ *   spawn        start a program (posix_spawn) with chosen fds, cwd and default signals
  *
  * Slots the next layers fill (each lands with the layer that needs it, with its tests;
  * nothing is declared before it exists, so nothing here can be called half-made):
  *   poller       (aio) register fds for readiness and wait with a deadline, woken
  *                from any thread: epoll + eventfd on Linux, kqueue elsewhere.
- *   spawn        (process) start a program with a chosen set of inherited fds and a
- *                parent-death signal: posix_spawn, or clone(CLONE_VFORK) on Linux.
  */
 #ifndef BRAID_PLATFORM_H
 #define BRAID_PLATFORM_H
@@ -175,5 +174,39 @@ int br__robust_consistent(pthread_mutex_t *m);
 bool br__robust_held_by_me(const pthread_mutex_t *m);
 /* True if some thread holds m (or held it and died, until someone takes it). */
 bool br__robust_locked(const pthread_mutex_t *m);
+
+/* --- spawn (linux/spawn.c) ----------------------------------------------------------
+ *
+ * Starting a program as a child without copying the parent (the subprocess layer,
+ * process/subprocess.c). glibc's posix_spawn: clone(CLONE_VM | CLONE_VFORK) and
+ * execve, the exec's errno handed back to the caller. The child gets:
+ *   - fds 0, 1, 2 as the request says, and nothing else: every fd >= 3 is closed
+ *     (closefrom in the child where the C library has it, glibc >= 2.34; else each
+ *     open fd >= 3 without FD_CLOEXEC, listed from /proc/self/fd at the call, is
+ *     closed: one opened by another thread during the call may slip through);
+ *   - an empty signal mask and every signal at its default disposition;
+ *   - cwd, if given, before the exec (so a relative program path is relative to it).
+ * A port without posix_spawn uses vfork + exec with a close-on-exec pipe for the
+ * exec's errno; the promises are the same. */
+
+/* What a child's standard fd becomes. */
+enum { BR__SPAWN_INHERIT = -1, BR__SPAWN_DEVNULL = -2 };
+
+typedef struct br__spawn_req {
+    const char *path;       /* the program; searched in PATH when `search` */
+    bool search;            /* path has no '/': search the PATH of envp (or the
+                             * parent's when envp is NULL; "/bin:/usr/bin" if none) */
+    char *const *argv;      /* NULL-terminated */
+    char *const *envp;      /* NULL-terminated; NULL: the parent's environ */
+    const char *cwd;        /* NULL: the parent's */
+    /* The child's fd i (0..2): an fd of ours (>= 3) dup'ed there, BR__SPAWN_INHERIT,
+     * BR__SPAWN_DEVNULL, or for fd 2 only, 1 (wherever fd 1 went). */
+    int fds[3];
+} br__spawn_req;
+
+/* Starts the child. 0 and *pid, or a negative errno: the exec's (BR_ENOENT, BR_EACCES,
+ * -ENOEXEC...), the chdir's (BR_ENOENT...), or the start's (BR_EAGAIN, BR_ENOMEM).
+ * Every request fd must be >= 3 (the caller moves lower ones up). */
+int br__spawn(const br__spawn_req *r, pid_t *pid);
 
 #endif

@@ -600,3 +600,17 @@ function(check_compare_quick_json)
     ex_fail("expected a last line with a verdict and \"ok\": true")
   endif()
 endfunction()
+
+# --- subprocess ----------------------------------------------------------------------
+
+function(check_subprocess_capture)
+  ex_expect_lines("echo: returncode 0, stdout 'hello from a child', stderr 0 bytes"
+                  "sort (pid known):" "apple" "fig" "pear" "sort: returncode 0" "sh: 42")
+endfunction()
+
+function(check_subprocess_fail)
+  ex_expect_lines(
+    "check=True: BR_EFAILED, returncode 3, stdout 'partial', stderr 'disk full'"
+    "no-such-program: BR_ENOENT (no such file or directory)"
+    "sleep 10, timeout 0.2 s: BR_ETIMEDOUT, returncode -9 (SIGKILL is 9), after at least 0.2 s")
+endfunction()

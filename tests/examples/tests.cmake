@@ -95,3 +95,7 @@ if(BRAID_BUILD_APPS AND EXISTS ${PROJECT_SOURCE_DIR}/apps/braid/compare.c)
   braid_checked_run(apps.braid.compare_quick_json compare_quick_json braid_cli 120
                     compare --quick --json)
 endif()
+
+# subprocess
+braid_example_test(subprocess_capture subprocess_capture)
+braid_example_test(subprocess_fail subprocess_fail)
