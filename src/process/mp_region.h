@@ -26,10 +26,10 @@
  * the region sound whatever the instruction:
  *   - every change is prepared in memory nothing refers to yet (a fresh or free block,
  *     or the file past h->size), then made visible with ONE aligned 8-byte store,
- *     BR__MPR_PUBLISH, a release store (so the compiler keeps the preparation before
- *     it). Then the old data is freed. Dying before the store: nothing happened; after
- *     it: the operation happened. Either way at worst one block is leaked (never reused,
- *     never corrupt).
+ *     BR__MPR_PUBLISH (a compiler barrier on each side keeps the preparation before it
+ *     and the freeing after it). Then the old data is freed. Dying before the store:
+ * nothing happened; after it: the operation happened. Either way at worst one block is
+ * leaked (never reused, never corrupt).
  *   - the allocator follows the same rule: a pop publishes the list head's next, a push
  *     writes the block's next and then publishes the head, the bump pointer is published
  *     after the block header is written.
@@ -72,7 +72,16 @@ void br__mplock_unlock(br__mplock *l);
 
 #define BR__MPR_HDR 4096
 #define BR__MPR_NCLASS 160
-#define BR__MPR_PUBLISH(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+/* The one store that makes a change visible: the compiler may move no store across it,
+ * either way (a crash must see the preparation before it, and the freeing of the old
+ * block after it). All of it runs under the lock, so no hardware fence is needed: a
+ * dead process's retired stores are all there for the next locker. */
+#define BR__MPR_PUBLISH(p, v)                                                              \
+    do {                                                                                   \
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);                                           \
+        __atomic_store_n((p), (v), __ATOMIC_RELAXED);                                      \
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);                                           \
+    } while (0)
 
 typedef struct br__mpr_hdr {
     uint64_t magic;
