@@ -13,6 +13,7 @@
 
 #include <braid/mp_shared.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +239,62 @@ static void list_concurrent_appends(void **state) {
     check_baseline(b);
 }
 
+/* Threads of one process share one handle while another process writes too: the
+ * handle's own mapping is remapped under the lock as the region grows. */
+typedef struct thread_arg {
+    br_mp_dict *d;
+    int id;
+    long m;
+    int rc;
+} thread_arg;
+
+static void *thread_sets(void *p) {
+    thread_arg *a = p;
+    char k[32];
+    for (long j = 0; j < a->m && !a->rc; j++) {
+        snprintf(k, sizeof k, "t%d-%ld", a->id, j);
+        a->rc = br_mp_dict_set_i64(a->d, k, j);
+    }
+    return NULL;
+}
+
+static void threads_and_processes(void **state) {
+    (void)state;
+    baseline b = take_baseline();
+    long m = br_test_scaled(5000, 300);
+    br_mp_dict *d;
+    br_mp_shared_opts o = {.initial_bytes = 1};
+    BR_CHECK_OK(br_mp_dict_new(&d, &o));
+    pid_t pid = fork_or_fail();
+    if (pid == 0) {
+        thread_arg a = {d, 2, m, 0};
+        thread_sets(&a);
+        _exit(a.rc ? 1 : 0);
+    }
+    pthread_t t[2];
+    thread_arg a[2] = {{d, 0, m, 0}, {d, 1, m, 0}};
+    for (int i = 0; i < 2; i++)
+        BR_CHECK_EQ(pthread_create(&t[i], NULL, thread_sets, &a[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        BR_CHECK_EQ(pthread_join(t[i], NULL), 0);
+        BR_CHECK_OK(a[i].rc);
+    }
+    BR_CHECK_CHILD_OK(br_test_wait_child(pid));
+    size_t n;
+    BR_CHECK_OK(br_mp_dict_len(d, &n));
+    BR_CHECK_EQ(n, 3 * m);
+    char k[32];
+    for (int id = 0; id < 3; id++)
+        for (long j = 0; j < m; j++) {
+            int64_t x;
+            snprintf(k, sizeof k, "t%d-%ld", id, j);
+            BR_CHECK_OK(br_mp_dict_get_i64(d, k, &x));
+            BR_CHECK_EQ(x, j);
+        }
+    br_mp_dict_free(d);
+    check_baseline(b);
+}
+
 /* --- growth across processes ------------------------------------------------------ */
 
 static void fill(unsigned char *p, size_t n, long seed) {
@@ -392,7 +449,7 @@ static bool value_ok(const char *key, const void *v, size_t n) {
     int used = 0;
     const char *s = v;
     int h = snprintf(head, sizeof head, "%s|", key);
-    if (n < (size_t)h + 6 || memcmp(s, head, (size_t)h) != 0)
+    if (n < (size_t)h + 4 || memcmp(s, head, (size_t)h) != 0)
         return false;
     char num[64];
     size_t nn = n - (size_t)h < sizeof num - 1 ? n - (size_t)h : sizeof num - 1;
@@ -1140,9 +1197,10 @@ static void out_of_memory(void **state) {
 
 BR_TEST_MAIN(
     cmocka_unit_test(tutorial_dict_and_list), cmocka_unit_test(dict_many_processes),
-    cmocka_unit_test(list_concurrent_appends), cmocka_unit_test(growth_seen_by_reader),
-    cmocka_unit_test(delete_contains_len), cmocka_unit_test(snapshot_is_one_instant),
-    cmocka_unit_test(sigkill_mid_update), cmocka_unit_test(owner_dies_holding_lock),
-    cmocka_unit_test(value_from_many_processes), cmocka_unit_test(array_bounds_and_slices),
-    cmocka_unit_test(shared_memory_fork_attach), cmocka_unit_test(attach_by_descriptor),
-    cmocka_unit_test(bad_input), cmocka_unit_test(out_of_memory))
+    cmocka_unit_test(list_concurrent_appends), cmocka_unit_test(threads_and_processes),
+    cmocka_unit_test(growth_seen_by_reader), cmocka_unit_test(delete_contains_len),
+    cmocka_unit_test(snapshot_is_one_instant), cmocka_unit_test(sigkill_mid_update),
+    cmocka_unit_test(owner_dies_holding_lock), cmocka_unit_test(value_from_many_processes),
+    cmocka_unit_test(array_bounds_and_slices), cmocka_unit_test(shared_memory_fork_attach),
+    cmocka_unit_test(attach_by_descriptor), cmocka_unit_test(bad_input),
+    cmocka_unit_test(out_of_memory))
