@@ -191,8 +191,9 @@ BR_API int br_mp_value_set_f64(br_mp_value *v, double x);
 BR_API int br_mp_value_add_f64(br_mp_value *v, double delta, double *result);
 /* `with v.get_lock(): ...`: runs fn(value, arg) with the lock held, value pointing at
  * the shared int64_t or double; fn returns 0 or a code, which this returns. fn must not
- * call br_mp_value_ on v. 0, fn's code, BR_ETIMEDOUT (deadline passed: fn didn't run),
- * BR_EINVAL. If fn's process dies inside fn, the value keeps whatever fn had stored. */
+ * call br_mp_value_ on v (that call returns BR_EDEADLK). 0, fn's code, BR_ETIMEDOUT
+ * (deadline passed: fn didn't run), BR_EINVAL. If fn's process dies inside fn, the value
+ * keeps whatever fn had stored. */
 BR_API int br_mp_value_update(br_mp_value *v, int (*fn)(void *value, void *arg), void *arg,
                               int64_t deadline);
 

@@ -32,6 +32,8 @@ int br__mplock_init(br__mplock *l) {
     e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
     if (!e)
         e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!e) /* a holder taking it again (an _update callback calling back) gets EDEADLK */
+        e = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
     if (!e)
         e = pthread_mutex_init(&l->m, &a);
     pthread_mutexattr_destroy(&a);

@@ -728,6 +728,12 @@ static int die_inside(void *value, void *arg) {
     _exit(0);
 }
 
+static int call_back_in(void *value, void *arg) {
+    (void)value;
+    int64_t x;
+    return br_mp_value_get_i64(arg, &x);
+}
+
 static void value_from_many_processes(void **state) {
     (void)state;
     baseline b = take_baseline();
@@ -797,6 +803,8 @@ static void value_from_many_processes(void **state) {
     BR_CHECK_OK(br_mp_value_update(vi, incr_plain, NULL, BR_NOWAIT));
     BR_CHECK_OK(br_mp_value_get_i64(vi, &x));
     BR_CHECK_EQ(x, 43);
+    /* A callback that calls back in gets an error, not a hang. */
+    BR_CHECK_ERR(br_mp_value_update(vi, call_back_in, vi, BR_FOREVER), BR_EDEADLK);
     br_mp_value_free(vi);
     br_mp_value_free(vf);
     check_baseline(b);
