@@ -26,6 +26,9 @@
  * and copies. A process that dies in the middle of an operation (SIGKILL included)
  * leaves the object as it was before that operation or after it, never in between: the
  * next user repairs what the dead one left half-done (docs/mp-shared.md, "Crashes").
+ * Two exceptions, copies of the caller's bytes into place: br_mp_array_write (and a
+ * BR_MP_BYTES element) and the _update callbacks' own stores, which a writer killed half
+ * way leaves part old, part new, as in Python.
  * The lock is held only for one operation (no user code runs under it, except in the
  * _update calls), so these calls take no deadline; the _update calls do.
  *
@@ -92,7 +95,10 @@ typedef struct br_mp_dict br_mp_dict;
 /* A new empty dict; *out is the caller's handle (free with br_mp_dict_free). 0,
  * BR_EINVAL (out NULL), BR_ENOMEM, BR_EMFILE. */
 BR_API int br_mp_dict_new(br_mp_dict **out, const br_mp_shared_opts *opts);
-/* The descriptor to give a spawned child (it stays the handle's: don't close it). */
+/* The descriptor to give a spawned child (it stays the handle's: don't close it). It is
+ * close-on-exec, like every descriptor braid opens: whoever spawns the child passes it
+ * (dup2 in the child, or the spawn layer's inherited descriptors). The same holds for
+ * br_mp_list_fd, br_mp_value_fd, br_mp_array_fd and br_shared_memory_fd. */
 BR_API int br_mp_dict_fd(const br_mp_dict *d);
 /* A handle on the dict behind fd (from br_mp_dict_fd in another process); takes a
  * duplicate of fd, the caller keeps its own. 0, BR_EINVAL (not a dict), BR_ENOMEM, or
