@@ -40,14 +40,38 @@ int br__mplock_init(br__mplock *l) {
     return -e;
 }
 
+/* A taken lock is usually let go within a few dozen instructions (one dict operation),
+ * far sooner than a futex sleep and wake: spin for it first, the spin budget of the
+ * thread parker (never measured from here: these paths may run just before a fork),
+ * watching the lock word (glibc's: 0 when free) and trying only when it reads free.
+ * pthread_mutex_trylock's code, or EBUSY when the spin ran out. */
+static int spin_for(br__mplock *l, int64_t deadline) {
+    int64_t budget = br__calib_peek(BR__CALIB_SPIN);
+    if (budget <= 0 || br__tls_v.parker != NULL)
+        return EBUSY;
+    int64_t until = br_deadline_min(br_now() + budget, deadline);
+    for (unsigned i = 1;; i++) {
+        br__cpu_relax();
+        if (__atomic_load_n(&l->m.__data.__lock, __ATOMIC_RELAXED) == 0) {
+            int e = pthread_mutex_trylock(&l->m);
+            if (e != EBUSY)
+                return e;
+        }
+        if (br__spin_over(i, until))
+            return EBUSY;
+    }
+}
+
 int br__mplock_lock(br__mplock *l, int64_t deadline) {
-    int e;
-    if (deadline == BR_FOREVER) {
+    int e = pthread_mutex_trylock(&l->m);
+    if (e == EBUSY && !br__deadline_passed(deadline))
+        e = spin_for(l, deadline);
+    if (e != EBUSY) {
+        /* taken (or a final answer) without sleeping */
+    } else if (deadline == BR_FOREVER) {
         e = pthread_mutex_lock(&l->m);
     } else if (br__deadline_passed(deadline)) {
-        e = pthread_mutex_trylock(&l->m);
-        if (e == EBUSY)
-            e = ETIMEDOUT;
+        e = ETIMEDOUT;
     } else {
         struct timespec ts = {(time_t)(deadline / BR_SEC), (long)(deadline % BR_SEC)};
         e = pthread_mutex_clocklock(&l->m, CLOCK_MONOTONIC, &ts);
