@@ -50,9 +50,10 @@
 
 /* --- the lock ----------------------------------------------------------------------
  *
- * A process-shared robust mutex (glibc's), behind the three calls the region and the
- * Value/Array need, so that it can be swapped for the process layer's own robust lock
- * in one place. */
+ * A process-shared robust error-checking mutex (glibc's), behind the three calls the
+ * region and the Value/Array need, so that it can be swapped for the process layer's own
+ * robust lock in one place. A taken lock is spun for (the parker's budget) before the
+ * caller sleeps in the kernel. */
 typedef struct br__mplock {
     pthread_mutex_t m;
 } br__mplock;
