@@ -972,6 +972,33 @@ static void attach_by_descriptor(void **state) {
     BR_CHECK_OK(br_mp_array_set_i64(a2, 3, 4));
     BR_CHECK_OK(br_mp_array_get_i64(a, 3, &x));
     BR_CHECK_EQ(x, 4);
+    /* A child that finds the objects by descriptor only, as a spawned one would. */
+    int dfd = br_mp_dict_fd(d), lfd = br_mp_list_fd(l), vfd = br_mp_value_fd(v);
+    pid_t pid = fork_or_fail();
+    if (pid == 0) {
+        br_mp_dict *cd;
+        br_mp_list *cl;
+        br_mp_value *cv;
+        CHILD_OK(br_mp_dict_attach(&cd, dfd), 1);
+        CHILD_OK(br_mp_list_attach(&cl, lfd), 2);
+        CHILD_OK(br_mp_value_attach(&cv, vfd), 3);
+        CHILD_OK(br_mp_dict_set_str(cd, "from", "the child"), 4);
+        CHILD_OK(br_mp_list_append(cl, big, sizeof big), 5); /* grows it */
+        CHILD_OK(br_mp_value_add_i64(cv, 1, NULL), 6);
+        br_mp_dict_free(cd);
+        br_mp_list_free(cl);
+        br_mp_value_free(cv);
+        _exit(0);
+    }
+    BR_CHECK_CHILD_OK(br_test_wait_child(pid));
+    char *s;
+    BR_CHECK_OK(br_mp_dict_get_str(d2, "from", &s));
+    BR_CHECK_EQ(strcmp(s, "the child"), 0);
+    br_mp_bytes_free(s);
+    BR_CHECK_OK(br_mp_list_len(l, &n));
+    BR_CHECK_EQ(n, 9);
+    BR_CHECK_OK(br_mp_value_get_i64(v2, &x));
+    BR_CHECK_EQ(x, 10);
     /* The wrong kind, or no shared object at all. */
     br_mp_dict *bad;
     br_mp_list *badl;
