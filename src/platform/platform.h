@@ -131,4 +131,14 @@ void br__print_backtrace(int skip);
  * or a negative errno code: BR_EMFILE, BR_ENOMEM, BR_ENOSYS... */
 int br__shm_fd(const char *name, size_t size);
 
+/* --- process liveness (linux/liveness.c): the cross-process queue and pipe ----------
+ *
+ * Whether a process that holds a shared lock or streams a message still runs, for the
+ * sleepers that watch it (process/mp_ring.c). */
+
+/* True when no process `pid` runs any more: it doesn't exist, or it has died and waits
+ * to be reaped (a zombie, which kill(pid, 0) would still find). A recycled pid reads as
+ * alive: callers accept that (it takes a pid wrap-around within one holder's death). */
+bool br__pid_gone(int pid);
+
 #endif
