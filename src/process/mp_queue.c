@@ -167,3 +167,5 @@ bool br_mp_queue_is_shutdown(br_mp_queue *q) {
 }
 
 uint64_t br_mp_queue_lost(br_mp_queue *q) { return q ? br__mpr_lost(q->side.r) : 0; }
+
+br__mpr *br__mp_queue_ring(br_mp_queue *q) { return q->side.r; }

@@ -220,6 +220,17 @@ static int nap(br__mpr_side *s, _Atomic uint32_t *seq, uint32_t seen, int64_t un
     return 0;
 }
 
+/* Without sleeping: has the doorbell socket hung up? (fd mode; a deadline that
+ * passed must still see a peer that is gone.) */
+static bool probe_hup(br__mpr_side *s) {
+    if (s->fd < 0 || s->hup)
+        return s->hup;
+    struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)))
+        s->hup = true;
+    return s->hup;
+}
+
 /* The waker's half of the sleeping protocol (see the design note). */
 static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq) {
     atomic_thread_fence(memory_order_seq_cst);
@@ -411,6 +422,8 @@ static int wait_room(br__mpr_side *s, uint64_t tail, size_t need, bool count,
     for (;;) {
         if (br__deadline_passed(deadline)) {
             atomic_store_explicit(&r->room_wait, 0, memory_order_relaxed);
+            if (probe_hup(s))
+                return BR_EPIPE;
             return BR_ETIMEDOUT;
         }
         uint32_t seen = atomic_load_explicit(&r->room_seq, memory_order_acquire);
@@ -549,6 +562,8 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
     for (;;) {
         if (!mid && br__deadline_passed(deadline)) {
             atomic_store_explicit(&r->data_wait, 0, memory_order_relaxed);
+            if (probe_hup(s) && (rc = data_state(s, head, mid)) != 1)
+                return rc;
             return BR_ETIMEDOUT;
         }
         uint32_t seen = atomic_load_explicit(&r->data_seq, memory_order_acquire);
@@ -811,4 +826,14 @@ void br__mpr_drain(br__mpr_side *s) {
     lk_give(&r->glock);
     lk_give(&r->plock);
     wake_joiners(r);
+}
+
+void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d) {
+    d->plock = atomic_load(&r->plock) & ~LK_WAITERS;
+    d->glock = atomic_load(&r->glock) & ~LK_WAITERS;
+    d->data_wait = atomic_load(&r->data_wait);
+    d->room_wait = atomic_load(&r->room_wait);
+    d->p_stream = r->p_stream;
+    d->tail = atomic_load(&r->tail);
+    d->head = atomic_load(&r->head);
 }

@@ -75,6 +75,19 @@ uint32_t br__mpr_state(br__mpr *r);
 /* Immediate shutdown's drain: drops every queued message (each counts as task_done). */
 void br__mpr_drain(br__mpr_side *s);
 
+/* For tests: a snapshot of the control words (lock holders without their waiters bit). */
+typedef struct br__mpr_debug {
+    uint32_t plock, glock, data_wait, room_wait, p_stream;
+    uint64_t tail, head;
+} br__mpr_debug;
+void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d);
+/* For tests: the ring behind a queue handle, and behind a pipe end's two sides. */
+typedef struct br_mp_queue br_mp_queue;
+typedef struct br_pipe br_pipe;
+br__mpr *br__mp_queue_ring(br_mp_queue *q);
+br__mpr *br__pipe_rx_ring(br_pipe *p);
+br__mpr *br__pipe_tx_ring(br_pipe *p);
+
 /* This process's id, cached (refreshed in a forked child). */
 int br__mpr_pid(void);
 

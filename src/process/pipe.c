@@ -10,7 +10,7 @@
  *    kinds of sleep never share a socket. The kernel closes a dead process's halves,
  *    which is how a survivor learns of the death (POLLHUP, or EPIPE on the bell).
  *  - Holders: holders[side] counts the processes holding the end (1 at creation, +1
- *    per fork, through the fork hook, and per br_pipe_import; -1 per br_pipe_close).
+ *    per fork, counted by the parent in the fork hook's prepare step, and per br_pipe_import; -1 per br_pipe_close).
  *    When it reaches 0 the end's rings get TX_CLOSED (the peer's recv ends in BR_EOF
  *    after the last message) and RX_CLOSED (the peer's send answers BR_EPIPE), without
  *    a syscall on the peer's side. A process that dies without closing never
@@ -50,13 +50,17 @@ struct br_pipe {
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static br_pipe g_list = {.next = &g_list, .prev = &g_list};
 
-static void fork_prepare(void) { pthread_mutex_lock(&g_lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&g_lock); }
-static void fork_child(void) {
+/* The child is counted before the fork, by the parent: counted in the child, a parent
+ * closing its copy right after fork() could see the count reach 0 first. A fork that
+ * fails leaves the ends counted once too often: their close flags never come, and
+ * the peer learns of the end's closing from the sockets' hang-up instead. */
+static void fork_prepare(void) {
+    pthread_mutex_lock(&g_lock);
     for (br_pipe *p = g_list.next; p != &g_list; p = p->next)
         atomic_fetch_add(&((pipe_hdr *)p->shm.base)->holders[p->side], 1);
-    pthread_mutex_unlock(&g_lock);
 }
+static void fork_parent(void) { pthread_mutex_unlock(&g_lock); }
+static void fork_child(void) { pthread_mutex_unlock(&g_lock); }
 static br__hooks g_hooks = {.order = BR__ORDER_PROCESS, .name = "process/pipe",
                             .prepare = fork_prepare, .parent = fork_parent,
                             .child = fork_child};
@@ -271,3 +275,7 @@ int br_pipe_import(br_pipe **out, const br_pipe_fds *fds) {
     *out = p;
     return 0;
 }
+
+br__mpr *br__pipe_rx_ring(br_pipe *p) { return p->rx.r; }
+
+br__mpr *br__pipe_tx_ring(br_pipe *p) { return p->tx.r; }
