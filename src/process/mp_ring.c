@@ -249,6 +249,11 @@ static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq)
     }
 }
 
+/* Before a sleeper raises its flag it polls its condition SPINS times (a pause
+ * each) and then yields YIELDS times: a peer that is running refills or drains the
+ * ring within that, and neither side pays a syscall. */
+enum { SPINS = 256, YIELDS = 2 };
+
 static int64_t slice_end(int64_t deadline) {
     int64_t t = br_now() + BR__MPR_SLICE_NS;
     return deadline != BR_FOREVER && deadline < t ? deadline : t;
@@ -419,6 +424,15 @@ static int wait_room(br__mpr_side *s, uint64_t tail, size_t need, bool count,
     int rc = room_state(s, tail, need, count);
     if (BR__LIKELY(rc != 1))
         return rc;
+    if (!br__deadline_passed(deadline))
+        for (int i = 0; i < SPINS + YIELDS; i++) {
+            if (i < SPINS)
+                br__cpu_relax();
+            else
+                sched_yield();
+            if ((rc = room_state(s, tail, need, count)) != 1)
+                return rc;
+        }
     for (;;) {
         if (br__deadline_passed(deadline)) {
             atomic_store_explicit(&r->room_wait, 0, memory_order_relaxed);
@@ -559,6 +573,15 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
     int rc = data_state(s, head, mid);
     if (BR__LIKELY(rc != 1))
         return rc;
+    if (mid || !br__deadline_passed(deadline))
+        for (int i = 0; i < SPINS + YIELDS; i++) {
+            if (i < SPINS)
+                br__cpu_relax();
+            else
+                sched_yield();
+            if ((rc = data_state(s, head, mid)) != 1)
+                return rc;
+        }
     for (;;) {
         if (!mid && br__deadline_passed(deadline)) {
             atomic_store_explicit(&r->data_wait, 0, memory_order_relaxed);

@@ -331,9 +331,11 @@ static void bad_input(void **state) {
     BR_CHECK_ERR(br_mp_queue_get_into(q, NULL, 5, &len, BR_NOWAIT), BR_EINVAL);
     BR_CHECK_ERR(br_mp_queue_task_done(q), BR_ENOTSUP);
     BR_CHECK_ERR(br_mp_queue_join(q, BR_NOWAIT), BR_ENOTSUP);
-    BR_CHECK_ERR(br_mp_queue_attach(&q, -1), BR_EINVAL);
-    BR_CHECK_ERR(br_mp_queue_attach(&q, 0), BR_EINVAL); /* not a queue */
+    br_mp_queue *q2;
+    BR_CHECK_ERR(br_mp_queue_attach(&q2, -1), BR_EINVAL);
+    BR_CHECK_ERR(br_mp_queue_attach(&q2, 0), BR_EINVAL); /* not a queue */
     BR_CHECK_ERR(br_mp_queue_free(NULL), BR_EINVAL);
+    BR_CHECK_OK(br_mp_queue_free(q));
     BR_CHECK_EQ(br_mp_queue_fd(NULL), -1);
     BR_CHECK_EQ(br_mp_queue_qsize(NULL), 0);
 }
