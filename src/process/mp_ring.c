@@ -64,7 +64,11 @@
  *    itself to do this (it watches plock's holder in slices).
  *  - A producer whose put times out or meets a shutdown mid-message withdraws it the
  *    same way. Consumers drop a message whose serial is abort_serial, and any
- *    continuation record that doesn't continue the message they hold. abort_serial is
+ *    continuation record that doesn't continue the message they hold. A consumer
+ *    waiting mid-message also gives it up when, at a slice's end, p_stream no longer
+ *    names it and nothing more was published (a second withdrawal may have replaced
+ *    abort_serial before the consumer saw the first): p_stream is set before a
+ *    message's first fragment is published and cleared (release) after its last. abort_serial is
  *    cleared when the serial comes round again (2^24 messages later: the ring, at most
  *    64 MiB of 16-byte records, can't still hold the old fragments).
  *  - A consumer that dies holding glock: the next taker finishes its publication (nget
@@ -101,7 +105,7 @@ struct br__mpr {
     /* producers' private line (under plock) */
     _Alignas(64) _Atomic uint32_t plock;
     uint32_t p_serial;
-    uint32_t p_stream;     /* 1 + serial of the message being streamed; 0: none */
+    _Atomic uint32_t p_stream; /* 1 + serial of the message being streamed; 0: none */
     uint32_t pad1;
     uint64_t p_head, p_nget; /* cached views of head and nget */
     uint64_t p_commit_tail, p_commit_nput;
@@ -369,7 +373,7 @@ static void ring_read(br__mpr *r, uint64_t pos, void *dst, size_t n) {
 static void withdraw(br__mpr_side *s, uint32_t serial) {
     br__mpr *r = s->r;
     atomic_store_explicit(&r->abort_serial, serial, memory_order_release);
-    r->p_stream = 0;
+    atomic_store_explicit(&r->p_stream, 0, memory_order_release);
     bell(s, &r->data_wait, &r->data_seq);
 }
 
@@ -378,8 +382,9 @@ static void recover_producer(br__mpr_side *s) {
     br__mpr *r = s->r;
     if (atomic_load(&r->tail) == r->p_commit_tail && atomic_load(&r->nput) != r->p_commit_nput)
         atomic_store(&r->nput, r->p_commit_nput);
-    if (r->p_stream)
-        withdraw(s, r->p_stream - 1);
+    uint32_t st = atomic_load_explicit(&r->p_stream, memory_order_relaxed);
+    if (st)
+        withdraw(s, st - 1);
 }
 
 /* Under glock taken over from a dead holder. */
@@ -493,7 +498,7 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
     } else {
         /* Streaming: see the design note. */
         size_t frag = (size_t)r->cap / 4, done = 0;
-        r->p_stream = ser + 1;
+        atomic_store_explicit(&r->p_stream, ser + 1, memory_order_relaxed);
         while (done < len) {
             size_t n = len - done < frag ? len - done : frag;
             bool first = done == 0, last = done + n == len;
@@ -503,7 +508,7 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
             if (rc) {
                 if (!first)
                     withdraw(s, ser);
-                r->p_stream = 0;
+                atomic_store_explicit(&r->p_stream, 0, memory_order_release);
                 break;
             }
             *word_at(r, tail) = hdr_make(n, (first ? F_FIRST : 0) | (last ? F_LAST : 0), ser);
@@ -514,7 +519,7 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
             done += n;
             publish_tail(s, tail, last ? nput + 1 : nput);
         }
-        r->p_stream = 0;
+        atomic_store_explicit(&r->p_stream, 0, memory_order_release);
     }
     lk_give(&r->plock);
     if (rc == 0 && BR__UNLIKELY(s->hup))
@@ -600,8 +605,16 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
         int n = nap(s, &r->data_seq, seen, mid ? slice_end(BR_FOREVER) : deadline);
         if (n == BR_ETIMEDOUT) {
             atomic_store_explicit(&r->data_wait, 0, memory_order_relaxed);
-            if (mid)
+            if (mid) {
                 watch_producer(s);
+                /* Nobody streams our message any more (its producer withdrew it and
+                 * a later withdrawal replaced abort_serial): what's published is all
+                 * there will be. p_stream is stored before the first fragment and
+                 * cleared after the last is published, so look at tail again. */
+                if (atomic_load_explicit(&r->p_stream, memory_order_acquire) != mid &&
+                    data_state(s, head, mid) == 1)
+                    return ABORTED;
+            }
         }
         rc = data_state(s, head, mid);
         if (rc != 1) {
@@ -856,7 +869,7 @@ void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d) {
     d->glock = atomic_load(&r->glock) & ~LK_WAITERS;
     d->data_wait = atomic_load(&r->data_wait);
     d->room_wait = atomic_load(&r->room_wait);
-    d->p_stream = r->p_stream;
+    d->p_stream = atomic_load(&r->p_stream);
     d->tail = atomic_load(&r->tail);
     d->head = atomic_load(&r->head);
 }

@@ -712,6 +712,84 @@ static void consumer_killed_mid_message(void **state) {
     BR_CHECK_EQ(br_test_count_fds(), fds);
 }
 
+/* A put whose deadline passes mid-message withdraws it: a consumer that comes later
+ * gets the next message whole and never a piece of the withdrawn one. */
+static void put_deadline_withdraws_message(void **state) {
+    (void)state;
+    br_mp_queue *q;
+    BR_CHECK_OK(br_mp_queue_new(&q, &(br_mp_queue_opts){.ring_bytes = SMALL_RING}));
+    unsigned char *big = malloc(1 << 20);
+    fill(big, 1 << 20);
+    BR_CHECK_ERR(br_mp_queue_put(q, big, 1 << 20, br_deadline_after(10 * BR_MSEC)), BR_ETIMEDOUT);
+    BR_CHECK_ERR(br_mp_queue_put(q, big, 1 << 20, BR_NOWAIT), BR_ETIMEDOUT);
+    BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
+    /* the ring still holds the withdrawn fragments; the next put waits for room */
+    pid_t pid = fork();
+    BR_CHECK(pid >= 0);
+    if (pid == 0)
+        _exit(br_mp_queue_put(q, "whole", 5, BR_FOREVER) == 0 ? 0 : 96);
+    void *m;
+    size_t len;
+    BR_CHECK_OK(br_mp_queue_get(q, &m, &len, br_test_hang_guard()));
+    BR_CHECK_EQ(len, 5);
+    BR_CHECK_EQ(memcmp(m, "whole", 5), 0);
+    free(m);
+    BR_CHECK_CHILD_OK(br_test_wait_child(pid));
+    BR_CHECK_ERR(br_mp_queue_get(q, &m, &len, BR_NOWAIT), BR_ETIMEDOUT);
+    BR_CHECK_EQ(br_mp_queue_lost(q), 0);
+    free(big);
+    BR_CHECK_OK(br_mp_queue_free(q));
+}
+
+/* Out of memory: new fails cleanly at every allocation; a get that can't allocate the
+ * message leaves it queued. */
+static void out_of_memory(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    br_mp_queue *q = NULL;
+    for (long n = 0;; n++) {
+        br__alloc_fail_after(n);
+        int rc = br_mp_queue_new(&q, NULL);
+        br__alloc_fail_after(-1);
+        if (rc == 0)
+            break;
+        BR_CHECK_ERR(rc, BR_ENOMEM);
+        BR_CHECK(q == NULL);
+        BR_CHECK_EQ(br_test_count_fds(), fds);
+        BR_CHECK(n < 100);
+    }
+    BR_CHECK_OK(br_mp_queue_put(q, "abc", 3, BR_NOWAIT));
+    void *m = NULL;
+    size_t len;
+    br__alloc_fail_after(0);
+    int rc = br_mp_queue_get(q, &m, &len, BR_NOWAIT);
+    br__alloc_fail_after(-1);
+    BR_CHECK_ERR(rc, BR_ENOMEM);
+    BR_CHECK_EQ(br_mp_queue_qsize(q), 1);
+    BR_CHECK_OK(br_mp_queue_get(q, &m, &len, BR_NOWAIT));
+    BR_CHECK_EQ(len, 3);
+    BR_CHECK_EQ(memcmp(m, "abc", 3), 0);
+    free(m);
+    BR_CHECK_OK(br_mp_queue_free(q));
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+
+    br_pipe *a = NULL, *b = NULL;
+    for (long n = 0;; n++) {
+        br__alloc_fail_after(n);
+        int prc = br_pipe_new(&a, &b, true);
+        br__alloc_fail_after(-1);
+        if (prc == 0)
+            break;
+        BR_CHECK_ERR(prc, BR_ENOMEM);
+        BR_CHECK(a == NULL && b == NULL);
+        BR_CHECK_EQ(br_test_count_fds(), fds);
+        BR_CHECK(n < 100);
+    }
+    BR_CHECK_OK(br_pipe_close(a));
+    BR_CHECK_OK(br_pipe_close(b));
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
 /* --- the tutorials' shape ----------------------------------------------------------- */
 
 /* A producer process and a consumer process through a Queue(5), as the tutorial's
@@ -781,4 +859,6 @@ BR_TEST_MAIN(cmocka_unit_test(mpmc_3x2), cmocka_unit_test(mpmc_4x4),
              cmocka_unit_test(producer_killed_mid_message),
              cmocka_unit_test(consumer_outlives_streaming_producer),
              cmocka_unit_test(consumer_killed_mid_message),
+             cmocka_unit_test(put_deadline_withdraws_message),
+             cmocka_unit_test(out_of_memory),
              cmocka_unit_test(tutorial_producer_consumer))
