@@ -205,7 +205,9 @@ typedef struct br_pipe_fds {
 BR_API int br_pipe_export(const br_pipe *p, br_pipe_fds *out);
 /* Makes an end from descriptors received from the exporting process; takes duplicates
  * (the caller keeps and closes its own). The end counts as held by one more process
- * until br_pipe_close. 0, BR_EINVAL, BR_ENOMEM, BR_EMFILE. */
+ * until br_pipe_close; the exporting process keeps its own handle until the import is
+ * done (closed first, the end could be counted as closed by everyone in between).
+ * 0, BR_EINVAL, BR_ENOMEM, BR_EMFILE. */
 BR_API int br_pipe_import(br_pipe **out, const br_pipe_fds *fds);
 
 #ifdef __cplusplus
