@@ -398,6 +398,95 @@ static void bad_input(void **state) {
     BR_CHECK_OK(br_pipe_close(b));
 }
 
+/* --- a child started with exec ----------------------------------------------------
+ *
+ * What the spawn start method will do: the parent passes a queue's and a pipe end's
+ * descriptors to a child that runs this same program afresh (exec), which rebuilds its
+ * handles from them. The child's side runs in a constructor, before cmocka, when
+ * BRAID_TEST_MPQ_FDS is set: "queue_fd shm rx tx side". */
+
+static void exec_child_side(void) __attribute__((constructor));
+static void exec_child_side(void) {
+    const char *env = getenv("BRAID_TEST_MPQ_FDS");
+    if (!env)
+        return;
+    int qfd;
+    br_pipe_fds f;
+    if (sscanf(env, "%d %d %d %d %d", &qfd, &f.shm, &f.rx, &f.tx, &f.side) != 5)
+        _exit(70);
+    br_mp_queue *q;
+    br_pipe *p;
+    if (br_mp_queue_attach(&q, qfd) != 0 || br_pipe_import(&p, &f) != 0)
+        _exit(71);
+    close(qfd);
+    close(f.shm);
+    close(f.rx);
+    close(f.tx);
+    void *m;
+    size_t len;
+    if (br_mp_queue_get(q, &m, &len, BR_FOREVER) != 0)
+        _exit(72);
+    /* echo it back reversed through the pipe, then close: the parent sees EOF */
+    for (size_t i = 0; i < len / 2; i++) {
+        char c = ((char *)m)[i];
+        ((char *)m)[i] = ((char *)m)[len - 1 - i];
+        ((char *)m)[len - 1 - i] = c;
+    }
+    if (br_pipe_send(p, m, len, BR_FOREVER) != 0)
+        _exit(73);
+    free(m);
+    br_pipe_close(p);
+    br_mp_queue_free(q);
+    _exit(0);
+}
+
+/* A descriptor the child inherits across exec (not close-on-exec). */
+static int inheritable(int fd) {
+    int d = dup(fd); /* dup clears FD_CLOEXEC */
+    BR_CHECK(d >= 0);
+    return d;
+}
+
+static void exec_child_by_descriptor(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    br_mp_queue *q;
+    BR_CHECK_OK(br_mp_queue_new(&q, NULL));
+    br_pipe *a, *b;
+    BR_CHECK_OK(br_pipe_new(&a, &b, true));
+    br_pipe_fds f;
+    BR_CHECK_OK(br_pipe_export(b, &f));
+    int pass[5] = {inheritable(br_mp_queue_fd(q)), inheritable(f.shm), inheritable(f.rx),
+                   inheritable(f.tx), f.side};
+    char env[128];
+    snprintf(env, sizeof env, "%d %d %d %d %d", pass[0], pass[1], pass[2], pass[3], pass[4]);
+    pid_t pid = fork();
+    BR_CHECK(pid >= 0);
+    if (pid == 0) {
+        setenv("BRAID_TEST_MPQ_FDS", env, 1);
+        char *argv[] = {(char *)"test_process_pipe", NULL};
+        execv("/proc/self/exe", argv);
+        _exit(74);
+    }
+    for (int i = 0; i < 4; i++)
+        close(pass[i]);
+    /* b is counted three times now: ours, the fork's (which the exec'd image never
+     * gives back) and the child's import; so the EOF below comes from the sockets'
+     * hang-up once the child is gone and we close b. */
+    BR_CHECK_OK(br_mp_queue_put(q, "spawned", 7, br_test_hang_guard()));
+    char buf[16];
+    size_t len;
+    BR_CHECK_OK(br_pipe_recv_into(a, buf, sizeof buf, &len, br_test_hang_guard()));
+    BR_CHECK_EQ(len, 7);
+    BR_CHECK_EQ(memcmp(buf, "denwaps", 7), 0);
+    BR_CHECK_CHILD_OK(br_test_wait_child(pid));
+    BR_CHECK_OK(br_pipe_close(b));
+    BR_CHECK_ERR(br_pipe_recv_into(a, buf, sizeof buf, &len, br_test_hang_guard()), BR_EOF);
+    BR_CHECK_OK(br_pipe_close(a));
+    BR_CHECK_OK(br_mp_queue_free(q));
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
 /* The tutorials' shape: a producer process and a consumer process joined by a pipe
  * (receive_pipe, send_pipe = Pipe()); the parent only starts and joins them. */
 static void tutorial_producer_consumer(void **state) {
@@ -467,4 +556,5 @@ BR_TEST_MAIN(cmocka_unit_test(duplex_echo_sizes), cmocka_unit_test(ping_pong_in_
              cmocka_unit_test(poll_and_deadlines), cmocka_unit_test(eof_after_close),
              cmocka_unit_test(eof_on_sigkill), cmocka_unit_test(epipe_without_sigpipe),
              cmocka_unit_test(recv_into_too_small), cmocka_unit_test(export_import),
-             cmocka_unit_test(bad_input), cmocka_unit_test(tutorial_producer_consumer))
+             cmocka_unit_test(bad_input), cmocka_unit_test(exec_child_by_descriptor),
+             cmocka_unit_test(tutorial_producer_consumer))
