@@ -17,6 +17,7 @@
  *   pidfd        a descriptor for a child process that can't name a recycled pid
  *   robust       a process-shared mutex the kernel releases when its owner dies
  *   spawn        start a program (posix_spawn) with chosen fds, cwd and default signals
+ *   liveness     whether a process id (not our child) still names a live process
  *
  * Slots the next layers fill (each lands with the layer that needs it, with its tests;
  * nothing is declared before it exists, so nothing here can be called half-made):
@@ -208,5 +209,15 @@ typedef struct br__spawn_req {
  * -ENOEXEC...), the chdir's (BR_ENOENT...), or the start's (BR_EAGAIN, BR_ENOMEM).
  * Every request fd must be >= 3 (the caller moves lower ones up). */
 int br__spawn(const br__spawn_req *r, pid_t *pid);
+
+/* --- process liveness (linux/liveness.c): the cross-process queue and pipe ----------
+ *
+ * Whether a process that holds a shared lock or streams a message still runs, for the
+ * sleepers that watch it (process/mp_ring.c). */
+
+/* True when no process `pid` runs any more: it doesn't exist, or it has died and waits
+ * to be reaped (a zombie, which kill(pid, 0) would still find). A recycled pid reads as
+ * alive: callers accept that (it takes a pid wrap-around within one holder's death). */
+bool br__pid_gone(int pid);
 
 #endif
