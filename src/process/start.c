@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -141,6 +142,15 @@ static void warn_threads(void) {
     if (atomic_load_explicit(&warned_threads, memory_order_relaxed))
         return;
     int n = br__other_threads();
+    if (n > 0 && br__calib_helper_gone() < 0) {
+        /* The spin calibration's helper (core/calib.c) may be the thread we saw: it
+         * lives for a millisecond or so. Let it finish, then count again. */
+        (void)br__calib_spin_ns();
+        int64_t until = br_deadline_after(100 * BR_MSEC);
+        while (br__calib_helper_gone() < 0 && br_now() < until)
+            br_sleep(100 * BR_USEC);
+        n = br__other_threads();
+    }
     if (n <= 0 || atomic_exchange(&warned_threads, true))
         return;
     fprintf(stderr,
@@ -152,9 +162,15 @@ static void warn_threads(void) {
 
 /* --- the child's side -------------------------------------------------------------- */
 
+static char current_name[NAME_MAX_ + 1] = "MainProcess";
+
+const char *br_process_current_name(void) { return current_name; }
+
 static void set_child_name(const char *name) {
-    if (name && name[0])
+    if (name && name[0]) {
         br__set_thread_name(name);
+        snprintf(current_name, sizeof current_name, "%s", name);
+    }
 }
 
 /* Runs fn on arg in this (child) process: the exit code (0 or 1). */
