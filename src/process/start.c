@@ -142,9 +142,10 @@ static void warn_threads(void) {
     if (atomic_load_explicit(&warned_threads, memory_order_relaxed))
         return;
     int n = br__other_threads();
-    if (n > 0 && br__calib_helper_gone() < 0) {
+    if (n > 0) {
         /* The spin calibration's helper (core/calib.c) may be the thread we saw: it
-         * lives for a millisecond or so. Let it finish, then count again. */
+         * lives for a millisecond or so. Let it finish, then count again (its id, once
+         * it has returned, is left out). */
         (void)br__calib_spin_ns();
         int64_t until = br_deadline_after(100 * BR_MSEC);
         while (br__calib_helper_gone() < 0 && br_now() < until)
@@ -345,6 +346,10 @@ static void keep_across_exec(int fd) {
 static pid_t fork_child(const br__child_spec *spec, int method, const char *name,
                         int specfd, int errpipe_w, char *const argv[]) {
     pid_t parent = getpid();
+    /* What the parent printed must not be printed twice (a fork child's copy of the
+     * buffers) or come after the child's lines: flush first, as Python does. */
+    fflush(stdout);
+    fflush(stderr);
     pid_t pid = fork();
     if (pid != 0)
         return pid < 0 ? (pid_t)-errno : pid;

@@ -95,3 +95,12 @@ if(BRAID_BUILD_APPS AND EXISTS ${PROJECT_SOURCE_DIR}/apps/braid/compare.c)
   braid_checked_run(apps.braid.compare_quick_json compare_quick_json braid_cli 120
                     compare --quick --json)
 endif()
+
+# processes
+braid_example_test(process_args process_args)
+braid_example_test(process_args_spawn process_args spawn)
+braid_example_test(process_global process_global)
+braid_example_test(os_fork os_fork)
+braid_example_test(process_daemon process_daemon)
+braid_example_test(process_daemon_crash process_daemon crash)
+braid_example_test(cpu_pids cpu_pids)
