@@ -10,7 +10,8 @@
  * finds threads other than the caller and braid's child watcher (/proc/self/task).
  *
  * spawn. The parent writes the spec into a memfd (layout: spec_hdr, then nfds int32 fd
- * numbers, the name and its NUL, the argument bytes; magic and version first), forks,
+ * numbers, the name and its NUL, zero padding to a multiple of 16, the argument bytes;
+ * magic and version first: arg_offset), forks,
  * and the child, with only async-signal-safe calls (the parent may run threads), sets
  * its parent-death signal (daemon), marks every descriptor >= 3 close-on-exec except the
  * spec's memfd and the listed fds, and execs /proc/self/exe with
@@ -29,7 +30,12 @@
  * same, so that both methods end alike.
  *
  * Daemon children get PR_SET_PDEATHSIG(SIGKILL): the kernel kills them when the
- * *thread* that forked them ends (see braid/process.h for the rule it imposes).
+ * *thread* that forked them ends (see braid/process.h for the rule it imposes). The
+ * child can't tell whether that thread ended before its request was in place (getppid()
+ * names the process, which lives on), so the start doesn't return before the request is
+ * in place: the child closes its end of a close-on-exec pipe once it is (fork), or the
+ * exec closes it (spawn: the signal survives the exec), and the parent reads the pipe
+ * to EOF. After br__child_start returns, the tie to the calling thread holds.
  */
 #include "process/start.h"
 
@@ -38,6 +44,7 @@
 #include "process/watch.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -67,10 +74,29 @@ typedef struct spec_hdr {
     br__fnref fn;
 } spec_hdr;
 
+/* Where the argument starts in a spec: after the header, the fds and the name, rounded
+ * up to 16 so that the child's copy is as aligned as a malloc'ed buffer. */
+static size_t arg_offset(size_t nfds, size_t name_len) {
+    size_t off = sizeof(spec_hdr) + nfds * sizeof(int32_t) + name_len + 1;
+    return (off + 15) & ~(size_t)15;
+}
+
 static _Atomic int default_method = BR_START_FORK;
 static _Atomic bool main_seen;
 static const char *saved_argv0;
 static _Atomic bool warned_threads;
+
+/* Held by a start from the pipe's creation to its EOF, so that no other start's fork
+ * copies that pipe's write end into a child of its own (which would hold the EOF back
+ * for as long as that child lives: a fork child never execs, and close-on-exec doesn't
+ * reach it). Re-made in a fork child (whose copy may be held). */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static void start_child_hook(void) {
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    start_lock = fresh;
+}
+static br__hooks start_hooks = {.order = BR__ORDER_PROCESS, .name = "process.start",
+                                .child = start_child_hook};
 
 /* The child's side: what br__child_start handed it. */
 static int inherited[BR__CHILD_MAX_FDS];
@@ -237,7 +263,7 @@ static _Noreturn void spawned_main(const char *fdarg) {
     close((int)fd);
     spec_hdr h;
     memcpy(&h, buf, sizeof h);
-    size_t need = sizeof h + (size_t)h.nfds * sizeof(int32_t) + (size_t)h.name_len + 1;
+    size_t need = arg_offset(h.nfds, h.name_len);
     if (memcmp(h.magic, SPEC_MAGIC, 8) != 0 || h.version != SPEC_VERSION ||
         h.nfds > BR__CHILD_MAX_FDS || h.name_len > NAME_MAX_ || need > size ||
         h.arg_len != size - need)
@@ -257,7 +283,7 @@ static _Noreturn void spawned_main(const char *fdarg) {
     const char *name = (const char *)p;
     if (name[h.name_len] != 0)
         spawned_fail(NULL, BR_EINVAL, "braid: a malformed spec");
-    p += h.name_len + 1;
+    p = buf + need; /* the argument, 16-aligned as malloc's memory is */
     set_child_name(name);
     char why[256];
     br__fnptr fn = NULL;
@@ -313,7 +339,8 @@ static int write_spec(const br__child_spec *spec, const br__fnref *ref, const ch
     h.nfds = (uint32_t)spec->nfds;
     h.arg_len = spec->len;
     h.fn = *ref;
-    size_t size = sizeof h + spec->nfds * sizeof(int32_t) + name_len + 1 + spec->len;
+    size_t argoff = arg_offset(spec->nfds, name_len);
+    size_t size = argoff + spec->len;
     int fd = br__shm_fd("braid-spawn-spec", size);
     if (fd < 0)
         return fd;
@@ -326,9 +353,8 @@ static int write_spec(const br__child_spec *spec, const br__fnref *ref, const ch
     }
     if (rc == 0)
         rc = write_all_at(fd, name, name_len + 1, off);
-    off += name_len + 1;
     if (rc == 0 && spec->len)
-        rc = write_all_at(fd, spec->arg, spec->len, off);
+        rc = write_all_at(fd, spec->arg, spec->len, argoff);
     if (rc != 0) {
         close(fd);
         return rc;
@@ -344,7 +370,7 @@ static void keep_across_exec(int fd) {
 
 /* Forks the child; under spawn it execs. The parent gets the pid, or a negative code. */
 static pid_t fork_child(const br__child_spec *spec, int method, const char *name,
-                        int specfd, int errpipe_w, char *const argv[]) {
+                        int specfd, const int errpipe[2], char *const argv[]) {
     pid_t parent = getpid();
     /* What the parent printed must not be printed twice (a fork child's copy of the
      * buffers) or come after the child's lines: flush first, as Python does. */
@@ -357,6 +383,12 @@ static pid_t fork_child(const br__child_spec *spec, int method, const char *name
     if (spec->daemon)
         br__set_parent_death_signal(SIGKILL, parent);
     if (method == BR_START_FORK) {
+        /* The parent waits for this EOF: the parent-death signal is in place before
+         * the starting thread can end (see "Daemon children" above). */
+        if (errpipe[0] >= 0) {
+            close(errpipe[0]);
+            close(errpipe[1]);
+        }
         for (size_t i = 0; i < spec->nfds; i++)
             inherited[i] = spec->fds[i];
         ninherited = spec->nfds;
@@ -370,12 +402,23 @@ static pid_t fork_child(const br__child_spec *spec, int method, const char *name
         keep_across_exec(spec->fds[i]);
     execve("/proc/self/exe", argv, environ);
     int e = errno;
-    ssize_t w = write(errpipe_w, &e, sizeof e);
+    ssize_t w = write(errpipe[1], &e, sizeof e);
     (void)w;
     _exit(127);
 }
 
+static int child_start(const br__child_spec *spec, br__child *out, char *why,
+                       size_t whylen);
+
 int br__child_start(const br__child_spec *spec, br__child *out, char *why, size_t whylen) {
+    pthread_mutex_lock(&start_lock);
+    int rc = child_start(spec, out, why, whylen);
+    pthread_mutex_unlock(&start_lock);
+    return rc;
+}
+
+static int child_start(const br__child_spec *spec, br__child *out, char *why,
+                       size_t whylen) {
     if (out)
         *out = (br__child){0, -1, NULL};
     if (!spec || !out || !spec->fn || (spec->len > 0 && !spec->arg) ||
@@ -403,6 +446,10 @@ int br__child_start(const br__child_spec *spec, br__child *out, char *why, size_
     memcpy(namebuf, name, name_len);
     namebuf[name_len] = 0;
 
+    if (br__hooks_register(&start_hooks) != 0) {
+        say(why, whylen, "can't register the fork hooks");
+        return BR_ENOMEM;
+    }
     int specfd = -1, errpipe[2] = {-1, -1};
     char fdstr[16];
     char *argv[4] = {NULL, NULL, NULL, NULL};
@@ -431,11 +478,16 @@ int br__child_start(const br__child_spec *spec, br__child *out, char *why, size_
         argv[0] = (char *)(saved_argv0 ? saved_argv0 : "braid-spawned-child");
         argv[1] = (char *)SPAWN_MARKER;
         argv[2] = fdstr;
-    } else if (!spec->quiet) {
-        warn_threads();
+    } else {
+        if (!spec->quiet)
+            warn_threads();
+        if (spec->daemon && pipe2(errpipe, O_CLOEXEC) != 0) {
+            say(why, whylen, "can't make the start handshake pipe");
+            return -errno;
+        }
     }
 
-    pid_t pid = fork_child(spec, method, namebuf, specfd, errpipe[1], argv);
+    pid_t pid = fork_child(spec, method, namebuf, specfd, errpipe, argv);
     int rc = 0;
     if (pid < 0) {
         rc = (int)pid == -EAGAIN ? BR_EAGAIN : (int)pid;

@@ -7,6 +7,7 @@
  * braid-test-timeout: 120 */
 #include "harness.h"
 #include "braid/process.h"
+#include "core/lib.h"
 #include "process/watch.h"
 
 #include <errno.h>
@@ -341,12 +342,34 @@ static int open_pidfd(int pid) {
 
 /* In a forked intermediate: starts a daemon and a non-daemon child that block forever,
  * sends their pids up, and blocks. */
-static void intermediate(int up, br_start_method m) {
-    br_process_opts d = {.daemon = true, .start_method = m};
+typedef struct daemon_start {
+    br_start_method m;
+    br_process *p;
+    int rc;
+} daemon_start;
+
+static void start_daemon(void *arg) {
+    daemon_start *d = arg;
+    br_process_opts o = {.daemon = true, .start_method = d->m};
+    d->rc = br_process_start(&d->p, pause_task, NULL, 0, &o);
+}
+
+static void intermediate(int up, br_start_method m, bool from_thread) {
     br_process_opts nd = {.start_method = m};
-    br_process *a, *b;
-    if (br_process_start(&a, pause_task, NULL, 0, &d) != 0 ||
-        br_process_start(&b, pause_task, NULL, 0, &nd) != 0)
+    daemon_start ds = {.m = m};
+    if (from_thread) {
+        /* The daemon is started by a thread that ends at once: it dies with that
+         * thread (below, its pid may be gone before the crash). */
+        br_thread *t;
+        if (br_thread_start(&t, start_daemon, &ds, NULL) != 0 ||
+            br_thread_join(t, BR_FOREVER) != 0)
+            _exit(5);
+        br_thread_free(t);
+    } else {
+        start_daemon(&ds);
+    }
+    br_process *a = ds.p, *b;
+    if (ds.rc != 0 || br_process_start(&b, pause_task, NULL, 0, &nd) != 0)
         _exit(3);
     int pids[2] = {br_process_pid(a), br_process_pid(b)};
     if (write(up, pids, sizeof pids) != (ssize_t)sizeof pids)
@@ -357,30 +380,34 @@ static void intermediate(int up, br_start_method m) {
 
 static void daemon_dies_with_parent(void **state) {
     (void)state;
-    for (int m = 0; m < NMETHODS; m++) {
+    for (int v = 0; v < NMETHODS + 1; v++) {
+        int m = v % NMETHODS;
         int up[2];
         BR_CHECK_OK(pipe2(up, O_CLOEXEC));
         pid_t mid = fork();
         BR_CHECK(mid >= 0);
         if (mid == 0) {
             close(up[0]);
-            intermediate(up[1], methods[m]);
+            intermediate(up[1], methods[m], v == NMETHODS);
         }
         close(up[1]);
         int pids[2] = {0, 0};
         BR_CHECK_EQ(read(up[0], pids, sizeof pids), (ssize_t)sizeof pids);
         close(up[0]);
-        int dfd = open_pidfd(pids[0]), ndfd = open_pidfd(pids[1]);
+        int ndfd = open_pidfd(pids[1]);
+        int dfd = (int)syscall(SYS_pidfd_open, pids[0], 0);
+        BR_CHECK(dfd >= 0 || (v == NMETHODS && errno == ESRCH)); /* gone with its thread */
         kill(mid, SIGKILL); /* the parent crashes */
         int st = br_test_wait_child(mid);
         BR_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-        BR_CHECK(gone(dfd)); /* the daemon child died with it */
+        BR_CHECK(dfd < 0 || gone(dfd)); /* the daemon child died with it */
         /* The non-daemon child lives on (as in Python); end it ourselves. */
         struct pollfd pf = {.fd = ndfd, .events = POLLIN};
         BR_CHECK_EQ(poll(&pf, 1, 0), 0);
         BR_CHECK_EQ(syscall(SYS_pidfd_send_signal, ndfd, SIGKILL, NULL, 0), 0);
         BR_CHECK(gone(ndfd));
-        close(dfd);
+        if (dfd >= 0)
+            close(dfd);
         close(ndfd);
     }
 }
@@ -441,8 +468,62 @@ static void at_exit_ends_children(void **state) {
     close(ndfd);
 }
 
+
+/* --- out of memory ----------------------------------------------------------------- */
+
+/* Every allocation of a start may fail: BR_ENOMEM with nothing started and nothing
+ * leaked, until the start goes through (a spawned child has an allocator of its own). */
+static void start_out_of_memory(void **state) {
+    (void)state;
+    warm_up();
+    int fds0 = br_test_count_fds();
+    br_process_opts o = {.start_method = BR_START_SPAWN, .name = "oom"};
+    int64_t v = 5;
+    for (long n = 0;; n++) {
+        BR_CHECK(n < 1000);
+        br_process *p = NULL;
+        br__alloc_fail_after(n);
+        int rc = br_process_start(&p, ok_task, &v, sizeof v, &o);
+        br__alloc_fail_after(-1);
+        if (rc == BR_ENOMEM) {
+            BR_CHECK(p == NULL);
+            check_no_children();
+            BR_CHECK_EQ(br_test_count_fds(), fds0);
+            continue;
+        }
+        BR_CHECK_OK(rc);
+        BR_CHECK_EQ(join_code(p), 0);
+        BR_CHECK_OK(br_process_free(p));
+        break;
+    }
+    check_no_children();
+    BR_CHECK_EQ(br_test_count_fds(), fds0);
+}
+
+static void start_daemon_and_return(void *arg) {
+    br_process_opts o = {.daemon = true};
+    BR_CHECK_OK(br_process_start((br_process **)arg, pause_task, NULL, 0, &o));
+}
+
+/* The rule braid/process.h states: a daemon child dies when the thread that started it
+ * ends (PR_SET_PDEATHSIG is tied to the thread; the start returns only once the tie is
+ * in place). */
+static void daemon_dies_with_its_thread(void **state) {
+    (void)state;
+    br_process *p = NULL;
+    br_thread *t;
+    BR_CHECK_OK(br_thread_start(&t, start_daemon_and_return, &p, NULL));
+    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
+    BR_CHECK_OK(br_thread_free(t));
+    BR_CHECK_EQ(join_code(p), -SIGKILL);
+    BR_CHECK_OK(br_process_free(p));
+    check_no_children();
+}
+
 BR_TEST_MAIN(cmocka_unit_test(start_join_args_name), cmocka_unit_test(exit_codes),
              cmocka_unit_test(join_deadline), cmocka_unit_test(wait_mixes_futures),
              cmocka_unit_test(bad_input), cmocka_unit_test(fork_warns_once_with_threads),
              cmocka_unit_test(daemon_dies_with_parent),
-             cmocka_unit_test(at_exit_ends_children))
+             cmocka_unit_test(at_exit_ends_children),
+             cmocka_unit_test(start_out_of_memory),
+             cmocka_unit_test(daemon_dies_with_its_thread))
