@@ -123,8 +123,7 @@ static void child_hook(void) {
         p->linked = false;
     }
     live = NULL;
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    reg_lock = fresh;
+    pthread_mutex_unlock(&reg_lock); /* taken by prepare_hook on this thread */
 }
 
 static bool valid(const br_process *p) { return p && p->magic == PROCESS_MAGIC; }

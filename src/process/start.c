@@ -91,9 +91,15 @@ static _Atomic bool warned_threads;
  * for as long as that child lives: a fork child never execs, and close-on-exec doesn't
  * reach it). Re-made in a fork child (whose copy may be held). */
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static BR__TLS bool holding_start_lock; /* this thread holds start_lock */
 static void start_child_hook(void) {
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    start_lock = fresh;
+    if (holding_start_lock) { /* our own start forked: the lock is this thread's */
+        holding_start_lock = false;
+        pthread_mutex_unlock(&start_lock);
+    } else { /* another thread's fork while a start ran: its holder isn't here */
+        pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+        start_lock = fresh;
+    }
 }
 static br__hooks start_hooks = {.order = BR__ORDER_PROCESS, .name = "process.start",
                                 .child = start_child_hook};
@@ -412,7 +418,9 @@ static int child_start(const br__child_spec *spec, br__child *out, char *why,
 
 int br__child_start(const br__child_spec *spec, br__child *out, char *why, size_t whylen) {
     pthread_mutex_lock(&start_lock);
+    holding_start_lock = true;
     int rc = child_start(spec, out, why, whylen);
+    holding_start_lock = false;
     pthread_mutex_unlock(&start_lock);
     return rc;
 }
