@@ -424,7 +424,7 @@ static int gate_task(br_task *t) {
 /* In a forked intermediate: a daemon child blocked forever and a non-daemon child that
  * waits for `gate` to close; then exit(0): braid terminates the first and waits for the
  * second. */
-static void exiting_intermediate(int up, int gate) {
+static void exiting_intermediate(int up, int gate, int go) {
     br_process_opts d = {.daemon = true};
     br_process *a, *b;
     int64_t fd = gate;
@@ -434,27 +434,34 @@ static void exiting_intermediate(int up, int gate) {
     int pids[2] = {br_process_pid(a), br_process_pid(b)};
     if (write(up, pids, sizeof pids) != (ssize_t)sizeof pids)
         _exit(4);
+    char c; /* until the test holds pidfds for both */
+    while (read(go, &c, 1) < 0 && errno == EINTR) {
+    }
     exit(0);
 }
 
 static void at_exit_ends_children(void **state) {
     (void)state;
-    int up[2], gate[2];
+    int up[2], gate[2], go[2];
     BR_CHECK_OK(pipe2(up, O_CLOEXEC));
     BR_CHECK_OK(pipe2(gate, O_CLOEXEC));
+    BR_CHECK_OK(pipe2(go, O_CLOEXEC));
     pid_t mid = fork();
     BR_CHECK(mid >= 0);
     if (mid == 0) {
         close(up[0]);
         close(gate[1]);
-        exiting_intermediate(up[1], gate[0]);
+        close(go[1]);
+        exiting_intermediate(up[1], gate[0], go[0]);
     }
     close(up[1]);
     close(gate[0]);
+    close(go[0]);
     int pids[2] = {0, 0};
     BR_CHECK_EQ(read(up[0], pids, sizeof pids), (ssize_t)sizeof pids);
     close(up[0]);
     int dfd = open_pidfd(pids[0]), ndfd = open_pidfd(pids[1]);
+    close(go[1]); /* now the parent exits */
     BR_CHECK(gone(dfd)); /* terminated by the exiting parent */
     /* The parent waits for its non-daemon child, which waits for the gate. */
     struct pollfd pf = {.fd = ndfd, .events = POLLIN};
