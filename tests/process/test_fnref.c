@@ -204,7 +204,46 @@ static void spawned_child_loads_module(void **state) {
     dlclose(h);
 }
 
+/* A function registered by name before br_process_main (here: a constructor, which
+ * runs in every spawned child too) crosses by its name. */
+static int named_task(br_task *t) {
+    return br_task_arg_i64(t) == 77 ? 0 : br_task_fail(t, BR_EINVAL, "argument");
+}
+static int unnamed_elsewhere(br_task *t) {
+    (void)t;
+    return 0;
+}
+__attribute__((constructor)) static void register_named(void) {
+    if (br_register_fn("fnref.named_task", named_task) != 0)
+        abort();
+}
+
+static int64_t spawn_and_wait(br_task_fn fn, int64_t arg) {
+    br__child_spec spec = {.fn = fn, .arg = &arg, .len = sizeof arg,
+                           .method = BR_START_SPAWN, .name = "named"};
+    br__child c;
+    BR_CHECK_OK(br__child_start(&spec, &c, NULL, 0));
+    int64_t code = -1000;
+    BR_CHECK_OK(br_future_result_i64(c.exit, br_test_hang_guard(), &code));
+    br__child_close(&c);
+    return code;
+}
+
+static void spawned_child_by_name(void **state) {
+    (void)state;
+    br__fnref ref;
+    BR_CHECK_OK(br__fnref_make(&ref, (br__fnptr)named_task, NULL, 0));
+    BR_CHECK_EQ(ref.kind, BR__FNREF_NAME);
+    BR_CHECK_EQ(spawn_and_wait(named_task, 77), 0);
+    BR_CHECK_EQ(spawn_and_wait(named_task, 1), 1); /* it ran, and failed: its check */
+    /* Registered here only, after br_process_main: the child can't resolve the name. It
+     * says so and exits with 1; nothing crashes. */
+    BR_CHECK_OK(br_register_fn("fnref.parent_only", unnamed_elsewhere));
+    BR_CHECK_EQ(spawn_and_wait(unnamed_elsewhere, 0), 1);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(in_executable), cmocka_unit_test(refused_pointers),
              cmocka_unit_test(registered_names), cmocka_unit_test(other_build_refused),
              cmocka_unit_test(in_shared_library),
-             cmocka_unit_test(spawned_child_loads_module))
+             cmocka_unit_test(spawned_child_loads_module),
+             cmocka_unit_test(spawned_child_by_name))
