@@ -11,10 +11,11 @@
  *
  * spawn. The parent writes the spec into a memfd (layout: spec_hdr, then nfds int32 fd
  * numbers, the name and its NUL, zero padding to a multiple of 16, the argument bytes;
- * magic and version first: arg_offset), forks,
- * and the child, with only async-signal-safe calls (the parent may run threads), sets
- * its parent-death signal (daemon), marks every descriptor >= 3 close-on-exec except the
- * spec's memfd and the listed fds, and execs /proc/self/exe with
+ * magic and version first: arg_offset), vforks (vfork_exec: no copy of our page tables),
+ * and the child, with only raw system calls (it shares our memory until the exec, and
+ * the parent may run threads), resets signal handlers, sets its parent-death signal
+ * (daemon), marks every descriptor >= 3 close-on-exec except the spec's memfd and the
+ * listed fds, and execs /proc/self/exe with
  *     argv = {argv[0] as br_process_main saw it, SPAWN_MARKER, "<memfd>", NULL}
  * and the parent's environment. br_process_main in the new image sees the marker, reads
  * and closes the memfd, resolves the function (process/fnref.c) and runs the task. A
@@ -374,9 +375,9 @@ static void keep_across_exec(int fd) {
         fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
 }
 
-/* Forks the child; under spawn it execs. The parent gets the pid, or a negative code. */
-static pid_t fork_child(const br__child_spec *spec, int method, const char *name,
-                        int specfd, const int errpipe[2], char *const argv[]) {
+/* fork: the child runs the task. The parent gets the pid, or a negative code. */
+static pid_t fork_child(const br__child_spec *spec, const char *name,
+                        const int errpipe[2]) {
     pid_t parent = getpid();
     /* What the parent printed must not be printed twice (a fork child's copy of the
      * buffers) or come after the child's lines: flush first, as Python does. */
@@ -388,29 +389,62 @@ static pid_t fork_child(const br__child_spec *spec, int method, const char *name
     /* The child. */
     if (spec->daemon)
         br__set_parent_death_signal(SIGKILL, parent);
-    if (method == BR_START_FORK) {
-        /* The parent waits for this EOF: the parent-death signal is in place before
-         * the starting thread can end (see "Daemon children" above). */
-        if (errpipe[0] >= 0) {
-            close(errpipe[0]);
-            close(errpipe[1]);
-        }
-        for (size_t i = 0; i < spec->nfds; i++)
-            inherited[i] = spec->fds[i];
-        ninherited = spec->nfds;
-        set_child_name(name);
-        child_exit(run_task(spec->fn, spec->arg, spec->len, name));
+    /* The parent waits for this EOF: the parent-death signal is in place before the
+     * starting thread can end (see "Daemon children" above). */
+    if (errpipe[0] >= 0) {
+        close(errpipe[0]);
+        close(errpipe[1]);
     }
-    /* spawn: async-signal-safe calls only from here to exec. */
-    br__cloexec_from(3);
-    keep_across_exec(specfd);
     for (size_t i = 0; i < spec->nfds; i++)
-        keep_across_exec(spec->fds[i]);
-    execve("/proc/self/exe", argv, environ);
+        inherited[i] = spec->fds[i];
+    ninherited = spec->nfds;
+    set_child_name(name);
+    child_exit(run_task(spec->fn, spec->arg, spec->len, name));
+}
+
+/* spawn: vfork + exec, as posix_spawn does, so that the parent's page tables aren't
+ * copied for a child that execs at once. The child shares our memory until the exec,
+ * so it makes raw system calls only and writes nothing but its own stack (and errno,
+ * which the parent ignores). Signals: blocked around the vfork; the child resets every
+ * handler to the default before it unblocks them, so that no handler of ours runs on our
+ * memory in the child. The parent is suspended until the child execs or exits. */
+static pid_t vfork_exec(const br__child_spec *spec, int specfd, int errfd,
+                        char *const argv[]) {
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        for (int sig = 1; sig < NSIG; sig++) {
+            struct sigaction sa;
+            if (sig == SIGKILL || sig == SIGSTOP)
+                continue;
+            if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL &&
+                sa.sa_handler != SIG_IGN) {
+                sa.sa_handler = SIG_DFL;
+                sa.sa_flags = 0;
+                sigaction(sig, &sa, NULL);
+            }
+        }
+        if (spec->daemon)
+            br__set_parent_death_signal(SIGKILL, parent);
+        br__cloexec_from(3);
+        keep_across_exec(specfd);
+        for (size_t i = 0; i < spec->nfds; i++)
+            keep_across_exec(spec->fds[i]);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        execve("/proc/self/exe", argv, environ);
+        int e = errno;
+        ssize_t w = write(errfd, &e, sizeof e);
+        (void)w;
+        _exit(127);
+    }
     int e = errno;
-    ssize_t w = write(errpipe[1], &e, sizeof e);
-    (void)w;
-    _exit(127);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return pid < 0 ? (pid_t)-e : pid;
 }
 
 static int child_start(const br__child_spec *spec, br__child *out, char *why,
@@ -495,7 +529,9 @@ static int child_start(const br__child_spec *spec, br__child *out, char *why,
         }
     }
 
-    pid_t pid = fork_child(spec, method, namebuf, specfd, errpipe, argv);
+    pid_t pid = method == BR_START_SPAWN
+                    ? vfork_exec(spec, specfd, errpipe[1], argv)
+                    : fork_child(spec, namebuf, errpipe);
     int rc = 0;
     if (pid < 0) {
         rc = (int)pid == -EAGAIN ? BR_EAGAIN : (int)pid;
