@@ -375,6 +375,12 @@ static void keep_across_exec(int fd) {
         fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
 }
 
+/* True on braid's watcher thread, which blocks every signal: a child started there (a
+ * pool's replacement worker, from a done-callback) gets an empty signal mask instead of
+ * the watcher's, or SIGTERM would never reach it. Any other thread's mask is inherited,
+ * as with fork. */
+static bool from_watcher(void) { return br__child_watch_tid() == br__thread_native_id(); }
+
 /* fork: the child runs the task. The parent gets the pid, or a negative code. */
 static pid_t fork_child(const br__child_spec *spec, const char *name,
                         const int errpipe[2]) {
@@ -383,10 +389,16 @@ static pid_t fork_child(const br__child_spec *spec, const char *name,
      * buffers) or come after the child's lines: flush first, as Python does. */
     fflush(stdout);
     fflush(stderr);
+    bool unblock = from_watcher(); /* asked before the fork: its hook forgets the tid */
     pid_t pid = fork();
     if (pid != 0)
         return pid < 0 ? (pid_t)-errno : pid;
     /* The child. */
+    if (unblock) { /* a pool replacing a worker from a done-callback */
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+    }
     if (spec->daemon)
         br__set_parent_death_signal(SIGKILL, parent);
     /* The parent waits for this EOF: the parent-death signal is in place before the
@@ -413,9 +425,12 @@ static pid_t vfork_exec(const br__child_spec *spec, int specfd, int errfd,
     pid_t parent = getpid();
     fflush(stdout);
     fflush(stderr);
-    sigset_t all, old;
+    sigset_t all, old, child_mask;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    child_mask = old;
+    if (from_watcher())
+        sigemptyset(&child_mask);
     pid_t pid = vfork();
     if (pid == 0) {
         for (int sig = 1; sig < NSIG; sig++) {
@@ -435,7 +450,7 @@ static pid_t vfork_exec(const br__child_spec *spec, int specfd, int errfd,
         keep_across_exec(specfd);
         for (size_t i = 0; i < spec->nfds; i++)
             keep_across_exec(spec->fds[i]);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_sigmask(SIG_SETMASK, &child_mask, NULL);
         execve("/proc/self/exe", argv, environ);
         int e = errno;
         ssize_t w = write(errfd, &e, sizeof e);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -196,5 +197,66 @@ static void spawn_from_threads(void **state) {
     check_no_children();
 }
 
+static int pause_task(br_task *t) {
+    (void)t;
+    for (;;)
+        pause();
+    return 0;
+}
+
+static int gate_task(br_task *t) {
+    const int *fds = br_task_arg(t, NULL);
+    close(fds[1]); /* the copy fork gave us */
+    int fd = fds[0];
+    char ch;
+    while (read(fd, &ch, 1) < 0 && errno == EINTR) {
+    }
+    return 0;
+}
+
+typedef struct from_cb {
+    int method;
+    int rc;
+    br__child c;
+    br_event done;
+} from_cb;
+
+static void start_in_callback(br_future *f, void *arg) {
+    (void)f;
+    from_cb *x = arg;
+    br__child_spec spec = {.fn = pause_task, .method = x->method, .name = "replacement"};
+    x->rc = br__child_start(&spec, &x->c, NULL, 0);
+    br_event_set(&x->done);
+}
+
+/* A pool replaces a dead worker from its exit future's done-callback, on braid's watcher
+ * thread (which blocks every signal): the new child must still die of SIGTERM. */
+static void start_from_watcher_thread(void **state) {
+    (void)state;
+    for (int m = 0; m < NMETHODS; m++) {
+        int gate[2];
+        BR_CHECK_OK(pipe2(gate, O_CLOEXEC));
+        br__child_spec spec = {.fn = gate_task, .arg = gate, .len = sizeof gate,
+                               .method = BR_START_FORK};
+        br__child a;
+        BR_CHECK_OK(br__child_start(&spec, &a, NULL, 0));
+        from_cb x = {.method = methods[m], .rc = 1};
+        BR_CHECK_OK(br_event_init(&x.done));
+        BR_CHECK_OK(br_future_add_done_callback(a.exit, start_in_callback, &x));
+        close(gate[1]); /* a exits; the watcher runs the callback */
+        BR_CHECK_OK(br_event_wait(&x.done, br_test_hang_guard()));
+        BR_CHECK_OK(x.rc);
+        BR_CHECK_EQ(exit_code(&a), 0);
+        BR_CHECK_OK(br__child_signal(&x.c, SIGTERM));
+        BR_CHECK_EQ(exit_code(&x.c), -SIGTERM);
+        br__child_close(&x.c);
+        br__child_close(&a);
+        close(gate[0]);
+        br_event_destroy(&x.done);
+    }
+    check_no_children();
+}
+
 BR_TEST_MAIN(cmocka_unit_test(args_name_fds), cmocka_unit_test(exit_codes),
-             cmocka_unit_test(bad_specs), cmocka_unit_test(spawn_from_threads))
+             cmocka_unit_test(bad_specs), cmocka_unit_test(spawn_from_threads),
+             cmocka_unit_test(start_from_watcher_thread))
