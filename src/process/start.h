@@ -22,6 +22,11 @@
  *               The child is watched (process/watch.h): its exit future gives its
  *               returncode.
  *
+ * A start may be made from any thread, braid's watcher included (a pool replacing a
+ * worker from a done-callback: that child gets an empty signal mask instead of the
+ * watcher's all-blocked one; any other thread's mask is inherited). Starts are
+ * serialized (start.c, start_lock).
+ *
  * What the child does, under every method: sets its name (the kernel's thread name), a
  * parent-death SIGKILL if daemon, keeps the listed descriptors (at the same numbers, which
  * br__child_inherited_fd gives back), runs the task through a future block (so
