@@ -121,10 +121,14 @@ static void start_join_args_name(void **state) {
     BR_CHECK_EQ(br_test_count_fds(), fds0);
 }
 
+/* Children that block forever are daemons, so that a failed check (which returns from
+ * main) doesn't leave the exit waiting for them: braid terminates them instead. */
+static const br_process_opts blocked_daemon = {.daemon = true};
+
 static void exit_codes(void **state) {
     (void)state;
     for (int m = 0; m < NMETHODS; m++) {
-        br_process_opts o = {.start_method = methods[m]};
+        br_process_opts o = {.start_method = methods[m], .daemon = true};
         br_task_fn fns[] = {ok_task, fail_task, exit7_task};
         int want[] = {0, 1, 7};
         for (int i = 0; i < 3; i++) {
@@ -153,7 +157,7 @@ static void exit_codes(void **state) {
 static void join_deadline(void **state) {
     (void)state;
     br_process *p;
-    BR_CHECK_OK(br_process_start(&p, pause_task, NULL, 0, NULL));
+    BR_CHECK_OK(br_process_start(&p, pause_task, NULL, 0, &blocked_daemon));
     BR_CHECK_ERR(br_process_join(p, BR_NOWAIT), BR_ETIMEDOUT);
     BR_CHECK_ERR(br_process_join(p, br_deadline_after(5 * BR_MSEC)), BR_ETIMEDOUT);
     int code = 12345;
@@ -201,7 +205,7 @@ static void wait_mixes_futures(void **state) {
     BR_CHECK(!br_process_is_alive(a) && !br_process_is_alive(b));
     /* FIRST_COMPLETED: the child that ends first, while the other still runs. */
     br_process *c;
-    BR_CHECK_OK(br_process_start(&c, pause_task, NULL, 0, NULL));
+    BR_CHECK_OK(br_process_start(&c, pause_task, NULL, 0, &blocked_daemon));
     br_future *fs2[2] = {br_process_future(c), br_process_future(a)};
     BR_CHECK_OK(br_wait(fs2, 2, BR_FIRST_COMPLETED, br_test_hang_guard(), sets, &ndone, &nnot));
     BR_CHECK_EQ(ndone, 1);
