@@ -539,8 +539,9 @@ static int child_start(const br__child_spec *spec, br__child *out, char *why,
         if (!spec->quiet)
             warn_threads();
         if (spec->daemon && pipe2(errpipe, O_CLOEXEC) != 0) {
+            int e = -errno;
             say(why, whylen, "can't make the start handshake pipe");
-            return -errno;
+            return e;
         }
     }
 
