@@ -18,6 +18,7 @@
  *   robust       a process-shared mutex the kernel releases when its owner dies
  *   spawn        start a program (posix_spawn) with chosen fds, cwd and default signals
  *   liveness     whether a process id (not our child) still names a live process
+ *   child        what a forked child sets up before it runs or execs (parent-death signal)
  *
  * Slots the next layers fill (each lands with the layer that needs it, with its tests;
  * nothing is declared before it exists, so nothing here can be called half-made):
@@ -219,5 +220,23 @@ int br__spawn(const br__spawn_req *r, pid_t *pid);
  * to be reaped (a zombie, which kill(pid, 0) would still find). A recycled pid reads as
  * alive: callers accept that (it takes a pid wrap-around within one holder's death). */
 bool br__pid_gone(int pid);
+
+/* --- child (linux/child.c) ---------------------------------------------------------
+ *
+ * What a child needs between fork() and exec (or before it runs a task): each call is
+ * async-signal-safe (raw system calls, no allocation, no lock), so it may run in the
+ * child of a multi-threaded parent. The process layer (process/start.c) uses them. */
+
+/* Asks the kernel to send sig to the calling process when the thread that forked it
+ * ends (PR_SET_PDEATHSIG: the parent *thread*, not the parent process, on Linux), and
+ * then checks the race: if the parent is no longer parent_pid (it ended before the
+ * request was in place), raises sig at once. 0, or BR_ENOSYS where the OS has no such
+ * thing (the caller then has no crash-proof tie to its parent). */
+int br__set_parent_death_signal(int sig, pid_t parent_pid);
+
+/* Marks every descriptor >= lowfd close-on-exec (close_range(CLOSE_RANGE_CLOEXEC), or a
+ * loop up to the descriptor limit on an older kernel), so that an exec keeps only the
+ * descriptors the caller then unmarks. Never fails. */
+void br__cloexec_from(int lowfd);
 
 #endif

@@ -99,3 +99,11 @@ endif()
 # subprocess
 braid_example_test(subprocess_capture subprocess_capture)
 braid_example_test(subprocess_fail subprocess_fail)
+# processes
+braid_example_test(process_args process_args)
+braid_example_test(process_args_spawn process_args spawn)
+braid_example_test(process_global process_global)
+braid_example_test(os_fork os_fork)
+braid_example_test(process_daemon process_daemon)
+braid_example_test(process_daemon_crash process_daemon crash)
+braid_example_test(cpu_pids cpu_pids)
