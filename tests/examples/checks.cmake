@@ -613,6 +613,8 @@ function(check_subprocess_fail)
     "check=True: BR_EFAILED, returncode 3, stdout 'partial', stderr 'disk full'"
     "no-such-program: BR_ENOENT (no such file or directory)"
     "sleep 10, timeout 0.2 s: BR_ETIMEDOUT, returncode -9 (SIGKILL is 9), after at least 0.2 s")
+endfunction()
+
 # --- processes (braid/process.h) ----------------------------------------------------
 
 # process_args: two children, five 40 ms sleeps each, joined before the main's line.
