@@ -7,6 +7,11 @@
  *   braid/future.h    concurrent.futures.Future, wait, as_completed
  *   braid/task.h      what a task function sees
  *   braid/executor.h  Executor and the thread pool
+ *   braid/process.h   multiprocessing.Process, start methods, the spawn entry point
+ *   braid/mp_sync.h   process-shared Lock, RLock, Condition, Semaphore, Event, Barrier
+ *   braid/mp_queue.h  multiprocessing Queue, JoinableQueue, SimpleQueue, Pipe
+ *   braid/mp_shared.h shared dict, list, Value, Array, SharedMemory (no server process)
+ *   braid/subprocess.h subprocess.run and Popen
  * Not included here: braid/executor_impl.h, the extension API for writing executors.
  */
 #ifndef BRAID_H
@@ -18,5 +23,10 @@
 #include "braid/future.h"
 #include "braid/task.h"
 #include "braid/executor.h"
+#include "braid/process.h"
+#include "braid/mp_sync.h"
+#include "braid/mp_queue.h"
+#include "braid/mp_shared.h"
+#include "braid/subprocess.h"
 
 #endif
