@@ -85,7 +85,7 @@ enum {
     MSG_MAX = 64 << 10,        /* a packed request stops growing here */
     MAX_MSG_TASKS = 256,
     SLOTS = 1024,              /* > tasks in flight per worker (prefetch + a chunk) */
-    DEFAULT_PREFETCH = 8,
+    DEFAULT_PREFETCH = 32,
     MAX_PREFETCH = 512
 };
 #define POLL_NS (1000 * 1000)  /* cancel-request polling while tasks are in flight */
@@ -108,6 +108,7 @@ typedef struct chan {
     ring req, res;
     _Alignas(64) _Atomic uint64_t started; /* seq + 1 of the last task started */
     _Atomic uint32_t state;                /* ST_* */
+    _Atomic uint64_t big_res_done;         /* big results the manager has read */
     _Atomic int32_t init_rc;
     _Atomic uint32_t cancel[SLOTS];
     _Alignas(64) unsigned char reqbuf[RING_SIZE];
@@ -214,25 +215,12 @@ static bool ring_has_data(ring *r) {
            atomic_load_explicit(&r->tail, memory_order_relaxed);
 }
 
-/* A payload in a memfd of its own: made, filled and sent (the caller's copy is
- * closed). 0 or a code. */
-static int send_big(int sock, const void *data, size_t len) {
-    br__shm s;
-    int rc = br__shm_new(&s, len, "braid-pool-msg");
-    if (rc != 0)
-        return rc;
-    memcpy(s.base, data, len);
-    rc = br__fdpass_send(sock, s.fd);
-    br__shm_close(&s);
-    return rc;
-}
-
 /* Takes the next descriptor off sock and maps it. */
 static int recv_big(int sock, size_t len, br__shm *s, bool wait) {
     int fd = br__fdpass_recv(sock, wait);
     if (fd < 0)
         return fd;
-    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (p == MAP_FAILED) {
         int e = -errno;
         close(fd);
@@ -253,6 +241,8 @@ typedef struct wctx {
     br_task_fn init;
     const void *initarg;
     size_t initarg_len;
+    br__shm rbuf;      /* the big-result memfd */
+    uint64_t big_sent; /* big results sent */
 } wctx;
 
 /* Runs fn(arg) here as a local task; the outcome is read from f (the caller releases
@@ -275,10 +265,28 @@ static br_future *run_local(br_task_fn fn, const void *arg, size_t len, int64_t 
 static void ring_doorbell(doorbell *db) { wake_word(&db->word, &db->waiting); }
 
 /* Writes one result (waiting for room), and publishes it. */
+/* A big result goes through the worker's own memfd, kept mapped and reused once the
+ * manager has read every big result sent before (chan.big_res_done): its pages stay
+ * warm. A new one is made when it is busy or too small. */
+static int send_big_result(wctx *w, const void *data, size_t len) {
+    if (w->rbuf.base == NULL || w->rbuf.size < len ||
+        atomic_load_explicit(&w->ch->big_res_done, memory_order_acquire) != w->big_sent) {
+        br__shm_close(&w->rbuf);
+        int rc = br__shm_new(&w->rbuf, len, "braid-pool-res");
+        if (rc != 0)
+            return rc;
+    }
+    memcpy(w->rbuf.base, data, len);
+    int rc = br__fdpass_send(w->sock, w->rbuf.fd);
+    if (rc == 0)
+        w->big_sent++;
+    return rc;
+}
+
 static void worker_put_result(wctx *w, uint64_t seq, int code, const void *data, size_t len) {
     chan *ch = w->ch;
     bool big = len > INLINE_MAX;
-    if (big && send_big(w->sock, data, len) != 0) {
+    if (big && send_big_result(w, data, len) != 0) {
         static const char oom[] = "result too big to pass (out of memory)";
         code = BR_ENOMEM;
         data = oom;
@@ -492,24 +500,91 @@ static void poke(pp *p) { ring_doorbell(p->db); }
 
 /* --- arguments ----------------------------------------------------------------------- */
 
+static bigarg *cache_get(size_t len);
+
 /* Makes t's argument the pool's own: inline/heap copy, or a memfd for a big one. */
 static int own_arg(br_task *t) {
     size_t len;
     const void *arg = br_task_arg(t, &len);
     if (len <= INLINE_MAX)
         return br__task_own_arg(t);
-    bigarg *b = br__malloc(sizeof *b);
-    if (b == NULL)
-        return BR_ENOMEM;
-    int rc = br__shm_new(&b->shm, len, "braid-pool-arg");
-    if (rc != 0) {
-        br__free(b);
-        return rc == BR_EMFILE || rc == BR_ENFILE ? rc : BR_ENOMEM;
+    bigarg *b = cache_get(len);
+    if (b == NULL) {
+        if ((b = br__malloc(sizeof *b)) == NULL)
+            return BR_ENOMEM;
+        int rc = br__shm_new(&b->shm, len, "braid-pool-arg");
+        if (rc != 0) {
+            br__free(b);
+            return rc == BR_EMFILE || rc == BR_ENFILE ? rc : BR_ENOMEM;
+        }
     }
     memcpy(b->shm.base, arg, len);
     br__task_swap_arg(t, b, len);
     return 0;
 }
+
+/* Big-argument memfds are kept for reuse (warm pages: a fresh page costs a fault and
+ * a clear), up to CACHE_N of them and CACHE_BYTES in all. */
+enum { CACHE_N = 8 };
+#define CACHE_BYTES ((size_t)256 << 20)
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static bigarg *cache[CACHE_N];
+static size_t cache_bytes;
+static pid_t cache_pid;
+
+static bigarg *cache_get(size_t len) {
+    bigarg *b = NULL;
+    pthread_mutex_lock(&cache_mu);
+    if (cache_pid == getpid()) {
+        int best = -1;
+        for (int i = 0; i < CACHE_N; i++)
+            if (cache[i] && cache[i]->shm.size >= len && cache[i]->shm.size <= 2 * len + (1 << 20) &&
+                (best < 0 || cache[i]->shm.size < cache[best]->shm.size))
+                best = i;
+        if (best >= 0) {
+            b = cache[best];
+            cache[best] = NULL;
+            cache_bytes -= b->shm.size;
+        }
+    }
+    pthread_mutex_unlock(&cache_mu);
+    return b;
+}
+
+static bool cache_put(bigarg *b) {
+    bool kept = false;
+    pthread_mutex_lock(&cache_mu);
+    if (cache_pid != getpid()) { /* a forked child's copy of the list: not ours */
+        memset(cache, 0, sizeof cache);
+        cache_bytes = 0;
+        cache_pid = getpid();
+    }
+    if (cache_bytes + b->shm.size <= CACHE_BYTES)
+        for (int i = 0; i < CACHE_N && !kept; i++)
+            if (cache[i] == NULL) {
+                cache[i] = b;
+                cache_bytes += b->shm.size;
+                kept = true;
+            }
+    pthread_mutex_unlock(&cache_mu);
+    return kept;
+}
+
+/* Empties the cache (a pool's end, so that no memfd outlives the last pool). */
+static void cache_flush(void) {
+    pthread_mutex_lock(&cache_mu);
+    if (cache_pid == getpid())
+        for (int i = 0; i < CACHE_N; i++)
+            if (cache[i]) {
+                br__shm_close(&cache[i]->shm);
+                br__free(cache[i]);
+                cache[i] = NULL;
+            }
+    cache_bytes = 0;
+    pthread_mutex_unlock(&cache_mu);
+}
+
+static _Atomic int live_pools;
 
 static bigarg *big_of(br_task *t) {
     size_t len;
@@ -518,7 +593,7 @@ static bigarg *big_of(br_task *t) {
 }
 
 static void free_big(bigarg *b) {
-    if (b) {
+    if (b && !cache_put(b)) {
         br__shm_close(&b->shm);
         br__free(b);
     }
@@ -584,7 +659,8 @@ static int start_worker(pp *p) {
     if (pid == 0) {
         close(sv[0]);
         wctx c = {.ch = w->ch, .db = p->db, .sock = sv[1], .init = p->o.initializer,
-                  .initarg = p->initarg, .initarg_len = p->o.initarg_len};
+                  .initarg = p->initarg, .initarg_len = p->o.initarg_len,
+                  .rbuf = {NULL, 0, -1}};
         worker_main(&c);
     }
     close(sv[1]);
@@ -728,8 +804,10 @@ static bool collect(pp *p, worker *w) {
         } else if (data && len) {
             br_task_fail(t, code, "%s", (const char *)data);
         }
-        if (big.base)
+        if (big.base) {
             br__shm_close(&big);
+            atomic_fetch_add_explicit(&ch->big_res_done, 1, memory_order_release);
+        }
         ring_consume(&ch->res, r->h.size);
         wake_word(&ch->res.space_word, &ch->res.space_waiting);
         br__task_finish(t, code);
@@ -1358,6 +1436,8 @@ static void pp_destroy(br_executor *ex) {
     br__free(p->initarg);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->join_mu);
+    if (atomic_fetch_sub(&live_pools, 1) == 1)
+        cache_flush();
     p->base.magic = BR__EXECUTOR_DEAD;
     br__free(p);
 }
@@ -1431,6 +1511,7 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
         return rc;
     }
     p->mgr_started = true;
+    atomic_fetch_add(&live_pools, 1);
     *out = &p->base;
     return 0;
 }
