@@ -95,3 +95,8 @@ if(BRAID_BUILD_APPS AND EXISTS ${PROJECT_SOURCE_DIR}/apps/braid/compare.c)
   braid_checked_run(apps.braid.compare_quick_json compare_quick_json braid_cli 120
                     compare --quick --json)
 endif()
+
+# the process pool
+braid_example_test(mp_apply_async mp_apply_async)
+braid_example_test(mp_imap mp_imap)
+braid_example_test(ppe_primes ppe_primes)
