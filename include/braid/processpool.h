@@ -75,7 +75,7 @@ typedef struct br_processpool_opts {
     int max_tasks_per_child;
     /* "fork" (NULL: the default, "fork"). Others: BR_ENOTSUP for now. */
     const char *start_method;
-    /* Tasks handed to each worker ahead of the one it runs: 0 means 8. 1 keeps every
+    /* Tasks handed to each worker ahead of the one it runs: 0 means 32. 1 keeps every
      * queued task cancellable with br_future_cancel but pays a round trip per task. */
     int prefetch;
     br_worker_death on_worker_death;

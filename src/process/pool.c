@@ -90,6 +90,7 @@ enum {
 };
 #define POLL_NS (1000 * 1000)  /* cancel-request polling while tasks are in flight */
 #define SPIN_NS (20 * 1000)    /* how long a side looks before it sleeps */
+#define LAZY_NS (20 * 1000)    /* how long a worker may leave a result unannounced */
 
 /* --- shared memory ------------------------------------------------------------------ */
 
@@ -243,6 +244,9 @@ typedef struct wctx {
     size_t initarg_len;
     br__shm rbuf;      /* the big-result memfd */
     uint64_t big_sent; /* big results sent */
+    bool more;         /* the message has tasks after this one */
+    bool unrung;       /* a result was published without ringing */
+    int64_t first_unrung, task_start;
 } wctx;
 
 /* Runs fn(arg) here as a local task; the outcome is read from f (the caller releases
@@ -320,7 +324,17 @@ static void worker_put_result(wctx *w, uint64_t seq, int code, const void *data,
     if (!big && len)
         memcpy(r + 1, data, len);
     ring_publish(&ch->res, adv);
-    ring_doorbell(w->db);
+    /* The doorbell (a syscall when the manager sleeps) once per message of quick tasks;
+     * at once after a slow task, or when a result has waited LAZY_NS. */
+    int64_t now = br_now();
+    if (!w->more || now - w->task_start >= LAZY_NS ||
+        (w->unrung && now - w->first_unrung >= LAZY_NS)) {
+        ring_doorbell(w->db);
+        w->unrung = false;
+    } else if (!w->unrung) {
+        w->unrung = true;
+        w->first_unrung = now;
+    }
 }
 
 static void worker_result_of(wctx *w, uint64_t seq, br_future *f) {
@@ -401,6 +415,8 @@ static _Noreturn void worker_main(wctx *w) {
                 arg = big.base;
             }
             atomic_store_explicit(&ch->started, seq + 1, memory_order_release);
+            w->more = i + 1 < n;
+            w->task_start = br_now();
             const _Atomic uint32_t *cancel = &ch->cancel[seq % SLOTS];
             br_future *f = NULL;
             int code = 0;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,13 +152,24 @@ static int spin_task(br_task *t) {
     }
 }
 
+/* Waits (within the hang guard) for a task's "started" byte. */
 static void wait_started(int fd) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ms = (int)(br_test_hang_guard_ns() / BR_MSEC);
+    int r;
+    while ((r = poll(&pfd, 1, ms)) < 0 && errno == EINTR) {
+    }
+    BR_CHECK_EQ(r, 1);
     char c;
     ssize_t n;
     while ((n = read(fd, &c, 1)) < 0 && errno == EINTR) {
     }
     BR_CHECK_EQ(n, 1);
 }
+
+/* The pipe tasks report on: made before the pool, so that its workers (forked when the
+ * pool starts) inherit it. */
+static void started_pipe(int pfd[2]) { BR_CHECK(pipe(pfd) == 0); }
 
 /* --- worker death ------------------------------------------------------------------------ */
 
@@ -221,10 +233,10 @@ static void worker_abort(void **state) {
 static void worker_killed_from_outside(void **state) {
     (void)state;
     baseline b = warm_baseline();
+    int pfd[2];
+    started_pipe(pfd);
     br_executor *ex;
     BR_CHECK_OK(br_processpool_new(&ex, &(br_processpool_opts){.max_workers = 1}));
-    int pfd[2];
-    BR_CHECK_OK(pipe(pfd) == 0 ? 0 : -errno);
     spin_arg a = {.fd = pfd[1], .poll = 0};
     br_future *f, *g;
     BR_CHECK_OK(br_submit(ex, spin_task, &a, sizeof a, &f));
@@ -412,10 +424,10 @@ static void mixed_wait_as_completed(void **state) {
 static void request_cancel_running(void **state) {
     (void)state;
     baseline b = warm_baseline();
+    int pfd[2];
+    started_pipe(pfd);
     br_executor *ex;
     BR_CHECK_OK(br_processpool_new(&ex, &(br_processpool_opts){.max_workers = 1}));
-    int pfd[2];
-    BR_CHECK(pipe(pfd) == 0);
     spin_arg a = {.fd = pfd[1], .poll = 1};
     br_future *f;
     BR_CHECK_OK(br_submit(ex, spin_task, &a, sizeof a, &f));
@@ -444,11 +456,11 @@ static void request_cancel_running(void **state) {
 static void kill_on_cancel(void **state) {
     (void)state;
     baseline b = warm_baseline();
+    int pfd[2];
+    started_pipe(pfd);
     br_executor *ex;
     BR_CHECK_OK(br_processpool_new(
         &ex, &(br_processpool_opts){.max_workers = 1, .kill_on_cancel = true}));
-    int pfd[2];
-    BR_CHECK(pipe(pfd) == 0);
     spin_arg a = {.fd = pfd[1], .poll = 0}; /* never looks */
     br_future *f, *g;
     BR_CHECK_OK(br_submit(ex, spin_task, &a, sizeof a, &f));
@@ -492,11 +504,11 @@ static void task_deadline(void **state) {
 static void shutdown_cancel_futures(void **state) {
     (void)state;
     baseline b = warm_baseline();
+    int pfd[2];
+    started_pipe(pfd);
     br_executor *ex;
     BR_CHECK_OK(br_processpool_new(&ex, &(br_processpool_opts){.max_workers = 1,
                                                                 .prefetch = 1}));
-    int pfd[2];
-    BR_CHECK(pipe(pfd) == 0);
     spin_arg a = {.fd = pfd[1], .poll = 1};
     br_future *run, *q[5];
     BR_CHECK_OK(br_submit(ex, spin_task, &a, sizeof a, &run));
@@ -545,10 +557,10 @@ static void shutdown_wait_finishes_all(void **state) {
 static void terminate_kills(void **state) {
     (void)state;
     baseline b = warm_baseline();
+    int pfd[2];
+    started_pipe(pfd);
     br_executor *ex;
     BR_CHECK_OK(br_processpool_new(&ex, &(br_processpool_opts){.max_workers = 2}));
-    int pfd[2];
-    BR_CHECK(pipe(pfd) == 0);
     spin_arg a = {.fd = pfd[1], .poll = 0}; /* would run forever */
     br_future *fs[6];
     for (int i = 0; i < 6; i++)
