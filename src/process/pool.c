@@ -76,6 +76,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,7 +90,26 @@ enum {
     MAX_PREFETCH = 512
 };
 #define POLL_NS (1000 * 1000)  /* cancel-request polling while tasks are in flight */
-#define SPIN_NS (20 * 1000)    /* how long a side looks before it sleeps */
+/* How long a side looks before it sleeps: SPIN_NS, read from the clock once every 64
+ * looks (reading it costs more than a look on some virtual machines). */
+#define SPIN_NS (50 * 1000)
+
+/* Spins until look(arg) is true or SPIN_NS passed; the last look's answer. */
+static bool spin_until(bool (*look)(void *), void *arg) {
+    int64_t until = 0;
+    for (unsigned i = 1;; i++) {
+        if (look(arg))
+            return true;
+        br__cpu_relax();
+        if ((i & 63) == 0) {
+            int64_t now = br_now();
+            if (until == 0)
+                until = now + SPIN_NS;
+            else if (now >= until)
+                return look(arg);
+        }
+    }
+}
 #define LAZY_NS (20 * 1000)    /* how long a worker may leave a result unannounced */
 
 /* --- shared memory ------------------------------------------------------------------ */
@@ -216,20 +236,68 @@ static bool ring_has_data(ring *r) {
            atomic_load_explicit(&r->tail, memory_order_relaxed);
 }
 
-/* Takes the next descriptor off sock and maps it. */
-static int recv_big(int sock, size_t len, br__shm *s, bool wait) {
+/* Mappings of memfds that came over a socket, kept for reuse: the other side reuses its
+ * memfds (warm pages), and mapping one again would cost a populate and an unmap each
+ * time. A memfd is known by its inode (it can't be reused while we map it). */
+enum { MAPC_N = 8 };
+typedef struct mapcache {
+    struct {
+        dev_t dev;
+        ino_t ino;
+        void *base;
+        size_t size;
+        uint64_t used;
+    } e[MAPC_N];
+    uint64_t tick;
+} mapcache;
+
+static void mapcache_clear(mapcache *mc) {
+    for (int i = 0; i < MAPC_N; i++)
+        if (mc->e[i].base) {
+            munmap(mc->e[i].base, mc->e[i].size);
+            mc->e[i].base = NULL;
+        }
+}
+
+/* Takes the next descriptor off sock: *out maps at least len bytes of it (read only),
+ * from mc when the same memfd was mapped before; n (<= MAPC_N) entries of mc are used.
+ * The descriptor is closed. 0 or a code. */
+static int recv_mapped(int sock, size_t len, mapcache *mc, int n, const void **out, bool wait) {
     int fd = br__fdpass_recv(sock, wait);
     if (fd < 0)
         return fd;
-    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-    if (p == MAP_FAILED) {
-        int e = -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (size_t)st.st_size < len) {
         close(fd);
-        return e;
+        return BR_EIO;
     }
-    s->base = p;
-    s->size = len;
-    s->fd = fd;
+    int victim = 0;
+    mc->tick++;
+    for (int i = 0; i < n; i++) {
+        if (mc->e[i].base && mc->e[i].dev == st.st_dev && mc->e[i].ino == st.st_ino &&
+            mc->e[i].size >= len) {
+            mc->e[i].used = mc->tick;
+            close(fd);
+            *out = mc->e[i].base;
+            return 0;
+        }
+        if (mc->e[i].base == NULL || (mc->e[victim].base && mc->e[i].used < mc->e[victim].used))
+            victim = i;
+    }
+    size_t size = (size_t)st.st_size;
+    void *p = mmap(NULL, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    int e = p == MAP_FAILED ? -errno : 0;
+    close(fd);
+    if (e)
+        return e;
+    if (mc->e[victim].base)
+        munmap(mc->e[victim].base, mc->e[victim].size);
+    mc->e[victim].dev = st.st_dev;
+    mc->e[victim].ino = st.st_ino;
+    mc->e[victim].base = p;
+    mc->e[victim].size = size;
+    mc->e[victim].used = mc->tick;
+    *out = p;
     return 0;
 }
 
@@ -244,6 +312,7 @@ typedef struct wctx {
     size_t initarg_len;
     br__shm rbuf;      /* the big-result memfd */
     uint64_t big_sent; /* big results sent */
+    mapcache args;     /* the parent's argument memfds */
     bool more;         /* the message has tasks after this one */
     bool unrung;       /* a result was published without ringing */
     int64_t first_unrung, task_start;
@@ -326,9 +395,11 @@ static void worker_put_result(wctx *w, uint64_t seq, int code, const void *data,
     ring_publish(&ch->res, adv);
     /* The doorbell (a syscall when the manager sleeps) once per message of quick tasks;
      * at once after a slow task, or when a result has waited LAZY_NS. */
-    int64_t now = br_now();
-    if (!w->more || now - w->task_start >= LAZY_NS ||
-        (w->unrung && now - w->first_unrung >= LAZY_NS)) {
+    int64_t now = br_now(); /* one clock read per task: the end of this one is the start
+                             * of the next */
+    bool slow = now - w->task_start >= LAZY_NS;
+    w->task_start = now;
+    if (!w->more || slow || (w->unrung && now - w->first_unrung >= LAZY_NS)) {
         ring_doorbell(w->db);
         w->unrung = false;
     } else if (!w->unrung) {
@@ -357,15 +428,16 @@ static void worker_result_of(wctx *w, uint64_t seq, br_future *f) {
     br_future_release(f);
 }
 
+static bool req_ready(void *c) { return ring_has_data(&((chan *)c)->req); }
+
 /* Waits for a request (spins a little, then sleeps on the request ring's word). */
 static msg *worker_next(wctx *w) {
     chan *ch = w->ch;
     msg *m = ring_peek(&ch->req, ch->reqbuf);
     if (m)
         return m;
-    int64_t until = br_now() + SPIN_NS;
-    while ((m = ring_peek(&ch->req, ch->reqbuf)) == NULL && br_now() < until)
-        br__cpu_relax();
+    if (spin_until(req_ready, ch))
+        m = ring_peek(&ch->req, ch->reqbuf);
     while (m == NULL) {
         uint32_t v = atomic_load_explicit(&ch->req.data_word, memory_order_acquire);
         atomic_store_explicit(&ch->req.data_waiting, 1, memory_order_relaxed);
@@ -408,15 +480,13 @@ static _Noreturn void worker_main(wctx *w) {
             uint64_t seq = e->seq;
             br_task_fn fn = (br_task_fn)(uintptr_t)e->fn;
             const void *arg = e + 1;
-            br__shm big = {NULL, 0, -1};
             int bad = 0;
-            if (e->big) {
-                bad = recv_big(w->sock, (size_t)e->len, &big, true);
-                arg = big.base;
-            }
+            if (e->big)
+                bad = recv_mapped(w->sock, (size_t)e->len, &w->args, MAPC_N, &arg, true);
             atomic_store_explicit(&ch->started, seq + 1, memory_order_release);
             w->more = i + 1 < n;
-            w->task_start = br_now();
+            if (i == 0)
+                w->task_start = br_now();
             const _Atomic uint32_t *cancel = &ch->cancel[seq % SLOTS];
             br_future *f = NULL;
             int code = 0;
@@ -426,8 +496,6 @@ static _Noreturn void worker_main(wctx *w) {
                 code = BR_ECANCELED;
             else
                 f = run_local(fn, e->len ? arg : NULL, (size_t)e->len, e->deadline, cancel);
-            if (big.base)
-                br__shm_close(&big);
             if (i + 1 == n)
                 ring_consume(&ch->req, size); /* before the last result: see the notes */
             if (code != 0)
@@ -460,6 +528,7 @@ typedef struct worker {
     uint64_t cancelled_upto; /* cancel flags raised for seq < this are remembered in slot */
     unsigned long handed;    /* tasks handed over (max_tasks_per_child) */
     bool retiring, stop_sent, killed;
+    mapcache results;        /* the worker's result memfd, mapped */
     struct worker *next_w;
 } worker;
 
@@ -802,14 +871,11 @@ static bool collect(pp *p, worker *w) {
         w->done = r->seq + 1;
         int code = r->code;
         const void *data = r + 1;
-        br__shm big = {NULL, 0, -1};
         if (r->big) {
-            int e = recv_big(w->sock, (size_t)r->len, &big, false);
+            int e = recv_mapped(w->sock, (size_t)r->len, &w->results, 2, &data, false);
             if (e != 0) {
                 code = e;
                 data = NULL;
-            } else {
-                data = big.base;
             }
         }
         size_t len = (size_t)r->len;
@@ -820,10 +886,8 @@ static bool collect(pp *p, worker *w) {
         } else if (data && len) {
             br_task_fail(t, code, "%s", (const char *)data);
         }
-        if (big.base) {
-            br__shm_close(&big);
+        if (r->big)
             atomic_fetch_add_explicit(&ch->big_res_done, 1, memory_order_release);
-        }
         ring_consume(&ch->res, r->h.size);
         wake_word(&ch->res.space_word, &ch->res.space_waiting);
         br__task_finish(t, code);
@@ -890,6 +954,7 @@ static void handle_death(pp *p, worker *w) {
     pthread_mutex_unlock(&p->mu);
     if (!w->retiring)
         p->nlive--;
+    mapcache_clear(&w->results);
     br__shm_close(&w->shm);
     close(w->sock);
     w->sock = -1;
@@ -1196,6 +1261,8 @@ static bool anything_to_do(pp *p) {
     return false;
 }
 
+static bool mgr_has_work(void *p) { return anything_to_do(p); }
+
 static void *manager(void *arg) {
     pp *p = arg;
     tls_manager_of = p;
@@ -1271,9 +1338,7 @@ static void *manager(void *arg) {
         if (!idle_spun) {
             /* Look a little longer before sleeping: results come back fast. */
             idle_spun = true;
-            int64_t until = br_now() + SPIN_NS;
-            while (!anything_to_do(p) && br_now() < until)
-                br__cpu_relax();
+            spin_until(mgr_has_work, p);
             continue;
         }
         idle_spun = false;
