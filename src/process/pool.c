@@ -173,11 +173,26 @@ _Static_assert(sizeof(msg) == 16 && sizeof(ent) == 48 && sizeof(res) == 48, "lay
 
 static inline uint64_t up16(uint64_t n) { return (n + 15) & ~(uint64_t)15; }
 
+/* A full fence between processes. ThreadSanitizer doesn't model fences (gcc warns);
+ * the instruction is still there and still orders, which is what the other process
+ * needs. */
+static inline void fence_sc(void) {
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wpragmas"
+#  pragma GCC diagnostic ignored "-Wtsan"
+#endif
+    atomic_thread_fence(memory_order_seq_cst);
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic pop
+#endif
+}
+
 /* The waker's half of the handshake. It never clears the flag (the sleeper does, once
  * awake): with several wakers, one clearing it could hide the sleeper from another
  * whose news the sleeper's re-check missed. */
 static void wake_word(_Atomic uint32_t *word, _Atomic uint32_t *waiting) {
-    atomic_thread_fence(memory_order_seq_cst);
+    fence_sc();
     if (atomic_load_explicit(waiting, memory_order_relaxed)) {
         atomic_fetch_add_explicit(word, 1, memory_order_release);
         br__futex_wake(word, 1, true);
@@ -374,7 +389,7 @@ static void worker_put_result(wctx *w, uint64_t seq, int code, const void *data,
             break;
         uint32_t v = atomic_load_explicit(&ch->res.space_word, memory_order_acquire);
         atomic_store_explicit(&ch->res.space_waiting, 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_seq_cst);
+        fence_sc();
         ring_doorbell(w->db); /* the manager may be asleep with our results unread */
         if ((r = ring_reserve(&ch->res, ch->resbuf, need, &adv)) != NULL) {
             atomic_store_explicit(&ch->res.space_waiting, 0, memory_order_relaxed);
@@ -441,7 +456,7 @@ static msg *worker_next(wctx *w) {
     while (m == NULL) {
         uint32_t v = atomic_load_explicit(&ch->req.data_word, memory_order_acquire);
         atomic_store_explicit(&ch->req.data_waiting, 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_seq_cst);
+        fence_sc();
         if ((m = ring_peek(&ch->req, ch->reqbuf)) != NULL) {
             atomic_store_explicit(&ch->req.data_waiting, 0, memory_order_relaxed);
             break;
@@ -1344,7 +1359,7 @@ static void *manager(void *arg) {
         idle_spun = false;
         doorbell *db = p->db;
         atomic_store_explicit(&db->waiting, 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_seq_cst);
+        fence_sc();
         uint32_t v = atomic_load_explicit(&db->word, memory_order_acquire);
         if (!anything_to_do(p)) {
             int64_t dl = BR_FOREVER;
@@ -1557,6 +1572,9 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
         o.max_workers = br_cpu_count() > 0 ? br_cpu_count() : 1;
     if (o.prefetch == 0)
         o.prefetch = DEFAULT_PREFETCH;
+    /* The parker's calibration (a helper thread, once per process) happens here, before
+     * any fork: a worker that ran it would start a thread in a forked child. */
+    (void)br__calib_spin_ns();
     pp *p = br__calloc(1, sizeof *p);
     if (p == NULL)
         return BR_ENOMEM;
