@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "braid/process.h"
 #include "core/lib.h"
 #include "future/private.h"
 
@@ -176,6 +177,9 @@ int br_test_wait_child(pid_t pid) {
 
 int br_test_main(const struct CMUnitTest *tests, size_t n, const char *group, int argc,
                  char **argv) {
+    /* The spawn entry point: a child spawned by a test (BR_START_SPAWN) re-runs this
+     * binary and is diverted here to run its task. */
+    br_process_main(argc, argv);
     if (argc > 1) {
         size_t i;
         for (i = 0; i < n; i++)

@@ -161,4 +161,22 @@ int br__fdpass_recv(int sock, bool wait);
  * ends, whatever way it ends. The child's pid in the parent, or -errno. */
 pid_t br__fork_worker(void);
 
+/* --- spawn (linux/spawn.c) ---------------------------------------------------------
+ *
+ * What a child needs between fork() and exec (or before it runs a task): each call is
+ * async-signal-safe (raw system calls, no allocation, no lock), so it may run in the
+ * child of a multi-threaded parent. The process layer (process/start.c) uses them. */
+
+/* Asks the kernel to send sig to the calling process when the thread that forked it
+ * ends (PR_SET_PDEATHSIG: the parent *thread*, not the parent process, on Linux), and
+ * then checks the race: if the parent is no longer parent_pid (it ended before the
+ * request was in place), raises sig at once. 0, or BR_ENOSYS where the OS has no such
+ * thing (the caller then has no crash-proof tie to its parent). */
+int br__set_parent_death_signal(int sig, pid_t parent_pid);
+
+/* Marks every descriptor >= lowfd close-on-exec (close_range(CLOSE_RANGE_CLOEXEC), or a
+ * loop up to the descriptor limit on an older kernel), so that an exec keeps only the
+ * descriptors the caller then unmarks. Never fails. */
+void br__cloexec_from(int lowfd);
+
 #endif

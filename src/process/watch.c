@@ -54,6 +54,8 @@ static entry *head;
 static size_t count, npolled;
 static int epfd = -1, evfd = -1;
 static bool started;
+/* The watcher thread's kernel id: 0 before it starts, -1 from its start until it runs. */
+static _Atomic int watcher_tid;
 static uint64_t generation; /* bumped at fork in the child: a stale watcher stops */
 
 static void child_hook(void);
@@ -110,6 +112,7 @@ static bool try_reap(entry *e) {
 
 static void *watcher(void *arg) {
     uint64_t gen = (uint64_t)(uintptr_t)arg;
+    atomic_store(&watcher_tid, br__thread_native_id());
     struct epoll_event evs[MAX_EVENTS];
     for (;;) {
         pthread_mutex_lock(&lock);
@@ -195,6 +198,8 @@ static int start_locked(void) {
         return BR_EAGAIN;
     }
     started = true;
+    int none = 0;
+    atomic_compare_exchange_strong(&watcher_tid, &none, -1);
     return 0;
 }
 
@@ -269,7 +274,10 @@ size_t br__child_watch_count(void) {
     return n;
 }
 
+int br__child_watch_tid(void) { return atomic_load(&watcher_tid); }
+
 static void child_hook(void) {
+    atomic_store(&watcher_tid, 0);
     /* The forking thread is the child's only thread; `lock` may have been held by
      * another thread of the parent at the fork, so it is re-made, not unlocked. */
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;

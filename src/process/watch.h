@@ -34,6 +34,10 @@
  * error nothing watches pid: the caller must reap it. */
 int br__child_watch(pid_t pid, int pidfd, br_future **out);
 
+/* The watcher thread's kernel id (0: no watcher; -1: started, about to run): the process layer leaves it out
+ * when it counts the threads that make fork risky. */
+int br__child_watch_tid(void);
+
 /* The number of children being watched (tests). */
 size_t br__child_watch_count(void);
 

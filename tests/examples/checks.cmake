@@ -632,3 +632,62 @@ function(check_ppe_primes)
   ex_expect_count("^done 1099726899285419 is prime: False$" 1)
   ex_expect_count("^5 of 6 are prime$" 1)
 endfunction()
+
+# --- processes (braid/process.h) ----------------------------------------------------
+
+# process_args: two children, five 40 ms sleeps each, joined before the main's line.
+function(check_process_args_common method)
+  ex_expect_count("^run1函数执行完成$" 5)
+  ex_expect_count("^run2函数执行完成$" 5)
+  ex_expect_before("^run[12]函数执行完成$" "^子进程执行完成,继续开始主进程$")
+  ex_expect_line_at(-2 "${method}: exitcodes 0 0")
+  ex_expect_seconds("^([0-9.]+)$" 200 inf)
+  ex_expect_nlines(13)
+endfunction()
+function(check_process_args)
+  check_process_args_common(fork)
+endfunction()
+function(check_process_args_spawn)
+  check_process_args_common(spawn)
+endfunction()
+
+function(check_process_global)
+  ex_expect_lines("run1函数执行完成 (num = 1 in the child)" "2")
+endfunction()
+
+# os_fork: both print "jack"; the pid the parent got is the child's own; its parent is
+# the parent.
+function(check_os_fork)
+  ex_expect_count("^jack$" 2)
+  ex_capture(child "^子进程 ([0-9]+) ,父进程是: [0-9]+\\.$")
+  ex_capture(ppid "^子进程 [0-9]+ ,父进程是: ([0-9]+)\\.$")
+  ex_expect_line("我是父进程:${child}.")
+  ex_expect_line_at(-1 "parent ${ppid}: child exited with 0")
+  ex_expect_nlines(5)
+endfunction()
+
+# process_daemon: the daemon child never prints (it would after 300 ms; the stdout pipe
+# it holds would keep the output open until it did).
+function(check_process_daemon)
+  ex_expect_lines("daemon: yes" "main process ends")
+endfunction()
+function(check_process_daemon_crash)
+  ex_expect_count("^parent [0-9]+: daemon child [0-9]+ started; now the parent is killed$" 1)
+  ex_expect_line_at(-1 "parent exitcode -9")
+  ex_expect_no_line("outlived")
+  ex_expect_nlines(2)
+endfunction()
+
+# cpu_pids: every child's parent is the main process; children have distinct pids.
+function(check_cpu_pids)
+  ex_expect_count("^cpu_count: [1-9][0-9]*$" 1)
+  ex_capture(main "^main: pid ([0-9]+) \\(MainProcess\\)$")
+  ex_capture(c1 "^Process-1: pid ([0-9]+), parent ${main}$")
+  ex_capture(c2 "^Process-2: pid ([0-9]+), parent ${main}$")
+  if(c1 STREQUAL c2 OR c1 STREQUAL main)
+    ex_fail("pids not distinct: main ${main}, children ${c1} ${c2}")
+  endif()
+  ex_expect_subsequence("^joined pid " "joined pid ${c1}" "joined pid ${c2}")
+  ex_expect_before("^Process-1: " "^joined pid ${c1}$")
+  ex_expect_nlines(6)
+endfunction()

@@ -100,3 +100,12 @@ endif()
 braid_example_test(mp_apply_async mp_apply_async)
 braid_example_test(mp_imap mp_imap)
 braid_example_test(ppe_primes ppe_primes)
+
+# processes
+braid_example_test(process_args process_args)
+braid_example_test(process_args_spawn process_args spawn)
+braid_example_test(process_global process_global)
+braid_example_test(os_fork os_fork)
+braid_example_test(process_daemon process_daemon)
+braid_example_test(process_daemon_crash process_daemon crash)
+braid_example_test(cpu_pids cpu_pids)
