@@ -147,7 +147,7 @@ int br__pidfd_signal(int pidfd, int sig);
 /* --- fdpass (linux/fdpass.c): the process pool's descriptors and workers -------------
  *
  * A message carries one descriptor from one process to another (a pool worker's
- * big-message memfd), and a worker is forked so that it dies with its parent. */
+ * big-message memfd). */
 
 /* A close-on-exec socketpair for descriptor messages. 0 or -errno. */
 int br__fdpass_pair(int sv[2]);
@@ -157,9 +157,6 @@ int br__fdpass_send(int sock, int fd);
 /* Receives one descriptor (close-on-exec): the descriptor, BR_EAGAIN (none yet and
  * wait false), BR_EPIPE (the peer is gone), BR_EIO (a message without one), -errno. */
 int br__fdpass_recv(int sock, bool wait);
-/* fork() for a pool worker: in the child (0) the kernel sends SIGKILL when the parent
- * ends, whatever way it ends. The child's pid in the parent, or -errno. */
-pid_t br__fork_worker(void);
 
 /* --- spawn (linux/spawn.c) ---------------------------------------------------------
  *

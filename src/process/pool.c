@@ -49,7 +49,7 @@
  * request ring's tail before it publishes the last result of a message: a manager that
  * sees a result also sees the room the message left.
  *
- * Liveness. Every worker's exit future (br__child_watch) has a done-callback (on_exit,
+ * Liveness. Every worker's exit future (br__child_watch) has a done-callback (on_worker_exit,
  * on the watcher thread) that records the death and rings the doorbell; the manager
  * sleeps only on the doorbell, so no wait in this file outlives a worker unnoticed.
  * Workers only sleep while the manager lives (PDEATHSIG). On a death the manager first
@@ -68,12 +68,14 @@
 #include "executor/private.h"
 #include "platform/platform.h"
 #include "process/shm.h"
+#include "process/start.h"
 #include "process/watch.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -87,6 +89,7 @@ enum {
     MAX_MSG_TASKS = 256,
     SLOTS = 1024,              /* > tasks in flight per worker (prefetch + a chunk) */
     DEFAULT_PREFETCH = 32,
+    FN_MAX = 256,              /* distinct task functions per pool under spawn */
     MAX_PREFETCH = 512
 };
 #define POLL_NS (1000 * 1000)  /* cancel-request polling while tasks are in flight */
@@ -150,12 +153,16 @@ typedef struct msg {
     uint32_t pad;
 } msg;
 
+enum { ENT_INLINE = 0, ENT_BIG = 1, ENT_DEF = 2 };
+
 typedef struct ent {
-    uint64_t fn;
+    uint64_t fn;       /* the pointer (fork), or its index in the function table (spawn) */
     int64_t deadline;
     uint64_t seq;
     uint64_t len;
-    uint32_t big;  /* the argument is in a memfd that crossed the socket */
+    uint32_t big;  /* ENT_*: ENT_BIG, the argument is in a memfd that crossed the socket;
+                    * ENT_DEF (spawn), no task: defines function `fn` by the br__fnref
+                    * that follows */
     uint32_t size; /* this entry with its inline bytes, a multiple of 16 */
     uint64_t pad;
 } ent;
@@ -328,6 +335,8 @@ typedef struct wctx {
     br__shm rbuf;      /* the big-result memfd */
     uint64_t big_sent; /* big results sent */
     mapcache args;     /* the parent's argument memfds */
+    bool spawned;      /* functions arrive as references (DEF entries), by index */
+    br_task_fn fns[FN_MAX];
     bool more;         /* the message has tasks after this one */
     bool unrung;       /* a result was published without ringing */
     int64_t first_unrung, task_start;
@@ -468,7 +477,11 @@ static msg *worker_next(wctx *w) {
     return m;
 }
 
-static _Noreturn void worker_main(wctx *w) {
+static int init_unresolved(br_task *t) {
+    return br_task_fail(t, BR_ENOENT, "the initializer can't be found in the worker");
+}
+
+static int worker_main(wctx *w) {
     chan *ch = w->ch;
     if (w->init) {
         br_future *f = run_local(w->init, w->initarg, w->initarg_len, BR_FOREVER, NULL);
@@ -478,7 +491,7 @@ static _Noreturn void worker_main(wctx *w) {
         if (code != 0) {
             atomic_store(&ch->init_rc, code);
             atomic_store(&ch->state, ST_INIT_FAILED);
-            _exit(0);
+            return 0;
         }
     }
     atomic_store(&ch->state, ST_READY);
@@ -486,16 +499,27 @@ static _Noreturn void worker_main(wctx *w) {
     for (;;) {
         msg *m = worker_next(w);
         if (m->kind == M_STOP)
-            _exit(0);
+            return 0; /* the start's child side flushes stdio and exits */
         uint32_t n = m->n, size = m->size;
         unsigned char *p = (unsigned char *)(m + 1);
         for (uint32_t i = 0; i < n; i++) {
             ent *e = (ent *)(void *)p;
             p += e->size;
+            if (e->big == ENT_DEF) { /* spawn: function e->fn is the reference that follows */
+                br__fnptr f = NULL;
+                char why[128];
+                if (e->fn < FN_MAX &&
+                    br__fnref_resolve((const br__fnref *)(const void *)(e + 1), &f, why,
+                                      sizeof why) == 0)
+                    w->fns[e->fn] = (br_task_fn)f;
+                continue;
+            }
             uint64_t seq = e->seq;
             br_task_fn fn = (br_task_fn)(uintptr_t)e->fn;
+            if (w->spawned)
+                fn = e->fn < FN_MAX ? w->fns[e->fn] : NULL;
             const void *arg = e + 1;
-            int bad = 0;
+            int bad = fn ? 0 : BR_ENOENT; /* a function the worker couldn't resolve */
             if (e->big)
                 bad = recv_mapped(w->sock, (size_t)e->len, &w->args, MAPC_N, &arg, true);
             atomic_store_explicit(&ch->started, seq + 1, memory_order_release);
@@ -521,6 +545,58 @@ static _Noreturn void worker_main(wctx *w) {
     }
 }
 
+/* What a worker is started with (its task's argument bytes), then initarg_len bytes. */
+typedef struct wspec {
+    uint32_t magic;
+    int32_t method;
+    int32_t chan_fd, db_fd, sock_fd; /* the same numbers in the child */
+    uint32_t has_init;
+    uint64_t chan_size, db_size;
+    uint64_t init_ptr;   /* fork: the initializer as it is */
+    br__fnref init_ref;  /* spawn: its reference */
+    uint64_t initarg_len;
+} wspec;
+#define WSPEC_MAGIC 0x62727077u /* "brpw" */
+
+/* The worker process's main, as a task (process/pool.h): what br__child_start runs, in
+ * a forked child or a spawned one. */
+int br__pool_worker_task(br_task *t) {
+    size_t len;
+    const wspec *sp = br_task_arg(t, &len);
+    if (sp == NULL || len < sizeof *sp || sp->magic != WSPEC_MAGIC ||
+        len != sizeof *sp + sp->initarg_len)
+        return br_task_fail(t, BR_EINVAL, "not a pool worker's start");
+    br__shm chs, dbs;
+    int rc = br__shm_attach(&chs, sp->chan_fd, (size_t)sp->chan_size);
+    if (rc == 0 && (rc = br__shm_attach(&dbs, sp->db_fd, (size_t)sp->db_size)) != 0)
+        br__shm_close(&chs);
+    if (rc != 0)
+        return br_task_fail(t, rc, "can't map the pool's channel");
+    wctx *c = br__calloc(1, sizeof *c); /* big (the function table): not on the stack */
+    if (c == NULL)
+        return BR_ENOMEM;
+    c->ch = chs.base;
+    c->db = dbs.base;
+    c->sock = sp->sock_fd;
+    c->rbuf = (br__shm){NULL, 0, -1};
+    c->spawned = sp->method == BR_START_SPAWN;
+    c->initarg = sp + 1;
+    c->initarg_len = (size_t)sp->initarg_len;
+    if (sp->has_init) {
+        if (c->spawned) {
+            br__fnptr f = NULL;
+            if (br__fnref_resolve(&sp->init_ref, &f, NULL, 0) == 0)
+                c->init = (br_task_fn)f;
+            else
+                c->init = init_unresolved;
+        } else {
+            c->init = (br_task_fn)(uintptr_t)sp->init_ptr;
+        }
+    }
+    worker_main(c);
+    return 0;
+}
+
 /* --- the parent's side ------------------------------------------------------------------ */
 
 typedef struct bigarg {
@@ -535,15 +611,17 @@ typedef struct worker {
     pid_t pid;
     int pidfd;
     br_future *exit;
-    _Atomic int dead;     /* set by on_exit */
-    _Atomic int cb_gone;  /* on_exit has returned: w may be freed */
+    _Atomic int dead;     /* set by on_worker_exit */
+    _Atomic int cb_gone;  /* on_worker_exit has returned: w may be freed */
     int64_t exit_rc;      /* written before dead */
     br_task *slot[SLOTS]; /* in flight: seq in [done, next) */
     uint64_t next, done;
     uint64_t cancelled_upto; /* cancel flags raised for seq < this are remembered in slot */
     unsigned long handed;    /* tasks handed over (max_tasks_per_child) */
-    bool retiring, stop_sent, killed;
+    bool retiring, stop_sent, killed, no_cb;
     mapcache results;        /* the worker's result memfd, mapped */
+    uint8_t defined[FN_MAX]; /* spawn: function i was sent to this worker */
+    uint32_t msg_defs;       /* DEF entries in the message being built */
     struct worker *next_w;
 } worker;
 
@@ -554,9 +632,19 @@ typedef struct chunk_node {
     br_task *tasks[];
 } chunk_node;
 
+typedef struct fnent {
+    br_task_fn fn;
+    br__fnref ref;
+} fnent;
+
 typedef struct pp {
     br_executor base;
     br_processpool_opts o;
+    int method;          /* BR_START_FORK or BR_START_SPAWN */
+    br__fnref init_ref;  /* spawn: the initializer's reference */
+    pthread_mutex_t fn_mu; /* guards fns, nfns (spawn) */
+    fnent *fns;
+    int nfns;
     void *initarg;       /* our copy */
     br__shm dbshm;
     doorbell *db;
@@ -572,7 +660,7 @@ typedef struct pp {
     chunk_node *chunks_head, *chunks_tail;
     bool shutdown, cancel_req, terminate_req, broken;
     _Atomic int npending;  /* pushes not yet taken by the manager (a hint for sleeping) */
-    _Atomic int deaths;    /* on_exit calls not yet handled */
+    _Atomic int deaths;    /* on_worker_exit calls not yet handled */
     _Atomic bool mgr_done;
 
     /* the manager's own */
@@ -597,6 +685,45 @@ static pp *as_pp(br_executor *ex) {
 }
 
 static void poke(pp *p) { ring_doorbell(p->db); }
+
+/* --- functions under spawn ----------------------------------------------------------------- */
+
+/* fn's index in the pool's function table, adding it (with its reference) if make. Under
+ * spawn a function crosses to a worker once, as a reference (process/start.h), and tasks
+ * name it by index. BR_EINVAL: fn can't cross (not module code: the reason is printed
+ * by nobody, the code is the answer at submit); BR_ENOSPC: more than FN_MAX functions. */
+static int fn_index(pp *p, br_task_fn fn, bool make) {
+    pthread_mutex_lock(&p->fn_mu);
+    int idx = -1;
+    for (int i = p->nfns - 1; i >= 0; i--)
+        if (p->fns[i].fn == fn) {
+            idx = i;
+            break;
+        }
+    if (idx < 0 && make) {
+        if (p->fns == NULL)
+            p->fns = br__calloc(FN_MAX, sizeof *p->fns);
+        if (p->fns == NULL) {
+            idx = BR_ENOMEM;
+        } else if (p->nfns == FN_MAX) {
+            idx = BR_ENOSPC;
+        } else if (br__fnref_make(&p->fns[p->nfns].ref, (br__fnptr)fn, NULL, 0) != 0) {
+            idx = BR_EINVAL;
+        } else {
+            p->fns[p->nfns].fn = fn;
+            idx = p->nfns++;
+        }
+    }
+    pthread_mutex_unlock(&p->fn_mu);
+    return idx;
+}
+
+static int check_fn(pp *p, br_task_fn fn) {
+    if (p->method != BR_START_SPAWN)
+        return 0;
+    int idx = fn_index(p, fn, true);
+    return idx < 0 ? idx : 0;
+}
 
 /* --- arguments ----------------------------------------------------------------------- */
 
@@ -723,7 +850,7 @@ static void fail_claimed(br_task *t, int code, const char *m) {
 
 /* --- workers -------------------------------------------------------------------------- */
 
-static void on_exit(br_future *f, void *arg) {
+static void on_worker_exit(br_future *f, void *arg) {
     worker *w = arg;
     pp *p = w->pp;
     int64_t rc = 0;
@@ -737,6 +864,11 @@ static void on_exit(br_future *f, void *arg) {
 }
 
 /* The one place workers start (the start methods plug in here). */
+
+/* The one place workers start: through the process layer's start methods
+ * (process/start.h), as a task that runs the worker's loop, with the channel, the
+ * doorbell and the socket inherited at the same descriptor numbers. Daemon: the kernel
+ * kills the worker when the manager thread (the starter) ends. */
 static int start_worker(pp *p) {
     worker *w = br__calloc(1, sizeof *w);
     if (w == NULL)
@@ -755,46 +887,53 @@ static int start_worker(pp *p) {
         br__free(w);
         return rc;
     }
-    pid_t pid = br__fork_worker();
-    if (pid == 0) {
+    size_t speclen = sizeof(wspec) + p->o.initarg_len;
+    wspec *sp = br__calloc(1, speclen);
+    if (sp == NULL) {
         close(sv[0]);
-        wctx c = {.ch = w->ch, .db = p->db, .sock = sv[1], .init = p->o.initializer,
-                  .initarg = p->initarg, .initarg_len = p->o.initarg_len,
-                  .rbuf = {NULL, 0, -1}};
-        worker_main(&c);
-    }
-    close(sv[1]);
-    if (pid < 0) {
-        close(sv[0]);
+        close(sv[1]);
         br__shm_close(&w->shm);
         br__free(w);
-        return pid;
+        return BR_ENOMEM;
     }
-    w->sock = sv[0];
-    w->pid = pid;
-    w->pidfd = br__pidfd_open(pid);
-    rc = br__child_watch(pid, w->pidfd, &w->exit);
+    sp->magic = WSPEC_MAGIC;
+    sp->method = p->method;
+    sp->chan_fd = w->shm.fd;
+    sp->db_fd = p->dbshm.fd;
+    sp->sock_fd = sv[1];
+    sp->chan_size = w->shm.size;
+    sp->db_size = p->dbshm.size;
+    sp->has_init = p->o.initializer != NULL;
+    sp->init_ptr = (uint64_t)(uintptr_t)p->o.initializer;
+    sp->init_ref = p->init_ref;
+    sp->initarg_len = p->o.initarg_len;
+    if (p->o.initarg_len)
+        memcpy(sp + 1, p->initarg, p->o.initarg_len);
+    int fds[3] = {w->shm.fd, p->dbshm.fd, sv[1]};
+    br__child_spec cs = {.fn = br__pool_worker_task, .arg = sp, .len = speclen,
+                         .name = "braid-pool-worker", .daemon = true, .method = p->method,
+                         .fds = fds, .nfds = 3, .quiet = true};
+    br__child c;
+    rc = br__child_start(&cs, &c, NULL, 0);
+    br__free(sp);
+    close(sv[1]);
     if (rc != 0) {
-        /* Nobody watches it: stop it and reap it here, the one exception. */
-        kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-        if (w->pidfd >= 0)
-            close(w->pidfd);
-        close(w->sock);
+        close(sv[0]);
         br__shm_close(&w->shm);
         br__free(w);
         return rc;
     }
+    w->sock = sv[0];
+    w->pid = c.pid;
+    w->pidfd = c.pidfd;
+    w->exit = c.exit;
     pthread_mutex_lock(&p->mu); /* the list is the manager's; mu for br_processpool_pids */
     w->next_w = p->workers;
     p->workers = w;
     pthread_mutex_unlock(&p->mu);
     p->nlive++;
-    if (br_future_add_done_callback(w->exit, on_exit, w) != 0) {
-        /* Out of memory for the callback: poll it instead (see reap). */
-        w->killed = true;
-    }
+    if (br_future_add_done_callback(w->exit, on_worker_exit, w) != 0)
+        w->no_cb = true; /* out of memory for the callback: reap() polls the future */
     return 0;
 }
 
@@ -993,6 +1132,9 @@ static bool reap(pp *p) {
     if (atomic_load(&p->deaths) > 0 || p->workers) {
         for (worker *w = p->workers, *nx; w; w = nx) {
             nx = w->next_w;
+            if (w->no_cb && !atomic_load(&w->dead) && br_future_done(w->exit)) {
+                on_worker_exit(w->exit, w); /* the callback that couldn't be added */
+            }
             if (atomic_load_explicit(&w->dead, memory_order_acquire)) {
                 atomic_fetch_sub(&p->deaths, 1);
                 handle_death(p, w);
@@ -1023,18 +1165,48 @@ static bool put_entry(worker *w, unsigned char **cur, unsigned char *end, br_tas
     uint64_t esz = sizeof(ent) + (big ? 0 : up16(len));
     if (*cur + esz > end)
         return false;
+    uint64_t fnval = (uint64_t)(uintptr_t)br_task_function(t);
+    pp *p = w->pp;
+    int def = -1;
+    if (p->method == BR_START_SPAWN) {
+        int idx = fn_index(p, br_task_function(t), true); /* checked at submit */
+        if (idx < 0)
+            return false;
+        fnval = (uint64_t)idx;
+        if (!w->defined[idx]) {
+            def = idx;
+            if (*cur + sizeof(ent) + up16(sizeof(br__fnref)) + esz > end)
+                return false;
+        }
+    }
     if (big) {
         bigarg *b = (bigarg *)arg;
         if (br__fdpass_send(w->sock, b->shm.fd) != 0)
             return false; /* the worker is gone: its death is being reported */
     }
+    if (def >= 0) {
+        /* spawn: the function crosses once, as a reference, before its first task */
+        uint64_t dsz = sizeof(ent) + up16(sizeof(br__fnref));
+        ent *d = (ent *)(void *)*cur;
+        memset(d, 0, sizeof *d);
+        d->fn = (uint64_t)def;
+        d->big = ENT_DEF;
+        d->len = sizeof(br__fnref);
+        d->size = (uint32_t)dsz;
+        pthread_mutex_lock(&p->fn_mu);
+        memcpy(d + 1, &p->fns[def].ref, sizeof(br__fnref));
+        pthread_mutex_unlock(&p->fn_mu);
+        *cur += dsz;
+        w->defined[def] = 1;
+        w->msg_defs++; /* an entry of the message, not a task */
+    }
     ent *e = (ent *)(void *)*cur;
     uint64_t seq = w->next++;
-    e->fn = (uint64_t)(uintptr_t)br_task_function(t);
+    e->fn = fnval;
     e->deadline = br_task_deadline(t);
     e->seq = seq;
     e->len = len;
-    e->big = big;
+    e->big = big ? ENT_BIG : ENT_INLINE;
     e->size = (uint32_t)esz;
     if (!big && len)
         memcpy(e + 1, arg, len);
@@ -1079,6 +1251,7 @@ static bool dispatch_one(pp *p, worker *w) {
         return false;
     unsigned char *cur = (unsigned char *)(m + 1), *end = (unsigned char *)m + MSG_MAX;
     uint32_t n = 0;
+    w->msg_defs = 0;
     int limit = room;
     if (p->o.max_tasks_per_child > 0) {
         long left = (long)p->o.max_tasks_per_child - (long)w->handed;
@@ -1172,7 +1345,7 @@ static bool dispatch_one(pp *p, worker *w) {
     }
     m->size = (uint32_t)((size_t)(cur - (unsigned char *)m));
     m->kind = M_TASKS;
-    m->n = n;
+    m->n = n + w->msg_defs; /* entries */
     /* The reservation was MSG_MAX; publish only what was used (a PAD placed for it
      * stays valid: the message starts at the same place). */
     ring_publish(&w->ch->req, adv - MSG_MAX + m->size);
@@ -1388,7 +1561,9 @@ static int push_checked(pp *p) {
 static int pp_submit(br_executor *ex, br_task *t, const br_call *call) {
     (void)call;
     pp *p = (pp *)ex;
-    int rc = own_arg(t);
+    int rc = check_fn(p, br_task_function(t));
+    if (rc == 0)
+        rc = own_arg(t);
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&p->mu);
@@ -1427,7 +1602,9 @@ static int pp_submit_batch(br_executor *ex, br_task *const tasks[], size_t n,
     (void)call;
     pp *p = (pp *)ex;
     *queued = 0;
-    int rc = own_all(tasks, n);
+    int rc = check_fn(p, br_task_function(tasks[0]));
+    if (rc == 0)
+        rc = own_all(tasks, n);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i + 1 < n; i++)
@@ -1457,10 +1634,13 @@ static int pp_submit_chunk(br_executor *ex, br_task *const tasks[], size_t n,
                            const br_call *call) {
     (void)call;
     pp *p = (pp *)ex;
+    int rc = check_fn(p, br_task_function(tasks[0]));
+    if (rc != 0)
+        return rc;
     chunk_node *c = br__malloc(sizeof *c + n * sizeof(br_task *));
     if (c == NULL)
         return BR_ENOMEM;
-    int rc = own_all(tasks, n);
+    rc = own_all(tasks, n);
     if (rc != 0) {
         br__free(c);
         return rc;
@@ -1532,6 +1712,8 @@ static void pp_destroy(br_executor *ex) {
     br__free(p->initarg);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->join_mu);
+    pthread_mutex_destroy(&p->fn_mu);
+    br__free(p->fns);
     if (atomic_fetch_sub(&live_pools, 1) == 1)
         cache_flush();
     p->base.magic = BR__EXECUTOR_DEAD;
@@ -1563,11 +1745,25 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
         o.prefetch > MAX_PREFETCH || (o.initarg == NULL && o.initarg_len > 0) ||
         (unsigned)o.on_worker_death > BR_WORKER_DEATH_BREAK)
         return BR__MISUSE(BR_EINVAL, "br_processpool_new: bad options");
-    if (o.start_method && strcmp(o.start_method, "fork") != 0) {
-        if (strcmp(o.start_method, "spawn") == 0 || strcmp(o.start_method, "forkserver") == 0)
+    int method = (int)br_get_start_method();
+    if (o.start_method) {
+        if (strcmp(o.start_method, "fork") == 0)
+            method = BR_START_FORK;
+        else if (strcmp(o.start_method, "spawn") == 0)
+            method = BR_START_SPAWN;
+        else if (strcmp(o.start_method, "forkserver") == 0)
             return BR_ENOTSUP;
-        return BR__MISUSE(BR_EINVAL, "br_processpool_new: unknown start method");
+        else
+            return BR__MISUSE(BR_EINVAL, "br_processpool_new: unknown start method");
     }
+    if (method == BR_START_SPAWN && !br__process_main_seen())
+        return BR_ESTATE; /* a spawned worker would not divert: br_process_main */
+    br__fnref init_ref;
+    memset(&init_ref, 0, sizeof init_ref);
+    if (method == BR_START_SPAWN && o.initializer &&
+        br__fnref_make(&init_ref, (br__fnptr)o.initializer, NULL, 0) != 0)
+        return BR__MISUSE(BR_EINVAL, "br_processpool_new: the initializer can't reach a "
+                                     "spawned worker");
     if (o.max_workers == 0)
         o.max_workers = br_cpu_count() > 0 ? br_cpu_count() : 1;
     if (o.prefetch == 0)
@@ -1580,6 +1776,8 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
         return BR_ENOMEM;
     p->o = o;
     p->o.initarg = NULL;
+    p->method = method;
+    p->init_ref = init_ref;
     if (o.initarg_len) {
         if ((p->initarg = br__malloc(o.initarg_len)) == NULL) {
             br__free(p);
@@ -1593,11 +1791,11 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
         br__free(p);
         return rc == BR_EMFILE || rc == BR_ENFILE ? rc : BR_ENOMEM;
     }
-    br__shm_drop_fd(&p->dbshm); /* forked workers inherit the mapping */
     p->db = p->dbshm.base;
     p->owner = getpid();
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->join_mu, NULL);
+    pthread_mutex_init(&p->fn_mu, NULL);
     rc = br_executor_init(&p->base, &pp_vt);
     if (rc == 0 && pthread_create(&p->mgr, NULL, manager, p) != 0)
         rc = BR_EAGAIN;
@@ -1605,6 +1803,7 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
         br__shm_close(&p->dbshm);
         pthread_mutex_destroy(&p->mu);
         pthread_mutex_destroy(&p->join_mu);
+        pthread_mutex_destroy(&p->fn_mu);
         br__free(p->initarg);
         br__free(p);
         return rc;

@@ -15,4 +15,7 @@ int br__processpool_submit_chunked(br_executor *ex, br_task_fn fn, const void *a
                                    size_t count, size_t size, size_t chunksize,
                                    br_future **futs);
 
+/* A pool worker's main, as the task its process runs (under every start method). */
+int br__pool_worker_task(br_task *t);
+
 #endif

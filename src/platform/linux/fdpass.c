@@ -1,15 +1,10 @@
-/* Passing descriptors and starting pool workers on Linux (platform/platform.h,
- * "fdpass"): a SOCK_SEQPACKET socketpair carries one descriptor per message with
- * SCM_RIGHTS (MSG_NOSIGNAL: a dead peer is BR_EPIPE, never a SIGPIPE), and
- * br__fork_worker forks a child that the kernel kills with SIGKILL when the forking
- * thread's process goes away (PR_SET_PDEATHSIG), so a worker never outlives a parent
- * that crashed. */
+/* Passing descriptors on Linux (platform/platform.h, "fdpass"): a SOCK_SEQPACKET
+ * socketpair carries one descriptor per message with SCM_RIGHTS (MSG_NOSIGNAL: a dead
+ * peer is BR_EPIPE, never a SIGPIPE). */
 #include "platform/platform.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -69,17 +64,4 @@ int br__fdpass_recv(int sock, bool wait) {
     int fd;
     memcpy(&fd, CMSG_DATA(h), sizeof fd);
     return fd;
-}
-
-pid_t br__fork_worker(void) {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
-    if (pid == 0) {
-        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) /* the parent died before the prctl */
-            _exit(128 + SIGKILL);
-    }
-    return pid;
 }
