@@ -80,6 +80,23 @@ br_future *br__task_prepare(br_task_fn fn, const void *arg, size_t len, unsigned
  * parent's cancellation (br_task_cancelled) as its own. */
 void br__task_set_parent(br_task *t, br_task *parent);
 
+/* For an executor that runs t here on behalf of another process (a process pool's
+ * worker): until the next call on this thread, br_task_cancelled(t) is also true once
+ * *word is nonzero (a flag the other process raises in shared memory). word NULL
+ * clears it. Per thread: only the task this thread runs sees it. */
+void br__task_set_external_cancel(const br_task *t, const _Atomic uint32_t *word);
+
+/* For executors that cross a process boundary, which copy every argument at submit:
+ * makes t's argument its own copy if it was borrowed (inline up to BR__INLINE_ARG,
+ * else on the heap). 0 or BR_ENOMEM (the argument stays borrowed). */
+int br__task_own_arg(br_task *t);
+/* Replaces t's argument with (handle, len), freeing a heap copy it held: the executor
+ * then owns whatever handle points to (a process pool's shared-memory copy) and must
+ * put the argument back to (NULL, 0) before the task's future can be freed. */
+void br__task_swap_arg(br_task *t, void *handle, size_t len);
+/* True once br_future_request_cancel reached t (or the task running it). */
+bool br__task_cancel_requested(const br_task *t);
+
 /* The claim. true: t is RUNNING (INTASK) and the caller must end it with
  * br__task_finish. false: t was not pending (cancelled while queued) or its deadline
  * had passed (it is now FINISHED with BR_ETIMEDOUT, unrun); either way the executor's

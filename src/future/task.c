@@ -42,6 +42,8 @@ static bool in_task(const br_task *t) {
 
 bool br__task_begun(const br_task *t) { return in_task(t); }
 
+static bool cancel_requested(const br_task *t);
+
 /* --- preparing ------------------------------------------------------------------------- */
 
 br_future *br__task_prepare(br_task_fn fn, const void *arg, size_t len, unsigned how,
@@ -101,6 +103,19 @@ int br__task_copy_arg(br_task *t, const void *arg, size_t len) {
     f->tflags |= BR__TF_ARG_HEAP;
     return 0;
 }
+
+int br__task_own_arg(br_task *t) {
+    br_future *f = fut(t);
+    if (f->tflags & (BR__TF_ARG_INLINE | BR__TF_ARG_HEAP))
+        return 0;
+    return br__task_copy_arg(t, t->a.ref.ptr, t->a.ref.len);
+}
+
+void br__task_swap_arg(br_task *t, void *handle, size_t len) {
+    br__task_set_arg(t, handle, len);
+}
+
+bool br__task_cancel_requested(const br_task *t) { return cancel_requested(t); }
 
 void br__task_set_in_process(br_task *t, bool in_process) {
     br_future *f = fut(t);
@@ -205,10 +220,24 @@ static bool cancel_requested(const br_task *t) {
     return false;
 }
 
+/* A cancel flag outside the future (a process pool worker's, in shared memory), for
+ * the one task this thread runs for another process (br__task_set_external_cancel). */
+static _Thread_local struct {
+    const br_task *t;
+    const _Atomic uint32_t *word;
+} ext_cancel;
+
+void br__task_set_external_cancel(const br_task *t, const _Atomic uint32_t *word) {
+    ext_cancel.t = word ? t : NULL;
+    ext_cancel.word = word;
+}
+
 bool br_task_cancelled(const br_task *t) {
     for (; t != NULL; t = t->parent)
         if ((atomic_load_explicit(&fut(t)->st, memory_order_relaxed) & BR__FF_CANCEL_REQ) ||
-            br__deadline_passed(t->deadline))
+            br__deadline_passed(t->deadline) ||
+            (BR__UNLIKELY(t == ext_cancel.t) &&
+             atomic_load_explicit(ext_cancel.word, memory_order_relaxed) != 0))
             return true;
     return false;
 }

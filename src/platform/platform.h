@@ -19,6 +19,7 @@
  *   spawn        start a program (posix_spawn) with chosen fds, cwd and default signals
  *   liveness     whether a process id (not our child) still names a live process
  *   child        what a forked child sets up before it runs or execs (parent-death signal)
+ *   fdpass       a descriptor sent to another process (SCM_RIGHTS)
  *
  * Slots the next layers fill (each lands with the layer that needs it, with its tests;
  * nothing is declared before it exists, so nothing here can be called half-made):
@@ -220,6 +221,20 @@ int br__spawn(const br__spawn_req *r, pid_t *pid);
  * to be reaped (a zombie, which kill(pid, 0) would still find). A recycled pid reads as
  * alive: callers accept that (it takes a pid wrap-around within one holder's death). */
 bool br__pid_gone(int pid);
+
+/* --- fdpass (linux/fdpass.c): the process pool's descriptors and workers -------------
+ *
+ * A message carries one descriptor from one process to another (a pool worker's
+ * big-message memfd). */
+
+/* A close-on-exec socketpair for descriptor messages. 0 or -errno. */
+int br__fdpass_pair(int sv[2]);
+/* Sends fd (the caller keeps its own) as one message. 0, BR_EPIPE (the peer is gone;
+ * never SIGPIPE), or another -errno. */
+int br__fdpass_send(int sock, int fd);
+/* Receives one descriptor (close-on-exec): the descriptor, BR_EAGAIN (none yet and
+ * wait false), BR_EPIPE (the peer is gone), BR_EIO (a message without one), -errno. */
+int br__fdpass_recv(int sock, bool wait);
 
 /* --- child (linux/child.c) ---------------------------------------------------------
  *

@@ -615,6 +615,38 @@ function(check_subprocess_fail)
     "sleep 10, timeout 0.2 s: BR_ETIMEDOUT, returncode -9 (SIGKILL is 9), after at least 0.2 s")
 endfunction()
 
+# --- the process pool (examples/mp_*.c, ppe_*.c) ---------------------------------------
+function(check_mp_apply_async)
+  ex_expect_count("^sub_progress sucess$" 1)
+  ex_expect_count("^callback: 3$" 1)
+  ex_expect_before("^sub_progress sucess$" "^callback: 3$")
+  ex_expect_before("^callback: 3$" "^3$")
+  ex_expect_nlines(3)
+endfunction()
+
+function(check_mp_imap)
+  # imap: input order, whatever order the tasks end in
+  ex_expect_subsequence("^[0-9] success$" "1 success" "5 success" "3 success")
+  # imap_unordered: each once (completion order: 1, 3, 5 on an idle machine)
+  foreach(n 1 3 5)
+    ex_expect_count("^${n} sleep success$" 1)
+  endforeach()
+  ex_expect_count("^sub_progress sucess$" 6)
+  ex_expect_before("^[0-9] success$" "^[0-9] sleep success$")
+endfunction()
+
+function(check_ppe_primes)
+  ex_expect_subsequence("^map " "map 112272535095293 is prime: True"
+                        "map 112582705942171 is prime: True"
+                        "map 112272535095293 is prime: True"
+                        "map 115280095190773 is prime: True"
+                        "map 115797848077099 is prime: True"
+                        "map 1099726899285419 is prime: False")
+  ex_expect_count("^done [0-9]+ is prime: True$" 5)
+  ex_expect_count("^done 1099726899285419 is prime: False$" 1)
+  ex_expect_count("^5 of 6 are prime$" 1)
+endfunction()
+
 # --- processes (braid/process.h) ----------------------------------------------------
 
 # process_args: two children, five 40 ms sleeps each, joined before the main's line.

@@ -99,6 +99,11 @@ endif()
 # subprocess
 braid_example_test(subprocess_capture subprocess_capture)
 braid_example_test(subprocess_fail subprocess_fail)
+# the process pool
+braid_example_test(mp_apply_async mp_apply_async)
+braid_example_test(mp_imap mp_imap)
+braid_example_test(ppe_primes ppe_primes)
+
 # processes
 braid_example_test(process_args process_args)
 braid_example_test(process_args_spawn process_args spawn)
