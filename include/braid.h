@@ -8,6 +8,7 @@
  *   braid/task.h      what a task function sees
  *   braid/executor.h  Executor and the thread pool
  *   braid/process.h   multiprocessing.Process, start methods, the spawn entry point
+ *   braid/processpool.h ProcessPoolExecutor and multiprocessing.Pool
  *   braid/mp_sync.h   process-shared Lock, RLock, Condition, Semaphore, Event, Barrier
  *   braid/mp_queue.h  multiprocessing Queue, JoinableQueue, SimpleQueue, Pipe
  *   braid/mp_shared.h shared dict, list, Value, Array, SharedMemory (no server process)
@@ -24,6 +25,7 @@
 #include "braid/task.h"
 #include "braid/executor.h"
 #include "braid/process.h"
+#include "braid/processpool.h"
 #include "braid/mp_sync.h"
 #include "braid/mp_queue.h"
 #include "braid/mp_shared.h"

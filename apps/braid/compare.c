@@ -139,10 +139,23 @@ static int is_prime_task(br_task *t) {
     return br_task_return_i64(t, is_prime((uint64_t)br_task_arg_i64(t)));
 }
 
-/* The tutorial's multi_thread(): `with ThreadPoolExecutor() as pool:
- * pool.map(is_prime, PRIMES)`, timed as the whole with block (pool start-up and
- * shutdown included), default max_workers as in Python. */
-static int w1_pool(const cmp_config *cfg, cmp_run *out) {
+/* An executor with its default size (max_workers 0) or with max_workers. */
+typedef int (*make_executor_fn)(br_executor **out, int max_workers);
+
+static int make_threadpool(br_executor **out, int max_workers) {
+    return br_threadpool_new(out, &(br_threadpool_opts){.max_workers = max_workers});
+}
+
+static int make_processpool(br_executor **out, int max_workers) {
+    return br_processpool_new(out, &(br_processpool_opts){.max_workers = max_workers});
+}
+
+/* The tutorial's multi_thread() and multi_process(): `with ThreadPoolExecutor() as
+ * pool:` (or ProcessPoolExecutor) `pool.map(is_prime, PRIMES)`, timed as the whole
+ * with block (pool start-up and shutdown included), default max_workers as in Python.
+ * One function for both rows: the README's first program's task, is_prime_task, runs on
+ * either executor with the same code, only the constructor differs. */
+static int w1_map_on(const cmp_config *cfg, cmp_run *out, make_executor_fn make) {
     int n = cfg->w1_calls;
     int64_t *primes = malloc((size_t)n * sizeof *primes);
     if (primes == NULL)
@@ -153,7 +166,7 @@ static int w1_pool(const cmp_config *cfg, cmp_run *out) {
     long found = 0;
     int64_t t0 = br_now();
     br_executor *pool;
-    int rc = br_threadpool_new(&pool, NULL);
+    int rc = make(&pool, 0);
     if (rc == 0) {
         out->workers = br_executor_max_workers(pool);
         br_map *m;
@@ -177,6 +190,68 @@ static int w1_pool(const cmp_config *cfg, cmp_run *out) {
     out->correct = found;
     out->total = n;
     free(primes);
+    return rc;
+}
+
+static int w1_pool(const cmp_config *cfg, cmp_run *out) {
+    return w1_map_on(cfg, out, make_threadpool);
+}
+
+static int w1_processpool(const cmp_config *cfg, cmp_run *out) {
+    return w1_map_on(cfg, out, make_processpool);
+}
+
+/* N Process children split the calls, as the "braid threads" row's threads do: each
+ * child counts its primes into one shared Value (multiprocessing.Value), and the parent
+ * joins them; starting and joining are inside the timed region. The same task function
+ * shape as the pools' (a br_task_fn on argument bytes: here the count of calls). */
+static br_mp_value *w1_found; /* made before the children: a forked child has it too */
+
+static int w1_process_task(br_task *t) {
+    int64_t count = br_task_arg_i64(t), found = 0;
+    for (int64_t k = 0; k < count; k++)
+        found += is_prime(w1_number);
+    return br_mp_value_add_i64(w1_found, found, NULL);
+}
+
+static int w1_processes(const cmp_config *cfg, cmp_run *out) {
+    int n = cfg->threads;
+    br_process **ps = calloc((size_t)n, sizeof *ps);
+    if (ps == NULL)
+        return BR_ENOMEM;
+    int64_t t0 = br_now();
+    int rc = br_mp_value_new(&w1_found, BR_MP_I64);
+    int started = 0;
+    for (; rc == 0 && started < n; started++) {
+        int64_t count = (started + 1) * cfg->w1_calls / n - started * cfg->w1_calls / n;
+        char name[24];
+        snprintf(name, sizeof name, "primes-%d", started);
+        rc = br_process_start(&ps[started], w1_process_task, &count, sizeof count,
+                              &(br_process_opts){.name = name});
+        if (rc != 0)
+            break;
+    }
+    for (int i = 0; i < started; i++) {
+        int code = 0;
+        int jrc = br_process_join(ps[i], BR_FOREVER);
+        if (jrc == 0)
+            jrc = br_process_exitcode(ps[i], &code);
+        if (rc == 0)
+            rc = jrc != 0 ? jrc : code != 0 ? BR_EFAILED : 0;
+        br_process_free(ps[i]);
+    }
+    int64_t found = 0;
+    if (w1_found != NULL) {
+        if (br_mp_value_get_i64(w1_found, &found) != 0)
+            found = 0;
+        br_mp_value_free(w1_found);
+        w1_found = NULL;
+    }
+    out->seconds = (double)(br_now() - t0) / BR_SEC;
+    out->workers = n;
+    out->correct = found;
+    out->total = cfg->w1_calls;
+    free(ps);
     return rc;
 }
 
@@ -217,7 +292,7 @@ static int fib_task(br_task *t) {
 /* The tutorial's `with ThreadPoolExecutor(3) as executor:` submit fib(25..34), read
  * them with as_completed. Timed as the whole with block. The results must sum to
  * fib(last + 2) - fib(first + 1) (14,808,959 for 25..34). */
-static int w2_pool(const cmp_config *cfg, cmp_run *out) {
+static int w2_pool_on(const cmp_config *cfg, cmp_run *out, make_executor_fn make) {
     int count = cfg->w2_last - cfg->w2_first + 1;
     br_future **fs = calloc((size_t)count, sizeof *fs);
     if (fs == NULL)
@@ -227,7 +302,7 @@ static int w2_pool(const cmp_config *cfg, cmp_run *out) {
     int submitted = 0;
     int64_t t0 = br_now();
     br_executor *pool;
-    int rc = br_threadpool_new(&pool, &(br_threadpool_opts){.max_workers = 3});
+    int rc = make(&pool, 3);
     if (rc == 0) {
         out->workers = br_executor_max_workers(pool);
         for (; submitted < count && rc == 0; submitted++)
@@ -268,6 +343,14 @@ static int w2_pool(const cmp_config *cfg, cmp_run *out) {
     return rc;
 }
 
+static int w2_pool(const cmp_config *cfg, cmp_run *out) {
+    return w2_pool_on(cfg, out, make_threadpool);
+}
+
+static int w2_processpool(const cmp_config *cfg, cmp_run *out) {
+    return w2_pool_on(cfg, out, make_processpool);
+}
+
 /* --- the tables ----------------------------------------------------------------------- */
 
 static void w1_title(const cmp_config *cfg, char *buf, size_t cap) {
@@ -293,9 +376,12 @@ static const cmp_model models[] = {
     {"W1", "single", "one thread", w1_single},
     {"W1", "threads", "braid threads", w1_threads},
     {"W1", "thread", "thread pool, map", w1_pool},
+    {"W1", "processes", "braid processes", w1_processes},
+    {"W1", "process", "process pool, map", w1_processpool},
     /* W2 */
     {"W2", "serial", "one thread", w2_serial},
     {"W2", "thread", "thread pool(3)", w2_pool},
+    {"W2", "process", "process pool(3)", w2_processpool},
 };
 enum { NMODELS = sizeof models / sizeof models[0] };
 
@@ -370,6 +456,44 @@ static void row_phrase(const cmp_row *r, char *buf, size_t cap) {
                  r->run.workers == 1 ? "" : "s");
     else
         snprintf(buf, cap, "in the thread pool (%d workers)", r->run.workers);
+}
+
+static const cmp_row *find_row(const cmp_row *rows, int n, const char *workload,
+                              const char *variant) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(rows[i].model->workload, workload) == 0 &&
+            strcmp(rows[i].model->variant, variant) == 0)
+            return &rows[i];
+    return NULL;
+}
+
+/* The verdict's second half: what the process rows show. Processes scale CPU-bound
+ * work as threads do in C (no GIL either way); what they add is the cost of starting a
+ * process and copying arguments and results, which W2's short tasks show against the
+ * thread pool. */
+static void process_verdict(const cmp_row *rows, int n, char *buf, size_t cap) {
+    const cmp_row *procs = find_row(rows, n, "W1", "processes");
+    const cmp_row *ppool = find_row(rows, n, "W1", "process");
+    const cmp_row *t2 = find_row(rows, n, "W2", "thread");
+    const cmp_row *p2 = find_row(rows, n, "W2", "process");
+    size_t len = strlen(buf);
+    if (len >= cap)
+        return;
+    if (!procs || !ppool || !procs->ok || !ppool->ok) {
+        snprintf(buf + len, cap - len, "; a process row failed, see the table");
+        return;
+    }
+    double best = procs->speedup > ppool->speedup ? procs->speedup : ppool->speedup;
+    len += (size_t)snprintf(buf + len, cap - len,
+                            "; %s: %.2fx in %d braid processes, %.2fx in the process pool",
+                            best >= 1.2 ? "processes scale it too"
+                                        : "processes gave no more here (the same CPUs)",
+                            procs->speedup, procs->run.workers, ppool->speedup);
+    if (len < cap && t2 && p2 && t2->ok && p2->ok)
+        snprintf(buf + len, cap - len,
+                 ", and pay for starting processes and copying arguments and results "
+                 "(W2: %.3f s in the process pool against %.3f s in the thread pool)",
+                 p2->run.seconds, t2->run.seconds);
 }
 
 /* The headline: what the W1 rows show about threads and CPU-bound work. The rows that
@@ -502,8 +626,9 @@ int braid_compare_main(int argc, char **argv) {
     if (progress)
         fprintf(stderr, "%60s\r", "");
 
-    char v[512];
+    char v[1024];
     verdict(&cfg, rows, NMODELS, v, sizeof v);
+    process_verdict(rows, NMODELS, v, sizeof v);
     if (cfg.json) {
         print_json(&cfg, rows, NMODELS);
         printf("{\"verdict\": \"%s\", \"cpus\": %d, \"loadavg\": %.2f, \"ok\": %s}\n", v,

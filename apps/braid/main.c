@@ -48,6 +48,9 @@ static const command *find(const char *name) {
 }
 
 int main(int argc, char **argv) {
+    /* A child braid started with the spawn method runs its task here and never
+     * returns; in every other run this returns at once. */
+    br_process_main(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -456,7 +456,8 @@ endfunction()
 # The models `braid compare` must show, in order: workload, model label, variant.
 set(EX_COMPARE_ROWS
   "W1|one thread|single" "W1|braid threads|threads" "W1|thread pool, map|thread"
-  "W2|one thread|serial" "W2|thread pool(3)|thread")
+  "W1|braid processes|processes" "W1|process pool, map|process"
+  "W2|one thread|serial" "W2|thread pool(3)|thread" "W2|process pool(3)|process")
 
 # braid compare --quick: a well-formed table, every row ran, every result correct.
 function(check_compare_quick)
@@ -522,7 +523,13 @@ function(check_compare_quick)
     if(label STREQUAL "braid threads" AND NOT workers EQUAL cpus)
       ex_fail("row ${i}: expected ${cpus} threads (one per CPU), got ${workers}")
     endif()
-    if(label STREQUAL "thread pool(3)" AND NOT workers EQUAL 3)
+    if(label STREQUAL "braid processes" AND NOT workers EQUAL cpus)
+      ex_fail("row ${i}: expected ${cpus} processes (one per CPU), got ${workers}")
+    endif()
+    if(label STREQUAL "process pool, map" AND NOT workers EQUAL cpus)
+      ex_fail("row ${i}: the process pool's default is one worker per CPU (${cpus}), got ${workers}")
+    endif()
+    if((label STREQUAL "thread pool(3)" OR label STREQUAL "process pool(3)") AND NOT workers EQUAL 3)
       ex_fail("row ${i}: expected 3 workers, got ${workers}")
     endif()
     math(EXPR i "${i} + 1")
