@@ -17,7 +17,7 @@
 # in any round is "not available", never a failure of the run. Results also go, one
 # JSON object a line, to $BUILD/bench-results/<UTC time>.jsonl (and latest.jsonl).
 #
-# SELECT: workload ids (W1 W2 W3 W4 W6 W7 N1 N2 N3; a figure answers to every id of its
+# SELECT: workload ids (W1 W2 W3 W4 W5 W6 W7 N1 N2 N3 N6 MP; a figure answers to every id of its
 # BENCH.md goal row, so W3 also runs N2's throughput), program names (lock queue pool
 # primes fib) or figure ids (--list shows them). Nothing selected: everything but the
 # loaded twins.
@@ -493,6 +493,92 @@ fig W2.thread "W2" lower "fib(25..34) on a pool of 3, as_completed (s)" "" "" ""
 subject bench_fib thread thread/seconds
 py py-threadpool w2_fib.py thread thread/seconds
 py py-processpool w2_fib.py process process/seconds
+run
+
+# --- the process layer: W5 process pools (bench_processpool) ----------------------------
+fig W5.ppe-submit "W5" higher "ProcessPool(2): submit 10k no-ops + wait (tasks/s)" "" \
+    "ratio>=100:python" ">= 100x Python's ProcessPoolExecutor"
+subject bench_processpool ppe-submit ppe-submit/tasks_per_s
+py python w5_process_pools.py ppe-submit ppe-submit/tasks_per_s
+run
+
+fig W5.ppe-map "W5" higher "ProcessPool(2): map over 10k no-ops (tasks/s)" "" \
+    "ratio>=100:python" ">= 100x Python's ProcessPoolExecutor"
+subject bench_processpool ppe-map ppe-map/tasks_per_s
+py python w5_process_pools.py ppe-map ppe-map/tasks_per_s
+run
+
+fig W5.pool-map-chunk1 "W5" higher "Pool(2).map, chunksize 1, 10k no-ops (tasks/s)" "" \
+    "ratio>=20:python" ">= 20x Python's Pool(chunksize=1)"
+subject bench_processpool pool-map-chunk1 pool-map-chunk1/tasks_per_s
+py python w5_process_pools.py pool-map-chunk1 pool-map-chunk1/tasks_per_s
+run
+
+fig W5.pool-map-default "W5" higher "(extra) Pool(2).map, Python's default chunksize, 10k no-ops (tasks/s)" "" "" ""
+subject bench_processpool pool-map-default pool-map-default/tasks_per_s
+py python w5_process_pools.py pool-map-default pool-map-default/tasks_per_s
+run
+
+fig W5.payload-seq "W5" higher "ProcessPool(2): 200 sequential echoes of 1 MiB (MiB/s)" "" \
+    "ratio>=10:python" ">= 10x Python"
+subject bench_processpool payload-seq payload-seq/MiB_per_s
+py python w5_process_pools.py payload-seq payload-seq/MiB_per_s
+run
+
+fig W5.payload-map "W5" higher "ProcessPool(2): map of the 1 MiB echo over 200 copies (MiB/s)" "" \
+    "ratio>=10:python" ">= 10x Python"
+subject bench_processpool payload-map payload-map/MiB_per_s
+py python w5_process_pools.py payload-map payload-map/MiB_per_s
+run
+
+# --- W6 / N6 across processes (bench_mp_queue) ------------------------------------------
+fig W6.mp-queue "W6" higher "multiprocessing Queue, producer process -> consumer process (items/s)" "" \
+    "ratio>=50:python" ">= 50x Python"
+subject bench_mp_queue mp-queue mp-queue/items_per_s
+py python w6_queues.py mp-queue mp-queue/items_per_s
+run
+
+fig W6.mp-pipe "W6" higher "Pipe(duplex=False), child sends -> parent receives (msgs/s)" "" \
+    "ratio>=50:python" ">= 50x Python"
+subject bench_mp_queue mp-pipe mp-pipe/msgs_per_s
+py python w6_queues.py mp-pipe mp-pipe/msgs_per_s
+run
+
+fig N6.1p1c "N6 W6" higher "cross-process Queue 1P -> 1C against the raw shm SPSC ring, 10M items (items/s)" "" \
+    "ratio>=0.5:shm-ring" "within 2x of the raw shared-memory ring"
+subject bench_mp_queue 1p1c 1p1c/items_per_s
+native shm-ring n6_shm_ring "" "" items_per_s
+run
+
+# --- N6 starting processes (bench_process, bench_subprocess) -----------------------------
+fig N6.fork "N6" lower "Process start + join of a no-op task, fork, 200 (us each)" "" "" ""
+subject bench_process "fork 200" fork/us_each
+native fork-waitpid n6_fork "" 200 us_each
+py python "py_process_start.py fork" 100 us_each
+run
+
+fig N6.spawn "N6" lower "Process start + join of a no-op task, spawn, 100 (us each)" "" "" ""
+subject bench_process "spawn 100" spawn/us_each
+native posix-spawn n6_spawn "" 100 us_each
+py python "py_process_start.py spawn" 10 us_each
+run
+
+fig N6.subprocess "N6" lower "subprocess.run(/bin/true), 500 (us each)" "" "" ""
+subject bench_subprocess "run 500" run/us_each
+native posix-spawn n6_spawn "" 500 us_each
+py python py_subprocess_run.py 500 us_each
+run
+
+# --- shared state (bench_mp_shared, bench_mp_sync) ---------------------------------------
+fig MP.dict-1p "MP" higher "(extra) shared dict set+get, one process, 1000 keys (ops/s)" "" "" ""
+subject bench_mp_shared dict-1p dict-1p/ops_per_s
+py python peer_manager_dict.py dict-1p dict-1p/ops_per_s
+run
+
+fig MP.lock-counter "MP W7" lower "(extra) 2 processes x increments under one process-shared lock (ns/inc)" "" "" ""
+subject bench_mp_sync "counter braid" counter/ns_per_inc
+own pthread-robust bench_mp_sync "counter pthread-robust" counter/ns_per_inc
+py python "mp_sync_python.py counter" "" ns_per_inc
 run
 
 # --- summary -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ if (( ${#targets[@]} == 0 )); then
     targets=(bin/n1_serial bin/n1_pthreads bin/n1_omp bin/n1_primes_go
              bin/n2_uv bin/n2_glib bin/n2_omp bin/n2_omp_clang bin/n2_tbb bin/n2_pool_go
              bin/n3_glib bin/n3_chan_go bin/n3_ring
+             bin/n6_fork bin/n6_spawn bin/n6_pipe bin/n6_shm_ring
              bin/n2_spin_rtt bin/fault_cost bin/calib)
 fi
 
