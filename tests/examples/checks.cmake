@@ -712,3 +712,33 @@ function(check_cpu_pids)
   ex_expect_before("^Process-1: " "^joined pid ${c1}$")
   ex_expect_nlines(6)
 endfunction()
+
+# --- queues, pipes and shared state between processes ----------------------------------
+
+# mp_queue: the consumer prints what the producer put, on processes and on a pool whose
+# workers use the queue made before them; then the main process reads 1, 2, 3 in order.
+function(check_mp_queue)
+  ex_expect_lines("processes:" "a" "pool:" "a" "run1:" "run1函数执行完成"
+                  "主进程获取数据 1" "主进程获取数据 2" "主进程获取数据 3")
+endfunction()
+
+# mp_pipe: the message, then EOF once the producer closed; a send with no reader left is
+# BR_EPIPE and the program goes on (no SIGPIPE).
+function(check_mp_pipe)
+  ex_expect_lines("a" "then: BR_EOF" "send after the reader left: BR_EPIPE")
+endfunction()
+
+# mp_manager: both children's entries in the dict (in the order the two processes wrote
+# them), the name/phone dict and the list, each after its child said it was done.
+function(check_mp_manager)
+  ex_index(first "^\\{'jack': 22, 'hong': 34\\}$|^\\{'hong': 34, 'jack': 22\\}$")
+  if(NOT first EQUAL 0)
+    ex_fail("expected the dict {'jack': 22, 'hong': 34} (either order) first, got '${EX_LINE_0}'")
+  endif()
+  ex_expect_line_at(1 "run1函数执行完成")
+  ex_expect_line_at(2 "name=九问, phone=193")
+  ex_expect_line_at(3 "run1函数执行完成")
+  ex_expect_line_at(4 "1")
+  ex_expect_line_at(5 "2")
+  ex_expect_nlines(6)
+endfunction()

@@ -112,3 +112,7 @@ braid_example_test(os_fork os_fork)
 braid_example_test(process_daemon process_daemon)
 braid_example_test(process_daemon_crash process_daemon crash)
 braid_example_test(cpu_pids cpu_pids)
+# queues, pipes and shared state between processes
+braid_example_test(mp_queue mp_queue)
+braid_example_test(mp_pipe mp_pipe)
+braid_example_test(mp_manager mp_manager)
