@@ -742,3 +742,13 @@ function(check_mp_manager)
   ex_expect_line_at(5 "2")
   ex_expect_nlines(6)
 endfunction()
+
+# mp_pool_apply: apply_async returns before its task runs (the task waits for the main
+# process's word), apply only after its task ended; map_async and map give the squares
+# in input order.
+function(check_mp_pool_apply)
+  ex_expect_lines("apply_async returned" "1" "2" "3" "run1函数执行完成" "joined"
+                  "1" "2" "3" "run1函数执行完成" "apply returned"
+                  "[1, 4, 9, 16, 25, 36, 49, 64, 81, 100]"
+                  "[1, 4, 9, 16, 25, 36, 49, 64, 81, 100]")
+endfunction()
