@@ -1771,6 +1771,12 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
     /* The parker's calibration (a helper thread, once per process) happens here, before
      * any fork: a worker that ran it would start a thread in a forked child. */
     (void)br__calib_spin_ns();
+    /* Likewise the future blocks' one-time setup (a pthread_once): a worker forked while
+     * another thread is inside it would wait for it forever (ThreadSanitizer's once
+     * doesn't reset in a fork child). One block made and freed here completes it. */
+    br_future *warm;
+    if (br_future_new(&warm) == 0)
+        br_future_release(warm);
     pp *p = br__calloc(1, sizeof *p);
     if (p == NULL)
         return BR_ENOMEM;
