@@ -1043,9 +1043,10 @@ static bool collect(pp *p, worker *w) {
         if (r->big)
             atomic_fetch_add_explicit(&ch->big_res_done, 1, memory_order_release);
         ring_consume(&ch->res, r->h.size);
-        wake_word(&ch->res.space_word, &ch->res.space_waiting);
         br__task_finish(t, code);
     }
+    if (any) /* one look for a worker waiting for room, after the batch */
+        wake_word(&ch->res.space_word, &ch->res.space_waiting);
     return any;
 }
 
