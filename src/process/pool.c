@@ -96,9 +96,12 @@ enum {
 /* How long a side looks before it sleeps: SPIN_NS, read from the clock once every 64
  * looks (reading it costs more than a look on some virtual machines). */
 #define SPIN_NS (50 * 1000)
+/* A worker spins less: on a machine with fewer cores than workers + manager, a spinning
+ * worker takes the core the manager needs to feed it. */
+#define WORKER_SPIN_NS (5 * 1000)
 
-/* Spins until look(arg) is true or SPIN_NS passed; the last look's answer. */
-static bool spin_until(bool (*look)(void *), void *arg) {
+/* Spins until look(arg) is true or budget ns passed; the last look's answer. */
+static bool spin_until(bool (*look)(void *), void *arg, int64_t budget) {
     int64_t until = 0;
     for (unsigned i = 1;; i++) {
         if (look(arg))
@@ -107,7 +110,7 @@ static bool spin_until(bool (*look)(void *), void *arg) {
         if ((i & 63) == 0) {
             int64_t now = br_now();
             if (until == 0)
-                until = now + SPIN_NS;
+                until = now + budget;
             else if (now >= until)
                 return look(arg);
         }
@@ -460,7 +463,7 @@ static msg *worker_next(wctx *w) {
     msg *m = ring_peek(&ch->req, ch->reqbuf);
     if (m)
         return m;
-    if (spin_until(req_ready, ch))
+    if (spin_until(req_ready, ch, WORKER_SPIN_NS))
         m = ring_peek(&ch->req, ch->reqbuf);
     while (m == NULL) {
         uint32_t v = atomic_load_explicit(&ch->req.data_word, memory_order_acquire);
@@ -1527,7 +1530,7 @@ static void *manager(void *arg) {
         if (!idle_spun) {
             /* Look a little longer before sleeping: results come back fast. */
             idle_spun = true;
-            spin_until(mgr_has_work, p);
+            spin_until(mgr_has_work, p, SPIN_NS);
             continue;
         }
         idle_spun = false;
