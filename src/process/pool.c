@@ -5,14 +5,17 @@
  *
  * Who does what. Submitters (any thread) copy the argument, push the task on the
  * pool's `pending` list under `mu` and ring the doorbell. One manager thread per pool
- * does everything else: it forks the workers (so PR_SET_PDEATHSIG, which follows the
- * forking thread, kills them if the process goes away), hands tasks to them, reads
- * their results and finishes the futures (done-callbacks run on it), watches for
- * cancel requests, replaces dead workers and, at shutdown, stops them. Each worker
- * process runs worker_main: read a request, run its tasks, write one result per task.
+ * does everything else: it starts the workers (start_worker: br__child_start, daemon, so
+ * PR_SET_PDEATHSIG, which follows the starting thread, kills them if the process goes
+ * away; under fork or spawn), hands tasks to them, reads their results and finishes
+ * the futures (done-callbacks run on it), watches for cancel requests, replaces dead
+ * workers and, at shutdown, stops them. Each worker process runs worker_main (as the
+ * task br__pool_worker_task): read a request, run its tasks, write one result per task.
+ * Under spawn, a function crosses once per worker as a reference (a DEF entry before
+ * the first task that names it) and tasks name it by its index in the pool's table.
  *
- * Channels. Each worker has its own `chan` in a br__shm (memfd) created before its
- * fork: a request ring (manager -> worker) and a result ring (worker -> manager), each
+ * Channels. Each worker has its own `chan` in a br__shm (memfd) created before it
+ * starts (inherited at the same descriptor number): a request ring (manager -> worker) and a result ring (worker -> manager), each
  * single-producer single-consumer, of variable-size messages (16-byte aligned; a PAD
  * message fills the end of the buffer when the next one doesn't fit there). A request
  * carries up to MAX_MSG_TASKS tasks (the manager packs queued submits, and br_map's
