@@ -24,8 +24,11 @@
  * One task, any executor: a task is the same br_task_fn as on the thread pool
  * (braid/task.h). It sees a copy of its argument bytes and returns its result as bytes;
  * br_task_return_ptr fails with BR_ENOTSUP (a pointer means nothing in the parent).
- * Arguments are copied at submit (the caller may reuse its buffer at once). Function
- * pointers are passed as they are: valid in a forked worker.
+ * Arguments are copied at submit (the caller may reuse its buffer at once). Workers
+ * start by the process layer's start methods (braid/process.h): under fork a task's
+ * function pointer is passed as it is; under spawn it crosses once per worker as a
+ * reference (its module and offset, or a br_register_fn name), and a function that
+ * can't cross is BR_EINVAL at submit.
  *
  * Worker death. A worker that dies while it holds tasks (SIGKILL, a segfault, abort(),
  * the OOM killer) fails the one task it was running with BR_EWORKERDIED and a message
@@ -73,7 +76,8 @@ typedef struct br_processpool_opts {
     /* A worker leaves after this many tasks and a fresh one takes its place (it is
      * started before the old one leaves). 0: never. */
     int max_tasks_per_child;
-    /* "fork" (NULL: the default, "fork"). Others: BR_ENOTSUP for now. */
+    /* "fork" or "spawn" (NULL: br_get_start_method()); "forkserver": BR_ENOTSUP.
+     * spawn needs br_process_main at the top of main (else BR_ESTATE). */
     const char *start_method;
     /* Tasks handed to each worker ahead of the one it runs: 0 means 32. 1 keeps every
      * queued task cancellable with br_future_cancel but pays a round trip per task. */
@@ -89,8 +93,9 @@ typedef struct br_processpool_opts {
 /* ProcessPoolExecutor. Starts the workers at once (on the pool's manager thread, which
  * forks them). Returns 0 (*out is yours: br_executor_free), BR_EINVAL (out NULL,
  * max_workers < 0, max_tasks_per_child < 0, prefetch < 0 or > 512, initarg NULL with
- * initarg_len > 0, an unknown start_method), BR_ENOTSUP (a start method not built
- * yet), BR_ENOMEM, BR_EAGAIN (the manager thread couldn't start). A worker that can't be
+ * initarg_len > 0, an unknown start_method, under spawn an initializer that can't
+ * cross), BR_ENOTSUP (forkserver), BR_ESTATE (spawn without br_process_main), BR_ENOMEM,
+ * BR_EAGAIN (the manager thread couldn't start). A worker that can't be
  * forked later breaks the pool if none is left. br_executor_kind says "process". */
 BR_API int br_processpool_new(br_executor **out, const br_processpool_opts *opts);
 
@@ -114,7 +119,7 @@ typedef struct br_mp_pool_opts {
     const void *initarg;
     size_t initarg_len;
     int max_tasks_per_child;    /* maxtasksperchild; 0: never */
-    const char *start_method;   /* NULL: "fork" */
+    const char *start_method;   /* as br_processpool_opts */
 } br_mp_pool_opts;
 
 /* Pool(). 0, or br_processpool_new's codes. *out is yours: br_mp_pool_free. */

@@ -5,14 +5,17 @@
  *
  * Who does what. Submitters (any thread) copy the argument, push the task on the
  * pool's `pending` list under `mu` and ring the doorbell. One manager thread per pool
- * does everything else: it forks the workers (so PR_SET_PDEATHSIG, which follows the
- * forking thread, kills them if the process goes away), hands tasks to them, reads
- * their results and finishes the futures (done-callbacks run on it), watches for
- * cancel requests, replaces dead workers and, at shutdown, stops them. Each worker
- * process runs worker_main: read a request, run its tasks, write one result per task.
+ * does everything else: it starts the workers (start_worker: br__child_start, daemon, so
+ * PR_SET_PDEATHSIG, which follows the starting thread, kills them if the process goes
+ * away; under fork or spawn), hands tasks to them, reads their results and finishes
+ * the futures (done-callbacks run on it), watches for cancel requests, replaces dead
+ * workers and, at shutdown, stops them. Each worker process runs worker_main (as the
+ * task br__pool_worker_task): read a request, run its tasks, write one result per task.
+ * Under spawn, a function crosses once per worker as a reference (a DEF entry before
+ * the first task that names it) and tasks name it by its index in the pool's table.
  *
- * Channels. Each worker has its own `chan` in a br__shm (memfd) created before its
- * fork: a request ring (manager -> worker) and a result ring (worker -> manager), each
+ * Channels. Each worker has its own `chan` in a br__shm (memfd) created before it
+ * starts (inherited at the same descriptor number): a request ring (manager -> worker) and a result ring (worker -> manager), each
  * single-producer single-consumer, of variable-size messages (16-byte aligned; a PAD
  * message fills the end of the buffer when the next one doesn't fit there). A request
  * carries up to MAX_MSG_TASKS tasks (the manager packs queued submits, and br_map's
@@ -96,9 +99,12 @@ enum {
 /* How long a side looks before it sleeps: SPIN_NS, read from the clock once every 64
  * looks (reading it costs more than a look on some virtual machines). */
 #define SPIN_NS (50 * 1000)
+/* A worker spins less: on a machine with fewer cores than workers + manager, a spinning
+ * worker takes the core the manager needs to feed it. */
+#define WORKER_SPIN_NS (5 * 1000)
 
-/* Spins until look(arg) is true or SPIN_NS passed; the last look's answer. */
-static bool spin_until(bool (*look)(void *), void *arg) {
+/* Spins until look(arg) is true or budget ns passed; the last look's answer. */
+static bool spin_until(bool (*look)(void *), void *arg, int64_t budget) {
     int64_t until = 0;
     for (unsigned i = 1;; i++) {
         if (look(arg))
@@ -107,7 +113,7 @@ static bool spin_until(bool (*look)(void *), void *arg) {
         if ((i & 63) == 0) {
             int64_t now = br_now();
             if (until == 0)
-                until = now + SPIN_NS;
+                until = now + budget;
             else if (now >= until)
                 return look(arg);
         }
@@ -460,7 +466,7 @@ static msg *worker_next(wctx *w) {
     msg *m = ring_peek(&ch->req, ch->reqbuf);
     if (m)
         return m;
-    if (spin_until(req_ready, ch))
+    if (spin_until(req_ready, ch, WORKER_SPIN_NS))
         m = ring_peek(&ch->req, ch->reqbuf);
     while (m == NULL) {
         uint32_t v = atomic_load_explicit(&ch->req.data_word, memory_order_acquire);
@@ -1043,9 +1049,10 @@ static bool collect(pp *p, worker *w) {
         if (r->big)
             atomic_fetch_add_explicit(&ch->big_res_done, 1, memory_order_release);
         ring_consume(&ch->res, r->h.size);
-        wake_word(&ch->res.space_word, &ch->res.space_waiting);
         br__task_finish(t, code);
     }
+    if (any) /* one look for a worker waiting for room, after the batch */
+        wake_word(&ch->res.space_word, &ch->res.space_waiting);
     return any;
 }
 
@@ -1526,7 +1533,7 @@ static void *manager(void *arg) {
         if (!idle_spun) {
             /* Look a little longer before sleeping: results come back fast. */
             idle_spun = true;
-            spin_until(mgr_has_work, p);
+            spin_until(mgr_has_work, p, SPIN_NS);
             continue;
         }
         idle_spun = false;
@@ -1771,6 +1778,12 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
     /* The parker's calibration (a helper thread, once per process) happens here, before
      * any fork: a worker that ran it would start a thread in a forked child. */
     (void)br__calib_spin_ns();
+    /* Likewise the future blocks' one-time setup (a pthread_once): a worker forked while
+     * another thread is inside it would wait for it forever (ThreadSanitizer's once
+     * doesn't reset in a fork child). One block made and freed here completes it. */
+    br_future *warm;
+    if (br_future_new(&warm) == 0)
+        br_future_release(warm);
     pp *p = br__calloc(1, sizeof *p);
     if (p == NULL)
         return BR_ENOMEM;
