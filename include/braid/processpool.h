@@ -48,6 +48,7 @@
 #define BRAID_PROCESSPOOL_H
 
 #include "braid/executor.h"
+#include "braid/process.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,9 +77,10 @@ typedef struct br_processpool_opts {
     /* A worker leaves after this many tasks and a fresh one takes its place (it is
      * started before the old one leaves). 0: never. */
     int max_tasks_per_child;
-    /* "fork" or "spawn" (NULL: br_get_start_method()); "forkserver": BR_ENOTSUP.
-     * spawn needs br_process_main at the top of main (else BR_ESTATE). */
-    const char *start_method;
+    /* BR_START_FORK or BR_START_SPAWN (braid/process.h); BR_START_DEFAULT (zero):
+     * br_get_start_method(); BR_START_FORKSERVER: BR_ENOTSUP. spawn needs
+     * br_process_main at the top of main (else BR_ESTATE). */
+    br_start_method start_method;
     /* Tasks handed to each worker ahead of the one it runs: 0 means 32. 1 keeps every
      * queued task cancellable with br_future_cancel but pays a round trip per task. */
     int prefetch;
@@ -119,7 +121,7 @@ typedef struct br_mp_pool_opts {
     const void *initarg;
     size_t initarg_len;
     int max_tasks_per_child;    /* maxtasksperchild; 0: never */
-    const char *start_method;   /* as br_processpool_opts */
+    br_start_method start_method; /* as br_processpool_opts */
 } br_mp_pool_opts;
 
 /* Pool(). 0, or br_processpool_new's codes. *out is yours: br_mp_pool_free. */

@@ -1753,15 +1753,17 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
         (unsigned)o.on_worker_death > BR_WORKER_DEATH_BREAK)
         return BR__MISUSE(BR_EINVAL, "br_processpool_new: bad options");
     int method = (int)br_get_start_method();
-    if (o.start_method) {
-        if (strcmp(o.start_method, "fork") == 0)
-            method = BR_START_FORK;
-        else if (strcmp(o.start_method, "spawn") == 0)
-            method = BR_START_SPAWN;
-        else if (strcmp(o.start_method, "forkserver") == 0)
-            return BR_ENOTSUP;
-        else
-            return BR__MISUSE(BR_EINVAL, "br_processpool_new: unknown start method");
+    switch (o.start_method) {
+    case BR_START_DEFAULT:
+        break;
+    case BR_START_FORK:
+    case BR_START_SPAWN:
+        method = (int)o.start_method;
+        break;
+    case BR_START_FORKSERVER:
+        return BR_ENOTSUP;
+    default:
+        return BR__MISUSE(BR_EINVAL, "br_processpool_new: unknown start method");
     }
     if (method == BR_START_SPAWN && !br__process_main_seen())
         return BR_ESTATE; /* a spawned worker would not divert: br_process_main */

@@ -676,7 +676,7 @@ static void bad_options(void **state) {
     BR_CHECK_ERR(pp_new(&ex, &(br_processpool_opts){.max_workers = -1}),
                  BR_EINVAL);
     BR_CHECK(ex == NULL);
-    BR_CHECK_ERR(br_processpool_new(&ex, &(br_processpool_opts){.start_method = "teleport"}),
+    BR_CHECK_ERR(br_processpool_new(&ex, &(br_processpool_opts){.start_method = (br_start_method)42}),
                  BR_EINVAL);
     BR_CHECK_ERR(pp_new(&ex, &(br_processpool_opts){.prefetch = 100000}),
                  BR_EINVAL);

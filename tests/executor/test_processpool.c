@@ -10,7 +10,7 @@
  *
  * braid-test-timeout: 180
  */
-#define PP_METHOD "fork"
+#define PP_METHOD BR_START_FORK
 
 #include "harness.h"
 

@@ -14,7 +14,7 @@
  *
  * braid-test-timeout: 180
  */
-#define PP_METHOD "spawn"
+#define PP_METHOD BR_START_SPAWN
 
 #include "harness.h"
 
