@@ -35,7 +35,7 @@
  * Deaths. No call waits forever for a process that died: a queue's lock held by a dead
  * process is taken over by the next caller, a pipe's peer that died gives BR_EOF (recv)
  * or BR_EPIPE (send). What a death mid-operation can cost is documented at
- * br_mp_queue_lost and in docs/mp-queue.md. No call raises SIGPIPE.
+ * br_mp_queue_lost and in docs/multiprocessing.md ("Queues and pipes"). No call raises SIGPIPE.
  *
  * Threads: every function may be called from any thread of any process holding the
  * handle; blocking calls block the calling thread (these waits are between processes,

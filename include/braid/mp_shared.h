@@ -25,7 +25,7 @@
  * object holds a process-shared robust lock, taken for the operation's few instructions
  * and copies. A process that dies in the middle of an operation (SIGKILL included)
  * leaves the object as it was before that operation or after it, never in between: the
- * next user repairs what the dead one left half-done (docs/mp-shared.md, "Crashes").
+ * next user repairs what the dead one left half-done (docs/multiprocessing.md, "Shared state", "Crashes").
  * Two exceptions, copies of the caller's bytes into place: br_mp_array_write (and a
  * BR_MP_BYTES element) and the _update callbacks' own stores, which a writer killed half
  * way leaves part old, part new, as in Python.

@@ -64,7 +64,7 @@
  * robust list marks the word OWNER_DIED and wakes a waiter the moment the owner ends,
  * so a death is seen at once, not after a polling period, and a recycled thread id is
  * never mistaken for the dead owner). The rest are futex words of braid's own, waited
- * on without the private flag. docs/mp-sync.md says why, and what it costs.
+ * on without the private flag. docs/multiprocessing.md ("Process-shared synchronisation") says why, and what it costs.
  *
  * When to destroy or free: once no thread of any process can still be inside a call on
  * the object, as with any mutex. br_mp_X_free unmaps this process's view only; the
