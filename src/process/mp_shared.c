@@ -48,22 +48,56 @@
 _Static_assert(sizeof(br__mpr_hdr) <= BR__MPR_HDR, "the region's header fits its page");
 _Static_assert(BR_MP_MAX_BYTES <= OFF_MASK, "offsets fit under a slot's tag");
 
-struct br_mp_dict {
+/* A dict's or a list's handle: this process's view of the region. */
+typedef struct handle {
     uint32_t magic;
     br__mpr r;
+} handle;
+
+struct br_mp_dict {
+    handle h;
 };
 
 struct br_mp_list {
-    uint32_t magic;
-    br__mpr r;
+    handle h;
 };
 
+/* Makes a handle (the start of a dict's or a list's) on a new region of `kind` (attach
+ * false: initial size from opts) or on the region behind fd (attach true). */
+static int handle_open(handle **out, int kind, bool attach, int fd,
+                       const br_mp_shared_opts *opts, const char *label) {
+    *out = NULL;
+    handle *h = br__malloc(sizeof *h);
+    if (!h)
+        return BR_ENOMEM;
+    int rc;
+    if (!attach) {
+        size_t initial = opts && opts->initial_bytes ? opts->initial_bytes : DEFAULT_INITIAL;
+        rc = br__mpr_new(&h->r, kind, initial, label);
+    } else {
+        rc = br__mpr_attach(&h->r, fd, kind);
+    }
+    if (rc) {
+        br__free(h);
+        return rc;
+    }
+    h->magic = HANDLE_MAGIC;
+    *out = h;
+    return 0;
+}
+
+static void handle_close(handle *h) {
+    br__mpr_close(&h->r);
+    h->magic = 0;
+    br__free_poisoned(h, sizeof *h);
+}
+
 br__mpr *br__mp_dict_region(br_mp_dict *d) {
-    return &d->r;
+    return &d->h.r;
 }
 
 br__mpr *br__mp_list_region(br_mp_list *l) {
-    return &l->r;
+    return &l->h.r;
 }
 
 static size_t round8(size_t n) {
@@ -169,7 +203,7 @@ static uint64_t slot_of(uint64_t hash, uint64_t off) {
 }
 
 static bool dict_ok(const br_mp_dict *d, const char *fn) {
-    if (d && d->magic == HANDLE_MAGIC)
+    if (d && d->h.magic == HANDLE_MAGIC)
         return true;
     (void)BR__MISUSE(BR_EINVAL, fn);
     return false;
@@ -292,50 +326,30 @@ static void dict_repair(br__mpr *r) {
 int br_mp_dict_new(br_mp_dict **out, const br_mp_shared_opts *opts) {
     if (!out)
         return BR__MISUSE(BR_EINVAL, "br_mp_dict_new: out is NULL");
-    *out = NULL;
-    size_t initial = opts && opts->initial_bytes ? opts->initial_bytes : DEFAULT_INITIAL;
-    br_mp_dict *d = br__malloc(sizeof *d);
-    if (!d)
-        return BR_ENOMEM;
-    int rc = br__mpr_new(&d->r, DICT_KIND, initial, "braid-mp-dict");
-    if (rc) {
-        br__free(d);
-        return rc;
-    }
-    d->magic = HANDLE_MAGIC;
-    *out = d;
-    return 0;
+    handle *h;
+    int rc = handle_open(&h, DICT_KIND, false, -1, opts, "braid-mp-dict");
+    *out = (br_mp_dict *)h; /* a br_mp_dict begins with its handle */
+    return rc;
 }
 
 int br_mp_dict_attach(br_mp_dict **out, int fd) {
     if (!out)
         return BR__MISUSE(BR_EINVAL, "br_mp_dict_attach: out is NULL");
-    *out = NULL;
-    br_mp_dict *d = br__malloc(sizeof *d);
-    if (!d)
-        return BR_ENOMEM;
-    int rc = br__mpr_attach(&d->r, fd, DICT_KIND);
-    if (rc) {
-        br__free(d);
-        return rc;
-    }
-    d->magic = HANDLE_MAGIC;
-    *out = d;
-    return 0;
+    handle *h;
+    int rc = handle_open(&h, DICT_KIND, true, fd, NULL, NULL);
+    *out = (br_mp_dict *)h;
+    return rc;
 }
 
 int br_mp_dict_fd(const br_mp_dict *d) {
     if (!dict_ok(d, "br_mp_dict_fd: not a dict"))
         return BR_EINVAL;
-    return d->r.fd;
+    return d->h.r.fd;
 }
 
 void br_mp_dict_free(br_mp_dict *d) {
-    if (!d)
-        return;
-    br__mpr_close(&d->r);
-    d->magic = 0;
-    br__free_poisoned(d, sizeof *d);
+    if (d)
+        handle_close(&d->h);
 }
 
 /* Inserts or replaces, lock held. */
@@ -397,11 +411,11 @@ int br_mp_dict_set(br_mp_dict *d, const void *key, size_t klen, const void *valu
     if (klen > BR_MP_MAX_BYTES || vlen > BR_MP_MAX_BYTES)
         return BR_ENOMEM; /* can't fit: refused before the bytes are read */
     uint64_t hash = hash_bytes(key, klen);
-    int rc = br__mpr_lock(&d->r, dict_repair);
+    int rc = br__mpr_lock(&d->h.r, dict_repair);
     if (rc)
         return rc;
-    rc = dict_put(&d->r, hash, key, klen, value, vlen);
-    br__mpr_unlock(&d->r);
+    rc = dict_put(&d->h.r, hash, key, klen, value, vlen);
+    br__mpr_unlock(&d->h.r);
     return rc;
 }
 
@@ -427,10 +441,10 @@ int br_mp_dict_get(br_mp_dict *d, const void *key, size_t klen, void **value,
     if (klen > BR_MP_MAX_BYTES)
         return BR_ENOENT; /* no such key can be stored */
     uint64_t hash = hash_bytes(key, klen);
-    int rc = br__mpr_lock(&d->r, dict_repair);
+    int rc = br__mpr_lock(&d->h.r, dict_repair);
     if (rc)
         return rc;
-    const entry *e = dict_find(&d->r, hash, key, klen, NULL);
+    const entry *e = dict_find(&d->h.r, hash, key, klen, NULL);
     if (!e) {
         rc = BR_ENOENT;
     } else {
@@ -438,7 +452,7 @@ int br_mp_dict_get(br_mp_dict *d, const void *key, size_t klen, void **value,
         if (!rc && vlen)
             *vlen = (size_t)e->vlen;
     }
-    br__mpr_unlock(&d->r);
+    br__mpr_unlock(&d->h.r);
     return rc;
 }
 
@@ -451,10 +465,10 @@ int br_mp_dict_get_into(br_mp_dict *d, const void *key, size_t klen, void *buf, 
     if (klen > BR_MP_MAX_BYTES)
         return BR_ENOENT;
     uint64_t hash = hash_bytes(key, klen);
-    int rc = br__mpr_lock(&d->r, dict_repair);
+    int rc = br__mpr_lock(&d->h.r, dict_repair);
     if (rc)
         return rc;
-    const entry *e = dict_find(&d->r, hash, key, klen, NULL);
+    const entry *e = dict_find(&d->h.r, hash, key, klen, NULL);
     if (!e) {
         rc = BR_ENOENT;
     } else {
@@ -464,7 +478,7 @@ int br_mp_dict_get_into(br_mp_dict *d, const void *key, size_t klen, void *buf, 
         else if (e->vlen)
             memcpy(buf, (const char *)e + value_off(e->klen), (size_t)e->vlen);
     }
-    br__mpr_unlock(&d->r);
+    br__mpr_unlock(&d->h.r);
     return rc;
 }
 
@@ -475,21 +489,21 @@ int br_mp_dict_delete(br_mp_dict *d, const void *key, size_t klen) {
     if (klen > BR_MP_MAX_BYTES)
         return BR_ENOENT;
     uint64_t hash = hash_bytes(key, klen);
-    int rc = br__mpr_lock(&d->r, dict_repair);
+    int rc = br__mpr_lock(&d->h.r, dict_repair);
     if (rc)
         return rc;
     int64_t at;
-    if (!dict_find(&d->r, hash, key, klen, &at)) {
+    if (!dict_find(&d->h.r, hash, key, klen, &at)) {
         rc = BR_ENOENT;
     } else {
         uint64_t cap;
-        uint64_t *slots = table(&d->r, &cap);
+        uint64_t *slots = table(&d->h.r, &cap);
         uint64_t off = slots[at] & OFF_MASK;
         BR__MPR_PUBLISH(&slots[at], SLOT_TOMB);
-        d->r.h->user[1]--;
-        br__mpr_free(&d->r, off);
+        d->h.r.h->user[1]--;
+        br__mpr_free(&d->h.r, off);
     }
-    br__mpr_unlock(&d->r);
+    br__mpr_unlock(&d->h.r);
     return rc;
 }
 
@@ -501,11 +515,11 @@ int br_mp_dict_contains(br_mp_dict *d, const void *key, size_t klen, bool *found
     if (klen > BR_MP_MAX_BYTES)
         return 0;
     uint64_t hash = hash_bytes(key, klen);
-    int rc = br__mpr_lock(&d->r, dict_repair);
+    int rc = br__mpr_lock(&d->h.r, dict_repair);
     if (rc)
         return rc;
-    *found = dict_find(&d->r, hash, key, klen, NULL) != NULL;
-    br__mpr_unlock(&d->r);
+    *found = dict_find(&d->h.r, hash, key, klen, NULL) != NULL;
+    br__mpr_unlock(&d->h.r);
     return 0;
 }
 
@@ -513,19 +527,19 @@ int br_mp_dict_len(br_mp_dict *d, size_t *len) {
     DICT_CHECK(d, "br_mp_dict_len");
     if (!len)
         return BR__MISUSE(BR_EINVAL, "br_mp_dict_len: len is NULL");
-    int rc = br__mpr_lock(&d->r, dict_repair);
+    int rc = br__mpr_lock(&d->h.r, dict_repair);
     if (rc)
         return rc;
-    *len = (size_t)d->r.h->user[1];
-    br__mpr_unlock(&d->r);
+    *len = (size_t)d->h.r.h->user[1];
+    br__mpr_unlock(&d->h.r);
     return 0;
 }
 
 static int dict_snapshot(br_mp_dict *d, br_mp_items **out, bool values) {
-    int rc = br__mpr_lock(&d->r, dict_repair);
+    int rc = br__mpr_lock(&d->h.r, dict_repair);
     if (rc)
         return rc;
-    br__mpr *r = &d->r;
+    br__mpr *r = &d->h.r;
     uint64_t cap;
     uint64_t *slots = table(r, &cap);
     size_t count = 0, bytes = 0;
@@ -613,13 +627,13 @@ int br_mp_dict_add_i64(br_mp_dict *d, const char *key, int64_t delta, int64_t *r
         return BR__MISUSE(BR_EINVAL, "br_mp_dict_add_i64: NULL key");
     size_t klen = strlen(key);
     uint64_t hash = hash_bytes(key, klen);
-    int rc = br__mpr_lock(&d->r, dict_repair);
+    int rc = br__mpr_lock(&d->h.r, dict_repair);
     if (rc)
         return rc;
-    const entry *e = dict_find(&d->r, hash, key, klen, NULL);
+    const entry *e = dict_find(&d->h.r, hash, key, klen, NULL);
     int64_t v = delta;
     if (!e) {
-        rc = dict_put(&d->r, hash, key, klen, &v, sizeof v);
+        rc = dict_put(&d->h.r, hash, key, klen, &v, sizeof v);
     } else if (e->vlen != sizeof v) {
         rc = BR_EINVAL;
     } else {
@@ -627,7 +641,7 @@ int br_mp_dict_add_i64(br_mp_dict *d, const char *key, int64_t delta, int64_t *r
         v = (int64_t)(*p + (uint64_t)delta);
         BR__MPR_PUBLISH(p, (uint64_t)v);
     }
-    br__mpr_unlock(&d->r);
+    br__mpr_unlock(&d->h.r);
     if (!rc && result)
         *result = v;
     return rc;
@@ -636,7 +650,7 @@ int br_mp_dict_add_i64(br_mp_dict *d, const char *key, int64_t delta, int64_t *r
 /* ================================ list ================================================ */
 
 static bool list_ok(const br_mp_list *l, const char *fn) {
-    if (l && l->magic == HANDLE_MAGIC)
+    if (l && l->h.magic == HANDLE_MAGIC)
         return true;
     (void)BR__MISUSE(BR_EINVAL, fn);
     return false;
@@ -682,50 +696,30 @@ static void list_repair(br__mpr *r) {
 int br_mp_list_new(br_mp_list **out, const br_mp_shared_opts *opts) {
     if (!out)
         return BR__MISUSE(BR_EINVAL, "br_mp_list_new: out is NULL");
-    *out = NULL;
-    size_t initial = opts && opts->initial_bytes ? opts->initial_bytes : DEFAULT_INITIAL;
-    br_mp_list *l = br__malloc(sizeof *l);
-    if (!l)
-        return BR_ENOMEM;
-    int rc = br__mpr_new(&l->r, LIST_KIND, initial, "braid-mp-list");
-    if (rc) {
-        br__free(l);
-        return rc;
-    }
-    l->magic = HANDLE_MAGIC;
-    *out = l;
-    return 0;
+    handle *h;
+    int rc = handle_open(&h, LIST_KIND, false, -1, opts, "braid-mp-list");
+    *out = (br_mp_list *)h; /* a br_mp_list begins with its handle */
+    return rc;
 }
 
 int br_mp_list_attach(br_mp_list **out, int fd) {
     if (!out)
         return BR__MISUSE(BR_EINVAL, "br_mp_list_attach: out is NULL");
-    *out = NULL;
-    br_mp_list *l = br__malloc(sizeof *l);
-    if (!l)
-        return BR_ENOMEM;
-    int rc = br__mpr_attach(&l->r, fd, LIST_KIND);
-    if (rc) {
-        br__free(l);
-        return rc;
-    }
-    l->magic = HANDLE_MAGIC;
-    *out = l;
-    return 0;
+    handle *h;
+    int rc = handle_open(&h, LIST_KIND, true, fd, NULL, NULL);
+    *out = (br_mp_list *)h;
+    return rc;
 }
 
 int br_mp_list_fd(const br_mp_list *l) {
     if (!list_ok(l, "br_mp_list_fd: not a list"))
         return BR_EINVAL;
-    return l->r.fd;
+    return l->h.r.fd;
 }
 
 void br_mp_list_free(br_mp_list *l) {
-    if (!l)
-        return;
-    br__mpr_close(&l->r);
-    l->magic = 0;
-    br__free_poisoned(l, sizeof *l);
+    if (l)
+        handle_close(&l->h);
 }
 
 /* A new element block holding p[0..n), lock held. */
@@ -745,7 +739,7 @@ int br_mp_list_append(br_mp_list *l, const void *p, size_t n) {
     LIST_CHECK(l, "br_mp_list_append");
     if (!bytes_ok(p, n))
         return BR__MISUSE(BR_EINVAL, "br_mp_list_append: NULL bytes with a length");
-    br__mpr *r = &l->r;
+    br__mpr *r = &l->h.r;
     int rc = br__mpr_lock(r, list_repair);
     if (rc)
         return rc;
@@ -795,19 +789,19 @@ int br_mp_list_get(br_mp_list *l, int64_t i, void **p, size_t *n) {
     LIST_CHECK(l, "br_mp_list_get");
     if (!p)
         return BR__MISUSE(BR_EINVAL, "br_mp_list_get: p is NULL");
-    int rc = br__mpr_lock(&l->r, list_repair);
+    int rc = br__mpr_lock(&l->h.r, list_repair);
     if (rc)
         return rc;
-    uint64_t *s = list_slot(&l->r, i);
+    uint64_t *s = list_slot(&l->h.r, i);
     if (!s) {
         rc = BR_ERANGE;
     } else {
-        uint64_t *e = u64_at(&l->r, *s);
+        uint64_t *e = u64_at(&l->h.r, *s);
         rc = copy_out(e + 1, (size_t)e[0], p);
         if (!rc && n)
             *n = (size_t)e[0];
     }
-    br__mpr_unlock(&l->r);
+    br__mpr_unlock(&l->h.r);
     return rc;
 }
 
@@ -816,21 +810,21 @@ int br_mp_list_get_into(br_mp_list *l, int64_t i, void *buf, size_t cap, size_t 
     if (!bytes_ok(buf, cap) || !n)
         return BR__MISUSE(BR_EINVAL, "br_mp_list_get_into: NULL buffer or length");
     *n = 0;
-    int rc = br__mpr_lock(&l->r, list_repair);
+    int rc = br__mpr_lock(&l->h.r, list_repair);
     if (rc)
         return rc;
-    uint64_t *s = list_slot(&l->r, i);
+    uint64_t *s = list_slot(&l->h.r, i);
     if (!s) {
         rc = BR_ERANGE;
     } else {
-        uint64_t *e = u64_at(&l->r, *s);
+        uint64_t *e = u64_at(&l->h.r, *s);
         *n = (size_t)e[0];
         if (e[0] > cap)
             rc = BR_ERANGE;
         else if (e[0])
             memcpy(buf, e + 1, (size_t)e[0]);
     }
-    br__mpr_unlock(&l->r);
+    br__mpr_unlock(&l->h.r);
     return rc;
 }
 
@@ -838,7 +832,7 @@ int br_mp_list_set(br_mp_list *l, int64_t i, const void *p, size_t n) {
     LIST_CHECK(l, "br_mp_list_set");
     if (!bytes_ok(p, n))
         return BR__MISUSE(BR_EINVAL, "br_mp_list_set: NULL bytes with a length");
-    br__mpr *r = &l->r;
+    br__mpr *r = &l->h.r;
     int rc = br__mpr_lock(r, list_repair);
     if (rc)
         return rc;
@@ -863,11 +857,11 @@ int br_mp_list_len(br_mp_list *l, size_t *len) {
     LIST_CHECK(l, "br_mp_list_len");
     if (!len)
         return BR__MISUSE(BR_EINVAL, "br_mp_list_len: len is NULL");
-    int rc = br__mpr_lock(&l->r, list_repair);
+    int rc = br__mpr_lock(&l->h.r, list_repair);
     if (rc)
         return rc;
-    *len = (size_t)l->r.h->user[1];
-    br__mpr_unlock(&l->r);
+    *len = (size_t)l->h.r.h->user[1];
+    br__mpr_unlock(&l->h.r);
     return 0;
 }
 
@@ -877,7 +871,7 @@ int br_mp_list_snapshot(br_mp_list *l, br_mp_items **out) {
     LIST_CHECK(l, "br_mp_list_snapshot");
     if (!out)
         return BR__MISUSE(BR_EINVAL, "br_mp_list_snapshot: out is NULL");
-    br__mpr *r = &l->r;
+    br__mpr *r = &l->h.r;
     int rc = br__mpr_lock(r, list_repair);
     if (rc)
         return rc;
