@@ -121,6 +121,7 @@ typedef struct cf_channel {
 } cf_channel;
 
 static br_shared_memory *cf_shm;       /* the test's handle (NULL in a spawned worker) */
+static br_shared_memory *cf_shm_mapped; /* a spawned worker's, kept for its life */
 static cf_channel *_Atomic cf_ch;      /* this process's view */
 
 /* The channel's capacity for the batch stress: CF_SUBMITTERS * its per_thread. */
@@ -171,7 +172,8 @@ static cf_channel *cf_chan(void) {
         br_shared_memory_close(s); /* another thread of this worker was first */
         return none;
     }
-    return ch; /* mapped for the worker's life */
+    cf_shm_mapped = s; /* mapped for the worker's life */
+    return ch;
 }
 
 /* A task's view of the channel; a task that can't reach it fails with this code. */
