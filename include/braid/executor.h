@@ -179,7 +179,8 @@ BR_API int br_map_free(br_map *m);
 
 /* Executor.shutdown: no new submissions from now on (BR_ESHUTDOWN), and submitters
  * waiting for room are woken with it. With cancel_futures, every task not yet started
- * is cancelled (running ones finish, though br_task_cancelled() turns true for them).
+ * is cancelled by the time it returns, with wait or without (running ones finish,
+ * though br_task_cancelled() turns true for them).
  * With wait, returns once every task has finished, the workers have exited and the
  * woken submitters have left; that wait can't be cancelled (a cancel of the calling
  * coroutine stays pending, and it blocks the coroutine's thread while it joins the

@@ -43,6 +43,16 @@
  * (within a millisecond or so). With kill_on_cancel, a cancel request on a running task
  * kills its worker instead (the future is CANCELLED) and a replacement starts.
  * Deadlines (br_call.deadline) are checked by the worker as by the thread pool.
+ * br_executor_shutdown with cancel_futures returns once every task still queued is
+ * cancelled; those handed to a worker ahead of time are asked to stop, as running ones.
+ *
+ * The pool's own thread. Futures complete, and their done-callbacks run, on the pool's
+ * manager thread in the submitting process: there br_executor_shutdown with wait is
+ * BR_EDEADLK (the shutdown happens, the wait doesn't), as from a thread pool's worker.
+ * A task can't reach its executor from a worker process: the handle is the parent's
+ * (in a forked worker br_executor_shutdown on the copy does nothing and returns 0); a
+ * task that wants the pool shut down asks the submitting process (a result, or shared
+ * memory: braid/mp_sync.h, braid/mp_shared.h).
  */
 #ifndef BRAID_PROCESSPOOL_H
 #define BRAID_PROCESSPOOL_H

@@ -668,6 +668,7 @@ typedef struct pp {
     _Atomic int npending;  /* pushes not yet taken by the manager (a hint for sleeping) */
     _Atomic int deaths;    /* on_worker_exit calls not yet handled */
     _Atomic bool mgr_done;
+    _Atomic uint32_t cancel_seen; /* 1 once the manager has cancelled what was queued */
 
     /* the manager's own */
     br_task *q_head, *q_tail;   /* singles taken from pend */
@@ -1458,6 +1459,13 @@ static bool anything_to_do(pp *p) {
 
 static bool mgr_has_work(void *p) { return anything_to_do(p); }
 
+/* The queued tasks are cancelled (and those in flight asked to stop): a shutdown with
+ * cancel_futures waiting for that (pp_shutdown) may return. */
+static void cancel_seen(pp *p) {
+    atomic_store_explicit(&p->cancel_seen, 1, memory_order_release);
+    br__futex_wake(&p->cancel_seen, INT32_MAX, false);
+}
+
 static void *manager(void *arg) {
     pp *p = arg;
     tls_manager_of = p;
@@ -1489,6 +1497,8 @@ static void *manager(void *arg) {
                         br_future_request_cancel(br__task_future(w->slot[s % SLOTS]));
             p->last_poll = 0;
         }
+        if (cancel_done && !atomic_load_explicit(&p->cancel_seen, memory_order_relaxed))
+            cancel_seen(p);
         bool inflight = inflight_any(p);
         int64_t now = br_now();
         if (inflight && now - p->last_poll >= POLL_NS) {
@@ -1551,6 +1561,7 @@ static void *manager(void *arg) {
         }
         atomic_store_explicit(&db->waiting, 0, memory_order_relaxed);
     }
+    cancel_seen(p); /* nothing is left queued: no shutdown waits for more */
     atomic_store(&p->mgr_done, true);
     return NULL;
 }
@@ -1704,6 +1715,13 @@ static int pp_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     if (getpid() != p->owner)
         return 0; /* a forked child's copy: the workers are the parent's */
     control(p, cancel_futures, false);
+    if (cancel_futures && tls_manager_of != p) {
+        /* As the thread pool does, return only once every task still queued is
+         * cancelled: the manager holds them, so wait for it to have done that (it
+         * does at once; a manager that has left had nothing queued). */
+        while (atomic_load_explicit(&p->cancel_seen, memory_order_acquire) == 0)
+            br__futex_wait(&p->cancel_seen, 0, BR_FOREVER, false);
+    }
     if (!wait)
         return 0;
     if (tls_manager_of == p)

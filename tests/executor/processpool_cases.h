@@ -842,6 +842,20 @@ static void mp_imap_orders(void **state) {
     nothing_left(b);
 }
 
+/* --- the suite's stresses at the default prefetch ----------------------------------------- */
+
+/* The conformance suite runs on pools with prefetch 1 (the including file's
+ * conformance_make); its stresses run here again with tasks handed to workers ahead of
+ * time, as a pool made with default options does. */
+static void stress_default_prefetch(void **state) {
+    pp_conformance_prefetch = 0;
+    conformance_stress(state);
+}
+
+static void batch_stress_default_prefetch(void **state) {
+    pp_conformance_prefetch = 0;
+    conformance_batch_stress(state);
+}
 
 #define PP_CASES \
     cmocka_unit_test(worker_sigkill),\
@@ -855,6 +869,8 @@ static void mp_imap_orders(void **state) {
              cmocka_unit_test(shutdown_wait_finishes_all), cmocka_unit_test(terminate_kills),\
              cmocka_unit_test(initializer_breaks), cmocka_unit_test(max_tasks_per_child),\
              cmocka_unit_test(bad_options), cmocka_unit_test(mp_apply_async_callbacks),\
-             cmocka_unit_test(mp_map), cmocka_unit_test(mp_imap_orders)
+             cmocka_unit_test(mp_map), cmocka_unit_test(mp_imap_orders),\
+             cmocka_unit_test(stress_default_prefetch),\
+             cmocka_unit_test(batch_stress_default_prefetch)
 
 #endif

@@ -24,12 +24,31 @@
 
 /* --- the conformance suite ------------------------------------------------------------- */
 
+/* prefetch 1: a task queued behind a running one stays queued in this process, where
+ * br_future_cancel and shutdown(cancel_futures) cancel it as the suite requires (with a
+ * deeper prefetch a task handed to a worker ahead of time counts as running:
+ * braid/processpool.h). pp_conformance_prefetch lets the cases of processpool_cases.h
+ * run the suite's stresses at the default prefetch too. */
+static int pp_conformance_prefetch = 1;
+
 static int conformance_make(br_executor **out, int max_workers) {
-    return br_processpool_new(
-        out, &(br_processpool_opts){.max_workers = max_workers, .start_method = PP_METHOD});
+    int rc = br_processpool_new(out, &(br_processpool_opts){.max_workers = max_workers,
+                                                            .start_method = PP_METHOD,
+                                                            .prefetch = pp_conformance_prefetch});
+    /* Returns once every worker has started (a worker is listed once its fork is done),
+     * before the tests start threads of their own: a fork while another thread holds
+     * the allocator's lock leaves the child stuck in it under AddressSanitizer, whose
+     * allocator (gcc 12's) doesn't take its locks around fork() as glibc's malloc does. */
+    int64_t guard = br_test_hang_guard();
+    while (rc == 0 && br_processpool_pids(*out, NULL, 0) < max_workers) {
+        if (br_now() >= guard)
+            return BR_ETIMEDOUT;
+        br_sleep(100 * 1000);
+    }
+    return rc;
 }
-/* Tasks run in other processes: the suite's gates (futures in this process) and
- * counters can't reach them. */
+/* Tasks run in other processes: the suite reaches them through its channel (shared
+ * memory that a forked worker inherits and a spawned one maps from this process). */
 #define CONFORMANCE_SHARED_MEMORY 0
 #include "conformance_executor.h"
 
