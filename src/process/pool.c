@@ -4,7 +4,8 @@
  * Design notes.
  *
  * Who does what. Submitters (any thread) copy the argument, push the task on the
- * pool's `pending` list under `mu` and ring the doorbell. One manager thread per pool
+ * pool's `pending` list under `mu` and ring the doorbell (a batch, and Pool.map's
+ * chunksize 1, is one push and one ring for all its tasks). One manager thread per pool
  * does everything else: it starts the workers (start_worker: br__child_start, daemon, so
  * PR_SET_PDEATHSIG, which follows the starting thread, kills them if the process goes
  * away; under fork or spawn), hands tasks to them, reads their results and finishes
@@ -1888,13 +1889,17 @@ int br__processpool_submit_chunked(br_executor *ex, br_task_fn fn, const void *a
     }
     int rc = 0;
     size_t i = 0;
+    if (chunksize == 1 && count > 1) {
+        /* Singles: one push and one doorbell for them all (the manager packs them) */
+        size_t q = 0;
+        rc = pp_submit_batch(ex, tasks, count, NULL, &q);
+        if (rc == 0)
+            i = count;
+    }
     for (; i < count && rc == 0; i += chunksize) {
         size_t n = count - i < chunksize ? count - i : chunksize;
-        size_t q = 0;
         if (n == 1)
             rc = pp_submit(ex, tasks[i], NULL);
-        else if (chunksize == 1)
-            rc = pp_submit_batch(ex, tasks + i, n, NULL, &q);
         else
             rc = pp_submit_chunk(ex, tasks + i, n, NULL);
         if (rc != 0)
