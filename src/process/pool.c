@@ -16,7 +16,10 @@
  * the first task that names it) and tasks name it by its index in the pool's table.
  *
  * Channels. Each worker has its own `chan` in a br__shm (memfd) created before it
- * starts (inherited at the same descriptor number): a request ring (manager -> worker) and a result ring (worker -> manager), each
+ * starts (inherited at the same descriptor number) and mapped with every page present
+ * on both sides before the first task (chan_populate: otherwise the tasks would pay a
+ * fault per ring page on each side as they first sweep the rings): a request ring
+ * (manager -> worker) and a result ring (worker -> manager), each
  * single-producer single-consumer, of variable-size messages (16-byte aligned; a PAD
  * message fills the end of the buffer when the next one doesn't fit there). A request
  * carries up to MAX_MSG_TASKS tasks (the manager packs queued submits, and br_map's
@@ -330,6 +333,18 @@ static int recv_mapped(int sock, size_t len, mapcache *mc, int n, const void **o
     return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#  define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* Maps every page of a channel into this process now, writable: the rings' pages are
+ * otherwise first touched by the tasks themselves, a fault per page on each side (the
+ * first 10,000 no-ops sweep both rings of both workers once). A hint: an older kernel
+ * leaves the faults to the tasks. */
+static void chan_populate(chan *ch) {
+    (void)madvise(ch, sizeof *ch, MADV_POPULATE_WRITE);
+}
+
 /* --- the worker process ---------------------------------------------------------------- */
 
 typedef struct wctx {
@@ -579,6 +594,7 @@ int br__pool_worker_task(br_task *t) {
         br__shm_close(&chs);
     if (rc != 0)
         return br_task_fail(t, rc, "can't map the pool's channel");
+    chan_populate(chs.base);
     wctx *c = br__calloc(1, sizeof *c); /* big (the function table): not on the stack */
     if (c == NULL)
         return BR_ENOMEM;
@@ -888,6 +904,7 @@ static int start_worker(pp *p) {
         return rc;
     }
     w->ch = w->shm.base;
+    chan_populate(w->ch);
     int sv[2];
     if ((rc = br__fdpass_pair(sv)) != 0) {
         br__shm_close(&w->shm);
