@@ -70,9 +70,20 @@
  * (growers in flight count against SPARE_MAX too). A grower's mapping doesn't go
  * through the allocation seam: a test's injected failures are the submitter's.
  *
+ * Fork. After a fork every slab page is shared copy-on-write with the child, and the
+ * parent's first write to each costs a copy and a TLB shootdown on every CPU running
+ * the parent (a process pool forks its workers, then makes a future per task: that
+ * was most of the first 10,000 submits' page faults). Memory nobody holds yet needn't
+ * be shared: the parent's side of the fork (br__blocks_fork_parent, still under the
+ * lock held across the fork) drops its pages of the carving slab's uncarved tail and
+ * of the spares (MADV_DONTNEED: the child keeps its copies; the spares become bare),
+ * so that the parent carves fresh pages instead. The child needs nothing: its own
+ * copies are its own once the parent has dropped its share.
+ *
  * Locking: one br__ilock, `lock`, guards every slab header and the lists; it is a leaf
- * (no other lock is taken under it) and is never held across a syscall. future.c
- * holds it across fork().
+ * (no other lock is taken under it) and is never held across a syscall, except the
+ * fork: future.c holds it across fork(), and the parent's side gives back memory
+ * (above) before it releases it.
  *
  * ASan builds take blocks from br__malloc one at a time instead (the variant at the
  * end, with a bounded pool of chains in front), so that LeakSanitizer still sees every
@@ -428,6 +439,28 @@ void br__blocks_put(br_future *chain, uint32_t n) {
     br__ilock_unlock(&lock);
 }
 
+/* The parent's side of a fork (future.c's hook, the lock held since the prepare; it
+ * returns with the lock released): see "Fork" in the notes. */
+void br__blocks_fork_parent(void) {
+    if (carving != NULL) {
+        uintptr_t from = (uintptr_t)block_at(carving, carving->carved);
+        from = (from + 4095) & ~(uintptr_t)4095;
+        uintptr_t end = (uintptr_t)carving + SLAB;
+        if (from < end)
+            (void)madvise((void *)from, end - from, MADV_DONTNEED);
+    }
+    while (spare != NULL) {
+        slab *s = spare;
+        spare = s->next;
+        nspare--;
+        (void)madvise(s, SLAB, MADV_DONTNEED);
+        s->next = bare;
+        bare = s;
+        nbare++;
+    }
+    br__ilock_unlock(&lock);
+}
+
 void br__blocks_stats(struct br__blocks_stats *st) {
     br__ilock_lock(&lock);
     st->slabs = nslabs;
@@ -501,6 +534,8 @@ void br__blocks_put(br_future *chain, uint32_t n) {
 }
 
 void br__blocks_stats(struct br__blocks_stats *st) { memset(st, 0, sizeof *st); }
+
+void br__blocks_fork_parent(void) { br__ilock_unlock(&lock); }
 
 int64_t br__blocks_set_decay(int64_t ns) {
     (void)ns;

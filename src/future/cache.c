@@ -29,7 +29,7 @@ static br__hooks future_hooks = {
     .order = BR__ORDER_FUTURE,
     .name = "future",
     .prepare = br__blocks_lock,
-    .parent = br__blocks_unlock,
+    .parent = br__blocks_fork_parent,
     .child = br__blocks_unlock,
 };
 
