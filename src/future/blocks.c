@@ -74,11 +74,12 @@
  * parent's first write to each costs a copy and a TLB shootdown on every CPU running
  * the parent (a process pool forks its workers, then makes a future per task: that
  * was most of the first 10,000 submits' page faults). Memory nobody holds yet needn't
- * be shared: the parent's side of the fork (br__blocks_fork_parent, still under the
- * lock held across the fork) drops its pages of the carving slab's uncarved tail and
- * of the spares (MADV_DONTNEED: the child keeps its copies; the spares become bare),
- * so that the parent carves fresh pages instead. The child needs nothing: its own
- * copies are its own once the parent has dropped its share.
+ * be shared. The spares are whole slabs nobody uses: the child unmaps its copies
+ * (br__blocks_fork_child), and the parent's stay warm and its own. The carving slab's
+ * uncarved tail shares a huge page with blocks the child may hold, so the child can't
+ * let go of it: the parent drops its pages of the tail instead (br__blocks_fork_parent,
+ * MADV_DONTNEED; the child keeps its copies), and carves fresh pages there rather than
+ * copy shared ones. Both run under the lock held across the fork.
  *
  * Locking: one br__ilock, `lock`, guards every slab header and the lists; it is a leaf
  * (no other lock is taken under it) and is never held across a syscall, except the
@@ -449,15 +450,19 @@ void br__blocks_fork_parent(void) {
         if (from < end)
             (void)madvise((void *)from, end - from, MADV_DONTNEED);
     }
+    br__ilock_unlock(&lock);
+}
+
+/* The child's side (the lock held since the prepare; returns with it released). */
+void br__blocks_fork_child(void) {
     while (spare != NULL) {
         slab *s = spare;
         spare = s->next;
         nspare--;
-        (void)madvise(s, SLAB, MADV_DONTNEED);
-        s->next = bare;
-        bare = s;
-        nbare++;
+        nmapped--;
+        munmap(s, SLAB);
     }
+    ngrowing = 0; /* the growers were the parent's threads */
     br__ilock_unlock(&lock);
 }
 
@@ -536,6 +541,7 @@ void br__blocks_put(br_future *chain, uint32_t n) {
 void br__blocks_stats(struct br__blocks_stats *st) { memset(st, 0, sizeof *st); }
 
 void br__blocks_fork_parent(void) { br__ilock_unlock(&lock); }
+void br__blocks_fork_child(void) { br__ilock_unlock(&lock); }
 
 int64_t br__blocks_set_decay(int64_t ns) {
     (void)ns;
