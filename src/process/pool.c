@@ -39,8 +39,10 @@
  * a futex word and a waiting flag per direction, with seq_cst fences (Dekker): the
  * sleeper sets its flag, fences, re-checks the ring, and futex-waits on the word's
  * value read before the re-check; the waker publishes, fences, and only if the flag is
- * set clears it, bumps the word and wakes (shared futex). So nobody makes a syscall
- * while the other side is awake. The manager sleeps on one word for everything, the
+ * 1 turns it to 2 (woken: a later waker that finds 2 makes no syscall), bumps the word
+ * and wakes (shared futex); the sleeper clears the flag once awake (wake_word says why
+ * that is enough). So nobody makes a syscall while the other side is awake, and at
+ * most one per sleep. The manager sleeps on one word for everything, the
  * pool's `doorbell` (its own shm, inherited by every worker): submitters, workers
  * (after each result) and worker deaths ring it. A worker sleeps on its request ring's
  * word, and on its result ring's space word when that ring is full (the manager wakes
@@ -207,10 +209,18 @@ static inline void fence_sc(void) {
 
 /* The waker's half of the handshake. It never clears the flag (the sleeper does, once
  * awake): with several wakers, one clearing it could hide the sleeper from another
- * whose news the sleeper's re-check missed. */
+ * whose news the sleeper's re-check missed. The first waker to see the flag up turns
+ * it from 1 to 2 ("woken") and makes the syscall; a waker that finds 2 makes none: the
+ * sleeper is certain to wake, and it sets its flag (0, later 1), fences and looks
+ * again before it can sleep once more, so it sees this waker's news (published before
+ * the waker's fence, and the 2 it read is older than the sleeper's next store). Until
+ * the sleeper runs again, every submit would otherwise pay a futex wake for nothing. */
 static void wake_word(_Atomic uint32_t *word, _Atomic uint32_t *waiting) {
     fence_sc();
-    if (atomic_load_explicit(waiting, memory_order_relaxed)) {
+    uint32_t up = 1;
+    if (atomic_load_explicit(waiting, memory_order_relaxed) == 1 &&
+        atomic_compare_exchange_strong_explicit(waiting, &up, 2, memory_order_relaxed,
+                                                memory_order_relaxed)) {
         atomic_fetch_add_explicit(word, 1, memory_order_release);
         br__futex_wake(word, 1, true);
     }
