@@ -70,9 +70,21 @@
  * (growers in flight count against SPARE_MAX too). A grower's mapping doesn't go
  * through the allocation seam: a test's injected failures are the submitter's.
  *
+ * Fork. After a fork every slab page is shared copy-on-write with the child, and the
+ * parent's first write to each costs a copy and a TLB shootdown on every CPU running
+ * the parent (a process pool forks its workers, then makes a future per task: that
+ * was most of the first 10,000 submits' page faults). Memory nobody holds yet needn't
+ * be shared. The spares are whole slabs nobody uses: the child unmaps its copies
+ * (br__blocks_fork_child), and the parent's stay warm and its own. The carving slab's
+ * uncarved tail shares a huge page with blocks the child may hold, so the child can't
+ * let go of it: the parent drops its pages of the tail instead (br__blocks_fork_parent,
+ * MADV_DONTNEED; the child keeps its copies), and carves fresh pages there rather than
+ * copy shared ones. Both run under the lock held across the fork.
+ *
  * Locking: one br__ilock, `lock`, guards every slab header and the lists; it is a leaf
- * (no other lock is taken under it) and is never held across a syscall. future.c
- * holds it across fork().
+ * (no other lock is taken under it) and is never held across a syscall, except the
+ * fork: future.c holds it across fork(), and the parent's side gives back memory
+ * (above) before it releases it.
  *
  * ASan builds take blocks from br__malloc one at a time instead (the variant at the
  * end, with a bounded pool of chains in front), so that LeakSanitizer still sees every
@@ -428,6 +440,32 @@ void br__blocks_put(br_future *chain, uint32_t n) {
     br__ilock_unlock(&lock);
 }
 
+/* The parent's side of a fork (future.c's hook, the lock held since the prepare; it
+ * returns with the lock released): see "Fork" in the notes. */
+void br__blocks_fork_parent(void) {
+    if (carving != NULL) {
+        uintptr_t from = (uintptr_t)block_at(carving, carving->carved);
+        from = (from + 4095) & ~(uintptr_t)4095;
+        uintptr_t end = (uintptr_t)carving + SLAB;
+        if (from < end)
+            (void)madvise((void *)from, end - from, MADV_DONTNEED);
+    }
+    br__ilock_unlock(&lock);
+}
+
+/* The child's side (the lock held since the prepare; returns with it released). */
+void br__blocks_fork_child(void) {
+    while (spare != NULL) {
+        slab *s = spare;
+        spare = s->next;
+        nspare--;
+        nmapped--;
+        munmap(s, SLAB);
+    }
+    ngrowing = 0; /* the growers were the parent's threads */
+    br__ilock_unlock(&lock);
+}
+
 void br__blocks_stats(struct br__blocks_stats *st) {
     br__ilock_lock(&lock);
     st->slabs = nslabs;
@@ -501,6 +539,9 @@ void br__blocks_put(br_future *chain, uint32_t n) {
 }
 
 void br__blocks_stats(struct br__blocks_stats *st) { memset(st, 0, sizeof *st); }
+
+void br__blocks_fork_parent(void) { br__ilock_unlock(&lock); }
+void br__blocks_fork_child(void) { br__ilock_unlock(&lock); }
 
 int64_t br__blocks_set_decay(int64_t ns) {
     (void)ns;

@@ -29,8 +29,8 @@ static br__hooks future_hooks = {
     .order = BR__ORDER_FUTURE,
     .name = "future",
     .prepare = br__blocks_lock,
-    .parent = br__blocks_unlock,
-    .child = br__blocks_unlock,
+    .parent = br__blocks_fork_parent,
+    .child = br__blocks_fork_child,
 };
 
 static void cache_key_init(void) {

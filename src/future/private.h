@@ -280,6 +280,8 @@ void br__blocks_put(br_future *chain, uint32_t n);
 /* Takes the shared layer's lock, and releases it (fork hooks). */
 void br__blocks_lock(void);
 void br__blocks_unlock(void);
+void br__blocks_fork_parent(void);
+void br__blocks_fork_child(void);
 
 /* Tests: a snapshot of the shared layer. */
 struct br__blocks_stats {

@@ -189,7 +189,10 @@ int br_mp_pool_map_async(br_mp_result **out, br_mp_pool *p, br_task_fn fn,
 int br_mp_result_get(br_mp_result *r, int64_t deadline) {
     if (r == NULL)
         return BR__MISUSE(BR_EINVAL, "br_mp_result_get: NULL");
-    for (size_t i = 0; i < r->n; i++) {
+    /* From the last input back: the last is handed out last, so one sleep on it covers
+     * nearly all (in input order, the caller would sleep, and be woken, input by input
+     * as it caught up with the workers) */
+    for (size_t i = r->n; i-- > 0;) {
         int rc = br_future_wait(r->fs[i], deadline);
         if (rc)
             return rc;

@@ -4,7 +4,8 @@
  * Design notes.
  *
  * Who does what. Submitters (any thread) copy the argument, push the task on the
- * pool's `pending` list under `mu` and ring the doorbell. One manager thread per pool
+ * pool's `pending` list under `mu` and ring the doorbell (a batch, and Pool.map's
+ * chunksize 1, is one push and one ring for all its tasks). One manager thread per pool
  * does everything else: it starts the workers (start_worker: br__child_start, daemon, so
  * PR_SET_PDEATHSIG, which follows the starting thread, kills them if the process goes
  * away; under fork or spawn), hands tasks to them, reads their results and finishes
@@ -15,7 +16,10 @@
  * the first task that names it) and tasks name it by its index in the pool's table.
  *
  * Channels. Each worker has its own `chan` in a br__shm (memfd) created before it
- * starts (inherited at the same descriptor number): a request ring (manager -> worker) and a result ring (worker -> manager), each
+ * starts (inherited at the same descriptor number) and mapped with every page present
+ * on both sides before the first task (chan_populate: otherwise the tasks would pay a
+ * fault per ring page on each side as they first sweep the rings): a request ring
+ * (manager -> worker) and a result ring (worker -> manager), each
  * single-producer single-consumer, of variable-size messages (16-byte aligned; a PAD
  * message fills the end of the buffer when the next one doesn't fit there). A request
  * carries up to MAX_MSG_TASKS tasks (the manager packs queued submits, and br_map's
@@ -35,8 +39,10 @@
  * a futex word and a waiting flag per direction, with seq_cst fences (Dekker): the
  * sleeper sets its flag, fences, re-checks the ring, and futex-waits on the word's
  * value read before the re-check; the waker publishes, fences, and only if the flag is
- * set clears it, bumps the word and wakes (shared futex). So nobody makes a syscall
- * while the other side is awake. The manager sleeps on one word for everything, the
+ * 1 turns it to 2 (woken: a later waker that finds 2 makes no syscall), bumps the word
+ * and wakes (shared futex); the sleeper clears the flag once awake (wake_word says why
+ * that is enough). So nobody makes a syscall while the other side is awake, and at
+ * most one per sleep. The manager sleeps on one word for everything, the
  * pool's `doorbell` (its own shm, inherited by every worker): submitters, workers
  * (after each result) and worker deaths ring it. A worker sleeps on its request ring's
  * word, and on its result ring's space word when that ring is full (the manager wakes
@@ -203,10 +209,18 @@ static inline void fence_sc(void) {
 
 /* The waker's half of the handshake. It never clears the flag (the sleeper does, once
  * awake): with several wakers, one clearing it could hide the sleeper from another
- * whose news the sleeper's re-check missed. */
+ * whose news the sleeper's re-check missed. The first waker to see the flag up turns
+ * it from 1 to 2 ("woken") and makes the syscall; a waker that finds 2 makes none: the
+ * sleeper is certain to wake, and it sets its flag (0, later 1), fences and looks
+ * again before it can sleep once more, so it sees this waker's news (published before
+ * the waker's fence, and the 2 it read is older than the sleeper's next store). Until
+ * the sleeper runs again, every submit would otherwise pay a futex wake for nothing. */
 static void wake_word(_Atomic uint32_t *word, _Atomic uint32_t *waiting) {
     fence_sc();
-    if (atomic_load_explicit(waiting, memory_order_relaxed)) {
+    uint32_t up = 1;
+    if (atomic_load_explicit(waiting, memory_order_relaxed) == 1 &&
+        atomic_compare_exchange_strong_explicit(waiting, &up, 2, memory_order_relaxed,
+                                                memory_order_relaxed)) {
         atomic_fetch_add_explicit(word, 1, memory_order_release);
         br__futex_wake(word, 1, true);
     }
@@ -327,6 +341,18 @@ static int recv_mapped(int sock, size_t len, mapcache *mc, int n, const void **o
     mc->e[victim].used = mc->tick;
     *out = p;
     return 0;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#  define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* Maps every page of a channel into this process now, writable: the rings' pages are
+ * otherwise first touched by the tasks themselves, a fault per page on each side (the
+ * first 10,000 no-ops sweep both rings of both workers once). A hint: an older kernel
+ * leaves the faults to the tasks. */
+static void chan_populate(chan *ch) {
+    (void)madvise(ch, sizeof *ch, MADV_POPULATE_WRITE);
 }
 
 /* --- the worker process ---------------------------------------------------------------- */
@@ -578,6 +604,7 @@ int br__pool_worker_task(br_task *t) {
         br__shm_close(&chs);
     if (rc != 0)
         return br_task_fail(t, rc, "can't map the pool's channel");
+    chan_populate(chs.base);
     wctx *c = br__calloc(1, sizeof *c); /* big (the function table): not on the stack */
     if (c == NULL)
         return BR_ENOMEM;
@@ -888,6 +915,7 @@ static int start_worker(pp *p) {
         return rc;
     }
     w->ch = w->shm.base;
+    chan_populate(w->ch);
     int sv[2];
     if ((rc = br__fdpass_pair(sv)) != 0) {
         br__shm_close(&w->shm);
@@ -1906,13 +1934,17 @@ int br__processpool_submit_chunked(br_executor *ex, br_task_fn fn, const void *a
     }
     int rc = 0;
     size_t i = 0;
+    if (chunksize == 1 && count > 1) {
+        /* Singles: one push and one doorbell for them all (the manager packs them) */
+        size_t q = 0;
+        rc = pp_submit_batch(ex, tasks, count, NULL, &q);
+        if (rc == 0)
+            i = count;
+    }
     for (; i < count && rc == 0; i += chunksize) {
         size_t n = count - i < chunksize ? count - i : chunksize;
-        size_t q = 0;
         if (n == 1)
             rc = pp_submit(ex, tasks[i], NULL);
-        else if (chunksize == 1)
-            rc = pp_submit_batch(ex, tasks + i, n, NULL, &q);
         else
             rc = pp_submit_chunk(ex, tasks + i, n, NULL);
         if (rc != 0)
