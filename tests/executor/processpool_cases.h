@@ -23,19 +23,41 @@
 #include <unistd.h>
 
 
-/* The pool under test, with this file's start method. */
+/* Waits until the pool's `want` workers have forked (a worker is listed once its fork
+ * is done), before the test goes on allocating: the pool forks its workers from its
+ * manager thread, and a fork while another thread holds the allocator's lock leaves the
+ * child stuck in it under AddressSanitizer, whose allocator (gcc 12's) doesn't take its
+ * locks around fork() as glibc's malloc does. */
+static int pp_wait_forked(br_executor *ex, int want) {
+    int64_t guard = br_test_hang_guard();
+    while (br_processpool_pids(ex, NULL, 0) < want) {
+        if (br_now() >= guard)
+            return BR_ETIMEDOUT;
+        br_sleep(100 * 1000);
+    }
+    return 0;
+}
+
+/* The pool under test, with this file's start method, its workers forked. */
 static int pp_new(br_executor **out, const br_processpool_opts *opts) {
     br_processpool_opts o = {0};
     if (opts)
         o = *opts;
     o.start_method = PP_METHOD;
-    return br_processpool_new(out, &o);
+    int rc = br_processpool_new(out, &o);
+    if (rc == 0)
+        rc = pp_wait_forked(*out, o.max_workers > 0 ? o.max_workers : br_cpu_count());
+    return rc;
 }
 
 static int pp_mp_new(br_mp_pool **out, const br_mp_pool_opts *opts) {
     br_mp_pool_opts o = *opts;
     o.start_method = PP_METHOD;
-    return br_mp_pool_new(out, &o);
+    int rc = br_mp_pool_new(out, &o);
+    if (rc == 0)
+        rc = pp_wait_forked(br_mp_pool_executor(*out),
+                            o.processes > 0 ? o.processes : br_cpu_count());
+    return rc;
 }
 
 /* --- leak checks ------------------------------------------------------------------------ */
