@@ -49,7 +49,9 @@
  * it after consuming). The manager never waits for ring space: it sends only what fits.
  *
  * Flow control. At most `prefetch` tasks (plus one chunk) are in flight per worker;
- * fewer than SLOTS always. A task is claimed (br__task_begin: RUNNING) when it is put
+ * fewer than SLOTS always. Work goes to the worker with the most room first (dispatch),
+ * so tasks that arrive a few at a time spread over the workers instead of piling up on
+ * the first one in the list. A task is claimed (br__task_begin: RUNNING) when it is put
  * in a message, so from then on br_future_cancel refuses it; a cancel request reaches
  * it through chan.cancel[seq % SLOTS], which the manager raises when it sees the
  * request (it polls the futures in flight every POLL_NS while any are) and the worker's
@@ -638,6 +640,7 @@ typedef struct bigarg {
 
 typedef struct worker {
     struct pp *pp;
+    bool tried; /* dispatch's: offered work in this pass */
     br__shm shm;
     chan *ch;
     int sock;   /* the parent's end */
@@ -1389,26 +1392,48 @@ static bool dispatch_one(pp *p, worker *w) {
     return true;
 }
 
+/* Sends work while any worker can take it, always to the worker with the most room (the
+ * fewest tasks in flight): tasks that arrive a few at a time (br_map tops its inputs up
+ * as results are read) would otherwise all go to the first worker of the list, which
+ * always has room, and leave the others idle. */
 static bool dispatch(pp *p) {
     bool any = false;
-    for (bool again = true; again;) {
-        again = false;
-        for (worker *w = p->workers; w; w = w->next_w) {
-            if (w->retiring || w->stop_sent || atomic_load(&w->dead))
-                continue;
+    for (;;) {
+        if (!p->retry_head && !p->q_head && !p->cq_head)
+            return any;
+        /* One pass over the workers, most room first; stop when none took anything. */
+        bool sent = false;
+        for (worker *w = p->workers; w; w = w->next_w)
+            w->tried = false;
+        for (;;) {
+            worker *best = NULL;
+            int best_room = 0;
+            for (worker *w = p->workers; w; w = w->next_w) {
+                if (w->tried || w->retiring || w->stop_sent || atomic_load(&w->dead))
+                    continue;
+                int room = p->o.prefetch - (int)(w->next - w->done);
+                if (best == NULL || room > best_room) {
+                    best = w;
+                    best_room = room;
+                }
+            }
+            if (best == NULL)
+                break;
+            best->tried = true;
             if (!p->retry_head && !p->q_head && !p->cq_head)
-                return any;
-            if (dispatch_one(p, w)) {
-                any = again = true;
+                break;
+            if (dispatch_one(p, best)) {
+                any = sent = true;
                 if (p->o.max_tasks_per_child > 0 &&
-                    w->handed >= (unsigned long)p->o.max_tasks_per_child) {
-                    w->retiring = true; /* no more for it; a replacement starts now */
+                    best->handed >= (unsigned long)p->o.max_tasks_per_child) {
+                    best->retiring = true; /* no more for it; a replacement starts now */
                     p->nlive--;
                 }
             }
         }
+        if (!sent)
+            return any;
     }
-    return any;
 }
 
 /* --- the manager --------------------------------------------------------------------------- */

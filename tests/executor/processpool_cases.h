@@ -221,6 +221,66 @@ static void started_pipe_close(int pfd[2], spin_arg *a) {
     unlink(a->fifo);
 }
 
+/* --- spreading work ------------------------------------------------------------------------ */
+
+/* A task that says it started, then waits for the test's word (a file appearing). */
+typedef struct gate_arg {
+    spin_arg started; /* its fifo */
+    char go[80];      /* the file whose creation lets the task return */
+} gate_arg;
+
+static int gated_task(br_task *t) {
+    const gate_arg *a = br_task_arg(t, NULL);
+    int fd = open(a->started.fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return br_task_fail(t, BR_EIO, "open %s: %d", a->started.fifo, errno);
+    ssize_t n = write(fd, "s", 1);
+    close(fd);
+    if (n != 1)
+        return BR_EIO;
+    int64_t guard = br_deadline_after(120 * BR_SEC); /* a hang guard only */
+    while (access(a->go, F_OK) != 0) {
+        if (br_now() >= guard)
+            return BR_ETIMEDOUT;
+        br_sleep(BR_MSEC);
+    }
+    return br_task_return_i64(t, getpid());
+}
+
+/* A map's inputs go to the workers with the fewest tasks in flight: two inputs that can
+ * only finish together (each waits until both have started) run on two workers at once.
+ * Were both handed to one worker, the second would never start and the test would fail
+ * at the hang guard. */
+static void map_spreads_over_workers(void **state) {
+    (void)state;
+    baseline b = warm_baseline();
+    int pfd[2];
+    gate_arg a;
+    memset(&a, 0, sizeof a);
+    started_pipe(pfd, &a.started);
+    snprintf(a.go, sizeof a.go, "%s.go", a.started.fifo);
+    br_executor *ex;
+    BR_CHECK_OK(pp_new(&ex, &(br_processpool_opts){.max_workers = 2}));
+    gate_arg in[2] = {a, a};
+    br_map *m;
+    BR_CHECK_OK(br_map_new(&m, ex, gated_task, in, 2, sizeof in[0], NULL));
+    wait_started(pfd[0]);
+    wait_started(pfd[0]); /* both running at once */
+    int gfd = open(a.go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    BR_CHECK(gfd >= 0);
+    close(gfd);
+    int64_t pid0 = 0, pid1 = 0;
+    BR_CHECK_OK(br_map_next_i64(m, &pid0));
+    BR_CHECK_OK(br_map_next_i64(m, &pid1));
+    BR_CHECK(pid0 > 0 && pid1 > 0 && pid0 != pid1);
+    BR_CHECK_ERR(br_map_next_i64(m, &pid0), BR_EOF);
+    BR_CHECK_OK(br_map_free(m));
+    unlink(a.go);
+    started_pipe_close(pfd, &a.started);
+    BR_CHECK_OK(br_executor_free(ex));
+    nothing_left(b);
+}
+
 /* --- worker death ------------------------------------------------------------------------ */
 
 static void death_case(int how, const char *want) {
@@ -889,6 +949,7 @@ static void batch_stress_default_prefetch(void **state) {
              cmocka_unit_test(request_cancel_running), cmocka_unit_test(kill_on_cancel),\
              cmocka_unit_test(task_deadline), cmocka_unit_test(shutdown_cancel_futures),\
              cmocka_unit_test(shutdown_wait_finishes_all), cmocka_unit_test(terminate_kills),\
+             cmocka_unit_test(map_spreads_over_workers),\
              cmocka_unit_test(initializer_breaks), cmocka_unit_test(max_tasks_per_child),\
              cmocka_unit_test(bad_options), cmocka_unit_test(mp_apply_async_callbacks),\
              cmocka_unit_test(mp_map), cmocka_unit_test(mp_imap_orders),\
