@@ -699,6 +699,8 @@ typedef struct pp {
     _Atomic int deaths;    /* on_worker_exit calls not yet handled */
     _Atomic bool mgr_done;
     _Atomic uint32_t cancel_seen; /* 1 once the manager has cancelled what was queued */
+    br__ilock cancel_lock;          /* guards cancel_waiters */
+    br__waiter *cancel_waiters;     /* shutdowns waiting for cancel_seen (a chain) */
 
     /* the manager's own */
     br_task *q_head, *q_tail;   /* singles taken from pend */
@@ -1515,8 +1517,32 @@ static bool mgr_has_work(void *p) { return anything_to_do(p); }
 /* The queued tasks are cancelled (and those in flight asked to stop): a shutdown with
  * cancel_futures waiting for that (pp_shutdown) may return. */
 static void cancel_seen(pp *p) {
+    br__ilock_lock(&p->cancel_lock);
     atomic_store_explicit(&p->cancel_seen, 1, memory_order_release);
-    br__futex_wake(&p->cancel_seen, INT32_MAX, false);
+    br__waiter *chain = p->cancel_waiters;
+    p->cancel_waiters = NULL;
+    br__ilock_unlock(&p->cancel_lock);
+    br__wake_chain(chain);
+}
+
+/* Waits (through the waiter: a thread parks, a coroutine suspends) until the manager
+ * has cancelled what was queued. Can't be cancelled, as shutdown's contract says: the
+ * manager does it at once, so the wait is short. */
+static void wait_cancel_seen(pp *p) {
+    if (atomic_load_explicit(&p->cancel_seen, memory_order_acquire))
+        return;
+    br__waiter w;
+    br__waiter_init(&w);
+    br__ilock_lock(&p->cancel_lock);
+    if (atomic_load_explicit(&p->cancel_seen, memory_order_relaxed)) {
+        br__ilock_unlock(&p->cancel_lock);
+        return;
+    }
+    w.next = p->cancel_waiters;
+    p->cancel_waiters = &w;
+    br__ilock_unlock(&p->cancel_lock);
+    /* Only cancel_seen pops the chain, and it signals everyone it popped. */
+    br__waiter_park_until_signalled(&w);
 }
 
 static void *manager(void *arg) {
@@ -1772,8 +1798,7 @@ static int pp_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
         /* As the thread pool does, return only once every task still queued is
          * cancelled: the manager holds them, so wait for it to have done that (it
          * does at once; a manager that has left had nothing queued). */
-        while (atomic_load_explicit(&p->cancel_seen, memory_order_acquire) == 0)
-            br__futex_wait(&p->cancel_seen, 0, BR_FOREVER, false);
+        wait_cancel_seen(p);
     }
     if (!wait)
         return 0;
