@@ -2,6 +2,7 @@
 #include "braid/process.h"
 #include "core/lib.h"
 #include "future/private.h"
+#include "process/watch.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -116,6 +117,16 @@ void br_test_wait_threads_(const char *file, int line, int want) {
 
 void br_test_wait_fds_(const char *file, int line, int want) {
     wait_count(file, line, "open descriptors", br_test_count_fds, want);
+}
+
+static int count_watched(void) { return (int)br__child_watch_count(); }
+
+void br_test_wait_no_children_(const char *file, int line) {
+    wait_count(file, line, "children still watched", count_watched, 0);
+    errno = 0;
+    if (waitpid(-1, NULL, WNOHANG) >= 0 || errno != ECHILD)
+        fail_msg("%s:%d: a child is left unreaped (a zombie, or one still running)", file,
+                 line);
 }
 
 static void *record_tid(void *arg) {

@@ -107,6 +107,11 @@ int br_test_count_threads(void);
 #define br_test_wait_fds(want) br_test_wait_fds_(__FILE__, __LINE__, (want))
 void br_test_wait_threads_(const char *file, int line, int want);
 void br_test_wait_fds_(const char *file, int line, int want);
+/* Waits (within the hang guard) until the child watcher (process/watch.h) watches no
+ * child, then checks that no child of this process is left to reap: every child braid
+ * started has ended and was reaped. */
+#define br_test_wait_no_children() br_test_wait_no_children_(__FILE__, __LINE__)
+void br_test_wait_no_children_(const char *file, int line);
 
 /* The number of threads in the process once it has had a thread of its own and that
  * thread is gone: ThreadSanitizer starts a background thread at the first

@@ -87,12 +87,7 @@ static baseline before(void) {
  * descriptors and mappings are gone. The watcher's own epoll descriptor stays once
  * made, so the baseline is taken after a first pool. */
 static void nothing_left(baseline b) {
-    for (int i = 0; br__child_watch_count() != 0; i++) {
-        BR_CHECK(i < 30000);
-        br_sleep(BR_MSEC);
-    }
-    errno = 0;
-    BR_CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
+    br_test_wait_no_children();
     br_test_wait_fds(b.fds);
     BR_CHECK_EQ(count_memfd_maps(), b.maps);
 }
@@ -112,10 +107,7 @@ static baseline warm_baseline(void) {
     BR_CHECK_OK(br_future_wait(f, br_test_hang_guard()));
     br_future_release(f);
     BR_CHECK_OK(br_executor_free(ex));
-    for (int i = 0; br__child_watch_count() != 0; i++) {
-        BR_CHECK(i < 30000);
-        br_sleep(BR_MSEC);
-    }
+    br_test_wait_no_children();
     return before();
 }
 

@@ -1,8 +1,7 @@
 /* The process pool under the spawn start method: workers re-execute this test binary,
  * which diverts them in br_process_main (the harness's main calls it), and task
- * functions cross as references (module + offset). The same cases as the fork file.
- *
- * Before: the process pool (braid/processpool.h): the executor conformance suite, and what
+ * functions cross as references (module + offset). The same cases as the fork file,
+ * test_processpool.c: the process pool (braid/processpool.h): the executor conformance suite, and what
  * only a process pool has: worker death (SIGKILL, segfault, abort) fails only the task
  * that was running, with BR_EWORKERDIED, and the pool goes on; big arguments and
  * results byte-exact; pointer results refused; futures mixed with the thread pool's;
@@ -31,20 +30,16 @@
  * run the suite's stresses at the default prefetch too. */
 static int pp_conformance_prefetch = 1;
 
+static int pp_wait_forked(br_executor *ex, int want); /* processpool_cases.h */
+
+/* Returns once every worker has forked, before the tests start threads of their own
+ * (pp_wait_forked says why). */
 static int conformance_make(br_executor **out, int max_workers) {
     int rc = br_processpool_new(out, &(br_processpool_opts){.max_workers = max_workers,
                                                             .start_method = PP_METHOD,
                                                             .prefetch = pp_conformance_prefetch});
-    /* Returns once every worker has started (a worker is listed once its fork is done),
-     * before the tests start threads of their own: a fork while another thread holds
-     * the allocator's lock leaves the child stuck in it under AddressSanitizer, whose
-     * allocator (gcc 12's) doesn't take its locks around fork() as glibc's malloc does. */
-    int64_t guard = br_test_hang_guard();
-    while (rc == 0 && br_processpool_pids(*out, NULL, 0) < max_workers) {
-        if (br_now() >= guard)
-            return BR_ETIMEDOUT;
-        br_sleep(100 * 1000);
-    }
+    if (rc == 0)
+        rc = pp_wait_forked(*out, max_workers);
     return rc;
 }
 /* Tasks run in other processes: the suite reaches them through its channel (shared

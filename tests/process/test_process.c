@@ -64,13 +64,6 @@ static int pause_task(br_task *t) {
     return 0;
 }
 
-/* No child of ours is left, and the watcher has nothing to watch. */
-static void check_no_children(void) {
-    BR_CHECK_EQ(br__child_watch_count(), 0);
-    errno = 0;
-    BR_CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
-}
-
 static int join_code(br_process *p) {
     BR_CHECK_OK(br_process_join(p, br_test_hang_guard()));
     BR_CHECK(!br_process_is_alive(p));
@@ -117,8 +110,8 @@ static void start_join_args_name(void **state) {
     BR_CHECK_EQ(join_code(p), 0);
     BR_CHECK_OK(br_process_free(p));
     BR_CHECK(strcmp(br_process_current_name(), "MainProcess") == 0);
-    check_no_children();
-    BR_CHECK_EQ(br_test_count_fds(), fds0);
+    br_test_wait_no_children();
+    br_test_wait_fds(fds0);
 }
 
 /* Children that block forever are daemons, so that a failed check (which returns from
@@ -151,7 +144,7 @@ static void exit_codes(void **state) {
         BR_CHECK_OK(br_process_terminate(p));
         BR_CHECK_OK(br_process_free(p));
     }
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 static void join_deadline(void **state) {
@@ -170,7 +163,7 @@ static void join_deadline(void **state) {
     BR_CHECK_OK(br_process_exitcode(p, &code));
     BR_CHECK_EQ(code, -SIGTERM);
     BR_CHECK_OK(br_process_free(p));
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 static int square_task(br_task *t) {
@@ -217,7 +210,7 @@ static void wait_mixes_futures(void **state) {
     BR_CHECK_OK(br_process_free(b));
     BR_CHECK_OK(br_process_free(c));
     BR_CHECK_OK(br_executor_free(ex));
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 static void bad_input(void **state) {
@@ -256,7 +249,7 @@ static void bad_input(void **state) {
     BR_CHECK_OK(br_process_free(p));
     BR_CHECK_OK(br_set_start_method(BR_START_FORK));
     BR_CHECK(strcmp(br_start_method_name(BR_START_FORKSERVER), "forkserver") == 0);
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 /* --- the fork warning --------------------------------------------------------------- */
@@ -324,7 +317,7 @@ static void fork_warns_once_with_threads(void **state) {
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
     close(gate[0]);
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 /* --- daemon children and the parent's end ----------------------------------------- */
@@ -498,8 +491,8 @@ static void start_out_of_memory(void **state) {
         br__alloc_fail_after(-1);
         if (rc == BR_ENOMEM) {
             BR_CHECK(p == NULL);
-            check_no_children();
-            BR_CHECK_EQ(br_test_count_fds(), fds0);
+            br_test_wait_no_children();
+            br_test_wait_fds(fds0);
             continue;
         }
         BR_CHECK_OK(rc);
@@ -507,8 +500,8 @@ static void start_out_of_memory(void **state) {
         BR_CHECK_OK(br_process_free(p));
         break;
     }
-    check_no_children();
-    BR_CHECK_EQ(br_test_count_fds(), fds0);
+    br_test_wait_no_children();
+    br_test_wait_fds(fds0);
 }
 
 static void start_daemon_and_return(void *arg) {
@@ -528,7 +521,7 @@ static void daemon_dies_with_its_thread(void **state) {
     BR_CHECK_OK(br_thread_free(t));
     BR_CHECK_EQ(join_code(p), -SIGKILL);
     BR_CHECK_OK(br_process_free(p));
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 BR_TEST_MAIN(cmocka_unit_test(start_join_args_name), cmocka_unit_test(exit_codes),

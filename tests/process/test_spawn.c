@@ -59,13 +59,6 @@ static int64_t exit_code(br__child *c) {
     return code;
 }
 
-/* No child of ours is left, and the watcher has nothing to watch. */
-static void check_no_children(void) {
-    BR_CHECK_EQ(br__child_watch_count(), 0);
-    errno = 0;
-    BR_CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
-}
-
 static int ok_task(br_task *t);
 
 /* Starts the watcher (its epoll and eventfd stay for the life of the process) so that
@@ -108,8 +101,8 @@ static void args_name_fds(void **state) {
         br__child_close(&c);
         close(p[0]);
         close(p[1]);
-        check_no_children();
-        BR_CHECK_EQ(br_test_count_fds(), fds0);
+        br_test_wait_no_children();
+        br_test_wait_fds(fds0);
     }
 }
 
@@ -126,7 +119,7 @@ static void exit_codes(void **state) {
             br__child_close(&c);
         }
     }
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 static void bad_specs(void **state) {
@@ -157,9 +150,9 @@ static void bad_specs(void **state) {
     BR_CHECK_ERR(br__child_start(&spec, &c, why, sizeof why), BR_EINVAL);
     BR_CHECK(strstr(why, "not code") != NULL);
     BR_CHECK(c.pid == 0 && c.pidfd == -1 && c.exit == NULL);
-    BR_CHECK_EQ(br_test_count_fds(), fds0);
+    br_test_wait_fds(fds0);
     free(heap);
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 static void *sleeper(void *arg) {
@@ -194,7 +187,7 @@ static void spawn_from_threads(void **state) {
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
     close(gate[0]);
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 static int pause_task(br_task *t) {
@@ -254,7 +247,7 @@ static void start_from_watcher_thread(void **state) {
         close(gate[0]);
         br_event_destroy(&x.done);
     }
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 BR_TEST_MAIN(cmocka_unit_test(args_name_fds), cmocka_unit_test(exit_codes),

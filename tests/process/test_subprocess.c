@@ -30,18 +30,8 @@ static void begin(void) {
 
 /* No child left (the watcher reaped them all) and no fd leaked. */
 static void end(void) {
-    BR_CHECK_EQ(br__child_watch_count(), 0);
-    errno = 0;
-    BR_CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
+    br_test_wait_no_children();
     br_test_wait_fds(fds_at_start);
-}
-
-/* Waits (yielding, within the hang guard) until the watcher has no child. */
-static void wait_unwatched(void) {
-    int64_t guard = br_test_hang_guard();
-    while (br__child_watch_count() != 0 && br_now() < guard)
-        br_sleep_s(0.001);
-    BR_CHECK_EQ(br__child_watch_count(), 0);
 }
 
 static void check_bytes(const char *got, size_t got_len, const char *want) {
@@ -627,7 +617,6 @@ static void free_while_running(void **state) {
     BR_CHECK_OK(br_popen_start(&p, ARGV("cat"), &(br_subprocess_opts){.in = BR_STDIO_PIPE}));
     BR_CHECK_EQ(br__child_watch_count(), 1);
     BR_CHECK_OK(br_popen_free(p)); /* closes cat's stdin: it ends by itself */
-    wait_unwatched();
     end();
 }
 
@@ -775,10 +764,8 @@ static void out_of_memory(void **state) {
         }
         BR_CHECK_ERR(rc, BR_ENOMEM);
         br_completed_destroy(&r);
-        wait_unwatched();
-        errno = 0;
-        BR_CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
-        BR_CHECK_EQ(br_test_count_fds(), fds_at_start);
+        br_test_wait_no_children();
+        br_test_wait_fds(fds_at_start);
     }
     end();
 }

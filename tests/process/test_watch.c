@@ -51,13 +51,6 @@ static int64_t returncode(br_future *f) {
     return rc;
 }
 
-/* No child of ours is left: every one was reaped by the watcher. */
-static void check_no_children(void) {
-    BR_CHECK_EQ(br__child_watch_count(), 0);
-    errno = 0;
-    BR_CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
-}
-
 static void exit_codes(void **state) {
     (void)state;
     int codes[] = {0, 1, 7, 255};
@@ -69,7 +62,7 @@ static void exit_codes(void **state) {
     br_future *f = watch(child_exiting(3, false), false, NULL); /* polled */
     BR_CHECK_EQ(returncode(f), 3);
     br_future_release(f);
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 static void killed_by_signal(void **state) {
@@ -86,7 +79,7 @@ static void killed_by_signal(void **state) {
     close(gate[0]);
     close(gate[1]);
     br_future_release(f);
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 static void join_with_deadline(void **state) {
@@ -99,7 +92,7 @@ static void join_with_deadline(void **state) {
     BR_CHECK_EQ(returncode(f), 5);
     close(gate[0]);
     br_future_release(f);
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 static void ended_before_watched(void **state) {
@@ -113,7 +106,7 @@ static void ended_before_watched(void **state) {
         BR_CHECK_EQ(returncode(f), 9);
         br_future_release(f);
     }
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 /* Many children at once, half of them polled, ending in an order of their own: every
@@ -137,7 +130,7 @@ static void many_children(void **state) {
         br_future_release(fs[i]);
     }
     close(gate[0]);
-    check_no_children();
+    br_test_wait_no_children();
     br_test_wait_fds(fds);
 }
 
@@ -163,7 +156,7 @@ static void watcher_after_fork(void **state) {
         _exit(0);
     }
     BR_CHECK_CHILD_OK(br_test_wait_child(pid));
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 typedef struct {
@@ -192,7 +185,7 @@ static void done_callback_on_death(void **state) {
     close(gate[0]);
     br_future_release(f);
     BR_CHECK_OK(br_event_destroy(&st.done));
-    check_no_children();
+    br_test_wait_no_children();
 }
 
 static void bad_input(void **state) {
