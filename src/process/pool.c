@@ -37,8 +37,9 @@
  * The handshake (rings). Producer: write the message at head, then store head
  * (release). Consumer: load head (acquire), read, store tail (release). Sleeping uses
  * a futex word and a waiting flag per direction, with seq_cst fences (Dekker): the
- * sleeper sets its flag, fences, re-checks the ring, and futex-waits on the word's
- * value read before the re-check; the waker publishes, fences, and only if the flag is
+ * sleeper reads the word, then sets its flag, fences, re-checks the ring, and
+ * futex-waits on the value it read first (never one read after the flag: see the
+ * manager's sleep); the waker publishes, fences, and only if the flag is
  * 1 turns it to 2 (woken: a later waker that finds 2 makes no syscall), bumps the word
  * and wakes (shared futex); the sleeper clears the flag once awake (wake_word says why
  * that is enough). So nobody makes a syscall while the other side is awake, and at
@@ -1627,9 +1628,14 @@ static void *manager(void *arg) {
         }
         idle_spun = false;
         doorbell *db = p->db;
+        /* The word first, then the flag: a waker that finds the flag at 2 counts on
+         * this sleep ending, and it ends only if the bump that made it 2 came after v
+         * was read. (Read after the flag, v could already include a bump from a waker
+         * with nothing this re-check can see, a worker's "ready", and the next
+         * waker, finding 2, would ring no one: a pool asleep with 50 tasks pending.) */
+        uint32_t v = atomic_load_explicit(&db->word, memory_order_acquire);
         atomic_store_explicit(&db->waiting, 1, memory_order_relaxed);
         fence_sc();
-        uint32_t v = atomic_load_explicit(&db->word, memory_order_acquire);
         if (!anything_to_do(p)) {
             int64_t dl = BR_FOREVER;
             if (inflight_any(p) || p->grave || p->stop_all)
