@@ -79,6 +79,7 @@ BR_API const char *br_version(void);
     XX(ESRCH, -ESRCH, "no such process")                                                \
     XX(EINTR, -EINTR, "interrupted system call")                                        \
     XX(EIO, -EIO, "i/o error")                                                          \
+    XX(EBADF, -EBADF, "bad file descriptor")                                            \
     XX(ECHILD, -ECHILD, "no child processes")                                           \
     XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                             \
     XX(ENOMEM, -ENOMEM, "out of memory")                                                \

@@ -1,0 +1,118 @@
+/* The coroutine core (internal): stackful coroutines, their stacks, and the switch.
+ * What the loop (aio/loop.c) builds tasks on. Nothing here knows about loops, timers
+ * or the waiter: a coroutine is a stack and a saved context, resumed by a scheduler
+ * (the code that called br__coro_resume) and suspended back to it.
+ *
+ * Design notes.
+ *
+ * Asymmetric: br__coro_resume(co) runs co on the calling thread until co suspends
+ * (br__coro_suspend) or its function returns; control always comes back to the
+ * resumer. Only a scheduler resumes, and a coroutine never resumes another directly:
+ * that keeps the shared-stack mode simple (only one coroutine's frames are live on a
+ * shared stack at a time, and the copy in/out happens in resume) and lets the
+ * sanitizer fiber hooks pair every switch.
+ *
+ * The switch (aio/arch/<cpu>.S) saves only what the ABI says a callee preserves: on
+ * x86-64 (System V) rbx, rbp, r12-r15, rsp, and the MXCSR control bits and x87 control
+ * word; on AArch64 x19-x29, lr, sp, d8-d15 and FPCR. Everything else is clobbered by
+ * the call to the switch, as by any call. CET (IBT, shadow stacks) and BTI: the entry
+ * points carry endbr64 / bti c when the compiler defines __CET__ / __ARM_FEATURE_BTI_DEFAULT,
+ * and the object is marked with the matching GNU property note.
+ *
+ * Stacks (aio/stack.c). Own-stack mode: each coroutine has its own stack, carved from
+ * big batched mappings (one mmap per many stacks, so the count of mappings stays far
+ * below vm.max_map_count even for 1,000,000 coroutines), committed lazily by the
+ * kernel (touched pages only), with a guard below each stack (MADV_GUARD_INSTALL where
+ * the kernel has it; else mprotect(PROT_NONE) of the guard page; and a canary word
+ * at the stack's low end checked at every suspend and at finish, for what neither
+ * catches). Freed stacks go back to a free list and are reused before any fresh
+ * memory; a reused stack's used pages are released with MADV_DONTNEED only when the
+ * free list holds more than a bound, so a steady spawn/finish cycle touches no fresh
+ * page. Shared-stack mode: coroutines of one scheduler run on one big stack; at
+ * suspend the used part (from sp to the top) is copied out to a buffer owned by the
+ * coroutine, and copied back at resume. Pointers into a suspended shared-stack
+ * coroutine's stack are invalid while it is suspended: the docs say so.
+ *
+ * Stack overflow. A fault in a guard page is caught by a SIGSEGV handler running on
+ * an alternate signal stack (installed once, chaining to any previous handler for
+ * faults that are not a coroutine's guard), which prints
+ *   braid: coroutine 'NAME' overflowed its stack (SIZE KiB) at ADDR
+ * and aborts. A canary found overwritten prints the same with "(canary)".
+ *
+ * Sanitizers and debuggers. Every switch is announced: ASan's
+ * __sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber, TSan's
+ * __tsan_create_fiber / __tsan_switch_to_fiber / __tsan_destroy_fiber, and Valgrind's
+ * VALGRIND_STACK_REGISTER / DEREGISTER for each stack (where valgrind.h exists).
+ *
+ * Per-thread state. Code that may run inside a coroutine reads braid's per-thread
+ * state through br__tls() (core/lib.h), never by caching the address of br__tls_v
+ * across a call that may switch: a later M:N scheduler may resume a coroutine on
+ * another thread.
+ */
+#ifndef BRAID_AIO_CORO_H
+#define BRAID_AIO_CORO_H
+
+#include "core/lib.h"
+
+#include <stddef.h>
+
+typedef struct br__coro br__coro;
+typedef void (*br__coro_fn)(void *arg);
+
+typedef enum br__coro_state {
+    BR__CORO_NEW,       /* made, never resumed */
+    BR__CORO_RUNNING,   /* between resume and suspend/finish */
+    BR__CORO_SUSPENDED,
+    BR__CORO_DONE       /* its function returned */
+} br__coro_state;
+
+typedef struct br__coro_opts {
+    size_t stack_size;  /* 0: the default (BR__CORO_DEFAULT_STACK); rounded up to pages */
+    bool shared_stack;  /* run on the scheduler thread's shared stack (copied out at suspend) */
+    const char *name;   /* copied (up to 31 bytes); NULL: "coro-<id>" */
+} br__coro_opts;
+
+#define BR__CORO_DEFAULT_STACK ((size_t)256 << 10)
+#define BR__CORO_MIN_STACK ((size_t)16 << 10)
+
+/* Makes a coroutine that will run fn(arg) when first resumed. BR_EINVAL: a stack_size
+ * below BR__CORO_MIN_STACK (or absurdly large); BR_ENOMEM. */
+int br__coro_new(br__coro **out, br__coro_fn fn, void *arg, const br__coro_opts *opts);
+
+/* Runs co on this thread until it suspends or finishes. Returns its state then
+ * (BR__CORO_SUSPENDED or BR__CORO_DONE). Not from inside a coroutine of the same
+ * scheduler thread that is co itself; resuming a RUNNING or DONE coroutine is a bug
+ * (aborts with a message in debug builds). */
+br__coro_state br__coro_resume(br__coro *co);
+
+/* From inside a coroutine: back to the resumer. Returns when resumed again. */
+void br__coro_suspend(void);
+
+/* The coroutine running on this thread, or NULL on a thread's own stack. */
+br__coro *br__coro_current(void);
+
+/* Frees a NEW or DONE coroutine and gives its stack back. */
+void br__coro_free(br__coro *co);
+
+br__coro_state br__coro_state_of(const br__coro *co);
+const char *br__coro_name(const br__coro *co);
+uint64_t br__coro_id(const br__coro *co);
+/* A pointer the scheduler keeps with the coroutine (the loop's task). */
+void br__coro_set_user(br__coro *co, void *user);
+void *br__coro_user(const br__coro *co);
+/* Bytes of stack this coroutine may use, and (own-stack mode) its committed pages. */
+size_t br__coro_stack_size(const br__coro *co);
+
+/* Calls visit(co, arg) for every coroutine not yet freed, on every thread (under the
+ * registry's lock: visit must not make, free or resume coroutines). For the loop's
+ * listing of live coroutines (br_aio_dump). */
+void br__coro_foreach(void (*visit)(br__coro *co, void *arg), void *arg);
+
+/* Statistics for tests and benchmarks: mappings made by the stack allocator so far,
+ * stacks live, stacks on the free lists. */
+typedef struct br__stack_stats {
+    size_t mappings, live, free_cached;
+} br__stack_stats;
+void br__stack_get_stats(br__stack_stats *out);
+
+#endif
