@@ -27,9 +27,11 @@
  * by aio/coro.c at every suspend and finish (br__stack_canary_ok): a frame that jumps
  * over the guard, or a stack with no guard, is caught there, after the fact.
  *
- * Free stacks beyond WARM_KEEP per pool have their pages released (MADV_DONTNEED, which
- * keeps MADV_GUARD_INSTALL guards) when put back: memory given back after a burst, none
- * released in a steady cycle.
+ * Free stacks beyond a bound per pool (WARM_BYTES of stack, at least WARM_KEEP stacks)
+ * have their pages released (MADV_DONTNEED, which keeps MADV_GUARD_INSTALL guards) when
+ * put back: memory given back after a burst, none released in a steady cycle. Releasing
+ * is not cheap: zapping a touched page cost ~35 us on the 2-vCPU VM this was written on
+ * (a first touch ~25 us), which is why the bound is in bytes, not a handful of stacks.
  *
  * Overflow report. A fault in a guard is a SIGSEGV. The handler (installed once, with
  * SA_ONSTACK, the previous one saved) asks aio/coro.c which stack the coroutine running
@@ -73,6 +75,7 @@
 
 #define BATCH_BYTES ((size_t)64 << 20)
 #define WARM_KEEP 64
+#define WARM_BYTES ((size_t)64 << 20)
 #define CANARY 0x6272616964c0de5aull /* "braid", c0de, 5a */
 
 typedef struct free_slot {
@@ -221,7 +224,8 @@ void br__stack_put(br__stack *s) {
         br__ilock_unlock(&lock);
         return;
     }
-    bool release = p->nfree >= WARM_KEEP;
+    size_t keep = WARM_BYTES / p->size;
+    bool release = p->nfree >= (keep > WARM_KEEP ? keep : WARM_KEEP);
     if (p->nfree == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 16;
         free_slot *nf = br__realloc(p->free, cap * sizeof *nf);
