@@ -45,7 +45,7 @@
  * VALGRIND_STACK_REGISTER / DEREGISTER for each stack (where valgrind.h exists).
  *
  * Per-thread state. Code that may run inside a coroutine reads braid's per-thread
- * state through br__tls() (core/lib.h), never by caching the address of br__tls_v
+ * state through br__tls_now() (core/lib.h), never by caching the address of br__tls_v
  * across a call that may switch: a later M:N scheduler may resume a coroutine on
  * another thread.
  */
