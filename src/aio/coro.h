@@ -133,6 +133,9 @@ typedef struct br__stack {
 int br__stack_get(br__stack *s, size_t size);
 /* Gives a stack back to its pool's free list (its pages released past a bound). */
 void br__stack_put(br__stack *s);
+/* Test hook: guards are made as if the kernel had `mode` (BR__GUARD_MADVISE or
+ * BR__GUARD_MPROTECT) from now on, with mprotect_left mprotect guards left. */
+void br__stack_test_guard(int mode, size_t mprotect_left);
 /* True if the canary at the stack's low end is intact. */
 bool br__stack_canary_ok(const br__stack *s);
 /* Once per thread that resumes coroutines: the overflow handler (process-wide, once)

@@ -22,7 +22,8 @@
  *    past that a stack has no guard pages, only the canary, and the untouched guard
  *    range below it still keeps a small overrun off the neighbouring stack.
  *  - `guard_mode` records which of the two this kernel has (probed on the first slot:
- *    madvise failing with EINVAL means the kernel lacks it).
+ *    madvise failing with EINVAL means the kernel lacks it, and a first guard that
+ *    doesn't fault when read, guard_holds, that it only says it has it).
  * The canary is a word at the stack's low end (base), written at every get and checked
  * by aio/coro.c at every suspend and finish (br__stack_canary_ok): a frame that jumps
  * over the guard, or a stack with no guard, is caught there, after the fact.
@@ -47,6 +48,7 @@
 #include "aio/coro.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -119,13 +121,31 @@ static void read_budget(void) {
     mprotect_budget = (size_t)max / 8;
 }
 
+/* True if reading g faults: the kernel copies from it for a write(2) to a pipe, and
+ * says EFAULT if it can't. For the first guard only: an emulator may accept
+ * MADV_GUARD_INSTALL and enforce nothing (qemu-user 7.2 does). */
+static bool guard_holds(const char *g) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+        return true; /* can't tell: trust the kernel's word */
+    ssize_t r = write(p[1], g, 1);
+    bool faults = r < 0 && errno == EFAULT;
+    close(p[0]);
+    close(p[1]);
+    return faults;
+}
+
 /* Makes the guard below base; caller holds lock. Returns the kind made. */
 static int make_guard(char *base) {
     char *g = base - BR__STACK_GUARD;
     if (guard_mode != BR__GUARD_MPROTECT) {
         if (madvise(g, BR__STACK_GUARD, MADV_GUARD_INSTALL) == 0) {
-            guard_mode = BR__GUARD_MADVISE;
-            return BR__GUARD_MADVISE;
+            if (guard_mode == -1 && !guard_holds(g)) {
+                guard_mode = BR__GUARD_MPROTECT; /* accepted, not enforced: see above */
+            } else {
+                guard_mode = BR__GUARD_MADVISE;
+                return BR__GUARD_MADVISE;
+            }
         }
         if (errno == EINVAL || errno == ENOSYS || errno == EPERM)
             guard_mode = BR__GUARD_MPROTECT; /* this kernel lacks it: never ask again */
@@ -251,6 +271,13 @@ void br__stack_put(br__stack *s) {
 
 bool br__stack_canary_ok(const br__stack *s) {
     return *(const volatile uint64_t *)(const void *)s->base == canary_of(s->base);
+}
+
+void br__stack_test_guard(int mode, size_t mprotect_left) {
+    br__ilock_lock(&lock);
+    guard_mode = mode;
+    mprotect_budget = mprotect_left;
+    br__ilock_unlock(&lock);
 }
 
 void br__stack_get_stats(br__stack_stats *out) {
