@@ -36,9 +36,15 @@
  * and __sanitizer_finish_switch_fiber after, with the bounds of the stack switched to;
  * the coroutine learns the resumer's bounds from its finish call at every resume (a
  * coroutine may be resumed from different stacks), and a finishing coroutine passes
- * NULL so that ASan drops its fake stack. TSan: a fiber per coroutine
- * (__tsan_create_fiber at new, destroyed at free), switched to before every switch;
- * the resumer's fiber is read at each resume. Valgrind: each own stack is registered
+ * NULL so that ASan drops its fake stack. TSan: a fiber per running or suspended
+ * coroutine, switched to before every switch; the resumer's fiber is read at each
+ * resume. A fiber is taken at the first resume and given back when the coroutine
+ * finishes, to a small pool that the next first resume takes from: TSan counts fibers
+ * as threads (8128 at most alive, gcc 12's runtime) and makes one slowly (a
+ * create/destroy pair cost ~4 ms here). Reuse is sound because a finished fiber's
+ * shadow call stack is empty again: coro_main, the one frame that never returns, is
+ * not instrumented; it only adds the old coroutine's history to the new one's (more
+ * happens-before, never a false report). Valgrind: each own stack is registered
  * while the coroutine holds it, and each thread's shared stack while it exists.
  *
  * The registry (for br__coro_foreach) is one list under one ilock: a new and a free
@@ -147,7 +153,12 @@ _Noreturn BR__COLD static void die(const char *what, const br__coro *co) {
     abort();
 }
 
-/* --- sanitizer announcements ------------------------------------------------------- */
+/* --- sanitizer announcements -------------------------------------------------------
+ *
+ * Always inlined: TSan records a function's entry and exit on the fiber current at the
+ * time, and these switch fibers; a call of their own would enter on one fiber and exit
+ * on the other. */
+#define BR__ALWAYS_INLINE __attribute__((always_inline))
 
 #ifdef CORO_ASAN
 static void stack_bounds(const br__coro *co, const void **lo, size_t *size) {
@@ -162,7 +173,7 @@ static void stack_bounds(const br__coro *co, const void **lo, size_t *size) {
 #endif
 
 /* Resumer, before switching in. */
-static inline void fiber_enter(br__coro *co) {
+BR__ALWAYS_INLINE static inline void fiber_enter(br__coro *co) {
 #ifdef CORO_ASAN
     const void *lo;
     size_t n;
@@ -176,7 +187,7 @@ static inline void fiber_enter(br__coro *co) {
     (void)co;
 }
 /* Coroutine, once switched in. */
-static inline void fiber_entered(br__coro *co) {
+BR__ALWAYS_INLINE static inline void fiber_entered(br__coro *co) {
 #ifdef CORO_ASAN
     __sanitizer_finish_switch_fiber(co->asan_fake_co, &co->asan_res_bottom,
                                     &co->asan_res_size);
@@ -184,7 +195,7 @@ static inline void fiber_entered(br__coro *co) {
     (void)co;
 }
 /* Coroutine, before switching out (for good if finished). */
-static inline void fiber_leave(br__coro *co, bool finished) {
+BR__ALWAYS_INLINE static inline void fiber_leave(br__coro *co, bool finished) {
 #ifdef CORO_ASAN
     __sanitizer_start_switch_fiber(finished ? NULL : &co->asan_fake_co,
                                    co->asan_res_bottom, co->asan_res_size);
@@ -196,12 +207,41 @@ static inline void fiber_leave(br__coro *co, bool finished) {
     (void)finished;
 }
 /* Resumer, once back. */
-static inline void fiber_left(br__coro *co) {
+BR__ALWAYS_INLINE static inline void fiber_left(br__coro *co) {
 #ifdef CORO_ASAN
     __sanitizer_finish_switch_fiber(co->asan_fake_res, NULL, NULL);
 #endif
     (void)co;
 }
+
+#ifdef CORO_TSAN
+enum { TSAN_POOL = 256 };
+static void *tsan_pool[TSAN_POOL];
+static int tsan_npool;
+
+static void *tsan_fiber_get(const char *name) {
+    void *f = NULL;
+    br__ilock_lock(&reg_lock);
+    if (tsan_npool > 0)
+        f = tsan_pool[--tsan_npool];
+    br__ilock_unlock(&reg_lock);
+    if (!f)
+        f = __tsan_create_fiber(0);
+    __tsan_set_fiber_name(f, name);
+    return f;
+}
+
+static void tsan_fiber_put(void *f) {
+    br__ilock_lock(&reg_lock);
+    if (tsan_npool < TSAN_POOL) {
+        tsan_pool[tsan_npool++] = f;
+        f = NULL;
+    }
+    br__ilock_unlock(&reg_lock);
+    if (f)
+        __tsan_destroy_fiber(f);
+}
+#endif
 
 /* --- the first frame ------------------------------------------------------------------ */
 
@@ -235,7 +275,15 @@ static void *first_frame(br__coro *co, char *top) {
 #endif
 }
 
-static _Noreturn void coro_main(br__coro *co) {
+#if defined(CORO_TSAN)
+#  define NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#  define NO_TSAN
+#endif
+
+/* Not instrumented by TSan: it never returns, and its entry would stay on its fiber's
+ * shadow stack (see "Sanitizers" above). */
+NO_TSAN static _Noreturn void coro_main(br__coro *co) {
     fiber_entered(co);
     co->fn(co->arg);
     co->finished = true;
@@ -372,10 +420,6 @@ int br__coro_new(br__coro **out, br__coro_fn fn, void *arg, const br__coro_opts 
     } else {
         snprintf(co->name, sizeof co->name, "coro-%llu", (unsigned long long)co->id);
     }
-#ifdef CORO_TSAN
-    co->tsan_fiber = __tsan_create_fiber(0);
-    __tsan_set_fiber_name(co->tsan_fiber, co->name);
-#endif
     atomic_init(&co->state, BR__CORO_NEW);
     br__ilock_lock(&reg_lock);
     co->rnext = reg_head;
@@ -399,6 +443,10 @@ br__coro_state br__coro_resume(br__coro *co) {
     }
     if (co->shared)
         shared_switch_in(t, co, st);
+#ifdef CORO_TSAN
+    if (st == BR__CORO_NEW)
+        co->tsan_fiber = tsan_fiber_get(co->name);
+#endif
     co->prev = t->current;
     t->current = co;
     atomic_store_explicit(&co->state, BR__CORO_RUNNING, memory_order_relaxed);
@@ -413,6 +461,10 @@ br__coro_state br__coro_resume(br__coro *co) {
     if (co->finished) {
         if (co->shared && co->ss->occupant == co)
             co->ss->occupant = NULL;
+#ifdef CORO_TSAN
+        tsan_fiber_put(co->tsan_fiber);
+        co->tsan_fiber = NULL;
+#endif
         st = BR__CORO_DONE;
     } else {
         st = BR__CORO_SUSPENDED;
@@ -457,9 +509,6 @@ void br__coro_free(br__coro *co) {
     if (co->rnext)
         co->rnext->rprev = co->rprev;
     br__ilock_unlock(&reg_lock);
-#ifdef CORO_TSAN
-    __tsan_destroy_fiber(co->tsan_fiber);
-#endif
     if (co->shared) {
         if (co->ss)
             ss_unref(co->ss);
