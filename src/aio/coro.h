@@ -115,6 +115,15 @@ typedef struct br__stack_stats {
 } br__stack_stats;
 void br__stack_get_stats(br__stack_stats *out);
 
+/* --- the raw switch (aio/arch/<cpu>.S), for coro.c and the benchmark --------------
+ *
+ * br__ctx_switch saves the callee-saved state on the current stack, stores the stack
+ * pointer in *save and continues the context `to` (a value stored by an earlier switch,
+ * or made by br__ctx_make). br__ctx_make builds, below top, a context that calls
+ * entry(arg) on that stack when first switched to; entry must never return. */
+void br__ctx_switch(void **save, void *to);
+void *br__ctx_make(char *top, void (*entry)(void *), void *arg);
+
 /* --- between coro.c and stack.c (nobody else) ---------------------------------------
  *
  * A stack: usable bytes [base, base + size), the canary word at base, a guard region
@@ -137,7 +146,11 @@ void br__stack_put(br__stack *s);
  * BR__GUARD_MPROTECT) from now on, with mprotect_left mprotect guards left. */
 void br__stack_test_guard(int mode, size_t mprotect_left);
 /* True if the canary at the stack's low end is intact. */
-bool br__stack_canary_ok(const br__stack *s);
+#define BR__STACK_CANARY 0x6272616964c0de5aull /* "braid", c0de, 5a; xor the address */
+static inline bool br__stack_canary_ok(const br__stack *s) {
+    return *(const volatile uint64_t *)(const void *)s->base ==
+           (BR__STACK_CANARY ^ (uint64_t)(uintptr_t)s->base);
+}
 /* Once per thread that resumes coroutines: the overflow handler (process-wide, once)
  * and this thread's alternate signal stack. */
 void br__stack_thread_init(void);

@@ -78,7 +78,6 @@
 #define BATCH_BYTES ((size_t)64 << 20)
 #define WARM_KEEP 64
 #define WARM_BYTES ((size_t)64 << 20)
-#define CANARY 0x6272616964c0de5aull /* "braid", c0de, 5a */
 
 typedef struct free_slot {
     char *base;
@@ -107,7 +106,9 @@ static size_t page_size(void) {
     return ps;
 }
 
-static uint64_t canary_of(const char *base) { return CANARY ^ (uint64_t)(uintptr_t)base; }
+static uint64_t canary_of(const char *base) {
+    return BR__STACK_CANARY ^ (uint64_t)(uintptr_t)base;
+}
 
 static void read_budget(void) {
     long max = 65530;
@@ -267,10 +268,6 @@ void br__stack_put(br__stack *s) {
     n_free++;
     br__ilock_unlock(&lock);
     s->base = NULL;
-}
-
-bool br__stack_canary_ok(const br__stack *s) {
-    return *(const volatile uint64_t *)(const void *)s->base == canary_of(s->base);
 }
 
 void br__stack_test_guard(int mode, size_t mprotect_left) {
