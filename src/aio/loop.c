@@ -189,7 +189,7 @@ static void timer_fire(br__tnode *n) {
 /* The loop's own thread, or no thread runs it. */
 static bool on_loop_thread(br_loop *l) {
     uintptr_t th = atomic_load_explicit(&l->thread, memory_order_acquire);
-    return th == 0 || th == (uintptr_t)&br__tls_v;
+    return th == 0 || th == (uintptr_t)br__tls_now();
 }
 
 int br__loop_reserve_timer(br_loop *l) {
@@ -595,7 +595,7 @@ static int run(br_loop *l, run_state *rs) {
     if (br__loop_tl != NULL)
         return BR__MISUSE(BR_EPERM, "br_loop_run: inside a running loop");
     uintptr_t none = 0;
-    if (!atomic_compare_exchange_strong_explicit(&l->thread, &none, (uintptr_t)&br__tls_v,
+    if (!atomic_compare_exchange_strong_explicit(&l->thread, &none, (uintptr_t)br__tls_now(),
                                                  memory_order_acq_rel, memory_order_acquire))
         return BR_EBUSY;
     br__loop_tl = l;

@@ -858,7 +858,7 @@ int br_mp_event_wait(br_mp_event *ep, int64_t deadline) {
         uint32_t now = ld(&e->word);
         if ((now & 1) || (now >> 1) != (v >> 1))
             break;
-        int w = BR__UNLIKELY(br__tls_v.parker != NULL)
+        int w = BR__UNLIKELY(br__tls_now()->parker != NULL)
                     ? coop_wait(&e->word, now, deadline)
                     : br__futex_wait(&e->word, now, deadline, true);
         if (w == BR_ETIMEDOUT) {
