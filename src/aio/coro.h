@@ -119,9 +119,10 @@ void br__stack_get_stats(br__stack_stats *out);
  *
  * br__ctx_switch saves the callee-saved state on the current stack, stores the stack
  * pointer in *save and continues the context `to` (a value stored by an earlier switch,
- * or made by br__ctx_make). br__ctx_make builds, below top, a context that calls
- * entry(arg) on that stack when first switched to; entry must never return. */
-void br__ctx_switch(void **save, void *to);
+ * or made by br__ctx_make), where the switch that saved it returns `pass`.
+ * br__ctx_make builds, below top, a context that calls entry(arg) on that stack when
+ * first switched to; entry must never return. */
+uintptr_t br__ctx_switch(void **save, void *to, uintptr_t pass);
 void *br__ctx_make(char *top, void (*entry)(void *), void *arg);
 
 /* --- between coro.c and stack.c (nobody else) ---------------------------------------
