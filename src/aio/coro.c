@@ -17,7 +17,8 @@
  * cost 27 ns, 13 ns of it that ret and the work after it. The state may so read
  * SUSPENDED a few instructions before the context is saved: harmless, because only
  * the scheduler thread that is running the coroutine resumes it, and it is busy in
- * this very resume. With ASan or TSan the resumer does it after the switch back, since
+ * this very resume. Likewise DONE before the coroutine has left its stack: so only
+ * the scheduler, once resume has returned DONE, may free it (coro.h says so). With ASan or TSan the resumer does it after the switch back, since
  * their hooks must run on the resumer's side after every switch (fiber_left) and a
  * finished coroutine's TSan fiber can only be given back once it is left.
  *

@@ -91,7 +91,11 @@ void br__coro_suspend(void);
 /* The coroutine running on this thread, or NULL on a thread's own stack. */
 br__coro *br__coro_current(void);
 
-/* Frees a NEW or DONE coroutine and gives its stack back. */
+/* Frees a NEW or DONE coroutine and gives its stack back. A DONE one only once the
+ * br__coro_resume that returned BR__CORO_DONE has returned (on its scheduler thread, or
+ * after a hand-off from it): another thread reading br__coro_state_of may see DONE a
+ * few instructions before the coroutine has left its stack (coro.c, "Which side does
+ * the bookkeeping"). */
 void br__coro_free(br__coro *co);
 
 br__coro_state br__coro_state_of(const br__coro *co);
