@@ -96,6 +96,7 @@
 #if defined(__has_include)
 #  if __has_include(<valgrind/valgrind.h>)
 #    include <valgrind/valgrind.h>
+#    include <valgrind/memcheck.h>
 #    define CORO_VALGRIND 1
 #  endif
 #endif
@@ -438,6 +439,10 @@ static void shared_switch_in(coro_thread *t, br__coro *co, int st) {
     } else {
 #ifdef CORO_ASAN
         __asan_unpoison_memory_region((char *)co->sp, co->save_len);
+#endif
+#ifdef CORO_VALGRIND
+        /* Below the stack pointer Valgrind last saw on this stack: writable now. */
+        VALGRIND_MAKE_MEM_UNDEFINED(co->sp, co->save_len);
 #endif
         copy_stack(co->sp, co->save, co->save_len);
     }
