@@ -6,10 +6,7 @@
  *                                its suspend are two switches, as the peers count)
  *   bench_coro switch-raw [N]    the same ping-pong on the bare br__ctx_switch, as the
  *                                peers' n4_fcontext does with jump_fcontext: what the
- *                                switch costs without resume/suspend's bookkeeping and
- *                                the return from br__coro_resume (whose ret the CPU
- *                                mispredicts: the switch leaves its return stack out of
- *                                step)
+ *                                switch costs without resume/suspend's bookkeeping
  *   bench_coro spawn [N]         N x (new, resume to its end, free): ns_per_coroutine
  *   bench_coro alive [N]         N coroutines (default 256 KiB stacks) each resumed once
  *                                to where it suspends ("started and parked", as Go's
@@ -60,7 +57,7 @@ static void raw_fn(void *arg) {
     long *count = arg;
     for (;;) {
         (*count)++;
-        br__ctx_switch(&raw_co, raw_main);
+        br__ctx_switch(&raw_co, raw_main, 0);
     }
 }
 
@@ -72,10 +69,10 @@ static void mode_switch_raw(long n) {
     memset(stack, 0, sz); /* pretouched, as the peers' */
     raw_co = br__ctx_make(stack + sz, raw_fn, &count);
     for (long i = 0; i < 100000; i++)
-        br__ctx_switch(&raw_main, raw_co);
+        br__ctx_switch(&raw_main, raw_co, 0);
     int64_t t0 = bench_now();
     for (long i = 0; i < n; i++)
-        br__ctx_switch(&raw_main, raw_co);
+        br__ctx_switch(&raw_main, raw_co, 0);
     int64_t t1 = bench_now();
     BENCH_CHECK_EQ(count, n + 100000);
     double ns = (double)(t1 - t0) / (2.0 * (double)n);

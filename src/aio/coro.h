@@ -91,7 +91,11 @@ void br__coro_suspend(void);
 /* The coroutine running on this thread, or NULL on a thread's own stack. */
 br__coro *br__coro_current(void);
 
-/* Frees a NEW or DONE coroutine and gives its stack back. */
+/* Frees a NEW or DONE coroutine and gives its stack back. A DONE one only once the
+ * br__coro_resume that returned BR__CORO_DONE has returned (on its scheduler thread, or
+ * after a hand-off from it): another thread reading br__coro_state_of may see DONE a
+ * few instructions before the coroutine has left its stack (coro.c, "Which side does
+ * the bookkeeping"). */
 void br__coro_free(br__coro *co);
 
 br__coro_state br__coro_state_of(const br__coro *co);
@@ -119,9 +123,10 @@ void br__stack_get_stats(br__stack_stats *out);
  *
  * br__ctx_switch saves the callee-saved state on the current stack, stores the stack
  * pointer in *save and continues the context `to` (a value stored by an earlier switch,
- * or made by br__ctx_make). br__ctx_make builds, below top, a context that calls
- * entry(arg) on that stack when first switched to; entry must never return. */
-void br__ctx_switch(void **save, void *to);
+ * or made by br__ctx_make), where the switch that saved it returns `pass`.
+ * br__ctx_make builds, below top, a context that calls entry(arg) on that stack when
+ * first switched to; entry must never return. */
+uintptr_t br__ctx_switch(void **save, void *to, uintptr_t pass);
 void *br__ctx_make(char *top, void (*entry)(void *), void *arg);
 
 /* --- between coro.c and stack.c (nobody else) ---------------------------------------

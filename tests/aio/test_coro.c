@@ -663,6 +663,51 @@ static void overwritten_canary_reported(void **state) {
     expect_overflow_report(smash_canary_fn, true, BR__GUARD_MPROTECT);
 }
 
+/* Misuse the scheduler can't recover from aborts with a message naming the coroutine:
+ * resuming a finished one, suspending outside any. Each in a child of its own. */
+static void expect_abort(int what, const char *want) {
+    int pfd[2];
+    BR_CHECK(pipe(pfd) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    BR_CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        int runs = 0;
+        br__coro *co;
+        br__coro_opts o = {.name = "finished-one"};
+        if (what == 0) {
+            if (br__coro_new(&co, once_fn, &runs, &o) != 0 ||
+                br__coro_resume(co) != BR__CORO_DONE)
+                _exit(2);
+            br__coro_resume(co);
+        } else {
+            br__coro_suspend();
+        }
+        _exit(5);
+    }
+    close(pfd[1]);
+    char buf[1024];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof buf - 1 && (r = read(pfd[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)r;
+    buf[got] = 0;
+    close(pfd[0]);
+    int st = br_test_wait_child(pid);
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+        fail_msg("child: status %#x, stderr: %s", st, buf);
+    if (!strstr(buf, want))
+        fail_msg("want '%s' in: %s", want, buf);
+}
+
+static void misuse_aborts_with_a_message(void **state) {
+    (void)state;
+    expect_abort(0, "braid: coroutine 'finished-one': resumed after it finished");
+    expect_abort(1, "br__coro_suspend called outside a coroutine");
+}
+
 /* True if reading p faults (the kernel says EFAULT copying from it). */
 static bool faults(const void *p) {
     int pfd[2];
@@ -752,4 +797,5 @@ BR_TEST_MAIN(cmocka_unit_test(resume_suspend_finish), cmocka_unit_test(bad_stack
              cmocka_unit_test(overflow_reported_naming_the_coroutine),
              cmocka_unit_test(overflow_reported_with_mprotect_guards),
              cmocka_unit_test(overwritten_canary_reported),
-             cmocka_unit_test(guards_fault_and_respect_the_mapping_limit))
+             cmocka_unit_test(guards_fault_and_respect_the_mapping_limit),
+             cmocka_unit_test(misuse_aborts_with_a_message))

@@ -2,9 +2,10 @@
  *
  * Design notes (the protocol between this file and aio/coro.c).
  *
- * br__ctx_switch(void **save, void *to): stores what the ABI says a callee preserves
+ * br__ctx_switch(void **save, void *to, uintptr_t pass): stores what the ABI says a callee preserves
  * (x19-x28, x29, x30, d8-d15) and FPCR in a 176-byte frame below sp, stores the
- * resulting sp in *save, loads sp = to, reloads the same frame and returns to its x30.
+ * resulting sp in *save, loads sp = to, reloads the same frame and returns `pass` (x0)
+ * to its x30.
  * The frame, from the saved sp up:
  *   +0  x19 x20  +16 x21 x22  +32 x23 x24  +48 x25 x26  +64 x27 x28  +80 x29 x30
  *   +96 d8 d9  +112 d10 d11  +128 d12 d13  +144 d14 d15  +160 FPCR  +168 spare
@@ -60,6 +61,7 @@ br__ctx_switch:
     ldr     x9, [sp, #160]
     msr     fpcr, x9
     add     sp, sp, #176
+    mov     x0, x2
     ret
     .cfi_endproc
     .size   br__ctx_switch, .-br__ctx_switch

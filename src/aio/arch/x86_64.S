@@ -2,10 +2,10 @@
  *
  * Design notes (the protocol between this file, aio/coro.c and the sanitizers).
  *
- * br__ctx_switch(void **save, void *to): pushes what the ABI says a callee preserves
+ * br__ctx_switch(void **save, void *to, uintptr_t pass): pushes what the ABI says a callee preserves
  * (rbp, rbx, r12-r15), then the MXCSR and the x87 control word in one 8-byte slot,
  * stores the resulting rsp in *save, loads rsp = to, and pops the same frame in
- * reverse, returning into whatever pushed it. Everything else is caller-saved, so the
+ * reverse, returning `pass` (rax) into whatever pushed it. Everything else is caller-saved, so the
  * C caller has already given it up by calling us. The frame, from the saved rsp up:
  *   +0  MXCSR (4 bytes) | x87 CW (2 bytes) | 2 spare bytes
  *   +8  r15   +16 r14   +24 r13   +32 r12   +40 rbx   +48 rbp   +56 return address
@@ -65,10 +65,12 @@ br__ctx_switch:
     movq    48(%rsp), %rbp
 #if defined(__CET__) && (__CET__ & 1)
     addq    $56, %rsp
+    movq    %rdx, %rax
     ret
 #else
     movq    56(%rsp), %rcx
     addq    $64, %rsp
+    movq    %rdx, %rax
     jmp     *%rcx
 #endif
     .cfi_endproc
