@@ -4,7 +4,10 @@
  * cross-thread wake is checked with the loop asleep (its sleeping flag observed). */
 #include "harness.h"
 
+#include "aio/io.h"
 #include "aio/loop.h"
+
+#include <unistd.h>
 
 #include <stdatomic.h>
 #include <string.h>
@@ -363,7 +366,62 @@ static void aio_run_sigint_cancels_main(void **state) {
     BR_CHECK_EQ(code, BR_ECANCELED);
 }
 
-BR_TEST_MAIN(cmocka_unit_test(callbacks_in_order),
+/* br__io_wait in a coroutine: suspends until the descriptor is ready (another
+ * coroutine writes), times out, and refuses a second reader of the same descriptor. */
+typedef struct iop {
+    int fds[2];
+    _Atomic int waiting;
+    int rc, busy_rc;
+} iop;
+
+static int io_reader(br_task *t) {
+    iop *p = (iop *)br_task_arg(t, NULL);
+    BR_CHECK_ERR(br__io_wait(p->fds[0], BR__IO_READ, br_deadline_after(BR_MSEC)),
+                 BR_ETIMEDOUT);
+    atomic_store(&p->waiting, 1);
+    p->rc = br__io_wait(p->fds[0], BR__IO_READ, br_test_hang_guard());
+    char c = 0;
+    BR_CHECK_EQ(read(p->fds[0], &c, 1), 1);
+    BR_CHECK_EQ(c, 'x');
+    return 0;
+}
+
+static int io_writer(br_task *t) {
+    iop *p = (iop *)br_task_arg(t, NULL);
+    while (!atomic_load(&p->waiting))
+        BR_CHECK_OK(br_aio_yield());
+    p->busy_rc = br__io_wait(p->fds[0], BR__IO_READ, BR_NOWAIT);
+    BR_CHECK_EQ(write(p->fds[1], "x", 1), 1);
+    return 0;
+}
+
+static int io_main(br_task *t) {
+    iop *p = (iop *)br_task_arg(t, NULL);
+    br_future *r, *w;
+    BR_CHECK_OK(br_create_task(NULL, io_reader, p, 0, &r));
+    BR_CHECK_OK(br_create_task(NULL, io_writer, p, 0, &w));
+    BR_CHECK_OK(br_future_wait(r, br_test_hang_guard()));
+    BR_CHECK_OK(br_future_wait(w, br_test_hang_guard()));
+    BR_CHECK(!br_future_failed(r) && !br_future_failed(w));
+    br_future_release(r);
+    br_future_release(w);
+    return 0;
+}
+
+static void io_wait_in_coroutines(void **state) {
+    (void)state;
+    iop p = {0};
+    BR_CHECK_EQ(pipe(p.fds), 0);
+    int code = 1;
+    BR_CHECK_OK(br_aio_run(io_main, &p, 0, &code));
+    BR_CHECK_EQ(code, 0);
+    BR_CHECK_OK(p.rc);
+    BR_CHECK_EQ(p.busy_rc, BR_EBUSY);
+    close(p.fds[0]);
+    close(p.fds[1]);
+}
+
+BR_TEST_MAIN(cmocka_unit_test(io_wait_in_coroutines), cmocka_unit_test(callbacks_in_order),
              cmocka_unit_test(callback_from_callback_runs_after),
              cmocka_unit_test(call_at_by_deadline), cmocka_unit_test(timer_cancel),
              cmocka_unit_test(timers_dropped_at_free),
