@@ -96,7 +96,9 @@ BR_API int br_timer_cancel(br_timer *t);
 
 typedef struct br_task_opts {
     size_t stack_size;   /* 0: the loop's default (256 KiB); at least 16 KiB: else BR_EINVAL */
-    bool shared_stack;   /* run on the loop's shared stack (copied out while suspended) */
+    bool shared_stack;   /* run on the loop's shared stack (copied out while suspended):
+                          * BR_ENOTSUP for now (a blocked call's waiter lives in its
+                          * frame, which a shared stack doesn't keep in place) */
     const char *name;    /* copied; NULL: "Task-<n>" as asyncio */
 } br_task_opts;
 

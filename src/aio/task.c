@@ -173,6 +173,12 @@ int br_create_task_opts(br_loop *loop, br_task_fn fn, const void *arg, size_t le
         return BR__MISUSE(BR_EINVAL, "br_create_task: fn or out is NULL");
     if (opts && opts->stack_size != 0 && opts->stack_size < BR__CORO_MIN_STACK)
         return BR_EINVAL;
+    /* A suspended shared-stack coroutine's frames are copied out and the stack reused,
+     * but every braid primitive links a waiter that lives in the blocked call's frame
+     * (core/lib.h): its queue would point into another coroutine's frames. Until
+     * waiters can live off the stack, tasks run on stacks of their own. */
+    if (opts && opts->shared_stack)
+        return BR_ENOTSUP;
     if (loop == NULL)
         loop = br__loop_tl;
     if (loop == NULL)

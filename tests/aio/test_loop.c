@@ -278,6 +278,10 @@ static void stack_too_small(void **state) {
                                      &(br_task_opts){.stack_size = 4096}, &f),
                  BR_EINVAL);
     BR_CHECK(f == NULL);
+    BR_CHECK_ERR(br_create_task_opts(l, sleeper, NULL, 0,
+                                     &(br_task_opts){.shared_stack = true}, &f),
+                 BR_ENOTSUP);
+    BR_CHECK(f == NULL);
     BR_CHECK_OK(br_loop_free(l));
 }
 
