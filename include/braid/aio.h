@@ -157,6 +157,9 @@ BR_API int br_shield(br_future *inner, br_future **outer);
  * br_taskgroup_errors). */
 typedef struct br_taskgroup br_taskgroup;
 BR_API int br_taskgroup_new(br_taskgroup **out);
+/* A group whose tasks are submitted to ex (a thread pool, ...) instead of the loop,
+ * so that threads get TaskGroup too; ex must outlive the group's tasks. */
+BR_API int br_taskgroup_new_executor(br_taskgroup **out, br_executor *ex);
 BR_API int br_taskgroup_create_task(br_taskgroup *g, br_task_fn fn, const void *arg,
                                     size_t len, br_future **out /* may be NULL */);
 BR_API int br_taskgroup_wait(br_taskgroup *g);

@@ -1,0 +1,432 @@
+/* The combinators (br_gather, br_wait_for, br_shield, TaskGroup, br_to_thread) from
+ * threads, on thread-pool futures and hand-completed ones; and from coroutines, on
+ * tasks of a loop. No sleep decides an outcome: a task that must still be running when
+ * something happens waits on an event the test sets afterwards. */
+#include "harness.h"
+
+#include <braid/aio.h>
+
+#include <string.h>
+
+
+static br_executor *pool_new(int workers) {
+    br_executor *ex;
+    BR_CHECK_OK(br_threadpool_new(&ex, &(br_threadpool_opts){.max_workers = workers}));
+    return ex;
+}
+
+/* Returns its argument * 10, or fails with it if negative. */
+static int times_ten(br_task *t) {
+    int64_t v = br_task_arg_i64(t);
+    if (v < 0)
+        return br_task_fail(t, (int)v, "negative %lld", (long long)v);
+    return br_task_return_i64(t, v * 10);
+}
+
+/* Waits for the event whose address is its argument, then returns 7; BR_ECANCELED once
+ * cancelled (a pool task is a thread: it looks at br_task_cancelled between waits). */
+static int gate_task(br_task *t) {
+    br_event *ev = *(br_event *const *)br_task_arg(t, NULL);
+    while (!br_event_is_set(ev)) {
+        if (br_task_cancelled(t))
+            return BR_ECANCELED;
+        (void)br_event_wait(ev, br_deadline_after(1000000));
+    }
+    return br_task_return_i64(t, 7);
+}
+
+static br_future *submit_gate(br_executor *ex, br_event **evp) {
+    br_future *f;
+    BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = gate_task, .arg = evp, .len = sizeof *evp,
+                                              .flags = BR_CALL_COPY_ARG},
+                               &f));
+    return f;
+}
+
+static int64_t result_i64(br_future *f) {
+    int64_t v = -1;
+    BR_CHECK_OK(br_future_result_i64(f, BR_NOWAIT, &v));
+    return v;
+}
+
+/* --- gather -------------------------------------------------------------------- */
+
+static void gather_all_succeed(void **state) {
+    (void)state;
+    enum { N = 16 };
+    br_executor *ex = pool_new(4);
+    br_future *fs[N];
+    for (int i = 0; i < N; i++)
+        BR_CHECK_OK(br_submit_i64(ex, times_ten, i, &fs[i]));
+    BR_CHECK_OK(br_gather(fs, N, false, br_test_hang_guard()));
+    for (int i = 0; i < N; i++) {
+        BR_CHECK(br_future_done(fs[i]));
+        BR_CHECK_EQ(result_i64(fs[i]), i * 10);
+    }
+    BR_CHECK_OK(br_gather(fs, N, true, BR_NOWAIT));
+    br_test_futures_release(fs, N);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void gather_first_failure_returns_early(void **state) {
+    (void)state;
+    br_executor *ex = pool_new(2);
+    br_event ev;
+    BR_CHECK_OK(br_event_init(&ev));
+    br_event *evp = &ev;
+    br_future *fs[2];
+    fs[0] = submit_gate(ex, &evp);
+    BR_CHECK_OK(br_submit_i64(ex, times_ten, BR_EIO, &fs[1]));
+    /* returns with the failure while the other is still blocked on the event */
+    BR_CHECK_ERR(br_gather(fs, 2, false, br_test_hang_guard()), BR_EIO);
+    BR_CHECK(!br_future_done(fs[0]));
+    BR_CHECK(!br_future_cancelled(fs[0])); /* the others keep running */
+    BR_CHECK_OK(br_event_set(&ev));
+    /* return_errors: waits for all, then 0; each outcome is the future's */
+    BR_CHECK_OK(br_gather(fs, 2, true, br_test_hang_guard()));
+    BR_CHECK_EQ(result_i64(fs[0]), 7);
+    BR_CHECK_ERR(br_future_result(fs[1], BR_NOWAIT, NULL, NULL), BR_EIO);
+    br_test_futures_release(fs, 2);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_OK(br_event_destroy(&ev));
+}
+
+static void gather_deadline_cancels_nothing(void **state) {
+    (void)state;
+    br_future *fs[3];
+    br_test_futures_new(fs, 3);
+    BR_CHECK_OK(br_future_set_result_i64(fs[1], 1));
+    for (int mode = 0; mode < 2; mode++) {
+        BR_CHECK_ERR(br_gather(fs, 3, mode, BR_NOWAIT), BR_ETIMEDOUT);
+        BR_CHECK_ERR(br_gather(fs, 3, mode, br_deadline_after(1000000)), BR_ETIMEDOUT);
+        BR_CHECK_EQ(br_future_state_of(fs[0]), BR_FUTURE_PENDING);
+        BR_CHECK_EQ(br_future_state_of(fs[2]), BR_FUTURE_PENDING);
+    }
+    /* completing them afterwards: the callbacks of the timed-out gathers run harmlessly */
+    BR_CHECK_OK(br_future_set_result_i64(fs[0], 0));
+    BR_CHECK_OK(br_future_set_result_i64(fs[2], 2));
+    BR_CHECK_OK(br_gather(fs, 3, false, BR_NOWAIT));
+    br_test_futures_release(fs, 3);
+}
+
+static void gather_cancelled_child(void **state) {
+    (void)state;
+    br_future *fs[3];
+    br_test_futures_new(fs, 3);
+    BR_CHECK(br_future_cancel(fs[1]));
+    /* as asyncio.gather: a cancelled child ends a gather without return_exceptions */
+    BR_CHECK_ERR(br_gather(fs, 3, false, br_test_hang_guard()), BR_ECANCELED);
+    BR_CHECK_EQ(br_future_state_of(fs[0]), BR_FUTURE_PENDING);
+    BR_CHECK_OK(br_future_set_exception(fs[0], BR_EIO, NULL));
+    BR_CHECK_OK(br_future_set_result_i64(fs[2], 2));
+    BR_CHECK_OK(br_gather(fs, 3, true, BR_NOWAIT));
+    br_test_futures_release(fs, 3);
+}
+
+static void gather_duplicates_and_bad_input(void **state) {
+    (void)state;
+    br_future *f;
+    BR_CHECK_OK(br_future_new(&f));
+    br_future *fs[3] = {f, f, f};
+    BR_CHECK_ERR(br_gather(fs, 3, false, BR_NOWAIT), BR_ETIMEDOUT);
+    BR_CHECK_OK(br_future_set_result_i64(f, 5));
+    BR_CHECK_OK(br_gather(fs, 3, false, BR_NOWAIT));
+    BR_CHECK_OK(br_gather(NULL, 0, false, BR_NOWAIT));
+    BR_CHECK_ERR(br_gather(NULL, 2, false, BR_NOWAIT), BR_EINVAL);
+    br_future *withnull[2] = {f, NULL};
+    BR_CHECK_ERR(br_gather(withnull, 2, true, BR_NOWAIT), BR_EINVAL);
+    br_future_release(f);
+}
+
+/* A future completed by another thread while gather waits: the gather wakes. */
+static void complete_later(void *p) {
+    br_future **fs = p;
+    (void)br_test_until_listener(fs, 1);
+    (void)br_future_set_result_i64(fs[0], 1);
+}
+
+static void gather_woken_by_thread(void **state) {
+    (void)state;
+    br_future *fs[2];
+    br_test_futures_new(fs, 2);
+    BR_CHECK_OK(br_future_set_result_i64(fs[1], 2));
+    br_thread *th;
+    BR_CHECK_OK(br_thread_start(&th, complete_later, fs, NULL));
+    BR_CHECK_OK(br_gather(fs, 2, false, br_test_hang_guard()));
+    BR_CHECK_OK(br_thread_join(th, BR_FOREVER));
+    BR_CHECK_OK(br_thread_free(th));
+    BR_CHECK_EQ(result_i64(fs[0]) + result_i64(fs[1]), 3);
+    br_test_futures_release(fs, 2);
+}
+
+/* --- wait_for ------------------------------------------------------------------- */
+
+static void wait_for_outcomes(void **state) {
+    (void)state;
+    br_executor *ex = pool_new(2);
+    br_future *ok, *bad;
+    BR_CHECK_OK(br_submit_i64(ex, times_ten, 4, &ok));
+    BR_CHECK_OK(br_submit_i64(ex, times_ten, BR_EPIPE, &bad));
+    BR_CHECK_OK(br_wait_for(ok, br_test_hang_guard()));
+    BR_CHECK_EQ(result_i64(ok), 40);
+    BR_CHECK_ERR(br_wait_for(bad, br_test_hang_guard()), BR_EPIPE);
+    BR_CHECK_ERR(br_wait_for(NULL, BR_NOWAIT), BR_EINVAL);
+    br_future_release(ok);
+    br_future_release(bad);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void wait_for_timeout_cancels(void **state) {
+    (void)state;
+    br_executor *ex = pool_new(1);
+    br_event ev;
+    BR_CHECK_OK(br_event_init(&ev));
+    br_event *evp = &ev;
+    br_future *f = submit_gate(ex, &evp);
+    BR_CHECK_ERR(br_wait_for(f, br_deadline_after(1000000)), BR_ETIMEDOUT);
+    /* the cancel has landed when wait_for returns */
+    BR_CHECK(br_future_done(f));
+    BR_CHECK(br_future_cancelled(f));
+    br_future_release(f);
+
+    /* a hand future, never started: cancelled at once */
+    BR_CHECK_OK(br_future_new(&f));
+    BR_CHECK_ERR(br_wait_for(f, BR_NOWAIT), BR_ETIMEDOUT);
+    BR_CHECK(br_future_cancelled(f));
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_OK(br_event_destroy(&ev));
+}
+
+/* A task that ignores the cancel and finishes: wait_for reports its result, not a
+ * timeout (nothing is lost). */
+static int ignores_cancel(br_task *t) {
+    br_event *ev = *(br_event *const *)br_task_arg(t, NULL);
+    while (!br_task_cancelled(t))
+        (void)br_event_wait(ev, br_deadline_after(1000000));
+    return br_task_return_i64(t, 99);
+}
+
+static void wait_for_result_after_cancel_kept(void **state) {
+    (void)state;
+    br_executor *ex = pool_new(1);
+    br_event ev;
+    BR_CHECK_OK(br_event_init(&ev));
+    br_event *evp = &ev;
+    br_future *f;
+    BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = ignores_cancel, .arg = &evp,
+                                              .len = sizeof evp, .flags = BR_CALL_COPY_ARG},
+                               &f));
+    BR_CHECK_OK(br_wait_for(f, br_deadline_after(1000000)));
+    BR_CHECK_EQ(result_i64(f), 99);
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_OK(br_event_destroy(&ev));
+}
+
+/* --- shield ----------------------------------------------------------------------- */
+
+static void shield_cancel_outer_keeps_inner(void **state) {
+    (void)state;
+    br_future *inner, *outer;
+    BR_CHECK_OK(br_future_new(&inner));
+    BR_CHECK_OK(br_shield(inner, &outer));
+    BR_CHECK(br_future_cancel(outer));
+    BR_CHECK(br_future_cancelled(outer));
+    BR_CHECK_EQ(br_future_state_of(inner), BR_FUTURE_PENDING);
+    BR_CHECK_OK(br_future_set_result_i64(inner, 3));
+    BR_CHECK_EQ(result_i64(inner), 3);
+    BR_CHECK(br_future_cancelled(outer));
+    br_future_release(outer);
+    br_future_release(inner);
+}
+
+static void shield_passes_outcomes(void **state) {
+    (void)state;
+    br_future *inner, *outer;
+    /* bytes, longer than the inline buffer */
+    char text[100];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = 0;
+    BR_CHECK_OK(br_future_new(&inner));
+    BR_CHECK_OK(br_shield(inner, &outer));
+    BR_CHECK_OK(br_future_set_result(inner, text, sizeof text));
+    const char *s = NULL;
+    BR_CHECK_OK(br_future_result_str(outer, BR_NOWAIT, &s));
+    BR_CHECK(strcmp(s, text) == 0);
+    br_future_release(inner); /* outer's bytes are its own */
+    BR_CHECK_OK(br_future_result_str(outer, BR_NOWAIT, &s));
+    BR_CHECK(strcmp(s, text) == 0);
+    br_future_release(outer);
+
+    /* a failure with its message; inner already done when shielded */
+    BR_CHECK_OK(br_future_new(&inner));
+    BR_CHECK_OK(br_future_set_exception(inner, BR_EIO, "disk"));
+    BR_CHECK_OK(br_shield(inner, &outer));
+    int code = 0;
+    const char *msg = NULL;
+    BR_CHECK_OK(br_future_exception(outer, BR_NOWAIT, &code, &msg));
+    BR_CHECK_EQ(code, BR_EIO);
+    BR_CHECK(msg != NULL && strcmp(msg, "disk") == 0);
+    br_future_release(outer);
+    br_future_release(inner);
+
+    /* a cancelled inner cancels outer */
+    BR_CHECK_OK(br_future_new(&inner));
+    BR_CHECK_OK(br_shield(inner, &outer));
+    BR_CHECK(br_future_cancel(inner));
+    BR_CHECK(br_future_cancelled(outer));
+    br_future_release(outer);
+    br_future_release(inner);
+
+    /* a pointer result is passed on, borrowed */
+    static int target;
+    BR_CHECK_OK(br_future_new(&inner));
+    BR_CHECK_OK(br_shield(inner, &outer));
+    BR_CHECK_OK(br_future_set_result_ptr(inner, &target, NULL));
+    void *p = NULL;
+    BR_CHECK_OK(br_future_result_ptr(outer, BR_NOWAIT, &p));
+    BR_CHECK(p == &target);
+    br_future_release(outer);
+    br_future_release(inner);
+
+    BR_CHECK_ERR(br_shield(NULL, &outer), BR_EINVAL);
+}
+
+/* --- TaskGroup on a thread pool ------------------------------------------------- */
+
+static void taskgroup_all_succeed(void **state) {
+    (void)state;
+    enum { N = 20 };
+    br_executor *ex = pool_new(4);
+    br_taskgroup *g;
+    BR_CHECK_OK(br_taskgroup_new_executor(&g, ex));
+    br_future *fs[N];
+    for (int64_t i = 0; i < N; i++)
+        BR_CHECK_OK(br_taskgroup_create_task(g, times_ten, &i, sizeof i, &fs[i]));
+    BR_CHECK_OK(br_taskgroup_wait(g));
+    for (int i = 0; i < N; i++)
+        BR_CHECK_EQ(result_i64(fs[i]), i * 10);
+    BR_CHECK_EQ(br_taskgroup_errors(g, NULL, 0), 0);
+    /* a finished group takes no more tasks */
+    int64_t one = 1;
+    BR_CHECK_ERR(br_taskgroup_create_task(g, times_ten, &one, sizeof one, NULL), BR_ESHUTDOWN);
+    br_taskgroup_free(g);
+    br_test_futures_release(fs, N);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void taskgroup_failure_cancels_siblings(void **state) {
+    (void)state;
+    enum { NGATE = 3 };
+    br_executor *ex = pool_new(NGATE + 1);
+    br_event ev;
+    BR_CHECK_OK(br_event_init(&ev));
+    br_event *evp = &ev;
+    br_taskgroup *g;
+    BR_CHECK_OK(br_taskgroup_new_executor(&g, ex));
+    br_future *gates[NGATE];
+    for (int i = 0; i < NGATE; i++)
+        BR_CHECK_OK(br_taskgroup_create_task(g, gate_task, &evp, sizeof evp, &gates[i]));
+    int64_t bad = BR_EPIPE;
+    br_future *badf;
+    BR_CHECK_OK(br_taskgroup_create_task(g, times_ten, &bad, sizeof bad, &badf));
+    /* the event is never set: only the group's cancel ends the gates */
+    BR_CHECK_ERR(br_taskgroup_wait(g), BR_EPIPE);
+    for (int i = 0; i < NGATE; i++)
+        BR_CHECK(br_future_cancelled(gates[i]));
+    int codes[4] = {0};
+    BR_CHECK_EQ(br_taskgroup_errors(g, codes, 4), 1);
+    BR_CHECK_EQ(codes[0], BR_EPIPE);
+    BR_CHECK_ERR(br_taskgroup_create_task(g, times_ten, &bad, sizeof bad, NULL), BR_ESHUTDOWN);
+    br_taskgroup_free(g);
+    br_test_futures_release(gates, NGATE);
+    br_future_release(badf);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_OK(br_event_destroy(&ev));
+}
+
+static void taskgroup_errors_collected(void **state) {
+    (void)state;
+    br_executor *ex = pool_new(1);
+    br_taskgroup *g;
+    BR_CHECK_OK(br_taskgroup_new_executor(&g, ex));
+    /* one worker: the tasks run in order, so both may fail before either cancel lands
+     * or the second may be cancelled first; either way the first code is BR_EIO. */
+    int64_t a = BR_EIO, b = BR_EPIPE;
+    BR_CHECK_OK(br_taskgroup_create_task(g, times_ten, &a, sizeof a, NULL));
+    int rc = br_taskgroup_create_task(g, times_ten, &b, sizeof b, NULL);
+    BR_CHECK(rc == 0 || rc == BR_ESHUTDOWN);
+    BR_CHECK_ERR(br_taskgroup_wait(g), BR_EIO);
+    int codes[2] = {0};
+    size_t n = br_taskgroup_errors(g, codes, 2);
+    BR_CHECK(n == 1 || n == 2);
+    BR_CHECK_EQ(codes[0], BR_EIO);
+    if (n == 2)
+        BR_CHECK_EQ(codes[1], BR_EPIPE);
+    br_taskgroup_free(g);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void taskgroup_free_unwaited_cancels(void **state) {
+    (void)state;
+    br_executor *ex = pool_new(1);
+    br_event ev;
+    BR_CHECK_OK(br_event_init(&ev));
+    br_event *evp = &ev;
+    br_taskgroup *g;
+    BR_CHECK_OK(br_taskgroup_new_executor(&g, ex));
+    br_future *f;
+    BR_CHECK_OK(br_taskgroup_create_task(g, gate_task, &evp, sizeof evp, &f));
+    br_taskgroup_free(g);
+    BR_CHECK_ERR(br_future_result(f, br_test_hang_guard(), NULL, NULL), BR_ECANCELED);
+    BR_CHECK(br_future_cancelled(f));
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_OK(br_event_destroy(&ev));
+}
+
+static void taskgroup_bad_input(void **state) {
+    (void)state;
+    br_taskgroup *g;
+    BR_CHECK_ERR(br_taskgroup_new(&g), BR_EPERM); /* no loop on this thread */
+    BR_CHECK_ERR(br_taskgroup_new_executor(&g, NULL), BR_EINVAL);
+    BR_CHECK_ERR(br_taskgroup_wait(NULL), BR_EINVAL);
+    BR_CHECK_EQ(br_taskgroup_errors(NULL, NULL, 0), 0);
+    br_taskgroup_free(NULL);
+}
+
+/* --- to_thread --------------------------------------------------------------------- */
+
+static void to_thread_runs_on_a_pool(void **state) {
+    (void)state;
+    enum { N = 8 };
+    br_future *fs[N];
+    for (int64_t i = 0; i < N; i++)
+        BR_CHECK_OK(br_to_thread(times_ten, &i, sizeof i, &fs[i])); /* copied */
+    BR_CHECK_OK(br_gather(fs, N, false, br_test_hang_guard()));
+    for (int i = 0; i < N; i++)
+        BR_CHECK_EQ(result_i64(fs[i]), i * 10);
+    br_test_futures_release(fs, N);
+    br_future *f;
+    BR_CHECK_ERR(br_to_thread(NULL, NULL, 0, &f), BR_EINVAL);
+}
+
+
+BR_TEST_MAIN(cmocka_unit_test(gather_all_succeed),
+                 cmocka_unit_test(gather_first_failure_returns_early),
+                 cmocka_unit_test(gather_deadline_cancels_nothing),
+                 cmocka_unit_test(gather_cancelled_child),
+                 cmocka_unit_test(gather_duplicates_and_bad_input),
+                 cmocka_unit_test(gather_woken_by_thread),
+                 cmocka_unit_test(wait_for_outcomes),
+                 cmocka_unit_test(wait_for_timeout_cancels),
+                 cmocka_unit_test(wait_for_result_after_cancel_kept),
+                 cmocka_unit_test(shield_cancel_outer_keeps_inner),
+                 cmocka_unit_test(shield_passes_outcomes),
+                 cmocka_unit_test(taskgroup_all_succeed),
+                 cmocka_unit_test(taskgroup_failure_cancels_siblings),
+                 cmocka_unit_test(taskgroup_errors_collected),
+                 cmocka_unit_test(taskgroup_free_unwaited_cancels),
+                 cmocka_unit_test(taskgroup_bad_input),
+                 cmocka_unit_test(to_thread_runs_on_a_pool));
