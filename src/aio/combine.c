@@ -290,9 +290,12 @@ static void tg_cancel_all(br_taskgroup *g) {
     size_t count = g->count;
     tg_node *n = g->head;
     br__ilock_unlock(&g->lock);
-    for (size_t i = 0; i < count; i++, n = n->next)
+    for (size_t i = 0; i < count; i++) {
         if (!br_future_done(n->f))
             (void)br_future_request_cancel(n->f);
+        if (i + 1 < count) /* the last node's next may be being linked right now */
+            n = n->next;
+    }
 }
 
 static void tg_done(br_future *f, void *arg) {
