@@ -243,14 +243,6 @@ int br_shield(br_future *inner, br_future **outer) {
     return 0;
 }
 
-/* Until the loop lands on this branch: stand-ins that the loop's definitions replace. */
-__attribute__((weak)) br_loop *br_loop_current(void) { return NULL; }
-__attribute__((weak)) int br_create_task(br_loop *loop, br_task_fn fn, const void *arg,
-                                         size_t len, br_future **out) {
-    (void)loop, (void)fn, (void)arg, (void)len, (void)out;
-    return BR_EPERM;
-}
-
 /* --- TaskGroup ------------------------------------------------------------------------ */
 
 typedef struct tg_node {
