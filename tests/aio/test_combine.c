@@ -413,6 +413,213 @@ static void to_thread_runs_on_a_pool(void **state) {
 }
 
 
+/* --- from coroutines, on a loop's tasks ---------------------------------------------- */
+
+static br_event co_ev; /* never set unless a test says so: tasks waiting on it end only
+                        * when cancelled */
+
+static int co_square(br_task *t) {
+    int64_t i = br_task_arg_i64(t);
+    for (int64_t k = 0; k < i % 3; k++)
+        BR_CHECK_OK(br_aio_yield());
+    return br_task_return_i64(t, i * i);
+}
+
+static int co_wait_ev(br_task *t) {
+    int rc = br_event_wait(&co_ev, br_test_hang_guard());
+    return rc != 0 ? rc : br_task_return_i64(t, 7);
+}
+
+static int co_fail(br_task *t) { return (int)br_task_arg_i64(t); }
+
+static int run_main(br_task_fn fn) {
+    BR_CHECK_OK(br_event_init(&co_ev));
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(fn, NULL, 0, &code));
+    BR_CHECK_OK(br_event_destroy(&co_ev));
+    return code;
+}
+
+static int gather_main(br_task *t) {
+    (void)t;
+    enum { N = 10 };
+    br_future *fs[N];
+    for (int64_t i = 0; i < N; i++)
+        BR_CHECK_OK(br_create_task(NULL, co_square, &i, sizeof i, &fs[i]));
+    BR_CHECK_OK(br_gather(fs, N, false, br_test_hang_guard()));
+    for (int i = 0; i < N; i++)
+        BR_CHECK_EQ(result_i64(fs[i]), i * i);
+    br_test_futures_release(fs, N);
+    return 0;
+}
+
+static void co_gather_of_tasks(void **state) {
+    (void)state;
+    BR_CHECK_OK(run_main(gather_main));
+}
+
+static int wait_for_main(br_task *t) {
+    (void)t;
+    br_future *f;
+    BR_CHECK_OK(br_create_task(NULL, co_wait_ev, NULL, 0, &f));
+    BR_CHECK_ERR(br_wait_for(f, br_deadline_after(5 * 1000 * 1000)), BR_ETIMEDOUT);
+    BR_CHECK(br_future_done(f));
+    BR_CHECK(br_future_cancelled(f));
+    br_future_release(f);
+    /* a task done in time: its value */
+    int64_t three = 3;
+    BR_CHECK_OK(br_create_task(NULL, co_square, &three, sizeof three, &f));
+    BR_CHECK_OK(br_wait_for(f, br_test_hang_guard()));
+    BR_CHECK_EQ(result_i64(f), 9);
+    br_future_release(f);
+    return 0;
+}
+
+static void co_wait_for_sleeping_task(void **state) {
+    (void)state;
+    BR_CHECK_OK(run_main(wait_for_main));
+}
+
+static br_future *shield_outer;
+static int await_outer(br_task *t) {
+    (void)t;
+    return br_future_result(shield_outer, br_test_hang_guard(), NULL, NULL);
+}
+
+static int shield_main(br_task *t) {
+    (void)t;
+    br_future *inner, *awaiter;
+    BR_CHECK_OK(br_create_task(NULL, co_wait_ev, NULL, 0, &inner));
+    BR_CHECK_OK(br_shield(inner, &shield_outer));
+    /* a coroutine awaiting the shield is cancelled: inner runs on */
+    BR_CHECK_OK(br_create_task(NULL, await_outer, NULL, 0, &awaiter));
+    BR_CHECK_OK(br_aio_yield()); /* the awaiter suspends on outer */
+    BR_CHECK(br_future_request_cancel(awaiter));
+    BR_CHECK_ERR(br_future_result(awaiter, br_test_hang_guard(), NULL, NULL), BR_ECANCELED);
+    BR_CHECK(br_future_cancelled(awaiter));
+    BR_CHECK(!br_future_done(inner));
+    /* cancelling outer itself: inner runs on */
+    BR_CHECK(br_future_cancel(shield_outer));
+    BR_CHECK(!br_future_done(inner));
+    BR_CHECK_OK(br_event_set(&co_ev));
+    BR_CHECK_OK(br_future_result(inner, br_test_hang_guard(), NULL, NULL));
+    BR_CHECK_EQ(result_i64(inner), 7);
+    BR_CHECK(br_future_cancelled(shield_outer));
+    br_future_release(awaiter);
+    br_future_release(shield_outer);
+    br_future_release(inner);
+    return 0;
+}
+
+static void co_shield(void **state) {
+    (void)state;
+    BR_CHECK_OK(run_main(shield_main));
+}
+
+static int taskgroup_main(br_task *t) {
+    (void)t;
+    br_taskgroup *g;
+    BR_CHECK_OK(br_taskgroup_new(&g));
+    br_future *waiters[3];
+    for (int i = 0; i < 3; i++)
+        BR_CHECK_OK(br_taskgroup_create_task(g, co_wait_ev, NULL, 0, &waiters[i]));
+    int64_t code = BR_EPIPE;
+    BR_CHECK_OK(br_taskgroup_create_task(g, co_fail, &code, sizeof code, NULL));
+    BR_CHECK_ERR(br_taskgroup_wait(g), BR_EPIPE);
+    for (int i = 0; i < 3; i++)
+        BR_CHECK(br_future_cancelled(waiters[i]));
+    int codes[4];
+    BR_CHECK_EQ(br_taskgroup_errors(g, codes, 4), 1);
+    BR_CHECK_EQ(codes[0], BR_EPIPE);
+    br_taskgroup_free(g);
+    br_test_futures_release(waiters, 3);
+
+    /* all succeed */
+    BR_CHECK_OK(br_taskgroup_new(&g));
+    br_future *sq[5];
+    for (int64_t i = 0; i < 5; i++)
+        BR_CHECK_OK(br_taskgroup_create_task(g, co_square, &i, sizeof i, &sq[i]));
+    BR_CHECK_OK(br_taskgroup_wait(g));
+    for (int i = 0; i < 5; i++)
+        BR_CHECK_EQ(result_i64(sq[i]), i * i);
+    br_taskgroup_free(g);
+    br_test_futures_release(sq, 5);
+    return 0;
+}
+
+static void co_taskgroup(void **state) {
+    (void)state;
+    BR_CHECK_OK(run_main(taskgroup_main));
+}
+
+static br_future *kids[3];
+static int gathering(br_task *t) {
+    (void)t;
+    return br_gather(kids, 3, false, br_test_hang_guard());
+}
+static int tg_owner(br_task *t) {
+    (void)t;
+    br_taskgroup *g;
+    BR_CHECK_OK(br_taskgroup_new(&g));
+    for (int i = 0; i < 3; i++)
+        BR_CHECK_OK(br_taskgroup_create_task(g, co_wait_ev, NULL, 0, &kids[i]));
+    int rc = br_taskgroup_wait(g);
+    br_taskgroup_free(g);
+    return rc;
+}
+
+static int cancel_main(br_task *t) {
+    (void)t;
+    /* a cancelled gather cancels its children */
+    for (int i = 0; i < 3; i++)
+        BR_CHECK_OK(br_create_task(NULL, co_wait_ev, NULL, 0, &kids[i]));
+    br_future *g;
+    BR_CHECK_OK(br_create_task(NULL, gathering, NULL, 0, &g));
+    BR_CHECK_OK(br_aio_yield()); /* everyone suspends */
+    BR_CHECK(br_future_request_cancel(g));
+    BR_CHECK_ERR(br_future_result(g, br_test_hang_guard(), NULL, NULL), BR_ECANCELED);
+    BR_CHECK(br_future_cancelled(g));
+    BR_CHECK_OK(br_gather(kids, 3, true, br_test_hang_guard()));
+    for (int i = 0; i < 3; i++)
+        BR_CHECK(br_future_cancelled(kids[i]));
+    br_future_release(g);
+    br_test_futures_release(kids, 3);
+
+    /* a cancelled TaskGroup owner: the group's tasks are cancelled and waited for */
+    BR_CHECK_OK(br_create_task(NULL, tg_owner, NULL, 0, &g));
+    BR_CHECK_OK(br_aio_yield());
+    BR_CHECK_OK(br_aio_yield());
+    BR_CHECK(br_future_request_cancel(g));
+    BR_CHECK_ERR(br_future_result(g, br_test_hang_guard(), NULL, NULL), BR_ECANCELED);
+    for (int i = 0; i < 3; i++) {
+        BR_CHECK(br_future_cancelled(kids[i]));
+        br_future_release(kids[i]);
+    }
+    br_future_release(g);
+    return 0;
+}
+
+static void co_cancel_gather_and_taskgroup(void **state) {
+    (void)state;
+    BR_CHECK_OK(run_main(cancel_main));
+}
+
+static int to_thread_main(br_task *t) {
+    (void)t;
+    br_future *f;
+    int64_t six = 6;
+    BR_CHECK_OK(br_to_thread(times_ten, &six, sizeof six, &f));
+    BR_CHECK_OK(br_future_result(f, br_test_hang_guard(), NULL, NULL));
+    BR_CHECK_EQ(result_i64(f), 60);
+    br_future_release(f);
+    return 0;
+}
+
+static void co_to_thread(void **state) {
+    (void)state;
+    BR_CHECK_OK(run_main(to_thread_main));
+}
+
 BR_TEST_MAIN(cmocka_unit_test(gather_all_succeed),
                  cmocka_unit_test(gather_first_failure_returns_early),
                  cmocka_unit_test(gather_deadline_cancels_nothing),
@@ -429,4 +636,10 @@ BR_TEST_MAIN(cmocka_unit_test(gather_all_succeed),
                  cmocka_unit_test(taskgroup_errors_collected),
                  cmocka_unit_test(taskgroup_free_unwaited_cancels),
                  cmocka_unit_test(taskgroup_bad_input),
-                 cmocka_unit_test(to_thread_runs_on_a_pool));
+                 cmocka_unit_test(to_thread_runs_on_a_pool),
+                 cmocka_unit_test(co_gather_of_tasks),
+                 cmocka_unit_test(co_wait_for_sleeping_task),
+                 cmocka_unit_test(co_shield),
+                 cmocka_unit_test(co_taskgroup),
+                 cmocka_unit_test(co_cancel_gather_and_taskgroup),
+                 cmocka_unit_test(co_to_thread));
