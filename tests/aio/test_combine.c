@@ -199,29 +199,38 @@ static void wait_for_timeout_cancels(void **state) {
 }
 
 /* A task that ignores the cancel and finishes: wait_for reports its result, not a
- * timeout (nothing is lost). */
+ * timeout (nothing is lost). It says it started first, so that the timeout finds it
+ * running (a pending one would simply be cancelled). */
+typedef struct two_events {
+    br_event *started, *idle;
+} two_events;
+
 static int ignores_cancel(br_task *t) {
-    br_event *ev = *(br_event *const *)br_task_arg(t, NULL);
+    const two_events *e = br_task_arg(t, NULL);
+    BR_CHECK_OK(br_event_set(e->started));
     while (!br_task_cancelled(t))
-        (void)br_event_wait(ev, br_deadline_after(1000000));
+        (void)br_event_wait(e->idle, br_deadline_after(1000000));
     return br_task_return_i64(t, 99);
 }
 
 static void wait_for_result_after_cancel_kept(void **state) {
     (void)state;
     br_executor *ex = pool_new(1);
-    br_event ev;
-    BR_CHECK_OK(br_event_init(&ev));
-    br_event *evp = &ev;
+    br_event started, idle;
+    BR_CHECK_OK(br_event_init(&started));
+    BR_CHECK_OK(br_event_init(&idle));
+    two_events e = {&started, &idle};
     br_future *f;
-    BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = ignores_cancel, .arg = &evp,
-                                              .len = sizeof evp, .flags = BR_CALL_COPY_ARG},
+    BR_CHECK_OK(br_submit_call(ex, &(br_call){.fn = ignores_cancel, .arg = &e,
+                                              .len = sizeof e, .flags = BR_CALL_COPY_ARG},
                                &f));
+    BR_CHECK_OK(br_event_wait(&started, br_test_hang_guard()));
     BR_CHECK_OK(br_wait_for(f, br_deadline_after(1000000)));
     BR_CHECK_EQ(result_i64(f), 99);
     br_future_release(f);
     BR_CHECK_OK(br_executor_free(ex));
-    BR_CHECK_OK(br_event_destroy(&ev));
+    BR_CHECK_OK(br_event_destroy(&started));
+    BR_CHECK_OK(br_event_destroy(&idle));
 }
 
 /* --- shield ----------------------------------------------------------------------- */
