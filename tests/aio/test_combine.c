@@ -629,6 +629,48 @@ static void co_to_thread(void **state) {
     BR_CHECK_OK(run_main(to_thread_main));
 }
 
+/* A gather inside a timeout scope: the scope's expiry reaches gather as the caller's
+ * cancel, which cancels the children; leave reports BR_ETIMEDOUT. A wait_for whose
+ * caller is cancelled cancels its task and waits for it. */
+static br_future *wf_child;
+static int wait_for_forever(br_task *t) {
+    (void)t;
+    return br_wait_for(wf_child, BR_FOREVER);
+}
+
+static int scope_main(br_task *t) {
+    (void)t;
+    br_future *fs[2];
+    for (int i = 0; i < 2; i++)
+        BR_CHECK_OK(br_create_task(NULL, co_wait_ev, NULL, 0, &fs[i]));
+    br_timeout_scope sc;
+    BR_CHECK_OK(br_timeout_enter(&sc, br_deadline_after(2 * 1000 * 1000)));
+    BR_CHECK_ERR(br_gather(fs, 2, false, br_test_hang_guard()), BR_ECANCELED);
+    BR_CHECK_ERR(br_timeout_leave(&sc), BR_ETIMEDOUT);
+    BR_CHECK_OK(br_gather(fs, 2, true, br_test_hang_guard()));
+    for (int i = 0; i < 2; i++)
+        BR_CHECK(br_future_cancelled(fs[i]));
+    br_test_futures_release(fs, 2);
+
+    BR_CHECK_OK(br_create_task(NULL, co_wait_ev, NULL, 0, &wf_child));
+    br_future *w;
+    BR_CHECK_OK(br_create_task(NULL, wait_for_forever, NULL, 0, &w));
+    BR_CHECK_OK(br_aio_yield());
+    BR_CHECK(br_future_request_cancel(w));
+    BR_CHECK_ERR(br_future_result(w, br_test_hang_guard(), NULL, NULL), BR_ECANCELED);
+    BR_CHECK(br_future_cancelled(w));
+    BR_CHECK(br_future_cancelled(wf_child)); /* landed before wait_for returned */
+    br_future_release(w);
+    br_future_release(wf_child);
+    return 0;
+}
+
+static void co_gather_in_a_timeout_scope(void **state) {
+    (void)state;
+    BR_CHECK_OK(run_main(scope_main));
+}
+
+
 BR_TEST_MAIN(cmocka_unit_test(gather_all_succeed),
                  cmocka_unit_test(gather_first_failure_returns_early),
                  cmocka_unit_test(gather_deadline_cancels_nothing),
@@ -651,4 +693,5 @@ BR_TEST_MAIN(cmocka_unit_test(gather_all_succeed),
                  cmocka_unit_test(co_shield),
                  cmocka_unit_test(co_taskgroup),
                  cmocka_unit_test(co_cancel_gather_and_taskgroup),
-                 cmocka_unit_test(co_to_thread));
+                 cmocka_unit_test(co_to_thread),
+                 cmocka_unit_test(co_gather_in_a_timeout_scope));
