@@ -120,16 +120,21 @@ static br__atask *drain_locked(br_loop *l) {
         l->ex_running++;
         br__rq_push(&l->ready, &a->run);
     }
-    br__atask *c = l->cancels;
-    l->cancels = NULL;
-    for (br__atask *a = c; a; a = a->cnext)
+    /* Relinked through hnext: once cnoticed is false a hook on another thread may put
+     * a record on the list again, rewriting its cnext while we walk. */
+    br__atask *c = NULL;
+    for (br__atask *a = l->cancels; a; a = a->cnext) {
         a->cnoticed = false;
+        a->hnext = c;
+        c = a;
+    }
+    l->cancels = NULL;
     return c;
 }
 
 static void handle_notices(br__atask *c) {
     while (c) {
-        br__atask *next = c->cnext;
+        br__atask *next = c->hnext;
         if (c->dead)
             br__atask_free(c);
         else
@@ -459,9 +464,11 @@ int br_loop_free(br_loop *loop) {
     br__ilock_lock(&loop->inbox_lock);
     br__atask *c = drain_locked(loop);
     br__ilock_unlock(&loop->inbox_lock);
-    for (; c; c = c->cnext)
+    for (br__atask *next; c; c = next) {
+        next = c->hnext;
         if (c->dead)
             br__atask_free(c);
+    }
     for (br__runnable *r; (r = br__rq_pop(&loop->ready)) != NULL;)
         if (r->kind == BR__RUN_CB)
             br__free(r);

@@ -115,6 +115,7 @@ struct br__atask {
     br_future *f;            /* our own reference on the task's future */
     struct br__coro *co;     /* NULL until the loop first runs it */
     br__atask *cnext;        /* the inbox's cancel notices (inbox lock) */
+    br__atask *hnext;        /* the notices a drain took (loop thread) */
     bool cnoticed;           /* on the notice list (inbox lock) */
     bool dead;               /* finished while noticed: the drain frees it (inbox lock) */
     bool from_ex;            /* submitted through br_loop_executor */
