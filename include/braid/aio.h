@@ -132,14 +132,20 @@ BR_API br_future *br_aio_current_task(void);
 /* --- combining tasks ------------------------------------------------------------------ */
 
 /* Waits for all of fs (any futures). return_errors false: returns the first failure's
- * code as soon as one fails (the others keep running, as asyncio.gather);
- * true: waits for all and returns 0 (read each one's outcome). BR_ETIMEDOUT at the
- * deadline (nothing cancelled), BR_ECANCELED if the caller was cancelled: then
- * every future in fs not yet done is cancelled too (gather's own rule). From a
+ * code as soon as one fails, or BR_ECANCELED as soon as one is cancelled (the others
+ * keep running, as asyncio.gather); true: waits for all and returns 0 (read each one's
+ * outcome). BR_ETIMEDOUT at the deadline (nothing cancelled), BR_ECANCELED if the
+ * caller was cancelled: then every future in fs not yet done gets
+ * br_future_request_cancel (gather's own rule; gather doesn't wait for them). BR_EINVAL
+ * (fs NULL with n > 0, a NULL future), BR_ENOMEM. Results stay in the futures. From a
  * thread too. */
 BR_API int br_gather(br_future *const fs[], size_t n, bool return_errors, int64_t deadline);
-/* Waits for f until the deadline; then cancels it, waits for the cancel to land, and
- * returns BR_ETIMEDOUT. Else f's code. */
+/* Waits for f until the deadline; then cancels it (br_future_request_cancel), waits
+ * without a deadline for the cancel to land, and returns BR_ETIMEDOUT; if f finished
+ * normally all the same (too late to stop), its code instead: nothing is lost. Done in
+ * time: f's code (0, its failure, BR_ECANCELED if it was cancelled). The caller
+ * cancelled while waiting: f is cancelled and waited for the same way, BR_ECANCELED.
+ * BR_EINVAL (f NULL). */
 BR_API int br_wait_for(br_future *f, int64_t deadline);
 
 /* Timeout scopes (asyncio.timeout), nestable: after enter, the coroutine's blocking
@@ -160,15 +166,25 @@ BR_API int br_timeout_leave(br_timeout_scope *s);
  * disarms it. BR_ESTATE once it has fired. */
 BR_API int br_timeout_reschedule(br_timeout_scope *s, int64_t deadline);
 
-/* asyncio.shield: *outer is a new future that completes with inner's outcome;
- * cancelling *outer doesn't cancel inner. The caller owns *outer. */
+/* asyncio.shield: *outer is a new future that completes with inner's outcome (bytes
+ * copied; a pointer result passed on borrowed: inner keeps owning it); cancelling
+ * *outer doesn't cancel inner; a cancelled inner cancels *outer. The caller owns *outer
+ * and keeps its own reference on inner. 0, BR_EINVAL, BR_ENOMEM. */
 BR_API int br_shield(br_future *inner, br_future **outer);
 
 /* TaskGroup: tasks created in it; the first failure (not a cancel) cancels the
- * others; wait waits for all and returns 0, or the first failure's code (the rest in
- * br_taskgroup_errors). */
+ * others; wait waits for all (those created meanwhile too) and returns 0, or the first
+ * failure's code (all failures in br_taskgroup_errors); BR_ECANCELED if the caller was
+ * cancelled in wait (the group's tasks are cancelled and waited for first). new:
+ * tasks on the loop running this thread (BR_EPERM if none). create_task copies arg
+ * as br_create_task; BR_ESHUTDOWN after the first failure or once wait returned
+ * (*out, if not NULL, is the caller's reference). free before wait requests cancellation
+ * of the tasks still running and doesn't wait for them. */
 typedef struct br_taskgroup br_taskgroup;
 BR_API int br_taskgroup_new(br_taskgroup **out);
+/* A group whose tasks are submitted to ex (a thread pool, ...) instead of the loop,
+ * so that threads get TaskGroup too; ex must outlive the group's tasks. */
+BR_API int br_taskgroup_new_executor(br_taskgroup **out, br_executor *ex);
 BR_API int br_taskgroup_create_task(br_taskgroup *g, br_task_fn fn, const void *arg,
                                     size_t len, br_future **out /* may be NULL */);
 BR_API int br_taskgroup_wait(br_taskgroup *g);
@@ -176,8 +192,9 @@ BR_API int br_taskgroup_wait(br_taskgroup *g);
 BR_API size_t br_taskgroup_errors(const br_taskgroup *g, int *codes, size_t cap);
 BR_API void br_taskgroup_free(br_taskgroup *g);
 
-/* asyncio.to_thread: runs fn on braid's default thread pool; the future is awaited
- * like a task. */
+/* asyncio.to_thread: runs fn on a thread pool braid makes on first use (Python's
+ * default size, shut down with wait at exit); arg copied as br_create_task's; the
+ * caller owns *out, awaited like a task. */
 BR_API int br_to_thread(br_task_fn fn, const void *arg, size_t len, br_future **out);
 
 /* --- introspection ------------------------------------------------------------------- */

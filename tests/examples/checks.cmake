@@ -752,3 +752,86 @@ function(check_mp_pool_apply)
                   "[1, 4, 9, 16, 25, 36, 49, 64, 81, 100]"
                   "[1, 4, 9, 16, 25, 36, 49, 64, 81, 100]")
 endfunction()
+
+# --- asyncio: coroutines on the event loop -----------------------------------------------
+
+# aio_hello: the ten greetings in task order (tasks start in creation order), all ten
+# asleep at once (ten 0.1 s sleeps overlap), and not less than one sleep in total.
+function(check_aio_hello)
+  ex_expect_subsequence("^Hello World! "
+                        "Hello World! 0" "Hello World! 1" "Hello World! 2" "Hello World! 3"
+                        "Hello World! 4" "Hello World! 5" "Hello World! 6" "Hello World! 7"
+                        "Hello World! 8" "Hello World! 9")
+  ex_expect_line_at(10 "asleep at once: 10")
+  ex_expect_seconds("^took ([0-9.]+) s$" 100 inf)
+  ex_expect_nlines(12)
+endfunction()
+
+# aio_work: work1 and work2 alternate, five each (equal sleeps, work1 always asleep
+# first); at least five 50 ms sleeps in total.
+function(check_aio_work)
+  ex_expect_subsequence("^work"
+                        "work1:听音乐..." "work2:打游戏..." "work1:听音乐..." "work2:打游戏..."
+                        "work1:听音乐..." "work2:打游戏..." "work1:听音乐..." "work2:打游戏..."
+                        "work1:听音乐..." "work2:打游戏...")
+  ex_expect_seconds("^共花费时间([0-9.]+)秒$" 250 inf)
+  ex_expect_nlines(11)
+endfunction()
+
+# aio_create_task: the tutorial's exact order (a created task runs only once its creator
+# suspends); then the same with asyncio.wait: both done, none pending.
+function(check_aio_create_task)
+  ex_expect_lines("示例1" "main函数开始" "main函数结束" "1" "1" "2" "2" "返回值 返回值"
+                  "示例2" "main函数开始" "main函数结束" "1" "1" "2" "2"
+                  "done: 2, pending: 0" "finished result='返回值'" "finished result='返回值'")
+  ex_expect_nlines(18)
+endfunction()
+
+# aio_gather_wait: gather's results in input order; wait with a timeout: three done (in
+# input order), the fourth pending (it waits on an event set after the wait).
+function(check_aio_gather_wait)
+  ex_expect_lines("开始爬取：https://www.cnblogs.com/sitehome/p/1"
+                  "开始爬取：https://www.cnblogs.com/sitehome/p/2"
+                  "开始爬取：https://www.cnblogs.com/sitehome/p/3"
+                  "爬取完成：https://www.cnblogs.com/sitehome/p/1"
+                  "爬取完成：https://www.cnblogs.com/sitehome/p/2"
+                  "爬取完成：https://www.cnblogs.com/sitehome/p/3"
+                  "gather: sitehome/p/1 sitehome/p/2 sitehome/p/3"
+                  "开始爬取：https://www.cnblogs.com/sitehome/p/1"
+                  "开始爬取：https://www.cnblogs.com/sitehome/p/2"
+                  "开始爬取：https://www.cnblogs.com/sitehome/p/3"
+                  "开始爬取：https://www.cnblogs.com/sitehome/p/4"
+                  "爬取完成：https://www.cnblogs.com/sitehome/p/1"
+                  "爬取完成：https://www.cnblogs.com/sitehome/p/2"
+                  "爬取完成：https://www.cnblogs.com/sitehome/p/3"
+                  "wait: timed out, done 3, pending 1"
+                  "done: sitehome/p/1" "done: sitehome/p/2" "done: sitehome/p/3"
+                  "pending: RUNNING"
+                  "爬取完成：https://www.cnblogs.com/sitehome/p/4")
+  ex_expect_nlines(20)
+endfunction()
+
+# aio_await: the tutorial's output, then the same through a task.
+function(check_aio_await)
+  ex_expect_lines("执行协程函数内部代码" "start" "end" "IO的结果是:返回值 " "start" "end"
+                  "IO的结果是:返回值 ")
+  ex_expect_nlines(7)
+endfunction()
+
+# aio_sem: 50 posts, each once, started and finished; never more than 10 inside the
+# semaphore and, since the first ten are all in before any sleep ends, exactly 10.
+function(check_aio_sem)
+  ex_expect_each_once("^post data:.*\"PageIndex\":([0-9]+),.*\\}$" 1 50)
+  ex_expect_each_once("^post data:.*\"PageIndex\":([0-9]+),.*\\},10[0-9][0-9]$" 1 50)
+  ex_expect_line_at(-2 "most posts at once: 10")
+  ex_expect_count("^一共花费 " 1)
+endfunction()
+
+# aio_queue_lock: the ticker runs while the consumer is suspended in get (before the
+# producer starts); all 100 items, both sums 5050.
+function(check_aio_queue_lock)
+  ex_expect_lines("consumer: waiting for the first item"
+                  "ticker: the loop runs while the consumer waits"
+                  "consumer: took 100 items" "produced 5050, consumed 5050")
+  ex_expect_nlines(4)
+endfunction()
