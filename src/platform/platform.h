@@ -254,4 +254,22 @@ int br__set_parent_death_signal(int sig, pid_t parent_pid);
  * descriptors the caller then unmarks. Never fails. */
 void br__cloexec_from(int lowfd);
 
+/* --- sock (linux/sock.c): the stream layer's sockets (aio/stream.c) ---------------
+ *
+ * Sockets as the aio layer wants them: non-blocking and close-on-exec from birth (no
+ * window in which a fork+exec elsewhere inherits one), and sends that never raise
+ * SIGPIPE. Each returns -errno on failure. */
+
+/* socket(family, SOCK_STREAM) non-blocking and close-on-exec: the descriptor. */
+int br__sock_stream(int family);
+/* accept, the new descriptor non-blocking and close-on-exec: the descriptor, or
+ * BR_EAGAIN when none is queued. */
+int br__sock_accept(int fd);
+/* send with MSG_NOSIGNAL on a socket, write on anything else (is_sock false): the
+ * count sent, BR_EAGAIN when the descriptor is full, BR_EPIPE / BR_ECONNRESET when
+ * the peer is gone. */
+long br__sock_send(int fd, const void *buf, size_t len, bool is_sock);
+/* Makes fd non-blocking and close-on-exec; *is_sock tells whether it is a socket. */
+int br__sock_adopt(int fd, bool *is_sock);
+
 #endif
