@@ -17,6 +17,7 @@
  *   await asyncio.start_unix_server(cb, path)    br_start_unix_server(loop, path, handler, arg, &srv)
  *   server.close(); await server.wait_closed()   br_server_close(srv); br_server_wait(srv, deadline)
  *   socket.listen() + await loop.sock_accept()   br_listen_tcp / br_listen_unix, br_listener_accept
+ *   create_subprocess_exec(..., stdout=PIPE)     br_popen_start + br_popen_stream(p, 1, &s)
  *
  * One reader and one writer struct in asyncio are one br_stream here: a connected,
  * non-blocking, close-on-exec socket with a read buffer and a write buffer.
@@ -82,6 +83,17 @@ BR_API int br_open_unix_connection(const char *path, int64_t deadline, br_stream
  * stream owns it from now on (closed by br_stream_close/free; on error it is left
  * open, the caller's). 0, BR_EINVAL (fd < 0, out NULL), BR_ENOMEM. */
 BR_API int br_stream_from_fd(int fd, br_stream **out);
+
+struct br_popen;
+/* asyncio's create_subprocess_exec(stdin=PIPE, stdout=PIPE...): start the child with
+ * br_popen_start (braid/subprocess.h) and its pipes set to BR_STDIO_PIPE, then take
+ * each pipe (which: 0 stdin, 1 stdout, 2 stderr) as a stream: it moves from p to the
+ * new stream, the caller's to free (br_popen_fd then gives -1). write_eof on the
+ * stdin stream closes it (the child's end of input). Wait for the child with
+ * br_popen_wait or its future, which suspend a coroutine like any wait. 0,
+ * BR_EBADF (that stream isn't a pipe, or was taken or closed), BR_EINVAL,
+ * BR_ENOMEM, BR_EMFILE. */
+BR_API int br_popen_stream(struct br_popen *p, int which, br_stream **out);
 
 /* --- reading ------------------------------------------------------------------------ */
 

@@ -32,11 +32,13 @@
  */
 #include "aio/io.h"
 #include "braid/stream.h"
+#include "braid/subprocess.h"
 #include "braid/thread.h"
 #include "platform/platform.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -300,6 +302,26 @@ int br_stream_from_fd(int fd, br_stream **out) {
     return stream_new(fd, is_sock, out);
 }
 
+int br_popen_stream(br_popen *p, int which, br_stream **out) {
+    if (p == NULL || which < 0 || which > 2 || out == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_popen_stream: p or out NULL, or which not 0..2");
+    int fd = br_popen_fd(p, which);
+    if (fd < 0)
+        return BR_EBADF;
+    /* A descriptor of our own (the popen's is closed once we have it), so that the
+     * stream and the handle can be freed in either order. */
+    int mine = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (mine < 0)
+        return -errno;
+    int rc = br_stream_from_fd(mine, out);
+    if (rc != 0) {
+        close(mine);
+        return rc;
+    }
+    (void)br_popen_close_fd(p, which);
+    return 0;
+}
+
 /* --- reading ----------------------------------------------------------------------- */
 
 /* One non-blocking read into p[0..n), waiting for data as needed. The count (> 0),
@@ -363,6 +385,8 @@ static int fill(br_stream *s, size_t want, int64_t deadline) {
 }
 
 static void take(br_stream *s, void *dst, size_t n) {
+    if (n == 0)
+        return;
     memcpy(dst, s->rbuf + s->rpos, n);
     s->rpos += n;
     if (s->rpos == s->rlen)

@@ -667,6 +667,67 @@ static void socketpair_and_pipe(void **state) {
     br_test_wait_fds(fds);
 }
 
+/* --- a child's pipes as streams ------------------------------------------------------ */
+
+static void subprocess_streams(void **state) {
+    (void)state;
+    /* The child watcher keeps descriptors of its own once started: start it first. */
+    br_completed r;
+    BR_CHECK_OK(br_run((const char *const[]){"true", NULL}, NULL, &r));
+    br_completed_destroy(&r);
+    int fds = br_test_count_fds();
+    const char *argv[] = {"cat", NULL};
+    br_subprocess_opts o = {.in = BR_STDIO_PIPE, .out = BR_STDIO_PIPE};
+    br_popen *p;
+    BR_CHECK_OK(br_popen_start(&p, argv, &o));
+    br_stream *in, *out;
+    BR_CHECK_OK(br_popen_stream(p, 0, &in));
+    BR_CHECK_OK(br_popen_stream(p, 1, &out));
+    BR_CHECK_EQ(br_popen_fd(p, 0), -1); /* the streams own the pipes now */
+    BR_CHECK_ERR(br_popen_stream(p, 0, &in), BR_EBADF);
+    BR_CHECK_ERR(br_popen_stream(p, 2, &in), BR_EBADF); /* stderr isn't a pipe */
+    BR_CHECK_ERR(br_popen_stream(p, 3, &in), BR_EINVAL);
+    /* More than a pipe holds, line by line, read back as it comes. */
+    char line[64], want[64];
+    int n = (int)br_test_scaled(20000, 2000);
+    int next_read = 0;
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(line, sizeof line, "child line %d\n", i);
+        BR_CHECK_OK(br_stream_write(in, line, (size_t)len));
+        if (br_stream_pending(in) > 0) {
+            /* The pipe is full: read what cat has echoed so far, then go on. */
+            while (next_read < i) {
+                size_t got;
+                int wl = snprintf(want, sizeof want, "child line %d\n", next_read);
+                BR_CHECK_OK(br_stream_readline(out, line, sizeof line, br_test_hang_guard(), &got));
+                BR_CHECK_EQ(got, wl);
+                BR_CHECK(memcmp(line, want, got) == 0);
+                next_read++;
+            }
+            /* cat has room again: the rest of line i (one line at most) goes. */
+            BR_CHECK_OK(br_stream_drain(in, br_test_hang_guard()));
+        }
+    }
+    BR_CHECK_OK(br_stream_write_eof(in, br_test_hang_guard()));
+    for (; next_read < n; next_read++) {
+        size_t got;
+        int wl = snprintf(want, sizeof want, "child line %d\n", next_read);
+        BR_CHECK_OK(br_stream_readline(out, line, sizeof line, br_test_hang_guard(), &got));
+        BR_CHECK_EQ(got, wl);
+        BR_CHECK(memcmp(line, want, got) == 0);
+    }
+    size_t got;
+    BR_CHECK_ERR(br_stream_readline(out, line, sizeof line, br_test_hang_guard(), &got), BR_EOF);
+    int code = -1;
+    BR_CHECK_OK(br_popen_wait(p, br_test_hang_guard(), &code));
+    BR_CHECK_EQ(code, 0);
+    br_stream_free(in);
+    br_stream_free(out);
+    BR_CHECK_OK(br_popen_free(p));
+    br_test_wait_no_children();
+    br_test_wait_fds(fds);
+}
+
 /* --- bad input ---------------------------------------------------------------------------- */
 
 static void bad_input(void **state) {
@@ -701,4 +762,5 @@ BR_TEST_MAIN(cmocka_unit_test(echo_lines), cmocka_unit_test(partial_reads),
              cmocka_unit_test(readline_timeout_keeps_data), cmocka_unit_test(connect_errors),
              cmocka_unit_test(connect_by_name), cmocka_unit_test(addresses),
              cmocka_unit_test(unix_sockets), cmocka_unit_test(socketpair_and_pipe),
+             cmocka_unit_test(subprocess_streams),
              cmocka_unit_test(bad_input))
