@@ -115,4 +115,35 @@ typedef struct br__stack_stats {
 } br__stack_stats;
 void br__stack_get_stats(br__stack_stats *out);
 
+/* --- between coro.c and stack.c (nobody else) ---------------------------------------
+ *
+ * A stack: usable bytes [base, base + size), the canary word at base, a guard region
+ * of BR__STACK_GUARD bytes below base (its kind says how it is enforced). */
+enum { BR__GUARD_NONE, BR__GUARD_MADVISE, BR__GUARD_MPROTECT };
+#define BR__STACK_GUARD ((size_t)16 << 10)
+typedef struct br__stack {
+    char *base;
+    size_t size;
+    int guard; /* BR__GUARD_* */
+} br__stack;
+
+/* Takes a stack of `size` bytes (a page multiple) from the pool: a cached one if any,
+ * else a fresh slot carved from the current batch mapping (a new batch if none is
+ * left). Writes the canary. 0 or BR_ENOMEM. */
+int br__stack_get(br__stack *s, size_t size);
+/* Gives a stack back to its pool's free list (its pages released past a bound). */
+void br__stack_put(br__stack *s);
+/* True if the canary at the stack's low end is intact. */
+bool br__stack_canary_ok(const br__stack *s);
+/* Once per thread that resumes coroutines: the overflow handler (process-wide, once)
+ * and this thread's alternate signal stack. */
+void br__stack_thread_init(void);
+/* For the overflow handler (stack.c): the stack the coroutine running on this thread
+ * runs on (its own, or its thread's shared stack); false if none. Async-signal-safe. */
+bool br__coro_running_stack(br__stack *s, const char **name);
+/* Prints "braid: coroutine 'NAME' overflowed its stack (SIZE KiB) at ADDR[ (canary)]"
+ * to stderr with async-signal-safe calls and aborts. */
+_Noreturn void br__stack_overflow_report(const char *name, size_t size, const void *addr,
+                                         bool canary);
+
 #endif

@@ -172,11 +172,26 @@ static int cancel_pending(br_future *f, uint32_t *sp) {
     }
 }
 
+/* A running coroutine task (BR__TF_HOME): the request goes to its coroutine too
+ * (for_executors.h, "A task's home"). */
+static void cancel_home(br_future *f) {
+    br__ilock_lock(&f->lock);
+    void *home = (void *)f->task.next;
+    if (home != NULL)
+        atomic_load_explicit(&br__task_home_cancel, memory_order_acquire)(home);
+    br__ilock_unlock(&f->lock);
+}
+
 bool br_future_cancel(br_future *f) {
     if (!br__future_ok(f))
         return BR__MISUSE(BR_EINVAL, "br_future_cancel: not a live future"), false;
     uint32_t s;
-    return cancel_pending(f, &s) >= 0;
+    if (cancel_pending(f, &s) >= 0)
+        return true;
+    /* A running coroutine task is cancelled as asyncio's Task.cancel(): a request. */
+    if (BR__UNLIKELY(f->tflags & BR__TF_HOME))
+        return br_future_request_cancel(f);
+    return false;
 }
 
 bool br_future_request_cancel(br_future *f) {
@@ -194,8 +209,11 @@ bool br_future_request_cancel(br_future *f) {
         /* RUNNING or COMPLETING: raise the flag the task polls. */
         if (atomic_compare_exchange_weak_explicit(&f->st, &s, s | BR__FF_CANCEL_REQ,
                                                   memory_order_relaxed,
-                                                  memory_order_relaxed))
+                                                  memory_order_relaxed)) {
+            if (BR__UNLIKELY(f->tflags & BR__TF_HOME))
+                cancel_home(f);
             return true;
+        }
     }
 }
 

@@ -212,6 +212,19 @@ int br_task_fail(br_task *t, int code, const char *fmt, ...) {
     return code;
 }
 
+/* --- a task's home (for_executors.h) ----------------------------------------------- */
+
+void (*_Atomic br__task_home_cancel)(void *home);
+
+void br__task_mark_home(br_task *t) { fut(t)->tflags |= BR__TF_HOME; }
+
+void br__task_set_home(br_task *t, void *home) {
+    br_future *f = fut(t);
+    br__ilock_lock(&f->lock);
+    t->next = home;
+    br__ilock_unlock(&f->lock);
+}
+
 /* br_future_request_cancel reached t, or the task running it. */
 static bool cancel_requested(const br_task *t) {
     for (; t != NULL; t = t->parent)

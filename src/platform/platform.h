@@ -254,6 +254,34 @@ int br__set_parent_death_signal(int sig, pid_t parent_pid);
  * descriptors the caller then unmarks. Never fails. */
 void br__cloexec_from(int lowfd);
 
+/* --- poller (linux/poller.c): the event loop's readiness and wake-up ------------------
+ *
+ * A poller watches descriptors for the loop that owns it (aio/loop.c) and can be woken
+ * from any thread. Linux: epoll (level-triggered) plus an eventfd for the wake-up.
+ * Contract: new/add/mod/del/wait/close are called by the owning thread only; wake is
+ * the one call safe from any thread (one write to the eventfd; a wake before a wait
+ * makes that wait return at once). Events are BR__POLL_IN / BR__POLL_OUT; errors and
+ * hang-ups are reported as both, so that the waiter's next call sees them. */
+enum { BR__POLL_IN = 1, BR__POLL_OUT = 2 };
+typedef struct br__poller br__poller;
+typedef struct br__poll_event {
+    void *data;      /* what add/mod registered for the descriptor */
+    uint32_t events; /* BR__POLL_* */
+} br__poll_event;
+/* 0, BR_ENOMEM, or -errno (BR_EMFILE). */
+int br__poller_new(br__poller **out);
+/* Watches fd for events (BR__POLL_*), reporting data. 0 or -errno (BR_EEXIST...). */
+int br__poller_add(br__poller *p, int fd, uint32_t events, void *data);
+int br__poller_mod(br__poller *p, int fd, uint32_t events, void *data);
+int br__poller_del(br__poller *p, int fd);
+/* Waits until the deadline (absolute monotonic ns; BR_NOWAIT polls, BR_FOREVER has
+ * none) for up to cap events. Returns the count (0: timed out, or only a wake-up), or
+ * -errno. A wake-up is consumed here and reported as nothing. */
+int br__poller_wait(br__poller *p, br__poll_event *ev, int cap, int64_t deadline);
+/* Makes the current or next wait return. Any thread; never blocks. */
+void br__poller_wake(br__poller *p);
+void br__poller_close(br__poller *p);
+
 /* --- sock (linux/sock.c): the stream layer's sockets (aio/stream.c) ---------------
  *
  * Sockets as the aio layer wants them: non-blocking and close-on-exec from birth (no

@@ -1,0 +1,490 @@
+/* aio/coro.c: stackful coroutines: make, resume, suspend, finish, free, list. The
+ * contract and its design notes are in aio/coro.h; the switch is aio/arch/<cpu>.S,
+ * the stacks aio/stack.c.
+ *
+ * Design notes (what this file adds to coro.h's).
+ *
+ * A resume and its suspend are one pair of br__ctx_switch calls: resume saves the
+ * resumer's context in co->ret_sp and loads co->sp; suspend saves co->sp and loads
+ * co->ret_sp. The coroutine's state is written by the resumer only, after the switch
+ * back (SUSPENDED, or DONE if co->finished is set): so a coroutine is never seen
+ * SUSPENDED by another thread before its context is saved.
+ *
+ * A new coroutine's context is a frame built by first_frame, in the switch's layout
+ * (see the .S file's notes), that returns into br__ctx_start, which calls coro_main(co).
+ * coro_main never returns: after fn it marks co finished and switches back for good.
+ *
+ * Per-thread state (the running coroutine, the shared stack) is one TLS struct read
+ * only through thr(), a function the compiler can neither inline nor treat as pure,
+ * so that no address of it is kept across a switch (coro.h: "Per-thread state").
+ *
+ * Shared stacks. Each thread that runs a shared-stack coroutine has one shared stack
+ * (SHARED_SIZE bytes), whose `occupant` is the coroutine whose frames are on it now. A
+ * shared-stack coroutine is bound to the first thread that resumes it (its frames hold
+ * addresses inside that thread's shared stack), and resuming it on another thread
+ * aborts with a message. Copies are lazy: a suspended occupant stays on the stack
+ * until another coroutine needs it; then resume copies [occupant->sp, top) out to the
+ * occupant's buffer (grown with br__realloc; running out of memory there aborts with
+ * a message: there is no caller to return BR_ENOMEM to) and the resumed coroutine's
+ * saved bytes back in. A finished coroutine leaves the stack empty. Under
+ * AddressSanitizer the region copied in is unpoisoned first (the poison on a shared
+ * stack is some other coroutine's), and the copies themselves are not instrumented.
+ * The shared stack is freed when its thread has exited and no coroutine is bound to
+ * it any more (a reference count).
+ *
+ * Sanitizers. ASan: each side of a switch calls __sanitizer_start_switch_fiber before
+ * and __sanitizer_finish_switch_fiber after, with the bounds of the stack switched to;
+ * the coroutine learns the resumer's bounds from its finish call at every resume (a
+ * coroutine may be resumed from different stacks), and a finishing coroutine passes
+ * NULL so that ASan drops its fake stack. TSan: a fiber per coroutine
+ * (__tsan_create_fiber at new, destroyed at free), switched to before every switch;
+ * the resumer's fiber is read at each resume. Valgrind: each own stack is registered
+ * while the coroutine holds it, and each thread's shared stack while it exists.
+ *
+ * The registry (for br__coro_foreach) is one list under one ilock: a new and a free
+ * take it once each.
+ */
+#include "aio/coro.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#  define CORO_ASAN 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define CORO_ASAN 1
+#  endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#  define CORO_TSAN 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define CORO_TSAN 1
+#  endif
+#endif
+#ifdef CORO_ASAN
+#  include <sanitizer/common_interface_defs.h>
+#  include <sanitizer/asan_interface.h>
+#endif
+#ifdef CORO_TSAN
+#  include <sanitizer/tsan_interface.h>
+#endif
+#if defined(__has_include)
+#  if __has_include(<valgrind/valgrind.h>)
+#    include <valgrind/valgrind.h>
+#    define CORO_VALGRIND 1
+#  endif
+#endif
+
+/* The switch (aio/arch/<cpu>.S). */
+void br__ctx_switch(void **save, void *to);
+void br__ctx_start(void);
+
+#define SHARED_SIZE ((size_t)1 << 20)
+
+typedef struct shared_stack {
+    br__stack stk;
+    br__coro *occupant;
+    _Atomic size_t refs; /* bound coroutines + 1 while its thread lives */
+    unsigned vg_id;
+} shared_stack;
+
+struct br__coro {
+    void *sp;     /* saved context while not running */
+    void *ret_sp; /* the resumer's, while running */
+    br__coro_fn fn;
+    void *arg;
+    void *user;
+    br__coro *prev; /* the coroutine current on the thread before this resume */
+    _Atomic int state;
+    bool shared;
+    bool finished;
+    uint64_t id;
+    size_t size;       /* usable stack bytes */
+    br__stack stk;     /* own stack (base NULL in shared mode) */
+    shared_stack *ss;  /* shared mode: bound at the first resume */
+    char *save;        /* shared mode: the frames copied out */
+    size_t save_len, save_cap;
+    br__coro *rnext, *rprev;
+    char name[32];
+#ifdef CORO_ASAN
+    void *asan_fake_co, *asan_fake_res;
+    const void *asan_res_bottom;
+    size_t asan_res_size;
+#endif
+#ifdef CORO_TSAN
+    void *tsan_fiber, *tsan_res;
+#endif
+    unsigned vg_id;
+};
+
+typedef struct coro_thread {
+    br__coro *current;
+    shared_stack *ss;
+    bool init;
+} coro_thread;
+
+static BR__TLS coro_thread tl;
+static _Atomic uint64_t next_id = 1;
+static br__ilock reg_lock;
+static br__coro *reg_head;
+static pthread_key_t ss_key;
+static pthread_once_t ss_key_once = PTHREAD_ONCE_INIT;
+
+/* The TLS block, read afresh every time (the volatile asm makes it neither inlinable
+ * into a cached address nor pure). */
+BR__NOINLINE static coro_thread *thr(void) {
+    coro_thread *p = &tl;
+    __asm__ __volatile__("" : "+r"(p));
+    return p;
+}
+
+_Noreturn BR__COLD static void die(const char *what, const br__coro *co) {
+    fprintf(stderr, "braid: coroutine '%s': %s\n", co ? co->name : "?", what);
+    abort();
+}
+
+/* --- sanitizer announcements ------------------------------------------------------- */
+
+#ifdef CORO_ASAN
+static void stack_bounds(const br__coro *co, const void **lo, size_t *size) {
+    if (co->shared) {
+        *lo = co->ss->stk.base;
+        *size = co->ss->stk.size;
+    } else {
+        *lo = co->stk.base;
+        *size = co->stk.size;
+    }
+}
+#endif
+
+/* Resumer, before switching in. */
+static inline void fiber_enter(br__coro *co) {
+#ifdef CORO_ASAN
+    const void *lo;
+    size_t n;
+    stack_bounds(co, &lo, &n);
+    __sanitizer_start_switch_fiber(&co->asan_fake_res, lo, n);
+#endif
+#ifdef CORO_TSAN
+    co->tsan_res = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(co->tsan_fiber, 0);
+#endif
+    (void)co;
+}
+/* Coroutine, once switched in. */
+static inline void fiber_entered(br__coro *co) {
+#ifdef CORO_ASAN
+    __sanitizer_finish_switch_fiber(co->asan_fake_co, &co->asan_res_bottom,
+                                    &co->asan_res_size);
+#endif
+    (void)co;
+}
+/* Coroutine, before switching out (for good if finished). */
+static inline void fiber_leave(br__coro *co, bool finished) {
+#ifdef CORO_ASAN
+    __sanitizer_start_switch_fiber(finished ? NULL : &co->asan_fake_co,
+                                   co->asan_res_bottom, co->asan_res_size);
+#endif
+#ifdef CORO_TSAN
+    __tsan_switch_to_fiber(co->tsan_res, 0);
+#endif
+    (void)co;
+    (void)finished;
+}
+/* Resumer, once back. */
+static inline void fiber_left(br__coro *co) {
+#ifdef CORO_ASAN
+    __sanitizer_finish_switch_fiber(co->asan_fake_res, NULL, NULL);
+#endif
+    (void)co;
+}
+
+/* --- the first frame ------------------------------------------------------------------ */
+
+static _Noreturn void coro_main(br__coro *co);
+
+/* Builds the switch's frame below `top` so that the first switch to it calls
+ * coro_main(co) through br__ctx_start. Returns the context (sp). */
+static void *first_frame(br__coro *co, char *top) {
+    uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    uint64_t *f = (uint64_t *)(t - 64);
+    f[0] = 0x1f80u | ((uint64_t)0x037fu << 32); /* MXCSR, x87 CW: the ABI's defaults */
+    f[1] = 0;                                   /* r15 */
+    f[2] = 0;                                   /* r14 */
+    f[3] = (uint64_t)(uintptr_t)coro_main;      /* r13: the entry */
+    f[4] = (uint64_t)(uintptr_t)co;             /* r12 */
+    f[5] = 0;                                   /* rbx */
+    f[6] = 0;                                   /* rbp */
+    f[7] = (uint64_t)(uintptr_t)br__ctx_start;  /* return address */
+    return f;
+#elif defined(__aarch64__)
+    uint64_t *f = (uint64_t *)(t - 176);
+    memset(f, 0, 176);
+    f[0] = (uint64_t)(uintptr_t)co;            /* x19 */
+    f[1] = (uint64_t)(uintptr_t)coro_main;     /* x20: the entry */
+    f[10] = 0;                                 /* x29 */
+    f[11] = (uint64_t)(uintptr_t)br__ctx_start; /* x30 */
+    return f;
+#else
+#  error "aio/coro.c: no coroutine switch for this CPU (aio/arch/)"
+#endif
+}
+
+static _Noreturn void coro_main(br__coro *co) {
+    fiber_entered(co);
+    co->fn(co->arg);
+    co->finished = true;
+    fiber_leave(co, true);
+    br__ctx_switch(&co->sp, co->ret_sp);
+    __builtin_unreachable();
+}
+
+/* --- shared stacks --------------------------------------------------------------------- */
+
+static void ss_unref(shared_stack *ss) {
+    if (atomic_fetch_sub(&ss->refs, 1) != 1)
+        return;
+#ifdef CORO_VALGRIND
+    VALGRIND_STACK_DEREGISTER(ss->vg_id);
+#endif
+    br__stack_put(&ss->stk);
+    br__free(ss);
+}
+
+static void ss_thread_gone(void *p) { ss_unref(p); }
+
+static void ss_key_make(void) { pthread_key_create(&ss_key, ss_thread_gone); }
+
+static shared_stack *ss_of_thread(coro_thread *t) {
+    if (t->ss)
+        return t->ss;
+    pthread_once(&ss_key_once, ss_key_make);
+    shared_stack *ss = br__calloc(1, sizeof *ss);
+    if (!ss || br__stack_get(&ss->stk, SHARED_SIZE) != 0)
+        die("out of memory for this thread's shared stack", NULL);
+    atomic_init(&ss->refs, 1);
+#ifdef CORO_VALGRIND
+    ss->vg_id = VALGRIND_STACK_REGISTER(ss->stk.base, ss->stk.base + ss->stk.size);
+#endif
+    pthread_setspecific(ss_key, ss);
+    t->ss = ss;
+    return ss;
+}
+
+#if defined(CORO_ASAN) || defined(CORO_TSAN)
+#  define COPY_ATTR __attribute__((no_sanitize("address", "thread"), noinline))
+#else
+#  define COPY_ATTR
+#endif
+
+/* Stack bytes hold other frames' poison and are not the copier's to check. */
+COPY_ATTR static void copy_stack(void *dst, const void *src, size_t n) {
+#if defined(CORO_ASAN) || defined(CORO_TSAN)
+    volatile unsigned char *d = dst;
+    const volatile unsigned char *s = src;
+    for (size_t i = 0; i < n; i++)
+        d[i] = s[i];
+#else
+    memcpy(dst, src, n);
+#endif
+}
+
+static void shared_switch_in(coro_thread *t, br__coro *co, int st) {
+    shared_stack *ss = ss_of_thread(t);
+    if (co->ss == NULL) {
+        co->ss = ss;
+        atomic_fetch_add(&ss->refs, 1);
+    } else if (co->ss != ss) {
+        die("a shared-stack coroutine resumed on a thread other than its first", co);
+    }
+    if (ss->occupant == co)
+        return;
+    char *top = ss->stk.base + ss->stk.size;
+    br__coro *o = ss->occupant;
+    if (o && atomic_load_explicit(&o->state, memory_order_relaxed) == BR__CORO_RUNNING)
+        die("resumed from a coroutine running on the same shared stack", co);
+    if (o) {
+        size_t len = (size_t)(top - (char *)o->sp);
+        if (len > o->save_cap) {
+            size_t cap = (len + 255) & ~(size_t)255;
+            char *nb = br__realloc(o->save, cap);
+            if (!nb)
+                die("out of memory copying a shared-stack coroutine's frames out", o);
+            o->save = nb;
+            o->save_cap = cap;
+        }
+        copy_stack(o->save, o->sp, len);
+        o->save_len = len;
+    }
+    if (st == BR__CORO_NEW) {
+        co->sp = first_frame(co, top);
+    } else {
+#ifdef CORO_ASAN
+        __asan_unpoison_memory_region((char *)co->sp, co->save_len);
+#endif
+        copy_stack(co->sp, co->save, co->save_len);
+    }
+    ss->occupant = co;
+}
+
+/* --- the API ---------------------------------------------------------------------------- */
+
+int br__coro_new(br__coro **out, br__coro_fn fn, void *arg, const br__coro_opts *opts) {
+    static const br__coro_opts defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    if (!out || !fn)
+        return BR__MISUSE(BR_EINVAL, "br__coro_new: out and fn are required");
+    size_t size = opts->stack_size ? opts->stack_size : BR__CORO_DEFAULT_STACK;
+    if (opts->shared_stack && opts->stack_size == 0)
+        size = SHARED_SIZE;
+    if (size < BR__CORO_MIN_STACK || size > ((size_t)1 << 36) ||
+        (opts->shared_stack && size > SHARED_SIZE))
+        return BR__MISUSE(BR_EINVAL, "br__coro_new: stack size out of range");
+    br__coro *co = br__calloc(1, sizeof *co);
+    if (!co)
+        return BR_ENOMEM;
+    co->fn = fn;
+    co->arg = arg;
+    co->shared = opts->shared_stack;
+    co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    if (co->shared) {
+        co->size = size;
+    } else {
+        int rc = br__stack_get(&co->stk, size);
+        if (rc != 0) {
+            br__free(co);
+            return rc;
+        }
+        co->size = co->stk.size;
+        co->sp = first_frame(co, co->stk.base + co->stk.size);
+#ifdef CORO_VALGRIND
+        co->vg_id = VALGRIND_STACK_REGISTER(co->stk.base, co->stk.base + co->stk.size);
+#endif
+    }
+    if (opts->name) {
+        strncpy(co->name, opts->name, sizeof co->name - 1);
+    } else {
+        snprintf(co->name, sizeof co->name, "coro-%llu", (unsigned long long)co->id);
+    }
+#ifdef CORO_TSAN
+    co->tsan_fiber = __tsan_create_fiber(0);
+    __tsan_set_fiber_name(co->tsan_fiber, co->name);
+#endif
+    atomic_init(&co->state, BR__CORO_NEW);
+    br__ilock_lock(&reg_lock);
+    co->rnext = reg_head;
+    if (reg_head)
+        reg_head->rprev = co;
+    reg_head = co;
+    br__ilock_unlock(&reg_lock);
+    *out = co;
+    return 0;
+}
+
+br__coro_state br__coro_resume(br__coro *co) {
+    int st = atomic_load_explicit(&co->state, memory_order_relaxed);
+    if (st != BR__CORO_NEW && st != BR__CORO_SUSPENDED)
+        die(st == BR__CORO_DONE ? "resumed after it finished" : "resumed while running",
+            co);
+    coro_thread *t = thr();
+    if (!t->init) {
+        br__stack_thread_init();
+        t->init = true;
+    }
+    if (co->shared)
+        shared_switch_in(t, co, st);
+    co->prev = t->current;
+    t->current = co;
+    atomic_store_explicit(&co->state, BR__CORO_RUNNING, memory_order_relaxed);
+    fiber_enter(co);
+    br__ctx_switch(&co->ret_sp, co->sp);
+    fiber_left(co);
+    t = thr();
+    t->current = co->prev;
+    const br__stack *s = co->shared ? &co->ss->stk : &co->stk;
+    if (!br__stack_canary_ok(s))
+        br__stack_overflow_report(co->name, co->size, s->base, true);
+    if (co->finished) {
+        if (co->shared && co->ss->occupant == co)
+            co->ss->occupant = NULL;
+        st = BR__CORO_DONE;
+    } else {
+        st = BR__CORO_SUSPENDED;
+    }
+    atomic_store_explicit(&co->state, st, memory_order_release);
+    return (br__coro_state)st;
+}
+
+void br__coro_suspend(void) {
+    br__coro *co = thr()->current;
+    if (!co)
+        die("br__coro_suspend called outside a coroutine", NULL);
+    fiber_leave(co, false);
+    br__ctx_switch(&co->sp, co->ret_sp);
+    fiber_entered(co);
+}
+
+br__coro *br__coro_current(void) { return thr()->current; }
+
+bool br__coro_running_stack(br__stack *s, const char **name) {
+    br__coro *co = tl.current; /* a signal handler: no switch can happen under it */
+    if (!co)
+        return false;
+    *s = co->shared ? co->ss->stk : co->stk;
+    if (co->shared)
+        s->size = co->ss->stk.size;
+    *name = co->name;
+    return true;
+}
+
+void br__coro_free(br__coro *co) {
+    if (!co)
+        return;
+    int st = atomic_load_explicit(&co->state, memory_order_acquire);
+    if (st != BR__CORO_NEW && st != BR__CORO_DONE)
+        die("freed while running or suspended", co);
+    br__ilock_lock(&reg_lock);
+    if (co->rprev)
+        co->rprev->rnext = co->rnext;
+    else
+        reg_head = co->rnext;
+    if (co->rnext)
+        co->rnext->rprev = co->rprev;
+    br__ilock_unlock(&reg_lock);
+#ifdef CORO_TSAN
+    __tsan_destroy_fiber(co->tsan_fiber);
+#endif
+    if (co->shared) {
+        if (co->ss)
+            ss_unref(co->ss);
+        br__free(co->save);
+    } else {
+#ifdef CORO_VALGRIND
+        VALGRIND_STACK_DEREGISTER(co->vg_id);
+#endif
+        br__stack_put(&co->stk);
+    }
+    br__free(co);
+}
+
+br__coro_state br__coro_state_of(const br__coro *co) {
+    return (br__coro_state)atomic_load_explicit(&co->state, memory_order_acquire);
+}
+const char *br__coro_name(const br__coro *co) { return co->name; }
+uint64_t br__coro_id(const br__coro *co) { return co->id; }
+void br__coro_set_user(br__coro *co, void *user) { co->user = user; }
+void *br__coro_user(const br__coro *co) { return co->user; }
+size_t br__coro_stack_size(const br__coro *co) { return co->size; }
+
+void br__coro_foreach(void (*visit)(br__coro *co, void *arg), void *arg) {
+    br__ilock_lock(&reg_lock);
+    for (br__coro *co = reg_head; co; co = co->rnext)
+        visit(co, arg);
+    br__ilock_unlock(&reg_lock);
+}

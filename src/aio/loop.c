@@ -1,0 +1,688 @@
+/* The event loop: its thread, its ready queue, its inbox, its timers and its poller;
+ * callbacks; run/stop/free; waiting for descriptors from coroutines; the loop as an
+ * executor; br_aio_run and br_aio_dump. Tasks and the coroutine parker are in task.c,
+ * the timer heap in timer.c, the poller in platform/linux/poller.c.
+ *
+ * Design notes: the protocol. Read all of it before changing task.c or this file.
+ *
+ * Threads. A loop runs on one thread at a time (l->thread, claimed by a CAS in run).
+ * Everything in struct br_loop is that thread's alone except the inbox (inbox_lock
+ * guards inbox, cancels, sleeping), l->stop, l->live and the executor's counters.
+ * Coroutines run on the loop's thread, one at a time, between two iterations' steps;
+ * while one runs, the loop's own code is suspended in br__coro_resume, so loop-thread
+ * data needs no lock even when a coroutine touches it (a coroutine waking another on
+ * the same loop pushes it on the ready queue directly).
+ *
+ * One iteration: drain the inbox into the ready queue (and handle cancel notices);
+ * decide whether to sleep (nothing ready, no notice, no stop); poll (blocking only when
+ * sleeping, until the earliest timer; skipped when busy and no descriptor is watched);
+ * dispatch readiness; fire the timers due; run the runnables that were ready at the
+ * start of the run step (those they make ready wait for the next iteration, as
+ * asyncio's _run_once, so a yielding coroutine can't starve the poller).
+ *
+ * The coroutine parker (task.c). A task's coroutine parks a waiter w like this:
+ *   signalled == 1 -> 0; a pending cancel (cancellable park) -> BR_ECANCELED, consumed;
+ *   deadline passed -> BR_ETIMEDOUT; else arm the park's timer (finite deadline), set
+ *   a->park_w = w, CAS w->signalled 0 -> 2 (failing only because a waker stored 1:
+ *   return 0) and suspend. On resume disarm the timer and check again from the top.
+ * Exactly one party moves a suspended coroutine back to the ready queue, per park:
+ *   - a waker (any thread) whose exchange found old == 2 calls unpark, which schedules
+ *     the task (its loop's ready queue on that loop's thread, else the inbox);
+ *   - the loop (its own thread: the park's timer, a cancel notice, a timeout scope)
+ *     "steals" the wake-up with CAS w->signalled 2 -> 0; if the CAS fails a waker got
+ *     there first and its unpark will schedule the task, so the loop does nothing.
+ * The two are exclusive (each needs the word at 2 and moves it away from 2), so a
+ * suspended coroutine is scheduled once per suspension: never twice (a double resume),
+ * never zero times (a lost wake-up). That is lifetime rule (1) of the brief in this
+ * form: a park ended by a timeout or a cancel is one whose word the loop took back to
+ * 0 BEFORE resuming the coroutine, so no unpark is in flight for it when it leaves;
+ * if a waker saw 2 first, the coroutine stays suspended until that unpark arrives and
+ * then returns 0 (the cancel stays pending). br_aio_yield schedules its own task while
+ * running (park_w is NULL then, so no steal can add a second entry).
+ *
+ * Lifetimes.
+ *  (1) The waiter: above. The waiter lives on the coroutine's stack; only the loop's
+ *      thread reads a->park_w, and only while the coroutine is suspended.
+ *  (2) The task record (br__atask, the parker's ctx) outlives every unpark and every
+ *      cancel: unpark comes only for old == 2, after which the coroutine stays
+ *      suspended until it is scheduled, so the record is alive until the unpark has
+ *      pushed it (the push is the unpark's last touch, made under the inbox lock or on
+ *      the loop's thread). Cancel requests reach the record through the future layer's
+ *      home hook (future/for_executors.h), called under the future's lock; the loop
+ *      clears the home under that lock before it frees the record, and the record
+ *      holds its own reference on the future, so that lock is alive for that. A
+ *      record on the inbox's notice list when its task ends is marked dead and freed by
+ *      the drain that takes it off.
+ *  (3) The loop outlives every push from another thread: the pusher does its whole
+ *      push, the poller wake included, under the inbox lock, and br_loop_free takes and
+ *      releases that lock before it frees anything. Every such push is for a task of
+ *      this loop that is not finished (so br_loop_free would say BR_EBUSY), except
+ *      call_soon_threadsafe, whose caller must not free the loop concurrently.
+ *
+ * Sleeping. The loop sets l->sleeping under the inbox lock after finding the inbox,
+ * the notices and the ready queue empty; a pusher that finds it set clears it and
+ * wakes the poller (eventfd), under the same lock. So a push either is seen by the
+ * drain or wakes the sleep: never lost, and at most one eventfd write per sleep.
+ *
+ * Cancellation (task.c). br_future_request_cancel (or br_future_cancel) on a running
+ * coroutine task raises the future's flag and calls the home hook: requests += 1 and
+ * must_report = 1; then, on the loop's thread, a steal of the current park if it is
+ * cancellable; from elsewhere, a notice through the inbox, which the loop turns into
+ * the same steal. A park reports a request once (must_report back to 0); the count
+ * stays for timeout scopes (asyncio's cancelling()/uncancel()): a scope whose timer
+ * fired adds its own request and removes it at leave, which reports BR_ETIMEDOUT only
+ * if no other request arrived since enter, else BR_ECANCELED (both requests arriving
+ * together: the outer one stays counted, so neither is lost: cpython#86296, #116720).
+ */
+#include "aio/coro.h"
+#include "aio/io.h"
+#include "aio/loop.h"
+#include "future/private.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+BR__TLS br_loop *br__loop_tl;
+
+/* --- the inbox and the ready queue ------------------------------------------------------ */
+
+void br__loop_schedule(br_loop *l, br__runnable *r) {
+    if (br__loop_tl == l) {
+        br__rq_push(&l->ready, r);
+        return;
+    }
+    br__ilock_lock(&l->inbox_lock);
+    br__rq_push(&l->inbox, r);
+    if (l->sleeping) {
+        l->sleeping = false;
+        br__poller_wake(l->poller);
+    }
+    br__ilock_unlock(&l->inbox_lock);
+}
+
+/* Pokes the loop (from any thread) so that it re-checks what it waits for. */
+static void loop_nudge(br_loop *l) {
+    br__ilock_lock(&l->inbox_lock);
+    if (l->sleeping) {
+        l->sleeping = false;
+        br__poller_wake(l->poller);
+    }
+    br__ilock_unlock(&l->inbox_lock);
+}
+
+/* Moves the inbox to the ready queue; returns the notices taken (under the lock). */
+static br__atask *drain_locked(br_loop *l) {
+    br__rq_append(&l->ready, &l->inbox);
+    br__atask *c = l->cancels;
+    l->cancels = NULL;
+    for (br__atask *a = c; a; a = a->cnext)
+        a->cnoticed = false;
+    return c;
+}
+
+static void handle_notices(br__atask *c) {
+    while (c) {
+        br__atask *next = c->cnext;
+        if (c->dead)
+            br__atask_free(c);
+        else
+            br__atask_poke(c);
+        c = next;
+    }
+}
+
+/* --- callbacks and timers ----------------------------------------------------------------- */
+
+typedef struct cbnode {
+    br__runnable run;
+    void (*fn)(void *arg);
+    void *arg;
+} cbnode;
+
+static int call_soon(br_loop *loop, void (*fn)(void *arg), void *arg) {
+    if (loop == NULL || fn == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_call_soon: loop or fn is NULL");
+    cbnode *n = br__malloc(sizeof *n);
+    if (n == NULL)
+        return BR_ENOMEM;
+    n->run.kind = BR__RUN_CB;
+    n->fn = fn;
+    n->arg = arg;
+    br__loop_schedule(loop, &n->run);
+    return 0;
+}
+
+int br_call_soon(br_loop *loop, void (*fn)(void *arg), void *arg) {
+    return call_soon(loop, fn, arg);
+}
+
+int br_call_soon_threadsafe(br_loop *loop, void (*fn)(void *arg), void *arg) {
+    return call_soon(loop, fn, arg);
+}
+
+struct br_timer {
+    br__tnode node;
+    void (*fn)(void *arg);
+    void *arg;
+    br_loop *loop;
+    bool keep; /* the caller has the handle: br_timer_cancel frees it */
+};
+
+static void timer_fire(br__tnode *n) {
+    br_timer *t = (br_timer *)n;
+    br_loop *l = t->loop;
+    l->tneed--;
+    void (*fn)(void *) = t->fn;
+    void *arg = t->arg;
+    if (!t->keep)
+        br__free(t);
+    fn(arg);
+}
+
+/* The loop's own thread, or no thread runs it. */
+static bool on_loop_thread(br_loop *l) {
+    uintptr_t th = atomic_load_explicit(&l->thread, memory_order_acquire);
+    return th == 0 || th == (uintptr_t)&br__tls_v;
+}
+
+int br__loop_reserve_timer(br_loop *l) {
+    if (br__theap_reserve(&l->timers, l->tneed + 1) != 0)
+        return BR_ENOMEM;
+    l->tneed++;
+    return 0;
+}
+
+int br_call_at(br_loop *loop, int64_t deadline, void (*fn)(void *arg), void *arg,
+               br_timer **out) {
+    if (loop == NULL || fn == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_call_at: loop or fn is NULL");
+    if (!on_loop_thread(loop))
+        return BR__MISUSE(BR_EPERM, "br_call_at: not on the loop's thread");
+    br_timer *t = br__malloc(sizeof *t);
+    if (t == NULL)
+        return BR_ENOMEM;
+    if (br__loop_reserve_timer(loop) != 0) {
+        br__free(t);
+        return BR_ENOMEM;
+    }
+    br__tnode_init(&t->node, timer_fire);
+    t->fn = fn;
+    t->arg = arg;
+    t->loop = loop;
+    t->keep = out != NULL;
+    (void)br__theap_push(&loop->timers, &t->node, deadline); /* room reserved */
+    if (out)
+        *out = t;
+    return 0;
+}
+
+int br_timer_cancel(br_timer *t) {
+    if (t == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_timer_cancel: NULL");
+    if (!br__tnode_armed(&t->node)) {
+        br__free(t); /* it ran (or its loop was freed): the handle goes */
+        return BR_ESTATE;
+    }
+    br_loop *l = t->loop;
+    if (!on_loop_thread(l))
+        return BR__MISUSE(BR_EPERM, "br_timer_cancel: not on the loop's thread");
+    br__theap_remove(&l->timers, &t->node);
+    l->tneed--;
+    br__free(t);
+    return 0;
+}
+
+/* --- descriptors (br__io_wait's coroutine path) ----------------------------------------- */
+
+typedef struct iorec {
+    br__waiter w;
+} iorec;
+
+struct br__fdent {
+    iorec *rd, *wr;      /* the coroutines waiting to read / write */
+    uint32_t registered; /* BR__POLL_* the poller watches */
+};
+
+static int fd_update(br_loop *l, int fd) {
+    struct br__fdent *e = &l->fds[fd];
+    uint32_t want = (e->rd ? BR__POLL_IN : 0) | (e->wr ? BR__POLL_OUT : 0);
+    if (want == e->registered)
+        return 0;
+    void *data = (void *)(uintptr_t)((size_t)fd + 1);
+    int rc = 0;
+    if (want == 0) {
+        (void)br__poller_del(l->poller, fd); /* closed already: epoll forgot it */
+        l->nio--;
+    } else if (e->registered == 0) {
+        rc = br__poller_add(l->poller, fd, want, data);
+        if (rc == BR_EEXIST)
+            rc = br__poller_mod(l->poller, fd, want, data);
+        if (rc == 0)
+            l->nio++;
+    } else {
+        rc = br__poller_mod(l->poller, fd, want, data);
+        if (rc == BR_ENOENT) /* closed and reopened under the same number */
+            rc = br__poller_add(l->poller, fd, want, data);
+    }
+    if (rc == 0)
+        e->registered = want;
+    return rc;
+}
+
+static int io_wait_coro(int fd, uint32_t events, int64_t deadline) {
+    br__atask *a = br__atask_tl;
+    if (a == NULL)
+        return 1; /* not a coroutine: the thread path */
+    br_loop *l = a->loop;
+    if ((size_t)fd >= l->fdcap) {
+        size_t cap = l->fdcap ? l->fdcap : 64;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        struct br__fdent *n = br__malloc(cap * sizeof *n);
+        if (n == NULL)
+            return BR_ENOMEM;
+        memset(n, 0, cap * sizeof *n);
+        if (l->fdcap)
+            memcpy(n, l->fds, l->fdcap * sizeof *n);
+        br__free(l->fds);
+        l->fds = n;
+        l->fdcap = cap;
+    }
+    struct br__fdent *e = &l->fds[fd];
+    if (((events & BR__IO_READ) && e->rd) || ((events & BR__IO_WRITE) && e->wr))
+        return BR_EBUSY; /* another coroutine waits for the same thing on fd */
+    iorec r;
+    br__waiter_init(&r.w);
+    if (events & BR__IO_READ)
+        e->rd = &r;
+    if (events & BR__IO_WRITE)
+        e->wr = &r;
+    int rc = fd_update(l, fd);
+    if (rc == 0)
+        rc = br__waiter_park(&r.w, deadline);
+    /* The table may have grown while we were parked: look the entry up again. Only
+     * this thread dispatches, so nothing can signal r once we run. */
+    e = &l->fds[fd];
+    if (e->rd == &r)
+        e->rd = NULL;
+    if (e->wr == &r)
+        e->wr = NULL;
+    (void)fd_update(l, fd);
+    return rc;
+}
+
+static void io_dispatch(br_loop *l, const br__poll_event *ev, int n) {
+    for (int i = 0; i < n; i++) {
+        size_t fd = (size_t)(uintptr_t)ev[i].data - 1;
+        if (fd >= l->fdcap)
+            continue;
+        struct br__fdent *e = &l->fds[fd];
+        iorec *rd = (ev[i].events & BR__POLL_IN) ? e->rd : NULL;
+        iorec *wr = (ev[i].events & BR__POLL_OUT) ? e->wr : NULL;
+        /* Taken off the entry, so a level-triggered repeat doesn't wake them twice;
+         * the waiter updates the registration once it runs. */
+        if (rd)
+            e->rd = NULL;
+        if (wr)
+            e->wr = NULL;
+        if (rd)
+            br__waiter_wake(&rd->w);
+        if (wr && wr != rd)
+            br__waiter_wake(&wr->w);
+    }
+}
+
+/* --- the executor --------------------------------------------------------------------------- */
+
+static br_loop *ex_loop(br_executor *ex) {
+    return (br_loop *)(void *)((char *)ex - offsetof(br_loop, ex));
+}
+
+static int ex_submit(br_executor *ex, br_task *t, const br_call *call) {
+    (void)call;
+    br_loop *l = ex_loop(ex);
+    if (atomic_load_explicit(&l->ex_shut, memory_order_acquire))
+        return BR_ESHUTDOWN;
+    return br__atask_start(l, t, NULL, true);
+}
+
+static int ex_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
+    br_loop *l = ex_loop(ex);
+    atomic_store(&l->ex_shut, true);
+    if (cancel_futures) {
+        atomic_store(&l->ex_cancel, true);
+        loop_nudge(l);
+    }
+    if (!wait)
+        return 0;
+    if (br__loop_tl == l)
+        return BR_EDEADLK; /* a task or callback of this loop waiting for itself */
+    for (;;) {
+        uint32_t n = atomic_load_explicit(&l->ex_live, memory_order_acquire);
+        if (n == 0)
+            return 0;
+        br__futex_wait(&l->ex_live, n, BR_FOREVER, false);
+    }
+}
+
+static void ex_destroy(br_executor *ex) { (void)ex; /* owned by the loop */ }
+
+static int ex_max_workers(const br_executor *ex) {
+    (void)ex;
+    return 1;
+}
+
+static const br_executor_vt loop_vt = {
+    .kind = "loop",
+    .in_process = true,
+    .submit = ex_submit,
+    .shutdown = ex_shutdown,
+    .destroy = ex_destroy,
+    .max_workers = ex_max_workers,
+};
+
+br_executor *br_loop_executor(br_loop *loop) {
+    if (loop == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_loop_executor: NULL"), NULL;
+    return &loop->ex.base;
+}
+
+/* --- new, free ----------------------------------------------------------------------------- */
+
+static _Atomic bool hooks_set;
+
+int br_loop_new(br_loop **out) {
+    if (out == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_loop_new: out is NULL");
+    if (br__alloc_should_fail())
+        return BR_ENOMEM;
+    br_loop *l = br__malloc(sizeof *l);
+    if (l == NULL)
+        return BR_ENOMEM;
+    memset(l, 0, sizeof *l);
+    int rc = br__poller_new(&l->poller);
+    if (rc != 0) {
+        br__free(l);
+        return rc;
+    }
+    atomic_init(&l->thread, 0);
+    atomic_init(&l->stop, false);
+    atomic_init(&l->live, 0);
+    atomic_init(&l->ex_shut, false);
+    atomic_init(&l->ex_cancel, false);
+    atomic_init(&l->ex_live, 0);
+    l->ex.loop = l;
+    (void)br_executor_init(&l->ex.base, &loop_vt);
+    if (!atomic_load_explicit(&hooks_set, memory_order_acquire)) {
+        atomic_store_explicit(&br__task_home_cancel, br__atask_home_cancel,
+                              memory_order_release);
+        atomic_store_explicit(&br__io_wait_hook, io_wait_coro, memory_order_release);
+        atomic_store_explicit(&hooks_set, true, memory_order_release);
+    }
+    *out = l;
+    return 0;
+}
+
+int br_loop_free(br_loop *loop) {
+    if (loop == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_loop_free: NULL");
+    if (br__loop_tl == loop)
+        return BR__MISUSE(BR_EPERM, "br_loop_free: from inside the loop");
+    if (atomic_load_explicit(&loop->thread, memory_order_acquire) != 0)
+        return BR_EBUSY;
+    if (atomic_load_explicit(&loop->live, memory_order_acquire) != 0)
+        return BR_EBUSY;
+    /* Rule (3): every push from another thread has finished with the loop. */
+    br__ilock_lock(&loop->inbox_lock);
+    br__atask *c = drain_locked(loop);
+    br__ilock_unlock(&loop->inbox_lock);
+    for (; c; c = c->cnext)
+        if (c->dead)
+            br__atask_free(c);
+    for (br__runnable *r; (r = br__rq_pop(&loop->ready)) != NULL;)
+        if (r->kind == BR__RUN_CB)
+            br__free(r);
+    for (br__tnode *t; (t = br__theap_pop(&loop->timers)) != NULL;)
+        if (t->fire == timer_fire && !((br_timer *)t)->keep)
+            br__free(t); /* a kept handle stays the caller's: br_timer_cancel frees it */
+    br__theap_free(&loop->timers);
+    br__free(loop->fds);
+    br__poller_close(loop->poller);
+    br__free(loop);
+    return 0;
+}
+
+br_loop *br_loop_current(void) { return br__loop_tl; }
+
+int br_loop_stop(br_loop *loop) {
+    if (loop == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_loop_stop: NULL");
+    atomic_store_explicit(&loop->stop, true, memory_order_release);
+    loop_nudge(loop);
+    return 0;
+}
+
+/* --- running --------------------------------------------------------------------------------- */
+
+/* SIGINT during br_aio_run: the handler only raises a flag and writes the eventfd
+ * (both async-signal-safe); the loop cancels the main task at its next iteration. */
+static _Atomic(br_loop *) sigint_loop;
+static volatile sig_atomic_t sigint_hit;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    sigint_hit = 1;
+    br_loop *l = atomic_load_explicit(&sigint_loop, memory_order_relaxed);
+    if (l)
+        br__poller_wake(l->poller);
+}
+
+typedef struct run_state {
+    br_future *until;  /* stop once it is done */
+    bool until_idle;   /* stop once no task is left */
+    br_future *main;   /* cancelled by SIGINT */
+} run_state;
+
+static void until_watch(br__watcher *w, br_future *f) {
+    (void)f;
+    loop_nudge(w->arg);
+}
+
+static bool finished(br_loop *l, const run_state *rs) {
+    if (atomic_load_explicit(&l->stop, memory_order_acquire))
+        return true;
+    if (rs->until && br_future_done(rs->until))
+        return true;
+    if (rs->until_idle && atomic_load_explicit(&l->live, memory_order_acquire) == 0)
+        return true;
+    return false;
+}
+
+static void cancel_unstarted_ex(br_loop *l) {
+    /* shutdown(cancel_futures): executor tasks not yet begun are cancelled. */
+    for (br__runnable *r = l->ready.head; r; r = r->next) {
+        br__atask *a = (br__atask *)r;
+        if (r->kind == BR__RUN_TASK && a->from_ex && a->co == NULL)
+            (void)br_future_cancel(a->f);
+    }
+}
+
+static void iterate(br_loop *l, const run_state *rs) {
+    br__ilock_lock(&l->inbox_lock);
+    br__atask *c = drain_locked(l);
+    bool sleep = l->ready.head == NULL && c == NULL && !finished(l, rs) && !sigint_hit;
+    l->sleeping = sleep;
+    br__ilock_unlock(&l->inbox_lock);
+    handle_notices(c);
+
+    if (sleep || l->nio > 0) {
+        br__tnode *top = br__theap_top(&l->timers);
+        int64_t until = !sleep ? BR_NOWAIT : top ? top->when : BR_FOREVER;
+        br__poll_event ev[64];
+        int n = br__poller_wait(l->poller, ev, 64, until);
+        if (sleep) {
+            br__ilock_lock(&l->inbox_lock);
+            l->sleeping = false;
+            c = drain_locked(l);
+            br__ilock_unlock(&l->inbox_lock);
+            handle_notices(c);
+        }
+        if (n > 0)
+            io_dispatch(l, ev, n);
+    }
+    if (sigint_hit && rs->main) {
+        sigint_hit = 0;
+        (void)br_future_cancel(rs->main);
+    }
+    if (atomic_load_explicit(&l->ex_cancel, memory_order_relaxed))
+        cancel_unstarted_ex(l);
+
+    if (l->timers.n) {
+        int64_t now = br_now();
+        br__tnode *t;
+        while ((t = br__theap_top(&l->timers)) != NULL && t->when <= now) {
+            br__theap_remove(&l->timers, t);
+            t->fire(t);
+        }
+    }
+
+    br__rq batch = l->ready;
+    l->ready.head = l->ready.tail = NULL;
+    for (br__runnable *r; (r = br__rq_pop(&batch)) != NULL;) {
+        if (r->kind == BR__RUN_CB) {
+            cbnode *n = (cbnode *)r;
+            void (*fn)(void *) = n->fn;
+            void *arg = n->arg;
+            br__free(n);
+            fn(arg);
+        } else {
+            br__loop_run_task(l, (br__atask *)r);
+        }
+    }
+}
+
+static int run(br_loop *l, run_state *rs) {
+    if (l == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_loop_run: NULL loop");
+    if (br__loop_tl != NULL)
+        return BR__MISUSE(BR_EPERM, "br_loop_run: inside a running loop");
+    uintptr_t none = 0;
+    if (!atomic_compare_exchange_strong_explicit(&l->thread, &none, (uintptr_t)&br__tls_v,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return BR_EBUSY;
+    br__loop_tl = l;
+    br__watcher w = {.fn = until_watch, .arg = l};
+    bool watching = rs->until && br__future_watch(rs->until, &w);
+    while (!finished(l, rs))
+        iterate(l, rs);
+    if (watching)
+        (void)br__future_unwatch(rs->until, &w);
+    atomic_store_explicit(&l->stop, false, memory_order_relaxed);
+    br__loop_tl = NULL;
+    atomic_store_explicit(&l->thread, 0, memory_order_release);
+    return 0;
+}
+
+int br_loop_run_until_complete(br_loop *loop, br_future *f) {
+    if (f == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_loop_run_until_complete: NULL future");
+    run_state rs = {.until = f};
+    return run(loop, &rs);
+}
+
+int br_loop_run_forever(br_loop *loop) {
+    run_state rs = {0};
+    return run(loop, &rs);
+}
+
+/* Cancels every task of l (running or not yet started) and runs until none is left. */
+static void cancel_all(br_loop *l) {
+    for (br__atask *a = l->all; a; a = a->anext)
+        (void)br_future_cancel(a->f);
+    br__ilock_lock(&l->inbox_lock);
+    br__atask *c = drain_locked(l);
+    br__ilock_unlock(&l->inbox_lock);
+    handle_notices(c);
+    for (br__runnable *r = l->ready.head; r; r = r->next)
+        if (r->kind == BR__RUN_TASK)
+            (void)br_future_cancel(((br__atask *)r)->f);
+    run_state rs = {.until_idle = true};
+    (void)run(l, &rs);
+}
+
+int br_aio_run(br_task_fn fn, const void *arg, size_t len, int *code) {
+    if (fn == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_aio_run: fn is NULL");
+    if (br__loop_tl != NULL)
+        return BR__MISUSE(BR_EPERM, "br_aio_run: inside a running loop");
+    br_loop *l;
+    int rc = br_loop_new(&l);
+    if (rc != 0)
+        return rc;
+    br_future *main;
+    rc = br_create_task(l, fn, arg, len, &main);
+    if (rc != 0) {
+        br_loop_free(l);
+        return rc;
+    }
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    br_loop *none = NULL;
+    bool own_sigint = atomic_compare_exchange_strong(&sigint_loop, &none, l);
+    if (own_sigint) {
+        sigint_hit = 0;
+        sigaction(SIGINT, &sa, &old);
+    }
+    run_state rs = {.until = main, .main = main};
+    rc = run(l, &rs);
+    if (own_sigint) {
+        sigaction(SIGINT, &old, NULL);
+        atomic_store(&sigint_loop, NULL);
+        sigint_hit = 0;
+    }
+    cancel_all(l);
+    if (code) {
+        int c = 0;
+        int erc = br_future_exception(main, BR_NOWAIT, &c, NULL);
+        *code = erc == BR_ECANCELED ? BR_ECANCELED : c; /* cancelled: no code of its own */
+    }
+    br_future_release(main);
+    int frc = br_loop_free(l);
+    return rc != 0 ? rc : frc;
+}
+
+/* --- introspection ------------------------------------------------------------------------------- */
+
+typedef struct dump_state {
+    FILE *f;
+    size_t n;
+} dump_state;
+
+static void dump_one(br__coro *co, void *arg) {
+    dump_state *d = arg;
+    br__atask *a = br__coro_user(co);
+    if (a == NULL)
+        return;
+    br__coro_state st = br__coro_state_of(co);
+    const char *what = st == BR__CORO_RUNNING ? "running"
+                       : st == BR__CORO_NEW   ? "new"
+                       : st == BR__CORO_DONE  ? "done"
+                                              : "suspended";
+    if (st == BR__CORO_SUSPENDED && a->park_w)
+        fprintf(d->f, "%s %s in a park (%s) called from %p\n", a->name, what,
+                a->park_canc ? "cancellable" : "not cancellable", a->park_site);
+    else if (st == BR__CORO_SUSPENDED)
+        fprintf(d->f, "%s ready\n", a->name);
+    else
+        fprintf(d->f, "%s %s\n", a->name, what);
+    d->n++;
+}
+
+size_t br_aio_dump(void *file) {
+    dump_state d = {file ? file : stderr, 0};
+    br__coro_foreach(dump_one, &d);
+    return d.n;
+}

@@ -1,0 +1,186 @@
+/* The event loop's internals (aio/loop.c, task.c, timer.c), for the aio layer's own
+ * files. Never installed. The protocol (the coroutine parker, wake-ups, cancellation,
+ * lifetimes) is in loop.c's design notes.
+ */
+#ifndef BRAID_AIO_LOOP_H
+#define BRAID_AIO_LOOP_H
+
+#include "braid/aio.h"
+#include "braid/executor_impl.h"
+#include "core/lib.h"
+#include "platform/platform.h"
+
+/* --- the timer heap (timer.c) ----------------------------------------------------------
+ *
+ * A binary min-heap of nodes ordered by (when, seq): timers due at the same time fire
+ * in the order they were armed. Each node knows its index, so removal is O(log n).
+ * The loop's thread only. */
+typedef struct br__tnode br__tnode;
+struct br__tnode {
+    int64_t when;
+    uint64_t seq;
+    size_t idx; /* in the heap, or BR__TNODE_OFF */
+    void (*fire)(br__tnode *n);
+};
+#define BR__TNODE_OFF ((size_t)-1)
+
+typedef struct br__theap {
+    br__tnode **a;
+    size_t n, cap;
+    uint64_t seq;
+} br__theap;
+
+static inline void br__tnode_init(br__tnode *n, void (*fire)(br__tnode *n)) {
+    n->when = 0;
+    n->seq = 0;
+    n->idx = BR__TNODE_OFF;
+    n->fire = fire;
+}
+static inline bool br__tnode_armed(const br__tnode *n) { return n->idx != BR__TNODE_OFF; }
+/* Room for at least n nodes: 0 or BR_ENOMEM. */
+int br__theap_reserve(br__theap *h, size_t n);
+/* Arms t (not armed) for `when`. 0 or BR_ENOMEM. */
+int br__theap_push(br__theap *h, br__tnode *t, int64_t when);
+/* Disarms t if armed. */
+void br__theap_remove(br__theap *h, br__tnode *t);
+static inline br__tnode *br__theap_top(const br__theap *h) { return h->n ? h->a[0] : NULL; }
+/* Disarms and returns the earliest node, or NULL. */
+br__tnode *br__theap_pop(br__theap *h);
+void br__theap_free(br__theap *h);
+
+/* --- the loop's runnables ------------------------------------------------------------- */
+
+/* What the ready queue holds: a callback or a task's coroutine, in one FIFO, so that
+ * the order between them is the order they became ready (as asyncio's _ready). */
+typedef struct br__runnable br__runnable;
+struct br__runnable {
+    br__runnable *next;
+    uint32_t kind; /* BR__RUN_CB, BR__RUN_TASK */
+};
+enum { BR__RUN_CB = 1, BR__RUN_TASK = 2 };
+
+typedef struct br__rq {
+    br__runnable *head, *tail;
+} br__rq;
+
+static inline void br__rq_push(br__rq *q, br__runnable *r) {
+    r->next = NULL;
+    if (q->tail)
+        q->tail->next = r;
+    else
+        q->head = r;
+    q->tail = r;
+}
+static inline br__runnable *br__rq_pop(br__rq *q) {
+    br__runnable *r = q->head;
+    if (r) {
+        q->head = r->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+    }
+    return r;
+}
+static inline void br__rq_append(br__rq *q, br__rq *more) {
+    if (more->head == NULL)
+        return;
+    if (q->tail)
+        q->tail->next = more->head;
+    else
+        q->head = more->head;
+    q->tail = more->tail;
+    more->head = more->tail = NULL;
+}
+
+/* --- tasks (task.c) --------------------------------------------------------------------- */
+
+typedef struct br__atask br__atask;
+typedef struct br__scope br__scope;
+
+/* A timeout scope (br_timeout_scope's real layout). */
+struct br__scope {
+    br__tnode node;   /* its deadline's timer */
+    br__atask *a;
+    br__scope *prev;  /* the next scope out */
+    uint32_t base;    /* the task's request count at enter */
+    uint32_t flags;   /* BR__SCOPE_* */
+};
+enum { BR__SCOPE_ENTERED = 1, BR__SCOPE_FIRED = 2 };
+_Static_assert(sizeof(br__scope) <= sizeof(br_timeout_scope), "br_timeout_scope holds a scope");
+
+/* A coroutine task: the coroutine context the parker works with (loop.c's notes). */
+struct br__atask {
+    br__runnable run;        /* first: the ready queue's link */
+    br_loop *loop;
+    br_task *task;
+    br_future *f;            /* our own reference on the task's future */
+    struct br__coro *co;     /* NULL until the loop first runs it */
+    br__atask *cnext;        /* the inbox's cancel notices (inbox lock) */
+    bool cnoticed;           /* on the notice list (inbox lock) */
+    bool dead;               /* finished while noticed: the drain frees it (inbox lock) */
+    bool from_ex;            /* submitted through br_loop_executor */
+    bool shared_stack;
+    br__atask *anext, *aprev; /* the loop's started tasks (loop thread) */
+    _Atomic uint32_t requests;    /* cancel requests counted (asyncio's cancelling()) */
+    _Atomic uint32_t must_report; /* a request not yet reported by a park */
+    br__waiter *park_w;      /* the waiter of the park it is suspended in, or NULL */
+    bool park_canc;          /* that park may end in BR_ECANCELED */
+    void *park_site;         /* who parked (for br_aio_dump) */
+    br__tnode park_timer;
+    br__scope *scopes;       /* the innermost timeout scope */
+    int rc;                  /* the function's return value */
+    size_t stack_size;
+    char name[32];
+};
+
+/* The loop (loop.c's notes say who touches what). */
+struct br_loop {
+    br__poller *poller;
+    _Atomic uintptr_t thread;  /* the br__tls of the thread running it, 0 if none */
+    _Atomic bool stop;
+    br__rq ready;              /* loop thread */
+    br__theap timers;          /* loop thread */
+    size_t tneed;              /* heap slots promised to armed-or-armable nodes */
+    br__ilock inbox_lock;      /* guards the next four */
+    br__rq inbox;
+    br__atask *cancels;
+    bool sleeping;
+    _Atomic size_t live;       /* tasks created and not finished */
+    br__atask *all;            /* tasks started and not finished (loop thread) */
+    struct br__fdent *fds;     /* the descriptors coroutines wait on (loop thread) */
+    size_t fdcap, nio;
+    struct {
+        br_executor base;
+        br_loop *loop;
+    } ex;
+    _Atomic bool ex_shut;
+    _Atomic bool ex_cancel;
+    _Atomic uint32_t ex_live;  /* executor tasks not finished; a futex word */
+};
+
+/* Loop side (loop.c), for task.c. */
+extern BR__TLS br_loop *br__loop_tl;      /* the loop running on this thread */
+extern BR__TLS br__atask *br__atask_tl;   /* the coroutine task running on this thread */
+/* Makes r runnable on l: its ready queue on l's thread, else the inbox (any thread). */
+void br__loop_schedule(br_loop *l, br__runnable *r);
+/* Runs a task runnable (loop thread). */
+void br__loop_run_task(br_loop *l, br__atask *a);
+/* Frees a task's record once nothing can reach it (loop thread). */
+void br__atask_free(br__atask *a);
+/* Wakes a's current park if it may end by a cancel (loop thread). */
+void br__atask_poke(br__atask *a);
+/* Posts a cancel request to a from any thread (the future layer's home hook). */
+void br__atask_home_cancel(void *home);
+/* A task for t on l (t's future has the executor's reference); 0 or BR_ENOMEM. */
+int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_ex);
+extern const br__parker br__coro_parker;
+/* Promises the timer heap room for one more node (loop thread). 0 or BR_ENOMEM; the
+ * promise is given back with l->tneed--. */
+int br__loop_reserve_timer(br_loop *l);
+
+/* The coroutine task running on this thread, or NULL. */
+br__atask *br__atask_current(void);
+/* The loop a task runs on, and its future (borrowed). */
+br_loop *br__atask_loop(const br__atask *a);
+br_future *br__atask_future(const br__atask *a);
+
+#endif

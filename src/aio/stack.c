@@ -1,0 +1,371 @@
+/* aio/stack.c: coroutine stacks (the pooled allocator) and the stack overflow report.
+ *
+ * Design notes.
+ *
+ * Pools. One pool per stack size (stacks of one size are interchangeable), made on
+ * first use and kept for the life of the process, all under one ilock (`lock`): a get
+ * or a put is a few instructions under it. A pool hands out, in this order: the last
+ * stack put back (its free list is a LIFO array, so a steady spawn/finish cycle reuses
+ * the same warm stack and touches no fresh page), then the next slot of its current
+ * batch, then a slot of a new batch. A batch is one mmap of many slots
+ * (BATCH_BYTES / slot, at least one), PROT_READ|PROT_WRITE, MAP_NORESERVE: the kernel
+ * commits a page only when a coroutine first touches it, so a stack costs what it
+ * uses. Batches are never unmapped (their stacks may be anywhere on the free lists).
+ *
+ * A slot is [guard BR__STACK_GUARD][stack size]. The guard is enforced, per slot, the
+ * first time the slot is carved:
+ *  - MADV_GUARD_INSTALL (Linux 6.13): the kernel marks the range in the page tables;
+ *    the mapping is not split, so a batch stays one VMA however many guards it holds.
+ *  - else mprotect(PROT_NONE): each guard splits the batch's VMA (two more VMAs per
+ *    slot), and vm.max_map_count (65530 by default) caps a process's VMAs. So at most
+ *    `mprotect_budget` guards are made this way (an eighth of max_map_count, read once);
+ *    past that a stack has no guard pages, only the canary, and the untouched guard
+ *    range below it still keeps a small overrun off the neighbouring stack.
+ *  - `guard_mode` records which of the two this kernel has (probed on the first slot:
+ *    madvise failing with EINVAL means the kernel lacks it).
+ * The canary is a word at the stack's low end (base), written at every get and checked
+ * by aio/coro.c at every suspend and finish (br__stack_canary_ok): a frame that jumps
+ * over the guard, or a stack with no guard, is caught there, after the fact.
+ *
+ * Free stacks beyond WARM_KEEP per pool have their pages released (MADV_DONTNEED, which
+ * keeps MADV_GUARD_INSTALL guards) when put back: memory given back after a burst, none
+ * released in a steady cycle.
+ *
+ * Overflow report. A fault in a guard is a SIGSEGV. The handler (installed once, with
+ * SA_ONSTACK, the previous one saved) asks aio/coro.c which stack the coroutine running
+ * on this thread uses (br__coro_running_stack, async-signal-safe: a TLS read); if the
+ * address lies in that stack's guard or within its canary word, it prints the report
+ * with write(2) and aborts (SIGABRT). Otherwise it hands the fault to the previous
+ * handler (or, if that was the default, restores it and returns, so the fault repeats
+ * and kills as it would have). The handler needs a stack of its own, since the
+ * faulting one is full: each thread that resumes coroutines gets an alternate signal
+ * stack (br__stack_thread_init) unless it has one already (a sanitizer's), unmapped at
+ * the thread's exit by a key destructor.
+ */
+#include "aio/coro.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#  if __has_include(<sanitizer/asan_interface.h>) && \
+      (defined(__SANITIZE_ADDRESS__) || defined(BR__HAS_ASAN))
+#    include <sanitizer/asan_interface.h>
+#    define STACK_ASAN 1
+#  endif
+#endif
+#if defined(__has_feature)
+#  if __has_feature(address_sanitizer) && !defined(STACK_ASAN)
+#    include <sanitizer/asan_interface.h>
+#    define STACK_ASAN 1
+#  endif
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#  define MADV_GUARD_INSTALL 102
+#endif
+
+#define BATCH_BYTES ((size_t)64 << 20)
+#define WARM_KEEP 64
+#define CANARY 0x6272616964c0de5aull /* "braid", c0de, 5a */
+
+typedef struct free_slot {
+    char *base;
+    int guard;
+} free_slot;
+
+typedef struct pool {
+    struct pool *next;
+    size_t size;        /* usable bytes per stack */
+    char *fresh;        /* next uncarved slot of the current batch */
+    size_t fresh_left;  /* slots left in it */
+    free_slot *free;    /* LIFO */
+    size_t nfree, cap;
+} pool;
+
+static br__ilock lock;
+static pool *pools;
+static size_t n_mappings, n_live, n_free;
+static size_t mprotect_budget = (size_t)-1; /* -1: not read yet */
+static int guard_mode = -1;                 /* -1: not probed; else BR__GUARD_* */
+
+static size_t page_size(void) {
+    static size_t ps;
+    if (ps == 0)
+        ps = (size_t)sysconf(_SC_PAGESIZE);
+    return ps;
+}
+
+static uint64_t canary_of(const char *base) { return CANARY ^ (uint64_t)(uintptr_t)base; }
+
+static void read_budget(void) {
+    long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        long v;
+        if (fscanf(f, "%ld", &v) == 1 && v > 0)
+            max = v;
+        fclose(f);
+    }
+    mprotect_budget = (size_t)max / 8;
+}
+
+/* Makes the guard below base; caller holds lock. Returns the kind made. */
+static int make_guard(char *base) {
+    char *g = base - BR__STACK_GUARD;
+    if (guard_mode != BR__GUARD_MPROTECT) {
+        if (madvise(g, BR__STACK_GUARD, MADV_GUARD_INSTALL) == 0) {
+            guard_mode = BR__GUARD_MADVISE;
+            return BR__GUARD_MADVISE;
+        }
+        if (errno == EINVAL || errno == ENOSYS || errno == EPERM)
+            guard_mode = BR__GUARD_MPROTECT; /* this kernel lacks it: never ask again */
+    }
+    if (mprotect_budget == (size_t)-1)
+        read_budget();
+    if (mprotect_budget > 0 && mprotect(g, BR__STACK_GUARD, PROT_NONE) == 0) {
+        mprotect_budget--;
+        return BR__GUARD_MPROTECT;
+    }
+    return BR__GUARD_NONE;
+}
+
+static pool *pool_find(size_t size) {
+    for (pool *p = pools; p; p = p->next)
+        if (p->size == size)
+            return p;
+    return NULL;
+}
+
+static pool *pool_for(size_t size) {
+    pool *p = pool_find(size);
+    if (p)
+        return p;
+    p = br__calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->size = size;
+    p->next = pools;
+    pools = p;
+    return p;
+}
+
+static int carve(pool *p, free_slot *out) {
+    size_t slot = BR__STACK_GUARD + p->size;
+    if (p->fresh_left == 0) {
+        size_t n = BATCH_BYTES / slot;
+        if (n == 0)
+            n = 1;
+        if (br__alloc_should_fail())
+            return BR_ENOMEM;
+        void *m = mmap(NULL, n * slot, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED)
+            return BR_ENOMEM;
+        n_mappings++;
+        p->fresh = m;
+        p->fresh_left = n;
+    }
+    out->base = p->fresh + BR__STACK_GUARD;
+    out->guard = make_guard(out->base);
+    p->fresh += slot;
+    p->fresh_left--;
+    return 0;
+}
+
+int br__stack_get(br__stack *s, size_t size) {
+    size_t ps = page_size();
+    size = (size + ps - 1) & ~(ps - 1);
+    free_slot fs;
+    br__ilock_lock(&lock);
+    pool *p = pool_for(size);
+    if (!p) {
+        br__ilock_unlock(&lock);
+        return BR_ENOMEM;
+    }
+    if (p->nfree > 0) {
+        fs = p->free[--p->nfree];
+        n_free--;
+    } else {
+        int rc = carve(p, &fs);
+        if (rc != 0) {
+            br__ilock_unlock(&lock);
+            return rc;
+        }
+    }
+    n_live++;
+    br__ilock_unlock(&lock);
+    s->base = fs.base;
+    s->size = size;
+    s->guard = fs.guard;
+#ifdef STACK_ASAN
+    /* A reused stack may carry the poison of frames that never returned. */
+    __asan_unpoison_memory_region(s->base, s->size);
+#endif
+    *(uint64_t *)(void *)s->base = canary_of(s->base);
+    return 0;
+}
+
+void br__stack_put(br__stack *s) {
+    if (!s->base)
+        return;
+    br__ilock_lock(&lock);
+    pool *p = pool_find(s->size);
+    if (!p) { /* can't be: the stack came from it */
+        br__ilock_unlock(&lock);
+        return;
+    }
+    bool release = p->nfree >= WARM_KEEP;
+    if (p->nfree == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        free_slot *nf = br__realloc(p->free, cap * sizeof *nf);
+        if (!nf) {
+            /* Can't remember it: leak the slot's address space, release its pages. */
+            n_live--;
+            br__ilock_unlock(&lock);
+            madvise(s->base, s->size, MADV_DONTNEED);
+            s->base = NULL;
+            return;
+        }
+        p->free = nf;
+        p->cap = cap;
+    }
+    if (release)
+        madvise(s->base, s->size, MADV_DONTNEED);
+    p->free[p->nfree++] = (free_slot){s->base, s->guard};
+    n_live--;
+    n_free++;
+    br__ilock_unlock(&lock);
+    s->base = NULL;
+}
+
+bool br__stack_canary_ok(const br__stack *s) {
+    return *(const volatile uint64_t *)(const void *)s->base == canary_of(s->base);
+}
+
+void br__stack_get_stats(br__stack_stats *out) {
+    br__ilock_lock(&lock);
+    out->mappings = n_mappings;
+    out->live = n_live;
+    out->free_cached = n_free;
+    br__ilock_unlock(&lock);
+}
+
+/* --- the overflow report ------------------------------------------------------------ */
+
+static struct sigaction prev_segv;
+static _Atomic int handler_state; /* 0 none, 1 installing, 2 installed */
+static pthread_key_t alt_key;
+
+static size_t fmt_u(char *out, uint64_t v, unsigned base) {
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static size_t put_s(char *out, size_t at, size_t cap, const char *s) {
+    while (*s && at < cap)
+        out[at++] = *s++;
+    return at;
+}
+
+_Noreturn void br__stack_overflow_report(const char *name, size_t size, const void *addr,
+                                         bool canary) {
+    char buf[256];
+    size_t n = 0, cap = sizeof buf - 40;
+    char num[24];
+    n = put_s(buf, n, cap, "braid: coroutine '");
+    n = put_s(buf, n, cap, name ? name : "?");
+    n = put_s(buf, n, cap, "' overflowed its stack (");
+    num[fmt_u(num, size >> 10, 10)] = 0;
+    n = put_s(buf, n, cap, num);
+    n = put_s(buf, n, cap, " KiB) at 0x");
+    num[fmt_u(num, (uint64_t)(uintptr_t)addr, 16)] = 0;
+    n = put_s(buf, n, cap, num);
+    if (canary)
+        n = put_s(buf, n, cap, " (canary)");
+    buf[n++] = '\n';
+    ssize_t w = write(2, buf, n);
+    (void)w;
+    abort();
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc) {
+    br__stack s;
+    const char *name;
+    int saved = errno;
+    if (si && br__coro_running_stack(&s, &name)) {
+        char *a = si->si_addr;
+        if (a >= s.base - BR__STACK_GUARD && a < s.base + sizeof(uint64_t))
+            br__stack_overflow_report(name, s.size, a, false);
+    }
+    errno = saved;
+    if (prev_segv.sa_flags & SA_SIGINFO) {
+        if (prev_segv.sa_sigaction) {
+            prev_segv.sa_sigaction(sig, si, uc);
+            return;
+        }
+    } else if (prev_segv.sa_handler != SIG_DFL && prev_segv.sa_handler != SIG_IGN) {
+        prev_segv.sa_handler(sig);
+        return;
+    }
+    /* Default: restore it and return; the faulting instruction runs again and the
+     * fault ends the process as it would have without us. */
+    signal(SIGSEGV, SIG_DFL);
+}
+
+static void alt_free(void *p) {
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && cur.ss_sp == p) {
+        stack_t off = {.ss_flags = SS_DISABLE};
+        sigaltstack(&off, NULL);
+    }
+    munmap(p, (size_t)64 << 10);
+}
+
+static void install_handler(void) {
+    int z = 0;
+    if (!atomic_compare_exchange_strong(&handler_state, &z, 1)) {
+        while (atomic_load(&handler_state) != 2)
+            br__cpu_relax();
+        return;
+    }
+    pthread_key_create(&alt_key, alt_free);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &prev_segv);
+    atomic_store(&handler_state, 2);
+}
+
+void br__stack_thread_init(void) {
+    if (atomic_load_explicit(&handler_state, memory_order_acquire) != 2)
+        install_handler();
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return; /* the thread has one (a sanitizer's, or the program's) */
+    size_t sz = (size_t)64 << 10;
+    void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return; /* no report on overflow then, only the plain SIGSEGV */
+    stack_t st = {.ss_sp = m, .ss_size = sz, .ss_flags = 0};
+    if (sigaltstack(&st, NULL) != 0) {
+        munmap(m, sz);
+        return;
+    }
+    pthread_setspecific(alt_key, m);
+}

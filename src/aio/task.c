@@ -1,0 +1,378 @@
+/* Coroutine tasks: creating them, running them on the loop, the coroutine parker,
+ * cancellation's home hook, sleep and yield, timeout scopes. The protocol these keep
+ * (who schedules a suspended coroutine, lifetimes, counted cancellation) is in
+ * aio/loop.c's design notes; every rule there binds this file.
+ */
+#include "aio/coro.h"
+#include "aio/loop.h"
+#include "future/for_executors.h"
+
+#include <stdio.h>
+#include <string.h>
+
+BR__TLS br__atask *br__atask_tl;
+
+br__atask *br__atask_current(void) { return br__atask_tl; }
+br_loop *br__atask_loop(const br__atask *a) { return a->loop; }
+br_future *br__atask_future(const br__atask *a) { return a->f; }
+
+br_future *br_aio_current_task(void) {
+    br__atask *a = br__atask_tl;
+    return a ? a->f : NULL;
+}
+
+/* --- the coroutine parker ----------------------------------------------------------------- */
+
+/* The loop takes a suspended coroutine's wake-up back (CAS 2 -> 0) and schedules it;
+ * if a waker stored 1 first, its unpark schedules it instead (loop.c, the parker). */
+static void steal(br__atask *a) {
+    br__waiter *w = a->park_w;
+    if (w == NULL)
+        return;
+    uint32_t two = 2;
+    if (atomic_compare_exchange_strong_explicit(&w->signalled, &two, 0, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        a->park_w = NULL; /* scheduled: no second steal before it runs */
+        br__rq_push(&a->loop->ready, &a->run);
+    }
+}
+
+void br__atask_poke(br__atask *a) {
+    if (a->park_w && a->park_canc &&
+        atomic_load_explicit(&a->must_report, memory_order_acquire))
+        steal(a);
+}
+
+static void park_timer_fire(br__tnode *n) {
+    br__atask *a = (br__atask *)(void *)((char *)n - offsetof(br__atask, park_timer));
+    steal(a);
+}
+
+static int coro_park(br__waiter *w, int64_t deadline) {
+    br__atask *a = w->ctx;
+    br_loop *l = a->loop;
+    bool canc = !(w->flags & BR__WAITER_NOCANCEL);
+    void *site = __builtin_return_address(0);
+    for (;;) {
+        if (atomic_load_explicit(&w->signalled, memory_order_acquire) == 1)
+            return 0;
+        if (canc && atomic_exchange_explicit(&a->must_report, 0, memory_order_acq_rel))
+            return BR_ECANCELED;
+        if (br__deadline_passed(deadline))
+            return BR_ETIMEDOUT;
+        if (deadline != BR_FOREVER)
+            (void)br__theap_push(&l->timers, &a->park_timer, deadline); /* room reserved */
+        a->park_w = w;
+        a->park_canc = canc;
+        a->park_site = site;
+        uint32_t z = 0;
+        if (!atomic_compare_exchange_strong_explicit(&w->signalled, &z, 2,
+                                                     memory_order_acq_rel,
+                                                     memory_order_acquire)) {
+            a->park_w = NULL; /* signalled meanwhile: nobody scheduled us */
+            br__theap_remove(&l->timers, &a->park_timer);
+            return 0;
+        }
+        br__coro_suspend();
+        a->park_w = NULL;
+        br__theap_remove(&l->timers, &a->park_timer);
+    }
+}
+
+static void coro_unpark(_Atomic uint32_t *word, void *ctx, uint32_t old) {
+    (void)word;
+    if (old != 2)
+        return; /* never suspended on it: it sees signalled == 1 itself */
+    br__atask *a = ctx;
+    br__loop_schedule(a->loop, &a->run);
+}
+
+/* The parker's cancel: a request not counted by the future layer (a waiter reposting
+ * one it consumed but couldn't report, rule 2 of core/lib.h). */
+static void coro_cancel(void *ctx) {
+    br__atask *a = ctx;
+    atomic_store_explicit(&a->must_report, 1, memory_order_release);
+    if (br__loop_tl == a->loop && br__atask_tl != a)
+        br__atask_poke(a);
+}
+
+const br__parker br__coro_parker = {coro_park, coro_unpark, coro_cancel};
+
+/* The future layer's home hook (for_executors.h): under the future's lock. */
+void br__atask_home_cancel(void *home) {
+    br__atask *a = home;
+    atomic_fetch_add_explicit(&a->requests, 1, memory_order_relaxed);
+    atomic_store_explicit(&a->must_report, 1, memory_order_release);
+    br_loop *l = a->loop;
+    if (br__loop_tl == l) {
+        if (br__atask_tl != a)
+            br__atask_poke(a);
+        return;
+    }
+    br__ilock_lock(&l->inbox_lock);
+    if (!a->cnoticed) {
+        a->cnoticed = true;
+        a->cnext = l->cancels;
+        l->cancels = a;
+        if (l->sleeping) {
+            l->sleeping = false;
+            br__poller_wake(l->poller);
+        }
+    }
+    br__ilock_unlock(&l->inbox_lock);
+}
+
+/* --- creating --------------------------------------------------------------------------------- */
+
+static _Atomic uint64_t task_names;
+
+int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_ex) {
+    br__atask *a = br__malloc(sizeof *a);
+    if (a == NULL)
+        return BR_ENOMEM;
+    memset(a, 0, sizeof *a);
+    a->run.kind = BR__RUN_TASK;
+    a->loop = l;
+    a->task = t;
+    a->f = br_task_future(t);
+    a->from_ex = from_ex;
+    atomic_init(&a->requests, 0);
+    atomic_init(&a->must_report, 0);
+    br__tnode_init(&a->park_timer, park_timer_fire);
+    a->stack_size = opts ? opts->stack_size : 0;
+    a->shared_stack = opts ? opts->shared_stack : false;
+    if (opts && opts->name)
+        snprintf(a->name, sizeof a->name, "%s", opts->name);
+    else
+        snprintf(a->name, sizeof a->name, "Task-%llu",
+                 (unsigned long long)atomic_fetch_add(&task_names, 1) + 1);
+    br_future_retain(a->f);
+    /* Before anyone else has the future (lifetime rule 2): the flag, then the home. */
+    br__task_mark_home(t);
+    t->next = (br_task *)(void *)a;
+    atomic_fetch_add_explicit(&l->live, 1, memory_order_relaxed);
+    if (from_ex)
+        atomic_fetch_add_explicit(&l->ex_live, 1, memory_order_relaxed);
+    br__loop_schedule(l, &a->run);
+    return 0;
+}
+
+int br_create_task_opts(br_loop *loop, br_task_fn fn, const void *arg, size_t len,
+                        const br_task_opts *opts, br_future **out) {
+    if (fn == NULL || out == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_create_task: fn or out is NULL");
+    if (opts && opts->stack_size != 0 && opts->stack_size < BR__CORO_MIN_STACK)
+        return BR_EINVAL;
+    if (loop == NULL)
+        loop = br__loop_tl;
+    if (loop == NULL)
+        return BR_EPERM; /* no loop given and none runs here */
+    unsigned how = BR__ARG_IN_PROCESS | (len ? BR__ARG_COPY : BR__ARG_BORROW);
+    br_future *f = br__task_prepare(fn, arg, len, how, BR_FOREVER, 2);
+    if (f == NULL)
+        return BR_ENOMEM;
+    int rc = br__atask_start(loop, br__future_task(f), opts, false);
+    if (rc != 0) {
+        br__task_abandon(br__future_task(f), BR_ECANCELED);
+        br_future_release(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int br_create_task(br_loop *loop, br_task_fn fn, const void *arg, size_t len,
+                   br_future **out) {
+    return br_create_task_opts(loop, fn, arg, len, NULL, out);
+}
+
+/* --- running -------------------------------------------------------------------------------------- */
+
+static void task_main(void *p) {
+    br__atask *a = p;
+    a->rc = br__task_call(a->task);
+}
+
+void br__atask_free(br__atask *a) {
+    br_future_release(a->f);
+    br__free(a);
+}
+
+/* The task is over (finished, or never begun): nothing reaches the record after this. */
+static void task_gone(br_loop *l, br__atask *a) {
+    /* Lifetime rule (2): no home hook runs or will run once this returns. */
+    br__task_set_home(a->task, NULL);
+    bool noticed;
+    br__ilock_lock(&l->inbox_lock);
+    noticed = a->cnoticed;
+    if (noticed)
+        a->dead = true;
+    br__ilock_unlock(&l->inbox_lock);
+    bool from_ex = a->from_ex;
+    if (!noticed)
+        br__atask_free(a);
+    atomic_fetch_sub_explicit(&l->live, 1, memory_order_release);
+    if (from_ex && atomic_fetch_sub_explicit(&l->ex_live, 1, memory_order_acq_rel) == 1)
+        br__futex_wake(&l->ex_live, INT32_MAX, false);
+}
+
+void br__loop_run_task(br_loop *l, br__atask *a) {
+    if (a->co == NULL) {
+        if (!br__task_begin(a->task)) {
+            task_gone(l, a); /* cancelled before it ran (or expired) */
+            return;
+        }
+        br__coro_opts o = {.stack_size = a->stack_size, .shared_stack = a->shared_stack,
+                           .name = a->name};
+        int rc = br__loop_reserve_timer(l); /* the park's timer always has room */
+        if (rc == 0) {
+            rc = br__coro_new(&a->co, task_main, a, &o);
+            if (rc != 0)
+                l->tneed--;
+        }
+        if (rc != 0) {
+            a->co = NULL;
+            (void)br__task_finish(a->task, rc);
+            task_gone(l, a);
+            return;
+        }
+        br__coro_set_user(a->co, a);
+        a->anext = l->all;
+        a->aprev = NULL;
+        if (l->all)
+            l->all->aprev = a;
+        l->all = a;
+    }
+    br__atask_tl = a;
+    br__set_context((uintptr_t)a, &br__coro_parker, a);
+    br__coro_state st = br__coro_resume(a->co);
+    br__set_context(0, NULL, NULL);
+    br__atask_tl = NULL;
+    if (st != BR__CORO_DONE)
+        return;
+    /* Scopes left entered by a task that returned inside them. */
+    for (br__scope *s = a->scopes; s; s = s->prev) {
+        if (br__tnode_armed(&s->node))
+            br__theap_remove(&l->timers, &s->node);
+        l->tneed--;
+    }
+    a->scopes = NULL;
+    l->tneed--; /* the park's timer */
+    if (a->aprev)
+        a->aprev->anext = a->anext;
+    else
+        l->all = a->anext;
+    if (a->anext)
+        a->anext->aprev = a->aprev;
+    br__coro_free(a->co);
+    a->co = NULL;
+    br_task *t = a->task;
+    int rc = a->rc;
+    /* The executor's reference goes with finish; ours (a->f) keeps the block. */
+    (void)br__task_finish(t, rc);
+    task_gone(l, a);
+}
+
+/* --- sleep, yield ----------------------------------------------------------------------------------- */
+
+int br_aio_sleep_until(int64_t deadline) {
+    br__atask *a = br__atask_tl;
+    if (a == NULL)
+        return BR_EPERM;
+    br__waiter w;
+    br__waiter_init(&w);
+    w.flags |= BR__WAITER_NOSPIN;
+    int rc = br__waiter_park(&w, deadline);
+    return rc == BR_ETIMEDOUT ? 0 : rc;
+}
+
+int br_aio_yield(void) {
+    br__atask *a = br__atask_tl;
+    if (a == NULL)
+        return BR_EPERM;
+    if (atomic_exchange_explicit(&a->must_report, 0, memory_order_acq_rel))
+        return BR_ECANCELED;
+    br__rq_push(&a->loop->ready, &a->run);
+    br__coro_suspend();
+    return 0;
+}
+
+int br_aio_sleep(int64_t ns) {
+    if (br__atask_tl == NULL)
+        return BR_EPERM;
+    if (ns <= 0)
+        return br_aio_yield();
+    return br_aio_sleep_until(br_deadline_after(ns));
+}
+
+/* --- timeout scopes ------------------------------------------------------------------------------- */
+
+static void scope_fire(br__tnode *n) {
+    br__scope *s = (br__scope *)n;
+    br__atask *a = s->a;
+    s->flags |= BR__SCOPE_FIRED;
+    atomic_fetch_add_explicit(&a->requests, 1, memory_order_relaxed);
+    atomic_store_explicit(&a->must_report, 1, memory_order_release);
+    br__atask_poke(a);
+}
+
+int br_timeout_enter(br_timeout_scope *scope, int64_t deadline) {
+    br__atask *a = br__atask_tl;
+    if (a == NULL)
+        return BR_EPERM;
+    if (scope == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_timeout_enter: NULL scope");
+    br__scope *s = (br__scope *)(void *)scope;
+    if (br__loop_reserve_timer(a->loop) != 0)
+        return BR_ENOMEM;
+    br__tnode_init(&s->node, scope_fire);
+    s->a = a;
+    s->prev = a->scopes;
+    s->base = atomic_load_explicit(&a->requests, memory_order_relaxed);
+    s->flags = BR__SCOPE_ENTERED;
+    a->scopes = s;
+    if (deadline != BR_FOREVER)
+        (void)br__theap_push(&a->loop->timers, &s->node, deadline);
+    return 0;
+}
+
+int br_timeout_reschedule(br_timeout_scope *scope, int64_t deadline) {
+    br__atask *a = br__atask_tl;
+    if (a == NULL)
+        return BR_EPERM;
+    br__scope *s = (br__scope *)(void *)scope;
+    if (s == NULL || !(s->flags & BR__SCOPE_ENTERED) || s->a != a)
+        return BR__MISUSE(BR_EINVAL, "br_timeout_reschedule: not an entered scope");
+    if (s->flags & BR__SCOPE_FIRED)
+        return BR_ESTATE; /* its timeout already fired */
+    br__theap_remove(&a->loop->timers, &s->node);
+    if (deadline != BR_FOREVER)
+        (void)br__theap_push(&a->loop->timers, &s->node, deadline);
+    return 0;
+}
+
+int br_timeout_leave(br_timeout_scope *scope) {
+    br__atask *a = br__atask_tl;
+    if (a == NULL)
+        return BR_EPERM;
+    br__scope *s = (br__scope *)(void *)scope;
+    if (s == NULL || s != a->scopes)
+        return BR__MISUSE(BR_EINVAL, "br_timeout_leave: not the innermost entered scope");
+    br_loop *l = a->loop;
+    br__theap_remove(&l->timers, &s->node);
+    l->tneed--;
+    a->scopes = s->prev;
+    s->flags &= ~(uint32_t)BR__SCOPE_ENTERED;
+    if (s->flags & BR__SCOPE_FIRED) {
+        /* uncancel(): our own request goes. */
+        uint32_t left = atomic_fetch_sub_explicit(&a->requests, 1, memory_order_acq_rel) - 1;
+        if (left <= s->base) {
+            if (left == 0)
+                atomic_store_explicit(&a->must_report, 0, memory_order_release);
+            return BR_ETIMEDOUT;
+        }
+        return BR_ECANCELED; /* another request came meanwhile: it stays */
+    }
+    return atomic_load_explicit(&a->requests, memory_order_acquire) > s->base ? BR_ECANCELED
+                                                                               : 0;
+}

@@ -1,0 +1,378 @@
+/* The event loop: callbacks, timers, wake-ups from other threads, run/stop/free, and
+ * the calls that need a coroutine. No test depends on timing: timers are ordered by
+ * their deadlines (the loop fires them in that order whenever it wakes), and a
+ * cross-thread wake is checked with the loop asleep (its sleeping flag observed). */
+#include "harness.h"
+
+#include "aio/loop.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+/* --- callbacks ------------------------------------------------------------------------ */
+
+typedef struct rec {
+    br_loop *loop;
+    int order[16];
+    int n;
+    int stop_after;
+} rec;
+
+typedef struct step {
+    rec *r;
+    int id;
+} step;
+
+static void record(void *arg) {
+    step *s = arg;
+    s->r->order[s->r->n++] = s->id;
+    if (s->r->n == s->r->stop_after)
+        BR_CHECK_OK(br_loop_stop(s->r->loop));
+}
+
+static void callbacks_in_order(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    rec r = {.loop = l, .stop_after = 5};
+    step s[5];
+    for (int i = 0; i < 5; i++) {
+        s[i] = (step){&r, i};
+        if (i % 2)
+            BR_CHECK_OK(br_call_soon(l, record, &s[i]));
+        else
+            BR_CHECK_OK(br_call_soon_threadsafe(l, record, &s[i]));
+    }
+    BR_CHECK_OK(br_loop_run_forever(l));
+    BR_CHECK_EQ(r.n, 5);
+    for (int i = 0; i < 5; i++)
+        BR_CHECK_EQ(r.order[i], i);
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+/* A callback scheduled by a callback runs in a later iteration, after those already
+ * ready (asyncio's order). */
+typedef struct chain {
+    rec *r;
+    step later;
+} chain;
+
+static void schedule_more(void *arg) {
+    chain *c = arg;
+    c->r->order[c->r->n++] = 100;
+    BR_CHECK_OK(br_call_soon(c->r->loop, record, &c->later));
+}
+
+static void callback_from_callback_runs_after(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    rec r = {.loop = l, .stop_after = 3};
+    chain c = {&r, {&r, 2}};
+    step one = {&r, 1};
+    BR_CHECK_OK(br_call_soon(l, schedule_more, &c));
+    BR_CHECK_OK(br_call_soon(l, record, &one));
+    BR_CHECK_OK(br_loop_run_forever(l));
+    BR_CHECK_EQ(r.order[0], 100);
+    BR_CHECK_EQ(r.order[1], 1);
+    BR_CHECK_EQ(r.order[2], 2);
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+static void call_at_by_deadline(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    rec r = {.loop = l, .stop_after = 6};
+    step s[6];
+    int64_t base = br_now();
+    /* Deadlines out of order; two share one (they fire in the order armed). */
+    int64_t at[6] = {5, 1, 3, 3, 0, 2};
+    int want[6] = {4, 1, 5, 2, 3, 0};
+    for (int i = 0; i < 6; i++) {
+        s[i] = (step){&r, i};
+        BR_CHECK_OK(br_call_at(l, base + at[i] * BR_MSEC, record, &s[i], NULL));
+    }
+    BR_CHECK_OK(br_loop_run_forever(l));
+    for (int i = 0; i < 6; i++)
+        BR_CHECK_EQ(r.order[i], want[i]);
+    BR_CHECK(br_now() >= base + 5 * BR_MSEC);
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+static void timer_cancel(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    rec r = {.loop = l, .stop_after = 2};
+    step s[3] = {{&r, 0}, {&r, 1}, {&r, 2}};
+    br_timer *t0, *t1;
+    int64_t base = br_now();
+    BR_CHECK_OK(br_call_at(l, base + 1 * BR_MSEC, record, &s[0], &t0));
+    BR_CHECK_OK(br_call_at(l, base + 2 * BR_MSEC, record, &s[1], &t1));
+    BR_CHECK_OK(br_call_at(l, base + 3 * BR_MSEC, record, &s[2], NULL));
+    BR_CHECK_OK(br_timer_cancel(t1));
+    BR_CHECK_OK(br_loop_run_forever(l));
+    BR_CHECK_EQ(r.n, 2);
+    BR_CHECK_EQ(r.order[0], 0);
+    BR_CHECK_EQ(r.order[1], 2);
+    BR_CHECK_ERR(br_timer_cancel(t0), BR_ESTATE); /* it ran; the handle is freed now */
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+/* A timer not yet run when the loop is freed: its kept handle stays cancellable. */
+static void timers_dropped_at_free(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    rec r = {.loop = l, .stop_after = 100};
+    step s = {&r, 0};
+    br_timer *kept;
+    BR_CHECK_OK(br_call_at(l, br_deadline_after(3600 * BR_SEC), record, &s, &kept));
+    BR_CHECK_OK(br_call_at(l, br_deadline_after(3600 * BR_SEC), record, &s, NULL));
+    BR_CHECK_OK(br_call_soon(l, record, &s));
+    BR_CHECK_OK(br_loop_free(l));
+    BR_CHECK_EQ(r.n, 0);
+    BR_CHECK_ERR(br_timer_cancel(kept), BR_ESTATE);
+}
+
+/* --- wake-ups from other threads ------------------------------------------------------------- */
+
+typedef struct xwake {
+    br_loop *loop;
+    _Atomic int ran;
+} xwake;
+
+static bool loop_sleeping(br_loop *l) {
+    br__ilock_lock(&l->inbox_lock);
+    bool s = l->sleeping;
+    br__ilock_unlock(&l->inbox_lock);
+    return s;
+}
+
+static void stop_cb(void *arg) {
+    xwake *x = arg;
+    atomic_store(&x->ran, 1);
+    BR_CHECK_OK(br_loop_stop(x->loop));
+}
+
+static void threadsafe_poster(void *arg) {
+    xwake *x = arg;
+    int64_t guard = br_test_hang_guard();
+    while (!loop_sleeping(x->loop)) {
+        if (br_now() > guard)
+            fail_msg("the loop never went to sleep");
+        br_sleep(100 * BR_USEC);
+    }
+    BR_CHECK_OK(br_call_soon_threadsafe(x->loop, stop_cb, x));
+}
+
+static void call_soon_threadsafe_wakes_sleeping_loop(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    xwake x = {.loop = l};
+    br_thread *th;
+    BR_CHECK_OK(br_thread_start(&th, threadsafe_poster, &x, NULL));
+    BR_CHECK_OK(br_loop_run_forever(l)); /* nothing else would ever wake it */
+    BR_CHECK_EQ(atomic_load(&x.ran), 1);
+    BR_CHECK_OK(br_thread_join(th, br_test_hang_guard()));
+    br_thread_free(th);
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+static void stopper(void *arg) {
+    xwake *x = arg;
+    int64_t guard = br_test_hang_guard();
+    while (!loop_sleeping(x->loop)) {
+        if (br_now() > guard)
+            fail_msg("the loop never went to sleep");
+        br_sleep(100 * BR_USEC);
+    }
+    BR_CHECK_OK(br_loop_stop(x->loop));
+}
+
+static void stop_from_another_thread(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    xwake x = {.loop = l};
+    br_thread *th;
+    BR_CHECK_OK(br_thread_start(&th, stopper, &x, NULL));
+    BR_CHECK_OK(br_loop_run_forever(l));
+    BR_CHECK_OK(br_thread_join(th, br_test_hang_guard()));
+    br_thread_free(th);
+    /* A stopped loop runs again. */
+    rec r = {.loop = l, .stop_after = 1};
+    step s = {&r, 7};
+    BR_CHECK_OK(br_call_soon(l, record, &s));
+    BR_CHECK_OK(br_loop_run_forever(l));
+    BR_CHECK_EQ(r.order[0], 7);
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+/* --- run_until_complete, free, misuse --------------------------------------------------- */
+
+static int ret_i64(br_task *t) { return br_task_return_i64(t, br_task_arg_i64(t) * 2); }
+
+static void until_complete_pool_future(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    br_executor *pool;
+    BR_CHECK_OK(br_threadpool_new(&pool, &(br_threadpool_opts){.max_workers = 1}));
+    br_future *f;
+    BR_CHECK_OK(br_submit_i64(pool, ret_i64, 21, &f));
+    BR_CHECK_OK(br_loop_run_until_complete(l, f)); /* woken by the pool's thread */
+    int64_t v;
+    BR_CHECK_OK(br_future_result_i64(f, BR_NOWAIT, &v));
+    BR_CHECK_EQ(v, 42);
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(pool));
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+static int sleeper(br_task *t) {
+    (void)t;
+    return br_aio_sleep(BR_MSEC);
+}
+
+static void free_with_live_tasks_is_busy(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    br_future *f;
+    BR_CHECK_OK(br_create_task(l, sleeper, NULL, 0, &f));
+    BR_CHECK_ERR(br_loop_free(l), BR_EBUSY);
+    BR_CHECK_OK(br_loop_run_until_complete(l, f));
+    BR_CHECK_OK(br_future_wait(f, BR_NOWAIT));
+    BR_CHECK(!br_future_failed(f));
+    br_future_release(f);
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+static void coroutine_calls_outside_a_loop(void **state) {
+    (void)state;
+    BR_CHECK_ERR(br_aio_sleep(BR_MSEC), BR_EPERM);
+    BR_CHECK_ERR(br_aio_sleep_until(BR_NOWAIT), BR_EPERM);
+    BR_CHECK_ERR(br_aio_yield(), BR_EPERM);
+    br_timeout_scope s;
+    BR_CHECK_ERR(br_timeout_enter(&s, BR_FOREVER), BR_EPERM);
+    BR_CHECK_ERR(br_timeout_leave(&s), BR_EPERM);
+    BR_CHECK(br_aio_current_task() == NULL);
+    BR_CHECK(br_loop_current() == NULL);
+    br_future *f = NULL;
+    BR_CHECK_ERR(br_create_task(NULL, sleeper, NULL, 0, &f), BR_EPERM);
+    BR_CHECK(f == NULL);
+}
+
+static void stack_too_small(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    br_future *f = NULL;
+    BR_CHECK_ERR(br_create_task_opts(l, sleeper, NULL, 0,
+                                     &(br_task_opts){.stack_size = 4096}, &f),
+                 BR_EINVAL);
+    BR_CHECK(f == NULL);
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+/* Running the loop from inside it, and freeing it from inside, are refused. */
+typedef struct inside {
+    br_loop *loop;
+    int run_rc, free_rc;
+} inside;
+
+static void try_inside(void *arg) {
+    inside *in = arg;
+    in->run_rc = br_loop_run_forever(in->loop);
+    in->free_rc = br_loop_free(in->loop);
+    BR_CHECK_OK(br_loop_stop(in->loop));
+}
+
+static void reentry_refused(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    inside in = {.loop = l};
+    BR_CHECK_OK(br_call_soon(l, try_inside, &in));
+    BR_CHECK_OK(br_loop_run_forever(l));
+    BR_CHECK_EQ(in.run_rc, BR_EPERM);
+    BR_CHECK_EQ(in.free_rc, BR_EPERM);
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+/* br_aio_run: the main task's code comes back; a second loop can't run inside. */
+static int main_fails(br_task *t) {
+    (void)t;
+    BR_CHECK(br_loop_current() != NULL);
+    BR_CHECK(br_aio_current_task() != NULL);
+    int code = 0;
+    BR_CHECK_ERR(br_aio_run(sleeper, NULL, 0, &code), BR_EPERM);
+    return BR_ERANGE;
+}
+
+static void aio_run_returns_main_code(void **state) {
+    (void)state;
+    int code = 1;
+    BR_CHECK_OK(br_aio_run(main_fails, NULL, 0, &code));
+    BR_CHECK_EQ(code, BR_ERANGE);
+    BR_CHECK_OK(br_aio_run(sleeper, NULL, 0, &code));
+    BR_CHECK_EQ(code, 0);
+}
+
+/* A task left running when main returns is cancelled by br_aio_run. */
+static _Atomic int orphan_rc = 1;
+
+static int orphan(br_task *t) {
+    (void)t;
+    int rc = br_aio_sleep(3600 * BR_SEC);
+    atomic_store(&orphan_rc, rc);
+    return rc;
+}
+
+static int main_leaves_orphan(br_task *t) {
+    (void)t;
+    br_future *f;
+    BR_CHECK_OK(br_create_task(NULL, orphan, NULL, 0, &f));
+    BR_CHECK_OK(br_aio_yield()); /* let it start and sleep */
+    br_future_release(f);
+    return 0;
+}
+
+static void aio_run_cancels_the_rest(void **state) {
+    (void)state;
+    int code = 1;
+    BR_CHECK_OK(br_aio_run(main_leaves_orphan, NULL, 0, &code));
+    BR_CHECK_EQ(code, 0);
+    BR_CHECK_EQ(atomic_load(&orphan_rc), BR_ECANCELED);
+}
+
+/* SIGINT cancels the main task. */
+static int main_raises_sigint(br_task *t) {
+    (void)t;
+    raise(SIGINT);
+    return br_aio_sleep(3600 * BR_SEC);
+}
+
+static void aio_run_sigint_cancels_main(void **state) {
+    (void)state;
+    int code = 0;
+    BR_CHECK_OK(br_aio_run(main_raises_sigint, NULL, 0, &code));
+    BR_CHECK_EQ(code, BR_ECANCELED);
+}
+
+BR_TEST_MAIN(cmocka_unit_test(callbacks_in_order),
+             cmocka_unit_test(callback_from_callback_runs_after),
+             cmocka_unit_test(call_at_by_deadline), cmocka_unit_test(timer_cancel),
+             cmocka_unit_test(timers_dropped_at_free),
+             cmocka_unit_test(call_soon_threadsafe_wakes_sleeping_loop),
+             cmocka_unit_test(stop_from_another_thread),
+             cmocka_unit_test(until_complete_pool_future),
+             cmocka_unit_test(free_with_live_tasks_is_busy),
+             cmocka_unit_test(coroutine_calls_outside_a_loop),
+             cmocka_unit_test(stack_too_small), cmocka_unit_test(reentry_refused),
+             cmocka_unit_test(aio_run_returns_main_code),
+             cmocka_unit_test(aio_run_cancels_the_rest),
+             cmocka_unit_test(aio_run_sigint_cancels_main))
