@@ -45,7 +45,9 @@
  *
  * Thread-safety: a stream is used by one caller at a time (one reader and one writer
  * may not overlap in time either: the stream has no lock). Listeners likewise, except
- * br_server_close, which may be called from any thread.
+ * br_server_close, which may be called from any thread. (On a loop, a second coroutine
+ * that waits to read, or to write, a descriptor another coroutine already waits on
+ * gets BR_EBUSY from the wait.)
  *
  * Addresses: host names are resolved with getaddrinfo on a helper thread (numeric
  * addresses without one), so a coroutine never blocks its loop on DNS. A name that
@@ -63,6 +65,7 @@ extern "C" {
 
 typedef struct br_stream br_stream;
 typedef struct br_listener br_listener;
+typedef struct br_server br_server;
 
 /* --- connecting -------------------------------------------------------------------- */
 
@@ -182,6 +185,35 @@ BR_API int br_listener_port(const br_listener *l);
 BR_API int br_listener_fd(const br_listener *l);
 /* Stops listening (pending connections are refused) and frees. NULL is a no-op. */
 BR_API void br_listener_free(br_listener *l);
+
+/* --- servers (coroutines on a loop) ------------------------------------------------- */
+
+struct br_loop;
+
+/* A connection's handler: runs as its own coroutine on the server's loop. It borrows
+ * the stream, which the server closes and frees when the handler returns. Its return
+ * value is the connection task's code (braid/task.h). */
+typedef int (*br_stream_handler)(br_stream *s, void *arg);
+
+/* Listens on host:port (as br_listen_tcp) and runs, on `loop` (NULL: the current
+ * loop; BR_EPERM if none), a coroutine that accepts connections and starts
+ * handler(stream, arg) as a new task for each. The caller owns *out: close it with
+ * br_server_close, then br_server_wait, then br_server_free. The bound port:
+ * br_server_port. */
+BR_API int br_start_server(struct br_loop *loop, const char *host, int port,
+                           br_stream_handler handler, void *arg, br_server **out);
+BR_API int br_start_unix_server(struct br_loop *loop, const char *path,
+                                br_stream_handler handler, void *arg, br_server **out);
+BR_API int br_server_port(const br_server *srv);
+/* Stops accepting (the listener closes once the accepting coroutine sees it; running
+ * handlers go on). Any thread. 0, BR_EINVAL; twice is 0. */
+BR_API int br_server_close(br_server *srv);
+/* Waits until the server is closed and every handler has returned. 0, BR_ETIMEDOUT,
+ * BR_ECANCELED, BR_ESTATE (not closed yet), BR_EINVAL. */
+BR_API int br_server_wait(br_server *srv, int64_t deadline);
+/* Frees a server that br_server_wait has seen finished. BR_EBUSY (nothing freed)
+ * before that; BR_EINVAL for NULL. */
+BR_API int br_server_free(br_server *srv);
 
 #ifdef __cplusplus
 }

@@ -1,16 +1,20 @@
-/* Streams (braid/stream.h) on threads: a server thread and a client over loopback.
+/* Streams (braid/stream.h), first on threads: a server thread and a client over loopback.
  * Echo of lines and of a large payload, lines arriving in pieces, readexactly and
  * readuntil at the end of the stream and past their limit, a peer's reset, writing to
  * a closed peer (an error code, never SIGPIPE), calls on a closed stream, deadlines
  * (the stream stays usable after one), refused connections and unknown hosts,
- * addresses, Unix-domain sockets, streams over a socketpair and a pipe, and no
- * descriptor leaked by any of it.
+ * addresses, Unix-domain sockets, streams over a socketpair, a pipe and a child's
+ * pipes, and no descriptor leaked by any of it. Then on a loop: a server with many
+ * client coroutines (TCP and Unix), a coroutine cancelled in a read (the stream stays
+ * usable), deadlines in coroutines (the loop runs others meanwhile), and a loop
+ * thread's server with plain threads as clients.
  *
  * The pauses some servers take (a line written in pieces) only shape how the bytes
  * arrive; no check depends on how long they last.
  */
 #include "harness.h"
 
+#include <braid/aio.h>
 #include <braid/stream.h>
 
 #include <errno.h>
@@ -728,6 +732,384 @@ static void subprocess_streams(void **state) {
     br_test_wait_fds(fds);
 }
 
+/* --- coroutines on a loop -------------------------------------------------------------
+ *
+ * Checks inside a coroutine don't jump out of it (its stack isn't the test's): they
+ * make the coroutine fail with the line, and the test checks the tasks' codes. */
+
+#define CO_CHECK(t, cond)                                                               \
+    do {                                                                              \
+        if (!(cond))                                                                  \
+            return br_task_fail((t), BR_EFAILED, "%s:%d: %s", __FILE__, __LINE__, #cond); \
+    } while (0)
+#define CO_OK(t, expr)                                                                  \
+    do {                                                                              \
+        int co_rc_ = (expr);                                                          \
+        if (co_rc_ != 0)                                                              \
+            return br_task_fail((t), co_rc_ < 0 ? co_rc_ : BR_EFAILED, "%s:%d: %s: %s", \
+                                __FILE__, __LINE__, #expr, br_err_name(co_rc_));      \
+    } while (0)
+
+struct echo_stats {
+    int conns;    /* handlers that ran to the end of their stream */
+    int failures; /* handlers that saw anything else */
+    int lines;
+};
+
+static int handle_echo(br_stream *s, void *arg) {
+    struct echo_stats *st = arg;
+    char line[256];
+    for (;;) {
+        size_t got;
+        int rc = br_stream_readline(s, line, sizeof line, br_test_hang_guard(), &got);
+        if (rc == BR_EOF && got == 0)
+            break;
+        if (rc == 0)
+            rc = br_stream_write(s, line, got);
+        if (rc == 0)
+            rc = br_stream_drain(s, br_test_hang_guard());
+        if (rc != 0) {
+            st->failures++;
+            return rc;
+        }
+        st->lines++;
+    }
+    st->conns++;
+    return 0;
+}
+
+struct client_arg {
+    int port;
+    int id;
+    int lines;
+    const char *unix_path;
+};
+
+static int client_main(br_task *t) {
+    const struct client_arg *a = br_task_arg(t, NULL);
+    br_stream *c = NULL;
+    if (a->unix_path != NULL)
+        CO_OK(t, br_open_unix_connection(a->unix_path, br_test_hang_guard(), &c));
+    else
+        CO_OK(t, br_open_connection("127.0.0.1", a->port, br_test_hang_guard(), &c));
+    char out[64], in[64];
+    /* Half the lines written at once, then read back; the rest one by one. */
+    int half = a->lines / 2;
+    for (int j = 0; j < half; j++) {
+        int n = snprintf(out, sizeof out, "client %d line %d\n", a->id, j);
+        CO_OK(t, br_stream_write(c, out, (size_t)n));
+    }
+    CO_OK(t, br_stream_drain(c, br_test_hang_guard()));
+    for (int j = 0; j < a->lines; j++) {
+        int n = snprintf(out, sizeof out, "client %d line %d\n", a->id, j);
+        if (j >= half) {
+            CO_OK(t, br_stream_write(c, out, (size_t)n));
+            CO_OK(t, br_stream_drain(c, br_test_hang_guard()));
+        }
+        size_t got;
+        CO_OK(t, br_stream_readline(c, in, sizeof in, br_test_hang_guard(), &got));
+        CO_CHECK(t, got == (size_t)n && memcmp(in, out, got) == 0);
+    }
+    CO_OK(t, br_stream_write_eof(c, br_test_hang_guard()));
+    size_t got;
+    CO_CHECK(t, br_stream_read(c, in, sizeof in, br_test_hang_guard(), &got) == BR_EOF);
+    br_stream_free(c);
+    return 0;
+}
+
+struct many_arg {
+    int clients, lines;
+    struct echo_stats st;
+    bool use_unix;
+    char path[64];
+};
+
+static int many_main(br_task *t) {
+    struct many_arg *m = (struct many_arg *)br_task_arg(t, NULL);
+    br_server *srv;
+    if (m->use_unix)
+        CO_OK(t, br_start_unix_server(NULL, m->path, handle_echo, &m->st, &srv));
+    else
+        CO_OK(t, br_start_server(NULL, "127.0.0.1", 0, handle_echo, &m->st, &srv));
+    CO_CHECK(t, br_server_wait(srv, BR_NOWAIT) == BR_ESTATE); /* not closed yet */
+    CO_CHECK(t, br_server_free(srv) == BR_EBUSY);
+    br_future **fs = calloc((size_t)m->clients, sizeof *fs);
+    CO_CHECK(t, fs != NULL);
+    for (int i = 0; i < m->clients; i++) {
+        struct client_arg a = {.port = br_server_port(srv), .id = i, .lines = m->lines,
+                               .unix_path = m->use_unix ? m->path : NULL};
+        CO_OK(t, br_create_task(NULL, client_main, &a, sizeof a, &fs[i]));
+    }
+    int bad = 0;
+    for (int i = 0; i < m->clients; i++) {
+        int code = -1;
+        CO_OK(t, br_future_exception(fs[i], br_test_hang_guard(), &code, NULL));
+        bad += code != 0;
+        br_future_release(fs[i]);
+    }
+    free(fs);
+    CO_CHECK(t, bad == 0);
+    CO_OK(t, br_server_close(srv));
+    CO_OK(t, br_server_close(srv)); /* twice is 0 */
+    CO_OK(t, br_server_wait(srv, br_test_hang_guard()));
+    CO_OK(t, br_server_free(srv));
+    return 0;
+}
+
+/* Many clients and their handlers, all coroutines of one loop on this thread. */
+static void server_many_clients(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    int threads = br_test_count_threads();
+    struct many_arg m = {.clients = (int)br_test_scaled(200, 20), .lines = 20};
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(many_main, &m, 0, &code));
+    BR_CHECK_EQ(code, 0);
+    BR_CHECK_EQ(m.st.failures, 0);
+    BR_CHECK_EQ(m.st.conns, m.clients);
+    BR_CHECK_EQ(m.st.lines, m.clients * m.lines);
+    BR_CHECK_EQ(br_test_count_threads(), threads); /* no thread helped */
+    br_test_wait_fds(fds);
+}
+
+static void unix_server_coroutines(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    struct many_arg m = {.clients = 10, .lines = 50, .use_unix = true};
+    snprintf(m.path, sizeof m.path, "/tmp/braid-test-userver-%d.sock", (int)getpid());
+    unlink(m.path);
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(many_main, &m, 0, &code));
+    BR_CHECK_EQ(code, 0);
+    BR_CHECK_EQ(m.st.conns, 10);
+    BR_CHECK_EQ(m.st.lines, 500);
+    BR_CHECK(access(m.path, F_OK) != 0); /* removed with the server's listener */
+    br_test_wait_fds(fds);
+}
+
+/* A server whose handler writes a line in pieces with sleeps between them (the loop
+ * runs the client meanwhile), then waits on an Event before its last line. */
+struct slow_arg {
+    br_event go;
+    int served;
+};
+
+static int handle_slow(br_stream *s, void *arg) {
+    struct slow_arg *a = arg;
+    const char *pieces[] = {"hel", "lo wo", "rld", "\n"};
+    for (int i = 0; i < 4; i++) {
+        int rc = br_stream_write(s, pieces[i], strlen(pieces[i]));
+        if (rc == 0)
+            rc = br_stream_drain(s, br_test_hang_guard());
+        if (rc == 0)
+            rc = br_aio_sleep(5 * BR_MSEC);
+        if (rc != 0)
+            return rc;
+    }
+    int rc = br_event_wait(&a->go, br_test_hang_guard());
+    if (rc == 0)
+        rc = br_stream_write(s, "late\n", 5);
+    if (rc == 0)
+        rc = br_stream_drain(s, br_test_hang_guard());
+    a->served += rc == 0;
+    return rc;
+}
+
+struct reader_arg {
+    br_stream *s;
+    int rc;
+    bool started;
+};
+
+static int reader_main(br_task *t) {
+    struct reader_arg *r = (struct reader_arg *)br_task_arg(t, NULL);
+    char buf[64];
+    size_t got;
+    r->started = true;
+    r->rc = br_stream_readline(r->s, buf, sizeof buf, BR_FOREVER, &got);
+    return r->rc;
+}
+
+static int cancel_main(br_task *t) {
+    struct slow_arg *a = (struct slow_arg *)br_task_arg(t, NULL);
+    br_server *srv;
+    CO_OK(t, br_start_server(NULL, "127.0.0.1", 0, handle_slow, a, &srv));
+    br_stream *c;
+    CO_OK(t, br_open_connection("127.0.0.1", br_server_port(srv), br_test_hang_guard(), &c));
+    char buf[64];
+    size_t got;
+    CO_OK(t, br_stream_readline(c, buf, sizeof buf, br_test_hang_guard(), &got));
+    CO_CHECK(t, got == 12 && memcmp(buf, "hello world\n", 12) == 0);
+    /* A reader coroutine blocks in readline (the handler waits for the event); once
+     * it has run, it can only be suspended in its wait: cancel it there. */
+    struct reader_arg r = {.s = c, .rc = 1};
+    br_future *rf;
+    CO_OK(t, br_create_task(NULL, reader_main, &r, 0, &rf));
+    while (!r.started)
+        CO_OK(t, br_aio_yield());
+    CO_OK(t, br_aio_yield());
+    CO_CHECK(t, !br_future_done(rf));
+    br_future_cancel(rf);
+    int code;
+    CO_CHECK(t, br_future_exception(rf, br_test_hang_guard(), &code, NULL) == BR_ECANCELED);
+    CO_CHECK(t, br_future_cancelled(rf));
+    CO_CHECK(t, r.rc == BR_ECANCELED);
+    br_future_release(rf);
+    /* The stream is still usable: the next line arrives whole. */
+    CO_OK(t, br_event_set(&a->go));
+    CO_OK(t, br_stream_readline(c, buf, sizeof buf, br_test_hang_guard(), &got));
+    CO_CHECK(t, got == 5 && memcmp(buf, "late\n", 5) == 0);
+    CO_CHECK(t, br_stream_read(c, buf, sizeof buf, br_test_hang_guard(), &got) == BR_EOF);
+    br_stream_free(c);
+    CO_OK(t, br_server_close(srv));
+    CO_OK(t, br_server_wait(srv, br_test_hang_guard()));
+    CO_OK(t, br_server_free(srv));
+    return 0;
+}
+
+static void cancel_blocked_read(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    struct slow_arg a = {.served = 0};
+    BR_CHECK_OK(br_event_init(&a.go));
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(cancel_main, &a, 0, &code));
+    BR_CHECK_EQ(code, 0);
+    BR_CHECK_EQ(a.served, 1);
+    BR_CHECK_OK(br_event_destroy(&a.go));
+    br_test_wait_fds(fds);
+}
+
+/* Deadlines in coroutines, while another coroutine keeps running (the loop isn't
+ * blocked by the wait). */
+struct ticker_arg {
+    int ticks;
+    bool stop;
+};
+
+static int ticker_main(br_task *t) {
+    struct ticker_arg *k = (struct ticker_arg *)br_task_arg(t, NULL);
+    while (!k->stop) {
+        k->ticks++;
+        CO_OK(t, br_aio_sleep(BR_MSEC));
+    }
+    return 0;
+}
+
+static int silent_handler(br_stream *s, void *arg) {
+    br_event *go = arg;
+    (void)s;
+    return br_event_wait(go, br_test_hang_guard());
+}
+
+static int deadline_main(br_task *t) {
+    br_event *go = (br_event *)br_task_arg(t, NULL);
+    br_server *srv;
+    CO_OK(t, br_start_server(NULL, "127.0.0.1", 0, silent_handler, go, &srv));
+    br_stream *c;
+    CO_OK(t, br_open_connection("127.0.0.1", br_server_port(srv), br_test_hang_guard(), &c));
+    struct ticker_arg k = {0};
+    br_future *kf;
+    CO_OK(t, br_create_task(NULL, ticker_main, &k, 0, &kf));
+    char buf[8];
+    size_t got;
+    CO_CHECK(t, br_stream_readline(c, buf, sizeof buf, br_deadline_after(50 * BR_MSEC), &got) ==
+                    BR_ETIMEDOUT);
+    CO_CHECK(t, k.ticks > 0); /* the ticker ran while this coroutine waited */
+    CO_CHECK(t, br_stream_read(c, buf, sizeof buf, BR_NOWAIT, &got) == BR_ETIMEDOUT);
+    k.stop = true;
+    CO_OK(t, br_future_wait(kf, br_test_hang_guard()));
+    br_future_release(kf);
+    CO_OK(t, br_event_set(go));
+    CO_CHECK(t, br_stream_read(c, buf, sizeof buf, br_test_hang_guard(), &got) == BR_EOF);
+    br_stream_free(c);
+    CO_OK(t, br_server_close(srv));
+    CO_OK(t, br_server_wait(srv, br_test_hang_guard()));
+    CO_OK(t, br_server_free(srv));
+    return 0;
+}
+
+static void coroutine_deadlines(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    br_event go;
+    BR_CHECK_OK(br_event_init(&go));
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(deadline_main, &go, 0, &code));
+    BR_CHECK_EQ(code, 0);
+    BR_CHECK_OK(br_event_destroy(&go));
+    br_test_wait_fds(fds);
+}
+
+/* A loop on its own thread serving clients that are plain threads; the server is
+ * started, closed and waited for from the test's thread. */
+static void loop_thread_main(void *arg) {
+    br_loop *l = arg;
+    BR_CHECK_OK(br_loop_run_forever(l));
+}
+
+struct thread_client {
+    int port, id;
+    int rc;
+};
+
+static void thread_client_main(void *arg) {
+    struct thread_client *c = arg;
+    br_stream *s = NULL;
+    c->rc = br_open_connection("127.0.0.1", c->port, br_test_hang_guard(), &s);
+    for (int j = 0; j < 100 && c->rc == 0; j++) {
+        char out[64], in[64];
+        size_t got;
+        int n = snprintf(out, sizeof out, "thread %d line %d\n", c->id, j);
+        c->rc = br_stream_write(s, out, (size_t)n);
+        if (c->rc == 0)
+            c->rc = br_stream_drain(s, br_test_hang_guard());
+        if (c->rc == 0)
+            c->rc = br_stream_readline(s, in, sizeof in, br_test_hang_guard(), &got);
+        if (c->rc == 0 && (got != (size_t)n || memcmp(in, out, got) != 0))
+            c->rc = BR_EFAILED;
+    }
+    if (c->rc == 0)
+        c->rc = br_stream_write_eof(s, br_test_hang_guard());
+    br_stream_free(s);
+}
+
+static void threads_against_loop_server(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    struct echo_stats st = {0};
+    br_server *srv;
+    BR_CHECK_ERR(br_start_server(NULL, "127.0.0.1", 0, handle_echo, &st, &srv), BR_EPERM);
+    BR_CHECK_OK(br_start_server(l, "127.0.0.1", 0, handle_echo, &st, &srv));
+    br_thread *lt;
+    BR_CHECK_OK(br_thread_start(&lt, loop_thread_main, l, NULL));
+    enum { N = 8 };
+    struct thread_client cs[N];
+    br_thread *ts[N];
+    for (int i = 0; i < N; i++) {
+        cs[i] = (struct thread_client){.port = br_server_port(srv), .id = i, .rc = 1};
+        BR_CHECK_OK(br_thread_start(&ts[i], thread_client_main, &cs[i], NULL));
+    }
+    for (int i = 0; i < N; i++) {
+        BR_CHECK_OK(br_thread_join(ts[i], br_test_hang_guard()));
+        BR_CHECK_OK(br_thread_free(ts[i]));
+        BR_CHECK_OK(cs[i].rc);
+    }
+    BR_CHECK_OK(br_server_close(srv));
+    BR_CHECK_OK(br_server_wait(srv, br_test_hang_guard()));
+    BR_CHECK_OK(br_server_free(srv));
+    BR_CHECK_EQ(st.conns, N);
+    BR_CHECK_EQ(st.lines, N * 100);
+    BR_CHECK_EQ(st.failures, 0);
+    BR_CHECK_OK(br_loop_stop(l));
+    BR_CHECK_OK(br_thread_join(lt, br_test_hang_guard()));
+    BR_CHECK_OK(br_thread_free(lt));
+    BR_CHECK_OK(br_loop_free(l));
+    br_test_wait_fds(fds);
+}
+
 /* --- bad input ---------------------------------------------------------------------------- */
 
 static void bad_input(void **state) {
@@ -762,5 +1144,8 @@ BR_TEST_MAIN(cmocka_unit_test(echo_lines), cmocka_unit_test(partial_reads),
              cmocka_unit_test(readline_timeout_keeps_data), cmocka_unit_test(connect_errors),
              cmocka_unit_test(connect_by_name), cmocka_unit_test(addresses),
              cmocka_unit_test(unix_sockets), cmocka_unit_test(socketpair_and_pipe),
-             cmocka_unit_test(subprocess_streams),
+             cmocka_unit_test(subprocess_streams), cmocka_unit_test(server_many_clients),
+             cmocka_unit_test(unix_server_coroutines), cmocka_unit_test(cancel_blocked_read),
+             cmocka_unit_test(coroutine_deadlines),
+             cmocka_unit_test(threads_against_loop_server),
              cmocka_unit_test(bad_input))
