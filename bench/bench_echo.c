@@ -3,7 +3,9 @@
  * (bench/peers: libuv's uv_echo, Go's go_echo; `make -C bench/peers`).
  *
  *   bench_echo [--impl NAME] [--server 'CMD'] [VARIANT...]
- *   bench_echo serve PORT            braid's echo server (what --server defaults to)
+ *   bench_echo serve PORT            braid's echo server (what --server defaults to):
+ *                                    one loop, a coroutine per connection
+ *   bench_echo serve-threads PORT    the same streams with a thread per connection
  *
  * The server command gets a free port appended, and is stopped with SIGTERM after the
  * run. VARIANT (default: all):
@@ -13,8 +15,8 @@
  *                  round trips in all (the client multiplexes them with poll)
  *   stream         one connection, 256 MiB sent by one client thread and read back by
  *                  another, MB/s
- * Figures: rps (round trips/s) and mb_per_s. braid's server here is a thread per
- * connection over braid streams (br_listener_accept, br_stream_read/write/drain);
+ * Figures: rps (round trips/s) and mb_per_s. braid's server is one loop on one thread
+ * with a coroutine per connection (br_start_server, br_stream_read/write/drain);
  * libuv's is one loop; Go's is a goroutine per connection on GOMAXPROCS threads as set
  * by the caller (GOMAXPROCS=1 for a per-core figure). Every echo is checked byte for
  * byte before a figure is printed.
@@ -24,6 +26,7 @@
 #define _GNU_SOURCE
 #include "bench.h"
 
+#include <braid/aio.h>
 #include <braid/stream.h>
 
 #include <arpa/inet.h>
@@ -42,6 +45,37 @@ extern char **environ;
 
 /* --- braid's server ------------------------------------------------------------------ */
 
+/* One coroutine per connection (br_start_server's handler). */
+static int echo_handler(br_stream *s, void *arg) {
+    (void)arg;
+    char buf[65536];
+    for (;;) {
+        size_t got;
+        int rc = br_stream_read(s, buf, sizeof buf, BR_FOREVER, &got);
+        if (rc == 0)
+            rc = br_stream_write(s, buf, got);
+        if (rc == 0 && br_stream_pending(s) > 0)
+            rc = br_stream_drain(s, BR_FOREVER);
+        if (rc != 0)
+            return rc == BR_EOF ? 0 : rc;
+    }
+}
+
+static int serve_main(br_task *t) {
+    int port = (int)br_task_arg_i64(t);
+    br_server *srv;
+    BENCH_CHECK_OK(br_start_server(NULL, "127.0.0.1", port, echo_handler, NULL, &srv));
+    return br_aio_sleep(365 * 24 * 3600 * BR_SEC); /* until SIGTERM */
+}
+
+static int serve(int port) {
+    int64_t p = port;
+    int code;
+    BENCH_CHECK_OK(br_aio_run(serve_main, &p, sizeof p, &code));
+    return 0;
+}
+
+/* The same over threads: a thread per connection (for comparison). */
 static void serve_conn(void *arg) {
     br_stream *s = arg;
     static __thread char buf[65536];
@@ -56,7 +90,7 @@ static void serve_conn(void *arg) {
     br_stream_free(s);
 }
 
-static int serve(int port) {
+static int serve_threads(int port) {
     br_listener *l;
     BENCH_CHECK_OK(br_listen_tcp("127.0.0.1", port, 0, &l));
     for (;;) {
@@ -245,6 +279,8 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (argc == 3 && strcmp(argv[1], "serve") == 0)
         return serve(atoi(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "serve-threads") == 0)
+        return serve_threads(atoi(argv[2]));
     const char *impl = "braid", *cmd = NULL;
     char self[900];
     int i = 1;

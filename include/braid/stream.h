@@ -43,11 +43,11 @@
  * releases it. br_stream_free closes too, so close is needed only to end the
  * connection while the handle is still shared.
  *
- * Thread-safety: a stream is used by one caller at a time (one reader and one writer
- * may not overlap in time either: the stream has no lock). Listeners likewise, except
- * br_server_close, which may be called from any thread. (On a loop, a second coroutine
- * that waits to read, or to write, a descriptor another coroutine already waits on
- * gets BR_EBUSY from the wait.)
+ * Thread-safety: a stream has no lock. Across threads it is used by one thread at a
+ * time. On one loop, one coroutine may read while another writes (the reading and the
+ * writing halves share no state, and the loop runs one coroutine at a time); a second
+ * coroutine waiting in the same direction on one stream gets BR_EBUSY. Listeners
+ * likewise, except br_server_close, which may be called from any thread.
  *
  * Addresses: host names are resolved with getaddrinfo on a helper thread (numeric
  * addresses without one), so a coroutine never blocks its loop on DNS. A name that
