@@ -205,8 +205,9 @@ BR_API int br_start_server(struct br_loop *loop, const char *host, int port,
 BR_API int br_start_unix_server(struct br_loop *loop, const char *path,
                                 br_stream_handler handler, void *arg, br_server **out);
 BR_API int br_server_port(const br_server *srv);
-/* Stops accepting (the listener closes once the accepting coroutine sees it; running
- * handlers go on). Any thread. 0, BR_EINVAL; twice is 0. */
+/* Stops accepting: the listener closes once the accepting coroutine sees the close
+ * (at once if it hasn't started yet); running handlers go on. Any thread. 0,
+ * BR_EINVAL; twice is 0. */
 BR_API int br_server_close(br_server *srv);
 /* Waits until the server is closed and every handler has returned. 0, BR_ETIMEDOUT,
  * BR_ECANCELED, BR_ESTATE (not closed yet), BR_EINVAL. */

@@ -13,8 +13,10 @@
  *  - br_server_close may run on any thread: it raises `closing` and asks the acceptor
  *    task to cancel (br_future_cancel: a request to a running coroutine, which makes
  *    its accept wait return BR_ECANCELED). The listener is closed by the acceptor
- *    itself, on the loop's thread, so that no descriptor is closed under a wait that
- *    the loop's poller still holds.
+ *    by the acceptor's done-callback: on the loop's thread when the acceptor ran (so
+ *    that no descriptor is closed under a wait that the loop's poller still holds),
+ *    or on the closing thread when the cancel caught it before it started (nothing
+ *    waits on the descriptor then). The callback is also the acceptor's `leave`.
  *
  *  - `refs` keeps the struct's memory: the owner's reference (dropped by
  *    br_server_free) and one per coroutine, dropped after its last touch (the set of
@@ -99,10 +101,18 @@ static int acceptor_main(br_task *t) {
         }
         br_future_release(f);
     }
+    return 0;
+}
+
+/* The acceptor's end, however it came: returned, or cancelled before it ever ran (a
+ * close right after the start). Runs on the thread that finished it; in the second
+ * case no wait holds the listener's descriptor, so any thread may close it. */
+static void acceptor_done(br_future *f, void *arg) {
+    (void)f;
+    br_server *srv = arg;
     br_listener_free(srv->l);
     srv->l = NULL;
     leave(srv);
-    return 0;
 }
 
 static int start(br_loop *loop, br_listener *l, br_stream_handler handler, void *arg,
@@ -137,6 +147,8 @@ static int start(br_loop *loop, br_listener *l, br_stream_handler handler, void 
         br__free(srv);
         return rc;
     }
+    /* Can't fail for a live future; the callback owns the listener from here. */
+    (void)br_future_add_done_callback(srv->acceptor, acceptor_done, srv);
     *out = srv;
     return 0;
 }

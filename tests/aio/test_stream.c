@@ -1110,6 +1110,34 @@ static void threads_against_loop_server(void **state) {
     br_test_wait_fds(fds);
 }
 
+static int noop_task(br_task *t) {
+    (void)t;
+    return 0;
+}
+
+/* A server closed before its loop ever ran its acceptor: nothing leaks, wait returns. */
+static void server_closed_before_it_runs(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    struct echo_stats st = {0};
+    br_server *srv;
+    BR_CHECK_OK(br_start_server(l, "127.0.0.1", 0, handle_echo, &st, &srv));
+    BR_CHECK(br_server_port(srv) > 0);
+    BR_CHECK_OK(br_server_close(srv));
+    BR_CHECK_OK(br_server_wait(srv, br_test_hang_guard()));
+    BR_CHECK_OK(br_server_free(srv));
+    /* The loop counts the cancelled acceptor until it has run once and dropped it. */
+    br_future *f;
+    BR_CHECK_OK(br_create_task(l, noop_task, NULL, 0, &f));
+    BR_CHECK_OK(br_loop_run_until_complete(l, f));
+    br_future_release(f);
+    BR_CHECK_OK(br_loop_free(l));
+    BR_CHECK_EQ(st.conns, 0);
+    br_test_wait_fds(fds);
+}
+
 /* --- bad input ---------------------------------------------------------------------------- */
 
 static void bad_input(void **state) {
@@ -1148,4 +1176,5 @@ BR_TEST_MAIN(cmocka_unit_test(echo_lines), cmocka_unit_test(partial_reads),
              cmocka_unit_test(unix_server_coroutines), cmocka_unit_test(cancel_blocked_read),
              cmocka_unit_test(coroutine_deadlines),
              cmocka_unit_test(threads_against_loop_server),
+             cmocka_unit_test(server_closed_before_it_runs),
              cmocka_unit_test(bad_input))
