@@ -1,7 +1,8 @@
 /* A TCP echo server on libuv, for bench_echo's side-by-side runs (braid's own peer
- * program, written for this benchmark): one thread, one uv loop, each connection's
- * bytes written back as they arrive (a read buffer handed to uv_write and freed when
- * the write completes), 127.0.0.1 only.
+ * program, written for this benchmark): one thread, one uv loop, 127.0.0.1 only. Each
+ * connection has one 64 KiB buffer: what a read brings is written back from it with
+ * uv_write, and reading stops until that write completes (no allocation per message,
+ * and never more than one write in flight per connection).
  *
  *   uv_echo PORT
  */
@@ -10,47 +11,42 @@
 #include <uv.h>
 
 typedef struct {
+    uv_tcp_t tcp; /* first: the handle's address is the connection's */
     uv_write_t req;
-    uv_buf_t buf;
-} echo_write;
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-    (void)h;
-    (void)hint;
-    buf->base = malloc(65536);
-    buf->len = buf->base ? 65536 : 0;
-}
+    char buf[65536];
+} conn;
 
 static void on_closed(uv_handle_t *h) {
     free(h);
 }
 
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+    (void)hint;
+    conn *c = (conn *)h;
+    *buf = uv_buf_init(c->buf, sizeof c->buf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
 static void on_written(uv_write_t *req, int status) {
-    echo_write *w = (echo_write *)req;
-    uv_handle_t *h = (uv_handle_t *)req->handle;
-    free(w->buf.base);
-    free(w);
-    if (status < 0 && !uv_is_closing(h))
-        uv_close(h, on_closed);
+    uv_stream_t *s = req->handle;
+    if (status < 0) {
+        if (!uv_is_closing((uv_handle_t *)s))
+            uv_close((uv_handle_t *)s, on_closed);
+        return;
+    }
+    uv_read_start(s, on_alloc, on_read);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+    conn *c = (conn *)s;
     if (n > 0) {
-        echo_write *w = malloc(sizeof *w);
-        if (w == NULL) {
-            free(buf->base);
+        uv_read_stop(s);
+        uv_buf_t out = uv_buf_init(buf->base, (unsigned)n);
+        if (uv_write(&c->req, s, &out, 1, on_written) != 0)
             uv_close((uv_handle_t *)s, on_closed);
-            return;
-        }
-        w->buf = uv_buf_init(buf->base, (unsigned)n);
-        if (uv_write(&w->req, s, &w->buf, 1, on_written) != 0) {
-            free(buf->base);
-            free(w);
-            uv_close((uv_handle_t *)s, on_closed);
-        }
         return;
     }
-    free(buf->base);
     if (n < 0 && !uv_is_closing((uv_handle_t *)s))
         uv_close((uv_handle_t *)s, on_closed);
 }
@@ -58,16 +54,16 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 static void on_connection(uv_stream_t *server, int status) {
     if (status < 0)
         return;
-    uv_tcp_t *c = malloc(sizeof *c);
+    conn *c = malloc(sizeof *c);
     if (c == NULL)
         return;
-    uv_tcp_init(server->loop, c);
-    if (uv_accept(server, (uv_stream_t *)c) != 0) {
-        uv_close((uv_handle_t *)c, on_closed);
+    uv_tcp_init(server->loop, &c->tcp);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
         return;
     }
-    uv_tcp_nodelay(c, 1);
-    uv_read_start((uv_stream_t *)c, on_alloc, on_read);
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 int main(int argc, char **argv) {
