@@ -31,9 +31,13 @@
  * br_aio_run); its coroutines run there, one at a time.
  *
  * Cancellation: br_future_cancel(task) (from anywhere) cancels a task that hasn't
- * started; for a running one it is a request (as asyncio's Task.cancel()): the
- * coroutine's current or next blocking call returns BR_ECANCELED, and a coroutine that
- * returns that code (or any code after the request) ends CANCELLED. Requests are
+ * started; for a running one made by br_create_task it is a request (as asyncio's
+ * Task.cancel()), as br_future_request_cancel is for any coroutine task: the
+ * coroutine's current blocking call (if it may be cancelled), else its next one,
+ * returns BR_ECANCELED, once per request; a coroutine that then returns BR_ECANCELED
+ * ends CANCELLED (br_future_cancelled), any other code ends it as usual. A task
+ * submitted through br_loop_executor keeps concurrent.futures' answer: br_future_cancel
+ * of it running is false (br_future_request_cancel still reaches it). Requests are
  * counted, so that a timeout scope and an outer cancel compose: a scope converts only
  * its own request into BR_ETIMEDOUT.
  *
@@ -114,7 +118,9 @@ BR_API int br_aio_run(br_task_fn fn, const void *arg, size_t len, int *code);
 BR_API br_executor *br_loop_executor(br_loop *loop);
 
 /* In a coroutine: suspend for ns (br_aio_sleep(0) == br_aio_yield: let the others
- * run). 0, BR_ECANCELED; BR_EPERM outside a coroutine. */
+ * run; the yielding coroutine runs again in the loop's next iteration, after those
+ * already ready). 0, BR_ECANCELED (a pending request, reported and consumed); BR_EPERM
+ * outside a coroutine. */
 BR_API int br_aio_sleep(int64_t ns);
 BR_API int br_aio_sleep_until(int64_t deadline);
 BR_API int br_aio_yield(void);
@@ -135,17 +141,21 @@ BR_API int br_gather(br_future *const fs[], size_t n, bool return_errors, int64_
 BR_API int br_wait_for(br_future *f, int64_t deadline);
 
 /* Timeout scopes (asyncio.timeout), nestable: after enter, the coroutine's blocking
- * calls return BR_ECANCELED once the deadline passes; leave returns BR_ETIMEDOUT if
- * this scope's deadline fired (its cancel request consumed), else 0; an outer cancel
- * or an outer scope's timeout stays pending and is reported by leave as BR_ECANCELED.
- * Coroutines only (BR_EPERM). The scope lives on the caller's stack, entered and left
- * in LIFO order. */
+ * calls return BR_ECANCELED once the deadline passes (the scope posts a cancel request
+ * of its own); leave withdraws that request and returns BR_ETIMEDOUT if this scope's
+ * deadline fired and no other request arrived since enter, else 0. A request that
+ * arrived meanwhile (an outer cancel, an outer scope's timeout) stays counted and
+ * leave returns BR_ECANCELED for it, fired or not, so the caller propagates it.
+ * Coroutines only (BR_EPERM); enter: BR_ENOMEM; leave of a scope that isn't the
+ * innermost entered one: BR_EINVAL. The scope lives on the caller's stack, entered and
+ * left in LIFO order. */
 typedef struct br_timeout_scope {
     void *_opaque[8];
 } br_timeout_scope;
 BR_API int br_timeout_enter(br_timeout_scope *s, int64_t deadline);
 BR_API int br_timeout_leave(br_timeout_scope *s);
-/* Moves the deadline of an entered scope (asyncio.Timeout.reschedule). */
+/* Moves the deadline of an entered scope (asyncio.Timeout.reschedule); BR_FOREVER
+ * disarms it. BR_ESTATE once it has fired. */
 BR_API int br_timeout_reschedule(br_timeout_scope *s, int64_t deadline);
 
 /* asyncio.shield: *outer is a new future that completes with inner's outcome;
@@ -170,8 +180,11 @@ BR_API int br_to_thread(br_task_fn fn, const void *arg, size_t len, br_future **
 
 /* --- introspection ------------------------------------------------------------------- */
 
-/* Writes one line per live coroutine of every loop ("Task-3 suspended on br_lock
- * 0x... (main.c:42)") to f (a FILE *). The count of lines. */
+/* Writes one line per live coroutine task of every loop to f (a FILE *; NULL: stderr):
+ * "Task-3 running", "Task-4 ready", "Task-5 suspended in a park (cancellable) called
+ * from 0x..." (the address is the primitive's code that parked: addr2line names it).
+ * The count of lines. Meant for debugging: a line for a coroutine of another thread's
+ * loop is read without that loop's cooperation and may be stale. */
 BR_API size_t br_aio_dump(void *file);
 
 #ifdef __cplusplus

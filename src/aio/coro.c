@@ -36,9 +36,15 @@
  * and __sanitizer_finish_switch_fiber after, with the bounds of the stack switched to;
  * the coroutine learns the resumer's bounds from its finish call at every resume (a
  * coroutine may be resumed from different stacks), and a finishing coroutine passes
- * NULL so that ASan drops its fake stack. TSan: a fiber per coroutine
- * (__tsan_create_fiber at new, destroyed at free), switched to before every switch;
- * the resumer's fiber is read at each resume. Valgrind: each own stack is registered
+ * NULL so that ASan drops its fake stack. TSan: a fiber per running or suspended
+ * coroutine, switched to before every switch; the resumer's fiber is read at each
+ * resume. A fiber is taken at the first resume and given back when the coroutine
+ * finishes, to a small pool that the next first resume takes from: TSan counts fibers
+ * as threads (8128 at most alive, gcc 12's runtime) and makes one slowly (a
+ * create/destroy pair cost ~4 ms here). Reuse is sound because a finished fiber's
+ * shadow call stack is empty again: coro_main, the one frame that never returns, is
+ * not instrumented; it only adds the old coroutine's history to the new one's (more
+ * happens-before, never a false report). Valgrind: each own stack is registered
  * while the coroutine holds it, and each thread's shared stack while it exists.
  *
  * The registry (for br__coro_foreach) is one list under one ilock: a new and a free
@@ -79,8 +85,7 @@
 #  endif
 #endif
 
-/* The switch (aio/arch/<cpu>.S). */
-void br__ctx_switch(void **save, void *to);
+/* The first-entry trampoline (aio/arch/<cpu>.S). */
 void br__ctx_start(void);
 
 #define SHARED_SIZE ((size_t)1 << 20)
@@ -127,27 +132,56 @@ typedef struct coro_thread {
     bool init;
 } coro_thread;
 
-static BR__TLS coro_thread tl;
+/* Not static: thr() names it in asm. Hidden: nobody else's. */
+extern BR__TLS coro_thread br__coro_tl __attribute__((visibility("hidden")));
+BR__TLS coro_thread br__coro_tl;
 static _Atomic uint64_t next_id = 1;
 static br__ilock reg_lock;
 static br__coro *reg_head;
 static pthread_key_t ss_key;
 static pthread_once_t ss_key_once = PTHREAD_ONCE_INIT;
 
-/* The TLS block, read afresh every time (the volatile asm makes it neither inlinable
- * into a cached address nor pure). */
+/* This thread's block, its address computed afresh at every call from the thread
+ * pointer (core/lib.h's br__tls_now does the same for br__tls_v, and says why); a
+ * function the compiler can neither inline into a cached address nor treat as pure
+ * where no asm is written. */
+#if defined(__GNUC__) && defined(__x86_64__)
+static inline coro_thread *thr(void) {
+    coro_thread *p;
+    __asm__ __volatile__("movq %%fs:0, %0\n\taddq br__coro_tl@gottpoff(%%rip), %0"
+                         : "=r"(p));
+    return p;
+}
+#elif defined(__GNUC__) && defined(__aarch64__)
+static inline coro_thread *thr(void) {
+    coro_thread *p;
+    uintptr_t off;
+    __asm__ __volatile__("mrs %0, tpidr_el0\n\t"
+                         "adrp %1, :gottprel:br__coro_tl\n\t"
+                         "ldr %1, [%1, #:gottprel_lo12:br__coro_tl]\n\t"
+                         "add %0, %0, %1"
+                         : "=r"(p), "=&r"(off));
+    return p;
+}
+#else
 BR__NOINLINE static coro_thread *thr(void) {
-    coro_thread *p = &tl;
+    coro_thread *p = &br__coro_tl;
     __asm__ __volatile__("" : "+r"(p));
     return p;
 }
+#endif
 
 _Noreturn BR__COLD static void die(const char *what, const br__coro *co) {
     fprintf(stderr, "braid: coroutine '%s': %s\n", co ? co->name : "?", what);
     abort();
 }
 
-/* --- sanitizer announcements ------------------------------------------------------- */
+/* --- sanitizer announcements -------------------------------------------------------
+ *
+ * Always inlined: TSan records a function's entry and exit on the fiber current at the
+ * time, and these switch fibers; a call of their own would enter on one fiber and exit
+ * on the other. */
+#define BR__ALWAYS_INLINE __attribute__((always_inline))
 
 #ifdef CORO_ASAN
 static void stack_bounds(const br__coro *co, const void **lo, size_t *size) {
@@ -162,7 +196,7 @@ static void stack_bounds(const br__coro *co, const void **lo, size_t *size) {
 #endif
 
 /* Resumer, before switching in. */
-static inline void fiber_enter(br__coro *co) {
+BR__ALWAYS_INLINE static inline void fiber_enter(br__coro *co) {
 #ifdef CORO_ASAN
     const void *lo;
     size_t n;
@@ -176,7 +210,7 @@ static inline void fiber_enter(br__coro *co) {
     (void)co;
 }
 /* Coroutine, once switched in. */
-static inline void fiber_entered(br__coro *co) {
+BR__ALWAYS_INLINE static inline void fiber_entered(br__coro *co) {
 #ifdef CORO_ASAN
     __sanitizer_finish_switch_fiber(co->asan_fake_co, &co->asan_res_bottom,
                                     &co->asan_res_size);
@@ -184,7 +218,7 @@ static inline void fiber_entered(br__coro *co) {
     (void)co;
 }
 /* Coroutine, before switching out (for good if finished). */
-static inline void fiber_leave(br__coro *co, bool finished) {
+BR__ALWAYS_INLINE static inline void fiber_leave(br__coro *co, bool finished) {
 #ifdef CORO_ASAN
     __sanitizer_start_switch_fiber(finished ? NULL : &co->asan_fake_co,
                                    co->asan_res_bottom, co->asan_res_size);
@@ -196,28 +230,55 @@ static inline void fiber_leave(br__coro *co, bool finished) {
     (void)finished;
 }
 /* Resumer, once back. */
-static inline void fiber_left(br__coro *co) {
+BR__ALWAYS_INLINE static inline void fiber_left(br__coro *co) {
 #ifdef CORO_ASAN
     __sanitizer_finish_switch_fiber(co->asan_fake_res, NULL, NULL);
 #endif
     (void)co;
 }
 
+#ifdef CORO_TSAN
+enum { TSAN_POOL = 256 };
+static void *tsan_pool[TSAN_POOL];
+static int tsan_npool;
+
+static void *tsan_fiber_get(const char *name) {
+    void *f = NULL;
+    br__ilock_lock(&reg_lock);
+    if (tsan_npool > 0)
+        f = tsan_pool[--tsan_npool];
+    br__ilock_unlock(&reg_lock);
+    if (!f)
+        f = __tsan_create_fiber(0);
+    __tsan_set_fiber_name(f, name);
+    return f;
+}
+
+static void tsan_fiber_put(void *f) {
+    br__ilock_lock(&reg_lock);
+    if (tsan_npool < TSAN_POOL) {
+        tsan_pool[tsan_npool++] = f;
+        f = NULL;
+    }
+    br__ilock_unlock(&reg_lock);
+    if (f)
+        __tsan_destroy_fiber(f);
+}
+#endif
+
 /* --- the first frame ------------------------------------------------------------------ */
 
-static _Noreturn void coro_main(br__coro *co);
+static _Noreturn void coro_main(void *arg);
 
-/* Builds the switch's frame below `top` so that the first switch to it calls
- * coro_main(co) through br__ctx_start. Returns the context (sp). */
-static void *first_frame(br__coro *co, char *top) {
+void *br__ctx_make(char *top, void (*entry)(void *), void *arg) {
     uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
 #if defined(__x86_64__)
     uint64_t *f = (uint64_t *)(t - 64);
     f[0] = 0x1f80u | ((uint64_t)0x037fu << 32); /* MXCSR, x87 CW: the ABI's defaults */
     f[1] = 0;                                   /* r15 */
     f[2] = 0;                                   /* r14 */
-    f[3] = (uint64_t)(uintptr_t)coro_main;      /* r13: the entry */
-    f[4] = (uint64_t)(uintptr_t)co;             /* r12 */
+    f[3] = (uint64_t)(uintptr_t)entry;          /* r13 */
+    f[4] = (uint64_t)(uintptr_t)arg;            /* r12 */
     f[5] = 0;                                   /* rbx */
     f[6] = 0;                                   /* rbp */
     f[7] = (uint64_t)(uintptr_t)br__ctx_start;  /* return address */
@@ -225,9 +286,9 @@ static void *first_frame(br__coro *co, char *top) {
 #elif defined(__aarch64__)
     uint64_t *f = (uint64_t *)(t - 176);
     memset(f, 0, 176);
-    f[0] = (uint64_t)(uintptr_t)co;            /* x19 */
-    f[1] = (uint64_t)(uintptr_t)coro_main;     /* x20: the entry */
-    f[10] = 0;                                 /* x29 */
+    f[0] = (uint64_t)(uintptr_t)arg;            /* x19 */
+    f[1] = (uint64_t)(uintptr_t)entry;          /* x20 */
+    f[10] = 0;                                  /* x29 */
     f[11] = (uint64_t)(uintptr_t)br__ctx_start; /* x30 */
     return f;
 #else
@@ -235,7 +296,19 @@ static void *first_frame(br__coro *co, char *top) {
 #endif
 }
 
-static _Noreturn void coro_main(br__coro *co) {
+/* The context that starts co: coro_main(co) through br__ctx_start. */
+static void *first_frame(br__coro *co, char *top) { return br__ctx_make(top, coro_main, co); }
+
+#if defined(CORO_TSAN)
+#  define NO_TSAN __attribute__((no_sanitize_thread))
+#else
+#  define NO_TSAN
+#endif
+
+/* Not instrumented by TSan: it never returns, and its entry would stay on its fiber's
+ * shadow stack (see "Sanitizers" above). */
+NO_TSAN static _Noreturn void coro_main(void *arg) {
+    br__coro *co = arg;
     fiber_entered(co);
     co->fn(co->arg);
     co->finished = true;
@@ -372,10 +445,6 @@ int br__coro_new(br__coro **out, br__coro_fn fn, void *arg, const br__coro_opts 
     } else {
         snprintf(co->name, sizeof co->name, "coro-%llu", (unsigned long long)co->id);
     }
-#ifdef CORO_TSAN
-    co->tsan_fiber = __tsan_create_fiber(0);
-    __tsan_set_fiber_name(co->tsan_fiber, co->name);
-#endif
     atomic_init(&co->state, BR__CORO_NEW);
     br__ilock_lock(&reg_lock);
     co->rnext = reg_head;
@@ -387,18 +456,45 @@ int br__coro_new(br__coro **out, br__coro_fn fn, void *arg, const br__coro_opts 
     return 0;
 }
 
-br__coro_state br__coro_resume(br__coro *co) {
-    int st = atomic_load_explicit(&co->state, memory_order_relaxed);
+/* The rare parts of a resume, out of line so that the common one stays short: a bad
+ * state, the thread's first resume, a shared stack, a TSan fiber. */
+BR__NOINLINE static void resume_prepare(coro_thread *t, br__coro *co, int st) {
     if (st != BR__CORO_NEW && st != BR__CORO_SUSPENDED)
         die(st == BR__CORO_DONE ? "resumed after it finished" : "resumed while running",
             co);
-    coro_thread *t = thr();
     if (!t->init) {
         br__stack_thread_init();
         t->init = true;
     }
     if (co->shared)
         shared_switch_in(t, co, st);
+#ifdef CORO_TSAN
+    if (st == BR__CORO_NEW)
+        co->tsan_fiber = tsan_fiber_get(co->name);
+#endif
+}
+
+BR__NOINLINE static br__coro_state resume_finished(br__coro *co) {
+    if (co->shared && co->ss->occupant == co)
+        co->ss->occupant = NULL;
+#ifdef CORO_TSAN
+    tsan_fiber_put(co->tsan_fiber);
+    co->tsan_fiber = NULL;
+#endif
+    atomic_store_explicit(&co->state, BR__CORO_DONE, memory_order_release);
+    return BR__CORO_DONE;
+}
+
+br__coro_state br__coro_resume(br__coro *co) {
+    int st = atomic_load_explicit(&co->state, memory_order_relaxed);
+    coro_thread *t = thr();
+#ifdef CORO_TSAN
+    bool slow = true;
+#else
+    bool slow = st != BR__CORO_SUSPENDED || !t->init || co->shared;
+#endif
+    if (BR__UNLIKELY(slow))
+        resume_prepare(t, co, st);
     co->prev = t->current;
     t->current = co;
     atomic_store_explicit(&co->state, BR__CORO_RUNNING, memory_order_relaxed);
@@ -407,23 +503,18 @@ br__coro_state br__coro_resume(br__coro *co) {
     fiber_left(co);
     t = thr();
     t->current = co->prev;
-    const br__stack *s = co->shared ? &co->ss->stk : &co->stk;
-    if (!br__stack_canary_ok(s))
+    const br__stack *s = BR__UNLIKELY(co->shared) ? &co->ss->stk : &co->stk;
+    if (BR__UNLIKELY(!br__stack_canary_ok(s)))
         br__stack_overflow_report(co->name, co->size, s->base, true);
-    if (co->finished) {
-        if (co->shared && co->ss->occupant == co)
-            co->ss->occupant = NULL;
-        st = BR__CORO_DONE;
-    } else {
-        st = BR__CORO_SUSPENDED;
-    }
-    atomic_store_explicit(&co->state, st, memory_order_release);
-    return (br__coro_state)st;
+    if (BR__UNLIKELY(co->finished))
+        return resume_finished(co);
+    atomic_store_explicit(&co->state, BR__CORO_SUSPENDED, memory_order_release);
+    return BR__CORO_SUSPENDED;
 }
 
 void br__coro_suspend(void) {
     br__coro *co = thr()->current;
-    if (!co)
+    if (BR__UNLIKELY(!co))
         die("br__coro_suspend called outside a coroutine", NULL);
     fiber_leave(co, false);
     br__ctx_switch(&co->sp, co->ret_sp);
@@ -433,7 +524,7 @@ void br__coro_suspend(void) {
 br__coro *br__coro_current(void) { return thr()->current; }
 
 bool br__coro_running_stack(br__stack *s, const char **name) {
-    br__coro *co = tl.current; /* a signal handler: no switch can happen under it */
+    br__coro *co = br__coro_tl.current; /* a signal handler: no switch under it */
     if (!co)
         return false;
     *s = co->shared ? co->ss->stk : co->stk;
@@ -457,9 +548,6 @@ void br__coro_free(br__coro *co) {
     if (co->rnext)
         co->rnext->rprev = co->rprev;
     br__ilock_unlock(&reg_lock);
-#ifdef CORO_TSAN
-    __tsan_destroy_fiber(co->tsan_fiber);
-#endif
     if (co->shared) {
         if (co->ss)
             ss_unref(co->ss);

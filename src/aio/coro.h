@@ -23,9 +23,9 @@
  * big batched mappings (one mmap per many stacks, so the count of mappings stays far
  * below vm.max_map_count even for 1,000,000 coroutines), committed lazily by the
  * kernel (touched pages only), with a guard below each stack (MADV_GUARD_INSTALL where
- * the kernel has it; else mprotect(PROT_NONE) of the guard page; and a canary word
- * at the stack's low end checked at every suspend and at finish, for what neither
- * catches). Freed stacks go back to a free list and are reused before any fresh
+ * the kernel has it; else mprotect(PROT_NONE) of the guard page, within a budget; and
+ * past the budget a canary word at the stack's low end checked at every suspend and at
+ * finish). Freed stacks go back to a free list and are reused before any fresh
  * memory; a reused stack's used pages are released with MADV_DONTNEED only when the
  * free list holds more than a bound, so a steady spawn/finish cycle touches no fresh
  * page. Shared-stack mode: coroutines of one scheduler run on one big stack; at
@@ -45,7 +45,7 @@
  * VALGRIND_STACK_REGISTER / DEREGISTER for each stack (where valgrind.h exists).
  *
  * Per-thread state. Code that may run inside a coroutine reads braid's per-thread
- * state through br__tls() (core/lib.h), never by caching the address of br__tls_v
+ * state through br__tls_now() (core/lib.h), never by caching the address of br__tls_v
  * across a call that may switch: a later M:N scheduler may resume a coroutine on
  * another thread.
  */
@@ -115,6 +115,15 @@ typedef struct br__stack_stats {
 } br__stack_stats;
 void br__stack_get_stats(br__stack_stats *out);
 
+/* --- the raw switch (aio/arch/<cpu>.S), for coro.c and the benchmark --------------
+ *
+ * br__ctx_switch saves the callee-saved state on the current stack, stores the stack
+ * pointer in *save and continues the context `to` (a value stored by an earlier switch,
+ * or made by br__ctx_make). br__ctx_make builds, below top, a context that calls
+ * entry(arg) on that stack when first switched to; entry must never return. */
+void br__ctx_switch(void **save, void *to);
+void *br__ctx_make(char *top, void (*entry)(void *), void *arg);
+
 /* --- between coro.c and stack.c (nobody else) ---------------------------------------
  *
  * A stack: usable bytes [base, base + size), the canary word at base, a guard region
@@ -129,12 +138,21 @@ typedef struct br__stack {
 
 /* Takes a stack of `size` bytes (a page multiple) from the pool: a cached one if any,
  * else a fresh slot carved from the current batch mapping (a new batch if none is
- * left). Writes the canary. 0 or BR_ENOMEM. */
+ * left). Writes the canary if the stack has no guard. 0 or BR_ENOMEM. */
 int br__stack_get(br__stack *s, size_t size);
 /* Gives a stack back to its pool's free list (its pages released past a bound). */
 void br__stack_put(br__stack *s);
-/* True if the canary at the stack's low end is intact. */
-bool br__stack_canary_ok(const br__stack *s);
+/* Test hook: guards are made as if the kernel had `mode` (BR__GUARD_MADVISE or
+ * BR__GUARD_MPROTECT) from now on, with mprotect_left mprotect guards left. */
+void br__stack_test_guard(int mode, size_t mprotect_left);
+/* False if the stack has no guard pages and the canary at its low end was overwritten
+ * (a guarded stack has no canary: see stack.c, "Guards"). */
+#define BR__STACK_CANARY 0x6272616964c0de5aull /* "braid", c0de, 5a; xor the address */
+static inline bool br__stack_canary_ok(const br__stack *s) {
+    return s->guard != BR__GUARD_NONE ||
+           *(const volatile uint64_t *)(const void *)s->base ==
+               (BR__STACK_CANARY ^ (uint64_t)(uintptr_t)s->base);
+}
 /* Once per thread that resumes coroutines: the overflow handler (process-wide, once)
  * and this thread's alternate signal stack. */
 void br__stack_thread_init(void);

@@ -114,16 +114,27 @@ static void loop_nudge(br_loop *l) {
 /* Moves the inbox to the ready queue; returns the notices taken (under the lock). */
 static br__atask *drain_locked(br_loop *l) {
     br__rq_append(&l->ready, &l->inbox);
-    br__atask *c = l->cancels;
-    l->cancels = NULL;
-    for (br__atask *a = c; a; a = a->cnext)
+    while (l->ex_pending.head && l->ex_running < l->ex_limit) {
+        br__atask *a = (br__atask *)br__rq_pop(&l->ex_pending);
+        a->ex_slot = true;
+        l->ex_running++;
+        br__rq_push(&l->ready, &a->run);
+    }
+    /* Relinked through hnext: once cnoticed is false a hook on another thread may put
+     * a record on the list again, rewriting its cnext while we walk. */
+    br__atask *c = NULL;
+    for (br__atask *a = l->cancels; a; a = a->cnext) {
         a->cnoticed = false;
+        a->hnext = c;
+        c = a;
+    }
+    l->cancels = NULL;
     return c;
 }
 
 static void handle_notices(br__atask *c) {
     while (c) {
-        br__atask *next = c->cnext;
+        br__atask *next = c->hnext;
         if (c->dead)
             br__atask_free(c);
         else
@@ -183,7 +194,7 @@ static void timer_fire(br__tnode *n) {
 /* The loop's own thread, or no thread runs it. */
 static bool on_loop_thread(br_loop *l) {
     uintptr_t th = atomic_load_explicit(&l->thread, memory_order_acquire);
-    return th == 0 || th == (uintptr_t)&br__tls_v;
+    return th == 0 || th == (uintptr_t)br__tls_now();
 }
 
 int br__loop_reserve_timer(br_loop *l) {
@@ -347,11 +358,27 @@ static int ex_submit(br_executor *ex, br_task *t, const br_call *call) {
     return br__atask_start(l, t, NULL, true);
 }
 
+/* Cancels the executor tasks waiting for a slot, before returning (any thread). They
+ * stay queued: the loop drops them when their begin fails. */
+static void cancel_ex_pending(br_loop *l) {
+    br__ilock_lock(&l->inbox_lock);
+    br__rq taken = l->ex_pending;
+    l->ex_pending.head = l->ex_pending.tail = NULL;
+    br__ilock_unlock(&l->inbox_lock);
+    for (br__runnable *r = taken.head; r; r = r->next)
+        (void)br_future_cancel(((br__atask *)r)->f);
+    br__ilock_lock(&l->inbox_lock);
+    br__rq_append(&taken, &l->ex_pending);
+    l->ex_pending = taken;
+    br__ilock_unlock(&l->inbox_lock);
+}
+
 static int ex_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     br_loop *l = ex_loop(ex);
     atomic_store(&l->ex_shut, true);
     if (cancel_futures) {
         atomic_store(&l->ex_cancel, true);
+        cancel_ex_pending(l);
         loop_nudge(l);
     }
     if (!wait)
@@ -369,8 +396,8 @@ static int ex_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
 static void ex_destroy(br_executor *ex) { (void)ex; /* owned by the loop */ }
 
 static int ex_max_workers(const br_executor *ex) {
-    (void)ex;
-    return 1;
+    const br_loop *l = (const br_loop *)(const void *)((const char *)ex - offsetof(br_loop, ex));
+    return l->ex_limit ? (int)l->ex_limit : 1;
 }
 
 static const br_executor_vt loop_vt = {
@@ -437,9 +464,11 @@ int br_loop_free(br_loop *loop) {
     br__ilock_lock(&loop->inbox_lock);
     br__atask *c = drain_locked(loop);
     br__ilock_unlock(&loop->inbox_lock);
-    for (; c; c = c->cnext)
+    for (br__atask *next; c; c = next) {
+        next = c->hnext;
         if (c->dead)
             br__atask_free(c);
+    }
     for (br__runnable *r; (r = br__rq_pop(&loop->ready)) != NULL;)
         if (r->kind == BR__RUN_CB)
             br__free(r);
@@ -499,13 +528,17 @@ static bool finished(br_loop *l, const run_state *rs) {
     return false;
 }
 
-static void cancel_unstarted_ex(br_loop *l) {
-    /* shutdown(cancel_futures): executor tasks not yet begun are cancelled. */
+/* shutdown(cancel_futures), on the loop's thread: executor tasks not yet begun are
+ * cancelled, running ones asked to stop (br_task_cancelled, and their parks). */
+static void cancel_ex_tasks(br_loop *l) {
     for (br__runnable *r = l->ready.head; r; r = r->next) {
         br__atask *a = (br__atask *)r;
         if (r->kind == BR__RUN_TASK && a->from_ex && a->co == NULL)
             (void)br_future_cancel(a->f);
     }
+    for (br__atask *a = l->all; a; a = a->anext)
+        if (a->from_ex)
+            (void)br_future_request_cancel(a->f);
 }
 
 static void iterate(br_loop *l, const run_state *rs) {
@@ -535,8 +568,9 @@ static void iterate(br_loop *l, const run_state *rs) {
         sigint_hit = 0;
         (void)br_future_cancel(rs->main);
     }
-    if (atomic_load_explicit(&l->ex_cancel, memory_order_relaxed))
-        cancel_unstarted_ex(l);
+    if (BR__UNLIKELY(atomic_load_explicit(&l->ex_cancel, memory_order_relaxed)) &&
+        atomic_exchange_explicit(&l->ex_cancel, false, memory_order_acq_rel))
+        cancel_ex_tasks(l);
 
     if (l->timers.n) {
         int64_t now = br_now();
@@ -568,7 +602,7 @@ static int run(br_loop *l, run_state *rs) {
     if (br__loop_tl != NULL)
         return BR__MISUSE(BR_EPERM, "br_loop_run: inside a running loop");
     uintptr_t none = 0;
-    if (!atomic_compare_exchange_strong_explicit(&l->thread, &none, (uintptr_t)&br__tls_v,
+    if (!atomic_compare_exchange_strong_explicit(&l->thread, &none, (uintptr_t)br__tls_now(),
                                                  memory_order_acq_rel, memory_order_acquire))
         return BR_EBUSY;
     br__loop_tl = l;

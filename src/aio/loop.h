@@ -115,9 +115,11 @@ struct br__atask {
     br_future *f;            /* our own reference on the task's future */
     struct br__coro *co;     /* NULL until the loop first runs it */
     br__atask *cnext;        /* the inbox's cancel notices (inbox lock) */
+    br__atask *hnext;        /* the notices a drain took (loop thread) */
     bool cnoticed;           /* on the notice list (inbox lock) */
     bool dead;               /* finished while noticed: the drain frees it (inbox lock) */
     bool from_ex;            /* submitted through br_loop_executor */
+    bool ex_slot;            /* holds one of ex_limit's slots */
     bool shared_stack;
     br__atask *anext, *aprev; /* the loop's started tasks (loop thread) */
     _Atomic uint32_t requests;    /* cancel requests counted (asyncio's cancelling()) */
@@ -152,6 +154,12 @@ struct br_loop {
         br_executor base;
         br_loop *loop;
     } ex;
+    /* An optional limit on executor tasks running at once (0: none; tests set it, so
+     * that the executor conformance suite's max_workers means something): beyond it,
+     * submitted tasks wait, not begun, on ex_pending (inbox lock). */
+    uint32_t ex_limit;
+    uint32_t ex_running;       /* loop thread */
+    br__rq ex_pending;         /* inbox lock */
     _Atomic bool ex_shut;
     _Atomic bool ex_cancel;
     _Atomic uint32_t ex_live;  /* executor tasks not finished; a futex word */

@@ -148,11 +148,21 @@ int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_
                  (unsigned long long)atomic_fetch_add(&task_names, 1) + 1);
     br_future_retain(a->f);
     /* Before anyone else has the future (lifetime rule 2): the flag, then the home. */
-    br__task_mark_home(t);
+    br__task_mark_home(t, !from_ex);
     t->next = (br_task *)(void *)a;
     atomic_fetch_add_explicit(&l->live, 1, memory_order_relaxed);
     if (from_ex)
         atomic_fetch_add_explicit(&l->ex_live, 1, memory_order_relaxed);
+    if (from_ex && l->ex_limit) {
+        br__ilock_lock(&l->inbox_lock);
+        br__rq_push(&l->ex_pending, &a->run);
+        if (l->sleeping) {
+            l->sleeping = false;
+            br__poller_wake(l->poller);
+        }
+        br__ilock_unlock(&l->inbox_lock);
+        return 0;
+    }
     br__loop_schedule(l, &a->run);
     return 0;
 }
@@ -209,6 +219,8 @@ static void task_gone(br_loop *l, br__atask *a) {
         a->dead = true;
     br__ilock_unlock(&l->inbox_lock);
     bool from_ex = a->from_ex;
+    if (a->ex_slot)
+        l->ex_running--;
     if (!noticed)
         br__atask_free(a);
     atomic_fetch_sub_explicit(&l->live, 1, memory_order_release);

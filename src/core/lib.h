@@ -410,10 +410,42 @@ typedef struct br__tls {
 
 extern BR__TLS br__tls br__tls_v;
 
-/* Identity of the running thread or coroutine, never 0. One TLS load in the common case. */
+/* The calling thread's br__tls block. Code that may run in a coroutine reads br__tls_v
+ * through this, never directly: a compiler may compute a TLS variable's address once
+ * per function and keep it across calls, and a call that suspends a coroutine may
+ * return on another thread (aio/coro.h, "Per-thread state"). This recomputes the
+ * address at every call from the thread pointer (a volatile asm, so it is neither
+ * merged with an earlier one nor hoisted): the thread pointer register plus the
+ * variable's offset from the GOT, the initial-exec sequence. Elsewhere a call the
+ * compiler can't see through (br__tls_get). (Not br__tls(): that is the block's type.) */
+br__tls *br__tls_get(void);
+#if defined(__GNUC__) && defined(__x86_64__)
+static inline br__tls *br__tls_now(void) {
+    br__tls *p;
+    __asm__ __volatile__("movq %%fs:0, %0\n\taddq br__tls_v@gottpoff(%%rip), %0" : "=r"(p));
+    return p;
+}
+#elif defined(__GNUC__) && defined(__aarch64__)
+static inline br__tls *br__tls_now(void) {
+    br__tls *p;
+    uintptr_t off;
+    __asm__ __volatile__("mrs %0, tpidr_el0\n\t"
+                         "adrp %1, :gottprel:br__tls_v\n\t"
+                         "ldr %1, [%1, #:gottprel_lo12:br__tls_v]\n\t"
+                         "add %0, %0, %1"
+                         : "=r"(p), "=&r"(off));
+    return p;
+}
+#else
+static inline br__tls *br__tls_now(void) { return br__tls_get(); }
+#endif
+
+/* Identity of the running thread or coroutine, never 0. One load of the block (after
+ * br__tls_now's address computation) in the common case. */
 static inline uintptr_t br__self(void) {
-    uintptr_t o = br__tls_v.owner;
-    return BR__LIKELY(o != 0) ? o : (uintptr_t)&br__tls_v;
+    br__tls *t = br__tls_now();
+    uintptr_t o = t->owner;
+    return BR__LIKELY(o != 0) ? o : (uintptr_t)t;
 }
 
 /* The aio layer's hook: run `owner` with `parker`/`pctx` on this thread from now on
@@ -481,7 +513,7 @@ int64_t br__calib_parse_spin_ns(const char *s);
 /* True if the calling context may spin: a thread (coroutines never spin; their parker
  * suspends at once) with spinning enabled (br__calib_spin_ns() > 0). */
 static inline bool br__may_spin(void) {
-    return br__tls_v.parker == NULL && br__calib_spin_ns() > 0;
+    return br__tls_now()->parker == NULL && br__calib_spin_ns() > 0;
 }
 /* The calling thread's adaptive spin budget (ns) for a wait that may sleep: between a
  * few cache-line round trips and br__calib_spin_ns() (a futex wake's time). A spin that
@@ -496,10 +528,11 @@ static inline bool br__may_spin(void) {
  * A wait cut short by its own deadline teaches nothing. 0: don't spin. */
 static inline int64_t br__spin_budget(void) {
     int64_t max = br__calib_spin_ns();
-    int64_t b = br__tls_v.park_spin_ns;
+    br__tls *t = br__tls_now();
+    int64_t b = t->park_spin_ns;
     if (b == 0 || b >= max)
         return max;
-    if ((++br__tls_v.park_spin_probe & 15) == 0)
+    if ((++t->park_spin_probe & 15) == 0)
         return max; /* the probe */
     return b;
 }
@@ -507,11 +540,12 @@ static inline void br__spin_adapt(int64_t budget, bool found) {
     int64_t max = br__calib_spin_ns(), min = 4 * br__calib_rtt_ns();
     if (min > max)
         min = max;
-    int64_t cur = br__tls_v.park_spin_ns;
+    br__tls *t = br__tls_now();
+    int64_t cur = t->park_spin_ns;
     if (budget >= max && cur != 0 && cur < max && !found)
         return; /* a failed probe */
     int64_t b = found ? budget * 2 : budget / 2;
-    br__tls_v.park_spin_ns = b > max ? max : b < min ? min : b;
+    t->park_spin_ns = b > max ? max : b < min ? min : b;
 }
 
 /* One spin: its budget (br__spin_budget), when it ends (the budget from now, or the

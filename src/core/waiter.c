@@ -111,9 +111,10 @@ void br__waiter_init(br__waiter *w) {
     w->flags = 0;
     w->data = 0;
     w->data2 = 0;
-    const br__parker *p = br__tls_v.parker;
+    br__tls *t = br__tls_now();
+    const br__parker *p = t->parker;
     w->parker = p ? p : &br__thread_parker;
-    w->ctx = br__tls_v.pctx;
+    w->ctx = t->pctx;
 }
 
 void br__waiter_repost_cancel(br__waiter *w) {
@@ -199,7 +200,17 @@ int br__wq_wake(br__wq *q, int n, uintptr_t data) {
 /* --- the current context -------------------------------------------------------------- */
 
 void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx) {
-    br__tls_v.owner = owner;
-    br__tls_v.parker = parker;
-    br__tls_v.pctx = pctx;
+    br__tls *t = br__tls_now();
+    t->owner = owner;
+    t->parker = parker;
+    t->pctx = pctx;
+}
+
+/* The fallback of br__tls_now() (core/lib.h) where no asm sequence is written: opaque to
+ * the caller (noinline, and the empty volatile asm keeps the compiler from finding it
+ * pure), so its result is never reused across a call. */
+BR__NOINLINE br__tls *br__tls_get(void) {
+    br__tls *p = &br__tls_v;
+    __asm__ __volatile__("" : "+r"(p));
+    return p;
 }

@@ -100,13 +100,15 @@ bool br__task_cancel_requested(const br_task *t);
 /* A task's home (the aio layer: the coroutine running it). A cancel request on a
  * RUNNING task that has one must reach the coroutine, whose current blocking call then
  * returns BR_ECANCELED (core/lib.h, the parker's cancel). br__task_mark_home flags t as
- * such a task; call it before the future is shared (the flag is read without a lock).
+ * such a task (cancel_requests: br_future_cancel of it running is a request too, as
+ * asyncio's Task.cancel(); a br_submit task keeps concurrent.futures' answer, false);
+ * call it before the future is shared (the flags are read without a lock).
  * br__task_set_home(t, home) sets the home (NULL clears it) under the future's lock;
  * br_future_request_cancel (and br_future_cancel of a running task) then calls
  * br__task_home_cancel(home) under that same lock, so once the home is cleared no call
  * is running or will run, and the home may be freed. The hook is set once by the aio
  * layer; it must be short and take only leaf locks. */
-void br__task_mark_home(br_task *t);
+void br__task_mark_home(br_task *t, bool cancel_requests);
 void br__task_set_home(br_task *t, void *home);
 extern void (*_Atomic br__task_home_cancel)(void *home);
 

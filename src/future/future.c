@@ -189,7 +189,7 @@ bool br_future_cancel(br_future *f) {
     if (cancel_pending(f, &s) >= 0)
         return true;
     /* A running coroutine task is cancelled as asyncio's Task.cancel(): a request. */
-    if (BR__UNLIKELY(f->tflags & BR__TF_HOME))
+    if (BR__UNLIKELY(f->tflags & BR__TF_CANCEL_REQUESTS))
         return br_future_request_cancel(f);
     return false;
 }

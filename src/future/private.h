@@ -69,6 +69,8 @@ enum {
     BR__TF_ARG_INLINE = 1u << 2, /* the argument is in task.a.bytes */
     BR__TF_ARG_HEAP = 1u << 3,   /* task.a.ref.ptr is our heap copy */
     BR__TF_HOME = 1u << 4,       /* a coroutine task: cancel requests go to its home */
+    BR__TF_CANCEL_REQUESTS = 1u << 5, /* br_future_cancel of it running is a request
+                                       * (asyncio's Task.cancel(); not br_submit's) */
     BR__TF_ARG_LEN_SHIFT = 8
 };
 

@@ -216,7 +216,9 @@ int br_task_fail(br_task *t, int code, const char *fmt, ...) {
 
 void (*_Atomic br__task_home_cancel)(void *home);
 
-void br__task_mark_home(br_task *t) { fut(t)->tflags |= BR__TF_HOME; }
+void br__task_mark_home(br_task *t, bool cancel_requests) {
+    fut(t)->tflags |= (uint16_t)(BR__TF_HOME | (cancel_requests ? BR__TF_CANCEL_REQUESTS : 0));
+}
 
 void br__task_set_home(br_task *t, void *home) {
     br_future *f = fut(t);

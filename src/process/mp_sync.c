@@ -828,6 +828,22 @@ bool br_mp_event_is_set(const br_mp_event *ep) {
     return e && e->magic == MAGIC_EVENT && (ld(&e->word) & 1);
 }
 
+/* A process-shared futex can't wake a coroutine (its waker is in another process, and
+ * knows no parker), so inside one (a context with a parker of its own) the wait polls
+ * in slices, each a park of a private waiter that nobody signals: the coroutine is
+ * suspended meanwhile and its loop runs the others. Not cancellable, as the thread's
+ * wait. Returns when the slice or the deadline passed (callers re-check the word). */
+static int coop_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline) {
+    br__waiter w;
+    br__waiter_init(&w);
+    w.flags |= BR__WAITER_NOCANCEL;
+    int64_t slice = br_deadline_after(200 * BR_USEC);
+    (void)br__waiter_park(&w, deadline < slice ? deadline : slice);
+    if (ld(word) != val)
+        return 0;
+    return br__deadline_passed(deadline) ? BR_ETIMEDOUT : 0;
+}
+
 int br_mp_event_wait(br_mp_event *ep, int64_t deadline) {
     struct mp_event *e = (struct mp_event *)ep;
     if (!e || e->magic != MAGIC_EVENT)
@@ -842,7 +858,9 @@ int br_mp_event_wait(br_mp_event *ep, int64_t deadline) {
         uint32_t now = ld(&e->word);
         if ((now & 1) || (now >> 1) != (v >> 1))
             break;
-        int w = br__futex_wait(&e->word, now, deadline, true);
+        int w = BR__UNLIKELY(br__tls_now()->parker != NULL)
+                    ? coop_wait(&e->word, now, deadline)
+                    : br__futex_wait(&e->word, now, deadline, true);
         if (w == BR_ETIMEDOUT) {
             now = ld(&e->word);
             if (!(now & 1) && (now >> 1) == (v >> 1))
