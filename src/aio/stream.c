@@ -476,9 +476,13 @@ int br_stream_readuntil(br_stream *s, const void *sep, size_t seplen, void *buf,
             *got = a;
             return BR_EOF;
         }
-        /* Room for cap bytes plus one, so that "no separator within the limit" can be
-         * told apart from "not read yet". */
-        int rc = fill(s, cap + 1, deadline);
+        /* The buffer grows by steps as the data comes, up to cap bytes plus one (so
+         * that "no separator within the limit" can be told from "not read yet"): a
+         * large limit costs memory only when a long line arrives. */
+        size_t want = a + RBUF_MIN;
+        if (want > cap + 1 || want < a)
+            want = cap + 1;
+        int rc = fill(s, want, deadline);
         if (rc < 0)
             return rc;
     }
