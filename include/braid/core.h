@@ -100,6 +100,10 @@ BR_API const char *br_version(void);
     XX(ECONNRESET, -ECONNRESET, "connection reset by peer")                             \
     XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                              \
     XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                               \
+    XX(EADDRINUSE, -EADDRINUSE, "address already in use")                               \
+    XX(ENOTCONN, -ENOTCONN, "not connected")                                            \
+    XX(ENETUNREACH, -ENETUNREACH, "network unreachable")                                \
+    XX(EHOSTUNREACH, -EHOSTUNREACH, "host unreachable")                                 \
     XX(ECANCELED, -ECANCELED, "operation canceled")                                     \
     XX(EOWNERDEAD, -EOWNERDEAD, "the previous owner died holding it")                   \
     XX(ENOTRECOVERABLE, -ENOTRECOVERABLE, "not recoverable (owner died, never made consistent)") \

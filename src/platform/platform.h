@@ -282,4 +282,22 @@ int br__poller_wait(br__poller *p, br__poll_event *ev, int cap, int64_t deadline
 void br__poller_wake(br__poller *p);
 void br__poller_close(br__poller *p);
 
+/* --- sock (linux/sock.c): the stream layer's sockets (aio/stream.c) ---------------
+ *
+ * Sockets as the aio layer wants them: non-blocking and close-on-exec from birth (no
+ * window in which a fork+exec elsewhere inherits one), and sends that never raise
+ * SIGPIPE. Each returns -errno on failure. */
+
+/* socket(family, SOCK_STREAM) non-blocking and close-on-exec: the descriptor. */
+int br__sock_stream(int family);
+/* accept, the new descriptor non-blocking and close-on-exec: the descriptor, or
+ * BR_EAGAIN when none is queued. */
+int br__sock_accept(int fd);
+/* send with MSG_NOSIGNAL on a socket, write on anything else (is_sock false): the
+ * count sent, BR_EAGAIN when the descriptor is full, BR_EPIPE / BR_ECONNRESET when
+ * the peer is gone. */
+long br__sock_send(int fd, const void *buf, size_t len, bool is_sock);
+/* Makes fd non-blocking and close-on-exec; *is_sock tells whether it is a socket. */
+int br__sock_adopt(int fd, bool *is_sock);
+
 #endif
