@@ -13,6 +13,8 @@
  *   braid/mp_queue.h  multiprocessing Queue, JoinableQueue, SimpleQueue, Pipe
  *   braid/mp_shared.h shared dict, list, Value, Array, SharedMemory (no server process)
  *   braid/subprocess.h subprocess.run and Popen
+ *   braid/aio.h       asyncio: the event loop, coroutine tasks, gather/wait_for/TaskGroup
+ *   braid/stream.h    asyncio streams: TCP and Unix connections, servers
  * Not included here: braid/executor_impl.h, the extension API for writing executors.
  */
 #ifndef BRAID_H
@@ -30,5 +32,7 @@
 #include "braid/mp_queue.h"
 #include "braid/mp_shared.h"
 #include "braid/subprocess.h"
+#include "braid/aio.h"
+#include "braid/stream.h"
 
 #endif
