@@ -104,11 +104,17 @@ static size_t n_mappings, n_live, n_free;
 static size_t mprotect_budget = (size_t)-1; /* -1: not read yet */
 static int guard_mode = -1;                 /* -1: not probed; else BR__GUARD_* */
 
+/* Read once, by whichever thread gets here first; two loops may make their first
+ * coroutines at once, so the cache is an atomic (relaxed: every thread computes the
+ * same value, and a racing second store writes it again). */
 static size_t page_size(void) {
-    static size_t ps;
-    if (ps == 0)
-        ps = (size_t)sysconf(_SC_PAGESIZE);
-    return ps;
+    static _Atomic size_t ps;
+    size_t v = atomic_load_explicit(&ps, memory_order_relaxed);
+    if (v == 0) {
+        v = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&ps, v, memory_order_relaxed);
+    }
+    return v;
 }
 
 static uint64_t canary_of(const char *base) {
