@@ -21,6 +21,11 @@
  *    `mprotect_budget` guards are made this way (an eighth of max_map_count, read once);
  *    past that a stack has no guard pages, only the canary, and the untouched guard
  *    range below it still keeps a small overrun off the neighbouring stack.
+ *    Once the kernel is known to have it, a new batch gets all its guards at once:
+ *    one process_madvise(2) over a vector of guard ranges (PIDFD_SELF_PROCESS, Linux
+ *    6.14; one madvise per slot otherwise) instead of a call per slot as it is carved
+ *    (~3.4 us a call against ~0.8 us a guard in vectors of 256 on the guest measured).
+ *    `guarded` marks such a batch; a batch whose vector call fails gets them per slot.
  *  - `guard_mode` records which of the two this kernel has (probed on the first slot:
  *    madvise failing with EINVAL means the kernel lacks it, and a first guard that
  *    doesn't fault when read, guard_holds, that it only says it has it).
@@ -69,6 +74,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #if defined(__has_include)
@@ -88,6 +95,7 @@
 #ifndef MADV_GUARD_INSTALL
 #  define MADV_GUARD_INSTALL 102
 #endif
+#define PIDFD_SELF_PROC (-10001) /* PIDFD_SELF_PROCESS, linux/pidfd.h (6.14) */
 
 #define BATCH_BYTES ((size_t)64 << 20)
 #define WARM_KEEP 64
@@ -104,6 +112,7 @@ typedef struct pool {
     size_t size;        /* usable bytes per stack */
     char *fresh;        /* next uncarved slot of the current batch */
     size_t fresh_left;  /* slots left in it */
+    bool guarded;       /* the current batch's guards are all made (MADV_GUARD_INSTALL) */
     free_slot *free;    /* LIFO */
     size_t nfree, cap;
     size_t ncold;       /* free[0, ncold) have had their pages released */
@@ -182,6 +191,29 @@ static int make_guard(char *base) {
     return BR__GUARD_NONE;
 }
 
+/* All the guards of a new batch of n slots at m, in vectors; caller holds lock. True if
+ * every one was made. */
+static bool guard_batch(char *m, size_t n, size_t slot) {
+#ifdef SYS_process_madvise
+    static struct iovec iov[256];
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+        for (; k < 256 && i + k < n; k++) {
+            iov[k].iov_base = m + (i + k) * slot;
+            iov[k].iov_len = BR__STACK_GUARD;
+        }
+        long r = syscall(SYS_process_madvise, PIDFD_SELF_PROC, iov, k, MADV_GUARD_INSTALL, 0);
+        if (r != (long)(k * BR__STACK_GUARD))
+            return false; /* the slots left (and any of these) get theirs one by one */
+        i += k;
+    }
+    return true;
+#else
+    (void)m, (void)n, (void)slot;
+    return false;
+#endif
+}
+
 static pool *pool_find(size_t size) {
     for (pool *p = pools; p; p = p->next)
         if (p->size == size)
@@ -217,9 +249,10 @@ static int carve(pool *p, free_slot *out) {
         n_mappings++;
         p->fresh = m;
         p->fresh_left = n;
+        p->guarded = guard_mode == BR__GUARD_MADVISE && guard_batch(m, n, slot);
     }
     out->base = p->fresh + BR__STACK_GUARD;
-    out->guard = make_guard(out->base);
+    out->guard = p->guarded ? BR__GUARD_MADVISE : make_guard(out->base);
     p->fresh += slot;
     p->fresh_left--;
     return 0;
@@ -330,6 +363,8 @@ void br__stack_test_guard(int mode, size_t mprotect_left) {
     br__ilock_lock(&lock);
     guard_mode = mode;
     mprotect_budget = mprotect_left;
+    for (pool *p = pools; p; p = p->next)
+        p->guarded = false; /* the slots left are guarded the new way, one by one */
     br__ilock_unlock(&lock);
 }
 
