@@ -26,9 +26,9 @@
  * the kernel has it; else mprotect(PROT_NONE) of the guard page, within a budget; and
  * past the budget a canary word at the stack's low end checked at every suspend and at
  * finish). Freed stacks go back to a free list and are reused before any fresh
- * memory; a reused stack's used pages are released with MADV_DONTNEED only when the
- * free list holds more than a bound, so a steady spawn/finish cycle touches no fresh
- * page. Shared-stack mode: coroutines of one scheduler run on one big stack; at
+ * memory; free stacks' pages are released with MADV_DONTNEED only past a bound of
+ * free stacks, in batches of adjacent slots, so a steady spawn/finish cycle touches no
+ * fresh page and a burst's release costs a few calls. Shared-stack mode: coroutines of one scheduler run on one big stack; at
  * suspend the used part (from sp to the top) is copied out to a buffer owned by the
  * coroutine, and copied back at resume. Pointers into a suspended shared-stack
  * coroutine's stack are invalid while it is suspended: the docs say so.
@@ -113,9 +113,11 @@ size_t br__coro_stack_size(const br__coro *co);
 void br__coro_foreach(void (*visit)(br__coro *co, void *arg), void *arg);
 
 /* Statistics for tests and benchmarks: mappings made by the stack allocator so far,
- * stacks live, stacks on the free lists. */
+ * stacks live, stacks on the free lists; free stacks whose pages were released so far,
+ * and the madvise calls that did it (stack.c, "Releasing"). */
 typedef struct br__stack_stats {
     size_t mappings, live, free_cached;
+    size_t released, release_calls;
 } br__stack_stats;
 void br__stack_get_stats(br__stack_stats *out);
 

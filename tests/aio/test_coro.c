@@ -8,6 +8,7 @@
 
 #include "aio/coro.h"
 
+#include <errno.h>
 #include <fenv.h>
 #include <signal.h>
 #include <stdio.h>
@@ -532,6 +533,68 @@ static void steady_cycle_maps_nothing(void **state) {
     BR_CHECK_EQ(b.free_cached, a.free_cached);
 }
 
+/* A burst of free stacks past the warm bound is released in a few calls over adjacent
+ * slots, not one call per stack: the most recently freed stay warm (their bytes kept),
+ * the older ones read zero again, every guard still faults, and every stack is handed
+ * out again with nothing lost. */
+static bool faults_at(const void *addr) {
+    int p[2];
+    BR_CHECK(pipe(p) == 0);
+    ssize_t r = write(p[1], addr, 1);
+    bool faults = r < 0 && errno == EFAULT;
+    close(p[0]);
+    close(p[1]);
+    return faults;
+}
+
+static void burst_released_in_few_calls(void **state) {
+    (void)state;
+    enum { SIZE = 20 << 10, N = 8000 }; /* a pool of its own; keep = 64 MiB / 20 KiB */
+    const size_t keep = ((size_t)64 << 20) / SIZE;
+    br__stack *s = calloc(N, sizeof *s);
+    BR_CHECK(s != NULL);
+    br__stack_stats a, b, c;
+    br__stack_get_stats(&a);
+    for (size_t i = 0; i < N; i++) {
+        BR_CHECK_OK(br__stack_get(&s[i], SIZE));
+        s[i].base[SIZE - 1] = (char)(1 + i % 127); /* the top page, as a first frame */
+    }
+    char **base = calloc(N, sizeof *base);
+    BR_CHECK(base != NULL);
+    for (size_t i = 0; i < N; i++) {
+        base[i] = s[i].base;
+        br__stack_put(&s[i]);
+        BR_CHECK(s[i].base == NULL);
+    }
+    br__stack_get_stats(&b);
+    size_t released = b.released - a.released, calls = b.release_calls - a.release_calls;
+    /* Released once TRIM_BATCH (1024) past keep are warm: down to keep warm each time. */
+    BR_CHECK(released >= N - keep - 1024 && released <= N - keep);
+    BR_CHECK(calls >= 1 && calls * 64 <= released);
+    BR_CHECK_EQ(b.free_cached - a.free_cached, (size_t)N);
+    /* Taken back in LIFO order: the last put first. */
+    for (size_t i = N; i-- > 0;) {
+        br__stack t;
+        BR_CHECK_OK(br__stack_get(&t, SIZE));
+        BR_CHECK(t.base == base[i]);
+        char v = t.base[SIZE - 1];
+        if (i >= N - keep)
+            BR_CHECK_EQ(v, (char)(1 + i % 127)); /* warm: kept */
+        else if (i < N - keep - 1024)
+            BR_CHECK_EQ(v, 0); /* released */
+        if (t.guard != BR__GUARD_NONE)
+            BR_CHECK(faults_at(t.base - 1));
+        s[i] = t;
+    }
+    br__stack_get_stats(&c);
+    BR_CHECK_EQ(c.mappings, b.mappings);
+    BR_CHECK_EQ(c.free_cached, a.free_cached);
+    for (size_t i = 0; i < N; i++)
+        br__stack_put(&s[i]);
+    free(base);
+    free(s);
+}
+
 /* --- listing -------------------------------------------------------------------------------------- */
 
 typedef struct seen_box {
@@ -793,6 +856,7 @@ BR_TEST_MAIN(cmocka_unit_test(resume_suspend_finish), cmocka_unit_test(bad_stack
              cmocka_unit_test(shared_stack_keeps_frames),
              cmocka_unit_test(hundred_thousand_alive),
              cmocka_unit_test(steady_cycle_maps_nothing),
+             cmocka_unit_test(burst_released_in_few_calls),
              cmocka_unit_test(foreach_lists_live_coroutines),
              cmocka_unit_test(overflow_reported_naming_the_coroutine),
              cmocka_unit_test(overflow_reported_with_mprotect_guards),
