@@ -1,12 +1,15 @@
 /* bench_process: a process's start cost (N6's shape): start + join of a no-op task,
  * per start method, beside N6's fork+waitpid and posix_spawn("/bin/true")+waitpid.
  *
- *   bench_process [fork|spawn] [N]      default: fork, 1000 starts after 20 warm-up
+ *   bench_process [fork|spawn|forkserver] [N]   default: fork, 1000 starts after 20
+ *                                               warm-up
  *
  * Prints {"workload": "N6", "variant": "<method>", "metric": "us_each"} and
  * "starts_per_s". Each start is br_process_start + br_process_join + exitcode check +
  * br_process_free: what a program pays per Process, the watcher's reap included. spawn
- * re-executes this binary (br_process_main below diverts the child). */
+ * re-executes this binary (br_process_main below diverts the child); forkserver asks
+ * the server (started during the warm-up, as Python's is at its first start) to fork
+ * the child, and its exit status comes back through the server. */
 #include "bench.h"
 
 #include <braid/process.h>
@@ -35,8 +38,10 @@ int main(int argc, char **argv) {
         o.start_method = BR_START_FORK;
     else if (strcmp(method, "spawn") == 0)
         o.start_method = BR_START_SPAWN;
+    else if (strcmp(method, "forkserver") == 0)
+        o.start_method = BR_START_FORKSERVER;
     else {
-        fprintf(stderr, "usage: bench_process [fork|spawn] [N]\n");
+        fprintf(stderr, "usage: bench_process [fork|spawn|forkserver] [N]\n");
         return 2;
     }
     if (n <= 0)

@@ -40,7 +40,13 @@ extern "C" {
  *                        up to br_process_main, which runs the task. Safe with threads;
  *                        needs br_process_main at the top of main and a function that
  *                        can cross (above). The argument bytes are copied.
- *   BR_START_FORKSERVER  not built in this version: BR_ENOTSUP.
+ *   BR_START_FORKSERVER  a server process, spawned once (at the first forkserver start,
+ *                        again if it died), forks each child: a copy of a fresh,
+ *                        single-threaded image of the program, cheaper than spawn. As
+ *                        spawn: br_process_main and functions that can cross; the child
+ *                        gets the server's stdio, cwd and environment (those of the
+ *                        parent when the server started), and a daemon child dies with
+ *                        the server, which ends when this process does.
  *   BR_START_DEFAULT     br_get_start_method(): BR_START_FORK unless changed with
  *                        br_set_start_method (docs/multiprocessing.md says why). */
 typedef enum br_start_method {
@@ -59,7 +65,7 @@ BR_API int br_process_main(int argc, char **argv);
 
 /* The default start method for processes started with BR_START_DEFAULT (Python's
  * multiprocessing.set_start_method). 0, BR_EINVAL (an unknown method or
- * BR_START_DEFAULT), BR_ENOTSUP (BR_START_FORKSERVER). */
+ * BR_START_DEFAULT). */
 BR_API int br_set_start_method(br_start_method method);
 /* The current default: BR_START_FORK unless set. */
 BR_API br_start_method br_get_start_method(void);
@@ -94,7 +100,9 @@ typedef struct br_process_opts {
      * start daemon processes from a thread that lives as long as the process (the main
      * thread). At a normal exit (exit() or a return from main) braid terminates daemon
      * children (SIGTERM) and then waits for every child, daemon or not, that is still
-     * running, as Python does. A non-daemon child outlives a parent that crashes. */
+     * running, as Python does. A non-daemon child outlives a parent that crashes.
+     * Under BR_START_FORKSERVER the tie is to the server instead (it ends when this
+     * process ends, whichever thread started the child). */
     bool daemon;
     /* BR_START_DEFAULT: br_get_start_method(). */
     br_start_method start_method;
@@ -106,9 +114,10 @@ typedef struct br_process_opts {
  * returns 0, 1 when it fails (its code and message are printed on stderr first, as
  * Python prints the traceback), or what the task passed to _exit()/exit(). On success
  * *out is a handle you own (br_process_free). 0, or: BR_EINVAL (out or fn NULL, len > 0
- * with arg NULL, an unknown start method; under spawn, fn not code of a loaded module:
- * a heap or JIT pointer), BR_ESTATE (spawn without br_process_main at the top of main),
- * BR_ENOTSUP (BR_START_FORKSERVER), BR_EAGAIN (no more processes), BR_EMFILE, BR_ENOMEM.
+ * with arg NULL, an unknown start method; under spawn or forkserver, fn not code of a
+ * loaded module: a heap or JIT pointer), BR_ESTATE (spawn or forkserver without
+ * br_process_main at the top of main), BR_EBROKEN (the forkserver can't be started, or
+ * died twice in a row), BR_EAGAIN (no more processes), BR_EMFILE, BR_ENOMEM.
  * On error nothing was started and *out is unchanged. Under BR_START_FORK, a parent
  * running other threads gets a warning on stderr, once per process. */
 BR_API int br_process_start(br_process **out, br_task_fn fn, const void *arg, size_t len,

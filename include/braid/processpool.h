@@ -87,8 +87,8 @@ typedef struct br_processpool_opts {
     /* A worker leaves after this many tasks and a fresh one takes its place (it is
      * started before the old one leaves). 0: never. */
     int max_tasks_per_child;
-    /* BR_START_FORK or BR_START_SPAWN (braid/process.h); BR_START_DEFAULT (zero):
-     * br_get_start_method(); BR_START_FORKSERVER: BR_ENOTSUP. spawn needs
+    /* BR_START_FORK, BR_START_SPAWN or BR_START_FORKSERVER (braid/process.h);
+     * BR_START_DEFAULT (zero): br_get_start_method(). spawn and forkserver need
      * br_process_main at the top of main (else BR_ESTATE). */
     br_start_method start_method;
     /* Tasks handed to each worker ahead of the one it runs: 0 means 32. 1 keeps every
@@ -105,8 +105,8 @@ typedef struct br_processpool_opts {
 /* ProcessPoolExecutor. Starts the workers at once (on the pool's manager thread, which
  * forks them). Returns 0 (*out is yours: br_executor_free), BR_EINVAL (out NULL,
  * max_workers < 0, max_tasks_per_child < 0, prefetch < 0 or > 512, initarg NULL with
- * initarg_len > 0, an unknown start_method, under spawn an initializer that can't
- * cross), BR_ENOTSUP (forkserver), BR_ESTATE (spawn without br_process_main), BR_ENOMEM,
+ * initarg_len > 0, an unknown start_method, under spawn or forkserver an initializer
+ * that can't cross), BR_ESTATE (spawn or forkserver without br_process_main), BR_ENOMEM,
  * BR_EAGAIN (the manager thread couldn't start). A worker that can't be
  * forked later breaks the pool if none is left. br_executor_kind says "process". */
 BR_API int br_processpool_new(br_executor **out, const br_processpool_opts *opts);

@@ -615,7 +615,7 @@ int br__pool_worker_task(br_task *t) {
     c->db = dbs.base;
     c->sock = sp->sock_fd;
     c->rbuf = (br__shm){NULL, 0, -1};
-    c->spawned = sp->method == BR_START_SPAWN;
+    c->spawned = sp->method != BR_START_FORK; /* spawn, forkserver: references */
     c->initarg = sp + 1;
     c->initarg_len = (size_t)sp->initarg_len;
     if (sp->has_init) {
@@ -677,7 +677,7 @@ typedef struct fnent {
 typedef struct pp {
     br_executor base;
     br_processpool_opts o;
-    int method;          /* BR_START_FORK or BR_START_SPAWN */
+    int method;          /* BR_START_FORK, BR_START_SPAWN or BR_START_FORKSERVER */
     br__fnref init_ref;  /* spawn: the initializer's reference */
     pthread_mutex_t fn_mu; /* guards fns, nfns (spawn) */
     fnent *fns;
@@ -759,7 +759,7 @@ static int fn_index(pp *p, br_task_fn fn, bool make) {
 }
 
 static int check_fn(pp *p, br_task_fn fn) {
-    if (p->method != BR_START_SPAWN)
+    if (p->method == BR_START_FORK)
         return 0;
     int idx = fn_index(p, fn, true);
     return idx < 0 ? idx : 0;
@@ -1210,7 +1210,7 @@ static bool put_entry(worker *w, unsigned char **cur, unsigned char *end, br_tas
     uint64_t fnval = (uint64_t)(uintptr_t)br_task_function(t);
     pp *p = w->pp;
     int def = -1;
-    if (p->method == BR_START_SPAWN) {
+    if (p->method != BR_START_FORK) { /* spawn, forkserver */
         int idx = fn_index(p, br_task_function(t), true); /* checked at submit */
         if (idx < 0)
             return false;
@@ -1860,18 +1860,17 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
         break;
     case BR_START_FORK:
     case BR_START_SPAWN:
+    case BR_START_FORKSERVER:
         method = (int)o.start_method;
         break;
-    case BR_START_FORKSERVER:
-        return BR_ENOTSUP;
     default:
         return BR__MISUSE(BR_EINVAL, "br_processpool_new: unknown start method");
     }
-    if (method == BR_START_SPAWN && !br__process_main_seen())
-        return BR_ESTATE; /* a spawned worker would not divert: br_process_main */
+    if (method != BR_START_FORK && !br__process_main_seen())
+        return BR_ESTATE; /* a spawned worker (or the forkserver) would not divert */
     br__fnref init_ref;
     memset(&init_ref, 0, sizeof init_ref);
-    if (method == BR_START_SPAWN && o.initializer &&
+    if (method != BR_START_FORK && o.initializer &&
         br__fnref_make(&init_ref, (br__fnptr)o.initializer, NULL, 0) != 0)
         return BR__MISUSE(BR_EINVAL, "br_processpool_new: the initializer can't reach a "
                                      "spawned worker");

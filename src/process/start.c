@@ -113,9 +113,7 @@ static void (*exit_hook)(void);
 /* --- start methods ----------------------------------------------------------------- */
 
 int br_set_start_method(br_start_method method) {
-    if (method == BR_START_FORKSERVER)
-        return BR_ENOTSUP;
-    if (method != BR_START_FORK && method != BR_START_SPAWN)
+    if (method != BR_START_FORK && method != BR_START_SPAWN && method != BR_START_FORKSERVER)
         return BR__MISUSE(BR_EINVAL, "br_set_start_method: unknown start method");
     atomic_store(&default_method, (int)method);
     return 0;
@@ -251,8 +249,14 @@ static _Noreturn void spawned_fail(const char *name, int code, const char *why) 
 static _Noreturn void spawned_main(const char *fdarg) {
     char *end = NULL;
     long fd = strtol(fdarg, &end, 10);
+    if (!end || *end || fd < 0 || fd > 1 << 20)
+        spawned_fail(NULL, BR_EINVAL, "braid: a spawned child without its spec");
+    br__child_run_spec((int)fd);
+}
+
+void br__child_run_spec(int fd) {
     struct stat st;
-    if (!end || *end || fd < 0 || fd > 1 << 20 || fstat((int)fd, &st) != 0 ||
+    if (fstat(fd, &st) != 0 ||
         (size_t)st.st_size < sizeof(spec_hdr))
         spawned_fail(NULL, BR_EINVAL, "braid: a spawned child without its spec");
     size_t size = (size_t)st.st_size;
@@ -305,6 +309,9 @@ static _Noreturn void spawned_main(const char *fdarg) {
 int br_process_main(int argc, char **argv) {
     if (argc >= 3 && argv && argv[1] && argv[2] && strcmp(argv[1], SPAWN_MARKER) == 0)
         spawned_main(argv[2]);
+    if (argc >= 3 && argv && argv[1] && argv[2] &&
+        strcmp(argv[1], BR__FORKSERVER_MARKER) == 0)
+        br__forkserver_main(argv[2]);
     if (argc >= 1 && argv && argv[0])
         saved_argv0 = argv[0];
     atomic_store(&main_seen, true);
@@ -465,6 +472,35 @@ static pid_t vfork_exec(const br__child_spec *spec, int specfd, int errfd,
 static int child_start(const br__child_spec *spec, br__child *out, char *why,
                        size_t whylen);
 
+int br__spawn_helper(const char *marker, int fd, pid_t *pid) {
+    if (!br__process_main_seen())
+        return BR_ESTATE;
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) != 0)
+        return -errno;
+    char fdstr[16];
+    snprintf(fdstr, sizeof fdstr, "%d", fd);
+    char *argv[4] = {(char *)(saved_argv0 ? saved_argv0 : "braid-helper"), (char *)marker,
+                     fdstr, NULL};
+    br__child_spec none = {0};
+    pid_t p = vfork_exec(&none, fd, errpipe[1], argv);
+    close(errpipe[1]);
+    if (p < 0) {
+        close(errpipe[0]);
+        return (int)p == -EAGAIN ? BR_EAGAIN : (int)p;
+    }
+    int e = 0;
+    ssize_t r;
+    do
+        r = read(errpipe[0], &e, sizeof e);
+    while (r < 0 && errno == EINTR);
+    close(errpipe[0]);
+    *pid = p;
+    if (r == (ssize_t)sizeof e)
+        return e > 0 ? -e : BR_EIO; /* it _exits 127: the caller reaps it */
+    return 0;
+}
+
 int br__child_start(const br__child_spec *spec, br__child *out, char *why, size_t whylen) {
     pthread_mutex_lock(&start_lock);
     holding_start_lock = true;
@@ -489,11 +525,8 @@ static int child_start(const br__child_spec *spec, br__child *out, char *why,
             return BR_EINVAL;
         }
     int method = spec->method == BR_START_DEFAULT ? (int)br_get_start_method() : spec->method;
-    if (method == BR_START_FORKSERVER) {
-        say(why, whylen, "the forkserver start method is not built in this version");
-        return BR_ENOTSUP;
-    }
-    if (method != BR_START_FORK && method != BR_START_SPAWN) {
+    if (method != BR_START_FORK && method != BR_START_SPAWN &&
+        method != BR_START_FORKSERVER) {
         say(why, whylen, "unknown start method");
         return BR_EINVAL;
     }
@@ -510,6 +543,25 @@ static int child_start(const br__child_spec *spec, br__child *out, char *why,
     int specfd = -1, errpipe[2] = {-1, -1};
     char fdstr[16];
     char *argv[4] = {NULL, NULL, NULL, NULL};
+    if (method == BR_START_FORKSERVER) {
+        if (!br__process_main_seen()) {
+            say(why, whylen,
+                "forkserver needs br_process_main(argc, argv) at the top of main");
+            return BR_ESTATE;
+        }
+        br__fnref ref;
+        int rc = br__fnref_make(&ref, (br__fnptr)spec->fn, why, whylen);
+        if (rc != 0)
+            return rc;
+        specfd = write_spec(spec, &ref, namebuf, name_len);
+        if (specfd < 0) {
+            say(why, whylen, "can't write the child's spec");
+            return specfd;
+        }
+        rc = br__forkserver_start(spec, specfd, out, why, whylen);
+        close(specfd);
+        return rc;
+    }
     if (method == BR_START_SPAWN) {
         if (!br__process_main_seen()) {
             say(why, whylen,

@@ -113,9 +113,9 @@ typedef struct br__child {
  * watcher reaps the child; nobody else may wait for it. Errors (nothing was started, *out
  * is {0, -1, NULL}): BR_EINVAL (spec or out NULL, fn NULL, len > 0 with arg NULL, nfds
  * too big or an fd < 0, unknown method; under spawn, a function that can't cross:
- * br__fnref_make's reasons, in why), BR_ESTATE (spawn without br_process_main having run
- * in this process: the child would not divert), BR_ENOTSUP (forkserver: not built),
- * BR_ENOMEM, BR_EAGAIN (fork failed: process limit), BR_EMFILE. */
+ * br__fnref_make's reasons, in why), BR_ESTATE (spawn or forkserver without br_process_main
+ * having run in this process: the child would not divert), BR_EBROKEN (forkserver: the
+ * server can't be started), BR_ENOMEM, BR_EAGAIN (fork failed: process limit), BR_EMFILE. */
 int br__child_start(const br__child_spec *spec, br__child *out, char *why, size_t whylen);
 
 /* Sends sig through c's pidfd (or to its pid while its exit future is pending, where
@@ -134,6 +134,41 @@ int br__child_inherited_fd(size_t i);
 /* The registry's hook (process/process.c): what a child runs before it exits (its own
  * children's end, as Python's Process does). */
 void br__child_set_exit_hook(void (*hook)(void));
+
+/* --- helpers of the forkserver (process/forkserver.c) ------------------------------- */
+
+#define BR__FORKSERVER_MARKER "--braid-forkserver"
+
+/* Re-executes /proc/self/exe as argv {argv0, marker, "<fd>"}, keeping fd (every other
+ * descriptor >= 3 is closed by the exec). *pid is the child's: the caller reaps it (the
+ * watcher doesn't), also when the exec failed (the child _exits 127; the code is then
+ * the exec's -errno). 0, BR_ESTATE (no br_process_main), BR_EAGAIN, -errno. */
+int br__spawn_helper(const char *marker, int fd, pid_t *pid);
+
+/* br_process_main's diversion into the forkserver (fdarg: the control socket). */
+_Noreturn void br__forkserver_main(const char *fdarg);
+
+/* The forkserver's start of the child that spec and specfd (a spawn spec: start.c's
+ * write_spec) describe: the server is started on first use (or again if it died), forks
+ * the child, and out is filled as br__child_start fills it; the watcher learns the
+ * child's end from the server. Called under start.c's start lock. Errors as
+ * br__child_start's, and BR_EBROKEN (the server can't be started or died twice). */
+int br__forkserver_start(const br__child_spec *spec, int specfd, br__child *out,
+                         char *why, size_t whylen);
+
+/* Ends the forkserver if one runs (closes its control socket and waits until the server
+ * has exited, at most until deadline): the next forkserver start starts a new one.
+ * Children it forked that are still running lose their exit status (their futures fail
+ * with BR_EBROKEN) and daemon ones are killed. Tests use it to leave nothing behind.
+ * 0, BR_ETIMEDOUT. Not while a start is under way. */
+int br__forkserver_stop(int64_t deadline);
+
+/* The server's pid (0: none running). */
+int br__forkserver_pid(void);
+
+/* In a forkserver's child: runs the spawn spec in memfd fd (the descriptors it names
+ * already at their numbers) and exits. */
+_Noreturn void br__child_run_spec(int fd);
 
 /* True once br_process_main ran in this process (spawn can divert a child). */
 bool br__process_main_seen(void);

@@ -26,6 +26,13 @@
  * releasing their futures, which are plain memory in the child) so that a child that
  * starts children of its own gets a fresh watcher.
  *
+ * Forkserver children (br__child_watch_remote) are another kind of entry: the server
+ * forked them, so it reaps them and writes each one's wait status (an int32) on a
+ * socket whose other end this entry holds; the watcher waits on that socket instead of
+ * a pidfd. EOF without a status means the server died: the entry then waits on the
+ * child's pidfd (readable once the child ends, child of ours or not) and fails the
+ * future with BR_EBROKEN; without a pidfd it fails at once.
+ *
  * The thread runs until the process ends; it holds no lock while it waits, so exit()
  * and _exit() never wait for it.
  */
@@ -37,6 +44,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,6 +55,11 @@ typedef struct entry {
     pid_t pid;
     int pidfd;      /* the watcher's duplicate, or -1: polled */
     br_future *fut; /* the watcher's reference */
+    /* A forkserver child (br__child_watch_remote): not ours to reap. The status
+     * socket (the watcher's), or -1 once it gave EOF without a status (the server
+     * died): the entry then waits on pidfd and fails the future with BR_EBROKEN. */
+    bool remote;
+    int sock;
 } entry;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,7 +83,7 @@ static void unlink_entry(entry *e) {
     if (e->next)
         e->next->prev = e->prev;
     count--;
-    if (e->pidfd < 0)
+    if (e->pidfd < 0 && !e->remote)
         npolled--;
 }
 
@@ -110,6 +123,58 @@ static bool try_reap(entry *e) {
     return true;
 }
 
+/* Unlinks and frees a remote entry, finishing its future: with the returncode from a
+ * wait status (lost false), or with BR_EBROKEN (lost true). */
+static void remote_finish(entry *e, int status, bool lost) {
+    pthread_mutex_lock(&lock);
+    unlink_entry(e);
+    pthread_mutex_unlock(&lock);
+    if (e->sock >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, e->sock, NULL);
+        close(e->sock);
+    }
+    if (e->pidfd >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, e->pidfd, NULL);
+        close(e->pidfd);
+    }
+    if (lost)
+        br_future_set_exception(e->fut, BR_EBROKEN,
+                                "the forkserver ended before it reported the child's "
+                                "exit status");
+    else
+        br_future_set_result_i64(e->fut, returncode(status));
+    br_future_release(e->fut);
+    br__free(e);
+}
+
+/* An event on a remote entry: its status arrived, its server died, or (after that) the
+ * child itself ended. */
+static void remote_event(entry *e) {
+    if (e->sock < 0) { /* the pidfd: the child has ended, its status is lost */
+        remote_finish(e, 0, true);
+        return;
+    }
+    int32_t status;
+    ssize_t r;
+    do
+        r = recv(e->sock, &status, sizeof status, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (r == (ssize_t)sizeof status) {
+        remote_finish(e, (int)status, false);
+        return;
+    }
+    /* EOF (or garbage): the server is gone. Wait for the child's own end, if a pidfd
+     * can tell it, so that a joiner never sees a live child as ended. */
+    epoll_ctl(epfd, EPOLL_CTL_DEL, e->sock, NULL);
+    close(e->sock);
+    e->sock = -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = e};
+    if (e->pidfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, e->pidfd, &ev) != 0)
+        remote_finish(e, 0, true);
+}
+
 static void *watcher(void *arg) {
     uint64_t gen = (uint64_t)(uintptr_t)arg;
     atomic_store(&watcher_tid, br__thread_native_id());
@@ -130,7 +195,10 @@ static void *watcher(void *arg) {
                 (void)rd;
                 continue;
             }
-            try_reap(e);
+            if (e->remote)
+                remote_event(e);
+            else
+                try_reap(e);
         }
         if (poll) {
             /* Polled entries: walk a snapshot of the list under the lock, one at a
@@ -139,7 +207,7 @@ static void *watcher(void *arg) {
                 entry *due = NULL;
                 pthread_mutex_lock(&lock);
                 for (entry *e = head; e; e = e->next) {
-                    if (e->pidfd < 0) {
+                    if (e->pidfd < 0 && !e->remote) {
                         siginfo_t info = {0};
                         int r = waitid(P_PID, (id_t)e->pid, &info,
                                        WEXITED | WNOHANG | WNOWAIT);
@@ -203,7 +271,7 @@ static int start_locked(void) {
     return 0;
 }
 
-int br__child_watch(pid_t pid, int pidfd, br_future **out) {
+static int watch(pid_t pid, int pidfd, int sock, br_future **out) {
     if (pid <= 0 || !out)
         return BR_EINVAL;
     *out = NULL;
@@ -222,6 +290,8 @@ int br__child_watch(pid_t pid, int pidfd, br_future **out) {
     e->pidfd = -1;
     e->fut = f;
     e->prev = NULL;
+    e->remote = sock >= 0;
+    e->sock = sock;
     if (pidfd >= 0) {
         e->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
         if (e->pidfd < 0) {
@@ -231,9 +301,10 @@ int br__child_watch(pid_t pid, int pidfd, br_future **out) {
     }
     pthread_mutex_lock(&lock);
     rc = start_locked();
-    if (rc == 0 && e->pidfd >= 0) {
+    int waitfd = e->remote ? e->sock : e->pidfd;
+    if (rc == 0 && waitfd >= 0) {
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = e};
-        if (epoll_ctl(epfd, EPOLL_CTL_ADD, e->pidfd, &ev) != 0)
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, waitfd, &ev) != 0)
             rc = -errno;
     }
     if (rc != 0) {
@@ -248,7 +319,7 @@ int br__child_watch(pid_t pid, int pidfd, br_future **out) {
     head = e;
     count++;
     bool first_polled = false;
-    if (e->pidfd < 0)
+    if (e->pidfd < 0 && !e->remote)
         first_polled = npolled++ == 0;
     br_future_retain(f); /* the caller's; the entry keeps the one from br_future_new */
     if (first_polled) {
@@ -265,6 +336,16 @@ fail:
     br_future_release(f);
     br__free(e);
     return rc;
+}
+
+int br__child_watch(pid_t pid, int pidfd, br_future **out) {
+    return watch(pid, pidfd, -1, out);
+}
+
+int br__child_watch_remote(pid_t pid, int sock, int pidfd, br_future **out) {
+    if (sock < 0)
+        return BR_EINVAL;
+    return watch(pid, pidfd, sock, out);
 }
 
 size_t br__child_watch_count(void) {
@@ -288,6 +369,8 @@ static void child_hook(void) {
         entry *next = e->next;
         if (e->pidfd >= 0)
             close(e->pidfd);
+        if (e->remote && e->sock >= 0)
+            close(e->sock);
         br_future_release(e->fut);
         br__free(e);
         e = next;

@@ -34,6 +34,14 @@
  * error nothing watches pid: the caller must reap it. */
 int br__child_watch(pid_t pid, int pidfd, br_future **out);
 
+/* Starts watching pid, a child of the forkserver (process/forkserver.c), which reaps it
+ * and writes its wait status (int32) on sock. On success the watcher owns sock (it
+ * closes it when done); on error the caller keeps it. The watcher takes a duplicate of
+ * pidfd (-1: none). The future finishes with the returncode, or fails with BR_EBROKEN
+ * if sock ends without a status (the server died; with a pidfd, once the child ended
+ * too). 0 or the errors of br__child_watch (sock < 0: BR_EINVAL). */
+int br__child_watch_remote(pid_t pid, int sock, int pidfd, br_future **out);
+
 /* The watcher thread's kernel id (0: no watcher; -1: started, about to run): the process layer leaves it out
  * when it counts the threads that make fork risky. */
 int br__child_watch_tid(void);

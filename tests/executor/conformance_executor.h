@@ -146,6 +146,12 @@ static void cf_channel_reset(void) {
     ch->nruns = (long)((size - sizeof(cf_channel)) / sizeof(_Atomic int));
 }
 
+/* The test process's pid, seen from a worker: its parent, unless the including file
+ * says otherwise (under forkserver the worker's parent is the server). */
+#ifndef CF_TEST_PID
+#define CF_TEST_PID() getppid()
+#endif
+
 /* The channel, from any process: a spawned worker maps it at its first call. NULL if it
  * can't (the task then fails; the test sees it). */
 static cf_channel *cf_chan(void) {
@@ -153,7 +159,7 @@ static cf_channel *cf_chan(void) {
     if (ch != NULL)
         return ch;
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)getppid(), CF_CHANNEL_FD);
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)CF_TEST_PID(), CF_CHANNEL_FD);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return NULL;

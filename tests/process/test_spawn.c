@@ -139,8 +139,11 @@ static void bad_specs(void **state) {
     spec.nfds = 0;
     spec.method = 77;
     BR_CHECK_ERR(br__child_start(&spec, &c, NULL, 0), BR_EINVAL);
-    spec.method = BR_START_FORKSERVER;
-    BR_CHECK_ERR(br__child_start(&spec, &c, why, sizeof why), BR_ENOTSUP);
+    spec.method = BR_START_FORKSERVER; /* a bad descriptor, checked before the server */
+    spec.fds = &bad;
+    spec.nfds = 1;
+    BR_CHECK_ERR(br__child_start(&spec, &c, why, sizeof why), BR_EINVAL);
+    spec.nfds = 0;
     /* A heap pointer can't cross into a spawned child: refused here, nothing started. */
     warm_up();
     void *heap = malloc(32);
