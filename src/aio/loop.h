@@ -127,6 +127,7 @@ struct br__atask {
     br__waiter *park_w;      /* the waiter of the park it is suspended in, or NULL */
     bool park_canc;          /* that park may end in BR_ECANCELED */
     void *park_site;         /* who parked (for br_aio_dump) */
+    uintptr_t ident;         /* br__self() while it runs: unique (core/lib.h) */
     br__tnode park_timer;
     br__scope *scopes;       /* the innermost timeout scope */
     int rc;                  /* the function's return value */
@@ -172,6 +173,10 @@ extern BR__TLS br__atask *br__atask_tl;   /* the coroutine task running on this 
 void br__loop_schedule(br_loop *l, br__runnable *r);
 /* Runs a task runnable (loop thread). */
 void br__loop_run_task(br_loop *l, br__atask *a);
+/* A task over (finished, or never begun: br__task_begin said false): its home cleared,
+ * its counts dropped, its record freed now or by the drain that holds its notice (loop
+ * thread, or br_loop_free with no thread running the loop). */
+void br__atask_gone(br_loop *l, br__atask *a);
 /* Frees a task's record once nothing can reach it (loop thread). */
 void br__atask_free(br__atask *a);
 /* Wakes a's current park if it may end by a cancel (loop thread). */

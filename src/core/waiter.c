@@ -199,9 +199,20 @@ int br__wq_wake(br__wq *q, int n, uintptr_t data) {
 
 /* --- the current context -------------------------------------------------------------- */
 
+/* Threads' identities: even, from 2 up (lib.h, "the current execution context"). */
+static _Atomic uint64_t thread_ids;
+
+BR__NOINLINE uintptr_t br__self_slow(br__tls *t) {
+    if (t->self == 0)
+        t->self = (uintptr_t)(atomic_fetch_add_explicit(&thread_ids, 1, memory_order_relaxed) + 1)
+                  << 1;
+    t->owner = t->self;
+    return t->self;
+}
+
 void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx) {
     br__tls *t = br__tls_now();
-    t->owner = owner;
+    t->owner = owner ? owner : t->self;
     t->parker = parker;
     t->pctx = pctx;
 }
