@@ -451,6 +451,39 @@ int br_loop_new(br_loop **out) {
     return 0;
 }
 
+/* br_loop_free with tasks counted live: those never begun whose future is done already
+ * (cancelled while pending) are over, so they go now, as the loop's next run would drop
+ * them (br__loop_run_task: begin fails, br__atask_gone). The others stay queued. Returns
+ * how many tasks are left. No thread runs the loop, so its ready queue is ours; the
+ * inbox and the executor's pending list are taken under their lock. */
+static size_t drop_unbegun(br_loop *l) {
+    br__ilock_lock(&l->inbox_lock);
+    br__atask *c = drain_locked(l);
+    br__rq pend = l->ex_pending;
+    l->ex_pending.head = l->ex_pending.tail = NULL;
+    br__ilock_unlock(&l->inbox_lock);
+    handle_notices(c);
+    br__rq keep = {0}, keep_pend = {0};
+    for (int list = 0; list < 2; list++) {
+        br__rq from = list == 0 ? l->ready : pend;
+        br__rq *to = list == 0 ? &keep : &keep_pend;
+        for (br__runnable *r; (r = br__rq_pop(&from)) != NULL;) {
+            br__atask *a = (br__atask *)r;
+            if (r->kind == BR__RUN_TASK && a->co == NULL && br_future_done(a->f) &&
+                !br__task_begin(a->task))
+                br__atask_gone(l, a);
+            else
+                br__rq_push(to, r);
+        }
+    }
+    l->ready = keep;
+    br__ilock_lock(&l->inbox_lock);
+    br__rq_append(&keep_pend, &l->ex_pending);
+    l->ex_pending = keep_pend;
+    br__ilock_unlock(&l->inbox_lock);
+    return atomic_load_explicit(&l->live, memory_order_acquire);
+}
+
 int br_loop_free(br_loop *loop) {
     if (loop == NULL)
         return BR__MISUSE(BR_EINVAL, "br_loop_free: NULL");
@@ -458,7 +491,7 @@ int br_loop_free(br_loop *loop) {
         return BR__MISUSE(BR_EPERM, "br_loop_free: from inside the loop");
     if (atomic_load_explicit(&loop->thread, memory_order_acquire) != 0)
         return BR_EBUSY;
-    if (atomic_load_explicit(&loop->live, memory_order_acquire) != 0)
+    if (atomic_load_explicit(&loop->live, memory_order_acquire) != 0 && drop_unbegun(loop) != 0)
         return BR_EBUSY;
     /* Rule (3): every push from another thread has finished with the loop. */
     br__ilock_lock(&loop->inbox_lock);
