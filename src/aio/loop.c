@@ -244,7 +244,22 @@ int br_timer_cancel(br_timer *t) {
     return 0;
 }
 
-/* --- descriptors (br__io_wait's coroutine path) ----------------------------------------- */
+/* --- descriptors (br__io_wait's coroutine path) -----------------------------------------
+ *
+ * Descriptors. A descriptor stays registered with the poller (level-triggered) between
+ * waits: `registered` is the interest epoll holds for it. A wait adds its direction if
+ * missing (one epoll_ctl) and leaves it there when it ends; a steady read/write cycle
+ * thus makes no epoll_ctl at all. The interest is dropped lazily: readiness reported
+ * for a direction nobody waits on takes that direction out (MOD, or DEL when none is
+ * left), so an idle readable socket costs one report, not one per iteration.
+ * br__io_forget (before close) deletes the registration and forgets the entry: the
+ * number may come back as another file, and the table must not believe the new one
+ * registered. A descriptor closed without it (epoll drops a closed file's registration
+ * by itself when the last reference goes) leaves a stale `registered`; the table
+ * corrects it when a MOD answers ENOENT or an ADD EEXIST, but a wait for a direction
+ * the stale entry already has makes no call and would sleep until its deadline: hence
+ * the rule in aio/io.h. nio counts the coroutines parked in a descriptor wait: a busy
+ * loop polls (without blocking) only when some coroutine waits for a descriptor. */
 
 typedef struct iorec {
     br__waiter w;
@@ -255,22 +270,19 @@ struct br__fdent {
     uint32_t registered; /* BR__POLL_* the poller watches */
 };
 
-static int fd_update(br_loop *l, int fd) {
+/* Makes the poller watch `want` on fd (loop thread). */
+static int fd_set_interest(br_loop *l, int fd, uint32_t want) {
     struct br__fdent *e = &l->fds[fd];
-    uint32_t want = (e->rd ? BR__POLL_IN : 0) | (e->wr ? BR__POLL_OUT : 0);
     if (want == e->registered)
         return 0;
     void *data = (void *)(uintptr_t)((size_t)fd + 1);
     int rc = 0;
     if (want == 0) {
         (void)br__poller_del(l->poller, fd); /* closed already: epoll forgot it */
-        l->nio--;
     } else if (e->registered == 0) {
         rc = br__poller_add(l->poller, fd, want, data);
         if (rc == BR_EEXIST)
             rc = br__poller_mod(l->poller, fd, want, data);
-        if (rc == 0)
-            l->nio++;
     } else {
         rc = br__poller_mod(l->poller, fd, want, data);
         if (rc == BR_ENOENT) /* closed and reopened under the same number */
@@ -278,6 +290,7 @@ static int fd_update(br_loop *l, int fd) {
     }
     if (rc == 0)
         e->registered = want;
+    l->nctl++;
     return rc;
 }
 
@@ -303,24 +316,54 @@ static int io_wait_coro(int fd, uint32_t events, int64_t deadline) {
     struct br__fdent *e = &l->fds[fd];
     if (((events & BR__IO_READ) && e->rd) || ((events & BR__IO_WRITE) && e->wr))
         return BR_EBUSY; /* another coroutine waits for the same thing on fd */
+    uint32_t need = ((events & BR__IO_READ) ? BR__POLL_IN : 0) |
+                    ((events & BR__IO_WRITE) ? BR__POLL_OUT : 0);
+    if (need & ~e->registered) {
+        int rc = fd_set_interest(l, fd, e->registered | need);
+        if (rc != 0)
+            return rc;
+    }
     iorec r;
     br__waiter_init(&r.w);
     if (events & BR__IO_READ)
         e->rd = &r;
     if (events & BR__IO_WRITE)
         e->wr = &r;
-    int rc = fd_update(l, fd);
-    if (rc == 0)
-        rc = br__waiter_park(&r.w, deadline);
+    a->park_fd = fd;
+    a->park_io = events;
+    l->nio++;
+    int rc = br__waiter_park(&r.w, deadline);
+    l->nio--;
+    a->park_io = 0;
     /* The table may have grown while we were parked: look the entry up again. Only
-     * this thread dispatches, so nothing can signal r once we run. */
+     * this thread dispatches, so nothing can signal r once we run. The registration
+     * stays (the notes above). */
     e = &l->fds[fd];
     if (e->rd == &r)
         e->rd = NULL;
     if (e->wr == &r)
         e->wr = NULL;
-    (void)fd_update(l, fd);
     return rc;
+}
+
+uint32_t br__loop_fd_registered(const br_loop *l, int fd) {
+    return fd >= 0 && (size_t)fd < l->fdcap ? l->fds[fd].registered : 0;
+}
+
+/* br__io_forget's loop side: on the loop running on this thread, if any. */
+static void io_forget(int fd) {
+    br_loop *l = br__loop_tl;
+    if (l == NULL || (size_t)fd >= l->fdcap)
+        return;
+    struct br__fdent *e = &l->fds[fd];
+    iorec *rd = e->rd, *wr = e->wr;
+    e->rd = e->wr = NULL;
+    (void)fd_set_interest(l, fd, 0);
+    e->registered = 0;
+    if (rd)
+        br__waiter_wake(&rd->w);
+    if (wr && wr != rd)
+        br__waiter_wake(&wr->w);
 }
 
 static void io_dispatch(br_loop *l, const br__poll_event *ev, int n) {
@@ -331,12 +374,17 @@ static void io_dispatch(br_loop *l, const br__poll_event *ev, int n) {
         struct br__fdent *e = &l->fds[fd];
         iorec *rd = (ev[i].events & BR__POLL_IN) ? e->rd : NULL;
         iorec *wr = (ev[i].events & BR__POLL_OUT) ? e->wr : NULL;
+        /* Readiness nobody waits for: that interest goes (lazy removal). */
+        uint32_t idle = ev[i].events & e->registered & ~((e->rd ? BR__POLL_IN : 0u) |
+                                                         (e->wr ? BR__POLL_OUT : 0u));
         /* Taken off the entry, so a level-triggered repeat doesn't wake them twice;
-         * the waiter updates the registration once it runs. */
+         * a woken waiter that waits again finds its interest still registered. */
         if (rd)
             e->rd = NULL;
         if (wr)
             e->wr = NULL;
+        if (idle)
+            (void)fd_set_interest(l, (int)fd, e->registered & ~idle);
         if (rd)
             br__waiter_wake(&rd->w);
         if (wr && wr != rd)
@@ -444,6 +492,7 @@ int br_loop_new(br_loop **out) {
     if (!atomic_load_explicit(&hooks_set, memory_order_acquire)) {
         atomic_store_explicit(&br__task_home_cancel, br__atask_home_cancel,
                               memory_order_release);
+        atomic_store_explicit(&br__io_forget_hook, io_forget, memory_order_release);
         atomic_store_explicit(&br__io_wait_hook, io_wait_coro, memory_order_release);
         atomic_store_explicit(&hooks_set, true, memory_order_release);
     }

@@ -14,6 +14,7 @@
 #include "aio/io.h"
 #include "aio/loop.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -178,7 +179,172 @@ static void free_after_cancel_from_thread(void **state) {
     br_future_release(b);
 }
 
+/* --- descriptor registrations kept across waits --------------------------------------- */
+
+static int nb_socketpair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
+}
+
+/* Reads exactly one byte from fd in a coroutine: waits for it. */
+static int recv1(int fd, char *c) {
+    for (;;) {
+        ssize_t n = recv(fd, c, 1, 0);
+        if (n == 1)
+            return 0;
+        if (n == 0)
+            return BR_EOF;
+        if (errno != EAGAIN)
+            return -errno;
+        int rc = br__io_wait(fd, BR__IO_READ, br_test_hang_guard());
+        if (rc != 0)
+            return rc;
+    }
+}
+
+enum { PP_N = 2000 };
+typedef struct pp {
+    int fd;
+    bool starts;
+    int rounds;
+} pp;
+
+/* Ping-pong: A sends 0, B answers 1, A 2...; each side checks every value it gets. */
+static int pp_side(br_task *t) {
+    pp *p = *(pp **)br_task_arg(t, NULL);
+    unsigned char expect = p->starts ? 1 : 0;
+    if (p->starts && send(p->fd, "\0", 1, 0) != 1)
+        return BR_EFAILED;
+    for (int i = 0; i < PP_N; i++) {
+        char c;
+        int rc = recv1(p->fd, &c);
+        if (rc != 0)
+            return rc;
+        if ((unsigned char)c != expect)
+            return BR_EFAILED;
+        unsigned char v = (unsigned char)(expect + 1);
+        if (!(p->starts && i == PP_N - 1) && send(p->fd, &v, 1, 0) != 1)
+            return BR_EFAILED;
+        expect = (unsigned char)(expect + 2);
+        p->rounds++;
+    }
+    return 0;
+}
+
+static void steady_cycle_no_epoll_ctl(void **state) {
+    (void)state;
+    int fds[2];
+    BR_CHECK_EQ(nb_socketpair(fds), 0);
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    pp a = {.fd = fds[0], .starts = true}, b = {.fd = fds[1]};
+    pp *pa = &a, *pb = &b;
+    br_future *fa, *fb;
+    BR_CHECK_OK(br_create_task(l, pp_side, &pa, sizeof pa, &fa));
+    BR_CHECK_OK(br_create_task(l, pp_side, &pb, sizeof pb, &fb));
+    BR_CHECK_OK(br_loop_run_until_complete(l, fa));
+    BR_CHECK_OK(br_loop_run_until_complete(l, fb));
+    BR_CHECK_OK(br_future_result(fa, BR_NOWAIT, NULL, NULL));
+    BR_CHECK_OK(br_future_result(fb, BR_NOWAIT, NULL, NULL));
+    BR_CHECK_EQ(a.rounds, PP_N);
+    BR_CHECK_EQ(b.rounds, PP_N);
+    /* 2 * PP_N waits; one registration per descriptor (two), not two per wait. */
+    BR_CHECK(l->nctl <= 4);
+    br_future_release(fa);
+    br_future_release(fb);
+    BR_CHECK_OK(br_loop_free(l));
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* Readiness nobody waits for takes the interest out; a later wait puts it back and
+ * sees the data. br__io_close forgets the registration, so the number reused by a new
+ * socket is registered afresh and its wait works. */
+static int lazy_and_forget(br_task *t) {
+    br_loop *l = *(br_loop **)br_task_arg(t, NULL);
+    int fds[2];
+    BR_CHECK_EQ(nb_socketpair(fds), 0);
+    char c;
+    BR_CHECK_ERR(br__io_wait(fds[0], BR__IO_READ, br_deadline_after(BR_MSEC)), BR_ETIMEDOUT);
+    BR_CHECK_EQ(br__loop_fd_registered(l, fds[0]), BR__POLL_IN); /* kept after the wait */
+    BR_CHECK_EQ(send(fds[1], "x", 1, 0), 1);
+    BR_CHECK_OK(br_aio_sleep(BR_MSEC)); /* the loop polls: readable, nobody waits */
+    BR_CHECK_EQ(br__loop_fd_registered(l, fds[0]), 0);
+    BR_CHECK_OK(br__io_wait(fds[0], BR__IO_READ, br_test_hang_guard()));
+    BR_CHECK_OK(recv1(fds[0], &c));
+    BR_CHECK_EQ(c, 'x');
+    int old0 = fds[0];
+    BR_CHECK_EQ(br__loop_fd_registered(l, old0), BR__POLL_IN);
+    BR_CHECK_EQ(br__io_close(fds[0]), 0);
+    BR_CHECK_EQ(br__loop_fd_registered(l, old0), 0);
+    BR_CHECK_EQ(br__io_close(fds[1]), 0);
+    int g[2];
+    BR_CHECK_EQ(nb_socketpair(g), 0);
+    BR_CHECK_EQ(g[0], old0); /* the lowest numbers come back */
+    BR_CHECK_EQ(send(g[1], "y", 1, 0), 1);
+    BR_CHECK_OK(recv1(g[0], &c));
+    BR_CHECK_ERR(br__io_wait(g[0], BR__IO_READ, br_deadline_after(BR_MSEC)), BR_ETIMEDOUT);
+    BR_CHECK_EQ(c, 'y');
+    BR_CHECK_EQ(send(g[1], "z", 1, 0), 1);
+    BR_CHECK_OK(br__io_wait(g[0], BR__IO_READ, br_test_hang_guard()));
+    BR_CHECK_OK(recv1(g[0], &c));
+    BR_CHECK_EQ(c, 'z');
+    BR_CHECK_EQ(br__io_close(g[0]), 0);
+    BR_CHECK_EQ(br__io_close(g[1]), 0);
+    return 0;
+}
+
+static void registrations_lazy_and_forgotten(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    br_future *f;
+    BR_CHECK_OK(br_create_task(l, lazy_and_forget, &l, sizeof l, &f));
+    BR_CHECK_OK(br_loop_run_until_complete(l, f));
+    BR_CHECK_OK(br_future_result(f, BR_NOWAIT, NULL, NULL));
+    br_future_release(f);
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+/* Closing a descriptor through br__io_close wakes the coroutine waiting on it; its retry
+ * meets the closed descriptor. */
+static _Atomic int closer_fd = -1;
+static int wait_closed(br_task *t) {
+    (void)t;
+    int fd = atomic_load(&closer_fd);
+    int rc = br__io_wait(fd, BR__IO_READ, br_test_hang_guard());
+    if (rc != 0)
+        return rc;
+    char c;
+    return recv(fd, &c, 1, 0) < 0 && errno == EBADF ? 0 : BR_EFAILED;
+}
+
+static int close_under(br_task *t) {
+    (void)t;
+    int fds[2];
+    BR_CHECK_EQ(nb_socketpair(fds), 0);
+    atomic_store(&closer_fd, fds[0]);
+    br_future *f;
+    BR_CHECK_OK(br_create_task(NULL, wait_closed, NULL, 0, &f));
+    BR_CHECK_OK(br_aio_yield()); /* it waits */
+    BR_CHECK(!br_future_done(f));
+    BR_CHECK_EQ(br__io_close(fds[0]), 0);
+    BR_CHECK_OK(br_future_result(f, br_test_hang_guard(), NULL, NULL));
+    br_future_release(f);
+    close(fds[1]);
+    return 0;
+}
+
+static void close_wakes_waiter(void **state) {
+    (void)state;
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(close_under, NULL, 0, &code));
+    BR_CHECK_OK(code);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(coroutine_identity_not_reused),
              cmocka_unit_test(thread_identity_not_reused),
              cmocka_unit_test(free_after_cancel_pending),
-             cmocka_unit_test(free_after_cancel_from_thread))
+             cmocka_unit_test(free_after_cancel_from_thread),
+             cmocka_unit_test(steady_cycle_no_epoll_ctl),
+             cmocka_unit_test(registrations_lazy_and_forgotten),
+             cmocka_unit_test(close_wakes_waiter))
