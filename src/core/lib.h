@@ -230,6 +230,9 @@ struct br__waiter {
     uintptr_t data2;            /* a second word for the primitive (e.g. priority) */
     const br__parker *parker;
     void *ctx; /* the parker's context (the coroutine), NULL for a thread */
+    /* Where it was made (br__waiter_init's caller): what br_aio_dump says a suspended
+     * coroutine waits on. */
+    const char *site_file, *site_func;
 };
 
 /* Hint to the thread parker: sleep at once instead of spinning br__calib_spin_ns()
@@ -241,8 +244,10 @@ struct br__waiter {
  * taking its lock back, a free waiting for what borrows memory it is about to free. */
 #define BR__WAITER_NOCANCEL 2u
 
-/* Binds w to the current context (thread or coroutine) and clears it. */
-void br__waiter_init(br__waiter *w);
+/* Binds w to the current context (thread or coroutine) and clears it. Records the
+ * calling file and function (two stores), so a dump can name the primitive. */
+void br__waiter_init_at(br__waiter *w, const char *file, const char *func);
+#define br__waiter_init(w) br__waiter_init_at((w), __FILE__, __func__)
 /* Parks w until signalled, the deadline or a cancel: 0, BR_ETIMEDOUT or BR_ECANCELED
  * (then follow rule 2). */
 static inline int br__waiter_park(br__waiter *w, int64_t deadline) {

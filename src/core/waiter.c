@@ -104,7 +104,9 @@ const br__parker br__thread_parker = {thread_park, thread_unpark, NULL};
 
 /* --- waiters and wait-queues -------------------------------------------------------- */
 
-void br__waiter_init(br__waiter *w) {
+void br__waiter_init_at(br__waiter *w, const char *file, const char *func) {
+    w->site_file = file;
+    w->site_func = func;
     w->next = w->prev = NULL;
     atomic_init(&w->signalled, 0);
     w->linked = 0;
