@@ -433,12 +433,24 @@ static int ex_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
         return 0;
     if (br__loop_tl == l)
         return BR_EDEADLK; /* a task or callback of this loop waiting for itself */
-    for (;;) {
-        uint32_t n = atomic_load_explicit(&l->ex_live, memory_order_acquire);
-        if (n == 0)
-            return 0;
-        br__futex_wait(&l->ex_live, n, BR_FOREVER, false);
+    /* Through a waiter, so a coroutine of another loop suspends (its loop runs on) and
+     * a thread parks. Without a deadline or a cancel, as every call that ends an
+     * object's life: it returns once the executor's tasks are over, which takes a
+     * thread running l (a loop nobody runs: the wait lasts until one does). The
+     * last task's end pops and wakes every waiter under ex_idle's lock (task.c,
+     * br__atask_gone); checking ex_live and linking under that lock loses no wake-up. */
+    br__waiter w;
+    br__waiter_init(&w);
+    w.flags |= BR__WAITER_NOCANCEL | BR__WAITER_NOSPIN;
+    br__ilock_lock(&l->ex_idle.lock);
+    if (atomic_load_explicit(&l->ex_live, memory_order_acquire) == 0) {
+        br__ilock_unlock(&l->ex_idle.lock);
+        return 0;
     }
+    br__wq_push(&l->ex_idle, &w);
+    br__ilock_unlock(&l->ex_idle.lock);
+    br__waiter_park_until_signalled(&w);
+    return 0;
 }
 
 static void ex_destroy(br_executor *ex) { (void)ex; /* owned by the loop */ }
@@ -777,6 +789,46 @@ typedef struct dump_state {
     size_t n;
 } dump_state;
 
+/* What a park made in `file` (a waiter's site, core/lib.h) waits on: the primitive's
+ * kind, by the source file that made the waiter. NULL: not one we know by name. */
+static const char *kind_of(const char *file, const char *func) {
+    static const struct {
+        const char *file, *func, *kind;
+    } kinds[] = {
+        {"thread/lock.c", NULL, "lock"},
+        {"thread/rlock.c", NULL, "rlock"},
+        {"thread/cond.c", NULL, "condition"},
+        {"thread/sem.c", NULL, "semaphore"},
+        {"thread/event.c", NULL, "event"},
+        {"thread/barrier.c", NULL, "barrier"},
+        {"thread/thread.c", NULL, "thread join"},
+        {"queue/queue.c", NULL, "queue"},
+        {"future/listen.c", NULL, "future"},
+        {"future/wait.c", NULL, "futures (br_wait)"},
+        {"future/as_completed.c", NULL, "as_completed"},
+        {"executor/map.c", NULL, "map"},
+        {"executor/pool/bounded.c", NULL, "pool submit"},
+        {"core/time.c", NULL, "sleep"},
+        {"aio/task.c", "br_aio_sleep_until", "sleep"},
+        {"aio/loop.c", "ex_shutdown", "executor shutdown"},
+    };
+    if (file == NULL)
+        return NULL;
+    size_t fl = strlen(file);
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        size_t kl = strlen(kinds[i].file);
+        if (fl >= kl && strcmp(file + fl - kl, kinds[i].file) == 0 &&
+            (kinds[i].func == NULL || (func && strcmp(func, kinds[i].func) == 0)))
+            return kinds[i].kind;
+    }
+    return NULL;
+}
+
+/* One line per coroutine: "NAME STATE", and for a suspended one what it waits on:
+ *   NAME suspended on KIND [(cancellable)]     a primitive (lock, queue, future, sleep...)
+ *   NAME suspended on fd N read|write|read+write
+ *   NAME suspended in FUNC (FILE)              a park we have no name for
+ *   NAME ready                                 suspended and scheduled (woken, yielded) */
 static void dump_one(br__coro *co, void *arg) {
     dump_state *d = arg;
     br__atask *a = br__coro_user(co);
@@ -787,13 +839,26 @@ static void dump_one(br__coro *co, void *arg) {
                        : st == BR__CORO_NEW   ? "new"
                        : st == BR__CORO_DONE  ? "done"
                                               : "suspended";
-    if (st == BR__CORO_SUSPENDED && a->park_w)
-        fprintf(d->f, "%s %s in a park (%s) called from %p\n", a->name, what,
-                a->park_canc ? "cancellable" : "not cancellable", a->park_site);
-    else if (st == BR__CORO_SUSPENDED)
+    const char *canc = a->park_canc ? "" : " (not cancellable)";
+    br__waiter *w = a->park_w;
+    if (st == BR__CORO_SUSPENDED && w && a->park_io) {
+        const char *dir = a->park_io == (BR__IO_READ | BR__IO_WRITE) ? "read+write"
+                          : a->park_io == BR__IO_READ                ? "read"
+                                                                     : "write";
+        fprintf(d->f, "%s %s on fd %d %s%s\n", a->name, what, a->park_fd, dir, canc);
+    } else if (st == BR__CORO_SUSPENDED && w) {
+        const char *kind = kind_of(w->site_file, w->site_func);
+        if (kind)
+            fprintf(d->f, "%s %s on %s%s\n", a->name, what, kind, canc);
+        else
+            fprintf(d->f, "%s %s in %s (%s)%s\n", a->name, what,
+                    w->site_func ? w->site_func : "?", w->site_file ? w->site_file : "?",
+                    canc);
+    } else if (st == BR__CORO_SUSPENDED) {
         fprintf(d->f, "%s ready\n", a->name);
-    else
+    } else {
         fprintf(d->f, "%s %s\n", a->name, what);
+    }
     d->n++;
 }
 

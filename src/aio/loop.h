@@ -166,7 +166,8 @@ struct br_loop {
     br__rq ex_pending;         /* inbox lock */
     _Atomic bool ex_shut;
     _Atomic bool ex_cancel;
-    _Atomic uint32_t ex_live;  /* executor tasks not finished; a futex word */
+    _Atomic uint32_t ex_live;  /* executor tasks not finished */
+    br__wq ex_idle;            /* shutdown(wait) callers, woken when ex_live reaches 0 */
 };
 
 /* Loop side (loop.c), for task.c. */

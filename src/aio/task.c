@@ -232,8 +232,14 @@ void br__atask_gone(br_loop *l, br__atask *a) {
     if (!noticed)
         br__atask_free(a);
     atomic_fetch_sub_explicit(&l->live, 1, memory_order_release);
-    if (from_ex && atomic_fetch_sub_explicit(&l->ex_live, 1, memory_order_acq_rel) == 1)
-        br__futex_wake(&l->ex_live, INT32_MAX, false);
+    if (from_ex && atomic_fetch_sub_explicit(&l->ex_live, 1, memory_order_acq_rel) == 1) {
+        /* shutdown(wait) checks ex_live under this lock after linking its waiter, so
+         * either it sees 0 or we find it here (loop.c, ex_shutdown). */
+        br__ilock_lock(&l->ex_idle.lock);
+        for (br__waiter *w; (w = br__wq_pop(&l->ex_idle)) != NULL;)
+            br__waiter_wake(w);
+        br__ilock_unlock(&l->ex_idle.lock);
+    }
 }
 
 void br__loop_run_task(br_loop *l, br__atask *a) {

@@ -341,10 +341,201 @@ static void close_wakes_waiter(void **state) {
     BR_CHECK_OK(code);
 }
 
+/* --- the loop's executor shut down from a coroutine of another loop -------------------- */
+
+/* L2's main submits three tasks to L1's executor while no thread runs L1, and a second
+ * coroutine of L2 calls shutdown(wait) on it: that coroutine suspends (L2 runs on: main
+ * sees it not done), then main starts a thread that runs L1; the shutdown returns once
+ * L1's tasks are over, every result there. */
+typedef struct sd {
+    br_loop *l1;
+    br_future *f[3];
+    _Atomic int shut_rc;
+} sd;
+
+static int sq(br_task *t) {
+    int64_t v = br_task_arg_i64(t);
+    BR_CHECK_OK(br_aio_yield());
+    return br_task_return_i64(t, v * v);
+}
+
+static int shutter(br_task *t) {
+    sd *x = *(sd **)br_task_arg(t, NULL);
+    atomic_store(&x->shut_rc, br_executor_shutdown(br_loop_executor(x->l1), true, false));
+    return 0;
+}
+
+static void run_l1(void *p) {
+    sd *x = p;
+    for (int i = 0; i < 3; i++)
+        BR_CHECK_OK(br_loop_run_until_complete(x->l1, x->f[i]));
+}
+
+static int sd_main(br_task *t) {
+    sd *x = *(sd **)br_task_arg(t, NULL);
+    for (int64_t i = 0; i < 3; i++)
+        BR_CHECK_OK(br_submit_i64(br_loop_executor(x->l1), sq, i + 2, &x->f[i]));
+    br_future *s;
+    BR_CHECK_OK(br_create_task(NULL, shutter, &x, sizeof x, &s));
+    for (int i = 0; i < 3; i++)
+        BR_CHECK_OK(br_aio_yield());
+    BR_CHECK(!br_future_done(s)); /* suspended in shutdown, and we run */
+    BR_CHECK_EQ(atomic_load(&x->shut_rc), 1);
+    br_future *g;
+    BR_CHECK_ERR(br_submit_i64(br_loop_executor(x->l1), sq, 9, &g), BR_ESHUTDOWN);
+    br_thread *th;
+    BR_CHECK_OK(br_thread_start(&th, run_l1, x, NULL));
+    BR_CHECK_OK(br_future_result(s, br_test_hang_guard(), NULL, NULL));
+    BR_CHECK_OK(atomic_load(&x->shut_rc));
+    for (int i = 0; i < 3; i++) {
+        BR_CHECK(br_future_done(x->f[i])); /* shutdown returned after every task */
+        int64_t v;
+        BR_CHECK_OK(br_future_result_i64(x->f[i], BR_NOWAIT, &v));
+        BR_CHECK_EQ(v, (i + 2) * (i + 2));
+    }
+    BR_CHECK_OK(br_thread_join(th, br_test_hang_guard()));
+    br_thread_free(th);
+    br_future_release(s);
+    return 0;
+}
+
+static void shutdown_wait_from_another_loop(void **state) {
+    (void)state;
+    sd x = {.shut_rc = 1};
+    BR_CHECK_OK(br_loop_new(&x.l1));
+    sd *px = &x;
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(sd_main, &px, sizeof px, &code));
+    BR_CHECK_OK(code);
+    for (int i = 0; i < 3; i++)
+        br_future_release(x.f[i]);
+    BR_CHECK_OK(br_loop_free(x.l1));
+}
+
+/* From a plain thread, and with nothing left: returns at once; from the loop's own
+ * task: BR_EDEADLK. */
+static int self_shut(br_task *t) {
+    (void)t;
+    return br_executor_shutdown(br_loop_executor(br_loop_current()), true, false);
+}
+
+static void shutdown_wait_idle_and_self(void **state) {
+    (void)state;
+    br_loop *l;
+    BR_CHECK_OK(br_loop_new(&l));
+    br_future *f;
+    BR_CHECK_OK(br_submit(br_loop_executor(l), self_shut, NULL, 0, &f));
+    BR_CHECK_OK(br_loop_run_until_complete(l, f));
+    int code = 0;
+    BR_CHECK_OK(br_future_exception(f, BR_NOWAIT, &code, NULL));
+    BR_CHECK_ERR(code, BR_EDEADLK);
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_shutdown(br_loop_executor(l), true, false));
+    BR_CHECK_OK(br_loop_free(l));
+}
+
+/* --- the dump names what each coroutine waits on ----------------------------------------- */
+
+static br_lock d_lock;
+static br_event d_ev;
+static br_queue *d_q;
+static int d_fds[2];
+
+static int d_on_lock(br_task *t) {
+    (void)t;
+    int rc = br_lock_acquire(&d_lock, BR_FOREVER);
+    return rc != 0 ? rc : br_lock_release(&d_lock);
+}
+static int d_on_event(br_task *t) {
+    (void)t;
+    return br_event_wait(&d_ev, BR_FOREVER);
+}
+static int d_on_queue(br_task *t) {
+    (void)t;
+    void *item;
+    return br_queue_get(d_q, &item, BR_FOREVER);
+}
+static int d_on_sleep(br_task *t) {
+    (void)t;
+    return br_aio_sleep(3600 * BR_SEC);
+}
+static int d_on_fd(br_task *t) {
+    (void)t;
+    return br__io_wait(d_fds[0], BR__IO_READ, BR_FOREVER);
+}
+static int d_on_future(br_task *t) {
+    br_future *other = *(br_future **)br_task_arg(t, NULL);
+    return br_future_wait(other, BR_FOREVER);
+}
+
+static int d_main(br_task *t) {
+    (void)t;
+    BR_CHECK_OK(br_lock_acquire(&d_lock, BR_NOWAIT));
+    struct {
+        const char *name;
+        br_task_fn fn;
+    } ts[] = {{"on-lock", d_on_lock},   {"on-event", d_on_event}, {"on-queue", d_on_queue},
+              {"on-sleep", d_on_sleep}, {"on-fd", d_on_fd},       {"on-future", d_on_future}};
+    enum { NT = sizeof ts / sizeof ts[0] };
+    br_future *f[NT] = {0};
+    for (int i = 0; i < NT; i++) {
+        BR_CHECK_OK(br_create_task_opts(NULL, ts[i].fn, &f[3], sizeof f[3],
+                                        &(br_task_opts){.name = ts[i].name}, &f[i]));
+    }
+    BR_CHECK_OK(br_aio_yield()); /* all of them park */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    BR_CHECK(mem != NULL);
+    size_t n = br_aio_dump(mem);
+    fclose(mem);
+    BR_CHECK_EQ(n, NT + 1);
+    char want[64];
+    snprintf(want, sizeof want, "on-fd suspended on fd %d read\n", d_fds[0]);
+    const char *lines[] = {"on-lock suspended on lock\n", "on-event suspended on event\n",
+                           "on-queue suspended on queue\n", "on-sleep suspended on sleep\n",
+                           want, "on-future suspended on future\n"};
+    for (int i = 0; i < NT; i++)
+        if (strstr(buf, lines[i]) == NULL)
+            fail_msg("no \"%.*s\" in the dump:\n%s", (int)strlen(lines[i]) - 1, lines[i], buf);
+    BR_CHECK(strstr(buf, "running\n") != NULL); /* main itself */
+    free(buf);
+    /* Let them all go: each returns 0. */
+    BR_CHECK_OK(br_lock_release(&d_lock));
+    BR_CHECK_OK(br_event_set(&d_ev));
+    BR_CHECK_OK(br_queue_put(d_q, NULL, BR_FOREVER));
+    BR_CHECK(br_future_cancel(f[3]));
+    BR_CHECK_EQ(write(d_fds[1], "x", 1), 1);
+    for (int i = 0; i < NT; i++) {
+        BR_CHECK_OK(br_future_wait(f[i], br_test_hang_guard()));
+        if (i != 3)
+            BR_CHECK_OK(br_future_result(f[i], BR_NOWAIT, NULL, NULL));
+        br_future_release(f[i]);
+    }
+    return 0;
+}
+
+static void dump_names_what_is_waited_on(void **state) {
+    (void)state;
+    BR_CHECK_OK(br_lock_init(&d_lock));
+    BR_CHECK_OK(br_event_init(&d_ev));
+    BR_CHECK_OK(br_queue_new(&d_q, NULL));
+    BR_CHECK_EQ(nb_socketpair(d_fds), 0);
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(d_main, NULL, 0, &code));
+    BR_CHECK_OK(code);
+    br_queue_free(d_q);
+    close(d_fds[0]);
+    close(d_fds[1]);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(coroutine_identity_not_reused),
              cmocka_unit_test(thread_identity_not_reused),
              cmocka_unit_test(free_after_cancel_pending),
              cmocka_unit_test(free_after_cancel_from_thread),
              cmocka_unit_test(steady_cycle_no_epoll_ctl),
              cmocka_unit_test(registrations_lazy_and_forgotten),
-             cmocka_unit_test(close_wakes_waiter))
+             cmocka_unit_test(close_wakes_waiter),
+             cmocka_unit_test(shutdown_wait_from_another_loop),
+             cmocka_unit_test(shutdown_wait_idle_and_self),
+             cmocka_unit_test(dump_names_what_is_waited_on))
