@@ -15,7 +15,8 @@
  *
  * One iteration: drain the inbox into the ready queue (and handle cancel notices);
  * decide whether to sleep (nothing ready, no notice, no stop); poll (blocking only when
- * sleeping, until the earliest timer; skipped when busy and no descriptor is watched);
+ * sleeping, until the earliest timer; skipped when busy and no coroutine waits for a
+ * descriptor);
  * dispatch readiness; fire the timers due; run the runnables that were ready at the
  * start of the run step (those they make ready wait for the next iteration, as
  * asyncio's _run_once, so a yielding coroutine can't starve the poller).
