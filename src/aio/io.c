@@ -6,6 +6,13 @@
 #include <poll.h>
 
 _Atomic(br__io_wait_fn) br__io_wait_hook;
+_Atomic(br__io_forget_fn) br__io_forget_hook;
+
+void br__io_forget(int fd) {
+    br__io_forget_fn hook = atomic_load_explicit(&br__io_forget_hook, memory_order_acquire);
+    if (hook != NULL && fd >= 0)
+        hook(fd);
+}
 
 int br__io_wait(int fd, uint32_t events, int64_t deadline) {
     if (fd < 0)

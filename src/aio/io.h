@@ -16,14 +16,33 @@
 
 #include "core/lib.h"
 
+#include <unistd.h>
+
 enum { BR__IO_READ = 1, BR__IO_WRITE = 2 };
 
 int br__io_wait(int fd, uint32_t events, int64_t deadline);
 
+/* Before closing a descriptor a coroutine may have waited on, call br__io_forget(fd)
+ * (or close it with br__io_close): a loop keeps a descriptor registered with its
+ * poller between waits, so that a steady read/write cycle makes no epoll_ctl, and the
+ * registration must go before the number can be reused. It acts on the loop running
+ * on the calling thread (a no-op elsewhere): close a coroutine's descriptors on its
+ * loop's thread (a coroutine, a callback, or with no thread running the loop: the
+ * next wait finding a stale registration corrects it only when epoll says so, see
+ * aio/loop.c, "Descriptors"). A coroutine still waiting on fd there is woken (its
+ * retry then meets the closed descriptor). */
+void br__io_forget(int fd);
+static inline int br__io_close(int fd) {
+    br__io_forget(fd);
+    return close(fd);
+}
+
 /* Set once by the loop (aio/loop.c): the coroutine path of br__io_wait. It returns 1
  * when the caller is not a coroutine on a loop (so the thread path runs), else the
- * result. */
+ * result. The forget hook is br__io_forget's loop side. */
 typedef int (*br__io_wait_fn)(int fd, uint32_t events, int64_t deadline);
 extern _Atomic(br__io_wait_fn) br__io_wait_hook;
+typedef void (*br__io_forget_fn)(int fd);
+extern _Atomic(br__io_forget_fn) br__io_forget_hook;
 
 #endif

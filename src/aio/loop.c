@@ -15,7 +15,8 @@
  *
  * One iteration: drain the inbox into the ready queue (and handle cancel notices);
  * decide whether to sleep (nothing ready, no notice, no stop); poll (blocking only when
- * sleeping, until the earliest timer; skipped when busy and no descriptor is watched);
+ * sleeping, until the earliest timer; skipped when busy and no coroutine waits for a
+ * descriptor);
  * dispatch readiness; fire the timers due; run the runnables that were ready at the
  * start of the run step (those they make ready wait for the next iteration, as
  * asyncio's _run_once, so a yielding coroutine can't starve the poller).
@@ -244,7 +245,22 @@ int br_timer_cancel(br_timer *t) {
     return 0;
 }
 
-/* --- descriptors (br__io_wait's coroutine path) ----------------------------------------- */
+/* --- descriptors (br__io_wait's coroutine path) -----------------------------------------
+ *
+ * Descriptors. A descriptor stays registered with the poller (level-triggered) between
+ * waits: `registered` is the interest epoll holds for it. A wait adds its direction if
+ * missing (one epoll_ctl) and leaves it there when it ends; a steady read/write cycle
+ * thus makes no epoll_ctl at all. The interest is dropped lazily: readiness reported
+ * for a direction nobody waits on takes that direction out (MOD, or DEL when none is
+ * left), so an idle readable socket costs one report, not one per iteration.
+ * br__io_forget (before close) deletes the registration and forgets the entry: the
+ * number may come back as another file, and the table must not believe the new one
+ * registered. A descriptor closed without it (epoll drops a closed file's registration
+ * by itself when the last reference goes) leaves a stale `registered`; the table
+ * corrects it when a MOD answers ENOENT or an ADD EEXIST, but a wait for a direction
+ * the stale entry already has makes no call and would sleep until its deadline: hence
+ * the rule in aio/io.h. nio counts the coroutines parked in a descriptor wait: a busy
+ * loop polls (without blocking) only when some coroutine waits for a descriptor. */
 
 typedef struct iorec {
     br__waiter w;
@@ -255,22 +271,19 @@ struct br__fdent {
     uint32_t registered; /* BR__POLL_* the poller watches */
 };
 
-static int fd_update(br_loop *l, int fd) {
+/* Makes the poller watch `want` on fd (loop thread). */
+static int fd_set_interest(br_loop *l, int fd, uint32_t want) {
     struct br__fdent *e = &l->fds[fd];
-    uint32_t want = (e->rd ? BR__POLL_IN : 0) | (e->wr ? BR__POLL_OUT : 0);
     if (want == e->registered)
         return 0;
     void *data = (void *)(uintptr_t)((size_t)fd + 1);
     int rc = 0;
     if (want == 0) {
         (void)br__poller_del(l->poller, fd); /* closed already: epoll forgot it */
-        l->nio--;
     } else if (e->registered == 0) {
         rc = br__poller_add(l->poller, fd, want, data);
         if (rc == BR_EEXIST)
             rc = br__poller_mod(l->poller, fd, want, data);
-        if (rc == 0)
-            l->nio++;
     } else {
         rc = br__poller_mod(l->poller, fd, want, data);
         if (rc == BR_ENOENT) /* closed and reopened under the same number */
@@ -278,6 +291,7 @@ static int fd_update(br_loop *l, int fd) {
     }
     if (rc == 0)
         e->registered = want;
+    l->nctl++;
     return rc;
 }
 
@@ -303,24 +317,54 @@ static int io_wait_coro(int fd, uint32_t events, int64_t deadline) {
     struct br__fdent *e = &l->fds[fd];
     if (((events & BR__IO_READ) && e->rd) || ((events & BR__IO_WRITE) && e->wr))
         return BR_EBUSY; /* another coroutine waits for the same thing on fd */
+    uint32_t need = ((events & BR__IO_READ) ? BR__POLL_IN : 0) |
+                    ((events & BR__IO_WRITE) ? BR__POLL_OUT : 0);
+    if (need & ~e->registered) {
+        int rc = fd_set_interest(l, fd, e->registered | need);
+        if (rc != 0)
+            return rc;
+    }
     iorec r;
     br__waiter_init(&r.w);
     if (events & BR__IO_READ)
         e->rd = &r;
     if (events & BR__IO_WRITE)
         e->wr = &r;
-    int rc = fd_update(l, fd);
-    if (rc == 0)
-        rc = br__waiter_park(&r.w, deadline);
+    a->park_fd = fd;
+    a->park_io = events;
+    l->nio++;
+    int rc = br__waiter_park(&r.w, deadline);
+    l->nio--;
+    a->park_io = 0;
     /* The table may have grown while we were parked: look the entry up again. Only
-     * this thread dispatches, so nothing can signal r once we run. */
+     * this thread dispatches, so nothing can signal r once we run. The registration
+     * stays (the notes above). */
     e = &l->fds[fd];
     if (e->rd == &r)
         e->rd = NULL;
     if (e->wr == &r)
         e->wr = NULL;
-    (void)fd_update(l, fd);
     return rc;
+}
+
+uint32_t br__loop_fd_registered(const br_loop *l, int fd) {
+    return fd >= 0 && (size_t)fd < l->fdcap ? l->fds[fd].registered : 0;
+}
+
+/* br__io_forget's loop side: on the loop running on this thread, if any. */
+static void io_forget(int fd) {
+    br_loop *l = br__loop_tl;
+    if (l == NULL || (size_t)fd >= l->fdcap)
+        return;
+    struct br__fdent *e = &l->fds[fd];
+    iorec *rd = e->rd, *wr = e->wr;
+    e->rd = e->wr = NULL;
+    (void)fd_set_interest(l, fd, 0);
+    e->registered = 0;
+    if (rd)
+        br__waiter_wake(&rd->w);
+    if (wr && wr != rd)
+        br__waiter_wake(&wr->w);
 }
 
 static void io_dispatch(br_loop *l, const br__poll_event *ev, int n) {
@@ -331,12 +375,17 @@ static void io_dispatch(br_loop *l, const br__poll_event *ev, int n) {
         struct br__fdent *e = &l->fds[fd];
         iorec *rd = (ev[i].events & BR__POLL_IN) ? e->rd : NULL;
         iorec *wr = (ev[i].events & BR__POLL_OUT) ? e->wr : NULL;
+        /* Readiness nobody waits for: that interest goes (lazy removal). */
+        uint32_t idle = ev[i].events & e->registered & ~((e->rd ? BR__POLL_IN : 0u) |
+                                                         (e->wr ? BR__POLL_OUT : 0u));
         /* Taken off the entry, so a level-triggered repeat doesn't wake them twice;
-         * the waiter updates the registration once it runs. */
+         * a woken waiter that waits again finds its interest still registered. */
         if (rd)
             e->rd = NULL;
         if (wr)
             e->wr = NULL;
+        if (idle)
+            (void)fd_set_interest(l, (int)fd, e->registered & ~idle);
         if (rd)
             br__waiter_wake(&rd->w);
         if (wr && wr != rd)
@@ -385,12 +434,24 @@ static int ex_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
         return 0;
     if (br__loop_tl == l)
         return BR_EDEADLK; /* a task or callback of this loop waiting for itself */
-    for (;;) {
-        uint32_t n = atomic_load_explicit(&l->ex_live, memory_order_acquire);
-        if (n == 0)
-            return 0;
-        br__futex_wait(&l->ex_live, n, BR_FOREVER, false);
+    /* Through a waiter, so a coroutine of another loop suspends (its loop runs on) and
+     * a thread parks. Without a deadline or a cancel, as every call that ends an
+     * object's life: it returns once the executor's tasks are over, which takes a
+     * thread running l (a loop nobody runs: the wait lasts until one does). The
+     * last task's end pops and wakes every waiter under ex_idle's lock (task.c,
+     * br__atask_gone); checking ex_live and linking under that lock loses no wake-up. */
+    br__waiter w;
+    br__waiter_init(&w);
+    w.flags |= BR__WAITER_NOCANCEL | BR__WAITER_NOSPIN;
+    br__ilock_lock(&l->ex_idle.lock);
+    if (atomic_load_explicit(&l->ex_live, memory_order_acquire) == 0) {
+        br__ilock_unlock(&l->ex_idle.lock);
+        return 0;
     }
+    br__wq_push(&l->ex_idle, &w);
+    br__ilock_unlock(&l->ex_idle.lock);
+    br__waiter_park_until_signalled(&w);
+    return 0;
 }
 
 static void ex_destroy(br_executor *ex) { (void)ex; /* owned by the loop */ }
@@ -444,11 +505,45 @@ int br_loop_new(br_loop **out) {
     if (!atomic_load_explicit(&hooks_set, memory_order_acquire)) {
         atomic_store_explicit(&br__task_home_cancel, br__atask_home_cancel,
                               memory_order_release);
+        atomic_store_explicit(&br__io_forget_hook, io_forget, memory_order_release);
         atomic_store_explicit(&br__io_wait_hook, io_wait_coro, memory_order_release);
         atomic_store_explicit(&hooks_set, true, memory_order_release);
     }
     *out = l;
     return 0;
+}
+
+/* br_loop_free with tasks counted live: those never begun whose future is done already
+ * (cancelled while pending) are over, so they go now, as the loop's next run would drop
+ * them (br__loop_run_task: begin fails, br__atask_gone). The others stay queued. Returns
+ * how many tasks are left. No thread runs the loop, so its ready queue is ours; the
+ * inbox and the executor's pending list are taken under their lock. */
+static size_t drop_unbegun(br_loop *l) {
+    br__ilock_lock(&l->inbox_lock);
+    br__atask *c = drain_locked(l);
+    br__rq pend = l->ex_pending;
+    l->ex_pending.head = l->ex_pending.tail = NULL;
+    br__ilock_unlock(&l->inbox_lock);
+    handle_notices(c);
+    br__rq keep = {0}, keep_pend = {0};
+    for (int list = 0; list < 2; list++) {
+        br__rq from = list == 0 ? l->ready : pend;
+        br__rq *to = list == 0 ? &keep : &keep_pend;
+        for (br__runnable *r; (r = br__rq_pop(&from)) != NULL;) {
+            br__atask *a = (br__atask *)r;
+            if (r->kind == BR__RUN_TASK && a->co == NULL && br_future_done(a->f) &&
+                !br__task_begin(a->task))
+                br__atask_gone(l, a);
+            else
+                br__rq_push(to, r);
+        }
+    }
+    l->ready = keep;
+    br__ilock_lock(&l->inbox_lock);
+    br__rq_append(&keep_pend, &l->ex_pending);
+    l->ex_pending = keep_pend;
+    br__ilock_unlock(&l->inbox_lock);
+    return atomic_load_explicit(&l->live, memory_order_acquire);
 }
 
 int br_loop_free(br_loop *loop) {
@@ -458,7 +553,7 @@ int br_loop_free(br_loop *loop) {
         return BR__MISUSE(BR_EPERM, "br_loop_free: from inside the loop");
     if (atomic_load_explicit(&loop->thread, memory_order_acquire) != 0)
         return BR_EBUSY;
-    if (atomic_load_explicit(&loop->live, memory_order_acquire) != 0)
+    if (atomic_load_explicit(&loop->live, memory_order_acquire) != 0 && drop_unbegun(loop) != 0)
         return BR_EBUSY;
     /* Rule (3): every push from another thread has finished with the loop. */
     br__ilock_lock(&loop->inbox_lock);
@@ -695,6 +790,46 @@ typedef struct dump_state {
     size_t n;
 } dump_state;
 
+/* What a park made in `file` (a waiter's site, core/lib.h) waits on: the primitive's
+ * kind, by the source file that made the waiter. NULL: not one we know by name. */
+static const char *kind_of(const char *file, const char *func) {
+    static const struct {
+        const char *file, *func, *kind;
+    } kinds[] = {
+        {"thread/lock.c", NULL, "lock"},
+        {"thread/rlock.c", NULL, "rlock"},
+        {"thread/cond.c", NULL, "condition"},
+        {"thread/sem.c", NULL, "semaphore"},
+        {"thread/event.c", NULL, "event"},
+        {"thread/barrier.c", NULL, "barrier"},
+        {"thread/thread.c", NULL, "thread join"},
+        {"queue/queue.c", NULL, "queue"},
+        {"future/listen.c", NULL, "future"},
+        {"future/wait.c", NULL, "futures (br_wait)"},
+        {"future/as_completed.c", NULL, "as_completed"},
+        {"executor/map.c", NULL, "map"},
+        {"executor/pool/bounded.c", NULL, "pool submit"},
+        {"core/time.c", NULL, "sleep"},
+        {"aio/task.c", "br_aio_sleep_until", "sleep"},
+        {"aio/loop.c", "ex_shutdown", "executor shutdown"},
+    };
+    if (file == NULL)
+        return NULL;
+    size_t fl = strlen(file);
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        size_t kl = strlen(kinds[i].file);
+        if (fl >= kl && strcmp(file + fl - kl, kinds[i].file) == 0 &&
+            (kinds[i].func == NULL || (func && strcmp(func, kinds[i].func) == 0)))
+            return kinds[i].kind;
+    }
+    return NULL;
+}
+
+/* One line per coroutine: "NAME STATE", and for a suspended one what it waits on:
+ *   NAME suspended on KIND [(cancellable)]     a primitive (lock, queue, future, sleep...)
+ *   NAME suspended on fd N read|write|read+write
+ *   NAME suspended in FUNC (FILE)              a park we have no name for
+ *   NAME ready                                 suspended and scheduled (woken, yielded) */
 static void dump_one(br__coro *co, void *arg) {
     dump_state *d = arg;
     br__atask *a = br__coro_user(co);
@@ -705,13 +840,26 @@ static void dump_one(br__coro *co, void *arg) {
                        : st == BR__CORO_NEW   ? "new"
                        : st == BR__CORO_DONE  ? "done"
                                               : "suspended";
-    if (st == BR__CORO_SUSPENDED && a->park_w)
-        fprintf(d->f, "%s %s in a park (%s) called from %p\n", a->name, what,
-                a->park_canc ? "cancellable" : "not cancellable", a->park_site);
-    else if (st == BR__CORO_SUSPENDED)
+    const char *canc = a->park_canc ? "" : " (not cancellable)";
+    br__waiter *w = a->park_w;
+    if (st == BR__CORO_SUSPENDED && w && a->park_io) {
+        const char *dir = a->park_io == (BR__IO_READ | BR__IO_WRITE) ? "read+write"
+                          : a->park_io == BR__IO_READ                ? "read"
+                                                                     : "write";
+        fprintf(d->f, "%s %s on fd %d %s%s\n", a->name, what, a->park_fd, dir, canc);
+    } else if (st == BR__CORO_SUSPENDED && w) {
+        const char *kind = kind_of(w->site_file, w->site_func);
+        if (kind)
+            fprintf(d->f, "%s %s on %s%s\n", a->name, what, kind, canc);
+        else
+            fprintf(d->f, "%s %s in %s (%s)%s\n", a->name, what,
+                    w->site_func ? w->site_func : "?", w->site_file ? w->site_file : "?",
+                    canc);
+    } else if (st == BR__CORO_SUSPENDED) {
         fprintf(d->f, "%s ready\n", a->name);
-    else
+    } else {
         fprintf(d->f, "%s %s\n", a->name, what);
+    }
     d->n++;
 }
 

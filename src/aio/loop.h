@@ -127,6 +127,9 @@ struct br__atask {
     br__waiter *park_w;      /* the waiter of the park it is suspended in, or NULL */
     bool park_canc;          /* that park may end in BR_ECANCELED */
     void *park_site;         /* who parked (for br_aio_dump) */
+    int park_fd;             /* the descriptor it waits on, when park_io != 0 */
+    uint32_t park_io;        /* BR__IO_* it waits for, or 0 (for br_aio_dump) */
+    uintptr_t ident;         /* br__self() while it runs: unique (core/lib.h) */
     br__tnode park_timer;
     br__scope *scopes;       /* the innermost timeout scope */
     int rc;                  /* the function's return value */
@@ -149,7 +152,8 @@ struct br_loop {
     _Atomic size_t live;       /* tasks created and not finished */
     br__atask *all;            /* tasks started and not finished (loop thread) */
     struct br__fdent *fds;     /* the descriptors coroutines wait on (loop thread) */
-    size_t fdcap, nio;
+    size_t fdcap, nio;         /* nio: coroutines parked in a descriptor wait */
+    uint64_t nctl;             /* poller registrations changed (add/mod/del), for tests */
     struct {
         br_executor base;
         br_loop *loop;
@@ -162,7 +166,8 @@ struct br_loop {
     br__rq ex_pending;         /* inbox lock */
     _Atomic bool ex_shut;
     _Atomic bool ex_cancel;
-    _Atomic uint32_t ex_live;  /* executor tasks not finished; a futex word */
+    _Atomic uint32_t ex_live;  /* executor tasks not finished */
+    br__wq ex_idle;            /* shutdown(wait) callers, woken when ex_live reaches 0 */
 };
 
 /* Loop side (loop.c), for task.c. */
@@ -172,6 +177,10 @@ extern BR__TLS br__atask *br__atask_tl;   /* the coroutine task running on this 
 void br__loop_schedule(br_loop *l, br__runnable *r);
 /* Runs a task runnable (loop thread). */
 void br__loop_run_task(br_loop *l, br__atask *a);
+/* A task over (finished, or never begun: br__task_begin said false): its home cleared,
+ * its counts dropped, its record freed now or by the drain that holds its notice (loop
+ * thread, or br_loop_free with no thread running the loop). */
+void br__atask_gone(br_loop *l, br__atask *a);
 /* Frees a task's record once nothing can reach it (loop thread). */
 void br__atask_free(br__atask *a);
 /* Wakes a's current park if it may end by a cancel (loop thread). */
@@ -184,6 +193,10 @@ extern const br__parker br__coro_parker;
 /* Promises the timer heap room for one more node (loop thread). 0 or BR_ENOMEM; the
  * promise is given back with l->tneed--. */
 int br__loop_reserve_timer(br_loop *l);
+
+/* The interest l's poller holds for fd (BR__POLL_*, 0: none), for tests (loop
+ * thread, or no thread running l). */
+uint32_t br__loop_fd_registered(const br_loop *l, int fd);
 
 /* The coroutine task running on this thread, or NULL. */
 br__atask *br__atask_current(void);

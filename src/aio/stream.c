@@ -230,7 +230,7 @@ static int connect_one(int family, const struct sockaddr *addr, socklen_t alen,
         }
     }
     if (rc != 0) {
-        close(fd);
+        br__io_close(fd);
         return rc;
     }
     if (family != AF_UNIX) {
@@ -258,7 +258,7 @@ int br_open_connection(const char *host, int port, int64_t deadline, br_stream *
         return fd;
     rc = stream_new(fd, true, out);
     if (rc != 0)
-        close(fd);
+        br__io_close(fd);
     return rc;
 }
 
@@ -288,7 +288,7 @@ int br_open_unix_connection(const char *path, int64_t deadline, br_stream **out)
         return fd;
     rc = stream_new(fd, true, out);
     if (rc != 0)
-        close(fd);
+        br__io_close(fd);
     return rc;
 }
 
@@ -315,7 +315,7 @@ int br_popen_stream(br_popen *p, int which, br_stream **out) {
         return -errno;
     int rc = br_stream_from_fd(mine, out);
     if (rc != 0) {
-        close(mine);
+        br__io_close(mine);
         return rc;
     }
     (void)br_popen_close_fd(p, which);
@@ -582,7 +582,7 @@ int br_stream_write_eof(br_stream *s, int64_t deadline) {
             return -errno;
     } else {
         /* A pipe's write end has no half-close: closing it is the end of the data. */
-        close(s->fd);
+        br__io_close(s->fd);
         s->fd = -1;
     }
     s->wclosed = true;
@@ -599,7 +599,7 @@ int br_stream_close(br_stream *s) {
     if (s == NULL)
         return BR__MISUSE(BR_EINVAL, "br_stream_close: s NULL");
     if (s->fd >= 0) {
-        close(s->fd);
+        br__io_close(s->fd);
         s->fd = -1;
     }
     s->rpos = s->rlen = 0;
@@ -611,7 +611,7 @@ void br_stream_free(br_stream *s) {
     if (s == NULL)
         return;
     if (s->fd >= 0)
-        close(s->fd);
+        br__io_close(s->fd);
     br__free(s->rbuf);
     br__free(s->wbuf);
     br__free(s);
@@ -711,7 +711,7 @@ int br_listen_tcp(const char *host, int port, int backlog, br_listener **out) {
         listen(fd, backlog == 0 ? 128 : backlog) != 0) {
         rc = -errno;
         freeaddrinfo(res);
-        close(fd);
+        br__io_close(fd);
         return rc;
     }
     freeaddrinfo(res);
@@ -723,7 +723,7 @@ int br_listen_tcp(const char *host, int port, int backlog, br_listener **out) {
                                                : ((struct sockaddr_in *)&ss)->sin_port);
     rc = listener_new(fd, bound, NULL, out);
     if (rc != 0)
-        close(fd);
+        br__io_close(fd);
     return rc;
 }
 
@@ -745,20 +745,20 @@ int br_listen_unix(const char *path, int backlog, br_listener **out) {
     }
     if (bind(fd, (struct sockaddr *)&sa, len) != 0) {
         rc = -errno;
-        close(fd);
+        br__io_close(fd);
         br__free(copy);
         return rc;
     }
     if (listen(fd, backlog == 0 ? 128 : backlog) != 0) {
         rc = -errno;
-        close(fd);
+        br__io_close(fd);
         unlink(copy);
         br__free(copy);
         return rc;
     }
     rc = listener_new(fd, 0, copy, out);
     if (rc != 0) {
-        close(fd);
+        br__io_close(fd);
         unlink(copy);
         br__free(copy);
     }
@@ -779,7 +779,7 @@ int br_listener_accept(br_listener *l, int64_t deadline, br_stream **out) {
             }
             int rc = stream_new(fd, true, out);
             if (rc != 0)
-                close(fd);
+                br__io_close(fd);
             return rc;
         }
         if (fd != BR_EAGAIN)
@@ -802,7 +802,7 @@ void br_listener_free(br_listener *l) {
     if (l == NULL)
         return;
     if (l->fd >= 0)
-        close(l->fd);
+        br__io_close(l->fd);
     if (l->unix_path != NULL) {
         unlink(l->unix_path);
         br__free(l->unix_path);

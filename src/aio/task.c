@@ -125,6 +125,7 @@ void br__atask_home_cancel(void *home) {
 /* --- creating --------------------------------------------------------------------------------- */
 
 static _Atomic uint64_t task_names;
+static _Atomic uint64_t task_ids; /* identities: never reused, unlike records */
 
 int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_ex) {
     br__atask *a = br__malloc(sizeof *a);
@@ -139,6 +140,7 @@ int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_
     atomic_init(&a->requests, 0);
     atomic_init(&a->must_report, 0);
     br__tnode_init(&a->park_timer, park_timer_fire);
+    a->ident = br__coro_identity(atomic_fetch_add_explicit(&task_ids, 1, memory_order_relaxed) + 1);
     a->stack_size = opts ? opts->stack_size : 0;
     a->shared_stack = opts ? opts->shared_stack : false;
     if (opts && opts->name)
@@ -215,7 +217,7 @@ void br__atask_free(br__atask *a) {
 }
 
 /* The task is over (finished, or never begun): nothing reaches the record after this. */
-static void task_gone(br_loop *l, br__atask *a) {
+void br__atask_gone(br_loop *l, br__atask *a) {
     /* Lifetime rule (2): no home hook runs or will run once this returns. */
     br__task_set_home(a->task, NULL);
     bool noticed;
@@ -230,14 +232,20 @@ static void task_gone(br_loop *l, br__atask *a) {
     if (!noticed)
         br__atask_free(a);
     atomic_fetch_sub_explicit(&l->live, 1, memory_order_release);
-    if (from_ex && atomic_fetch_sub_explicit(&l->ex_live, 1, memory_order_acq_rel) == 1)
-        br__futex_wake(&l->ex_live, INT32_MAX, false);
+    if (from_ex && atomic_fetch_sub_explicit(&l->ex_live, 1, memory_order_acq_rel) == 1) {
+        /* shutdown(wait) checks ex_live under this lock after linking its waiter, so
+         * either it sees 0 or we find it here (loop.c, ex_shutdown). */
+        br__ilock_lock(&l->ex_idle.lock);
+        for (br__waiter *w; (w = br__wq_pop(&l->ex_idle)) != NULL;)
+            br__waiter_wake(w);
+        br__ilock_unlock(&l->ex_idle.lock);
+    }
 }
 
 void br__loop_run_task(br_loop *l, br__atask *a) {
     if (a->co == NULL) {
         if (!br__task_begin(a->task)) {
-            task_gone(l, a); /* cancelled before it ran (or expired) */
+            br__atask_gone(l, a); /* cancelled before it ran (or expired) */
             return;
         }
         br__coro_opts o = {.stack_size = a->stack_size, .shared_stack = a->shared_stack,
@@ -251,7 +259,7 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
         if (rc != 0) {
             a->co = NULL;
             (void)br__task_finish(a->task, rc);
-            task_gone(l, a);
+            br__atask_gone(l, a);
             return;
         }
         br__coro_set_user(a->co, a);
@@ -262,7 +270,7 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
         l->all = a;
     }
     br__atask_tl = a;
-    br__set_context((uintptr_t)a, &br__coro_parker, a);
+    br__set_context(a->ident, &br__coro_parker, a);
     br__coro_state st = br__coro_resume(a->co);
     br__set_context(0, NULL, NULL);
     br__atask_tl = NULL;
@@ -288,7 +296,7 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
     int rc = a->rc;
     /* The executor's reference goes with finish; ours (a->f) keeps the block. */
     (void)br__task_finish(t, rc);
-    task_gone(l, a);
+    br__atask_gone(l, a);
 }
 
 /* --- sleep, yield ----------------------------------------------------------------------------------- */

@@ -230,6 +230,9 @@ struct br__waiter {
     uintptr_t data2;            /* a second word for the primitive (e.g. priority) */
     const br__parker *parker;
     void *ctx; /* the parker's context (the coroutine), NULL for a thread */
+    /* Where it was made (br__waiter_init's caller): what br_aio_dump says a suspended
+     * coroutine waits on. */
+    const char *site_file, *site_func;
 };
 
 /* Hint to the thread parker: sleep at once instead of spinning br__calib_spin_ns()
@@ -241,8 +244,10 @@ struct br__waiter {
  * taking its lock back, a free waiting for what borrows memory it is about to free. */
 #define BR__WAITER_NOCANCEL 2u
 
-/* Binds w to the current context (thread or coroutine) and clears it. */
-void br__waiter_init(br__waiter *w);
+/* Binds w to the current context (thread or coroutine) and clears it. Records the
+ * calling file and function (two stores), so a dump can name the primitive. */
+void br__waiter_init_at(br__waiter *w, const char *file, const char *func);
+#define br__waiter_init(w) br__waiter_init_at((w), __FILE__, __func__)
 /* Parks w until signalled, the deadline or a cancel: 0, BR_ETIMEDOUT or BR_ECANCELED
  * (then follow rule 2). */
 static inline int br__waiter_park(br__waiter *w, int64_t deadline) {
@@ -393,13 +398,21 @@ int br__hooks_register(br__hooks *h);
 
 /* --- the current execution context --------------------------------------------
  *
- * Every OS thread that touches braid has a br__tls block. Its address identifies the
- * thread as an owner (locks, RLock counts). When the aio layer runs a coroutine on the
+ * Every OS thread that touches braid has a br__tls block. `owner` identifies the running
+ * context as an owner (locks, RLock counts). When the aio layer runs a coroutine on the
  * thread it sets `owner` and `parker`/`pctx` for the coroutine; ownership then follows
- * the coroutine, as DESIGN.md asks. */
+ * the coroutine, as DESIGN.md asks.
+ *
+ * Identities are unique for the life of the process, never reused: a lock left held by
+ * a finished thread or coroutine is not released by a later one that happens to get
+ * the same memory (a later thread's br__tls block, a later task's record). A thread's is
+ * even, drawn from a process-wide counter the first time br__self() runs on it (kept in
+ * `self`); a coroutine's is odd, made by the aio layer from its task's 64-bit id
+ * (br__coro_identity). */
 struct br_thread;
 typedef struct br__tls {
     uintptr_t owner;           /* identity of the running context; 0 = not yet set */
+    uintptr_t self;            /* this thread's own identity (even); 0 = not yet drawn */
     const br__parker *parker;  /* NULL: the thread parker */
     void *pctx;
     struct br_thread *thread;  /* the br_thread running here, or NULL */
@@ -440,16 +453,22 @@ static inline br__tls *br__tls_now(void) {
 static inline br__tls *br__tls_now(void) { return br__tls_get(); }
 #endif
 
-/* Identity of the running thread or coroutine, never 0. One load of the block (after
- * br__tls_now's address computation) in the common case. */
+/* Draws the calling thread's identity (its first br__self()) and returns it. */
+uintptr_t br__self_slow(br__tls *t);
+
+/* Identity of the running thread or coroutine, never 0, never reused. One load of the
+ * block (after br__tls_now's address computation) except at a thread's first call. */
 static inline uintptr_t br__self(void) {
     br__tls *t = br__tls_now();
     uintptr_t o = t->owner;
-    return BR__LIKELY(o != 0) ? o : (uintptr_t)t;
+    return BR__LIKELY(o != 0) ? o : br__self_slow(t);
 }
 
+/* A coroutine's identity from its 64-bit id (odd: never a thread's). */
+static inline uintptr_t br__coro_identity(uint64_t id) { return (uintptr_t)(id << 1) | 1u; }
+
 /* The aio layer's hook: run `owner` with `parker`/`pctx` on this thread from now on
- * (owner 0 and parker NULL go back to the plain thread). */
+ * (owner 0 and parker NULL go back to the plain thread and its own identity). */
 void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx);
 
 extern const br__parker br__thread_parker;

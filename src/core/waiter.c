@@ -104,7 +104,9 @@ const br__parker br__thread_parker = {thread_park, thread_unpark, NULL};
 
 /* --- waiters and wait-queues -------------------------------------------------------- */
 
-void br__waiter_init(br__waiter *w) {
+void br__waiter_init_at(br__waiter *w, const char *file, const char *func) {
+    w->site_file = file;
+    w->site_func = func;
     w->next = w->prev = NULL;
     atomic_init(&w->signalled, 0);
     w->linked = 0;
@@ -199,9 +201,20 @@ int br__wq_wake(br__wq *q, int n, uintptr_t data) {
 
 /* --- the current context -------------------------------------------------------------- */
 
+/* Threads' identities: even, from 2 up (lib.h, "the current execution context"). */
+static _Atomic uint64_t thread_ids;
+
+BR__NOINLINE uintptr_t br__self_slow(br__tls *t) {
+    if (t->self == 0)
+        t->self = (uintptr_t)(atomic_fetch_add_explicit(&thread_ids, 1, memory_order_relaxed) + 1)
+                  << 1;
+    t->owner = t->self;
+    return t->self;
+}
+
 void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx) {
     br__tls *t = br__tls_now();
-    t->owner = owner;
+    t->owner = owner ? owner : t->self;
     t->parker = parker;
     t->pctx = pctx;
 }
