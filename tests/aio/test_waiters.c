@@ -526,8 +526,8 @@ SCENARIOS(join)
 /* --- ownership, orderings and no loss beyond one wake ------------------------------------ */
 
 /* A lock taken by one coroutine is not another's to release (same loop, same thread).
- * The owner stays alive meanwhile: a finished coroutine's identity may be reused by a
- * later one, as a finished thread's may. */
+ * (Identities are never reused: tests/aio/test_loop2.c checks a lock left held by a
+ * finished coroutine.) */
 static br_lock own_lock;
 static br_event own_done;
 static int own_take(br_task *t) {
