@@ -48,9 +48,9 @@
  * Waiting without sleep-polling where nothing can arrive. MPI has no descriptor to block
  * on together with a local event, and Open MPI's blocking receive spins a core anyway.
  * So: rank 0's progress thread with nothing in flight and nothing queued blocks on `cv`
- * (no CPU: no result can arrive); with work in flight it probes, yields IDLE_SPINS
- * times, then waits on `cv` for a time that doubles from 1 us to poll_max_ns (a
- * submit wakes it at once). A worker rank has no such local event for "a task came",
+ * (no CPU: no result can arrive); with work in flight it probes and yields for SPIN_NS
+ * after the last activity, then waits on `cv` for a time that doubles from 1 us to
+ * POLL_MAX_NS (a submit wakes it at once). A worker rank has no such local event for "a task came",
  * so it probes with the same back-off; docs/mpi.md gives the idle CPU this costs.
  */
 #include "braid/mpi.h"
@@ -82,12 +82,12 @@ enum {
     MAX_PREFETCH = 256,
     MAX_SLOTS_PER_RANK = 64,
     MSG_SOFT_MAX = 64 << 10, /* a TASKS message of single tasks stops growing here */
-    IDLE_SPINS = 64,
     HOST_MAX = 256,
     WHY_MAX = 256
 };
 #define CANCEL_POLL_NS (1000 * 1000)
-#define POLL_MAX_NS (200 * 1000)
+#define POLL_MAX_NS (200 * 1000) /* the back-off's longest wait */
+#define SPIN_NS (100 * 1000)     /* probing and yielding after the last activity */
 
 /* --- process-wide state ------------------------------------------------------------ */
 
@@ -229,6 +229,15 @@ static void sends_drain(sends *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* The waits' first phase: true once SPIN_NS have passed since *since (set at the first
+ * quiet look; 0 = activity just now), after which the caller backs off. */
+static bool spin_over(int64_t *since) {
+    int64_t now = br_now();
+    if (*since == 0)
+        *since = now;
+    return now - *since >= SPIN_NS;
+}
+
 /* Receives the probed message into a new heap buffer. */
 static unsigned char *recv_probed(MPI_Status *st, int *len) {
     int n = 0;
@@ -293,7 +302,7 @@ typedef struct wres {
 typedef struct wfn {
     br__fnptr fn;
     int err;
-    char why[WHY_MAX];
+    char why[WHY_MAX + 64]; /* "rank R: can't find the task's function: " + the reason */
 } wfn;
 
 static struct {
@@ -575,8 +584,7 @@ static void worker_loop(void) {
     cv_init_mono(&W.comm_cv);
     pthread_cond_init(&W.cv, NULL);
     sends s = {0};
-    int64_t backoff = 0;
-    unsigned spins = 0;
+    int64_t backoff = 0, quiet_since = 0;
     for (;;) {
         bool work = false, stop = false;
         for (;;) {
@@ -622,11 +630,11 @@ static void worker_loop(void) {
             work = true;
         w_reap_msgs();
         if (work) {
-            spins = 0;
+            quiet_since = 0;
             backoff = 0;
             continue;
         }
-        if (++spins < IDLE_SPINS) {
+        if (!spin_over(&quiet_since)) {
             sched_yield();
             continue;
         }
@@ -685,6 +693,7 @@ typedef struct mpx {
     slot *tab;
     size_t tabcap;
     uint64_t next_id;
+    int rr;
     sends s;
 } mpx;
 
@@ -864,7 +873,9 @@ static bool dispatch(mpx *m) {
             return any;
         int best = -1;
         size_t room = 0;
-        for (int r = 1; r <= m->nranks; r++) {
+        m->rr = m->rr % m->nranks + 1; /* ties go round the ranks */
+        for (int k = 0; k < m->nranks; k++) {
+            int r = 1 + (m->rr - 1 + k) % m->nranks;
             size_t cap = (size_t)m->slots[r] * (size_t)m->prefetch;
             if (m->inflight[r] < cap && cap - m->inflight[r] > room) {
                 room = cap - m->inflight[r];
@@ -1007,8 +1018,7 @@ static void *progress_main(void *arg) {
         if (buf_put(&b, &th, sizeof th) != 0 || sends_add(&m->s, &b, r, TAG_SESSION) != 0)
             abort();
     }
-    int64_t backoff = 0, last_cancel_poll = 0;
-    unsigned spins = 0;
+    int64_t backoff = 0, last_cancel_poll = 0, quiet_since = 0;
     for (;;) {
         bool work = dispatch(m);
         if (collect(m))
@@ -1031,7 +1041,7 @@ static void *progress_main(void *arg) {
         if (shut && !queued && m->ninflight == 0 && m->s.n == 0)
             break;
         if (work) {
-            spins = 0;
+            quiet_since = 0;
             backoff = 0;
             continue;
         }
@@ -1045,7 +1055,7 @@ static void *progress_main(void *arg) {
             pthread_mutex_unlock(&m->mu);
             continue;
         }
-        if (++spins < IDLE_SPINS) {
+        if (!spin_over(&quiet_since)) {
             pthread_mutex_unlock(&m->mu);
             sched_yield();
             continue;
