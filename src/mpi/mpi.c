@@ -29,7 +29,10 @@
  *   RESULTS  w -> 0   u32 n, u32 0, then per result: u64 id, i32 code, u32 kind (OK:
  *                     the result bytes; FAILED: code and message bytes with their NUL, or
  *                     none; CANCELLED), u64 len, the bytes padded to 8. A worker sends
- *                     whatever finished since its last send in one message.
+ *                     what finished since its last send in one message, when nothing
+ *                     is queued behind the running tasks, or OUT_BATCH results wait, or
+ *                     the oldest waited OUT_HOLD_NS (a chunk's results go back in a few
+ *                     messages, a lone task's at once).
  *   CANCEL   0 -> w   u64 id: a task on that rank was asked to stop (a queued one is
  *                     skipped and answered CANCELLED; a running one sees
  *                     br_task_cancelled turn true).
@@ -82,12 +85,14 @@ enum {
     MAX_PREFETCH = 256,
     MAX_SLOTS_PER_RANK = 64,
     MSG_SOFT_MAX = 64 << 10, /* a TASKS message of single tasks stops growing here */
+    OUT_BATCH = 256,         /* a worker sends its results once this many wait... */
     HOST_MAX = 256,
     WHY_MAX = 256
 };
 #define CANCEL_POLL_NS (1000 * 1000)
 #define POLL_MAX_NS (200 * 1000) /* the back-off's longest wait */
 #define SPIN_NS (100 * 1000)     /* probing and yielding after the last activity */
+#define OUT_HOLD_NS (200 * 1000) /* ...or its queue is empty, or the oldest waited this */
 
 /* --- process-wide state ------------------------------------------------------------ */
 
@@ -311,6 +316,9 @@ static struct {
     pthread_cond_t comm_cv; /* the main thread's back-off wait: a runner's result ends it */
     job *head, *tail;
     wres *out_head, *out_tail;
+    size_t nout;            /* results in the outbox */
+    int64_t out_since;      /* when the oldest of them came */
+    bool comm_waiting;      /* the main thread waits on comm_cv */
     wmsg *msgs;             /* live messages (the main thread's, for CANCEL) */
     bool stop;
     int nthreads;
@@ -336,12 +344,16 @@ static void w_push_result(const result_hdr *h, const void *data) {
     }
     r->next = NULL;
     pthread_mutex_lock(&W.mu);
-    if (W.out_tail)
+    if (W.out_tail) {
         W.out_tail->next = r;
-    else
+    } else {
         W.out_head = r;
+        W.out_since = br_now();
+    }
     W.out_tail = r;
-    pthread_cond_signal(&W.comm_cv);
+    W.nout++;
+    if (W.comm_waiting && (W.head == NULL || W.nout >= OUT_BATCH))
+        pthread_cond_signal(&W.comm_cv);
     pthread_mutex_unlock(&W.mu);
 }
 
@@ -559,6 +571,7 @@ static void w_send_results(sends *s) {
     pthread_mutex_lock(&W.mu);
     wres *r = W.out_head;
     W.out_head = W.out_tail = NULL;
+    W.nout = 0;
     pthread_mutex_unlock(&W.mu);
     if (r == NULL)
         return;
@@ -620,7 +633,9 @@ static void worker_loop(void) {
         if (stop)
             break;
         pthread_mutex_lock(&W.mu);
-        bool have = W.out_head != NULL;
+        bool have = W.out_head != NULL &&
+                    (W.head == NULL || W.nout >= OUT_BATCH ||
+                     br_now() - W.out_since >= OUT_HOLD_NS);
         pthread_mutex_unlock(&W.mu);
         if (have) {
             w_send_results(&s);
@@ -642,8 +657,10 @@ static void worker_loop(void) {
         if (backoff > POLL_MAX_NS)
             backoff = POLL_MAX_NS;
         pthread_mutex_lock(&W.mu);
-        if (W.out_head == NULL)
+        W.comm_waiting = true;
+        if (W.out_head == NULL || (W.head != NULL && W.nout < OUT_BATCH))
             cv_wait_ns(&W.comm_cv, &W.mu, backoff);
+        W.comm_waiting = false;
         pthread_mutex_unlock(&W.mu);
     }
     /* STOP: rank 0 had nothing in flight; let the runners go and finish. */
