@@ -85,6 +85,7 @@ enum {
     MAX_PREFETCH = 256,
     MAX_SLOTS_PER_RANK = 64,
     MSG_SOFT_MAX = 64 << 10, /* a TASKS message of single tasks stops growing here */
+    MSG_LIMIT = (1 << 30), /* an argument, a chunk's arguments, a result: at most this */
     OUT_BATCH = 256,         /* a worker sends its results once this many wait... */
     HOST_MAX = 256,
     WHY_MAX = 256
@@ -401,8 +402,16 @@ static void w_run(job *j) {
         size_t len = 0;
         if (br_future_result(f, BR_NOWAIT, &data, &len) != 0 || data == NULL)
             len = 0;
-        h.len = len;
-        w_push_result(&h, data);
+        if (len > MSG_LIMIT) {
+            static const char big[] = "the result is too big for one MPI message";
+            h.kind = KIND_FAILED;
+            h.code = BR_ENOTSUP;
+            h.len = sizeof big;
+            w_push_result(&h, big);
+        } else {
+            h.len = len;
+            w_push_result(&h, data);
+        }
     }
     br_future_release(f);
 }
@@ -575,22 +584,25 @@ static void w_send_results(sends *s) {
     pthread_mutex_unlock(&W.mu);
     if (r == NULL)
         return;
-    buf b = {0};
-    uint32_t hd[2] = {0, 0};
-    if (buf_put(&b, hd, sizeof hd) != 0)
-        abort();
-    uint32_t n = 0;
-    while (r) {
-        wres *next = r->next;
-        if (buf_put(&b, &r->h, sizeof r->h) != 0 || buf_put(&b, r->data, (size_t)r->h.len) != 0)
+    while (r) { /* one message, or more if they would pass MSG_LIMIT together */
+        buf b = {0};
+        uint32_t hd[2] = {0, 0};
+        if (buf_put(&b, hd, sizeof hd) != 0)
             abort();
-        n++;
-        br__free(r);
-        r = next;
+        uint32_t n = 0;
+        while (r && (n == 0 || b.len + sizeof r->h + (size_t)r->h.len + 8 <= MSG_LIMIT)) {
+            wres *next = r->next;
+            if (buf_put(&b, &r->h, sizeof r->h) != 0 ||
+                buf_put(&b, r->data, (size_t)r->h.len) != 0)
+                abort();
+            n++;
+            br__free(r);
+            r = next;
+        }
+        memcpy(b.p, &n, sizeof n);
+        if (sends_add(s, &b, 0, TAG_RESULTS) != 0)
+            abort();
     }
-    memcpy(b.p, &n, sizeof n);
-    if (sends_add(s, &b, 0, TAG_RESULTS) != 0)
-        abort();
 }
 
 static void worker_loop(void) {
@@ -816,6 +828,14 @@ static void wake(mpx *m) { /* under mu */
 }
 
 static int enqueue(mpx *m, br_task *const tasks[], size_t n) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        (void)br_task_arg(tasks[i], &len);
+        total += len + sizeof(task_hdr) + 8;
+        if (len > MSG_LIMIT || total > MSG_LIMIT)
+            return BR_EINVAL; /* more than one MPI message can carry (int counts) */
+    }
     for (size_t i = 0; i < n; i++) {
         uint32_t ix;
         int rc = fn_index((br__fnptr)tasks[i]->fn, &ix);
