@@ -51,3 +51,63 @@ endforeach()
 set(BRAID_PC_LIBS_PRIVATE "-pthread -lm")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/braid.pc.in ${PROJECT_BINARY_DIR}/braid.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/braid.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The MPI executor (src/mpi), when built: libbraid_mpi (libbraid plus the executor; a
+# program links it instead of libbraid), its own CMake package (find_package(braid_mpi):
+# braid::braid_mpi and braid::braid_mpi_static, after find_dependency(MPI)), braid-mpi.pc
+# and the launcher, scripts/braid-mpirun, as bin/braid-mpirun.
+if(TARGET braid_mpi)
+  set(_braid_mpi_install_targets braid_mpi)
+  if(BUILD_SHARED_LIBS)
+    list(APPEND _braid_mpi_install_targets braid_mpi_static)
+  endif()
+  install(TARGETS ${_braid_mpi_install_targets} EXPORT braidMpiTargets
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(EXPORT braidMpiTargets NAMESPACE braid:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid_mpi)
+  file(WRITE ${PROJECT_BINARY_DIR}/braid_mpiConfig.cmake
+"# braid::braid_mpi: libbraid with the MPI executor (braid/mpi.h); link it instead of
+# braid::braid. braid::braid_mpi_static is libbraid_mpi.a.
+include(CMakeFindDependencyMacro)
+find_dependency(Threads)
+find_dependency(MPI COMPONENTS C)
+include(\"\${CMAKE_CURRENT_LIST_DIR}/braidMpiTargets.cmake\")
+")
+  write_basic_package_version_file(${PROJECT_BINARY_DIR}/braid_mpiConfigVersion.cmake
+    VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+  install(FILES ${PROJECT_BINARY_DIR}/braid_mpiConfig.cmake
+                ${PROJECT_BINARY_DIR}/braid_mpiConfigVersion.cmake
+          DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid_mpi)
+  # braid-mpi.pc: braid.pc's prefix and paths; libbraid_mpi.so carries its libmpi
+  # dependency itself, so only the static link (pkg-config --static) lists MPI's libraries.
+  set(_mpi_libs "")
+  get_target_property(_l MPI::MPI_C INTERFACE_LINK_LIBRARIES)
+  foreach(_l IN LISTS _l)
+    if(_l)
+      string(APPEND _mpi_libs " ${_l}")
+    endif()
+  endforeach()
+  set(BRAID_MPI_PC_LIBS_PRIVATE "${BRAID_PC_LIBS_PRIVATE}${_mpi_libs}")
+  file(WRITE ${PROJECT_BINARY_DIR}/braid-mpi.pc.in
+"prefix=@BRAID_PC_PREFIX@
+exec_prefix=\${prefix}
+libdir=@BRAID_PC_LIBDIR@
+includedir=@BRAID_PC_INCLUDEDIR@
+rpath_flags=-Wl,-rpath,\${libdir}
+
+Name: braid-mpi
+Description: braid with the executor over MPI ranks (braid/mpi.h); use instead of braid
+Version: @PROJECT_VERSION@
+Libs: -L\${libdir} -lbraid_mpi
+Libs.private: @BRAID_MPI_PC_LIBS_PRIVATE@
+Cflags: -I\${includedir} @BRAID_PC_CFLAGS@
+")
+  configure_file(${PROJECT_BINARY_DIR}/braid-mpi.pc.in ${PROJECT_BINARY_DIR}/braid-mpi.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/braid-mpi.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+  install(PROGRAMS ${PROJECT_SOURCE_DIR}/scripts/braid-mpirun DESTINATION ${CMAKE_INSTALL_BINDIR})
+else()
+  # mpi.h is installed with the other headers; without the library it declares nothing
+  # a program could link, so leave it out.
+  install(CODE "file(REMOVE \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_INCLUDEDIR}/braid/mpi.h\")")
+endif()

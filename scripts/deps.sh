@@ -7,7 +7,9 @@ set -euo pipefail
 
 what=${1:-build}
 build_pkgs=(cmake ninja-build make gcc g++ libc6-dev pkg-config libcmocka-dev
-            libasan8 libubsan1 libtsan2)
+            libasan8 libubsan1 libtsan2
+            # the MPI executor (optional in the build; CI builds and tests it)
+            openmpi-bin libopenmpi-dev)
 bench_pkgs=(clang libomp-dev libglib2.0-dev libuv1-dev golang-go libtbb-dev
             libboost-context-dev python3)
 

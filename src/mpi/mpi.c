@@ -1,0 +1,1325 @@
+/* The executor over MPI ranks (braid/mpi.h): rank 0's executor and progress thread, the
+ * worker ranks' loop, and the messages between them.
+ *
+ * Design notes (the protocol a change must keep).
+ *
+ * Launch (SPMD). Every rank runs the program; br_mpi_main initialises MPI and diverts
+ * ranks 1..N-1 into worker_loop, which returns only at STOP (then MPI_Finalize and
+ * exit(0)). Rank 0 broadcasts its host name and pid at init (MPI_Bcast, collective on
+ * all ranks): a worker on rank 0's host takes absolute deadlines as they are (one
+ * CLOCK_MONOTONIC per host), one elsewhere converts them from the time left.
+ *
+ * Threads and MPI. Rank 0: the main thread calls MPI_Init_thread and MPI_Finalize;
+ * between them only the executor's progress thread calls MPI (one executor at a time,
+ * its thread joined before the next starts or MPI is finalized), so
+ * MPI_THREAD_SERIALIZED is enough. Submitters never call MPI: they push units (one task,
+ * or a br_map chunk) on `queue` under `mu` and signal `cv` if the progress thread
+ * sleeps there. A worker rank: the main thread does all the MPI (probe, receive, send);
+ * its runner threads (one per slot on this rank) run tasks and never call MPI.
+ *
+ * Messages (tags; all on MPI_COMM_WORLD, byte buffers, 8-byte aligned fields):
+ *   SESSION  0 -> w   int32 threads: runner threads this rank needs for the new executor
+ *   TASKS    0 -> w   u32 ndefs, u32 first_def, br__fnref defs[ndefs] (function table
+ *                     entries this rank hasn't had yet: the table is append-only and
+ *                     process-wide on rank 0, and each rank got its entries in order),
+ *                     u32 ntasks, u32 0, then per task: u64 id, i64 deadline (absolute,
+ *                     rank 0's clock, BR_FOREVER for none), i64 time left then (ns),
+ *                     u32 fn (table index), u32 len, the argument padded to 8.
+ *                     A br_map chunk is one TASKS message.
+ *   RESULTS  w -> 0   u32 n, u32 0, then per result: u64 id, i32 code, u32 kind (OK:
+ *                     the result bytes; FAILED: code and message bytes with their NUL, or
+ *                     none; CANCELLED), u64 len, the bytes padded to 8. A worker sends
+ *                     what finished since its last send in one message, when nothing
+ *                     is queued behind the running tasks, or OUT_BATCH results wait, or
+ *                     the oldest waited OUT_HOLD_NS (a chunk's results go back in a few
+ *                     messages, a lone task's at once).
+ *   CANCEL   0 -> w   u64 id: a task on that rank was asked to stop (a queued one is
+ *                     skipped and answered CANCELLED; a running one sees
+ *                     br_task_cancelled turn true).
+ *   STOP     0 -> w   empty: rank 0 is finalizing; the worker ends its loop.
+ * Every task sent is answered exactly once. Sends are MPI_Isend on both sides (the
+ * buffer kept until the request completes), so two large messages crossing never block
+ * each other; a side only blocks on a receive it has probed.
+ *
+ * Rank 0's flow. A task is claimed (br__task_begin) when it goes into a TASKS message;
+ * the in-flight table maps its id to the task and its rank. At most prefetch x slots
+ * tasks are in flight per rank (plus one chunk); work goes to the rank with the most
+ * room. Results finish futures on the progress thread (done-callbacks run there).
+ * Cancel requests on in-flight tasks are polled (br__task_cancel_requested) every
+ * CANCEL_POLL_NS while any are in flight, and forwarded once.
+ *
+ * Waiting without sleep-polling where nothing can arrive. MPI has no descriptor to block
+ * on together with a local event, and Open MPI's blocking receive spins a core anyway.
+ * So: rank 0's progress thread with nothing in flight and nothing queued blocks on `cv`
+ * (no CPU: no result can arrive); with work in flight it probes and yields for SPIN_NS
+ * after the last activity, then waits on `cv` for a time that doubles from 1 us to
+ * POLL_MAX_NS (a submit wakes it at once). A worker rank has no such local event for "a task came",
+ * so it probes with the same back-off; docs/mpi.md gives the idle CPU this costs.
+ */
+#include "braid/mpi.h"
+
+#include "executor/private.h"
+#include "process/start.h"
+
+#include <mpi.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    TAG_SESSION = 11,
+    TAG_TASKS = 12,
+    TAG_RESULTS = 13,
+    TAG_CANCEL = 14,
+    TAG_STOP = 15,
+    KIND_OK = 0,
+    KIND_FAILED = 1,
+    KIND_CANCELLED = 2,
+    DEFAULT_PREFETCH = 8,
+    MAX_PREFETCH = 256,
+    MAX_SLOTS_PER_RANK = 64,
+    MSG_SOFT_MAX = 64 << 10, /* a TASKS message of single tasks stops growing here */
+    MSG_LIMIT = (1 << 30), /* an argument, a chunk's arguments, a result: at most this */
+    OUT_BATCH = 256,         /* a worker sends its results once this many wait... */
+    HOST_MAX = 256,
+    WHY_MAX = 256
+};
+#define CANCEL_POLL_NS (1000 * 1000)
+#define POLL_MAX_NS (200 * 1000) /* the back-off's longest wait */
+#define SPIN_NS (100 * 1000)     /* probing and yielding after the last activity */
+#define OUT_HOLD_NS (200 * 1000) /* ...or its queue is empty, or the oldest waited this */
+
+/* --- process-wide state ------------------------------------------------------------ */
+
+static int g_rank = -1, g_size = -1, g_root_pid = -1;
+static bool g_main_ran, g_finalized, g_same_host;
+static char g_host[HOST_MAX];
+
+/* Rank 0's function table (append-only) and what each rank has had of it. */
+typedef struct fn_entry {
+    br__fnptr fn;
+    br__fnref ref;
+} fn_entry;
+static pthread_mutex_t fn_mu = PTHREAD_MUTEX_INITIALIZER;
+static fn_entry *fn_tab;
+static uint32_t fn_n, fn_cap;
+static uint32_t *fn_sent; /* per rank; the progress thread's */
+
+static pthread_mutex_t cur_mu = PTHREAD_MUTEX_INITIALIZER;
+static br_executor *g_current; /* the live MPI executor, or NULL */
+
+/* --- a byte buffer ------------------------------------------------------------------ */
+
+typedef struct buf {
+    unsigned char *p;
+    size_t len, cap;
+} buf;
+
+static int buf_room(buf *b, size_t n) {
+    if (b->len + n + 8 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n + 8)
+        cap *= 2;
+    unsigned char *p = br__malloc(cap);
+    if (p == NULL)
+        return BR_ENOMEM;
+    if (b->len)
+        memcpy(p, b->p, b->len);
+    br__free(b->p);
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+/* Appends n bytes and pads to 8. */
+static int buf_put(buf *b, const void *data, size_t n) {
+    size_t pad = (8 - (n & 7)) & 7;
+    if (buf_room(b, n + pad) != 0)
+        return BR_ENOMEM;
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    memset(b->p + b->len + n, 0, pad);
+    b->len += n + pad;
+    return 0;
+}
+
+typedef struct rd {
+    const unsigned char *p;
+    size_t len, at;
+} rd;
+/* Reads n bytes (padded to 8); NULL if the message is short. */
+static const void *rd_get(rd *r, size_t n) {
+    size_t pad = (8 - (n & 7)) & 7;
+    if (r->len - r->at < n + pad || n + pad < n)
+        return NULL;
+    const void *q = r->p + r->at;
+    r->at += n + pad;
+    return q;
+}
+
+typedef struct task_hdr {
+    uint64_t id;
+    int64_t deadline;
+    int64_t left;
+    uint32_t fn;
+    uint32_t len;
+} task_hdr;
+
+typedef struct result_hdr {
+    uint64_t id;
+    int32_t code;
+    uint32_t kind;
+    uint64_t len;
+} result_hdr;
+
+/* Sends in flight: the buffer lives until the request completes. */
+typedef struct send_req {
+    MPI_Request req;
+    unsigned char *p;
+} send_req;
+typedef struct sends {
+    send_req *v;
+    size_t n, cap;
+} sends;
+
+static int sends_add(sends *s, buf *b, int dest, int tag) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        send_req *v = br__malloc(cap * sizeof *v);
+        if (v == NULL)
+            return BR_ENOMEM;
+        if (s->n)
+            memcpy(v, s->v, s->n * sizeof *v);
+        br__free(s->v);
+        s->v = v;
+        s->cap = cap;
+    }
+    send_req *r = &s->v[s->n];
+    if (MPI_Isend(b->p, (int)b->len, MPI_BYTE, dest, tag, MPI_COMM_WORLD, &r->req) !=
+        MPI_SUCCESS)
+        return BR_EIO;
+    r->p = b->p;
+    s->n++;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return 0;
+}
+/* Completes finished sends; true if any did. */
+static bool sends_poll(sends *s) {
+    bool any = false;
+    for (size_t i = 0; i < s->n;) {
+        int done = 0;
+        MPI_Test(&s->v[i].req, &done, MPI_STATUS_IGNORE);
+        if (done) {
+            br__free(s->v[i].p);
+            s->v[i] = s->v[--s->n];
+            any = true;
+        } else {
+            i++;
+        }
+    }
+    return any;
+}
+static void sends_drain(sends *s) {
+    for (size_t i = 0; i < s->n; i++) {
+        MPI_Wait(&s->v[i].req, MPI_STATUS_IGNORE);
+        br__free(s->v[i].p);
+    }
+    br__free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+/* The waits' first phase: true once SPIN_NS have passed since *since (set at the first
+ * quiet look; 0 = activity just now), after which the caller backs off. */
+static bool spin_over(int64_t *since) {
+    int64_t now = br_now();
+    if (*since == 0)
+        *since = now;
+    return now - *since >= SPIN_NS;
+}
+
+/* Receives the probed message into a new heap buffer. */
+static unsigned char *recv_probed(MPI_Status *st, int *len) {
+    int n = 0;
+    MPI_Get_count(st, MPI_BYTE, &n);
+    unsigned char *p = br__malloc(n > 0 ? (size_t)n : 1);
+    if (p == NULL)
+        return NULL;
+    MPI_Recv(p, n, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, MPI_COMM_WORLD,
+             MPI_STATUS_IGNORE);
+    *len = n;
+    return p;
+}
+
+/* Waits ns on cv (under mu). */
+static void cv_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ns) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += (long)(ns % 1000000000);
+    ts.tv_sec += (time_t)(ns / 1000000000) + ts.tv_nsec / 1000000000;
+    ts.tv_nsec %= 1000000000;
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+static int cv_init_mono(pthread_cond_t *cv) {
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+    return rc;
+}
+
+/* ===================================================================================
+ * Worker ranks
+ * =================================================================================== */
+
+typedef struct wmsg wmsg;
+typedef struct job {
+    struct job *next;
+    wmsg *msg;
+    uint64_t id;
+    br__fnptr fn;      /* NULL: unresolved (err, why) */
+    int err;
+    int64_t deadline;
+    const void *arg;
+    size_t len;
+    _Atomic uint32_t cancel;
+    _Atomic int state; /* 0 queued, 1 running, 2 done */
+} job;
+struct wmsg {          /* a TASKS message: its bytes and jobs live until the last is done */
+    wmsg *next, *prev;
+    unsigned char *bytes;
+    _Atomic size_t left;
+    size_t njobs;
+    job jobs[];
+};
+typedef struct wres {
+    struct wres *next;
+    result_hdr h;
+    unsigned char data[];
+} wres;
+
+typedef struct wfn {
+    br__fnptr fn;
+    int err;
+    char why[WHY_MAX + 64]; /* "rank R: can't find the task's function: " + the reason */
+} wfn;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* runners wait here for jobs */
+    pthread_cond_t comm_cv; /* the main thread's back-off wait: a runner's result ends it */
+    job *head, *tail;
+    wres *out_head, *out_tail;
+    size_t nout;            /* results in the outbox */
+    int64_t out_since;      /* when the oldest of them came */
+    bool comm_waiting;      /* the main thread waits on comm_cv */
+    wmsg *msgs;             /* live messages (the main thread's, for CANCEL) */
+    bool stop;
+    int nthreads;
+    pthread_t threads[MAX_SLOTS_PER_RANK];
+    wfn *fns;
+    uint32_t nfns, capfns;
+} W = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void w_push_result(const result_hdr *h, const void *data) {
+    wres *r = br__malloc(sizeof *r + (size_t)h->len + 1);
+    if (r == NULL) { /* answer without the payload: the task is not lost */
+        r = br__malloc(sizeof *r);
+        if (r == NULL)
+            abort(); /* nothing sane is left: MPI aborts the job */
+        r->h = *h;
+        r->h.kind = KIND_FAILED;
+        r->h.code = BR_ENOMEM;
+        r->h.len = 0;
+    } else {
+        r->h = *h;
+        if (h->len)
+            memcpy(r->data, data, (size_t)h->len);
+    }
+    r->next = NULL;
+    pthread_mutex_lock(&W.mu);
+    if (W.out_tail) {
+        W.out_tail->next = r;
+    } else {
+        W.out_head = r;
+        W.out_since = br_now();
+    }
+    W.out_tail = r;
+    W.nout++;
+    if (W.comm_waiting && (W.head == NULL || W.nout >= OUT_BATCH))
+        pthread_cond_signal(&W.comm_cv);
+    pthread_mutex_unlock(&W.mu);
+}
+
+static void w_run(job *j) {
+    result_hdr h = {.id = j->id, .code = 0, .kind = KIND_OK, .len = 0};
+    if (atomic_load(&j->cancel)) {
+        h.kind = KIND_CANCELLED;
+        h.code = BR_ECANCELED;
+        w_push_result(&h, NULL);
+        return;
+    }
+    if (j->fn == NULL) { /* the reader left the reason in arg */
+        h.kind = KIND_FAILED;
+        h.code = j->err;
+        const char *why = (const char *)j->arg; /* set by the reader: the reason */
+        h.len = why ? strlen(why) + 1 : 0;
+        w_push_result(&h, why);
+        return;
+    }
+    br_future *f = br__task_prepare((br_task_fn)j->fn, j->arg, j->len, BR__ARG_BORROW,
+                                    j->deadline, 2);
+    if (f == NULL) {
+        h.kind = KIND_FAILED;
+        h.code = BR_ENOMEM;
+        w_push_result(&h, NULL);
+        return;
+    }
+    br_task *t = br__future_task(f);
+    br__task_set_external_cancel(t, &j->cancel);
+    int rc = br__task_run(t);
+    br__task_set_external_cancel(NULL, NULL);
+    int code = 0;
+    const char *msg = NULL;
+    if (br_future_cancelled(f) || (rc == BR_ECANCELED && atomic_load(&j->cancel))) {
+        h.kind = KIND_CANCELLED;
+        h.code = BR_ECANCELED;
+        w_push_result(&h, NULL);
+    } else if (br_future_exception(f, BR_NOWAIT, &code, &msg) == 0 && code < 0) {
+        h.kind = KIND_FAILED;
+        h.code = code;
+        h.len = msg ? strlen(msg) + 1 : 0;
+        w_push_result(&h, msg);
+    } else {
+        const void *data = NULL;
+        size_t len = 0;
+        if (br_future_result(f, BR_NOWAIT, &data, &len) != 0 || data == NULL)
+            len = 0;
+        if (len > MSG_LIMIT) {
+            static const char big[] = "the result is too big for one MPI message";
+            h.kind = KIND_FAILED;
+            h.code = BR_ENOTSUP;
+            h.len = sizeof big;
+            w_push_result(&h, big);
+        } else {
+            h.len = len;
+            w_push_result(&h, data);
+        }
+    }
+    br_future_release(f);
+}
+
+static void *w_runner(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&W.mu);
+    for (;;) {
+        while (W.head == NULL && !W.stop)
+            pthread_cond_wait(&W.cv, &W.mu);
+        if (W.head == NULL)
+            break;
+        job *j = W.head;
+        W.head = j->next;
+        if (W.head == NULL)
+            W.tail = NULL;
+        atomic_store(&j->state, 1);
+        pthread_mutex_unlock(&W.mu);
+        w_run(j);
+        atomic_store(&j->state, 2);
+        atomic_fetch_sub(&j->msg->left, 1);
+        pthread_mutex_lock(&W.mu);
+    }
+    pthread_mutex_unlock(&W.mu);
+    return NULL;
+}
+
+/* The main thread: frees messages whose jobs are all done. */
+static void w_reap_msgs(void) {
+    for (wmsg *m = W.msgs, *next; m; m = next) {
+        next = m->next;
+        if (atomic_load(&m->left) != 0)
+            continue;
+        if (m->prev)
+            m->prev->next = m->next;
+        else
+            W.msgs = m->next;
+        if (m->next)
+            m->next->prev = m->prev;
+        br__free(m->bytes);
+        br__free(m);
+    }
+}
+
+/* A TASKS message: resolves its function definitions and queues its jobs. */
+static void w_tasks(unsigned char *bytes, int n) {
+    rd r = {bytes, (size_t)n, 0};
+    const uint32_t *hd = rd_get(&r, 8);
+    if (hd == NULL)
+        abort();
+    uint32_t ndefs = hd[0], first = hd[1];
+    if (first != W.nfns) /* rank 0 sends each entry once, in order */
+        abort();
+    for (uint32_t i = 0; i < ndefs; i++) {
+        const br__fnref *ref = rd_get(&r, sizeof(br__fnref));
+        if (ref == NULL)
+            abort();
+        if (W.nfns == W.capfns) {
+            uint32_t cap = W.capfns ? W.capfns * 2 : 16;
+            wfn *v = br__malloc(cap * sizeof *v);
+            if (v == NULL)
+                abort();
+            if (W.nfns)
+                memcpy(v, W.fns, W.nfns * sizeof *v);
+            br__free(W.fns);
+            W.fns = v;
+            W.capfns = cap;
+        }
+        wfn *e = &W.fns[W.nfns++];
+        memset(e, 0, sizeof *e);
+        char why[WHY_MAX] = "";
+        e->err = br__fnref_resolve(ref, &e->fn, why, sizeof why);
+        if (e->err != 0) {
+            e->fn = NULL;
+            snprintf(e->why, sizeof e->why, "rank %d: can't find the task's function: %s",
+                     g_rank, why);
+        }
+    }
+    const uint32_t *tc = rd_get(&r, 8);
+    if (tc == NULL)
+        abort();
+    uint32_t ntasks = tc[0];
+    wmsg *m = br__malloc(sizeof *m + (size_t)ntasks * sizeof(job));
+    if (m == NULL)
+        abort();
+    m->bytes = bytes;
+    m->njobs = ntasks;
+    atomic_init(&m->left, ntasks);
+    int64_t now = br_now();
+    for (uint32_t i = 0; i < ntasks; i++) {
+        job *j = &m->jobs[i];
+        const task_hdr *th = rd_get(&r, sizeof *th);
+        if (th == NULL)
+            abort();
+        memset(j, 0, sizeof *j);
+        j->msg = m;
+        j->id = th->id;
+        if (th->deadline == BR_FOREVER)
+            j->deadline = BR_FOREVER;
+        else if (g_same_host)
+            j->deadline = th->deadline;
+        else
+            j->deadline = th->left <= 0 ? now : br_deadline_after(th->left);
+        j->len = th->len;
+        j->arg = rd_get(&r, th->len);
+        if (j->arg == NULL)
+            abort();
+        if (th->fn >= W.nfns) {
+            j->fn = NULL;
+            j->err = BR_EINVAL;
+            j->arg = "function index out of range";
+        } else if (W.fns[th->fn].fn == NULL) {
+            j->fn = NULL;
+            j->err = W.fns[th->fn].err;
+            j->arg = W.fns[th->fn].why;
+        } else {
+            j->fn = W.fns[th->fn].fn;
+        }
+        atomic_init(&j->cancel, 0);
+        atomic_init(&j->state, 0);
+    }
+    m->prev = NULL;
+    m->next = W.msgs;
+    if (W.msgs)
+        W.msgs->prev = m;
+    W.msgs = m;
+    if (ntasks == 0)
+        return;
+    pthread_mutex_lock(&W.mu);
+    for (uint32_t i = 0; i < ntasks; i++) {
+        job *j = &m->jobs[i];
+        if (W.tail)
+            W.tail->next = j;
+        else
+            W.head = j;
+        W.tail = j;
+    }
+    if (ntasks == 1)
+        pthread_cond_signal(&W.cv);
+    else
+        pthread_cond_broadcast(&W.cv);
+    pthread_mutex_unlock(&W.mu);
+}
+
+static void w_cancel(uint64_t id) {
+    for (wmsg *m = W.msgs; m; m = m->next)
+        for (size_t i = 0; i < m->njobs; i++)
+            if (m->jobs[i].id == id && atomic_load(&m->jobs[i].state) != 2) {
+                atomic_store(&m->jobs[i].cancel, 1);
+                return;
+            }
+}
+
+static void w_session(int threads) {
+    if (threads > MAX_SLOTS_PER_RANK)
+        threads = MAX_SLOTS_PER_RANK;
+    while (W.nthreads < threads) {
+        if (pthread_create(&W.threads[W.nthreads], NULL, w_runner, NULL) != 0)
+            abort();
+        W.nthreads++;
+    }
+}
+
+/* Packs every finished result into one RESULTS message. */
+static void w_send_results(sends *s) {
+    pthread_mutex_lock(&W.mu);
+    wres *r = W.out_head;
+    W.out_head = W.out_tail = NULL;
+    W.nout = 0;
+    pthread_mutex_unlock(&W.mu);
+    if (r == NULL)
+        return;
+    while (r) { /* one message, or more if they would pass MSG_LIMIT together */
+        buf b = {0};
+        uint32_t hd[2] = {0, 0};
+        if (buf_put(&b, hd, sizeof hd) != 0)
+            abort();
+        uint32_t n = 0;
+        while (r && (n == 0 || b.len + sizeof r->h + (size_t)r->h.len + 8 <= MSG_LIMIT)) {
+            wres *next = r->next;
+            if (buf_put(&b, &r->h, sizeof r->h) != 0 ||
+                buf_put(&b, r->data, (size_t)r->h.len) != 0)
+                abort();
+            n++;
+            br__free(r);
+            r = next;
+        }
+        memcpy(b.p, &n, sizeof n);
+        if (sends_add(s, &b, 0, TAG_RESULTS) != 0)
+            abort();
+    }
+}
+
+static void worker_loop(void) {
+    cv_init_mono(&W.comm_cv);
+    pthread_cond_init(&W.cv, NULL);
+    sends s = {0};
+    int64_t backoff = 0, quiet_since = 0;
+    for (;;) {
+        bool work = false, stop = false;
+        for (;;) {
+            int flag = 0;
+            MPI_Status st;
+            MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+            if (!flag)
+                break;
+            work = true;
+            int n = 0;
+            unsigned char *p = recv_probed(&st, &n);
+            if (p == NULL)
+                abort();
+            if (st.MPI_TAG == TAG_TASKS) {
+                w_tasks(p, n);
+                continue; /* p is the message's now */
+            }
+            if (st.MPI_TAG == TAG_CANCEL && n >= 8) {
+                uint64_t id;
+                memcpy(&id, p, sizeof id);
+                w_cancel(id);
+            } else if (st.MPI_TAG == TAG_SESSION && n >= 4) {
+                int32_t th;
+                memcpy(&th, p, sizeof th);
+                w_session(th);
+            } else if (st.MPI_TAG == TAG_STOP) {
+                stop = true;
+            }
+            br__free(p);
+            if (stop)
+                break;
+        }
+        if (stop)
+            break;
+        pthread_mutex_lock(&W.mu);
+        bool have = W.out_head != NULL &&
+                    (W.head == NULL || W.nout >= OUT_BATCH ||
+                     br_now() - W.out_since >= OUT_HOLD_NS);
+        pthread_mutex_unlock(&W.mu);
+        if (have) {
+            w_send_results(&s);
+            work = true;
+        }
+        if (sends_poll(&s))
+            work = true;
+        w_reap_msgs();
+        if (work) {
+            quiet_since = 0;
+            backoff = 0;
+            continue;
+        }
+        if (!spin_over(&quiet_since)) {
+            sched_yield();
+            continue;
+        }
+        backoff = backoff ? backoff * 2 : 1000;
+        if (backoff > POLL_MAX_NS)
+            backoff = POLL_MAX_NS;
+        pthread_mutex_lock(&W.mu);
+        W.comm_waiting = true;
+        if (W.out_head == NULL || (W.head != NULL && W.nout < OUT_BATCH))
+            cv_wait_ns(&W.comm_cv, &W.mu, backoff);
+        W.comm_waiting = false;
+        pthread_mutex_unlock(&W.mu);
+    }
+    /* STOP: rank 0 had nothing in flight; let the runners go and finish. */
+    pthread_mutex_lock(&W.mu);
+    W.stop = true;
+    pthread_cond_broadcast(&W.cv);
+    pthread_mutex_unlock(&W.mu);
+    for (int i = 0; i < W.nthreads; i++)
+        pthread_join(W.threads[i], NULL);
+    w_send_results(&s);
+    sends_drain(&s);
+    w_reap_msgs();
+    br__free(W.fns);
+}
+
+/* ===================================================================================
+ * Rank 0: the executor
+ * =================================================================================== */
+
+typedef struct unit {
+    struct unit *next;
+    size_t n;
+    br_task *t[];
+} unit;
+
+typedef struct slot {  /* the in-flight table: id -> task */
+    uint64_t id;       /* 0: empty */
+    br_task *t;
+    int rank;
+    bool cancel_sent;
+} slot;
+
+typedef struct mpx {
+    br_executor base;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* the progress thread's sleep */
+    pthread_cond_t done_cv; /* shutdown(wait) waiters */
+    unit *head, *tail;
+    bool shut, cancel_all, sleeping, thread_done, joined, joining;
+    pthread_t thr;
+    int max_workers, prefetch, nranks; /* nranks: worker ranks used */
+    bool plain;
+    int *slots;                        /* per rank (index = rank) */
+    /* the progress thread's own */
+    size_t *inflight;                  /* per rank */
+    size_t ninflight;
+    slot *tab;
+    size_t tabcap;
+    uint64_t next_id;
+    int rr;
+    sends s;
+} mpx;
+
+static uint64_t hash64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+static int tab_grow(mpx *m) {
+    size_t cap = m->tabcap ? m->tabcap * 2 : 1024;
+    slot *t = br__calloc(cap, sizeof *t);
+    if (t == NULL)
+        return BR_ENOMEM;
+    for (size_t i = 0; i < m->tabcap; i++)
+        if (m->tab[i].id) {
+            size_t j = hash64(m->tab[i].id) & (cap - 1);
+            while (t[j].id)
+                j = (j + 1) & (cap - 1);
+            t[j] = m->tab[i];
+        }
+    br__free(m->tab);
+    m->tab = t;
+    m->tabcap = cap;
+    return 0;
+}
+static int tab_put(mpx *m, uint64_t id, br_task *t, int rank) {
+    if ((m->ninflight + 1) * 2 > m->tabcap && tab_grow(m) != 0)
+        return BR_ENOMEM;
+    size_t j = hash64(id) & (m->tabcap - 1);
+    while (m->tab[j].id)
+        j = (j + 1) & (m->tabcap - 1);
+    m->tab[j] = (slot){.id = id, .t = t, .rank = rank};
+    m->ninflight++;
+    m->inflight[rank]++;
+    return 0;
+}
+/* Removes id; the slot's contents, or id 0 if absent. */
+static slot tab_take(mpx *m, uint64_t id) {
+    slot none = {0};
+    if (m->tabcap == 0)
+        return none;
+    size_t mask = m->tabcap - 1, j = hash64(id) & mask;
+    while (m->tab[j].id && m->tab[j].id != id)
+        j = (j + 1) & mask;
+    if (m->tab[j].id == 0)
+        return none;
+    slot out = m->tab[j];
+    m->tab[j].id = 0;
+    /* backward-shift deletion keeps every probe chain unbroken */
+    for (size_t k = (j + 1) & mask; m->tab[k].id; k = (k + 1) & mask) {
+        size_t home = hash64(m->tab[k].id) & mask;
+        bool between = (j <= k) ? (home > j && home <= k) : (home > j || home <= k);
+        if (!between) {
+            m->tab[j] = m->tab[k];
+            m->tab[k].id = 0;
+            j = k;
+        }
+    }
+    m->ninflight--;
+    m->inflight[out.rank]--;
+    return out;
+}
+
+/* The function's index in the table, adding it (and its reference) if new. */
+static int fn_index(br__fnptr fn, uint32_t *out) {
+    pthread_mutex_lock(&fn_mu);
+    for (uint32_t i = fn_n; i-- > 0;)
+        if (fn_tab[i].fn == fn) {
+            *out = i;
+            pthread_mutex_unlock(&fn_mu);
+            return 0;
+        }
+    if (fn_n == fn_cap) {
+        uint32_t cap = fn_cap ? fn_cap * 2 : 16;
+        fn_entry *v = br__malloc(cap * sizeof *v);
+        if (v == NULL) {
+            pthread_mutex_unlock(&fn_mu);
+            return BR_ENOMEM;
+        }
+        if (fn_n)
+            memcpy(v, fn_tab, fn_n * sizeof *v);
+        br__free(fn_tab);
+        fn_tab = v;
+        fn_cap = cap;
+    }
+    fn_entry *e = &fn_tab[fn_n];
+    char why[WHY_MAX];
+    int rc = br__fnref_make(&e->ref, fn, why, sizeof why);
+    if (rc != 0) {
+        pthread_mutex_unlock(&fn_mu);
+        return BR_EINVAL; /* not a function another rank can find (a heap or JIT address) */
+    }
+    e->fn = fn;
+    *out = fn_n++;
+    pthread_mutex_unlock(&fn_mu);
+    return 0;
+}
+
+static void wake(mpx *m) { /* under mu */
+    if (m->sleeping)
+        pthread_cond_signal(&m->cv);
+}
+
+static int enqueue(mpx *m, br_task *const tasks[], size_t n) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        (void)br_task_arg(tasks[i], &len);
+        total += len + sizeof(task_hdr) + 8;
+        if (len > MSG_LIMIT || total > MSG_LIMIT)
+            return BR_EINVAL; /* more than one MPI message can carry (int counts) */
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t ix;
+        int rc = fn_index((br__fnptr)tasks[i]->fn, &ix);
+        if (rc != 0)
+            return rc;
+        if (br__task_own_arg(tasks[i]) != 0)
+            return BR_ENOMEM;
+    }
+    unit *u = br__malloc(sizeof *u + n * sizeof(br_task *));
+    if (u == NULL)
+        return BR_ENOMEM;
+    u->next = NULL;
+    u->n = n;
+    memcpy(u->t, tasks, n * sizeof(br_task *));
+    pthread_mutex_lock(&m->mu);
+    if (m->shut) {
+        pthread_mutex_unlock(&m->mu);
+        br__free(u);
+        return BR_ESHUTDOWN;
+    }
+    if (m->tail)
+        m->tail->next = u;
+    else
+        m->head = u;
+    m->tail = u;
+    wake(m);
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+static int mpx_submit(br_executor *ex, br_task *t, const br_call *call) {
+    (void)call;
+    return enqueue((mpx *)ex, &t, 1);
+}
+static int mpx_submit_chunk(br_executor *ex, br_task *const tasks[], size_t n,
+                            const br_call *call) {
+    (void)call;
+    return enqueue((mpx *)ex, tasks, n);
+}
+
+/* Appends t to a TASKS message for rank r (after br__task_begin). */
+static int pack_task(mpx *m, buf *b, br_task *t, int r) {
+    uint32_t ix = 0;
+    (void)fn_index((br__fnptr)t->fn, &ix); /* known since submit */
+    size_t len = 0;
+    const void *arg = br_task_arg(t, &len);
+    task_hdr h = {.id = m->next_id++, .deadline = t->deadline, .fn = ix,
+                  .len = (uint32_t)len};
+    h.left = t->deadline == BR_FOREVER ? 0 : t->deadline - br_now();
+    if (len > UINT32_MAX) {
+        br_task_fail(t, BR_EINVAL, "argument too big for one MPI message");
+        br__task_finish(t, BR_EINVAL);
+        return 0;
+    }
+    if (buf_put(b, &h, sizeof h) != 0 || buf_put(b, arg, len) != 0 ||
+        tab_put(m, h.id, t, r) != 0) {
+        br_task_fail(t, BR_ENOMEM, "out of memory packing the task");
+        br__task_finish(t, BR_ENOMEM);
+        return 0;
+    }
+    return 1;
+}
+
+/* Hands queued work to the ranks with room. true if anything was sent. */
+static bool dispatch(mpx *m) {
+    bool any = false;
+    for (;;) {
+        pthread_mutex_lock(&m->mu);
+        bool empty = m->head == NULL;
+        pthread_mutex_unlock(&m->mu);
+        if (empty)
+            return any;
+        int best = -1;
+        size_t room = 0;
+        m->rr = m->rr % m->nranks + 1; /* ties go round the ranks */
+        for (int k = 0; k < m->nranks; k++) {
+            int r = 1 + (m->rr - 1 + k) % m->nranks;
+            size_t cap = (size_t)m->slots[r] * (size_t)m->prefetch;
+            if (m->inflight[r] < cap && cap - m->inflight[r] > room) {
+                room = cap - m->inflight[r];
+                best = r;
+            }
+        }
+        if (best < 0)
+            return any;
+        buf b = {0};
+        pthread_mutex_lock(&fn_mu);
+        uint32_t nfn = fn_n;
+        uint32_t hd[2] = {nfn - fn_sent[best], fn_sent[best]};
+        int rc = buf_put(&b, hd, sizeof hd);
+        for (uint32_t i = fn_sent[best]; rc == 0 && i < nfn; i++)
+            rc = buf_put(&b, &fn_tab[i].ref, sizeof fn_tab[i].ref);
+        pthread_mutex_unlock(&fn_mu);
+        uint32_t tc[2] = {0, 0};
+        size_t at = b.len;
+        if (rc == 0)
+            rc = buf_put(&b, tc, sizeof tc);
+        if (rc != 0) {
+            br__free(b.p);
+            return any; /* out of memory: try again later */
+        }
+        uint32_t ntasks = 0;
+        size_t used = 0;
+        while (used < room && b.len < MSG_SOFT_MAX) {
+            pthread_mutex_lock(&m->mu);
+            unit *u = m->head;
+            if (u && (u->n == 1 || ntasks == 0)) {
+                m->head = u->next;
+                if (m->head == NULL)
+                    m->tail = NULL;
+            } else {
+                u = NULL;
+            }
+            pthread_mutex_unlock(&m->mu);
+            if (u == NULL)
+                break;
+            for (size_t i = 0; i < u->n; i++)
+                if (br__task_begin(u->t[i]))
+                    ntasks += (uint32_t)pack_task(m, &b, u->t[i], best);
+            used += u->n;
+            bool chunk = u->n > 1;
+            br__free(u);
+            if (chunk)
+                break;
+        }
+        if (ntasks == 0) {
+            br__free(b.p);
+            any = true;
+            continue;
+        }
+        memcpy(b.p + at, &ntasks, sizeof ntasks);
+        fn_sent[best] = nfn;
+        if (sends_add(&m->s, &b, best, TAG_TASKS) != 0)
+            abort(); /* MPI failed: the default error handler would have aborted */
+        any = true;
+    }
+}
+
+static void finish_result(mpx *m, int src, const result_hdr *h, const unsigned char *data) {
+    slot sl = tab_take(m, h->id);
+    if (sl.id == 0 || sl.rank != src)
+        return; /* not ours: a protocol error, ignored */
+    br_task *t = sl.t;
+    if (h->kind == KIND_OK) {
+        int rc = h->len ? br_task_return(t, data, (size_t)h->len) : 0;
+        br__task_finish(t, rc);
+    } else if (h->kind == KIND_CANCELLED) {
+        br__task_finish(t, BR_ECANCELED);
+    } else {
+        int code = h->code < 0 ? h->code : BR_EFAILED;
+        if (h->len > 0) {
+            if (m->plain)
+                br_task_fail(t, code, "%s", (const char *)data);
+            else
+                br_task_fail(t, code, "rank %d: %s", src, (const char *)data);
+        } else if (!m->plain) {
+            br_task_fail(t, code, "rank %d: %s", src, br_strerror(code));
+        }
+        br__task_finish(t, code);
+    }
+}
+
+/* Reads every RESULTS message waiting. true if any. */
+static bool collect(mpx *m) {
+    bool any = false;
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULTS, MPI_COMM_WORLD, &flag, &st);
+        if (!flag)
+            return any;
+        any = true;
+        int n = 0;
+        unsigned char *p = recv_probed(&st, &n);
+        if (p == NULL)
+            abort();
+        rd r = {p, (size_t)n, 0};
+        const uint32_t *hd = rd_get(&r, 8);
+        uint32_t cnt = hd ? hd[0] : 0;
+        for (uint32_t i = 0; i < cnt; i++) {
+            const result_hdr *h = rd_get(&r, sizeof *h);
+            if (h == NULL)
+                break;
+            const unsigned char *data = rd_get(&r, (size_t)h->len);
+            if (data == NULL)
+                break;
+            finish_result(m, st.MPI_SOURCE, h, data);
+        }
+        br__free(p);
+    }
+}
+
+/* Forwards cancel requests on in-flight tasks. */
+static void poll_cancels(mpx *m, bool all) {
+    for (size_t i = 0; i < m->tabcap; i++) {
+        slot *s = &m->tab[i];
+        if (s->id == 0 || s->cancel_sent)
+            continue;
+        if (all)
+            br_future_request_cancel(br_task_future(s->t));
+        if (all || br__task_cancel_requested(s->t)) {
+            s->cancel_sent = true;
+            buf b = {0};
+            if (buf_put(&b, &s->id, sizeof s->id) != 0 ||
+                sends_add(&m->s, &b, s->rank, TAG_CANCEL) != 0)
+                abort();
+        }
+    }
+}
+
+static void *progress_main(void *arg) {
+    mpx *m = arg;
+    /* the session: each rank's runner threads */
+    for (int r = 1; r <= m->nranks; r++) {
+        buf b = {0};
+        int32_t th = m->slots[r];
+        if (buf_put(&b, &th, sizeof th) != 0 || sends_add(&m->s, &b, r, TAG_SESSION) != 0)
+            abort();
+    }
+    int64_t backoff = 0, last_cancel_poll = 0, quiet_since = 0;
+    for (;;) {
+        bool work = dispatch(m);
+        if (collect(m))
+            work = true;
+        if (sends_poll(&m->s))
+            work = true;
+        pthread_mutex_lock(&m->mu);
+        bool all = m->cancel_all;
+        m->cancel_all = false;
+        bool shut = m->shut;
+        bool queued = m->head != NULL;
+        pthread_mutex_unlock(&m->mu);
+        if (m->ninflight > 0) {
+            int64_t now = br_now();
+            if (all || now - last_cancel_poll >= CANCEL_POLL_NS) {
+                poll_cancels(m, all);
+                last_cancel_poll = now;
+            }
+        }
+        if (shut && !queued && m->ninflight == 0 && m->s.n == 0)
+            break;
+        if (work) {
+            quiet_since = 0;
+            backoff = 0;
+            continue;
+        }
+        pthread_mutex_lock(&m->mu);
+        if (m->ninflight == 0 && m->s.n == 0) {
+            /* nothing can arrive from MPI: sleep until a submit or shutdown */
+            m->sleeping = true;
+            while (m->head == NULL && !m->shut && !m->cancel_all)
+                pthread_cond_wait(&m->cv, &m->mu);
+            m->sleeping = false;
+            pthread_mutex_unlock(&m->mu);
+            continue;
+        }
+        if (!spin_over(&quiet_since)) {
+            pthread_mutex_unlock(&m->mu);
+            sched_yield();
+            continue;
+        }
+        backoff = backoff ? backoff * 2 : 1000;
+        if (backoff > POLL_MAX_NS)
+            backoff = POLL_MAX_NS;
+        m->sleeping = true;
+        cv_wait_ns(&m->cv, &m->mu, backoff);
+        m->sleeping = false;
+        pthread_mutex_unlock(&m->mu);
+    }
+    sends_drain(&m->s);
+    pthread_mutex_lock(&m->mu);
+    m->thread_done = true;
+    pthread_cond_broadcast(&m->done_cv);
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+static int mpx_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
+    mpx *m = (mpx *)ex;
+    unit *drop = NULL;
+    pthread_mutex_lock(&m->mu);
+    m->shut = true;
+    if (cancel_futures) {
+        drop = m->head;
+        m->head = m->tail = NULL;
+        m->cancel_all = true;
+    }
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    while (drop) {
+        unit *next = drop->next;
+        for (size_t i = 0; i < drop->n; i++)
+            br__task_abandon(drop->t[i], BR_ECANCELED);
+        br__free(drop);
+        drop = next;
+    }
+    if (!wait)
+        return 0;
+    if (pthread_equal(pthread_self(), m->thr))
+        return BR_EDEADLK;
+    pthread_mutex_lock(&m->mu);
+    while (!m->thread_done)
+        pthread_cond_wait(&m->done_cv, &m->mu);
+    bool join = !m->joined && !m->joining;
+    if (join)
+        m->joining = true;
+    pthread_mutex_unlock(&m->mu);
+    if (join) {
+        pthread_join(m->thr, NULL);
+        pthread_mutex_lock(&m->mu);
+        m->joined = true;
+        pthread_cond_broadcast(&m->done_cv);
+        pthread_mutex_unlock(&m->mu);
+    } else {
+        pthread_mutex_lock(&m->mu);
+        while (!m->joined)
+            pthread_cond_wait(&m->done_cv, &m->mu);
+        pthread_mutex_unlock(&m->mu);
+    }
+    return 0;
+}
+
+static void mpx_destroy(br_executor *ex) {
+    mpx *m = (mpx *)ex;
+    pthread_mutex_lock(&cur_mu);
+    if (g_current == ex)
+        g_current = NULL;
+    pthread_mutex_unlock(&cur_mu);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    pthread_cond_destroy(&m->done_cv);
+    br__free(m->tab);
+    br__free(m->inflight);
+    br__free(m->slots);
+    br__free(m);
+}
+
+static int mpx_max_workers(const br_executor *ex) { return ((const mpx *)ex)->max_workers; }
+
+static const br_executor_vt mpx_vt = {
+    .kind = "mpi",
+    .in_process = false,
+    .submit = mpx_submit,
+    .submit_chunk = mpx_submit_chunk,
+    .shutdown = mpx_shutdown,
+    .destroy = mpx_destroy,
+    .max_workers = mpx_max_workers,
+};
+
+int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
+    if (out == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_mpi_executor_new: out is NULL");
+    *out = NULL;
+    br_mpi_executor_opts o = {0};
+    if (opts)
+        o = *opts;
+    if (!g_main_ran || g_finalized || g_rank != 0)
+        return BR_ESTATE;
+    int nw = g_size - 1;
+    if (nw < 1)
+        return BR_ESTATE;
+    if (o.max_workers < 0 || o.max_workers > nw * MAX_SLOTS_PER_RANK || o.prefetch < 0 ||
+        o.prefetch > MAX_PREFETCH)
+        return BR__MISUSE(BR_EINVAL, "br_mpi_executor_new: an option is out of range");
+    int slots = o.max_workers ? o.max_workers : nw;
+    mpx *m = br__calloc(1, sizeof *m);
+    if (m == NULL)
+        return BR_ENOMEM;
+    m->max_workers = slots;
+    m->prefetch = o.prefetch ? o.prefetch : DEFAULT_PREFETCH;
+    m->plain = o.plain_messages;
+    m->nranks = slots < nw ? slots : nw;
+    m->slots = br__calloc((size_t)g_size, sizeof *m->slots);
+    m->inflight = br__calloc((size_t)g_size, sizeof *m->inflight);
+    if (m->slots == NULL || m->inflight == NULL || tab_grow(m) != 0) {
+        br__free(m->slots);
+        br__free(m->inflight);
+        br__free(m->tab);
+        br__free(m);
+        return BR_ENOMEM;
+    }
+    for (int i = 0; i < slots; i++)
+        m->slots[1 + i % nw]++;
+    m->next_id = 1;
+    pthread_mutex_init(&m->mu, NULL);
+    cv_init_mono(&m->cv);
+    pthread_cond_init(&m->done_cv, NULL);
+    int rc = br_executor_init(&m->base, &mpx_vt);
+    pthread_mutex_lock(&cur_mu);
+    if (rc == 0 && g_current != NULL)
+        rc = BR_EBUSY;
+    if (rc == 0 && pthread_create(&m->thr, NULL, progress_main, m) != 0)
+        rc = BR_EAGAIN;
+    if (rc == 0)
+        g_current = &m->base;
+    pthread_mutex_unlock(&cur_mu);
+    if (rc != 0) {
+        pthread_mutex_destroy(&m->mu);
+        pthread_cond_destroy(&m->cv);
+        pthread_cond_destroy(&m->done_cv);
+        br__free(m->tab);
+        br__free(m->inflight);
+        br__free(m->slots);
+        br__free(m);
+        return rc;
+    }
+    *out = &m->base;
+    return 0;
+}
+
+/* ===================================================================================
+ * Launch and finalize
+ * =================================================================================== */
+
+int br_mpi_rank(void) { return g_rank; }
+int br_mpi_size(void) { return g_size; }
+int br_mpi_root_pid(void) { return g_root_pid; }
+
+static void finalize_at_exit(void) { (void)br_mpi_finalize(); }
+
+int br_mpi_finalize(void) {
+    if (!g_main_ran || g_rank != 0)
+        return BR_ESTATE;
+    if (g_finalized)
+        return 0;
+    pthread_mutex_lock(&cur_mu);
+    br_executor *ex = g_current;
+    pthread_mutex_unlock(&cur_mu);
+    if (ex)
+        (void)ex->vt->shutdown(ex, true, true);
+    g_finalized = true;
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (fin)
+        return 0;
+    for (int r = 1; r < g_size; r++)
+        MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return 0;
+}
+
+int br_mpi_main(int *argc, char ***argv) {
+    if (g_main_ran)
+        return BR_ESTATE;
+    int init = 0, fin = 0;
+    MPI_Finalized(&fin);
+    if (fin)
+        return BR_ESTATE;
+    MPI_Initialized(&init);
+    int provided = MPI_THREAD_SINGLE;
+    if (!init) {
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
+            return BR_EIO;
+    } else {
+        MPI_Query_thread(&provided);
+    }
+    if (provided < MPI_THREAD_SERIALIZED)
+        return BR_ENOTSUP;
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    g_main_ran = true;
+    char host[HOST_MAX] = "";
+    gethostname(host, sizeof host - 1);
+    struct {
+        int32_t pid;
+        char host[HOST_MAX];
+    } root = {0};
+    if (g_rank == 0) {
+        root.pid = (int32_t)getpid();
+        memcpy(root.host, host, sizeof root.host);
+    }
+    MPI_Bcast(&root, (int)sizeof root, MPI_BYTE, 0, MPI_COMM_WORLD);
+    g_root_pid = root.pid;
+    memcpy(g_host, root.host, sizeof g_host);
+    g_same_host = strncmp(host, root.host, sizeof host) == 0;
+    if (g_rank != 0) {
+        worker_loop();
+        MPI_Finalize();
+        fflush(NULL);
+        exit(0);
+    }
+    fn_sent = br__calloc((size_t)g_size, sizeof *fn_sent);
+    if (fn_sent == NULL)
+        return BR_ENOMEM;
+    atexit(finalize_at_exit);
+    return 0;
+}

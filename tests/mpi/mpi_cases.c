@@ -1,0 +1,273 @@
+/* The MPI executor (braid/mpi.h): what only it has. Each test runs as
+ * `braid-mpirun -n 3 mpi_cases <name>` (tests/mpi/tests.cmake): rank 0 runs the test,
+ * ranks 1 and 2 serve.
+ *
+ *   map_100k         br_map of 100,000 tiny tasks in chunks: every result at its index,
+ *                    the count and the sum exact; again with single-task messages
+ *                    (chunksize 1) over fewer inputs
+ *   failure_rank     a task's failure comes back with its code and "rank R: message",
+ *                    R a worker rank; the task ran in another process
+ *   mixed_wait       br_wait and br_as_completed over MPI and thread-pool futures
+ *   bad_function     a function no other rank can find (a heap address): BR_EINVAL at
+ *                    submit, nothing sent
+ *   one_at_a_time    a second live MPI executor is BR_EBUSY; one after another works
+ *   big_args         a 1 MiB argument and result cross byte-exact
+ *   rank_killed      a worker rank SIGKILLs itself mid-task: Open MPI ends the whole job
+ *                    (rank 0 included) before the future resolves. Run by
+ *                    expect_abort.cmake, which checks exactly that (docs/mpi.md, "When a
+ *                    rank dies"); run directly it would fail.
+ *
+ * braid-test-timeout: 180
+ */
+#include "harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <braid/mpi.h>
+
+static br_executor *make(int max_workers) {
+    br_executor *ex = NULL;
+    BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.max_workers = max_workers}));
+    return ex;
+}
+
+static int tiny_task(br_task *t) {
+    int32_t x;
+    memcpy(&x, br_task_arg(t, NULL), sizeof x);
+    return br_task_return_i64(t, 2 * (int64_t)x + 1);
+}
+
+static void check_map(br_executor *ex, int32_t n, size_t chunk) {
+    int32_t *in = malloc((size_t)n * sizeof *in);
+    BR_CHECK(in != NULL);
+    for (int32_t i = 0; i < n; i++)
+        in[i] = i;
+    br_map *m;
+    BR_CHECK_OK(br_map_new(&m, ex, tiny_task, in, (size_t)n, sizeof in[0],
+                           &(br_map_opts){.chunksize = chunk}));
+    int64_t sum = 0, count = 0, v;
+    for (int32_t i = 0; i < n; i++) {
+        BR_CHECK_OK(br_map_next_i64(m, &v));
+        BR_CHECK_EQ(v, 2 * (int64_t)i + 1);
+        sum += v;
+        count++;
+    }
+    BR_CHECK_ERR(br_map_next_i64(m, &v), BR_EOF);
+    BR_CHECK_OK(br_map_free(m));
+    BR_CHECK_EQ(count, n);
+    BR_CHECK_EQ(sum, (int64_t)n * n); /* sum of the first n odd numbers */
+    free(in);
+}
+
+static void map_100k(void **state) {
+    (void)state;
+    br_executor *ex = make(0);
+    BR_CHECK_EQ(br_executor_max_workers(ex), br_mpi_size() - 1);
+    BR_CHECK_EQ(strcmp(br_executor_kind(ex), "mpi"), 0);
+    check_map(ex, 100000, 1000);
+    check_map(ex, 100000, 4096);
+    check_map(ex, (int32_t)br_test_scaled(5000, 500), 1);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static int pid_task(br_task *t) { return br_task_return_i64(t, br_getpid()); }
+
+static int failing_task(br_task *t) {
+    int32_t x;
+    memcpy(&x, br_task_arg(t, NULL), sizeof x);
+    return br_task_fail(t, BR_ERANGE, "bad %d", (int)x);
+}
+
+static void failure_rank(void **state) {
+    (void)state;
+    br_executor *ex = make(0);
+    br_future *f;
+    int32_t x = 7;
+    BR_CHECK_OK(br_submit(ex, failing_task, &x, sizeof x, &f));
+    int code = 0;
+    const char *msg = NULL;
+    BR_CHECK_OK(br_future_exception(f, br_test_hang_guard(), &code, &msg));
+    BR_CHECK_EQ(code, BR_ERANGE);
+    BR_CHECK(msg != NULL);
+    int rank = -1;
+    char tail[32] = "";
+    BR_CHECK_EQ(sscanf(msg, "rank %d: %31[^\n]", &rank, tail), 2);
+    BR_CHECK(rank >= 1 && rank < br_mpi_size());
+    BR_CHECK_EQ(strcmp(tail, "bad 7"), 0);
+    br_future_release(f);
+
+    BR_CHECK_OK(br_submit(ex, pid_task, NULL, 0, &f));
+    int64_t pid = 0;
+    BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &pid));
+    BR_CHECK(pid > 0 && pid != getpid());
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static int square_task(br_task *t) {
+    int64_t x = br_task_arg_i64(t);
+    return br_task_return_i64(t, x * x);
+}
+
+static void mixed_wait(void **state) {
+    (void)state;
+    enum { N = 16 };
+    br_executor *ex = make(0), *tp = NULL;
+    BR_CHECK_OK(br_threadpool_new(&tp, &(br_threadpool_opts){.max_workers = 2}));
+    br_future *fs[2 * N];
+    for (int i = 0; i < N; i++) {
+        BR_CHECK_OK(br_submit_i64(ex, square_task, i, &fs[i]));
+        BR_CHECK_OK(br_submit_i64(tp, square_task, 100 + i, &fs[N + i]));
+    }
+    BR_CHECK_OK(br_wait(fs, 2 * N, BR_ALL_COMPLETED, br_test_hang_guard(), NULL, NULL, NULL));
+    for (int i = 0; i < 2 * N; i++) {
+        int64_t v;
+        BR_CHECK_OK(br_future_result_i64(fs[i], BR_NOWAIT, &v));
+        int64_t x = i < N ? i : 100 + (i - N);
+        BR_CHECK_EQ(v, x * x);
+    }
+    for (int i = 0; i < 2 * N; i++)
+        br_future_release(fs[i]);
+
+    /* as_completed: every future exactly once */
+    for (int i = 0; i < N; i++) {
+        BR_CHECK_OK(br_submit_i64(ex, square_task, i, &fs[i]));
+        BR_CHECK_OK(br_submit_i64(tp, square_task, i, &fs[N + i]));
+    }
+    br_as_completed *it;
+    BR_CHECK_OK(br_as_completed_new(&it, fs, 2 * N, br_test_hang_guard()));
+    int seen[2 * N] = {0};
+    for (int k = 0; k < 2 * N; k++) {
+        br_future *f;
+        size_t ix;
+        BR_CHECK_OK(br_as_completed_next_index(it, &f, &ix));
+        BR_CHECK(ix < 2 * N);
+        seen[ix]++;
+    }
+    br_future *f;
+    BR_CHECK_ERR(br_as_completed_next(it, &f), BR_EOF);
+    BR_CHECK_OK(br_as_completed_free(it));
+    for (int i = 0; i < 2 * N; i++) {
+        BR_CHECK_EQ(seen[i], 1);
+        br_future_release(fs[i]);
+    }
+    BR_CHECK_OK(br_executor_free(tp));
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void bad_function(void **state) {
+    (void)state;
+    br_executor *ex = make(0);
+    /* bytes on the heap are no function any rank can find */
+    void *heap = malloc(64);
+    BR_CHECK(heap != NULL);
+    br_task_fn fn;
+    memcpy(&fn, &heap, sizeof fn);
+    br_future *f = NULL;
+    BR_CHECK_ERR(br_submit(ex, fn, NULL, 0, &f), BR_EINVAL);
+    BR_CHECK(f == NULL);
+    free(heap);
+    /* the executor goes on */
+    BR_CHECK_OK(br_submit_i64(ex, square_task, 9, &f));
+    int64_t v;
+    BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &v));
+    BR_CHECK_EQ(v, 81);
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void one_at_a_time(void **state) {
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        br_executor *ex = make(round + 1), *second = NULL;
+        BR_CHECK_EQ(br_executor_max_workers(ex), round + 1);
+        BR_CHECK_ERR(br_mpi_executor_new(&second, NULL), BR_EBUSY);
+        BR_CHECK(second == NULL);
+        br_future *f;
+        BR_CHECK_OK(br_submit_i64(ex, square_task, round + 2, &f));
+        int64_t v;
+        BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &v));
+        BR_CHECK_EQ(v, (int64_t)(round + 2) * (round + 2));
+        br_future_release(f);
+        BR_CHECK_OK(br_executor_free(ex));
+    }
+    br_executor *ex = NULL;
+    BR_CHECK_ERR(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.prefetch = -1}), BR_EINVAL);
+    BR_CHECK_ERR(br_mpi_executor_new(NULL, NULL), BR_EINVAL);
+}
+
+/* Returns its argument reversed. */
+static int reverse_task(br_task *t) {
+    size_t len = 0;
+    const unsigned char *a = br_task_arg(t, &len);
+    unsigned char *r = malloc(len ? len : 1);
+    if (r == NULL)
+        return BR_ENOMEM;
+    for (size_t i = 0; i < len; i++)
+        r[i] = a[len - 1 - i];
+    int rc = br_task_return(t, r, len);
+    free(r);
+    return rc;
+}
+
+static void big_args(void **state) {
+    (void)state;
+    br_executor *ex = make(0);
+    size_t len = 1u << 20;
+    unsigned char *a = malloc(len);
+    BR_CHECK(a != NULL);
+    for (size_t i = 0; i < len; i++)
+        a[i] = (unsigned char)(i * 131 + (i >> 9));
+    br_future *f;
+    BR_CHECK_OK(br_submit(ex, reverse_task, a, len, &f));
+    const void *data = NULL;
+    size_t rlen = 0;
+    BR_CHECK_OK(br_future_result(f, br_test_hang_guard(), &data, &rlen));
+    BR_CHECK_EQ(rlen, len);
+    const unsigned char *r = data;
+    for (size_t i = 0; i < len; i++)
+        if (r[i] != a[len - 1 - i])
+            fail_msg("byte %zu differs", i);
+    br_future_release(f);
+    free(a);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static int kill_self_task(br_task *t) {
+    (void)t;
+    raise(SIGKILL);
+    return 0;
+}
+
+static void rank_killed(void **state) {
+    (void)state;
+    br_executor *ex = make(0);
+    br_future *f;
+    BR_CHECK_OK(br_submit(ex, kill_self_task, NULL, 0, &f));
+    printf("MARK: submitted\n");
+    fflush(stdout);
+    (void)br_future_wait(f, br_test_hang_guard());
+    printf("MARK: survived\n");
+    fflush(stdout);
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+int main(int argc, char **argv) {
+    int rc = br_mpi_main(&argc, &argv); /* the worker ranks stay there */
+    if (rc != 0) {
+        fprintf(stderr, "br_mpi_main: %s\n", br_err_name(rc));
+        return 2;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(map_100k),      cmocka_unit_test(failure_rank),
+        cmocka_unit_test(mixed_wait),    cmocka_unit_test(bad_function),
+        cmocka_unit_test(one_at_a_time), cmocka_unit_test(big_args),
+        cmocka_unit_test(rank_killed),
+    };
+    return br_test_main(tests, sizeof tests / sizeof tests[0], __FILE__, argc, argv);
+}
