@@ -17,9 +17,9 @@
 # in any round is "not available", never a failure of the run. Results also go, one
 # JSON object a line, to $BUILD/bench-results/<UTC time>.jsonl (and latest.jsonl).
 #
-# SELECT: workload ids (W1 W2 W3 W4 W5 W6 W7 N1 N2 N3 N6 MP; a figure answers to every id of its
+# SELECT: workload ids (W1 W2 W3 W4 W5 W6 W7 W8 N1 N2 N3 N4 N5 N6 MP; a figure answers to every id of its
 # BENCH.md goal row, so W3 also runs N2's throughput), program names (lock queue pool
-# primes fib) or figure ids (--list shows them). Nothing selected: everything but the
+# primes fib aio coro echo) or figure ids (--list shows them). Nothing selected: everything but the
 # loaded twins.
 #
 # --loaded: also the loaded twin (ID-loaded) of every selected figure that has one (W3,
@@ -579,6 +579,104 @@ fig MP.lock-counter "MP W7" lower "(extra) 2 processes x increments under one pr
 subject bench_mp_sync "counter braid" counter/ns_per_inc
 own pthread-robust bench_mp_sync "counter pthread-robust" counter/ns_per_inc
 py python "mp_sync_python.py counter" "" ns_per_inc
+run
+
+# --- the aio layer: W8 asyncio (bench_aio), N4 coroutines (bench_coro), N5 echo -----------
+W8_GOAL="ratio>=50:python"
+W8_GOALTEXT=">= 50x asyncio"
+fig W8.gather-100k "W8" lower "100k tasks each yielding once, then awaited (s)" "" "$W8_GOAL" "$W8_GOALTEXT"
+subject bench_aio gather-100k gather-100k/seconds
+py python w8_asyncio.py gather-100k gather-100k/seconds
+run
+
+fig W8.pingpong-1m "W8" lower "two tasks yielding 500k times each (ns/switch)" "" "$W8_GOAL" "$W8_GOALTEXT"
+subject bench_aio pingpong-1m pingpong-1m/ns_per_switch
+py python w8_asyncio.py pingpong-1m pingpong-1m/ns_per_switch
+run
+
+# wall time of 1 s sleeps: bounded below by the sleep itself, whoever runs it
+fig W8.sleep1-100k "W8" lower "100k tasks each sleeping 1 s, awaited: wall time (s)" "" "$W8_GOAL" "$W8_GOALTEXT"
+subject bench_aio sleep1-100k sleep1-100k/seconds
+py python w8_asyncio.py sleep1-100k sleep1-100k/seconds
+run
+
+fig W8.sleep1-100k-rss "W8" lower "(extra) the same: peak RSS of the process (MiB)" "" "" ""
+subject bench_aio sleep1-100k sleep1-100k/peak_rss
+py python w8_asyncio.py sleep1-100k sleep1-100k/peak_rss_mib
+run
+
+fig W8.sem10-10k "W8" lower "Semaphore(10), 10k tasks each holding it around a yield (s)" "" "$W8_GOAL" "$W8_GOALTEXT"
+subject bench_aio sem10-10k sem10-10k/seconds
+py python w8_asyncio.py sem10-10k sem10-10k/seconds
+run
+
+# N4's peers are not in build-peers.sh's default list: built here, skipped if they fail
+if (( HAVE_PEERS && ! LIST )); then
+    BUILD=$BUILD PEERS=$PEERS "$ROOT/scripts/build-peers.sh" bin/n4_fcontext bin/n4_ucontext \
+        bin/n4_pingpong_go bin/n4_spawn_go
+fi
+fig N4.switch "N4 W8" lower "coroutine resume + suspend, 20M round trips (ns/switch)" "" \
+    "ratio>=1:fcontext" "<= Boost.Context's fcontext"
+subject bench_coro switch switch/ns_per_switch
+native fcontext n4_fcontext "" "" ns_per_switch
+native ucontext n4_ucontext "" "" ns_per_switch
+native go-handoff n4_pingpong_go GOMAXPROCS=1 "" ns_per_handoff
+run
+
+fig N4.switch-raw "N4" lower "(extra) the bare context switch, as fcontext's ping-pong (ns/switch)" "" "" ""
+subject bench_coro switch-raw switch-raw/ns_per_switch
+native fcontext n4_fcontext "" "" ns_per_switch
+run
+
+# the 1M runs take minutes on a slow-faulting guest: the start-up time (spawn_s, first
+# new to last park) is read from the same runs as an extra metric
+fig N4.alive-1m "N4 W8" lower "1M coroutines alive, own stacks: peak RSS / 1M (KiB each)" "" \
+    "value<=12" "<= 12 KiB each"
+subject bench_coro "alive 1000000" alive/kib_per_coroutine
+native go n4_spawn_go "" "" kib_per_goroutine
+expect spawn_s
+run
+
+fig N4.alive-shared-1m "N4 W8" lower "1M coroutines alive, shared-stack mode: peak RSS / 1M (KiB each)" "" \
+    "value<=2.7" "<= 2.7 KiB each"
+subject bench_coro "alive-shared 1000000" alive-shared/kib_per_coroutine
+native go n4_spawn_go "" "" kib_per_goroutine
+expect spawn_s
+run
+
+# bench/peers' echo servers (libuv, Go), built into the build tree; Go's runs on
+# GOMAXPROCS=1 and libuv and braid on one loop, so every figure is per server core
+ECHO=$BUILD/peers/echo
+if (( ! LIST )); then
+    GOCACHE=$BUILD/peers/go-cache GOPATH=$BUILD/peers/gopath GOPROXY=off \
+        make --no-print-directory -s -C "$ROOT/bench/peers" BIN="$ECHO" \
+        "$ECHO/uv_echo" "$ECHO/go_echo" >/dev/null 2>&1 ||
+        echo "bench.sh: an echo peer failed to build (make -C bench/peers); skipped" >&2
+fi
+echo_peers() {   # echo_peers VARIANT METRIC
+    if [[ -x $ECHO/uv_echo ]]; then own libuv bench_echo "--impl libuv --server $ECHO/uv_echo $1" "$1/$2"; else SKIPPED+=(libuv); fi
+    if [[ -x $ECHO/go_echo ]]; then own go bench_echo "--impl go --server 'env GOMAXPROCS=1 $ECHO/go_echo' $1" "$1/$2"; else SKIPPED+=(go); fi
+}
+ECHO_GOAL="ratio>1:libuv,go"
+ECHO_GOALTEXT="above libuv and Go, per server core"
+fig N5.echo-pingpong-1 "N5" higher "TCP echo, 1 connection, 1-byte round trips (rps)" "" "$ECHO_GOAL" "$ECHO_GOALTEXT"
+subject bench_echo pingpong-1 pingpong-1/rps
+echo_peers pingpong-1 rps
+run
+
+fig N5.echo-pingpong-64 "N5" higher "TCP echo, 1 connection, 64-byte round trips (rps)" "" "$ECHO_GOAL" "$ECHO_GOALTEXT"
+subject bench_echo pingpong-64 pingpong-64/rps
+echo_peers pingpong-64 rps
+run
+
+fig N5.echo-conns-64 "N5" higher "TCP echo, 64 connections, 200k round trips in all (rps)" "" "$ECHO_GOAL" "$ECHO_GOALTEXT"
+subject bench_echo conns-64 conns-64/rps
+echo_peers conns-64 rps
+run
+
+fig N5.echo-stream "N5" higher "(extra) TCP echo, 256 MiB through one connection (MB/s)" "" "" ""
+subject bench_echo stream stream/mb_per_s
+echo_peers stream mb_per_s
 run
 
 # --- summary -----------------------------------------------------------------------------

@@ -17,16 +17,29 @@
  * below, and nothing else changes. --json prints one object per row in BENCH.md's format
  * (workload, variant, impl, metric, value, unit, plus the table's columns), so
  * ../shared/tools/side-by-side can pair the rows with the Python and native peers.
+ *
+ * The I/O-bound rows ("IO": N tasks that each wait 100 ms, the tutorials' point that
+ * waiting costs threads memory and costs a pool rounds) run each in a forked child, so
+ * that each row's memory is its own: the child's peak RSS (wait4's ru_maxrss) minus that
+ * of an idle child forked from the same parent just before (what fork itself brings:
+ * the parent's resident pages). A VmHWM difference inside this process would be
+ * dominated by whichever row ran first, since a high-water mark never comes down. The
+ * child sends its cmp_run back through a pipe and _exits (no atexit work in a fork).
  */
-#define _POSIX_C_SOURCE 200809L /* isatty */
+#define _DEFAULT_SOURCE /* isatty, wait4 */
 #include <braid.h>
+#include <braid/aio.h>
 
+#include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -43,6 +56,9 @@ typedef struct cmp_config {
     int w1_calls; /* 100; 8 with --quick */
     int w2_first; /* fib(first..last): 25..34; 20..29 with --quick */
     int w2_last;
+    int io_tasks;     /* the I/O rows' tasks: 10,000; 1,000 with --quick */
+    int io_pool;      /* the I/O pool row's size: 500 (20 rounds); 100 with --quick */
+    int64_t io_wait;  /* what each I/O task waits: 100 ms */
 } cmp_config;
 
 /* What one row measured. */
@@ -51,6 +67,7 @@ typedef struct cmp_run {
     double seconds;
     long correct, total;
     int rc; /* 0, or the braid error that stopped the run */
+    double mem_mib; /* I/O rows: peak RSS above an idle child's (MiB); < 0 unknown */
 } cmp_run;
 
 typedef struct cmp_model {
@@ -351,6 +368,202 @@ static int w2_processpool(const cmp_config *cfg, cmp_run *out) {
     return w2_pool_on(cfg, out, make_processpool);
 }
 
+/* --- IO: waiting, the I/O-bound case ------------------------------------------------- */
+
+/* Every model runs io_tasks tasks that each wait io_wait (br_sleep in a thread,
+ * br_aio_sleep in a coroutine) and count themselves once the wait ended normally. */
+static atomic_long io_done;
+
+static void io_thread_fn(void *arg) {
+    const int64_t *wait = arg;
+    if (br_sleep(*wait) == 0)
+        atomic_fetch_add(&io_done, 1);
+}
+
+/* One braid thread per task, default stacks; all started, then all joined. */
+static int io_threads(const cmp_config *cfg, cmp_run *out) {
+    int n = cfg->io_tasks;
+    br_thread **ts = calloc((size_t)n, sizeof *ts);
+    if (ts == NULL)
+        return BR_ENOMEM;
+    int64_t wait = cfg->io_wait;
+    int rc = 0, started = 0;
+    int64_t t0 = br_now();
+    for (; started < n; started++) {
+        rc = br_thread_start(&ts[started], io_thread_fn, &wait, NULL);
+        if (rc != 0)
+            break;
+    }
+    for (int i = 0; i < started; i++) {
+        int jrc = br_thread_join(ts[i], BR_FOREVER);
+        if (rc == 0)
+            rc = jrc;
+        br_thread_free(ts[i]);
+    }
+    out->seconds = (double)(br_now() - t0) / BR_SEC;
+    out->workers = started;
+    out->correct = atomic_load(&io_done);
+    out->total = n;
+    free(ts);
+    return rc;
+}
+
+static int io_pool_task(br_task *t) {
+    int rc = br_sleep(br_task_arg_i64(t));
+    return rc != 0 ? rc : br_task_return_i64(t, 1);
+}
+
+/* A thread pool of io_pool workers maps the waits: io_tasks / io_pool rounds. */
+static int io_pool(const cmp_config *cfg, cmp_run *out) {
+    int n = cfg->io_tasks;
+    int64_t *waits = malloc((size_t)n * sizeof *waits);
+    if (waits == NULL)
+        return BR_ENOMEM;
+    for (int i = 0; i < n; i++)
+        waits[i] = cfg->io_wait;
+    long done = 0;
+    int64_t t0 = br_now();
+    br_executor *pool;
+    int rc = make_threadpool(&pool, cfg->io_pool);
+    if (rc == 0) {
+        out->workers = br_executor_max_workers(pool);
+        br_map *m;
+        rc = br_map_new(&m, pool, io_pool_task, waits, (size_t)n, sizeof waits[0], NULL);
+        if (rc == 0) {
+            int64_t r;
+            int next;
+            while ((next = br_map_next_i64(m, &r)) == 0)
+                done += r == 1;
+            if (next != BR_EOF)
+                rc = next;
+            int frc = br_map_free(m);
+            if (rc == 0)
+                rc = frc;
+        }
+        int frc = br_executor_free(pool);
+        if (rc == 0)
+            rc = frc;
+    }
+    out->seconds = (double)(br_now() - t0) / BR_SEC;
+    out->correct = done;
+    out->total = n;
+    free(waits);
+    return rc;
+}
+
+static int io_coro(br_task *t) {
+    int rc = br_aio_sleep(br_task_arg_i64(t));
+    return rc != 0 ? rc : br_task_return_i64(t, 1);
+}
+
+/* asyncio.run(main()): main creates every task (default stacks), then awaits each. */
+static int io_coro_main(br_task *t) {
+    const cmp_config *cfg = br_task_arg(t, NULL);
+    int n = cfg->io_tasks;
+    br_future **fs = calloc((size_t)n, sizeof *fs);
+    if (fs == NULL)
+        return BR_ENOMEM;
+    int rc = 0, created = 0;
+    for (; created < n; created++) {
+        rc = br_create_task(NULL, io_coro, &cfg->io_wait, sizeof cfg->io_wait, &fs[created]);
+        if (rc != 0)
+            break;
+    }
+    for (int i = 0; i < created; i++) {
+        int64_t v = 0;
+        int frc = br_future_result_i64(fs[i], BR_FOREVER, &v);
+        if (frc == 0 && v == 1)
+            atomic_fetch_add(&io_done, 1);
+        else if (rc == 0)
+            rc = frc;
+        br_future_release(fs[i]);
+    }
+    free(fs);
+    return rc;
+}
+
+static int io_coroutines(const cmp_config *cfg, cmp_run *out) {
+    int code = 0;
+    int64_t t0 = br_now();
+    int rc = br_aio_run(io_coro_main, cfg, 0, &code); /* len 0: borrows cfg */
+    out->seconds = (double)(br_now() - t0) / BR_SEC;
+    out->workers = 1; /* one loop, one thread */
+    out->correct = atomic_load(&io_done);
+    out->total = cfg->io_tasks;
+    return rc != 0 ? rc : code;
+}
+
+typedef int (*io_row_fn)(const cmp_config *cfg, cmp_run *out);
+
+/* Runs fn in a forked child; *out gets its cmp_run and its peak RSS in KiB (< 0 if the
+ * child died). */
+static int io_fork(const cmp_config *cfg, io_row_fn fn, cmp_run *out, long *maxrss_kib) {
+    *maxrss_kib = -1;
+    int fds[2];
+    if (pipe(fds) != 0)
+        return BR_EFAILED;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return BR_EFAILED;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        cmp_run r = {.mem_mib = -1};
+        if (fn != NULL)
+            r.rc = fn(cfg, &r);
+        ssize_t w = write(fds[1], &r, sizeof r);
+        _exit(w == (ssize_t)sizeof r ? 0 : 1);
+    }
+    close(fds[1]);
+    cmp_run r;
+    size_t got = 0;
+    while (got < sizeof r) {
+        ssize_t k = read(fds[0], (char *)&r + got, sizeof r - got);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fds[0]);
+    int st = 0;
+    struct rusage ru;
+    pid_t w;
+    while ((w = wait4(pid, &st, 0, &ru)) < 0 && errno == EINTR) {
+    }
+    if (w != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || got != sizeof r)
+        return BR_EFAILED; /* the child died: the row failed, say so */
+    *out = r;
+    *maxrss_kib = ru.ru_maxrss;
+    return 0;
+}
+
+/* An I/O row: fn in a child, and an idle child right before it as the memory baseline. */
+static int io_row(const cmp_config *cfg, cmp_run *out, io_row_fn fn) {
+    cmp_run idle;
+    long base_kib, kib;
+    int rc = io_fork(cfg, NULL, &idle, &base_kib);
+    if (rc == 0)
+        rc = io_fork(cfg, fn, out, &kib);
+    if (rc != 0)
+        return rc;
+    out->mem_mib = (double)(kib - base_kib) / 1024.0;
+    return out->rc;
+}
+
+static int io_row_threads(const cmp_config *cfg, cmp_run *out) {
+    return io_row(cfg, out, io_threads);
+}
+
+static int io_row_pool(const cmp_config *cfg, cmp_run *out) {
+    return io_row(cfg, out, io_pool);
+}
+
+static int io_row_coroutines(const cmp_config *cfg, cmp_run *out) {
+    return io_row(cfg, out, io_coroutines);
+}
+
 /* --- the tables ----------------------------------------------------------------------- */
 
 static void w1_title(const cmp_config *cfg, char *buf, size_t cap) {
@@ -361,6 +574,10 @@ static void w2_title(const cmp_config *cfg, char *buf, size_t cap) {
     snprintf(buf, cap, "W2 fib %d..%d", cfg->w2_first, cfg->w2_last);
 }
 
+static void io_title(const cmp_config *cfg, char *buf, size_t cap) {
+    snprintf(buf, cap, "IO %d x %d ms", cfg->io_tasks, (int)(cfg->io_wait / BR_MSEC));
+}
+
 typedef struct cmp_workload {
     const char *id;
     void (*title)(const cmp_config *cfg, char *buf, size_t cap); /* sizes included */
@@ -369,6 +586,7 @@ typedef struct cmp_workload {
 static const cmp_workload workloads[] = {
     {"W1", w1_title},
     {"W2", w2_title},
+    {"IO", io_title},
 };
 
 static const cmp_model models[] = {
@@ -382,6 +600,10 @@ static const cmp_model models[] = {
     {"W2", "serial", "one thread", w2_serial},
     {"W2", "thread", "thread pool(3)", w2_pool},
     {"W2", "process", "process pool(3)", w2_processpool},
+    /* IO: waiting, not computing; each row in a child of its own (its own memory) */
+    {"IO", "threads", "thread per task", io_row_threads},
+    {"IO", "thread", "thread pool", io_row_pool},
+    {"IO", "coroutines", "coroutines", io_row_coroutines},
 };
 enum { NMODELS = sizeof models / sizeof models[0] };
 
@@ -404,6 +626,36 @@ typedef struct cmp_row {
     bool ok; /* ran, and every result correct */
 } cmp_row;
 
+static bool is_io(const cmp_row *r) { return strcmp(r->model->workload, "IO") == 0; }
+
+/* The I/O-bound table: seconds and memory, no speed-up (nothing computes). */
+static void print_io_table(const cmp_config *cfg, const cmp_row *rows, int n) {
+    printf("\nI/O-bound work: %d tasks that each wait %d ms (a thread pool of %d: %d rounds)\n\n",
+           cfg->io_tasks, (int)(cfg->io_wait / BR_MSEC), cfg->io_pool,
+           (cfg->io_tasks + cfg->io_pool - 1) / cfg->io_pool);
+    printf("%-20s %-18s %7s %9s %10s  %s\n", "workload", "model", "workers", "seconds",
+           "memory", "results");
+    for (int i = 0; i < n; i++) {
+        const cmp_row *r = &rows[i];
+        if (!is_io(r))
+            continue;
+        char title[64];
+        workload_title(cfg, r->model->workload, title, sizeof title);
+        if (r->run.rc != 0) {
+            printf("%-20s %-18s %7d %9s %10s  error %s\n", title, r->model->label,
+                   r->run.workers, "-", "-", br_err_name(r->run.rc));
+            continue;
+        }
+        char results[32];
+        snprintf(results, sizeof results, "%ld/%ld %s", r->run.correct, r->run.total,
+                 r->ok ? "ok" : "WRONG");
+        printf("%-20s %-18s %7d %9.3f %6.1f MiB  %s\n", title, r->model->label,
+               r->run.workers, r->run.seconds, r->run.mem_mib, results);
+    }
+    printf("\nmemory: peak RSS of a child process running the row (wait4's ru_maxrss), "
+           "minus an idle child's\n");
+}
+
 static void print_table(const cmp_config *cfg, const cmp_row *rows, int n) {
     char load[48] = "";
     if (cfg->loadavg >= 0)
@@ -415,6 +667,8 @@ static void print_table(const cmp_config *cfg, const cmp_row *rows, int n) {
            "speed-up", "efficiency", "results");
     for (int i = 0; i < n; i++) {
         const cmp_row *r = &rows[i];
+        if (is_io(r))
+            continue;
         char title[64];
         workload_title(cfg, r->model->workload, title, sizeof title);
         if (r->run.rc != 0) {
@@ -440,12 +694,16 @@ static void print_json(const cmp_config *cfg, const cmp_row *rows, int n) {
                "\"model\": \"%s\", \"metric\": \"seconds\", \"value\": %.4f, \"unit\": \"s\", "
                "\"workers\": %d, \"speedup\": %.3f, \"efficiency\": %.3f, "
                "\"correct\": %ld, \"total\": %ld, \"ok\": %s, \"error\": %s%s%s, "
-               "\"cpus\": %d, \"quick\": %s}\n",
+               "\"cpus\": %d, \"quick\": %s",
                r->model->workload, r->model->variant, r->model->label, r->run.seconds,
                r->run.workers, r->speedup, r->efficiency, r->run.correct, r->run.total,
                r->ok ? "true" : "false", r->run.rc ? "\"" : "",
                r->run.rc ? br_err_name(r->run.rc) : "null", r->run.rc ? "\"" : "", cfg->cpus,
                cfg->quick ? "true" : "false");
+        if (is_io(r))
+            printf(", \"memory_mib\": %.1f, \"wait_ms\": %d", r->run.rc == 0 ? r->run.mem_mib : -1.0,
+                   (int)(cfg->io_wait / BR_MSEC));
+        printf("}\n");
     }
 }
 
@@ -553,6 +811,41 @@ static void verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *buf
     }
 }
 
+/* The I/O-bound verdict, in the tutorials' terms: waiting needs no CPU, so what decides
+ * is what a waiter costs. A thread per task waits all at once but pays a stack and a
+ * kernel task each; a pool of N serialises the waits into tasks / N rounds (its default
+ * size, CPUs + 4 as Python's, would take tasks / (CPUs + 4) rounds); a coroutine waits
+ * all at once for the price of a small stack. The winner is read from the rows: the
+ * fastest, and the smaller memory between rows within 20 % of each other's time. */
+static void io_verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *buf,
+                       size_t cap) {
+    const cmp_row *th = find_row(rows, n, "IO", "threads");
+    const cmp_row *pool = find_row(rows, n, "IO", "thread");
+    const cmp_row *co = find_row(rows, n, "IO", "coroutines");
+    if (!th || !pool || !co || !th->ok || !pool->ok || !co->ok) {
+        snprintf(buf, cap, "an I/O-bound row failed, see the table");
+        return;
+    }
+    int dflt = cfg->cpus + 4 < 32 ? cfg->cpus + 4 : 32;
+    int rounds = (cfg->io_tasks + cfg->io_pool - 1) / cfg->io_pool;
+    int drounds = (cfg->io_tasks + dflt - 1) / dflt;
+    double wait_s = (double)cfg->io_wait / BR_SEC;
+    bool co_wins = co->run.seconds <= th->run.seconds * 1.2 &&
+                   co->run.seconds <= pool->run.seconds * 1.2 &&
+                   co->run.mem_mib <= th->run.mem_mib;
+    snprintf(buf, cap,
+             "%s: %d coroutines waited together in %.3f s and %.1f MiB on one thread; "
+             "%d threads also waited together (%.3f s) but cost %.1f MiB (a stack and a "
+             "kernel task each); a pool of %d serialises the waits into %d rounds of "
+             "%.0f ms (%.3f s), and at the default size (%d workers: CPUs + 4) it would "
+             "take %d rounds, about %.0f s",
+             co_wins ? "for I/O-bound work coroutines win" :
+                       "coroutines did not come out ahead in this run (see the table)",
+             cfg->io_tasks, co->run.seconds, co->run.mem_mib, th->run.workers,
+             th->run.seconds, th->run.mem_mib, pool->run.workers, rounds, wait_s * 1000,
+             pool->run.seconds, dflt, drounds, drounds * wait_s);
+}
+
 /* --- main ------------------------------------------------------------------------------- */
 
 void braid_compare_usage(void) {
@@ -563,8 +856,13 @@ void braid_compare_usage(void) {
            "correct results) and a one-line verdict.\n"
            "  W1  is_prime(112272535095293) x 100: one thread, N braid threads, thread pool\n"
            "  W2  fib(25..34) on a thread pool of 3, with as_completed\n"
+           "and the I/O-bound case, each row in a child process of its own (seconds and\n"
+           "peak memory above an idle child's):\n"
+           "  IO  10,000 tasks that each wait 100 ms: a thread per task, a thread pool of\n"
+           "      500 (20 rounds; the default size would take minutes), coroutines\n"
            "\n"
-           "  --quick      small sizes (W1 x 8, fib 20..29), for tests\n"
+           "  --quick      small sizes (W1 x 8, fib 20..29, IO 1,000 tasks and a pool of\n"
+           "               100), for tests\n"
            "  --json       one JSON object per row (BENCH.md's format), then the verdict\n"
            "  --threads N  N for the braid-threads row (default: the CPUs this process\n"
            "               may use, %d here)\n"
@@ -600,6 +898,9 @@ int braid_compare_main(int argc, char **argv) {
     cfg.w1_calls = cfg.quick ? 8 : 100;
     cfg.w2_first = cfg.quick ? 20 : 25;
     cfg.w2_last = cfg.quick ? 29 : 34;
+    cfg.io_tasks = cfg.quick ? 1000 : 10000;
+    cfg.io_pool = cfg.quick ? 100 : 500;
+    cfg.io_wait = 100 * BR_MSEC;
 
     cmp_row rows[NMODELS];
     const cmp_row *base = NULL;
@@ -619,7 +920,8 @@ int braid_compare_main(int argc, char **argv) {
         if (r->run.rc == 0 && base->run.rc == 0 && r->run.seconds > 0) {
             r->speedup = base->run.seconds / r->run.seconds;
             int used = r->run.workers < cfg.cpus ? r->run.workers : cfg.cpus;
-            r->efficiency = r->speedup / (used > 0 ? used : 1);
+            /* waiting uses no CPU: no parallel efficiency for the I/O rows */
+            r->efficiency = is_io(r) ? 0 : r->speedup / (used > 0 ? used : 1);
         }
         all_ok = all_ok && r->ok;
     }
@@ -629,13 +931,18 @@ int braid_compare_main(int argc, char **argv) {
     char v[1024];
     verdict(&cfg, rows, NMODELS, v, sizeof v);
     process_verdict(rows, NMODELS, v, sizeof v);
+    char vio[1024];
+    io_verdict(&cfg, rows, NMODELS, vio, sizeof vio);
     if (cfg.json) {
         print_json(&cfg, rows, NMODELS);
-        printf("{\"verdict\": \"%s\", \"cpus\": %d, \"loadavg\": %.2f, \"ok\": %s}\n", v,
-               cfg.cpus, cfg.loadavg, all_ok ? "true" : "false");
+        printf("{\"verdict\": \"%s\", \"verdict_io\": \"%s\", \"cpus\": %d, "
+               "\"loadavg\": %.2f, \"ok\": %s}\n",
+               v, vio, cfg.cpus, cfg.loadavg, all_ok ? "true" : "false");
     } else {
         print_table(&cfg, rows, NMODELS);
         printf("verdict: %s.\n", v);
+        print_io_table(&cfg, rows, NMODELS);
+        printf("verdict, I/O-bound: %s.\n", vio);
     }
     return all_ok ? 0 : 1;
 }

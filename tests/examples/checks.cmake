@@ -458,6 +458,8 @@ set(EX_COMPARE_ROWS
   "W1|one thread|single" "W1|braid threads|threads" "W1|thread pool, map|thread"
   "W1|braid processes|processes" "W1|process pool, map|process"
   "W2|one thread|serial" "W2|thread pool(3)|thread" "W2|process pool(3)|process")
+# Then the I/O-bound rows (their own table, after the verdict; in --json after the others).
+set(EX_COMPARE_IO_ROWS "thread per task|threads" "thread pool|thread" "coroutines|coroutines")
 
 # braid compare --quick: a well-formed table, every row ran, every result correct.
 function(check_compare_quick)
@@ -536,13 +538,22 @@ function(check_compare_quick)
   endforeach()
   ex_expect_count("^speed-up: against the workload's one-thread row; efficiency: speed-up / min\\(workers, [0-9]+ CPUs?\\)$" 1)
   ex_expect_count("^verdict: .+\\.$" 1)
+  # The I/O-bound table: each model once, every wait counted (1,000 with --quick).
+  ex_expect_count("^workload +model +workers +seconds +memory +results$" 1)
+  foreach(spec IN LISTS EX_COMPARE_IO_ROWS)
+    string(REPLACE "|" ";" spec "${spec}")
+    list(GET spec 0 label)
+    ex_expect_count("^IO 1000 x 100 ms +${label} +[0-9]+ +[0-9]+\\.[0-9][0-9][0-9] +-?[0-9]+\\.[0-9] MiB  1000/1000 ok$" 1)
+  endforeach()
+  ex_expect_count("^verdict, I/O-bound: .+\\.$" 1)
 endfunction()
 
 # braid compare --quick --json: one object per row, in BENCH.md's format, whose numbers
 # agree with each other; then the verdict.
 function(check_compare_quick_json)
   list(LENGTH EX_COMPARE_ROWS want)
-  math(EXPR nlines "${want} + 1")
+  list(LENGTH EX_COMPARE_IO_ROWS nio)
+  math(EXPR nlines "${want} + ${nio} + 1")
   ex_expect_nlines(${nlines})
   set(base_value 0)
   set(i 0)
@@ -597,6 +608,21 @@ function(check_compare_quick_json)
       if(diff GREATER tol OR diff LESS -${tol})
         ex_fail("line ${i}: efficiency ${j_efficiency} != ${j_speedup} / ${used}")
       endif()
+    endif()
+    math(EXPR i "${i} + 1")
+  endforeach()
+  foreach(spec IN LISTS EX_COMPARE_IO_ROWS)
+    string(REPLACE "|" ";" spec "${spec}")
+    list(GET spec 1 variant)
+    set(line "${EX_LINE_${i}}")
+    string(JSON wl ERROR_VARIABLE jerr GET "${line}" workload)
+    string(JSON v ERROR_VARIABLE jerr2 GET "${line}" variant)
+    string(JSON ok ERROR_VARIABLE jerr3 GET "${line}" ok)
+    string(JSON correct ERROR_VARIABLE jerr4 GET "${line}" correct)
+    string(JSON mem ERROR_VARIABLE jerr5 GET "${line}" memory_mib)
+    if(jerr OR jerr2 OR jerr3 OR jerr4 OR jerr5 OR NOT wl STREQUAL "IO" OR NOT v STREQUAL variant
+       OR NOT ok STREQUAL "ON" OR NOT correct EQUAL 1000)
+      ex_fail("line ${i}: expected IO/${variant}, ok, 1000 waits and memory_mib: ${line}")
     endif()
     math(EXPR i "${i} + 1")
   endforeach()
