@@ -501,6 +501,26 @@ int br__spawn_helper(const char *marker, int fd, pid_t *pid) {
     return 0;
 }
 
+/* spawn and forkserver: the child's spec, its function as a reference, in a memfd (the
+ * descriptor, or a negative code with the reason in why). */
+static int spec_memfd(const br__child_spec *spec, const char *method, const char *name,
+                      size_t name_len, char *why, size_t whylen) {
+    if (!br__process_main_seen()) {
+        if (why && whylen)
+            snprintf(why, whylen, "%s needs br_process_main(argc, argv) at the top of main",
+                     method);
+        return BR_ESTATE;
+    }
+    br__fnref ref;
+    int rc = br__fnref_make(&ref, (br__fnptr)spec->fn, why, whylen);
+    if (rc != 0)
+        return rc;
+    int fd = write_spec(spec, &ref, name, name_len);
+    if (fd < 0 && why && whylen)
+        snprintf(why, whylen, "can't write the %s spec", method);
+    return fd;
+}
+
 int br__child_start(const br__child_spec *spec, br__child *out, char *why, size_t whylen) {
     pthread_mutex_lock(&start_lock);
     holding_start_lock = true;
@@ -544,39 +564,17 @@ static int child_start(const br__child_spec *spec, br__child *out, char *why,
     char fdstr[16];
     char *argv[4] = {NULL, NULL, NULL, NULL};
     if (method == BR_START_FORKSERVER) {
-        if (!br__process_main_seen()) {
-            say(why, whylen,
-                "forkserver needs br_process_main(argc, argv) at the top of main");
-            return BR_ESTATE;
-        }
-        br__fnref ref;
-        int rc = br__fnref_make(&ref, (br__fnptr)spec->fn, why, whylen);
-        if (rc != 0)
-            return rc;
-        specfd = write_spec(spec, &ref, namebuf, name_len);
-        if (specfd < 0) {
-            say(why, whylen, "can't write the child's spec");
+        specfd = spec_memfd(spec, "forkserver", namebuf, name_len, why, whylen);
+        if (specfd < 0)
             return specfd;
-        }
-        rc = br__forkserver_start(spec, specfd, out, why, whylen);
+        int rc = br__forkserver_start(spec, specfd, out, why, whylen);
         close(specfd);
         return rc;
     }
     if (method == BR_START_SPAWN) {
-        if (!br__process_main_seen()) {
-            say(why, whylen,
-                "spawn needs br_process_main(argc, argv) at the top of main");
-            return BR_ESTATE;
-        }
-        br__fnref ref;
-        int rc = br__fnref_make(&ref, (br__fnptr)spec->fn, why, whylen);
-        if (rc != 0)
-            return rc;
-        specfd = write_spec(spec, &ref, namebuf, name_len);
-        if (specfd < 0) {
-            say(why, whylen, "can't write the spawn spec");
+        specfd = spec_memfd(spec, "spawn", namebuf, name_len, why, whylen);
+        if (specfd < 0)
             return specfd;
-        }
         if (pipe2(errpipe, O_CLOEXEC) != 0) {
             int e = -errno;
             close(specfd);
