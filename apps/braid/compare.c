@@ -167,6 +167,28 @@ static int make_processpool(br_executor **out, int max_workers) {
     return br_processpool_new(out, &(br_processpool_opts){.max_workers = max_workers});
 }
 
+/* pool.map(fn, xs) over n int64 inputs: *count gets how many results were nonzero
+ * (both fn here return 0 or 1); then the pool is freed (shutdown, wait). The first
+ * error of the map or the free, else 0. */
+static int map_count_and_free(br_executor *pool, br_task_fn fn, const int64_t *xs, int n,
+                              long *count) {
+    br_map *m;
+    int rc = br_map_new(&m, pool, fn, xs, (size_t)n, sizeof xs[0], NULL);
+    if (rc == 0) {
+        int64_t r;
+        int next;
+        while ((next = br_map_next_i64(m, &r)) == 0)
+            *count += r != 0;
+        if (next != BR_EOF)
+            rc = next;
+        int frc = br_map_free(m);
+        if (rc == 0)
+            rc = frc;
+    }
+    int frc = br_executor_free(pool);
+    return rc != 0 ? rc : frc;
+}
+
 /* The tutorial's multi_thread() and multi_process(): `with ThreadPoolExecutor() as
  * pool:` (or ProcessPoolExecutor) `pool.map(is_prime, PRIMES)`, timed as the whole
  * with block (pool start-up and shutdown included), default max_workers as in Python.
@@ -186,22 +208,7 @@ static int w1_map_on(const cmp_config *cfg, cmp_run *out, make_executor_fn make)
     int rc = make(&pool, 0);
     if (rc == 0) {
         out->workers = br_executor_max_workers(pool);
-        br_map *m;
-        rc = br_map_new(&m, pool, is_prime_task, primes, (size_t)n, sizeof primes[0], NULL);
-        if (rc == 0) {
-            int64_t r;
-            int next;
-            while ((next = br_map_next_i64(m, &r)) == 0)
-                found += r != 0;
-            if (next != BR_EOF)
-                rc = next;
-            int frc = br_map_free(m);
-            if (rc == 0)
-                rc = frc;
-        }
-        int frc = br_executor_free(pool);
-        if (rc == 0)
-            rc = frc;
+        rc = map_count_and_free(pool, is_prime_task, primes, n, &found);
     }
     out->seconds = (double)(br_now() - t0) / BR_SEC;
     out->correct = found;
@@ -427,22 +434,7 @@ static int io_pool(const cmp_config *cfg, cmp_run *out) {
     int rc = make_threadpool(&pool, cfg->io_pool);
     if (rc == 0) {
         out->workers = br_executor_max_workers(pool);
-        br_map *m;
-        rc = br_map_new(&m, pool, io_pool_task, waits, (size_t)n, sizeof waits[0], NULL);
-        if (rc == 0) {
-            int64_t r;
-            int next;
-            while ((next = br_map_next_i64(m, &r)) == 0)
-                done += r == 1;
-            if (next != BR_EOF)
-                rc = next;
-            int frc = br_map_free(m);
-            if (rc == 0)
-                rc = frc;
-        }
-        int frc = br_executor_free(pool);
-        if (rc == 0)
-            rc = frc;
+        rc = map_count_and_free(pool, io_pool_task, waits, n, &done);
     }
     out->seconds = (double)(br_now() - t0) / BR_SEC;
     out->correct = done;
