@@ -26,7 +26,7 @@
  * dominated by whichever row ran first, since a high-water mark never comes down. The
  * child sends its cmp_run back through a pipe and _exits (no atexit work in a fork).
  */
-#define _DEFAULT_SOURCE /* isatty, wait4 */
+#define _GNU_SOURCE /* isatty, wait4, pipe2 */
 #include <braid.h>
 #include <braid/aio.h>
 
@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -492,7 +493,7 @@ typedef int (*io_row_fn)(const cmp_config *cfg, cmp_run *out);
 static int io_fork(const cmp_config *cfg, io_row_fn fn, cmp_run *out, long *maxrss_kib) {
     *maxrss_kib = -1;
     int fds[2];
-    if (pipe(fds) != 0)
+    if (pipe2(fds, O_CLOEXEC) != 0)
         return BR_EFAILED;
     fflush(NULL);
     pid_t pid = fork();
