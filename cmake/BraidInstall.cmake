@@ -111,3 +111,58 @@ else()
   # a program could link, so leave it out.
   install(CODE "file(REMOVE \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_INCLUDEDIR}/braid/mpi.h\")")
 endif()
+
+# The http layer (src/http), when built: libbraid_http (libbraid plus the layer; a
+# program links it instead of libbraid), its CMake package (find_package(braid_http):
+# braid::braid_http, braid::braid_http_static; it looks up libcurl, libxml2 and jansson
+# through pkg-config under the imported-target names the build used) and braid-http.pc.
+if(TARGET braid_http)
+  set(_braid_http_install_targets braid_http)
+  if(BUILD_SHARED_LIBS)
+    list(APPEND _braid_http_install_targets braid_http_static)
+  endif()
+  install(TARGETS ${_braid_http_install_targets} EXPORT braidHttpTargets
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(EXPORT braidHttpTargets NAMESPACE braid:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid_http)
+  file(WRITE ${PROJECT_BINARY_DIR}/braid_httpConfig.cmake
+"# braid::braid_http: libbraid with the http layer (braid/http.h); link it instead of
+# braid::braid. braid::braid_http_static is libbraid_http.a.
+include(CMakeFindDependencyMacro)
+find_dependency(Threads)
+find_dependency(PkgConfig)
+foreach(_m IN ITEMS \"0;libcurl\" \"1;libxml-2.0\" \"2;jansson\")
+  list(GET _m 0 _i)
+  list(GET _m 1 _n)
+  if(NOT TARGET PkgConfig::braid_http_\${_i})
+    pkg_check_modules(braid_http_\${_i} REQUIRED QUIET IMPORTED_TARGET GLOBAL \${_n})
+  endif()
+endforeach()
+include(\"\${CMAKE_CURRENT_LIST_DIR}/braidHttpTargets.cmake\")
+")
+  write_basic_package_version_file(${PROJECT_BINARY_DIR}/braid_httpConfigVersion.cmake
+    VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+  install(FILES ${PROJECT_BINARY_DIR}/braid_httpConfig.cmake
+                ${PROJECT_BINARY_DIR}/braid_httpConfigVersion.cmake
+          DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid_http)
+  file(WRITE ${PROJECT_BINARY_DIR}/braid-http.pc.in
+"prefix=@BRAID_PC_PREFIX@
+exec_prefix=\${prefix}
+libdir=@BRAID_PC_LIBDIR@
+includedir=@BRAID_PC_INCLUDEDIR@
+rpath_flags=-Wl,-rpath,\${libdir}
+
+Name: braid-http
+Description: braid with the http layer (braid/http.h); use instead of braid
+Version: @PROJECT_VERSION@
+Requires.private: libcurl libxml-2.0 jansson
+Libs: -L\${libdir} -lbraid_http
+Libs.private: @BRAID_PC_LIBS_PRIVATE@
+Cflags: -I\${includedir} @BRAID_PC_CFLAGS@
+")
+  configure_file(${PROJECT_BINARY_DIR}/braid-http.pc.in ${PROJECT_BINARY_DIR}/braid-http.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/braid-http.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+else()
+  install(CODE "file(REMOVE \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_INCLUDEDIR}/braid/http.h\")")
+endif()

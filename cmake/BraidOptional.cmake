@@ -10,8 +10,10 @@
 #     [PACKAGES <package>...]       find_package() calls, one string each, arguments
 #                                   after the name ("MPI COMPONENTS C")
 #     [TARGETS <target>...]         the imported targets PACKAGES define (MPI::MPI_C)
+#     [FILES <path>...]             files that must exist (sources a package ships
+#                                   rather than a library: llhttp's generated C)
 #     [APT <debian package>...])    what provides each of PKG_MODULES, then of PACKAGES,
-#                                   in that order (for the hint), or nothing
+#                                   then of FILES, in that order (for the hint), or nothing
 #
 # One cache option per part, BRAID_WITH_<PART> (<part> in upper case):
 #   AUTO (the default)  on if every dependency is found; otherwise off, with a status
@@ -44,7 +46,7 @@ endmacro()
 
 function(braid_optional_part part)
   cmake_parse_arguments(PARSE_ARGV 1 opt "" "DESCRIPTION"
-                        "PKG_MODULES;PACKAGES;TARGETS;APT")
+                        "PKG_MODULES;PACKAGES;TARGETS;FILES;APT")
   if(opt_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "braid_optional_part(${part}): unknown arguments ${opt_UNPARSED_ARGUMENTS}")
   endif()
@@ -56,11 +58,12 @@ function(braid_optional_part part)
   endif()
   list(LENGTH opt_PKG_MODULES nmod)
   list(LENGTH opt_PACKAGES npkg)
+  list(LENGTH opt_FILES nfile)
   list(LENGTH opt_APT napt)
-  math(EXPR ndeps "${nmod} + ${npkg}")
+  math(EXPR ndeps "${nmod} + ${npkg} + ${nfile}")
   if(napt GREATER 0 AND NOT napt EQUAL ndeps)
     message(FATAL_ERROR "braid_optional_part(${part}): APT names ${napt} packages for "
-                        "${ndeps} dependencies (one per PKG_MODULES entry, then per PACKAGES entry)")
+                        "${ndeps} dependencies (one per PKG_MODULES entry, then per PACKAGES entry, then per FILES entry)")
   endif()
 
   set(BRAID_WITH_${P} AUTO CACHE STRING
@@ -111,6 +114,12 @@ function(braid_optional_part part)
         list(APPEND found "${name} ${${name}_VERSION}")
       else()
         _braid_optional_missing("${name}")
+      endif()
+      math(EXPR i "${i} + 1")
+    endforeach()
+    foreach(file IN LISTS opt_FILES)
+      if(NOT EXISTS "${file}")
+        _braid_optional_missing("${file}")
       endif()
       math(EXPR i "${i} + 1")
     endforeach()

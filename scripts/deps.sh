@@ -9,7 +9,12 @@ what=${1:-build}
 build_pkgs=(cmake ninja-build make gcc g++ libc6-dev pkg-config libcmocka-dev
             libasan8 libubsan1 libtsan2
             # the MPI executor (optional in the build; CI builds and tests it)
-            openmpi-bin libopenmpi-dev)
+            openmpi-bin libopenmpi-dev
+            # the http layer (optional in the build; CI builds and tests it): libcurl,
+            # libxml2, jansson, llhttp's generated C sources (node-llhttp ships them),
+            # nginx-light (the crawl tests' second server), chromium (the report's test)
+            libcurl4-openssl-dev libxml2-dev libjansson-dev node-llhttp nginx-light
+            chromium)
 bench_pkgs=(clang libomp-dev libglib2.0-dev libuv1-dev golang-go libtbb-dev
             libboost-context-dev python3)
 

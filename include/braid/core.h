@@ -105,6 +105,8 @@ BR_API const char *br_version(void);
     XX(ENETUNREACH, -ENETUNREACH, "network unreachable")                                \
     XX(EHOSTUNREACH, -EHOSTUNREACH, "host unreachable")                                 \
     XX(ECANCELED, -ECANCELED, "operation canceled")                                     \
+    XX(EPROTO, -EPROTO, "protocol error (a malformed or unexpected reply)")             \
+    XX(EMSGSIZE, -EMSGSIZE, "message too long (over a configured size cap)")            \
     XX(EOWNERDEAD, -EOWNERDEAD, "the previous owner died holding it")                   \
     XX(ENOTRECOVERABLE, -ENOTRECOVERABLE, "not recoverable (owner died, never made consistent)") \
     XX(ESHUTDOWN, -3001, "shut down")                                                   \
@@ -112,7 +114,10 @@ BR_API const char *br_version(void);
     XX(EWORKERDIED, -3003, "a worker died while running the task")                      \
     XX(ESTATE, -3004, "invalid state for this operation")                               \
     XX(EOF, -3005, "end of stream")                                                     \
-    XX(EFAILED, -3006, "the task failed")
+    XX(EFAILED, -3006, "the task failed")                                               \
+    XX(ENAME, -3007, "host name not resolved")                                          \
+    XX(EREDIRECT, -3008, "too many redirects, or a redirect to a refused scheme")       \
+    XX(ETLS, -3009, "TLS handshake or certificate verification failed")
 
 enum br_errno {
 #define BR_ERRNO_ENUM_(name, value, msg) BR_##name = (value),
