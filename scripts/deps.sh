@@ -14,9 +14,13 @@ build_pkgs=(cmake ninja-build make gcc g++ libc6-dev pkg-config libcmocka-dev
             # libxml2, jansson, llhttp's generated C sources (node-llhttp ships them),
             # nginx-light (the crawl tests' second server), chromium (the report's test)
             libcurl4-openssl-dev libxml2-dev libjansson-dev node-llhttp nginx-light
-            chromium)
-bench_pkgs=(clang libomp-dev libglib2.0-dev libuv1-dev golang-go libtbb-dev
-            libboost-context-dev python3)
+            chromium
+            # the request parser's libFuzzer target (tests/http), built with clang
+            clang)
+bench_pkgs=(libomp-dev libglib2.0-dev libuv1-dev golang-go libtbb-dev
+            libboost-context-dev python3
+            # the Python peers of W9/W10 (the tutorials' crawler and Flask service), wrk
+            python3-bs4 python3-lxml python3-aiohttp python3-flask python3-requests wrk)
 
 case "$what" in
   build) pkgs=("${build_pkgs[@]}") ;;
