@@ -376,9 +376,17 @@ static void dump_tree(pid_t pid, int depth) {
  * (the forked grandchildren hold the pipe's write end too, so no EOF would come). */
 static void read_pids(int fd, pid_t mid, int pids[2]) {
     struct pollfd pf = {.fd = fd, .events = POLLIN};
-    int guard_ms = (int)(br_test_hang_guard_ns() / BR_MSEC);
-    int r;
-    while ((r = poll(&pf, 1, guard_ms)) < 0 && errno == EINTR) {
+    int64_t give_up = br_test_hang_guard();
+    int r, st;
+    /* Polled in slices, so that an intermediate that died without sending (its forked
+     * children keep the pipe open) fails at once, with how it ended. */
+    while ((r = poll(&pf, 1, 50)) == 0 || (r < 0 && errno == EINTR)) {
+        if (waitpid(mid, &st, WNOHANG) == mid)
+            fail_msg("the intermediate (pid %d) ended before sending its children's pids: "
+                     "%s %d", (int)mid, WIFSIGNALED(st) ? "signal" : "exit status",
+                     WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        if (br_now() > give_up)
+            break;
     }
     if (r != 1) {
         fprintf(stderr, "the intermediate (pid %d) sent no pids within the hang guard:\n",
