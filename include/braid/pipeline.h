@@ -85,9 +85,9 @@ typedef struct br_pipeline_opts {
 } br_pipeline_opts;
 
 /* Makes the pipeline of stages[0..n) and starts every worker. 0 (*out is yours:
- * br_pipeline_free), BR_EINVAL (out or stages NULL, n 0, a stage without fn, workers
- * < 0, an unknown model, a process stage under spawn/forkserver), BR_EAGAIN (a thread
- * or process couldn't start), BR_ENOMEM. On error nothing runs. */
+ * br_pipeline_free), BR_EINVAL (out or stages NULL, n 0 or over 1024, a stage without
+ * fn, workers < 0 or over 4096, an unknown model), BR_EAGAIN (a thread or process
+ * couldn't start), BR_ENOMEM. On error nothing runs (what had started is stopped). */
 BR_API int br_pipeline_new(br_pipeline **out, const br_stage_opts *stages, size_t n,
                            const br_pipeline_opts *opts);
 

@@ -85,6 +85,9 @@ struct stage {
     int nthreads;
     br_executor *pool;       /* processes */
     bool spawned;            /* coroutines: their loop thread or spawning callback is on */
+    br_event ready;          /* own loop: its coroutines are created (or failed) */
+    struct coro_slot *slots; /* coroutines: one per worker */
+    int spawn_rc;
 };
 
 struct br_pipeline {
@@ -236,48 +239,78 @@ static void thread_worker(void *arg) {
     work(s);
 }
 
+/* A coroutine worker's slot: whether it ran, so that one that never did (its start
+ * failed, or it was cancelled first) is counted out by its done callback instead. */
+typedef struct coro_slot {
+    stage *s;
+    _Atomic int ran;
+} coro_slot;
+
 static int coro_worker(br_task *t) {
-    stage *s = *(stage *const *)br_task_arg(t, NULL);
-    work(s);
+    coro_slot *slot = *(coro_slot *const *)br_task_arg(t, NULL);
+    atomic_store(&slot->ran, 1);
+    work(slot->s);
     return 0;
 }
 
-/* Creates the stage's n coroutines on loop; *fs gets their futures (or NULL: released).
- * Returns how many were created. */
-static int coro_spawn(stage *s, br_loop *loop, br_future **fs) {
-    int made = 0;
-    for (int i = 0; i < s->o.workers; i++) {
-        br_future *f;
-        if (br_create_task(loop, coro_worker, &s, sizeof s, &f) != 0)
-            break;
-        if (fs != NULL)
-            fs[made] = f;
-        else
-            br_future_release(f);
-        made++;
-    }
-    /* Workers that couldn't be created are done already (their share of the stage's
-     * input is taken by the others; with none, the stage's input is dropped). */
-    for (int i = made; i < s->o.workers; i++) {
-        if (made == 0 && i == made) {
-            br_queue_shutdown(s->in, true);
-        }
-        worker_exit(s);
-    }
-    return made;
+/* A worker that will never run: with no other left, nothing would ever take the
+ * stage's input, so it is dropped (counted). */
+static void worker_never_ran(stage *s) {
+    if (atomic_load(&s->live) == 1)
+        br_queue_shutdown(s->in, true);
+    worker_exit(s);
 }
 
-/* The stage's own loop: created, run until its coroutines are done, freed. */
+static void coro_done(br_future *f, void *arg) {
+    (void)f;
+    coro_slot *slot = arg;
+    if (!atomic_load(&slot->ran))
+        worker_never_ran(slot->s);
+}
+
+/* Creates the stage's coroutines on loop; fs (or NULL: released) gets their futures,
+ * *made how many were created. The workers that couldn't be created count as ended at
+ * once. 0 or the first creation's error. */
+static int coro_spawn(stage *s, br_loop *loop, br_future **fs, int *made) {
+    int rc = 0;
+    *made = 0;
+    for (int i = 0; i < s->o.workers; i++) {
+        coro_slot *slot = &s->slots[i];
+        slot->s = s;
+        br_future *f;
+        rc = br_create_task(loop, coro_worker, &slot, sizeof slot, &f);
+        if (rc != 0)
+            break;
+        if (br_future_add_done_callback(f, coro_done, slot) != 0 && br_future_cancel(f))
+            worker_never_ran(s); /* cancelled before it started, and no callback to say so */
+        if (fs != NULL)
+            fs[*made] = f;
+        else
+            br_future_release(f);
+        (*made)++;
+    }
+    for (int i = *made; i < s->o.workers; i++)
+        worker_never_ran(s);
+    return rc;
+}
+
+/* The stage's own loop: created, its coroutines created (the outcome handed to
+ * start_stage through `ready`), run until each is done, freed. */
 static void loop_thread(void *arg) {
     stage *s = arg;
     current_pipeline = s->p;
     br_loop *loop = NULL;
     br_future **fs = br__calloc((size_t)s->o.workers, sizeof *fs);
     int made = 0;
-    if (fs != NULL && br_loop_new(&loop) == 0)
-        made = coro_spawn(s, loop, fs);
-    else
-        coro_spawn(s, NULL, NULL); /* fails at once: every worker counts as ended */
+    int rc = fs == NULL ? BR_ENOMEM : br_loop_new(&loop);
+    if (rc == 0) {
+        rc = coro_spawn(s, loop, fs, &made);
+    } else {
+        for (int i = 0; i < s->o.workers; i++)
+            worker_never_ran(s);
+    }
+    s->spawn_rc = rc;
+    br_event_set(&s->ready);
     for (int i = 0; i < made; i++) {
         br_loop_run_until_complete(loop, fs[i]);
         br_future_release(fs[i]);
@@ -287,7 +320,10 @@ static void loop_thread(void *arg) {
     br__free(fs);
 }
 
-static void coro_spawn_cb(void *arg) { coro_spawn(arg, br_loop_current(), NULL); }
+static void coro_spawn_cb(void *arg) {
+    int made;
+    coro_spawn(arg, br_loop_current(), NULL, &made);
+}
 
 /* --- processes ------------------------------------------------------------------------------- */
 
@@ -295,6 +331,7 @@ typedef struct proc_head {
     br_stage_fn fn;
     void *arg;
     size_t index;
+    int worker;
 } proc_head;
 
 /* In a pool worker: runs fn on the item, collecting what it emits; the reply is
@@ -306,7 +343,7 @@ static int stage_task(br_task *t) {
     if (len < sizeof h)
         return br_task_fail(t, BR_EINVAL, "pipeline: a malformed item");
     memcpy(&h, a, sizeof h);
-    br_stage st = {.p = NULL, .index = h.index, .worker = br_getpid()};
+    br_stage st = {.p = NULL, .index = h.index, .worker = h.worker};
     if (collect(&st, "", 4) != 0) /* room for the header: 8 + 4 bytes, rewritten below */
         return br_task_fail(t, BR_ENOMEM, "pipeline: no memory for the reply");
     st.count = 0;
@@ -326,7 +363,8 @@ static void feeder(void *arg) {
     stage *s = arg;
     br_pipeline *p = s->p;
     current_pipeline = p;
-    proc_head h = {.fn = s->o.fn, .arg = s->o.arg, .index = s->index};
+    proc_head h = {.fn = s->o.fn, .arg = s->o.arg, .index = s->index,
+                   .worker = atomic_fetch_add(&s->next_worker, 1)};
     unsigned char *msg = NULL;
     size_t cap = 0;
     for (;;) {
@@ -407,6 +445,9 @@ static int start_stage(stage *s) {
         }
         return 0;
     case BR_STAGE_COROUTINES:
+        s->slots = br__calloc((size_t)n, sizeof *s->slots);
+        if (s->slots == NULL)
+            return BR_ENOMEM;
         if (s->o.loop != NULL) {
             int crc = br_call_soon_threadsafe(s->o.loop, coro_spawn_cb, s);
             s->spawned = crc == 0;
@@ -419,11 +460,12 @@ static int start_stage(stage *s) {
         snprintf(name, sizeof name, "%.20s-loop", s->name);
         br_thread_opts to = {.name = name};
         int rc = br_thread_start(&s->threads[0], loop_thread, s, &to);
-        if (rc == 0) {
-            s->nthreads = 1;
-            s->spawned = true;
-        }
-        return rc;
+        if (rc != 0)
+            return rc;
+        s->nthreads = 1;
+        s->spawned = true; /* the thread accounts for every worker, made or not */
+        br_event_wait(&s->ready, BR_FOREVER);
+        return s->spawn_rc;
     }
     return BR_EINVAL;
 }
@@ -449,7 +491,10 @@ static void destroy(br_pipeline *p) {
         if (s->in != NULL)
             br_queue_free(s->in);
         br__free(s->threads);
+        br__free(s->slots);
         br__free(s->name);
+        if (s->p != NULL)
+            br_event_destroy(&s->ready);
     }
     if (p->out != NULL)
         br_queue_free(p->out);
@@ -476,9 +521,8 @@ int br_pipeline_new(br_pipeline **out, const br_stage_opts *stages, size_t n,
         return BR_ENOMEM;
     }
     p->n = n;
-    int rc = 0;
     int total = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < n; i++) {
         stage *s = &p->stages[i];
         s->p = p;
         s->index = i;
@@ -487,12 +531,18 @@ int br_pipeline_new(br_pipeline **out, const br_stage_opts *stages, size_t n,
             s->o.workers = 1;
         if (s->o.capacity == 0)
             s->o.capacity = s->o.workers * 2 < 8 ? 8 : (size_t)s->o.workers * 2;
+        atomic_init(&s->live, s->o.workers);
+        br_event_init(&s->ready);
+        total += s->o.workers;
+    }
+    atomic_init(&p->live, total);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        stage *s = &p->stages[i];
         char def[32];
         snprintf(def, sizeof def, "stage-%zu", i);
         s->name = br__strdup(s->o.name ? s->o.name : def);
         s->o.name = s->name;
-        atomic_init(&s->live, s->o.workers);
-        total += s->o.workers;
         br_queue_opts qo = {.maxsize = s->o.capacity, .dispose = dispose_stage, .dispose_ctx = s};
         rc = s->name == NULL ? BR_ENOMEM : br_queue_new(&s->in, &qo);
     }
@@ -501,7 +551,6 @@ int br_pipeline_new(br_pipeline **out, const br_stage_opts *stages, size_t n,
                             .dispose_ctx = p};
         rc = br_queue_new(&p->out, &qo);
     }
-    atomic_init(&p->live, total);
     /* Process pools first, before this pipeline starts threads of its own. */
     for (size_t i = 0; i < n && rc == 0; i++) {
         stage *s = &p->stages[i];
@@ -510,6 +559,11 @@ int br_pipeline_new(br_pipeline **out, const br_stage_opts *stages, size_t n,
         br_processpool_opts po = {.max_workers = s->o.workers, .start_method = BR_START_FORK,
                                   .prefetch = 1};
         rc = br_processpool_new(&s->pool, &po);
+    }
+    if (rc != 0) { /* nothing runs yet */
+        reap(p);
+        destroy(p);
+        return rc;
     }
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = start_stage(&p->stages[i]);
