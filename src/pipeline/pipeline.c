@@ -49,6 +49,7 @@
 #include <braid/task.h>
 #include <braid/thread.h>
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,9 @@ struct br_pipeline {
     _Atomic int cancelled;
     _Atomic int closed;
     _Atomic int live;        /* every worker of every stage */
+    _Atomic int exiting;     /* the same, decremented as a worker's very last touch of p:
+                              * a coroutine on a given loop can't be joined, so free waits
+                              * for this instead */
     br_event done;
     _Atomic int joined;
 };
@@ -147,6 +151,7 @@ static void worker_exit(stage *s) {
     }
     if (atomic_fetch_sub(&p->live, 1) == 1)
         br_event_set(&p->done);
+    atomic_fetch_sub_explicit(&p->exiting, 1, memory_order_release); /* the last touch */
 }
 
 /* --- emitting ------------------------------------------------------------------------------ */
@@ -210,7 +215,8 @@ int br_stage_worker(const br_stage *st) { return st ? st->worker : -1; }
 
 /* --- threads and coroutines ------------------------------------------------------------------ */
 
-/* Takes items until the input ends (or the pipeline is cancelled), running fn on each. */
+/* Takes items until the input ends (or the pipeline is cancelled), running fn on each.
+ * The caller then calls worker_exit. */
 static void work(stage *s) {
     br_pipeline *p = s->p;
     br_stage st = {.p = p, .index = s->index, .worker = atomic_fetch_add(&s->next_worker, 1)};
@@ -230,13 +236,13 @@ static void work(stage *s) {
             atomic_fetch_add(&s->n_errors, 1);
         br__free(x);
     }
-    worker_exit(s);
 }
 
 static void thread_worker(void *arg) {
     stage *s = arg;
     current_pipeline = s->p;
     work(s);
+    worker_exit(s);
 }
 
 /* A coroutine worker's slot: whether it ran, so that one that never did (its start
@@ -250,7 +256,7 @@ static int coro_worker(br_task *t) {
     coro_slot *slot = *(coro_slot *const *)br_task_arg(t, NULL);
     atomic_store(&slot->ran, 1);
     work(slot->s);
-    return 0;
+    return 0; /* worker_exit: in coro_done, once the task is done */
 }
 
 /* A worker that will never run: with no other left, nothing would ever take the
@@ -261,10 +267,15 @@ static void worker_never_ran(stage *s) {
     worker_exit(s);
 }
 
+/* Every coroutine worker ends here, on the thread that completes its task: after its
+ * last touch of the stage (so `done` never fires while a coroutine is still inside
+ * work()). */
 static void coro_done(br_future *f, void *arg) {
     (void)f;
     coro_slot *slot = arg;
-    if (!atomic_load(&slot->ran))
+    if (atomic_load(&slot->ran))
+        worker_exit(slot->s);
+    else
         worker_never_ran(slot->s);
 }
 
@@ -344,9 +355,11 @@ static int stage_task(br_task *t) {
         return br_task_fail(t, BR_EINVAL, "pipeline: a malformed item");
     memcpy(&h, a, sizeof h);
     br_stage st = {.p = NULL, .index = h.index, .worker = h.worker};
-    if (collect(&st, "", 4) != 0) /* room for the header: 8 + 4 bytes, rewritten below */
+    st.buf_cap = 256;
+    st.buf = br__malloc(st.buf_cap);
+    if (st.buf == NULL)
         return br_task_fail(t, BR_ENOMEM, "pipeline: no memory for the reply");
-    st.count = 0;
+    st.buf_len = 12; /* the header, written below */
     int32_t code = h.fn(&st, a + sizeof h, len - sizeof h, h.arg);
     if (st.oom)
         code = BR_ENOMEM;
@@ -486,6 +499,9 @@ static void reap(br_pipeline *p) {
 }
 
 static void destroy(br_pipeline *p) {
+    /* Workers that set `done` may still be returning from br_event_set. */
+    while (atomic_load_explicit(&p->exiting, memory_order_acquire) > 0)
+        sched_yield();
     for (size_t i = 0; i < p->n; i++) {
         stage *s = &p->stages[i];
         if (s->in != NULL)
@@ -536,6 +552,7 @@ int br_pipeline_new(br_pipeline **out, const br_stage_opts *stages, size_t n,
         total += s->o.workers;
     }
     atomic_init(&p->live, total);
+    atomic_init(&p->exiting, total);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         stage *s = &p->stages[i];
@@ -561,6 +578,7 @@ int br_pipeline_new(br_pipeline **out, const br_stage_opts *stages, size_t n,
         rc = br_processpool_new(&s->pool, &po);
     }
     if (rc != 0) { /* nothing runs yet */
+        atomic_store(&p->exiting, 0);
         reap(p);
         destroy(p);
         return rc;

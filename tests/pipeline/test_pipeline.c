@@ -526,6 +526,42 @@ static void out_of_memory_paths(void **state) {
     }
 }
 
+/* In a process: item "13" kills its worker. */
+static int die_on_13(br_stage *st, const void *item, size_t len, void *arg) {
+    (void)arg;
+    if (parse_n(item, len) == 13)
+        _exit(3);
+    return br_stage_emit(st, item, len);
+}
+
+static void process_worker_death_is_an_error(void **state) {
+    (void)state;
+    br_stage_opts st[1] = {{.fn = die_on_13, .model = BR_STAGE_PROCESSES, .workers = 2}};
+    br_pipeline *p;
+    BR_CHECK_OK(br_pipeline_new(&p, st, 1, &(br_pipeline_opts){.output_capacity = 4}));
+    feed f = {p, 40, 0};
+    br_thread *t;
+    BR_CHECK_OK(br_thread_start(&t, feeder_thread, &f, NULL));
+    int got = 0;
+    void *item;
+    size_t len;
+    while (br_pipeline_get(p, &item, &len, br_test_hang_guard()) == 0) {
+        BR_CHECK(parse_n(item, len) != 13);
+        free(item);
+        got++;
+    }
+    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
+    BR_CHECK_OK(br_thread_free(t));
+    BR_CHECK_OK(br_pipeline_join(p, br_test_hang_guard()));
+    BR_CHECK_EQ(got, 39);
+    br_stage_stats s;
+    BR_CHECK_OK(br_pipeline_stats(p, 0, &s));
+    BR_CHECK_EQ(s.in, 40);
+    BR_CHECK_EQ(s.errors, 1);
+    BR_CHECK_OK(br_pipeline_free(p));
+    br_test_wait_no_children();
+}
+
 static void bad_arguments(void **state) {
     (void)state;
     br_pipeline *p;
@@ -603,5 +639,6 @@ BR_TEST_MAIN(cmocka_unit_test(crawler_shape_3_fetch_2_parse),
              cmocka_unit_test(cancel_coroutines), cmocka_unit_test(cancel_processes),
              cmocka_unit_test(free_cancels), cmocka_unit_test(errors_counted),
              cmocka_unit_test(process_stage_items_intact),
+             cmocka_unit_test(process_worker_death_is_an_error),
              cmocka_unit_test(out_of_memory_paths), cmocka_unit_test(bad_arguments),
              cmocka_unit_test(nothing_leaked))
