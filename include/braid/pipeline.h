@@ -20,12 +20,16 @@
  * Models:
  *   BR_STAGE_THREADS     N threads.
  *   BR_STAGE_COROUTINES  N coroutines on br_stage_opts.loop (which must be running, or
- *                        run later: its own thread runs it), or, when NULL, on a loop of
- *                        the stage's own, run by a thread the pipeline starts. A
+ *                        run later: its own thread runs it; they are created from a
+ *                        callback there, so a failure to create one is not
+ *                        br_pipeline_new's error: the stage runs with fewer), or, when
+ *                        NULL, on a loop of the stage's own, run by a thread the
+ *                        pipeline starts (br_pipeline_new returns once they run). A
  *                        coroutine's waits (the queue, br_stage_emit, its fn's I/O)
  *                        suspend only that coroutine.
  *   BR_STAGE_PROCESSES   a process pool of N workers (fork: braid/processpool.h), fed
- *                        by N threads of this process; each item goes to a worker as
+ *                        by N threads of this process (each with up to 4 items in
+ *                        flight); each item goes to a worker as
  *                        bytes and what fn emits there comes back as bytes, in one
  *                        reply per item (so emits in a process are buffered per item,
  *                        not backpressured one by one). fn and arg are used in the

@@ -86,9 +86,10 @@ struct stage {
     int nthreads;
     br_executor *pool;       /* processes */
     bool spawned;            /* coroutines: their loop thread or spawning callback is on */
-    br_event ready;          /* own loop: its coroutines are created (or failed) */
+    br_event ready;          /* own loop: its coroutines are running (or failed) */
+    _Atomic int started;     /* own loop: coroutines that began */
     struct coro_slot *slots; /* coroutines: one per worker */
-    int spawn_rc;
+    _Atomic int spawn_rc;    /* own loop: the first failure to start a coroutine */
 };
 
 struct br_pipeline {
@@ -254,9 +255,20 @@ typedef struct coro_slot {
 
 static int coro_worker(br_task *t) {
     coro_slot *slot = *(coro_slot *const *)br_task_arg(t, NULL);
+    stage *s = slot->s;
     atomic_store(&slot->ran, 1);
-    work(slot->s);
+    if (s->o.loop == NULL && atomic_fetch_add(&s->started, 1) + 1 == s->o.workers)
+        br_event_set(&s->ready); /* its own loop: every coroutine is running */
+    work(s);
     return 0; /* worker_exit: in coro_done, once the task is done */
+}
+
+/* Own loop: a coroutine couldn't be made or started; br_pipeline_new hears of the
+ * first such failure. */
+static void spawn_failed(stage *s, int rc) {
+    int zero = 0;
+    atomic_compare_exchange_strong(&s->spawn_rc, &zero, rc);
+    br_event_set(&s->ready);
 }
 
 /* A worker that will never run: with no other left, nothing would ever take the
@@ -271,12 +283,15 @@ static void worker_never_ran(stage *s) {
  * last touch of the stage (so `done` never fires while a coroutine is still inside
  * work()). */
 static void coro_done(br_future *f, void *arg) {
-    (void)f;
     coro_slot *slot = arg;
-    if (atomic_load(&slot->ran))
-        worker_exit(slot->s);
-    else
-        worker_never_ran(slot->s);
+    stage *s = slot->s;
+    if (atomic_load(&slot->ran)) {
+        worker_exit(s);
+        return;
+    }
+    if (s->o.loop == NULL) /* its own loop: br_pipeline_new is waiting to hear */
+        spawn_failed(s, br_future_cancelled(f) ? BR_ECANCELED : BR_ENOMEM);
+    worker_never_ran(s);
 }
 
 /* Creates the stage's coroutines on loop; fs (or NULL: released) gets their futures,
@@ -292,8 +307,12 @@ static int coro_spawn(stage *s, br_loop *loop, br_future **fs, int *made) {
         rc = br_create_task(loop, coro_worker, &slot, sizeof slot, &f);
         if (rc != 0)
             break;
-        if (br_future_add_done_callback(f, coro_done, slot) != 0 && br_future_cancel(f))
-            worker_never_ran(s); /* cancelled before it started, and no callback to say so */
+        if (br_future_add_done_callback(f, coro_done, slot) != 0 && br_future_cancel(f)) {
+            /* cancelled before it started, and no callback to say so */
+            if (s->o.loop == NULL)
+                spawn_failed(s, BR_ENOMEM);
+            worker_never_ran(s);
+        }
         if (fs != NULL)
             fs[*made] = f;
         else
@@ -305,8 +324,9 @@ static int coro_spawn(stage *s, br_loop *loop, br_future **fs, int *made) {
     return rc;
 }
 
-/* The stage's own loop: created, its coroutines created (the outcome handed to
- * start_stage through `ready`), run until each is done, freed. */
+/* The stage's own loop: created, its coroutines created and started (the outcome
+ * handed to start_stage through `ready`: set by the last coroutine to start, or by a
+ * failure), run until each is done, freed. */
 static void loop_thread(void *arg) {
     stage *s = arg;
     current_pipeline = s->p;
@@ -320,8 +340,8 @@ static void loop_thread(void *arg) {
         for (int i = 0; i < s->o.workers; i++)
             worker_never_ran(s);
     }
-    s->spawn_rc = rc;
-    br_event_set(&s->ready);
+    if (rc != 0)
+        spawn_failed(s, rc);
     for (int i = 0; i < made; i++) {
         br_loop_run_until_complete(loop, fs[i]);
         br_future_release(fs[i]);
@@ -371,67 +391,108 @@ static int stage_task(br_task *t) {
     return rc;
 }
 
-/* A feeder: one item at a time through the pool, its emits on to the next stage. */
+/* Items a feeder keeps in its pool at once: the next ones travel while one runs. */
+enum { FEED_AHEAD = 4 };
+
+typedef struct feed_slot {
+    br_future *f;
+    unsigned char *msg; /* the task's argument: the head, then the item */
+    size_t cap;
+} feed_slot;
+
+/* Submits item x through slot sl: false if it couldn't be (cancelled, no memory). */
+static bool feed_submit(stage *s, const proc_head *h, feed_slot *sl, const item *x) {
+    sl->f = NULL;
+    if (atomic_load(&s->p->cancelled))
+        return false;
+    size_t need = sizeof *h + x->len;
+    if (sl->cap < need) {
+        unsigned char *m = br__realloc(sl->msg, need);
+        if (m == NULL)
+            return false;
+        sl->msg = m;
+        sl->cap = need;
+    }
+    memcpy(sl->msg, h, sizeof *h);
+    if (x->len)
+        memcpy(sl->msg + sizeof *h, x->data, x->len);
+    return br_submit(s->pool, stage_task, sl->msg, need, &sl->f) == 0;
+}
+
+/* An item's outcome: its reply's emits handed on (f NULL: it was never submitted). */
+static void feed_reply(stage *s, br_future *f) {
+    br_pipeline *p = s->p;
+    const unsigned char *r = NULL;
+    size_t rlen = 0;
+    int rc = f != NULL ? br_future_result(f, BR_FOREVER, (const void **)&r, &rlen)
+                       : BR_ESHUTDOWN;
+    if (atomic_load(&p->cancelled) && rc != 0) {
+        atomic_fetch_add(&s->n_dropped, 1);
+    } else {
+        atomic_fetch_add(&s->n_in, 1);
+        int32_t code = rc;
+        uint64_t count = 0;
+        if (rc == 0 && rlen >= 12) {
+            memcpy(&code, r, 4);
+            memcpy(&count, r + 4, 8);
+        }
+        if (code != 0)
+            atomic_fetch_add(&s->n_errors, 1);
+        size_t off = 12;
+        for (uint64_t k = 0; rc == 0 && k < count && off + 8 <= rlen; k++) {
+            uint64_t l;
+            memcpy(&l, r + off, 8);
+            off += 8;
+            if (l > rlen - off)
+                break;
+            emit_to(p, s->index, r + off, (size_t)l);
+            off += (size_t)l;
+        }
+    }
+    if (f != NULL)
+        br_future_release(f);
+}
+
+/* A feeder: items through the pool, up to FEED_AHEAD at once, their replies taken in
+ * the order submitted and their emits handed on to the next stage. */
 static void feeder(void *arg) {
     stage *s = arg;
-    br_pipeline *p = s->p;
-    current_pipeline = p;
+    current_pipeline = s->p;
     proc_head h = {.fn = s->o.fn, .arg = s->o.arg, .index = s->index,
                    .worker = atomic_fetch_add(&s->next_worker, 1)};
-    unsigned char *msg = NULL;
-    size_t cap = 0;
+    feed_slot slots[FEED_AHEAD] = {{0}};
+    int head = 0, count = 0;
+    bool input_done = false;
     for (;;) {
-        void *it;
-        if (br_queue_get(s->in, &it, BR_FOREVER) != 0)
-            break;
-        item *x = it;
-        bool ok = !atomic_load(&p->cancelled);
-        br_future *f = NULL;
-        if (ok && cap < sizeof h + x->len) {
-            unsigned char *m = br__realloc(msg, sizeof h + x->len);
-            ok = m != NULL;
-            if (ok) {
-                msg = m;
-                cap = sizeof h + x->len;
+        /* Take more while there is room: wait only with nothing in flight. */
+        while (!input_done && count < FEED_AHEAD) {
+            void *it;
+            int rc = br_queue_get(s->in, &it, count == 0 ? BR_FOREVER : BR_NOWAIT);
+            if (rc == BR_ETIMEDOUT)
+                break;
+            if (rc != 0) {
+                input_done = true;
+                break;
             }
+            feed_slot *sl = &slots[(head + count) % FEED_AHEAD];
+            bool ok = feed_submit(s, &h, sl, it);
+            br__free(it);
+            if (ok)
+                count++;
+            else
+                feed_reply(s, NULL);
         }
-        if (ok) {
-            memcpy(msg, &h, sizeof h);
-            if (x->len)
-                memcpy(msg + sizeof h, x->data, x->len);
-            ok = br_submit(s->pool, stage_task, msg, sizeof h + x->len, &f) == 0;
+        if (count == 0) {
+            if (input_done)
+                break;
+            continue;
         }
-        br__free(x);
-        const unsigned char *r = NULL;
-        size_t rlen = 0;
-        int rc = ok ? br_future_result(f, BR_FOREVER, (const void **)&r, &rlen) : BR_ESHUTDOWN;
-        if (atomic_load(&p->cancelled) && rc != 0) {
-            atomic_fetch_add(&s->n_dropped, 1);
-        } else {
-            atomic_fetch_add(&s->n_in, 1);
-            int32_t code = rc;
-            uint64_t count = 0;
-            if (rc == 0 && rlen >= 12) {
-                memcpy(&code, r, 4);
-                memcpy(&count, r + 4, 8);
-            }
-            if (code != 0)
-                atomic_fetch_add(&s->n_errors, 1);
-            size_t off = 12;
-            for (uint64_t k = 0; rc == 0 && k < count && off + 8 <= rlen; k++) {
-                uint64_t l;
-                memcpy(&l, r + off, 8);
-                off += 8;
-                if (l > rlen - off)
-                    break;
-                emit_to(p, s->index, r + off, (size_t)l);
-                off += (size_t)l;
-            }
-        }
-        if (f != NULL)
-            br_future_release(f);
+        feed_reply(s, slots[head].f);
+        head = (head + 1) % FEED_AHEAD;
+        count--;
     }
-    br__free(msg);
+    for (int i = 0; i < FEED_AHEAD; i++)
+        br__free(slots[i].msg);
     worker_exit(s);
 }
 
@@ -478,7 +539,7 @@ static int start_stage(stage *s) {
         s->nthreads = 1;
         s->spawned = true; /* the thread accounts for every worker, made or not */
         br_event_wait(&s->ready, BR_FOREVER);
-        return s->spawn_rc;
+        return atomic_load(&s->spawn_rc);
     }
     return BR_EINVAL;
 }
