@@ -15,6 +15,7 @@
  *   braid/subprocess.h subprocess.run and Popen
  *   braid/aio.h       asyncio: the event loop, coroutine tasks, gather/wait_for/TaskGroup
  *   braid/stream.h    asyncio streams: TCP and Unix connections, servers
+ *   braid/pipeline.h  stages joined by bounded queues, on threads, coroutines or processes
  * Not included here: braid/executor_impl.h, the extension API for writing executors.
  */
 #ifndef BRAID_H
@@ -34,5 +35,6 @@
 #include "braid/subprocess.h"
 #include "braid/aio.h"
 #include "braid/stream.h"
+#include "braid/pipeline.h"
 
 #endif
