@@ -3,16 +3,19 @@
  *
  * Design notes: the protocol. Read all of it before changing this file.
  *
- * One multi handle per (client, loop). A client fetching on a loop gets a record (hm)
- * for that loop, made at its first fetch there and kept until the client is freed: its
- * CURLM holds the connection cache (keep-alive) and the per-host and total caps
+ * One multi handle per (client, loop). A client fetching on a loop uses a record (hm)
+ * whose CURLM holds the connection cache (keep-alive) and the per-host and total caps
  * (CURLMOPT_MAX_HOST_CONNECTIONS / MAX_TOTAL_CONNECTIONS, which queue transfers inside
  * libcurl). Per client rather than one per loop shared by all clients, because the
  * caps are the client's options. The records are a list under the client's mutex,
  * looked up by (loop, pid): a forked child never touches its parent's multi (whose
- * sockets are shared with the parent). Everything else of a record, and every libcurl
- * call on its multi, happens on that loop's thread: coroutines and callbacks of the
- * loop only.
+ * sockets are shared with the parent). A loop without a record of its own takes over
+ * an idle one (no fetch holds it, no socket watched, no timer: it holds nothing on its
+ * old loop), so its warm connections move with it, and a client used on loop after
+ * loop keeps as many multis as loops fetched at once. Under the mutex: the list, each
+ * record's binding to its loop, `busy` (the fetches holding it) and its list of
+ * watched sockets. Everything else of a record, and every libcurl call on its multi,
+ * happens on its loop's thread (coroutines and callbacks of that loop) while bound.
  *
  * Sockets. CURLMOPT_SOCKETFUNCTION tells which descriptors libcurl wants watched and
  * for what. For each one a small watcher coroutine (a task on the loop) waits in
@@ -68,8 +71,9 @@ struct br__hmulti {
     br_http_client *c;
     CURLM *multi;
     br_timer *timer;   /* the armed timer's handle, or NULL */
-    size_t running;    /* transfers in the multi */
-    hs *socks;         /* the watchers libcurl's interest still holds */
+    size_t running;    /* transfers in the multi (loop thread) */
+    size_t busy;       /* fetches that hold the record (c->lock) */
+    hs *socks;         /* the watchers libcurl's interest still holds (c->lock) */
     CURL *spare[32];   /* easy handles for reuse */
     size_t nspare;
 };
@@ -106,7 +110,7 @@ static void ax_unref(ax *a) {
 
 /* --- the watchers ------------------------------------------------------------------------ */
 
-static void hs_unlink(hs *s) {
+static void hs_unlink(hs *s) { /* under c->lock */
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -170,7 +174,9 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *clientp, void
             curl_multi_assign(hm->multi, fd, NULL);
             s->dead = true;
             s->c_done = true;
+            pthread_mutex_lock(&hm->c->lock);
             hs_unlink(s);
+            pthread_mutex_unlock(&hm->c->lock);
             hs_maybe_free(s); /* the watcher still runs: it frees s as it ends */
         }
         br__io_forget(fd); /* wakes the watcher if it waits; the fd may be closed next */
@@ -198,10 +204,12 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *clientp, void
         br__free(s);
         return -1;
     }
+    pthread_mutex_lock(&hm->c->lock);
     s->next = hm->socks;
     if (s->next)
         s->next->prev = s;
     hm->socks = s;
+    pthread_mutex_unlock(&hm->c->lock);
     curl_multi_assign(hm->multi, fd, s);
     return 0;
 }
@@ -252,6 +260,13 @@ static void put_easy(br__hmulti *hm, CURL *e) {
         curl_easy_cleanup(e);
 }
 
+/* A fetch lets go of its record (any thread). */
+static void hm_put(br__hmulti *hm) {
+    pthread_mutex_lock(&hm->c->lock);
+    hm->busy--;
+    pthread_mutex_unlock(&hm->c->lock);
+}
+
 /* Takes a out of the multi (loop thread; a->active). */
 static void leave_multi(ax *a) {
     br__hmulti *hm = a->hm;
@@ -261,6 +276,7 @@ static void leave_multi(ax *a) {
     a->x.easy = NULL;
     if (--hm->running == 0)
         timer_drop(hm);
+    hm_put(hm);
 }
 
 static void finish(ax *a, CURLcode cc) {
@@ -344,12 +360,24 @@ static void hm_free(br__hmulti *hm) {
     br__free(hm);
 }
 
+/* The record for `loop`, held for one fetch (hm_put lets go). Its own, else an idle
+ * one moves over: one that no fetch holds, with no socket watched (libcurl REMOVEs a
+ * socket when its connection goes idle) and no timer armed holds nothing on its old
+ * loop, so a client that runs on loop after loop (br_aio_run in a loop, a pool of
+ * loops) keeps a multi per loop running at once, not per loop it ever saw. */
 static int hm_get(br_http_client *c, br_loop *loop, br__hmulti **out) {
     pid_t pid = getpid();
     pthread_mutex_lock(&c->lock);
-    br__hmulti *hm = c->multis;
-    while (hm && !(hm->loop == loop && hm->pid == pid))
-        hm = hm->next;
+    br__hmulti *hm = c->multis, *idle = NULL;
+    for (; hm && !(hm->loop == loop && hm->pid == pid); hm = hm->next)
+        if (!idle && hm->pid == pid && hm->busy == 0 && hm->socks == NULL)
+            idle = hm;
+    if (hm == NULL && idle != NULL) {
+        hm = idle;
+        hm->loop = loop;
+    }
+    if (hm)
+        hm->busy++;
     pthread_mutex_unlock(&c->lock);
     if (hm) {
         *out = hm;
@@ -383,6 +411,7 @@ static int hm_get(br_http_client *c, br_loop *loop, br__hmulti **out) {
         return BR_ENOMEM;
     }
     pthread_mutex_lock(&c->lock);
+    hm->busy = 1;
     hm->next = c->multis;
     c->multis = hm;
     pthread_mutex_unlock(&c->lock);
@@ -414,12 +443,15 @@ int br__hloop_fetch_async(br_http_client *c, const br_http_request *rq, br_futur
     if (rc != 0)
         return rc;
     ax *a = br__calloc(1, sizeof *a);
-    if (a == NULL)
+    if (a == NULL) {
+        hm_put(hm);
         return BR_ENOMEM;
+    }
     a->hm = hm;
     a->x.easy = hm->nspare ? hm->spare[--hm->nspare] : curl_easy_init();
     if (a->x.easy == NULL) {
         br__free(a);
+        hm_put(hm);
         return BR_ENOMEM;
     }
     rc = br__hx_setup(&a->x, c, rq);
@@ -457,5 +489,6 @@ fail:
     put_easy(hm, a->x.easy);
     br__hx_clear(&a->x);
     br__free(a);
+    hm_put(hm);
     return rc;
 }
