@@ -100,12 +100,59 @@ static bool grow(char **buf, size_t *cap, size_t need) {
     size_t n = *cap ? *cap : 256;
     while (n < need)
         n *= 2;
+    if (*cap == 0 && need > 256)
+        n = need; /* a first size that is known: exactly */
     char *p = br__realloc(*buf, n);
     if (p == NULL)
         return false;
     *buf = p;
     *cap = n;
     return true;
+}
+
+/* Bodies' buffers, kept for reuse when their reply is freed: a body taken fresh from
+ * malloc at each reply costs page faults (glibc hands the top of its heap back to the
+ * kernel when a large block there is freed, and takes it again for the next reply),
+ * which on a busy crawl cost more than the copy itself. Up to BODY_CACHE_N buffers of at
+ * most BODY_CACHE_MAX bytes, process-wide, under a mutex (one take and one put per
+ * reply); a buffer is taken only for a body of a size close to its own. */
+#define BODY_CACHE_N 64
+#define BODY_CACHE_MAX ((size_t)1 << 20)
+static pthread_mutex_t body_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char *p;
+    size_t cap;
+} body_cache[BODY_CACHE_N];
+static size_t body_ncache;
+
+static char *body_take(size_t need, size_t *cap) {
+    char *p = NULL;
+    pthread_mutex_lock(&body_cache_mu);
+    for (size_t i = 0; i < body_ncache; i++)
+        if (body_cache[i].cap >= need && body_cache[i].cap / 2 <= need) {
+            p = body_cache[i].p;
+            *cap = body_cache[i].cap;
+            body_cache[i] = body_cache[--body_ncache];
+            break;
+        }
+    pthread_mutex_unlock(&body_cache_mu);
+    return p;
+}
+
+/* Keeps p (of cap bytes) for reuse, or frees it. */
+static void body_put(char *p, size_t cap) {
+    if (p == NULL)
+        return;
+    if (cap >= 4096 && cap <= BODY_CACHE_MAX) {
+        pthread_mutex_lock(&body_cache_mu);
+        if (body_ncache < BODY_CACHE_N) {
+            body_cache[body_ncache].p = p;
+            body_cache[body_ncache++].cap = cap;
+            p = NULL;
+        }
+        pthread_mutex_unlock(&body_cache_mu);
+    }
+    br__free(p);
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg) {
@@ -115,7 +162,23 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg) {
         x->too_big = true;
         return 0;
     }
-    if (!grow(&x->rbody, &x->rcap, x->rlen + n + 1)) {
+    if (x->rcap == 0) {
+        /* The body's declared length, if any: one allocation of the right size instead
+         * of growing through copies (and through fresh mmap'ed pages past 128 KiB). */
+        curl_off_t cl = -1;
+        curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        if (cl > 0 && (uint64_t)cl <= x->max_body) {
+            size_t want = (size_t)cl + 1;
+            if (want < n + 1)
+                want = n + 1; /* decoded (gzip): the length was the wire's */
+            if ((x->rbody = body_take(want, &x->rcap)) == NULL &&
+                !grow(&x->rbody, &x->rcap, want)) {
+                x->oom = true;
+                return 0;
+            }
+        }
+    }
+    if (x->rlen + n + 1 > x->rcap && !grow(&x->rbody, &x->rcap, x->rlen + n + 1)) {
         x->oom = true;
         return 0;
     }
@@ -228,7 +291,7 @@ void br__hx_clear(br__hx *x) {
     x->hdrs = NULL;
     br__free(x->body);
     x->body = NULL;
-    br__free(x->rbody);
+    body_put(x->rbody, x->rcap);
     x->rbody = NULL;
     br__free(x->hbuf);
     x->hbuf = NULL;
@@ -321,6 +384,10 @@ int br__hx_setup(br__hx *x, const br_http_client *c, const br_http_request *rq) 
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    /* Fewer reads (and loop wake-ups) per body. libcurl takes it only before the
+     * handle's first transfer (its buffer is made then, and kept): a reused handle
+     * keeps the size it has. */
+    (void)curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
     if (x->hdrs)
         SET(CURLOPT_HTTPHEADER, x->hdrs);
     x->is_head = strcmp(method, "HEAD") == 0;
@@ -347,6 +414,7 @@ typedef struct resp {
     br_http_header *harr;
     char *hbuf;
     char *body;
+    size_t body_cap;
     char *strs; /* url, content type, charset */
 } resp;
 
@@ -356,7 +424,7 @@ void br_http_response_free(br_http_response *r) {
     resp *p = (resp *)r;
     br__free(p->harr);
     br__free(p->hbuf);
-    br__free(p->body);
+    body_put(p->body, p->body_cap);
     br__free(p->strs);
     br__free(p);
 }
@@ -559,6 +627,7 @@ int br__hx_finish(br__hx *x, CURLcode cc, br_http_response **out) {
         x->rbody[0] = '\0';
     }
     p->body = x->rbody;
+    p->body_cap = x->rcap ? x->rcap : 1;
     x->rbody = NULL;
     r->body = p->body;
     r->body_len = x->rlen;
