@@ -43,6 +43,8 @@
 
 /* --- the client ----------------------------------------------------------------------- */
 
+static br__hooks body_cache_hooks; /* below, with the cache */
+
 int br_http_client_new(br_http_client **out, const br_http_client_opts *opts) {
     if (out == NULL)
         return BR__MISUSE(BR_EINVAL, "br_http_client_new: out is NULL");
@@ -54,6 +56,7 @@ int br_http_client_new(br_http_client **out, const br_http_client_opts *opts) {
     int rc = br__http_global_init();
     if (rc != 0)
         return rc;
+    (void)br__hooks_register(&body_cache_hooks); /* without it only fork is less safe */
     if (o.max_per_host == 0)
         o.max_per_host = 6;
     if (o.max_total == 0)
@@ -124,6 +127,15 @@ static struct {
     size_t cap;
 } body_cache[BODY_CACHE_N];
 static size_t body_ncache;
+
+/* Around fork(): the cache's lock is taken before and released after, in both
+ * processes, so a child never inherits it held by a thread it doesn't have. */
+static void body_cache_lock(void) { pthread_mutex_lock(&body_cache_mu); }
+static void body_cache_unlock(void) { pthread_mutex_unlock(&body_cache_mu); }
+static br__hooks body_cache_hooks = {.order = 70, .name = "http client",
+                                     .prepare = body_cache_lock,
+                                     .parent = body_cache_unlock,
+                                     .child = body_cache_unlock};
 
 static char *body_take(size_t need, size_t *cap) {
     char *p = NULL;

@@ -7,6 +7,8 @@
 
 #include <braid/http.h>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -529,6 +531,93 @@ static void idle_client_leaves_loop(void **state) {
     tsrv_stop(s);
 }
 
+/* --- HTTPS ---------------------------------------------------------------------------------- */
+
+/* openssl s_server -www on a self-signed certificate made for the test: a client that
+ * verifies refuses it (BR_ETLS), an insecure one gets its page; loop and thread. */
+typedef struct tls_ctx {
+    const char *url;
+    br_http_client *secure, *insecure;
+} tls_ctx;
+
+static void check_tls(const tls_ctx *x) {
+    int rc;
+    br_http_response *r = get(x->insecure, x->url, &rc);
+    BR_CHECK_OK(rc);
+    BR_CHECK_EQ(r->status, 200);
+    BR_CHECK(strstr(r->body, "s_server") != NULL);
+    br_http_response_free(r);
+    char err[256] = "";
+    br_http_request rq = {.url = x->url, .deadline = br_test_hang_guard(), .error = err,
+                          .error_cap = sizeof err};
+    BR_CHECK_ERR(br_http_fetch(x->secure, &rq, &r), BR_ETLS);
+    BR_CHECK(err[0] != '\0');
+}
+
+static int tls_coro(br_task *t) {
+    check_tls(br_task_arg(t, NULL));
+    return 0;
+}
+
+static void https_self_signed(void **state) {
+    (void)state;
+    char dir[] = "/tmp/braid-tls-XXXXXX";
+    BR_CHECK(mkdtemp(dir) != NULL);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s/k.pem -out %s/c.pem -days 1 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", dir, dir);
+    if (system(cmd) != 0) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        (void)system(cmd);
+        skip(); /* no openssl program: nothing to serve TLS with */
+    }
+    int port = refused_port();
+    char portstr[16], cert[300], key[300];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    snprintf(cert, sizeof cert, "%s/c.pem", dir);
+    snprintf(key, sizeof key, "%s/k.pem", dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDWR);
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(nul, 2);
+        execlp("openssl", "openssl", "s_server", "-quiet", "-www", "-accept", portstr,
+               "-cert", cert, "-key", key, (char *)NULL);
+        _exit(127);
+    }
+    BR_CHECK(pid > 0);
+    /* Up once it accepts. */
+    int64_t guard = br_test_hang_guard();
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = connect(fd, (struct sockaddr *)&a, sizeof a);
+        close(fd);
+        if (ok == 0)
+            break;
+        BR_CHECK(br_now() < guard);
+        nap_ms(10);
+    }
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/", port);
+    tls_ctx x = {url, NULL, NULL};
+    BR_CHECK_OK(br_http_client_new(&x.secure, NULL));
+    BR_CHECK_OK(br_http_client_new(&x.insecure, &(br_http_client_opts){.insecure = true}));
+    in_loop(tls_coro, &x);
+    check_tls(&x);
+    br_http_client_free(x.secure);
+    br_http_client_free(x.insecure);
+    kill(pid, SIGTERM);
+    int st;
+    BR_CHECK_EQ(waitpid(pid, &st, 0), pid);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    BR_CHECK_EQ(system(cmd), 0);
+}
+
 /* --- pools ---------------------------------------------------------------------------------- */
 
 /* A task for any executor: fetches the url in its argument with a client of its own;
@@ -590,4 +679,5 @@ BR_TEST_MAIN(cmocka_unit_test(get_post_echo), cmocka_unit_test(redirects),
              cmocka_unit_test(misuse), cmocka_unit_test(keepalive),
              cmocka_unit_test(per_host_cap), cmocka_unit_test(many_concurrent),
              cmocka_unit_test(cancel_mid_transfer),
-             cmocka_unit_test(idle_client_leaves_loop), cmocka_unit_test(pools))
+             cmocka_unit_test(idle_client_leaves_loop), cmocka_unit_test(pools),
+             cmocka_unit_test(https_self_signed))
