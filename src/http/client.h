@@ -48,6 +48,8 @@ void br__hx_clear(br__hx *x);
 
 /* The loop side (client_loop.c). */
 int br__hloop_fetch_async(br_http_client *c, const br_http_request *rq, br_future **out);
+/* The transfers in c's multi for `loop` (tests; on that loop's thread). */
+size_t br__hloop_running(br_http_client *c, br_loop *loop);
 /* Frees every multi of c (no transfer may be running). */
 void br__hloop_free_all(br_http_client *c);
 

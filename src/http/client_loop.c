@@ -52,7 +52,10 @@
  * in the multi (`active`, loop thread only). A completion on the loop clears `active`
  * first, then completes the future: if a cancel got there first, the set fails
  * (BR_ESTATE) and the reply is freed here. So the record outlives both sides, the
- * easy handle leaves the multi once, and nothing is completed twice.
+ * easy handle leaves the multi once, and nothing is completed twice. An abort sent
+ * from another thread needs the loop to run it: a loop that ends first drops it, and
+ * the transfer stays in the multi (the record not taken over by another loop) until
+ * the client is freed, which takes it out then.
  */
 #include "http/client.h"
 
@@ -74,6 +77,7 @@ struct br__hmulti {
     size_t running;    /* transfers in the multi (loop thread) */
     size_t busy;       /* fetches that hold the record (c->lock) */
     hs *socks;         /* the watchers libcurl's interest still holds (c->lock) */
+    struct ax *xfers;  /* the transfers in the multi (loop thread) */
     CURL *spare[32];   /* easy handles for reuse */
     size_t nspare;
 };
@@ -96,6 +100,7 @@ struct hs {
 typedef struct ax {
     br__hx x;
     br__hmulti *hm;
+    struct ax *xnext, *xprev; /* on hm->xfers while active */
     br_future *f;        /* our reference; the caller has its own */
     _Atomic int refs;
     bool active;         /* in the multi (loop thread) */
@@ -271,6 +276,12 @@ static void hm_put(br__hmulti *hm) {
 static void leave_multi(ax *a) {
     br__hmulti *hm = a->hm;
     a->active = false;
+    if (a->xprev)
+        a->xprev->xnext = a->xnext;
+    else
+        hm->xfers = a->xnext;
+    if (a->xnext)
+        a->xnext->xprev = a->xprev;
     curl_multi_remove_handle(hm->multi, a->x.easy);
     put_easy(hm, a->x.easy);
     a->x.easy = NULL;
@@ -337,6 +348,15 @@ static void on_done(br_future *f, void *arg) {
 
 static void hm_free(br__hmulti *hm) {
     bool here = on_our_loop(hm);
+    /* Transfers still in the multi were cancelled from another thread and their abort
+     * never ran (their loop ended first): they go now. Each record stays for the
+     * abort's reference (freed if that abort still runs, else left: a few bytes). */
+    while (hm->xfers) {
+        ax *a = hm->xfers;
+        leave_multi(a);
+        br__hx_clear(&a->x);
+        ax_unref(a);
+    }
     if (here)
         timer_drop(hm);
     for (size_t i = 0; i < hm->nspare; i++)
@@ -419,6 +439,16 @@ static int hm_get(br_http_client *c, br_loop *loop, br__hmulti **out) {
     return 0;
 }
 
+size_t br__hloop_running(br_http_client *c, br_loop *loop) {
+    size_t n = 0;
+    pthread_mutex_lock(&c->lock);
+    for (br__hmulti *hm = c->multis; hm; hm = hm->next)
+        if (hm->loop == loop)
+            n += hm->running;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
 void br__hloop_free_all(br_http_client *c) {
     pthread_mutex_lock(&c->lock);
     br__hmulti *hm = c->multis;
@@ -466,6 +496,10 @@ int br__hloop_fetch_async(br_http_client *c, const br_http_request *rq, br_futur
     atomic_init(&a->refs, 2);
     hm->running++;
     a->active = true;
+    a->xnext = hm->xfers;
+    if (a->xnext)
+        a->xnext->xprev = a;
+    hm->xfers = a;
     if (curl_multi_add_handle(hm->multi, a->x.easy) != CURLM_OK) {
         a->active = false;
         hm->running--;
