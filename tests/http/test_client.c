@@ -445,6 +445,44 @@ static void many_concurrent(void **state) {
     br_test_wait_fds(fds);
 }
 
+/* One client shared by loops on three threads at once, and by a plain thread. */
+static void *loop_thread(void *arg) {
+    in_loop(fanout_coro, arg);
+    return NULL;
+}
+
+static void *plain_thread(void *arg) {
+    ctx *x = arg;
+    for (int i = 0; i < 20; i++) {
+        int rc;
+        br_http_response *r = get(x->c, url_of(x->s, "/n/2"), &rc);
+        BR_CHECK_OK(rc);
+        BR_CHECK(strcmp(r->body, "page 2") == 0);
+        br_http_response_free(r);
+    }
+    return NULL;
+}
+
+static void shared_by_threads(void **state) {
+    (void)state;
+    tsrv *s = tsrv_start();
+    br_http_client *c;
+    BR_CHECK_OK(br_http_client_new(&c, NULL));
+    int fds = br_test_count_fds();
+    for (int round = 0; round < 2; round++) { /* the second takes over idle multis */
+        ctx x = {s, c, 40};
+        pthread_t th[4];
+        for (int i = 0; i < 3; i++)
+            pthread_create(&th[i], NULL, loop_thread, &x);
+        pthread_create(&th[3], NULL, plain_thread, &x);
+        for (int i = 0; i < 4; i++)
+            pthread_join(th[i], NULL);
+    }
+    br_http_client_free(c);
+    br_test_wait_fds(fds); /* the plain threads' handles went with them */
+    tsrv_stop(s);
+}
+
 /* --- cancellation --------------------------------------------------------------------------- */
 
 static int stall_fetch(br_task *t) {
@@ -761,6 +799,7 @@ BR_TEST_MAIN(cmocka_unit_test(get_post_echo), cmocka_unit_test(redirects),
              cmocka_unit_test(gzip_status_headers_trickle), cmocka_unit_test(failures),
              cmocka_unit_test(misuse), cmocka_unit_test(keepalive),
              cmocka_unit_test(per_host_cap), cmocka_unit_test(many_concurrent),
+             cmocka_unit_test(shared_by_threads),
              cmocka_unit_test(cancel_mid_transfer),
              cmocka_unit_test(cancel_races_completion),
              cmocka_unit_test(idle_client_leaves_loop), cmocka_unit_test(pools),
