@@ -31,6 +31,7 @@
  */
 #include "http/client.h"
 
+#include "aio/io.h"
 #include "aio/loop.h"
 
 #include <ctype.h>
@@ -38,6 +39,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -310,6 +312,21 @@ void br__hx_clear(br__hx *x) {
     x->rlen = x->rcap = x->hlen = x->hcap = x->nhdr = 0;
 }
 
+/* Every socket libcurl opens for a connection: close-on-exec, as every descriptor
+ * braid opens, and forgotten by the loop running here (if any) before libcurl
+ * announces it: the number may be one the loop still believes registered, from a
+ * descriptor closed without its knowledge (client_loop.c, "Sockets"). */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose,
+                                 struct curl_sockaddr *a) {
+    (void)clientp;
+    (void)purpose;
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    br__io_forget(fd);
+    return fd;
+}
+
 static int add_header(br__hx *x, const char *line) {
     struct curl_slist *l = curl_slist_append(x->hdrs, line);
     if (l == NULL)
@@ -396,6 +413,7 @@ int br__hx_setup(br__hx *x, const br_http_client *c, const br_http_request *rq) 
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
     /* Fewer reads (and loop wake-ups) per body. libcurl takes it only before the
      * handle's first transfer (its buffer is made then, and kept): a reused handle
      * keeps the size it has. */

@@ -26,7 +26,11 @@
  * one are both br__io_forget'ed: libcurl closes some descriptors itself (its
  * resolver's) and parks idle connections with a REMOVE, and the loop must not keep a
  * registration for a number that may come back as another file (aio/io.h's rule); so a
- * kept-alive connection costs one epoll_ctl out and one back in per request. The
+ * kept-alive connection costs one epoll_ctl out and one back in per request. A socket
+ * libcurl opens is forgotten too as it is made (client.c's open_socket): libcurl may
+ * close a descriptor and reuse its number without a REMOVE between (Tornado's
+ * CurlAsyncHTTPClient documents it), and the loop must not believe the new one
+ * registered. The
  * watcher's record (hs) is freed by whichever ends last: the watcher coroutine
  * (w_done) or libcurl's interest (the REMOVE, or the multi's cleanup: c_done).
  *

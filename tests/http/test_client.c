@@ -503,6 +503,18 @@ static int cancel_coro(br_task *t) {
         BR_CHECK_OK(br_aio_sleep(BR_MSEC));
     BR_CHECK_OK(br_aio_sleep(20 * BR_MSEC));
     BR_CHECK(!br_future_done(f));
+    /* The client's socket to the server is close-on-exec. */
+    int clients = 0;
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in a;
+        socklen_t al = sizeof a;
+        if (getpeername(fd, (struct sockaddr *)&a, &al) == 0 && a.sin_family == AF_INET &&
+            ntohs(a.sin_port) == tsrv_port(x->s)) {
+            BR_CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+            clients++;
+        }
+    }
+    BR_CHECK_EQ(clients, 1);
     BR_CHECK(br_future_cancel(f));
     BR_CHECK_ERR(br_future_wait(f, br_test_hang_guard()), 0);
     BR_CHECK(br_future_cancelled(f));
