@@ -367,6 +367,20 @@ static void io_forget(int fd) {
         br__waiter_wake(&wr->w);
 }
 
+/* br__io_wake's loop side: io_forget without touching the registration. */
+static void io_wake(int fd) {
+    br_loop *l = br__loop_tl;
+    if (l == NULL || (size_t)fd >= l->fdcap)
+        return;
+    struct br__fdent *e = &l->fds[fd];
+    iorec *rd = e->rd, *wr = e->wr;
+    e->rd = e->wr = NULL;
+    if (rd)
+        br__waiter_wake(&rd->w);
+    if (wr && wr != rd)
+        br__waiter_wake(&wr->w);
+}
+
 static void io_dispatch(br_loop *l, const br__poll_event *ev, int n) {
     for (int i = 0; i < n; i++) {
         size_t fd = (size_t)(uintptr_t)ev[i].data - 1;
@@ -506,6 +520,7 @@ int br_loop_new(br_loop **out) {
         atomic_store_explicit(&br__task_home_cancel, br__atask_home_cancel,
                               memory_order_release);
         atomic_store_explicit(&br__io_forget_hook, io_forget, memory_order_release);
+        atomic_store_explicit(&br__io_wake_hook, io_wake, memory_order_release);
         atomic_store_explicit(&br__io_wait_hook, io_wait_coro, memory_order_release);
         atomic_store_explicit(&hooks_set, true, memory_order_release);
     }

@@ -20,9 +20,9 @@
  * Sockets. CURLMOPT_SOCKETFUNCTION tells which descriptors libcurl wants watched and
  * for what. For each one a small watcher coroutine (a task on the loop) waits in
  * br__io_wait for that direction and then calls curl_multi_socket_action; a change of
- * direction pokes the watcher out of its wait (a cancel request on its task, which the
- * watcher tells from a real cancel by its `poked` flag) and it waits again for the new
- * one; CURL_POLL_REMOVE marks it dead and wakes it to exit. A new socket and a removed
+ * direction wakes the watcher out of its wait (br__io_wake, its `poked` flag telling
+ * that wake from readiness) and it waits again for the new one; CURL_POLL_REMOVE
+ * marks it dead and wakes it to exit; a cancel (its loop ending) ends it too. A new socket and a removed
  * one are both br__io_forget'ed: libcurl closes some descriptors itself (its
  * resolver's) and parks idle connections with a REMOVE, and the loop must not keep a
  * registration for a number that may come back as another file (aio/io.h's rule); so a
@@ -152,11 +152,9 @@ static int watcher(br_task *t) {
         uint32_t ev = ((what & CURL_POLL_IN) ? BR__IO_READ : 0) |
                       ((what & CURL_POLL_OUT) ? BR__IO_WRITE : 0);
         int rc = br__io_wait(s->fd, ev, BR_FOREVER);
-        if (s->dead)
-            break;
-        if (rc == BR_ECANCELED) {
-            if (!s->poked)
-                break; /* a real cancel (the loop is ending): stop watching */
+        if (s->dead || rc == BR_ECANCELED)
+            break; /* REMOVE'd, or cancelled (the loop is ending): stop watching */
+        if (s->poked) { /* woken to wait for another direction */
             s->poked = false;
             continue;
         }
@@ -194,10 +192,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *clientp, void
     if (s != NULL) {
         if (s->what != what) {
             s->what = what;
-            if (s->started) { /* else it reads `what` when it begins */
-                s->poked = true;
-                (void)br_future_request_cancel(s->task);
-            }
+            s->poked = true;
+            br__io_wake(fd); /* if it waits, it waits again for `what` */
         }
         return 0;
     }
