@@ -46,6 +46,7 @@
 /* --- the client ----------------------------------------------------------------------- */
 
 static br__hooks body_cache_hooks; /* below, with the cache */
+static _Atomic bool hooks_ok;      /* registered: else a fork wouldn't refresh the pid */
 
 int br_http_client_new(br_http_client **out, const br_http_client_opts *opts) {
     if (out == NULL)
@@ -58,7 +59,8 @@ int br_http_client_new(br_http_client **out, const br_http_client_opts *opts) {
     int rc = br__http_global_init();
     if (rc != 0)
         return rc;
-    (void)br__hooks_register(&body_cache_hooks); /* without it only fork is less safe */
+    if (br__hooks_register(&body_cache_hooks) == 0) /* else only fork is less safe */
+        atomic_store_explicit(&hooks_ok, true, memory_order_release);
     if (o.max_per_host == 0)
         o.max_per_host = 6;
     if (o.max_total == 0)
@@ -134,10 +136,31 @@ static size_t body_ncache;
  * processes, so a child never inherits it held by a thread it doesn't have. */
 static void body_cache_lock(void) { pthread_mutex_lock(&body_cache_mu); }
 static void body_cache_unlock(void) { pthread_mutex_unlock(&body_cache_mu); }
+
+/* This process's pid, read once and again in a forked child (the same hooks), so that
+ * a fetch doesn't make a system call to learn it. */
+static _Atomic pid_t cur_pid;
+
+pid_t br__http_pid(void) {
+    if (!atomic_load_explicit(&hooks_ok, memory_order_acquire))
+        return getpid();
+    pid_t p = atomic_load_explicit(&cur_pid, memory_order_relaxed);
+    if (p == 0) {
+        p = getpid();
+        atomic_store_explicit(&cur_pid, p, memory_order_relaxed);
+    }
+    return p;
+}
+
+static void child_after_fork(void) {
+    atomic_store_explicit(&cur_pid, getpid(), memory_order_relaxed);
+    body_cache_unlock();
+}
+
 static br__hooks body_cache_hooks = {.order = 70, .name = "http client",
                                      .prepare = body_cache_lock,
                                      .parent = body_cache_unlock,
-                                     .child = body_cache_unlock};
+                                     .child = child_after_fork};
 
 static char *body_take(size_t need, size_t *cap) {
     char *p = NULL;
@@ -680,7 +703,7 @@ static pthread_key_t tl_key;
 static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
 
 static void tl_free(void *p) {
-    if (p != NULL && p == tl_easy && tl_pid == getpid())
+    if (p != NULL && p == tl_easy && tl_pid == br__http_pid())
         curl_easy_cleanup(p);
     tl_easy = NULL;
 }
@@ -688,7 +711,7 @@ static void tl_free(void *p) {
 static void tl_init(void) { (void)pthread_key_create(&tl_key, tl_free); }
 
 static CURL *thread_easy(void) {
-    pid_t pid = getpid();
+    pid_t pid = br__http_pid();
     if (tl_easy != NULL && tl_pid == pid)
         return tl_easy;
     /* None yet, or the parent's (a forked child): its sockets are the parent's too, so

@@ -46,6 +46,10 @@ int br__hx_finish(br__hx *x, CURLcode cc, br_http_response **out);
 /* Frees x's buffers (not the easy handle). */
 void br__hx_clear(br__hx *x);
 
+/* This process's pid without a system call (kept current across fork by the client's
+ * lifecycle hooks, registered by br_http_client_new). */
+pid_t br__http_pid(void);
+
 /* The loop side (client_loop.c). */
 int br__hloop_fetch_async(br_http_client *c, const br_http_request *rq, br_future **out);
 /* The transfers in c's multi for `loop` (tests; on that loop's thread). */

@@ -386,7 +386,7 @@ static void hm_free(br__hmulti *hm) {
  * loop, so a client that runs on loop after loop (br_aio_run in a loop, a pool of
  * loops) keeps a multi per loop running at once, not per loop it ever saw. */
 static int hm_get(br_http_client *c, br_loop *loop, br__hmulti **out) {
-    pid_t pid = getpid();
+    pid_t pid = br__http_pid();
     pthread_mutex_lock(&c->lock);
     br__hmulti *hm = c->multis, *idle = NULL;
     for (; hm && !(hm->loop == loop && hm->pid == pid); hm = hm->next)
@@ -454,7 +454,7 @@ void br__hloop_free_all(br_http_client *c) {
     br__hmulti *hm = c->multis;
     c->multis = NULL;
     pthread_mutex_unlock(&c->lock);
-    pid_t pid = getpid();
+    pid_t pid = br__http_pid();
     while (hm) {
         br__hmulti *next = hm->next;
         if (hm->pid == pid)
