@@ -7,6 +7,13 @@
 
 _Atomic(br__io_wait_fn) br__io_wait_hook;
 _Atomic(br__io_forget_fn) br__io_forget_hook;
+_Atomic(br__io_forget_fn) br__io_wake_hook;
+
+void br__io_wake(int fd) {
+    br__io_forget_fn hook = atomic_load_explicit(&br__io_wake_hook, memory_order_acquire);
+    if (hook != NULL && fd >= 0)
+        hook(fd);
+}
 
 void br__io_forget(int fd) {
     br__io_forget_fn hook = atomic_load_explicit(&br__io_forget_hook, memory_order_acquire);

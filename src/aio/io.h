@@ -37,6 +37,12 @@ static inline int br__io_close(int fd) {
     return close(fd);
 }
 
+/* Wakes the coroutines waiting on fd on the loop running on this thread (a no-op
+ * elsewhere): their br__io_wait returns 0, as a spurious readiness would, and the
+ * registration stays. For a waiter that must wait again for something else (the http
+ * client's socket watchers, when libcurl changes its interest). */
+void br__io_wake(int fd);
+
 /* Set once by the loop (aio/loop.c): the coroutine path of br__io_wait. It returns 1
  * when the caller is not a coroutine on a loop (so the thread path runs), else the
  * result. The forget hook is br__io_forget's loop side. */
@@ -44,5 +50,6 @@ typedef int (*br__io_wait_fn)(int fd, uint32_t events, int64_t deadline);
 extern _Atomic(br__io_wait_fn) br__io_wait_hook;
 typedef void (*br__io_forget_fn)(int fd);
 extern _Atomic(br__io_forget_fn) br__io_forget_hook;
+extern _Atomic(br__io_forget_fn) br__io_wake_hook;
 
 #endif

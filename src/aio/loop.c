@@ -367,6 +367,20 @@ static void io_forget(int fd) {
         br__waiter_wake(&wr->w);
 }
 
+/* br__io_wake's loop side: io_forget without touching the registration. */
+static void io_wake(int fd) {
+    br_loop *l = br__loop_tl;
+    if (l == NULL || (size_t)fd >= l->fdcap)
+        return;
+    struct br__fdent *e = &l->fds[fd];
+    iorec *rd = e->rd, *wr = e->wr;
+    e->rd = e->wr = NULL;
+    if (rd)
+        br__waiter_wake(&rd->w);
+    if (wr && wr != rd)
+        br__waiter_wake(&wr->w);
+}
+
 static void io_dispatch(br_loop *l, const br__poll_event *ev, int n) {
     for (int i = 0; i < n; i++) {
         size_t fd = (size_t)(uintptr_t)ev[i].data - 1;
@@ -506,6 +520,7 @@ int br_loop_new(br_loop **out) {
         atomic_store_explicit(&br__task_home_cancel, br__atask_home_cancel,
                               memory_order_release);
         atomic_store_explicit(&br__io_forget_hook, io_forget, memory_order_release);
+        atomic_store_explicit(&br__io_wake_hook, io_wake, memory_order_release);
         atomic_store_explicit(&br__io_wait_hook, io_wait_coro, memory_order_release);
         atomic_store_explicit(&hooks_set, true, memory_order_release);
     }
@@ -636,10 +651,18 @@ static void cancel_ex_tasks(br_loop *l) {
             (void)br_future_request_cancel(a->f);
 }
 
+/* A Ctrl-C for this loop's main task. Only the br_aio_run that installed the handler
+ * (sigint_loop) reads the flag: another thread's br_aio_run at the same time must
+ * neither race on it nor take its Ctrl-C. */
+static bool sigint_for(const br_loop *l, const run_state *rs) {
+    return rs->main && atomic_load_explicit(&sigint_loop, memory_order_acquire) == l &&
+           sigint_hit;
+}
+
 static void iterate(br_loop *l, const run_state *rs) {
     br__ilock_lock(&l->inbox_lock);
     br__atask *c = drain_locked(l);
-    bool sleep = l->ready.head == NULL && c == NULL && !finished(l, rs) && !sigint_hit;
+    bool sleep = l->ready.head == NULL && c == NULL && !finished(l, rs) && !sigint_for(l, rs);
     l->sleeping = sleep;
     br__ilock_unlock(&l->inbox_lock);
     handle_notices(c);
@@ -659,7 +682,7 @@ static void iterate(br_loop *l, const run_state *rs) {
         if (n > 0)
             io_dispatch(l, ev, n);
     }
-    if (sigint_hit && rs->main) {
+    if (sigint_for(l, rs)) {
         sigint_hit = 0;
         (void)br_future_cancel(rs->main);
     }
@@ -769,8 +792,8 @@ int br_aio_run(br_task_fn fn, const void *arg, size_t len, int *code) {
     rc = run(l, &rs);
     if (own_sigint) {
         sigaction(SIGINT, &old, NULL);
+        sigint_hit = 0; /* before the release: the next owner's CAS orders after it */
         atomic_store(&sigint_loop, NULL);
-        sigint_hit = 0;
     }
     cancel_all(l);
     if (code) {
