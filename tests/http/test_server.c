@@ -616,7 +616,7 @@ static void body_and_idle_timeouts(void **state) {
 
 /* --- handlers awaiting pool work ----------------------------------------------------- */
 
-static atomic_int task_runs, task_cancels;
+static atomic_int task_runs, task_cancels, submitted, awaits_reset;
 
 static int t_square(br_task *t) {
     int64_t x = *(const int64_t *)br_task_arg(t, NULL);
@@ -657,7 +657,10 @@ static int h_pool(br_http_req *req, br_http_res *res, void *arg) {
     int rc = br_submit(pr->ex, pr->fn, &x, sizeof x, &f);
     if (rc != 0)
         return rc;
+    atomic_fetch_add(&submitted, 1);
     rc = br_http_await(req, f, br_test_hang_guard());
+    if (rc == BR_ECONNRESET)
+        atomic_fetch_add(&awaits_reset, 1);
     int64_t v = 0;
     if (rc == 0)
         rc = br_future_result_i64(f, BR_NOWAIT, &v);
@@ -758,6 +761,8 @@ static void await_processpool_worker_dies(void **state) {
 
 static void client_leaves_cancels_work(void **state) {
     (void)state;
+    atomic_store(&submitted, 0);
+    atomic_store(&awaits_reset, 0);
     atomic_store(&task_runs, 0);
     atomic_store(&task_cancels, 0);
     struct fx fx;
@@ -778,12 +783,16 @@ static void client_leaves_cancels_work(void **state) {
     cl_open(&b, fx.port);
     cl_sends(&b, "GET /block/2 HTTP/1.1\r\nHost: x\r\n\r\n");
     /* b's task is queued behind a's; b leaves: its task is cancelled before it runs */
-    usleep(50 * 1000);
+    while (atomic_load(&submitted) < 2)
+        usleep(1000);
     cl_close(&b);
+    while (atomic_load(&awaits_reset) < 1)
+        usleep(1000);
     /* a leaves: its running task sees the cancel request */
     cl_close(&a);
-    int64_t guard = br_test_hang_guard();
-    while (atomic_load(&task_cancels) == 0 && br_now() < guard)
+    while (atomic_load(&task_cancels) == 0)
+        usleep(1000);
+    while (atomic_load(&awaits_reset) < 2)
         usleep(1000);
     BR_CHECK_EQ(atomic_load(&task_cancels), 1);
     BR_CHECK_OK(br_executor_shutdown(ex, true, false));
