@@ -94,6 +94,7 @@ struct conn {
     bool gone;         /* the client left (seen by br_http_await) */
     bool keep;         /* the response being sent keeps the connection */
     bool sent_continue;
+    bool drained; /* the last read emptied the socket */
     int64_t head_deadline, body_deadline;
     int64_t started_ns;
     br__http_parser p;
@@ -717,18 +718,27 @@ static void send_error(struct conn *c, int status, const char *msg) {
 
 /* Reads into the (empty) input buffer. 0, BR_EOF, BR_ETIMEDOUT, BR_ECANCELED, -errno. */
 static int read_some(struct conn *c, int64_t deadline, bool idle) {
+    /* The last read took less than it could: the socket was drained then, so wait
+     * before reading (the poller is level-triggered: data already there is reported
+     * at once) instead of a read that would say EAGAIN. */
+    bool wait_first = c->drained;
     for (;;) {
-        ssize_t n = read(c->fd, c->in + c->in_len, IN_CAP - c->in_len);
-        if (n > 0) {
-            c->in_len += (size_t)n;
-            return 0;
+        if (!wait_first) {
+            size_t room = IN_CAP - c->in_len;
+            ssize_t n = read(c->fd, c->in + c->in_len, room);
+            if (n > 0) {
+                c->in_len += (size_t)n;
+                c->drained = (size_t)n < room;
+                return 0;
+            }
+            if (n == 0)
+                return BR_EOF;
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -errno;
         }
-        if (n == 0)
-            return BR_EOF;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -errno;
+        wait_first = false;
         if (idle && atomic_load(&c->srv->closing))
             return BR_ECANCELED;
         c->waiting_idle = idle;
