@@ -11,7 +11,9 @@
  *       Python's json.dumps of dict(zip(numbers, results)): keys in first-seen order,
  *       a repeated number keeps its first place. A worker killed under a request fails
  *       that request (500, "worker died"); the pool replaces the worker and the next
- *       request is served.
+ *       request is served. The workers come from the forkserver, not fork: a forked
+ *       worker (and a replacement, forked while connections are open) would hold
+ *       copies of the server's sockets and keep closed connections open.
  *   /    Three backend reads (sleeps of 0.1, 0.2, 0.3 s standing for a file, a
  *       database and an API) submitted to a thread pool and awaited in order: the
  *       request takes the longest, 0.3 s, while the pool has three free threads.
@@ -356,8 +358,13 @@ int braid_serve_start(const braid_serve_opts *opts, braid_serve **out) {
     if (opts->fixture) {
         rc = braid_fixture_server_start(opts->host, opts->port, opts->latency_ns, &s->fixture);
     } else {
+        /* forkserver: a worker (a replacement too) is forked from a server started
+         * before any socket exists, so it holds none of the connections or the
+         * listening socket; a forked copy of this process would keep a connection open
+         * after the server closed it. */
         rc = br_processpool_new(&s->procs, &(br_processpool_opts){
-                                               .max_workers = opts->workers ? opts->workers : 2});
+                                               .max_workers = opts->workers ? opts->workers : 2,
+                                               .start_method = BR_START_FORKSERVER});
         if (rc == 0)
             rc = br_threadpool_new(&s->threads, &(br_threadpool_opts){
                                                     .max_workers = opts->threads ? opts->threads : 6});
