@@ -8,7 +8,8 @@
 #   bench/w10.sh flask ROUTE             bench/w10_flask_app.py, the tutorial's Flask app
 #
 # ROUTE: is_prime (/is_prime/2,3,5,7,11,13), index (/), hello (/hello; braid only).
-# WRK_ARGS overrides the load (default "-t1 -c10 -d10s", BENCH.md's W10 load); every
+# SERVE_ARGS adds options to braid serve (SERVE_ARGS="--threads 30" for / with a thread
+# per read of 10 connections). WRK_ARGS overrides the load (default "-t1 -c10 -d10s", BENCH.md's W10 load); every
 # server binds 127.0.0.1 on a free port and is stopped by pid when the run ends.
 set -euo pipefail
 impl=${1:?usage: bench/w10.sh braid|flask is_prime|index|hello [BRAID]}
@@ -33,7 +34,8 @@ trap cleanup EXIT
 
 case $impl in
     braid)
-        "$braid" serve --port 0 >"$tmp/out" 2>"$tmp/err" &
+        # shellcheck disable=SC2086
+        "$braid" serve --port 0 ${SERVE_ARGS:-} >"$tmp/out" 2>"$tmp/err" &
         pid=$!
         for _ in $(seq 200); do [[ -s $tmp/out ]] && break; sleep 0.05; done
         url=$(head -n1 "$tmp/out")

@@ -319,6 +319,39 @@ static void hello_and_404(void **state) {
     stop(s);
 }
 
+/* --access-log: one line per request, with its request line and status. */
+static void access_log_lines(void **state) {
+    (void)state;
+    FILE *log = tmpfile();
+    BR_CHECK(log != NULL);
+    braid_serve *s = NULL;
+    BR_CHECK_OK(braid_serve_start(&(braid_serve_opts){.workers = 1, .access_log = log}, &s));
+    int port = port_of(braid_serve_url(s));
+    static const char *const paths[] = {"/hello", "/is_prime/5", "/is_prime/x", "/nope"};
+    static const char *const want[] = {"\"GET /hello HTTP/1.1\" 200 ",
+                                       "\"GET /is_prime/5 HTTP/1.1\" 200 ",
+                                       "\"GET /is_prime/x HTTP/1.1\" 400 ",
+                                       "\"GET /nope HTTP/1.1\" 404 "};
+    for (int i = 0; i < 4; i++) {
+        reply r;
+        get(port, paths[i], &r);
+        reply_free(&r);
+    }
+    stop(s);
+    fflush(log);
+    rewind(log);
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, log) != NULL) {
+        BR_CHECK(n < 4);
+        if (strstr(line, want[n]) == NULL)
+            fail_msg("log line %d: '%s', want '%s'", n, line, want[n]);
+        n++;
+    }
+    BR_CHECK_EQ(n, 4);
+    fclose(log);
+}
+
 /* CPU ticks a process has used (utime + stime), from /proc/<pid>/stat. */
 static long cpu_ticks(int pid) {
     char path[64], buf[1024];
@@ -593,6 +626,7 @@ static void fixture_latency_concurrent(void **state) {
 #define SERVE_TESTS                                                                      \
     cmocka_unit_test(is_prime_json), cmocka_unit_test(is_prime_bad_numbers),             \
         cmocka_unit_test(index_fans_out), cmocka_unit_test(hello_and_404),               \
+        cmocka_unit_test(access_log_lines),                                              \
         cmocka_unit_test(killed_worker_fails_one_request),                               \
         cmocka_unit_test(stop_drains_request_in_progress),                               \
         cmocka_unit_test(stop_deadline_cancels),                                         \
@@ -611,6 +645,7 @@ static void no_http(void **state) {
 #define is_prime_bad_numbers no_http
 #define index_fans_out no_http
 #define hello_and_404 no_http
+#define access_log_lines no_http
 #define killed_worker_fails_one_request no_http
 #define stop_drains_request_in_progress no_http
 #define stop_deadline_cancels no_http
@@ -621,6 +656,7 @@ static void no_http(void **state) {
 #define SERVE_TESTS                                                                      \
     cmocka_unit_test(is_prime_json), cmocka_unit_test(is_prime_bad_numbers),             \
         cmocka_unit_test(index_fans_out), cmocka_unit_test(hello_and_404),               \
+        cmocka_unit_test(access_log_lines),                                              \
         cmocka_unit_test(killed_worker_fails_one_request),                               \
         cmocka_unit_test(stop_drains_request_in_progress),                               \
         cmocka_unit_test(stop_deadline_cancels),                                         \
