@@ -360,16 +360,19 @@ static void pipelining(void **state) {
     BR_CHECK(strcmp(r.body, "abcde") == 0);
     BR_CHECK(cl_resp(&c, &r));
     BR_CHECK(strcmp(r.body, "GET|/p/third||third|-") == 0);
-    /* 100 requests in one write, answered in order */
-    static char many[100 * 40];
+    /* 1,000 requests in one write (beyond the server's 16 KiB read buffer), answered
+     * in order, none lost or repeated */
+    enum { MANY = 1000 };
+    static char many[MANY * 40];
     size_t len = 0;
-    for (int i = 0; i < 100; i++)
+    for (int i = 0; i < MANY; i++)
         len += (size_t)sprintf(many + len, "GET /n HTTP/1.1\r\nHost: x\r\n\r\n");
     cl_send(&c, many, len);
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < MANY; i++) {
         BR_CHECK(cl_resp(&c, &r));
         BR_CHECK_EQ(atoi(r.body), i + 1);
     }
+    BR_CHECK_EQ(atomic_load(&n), MANY + 1);
     cl_close(&c);
     fx_free(&fx);
 }
@@ -802,6 +805,52 @@ static void client_leaves_cancels_work(void **state) {
     br_test_wait_fds(fds);
 }
 
+static int h_deadline(br_http_req *req, br_http_res *res, void *arg) {
+    br_executor *ex = arg;
+    int64_t x = 0;
+    br_future *f;
+    int rc = br_submit(ex, t_block, &x, sizeof x, &f);
+    if (rc != 0)
+        return rc;
+    rc = br_http_await(req, f, br_deadline_after(100 * BR_MSEC));
+    br_future_release(f);
+    if (rc == BR_ETIMEDOUT)
+        return br_http_res_error(res, 504, "the work took too long");
+    return rc;
+}
+
+static void await_deadline(void **state) {
+    (void)state;
+    atomic_store(&task_runs, 0);
+    atomic_store(&task_cancels, 0);
+    struct fx fx;
+    fx_new(&fx, NULL);
+    int fds = fx.fds_before;
+    fx.fds_before = -1;
+    br_executor *ex;
+    BR_CHECK_OK(br_threadpool_new(&ex, &(br_threadpool_opts){.max_workers = 1}));
+    BR_CHECK_OK(br_http_route(fx.s, "GET", "/deadline", h_deadline, ex));
+    add_basic_routes(&fx);
+    fx_listen(&fx);
+    struct cl c;
+    struct resp r;
+    cl_open(&c, fx.port);
+    cl_sends(&c, "GET /deadline HTTP/1.1\r\nHost: x\r\n\r\n");
+    BR_CHECK(cl_resp(&c, &r));
+    BR_CHECK_EQ(r.status, 504);
+    /* the connection goes on */
+    cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    BR_CHECK(cl_resp(&c, &r));
+    BR_CHECK_EQ(r.status, 200);
+    cl_close(&c);
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    /* the work was cancelled: pending (never ran) or running (saw the request) */
+    BR_CHECK_EQ(atomic_load(&task_runs), atomic_load(&task_cancels));
+    fx_free(&fx);
+    BR_CHECK_OK(br_executor_free(ex));
+    br_test_wait_fds(fds);
+}
+
 /* --- shutdown ------------------------------------------------------------------------- */
 
 static int h_slow(br_http_req *req, br_http_res *res, void *arg) {
@@ -965,6 +1014,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(await_threadpool),
         cmocka_unit_test(await_processpool_worker_dies),
         cmocka_unit_test(client_leaves_cancels_work),
+        cmocka_unit_test(await_deadline),
         cmocka_unit_test(graceful_shutdown),
         cmocka_unit_test(shutdown_deadline_cancels),
         cmocka_unit_test(max_connections_waits),
