@@ -319,6 +319,26 @@ static void hello_and_404(void **state) {
     stop(s);
 }
 
+/* A port in use: a clear code from start, exit status 1 from the command, nothing
+ * left running. */
+static void port_in_use(void **state) {
+    (void)state;
+    braid_fixture_server *fs = NULL;
+    BR_CHECK_OK(braid_fixture_server_start("127.0.0.1", 0, 0, &fs));
+    int port = braid_fixture_server_port(fs);
+    braid_serve *s = NULL;
+    BR_CHECK_ERR(braid_serve_start(&(braid_serve_opts){.workers = 1, .port = port}, &s),
+                 BR_EADDRINUSE);
+    braid_fixture_server *fs2 = NULL;
+    BR_CHECK_ERR(braid_fixture_server_start("127.0.0.1", port, 0, &fs2), BR_EADDRINUSE);
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    char *argv[] = {"serve", "--port", portstr, NULL};
+    BR_CHECK_EQ(braid_serve_main(3, argv), 1);
+    br_test_wait_no_children();
+    BR_CHECK_OK(braid_fixture_server_stop(fs));
+}
+
 /* --access-log: one line per request, with its request line and status. */
 static void access_log_lines(void **state) {
     (void)state;
@@ -626,7 +646,7 @@ static void fixture_latency_concurrent(void **state) {
 #define SERVE_TESTS                                                                      \
     cmocka_unit_test(is_prime_json), cmocka_unit_test(is_prime_bad_numbers),             \
         cmocka_unit_test(index_fans_out), cmocka_unit_test(hello_and_404),               \
-        cmocka_unit_test(access_log_lines),                                              \
+        cmocka_unit_test(access_log_lines), cmocka_unit_test(port_in_use),               \
         cmocka_unit_test(killed_worker_fails_one_request),                               \
         cmocka_unit_test(stop_drains_request_in_progress),                               \
         cmocka_unit_test(stop_deadline_cancels),                                         \
@@ -646,6 +666,7 @@ static void no_http(void **state) {
 #define index_fans_out no_http
 #define hello_and_404 no_http
 #define access_log_lines no_http
+#define port_in_use no_http
 #define killed_worker_fails_one_request no_http
 #define stop_drains_request_in_progress no_http
 #define stop_deadline_cancels no_http
@@ -656,7 +677,7 @@ static void no_http(void **state) {
 #define SERVE_TESTS                                                                      \
     cmocka_unit_test(is_prime_json), cmocka_unit_test(is_prime_bad_numbers),             \
         cmocka_unit_test(index_fans_out), cmocka_unit_test(hello_and_404),               \
-        cmocka_unit_test(access_log_lines),                                              \
+        cmocka_unit_test(access_log_lines), cmocka_unit_test(port_in_use),               \
         cmocka_unit_test(killed_worker_fails_one_request),                               \
         cmocka_unit_test(stop_drains_request_in_progress),                               \
         cmocka_unit_test(stop_deadline_cancels),                                         \
