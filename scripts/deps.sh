@@ -16,7 +16,9 @@ build_pkgs=(cmake ninja-build make gcc g++ libc6-dev pkg-config libcmocka-dev
             libcurl4-openssl-dev libxml2-dev libjansson-dev node-llhttp nginx-light
             chromium
             # the request parser's libFuzzer target (tests/http), built with clang
-            clang)
+            clang
+            # the client's HTTPS test serves with the openssl program
+            openssl)
 bench_pkgs=(libomp-dev libglib2.0-dev libuv1-dev golang-go libtbb-dev
             libboost-context-dev python3
             # the Python peers of W9/W10 (the tutorials' crawler and Flask service), wrk
