@@ -137,7 +137,7 @@ BR_API int br_http_server_new(br_http_server **out, const br_http_server_opts *o
  * pattern: a path whose segments may be parameters, "/is_prime/{numbers}", and whose
  * last segment may be "{name*}" for the rest of the path. Routes match in the order
  * added; no route: 404; a path that matches with another method: 405. BR_EINVAL for a
- * malformed pattern. */
+ * malformed pattern; BR_ESTATE once listening. docs/http-server.md has the rules. */
 BR_API int br_http_route(br_http_server *s, const char *method, const char *pattern,
                          br_http_handler fn, void *arg);
 /* Listens on host:port (port 0: any; br_http_server_port says which) and serves on
@@ -147,8 +147,11 @@ BR_API int br_http_server_listen(br_http_server *s, br_loop *loop, const char *h
 BR_API int br_http_server_port(const br_http_server *s);
 /* Graceful shutdown: stop accepting, let requests in progress finish and close idle
  * connections; at the deadline, cancel what is left (their pool work included).
- * Callable from any thread; returns when every connection is gone. */
+ * Callable from any thread; returns when every connection is gone. The server's loop
+ * must be running meanwhile (its own coroutines do the closing). */
 BR_API int br_http_server_shutdown(br_http_server *s, int64_t deadline);
+/* Frees; a server still serving is shut down first with an immediate deadline (as
+ * above: its loop must be running). NULL is a no-op. */
 BR_API void br_http_server_free(br_http_server *s);
 
 /* The request. Strings are NUL-terminated and live until the handler returns. */

@@ -573,9 +573,11 @@ int br_http_await(br_http_req *req, br_future *f, int64_t deadline) {
         br_future_release(watcher);
     }
     br_future_release(done);
-    if (br_future_done(f) && !br_future_cancelled(f))
-        return 0; /* finished all the same: nothing is lost */
-    if (w.why != 0 || rc == 0)
+    /* done: 0 (also when it finished just as the client left: nothing is lost; and
+     * when someone else cancelled it, which its own outcome says) */
+    if (br_future_done(f) && (w.why == 0 || !br_future_cancelled(f)))
+        return 0;
+    if (w.why != 0)
         goto gone;
     (void)br_future_request_cancel(f);
     return rc; /* BR_ETIMEDOUT, BR_ECANCELED */

@@ -851,6 +851,45 @@ static void await_deadline(void **state) {
     br_test_wait_fds(fds);
 }
 
+static _Atomic(br_future *) pending_f;
+
+static int h_await_plain(br_http_req *req, br_http_res *res, void *arg) {
+    (void)arg;
+    br_future *f;
+    BR_CHECK_OK(br_future_new(&f));
+    br_future_retain(f);
+    atomic_store(&pending_f, f);
+    int rc = br_http_await(req, f, br_test_hang_guard());
+    char b[64];
+    int n = snprintf(b, sizeof b, "rc=%d cancelled=%d", rc, br_future_cancelled(f));
+    br_future_release(f);
+    return br_http_res_send(res, 200, "text/plain", b, (size_t)n);
+}
+
+/* A future cancelled by someone else (not the server) is simply done: 0, and its own
+ * outcome says cancelled. */
+static void await_future_cancelled_elsewhere(void **state) {
+    (void)state;
+    struct fx fx;
+    fx_new(&fx, NULL);
+    BR_CHECK_OK(br_http_route(fx.s, "GET", "/plain", h_await_plain, NULL));
+    fx_listen(&fx);
+    struct cl c;
+    struct resp r;
+    cl_open(&c, fx.port);
+    cl_sends(&c, "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+    br_future *f;
+    while ((f = atomic_load(&pending_f)) == NULL)
+        usleep(1000);
+    BR_CHECK(br_future_cancel(f));
+    br_future_release(f);
+    BR_CHECK(cl_resp(&c, &r));
+    BR_CHECK_EQ(r.status, 200);
+    BR_CHECK(strcmp(r.body, "rc=0 cancelled=1") == 0);
+    cl_close(&c);
+    fx_free(&fx);
+}
+
 /* --- shutdown ------------------------------------------------------------------------- */
 
 static int h_slow(br_http_req *req, br_http_res *res, void *arg) {
@@ -1015,6 +1054,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(await_processpool_worker_dies),
         cmocka_unit_test(client_leaves_cancels_work),
         cmocka_unit_test(await_deadline),
+        cmocka_unit_test(await_future_cancelled_elsewhere),
         cmocka_unit_test(graceful_shutdown),
         cmocka_unit_test(shutdown_deadline_cancels),
         cmocka_unit_test(max_connections_waits),
