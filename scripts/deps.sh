@@ -22,7 +22,9 @@ build_pkgs=(cmake ninja-build make gcc g++ libc6-dev pkg-config libcmocka-dev
 bench_pkgs=(libomp-dev libglib2.0-dev libuv1-dev golang-go libtbb-dev
             libboost-context-dev python3
             # the Python peers of W9/W10 (the tutorials' crawler and Flask service), wrk
-            python3-bs4 python3-lxml python3-aiohttp python3-flask python3-requests wrk)
+            python3-bs4 python3-lxml python3-aiohttp python3-flask python3-requests wrk
+            # the libuv HTTP peer of N5 (n5_uv_http)
+            libhttp-parser-dev)
 
 case "$what" in
   build) pkgs=("${build_pkgs[@]}") ;;
