@@ -23,6 +23,10 @@ typedef struct command {
 static const command commands[] = {
     {"compare", "run the tutorials' CPU-bound experiment under each model, print a table",
      braid_compare_main, braid_compare_usage},
+#ifdef BRAID_APP_HTTP
+    {"serve", "the tutorials' Flask service (/is_prime, /, /hello) or the crawl fixture",
+     braid_serve_main, braid_serve_usage},
+#endif
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
