@@ -968,6 +968,42 @@ static void page_finish(crawl *c, const job *j, page_result *r) {
     }
 }
 
+/* In a coroutine, a page's parse runs on braid's to_thread pool (asyncio's
+ * run_in_executor), so the loop goes on fetching while pages are parsed on the other
+ * cores. */
+typedef struct parse_call {
+    const crawl_opts *o;
+    br_http_response *res;
+    bool want_links;
+    page_result *r;
+} parse_call;
+
+static int parse_task(br_task *t) {
+    const parse_call *pc = br_task_arg(t, NULL);
+    parse_page(pc->o, pc->res, pc->want_links, pc->r);
+    return 0;
+}
+
+static void fetch_parse_here(crawl *c, const char *url, bool want_links, page_result *r) {
+    if (br_aio_current_task() == NULL) {
+        fetch_parse(&c->o, c->client, c->deadline, url, want_links, r);
+        return;
+    }
+    br_http_response *res = NULL;
+    if (fetch_retrying(&c->o, c->client, c->deadline, url, &res, r) != 0)
+        return;
+    parse_call pc = {&c->o, res, want_links, r};
+    br_future *f = NULL;
+    if (br_to_thread(parse_task, &pc, sizeof pc, &f) != 0) {
+        parse_page(&c->o, res, want_links, r);
+        return;
+    }
+    /* Not cancellable half-way: the parse owns res until it is done. */
+    while (br_future_wait(f, BR_FOREVER) != 0)
+        ;
+    br_future_release(f);
+}
+
 /* The whole of one page on the calling thread or coroutine. */
 static void job_run(crawl *c, job *j) {
     page_result r = {0};
@@ -983,7 +1019,7 @@ static void job_run(crawl *c, job *j) {
     if (rc != 0)
         fail(&r, rc, "robots.txt: %s", br_strerror(rc));
     else {
-        fetch_parse(&c->o, c->client, c->deadline, j->url, j->depth < c->o.depth, &r);
+        fetch_parse_here(c, j->url, j->depth < c->o.depth, &r);
         host_release(c, j->url);
     }
     page_finish(c, j, &r);
@@ -1384,11 +1420,10 @@ static int model_default_concurrency(enum model m) {
     switch (m) {
     case M_SERIAL: return 1;
     case M_THREADS: return 64;
-    case M_PIPELINE: return 32;
-    case M_POOL: return 32;
-    case M_PROCESS: return 2 * (br_cpu_count() > 0 ? br_cpu_count() : 2) + 2 > 8
-                               ? 8 : 2 * (br_cpu_count() > 0 ? br_cpu_count() : 2) + 2;
-    case M_ASYNC: return 32;
+    case M_PIPELINE: return 64;
+    case M_POOL: return 64;
+    case M_PROCESS: return 16;
+    case M_ASYNC: return 64;
     }
     return 1;
 }
