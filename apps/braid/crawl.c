@@ -1501,67 +1501,103 @@ static void watch(void *arg) {
 
 /* --- resume ----------------------------------------------------------------------- */
 
+/* Marks page as done (resume): its canonical form joins the seen set. */
+static void resume_mark(crawl *c, const char *page, size_t *skipped) {
+    char *canon = NULL;
+    if (br_url_canonical(page, &canon) != 0 || canon == NULL)
+        canon = strdup(page);
+    br_cond_acquire(&c->cond, BR_FOREVER);
+    if (canon && seen_add(c, canon))
+        (*skipped)++;
+    br_cond_release(&c->cond);
+}
+
+/* One CSV record (RFC 4180) from *pp: its fields into f (NUL-separated in b, offsets in
+ * off), *pp past it. false at the end, or for a record the file ends inside (a torn
+ * last line: that page is fetched again). */
+static bool csv_record(const char **pp, buf *b, size_t *off, int *nf, int cap) {
+    const char *p = *pp;
+    if (*p == '\0')
+        return false;
+    b->len = 0;
+    *nf = 0;
+    for (;;) {
+        if (*nf < cap)
+            off[(*nf)++] = b->len;
+        if (*p == '"') {
+            for (p++;; p++) {
+                if (*p == '\0')
+                    return false;
+                if (*p == '"' && p[1] == '"')
+                    buf_add(b, p++, 1);
+                else if (*p == '"') {
+                    p++;
+                    break;
+                } else
+                    buf_add(b, p, 1);
+            }
+        }
+        size_t n = strcspn(p, ",\r\n");
+        buf_add(b, p, n);
+        buf_add(b, "", 1);
+        p += n;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == '\0')
+            return false; /* no line end: torn */
+        p += (*p == '\r' && p[1] == '\n') ? 2 : 1;
+        *pp = p;
+        return true;
+    }
+}
+
 /* The pages already recorded (without an error) in the output, added to the seen set
- * so they are not fetched again. */
+ * so they are not fetched again. A page with an error record is tried again. */
 static int resume_read(crawl *c, const char *path, size_t *skipped) {
     FILE *f = fopen(path, "r");
     *skipped = 0;
     if (f == NULL)
         return errno == ENOENT ? 0 : -errno;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    bool first = true;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        if (line[n - 1] != '\n')
-            break; /* a torn last line: that page is fetched again */
-        char *page = NULL;
-        if (c->o.format == F_JSONL) {
+    if (c->o.format == F_JSONL) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        while ((n = getline(&line, &cap, f)) > 0) {
+            if (line[n - 1] != '\n')
+                break; /* a torn last line: that page is fetched again */
             json_t *j = json_loads(line, 0, NULL);
             if (j != NULL && json_object_get(j, "error") == NULL &&
                 json_is_string(json_object_get(j, "page")))
-                page = strdup(json_string_value(json_object_get(j, "page")));
+                resume_mark(c, json_string_value(json_object_get(j, "page")), skipped);
             json_decref(j);
-        } else {
-            if (first) {
-                first = false;
-                continue; /* the header */
-            }
-            /* the page column, then the error column second from the end */
-            char *p = line;
-            buf v = {0};
-            if (*p == '"') {
-                for (p++; *p; p++) {
-                    if (*p == '"' && p[1] == '"')
-                        buf_add(&v, p++, 1);
-                    else if (*p == '"')
-                        break;
-                    else
-                        buf_add(&v, p, 1);
-                }
-            } else {
-                buf_add(&v, p, strcspn(p, ",\r\n"));
-            }
-            /* an error row ends ",BR_E…,message" or ",HTTP_…,message" */
-            bool err = strstr(line, ",BR_E") != NULL || strstr(line, ",HTTP_") != NULL;
-            if (!err && v.p)
-                page = v.p;
-            else
-                free(v.p);
         }
-        if (page != NULL) {
-            char *canon = NULL;
-            if (br_url_canonical(page, &canon) != 0 || canon == NULL)
-                canon = strdup(page);
-            br_cond_acquire(&c->cond, BR_FOREVER);
-            if (canon && seen_add(c, canon))
-                (*skipped)++;
-            br_cond_release(&c->cond);
-            free(page);
-        }
+        free(line);
+        fclose(f);
+        return 0;
     }
-    free(line);
+    buf text = {0};
+    char chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_add(&text, chunk, got);
     fclose(f);
+    const char *p = text.p ? text.p : "";
+    buf rec = {0};
+    size_t off[MAX_FIELDS + 3];
+    int nf;
+    bool first = true;
+    while (csv_record(&p, &rec, off, &nf, MAX_FIELDS + 3)) {
+        bool header = first && nf > 0 && strcmp(rec.p + off[0], "page") == 0;
+        first = false;
+        /* page, the fields, error, message: an error row has its error column set */
+        if (header || nf < 3 || rec.p[off[nf - 2]] != '\0')
+            continue;
+        resume_mark(c, rec.p + off[0], skipped);
+    }
+    free(rec.p);
+    free(text.p);
     return 0;
 }
 
