@@ -1430,12 +1430,12 @@ static int model_default_concurrency(enum model m) {
 
 /* --- signals ---------------------------------------------------------------------- */
 
-static crawl *volatile g_crawl;
-static volatile sig_atomic_t g_sigints;
+/* Lock-free atomics are safe in a signal handler and between threads alike. */
+static atomic_int g_sigints;
 
 static void on_sigint(int sig) {
     (void)sig;
-    if (++g_sigints >= 2) {
+    if (atomic_fetch_add(&g_sigints, 1) + 1 >= 2) {
         static const char m[] = "braid crawl: interrupted again, exiting now\n";
         ssize_t w = write(2, m, sizeof m - 1);
         (void)w;
@@ -1488,8 +1488,9 @@ static void watch(void *arg) {
     int seen = 0;
     int64_t next_bar = 0;
     while (br_event_wait(&wt->done, br_deadline_after(50 * 1000000)) == BR_ETIMEDOUT) {
-        if (g_sigints > seen) {
-            seen = g_sigints;
+        int now = atomic_load(&g_sigints);
+        if (now > seen) {
+            seen = now;
             crawl_stop(wt->c, 1);
         }
         if (wt->tty && br_now() >= next_bar) {
@@ -2114,7 +2115,7 @@ int braid_crawl_main(int argc, char **argv) {
     struct sigaction sa = {0}, old;
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    g_sigints = 0;
+    atomic_store(&g_sigints, 0);
     sigaction(SIGINT, &sa, &old);
     run_stats st = {0};
     int rc = crawl_run(&o, urls, nurls, f, NULL, o.resume, &st);
@@ -2129,7 +2130,7 @@ int braid_crawl_main(int argc, char **argv) {
         fprintf(stderr, "braid crawl: %s\n", br_strerror(rc));
         status = 1;
     } else {
-        status = st.failed > 0 || st.interrupted || g_sigints > 0 ? 1 : 0;
+        status = st.failed > 0 || st.interrupted || atomic_load(&g_sigints) > 0 ? 1 : 0;
     }
 out:
     for (int i = 0; i < nurls; i++)
