@@ -26,6 +26,8 @@ static const command commands[] = {
 #ifdef BRAID_APP_HTTP
     {"serve", "the tutorials' Flask service (/is_prime, /, /hello) or the crawl fixture",
      braid_serve_main, braid_serve_usage},
+    {"crawl", "fetch pages and extract records (the tutorials' crawler, six models)",
+     braid_crawl_main, braid_crawl_usage},
 #endif
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
