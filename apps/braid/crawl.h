@@ -1,4 +1,4 @@
-/* crawl.h: `braid crawl`, the tutorials' blog crawler as a tool (crawl.c; docs/apps-crawl.md).
+/* crawl.h: `braid crawl`, the tutorials' blog crawler as a tool (crawl.c; docs/apps-crawl.md, docs/apps.md).
  *
  * What other parts of the braid program and the tests call: the command itself, its
  * usage text, and the W9 benchmark entry `braid compare` uses.
