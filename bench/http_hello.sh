@@ -66,11 +66,11 @@ nginx)
 *) echo "unknown kind $KIND" >&2; exit 2 ;;
 esac
 
-for _ in $(seq 1 100); do
+for _ in $(seq 1 400); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
     sleep 0.05
 done
-body=$(curl -s --max-time 5 "$URL")
+body=$(curl -s --max-time 5 "$URL" || true)
 [[ $body == "Hello, World!" ]] || { echo "unexpected body: '$body'" >&2; exit 1; }
 
 timeout 30 wrk -t1 -c50 -d2s "$URL" > /dev/null

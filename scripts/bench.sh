@@ -17,7 +17,7 @@
 # in any round is "not available", never a failure of the run. Results also go, one
 # JSON object a line, to $BUILD/bench-results/<UTC time>.jsonl (and latest.jsonl).
 #
-# SELECT: workload ids (W1 W2 W3 W4 W5 W6 W7 W8 N1 N2 N3 N4 N5 N6 MP; a figure answers to every id of its
+# SELECT: workload ids (W1 W2 W3 W4 W5 W6 W7 W8 W9 W10 N1 N2 N3 N4 N5 N6 MP; a figure answers to every id of its
 # BENCH.md goal row, so W3 also runs N2's throughput), program names (lock queue pool
 # primes fib aio coro echo) or figure ids (--list shows them). Nothing selected: everything but the
 # loaded twins.
@@ -140,8 +140,11 @@ check_spinners() {
     return 0
 }
 SBS_PID=""
+SERVER_PIDS=()   # W9's servers (a braid fixture server, nginx), started once when needed
 cleanup() {
     [[ -n $SBS_PID ]] && kill "$SBS_PID" 2>/dev/null
+    local p
+    for p in "${SERVER_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     check_spinners
     rm -rf "$CAPROOT"
 }
@@ -677,6 +680,104 @@ run
 fig N5.echo-stream "N5" higher "(extra) TCP echo, 256 MiB through one connection (MB/s)" "" "" ""
 subject bench_echo stream stream/mb_per_s
 echo_peers stream mb_per_s
+run
+
+# --- the http layer and the apps (issue 12): W9, W10, N5's hello --------------------------
+# W9's servers, started once, when the first W9 figure runs: `braid serve --fixture
+# --latency 100` (W9's latency-bound server; braid's crawl and the Python peer's crawl
+# both fetch from it) and nginx over the fixture's files (W9 "big", zero latency), the
+# Python peer's own configuration. The fixture's files and expected lines come from
+# bench/peers/fixture/gen_site.py (the peer's generator, in the tree).
+BRAID_PROG=$BUILD/apps/braid/braid
+W9_SITE=""; W9_SLOW=""; W9_NGINX=""
+w9_servers() {
+    [[ -n $W9_SITE ]] && return 0
+    W9_SITE=$CAPROOT/w9-site
+    chmod go+rx "$CAPROOT" # nginx's worker runs as another user when we are root
+    "$PYTHON" "$ROOT/bench/peers/fixture/gen_site.py" "$W9_SITE" > /dev/null || { W9_SITE=""; return 1; }
+    if [[ -x $BRAID_PROG ]]; then
+        "$BRAID_PROG" serve --fixture --latency 100 --port 0 > "$CAPROOT/w9-slow.url" 2> /dev/null &
+        SERVER_PIDS+=($!)
+        local i
+        for i in $(seq 1 100); do [[ -s $CAPROOT/w9-slow.url ]] && break; sleep 0.05; done
+        W9_SLOW=$(head -n 1 "$CAPROOT/w9-slow.url"); W9_SLOW=${W9_SLOW%/}
+    fi
+    if command -v nginx > /dev/null && [[ -f $PYDIR/nginx.conf.template ]]; then
+        local prefix=$CAPROOT/nginx port=$((20000 + RANDOM % 30000))
+        mkdir -p "$prefix"
+        sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" -e "s|@ROOT@|$W9_SITE|g" \
+            "$PYDIR/nginx.conf.template" > "$prefix/nginx.conf"
+        nginx -p "$prefix" -c "$prefix/nginx.conf" > "$prefix/out.log" 2>&1 &
+        SERVER_PIDS+=($!)
+        for i in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/hello.txt" > /dev/null 2>&1 && break; sleep 0.05; done
+        W9_NGINX=http://127.0.0.1:$port
+    fi
+}
+# run_w9: run(), with the servers up first (unless only listing or not selected)
+run_w9() {
+    if (( ! LIST )) && { selected || twin_selected; }; then w9_servers; fi
+    run
+}
+# A braid figure whose command is a script (bench/*.sh) running a built program:
+# F_PROG names that program, for the "not built" check.
+script_subject() { F_PROG=$1; TRIPLES+=(braid "$2" "$3"); }
+# A peer that is a command of its own (a script in bench/, a server kind)
+peer_cmd() { TRIPLES+=("$1" "$2" "$3"); }
+
+W9_GOAL="value<=0.25"
+W9_GOALTEXT="50 pages at +100 ms in at most 0.25 s"
+for model in async pipeline pool threads process; do
+    fig W9.crawl-$model "W9" lower "crawl of the fixture's 50 pages at +100 ms, $model model (s)" "" "$W9_GOAL" "$W9_GOALTEXT"
+    F_PROG=bench_crawl
+    if (( ! LIST )) && { selected || twin_selected; }; then w9_servers; fi
+    if [[ -n $W9_SLOW ]]; then
+        subject bench_crawl "--base $W9_SLOW/ --model $model" "$model/seconds"
+        case $model in
+            async) pyv=aiohttp-sem10 ;; pipeline) pyv=pipeline ;; pool) pyv=threadpool ;;
+            threads) pyv=thread-per-url ;; process) pyv=mp-pool4 ;;
+        esac
+        py python "w9_crawl.py" "--base $W9_SLOW --variant $pyv --parser lxml --out $CAPROOT/w9-py.tsv --expected $W9_SITE/expected.tsv --label slow" seconds
+    else
+        subject bench_crawl "--latency 100 --model $model" "$model/seconds"
+    fi
+    run
+done
+
+fig W9.big-shared "W9" higher "2,000 fetches from nginx, 50 in flight, one client (pages/s)" "" "ratio>=5:python" "at least 5x aiohttp's pages/s"
+F_PROG=bench_http_client
+if (( ! LIST )) && { selected || twin_selected; }; then w9_servers; fi
+if [[ -n $W9_NGINX ]]; then
+    subject bench_http_client "big-shared $W9_NGINX $W9_SITE" pages_per_s
+    py python w9_crawl.py "--base $W9_NGINX --variant big-shared --parser none --label nginx --expected $W9_SITE/expected.tsv" pages_per_s
+fi
+run
+
+fig W9.big-perpage "W9" higher "(extra) the same, a new client (connection) per fetch (pages/s)" "" "" ""
+F_PROG=bench_http_client
+if [[ -n $W9_NGINX ]]; then
+    subject bench_http_client "big-perpage $W9_NGINX $W9_SITE" pages_per_s
+    py python w9_crawl.py "--base $W9_NGINX --variant big-perpage --parser none --label nginx --expected $W9_SITE/expected.tsv" pages_per_s
+fi
+run
+
+# N5 / W10 hello: braid's server under wrk beside nginx, Go net/http and libuv's minimal
+# responder (bench/http_hello.sh builds nothing: the peers come from PEERS_BIN)
+fig N5.hello "N5 W10" higher "HTTP hello route, wrk -t1 -c50 -d10s (requests/s)" "" "ratio>1:nginx,go" "above nginx and Go (libuv's minimal responder: the stretch)"
+script_subject bench_http_server "$ROOT/bench/http_hello.sh braid" requests_per_s
+command -v nginx > /dev/null && peer_cmd nginx "$ROOT/bench/http_hello.sh nginx" requests_per_s || SKIPPED+=(nginx)
+[[ -x ${PEERS_BIN:-/tmp/braid-peers}/n5_http_go ]] && peer_cmd go "$ROOT/bench/http_hello.sh go" requests_per_s || SKIPPED+=(go)
+[[ -x ${PEERS_BIN:-/tmp/braid-peers}/n5_uv_http ]] && peer_cmd libuv "$ROOT/bench/http_hello.sh uv" requests_per_s || SKIPPED+=(libuv)
+run
+
+# W10: the tutorials' service, braid serve against the Flask app, wrk -t1 -c10 -d10s
+fig W10.is_prime "W10" higher "GET /is_prime/2,3,5,7,11,13 on the process pool, wrk -t1 -c10 (requests/s)" "" "ratio>=50:flask" "at least 50x Flask's requests/s"
+script_subject ../apps/braid/braid "$ROOT/bench/w10.sh braid is_prime $BRAID_PROG" is_prime/rps
+[[ -x $PYTHON ]] && peer_cmd flask "$ROOT/bench/w10.sh flask is_prime" is_prime/rps || SKIPPED+=(flask)
+run
+
+fig W10.index "W10" higher "GET / fanning out 0.1/0.2/0.3 s reads to 6 pool threads (requests/s)" "" "" ""
+script_subject ../apps/braid/braid "$ROOT/bench/w10.sh braid index $BRAID_PROG" index/rps
+[[ -x $PYTHON ]] && peer_cmd flask "$ROOT/bench/w10.sh flask index" index/rps || SKIPPED+=(flask)
 run
 
 # --- summary -----------------------------------------------------------------------------
