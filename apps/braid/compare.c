@@ -67,6 +67,7 @@ typedef struct cmp_config {
     int python_calls;    /* W1's calls for the Python rows (the scale printed) */
     int64_t w9_latency;  /* W9: the fixture's added latency, 100 ms (10 ms with --quick) */
     int w9_concurrency;  /* W9: the crawl's concurrency, 10 as the tutorial's semaphore */
+    char w9_expected[64]; /* W9's expected.tsv for the Python peer ("" when none) */
     int threads;  /* the "threads" row's N: cpus, or --threads */
     int w1_calls; /* 100; 8 with --quick */
     int w2_first; /* fib(first..last): 25..34; 20..29 with --quick */
@@ -704,6 +705,81 @@ W9_MODEL(pipeline)
 W9_MODEL(pool)
 W9_MODEL(process)
 W9_MODEL(async)
+
+/* The tutorial's own crawler, the peer's w9_crawl.py, against the same server: a
+ * variant with the tutorial's parser (bs4), its output checked by the peer against the
+ * fixture's expected.tsv (written once per run, cfg->w9_expected). The peer prints one
+ * JSON object with "value" (seconds) and "lines"; it exits 1 when the lines differ. */
+static int py_w9(const cmp_config *cfg, cmp_run *out, const char *variant) {
+    char base[256];
+    snprintf(base, sizeof base, "%s", braid_fixture_server_url(w9_server));
+    size_t bl = strlen(base);
+    if (bl > 0 && base[bl - 1] == '/')
+        base[bl - 1] = '\0'; /* the peer appends "/page-NN.html" */
+    if (cfg->w9_expected[0] == '\0') {
+        snprintf(out->err, sizeof out->err, "no expected.tsv for the peer");
+        return BR_EFAILED;
+    }
+    const char *argv[] = {cfg->python, "w9_crawl.py", "--base", base, "--variant", variant,
+                          "--parser", "bs4", "--expected", cfg->w9_expected, NULL};
+    br_completed res;
+    int rc = br_run(argv, &(br_subprocess_opts){.capture_output = true,
+                                                .cwd = cfg->python_peers},
+                    &res);
+    out->total = W9_LINES;
+    out->workers = strcmp(variant, "serial") == 0        ? 1
+                   : strcmp(variant, "thread-per-url") == 0 ? W9_PAGES
+                   : strcmp(variant, "threadpool") == 0     ? (cfg->cpus + 4 < 32 ? cfg->cpus + 4 : 32)
+                   : strcmp(variant, "pipeline") == 0       ? 5
+                   : strcmp(variant, "mp-pool4") == 0       ? 4
+                                                            : 10;
+    const char *v = res.out != NULL ? strstr(res.out, "\"value\": ") : NULL;
+    const char *l = res.out != NULL ? strstr(res.out, "\"lines\": ") : NULL;
+    if (rc == 0 && (res.returncode != 0 || v == NULL || l == NULL)) {
+        snprintf(out->err, sizeof out->err, "w9_crawl.py exited %d: %.100s", res.returncode,
+                 res.err != NULL ? res.err : "");
+        rc = BR_EFAILED;
+    }
+    if (rc == 0) {
+        out->seconds = strtod(v + 9, NULL);
+        out->correct = strtol(l + 9, NULL, 10);
+    }
+    br_completed_destroy(&res);
+    return rc;
+}
+
+#define PY_W9(name, variant)                                                               \
+    static int py_w9_##name(const cmp_config *cfg, cmp_run *out) {                          \
+        return py_w9(cfg, out, variant);                                                   \
+    }                                                                                      \
+    static int py_w9_row_##name(const cmp_config *cfg, cmp_run *out) {                      \
+        return io_row(cfg, out, py_w9_##name);                                             \
+    }
+PY_W9(serial, "serial")
+PY_W9(threads, "thread-per-url")
+PY_W9(pool, "threadpool")
+PY_W9(pipeline, "pipeline")
+PY_W9(process, "mp-pool4")
+PY_W9(async, "aiohttp-sem10")
+
+/* expected.tsv for the peer, into a file of this run's own; "" when it can't be made. */
+static void write_expected(cmp_config *cfg) {
+    cfg->w9_expected[0] = '\0';
+    char *tsv;
+    size_t len;
+    if (braid_fixture_expected(&tsv, &len) != 0)
+        return;
+    char path[] = "/tmp/braid-compare-expected-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0) {
+        if (write(fd, tsv, len) == (ssize_t)len)
+            snprintf(cfg->w9_expected, sizeof cfg->w9_expected, "%s", path);
+        else
+            unlink(path);
+        close(fd);
+    }
+    free(tsv);
+}
 #endif
 
 /* --- the tables ----------------------------------------------------------------------- */
@@ -762,6 +838,12 @@ static const cmp_model models[] = {
     {"W9", "pool", "thread pool", w9_row_pool, false},
     {"W9", "process", "process pool", w9_row_process, false},
     {"W9", "async", "coroutines", w9_row_async, false},
+    {"W9", "serial", "Python: serial", py_w9_row_serial, true},
+    {"W9", "thread-per-url", "Python: thread per URL", py_w9_row_threads, true},
+    {"W9", "pipeline", "Python: pipeline", py_w9_row_pipeline, true},
+    {"W9", "threadpool", "Python: thread pool", py_w9_row_pool, true},
+    {"W9", "mp-pool4", "Python: process pool(4)", py_w9_row_process, true},
+    {"W9", "aiohttp-sem10", "Python: asyncio(10)", py_w9_row_async, true},
 #endif
 };
 enum { NMODELS = sizeof models / sizeof models[0] };
@@ -1164,6 +1246,7 @@ static void io_verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *
 static void w9_verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *buf,
                        size_t cap) {
     const cmp_row *best = NULL, *serial = find_row(rows, n, "W9", "serial"), *lean = NULL;
+    const cmp_row *pybest = NULL;
     int ran = 0, bad = 0;
     for (int i = 0; i < n; i++) {
         const cmp_row *r = &rows[i];
@@ -1176,6 +1259,11 @@ static void w9_verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *
         }
         if (strcmp(r->model->variant, "serial") == 0)
             continue;
+        if (r->model->python) {
+            if (pybest == NULL || r->run.seconds < pybest->run.seconds)
+                pybest = r;
+            continue;
+        }
         if (best == NULL || r->run.seconds < best->run.seconds)
             best = r;
         if (lean == NULL || r->run.mem_mib < lean->run.mem_mib)
@@ -1206,6 +1294,12 @@ static void w9_verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *
     if (len < cap && lean != NULL && lean != best)
         len += (size_t)snprintf(buf + len, cap - len, "; the leanest was %s (%.1f MiB, %.3f s)",
                                 lean->model->label, lean->run.mem_mib, lean->run.seconds);
+    if (len < cap && pybest != NULL)
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "; the tutorial's fastest Python version was %s, %.3f s "
+                                "(%.1f MiB): %.2fx braid's best",
+                                pybest->model->label, pybest->run.seconds,
+                                pybest->run.mem_mib, pybest->run.seconds / best->run.seconds);
     if (len < cap && bad > 0)
         snprintf(buf + len, cap - len, "; %d row%s failed or were noise, see the table", bad,
                  bad == 1 ? "" : "s");
@@ -1476,6 +1570,8 @@ int braid_compare_main(int argc, char **argv) {
                         "fail\n", br_err_name(src));
         w9_server = NULL;
     }
+    if (cfg.python_ok)
+        write_expected(&cfg);
 #endif
 
     cmp_row rows[NMODELS];
@@ -1510,6 +1606,8 @@ int braid_compare_main(int argc, char **argv) {
     if (w9_server != NULL)
         braid_fixture_server_stop(w9_server);
     w9_server = NULL;
+    if (cfg.w9_expected[0] != '\0')
+        unlink(cfg.w9_expected);
 #endif
     cfg.loadavg_end = read_loadavg();
 
