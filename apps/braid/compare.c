@@ -1441,7 +1441,8 @@ static int write_report(const cmp_config *cfg, const cmp_row *rows, int n, const
 
 void braid_compare_usage(void) {
     printf("usage: braid compare [--quick] [--json] [--threads N] [--rounds N]\n"
-           "                     [--report FILE | --no-report] [--with-python [--peers DIR]]\n"
+           "                     [--report FILE | --no-report]\n"
+           "                     [--with-python [--peers DIR] [--python PATH]]\n"
            "\n"
            "Runs the tutorials' experiments under every model braid has and prints a table\n"
            "(model, workers, seconds as the median of the rounds with their spread, speed-up,\n"
@@ -1469,6 +1470,7 @@ void braid_compare_usage(void) {
            "                 with W1's calls) in the same rounds, as rows marked Python\n"
            "  --peers DIR    the Python peers' directory (default $BRAID_PYTHON_PEERS, else\n"
            "                 ../shared/peers/python)\n"
+           "  --python PATH  the interpreter (default /usr/bin/python3)\n"
            "Exit status: 0 if every row ran and every result was correct, 1 if not.\n",
            br_cpu_count(), CMP_MAX_ROUNDS);
 }
@@ -1536,6 +1538,8 @@ int braid_compare_main(int argc, char **argv) {
             cfg.with_python = true;
         } else if (strcmp(argv[i], "--peers") == 0 && i + 1 < argc) {
             cfg.python_peers = argv[++i];
+        } else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc) {
+            cfg.python = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             braid_compare_usage();
             return 0;

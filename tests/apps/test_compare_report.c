@@ -260,4 +260,100 @@ static void report_in_chromium(void **state) {
     BR_CHECK_EQ(system(cmd), 0);
 }
 
-BR_TEST_MAIN(cmocka_unit_test(report_in_chromium))
+/* Runs compare with argv in a child, stdout and stderr into *out and *err (caller frees);
+ * its exit status. */
+static int run_capture(char **argv, int argc, char **out, char **err) {
+    char dir[] = "/tmp/braid-compare-test-XXXXXX";
+    BR_CHECK(mkdtemp(dir) != NULL);
+    char out_path[256], err_path[256];
+    snprintf(out_path, sizeof out_path, "%s/out.txt", dir);
+    snprintf(err_path, sizeof err_path, "%s/err.txt", dir);
+    fflush(NULL);
+    int saved = dup(STDERR_FILENO);
+    BR_CHECK(saved >= 0);
+    FILE *ef = fopen(err_path, "we");
+    BR_CHECK(ef != NULL);
+    BR_CHECK(dup2(fileno(ef), STDERR_FILENO) >= 0);
+    int rc = run_compare(argv, argc, out_path); /* the child inherits this stderr */
+    BR_CHECK(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    fclose(ef);
+    *out = slurp(out_path);
+    *err = slurp(err_path);
+    unlink(out_path);
+    unlink(err_path);
+    rmdir(dir);
+    return rc;
+}
+
+/* --with-python without an interpreter: a clear message, the braid rows, exit 0. */
+static void with_python_absent(void **state) {
+    (void)state;
+    char *argv[] = {"compare", "--quick", "--rounds", "1", "--no-report", "--with-python",
+                    "--python", "/nonexistent/python3", NULL};
+    char *out, *err;
+    BR_CHECK_EQ(run_capture(argv, 8, &out, &err), 0);
+    if (strstr(err, "--with-python: /nonexistent/python3 isn't there, so the Python rows "
+                    "are left out") == NULL)
+        fail_msg("stderr: %s", err);
+    BR_CHECK(strstr(out, "Python:") == NULL);
+    BR_CHECK(strstr(out, "one thread") != NULL);
+    BR_CHECK(strstr(out, "\nreport: ") == NULL); /* --no-report */
+    free(out);
+    free(err);
+}
+
+/* --with-python with the peers (BRAID_PYTHON_PEERS, else ../shared/peers/python from the
+ * source tree's parent): the Python W1 rows, all correct, in the same table and the
+ * report, their bars marked. Skipped where the peers aren't. */
+static void with_python_rows(void **state) {
+    (void)state;
+    const char *peers = getenv("BRAID_PYTHON_PEERS");
+    char buf[512];
+    if (peers == NULL || peers[0] == '\0') {
+        /* this file is SRC/tests/apps/test_compare_report.c: SRC/../shared/peers/python */
+        snprintf(buf, sizeof buf, "%s", __FILE__);
+        char *slash = strrchr(buf, '/');
+        if (slash == NULL)
+            skip();
+        snprintf(slash, sizeof buf - (size_t)(slash - buf), "/../../../shared/peers/python");
+        peers = buf;
+    }
+    char probe[600];
+    snprintf(probe, sizeof probe, "%s/w1_primes.py", peers);
+    if (access("/usr/bin/python3", X_OK) != 0 || access(probe, R_OK) != 0) {
+        fprintf(stderr, "skipped: no /usr/bin/python3 or no %s\n", probe);
+        skip();
+    }
+    char html[] = "/tmp/braid-compare-py-XXXXXX";
+    int fd = mkstemp(html);
+    BR_CHECK(fd >= 0);
+    close(fd);
+    char *argv[] = {"compare", "--quick", "--rounds", "1", "--report", html,
+                    "--with-python", "--peers", (char *)peers, NULL};
+    char *out, *err;
+    BR_CHECK_EQ(run_capture(argv, 9, &out, &err), 0);
+    static const char *const labels[] = {"Python: one thread", "Python: thread pool",
+                                         "Python: process pool"};
+    for (int i = 0; i < 3; i++) {
+        char line[512];
+        const char *rest = find_line(out, "W1 is_prime x8", labels[i], line, sizeof line);
+        if (rest == NULL)
+            fail_msg("no row '%s' in:\n%s", labels[i], out);
+        BR_CHECK(strstr(rest, " 8/8 ok") != NULL);
+    }
+    BR_CHECK(strstr(out, "Python rows: the peer's w1_primes.py with 8 of its 100 calls") != NULL);
+    char *doc = slurp(html);
+    int py = 0;
+    for (const char *p = strstr(doc, "class=\"bar py"); p != NULL;
+         p = strstr(p + 1, "class=\"bar py"))
+        py++;
+    BR_CHECK(py >= 3); /* W1's three (and W9's six with the http layer) */
+    free(doc);
+    unlink(html);
+    free(out);
+    free(err);
+}
+
+BR_TEST_MAIN(cmocka_unit_test(report_in_chromium), cmocka_unit_test(with_python_absent),
+             cmocka_unit_test(with_python_rows))
