@@ -10,4 +10,11 @@ typedef int (*braid_cmd_fn)(int argc, char **argv);
 int braid_compare_main(int argc, char **argv);
 void braid_compare_usage(void);
 
+/* serve.c: the tutorials' Flask service, or the crawl fixture (needs the http layer). */
+int braid_serve_main(int argc, char **argv);
+void braid_serve_usage(void);
+/* crawl.c: the tutorials' crawler (crawl.h; needs the http layer). */
+int braid_crawl_main(int argc, char **argv);
+void braid_crawl_usage(void);
+
 #endif

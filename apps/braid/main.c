@@ -23,6 +23,12 @@ typedef struct command {
 static const command commands[] = {
     {"compare", "run the tutorials' CPU-bound experiment under each model, print a table",
      braid_compare_main, braid_compare_usage},
+#ifdef BRAID_APP_HTTP
+    {"serve", "the tutorials' Flask service (/is_prime, /, /hello) or the crawl fixture",
+     braid_serve_main, braid_serve_usage},
+    {"crawl", "fetch pages and extract records (the tutorials' crawler, six models)",
+     braid_crawl_main, braid_crawl_usage},
+#endif
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -1,0 +1,40 @@
+# http.fuzz_request: a libFuzzer target over the server's request parser
+# (tests/http/fuzz_request.c: src/http/parse.c and llhttp, nothing else), run for a
+# bounded time over the seed corpus; a crash, a sanitizer report or a broken invariant
+# fails it. It needs clang (libFuzzer is clang's), found with find_program; without
+# clang, or without the http part, there is no such test.
+#
+# The target is compiled by clang with its own flags (-fsanitize=fuzzer,address,
+# undefined), whatever the tree's compiler and sanitizer, so it is the same program in
+# every build tree. Under the TSan tree it is left out: libFuzzer doesn't link with
+# -fsanitize=thread (clang refuses fuzzer+thread), and the parser it exercises has no
+# threads for TSan to watch; the default and ASan trees run it.
+if(NOT BRAID_HAVE_HTTP OR BRAID_SANITIZE MATCHES "thread")
+  return()
+endif()
+find_program(BRAID_CLANG NAMES clang clang-16 clang-15 clang-14)
+if(NOT BRAID_CLANG)
+  message(STATUS "http.fuzz_request: no clang, no fuzz test")
+  return()
+endif()
+set(_fuzz_srcs ${CMAKE_CURRENT_SOURCE_DIR}/http/fuzz_request.c
+               ${PROJECT_SOURCE_DIR}/src/http/parse.c
+               ${BRAID_LLHTTP_DIR}/llhttp.c ${BRAID_LLHTTP_DIR}/api.c
+               ${BRAID_LLHTTP_DIR}/http.c)
+set(_fuzz_bin ${CMAKE_CURRENT_BINARY_DIR}/http_fuzz_request)
+add_custom_command(OUTPUT ${_fuzz_bin}
+  COMMAND ${BRAID_CLANG} -g -O1 -std=c11 -D_GNU_SOURCE -DBRAID_BUILDING=1
+          -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+          -I${PROJECT_SOURCE_DIR}/include -I${PROJECT_SOURCE_DIR}/src
+          -I${BRAID_LLHTTP_INCLUDE} ${_fuzz_srcs} -o ${_fuzz_bin}
+  DEPENDS ${_fuzz_srcs} ${PROJECT_SOURCE_DIR}/src/http/parse.h
+  COMMENT "Building the request parser's fuzz target with clang")
+add_custom_target(braid_fuzz_request ALL DEPENDS ${_fuzz_bin})
+math(EXPR _fuzz_timeout "120 * ${BRAID_TEST_TIMEOUT_MULTIPLIER}")
+# New inputs go to a scratch corpus in the build tree; the seeds are only read.
+add_test(NAME http.fuzz_request
+  COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
+          sh -c "mkdir -p fuzz_request_corpus && exec \"$0\" -max_total_time=20 -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 fuzz_request_corpus \"$1\""
+          ${_fuzz_bin} ${CMAKE_CURRENT_SOURCE_DIR}/http/fuzz_corpus
+  WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+set_tests_properties(http.fuzz_request PROPERTIES TIMEOUT ${_fuzz_timeout} LABELS http)
