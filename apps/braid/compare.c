@@ -720,12 +720,21 @@ static int py_w9(const cmp_config *cfg, cmp_run *out, const char *variant) {
         snprintf(out->err, sizeof out->err, "no expected.tsv for the peer");
         return BR_EFAILED;
     }
+    char outfile[] = "/tmp/braid-compare-w9-XXXXXX"; /* the peer's output, then checked */
+    int fd = mkstemp(outfile);
+    if (fd < 0) {
+        snprintf(out->err, sizeof out->err, "no temporary file: %s", strerror(errno));
+        return BR_EFAILED;
+    }
+    close(fd);
     const char *argv[] = {cfg->python, "w9_crawl.py", "--base", base, "--variant", variant,
-                          "--parser", "bs4", "--expected", cfg->w9_expected, NULL};
+                          "--parser", "bs4", "--out", outfile, "--expected", cfg->w9_expected,
+                          NULL};
     br_completed res;
     int rc = br_run(argv, &(br_subprocess_opts){.capture_output = true,
                                                 .cwd = cfg->python_peers},
                     &res);
+    unlink(outfile);
     out->total = W9_LINES;
     out->workers = strcmp(variant, "serial") == 0        ? 1
                    : strcmp(variant, "thread-per-url") == 0 ? W9_PAGES
@@ -737,7 +746,9 @@ static int py_w9(const cmp_config *cfg, cmp_run *out, const char *variant) {
     const char *l = res.out != NULL ? strstr(res.out, "\"lines\": ") : NULL;
     if (rc == 0 && (res.returncode != 0 || v == NULL || l == NULL)) {
         snprintf(out->err, sizeof out->err, "w9_crawl.py exited %d: %.100s", res.returncode,
-                 res.err != NULL ? res.err : "");
+                 res.err != NULL && res.err_len > 0 ? res.err
+                 : res.out != NULL                  ? res.out
+                                                    : "");
         rc = BR_EFAILED;
     }
     if (rc == 0) {
@@ -1281,15 +1292,16 @@ static void w9_verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *
     double lat = (double)cfg->w9_latency / BR_SEC;
     size_t len = (size_t)snprintf(
         buf, cap, "the %s model crawled %d pages at +%.0f ms each fastest, %.3f s (%.1f MiB): "
-                  "every concurrent model overlaps the waits, %d at a time, so it takes about "
-                  "%d x %.0f ms",
+                  "a concurrent model overlaps the waits, %d at a time (%d x %.0f ms of "
+                  "waiting at the least), and what it takes beyond that is fetching and "
+                  "parsing",
         best->model->label, W9_PAGES, lat * 1000, best->run.seconds, best->run.mem_mib,
         cfg->w9_concurrency, (W9_PAGES + cfg->w9_concurrency - 1) / cfg->w9_concurrency,
         lat * 1000);
     if (len < cap && serial != NULL && serial->ok && !serial->noise)
         len += (size_t)snprintf(buf + len, cap - len,
-                                ", where serial waits for each page in turn (%.3f s, at least "
-                                "%d x %.0f ms)",
+                                "; serial waits for each page in turn (%.3f s, %d x %.0f ms "
+                                "of it waiting)",
                                 serial->run.seconds, W9_PAGES, lat * 1000);
     if (len < cap && lean != NULL && lean != best)
         len += (size_t)snprintf(buf + len, cap - len, "; the leanest was %s (%.1f MiB, %.3f s)",
@@ -1298,7 +1310,9 @@ static void w9_verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *
         len += (size_t)snprintf(buf + len, cap - len,
                                 "; the tutorial's fastest Python version was %s, %.3f s "
                                 "(%.1f MiB): %.2fx braid's best",
-                                pybest->model->label, pybest->run.seconds,
+                                pybest->model->label + (strncmp(pybest->model->label,
+                                                                "Python: ", 8) == 0 ? 8 : 0),
+                                pybest->run.seconds,
                                 pybest->run.mem_mib, pybest->run.seconds / best->run.seconds);
     if (len < cap && bad > 0)
         snprintf(buf + len, cap - len, "; %d row%s failed or were noise, see the table", bad,
