@@ -679,12 +679,99 @@ static int py_w1_process(const cmp_config *cfg, cmp_run *out) {
 enum { W9_PAGES = 50, W9_LINES = 50 * 20 };
 
 #if CMP_HAVE_W9
-static braid_fixture_server *w9_server;
+/* The fixture server runs in a child process of its own, forked before any row runs:
+ * this process then has no thread of the server's when it forks the rows' children
+ * (a fork copies only the forking thread, and a loop thread's state half-copied is
+ * what a child must not meet), and a row's memory never includes the server's pages.
+ * The child starts the server, writes its URL (or "!" and the error) on a pipe, and
+ * serves until its control pipe reaches end of file; then it stops the server and
+ * exits. w9_url is "" when no server runs. */
+static char w9_url[128];
+static pid_t w9_pid = -1;
+static int w9_ctl = -1;
+
+static int w9_server_start(int64_t latency) {
+    int up[2], ctl[2];
+    w9_url[0] = '\0';
+    if (pipe2(up, O_CLOEXEC) != 0)
+        return BR_EFAILED;
+    if (pipe2(ctl, O_CLOEXEC) != 0) {
+        close(up[0]);
+        close(up[1]);
+        return BR_EFAILED;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(up[0]);
+        close(up[1]);
+        close(ctl[0]);
+        close(ctl[1]);
+        return BR_EFAILED;
+    }
+    if (pid == 0) {
+        close(up[0]);
+        close(ctl[1]);
+        braid_fixture_server *srv;
+        char msg[160];
+        int rc = braid_fixture_server_start("127.0.0.1", 0, latency, &srv);
+        if (rc == 0)
+            snprintf(msg, sizeof msg, "%s\n", braid_fixture_server_url(srv));
+        else
+            snprintf(msg, sizeof msg, "!%d\n", rc);
+        ssize_t w = write(up[1], msg, strlen(msg));
+        close(up[1]);
+        char c;
+        while (read(ctl[0], &c, 1) < 0 && errno == EINTR) {
+        }
+        if (rc == 0)
+            braid_fixture_server_stop(srv);
+        _exit(w > 0 && rc == 0 ? 0 : 1);
+    }
+    close(up[1]);
+    close(ctl[0]);
+    char buf[160];
+    size_t got = 0;
+    while (got + 1 < sizeof buf) {
+        ssize_t k = read(up[0], buf + got, sizeof buf - 1 - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        if (memchr(buf, '\n', got) != NULL)
+            break;
+    }
+    close(up[0]);
+    buf[got] = '\0';
+    w9_pid = pid;
+    w9_ctl = ctl[1];
+    if (got == 0 || buf[0] == '!' || buf[got - 1] != '\n' || got > sizeof w9_url) {
+        int rc = got > 1 && buf[0] == '!' ? (int)strtol(buf + 1, NULL, 10) : BR_EFAILED;
+        return rc != 0 ? rc : BR_EFAILED;
+    }
+    buf[got - 1] = '\0';
+    memcpy(w9_url, buf, got); /* got <= sizeof w9_url, checked above */
+    return 0;
+}
+
+static void w9_server_stop(void) {
+    if (w9_ctl >= 0)
+        close(w9_ctl); /* the child's read ends: it stops the server and exits */
+    w9_ctl = -1;
+    if (w9_pid > 0) {
+        int st;
+        while (waitpid(w9_pid, &st, 0) < 0 && errno == EINTR) {
+        }
+    }
+    w9_pid = -1;
+    w9_url[0] = '\0';
+}
 
 static int w9_crawl(const cmp_config *cfg, cmp_run *out, const char *model) {
     size_t lines = 0;
     double secs = 0;
-    int rc = braid_crawl_bench(model, braid_fixture_server_url(w9_server),
+    int rc = braid_crawl_bench(model, w9_url,
                                cfg->w9_concurrency, &secs, &lines, out->err,
                                sizeof out->err);
     out->seconds = secs;
@@ -712,7 +799,7 @@ W9_MODEL(async)
  * JSON object with "value" (seconds) and "lines"; it exits 1 when the lines differ. */
 static int py_w9(const cmp_config *cfg, cmp_run *out, const char *variant) {
     char base[256];
-    snprintf(base, sizeof base, "%s", braid_fixture_server_url(w9_server));
+    snprintf(base, sizeof base, "%s", w9_url);
     size_t bl = strlen(base);
     if (bl > 0 && base[bl - 1] == '/')
         base[bl - 1] = '\0'; /* the peer appends "/page-NN.html" */
@@ -1582,11 +1669,11 @@ int braid_compare_main(int argc, char **argv) {
 
     int exit_rc = 0;
 #if CMP_HAVE_W9
-    int src = braid_fixture_server_start("127.0.0.1", 0, cfg.w9_latency, &w9_server);
+    int src = w9_server_start(cfg.w9_latency);
     if (src != 0) {
+        w9_server_stop();
         fprintf(stderr, "braid compare: the fixture server didn't start (%s): the W9 rows "
                         "fail\n", br_err_name(src));
-        w9_server = NULL;
     }
     if (cfg.python_ok)
         write_expected(&cfg);
@@ -1609,7 +1696,7 @@ int braid_compare_main(int argc, char **argv) {
             cmp_run *r = &runs[i][k];
             *r = (cmp_run){.mem_mib = -1};
 #if CMP_HAVE_W9
-            if (strcmp(active[i]->workload, "W9") == 0 && w9_server == NULL) {
+            if (strcmp(active[i]->workload, "W9") == 0 && w9_url[0] == '\0') {
                 r->rc = BR_EFAILED;
                 snprintf(r->err, sizeof r->err, "no fixture server");
                 continue;
@@ -1621,9 +1708,7 @@ int braid_compare_main(int argc, char **argv) {
     if (progress)
         fprintf(stderr, "%70s\r", "");
 #if CMP_HAVE_W9
-    if (w9_server != NULL)
-        braid_fixture_server_stop(w9_server);
-    w9_server = NULL;
+    w9_server_stop();
     if (cfg.w9_expected[0] != '\0')
         unlink(cfg.w9_expected);
 #endif
