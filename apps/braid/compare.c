@@ -66,7 +66,7 @@ typedef struct cmp_config {
     const char *python_peers; /* the peers' directory (w1_primes.py) */
     int python_calls;    /* W1's calls for the Python rows (the scale printed) */
     int64_t w9_latency;  /* W9: the fixture's added latency, 100 ms (10 ms with --quick) */
-    int w9_concurrency;  /* W9: the crawl's concurrency, 10 as the tutorial's semaphore */
+    int w9_concurrency;  /* W9: the crawl's concurrency: 50, every page at once (--concurrency) */
     char w9_expected[64]; /* W9's expected.tsv for the Python peer ("" when none) */
     int threads;  /* the "threads" row's N: cpus, or --threads */
     int w1_calls; /* 100; 8 with --quick */
@@ -1572,6 +1572,7 @@ void braid_compare_usage(void) {
            "  --peers DIR    the Python peers' directory (default $BRAID_PYTHON_PEERS, else\n"
            "                 ../shared/peers/python)\n"
            "  --python PATH  the interpreter (default /usr/bin/python3)\n"
+           "  --concurrency N  W9's crawl concurrency (default 50: every page at once)\n"
            "Exit status: 0 if every row ran and every result was correct, 1 if not.\n",
            br_cpu_count(), CMP_MAX_ROUNDS);
 }
@@ -1606,7 +1607,7 @@ static bool python_ready(const cmp_config *cfg) {
 int braid_compare_main(int argc, char **argv) {
     cmp_config cfg = {.cpus = br_cpu_count(), .loadavg = read_loadavg(), .rounds = 3,
                       .report = "braid-report.html", .python = "/usr/bin/python3",
-                      .w9_concurrency = 10};
+                      .w9_concurrency = 50};
     read_cpu_model(cfg.cpu_model, sizeof cfg.cpu_model);
     cfg.python_peers = getenv("BRAID_PYTHON_PEERS");
     if (cfg.python_peers == NULL || cfg.python_peers[0] == '\0')
@@ -1639,6 +1640,11 @@ int braid_compare_main(int argc, char **argv) {
             cfg.with_python = true;
         } else if (strcmp(argv[i], "--peers") == 0 && i + 1 < argc) {
             cfg.python_peers = argv[++i];
+        } else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
+            if (parse_int(argv[++i], 1, 1000, &cfg.w9_concurrency) != 0) {
+                fprintf(stderr, "braid compare: --concurrency wants 1..1000\n");
+                return 2;
+            }
         } else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc) {
             cfg.python = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
