@@ -44,15 +44,30 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "report.h"
 #include "workloads.h"
 
 /* --- configuration ------------------------------------------------------------------ */
 
+enum { CMP_MAX_ROUNDS = 64 };
+
 typedef struct cmp_config {
     bool quick;
     bool json;
+    int rounds;     /* every row runs this often, rows interleaved (A B C A B C ...) */
     int cpus;       /* br_cpu_count() */
     double loadavg; /* the 1-minute load average at start; < 0 if unknown */
+    double loadavg_end; /* ... and at the end */
+    char cpu_model[128]; /* /proc/cpuinfo's model name, or "unknown CPU" */
+    const char *report;  /* the HTML report's path; NULL: none (--no-report) */
+    bool with_python;    /* --with-python: the Python peers' rows too */
+    bool python_ok;      /* ... and python3 and the peers' directory exist */
+    const char *python;  /* the interpreter: /usr/bin/python3 */
+    const char *python_peers; /* the peers' directory (w1_primes.py) */
+    int python_calls;    /* W1's calls for the Python rows (the scale printed) */
+    int64_t w9_latency;  /* W9: the fixture's added latency, 100 ms (10 ms with --quick) */
+    int w9_concurrency;  /* W9: the crawl's concurrency: 50, every page at once (--concurrency) */
+    char w9_expected[64]; /* W9's expected.tsv for the Python peer ("" when none) */
     int threads;  /* the "threads" row's N: cpus, or --threads */
     int w1_calls; /* 100; 8 with --quick */
     int w2_first; /* fib(first..last): 25..34; 20..29 with --quick */
@@ -69,6 +84,7 @@ typedef struct cmp_run {
     long correct, total;
     int rc; /* 0, or the braid error that stopped the run */
     double mem_mib; /* I/O rows: peak RSS above an idle child's (MiB); < 0 unknown */
+    char err[160];  /* what failed, when the failure has more to say than rc */
 } cmp_run;
 
 typedef struct cmp_model {
@@ -76,7 +92,34 @@ typedef struct cmp_model {
     const char *variant;  /* the peers' variant name where one exists ("single", "thread") */
     const char *label;    /* the table's model column */
     int (*run)(const cmp_config *cfg, cmp_run *out);
+    bool python;          /* a Python peer's row: only with --with-python */
 } cmp_model;
+
+/* The CPU's model name (/proc/cpuinfo's first "model name", as lscpu prints it). */
+static void read_cpu_model(char *buf, size_t cap) {
+    snprintf(buf, cap, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "re");
+    if (f == NULL)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "model name", 10) != 0)
+            continue;
+        char *v = strchr(line, ':');
+        if (v == NULL)
+            continue;
+        v++;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t n = strcspn(v, "\n");
+        while (n > 0 && v[n - 1] == ' ')
+            n--;
+        if (n > 0)
+            snprintf(buf, cap, "%.*s", (int)n, v);
+        break;
+    }
+    fclose(f);
+}
 
 /* Linux's 1-minute load average, so that a reader can tell a busy machine from a
  * model that doesn't scale; -1 where /proc/loadavg doesn't exist. */
@@ -557,6 +600,286 @@ static int io_row_coroutines(const cmp_config *cfg, cmp_run *out) {
     return io_row(cfg, out, io_coroutines);
 }
 
+/* --- Python: the tutorials' own programs, as rows of the same table ------------------- */
+
+/* The peer's w1_primes module, imported and run unchanged but for PRIMES, shortened to
+ * `calls` copies of the number (the peer has 100; the scale is printed). Prints
+ * "SECONDS CORRECT WORKERS": the timed call (the whole with block, as the peer times
+ * it), how many results were True, and the pool's size as Python chooses it. */
+static const char py_w1_script[] =
+    "import os, sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "import w1_primes\n"
+    "from bench_common import perf\n"
+    "v, n = sys.argv[2], int(sys.argv[3])\n"
+    "w1_primes.PRIMES = [112272535095293] * n\n"
+    "t0 = perf()\n"
+    "res = w1_primes.VARIANTS[v]()\n"
+    "t1 = perf()\n"
+    "cpus = os.cpu_count() or 1\n"
+    "workers = {'single': 1, 'thread': min(32, cpus + 4), 'process': cpus}[v]\n"
+    "print('%.6f %d %d' % (t1 - t0, sum(1 for x in res if x is True), workers))\n";
+
+static int py_w1(const cmp_config *cfg, cmp_run *out, const char *variant) {
+    char calls[16];
+    snprintf(calls, sizeof calls, "%d", cfg->python_calls);
+    const char *argv[] = {cfg->python, "-c", py_w1_script, cfg->python_peers, variant, calls,
+                          NULL};
+    br_completed res;
+    int rc = br_run(argv, &(br_subprocess_opts){.capture_output = true,
+                                                .cwd = cfg->python_peers},
+                    &res);
+    out->total = cfg->python_calls;
+    double secs = 0;
+    long correct = 0;
+    int workers = 0;
+    if (rc == 0 && (res.returncode != 0 || res.out == NULL ||
+                    sscanf(res.out, "%lf %ld %d", &secs, &correct, &workers) != 3)) {
+        snprintf(out->err, sizeof out->err, "python exited %d: %.100s", res.returncode,
+                 res.err != NULL ? res.err : "");
+        rc = BR_EFAILED;
+    }
+    br_completed_destroy(&res);
+    out->seconds = secs;
+    out->correct = correct;
+    out->workers = workers;
+    return rc;
+}
+
+static int py_w1_single(const cmp_config *cfg, cmp_run *out) {
+    return py_w1(cfg, out, "single");
+}
+
+static int py_w1_thread(const cmp_config *cfg, cmp_run *out) {
+    return py_w1(cfg, out, "thread");
+}
+
+static int py_w1_process(const cmp_config *cfg, cmp_run *out) {
+    return py_w1(cfg, out, "process");
+}
+
+/* --- W9: the I/O-bound crawl -------------------------------------------------------- */
+
+/* BENCH.md W9: the fixture's 50 pages (20 titled links each) behind the embedded fixture
+ * server with an added latency, crawled by every model `braid crawl` has; each round of
+ * each model in a forked child, as the IO rows, so that its peak RSS is its own. The
+ * server runs in this process (its own loop thread) for the whole experiment; the
+ * children connect to it over loopback. */
+#if defined(BRAID_APP_HTTP) && defined(__has_include)
+#if __has_include("crawl.h") && __has_include("fixture.h")
+#define CMP_HAVE_W9 1
+#include "crawl.h"
+#include "fixture.h"
+#endif
+#endif
+#ifndef CMP_HAVE_W9
+#define CMP_HAVE_W9 0
+#endif
+
+enum { W9_PAGES = 50, W9_LINES = 50 * 20 };
+
+#if CMP_HAVE_W9
+/* The fixture server runs in a child process of its own, forked before any row runs:
+ * this process then has no thread of the server's when it forks the rows' children
+ * (a fork copies only the forking thread, and a loop thread's state half-copied is
+ * what a child must not meet), and a row's memory never includes the server's pages.
+ * The child starts the server, writes its URL (or "!" and the error) on a pipe, and
+ * serves until its control pipe reaches end of file; then it stops the server and
+ * exits. w9_url is "" when no server runs. */
+static char w9_url[128];
+static pid_t w9_pid = -1;
+static int w9_ctl = -1;
+
+static int w9_server_start(int64_t latency) {
+    int up[2], ctl[2];
+    w9_url[0] = '\0';
+    if (pipe2(up, O_CLOEXEC) != 0)
+        return BR_EFAILED;
+    if (pipe2(ctl, O_CLOEXEC) != 0) {
+        close(up[0]);
+        close(up[1]);
+        return BR_EFAILED;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(up[0]);
+        close(up[1]);
+        close(ctl[0]);
+        close(ctl[1]);
+        return BR_EFAILED;
+    }
+    if (pid == 0) {
+        close(up[0]);
+        close(ctl[1]);
+        braid_fixture_server *srv;
+        char msg[160];
+        int rc = braid_fixture_server_start("127.0.0.1", 0, latency, &srv);
+        if (rc == 0)
+            snprintf(msg, sizeof msg, "%s\n", braid_fixture_server_url(srv));
+        else
+            snprintf(msg, sizeof msg, "!%d\n", rc);
+        ssize_t w = write(up[1], msg, strlen(msg));
+        close(up[1]);
+        char c;
+        while (read(ctl[0], &c, 1) < 0 && errno == EINTR) {
+        }
+        if (rc == 0)
+            braid_fixture_server_stop(srv);
+        _exit(w > 0 && rc == 0 ? 0 : 1);
+    }
+    close(up[1]);
+    close(ctl[0]);
+    char buf[160];
+    size_t got = 0;
+    while (got + 1 < sizeof buf) {
+        ssize_t k = read(up[0], buf + got, sizeof buf - 1 - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        if (memchr(buf, '\n', got) != NULL)
+            break;
+    }
+    close(up[0]);
+    buf[got] = '\0';
+    w9_pid = pid;
+    w9_ctl = ctl[1];
+    if (got == 0 || buf[0] == '!' || buf[got - 1] != '\n' || got > sizeof w9_url) {
+        int rc = got > 1 && buf[0] == '!' ? (int)strtol(buf + 1, NULL, 10) : BR_EFAILED;
+        return rc != 0 ? rc : BR_EFAILED;
+    }
+    buf[got - 1] = '\0';
+    memcpy(w9_url, buf, got); /* got <= sizeof w9_url, checked above */
+    return 0;
+}
+
+static void w9_server_stop(void) {
+    if (w9_ctl >= 0)
+        close(w9_ctl); /* the child's read ends: it stops the server and exits */
+    w9_ctl = -1;
+    if (w9_pid > 0) {
+        int st;
+        while (waitpid(w9_pid, &st, 0) < 0 && errno == EINTR) {
+        }
+    }
+    w9_pid = -1;
+    w9_url[0] = '\0';
+}
+
+static int w9_crawl(const cmp_config *cfg, cmp_run *out, const char *model) {
+    size_t lines = 0;
+    double secs = 0;
+    int rc = braid_crawl_bench(model, w9_url,
+                               cfg->w9_concurrency, &secs, &lines, out->err,
+                               sizeof out->err);
+    out->seconds = secs;
+    out->correct = (long)lines;
+    out->total = W9_LINES;
+    out->workers = strcmp(model, "serial") == 0 ? 1 : cfg->w9_concurrency;
+    return rc;
+}
+
+#define W9_MODEL(m)                                                                        \
+    static int w9_##m(const cmp_config *cfg, cmp_run *out) { return w9_crawl(cfg, out, #m); } \
+    static int w9_row_##m(const cmp_config *cfg, cmp_run *out) {                           \
+        return io_row(cfg, out, w9_##m);                                                   \
+    }
+W9_MODEL(serial)
+W9_MODEL(threads)
+W9_MODEL(pipeline)
+W9_MODEL(pool)
+W9_MODEL(process)
+W9_MODEL(async)
+
+/* The tutorial's own crawler, the peer's w9_crawl.py, against the same server: a
+ * variant with the tutorial's parser (bs4), its output checked by the peer against the
+ * fixture's expected.tsv (written once per run, cfg->w9_expected). The peer prints one
+ * JSON object with "value" (seconds) and "lines"; it exits 1 when the lines differ. */
+static int py_w9(const cmp_config *cfg, cmp_run *out, const char *variant) {
+    char base[256];
+    snprintf(base, sizeof base, "%s", w9_url);
+    size_t bl = strlen(base);
+    if (bl > 0 && base[bl - 1] == '/')
+        base[bl - 1] = '\0'; /* the peer appends "/page-NN.html" */
+    if (cfg->w9_expected[0] == '\0') {
+        snprintf(out->err, sizeof out->err, "no expected.tsv for the peer");
+        return BR_EFAILED;
+    }
+    char outfile[] = "/tmp/braid-compare-w9-XXXXXX"; /* the peer's output, then checked */
+    int fd = mkstemp(outfile);
+    if (fd < 0) {
+        snprintf(out->err, sizeof out->err, "no temporary file: %s", strerror(errno));
+        return BR_EFAILED;
+    }
+    close(fd);
+    const char *argv[] = {cfg->python, "w9_crawl.py", "--base", base, "--variant", variant,
+                          "--parser", "bs4", "--out", outfile, "--expected", cfg->w9_expected,
+                          NULL};
+    br_completed res;
+    int rc = br_run(argv, &(br_subprocess_opts){.capture_output = true,
+                                                .cwd = cfg->python_peers},
+                    &res);
+    unlink(outfile);
+    out->total = W9_LINES;
+    out->workers = strcmp(variant, "serial") == 0        ? 1
+                   : strcmp(variant, "thread-per-url") == 0 ? W9_PAGES
+                   : strcmp(variant, "threadpool") == 0     ? (cfg->cpus + 4 < 32 ? cfg->cpus + 4 : 32)
+                   : strcmp(variant, "pipeline") == 0       ? 5
+                   : strcmp(variant, "mp-pool4") == 0       ? 4
+                                                            : 10;
+    const char *v = res.out != NULL ? strstr(res.out, "\"value\": ") : NULL;
+    const char *l = res.out != NULL ? strstr(res.out, "\"lines\": ") : NULL;
+    if (rc == 0 && (res.returncode != 0 || v == NULL || l == NULL)) {
+        snprintf(out->err, sizeof out->err, "w9_crawl.py exited %d: %.100s", res.returncode,
+                 res.err != NULL && res.err_len > 0 ? res.err
+                 : res.out != NULL                  ? res.out
+                                                    : "");
+        rc = BR_EFAILED;
+    }
+    if (rc == 0) {
+        out->seconds = strtod(v + 9, NULL);
+        out->correct = strtol(l + 9, NULL, 10);
+    }
+    br_completed_destroy(&res);
+    return rc;
+}
+
+#define PY_W9(name, variant)                                                               \
+    static int py_w9_##name(const cmp_config *cfg, cmp_run *out) {                          \
+        return py_w9(cfg, out, variant);                                                   \
+    }                                                                                      \
+    static int py_w9_row_##name(const cmp_config *cfg, cmp_run *out) {                      \
+        return io_row(cfg, out, py_w9_##name);                                             \
+    }
+PY_W9(serial, "serial")
+PY_W9(threads, "thread-per-url")
+PY_W9(pool, "threadpool")
+PY_W9(pipeline, "pipeline")
+PY_W9(process, "mp-pool4")
+PY_W9(async, "aiohttp-sem10")
+
+/* expected.tsv for the peer, into a file of this run's own; "" when it can't be made. */
+static void write_expected(cmp_config *cfg) {
+    cfg->w9_expected[0] = '\0';
+    char *tsv;
+    size_t len;
+    if (braid_fixture_expected(&tsv, &len) != 0)
+        return;
+    char path[] = "/tmp/braid-compare-expected-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0) {
+        if (write(fd, tsv, len) == (ssize_t)len)
+            snprintf(cfg->w9_expected, sizeof cfg->w9_expected, "%s", path);
+        else
+            unlink(path);
+        close(fd);
+    }
+    free(tsv);
+}
+#endif
+
 /* --- the tables ----------------------------------------------------------------------- */
 
 static void w1_title(const cmp_config *cfg, char *buf, size_t cap) {
@@ -571,6 +894,10 @@ static void io_title(const cmp_config *cfg, char *buf, size_t cap) {
     snprintf(buf, cap, "IO %d x %d ms", cfg->io_tasks, (int)(cfg->io_wait / BR_MSEC));
 }
 
+static void w9_title(const cmp_config *cfg, char *buf, size_t cap) {
+    snprintf(buf, cap, "W9 %d pages +%dms", W9_PAGES, (int)(cfg->w9_latency / BR_MSEC));
+}
+
 typedef struct cmp_workload {
     const char *id;
     void (*title)(const cmp_config *cfg, char *buf, size_t cap); /* sizes included */
@@ -580,23 +907,42 @@ static const cmp_workload workloads[] = {
     {"W1", w1_title},
     {"W2", w2_title},
     {"IO", io_title},
+    {"W9", w9_title},
 };
 
 static const cmp_model models[] = {
-    /* W1: the first row of a workload is its baseline. */
-    {"W1", "single", "one thread", w1_single},
-    {"W1", "threads", "braid threads", w1_threads},
-    {"W1", "thread", "thread pool, map", w1_pool},
-    {"W1", "processes", "braid processes", w1_processes},
-    {"W1", "process", "process pool, map", w1_processpool},
+    /* W1: the first row of a workload (of braid's, of Python's) is its baseline. */
+    {"W1", "single", "one thread", w1_single, false},
+    {"W1", "threads", "braid threads", w1_threads, false},
+    {"W1", "thread", "thread pool, map", w1_pool, false},
+    {"W1", "processes", "braid processes", w1_processes, false},
+    {"W1", "process", "process pool, map", w1_processpool, false},
+    {"W1", "single", "Python: one thread", py_w1_single, true},
+    {"W1", "thread", "Python: thread pool", py_w1_thread, true},
+    {"W1", "process", "Python: process pool", py_w1_process, true},
     /* W2 */
-    {"W2", "serial", "one thread", w2_serial},
-    {"W2", "thread", "thread pool(3)", w2_pool},
-    {"W2", "process", "process pool(3)", w2_processpool},
+    {"W2", "serial", "one thread", w2_serial, false},
+    {"W2", "thread", "thread pool(3)", w2_pool, false},
+    {"W2", "process", "process pool(3)", w2_processpool, false},
     /* IO: waiting, not computing; each row in a child of its own (its own memory) */
-    {"IO", "threads", "thread per task", io_row_threads},
-    {"IO", "thread", "thread pool", io_row_pool},
-    {"IO", "coroutines", "coroutines", io_row_coroutines},
+    {"IO", "threads", "thread per task", io_row_threads, false},
+    {"IO", "thread", "thread pool", io_row_pool, false},
+    {"IO", "coroutines", "coroutines", io_row_coroutines, false},
+#if CMP_HAVE_W9
+    /* W9: the crawl, `braid crawl --model M` against the fixture; children as IO's */
+    {"W9", "serial", "serial", w9_row_serial, false},
+    {"W9", "threads", "threads", w9_row_threads, false},
+    {"W9", "pipeline", "pipeline", w9_row_pipeline, false},
+    {"W9", "pool", "thread pool", w9_row_pool, false},
+    {"W9", "process", "process pool", w9_row_process, false},
+    {"W9", "async", "coroutines", w9_row_async, false},
+    {"W9", "serial", "Python: serial", py_w9_row_serial, true},
+    {"W9", "thread-per-url", "Python: thread per URL", py_w9_row_threads, true},
+    {"W9", "pipeline", "Python: pipeline", py_w9_row_pipeline, true},
+    {"W9", "threadpool", "Python: thread pool", py_w9_row_pool, true},
+    {"W9", "mp-pool4", "Python: process pool(4)", py_w9_row_process, true},
+    {"W9", "aiohttp-sem10", "Python: asyncio(10)", py_w9_row_async, true},
+#endif
 };
 enum { NMODELS = sizeof models / sizeof models[0] };
 
@@ -610,92 +956,206 @@ static void workload_title(const cmp_config *cfg, const char *id, char *buf, siz
     snprintf(buf, cap, "%s", id);
 }
 
-/* --- output ----------------------------------------------------------------------------- */
+/* --- rounds and statistics --------------------------------------------------------------- */
 
 typedef struct cmp_row {
     const cmp_model *model;
-    cmp_run run;
+    cmp_run run;        /* the row's summary: seconds and mem_mib are the medians, rc the
+                         * first round's error, correct the worst round's */
+    braid_stats secs;   /* over the rounds that ran */
+    braid_stats mem;
     double speedup, efficiency;
-    bool ok; /* ran, and every result correct */
+    bool ok;            /* every round ran, and every result of each was correct */
+    bool noise;         /* not physical: left out of the verdicts */
+    char flag[96];      /* why, for the tables */
 } cmp_row;
 
-static bool is_io(const cmp_row *r) { return strcmp(r->model->workload, "IO") == 0; }
+static bool is_io(const cmp_row *r) {
+    return strcmp(r->model->workload, "IO") == 0 || strcmp(r->model->workload, "W9") == 0;
+}
 
-/* The I/O-bound table: seconds and memory, no speed-up (nothing computes). */
-static void print_io_table(const cmp_config *cfg, const cmp_row *rows, int n) {
-    printf("\nI/O-bound work: %d tasks that each wait %d ms (a thread pool of %d: %d rounds)\n\n",
-           cfg->io_tasks, (int)(cfg->io_wait / BR_MSEC), cfg->io_pool,
-           (cfg->io_tasks + cfg->io_pool - 1) / cfg->io_pool);
-    printf("%-20s %-18s %7s %9s %10s  %s\n", "workload", "model", "workers", "seconds",
-           "memory", "results");
-    for (int i = 0; i < n; i++) {
-        const cmp_row *r = &rows[i];
-        if (!is_io(r))
-            continue;
-        char title[64];
-        workload_title(cfg, r->model->workload, title, sizeof title);
-        if (r->run.rc != 0) {
-            printf("%-20s %-18s %7d %9s %10s  error %s\n", title, r->model->label,
-                   r->run.workers, "-", "-", br_err_name(r->run.rc));
+static bool is_wl(const cmp_row *r, const char *wl) {
+    return strcmp(r->model->workload, wl) == 0;
+}
+
+/* The least time a waiting row can take: a wait can't end before it began. IO: one wait
+ * (a pool: one per round); W9: one latency (serial: one per page). Below that is a
+ * clock or a measuring fault, flagged like an efficiency above 1. */
+static double io_floor(const cmp_config *cfg, const cmp_row *r) {
+    const char *v = r->model->variant;
+    if (is_wl(r, "IO")) {
+        double w = (double)cfg->io_wait / BR_SEC;
+        return strcmp(v, "thread") == 0 && r->run.workers > 0
+                   ? w * ((cfg->io_tasks + r->run.workers - 1) / r->run.workers)
+                   : w;
+    }
+    double l = (double)cfg->w9_latency / BR_SEC;
+    return strcmp(v, "serial") == 0 ? l * W9_PAGES : l;
+}
+
+/* Folds a row's rounds into its summary (see cmp_row). */
+static void summarize(cmp_row *r, const cmp_run *runs, int n) {
+    double secs[CMP_MAX_ROUNDS], mem[CMP_MAX_ROUNDS];
+    int ran = 0, rc = 0;
+    long worst = -1;
+    r->run = runs[0];
+    for (int k = 0; k < n; k++) {
+        if (runs[k].rc != 0) {
+            if (rc == 0) {
+                rc = runs[k].rc;
+                memcpy(r->run.err, runs[k].err, sizeof r->run.err);
+            }
             continue;
         }
-        char results[32];
-        snprintf(results, sizeof results, "%ld/%ld %s", r->run.correct, r->run.total,
-                 r->ok ? "ok" : "WRONG");
-        printf("%-20s %-18s %7d %9.3f %6.1f MiB  %s\n", title, r->model->label,
-               r->run.workers, r->run.seconds, r->run.mem_mib, results);
+        secs[ran] = runs[k].seconds;
+        mem[ran] = runs[k].mem_mib;
+        ran++;
+        if (worst < 0 || runs[k].correct < worst)
+            worst = runs[k].correct;
+        r->run.workers = runs[k].workers;
+        r->run.total = runs[k].total;
     }
-    printf("\nmemory: peak RSS of a child process running the row (wait4's ru_maxrss), "
-           "minus an idle child's\n");
+    r->run.rc = rc;
+    r->run.correct = worst < 0 ? 0 : worst;
+    if (ran > 0) {
+        braid_stats_of(secs, ran, &r->secs);
+        braid_stats_of(mem, ran, &r->mem);
+    }
+    r->run.seconds = r->secs.median;
+    r->run.mem_mib = ran > 0 ? r->mem.median : -1;
+    r->ok = rc == 0 && ran == n && r->run.correct == r->run.total;
+}
+
+/* Speed-up against the workload's first row of the same kind (braid's or Python's),
+ * median against median; then the physical checks. */
+static void judge(const cmp_config *cfg, cmp_row *rows, int n) {
+    for (int i = 0; i < n; i++) {
+        cmp_row *r = &rows[i];
+        const cmp_row *base = NULL;
+        for (int j = 0; j <= i && base == NULL; j++)
+            if (is_wl(&rows[j], r->model->workload) &&
+                rows[j].model->python == r->model->python)
+                base = &rows[j];
+        if (r->secs.n == 0 || base->secs.n == 0 || r->run.seconds <= 0)
+            continue;
+        r->speedup = base->run.seconds / r->run.seconds;
+        if (is_io(r)) {
+            double floor_s = io_floor(cfg, r);
+            if (r->secs.median < floor_s * 0.99) {
+                r->noise = true;
+                snprintf(r->flag, sizeof r->flag, "noise: %.3f s is below the %.3f s of waiting",
+                         r->secs.median, floor_s);
+            }
+            continue; /* waiting uses no CPU: no parallel efficiency */
+        }
+        if (!braid_speedup_physical(r->speedup, r->run.workers, cfg->cpus, &r->efficiency)) {
+            r->noise = true;
+            snprintf(r->flag, sizeof r->flag, "noise: efficiency %.2f > 1 on %d CPU%s",
+                     r->efficiency, cfg->cpus, cfg->cpus == 1 ? "" : "s");
+        }
+    }
+}
+
+/* --- output ----------------------------------------------------------------------------- */
+
+static void spread_text(const cmp_row *r, char *buf, size_t cap) {
+    if (r->secs.n == 0)
+        snprintf(buf, cap, "-");
+    else
+        snprintf(buf, cap, "%.3f..%.3f", r->secs.min, r->secs.max);
+}
+
+static void machine_line(const cmp_config *cfg, char *buf, size_t cap) {
+    char load[96] = "load average unknown";
+    if (cfg->loadavg >= 0)
+        snprintf(load, sizeof load, "load average %.2f at start, %.2f at end", cfg->loadavg,
+                 cfg->loadavg_end);
+    snprintf(buf, cap, "%s, %d CPU%s, %s; %d round%s, rows interleaved; "
+                       "figures are medians, spread min..max",
+             cfg->cpu_model, cfg->cpus, cfg->cpus == 1 ? "" : "s", load, cfg->rounds,
+             cfg->rounds == 1 ? "" : "s");
+}
+
+/* The I/O-bound tables: seconds and memory, no speed-up (nothing computes). */
+static void print_io_rows(const cmp_config *cfg, const cmp_row *rows, int n, const char *wl) {
+    printf("%-20s %-24s %7s %9s %13s %10s  %s\n", "workload", "model", "workers", "seconds",
+           "spread", "memory", "results");
+    for (int i = 0; i < n; i++) {
+        const cmp_row *r = &rows[i];
+        if (!is_wl(r, wl))
+            continue;
+        char title[64], spread[48];
+        workload_title(cfg, r->model->workload, title, sizeof title);
+        spread_text(r, spread, sizeof spread);
+        if (r->run.rc != 0) {
+            printf("%-20s %-24s %7d %9s %13s %10s  error %s%s%s\n", title, r->model->label,
+                   r->run.workers, "-", "-", "-", br_err_name(r->run.rc),
+                   r->run.err[0] ? ": " : "", r->run.err);
+            continue;
+        }
+        printf("%-20s %-24s %7d %9.3f %13s %6.1f MiB  %ld/%ld %s%s%s\n", title, r->model->label,
+               r->run.workers, r->run.seconds, spread, r->run.mem_mib, r->run.correct,
+               r->run.total, r->ok ? "ok" : "WRONG", r->noise ? "  " : "", r->noise ? r->flag : "");
+    }
 }
 
 static void print_table(const cmp_config *cfg, const cmp_row *rows, int n) {
-    char load[48] = "";
-    if (cfg->loadavg >= 0)
-        snprintf(load, sizeof load, ", load average %.2f at start", cfg->loadavg);
-    printf("braid compare: CPU-bound work under each model, on this machine (%d CPU%s%s%s)\n\n",
-           cfg->cpus, cfg->cpus == 1 ? "" : "s", load,
-           cfg->quick ? "; --quick: small sizes" : "");
-    printf("%-20s %-18s %7s %9s %9s %10s  %s\n", "workload", "model", "workers", "seconds",
-           "speed-up", "efficiency", "results");
+    char machine[384];
+    machine_line(cfg, machine, sizeof machine);
+    printf("braid compare: CPU-bound work under each model, on this machine%s\n",
+           cfg->quick ? " (--quick: small sizes)" : "");
+    printf("machine: %s\n\n", machine);
+    printf("%-20s %-24s %7s %9s %13s %9s %10s  %s\n", "workload", "model", "workers",
+           "seconds", "spread", "speed-up", "efficiency", "results");
     for (int i = 0; i < n; i++) {
         const cmp_row *r = &rows[i];
         if (is_io(r))
             continue;
-        char title[64];
+        char title[64], spread[48];
         workload_title(cfg, r->model->workload, title, sizeof title);
+        spread_text(r, spread, sizeof spread);
         if (r->run.rc != 0) {
-            printf("%-20s %-18s %7d %9s %9s %10s  error %s\n", title, r->model->label,
-                   r->run.workers, "-", "-", "-", br_err_name(r->run.rc));
+            printf("%-20s %-24s %7d %9s %13s %9s %10s  error %s%s%s\n", title, r->model->label,
+                   r->run.workers, "-", "-", "-", "-", br_err_name(r->run.rc),
+                   r->run.err[0] ? ": " : "", r->run.err);
             continue;
         }
-        char results[32];
-        snprintf(results, sizeof results, "%ld/%ld %s", r->run.correct, r->run.total,
-                 r->ok ? "ok" : "WRONG");
-        printf("%-20s %-18s %7d %9.3f %8.2fx %10.2f  %s\n", title, r->model->label,
-               r->run.workers, r->run.seconds, r->speedup, r->efficiency, results);
+        printf("%-20s %-24s %7d %9.3f %13s %8.2fx %10.2f  %ld/%ld %s%s%s\n", title,
+               r->model->label, r->run.workers, r->run.seconds, spread, r->speedup,
+               r->efficiency, r->run.correct, r->run.total, r->ok ? "ok" : "WRONG",
+               r->noise ? "  " : "", r->noise ? r->flag : "");
     }
-    printf("\nspeed-up: against the workload's one-thread row; "
-           "efficiency: speed-up / min(workers, %d CPU%s)\n",
+    printf("\nspeed-up: median against the median of the workload's one-thread row (Python's "
+           "against Python's); efficiency: speed-up / min(workers, %d CPU%s); above 1 is "
+           "not physical and is flagged as noise, left out of the verdict\n",
            cfg->cpus, cfg->cpus == 1 ? "" : "s");
+    if (cfg->with_python && cfg->python_ok)
+        printf("Python rows: the peer's w1_primes.py with %d of its 100 calls\n",
+               cfg->python_calls);
 }
 
 static void print_json(const cmp_config *cfg, const cmp_row *rows, int n) {
     for (int i = 0; i < n; i++) {
         const cmp_row *r = &rows[i];
-        printf("{\"workload\": \"%s\", \"variant\": \"%s\", \"impl\": \"braid\", "
+        printf("{\"workload\": \"%s\", \"variant\": \"%s\", \"impl\": \"%s\", "
                "\"model\": \"%s\", \"metric\": \"seconds\", \"value\": %.4f, \"unit\": \"s\", "
-               "\"workers\": %d, \"speedup\": %.3f, \"efficiency\": %.3f, "
+               "\"min\": %.4f, \"max\": %.4f, \"rounds\": %d, "
+               "\"workers\": %d, \"speedup\": %.3f, \"efficiency\": %.3f, \"noise\": %s, "
                "\"correct\": %ld, \"total\": %ld, \"ok\": %s, \"error\": %s%s%s, "
                "\"cpus\": %d, \"quick\": %s",
-               r->model->workload, r->model->variant, r->model->label, r->run.seconds,
-               r->run.workers, r->speedup, r->efficiency, r->run.correct, r->run.total,
-               r->ok ? "true" : "false", r->run.rc ? "\"" : "",
+               r->model->workload, r->model->variant, r->model->python ? "python" : "braid",
+               r->model->label, r->run.seconds, r->secs.min, r->secs.max, r->secs.n,
+               r->run.workers, r->speedup, r->efficiency, r->noise ? "true" : "false",
+               r->run.correct, r->run.total, r->ok ? "true" : "false", r->run.rc ? "\"" : "",
                r->run.rc ? br_err_name(r->run.rc) : "null", r->run.rc ? "\"" : "", cfg->cpus,
                cfg->quick ? "true" : "false");
-        if (is_io(r))
+        if (is_wl(r, "IO"))
             printf(", \"memory_mib\": %.1f, \"wait_ms\": %d", r->run.rc == 0 ? r->run.mem_mib : -1.0,
                    (int)(cfg->io_wait / BR_MSEC));
+        if (is_wl(r, "W9"))
+            printf(", \"memory_mib\": %.1f, \"latency_ms\": %d, \"pages\": %d",
+                   r->run.rc == 0 ? r->run.mem_mib : -1.0, (int)(cfg->w9_latency / BR_MSEC),
+                   W9_PAGES);
         printf("}\n");
     }
 }
@@ -712,7 +1172,7 @@ static void row_phrase(const cmp_row *r, char *buf, size_t cap) {
 static const cmp_row *find_row(const cmp_row *rows, int n, const char *workload,
                               const char *variant) {
     for (int i = 0; i < n; i++)
-        if (strcmp(rows[i].model->workload, workload) == 0 &&
+        if (!rows[i].model->python && strcmp(rows[i].model->workload, workload) == 0 &&
             strcmp(rows[i].model->variant, variant) == 0)
             return &rows[i];
     return NULL;
@@ -721,7 +1181,7 @@ static const cmp_row *find_row(const cmp_row *rows, int n, const char *workload,
 /* The verdict's second half: what the process rows show. Processes scale CPU-bound
  * work as threads do in C (no GIL either way); what they add is the cost of starting a
  * process and copying arguments and results, which W2's short tasks show against the
- * thread pool. */
+ * thread pool. A row flagged as noise says nothing either way. */
 static void process_verdict(const cmp_row *rows, int n, char *buf, size_t cap) {
     const cmp_row *procs = find_row(rows, n, "W1", "processes");
     const cmp_row *ppool = find_row(rows, n, "W1", "process");
@@ -734,12 +1194,22 @@ static void process_verdict(const cmp_row *rows, int n, char *buf, size_t cap) {
         snprintf(buf + len, cap - len, "; a process row failed, see the table");
         return;
     }
-    double best = procs->speedup > ppool->speedup ? procs->speedup : ppool->speedup;
-    len += (size_t)snprintf(buf + len, cap - len,
-                            "; %s: %.2fx in %d braid processes, %.2fx in the process pool",
-                            best >= 1.2 ? "processes scale it too"
-                                        : "processes gave no more here (the same CPUs)",
-                            procs->speedup, procs->run.workers, ppool->speedup);
+    if (procs->noise && ppool->noise) {
+        snprintf(buf + len, cap - len, "; both process rows were noise this run (see the "
+                                       "table), so nothing is said about processes");
+        return;
+    }
+    const cmp_row *top = procs->noise ? ppool : ppool->noise ? procs
+                       : procs->speedup > ppool->speedup ? procs : ppool;
+    len += (size_t)snprintf(buf + len, cap - len, "; %s: %.2fx %s",
+                            top->speedup >= 1.2 ? "processes scale it too"
+                                                : "processes gave no more here (the same CPUs)",
+                            top->speedup,
+                            top == procs ? "in braid processes" : "in the process pool");
+    const cmp_row *other = top == procs ? ppool : procs;
+    if (len < cap && !other->noise)
+        len += (size_t)snprintf(buf + len, cap - len, ", %.2fx %s", other->speedup,
+                                other == procs ? "in braid processes" : "in the process pool");
     if (len < cap && t2 && p2 && t2->ok && p2->ok)
         snprintf(buf + len, cap - len,
                  ", and pay for starting processes and copying arguments and results "
@@ -748,18 +1218,22 @@ static void process_verdict(const cmp_row *rows, int n, char *buf, size_t cap) {
 }
 
 /* The headline: what the W1 rows show about threads and CPU-bound work. The rows that
- * count are W1's in-process threaded ones (variants "threads" and "thread"); the best
- * of them leads, the others follow. */
+ * count are W1's in-process threaded ones (variants "threads" and "thread") that are
+ * physical; the best of them leads, the others follow. */
 static void verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *buf,
                     size_t cap) {
     const cmp_row *threaded[8];
-    int nt = 0, best = -1;
+    int nt = 0, best = -1, noisy = 0;
     for (int i = 0; i < n && nt < 8; i++) {
         const cmp_row *r = &rows[i];
-        if (strcmp(r->model->workload, "W1") != 0 || !r->ok ||
+        if (r->model->python || strcmp(r->model->workload, "W1") != 0 || !r->ok ||
             (strcmp(r->model->variant, "threads") != 0 &&
              strcmp(r->model->variant, "thread") != 0))
             continue;
+        if (r->noise) {
+            noisy++;
+            continue;
+        }
         if (best < 0 || r->speedup > threaded[best]->speedup)
             best = nt;
         threaded[nt++] = r;
@@ -767,9 +1241,26 @@ static void verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *buf
     static const char cpython[] = "the tutorial's CPython threads gained nothing on the "
                                   "same work (26.07 s alone, 25.58 s in a thread pool: "
                                   "1.02x) because of the GIL";
+    const cmp_row *pys = NULL, *pyt = NULL;
+    for (int i = 0; i < n; i++) {
+        if (rows[i].model->python && is_wl(&rows[i], "W1") && rows[i].ok && !rows[i].noise) {
+            if (strcmp(rows[i].model->variant, "single") == 0)
+                pys = &rows[i];
+            else if (strcmp(rows[i].model->variant, "thread") == 0)
+                pyt = &rows[i];
+        }
+    }
+    char py[400];
+    if (pys != NULL && pyt != NULL)
+        snprintf(py, sizeof py, "%s, and in this run Python's thread pool gave %.2fx (%.3f s "
+                                "against %.3f s)",
+                 cpython, pyt->speedup, pyt->run.seconds, pys->run.seconds);
+    else
+        snprintf(py, sizeof py, "%s", cpython);
     if (best < 0) {
-        snprintf(buf, cap, "no threaded W1 row ran correctly, so this run shows nothing "
-                           "about threads; see the table");
+        snprintf(buf, cap, "no threaded W1 row ran correctly%s, so this run shows nothing "
+                           "about threads; see the table",
+                 noisy ? " and physically (the others were noise)" : "");
         return;
     }
     const cmp_row *top = threaded[best];
@@ -778,7 +1269,7 @@ static void verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *buf
     if (cfg->cpus == 1) {
         snprintf(buf, cap, "this process may use only 1 CPU, so no model can run "
                            "CPU-bound work in parallel here (%.2fx %s); %s",
-                 top->speedup, how, cpython);
+                 top->speedup, how, py);
     } else if (top->speedup >= 1.2) {
         size_t len = (size_t)snprintf(buf, cap,
                                       "in C, threads do speed up CPU-bound work: W1 ran "
@@ -792,15 +1283,18 @@ static void verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *buf
             len += (size_t)snprintf(buf + len, cap - len, ", %.2fx %s", threaded[k]->speedup,
                                     how);
         }
+        if (len < cap && noisy)
+            len += (size_t)snprintf(buf + len, cap - len, " (%d row%s left out as noise)",
+                                    noisy, noisy == 1 ? "" : "s");
         if (len < cap)
-            snprintf(buf + len, cap - len, "; %s", cpython);
+            snprintf(buf + len, cap - len, "; %s", py);
     } else {
         char load[64] = "";
         if (cfg->loadavg >= 0)
             snprintf(load, sizeof load, " (load average %.2f at start)", cfg->loadavg);
         snprintf(buf, cap, "threads gave only %.2fx on %d CPUs in this run: other programs "
                            "had the CPUs%s, so run it again on a quiet machine; %s",
-                 top->speedup, cfg->cpus, load, cpython);
+                 top->speedup, cfg->cpus, load, py);
     }
 }
 
@@ -817,6 +1311,11 @@ static void io_verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *
     const cmp_row *co = find_row(rows, n, "IO", "coroutines");
     if (!th || !pool || !co || !th->ok || !pool->ok || !co->ok) {
         snprintf(buf, cap, "an I/O-bound row failed, see the table");
+        return;
+    }
+    if (th->noise || pool->noise || co->noise) {
+        snprintf(buf, cap, "an I/O-bound row was noise this run (see the table), so no "
+                           "verdict");
         return;
     }
     int dflt = cfg->cpus + 4 < 32 ? cfg->cpus + 4 : 32;
@@ -839,32 +1338,280 @@ static void io_verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *
              pool->run.seconds, dflt, drounds, drounds * wait_s);
 }
 
+/* The crawl's verdict: the fastest physical model, the serial row's cost (one latency
+ * per page, in sequence), and the memory of the fastest against the rest. Every
+ * concurrent model overlaps the waits; what separates them is what a waiter costs. */
+static void w9_verdict(const cmp_config *cfg, const cmp_row *rows, int n, char *buf,
+                       size_t cap) {
+    const cmp_row *best = NULL, *serial = find_row(rows, n, "W9", "serial"), *lean = NULL;
+    const cmp_row *pybest = NULL;
+    int ran = 0, bad = 0;
+    for (int i = 0; i < n; i++) {
+        const cmp_row *r = &rows[i];
+        if (!is_wl(r, "W9"))
+            continue;
+        ran++;
+        if (!r->ok || r->noise) {
+            bad++;
+            continue;
+        }
+        if (strcmp(r->model->variant, "serial") == 0)
+            continue;
+        if (r->model->python) {
+            if (pybest == NULL || r->run.seconds < pybest->run.seconds)
+                pybest = r;
+            continue;
+        }
+        if (best == NULL || r->run.seconds < best->run.seconds)
+            best = r;
+        if (lean == NULL || r->run.mem_mib < lean->run.mem_mib)
+            lean = r;
+    }
+    if (ran == 0) {
+        snprintf(buf, cap, "no crawl rows (the http layer isn't built)");
+        return;
+    }
+    if (best == NULL) {
+        snprintf(buf, cap, "no concurrent crawl model ran correctly and physically; see the "
+                           "table");
+        return;
+    }
+    double lat = (double)cfg->w9_latency / BR_SEC;
+    size_t len = (size_t)snprintf(
+        buf, cap, "the %s model crawled %d pages at +%.0f ms each fastest, %.3f s (%.1f MiB): "
+                  "a concurrent model overlaps the waits, %d at a time (%d x %.0f ms of "
+                  "waiting at the least), and what it takes beyond that is fetching and "
+                  "parsing",
+        best->model->label, W9_PAGES, lat * 1000, best->run.seconds, best->run.mem_mib,
+        cfg->w9_concurrency, (W9_PAGES + cfg->w9_concurrency - 1) / cfg->w9_concurrency,
+        lat * 1000);
+    if (len < cap && serial != NULL && serial->ok && !serial->noise)
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "; serial waits for each page in turn (%.3f s, %d x %.0f ms "
+                                "of it waiting)",
+                                serial->run.seconds, W9_PAGES, lat * 1000);
+    if (len < cap && lean != NULL && lean != best)
+        len += (size_t)snprintf(buf + len, cap - len, "; the leanest was %s (%.1f MiB, %.3f s)",
+                                lean->model->label, lean->run.mem_mib, lean->run.seconds);
+    if (len < cap && pybest != NULL)
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "; the tutorial's fastest Python version was %s, %.3f s "
+                                "(%.1f MiB): %.2fx braid's best",
+                                pybest->model->label + (strncmp(pybest->model->label,
+                                                                "Python: ", 8) == 0 ? 8 : 0),
+                                pybest->run.seconds,
+                                pybest->run.mem_mib, pybest->run.seconds / best->run.seconds);
+    if (len < cap && bad > 0)
+        snprintf(buf + len, cap - len, "; %d row%s failed or were noise, see the table", bad,
+                 bad == 1 ? "" : "s");
+}
+
+/* --- the HTML report -------------------------------------------------------------------- */
+
+/* One workload's section: its table (the text output's columns) and its charts: seconds
+ * (median, whiskers min..max) and, for the waiting rows, memory. */
+static void report_workload(braid_report *rep, const cmp_config *cfg, const cmp_row *rows,
+                            int n, const char *wl, const char *heading, const char *verdict_text) {
+    int count = 0;
+    for (int i = 0; i < n; i++)
+        count += is_wl(&rows[i], wl);
+    if (count == 0)
+        return;
+    bool io = strcmp(wl, "IO") == 0 || strcmp(wl, "W9") == 0;
+    char title[64];
+    workload_title(cfg, wl, title, sizeof title);
+    char h[160];
+    snprintf(h, sizeof h, "%s: %s", title, heading);
+    braid_report_section(rep, h);
+    static const char *const cpu_cols[] = {"model", "workers", "seconds", "spread",
+                                           "speed-up", "efficiency", "results"};
+    static const char *const io_cols[] = {"model", "workers", "seconds", "spread",
+                                          "memory (MiB)", "results"};
+    braid_report_table_begin(rep, io ? 6 : 7, io ? io_cols : cpu_cols);
+    braid_report_bar *bars = calloc((size_t)count, sizeof *bars);
+    braid_report_bar *mbars = calloc((size_t)count, sizeof *mbars);
+    char (*texts)[48] = calloc((size_t)count * 2, sizeof *texts);
+    int nb = 0, nm = 0;
+    for (int i = 0; i < n; i++) {
+        const cmp_row *r = &rows[i];
+        if (!is_wl(r, wl))
+            continue;
+        char workers[16], secs[32], spread[48], speed[32], eff[32], mem[32], res[200];
+        snprintf(workers, sizeof workers, "%d", r->run.workers);
+        if (r->run.rc != 0) {
+            snprintf(res, sizeof res, "error %s%s%s", br_err_name(r->run.rc),
+                     r->run.err[0] ? ": " : "", r->run.err);
+            const char *cells[] = {r->model->label, workers, "-", "-", "-", "-", res};
+            const char *icells[] = {r->model->label, workers, "-", "-", "-", res};
+            braid_report_table_row(rep, io ? icells : cells, NULL);
+            continue;
+        }
+        snprintf(secs, sizeof secs, "%.3f", r->run.seconds);
+        spread_text(r, spread, sizeof spread);
+        snprintf(speed, sizeof speed, "%.2fx", r->speedup);
+        snprintf(eff, sizeof eff, "%.2f", r->efficiency);
+        snprintf(mem, sizeof mem, "%.1f", r->run.mem_mib);
+        snprintf(res, sizeof res, "%ld/%ld %s", r->run.correct, r->run.total,
+                 r->ok ? "ok" : "WRONG");
+        const char *cells[] = {r->model->label, workers, secs, spread, speed, eff, res};
+        const char *icells[] = {r->model->label, workers, secs, spread, mem, res};
+        braid_report_table_row(rep, io ? icells : cells, r->noise ? r->flag : NULL);
+        if (bars == NULL || mbars == NULL || texts == NULL)
+            continue;
+        snprintf(texts[nb * 2], sizeof texts[0], "%.3f s", r->run.seconds);
+        bars[nb] = (braid_report_bar){.label = r->model->label, .text = texts[nb * 2],
+                                      .value = r->run.seconds, .lo = r->secs.min,
+                                      .hi = r->secs.max, .flagged = r->noise,
+                                      .python = r->model->python};
+        if (io) {
+            snprintf(texts[nb * 2 + 1], sizeof texts[0], "%.1f MiB", r->run.mem_mib);
+            mbars[nm++] = (braid_report_bar){.label = r->model->label,
+                                             .text = texts[nb * 2 + 1],
+                                             .value = r->run.mem_mib, .lo = r->mem.min,
+                                             .hi = r->mem.max, .flagged = r->noise};
+        }
+        nb++;
+    }
+    braid_report_table_end(rep);
+    char cap[160];
+    snprintf(cap, sizeof cap, "%s: seconds (median of %d round%s; whiskers min..max; "
+                              "shorter is faster)",
+             title, cfg->rounds, cfg->rounds == 1 ? "" : "s");
+    braid_report_chart(rep, cap, bars, nb);
+    if (io) {
+        snprintf(cap, sizeof cap, "%s: peak memory above an idle child, MiB (median; "
+                                  "whiskers min..max)", title);
+        braid_report_chart(rep, cap, mbars, nm);
+    }
+    if (verdict_text != NULL)
+        braid_report_para(rep, "verdict", verdict_text);
+    free(bars);
+    free(mbars);
+    free(texts);
+}
+
+static int write_report(const cmp_config *cfg, const cmp_row *rows, int n, const char *v,
+                        const char *vio, const char *v9) {
+    FILE *f = fopen(cfg->report, "we");
+    if (f == NULL) {
+        fprintf(stderr, "braid compare: can't write the report %s: %s\n", cfg->report,
+                strerror(errno));
+        return -1;
+    }
+    braid_report *rep;
+    if (braid_report_begin(&rep, f, "braid compare") != 0) {
+        fclose(f);
+        return -1;
+    }
+    char machine[384];
+    machine_line(cfg, machine, sizeof machine);
+    braid_report_para(rep, "machine", machine);
+    int noisy = 0;
+    for (int i = 0; i < n; i++)
+        noisy += rows[i].noise;
+    char note[512];
+    snprintf(note, sizeof note,
+             "Each row ran %d time%s, the rows taking turns (A B C A B C ...), so that a slow "
+             "phase of the machine falls on every row alike. A result that can't be "
+             "physical (a parallel efficiency above 1, or less time than the waiting it "
+             "contains) is flagged as noise, greyed out, and left out of the verdicts: %d "
+             "row%s flagged in this run.%s",
+             cfg->rounds, cfg->rounds == 1 ? "" : "s", noisy, noisy == 1 ? "" : "s",
+             cfg->with_python && cfg->python_ok ? " Python rows (orange) run the tutorials' "
+                                                  "own programs, in the same rounds." : "");
+    braid_report_para(rep, "note", note);
+    char verdict_all[2300];
+    snprintf(verdict_all, sizeof verdict_all, "Verdict: %s.", v);
+    report_workload(rep, cfg, rows, n, "W1", "CPU-bound, the tutorials' primes", verdict_all);
+    report_workload(rep, cfg, rows, n, "W2", "CPU-bound, short tasks", NULL);
+    snprintf(verdict_all, sizeof verdict_all, "Verdict, I/O-bound: %s.", vio);
+    report_workload(rep, cfg, rows, n, "IO", "waiting, each row in a child of its own",
+                    verdict_all);
+    snprintf(verdict_all, sizeof verdict_all, "Verdict, crawl: %s.", v9);
+    report_workload(rep, cfg, rows, n, "W9", "the crawl against the fixture server",
+                    verdict_all);
+    int rc = braid_report_end(rep);
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc != 0)
+        fprintf(stderr, "braid compare: writing the report %s failed\n", cfg->report);
+    return rc;
+}
+
 /* --- main ------------------------------------------------------------------------------- */
 
 void braid_compare_usage(void) {
-    printf("usage: braid compare [--quick] [--json] [--threads N]\n"
+    printf("usage: braid compare [--quick] [--json] [--threads N] [--rounds N]\n"
+           "                     [--report FILE | --no-report]\n"
+           "                     [--with-python [--peers DIR] [--python PATH]]\n"
            "\n"
-           "Runs the tutorials' CPU-bound experiment under every model braid has and\n"
-           "prints a table (model, workers, seconds, speed-up, parallel efficiency,\n"
-           "correct results) and a one-line verdict.\n"
-           "  W1  is_prime(112272535095293) x 100: one thread, N braid threads, thread pool\n"
-           "  W2  fib(25..34) on a thread pool of 3, with as_completed\n"
-           "and the I/O-bound case, each row in a child process of its own (seconds and\n"
+           "Runs the tutorials' experiments under every model braid has and prints a table\n"
+           "(model, workers, seconds as the median of the rounds with their spread, speed-up,\n"
+           "parallel efficiency, correct results) and a verdict per experiment.\n"
+           "  W1  is_prime(112272535095293) x 100: one thread, N braid threads, thread pool,\n"
+           "      braid processes, process pool\n"
+           "  W2  fib(25..34) on a pool of 3, with as_completed\n"
+           "and the I/O-bound cases, each row in a child process of its own (seconds and\n"
            "peak memory above an idle child's):\n"
            "  IO  10,000 tasks that each wait 100 ms: a thread per task, a thread pool of\n"
            "      500 (20 rounds; the default size would take minutes), coroutines\n"
+           "  W9  the crawl fixture's 50 pages at +100 ms each from the embedded server,\n"
+           "      under every `braid crawl` model (when built with the http layer)\n"
+           "Rows are interleaved over the rounds; a result that can't be physical\n"
+           "(efficiency above 1) is flagged as noise and left out of the verdicts.\n"
            "\n"
-           "  --quick      small sizes (W1 x 8, fib 20..29, IO 1,000 tasks and a pool of\n"
-           "               100), for tests\n"
-           "  --json       one JSON object per row (BENCH.md's format), then the verdict\n"
-           "  --threads N  N for the braid-threads row (default: the CPUs this process\n"
-           "               may use, %d here)\n"
+           "  --quick        small sizes (W1 x 8, fib 20..29, IO 1,000 tasks and a pool of\n"
+           "                 100, W9 at +10 ms), for tests\n"
+           "  --json         one JSON object per row (BENCH.md's format), then the verdicts\n"
+           "  --threads N    N for the braid-threads row (default: the CPUs this process\n"
+           "                 may use, %d here)\n"
+           "  --rounds N     rounds per row, 1..%d (default 3)\n"
+           "  --report FILE  the HTML report (default braid-report.html); --no-report: none\n"
+           "  --with-python  also run the tutorials' Python programs (the peers' w1_primes.py,\n"
+           "                 with W1's calls) in the same rounds, as rows marked Python\n"
+           "  --peers DIR    the Python peers' directory (default $BRAID_PYTHON_PEERS, else\n"
+           "                 ../shared/peers/python)\n"
+           "  --python PATH  the interpreter (default /usr/bin/python3)\n"
+           "  --concurrency N  W9's crawl concurrency (default 50: every page at once)\n"
            "Exit status: 0 if every row ran and every result was correct, 1 if not.\n",
-           br_cpu_count());
+           br_cpu_count(), CMP_MAX_ROUNDS);
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* --with-python: is there an interpreter and the peer's module? Says why not. */
+static bool python_ready(const cmp_config *cfg) {
+    if (access(cfg->python, X_OK) != 0) {
+        fprintf(stderr, "braid compare: --with-python: %s isn't there, so the Python rows "
+                        "are left out\n", cfg->python);
+        return false;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/w1_primes.py", cfg->python_peers);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "braid compare: --with-python: no %s (give the peers' directory "
+                        "with --peers DIR), so the Python rows are left out\n", path);
+        return false;
+    }
+    return true;
 }
 
 int braid_compare_main(int argc, char **argv) {
-    cmp_config cfg = {.cpus = br_cpu_count(), .loadavg = read_loadavg()};
+    cmp_config cfg = {.cpus = br_cpu_count(), .loadavg = read_loadavg(), .rounds = 3,
+                      .report = "braid-report.html", .python = "/usr/bin/python3",
+                      .w9_concurrency = 50};
+    read_cpu_model(cfg.cpu_model, sizeof cfg.cpu_model);
+    cfg.python_peers = getenv("BRAID_PYTHON_PEERS");
+    if (cfg.python_peers == NULL || cfg.python_peers[0] == '\0')
+        cfg.python_peers = "../shared/peers/python";
     cfg.threads = cfg.cpus;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
@@ -872,13 +1619,34 @@ int braid_compare_main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--json") == 0) {
             cfg.json = true;
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-            char *end;
-            long t = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || t < 1 || t > 1024) {
+            if (parse_int(argv[++i], 1, 1024, &cfg.threads) != 0) {
                 fprintf(stderr, "braid compare: --threads wants 1..1024\n");
                 return 2;
             }
-            cfg.threads = (int)t;
+        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            if (parse_int(argv[++i], 1, CMP_MAX_ROUNDS, &cfg.rounds) != 0) {
+                fprintf(stderr, "braid compare: --rounds wants 1..%d\n", CMP_MAX_ROUNDS);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--report") == 0 && i + 1 < argc) {
+            cfg.report = argv[++i];
+            if (cfg.report[0] == '\0') {
+                fprintf(stderr, "braid compare: --report wants a file name\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--no-report") == 0) {
+            cfg.report = NULL;
+        } else if (strcmp(argv[i], "--with-python") == 0) {
+            cfg.with_python = true;
+        } else if (strcmp(argv[i], "--peers") == 0 && i + 1 < argc) {
+            cfg.python_peers = argv[++i];
+        } else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
+            if (parse_int(argv[++i], 1, 1000, &cfg.w9_concurrency) != 0) {
+                fprintf(stderr, "braid compare: --concurrency wants 1..1000\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc) {
+            cfg.python = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             braid_compare_usage();
             return 0;
@@ -894,48 +1662,116 @@ int braid_compare_main(int argc, char **argv) {
     cfg.io_tasks = cfg.quick ? 1000 : 10000;
     cfg.io_pool = cfg.quick ? 100 : 500;
     cfg.io_wait = 100 * BR_MSEC;
+    cfg.w9_latency = (cfg.quick ? 10 : 100) * BR_MSEC;
+    cfg.python_calls = cfg.w1_calls;
+    cfg.python_ok = cfg.with_python && python_ready(&cfg);
+
+    /* the rows this run has: Python's only with --with-python and a Python to run */
+    const cmp_model *active[NMODELS];
+    int n = 0;
+    for (int i = 0; i < NMODELS; i++)
+        if (!models[i].python || cfg.python_ok)
+            active[n++] = &models[i];
+
+    int exit_rc = 0;
+#if CMP_HAVE_W9
+    int src = w9_server_start(cfg.w9_latency);
+    if (src != 0) {
+        w9_server_stop();
+        fprintf(stderr, "braid compare: the fixture server didn't start (%s): the W9 rows "
+                        "fail\n", br_err_name(src));
+    }
+    if (cfg.python_ok)
+        write_expected(&cfg);
+#endif
 
     cmp_row rows[NMODELS];
-    const cmp_row *base = NULL;
-    bool all_ok = true;
+    cmp_run(*runs)[CMP_MAX_ROUNDS] = calloc((size_t)n, sizeof *runs);
+    if (runs == NULL) {
+        fprintf(stderr, "braid compare: out of memory\n");
+        return 1;
+    }
     bool progress = !cfg.json && isatty(STDERR_FILENO);
-    for (int i = 0; i < NMODELS; i++) {
-        cmp_row *r = &rows[i];
-        *r = (cmp_row){.model = &models[i]};
-        if (progress) {
-            fprintf(stderr, "running %s %s...\r", models[i].workload, models[i].label);
-            fflush(stderr);
+    for (int k = 0; k < cfg.rounds; k++) {
+        for (int i = 0; i < n; i++) {
+            if (progress) {
+                fprintf(stderr, "round %d/%d: %s %s...%20s\r", k + 1, cfg.rounds,
+                        active[i]->workload, active[i]->label, "");
+                fflush(stderr);
+            }
+            cmp_run *r = &runs[i][k];
+            *r = (cmp_run){.mem_mib = -1};
+#if CMP_HAVE_W9
+            if (strcmp(active[i]->workload, "W9") == 0 && w9_url[0] == '\0') {
+                r->rc = BR_EFAILED;
+                snprintf(r->err, sizeof r->err, "no fixture server");
+                continue;
+            }
+#endif
+            r->rc = active[i]->run(&cfg, r);
         }
-        r->run.rc = models[i].run(&cfg, &r->run);
-        r->ok = r->run.rc == 0 && r->run.correct == r->run.total;
-        if (i == 0 || strcmp(models[i].workload, models[i - 1].workload) != 0)
-            base = r; /* the first row of each workload */
-        if (r->run.rc == 0 && base->run.rc == 0 && r->run.seconds > 0) {
-            r->speedup = base->run.seconds / r->run.seconds;
-            int used = r->run.workers < cfg.cpus ? r->run.workers : cfg.cpus;
-            /* waiting uses no CPU: no parallel efficiency for the I/O rows */
-            r->efficiency = is_io(r) ? 0 : r->speedup / (used > 0 ? used : 1);
-        }
-        all_ok = all_ok && r->ok;
     }
     if (progress)
-        fprintf(stderr, "%60s\r", "");
+        fprintf(stderr, "%70s\r", "");
+#if CMP_HAVE_W9
+    w9_server_stop();
+    if (cfg.w9_expected[0] != '\0')
+        unlink(cfg.w9_expected);
+#endif
+    cfg.loadavg_end = read_loadavg();
+
+    bool all_ok = true;
+    for (int i = 0; i < n; i++) {
+        rows[i] = (cmp_row){.model = active[i]};
+        summarize(&rows[i], runs[i], cfg.rounds);
+        all_ok = all_ok && rows[i].ok;
+    }
+    free(runs);
+    judge(&cfg, rows, n);
 
     char v[1024];
-    verdict(&cfg, rows, NMODELS, v, sizeof v);
-    process_verdict(rows, NMODELS, v, sizeof v);
+    verdict(&cfg, rows, n, v, sizeof v);
+    process_verdict(rows, n, v, sizeof v);
     char vio[1024];
-    io_verdict(&cfg, rows, NMODELS, vio, sizeof vio);
+    io_verdict(&cfg, rows, n, vio, sizeof vio);
+    char v9[1024];
+    w9_verdict(&cfg, rows, n, v9, sizeof v9);
     if (cfg.json) {
-        print_json(&cfg, rows, NMODELS);
-        printf("{\"verdict\": \"%s\", \"verdict_io\": \"%s\", \"cpus\": %d, "
-               "\"loadavg\": %.2f, \"ok\": %s}\n",
-               v, vio, cfg.cpus, cfg.loadavg, all_ok ? "true" : "false");
+        print_json(&cfg, rows, n);
+        printf("{\"verdict\": \"%s\", \"verdict_io\": \"%s\", \"verdict_w9\": \"%s\", "
+               "\"cpus\": %d, \"cpu_model\": \"",
+               v, vio, v9, cfg.cpus);
+        for (const char *c = cfg.cpu_model; *c; c++)
+            if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
+                putchar(*c);
+        printf("\", \"loadavg\": %.2f, \"loadavg_end\": %.2f, \"rounds\": %d, \"ok\": %s}\n",
+               cfg.loadavg, cfg.loadavg_end, cfg.rounds, all_ok ? "true" : "false");
     } else {
-        print_table(&cfg, rows, NMODELS);
+        print_table(&cfg, rows, n);
         printf("verdict: %s.\n", v);
-        print_io_table(&cfg, rows, NMODELS);
+        printf("\nI/O-bound work: %d tasks that each wait %d ms (a thread pool of %d: %d "
+               "rounds)\n\n",
+               cfg.io_tasks, (int)(cfg.io_wait / BR_MSEC), cfg.io_pool,
+               (cfg.io_tasks + cfg.io_pool - 1) / cfg.io_pool);
+        print_io_rows(&cfg, rows, n, "IO");
+        printf("\nmemory: peak RSS of a child process running the row (wait4's ru_maxrss), "
+               "minus an idle child's\n");
         printf("verdict, I/O-bound: %s.\n", vio);
+        if (CMP_HAVE_W9) {
+            printf("\nThe crawl (W9): the fixture's %d pages at +%d ms each from the "
+                   "embedded server, concurrency %d\n\n",
+                   W9_PAGES, (int)(cfg.w9_latency / BR_MSEC), cfg.w9_concurrency);
+            print_io_rows(&cfg, rows, n, "W9");
+            printf("verdict, crawl: %s.\n", v9);
+        } else {
+            printf("\nThe crawl (W9): not in this build (it needs the http layer)\n");
+        }
     }
-    return all_ok ? 0 : 1;
+    if (cfg.report != NULL) {
+        if (write_report(&cfg, rows, n, v, vio, v9) != 0)
+            exit_rc = 1;
+        else if (!cfg.json)
+            printf("\nreport: %s\n", cfg.report);
+    }
+    return all_ok && exit_rc == 0 ? 0 : 1;
 }
