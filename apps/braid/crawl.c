@@ -25,10 +25,12 @@
  *              lines never interleave and a crash or a second Ctrl-C loses no line that
  *              was reported.
  *   models     serial: one loop. threads: a thread per URL (at most --concurrency at
- *              once). pipeline: fetch threads -> a bounded queue -> 2 parse threads.
- *              pool: a thread pool, a task per URL. process: a process pool, a task per
- *              URL with the blocking client in the worker, results written by the
- *              parent. async: --concurrency coroutines on one loop.
+ *              once). pipeline: braid's pipeline, a fetch stage of --concurrency
+ *              coroutines -> a parse stage of 2 threads (run_pipeline). pool: a thread
+ *              pool, a task per URL. process: a process pool, a task per batch of URLs
+ *              fetched concurrently by coroutines in the worker and parsed there, results
+ *              written by the parent (run_process). async: --concurrency coroutines on
+ *              one loop.
  */
 #define _GNU_SOURCE 1
 
@@ -641,33 +643,34 @@ static bool is_html_type(const char *ct) {
            (n == 21 && strncasecmp(ct, "application/xhtml+xml", 21) == 0);
 }
 
-/* Extracts the records (and, with want_links, the links) of a fetched page into r,
- * or r's error; frees res. */
-static void parse_page(const crawl_opts *o, br_http_response *res, bool want_links,
-                       page_result *r) {
-    r->status = res->status;
-    if (res->status >= 400) {
-        fail(r, 1, "HTTP %d", res->status);
-        goto out;
+/* Extracts the records (and, with want_links, the links) of a fetched page (its status,
+ * Content-Type, final URL and body) into r, or r's error. */
+static void parse_fetched(const crawl_opts *o, int status, const char *content_type,
+                          const char *final_url, const char *body, size_t body_len,
+                          bool want_links, page_result *r) {
+    r->status = status;
+    if (status >= 400) {
+        fail(r, 1, "HTTP %d", status);
+        return;
     }
-    if (res->status >= 300) {
-        fail(r, BR_EREDIRECT, "HTTP %d without a usable Location", res->status);
-        goto out;
+    if (status >= 300) {
+        fail(r, BR_EREDIRECT, "HTTP %d without a usable Location", status);
+        return;
     }
-    if (!is_html_type(res->content_type)) {
-        fail(r, BR_EPROTO, "not an HTML page (Content-Type %s)", res->content_type);
-        goto out;
+    if (!is_html_type(content_type)) {
+        fail(r, BR_EPROTO, "not an HTML page (Content-Type %s)", content_type);
+        return;
     }
-    size_t probe = res->body_len < 4096 ? res->body_len : 4096;
-    if (res->body == NULL || memchr(res->body, '\0', probe) != NULL) {
+    size_t probe = body_len < 4096 ? body_len : 4096;
+    if (body == NULL || memchr(body, '\0', probe) != NULL) {
         fail(r, BR_EPROTO, "binary content, not HTML");
-        goto out;
+        return;
     }
     br_html_doc *doc = NULL;
-    int rc = br_html_parse(res->body, res->body_len, res->content_type, res->url, &doc);
+    int rc = br_html_parse(body, body_len, content_type, final_url, &doc);
     if (rc != 0) {
         fail(r, rc, "the page can't be parsed: %s", br_strerror(rc));
-        goto out;
+        return;
     }
     extract_ctx x = {r, o->nfields};
     rc = br_html_records(doc, o->record, o->fields, (size_t)o->nfields, on_record, &x);
@@ -680,7 +683,13 @@ static void parse_page(const crawl_opts *o, br_http_response *res, bool want_lin
     br_html_free(doc);
     if (rc < 0)
         fail(r, rc, "extraction failed: %s", br_strerror(rc));
-out:
+}
+
+/* parse_fetched on a response; frees res. */
+static void parse_page(const crawl_opts *o, br_http_response *res, bool want_links,
+                       page_result *r) {
+    parse_fetched(o, res->status, res->content_type, res->url, res->body, res->body_len,
+                  want_links, r);
     br_http_response_free(res);
 }
 
@@ -1129,101 +1138,161 @@ static int run_pool(crawl *c, int n) {
     return 0;
 }
 
-/* pipeline: fetchers -> bounded queue -> parsers */
-typedef struct fetched {
-    job j;
-    br_http_response *res; /* or NULL: r says why */
-    page_result r;
-} fetched;
+/* pipeline: the crawl on braid's pipeline (braid/pipeline.h). The caller's thread is
+ * the feeder: it takes jobs from the frontier and puts them in as (depth, url). Stage 0,
+ * "fetch": --concurrency coroutines on the stage's own loop, each the robots/politeness
+ * admission and br_http_fetch with retries of one page, emitting the fetched page as one
+ * item (pipe_page + url, final url, Content-Type, body). Stage 1, "parse": 2 threads,
+ * the extraction, the page's records to the writer and its links to the frontier. A page
+ * that fails before it has a body (robots, transport) is finished in the fetch stage. The
+ * frontier's in-flight count covers a page from take to done wherever it is, so the
+ * feeder's take says "no more" only once the pipeline is empty; then close drains it. */
+typedef struct pipe_job {
+    int32_t depth;
+    /* then: url (not NUL-terminated; the item's len says) */
+} pipe_job;
 
-typedef struct pipe_ctx {
-    crawl *c;
-    br_queue *q;
-} pipe_ctx;
+typedef struct pipe_page {
+    int32_t depth, status, retries;
+    uint32_t url_len, final_len, ct_len; /* each string followed by a NUL */
+    uint64_t body_len;
+    /* has_ct: 0 when the reply had no Content-Type */
+    int32_t has_ct;
+} pipe_page;
 
-static void pipe_fetcher(void *arg) {
-    pipe_ctx *p = arg;
-    crawl *c = p->c;
-    job j;
-    while (frontier_take(c, &j) == 0) {
-        fetched *f = calloc(1, sizeof *f);
-        if (f == NULL) {
-            frontier_done(c, &j, NULL);
-            free(j.url);
-            continue;
-        }
-        f->j = j;
-        int rc = host_admit(c, j.url);
-        if (rc == 1) {
-            atomic_fetch_add(&c->skipped, 1);
-            f->r.code = -1000; /* skipped */
-        } else if (rc != 0) {
-            fail(&f->r, rc, "robots.txt: %s", br_strerror(rc));
-        } else {
-            fetch_retrying(&c->o, c->client, c->deadline, j.url, &f->res, &f->r);
-            host_release(c, j.url);
-        }
-        br_queue_put(p->q, f, BR_FOREVER);
+static int pipe_fetch(br_stage *st, const void *item, size_t len, void *arg) {
+    crawl *c = arg;
+    pipe_job pj;
+    if (len < sizeof pj)
+        return BR_EPROTO;
+    memcpy(&pj, item, sizeof pj);
+    job j = {strndup((const char *)item + sizeof pj, len - sizeof pj), pj.depth};
+    if (j.url == NULL) {
+        frontier_done(c, &j, NULL);
+        return BR_ENOMEM;
     }
+    page_result r = {0};
+    int rc = host_admit(c, j.url);
+    if (rc == 1) {
+        atomic_fetch_add(&c->skipped, 1);
+        if (!c->o.quiet)
+            fprintf(stderr, "braid crawl: %s: skipped (robots.txt)\n", j.url);
+        frontier_done(c, &j, NULL);
+        free(j.url);
+        return 0;
+    }
+    br_http_response *res = NULL;
+    if (rc != 0)
+        fail(&r, rc, "robots.txt: %s", br_strerror(rc));
+    else {
+        fetch_retrying(&c->o, c->client, c->deadline, j.url, &res, &r);
+        host_release(c, j.url);
+    }
+    if (res == NULL) {
+        page_finish(c, &j, &r);
+        frontier_done(c, &j, &r);
+        page_result_free(&r);
+        free(j.url);
+        return 0;
+    }
+    const char *fu = res->url ? res->url : j.url, *ct = res->content_type;
+    pipe_page h = {j.depth, res->status, r.retries, (uint32_t)strlen(j.url),
+                   (uint32_t)strlen(fu), ct ? (uint32_t)strlen(ct) : 0,
+                   (uint64_t)res->body_len, ct != NULL};
+    buf out = {0};
+    rc = buf_add(&out, &h, sizeof h) || buf_str0(&out, j.url) || buf_str0(&out, fu) ||
+                 buf_str0(&out, ct ? ct : "") || buf_add(&out, res->body ? res->body : "", res->body_len)
+             ? BR_ENOMEM
+             : 0;
+    br_http_response_free(res);
+    if (rc == 0)
+        rc = br_stage_emit(st, out.p, out.len);
+    free(out.p);
+    if (rc != 0) { /* not handed on: the page ends here */
+        fail(&r, rc, "the page can't reach the parse stage: %s", br_strerror(rc));
+        page_finish(c, &j, &r);
+        frontier_done(c, &j, &r);
+    }
+    page_result_free(&r);
+    free(j.url);
+    return rc;
 }
 
-static void pipe_parser(void *arg) {
-    pipe_ctx *p = arg;
-    void *item;
-    while (br_queue_get(p->q, &item, BR_FOREVER) == 0) {
-        fetched *f = item;
-        if (f->res != NULL)
-            parse_page(&p->c->o, f->res, f->j.depth < p->c->o.depth, &f->r);
-        if (f->r.code != -1000)
-            page_finish(p->c, &f->j, &f->r);
-        frontier_done(p->c, &f->j, f->r.code == -1000 ? NULL : &f->r);
-        page_result_free(&f->r);
-        free(f->j.url);
-        free(f);
-    }
+static int pipe_parse(br_stage *st, const void *item, size_t len, void *arg) {
+    (void)st;
+    crawl *c = arg;
+    pipe_page h;
+    if (len < sizeof h)
+        return BR_EPROTO;
+    memcpy(&h, item, sizeof h);
+    const char *url = (const char *)item + sizeof h;
+    const char *fu = url + h.url_len + 1, *ct = fu + h.final_len + 1;
+    const char *body = ct + h.ct_len + 1;
+    if (len != sizeof h + h.url_len + h.final_len + h.ct_len + 3 + h.body_len)
+        return BR_EPROTO;
+    job j = {(char *)url, h.depth};
+    page_result r = {0};
+    r.retries = h.retries;
+    parse_fetched(&c->o, h.status, h.has_ct ? ct : NULL, fu, body, (size_t)h.body_len,
+                  j.depth < c->o.depth, &r);
+    page_finish(c, &j, &r);
+    frontier_done(c, &j, &r);
+    page_result_free(&r);
+    return 0;
 }
 
 static int run_pipeline(crawl *c, int nfetch) {
     enum { NPARSE = 2 };
-    pipe_ctx p = {c, NULL};
-    int rc = br_queue_new(&p.q, &(br_queue_opts){.maxsize = 2 * NPARSE});
+    br_stage_opts st[2] = {
+        {.fn = pipe_fetch, .arg = c, .name = "fetch", .model = BR_STAGE_COROUTINES,
+         .workers = nfetch},
+        {.fn = pipe_parse, .arg = c, .name = "parse", .model = BR_STAGE_THREADS,
+         .workers = NPARSE},
+    };
+    br_pipeline *p = NULL;
+    int rc = br_pipeline_new(&p, st, 2, &(br_pipeline_opts){0});
     if (rc != 0)
         return rc;
-    br_thread *f[256], *ps[NPARSE];
-    int nf = 0, np = 0;
-    for (int i = 0; i < nfetch && i < 256; i++)
-        if (br_thread_start(&f[nf], pipe_fetcher, &p, NULL) == 0)
-            nf++;
-    for (int i = 0; i < NPARSE; i++)
-        if (br_thread_start(&ps[np], pipe_parser, &p, NULL) == 0)
-            np++;
-    if (nf == 0 || np == 0) {
-        rc = BR_EAGAIN;
-        crawl_stop(c, 0);
+    job j;
+    while (frontier_take(c, &j) == 0) {
+        buf it = {0};
+        pipe_job pj = {j.depth};
+        rc = buf_add(&it, &pj, sizeof pj) || buf_add(&it, j.url, strlen(j.url)) ? BR_ENOMEM : 0;
+        if (rc == 0)
+            rc = br_pipeline_put(p, it.p, it.len, BR_FOREVER);
+        free(it.p);
+        if (rc != 0) {
+            page_result r = {0};
+            fail(&r, rc, "can't hand the page to the pipeline: %s", br_strerror(rc));
+            page_finish(c, &j, &r);
+            frontier_done(c, &j, NULL);
+        }
+        free(j.url);
     }
-    for (int i = 0; i < nf; i++) {
-        br_thread_join(f[i], BR_FOREVER);
-        br_thread_free(f[i]);
-    }
-    br_queue_shutdown(p.q, false);
-    if (np == 0)
-        pipe_parser(&p);
-    for (int i = 0; i < np; i++) {
-        br_thread_join(ps[i], BR_FOREVER);
-        br_thread_free(ps[i]);
-    }
-    br_queue_free(p.q);
+    br_pipeline_close(p);
+    rc = br_pipeline_join(p, BR_FOREVER);
+    br_pipeline_free(p);
     return rc;
 }
 
-/* process: the worker side. The crawl's options travel with each task (the worker may
- * be spawned), followed by the URL. */
+/* process: a process pool whose tasks are batches of URLs. The parent takes jobs from
+ * the frontier, admits each (robots, politeness) and hands a batch to a worker; the
+ * worker fetches the batch's pages at once, a coroutine each on a loop of its own
+ * (br_http_fetch suspends only the coroutine), extracts them there, and returns their
+ * page_results packed one after another; the parent writes them and feeds the frontier.
+ * So the pages are fetched concurrently whatever the number of processes, and parsed in
+ * parallel across them. A batch is the frontier's queue shared out over the workers, at
+ * most ceil(--concurrency / workers) URLs; a page that --per-host, --delay or robots.txt
+ * (a Crawl-delay) may have to pace goes alone, so the parent's admission paces it as in
+ * the other models. The crawl's options travel with each task (the worker may be
+ * spawned), followed by the URLs, each with its want_links flag. */
 typedef struct proc_arg {
     int64_t timeout_ns, backoff_ns, deadline;
     int retries, nfields;
     size_t max_bytes;
-    bool want_links;
-    /* then: record\0 name\0 xpath\0 url(0/1) trim(0/1) ... user_agent\0 url\0 */
+    int32_t nurls;
+    /* then: record\0 name\0 xpath\0 url(0/1) trim(0/1) ... user_agent\0
+     *       and per URL: want_links(0/1) url\0 */
 } proc_arg;
 
 static br_http_client *worker_client(size_t max_bytes, const char *ua) {
@@ -1237,6 +1306,59 @@ static br_http_client *worker_client(size_t max_bytes, const char *ua) {
         owner = getpid();
     }
     return cl;
+}
+
+/* The worker's loop, kept for its life (its connections stay in the client's cache). */
+static br_loop *worker_loop(void) {
+    static br_loop *loop;
+    static pid_t owner;
+    if (loop == NULL || owner != getpid()) {
+        loop = NULL;
+        if (br_loop_new(&loop) != 0)
+            return NULL;
+        owner = getpid();
+    }
+    return loop;
+}
+
+typedef struct proc_page {
+    const crawl_opts *o;
+    br_http_client *cl;
+    int64_t deadline;
+    const char *url;
+    bool want_links;
+    page_result r;
+} proc_page;
+
+static int proc_page_task(br_task *t) {
+    proc_page *pp = *(proc_page *const *)br_task_arg(t, NULL);
+    fetch_parse(pp->o, pp->cl, pp->deadline, pp->url, pp->want_links, &pp->r);
+    return 0;
+}
+
+typedef struct proc_batch {
+    proc_page *pages;
+    int n;
+} proc_batch;
+
+static int proc_batch_main(br_task *t) {
+    const proc_batch *b = br_task_arg(t, NULL);
+    br_future **fs = calloc((size_t)b->n, sizeof *fs);
+    if (fs == NULL)
+        return BR_ENOMEM;
+    int started = 0;
+    for (int i = 0; i < b->n; i++) {
+        proc_page *pp = &b->pages[i];
+        if (br_create_task(NULL, proc_page_task, &pp, sizeof pp, &fs[started]) == 0)
+            started++;
+        else
+            fail(&pp->r, BR_EAGAIN, "no coroutine for the page in the worker");
+    }
+    br_gather(fs, (size_t)started, true, BR_FOREVER);
+    for (int i = 0; i < started; i++)
+        br_future_release(fs[i]);
+    free(fs);
+    return 0;
 }
 
 static int proc_task(br_task *t) {
@@ -1263,16 +1385,48 @@ static int proc_task(br_task *t) {
     }
     const char *ua = p;
     p += strlen(p) + 1;
-    const char *url = p;
-    page_result r = {0};
+    proc_batch b = {calloc((size_t)pa.nurls, sizeof *b.pages), pa.nurls};
+    if (b.pages == NULL)
+        return BR_ENOMEM;
     br_http_client *cl = worker_client(o.max_bytes, ua);
-    if (cl == NULL)
-        fail(&r, BR_ENOMEM, "no HTTP client in the worker");
-    else
-        fetch_parse(&o, cl, pa.deadline, url, pa.want_links, &r);
+    for (int i = 0; i < b.n; i++) {
+        b.pages[i] = (proc_page){&o, cl, pa.deadline, p + 1, *p == '1', {0}};
+        p += strlen(p) + 1;
+        if (cl == NULL)
+            fail(&b.pages[i].r, BR_ENOMEM, "no HTTP client in the worker");
+    }
+    br_loop *loop = worker_loop();
+    if (cl != NULL && loop == NULL) {
+        for (int i = 0; i < b.n; i++)
+            fail(&b.pages[i].r, BR_ENOMEM, "no event loop in the worker");
+    } else if (cl != NULL) {
+        br_future *main_task = NULL;
+        int rc = br_create_task(loop, proc_batch_main, &b, sizeof b, &main_task);
+        if (rc == 0) {
+            rc = br_loop_run_until_complete(loop, main_task);
+            br_future_release(main_task);
+        }
+        if (rc != 0)
+            for (int i = 0; i < b.n; i++)
+                if (b.pages[i].r.code == 0 && b.pages[i].r.nrec == 0)
+                    fail(&b.pages[i].r, rc, "the worker's loop failed: %s", br_strerror(rc));
+    }
     buf out = {0};
-    int rc = page_result_pack(&r, &out);
-    page_result_free(&r);
+    int rc = 0;
+    for (int i = 0; i < b.n; i++) {
+        size_t at = out.len;
+        uint64_t n = 0;
+        if (rc == 0 && buf_add(&out, &n, sizeof n) != 0)
+            rc = BR_ENOMEM;
+        if (rc == 0)
+            rc = page_result_pack(&b.pages[i].r, &out);
+        if (rc == 0) {
+            n = out.len - at - sizeof n;
+            memcpy(out.p + at, &n, sizeof n);
+        }
+        page_result_free(&b.pages[i].r);
+    }
+    free(b.pages);
     if (rc == 0)
         rc = br_task_return(t, out.p, out.len);
     free(out.p);
@@ -1281,7 +1435,8 @@ static int proc_task(br_task *t) {
 
 typedef struct proc_job {
     crawl *c;
-    job j;
+    job *jobs;
+    int n;
     br_sem *slots;
 } proc_job;
 
@@ -1290,51 +1445,122 @@ static void proc_done(br_future *f, void *arg) {
     crawl *c = pj->c;
     const void *data = NULL;
     size_t len = 0;
-    page_result r = {0};
     int rc = br_future_result(f, BR_NOWAIT, &data, &len);
-    if (rc == 0)
-        rc = page_result_unpack(data, len, &r);
+    const char *m = NULL;
     if (rc != 0) {
-        const char *m = NULL;
         int code = rc;
         br_future_exception(f, BR_NOWAIT, &code, &m);
-        fail(&r, rc, "the worker failed: %s", m ? m : br_strerror(rc));
     }
-    host_release(c, pj->j.url);
-    page_finish(c, &pj->j, &r);
+    const char *p = data;
+    size_t left = rc == 0 ? len : 0;
+    for (int i = 0; i < pj->n; i++) {
+        page_result r = {0};
+        int prc = rc;
+        uint64_t n = 0;
+        if (prc == 0 && left < sizeof n)
+            prc = BR_EPROTO;
+        if (prc == 0) {
+            memcpy(&n, p, sizeof n);
+            if (n > left - sizeof n)
+                prc = BR_EPROTO;
+        }
+        if (prc == 0) {
+            prc = page_result_unpack(p + sizeof n, (size_t)n, &r);
+            p += sizeof n + n;
+            left -= sizeof n + n;
+        }
+        if (prc != 0) {
+            page_result_free(&r);
+            fail(&r, prc, "the worker failed: %s", m ? m : br_strerror(prc));
+        }
+        host_release(c, pj->jobs[i].url);
+        page_finish(c, &pj->jobs[i], &r);
+        frontier_done(c, &pj->jobs[i], &r);
+        page_result_free(&r);
+        free(pj->jobs[i].url);
+    }
     br_sem_release(pj->slots, 1);
-    job j = pj->j;
+    free(pj->jobs);
     free(pj);
-    frontier_done(c, &j, &r); /* last: once nothing is in flight the crawl may end */
-    page_result_free(&r);
-    free(j.url);
+}
+
+/* Whether a page may wait in the parent's admission for its host (then it goes alone). */
+static bool proc_paced(const crawl *c, const char *url) {
+    bool robots = c->o.robots == ROBOTS_ON || (c->o.robots == ROBOTS_AUTO && !is_loopback(url));
+    return robots || c->o.per_host > 0 || c->o.delay_ns > 0;
+}
+
+/* After frontier_take: up to max - 1 more jobs already queued, not paced, without
+ * waiting (counted in flight), to out[1..]; how many jobs out holds. */
+static int frontier_take_more(crawl *c, job *out, int max, int nworkers) {
+    int n = 1;
+    if (proc_paced(c, out[0].url))
+        return n;
+    br_cond_acquire(&c->cond, BR_FOREVER);
+    int share = (int)((c->qlen + 1 + (size_t)nworkers - 1) / (size_t)nworkers);
+    if (share < max)
+        max = share;
+    while (n < max && c->qlen > 0 && !c->stopping && !proc_paced(c, c->q[c->qhead].url)) {
+        out[n++] = c->q[c->qhead];
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+        c->in_flight++;
+    }
+    br_cond_release(&c->cond);
+    return n;
 }
 
 static int run_process(crawl *c, int n) {
+    int nw = br_cpu_count();
+    if (nw > n)
+        nw = n;
+    if (nw < 1)
+        nw = 1;
+    int per = (n + nw - 1) / nw; /* URLs in one task */
     br_executor *ex = NULL;
-    int rc = br_processpool_new(&ex, &(br_processpool_opts){.max_workers = n, .prefetch = 1});
+    int rc = br_processpool_new(&ex, &(br_processpool_opts){.max_workers = nw, .prefetch = 1});
     if (rc != 0)
         return rc;
-    br_sem slots; /* a task per worker at once, so the parent keeps the queue */
-    br_sem_init(&slots, (unsigned)(n * 2));
+    br_sem slots; /* a batch per worker at once, so the parent keeps the queue */
+    br_sem_init(&slots, (unsigned)nw);
     job j;
     while (frontier_take(c, &j) == 0) {
-        int adm = host_admit(c, j.url);
-        if (adm != 0) {
+        job *jobs = malloc((size_t)per * sizeof *jobs);
+        if (jobs == NULL) {
+            page_result r = {0};
+            fail(&r, BR_ENOMEM, "out of memory");
+            page_finish(c, &j, &r);
+            frontier_done(c, &j, NULL);
+            free(j.url);
+            continue;
+        }
+        br_sem_acquire(&slots, BR_FOREVER); /* before the batch is taken: it's fuller */
+        jobs[0] = j;
+        int got = frontier_take_more(c, jobs, per, nw), nb = 0;
+        for (int i = 0; i < got; i++) {
+            int adm = host_admit(c, jobs[i].url);
+            if (adm == 0) {
+                jobs[nb++] = jobs[i];
+                continue;
+            }
             page_result r = {0};
             if (adm == 1)
                 atomic_fetch_add(&c->skipped, 1);
             else {
                 fail(&r, adm, "robots.txt: %s", br_strerror(adm));
-                page_finish(c, &j, &r);
+                page_finish(c, &jobs[i], &r);
             }
-            frontier_done(c, &j, NULL);
-            free(j.url);
+            frontier_done(c, &jobs[i], NULL);
+            free(jobs[i].url);
+        }
+        if (nb == 0) {
+            free(jobs);
+            br_sem_release(&slots, 1);
             continue;
         }
         buf a = {0};
         proc_arg pa = {c->o.timeout_ns, c->o.backoff_ns, c->deadline, c->o.retries,
-                       c->o.nfields, c->o.max_bytes, j.depth < c->o.depth};
+                       c->o.nfields, c->o.max_bytes, nb};
         buf_add(&a, &pa, sizeof pa);
         buf_str0(&a, c->o.record);
         for (int i = 0; i < c->o.nfields; i++) {
@@ -1344,24 +1570,29 @@ static int run_process(crawl *c, int n) {
             buf_add(&a, c->o.fields[i].trim ? "1" : "0", 1);
         }
         buf_str0(&a, c->o.user_agent);
-        buf_str0(&a, j.url);
+        for (int i = 0; i < nb; i++) {
+            buf_add(&a, jobs[i].depth < c->o.depth ? "1" : "0", 1);
+            buf_str0(&a, jobs[i].url);
+        }
         proc_job *pj = malloc(sizeof *pj);
         br_future *f = NULL;
-        br_sem_acquire(&slots, BR_FOREVER);
         rc = pj && a.p ? br_submit(ex, proc_task, a.p, a.len, &f) : BR_ENOMEM;
         free(a.p);
         if (rc != 0) {
-            page_result r = {0};
-            fail(&r, rc, "can't hand the page to a worker: %s", br_strerror(rc));
-            host_release(c, j.url);
-            page_finish(c, &j, &r);
-            frontier_done(c, &j, NULL);
-            free(j.url);
+            for (int i = 0; i < nb; i++) {
+                page_result r = {0};
+                fail(&r, rc, "can't hand the page to a worker: %s", br_strerror(rc));
+                host_release(c, jobs[i].url);
+                page_finish(c, &jobs[i], &r);
+                frontier_done(c, &jobs[i], NULL);
+                free(jobs[i].url);
+            }
+            free(jobs);
             free(pj);
             br_sem_release(&slots, 1);
             continue;
         }
-        *pj = (proc_job){c, j, &slots};
+        *pj = (proc_job){c, jobs, nb, &slots};
         br_future_add_done_callback(f, proc_done, pj);
         br_future_release(f);
     }
@@ -1422,7 +1653,7 @@ static int model_default_concurrency(enum model m) {
     case M_THREADS: return 64;
     case M_PIPELINE: return 64;
     case M_POOL: return 64;
-    case M_PROCESS: return 16;
+    case M_PROCESS: return 64;
     case M_ASYNC: return 64;
     }
     return 1;
@@ -1756,7 +1987,8 @@ void braid_crawl_usage(void) {
            "how:\n"
            "  --model M           serial|threads|pipeline|pool|process|async (default async)\n"
            "  --concurrency N     fetches at once (the model's default: serial 1, threads 64,\n"
-           "                      pipeline/pool/async 32, process 2*CPUs+2 up to 8)\n"
+           "                      pipeline/pool/async/process 64; process: over\n"
+           "                      min(CPUs, N) worker processes)\n"
            "  --per-host N        at most N requests at once to one host\n"
            "  --delay MS          at least MS between requests to one host\n"
            "  --retries N         on 408/429/5xx and refused/reset/timed-out (default 2)\n"

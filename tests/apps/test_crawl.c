@@ -698,8 +698,7 @@ static void resume_skips_recorded(void **state) {
 
 /* The first SIGINT: the pages in flight finish, the output is flushed, every line is
  * whole, and the status says the crawl was cut short. */
-static void sigint_graceful(void **state) {
-    (void)state;
+static void sigint_model(const char *model) {
     tmpdir_make();
     tserver_start();
     char out[512], list[512];
@@ -722,7 +721,7 @@ static void sigint_graceful(void **state) {
     pid_t pid = fork();
     BR_CHECK(pid >= 0);
     if (pid == 0) {
-        execl(bin, "braid", "crawl", "--model", "threads", "--concurrency", "2", "--input", list,
+        execl(bin, "braid", "crawl", "--model", model, "--concurrency", "2", "--input", list,
               "--output", out, "--quiet", (char *)NULL);
         _exit(127);
     }
@@ -749,6 +748,23 @@ static void sigint_graceful(void **state) {
     json_decref(arr);
     tserver_stop();
     tmpdir_remove();
+}
+
+static void sigint_graceful(void **state) {
+    (void)state;
+    sigint_model("threads");
+}
+
+/* The same through braid's pipeline (what is in its stages drains) and the process
+ * model (the batches in the workers come back and are written). */
+static void sigint_graceful_pipeline(void **state) {
+    (void)state;
+    sigint_model("pipeline");
+}
+
+static void sigint_graceful_process(void **state) {
+    (void)state;
+    sigint_model("process");
 }
 
 /* CSV quoting (RFC 4180) and JSON Lines of UTF-8 for titles with commas and quotes. */
@@ -859,6 +875,62 @@ static void bench_entry(void **state) {
     br_test_wait_no_children();
 }
 
+static int count_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    BR_CHECK(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* The pipeline model (braid's pipeline: a stage of fetch coroutines on its own loop, a
+ * stage of parse threads) and the process model (a batch of URLs per worker, fetched
+ * by coroutines there) give the fixture's 1000 lines crawl after crawl, and leave no
+ * descriptor open and no process behind: the stage's loop, the pool and every
+ * connection go with the crawl. */
+static void pipeline_process_release_everything(void **state) {
+    (void)state;
+    braid_fixture_server *fx = NULL;
+    BR_CHECK_OK(braid_fixture_server_start("127.0.0.1", 0, 0, &fx));
+    static const char *const models[] = {"pipeline", "process"};
+    int concs[] = {0, 1, 3};
+    /* braid's child watcher (one thread, an epoll and an eventfd, for the life of the
+     * process) starts with the first child: a first crawl of the process model starts it
+     * before the count. */
+    double secs0;
+    size_t lines0;
+    char err0[256];
+    BR_CHECK_OK(braid_crawl_bench("process", braid_fixture_server_url(fx), 1, &secs0, &lines0,
+                                  err0, sizeof err0));
+    br_test_wait_no_children();
+    int64_t guard = br_test_hang_guard();
+    int fds = count_fds();
+    for (int round = 0; round < 2; round++)
+        for (int m = 0; m < 2; m++)
+            for (int k = 0; k < 3; k++) {
+                double secs = -1;
+                size_t lines = 0;
+                char err[256];
+                int rc = braid_crawl_bench(models[m], braid_fixture_server_url(fx), concs[k],
+                                           &secs, &lines, err, sizeof err);
+                if (rc != 0)
+                    fail_msg("%s, concurrency %d: %s", models[m], concs[k], err);
+                BR_CHECK_EQ(lines, 1000);
+                br_test_wait_no_children();
+                /* The crawl's side is closed when it returns; the fixture server (here,
+                 * on its own thread) closes its side once it sees that. */
+                while (count_fds() > fds && br_now() < guard)
+                    usleep(2000);
+                if (count_fds() > fds)
+                    fail_msg("%s, concurrency %d: %d descriptors open, %d before", models[m],
+                             concs[k], count_fds(), fds);
+            }
+    BR_CHECK_OK(braid_fixture_server_stop(fx));
+}
+
 BR_TEST_MAIN(cmocka_unit_test(every_model_fixture_server),
              cmocka_unit_test(every_model_nginx),
              cmocka_unit_test(failures_one_record_each),
@@ -868,7 +940,10 @@ BR_TEST_MAIN(cmocka_unit_test(every_model_fixture_server),
              cmocka_unit_test(depth_fixture_index),
              cmocka_unit_test(resume_skips_recorded),
              cmocka_unit_test(sigint_graceful),
+             cmocka_unit_test(sigint_graceful_pipeline),
+             cmocka_unit_test(sigint_graceful_process),
              cmocka_unit_test(formats_quote_and_utf8),
              cmocka_unit_test(article_extractor),
              cmocka_unit_test(usage_errors),
-             cmocka_unit_test(bench_entry))
+             cmocka_unit_test(bench_entry),
+             cmocka_unit_test(pipeline_process_release_everything))
