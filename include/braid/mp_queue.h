@@ -29,8 +29,8 @@
  * as it is: the child inherits the handle, the shared mapping and the descriptors.
  * A child started with exec (the spawn start method) needs descriptors passed to it
  * (inherited without close-on-exec, or sent over a socket) and rebuilds its handle with
- * br_mp_queue_attach or br_pipe_import; the start-method code does that for the
- * arguments it passes.
+ * br_mp_queue_attach or br_pipe_import: list the descriptors in br_process_opts.fds
+ * and the start method passes them, at the same numbers.
  *
  * Deaths. No call waits forever for a process that died: a queue's lock held by a dead
  * process is taken over by the next caller, a pipe's peer that died gives BR_EOF (recv)

@@ -26,8 +26,8 @@
  *     with it.
  * A fork()ed child inherits every mapping at the same address: it uses the object as
  * its parent does. A spawned (exec'd) child inherits nothing: it needs the mapping's
- * descriptor, passed to it (the descriptor is close-on-exec; the start method that
- * spawns the child passes it), and maps it again: br_mp_locate() gives a _new object's
+ * descriptor, passed to it (the descriptor is close-on-exec; list it in
+ * br_process_opts.fds and the start method passes it), and maps it again: br_mp_locate() gives a _new object's
  * descriptor, mapping size and offset, and br_mp_attach() maps them in the child. For
  * objects you placed yourself, pass your own mapping's descriptor and the offset.
  *

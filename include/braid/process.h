@@ -106,15 +106,28 @@ typedef struct br_process_opts {
     bool daemon;
     /* BR_START_DEFAULT: br_get_start_method(). */
     br_start_method start_method;
+    /* Descriptors the child keeps, open at the same numbers, under every start method
+     * (up to BR_PROCESS_MAX_FDS): how a spawned or forkserver child gets a shared
+     * object made in the parent (br_mp_value_fd, br_mp_queue_fd...; the child attaches
+     * it: br_mp_value_attach). A forked child inherits every descriptor anyway; listing
+     * one there is harmless. Each must be open at the call (BR_EINVAL otherwise).
+     * Python passes a shared object in Process(args=...); braid passes the number in
+     * the argument bytes and the descriptor here. */
+    const int *fds;
+    size_t nfds;
     /* More fields may be added; zero always keeps the default. */
 } br_process_opts;
+
+/* The most descriptors br_process_opts.fds may list. */
+#define BR_PROCESS_MAX_FDS 64
 
 /* Starts a child process running fn on a copy of arg[0..len) (braid/task.h: the task's
  * argument; arg may be NULL when len is 0). The child's exit code is 0 when the task
  * returns 0, 1 when it fails (its code and message are printed on stderr first, as
  * Python prints the traceback), or what the task passed to _exit()/exit(). On success
  * *out is a handle you own (br_process_free). 0, or: BR_EINVAL (out or fn NULL, len > 0
- * with arg NULL, an unknown start method; under spawn or forkserver, fn not code of a
+ * with arg NULL, nfds above BR_PROCESS_MAX_FDS or a listed descriptor not open, an
+ * unknown start method; under spawn or forkserver, fn not code of a
  * loaded module: a heap or JIT pointer), BR_ESTATE (spawn or forkserver without
  * br_process_main at the top of main), BR_EBROKEN (the forkserver can't be started, or
  * died twice in a row), BR_EAGAIN (no more processes), BR_EMFILE, BR_ENOMEM.

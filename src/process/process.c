@@ -148,7 +148,8 @@ int br_process_start(br_process **out, br_task_fn fn, const void *arg, size_t le
     else
         snprintf(p->name, sizeof p->name, "Process-%lu", atomic_fetch_add(&counter, 1) + 1);
     br__child_spec spec = {.fn = fn, .arg = arg, .len = len, .name = p->name,
-                           .daemon = o.daemon, .method = (int)o.start_method};
+                           .daemon = o.daemon, .method = (int)o.start_method,
+                           .fds = o.fds, .nfds = o.nfds};
     char why[256] = "";
     int rc = br__child_start(&spec, &p->child, why, sizeof why);
     if (rc != 0) {

@@ -100,7 +100,7 @@ typedef struct br__child_spec {
                           * that warned already) */
 } br__child_spec;
 
-enum { BR__CHILD_MAX_FDS = 64 };
+enum { BR__CHILD_MAX_FDS = BR_PROCESS_MAX_FDS };
 
 typedef struct br__child {
     pid_t pid;

@@ -6,6 +6,8 @@
  * daemon children are terminated and the others waited for; no zombie, no leaked fd.
  * braid-test-timeout: 120 */
 #include "harness.h"
+#include "braid/mp_queue.h"
+#include "braid/mp_shared.h"
 #include "braid/process.h"
 #include "core/lib.h"
 #include "process/watch.h"
@@ -252,6 +254,119 @@ static void bad_input(void **state) {
     BR_CHECK_OK(br_set_start_method(BR_START_FORK));
     BR_CHECK(strcmp(br_start_method_name(BR_START_FORKSERVER), "forkserver") == 0);
     br_test_wait_no_children();
+}
+
+/* --- shared objects by descriptor ------------------------------------------------- */
+
+/* What the child of shared_objects_by_descriptor gets: the numbers of the descriptors
+ * the start passed (opts.fds), as Python passes a Value and a Queue in args. */
+typedef struct shared_arg {
+    int value_fd, queue_fd;
+    int64_t add;
+} shared_arg;
+
+static int shared_task(br_task *t) {
+    size_t len = 0;
+    const shared_arg *a = br_task_arg(t, &len);
+    if (len != sizeof *a)
+        return br_task_fail(t, BR_EINVAL, "argument of %zu bytes", len);
+    br_mp_value *v;
+    br_mp_queue *q;
+    int rc = br_mp_value_attach(&v, a->value_fd);
+    if (rc != 0)
+        return br_task_fail(t, rc, "value fd %d: %s", a->value_fd, br_strerror(rc));
+    rc = br_mp_queue_attach(&q, a->queue_fd);
+    if (rc != 0) {
+        br_mp_value_free(v);
+        return br_task_fail(t, rc, "queue fd %d: %s", a->queue_fd, br_strerror(rc));
+    }
+    char msg[64];
+    int n = snprintf(msg, sizeof msg, "pid %d added %lld", (int)br_getpid(), (long long)a->add);
+    rc = br_mp_value_add_i64(v, a->add, NULL);
+    if (rc == 0)
+        rc = br_mp_queue_put(q, msg, (size_t)n, BR_FOREVER);
+    br_mp_queue_free(q);
+    br_mp_value_free(v);
+    return rc == 0 ? 0 : br_task_fail(t, rc, "%s", br_strerror(rc));
+}
+
+/* A Value and a Queue made in the parent reach a child under every start method through
+ * br_process_opts.fds (a spawned or forkserver child inherits nothing else): each child
+ * adds to the value and puts one message; the parent sees every addition and every
+ * message, once. A descriptor list that is too long or names a closed descriptor is
+ * BR_EINVAL, nothing started; no descriptor leaks. */
+static void shared_objects_by_descriptor(void **state) {
+    (void)state;
+    warm_up();
+    int fds_before = br_test_count_fds();
+    br_mp_value *v;
+    br_mp_queue *q;
+    BR_CHECK_OK(br_mp_value_new(&v, BR_MP_I64));
+    BR_CHECK_OK(br_mp_queue_new(&q, NULL));
+    int fds[2] = {br_mp_value_fd(v), br_mp_queue_fd(q)};
+    BR_CHECK(fds[0] >= 0 && fds[1] >= 0);
+    static const br_start_method all[] = {BR_START_FORK, BR_START_SPAWN,
+                                          BR_START_FORKSERVER};
+    enum { NALL = 3 };
+    br_process *ps[NALL];
+    int64_t want = 0;
+    for (int i = 0; i < NALL; i++) {
+        shared_arg a = {.value_fd = fds[0], .queue_fd = fds[1], .add = 1000 + i};
+        want += a.add;
+        BR_CHECK_OK(br_process_start(&ps[i], shared_task, &a, sizeof a,
+                                     &(br_process_opts){.start_method = all[i],
+                                                        .fds = fds, .nfds = 2}));
+    }
+    bool seen[NALL] = {false};
+    for (int i = 0; i < NALL; i++) {
+        void *data = NULL;
+        size_t len = 0;
+        BR_CHECK_OK(br_mp_queue_get(q, &data, &len, br_test_hang_guard()));
+        int pid = 0;
+        long long added = 0;
+        char text[80];
+        snprintf(text, sizeof text, "%.*s", (int)len, (const char *)data);
+        free(data);
+        BR_CHECK(sscanf(text, "pid %d added %lld", &pid, &added) == 2);
+        int k = -1;
+        for (int j = 0; j < NALL; j++)
+            if (br_process_pid(ps[j]) == pid)
+                k = j;
+        BR_CHECK(k >= 0 && !seen[k] && added == 1000 + k);
+        seen[k] = true;
+    }
+    for (int i = 0; i < NALL; i++) {
+        BR_CHECK_EQ(join_code(ps[i]), 0);
+        BR_CHECK_OK(br_process_free(ps[i]));
+    }
+    int64_t got = 0;
+    BR_CHECK_OK(br_mp_value_get_i64(v, &got));
+    BR_CHECK_EQ(got, want);
+
+    /* Bad lists: nothing starts. */
+    br_process *p = (br_process *)0x1;
+    int many[BR_PROCESS_MAX_FDS + 1];
+    for (int i = 0; i <= BR_PROCESS_MAX_FDS; i++)
+        many[i] = fds[0];
+    BR_CHECK_ERR(br_process_start(&p, ok_task, NULL, 0,
+                                  &(br_process_opts){.fds = many,
+                                                     .nfds = BR_PROCESS_MAX_FDS + 1}),
+                 BR_EINVAL);
+    BR_CHECK_ERR(br_process_start(&p, ok_task, NULL, 0, &(br_process_opts){.nfds = 1}),
+                 BR_EINVAL);
+    int closed = fcntl(fds[0], F_DUPFD_CLOEXEC, 0);
+    BR_CHECK(closed >= 0);
+    close(closed);
+    for (int i = 0; i < NALL; i++)
+        BR_CHECK_ERR(br_process_start(&p, ok_task, NULL, 0,
+                                      &(br_process_opts){.start_method = all[i],
+                                                         .fds = &closed, .nfds = 1}),
+                     BR_EINVAL);
+    BR_CHECK(p == (br_process *)0x1);
+    BR_CHECK_OK(br_mp_queue_free(q));
+    br_mp_value_free(v);
+    br_test_wait_no_children();
+    br_test_wait_fds(fds_before + 1); /* the forkserver's socket, for the process' life */
 }
 
 /* --- the fork warning --------------------------------------------------------------- */
@@ -594,4 +709,5 @@ BR_TEST_MAIN(cmocka_unit_test(start_join_args_name), cmocka_unit_test(exit_codes
              cmocka_unit_test(daemon_dies_with_parent),
              cmocka_unit_test(at_exit_ends_children),
              cmocka_unit_test(start_out_of_memory),
-             cmocka_unit_test(daemon_dies_with_its_thread))
+             cmocka_unit_test(daemon_dies_with_its_thread),
+             cmocka_unit_test(shared_objects_by_descriptor))
