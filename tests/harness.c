@@ -168,16 +168,103 @@ int br_test_thread_baseline(void) {
     return br_test_count_threads();
 }
 
-int br_test_wait_child(pid_t pid) {
-    int64_t give_up = br_test_hang_guard();
+/* One line of /proc/<pid>/task/<tid>/<file>, trailing newline cut; "" if unreadable. */
+static void proc_line(pid_t pid, pid_t tid, const char *file, char *buf, size_t cap) {
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/%s", (int)pid, (int)tid, file);
+    buf[0] = 0;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    while (n > 0 && buf[n - 1] == '\n')
+        buf[--n] = 0;
+}
+
+/* The pids of pid's children (from every thread's children list), at most cap. */
+static size_t children_of(pid_t pid, pid_t *out, size_t cap) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    size_t n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char cp[96];
+        snprintf(cp, sizeof cp, "/proc/%d/task/%d/children", (int)pid, atoi(e->d_name));
+        FILE *f = fopen(cp, "re");
+        int kid;
+        while (f && n < cap && fscanf(f, "%d", &kid) == 1)
+            out[n++] = kid;
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void dump_tree(pid_t pid, int depth) {
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    proc_line(pid, pid, "cmdline", buf, 200);
+    for (char *c = buf; c < buf + 199 && (c[0] || c[1]); c++)
+        if (!c[0])
+            c[0] = ' ';
+    fprintf(stderr, "%*s--- pid %d: %s\n", depth * 2, "", (int)pid, buf);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        pid_t tid = atoi(e->d_name);
+        char comm[64], wchan[64], sys[128], stat[512];
+        proc_line(pid, tid, "comm", comm, sizeof comm);
+        proc_line(pid, tid, "wchan", wchan, sizeof wchan);
+        proc_line(pid, tid, "syscall", sys, sizeof sys);
+        proc_line(pid, tid, "stat", stat, sizeof stat);
+        const char *st = strrchr(stat, ')');
+        fprintf(stderr, "%*s  tid %d %-15s state %c wchan %s syscall %.40s\n", depth * 2, "",
+                (int)tid, comm, st && st[1] ? st[2] : '?', wchan, sys);
+        proc_line(pid, tid, "stack", buf, sizeof buf); /* root only */
+        if (buf[0])
+            fprintf(stderr, "%s\n", buf);
+    }
+    if (d)
+        closedir(d);
+    pid_t kids[64];
+    size_t n = children_of(pid, kids, 64);
+    for (size_t i = 0; i < n; i++)
+        dump_tree(kids[i], depth + 1);
+}
+
+void br_test_dump_tree(pid_t pid) { dump_tree(pid, 0); }
+
+void br_test_kill_tree(pid_t pid) {
+    /* Stop the parent first, so that it starts no more children while they are listed. */
+    kill(pid, SIGSTOP);
+    pid_t kids[64];
+    size_t n = children_of(pid, kids, 64);
+    for (size_t i = 0; i < n; i++)
+        br_test_kill_tree(kids[i]);
+    kill(pid, SIGKILL);
+}
+
+int br_test_wait_child_until(pid_t pid, int64_t deadline) {
     int st = 0;
     pid_t r;
     while ((r = waitpid(pid, &st, WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {
-        if (br_now() > give_up) {
-            kill(pid, SIGKILL);
+        if (br_now() > deadline) {
+            fprintf(stderr, "child %d still running at the hang guard; its tree:\n", (int)pid);
+            br_test_dump_tree(pid);
+            br_test_kill_tree(pid);
             while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
                 ;
-            fail_msg("child %d still running at the hang guard: killed", (int)pid);
+            fail_msg("child %d still running at the hang guard: killed with its descendants",
+                     (int)pid);
         }
         br_sleep(BR_MSEC);
     }
@@ -185,6 +272,8 @@ int br_test_wait_child(pid_t pid) {
         fail_msg("waitpid(%d): got %d (errno %d)", (int)pid, (int)r, r < 0 ? errno : 0);
     return st;
 }
+
+int br_test_wait_child(pid_t pid) { return br_test_wait_child_until(pid, br_test_hang_guard()); }
 
 int br_test_main(const struct CMUnitTest *tests, size_t n, const char *group, int argc,
                  char **argv) {

@@ -122,9 +122,20 @@ int br_test_thread_baseline(void);
 /* --- child processes ------------------------------------------------------------- */
 
 /* Waits for the forked child `pid` and returns its wait status. A child still running
- * at the hang guard is killed with SIGKILL, reaped, and the test fails: a test never
- * hangs on, or leaves behind, a child. */
+ * at the hang guard gets its process tree printed on stderr (br_test_dump_tree), is
+ * killed with SIGKILL with all its descendants, reaped, and the test fails: a test never
+ * hangs on, or leaves behind, a child (a stuck grandchild would hold the test's output
+ * open, and ctest would wait for it until its own timeout). */
 int br_test_wait_child(pid_t pid);
+/* The same with a deadline of the caller's (a child that runs long by design). */
+int br_test_wait_child_until(pid_t pid, int64_t deadline);
+/* Prints pid and its descendants on stderr: command line, and for every thread its name,
+ * state, wait channel, system call and (as root) kernel stack. For a check about to fail
+ * on a stuck process. */
+void br_test_dump_tree(pid_t pid);
+/* SIGKILLs pid and every descendant (stopping each parent before listing its
+ * children). Nothing is reaped. */
+void br_test_kill_tree(pid_t pid);
 
 /* A child's verdict: exit status 0 means every check in it passed; any other status
  * names the failed check (the child exits with a distinct code per check). */

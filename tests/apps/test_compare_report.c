@@ -50,7 +50,9 @@ static char *slurp(const char *path) {
 }
 
 /* Runs braid compare in a child with stdout to out_path; its exit status. Waits within
- * four hang guards (compare runs many rows; only a hang reaches that). */
+ * four hang guards (compare runs many rows; only a hang reaches that); a hang prints the
+ * child's process tree and kills all of it, so no stuck grandchild holds the test's
+ * output open. */
 static int run_compare(char **argv, int argc, const char *out_path) {
     fflush(NULL);
     pid_t pid = fork();
@@ -63,20 +65,7 @@ static int run_compare(char **argv, int argc, const char *out_path) {
         fflush(NULL);
         _exit(rc);
     }
-    int64_t deadline = br_now() + 4 * br_test_hang_guard_ns();
-    int st = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid)
-            break;
-        BR_CHECK(w == 0 || errno == EINTR);
-        if (br_now() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            fail_msg("braid compare didn't finish within the hang guard");
-        }
-        br_sleep(20 * BR_MSEC);
-    }
+    int st = br_test_wait_child_until(pid, br_now() + 4 * br_test_hang_guard_ns());
     BR_CHECK(WIFEXITED(st));
     return WEXITSTATUS(st);
 }

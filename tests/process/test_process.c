@@ -454,38 +454,6 @@ static int open_pidfd(int pid) {
     return fd;
 }
 
-/* Prints what pid and its descendants are doing (state, wait channel, system call and,
- * as root, the kernel stack), for a test about to fail on a stuck process tree. */
-static void dump_tree(pid_t pid, int depth) {
-    char path[96], buf[1024];
-    static const char *const files[] = {"status", "wchan", "syscall", "stack"};
-    fprintf(stderr, "%*s--- pid %d\n", depth * 2, "", (int)pid);
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, files[i]);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        if (i == 0) { /* only Name, State, Threads */
-            for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
-                if (!strncmp(line, "Name:", 5) || !strncmp(line, "State:", 6) ||
-                    !strncmp(line, "Threads:", 8))
-                    fprintf(stderr, "%*s%s\n", depth * 2, "", line);
-        } else {
-            fprintf(stderr, "%*s%s: %s\n", depth * 2, "", files[i], buf);
-        }
-    }
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    FILE *f = fopen(path, "r");
-    int kid;
-    while (f && fscanf(f, "%d", &kid) == 1)
-        dump_tree(kid, depth + 1);
-    if (f)
-        fclose(f);
-}
-
 /* Reads the two pids an intermediate sends up, within the hang guard: a stuck
  * intermediate fails the test with what its tree was doing, instead of hanging it
  * (the forked grandchildren hold the pipe's write end too, so no EOF would come). */
@@ -506,7 +474,7 @@ static void read_pids(int fd, pid_t mid, int pids[2]) {
     if (r != 1) {
         fprintf(stderr, "the intermediate (pid %d) sent no pids within the hang guard:\n",
                 (int)mid);
-        dump_tree(mid, 0);
+        br_test_dump_tree(mid);
         kill(mid, SIGKILL);
         fail_msg("the intermediate is stuck (its tree is above)");
     }
