@@ -207,8 +207,13 @@ static int make_threadpool(br_executor **out, int max_workers) {
     return br_threadpool_new(out, &(br_threadpool_opts){.max_workers = max_workers});
 }
 
+/* Forkserver workers, as Python 3.14's default on Linux: the workers fork from a
+ * single-threaded server, whatever threads compare's earlier rows left behind (braid's
+ * child watcher; a sanitizer's own). */
 static int make_processpool(br_executor **out, int max_workers) {
-    return br_processpool_new(out, &(br_processpool_opts){.max_workers = max_workers});
+    return br_processpool_new(out, &(br_processpool_opts){
+                                       .max_workers = max_workers,
+                                       .start_method = BR_START_FORKSERVER});
 }
 
 /* pool.map(fn, xs) over n int64 inputs: *count gets how many results were nonzero
@@ -272,14 +277,33 @@ static int w1_processpool(const cmp_config *cfg, cmp_run *out) {
 /* N Process children split the calls, as the "braid threads" row's threads do: each
  * child counts its primes into one shared Value (multiprocessing.Value), and the parent
  * joins them; starting and joining are inside the timed region. The same task function
- * shape as the pools' (a br_task_fn on argument bytes: here the count of calls). */
-static br_mp_value *w1_found; /* made before the children: a forked child has it too */
+ * shape as the pools' (a br_task_fn on argument bytes: here the count of calls and the
+ * Value's descriptor). */
+static br_mp_value *w1_found;
+
+/* What a "braid processes" child gets: its share of the calls, and the shared Value's
+ * descriptor (passed in br_process_opts.fds: the children are forkserver children, they
+ * inherit nothing else). */
+typedef struct w1_proc_arg {
+    int64_t count;
+    int found_fd;
+} w1_proc_arg;
 
 static int w1_process_task(br_task *t) {
-    int64_t count = br_task_arg_i64(t), found = 0;
-    for (int64_t k = 0; k < count; k++)
+    size_t len = 0;
+    const w1_proc_arg *a = br_task_arg(t, &len);
+    if (len != sizeof *a)
+        return br_task_fail(t, BR_EINVAL, "argument of %zu bytes", len);
+    int64_t found = 0;
+    for (int64_t k = 0; k < a->count; k++)
         found += is_prime(w1_number);
-    return br_mp_value_add_i64(w1_found, found, NULL);
+    br_mp_value *v;
+    int rc = br_mp_value_attach(&v, a->found_fd);
+    if (rc != 0)
+        return br_task_fail(t, rc, "the shared Value: %s", br_strerror(rc));
+    rc = br_mp_value_add_i64(v, found, NULL);
+    br_mp_value_free(v);
+    return rc;
 }
 
 static int w1_processes(const cmp_config *cfg, cmp_run *out) {
@@ -291,11 +315,14 @@ static int w1_processes(const cmp_config *cfg, cmp_run *out) {
     int rc = br_mp_value_new(&w1_found, BR_MP_I64);
     int started = 0;
     for (; rc == 0 && started < n; started++) {
-        int64_t count = (started + 1) * cfg->w1_calls / n - started * cfg->w1_calls / n;
+        w1_proc_arg a = {(started + 1) * cfg->w1_calls / n - started * cfg->w1_calls / n,
+                         br_mp_value_fd(w1_found)};
         char name[24];
         snprintf(name, sizeof name, "primes-%d", started);
-        rc = br_process_start(&ps[started], w1_process_task, &count, sizeof count,
-                              &(br_process_opts){.name = name});
+        rc = br_process_start(&ps[started], w1_process_task, &a, sizeof a,
+                              &(br_process_opts){.name = name,
+                                                 .start_method = BR_START_FORKSERVER,
+                                                 .fds = &a.found_fd, .nfds = 1});
         if (rc != 0)
             break;
     }

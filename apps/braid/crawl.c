@@ -1518,7 +1518,13 @@ static int run_process(crawl *c, int n) {
         nw = 1;
     int per = (n + nw - 1) / nw; /* URLs in one task */
     br_executor *ex = NULL;
-    int rc = br_processpool_new(&ex, &(br_processpool_opts){.max_workers = nw, .prefetch = 1});
+    /* Forkserver workers: the crawl runs threads (the HTTP client's, the fixture
+     * server's), and a fork of a process with threads may copy a lock one of them held;
+     * the forkserver forks from a single-threaded process. The task carries all it needs
+     * (proc_arg), so nothing depends on the parent's memory. */
+    int rc = br_processpool_new(&ex, &(br_processpool_opts){
+                                         .max_workers = nw, .prefetch = 1,
+                                         .start_method = BR_START_FORKSERVER});
     if (rc != 0)
         return rc;
     br_sem slots; /* a batch per worker at once, so the parent keeps the queue */
