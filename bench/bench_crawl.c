@@ -15,6 +15,9 @@
 #include "fixture.h"
 
 int main(int argc, char **argv) {
+    /* The process model's workers come from the forkserver, which re-runs this program
+     * and is diverted here. */
+    br_process_main(argc, argv);
     const char *base = NULL, *only = NULL;
     long latency_ms = 100, conc = 0;
     for (int i = 1; i < argc; i++) {

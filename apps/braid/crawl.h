@@ -21,7 +21,9 @@ extern const char *const braid_crawl_models[6];
  * concurrency as the model's default when 0; lines go to a memory sink; *seconds =
  * wall time from first fetch to last line; *lines = lines produced; on error a message
  * in err. Returns 0, BR_EINVAL (an unknown model, a NULL argument), or the first
- * failure's code (a page that failed: *lines counts what was produced). */
+ * failure's code (a page that failed: *lines counts what was produced). The "process"
+ * model starts forkserver workers: the program must call br_process_main at the top of
+ * main (BR_ESTATE otherwise). */
 int braid_crawl_bench(const char *model, const char *base_url, int concurrency,
                       double *seconds, size_t *lines, char *err, size_t errcap);
 
