@@ -1281,7 +1281,9 @@ static int run_pipeline(crawl *c, int nfetch) {
  * (br_http_fetch suspends only the coroutine), extracts them there, and returns their
  * page_results packed one after another; the parent writes them and feeds the frontier.
  * So the pages are fetched concurrently whatever the number of processes, and parsed in
- * parallel across them. A batch is the frontier's queue shared out over the workers, at
+ * parallel across them. A batch is the frontier's queue shared out over the idle
+ * workers (the one about to get it included: a worker that is busy gets nothing of it,
+ * or the queue would go out in ever smaller batches, a round of fetching each), at
  * most ceil(--concurrency / workers) URLs; a page that --per-host, --delay or robots.txt
  * (a Crawl-delay) may have to pace goes alone, so the parent's admission paces it as in
  * the other models. The crawl's options travel with each task (the worker may be
@@ -1491,7 +1493,8 @@ static bool proc_paced(const crawl *c, const char *url) {
 }
 
 /* After frontier_take: up to max - 1 more jobs already queued, not paced, without
- * waiting (counted in flight), to out[1..]; how many jobs out holds. */
+ * waiting (counted in flight), to out[1..], taking the queue's share of one of nworkers
+ * (the idle workers); how many jobs out holds. */
 static int frontier_take_more(crawl *c, job *out, int max, int nworkers) {
     int n = 1;
     if (proc_paced(c, out[0].url))
@@ -1542,7 +1545,8 @@ static int run_process(crawl *c, int n) {
         }
         br_sem_acquire(&slots, BR_FOREVER); /* before the batch is taken: it's fuller */
         jobs[0] = j;
-        int got = frontier_take_more(c, jobs, per, nw), nb = 0;
+        int idle = (int)br_sem_value(&slots) + 1; /* the workers without a batch */
+        int got = frontier_take_more(c, jobs, per, idle), nb = 0;
         for (int i = 0; i < got; i++) {
             int adm = host_admit(c, jobs[i].url);
             if (adm == 0) {

@@ -152,6 +152,9 @@ typedef struct tserver {
     pthread_t acceptor;
     atomic_int hits_flaky, hits_ok[8], hits_private, hits_slow;
     atomic_int conns;
+    /* /gate/N.html: held until gate_want of them are open at once (then the gate stays
+     * open), or until the hang guard; gate_max is the most that were open at once. */
+    atomic_int gate_in, gate_max, gate_open, gate_want;
 } tserver;
 
 static tserver g_ts;
@@ -255,6 +258,21 @@ static void *conn_thread(void *arg) {
     } else if (strncmp(path, "/private/", 9) == 0) {
         atomic_fetch_add(&g_ts.hits_private, 1);
         serve_page(fd, 6);
+    } else if (sscanf(path, "/gate/%d.html", &n) == 1) {
+        int in = atomic_fetch_add(&g_ts.gate_in, 1) + 1;
+        int max = atomic_load(&g_ts.gate_max);
+        while (in > max && !atomic_compare_exchange_weak(&g_ts.gate_max, &max, in)) {
+        }
+        if (in >= atomic_load(&g_ts.gate_want))
+            atomic_store(&g_ts.gate_open, 1);
+        int64_t dl = br_test_hang_guard();
+        while (!atomic_load(&g_ts.gate_open) && br_now() < dl) {
+            struct pollfd p = {g_ts.stop[0], POLLIN, 0};
+            if (poll(&p, 1, 1) > 0)
+                break;
+        }
+        atomic_fetch_sub(&g_ts.gate_in, 1);
+        serve_page(fd, n % 8);
     } else if (sscanf(path, "/slow/%d.html", &n) == 1) {
         atomic_fetch_add(&g_ts.hits_slow, 1);
         struct pollfd p = {g_ts.stop[0], POLLIN, 0};
@@ -931,6 +949,42 @@ static void pipeline_process_release_everything(void **state) {
     BR_CHECK_OK(braid_fixture_server_stop(fx));
 }
 
+/* Every concurrent model has all the pages in flight at once when --concurrency allows:
+ * the server holds each of 20 pages until all 20 are open together. A model that sends
+ * them in rounds (the process model once shared the queue out over busy workers too,
+ * in ever smaller batches) never gets there, and the gate's most-at-once says so. */
+static void concurrent_models_fetch_all_at_once(void **state) {
+    (void)state;
+    enum { N = 20 };
+    tmpdir_make();
+    tserver_start();
+    char list[512], out[512];
+    snprintf(list, sizeof list, "%s/gate.txt", g_dir);
+    snprintf(out, sizeof out, "%s/out.jsonl", g_dir);
+    FILE *f = fopen(list, "w");
+    BR_CHECK(f != NULL);
+    for (int i = 0; i < N; i++)
+        fprintf(f, "http://127.0.0.1:%d/gate/%d.html\n", g_ts.port, i);
+    fclose(f);
+    static const char *const models[] = {"threads", "pipeline", "pool", "process", "async"};
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+        atomic_store(&g_ts.gate_open, 0);
+        atomic_store(&g_ts.gate_max, 0);
+        atomic_store(&g_ts.gate_want, N);
+        int st = CRAWL("--model", models[m], "--concurrency", "64", "--input", list,
+                       "--output", out, "--quiet");
+        if (st != 0 || atomic_load(&g_ts.gate_max) != N)
+            fail_msg("--model %s: exit %d, at most %d of %d pages in flight at once",
+                     models[m], st, atomic_load(&g_ts.gate_max), N);
+        size_t n;
+        json_t *arr = load_jsonl(out, &n);
+        BR_CHECK_EQ(n, 2 * N);
+        json_decref(arr);
+    }
+    tserver_stop();
+    tmpdir_remove();
+}
+
 BR_TEST_MAIN(cmocka_unit_test(every_model_fixture_server),
              cmocka_unit_test(every_model_nginx),
              cmocka_unit_test(failures_one_record_each),
@@ -946,4 +1000,5 @@ BR_TEST_MAIN(cmocka_unit_test(every_model_fixture_server),
              cmocka_unit_test(article_extractor),
              cmocka_unit_test(usage_errors),
              cmocka_unit_test(bench_entry),
-             cmocka_unit_test(pipeline_process_release_everything))
+             cmocka_unit_test(pipeline_process_release_everything),
+             cmocka_unit_test(concurrent_models_fetch_all_at_once))
