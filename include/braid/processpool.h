@@ -103,7 +103,9 @@ typedef struct br_processpool_opts {
 } br_processpool_opts;
 
 /* ProcessPoolExecutor. Starts the workers at once (on the pool's manager thread, which
- * forks them). Returns 0 (*out is yours: br_executor_free), BR_EINVAL (out NULL,
+ * forks them); under fork it returns only once they are forked, so a pool made before
+ * the program starts threads has workers forked from a process that runs none of them
+ * (a worker that replaces a dead one is forked later, while they run). Returns 0 (*out is yours: br_executor_free), BR_EINVAL (out NULL,
  * max_workers < 0, max_tasks_per_child < 0, prefetch < 0 or > 512, initarg NULL with
  * initarg_len > 0, an unknown start_method, under spawn or forkserver an initializer
  * that can't cross), BR_ESTATE (spawn or forkserver without br_process_main), BR_ENOMEM,

@@ -12,6 +12,12 @@
  * the futures (done-callbacks run on it), watches for cancel requests, replaces dead
  * workers and, at shutdown, stops them. Each worker process runs worker_main (as the
  * task br__pool_worker_task): read a request, run its tasks, write one result per task.
+ * Under fork, br_processpool_new returns only once the manager's first round of starts
+ * is done (first_starts): the initial workers are forked while the creating thread
+ * waits, not while it goes on allocating (a fork while another thread holds an
+ * allocator's lock leaves the child stuck on it under the sanitizers' allocators, which
+ * take no locks around fork() as glibc's malloc does). A replacement worker is forked
+ * while the program runs, with that risk under the sanitizers only.
  * Under spawn, a function crosses once per worker as a reference (a DEF entry before
  * the first task that names it) and tasks name it by its index in the pool's table.
  *
@@ -77,6 +83,7 @@
  */
 #include "process/pool.h"
 
+#include "braid/thread.h"
 #include "executor/private.h"
 #include "platform/platform.h"
 #include "process/shm.h"
@@ -715,6 +722,7 @@ typedef struct pp {
     int64_t last_poll;
     bool stop_all;
     int last_start_error;
+    br_event first_starts; /* set once the manager's first round of starts is done */
 } pp;
 
 static const br_executor_vt pp_vt;
@@ -1550,7 +1558,7 @@ static void *manager(void *arg) {
     pp *p = arg;
     tls_manager_of = p;
     int64_t next_start_try = 0;
-    bool cancel_done = false, terminate_done = false, idle_spun = false;
+    bool cancel_done = false, terminate_done = false, idle_spun = false, started = false;
     for (;;) {
         bool progress = false, shutdown, cancel, terminate;
         progress |= reap(p);
@@ -1597,6 +1605,10 @@ static void *manager(void *arg) {
                 if (p->workers == NULL)
                     break_pool(p);
             }
+        }
+        if (!started) {
+            started = true;
+            br_event_set(&p->first_starts);
         }
         if (!p->stop_all)
             progress |= dispatch(p);
@@ -1822,6 +1834,7 @@ static void pp_destroy(br_executor *ex) {
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->join_mu);
     pthread_mutex_destroy(&p->fn_mu);
+    br_event_destroy(&p->first_starts);
     br__free(p->fns);
     if (atomic_fetch_sub(&live_pools, 1) == 1)
         cache_flush();
@@ -1912,10 +1925,12 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->join_mu, NULL);
     pthread_mutex_init(&p->fn_mu, NULL);
+    br_event_init(&p->first_starts);
     rc = br_executor_init(&p->base, &pp_vt);
     if (rc == 0 && pthread_create(&p->mgr, NULL, manager, p) != 0)
         rc = BR_EAGAIN;
     if (rc != 0) {
+        br_event_destroy(&p->first_starts);
         br__shm_close(&p->dbshm);
         pthread_mutex_destroy(&p->mu);
         pthread_mutex_destroy(&p->join_mu);
@@ -1926,6 +1941,8 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
     }
     p->mgr_started = true;
     atomic_fetch_add(&live_pools, 1);
+    if (p->method == BR_START_FORK) /* see "Who does what" above */
+        br_event_wait(&p->first_starts, BR_FOREVER);
     *out = &p->base;
     return 0;
 }
