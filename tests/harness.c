@@ -152,9 +152,15 @@ int br_test_thread_baseline(void) {
     BR_CHECK_EQ(pthread_create(&th, NULL, record_tid, &tid), 0);
     BR_CHECK_EQ(pthread_join(th, NULL), 0);
     wait_tid_gone(tid);
+    /* the calibration helper must never show up in a count taken later */
+    br_test_settle_calibration();
+    return br_test_count_threads();
+}
+
+void br_test_settle_calibration(void) {
     /* braid measures spinning costs once, with a short-lived helper thread
-     * (core/calib.c), at the first wait: do it now and wait the helper out, so that it
-     * never shows up in a count taken later. */
+     * (core/calib.c), at the first wait: do it now and wait until the helper has ended
+     * (gone from /proc/self/task, its exit path included). */
     (void)br__calib_spin_ns();
     int64_t give_up = br_test_hang_guard();
     int helper;
@@ -165,7 +171,6 @@ int br_test_thread_baseline(void) {
     }
     if (helper > 0)
         wait_tid_gone(helper);
-    return br_test_count_threads();
 }
 
 /* One line of /proc/<pid>/task/<tid>/<file>, trailing newline cut; "" if unreadable. */

@@ -118,6 +118,12 @@ void br_test_wait_no_children_(const char *file, int line);
  * pthread_create, which would otherwise look like a leak. The helper thread is joined
  * and waited out of /proc/self/task, so the count is exact. */
 int br_test_thread_baseline(void);
+/* braid's one-time calibration done and its helper thread ended (the first wait starts
+ * it). Call it before a test forks while threads of its own run: else the first park of
+ * one of them may be creating or ending that helper at the fork, inside the allocator,
+ * and a child of a sanitizer build (whose allocator takes no locks around fork()) hangs
+ * in its first malloc. */
+void br_test_settle_calibration(void);
 
 /* --- child processes ------------------------------------------------------------- */
 

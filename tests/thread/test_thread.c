@@ -450,6 +450,7 @@ static void exit_from_a_non_daemon_thread(void **state) {
  * for them, and they count as finished. */
 static void forked_child_does_not_wait_for_parent_threads(void **state) {
     (void)state;
+    br_test_settle_calibration(); /* no helper thread mid-start at the fork */
     br_event gate = BR_EVENT_INIT;
     probe p = {.gate = &gate};
     br_thread *t = tu_spawn(probe_fn, &p); /* non-daemon, blocked until we say */
@@ -851,6 +852,7 @@ static void locals_run_out_with_eagain(void **state) {
  * join there waited forever. */
 static void fork_while_a_thread_finishes(void **state) {
     (void)state;
+    br_test_settle_calibration(); /* no helper thread mid-start at the fork */
     br_event gate = BR_EVENT_INIT;
     probe p = {.gate = &gate};
     br_thread *t = tu_spawn(probe_fn, &p);
@@ -896,6 +898,7 @@ static void fork_while_a_thread_finishes(void **state) {
  * instead of joining a pthread that doesn't exist there. */
 static void fork_while_a_thread_runs_destructors(void **state) {
     (void)state;
+    br_test_settle_calibration(); /* no helper thread mid-start at the fork */
     gated_setup();
     br_thread *t = spawn_gated();
     fflush(NULL);
