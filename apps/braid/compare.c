@@ -26,7 +26,7 @@
  * dominated by whichever row ran first, since a high-water mark never comes down. The
  * child sends its cmp_run back through a pipe and _exits (no atexit work in a fork).
  */
-#define _GNU_SOURCE /* isatty, wait4, pipe2 */
+#define _GNU_SOURCE /* isatty, wait4, pipe2, mkostemp */
 #include <braid.h>
 #include <braid/aio.h>
 
@@ -835,7 +835,7 @@ static int py_w9(const cmp_config *cfg, cmp_run *out, const char *variant) {
         return BR_EFAILED;
     }
     char outfile[] = "/tmp/braid-compare-w9-XXXXXX"; /* the peer's output, then checked */
-    int fd = mkstemp(outfile);
+    int fd = mkostemp(outfile, O_CLOEXEC);
     if (fd < 0) {
         snprintf(out->err, sizeof out->err, "no temporary file: %s", strerror(errno));
         return BR_EFAILED;
@@ -895,7 +895,7 @@ static void write_expected(cmp_config *cfg) {
     if (braid_fixture_expected(&tsv, &len) != 0)
         return;
     char path[] = "/tmp/braid-compare-expected-XXXXXX";
-    int fd = mkstemp(path);
+    int fd = mkostemp(path, O_CLOEXEC);
     if (fd >= 0) {
         if (write(fd, tsv, len) == (ssize_t)len)
             snprintf(cfg->w9_expected, sizeof cfg->w9_expected, "%s", path);

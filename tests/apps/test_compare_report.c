@@ -8,9 +8,8 @@
  */
 #include "harness.h"
 
-#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,18 +48,20 @@ static char *slurp(const char *path) {
     return buf;
 }
 
-/* Runs braid compare in a child with stdout to out_path; its exit status. Waits within
- * four hang guards (compare runs many rows; only a hang reaches that); a hang prints the
- * child's process tree and kills all of it, so no stuck grandchild holds the test's
- * output open. */
-static int run_compare(char **argv, int argc, const char *out_path) {
+/* Runs braid compare in a child with stdout to out_path and, when err_path isn't NULL,
+ * stderr to err_path (the child's own: this process's stderr stays where the test's
+ * failures are reported); its exit status. Waits within four hang guards (compare runs
+ * many rows; only a hang reaches that); a hang prints the child's process tree and
+ * kills all of it, so no stuck grandchild holds the test's output open. */
+static int run_compare(char **argv, int argc, const char *out_path, const char *err_path) {
     fflush(NULL);
     pid_t pid = fork();
     BR_CHECK(pid >= 0);
     if (pid == 0) {
-        FILE *f = freopen(out_path, "w", stdout);
-        if (f == NULL)
+        if (freopen(out_path, "w", stdout) == NULL)
             _exit(99);
+        if (err_path != NULL && freopen(err_path, "w", stderr) == NULL)
+            _exit(98);
         int rc = braid_compare_main(argc, argv);
         fflush(NULL);
         _exit(rc);
@@ -134,7 +135,7 @@ static void report_in_chromium(void **state) {
     snprintf(html_path, sizeof html_path, "%s/R.html", dir);
     snprintf(profile, sizeof profile, "%s/profile", dir);
     char *argv[] = {"compare", "--quick", "--report", html_path, NULL};
-    BR_CHECK_EQ(run_compare(argv, 4, out_path), 0);
+    BR_CHECK_EQ(run_compare(argv, 4, out_path, NULL), 0);
     char *out = slurp(out_path);
     char *html = slurp(html_path);
     BR_CHECK(strstr(out, "\nreport: ") != NULL);
@@ -257,16 +258,7 @@ static int run_capture(char **argv, int argc, char **out, char **err) {
     char out_path[256], err_path[256];
     snprintf(out_path, sizeof out_path, "%s/out.txt", dir);
     snprintf(err_path, sizeof err_path, "%s/err.txt", dir);
-    fflush(NULL);
-    int saved = dup(STDERR_FILENO);
-    BR_CHECK(saved >= 0);
-    FILE *ef = fopen(err_path, "we");
-    BR_CHECK(ef != NULL);
-    BR_CHECK(dup2(fileno(ef), STDERR_FILENO) >= 0);
-    int rc = run_compare(argv, argc, out_path); /* the child inherits this stderr */
-    BR_CHECK(dup2(saved, STDERR_FILENO) >= 0);
-    close(saved);
-    fclose(ef);
+    int rc = run_compare(argv, argc, out_path, err_path);
     *out = slurp(out_path);
     *err = slurp(err_path);
     unlink(out_path);
@@ -315,7 +307,7 @@ static void with_python_rows(void **state) {
         skip();
     }
     char html[] = "/tmp/braid-compare-py-XXXXXX";
-    int fd = mkstemp(html);
+    int fd = mkostemp(html, O_CLOEXEC);
     BR_CHECK(fd >= 0);
     close(fd);
     char *argv[] = {"compare", "--quick", "--rounds", "1", "--report", html,
