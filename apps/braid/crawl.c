@@ -694,7 +694,6 @@ static void parse_page(const crawl_opts *o, br_http_response *res, bool want_lin
     br_http_response_free(res);
 }
 
-/* Fetch and extract one page (no robots, no politeness: the caller's). */
 /* At most one parse per CPU at once, whatever the number of fetching threads (the
  * threads and pool models run 64). With all 50 of W9's pages parsed at once, the parses
  * shared 2 cores with the replies still arriving, and those waited for a core: the last
@@ -712,6 +711,7 @@ static void parse_slots_init(void) {
     parse_slots_pid = getpid();
 }
 
+/* Fetch and extract one page (no robots, no politeness: the caller's). */
 static void fetch_parse(const crawl_opts *o, br_http_client *client, int64_t crawl_deadline,
                         const char *url, bool want_links, page_result *r) {
     br_http_response *res = NULL;

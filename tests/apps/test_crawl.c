@@ -341,6 +341,17 @@ static void tserver_stop(void) {
     close(g_ts.stop[0]);
 }
 
+/* Writes a URL list of the test server's pages dir/0.html .. dir/(n-1).html to
+ * g_dir/name; the list's path into path[0..cap). */
+static void tserver_list(char *path, size_t cap, const char *name, const char *dir, int n) {
+    snprintf(path, cap, "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "we");
+    BR_CHECK(f != NULL);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "http://127.0.0.1:%d%s/%d.html\n", g_ts.port, dir, i);
+    BR_CHECK(fclose(f) == 0);
+}
+
 static char *turl(const char *path) {
     char *s = malloc(strlen(path) + 64);
     sprintf(s, "http://127.0.0.1:%d%s", g_ts.port, path);
@@ -721,11 +732,7 @@ static void sigint_model(const char *model) {
     tserver_start();
     char out[512], list[512];
     snprintf(out, sizeof out, "%s/out.jsonl", g_dir);
-    snprintf(list, sizeof list, "%s/urls.txt", g_dir);
-    FILE *f = fopen(list, "w");
-    for (int i = 0; i < 400; i++)
-        fprintf(f, "http://127.0.0.1:%d/slow/%d.html\n", g_ts.port, i);
-    fclose(f);
+    tserver_list(list, sizeof list, "urls.txt", "/slow", 400);
     /* The braid program itself, beside this test in the build tree (build/tests/ and
      * build/apps/braid/): a forked copy of this process, which runs threads, would do
      * too, but ThreadSanitizer can't follow threads started in such a child. */
@@ -959,13 +966,8 @@ static void concurrent_models_fetch_all_at_once(void **state) {
     tmpdir_make();
     tserver_start();
     char list[512], out[512];
-    snprintf(list, sizeof list, "%s/gate.txt", g_dir);
+    tserver_list(list, sizeof list, "gate.txt", "/gate", N);
     snprintf(out, sizeof out, "%s/out.jsonl", g_dir);
-    FILE *f = fopen(list, "w");
-    BR_CHECK(f != NULL);
-    for (int i = 0; i < N; i++)
-        fprintf(f, "http://127.0.0.1:%d/gate/%d.html\n", g_ts.port, i);
-    fclose(f);
     static const char *const models[] = {"threads", "pipeline", "pool", "process", "async"};
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
         atomic_store(&g_ts.gate_open, 0);
