@@ -1,6 +1,7 @@
 #include "harness.h"
 #include "braid/process.h"
 #include "core/lib.h"
+#include "aio/loop.h"
 #include "future/private.h"
 #include "process/watch.h"
 
@@ -285,6 +286,12 @@ int br_test_main(const struct CMUnitTest *tests, size_t n, const char *group, in
     /* The spawn entry point: a child spawned by a test (BR_START_SPAWN) re-runs this
      * binary and is diverted here to run its task. */
     br_process_main(argc, argv);
+    /* Every loop's tasks on shared stacks (aio/loop.h): a suite written for tasks with
+     * stacks of their own runs again with its waits parked from shared-stack coroutines
+     * (tests/aio/tests.cmake). */
+    const char *shared = getenv("BRAID_TEST_SHARED_STACKS");
+    if (shared != NULL && strcmp(shared, "1") == 0)
+        br__loop_shared_default = true;
     if (argc > 1) {
         size_t i;
         for (i = 0; i < n; i++)

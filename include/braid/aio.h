@@ -95,12 +95,24 @@ BR_API int br_timer_cancel(br_timer *t);
 /* --- tasks ---------------------------------------------------------------------------- */
 
 typedef struct br_task_opts {
-    size_t stack_size;   /* 0: the loop's default (256 KiB); at least 16 KiB: else BR_EINVAL */
-    bool shared_stack;   /* run on the loop's shared stack (copied out while suspended):
-                          * BR_ENOTSUP for now (a blocked call's waiter lives in its
-                          * frame, which a shared stack doesn't keep in place) */
+    size_t stack_size;   /* 0: the loop's default (256 KiB); at least 16 KiB: else BR_EINVAL;
+                          * at most 1 MiB on a shared stack */
+    bool shared_stack;   /* run on the loop thread's shared stack: while suspended, only
+                          * the frames in use are kept (copied out), so a mass of idle
+                          * tasks costs a few hundred bytes each instead of a page or
+                          * more; each switch copies them. Pointers to a suspended
+                          * task's locals are invalid for other tasks and threads
+                          * (docs/aio-coro.md) */
+    bool own_stack;      /* a stack of its own, whatever the loop's default */
     const char *name;    /* copied; NULL: "Task-<n>" as asyncio */
 } br_task_opts;
+
+/* The stack choice of the loop's tasks made without one (NULL opts, or neither
+ * shared_stack nor own_stack set), tasks submitted to its executor included: uses
+ * opts->shared_stack and opts->stack_size. Set it before making tasks. By default a
+ * loop's tasks have their own stacks. 0; BR_EINVAL (both flags, or a size out of
+ * range). */
+BR_API int br_loop_set_task_defaults(br_loop *loop, const br_task_opts *opts);
 
 /* Schedules fn(arg) as a coroutine on `loop` (NULL: the current loop; BR_EPERM if
  * none) and returns its task, a future that the caller owns one reference on. arg

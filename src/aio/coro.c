@@ -108,7 +108,7 @@ void br__ctx_start(void);
 br__coro_state br__ctx_switch_state(void **save, void *to, uintptr_t pass)
     __asm__("br__ctx_switch");
 
-#define SHARED_SIZE ((size_t)1 << 20)
+#define SHARED_SIZE BR__CORO_SHARED_STACK
 
 typedef struct shared_stack {
     br__stack stk;
@@ -578,6 +578,12 @@ void br__coro_suspend(void) {
 }
 
 br__coro *br__coro_current(void) { return thr()->current; }
+
+void br__coro_shared_range(const char **lo, const char **hi) {
+    shared_stack *ss = ss_of_thread(thr());
+    *lo = ss->stk.base;
+    *hi = ss->stk.base + ss->stk.size;
+}
 
 bool br__coro_running_stack(br__stack *s, const char **name) {
     br__coro *co = br__coro_tl.current; /* a signal handler: no switch under it */

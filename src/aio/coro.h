@@ -74,6 +74,8 @@ typedef struct br__coro_opts {
 
 #define BR__CORO_DEFAULT_STACK ((size_t)256 << 10)
 #define BR__CORO_MIN_STACK ((size_t)16 << 10)
+/* The size of each thread's shared stack: a shared-stack coroutine's limit. */
+#define BR__CORO_SHARED_STACK ((size_t)1 << 20)
 
 /* Makes a coroutine that will run fn(arg) when first resumed. BR_EINVAL: a stack_size
  * below BR__CORO_MIN_STACK (or absurdly large); BR_ENOMEM. */
@@ -166,6 +168,9 @@ void br__stack_thread_init(void);
 /* For the overflow handler (stack.c): the stack the coroutine running on this thread
  * runs on (its own, or its thread's shared stack); false if none. Async-signal-safe. */
 bool br__coro_running_stack(br__stack *s, const char **name);
+/* The calling thread's shared stack, [*lo, *hi) (made if it has none yet): where every
+ * shared-stack coroutine resumed on this thread runs. */
+void br__coro_shared_range(const char **lo, const char **hi);
 /* Prints "braid: coroutine 'NAME' overflowed its stack (SIZE KiB) at ADDR[ (canary)]"
  * to stderr with async-signal-safe calls and aborts. */
 _Noreturn void br__stack_overflow_report(const char *name, size_t size, const void *addr,

@@ -324,25 +324,25 @@ static int io_wait_coro(int fd, uint32_t events, int64_t deadline) {
         if (rc != 0)
             return rc;
     }
-    iorec r;
-    br__waiter_init(&r.w);
+    BR__PARKED(iorec, r);
+    br__waiter_init(&r->w);
     if (events & BR__IO_READ)
-        e->rd = &r;
+        e->rd = r;
     if (events & BR__IO_WRITE)
-        e->wr = &r;
+        e->wr = r;
     a->park_fd = fd;
     a->park_io = events;
     l->nio++;
-    int rc = br__waiter_park(&r.w, deadline);
+    int rc = br__waiter_park(&r->w, deadline);
     l->nio--;
     a->park_io = 0;
     /* The table may have grown while we were parked: look the entry up again. Only
      * this thread dispatches, so nothing can signal r once we run. The registration
      * stays (the notes above). */
     e = &l->fds[fd];
-    if (e->rd == &r)
+    if (e->rd == r)
         e->rd = NULL;
-    if (e->wr == &r)
+    if (e->wr == r)
         e->wr = NULL;
     return rc;
 }
@@ -454,17 +454,17 @@ static int ex_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
      * thread running l (a loop nobody runs: the wait lasts until one does). The
      * last task's end pops and wakes every waiter under ex_idle's lock (task.c,
      * br__atask_gone); checking ex_live and linking under that lock loses no wake-up. */
-    br__waiter w;
-    br__waiter_init(&w);
-    w.flags |= BR__WAITER_NOCANCEL | BR__WAITER_NOSPIN;
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w);
+    w->flags |= BR__WAITER_NOCANCEL | BR__WAITER_NOSPIN;
     br__ilock_lock(&l->ex_idle.lock);
     if (atomic_load_explicit(&l->ex_live, memory_order_acquire) == 0) {
         br__ilock_unlock(&l->ex_idle.lock);
         return 0;
     }
-    br__wq_push(&l->ex_idle, &w);
+    br__wq_push(&l->ex_idle, w);
     br__ilock_unlock(&l->ex_idle.lock);
-    br__waiter_park_until_signalled(&w);
+    br__waiter_park_until_signalled(w);
     return 0;
 }
 
@@ -516,6 +516,7 @@ int br_loop_new(br_loop **out) {
     atomic_init(&l->ex_live, 0);
     l->ex.loop = l;
     (void)br_executor_init(&l->ex.base, &loop_vt);
+    l->task_shared = br__loop_shared_default;
     if (!atomic_load_explicit(&hooks_set, memory_order_acquire)) {
         atomic_store_explicit(&br__task_home_cancel, br__atask_home_cancel,
                               memory_order_release);
@@ -525,6 +526,22 @@ int br_loop_new(br_loop **out) {
         atomic_store_explicit(&hooks_set, true, memory_order_release);
     }
     *out = l;
+    return 0;
+}
+
+bool br__loop_shared_default;
+
+int br_loop_set_task_defaults(br_loop *loop, const br_task_opts *opts) {
+    if (loop == NULL || opts == NULL)
+        return BR__MISUSE(BR_EINVAL, "br_loop_set_task_defaults: NULL loop or opts");
+    if (opts->shared_stack && opts->own_stack)
+        return BR__MISUSE(BR_EINVAL, "br_loop_set_task_defaults: shared_stack and own_stack");
+    if (opts->stack_size != 0 &&
+        (opts->stack_size < BR__CORO_MIN_STACK ||
+         (opts->shared_stack && opts->stack_size > BR__CORO_SHARED_STACK)))
+        return BR_EINVAL;
+    loop->task_stack_size = opts->stack_size;
+    loop->task_shared = opts->shared_stack;
     return 0;
 }
 

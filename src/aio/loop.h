@@ -168,7 +168,16 @@ struct br_loop {
     _Atomic bool ex_cancel;
     _Atomic uint32_t ex_live;  /* executor tasks not finished */
     br__wq ex_idle;            /* shutdown(wait) callers, woken when ex_live reaches 0 */
+    /* The defaults of tasks made without a stack choice (br_loop_set_task_defaults).
+     * Read by br__atask_start on any thread:
+     * set them before tasks are made. */
+    size_t task_stack_size;
+    bool task_shared;
 };
+
+/* The stack choice of every new loop's tasks: false (their own stacks) unless the tests
+ * set it, to run a suite on shared stacks (tests/harness.c, BRAID_TEST_SHARED_STACKS). */
+extern bool br__loop_shared_default;
 
 /* Loop side (loop.c), for task.c. */
 extern BR__TLS br_loop *br__loop_tl;      /* the loop running on this thread */

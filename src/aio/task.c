@@ -142,7 +142,16 @@ int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_
     br__tnode_init(&a->park_timer, park_timer_fire);
     a->ident = br__coro_identity(atomic_fetch_add_explicit(&task_ids, 1, memory_order_relaxed) + 1);
     a->stack_size = opts ? opts->stack_size : 0;
-    a->shared_stack = opts ? opts->shared_stack : false;
+    if (opts && (opts->shared_stack || opts->own_stack))
+        a->shared_stack = opts->shared_stack;
+    else if (a->stack_size > BR__CORO_SHARED_STACK)
+        a->shared_stack = false; /* too big for the shared stack: its own */
+    else
+        a->shared_stack = l->task_shared;
+    if (a->stack_size == 0)
+        a->stack_size = l->task_stack_size;
+    if (a->shared_stack && a->stack_size > BR__CORO_SHARED_STACK)
+        a->stack_size = 0; /* the loop's size doesn't fit: the shared stack's */
     if (opts && opts->name)
         snprintf(a->name, sizeof a->name, "%s", opts->name);
     else
@@ -175,12 +184,9 @@ int br_create_task_opts(br_loop *loop, br_task_fn fn, const void *arg, size_t le
         return BR__MISUSE(BR_EINVAL, "br_create_task: fn or out is NULL");
     if (opts && opts->stack_size != 0 && opts->stack_size < BR__CORO_MIN_STACK)
         return BR_EINVAL;
-    /* A suspended shared-stack coroutine's frames are copied out and the stack reused,
-     * but every braid primitive links a waiter that lives in the blocked call's frame
-     * (core/lib.h): its queue would point into another coroutine's frames. Until
-     * waiters can live off the stack, tasks run on stacks of their own. */
-    if (opts && opts->shared_stack)
-        return BR_ENOTSUP;
+    if (opts && opts->shared_stack && (opts->own_stack || opts->stack_size > BR__CORO_SHARED_STACK))
+        return BR__MISUSE(BR_EINVAL, "br_create_task_opts: shared_stack with own_stack "
+                                     "or a stack over 1 MiB");
     if (loop == NULL)
         loop = br__loop_tl;
     if (loop == NULL)
@@ -271,16 +277,25 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
     }
     br__atask_tl = a;
     br__set_context(a->ident, &br__coro_parker, a);
+    if (a->shared_stack) {
+        /* Its park memory comes from the heap (core/lib.h, park memory). */
+        const char *lo, *hi;
+        br__coro_shared_range(&lo, &hi);
+        br__set_context_stack(lo, hi);
+    }
     br__coro_state st = br__coro_resume(a->co);
     br__set_context(0, NULL, NULL);
     br__atask_tl = NULL;
     if (st != BR__CORO_DONE)
         return;
     /* Scopes left entered by a task that returned inside them. */
-    for (br__scope *s = a->scopes; s; s = s->prev) {
+    for (br__scope *s = a->scopes, *prev; s; s = prev) {
+        prev = s->prev;
         if (br__tnode_armed(&s->node))
             br__theap_remove(&l->timers, &s->node);
         l->tneed--;
+        if (a->shared_stack)
+            br__free(s); /* the heap record of a shared-stack task's scope */
     }
     a->scopes = NULL;
     l->tneed--; /* the park's timer */
@@ -305,10 +320,10 @@ int br_aio_sleep_until(int64_t deadline) {
     br__atask *a = br__atask_tl;
     if (a == NULL)
         return BR_EPERM;
-    br__waiter w;
-    br__waiter_init(&w);
-    w.flags |= BR__WAITER_NOSPIN;
-    int rc = br__waiter_park(&w, deadline);
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w);
+    w->flags |= BR__WAITER_NOSPIN;
+    int rc = br__waiter_park(w, deadline);
     return rc == BR_ETIMEDOUT ? 0 : rc;
 }
 
@@ -342,6 +357,23 @@ static void scope_fire(br__tnode *n) {
     br__atask_poke(a);
 }
 
+/* The scope record of `scope`: the handle itself, or for a shared-stack task a record
+ * on the heap that the handle points to (the loop's timers and a->scopes reach it while
+ * the task is suspended, when a handle among its locals is not at its address: core/lib.h,
+ * park memory). Such a record is freed when the scope is left or the task ends. NULL if
+ * the handle names no scope entered by a (so never read through a stale pointer). */
+static br__scope *scope_of(br__atask *a, br_timeout_scope *scope) {
+    if (scope == NULL)
+        return NULL;
+    if (!a->shared_stack)
+        return (br__scope *)(void *)scope;
+    br__scope *p = *(br__scope **)(void *)scope;
+    for (br__scope *s = a->scopes; s; s = s->prev)
+        if (s == p)
+            return p;
+    return NULL;
+}
+
 int br_timeout_enter(br_timeout_scope *scope, int64_t deadline) {
     br__atask *a = br__atask_tl;
     if (a == NULL)
@@ -349,8 +381,18 @@ int br_timeout_enter(br_timeout_scope *scope, int64_t deadline) {
     if (scope == NULL)
         return BR__MISUSE(BR_EINVAL, "br_timeout_enter: NULL scope");
     br__scope *s = (br__scope *)(void *)scope;
-    if (br__loop_reserve_timer(a->loop) != 0)
+    if (a->shared_stack) {
+        s = br__malloc(sizeof *s);
+        if (s == NULL)
+            return BR_ENOMEM;
+    }
+    if (br__loop_reserve_timer(a->loop) != 0) {
+        if (a->shared_stack)
+            br__free(s);
         return BR_ENOMEM;
+    }
+    if (a->shared_stack)
+        *(br__scope **)(void *)scope = s;
     br__tnode_init(&s->node, scope_fire);
     s->a = a;
     s->prev = a->scopes;
@@ -366,7 +408,7 @@ int br_timeout_reschedule(br_timeout_scope *scope, int64_t deadline) {
     br__atask *a = br__atask_tl;
     if (a == NULL)
         return BR_EPERM;
-    br__scope *s = (br__scope *)(void *)scope;
+    br__scope *s = scope_of(a, scope);
     if (s == NULL || !(s->flags & BR__SCOPE_ENTERED) || s->a != a)
         return BR__MISUSE(BR_EINVAL, "br_timeout_reschedule: not an entered scope");
     if (s->flags & BR__SCOPE_FIRED)
@@ -381,7 +423,7 @@ int br_timeout_leave(br_timeout_scope *scope) {
     br__atask *a = br__atask_tl;
     if (a == NULL)
         return BR_EPERM;
-    br__scope *s = (br__scope *)(void *)scope;
+    br__scope *s = scope_of(a, scope);
     if (s == NULL || s != a->scopes)
         return BR__MISUSE(BR_EINVAL, "br_timeout_leave: not the innermost entered scope");
     br_loop *l = a->loop;
@@ -389,16 +431,20 @@ int br_timeout_leave(br_timeout_scope *scope) {
     l->tneed--;
     a->scopes = s->prev;
     s->flags &= ~(uint32_t)BR__SCOPE_ENTERED;
-    if (s->flags & BR__SCOPE_FIRED) {
+    uint32_t flags = s->flags;
+    uint32_t base = s->base;
+    if (a->shared_stack)
+        br__free(s);
+    if (flags & BR__SCOPE_FIRED) {
         /* uncancel(): our own request goes. */
         uint32_t left = atomic_fetch_sub_explicit(&a->requests, 1, memory_order_acq_rel) - 1;
-        if (left <= s->base) {
+        if (left <= base) {
             if (left == 0)
                 atomic_store_explicit(&a->must_report, 0, memory_order_release);
             return BR_ETIMEDOUT;
         }
         return BR_ECANCELED; /* another request came meanwhile: it stays */
     }
-    return atomic_load_explicit(&a->requests, memory_order_acquire) > s->base ? BR_ECANCELED
+    return atomic_load_explicit(&a->requests, memory_order_acquire) > base ? BR_ECANCELED
                                                                                : 0;
 }

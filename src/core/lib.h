@@ -419,6 +419,10 @@ typedef struct br__tls {
     const char *name;          /* the current thread's name, or NULL ("MainThread"/...) */
     int64_t park_spin_ns;      /* the adaptive spin budget (br__spin_budget); 0: unset */
     uint32_t park_spin_probe;  /* waits since the last full-budget probe */
+    /* Set while a shared-stack coroutine runs: the range of its shared stack, whose
+     * frames are copied out while it is suspended, so its park memory comes from the
+     * heap (br__park_mem). NULL otherwise. */
+    const char *park_lo, *park_hi;
 } br__tls;
 
 extern BR__TLS br__tls br__tls_v;
@@ -470,6 +474,61 @@ static inline uintptr_t br__coro_identity(uint64_t id) { return (uintptr_t)(id <
 /* The aio layer's hook: run `owner` with `parker`/`pctx` on this thread from now on
  * (owner 0 and parker NULL go back to the plain thread and its own identity). */
 void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx);
+/* The running context is a shared-stack coroutine whose stack spans [lo, hi) (the aio
+ * layer calls it after br__set_context, which clears it). */
+void br__set_context_stack(const void *lo, const void *hi);
+
+/* --- park memory ------------------------------------------------------------------------
+ *
+ * What a blocking call links into structures that other contexts reach while it is
+ * parked (its waiter, a wait record holding one, watch nodes on futures, an I/O
+ * registration) must stay at its address until the call returns. A thread's or an
+ * own-stack coroutine's frame does. A shared-stack coroutine's frame doesn't: while it
+ * is suspended its frames are copied out and another coroutine's run at those
+ * addresses (aio/coro.h). So every park site declares such memory with BR__PARKED:
+ * on the frame for the first two (no cost: a pointer to a local), on the heap for a
+ * shared-stack coroutine, freed when the variable goes out of scope (the cleanup
+ * attribute, so every return path frees it). Out of memory there aborts with a
+ * message, as copying the frames out does. br__waiter_init and br__future_watch check
+ * that nothing they link lies on the running shared stack, so a site that was missed
+ * aborts at once (naming the site) instead of corrupting another coroutine's frames.
+ */
+void *br__park_heap(size_t size);
+/* The cleanup of a BR__PARKED variable: frees heap park memory (the context is the
+ * one that made it: a call doesn't change context). */
+static inline void br__park_release(void *pp) {
+    if (BR__UNLIKELY(br__tls_now()->park_lo != NULL))
+        br__free(*(void **)pp);
+}
+static inline void *br__park_mem(void *frame, size_t size) {
+    if (BR__LIKELY(br__tls_now()->park_lo == NULL))
+        return frame;
+    return br__park_heap(size);
+}
+/* True if p lies on the running shared-stack coroutine's stack (never for threads). */
+static inline bool br__on_shared_stack(const void *p) {
+    br__tls *t = br__tls_now();
+    return t->park_lo != NULL && (const char *)p >= t->park_lo && (const char *)p < t->park_hi;
+}
+/* Declares `type *name` pointing at park memory for one `type` (uninitialised). */
+#define BR__PARKED(type, name) type BR__PARKED_IN(name)
+/* The declarators, after a type that may be a struct defined in place:
+ * `struct { ... } BR__PARKED_IN(name);` */
+#define BR__PARKED_IN(name)                                                             \
+    name##_frame_, *name __attribute__((cleanup(br__park_release))) =                  \
+                       br__park_mem(&name##_frame_, sizeof name##_frame_)
+/* The same for an array of n (n > 0) whose frame copy, `frame` (frame_n entries), is
+ * used when it is big enough; else, or in a shared-stack coroutine, the heap (NULL if
+ * that fails: the caller reports BR_ENOMEM). Release with br__park_array_free. */
+static inline void *br__park_array(void *frame, size_t frame_n, size_t n, size_t elem) {
+    if (n <= frame_n && br__tls_now()->park_lo == NULL)
+        return frame;
+    return br__malloc(n * elem);
+}
+static inline void br__park_array_free(void *frame, void *p) {
+    if (p != frame)
+        br__free(p);
+}
 
 extern const br__parker br__thread_parker;
 

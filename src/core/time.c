@@ -42,10 +42,10 @@ int br_sleep_until(int64_t deadline) {
      * is nothing to undo). Whether a park whose deadline has already passed reports a
      * pending cancel (making br_sleep(0) a cancellation point, like asyncio.sleep(0))
      * is the parker's choice; the tests' parker does. */
-    br__waiter w;
-    br__waiter_init(&w);
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w);
     int rc;
-    while ((rc = br__waiter_park(&w, deadline)) == 0 && deadline == BR_FOREVER)
+    while ((rc = br__waiter_park(w, deadline)) == 0 && deadline == BR_FOREVER)
         ; /* nobody signals a sleeper; a FOREVER sleep never returns */
     return rc == BR_ECANCELED ? BR_ECANCELED : 0;
 }

@@ -3,6 +3,9 @@
  * core/lib.h. */
 #include "core/lib.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 
 BR__TLS br__tls br__tls_v;
 
@@ -105,6 +108,12 @@ const br__parker br__thread_parker = {thread_park, thread_unpark, NULL};
 /* --- waiters and wait-queues -------------------------------------------------------- */
 
 void br__waiter_init_at(br__waiter *w, const char *file, const char *func) {
+    if (BR__UNLIKELY(br__on_shared_stack(w))) {
+        /* A park site that didn't declare its waiter with BR__PARKED (lib.h): its
+         * frame will be copied out while a waker writes to it. */
+        fprintf(stderr, "braid: internal: a waiter on a shared stack (%s, %s)\n", file, func);
+        abort();
+    }
     w->site_file = file;
     w->site_func = func;
     w->next = w->prev = NULL;
@@ -217,6 +226,24 @@ void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx) {
     t->owner = owner ? owner : t->self;
     t->parker = parker;
     t->pctx = pctx;
+    t->park_lo = t->park_hi = NULL;
+}
+
+void br__set_context_stack(const void *lo, const void *hi) {
+    br__tls *t = br__tls_now();
+    t->park_lo = lo;
+    t->park_hi = hi;
+}
+
+/* --- park memory (lib.h) ---------------------------------------------------------------- */
+
+void *br__park_heap(size_t size) {
+    void *p = br__malloc(size);
+    if (p == NULL) {
+        fputs("braid: out of memory for a shared-stack coroutine's wait\n", stderr);
+        abort();
+    }
+    return p;
 }
 
 /* The fallback of br__tls_now() (core/lib.h) where no asm sequence is written: opaque to

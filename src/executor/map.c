@@ -239,9 +239,9 @@ static int submit_upto(br_map *m, size_t limit) {
 
 /* Posts again a cancel that a submit consumed and this call can't report (notes). */
 static void repost_cancel(void) {
-    br__waiter w;
-    br__waiter_init(&w); /* binds the calling context */
-    br__waiter_repost_cancel(&w);
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w); /* binds the calling context */
+    br__waiter_repost_cancel(w);
 }
 
 /* Cancels every input in flight that hasn't started. */

@@ -196,15 +196,15 @@ int br_as_completed_next_index(br_as_completed *it, br_future **f, size_t *index
             atomic_fetch_add_explicit(&it->nblocked, 1, memory_order_relaxed);
             blocked = true;
         }
-        br__waiter w;
-        br__waiter_init(&w);
-        br__wq_push(&it->wq, &w);
+        BR__PARKED(br__waiter, w);
+        br__waiter_init(w);
+        br__wq_push(&it->wq, w);
         br__ilock_unlock(&it->wq.lock);
         /* Woken by on_done (one per ready node) or by set_deadline; a timeout loops
          * back to look at the list and the (maybe moved) deadline once more. A cancel
          * leaves (the notes); a wake that won over one loops back the same way, with
          * the cancel pending for the next park. */
-        if (br__waiter_park_or_leave(&w, &it->wq, dl, NULL, NULL) == BR_ECANCELED) {
+        if (br__waiter_park_or_leave(w, &it->wq, dl, NULL, NULL) == BR_ECANCELED) {
             rc = BR_ECANCELED;
             break;
         }

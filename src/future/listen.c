@@ -40,6 +40,9 @@
  */
 #include "future/private.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 /* A thread (or coroutine) blocked in br__future_wait_done: its node, on its stack. */
 typedef struct wait_node {
     br__lnode node;
@@ -136,6 +139,11 @@ static bool listen_lock(br_future *f) {
 }
 
 bool br__future_watch(br_future *f, br__watcher *w) {
+    if (BR__UNLIKELY(br__on_shared_stack(w))) {
+        /* Park memory not declared with BR__PARKED (core/lib.h). */
+        fputs("braid: internal: a future's watch node on a shared stack\n", stderr);
+        abort();
+    }
     if (br__fs_done(atomic_load_explicit(&f->st, memory_order_acquire)))
         return false;
     if (!listen_lock(f))
@@ -224,21 +232,25 @@ static bool spin_until_done(br_future *f, int64_t deadline) {
 static int wait_slow(br_future *f, int64_t deadline, uint32_t flags) {
     if (spin_until_done(f, deadline))
         return 0;
-    br__waiter w;
-    br__waiter_init(&w);
-    w.flags |= BR__WAITER_NOSPIN | flags;
-    wait_node n;
-    n.w = &w;
-    n.f = f;
+    struct {
+        br__waiter w;
+        wait_node n;
+    } BR__PARKED_IN(p); /* park memory (core/lib.h): both are reached while we park */
+    br__waiter *w = &p->w;
+    wait_node *n = &p->n;
+    br__waiter_init(w);
+    w->flags |= BR__WAITER_NOSPIN | flags;
+    n->w = w;
+    n->f = f;
     if (!listen_lock(f))
         return 0;
-    lst_link(f, &n.node, BR__LN_WAIT);
-    w.linked = 1; /* mirrors n.node.linked, for br__waiter_park_or_leave_in */
+    lst_link(f, &n->node, BR__LN_WAIT);
+    w->linked = 1; /* mirrors n->node.linked, for br__waiter_park_or_leave_in */
     br__ilock_unlock(&f->lock);
     /* Woken only by notify, so 0 means done; a timeout or a cancel unlinks us unless
      * notify got there first (core rule 2: then it is done, and a cancel it overtook
      * is posted again). */
-    return br__waiter_park_or_leave_in(&w, &f->lock, deadline, wait_unlink, &n);
+    return br__waiter_park_or_leave_in(w, &f->lock, deadline, wait_unlink, n);
 }
 
 int br__future_wait_done(br_future *f, int64_t deadline) {

@@ -55,6 +55,11 @@ br_future *br__task_prepare(br_task_fn fn, const void *arg, size_t len, unsigned
     t->fn = fn;
     t->deadline = deadline;
     uint16_t tf = (how & BR__ARG_IN_PROCESS) ? BR__TF_IN_PROCESS : 0;
+    /* A borrowed argument on the running shared-stack coroutine's stack would not be at
+     * its address while that coroutine waits for the task (its frames are copied out:
+     * core/lib.h, park memory): it is copied instead. */
+    if (BR__UNLIKELY(len > 0 && br__on_shared_stack(arg)))
+        how |= BR__ARG_COPY;
     if (!(how & BR__ARG_COPY) || len == 0) {
         t->a.ref.ptr = arg;
         t->a.ref.len = len;

@@ -164,51 +164,52 @@ int br__future_dedupe(br_future *const fs[], size_t n, unsigned char *dup) {
 static int wait_any(br_future *const fs[], size_t n, size_t npending, br_return_when when,
                     int64_t deadline) {
     br__watcher stack_nodes[STACK_N];
-    br__watcher *nodes = npending <= STACK_N ? stack_nodes : br__malloc(npending * sizeof *nodes);
+    /* Park memory (core/lib.h): the futures' lists link the nodes while we park. */
+    br__watcher *nodes = br__park_array(stack_nodes, STACK_N, npending, sizeof *nodes);
     if (nodes == NULL)
         return BR_ENOMEM;
-    wait_ctx c;
-    atomic_init(&c.ndone, 0);
-    atomic_init(&c.nfailed, 0);
-    atomic_init(&c.signalled, false);
-    c.when = when;
-    c.total = n;
-    br__waiter_init(&c.w);
+    BR__PARKED(wait_ctx, c);
+    atomic_init(&c->ndone, 0);
+    atomic_init(&c->nfailed, 0);
+    atomic_init(&c->signalled, false);
+    c->when = when;
+    c->total = n;
+    br__waiter_init(&c->w);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         /* Bail out of registering once the goal is met. */
-        if (atomic_load_explicit(&c.signalled, memory_order_relaxed))
+        if (atomic_load_explicit(&c->signalled, memory_order_relaxed))
             break;
         if (is_done(fs[i]) || k == npending) { /* (k == npending: it is done) */
-            count_done(&c, fs[i]);
+            count_done(c, fs[i]);
             continue;
         }
         br__watcher *w = &nodes[k];
         w->fn = on_done;
-        w->arg = &c;
+        w->arg = c;
         w->data = i;
         if (br__future_watch(fs[i], w))
             k++;
         else
-            count_done(&c, fs[i]); /* done meanwhile: count it ourselves */
+            count_done(c, fs[i]); /* done meanwhile: count it ourselves */
     }
     int prc = 0;
-    if (!atomic_load_explicit(&c.signalled, memory_order_relaxed))
-        prc = br__waiter_park(&c.w, deadline);
+    if (!atomic_load_explicit(&c->signalled, memory_order_relaxed))
+        prc = br__waiter_park(&c->w, deadline);
     for (size_t j = 0; j < k; j++)
         br__future_unwatch(fs[nodes[j].data], &nodes[j]);
     int rc = 0;
     if (prc != 0) {
-        if (atomic_load_explicit(&c.signalled, memory_order_relaxed)) {
+        if (atomic_load_explicit(&c->signalled, memory_order_relaxed)) {
             /* Core rule 2: a watcher signalled us between the timeout or cancel and
              * the unwatch. It has finished (the unwatches took its lock), so the
              * signal is there to take: take it (it comes at once, and no cancel may
              * cut this wait short), so that no parker (a coroutine's) is left with a
              * wake-up for a wait that is over. The goal was met: a cancel it overtook
              * is posted again and the call answers as if the wake had come first. */
-            br__waiter_park_until_signalled(&c.w);
+            br__waiter_park_until_signalled(&c->w);
             if (prc == BR_ECANCELED)
-                br__waiter_repost_cancel(&c.w);
+                br__waiter_repost_cancel(&c->w);
         } else if (prc == BR_ECANCELED) {
             rc = BR_ECANCELED;
         }

@@ -544,6 +544,26 @@ static void signal_done(br_future *f, void *arg) {
     br_future_release(done);
 }
 
+/* Waits for `done` while a watcher task reads the client's socket. The watch record is
+ * park memory (core/lib.h): the watcher uses it while this coroutine is suspended, and
+ * on a shared stack this coroutine's frame isn't at its address then. */
+static int await_watched(br_http_req *req, br_future *f, br_future *done, int64_t deadline,
+                         int *why) {
+    BR__PARKED(struct watch, w);
+    *w = (struct watch){.c = req->c, .f = f, .done = done};
+    br_future *watcher = NULL;
+    if (br_create_task(NULL, watch_main, &w, sizeof w, &watcher) != 0)
+        watcher = NULL; /* no watching: the deadline still holds */
+    int rc = br_future_wait(done, deadline);
+    if (watcher != NULL) {
+        (void)br_future_request_cancel(watcher);
+        (void)br_future_wait(watcher, BR_FOREVER);
+        br_future_release(watcher);
+    }
+    *why = w->why;
+    return rc;
+}
+
 int br_http_await(br_http_req *req, br_future *f, int64_t deadline) {
     if (req == NULL || f == NULL)
         return BR_EINVAL;
@@ -561,23 +581,14 @@ int br_http_await(br_http_req *req, br_future *f, int64_t deadline) {
         br_future_release(done);
         return rc;
     }
-    struct watch w = {.c = req->c, .f = f, .done = done};
-    struct watch *wp = &w;
-    br_future *watcher = NULL;
-    if (br_create_task(NULL, watch_main, &wp, sizeof wp, &watcher) != 0)
-        watcher = NULL; /* no watching: the deadline still holds */
-    rc = br_future_wait(done, deadline);
-    if (watcher != NULL) {
-        (void)br_future_request_cancel(watcher);
-        (void)br_future_wait(watcher, BR_FOREVER);
-        br_future_release(watcher);
-    }
+    int why = 0;
+    rc = await_watched(req, f, done, deadline, &why);
     br_future_release(done);
     /* done: 0 (also when it finished just as the client left: nothing is lost; and
      * when someone else cancelled it, which its own outcome says) */
-    if (br_future_done(f) && (w.why == 0 || !br_future_cancelled(f)))
+    if (br_future_done(f) && (why == 0 || !br_future_cancelled(f)))
         return 0;
-    if (w.why != 0)
+    if (why != 0)
         goto gone;
     (void)br_future_request_cancel(f);
     return rc; /* BR_ETIMEDOUT, BR_ECANCELED */

@@ -834,11 +834,11 @@ bool br_mp_event_is_set(const br_mp_event *ep) {
  * suspended meanwhile and its loop runs the others. Not cancellable, as the thread's
  * wait. Returns when the slice or the deadline passed (callers re-check the word). */
 static int coop_wait(_Atomic uint32_t *word, uint32_t val, int64_t deadline) {
-    br__waiter w;
-    br__waiter_init(&w);
-    w.flags |= BR__WAITER_NOCANCEL;
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w);
+    w->flags |= BR__WAITER_NOCANCEL;
     int64_t slice = br_deadline_after(200 * BR_USEC);
-    (void)br__waiter_park(&w, deadline < slice ? deadline : slice);
+    (void)br__waiter_park(w, deadline < slice ? deadline : slice);
     if (ld(word) != val)
         return 0;
     return br__deadline_passed(deadline) ? BR_ETIMEDOUT : 0;

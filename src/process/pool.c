@@ -1540,18 +1540,18 @@ static void cancel_seen(pp *p) {
 static void wait_cancel_seen(pp *p) {
     if (atomic_load_explicit(&p->cancel_seen, memory_order_acquire))
         return;
-    br__waiter w;
-    br__waiter_init(&w);
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w);
     br__ilock_lock(&p->cancel_lock);
     if (atomic_load_explicit(&p->cancel_seen, memory_order_relaxed)) {
         br__ilock_unlock(&p->cancel_lock);
         return;
     }
-    w.next = p->cancel_waiters;
-    p->cancel_waiters = &w;
+    w->next = p->cancel_waiters;
+    p->cancel_waiters = w;
     br__ilock_unlock(&p->cancel_lock);
     /* Only cancel_seen pops the chain, and it signals everyone it popped. */
-    br__waiter_park_until_signalled(&w);
+    br__waiter_park_until_signalled(w);
 }
 
 static void *manager(void *arg) {

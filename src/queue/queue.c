@@ -300,7 +300,7 @@ static int spin(br_queue *q, qcall *c, int64_t deadline) {
 static int wait_turn(br_queue *q, qcall *c, int64_t deadline) {
     br__qlist mine = c->put ? br__queue_putters(q) : br__queue_getters(q);
     br__qlock *theirs = c->put ? q->clk : q->plk;
-    br__waiter w;
+    BR__PARKED(br__waiter, w);
     for (;;) {
         /* Read the clock outside wlock. A deadline that passes between this read and
          * the park is caught by the park, which then times out at once. */
@@ -317,10 +317,10 @@ static int wait_turn(br_queue *q, qcall *c, int64_t deadline) {
             br__ilock_unlock(&q->w.lock);
             return rc;
         }
-        br__waiter_init(&w);
-        br__wq_push(mine.wq, &w);
+        br__waiter_init(w);
+        br__wq_push(mine.wq, w);
         br__ilock_unlock(&q->w.lock);
-        int prc = park(q, &w, mine, deadline);
+        int prc = park(q, w, mine, deadline);
         if (prc != 0)
             return prc; /* BR_ETIMEDOUT or BR_ECANCELED, nothing consumed */
     }
@@ -476,7 +476,7 @@ int br_queue_join(br_queue *q, int64_t deadline) {
     if (br__deadline_passed(deadline))
         return BR_ETIMEDOUT;
     int rc;
-    br__waiter w;
+    BR__PARKED(br__waiter, w);
     atomic_fetch_add_explicit(&q->w.nbusy, 1, memory_order_relaxed);
     br__ilock_lock(&q->w.lock);
     atomic_fetch_add_explicit(&q->w.njoinw, 1, memory_order_seq_cst);
@@ -485,10 +485,10 @@ int br_queue_join(br_queue *q, int64_t deadline) {
         br__ilock_unlock(&q->w.lock);
         rc = 0;
     } else {
-        br__waiter_init(&w);
-        br__wq_push(&q->w.joiners, &w);
+        br__waiter_init(w);
+        br__wq_push(&q->w.joiners, w);
         br__ilock_unlock(&q->w.lock);
-        rc = park(q, &w, br__queue_joiners(q), deadline);
+        rc = park(q, w, br__queue_joiners(q), deadline);
     }
     atomic_fetch_sub_explicit(&q->w.nbusy, 1, memory_order_release); /* last touch */
     return rc;

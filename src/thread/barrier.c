@@ -108,8 +108,8 @@ int br_barrier_wait(br_barrier *pub, int64_t deadline) {
     struct br__barrier *b = BR__BARRIER_IMPL(pub);
     if (!pub)
         return BR__MISUSE(BR_EINVAL, "br_barrier_wait: NULL barrier");
-    br__waiter w;
-    br__waiter_init(&w);
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w);
     br__ilock_lock(&b->wq.lock);
     if (!alive(b)) {
         br__ilock_unlock(&b->wq.lock);
@@ -122,12 +122,12 @@ int br_barrier_wait(br_barrier *pub, int64_t deadline) {
     uint32_t count = atomic_load_explicit(&b->count, memory_order_relaxed);
     if (count + 1 < b->parties) {
         atomic_store_explicit(&b->count, count + 1, memory_order_relaxed);
-        br__wq_push(&b->wq, &w);
+        br__wq_push(&b->wq, w);
         br__ilock_unlock(&b->wq.lock);
-        int rc = br__waiter_park_or_leave(&w, &b->wq, deadline, waiter_left, b);
+        int rc = br__waiter_park_or_leave(w, &b->wq, deadline, waiter_left, b);
         if (rc != 0)
             return rc; /* BR_ETIMEDOUT (barrier broken) or BR_ECANCELED (withdrawn) */
-        return w.data == OUT_PASS ? (int)w.data2 : BR_EBROKEN;
+        return w->data == OUT_PASS ? (int)w->data2 : BR_EBROKEN;
     }
 
     /* The last arrival: take the round off the queue, number it in queue order (they

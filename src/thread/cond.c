@@ -122,10 +122,10 @@ int br_cond_release(br_cond *pub) {
 
 /* The wait proper; the caller holds the lock (checked). */
 static int wait_held(struct br__cond *c, uint32_t kind, int64_t deadline) {
-    br__waiter w;
-    br__waiter_init(&w);
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w);
     br__ilock_lock(&c->wq.lock);
-    br__wq_push(&c->wq, &w); /* before the release: see the design notes */
+    br__wq_push(&c->wq, w); /* before the release: see the design notes */
     br__ilock_unlock(&c->wq.lock);
 
     struct br__lock *l = lock_of(c, kind);
@@ -138,7 +138,7 @@ static int wait_held(struct br__cond *c, uint32_t kind, int64_t deadline) {
     br__lock_release(l);
 
     /* 0 notified, BR_ETIMEDOUT, or BR_ECANCELED: unlinked either way but 0. */
-    int rc = br__waiter_park_or_leave(&w, &c->wq, deadline, NULL, NULL);
+    int rc = br__waiter_park_or_leave(w, &c->wq, deadline, NULL, NULL);
 
     /* Whatever happened, back at the same level; a cancel can't cut this short. */
     int lrc = br__lock_acquire_nocancel(l);

@@ -97,8 +97,8 @@ int br_event_wait(br_event *pub, int64_t deadline) {
     if (st == BR__EV_DESTROYED)
         return BR__MISUSE(BR_EINVAL, "br_event_wait: destroyed event");
     bool passed = br__deadline_passed(deadline); /* read the clock outside wq.lock */
-    br__waiter w;
-    br__waiter_init(&w);
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w);
     br__ilock_lock(&e->wq.lock);
     st = atomic_load_explicit(&e->state, memory_order_acquire);
     if (st != BR__EV_CLEAR || passed) {
@@ -107,7 +107,7 @@ int br_event_wait(br_event *pub, int64_t deadline) {
             return BR__MISUSE(BR_EINVAL, "br_event_wait: destroyed event");
         return st == BR__EV_SET ? 0 : BR_ETIMEDOUT;
     }
-    br__wq_push(&e->wq, &w);
+    br__wq_push(&e->wq, w);
     br__ilock_unlock(&e->wq.lock);
-    return br__waiter_park_or_leave(&w, &e->wq, deadline, NULL, NULL);
+    return br__waiter_park_or_leave(w, &e->wq, deadline, NULL, NULL);
 }

@@ -11,9 +11,9 @@
 
 /* Posts a cancel the caller's acquire consumed back to the caller's context. */
 static void repost_cancel(void) {
-    br__waiter w;
-    br__waiter_init(&w); /* binds w to the current context; never parked */
-    br__waiter_repost_cancel(&w);
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w); /* binds w to the current context; never parked */
+    br__waiter_repost_cancel(w);
 }
 
 static int rel_lock(void *o) {

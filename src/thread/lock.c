@@ -169,11 +169,11 @@ static int nap_take(struct br__lock *l, int64_t deadline, int64_t ask_at) {
             return BR_ETIMEDOUT;
         /* The nap: a waiter nobody signals, parked until its deadline (without the
          * parker's spin: the point is to leave the CPU). */
-        br__waiter w;
-        br__waiter_init(&w);
-        w.flags = BR__WAITER_NOSPIN;
+        BR__PARKED(br__waiter, w);
+        br__waiter_init(w);
+        w->flags = BR__WAITER_NOSPIN;
         int64_t until = br_deadline_min(br_deadline_min(now + nap, ask_at), deadline);
-        (void)br__waiter_park(&w, until);
+        (void)br__waiter_park(w, until);
     }
 }
 
@@ -233,10 +233,10 @@ int br__lock_acquire_slow(struct br__lock *l, int64_t deadline, uint32_t wflags)
                 return rc;
         }
         bool ask = woken; /* a coroutine asks at once; a thread once it napped enough */
-        br__waiter w;
-        br__waiter_init(&w);
-        w.flags = wflags;
-        w.data2 = ask ? ASKED : 0;
+        BR__PARKED(br__waiter, w);
+        br__waiter_init(w);
+        w->flags = wflags;
+        w->data2 = ask ? ASKED : 0;
         br__ilock_lock(&l->wq.lock);
         s = atomic_load_explicit(&l->state, memory_order_relaxed);
         uint32_t bits = BR__LOCK_WAITERS | (ask ? BR__LOCK_HANDOFF : 0);
@@ -257,17 +257,17 @@ int br__lock_acquire_slow(struct br__lock *l, int64_t deadline, uint32_t wflags)
                 break;
         }
         if (ask)
-            push_asker(&l->wq, &w);
+            push_asker(&l->wq, w);
         else
-            br__wq_push(&l->wq, &w);
+            br__wq_push(&l->wq, w);
         br__ilock_unlock(&l->wq.lock);
         if (thread && ask_at == 0) /* only threads nap (and so measure fair_ns) */
             ask_at = br_now() + fair_ns();
 
-        int rc = br__waiter_park_or_leave(&w, &l->wq, deadline, sleeper_left, l);
+        int rc = br__waiter_park_or_leave(w, &l->wq, deadline, sleeper_left, l);
         if (rc != 0)
             return rc; /* timed out or cancelled, unlinked; sleeper_left fixed the bits */
-        if (w.data == HANDED) { /* the releaser kept LOCKED set for us */
+        if (w->data == HANDED) { /* the releaser kept LOCKED set for us */
             atomic_store_explicit(&l->owner, br__self(), memory_order_relaxed);
             return 0;
         }

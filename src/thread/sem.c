@@ -86,8 +86,8 @@ BR__NOINLINE static int acquire_slow(struct br__sem *s, int64_t deadline) {
     if (atomic_load_explicit(&s->flags, memory_order_relaxed) == BR__SEM_DESTROYED)
         return BR__MISUSE(BR_EINVAL, "br_sem_acquire: destroyed semaphore");
     bool passed = br__deadline_passed(deadline); /* read the clock outside wq.lock */
-    br__waiter w;
-    br__waiter_init(&w);
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w);
     br__ilock_lock(&s->wq.lock);
     uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
@@ -111,12 +111,12 @@ BR__NOINLINE static int acquire_slow(struct br__sem *s, int64_t deadline) {
                 &s->state, &st, st | BR__SEM_W, memory_order_relaxed, memory_order_relaxed))
             break;
     }
-    br__wq_push(&s->wq, &w);
+    br__wq_push(&s->wq, w);
     br__ilock_unlock(&s->wq.lock);
-    /* 0: a releaser handed us a unit (w.data == 1); its wake orders its writes before
+    /* 0: a releaser handed us a unit (w->data == 1); its wake orders its writes before
      * our return, like the acquire CAS would. BR_ETIMEDOUT, BR_ECANCELED: unlinked,
      * no unit. */
-    return br__waiter_park_or_leave(&w, &s->wq, deadline, waiter_left, s);
+    return br__waiter_park_or_leave(w, &s->wq, deadline, waiter_left, s);
 }
 
 int br_sem_acquire(br_sem *pub, int64_t deadline) {

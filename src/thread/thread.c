@@ -190,15 +190,15 @@ static int park_on(struct br_thread *t, br__waiter *w, int64_t deadline) {
  * BR__WAITER_NOCANCEL for a wait that must finish. */
 static int wait_done(struct br_thread *t, int64_t deadline, uint32_t wflags) {
     for (;;) {
-        br__waiter w;
-        br__waiter_init(&w);
-        w.flags = wflags;
+        BR__PARKED(br__waiter, w);
+        br__waiter_init(w);
+        w->flags = wflags;
         br__ilock_lock(&t->wq.lock);
         if (atomic_load_explicit(&t->done, memory_order_acquire)) {
             br__ilock_unlock(&t->wq.lock);
             return 0;
         }
-        int rc = park_on(t, &w, deadline);
+        int rc = park_on(t, w, deadline);
         if (rc != 0)
             return rc;
     }
@@ -416,13 +416,13 @@ static int join_pthread(pthread_t pt, int64_t deadline) {
 /* The join proper, for a caller that holds a reference and counts in t->joiners. */
 static int join_held(struct br_thread *t, int64_t deadline) {
     for (;;) {
-        br__waiter w;
-        br__waiter_init(&w);
+        BR__PARKED(br__waiter, w);
+        br__waiter_init(w);
         br__ilock_lock(&t->wq.lock);
         uint32_t r = atomic_load_explicit(&t->reap, memory_order_acquire);
         if (!atomic_load_explicit(&t->done, memory_order_acquire) || r == BR__REAP_BUSY) {
             /* fn still runs, or another joiner is reaping: wait for a change. */
-            int rc = park_on(t, &w, deadline);
+            int rc = park_on(t, w, deadline);
             if (rc != 0)
                 return rc; /* BR_ETIMEDOUT or BR_ECANCELED: nothing changed */
             continue;

@@ -278,10 +278,23 @@ static void stack_too_small(void **state) {
                                      &(br_task_opts){.stack_size = 4096}, &f),
                  BR_EINVAL);
     BR_CHECK(f == NULL);
+    /* The shared stack is 1 MiB; a task is on it or on its own, not both. */
+    BR_CHECK_ERR(br_create_task_opts(
+                     l, sleeper, NULL, 0,
+                     &(br_task_opts){.shared_stack = true, .stack_size = (size_t)2 << 20}, &f),
+                 BR_EINVAL);
     BR_CHECK_ERR(br_create_task_opts(l, sleeper, NULL, 0,
-                                     &(br_task_opts){.shared_stack = true}, &f),
-                 BR_ENOTSUP);
+                                     &(br_task_opts){.shared_stack = true, .own_stack = true},
+                                     &f),
+                 BR_EINVAL);
     BR_CHECK(f == NULL);
+    BR_CHECK_ERR(br_loop_set_task_defaults(l, NULL), BR_EINVAL);
+    BR_CHECK_ERR(br_loop_set_task_defaults(NULL, &(br_task_opts){.shared_stack = true}),
+                 BR_EINVAL);
+    BR_CHECK_ERR(br_loop_set_task_defaults(l, &(br_task_opts){.stack_size = 4096}), BR_EINVAL);
+    BR_CHECK_ERR(br_loop_set_task_defaults(
+                     l, &(br_task_opts){.shared_stack = true, .stack_size = (size_t)2 << 20}),
+                 BR_EINVAL);
     BR_CHECK_OK(br_loop_free(l));
 }
 

@@ -87,10 +87,10 @@ int br__pool_pending_reserve(struct pool *p, int64_t deadline, bool *inside) {
             return 0;
         if (br__deadline_passed(deadline))
             return BR_ETIMEDOUT;
-        br__waiter w;
-        br__waiter_init(&w);
+        BR__PARKED(br__waiter, w);
+        br__waiter_init(w);
         br__ilock_lock(&p->bp.lock);
-        br__wq_push(&p->bp, &w);
+        br__wq_push(&p->bp, w);
         atomic_fetch_add_explicit(&p->nbp_waiters, 1, memory_order_seq_cst);
         if (!*inside) {
             p->bp_inside++;
@@ -103,13 +103,13 @@ int br__pool_pending_reserve(struct pool *p, int64_t deadline, bool *inside) {
             /* Leave the queue at once; if a waker popped us already, its wake is ours
              * (core rule 2), and with a slot in hand we pass it on. This park only
              * leaves: it must not consume a cancel it couldn't report. */
-            w.flags |= BR__WAITER_NOCANCEL;
-            if (br__waiter_park_or_leave_in(&w, &p->bp.lock, BR_NOWAIT, bp_unlink, p) == 0 &&
+            w->flags |= BR__WAITER_NOCANCEL;
+            if (br__waiter_park_or_leave_in(w, &p->bp.lock, BR_NOWAIT, bp_unlink, p) == 0 &&
                 got)
                 br__pool_bp_wake(p, 1);
             return got ? 0 : br__pool_closed_code(h);
         }
-        int rc = br__waiter_park_or_leave_in(&w, &p->bp.lock, deadline, bp_unlink, p);
+        int rc = br__waiter_park_or_leave_in(w, &p->bp.lock, deadline, bp_unlink, p);
         if (BR__UNLIKELY(br__pool_bp_woken_hook != NULL))
             br__pool_bp_woken_hook();
         if (rc != 0)
@@ -133,17 +133,17 @@ void br__pool_bp_leave(struct pool *p) {
  * be cancelled (br__waiter_park_until_signalled): the free that may follow depends on
  * it. */
 void br__pool_bp_drain(struct pool *p) {
-    br__waiter w;
-    br__waiter_init(&w);
+    BR__PARKED(br__waiter, w);
+    br__waiter_init(w);
     br__ilock_lock(&p->bp.lock);
     if (p->bp_inside == 0) {
         br__ilock_unlock(&p->bp.lock);
         return;
     }
-    w.next = p->drainers;
-    p->drainers = &w;
+    w->next = p->drainers;
+    p->drainers = w;
     br__ilock_unlock(&p->bp.lock);
     atomic_fetch_add_explicit(&br__pool_drain_parks, 1, memory_order_relaxed);
     /* Only br__pool_bp_leave pops the list, and it signals everyone it popped. */
-    br__waiter_park_until_signalled(&w);
+    br__waiter_park_until_signalled(w);
 }

@@ -319,16 +319,16 @@ static void idle_unlink(br__waiter *w, void *arg, int why) {
  * closed. */
 static int park(struct worker *w) {
     struct pool *p = w->pool;
-    br__waiter wt;
-    br__waiter_init(&wt);
+    BR__PARKED(br__waiter, wt);
+    br__waiter_init(wt);
     br__ilock_lock(&p->idle.lock);
-    br__wq_push_front(&p->idle, &wt);
+    br__wq_push_front(&p->idle, wt);
     atomic_fetch_add_explicit(&p->nsleeping, 1, memory_order_seq_cst);
     br__ilock_unlock(&p->idle.lock);
     /* Work appeared or the pool closed: leave the queue at once, unless a waker popped
      * us already, in which case its wake is ours (core rule 2). */
     int64_t dl = (br__pool_work_visible(p) || can_exit(w)) ? BR_NOWAIT : BR_FOREVER;
-    if (br__waiter_park_or_leave_in(&wt, &p->idle.lock, dl, idle_unlink, p) != 0)
+    if (br__waiter_park_or_leave_in(wt, &p->idle.lock, dl, idle_unlink, p) != 0)
         return PARK_RECHECK;
     return PARK_WOKEN;
 }
