@@ -613,6 +613,23 @@ subject bench_aio sem10-10k sem10-10k/seconds
 py python w8_asyncio.py sem10-10k sem10-10k/seconds
 run
 
+# The same masses on shared stacks (br_loop_set_task_defaults): an idle task keeps only
+# its live frames, so no fresh stack page per task
+fig W8.gather-100k-shared "W8" lower "gather-100k, every task on the shared stack (s)" "" "$W8_GOAL" "$W8_GOALTEXT"
+subject bench_aio "gather-100k shared" gather-100k-shared/seconds
+py python w8_asyncio.py gather-100k gather-100k/seconds
+run
+
+fig W8.sem10-10k-shared "W8" lower "sem10-10k, every task on the shared stack (s)" "" "$W8_GOAL" "$W8_GOALTEXT"
+subject bench_aio "sem10-10k shared" sem10-10k-shared/seconds
+py python w8_asyncio.py sem10-10k sem10-10k/seconds
+run
+
+fig W8.sleep1-100k-shared-rss "W8" lower "(extra) sleep1-100k on the shared stack: peak RSS (MiB)" "" "" ""
+subject bench_aio "sleep1-100k shared" sleep1-100k-shared/peak_rss
+py python w8_asyncio.py sleep1-100k sleep1-100k/peak_rss_mib
+run
+
 # N4's peers are not in build-peers.sh's default list: built here, skipped if they fail
 if (( HAVE_PEERS && ! LIST )); then
     BUILD=$BUILD PEERS=$PEERS "$ROOT/scripts/build-peers.sh" bin/n4_fcontext bin/n4_ucontext \

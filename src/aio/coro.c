@@ -373,19 +373,31 @@ static void ss_thread_gone(void *p) { ss_unref(p); }
 
 static void ss_key_make(void) { pthread_key_create(&ss_key, ss_thread_gone); }
 
-static shared_stack *ss_of_thread(coro_thread *t) {
+/* The thread's shared stack, made on first use; NULL if there is no memory for it. */
+static shared_stack *ss_try(coro_thread *t) {
     if (t->ss)
         return t->ss;
     pthread_once(&ss_key_once, ss_key_make);
     shared_stack *ss = br__calloc(1, sizeof *ss);
-    if (!ss || br__stack_get(&ss->stk, SHARED_SIZE) != 0)
-        die("out of memory for this thread's shared stack", NULL);
+    if (!ss)
+        return NULL;
+    if (br__stack_get(&ss->stk, SHARED_SIZE) != 0) {
+        br__free(ss);
+        return NULL;
+    }
     atomic_init(&ss->refs, 1);
 #ifdef CORO_VALGRIND
     ss->vg_id = VALGRIND_STACK_REGISTER(ss->stk.base, ss->stk.base + ss->stk.size);
 #endif
     pthread_setspecific(ss_key, ss);
     t->ss = ss;
+    return ss;
+}
+
+static shared_stack *ss_of_thread(coro_thread *t) {
+    shared_stack *ss = ss_try(t);
+    if (!ss)
+        die("out of memory for this thread's shared stack", NULL);
     return ss;
 }
 
@@ -579,10 +591,13 @@ void br__coro_suspend(void) {
 
 br__coro *br__coro_current(void) { return thr()->current; }
 
-void br__coro_shared_range(const char **lo, const char **hi) {
-    shared_stack *ss = ss_of_thread(thr());
+int br__coro_shared_range(const char **lo, const char **hi) {
+    shared_stack *ss = ss_try(thr());
+    if (!ss)
+        return BR_ENOMEM;
     *lo = ss->stk.base;
     *hi = ss->stk.base + ss->stk.size;
+    return 0;
 }
 
 bool br__coro_running_stack(br__stack *s, const char **name) {

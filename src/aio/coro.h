@@ -169,8 +169,8 @@ void br__stack_thread_init(void);
  * runs on (its own, or its thread's shared stack); false if none. Async-signal-safe. */
 bool br__coro_running_stack(br__stack *s, const char **name);
 /* The calling thread's shared stack, [*lo, *hi) (made if it has none yet): where every
- * shared-stack coroutine resumed on this thread runs. */
-void br__coro_shared_range(const char **lo, const char **hi);
+ * shared-stack coroutine resumed on this thread runs. 0, or BR_ENOMEM (no stack made). */
+int br__coro_shared_range(const char **lo, const char **hi);
 /* Prints "braid: coroutine 'NAME' overflowed its stack (SIZE KiB) at ADDR[ (canary)]"
  * to stderr with async-signal-safe calls and aborts. */
 _Noreturn void br__stack_overflow_report(const char *name, size_t size, const void *addr,

@@ -257,6 +257,12 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
         br__coro_opts o = {.stack_size = a->stack_size, .shared_stack = a->shared_stack,
                            .name = a->name};
         int rc = br__loop_reserve_timer(l); /* the park's timer always has room */
+        if (rc == 0 && a->shared_stack) {
+            const char *lo, *hi; /* the thread's shared stack exists from here on */
+            rc = br__coro_shared_range(&lo, &hi);
+            if (rc != 0)
+                l->tneed--;
+        }
         if (rc == 0) {
             rc = br__coro_new(&a->co, task_main, a, &o);
             if (rc != 0)
@@ -280,7 +286,7 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
     if (a->shared_stack) {
         /* Its park memory comes from the heap (core/lib.h, park memory). */
         const char *lo, *hi;
-        br__coro_shared_range(&lo, &hi);
+        (void)br__coro_shared_range(&lo, &hi); /* made before the coroutine was */
         br__set_context_stack(lo, hi);
     }
     br__coro_state st = br__coro_resume(a->co);

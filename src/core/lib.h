@@ -140,11 +140,12 @@ static inline void br__ilock_unlock(br__ilock *l) {
  * Design notes: the waiter abstraction.
  *
  * Every blocking primitive in braid (lock, condition, semaphore, event, barrier,
- * queue, future) blocks the same way. The blocking call declares a br__waiter on its
- * own stack, links it into the primitive's wait-queue (a br__wq) under the queue's
- * ilock, drops the ilock and parks. A waker pops the waiter under the ilock, fills in
- * whatever it hands over (w->data), and then calls br__waiter_wake. Nothing is
- * allocated on the blocking path.
+ * queue, future) blocks the same way. The blocking call declares a br__waiter in park
+ * memory (below: its own frame, except in a shared-stack coroutine), links it into the
+ * primitive's wait-queue (a br__wq) under the queue's ilock, drops the ilock and parks.
+ * A waker pops the waiter under the ilock, fills in whatever it hands over (w->data),
+ * and then calls br__waiter_wake. Nothing is allocated on the blocking path of a thread
+ * or an own-stack coroutine.
  *
  * The waiter is either a thread or a coroutine, and the primitive doesn't know which:
  * br__waiter_init binds the waiter to the current execution context through a parker
