@@ -24,6 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef CONF_CORO /* every blocking side a coroutine on a loop of its own (coro_host.h) */
+#  include "coro_host.h"
+#  define pthread_create conf_coro_pthread_create
+#endif
+
 #define IS_SIMPLE (QKIND == BR_QUEUE_SIMPLE)
 #define IS_LIFO (QKIND == BR_QUEUE_LIFO)
 #define IS_PRIO (QKIND == BR_QUEUE_PRIORITY)

@@ -8,6 +8,7 @@
 #include "thread/private.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 
 /* Polls `cond` every 100 us until it holds; fails the test at the hang guard. */
 #define TU_WAIT_FOR(cond)                                                                  \
@@ -30,10 +31,43 @@ static inline int tu_first_waiter_state(br__wq *q) {
     return s;
 }
 
-/* Starts fn(arg) on a braid thread; fails the test if it can't. */
+#ifdef CONF_CORO
+/* A test file that defines CONF_CORO runs every spawned side as a coroutine: the braid
+ * thread makes a loop and runs fn(arg) as its main coroutine (br_aio_run), so the
+ * primitives block through the coroutine parker and are woken from other threads and
+ * loops. tu_join joins the thread as before. */
+#  include <braid/aio.h>
+struct tu_coro {
+    br_thread_fn fn;
+    void *arg;
+};
+static int tu_coro_main(br_task *t) {
+    const struct tu_coro *c = (const struct tu_coro *)br_task_arg(t, NULL);
+    c->fn(c->arg);
+    return 0;
+}
+static void tu_coro_thread(void *p) {
+    struct tu_coro c = *(struct tu_coro *)p;
+    free(p);
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(tu_coro_main, &c, sizeof c, &code));
+    BR_CHECK_EQ(code, 0);
+}
+#endif
+
+/* Starts fn(arg) on a braid thread (as a coroutine with CONF_CORO); fails the test if it
+ * can't. */
 static inline br_thread *tu_spawn(br_thread_fn fn, void *arg) {
     br_thread *t = NULL;
+#ifdef CONF_CORO
+    struct tu_coro *c = malloc(sizeof *c);
+    BR_CHECK(c != NULL);
+    c->fn = fn;
+    c->arg = arg;
+    BR_CHECK_OK(br_thread_start(&t, tu_coro_thread, c, NULL));
+#else
     BR_CHECK_OK(br_thread_start(&t, fn, arg, NULL));
+#endif
     return t;
 }
 
