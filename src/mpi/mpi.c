@@ -18,7 +18,15 @@
  * its runner threads (one per slot on this rank) run tasks and never call MPI.
  *
  * Messages (tags; all on MPI_COMM_WORLD, byte buffers, 8-byte aligned fields):
- *   SESSION  0 -> w   int32 threads: runner threads this rank needs for the new executor
+ *   SESSION  0 -> w   int32 threads (runner threads this rank needs for the new
+ *                     executor), u32 has_init, u64 arg_len, then with has_init the
+ *                     initializer's br__fnref and its argument padded to 8. The worker
+ *                     runs the initializer on its main thread before it reads anything
+ *                     else, so before the session's first task. If it fails, the rank
+ *                     is broken for the session: it sends a result with id 0 (FAILED,
+ *                     the code and "the initializer failed: ..."), ahead of any other
+ *                     result, and answers every task of the session FAILED BR_EBROKEN
+ *                     without running it. The next SESSION clears it.
  *   TASKS    0 -> w   u32 ndefs, u32 first_def, br__fnref defs[ndefs] (function table
  *                     entries this rank hasn't had yet: the table is append-only and
  *                     process-wide on rank 0, and each rank got its entries in order),
@@ -170,6 +178,12 @@ typedef struct task_hdr {
     uint32_t fn;
     uint32_t len;
 } task_hdr;
+
+typedef struct session_hdr {
+    int32_t threads;
+    uint32_t has_init;
+    uint64_t arg_len;
+} session_hdr;
 
 typedef struct result_hdr {
     uint64_t id;
@@ -326,6 +340,8 @@ static struct {
     pthread_t threads[MAX_SLOTS_PER_RANK];
     wfn *fns;
     uint32_t nfns, capfns;
+    bool broken;            /* this executor's initializer failed here */
+    char broken_why[WHY_MAX + 64];
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void w_push_result(const result_hdr *h, const void *data) {
@@ -519,7 +535,11 @@ static void w_tasks(unsigned char *bytes, int n) {
         j->arg = rd_get(&r, th->len);
         if (j->arg == NULL)
             abort();
-        if (th->fn >= W.nfns) {
+        if (W.broken) {
+            j->fn = NULL;
+            j->err = BR_EBROKEN;
+            j->arg = W.broken_why;
+        } else if (th->fn >= W.nfns) {
             j->fn = NULL;
             j->err = BR_EINVAL;
             j->arg = "function index out of range";
@@ -565,13 +585,61 @@ static void w_cancel(uint64_t id) {
             }
 }
 
-static void w_session(int threads) {
-    if (threads > MAX_SLOTS_PER_RANK)
-        threads = MAX_SLOTS_PER_RANK;
+/* Runs the session's initializer on this (the main) thread; a failure breaks this
+ * rank for the session and goes to rank 0 as the result with id 0. */
+static void w_init(const br__fnref *ref, const void *arg, size_t len) {
+    br__fnptr fn = NULL;
+    char why[WHY_MAX] = "";
+    int code = br__fnref_resolve(ref, &fn, why, sizeof why);
+    const char *msg = why;
+    br_future *f = NULL;
+    if (code == 0) {
+        f = br__task_prepare((br_task_fn)fn, arg, len, BR__ARG_BORROW, BR_FOREVER, 2);
+        if (f == NULL) {
+            code = BR_ENOMEM;
+            msg = NULL;
+        } else {
+            (void)br__task_run(br__future_task(f));
+            int c = 0;
+            const char *m = NULL;
+            if (br_future_exception(f, BR_NOWAIT, &c, &m) == 0 && c < 0) {
+                code = c;
+                msg = m;
+            }
+        }
+    }
+    if (code < 0) {
+        W.broken = true;
+        snprintf(W.broken_why, sizeof W.broken_why, "the initializer failed: %s",
+                 msg && *msg ? msg : br_strerror(code));
+        result_hdr h = {.id = 0, .code = code, .kind = KIND_FAILED,
+                        .len = strlen(W.broken_why) + 1};
+        w_push_result(&h, W.broken_why);
+    }
+    if (f)
+        br_future_release(f);
+}
+
+/* A SESSION message: the runner threads, then the initializer (before any task of the
+ * session: the TASKS messages behind it are read after it returns). */
+static void w_session(const unsigned char *bytes, int n) {
+    rd r = {bytes, (size_t)n, 0};
+    const session_hdr *sh = rd_get(&r, sizeof *sh);
+    if (sh == NULL)
+        abort();
+    int threads = sh->threads > MAX_SLOTS_PER_RANK ? MAX_SLOTS_PER_RANK : sh->threads;
     while (W.nthreads < threads) {
         if (pthread_create(&W.threads[W.nthreads], NULL, w_runner, NULL) != 0)
             abort();
         W.nthreads++;
+    }
+    W.broken = false;
+    if (sh->has_init) {
+        const br__fnref *ref = rd_get(&r, sizeof *ref);
+        const void *arg = ref ? rd_get(&r, (size_t)sh->arg_len) : NULL;
+        if (arg == NULL)
+            abort();
+        w_init(ref, arg, (size_t)sh->arg_len);
     }
 }
 
@@ -631,10 +699,8 @@ static void worker_loop(void) {
                 uint64_t id;
                 memcpy(&id, p, sizeof id);
                 w_cancel(id);
-            } else if (st.MPI_TAG == TAG_SESSION && n >= 4) {
-                int32_t th;
-                memcpy(&th, p, sizeof th);
-                w_session(th);
+            } else if (st.MPI_TAG == TAG_SESSION) {
+                w_session(p, n);
             } else if (st.MPI_TAG == TAG_STOP) {
                 stop = true;
             }
@@ -700,7 +766,7 @@ typedef struct unit {
 
 typedef struct slot {  /* the in-flight table: id -> task */
     uint64_t id;       /* 0: empty */
-    br_task *t;
+    br_task *t;        /* NULL: failed already (a broken executor); the answer is dropped */
     int rank;
     bool cancel_sent;
 } slot;
@@ -712,9 +778,14 @@ typedef struct mpx {
     pthread_cond_t done_cv; /* shutdown(wait) waiters */
     unit *head, *tail;
     bool shut, cancel_all, sleeping, thread_done, joined, joining;
+    bool broken;                       /* an initializer failed: submit is BR_EBROKEN */
     pthread_t thr;
     int max_workers, prefetch, nranks; /* nranks: worker ranks used */
     bool plain;
+    bool has_init;
+    br__fnref init_ref;                /* the initializer, and its argument (owned) */
+    void *initarg;
+    size_t initarg_len;
     int *slots;                        /* per rank (index = rank) */
     /* the progress thread's own */
     size_t *inflight;                  /* per rank */
@@ -851,10 +922,11 @@ static int enqueue(mpx *m, br_task *const tasks[], size_t n) {
     u->n = n;
     memcpy(u->t, tasks, n * sizeof(br_task *));
     pthread_mutex_lock(&m->mu);
-    if (m->shut) {
+    if (m->shut || m->broken) {
+        int rc = m->broken ? BR_EBROKEN : BR_ESHUTDOWN;
         pthread_mutex_unlock(&m->mu);
         br__free(u);
-        return BR_ESHUTDOWN;
+        return rc;
     }
     if (m->tail)
         m->tail->next = u;
@@ -974,11 +1046,59 @@ static bool dispatch(mpx *m) {
     }
 }
 
+/* Rank src's initializer failed: the executor is broken. Queued work and every task in
+ * flight (on any rank) fail with BR_EBROKEN now; the tasks in flight stay in the table
+ * with t NULL until their rank answers them (a healthy rank is asked to cancel them). */
+static void break_executor(mpx *m, int src, const char *why) {
+    char msg[WHY_MAX + 96];
+    if (why == NULL)
+        why = "the initializer failed";
+    if (m->plain)
+        snprintf(msg, sizeof msg, "%s", why);
+    else
+        snprintf(msg, sizeof msg, "rank %d: %s", src, why);
+    pthread_mutex_lock(&m->mu);
+    m->broken = true;
+    unit *drop = m->head;
+    m->head = m->tail = NULL;
+    pthread_mutex_unlock(&m->mu);
+    while (drop) {
+        unit *next = drop->next;
+        for (size_t i = 0; i < drop->n; i++)
+            br__task_abandon(drop->t[i], BR_EBROKEN);
+        br__free(drop);
+        drop = next;
+    }
+    for (size_t i = 0; i < m->tabcap; i++) {
+        slot *s = &m->tab[i];
+        if (s->id == 0 || s->t == NULL)
+            continue;
+        br_task *t = s->t;
+        s->t = NULL;
+        if (!s->cancel_sent) {
+            s->cancel_sent = true;
+            buf b = {0};
+            if (buf_put(&b, &s->id, sizeof s->id) != 0 ||
+                sends_add(&m->s, &b, s->rank, TAG_CANCEL) != 0)
+                abort();
+        }
+        br_task_fail(t, BR_EBROKEN, "%s", msg);
+        br__task_finish(t, BR_EBROKEN);
+    }
+}
+
 static void finish_result(mpx *m, int src, const result_hdr *h, const unsigned char *data) {
+    if (h->id == 0) { /* a rank's initializer failed */
+        if (h->kind == KIND_FAILED)
+            break_executor(m, src, h->len ? (const char *)data : NULL);
+        return;
+    }
     slot sl = tab_take(m, h->id);
     if (sl.id == 0 || sl.rank != src)
         return; /* not ours: a protocol error, ignored */
     br_task *t = sl.t;
+    if (t == NULL)
+        return; /* failed when the executor broke */
     if (h->kind == KIND_OK) {
         int rc = h->len ? br_task_return(t, data, (size_t)h->len) : 0;
         br__task_finish(t, rc);
@@ -1032,7 +1152,7 @@ static bool collect(mpx *m) {
 static void poll_cancels(mpx *m, bool all) {
     for (size_t i = 0; i < m->tabcap; i++) {
         slot *s = &m->tab[i];
-        if (s->id == 0 || s->cancel_sent)
+        if (s->id == 0 || s->cancel_sent || s->t == NULL)
             continue;
         if (all)
             br_future_request_cancel(br_task_future(s->t));
@@ -1051,8 +1171,14 @@ static void *progress_main(void *arg) {
     /* the session: each rank's runner threads */
     for (int r = 1; r <= m->nranks; r++) {
         buf b = {0};
-        int32_t th = m->slots[r];
-        if (buf_put(&b, &th, sizeof th) != 0 || sends_add(&m->s, &b, r, TAG_SESSION) != 0)
+        session_hdr sh = {.threads = m->slots[r], .has_init = m->has_init,
+                          .arg_len = m->initarg_len};
+        int rc = buf_put(&b, &sh, sizeof sh);
+        if (rc == 0 && m->has_init)
+            rc = buf_put(&b, &m->init_ref, sizeof m->init_ref);
+        if (rc == 0 && m->has_init)
+            rc = buf_put(&b, m->initarg, m->initarg_len);
+        if (rc != 0 || sends_add(&m->s, &b, r, TAG_SESSION) != 0)
             abort();
     }
     int64_t backoff = 0, last_cancel_poll = 0, quiet_since = 0;
@@ -1170,6 +1296,7 @@ static void mpx_destroy(br_executor *ex) {
     br__free(m->tab);
     br__free(m->inflight);
     br__free(m->slots);
+    br__free(m->initarg);
     br__free(m);
 }
 
@@ -1198,8 +1325,14 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
     if (nw < 1)
         return BR_ESTATE;
     if (o.max_workers < 0 || o.max_workers > nw * MAX_SLOTS_PER_RANK || o.prefetch < 0 ||
-        o.prefetch > MAX_PREFETCH)
+        o.prefetch > MAX_PREFETCH || (o.initarg == NULL && o.initarg_len > 0) ||
+        o.initarg_len > MSG_LIMIT)
         return BR__MISUSE(BR_EINVAL, "br_mpi_executor_new: an option is out of range");
+    br__fnref init_ref;
+    if (o.initializer &&
+        br__fnref_make(&init_ref, (br__fnptr)o.initializer, NULL, 0) != 0)
+        return BR__MISUSE(BR_EINVAL, "br_mpi_executor_new: the initializer can't reach "
+                                     "another rank (a heap or JIT address)");
     int slots = o.max_workers ? o.max_workers : nw;
     mpx *m = br__calloc(1, sizeof *m);
     if (m == NULL)
@@ -1207,10 +1340,23 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
     m->max_workers = slots;
     m->prefetch = o.prefetch ? o.prefetch : DEFAULT_PREFETCH;
     m->plain = o.plain_messages;
+    m->has_init = o.initializer != NULL;
+    if (m->has_init) {
+        m->init_ref = init_ref;
+        m->initarg_len = o.initarg_len;
+        m->initarg = br__malloc(o.initarg_len ? o.initarg_len : 1);
+        if (m->initarg == NULL) {
+            br__free(m);
+            return BR_ENOMEM;
+        }
+        if (o.initarg_len)
+            memcpy(m->initarg, o.initarg, o.initarg_len);
+    }
     m->nranks = slots < nw ? slots : nw;
     m->slots = br__calloc((size_t)g_size, sizeof *m->slots);
     m->inflight = br__calloc((size_t)g_size, sizeof *m->inflight);
     if (m->slots == NULL || m->inflight == NULL || tab_grow(m) != 0) {
+        br__free(m->initarg);
         br__free(m->slots);
         br__free(m->inflight);
         br__free(m->tab);
@@ -1239,6 +1385,7 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
         br__free(m->tab);
         br__free(m->inflight);
         br__free(m->slots);
+        br__free(m->initarg);
         br__free(m);
         return rc;
     }
