@@ -9,6 +9,8 @@
  *             the count and the sum are checked. (schwimmbad's MPIPool publishes 0.58 s
  *             for its 100,000-task map; mpi4py.futures is measured beside this by
  *             bench/mpi_futures_peer.py in the same side-by-side run: docs/mpi.md.)
+ *   map100k-default  the same with chunksize left at 0: the executor's automatic
+ *             chunks (Pool.map's ceil(n / (4 x workers)): 12,500 on 2 worker ranks).
  *   map100k-1 the same with chunksize 1: one task per message, the prefetch alone.
  *   primes    W1's is_prime(112272535095293) x 100 (apps/braid/workloads.h), chunksize 1,
  *             over the worker ranks; also single (the same calls on rank 0, no MPI) and
@@ -181,6 +183,10 @@ int main(int argc, char **argv) {
     if (v == NULL || strcmp(v, "map100k") == 0) {
         double s = map_tiny(ex, 100000, 1000);
         bench_emit("MPI", "map100k", "braid", "seconds", s, "s");
+    }
+    if (v == NULL || strcmp(v, "map100k-default") == 0) {
+        double s = map_tiny(ex, 100000, 0);
+        bench_emit("MPI", "map100k-default", "braid", "seconds", s, "s");
     }
     if (v == NULL || strcmp(v, "map100k-1") == 0) {
         double s = map_tiny(ex, 100000, 1);

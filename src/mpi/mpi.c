@@ -95,6 +95,7 @@ enum {
     MSG_SOFT_MAX = 64 << 10, /* a TASKS message of single tasks stops growing here */
     MSG_LIMIT = (1 << 30), /* an argument, a chunk's arguments, a result: at most this */
     OUT_BATCH = 256,         /* a worker sends its results once this many wait... */
+    CHUNK_AUTO_BYTES = 16 << 20, /* br_map's automatic chunks: arguments at most this */
     HOST_MAX = 256,
     WHY_MAX = 256
 };
@@ -1302,6 +1303,17 @@ static void mpx_destroy(br_executor *ex) {
 
 static int mpx_max_workers(const br_executor *ex) { return ((const mpx *)ex)->max_workers; }
 
+/* br_map's chunksize when the caller leaves it 0: Pool.map's ceil(n / (4 x workers)). A
+ * message per input costs far more than a tiny task here; four chunks per slot still
+ * spread uneven tasks over the ranks. A chunk's arguments stay under CHUNK_AUTO_BYTES
+ * (one message carries them all, and must stay far below MSG_LIMIT). */
+static size_t mpx_map_chunksize(const br_executor *ex, size_t count, size_t size) {
+    size_t per = 4 * (size_t)((const mpx *)ex)->max_workers;
+    size_t cs = count / per + (count % per != 0);
+    size_t cap = CHUNK_AUTO_BYTES / (size + sizeof(task_hdr) + 8);
+    return cs < cap ? cs : (cap ? cap : 1);
+}
+
 static const br_executor_vt mpx_vt = {
     .kind = "mpi",
     .in_process = false,
@@ -1310,6 +1322,7 @@ static const br_executor_vt mpx_vt = {
     .shutdown = mpx_shutdown,
     .destroy = mpx_destroy,
     .max_workers = mpx_max_workers,
+    .map_chunksize = mpx_map_chunksize,
 };
 
 int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {

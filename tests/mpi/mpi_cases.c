@@ -3,8 +3,12 @@
  * ranks 1 and 2 serve.
  *
  *   map_100k         br_map of 100,000 tiny tasks in chunks: every result at its index,
- *                    the count and the sum exact; again with single-task messages
- *                    (chunksize 1) over fewer inputs
+ *                    the count and the sum exact; with the default chunksize (0), with
+ *                    1000 and 4096, and with single-task messages (chunksize 1) over
+ *                    fewer inputs
+ *   map_default_chunks
+ *                    chunksize 0 is Pool.map's ceil(n / (4 x workers)): each such run
+ *                    of inputs ran on one rank (a chunk is one message to one rank)
  *   failure_rank     a task's failure comes back with its code and "rank R: message",
  *                    R a worker rank; the task ran in another process
  *   mixed_wait       br_wait and br_as_completed over MPI and thread-pool futures
@@ -77,6 +81,7 @@ static void map_100k(void **state) {
     br_executor *ex = make(0);
     BR_CHECK_EQ(br_executor_max_workers(ex), br_mpi_size() - 1);
     BR_CHECK_EQ(strcmp(br_executor_kind(ex), "mpi"), 0);
+    check_map(ex, 100000, 0);
     check_map(ex, 100000, 1000);
     check_map(ex, 100000, 4096);
     check_map(ex, (int32_t)br_test_scaled(5000, 500), 1);
@@ -84,6 +89,32 @@ static void map_100k(void **state) {
 }
 
 static int pid_task(br_task *t) { return br_task_return_i64(t, br_getpid()); }
+
+static int rank_task(br_task *t) { return br_task_return_i64(t, br_mpi_rank()); }
+
+static void map_default_chunks(void **state) {
+    (void)state;
+    br_executor *ex = make(0);
+    size_t w = (size_t)br_executor_max_workers(ex);
+    for (size_t n = 1; n <= 1001; n += 125) {
+        size_t per = 4 * w, cs = (n + per - 1) / per;
+        br_map *m;
+        BR_CHECK_OK(br_map_new(&m, ex, rank_task, NULL, n, 0, NULL));
+        int64_t first = 0, v = 0;
+        for (size_t i = 0; i < n; i++) {
+            BR_CHECK_OK(br_map_next_i64(m, &v));
+            BR_CHECK(v >= 1 && v < br_mpi_size());
+            if (i % cs == 0)
+                first = v;
+            else if (v != first)
+                fail_msg("n %zu: input %zu ran on rank %d, its chunk's first on %d", n, i,
+                         (int)v, (int)first);
+        }
+        BR_CHECK_ERR(br_map_next_i64(m, &v), BR_EOF);
+        BR_CHECK_OK(br_map_free(m));
+    }
+    BR_CHECK_OK(br_executor_free(ex));
+}
 
 static int failing_task(br_task *t) {
     int32_t x;
@@ -421,7 +452,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(map_100k),      cmocka_unit_test(failure_rank),
+        cmocka_unit_test(map_100k),      cmocka_unit_test(map_default_chunks),
+        cmocka_unit_test(failure_rank),
         cmocka_unit_test(mixed_wait),    cmocka_unit_test(bad_function),
         cmocka_unit_test(one_at_a_time), cmocka_unit_test(big_args),
         cmocka_unit_test(initializer),   cmocka_unit_test(initializer_breaks),
