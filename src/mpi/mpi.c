@@ -52,9 +52,12 @@
  * Rank 0's flow. A task is claimed (br__task_begin) when it goes into a TASKS message;
  * the in-flight table maps its id to the task and its rank. At most prefetch x slots
  * tasks are in flight per rank (plus one chunk); work goes to the rank with the most
- * room. Results finish futures on the progress thread (done-callbacks run there).
+ * room. Chunks are double-buffered: a rank whose last chunk is half answered takes the
+ * next chunk even without room, so it never waits for rank 0 to pack one. Results finish futures on the progress thread (done-callbacks run there).
  * Cancel requests on in-flight tasks are polled (br__task_cancel_requested) every
- * CANCEL_POLL_NS while any are in flight, and forwarded once.
+ * CANCEL_POLL_NS while any are in flight, and forwarded once; with so many in flight
+ * that a scan takes longer than CANCEL_POLL_NS / CANCEL_POLL_SHARE (big br_map chunks),
+ * every CANCEL_POLL_SHARE x the scan's time (a 5 % share of the progress thread).
  *
  * Waiting without sleep-polling where nothing can arrive. MPI has no descriptor to block
  * on together with a local event, and Open MPI's blocking receive spins a core anyway.
@@ -95,11 +98,11 @@ enum {
     MSG_SOFT_MAX = 64 << 10, /* a TASKS message of single tasks stops growing here */
     MSG_LIMIT = (1 << 30), /* an argument, a chunk's arguments, a result: at most this */
     OUT_BATCH = 256,         /* a worker sends its results once this many wait... */
-    CHUNK_AUTO_BYTES = 16 << 20, /* br_map's automatic chunks: arguments at most this */
     HOST_MAX = 256,
     WHY_MAX = 256
 };
 #define CANCEL_POLL_NS (1000 * 1000)
+#define CANCEL_POLL_SHARE 20 /* a cancel scan at most every 20 x its own duration */
 #define POLL_MAX_NS (200 * 1000) /* the back-off's longest wait */
 #define SPIN_NS (100 * 1000)     /* probing and yielding after the last activity */
 #define OUT_HOLD_NS (200 * 1000) /* ...or its queue is empty, or the oldest waited this */
@@ -311,7 +314,7 @@ struct wmsg {          /* a TASKS message: its bytes and jobs live until the las
     wmsg *next, *prev;
     unsigned char *bytes;
     _Atomic size_t left;
-    size_t njobs;
+    size_t njobs, cap;
     job jobs[];
 };
 typedef struct wres {
@@ -341,6 +344,7 @@ static struct {
     pthread_t threads[MAX_SLOTS_PER_RANK];
     wfn *fns;
     uint32_t nfns, capfns;
+    wmsg *spare;            /* a freed message kept for its jobs array */
     bool broken;            /* this executor's initializer failed here */
     char broken_why[WHY_MAX + 64];
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -469,7 +473,14 @@ static void w_reap_msgs(void) {
         if (m->next)
             m->next->prev = m->prev;
         br__free(m->bytes);
-        br__free(m);
+        /* the biggest is kept for the next message: a big chunk's jobs are a fresh
+         * mmap each time otherwise, and its page faults cost more than the tasks */
+        if (W.spare == NULL || W.spare->cap < m->cap) {
+            br__free(W.spare);
+            W.spare = m;
+        } else {
+            br__free(m);
+        }
     }
 }
 
@@ -511,9 +522,15 @@ static void w_tasks(unsigned char *bytes, int n) {
     if (tc == NULL)
         abort();
     uint32_t ntasks = tc[0];
-    wmsg *m = br__malloc(sizeof *m + (size_t)ntasks * sizeof(job));
-    if (m == NULL)
-        abort();
+    wmsg *m = W.spare;
+    if (m != NULL && m->cap >= ntasks) {
+        W.spare = NULL;
+    } else {
+        m = br__malloc(sizeof *m + (size_t)ntasks * sizeof(job));
+        if (m == NULL)
+            abort();
+        m->cap = ntasks;
+    }
     m->bytes = bytes;
     m->njobs = ntasks;
     atomic_init(&m->left, ntasks);
@@ -752,6 +769,8 @@ static void worker_loop(void) {
     w_send_results(&s);
     sends_drain(&s);
     w_reap_msgs();
+    br__free(W.spare);
+    W.spare = NULL;
     br__free(W.fns);
 }
 
@@ -790,6 +809,7 @@ typedef struct mpx {
     int *slots;                        /* per rank (index = rank) */
     /* the progress thread's own */
     size_t *inflight;                  /* per rank */
+    size_t *last_chunk;                /* per rank: the size of the last chunk sent */
     size_t ninflight;
     slot *tab;
     size_t tabcap;
@@ -992,8 +1012,22 @@ static bool dispatch(mpx *m) {
                 best = r;
             }
         }
-        if (best < 0)
-            return any;
+        if (best < 0) {
+            /* Double buffering for chunks: a rank whose last chunk is half answered
+             * takes the next one, so it never waits for rank 0 to pack and send it. */
+            pthread_mutex_lock(&m->mu);
+            bool chunk_next = m->head != NULL && m->head->n > 1;
+            pthread_mutex_unlock(&m->mu);
+            for (int k = 0; chunk_next && k < m->nranks; k++) {
+                int r = 1 + (m->rr - 1 + k) % m->nranks;
+                if (m->last_chunk[r] > 0 && m->inflight[r] * 2 <= m->last_chunk[r] &&
+                    (best < 0 || m->inflight[r] < m->inflight[best]))
+                    best = r;
+            }
+            if (best < 0)
+                return any;
+            room = 1; /* that chunk alone */
+        }
         buf b = {0};
         pthread_mutex_lock(&fn_mu);
         uint32_t nfn = fn_n;
@@ -1030,6 +1064,8 @@ static bool dispatch(mpx *m) {
                     ntasks += (uint32_t)pack_task(m, &b, u->t[i], best);
             used += u->n;
             bool chunk = u->n > 1;
+            if (chunk)
+                m->last_chunk[best] = u->n;
             br__free(u);
             if (chunk)
                 break;
@@ -1182,7 +1218,7 @@ static void *progress_main(void *arg) {
         if (rc != 0 || sends_add(&m->s, &b, r, TAG_SESSION) != 0)
             abort();
     }
-    int64_t backoff = 0, last_cancel_poll = 0, quiet_since = 0;
+    int64_t backoff = 0, last_cancel_poll = 0, quiet_since = 0, cancel_every = CANCEL_POLL_NS;
     for (;;) {
         bool work = dispatch(m);
         if (collect(m))
@@ -1197,9 +1233,15 @@ static void *progress_main(void *arg) {
         pthread_mutex_unlock(&m->mu);
         if (m->ninflight > 0) {
             int64_t now = br_now();
-            if (all || now - last_cancel_poll >= CANCEL_POLL_NS) {
+            if (all || now - last_cancel_poll >= cancel_every) {
                 poll_cancels(m, all);
-                last_cancel_poll = now;
+                /* a scan of many thousand tasks in flight costs milliseconds: keep it
+                 * to CANCEL_POLL_SHARE of this thread's time */
+                last_cancel_poll = br_now();
+                int64_t took = last_cancel_poll - now;
+                cancel_every = took * CANCEL_POLL_SHARE > CANCEL_POLL_NS
+                                   ? took * CANCEL_POLL_SHARE
+                                   : CANCEL_POLL_NS;
             }
         }
         if (shut && !queued && m->ninflight == 0 && m->s.n == 0)
@@ -1296,6 +1338,7 @@ static void mpx_destroy(br_executor *ex) {
     pthread_cond_destroy(&m->done_cv);
     br__free(m->tab);
     br__free(m->inflight);
+    br__free(m->last_chunk);
     br__free(m->slots);
     br__free(m->initarg);
     br__free(m);
@@ -1303,15 +1346,18 @@ static void mpx_destroy(br_executor *ex) {
 
 static int mpx_max_workers(const br_executor *ex) { return ((const mpx *)ex)->max_workers; }
 
-/* br_map's chunksize when the caller leaves it 0: Pool.map's ceil(n / (4 x workers)). A
- * message per input costs far more than a tiny task here; four chunks per slot still
- * spread uneven tasks over the ranks. A chunk's arguments stay under CHUNK_AUTO_BYTES
- * (one message carries them all, and must stay far below MSG_LIMIT). */
+/* br_map's chunksize when the caller leaves it 0: Pool.map's ceil(n / (4 x workers)),
+ * at most what fits in a MSG_SOFT_MAX message (as many single tasks as one TASKS
+ * message takes). A message per input costs far more than a tiny task; four chunks per
+ * slot spread uneven tasks over the ranks; and the cap keeps the buffers small and the
+ * tasks in flight few: 12,500-task chunks (400 KB messages, 25,000 tasks in flight)
+ * ran 100,000 tiny tasks 4x slower than 1,600-task ones (docs/mpi.md, "Chunks"). */
 static size_t mpx_map_chunksize(const br_executor *ex, size_t count, size_t size) {
     size_t per = 4 * (size_t)((const mpx *)ex)->max_workers;
     size_t cs = count / per + (count % per != 0);
-    size_t cap = CHUNK_AUTO_BYTES / (size + sizeof(task_hdr) + 8);
-    return cs < cap ? cs : (cap ? cap : 1);
+    size_t pad = (8 - (size & 7)) & 7;
+    size_t cap = size < MSG_SOFT_MAX ? MSG_SOFT_MAX / (size + pad + sizeof(task_hdr)) : 1;
+    return cs < cap ? cs : cap;
 }
 
 static const br_executor_vt mpx_vt = {
@@ -1368,7 +1414,10 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
     m->nranks = slots < nw ? slots : nw;
     m->slots = br__calloc((size_t)g_size, sizeof *m->slots);
     m->inflight = br__calloc((size_t)g_size, sizeof *m->inflight);
-    if (m->slots == NULL || m->inflight == NULL || tab_grow(m) != 0) {
+    m->last_chunk = br__calloc((size_t)g_size, sizeof *m->last_chunk);
+    if (m->slots == NULL || m->inflight == NULL || m->last_chunk == NULL ||
+        tab_grow(m) != 0) {
+        br__free(m->last_chunk);
         br__free(m->initarg);
         br__free(m->slots);
         br__free(m->inflight);
@@ -1397,6 +1446,7 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
         pthread_cond_destroy(&m->done_cv);
         br__free(m->tab);
         br__free(m->inflight);
+        br__free(m->last_chunk);
         br__free(m->slots);
         br__free(m->initarg);
         br__free(m);
