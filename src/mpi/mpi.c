@@ -66,6 +66,11 @@
  * after the last activity, then waits on `cv` for a time that doubles from 1 us to
  * POLL_MAX_NS (a submit wakes it at once). A worker rank has no such local event for "a task came",
  * so it probes with the same back-off; docs/mpi.md gives the idle CPU this costs.
+ * Busy (a worker whose runners all have a task and more wait; rank 0 when every rank
+ * holds more tasks than it has slots): nothing that can arrive is needed to keep a
+ * slot working, so neither spins, and the back-off runs from BUSY_POLL_FIRST_NS to
+ * BUSY_POLL_MAX_NS (a result or a CANCEL is then seen up to 2 ms late). A compute-bound
+ * br_map thus costs a few wake-ups per task instead of a spin and dozens.
  */
 #include "braid/mpi.h"
 
@@ -105,6 +110,8 @@ enum {
 #define CANCEL_POLL_SHARE 20 /* a cancel scan at most every 20 x its own duration */
 #define POLL_MAX_NS (200 * 1000) /* the back-off's longest wait */
 #define SPIN_NS (100 * 1000)     /* probing and yielding after the last activity */
+#define BUSY_POLL_FIRST_NS (100 * 1000) /* the back-off when busy (next_backoff) */
+#define BUSY_POLL_MAX_NS (2000 * 1000)
 #define OUT_HOLD_NS (200 * 1000) /* ...or its queue is empty, or the oldest waited this */
 
 /* --- process-wide state ------------------------------------------------------------ */
@@ -253,13 +260,22 @@ static void sends_drain(sends *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* The waits' first phase: true once SPIN_NS have passed since *since (set at the first
+/* The waits' first phase (skipped when busy: next_backoff): true once SPIN_NS have passed since *since (set at the first
  * quiet look; 0 = activity just now), after which the caller backs off. */
 static bool spin_over(int64_t *since) {
     int64_t now = br_now();
     if (*since == 0)
         *since = now;
     return now - *since >= SPIN_NS;
+}
+
+/* The back-off's next wait: doubling from 1 us to POLL_MAX_NS, or when busy (every
+ * task slot has a task and more wait behind them) from BUSY_POLL_FIRST_NS to
+ * BUSY_POLL_MAX_NS. */
+static int64_t next_backoff(int64_t backoff, bool busy) {
+    int64_t first = busy ? BUSY_POLL_FIRST_NS : 1000, max = busy ? BUSY_POLL_MAX_NS : POLL_MAX_NS;
+    backoff = backoff ? backoff * 2 : first;
+    return backoff > max ? max : backoff < first ? first : backoff;
 }
 
 /* Receives the probed message into a new heap buffer. */
@@ -745,13 +761,16 @@ static void worker_loop(void) {
             backoff = 0;
             continue;
         }
-        if (!spin_over(&quiet_since)) {
+        /* busy: every runner has a task and more wait here, so nothing that can come
+         * is urgent (a CANCEL may wait BUSY_POLL_MAX_NS); don't spin, back off long */
+        pthread_mutex_lock(&W.mu);
+        bool busy = W.head != NULL;
+        pthread_mutex_unlock(&W.mu);
+        if (!busy && !spin_over(&quiet_since)) {
             sched_yield();
             continue;
         }
-        backoff = backoff ? backoff * 2 : 1000;
-        if (backoff > POLL_MAX_NS)
-            backoff = POLL_MAX_NS;
+        backoff = next_backoff(backoff, busy);
         pthread_mutex_lock(&W.mu);
         W.comm_waiting = true;
         if (W.out_head == NULL || (W.head != NULL && W.nout < OUT_BATCH))
@@ -1261,14 +1280,17 @@ static void *progress_main(void *arg) {
             pthread_mutex_unlock(&m->mu);
             continue;
         }
-        if (!spin_over(&quiet_since)) {
+        /* busy: every rank holds tasks beyond the ones it runs, so no rank waits for a
+         * result to be read here (only the futures' waiters, BUSY_POLL_MAX_NS at most) */
+        bool busy = true;
+        for (int r = 1; busy && r <= m->nranks; r++)
+            busy = m->inflight[r] > (size_t)m->slots[r];
+        if (!busy && !spin_over(&quiet_since)) {
             pthread_mutex_unlock(&m->mu);
             sched_yield();
             continue;
         }
-        backoff = backoff ? backoff * 2 : 1000;
-        if (backoff > POLL_MAX_NS)
-            backoff = POLL_MAX_NS;
+        backoff = next_backoff(backoff, busy);
         m->sleeping = true;
         cv_wait_ns(&m->cv, &m->mu, backoff);
         m->sleeping = false;
