@@ -336,5 +336,49 @@ static void with_python_rows(void **state) {
     free(err);
 }
 
+/* --mpi 2: with the MPI executor built (braid-compare-mpi under braid-mpirun, which CI
+ * has wherever MPI is built: scripts/deps.sh installs openmpi-bin with libopenmpi-dev),
+ * W1 gains the row "MPI ranks, map" on 2 worker ranks, all 8 results correct, in the
+ * table and in the report. Built without MPI, --mpi is refused: exit 2, saying why. Bad
+ * counts are refused either way. */
+static void mpi_row(void **state) {
+    (void)state;
+    char *out, *err;
+    char *bad[] = {"compare", "--quick", "--no-report", "--mpi", "0", NULL};
+    BR_CHECK_EQ(run_capture(bad, 5, &out, &err), 2);
+    BR_CHECK(strstr(err, "--mpi wants 1..64") != NULL);
+    free(out);
+    free(err);
+#ifdef BRAID_APP_MPI
+    char html[] = "/tmp/braid-compare-mpi-XXXXXX";
+    int fd = mkostemp(html, O_CLOEXEC);
+    BR_CHECK(fd >= 0);
+    close(fd);
+    char *argv[] = {"compare", "--quick", "--rounds", "1", "--report", html, "--mpi", "2",
+                    NULL};
+    BR_CHECK_EQ(run_capture(argv, 8, &out, &err), 0);
+    char line[512];
+    const char *rest = find_line(out, "W1 is_prime x8", "MPI ranks, map", line, sizeof line);
+    if (rest == NULL)
+        fail_msg("no MPI row in:\n%s\nstderr:\n%s", out, err);
+    int workers = 0;
+    BR_CHECK_EQ(sscanf(rest, "%d", &workers), 1);
+    BR_CHECK_EQ(workers, 2);
+    BR_CHECK(strstr(rest, " 8/8 ok") != NULL);
+    char *doc = slurp(html);
+    BR_CHECK(strstr(doc, "MPI ranks, map") != NULL);
+    free(doc);
+    unlink(html);
+#else
+    char *argv[] = {"compare", "--quick", "--no-report", "--mpi", "2", NULL};
+    BR_CHECK_EQ(run_capture(argv, 5, &out, &err), 2);
+    if (strstr(err, "--mpi: this braid was built without MPI") == NULL)
+        fail_msg("stderr: %s", err);
+    BR_CHECK(strstr(out, "MPI ranks") == NULL);
+#endif
+    free(out);
+    free(err);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(report_in_chromium), cmocka_unit_test(with_python_absent),
-             cmocka_unit_test(with_python_rows))
+             cmocka_unit_test(with_python_rows), cmocka_unit_test(mpi_row))
