@@ -76,7 +76,10 @@ static double primes(br_executor *ex, long calls) {
     int64_t t0 = bench_now();
     br_map *m;
     BENCH_CHECK_OK(br_map_new(&m, ex, is_prime_task, in, (size_t)calls, sizeof in[0],
-                              &(br_map_opts){.chunksize = 1}));
+                              /* every call submitted at once, as Python's Executor.map does:
+                               * a bounded map (the default buffersize, 2 x workers) can leave a
+                               * rank idle behind the slowest head task */
+                              &(br_map_opts){.chunksize = 1, .buffersize = (size_t)calls}));
     long found = 0;
     for (long i = 0; i < calls; i++) {
         int64_t v;

@@ -103,6 +103,7 @@ enum {
     MSG_SOFT_MAX = 64 << 10, /* a TASKS message of single tasks stops growing here */
     MSG_LIMIT = (1 << 30), /* an argument, a chunk's arguments, a result: at most this */
     OUT_BATCH = 256,         /* a worker sends its results once this many wait... */
+    CHUNK_AUTO_BYTES = 32 << 10, /* br_map's automatic chunks: a message at most this */
     HOST_MAX = 256,
     WHY_MAX = 256
 };
@@ -1369,16 +1370,16 @@ static void mpx_destroy(br_executor *ex) {
 static int mpx_max_workers(const br_executor *ex) { return ((const mpx *)ex)->max_workers; }
 
 /* br_map's chunksize when the caller leaves it 0: Pool.map's ceil(n / (4 x workers)),
- * at most what fits in a MSG_SOFT_MAX message (as many single tasks as one TASKS
- * message takes). A message per input costs far more than a tiny task; four chunks per
+ * at most what fits in a CHUNK_AUTO_BYTES message. A message per input costs far more than a tiny task; four chunks per
  * slot spread uneven tasks over the ranks; and the cap keeps the buffers small and the
  * tasks in flight few: 12,500-task chunks (400 KB messages, 25,000 tasks in flight)
- * ran 100,000 tiny tasks 4x slower than 1,600-task ones (docs/mpi.md, "Chunks"). */
+ * ran 100,000 tiny tasks 4x slower than 1,000-task ones (docs/mpi.md, "Chunks"). */
 static size_t mpx_map_chunksize(const br_executor *ex, size_t count, size_t size) {
     size_t per = 4 * (size_t)((const mpx *)ex)->max_workers;
     size_t cs = count / per + (count % per != 0);
     size_t pad = (8 - (size & 7)) & 7;
-    size_t cap = size < MSG_SOFT_MAX ? MSG_SOFT_MAX / (size + pad + sizeof(task_hdr)) : 1;
+    size_t cap = size < CHUNK_AUTO_BYTES ? CHUNK_AUTO_BYTES / (size + pad + sizeof(task_hdr))
+                                         : 1;
     return cs < cap ? cs : cap;
 }
 
