@@ -648,30 +648,37 @@ static const char py_w1_script[] =
     "workers = {'single': 1, 'thread': min(32, cpus + 4), 'process': cpus}[v]\n"
     "print('%.6f %d %d' % (t1 - t0, sum(1 for x in res if x is True), workers))\n";
 
-static int py_w1(const cmp_config *cfg, cmp_run *out, const char *variant) {
-    char calls[16];
-    snprintf(calls, sizeof calls, "%d", cfg->python_calls);
-    const char *argv[] = {cfg->python, "-c", py_w1_script, cfg->python_peers, variant, calls,
-                          NULL};
+/* Runs a W1 row's child (argv, with cwd; NULL: ours), which prints
+ * "SECONDS CORRECT WORKERS", into *out (total calls). `what` names it in a failure. */
+static int run_w1_child(const char *const *argv, const char *cwd, const char *what,
+                        int total, cmp_run *out) {
     br_completed res;
-    int rc = br_run(argv, &(br_subprocess_opts){.capture_output = true,
-                                                .cwd = cfg->python_peers},
-                    &res);
-    out->total = cfg->python_calls;
+    int rc = br_run(argv, &(br_subprocess_opts){.capture_output = true, .cwd = cwd}, &res);
+    out->total = total;
     double secs = 0;
     long correct = 0;
     int workers = 0;
     if (rc == 0 && (res.returncode != 0 || res.out == NULL ||
                     sscanf(res.out, "%lf %ld %d", &secs, &correct, &workers) != 3)) {
-        snprintf(out->err, sizeof out->err, "python exited %d: %.100s", res.returncode,
+        snprintf(out->err, sizeof out->err, "%s exited %d: %.100s", what, res.returncode,
                  res.err != NULL ? res.err : "");
         rc = BR_EFAILED;
+    } else if (rc != 0) {
+        snprintf(out->err, sizeof out->err, "%s can't run: %s", what, br_strerror(rc));
     }
     br_completed_destroy(&res);
     out->seconds = secs;
     out->correct = correct;
     out->workers = workers;
     return rc;
+}
+
+static int py_w1(const cmp_config *cfg, cmp_run *out, const char *variant) {
+    char calls[16];
+    snprintf(calls, sizeof calls, "%d", cfg->python_calls);
+    const char *argv[] = {cfg->python, "-c", py_w1_script, cfg->python_peers, variant, calls,
+                          NULL};
+    return run_w1_child(argv, cfg->python_peers, "python", cfg->python_calls, out);
 }
 
 static int py_w1_single(const cmp_config *cfg, cmp_run *out) {
@@ -718,25 +725,7 @@ static int w1_mpi(const cmp_config *cfg, cmp_run *out) {
     snprintf(ranks, sizeof ranks, "%d", cfg->mpi + 1);
     snprintf(calls, sizeof calls, "%d", cfg->w1_calls);
     const char *argv[] = {launcher, "-n", ranks, helper, calls, NULL};
-    br_completed res;
-    int rc = br_run(argv, &(br_subprocess_opts){.capture_output = true}, &res);
-    out->total = cfg->w1_calls;
-    double secs = 0;
-    long correct = 0;
-    int workers = 0;
-    if (rc == 0 && (res.returncode != 0 || res.out == NULL ||
-                    sscanf(res.out, "%lf %ld %d", &secs, &correct, &workers) != 3)) {
-        snprintf(out->err, sizeof out->err, "braid-mpirun exited %d: %.100s",
-                 res.returncode, res.err != NULL ? res.err : "");
-        rc = BR_EFAILED;
-    } else if (rc != 0) {
-        snprintf(out->err, sizeof out->err, "%.100s can't run: %s", launcher, br_strerror(rc));
-    }
-    br_completed_destroy(&res);
-    out->seconds = secs;
-    out->correct = correct;
-    out->workers = workers;
-    return rc;
+    return run_w1_child(argv, NULL, "braid-mpirun", cfg->w1_calls, out);
 }
 #endif
 

@@ -1103,6 +1103,27 @@ static bool dispatch(mpx *m) {
     }
 }
 
+/* Gives up every task of a list of units that never went out (code: BR_ECANCELED,
+ * BR_EBROKEN), and frees the units. */
+static void abandon_units(unit *u, int code) {
+    while (u) {
+        unit *next = u->next;
+        for (size_t i = 0; i < u->n; i++)
+            br__task_abandon(u->t[i], code);
+        br__free(u);
+        u = next;
+    }
+}
+
+/* Asks s's rank to stop s's task (once). */
+static void send_cancel(mpx *m, slot *s) {
+    s->cancel_sent = true;
+    buf b = {0};
+    if (buf_put(&b, &s->id, sizeof s->id) != 0 ||
+        sends_add(&m->s, &b, s->rank, TAG_CANCEL) != 0)
+        abort();
+}
+
 /* Rank src's initializer failed: the executor is broken. Queued work and every task in
  * flight (on any rank) fail with BR_EBROKEN now; the tasks in flight stay in the table
  * with t NULL until their rank answers them (a healthy rank is asked to cancel them). */
@@ -1119,26 +1140,15 @@ static void break_executor(mpx *m, int src, const char *why) {
     unit *drop = m->head;
     m->head = m->tail = NULL;
     pthread_mutex_unlock(&m->mu);
-    while (drop) {
-        unit *next = drop->next;
-        for (size_t i = 0; i < drop->n; i++)
-            br__task_abandon(drop->t[i], BR_EBROKEN);
-        br__free(drop);
-        drop = next;
-    }
+    abandon_units(drop, BR_EBROKEN);
     for (size_t i = 0; i < m->tabcap; i++) {
         slot *s = &m->tab[i];
         if (s->id == 0 || s->t == NULL)
             continue;
         br_task *t = s->t;
         s->t = NULL;
-        if (!s->cancel_sent) {
-            s->cancel_sent = true;
-            buf b = {0};
-            if (buf_put(&b, &s->id, sizeof s->id) != 0 ||
-                sends_add(&m->s, &b, s->rank, TAG_CANCEL) != 0)
-                abort();
-        }
+        if (!s->cancel_sent)
+            send_cancel(m, s);
         br_task_fail(t, BR_EBROKEN, "%s", msg);
         br__task_finish(t, BR_EBROKEN);
     }
@@ -1213,13 +1223,8 @@ static void poll_cancels(mpx *m, bool all) {
             continue;
         if (all)
             br_future_request_cancel(br_task_future(s->t));
-        if (all || br__task_cancel_requested(s->t)) {
-            s->cancel_sent = true;
-            buf b = {0};
-            if (buf_put(&b, &s->id, sizeof s->id) != 0 ||
-                sends_add(&m->s, &b, s->rank, TAG_CANCEL) != 0)
-                abort();
-        }
+        if (all || br__task_cancel_requested(s->t))
+            send_cancel(m, s);
     }
 }
 
@@ -1317,13 +1322,7 @@ static int mpx_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     }
     pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
-    while (drop) {
-        unit *next = drop->next;
-        for (size_t i = 0; i < drop->n; i++)
-            br__task_abandon(drop->t[i], BR_ECANCELED);
-        br__free(drop);
-        drop = next;
-    }
+    abandon_units(drop, BR_ECANCELED);
     if (!wait)
         return 0;
     if (pthread_equal(pthread_self(), m->thr))
