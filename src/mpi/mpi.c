@@ -53,21 +53,22 @@
  * the in-flight table maps its id to the task and its rank. At most prefetch x slots
  * tasks are in flight per rank (plus one chunk); work goes to the rank with the most
  * room. Chunks are double-buffered: a rank whose last chunk is half answered takes the
- * next chunk even without room, so it never waits for rank 0 to pack one. Results finish futures on the progress thread (done-callbacks run there).
- * Cancel requests on in-flight tasks are polled (br__task_cancel_requested) every
- * CANCEL_POLL_NS while any are in flight, and forwarded once; with so many in flight
- * that a scan takes longer than CANCEL_POLL_NS / CANCEL_POLL_SHARE (big br_map chunks),
- * every CANCEL_POLL_SHARE x the scan's time (a 5 % share of the progress thread).
+ * next chunk even without room, so it never waits for rank 0 to pack one. Results finish
+ * futures on the progress thread (done-callbacks run there). Cancel requests on in-flight
+ * tasks are polled (br__task_cancel_requested) every CANCEL_POLL_NS while any are in
+ * flight, and forwarded once; with so many in flight that a scan takes longer than
+ * CANCEL_POLL_NS / CANCEL_POLL_SHARE (big br_map chunks), every CANCEL_POLL_SHARE x the
+ * scan's time (a 5 % share of the progress thread).
  *
  * Waiting without sleep-polling where nothing can arrive. MPI has no descriptor to block
  * on together with a local event, and Open MPI's blocking receive spins a core anyway.
  * So: rank 0's progress thread with nothing in flight and nothing queued blocks on `cv`
  * (no CPU: no result can arrive); with work in flight it probes and yields for SPIN_NS
  * after the last activity, then waits on `cv` for a time that doubles from 1 us to
- * POLL_MAX_NS (a submit wakes it at once). A worker rank has no such local event for "a task came",
- * so it probes with the same back-off; docs/mpi.md gives the idle CPU this costs.
- * Busy (a worker whose runners all have a task and more wait; rank 0 when every rank
- * holds more tasks than it has slots): nothing that can arrive is needed to keep a
+ * POLL_MAX_NS (a submit wakes it at once). A worker rank has no such local event for "a
+ * task came", so it probes with the same back-off; docs/mpi.md gives the idle CPU this
+ * costs. Busy (a worker whose runners all have a task and more wait; rank 0 when every
+ * rank holds more tasks than it has slots): nothing that can arrive is needed to keep a
  * slot working, so neither spins, and the back-off runs from BUSY_POLL_FIRST_NS to
  * BUSY_POLL_MAX_NS (a result or a CANCEL is then seen up to 2 ms late). A compute-bound
  * br_map thus costs a few wake-ups per task instead of a spin and dozens.
@@ -261,8 +262,9 @@ static void sends_drain(sends *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* The waits' first phase (skipped when busy: next_backoff): true once SPIN_NS have passed since *since (set at the first
- * quiet look; 0 = activity just now), after which the caller backs off. */
+/* The waits' first phase (skipped when busy: next_backoff): true once SPIN_NS have passed
+ * since *since (set at the first quiet look; 0 = activity just now), after which the
+ * caller backs off. */
 static bool spin_over(int64_t *since) {
     int64_t now = br_now();
     if (*since == 0)
@@ -274,7 +276,8 @@ static bool spin_over(int64_t *since) {
  * task slot has a task and more wait behind them) from BUSY_POLL_FIRST_NS to
  * BUSY_POLL_MAX_NS. */
 static int64_t next_backoff(int64_t backoff, bool busy) {
-    int64_t first = busy ? BUSY_POLL_FIRST_NS : 1000, max = busy ? BUSY_POLL_MAX_NS : POLL_MAX_NS;
+    int64_t first = busy ? BUSY_POLL_FIRST_NS : 1000;
+    int64_t max = busy ? BUSY_POLL_MAX_NS : POLL_MAX_NS;
     backoff = backoff ? backoff * 2 : first;
     return backoff > max ? max : backoff < first ? first : backoff;
 }
@@ -1368,11 +1371,12 @@ static void mpx_destroy(br_executor *ex) {
 
 static int mpx_max_workers(const br_executor *ex) { return ((const mpx *)ex)->max_workers; }
 
-/* br_map's chunksize when the caller leaves it 0: Pool.map's ceil(n / (4 x workers)),
- * at most what fits in a CHUNK_AUTO_BYTES message. A message per input costs far more than a tiny task; four chunks per
- * slot spread uneven tasks over the ranks; and the cap keeps the buffers small and the
- * tasks in flight few: 12,500-task chunks (400 KB messages, 25,000 tasks in flight)
- * ran 100,000 tiny tasks 4x slower than 1,000-task ones (docs/mpi.md, "Chunks"). */
+/* br_map's chunksize when the caller leaves it 0: Pool.map's ceil(n / (4 x workers)), at
+ * most what fits in a CHUNK_AUTO_BYTES message. A message per input costs far more than a
+ * tiny task; four chunks per slot spread uneven tasks over the ranks; and the cap keeps
+ * the buffers small and the tasks in flight few: 12,500-task chunks (400 KB messages,
+ * 25,000 tasks in flight) ran 100,000 tiny tasks 4x slower than 1,000-task ones
+ * (docs/mpi.md, "The default chunksize"). */
 static size_t mpx_map_chunksize(const br_executor *ex, size_t count, size_t size) {
     size_t per = 4 * (size_t)((const mpx *)ex)->max_workers;
     size_t cs = count / per + (count % per != 0);
