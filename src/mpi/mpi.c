@@ -68,8 +68,9 @@
  * POLL_MAX_NS (a submit wakes it at once). A worker rank has no such local event for "a
  * task came", so it probes with the same back-off; docs/mpi.md gives the idle CPU this
  * costs. Busy (a worker whose runners all have a task and more wait; rank 0 when every
- * rank holds more tasks than it has slots): nothing that can arrive is needed to keep a
- * slot working, so neither spins, and the back-off runs from BUSY_POLL_FIRST_NS to
+ * rank holds more tasks than it has slots), with tasks of BUSY_TASK_NS or longer (the
+ * worker smooths their running time, rank 0 the gap between results): nothing that can
+ * arrive soon is needed to keep a slot working, so neither spins, and the back-off runs from BUSY_POLL_FIRST_NS to
  * BUSY_POLL_MAX_NS (a result or a CANCEL is then seen up to 2 ms late). A compute-bound
  * br_map thus costs a few wake-ups per task instead of a spin and dozens.
  */
@@ -114,6 +115,7 @@ enum {
 #define SPIN_NS (100 * 1000)     /* probing and yielding after the last activity */
 #define BUSY_POLL_FIRST_NS (100 * 1000) /* the back-off when busy (next_backoff) */
 #define BUSY_POLL_MAX_NS (2000 * 1000)
+#define BUSY_TASK_NS (1000 * 1000) /* busy only with tasks of this long or longer */
 #define OUT_HOLD_NS (200 * 1000) /* ...or its queue is empty, or the oldest waited this */
 
 /* --- process-wide state ------------------------------------------------------------ */
@@ -365,6 +367,7 @@ static struct {
     wfn *fns;
     uint32_t nfns, capfns;
     wmsg *spare;            /* a freed message kept for its jobs array */
+    int64_t task_ns;        /* the tasks' running time, smoothed (busy needs long ones) */
     bool broken;            /* this executor's initializer failed here */
     char broken_why[WHY_MAX + 64];
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -471,10 +474,13 @@ static void *w_runner(void *arg) {
             W.tail = NULL;
         atomic_store(&j->state, 1);
         pthread_mutex_unlock(&W.mu);
+        int64_t t0 = br_now();
         w_run(j);
+        int64_t took = br_now() - t0;
         atomic_store(&j->state, 2);
         atomic_fetch_sub(&j->msg->left, 1);
         pthread_mutex_lock(&W.mu);
+        W.task_ns += (took - W.task_ns) / 8; /* the tasks' running time, smoothed */
     }
     pthread_mutex_unlock(&W.mu);
     return NULL;
@@ -765,10 +771,11 @@ static void worker_loop(void) {
             backoff = 0;
             continue;
         }
-        /* busy: every runner has a task and more wait here, so nothing that can come
-         * is urgent (a CANCEL may wait BUSY_POLL_MAX_NS); don't spin, back off long */
+        /* busy: every runner has a task and more wait here, and tasks take a while, so
+         * nothing that can come is urgent (a CANCEL may wait BUSY_POLL_MAX_NS); don't
+         * spin, back off long. Short tasks drain the queue before then: not busy. */
         pthread_mutex_lock(&W.mu);
-        bool busy = W.head != NULL;
+        bool busy = W.head != NULL && W.task_ns >= BUSY_TASK_NS;
         pthread_mutex_unlock(&W.mu);
         if (!busy && !spin_over(&quiet_since)) {
             sched_yield();
@@ -833,6 +840,8 @@ typedef struct mpx {
     /* the progress thread's own */
     size_t *inflight;                  /* per rank */
     size_t *last_chunk;                /* per rank: the size of the last chunk sent */
+    int64_t last_result, result_gap;   /* when results last came; the gap per result,
+                                        * smoothed (busy needs long tasks) */
     size_t ninflight;
     slot *tab;
     size_t tabcap;
@@ -1215,6 +1224,16 @@ static bool collect(mpx *m) {
             finish_result(m, st.MPI_SOURCE, h, data);
         }
         br__free(p);
+        /* the gap per result since the last message, capped (one slow task, a pause
+         * between batches) and not counted across an empty table (an idle spell) */
+        int64_t now = br_now();
+        if (m->last_result != 0 && cnt > 0) {
+            int64_t gap = (now - m->last_result) / cnt;
+            if (gap > 4 * BUSY_TASK_NS)
+                gap = 4 * BUSY_TASK_NS;
+            m->result_gap += (gap - m->result_gap) / 8;
+        }
+        m->last_result = m->ninflight > 0 ? now : 0;
     }
 }
 
@@ -1289,9 +1308,10 @@ static void *progress_main(void *arg) {
             pthread_mutex_unlock(&m->mu);
             continue;
         }
-        /* busy: every rank holds tasks beyond the ones it runs, so no rank waits for a
-         * result to be read here (only the futures' waiters, BUSY_POLL_MAX_NS at most) */
-        bool busy = true;
+        /* busy: every rank holds tasks beyond the ones it runs and tasks take a while
+         * (results come BUSY_TASK_NS / ranks apart or more), so no rank runs dry while a
+         * result waits to be read here (only the futures' waiters, BUSY_POLL_MAX_NS) */
+        bool busy = m->result_gap >= BUSY_TASK_NS / m->nranks;
         for (int r = 1; busy && r <= m->nranks; r++)
             busy = m->inflight[r] > (size_t)m->slots[r];
         if (!busy && !spin_over(&quiet_since)) {
