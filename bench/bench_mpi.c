@@ -9,14 +9,19 @@
  *             the count and the sum are checked. (schwimmbad's MPIPool publishes 0.58 s
  *             for its 100,000-task map; mpi4py.futures is measured beside this by
  *             bench/mpi_futures_peer.py in the same side-by-side run: docs/mpi.md.)
+ *   map100k-default  the same with chunksize left at 0: the executor's automatic
+ *             chunks (Pool.map's ceil(n / (4 x workers)): 12,500 on 2 worker ranks).
  *   map100k-1 the same with chunksize 1: one task per message, the prefetch alone.
  *   primes    W1's is_prime(112272535095293) x 100 (apps/braid/workloads.h), chunksize 1,
  *             over the worker ranks; also single (the same calls on rank 0, no MPI) and
- *             the efficiency t_single / (workers x t_mpi). Every result is checked.
+ *             the efficiency t_single / (workers x t_mpi), and the CPU efficiency: the
+ *             single thread's CPU time over the CPU time of every rank of the job
+ *             during the map (what braid adds, whatever else loads the machine).
+ *             Every result is checked.
  *   idle      the CPU the worker ranks and rank 0's progress thread burn in IDLE_S
  *             seconds of an executor with nothing to do, in percent of one core (each
  *             worker reports its own process CPU time through a task, before and after).
- * Figures: seconds (map, primes), efficiency, cpu_percent (idle).
+ * Figures: seconds (map, primes), efficiency, cpu_efficiency, cpu_percent (idle).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
@@ -71,7 +76,10 @@ static double primes(br_executor *ex, long calls) {
     int64_t t0 = bench_now();
     br_map *m;
     BENCH_CHECK_OK(br_map_new(&m, ex, is_prime_task, in, (size_t)calls, sizeof in[0],
-                              &(br_map_opts){.chunksize = 1}));
+                              /* every call submitted at once, as Python's Executor.map does:
+                               * a bounded map (the default buffersize, 2 x workers) can leave a
+                               * rank idle behind the slowest head task */
+                              &(br_map_opts){.chunksize = 1, .buffersize = (size_t)calls}));
     long found = 0;
     for (long i = 0; i < calls; i++) {
         int64_t v;
@@ -85,20 +93,22 @@ static double primes(br_executor *ex, long calls) {
     return bench_secs(t0, t1);
 }
 
-static double single(long calls) {
-    long found = 0;
-    int64_t t0 = bench_now();
-    for (long k = 0; k < calls; k++)
-        found += is_prime(w1_number);
-    int64_t t1 = bench_now();
-    BENCH_CHECK_EQ(found, calls);
-    return bench_secs(t0, t1);
-}
-
 static int64_t cpu_ns(clockid_t c) {
     struct timespec ts;
     clock_gettime(c, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The calls on this thread: wall seconds, and its CPU seconds in *cpu. */
+static double single(long calls, double *cpu) {
+    long found = 0;
+    int64_t t0 = bench_now(), c0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+    for (long k = 0; k < calls; k++)
+        found += is_prime(w1_number);
+    int64_t t1 = bench_now(), c1 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+    BENCH_CHECK_EQ(found, calls);
+    *cpu = (double)(c1 - c0) / 1e9;
+    return bench_secs(t0, t1);
 }
 
 /* A worker's rank and process CPU time (ns), as two int64. */
@@ -134,6 +144,38 @@ static void worker_cpu(br_executor *ex, int nw, int64_t *out) {
         }
     }
     free(fs);
+}
+
+/* W1 over the ranks: wall seconds and efficiency as before, and the CPU the whole job
+ * burnt (rank 0's process and every worker rank's) beside the CPU of the same calls on
+ * one thread: cpu_efficiency = single CPU / job CPU. On a shared machine the wall-clock
+ * efficiency also measures the other load; the CPU one measures what braid adds. */
+static void primes_all(br_executor *ex, int nw, long calls) {
+    double scpu = 0;
+    double ts = single(calls, &scpu);
+    int64_t *a = calloc((size_t)nw + 1, sizeof *a), *b = calloc((size_t)nw + 1, sizeof *b);
+    BENCH_CHECK(a != NULL && b != NULL);
+    for (int i = 0; i <= nw; i++)
+        a[i] = b[i] = -1;
+    worker_cpu(ex, nw, a);
+    int64_t r0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+    double s = primes(ex, calls);
+    int64_t r1 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+    worker_cpu(ex, nw, b);
+    double job = (double)(r1 - r0) / 1e9;
+    for (int r = 1; r <= nw; r++) {
+        double w = (double)(b[r] - a[r]) / 1e9;
+        bench_note("primes: rank %d used %.3f s of CPU", r, w);
+        job += w;
+    }
+    bench_note("primes: rank 0 used %.3f s of CPU; one thread %.3f s for the same calls",
+               (double)(r1 - r0) / 1e9, scpu);
+    bench_emit("W1", "single", "braid", "seconds", ts, "s");
+    bench_emit("W1", "mpi", "braid", "seconds", s, "s");
+    bench_emit("W1", "mpi", "braid", "efficiency", ts / (nw * s), "");
+    bench_emit("W1", "mpi", "braid", "cpu_efficiency", scpu / job, "");
+    free(a);
+    free(b);
 }
 
 static void idle(br_executor *ex, int nw) {
@@ -182,17 +224,16 @@ int main(int argc, char **argv) {
         double s = map_tiny(ex, 100000, 1000);
         bench_emit("MPI", "map100k", "braid", "seconds", s, "s");
     }
+    if (v == NULL || strcmp(v, "map100k-default") == 0) {
+        double s = map_tiny(ex, 100000, 0);
+        bench_emit("MPI", "map100k-default", "braid", "seconds", s, "s");
+    }
     if (v == NULL || strcmp(v, "map100k-1") == 0) {
         double s = map_tiny(ex, 100000, 1);
         bench_emit("MPI", "map100k-1", "braid", "seconds", s, "s");
     }
     if (v == NULL || strcmp(v, "primes") == 0) {
-        long calls = 100;
-        double ts = single(calls);
-        double s = primes(ex, calls);
-        bench_emit("W1", "single", "braid", "seconds", ts, "s");
-        bench_emit("W1", "mpi", "braid", "seconds", s, "s");
-        bench_emit("W1", "mpi", "braid", "efficiency", ts / (nw * s), "");
+        primes_all(ex, nw, 100);
     }
     if (v == NULL || strcmp(v, "idle") == 0)
         idle(ex, nw);

@@ -70,6 +70,7 @@ typedef struct cmp_config {
     char w9_expected[64]; /* W9's expected.tsv for the Python peer ("" when none) */
     int threads;  /* the "threads" row's N: cpus, or --threads */
     int w1_calls; /* 100; 8 with --quick */
+    int mpi;      /* --mpi N: the MPI row's worker ranks; 0: no MPI row */
     int w2_first; /* fib(first..last): 25..34; 20..29 with --quick */
     int w2_last;
     int io_tasks;     /* the I/O rows' tasks: 10,000; 1,000 with --quick */
@@ -647,30 +648,37 @@ static const char py_w1_script[] =
     "workers = {'single': 1, 'thread': min(32, cpus + 4), 'process': cpus}[v]\n"
     "print('%.6f %d %d' % (t1 - t0, sum(1 for x in res if x is True), workers))\n";
 
-static int py_w1(const cmp_config *cfg, cmp_run *out, const char *variant) {
-    char calls[16];
-    snprintf(calls, sizeof calls, "%d", cfg->python_calls);
-    const char *argv[] = {cfg->python, "-c", py_w1_script, cfg->python_peers, variant, calls,
-                          NULL};
+/* Runs a W1 row's child (argv, with cwd; NULL: ours), which prints
+ * "SECONDS CORRECT WORKERS", into *out (total calls). `what` names it in a failure. */
+static int run_w1_child(const char *const *argv, const char *cwd, const char *what,
+                        int total, cmp_run *out) {
     br_completed res;
-    int rc = br_run(argv, &(br_subprocess_opts){.capture_output = true,
-                                                .cwd = cfg->python_peers},
-                    &res);
-    out->total = cfg->python_calls;
+    int rc = br_run(argv, &(br_subprocess_opts){.capture_output = true, .cwd = cwd}, &res);
+    out->total = total;
     double secs = 0;
     long correct = 0;
     int workers = 0;
     if (rc == 0 && (res.returncode != 0 || res.out == NULL ||
                     sscanf(res.out, "%lf %ld %d", &secs, &correct, &workers) != 3)) {
-        snprintf(out->err, sizeof out->err, "python exited %d: %.100s", res.returncode,
+        snprintf(out->err, sizeof out->err, "%s exited %d: %.100s", what, res.returncode,
                  res.err != NULL ? res.err : "");
         rc = BR_EFAILED;
+    } else if (rc != 0) {
+        snprintf(out->err, sizeof out->err, "%s can't run: %s", what, br_strerror(rc));
     }
     br_completed_destroy(&res);
     out->seconds = secs;
     out->correct = correct;
     out->workers = workers;
     return rc;
+}
+
+static int py_w1(const cmp_config *cfg, cmp_run *out, const char *variant) {
+    char calls[16];
+    snprintf(calls, sizeof calls, "%d", cfg->python_calls);
+    const char *argv[] = {cfg->python, "-c", py_w1_script, cfg->python_peers, variant, calls,
+                          NULL};
+    return run_w1_child(argv, cfg->python_peers, "python", cfg->python_calls, out);
 }
 
 static int py_w1_single(const cmp_config *cfg, cmp_run *out) {
@@ -684,6 +692,42 @@ static int py_w1_thread(const cmp_config *cfg, cmp_run *out) {
 static int py_w1_process(const cmp_config *cfg, cmp_run *out) {
     return py_w1(cfg, out, "process");
 }
+
+/* --- MPI: W1 over MPI ranks (--mpi N) ------------------------------------------------ */
+
+#ifdef BRAID_APP_MPI
+/* path: NAME next to this program (an install puts braid-mpirun and braid-compare-mpi
+ * in bin/ beside braid), else the build tree's `fallback`. */
+static void beside_me(char *path, size_t cap, const char *name, const char *fallback) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(path, cap, "%s/%s", self, name);
+            if (access(path, X_OK) == 0)
+                return;
+        }
+    }
+    snprintf(path, cap, "%s", fallback);
+}
+
+/* braid-mpirun -n N+1 braid-compare-mpi CALLS: rank 0 times W1 through br_map on the MPI
+ * executor over the N worker ranks and prints "SECONDS CORRECT WORKERS" (compare_mpi.c).
+ * Its start-up (mpirun, MPI_Init on every rank) is outside the time, as the pools'
+ * start-up is outside theirs. */
+static int w1_mpi(const cmp_config *cfg, cmp_run *out) {
+    char launcher[4200], helper[4200], ranks[16], calls[16];
+    beside_me(launcher, sizeof launcher, "braid-mpirun", BRAID_APP_MPIRUN);
+    beside_me(helper, sizeof helper, "braid-compare-mpi", BRAID_APP_MPI_HELPER);
+    snprintf(ranks, sizeof ranks, "%d", cfg->mpi + 1);
+    snprintf(calls, sizeof calls, "%d", cfg->w1_calls);
+    const char *argv[] = {launcher, "-n", ranks, helper, calls, NULL};
+    return run_w1_child(argv, NULL, "braid-mpirun", cfg->w1_calls, out);
+}
+#endif
 
 /* --- W9: the I/O-bound crawl -------------------------------------------------------- */
 
@@ -944,6 +988,9 @@ static const cmp_model models[] = {
     {"W1", "thread", "thread pool, map", w1_pool, false},
     {"W1", "processes", "braid processes", w1_processes, false},
     {"W1", "process", "process pool, map", w1_processpool, false},
+#ifdef BRAID_APP_MPI
+    {"W1", "mpi", "MPI ranks, map", w1_mpi, false}, /* only with --mpi N */
+#endif
     {"W1", "single", "Python: one thread", py_w1_single, true},
     {"W1", "thread", "Python: thread pool", py_w1_thread, true},
     {"W1", "process", "Python: process pool", py_w1_process, true},
@@ -1570,7 +1617,7 @@ static int write_report(const cmp_config *cfg, const cmp_row *rows, int n, const
 void braid_compare_usage(void) {
     printf("usage: braid compare [--quick] [--json] [--threads N] [--rounds N]\n"
            "                     [--report FILE | --no-report]\n"
-           "                     [--with-python [--peers DIR] [--python PATH]]\n"
+           "                     [--with-python [--peers DIR] [--python PATH]] [--mpi N]\n"
            "\n"
            "Runs the tutorials' experiments under every model braid has and prints a table\n"
            "(model, workers, seconds as the median of the rounds with their spread, speed-up,\n"
@@ -1599,8 +1646,11 @@ void braid_compare_usage(void) {
            "  --peers DIR    the Python peers' directory (default $BRAID_PYTHON_PEERS, else\n"
            "                 ../shared/peers/python)\n"
            "  --python PATH  the interpreter (default /usr/bin/python3)\n"
+           "  --mpi N        a W1 row on the MPI executor over N worker ranks (N + 1\n"
+           "                 processes under braid-mpirun); needs braid built with MPI\n"
            "  --concurrency N  W9's crawl concurrency (default 50: every page at once)\n"
-           "Exit status: 0 if every row ran and every result was correct, 1 if not.\n",
+           "Exit status: 0 if every row ran and every result was correct, 1 if not, 2 on\n"
+           "a bad option (also --mpi in a braid built without MPI).\n",
            br_cpu_count(), CMP_MAX_ROUNDS);
 }
 
@@ -1629,6 +1679,15 @@ static bool python_ready(const cmp_config *cfg) {
         return false;
     }
     return true;
+}
+
+static bool is_mpi_row(const cmp_model *m) {
+#ifdef BRAID_APP_MPI
+    return m->run == w1_mpi;
+#else
+    (void)m;
+    return false;
+#endif
 }
 
 int braid_compare_main(int argc, char **argv) {
@@ -1672,6 +1731,17 @@ int braid_compare_main(int argc, char **argv) {
                 fprintf(stderr, "braid compare: --concurrency wants 1..1000\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--mpi") == 0 && i + 1 < argc) {
+            if (parse_int(argv[++i], 1, 64, &cfg.mpi) != 0) {
+                fprintf(stderr, "braid compare: --mpi wants 1..64 (worker ranks)\n");
+                return 2;
+            }
+#ifndef BRAID_APP_MPI
+            fprintf(stderr, "braid compare: --mpi: this braid was built without MPI "
+                            "(apt-get install openmpi-bin libopenmpi-dev, then build again: "
+                            "CMake then finds MPI and builds the MPI executor)\n");
+            return 2;
+#endif
         } else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc) {
             cfg.python = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -1697,7 +1767,7 @@ int braid_compare_main(int argc, char **argv) {
     const cmp_model *active[NMODELS];
     int n = 0;
     for (int i = 0; i < NMODELS; i++)
-        if (!models[i].python || cfg.python_ok)
+        if ((!models[i].python || cfg.python_ok) && (!is_mpi_row(&models[i]) || cfg.mpi > 0))
             active[n++] = &models[i];
 
     int exit_rc = 0;

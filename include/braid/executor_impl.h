@@ -10,7 +10,8 @@
  * BR_EXECUTOR_IMPL_VERSION says which one a program was built against, and
  * br_executor_init refuses a vtable built for one it can't read (BR_ENOTSUP) instead
  * of misreading it. A version that only appends optional fields keeps accepting the
- * older ones (version 2 appended submit_batch; a version-1 vtable still works). Code that
+ * older ones (version 2 appended submit_batch, version 3 map_chunksize; a version-1 or
+ * version-2 vtable still works). Code that
  * only submits and waits needs none of this: it uses braid/executor.h.
  *
  * The shape:
@@ -48,10 +49,12 @@
 extern "C" {
 #endif
 
-/* Version 2 appended vt->submit_batch. A vtable built against version 1 is the same
- * struct without it, so br_executor_init still accepts version 1 and never reads the
- * field for such an executor (br_submit_batch and br_map then loop over vt->submit). */
-#define BR_EXECUTOR_IMPL_VERSION 2
+/* Version 2 appended vt->submit_batch, version 3 vt->map_chunksize. A vtable built
+ * against an older version is the same struct without the later fields, so
+ * br_executor_init still accepts versions 1 and 2 and never reads the fields such an
+ * executor lacks (br_submit_batch and br_map then loop over vt->submit; br_map's
+ * default chunksize is 1). */
+#define BR_EXECUTOR_IMPL_VERSION 3
 
 typedef struct br_executor_vt {
     /* "thread", "process", ...: what br_executor_kind returns. Required. */
@@ -92,6 +95,12 @@ typedef struct br_executor_vt {
      * layer calls vt->submit for each task. */
     int (*submit_batch)(br_executor *ex, br_task *const tasks[], size_t n,
                         const br_call *call, size_t *queued);
+    /* Version 3. Optional: br_map's chunksize for `count` inputs of `size` bytes when
+     * the caller leaves br_map_opts.chunksize at 0 (for an executor whose messages cost
+     * more than its tasks: the MPI executor answers Pool.map's
+     * ceil(count / (4 x workers))). 0 or 1: one input per task. NULL: 1, as Python's
+     * Executor.map. Only read when submit_chunk is set. */
+    size_t (*map_chunksize)(const br_executor *ex, size_t count, size_t size);
     /* More fields may be added with a new BR_EXECUTOR_IMPL_VERSION. */
 } br_executor_vt;
 
@@ -105,7 +114,7 @@ struct br_executor {
 /* Makes ex a live executor with vtable vt (which must outlive it). Use the macro,
  * which passes the version this program was built against. 0, BR_EINVAL (ex or vt
  * NULL, or a required operation missing), BR_ENOTSUP (built for a version this braid
- * can't read: 0, or newer than BR_EXECUTOR_IMPL_VERSION). Versions 1 and 2 are
+ * can't read: 0, or newer than BR_EXECUTOR_IMPL_VERSION). Versions 1 to 3 are
  * accepted: only the fields of the version given are read. */
 BR_API int br_executor_init_version(br_executor *ex, const br_executor_vt *vt,
                                     unsigned version);

@@ -78,11 +78,25 @@ typedef struct br_mpi_executor_opts {
     int prefetch;
     /* Failure messages as the task wrote them, without the "rank R: " prefix. */
     bool plain_messages;
+    /* Runs once on every worker rank the executor uses, before that rank's first task,
+     * on the rank's main thread, as a task with the argument bytes
+     * initarg[0..initarg_len) (copied at br_mpi_executor_new). It crosses as a task's
+     * function does. A failure (a nonzero return) breaks the executor (Python's
+     * BrokenExecutor): every pending future, queued or handed to a rank, fails with
+     * BR_EBROKEN ("rank R: the initializer failed: <its message>"), and later submits
+     * return BR_EBROKEN. Shutdown and free still end cleanly, and the ranks serve the
+     * next executor. NULL: none. */
+    br_task_fn initializer;
+    const void *initarg;
+    size_t initarg_len;
+    /* More fields may be added at any time; zero always keeps the default. */
 } br_mpi_executor_opts;
 
 /* Makes an executor over the worker ranks (opts may be NULL: the defaults). Rank 0
  * only, after br_mpi_main. On success *out is the caller's; free it with
- * br_executor_free. 0; BR_EINVAL (out NULL, an option out of range); BR_ESTATE
+ * br_executor_free. 0; BR_EINVAL (out NULL, an option out of range, initarg NULL with
+ * initarg_len > 0 or initarg_len over 1 GiB, an initializer no other rank can find: a
+ * heap or JIT address); BR_ESTATE
  * (br_mpi_main didn't run here, or the job has no worker ranks: launched with -n 1);
  * BR_EBUSY (another MPI executor is alive); BR_ENOMEM; BR_EAGAIN (no thread). */
 BR_API int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts);

@@ -13,7 +13,8 @@
  * outcome, deadline and cancel (the thread pool's is the in-process runner of chunk.c;
  * an executor that crosses a process boundary packs the chunk into one message). An
  * executor without submit_chunk gets each input as its own task (chunksize 1), and so
- * does every executor with chunksize 1 (the default, as in Python): each input's own
+ * does every executor with chunksize 1 (the default, as in Python, unless the
+ * executor's vt->map_chunksize gives another for chunksize 0): each input's own
  * task is submitted, as br_submit would, except that the inputs submitted together
  * (all of br_map_new's first `buffersize`, or a top-up) go in batches through
  * vt->submit_batch (br_submit_batch's path: one push and one wake-up in the pool, so
@@ -273,9 +274,14 @@ int br_map_new(br_map **out, br_executor *ex, br_task_fn fn, const void *args, s
     m->args = args;
     m->count = count;
     m->size = size;
-    /* One input per chunk is the input's own task, submitted as br_submit would. */
-    m->chunked = ex->vt->submit_chunk != NULL && o.chunksize > 1;
-    m->chunksize = (o.chunksize == 0 || !m->chunked) ? 1 : o.chunksize;
+    /* chunksize 0: the executor's default for count inputs (vt->map_chunksize, version
+     * 3), else 1. One input per chunk is the input's own task, submitted as br_submit
+     * would. */
+    size_t cs = o.chunksize;
+    if (cs == 0 && ex->version >= 3 && ex->vt->map_chunksize != NULL)
+        cs = ex->vt->map_chunksize(ex, count, size);
+    m->chunked = ex->vt->submit_chunk != NULL && cs > 1;
+    m->chunksize = (cs == 0 || !m->chunked) ? 1 : cs;
     if (m->chunksize > count && count > 0)
         m->chunksize = count;
     m->nchunks = count ? (count - 1) / m->chunksize + 1 : 0;

@@ -18,7 +18,15 @@
  * its runner threads (one per slot on this rank) run tasks and never call MPI.
  *
  * Messages (tags; all on MPI_COMM_WORLD, byte buffers, 8-byte aligned fields):
- *   SESSION  0 -> w   int32 threads: runner threads this rank needs for the new executor
+ *   SESSION  0 -> w   int32 threads (runner threads this rank needs for the new
+ *                     executor), u32 has_init, u64 arg_len, then with has_init the
+ *                     initializer's br__fnref and its argument padded to 8. The worker
+ *                     runs the initializer on its main thread before it reads anything
+ *                     else, so before the session's first task. If it fails, the rank
+ *                     is broken for the session: it sends a result with id 0 (FAILED,
+ *                     the code and "the initializer failed: ..."), ahead of any other
+ *                     result, and answers every task of the session FAILED BR_EBROKEN
+ *                     without running it. The next SESSION clears it.
  *   TASKS    0 -> w   u32 ndefs, u32 first_def, br__fnref defs[ndefs] (function table
  *                     entries this rank hasn't had yet: the table is append-only and
  *                     process-wide on rank 0, and each rank got its entries in order),
@@ -44,17 +52,27 @@
  * Rank 0's flow. A task is claimed (br__task_begin) when it goes into a TASKS message;
  * the in-flight table maps its id to the task and its rank. At most prefetch x slots
  * tasks are in flight per rank (plus one chunk); work goes to the rank with the most
- * room. Results finish futures on the progress thread (done-callbacks run there).
- * Cancel requests on in-flight tasks are polled (br__task_cancel_requested) every
- * CANCEL_POLL_NS while any are in flight, and forwarded once.
+ * room. Chunks are double-buffered: a rank whose last chunk is half answered takes the
+ * next chunk even without room, so it never waits for rank 0 to pack one. Results finish
+ * futures on the progress thread (done-callbacks run there). Cancel requests on in-flight
+ * tasks are polled (br__task_cancel_requested) every CANCEL_POLL_NS while any are in
+ * flight, and forwarded once; with so many in flight that a scan takes longer than
+ * CANCEL_POLL_NS / CANCEL_POLL_SHARE (big br_map chunks), every CANCEL_POLL_SHARE x the
+ * scan's time (a 5 % share of the progress thread).
  *
  * Waiting without sleep-polling where nothing can arrive. MPI has no descriptor to block
  * on together with a local event, and Open MPI's blocking receive spins a core anyway.
  * So: rank 0's progress thread with nothing in flight and nothing queued blocks on `cv`
  * (no CPU: no result can arrive); with work in flight it probes and yields for SPIN_NS
  * after the last activity, then waits on `cv` for a time that doubles from 1 us to
- * POLL_MAX_NS (a submit wakes it at once). A worker rank has no such local event for "a task came",
- * so it probes with the same back-off; docs/mpi.md gives the idle CPU this costs.
+ * POLL_MAX_NS (a submit wakes it at once). A worker rank has no such local event for "a
+ * task came", so it probes with the same back-off; docs/mpi.md gives the idle CPU this
+ * costs. Busy (a worker whose runners all have a task and more wait; rank 0 when every
+ * rank holds more tasks than it has slots), with tasks of BUSY_TASK_NS or longer (the
+ * worker smooths their running time, rank 0 the gap between results): nothing that can
+ * arrive soon is needed to keep a slot working, so neither spins, and the back-off runs from BUSY_POLL_FIRST_NS to
+ * BUSY_POLL_MAX_NS (a result or a CANCEL is then seen up to 2 ms late). A compute-bound
+ * br_map thus costs a few wake-ups per task instead of a spin and dozens.
  */
 #include "braid/mpi.h"
 
@@ -87,12 +105,17 @@ enum {
     MSG_SOFT_MAX = 64 << 10, /* a TASKS message of single tasks stops growing here */
     MSG_LIMIT = (1 << 30), /* an argument, a chunk's arguments, a result: at most this */
     OUT_BATCH = 256,         /* a worker sends its results once this many wait... */
+    CHUNK_AUTO_BYTES = 32 << 10, /* br_map's automatic chunks: a message at most this */
     HOST_MAX = 256,
     WHY_MAX = 256
 };
 #define CANCEL_POLL_NS (1000 * 1000)
+#define CANCEL_POLL_SHARE 20 /* a cancel scan at most every 20 x its own duration */
 #define POLL_MAX_NS (200 * 1000) /* the back-off's longest wait */
 #define SPIN_NS (100 * 1000)     /* probing and yielding after the last activity */
+#define BUSY_POLL_FIRST_NS (100 * 1000) /* the back-off when busy (next_backoff) */
+#define BUSY_POLL_MAX_NS (2000 * 1000)
+#define BUSY_TASK_NS (1000 * 1000) /* busy only with tasks of this long or longer */
 #define OUT_HOLD_NS (200 * 1000) /* ...or its queue is empty, or the oldest waited this */
 
 /* --- process-wide state ------------------------------------------------------------ */
@@ -171,6 +194,12 @@ typedef struct task_hdr {
     uint32_t len;
 } task_hdr;
 
+typedef struct session_hdr {
+    int32_t threads;
+    uint32_t has_init;
+    uint64_t arg_len;
+} session_hdr;
+
 typedef struct result_hdr {
     uint64_t id;
     int32_t code;
@@ -235,13 +264,24 @@ static void sends_drain(sends *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* The waits' first phase: true once SPIN_NS have passed since *since (set at the first
- * quiet look; 0 = activity just now), after which the caller backs off. */
+/* The waits' first phase (skipped when busy: next_backoff): true once SPIN_NS have passed
+ * since *since (set at the first quiet look; 0 = activity just now), after which the
+ * caller backs off. */
 static bool spin_over(int64_t *since) {
     int64_t now = br_now();
     if (*since == 0)
         *since = now;
     return now - *since >= SPIN_NS;
+}
+
+/* The back-off's next wait: doubling from 1 us to POLL_MAX_NS, or when busy (every
+ * task slot has a task and more wait behind them) from BUSY_POLL_FIRST_NS to
+ * BUSY_POLL_MAX_NS. */
+static int64_t next_backoff(int64_t backoff, bool busy) {
+    int64_t first = busy ? BUSY_POLL_FIRST_NS : 1000;
+    int64_t max = busy ? BUSY_POLL_MAX_NS : POLL_MAX_NS;
+    backoff = backoff ? backoff * 2 : first;
+    return backoff > max ? max : backoff < first ? first : backoff;
 }
 
 /* Receives the probed message into a new heap buffer. */
@@ -296,7 +336,7 @@ struct wmsg {          /* a TASKS message: its bytes and jobs live until the las
     wmsg *next, *prev;
     unsigned char *bytes;
     _Atomic size_t left;
-    size_t njobs;
+    size_t njobs, cap;
     job jobs[];
 };
 typedef struct wres {
@@ -326,6 +366,10 @@ static struct {
     pthread_t threads[MAX_SLOTS_PER_RANK];
     wfn *fns;
     uint32_t nfns, capfns;
+    wmsg *spare;            /* a freed message kept for its jobs array */
+    int64_t task_ns;        /* the tasks' running time, smoothed (busy needs long ones) */
+    bool broken;            /* this executor's initializer failed here */
+    char broken_why[WHY_MAX + 64];
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void w_push_result(const result_hdr *h, const void *data) {
@@ -430,10 +474,13 @@ static void *w_runner(void *arg) {
             W.tail = NULL;
         atomic_store(&j->state, 1);
         pthread_mutex_unlock(&W.mu);
+        int64_t t0 = br_now();
         w_run(j);
+        int64_t took = br_now() - t0;
         atomic_store(&j->state, 2);
         atomic_fetch_sub(&j->msg->left, 1);
         pthread_mutex_lock(&W.mu);
+        W.task_ns += (took - W.task_ns) / 8; /* the tasks' running time, smoothed */
     }
     pthread_mutex_unlock(&W.mu);
     return NULL;
@@ -452,7 +499,14 @@ static void w_reap_msgs(void) {
         if (m->next)
             m->next->prev = m->prev;
         br__free(m->bytes);
-        br__free(m);
+        /* the biggest is kept for the next message: a big chunk's jobs are a fresh
+         * mmap each time otherwise, and its page faults cost more than the tasks */
+        if (W.spare == NULL || W.spare->cap < m->cap) {
+            br__free(W.spare);
+            W.spare = m;
+        } else {
+            br__free(m);
+        }
     }
 }
 
@@ -494,9 +548,15 @@ static void w_tasks(unsigned char *bytes, int n) {
     if (tc == NULL)
         abort();
     uint32_t ntasks = tc[0];
-    wmsg *m = br__malloc(sizeof *m + (size_t)ntasks * sizeof(job));
-    if (m == NULL)
-        abort();
+    wmsg *m = W.spare;
+    if (m != NULL && m->cap >= ntasks) {
+        W.spare = NULL;
+    } else {
+        m = br__malloc(sizeof *m + (size_t)ntasks * sizeof(job));
+        if (m == NULL)
+            abort();
+        m->cap = ntasks;
+    }
     m->bytes = bytes;
     m->njobs = ntasks;
     atomic_init(&m->left, ntasks);
@@ -519,7 +579,11 @@ static void w_tasks(unsigned char *bytes, int n) {
         j->arg = rd_get(&r, th->len);
         if (j->arg == NULL)
             abort();
-        if (th->fn >= W.nfns) {
+        if (W.broken) {
+            j->fn = NULL;
+            j->err = BR_EBROKEN;
+            j->arg = W.broken_why;
+        } else if (th->fn >= W.nfns) {
             j->fn = NULL;
             j->err = BR_EINVAL;
             j->arg = "function index out of range";
@@ -565,13 +629,61 @@ static void w_cancel(uint64_t id) {
             }
 }
 
-static void w_session(int threads) {
-    if (threads > MAX_SLOTS_PER_RANK)
-        threads = MAX_SLOTS_PER_RANK;
+/* Runs the session's initializer on this (the main) thread; a failure breaks this
+ * rank for the session and goes to rank 0 as the result with id 0. */
+static void w_init(const br__fnref *ref, const void *arg, size_t len) {
+    br__fnptr fn = NULL;
+    char why[WHY_MAX] = "";
+    int code = br__fnref_resolve(ref, &fn, why, sizeof why);
+    const char *msg = why;
+    br_future *f = NULL;
+    if (code == 0) {
+        f = br__task_prepare((br_task_fn)fn, arg, len, BR__ARG_BORROW, BR_FOREVER, 2);
+        if (f == NULL) {
+            code = BR_ENOMEM;
+            msg = NULL;
+        } else {
+            (void)br__task_run(br__future_task(f));
+            int c = 0;
+            const char *m = NULL;
+            if (br_future_exception(f, BR_NOWAIT, &c, &m) == 0 && c < 0) {
+                code = c;
+                msg = m;
+            }
+        }
+    }
+    if (code < 0) {
+        W.broken = true;
+        snprintf(W.broken_why, sizeof W.broken_why, "the initializer failed: %s",
+                 msg && *msg ? msg : br_strerror(code));
+        result_hdr h = {.id = 0, .code = code, .kind = KIND_FAILED,
+                        .len = strlen(W.broken_why) + 1};
+        w_push_result(&h, W.broken_why);
+    }
+    if (f)
+        br_future_release(f);
+}
+
+/* A SESSION message: the runner threads, then the initializer (before any task of the
+ * session: the TASKS messages behind it are read after it returns). */
+static void w_session(const unsigned char *bytes, int n) {
+    rd r = {bytes, (size_t)n, 0};
+    const session_hdr *sh = rd_get(&r, sizeof *sh);
+    if (sh == NULL)
+        abort();
+    int threads = sh->threads > MAX_SLOTS_PER_RANK ? MAX_SLOTS_PER_RANK : sh->threads;
     while (W.nthreads < threads) {
         if (pthread_create(&W.threads[W.nthreads], NULL, w_runner, NULL) != 0)
             abort();
         W.nthreads++;
+    }
+    W.broken = false;
+    if (sh->has_init) {
+        const br__fnref *ref = rd_get(&r, sizeof *ref);
+        const void *arg = ref ? rd_get(&r, (size_t)sh->arg_len) : NULL;
+        if (arg == NULL)
+            abort();
+        w_init(ref, arg, (size_t)sh->arg_len);
     }
 }
 
@@ -631,10 +743,8 @@ static void worker_loop(void) {
                 uint64_t id;
                 memcpy(&id, p, sizeof id);
                 w_cancel(id);
-            } else if (st.MPI_TAG == TAG_SESSION && n >= 4) {
-                int32_t th;
-                memcpy(&th, p, sizeof th);
-                w_session(th);
+            } else if (st.MPI_TAG == TAG_SESSION) {
+                w_session(p, n);
             } else if (st.MPI_TAG == TAG_STOP) {
                 stop = true;
             }
@@ -661,13 +771,17 @@ static void worker_loop(void) {
             backoff = 0;
             continue;
         }
-        if (!spin_over(&quiet_since)) {
+        /* busy: every runner has a task and more wait here, and tasks take a while, so
+         * nothing that can come is urgent (a CANCEL may wait BUSY_POLL_MAX_NS); don't
+         * spin, back off long. Short tasks drain the queue before then: not busy. */
+        pthread_mutex_lock(&W.mu);
+        bool busy = W.head != NULL && W.task_ns >= BUSY_TASK_NS;
+        pthread_mutex_unlock(&W.mu);
+        if (!busy && !spin_over(&quiet_since)) {
             sched_yield();
             continue;
         }
-        backoff = backoff ? backoff * 2 : 1000;
-        if (backoff > POLL_MAX_NS)
-            backoff = POLL_MAX_NS;
+        backoff = next_backoff(backoff, busy);
         pthread_mutex_lock(&W.mu);
         W.comm_waiting = true;
         if (W.out_head == NULL || (W.head != NULL && W.nout < OUT_BATCH))
@@ -685,6 +799,8 @@ static void worker_loop(void) {
     w_send_results(&s);
     sends_drain(&s);
     w_reap_msgs();
+    br__free(W.spare);
+    W.spare = NULL;
     br__free(W.fns);
 }
 
@@ -700,7 +816,7 @@ typedef struct unit {
 
 typedef struct slot {  /* the in-flight table: id -> task */
     uint64_t id;       /* 0: empty */
-    br_task *t;
+    br_task *t;        /* NULL: failed already (a broken executor); the answer is dropped */
     int rank;
     bool cancel_sent;
 } slot;
@@ -712,12 +828,20 @@ typedef struct mpx {
     pthread_cond_t done_cv; /* shutdown(wait) waiters */
     unit *head, *tail;
     bool shut, cancel_all, sleeping, thread_done, joined, joining;
+    bool broken;                       /* an initializer failed: submit is BR_EBROKEN */
     pthread_t thr;
     int max_workers, prefetch, nranks; /* nranks: worker ranks used */
     bool plain;
+    bool has_init;
+    br__fnref init_ref;                /* the initializer, and its argument (owned) */
+    void *initarg;
+    size_t initarg_len;
     int *slots;                        /* per rank (index = rank) */
     /* the progress thread's own */
     size_t *inflight;                  /* per rank */
+    size_t *last_chunk;                /* per rank: the size of the last chunk sent */
+    int64_t last_result, result_gap;   /* when results last came; the gap per result,
+                                        * smoothed (busy needs long tasks) */
     size_t ninflight;
     slot *tab;
     size_t tabcap;
@@ -851,10 +975,11 @@ static int enqueue(mpx *m, br_task *const tasks[], size_t n) {
     u->n = n;
     memcpy(u->t, tasks, n * sizeof(br_task *));
     pthread_mutex_lock(&m->mu);
-    if (m->shut) {
+    if (m->shut || m->broken) {
+        int rc = m->broken ? BR_EBROKEN : BR_ESHUTDOWN;
         pthread_mutex_unlock(&m->mu);
         br__free(u);
-        return BR_ESHUTDOWN;
+        return rc;
     }
     if (m->tail)
         m->tail->next = u;
@@ -919,8 +1044,22 @@ static bool dispatch(mpx *m) {
                 best = r;
             }
         }
-        if (best < 0)
-            return any;
+        if (best < 0) {
+            /* Double buffering for chunks: a rank whose last chunk is half answered
+             * takes the next one, so it never waits for rank 0 to pack and send it. */
+            pthread_mutex_lock(&m->mu);
+            bool chunk_next = m->head != NULL && m->head->n > 1;
+            pthread_mutex_unlock(&m->mu);
+            for (int k = 0; chunk_next && k < m->nranks; k++) {
+                int r = 1 + (m->rr - 1 + k) % m->nranks;
+                if (m->last_chunk[r] > 0 && m->inflight[r] * 2 <= m->last_chunk[r] &&
+                    (best < 0 || m->inflight[r] < m->inflight[best]))
+                    best = r;
+            }
+            if (best < 0)
+                return any;
+            room = 1; /* that chunk alone */
+        }
         buf b = {0};
         pthread_mutex_lock(&fn_mu);
         uint32_t nfn = fn_n;
@@ -957,6 +1096,8 @@ static bool dispatch(mpx *m) {
                     ntasks += (uint32_t)pack_task(m, &b, u->t[i], best);
             used += u->n;
             bool chunk = u->n > 1;
+            if (chunk)
+                m->last_chunk[best] = u->n;
             br__free(u);
             if (chunk)
                 break;
@@ -974,11 +1115,69 @@ static bool dispatch(mpx *m) {
     }
 }
 
+/* Gives up every task of a list of units that never went out (code: BR_ECANCELED,
+ * BR_EBROKEN), and frees the units. */
+static void abandon_units(unit *u, int code) {
+    while (u) {
+        unit *next = u->next;
+        for (size_t i = 0; i < u->n; i++)
+            br__task_abandon(u->t[i], code);
+        br__free(u);
+        u = next;
+    }
+}
+
+/* Asks s's rank to stop s's task (once). */
+static void send_cancel(mpx *m, slot *s) {
+    s->cancel_sent = true;
+    buf b = {0};
+    if (buf_put(&b, &s->id, sizeof s->id) != 0 ||
+        sends_add(&m->s, &b, s->rank, TAG_CANCEL) != 0)
+        abort();
+}
+
+/* Rank src's initializer failed: the executor is broken. Queued work and every task in
+ * flight (on any rank) fail with BR_EBROKEN now; the tasks in flight stay in the table
+ * with t NULL until their rank answers them (a healthy rank is asked to cancel them). */
+static void break_executor(mpx *m, int src, const char *why) {
+    char msg[WHY_MAX + 96];
+    if (why == NULL)
+        why = "the initializer failed";
+    if (m->plain)
+        snprintf(msg, sizeof msg, "%s", why);
+    else
+        snprintf(msg, sizeof msg, "rank %d: %s", src, why);
+    pthread_mutex_lock(&m->mu);
+    m->broken = true;
+    unit *drop = m->head;
+    m->head = m->tail = NULL;
+    pthread_mutex_unlock(&m->mu);
+    abandon_units(drop, BR_EBROKEN);
+    for (size_t i = 0; i < m->tabcap; i++) {
+        slot *s = &m->tab[i];
+        if (s->id == 0 || s->t == NULL)
+            continue;
+        br_task *t = s->t;
+        s->t = NULL;
+        if (!s->cancel_sent)
+            send_cancel(m, s);
+        br_task_fail(t, BR_EBROKEN, "%s", msg);
+        br__task_finish(t, BR_EBROKEN);
+    }
+}
+
 static void finish_result(mpx *m, int src, const result_hdr *h, const unsigned char *data) {
+    if (h->id == 0) { /* a rank's initializer failed */
+        if (h->kind == KIND_FAILED)
+            break_executor(m, src, h->len ? (const char *)data : NULL);
+        return;
+    }
     slot sl = tab_take(m, h->id);
     if (sl.id == 0 || sl.rank != src)
         return; /* not ours: a protocol error, ignored */
     br_task *t = sl.t;
+    if (t == NULL)
+        return; /* failed when the executor broke */
     if (h->kind == KIND_OK) {
         int rc = h->len ? br_task_return(t, data, (size_t)h->len) : 0;
         br__task_finish(t, rc);
@@ -1025,6 +1224,16 @@ static bool collect(mpx *m) {
             finish_result(m, st.MPI_SOURCE, h, data);
         }
         br__free(p);
+        /* the gap per result since the last message, capped (one slow task, a pause
+         * between batches) and not counted across an empty table (an idle spell) */
+        int64_t now = br_now();
+        if (m->last_result != 0 && cnt > 0) {
+            int64_t gap = (now - m->last_result) / cnt;
+            if (gap > 4 * BUSY_TASK_NS)
+                gap = 4 * BUSY_TASK_NS;
+            m->result_gap += (gap - m->result_gap) / 8;
+        }
+        m->last_result = m->ninflight > 0 ? now : 0;
     }
 }
 
@@ -1032,17 +1241,12 @@ static bool collect(mpx *m) {
 static void poll_cancels(mpx *m, bool all) {
     for (size_t i = 0; i < m->tabcap; i++) {
         slot *s = &m->tab[i];
-        if (s->id == 0 || s->cancel_sent)
+        if (s->id == 0 || s->cancel_sent || s->t == NULL)
             continue;
         if (all)
             br_future_request_cancel(br_task_future(s->t));
-        if (all || br__task_cancel_requested(s->t)) {
-            s->cancel_sent = true;
-            buf b = {0};
-            if (buf_put(&b, &s->id, sizeof s->id) != 0 ||
-                sends_add(&m->s, &b, s->rank, TAG_CANCEL) != 0)
-                abort();
-        }
+        if (all || br__task_cancel_requested(s->t))
+            send_cancel(m, s);
     }
 }
 
@@ -1051,11 +1255,17 @@ static void *progress_main(void *arg) {
     /* the session: each rank's runner threads */
     for (int r = 1; r <= m->nranks; r++) {
         buf b = {0};
-        int32_t th = m->slots[r];
-        if (buf_put(&b, &th, sizeof th) != 0 || sends_add(&m->s, &b, r, TAG_SESSION) != 0)
+        session_hdr sh = {.threads = m->slots[r], .has_init = m->has_init,
+                          .arg_len = m->initarg_len};
+        int rc = buf_put(&b, &sh, sizeof sh);
+        if (rc == 0 && m->has_init)
+            rc = buf_put(&b, &m->init_ref, sizeof m->init_ref);
+        if (rc == 0 && m->has_init)
+            rc = buf_put(&b, m->initarg, m->initarg_len);
+        if (rc != 0 || sends_add(&m->s, &b, r, TAG_SESSION) != 0)
             abort();
     }
-    int64_t backoff = 0, last_cancel_poll = 0, quiet_since = 0;
+    int64_t backoff = 0, last_cancel_poll = 0, quiet_since = 0, cancel_every = CANCEL_POLL_NS;
     for (;;) {
         bool work = dispatch(m);
         if (collect(m))
@@ -1070,9 +1280,15 @@ static void *progress_main(void *arg) {
         pthread_mutex_unlock(&m->mu);
         if (m->ninflight > 0) {
             int64_t now = br_now();
-            if (all || now - last_cancel_poll >= CANCEL_POLL_NS) {
+            if (all || now - last_cancel_poll >= cancel_every) {
                 poll_cancels(m, all);
-                last_cancel_poll = now;
+                /* a scan of many thousand tasks in flight costs milliseconds: keep it
+                 * to CANCEL_POLL_SHARE of this thread's time */
+                last_cancel_poll = br_now();
+                int64_t took = last_cancel_poll - now;
+                cancel_every = took * CANCEL_POLL_SHARE > CANCEL_POLL_NS
+                                   ? took * CANCEL_POLL_SHARE
+                                   : CANCEL_POLL_NS;
             }
         }
         if (shut && !queued && m->ninflight == 0 && m->s.n == 0)
@@ -1092,14 +1308,18 @@ static void *progress_main(void *arg) {
             pthread_mutex_unlock(&m->mu);
             continue;
         }
-        if (!spin_over(&quiet_since)) {
+        /* busy: every rank holds tasks beyond the ones it runs and tasks take a while
+         * (results come BUSY_TASK_NS / ranks apart or more), so no rank runs dry while a
+         * result waits to be read here (only the futures' waiters, BUSY_POLL_MAX_NS) */
+        bool busy = m->result_gap >= BUSY_TASK_NS / m->nranks;
+        for (int r = 1; busy && r <= m->nranks; r++)
+            busy = m->inflight[r] > (size_t)m->slots[r];
+        if (!busy && !spin_over(&quiet_since)) {
             pthread_mutex_unlock(&m->mu);
             sched_yield();
             continue;
         }
-        backoff = backoff ? backoff * 2 : 1000;
-        if (backoff > POLL_MAX_NS)
-            backoff = POLL_MAX_NS;
+        backoff = next_backoff(backoff, busy);
         m->sleeping = true;
         cv_wait_ns(&m->cv, &m->mu, backoff);
         m->sleeping = false;
@@ -1125,13 +1345,7 @@ static int mpx_shutdown(br_executor *ex, bool wait, bool cancel_futures) {
     }
     pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
-    while (drop) {
-        unit *next = drop->next;
-        for (size_t i = 0; i < drop->n; i++)
-            br__task_abandon(drop->t[i], BR_ECANCELED);
-        br__free(drop);
-        drop = next;
-    }
+    abandon_units(drop, BR_ECANCELED);
     if (!wait)
         return 0;
     if (pthread_equal(pthread_self(), m->thr))
@@ -1169,11 +1383,28 @@ static void mpx_destroy(br_executor *ex) {
     pthread_cond_destroy(&m->done_cv);
     br__free(m->tab);
     br__free(m->inflight);
+    br__free(m->last_chunk);
     br__free(m->slots);
+    br__free(m->initarg);
     br__free(m);
 }
 
 static int mpx_max_workers(const br_executor *ex) { return ((const mpx *)ex)->max_workers; }
+
+/* br_map's chunksize when the caller leaves it 0: Pool.map's ceil(n / (4 x workers)), at
+ * most what fits in a CHUNK_AUTO_BYTES message. A message per input costs far more than a
+ * tiny task; four chunks per slot spread uneven tasks over the ranks; and the cap keeps
+ * the buffers small and the tasks in flight few: 12,500-task chunks (400 KB messages,
+ * 25,000 tasks in flight) ran 100,000 tiny tasks 4x slower than 1,000-task ones
+ * (docs/mpi.md, "The default chunksize"). */
+static size_t mpx_map_chunksize(const br_executor *ex, size_t count, size_t size) {
+    size_t per = 4 * (size_t)((const mpx *)ex)->max_workers;
+    size_t cs = count / per + (count % per != 0);
+    size_t pad = (8 - (size & 7)) & 7;
+    size_t cap = size < CHUNK_AUTO_BYTES ? CHUNK_AUTO_BYTES / (size + pad + sizeof(task_hdr))
+                                         : 1;
+    return cs < cap ? cs : cap;
+}
 
 static const br_executor_vt mpx_vt = {
     .kind = "mpi",
@@ -1183,6 +1414,7 @@ static const br_executor_vt mpx_vt = {
     .shutdown = mpx_shutdown,
     .destroy = mpx_destroy,
     .max_workers = mpx_max_workers,
+    .map_chunksize = mpx_map_chunksize,
 };
 
 int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
@@ -1198,8 +1430,14 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
     if (nw < 1)
         return BR_ESTATE;
     if (o.max_workers < 0 || o.max_workers > nw * MAX_SLOTS_PER_RANK || o.prefetch < 0 ||
-        o.prefetch > MAX_PREFETCH)
+        o.prefetch > MAX_PREFETCH || (o.initarg == NULL && o.initarg_len > 0) ||
+        o.initarg_len > MSG_LIMIT)
         return BR__MISUSE(BR_EINVAL, "br_mpi_executor_new: an option is out of range");
+    br__fnref init_ref;
+    if (o.initializer &&
+        br__fnref_make(&init_ref, (br__fnptr)o.initializer, NULL, 0) != 0)
+        return BR__MISUSE(BR_EINVAL, "br_mpi_executor_new: the initializer can't reach "
+                                     "another rank (a heap or JIT address)");
     int slots = o.max_workers ? o.max_workers : nw;
     mpx *m = br__calloc(1, sizeof *m);
     if (m == NULL)
@@ -1207,10 +1445,26 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
     m->max_workers = slots;
     m->prefetch = o.prefetch ? o.prefetch : DEFAULT_PREFETCH;
     m->plain = o.plain_messages;
+    m->has_init = o.initializer != NULL;
+    if (m->has_init) {
+        m->init_ref = init_ref;
+        m->initarg_len = o.initarg_len;
+        m->initarg = br__malloc(o.initarg_len ? o.initarg_len : 1);
+        if (m->initarg == NULL) {
+            br__free(m);
+            return BR_ENOMEM;
+        }
+        if (o.initarg_len)
+            memcpy(m->initarg, o.initarg, o.initarg_len);
+    }
     m->nranks = slots < nw ? slots : nw;
     m->slots = br__calloc((size_t)g_size, sizeof *m->slots);
     m->inflight = br__calloc((size_t)g_size, sizeof *m->inflight);
-    if (m->slots == NULL || m->inflight == NULL || tab_grow(m) != 0) {
+    m->last_chunk = br__calloc((size_t)g_size, sizeof *m->last_chunk);
+    if (m->slots == NULL || m->inflight == NULL || m->last_chunk == NULL ||
+        tab_grow(m) != 0) {
+        br__free(m->last_chunk);
+        br__free(m->initarg);
         br__free(m->slots);
         br__free(m->inflight);
         br__free(m->tab);
@@ -1238,7 +1492,9 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
         pthread_cond_destroy(&m->done_cv);
         br__free(m->tab);
         br__free(m->inflight);
+        br__free(m->last_chunk);
         br__free(m->slots);
+        br__free(m->initarg);
         br__free(m);
         return rc;
     }

@@ -552,7 +552,7 @@ static void executor_init_misuse(void **state) {
     BR_CHECK_ERR(br_executor_init(NULL, &good), BR_EINVAL);
     BR_CHECK_ERR(br_executor_init(&e, NULL), BR_EINVAL);
 
-    unsigned versions[] = {0, BR_EXECUTOR_IMPL_VERSION + 1, ~0u}; /* 1 and 2 are read */
+    unsigned versions[] = {0, BR_EXECUTOR_IMPL_VERSION + 1, ~0u}; /* 1 to 3 are read */
     for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
         memset(&e, 0, sizeof e);
         BR_CHECK_ERR(br_executor_init_version(&e, &good, versions[i]), BR_ENOTSUP);

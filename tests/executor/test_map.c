@@ -1,6 +1,7 @@
 /* br_map over the test-only executor of mini_executor.h: ordering, chunking, the
  * buffersize bound, the deadline, failures mid-stream, freeing early, executors that
- * aren't in-process, and the executor shutting down underneath. */
+ * aren't in-process, the executor shutting down underneath, and an executor's own
+ * default chunksize (vt->map_chunksize). */
 #include "harness.h"
 #include "mini_executor.h"
 #include "future/private.h"
@@ -397,7 +398,76 @@ static void free_at_random_points(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
+/* vt->map_chunksize (version 3): br_map with chunksize 0 asks the executor for the
+ * chunksize, with the count and size of the inputs; an explicit chunksize, or a
+ * version-2 executor, never asks. Chunks seen by submit_chunk show what was used. */
+static size_t mc_calls, mc_count, mc_size, mc_chunks[16], mc_nchunks;
+
+static size_t mc_chunksize(const br_executor *ex, size_t count, size_t size) {
+    (void)ex;
+    mc_calls++;
+    mc_count = count;
+    mc_size = size;
+    return 3;
+}
+
+static int mc_submit_chunk(br_executor *ex, br_task *const tasks[], size_t n,
+                           const br_call *call) {
+    if (mc_nchunks < 16)
+        mc_chunks[mc_nchunks++] = n;
+    return br_executor_chunk_runner(ex, tasks, n, call);
+}
+
+static int mc_square(br_task *t) {
+    int64_t x;
+    memcpy(&x, br_task_arg(t, NULL), sizeof x);
+    return br_task_return_i64(t, x * x);
+}
+
+static void map_run(br_executor *ex, size_t chunksize) {
+    int64_t in[10];
+    for (int i = 0; i < 10; i++)
+        in[i] = i;
+    mc_calls = mc_nchunks = 0;
+    br_map *m;
+    BR_CHECK_OK(br_map_new(&m, ex, mc_square, in, 10, sizeof in[0],
+                           &(br_map_opts){.chunksize = chunksize, .buffersize = 16}));
+    int64_t v;
+    for (int i = 0; i < 10; i++) {
+        BR_CHECK_OK(br_map_next_i64(m, &v));
+        BR_CHECK_EQ(v, (int64_t)i * i);
+    }
+    BR_CHECK_ERR(br_map_next_i64(m, &v), BR_EOF);
+    BR_CHECK_OK(br_map_free(m));
+}
+
+static void map_chunksize_through_the_vtable(void **state) {
+    (void)state;
+    br_executor_vt vt = mini_vt;
+    vt.submit_chunk = mc_submit_chunk;
+    vt.map_chunksize = mc_chunksize;
+    br_executor *ex;
+    BR_CHECK_OK(mini_new_vt(&ex, 2, &vt));
+    map_run(ex, 0);
+    BR_CHECK_EQ(mc_calls, 1);
+    BR_CHECK_EQ(mc_count, 10);
+    BR_CHECK_EQ(mc_size, sizeof(int64_t));
+    /* 3 + 3 + 3 through submit_chunk; the last input, a chunk of one, is its own task */
+    BR_CHECK_EQ(mc_nchunks, 3);
+    BR_CHECK(mc_chunks[0] == 3 && mc_chunks[1] == 3 && mc_chunks[2] == 3);
+    map_run(ex, 5); /* the caller's chunksize wins */
+    BR_CHECK_EQ(mc_calls, 0);
+    BR_CHECK(mc_nchunks == 2 && mc_chunks[0] == 5 && mc_chunks[1] == 5);
+    /* a version-2 vtable ends before map_chunksize: never read, chunksize 1 */
+    BR_CHECK_OK(br_executor_init_version(ex, &vt, 2));
+    map_run(ex, 0);
+    BR_CHECK_EQ(mc_calls, 0);
+    BR_CHECK_EQ(mc_nchunks, 0);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
 BR_TEST_MAIN(cmocka_unit_test(order_and_chunking), cmocka_unit_test(buffersize_bound),
+             cmocka_unit_test(map_chunksize_through_the_vtable),
              cmocka_unit_test(failures_mid_stream),
              cmocka_unit_test(deadline_cancels_the_rest),
              cmocka_unit_test(free_waits_for_running_and_cancels_rest),

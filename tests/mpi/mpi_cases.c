@@ -3,8 +3,12 @@
  * ranks 1 and 2 serve.
  *
  *   map_100k         br_map of 100,000 tiny tasks in chunks: every result at its index,
- *                    the count and the sum exact; again with single-task messages
- *                    (chunksize 1) over fewer inputs
+ *                    the count and the sum exact; with the default chunksize (0), with
+ *                    1000 and 4096, and with single-task messages (chunksize 1) over
+ *                    fewer inputs
+ *   map_default_chunks
+ *                    chunksize 0 is Pool.map's ceil(n / (4 x workers)): each such run
+ *                    of inputs ran on one rank (a chunk is one message to one rank)
  *   failure_rank     a task's failure comes back with its code and "rank R: message",
  *                    R a worker rank; the task ran in another process
  *   mixed_wait       br_wait and br_as_completed over MPI and thread-pool futures
@@ -12,6 +16,15 @@
  *                    submit, nothing sent
  *   one_at_a_time    a second live MPI executor is BR_EBUSY; one after another works
  *   big_args         a 1 MiB argument and result cross byte-exact
+ *   initializer      runs once on each worker rank, with its argument, before the
+ *                    rank's first task, and again for the next executor; one that
+ *                    can't cross, or a NULL argument with a length: BR_EINVAL
+ *   initializer_breaks
+ *                    an initializer failing on every rank: each future fails with
+ *                    BR_EBROKEN and the initializer's message, then submit and
+ *                    br_map_new return BR_EBROKEN; shutdown and free end cleanly and
+ *                    the ranks serve the next executor. Failing on rank 2 only: results
+ *                    before the break are right, every later one is BR_EBROKEN
  *   rank_killed      a worker rank SIGKILLs itself mid-task: Open MPI ends the whole job
  *                    (rank 0 included) before the future resolves. Run by
  *                    expect_abort.cmake, which checks exactly that (docs/mpi.md, "When a
@@ -68,6 +81,7 @@ static void map_100k(void **state) {
     br_executor *ex = make(0);
     BR_CHECK_EQ(br_executor_max_workers(ex), br_mpi_size() - 1);
     BR_CHECK_EQ(strcmp(br_executor_kind(ex), "mpi"), 0);
+    check_map(ex, 100000, 0);
     check_map(ex, 100000, 1000);
     check_map(ex, 100000, 4096);
     check_map(ex, (int32_t)br_test_scaled(5000, 500), 1);
@@ -75,6 +89,32 @@ static void map_100k(void **state) {
 }
 
 static int pid_task(br_task *t) { return br_task_return_i64(t, br_getpid()); }
+
+static int rank_task(br_task *t) { return br_task_return_i64(t, br_mpi_rank()); }
+
+static void map_default_chunks(void **state) {
+    (void)state;
+    br_executor *ex = make(0);
+    size_t w = (size_t)br_executor_max_workers(ex);
+    for (size_t n = 1; n <= 1001; n += 125) {
+        size_t per = 4 * w, cs = (n + per - 1) / per;
+        br_map *m;
+        BR_CHECK_OK(br_map_new(&m, ex, rank_task, NULL, n, 0, NULL));
+        int64_t first = 0, v = 0;
+        for (size_t i = 0; i < n; i++) {
+            BR_CHECK_OK(br_map_next_i64(m, &v));
+            BR_CHECK(v >= 1 && v < br_mpi_size());
+            if (i % cs == 0)
+                first = v;
+            else if (v != first)
+                fail_msg("n %zu: input %zu ran on rank %d, its chunk's first on %d", n, i,
+                         (int)v, (int)first);
+        }
+        BR_CHECK_ERR(br_map_next_i64(m, &v), BR_EOF);
+        BR_CHECK_OK(br_map_free(m));
+    }
+    BR_CHECK_OK(br_executor_free(ex));
+}
 
 static int failing_task(br_task *t) {
     int32_t x;
@@ -237,6 +277,154 @@ static void big_args(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
+/* The worker ranks' initializer state (each rank has its own copy). */
+static int64_t init_runs, init_value, init_runs_at_first_task = -1;
+
+static int count_init(br_task *t) {
+    init_runs++;
+    init_value = br_task_arg_i64(t);
+    init_runs_at_first_task = -1;
+    return 0;
+}
+
+/* (runs of the initializer on this rank) * 1000 + its argument, and the runs seen by
+ * this rank's first task of the executor: the same if it ran before that task. */
+static int init_state_task(br_task *t) {
+    (void)t;
+    if (init_runs_at_first_task < 0)
+        init_runs_at_first_task = init_runs;
+    return br_task_return_i64(t, init_runs_at_first_task * 1000000 + init_runs * 1000 +
+                                     init_value);
+}
+
+static void initializer(void **state) {
+    (void)state;
+    enum { N = 64 };
+    for (int64_t round = 1; round <= 2; round++) {
+        int64_t arg = 40 + round;
+        br_executor *ex = NULL;
+        BR_CHECK_OK(br_mpi_executor_new(
+            &ex, &(br_mpi_executor_opts){.initializer = count_init, .initarg = &arg,
+                                         .initarg_len = sizeof arg}));
+        arg = 0; /* copied at new */
+        br_future *fs[N];
+        for (int i = 0; i < N; i++)
+            BR_CHECK_OK(br_submit(ex, init_state_task, NULL, 0, &fs[i]));
+        for (int i = 0; i < N; i++) {
+            int64_t v = 0;
+            BR_CHECK_OK(br_future_result_i64(fs[i], br_test_hang_guard(), &v));
+            /* every rank's initializer ran once per executor, before its first task */
+            BR_CHECK_EQ(v, round * 1000000 + round * 1000 + 40 + round);
+            br_future_release(fs[i]);
+        }
+        BR_CHECK_OK(br_executor_free(ex));
+    }
+    br_executor *ex = NULL;
+    void *heap = malloc(64);
+    BR_CHECK(heap != NULL);
+    br_task_fn fn;
+    memcpy(&fn, &heap, sizeof fn);
+    BR_CHECK_ERR(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.initializer = fn}),
+                 BR_EINVAL);
+    free(heap);
+    BR_CHECK_ERR(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.initializer = count_init,
+                                                                 .initarg_len = 8}),
+                 BR_EINVAL);
+    BR_CHECK(ex == NULL);
+}
+
+/* Fails on the rank given as its argument (0: on every rank). */
+static int failing_init(br_task *t) {
+    int64_t on = br_task_arg_i64(t);
+    if (on != 0 && on != br_mpi_rank())
+        return 0;
+    return br_task_fail(t, BR_EPERM, "no licence on rank %d", br_mpi_rank());
+}
+
+static void check_broken(br_future *f) {
+    int code = 0;
+    const char *msg = NULL;
+    BR_CHECK_OK(br_future_exception(f, br_test_hang_guard(), &code, &msg));
+    BR_CHECK_EQ(code, BR_EBROKEN);
+    BR_CHECK(msg != NULL);
+    int rank = -1, on = -1;
+    BR_CHECK_EQ(sscanf(msg, "rank %d: the initializer failed: no licence on rank %d", &rank,
+                       &on),
+                2);
+    BR_CHECK(rank >= 1 && rank < br_mpi_size());
+    BR_CHECK_EQ(rank, on);
+}
+
+static br_executor *make_failing(int64_t on) {
+    br_executor *ex = NULL;
+    BR_CHECK_OK(br_mpi_executor_new(
+        &ex, &(br_mpi_executor_opts){.initializer = failing_init, .initarg = &on,
+                                     .initarg_len = sizeof on}));
+    return ex;
+}
+
+static void initializer_breaks(void **state) {
+    (void)state;
+    /* Every rank fails: no task can run anywhere. */
+    br_executor *ex = make_failing(0);
+    br_future *f = NULL;
+    int rc = br_submit_i64(ex, square_task, 3, &f);
+    if (rc == 0) { /* the break may come before or after this submit */
+        check_broken(f);
+        br_future_release(f);
+        f = NULL;
+    } else {
+        BR_CHECK_EQ(rc, BR_EBROKEN);
+    }
+    /* A future failed with BR_EBROKEN only after the executor broke. */
+    BR_CHECK_ERR(br_submit_i64(ex, square_task, 4, &f), BR_EBROKEN);
+    BR_CHECK(f == NULL);
+    int32_t in[8] = {0};
+    br_map *m = NULL;
+    BR_CHECK_ERR(br_map_new(&m, ex, tiny_task, in, 8, sizeof in[0],
+                            &(br_map_opts){.chunksize = 4}),
+                 BR_EBROKEN);
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    BR_CHECK_OK(br_executor_free(ex));
+
+    /* Rank 2 fails, rank 1 doesn't: tasks one at a time until the break is seen. */
+    ex = make_failing(2);
+    int ok = 0, broken = 0;
+    for (int i = 0; i < 64 && broken == 0; i++) {
+        rc = br_submit_i64(ex, square_task, i, &f);
+        if (rc == BR_EBROKEN) {
+            broken++;
+            break;
+        }
+        BR_CHECK_OK(rc);
+        int64_t v = 0;
+        rc = br_future_result_i64(f, br_test_hang_guard(), &v);
+        if (rc == 0) {
+            BR_CHECK_EQ(v, (int64_t)i * i); /* rank 1 ran it */
+            ok++;
+        } else {
+            check_broken(f);
+            broken++;
+        }
+        br_future_release(f);
+    }
+    BR_CHECK_EQ(broken, 1); /* tasks alternate between the ranks: rank 2 got one */
+    BR_CHECK(ok < 64);
+    BR_CHECK_ERR(br_submit_i64(ex, square_task, 5, &f), BR_EBROKEN);
+    BR_CHECK_OK(br_executor_free(ex));
+
+    /* The ranks serve the next executor. */
+    ex = make(0);
+    for (int i = 0; i < 8; i++) {
+        BR_CHECK_OK(br_submit_i64(ex, square_task, i, &f));
+        int64_t v = 0;
+        BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &v));
+        BR_CHECK_EQ(v, (int64_t)i * i);
+        br_future_release(f);
+    }
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
 static int kill_self_task(br_task *t) {
     (void)t;
     raise(SIGKILL);
@@ -264,9 +452,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(map_100k),      cmocka_unit_test(failure_rank),
+        cmocka_unit_test(map_100k),      cmocka_unit_test(map_default_chunks),
+        cmocka_unit_test(failure_rank),
         cmocka_unit_test(mixed_wait),    cmocka_unit_test(bad_function),
         cmocka_unit_test(one_at_a_time), cmocka_unit_test(big_args),
+        cmocka_unit_test(initializer),   cmocka_unit_test(initializer_breaks),
         cmocka_unit_test(rank_killed),
     };
     return br_test_main(tests, sizeof tests / sizeof tests[0], __FILE__, argc, argv);

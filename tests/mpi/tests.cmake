@@ -5,7 +5,9 @@
 # (the executor conformance suite) and mpi.cases.<name> (tests/mpi/mpi_cases.c). The
 # sources aren't named test_*.c, so the generic registration leaves them alone.
 # mpi.cases.rank_killed runs under expect_abort.cmake: Open MPI ends the whole job when a
-# rank dies, and that is what it checks.
+# rank dies, and that is what it checks. mpi.hostfile.<name> runs a case with its ranks
+# placed by a hostfile (tests/mpi/hostfile.localhost: this host, 3 slots), the
+# multi-host launch on one host.
 #
 # The tests share RESOURCE_LOCK mpi: each job is 3 busy processes on a 2-core machine.
 #
@@ -55,7 +57,8 @@ if(BRAID_SANITIZE MATCHES "thread")
   message(STATUS "braid: the MPI tests are skipped under ThreadSanitizer: ${_mpi_tsan_why}")
 endif()
 
-# braid_mpi_test(<test name> <exe> <entry> [ABORT]): one cmocka entry under the launcher.
+# braid_mpi_test(<test name> <exe> <entry> [ABORT | HOSTFILE <file>]): one cmocka entry
+# under the launcher.
 function(braid_mpi_test name exe entry)
   if(BRAID_SANITIZE MATCHES "thread")
     add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} -E echo "${name} skipped: ${_mpi_tsan_why}")
@@ -68,8 +71,14 @@ function(braid_mpi_test name exe entry)
                      -DEXE=$<TARGET_FILE:${exe}> -DENTRY=${entry} "-DXARGS=${_mpi_x}"
                      -P ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/expect_abort.cmake)
   else()
+    set(hostargs "")
+    if(ARGN MATCHES "^HOSTFILE;")
+      list(GET ARGN 1 hostfile)
+      set(hostargs --hostfile ${hostfile})
+    endif()
     add_test(NAME ${name}
-             COMMAND ${_mpi_launcher} ${_mpi_x} -n ${_mpi_ranks} $<TARGET_FILE:${exe}> ${entry})
+             COMMAND ${_mpi_launcher} ${_mpi_x} ${hostargs} -n ${_mpi_ranks}
+                     $<TARGET_FILE:${exe}> ${entry})
   endif()
   set_tests_properties(${name} PROPERTIES TIMEOUT ${_mpi_timeout} LABELS mpi
                        RESOURCE_LOCK mpi
@@ -97,4 +106,8 @@ foreach(unit conformance cases)
     endif()
   endforeach()
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${src})
+endforeach()
+foreach(entry map_100k failure_rank)
+  braid_mpi_test(mpi.hostfile.${entry} mpi_cases ${entry}
+                 HOSTFILE ${CMAKE_CURRENT_LIST_DIR}/hostfile.localhost)
 endforeach()
