@@ -24,3 +24,21 @@ int br__membarrier(void) {
     return -1;
 #endif
 }
+
+bool br__membarrier_global_init(void) {
+#if defined(SYS_membarrier)
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    return q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+           syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+#else
+    return false;
+#endif
+}
+
+int br__membarrier_global(void) {
+#if defined(SYS_membarrier)
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0 ? 0 : -1;
+#else
+    return -1;
+#endif
+}
