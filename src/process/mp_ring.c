@@ -383,11 +383,53 @@ static bool lk_seize(lk *l, uint32_t v, uint32_t me) {
     return true;
 }
 
+/* Waits (holding the word) until the thread l was biased to, in process `owner`, is
+ * no longer inside: 0; or 1 (*took_over) when that process is gone; or BR_ETIMEDOUT
+ * (deadline passed, or a BR_NOWAIT taker and the biased thread sleeps on the ring:
+ * the word goes back to `was`). Polls, backing off to a millisecond: the biased thread
+ * leaves with a plain store and wakes nobody. */
+static int lk_wait_outside(lk *l, uint32_t owner, uint32_t was, int64_t deadline,
+                           _Atomic uint32_t *busy, bool *took_over) {
+    uint32_t me = (uint32_t)br__mpr_pid();
+    bool nowait = br__deadline_passed(deadline);
+    for (unsigned spin = 0;; spin++) {
+        if (atomic_load_explicit(&l->inside, memory_order_acquire) == 0)
+            return 0;
+        if (spin >= 100 && owner != me && br__pid_gone((int)owner)) {
+            atomic_store_explicit(&l->inside, 0, memory_order_relaxed);
+            *took_over = true;
+            return 1;
+        }
+        if ((nowait && atomic_load_explicit(busy, memory_order_relaxed)) ||
+            (!nowait && br__deadline_passed(deadline))) {
+            /* give the word back as it was (with any waiter's bit: those sleep in
+             * slices, so none is stranded) */
+            uint32_t cur = atomic_load_explicit(&l->word, memory_order_relaxed);
+            while (!atomic_compare_exchange_weak_explicit(&l->word, &cur,
+                                                          was | (cur & LK_WAITERS),
+                                                          memory_order_release,
+                                                          memory_order_relaxed)) {
+            }
+            return BR_ETIMEDOUT;
+        }
+        if (spin < 100)
+            br__cpu_relax();
+        else if (spin < 200 || nowait)
+            sched_yield();
+        else
+            br_sleep(spin < 300 ? 50 * 1000 : BR_MSEC);
+    }
+}
+
 /* A biased word (v) seen by another thread: takes the bias away (bias = 0, then a
  * membarrier, then LK_REVOKED in the word: whoever comes first; a revoker that dies
- * half-way leaves the rest to the next), then, once the biased thread is not inside,
- * takes the word. 0: taken; 1: not yet (the biased thread is inside; v re-read). */
-static int lk_revoke(lk *l, uint32_t *v, uint32_t me) {
+ * half-way leaves the rest to the next), then takes the word and waits until the
+ * biased thread is outside. The word is taken before inside is read: once it is ours
+ * no bias can be granted again, so inside can only fall (never an inside read before a
+ * new grant and a word taken after it). 0: taken (*took_over if the biased process
+ * was gone); 1: not yet (*v re-read); BR_ETIMEDOUT. */
+static int lk_revoke(lk *l, uint32_t *v, uint32_t me, int64_t deadline,
+                     _Atomic uint32_t *busy, bool *took_over) {
     uint64_t b = atomic_load_explicit(&l->bias, memory_order_relaxed);
     if (b != 0)
         atomic_compare_exchange_strong_explicit(&l->bias, &b, 0, memory_order_relaxed,
@@ -404,14 +446,15 @@ static int lk_revoke(lk *l, uint32_t *v, uint32_t me) {
         *v = atomic_load_explicit(&l->word, memory_order_acquire);
         return 1;
     }
-    if (atomic_load_explicit(&l->inside, memory_order_acquire) != 0)
-        return 1;
     uint32_t w = *v;
-    if (atomic_compare_exchange_strong_explicit(&l->word, &w, me | (w & LK_WAITERS),
-                                                memory_order_acquire, memory_order_relaxed))
-        return 0;
-    *v = w;
-    return 1;
+    if (!atomic_compare_exchange_strong_explicit(&l->word, &w, me | (w & LK_WAITERS),
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed)) {
+        *v = w;
+        return 1;
+    }
+    int rc = lk_wait_outside(l, *v & LK_PID, *v, deadline, busy, took_over);
+    return rc == 1 ? 0 : rc;
 }
 
 /* Takes l (plock or glock). `busy`: the holder's sleeping flag (room_wait for
@@ -452,27 +495,12 @@ static int lk_take(lk *l, int64_t deadline, _Atomic uint32_t *busy, bool *took_o
                 }
                 continue;
             }
-            if (lk_revoke(l, &v, me) == 0)
+            int rc = lk_revoke(l, &v, me, deadline, busy, took_over);
+            if (rc == 0)
                 goto got;
-            /* the biased thread is inside: wait for it as for any holder, except that
-             * it never wakes us (it has no read-modify-write to see LK_WAITERS by):
-             * poll, backing off to a millisecond */
-            if (spin >= 100 && owner != me && br__pid_gone((int)owner) &&
-                lk_seize(l, v, me)) {
-                *took_over = true;
-                goto got;
-            }
-            if (nowait && atomic_load_explicit(busy, memory_order_relaxed))
-                return BR_ETIMEDOUT;
-            if (!nowait && br__deadline_passed(deadline))
-                return BR_ETIMEDOUT;
-            if (spin < 100)
-                br__cpu_relax();
-            else if (spin < 200 || nowait)
-                sched_yield();
-            else
-                br_sleep(spin < 300 ? 50 * 1000 : BR_MSEC);
-            continue;
+            if (rc != 1)
+                return rc;
+            continue; /* revoked: now take it */
         }
         if (spin < 100) {
             br__cpu_relax();
