@@ -961,6 +961,41 @@ static void mp_map_chunks(void **state) {
     nothing_left(b);
 }
 
+/* A worker that dies inside a chunk fails that chunk whole: each of its inputs reports
+ * BR_EWORKERDIED and the worker's end (those before the death too: their results died
+ * with it); the other chunks deliver, and the pool goes on with a replacement. */
+static void mp_map_chunk_worker_dies(void **state) {
+    (void)state;
+    baseline b = warm_baseline();
+    br_mp_pool *pool;
+    BR_CHECK_OK(pp_mp_new(&pool, &(br_mp_pool_opts){.processes = 2}));
+    enum { N = 20 };
+    int64_t in[N] = {0};
+    in[7] = DIE_KILL; /* chunk 1: inputs 5..9 */
+    br_mp_result *r;
+    BR_CHECK_ERR(br_mp_pool_map(&r, pool, die_task, in, N, sizeof in[0], 5), BR_EWORKERDIED);
+    for (size_t i = 0; i < N; i++) {
+        const void *d;
+        size_t len;
+        int rc = br_mp_result_item(r, i, &d, &len);
+        if (i >= 5 && i < 10) {
+            BR_CHECK_EQ(rc, BR_EWORKERDIED);
+            BR_CHECK(d && strstr(d, "killed by signal 9") != NULL);
+        } else {
+            BR_CHECK_OK(rc);
+            BR_CHECK_EQ(len, 0);
+        }
+    }
+    br_mp_result_free(r);
+    in[7] = 0;
+    BR_CHECK_OK(br_mp_pool_map(&r, pool, die_task, in, N, sizeof in[0], 5));
+    br_mp_result_free(r);
+    BR_CHECK_OK(br_mp_pool_close(pool));
+    BR_CHECK_OK(br_mp_pool_join(pool));
+    BR_CHECK_OK(br_mp_pool_free(pool));
+    nothing_left(b);
+}
+
 /* imap and imap_unordered with chunks: imap gives every input in input order, a failed
  * one with its code while the iteration goes on; imap_unordered gives every input
  * exactly once, a chunk's inputs together and in order; no input is BR_EOF at once. */
@@ -1111,6 +1146,7 @@ static void batch_stress_default_prefetch(void **state) {
              cmocka_unit_test(bad_options), cmocka_unit_test(mp_apply_async_callbacks),\
              cmocka_unit_test(mp_map), cmocka_unit_test(mp_imap_orders),\
              cmocka_unit_test(mp_map_chunks), cmocka_unit_test(mp_imap_chunks),\
+             cmocka_unit_test(mp_map_chunk_worker_dies),\
              cmocka_unit_test(stress_default_prefetch),\
              cmocka_unit_test(batch_stress_default_prefetch)
 
