@@ -101,12 +101,6 @@ bool br__membarrier_init(void);
 /* The barrier. 0, or -1 if it failed (never after br__membarrier_init returned true,
  * but callers treat -1 as "don't rely on it"). */
 int br__membarrier(void);
-/* The same across processes (MEMBARRIER_CMD_GLOBAL_EXPEDITED): a barrier on every CPU
- * running a thread of any process registered with br__membarrier_global_init (the
- * process/ layer's shared-memory rings). init: true once this process is registered
- * (per address space: again after fork). The barrier: 0, or -1 if it failed. */
-bool br__membarrier_global_init(void);
-int br__membarrier_global(void);
 
 /* --- backtrace (linux/backtrace.c) --------------------------------------------------
  *

@@ -37,26 +37,6 @@
  * holder releases, unless the holder sleeps on the ring (data_wait / room_wait set: the
  * queue is empty / full, so the answer is "would block" anyway) or is gone.
  *
- * Biased locks (the one-producer one-consumer fast path). A thread that takes a lock
- * BIAS_RUNS times in a row (and whose process registered for the global expedited
- * membarrier) keeps it: the word stays held, in its process's name with LK_BIASED,
- * and `bias` holds the thread's token (64 random bits, made again in a forked child).
- * Its later takes are lk_enter_biased: inside = 1, a compiler barrier, bias read again;
- * its gives, inside = 0 (release): no atomic read-modify-write, no fence. Any other
- * taker that finds LK_BIASED revokes: bias = 0, then a membarrier (a full barrier on
- * the CPU of every thread of every registered process), then LK_REVOKED in the word;
- * after that, the biased thread either was inside (and its inside = 1 is visible) or
- * sees bias cleared at its second read and backs off to the ordinary lock. The revoker
- * then takes the word once inside reads 0 (acquire). Any taker can finish a revocation
- * another began (a revoker that dies half-way leaves nothing stuck), the biased thread
- * itself included. A biased thread inside never wakes a waiter (it makes no
- * read-modify-write), so takers poll a biased word (backing off to 1 ms) instead of
- * sleeping on it, and a bias is granted only while no one sleeps on the word. A
- * biased process that dies: outside an operation, its bias is simply revoked; inside,
- * the next taker sees its pid gone and takes the word over with recovery as below
- * (lk_seize clears the bias). Two producers taking turns revoke at most once per
- * BIAS_RUNS puts, so a membarrier (some microseconds) is paid rarely.
- *
  * Publication. A producer writes a record, then stores tail (release), then nput (the
  * message count, on LAST only). A consumer reads tail (acquire), the record, then stores
  * head (release) and nget. Both sides first note in their private line what they are
@@ -70,11 +50,7 @@
  * then sleeps on the word. A waker changes the condition (stores tail), fences, and if
  * the flag is set exchanges it to 0 and, if it got 1, bumps the word and wakes. Either
  * the sleeper's re-check sees the new tail or the waker sees the flag. So a put costs
- * a fence and a load of a read-mostly line; a syscall only when someone sleeps. A
- * waker that holds its lock by a bias makes no fence (a compiler barrier only): a
- * sleeper that finds the other side's lock biased runs a membarrier after raising
- * its flag instead of relying on the waker's fence (sleep_fence). So a biased put or
- * get costs no fence at all, and a sleep across a biased side some microseconds more.
+ * a fence and a load of a read-mostly line; a syscall only when someone sleeps.
  * The pipe replaces futex words by doorbell sockets (side->fd): the waker sends one
  * byte, the sleeper polls its socket and drains it. A stale byte only causes a
  * spurious wake-up (every sleeper loops). The socket's hang-up tells the sleeper that
@@ -113,12 +89,8 @@
 #include <unistd.h>
 
 #define MPR_MAGIC 0x5252504du /* "MPRR" */
-#define MPR_VERSION 2u
+#define MPR_VERSION 1u
 #define LK_WAITERS 0x80000000u
-#define LK_BIASED 0x40000000u  /* the holder named is a biased thread's process */
-#define LK_REVOKED 0x20000000u /* the bias is taken away and fenced: see lk_take */
-#define LK_PID 0x1fffffffu
-#define BIAS_RUNS 64           /* takes in a row by one thread before it gets the bias */
 #define SER_MASK 0xffffffu
 #define ABORT_NONE 0xffffffffu
 #define F_FIRST 1u
@@ -126,22 +98,12 @@
 #define NAP_HUP 1 /* nap(): the doorbell socket hung up */
 #define ABORTED 2 /* wait_data(): the message being received was withdrawn */
 
-/* A lock of the ring (plock, glock): see "Locks" and "Biased locks" above. */
-typedef struct lk {
-    _Atomic uint32_t word;   /* 0, or the holder's pid | LK_* bits */
-    _Atomic uint32_t inside; /* the biased thread is inside an operation */
-    _Atomic uint64_t bias;   /* the biased thread's token; 0: none */
-    uint64_t last;           /* the last holder's token (under the lock) */
-    uint32_t runs;           /* takes in a row by `last` */
-    uint32_t pad;
-} lk;
-
 struct br__mpr {
     uint32_t magic, version;
     uint64_t cap, maxsize;
     uint32_t flags, pad0;
     /* producers' private line (under plock) */
-    _Alignas(64) lk plock;
+    _Alignas(64) _Atomic uint32_t plock;
     uint32_t p_serial;
     _Atomic uint32_t p_stream; /* 1 + serial of the message being streamed; 0: none */
     uint32_t pad1;
@@ -151,7 +113,7 @@ struct br__mpr {
     _Alignas(64) _Atomic uint64_t tail;
     _Atomic uint64_t nput;
     /* consumers' private line (under glock) */
-    _Alignas(64) lk glock;
+    _Alignas(64) _Atomic uint32_t glock;
     uint32_t pad2;
     uint64_t c_tail; /* cached view of tail */
     uint64_t c_commit_head, c_commit_nget;
@@ -274,12 +236,8 @@ static bool probe_hup(br__mpr_side *s) {
 }
 
 /* The waker's half of the sleeping protocol (see the design note). */
-static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq,
-                 bool fast) {
-    if (fast) /* a biased holder: the sleeper's membarrier is our fence (sleep_fence) */
-        atomic_signal_fence(memory_order_seq_cst);
-    else
-        atomic_thread_fence(memory_order_seq_cst);
+static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq) {
+    atomic_thread_fence(memory_order_seq_cst);
     if (BR__LIKELY(atomic_load_explicit(flag, memory_order_relaxed) == 0))
         return;
     if (atomic_exchange_explicit(flag, 0, memory_order_relaxed) == 0)
@@ -295,19 +253,6 @@ static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq,
     }
 }
 
-/* The sleeper's fence, between raising its flag and looking at the ring once more.
- * `other`: the lock of the side that will wake it. While that side is held by a
- * biased thread, its bell has no fence (only a compiler barrier), so the sleeper runs
- * a membarrier, which puts a full barrier on that thread's CPU: either its publication
- * is visible to our look, or its read of our flag comes after the barrier and sees it.
- * A bias granted after we read the word is granted by a read-modify-write (a full
- * barrier) that comes after our fence, so its holder reads our flag. */
-static void sleep_fence(lk *other) {
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&other->word, memory_order_relaxed) & LK_BIASED)
-        (void)br__membarrier_global();
-}
-
 /* Before a sleeper raises its flag it polls its condition SPINS times (a pause
  * each) and then yields YIELDS times: a peer that is running refills or drains the
  * ring within that, and neither side pays a syscall. */
@@ -320,188 +265,29 @@ static int64_t slice_end(int64_t deadline) {
 
 /* --- the locks ---------------------------------------------------------------- */
 
-/* This thread's token for biased locks: 64 random bits (never 0), made again in a
- * forked child, whose threads are not its parent's. */
-static _Thread_local struct {
-    int pid;
-    uint64_t tok;
-} t_tok;
-
-static uint64_t my_token(void) {
-    int pid = br__mpr_pid();
-    if (BR__UNLIKELY(t_tok.pid != pid)) {
-        static _Atomic uint64_t salt;
-        uint64_t x = (uint64_t)br_now() ^ ((uint64_t)pid << 40) ^
-                     (uint64_t)(uintptr_t)&t_tok ^
-                     atomic_fetch_add(&salt, 0x9e3779b97f4a7c15ull);
-        /* splitmix64's finalizer */
-        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-        x ^= x >> 31;
-        t_tok.tok = x ? x : 1;
-        t_tok.pid = pid;
-    }
-    return t_tok.tok;
-}
-
-/* Whether this process may take a bias: registered for the global expedited
- * membarrier, which a thread of another process revoking the bias needs to reach us.
- * Per process (the fork hook's pid): 1 yes, -1 no, 0 not asked yet. */
-static _Atomic int g_mb_pid, g_mb_ok;
-
-static bool may_bias(void) {
-    int pid = br__mpr_pid();
-    if (BR__LIKELY(atomic_load_explicit(&g_mb_pid, memory_order_acquire) == pid))
-        return atomic_load_explicit(&g_mb_ok, memory_order_relaxed) > 0;
-    bool ok = br__membarrier_global_init();
-    atomic_store_explicit(&g_mb_ok, ok ? 1 : -1, memory_order_relaxed);
-    atomic_store_explicit(&g_mb_pid, pid, memory_order_release);
-    return ok;
-}
-
-/* The biased thread's way in: no atomic read-modify-write, no fence. A revoker clears
- * bias, then runs a membarrier, then reads inside: either our store of inside is seen
- * there, or our second read of bias comes after the barrier and sees it cleared. */
-static inline bool lk_enter_biased(lk *l, uint64_t tok) {
-    if (atomic_load_explicit(&l->bias, memory_order_relaxed) != tok)
-        return false;
-    atomic_store_explicit(&l->inside, 1, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
-    if (BR__LIKELY(atomic_load_explicit(&l->bias, memory_order_relaxed) == tok))
-        return true;
-    atomic_store_explicit(&l->inside, 0, memory_order_release);
-    return false;
-}
-
-/* Takes a word whose holder is gone (v as read): the bias, if any, goes with it. */
-static bool lk_seize(lk *l, uint32_t v, uint32_t me) {
-    if (!atomic_compare_exchange_strong_explicit(&l->word, &v, me | LK_WAITERS,
-                                                 memory_order_acquire, memory_order_relaxed))
-        return false;
-    atomic_store_explicit(&l->bias, 0, memory_order_relaxed);
-    atomic_store_explicit(&l->inside, 0, memory_order_relaxed);
-    return true;
-}
-
-/* Waits (holding the word) until the thread l was biased to, in process `owner`, is
- * no longer inside: 0; or 1 (*took_over) when that process is gone; or BR_ETIMEDOUT
- * (deadline passed, or a BR_NOWAIT taker and the biased thread sleeps on the ring:
- * the word goes back to `was`). Polls, backing off to a millisecond: the biased thread
- * leaves with a plain store and wakes nobody. */
-static int lk_wait_outside(lk *l, uint32_t owner, uint32_t was, int64_t deadline,
-                           _Atomic uint32_t *busy, bool *took_over) {
-    uint32_t me = (uint32_t)br__mpr_pid();
-    bool nowait = br__deadline_passed(deadline);
-    for (unsigned spin = 0;; spin++) {
-        if (atomic_load_explicit(&l->inside, memory_order_acquire) == 0)
-            return 0;
-        if (spin >= 100 && owner != me && br__pid_gone((int)owner)) {
-            atomic_store_explicit(&l->inside, 0, memory_order_relaxed);
-            *took_over = true;
-            return 1;
-        }
-        if ((nowait && atomic_load_explicit(busy, memory_order_relaxed)) ||
-            (!nowait && br__deadline_passed(deadline))) {
-            /* give the word back as it was (with any waiter's bit: those sleep in
-             * slices, so none is stranded) */
-            uint32_t cur = atomic_load_explicit(&l->word, memory_order_relaxed);
-            while (!atomic_compare_exchange_weak_explicit(&l->word, &cur,
-                                                          was | (cur & LK_WAITERS),
-                                                          memory_order_release,
-                                                          memory_order_relaxed)) {
-            }
-            return BR_ETIMEDOUT;
-        }
-        if (spin < 100)
-            br__cpu_relax();
-        else if (spin < 200 || nowait)
-            sched_yield();
-        else
-            br_sleep(spin < 300 ? 50 * 1000 : BR_MSEC);
-    }
-}
-
-/* A biased word (v) seen by another thread: takes the bias away (bias = 0, then a
- * membarrier, then LK_REVOKED in the word: whoever comes first; a revoker that dies
- * half-way leaves the rest to the next), then takes the word and waits until the
- * biased thread is outside. The word is taken before inside is read: once it is ours
- * no bias can be granted again, so inside can only fall (never an inside read before a
- * new grant and a word taken after it). 0: taken (*took_over if the biased process
- * was gone); 1: not yet (*v re-read); BR_ETIMEDOUT. */
-static int lk_revoke(lk *l, uint32_t *v, uint32_t me, int64_t deadline,
-                     _Atomic uint32_t *busy, bool *took_over) {
-    uint64_t b = atomic_load_explicit(&l->bias, memory_order_relaxed);
-    if (b != 0)
-        atomic_compare_exchange_strong_explicit(&l->bias, &b, 0, memory_order_relaxed,
-                                                memory_order_relaxed);
-    if (!(*v & LK_REVOKED)) {
-        if (br__membarrier_global() != 0)
-            atomic_thread_fence(memory_order_seq_cst); /* can't fail once registered */
-        uint32_t w = *v;
-        while ((w & LK_BIASED) && !(w & LK_REVOKED) &&
-               !atomic_compare_exchange_weak_explicit(&l->word, &w, w | LK_REVOKED,
-                                                      memory_order_relaxed,
-                                                      memory_order_relaxed)) {
-        }
-        *v = atomic_load_explicit(&l->word, memory_order_acquire);
-        return 1;
-    }
-    uint32_t w = *v;
-    if (!atomic_compare_exchange_strong_explicit(&l->word, &w, me | (w & LK_WAITERS),
-                                                 memory_order_acquire,
-                                                 memory_order_relaxed)) {
-        *v = w;
-        return 1;
-    }
-    int rc = lk_wait_outside(l, *v & LK_PID, *v, deadline, busy, took_over);
-    return rc == 1 ? 0 : rc;
-}
-
-/* Takes l (plock or glock). `busy`: the holder's sleeping flag (room_wait for
+/* Takes *w (plock or glock). `busy`: the holder's sleeping flag (room_wait for
  * plock, data_wait for glock), which lets a BR_NOWAIT taker answer at once. *took_over:
- * the holder was gone and we took the lock from it (the caller recovers). *fast: we
- * hold it as its biased thread (lk_give needs to know). */
-static int lk_take(lk *l, int64_t deadline, _Atomic uint32_t *busy, bool *took_over,
-                   bool *fast) {
-    uint64_t tok = my_token();
-    *took_over = false;
-    *fast = true;
-    if (BR__LIKELY(lk_enter_biased(l, tok)))
-        return 0;
-    *fast = false;
-    _Atomic uint32_t *w = &l->word;
+ * the holder was gone and we took the lock from it (the caller recovers). */
+static int lk_take(_Atomic uint32_t *w, int64_t deadline, _Atomic uint32_t *busy,
+                   bool *took_over) {
     uint32_t me = (uint32_t)br__mpr_pid();
     uint32_t v = 0;
-    bool slept = false;
-    bool nowait = br__deadline_passed(deadline);
+    *took_over = false;
     if (BR__LIKELY(atomic_compare_exchange_strong_explicit(w, &v, me, memory_order_acquire,
                                                            memory_order_relaxed)))
-        goto got;
+        return 0;
+    bool slept = false;
+    bool nowait = br__deadline_passed(deadline);
     for (unsigned spin = 0;; spin++) {
-        v = atomic_load_explicit(w, memory_order_acquire);
+        v = atomic_load_explicit(w, memory_order_relaxed);
         if (v == 0) {
             if (atomic_compare_exchange_weak_explicit(w, &v, slept ? me | LK_WAITERS : me,
                                                       memory_order_acquire,
                                                       memory_order_relaxed))
-                goto got;
+                return 0;
             continue;
         }
-        uint32_t owner = v & LK_PID;
-        if (v & LK_BIASED) {
-            if (atomic_load_explicit(&l->bias, memory_order_relaxed) == tok) {
-                if (lk_enter_biased(l, tok)) { /* ours after all */
-                    *fast = true;
-                    return 0;
-                }
-                continue;
-            }
-            int rc = lk_revoke(l, &v, me, deadline, busy, took_over);
-            if (rc == 0)
-                goto got;
-            if (rc != 1)
-                return rc;
-            continue; /* revoked: now take it */
-        }
+        uint32_t owner = v & ~LK_WAITERS;
         if (spin < 100) {
             br__cpu_relax();
             continue;
@@ -510,9 +296,11 @@ static int lk_take(lk *l, int64_t deadline, _Atomic uint32_t *busy, bool *took_o
             if (atomic_load_explicit(busy, memory_order_relaxed))
                 return BR_ETIMEDOUT;
             if (spin % 256 == 0 && owner != me && br__pid_gone((int)owner) &&
-                lk_seize(l, v, me)) {
+                atomic_compare_exchange_strong_explicit(w, &v, me | LK_WAITERS,
+                                                        memory_order_acquire,
+                                                        memory_order_relaxed)) {
                 *took_over = true;
-                goto got;
+                return 0;
             }
             sched_yield();
             continue;
@@ -529,44 +317,16 @@ static int lk_take(lk *l, int64_t deadline, _Atomic uint32_t *busy, bool *took_o
         int rc = br__futex_wait(w, v, slice_end(deadline), true);
         slept = true;
         if (rc == BR_ETIMEDOUT && owner != me && br__pid_gone((int)owner) &&
-            lk_seize(l, v, me)) {
+            atomic_compare_exchange_strong_explicit(w, &v, me | LK_WAITERS,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed)) {
             *took_over = true;
-            goto got;
+            return 0;
         }
     }
-got:
-    /* A thread that takes the lock BIAS_RUNS times in a row keeps it: the word stays
-     * held (biased, in its process's name) and its next takes are lk_enter_biased. */
-    if (l->last != tok) {
-        l->last = tok;
-        l->runs = 1;
-    } else if (++l->runs >= BIAS_RUNS && !*took_over && may_bias()) {
-        uint32_t cur = atomic_load_explicit(w, memory_order_relaxed);
-        /* Only while nobody waits on the word (a sleeper would never be woken). bias
-         * is set before the word says BIASED (release): a revoker that reads the word
-         * (acquire) clears our bias, never an older value. */
-        if (!(cur & LK_WAITERS)) {
-            atomic_store_explicit(&l->inside, 1, memory_order_relaxed);
-            atomic_store_explicit(&l->bias, tok, memory_order_relaxed);
-            if (atomic_compare_exchange_strong_explicit(w, &cur, me | LK_BIASED,
-                                                        memory_order_release,
-                                                        memory_order_relaxed)) {
-                *fast = true;
-            } else {
-                atomic_store_explicit(&l->bias, 0, memory_order_relaxed);
-                atomic_store_explicit(&l->inside, 0, memory_order_relaxed);
-            }
-        }
-    }
-    return 0;
 }
 
-static void lk_give(lk *l, bool fast) {
-    if (BR__LIKELY(fast)) {
-        atomic_store_explicit(&l->inside, 0, memory_order_release);
-        return;
-    }
-    _Atomic uint32_t *w = &l->word;
+static void lk_give(_Atomic uint32_t *w) {
     uint32_t me = (uint32_t)br__mpr_pid();
     uint32_t v = me;
     if (BR__LIKELY(atomic_compare_exchange_strong_explicit(w, &v, 0, memory_order_release,
@@ -614,7 +374,7 @@ static void withdraw(br__mpr_side *s, uint32_t serial) {
     br__mpr *r = s->r;
     atomic_store_explicit(&r->abort_serial, serial, memory_order_release);
     atomic_store_explicit(&r->p_stream, 0, memory_order_release);
-    bell(s, &r->data_wait, &r->data_seq, false);
+    bell(s, &r->data_wait, &r->data_seq);
 }
 
 /* Under plock taken over from a dead holder. */
@@ -687,7 +447,7 @@ static int wait_room(br__mpr_side *s, uint64_t tail, size_t need, bool count,
         }
         uint32_t seen = atomic_load_explicit(&r->room_seq, memory_order_acquire);
         atomic_store_explicit(&r->room_wait, 1, memory_order_relaxed);
-        sleep_fence(&r->glock);
+        atomic_thread_fence(memory_order_seq_cst);
         rc = room_state(s, tail, need, count);
         if (rc == 1)
             nap(s, &r->room_seq, seen, deadline);
@@ -699,13 +459,13 @@ static int wait_room(br__mpr_side *s, uint64_t tail, size_t need, bool count,
     }
 }
 
-static void publish_tail(br__mpr_side *s, uint64_t tail, uint64_t nput, bool fast) {
+static void publish_tail(br__mpr_side *s, uint64_t tail, uint64_t nput) {
     br__mpr *r = s->r;
     r->p_commit_tail = tail;
     r->p_commit_nput = nput;
     atomic_store_explicit(&r->tail, tail, memory_order_release);
     atomic_store_explicit(&r->nput, nput, memory_order_release);
-    bell(s, &r->data_wait, &r->data_seq, fast);
+    bell(s, &r->data_wait, &r->data_seq);
 }
 
 int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
@@ -715,8 +475,8 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
         return BR_ESHUTDOWN;
     if (BR__UNLIKELY((st & BR__MPR_RX_CLOSED) || s->hup))
         return BR_EPIPE;
-    bool took_over, fast;
-    int rc = lk_take(&r->plock, deadline, &r->room_wait, &took_over, &fast);
+    bool took_over;
+    int rc = lk_take(&r->plock, deadline, &r->room_wait, &took_over);
     if (rc)
         return rc;
     if (BR__UNLIKELY(took_over))
@@ -733,7 +493,7 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
         if (rc == 0) {
             *word_at(r, tail) = hdr_make(len, F_FIRST | F_LAST, ser);
             ring_write(r, tail + 8, p, len);
-            publish_tail(s, tail + rec, nput + 1, fast);
+            publish_tail(s, tail + rec, nput + 1);
         }
     } else {
         /* Streaming: see the design note. */
@@ -757,11 +517,11 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
             ring_write(r, tail + hl, (const unsigned char *)p + done, n);
             tail += rec;
             done += n;
-            publish_tail(s, tail, last ? nput + 1 : nput, fast);
+            publish_tail(s, tail, last ? nput + 1 : nput);
         }
         atomic_store_explicit(&r->p_stream, 0, memory_order_release);
     }
-    lk_give(&r->plock, fast);
+    lk_give(&r->plock);
     if (rc == 0 && BR__UNLIKELY(s->hup))
         rc = BR_EPIPE; /* the doorbell found the receiver gone */
     return rc;
@@ -800,14 +560,15 @@ static int data_state(br__mpr_side *s, uint64_t head, uint32_t mid) {
  * plock over and withdraw the message (the caller then sees ABORTED). */
 static void watch_producer(br__mpr_side *s) {
     br__mpr *r = s->r;
-    uint32_t v = atomic_load_explicit(&r->plock.word, memory_order_relaxed);
-    uint32_t owner = v & LK_PID;
+    uint32_t v = atomic_load_explicit(&r->plock, memory_order_relaxed);
+    uint32_t owner = v & ~LK_WAITERS;
     if (v == 0 || owner == (uint32_t)br__mpr_pid() || !br__pid_gone((int)owner))
         return;
-    if (!lk_seize(&r->plock, v, (uint32_t)br__mpr_pid()))
+    if (!atomic_compare_exchange_strong_explicit(&r->plock, &v, (uint32_t)br__mpr_pid() | LK_WAITERS,
+                                                 memory_order_acquire, memory_order_relaxed))
         return;
     recover_producer(s);
-    lk_give(&r->plock, false);
+    lk_give(&r->plock);
 }
 
 /* Waits (holding glock) for data at head: 0, or BR_ETIMEDOUT / BR_ESHUTDOWN / BR_EOF /
@@ -835,7 +596,7 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
         }
         uint32_t seen = atomic_load_explicit(&r->data_seq, memory_order_acquire);
         atomic_store_explicit(&r->data_wait, 1, memory_order_relaxed);
-        sleep_fence(&r->plock);
+        atomic_thread_fence(memory_order_seq_cst);
         rc = data_state(s, head, mid);
         if (rc != 1) {
             atomic_store_explicit(&r->data_wait, 0, memory_order_relaxed);
@@ -863,20 +624,20 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
     }
 }
 
-static void publish_head(br__mpr_side *s, uint64_t head, uint64_t nget, bool fast) {
+static void publish_head(br__mpr_side *s, uint64_t head, uint64_t nget) {
     br__mpr *r = s->r;
     r->c_commit_head = head;
     r->c_commit_nget = nget;
     atomic_store_explicit(&r->head, head, memory_order_release);
     atomic_store_explicit(&r->nget, nget, memory_order_release);
-    bell(s, &r->room_wait, &r->room_seq, fast);
+    bell(s, &r->room_wait, &r->room_seq);
 }
 
 int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp,
                 int64_t deadline) {
     br__mpr *r = s->r;
-    bool took_over, fast;
-    int rc = lk_take(&r->glock, deadline, &r->data_wait, &took_over, &fast);
+    bool took_over;
+    int rc = lk_take(&r->glock, deadline, &r->data_wait, &took_over);
     if (rc)
         return rc;
     if (BR__UNLIKELY(took_over))
@@ -922,7 +683,7 @@ int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp
             }
             ring_read(r, head + 8, dst, flen);
             *lenp = flen;
-            publish_head(s, head + rec, nget + 1, fast);
+            publish_head(s, head + rec, nget + 1);
             rc = 0;
             break;
         }
@@ -937,7 +698,7 @@ int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp
             if (ser == atomic_load_explicit(&r->abort_serial, memory_order_acquire) ||
                 tot < flen) {
                 head += rec;
-                publish_head(s, head, nget, fast);
+                publish_head(s, head, nget);
                 continue;
             }
             if (!out && tot > cap) {
@@ -959,7 +720,7 @@ int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp
             got = flen;
             mid = ser + 1;
             head += rec;
-            publish_head(s, head, nget, fast);
+            publish_head(s, head, nget);
             continue;
         }
         /* a continuation */
@@ -970,7 +731,7 @@ int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp
                 nget++;
                 atomic_fetch_add_explicit(&r->lost, 1, memory_order_relaxed);
             }
-            publish_head(s, head, nget, fast);
+            publish_head(s, head, nget);
             continue;
         }
         ring_read(r, head + 8, dst + got, flen);
@@ -981,7 +742,7 @@ int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp
                 br__free(msg);
                 msg = NULL;
                 mid = 0;
-                publish_head(s, head, nget + 1, fast);
+                publish_head(s, head, nget + 1);
                 nget++;
                 continue;
             }
@@ -989,27 +750,27 @@ int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp
                 *out = msg;
             msg = NULL;
             *lenp = total;
-            publish_head(s, head, nget + 1, fast);
+            publish_head(s, head, nget + 1);
             rc = 0;
             break;
         }
-        publish_head(s, head, nget, fast);
+        publish_head(s, head, nget);
     }
     br__free(msg);
-    lk_give(&r->glock, fast);
+    lk_give(&r->glock);
     return rc;
 }
 
 int br__mpr_poll(br__mpr_side *s, int64_t deadline) {
     br__mpr *r = s->r;
-    bool took_over, fast;
-    int rc = lk_take(&r->glock, deadline, &r->data_wait, &took_over, &fast);
+    bool took_over;
+    int rc = lk_take(&r->glock, deadline, &r->data_wait, &took_over);
     if (rc)
         return rc;
     if (BR__UNLIKELY(took_over))
         recover_consumer(r);
     rc = wait_data(s, atomic_load_explicit(&r->head, memory_order_relaxed), 0, deadline);
-    lk_give(&r->glock, fast);
+    lk_give(&r->glock);
     return rc == BR_ETIMEDOUT ? rc : 0;
 }
 
@@ -1080,14 +841,14 @@ uint32_t br__mpr_state(br__mpr *r) { return atomic_load(&r->state); }
 
 void br__mpr_drain(br__mpr_side *s) {
     br__mpr *r = s->r;
-    bool took_over, pfast, gfast;
+    bool took_over;
     /* plock first: no producer is then mid-message (it withdraws on the shutdown). */
-    if (lk_take(&r->plock, BR_FOREVER, &r->room_wait, &took_over, &pfast) != 0)
+    if (lk_take(&r->plock, BR_FOREVER, &r->room_wait, &took_over) != 0)
         return;
     if (took_over)
         recover_producer(s);
-    if (lk_take(&r->glock, BR_FOREVER, &r->data_wait, &took_over, &gfast) != 0) {
-        lk_give(&r->plock, pfast);
+    if (lk_take(&r->glock, BR_FOREVER, &r->data_wait, &took_over) != 0) {
+        lk_give(&r->plock);
         return;
     }
     if (took_over)
@@ -1097,15 +858,15 @@ void br__mpr_drain(br__mpr_side *s) {
     uint64_t t = atomic_load(&r->tail);
     r->c_tail = t;
     atomic_fetch_add(&r->ndone, n);
-    publish_head(s, t, ng + n, false);
-    lk_give(&r->glock, gfast);
-    lk_give(&r->plock, pfast);
+    publish_head(s, t, ng + n);
+    lk_give(&r->glock);
+    lk_give(&r->plock);
     wake_joiners(r);
 }
 
 void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d) {
-    d->plock = atomic_load(&r->plock.word) & LK_PID;
-    d->glock = atomic_load(&r->glock.word) & LK_PID;
+    d->plock = atomic_load(&r->plock) & ~LK_WAITERS;
+    d->glock = atomic_load(&r->glock) & ~LK_WAITERS;
     d->data_wait = atomic_load(&r->data_wait);
     d->room_wait = atomic_load(&r->room_wait);
     d->p_stream = atomic_load(&r->p_stream);

@@ -10,7 +10,6 @@
 
 #include <braid/mp_queue.h>
 
-#include "platform/platform.h"
 #include "process/mp_ring.h"
 
 #include <signal.h>
@@ -610,123 +609,6 @@ static void producer_killed_mid_message(void **state) {
     BR_CHECK_EQ(br_test_count_fds(), fds);
 }
 
-/* --- the one-producer one-consumer fast path (biased locks) ------------------------ */
-
-/* Puts 64-bit values from..to-1 (0 or the failing put's code). */
-static int put_range(br_mp_queue *q, uint64_t from, uint64_t to) {
-    for (uint64_t v = from; v < to; v++) {
-        int rc = br_mp_queue_put(q, &v, sizeof v, br_test_hang_guard());
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static void get_expect(br_mp_queue *q, uint64_t want) {
-    uint64_t v = ~want;
-    size_t len = 0;
-    BR_CHECK_OK(br_mp_queue_get_into(q, &v, sizeof v, &len, br_test_hang_guard()));
-    BR_CHECK_EQ(len, sizeof v);
-    BR_CHECK_EQ(v, want);
-}
-
-/* A producer that has put many messages alone keeps its lock (biased: the word still
- * names it between puts, where the membarrier is there). A second producer in another
- * process takes the bias away and puts; after it exits (its own bias with it), the
- * first puts again. Every message arrives once, each producer's in order. */
-static void bias_taken_by_second_producer(void **state) {
-    (void)state;
-    int fds = br_test_count_fds();
-    br_mp_queue *q;
-    BR_CHECK_OK(br_mp_queue_new(&q, NULL));
-    BR_CHECK_OK(put_range(q, 0, 1000));
-    br__mpr_debug d;
-    br__mpr_debug_get(br__mp_queue_ring(q), &d);
-    if (br__membarrier_global_init())
-        BR_CHECK_EQ(d.plock, (uint32_t)getpid()); /* biased: held between puts */
-    pid_t pid = fork();
-    BR_CHECK(pid >= 0);
-    if (pid == 0)
-        _exit(put_range(q, 1000, 2000) == 0 ? 0 : 90);
-    BR_CHECK_CHILD_OK(br_test_wait_child(pid));
-    BR_CHECK_OK(put_range(q, 2000, 2100)); /* the child's bias died with it */
-    for (uint64_t v = 0; v < 2100; v++)
-        get_expect(q, v);
-    BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
-    BR_CHECK_OK(br_mp_queue_free(q));
-    BR_CHECK_EQ(br_test_count_fds(), fds);
-}
-
-/* A biased producer killed while streaming a large message (inside its put, holding
- * the lock by its bias): the next producer takes the lock from the dead process and
- * withdraws the half-sent message; the messages before it and after it arrive. */
-static void biased_producer_killed_mid_message(void **state) {
-    (void)state;
-    int fds = br_test_count_fds();
-    br_mp_queue *q;
-    BR_CHECK_OK(br_mp_queue_new(&q, &(br_mp_queue_opts){.ring_bytes = SMALL_RING}));
-    pid_t pid = fork();
-    BR_CHECK(pid >= 0);
-    if (pid == 0) {
-        if (put_range(q, 0, 100) != 0)
-            _exit(90);
-        unsigned char *big = malloc(1 << 20);
-        fill(big, 1 << 20);
-        br_mp_queue_put(q, big, 1 << 20, BR_FOREVER); /* blocks: nobody gets */
-        _exit(91);
-    }
-    wait_debug(br__mp_queue_ring(q), producer_streams_blocked, &pid);
-    BR_CHECK_EQ(kill(pid, SIGKILL), 0);
-    int st = br_test_wait_child(pid);
-    BR_CHECK(WIFSIGNALED(st));
-    BR_CHECK_OK(put_range(q, 100, 101));
-    for (uint64_t v = 0; v <= 100; v++)
-        get_expect(q, v);
-    uint64_t v;
-    size_t len;
-    BR_CHECK_ERR(br_mp_queue_get_into(q, &v, sizeof v, &len, BR_NOWAIT), BR_ETIMEDOUT);
-    BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
-    BR_CHECK_OK(br_mp_queue_free(q));
-    BR_CHECK_EQ(br_test_count_fds(), fds);
-}
-
-/* Both sides biased and each made to sleep again and again: the consumer for data
- * (the producer pauses every 50 messages), the producer for room (a 4 KiB ring and a
- * consumer that pauses every 300). A biased side's wake-up has no fence of its own (the
- * sleeper's membarrier stands in for it): a lost wake-up would hang here (the hang
- * guard ends it). The sum and count say nothing was lost or duplicated. */
-static void biased_sides_sleep_and_wake(void **state) {
-    (void)state;
-    int fds = br_test_count_fds();
-    enum { N = 3000 };
-    for (int pass = 0; pass < 2; pass++) {
-        br_mp_queue *q;
-        BR_CHECK_OK(br_mp_queue_new(&q, &(br_mp_queue_opts){.ring_bytes = SMALL_RING}));
-        pid_t pid = fork();
-        BR_CHECK(pid >= 0);
-        if (pid == 0) {
-            uint64_t sum = 0, v;
-            size_t len;
-            for (long i = 0; i < N; i++) {
-                if (pass == 1 && i % 300 == 299)
-                    usleep(2000); /* the producer fills the ring and sleeps */
-                if (br_mp_queue_get_into(q, &v, sizeof v, &len, br_test_hang_guard()) != 0)
-                    _exit(90);
-                sum += v;
-            }
-            _exit(sum == (uint64_t)N * (N + 1) / 2 ? 0 : 91);
-        }
-        for (uint64_t v = 1; v <= N; v++) {
-            if (pass == 0 && v % 50 == 0)
-                usleep(1000); /* the consumer empties the ring and sleeps */
-            BR_CHECK_OK(br_mp_queue_put(q, &v, sizeof v, br_test_hang_guard()));
-        }
-        BR_CHECK_CHILD_OK(br_test_wait_child(pid));
-        BR_CHECK_OK(br_mp_queue_free(q));
-    }
-    BR_CHECK_EQ(br_test_count_fds(), fds);
-}
-
 static bool consumer_mid_message(const br__mpr_debug *d, const void *pid) {
     return d->glock == (uint32_t)*(const pid_t *)pid && d->head > 0;
 }
@@ -979,7 +861,4 @@ BR_TEST_MAIN(cmocka_unit_test(mpmc_3x2), cmocka_unit_test(mpmc_4x4),
              cmocka_unit_test(consumer_killed_mid_message),
              cmocka_unit_test(put_deadline_withdraws_message),
              cmocka_unit_test(out_of_memory),
-             cmocka_unit_test(bias_taken_by_second_producer),
-             cmocka_unit_test(biased_producer_killed_mid_message),
-             cmocka_unit_test(biased_sides_sleep_and_wake),
              cmocka_unit_test(tutorial_producer_consumer))
