@@ -163,8 +163,14 @@ BR_API int br_mp_pool_apply_async(br_mp_pool *p, br_task_fn fn, const void *arg,
                                   br_future **out);
 
 /* map_async's AsyncResult: the results of fn over count inputs of size bytes each
- * (copied at the call), chunksize inputs to a message (0: Python's default,
- * ceil(count / (4 * processes))). starmap is the same call with a struct per input. */
+ * (copied at the call), chunksize inputs to a task (0: Python's default,
+ * ceil(count / (4 * processes)); more than count: one chunk). starmap is the same call
+ * with a struct per input. A chunk of more than one input is one task and comes back
+ * as one result, as Python's: its inputs run in order in one worker, and it stops at
+ * its first failure (Python's chunk stops at its first exception), so the inputs after
+ * that one in its chunk report BR_ECANCELED with the message "not run: an earlier input
+ * of its chunk failed". A chunk that fails whole (its worker died: BR_EWORKERDIED; the
+ * pool terminated: BR_ECANCELED) gives its code and message to each of its inputs. */
 typedef struct br_mp_result br_mp_result;
 BR_API int br_mp_pool_map_async(br_mp_result **out, br_mp_pool *p, br_task_fn fn,
                                 const void *args, size_t count, size_t size,
@@ -188,7 +194,8 @@ BR_API size_t br_mp_result_count(const br_mp_result *r);
 BR_API void br_mp_result_free(br_mp_result *r);
 
 /* imap (ordered: input order) and imap_unordered (completion order). Everything is
- * submitted at once, chunksize inputs to a message (0 means 1). */
+ * submitted at once, chunksize inputs to a task (0 means 1), chunks as in map_async;
+ * imap_unordered hands out a done chunk's inputs together, in input order. */
 typedef struct br_mp_iter br_mp_iter;
 BR_API int br_mp_pool_imap(br_mp_iter **out, br_mp_pool *p, br_task_fn fn,
                            const void *args, size_t count, size_t size, size_t chunksize);
@@ -197,7 +204,8 @@ BR_API int br_mp_pool_imap_unordered(br_mp_iter **out, br_mp_pool *p, br_task_fn
                                      size_t chunksize);
 /* next(timeout): 0 with the next result's bytes (valid until the next call) and *index
  * its input's index (may be NULL), or that input's failure code (with *data its
- * message or NULL; the iteration goes on), BR_EOF after the last, BR_ETIMEDOUT. */
+ * message or NULL; the iteration goes on: Python's imap raises for a failed chunk and
+ * stops), BR_EOF after the last, BR_ETIMEDOUT. */
 BR_API int br_mp_iter_next(br_mp_iter *it, int64_t deadline, const void **data,
                            size_t *len, size_t *index);
 BR_API void br_mp_iter_free(br_mp_iter *it);

@@ -25,8 +25,9 @@
  *     itself, never a silently empty result;
  *   - shell = true: /bin/sh -c argv[0], with argv[1..] as the shell's $0, $1, ...
  *     (Python's shell=True with a list); off unless asked;
- *   - only fds 0, 1 and 2: every other descriptor is closed in the child, the caller's
- *     own non-close-on-exec ones included (Python's close_fds=True);
+ *   - only fds 0, 1 and 2, and those opts.pass_fds names: every other descriptor is
+ *     closed in the child, the caller's own non-close-on-exec ones included (Python's
+ *     close_fds=True);
  *   - an empty signal mask and every signal's disposition at its default, whatever
  *     the parent blocks or ignores (a parent that ignores SIGPIPE doesn't hand that to
  *     `cat`).
@@ -96,6 +97,17 @@ typedef struct br_subprocess_opts {
     bool shell;              /* run argv[0] with /bin/sh -c */
     int in_fd, out_fd, err_fd; /* for BR_STDIO_FD (read only then; an fd < 0 or not
                                 * open is BR_EINVAL) */
+    /* Python's pass_fds: these fds of the parent stay open in the child, at the same
+     * numbers (pass_fds_len of them; read during the call only). Each must be >= 3
+     * (the standard streams are in, out and err) and open, else BR_EINVAL; a
+     * close-on-exec one is passed all the same, as Python does. Every other fd >= 3
+     * is still closed in the child. */
+    const int *pass_fds;
+    size_t pass_fds_len;
+    /* Python's start_new_session: the child calls setsid() before the exec, so it
+     * leads a new session and process group (a terminal's signals for the parent's
+     * group don't reach it). BR_ENOTSUP where the C library can't. */
+    bool start_new_session;
 } br_subprocess_opts;
 
 /* What a finished child left: Python's CompletedProcess. `out` and `err` hold the

@@ -188,7 +188,8 @@ bool br__robust_locked(const pthread_mutex_t *m);
  *     open fd >= 3 without FD_CLOEXEC, listed from /proc/self/fd at the call, is
  *     closed: one opened by another thread during the call may slip through);
  *   - an empty signal mask and every signal at its default disposition;
- *   - cwd, if given, before the exec (so a relative program path is relative to it).
+ *   - cwd, if given, before the exec (so a relative program path is relative to it);
+ *   - the kept fds at the numbers asked, and a new session if asked.
  * A port without posix_spawn uses vfork + exec with a close-on-exec pipe for the
  * exec's errno; the promises are the same. */
 
@@ -205,6 +206,12 @@ typedef struct br__spawn_req {
     /* The child's fd i (0..2): an fd of ours (>= 3) dup'ed there, BR__SPAWN_INHERIT,
      * BR__SPAWN_DEVNULL, or for fd 2 only, 1 (wherever fd 1 went). */
     int fds[3];
+    /* Kept fds (Python's pass_fds): keep_src[i] (ours, >= 3, not one of keep_dst) is
+     * dup'ed to keep_dst[i] (>= 3, distinct) after fds 0..2, and survives the exec;
+     * every other fd >= 3 is still closed. */
+    const int *keep_src, *keep_dst;
+    size_t nkeep;
+    bool setsid; /* the child starts a new session (POSIX_SPAWN_SETSID) */
 } br__spawn_req;
 
 /* Starts the child. 0 and *pid, or a negative errno: the exec's (BR_ENOENT, BR_EACCES,

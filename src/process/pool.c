@@ -474,6 +474,19 @@ static void worker_put_result(wctx *w, uint64_t seq, int code, const void *data,
     }
 }
 
+int br__pool_outcome(br_future *f, const void **data, size_t *len) {
+    int code = br_future_result(f, BR_NOWAIT, data, len);
+    if (code != 0) {
+        const char *m = NULL;
+        int c = code;
+        if (br_future_exception(f, BR_NOWAIT, &c, &m) == 0 && c != 0)
+            code = c;
+        *data = m;
+        *len = m ? strlen(m) + 1 : 0;
+    }
+    return code;
+}
+
 static void worker_result_of(wctx *w, uint64_t seq, br_future *f) {
     if (f == NULL) {
         worker_put_result(w, seq, BR_ENOMEM, NULL, 0);
@@ -481,15 +494,7 @@ static void worker_result_of(wctx *w, uint64_t seq, br_future *f) {
     }
     const void *data = NULL;
     size_t len = 0;
-    int code = br_future_result(f, BR_NOWAIT, &data, &len);
-    if (code != 0) {
-        const char *m = NULL;
-        int c = code;
-        if (br_future_exception(f, BR_NOWAIT, &c, &m) == 0 && c != 0)
-            code = c;
-        data = m;
-        len = m ? strlen(m) + 1 : 0;
-    }
+    int code = br__pool_outcome(f, &data, &len);
     worker_put_result(w, seq, code, data, len);
     br_future_release(f);
 }
@@ -1974,66 +1979,4 @@ int br_processpool_pids(br_executor *ex, int *pids, int cap) {
     }
     pthread_mutex_unlock(&p->mu);
     return n;
-}
-
-int br__processpool_submit_chunked(br_executor *ex, br_task_fn fn, const void *args,
-                                   size_t count, size_t size, size_t chunksize,
-                                   br_future **futs) {
-    pp *p = as_pp(ex);
-    if (p == NULL || fn == NULL || (args == NULL && count && size))
-        return BR__MISUSE(BR_EINVAL, "br__processpool_submit_chunked: bad arguments");
-    if (chunksize == 0)
-        chunksize = 1;
-    for (size_t i = 0; i < count; i++)
-        futs[i] = NULL;
-    br_task **tasks = br__malloc((count ? count : 1) * sizeof *tasks);
-    if (tasks == NULL)
-        return BR_ENOMEM;
-    for (size_t i = 0; i < count; i++) {
-        br_future *f = br__task_prepare(fn, size ? (const char *)args + i * size : NULL, size,
-                                        BR__ARG_BORROW, BR_FOREVER, 2);
-        if (f == NULL) {
-            for (size_t j = 0; j < i; j++) {
-                br_future_release(futs[j]);
-                br_future_release(futs[j]);
-                futs[j] = NULL;
-            }
-            br__free(tasks);
-            return BR_ENOMEM;
-        }
-        futs[i] = f;
-        tasks[i] = br__future_task(f);
-    }
-    int rc = 0;
-    size_t i = 0;
-    if (chunksize == 1 && count > 1) {
-        /* Singles: one push and one doorbell for them all (the manager packs them) */
-        size_t q = 0;
-        rc = pp_submit_batch(ex, tasks, count, NULL, &q);
-        if (rc == 0)
-            i = count;
-    }
-    for (; i < count && rc == 0; i += chunksize) {
-        size_t n = count - i < chunksize ? count - i : chunksize;
-        if (n == 1)
-            rc = pp_submit(ex, tasks[i], NULL);
-        else
-            rc = pp_submit_chunk(ex, tasks + i, n, NULL);
-        if (rc != 0)
-            break;
-    }
-    if (rc != 0) {
-        /* tasks[i..) were not queued: both references are ours */
-        for (size_t j = i; j < count; j++) {
-            br_future_release(futs[j]);
-            br_future_release(futs[j]);
-            futs[j] = NULL;
-        }
-        if (i == 0) {
-            br__free(tasks);
-            return rc;
-        }
-    }
-    br__free(tasks);
-    return rc;
 }

@@ -174,6 +174,15 @@ static int start(br_popen **out, const char *const *argv, const br_subprocess_op
     }
     if (o->env_add && !o->env)
         return BR_EINVAL;
+    if (o->pass_fds_len && !o->pass_fds)
+        return BR_EINVAL;
+    for (size_t i = 0; i < o->pass_fds_len; i++) {
+        if (o->pass_fds[i] < 3)
+            return BR_EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (o->pass_fds[j] == o->pass_fds[i])
+                return BR_EINVAL;
+    }
 
     br_popen *p = br__calloc(1, sizeof *p);
     if (!p)
@@ -183,6 +192,21 @@ static int start(br_popen **out, const char *const *argv, const br_subprocess_op
     int child[3] = {BR__SPAWN_INHERIT, BR__SPAWN_INHERIT, BR__SPAWN_INHERIT};
     char **sh_argv = NULL, **env = NULL;
     int rc = 0;
+    /* pass_fds: a close-on-exec copy of each, which the spawn dup2s onto the number */
+    size_t npass = o->pass_fds_len;
+    int *pass_src = NULL;
+    if (npass) {
+        pass_src = br__malloc(npass * sizeof *pass_src);
+        if (!pass_src)
+            rc = BR_ENOMEM;
+        for (size_t i = 0; i < npass && rc == 0; i++) {
+            pass_src[i] = fcntl(o->pass_fds[i], F_DUPFD_CLOEXEC, 3);
+            if (pass_src[i] < 0) {
+                rc = errno == EBADF ? BR_EINVAL : -errno;
+                npass = i;
+            }
+        }
+    }
 
     br_stdio modes[3] = {in, sout, serr};
     for (int i = 0; i < 3 && rc == 0; i++) {
@@ -218,7 +242,8 @@ static int start(br_popen **out, const char *const *argv, const br_subprocess_op
         }
     }
 
-    br__spawn_req req = {.cwd = o->cwd};
+    br__spawn_req req = {.cwd = o->cwd, .keep_src = pass_src, .keep_dst = o->pass_fds,
+                         .nkeep = npass, .setsid = o->start_new_session};
     memcpy(req.fds, child, sizeof child);
     if (rc == 0 && o->shell) {
         size_t n = 0;
@@ -257,6 +282,9 @@ static int start(br_popen **out, const char *const *argv, const br_subprocess_op
     for (int i = 0; i < 3; i++)
         if (child[i] >= 3)
             close(child[i]); /* the child has its copies */
+    for (size_t i = 0; i < npass; i++)
+        close(pass_src[i]);
+    br__free(pass_src);
     if (rc != 0)
         goto fail;
 

@@ -874,6 +874,198 @@ static void mp_map(void **state) {
     BR_CHECK_OK(br_mp_pool_free(pool));
 }
 
+/* A chunk (chunksize > 1) runs as one task and comes back as one result: every value in
+ * its place, an uneven last chunk, a chunksize larger than the input (one chunk), no
+ * input at all, and a failure inside a chunk: that input reports its code and message,
+ * the inputs after it in its chunk were not run (BR_ECANCELED, as Python's chunk stops
+ * at its first exception), the other chunks ran, and get reports the first failed
+ * input in input order. */
+static void mp_map_chunks(void **state) {
+    (void)state;
+    baseline b = warm_baseline();
+    br_mp_pool *pool;
+    BR_CHECK_OK(pp_mp_new(&pool, &(br_mp_pool_opts){.processes = 2}));
+    enum { N = 103 };
+    int64_t in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = 2 * i;
+    size_t chunks[] = {2, 5, 10, 102, 103, 1000};
+    for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+        br_mp_result *r;
+        BR_CHECK_OK(br_mp_pool_map(&r, pool, fail_odd, in, N, sizeof in[0], chunks[k]));
+        BR_CHECK_EQ(br_mp_result_count(r), N);
+        BR_CHECK_EQ(br_mp_result_successful(r), 1);
+        for (size_t i = 0; i < N; i++) {
+            const void *d;
+            size_t len;
+            int64_t v;
+            BR_CHECK_OK(br_mp_result_item(r, i, &d, &len));
+            BR_CHECK_EQ(len, sizeof v);
+            memcpy(&v, d, sizeof v);
+            BR_CHECK_EQ(v, (int64_t)i * 20);
+        }
+        BR_CHECK_ERR(br_mp_result_item(r, N, NULL, NULL), BR_EINVAL);
+        br_mp_result_free(r);
+    }
+    /* no input */
+    br_mp_result *r;
+    BR_CHECK_OK(br_mp_pool_map(&r, pool, fail_odd, in, 0, sizeof in[0], 4));
+    BR_CHECK_EQ(br_mp_result_count(r), 0);
+    BR_CHECK(br_mp_result_ready(r));
+    BR_CHECK_EQ(br_mp_result_successful(r), 1);
+    br_mp_result_free(r);
+    /* failures in chunks 2 (inputs 10..14) and 5 (25..29), chunksize 5 */
+    in[13] = 13;
+    in[27] = 27;
+    BR_CHECK_ERR(br_mp_pool_map(&r, pool, fail_odd, in, N, sizeof in[0], 5), BR_ERANGE);
+    BR_CHECK_EQ(br_mp_result_successful(r), 0);
+    for (size_t i = 0; i < N; i++) {
+        const void *d;
+        size_t len;
+        int rc = br_mp_result_item(r, i, &d, &len);
+        if (i == 13 || i == 27) {
+            BR_CHECK_EQ(rc, BR_ERANGE);
+            char want[16];
+            snprintf(want, sizeof want, "odd %d", (int)i);
+            BR_CHECK(d && len == strlen(want) + 1 && strcmp(d, want) == 0);
+        } else if (i == 14 || i == 28 || i == 29) {
+            BR_CHECK_EQ(rc, BR_ECANCELED); /* not run: its chunk stopped */
+            BR_CHECK(d && strstr(d, "not run") != NULL);
+        } else {
+            BR_CHECK_OK(rc);
+            int64_t v;
+            memcpy(&v, d, sizeof v);
+            BR_CHECK_EQ(v, (int64_t)i * 20);
+        }
+    }
+    br_mp_result_free(r);
+    /* chunksize 50: input 1 stops chunk 0 (27 in it is not run), 61 fails in chunk 1 */
+    in[13] = 26;
+    in[1] = 1;
+    in[61] = 61;
+    BR_CHECK_ERR(br_mp_pool_map(&r, pool, fail_odd, in, N, sizeof in[0], 50), BR_ERANGE);
+    const void *d;
+    BR_CHECK_ERR(br_mp_result_item(r, 1, &d, NULL), BR_ERANGE);
+    BR_CHECK(d && strcmp(d, "odd 1") == 0);
+    BR_CHECK_ERR(br_mp_result_item(r, 27, NULL, NULL), BR_ECANCELED);
+    BR_CHECK_ERR(br_mp_result_item(r, 49, NULL, NULL), BR_ECANCELED);
+    BR_CHECK_OK(br_mp_result_item(r, 50, NULL, NULL));
+    BR_CHECK_ERR(br_mp_result_item(r, 61, &d, NULL), BR_ERANGE);
+    BR_CHECK(d && strcmp(d, "odd 61") == 0);
+    BR_CHECK_ERR(br_mp_result_item(r, 62, NULL, NULL), BR_ECANCELED);
+    BR_CHECK_OK(br_mp_result_item(r, 100, NULL, NULL));
+    br_mp_result_free(r);
+    BR_CHECK_OK(br_mp_pool_close(pool));
+    BR_CHECK_OK(br_mp_pool_join(pool));
+    BR_CHECK_OK(br_mp_pool_free(pool));
+    nothing_left(b);
+}
+
+/* A worker that dies inside a chunk fails that chunk whole: each of its inputs reports
+ * BR_EWORKERDIED and the worker's end (those before the death too: their results died
+ * with it); the other chunks deliver, and the pool goes on with a replacement. */
+static void mp_map_chunk_worker_dies(void **state) {
+    (void)state;
+    baseline b = warm_baseline();
+    br_mp_pool *pool;
+    BR_CHECK_OK(pp_mp_new(&pool, &(br_mp_pool_opts){.processes = 2}));
+    enum { N = 20 };
+    int64_t in[N] = {0};
+    in[7] = DIE_KILL; /* chunk 1: inputs 5..9 */
+    br_mp_result *r;
+    BR_CHECK_ERR(br_mp_pool_map(&r, pool, die_task, in, N, sizeof in[0], 5), BR_EWORKERDIED);
+    for (size_t i = 0; i < N; i++) {
+        const void *d;
+        size_t len;
+        int rc = br_mp_result_item(r, i, &d, &len);
+        if (i >= 5 && i < 10) {
+            BR_CHECK_EQ(rc, BR_EWORKERDIED);
+            BR_CHECK(d && strstr(d, "killed by signal 9") != NULL);
+        } else {
+            BR_CHECK_OK(rc);
+            BR_CHECK_EQ(len, 0);
+        }
+    }
+    br_mp_result_free(r);
+    in[7] = 0;
+    BR_CHECK_OK(br_mp_pool_map(&r, pool, die_task, in, N, sizeof in[0], 5));
+    br_mp_result_free(r);
+    BR_CHECK_OK(br_mp_pool_close(pool));
+    BR_CHECK_OK(br_mp_pool_join(pool));
+    BR_CHECK_OK(br_mp_pool_free(pool));
+    nothing_left(b);
+}
+
+/* imap and imap_unordered with chunks: imap gives every input in input order, a failed
+ * one with its code while the iteration goes on; imap_unordered gives every input
+ * exactly once, a chunk's inputs together and in order; no input is BR_EOF at once. */
+static void mp_imap_chunks(void **state) {
+    (void)state;
+    baseline b = warm_baseline();
+    br_mp_pool *pool;
+    BR_CHECK_OK(pp_mp_new(&pool, &(br_mp_pool_opts){.processes = 2}));
+    enum { N = 97, CS = 4 };
+    int64_t in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = 2 * i;
+    in[21] = 21; /* chunk 5 (inputs 20..23): 22 and 23 are not run */
+    br_mp_iter *it;
+    BR_CHECK_OK(br_mp_pool_imap(&it, pool, fail_odd, in, N, sizeof in[0], CS));
+    for (size_t i = 0; i < N; i++) {
+        const void *d;
+        size_t len, idx = SIZE_MAX;
+        int rc = br_mp_iter_next(it, br_test_hang_guard(), &d, &len, &idx);
+        BR_CHECK_EQ(idx, i);
+        if (i == 21) {
+            BR_CHECK_EQ(rc, BR_ERANGE);
+            BR_CHECK(d && strcmp(d, "odd 21") == 0);
+        } else if (i == 22 || i == 23) {
+            BR_CHECK_EQ(rc, BR_ECANCELED);
+        } else {
+            BR_CHECK_OK(rc);
+            int64_t v;
+            memcpy(&v, d, sizeof v);
+            BR_CHECK_EQ(v, (int64_t)i * 20);
+        }
+    }
+    BR_CHECK_ERR(br_mp_iter_next(it, br_test_hang_guard(), NULL, NULL, NULL), BR_EOF);
+    br_mp_iter_free(it);
+    in[21] = 42;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t cs = pass == 0 ? CS : 1000; /* 1000: one chunk of them all */
+        BR_CHECK_OK(br_mp_pool_imap_unordered(&it, pool, fail_odd, in, N, sizeof in[0], cs));
+        int seen[N] = {0};
+        size_t prev = SIZE_MAX;
+        for (size_t i = 0; i < N; i++) {
+            const void *d;
+            size_t len, idx = SIZE_MAX;
+            BR_CHECK_OK(br_mp_iter_next(it, br_test_hang_guard(), &d, &len, &idx));
+            BR_CHECK(idx < N);
+            seen[idx]++;
+            if (idx % cs != 0)
+                BR_CHECK_EQ(prev, idx - 1); /* a chunk's inputs together, in order */
+            prev = idx;
+            int64_t v;
+            memcpy(&v, d, sizeof v);
+            BR_CHECK_EQ(v, (int64_t)idx * 20);
+        }
+        for (size_t i = 0; i < N; i++)
+            BR_CHECK_EQ(seen[i], 1);
+        BR_CHECK_ERR(br_mp_iter_next(it, br_test_hang_guard(), NULL, NULL, NULL), BR_EOF);
+        br_mp_iter_free(it);
+    }
+    BR_CHECK_OK(br_mp_pool_imap(&it, pool, fail_odd, in, 0, sizeof in[0], CS));
+    BR_CHECK_ERR(br_mp_iter_next(it, br_test_hang_guard(), NULL, NULL, NULL), BR_EOF);
+    br_mp_iter_free(it);
+    BR_CHECK_OK(br_mp_pool_imap_unordered(&it, pool, fail_odd, in, 0, sizeof in[0], CS));
+    BR_CHECK_ERR(br_mp_iter_next(it, br_test_hang_guard(), NULL, NULL, NULL), BR_EOF);
+    br_mp_iter_free(it);
+    BR_CHECK_OK(br_mp_pool_close(pool));
+    BR_CHECK_OK(br_mp_pool_join(pool));
+    BR_CHECK_OK(br_mp_pool_free(pool));
+    nothing_left(b);
+}
+
 /* imap gives input order; imap_unordered completion order. One worker with prefetch
  * runs the tasks one after another in input order, so completion order is input order
  * there: two workers, and sleeps that make the order different are needed to see the
@@ -953,6 +1145,8 @@ static void batch_stress_default_prefetch(void **state) {
              cmocka_unit_test(initializer_breaks), cmocka_unit_test(max_tasks_per_child),\
              cmocka_unit_test(bad_options), cmocka_unit_test(mp_apply_async_callbacks),\
              cmocka_unit_test(mp_map), cmocka_unit_test(mp_imap_orders),\
+             cmocka_unit_test(mp_map_chunks), cmocka_unit_test(mp_imap_chunks),\
+             cmocka_unit_test(mp_map_chunk_worker_dies),\
              cmocka_unit_test(stress_default_prefetch),\
              cmocka_unit_test(batch_stress_default_prefetch)
 

@@ -608,6 +608,103 @@ static void other_fds_closed(void **state) {
     end();
 }
 
+/* pass_fds: the fds named stay open in the child at their numbers (a close-on-exec one
+ * too) and work there; an fd not named is closed, below the highest named one and
+ * above it; bad lists are BR_EINVAL with nothing leaked. */
+static void pass_fds_kept(void **state) {
+    (void)state;
+    begin();
+    int p[2];
+    BR_CHECK(pipe2(p, O_CLOEXEC) == 0);
+    int w = 9; /* the shell names single-digit fds only: the highest free one */
+    while (w > 3 && fcntl(w, F_GETFD) != -1)
+        w--;
+    BR_CHECK(w > 3 && fcntl(w, F_GETFD) == -1);
+    BR_CHECK(dup3(p[1], w, O_CLOEXEC) == w);
+    int low = open("/dev/null", O_RDONLY), kept = 0, high = 0; /* low, high: no O_CLOEXEC */
+    BR_CHECK(low >= 3);
+    kept = fcntl(low, F_DUPFD, low + 10);
+    high = fcntl(low, F_DUPFD, kept + 10);
+    BR_CHECK(kept > low && high > kept);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "echo hi >&%d; for f in %d %d %d; do if [ -e /proc/self/fd/$f ]; then echo open;"
+             " else echo closed; fi; done", w, low, kept, high);
+    br_completed r;
+    BR_CHECK_OK(br_run(ARGV(cmd),
+                       &(br_subprocess_opts){.shell = true, .out = BR_STDIO_PIPE,
+                                             .pass_fds = (const int[]){kept, w},
+                                             .pass_fds_len = 2},
+                       &r));
+    BR_CHECK_EQ(r.returncode, 0);
+    check_bytes(r.out, r.out_len, "closed\nopen\nclosed\n");
+    br_completed_destroy(&r);
+    close(w);
+    close(p[1]);
+    char got[8];
+    BR_CHECK_EQ(read_full(p[0], got, sizeof got), 3); /* EOF after "hi\n" */
+    BR_CHECK(memcmp(got, "hi\n", 3) == 0);
+    close(p[0]);
+    /* bad lists */
+    BR_CHECK_ERR(br_run(ARGV("true"), &(br_subprocess_opts){.pass_fds = (const int[]){1},
+                                                           .pass_fds_len = 1}, &r),
+                 BR_EINVAL);
+    br_completed_destroy(&r);
+    BR_CHECK_ERR(br_run(ARGV("true"),
+                        &(br_subprocess_opts){.pass_fds = (const int[]){kept, kept},
+                                              .pass_fds_len = 2}, &r),
+                 BR_EINVAL);
+    br_completed_destroy(&r);
+    BR_CHECK_ERR(br_run(ARGV("true"), &(br_subprocess_opts){.pass_fds_len = 1}, &r),
+                 BR_EINVAL);
+    br_completed_destroy(&r);
+    close(high);
+    BR_CHECK_ERR(br_run(ARGV("true"),
+                        &(br_subprocess_opts){.pass_fds = (const int[]){kept, high},
+                                              .pass_fds_len = 2}, &r),
+                 BR_EINVAL); /* high is closed now */
+    br_completed_destroy(&r);
+    br_popen *pp = NULL;
+    BR_CHECK_ERR(br_popen_start(&pp, ARGV("true"),
+                                &(br_subprocess_opts){.pass_fds = (const int[]){high},
+                                                      .pass_fds_len = 1}),
+                 BR_EINVAL);
+    BR_CHECK(pp == NULL);
+    close(kept);
+    close(low);
+    end();
+}
+
+/* The session field (the 6th) of /proc/<pid>/stat as the child printed it. */
+static long stat_session(const char *stat) {
+    const char *e = strrchr(stat, ')');
+    BR_CHECK(e != NULL);
+    char st;
+    long ppid, pgrp, sid;
+    BR_CHECK_EQ(sscanf(e + 1, " %c %ld %ld %ld", &st, &ppid, &pgrp, &sid), 4);
+    return sid;
+}
+
+/* start_new_session: the child leads a session of its own (its session id is its
+ * pid); without it, the child is in the parent's session. */
+static void start_new_session(void **state) {
+    (void)state;
+    begin();
+    br_completed r;
+    BR_CHECK_OK(br_run(ARGV("cat", "/proc/self/stat"),
+                       &(br_subprocess_opts){.out = BR_STDIO_PIPE, .start_new_session = true},
+                       &r));
+    BR_CHECK_EQ(r.returncode, 0);
+    BR_CHECK_EQ(stat_session(r.out), (long)r.pid);
+    br_completed_destroy(&r);
+    BR_CHECK_OK(br_run(ARGV("cat", "/proc/self/stat"),
+                       &(br_subprocess_opts){.out = BR_STDIO_PIPE}, &r));
+    BR_CHECK_EQ(stat_session(r.out), (long)getsid(0));
+    BR_CHECK(stat_session(r.out) != (long)r.pid);
+    br_completed_destroy(&r);
+    end();
+}
+
 /* Freeing a handle whose child still runs: the child isn't killed, and once it ends
  * the watcher reaps it (no zombie). */
 static void free_while_running(void **state) {
@@ -778,6 +875,7 @@ BR_TEST_MAIN(cmocka_unit_test(echo_captured), cmocka_unit_test(input_roundtrip),
              cmocka_unit_test(popen_pipes), cmocka_unit_test(popen_wait_terminate_kill),
              cmocka_unit_test(popen_communicate), cmocka_unit_test(wait_mixes_futures),
              cmocka_unit_test(child_signals_default), cmocka_unit_test(other_fds_closed),
+             cmocka_unit_test(pass_fds_kept), cmocka_unit_test(start_new_session),
              cmocka_unit_test(free_while_running), cmocka_unit_test(fds_and_pipeline),
              cmocka_unit_test(bad_input),
              cmocka_unit_test(out_of_memory))

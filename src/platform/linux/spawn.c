@@ -13,7 +13,12 @@
  *      dup2(1, 2) and so comes after fd 1. The request's fds are >= 3 (the caller's
  *      promise), so no dup2 overwrites a source a later one still needs, and dup2 always
  *      changes the fd (dup2(x, x) would leave FD_CLOEXEC set on x);
- *   3. close every fd >= 3 (closefrom), last, after the dups have read their sources.
+ *   3. the kept fds (pass_fds): dup2 of a close-on-exec copy the caller made onto each
+ *      kept number (the copy is a new fd, so never a kept number, and dup2 onto a
+ *      different fd clears FD_CLOEXEC there);
+ *   4. close every fd >= 3 but the kept ones, last, after the dups have read their
+ *      sources: each number below the highest kept one (a number that isn't open is
+ *      no error for posix_spawn's close), then closefrom above it.
  *
  * Signals: the mask is emptied and every signal set to SIG_DFL in the child
  * (POSIX_SPAWN_SETSIGMASK | SETSIGDEF), glibc's internal ones included
@@ -42,10 +47,24 @@ extern char **environ;
 #  define HAVE_ADDCHDIR 1
 #endif
 
-/* Step 3 without addclosefrom: close each open fd >= 3 that would survive the exec. */
-static int add_close_others(posix_spawn_file_actions_t *fa) {
+static bool kept(const br__spawn_req *r, long fd) {
+    for (size_t i = 0; i < r->nkeep; i++)
+        if (r->keep_dst[i] == fd)
+            return true;
+    return false;
+}
+
+/* Step 4: close each fd >= 3 that would survive the exec, but the kept ones. */
+static int add_close_others(posix_spawn_file_actions_t *fa, const br__spawn_req *r) {
 #ifdef HAVE_ADDCLOSEFROM
-    return posix_spawn_file_actions_addclosefrom_np(fa, 3);
+    int top = 2, rc = 0;
+    for (size_t i = 0; i < r->nkeep; i++)
+        if (r->keep_dst[i] > top)
+            top = r->keep_dst[i];
+    for (int fd = 3; fd < top && rc == 0; fd++)
+        if (!kept(r, fd))
+            rc = posix_spawn_file_actions_addclose(fa, fd);
+    return rc ? rc : posix_spawn_file_actions_addclosefrom_np(fa, top + 1);
 #else
     DIR *d = opendir("/proc/self/fd");
     if (!d)
@@ -55,7 +74,7 @@ static int add_close_others(posix_spawn_file_actions_t *fa) {
     while (rc == 0 && (de = readdir(d)) != NULL) {
         char *end;
         long fd = strtol(de->d_name, &end, 10);
-        if (*end || end == de->d_name || fd < 3 || fd == self)
+        if (*end || end == de->d_name || fd < 3 || fd == self || kept(r, fd))
             continue;
         int fl = fcntl((int)fd, F_GETFD);
         if (fl >= 0 && !(fl & FD_CLOEXEC))
@@ -107,8 +126,10 @@ static int setup_actions(posix_spawn_file_actions_t *fa, const br__spawn_req *r)
         else
             rc = EINVAL;
     }
+    for (size_t i = 0; i < r->nkeep && rc == 0; i++)
+        rc = posix_spawn_file_actions_adddup2(fa, r->keep_src[i], r->keep_dst[i]);
     if (rc == 0)
-        rc = add_close_others(fa);
+        rc = add_close_others(fa, r);
     return rc;
 }
 
@@ -206,9 +227,16 @@ int br__spawn(const br__spawn_req *r, pid_t *pid) {
         rc = posix_spawnattr_setsigmask(&at, &none);
         if (rc == 0)
             rc = posix_spawnattr_setsigdefault(&at, &all);
+        short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+        if (r->setsid) {
+#ifdef POSIX_SPAWN_SETSID
+            flags |= POSIX_SPAWN_SETSID;
+#else
+            rc = ENOTSUP;
+#endif
+        }
         if (rc == 0)
-            rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
-                                                   POSIX_SPAWN_SETSIGDEF);
+            rc = posix_spawnattr_setflags(&at, flags);
     }
     if (rc == 0) {
         if (use_p)
