@@ -2,8 +2,8 @@
  * `requests`/`aiohttp` client, a Flask-like HTTP/1.1 server, and lxml-style HTML
  * extraction, for C, on braid's loop, threads and pools.
  *
- * A program that uses it links libbraid_http INSTEAD of libbraid (it holds all of
- * libbraid; docs/http.md says why).
+ * libbraid_http holds the layer only and links libbraid (pkg-config braid-http brings
+ * both); a program may link libbraid_mpi beside it (docs/http.md says how).
  *
  *   client   br_http_fetch: in a coroutine on a loop, the transfer runs on that loop's
  *            libcurl multi handle (one per loop thread) and only the coroutine waits; on
