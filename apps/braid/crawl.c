@@ -1088,8 +1088,14 @@ static int run_threads(crawl *c, int n) {
     size_t nts = 0;
     job j;
     int rc = 0;
-    while (frontier_take(c, &j) == 0) {
+    for (;;) {
+        /* A slot first, then the job: a job taken counts as in flight (the progress
+         * bar), so it is taken only once a thread is free to fetch it. */
         br_sem_acquire(&slots, BR_FOREVER);
+        if (frontier_take(c, &j) != 0) {
+            br_sem_release(&slots, 1);
+            break;
+        }
         tjob *t = malloc(sizeof *t);
         br_thread **nt = realloc(ts, (nts + 1) * sizeof *ts);
         if (t == NULL || nt == NULL) {
