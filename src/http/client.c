@@ -227,6 +227,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg) {
 
 static bool is_ows(char ch) { return ch == ' ' || ch == '\t'; }
 
+/* Copies a header's name or value, each CR, LF or NUL inside it replaced by a space
+ * (RFC 9110 5.5 allows that or rejecting the reply; libcurl lets a bare CR through, and
+ * a NUL would cut the "name\0value\0" list short). */
+static void copy_field(char *dst, const char *src, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i] == '\r' || src[i] == '\n' || src[i] == '\0' ? ' ' : src[i];
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg) {
     br__hx *x = arg;
     size_t n = size * nmemb, len = n;
@@ -252,7 +260,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg) {
             return 0;
         }
         x->hbuf[x->hlen - 1] = ' '; /* the value's NUL becomes the joining space */
-        memcpy(x->hbuf + x->hlen, data + s, len - s);
+        copy_field(x->hbuf + x->hlen, data + s, len - s);
         x->hlen += len - s;
         x->hbuf[x->hlen++] = '\0';
         return n;
@@ -271,10 +279,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg) {
         x->oom = true;
         return 0;
     }
-    memcpy(x->hbuf + x->hlen, data, nl);
+    copy_field(x->hbuf + x->hlen, data, nl);
     x->hlen += nl;
     x->hbuf[x->hlen++] = '\0';
-    memcpy(x->hbuf + x->hlen, data + vs, ve - vs);
+    copy_field(x->hbuf + x->hlen, data + vs, ve - vs);
     x->hlen += ve - vs;
     x->hbuf[x->hlen++] = '\0';
     x->nhdr++;
@@ -570,8 +578,14 @@ static int map_code(br__hx *x, CURLcode cc) {
     case CURLE_OPERATION_TIMEDOUT:
         return BR_ETIMEDOUT;
     case CURLE_TOO_MANY_REDIRECTS:
-    case CURLE_UNSUPPORTED_PROTOCOL: /* a redirect to a scheme we refuse (urls are checked) */
         return BR_EREDIRECT;
+    case CURLE_UNSUPPORTED_PROTOCOL: {
+        /* After a 3xx: a redirect to a scheme we refuse (our urls are checked). Else
+         * the reply's HTTP version is one libcurl doesn't speak ("HTTP/0.1 200"). */
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        return status >= 300 && status < 400 ? BR_EREDIRECT : BR_EPROTO;
+    }
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -606,8 +620,13 @@ static int map_code(br__hx *x, CURLcode cc) {
     case CURLE_RANGE_ERROR:
         return BR_EPROTO;
     case CURLE_URL_MALFORMAT:
-    case CURLE_BAD_FUNCTION_ARGUMENT:
-        return BR_EINVAL;
+    case CURLE_BAD_FUNCTION_ARGUMENT: {
+        /* Ours (the request is checked first), or, once reply headers came, the reply's:
+         * libcurl 7.88 says this of a folded line after a header it refused. */
+        long head = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_HEADER_SIZE, &head);
+        return head > 0 ? BR_EPROTO : BR_EINVAL;
+    }
     case CURLE_ABORTED_BY_CALLBACK:
         return BR_ECANCELED;
     default:
