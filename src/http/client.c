@@ -531,26 +531,28 @@ static bool ct_charset(const char *ct, char *out, size_t cap) {
     return false;
 }
 
-/* Retry-After: delay-seconds or an HTTP date; as a duration from now, or -1. */
+/* Retry-After: delay-seconds or an HTTP date; as a duration from now, or -1 (also for
+ * a delay too long to count in nanoseconds, some 292 years). */
 static int64_t retry_after(const char *v) {
     if (v == NULL || *v == '\0')
         return -1;
     if (isdigit((unsigned char)*v)) {
         int64_t s = 0;
-        for (const char *p = v; *p; p++) {
-            if (!isdigit((unsigned char)*p))
-                return is_ows(*p) ? s * BR_SEC : -1;
-            if (s > INT64_MAX / BR_SEC / 10)
-                return -1;
+        const char *p = v;
+        for (; isdigit((unsigned char)*p); p++) {
             s = s * 10 + (*p - '0');
+            if (s > INT64_MAX / BR_SEC)
+                return -1;
         }
-        return s * BR_SEC;
+        return *p == '\0' || is_ows(*p) ? s * BR_SEC : -1;
     }
     time_t t = curl_getdate(v, NULL);
     if (t == (time_t)-1)
         return -1;
     time_t now = time(NULL);
-    return t <= now ? 0 : (int64_t)(t - now) * BR_SEC;
+    if (t <= now)
+        return 0;
+    return (int64_t)(t - now) > INT64_MAX / BR_SEC ? -1 : (int64_t)(t - now) * BR_SEC;
 }
 
 static int connect_code(CURL *e) {
