@@ -650,6 +650,12 @@ int br__hx_finish(br__hx *x, CURLcode cc, br_http_response **out) {
     }
     if (x->oom)
         return BR_ENOMEM;
+    long code = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (code < 100 || code > 999) { /* libcurl took a status line that isn't 3 digits */
+        snprintf(x->errbuf, sizeof x->errbuf, "a reply with status %ld", code);
+        return BR_EPROTO;
+    }
     resp *p = br__calloc(1, sizeof *p);
     if (p == NULL)
         return BR_ENOMEM;

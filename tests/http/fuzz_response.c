@@ -13,7 +13,7 @@
  * br__hx_finish). The client doesn't keep connections alive, so each run has its own.
  * The input's first byte picks the request's variations: bit 0 HEAD, bit 1 no gzip,
  * bit 2 a 64-byte body cap. For every reply, what a caller relies on is checked: a
- * status within three digits, the body NUL-terminated after body_len and within the
+ * status of three digits, 100 to 999, the body NUL-terminated after body_len and within the
  * cap, every header a NUL-terminated name and value without CR or LF (the same for
  * Content-Type), the charset non-empty and lower case, Retry-After a duration or -1;
  * and for every failure, no reply and one of the documented codes.
@@ -139,7 +139,7 @@ static bool has_crlf(const char *s) {
 }
 
 static void check_reply(const br_http_response *r, size_t cap) {
-    if (r->status < 0 || r->status > 999 || r->url == NULL || r->body == NULL)
+    if (r->status < 100 || r->status > 999 || r->url == NULL || r->body == NULL)
         abort();
     if (r->body_len > cap || r->body[r->body_len] != '\0')
         abort();
