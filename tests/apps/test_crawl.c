@@ -826,10 +826,23 @@ static void sigint_twice_exits_now(void **state) {
     BR_CHECK(fclose(f) == 0);
     int efd = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     BR_CHECK(efd >= 0);
+    /* _exit from the handler leaves the fetching threads unjoined, on purpose: under
+     * ThreadSanitizer the child isn't to report them as leaked (its exit code would
+     * then be TSan's 66). The option is only read by a TSan build. */
+    const char *tsan = getenv("TSAN_OPTIONS");
+    char *saved = tsan ? strdup(tsan) : NULL, opts[1024];
+    snprintf(opts, sizeof opts, "%s%sreport_thread_leaks=0", saved ? saved : "",
+             saved ? ":" : "");
+    setenv("TSAN_OPTIONS", opts, 1);
     pid_t pid = braid_spawn((const char *const[]){"braid", "crawl", "--model", "threads",
                                                   "--concurrency", "2", "--input", list,
                                                   "--output", out, "--quiet", NULL},
                             efd);
+    if (saved)
+        setenv("TSAN_OPTIONS", saved, 1);
+    else
+        unsetenv("TSAN_OPTIONS");
+    free(saved);
     close(efd);
     wait_nonempty(out); /* a line written: the SIGINT handler is in place */
     kill(pid, SIGINT);
@@ -850,9 +863,9 @@ static void sigint_twice_exits_now(void **state) {
     BR_CHECK_EQ(waitpid(pid, &wst, WNOHANG), 0);
     kill(pid, SIGINT);
     wst = br_test_wait_child(pid);
-    BR_CHECK(WIFEXITED(wst));
-    BR_CHECK_EQ(WEXITSTATUS(wst), 130);
     text = read_file(err, &len);
+    if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 130)
+        fail_msg("wait status %#x, not exit 130; stderr: %s", wst, text ? text : "");
     BR_CHECK(text && strstr(text, "interrupted again, exiting now\n"));
     free(text);
     size_t n;
