@@ -4,9 +4,12 @@
  * measures it; bench/http_hello.sh runs it and the peers under the same wrk command
  * and prints METRIC lines for tools/side-by-side.
  *
- *   bench_http_server PORT [--log]     serves on 127.0.0.1:PORT until SIGTERM/SIGINT
+ *   bench_http_server PORT [--log | --no-handler-timeout]
+ *                                      serves on 127.0.0.1:PORT until SIGTERM/SIGINT
  *
- * --log writes the access log to stderr (to see what a log line costs).
+ * --log writes the access log to stderr (to see what a log line costs);
+ * --no-handler-timeout runs the handler without its timeout scope (handler_timeout_ns
+ * BR_FOREVER), to see what the default 30 s scope costs a request.
  * One loop on one thread (the main one); a signal shuts the server down gracefully.
  */
 #define _GNU_SOURCE
@@ -43,11 +46,12 @@ static void *stop_main(void *p) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_http_server PORT [--log]\n");
+        fprintf(stderr, "usage: bench_http_server PORT [--log | --no-handler-timeout]\n");
         return 2;
     }
     int port = atoi(argv[1]);
     bool log = argc > 2 && strcmp(argv[2], "--log") == 0;
+    bool no_timeout = argc > 2 && strcmp(argv[2], "--no-handler-timeout") == 0;
     struct stopper st;
     sigemptyset(&st.set);
     sigaddset(&st.set, SIGTERM);
@@ -55,7 +59,8 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &st.set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    br_http_server_opts o = {.access_log = log ? stderr : NULL};
+    br_http_server_opts o = {.access_log = log ? stderr : NULL,
+                             .handler_timeout_ns = no_timeout ? BR_FOREVER : 0};
     int rc;
     if ((rc = br_loop_new(&st.loop)) != 0 || (rc = br_http_server_new(&st.s, &o)) != 0 ||
         (rc = br_http_route(st.s, "GET", "/hello.txt", hello, NULL)) != 0 ||

@@ -11,14 +11,15 @@
 #     libuv 'bench/http_hello.sh uv'    requests_per_s
 #
 # KIND: braid (build/bench/bench_http_server; BRAID_BENCH_BIN overrides), braid-log
-# (the same with its access log on, to /dev/null), uv / go / nginx: the peers of
+# (the same with its access log on, to /dev/null), braid-nohto (without the handler
+# timeout's scope), uv / go / nginx: the peers of
 # ../shared/peers/native (src/n5_uv_http.c, src/n5_http.go, conf/nginx.conf.in),
 # whose binaries are taken from PEERS_BIN (default /tmp/braid-peers: build them there
 # with the peers' Makefile rules; see docs/http-server.md). The server is stopped by
 # its PID; everything is on 127.0.0.1 and the two cores are shared, nothing pinned.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-KIND=${1:?usage: http_hello.sh braid|braid-log|uv|go|nginx}
+KIND=${1:?usage: http_hello.sh braid|braid-log|braid-nohto|uv|go|nginx}
 DURATION=${WRK_DURATION:-10s}
 PEERS_BIN=${PEERS_BIN:-/tmp/braid-peers}
 PEERS_SRC=${PEERS_SRC:-$HERE/../shared/peers/native}
@@ -50,6 +51,7 @@ trap cleanup EXIT
 case $KIND in
 braid)     timeout 90 "$BRAID_BIN" "$PORT" & SERVER_PID=$! ;;
 braid-log) timeout 90 "$BRAID_BIN" "$PORT" --log 2>/dev/null & SERVER_PID=$! ;;
+braid-nohto) timeout 90 "$BRAID_BIN" "$PORT" --no-handler-timeout & SERVER_PID=$! ;;
 uv)        timeout 90 "$PEERS_BIN/n5_uv_http" "$PORT" 2>/dev/null & SERVER_PID=$! ;;
 go)        GOMAXPROCS=2 timeout 90 "$PEERS_BIN/n5_http_go" "$PORT" & SERVER_PID=$! ;;
 nginx)

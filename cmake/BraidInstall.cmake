@@ -52,10 +52,11 @@ set(BRAID_PC_LIBS_PRIVATE "-pthread -lm")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/braid.pc.in ${PROJECT_BINARY_DIR}/braid.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/braid.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
-# The MPI executor (src/mpi), when built: libbraid_mpi (libbraid plus the executor; a
-# program links it instead of libbraid), its own CMake package (find_package(braid_mpi):
-# braid::braid_mpi and braid::braid_mpi_static, after find_dependency(MPI)), braid-mpi.pc
-# and the launcher, scripts/braid-mpirun, as bin/braid-mpirun.
+# The MPI executor (src/mpi), when built: libbraid_mpi (the executor; it links libbraid),
+# its own CMake package (find_package(braid_mpi): braid::braid_mpi and
+# braid::braid_mpi_static, after find_dependency(MPI) and braid's own package, installed
+# beside it), braid-mpi.pc (Requires: braid) and the launcher, scripts/braid-mpirun, as
+# bin/braid-mpirun.
 if(TARGET braid_mpi)
   set(_braid_mpi_install_targets braid_mpi)
   if(BUILD_SHARED_LIBS)
@@ -67,11 +68,13 @@ if(TARGET braid_mpi)
           RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   install(EXPORT braidMpiTargets NAMESPACE braid:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid_mpi)
   file(WRITE ${PROJECT_BINARY_DIR}/braid_mpiConfig.cmake
-"# braid::braid_mpi: libbraid with the MPI executor (braid/mpi.h); link it instead of
-# braid::braid. braid::braid_mpi_static is libbraid_mpi.a.
+"# braid::braid_mpi: the MPI executor (braid/mpi.h); it brings braid::braid with it.
+# braid::braid_mpi_static is libbraid_mpi.a (with braid::braid_static).
 include(CMakeFindDependencyMacro)
 find_dependency(Threads)
 find_dependency(MPI COMPONENTS C)
+find_dependency(braid ${PROJECT_VERSION} EXACT CONFIG PATHS \"\${CMAKE_CURRENT_LIST_DIR}/..\"
+                NO_DEFAULT_PATH)
 include(\"\${CMAKE_CURRENT_LIST_DIR}/braidMpiTargets.cmake\")
 ")
   write_basic_package_version_file(${PROJECT_BINARY_DIR}/braid_mpiConfigVersion.cmake
@@ -97,8 +100,9 @@ includedir=@BRAID_PC_INCLUDEDIR@
 rpath_flags=-Wl,-rpath,\${libdir}
 
 Name: braid-mpi
-Description: braid with the executor over MPI ranks (braid/mpi.h); use instead of braid
+Description: braid's executor over MPI ranks (braid/mpi.h)
 Version: @PROJECT_VERSION@
+Requires: braid = @PROJECT_VERSION@
 Libs: -L\${libdir} -lbraid_mpi
 Libs.private: @BRAID_MPI_PC_LIBS_PRIVATE@
 Cflags: -I\${includedir} @BRAID_PC_CFLAGS@
@@ -112,10 +116,11 @@ else()
   install(CODE "file(REMOVE \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_INCLUDEDIR}/braid/mpi.h\")")
 endif()
 
-# The http layer (src/http), when built: libbraid_http (libbraid plus the layer; a
-# program links it instead of libbraid), its CMake package (find_package(braid_http):
-# braid::braid_http, braid::braid_http_static; it looks up libcurl, libxml2 and jansson
-# through pkg-config under the imported-target names the build used) and braid-http.pc.
+# The http layer (src/http), when built: libbraid_http (the layer; it links libbraid),
+# its CMake package (find_package(braid_http): braid::braid_http,
+# braid::braid_http_static; it looks up braid's own package beside it, and libcurl,
+# libxml2 and jansson through pkg-config under the imported-target names the build used)
+# and braid-http.pc (Requires: braid).
 if(TARGET braid_http)
   set(_braid_http_install_targets braid_http)
   if(BUILD_SHARED_LIBS)
@@ -127,10 +132,12 @@ if(TARGET braid_http)
           RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   install(EXPORT braidHttpTargets NAMESPACE braid:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/braid_http)
   file(WRITE ${PROJECT_BINARY_DIR}/braid_httpConfig.cmake
-"# braid::braid_http: libbraid with the http layer (braid/http.h); link it instead of
-# braid::braid. braid::braid_http_static is libbraid_http.a.
+"# braid::braid_http: the http layer (braid/http.h); it brings braid::braid with it.
+# braid::braid_http_static is libbraid_http.a (with braid::braid_static).
 include(CMakeFindDependencyMacro)
 find_dependency(Threads)
+find_dependency(braid ${PROJECT_VERSION} EXACT CONFIG PATHS \"\${CMAKE_CURRENT_LIST_DIR}/..\"
+                NO_DEFAULT_PATH)
 find_dependency(PkgConfig)
 foreach(_m IN ITEMS \"0;libcurl\" \"1;libxml-2.0\" \"2;jansson\")
   list(GET _m 0 _i)
@@ -154,8 +161,9 @@ includedir=@BRAID_PC_INCLUDEDIR@
 rpath_flags=-Wl,-rpath,\${libdir}
 
 Name: braid-http
-Description: braid with the http layer (braid/http.h); use instead of braid
+Description: braid's http layer (braid/http.h)
 Version: @PROJECT_VERSION@
+Requires: braid = @PROJECT_VERSION@
 Requires.private: libcurl libxml-2.0 jansson
 Libs: -L\${libdir} -lbraid_http
 Libs.private: @BRAID_PC_LIBS_PRIVATE@

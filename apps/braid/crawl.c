@@ -1088,8 +1088,14 @@ static int run_threads(crawl *c, int n) {
     size_t nts = 0;
     job j;
     int rc = 0;
-    while (frontier_take(c, &j) == 0) {
+    for (;;) {
+        /* A slot first, then the job: a job taken counts as in flight (the progress
+         * bar), so it is taken only once a thread is free to fetch it. */
         br_sem_acquire(&slots, BR_FOREVER);
+        if (frontier_take(c, &j) != 0) {
+            br_sem_release(&slots, 1);
+            break;
+        }
         tjob *t = malloc(sizeof *t);
         br_thread **nt = realloc(ts, (nts + 1) * sizeof *ts);
         if (t == NULL || nt == NULL) {
@@ -1931,13 +1937,14 @@ static int crawl_run(const crawl_opts *o, char **urls, int nurls, FILE *f, buf *
         frontier_push(c, urls[i], 0);
     br_cond_release(&c->cond);
 
+    /* Before the watcher starts: its progress bar reads them. */
+    c->started = br_now();
+    c->deadline = o->deadline_ns ? c->started + o->deadline_ns : 0;
+
     watcher wt = {.c = c, .tty = o->progress};
     br_thread *wth = NULL;
     br_event_init(&wt.done);
     bool watching = f != NULL && br_thread_start(&wth, watch, &wt, NULL) == 0;
-
-    c->started = br_now();
-    c->deadline = o->deadline_ns ? c->started + o->deadline_ns : 0;
     switch (o->model) {
     case M_SERIAL: run_serial(c); rc = 0; break;
     case M_THREADS: rc = run_threads(c, c->o.concurrency); break;

@@ -108,8 +108,13 @@ int braid_fixture_server_start(const char *host, int port, int64_t latency_ns,
     int rc = 0;
     for (int i = 0; i < BRAID_FIXTURE_PAGES && rc == 0; i++)
         rc = braid_fixture_page(i + 1, &fs->pages[i], &fs->lens[i]);
+    /* Every response waits the latency: the handler timeout (30 s by default) counts
+     * from after it, so any --latency is served. */
+    br_http_server_opts so = {.handler_timeout_ns = latency_ns > BR_FOREVER - 30 * BR_SEC
+                                                        ? BR_FOREVER
+                                                        : latency_ns + 30 * BR_SEC};
     if (rc == 0)
-        rc = braid_httpd_start(host, port, NULL, setup, fs, &fs->httpd);
+        rc = braid_httpd_start(host, port, &so, setup, fs, &fs->httpd);
     if (rc != 0) {
         fixture_free(fs);
         return rc;

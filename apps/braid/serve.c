@@ -368,7 +368,12 @@ int braid_serve_start(const braid_serve_opts *opts, braid_serve **out) {
         if (rc == 0)
             rc = br_threadpool_new(&s->threads, &(br_threadpool_opts){
                                                     .max_workers = opts->threads ? opts->threads : 6});
-        br_http_server_opts sopts = {.access_log = opts->access_log};
+        /* The routes answer 504 at their own request timeout; the server's handler
+         * timeout only backs it up, a little later, so it never cuts them short. */
+        int64_t req_timeout = opts->request_timeout_ns > 0 ? opts->request_timeout_ns
+                                                           : 30 * 1000000000LL;
+        br_http_server_opts sopts = {.access_log = opts->access_log,
+                                     .handler_timeout_ns = req_timeout + 5 * BR_SEC};
         if (rc == 0)
             rc = braid_httpd_start(opts->host, opts->port, &sopts, setup, s, &s->httpd);
     }

@@ -2,8 +2,8 @@
  * `requests`/`aiohttp` client, a Flask-like HTTP/1.1 server, and lxml-style HTML
  * extraction, for C, on braid's loop, threads and pools.
  *
- * A program that uses it links libbraid_http INSTEAD of libbraid (it holds all of
- * libbraid; docs/http.md says why).
+ * libbraid_http holds the layer only and links libbraid (pkg-config braid-http brings
+ * both); a program may link libbraid_mpi beside it (docs/http.md says how).
  *
  *   client   br_http_fetch: in a coroutine on a loop, the transfer runs on that loop's
  *            libcurl multi handle (one per loop thread) and only the coroutine waits; on
@@ -129,6 +129,11 @@ typedef struct br_http_server_opts {
     int64_t idle_timeout_ns;   /* a keep-alive connection idle this long is closed (0: 60 s) */
     int max_connections;       /* beyond it, accepting waits (0: 10,000) */
     void *access_log;          /* a FILE * to write one line per request to, or NULL */
+    /* A handler's time to answer, once the request is in (0: 30 s; BR_FOREVER:
+     * none). Past it the handler is cancelled (its blocking calls return BR_ECANCELED,
+     * pool work it awaits is cancelled) and the client gets 503; a handler that had
+     * sent its response already has it delivered, and the connection then closes. */
+    int64_t handler_timeout_ns;
 } br_http_server_opts;
 
 /* opts may be NULL (the defaults above). */

@@ -20,7 +20,7 @@
 
 enum { BR__IO_READ = 1, BR__IO_WRITE = 2 };
 
-int br__io_wait(int fd, uint32_t events, int64_t deadline);
+BR__EXT int br__io_wait(int fd, uint32_t events, int64_t deadline);
 
 /* Before closing a descriptor a coroutine may have waited on, call br__io_forget(fd)
  * (or close it with br__io_close): a loop keeps a descriptor registered with its
@@ -31,7 +31,7 @@ int br__io_wait(int fd, uint32_t events, int64_t deadline);
  * next wait finding a stale registration corrects it only when epoll says so, see
  * aio/loop.c, "Descriptors"). A coroutine still waiting on fd there is woken (its
  * retry then meets the closed descriptor). */
-void br__io_forget(int fd);
+BR__EXT void br__io_forget(int fd);
 static inline int br__io_close(int fd) {
     br__io_forget(fd);
     return close(fd);
@@ -41,7 +41,7 @@ static inline int br__io_close(int fd) {
  * elsewhere): their br__io_wait returns 0, as a spurious readiness would, and the
  * registration stays. For a waiter that must wait again for something else (the http
  * client's socket watchers, when libcurl changes its interest). */
-void br__io_wake(int fd);
+BR__EXT void br__io_wake(int fd);
 
 /* Set once by the loop (aio/loop.c): the coroutine path of br__io_wait. It returns 1
  * when the caller is not a coroutine on a loop (so the thread path runs), else the

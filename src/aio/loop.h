@@ -208,7 +208,7 @@ int br__loop_reserve_timer(br_loop *l);
 uint32_t br__loop_fd_registered(const br_loop *l, int fd);
 
 /* The coroutine task running on this thread, or NULL. */
-br__atask *br__atask_current(void);
+BR__EXT br__atask *br__atask_current(void);
 /* The loop a task runs on, and its future (borrowed). */
 br_loop *br__atask_loop(const br__atask *a);
 br_future *br__atask_future(const br__atask *a);

@@ -36,6 +36,18 @@
 
 #define BR__CACHELINE 64
 
+/* BR__EXT: an internal function the extension libraries (libbraid_http, libbraid_mpi)
+ * call. libbraid.so hides every br__ name (visibility hidden); these few are exported
+ * under the version node BRAID_PRIVATE (src/braid.map), which is not API: no header is
+ * installed for them, and they change with any release. A new internal call from
+ * src/http or src/mpi into libbraid needs BR__EXT on its declaration, or the shared
+ * extension library fails to link ("undefined reference"). */
+#if defined(__GNUC__)
+#  define BR__EXT __attribute__((visibility("default")))
+#else
+#  define BR__EXT
+#endif
+
 /* Checks at compile time that an opaque public storage type can hold the real struct:
  * `BR__CHECK_STORAGE(br_lock, struct lock_impl);` */
 #define BR__CHECK_STORAGE(pub, impl)                                                 \
@@ -48,7 +60,7 @@
  * BR_EPERM, prints `what` (which starts with the public function's name:
  * "br_lock_release: the caller doesn't hold the lock") and the caller's frame and
  * backtrace (br__print_backtrace), and aborts. braid/core.h shows the report. */
-int br__misuse(int code, const char *what) BR__COLD;
+BR__EXT int br__misuse(int code, const char *what) BR__COLD;
 #define BR__MISUSE(code, what) br__misuse((code), (what))
 
 /* --- memory ---------------------------------------------------------------------
@@ -57,13 +69,13 @@ int br__misuse(int code, const char *what) BR__COLD;
  * straight to malloc: a test can make the Nth allocation fail (br__alloc_fail_after)
  * and so drive every BR_ENOMEM path, and STYLE's "no abort on out of memory" can be
  * checked. They behave exactly like their libc namesakes otherwise. */
-void *br__malloc(size_t n);
-void *br__calloc(size_t count, size_t n);
-void *br__realloc(void *p, size_t n);
+BR__EXT void *br__malloc(size_t n);
+BR__EXT void *br__calloc(size_t count, size_t n);
+BR__EXT void *br__realloc(void *p, size_t n);
 /* aligned_alloc-like: align is a power of two >= sizeof(void *). Free with br__free. */
 void *br__aligned_alloc(size_t align, size_t n);
-char *br__strdup(const char *s);
-void br__free(void *p);
+BR__EXT char *br__strdup(const char *s);
+BR__EXT void br__free(void *p);
 /* For an allocator that maps its own memory (the future slabs): counts as one
  * allocation of the seam and says whether the test hook wants it to fail. */
 bool br__alloc_should_fail(void);
@@ -395,7 +407,7 @@ typedef struct br__hooks {
 /* Adds h to the registry (h must stay valid for the life of the process); registering
  * the same h again does nothing. 0, or BR_ENOMEM (too many hooks, or the C library
  * couldn't install its handler: the hooks won't run). */
-int br__hooks_register(br__hooks *h);
+BR__EXT int br__hooks_register(br__hooks *h);
 
 /* --- the current execution context --------------------------------------------
  *

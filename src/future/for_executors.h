@@ -73,8 +73,8 @@ enum {
  * and the caller's when it keeps the future) and its task ready to queue: fn, the
  * argument (how: BR__ARG_*), deadline (BR_FOREVER or absolute). NULL if out of memory
  * (the block, or the heap copy of a big argument). */
-br_future *br__task_prepare(br_task_fn fn, const void *arg, size_t len, unsigned how,
-                            int64_t deadline, unsigned refs);
+BR__EXT br_future *br__task_prepare(br_task_fn fn, const void *arg, size_t len,
+                                    unsigned how, int64_t deadline, unsigned refs);
 
 /* t is run by another task, `parent` (a chunk runner, executor/chunk.c), and sees the
  * parent's cancellation (br_task_cancelled) as its own. */
@@ -84,18 +84,18 @@ void br__task_set_parent(br_task *t, br_task *parent);
  * worker): until the next call on this thread, br_task_cancelled(t) is also true once
  * *word is nonzero (a flag the other process raises in shared memory). word NULL
  * clears it. Per thread: only the task this thread runs sees it. */
-void br__task_set_external_cancel(const br_task *t, const _Atomic uint32_t *word);
+BR__EXT void br__task_set_external_cancel(const br_task *t, const _Atomic uint32_t *word);
 
 /* For executors that cross a process boundary, which copy every argument at submit:
  * makes t's argument its own copy if it was borrowed (inline up to BR__INLINE_ARG,
  * else on the heap). 0 or BR_ENOMEM (the argument stays borrowed). */
-int br__task_own_arg(br_task *t);
+BR__EXT int br__task_own_arg(br_task *t);
 /* Replaces t's argument with (handle, len), freeing a heap copy it held: the executor
  * then owns whatever handle points to (a process pool's shared-memory copy) and must
  * put the argument back to (NULL, 0) before the task's future can be freed. */
 void br__task_swap_arg(br_task *t, void *handle, size_t len);
 /* True once br_future_request_cancel reached t (or the task running it). */
-bool br__task_cancel_requested(const br_task *t);
+BR__EXT bool br__task_cancel_requested(const br_task *t);
 
 /* A task's home (the aio layer: the coroutine running it). A cancel request on a
  * RUNNING task that has one must reach the coroutine, whose current blocking call then
@@ -116,7 +116,7 @@ extern void (*_Atomic br__task_home_cancel)(void *home);
  * br__task_finish. false: t was not pending (cancelled while queued) or its deadline
  * had passed (it is now FINISHED with BR_ETIMEDOUT, unrun); either way the executor's
  * reference is dropped and t must not be touched again. */
-bool br__task_begin(br_task *t);
+BR__EXT bool br__task_begin(br_task *t);
 /* True between br__task_begin and br__task_finish (checks for the extension API). */
 bool br__task_begun(const br_task *t);
 /* Calls the task's function on the calling thread: its return value. */
@@ -124,14 +124,14 @@ static inline int br__task_call(br_task *t) { return t->fn(t); }
 /* Ends a begun task whose function returned rc: settles the outcome (braid/task.h's
  * table), publishes the state, wakes waiters, runs callbacks, drops the executor's
  * reference. Returns the code the future ended with (0, the failure, BR_ECANCELED). */
-int br__task_finish(br_task *t, int rc);
+BR__EXT int br__task_finish(br_task *t, int rc);
 /* begin + call + finish on the calling thread. Returns the final code, or BR_ECANCELED
  * for a task that was skipped (BR_ETIMEDOUT: expired unrun). */
-int br__task_run(br_task *t);
+BR__EXT int br__task_run(br_task *t);
 /* Completes a task that will never run with `code` (BR_ECANCELED: the future becomes
  * CANCELLED; anything else: it fails with code) and drops the executor's reference. A
  * task that is no longer pending (cancelled meanwhile) only loses the reference. */
-void br__task_abandon(br_task *t, int code);
+BR__EXT void br__task_abandon(br_task *t, int code);
 
 /* Blocks until f is done, with no deadline and no cancel: a pending cancel of the
  * calling coroutine stays pending. For waits that protect memory (the inputs a map's

@@ -227,6 +227,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg) {
 
 static bool is_ows(char ch) { return ch == ' ' || ch == '\t'; }
 
+/* Copies a header's name or value, each CR, LF or NUL inside it replaced by a space
+ * (RFC 9110 5.5 allows that or rejecting the reply; libcurl lets a bare CR through, and
+ * a NUL would cut the "name\0value\0" list short). */
+static void copy_field(char *dst, const char *src, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i] == '\r' || src[i] == '\n' || src[i] == '\0' ? ' ' : src[i];
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg) {
     br__hx *x = arg;
     size_t n = size * nmemb, len = n;
@@ -252,7 +260,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg) {
             return 0;
         }
         x->hbuf[x->hlen - 1] = ' '; /* the value's NUL becomes the joining space */
-        memcpy(x->hbuf + x->hlen, data + s, len - s);
+        copy_field(x->hbuf + x->hlen, data + s, len - s);
         x->hlen += len - s;
         x->hbuf[x->hlen++] = '\0';
         return n;
@@ -271,10 +279,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg) {
         x->oom = true;
         return 0;
     }
-    memcpy(x->hbuf + x->hlen, data, nl);
+    copy_field(x->hbuf + x->hlen, data, nl);
     x->hlen += nl;
     x->hbuf[x->hlen++] = '\0';
-    memcpy(x->hbuf + x->hlen, data + vs, ve - vs);
+    copy_field(x->hbuf + x->hlen, data + vs, ve - vs);
     x->hlen += ve - vs;
     x->hbuf[x->hlen++] = '\0';
     x->nhdr++;
@@ -523,26 +531,28 @@ static bool ct_charset(const char *ct, char *out, size_t cap) {
     return false;
 }
 
-/* Retry-After: delay-seconds or an HTTP date; as a duration from now, or -1. */
+/* Retry-After: delay-seconds or an HTTP date; as a duration from now, or -1 (also for
+ * a delay too long to count in nanoseconds, some 292 years). */
 static int64_t retry_after(const char *v) {
     if (v == NULL || *v == '\0')
         return -1;
     if (isdigit((unsigned char)*v)) {
         int64_t s = 0;
-        for (const char *p = v; *p; p++) {
-            if (!isdigit((unsigned char)*p))
-                return is_ows(*p) ? s * BR_SEC : -1;
-            if (s > INT64_MAX / BR_SEC / 10)
-                return -1;
+        const char *p = v;
+        for (; isdigit((unsigned char)*p); p++) {
             s = s * 10 + (*p - '0');
+            if (s > INT64_MAX / BR_SEC)
+                return -1;
         }
-        return s * BR_SEC;
+        return *p == '\0' || is_ows(*p) ? s * BR_SEC : -1;
     }
     time_t t = curl_getdate(v, NULL);
     if (t == (time_t)-1)
         return -1;
     time_t now = time(NULL);
-    return t <= now ? 0 : (int64_t)(t - now) * BR_SEC;
+    if (t <= now)
+        return 0;
+    return (int64_t)(t - now) > INT64_MAX / BR_SEC ? -1 : (int64_t)(t - now) * BR_SEC;
 }
 
 static int connect_code(CURL *e) {
@@ -570,8 +580,14 @@ static int map_code(br__hx *x, CURLcode cc) {
     case CURLE_OPERATION_TIMEDOUT:
         return BR_ETIMEDOUT;
     case CURLE_TOO_MANY_REDIRECTS:
-    case CURLE_UNSUPPORTED_PROTOCOL: /* a redirect to a scheme we refuse (urls are checked) */
         return BR_EREDIRECT;
+    case CURLE_UNSUPPORTED_PROTOCOL: {
+        /* After a 3xx: a redirect to a scheme we refuse (our urls are checked). Else
+         * the reply's HTTP version is one libcurl doesn't speak ("HTTP/0.1 200"). */
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        return status >= 300 && status < 400 ? BR_EREDIRECT : BR_EPROTO;
+    }
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -606,8 +622,13 @@ static int map_code(br__hx *x, CURLcode cc) {
     case CURLE_RANGE_ERROR:
         return BR_EPROTO;
     case CURLE_URL_MALFORMAT:
-    case CURLE_BAD_FUNCTION_ARGUMENT:
-        return BR_EINVAL;
+    case CURLE_BAD_FUNCTION_ARGUMENT: {
+        /* Ours (the request is checked first), or, once reply headers came, the reply's:
+         * libcurl 7.88 says this of a folded line after a header it refused. */
+        long head = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_HEADER_SIZE, &head);
+        return head > 0 ? BR_EPROTO : BR_EINVAL;
+    }
     case CURLE_ABORTED_BY_CALLBACK:
         return BR_ECANCELED;
     default:
@@ -629,6 +650,12 @@ int br__hx_finish(br__hx *x, CURLcode cc, br_http_response **out) {
     }
     if (x->oom)
         return BR_ENOMEM;
+    long code = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (code < 100 || code > 999) { /* libcurl took a status line that isn't 3 digits */
+        snprintf(x->errbuf, sizeof x->errbuf, "a reply with status %ld", code);
+        return BR_EPROTO;
+    }
     resp *p = br__calloc(1, sizeof *p);
     if (p == NULL)
         return BR_ENOMEM;

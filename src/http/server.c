@@ -22,6 +22,15 @@
  *    first byte within idle_timeout of the last response. A head or body timeout
  *    answers 408 and closes; an idle one closes silently. Writes get body_timeout.
  *
+ *  - The handler runs inside a timeout scope (br_timeout_enter) on the connection's
+ *    own coroutine, for handler_timeout from the request's last byte: past it, the
+ *    scope's cancel request makes the handler's blocking calls return BR_ECANCELED
+ *    (br_http_await then cancels its future). Once the handler returns, leaving the
+ *    scope withdraws the request: the connection goes on with a 503, or, when the
+ *    handler had sent its response, with that response and a close. A cancel from
+ *    shutdown that came meanwhile stays posted and ends the connection as before.
+ *    No scope (nothing per request) with handler_timeout BR_FOREVER.
+ *
  *  - After an error response (a 4xx from the parser, 408) the connection closes:
  *    shutdown(SHUT_WR), then what the client still sends is read and dropped for up
  *    to a second (a lingering close, so that the client reads the answer instead of
@@ -170,6 +179,8 @@ int br_http_server_new(br_http_server **out, const br_http_server_opts *opts) {
         o->idle_timeout_ns = 60 * BR_SEC;
     if (o->max_connections <= 0)
         o->max_connections = 10000;
+    if (o->handler_timeout_ns <= 0)
+        o->handler_timeout_ns = 30 * BR_SEC;
     if ((rc = br_sem_init(&s->slots, (unsigned)o->max_connections)) != 0) {
         br__free(s);
         return rc;
@@ -697,9 +708,28 @@ static bool serve(struct conn *c) {
     }
     if (st == 0) {
         const br__http_route *r = c->req.m.route;
-        int rc = r->fn(&c->req, &c->res, r->arg);
+        int64_t limit = c->srv->o.handler_timeout_ns;
+        bool overran = false;
+        int rc;
+        if (limit == BR_FOREVER) {
+            rc = r->fn(&c->req, &c->res, r->arg);
+        } else {
+            br_timeout_scope scope;
+            int64_t until = limit > BR_FOREVER - t0 ? BR_FOREVER : t0 + limit;
+            rc = br_timeout_enter(&scope, until);
+            if (rc == 0) {
+                rc = r->fn(&c->req, &c->res, r->arg);
+                overran = br_timeout_leave(&scope) == BR_ETIMEDOUT;
+            }
+        }
         if (c->gone)
             return false;
+        if (overran) {
+            if (c->res.sent)
+                c->keep = false;
+            else
+                (void)br_http_res_error(&c->res, 503, "the handler took too long");
+        }
         if (!c->res.sent) {
             if (rc < 0)
                 (void)br_http_res_error(&c->res, 500, br_strerror(rc));

@@ -76,14 +76,15 @@ typedef void (*br__fnptr)(void);
  * module: a heap, stack or JIT address; a module without a file a child could load, such
  * as the vDSO, or whose path is too long or can't be found) with the reason written to
  * why[0..whylen) (may be NULL). Never allocates. */
-int br__fnref_make(br__fnref *ref, br__fnptr fn, char *why, size_t whylen);
+BR__EXT int br__fnref_make(br__fnref *ref, br__fnptr fn, char *why, size_t whylen);
 
 /* Resolves ref in this process: *out is the function. Loads the module (dlopen) if it
  * isn't loaded yet and keeps it loaded. 0, or BR_ENOENT (no such registered name, or
  * the module can't be loaded), BR_ESTATE (the module is another build than the one the
  * reference was made in), BR_EINVAL (ref malformed, or the offset is not in an
  * executable segment of the module), with the reason in why. */
-int br__fnref_resolve(const br__fnref *ref, br__fnptr *out, char *why, size_t whylen);
+BR__EXT int br__fnref_resolve(const br__fnref *ref, br__fnptr *out, char *why,
+                              size_t whylen);
 
 /* --- starting children (process/start.c) -------------------------------------------- */
 

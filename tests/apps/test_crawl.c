@@ -725,17 +725,11 @@ static void resume_skips_recorded(void **state) {
     tmpdir_remove();
 }
 
-/* The first SIGINT: the pages in flight finish, the output is flushed, every line is
- * whole, and the status says the crawl was cut short. */
-static void sigint_model(const char *model) {
-    tmpdir_make();
-    tserver_start();
-    char out[512], list[512];
-    snprintf(out, sizeof out, "%s/out.jsonl", g_dir);
-    tserver_list(list, sizeof list, "urls.txt", "/slow", 400);
-    /* The braid program itself, beside this test in the build tree (build/tests/ and
-     * build/apps/braid/): a forked copy of this process, which runs threads, would do
-     * too, but ThreadSanitizer can't follow threads started in such a child. */
+/* Starts the braid program (beside this test in the build tree: build/tests/ and
+ * build/apps/braid/) as a child with args, its stderr on errfd (-1: this process's).
+ * A forked copy of this process, which runs threads, would do too, but
+ * ThreadSanitizer can't follow threads started in such a child. */
+static pid_t braid_spawn(const char *const args[], int errfd) {
     char exe[512], bin[600];
     ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
     BR_CHECK(el > 0);
@@ -746,22 +740,43 @@ static void sigint_model(const char *model) {
     pid_t pid = fork();
     BR_CHECK(pid >= 0);
     if (pid == 0) {
-        execl(bin, "braid", "crawl", "--model", model, "--concurrency", "2", "--input", list,
-              "--output", out, "--quiet", (char *)NULL);
+        if (errfd >= 0 && dup2(errfd, 2) < 0)
+            _exit(126);
+        execv(bin, (char *const *)args);
         _exit(127);
     }
+    return pid;
+}
+
+/* Waits until the file at path has some bytes (or the hang guard). */
+static void wait_nonempty(const char *path) {
     int64_t dl = br_test_hang_guard();
     size_t len = 0;
     char *text = NULL;
     while (br_now() < dl) {
         free(text);
-        text = read_file(out, &len);
+        text = read_file(path, &len);
         if (text && len > 0)
             break;
         usleep(5000);
     }
     BR_CHECK(len > 0);
     free(text);
+}
+
+/* The first SIGINT: the pages in flight finish, the output is flushed, every line is
+ * whole, and the status says the crawl was cut short. */
+static void sigint_model(const char *model) {
+    tmpdir_make();
+    tserver_start();
+    char out[512], list[512];
+    snprintf(out, sizeof out, "%s/out.jsonl", g_dir);
+    tserver_list(list, sizeof list, "urls.txt", "/slow", 400);
+    pid_t pid = braid_spawn((const char *const[]){"braid", "crawl", "--model", model,
+                                                  "--concurrency", "2", "--input", list,
+                                                  "--output", out, "--quiet", NULL},
+                            -1);
+    wait_nonempty(out);
     kill(pid, SIGINT);
     int wst = br_test_wait_child(pid);
     BR_CHECK(WIFEXITED(wst));
@@ -790,6 +805,181 @@ static void sigint_graceful_pipeline(void **state) {
 static void sigint_graceful_process(void **state) {
     (void)state;
     sigint_model("process");
+}
+
+/* The second SIGINT exits at once with 130, even with a page still in flight (it
+ * stalls until the test server stops): the first only stopped the frontier and said
+ * so; the lines written before are whole. */
+static void sigint_twice_exits_now(void **state) {
+    (void)state;
+    tmpdir_make();
+    tserver_start();
+    char out[512], err[512], list[512];
+    snprintf(out, sizeof out, "%s/out.jsonl", g_dir);
+    snprintf(err, sizeof err, "%s/stderr.txt", g_dir);
+    snprintf(list, sizeof list, "%s/urls.txt", g_dir);
+    FILE *f = fopen(list, "we");
+    BR_CHECK(f != NULL);
+    fprintf(f, "http://127.0.0.1:%d/ok/0.html\nhttp://127.0.0.1:%d/ok/1.html\n", g_ts.port,
+            g_ts.port);
+    fprintf(f, "http://127.0.0.1:%d/stall\n", g_ts.port);
+    BR_CHECK(fclose(f) == 0);
+    int efd = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    BR_CHECK(efd >= 0);
+    /* _exit from the handler leaves the fetching threads unjoined, on purpose: under
+     * ThreadSanitizer the child isn't to report them as leaked (its exit code would
+     * then be TSan's 66). The option is only read by a TSan build. */
+    const char *tsan = getenv("TSAN_OPTIONS");
+    char *saved = tsan ? strdup(tsan) : NULL, opts[1024];
+    snprintf(opts, sizeof opts, "%s%sreport_thread_leaks=0", saved ? saved : "",
+             saved ? ":" : "");
+    setenv("TSAN_OPTIONS", opts, 1);
+    pid_t pid = braid_spawn((const char *const[]){"braid", "crawl", "--model", "threads",
+                                                  "--concurrency", "2", "--input", list,
+                                                  "--output", out, "--quiet", NULL},
+                            efd);
+    if (saved)
+        setenv("TSAN_OPTIONS", saved, 1);
+    else
+        unsetenv("TSAN_OPTIONS");
+    free(saved);
+    close(efd);
+    wait_nonempty(out); /* a line written: the SIGINT handler is in place */
+    kill(pid, SIGINT);
+    /* the first one is taken: said on stderr, and the crawl goes on (pages stall) */
+    int64_t dl = br_test_hang_guard();
+    char *text = NULL;
+    size_t len = 0;
+    while (br_now() < dl) {
+        free(text);
+        text = read_file(err, &len);
+        if (text && strstr(text, "Ctrl-C again to quit now"))
+            break;
+        usleep(5000);
+    }
+    BR_CHECK(text && strstr(text, "Ctrl-C again to quit now"));
+    free(text);
+    int wst;
+    BR_CHECK_EQ(waitpid(pid, &wst, WNOHANG), 0);
+    kill(pid, SIGINT);
+    wst = br_test_wait_child(pid);
+    text = read_file(err, &len);
+    if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 130)
+        fail_msg("wait status %#x, not exit 130; stderr: %s", wst, text ? text : "");
+    BR_CHECK(text && strstr(text, "interrupted again, exiting now\n"));
+    free(text);
+    size_t n;
+    json_t *arr = load_jsonl(out, &n); /* the two /ok pages' lines, whole */
+    BR_CHECK(n >= 2 && n <= 4);
+    BR_CHECK_EQ(n % 2, 0);
+    json_decref(arr);
+    tserver_stop();
+    tmpdir_remove();
+}
+
+/* A pseudo-terminal: *slave is its other end, for a child's stderr. */
+static int pty_open(int *slave) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    BR_CHECK(m >= 0);
+    BR_CHECK(grantpt(m) == 0 && unlockpt(m) == 0);
+    *slave = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    BR_CHECK(*slave >= 0);
+    return m;
+}
+
+/* Reads the pty's master into b (NUL-terminated) until `want` appears, or with want
+ * NULL until the other end is closed (EIO); false at the hang guard. */
+static bool pty_read(int m, char *b, size_t cap, size_t *len, const char *want) {
+    int64_t dl = br_test_hang_guard();
+    while (br_now() < dl) {
+        if (want && strstr(b, want))
+            return true;
+        struct pollfd p = {m, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(m, b + *len, cap - 1 - *len);
+        if (r <= 0)
+            return want == NULL && (r == 0 || errno == EIO);
+        *len += (size_t)r;
+        b[*len] = '\0';
+    }
+    return false;
+}
+
+/* Runs the crawl of 4 gated pages with stderr on a pty (and `extra`, or NULL); opens
+ * the gate once stderr shows `until` (NULL: once both fetches are in the gate); the
+ * pty's whole output into b. */
+static void crawl_on_pty(const char *list, const char *out, const char *extra,
+                         const char *until, char *b, size_t cap) {
+    atomic_store(&g_ts.gate_open, 0);
+    atomic_store(&g_ts.gate_want, 1000); /* opened by this function only */
+    int s, m = pty_open(&s);
+    pid_t pid = braid_spawn((const char *const[]){"braid", "crawl", "--model", "threads",
+                                                  "--concurrency", "2", "--input", list,
+                                                  "--output", out, extra, NULL},
+                            s);
+    close(s);
+    size_t len = 0;
+    b[0] = '\0';
+    if (until != NULL) {
+        if (!pty_read(m, b, cap, &len, until))
+            fail_msg("no \"%s\" on the terminal, which had: \"%s\"", until, b);
+    } else {
+        int64_t dl = br_test_hang_guard();
+        while (atomic_load(&g_ts.gate_in) < 2 && br_now() < dl)
+            usleep(1000);
+    }
+    atomic_store(&g_ts.gate_open, 1);
+    BR_CHECK(pty_read(m, b, cap, &len, NULL));
+    close(m);
+    int wst = br_test_wait_child(pid);
+    BR_CHECK(WIFEXITED(wst));
+    BR_CHECK_EQ(WEXITSTATUS(wst), 0);
+}
+
+/* On a terminal, a progress bar redrawn in place ("\r[###...] done/total pages, in
+ * flight, failed, pages/s"), then the stats line; --no-progress, or stderr not a
+ * terminal: the stats line only. */
+static void progress_bar_on_a_terminal(void **state) {
+    (void)state;
+    tmpdir_make();
+    tserver_start();
+    char list[512], out[512], errpath[512];
+    static char b[1 << 16];
+    tserver_list(list, sizeof list, "gate.txt", "/gate", 4);
+    snprintf(out, sizeof out, "%s/out.jsonl", g_dir);
+
+    /* both pages in flight at the gate, none done: the bar says so */
+    crawl_on_pty(list, out, NULL, "] 0/4 pages, 2 in flight, 0 failed", b, sizeof b);
+    const char *bar = strstr(b, "\r[..............................] 0/4 pages, 2 in flight");
+    BR_CHECK(bar != NULL);
+    BR_CHECK(strstr(bar, "braid crawl: 4 pages in ") != NULL); /* the stats line after */
+    size_t n;
+    json_decref(load_jsonl(out, &n));
+    BR_CHECK_EQ(n, 8);
+
+    crawl_on_pty(list, out, "--no-progress", NULL, b, sizeof b);
+    BR_CHECK(strstr(b, "\r[") == NULL);
+    BR_CHECK(strstr(b, "braid crawl: 4 pages in ") != NULL);
+
+    /* stderr a file */
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", g_dir);
+    int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    BR_CHECK(efd >= 0);
+    atomic_store(&g_ts.gate_open, 1);
+    pid_t pid = braid_spawn((const char *const[]){"braid", "crawl", "--model", "threads",
+                                                  "--concurrency", "2", "--input", list,
+                                                  "--output", out, NULL},
+                            efd);
+    close(efd);
+    int wst = br_test_wait_child(pid);
+    BR_CHECK(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+    size_t len;
+    char *text = read_file(errpath, &len);
+    BR_CHECK(text && strstr(text, "\r[") == NULL && strstr(text, "braid crawl: 4 pages in "));
+    free(text);
+    tserver_stop();
+    tmpdir_remove();
 }
 
 /* CSV quoting (RFC 4180) and JSON Lines of UTF-8 for titles with commas and quotes. */
@@ -998,6 +1188,8 @@ BR_TEST_MAIN(cmocka_unit_test(every_model_fixture_server),
              cmocka_unit_test(sigint_graceful),
              cmocka_unit_test(sigint_graceful_pipeline),
              cmocka_unit_test(sigint_graceful_process),
+             cmocka_unit_test(sigint_twice_exits_now),
+             cmocka_unit_test(progress_bar_on_a_terminal),
              cmocka_unit_test(formats_quote_and_utf8),
              cmocka_unit_test(article_extractor),
              cmocka_unit_test(usage_errors),

@@ -549,6 +549,79 @@ static int cancel_coro(br_task *t) {
     return 0;
 }
 
+/* A cancel from another thread while the fetch's loop isn't running (its thread is
+ * busy elsewhere): the future is cancelled at once, for every waiter; the transfer
+ * itself (libcurl's easy handle, the connection) can only leave the multi on the
+ * loop's thread, and does at the loop's next iteration (docs/http-client.md says
+ * why). */
+typedef struct blocked {
+    ctx *x;
+    br_future *f;
+} blocked;
+
+static int start_stalled(br_task *t) {
+    blocked *b = *(blocked *const *)br_task_arg(t, NULL);
+    br_http_request rq = {.url = url_of(b->x->s, "/stall"), .deadline = br_test_hang_guard()};
+    BR_CHECK_OK(br_http_fetch_async(b->x->c, &rq, &b->f));
+    while (tsrv_accepted(b->x->s) == 0) /* the transfer is under way */
+        BR_CHECK_OK(br_aio_sleep(BR_MSEC));
+    return 0;
+}
+
+static int one_iteration(br_task *t) {
+    (void)t;
+    BR_CHECK_OK(br_aio_yield());
+    return br_aio_yield();
+}
+
+static void *cancel_from_thread(void *arg) {
+    blocked *b = arg;
+    BR_CHECK(br_future_cancel(b->f));
+    BR_CHECK_ERR(br_future_wait(b->f, BR_NOWAIT), 0);
+    return NULL;
+}
+
+static int sockets_to(int port) {
+    int n = 0;
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in a;
+        socklen_t al = sizeof a;
+        if (getpeername(fd, (struct sockaddr *)&a, &al) == 0 && a.sin_family == AF_INET &&
+            ntohs(a.sin_port) == port)
+            n++;
+    }
+    return n;
+}
+
+static void cancel_while_loop_blocked(void **state) {
+    (void)state;
+    ctx x = {.s = tsrv_start()};
+    BR_CHECK_OK(br_http_client_new(&x.c, NULL));
+    br_loop *loop;
+    BR_CHECK_OK(br_loop_new(&loop));
+    blocked b = {&x, NULL};
+    blocked *bp = &b;
+    br_future *t;
+    BR_CHECK_OK(br_create_task(loop, start_stalled, &bp, sizeof bp, &t));
+    BR_CHECK_OK(br_loop_run_until_complete(loop, t));
+    br_future_release(t);
+    /* the loop is idle now: this thread is its only runner, and it is here */
+    BR_CHECK_EQ(sockets_to(tsrv_port(x.s)), 1);
+    pthread_t th;
+    BR_CHECK(pthread_create(&th, NULL, cancel_from_thread, &b) == 0);
+    BR_CHECK(pthread_join(th, NULL) == 0);
+    BR_CHECK(br_future_cancelled(b.f));
+    BR_CHECK_EQ(sockets_to(tsrv_port(x.s)), 1); /* the abort waits for the loop */
+    BR_CHECK_OK(br_create_task(loop, one_iteration, NULL, 0, &t));
+    BR_CHECK_OK(br_loop_run_until_complete(loop, t));
+    br_future_release(t);
+    BR_CHECK_EQ(sockets_to(tsrv_port(x.s)), 0);
+    br_future_release(b.f);
+    br_http_client_free(x.c);
+    BR_CHECK_OK(br_loop_free(loop));
+    tsrv_stop(x.s);
+}
+
 /* Cancels racing completions: transfers cancelled after 0, 1, 2 ... loop iterations,
  * from the loop and from another thread. Each future ends cancelled, or with its own
  * page; nothing leaks (ASan), no socket stays open. */
@@ -816,5 +889,6 @@ BR_TEST_MAIN(cmocka_unit_test(get_post_echo), cmocka_unit_test(redirects),
              cmocka_unit_test(shared_by_threads),
              cmocka_unit_test(cancel_mid_transfer),
              cmocka_unit_test(cancel_races_completion),
+             cmocka_unit_test(cancel_while_loop_blocked),
              cmocka_unit_test(idle_client_leaves_loop), cmocka_unit_test(pools),
              cmocka_unit_test(https_self_signed))

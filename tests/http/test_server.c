@@ -983,6 +983,117 @@ static void shutdown_deadline_cancels(void **state) {
     br_test_wait_fds(fds);
 }
 
+/* --- the handler timeout ----------------------------------------------------------- */
+
+static br_event never; /* set by no one: a handler waiting on it blocks for good */
+static _Atomic int overran_rc[5];
+
+/* Each blocks past the server's handler timeout and records what its wait returned. */
+static int h_on_event(br_http_req *req, br_http_res *res, void *arg) {
+    (void)req, (void)res, (void)arg;
+    int rc = br_event_wait(&never, br_test_hang_guard());
+    atomic_store(&overran_rc[0], rc);
+    return rc;
+}
+
+static int h_aio_sleep(br_http_req *req, br_http_res *res, void *arg) {
+    (void)req, (void)res, (void)arg;
+    int rc = br_aio_sleep_until(br_test_hang_guard());
+    atomic_store(&overran_rc[1], rc);
+    return rc;
+}
+
+static int h_br_sleep(br_http_req *req, br_http_res *res, void *arg) {
+    (void)req, (void)res, (void)arg;
+    int rc = br_sleep_until(br_test_hang_guard()); /* in a coroutine: suspends it */
+    atomic_store(&overran_rc[4], rc);
+    return rc;
+}
+
+static int h_sent_then_sleep(br_http_req *req, br_http_res *res, void *arg) {
+    (void)req, (void)arg;
+    BR_CHECK_OK(br_http_res_send(res, 200, "text/plain", "early", 5));
+    int rc = br_aio_sleep_until(br_test_hang_guard());
+    atomic_store(&overran_rc[2], rc);
+    return 0;
+}
+
+static int h_await_blocker(br_http_req *req, br_http_res *res, void *arg) {
+    (void)res;
+    int64_t x = 0;
+    br_future *f;
+    BR_CHECK_OK(br_submit(arg, t_block, &x, sizeof x, &f));
+    int rc = br_http_await(req, f, br_test_hang_guard());
+    atomic_store(&overran_rc[3], rc);
+    br_future_release(f);
+    return rc;
+}
+
+/* A handler past handler_timeout_ns is cancelled: blocked on a braid primitive, asleep
+ * (br_aio_sleep, br_sleep), or awaiting pool work (which is cancelled with it); the client gets 503 on the same
+ * connection, which goes on serving; a handler that had sent its response has it
+ * delivered and the connection closed. Every descriptor comes back. */
+static void handler_timeout(void **state) {
+    (void)state;
+    atomic_store(&task_runs, 0);
+    atomic_store(&task_cancels, 0);
+    for (int i = 0; i < 5; i++)
+        atomic_store(&overran_rc[i], 1);
+    BR_CHECK_OK(br_event_init(&never));
+    br_http_server_opts o = {.handler_timeout_ns = 50 * BR_MSEC};
+    struct fx fx;
+    fx_new(&fx, &o);
+    int fds = fx.fds_before;
+    fx.fds_before = -1;
+    br_executor *ex;
+    BR_CHECK_OK(br_threadpool_new(&ex, &(br_threadpool_opts){.max_workers = 1}));
+    BR_CHECK_OK(br_http_route(fx.s, "GET", "/event", h_on_event, NULL));
+    BR_CHECK_OK(br_http_route(fx.s, "GET", "/sleep", h_aio_sleep, NULL));
+    BR_CHECK_OK(br_http_route(fx.s, "GET", "/br-sleep", h_br_sleep, NULL));
+    BR_CHECK_OK(br_http_route(fx.s, "GET", "/sent", h_sent_then_sleep, NULL));
+    BR_CHECK_OK(br_http_route(fx.s, "GET", "/pool", h_await_blocker, ex));
+    add_basic_routes(&fx);
+    fx_listen(&fx);
+
+    struct cl c;
+    struct resp r;
+    cl_open(&c, fx.port);
+    const char *paths[] = {"/event", "/sleep", "/br-sleep", "/pool"};
+    const int slot[] = {0, 1, 4, 3};
+    for (int i = 0; i < 4; i++) {
+        char rq[128];
+        snprintf(rq, sizeof rq, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", paths[i]);
+        cl_sends(&c, rq);
+        BR_CHECK(cl_resp(&c, &r));
+        BR_CHECK_EQ(r.status, 503);
+        BR_CHECK(strcmp(r.body, "{\"error\":\"the handler took too long\"}") == 0);
+        BR_CHECK(!has_header(&r, "Connection: close"));
+        BR_CHECK_EQ(atomic_load(&overran_rc[slot[i]]), BR_ECANCELED);
+        /* the connection goes on */
+        cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+        BR_CHECK(cl_resp(&c, &r));
+        BR_CHECK_EQ(r.status, 200);
+        BR_CHECK(strcmp(r.body, "Hello, World!") == 0);
+    }
+    /* the pool task saw the cancel request (it ran: the one worker was free) */
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    BR_CHECK_EQ(atomic_load(&task_runs), 1);
+    BR_CHECK_EQ(atomic_load(&task_cancels), 1);
+
+    cl_sends(&c, "GET /sent HTTP/1.1\r\nHost: x\r\n\r\n");
+    BR_CHECK(cl_resp(&c, &r));
+    BR_CHECK_EQ(r.status, 200);
+    BR_CHECK(strcmp(r.body, "early") == 0);
+    BR_CHECK(cl_closed(&c));
+    BR_CHECK_EQ(atomic_load(&overran_rc[2]), BR_ECANCELED);
+    cl_close(&c);
+
+    fx_free(&fx);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_OK(br_event_destroy(&never));
+    br_test_wait_fds(fds);
+}
+
 static void max_connections_waits(void **state) {
     (void)state;
     br_http_server_opts o = {.max_connections = 2};
@@ -1057,6 +1168,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(await_future_cancelled_elsewhere),
         cmocka_unit_test(graceful_shutdown),
         cmocka_unit_test(shutdown_deadline_cancels),
+        cmocka_unit_test(handler_timeout),
         cmocka_unit_test(max_connections_waits),
         cmocka_unit_test(access_log_lines),
     };

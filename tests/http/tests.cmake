@@ -1,7 +1,9 @@
 # http.fuzz_request: a libFuzzer target over the server's request parser
 # (tests/http/fuzz_request.c: src/http/parse.c and llhttp, nothing else), run for a
 # bounded time over the seed corpus; a crash, a sanitizer report or a broken invariant
-# fails it. It needs clang (libFuzzer is clang's), found with find_program; without
+# fails it. http.fuzz_response: the same over the client's reading of a reply
+# (tests/http/fuzz_response.c: src/http/client.c on libcurl, a reply per input served
+# on loopback), with its own seeds (fuzz_response_corpus/) and dictionary. It needs clang (libFuzzer is clang's), found with find_program; without
 # clang, or without the http part, there is no such test.
 #
 # The target is compiled by clang with its own flags (-fsanitize=fuzzer,address,
@@ -38,3 +40,31 @@ add_test(NAME http.fuzz_request
           ${_fuzz_bin} ${CMAKE_CURRENT_SOURCE_DIR}/http/fuzz_corpus
   WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 set_tests_properties(http.fuzz_request PROPERTIES TIMEOUT ${_fuzz_timeout} LABELS http)
+
+# The client's reply path: client.c compiled into the target (stubs stand in for the
+# rest of braid), libcurl linked as installed.
+find_package(PkgConfig QUIET)
+pkg_check_modules(BRAID_FUZZ_CURL QUIET libcurl)
+if(NOT BRAID_FUZZ_CURL_FOUND)
+  message(STATUS "http.fuzz_response: no libcurl through pkg-config, no fuzz test")
+  return()
+endif()
+set(_fuzz_resp_srcs ${CMAKE_CURRENT_SOURCE_DIR}/http/fuzz_response.c
+                    ${PROJECT_SOURCE_DIR}/src/http/client.c)
+set(_fuzz_resp_bin ${CMAKE_CURRENT_BINARY_DIR}/http_fuzz_response)
+add_custom_command(OUTPUT ${_fuzz_resp_bin}
+  COMMAND ${BRAID_CLANG} -g -O1 -std=c11 -D_GNU_SOURCE -DBRAID_BUILDING=1
+          -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+          -I${PROJECT_SOURCE_DIR}/include -I${PROJECT_SOURCE_DIR}/src
+          ${BRAID_FUZZ_CURL_CFLAGS} ${_fuzz_resp_srcs} ${BRAID_FUZZ_CURL_LDFLAGS} -pthread
+          -o ${_fuzz_resp_bin}
+  DEPENDS ${_fuzz_resp_srcs} ${PROJECT_SOURCE_DIR}/src/http/client.h
+  COMMENT "Building the client's reply fuzz target with clang")
+add_custom_target(braid_fuzz_response ALL DEPENDS ${_fuzz_resp_bin})
+add_test(NAME http.fuzz_response
+  COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
+          sh -c "mkdir -p fuzz_response_corpus && exec \"$0\" -max_total_time=20 -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 -dict=\"$2\" fuzz_response_corpus \"$1\""
+          ${_fuzz_resp_bin} ${CMAKE_CURRENT_SOURCE_DIR}/http/fuzz_response_corpus
+          ${CMAKE_CURRENT_SOURCE_DIR}/http/fuzz_response.dict
+  WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+set_tests_properties(http.fuzz_response PROPERTIES TIMEOUT ${_fuzz_timeout} LABELS http)

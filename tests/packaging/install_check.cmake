@@ -3,7 +3,7 @@
 #   cmake -DBUILD_DIR=<build tree> -DWORK=<scratch dir> -DSRC=<tests/packaging>
 #         -DCC=<C compiler> -DGENERATOR=<gen> -DMAKE_PROGRAM=<ninja> -DVERSION=<x.y.z>
 #         -DBINDIR=<bin> -DLIBDIR=<lib> -DSHARED=ON|OFF -DWITH_APP=ON|OFF
-#         -DPKG_CONFIG=<pkg-config> -P install_check.cmake
+#         -DPKG_CONFIG=<pkg-config> [-DWITH_BOTH=ON] -P install_check.cmake
 #
 # 1. `cmake --install` into WORK/stage, then the prefix is moved to WORK/moved: nothing
 #    may remember where it was installed (braid.pc, the CMake package and the braid
@@ -14,6 +14,12 @@
 #    rpath_flags variable braid.pc offers), pkg-config --static (-static: a program with
 #    no libbraid.so to find), and a CMake project using find_package(braid) with
 #    braid::braid and braid::braid_static.
+# 4. With WITH_BOTH (the http layer and the MPI executor both built, shared):
+#    tests/packaging/both/both.c links libbraid_http and libbraid_mpi together, through
+#    pkg-config and through find_package, and runs under the installed braid-mpirun with
+#    2 ranks: a future of the MPI executor awaited by the http server shows one copy of
+#    braid's state; ldd shows libbraid.so.0 loaded once. The find_package project builds
+#    a _static variant too (the three archives), which runs the same way.
 # LD_LIBRARY_PATH is cleared, so only the RPATHs can find the library; where ldd exists,
 # it checks which libbraid each program loads (the moved one, or none).
 # Needs no network; a few seconds, most of them the CMake project's configure step.
@@ -155,5 +161,49 @@ if(SHARED)
   expect_loads("find_package braid::braid" ${WORK}/consumer/app_shared ${prefix})
 endif()
 expect_loads("find_package braid::braid_static" ${WORK}/consumer/app_static NONE)
+
+# --- 4. both extension libraries in one program ----------------------------------------
+# expect_both(<name> <program>): run with 2 ranks, rank 0 prints the one line.
+function(expect_both name exe)
+  step("${name}: running it" o COMMAND ${prefix}/${BINDIR}/braid-mpirun -n 2 ${exe})
+  set(want_both "braid ${VERSION} one copy 49 mpi 2")
+  if(NOT o MATCHES "(^|\n)${want_both}\n")
+    message(FATAL_ERROR "packaging.install: ${name} printed '${o}', not '${want_both}'")
+  endif()
+  message(STATUS "${name}: ${want_both}")
+endfunction()
+# expect_one_libbraid(<name> <program>): ldd lists libbraid.so.0 once, from the prefix,
+# beside libbraid_http.so.0 and libbraid_mpi.so.0.
+function(expect_one_libbraid name exe)
+  if(NOT LDD)
+    return()
+  endif()
+  execute_process(COMMAND ${LDD} ${exe} OUTPUT_VARIABLE o ERROR_VARIABLE e)
+  string(REGEX MATCHALL "libbraid[a-z_]*\\.so\\.0 => ${prefix}/" found "${o}")
+  list(SORT found)
+  set(want "libbraid.so.0 => ${prefix}/;libbraid_http.so.0 => ${prefix}/;libbraid_mpi.so.0 => ${prefix}/")
+  if(NOT found STREQUAL want)
+    message(FATAL_ERROR "packaging.install: ${name} should load each of libbraid, libbraid_http, libbraid_mpi once from ${prefix}:\n${o}${e}")
+  endif()
+endfunction()
+if(WITH_BOTH)
+  set(ENV{PKG_CONFIG_PATH} ${libdir}/pkgconfig)
+  step("pkg-config --cflags --libs braid-http braid-mpi" flags
+       COMMAND ${PKG_CONFIG} --cflags --libs braid-http braid-mpi)
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  step("pkg-config both: building" o
+       COMMAND ${CC} ${SRC}/both/both.c ${flags} ${rpath} -o ${WORK}/both_pc)
+  expect_one_libbraid("pkg-config both" ${WORK}/both_pc)
+  expect_both("pkg-config both" ${WORK}/both_pc)
+  step("find_package both: configuring" o
+       COMMAND ${CMAKE_COMMAND} -S ${SRC}/both -B ${WORK}/both ${gen_args}
+               -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=${CC}
+               -DCMAKE_PREFIX_PATH=${prefix} -DAPP=${SRC}/both/both.c)
+  step("find_package both: building" o
+       COMMAND ${CMAKE_COMMAND} --build ${WORK}/both --parallel 2)
+  expect_one_libbraid("find_package both" ${WORK}/both/both_shared)
+  expect_both("find_package both" ${WORK}/both/both_shared)
+  expect_both("find_package both, static" ${WORK}/both/both_static)
+endif()
 
 file(REMOVE_RECURSE ${WORK})

@@ -13,6 +13,8 @@
 
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
              ${CMAKE_CURRENT_LIST_DIR}/install_check.cmake)
+#   (with the http layer and MPI built, shared, it also builds both/both.c, a program
+#   linking libbraid_http and libbraid_mpi together, and runs it with 2 MPI ranks)
 
 if(BRAID_SANITIZE)
   set(_why "a sanitizer tree installs an instrumented libbraid, which programs built without -fsanitize can't load and -static can't link; the plain build tree runs this test")
@@ -32,6 +34,11 @@ else()
   if(BRAID_BUILD_APPS)
     set(_app ON)
   endif()
+  # Step 4 (both extension libraries in one program) needs both built, shared.
+  set(_both OFF)
+  if(BUILD_SHARED_LIBS AND TARGET braid_http AND TARGET braid_mpi)
+    set(_both ON)
+  endif()
   math(EXPR _timeout "180 * ${BRAID_TEST_TIMEOUT_MULTIPLIER}")
   add_test(NAME packaging.install
            COMMAND ${CMAKE_COMMAND}
@@ -47,8 +54,12 @@ else()
                    -DSHARED=${_shared}
                    -DWITH_APP=${_app}
                    -DPKG_CONFIG=${BRAID_PKG_CONFIG}
+                   -DWITH_BOTH=${_both}
                    -P ${CMAKE_CURRENT_LIST_DIR}/install_check.cmake)
   set_tests_properties(packaging.install PROPERTIES TIMEOUT ${_timeout} LABELS packaging)
+  if(_both)
+    set_tests_properties(packaging.install PROPERTIES RESOURCE_LOCK mpi)
+  endif()
 endif()
 
 # packaging.optional_parts: cmake/BraidOptional.cmake on a project of its own
