@@ -438,7 +438,7 @@ typedef struct br__tls {
     const char *park_lo, *park_hi;
 } br__tls;
 
-extern BR__TLS br__tls br__tls_v;
+BR__EXT extern BR__TLS br__tls br__tls_v;
 
 /* The calling thread's br__tls block. Code that may run in a coroutine reads br__tls_v
  * through this, never directly: a compiler may compute a TLS variable's address once
@@ -506,7 +506,7 @@ void br__set_context_stack(const void *lo, const void *hi);
  * that nothing they link lies on the running shared stack, so a site that was missed
  * aborts at once (naming the site) instead of corrupting another coroutine's frames.
  */
-void *br__park_heap(size_t size);
+BR__EXT void *br__park_heap(size_t size);
 /* The cleanup of a BR__PARKED variable: frees heap park memory (the context is the
  * one that made it: a call doesn't change context). */
 static inline void br__park_release(void *pp) {
