@@ -28,6 +28,14 @@
 
 static const br_task_opts shared = {.shared_stack = true};
 
+/* Runs fn as the main task of a new loop (arg: len bytes copied, or NULL) and checks
+ * that it returned normally. */
+static void run_main(br_task_fn fn, const void *arg, size_t len) {
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(fn, arg, len, &code));
+    BR_CHECK_EQ(code, 0);
+}
+
 /* --- W8's sem10: a holder copied out while newer tasks block ------------------------ */
 
 struct sem_run {
@@ -77,9 +85,7 @@ static void sem10_holder_copied_out(void **state) {
     atomic_init(&r.most, 0);
     atomic_init(&r.done, 0);
     struct sem_run *rp = &r;
-    int code = -1;
-    BR_CHECK_OK(br_aio_run(sem_main, &rp, sizeof rp, &code));
-    BR_CHECK_EQ(code, 0);
+    run_main(sem_main, &rp, sizeof rp);
     BR_CHECK_EQ(atomic_load(&r.done), NSEM);
     BR_CHECK_EQ(atomic_load(&r.most), 10); /* the cap held, and was reached */
     BR_CHECK_EQ(br_sem_value(&r.sem), 10);
@@ -125,9 +131,7 @@ static int locals_main(br_task *t) {
 
 static void locals_survive_switches(void **state) {
     (void)state;
-    int code = -1;
-    BR_CHECK_OK(br_aio_run(locals_main, NULL, 0, &code));
-    BR_CHECK_EQ(code, 0);
+    run_main(locals_main, NULL, 0);
 }
 
 /* --- blocking calls woken by a plain thread --------------------------------------------- */
@@ -207,7 +211,8 @@ static void woken_by_a_thread(void **state) {
     BR_CHECK_OK(br_lock_acquire(&w.lock, br_test_hang_guard()));
     br_thread *th;
     BR_CHECK_OK(br_thread_start(&th, woken_loop_main, &wl, NULL));
-    /* every task parked in the queue's get, on the loop's thread */
+    /* every task has counted itself on its way into the queue's get (some may not be
+     * parked yet: the items below reach them either way) */
     BR_CHECK_OK(br_event_wait(&w.ready, br_test_hang_guard()));
     for (int i = NWOKEN - 1; i >= 0; i--) /* in reverse: the condition restores order */
         BR_CHECK_OK(br_queue_put(w.q, (void *)(intptr_t)i, br_test_hang_guard()));
@@ -274,9 +279,7 @@ static int scopes_main(br_task *t) {
 
 static void timeout_scopes(void **state) {
     (void)state;
-    int code = -1;
-    BR_CHECK_OK(br_aio_run(scopes_main, NULL, 0, &code));
-    BR_CHECK_EQ(code, 0);
+    run_main(scopes_main, NULL, 0);
 }
 
 /* --- the loop's default; many alive ----------------------------------------------------- */
@@ -342,9 +345,7 @@ static void loop_default_many_alive(void **state) {
     atomic_init(&a.parked, 0);
     atomic_init(&a.shared_seen, 0);
     struct alive *ap = &a;
-    int code = -1;
-    BR_CHECK_OK(br_aio_run(alive_main, &ap, sizeof ap, &code));
-    BR_CHECK_EQ(code, 0);
+    run_main(alive_main, &ap, sizeof ap);
     BR_CHECK_EQ(atomic_load(&a.shared_seen), NALIVE);
     BR_CHECK_OK(br_event_destroy(&a.go));
 }

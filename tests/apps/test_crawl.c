@@ -928,6 +928,7 @@ static void crawl_on_pty(const char *list, const char *out, const char *extra,
         int64_t dl = br_test_hang_guard();
         while (atomic_load(&g_ts.gate_in) < 2 && br_now() < dl)
             usleep(1000);
+        BR_CHECK(atomic_load(&g_ts.gate_in) >= 2); /* both fetches stalled at the gate */
     }
     atomic_store(&g_ts.gate_open, 1);
     BR_CHECK(pty_read(m, b, cap, &len, NULL));
