@@ -563,8 +563,11 @@ static int start_stalled(br_task *t) {
     blocked *b = *(blocked *const *)br_task_arg(t, NULL);
     br_http_request rq = {.url = url_of(b->x->s, "/stall"), .deadline = br_test_hang_guard()};
     BR_CHECK_OK(br_http_fetch_async(b->x->c, &rq, &b->f));
-    while (tsrv_accepted(b->x->s) == 0) /* the transfer is under way */
+    int64_t guard = br_test_hang_guard();
+    while (tsrv_accepted(b->x->s) == 0) { /* the transfer is under way */
+        BR_CHECK(br_now() < guard);
         BR_CHECK_OK(br_aio_sleep(BR_MSEC));
+    }
     return 0;
 }
 
