@@ -1156,7 +1156,7 @@ static void send_cancel(mpx *m, slot *s) {
 }
 
 /* Rank src's initializer failed: the executor is broken. Queued work and every task in
- * flight (on any rank) fail with BR_EBROKEN now; the tasks in flight stay in the table
+ * flight (on any rank) fail with BR_EBROKEN and the message now; the tasks in flight stay in the table
  * with t NULL until their rank answers them (a healthy rank is asked to cancel them). */
 static void break_executor(mpx *m, int src, const char *why) {
     char msg[WHY_MAX + 96];
@@ -1171,7 +1171,20 @@ static void break_executor(mpx *m, int src, const char *why) {
     unit *drop = m->head;
     m->head = m->tail = NULL;
     pthread_mutex_unlock(&m->mu);
-    abandon_units(drop, BR_EBROKEN);
+    /* the queued tasks fail with the same message as those in flight (claimed first: a
+     * task's failure message can only be set on a running one) */
+    while (drop) {
+        unit *next = drop->next;
+        for (size_t i = 0; i < drop->n; i++) {
+            br_task *t = drop->t[i];
+            if (!br__task_begin(t))
+                continue; /* cancelled meanwhile, or past its deadline: settled */
+            br_task_fail(t, BR_EBROKEN, "%s", msg);
+            br__task_finish(t, BR_EBROKEN);
+        }
+        br__free(drop);
+        drop = next;
+    }
     for (size_t i = 0; i < m->tabcap; i++) {
         slot *s = &m->tab[i];
         if (s->id == 0 || s->t == NULL)
