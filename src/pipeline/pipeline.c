@@ -386,15 +386,24 @@ typedef struct proc_init {
 static br_stage_fn worker_fn;
 static void *worker_arg;
 
-/* A pool worker's initializer: fn and arg from the initarg. */
-static int stage_init(br_task *t) {
+/* A task's argument starts with a fixed head: copies it into head; the bytes after it
+ * (*rest of them), or NULL if the argument is too short. */
+static const unsigned char *task_head(br_task *t, void *head, size_t size, size_t *rest) {
     size_t len;
     const unsigned char *a = br_task_arg(t, &len);
+    if (len < size)
+        return NULL;
+    memcpy(head, a, size);
+    *rest = len - size;
+    return a + size;
+}
+
+/* A pool worker's initializer: fn and arg from the initarg. */
+static int stage_init(br_task *t) {
     proc_init in;
-    if (len < sizeof in)
-        return br_task_fail(t, BR_EINVAL, "pipeline: a malformed stage");
-    memcpy(&in, a, sizeof in);
-    if (in.arg_len != len - sizeof in)
+    size_t rest = 0;
+    const unsigned char *bytes = task_head(t, &in, sizeof in, &rest);
+    if (bytes == NULL || in.arg_len != rest)
         return br_task_fail(t, BR_EINVAL, "pipeline: a malformed stage");
     br_stage_fn fn = in.fn;
     if (in.by_ref) {
@@ -410,7 +419,7 @@ static int stage_init(br_task *t) {
         /* kept for the worker's life: worker_arg holds it */
         if ((arg = br__malloc(in.arg_len)) == NULL)
             return br_task_fail(t, BR_ENOMEM, "pipeline: no memory for the stage's arg");
-        memcpy(arg, a + sizeof in, in.arg_len);
+        memcpy(arg, bytes, in.arg_len);
     }
     worker_fn = fn;
     worker_arg = arg;
@@ -420,12 +429,11 @@ static int stage_init(br_task *t) {
 /* In a pool worker: runs fn on the item, collecting what it emits; the reply is
  * [int32 code][u64 count] + per item [u64 len][bytes]. */
 static int stage_task(br_task *t) {
-    size_t len;
-    const unsigned char *a = br_task_arg(t, &len);
     proc_head h;
-    if (len < sizeof h)
+    size_t len = 0;
+    const unsigned char *bytes = task_head(t, &h, sizeof h, &len);
+    if (bytes == NULL)
         return br_task_fail(t, BR_EINVAL, "pipeline: a malformed item");
-    memcpy(&h, a, sizeof h);
     br_stage st = {.p = NULL, .index = h.index, .worker = h.worker};
     st.buf_cap = 256;
     st.buf = br__malloc(st.buf_cap);
@@ -434,7 +442,7 @@ static int stage_task(br_task *t) {
     st.buf_len = 12; /* the header, written below */
     if (worker_fn == NULL)
         return br_task_fail(t, BR_ESTATE, "pipeline: a worker without its stage");
-    int32_t code = worker_fn(&st, a + sizeof h, len - sizeof h, worker_arg);
+    int32_t code = worker_fn(&st, bytes, len, worker_arg);
     if (st.oom)
         code = BR_ENOMEM;
     memcpy(st.buf, &code, 4);

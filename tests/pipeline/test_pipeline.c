@@ -71,6 +71,15 @@ static void feeder_thread(void *arg) {
         f->put_errors++;
 }
 
+/* After the output was taken to the end: the feeding thread is done, every put went in,
+ * and the pipeline has stopped. */
+static void feed_done(br_thread *t, const feed *f) {
+    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
+    BR_CHECK_OK(br_thread_free(t));
+    BR_CHECK_EQ(f->put_errors, 0);
+    BR_CHECK_OK(br_pipeline_join(f->p, br_test_hang_guard()));
+}
+
 /* Puts 0..n-1 from a thread, closes, and takes the output to the end: every number
  * must come out exactly once. Returns how many came out of order. */
 static uint64_t run_numbers(br_pipeline *p, uint64_t n) {
@@ -97,10 +106,7 @@ static uint64_t run_numbers(br_pipeline *p, uint64_t n) {
         got++;
     }
     BR_CHECK_EQ(got, n);
-    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
-    BR_CHECK_OK(br_thread_free(t));
-    BR_CHECK_EQ(f.put_errors, 0);
-    BR_CHECK_OK(br_pipeline_join(p, br_test_hang_guard()));
+    feed_done(t, &f);
     free(seen);
     return disorder;
 }
@@ -231,10 +237,7 @@ static void process_stage_every_start_method(void **state) {
             got++;
         }
         BR_CHECK_EQ(got, n);
-        BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
-        BR_CHECK_OK(br_thread_free(t));
-        BR_CHECK_EQ(f.put_errors, 0);
-        BR_CHECK_OK(br_pipeline_join(p, br_test_hang_guard()));
+        feed_done(t, &f);
         br_stage_stats s;
         BR_CHECK_OK(br_pipeline_stats(p, 0, &s));
         BR_CHECK_EQ(s.in, n);
