@@ -136,6 +136,65 @@ static const char *parse_numbers(const char *s, int64_t *ns, size_t *count) {
     return NULL;
 }
 
+/* The reply to /is_prime, written directly (no JSON objects to build): what Python's
+ * json.dumps(dict(zip(numbers, results))) prints. Keys in first-seen order, a repeated
+ * number once (its first result: the same number has the same one); `seen` is an
+ * open-addressing table of SEEN_SLOTS entries (index + 1 into ns, 0 empty). */
+enum { SEEN_SLOTS = 2048 }; /* a power of two, over twice BRAID_SERVE_MAX_NUMBERS */
+
+static bool first_seen(const int64_t *ns, size_t k, uint16_t *seen) {
+    size_t h = (size_t)(((uint64_t)ns[k] * 0x9e3779b97f4a7c15ull) >> 53);
+    for (;; h = (h + 1) & (SEEN_SLOTS - 1)) {
+        if (seen[h] == 0) {
+            seen[h] = (uint16_t)(k + 1);
+            return true;
+        }
+        if (ns[seen[h] - 1] == ns[k])
+            return false;
+    }
+}
+
+static int send_primes(br_http_res *res, const int64_t *ns, const unsigned char *prime,
+                       size_t count, uint16_t *seen) {
+    /* per number at most: ", " + "\"" + 20 digits and a sign + "\": " + "false" */
+    size_t cap = 2 + count * 32;
+    char small[512], *out = cap <= sizeof small ? small : malloc(cap);
+    if (out == NULL)
+        return BR_ENOMEM;
+    memset(seen, 0, SEEN_SLOTS * sizeof *seen);
+    size_t len = 0;
+    out[len++] = '{';
+    for (size_t k = 0; k < count; k++) {
+        if (!first_seen(ns, k, seen))
+            continue;
+        if (len > 1) {
+            out[len++] = ',';
+            out[len++] = ' ';
+        }
+        out[len++] = '"';
+        char digits[24];
+        size_t d = 0;
+        uint64_t v = ns[k] < 0 ? 0 - (uint64_t)ns[k] : (uint64_t)ns[k];
+        do
+            digits[d++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        if (ns[k] < 0)
+            out[len++] = '-';
+        while (d > 0)
+            out[len++] = digits[--d];
+        memcpy(out + len, "\": ", 3);
+        len += 3;
+        const char *b = prime[k] ? "true" : "false";
+        memcpy(out + len, b, prime[k] ? 4 : 5);
+        len += prime[k] ? 4 : 5;
+    }
+    out[len++] = '}';
+    int rc = br_http_res_send(res, 200, "application/json", out, len);
+    if (out != small)
+        free(out);
+    return rc;
+}
+
 static int send_json(br_http_res *res, int status, json_t *j) {
     char *text = j != NULL ? json_dumps(j, 0) : NULL;
     json_decref(j);
@@ -174,9 +233,12 @@ static int64_t request_deadline(const braid_serve *s) {
 static int is_prime_route(br_http_req *req, br_http_res *res, void *arg) {
     braid_serve *s = arg;
     const char *param = br_http_req_param(req, "numbers");
-    int64_t *ns = malloc(BRAID_SERVE_MAX_NUMBERS * sizeof *ns);
+    /* the numbers, their results, and first_seen's table, in one block */
+    int64_t *ns = malloc(BRAID_SERVE_MAX_NUMBERS * (sizeof *ns + 1) + SEEN_SLOTS * sizeof(uint16_t));
     if (ns == NULL)
         return BR_ENOMEM;
+    unsigned char *prime = (unsigned char *)(ns + BRAID_SERVE_MAX_NUMBERS);
+    uint16_t *seen = (uint16_t *)(prime + BRAID_SERVE_MAX_NUMBERS);
     size_t count = 0;
     const char *bad = param != NULL ? parse_numbers(param, ns, &count) : "no numbers";
     if (bad != NULL) {
@@ -214,34 +276,26 @@ static int is_prime_route(br_http_req *req, br_http_res *res, void *arg) {
         if (rc == 0) /* done: its own failure, if any */
             rc = br_future_result(fs[awaited], BR_NOWAIT, NULL, NULL);
     }
-    json_t *out = NULL;
-    if (rc == 0) {
-        out = json_object();
-        for (size_t c = 0; c < submitted && out != NULL; c++) {
-            const void *data = NULL;
-            size_t len = 0;
-            if (br_future_result(fs[c], BR_NOWAIT, &data, &len) != 0)
-                continue;
-            const unsigned char *bits = data;
-            for (size_t k = 0; k < len; k++) {
-                char key[24];
-                snprintf(key, sizeof key, "%lld", (long long)ns[c * chunk + k]);
-                if (json_object_get(out, key) == NULL)
-                    json_object_set_new(out, key, json_boolean(bits[k]));
-            }
-        }
+    for (size_t c = 0; rc == 0 && c < submitted; c++) {
+        const void *data = NULL;
+        size_t len = 0, from = c * chunk;
+        rc = br_future_result(fs[c], BR_NOWAIT, &data, &len);
+        if (rc == 0 && len != (count - from < chunk ? count - from : chunk))
+            rc = BR_EPROTO; /* a chunk answers each of its numbers */
+        if (rc == 0)
+            memcpy(prime + from, data, len);
     }
     for (size_t c = 0; c < submitted; c++) {
         if (!br_future_done(fs[c]))
             br_future_request_cancel(fs[c]);
         br_future_release(fs[c]);
     }
+    if (rc == 0)
+        rc = send_primes(res, ns, prime, count, seen);
+    else if (rc != BR_ECONNRESET) /* the client left: nobody to answer */
+        rc = fail_request(res, rc, "is_prime");
     free(ns);
-    if (rc == BR_ECONNRESET)
-        return rc; /* the client left: nobody to answer */
-    if (rc != 0)
-        return fail_request(res, rc, "is_prime");
-    return send_json(res, 200, out);
+    return rc;
 }
 
 /* --- the backend reads on the thread pool --- */

@@ -27,15 +27,20 @@
  *                        pipeline starts (br_pipeline_new returns once they run). A
  *                        coroutine's waits (the queue, br_stage_emit, its fn's I/O)
  *                        suspend only that coroutine.
- *   BR_STAGE_PROCESSES   a process pool of N workers (fork: braid/processpool.h), fed
- *                        by N threads of this process (each with up to 4 items in
- *                        flight); each item goes to a worker as
- *                        bytes and what fn emits there comes back as bytes, in one
- *                        reply per item (so emits in a process are buffered per item,
- *                        not backpressured one by one). fn and arg are used in the
- *                        child as they were in this process when the pipeline was made
- *                        (a forked copy): fn any function of the program, arg pointing
- *                        to memory that existed then (or NULL).
+ *   BR_STAGE_PROCESSES   a process pool of N workers (braid/processpool.h) started by
+ *                        br_stage_opts.start_method, fed by N threads of this process
+ *                        (each with up to 4 items in flight); each item goes to a
+ *                        worker as bytes and what fn emits there comes back as bytes,
+ *                        in one reply per item (so emits in a process are buffered per
+ *                        item, not backpressured one by one). Under fork, fn and arg
+ *                        are used in the child as they were in this process when the
+ *                        pipeline was made (a forked copy): fn any function of the
+ *                        program, arg pointing to memory that existed then (or NULL).
+ *                        Under spawn and forkserver (which need br_process_main at the
+ *                        top of main, as the process pool does), fn crosses as a
+ *                        reference (its module and offset, or its br_register_fn
+ *                        name) and arg only as bytes (arg_len > 0): a pointer arg
+ *                        means nothing there and is BR_EINVAL.
  *
  * Ownership: the pipeline copies every item put and emitted; what br_pipeline_get
  * returns is the caller's (free()). Stage names are copied.
@@ -45,6 +50,7 @@
 
 #include "braid/aio.h"
 #include "braid/core.h"
+#include "braid/process.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -78,6 +84,13 @@ typedef struct br_stage_opts {
     size_t capacity;       /* the bound of the queue feeding this stage (0: 2 * workers,
                             * at least 8) */
     br_loop *loop;         /* BR_STAGE_COROUTINES: the loop to run on (NULL: its own) */
+    /* BR_STAGE_PROCESSES: how its workers start (BR_START_DEFAULT, zero:
+     * br_get_start_method(), fork unless changed). */
+    br_start_method start_method;
+    /* 0: arg is passed to fn as it is. > 0: arg[0..arg_len) are bytes, copied at
+     * br_pipeline_new; fn gets a pointer to a copy (in a process worker, a copy in
+     * that process, under every start method). */
+    size_t arg_len;
 } br_stage_opts;
 
 typedef struct br_pipeline_opts {
@@ -90,8 +103,11 @@ typedef struct br_pipeline_opts {
 
 /* Makes the pipeline of stages[0..n) and starts every worker. 0 (*out is yours:
  * br_pipeline_free), BR_EINVAL (out or stages NULL, n 0 or over 1024, a stage without
- * fn, workers < 0 or over 4096, an unknown model), BR_EAGAIN (a thread or process
- * couldn't start), BR_ENOMEM. On error nothing runs (what had started is stopped). */
+ * fn, workers < 0 or over 4096, an unknown model or start method, arg NULL with
+ * arg_len > 0; a process stage under spawn or forkserver with a pointer arg (arg_len 0)
+ * or an fn that can't cross), BR_ESTATE (spawn or forkserver without br_process_main),
+ * BR_EAGAIN (a thread or process couldn't start), BR_ENOMEM. On error nothing runs
+ * (what had started is stopped). */
 BR_API int br_pipeline_new(br_pipeline **out, const br_stage_opts *stages, size_t n,
                            const br_pipeline_opts *opts);
 

@@ -36,7 +36,9 @@
  *    to a second (a lingering close, so that the client reads the answer instead of
  *    a reset).
  *
- *  - br_http_await waits on a private future `done` that f's done-callback cancels
+ *  - br_http_await first waits for f alone, for at most WATCH_AFTER_NS (1 ms): most
+ *    pool work is done by then, and a client that left is seen that much later. Then
+ *    it waits on a private future `done` that f's done-callback cancels
  *    (a cancel is a signal that may come any number of times from any thread); a
  *    watcher coroutine meanwhile waits for the client's socket to turn readable: EOF
  *    or a reset means the client left (f is cancelled, `done` too); data is a
@@ -507,6 +509,9 @@ const void *br_http_req_body(const br_http_req *req, size_t *len) {
 
 /* --- awaiting pool work ----------------------------------------------------------- */
 
+/* br_http_await watches the client's socket only for waits longer than this. */
+#define WATCH_AFTER_NS (1000 * 1000)
+
 struct watch {
     struct conn *c;
     br_future *f, *done;
@@ -582,8 +587,18 @@ int br_http_await(br_http_req *req, br_future *f, int64_t deadline) {
         return 0;
     if (req->c->gone)
         goto gone;
+    /* Most pool work is done long before a client could be seen leaving: wait for f
+     * alone first, and watch the socket only once that takes longer (WATCH_AFTER_NS). */
+    int64_t first = br_deadline_min(deadline, br_deadline_after(WATCH_AFTER_NS));
+    int rc = br_future_wait(f, first);
+    if (rc == 0 || br_future_done(f))
+        return 0;
+    if (rc != BR_ETIMEDOUT || first == deadline) {
+        (void)br_future_request_cancel(f);
+        return rc; /* BR_ETIMEDOUT, BR_ECANCELED */
+    }
     br_future *done;
-    int rc = br_future_new(&done);
+    rc = br_future_new(&done);
     if (rc != 0)
         return rc;
     br_future_retain(done);

@@ -66,8 +66,11 @@
  * (no CPU: no result can arrive); with work in flight it probes and yields for SPIN_NS
  * after the last activity, then waits on `cv` for a time that doubles from 1 us to
  * POLL_MAX_NS (a submit wakes it at once). A worker rank has no such local event for "a
- * task came", so it probes with the same back-off; docs/mpi.md gives the idle CPU this
- * costs. Busy (a worker whose runners all have a task and more wait; rank 0 when every
+ * task came", so it probes with the same back-off, and once it has had nothing at all
+ * (no live message, no result unsent) for IDLE_AFTER_NS the back-off goes on doubling
+ * up to a tenth of the time it has been idle (IDLE_SHARE), at most IDLE_POLL_MAX_NS:
+ * only the first message after a pause waits for it, by at most a tenth of the pause. docs/mpi.md gives the
+ * idle CPU this costs. Busy (a worker whose runners all have a task and more wait; rank 0 when every
  * rank holds more tasks than it has slots), with tasks of BUSY_TASK_NS or longer (the
  * worker smooths their running time, rank 0 the gap between results): nothing that can
  * arrive soon is needed to keep a slot working, so neither spins, and the back-off runs from BUSY_POLL_FIRST_NS to
@@ -116,6 +119,9 @@ enum {
 #define BUSY_POLL_FIRST_NS (100 * 1000) /* the back-off when busy (next_backoff) */
 #define BUSY_POLL_MAX_NS (2000 * 1000)
 #define BUSY_TASK_NS (1000 * 1000) /* busy only with tasks of this long or longer */
+#define IDLE_AFTER_NS (50 * 1000 * 1000)    /* a worker idle this long backs off further: */
+#define IDLE_SHARE 10                       /* to a tenth of its idle time so far... */
+#define IDLE_POLL_MAX_NS (10 * 1000 * 1000) /* ...and at most this */
 #define OUT_HOLD_NS (200 * 1000) /* ...or its queue is empty, or the oldest waited this */
 
 /* --- process-wide state ------------------------------------------------------------ */
@@ -276,10 +282,13 @@ static bool spin_over(int64_t *since) {
 
 /* The back-off's next wait: doubling from 1 us to POLL_MAX_NS, or when busy (every
  * task slot has a task and more wait behind them) from BUSY_POLL_FIRST_NS to
- * BUSY_POLL_MAX_NS. */
-static int64_t next_backoff(int64_t backoff, bool busy) {
+ * BUSY_POLL_MAX_NS; a worker idle for idle_ns (0: not idle) of IDLE_AFTER_NS or more
+ * goes on doubling to idle_ns / IDLE_SHARE, at most IDLE_POLL_MAX_NS. */
+static int64_t next_backoff(int64_t backoff, bool busy, int64_t idle_ns) {
     int64_t first = busy ? BUSY_POLL_FIRST_NS : 1000;
     int64_t max = busy ? BUSY_POLL_MAX_NS : POLL_MAX_NS;
+    if (!busy && idle_ns >= IDLE_AFTER_NS)
+        max = idle_ns / IDLE_SHARE < IDLE_POLL_MAX_NS ? idle_ns / IDLE_SHARE : IDLE_POLL_MAX_NS;
     backoff = backoff ? backoff * 2 : first;
     return backoff > max ? max : backoff < first ? first : backoff;
 }
@@ -721,7 +730,7 @@ static void worker_loop(void) {
     cv_init_mono(&W.comm_cv);
     pthread_cond_init(&W.cv, NULL);
     sends s = {0};
-    int64_t backoff = 0, quiet_since = 0;
+    int64_t backoff = 0, quiet_since = 0, idle_since = 0;
     for (;;) {
         bool work = false, stop = false;
         for (;;) {
@@ -767,21 +776,31 @@ static void worker_loop(void) {
             work = true;
         w_reap_msgs();
         if (work) {
-            quiet_since = 0;
+            quiet_since = idle_since = 0;
             backoff = 0;
             continue;
         }
         /* busy: every runner has a task and more wait here, and tasks take a while, so
          * nothing that can come is urgent (a CANCEL may wait BUSY_POLL_MAX_NS); don't
-         * spin, back off long. Short tasks drain the queue before then: not busy. */
+         * spin, back off long. Short tasks drain the queue before then: not busy.
+         * idle: no message live (nothing queued or running), no result unsent or
+         * being sent; once that has lasted IDLE_AFTER_NS (longer than any gap
+         * between a busy map's chunks, even on a loaded machine), the back-off grows
+         * on, to a tenth of the idle time (at most IDLE_POLL_MAX_NS): only the first
+         * message after a pause waits for it, and by at most a tenth of the pause. */
         pthread_mutex_lock(&W.mu);
         bool busy = W.head != NULL && W.task_ns >= BUSY_TASK_NS;
+        bool idle = W.msgs == NULL && W.out_head == NULL && s.n == 0;
         pthread_mutex_unlock(&W.mu);
+        if (!idle)
+            idle_since = 0;
+        else if (idle_since == 0)
+            idle_since = br_now();
         if (!busy && !spin_over(&quiet_since)) {
             sched_yield();
             continue;
         }
-        backoff = next_backoff(backoff, busy);
+        backoff = next_backoff(backoff, busy, idle_since != 0 ? br_now() - idle_since : 0);
         pthread_mutex_lock(&W.mu);
         W.comm_waiting = true;
         if (W.out_head == NULL || (W.head != NULL && W.nout < OUT_BATCH))
@@ -1137,7 +1156,7 @@ static void send_cancel(mpx *m, slot *s) {
 }
 
 /* Rank src's initializer failed: the executor is broken. Queued work and every task in
- * flight (on any rank) fail with BR_EBROKEN now; the tasks in flight stay in the table
+ * flight (on any rank) fail with BR_EBROKEN and the message now; the tasks in flight stay in the table
  * with t NULL until their rank answers them (a healthy rank is asked to cancel them). */
 static void break_executor(mpx *m, int src, const char *why) {
     char msg[WHY_MAX + 96];
@@ -1152,7 +1171,20 @@ static void break_executor(mpx *m, int src, const char *why) {
     unit *drop = m->head;
     m->head = m->tail = NULL;
     pthread_mutex_unlock(&m->mu);
-    abandon_units(drop, BR_EBROKEN);
+    /* the queued tasks fail with the same message as those in flight (claimed first: a
+     * task's failure message can only be set on a running one) */
+    while (drop) {
+        unit *next = drop->next;
+        for (size_t i = 0; i < drop->n; i++) {
+            br_task *t = drop->t[i];
+            if (!br__task_begin(t))
+                continue; /* cancelled meanwhile, or past its deadline: settled */
+            br_task_fail(t, BR_EBROKEN, "%s", msg);
+            br__task_finish(t, BR_EBROKEN);
+        }
+        br__free(drop);
+        drop = next;
+    }
     for (size_t i = 0; i < m->tabcap; i++) {
         slot *s = &m->tab[i];
         if (s->id == 0 || s->t == NULL)
@@ -1319,7 +1351,7 @@ static void *progress_main(void *arg) {
             sched_yield();
             continue;
         }
-        backoff = next_backoff(backoff, busy);
+        backoff = next_backoff(backoff, busy, 0);
         m->sleeping = true;
         cv_wait_ns(&m->cv, &m->mu, backoff);
         m->sleeping = false;

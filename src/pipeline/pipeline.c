@@ -24,12 +24,19 @@
  * took an item just before sees `cancelled` and drops it (counted). Process pools are
  * terminated (their workers killed); the items they held count as dropped.
  *
- * Processes. A process stage is a process pool of N workers started with fork, and N
- * threads here ("feeders"), each taking one item at a time: submit it to the pool, wait
- * for the reply, emit what it carries to the next stage (with backpressure), count. In
- * the worker, stage_task calls fn with a br_stage in collecting mode: emits append to a
+ * Processes. A process stage is a process pool of N workers, started by the stage's
+ * start method (fork, spawn or forkserver: br_stage_opts.start_method), and N threads
+ * here ("feeders"), each taking one item at a time: submit it to the pool, wait for the
+ * reply, emit what it carries to the next stage (with backpressure), count. In the
+ * worker, stage_task calls fn with a br_stage in collecting mode: emits append to a
  * buffer, returned as the task's result: [int32 fn's code][u64 count] then per item
- * [u64 len][bytes]. fn and arg travel as pointer values, valid in a forked copy.
+ * [u64 len][bytes]. fn and arg reach the worker once, through the pool's initializer
+ * (stage_init, before its first item), which keeps them in the worker's globals (a
+ * worker process serves one stage): under fork as the pointer values, valid in the
+ * forked copy; under spawn and forkserver fn as a function reference (its module and
+ * offset, or its br_register_fn name: process/start.h), resolved there, and arg only as
+ * bytes (arg_len > 0), copied; a pointer arg can't cross, br_pipeline_new refuses it.
+ * An item's task carries the stage's index and the feeder's number before its bytes.
  *
  * Coroutines. On the stage's own loop: one thread makes the loop, creates the N worker
  * tasks, runs the loop until each is done, and frees it. On a given loop: the tasks are
@@ -41,6 +48,7 @@
  * Threads are reaped (br_thread_join) by join, after `done`.
  */
 #include "core/lib.h"
+#include "process/start.h"
 
 #include <braid/executor.h>
 #include <braid/pipeline.h>
@@ -78,6 +86,7 @@ struct stage {
     size_t index;
     br_stage_opts o;
     char *name;
+    void *arg_copy;          /* arg_len > 0: the stage's copy of arg (o.arg points to it) */
     br_queue *in;
     _Atomic int live;        /* workers still running */
     _Atomic int next_worker; /* hands out worker numbers */
@@ -359,28 +368,81 @@ static void coro_spawn_cb(void *arg) {
 /* --- processes ------------------------------------------------------------------------------- */
 
 typedef struct proc_head {
-    br_stage_fn fn;
-    void *arg;
     size_t index;
     int worker;
 } proc_head;
 
+/* What stage_init hands a worker: fn and arg as pointers (fork) or as a reference and
+ * bytes (the arg_len bytes follow the struct). */
+typedef struct proc_init {
+    br_stage_fn fn;       /* by_ref false */
+    void *arg;            /* by_ref false and arg_len 0 */
+    uint64_t arg_len;
+    uint32_t by_ref;
+    br__fnref ref;        /* by_ref true */
+} proc_init;
+
+/* In a worker process: the stage's fn and arg, set by stage_init. */
+static br_stage_fn worker_fn;
+static void *worker_arg;
+
+/* A task's argument starts with a fixed head: copies it into head; the bytes after it
+ * (*rest of them), or NULL if the argument is too short. */
+static const unsigned char *task_head(br_task *t, void *head, size_t size, size_t *rest) {
+    size_t len;
+    const unsigned char *a = br_task_arg(t, &len);
+    if (len < size)
+        return NULL;
+    memcpy(head, a, size);
+    *rest = len - size;
+    return a + size;
+}
+
+/* A pool worker's initializer: fn and arg from the initarg. */
+static int stage_init(br_task *t) {
+    proc_init in;
+    size_t rest = 0;
+    const unsigned char *bytes = task_head(t, &in, sizeof in, &rest);
+    if (bytes == NULL || in.arg_len != rest)
+        return br_task_fail(t, BR_EINVAL, "pipeline: a malformed stage");
+    br_stage_fn fn = in.fn;
+    if (in.by_ref) {
+        char why[160];
+        br__fnptr f = NULL;
+        int rc = br__fnref_resolve(&in.ref, &f, why, sizeof why);
+        if (rc != 0)
+            return br_task_fail(t, rc, "pipeline: the stage's function: %s", why);
+        fn = (br_stage_fn)f;
+    }
+    void *arg = in.arg;
+    if (in.arg_len > 0) {
+        /* kept for the worker's life: worker_arg holds it */
+        if ((arg = br__malloc(in.arg_len)) == NULL)
+            return br_task_fail(t, BR_ENOMEM, "pipeline: no memory for the stage's arg");
+        memcpy(arg, bytes, in.arg_len);
+    }
+    worker_fn = fn;
+    worker_arg = arg;
+    return 0;
+}
+
 /* In a pool worker: runs fn on the item, collecting what it emits; the reply is
  * [int32 code][u64 count] + per item [u64 len][bytes]. */
 static int stage_task(br_task *t) {
-    size_t len;
-    const unsigned char *a = br_task_arg(t, &len);
     proc_head h;
-    if (len < sizeof h)
+    size_t len = 0;
+    const unsigned char *bytes = task_head(t, &h, sizeof h, &len);
+    if (bytes == NULL)
         return br_task_fail(t, BR_EINVAL, "pipeline: a malformed item");
-    memcpy(&h, a, sizeof h);
     br_stage st = {.p = NULL, .index = h.index, .worker = h.worker};
     st.buf_cap = 256;
     st.buf = br__malloc(st.buf_cap);
     if (st.buf == NULL)
         return br_task_fail(t, BR_ENOMEM, "pipeline: no memory for the reply");
     st.buf_len = 12; /* the header, written below */
-    int32_t code = h.fn(&st, a + sizeof h, len - sizeof h, h.arg);
+    if (worker_fn == NULL)
+        return br_task_fail(t, BR_ESTATE, "pipeline: a worker without its stage");
+    int32_t code = worker_fn(&st, bytes, len, worker_arg);
     if (st.oom)
         code = BR_ENOMEM;
     memcpy(st.buf, &code, 4);
@@ -458,8 +520,7 @@ static void feed_reply(stage *s, br_future *f) {
 static void feeder(void *arg) {
     stage *s = arg;
     current_pipeline = s->p;
-    proc_head h = {.fn = s->o.fn, .arg = s->o.arg, .index = s->index,
-                   .worker = atomic_fetch_add(&s->next_worker, 1)};
+    proc_head h = {.index = s->index, .worker = atomic_fetch_add(&s->next_worker, 1)};
     feed_slot slots[FEED_AHEAD] = {{0}};
     int head = 0, count = 0;
     bool input_done = false;
@@ -494,6 +555,34 @@ static void feeder(void *arg) {
     for (int i = 0; i < FEED_AHEAD; i++)
         br__free(slots[i].msg);
     worker_exit(s);
+}
+
+/* The stage's process pool, its workers given fn and arg by stage_init. */
+static int start_pool(stage *s) {
+    br_start_method m = s->o.start_method ? s->o.start_method : br_get_start_method();
+    size_t len = sizeof(proc_init) + s->o.arg_len;
+    proc_init *in = br__calloc(1, len);
+    if (in == NULL)
+        return BR_ENOMEM;
+    in->arg_len = s->o.arg_len;
+    if (s->o.arg_len > 0)
+        memcpy(in + 1, s->o.arg, s->o.arg_len);
+    int rc = 0;
+    if (m == BR_START_FORK) {
+        in->fn = s->o.fn;
+        in->arg = s->o.arg_len > 0 ? NULL : s->o.arg;
+    } else {
+        in->by_ref = 1;
+        rc = br__fnref_make(&in->ref, (br__fnptr)s->o.fn, NULL, 0);
+    }
+    if (rc == 0) {
+        br_processpool_opts po = {.max_workers = s->o.workers, .start_method = m,
+                                  .prefetch = 1, .initializer = stage_init,
+                                  .initarg = in, .initarg_len = len};
+        rc = br_processpool_new(&s->pool, &po);
+    }
+    br__free(in);
+    return rc;
 }
 
 /* --- the pipeline ------------------------------------------------------------------------------ */
@@ -570,6 +659,7 @@ static void destroy(br_pipeline *p) {
         br__free(s->threads);
         br__free(s->slots);
         br__free(s->name);
+        br__free(s->arg_copy);
         if (s->p != NULL)
             br_event_destroy(&s->ready);
     }
@@ -580,13 +670,22 @@ static void destroy(br_pipeline *p) {
     br__free(p);
 }
 
+/* A process stage of this start method is forked from this process (its pointers hold). */
+static bool forks(br_start_method m) {
+    return (m ? m : br_get_start_method()) == BR_START_FORK;
+}
+
 int br_pipeline_new(br_pipeline **out, const br_stage_opts *stages, size_t n,
                     const br_pipeline_opts *opts) {
     if (out == NULL || stages == NULL || n == 0 || n > 1024)
         return BR_EINVAL;
     for (size_t i = 0; i < n; i++)
         if (stages[i].fn == NULL || stages[i].workers < 0 || stages[i].workers > 4096 ||
-            (unsigned)stages[i].model > BR_STAGE_PROCESSES)
+            (unsigned)stages[i].model > BR_STAGE_PROCESSES ||
+            (unsigned)stages[i].start_method > BR_START_FORKSERVER ||
+            (stages[i].arg_len > 0 && stages[i].arg == NULL) ||
+            (stages[i].model == BR_STAGE_PROCESSES && stages[i].arg != NULL &&
+             stages[i].arg_len == 0 && !forks(stages[i].start_method)))
             return BR_EINVAL;
     br_pipeline *p = br__calloc(1, sizeof *p);
     if (p == NULL)
@@ -629,15 +728,19 @@ int br_pipeline_new(br_pipeline **out, const br_stage_opts *stages, size_t n,
                             .dispose_ctx = p};
         rc = br_queue_new(&p->out, &qo);
     }
-    /* Process pools first, before this pipeline starts threads of its own. */
     for (size_t i = 0; i < n && rc == 0; i++) {
         stage *s = &p->stages[i];
-        if (s->o.model != BR_STAGE_PROCESSES)
+        if (s->o.arg_len == 0)
             continue;
-        br_processpool_opts po = {.max_workers = s->o.workers, .start_method = BR_START_FORK,
-                                  .prefetch = 1};
-        rc = br_processpool_new(&s->pool, &po);
+        if ((s->arg_copy = br__malloc(s->o.arg_len)) == NULL)
+            rc = BR_ENOMEM;
+        else
+            s->o.arg = memcpy(s->arg_copy, s->o.arg, s->o.arg_len);
     }
+    /* Process pools first, before this pipeline starts threads of its own. */
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (p->stages[i].o.model == BR_STAGE_PROCESSES)
+            rc = start_pool(&p->stages[i]);
     if (rc != 0) { /* nothing runs yet */
         atomic_store(&p->exiting, 0);
         reap(p);

@@ -71,6 +71,15 @@ static void feeder_thread(void *arg) {
         f->put_errors++;
 }
 
+/* After the output was taken to the end: the feeding thread is done, every put went in,
+ * and the pipeline has stopped. */
+static void feed_done(br_thread *t, const feed *f) {
+    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
+    BR_CHECK_OK(br_thread_free(t));
+    BR_CHECK_EQ(f->put_errors, 0);
+    BR_CHECK_OK(br_pipeline_join(f->p, br_test_hang_guard()));
+}
+
 /* Puts 0..n-1 from a thread, closes, and takes the output to the end: every number
  * must come out exactly once. Returns how many came out of order. */
 static uint64_t run_numbers(br_pipeline *p, uint64_t n) {
@@ -97,10 +106,7 @@ static uint64_t run_numbers(br_pipeline *p, uint64_t n) {
         got++;
     }
     BR_CHECK_EQ(got, n);
-    BR_CHECK_OK(br_thread_join(t, br_test_hang_guard()));
-    BR_CHECK_OK(br_thread_free(t));
-    BR_CHECK_EQ(f.put_errors, 0);
-    BR_CHECK_OK(br_pipeline_join(p, br_test_hang_guard()));
+    feed_done(t, &f);
     free(seen);
     return disorder;
 }
@@ -185,6 +191,67 @@ static void every_model_with_processes(void **state) {
     models_pair(BR_STAGE_THREADS, BR_STAGE_PROCESSES, n);
     models_pair(BR_STAGE_PROCESSES, BR_STAGE_COROUTINES, n);
     models_pair(BR_STAGE_COROUTINES, BR_STAGE_PROCESSES, n);
+    br_test_wait_no_children();
+}
+
+/* In a process worker: emits "<n + offset>:<pid>", the offset from the stage's arg bytes. */
+static int add_offset(br_stage *st, const void *item, size_t len, void *arg) {
+    uint64_t off;
+    memcpy(&off, arg, sizeof off);
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "%llu:%d", (unsigned long long)(parse_n(item, len) + off),
+                     (int)br_getpid());
+    return br_stage_emit(st, buf, (size_t)n);
+}
+
+/* A process stage under each start method: fn found in the worker (a pointer under
+ * fork, a reference under spawn and forkserver), arg as bytes, every item once, each
+ * run in a worker process; a pointer arg can't cross into a spawned worker. */
+static void process_stage_every_start_method(void **state) {
+    (void)state;
+    uint64_t n = (uint64_t)br_test_scaled(300, 60), off = 1000000;
+    const br_start_method methods[] = {BR_START_FORK, BR_START_SPAWN, BR_START_FORKSERVER};
+    for (size_t m = 0; m < 3; m++) {
+        br_stage_opts st[1] = {{.fn = add_offset, .arg = &off, .arg_len = sizeof off,
+                                .model = BR_STAGE_PROCESSES, .workers = 2,
+                                .start_method = methods[m]}};
+        br_pipeline *p;
+        BR_CHECK_OK(br_pipeline_new(&p, st, 1, &(br_pipeline_opts){.output_capacity = 8}));
+        off = 0; /* the stage has its own copy */
+        feed f = {p, n, 0};
+        br_thread *t;
+        BR_CHECK_OK(br_thread_start(&t, feeder_thread, &f, NULL));
+        unsigned char *seen = calloc(n, 1);
+        uint64_t got = 0;
+        void *item;
+        size_t len;
+        while (br_pipeline_get(p, &item, &len, br_test_hang_guard()) == 0) {
+            unsigned long long v = 0;
+            int pid = 0;
+            BR_CHECK_EQ(sscanf(item, "%llu:%d", &v, &pid), 2);
+            free(item);
+            BR_CHECK(v >= 1000000 && v - 1000000 < n);
+            BR_CHECK_EQ(seen[v - 1000000], 0);
+            seen[v - 1000000] = 1;
+            BR_CHECK(pid > 0 && pid != br_getpid());
+            got++;
+        }
+        BR_CHECK_EQ(got, n);
+        feed_done(t, &f);
+        br_stage_stats s;
+        BR_CHECK_OK(br_pipeline_stats(p, 0, &s));
+        BR_CHECK_EQ(s.in, n);
+        BR_CHECK_EQ(s.out, n);
+        BR_CHECK_EQ(s.errors, 0);
+        BR_CHECK_OK(br_pipeline_free(p));
+        free(seen);
+        off = 1000000;
+        if (methods[m] != BR_START_FORK) {
+            /* a pointer arg means nothing in a spawned worker */
+            st[0].arg_len = 0;
+            BR_CHECK_ERR(br_pipeline_new(&p, st, 1, NULL), BR_EINVAL);
+        }
+    }
     br_test_wait_no_children();
 }
 
@@ -534,9 +601,9 @@ static int die_on_13(br_stage *st, const void *item, size_t len, void *arg) {
     return br_stage_emit(st, item, len);
 }
 
-static void process_worker_death_is_an_error(void **state) {
-    (void)state;
-    br_stage_opts st[1] = {{.fn = die_on_13, .model = BR_STAGE_PROCESSES, .workers = 2}};
+static void worker_death_is_an_error(br_start_method method) {
+    br_stage_opts st[1] = {
+        {.fn = die_on_13, .model = BR_STAGE_PROCESSES, .workers = 2, .start_method = method}};
     br_pipeline *p;
     BR_CHECK_OK(br_pipeline_new(&p, st, 1, &(br_pipeline_opts){.output_capacity = 4}));
     feed f = {p, 40, 0};
@@ -562,6 +629,12 @@ static void process_worker_death_is_an_error(void **state) {
     br_test_wait_no_children();
 }
 
+static void process_worker_death_is_an_error(void **state) {
+    (void)state;
+    worker_death_is_an_error(BR_START_FORK);
+    worker_death_is_an_error(BR_START_FORKSERVER);
+}
+
 static void bad_arguments(void **state) {
     (void)state;
     br_pipeline *p;
@@ -573,6 +646,13 @@ static void bad_arguments(void **state) {
     BR_CHECK_ERR(br_pipeline_new(&p, &(br_stage_opts){.fn = pass_on, .workers = -1}, 1, NULL),
                  BR_EINVAL);
     BR_CHECK_ERR(br_pipeline_new(&p, &(br_stage_opts){.fn = pass_on, .model = 7}, 1, NULL),
+                 BR_EINVAL);
+    BR_CHECK_ERR(br_pipeline_new(&p,
+                                 &(br_stage_opts){.fn = pass_on, .model = BR_STAGE_PROCESSES,
+                                                  .start_method = 9},
+                                 1, NULL),
+                 BR_EINVAL);
+    BR_CHECK_ERR(br_pipeline_new(&p, &(br_stage_opts){.fn = pass_on, .arg_len = 4}, 1, NULL),
                  BR_EINVAL);
     BR_CHECK_ERR(br_pipeline_put(NULL, "x", 1, BR_NOWAIT), BR_EINVAL);
     BR_CHECK_ERR(br_pipeline_close(NULL), BR_EINVAL);
@@ -633,6 +713,7 @@ BR_TEST_MAIN(cmocka_unit_test(crawler_shape_3_fetch_2_parse),
              cmocka_unit_test(hundred_k_items_no_loss),
              cmocka_unit_test(every_model_threads_coroutines),
              cmocka_unit_test(every_model_with_processes),
+             cmocka_unit_test(process_stage_every_start_method),
              cmocka_unit_test(coroutines_on_a_given_loop),
              cmocka_unit_test(backpressure_bounds_everything),
              cmocka_unit_test(close_drains_everything), cmocka_unit_test(cancel_threads),
