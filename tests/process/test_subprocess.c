@@ -556,6 +556,10 @@ static int ac_gatekeeper(br_task *t) {
             return br_task_fail(t, BR_ETIMEDOUT, "the communicating tasks never entered");
         br_aio_yield();
     }
+    /* Both tasks are inside communicate (a coroutine runs until it suspends) and
+     * neither child can be through its gate: both calls are in flight. */
+    if (ac.returned[0] || ac.returned[1])
+        return br_task_fail(t, BR_ESTATE, "a communicate returned before the gates opened");
     for (int k = 0; k < 2; k++) {
         int fd;
         /* the child opens its gate for reading when it gets there */
@@ -565,11 +569,12 @@ static int ac_gatekeeper(br_task *t) {
             ac.turns_between++;
             br_aio_yield();
         }
-        if (ac.returned[0] || ac.returned[1]) {
+        if (ac.returned[k]) {
             close(fd);
             return br_task_fail(t, BR_ESTATE, "a communicate returned before its gate opened");
         }
-        close(fd); /* the child's cat reads EOF: through the gate */
+        close(fd); /* the child's cat reads EOF: through the gate (child 0 may finish
+                    * while we wait for child 1 to reach its own) */
     }
     return 0;
 }
