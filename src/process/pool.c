@@ -113,8 +113,8 @@ enum {
     FN_MAX = 256,              /* distinct task functions per pool under spawn */
     MAX_PREFETCH = 512
 };
-#define POLL_NS (1000 * 1000)
-#define PREFETCH_BUDGET_NS (250 * 1000) /* work handed ahead per worker (prefetch_now) */  /* cancel-request polling while tasks are in flight */
+#define POLL_NS (1000 * 1000)  /* cancel-request polling while tasks are in flight */
+#define PREFETCH_BUDGET_NS (250 * 1000) /* work handed ahead per worker (prefetch_now) */
 /* How long a side looks before it sleeps: SPIN_NS, read from the clock once every 64
  * looks (reading it costs more than a look on some virtual machines). */
 #define SPIN_NS (50 * 1000)
