@@ -91,8 +91,10 @@ typedef struct br_processpool_opts {
      * BR_START_DEFAULT (zero): br_get_start_method(). spawn and forkserver need
      * br_process_main at the top of main (else BR_ESTATE). */
     br_start_method start_method;
-    /* Tasks handed to each worker ahead of the one it runs: 0 means 32. 1 keeps every
-     * queued task cancellable with br_future_cancel but pays a round trip per task. */
+    /* Tasks handed to each worker ahead of the one it runs. 0: adapts to the tasks'
+     * length, about 250 us of work per worker, from 32 (tasks of 8 us or more) up to
+     * 512 (quick ones). 1 keeps every queued task cancellable with br_future_cancel but
+     * pays a round trip per task; any other value is kept as it is. */
     int prefetch;
     br_worker_death on_worker_death;
     /* A cancel request (br_future_request_cancel, or shutdown with cancel_futures) on a

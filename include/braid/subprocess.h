@@ -35,7 +35,8 @@
  * Waiting. Every child braid starts is reaped by braid's child watcher, never by the
  * caller (don't waitpid it, and don't set SIGCHLD to SIG_IGN: the status would be
  * lost, and its future fails with BR_ECHILD). Waits go through braid's waiter, so a
- * thread blocks and, later, a braid coroutine will suspend; they take an absolute
+ * thread blocks and a braid coroutine suspends (communicate and br_run's pipes too:
+ * a coroutine's wait for them goes through the child watcher); they take an absolute
  * deadline (braid/core.h). A returncode is Python's: the exit status 0..255, or -N
  * when signal N ended the child.
  *
@@ -140,6 +141,8 @@ BR_API void br_completed_destroy(br_completed *r);
  *   BR_ETIMEDOUT  opts->deadline passed: the child was killed (SIGKILL) and reaped;
  *                 *result holds what was captured until then (returncode -9). Output a
  *                 grandchild writes after the kill is not waited for.
+ *   BR_ECANCELED  (in a coroutine, which the call suspends) its task was cancelled: the
+ *                 child is killed and reaped as at the deadline.
  *   BR_ENOENT     argv[0] (or cwd) doesn't exist, or is not in PATH
  *   BR_EACCES     argv[0] isn't executable (or cwd isn't reachable)
  *   BR_EINVAL     argv or argv[0] or result NULL, a bad br_stdio or combination
@@ -184,8 +187,10 @@ BR_API int br_popen_close_fd(br_popen *p, int which);
  * BR_ETIMEDOUT: the deadline passed first. Nothing is lost, the child keeps running
  * (it isn't killed, as in Python), *result is zeroed: call again (with the same input,
  * of which braid skips what it wrote already) to go on, or kill and call again.
+ * BR_ECANCELED (in a coroutine: its task was cancelled): as BR_ETIMEDOUT, nothing lost.
  * BR_EINVAL: p or result NULL, or input given without a stdin pipe; BR_ESTATE: called
- * after it has returned 0 once; BR_ENOMEM; BR_ECHILD (see br_popen_wait). */
+ * after it has returned 0 once; BR_ENOMEM; BR_ECHILD (see br_popen_wait). In a
+ * coroutine it suspends only the coroutine. */
 BR_API int br_popen_communicate(br_popen *p, const void *input, size_t len,
                                 int64_t deadline, br_completed *result);
 

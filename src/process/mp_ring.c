@@ -71,6 +71,10 @@
  *    message's first fragment is published and cleared (release) after its last. abort_serial is
  *    cleared when the serial comes round again (2^24 messages later: the ring, at most
  *    64 MiB of 16-byte records, can't still hold the old fragments).
+ *  - A side killed after storing its position but before ringing the bell: the other
+ *    side's sleeper (data or room) naps on the futex in slices of BR__MPR_SLICE_NS and
+ *    looks at the position again after each, so what was published is found without
+ *    another put or get (the pipe's sleeper sees the dead peer's socket hang up).
  *  - A consumer that dies holding glock: the next taker finishes its publication (nget
  *    from c_commit_*). If it died mid-message, the rest of that message are
  *    continuation records: they are dropped, and its LAST record counts as a lost
@@ -449,8 +453,8 @@ static int wait_room(br__mpr_side *s, uint64_t tail, size_t need, bool count,
         atomic_store_explicit(&r->room_wait, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
         rc = room_state(s, tail, need, count);
-        if (rc == 1)
-            nap(s, &r->room_seq, seen, deadline);
+        if (rc == 1) /* slices: see wait_data */
+            nap(s, &r->room_seq, seen, s->fd < 0 ? slice_end(deadline) : deadline);
         rc = room_state(s, tail, need, count);
         if (rc != 1) {
             atomic_store_explicit(&r->room_wait, 0, memory_order_relaxed);
@@ -602,7 +606,12 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
             atomic_store_explicit(&r->data_wait, 0, memory_order_relaxed);
             return rc;
         }
-        int n = nap(s, &r->data_seq, seen, mid ? slice_end(BR_FOREVER) : deadline);
+        /* Slices on the futex: mid-message to watch the streaming producer; otherwise
+         * because a producer killed between storing tail and ringing the bell leaves
+         * its message published and this sleeper not woken (the next look at tail
+         * finds it). The pipe sees a dead sender through its socket instead. */
+        int64_t until = mid ? slice_end(BR_FOREVER) : s->fd < 0 ? slice_end(deadline) : deadline;
+        int n = nap(s, &r->data_seq, seen, until);
         if (n == BR_ETIMEDOUT) {
             atomic_store_explicit(&r->data_wait, 0, memory_order_relaxed);
             if (mid) {

@@ -56,7 +56,9 @@
  * it after consuming). The manager never waits for ring space: it sends only what fits.
  *
  * Flow control. At most `prefetch` tasks (plus one chunk) are in flight per worker;
- * fewer than SLOTS always. Work goes to the worker with the most room first (dispatch),
+ * fewer than SLOTS always. The default prefetch adapts to the tasks' length (each
+ * result carries the worker's time for it; prefetch_now): 32 for tasks of 8 us or more,
+ * up to 512 for quick ones. Work goes to the worker with the most room first (dispatch),
  * so tasks that arrive a few at a time spread over the workers instead of piling up on
  * the first one in the list. A task is claimed (br__task_begin: RUNNING) when it is put
  * in a message, so from then on br_future_cancel refuses it; a cancel request reaches
@@ -112,6 +114,7 @@ enum {
     MAX_PREFETCH = 512
 };
 #define POLL_NS (1000 * 1000)  /* cancel-request polling while tasks are in flight */
+#define PREFETCH_BUDGET_NS (250 * 1000) /* work handed ahead per worker (prefetch_now) */
 /* How long a side looks before it sleeps: SPIN_NS, read from the clock once every 64
  * looks (reading it costs more than a look on some virtual machines). */
 #define SPIN_NS (50 * 1000)
@@ -195,7 +198,7 @@ typedef struct res {
     uint32_t big;
     uint64_t seq;
     uint64_t len;
-    uint64_t pad;
+    uint64_t ns; /* the worker's time for this task, start to result (flow control) */
 } res;
 
 _Static_assert(sizeof(msg) == 16 && sizeof(ent) == 48 && sizeof(res) == 48, "layouts");
@@ -449,6 +452,9 @@ static void worker_put_result(wctx *w, uint64_t seq, int code, const void *data,
         br__futex_wait(&ch->res.space_word, v, BR_FOREVER, true);
         atomic_store_explicit(&ch->res.space_waiting, 0, memory_order_relaxed);
     }
+    /* One clock read per task: the end of this one is the start of the next. */
+    int64_t now = br_now();
+    int64_t took = now - w->task_start;
     r->h.size = (uint32_t)need;
     r->h.kind = M_RESULT;
     r->h.n = 1;
@@ -456,14 +462,13 @@ static void worker_put_result(wctx *w, uint64_t seq, int code, const void *data,
     r->big = big;
     r->seq = seq;
     r->len = len;
+    r->ns = took > 0 ? (uint64_t)took : 0;
     if (!big && len)
         memcpy(r + 1, data, len);
     ring_publish(&ch->res, adv);
     /* The doorbell (a syscall when the manager sleeps) once per message of quick tasks;
      * at once after a slow task, or when a result has waited LAZY_NS. */
-    int64_t now = br_now(); /* one clock read per task: the end of this one is the start
-                             * of the next */
-    bool slow = now - w->task_start >= LAZY_NS;
+    bool slow = took >= LAZY_NS;
     w->task_start = now;
     if (!w->more || slow || (w->unrung && now - w->first_unrung >= LAZY_NS)) {
         ring_doorbell(w->db);
@@ -725,6 +730,8 @@ typedef struct pp {
     worker *grave;     /* dead, waiting for cb_gone */
     int nlive;         /* not retiring, not dead */
     int64_t last_poll;
+    int64_t task_ns;     /* the workers' time per task, a moving average (prefetch_now) */
+    bool prefetch_auto;  /* .prefetch was 0: prefetch_now adapts it */
     bool stop_all;
     int last_start_error;
     br_event first_starts; /* set once the manager's first round of starts is done */
@@ -1068,7 +1075,6 @@ static void break_pool(pp *p) {
 
 /* Reads every published result of w; true if any. */
 static bool collect(pp *p, worker *w) {
-    (void)p;
     chan *ch = w->ch;
     bool any = false;
     res *r;
@@ -1077,6 +1083,8 @@ static bool collect(pp *p, worker *w) {
         br_task *t = w->slot[r->seq % SLOTS];
         w->slot[r->seq % SLOTS] = NULL;
         w->done = r->seq + 1;
+        /* flow control: a moving average over the last eight or so tasks */
+        p->task_ns += ((int64_t)(r->ns < INT64_MAX / 2 ? r->ns : INT64_MAX / 2) - p->task_ns) / 8;
         int code = r->code;
         const void *data = r + 1;
         if (r->big) {
@@ -1292,9 +1300,23 @@ static br_task *pop_single(pp *p) {
     return t;
 }
 
+/* Tasks in flight per worker. An explicit .prefetch is kept. The default follows how
+ * long tasks take (the workers report each task's time): enough tasks to keep
+ * PREFETCH_BUDGET_NS of work handed to each worker, no fewer than DEFAULT_PREFETCH, no
+ * more than MAX_PREFETCH. Quick tasks then travel hundreds to a round trip instead of
+ * 32 (a 2-CPU machine spends most of a no-op task's time waking the other side), and
+ * what a worker holds ahead (uncancellable by br_future_cancel, not given to an idle
+ * worker) stays a quarter of a millisecond of work, or 32 tasks. */
+static int prefetch_now(const pp *p) {
+    if (!p->prefetch_auto)
+        return p->o.prefetch;
+    int64_t n = PREFETCH_BUDGET_NS / (p->task_ns > 0 ? p->task_ns : 1);
+    return n < DEFAULT_PREFETCH ? DEFAULT_PREFETCH : n > MAX_PREFETCH ? MAX_PREFETCH : (int)n;
+}
+
 /* Builds and sends one message to w; true if it sent one. */
 static bool dispatch_one(pp *p, worker *w) {
-    int room = p->o.prefetch - (int)(w->next - w->done);
+    int room = prefetch_now(p) - (int)(w->next - w->done);
     if (room <= 0)
         return false;
     bool chunk_due = p->cq_head && p->cq_head->ticket <= p->q_taken;
@@ -1427,7 +1449,7 @@ static bool dispatch(pp *p) {
             for (worker *w = p->workers; w; w = w->next_w) {
                 if (w->tried || w->retiring || w->stop_sent || atomic_load(&w->dead))
                     continue;
-                int room = p->o.prefetch - (int)(w->next - w->done);
+                int room = prefetch_now(p) - (int)(w->next - w->done);
                 if (best == NULL || room > best_room) {
                     best = w;
                     best_room = room;
@@ -1894,6 +1916,7 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
                                      "spawned worker");
     if (o.max_workers == 0)
         o.max_workers = br_cpu_count() > 0 ? br_cpu_count() : 1;
+    bool prefetch_auto = o.prefetch == 0;
     if (o.prefetch == 0)
         o.prefetch = DEFAULT_PREFETCH;
     /* The parker's calibration (a helper thread, once per process) happens here, before
@@ -1910,6 +1933,8 @@ int br_processpool_new(br_executor **out, const br_processpool_opts *opts) {
         return BR_ENOMEM;
     p->o = o;
     p->o.initarg = NULL;
+    p->prefetch_auto = prefetch_auto;
+    p->task_ns = PREFETCH_BUDGET_NS / DEFAULT_PREFETCH; /* starts at the default */
     p->method = method;
     p->init_ref = init_ref;
     if (o.initarg_len) {

@@ -16,15 +16,19 @@
  * recycled pid); on a kernel without pidfds, kill(pid) while the future isn't done
  * (a pid reaped in between could then be reused: the watch.h fallback's limit).
  *
- * communicate (pump). One ppoll over the parent's ends of the three pipes, all
+ * communicate (pump). One wait over the parent's ends of the three pipes, all
  * non-blocking for the duration: stdin is written as it drains, stdout and stderr are
  * read as they fill, so neither side ever waits on a full pipe whatever the sizes.
  * stdin is closed once the input is written (or at once: no input), which is the
  * child's EOF. EPIPE on stdin (the child closed it) drops the rest of the input, as
- * Python does; SIGPIPE is blocked in the calling thread during the pump and a SIGPIPE
- * the pump caused is consumed before the mask is restored (one that was pending before
- * is left alone). A deadline that passes leaves everything where it was: what was read
- * stays in the handle's buffers, the input offset is kept, and a later call resumes.
+ * Python does; SIGPIPE is blocked in the calling thread around each write and a
+ * SIGPIPE the write caused is consumed before the mask is restored (one that was
+ * pending before is left alone). The wait: a thread ppolls; a coroutine waits through
+ * the child watcher (br__fds_wait: the watcher's epoll finishes a future, which the
+ * coroutine awaits), so it suspends and its loop runs its other tasks meanwhile. A
+ * deadline that passes, or a coroutine's cancel, leaves everything where it was: what
+ * was read stays in the handle's buffers, the input offset is kept, and a later call
+ * resumes.
  *
  * br_run's deadline: the child is killed (SIGKILL through the pidfd), its end waited
  * for (that can't take long: SIGKILL can't be caught), then whatever is already in the
@@ -46,6 +50,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -359,23 +364,81 @@ static void set_nonblock(int fd, bool on) {
         fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
 }
 
+/* Writes in[0..n) to fd (non-blocking) without a SIGPIPE: the signal is blocked in the
+ * calling thread around the write alone, and one the write caused is consumed before the
+ * mask comes back (one pending before is left alone). Per write, not per pump: a
+ * coroutine's pump suspends between writes and may resume on another thread, so no
+ * mask may stay set across a wait. The write's result, errno as it left it. */
+static ssize_t write_quiet(int fd, const void *in, size_t n) {
+    sigset_t pipe_set, old_mask, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+    sigpending(&pending);
+    bool had_pending = sigismember(&pending, SIGPIPE) == 1;
+    ssize_t w = write(fd, in, n);
+    int e = errno;
+    if (w < 0 && e == EPIPE && !had_pending) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    errno = e;
+    return w;
+}
+
+/* Waits until one of the pipes in pf[0..n) is ready, the deadline passes (BR_ETIMEDOUT)
+ * or, in a coroutine, the task is cancelled (BR_ECANCELED). A thread polls; a coroutine
+ * waits through the child watcher (process/watch.h), which suspends only it, and then
+ * every pipe counts as ready (the non-blocking calls that follow find out). */
+static int pipes_wait(struct pollfd *pf, int n, int64_t deadline) {
+    if (br__tls_now()->parker != NULL) {
+        /* A look first (it never blocks): what is ready needs no watcher, and a passed
+         * deadline still reads what is there, as the thread's ppoll does. */
+        int r = poll(pf, (nfds_t)n, 0);
+        if (r > 0)
+            return 0;
+        if (br__deadline_passed(deadline))
+            return BR_ETIMEDOUT;
+        int fds[3];
+        uint32_t evs[3];
+        for (int k = 0; k < n; k++) {
+            fds[k] = pf[k].fd;
+            evs[k] = pf[k].events & POLLOUT ? EPOLLOUT : EPOLLIN;
+        }
+        int rc = br__fds_wait(fds, evs, n, deadline);
+        for (int k = 0; k < n; k++)
+            pf[k].revents = rc == 0 ? pf[k].events : 0;
+        return rc;
+    }
+    for (;;) {
+        struct timespec ts, *tsp = NULL;
+        if (deadline != BR_FOREVER) {
+            int64_t left = br_deadline_left(deadline);
+            ts.tv_sec = (time_t)(left / 1000000000);
+            ts.tv_nsec = (long)(left % 1000000000);
+            tsp = &ts;
+        }
+        int r = ppoll(pf, (nfds_t)n, tsp, NULL);
+        if (r > 0)
+            return 0;
+        if (r == 0)
+            return BR_ETIMEDOUT;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
 /* Moves input to the child's stdin and its output to p's buffers until every pipe is
- * closed (0), the deadline passes (BR_ETIMEDOUT), or memory runs out (BR_ENOMEM). */
+ * closed (0), the deadline passes (BR_ETIMEDOUT), the calling coroutine is cancelled
+ * (BR_ECANCELED), or memory runs out (BR_ENOMEM). */
 static int pump(br_popen *p, const char *in, size_t len, int64_t deadline) {
     if (p->fd[0] >= 0 && p->in_off >= len)
         close_fd(&p->fd[0]); /* no more input: the child's EOF */
     for (int i = 0; i < 3; i++)
         if (p->fd[i] >= 0)
             set_nonblock(p->fd[i], true);
-    sigset_t pipe_set, old_mask, pending;
-    bool masked = p->fd[0] >= 0, had_pending = false, got_epipe = false;
-    if (masked) {
-        sigemptyset(&pipe_set);
-        sigaddset(&pipe_set, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-        sigpending(&pending);
-        had_pending = sigismember(&pending, SIGPIPE) == 1;
-    }
     int rc = 0;
     for (;;) {
         struct pollfd pf[3];
@@ -388,37 +451,20 @@ static int pump(br_popen *p, const char *in, size_t len, int64_t deadline) {
         }
         if (n == 0)
             break;
-        struct timespec ts, *tsp = NULL;
-        if (deadline != BR_FOREVER) {
-            int64_t left = br_deadline_left(deadline);
-            ts.tv_sec = (time_t)(left / 1000000000);
-            ts.tv_nsec = (long)(left % 1000000000);
-            tsp = &ts;
-        }
-        int r = ppoll(pf, (nfds_t)n, tsp, NULL);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
+        rc = pipes_wait(pf, n, deadline);
+        if (rc != 0)
             break;
-        }
-        if (r == 0) {
-            rc = BR_ETIMEDOUT;
-            break;
-        }
         for (int k = 0; k < n && rc == 0; k++) {
             if (!pf[k].revents)
                 continue;
             int i = idx[k];
             if (i == 0) {
-                ssize_t w = write(p->fd[0], in + p->in_off, len - p->in_off);
+                ssize_t w = write_quiet(p->fd[0], in + p->in_off, len - p->in_off);
                 if (w > 0)
                     p->in_off += (size_t)w;
                 else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                         errno != EINTR) {
-                    got_epipe |= errno == EPIPE;
-                    p->in_off = len; /* the child won't read the rest */
-                }
+                         errno != EINTR)
+                    p->in_off = len; /* the child won't read the rest (EPIPE) */
                 if (p->in_off >= len)
                     close_fd(&p->fd[0]);
             } else {
@@ -431,14 +477,6 @@ static int pump(br_popen *p, const char *in, size_t len, int64_t deadline) {
         }
         if (rc != 0)
             break;
-    }
-    if (masked) {
-        if (got_epipe && !had_pending) {
-            struct timespec zero = {0, 0};
-            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
-            }
-        }
-        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     }
     for (int i = 0; i < 3; i++)
         if (p->fd[i] >= 0)

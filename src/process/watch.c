@@ -33,6 +33,14 @@
  * child's pidfd (readable once the child ends, child of ours or not) and fails the
  * future with BR_EBROKEN; without a pidfd it fails at once.
  *
+ * Descriptor waits (br__fds_wait, for a caller that may be a coroutine: subprocess
+ * pipes). A wait is an `fdw` record on its own list, its descriptors added one-shot
+ * with the record's id (tagged with FDW_TAG, which no entry pointer has) as epoll data,
+ * never a pointer: a waiter that gives up (deadline, cancel) unlinks and frees its
+ * record under `lock`, and an event the watcher already took from epoll_wait then finds
+ * no record by that id and is dropped. Whichever of the two unlinks the record removes
+ * its descriptors from the set; the watcher then finishes the record's future.
+ *
  * The thread runs until the process ends; it holds no lock while it waits, so exit()
  * and _exit() never wait for it.
  */
@@ -62,7 +70,21 @@ typedef struct entry {
     int sock;
 } entry;
 
+static int start_locked(void);
+
+/* A descriptor wait (br__fds_wait), under `lock`. */
+typedef struct fdw {
+    struct fdw *next, *prev;
+    uint64_t id; /* FDW_TAG | a sequence number: the epoll data of its descriptors */
+    int fds[BR__FDS_WAIT_MAX];
+    int n;
+    br_future *fut; /* the record's reference */
+} fdw;
+#define FDW_TAG (UINT64_C(1) << 63)
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static fdw *fdws;
+static uint64_t fdw_seq;
 static entry *head;
 static size_t count, npolled;
 static int epfd = -1, evfd = -1;
@@ -175,6 +197,94 @@ static void remote_event(entry *e) {
         remote_finish(e, 0, true);
 }
 
+/* Under `lock`: unlinks w and takes its descriptors out of the set. */
+static void fdw_unlink(fdw *w) {
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        fdws = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    for (int i = 0; i < w->n; i++)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, w->fds[i], NULL);
+}
+
+/* A descriptor of wait `id` is ready: finish its future, unless the waiter gave up. */
+static void fdw_event(uint64_t id) {
+    pthread_mutex_lock(&lock);
+    fdw *w = fdws;
+    while (w && w->id != id)
+        w = w->next;
+    if (w)
+        fdw_unlink(w);
+    pthread_mutex_unlock(&lock);
+    if (!w)
+        return;
+    br_future_set_result_i64(w->fut, 0);
+    br_future_release(w->fut);
+    br__free(w);
+}
+
+int br__fds_wait(const int *fds, const uint32_t *events, int n, int64_t deadline) {
+    if (!fds || !events || n <= 0 || n > BR__FDS_WAIT_MAX)
+        return BR_EINVAL;
+    if (br__hooks_register(&hooks) != 0)
+        return BR_ENOMEM;
+    fdw *w = br__malloc(sizeof *w);
+    if (!w)
+        return BR_ENOMEM;
+    int rc = br_future_new(&w->fut);
+    if (rc != 0) {
+        br__free(w);
+        return rc;
+    }
+    w->n = 0;
+    w->prev = NULL;
+    pthread_mutex_lock(&lock);
+    rc = start_locked();
+    w->id = FDW_TAG | ++fdw_seq;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        struct epoll_event ev = {.events = events[i] | EPOLLONESHOT, .data.u64 = w->id};
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fds[i], &ev) != 0)
+            rc = -errno;
+        else
+            w->fds[w->n++] = fds[i];
+    }
+    if (rc != 0) {
+        for (int i = 0; i < w->n; i++)
+            epoll_ctl(epfd, EPOLL_CTL_DEL, w->fds[i], NULL);
+        pthread_mutex_unlock(&lock);
+        br_future_release(w->fut);
+        br__free(w);
+        return rc;
+    }
+    w->next = fdws;
+    if (fdws)
+        fdws->prev = w;
+    fdws = w;
+    br_future *f = w->fut;
+    br_future_retain(f); /* ours; the record keeps its own until the watcher finishes it */
+    pthread_mutex_unlock(&lock);
+    rc = br_future_wait(f, deadline); /* a thread parks, a coroutine suspends */
+    if (rc != 0) {
+        /* Gave up (deadline, cancel): unless the watcher took the record meanwhile (it
+         * then finishes and frees it), the record and its registrations go here. */
+        pthread_mutex_lock(&lock);
+        fdw *x = fdws;
+        while (x && x != w)
+            x = x->next;
+        if (x)
+            fdw_unlink(w);
+        pthread_mutex_unlock(&lock);
+        if (x) {
+            br_future_release(w->fut);
+            br__free(w);
+        }
+    }
+    br_future_release(f);
+    return rc;
+}
+
 static void *watcher(void *arg) {
     uint64_t gen = (uint64_t)(uintptr_t)arg;
     atomic_store(&watcher_tid, br__thread_native_id());
@@ -188,6 +298,10 @@ static void *watcher(void *arg) {
             return NULL;
         int n = epoll_wait(epfd, evs, MAX_EVENTS, poll ? POLL_MS : -1);
         for (int i = 0; i < n; i++) {
+            if (evs[i].data.u64 & FDW_TAG) {
+                fdw_event(evs[i].data.u64);
+                continue;
+            }
             entry *e = evs[i].data.ptr;
             if (!e) { /* the eventfd: a polled entry arrived */
                 uint64_t v;
@@ -376,6 +490,13 @@ static void child_hook(void) {
         e = next;
     }
     count = npolled = 0;
+    /* Descriptor waits were the parent's threads' (their futures are plain memory). */
+    for (fdw *w = fdws, *next; w; w = next) {
+        next = w->next;
+        br_future_release(w->fut);
+        br__free(w);
+    }
+    fdws = NULL;
     if (epfd >= 0)
         close(epfd);
     if (evfd >= 0)

@@ -42,6 +42,18 @@ int br__child_watch(pid_t pid, int pidfd, br_future **out);
  * too). 0 or the errors of br__child_watch (sock < 0: BR_EINVAL). */
 int br__child_watch_remote(pid_t pid, int sock, int pidfd, br_future **out);
 
+/* Waits until one of fds[0..n) (n <= BR__FDS_WAIT_MAX) is ready for its events[i]
+ * (EPOLLIN, EPOLLOUT; a hang-up or an error counts as ready), the deadline passes, or
+ * the calling coroutine is cancelled, through the watcher: it adds the descriptors to
+ * its epoll set (one-shot) and finishes a future when one is ready, and the caller
+ * waits on that future, so a coroutine suspends where a thread would park. For callers
+ * that may run in a coroutine (a thread can poll for itself). Readiness may be
+ * spurious: callers retry their non-blocking calls. When it returns the descriptors
+ * are out of the watcher's set (the caller may close them). 0, BR_ETIMEDOUT,
+ * BR_ECANCELED, BR_ENOMEM, BR_EAGAIN (no watcher thread), or -errno from epoll_ctl. */
+enum { BR__FDS_WAIT_MAX = 3 };
+int br__fds_wait(const int *fds, const uint32_t *events, int n, int64_t deadline);
+
 /* The watcher thread's kernel id (0: no watcher; -1: started, about to run): the process layer leaves it out
  * when it counts the threads that make fork risky. */
 int br__child_watch_tid(void);

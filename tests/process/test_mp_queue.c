@@ -12,6 +12,7 @@
 
 #include "process/mp_ring.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -712,6 +713,184 @@ static void consumer_killed_mid_message(void **state) {
     BR_CHECK_EQ(br_test_count_fds(), fds);
 }
 
+/* --- a producer killed while others put ----------------------------------------------- */
+
+/* One round of producer_killed_among_producers: what the processes share. */
+enum { KP_SURVIVORS = 2, KP_PRODUCERS = 1 + KP_SURVIVORS, KP_VICTIM_MAX = 1 << 16 };
+typedef struct kp_shared {
+    _Atomic uint32_t done[KP_PRODUCERS]; /* puts returned 0, per producer */
+    _Atomic uint32_t seen[];             /* [p * stride + seq]: times it arrived */
+} kp_shared;
+
+static uint64_t kp_rand(uint64_t *s) { /* xorshift64* */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545f4914f6cdd1dull;
+}
+
+static bool kp_victim_holds(br__mpr *r, pid_t victim, bool streaming) {
+    br__mpr_debug d;
+    br__mpr_debug_get(r, &d);
+    return d.plock == (uint32_t)victim && (!streaming || d.p_stream);
+}
+
+/* Stops the victim at random moments until one finds it holding the producers' lock
+ * (and, if `streaming`, in the middle of a streamed message): the kill lands there. */
+static void kp_stop_holding(br__mpr *r, pid_t victim, bool streaming, kp_shared *sh) {
+    int64_t guard = br_test_hang_guard();
+    for (;;) {
+        BR_CHECK_EQ(kill(victim, SIGSTOP), 0);
+        int st;
+        BR_CHECK_EQ(waitpid(victim, &st, WUNTRACED), victim);
+        BR_CHECK(WIFSTOPPED(st));
+        if (kp_victim_holds(r, victim, streaming))
+            return;
+        BR_CHECK_EQ(kill(victim, SIGCONT), 0);
+        if (br_now() > guard || atomic_load(&sh->done[0]) >= KP_VICTIM_MAX)
+            fail_msg("the victim never held the producers' lock%s (%u puts done)",
+                     streaming ? " mid-message" : "", (unsigned)atomic_load(&sh->done[0]));
+        sched_yield();
+    }
+}
+
+/* The round's children, killed and reaped at exit if a check fails (cmocka runs no
+ * teardown after a failure; a child left behind would hold ctest's output open). */
+static pid_t kp_pids[KP_PRODUCERS + 1];
+
+static void kp_cleanup(void) {
+    for (int k = 0; k <= KP_PRODUCERS; k++)
+        if (kp_pids[k] > 0) {
+            kill(kp_pids[k], SIGKILL);
+            waitpid(kp_pids[k], NULL, 0);
+            kp_pids[k] = 0;
+        }
+}
+
+/* Three producers put tagged messages (every 97th one streams) to one consumer; one of
+ * them is SIGKILLed, at a random moment or while it holds the producers' lock (and
+ * mid-message); the others go on. Every message of the survivors arrives exactly once
+ * and in order; the victim's arrive whole, in order, each once: all those whose put
+ * returned and perhaps the one it was putting, nothing after. The survivors' exit and
+ * the consumer's drain are waited for under the hang guard. */
+static void producer_killed_among_producers(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    const char *env = getenv("BRAID_TEST_SEED");
+    uint64_t seed = env && *env ? strtoull(env, NULL, 0) : (uint64_t)br_now() ^ (uint64_t)getpid();
+    uint64_t rng = seed | 1;
+    long rounds = br_test_scaled(50, 8);
+    uint32_t m = (uint32_t)br_test_scaled(2000, 300); /* per survivor */
+    size_t stride = KP_VICTIM_MAX;
+    size_t bytes = sizeof(kp_shared) + sizeof(_Atomic uint32_t) * stride * KP_PRODUCERS;
+    kp_shared *sh = shared_alloc(bytes);
+    atexit(kp_cleanup);
+    int held = 0, streaming = 0, zombie = 0;
+    for (long round = 0; round < rounds; round++) {
+        memset(sh, 0, bytes);
+        br_mp_queue *q;
+        BR_CHECK_OK(br_mp_queue_new(&q, &(br_mp_queue_opts){.ring_bytes = 16384}));
+        br__mpr *r = br__mp_queue_ring(q);
+        pid_t *pids = kp_pids; /* [0] the victim, [1..] survivors, last the consumer */
+        for (int k = 0; k <= KP_PRODUCERS; k++) {
+            pids[k] = fork();
+            BR_CHECK(pids[k] >= 0);
+            if (pids[k] != 0)
+                continue;
+            static unsigned char buf[TAGGED_MAX];
+            if (k < KP_PRODUCERS) {
+                uint32_t n = k == 0 ? KP_VICTIM_MAX : m;
+                for (uint32_t s = 0; s < n; s++) {
+                    size_t len = tagged_make(buf, (uint32_t)k, s);
+                    if (br_mp_queue_put(q, buf, len, BR_FOREVER) != 0)
+                        _exit(10);
+                    atomic_store(&sh->done[k], s + 1);
+                }
+                if (k == 0)
+                    for (;;)
+                        pause(); /* the victim waits for its kill */
+                _exit(0);
+            }
+            long last[KP_PRODUCERS] = {-1, -1, -1};
+            for (;;) {
+                size_t n;
+                if (br_mp_queue_get_into(q, buf, sizeof buf, &n, BR_FOREVER) != 0)
+                    _exit(11);
+                if (n == 0)
+                    _exit(0);
+                tag t;
+                if (tagged_check(buf, n, KP_PRODUCERS, &t) != 0 || t.seq >= stride)
+                    _exit(12);
+                if ((long)t.seq <= last[t.producer])
+                    _exit(13);
+                last[t.producer] = t.seq;
+                atomic_fetch_add(&sh->seen[t.producer * stride + t.seq], 1);
+            }
+        }
+        /* The kill: a third of the rounds while the victim holds the lock, one in six
+         * of them mid-message; the others once the survivors have put a random share
+         * of their messages, after a random spin. */
+        uint64_t how = kp_rand(&rng) % 6;
+        if (how < 2) {
+            kp_stop_holding(r, pids[0], how == 0, sh);
+        } else {
+            uint32_t at = (uint32_t)(kp_rand(&rng) % (m / 2));
+            int64_t guard = br_test_hang_guard();
+            while (atomic_load(&sh->done[1]) + atomic_load(&sh->done[2]) < at) {
+                BR_CHECK(br_now() < guard);
+                sched_yield();
+            }
+            for (uint64_t i = kp_rand(&rng) % 100000; i > 0; i--)
+                br__cpu_relax();
+        }
+        BR_CHECK_EQ(kill(pids[0], SIGKILL), 0);
+        bool reap_late = kp_rand(&rng) % 2; /* the survivors see a zombie, or no process */
+        if (!reap_late) {
+            int st = br_test_wait_child(pids[0]);
+            pids[0] = 0;
+            BR_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        }
+        for (int k = 1; k < KP_PRODUCERS; k++) {
+            int st = br_test_wait_child(pids[k]);
+            pids[k] = 0;
+            BR_CHECK_CHILD_OK(st);
+        }
+        if (reap_late) {
+            int st = br_test_wait_child(pids[0]);
+            pids[0] = 0;
+            BR_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+            zombie++;
+        }
+        held += how < 2;
+        streaming += how == 0;
+        uint32_t k = atomic_load(&sh->done[0]);
+        BR_CHECK_OK(br_mp_queue_put(q, NULL, 0, br_test_hang_guard())); /* the end */
+        int st = br_test_wait_child(pids[KP_PRODUCERS]);
+        pids[KP_PRODUCERS] = 0;
+        BR_CHECK_CHILD_OK(st);
+        for (int p = 1; p < KP_PRODUCERS; p++)
+            for (uint32_t s = 0; s < m; s++)
+                if (atomic_load(&sh->seen[p * stride + s]) != 1)
+                    fail_msg("seed %llu round %ld (kill %d): survivor %d's message %u arrived "
+                             "%u times (it put %u)", (unsigned long long)seed, round, (int)how, p,
+                             s, (unsigned)atomic_load(&sh->seen[p * stride + s]), m);
+        for (uint32_t s = 0; s < stride; s++) {
+            uint32_t c = atomic_load(&sh->seen[s]);
+            if (s < k ? c != 1 : s == k ? c > 1 : c != 0)
+                fail_msg("seed %llu round %ld (kill %d): the victim's message %u arrived %u "
+                         "times (%u puts had returned)", (unsigned long long)seed, round,
+                         (int)how, s, c, k);
+        }
+        BR_CHECK_EQ(br_mp_queue_lost(q), 0);
+        BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
+        BR_CHECK_OK(br_mp_queue_free(q));
+    }
+    munmap(sh, bytes);
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+    fprintf(stderr, "seed %llu: %ld rounds, %d killed holding the lock (%d mid-message), %d "
+            "found as zombies\n", (unsigned long long)seed, rounds, held, streaming, zombie);
+}
+
 /* A put whose deadline passes mid-message withdraws it: a consumer that comes later
  * gets the next message whole and never a piece of the withdrawn one. */
 static void put_deadline_withdraws_message(void **state) {
@@ -859,6 +1038,7 @@ BR_TEST_MAIN(cmocka_unit_test(mpmc_3x2), cmocka_unit_test(mpmc_4x4),
              cmocka_unit_test(producer_killed_mid_message),
              cmocka_unit_test(consumer_outlives_streaming_producer),
              cmocka_unit_test(consumer_killed_mid_message),
+             cmocka_unit_test(producer_killed_among_producers),
              cmocka_unit_test(put_deadline_withdraws_message),
              cmocka_unit_test(out_of_memory),
              cmocka_unit_test(tutorial_producer_consumer))

@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "process/watch.h"
 
+#include <braid/aio.h>
 #include <braid/subprocess.h>
 
 #include <errno.h>
@@ -506,6 +507,193 @@ static void popen_communicate(void **state) {
     end();
 }
 
+/* --- communicate from coroutines ---------------------------------------------------- */
+
+/* Two tasks of one loop each communicate with a child that first waits at a gate (a
+ * FIFO it reads), then copies its stdin (200 KiB: more than a pipe holds, so the
+ * writer waits for room too) to stdout and says "end" on stderr. A third task of the
+ * same loop opens both gates only once both tasks are inside communicate, and counts
+ * its own turns meanwhile. If communicate blocked the loop's thread, the third task
+ * would never run and the children would never pass their gates (the hang guard ends
+ * that); since each child waits for the third task, the two communicates were in
+ * flight at once. */
+enum { AC_IN = 200 * 1024 };
+typedef struct ac_state {
+    char dir[64], fifo[2][96];
+    char *in;
+    bool entered[2], returned[2];
+    long turns_between; /* the third task's turns while both were inside */
+    br_completed r[2];
+    int rc[2];
+} ac_state;
+static ac_state ac;
+
+static int ac_comm(br_task *t) {
+    int k = (int)br_task_arg_i64(t);
+    br_popen *p;
+    int rc = br_popen_start(&p, ARGV("cat \"$0\" >/dev/null; cat; echo end >&2", ac.fifo[k]),
+                            &(br_subprocess_opts){.shell = true, .in = BR_STDIO_PIPE,
+                                                  .capture_output = true,
+                                                  .start_new_session = true});
+    if (rc != 0)
+        return br_task_fail(t, rc, "start");
+    ac.entered[k] = true;
+    ac.rc[k] = br_popen_communicate(p, ac.in, AC_IN, br_test_hang_guard(), &ac.r[k]);
+    ac.returned[k] = true;
+    if (ac.rc[k] != 0) { /* the failure is reported outside; leave no child behind */
+        kill(-br_popen_pid(p), SIGKILL); /* the shell and its cat: their own group */
+        br_popen_wait(p, BR_FOREVER, NULL);
+    }
+    br_popen_free(p);
+    return 0;
+}
+
+static int ac_gatekeeper(br_task *t) {
+    (void)t;
+    int64_t guard = br_test_hang_guard();
+    while (!(ac.entered[0] && ac.entered[1])) {
+        if (br_now() > guard)
+            return br_task_fail(t, BR_ETIMEDOUT, "the communicating tasks never entered");
+        br_aio_yield();
+    }
+    /* Both tasks are inside communicate (a coroutine runs until it suspends) and
+     * neither child can be through its gate: both calls are in flight. */
+    if (ac.returned[0] || ac.returned[1])
+        return br_task_fail(t, BR_ESTATE, "a communicate returned before the gates opened");
+    for (int k = 0; k < 2; k++) {
+        int fd;
+        /* the child opens its gate for reading when it gets there */
+        while ((fd = open(ac.fifo[k], O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+            if (errno != ENXIO || br_now() > guard)
+                return br_task_fail(t, BR_EIO, "gate %d: %s", k, strerror(errno));
+            ac.turns_between++;
+            br_aio_yield();
+        }
+        if (ac.returned[k]) {
+            close(fd);
+            return br_task_fail(t, BR_ESTATE, "a communicate returned before its gate opened");
+        }
+        close(fd); /* the child's cat reads EOF: through the gate (child 0 may finish
+                    * while we wait for child 1 to reach its own) */
+    }
+    return 0;
+}
+
+/* The main task: the three tasks, gathered; no check fails inside a coroutine (a
+ * failure is its code, checked by the test outside the loop). */
+static int ac_main(br_task *t) {
+    br_future *fs[3] = {NULL, NULL, NULL};
+    int rc = br_create_task(NULL, ac_comm, &(int64_t){0}, sizeof(int64_t), &fs[0]);
+    if (rc == 0)
+        rc = br_create_task(NULL, ac_comm, &(int64_t){1}, sizeof(int64_t), &fs[1]);
+    if (rc == 0)
+        rc = br_create_task(NULL, ac_gatekeeper, NULL, 0, &fs[2]);
+    if (rc == 0)
+        rc = br_gather(fs, 3, true, br_test_hang_guard());
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        int c = 0;
+        const char *m = NULL;
+        rc = br_future_exception(fs[i], BR_NOWAIT, &c, &m);
+        if (rc == 0 && c != 0) {
+            print_error("task %d failed: %s (%s)\n", i, br_err_name(c), m ? m : "");
+            rc = c;
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        if (fs[i])
+            br_future_release(fs[i]);
+    return rc == 0 ? 0 : br_task_fail(t, rc, "a task failed");
+}
+
+static void communicate_in_coroutines(void **state) {
+    (void)state;
+    begin();
+    memset(&ac, 0, sizeof ac);
+    snprintf(ac.dir, sizeof ac.dir, "/tmp/braid-ac-%d", (int)getpid());
+    BR_CHECK_EQ(mkdir(ac.dir, 0700), 0);
+    for (int k = 0; k < 2; k++) {
+        snprintf(ac.fifo[k], sizeof ac.fifo[k], "%s/gate%d", ac.dir, k);
+        BR_CHECK_EQ(mkfifo(ac.fifo[k], 0600), 0);
+    }
+    ac.in = malloc(AC_IN);
+    BR_CHECK(ac.in != NULL);
+    for (size_t i = 0; i < AC_IN; i++)
+        ac.in[i] = (char)(i * 13 + i / 509);
+    int code = -1;
+    int rc = br_aio_run(ac_main, NULL, 0, &code);
+    for (int k = 0; k < 2; k++)
+        unlink(ac.fifo[k]);
+    rmdir(ac.dir);
+    BR_CHECK_OK(rc);
+    BR_CHECK_OK(code);
+    for (int k = 0; k < 2; k++) {
+        BR_CHECK_OK(ac.rc[k]);
+        BR_CHECK_EQ(ac.r[k].returncode, 0);
+        BR_CHECK_EQ(ac.r[k].out_len, AC_IN);
+        BR_CHECK(memcmp(ac.r[k].out, ac.in, AC_IN) == 0);
+        check_bytes(ac.r[k].err, ac.r[k].err_len, "end\n");
+        br_completed_destroy(&ac.r[k]);
+    }
+    print_message("the gatekeeper took %ld turns while both communicates waited\n",
+                  ac.turns_between);
+    free(ac.in);
+    end();
+}
+
+/* In a coroutine, a communicate whose deadline passes while its child waits at a gate
+ * returns BR_ETIMEDOUT (the child can't have finished: the gate is closed) with
+ * nothing lost; once the gate opens, the next call gets the whole output. */
+static int acd_main(br_task *t) {
+    br_popen *p;
+    int rc = br_popen_start(&p, ARGV("cat \"$0\"; echo out", ac.fifo[0]),
+                            &(br_subprocess_opts){.shell = true, .out = BR_STDIO_PIPE,
+                                                  .start_new_session = true});
+    if (rc != 0)
+        return br_task_fail(t, rc, "start");
+    rc = br_popen_communicate(p, NULL, 0, br_deadline_after(20 * BR_MSEC), &ac.r[0]);
+    ac.rc[0] = rc;
+    if (rc == BR_ETIMEDOUT) {
+        int64_t guard = br_test_hang_guard();
+        int fd;
+        while ((fd = open(ac.fifo[0], O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0 &&
+               errno == ENXIO && br_now() < guard)
+            br_aio_yield();
+        if (fd >= 0)
+            close(fd);
+        rc = br_popen_communicate(p, NULL, 0, guard, &ac.r[1]);
+        ac.rc[1] = rc;
+    }
+    if (rc != 0) {
+        kill(-br_popen_pid(p), SIGKILL);
+        br_popen_wait(p, BR_FOREVER, NULL);
+    }
+    br_popen_free(p);
+    return 0;
+}
+
+static void communicate_in_coroutine_deadline(void **state) {
+    (void)state;
+    begin();
+    memset(&ac, 0, sizeof ac);
+    snprintf(ac.dir, sizeof ac.dir, "/tmp/braid-ac-%d", (int)getpid());
+    BR_CHECK_EQ(mkdir(ac.dir, 0700), 0);
+    snprintf(ac.fifo[0], sizeof ac.fifo[0], "%s/gate0", ac.dir);
+    BR_CHECK_EQ(mkfifo(ac.fifo[0], 0600), 0);
+    int code = -1;
+    int rc = br_aio_run(acd_main, NULL, 0, &code);
+    unlink(ac.fifo[0]);
+    rmdir(ac.dir);
+    BR_CHECK_OK(rc);
+    BR_CHECK_OK(code);
+    BR_CHECK_ERR(ac.rc[0], BR_ETIMEDOUT);
+    BR_CHECK(ac.r[0].out == NULL);
+    BR_CHECK_OK(ac.rc[1]);
+    BR_CHECK_EQ(ac.r[1].returncode, 0);
+    check_bytes(ac.r[1].out, ac.r[1].out_len, "out\n");
+    br_completed_destroy(&ac.r[1]);
+    end();
+}
+
 static int sleepy(br_task *t) {
     return br_task_return_i64(t, 42);
 }
@@ -873,7 +1061,9 @@ BR_TEST_MAIN(cmocka_unit_test(echo_captured), cmocka_unit_test(input_roundtrip),
              cmocka_unit_test(deadline_ignores_grandchild),
              cmocka_unit_test(cwd_and_env), cmocka_unit_test(missing_and_not_executable),
              cmocka_unit_test(popen_pipes), cmocka_unit_test(popen_wait_terminate_kill),
-             cmocka_unit_test(popen_communicate), cmocka_unit_test(wait_mixes_futures),
+             cmocka_unit_test(popen_communicate), cmocka_unit_test(communicate_in_coroutines),
+             cmocka_unit_test(communicate_in_coroutine_deadline),
+             cmocka_unit_test(wait_mixes_futures),
              cmocka_unit_test(child_signals_default), cmocka_unit_test(other_fds_closed),
              cmocka_unit_test(pass_fds_kept), cmocka_unit_test(start_new_session),
              cmocka_unit_test(free_while_running), cmocka_unit_test(fds_and_pipeline),
