@@ -605,6 +605,7 @@ int br_loop_free(br_loop *loop) {
     br__theap_free(&loop->timers);
     br__free(loop->fds);
     br__poller_close(loop->poller);
+    br__cells_fini(&loop->cells);
     br__free(loop);
     return 0;
 }
