@@ -467,15 +467,53 @@ static int d_on_future(br_task *t) {
     br_future *other = *(br_future **)br_task_arg(t, NULL);
     return br_future_wait(other, BR_FOREVER);
 }
+/* The other primitives, each named in the dump after what it is (an RLock waits in the
+ * lock's code, and was once listed as "lock"). */
+static br_rlock d_rlock;
+static br_sem d_sem;
+static br_cond d_cond;
+static br_barrier d_barrier;
+static br_queue *d_jq; /* one item put and not yet done: a join waits */
+static int d_on_rlock(br_task *t) {
+    (void)t;
+    int rc = br_rlock_acquire(&d_rlock, BR_FOREVER);
+    return rc != 0 ? rc : br_rlock_release(&d_rlock);
+}
+static int d_on_sem(br_task *t) {
+    (void)t;
+    int rc = br_sem_acquire(&d_sem, BR_FOREVER);
+    return rc != 0 ? rc : br_sem_release(&d_sem, 1);
+}
+static int d_on_cond(br_task *t) {
+    (void)t;
+    int rc = br_cond_acquire(&d_cond, BR_FOREVER);
+    if (rc != 0)
+        return rc;
+    rc = br_cond_wait(&d_cond, BR_FOREVER);
+    int rrc = br_cond_release(&d_cond);
+    return rc != 0 ? rc : rrc;
+}
+static int d_on_barrier(br_task *t) {
+    (void)t;
+    int rc = br_barrier_wait(&d_barrier, BR_FOREVER);
+    return rc < 0 ? rc : 0;
+}
+static int d_on_join(br_task *t) {
+    (void)t;
+    return br_queue_join(d_jq, BR_FOREVER);
+}
 
 static int d_main(br_task *t) {
     (void)t;
     BR_CHECK_OK(br_lock_acquire(&d_lock, BR_NOWAIT));
+    BR_CHECK_OK(br_rlock_acquire(&d_rlock, BR_NOWAIT));
     struct {
         const char *name;
         br_task_fn fn;
     } ts[] = {{"on-lock", d_on_lock},   {"on-event", d_on_event}, {"on-queue", d_on_queue},
-              {"on-sleep", d_on_sleep}, {"on-fd", d_on_fd},       {"on-future", d_on_future}};
+              {"on-sleep", d_on_sleep}, {"on-fd", d_on_fd},       {"on-future", d_on_future},
+              {"on-rlock", d_on_rlock}, {"on-sem", d_on_sem},     {"on-cond", d_on_cond},
+              {"on-barrier", d_on_barrier}, {"on-join", d_on_join}};
     enum { NT = sizeof ts / sizeof ts[0] };
     br_future *f[NT] = {0};
     for (int i = 0; i < NT; i++) {
@@ -494,7 +532,11 @@ static int d_main(br_task *t) {
     snprintf(want, sizeof want, "on-fd suspended on fd %d read\n", d_fds[0]);
     const char *lines[] = {"on-lock suspended on lock\n", "on-event suspended on event\n",
                            "on-queue suspended on queue\n", "on-sleep suspended on sleep\n",
-                           want, "on-future suspended on future\n"};
+                           want, "on-future suspended on future\n",
+                           "on-rlock suspended on rlock\n", "on-sem suspended on semaphore\n",
+                           "on-cond suspended on condition\n",
+                           "on-barrier suspended on barrier\n",
+                           "on-join suspended on queue join\n"};
     for (int i = 0; i < NT; i++)
         if (strstr(buf, lines[i]) == NULL)
             fail_msg("no \"%.*s\" in the dump:\n%s", (int)strlen(lines[i]) - 1, lines[i], buf);
@@ -502,6 +544,15 @@ static int d_main(br_task *t) {
     free(buf);
     /* Let them all go: each returns 0. */
     BR_CHECK_OK(br_lock_release(&d_lock));
+    BR_CHECK_OK(br_rlock_release(&d_rlock));
+    BR_CHECK_OK(br_sem_release(&d_sem, 1));
+    BR_CHECK_OK(br_cond_acquire(&d_cond, BR_FOREVER));
+    BR_CHECK_OK(br_cond_notify(&d_cond, 1));
+    BR_CHECK_OK(br_cond_release(&d_cond));
+    void *item;
+    BR_CHECK_OK(br_queue_get(d_jq, &item, BR_NOWAIT));
+    BR_CHECK_OK(br_queue_task_done(d_jq));
+    BR_CHECK(br_barrier_wait(&d_barrier, br_test_hang_guard()) >= 0);
     BR_CHECK_OK(br_event_set(&d_ev));
     BR_CHECK_OK(br_queue_put(d_q, NULL, BR_FOREVER));
     BR_CHECK(br_future_cancel(f[3]));
@@ -520,11 +571,22 @@ static void dump_names_what_is_waited_on(void **state) {
     BR_CHECK_OK(br_lock_init(&d_lock));
     BR_CHECK_OK(br_event_init(&d_ev));
     BR_CHECK_OK(br_queue_new(&d_q, NULL));
+    BR_CHECK_OK(br_rlock_init(&d_rlock));
+    BR_CHECK_OK(br_sem_init(&d_sem, 0));
+    BR_CHECK_OK(br_cond_init(&d_cond, (br_rlock *)NULL));
+    BR_CHECK_OK(br_barrier_init(&d_barrier, 2, NULL, NULL));
+    BR_CHECK_OK(br_queue_new(&d_jq, NULL));
+    BR_CHECK_OK(br_queue_put(d_jq, NULL, BR_NOWAIT));
     BR_CHECK_EQ(nb_socketpair(d_fds), 0);
     int code = -1;
     BR_CHECK_OK(br_aio_run(d_main, NULL, 0, &code));
     BR_CHECK_OK(code);
     br_queue_free(d_q);
+    br_queue_free(d_jq);
+    BR_CHECK_OK(br_barrier_destroy(&d_barrier));
+    BR_CHECK_OK(br_cond_destroy(&d_cond));
+    BR_CHECK_OK(br_sem_destroy(&d_sem));
+    BR_CHECK_OK(br_rlock_destroy(&d_rlock));
     close(d_fds[0]);
     close(d_fds[1]);
 }
