@@ -57,6 +57,7 @@ struct br_stream {
     bool eof;       /* the peer's end was read */
     bool wclosed;   /* write_eof done */
     bool is_sock;
+    bool waited;    /* waited on once: later waits drop BR__IO_NEW (aio/io.h) */
     char *rbuf;
     size_t rcap, rpos, rlen;
     char *wbuf;
@@ -65,6 +66,7 @@ struct br_stream {
 
 struct br_listener {
     int fd;
+    bool waited;     /* as a stream's */
     int port;
     char *unix_path; /* removed at free */
 };
@@ -77,6 +79,13 @@ static int stream_new(int fd, bool is_sock, br_stream **out) {
     s->is_sock = is_sock;
     *out = s;
     return 0;
+}
+
+/* The flag of a first wait on a descriptor (*waited false), which it then sets. */
+static uint32_t first_wait(bool *waited) {
+    bool first = !*waited;
+    *waited = true;
+    return first ? BR__IO_NEW : 0;
 }
 
 static int err_of_errno(int e) {
@@ -203,8 +212,9 @@ static int connect_one(int family, const struct sockaddr *addr, socklen_t alen,
         if (errno != EINPROGRESS && errno != EINTR) {
             rc = err_of_errno(errno);
         } else {
+            bool waited = false;
             for (;;) {
-                rc = br__io_wait(fd, BR__IO_WRITE, deadline);
+                rc = br__io_wait(fd, BR__IO_WRITE | first_wait(&waited), deadline);
                 if (rc != 0)
                     break;
                 int soerr = 0;
@@ -341,7 +351,7 @@ static long recv_some(br_stream *s, void *p, size_t n, int64_t deadline) {
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return err_of_errno(errno);
-        int rc = br__io_wait(s->fd, BR__IO_READ, deadline);
+        int rc = br__io_wait(s->fd, BR__IO_READ | first_wait(&s->waited), deadline);
         if (rc != 0)
             return rc;
     }
@@ -563,7 +573,7 @@ int br_stream_drain(br_stream *s, int64_t deadline) {
         }
         if (r != BR_EAGAIN && r != 0)
             return send_fail(s, r);
-        int rc = br__io_wait(s->fd, BR__IO_WRITE, deadline);
+        int rc = br__io_wait(s->fd, BR__IO_WRITE | first_wait(&s->waited), deadline);
         if (rc != 0)
             return rc;
     }
@@ -784,7 +794,7 @@ int br_listener_accept(br_listener *l, int64_t deadline, br_stream **out) {
         }
         if (fd != BR_EAGAIN)
             return fd;
-        int rc = br__io_wait(l->fd, BR__IO_READ, deadline);
+        int rc = br__io_wait(l->fd, BR__IO_READ | first_wait(&l->waited), deadline);
         if (rc != 0)
             return rc;
     }

@@ -14,6 +14,8 @@
 #include "aio/io.h"
 #include "aio/loop.h"
 
+#include <braid/stream.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -303,6 +305,66 @@ static void registrations_lazy_and_forgotten(void **state) {
     BR_CHECK_OK(br_future_result(f, BR_NOWAIT, NULL, NULL));
     br_future_release(f);
     BR_CHECK_OK(br_loop_free(l));
+}
+
+/* A descriptor closed with a plain close() while registered (behind the loop's back:
+ * epoll dropped the old file's registration, the table still says IN), and a new one
+ * under the same number handed to a stream: the stream's first wait says BR__IO_NEW,
+ * so the stale entry is forgotten and the new file registered, and the read gets what
+ * a sibling task sends after the reader parked (before the fix it slept until the hang
+ * guard: its wait found IN registered and made no call). */
+struct behind {
+    br_loop *l;
+    int peer; /* the new pair's other end */
+};
+static int behind_writer(br_task *t) {
+    struct behind *b = *(struct behind **)br_task_arg(t, NULL);
+    return send(b->peer, "hello", 5, 0) == 5 ? 0 : BR_EFAILED;
+}
+static int behind_main(br_task *t) {
+    struct behind *b = *(struct behind **)br_task_arg(t, NULL);
+    int fds[2];
+    BR_CHECK_EQ(nb_socketpair(fds), 0);
+    BR_CHECK_ERR(br__io_wait(fds[0], BR__IO_READ, br_deadline_after(BR_MSEC)), BR_ETIMEDOUT);
+    int old0 = fds[0];
+    BR_CHECK_EQ(br__loop_fd_registered(b->l, old0), BR__POLL_IN);
+    BR_CHECK_EQ(close(fds[0]), 0); /* behind the loop's back */
+    BR_CHECK_EQ(br__loop_fd_registered(b->l, old0), BR__POLL_IN); /* stale */
+    int g[2];
+    BR_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, g), 0);
+    BR_CHECK_EQ(g[0], old0); /* the lowest number comes back */
+    br_stream *s;
+    BR_CHECK_OK(br_stream_from_fd(g[0], &s));
+    b->peer = g[1];
+    br_future *w;
+    BR_CHECK_OK(br_create_task(NULL, behind_writer, &b, sizeof b, &w)); /* runs once we park */
+    char buf[8] = {0};
+    size_t got = 0;
+    BR_CHECK_OK(br_stream_readexactly(s, buf, 5, br_test_hang_guard(), &got));
+    BR_CHECK_EQ(got, 5);
+    BR_CHECK(memcmp(buf, "hello", 5) == 0);
+    BR_CHECK_EQ(br__loop_fd_registered(b->l, old0), BR__POLL_IN); /* the new file's */
+    BR_CHECK_OK(br_future_result(w, br_test_hang_guard(), NULL, NULL));
+    br_future_release(w);
+    BR_CHECK_OK(br_stream_close(s));
+    br_stream_free(s);
+    BR_CHECK_EQ(br__loop_fd_registered(b->l, old0), 0);
+    BR_CHECK_EQ(close(g[1]), 0);
+    BR_CHECK_EQ(close(fds[1]), 0);
+    return 0;
+}
+
+static void closed_behind_the_loops_back(void **state) {
+    (void)state;
+    struct behind b = {0};
+    BR_CHECK_OK(br_loop_new(&b.l));
+    struct behind *bp = &b;
+    br_future *f;
+    BR_CHECK_OK(br_create_task(b.l, behind_main, &bp, sizeof bp, &f));
+    BR_CHECK_OK(br_loop_run_until_complete(b.l, f));
+    BR_CHECK_OK(br_future_result(f, BR_NOWAIT, NULL, NULL));
+    br_future_release(f);
+    BR_CHECK_OK(br_loop_free(b.l));
 }
 
 /* Closing a descriptor through br__io_close wakes the coroutine waiting on it; its retry
@@ -597,6 +659,7 @@ BR_TEST_MAIN(cmocka_unit_test(coroutine_identity_not_reused),
              cmocka_unit_test(free_after_cancel_from_thread),
              cmocka_unit_test(steady_cycle_no_epoll_ctl),
              cmocka_unit_test(registrations_lazy_and_forgotten),
+             cmocka_unit_test(closed_behind_the_loops_back),
              cmocka_unit_test(close_wakes_waiter),
              cmocka_unit_test(shutdown_wait_from_another_loop),
              cmocka_unit_test(shutdown_wait_idle_and_self),
