@@ -81,19 +81,9 @@ static void avail_push(br__cell_class *c, cslab *s) {
 static cslab *slab_map(size_t cell) {
     if (br__alloc_should_fail()) /* tests: the out-of-memory paths */
         return NULL;
-    size_t len = 2 * (size_t)SLAB;
-    char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED)
+    cslab *s = br__map_aligned(SLAB);
+    if (s == NULL)
         return NULL;
-    char *p = (char *)(((uintptr_t)raw + SLAB - 1) & ~(uintptr_t)(SLAB - 1));
-    if (p > raw)
-        munmap(raw, (size_t)(p - raw));
-    if (p + SLAB < raw + len)
-        munmap(p + SLAB, (size_t)(raw + len - (p + SLAB)));
-#  ifdef MADV_HUGEPAGE
-    (void)madvise(p, SLAB, MADV_HUGEPAGE); /* a hint: THP may be off, that's fine */
-#  endif
-    cslab *s = (cslab *)(void *)p;
     s->cap = (uint32_t)(SLAB / cell - 1); /* slot 0: this header */
     return s;
 }
