@@ -127,12 +127,14 @@ struct br__coro {
     _Atomic int state;
     bool shared;
     bool finished;
+    bool in_place;     /* made by br__coro_new_in: the caller's memory, not freed here */
     uint64_t id;
     size_t size;       /* usable stack bytes */
     br__stack stk;     /* own stack (base NULL in shared mode) */
     shared_stack *ss;  /* shared mode: bound at the first resume */
     char *save;        /* shared mode: the frames copied out */
     size_t save_len, save_cap;
+    char *save_inline; /* new_in: the caller's room after the struct (save starts there) */
     br__coro *rnext, *rprev;
     char name[32];
 #ifdef CORO_ASAN
@@ -437,7 +439,7 @@ static void shared_switch_in(coro_thread *t, br__coro *co, int st) {
         size_t len = (size_t)(top - (char *)o->sp);
         if (len > o->save_cap) {
             size_t cap = (len + 255) & ~(size_t)255;
-            char *nb = br__realloc(o->save, cap);
+            char *nb = o->save == o->save_inline ? br__malloc(cap) : br__realloc(o->save, cap);
             if (!nb)
                 die("out of memory copying a shared-stack coroutine's frames out", o);
             o->save = nb;
@@ -463,21 +465,19 @@ static void shared_switch_in(coro_thread *t, br__coro *co, int st) {
 
 /* --- the API ---------------------------------------------------------------------------- */
 
-int br__coro_new(br__coro **out, br__coro_fn fn, void *arg, const br__coro_opts *opts) {
+size_t br__coro_sizeof(void) { return (sizeof(br__coro) + 15) & ~(size_t)15; }
+
+/* Makes a coroutine in co (zeroed by the caller); frees nothing on failure. */
+static int coro_make(br__coro *co, br__coro_fn fn, void *arg, const br__coro_opts *opts) {
     static const br__coro_opts defaults = {0};
     if (!opts)
         opts = &defaults;
-    if (!out || !fn)
-        return BR__MISUSE(BR_EINVAL, "br__coro_new: out and fn are required");
     size_t size = opts->stack_size ? opts->stack_size : BR__CORO_DEFAULT_STACK;
     if (opts->shared_stack && opts->stack_size == 0)
         size = SHARED_SIZE;
     if (size < BR__CORO_MIN_STACK || size > ((size_t)1 << 36) ||
         (opts->shared_stack && size > SHARED_SIZE))
         return BR__MISUSE(BR_EINVAL, "br__coro_new: stack size out of range");
-    br__coro *co = br__calloc(1, sizeof *co);
-    if (!co)
-        return BR_ENOMEM;
     co->fn = fn;
     co->arg = arg;
     co->shared = opts->shared_stack;
@@ -486,10 +486,8 @@ int br__coro_new(br__coro **out, br__coro_fn fn, void *arg, const br__coro_opts 
         co->size = size;
     } else {
         int rc = br__stack_get(&co->stk, size);
-        if (rc != 0) {
-            br__free(co);
+        if (rc != 0)
             return rc;
-        }
         co->size = co->stk.size;
         co->sp = first_frame(co, co->stk.base + co->stk.size);
 #ifdef CORO_VALGRIND
@@ -508,6 +506,39 @@ int br__coro_new(br__coro **out, br__coro_fn fn, void *arg, const br__coro_opts 
         reg_head->rprev = co;
     reg_head = co;
     br__ilock_unlock(&reg_lock);
+    return 0;
+}
+
+int br__coro_new(br__coro **out, br__coro_fn fn, void *arg, const br__coro_opts *opts) {
+    if (!out || !fn)
+        return BR__MISUSE(BR_EINVAL, "br__coro_new: out and fn are required");
+    br__coro *co = br__calloc(1, sizeof *co);
+    if (!co)
+        return BR_ENOMEM;
+    int rc = coro_make(co, fn, arg, opts);
+    if (rc != 0) {
+        br__free(co);
+        return rc;
+    }
+    *out = co;
+    return 0;
+}
+
+int br__coro_new_in(br__coro **out, void *mem, size_t size, br__coro_fn fn, void *arg,
+                    const br__coro_opts *opts) {
+    size_t head = br__coro_sizeof();
+    if (!out || !fn || !mem || ((uintptr_t)mem & 15) || size < head)
+        return BR__MISUSE(BR_EINVAL, "br__coro_new_in: out, fn and room are required");
+    br__coro *co = mem;
+    memset(co, 0, sizeof *co);
+    co->in_place = true;
+    if (opts && opts->shared_stack && size > head) {
+        co->save_inline = co->save = (char *)mem + head;
+        co->save_cap = size - head;
+    }
+    int rc = coro_make(co, fn, arg, opts);
+    if (rc != 0)
+        return rc;
     *out = co;
     return 0;
 }
@@ -628,14 +659,16 @@ void br__coro_free(br__coro *co) {
     if (co->shared) {
         if (co->ss)
             ss_unref(co->ss);
-        br__free(co->save);
+        if (co->save != co->save_inline)
+            br__free(co->save);
     } else {
 #ifdef CORO_VALGRIND
         VALGRIND_STACK_DEREGISTER(co->vg_id);
 #endif
         br__stack_put(&co->stk);
     }
-    br__free(co);
+    if (!co->in_place)
+        br__free(co);
 }
 
 br__coro_state br__coro_state_of(const br__coro *co) {

@@ -81,6 +81,17 @@ typedef struct br__coro_opts {
  * below BR__CORO_MIN_STACK (or absurdly large); BR_ENOMEM. */
 int br__coro_new(br__coro **out, br__coro_fn fn, void *arg, const br__coro_opts *opts);
 
+/* br__coro_new in the caller's memory: mem (16-byte aligned) holds `size` bytes, at
+ * least br__coro_sizeof(). The coroutine lives there (br__coro_free gives its stack back
+ * but not mem, which stays the caller's, to free after br__coro_free); a shared-stack
+ * coroutine copies its frames out into the rest of mem while they fit (to the heap
+ * beyond). So a caller that keeps coroutines in its own records makes one allocation
+ * per coroutine instead of two or three (aio/task.c's cells). Errors as br__coro_new. */
+int br__coro_new_in(br__coro **out, void *mem, size_t size, br__coro_fn fn, void *arg,
+                    const br__coro_opts *opts);
+/* The bytes a coroutine itself takes in br__coro_new_in's memory (a multiple of 16). */
+size_t br__coro_sizeof(void);
+
 /* Runs co on this thread until it suspends or finishes. Returns its state then
  * (BR__CORO_SUSPENDED or BR__CORO_DONE). Not from inside a coroutine of the same
  * scheduler thread that is co itself; resuming a RUNNING or DONE coroutine is a bug

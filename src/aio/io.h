@@ -18,7 +18,14 @@
 
 #include <unistd.h>
 
-enum { BR__IO_READ = 1, BR__IO_WRITE = 2 };
+/* BR__IO_NEW, with READ or WRITE: the first wait on a descriptor braid has just made or
+ * been handed (a stream's, a listener's, a connecting socket's). Its number may be one
+ * that was closed behind the loop's back (a plain close() while registered), and what
+ * the loop's table says about that number then belongs to the old file: with NEW the
+ * loop forgets it (as br__io_forget) before it registers the new one, so the wait
+ * can't sleep on a registration epoll dropped with the old file (aio/loop.c,
+ * "Descriptors"). Costs nothing when the table knows nothing of the number. */
+enum { BR__IO_READ = 1, BR__IO_WRITE = 2, BR__IO_NEW = 4 };
 
 BR__EXT int br__io_wait(int fd, uint32_t events, int64_t deadline);
 
@@ -27,10 +34,11 @@ BR__EXT int br__io_wait(int fd, uint32_t events, int64_t deadline);
  * poller between waits, so that a steady read/write cycle makes no epoll_ctl, and the
  * registration must go before the number can be reused. It acts on the loop running
  * on the calling thread (a no-op elsewhere): close a coroutine's descriptors on its
- * loop's thread (a coroutine, a callback, or with no thread running the loop: the
- * next wait finding a stale registration corrects it only when epoll says so, see
- * aio/loop.c, "Descriptors"). A coroutine still waiting on fd there is woken (its
- * retry then meets the closed descriptor). */
+ * loop's thread (a coroutine, a callback, or with no thread running the loop). A
+ * number closed without it is mended by the first wait on the next descriptor to get
+ * that number, when that wait says BR__IO_NEW (every descriptor the stream layer makes
+ * or adopts does: aio/loop.c, "Descriptors"). A coroutine still waiting on fd there is
+ * woken (its retry then meets the closed descriptor). */
 BR__EXT void br__io_forget(int fd);
 static inline int br__io_close(int fd) {
     br__io_forget(fd);

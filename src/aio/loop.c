@@ -258,8 +258,16 @@ int br_timer_cancel(br_timer *t) {
  * registered. A descriptor closed without it (epoll drops a closed file's registration
  * by itself when the last reference goes) leaves a stale `registered`; the table
  * corrects it when a MOD answers ENOENT or an ADD EEXIST, but a wait for a direction
- * the stale entry already has makes no call and would sleep until its deadline: hence
- * the rule in aio/io.h. nio counts the coroutines parked in a descriptor wait: a busy
+ * the stale entry already has makes no call and would sleep until its deadline. So the
+ * first wait on a descriptor braid has just made or been handed (a stream's, a
+ * listener's, a connecting socket's) says BR__IO_NEW, and an entry that knows anything
+ * of that number is forgotten first (its waiters woken, a DEL that answers ENOENT for
+ * the new file, which is then ADDed); an entry that knows nothing costs nothing. Waits
+ * after the first trust the table: closing a stream's descriptor behind its back while
+ * the stream lives stays the caller's bug (aio/io.h). One case epoll itself can't
+ * mend: a closed number whose file lives on in a dup() keeps its registration inside
+ * epoll, out of reach by number (epoll(7)); it shows as spurious readiness, which
+ * every caller retries. nio counts the coroutines parked in a descriptor wait: a busy
  * loop polls (without blocking) only when some coroutine waits for a descriptor. */
 
 typedef struct iorec {
@@ -295,6 +303,8 @@ static int fd_set_interest(br_loop *l, int fd, uint32_t want) {
     return rc;
 }
 
+static void io_forget(int fd);
+
 static int io_wait_coro(int fd, uint32_t events, int64_t deadline) {
     br__atask *a = br__atask_tl;
     if (a == NULL)
@@ -315,6 +325,9 @@ static int io_wait_coro(int fd, uint32_t events, int64_t deadline) {
         l->fdcap = cap;
     }
     struct br__fdent *e = &l->fds[fd];
+    if ((events & BR__IO_NEW) && (e->registered || e->rd || e->wr))
+        io_forget(fd); /* the old file's: the number was closed behind our back */
+    events &= BR__IO_READ | BR__IO_WRITE;
     if (((events & BR__IO_READ) && e->rd) || ((events & BR__IO_WRITE) && e->wr))
         return BR_EBUSY; /* another coroutine waits for the same thing on fd */
     uint32_t need = ((events & BR__IO_READ) ? BR__POLL_IN : 0) |
@@ -605,6 +618,7 @@ int br_loop_free(br_loop *loop) {
     br__theap_free(&loop->timers);
     br__free(loop->fds);
     br__poller_close(loop->poller);
+    br__cells_fini(&loop->cells);
     br__free(loop);
     return 0;
 }
@@ -838,17 +852,21 @@ static const char *kind_of(const char *file, const char *func) {
     } kinds[] = {
         {"thread/lock.c", NULL, "lock"},
         {"thread/rlock.c", NULL, "rlock"},
-        {"thread/cond.c", NULL, "condition"},
+        {"thread/cond.c", NULL, "condition"}, /* its wait, and taking its lock back */
         {"thread/sem.c", NULL, "semaphore"},
         {"thread/event.c", NULL, "event"},
         {"thread/barrier.c", NULL, "barrier"},
         {"thread/thread.c", NULL, "thread join"},
+        {"queue/queue.c", "br_queue_join", "queue join"},
         {"queue/queue.c", NULL, "queue"},
         {"future/listen.c", NULL, "future"},
         {"future/wait.c", NULL, "futures (br_wait)"},
         {"future/as_completed.c", NULL, "as_completed"},
         {"executor/map.c", NULL, "map"},
+        {"executor/pool/bounded.c", "br__pool_bp_drain", "pool shutdown"},
         {"executor/pool/bounded.c", NULL, "pool submit"},
+        {"process/pool.c", "wait_cancel_seen", "process pool shutdown"},
+        {"process/mp_sync.c", NULL, "process-shared primitive"},
         {"core/time.c", NULL, "sleep"},
         {"aio/task.c", "br_aio_sleep_until", "sleep"},
         {"aio/loop.c", "ex_shutdown", "executor shutdown"},

@@ -91,6 +91,32 @@ static inline void br__rq_append(br__rq *q, br__rq *more) {
     more->head = more->tail = NULL;
 }
 
+/* --- task cells (cells.c) ---------------------------------------------------------------
+ *
+ * One block per task for its record, its coroutine (br__coro_new_in) and, on a shared
+ * stack, the first bytes of its copied-out frames; from 2 MiB slabs of the loop's own,
+ * loop thread only (cells.c's notes). Two classes: own-stack tasks, shared-stack ones. */
+enum { BR__CELL_OWN_CLASS, BR__CELL_SHARED_CLASS, BR__CELL_CLASSES };
+#define BR__CELL_OWN ((size_t)512)
+#define BR__CELL_SHARED ((size_t)1024)
+typedef struct br__cell_class {
+    struct cslab *avail, *all;
+    size_t nempty;
+} br__cell_class;
+typedef struct br__cells {
+    br__cell_class cls[BR__CELL_CLASSES];
+} br__cells;
+/* A cell of class cls (16-byte aligned, uninitialised), or NULL (out of memory). */
+void *br__cells_get(br__cells *cs, int cls);
+/* Gives a cell back. */
+void br__cells_put(br__cells *cs, int cls, void *p);
+/* Unmaps every slab (the loop's end: no cell is in use). */
+void br__cells_fini(br__cells *cs);
+/* For tests: the slabs of class cls mapped now, and the cells a slab holds (both 0 in
+ * builds that take cells from the heap: AddressSanitizer's). */
+size_t br__cells_slabs(const br__cells *cs, int cls);
+size_t br__cells_per_slab(int cls);
+
 /* --- tasks (task.c) --------------------------------------------------------------------- */
 
 typedef struct br__atask br__atask;
@@ -121,6 +147,8 @@ struct br__atask {
     bool from_ex;            /* submitted through br_loop_executor */
     bool ex_slot;            /* holds one of ex_limit's slots */
     bool shared_stack;
+    int8_t cell;             /* its block: a BR__CELL_*_CLASS of the loop's cells, or -1
+                              * (made off the loop's thread: a heap block of that size) */
     br__atask *anext, *aprev; /* the loop's started tasks (loop thread) */
     _Atomic uint32_t requests;    /* cancel requests counted (asyncio's cancelling()) */
     _Atomic uint32_t must_report; /* a request not yet reported by a park */
@@ -173,6 +201,7 @@ struct br_loop {
      * set them before tasks are made. */
     size_t task_stack_size;
     bool task_shared;
+    br__cells cells;           /* its tasks' cells (loop thread) */
 };
 
 /* The stack choice of every new loop's tasks: false (their own stacks) unless the tests

@@ -127,11 +127,45 @@ void br__atask_home_cancel(void *home) {
 static _Atomic uint64_t task_names;
 static _Atomic uint64_t task_ids; /* identities: never reused, unlike records */
 
+/* The record's offset of the coroutine in its cell. */
+#define CORO_AT (((sizeof(br__atask) + 15) & ~(size_t)15))
+
+/* A task's block (aio/cells.c): a cell of l's on l's thread, else from the heap. */
+static br__atask *cell_get(br_loop *l, bool shared) {
+    int cls = shared ? BR__CELL_SHARED_CLASS : BR__CELL_OWN_CLASS;
+    size_t size = shared ? BR__CELL_SHARED : BR__CELL_OWN;
+    br__atask *a;
+    if (br__loop_tl == l && CORO_AT + br__coro_sizeof() <= size) {
+        a = br__cells_get(&l->cells, cls);
+    } else {
+        a = br__aligned_alloc(16, CORO_AT + br__coro_sizeof() > size ? CORO_AT + br__coro_sizeof()
+                                                                    : size);
+        cls = -1;
+    }
+    if (a != NULL) {
+        memset(a, 0, sizeof *a);
+        a->cell = (int8_t)cls;
+    }
+    return a;
+}
+
+static size_t cell_size(const br__atask *a) {
+    size_t size = a->shared_stack ? BR__CELL_SHARED : BR__CELL_OWN;
+    return CORO_AT + br__coro_sizeof() > size ? CORO_AT + br__coro_sizeof() : size;
+}
+
 int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_ex) {
-    br__atask *a = br__malloc(sizeof *a);
+    size_t stack_size = opts ? opts->stack_size : 0;
+    bool shared;
+    if (opts && (opts->shared_stack || opts->own_stack))
+        shared = opts->shared_stack;
+    else if (stack_size > BR__CORO_SHARED_STACK)
+        shared = false; /* too big for the shared stack: its own */
+    else
+        shared = l->task_shared;
+    br__atask *a = cell_get(l, shared);
     if (a == NULL)
         return BR_ENOMEM;
-    memset(a, 0, sizeof *a);
     a->run.kind = BR__RUN_TASK;
     a->loop = l;
     a->task = t;
@@ -141,13 +175,8 @@ int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_
     atomic_init(&a->must_report, 0);
     br__tnode_init(&a->park_timer, park_timer_fire);
     a->ident = br__coro_identity(atomic_fetch_add_explicit(&task_ids, 1, memory_order_relaxed) + 1);
-    a->stack_size = opts ? opts->stack_size : 0;
-    if (opts && (opts->shared_stack || opts->own_stack))
-        a->shared_stack = opts->shared_stack;
-    else if (a->stack_size > BR__CORO_SHARED_STACK)
-        a->shared_stack = false; /* too big for the shared stack: its own */
-    else
-        a->shared_stack = l->task_shared;
+    a->stack_size = stack_size;
+    a->shared_stack = shared;
     if (a->stack_size == 0)
         a->stack_size = l->task_stack_size;
     if (a->shared_stack && a->stack_size > BR__CORO_SHARED_STACK)
@@ -219,7 +248,10 @@ static void task_main(void *p) {
 
 void br__atask_free(br__atask *a) {
     br_future_release(a->f);
-    br__free(a);
+    if (a->cell < 0)
+        br__free(a);
+    else
+        br__cells_put(&a->loop->cells, a->cell, a);
 }
 
 /* The task is over (finished, or never begun): nothing reaches the record after this. */
@@ -264,7 +296,8 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
                 l->tneed--;
         }
         if (rc == 0) {
-            rc = br__coro_new(&a->co, task_main, a, &o);
+            rc = br__coro_new_in(&a->co, (char *)a + CORO_AT, cell_size(a) - CORO_AT,
+                                 task_main, a, &o);
             if (rc != 0)
                 l->tneed--;
         }

@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static _Atomic long fail_after = -1; /* allocations left before failing; < 0: never */
 static _Atomic long count;
@@ -53,6 +54,22 @@ char *br__strdup(const char *s) {
 }
 
 void br__free(void *p) { free(p); }
+
+void *br__map_aligned(size_t size) {
+    size_t len = 2 * size;
+    char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    char *p = (char *)(((uintptr_t)raw + size - 1) & ~(uintptr_t)(size - 1));
+    if (p > raw)
+        munmap(raw, (size_t)(p - raw));
+    if (p + size < raw + len)
+        munmap(p + size, (size_t)(raw + len - (p + size)));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, size, MADV_HUGEPAGE); /* a hint: THP may be off, that's fine */
+#endif
+    return p;
+}
 
 void br__free_poisoned(void *p, size_t n) {
 #ifndef NDEBUG

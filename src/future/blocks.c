@@ -219,19 +219,7 @@ int64_t br__blocks_set_decay(int64_t ns) {
 static slab *slab_map(bool seam) {
     if (seam && br__alloc_should_fail()) /* tests: the out-of-memory paths */
         return NULL;
-    size_t len = 2 * (size_t)SLAB;
-    char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED)
-        return NULL;
-    char *p = (char *)(((uintptr_t)raw + SLAB - 1) & ~(uintptr_t)(SLAB - 1));
-    if (p > raw)
-        munmap(raw, (size_t)(p - raw));
-    if (p + SLAB < raw + len)
-        munmap(p + SLAB, (size_t)(raw + len - (p + SLAB)));
-#  ifdef MADV_HUGEPAGE
-    (void)madvise(p, SLAB, MADV_HUGEPAGE); /* a hint: THP may be off, that's fine */
-#  endif
-    return (slab *)(void *)p;
+    return br__map_aligned(SLAB);
 }
 
 static void slab_reset(slab *s) {

@@ -214,6 +214,11 @@ static void sleeper_left(br__wq *q, void *arg, int why) {
 }
 
 int br__lock_acquire_slow(struct br__lock *l, int64_t deadline, uint32_t wflags) {
+    return br__lock_acquire_slow_at(l, deadline, wflags, __FILE__, __func__);
+}
+
+int br__lock_acquire_slow_at(struct br__lock *l, int64_t deadline, uint32_t wflags,
+                             const char *site_file, const char *site_func) {
     uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
     if (s == BR__LOCK_DESTROYED)
         return BR_EINVAL;
@@ -234,7 +239,7 @@ int br__lock_acquire_slow(struct br__lock *l, int64_t deadline, uint32_t wflags)
         }
         bool ask = woken; /* a coroutine asks at once; a thread once it napped enough */
         BR__PARKED(br__waiter, w);
-        br__waiter_init(w);
+        br__waiter_init_at(w, site_file, site_func);
         w->flags = wflags;
         w->data2 = ask ? ASKED : 0;
         br__ilock_lock(&l->wq.lock);

@@ -36,6 +36,10 @@ struct br__lock {
  * was cancelled while it waited; never with wflags = BR__WAITER_NOCANCEL) or BR_EINVAL
  * (destroyed). wflags: 0, or BR__WAITER_NOCANCEL for a wait that must finish. */
 int br__lock_acquire_slow(struct br__lock *l, int64_t deadline, uint32_t wflags);
+/* The same, naming the primitive that waits (its file and function, for br_aio_dump's
+ * "suspended on rlock": core/lib.h, br__waiter_init_at) instead of the lock itself. */
+int br__lock_acquire_slow_at(struct br__lock *l, int64_t deadline, uint32_t wflags,
+                             const char *site_file, const char *site_func);
 /* A release that found more than LOCKED in the state: wakes one sleeper, or hands it
  * the lock. */
 void br__lock_release_slow(struct br__lock *l);
@@ -71,19 +75,20 @@ static inline bool br__lock_try_fast(struct br__lock *l) {
     return true;
 }
 
-static inline int br__lock_acquire(struct br__lock *l, int64_t deadline) {
+/* For a primitive built on the lock (the RLock, a condition taking its lock back): a
+ * wait is named after the caller's file and function (br__lock_acquire_slow_at). */
+static inline int br__lock_acquire_at(struct br__lock *l, int64_t deadline, uint32_t wflags,
+                                      const char *file, const char *func) {
     if (BR__LIKELY(br__lock_try_fast(l)))
         return 0;
-    return br__lock_acquire_slow(l, deadline, 0);
+    return br__lock_acquire_slow_at(l, deadline, wflags, file, func);
 }
+#define br__lock_acquire(l, deadline) br__lock_acquire_at((l), (deadline), 0, __FILE__, __func__)
 
 /* Takes l whatever happens: no deadline, and a cancel request stays pending (a
  * condition taking its lock back). 0, or BR_EINVAL (destroyed). */
-static inline int br__lock_acquire_nocancel(struct br__lock *l) {
-    if (BR__LIKELY(br__lock_try_fast(l)))
-        return 0;
-    return br__lock_acquire_slow(l, BR_FOREVER, BR__WAITER_NOCANCEL);
-}
+#define br__lock_acquire_nocancel(l)                                                       \
+    br__lock_acquire_at((l), BR_FOREVER, BR__WAITER_NOCANCEL, __FILE__, __func__)
 
 /* Releases l, which the caller holds (checked by the callers). */
 static inline void br__lock_release(struct br__lock *l) {

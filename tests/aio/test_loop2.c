@@ -14,6 +14,8 @@
 #include "aio/io.h"
 #include "aio/loop.h"
 
+#include <braid/stream.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -305,6 +307,66 @@ static void registrations_lazy_and_forgotten(void **state) {
     BR_CHECK_OK(br_loop_free(l));
 }
 
+/* A descriptor closed with a plain close() while registered (behind the loop's back:
+ * epoll dropped the old file's registration, the table still says IN), and a new one
+ * under the same number handed to a stream: the stream's first wait says BR__IO_NEW,
+ * so the stale entry is forgotten and the new file registered, and the read gets what
+ * a sibling task sends after the reader parked (before the fix it slept until the hang
+ * guard: its wait found IN registered and made no call). */
+struct behind {
+    br_loop *l;
+    int peer; /* the new pair's other end */
+};
+static int behind_writer(br_task *t) {
+    struct behind *b = *(struct behind **)br_task_arg(t, NULL);
+    return send(b->peer, "hello", 5, 0) == 5 ? 0 : BR_EFAILED;
+}
+static int behind_main(br_task *t) {
+    struct behind *b = *(struct behind **)br_task_arg(t, NULL);
+    int fds[2];
+    BR_CHECK_EQ(nb_socketpair(fds), 0);
+    BR_CHECK_ERR(br__io_wait(fds[0], BR__IO_READ, br_deadline_after(BR_MSEC)), BR_ETIMEDOUT);
+    int old0 = fds[0];
+    BR_CHECK_EQ(br__loop_fd_registered(b->l, old0), BR__POLL_IN);
+    BR_CHECK_EQ(close(fds[0]), 0); /* behind the loop's back */
+    BR_CHECK_EQ(br__loop_fd_registered(b->l, old0), BR__POLL_IN); /* stale */
+    int g[2];
+    BR_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, g), 0);
+    BR_CHECK_EQ(g[0], old0); /* the lowest number comes back */
+    br_stream *s;
+    BR_CHECK_OK(br_stream_from_fd(g[0], &s));
+    b->peer = g[1];
+    br_future *w;
+    BR_CHECK_OK(br_create_task(NULL, behind_writer, &b, sizeof b, &w)); /* runs once we park */
+    char buf[8] = {0};
+    size_t got = 0;
+    BR_CHECK_OK(br_stream_readexactly(s, buf, 5, br_test_hang_guard(), &got));
+    BR_CHECK_EQ(got, 5);
+    BR_CHECK(memcmp(buf, "hello", 5) == 0);
+    BR_CHECK_EQ(br__loop_fd_registered(b->l, old0), BR__POLL_IN); /* the new file's */
+    BR_CHECK_OK(br_future_result(w, br_test_hang_guard(), NULL, NULL));
+    br_future_release(w);
+    BR_CHECK_OK(br_stream_close(s));
+    br_stream_free(s);
+    BR_CHECK_EQ(br__loop_fd_registered(b->l, old0), 0);
+    BR_CHECK_EQ(close(g[1]), 0);
+    BR_CHECK_EQ(close(fds[1]), 0);
+    return 0;
+}
+
+static void closed_behind_the_loops_back(void **state) {
+    (void)state;
+    struct behind b = {0};
+    BR_CHECK_OK(br_loop_new(&b.l));
+    struct behind *bp = &b;
+    br_future *f;
+    BR_CHECK_OK(br_create_task(b.l, behind_main, &bp, sizeof bp, &f));
+    BR_CHECK_OK(br_loop_run_until_complete(b.l, f));
+    BR_CHECK_OK(br_future_result(f, BR_NOWAIT, NULL, NULL));
+    br_future_release(f);
+    BR_CHECK_OK(br_loop_free(b.l));
+}
+
 /* Closing a descriptor through br__io_close wakes the coroutine waiting on it; its retry
  * meets the closed descriptor. */
 static _Atomic int closer_fd = -1;
@@ -467,15 +529,53 @@ static int d_on_future(br_task *t) {
     br_future *other = *(br_future **)br_task_arg(t, NULL);
     return br_future_wait(other, BR_FOREVER);
 }
+/* The other primitives, each named in the dump after what it is (an RLock waits in the
+ * lock's code, and was once listed as "lock"). */
+static br_rlock d_rlock;
+static br_sem d_sem;
+static br_cond d_cond;
+static br_barrier d_barrier;
+static br_queue *d_jq; /* one item put and not yet done: a join waits */
+static int d_on_rlock(br_task *t) {
+    (void)t;
+    int rc = br_rlock_acquire(&d_rlock, BR_FOREVER);
+    return rc != 0 ? rc : br_rlock_release(&d_rlock);
+}
+static int d_on_sem(br_task *t) {
+    (void)t;
+    int rc = br_sem_acquire(&d_sem, BR_FOREVER);
+    return rc != 0 ? rc : br_sem_release(&d_sem, 1);
+}
+static int d_on_cond(br_task *t) {
+    (void)t;
+    int rc = br_cond_acquire(&d_cond, BR_FOREVER);
+    if (rc != 0)
+        return rc;
+    rc = br_cond_wait(&d_cond, BR_FOREVER);
+    int rrc = br_cond_release(&d_cond);
+    return rc != 0 ? rc : rrc;
+}
+static int d_on_barrier(br_task *t) {
+    (void)t;
+    int rc = br_barrier_wait(&d_barrier, BR_FOREVER);
+    return rc < 0 ? rc : 0;
+}
+static int d_on_join(br_task *t) {
+    (void)t;
+    return br_queue_join(d_jq, BR_FOREVER);
+}
 
 static int d_main(br_task *t) {
     (void)t;
     BR_CHECK_OK(br_lock_acquire(&d_lock, BR_NOWAIT));
+    BR_CHECK_OK(br_rlock_acquire(&d_rlock, BR_NOWAIT));
     struct {
         const char *name;
         br_task_fn fn;
     } ts[] = {{"on-lock", d_on_lock},   {"on-event", d_on_event}, {"on-queue", d_on_queue},
-              {"on-sleep", d_on_sleep}, {"on-fd", d_on_fd},       {"on-future", d_on_future}};
+              {"on-sleep", d_on_sleep}, {"on-fd", d_on_fd},       {"on-future", d_on_future},
+              {"on-rlock", d_on_rlock}, {"on-sem", d_on_sem},     {"on-cond", d_on_cond},
+              {"on-barrier", d_on_barrier}, {"on-join", d_on_join}};
     enum { NT = sizeof ts / sizeof ts[0] };
     br_future *f[NT] = {0};
     for (int i = 0; i < NT; i++) {
@@ -494,7 +594,11 @@ static int d_main(br_task *t) {
     snprintf(want, sizeof want, "on-fd suspended on fd %d read\n", d_fds[0]);
     const char *lines[] = {"on-lock suspended on lock\n", "on-event suspended on event\n",
                            "on-queue suspended on queue\n", "on-sleep suspended on sleep\n",
-                           want, "on-future suspended on future\n"};
+                           want, "on-future suspended on future\n",
+                           "on-rlock suspended on rlock\n", "on-sem suspended on semaphore\n",
+                           "on-cond suspended on condition\n",
+                           "on-barrier suspended on barrier\n",
+                           "on-join suspended on queue join\n"};
     for (int i = 0; i < NT; i++)
         if (strstr(buf, lines[i]) == NULL)
             fail_msg("no \"%.*s\" in the dump:\n%s", (int)strlen(lines[i]) - 1, lines[i], buf);
@@ -502,6 +606,15 @@ static int d_main(br_task *t) {
     free(buf);
     /* Let them all go: each returns 0. */
     BR_CHECK_OK(br_lock_release(&d_lock));
+    BR_CHECK_OK(br_rlock_release(&d_rlock));
+    BR_CHECK_OK(br_sem_release(&d_sem, 1));
+    BR_CHECK_OK(br_cond_acquire(&d_cond, BR_FOREVER));
+    BR_CHECK_OK(br_cond_notify(&d_cond, 1));
+    BR_CHECK_OK(br_cond_release(&d_cond));
+    void *item;
+    BR_CHECK_OK(br_queue_get(d_jq, &item, BR_NOWAIT));
+    BR_CHECK_OK(br_queue_task_done(d_jq));
+    BR_CHECK(br_barrier_wait(&d_barrier, br_test_hang_guard()) >= 0);
     BR_CHECK_OK(br_event_set(&d_ev));
     BR_CHECK_OK(br_queue_put(d_q, NULL, BR_FOREVER));
     BR_CHECK(br_future_cancel(f[3]));
@@ -520,11 +633,22 @@ static void dump_names_what_is_waited_on(void **state) {
     BR_CHECK_OK(br_lock_init(&d_lock));
     BR_CHECK_OK(br_event_init(&d_ev));
     BR_CHECK_OK(br_queue_new(&d_q, NULL));
+    BR_CHECK_OK(br_rlock_init(&d_rlock));
+    BR_CHECK_OK(br_sem_init(&d_sem, 0));
+    BR_CHECK_OK(br_cond_init(&d_cond, (br_rlock *)NULL));
+    BR_CHECK_OK(br_barrier_init(&d_barrier, 2, NULL, NULL));
+    BR_CHECK_OK(br_queue_new(&d_jq, NULL));
+    BR_CHECK_OK(br_queue_put(d_jq, NULL, BR_NOWAIT));
     BR_CHECK_EQ(nb_socketpair(d_fds), 0);
     int code = -1;
     BR_CHECK_OK(br_aio_run(d_main, NULL, 0, &code));
     BR_CHECK_OK(code);
     br_queue_free(d_q);
+    br_queue_free(d_jq);
+    BR_CHECK_OK(br_barrier_destroy(&d_barrier));
+    BR_CHECK_OK(br_cond_destroy(&d_cond));
+    BR_CHECK_OK(br_sem_destroy(&d_sem));
+    BR_CHECK_OK(br_rlock_destroy(&d_rlock));
     close(d_fds[0]);
     close(d_fds[1]);
 }
@@ -535,6 +659,7 @@ BR_TEST_MAIN(cmocka_unit_test(coroutine_identity_not_reused),
              cmocka_unit_test(free_after_cancel_from_thread),
              cmocka_unit_test(steady_cycle_no_epoll_ctl),
              cmocka_unit_test(registrations_lazy_and_forgotten),
+             cmocka_unit_test(closed_behind_the_loops_back),
              cmocka_unit_test(close_wakes_waiter),
              cmocka_unit_test(shutdown_wait_from_another_loop),
              cmocka_unit_test(shutdown_wait_idle_and_self),

@@ -294,6 +294,7 @@ enum { NALIVE = 20000 };
 struct alive {
     br_event go;
     _Atomic int parked, shared_seen;
+    size_t slabs_full; /* the loop's shared-stack cell slabs while all were parked */
 };
 
 static int alive_task(br_task *t) {
@@ -308,13 +309,20 @@ static int alive_task(br_task *t) {
 static int setter(br_task *t) {
     struct alive *a = *(struct alive *const *)br_task_arg(t, NULL);
     BR_CHECK_EQ(atomic_load(&a->parked), NALIVE); /* every one parked before this ran */
+    /* Their records are cells of the loop's (aio/cells.c): as many slabs as they fill. */
+    size_t per = br__cells_per_slab(BR__CELL_SHARED_CLASS);
+    a->slabs_full = br__cells_slabs(&br_loop_current()->cells, BR__CELL_SHARED_CLASS);
+    if (per != 0)
+        BR_CHECK_EQ(a->slabs_full, (NALIVE + per - 1) / per);
     BR_CHECK_OK(br_event_set(&a->go));
     return 0;
 }
 
-static int alive_main(br_task *t) {
-    struct alive *a = *(struct alive *const *)br_task_arg(t, NULL);
-    BR_CHECK_OK(br_loop_set_task_defaults(br_loop_current(), &shared));
+/* One burst of NALIVE shared-stack tasks parked at once, released by an own-stack
+ * setter; every result checked. */
+static void alive_burst(struct alive *a) {
+    atomic_store(&a->parked, 0);
+    BR_CHECK_OK(br_event_clear(&a->go));
     br_future **fs = calloc(NALIVE, sizeof *fs);
     BR_CHECK(fs != NULL);
     for (int i = 0; i < NALIVE; i++) /* NULL opts: the loop's default */
@@ -335,6 +343,22 @@ static int alive_main(br_task *t) {
     }
     free(fs);
     BR_CHECK_EQ(sum, NALIVE);
+}
+
+static int alive_main(br_task *t) {
+    struct alive *a = *(struct alive *const *)br_task_arg(t, NULL);
+    BR_CHECK_OK(br_loop_set_task_defaults(br_loop_current(), &shared));
+    br_loop *l = br_loop_current();
+    size_t per = br__cells_per_slab(BR__CELL_SHARED_CLASS);
+    alive_burst(a);
+    size_t first = a->slabs_full;
+    /* All finished: one empty slab stays warm for the next burst, the rest went back. */
+    if (per != 0)
+        BR_CHECK_EQ(br__cells_slabs(&l->cells, BR__CELL_SHARED_CLASS), 1);
+    alive_burst(a); /* the same burst again: the same slabs' worth, nothing leaked */
+    BR_CHECK_EQ(a->slabs_full, first);
+    if (per != 0)
+        BR_CHECK_EQ(br__cells_slabs(&l->cells, BR__CELL_SHARED_CLASS), 1);
     return 0;
 }
 
@@ -346,7 +370,7 @@ static void loop_default_many_alive(void **state) {
     atomic_init(&a.shared_seen, 0);
     struct alive *ap = &a;
     run_main(alive_main, &ap, sizeof ap);
-    BR_CHECK_EQ(atomic_load(&a.shared_seen), NALIVE);
+    BR_CHECK_EQ(atomic_load(&a.shared_seen), 2 * NALIVE);
     BR_CHECK_OK(br_event_destroy(&a.go));
 }
 

@@ -1155,7 +1155,58 @@ static void bad_input(void **state) {
     br_listener_free(l);
 }
 
+/* After a short read the next read waits for readiness before it reads (stream.c's
+ * notes): data already there is read under BR_NOWAIT and under a short deadline,
+ * a wait that times out loses nothing, and the end of the stream is still seen. Run
+ * on a thread (poll) and in a coroutine (the loop's epoll). */
+static void short_reads_body(void) {
+    int sv[2];
+    BR_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    br_stream *s;
+    BR_CHECK_OK(br_stream_from_fd(sv[0], &s));
+    char buf[16];
+    size_t got = 0;
+    BR_CHECK_EQ(send(sv[1], "ab", 2, 0), 2);
+    BR_CHECK_OK(br_stream_read(s, buf, sizeof buf, br_test_hang_guard(), &got));
+    BR_CHECK_EQ(got, 2); /* short: the next read waits first */
+    BR_CHECK(memcmp(buf, "ab", 2) == 0);
+    BR_CHECK_EQ(send(sv[1], "cd", 2, 0), 2);
+    BR_CHECK_OK(br_stream_read(s, buf, sizeof buf, BR_NOWAIT, &got));
+    BR_CHECK_EQ(got, 2);
+    BR_CHECK(memcmp(buf, "cd", 2) == 0);
+    BR_CHECK_EQ(send(sv[1], "ef", 2, 0), 2);
+    BR_CHECK_OK(br_stream_read(s, buf, sizeof buf, br_deadline_after(BR_MSEC), &got));
+    BR_CHECK_EQ(got, 2);
+    BR_CHECK(memcmp(buf, "ef", 2) == 0);
+    BR_CHECK_ERR(br_stream_read(s, buf, sizeof buf, br_deadline_after(BR_MSEC), &got),
+                 BR_ETIMEDOUT);
+    BR_CHECK_EQ(send(sv[1], "gh", 2, 0), 2);
+    BR_CHECK_OK(br_stream_read(s, buf, sizeof buf, br_test_hang_guard(), &got));
+    BR_CHECK_EQ(got, 2);
+    BR_CHECK(memcmp(buf, "gh", 2) == 0);
+    BR_CHECK_EQ(close(sv[1]), 0);
+    BR_CHECK_ERR(br_stream_read(s, buf, sizeof buf, br_test_hang_guard(), &got), BR_EOF);
+    BR_CHECK_EQ(got, 0);
+    BR_CHECK_OK(br_stream_close(s));
+    br_stream_free(s);
+}
+
+static int short_reads_main(br_task *t) {
+    (void)t;
+    short_reads_body();
+    return 0;
+}
+
+static void short_reads_wait_first(void **state) {
+    (void)state;
+    short_reads_body();
+    int code = -1;
+    BR_CHECK_OK(br_aio_run(short_reads_main, NULL, 0, &code));
+    BR_CHECK_EQ(code, 0);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(echo_lines), cmocka_unit_test(partial_reads),
+             cmocka_unit_test(short_reads_wait_first),
              cmocka_unit_test(readexactly_eof), cmocka_unit_test(readuntil_limit),
              cmocka_unit_test(peer_reset), cmocka_unit_test(write_to_closed_peer),
              cmocka_unit_test(closed_stream), cmocka_unit_test(deadlines),
