@@ -1146,66 +1146,6 @@ static void threadpool_run_not_held_by_long_task(void **state) {
     }
 }
 
-/* Batches written straight onto the fifo by their submitter (pool.c, "Batches straight
- * to the fifo") racing shutdown: a thread submits batches of 64 until one is refused,
- * while the main thread shuts the pool down (wait, with or without cancel_futures)
- * after a varying number of them. Each batch is queued whole or refused whole, and
- * every queued task completes (ran, or cancelled with cancel_futures): none is left
- * behind by workers that exited, and shutdown(wait) returns. */
-enum { SHUT_BATCH = 64, SHUT_MAXB = 64 };
-static struct {
-    br_executor *ex;
-    _Atomic int batches; /* queued so far */
-    br_future *fs[SHUT_MAXB][SHUT_BATCH];
-    int refused_rc;
-} tp_shut;
-
-static void *tp_shut_submitter(void *arg) {
-    (void)arg;
-    for (int b = 0; b < SHUT_MAXB; b++) {
-        size_t q = 99;
-        int rc = br_submit_batch(tp_shut.ex, tp_noop, NULL, SHUT_BATCH, 0, tp_shut.fs[b], &q);
-        if (rc != 0) {
-            tp_shut.refused_rc = rc;
-            if (q != 0)
-                tp_shut.refused_rc = -1000; /* not whole */
-            break;
-        }
-        atomic_store(&tp_shut.batches, b + 1);
-    }
-    return NULL;
-}
-
-static void threadpool_batch_races_shutdown(void **state) {
-    (void)state;
-    int rounds = (int)br_test_scaled(200, 20);
-    for (int round = 0; round < rounds; round++) {
-        tp_shut.ex = tp_new(&(br_threadpool_opts){.max_workers = 1 + round % 3});
-        atomic_store(&tp_shut.batches, 0);
-        tp_shut.refused_rc = 0;
-        pthread_t th;
-        BR_CHECK_EQ(pthread_create(&th, NULL, tp_shut_submitter, NULL), 0);
-        int after = round % 7;
-        int64_t guard = tp_guard();
-        while (atomic_load(&tp_shut.batches) < after && br_now() < guard)
-            sched_yield();
-        bool cancel = round % 2;
-        BR_CHECK_OK(br_executor_shutdown(tp_shut.ex, true, cancel));
-        BR_CHECK_EQ(pthread_join(th, NULL), 0);
-        int nb = atomic_load(&tp_shut.batches);
-        BR_CHECK(tp_shut.refused_rc == 0 || tp_shut.refused_rc == BR_ESHUTDOWN);
-        for (int b = 0; b < nb; b++)
-            for (int i = 0; i < SHUT_BATCH; i++) {
-                br_future *f = tp_shut.fs[b][i];
-                BR_CHECK(br_future_done(f)); /* shutdown(wait) returned: all completed */
-                int rc = br_future_result(f, BR_NOWAIT, NULL, NULL);
-                BR_CHECK(rc == 0 || (cancel && rc == BR_ECANCELED));
-                br_future_release(f);
-            }
-        BR_CHECK_OK(br_executor_free(tp_shut.ex));
-    }
-}
-
 /* br_submit_batch from inside a task: onto the worker's deque (stolen by the others),
  * or through the injection stack with one worker; every leaf runs once. */
 static int64_t tp_leaf_args[4096];
@@ -1754,7 +1694,6 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS, cmocka_unit_test(threadpool_lazy_start),
              cmocka_unit_test(threadpool_batch_start_order),
              cmocka_unit_test(threadpool_runs_no_loss),
              cmocka_unit_test(threadpool_run_not_held_by_long_task),
-             cmocka_unit_test(threadpool_batch_races_shutdown),
              cmocka_unit_test(threadpool_batch_nested),
              cmocka_unit_test(threadpool_batch_closed),
              cmocka_unit_test(threadpool_parallel_for_exact),

@@ -25,17 +25,6 @@
  * one slot at a time (bounded.c) when there is none, so a failure in that wait leaves
  * the prefix already pushed queued (the contract in braid/executor_impl.h).
  *
- * Batches straight to the fifo. A batch from outside (or any batch on a pool of one
- * worker) that finds fifo_lock free and the injection stack and spill empty is written
- * onto the fifo by its submitter, oldest first, its slots tagged as a move would tag
- * them (push_direct): the order is the mover's (the stack was empty, so every task on
- * the fifo is older), and no worker walks its links, which for a big batch was the
- * mover's serial part (sched.c, "Moving"). CLOSED is read under the lock; a shutdown
- * that sets it meanwhile finds the batch there (a drain spins for the lock, and a
- * worker doesn't exit while the lock is held: sched.c, can_exit); and since a worker
- * that saw CLOSED and the lock held may have parked for good, the submitter reads
- * CLOSED again after its seq_cst unlock and wakes every worker if it is set.
- *
  * Waking. After a submit's push (a seq_cst CAS or, for a deque push, a store followed
  * by a seq_cst fence) the submitter reads nspinning and nsleeping:
  *   - someone is spinning: do nothing, the spinner will find the task;
@@ -255,40 +244,6 @@ static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
     return rc;
 }
 
-/* A batch from outside written straight onto the fifo (design notes, "Batches"): when
- * the injection stack and spill are empty and fifo_lock is free, the submitter takes
- * the mover's role and writes its slots, oldest first, from the array it has, so no
- * worker walks the batch's links. True if it decided (*rc: 0, or the closed code with
- * nothing queued); false if the caller must push on the stack (nothing changed). */
-static bool push_direct(struct pool *p, br_task *const tasks[], size_t n, int *rc) {
-    if (!br__pool_fifo_trylock(p))
-        return false;
-    uintptr_t h = atomic_load_explicit(&p->inject, memory_order_seq_cst);
-    if (BR__UNLIKELY(h & INJ_FLAGS)) {
-        br__pool_fifo_unlock(p);
-        *rc = br__pool_closed_code(h);
-        return true;
-    }
-    if (br__inj_ptr(h) != NULL || atomic_load_explicit(&p->spill, memory_order_relaxed) ||
-        br__deque_reserve(&p->fifo, n) != 0) {
-        br__pool_fifo_unlock(p);
-        return false;
-    }
-    int64_t b = br__deque_bottom(&p->fifo);
-    br__deque_stage(&p->fifo, b, tasks[0]);
-    for (size_t j = 1; j < n; j++) /* tagged: the same batch as the slot before */
-        br__deque_stage(&p->fifo, b + (int64_t)j,
-                        (br_task *)((uintptr_t)tasks[j] | BR__DEQUE_CONT));
-    br__deque_publish(&p->fifo, b + (int64_t)n);
-    /* seq_cst, and CLOSED read after it: a worker that saw CLOSED and this lock held
-     * may have parked for good (sched.c, can_exit); then we see CLOSED and wake it. */
-    atomic_store_explicit(&p->fifo_lock, 0, memory_order_seq_cst);
-    if (BR__UNLIKELY(atomic_load_explicit(&p->inject, memory_order_seq_cst) & INJ_FLAGS))
-        wake_all(p);
-    *rc = 0;
-    return true;
-}
-
 /* Queues tasks[0..n) in order with one wake-up (no waiting for room). From outside
  * the pool: one CAS pushes the whole chain, linked newest first as n pushes would have
  * left it, so the batch lands on the stack at one instant, in order, or (closed) not
@@ -320,17 +275,6 @@ static int push_batch(struct pool *p, br_task *const tasks[], size_t n, size_t *
         /* The deque could not grow: the rest go on the injection stack. */
         *queued = i;
         br__fence_sc();
-    }
-    if (i == 0 && n > 1) {
-        int rc;
-        if (push_direct(p, tasks, n, &rc)) {
-            if (rc != 0)
-                return rc;
-            *queued = n;
-            br__fence_sc(); /* the Dekker pair (notes): the publish before the counters */
-            br__pool_signal_work(p, spawn);
-            return 0;
-        }
     }
     /* Tagged links: the older task is of the same batch (sched.c, "Runs"). */
     for (size_t j = i + 1; j < n; j++)

@@ -495,13 +495,7 @@ static void stop_spinning(struct pool *p, bool found) {
 static inline bool can_exit(struct worker *w) {
     struct pool *p = w->pool;
     uintptr_t h = atomic_load_explicit(&p->inject, memory_order_seq_cst);
-    if (!(h & INJ_CLOSED) || br__inj_ptr(h) != NULL)
-        return false;
-    /* After CLOSED, before the fifo: a submitter may be writing a batch onto the fifo
-     * under fifo_lock (pool.c, "Batches straight to the fifo"). */
-    if (atomic_load_explicit(&p->fifo_lock, memory_order_seq_cst) != 0)
-        return false;
-    return br__deque_size(&w->dq) == 0 &&
+    return (h & INJ_CLOSED) && br__inj_ptr(h) == NULL && br__deque_size(&w->dq) == 0 &&
            br__run_size(atomic_load_explicit(&w->run.word, memory_order_acquire)) == 0 &&
            br__deque_size(&p->fifo) == 0 &&
            atomic_load_explicit(&p->spill, memory_order_relaxed) == NULL;
