@@ -215,7 +215,8 @@ br_task *br__deque_peek_top(br__deque *d) {
     if (t >= b)
         return NULL;
     br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_acquire);
-    return br__deque_untag(atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed));
+    br_task *x = atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed);
+    return br__deque_untag(x);
 }
 
 /* Takes the task at top t, given bottom b read after t: the common end of steal and
@@ -250,10 +251,11 @@ int br__deque_peek_run(br__deque *d, int64_t t, br_task **out, int max) {
     if (t >= b)
         return 0;
     br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_acquire); /* rule 4 */
-    out[0] = br__deque_untag(atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed));
+    br_task *x = atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed);
+    out[0] = br__deque_untag(x);
     int n = 1;
     while (n < max && t + n < b) {
-        br_task *x = atomic_load_explicit(&r->slot[(t + n) & r->mask], memory_order_relaxed);
+        x = atomic_load_explicit(&r->slot[(t + n) & r->mask], memory_order_relaxed);
         if (!((uintptr_t)x & BR__DEQUE_CONT))
             break;
         out[n++] = br__deque_untag(x);
