@@ -960,17 +960,13 @@ static void threadpool_fifo_start_order(void **state) {
 
 /* Python's get_html(3, 4, 9, 7) shape: a burst to an idle pool of 2 starts the first
  * two, and each worker that frees up then takes the oldest one left. The burst is n
- * submits, or one br_submit_batch (batch) followed by one submit. A batch's tasks may
- * start in any order among themselves (workers take runs of them: braid/executor.h),
- * but each worker that frees up starts one not started yet, every one of them once, and
- * the submit made after the batch returned starts last. */
+ * submits, or one br_submit_batch (batch), which must start in the same order. */
 static void tp_fifo_burst(bool batch) {
     unsigned seed = batch ? 4242 : 777;
     int rounds = (int)br_test_scaled(300, 30);
     for (int round = 0; round < rounds; round++) {
         int workers = 2 + round % 3;
         int n = workers + 2 + (int)(rand_r(&seed) % (FIFO_MAX - workers - 2));
-        int total = batch ? n + 1 : n; /* n < FIFO_MAX */
         br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
         if (round % 2) { /* warm: workers started and idle (spinning or parked) */
             br_future *f;
@@ -978,7 +974,7 @@ static void tp_fifo_burst(bool batch) {
             BR_CHECK_OK(br_future_wait(f, tp_guard()));
             br_future_release(f);
         }
-        tp_fifo_reset(total);
+        tp_fifo_reset(n);
         br_future *fs[FIFO_MAX];
         static int64_t idx[FIFO_MAX];
         for (int i = 0; i < n; i++)
@@ -988,41 +984,31 @@ static void tp_fifo_burst(bool batch) {
             BR_CHECK_OK(
                 br_submit_batch(ex, tp_fifo_task, idx, (size_t)n, sizeof idx[0], fs, &q));
             BR_CHECK_EQ(q, n);
-            BR_CHECK_OK(br_submit_i64(ex, tp_fifo_task, n, &fs[n]));
         } else {
             for (int i = 0; i < n; i++)
                 BR_CHECK_OK(br_submit_i64(ex, tp_fifo_task, i, &fs[i]));
         }
-        /* the first `workers` starts race each other: they are tasks 0..workers-1 (of
-         * the batch: any of its tasks) */
+        /* the first `workers` starts race each other: they are tasks 0..workers-1 */
         unsigned long long seen = 0;
         int running[FIFO_MAX];
         for (int k = 0; k < workers; k++) {
             int got = tp_fifo_started(k);
-            BR_CHECK(got >= 0 && got < (batch ? n : workers));
-            BR_CHECK(!(seen & (1ull << got)));
+            BR_CHECK(got >= 0 && got < workers);
             seen |= 1ull << got;
             running[k] = got;
         }
-        if (!batch)
-            BR_CHECK_EQ(seen, (1ull << workers) - 1);
-        /* then one worker frees up at a time: strictly in submission order (a batch's
-         * tasks: each one once, all before the submit that followed it) */
+        BR_CHECK_EQ(seen, (1ull << workers) - 1);
+        /* then one worker frees up at a time: strictly in submission order */
         int nrun = workers;
-        for (int k = workers; k < total; k++) {
+        for (int k = workers; k < n; k++) {
             int j = (int)(rand_r(&seed) % (unsigned)nrun);
             br_future_set_result_i64(tp_fifo.gate[running[j]], 0);
             int got = tp_fifo_started(k);
-            bool ok = batch ? (k < n ? got >= 0 && got < n && !(seen & (1ull << got))
-                                     : got == n)
-                            : got == k;
-            if (!ok)
+            if (got != k)
                 fail_msg("round %d (%d workers): start %d was task %d", round, workers, k, got);
-            if (got < 64)
-                seen |= 1ull << got;
             running[j] = got;
         }
-        tp_fifo_release_all(total, fs);
+        tp_fifo_release_all(n, fs);
         BR_CHECK_OK(br_executor_free(ex));
     }
 }
@@ -1035,115 +1021,6 @@ static void threadpool_fifo_burst_to_idle_pool(void **state) {
 static void threadpool_batch_start_order(void **state) {
     (void)state;
     tp_fifo_burst(true);
-}
-
-/* Runs (sched.c, "Runs"): workers take up to 32 tasks of one batch with one CAS and
- * steal the older half of each other's runs. Many batches of many sizes, with single
- * submits between them, on 1-3 workers: every task runs exactly once, with its own
- * argument, and its future holds its own result. */
-enum { RUNS_MAXN = 700 };
-static _Atomic int tp_runs_count[RUNS_MAXN];
-static int64_t tp_runs_idx[RUNS_MAXN];
-
-static int tp_runs_task(br_task *t) {
-    int64_t i = br_task_arg_i64(t);
-    atomic_fetch_add(&tp_runs_count[i], 1);
-    return br_task_return_i64(t, i * 3);
-}
-
-static void threadpool_runs_no_loss(void **state) {
-    (void)state;
-    unsigned seed = 99;
-    int rounds = (int)br_test_scaled(400, 40);
-    for (int i = 0; i < RUNS_MAXN; i++)
-        tp_runs_idx[i] = i;
-    static br_future *fs[RUNS_MAXN];
-    for (int workers = 1; workers <= 3; workers++) {
-        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
-        for (int round = 0; round < rounds; round++) {
-            for (int i = 0; i < RUNS_MAXN; i++)
-                atomic_store(&tp_runs_count[i], 0);
-            /* batches of 1..300 and single submits, in random order, up to RUNS_MAXN */
-            int n = 0;
-            while (n < RUNS_MAXN - 1) {
-                int k = 1 + (int)(rand_r(&seed) % 300);
-                if (k > RUNS_MAXN - n)
-                    k = RUNS_MAXN - n;
-                if (rand_r(&seed) % 3 == 0) {
-                    BR_CHECK_OK(br_submit_i64(ex, tp_runs_task, n, &fs[n]));
-                    n++;
-                    continue;
-                }
-                size_t q;
-                BR_CHECK_OK(br_submit_batch(ex, tp_runs_task, tp_runs_idx + n, (size_t)k,
-                                            sizeof tp_runs_idx[0], fs + n, &q));
-                BR_CHECK_EQ(q, k);
-                n += k;
-            }
-            for (int i = 0; i < n; i++) {
-                int64_t v = -1;
-                BR_CHECK_OK(br_future_result_i64(fs[i], tp_guard(), &v));
-                BR_CHECK_EQ(v, (int64_t)i * 3);
-                br_future_release(fs[i]);
-            }
-            for (int i = 0; i < n; i++)
-                if (atomic_load(&tp_runs_count[i]) != 1)
-                    fail_msg("%d workers, round %d: task %d ran %d times", workers, round, i,
-                             atomic_load(&tp_runs_count[i]));
-        }
-        BR_CHECK_OK(br_executor_free(ex));
-    }
-}
-
-/* A long task can't hold a run hostage: the first task of a batch to start waits until
- * every other task of the batch has finished, which only the other workers can do, so
- * they must steal the rest of the run its worker took with it (and take the rest of
- * the batch). Batches of 2..100 on 2 and 3 workers, idle pools parked or not. */
-static struct {
-    _Atomic int started, done;
-    int n;
-    br_future *all_done;
-} tp_hold;
-
-static int tp_hold_task(br_task *t) {
-    (void)t;
-    if (atomic_fetch_add(&tp_hold.started, 1) == 0) {
-        int rc = br_future_wait(tp_hold.all_done, tp_guard()); /* BR_ETIMEDOUT: held */
-        if (rc != 0)
-            return rc;
-    } else if (atomic_fetch_add(&tp_hold.done, 1) + 1 == tp_hold.n - 1) {
-        br_future_set_result_i64(tp_hold.all_done, 0);
-    }
-    return 0;
-}
-
-static void threadpool_run_not_held_by_long_task(void **state) {
-    (void)state;
-    unsigned seed = 7;
-    int rounds = (int)br_test_scaled(200, 20);
-    static br_future *fs[100];
-    for (int workers = 2; workers <= 3; workers++) {
-        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
-        for (int round = 0; round < rounds; round++) {
-            int n = 2 + (int)(rand_r(&seed) % 99);
-            atomic_store(&tp_hold.started, 0);
-            atomic_store(&tp_hold.done, 0);
-            tp_hold.n = n;
-            tp_hold.all_done = tp_future();
-            size_t q;
-            BR_CHECK_OK(br_submit_batch(ex, tp_hold_task, NULL, (size_t)n, 0, fs, &q));
-            for (int i = 0; i < n; i++) {
-                BR_CHECK_OK(br_future_result(fs[i], tp_guard(), NULL, NULL));
-                br_future_release(fs[i]);
-            }
-            BR_CHECK_EQ(atomic_load(&tp_hold.started), n);
-            BR_CHECK_EQ(atomic_load(&tp_hold.done), n - 1);
-            br_future_release(tp_hold.all_done);
-            if (round % 4 == 3) /* let the workers park now and then */
-                br_sleep(1000000);
-        }
-        BR_CHECK_OK(br_executor_free(ex));
-    }
 }
 
 /* br_submit_batch from inside a task: onto the worker's deque (stolen by the others),
@@ -1692,8 +1569,6 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS, cmocka_unit_test(threadpool_lazy_start),
              cmocka_unit_test(threadpool_fifo_start_order),
              cmocka_unit_test(threadpool_fifo_burst_to_idle_pool),
              cmocka_unit_test(threadpool_batch_start_order),
-             cmocka_unit_test(threadpool_runs_no_loss),
-             cmocka_unit_test(threadpool_run_not_held_by_long_task),
              cmocka_unit_test(threadpool_batch_nested),
              cmocka_unit_test(threadpool_batch_closed),
              cmocka_unit_test(threadpool_parallel_for_exact),

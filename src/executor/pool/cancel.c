@@ -86,15 +86,8 @@ void br__pool_run(struct worker *w, br_task *t) {
     struct pool *p = w->pool;
     /* The next task was most likely written by another CPU (the submitter): start
      * fetching its future's state line and its task line while this one runs. */
-    br_task *nx;
-    uint64_t rw = atomic_load_explicit(&w->run.word, memory_order_relaxed);
-    if (!br__deque_owner_empty(&w->dq))
-        nx = br__deque_peek(&w->dq);
-    else if (br__run_size(rw) != 0)
-        nx = atomic_load_explicit(&w->run.slot[br__run_lo(rw) & (RUN_MAX - 1)],
-                                  memory_order_relaxed);
-    else
-        nx = br__deque_peek_top(&p->fifo);
+    br_task *nx = br__deque_owner_empty(&w->dq) ? br__deque_peek_top(&p->fifo)
+                                                : br__deque_peek(&w->dq);
     if (nx != NULL) {
         __builtin_prefetch(br__task_future(nx), 0);
         __builtin_prefetch(nx, 0);
@@ -141,7 +134,7 @@ void br__pool_drain_all(struct pool *p, int code, bool child) {
     bool release = p->max_pending && !child;
     for (int k = 0; k < 2; k++)
         for (br_task *t = list[k]; t != NULL;) {
-            br_task *next = br__pool_link(t);
+            br_task *next = t->next;
             if (release)
                 br__pool_pending_release(p);
             br__task_abandon(t, code);
@@ -160,27 +153,6 @@ void br__pool_drain_all(struct pool *p, int code, bool child) {
     }
     int n;
     struct worker *const *ws = br__pool_workers(p, &n);
-    for (int i = 0; i < n; i++) {
-        /* The workers' runs: taken from the fifo, not started (sched.c, "Runs"). */
-        for (;;) {
-            br_task *buf[RUN_MAX];
-            bool emptied;
-            int m = br__run_grab(&ws[i]->run, buf, RUN_MAX, false, &emptied);
-            if (m == 0)
-                break;
-            if (m < 0) {
-                br__cpu_relax();
-                continue;
-            }
-            if (emptied)
-                atomic_fetch_sub_explicit(&p->runs, 1, memory_order_seq_cst);
-            for (int j = 0; j < m; j++) {
-                if (release)
-                    br__pool_pending_release(p);
-                br__task_abandon(buf[j], code);
-            }
-        }
-    }
     for (int i = 0; i < n; i++) {
         br__deque *d = &ws[i]->dq;
         for (;;) {
