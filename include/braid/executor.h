@@ -90,24 +90,26 @@ BR_API int br_submit_call(br_executor *ex, const br_call *call, br_future **out)
  * (borrowed, as br_submit's: valid until its future is done; args may be NULL when size
  * is 0, and every task then gets no argument). The tasks are queued in index order, so
  * from outside a pool they start in that order, as count br_submit calls in a row
- * would. On success, if out is not NULL, out[i] is task i's future (you own a
- * reference on each); with out NULL the tasks still run and their results are
- * dropped. *queued (if not NULL) is the number of tasks queued: count on success.
+ * would. On success, if out is not NULL, out[i] is task
+ * i's future (you own a reference on each); with out NULL the tasks still run and
+ * their results are dropped. *queued (if not NULL) is the number of tasks queued:
+ * count on success.
  *
- * All or nothing wherever that can be known before the first task is queued: every
- * future is made before any task is queued (BR_ENOMEM: nothing runs), and a pool
- * found shut down or broken at the call queues nothing (BR_ESHUTDOWN, BR_EBROKEN).
- * Then out[0..count) are NULL and *queued is 0. On a pool with max_pending the batch
- * waits for room like a loop of br_submit, taking the room as it frees up: a failure
- * while it waits (BR_ESHUTDOWN, BR_EBROKEN, BR_ECANCELED for a cancelled coroutine)
- * leaves the tasks queued before it queued, as Python's Executor.map leaves the
- * futures it submitted before a submit raised (they may have run already: nothing can
- * take them back). Then out[0..k) are their futures, out[k..count) are NULL and
- * *queued is k; an executor may also fail part-way for its own reasons (braid's pool
- * only in the same races). Returns 0 (count 0 included), BR_EINVAL (ex not a live
- * executor, fn NULL, or args NULL with count and size > 0; nothing queued),
- * BR_ESHUTDOWN, BR_EBROKEN, BR_ENOMEM, BR_ECANCELED. Executors written before the
- * extension API's version 2 get the batch as a loop of their vt->submit. */
+ * The futures are made and queued 256 at a time, so that the workers start on the
+ * first ones while the call makes the rest. A failure leaves the tasks queued before
+ * it queued, as Python's Executor.map leaves the futures it submitted before a submit
+ * raised (they may have run already: nothing can take them back): out[0..k) are their
+ * futures, out[k..count) are NULL and *queued is k. That covers BR_ENOMEM (no memory
+ * for the futures of the next 256: k is a multiple of 256, 0 if the first ones failed),
+ * a pool shut down or broken meanwhile (BR_ESHUTDOWN, BR_EBROKEN; found so at the call:
+ * k is 0), and, on a pool with max_pending, a failure of the wait for room
+ * (BR_ESHUTDOWN, BR_EBROKEN, BR_ECANCELED for a cancelled coroutine): such a batch
+ * waits for room like a loop of br_submit, taking the room as it frees up. An executor
+ * may also fail part-way for its own reasons (braid's pool only in the same races).
+ * Returns 0 (count 0 included), BR_EINVAL (ex not a live executor, fn NULL, or args
+ * NULL with count and size > 0; nothing queued), BR_ESHUTDOWN, BR_EBROKEN, BR_ENOMEM,
+ * BR_ECANCELED. Executors written before the extension API's version 2 get the batch
+ * as a loop of their vt->submit. */
 BR_API int br_submit_batch(br_executor *ex, br_task_fn fn, const void *args, size_t count,
                            size_t size, br_future **out, size_t *queued);
 

@@ -8,12 +8,13 @@
  * task and gives it up through br__task_begin/finish (or br__task_run) or
  * br__task_abandon.
  *
- * br_submit_batch makes every future first (so BR_ENOMEM queues nothing), then hands
- * the tasks to the backend in slices of BR__BATCH_SLICE through vt->submit_batch (one
- * push, one wake-up per slice in the pool), or a loop of vt->submit for executors
- * without it (version-1 vtables end before the field and never have it). A backend
- * queues a prefix of each slice; the batch stops at the first failure and drops the
- * futures of every task not queued. */
+ * br_submit_batch makes the futures one slice of BR__BATCH_SLICE at a time and hands
+ * each slice to the backend as soon as it is made, through vt->submit_batch (one push,
+ * one wake-up per slice in the pool), or a loop of vt->submit for executors without it
+ * (version-1 vtables end before the field and never have it): the workers start on the
+ * first slice while the next is made. A backend queues a prefix of each slice; the
+ * batch stops at the first failure (BR_ENOMEM making a slice's futures included) and
+ * drops the futures of every task not queued, so a failure leaves a prefix queued. */
 #include "executor/private.h"
 
 #include <string.h>
@@ -125,42 +126,31 @@ int br_submit_batch(br_executor *ex, br_task_fn fn, const void *args, size_t cou
         return BR__MISUSE(BR_EINVAL, "br_submit_batch: bad executor, fn or args");
     if (count == 0)
         return 0;
-    /* Every future first (all or nothing on BR_ENOMEM), chained through the tasks'
-     * links, which are ours until a task is queued. */
+    /* One slice at a time: make its futures, then queue it. The slice lives on the
+     * stack, so a batch of any size costs no allocation beyond its futures. */
     unsigned how = BR__ARG_BORROW | (ex->vt->in_process ? BR__ARG_IN_PROCESS : 0);
     unsigned refs = out ? 2 : 1;
     const unsigned char *a = args;
-    br_task *head = NULL, **tail = &head;
-    for (size_t i = 0; i < count; i++) {
-        br_future *f =
-            br__task_prepare(fn, size ? a + i * size : NULL, size, how, BR_FOREVER, refs);
-        if (BR__UNLIKELY(f == NULL)) {
-            while (head) {
-                br_task *next = head->next;
-                batch_drop(head, refs);
-                head = next;
-            }
-            return BR_ENOMEM;
-        }
-        br_task *t = br__future_task(f);
-        t->next = NULL;
-        *tail = t;
-        tail = &t->next;
-    }
-    /* Then the queueing, BR__BATCH_SLICE tasks per backend call (one push and at most
-     * one wake-up each in the pool): the slice lives on the stack, so a batch of any
-     * size costs no allocation beyond its futures. */
     br_task *slice[BR__BATCH_SLICE];
     br_call call = {.fn = fn, .arg = args, .len = size};
     size_t done = 0;
     int rc = 0;
-    br_task *t = head;
-    while (t != NULL) {
-        size_t n = 0;
-        while (t != NULL && n < BR__BATCH_SLICE) {
-            slice[n++] = t;
-            t = t->next; /* read before the slice is queued: then the links are not ours */
+    while (done < count) {
+        size_t n = count - done < BR__BATCH_SLICE ? count - done : BR__BATCH_SLICE;
+        for (size_t j = 0; j < n; j++) {
+            size_t i = done + j;
+            br_future *f = br__task_prepare(fn, size ? a + i * size : NULL, size, how,
+                                            BR_FOREVER, refs);
+            if (BR__UNLIKELY(f == NULL)) {
+                while (j-- > 0)
+                    batch_drop(slice[j], refs);
+                rc = BR_ENOMEM;
+                break;
+            }
+            slice[j] = br__future_task(f);
         }
+        if (rc != 0)
+            break;
         size_t k;
         rc = br__executor_submit_tasks(ex, slice, n, &call, &k);
         if (out)
@@ -170,11 +160,6 @@ int br_submit_batch(br_executor *ex, br_task_fn fn, const void *args, size_t cou
         if (rc != 0) {
             for (size_t j = k; j < n; j++)
                 batch_drop(slice[j], refs);
-            while (t != NULL) {
-                br_task *next = t->next;
-                batch_drop(t, refs);
-                t = next;
-            }
             break;
         }
     }
