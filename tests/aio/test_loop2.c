@@ -331,7 +331,7 @@ static int behind_main(br_task *t) {
     BR_CHECK_EQ(close(fds[0]), 0); /* behind the loop's back */
     BR_CHECK_EQ(br__loop_fd_registered(b->l, old0), BR__POLL_IN); /* stale */
     int g[2];
-    BR_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, g), 0);
+    BR_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, g), 0);
     BR_CHECK_EQ(g[0], old0); /* the lowest number comes back */
     br_stream *s;
     BR_CHECK_OK(br_stream_from_fd(g[0], &s));

@@ -1161,7 +1161,7 @@ static void bad_input(void **state) {
  * on a thread (poll) and in a coroutine (the loop's epoll). */
 static void short_reads_body(void) {
     int sv[2];
-    BR_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    BR_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     br_stream *s;
     BR_CHECK_OK(br_stream_from_fd(sv[0], &s));
     char buf[16];
