@@ -233,8 +233,11 @@ static int64_t request_deadline(const braid_serve *s) {
 static int is_prime_route(br_http_req *req, br_http_res *res, void *arg) {
     braid_serve *s = arg;
     const char *param = br_http_req_param(req, "numbers");
-    /* the numbers, their results, and first_seen's table, in one block */
-    int64_t *ns = malloc(BRAID_SERVE_MAX_NUMBERS * (sizeof *ns + 1) + SEEN_SLOTS * sizeof(uint16_t));
+    /* the numbers, their results, and first_seen's table, in one block (the table's
+     * uint16_t entries start right after MAX_NUMBERS bytes of results: an even count) */
+    _Static_assert(BRAID_SERVE_MAX_NUMBERS % 2 == 0, "the seen table must stay aligned");
+    int64_t *ns =
+        malloc(BRAID_SERVE_MAX_NUMBERS * (sizeof *ns + 1) + SEEN_SLOTS * sizeof(uint16_t));
     if (ns == NULL)
         return BR_ENOMEM;
     unsigned char *prime = (unsigned char *)(ns + BRAID_SERVE_MAX_NUMBERS);

@@ -69,11 +69,12 @@
  * task came", so it probes with the same back-off, and once it has had nothing at all
  * (no live message, no result unsent) for IDLE_AFTER_NS the back-off goes on doubling
  * up to a tenth of the time it has been idle (IDLE_SHARE), at most IDLE_POLL_MAX_NS:
- * only the first message after a pause waits for it, by at most a tenth of the pause. docs/mpi.md gives the
- * idle CPU this costs. Busy (a worker whose runners all have a task and more wait; rank 0 when every
- * rank holds more tasks than it has slots), with tasks of BUSY_TASK_NS or longer (the
- * worker smooths their running time, rank 0 the gap between results): nothing that can
- * arrive soon is needed to keep a slot working, so neither spins, and the back-off runs from BUSY_POLL_FIRST_NS to
+ * only the first message after a pause waits for it, by at most a tenth of the pause.
+ * docs/mpi.md gives the idle CPU this costs. Busy (a worker whose runners all have a
+ * task and more wait; rank 0 when every rank holds more tasks than it has slots), with
+ * tasks of BUSY_TASK_NS or longer (the worker smooths their running time, rank 0 the
+ * gap between results): nothing that can arrive soon is needed to keep a slot working,
+ * so neither spins, and the back-off runs from BUSY_POLL_FIRST_NS to
  * BUSY_POLL_MAX_NS (a result or a CANCEL is then seen up to 2 ms late). A compute-bound
  * br_map thus costs a few wake-ups per task instead of a spin and dozens.
  */
@@ -1156,8 +1157,8 @@ static void send_cancel(mpx *m, slot *s) {
 }
 
 /* Rank src's initializer failed: the executor is broken. Queued work and every task in
- * flight (on any rank) fail with BR_EBROKEN and the message now; the tasks in flight stay in the table
- * with t NULL until their rank answers them (a healthy rank is asked to cancel them). */
+ * flight (on any rank) fail with BR_EBROKEN and the message now; the tasks in flight
+ * stay in the table with t NULL until their rank answers them (a healthy rank is asked to cancel them). */
 static void break_executor(mpx *m, int src, const char *why) {
     char msg[WHY_MAX + 96];
     if (why == NULL)
