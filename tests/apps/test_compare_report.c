@@ -273,9 +273,9 @@ static int run_capture(char **argv, int argc, char **out, char **err) {
 static void with_python_absent(void **state) {
     (void)state;
     char *argv[] = {"compare", "--quick", "--rounds", "1", "--no-report", "--with-python",
-                    "--python", "/nonexistent/python3", NULL};
+                    "--python", "/nonexistent/python3", "--only", "cpu", NULL};
     char *out, *err;
-    BR_CHECK_EQ(run_capture(argv, 8, &out, &err), 0);
+    BR_CHECK_EQ(run_capture(argv, 10, &out, &err), 0);
     if (strstr(err, "--with-python: /nonexistent/python3 isn't there, so the Python rows "
                     "are left out") == NULL)
         fail_msg("stderr: %s", err);
@@ -313,9 +313,9 @@ static void with_python_rows(void **state) {
     BR_CHECK(fd >= 0);
     close(fd);
     char *argv[] = {"compare", "--quick", "--rounds", "1", "--report", html,
-                    "--with-python", "--peers", (char *)peers, NULL};
+                    "--with-python", "--peers", (char *)peers, "--only", "cpu", NULL};
     char *out, *err;
-    BR_CHECK_EQ(run_capture(argv, 9, &out, &err), 0);
+    BR_CHECK_EQ(run_capture(argv, 11, &out, &err), 0);
     static const char *const labels[] = {"Python: one thread", "Python: thread pool",
                                          "Python: process pool"};
     for (int i = 0; i < 3; i++) {
@@ -331,9 +331,44 @@ static void with_python_rows(void **state) {
     for (const char *p = strstr(doc, "class=\"bar py"); p != NULL;
          p = strstr(p + 1, "class=\"bar py"))
         py++;
-    BR_CHECK(py >= 3); /* W1's three (and W9's six with the http layer) */
+    BR_CHECK(py >= 3); /* W1's three (W9's six are left out by --only cpu) */
     free(doc);
     unlink(html);
+    free(out);
+    free(err);
+}
+
+/* --only: bad lists are refused (exit 2, saying what it wants); `--only io` runs the
+ * I/O-bound rows alone, every one correct, and says the CPU-bound experiment was left
+ * out; no W1, W2 or W9 row, and no crawl section. */
+static void only_parts(void **state) {
+    (void)state;
+    static const char *const bad[] = {"", "cpu,", ",cpu", "cpu,cpu", "gpu", "cpu;io", "CPU"};
+    char *out, *err;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {"compare", "--quick", "--no-report", "--only", (char *)bad[i], NULL};
+        BR_CHECK_EQ(run_capture(argv, 5, &out, &err), 2);
+        if (strstr(err, "--only wants a comma-separated list of cpu, io and crawl") == NULL)
+            fail_msg("--only '%s': stderr: %s", bad[i], err);
+        free(out);
+        free(err);
+    }
+    char *argv[] = {"compare", "--quick", "--rounds", "1", "--no-report", "--only", "io", NULL};
+    BR_CHECK_EQ(run_capture(argv, 7, &out, &err), 0);
+    BR_CHECK(strstr(out, "the CPU-bound experiment left out (--only)") != NULL);
+    static const char *const io_rows[] = {"thread per task", "thread pool", "coroutines"};
+    for (int i = 0; i < 3; i++) {
+        char line[512];
+        const char *rest = find_line(out, "IO 1000 x 100 ms", io_rows[i], line, sizeof line);
+        if (rest == NULL)
+            fail_msg("no IO row '%s' in:\n%s", io_rows[i], out);
+        BR_CHECK(strstr(rest, " 1000/1000 ok") != NULL);
+    }
+    BR_CHECK(strstr(out, "verdict, I/O-bound: ") != NULL);
+    BR_CHECK(strstr(out, "W1 is_prime") == NULL);
+    BR_CHECK(strstr(out, "W2 fib") == NULL);
+    BR_CHECK(strstr(out, "W9 ") == NULL);
+    BR_CHECK(strstr(out, "The crawl") == NULL);
     free(out);
     free(err);
 }
@@ -379,8 +414,8 @@ static void mpi_row(void **state) {
     BR_CHECK(fd >= 0);
     close(fd);
     char *argv[] = {"compare", "--quick", "--rounds", "1", "--report", html, "--mpi", "2",
-                    NULL};
-    BR_CHECK_EQ(run_capture(argv, 8, &out, &err), 0);
+                    "--only", "cpu", NULL};
+    BR_CHECK_EQ(run_capture(argv, 10, &out, &err), 0);
     char line[512];
     const char *rest = find_line(out, "W1 is_prime x8", "MPI ranks, map", line, sizeof line);
     if (rest == NULL)
@@ -404,5 +439,6 @@ static void mpi_row(void **state) {
     free(err);
 }
 
-BR_TEST_MAIN(cmocka_unit_test(report_in_chromium), cmocka_unit_test(with_python_absent),
+BR_TEST_MAIN(cmocka_unit_test(report_in_chromium), cmocka_unit_test(only_parts),
+             cmocka_unit_test(with_python_absent),
              cmocka_unit_test(with_python_rows), cmocka_unit_test(mpi_row))
