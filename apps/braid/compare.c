@@ -1679,7 +1679,7 @@ void braid_compare_usage(void) {
            "  --rounds N     rounds per row, 1..%d (default 3)\n"
            "  --report FILE  the HTML report (default braid-report.html); --no-report: none\n"
            "  --only LIST    run only these experiments: cpu (W1, W2), io (IO), crawl (W9),\n"
-           "                 comma-separated (default: all three)\n"
+           "                 comma-separated or repeated (default: all three)\n"
            "  --with-python  also run the tutorials' Python programs (the peers' w1_primes.py,\n"
            "                 with W1's calls) in the same rounds, as rows marked Python\n"
            "  --peers DIR    the Python peers' directory (default $BRAID_PYTHON_PEERS, else\n"
@@ -1738,6 +1738,7 @@ int braid_compare_main(int argc, char **argv) {
     if (cfg.python_peers == NULL || cfg.python_peers[0] == '\0')
         cfg.python_peers = "../shared/peers/python";
     cfg.threads = cfg.cpus;
+    unsigned only = 0; /* --only's experiments; none given: all */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             cfg.quick = true;
@@ -1762,12 +1763,14 @@ int braid_compare_main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--no-report") == 0) {
             cfg.report = NULL;
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
-            cfg.parts = parse_parts(argv[++i]);
-            if (cfg.parts == 0) {
+            /* repeatable: --only cpu --only io is --only cpu,io */
+            unsigned p = parse_parts(argv[++i]);
+            if (p == 0 || (only & p) != 0) {
                 fprintf(stderr, "braid compare: --only wants a comma-separated list of "
                                 "cpu, io and crawl (each once)\n");
                 return 2;
             }
+            only |= p;
         } else if (strcmp(argv[i], "--with-python") == 0) {
             cfg.with_python = true;
         } else if (strcmp(argv[i], "--peers") == 0 && i + 1 < argc) {
@@ -1799,6 +1802,8 @@ int braid_compare_main(int argc, char **argv) {
             return 2;
         }
     }
+    if (only != 0)
+        cfg.parts = only;
     cfg.w1_calls = cfg.quick ? 8 : 100;
     cfg.w2_first = cfg.quick ? 20 : 25;
     cfg.w2_last = cfg.quick ? 29 : 34;

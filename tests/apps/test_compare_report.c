@@ -137,8 +137,10 @@ static void report_in_chromium(void **state) {
     /* one round: the report's shape doesn't depend on the count, and the crawl's six models
      * make each round cost ~15 s under a sanitizer */
     char *argv[] = {"compare", "--quick", "--rounds", "1", "--report", html_path, NULL};
-    BR_CHECK_EQ(run_compare(argv, 6, out_path, NULL), 0);
+    int crc = run_compare(argv, 6, out_path, NULL);
     char *out = slurp(out_path);
+    if (crc != 0) /* a row that failed says why in its table line */
+        fail_msg("braid compare exited %d:\n%s", crc, out);
     char *html = slurp(html_path);
     BR_CHECK(strstr(out, "\nreport: ") != NULL);
 
@@ -353,6 +355,11 @@ static void only_parts(void **state) {
         free(out);
         free(err);
     }
+    char *twice[] = {"compare", "--quick", "--no-report", "--only", "io", "--only", "io", NULL};
+    BR_CHECK_EQ(run_capture(twice, 7, &out, &err), 2); /* repeated, but each once */
+    BR_CHECK(strstr(err, "--only wants") != NULL);
+    free(out);
+    free(err);
     char *argv[] = {"compare", "--quick", "--rounds", "1", "--no-report", "--only", "io", NULL};
     BR_CHECK_EQ(run_capture(argv, 7, &out, &err), 0);
     BR_CHECK(strstr(out, "the CPU-bound experiment left out (--only)") != NULL);
