@@ -523,12 +523,6 @@ static void initializer_breaks(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
-static int kill_self_task(br_task *t) {
-    (void)t;
-    raise(SIGKILL);
-    return 0;
-}
-
 static void rank_killed(void **state) {
     (void)state;
     br_executor *ex = make(0);

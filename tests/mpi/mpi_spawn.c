@@ -124,12 +124,6 @@ static void spawn_map(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
-static int kill_self_task(br_task *t) {
-    (void)t;
-    raise(SIGKILL);
-    return 0;
-}
-
 /* Sleeps until cancelled (a task on the rank that survives the kill a moment). */
 static int sleep_task(br_task *t) {
     while (!br_task_cancelled(t))

@@ -1,11 +1,12 @@
 /* Helpers the MPI executor's test programs share (tests/mpi/mpi_cases.c, mpi_spawn.c):
  * a tiny task and a br_map of n of them, every result at its index, the count and the
- * sum checked. Included by one source file each. */
+ * sum checked; a task that kills its rank. Included by one source file each. */
 #ifndef BRAID_TESTS_MPI_UTIL_H
 #define BRAID_TESTS_MPI_UTIL_H
 
 #include "harness.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,13 @@ static void check_map(br_executor *ex, int32_t n, size_t chunk) {
     BR_CHECK_EQ(count, n);
     BR_CHECK_EQ(sum, (int64_t)n * n); /* sum of the first n odd numbers */
     free(in);
+}
+
+/* A task that SIGKILLs its rank (the rank-killed tests). */
+static int kill_self_task(br_task *t) {
+    (void)t;
+    raise(SIGKILL);
+    return 0;
 }
 
 #endif
