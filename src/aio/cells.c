@@ -41,7 +41,7 @@
 #  define CELLS_MALLOC 1
 #endif
 
-static const size_t cell_size[BR__CELL_CLASSES] = {BR__CELL_OWN, BR__CELL_SHARED};
+static const size_t cell_size[BR__CELL_CLASSES] = {BR__CELL_SMALL, BR__CELL_BIG};
 
 #ifndef CELLS_MALLOC
 
