@@ -41,7 +41,8 @@
 #  define CELLS_MALLOC 1
 #endif
 
-static const size_t cell_size[BR__CELL_CLASSES] = {BR__CELL_SMALL, BR__CELL_BIG};
+const size_t br__cell_size[BR__CELL_CLASSES] = {384, BR__CELL_SMALL, 768, 1024};
+#define cell_size br__cell_size
 
 #ifndef CELLS_MALLOC
 

@@ -96,13 +96,17 @@ static inline void br__rq_append(br__rq *q, br__rq *more) {
  *
  * One block per task for its record and its coroutine (br__coro_new_in) and, on a
  * shared stack, the first bytes of its copied-out frames; from 2 MiB slabs of the
- * loop's own, loop thread only (cells.c's notes). Two sizes: a small cell holds a task
- * of either stack mode (a shared-stack one with room for 176 bytes of frames, what a
- * task suspended in a yield copies out), a big one a frames block that outgrew the
- * small cell's room (the loop's br__frames_ops, loop.c). */
-enum { BR__CELL_SMALL_CLASS, BR__CELL_BIG_CLASS, BR__CELL_CLASSES };
+ * loop's own, loop thread only (cells.c's notes). Four sizes, smallest first: a 512-byte
+ * cell holds a task of either stack mode (a shared-stack one with room for 176 bytes of
+ * frames, what a task suspended in a yield copies out); frames that outgrow that room
+ * go to the smallest cell that holds them (384 bytes: a sleep's 352; 512: a
+ * semaphore's 480; 768; 1024), beyond to the heap (task.c, the frames of shared-stack
+ * tasks). */
+enum { BR__CELL_384, BR__CELL_512, BR__CELL_768, BR__CELL_1024, BR__CELL_CLASSES };
+enum { BR__CELL_SMALL_CLASS = BR__CELL_512, BR__CELL_BIG_CLASS = BR__CELL_1024 };
 #define BR__CELL_SMALL ((size_t)512)
-#define BR__CELL_BIG ((size_t)1024)
+/* The bytes of a cell of each class. */
+extern const size_t br__cell_size[BR__CELL_CLASSES];
 typedef struct br__cell_class {
     struct cslab *avail, *all;
     size_t nempty;

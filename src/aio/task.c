@@ -149,8 +149,8 @@ const char *br__atask_name(const br__atask *a, char buf[32]) {
  *
  * A shared-stack task's cell keeps the room after its record and coroutine for the
  * frames it copies out (a small cell: 176 bytes; a task suspended in a yield copies
- * out 144, one parked on a semaphore 480). Frames that outgrow it go to a cell of the
- * smallest class that holds them (aio/cells.c), and beyond a big cell to the heap: the
+ * out 144, one asleep 352, one parked on a semaphore 480). Frames that outgrow it go to
+ * a cell of the smallest class that holds them (aio/loop.h), beyond 1 KiB to the heap: the
  * coroutine layer asks these ops (coro.h) at the copy-out, which happens on the loop's
  * thread (a shared-stack coroutine is resumed only on the thread of its shared stack,
  * and that thread runs its loop). From another thread (a thread whose shared stack
@@ -163,14 +163,14 @@ static void *frames_get(const br__frames_ops *ops, size_t len, size_t *cap, uint
     br_loop *l = (br_loop *)(void *)((char *)ops - offsetof(br_loop, frames));
     if (br__loop_tl != l)
         return NULL;
-    int cls = len <= BR__CELL_SMALL ? BR__CELL_SMALL_CLASS
-              : len <= BR__CELL_BIG ? BR__CELL_BIG_CLASS
-                                    : -1;
-    if (cls < 0)
+    int cls = 0;
+    while (cls < BR__CELL_CLASSES && br__cell_size[cls] < len)
+        cls++;
+    if (cls == BR__CELL_CLASSES)
         return NULL;
     void *p = br__cells_get(&l->cells, cls);
     if (p != NULL) {
-        *cap = cls == BR__CELL_SMALL_CLASS ? BR__CELL_SMALL : BR__CELL_BIG;
+        *cap = br__cell_size[cls];
         *tag = (uint8_t)(2 + cls);
     }
     return p;
