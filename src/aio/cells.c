@@ -1,7 +1,16 @@
 /* aio/cells.c: the loop's task cells, fixed-size blocks that hold a task's record, its
- * coroutine and (shared-stack tasks) the first bytes of its copied-out frames.
+ * coroutine and (shared-stack tasks) the first bytes of its copied-out frames, and the
+ * blocks its frames spill to when they outgrow that room.
  *
  * Design notes.
+ *
+ * Sizes (aio/loop.h). A task takes one 512-byte cell: its record (176 bytes), its
+ * coroutine (160) and 176 bytes of room, which holds what a task suspended in a yield
+ * copies out (144 bytes). Frames that outgrow the room take a cell of the smallest of
+ * four classes that holds them (384, 512, 768, 1024 bytes: a sleep copies out 352, a
+ * semaphore's wait 480), beyond that a heap block (aio/task.c's frames ops). So fresh
+ * memory follows what tasks really copy out: the cell used to be 1 KiB for every
+ * shared-stack task, 592 bytes of it reserved for frames that were mostly 144.
  *
  * Why. A task made and run to its first suspension used to take three or four heap
  * blocks (the record, the coroutine, the frames' copy) from malloc: on a guest where a

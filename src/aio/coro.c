@@ -36,9 +36,13 @@
  * addresses inside that thread's shared stack), and resuming it on another thread
  * aborts with a message. Copies are lazy: a suspended occupant stays on the stack
  * until another coroutine needs it; then resume copies [occupant->sp, top) out to the
- * occupant's buffer (grown with br__realloc; running out of memory there aborts with
- * a message: there is no caller to return BR_ENOMEM to) and the resumed coroutine's
- * saved bytes back in. A finished coroutine leaves the stack empty. Under
+ * occupant's buffer and the resumed coroutine's saved bytes back in. The buffer is the
+ * room after the struct in br__coro_new_in's memory while the frames fit there; past
+ * that a block from the opts' frames ops (a loop serves them from its cells), else the
+ * heap, replaced by a bigger one when the frames grow past it (the old content needn't
+ * move: the copy-out writes all of it) and kept when they shrink. save_tag says which,
+ * so the right owner gets it back. Running out of memory there aborts with a message:
+ * there is no caller to return BR_ENOMEM to. A finished coroutine leaves the stack empty. Under
  * AddressSanitizer the region copied in is unpoisoned first (the poison on a shared
  * stack is some other coroutine's), and the copies themselves are not instrumented.
  * The shared stack is freed when its thread has exited and no coroutine is bound to

@@ -40,6 +40,19 @@ static void run_main(br_task_fn fn, const void *arg, size_t len) {
     BR_CHECK_EQ(code, 0);
 }
 
+/* The sum of n finished tasks' i64 results; releases them and frees fs. */
+static int64_t sum_and_release(br_future **fs, size_t n) {
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = 0;
+        BR_CHECK_OK(br_future_result_i64(fs[i], BR_NOWAIT, &v));
+        sum += v;
+        br_future_release(fs[i]);
+    }
+    free(fs);
+    return sum;
+}
+
 /* --- W8's sem10: a holder copied out while newer tasks block ------------------------ */
 
 struct sem_run {
@@ -409,15 +422,7 @@ static int yields_main(br_task *t) {
     BR_CHECK_OK(br_create_task_opts(NULL, yield_checker, &y, sizeof y,
                                     &(br_task_opts){.own_stack = true}, &check));
     BR_CHECK_OK(br_gather(fs, n, false, br_test_hang_guard()));
-    int64_t sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        int64_t v = 0;
-        BR_CHECK_OK(br_future_result_i64(fs[i], BR_NOWAIT, &v));
-        sum += v;
-        br_future_release(fs[i]);
-    }
-    free(fs);
-    BR_CHECK_EQ(sum, (int64_t)n);
+    BR_CHECK_EQ(sum_and_release(fs, n), (int64_t)n);
     BR_CHECK_EQ(atomic_load(&y->done), (int64_t)n);
     BR_CHECK_OK(br_future_result(check, br_test_hang_guard(), NULL, NULL));
     br_future_release(check);
@@ -489,15 +494,7 @@ static void alive_burst(struct alive *a) {
     BR_CHECK_OK(br_future_wait(own, br_test_hang_guard()));
     BR_CHECK(br_future_done(own) && !br_future_cancelled(own));
     br_future_release(own);
-    int64_t sum = 0;
-    for (int i = 0; i < NALIVE; i++) {
-        int64_t v = 0;
-        BR_CHECK_OK(br_future_result_i64(fs[i], BR_NOWAIT, &v));
-        sum += v;
-        br_future_release(fs[i]);
-    }
-    free(fs);
-    BR_CHECK_EQ(sum, NALIVE);
+    BR_CHECK_EQ(sum_and_release(fs, NALIVE), NALIVE);
 }
 
 static int alive_main(br_task *t) {
