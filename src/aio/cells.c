@@ -35,7 +35,11 @@
  *
  * Threads. A loop's cells are its thread's: taken on the loop's thread (br__atask_start
  * there; a task made from another thread takes a plain heap record instead, so no lock
- * is needed) and given back on it, or in br_loop_free when no thread runs the loop.
+ * is needed) and given back on it, or in br_loop_free when no thread runs the loop. A
+ * spilled frames block that must go back from another thread (task.c's frames ops: a
+ * thread whose shared stack holds a suspended task of a loop it no longer runs) is
+ * left in its slab until the loop's end (br__cells_put_foreign), a rare leak bounded by
+ * the loop's life rather than a race with the thread running the loop.
  *
  * AddressSanitizer builds take every cell from br__malloc instead (as the future blocks
  * do), so that ASan sees each one. Mapping a slab counts as one allocation of the seam
@@ -149,6 +153,12 @@ void br__cells_put(br__cells *cs, int cls, void *p) {
     munmap(s, SLAB);
 }
 
+void br__cells_put_foreign(br__cells *cs, int cls, void *p) {
+    (void)cs;
+    (void)cls;
+    (void)p; /* its slab goes with br__cells_fini */
+}
+
 size_t br__cells_slabs(const br__cells *cs, int cls) {
     size_t n = 0;
     for (const cslab *s = cs->cls[cls].all; s; s = s->anext)
@@ -182,6 +192,8 @@ void br__cells_put(br__cells *cs, int cls, void *p) {
     (void)cls;
     br__free(p);
 }
+
+void br__cells_put_foreign(br__cells *cs, int cls, void *p) { br__cells_put(cs, cls, p); }
 
 void br__cells_fini(br__cells *cs) { (void)cs; }
 

@@ -118,6 +118,9 @@ typedef struct br__cells {
 void *br__cells_get(br__cells *cs, int cls);
 /* Gives a cell back. */
 void br__cells_put(br__cells *cs, int cls, void *p);
+/* Gives a cell back from a thread that isn't the loop's (no lock is taken): it stays
+ * in use until br__cells_fini unmaps its slab (heap cells are freed at once). */
+void br__cells_put_foreign(br__cells *cs, int cls, void *p);
 /* Unmaps every slab (the loop's end: no cell is in use). */
 void br__cells_fini(br__cells *cs);
 /* For tests: the slabs of class cls mapped now, and the cells a slab holds (both 0 in

@@ -155,9 +155,9 @@ const char *br__atask_name(const br__atask *a, char buf[32]) {
  * thread (a shared-stack coroutine is resumed only on the thread of its shared stack,
  * and that thread runs its loop). From another thread (a thread whose shared stack
  * holds a suspended task of a loop it no longer runs, while it runs another loop) get
- * says NULL and the heap serves; so does a put from there go back to the cells only
- * when the loop is run by no other thread meanwhile, which a program that resumes
- * such a task elsewhere never reaches (it aborts: coro.c, shared stacks). */
+ * says NULL and the heap serves, and a put from there leaves the block to the loop's
+ * end (br__cells_put_foreign): another thread may be running that loop and taking
+ * cells meanwhile. */
 
 static void *frames_get(const br__frames_ops *ops, size_t len, size_t *cap, uint8_t *tag) {
     br_loop *l = (br_loop *)(void *)((char *)ops - offsetof(br_loop, frames));
@@ -178,7 +178,10 @@ static void *frames_get(const br__frames_ops *ops, size_t len, size_t *cap, uint
 
 static void frames_put(const br__frames_ops *ops, void *p, uint8_t tag) {
     br_loop *l = (br_loop *)(void *)((char *)ops - offsetof(br_loop, frames));
-    br__cells_put(&l->cells, tag - 2, p);
+    if (br__loop_tl == l)
+        br__cells_put(&l->cells, tag - 2, p);
+    else
+        br__cells_put_foreign(&l->cells, tag - 2, p);
 }
 
 const br__frames_ops br__loop_frames_ops = {frames_get, frames_put};
