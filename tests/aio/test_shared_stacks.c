@@ -334,12 +334,15 @@ static int deep_task(br_task *t) {
 }
 
 /* Runs after every deep task's first suspend: their frames went to cells of every
- * class (builds with slabs). */
+ * class (builds with slabs; not under ThreadSanitizer, whose instrumented frames are
+ * bigger and may skip a class: there the values are what is checked). */
 static int deep_checker(br_task *t) {
     (void)t;
+#if !defined(__SANITIZE_THREAD__)
     if (br__cells_per_slab(BR__CELL_BIG_CLASS) != 0)
         for (int c = 0; c < BR__CELL_CLASSES; c++)
             BR_CHECK(br__cells_slabs(&br_loop_current()->cells, c) >= 1);
+#endif
     return 0;
 }
 
@@ -410,9 +413,9 @@ static int yield_checker(br_task *t) {
 static int yields_main(br_task *t) {
     struct yields *y = *(struct yields *const *)br_task_arg(t, NULL);
 #if defined(__SANITIZE_THREAD__)
-    size_t n = 2000;
+    size_t n = 200; /* each new coroutine costs a TSan fiber: 2,000 took 79 s there */
 #else
-    size_t n = y->per != 0 ? y->per + y->per / 2 : 2000;
+    size_t n = y->per != 0 ? y->per + y->per / 2 : (size_t)br_test_scaled(2000, 200);
 #endif
     br_future **fs = calloc(n, sizeof *fs);
     BR_CHECK(fs != NULL);
