@@ -1164,11 +1164,11 @@ static void tp_claim_hook_sleep(void) {
 static void tp_claim_arm(void) {
     atomic_store(&tp_claim.calls, 0);
     tp_claim.entered = tp_future();
-    br__pool_claim_hook = tp_claim_hook_sleep;
+    atomic_store_explicit(&br__pool_claim_hook, tp_claim_hook_sleep, memory_order_release);
 }
 
 static void tp_claim_disarm(void) {
-    br__pool_claim_hook = NULL;
+    atomic_store_explicit(&br__pool_claim_hook, NULL, memory_order_release);
     br_future_release(tp_claim.entered);
 }
 
@@ -1311,7 +1311,7 @@ static void threadpool_mover_waits_for_claims(void **state) {
         atomic_store(&tp_mv.s_saw, -1);
         tp_mv.s_queued = tp_future();
         tp_claim_arm();
-        br__pool_move_hook = tp_move_hook_wait;
+        atomic_store_explicit(&br__pool_move_hook, tp_move_hook_wait, memory_order_release);
         br_future *fs[N + 1];
         size_t q;
         BR_CHECK_OK(br_submit_batch(ex, tp_mv_batch_task, NULL, N, 0, fs, &q));
@@ -1326,7 +1326,7 @@ static void threadpool_mover_waits_for_claims(void **state) {
         if (saw < N - 1)
             fail_msg("round %d: the submit after the batch started when %lld of its %d "
                      "tasks had", round, (long long)saw, N);
-        br__pool_move_hook = NULL;
+        atomic_store_explicit(&br__pool_move_hook, NULL, memory_order_release);
         BR_CHECK_OK(br_executor_free(ex));
         br_test_futures_release(fs, N + 1);
         br_test_futures_release(g, 2);
@@ -1402,7 +1402,7 @@ static void threadpool_busy_mover_wakes_sleeper(void **state) {
         br_future *g = NULL;
         BR_CHECK_OK(br_submit_i64(ex, tp_wk_gate_task, (int64_t)(uintptr_t)b, &g));
         BR_CHECK_OK(br_future_wait(b->started, tp_guard()));
-        br__pool_move_hook = tp_wk_hook;
+        atomic_store_explicit(&br__pool_move_hook, tp_wk_hook, memory_order_release);
         br_future *fs[10];
         size_t q;
         BR_CHECK_OK(br_submit_batch(ex, tp_wk_task, idx, 10, sizeof idx[0], fs, &q));
@@ -1411,7 +1411,7 @@ static void threadpool_busy_mover_wakes_sleeper(void **state) {
             if (br_future_result(fs[i], tp_guard(), NULL, NULL) != 0)
                 fail_msg("round %d: task %d failed (the other worker slept through the "
                          "move)", round, i);
-        br__pool_move_hook = NULL;
+        atomic_store_explicit(&br__pool_move_hook, NULL, memory_order_release);
         BR_CHECK_OK(br_future_result(g, tp_guard(), NULL, NULL));
         BR_CHECK_OK(br_executor_free(ex));
         br_test_futures_release(fs, 10);

@@ -146,8 +146,15 @@ int64_t br__pool_spin_ns = 50000;
 
 BR__TLS struct worker *br__pool_self;
 
-void (*br__pool_claim_hook)(void);
-void (*br__pool_move_hook)(int where);
+/* Set by tests while workers run: atomic (stored with release, loaded with acquire). */
+void (*_Atomic br__pool_claim_hook)(void);
+void (*_Atomic br__pool_move_hook)(int where);
+
+static inline void move_hook(int where) {
+    void (*h)(int) = atomic_load_explicit(&br__pool_move_hook, memory_order_acquire);
+    if (BR__UNLIKELY(h != NULL))
+        h(where);
+}
 
 static inline uint64_t xorshift(uint64_t *s) {
     uint64_t x = *s;
@@ -216,8 +223,7 @@ static br_task *move_inject(struct pool *p) {
     } while (!atomic_compare_exchange_weak_explicit(&p->inject, &h, h & INJ_FLAGS,
                                                     memory_order_acquire,
                                                     memory_order_relaxed));
-    if (BR__UNLIKELY(br__pool_move_hook != NULL))
-        br__pool_move_hook(BR__POOL_MOVE_TAKEN);
+    move_hook(BR__POOL_MOVE_TAKEN);
     /* Newest first. Count it, find the oldest and mark the pieces, reading the links
      * only: writing them would take every task's line away from the submitter's cache.
      * Task number i (from the newest) goes to slot b + n-1-i. */
@@ -388,8 +394,10 @@ static br_task *pop_external(struct worker *w) {
                 atomic_fetch_sub_explicit(&p->runs, RUNS_CLAIM, memory_order_seq_cst);
                 continue;
             }
-            if (BR__UNLIKELY(br__pool_claim_hook != NULL))
-                br__pool_claim_hook();
+            void (*ch)(void) = atomic_load_explicit(&br__pool_claim_hook,
+                                                    memory_order_acquire);
+            if (BR__UNLIKELY(ch != NULL))
+                ch();
             run_fill(w, buf + 1, k - 1);
             atomic_fetch_add_explicit(&p->runs, 1 - RUNS_CLAIM, memory_order_seq_cst);
             return buf[0];
@@ -397,8 +405,7 @@ static br_task *pop_external(struct worker *w) {
         if (br__inj_ptr(atomic_load_explicit(&p->inject, memory_order_relaxed)) == NULL &&
             atomic_load_explicit(&p->spill, memory_order_relaxed) == NULL)
             return NULL;
-        if (BR__UNLIKELY(br__pool_move_hook != NULL))
-            br__pool_move_hook(BR__POOL_MOVE_LOOKED);
+        move_hook(BR__POOL_MOVE_LOOKED);
         if (!br__pool_fifo_trylock(p)) {
             /* Another worker is moving the stack over: its first piece shows up after
              * a walk of the stack's links, unless it was preempted, and then yielding
