@@ -132,6 +132,14 @@
  * is seen there (as a claim in flight or a filled run) by a worker about to park: runs
  * are part of the Dekker pair above. Shutdown with cancel_futures drains the runs
  * and waits until `runs` is 0 (cancel.c), so a claim in flight is cancelled too.
+ * Once the pool is closed a worker never parks for good: it parks CLOSED_PARK_NS at
+ * most and looks again. can_exit can fail for a moment with no work behind it (a
+ * steal_run whose relaxed look at a run was stale, or a claim on a stale fifo top,
+ * adds RUNS_CLAIM and takes it back; nobody wakes anyone after that), and shutdown
+ * wakes the sleepers once, which a worker linking itself just after missed: such a
+ * worker parked forever and shutdown(wait), br_executor_free and the exit hook hung in
+ * join_all (found by review of the runs' first commit, fcf3751, 2026-12-07; before the
+ * runs can_exit failed only with work visible).
  */
 #include "executor/pool/private.h"
 
@@ -545,6 +553,9 @@ static inline bool can_exit(struct worker *w) {
 
 enum { PARK_WOKEN, PARK_RECHECK };
 
+/* How long a worker of a closed pool parks before it looks again (see park). */
+enum { CLOSED_PARK_NS = 200000 };
+
 /* Unlinks a parked worker that leaves the idle queue by itself (under idle.lock). */
 static void idle_unlink(br__waiter *w, void *arg, int why) {
     (void)why;
@@ -565,8 +576,16 @@ static int park(struct worker *w) {
     atomic_fetch_add_explicit(&p->nsleeping, 1, memory_order_seq_cst);
     br__ilock_unlock(&p->idle.lock);
     /* Work appeared or the pool closed: leave the queue at once, unless a waker popped
-     * us already, in which case its wake is ours (core rule 2). */
-    int64_t dl = (br__pool_work_visible(p) || can_exit(w)) ? BR_NOWAIT : BR_FOREVER;
+     * us already, in which case its wake is ours (core rule 2). Once the pool is
+     * closed, never park for good: can_exit can fail for a moment with no work behind
+     * it (a steal_run's stale look, or a claim on a stale top, adds and removes
+     * RUNS_CLAIM; a mover holds the stack) and nobody wakes us after that, while
+     * shutdown's one wake-up may have come before we linked ourselves ("Exit"). */
+    int64_t dl = BR_FOREVER;
+    if (br__pool_work_visible(p) || can_exit(w))
+        dl = BR_NOWAIT;
+    else if (atomic_load_explicit(&p->inject, memory_order_seq_cst) & INJ_CLOSED)
+        dl = br_deadline_after(CLOSED_PARK_NS);
     if (br__waiter_park_or_leave_in(wt, &p->idle.lock, dl, idle_unlink, p) != 0)
         return PARK_RECHECK;
     return PARK_WOKEN;
