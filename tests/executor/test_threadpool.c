@@ -1265,6 +1265,76 @@ static void threadpool_shutdown_wait_claim_in_flight(void **state) {
     }
 }
 
+/* shutdown(wait) while a mover holds the batch it took off the stack (sched.c, "Exit";
+ * the hole predates the runs): the move hook holds the first mover between its take all
+ * and its first publish until the pool is closed, and 20 ms more, in which the other
+ * worker, woken by the shutdown, looks at the pool. It must not exit: the batch's two
+ * tasks each wait for the other to have started (with one worker left the first gives
+ * up after 5 s and the test fails). */
+static struct {
+    br_executor *ex;
+    _Atomic int calls, warm;
+    br_future *entered;
+} tp_mh;
+
+static void tp_mh_hook(int where) {
+    if (where != BR__POOL_MOVE_TAKEN || atomic_fetch_add(&tp_mh.calls, 1) != 0)
+        return;
+    br_future_set_result_i64(tp_mh.entered, 0);
+    struct br__threadpool_stats st;
+    int64_t guard = tp_guard();
+    do {
+        br_sleep(100 * BR_USEC);
+        br__threadpool_stats(tp_mh.ex, &st);
+    } while (!st.closed && br_now() < guard);
+    br_sleep(20 * BR_MSEC);
+}
+
+static int tp_mh_warm_task(br_task *t) {
+    (void)t; /* both workers at once: the pool has two */
+    atomic_fetch_add(&tp_mh.warm, 1);
+    int64_t guard = tp_guard();
+    while (atomic_load(&tp_mh.warm) < 2 && br_now() < guard)
+        br_sleep(10 * BR_USEC);
+    return atomic_load(&tp_mh.warm) >= 2 ? 0 : BR_ETIMEDOUT;
+}
+
+static void threadpool_shutdown_wait_mover_holds(void **state) {
+    (void)state;
+    static int64_t idx[2] = {1, 2};
+    for (int round = 0; round < 3; round++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+        tp_mh.ex = ex;
+        atomic_store(&tp_mh.warm, 0);
+        br_future *w[2];
+        for (int i = 0; i < 2; i++)
+            BR_CHECK_OK(br_submit_i64(ex, tp_mh_warm_task, i, &w[i]));
+        for (int i = 0; i < 2; i++)
+            BR_CHECK_OK(br_future_result(w[i], tp_guard(), NULL, NULL));
+        br_test_futures_release(w, 2);
+        atomic_store(&tp_mh.calls, 0);
+        atomic_store(&tp_pair.arrived, 0);
+        tp_pair.partner = tp_future();
+        tp_mh.entered = tp_future();
+        atomic_store_explicit(&br__pool_move_hook, tp_mh_hook, memory_order_release);
+        br_future *fs[2];
+        size_t q;
+        BR_CHECK_OK(br_submit_batch(ex, tp_pair_task, idx, 2, sizeof idx[0], fs, &q));
+        BR_CHECK_OK(br_future_wait(tp_mh.entered, tp_guard()));
+        BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+        for (int i = 0; i < 2; i++)
+            if (br_future_result(fs[i], tp_guard(), NULL, NULL) != 0)
+                fail_msg("round %d: task %d failed (a worker exited while the mover held "
+                         "the batch)", round, i + 1);
+        BR_CHECK_EQ(atomic_load(&tp_pair.arrived), 2);
+        atomic_store_explicit(&br__pool_move_hook, NULL, memory_order_release);
+        BR_CHECK_OK(br_executor_free(ex));
+        br_test_futures_release(fs, 2);
+        br_future_release(tp_pair.partner);
+        br_future_release(tp_mh.entered);
+    }
+}
+
 /* Start order with a claim in flight (the mover must not keep a later submit for
  * itself while a batch's tasks wait in a claim: sched.c, "Runs"). Both workers leave
  * a gated task at once with a batch of 10 on the stack: the first to look sleeps in
@@ -2101,6 +2171,7 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS, cmocka_unit_test(threadpool_lazy_start),
              cmocka_unit_test(threadpool_run_not_held_by_long_task),
              cmocka_unit_test(threadpool_cancel_futures_claim_in_flight),
              cmocka_unit_test(threadpool_shutdown_wait_claim_in_flight),
+             cmocka_unit_test(threadpool_shutdown_wait_mover_holds),
              cmocka_unit_test(threadpool_mover_waits_for_claims),
              cmocka_unit_test(threadpool_busy_mover_wakes_sleeper),
              cmocka_unit_test(threadpool_batch_then_submit_order),

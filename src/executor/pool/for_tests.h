@@ -16,6 +16,7 @@ struct br__threadpool_stats {
     int64_t pending; /* queued and not yet dequeued (only counted with max_pending) */
     int bp_waiters;  /* submitters parked waiting for room (max_pending) */
     int bp_inside;   /* submitters past the fast path of a bounded submit (bounded.c) */
+    bool closed;     /* the injection stack is closed: shutdown has begun */
 };
 
 /* ex must be a live thread pool. */

@@ -437,6 +437,7 @@ void br__threadpool_stats(br_executor *ex, struct br__threadpool_stats *st) {
     st->sleeping = atomic_load_explicit(&p->nsleeping, memory_order_acquire);
     st->pending = atomic_load_explicit(&p->pending, memory_order_acquire);
     st->bp_waiters = atomic_load_explicit(&p->nbp_waiters, memory_order_acquire);
+    st->closed = atomic_load_explicit(&p->inject, memory_order_seq_cst) & INJ_CLOSED;
     br__ilock_lock(&p->bp.lock);
     st->bp_inside = p->bp_inside;
     br__ilock_unlock(&p->bp.lock);

@@ -117,6 +117,9 @@ struct pool {
      * one at a time by every worker. */
     br__deque fifo;
     _Alignas(BR__CACHELINE) _Atomic uint32_t fifo_lock; /* the mover's: 0 free, 1 held */
+    /* 1 (seq_cst) from before the mover's take all until its tasks are on the fifo or
+     * in spill: it may hold tasks no queue shows; can_exit reads it (sched.c, "Exit"). */
+    _Atomic uint32_t moving;
     /* Written under fifo_lock: tasks that didn't fit on the fifo (it couldn't grow),
      * older than anything on the stack; the next move pushes them first. */
     _Atomic(br_task *) spill;

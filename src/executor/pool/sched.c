@@ -122,9 +122,19 @@
  * above. A sleeper whose re-check finds work unlinks itself; if a waker popped it
  * first, it waits for that wake (core rule 2), so no signal is ever left pending.
  *
- * Exit. A worker exits once the injection stack is CLOSED and empty, the fifo and
- * spill are empty, its own deque is empty and `runs` is 0 (read after the fifo, as
- * everywhere): no run holds a task and no claim is between its CAS and its fill. Runs
+ * Exit. A worker exits once the injection stack is CLOSED and empty, no mover holds
+ * tasks (`moving` is 0), the fifo and spill are empty, its own deque is empty and
+ * `runs` is 0 (read after the fifo, as everywhere): no run holds a task and no claim
+ * is between its CAS and its fill. `moving` is set (seq_cst) before the take all,
+ * itself seq_cst, and cleared (seq_cst) after the last publish or the spill; can_exit
+ * reads it right after inject and before the fifo. So a worker whose read of inject
+ * sees the stack taken sees `moving` set or, once cleared, every moved task on the
+ * fifo or in spill. Without it (main before 2026-12-07 too, not only the runs) a
+ * worker saw the stack closed and empty, the fifo empty, and exited while the mover
+ * held a batch between its take all and its first publish (or between pieces): the
+ * rest ran serially on the mover, and tasks of the batch that wait for each other
+ * deadlocked (test threadpool_shutdown_wait_mover_holds). It is not folded into
+ * `runs`: that would stop takes from the fifo during a move. Runs
  * are shared work (a long task must not hold the rest of its run), so a worker stays
  * while another still has tasks of a run to hand out. A task can still be in another
  * worker's deque, or in the hands of a mover; that worker runs it before it exits.
@@ -228,8 +238,10 @@ static br_task *move_inject(struct pool *p) {
     do {
         if (br__inj_ptr(h) == NULL)
             return NULL;
+    /* seq_cst: can_exit's seq_cst load of inject that sees the stack emptied by this
+     * CAS then sees `moving` set, stored before it ("Exit"). */
     } while (!atomic_compare_exchange_weak_explicit(&p->inject, &h, h & INJ_FLAGS,
-                                                    memory_order_acquire,
+                                                    memory_order_seq_cst,
                                                     memory_order_relaxed));
     move_hook(BR__POOL_MOVE_TAKEN);
     /* Newest first. Count it, find the oldest and mark the pieces, reading the links
@@ -428,7 +440,11 @@ static br_task *pop_external(struct worker *w) {
             }
             continue;
         }
+        /* From before the take all until the tasks are on the fifo or in spill (or
+         * the one we keep is in our hands, to run before we look at exiting). */
+        atomic_store_explicit(&p->moving, 1, memory_order_seq_cst);
         t = move_inject(p);
+        atomic_store_explicit(&p->moving, 0, memory_order_seq_cst);
         br__pool_fifo_unlock(p);
         if (br__deque_size(&p->fifo) > 0 ||
             atomic_load_explicit(&p->spill, memory_order_relaxed) != NULL) {
@@ -536,15 +552,18 @@ static void stop_spinning(struct pool *p, bool found) {
 }
 
 /* True once w may exit: the injection stack is closed (nothing can be pushed any more)
- * and empty, w's own deque is empty (only w pushes there), and no run holds a task or
- * a claim in flight (design notes, "Exit"). Other deques may still
+ * and empty, no mover holds tasks it took from it, w's own deque is empty (only w
+ * pushes there), and no run holds a task or a claim in flight (design notes, "Exit"). Other deques may still
  * hold tasks; their owners run them before they exit. Reading the CLOSED bit and the
  * emptiness in one load is what makes this exact: a flag word read separately could
  * miss a push that landed just before the close. */
 static inline bool can_exit(struct worker *w) {
     struct pool *p = w->pool;
     uintptr_t h = atomic_load_explicit(&p->inject, memory_order_seq_cst);
-    return (h & INJ_CLOSED) && br__inj_ptr(h) == NULL && br__deque_size(&w->dq) == 0 &&
+    /* `moving` right after inject and before the fifo ("Exit"). */
+    return (h & INJ_CLOSED) && br__inj_ptr(h) == NULL &&
+           atomic_load_explicit(&p->moving, memory_order_seq_cst) == 0 &&
+           br__deque_size(&w->dq) == 0 &&
            br__run_size(atomic_load_explicit(&w->run.word, memory_order_acquire)) == 0 &&
            br__deque_size(&p->fifo) == 0 &&
            atomic_load_explicit(&p->runs, memory_order_seq_cst) == 0 &&
