@@ -1147,11 +1147,15 @@ static void threadpool_run_not_held_by_long_task(void **state) {
 }
 
 /* A claim in flight (sched.c, "Runs"): the claim hook keeps the first worker that
- * claims a run of the batch between its claim and the fill of its run for 100 ms, as
- * a preemption would; the tests below act meanwhile. */
+ * claims a run of the batch between its claim and the fill of its run, as a
+ * preemption would: for 100 ms (tp_claim_arm), or until the pool is closed and
+ * `linger` ns more (tp_claim_arm_closed: the shutdown tests, which thus never depend
+ * on reaching shutdown in time); the tests below act meanwhile. */
 static struct {
     _Atomic int calls;
     br_future *entered;
+    br_executor *ex;
+    int64_t linger;
 } tp_claim;
 
 static void tp_claim_hook_sleep(void) {
@@ -1161,10 +1165,32 @@ static void tp_claim_hook_sleep(void) {
     }
 }
 
+static void tp_claim_hook_closed(void) {
+    if (atomic_fetch_add(&tp_claim.calls, 1) != 0)
+        return;
+    br_future_set_result_i64(tp_claim.entered, 0);
+    struct br__threadpool_stats st;
+    int64_t guard = tp_guard();
+    do {
+        br_sleep(100 * BR_USEC);
+        br__threadpool_stats(tp_claim.ex, &st);
+    } while (!st.closed && br_now() < guard);
+    if (tp_claim.linger > 0)
+        br_sleep(tp_claim.linger);
+}
+
 static void tp_claim_arm(void) {
     atomic_store(&tp_claim.calls, 0);
     tp_claim.entered = tp_future();
     atomic_store_explicit(&br__pool_claim_hook, tp_claim_hook_sleep, memory_order_release);
+}
+
+static void tp_claim_arm_closed(br_executor *ex, int64_t linger) {
+    atomic_store(&tp_claim.calls, 0);
+    tp_claim.entered = tp_future();
+    tp_claim.ex = ex;
+    tp_claim.linger = linger;
+    atomic_store_explicit(&br__pool_claim_hook, tp_claim_hook_closed, memory_order_release);
 }
 
 static void tp_claim_disarm(void) {
@@ -1181,9 +1207,13 @@ static int tp_claim_task(br_task *t) {
     return br_task_return_i64(t, i);
 }
 
-/* shutdown(cancel_futures) while a worker holds claimed tasks that no run shows yet:
- * when it returns, every task of the batch has started or is cancelled (the claimed
- * ones too), and none ran after it was cancelled. */
+/* shutdown(cancel_futures) while a worker holds claimed tasks that no run shows yet
+ * (held until the pool is closed): when it returns, every task of the batch has
+ * started or is cancelled, but for at most one per worker (the task a worker has
+ * taken to start next is only abandoned in br__pool_run, maybe after shutdown
+ * returned: "starts means taken", braid/executor.h); once the pool is freed every task
+ * is done, the claimed ones (all but the oldest, which the mover keeps) cancelled, and
+ * none ran after it was cancelled. */
 static void threadpool_cancel_futures_claim_in_flight(void **state) {
     (void)state;
     static int64_t idx[CLAIM_N];
@@ -1193,33 +1223,36 @@ static void threadpool_cancel_futures_claim_in_flight(void **state) {
             idx[i] = i;
             atomic_store(&tp_claim_started[i], 0);
         }
-        tp_claim_arm();
+        tp_claim_arm_closed(ex, 0);
         br_future *fs[CLAIM_N];
         size_t q;
         BR_CHECK_OK(br_submit_batch(ex, tp_claim_task, idx, CLAIM_N, sizeof idx[0], fs, &q));
         BR_CHECK_OK(br_future_wait(tp_claim.entered, tp_guard()));
         BR_CHECK_OK(br_executor_shutdown(ex, false, true));
-        int cancelled = 0;
-        for (int i = 0; i < CLAIM_N; i++) {
-            bool c = br_future_cancelled(fs[i]);
-            if (!c && !atomic_load(&tp_claim_started[i]))
-                fail_msg("round %d: task %d neither started nor cancelled at shutdown", round,
-                         i);
-            cancelled += c;
-        }
-        BR_CHECK(cancelled > 0); /* the claimed run at least */
+        int pending = 0;
+        for (int i = 0; i < CLAIM_N; i++)
+            pending += !br_future_cancelled(fs[i]) && !atomic_load(&tp_claim_started[i]);
+        if (pending > 2)
+            fail_msg("round %d: %d tasks neither started nor cancelled at shutdown (at most "
+                     "one per worker may be)", round, pending);
         BR_CHECK_OK(br_executor_free(ex));
+        int cancelled = 0;
         for (int i = 0; i < CLAIM_N; i++) {
             BR_CHECK(br_future_done(fs[i]));
             int ran = atomic_load(&tp_claim_started[i]);
             BR_CHECK_EQ(ran, br_future_cancelled(fs[i]) ? 0 : 1);
+            cancelled += br_future_cancelled(fs[i]);
         }
+        if (cancelled < CLAIM_N - 1)
+            fail_msg("round %d: %d of the %d claimed tasks cancelled", round, cancelled,
+                     CLAIM_N - 1);
         br_test_futures_release(fs, CLAIM_N);
         tp_claim_disarm();
     }
 }
 
-/* shutdown(wait) while a worker holds claimed tasks that no run shows yet: the other
+/* shutdown(wait) while a worker holds claimed tasks that no run shows yet (until the
+ * pool is closed and 20 ms more, in which the other worker, woken, looks): the other
  * worker must not exit, since those tasks need two workers (the first of tasks 1.. to
  * start waits until another one starts: with one worker left it would give up after
  * 5 s and fail). */
@@ -1246,7 +1279,7 @@ static void threadpool_shutdown_wait_claim_in_flight(void **state) {
         br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
         atomic_store(&tp_pair.arrived, 0);
         tp_pair.partner = tp_future();
-        tp_claim_arm();
+        tp_claim_arm_closed(ex, 20 * BR_MSEC);
         br_future *fs[CLAIM_N];
         size_t q;
         BR_CHECK_OK(br_submit_batch(ex, tp_pair_task, idx, CLAIM_N, sizeof idx[0], fs, &q));
