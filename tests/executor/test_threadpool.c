@@ -1146,6 +1146,16 @@ static void threadpool_run_not_held_by_long_task(void **state) {
     }
 }
 
+/* Called from a hook: returns once shutdown has closed ex (or the guard ran out). */
+static void tp_wait_closed(br_executor *ex) {
+    struct br__threadpool_stats st;
+    int64_t guard = tp_guard();
+    do {
+        br_sleep(100 * BR_USEC);
+        br__threadpool_stats(ex, &st);
+    } while (!st.closed && br_now() < guard);
+}
+
 /* A claim in flight (sched.c, "Runs"): the claim hook keeps the first worker that
  * claims a run of the batch between its claim and the fill of its run, as a
  * preemption would: for 100 ms (tp_claim_arm), or until the pool is closed and
@@ -1169,12 +1179,7 @@ static void tp_claim_hook_closed(void) {
     if (atomic_fetch_add(&tp_claim.calls, 1) != 0)
         return;
     br_future_set_result_i64(tp_claim.entered, 0);
-    struct br__threadpool_stats st;
-    int64_t guard = tp_guard();
-    do {
-        br_sleep(100 * BR_USEC);
-        br__threadpool_stats(tp_claim.ex, &st);
-    } while (!st.closed && br_now() < guard);
+    tp_wait_closed(tp_claim.ex);
     if (tp_claim.linger > 0)
         br_sleep(tp_claim.linger);
 }
@@ -1314,12 +1319,7 @@ static void tp_mh_hook(int where) {
     if (where != BR__POOL_MOVE_TAKEN || atomic_fetch_add(&tp_mh.calls, 1) != 0)
         return;
     br_future_set_result_i64(tp_mh.entered, 0);
-    struct br__threadpool_stats st;
-    int64_t guard = tp_guard();
-    do {
-        br_sleep(100 * BR_USEC);
-        br__threadpool_stats(tp_mh.ex, &st);
-    } while (!st.closed && br_now() < guard);
+    tp_wait_closed(tp_mh.ex);
     br_sleep(20 * BR_MSEC);
 }
 
