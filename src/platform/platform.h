@@ -101,6 +101,13 @@ bool br__membarrier_init(void);
 /* The barrier. 0, or -1 if it failed (never after br__membarrier_init returned true,
  * but callers treat -1 as "don't rely on it"). */
 int br__membarrier(void);
+/* The same across processes: br__membarrier_global() runs a full barrier on every CPU
+ * running a thread of any process that called br__membarrier_global_init() (true: this
+ * process is registered and the command works). The cross-process Queue's bells and
+ * biased locks use it (process/mp_ring.c). Registration is per address space: call
+ * again in a forked child; calling it twice is harmless. */
+bool br__membarrier_global_init(void);
+int br__membarrier_global(void);
 
 /* --- backtrace (linux/backtrace.c) --------------------------------------------------
  *
