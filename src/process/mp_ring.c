@@ -5,10 +5,10 @@
  *
  * Memory. One struct br__mpr at the start of a shared mapping, then `cap` data bytes
  * (a power of two). Everything is reached by offsets from the mapping: no pointers.
- * The header's cache lines are split by writer: the producers' private line (their
- * lock, their cached view of the consumers' progress), the producers' published line
- * (tail, nput), the consumers' two lines likewise (glock; head, nget), a read-mostly
- * line of sleeper flags and state, and the futex words. In one-producer
+ * The header's cache lines are split by writer: the producers' private lines (their
+ * lock, their bias, their cached view of the consumers' progress), the producers'
+ * published line (tail, nput), the consumers' lines likewise (glock; head, nget), a
+ * read-mostly line of sleeper flags and state, and the futex words. In one-producer
  * one-consumer use each side's lock word and private fields stay in that side's cache;
  * the only lines that cross are tail/nput, head/nget and the records themselves, as in
  * a plain SPSC ring.
@@ -37,6 +37,38 @@
  * holder releases, unless the holder sleeps on the ring (data_wait / room_wait set: the
  * queue is empty / full, so the answer is "would block" anyway) or is gone.
  *
+ * Biases. Two atomic read-modify-writes per message per side (take, give) cost more
+ * than the message once each has to wait for the side's stores to reach the other
+ * process. So a side (pb for the producers, cb for the consumers) that one thread has
+ * had to itself for a while is biased to it: a thread that took the lock uncontended
+ * `thresh` times in a row (16, doubled by every revocation up to 65536) stores its
+ * token (pid << 32 | a per-process thread serial) in owner before it gives the lock
+ * back, if its process is registered for the global membarrier. The owner then puts
+ * (gets) without the lock when the message fits one record and there is room (data):
+ *   store inside = 1; compiler barrier; load revoke (acquire); load owner;
+ *   if revoke == 0 and owner is still its token: the operation, as under the lock;
+ *   store inside = 0 (release).
+ * Anything else (full, empty, a streamed message, an error) takes the slow path, the
+ * lock. Every slow-path taker of the lock, right after taking it, settles the bias: if
+ * owner is another thread it revokes it: store revoke = 1; membarrier (global,
+ * expedited: a full barrier on every CPU running a thread of a registered process);
+ * wait until inside == 0 (acquire), or the owner's process is gone (then it recovers
+ * after it, as after a dead lock holder, and clears inside); owner = 0; thresh doubles;
+ * revoke = 0 (release). A Dekker pair with the barrier on the revoker's side only: if
+ * the owner's load of revoke came before the barrier hit its CPU, so did its store of
+ * inside, which the revoker then sees; if after, it sees revoke == 1, or the later
+ * revoke == 0 whose release carries owner == 0. So the owner and a lock holder are
+ * never both inside. Everything about the bias except inside is written under the
+ * lock, by one holder at a time; a holder that dies revoking leaves a state the next
+ * holder (who takes the lock over) completes: it revokes again, with its own barrier.
+ * The owner in its own slow path keeps its bias, unless a revocation is pending (a
+ * revoker that timed out left revoke == 1): then it drops it. A revoker with a
+ * deadline gives up (BR_ETIMEDOUT) if the owner stays inside past it (stopped); a
+ * BR_NOWAIT one waits it out, as lk_take does. If the barrier itself fails in the
+ * revoker's process (a filter forbids it) the operation answers BR_ENOTSUP.
+ * Recovery after a dead lock holder runs after the bias is settled (a holder that died
+ * revoking may have left the owner inside).
+ *
  * Publication. A producer writes a record, then stores tail (release), then nput (the
  * message count, on LAST only). A consumer reads tail (acquire), the record, then stores
  * head (release) and nget. Both sides first note in their private line what they are
@@ -45,12 +77,19 @@
  *
  * Sleeping (rule 3 of core/lib.h, across processes). The consumer that holds glock is
  * the only one sleeping for data (the others sleep on glock); the producer that holds
- * plock the only one sleeping for room. A sleeper reads the futex word (data_seq),
- * stores its flag (data_wait = 1), fences (seq_cst), re-checks its condition, and only
- * then sleeps on the word. A waker changes the condition (stores tail), fences, and if
- * the flag is set exchanges it to 0 and, if it got 1, bumps the word and wakes. Either
- * the sleeper's re-check sees the new tail or the waker sees the flag. So a put costs
- * a fence and a load of a read-mostly line; a syscall only when someone sleeps.
+ * plock the only one sleeping for room (a biased owner never sleeps in its fast path).
+ * A sleeper reads the futex word (data_seq), stores its flag (data_wait = 1), fences
+ * (seq_cst), runs the global membarrier, re-checks its condition, and only then
+ * sleeps on the word. A waker changes the condition (stores tail), then a compiler
+ * barrier only (a fence if its process isn't registered for the membarrier, for the
+ * pipe, or once `heavy` is set), and if the flag is set exchanges it to 0 and, if it
+ * got 1, bumps the word and wakes. Either the sleeper's re-check sees the new tail or
+ * the waker sees the flag: if the waker's load of the flag ran before the barrier hit
+ * its CPU, its store of tail (earlier in program order) is visible after the barrier;
+ * if after, the load sees the flag. So a put costs a load of a read-mostly line; a
+ * syscall only when someone sleeps, and the sleeper pays the barrier (~1 us). A
+ * sleeper whose barrier fails sets `heavy`: wakers fence from then on, and one that
+ * read heavy == 0 just before is caught by the slices below.
  * The pipe replaces futex words by doorbell sockets (side->fd): the waker sends one
  * byte, the sleeper polls its socket and drains it. A stale byte only causes a
  * spurious wake-up (every sleeper loops). The socket's hang-up tells the sleeper that
@@ -75,6 +114,9 @@
  *    side's sleeper (data or room) naps on the futex in slices of BR__MPR_SLICE_NS and
  *    looks at the position again after each, so what was published is found without
  *    another put or get (the pipe's sleeper sees the dead peer's socket hang up).
+ *  - A biased owner that dies inside its fast path: its next revoker finds its process
+ *    gone while inside == 1 and runs the same recovery as after a dead lock holder
+ *    (the fast path publishes through p_commit_* / c_commit_* too; it never streams).
  *  - A consumer that dies holding glock: the next taker finishes its publication (nget
  *    from c_commit_*). If it died mid-message, the rest of that message are
  *    continuation records: they are dropped, and its LAST record counts as a lost
@@ -93,7 +135,7 @@
 #include <unistd.h>
 
 #define MPR_MAGIC 0x5252504du /* "MPRR" */
-#define MPR_VERSION 1u
+#define MPR_VERSION 2u
 #define LK_WAITERS 0x80000000u
 #define SER_MASK 0xffffffu
 #define ABORT_NONE 0xffffffffu
@@ -102,23 +144,36 @@
 #define NAP_HUP 1 /* nap(): the doorbell socket hung up */
 #define ABORTED 2 /* wait_data(): the message being received was withdrawn */
 
+/* One side's bias (see the design note): written by the side's lock holder (owner,
+ * revoke, last, streak, thresh) and by the biased owner (inside). */
+typedef struct bias {
+    _Atomic uint32_t inside; /* the owner is in its fast path */
+    _Atomic uint32_t revoke; /* a lock holder is taking the bias away */
+    _Atomic uint64_t owner;  /* the owner's token (tok()); 0: no bias */
+    uint64_t last;           /* token of the last lock holder */
+    uint32_t streak;         /* its uncontended takes in a row */
+    uint32_t thresh;         /* the streak that biases (0: BIAS_THRESH0) */
+} bias;
+
 struct br__mpr {
     uint32_t magic, version;
     uint64_t cap, maxsize;
     uint32_t flags, pad0;
-    /* producers' private line (under plock) */
+    /* producers' private lines (under plock, or the biased producer's) */
     _Alignas(64) _Atomic uint32_t plock;
     uint32_t p_serial;
     _Atomic uint32_t p_stream; /* 1 + serial of the message being streamed; 0: none */
     uint32_t pad1;
+    bias pb;
     uint64_t p_head, p_nget; /* cached views of head and nget */
     uint64_t p_commit_tail, p_commit_nput;
     /* producers' published line */
     _Alignas(64) _Atomic uint64_t tail;
     _Atomic uint64_t nput;
-    /* consumers' private line (under glock) */
+    /* consumers' private lines (under glock, or the biased consumer's) */
     _Alignas(64) _Atomic uint32_t glock;
     uint32_t pad2;
+    bias cb;
     uint64_t c_tail; /* cached view of tail */
     uint64_t c_commit_head, c_commit_nget;
     /* consumers' published line */
@@ -128,9 +183,13 @@ struct br__mpr {
     _Alignas(64) _Atomic uint32_t data_wait, room_wait, join_wait;
     _Atomic uint32_t state;
     _Atomic uint32_t abort_serial;
+    _Atomic uint32_t heavy; /* a sleeper's membarrier failed: wakers fence */
     /* futex words and rarely written counters */
     _Alignas(64) _Atomic uint32_t data_seq, room_seq, join_seq;
     _Atomic uint64_t ndone, lost;
+    _Atomic uint64_t late; /* data sleepers that found data after a whole slice */
+    _Atomic uint32_t nbias, nrevoke; /* biases given, taken away (for tests) */
+    _Atomic uint32_t bias_after;      /* tests: a fixed streak that biases, 0: adaptive */
     _Alignas(64) unsigned char data[];
 };
 
@@ -151,6 +210,38 @@ int br__mpr_pid(void) {
         atomic_store_explicit(&g_pid, p, memory_order_relaxed);
     }
     return p;
+}
+
+/* This thread's token: pid << 32 | a serial of this process's threads (never 0; a
+ * thread that ends leaves its serial unused; a forked child takes a new one). */
+static _Atomic uint32_t g_thread_serial;
+static _Thread_local uint64_t tl_tok;
+static _Thread_local int tl_tok_pid;
+
+static uint64_t tok(void) {
+    int p = br__mpr_pid();
+    if (BR__UNLIKELY(tl_tok_pid != p)) {
+        uint32_t n = atomic_fetch_add_explicit(&g_thread_serial, 1, memory_order_relaxed);
+        n++;
+        tl_tok = (uint64_t)(uint32_t)p << 32 | n;
+        tl_tok_pid = p;
+    }
+    return tl_tok;
+}
+
+/* Is this process registered for br__membarrier_global (so that its wakers may skip
+ * their fence and its threads may hold a bias)? Registers once per process. */
+static _Atomic int g_mb_pid;
+static _Atomic bool g_mb_ok;
+
+static bool mb_light(void) {
+    int p = br__mpr_pid();
+    if (BR__LIKELY(atomic_load_explicit(&g_mb_pid, memory_order_acquire) == p))
+        return atomic_load_explicit(&g_mb_ok, memory_order_relaxed);
+    bool ok = br__membarrier_global_init();
+    atomic_store_explicit(&g_mb_ok, ok, memory_order_relaxed);
+    atomic_store_explicit(&g_mb_pid, p, memory_order_release);
+    return ok;
 }
 
 /* --- layout --------------------------------------------------------------------- */
@@ -239,9 +330,15 @@ static bool probe_hup(br__mpr_side *s) {
     return s->hup;
 }
 
-/* The waker's half of the sleeping protocol (see the design note). */
+/* The waker's half of the sleeping protocol (see the design note): a queue's waker
+ * in a registered process needs only a compiler barrier between its store of the
+ * position and its load of the flag, the sleeper's membarrier doing the rest. */
 static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq) {
-    atomic_thread_fence(memory_order_seq_cst);
+    if (BR__LIKELY(s->fd < 0 && mb_light() &&
+                   !atomic_load_explicit(&s->r->heavy, memory_order_relaxed)))
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
     if (BR__LIKELY(atomic_load_explicit(flag, memory_order_relaxed) == 0))
         return;
     if (atomic_exchange_explicit(flag, 0, memory_order_relaxed) == 0)
@@ -261,6 +358,15 @@ static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq)
  * each) and then yields YIELDS times: a peer that is running refills or drains the
  * ring within that, and neither side pays a syscall. */
 enum { SPINS = 256, YIELDS = 2 };
+
+/* The sleeper's half, after it raised its flag and fenced: a queue's sleeper makes
+ * every waker's position store visible (or its flag load late enough to see the flag).
+ * If the barrier fails, wakers fence from now on (those that skipped it meanwhile
+ * are caught by the sleeper's slices). */
+static void sleeper_barrier(br__mpr_side *s) {
+    if (s->fd < 0 && br__membarrier_global() != 0)
+        atomic_store(&s->r->heavy, 1);
+}
 
 static int64_t slice_end(int64_t deadline) {
     int64_t t = br_now() + BR__MPR_SLICE_NS;
@@ -398,6 +504,135 @@ static void recover_consumer(br__mpr *r) {
     r->c_tail = atomic_load(&r->tail);
 }
 
+/* --- biases (see the design note) ------------------------------------------------ */
+
+enum { BIAS_THRESH0 = 16, BIAS_THRESH_MAX = 1 << 16 };
+
+/* Holding the side's lock: takes bias b away from its owner o (not this thread).
+ * Raises revoke, makes it visible to the owner's next look (or the owner's inside flag
+ * visible to us), and waits until the owner is out of its fast path or dead (then
+ * recovers after it). 0, BR_ETIMEDOUT (the revocation stays pending: a later holder
+ * or the owner finishes it), BR_ENOTSUP (the barrier failed in this process). */
+static int bias_revoke(br__mpr_side *s, bias *b, uint64_t o, bool producer,
+                       int64_t deadline) {
+    atomic_store_explicit(&b->revoke, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (br__membarrier_global() != 0)
+        return BR_ENOTSUP;
+    bool nowait = br__deadline_passed(deadline);
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(&b->inside, memory_order_acquire) == 0)
+            break;
+        if (i % 64 == 63 && br__pid_gone((int)(o >> 32))) {
+            /* It died in its fast path: complete what it published. */
+            if (producer)
+                recover_producer(s);
+            else
+                recover_consumer(s->r);
+            atomic_store_explicit(&b->inside, 0, memory_order_relaxed);
+            break;
+        }
+        if (!nowait && br__deadline_passed(deadline))
+            return BR_ETIMEDOUT;
+        if (i < 64)
+            br__cpu_relax();
+        else
+            sched_yield();
+    }
+    uint32_t t = b->thresh ? b->thresh : BIAS_THRESH0;
+    b->thresh = t < BIAS_THRESH_MAX ? t * 2 : t;
+    b->streak = 0;
+    b->last = 0;
+    atomic_store_explicit(&b->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->revoke, 0, memory_order_release);
+    atomic_fetch_add_explicit(&s->r->nrevoke, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* Holding the side's lock (just taken): makes sure no other thread is in the side's
+ * fast path, and honours a pending revocation of this thread's own bias. */
+static int bias_settle(br__mpr_side *s, bias *b, bool producer, int64_t deadline) {
+    uint64_t o = atomic_load_explicit(&b->owner, memory_order_relaxed);
+    if (BR__LIKELY(o == 0)) {
+        /* a revoker died between its last two stores */
+        if (BR__UNLIKELY(atomic_load_explicit(&b->revoke, memory_order_relaxed)))
+            atomic_store_explicit(&b->revoke, 0, memory_order_relaxed);
+        return 0;
+    }
+    if (o == tok()) {
+        if (atomic_load_explicit(&b->revoke, memory_order_relaxed)) {
+            atomic_store_explicit(&b->owner, 0, memory_order_relaxed);
+            atomic_store_explicit(&b->revoke, 0, memory_order_relaxed);
+        }
+        return 0;
+    }
+    return bias_revoke(s, b, o, producer, deadline);
+}
+
+/* Takes the side's lock (plock or glock) for a slow-path operation: the lock, then
+ * the bias settled, then the recovery after a dead holder (the bias first: a holder
+ * that died revoking may have left the owner inside). */
+static int side_take(br__mpr_side *s, bool producer, int64_t deadline) {
+    br__mpr *r = s->r;
+    _Atomic uint32_t *w = producer ? &r->plock : &r->glock;
+    bool took_over;
+    int rc = lk_take(w, deadline, producer ? &r->room_wait : &r->data_wait, &took_over);
+    if (rc)
+        return rc;
+    rc = bias_settle(s, producer ? &r->pb : &r->cb, producer, deadline);
+    if (BR__UNLIKELY(rc)) {
+        lk_give(w);
+        return rc;
+    }
+    if (BR__UNLIKELY(took_over)) {
+        if (producer)
+            recover_producer(s);
+        else
+            recover_consumer(r);
+    }
+    return 0;
+}
+
+/* Gives the side's lock back after a slow-path operation that succeeded; a thread
+ * that took it uncontended often enough in a row first biases the side to itself. */
+static void side_give(br__mpr_side *s, bool producer) {
+    br__mpr *r = s->r;
+    _Atomic uint32_t *w = producer ? &r->plock : &r->glock;
+    bias *b = producer ? &r->pb : &r->cb;
+    uint64_t me = tok();
+    if (b->last == me && !(atomic_load_explicit(w, memory_order_relaxed) & LK_WAITERS)) {
+        uint32_t t = atomic_load_explicit(&r->bias_after, memory_order_relaxed);
+        if (++b->streak >= (t ? t : b->thresh ? b->thresh : BIAS_THRESH0) &&
+            atomic_load_explicit(&b->owner, memory_order_relaxed) == 0 && mb_light()) {
+            atomic_store_explicit(&b->revoke, 0, memory_order_relaxed);
+            /* published by lk_give's release */
+            atomic_store_explicit(&b->owner, me, memory_order_relaxed);
+            atomic_fetch_add_explicit(&r->nbias, 1, memory_order_relaxed);
+        }
+    } else {
+        b->last = me;
+        b->streak = 1;
+    }
+    lk_give(w);
+}
+
+/* The biased owner's entry: 1 if it may go on (inside raised), else 0 (it takes the
+ * slow path). The store of inside and the load of revoke form the fast side of a
+ * Dekker pair whose other side is bias_revoke's store, membarrier and load. */
+static inline bool bias_enter(bias *b, uint64_t me) {
+    atomic_store_explicit(&b->inside, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (BR__LIKELY(atomic_load_explicit(&b->revoke, memory_order_acquire) == 0 &&
+                   atomic_load_explicit(&b->owner, memory_order_relaxed) == me))
+        return true;
+    atomic_store_explicit(&b->inside, 0, memory_order_release);
+    return false;
+}
+
+static inline void bias_leave(bias *b) {
+    atomic_store_explicit(&b->inside, 0, memory_order_release);
+}
+
 /* --- producing ------------------------------------------------------------------ */
 
 /* Is there room (holding plock) for `need` bytes at tail and, if `count`, for one more
@@ -452,6 +687,7 @@ static int wait_room(br__mpr_side *s, uint64_t tail, size_t need, bool count,
         uint32_t seen = atomic_load_explicit(&r->room_seq, memory_order_acquire);
         atomic_store_explicit(&r->room_wait, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
+        sleeper_barrier(s);
         rc = room_state(s, tail, need, count);
         if (rc == 1) /* slices: see wait_data */
             nap(s, &r->room_seq, seen, s->fd < 0 ? slice_end(deadline) : deadline);
@@ -472,6 +708,31 @@ static void publish_tail(br__mpr_side *s, uint64_t tail, uint64_t nput) {
     bell(s, &r->data_wait, &r->data_seq);
 }
 
+/* The biased producer's put of a message that fits in one record and finds room at
+ * once: 0 or 1 (take the slow path). */
+static int put_fast(br__mpr_side *s, bias *b, uint64_t me, const void *p, size_t len) {
+    br__mpr *r = s->r;
+    size_t rec = 8 + r8(len);
+    if (BR__UNLIKELY(len > r->cap / 2 || rec > r->cap / 2) || !bias_enter(b, me))
+        return 1;
+    int rc = 1;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (BR__LIKELY(room_state(s, tail, rec, true) == 0)) {
+        uint64_t nput = atomic_load_explicit(&r->nput, memory_order_relaxed);
+        uint32_t ser = (r->p_serial + 1) & SER_MASK;
+        r->p_serial = ser;
+        _Atomic uint32_t *ab = &r->abort_serial;
+        if (BR__UNLIKELY(atomic_load_explicit(ab, memory_order_relaxed) == ser))
+            atomic_store_explicit(ab, ABORT_NONE, memory_order_relaxed);
+        *word_at(r, tail) = hdr_make(len, F_FIRST | F_LAST, ser);
+        ring_write(r, tail + 8, p, len);
+        publish_tail(s, tail + rec, nput + 1);
+        rc = 0;
+    }
+    bias_leave(b);
+    return rc;
+}
+
 int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
     br__mpr *r = s->r;
     uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
@@ -479,12 +740,12 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
         return BR_ESHUTDOWN;
     if (BR__UNLIKELY((st & BR__MPR_RX_CLOSED) || s->hup))
         return BR_EPIPE;
-    bool took_over;
-    int rc = lk_take(&r->plock, deadline, &r->room_wait, &took_over);
+    uint64_t o = atomic_load_explicit(&r->pb.owner, memory_order_relaxed);
+    if (o != 0 && o == tok() && put_fast(s, &r->pb, o, p, len) == 0)
+        return BR__UNLIKELY(s->hup) ? BR_EPIPE : 0;
+    int rc = side_take(s, true, deadline);
     if (rc)
         return rc;
-    if (BR__UNLIKELY(took_over))
-        recover_producer(s);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t nput = atomic_load_explicit(&r->nput, memory_order_relaxed);
     uint32_t ser = (r->p_serial + 1) & SER_MASK;
@@ -525,7 +786,7 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
         }
         atomic_store_explicit(&r->p_stream, 0, memory_order_release);
     }
-    lk_give(&r->plock);
+    side_give(s, true);
     if (rc == 0 && BR__UNLIKELY(s->hup))
         rc = BR_EPIPE; /* the doorbell found the receiver gone */
     return rc;
@@ -571,7 +832,9 @@ static void watch_producer(br__mpr_side *s) {
     if (!atomic_compare_exchange_strong_explicit(&r->plock, &v, (uint32_t)br__mpr_pid() | LK_WAITERS,
                                                  memory_order_acquire, memory_order_relaxed))
         return;
-    recover_producer(s);
+    /* A holder that died revoking may have left the biased producer inside. */
+    if (bias_settle(s, &r->pb, true, BR_FOREVER) == 0)
+        recover_producer(s);
     lk_give(&r->plock);
 }
 
@@ -601,6 +864,7 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
         uint32_t seen = atomic_load_explicit(&r->data_seq, memory_order_acquire);
         atomic_store_explicit(&r->data_wait, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
+        sleeper_barrier(s);
         rc = data_state(s, head, mid);
         if (rc != 1) {
             atomic_store_explicit(&r->data_wait, 0, memory_order_relaxed);
@@ -614,6 +878,8 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
         int n = nap(s, &r->data_seq, seen, until);
         if (n == BR_ETIMEDOUT) {
             atomic_store_explicit(&r->data_wait, 0, memory_order_relaxed);
+            if (!mid && s->fd < 0 && data_state(s, head, mid) == 0)
+                atomic_fetch_add_explicit(&r->late, 1, memory_order_relaxed);
             if (mid) {
                 watch_producer(s);
                 /* Nobody streams our message any more (its producer withdrew it and
@@ -642,15 +908,50 @@ static void publish_head(br__mpr_side *s, uint64_t head, uint64_t nget) {
     bell(s, &r->room_wait, &r->room_seq);
 }
 
+/* The biased consumer's get of a whole one-record message found at head: 0 or 1
+ * (take the slow path: empty, a streamed message, too small a buffer, no memory). */
+static int get_fast(br__mpr_side *s, bias *b, uint64_t me, void *buf, size_t cap,
+                    void **out, size_t *lenp) {
+    br__mpr *r = s->r;
+    if (!bias_enter(b, me))
+        return 1;
+    int rc = 1;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (r->c_tail == head)
+        r->c_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (BR__LIKELY(r->c_tail != head)) {
+        uint64_t h = *word_at(r, head);
+        size_t flen = (uint32_t)h;
+        uint32_t fl = (uint32_t)(h >> 32) & 0xff;
+        bool whole = (fl & (F_FIRST | F_LAST)) == (F_FIRST | F_LAST);
+        if (BR__LIKELY(whole) && (out || flen <= cap)) {
+            void *dst = buf;
+            if (out)
+                dst = flen ? br__malloc(flen) : NULL;
+            if (!out || !flen || dst) {
+                if (out)
+                    *out = dst;
+                ring_read(r, head + 8, dst, flen);
+                *lenp = flen;
+                uint64_t nget = atomic_load_explicit(&r->nget, memory_order_relaxed);
+                publish_head(s, head + 8 + r8(flen), nget + 1);
+                rc = 0;
+            }
+        }
+    }
+    bias_leave(b);
+    return rc;
+}
+
 int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp,
                 int64_t deadline) {
     br__mpr *r = s->r;
-    bool took_over;
-    int rc = lk_take(&r->glock, deadline, &r->data_wait, &took_over);
+    uint64_t o = atomic_load_explicit(&r->cb.owner, memory_order_relaxed);
+    if (o != 0 && o == tok() && get_fast(s, &r->cb, o, buf, cap, out, lenp) == 0)
+        return 0;
+    int rc = side_take(s, false, deadline);
     if (rc)
         return rc;
-    if (BR__UNLIKELY(took_over))
-        recover_consumer(r);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t nget = atomic_load_explicit(&r->nget, memory_order_relaxed);
     unsigned char *dst = NULL, *msg = NULL;
@@ -766,18 +1067,15 @@ int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp
         publish_head(s, head, nget);
     }
     br__free(msg);
-    lk_give(&r->glock);
+    side_give(s, false);
     return rc;
 }
 
 int br__mpr_poll(br__mpr_side *s, int64_t deadline) {
     br__mpr *r = s->r;
-    bool took_over;
-    int rc = lk_take(&r->glock, deadline, &r->data_wait, &took_over);
+    int rc = side_take(s, false, deadline);
     if (rc)
         return rc;
-    if (BR__UNLIKELY(took_over))
-        recover_consumer(r);
     rc = wait_data(s, atomic_load_explicit(&r->head, memory_order_relaxed), 0, deadline);
     lk_give(&r->glock);
     return rc == BR_ETIMEDOUT ? rc : 0;
@@ -850,18 +1148,13 @@ uint32_t br__mpr_state(br__mpr *r) { return atomic_load(&r->state); }
 
 void br__mpr_drain(br__mpr_side *s) {
     br__mpr *r = s->r;
-    bool took_over;
     /* plock first: no producer is then mid-message (it withdraws on the shutdown). */
-    if (lk_take(&r->plock, BR_FOREVER, &r->room_wait, &took_over) != 0)
+    if (side_take(s, true, BR_FOREVER) != 0)
         return;
-    if (took_over)
-        recover_producer(s);
-    if (lk_take(&r->glock, BR_FOREVER, &r->data_wait, &took_over) != 0) {
+    if (side_take(s, false, BR_FOREVER) != 0) {
         lk_give(&r->plock);
         return;
     }
-    if (took_over)
-        recover_consumer(r);
     uint64_t np = atomic_load(&r->nput), ng = atomic_load(&r->nget);
     uint64_t n = np > ng ? np - ng : 0;
     uint64_t t = atomic_load(&r->tail);
@@ -873,6 +1166,10 @@ void br__mpr_drain(br__mpr_side *s) {
     wake_joiners(r);
 }
 
+void br__mpr_debug_bias_after(br__mpr *r, uint32_t streak) {
+    atomic_store(&r->bias_after, streak);
+}
+
 void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d) {
     d->plock = atomic_load(&r->plock) & ~LK_WAITERS;
     d->glock = atomic_load(&r->glock) & ~LK_WAITERS;
@@ -881,4 +1178,11 @@ void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d) {
     d->p_stream = atomic_load(&r->p_stream);
     d->tail = atomic_load(&r->tail);
     d->head = atomic_load(&r->head);
+    d->p_bias = (uint32_t)(atomic_load(&r->pb.owner) >> 32);
+    d->g_bias = (uint32_t)(atomic_load(&r->cb.owner) >> 32);
+    d->p_inside = atomic_load(&r->pb.inside);
+    d->g_inside = atomic_load(&r->cb.inside);
+    d->late = atomic_load(&r->late);
+    d->nbias = atomic_load(&r->nbias);
+    d->nrevoke = atomic_load(&r->nrevoke);
 }
