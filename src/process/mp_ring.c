@@ -212,37 +212,45 @@ int br__mpr_pid(void) {
     return p;
 }
 
-/* This thread's token: pid << 32 | a serial of this process's threads (never 0; a
- * thread that ends leaves its serial unused; a forked child takes a new one). */
+/* This thread's view, refreshed when the process id changes (a forked child): its
+ * token, pid << 32 | a serial of this process's threads (never 0; a thread that ends
+ * leaves its serial unused), and whether this process is registered for
+ * br__membarrier_global (so that its wakers may skip their fence and its threads may
+ * hold a bias). One initial-exec TLS block: the fast paths read it once or twice. */
+typedef struct me_t {
+    int pid;
+    bool light;
+    uint64_t tok;
+} me_t;
+static BR__TLS me_t tl_me;
 static _Atomic uint32_t g_thread_serial;
-static _Thread_local uint64_t tl_tok;
-static _Thread_local int tl_tok_pid;
-
-static uint64_t tok(void) {
-    int p = br__mpr_pid();
-    if (BR__UNLIKELY(tl_tok_pid != p)) {
-        uint32_t n = atomic_fetch_add_explicit(&g_thread_serial, 1, memory_order_relaxed);
-        n++;
-        tl_tok = (uint64_t)(uint32_t)p << 32 | n;
-        tl_tok_pid = p;
-    }
-    return tl_tok;
-}
-
-/* Is this process registered for br__membarrier_global (so that its wakers may skip
- * their fence and its threads may hold a bias)? Registers once per process. */
-static _Atomic int g_mb_pid;
+static _Atomic int g_mb_pid; /* the process that registered (or failed to) */
 static _Atomic bool g_mb_ok;
 
-static bool mb_light(void) {
+static BR__NOINLINE const me_t *me_refresh(void) {
     int p = br__mpr_pid();
-    if (BR__LIKELY(atomic_load_explicit(&g_mb_pid, memory_order_acquire) == p))
-        return atomic_load_explicit(&g_mb_ok, memory_order_relaxed);
-    bool ok = br__membarrier_global_init();
-    atomic_store_explicit(&g_mb_ok, ok, memory_order_relaxed);
-    atomic_store_explicit(&g_mb_pid, p, memory_order_release);
-    return ok;
+    if (atomic_load_explicit(&g_mb_pid, memory_order_acquire) != p) {
+        bool ok = br__membarrier_global_init();
+        atomic_store_explicit(&g_mb_ok, ok, memory_order_relaxed);
+        atomic_store_explicit(&g_mb_pid, p, memory_order_release);
+    }
+    uint32_t n = atomic_fetch_add_explicit(&g_thread_serial, 1, memory_order_relaxed);
+    n++;
+    tl_me.tok = (uint64_t)(uint32_t)p << 32 | n;
+    tl_me.light = atomic_load_explicit(&g_mb_ok, memory_order_relaxed);
+    tl_me.pid = p;
+    return &tl_me;
 }
+
+static inline const me_t *me(void) {
+    int p = atomic_load_explicit(&g_pid, memory_order_relaxed);
+    if (BR__LIKELY(p != 0 && tl_me.pid == p))
+        return &tl_me;
+    return me_refresh();
+}
+
+static inline uint64_t tok(void) { return me()->tok; }
+static inline bool mb_light(void) { return me()->light; }
 
 /* --- layout --------------------------------------------------------------------- */
 
