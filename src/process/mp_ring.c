@@ -560,6 +560,10 @@ static int bias_revoke(br__mpr_side *s, bias *b, uint64_t o, bool producer,
 /* Holding the side's lock (just taken): makes sure no other thread is in the side's
  * fast path, and honours a pending revocation of this thread's own bias. */
 static int bias_settle(br__mpr_side *s, bias *b, bool producer, int64_t deadline) {
+    /* Acquire the last owner's leaving directly: the holder that revoked it may have
+     * been another process, which synchronized with it for us (so this is for the
+     * thread sanitizer, which sees one process only, and for the C model). */
+    (void)atomic_load_explicit(&b->inside, memory_order_acquire);
     uint64_t o = atomic_load_explicit(&b->owner, memory_order_relaxed);
     if (BR__LIKELY(o == 0)) {
         /* a revoker died between its last two stores */
