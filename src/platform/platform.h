@@ -231,8 +231,9 @@ int br__spawn(const br__spawn_req *r, pid_t *pid);
  * Whether a process that holds a shared lock or streams a message still runs, for the
  * sleepers that watch it (process/mp_ring.c). */
 
-/* True when no process `pid` runs any more: it doesn't exist, or it has died and waits
- * to be reaped (a zombie, which kill(pid, 0) would still find). A recycled pid reads as
+/* True when no process `pid` runs any more: it doesn't exist, or its whole thread group
+ * has exited and waits to be reaped (a zombie, which kill(pid, 0) would still find; a
+ * main thread that called pthread_exit() while others run is not gone). A recycled pid reads as
  * alive: callers accept that (it takes a pid wrap-around within one holder's death). */
 bool br__pid_gone(int pid);
 
