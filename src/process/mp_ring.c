@@ -130,6 +130,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -193,59 +195,109 @@ struct br__mpr {
     _Alignas(64) unsigned char data[];
 };
 
-/* --- this process's id, and the fork hook -------------------------------------- */
+/* --- this process's id and its threads' tokens ------------------------------------
+ *
+ * Cached in one page marked MADV_WIPEONFORK: the kernel hands every child a zeroed copy,
+ * however it was created (fork() with or without the C library's atfork handlers,
+ * _Fork(), clone(), syscall(SYS_fork)), so a child never runs on its parent's pid or
+ * thread tokens: it finds pid 0 and recomputes. Where the page can't be had (a kernel
+ * before 4.14) the pid is asked of the kernel at every use and no side is ever biased
+ * (a child's token would otherwise be its parent's). */
+typedef struct wiped {
+    _Atomic int pid;      /* this process (0: not yet known in this process) */
+    _Atomic int mb;       /* br__membarrier_global_init: 0 not yet, 1 ok, 2 refused */
+    _Atomic uint64_t tok; /* the last token handed out (tok_next) */
+} wiped;
+static wiped *_Atomic g_w;  /* the wiped page, or &g_w_plain */
+static wiped g_w_plain;      /* without MADV_WIPEONFORK: pid and mb stay 0 */
+static bool g_wiped;         /* g_w is the wiped page (biases allowed) */
+static pthread_once_t g_w_once = PTHREAD_ONCE_INIT;
 
-static _Atomic int g_pid;
-
-static void after_fork_child(void) { atomic_store_explicit(&g_pid, (int)getpid(), memory_order_relaxed); }
-
-static br__hooks g_hooks = {.order = BR__ORDER_PROCESS, .name = "process/mp_ring",
-                            .child = after_fork_child};
-
-int br__mpr_pid(void) {
-    int p = atomic_load_explicit(&g_pid, memory_order_relaxed);
-    if (BR__UNLIKELY(p == 0)) {
-        br__hooks_register(&g_hooks);
-        p = (int)getpid();
-        atomic_store_explicit(&g_pid, p, memory_order_relaxed);
+static void w_init(void) {
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t n = pg > 0 ? (size_t)pg : 4096;
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#ifdef MADV_WIPEONFORK
+    if (p != MAP_FAILED && madvise(p, n, MADV_WIPEONFORK) == 0) {
+        g_wiped = true;
+        atomic_store_explicit(&g_w, (wiped *)p, memory_order_release);
+        return;
     }
+#endif
+    if (p != MAP_FAILED)
+        munmap(p, n);
+    atomic_store_explicit(&g_w, &g_w_plain, memory_order_release);
+}
+
+static BR__NOINLINE int pid_slow(void) {
+    pthread_once(&g_w_once, w_init);
+    int p = (int)getpid();
+    if (g_wiped)
+        atomic_store_explicit(&atomic_load(&g_w)->pid, p, memory_order_relaxed);
     return p;
 }
 
-/* This thread's view, refreshed when the process id changes (a forked child): its
- * token, pid << 32 | a serial of this process's threads (never 0; a thread that ends
- * leaves its serial unused), and whether this process is registered for
- * br__membarrier_global (so that its wakers may skip their fence and its threads may
- * hold a bias). One initial-exec TLS block: the fast paths read it once or twice. */
+int br__mpr_pid(void) {
+    wiped *w = atomic_load_explicit(&g_w, memory_order_acquire);
+    if (BR__LIKELY(w != NULL)) {
+        int p = atomic_load_explicit(&w->pid, memory_order_relaxed);
+        if (BR__LIKELY(p != 0))
+            return p;
+    }
+    return pid_slow();
+}
+
+/* A fresh token for a thread of process p: pid << 32 | a serial. The word holds the
+ * last token handed out; in a process that hasn't handed one out yet (a fresh or
+ * wiped word, or one inherited from a parent with another pid) the serial restarts. */
+static uint64_t tok_next(wiped *w, int p) {
+    uint64_t v = atomic_load_explicit(&w->tok, memory_order_relaxed), nv;
+    do {
+        if ((uint32_t)(v >> 32) != (uint32_t)p)
+            nv = (uint64_t)(uint32_t)p << 32 | 1u;
+        else
+            nv = (v & ~(uint64_t)0xffffffffu) | (uint32_t)(v + 1);
+    } while (!atomic_compare_exchange_weak_explicit(&w->tok, &v, nv, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return nv;
+}
+
+/* This thread's view, refreshed when the process id changes (a child): its token
+ * (tok_next), and whether this process is registered for br__membarrier_global (so
+ * that its wakers may skip their fence and its threads may hold a bias). One
+ * initial-exec TLS block: the fast paths read it once or twice. */
 typedef struct me_t {
     int pid;
     bool light;
     uint64_t tok;
 } me_t;
 static BR__TLS me_t tl_me;
-static _Atomic uint32_t g_thread_serial;
-static _Atomic int g_mb_pid; /* the process that registered (or failed to) */
-static _Atomic bool g_mb_ok;
 
 static BR__NOINLINE const me_t *me_refresh(void) {
     int p = br__mpr_pid();
-    if (atomic_load_explicit(&g_mb_pid, memory_order_acquire) != p) {
-        bool ok = br__membarrier_global_init();
-        atomic_store_explicit(&g_mb_ok, ok, memory_order_relaxed);
-        atomic_store_explicit(&g_mb_pid, p, memory_order_release);
+    wiped *w = atomic_load_explicit(&g_w, memory_order_acquire);
+    bool light = false;
+    if (g_wiped) {
+        int mb = atomic_load_explicit(&w->mb, memory_order_acquire);
+        if (mb == 0) {
+            mb = br__membarrier_global_init() ? 1 : 2;
+            atomic_store_explicit(&w->mb, mb, memory_order_release);
+        }
+        light = mb == 1;
     }
-    uint32_t n = atomic_fetch_add_explicit(&g_thread_serial, 1, memory_order_relaxed);
-    n++;
-    tl_me.tok = (uint64_t)(uint32_t)p << 32 | n;
-    tl_me.light = atomic_load_explicit(&g_mb_ok, memory_order_relaxed);
+    tl_me.tok = tok_next(w, p);
+    tl_me.light = light;
     tl_me.pid = p;
     return &tl_me;
 }
 
 static inline const me_t *me(void) {
-    int p = atomic_load_explicit(&g_pid, memory_order_relaxed);
-    if (BR__LIKELY(p != 0 && tl_me.pid == p))
-        return &tl_me;
+    wiped *w = atomic_load_explicit(&g_w, memory_order_acquire);
+    if (BR__LIKELY(w != NULL)) {
+        int p = atomic_load_explicit(&w->pid, memory_order_relaxed);
+        if (BR__LIKELY(p != 0 && tl_me.pid == p))
+            return &tl_me;
+    }
     return me_refresh();
 }
 
@@ -274,7 +326,7 @@ void br__mpr_init(br__mpr *r, size_t cap, uint64_t maxsize, uint32_t flags) {
     r->maxsize = maxsize;
     r->flags = flags;
     atomic_store(&r->abort_serial, ABORT_NONE);
-    (void)br__mpr_pid(); /* registers the fork hook while nothing is forking */
+    (void)br__mpr_pid();
 }
 
 uint32_t br__mpr_flags(const br__mpr *r) { return r->flags; }
