@@ -42,7 +42,7 @@
  * process. So a side (pb for the producers, cb for the consumers) that one thread has
  * had to itself for a while is biased to it: a thread that took the lock uncontended
  * `thresh` times in a row (16, doubled by every revocation up to 65536) stores its
- * token (pid << 32 | a per-process thread serial) in owner before it gives the lock
+ * token (pid << 32 | a per-process thread serial that starts from 32 random bits) in owner before it gives the lock
  * back, if its process is registered for the global membarrier. The owner then puts
  * (gets) without the lock when the message fits one record and there is room (data):
  *   store inside = 1; compiler barrier; load revoke (acquire); load owner;
@@ -249,12 +249,29 @@ int br__mpr_pid(void) {
 
 /* A fresh token for a thread of process p: pid << 32 | a serial. The word holds the
  * last token handed out; in a process that hasn't handed one out yet (a fresh or
- * wiped word, or one inherited from a parent with another pid) the serial restarts. */
+ * wiped word, or one inherited from a parent with another pid) the serial starts from
+ * 32 random bits, so a process that reuses a dead process's pid doesn't hand out the
+ * dead process's tokens again (1 in 2^32 per token, rather than certainty). */
+/* 32 random bits: getrandom, or (it failing) the clock, the pid and an address mixed. */
+static uint32_t random32(void) {
+    uint32_t v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 17 ^
+                 (uint64_t)(uintptr_t)&v;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
 static uint64_t tok_next(wiped *w, int p) {
     uint64_t v = atomic_load_explicit(&w->tok, memory_order_relaxed), nv;
     do {
         if ((uint32_t)(v >> 32) != (uint32_t)p)
-            nv = (uint64_t)(uint32_t)p << 32 | 1u;
+            nv = (uint64_t)(uint32_t)p << 32 | random32();
         else
             nv = (v & ~(uint64_t)0xffffffffu) | (uint32_t)(v + 1);
     } while (!atomic_compare_exchange_weak_explicit(&w->tok, &v, nv, memory_order_relaxed,
