@@ -207,6 +207,8 @@ typedef struct wiped {
     _Atomic int pid;      /* this process (0: not yet known in this process) */
     _Atomic int mb;       /* br__membarrier_global_init: 0 not yet, 1 ok, 2 refused */
     _Atomic uint64_t tok; /* the last token handed out (tok_next) */
+    _Atomic uint32_t base;     /* the serial this process's tokens started from */
+    _Atomic int base_pid;      /* base is this process's (stored after base) */
 } wiped;
 static wiped *_Atomic g_w;  /* the wiped page, or &g_w_plain */
 static wiped g_w_plain;      /* without MADV_WIPEONFORK: pid and mb stay 0 */
@@ -276,7 +278,30 @@ static uint64_t tok_next(wiped *w, int p) {
             nv = (v & ~(uint64_t)0xffffffffu) | (uint32_t)(v + 1);
     } while (!atomic_compare_exchange_weak_explicit(&w->tok, &v, nv, memory_order_relaxed,
                                                     memory_order_relaxed));
+    if ((uint32_t)(v >> 32) != (uint32_t)p) {
+        atomic_store_explicit(&w->base, (uint32_t)nv, memory_order_relaxed);
+        atomic_store_explicit(&w->base_pid, p, memory_order_release);
+    }
     return nv;
+}
+
+/* Whether the process of token o (not this thread's) is gone. A token that carries this
+ * process's pid but isn't one this process handed out (its serial lies outside
+ * [base, last]) belongs to a dead process whose pid this one reuses. Unsure (the base
+ * not yet published): not gone, the caller looks again later. */
+static bool owner_gone(uint64_t o) {
+    int op = (int)(uint32_t)(o >> 32);
+    int p = br__mpr_pid();
+    if (op != p)
+        return br__pid_gone(op);
+    wiped *w = atomic_load_explicit(&g_w, memory_order_acquire);
+    if (!g_wiped || atomic_load_explicit(&w->base_pid, memory_order_acquire) != p)
+        return false;
+    uint32_t base = atomic_load_explicit(&w->base, memory_order_relaxed);
+    uint64_t last = atomic_load_explicit(&w->tok, memory_order_relaxed);
+    if ((uint32_t)(last >> 32) != (uint32_t)p)
+        return false;
+    return (uint32_t)((uint32_t)o - base) > (uint32_t)((uint32_t)last - base);
 }
 
 /* This thread's view, refreshed when the process id changes (a child): its token
@@ -600,7 +625,7 @@ static int bias_revoke(br__mpr_side *s, bias *b, uint64_t o, bool producer,
     for (unsigned i = 0;; i++) {
         if (atomic_load_explicit(&b->inside, memory_order_acquire) == 0)
             break;
-        if (i % 64 == 63 && br__pid_gone((int)(o >> 32))) {
+        if (i % 64 == 63 && owner_gone(o)) {
             /* It died in its fast path: complete what it published. */
             if (producer)
                 recover_producer(s);
