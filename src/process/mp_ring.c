@@ -165,7 +165,7 @@ struct br__mpr {
     _Alignas(64) _Atomic uint32_t plock;
     uint32_t p_serial;
     _Atomic uint32_t p_stream; /* 1 + serial of the message being streamed; 0: none */
-    uint32_t pad1;
+    _Atomic uint32_t p_owed;   /* a taker took plock over and owes the recovery */
     bias pb;
     uint64_t p_head, p_nget; /* cached views of head and nget */
     uint64_t p_commit_tail, p_commit_nput;
@@ -174,7 +174,7 @@ struct br__mpr {
     _Atomic uint64_t nput;
     /* consumers' private lines (under glock, or the biased consumer's) */
     _Alignas(64) _Atomic uint32_t glock;
-    uint32_t pad2;
+    _Atomic uint32_t c_owed; /* a taker took glock over and owes the recovery */
     bias cb;
     uint64_t c_tail; /* cached view of tail */
     uint64_t c_commit_head, c_commit_nget;
@@ -609,6 +609,7 @@ static void recover_consumer(br__mpr *r) {
 /* --- biases (see the design note) ------------------------------------------------ */
 
 enum { BIAS_THRESH0 = 16, BIAS_THRESH_MAX = 1 << 16 };
+enum { OWNER_BUSY = 1 }; /* bias_revoke without the barrier: the owner lives, it drops the bias */
 
 /* Holding the side's lock: takes bias b away from its owner o (not this thread).
  * Raises revoke, makes it visible to the owner's next look (or the owner's inside flag
@@ -619,8 +620,21 @@ static int bias_revoke(br__mpr_side *s, bias *b, uint64_t o, bool producer,
                        int64_t deadline) {
     atomic_store_explicit(&b->revoke, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
-    if (br__membarrier_global() != 0)
-        return BR_ENOTSUP;
+    if (br__membarrier_global() != 0) {
+        /* No barrier here: inside == 0 proves nothing, but a gone process writes no
+         * more (settle without the barrier); a live owner must drop the bias itself,
+         * in its own slow path (its fast path sees revoke == 1 and leaves). */
+        if (!owner_gone(o))
+            return OWNER_BUSY;
+        if (atomic_load_explicit(&b->inside, memory_order_acquire)) {
+            if (producer)
+                recover_producer(s);
+            else
+                recover_consumer(s->r);
+            atomic_store_explicit(&b->inside, 0, memory_order_relaxed);
+        }
+        goto settled;
+    }
     bool nowait = br__deadline_passed(deadline);
     for (unsigned i = 0;; i++) {
         if (atomic_load_explicit(&b->inside, memory_order_acquire) == 0)
@@ -641,6 +655,7 @@ static int bias_revoke(br__mpr_side *s, bias *b, uint64_t o, bool producer,
         else
             sched_yield();
     }
+settled:;
     uint32_t t = b->thresh ? b->thresh : BIAS_THRESH0;
     b->thresh = t < BIAS_THRESH_MAX ? t * 2 : t;
     b->streak = 0;
@@ -667,36 +682,81 @@ static int bias_settle(br__mpr_side *s, bias *b, bool producer, int64_t deadline
     }
     if (o == tok()) {
         if (atomic_load_explicit(&b->revoke, memory_order_relaxed)) {
+            /* Dropped as a revocation would have: the next bias takes twice as long. */
+            uint32_t t = b->thresh ? b->thresh : BIAS_THRESH0;
+            b->thresh = t < BIAS_THRESH_MAX ? t * 2 : t;
+            b->streak = 0;
+            b->last = 0;
             atomic_store_explicit(&b->owner, 0, memory_order_relaxed);
-            atomic_store_explicit(&b->revoke, 0, memory_order_relaxed);
+            atomic_store_explicit(&b->revoke, 0, memory_order_release);
+            atomic_fetch_add_explicit(&s->r->nrevoke, 1, memory_order_relaxed);
         }
         return 0;
     }
     return bias_revoke(s, b, o, producer, deadline);
 }
 
+/* Without the barrier, waits (not holding the lock) until bias b no longer names o (its
+ * owner dropped it), o's process is gone, or the deadline passes (BR_ETIMEDOUT). */
+static int owner_wait(bias *b, uint64_t o, int64_t deadline) {
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(&b->owner, memory_order_relaxed) != o)
+            return 0;
+        if (i % 64 == 63 && owner_gone(o))
+            return 0;
+        if (br__deadline_passed(deadline))
+            return BR_ETIMEDOUT;
+        if (i < 64) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 100 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* Runs the recovery a taker owes (flag *owed, set when a lock was taken over from a dead
+ * holder and cleared once the recovery ran: a taker that had to give the lock back
+ * before recovering leaves it to the next one). Holding the side's lock, bias settled. */
+static void pay_owed(br__mpr_side *s, bool producer) {
+    br__mpr *r = s->r;
+    _Atomic uint32_t *owed = producer ? &r->p_owed : &r->c_owed;
+    if (BR__LIKELY(atomic_load_explicit(owed, memory_order_relaxed) == 0))
+        return;
+    if (producer)
+        recover_producer(s);
+    else
+        recover_consumer(r);
+    atomic_store_explicit(owed, 0, memory_order_relaxed);
+}
+
 /* Takes the side's lock (plock or glock) for a slow-path operation: the lock, then
- * the bias settled, then the recovery after a dead holder (the bias first: a holder
- * that died revoking may have left the owner inside). */
+ * the bias settled, then the recovery owed after a dead holder (the bias first: a
+ * holder that died revoking may have left the owner inside). */
 static int side_take(br__mpr_side *s, bool producer, int64_t deadline) {
     br__mpr *r = s->r;
     _Atomic uint32_t *w = producer ? &r->plock : &r->glock;
-    bool took_over;
-    int rc = lk_take(w, deadline, producer ? &r->room_wait : &r->data_wait, &took_over);
-    if (rc)
-        return rc;
-    rc = bias_settle(s, producer ? &r->pb : &r->cb, producer, deadline);
-    if (BR__UNLIKELY(rc)) {
-        lk_give(w);
-        return rc;
+    bias *b = producer ? &r->pb : &r->cb;
+    for (;;) {
+        bool took_over;
+        int rc = lk_take(w, deadline, producer ? &r->room_wait : &r->data_wait, &took_over);
+        if (rc)
+            return rc;
+        if (BR__UNLIKELY(took_over))
+            atomic_store_explicit(producer ? &r->p_owed : &r->c_owed, 1, memory_order_relaxed);
+        uint64_t o = atomic_load_explicit(&b->owner, memory_order_relaxed);
+        rc = bias_settle(s, b, producer, deadline);
+        if (BR__UNLIKELY(rc)) {
+            lk_give(w);
+            if (rc != OWNER_BUSY)
+                return rc;
+            if (br__deadline_passed(deadline) || (rc = owner_wait(b, o, deadline)) != 0)
+                return BR_ETIMEDOUT;
+            continue;
+        }
+        pay_owed(s, producer);
+        return 0;
     }
-    if (BR__UNLIKELY(took_over)) {
-        if (producer)
-            recover_producer(s);
-        else
-            recover_consumer(r);
-    }
-    return 0;
 }
 
 /* Gives the side's lock back after a slow-path operation that succeeded; a thread
@@ -928,19 +988,29 @@ static int data_state(br__mpr_side *s, uint64_t head, uint32_t mid) {
 }
 
 /* Mid-message, the producer streaming it may have died holding plock: if so, take
- * plock over and withdraw the message (the caller then sees ABORTED). */
+ * plock over and withdraw the message (the caller then sees ABORTED). Also takes a
+ * free plock when a recovery is still owed (a taker that had to give it back first). */
 static void watch_producer(br__mpr_side *s) {
     br__mpr *r = s->r;
+    uint32_t me = (uint32_t)br__mpr_pid();
     uint32_t v = atomic_load_explicit(&r->plock, memory_order_relaxed);
     uint32_t owner = v & ~LK_WAITERS;
-    if (v == 0 || owner == (uint32_t)br__mpr_pid() || !br__pid_gone((int)owner))
-        return;
-    if (!atomic_compare_exchange_strong_explicit(&r->plock, &v, (uint32_t)br__mpr_pid() | LK_WAITERS,
-                                                 memory_order_acquire, memory_order_relaxed))
-        return;
+    if (v == 0) {
+        if (!atomic_load_explicit(&r->p_owed, memory_order_relaxed) ||
+            !atomic_compare_exchange_strong_explicit(&r->plock, &v, me, memory_order_acquire,
+                                                     memory_order_relaxed))
+            return;
+    } else {
+        if (owner == me || !br__pid_gone((int)owner) ||
+            !atomic_compare_exchange_strong_explicit(&r->plock, &v, me | LK_WAITERS,
+                                                     memory_order_acquire,
+                                                     memory_order_relaxed))
+            return;
+        atomic_store_explicit(&r->p_owed, 1, memory_order_relaxed);
+    }
     /* A holder that died revoking may have left the biased producer inside. */
     if (bias_settle(s, &r->pb, true, BR_FOREVER) == 0)
-        recover_producer(s);
+        pay_owed(s, true);
     lk_give(&r->plock);
 }
 

@@ -4,7 +4,9 @@
  * 4.16) interrupts the CPUs running a thread of any registered process. */
 #include "platform/platform.h"
 
+#include <errno.h>
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -39,7 +41,15 @@ bool br__membarrier_global_init(void) {
 
 int br__membarrier_global(void) {
 #if defined(SYS_membarrier)
-    return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0 ? 0 : -1;
+    /* EINTR and ENOMEM (the kernel's cpumask allocation) are transient: retried, with
+     * a yield, up to 64 times before the barrier counts as failed. */
+    for (int i = 0;; i++) {
+        if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0)
+            return 0;
+        if ((errno != EINTR && errno != ENOMEM) || i == 64)
+            return -1;
+        sched_yield();
+    }
 #else
     return -1;
 #endif
