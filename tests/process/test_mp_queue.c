@@ -13,6 +13,9 @@
 #include "platform/platform.h"
 #include "process/mp_ring.h"
 
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,7 +23,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1402,6 +1408,257 @@ static void biased_consumer_killed_inside(void **state) {
     BR_CHECK_EQ(br_test_count_fds(), fds);
 }
 
+/* --- the holes of the cold review (s19): children without fork handlers, a main thread
+ * that exits first, a process without membarrier ------------------------------------- */
+
+/* A child made by _Fork() (no atfork handlers) of the biased producer's thread: it must
+ * not pass for the owner (its cached pid and token are wiped), so the parent's and the
+ * child's messages all arrive intact and in order. */
+static void raw_fork_child_is_not_the_owner(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    const uint64_t m = (uint64_t)br_test_scaled(20000, 2000);
+    br_mp_queue *q;
+    BR_CHECK_OK(br_mp_queue_new(&q, &(br_mp_queue_opts){.ring_bytes = 1 << 18}));
+    br__mpr *r = br__mp_queue_ring(q);
+    br__mpr_debug_bias_after(r, 2);
+    pid_t cons = fork();
+    BR_CHECK(cons >= 0);
+    if (cons == 0) {
+        uint64_t next[2] = {0, 0};
+        while (next[0] < m || next[1] < m) {
+            uint64_t v[2];
+            size_t len;
+            if (br_mp_queue_get_into(q, v, sizeof v, &len, br_test_hang_guard()) != 0)
+                _exit(40);
+            if (len != sizeof v || v[0] > 1 || v[1] != next[v[0]])
+                _exit(41); /* garbled, a gap, a repeat */
+            next[v[0]]++;
+        }
+        _exit(br_mp_queue_qsize(q) == 0 ? 0 : 42);
+    }
+    for (uint64_t i = 0; i < 3; i++) { /* the parent's thread becomes the biased producer */
+        uint64_t v[2] = {0, i};
+        BR_CHECK_OK(br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()));
+    }
+    br__mpr_debug d;
+    br__mpr_debug_get(r, &d);
+    if (biases_possible()) {
+        BR_CHECK_EQ(d.p_bias, (uint32_t)getpid());
+        /* First, alone: a _Fork() child's put must take the bias away from the parent
+         * (a child that passed for the owner would put in the fast path: no revocation). */
+        uint32_t nrevoke = d.nrevoke;
+        pid_t k1 = _Fork();
+        BR_CHECK(k1 >= 0);
+        if (k1 == 0) {
+            uint64_t v[2] = {1, 0};
+            _exit(br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) == 0 ? 0 : 44);
+        }
+        BR_CHECK_CHILD_OK(br_test_wait_child(k1));
+        br__mpr_debug_get(r, &d);
+        BR_CHECK_EQ(d.nrevoke, nrevoke + 1);
+        BR_CHECK(d.p_bias != (uint32_t)getpid());
+        for (uint64_t i = 3; i < 6; i++) { /* biased again */
+            uint64_t v[2] = {0, i};
+            BR_CHECK_OK(br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()));
+        }
+        br__mpr_debug_get(r, &d);
+        BR_CHECK_EQ(d.p_bias, (uint32_t)getpid());
+    }
+    /* Then both at once. */
+    uint64_t first0 = biases_possible() ? 6 : 3, first1 = biases_possible() ? 1 : 0;
+    pid_t k = _Fork();
+    BR_CHECK(k >= 0);
+    int who = k == 0;
+    for (uint64_t i = who ? first1 : first0; i < m; i++) {
+        uint64_t v[2] = {(uint64_t)who, i};
+        if (br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) != 0) {
+            if (k == 0)
+                _exit(43);
+            fail_msg("parent's put %llu failed", (unsigned long long)i);
+        }
+    }
+    if (k == 0)
+        _exit(0);
+    BR_CHECK_CHILD_OK(br_test_wait_child(k));
+    BR_CHECK_CHILD_OK(br_test_wait_child(cons));
+    BR_CHECK_EQ(br_mp_queue_lost(q), 0);
+    BR_CHECK_OK(br_mp_queue_free(q));
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
+/* A process whose main thread called pthread_exit() while another thread runs is not
+ * gone (its /proc/<pid>/stat says Z); once that thread exits too it is, unreaped. Both
+ * with pidfds and, in a checker whose filter refuses pidfd_open (ENOSYS), through
+ * /proc/<pid>/task. */
+static int gone_pipe[2];
+static void *gone_waiter(void *p) {
+    (void)p;
+    char c;
+    while (read(gone_pipe[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+}
+
+static void deny_syscall(long nr, int err) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)err),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog p = {.len = 4, .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p))
+        _exit(50);
+}
+
+/* In a child whose filter refuses pidfd_open: exit status 0 if br__pid_gone(pid) == want. */
+static void check_gone_without_pidfd(pid_t pid, bool want) {
+    pid_t c = fork();
+    BR_CHECK(c >= 0);
+    if (c == 0) {
+        deny_syscall(434 /* pidfd_open */, ENOSYS);
+        _exit(br__pid_gone(pid) == want ? 0 : 51);
+    }
+    BR_CHECK_CHILD_OK(br_test_wait_child(c));
+}
+
+static void pid_gone_means_whole_thread_group(void **state) {
+    (void)state;
+    BR_CHECK_EQ(pipe(gone_pipe), 0);
+    pid_t v = fork();
+    BR_CHECK(v >= 0);
+    if (v == 0) {
+        close(gone_pipe[1]); /* the waiter also ends if the test dies */
+        pthread_t t;
+        if (pthread_create(&t, NULL, gone_waiter, NULL) != 0)
+            _exit(60);
+        pthread_exit(NULL);
+    }
+    /* Wait until its main thread is a zombie (the other thread still blocks). */
+    int64_t guard = br_test_hang_guard();
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)v);
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        BR_CHECK(f != NULL);
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && p[2] == 'Z')
+            break;
+        if (br_now() > guard)
+            fail_msg("the main thread never exited");
+        usleep(1000);
+    }
+    BR_CHECK(!br__pid_gone(v));
+    check_gone_without_pidfd(v, false);
+    BR_CHECK_EQ(write(gone_pipe[1], "x", 1), 1);
+    /* Now the whole group exits; not reaped yet: gone. */
+    siginfo_t si;
+    BR_CHECK_EQ(waitid(P_PID, (id_t)v, &si, WEXITED | WNOWAIT), 0);
+    BR_CHECK(br__pid_gone(v));
+    check_gone_without_pidfd(v, true);
+    BR_CHECK_CHILD_OK(br_test_wait_child(v));
+    BR_CHECK(br__pid_gone(v));
+    close(gone_pipe[0]);
+    close(gone_pipe[1]);
+}
+
+/* A producer process whose filter refuses membarrier meets a side biased to another
+ * process. That owner gone: it takes the side (no BR_ENOTSUP, every message arrives).
+ * That owner alive and idle: it can't (BR_ETIMEDOUT within its deadline) until the
+ * owner's next put, which drops the bias; then it goes on. */
+static void revoke_without_membarrier(void **state) {
+    (void)state;
+    if (!biases_possible())
+        skip();
+    int fds = br_test_count_fds();
+    for (int alive = 0; alive < 2; alive++) {
+        br_mp_queue *q;
+        BR_CHECK_OK(br_mp_queue_new(&q, NULL));
+        br__mpr *r = br__mp_queue_ring(q);
+        br__mpr_debug_bias_after(r, 2);
+        int go[2];
+        BR_CHECK_EQ(pipe(go), 0);
+        pid_t a = fork();
+        BR_CHECK(a >= 0);
+        if (a == 0) {
+            close(go[1]);
+            for (uint64_t i = 0; i < 4; i++) {
+                uint64_t v[2] = {0, i};
+                if (br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) != 0)
+                    _exit(70);
+            }
+            if (alive) {
+                char c;
+                if (read(go[0], &c, 1) != 1) /* idle, biased, until told */
+                    _exit(71);
+                uint64_t v[2] = {0, 4};
+                if (br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) != 0)
+                    _exit(72);
+                if (read(go[0], &c, 1) != 0) /* until the parent is done */
+                    _exit(73);
+            }
+            _exit(0);
+        }
+        close(go[0]);
+        br__mpr_debug d;
+        int64_t guard = br_test_hang_guard();
+        for (;;) { /* until a is biased (and, if it exits, gone) */
+            br__mpr_debug_get(r, &d);
+            if (d.p_bias == (uint32_t)a && br_mp_queue_qsize(q) == 4)
+                break;
+            if (br_now() > guard)
+                fail_msg("the first producer never was biased");
+            usleep(1000);
+        }
+        if (!alive)
+            BR_CHECK_CHILD_OK(br_test_wait_child(a));
+        pid_t b = fork();
+        BR_CHECK(b >= 0);
+        if (b == 0) {
+            close(go[1]);
+            deny_syscall(__NR_membarrier, EPERM);
+            uint64_t v[2] = {1, 0};
+            if (alive && br_mp_queue_put(q, v, sizeof v, br_deadline_after(50 * BR_MSEC)) !=
+                             BR_ETIMEDOUT)
+                _exit(80);
+            for (uint64_t i = 0; i < 100; i++) {
+                v[1] = i;
+                if (br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) != 0)
+                    _exit(81);
+            }
+            _exit(0);
+        }
+        if (alive) {
+            /* b's first put timed out or b waits; a's next put drops the bias. */
+            usleep(100 * 1000);
+            BR_CHECK_EQ(write(go[1], "x", 1), 1);
+        }
+        BR_CHECK_CHILD_OK(br_test_wait_child(b));
+        close(go[1]);
+        if (alive)
+            BR_CHECK_CHILD_OK(br_test_wait_child(a));
+        uint64_t next[2] = {0, 0};
+        uint64_t want0 = alive ? 5 : 4;
+        while (next[0] < want0 || next[1] < 100) {
+            uint64_t v[2];
+            size_t len;
+            BR_CHECK_OK(br_mp_queue_get_into(q, v, sizeof v, &len, br_test_hang_guard()));
+            BR_CHECK(len == sizeof v && v[0] <= 1 && v[1] == next[v[0]]);
+            next[v[0]]++;
+        }
+        BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
+        br__mpr_debug_get(r, &d);
+        BR_CHECK_EQ(d.p_bias, 0u); /* dropped or revoked; b (no barrier) never biases */
+        BR_CHECK(d.nrevoke >= 1);
+        BR_CHECK_OK(br_mp_queue_free(q));
+    }
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(mpmc_3x2), cmocka_unit_test(mpmc_4x4),
              cmocka_unit_test(mpmc_4x4_bounded), cmocka_unit_test(mpmc_3x1_order),
              cmocka_unit_test(sizes_byte_exact), cmocka_unit_test(get_into_too_small),
@@ -1421,4 +1678,7 @@ BR_TEST_MAIN(cmocka_unit_test(mpmc_3x2), cmocka_unit_test(mpmc_4x4),
              cmocka_unit_test(biased_sleeper_and_waker),
              cmocka_unit_test(bias_switching_threads_and_processes),
              cmocka_unit_test(biased_producer_killed_inside),
-             cmocka_unit_test(biased_consumer_killed_inside))
+             cmocka_unit_test(biased_consumer_killed_inside),
+             cmocka_unit_test(raw_fork_child_is_not_the_owner),
+             cmocka_unit_test(pid_gone_means_whole_thread_group),
+             cmocka_unit_test(revoke_without_membarrier))
