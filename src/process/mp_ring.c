@@ -65,9 +65,24 @@
  * revoker that timed out left revoke == 1): then it drops it. A revoker with a
  * deadline gives up (BR_ETIMEDOUT) if the owner stays inside past it (stopped); a
  * BR_NOWAIT one waits it out, as lk_take does. If the barrier itself fails in the
- * revoker's process (a filter forbids it) the operation answers BR_ENOTSUP.
+ * revoker's process (a filter forbids it; EINTR/ENOMEM are retried first) inside == 0
+ * proves nothing: if the owner's process is gone (owner_gone) the revoker settles
+ * without the barrier (recovering if inside is up); otherwise it leaves revoke = 1,
+ * gives the lock back and waits, within its deadline, until owner no longer names
+ * that owner: the owner's fast path sees revoke (no barrier is needed for that, only
+ * for the other direction) and its slow path, under the lock, drops the bias (as a
+ * revocation would: thresh doubles). A live owner that never operates again keeps
+ * such a revoker out until its deadline.
+ * Tokens. pid << 32 | a serial that starts from 32 random bits in every process (see
+ * tok_next), so a process reusing a dead owner's pid doesn't get its token; a token
+ * with our own pid outside the serials we handed out is a dead process's (owner_gone).
+ * The pid and token cache lives in a MADV_WIPEONFORK page, so no child, however made,
+ * runs on its parent's; without that page nothing is biased.
  * Recovery after a dead lock holder runs after the bias is settled (a holder that died
- * revoking may have left the owner inside).
+ * revoking may have left the owner inside). A taker that took
+ * the lock over sets p_owed / c_owed first and clears it once the recovery ran, so a
+ * taker that had to give the lock back before recovering (revocation pending, deadline)
+ * leaves it to the next one (watch_producer also takes a free plock to pay it).
  *
  * Publication. A producer writes a record, then stores tail (release), then nput (the
  * message count, on LAST only). A consumer reads tail (acquire), the record, then stores
@@ -615,7 +630,9 @@ enum { OWNER_BUSY = 1 }; /* bias_revoke without the barrier: the owner lives, it
  * Raises revoke, makes it visible to the owner's next look (or the owner's inside flag
  * visible to us), and waits until the owner is out of its fast path or dead (then
  * recovers after it). 0, BR_ETIMEDOUT (the revocation stays pending: a later holder
- * or the owner finishes it), BR_ENOTSUP (the barrier failed in this process). */
+ * or the owner finishes it), OWNER_BUSY (no barrier in this process and the owner
+ * lives: the revocation stays pending, the caller lets go of the lock and waits for
+ * the owner to drop the bias). */
 static int bias_revoke(br__mpr_side *s, bias *b, uint64_t o, bool producer,
                        int64_t deadline) {
     atomic_store_explicit(&b->revoke, 1, memory_order_relaxed);

@@ -1431,8 +1431,12 @@ static void raw_fork_child_is_not_the_owner(void **state) {
             size_t len;
             if (br_mp_queue_get_into(q, v, sizeof v, &len, br_test_hang_guard()) != 0)
                 _exit(40);
-            if (len != sizeof v || v[0] > 1 || v[1] != next[v[0]])
+            if (len != sizeof v || v[0] > 1 || v[1] != next[v[0]]) {
+                fprintf(stderr, "consumer: len %zu (%llu, %llu), next %llu %llu\n", len,
+                        (unsigned long long)v[0], (unsigned long long)v[1],
+                        (unsigned long long)next[0], (unsigned long long)next[1]);
                 _exit(41); /* garbled, a gap, a repeat */
+            }
             next[v[0]]++;
         }
         _exit(br_mp_queue_qsize(q) == 0 ? 0 : 42);
@@ -1622,9 +1626,12 @@ static void revoke_without_membarrier(void **state) {
             close(go[1]);
             deny_syscall(__NR_membarrier, EPERM);
             uint64_t v[2] = {1, 0};
-            if (alive && br_mp_queue_put(q, v, sizeof v, br_deadline_after(50 * BR_MSEC)) !=
-                             BR_ETIMEDOUT)
+            int rc0 = alive ? br_mp_queue_put(q, v, sizeof v, br_deadline_after(50 * BR_MSEC))
+                            : BR_ETIMEDOUT;
+            if (rc0 != BR_ETIMEDOUT) {
+                fprintf(stderr, "second producer: put -> %d with the owner alive and idle\n", rc0);
                 _exit(80);
+            }
             for (uint64_t i = 0; i < 100; i++) {
                 v[1] = i;
                 if (br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) != 0)
