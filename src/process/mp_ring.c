@@ -626,6 +626,18 @@ static void recover_consumer(br__mpr *r) {
 enum { BIAS_THRESH0 = 16, BIAS_THRESH_MAX = 1 << 16 };
 enum { OWNER_BUSY = 1 }; /* bias_revoke without the barrier: the owner lives, it drops the bias */
 
+/* Holding the side's lock, its owner out of the fast path: ends the bias (the next
+ * one takes twice the streak, up to BIAS_THRESH_MAX). */
+static void bias_clear(br__mpr_side *s, bias *b) {
+    uint32_t t = b->thresh ? b->thresh : BIAS_THRESH0;
+    b->thresh = t < BIAS_THRESH_MAX ? t * 2 : t;
+    b->streak = 0;
+    b->last = 0;
+    atomic_store_explicit(&b->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->revoke, 0, memory_order_release);
+    atomic_fetch_add_explicit(&s->r->nrevoke, 1, memory_order_relaxed);
+}
+
 /* Holding the side's lock: takes bias b away from its owner o (not this thread).
  * Raises revoke, makes it visible to the owner's next look (or the owner's inside flag
  * visible to us), and waits until the owner is out of its fast path or dead (then
@@ -672,14 +684,8 @@ static int bias_revoke(br__mpr_side *s, bias *b, uint64_t o, bool producer,
         else
             sched_yield();
     }
-settled:;
-    uint32_t t = b->thresh ? b->thresh : BIAS_THRESH0;
-    b->thresh = t < BIAS_THRESH_MAX ? t * 2 : t;
-    b->streak = 0;
-    b->last = 0;
-    atomic_store_explicit(&b->owner, 0, memory_order_relaxed);
-    atomic_store_explicit(&b->revoke, 0, memory_order_release);
-    atomic_fetch_add_explicit(&s->r->nrevoke, 1, memory_order_relaxed);
+settled:
+    bias_clear(s, b);
     return 0;
 }
 
@@ -699,14 +705,7 @@ static int bias_settle(br__mpr_side *s, bias *b, bool producer, int64_t deadline
     }
     if (o == tok()) {
         if (atomic_load_explicit(&b->revoke, memory_order_relaxed)) {
-            /* Dropped as a revocation would have: the next bias takes twice as long. */
-            uint32_t t = b->thresh ? b->thresh : BIAS_THRESH0;
-            b->thresh = t < BIAS_THRESH_MAX ? t * 2 : t;
-            b->streak = 0;
-            b->last = 0;
-            atomic_store_explicit(&b->owner, 0, memory_order_relaxed);
-            atomic_store_explicit(&b->revoke, 0, memory_order_release);
-            atomic_fetch_add_explicit(&s->r->nrevoke, 1, memory_order_relaxed);
+            bias_clear(s, b); /* dropped as a revocation would have */
         }
         return 0;
     }
