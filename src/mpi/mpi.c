@@ -1439,7 +1439,11 @@ static void lose_workers(mpx *m) {
 
 static void finish_result(mpx *m, int src, const result_hdr *h, const unsigned char *data) {
     if (h->id == 0) { /* a rank's initializer failed */
-        if (h->kind == KIND_FAILED)
+        /* Not this session's when it has no initializer: a report that an earlier
+         * executor didn't wait for (it broke on another rank's first) arrives late.
+         * The report names no session, so a late one can still reach a later executor
+         * that has an initializer too (mpi.md, Not there yet). */
+        if (h->kind == KIND_FAILED && m->has_init)
             break_executor(m, src, h->len ? (const char *)data : NULL);
         return;
     }
