@@ -19,6 +19,13 @@
  *                    other worker, with BR_EWORKERDIED and "rank R: the worker died
  *                    ..."; then submit and a new executor are BR_EBROKEN, free and
  *                    br_mpi_finalize end cleanly, and neither worker is left running
+ *   spawn_big_result_killed
+ *                    a worker dies after rank 0 received a big result's header and
+ *                    before its bytes (the test hook br__mpi_test_die_before_rdata,
+ *                    mpi/hooks.h): rank 0, waiting for the bytes, still sees the death;
+ *                    the task fails with BR_EWORKERDIED and "rank 1: the worker died",
+ *                    as the one queued behind it; then as spawn_rank_killed (the
+ *                    pending receive's buffer freed, not leaked: ASan checks)
  *
  * As root, Open MPI's runtime (started by the singleton to spawn) needs
  * OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1: tests.cmake sets them.
@@ -35,7 +42,9 @@
 
 #include <braid/mpi.h>
 
+#include "mpi/hooks.h"
 #include "mpi_util.h"
+
 
 enum { SPAWN = 2 };
 
@@ -176,6 +185,68 @@ static void spawn_rank_killed(void **state) {
     BR_CHECK_OK(br_mpi_finalize()); /* and MPI ends without them */
 }
 
+/* A 1 MiB result (its bytes a message of their own), whose worker dies after rank 0
+ * received the result's header and before the bytes (the test hook, mpi/hooks.h). */
+static int big_then_die_task(br_task *t) {
+    br__mpi_test_die_before_rdata();
+    size_t len = 1u << 20;
+    unsigned char *r = malloc(len);
+    if (r == NULL)
+        return BR_ENOMEM;
+    memset(r, 0x3c, len);
+    int rc = br_task_return(t, r, len);
+    free(r);
+    return rc;
+}
+
+static void spawn_big_result_killed(void **state) {
+    (void)state;
+    br_executor *ex = NULL;
+    BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = SPAWN}));
+    /* the workers' pids (both ranks answer one of 40 tasks, or the test fails) */
+    int64_t pid[SPAWN + 1] = {0};
+    for (int i = 0; i < 40 && (pid[1] == 0 || pid[2] == 0); i++) {
+        br_future *f;
+        BR_CHECK_OK(br_submit(ex, who_task, NULL, 0, &f));
+        const void *data;
+        size_t len;
+        BR_CHECK_OK(br_future_result(f, br_test_hang_guard(), &data, &len));
+        int64_t v[3];
+        memcpy(v, data, sizeof v);
+        pid[v[0]] = v[1];
+        br_future_release(f);
+    }
+    BR_CHECK(pid[1] > 0 && pid[2] > 0);
+    BR_CHECK_OK(br_executor_free(ex));
+    /* one slot: every task goes to rank 1 */
+    BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.max_workers = 1}));
+    br_future *f, *g;
+    BR_CHECK_OK(br_submit(ex, big_then_die_task, NULL, 0, &f));
+    BR_CHECK_OK(br_submit(ex, sleep_task, NULL, 0, &g)); /* queued behind it on rank 1 */
+    int code = 0, rank = -1;
+    const char *msg = NULL;
+    BR_CHECK_OK(br_future_exception(f, br_test_hang_guard(), &code, &msg));
+    BR_CHECK_EQ(code, BR_EWORKERDIED);
+    BR_CHECK(msg != NULL);
+    BR_CHECK_EQ(sscanf(msg, "rank %d: the worker died", &rank), 1);
+    BR_CHECK_EQ(rank, 1);
+    BR_CHECK(strstr(msg, "the worker died") != NULL);
+    BR_CHECK_OK(br_future_exception(g, br_test_hang_guard(), &code, &msg));
+    BR_CHECK_EQ(code, BR_EWORKERDIED);
+    br_future_release(f);
+    br_future_release(g);
+    BR_CHECK_ERR(br_submit(ex, tiny_task, &(int32_t){1}, sizeof(int32_t), &f), BR_EBROKEN);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_ERR(br_mpi_executor_new(&ex, NULL), BR_EBROKEN);
+    int64_t guard = br_test_hang_guard();
+    for (int r = 1; r <= SPAWN; r++)
+        while (kill((pid_t)pid[r], 0) == 0) {
+            BR_CHECK(br_now() < guard);
+            usleep(10000);
+        }
+    BR_CHECK_OK(br_mpi_finalize());
+}
+
 int main(int argc, char **argv) {
     int rc = br_mpi_main(&argc, &argv); /* a spawned worker stays there */
     if (rc != 0) {
@@ -189,6 +260,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(spawn_map),
         cmocka_unit_test(spawn_rank_killed),
+        cmocka_unit_test(spawn_big_result_killed),
     };
     return br_test_main(tests, sizeof tests / sizeof tests[0], __FILE__, argc, argv);
 }

@@ -1,0 +1,15 @@
+/* mpi/hooks.h: test hooks of the MPI executor (src/mpi/mpi.c). Not API: tests/mpi only;
+ * nothing in a program calls them.
+ *
+ * br__mpi_test_die_before_rdata: called by a task on a worker rank, it makes that
+ * worker, the next time it sends a RESULTS message carrying a big result (64 KiB or
+ * more, whose bytes go as a message of their own: mpi.c's design notes), send that
+ * message synchronously (MPI_Ssend: rank 0 has received it) and then SIGKILL itself
+ * before it sends the bytes: a worker that dies halfway through sending a big result,
+ * at the one moment that left rank 0 waiting for bytes that never come. */
+#ifndef BRAID_MPI_HOOKS_H
+#define BRAID_MPI_HOOKS_H
+
+void br__mpi_test_die_before_rdata(void);
+
+#endif
