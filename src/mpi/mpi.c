@@ -43,14 +43,19 @@
  *
  * Messages (tags; all on g_comm, byte buffers, 8-byte aligned fields):
  *   SESSION  0 -> w   int32 threads (runner threads this rank needs for the new
- *                     executor), u32 has_init, u64 arg_len, then with has_init the
- *                     initializer's br__fnref and its argument padded to 8. The worker
- *                     runs the initializer on its main thread before it reads anything
- *                     else, so before the session's first task. If it fails, the rank
- *                     is broken for the session: it sends a result with id 0 (FAILED,
- *                     the code and "the initializer failed: ..."), ahead of any other
- *                     result, and answers every task of the session FAILED BR_EBROKEN
- *                     without running it. The next SESSION clears it.
+ *                     executor), u32 has_init, u64 arg_len, u64 session (the
+ *                     executor's number, process-wide on rank 0, from 1), then with
+ *                     has_init the initializer's br__fnref and its argument padded to 8.
+ *                     The worker runs the initializer on its main thread before it
+ *                     reads anything else, so before the session's first task. If it
+ *                     fails, the rank is broken for the session: it sends a result with
+ *                     id 0 (FAILED, the code, and as its bytes the u64 session then
+ *                     "the initializer failed: ..."), ahead of any other result, and
+ *                     answers every task of the session FAILED BR_EBROKEN without
+ *                     running it. The next SESSION clears it. Rank 0 acts on a report
+ *                     of its own session only: an executor that broke on one rank's
+ *                     report (or was freed first) doesn't wait for the others, which
+ *                     reach a later executor late and are dropped there.
  *   TASKS    0 -> w   u32 ndefs, u32 first_def, br__fnref defs[ndefs] (function table
  *                     entries this rank hasn't had yet: the table is append-only and
  *                     process-wide on rank 0, and each rank got its entries in order),
@@ -208,6 +213,7 @@ static uint32_t *fn_sent; /* per rank; the progress thread's */
 
 static pthread_mutex_t cur_mu = PTHREAD_MUTEX_INITIALIZER;
 static br_executor *g_current; /* the live MPI executor, or NULL */
+static uint64_t g_session;     /* rank 0: the last executor's session number (cur_mu) */
 
 /* Rank 0: transfers to or from lost spawned workers that MPI may still be doing
  * (lose_workers): each request with the memory it reads or writes, a heap block (p) or
@@ -288,6 +294,7 @@ typedef struct session_hdr {
     int32_t threads;
     uint32_t has_init;
     uint64_t arg_len;
+    uint64_t session; /* the executor's number: its "initializer failed" reports carry it */
 } session_hdr;
 
 typedef struct result_hdr {
@@ -519,6 +526,7 @@ static struct {
     int64_t task_ns;        /* the tasks' running time, smoothed (busy needs long ones) */
     bool broken;            /* this executor's initializer failed here */
     char broken_why[WHY_MAX + 64];
+    uint64_t session;       /* the executor's number (its SESSION message's) */
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void w_queue_result(wres *r);
@@ -840,9 +848,14 @@ static void w_init(const br__fnref *ref, const void *arg, size_t len) {
         W.broken = true;
         snprintf(W.broken_why, sizeof W.broken_why, "the initializer failed: %s",
                  msg && *msg ? msg : br_strerror(code));
+        /* the report: the session's number, then the message */
+        unsigned char rep[sizeof(uint64_t) + sizeof W.broken_why];
+        size_t n = strlen(W.broken_why) + 1;
+        memcpy(rep, &W.session, sizeof W.session);
+        memcpy(rep + sizeof W.session, W.broken_why, n);
         result_hdr h = {.id = 0, .code = code, .kind = KIND_FAILED,
-                        .len = strlen(W.broken_why) + 1};
-        w_push_result(&h, W.broken_why);
+                        .len = sizeof W.session + n};
+        w_push_result(&h, rep);
     }
     if (f)
         br_future_release(f);
@@ -862,6 +875,7 @@ static void w_session(const unsigned char *bytes, int n) {
         W.nthreads++;
     }
     W.broken = false;
+    W.session = sh->session;
     if (sh->has_init) {
         const br__fnref *ref = rd_get(&r, sizeof *ref);
         const void *arg = ref ? rd_get(&r, (size_t)sh->arg_len) : NULL;
@@ -1077,6 +1091,7 @@ typedef struct mpx {
     size_t nbig, capbig;               /* arguments, sent behind it */
     rrecv *recvs;                      /* big results being received */
     size_t nrecv, caprecv;
+    uint64_t session;                  /* this executor's number (SESSION) */
 } mpx;
 
 static uint64_t hash64(uint64_t x) {
@@ -1545,13 +1560,17 @@ static void lose_workers(mpx *m) {
 }
 
 static void finish_result(mpx *m, int src, const result_hdr *h, const unsigned char *data) {
-    if (h->id == 0) { /* a rank's initializer failed */
-        /* Not this session's when it has no initializer: a report that an earlier
-         * executor didn't wait for (it broke on another rank's first) arrives late.
-         * The report names no session, so a late one can still reach a later executor
-         * that has an initializer too (mpi.md, Not there yet). */
-        if (h->kind == KIND_FAILED && m->has_init)
-            break_executor(m, src, h->len ? (const char *)data : NULL);
+    if (h->id == 0) { /* a rank's initializer failed: the session's number, the message */
+        /* Only this executor's: an earlier one that broke on another rank's report
+         * (or was freed before any came) doesn't wait for the rest, which then arrive
+         * here, late, and are dropped. */
+        uint64_t session = 0;
+        if (h->len >= sizeof session)
+            memcpy(&session, data, sizeof session);
+        if (h->kind == KIND_FAILED && session == m->session)
+            break_executor(m, src,
+                           h->len > sizeof session ? (const char *)data + sizeof session
+                                                   : NULL);
         return;
     }
     slot sl = tab_take(m, h->id);
@@ -1708,7 +1727,7 @@ static void *progress_main(void *arg) {
     for (int r = 1; r <= m->nranks; r++) {
         buf b = {0};
         session_hdr sh = {.threads = m->slots[r], .has_init = m->has_init,
-                          .arg_len = m->initarg_len};
+                          .arg_len = m->initarg_len, .session = m->session};
         int rc = buf_put(&b, &sh, sizeof sh);
         if (rc == 0 && m->has_init)
             rc = buf_put(&b, &m->init_ref, sizeof m->init_ref);
@@ -1961,10 +1980,13 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
     pthread_mutex_lock(&cur_mu);
     if (rc == 0 && g_current != NULL)
         rc = BR_EBUSY;
+    m->session = g_session + 1; /* read by the progress thread: set before it starts */
     if (rc == 0 && pthread_create(&m->thr, NULL, progress_main, m) != 0)
         rc = BR_EAGAIN;
-    if (rc == 0)
+    if (rc == 0) {
         g_current = &m->base;
+        g_session = m->session;
+    }
     pthread_mutex_unlock(&cur_mu);
     if (rc != 0) {
         pthread_mutex_destroy(&m->mu);
