@@ -231,7 +231,10 @@ static size_t g_norphans, g_caporphans;
 
 /* Test hooks (mpi/hooks.h). */
 static _Atomic bool g_die_before_rdata; /* a worker: die after a big result's header */
+static bool g_spawn_no_over;            /* rank 0: a singleton's spawn without
+                                         * oversubscription */
 void br__mpi_test_die_before_rdata(void) { atomic_store(&g_die_before_rdata, true); }
+void br__mpi_test_spawn_no_oversubscribe(bool on) { g_spawn_no_over = on; }
 
 /* --- a byte buffer ------------------------------------------------------------------ */
 
@@ -2034,7 +2037,7 @@ static int spawn_workers(int n) {
      * process mpirun starts), nothing says how many slots this host has, and Open MPI
      * counts its cores: as braid-mpirun does, more processes than cores are allowed.
      * Under mpirun, its mapping (braid-mpirun: --oversubscribe) applies as given. */
-    if (getenv("OMPI_COMM_WORLD_SIZE") == NULL) {
+    if (getenv("OMPI_COMM_WORLD_SIZE") == NULL && !g_spawn_no_over /* test hook */) {
         MPI_Info_create(&info);
         MPI_Info_set(info, "map_by", ":OVERSUBSCRIBE");
     }
@@ -2049,8 +2052,19 @@ static int spawn_workers(int n) {
     MPI_Errhandler_free(&old);
     if (info != MPI_INFO_NULL)
         MPI_Info_free(&info);
-    if (rc != MPI_SUCCESS || inter == MPI_COMM_NULL)
+    if (rc != MPI_SUCCESS || inter == MPI_COMM_NULL) {
+        /* Open MPI prints its own account above this line; this one says what braid
+         * was doing and what the caller gets */
+        char why[MPI_MAX_ERROR_STRING] = "no intercommunicator";
+        int wl = 0;
+        if (rc != MPI_SUCCESS)
+            MPI_Error_string(rc, why, &wl);
+        fprintf(stderr,
+                "braid: br_mpi_executor_new: MPI_Comm_spawn couldn't start %d worker%s "
+                "of %s (%s): BR_EIO\n",
+                n, n == 1 ? "" : "s", exe, why);
         return BR_EIO;
+    }
     MPI_Comm merged;
     if (MPI_Intercomm_merge(inter, 0, &merged) != MPI_SUCCESS)
         return BR_EIO;

@@ -26,6 +26,12 @@
  *                    the task fails with BR_EWORKERDIED and "rank 1: the worker died",
  *                    as the one queued behind it; then as spawn_rank_killed (the
  *                    pending receive's buffer freed, not leaked: ASan checks)
+ *   spawn_fails      a spawn Open MPI refuses (1,024 workers without oversubscription:
+ *                    the test hook br__mpi_test_spawn_no_oversubscribe) is BR_EIO from
+ *                    br_mpi_executor_new, braid's line on stderr says so, still a
+ *                    singleton, no descriptor more and no process started; a later
+ *                    spawn works, or (Open MPI 4.1.4: its runtime ends after a failed
+ *                    singleton spawn) is BR_EIO too; finalize ends cleanly
  *
  * As root, Open MPI's runtime (started by the singleton to spawn) needs
  * OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1: tests.cmake sets them.
@@ -44,6 +50,9 @@
 
 #include "mpi/hooks.h"
 #include "mpi_util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
 
 
 enum { SPAWN = 2 };
@@ -247,6 +256,106 @@ static void spawn_big_result_killed(void **state) {
     BR_CHECK_OK(br_mpi_finalize());
 }
 
+/* This process's open descriptors. */
+static int count_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    BR_CHECK(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own */
+}
+
+/* This process's children that haven't exited (a zombie is not running): their pids,
+ * at most cap; the count. */
+static int running_children(int *pids, int cap) {
+    DIR *d = opendir("/proc");
+    BR_CHECK(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        size_t k = fread(buf, 1, sizeof buf - 1, fp);
+        fclose(fp);
+        buf[k] = '\0';
+        const char *p = strrchr(buf, ')');
+        char st = 0;
+        int ppid = 0;
+        if (p != NULL && sscanf(p + 1, " %c %d", &st, &ppid) == 2 && ppid == getpid() &&
+            st != 'Z' && n < cap)
+            pids[n++] = atoi(e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+static void spawn_fails(void **state) {
+    (void)state;
+    BR_CHECK_EQ(br_mpi_size(), 1); /* a singleton */
+    /* Open MPI's runtime (orted) is this process's child already, from MPI_Init */
+    int kids[64], nkids = running_children(kids, 64);
+    int fds = count_fds();
+    /* Open MPI's and braid's messages go to stderr: a file here, read back after */
+    char path[] = "/tmp/braid-spawn-fails-XXXXXX";
+    int tmp = mkstemp(path);
+    BR_CHECK(tmp >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(2);
+    BR_CHECK(saved >= 0);
+    BR_CHECK(dup2(tmp, 2) == 2);
+    /* more workers than any CI host has cores, without oversubscription: refused */
+    br__mpi_test_spawn_no_oversubscribe(true);
+    br_executor *ex = NULL;
+    int rc = br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = 1024});
+    br__mpi_test_spawn_no_oversubscribe(false);
+    fflush(stderr);
+    BR_CHECK(dup2(saved, 2) == 2);
+    close(saved);
+    char out[16384];
+    ssize_t k = pread(tmp, out, sizeof out - 1, 0);
+    close(tmp);
+    out[k > 0 ? k : 0] = '\0';
+    fprintf(stderr, "spawn_fails: the failed spawn's stderr:\n%s\n", out);
+    BR_CHECK_ERR(rc, BR_EIO);
+    BR_CHECK(ex == NULL);
+    BR_CHECK_EQ(br_mpi_size(), 1); /* still alone */
+    BR_CHECK(strstr(out, "braid: br_mpi_executor_new: MPI_Comm_spawn couldn't start 1024 "
+                         "workers of ") != NULL);
+    /* nothing left behind: no descriptor more, no process started (Open MPI's runtime
+     * may have ended: fewer is fine) */
+    BR_CHECK(count_fds() <= fds);
+    int after[64], nafter = running_children(after, 64);
+    for (int i = 0; i < nafter; i++) {
+        bool known = false;
+        for (int j = 0; j < nkids; j++)
+            known = known || after[i] == kids[j];
+        if (!known)
+            fail_msg("a process started by the failed spawn is running: pid %d", after[i]);
+    }
+    /* A later spawn: Open MPI 4.1.4's runtime ends after a failed spawn in a singleton
+     * (docs/mpi.md), and every later one is refused too (BR_EIO); one that works must
+     * give working workers. */
+    rc = br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = SPAWN});
+    fprintf(stderr, "spawn_fails: a later spawn: %s\n", br_err_name(rc));
+    if (rc == 0) {
+        BR_CHECK_EQ(br_mpi_size(), SPAWN + 1);
+        check_map(ex, 1000, 0);
+        BR_CHECK_OK(br_executor_free(ex));
+    } else {
+        BR_CHECK_ERR(rc, BR_EIO);
+        BR_CHECK_EQ(br_mpi_size(), 1);
+        BR_CHECK_ERR(br_mpi_executor_new(&ex, NULL), BR_ESTATE); /* no worker ranks */
+    }
+    BR_CHECK_OK(br_mpi_finalize());
+}
+
 int main(int argc, char **argv) {
     int rc = br_mpi_main(&argc, &argv); /* a spawned worker stays there */
     if (rc != 0) {
@@ -261,6 +370,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(spawn_map),
         cmocka_unit_test(spawn_rank_killed),
         cmocka_unit_test(spawn_big_result_killed),
+        cmocka_unit_test(spawn_fails),
     };
     return br_test_main(tests, sizeof tests / sizeof tests[0], __FILE__, argc, argv);
 }
