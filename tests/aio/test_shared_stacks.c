@@ -12,7 +12,9 @@
  *     on the heap, growing and shrinking between suspends; a task suspended in a yield
  *     takes one small cell and nothing more (aio/task.c, the frames of shared-stack
  *     tasks);
- *   - the loop's default, and bad options.
+ *   - the loop's default, and bad options;
+ *   - park memory: many waits of five kinds parked at once, woken out of order by
+ *     another thread, blocks given back and taken again while others are linked.
  * Every blocking call of the threading, queue and futures layers is also run from
  * shared-stack coroutines by the aio.shared_stacks.* tests (tests/aio/tests.cmake),
  * which re-run the coroutine suites with every task on a shared stack.
@@ -441,6 +443,209 @@ static void a_yield_fits_a_small_cell(void **state) {
     run_main(yields_main, &yp, sizeof yp);
 }
 
+/* --- park memory: many waits at once, woken out of order ------------------------------- */
+
+/* Shared-stack tasks take their waiters and wait records from the thread's park blocks
+ * (core/lib.h, park memory), a block given back the next one taken. NPARK tasks park at
+ * once in five kinds of wait and are woken by another thread in a scrambled order, some
+ * timing out first, so blocks go back in no particular order while most are still
+ * linked and are taken again by second waits (a semaphore of 3) while the rest are
+ * linked. A block handed out twice would make two waiters one: a wake lost (the hang
+ * guard), a value delivered to the wrong task, or a count off. */
+#if defined(__SANITIZE_THREAD__)
+enum { NPARK = 400 }; /* TSan: a thread's worth of context per coroutine (above) */
+#else
+enum { NPARK = 2000 };
+#endif
+enum { PK_SEM, PK_QUEUE, PK_FUTURE, PK_COND, PK_TIMEOUT, PK_KINDS };
+
+struct park_run {
+    br_sem sem;         /* PK_SEM: 0 units, released one at a time */
+    br_queue *q;        /* PK_QUEUE: items 0.. put one at a time */
+    br_future *fut[NPARK]; /* PK_FUTURE: task i's own, set to 3 * i + 1 */
+    br_lock lock;       /* PK_COND: turns in a scrambled order */
+    br_cond cond;
+    int64_t turn;       /* under lock */
+    int rank[NPARK];    /* PK_COND: task i's turn */
+    br_event never;     /* PK_TIMEOUT: never set */
+    br_sem second;      /* every task's second wait, 3 units */
+    _Atomic int in_second, most_second, announced;
+    br_loop *loop;
+    br_future *fs[NPARK];
+};
+
+struct park_arg {
+    struct park_run *r;
+    int i;
+};
+
+static int park_task(br_task *t) {
+    struct park_arg a = *(const struct park_arg *)br_task_arg(t, NULL);
+    struct park_run *r = a.r;
+    int64_t got = -1;
+    int kind = a.i % PK_KINDS;
+    atomic_fetch_add(&r->announced, 1);
+    switch (kind) {
+    case PK_SEM:
+        BR_CHECK_OK(br_sem_acquire(&r->sem, br_test_hang_guard()));
+        got = 0;
+        break;
+    case PK_QUEUE: {
+        void *item = NULL;
+        BR_CHECK_OK(br_queue_get(r->q, &item, br_test_hang_guard()));
+        got = (int64_t)(intptr_t)item;
+        break;
+    }
+    case PK_FUTURE:
+        BR_CHECK_OK(br_future_result_i64(r->fut[a.i], br_test_hang_guard(), &got));
+        break;
+    case PK_COND: /* two blocks at once: the condition's waiter, then the lock's */
+        BR_CHECK_OK(br_lock_acquire(&r->lock, br_test_hang_guard()));
+        while (r->turn != r->rank[a.i])
+            BR_CHECK_OK(br_cond_wait(&r->cond, br_test_hang_guard()));
+        got = r->turn++;
+        BR_CHECK_OK(br_cond_notify_all(&r->cond));
+        BR_CHECK_OK(br_lock_release(&r->lock));
+        break;
+    default: /* given back early, while the others stay linked */
+        BR_CHECK_EQ(br_event_wait(&r->never, br_deadline_after(2 * BR_MSEC)), BR_ETIMEDOUT);
+        got = 0;
+        break;
+    }
+    /* A second park, on blocks the first waits gave back while others are linked. */
+    BR_CHECK_OK(br_sem_acquire(&r->second, br_test_hang_guard()));
+    int now = atomic_fetch_add(&r->in_second, 1) + 1;
+    for (int m = atomic_load(&r->most_second);
+         now > m && !atomic_compare_exchange_weak(&r->most_second, &m, now);)
+        ;
+    BR_CHECK_OK(br_aio_yield()); /* copied out, holding a unit */
+    atomic_fetch_sub(&r->in_second, 1);
+    BR_CHECK_OK(br_sem_release(&r->second, 1));
+    return br_task_return_i64(t, got);
+}
+
+static void park_loop_main(void *arg) {
+    struct park_run *r = arg;
+    for (int i = 0; i < NPARK; i++)
+        BR_CHECK_OK(br_loop_run_until_complete(r->loop, r->fs[i]));
+}
+
+/* A permutation of 0..n-1 (a fixed LCG: the same scramble every run). */
+static void scramble(int *p, int n, uint32_t seed) {
+    for (int i = 0; i < n; i++)
+        p[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        seed = seed * 1664525u + 1013904223u;
+        int j = (int)((seed >> 8) % (uint32_t)(i + 1));
+        int x = p[i];
+        p[i] = p[j];
+        p[j] = x;
+    }
+}
+
+static void parks_woken_out_of_order(void **state) {
+    (void)state;
+    struct park_run *r = calloc(1, sizeof *r);
+    BR_CHECK(r != NULL);
+    BR_CHECK_OK(br_sem_init(&r->sem, 0));
+    BR_CHECK_OK(br_queue_new(&r->q, NULL));
+    BR_CHECK_OK(br_lock_init(&r->lock));
+    BR_CHECK_OK(br_cond_init_lock(&r->cond, &r->lock));
+    BR_CHECK_OK(br_event_init(&r->never));
+    BR_CHECK_OK(br_sem_init(&r->second, 3));
+    atomic_init(&r->in_second, 0);
+    atomic_init(&r->most_second, 0);
+    atomic_init(&r->announced, 0);
+    r->turn = -1; /* no turn until every task is in */
+    int ncond = 0, ncount[PK_KINDS] = {0};
+    int *perm = calloc(NPARK, sizeof *perm);
+    BR_CHECK(perm != NULL);
+    scramble(perm, NPARK, 7);
+    for (int i = 0; i < NPARK; i++) {
+        ncount[i % PK_KINDS]++;
+        BR_CHECK_OK(br_future_new(&r->fut[i]));
+    }
+    /* Cond ranks: the cond tasks in perm's order. */
+    for (int k = 0; k < NPARK; k++)
+        if (perm[k] % PK_KINDS == PK_COND)
+            r->rank[perm[k]] = ncond++;
+    BR_CHECK_OK(br_loop_new(&r->loop));
+    for (int i = 0; i < NPARK; i++) {
+        struct park_arg a = {r, i};
+        BR_CHECK_OK(br_create_task_opts(r->loop, park_task, &a, sizeof a, &shared, &r->fs[i]));
+    }
+    br_thread *th;
+    BR_CHECK_OK(br_thread_start(&th, park_loop_main, r, NULL));
+    int64_t guard = br_test_hang_guard();
+    while (atomic_load(&r->announced) < NPARK) { /* all but the last are parked then */
+        BR_CHECK(br_now() < guard);
+        br_sleep(BR_MSEC);
+    }
+    /* Wake them in perm's order, one wait at a time: a unit, an item, a future. */
+    int64_t item = 0;
+    for (int k = 0; k < NPARK; k++) {
+        int i = perm[k];
+        switch (i % PK_KINDS) {
+        case PK_SEM:
+            BR_CHECK_OK(br_sem_release(&r->sem, 1));
+            break;
+        case PK_QUEUE:
+            BR_CHECK_OK(br_queue_put(r->q, (void *)(intptr_t)item++, br_test_hang_guard()));
+            break;
+        case PK_FUTURE:
+            BR_CHECK_OK(br_future_set_result_i64(r->fut[i], 3 * (int64_t)i + 1));
+            break;
+        default:
+            break;
+        }
+    }
+    BR_CHECK_OK(br_lock_acquire(&r->lock, guard)); /* the first turn */
+    r->turn = 0;
+    BR_CHECK_OK(br_cond_notify_all(&r->cond));
+    BR_CHECK_OK(br_lock_release(&r->lock));
+    BR_CHECK_OK(br_thread_join(th, guard));
+    br_thread_free(th);
+    /* Every wait ended in its own task with its own value. */
+    unsigned char *seen = calloc((size_t)ncount[PK_QUEUE], 1);
+    BR_CHECK(seen != NULL);
+    for (int i = 0; i < NPARK; i++) {
+        int64_t v = -2;
+        BR_CHECK_OK(br_future_result_i64(r->fs[i], BR_NOWAIT, &v));
+        switch (i % PK_KINDS) {
+        case PK_QUEUE:
+            BR_CHECK(v >= 0 && v < ncount[PK_QUEUE] && !seen[v]);
+            seen[v] = 1;
+            break;
+        case PK_FUTURE:
+            BR_CHECK_EQ(v, 3 * (int64_t)i + 1);
+            break;
+        case PK_COND:
+            BR_CHECK_EQ(v, r->rank[i]);
+            break;
+        default:
+            BR_CHECK_EQ(v, 0);
+            break;
+        }
+        br_future_release(r->fs[i]);
+        br_future_release(r->fut[i]);
+    }
+    free(seen);
+    free(perm);
+    BR_CHECK_EQ(item, ncount[PK_QUEUE]);
+    BR_CHECK_EQ(r->turn, ncount[PK_COND]);
+    BR_CHECK_EQ(br_sem_value(&r->sem), 0);
+    BR_CHECK_EQ(br_sem_value(&r->second), 3);
+    BR_CHECK_EQ(atomic_load(&r->most_second), 3); /* the cap held, and was reached */
+    BR_CHECK_OK(br_loop_free(r->loop));
+    BR_CHECK_OK(br_sem_destroy(&r->second));
+    BR_CHECK_OK(br_event_destroy(&r->never));
+    BR_CHECK_OK(br_cond_destroy(&r->cond));
+    BR_CHECK_OK(br_lock_destroy(&r->lock));
+    BR_CHECK_OK(br_queue_free(r->q));
+    BR_CHECK_OK(br_sem_destroy(&r->sem));
+    free(r);
+}
+
 /* --- the loop's default; many alive ----------------------------------------------------- */
 
 #if defined(__SANITIZE_THREAD__)
@@ -544,4 +749,5 @@ static void loop_default_many_alive(void **state) {
 BR_TEST_MAIN(cmocka_unit_test(sem10_holder_copied_out), cmocka_unit_test(locals_survive_switches),
              cmocka_unit_test(woken_by_a_thread), cmocka_unit_test(timeout_scopes),
              cmocka_unit_test(frames_of_every_size), cmocka_unit_test(a_yield_fits_a_small_cell),
-             cmocka_unit_test(loop_default_many_alive))
+             cmocka_unit_test(loop_default_many_alive),
+             cmocka_unit_test(parks_woken_out_of_order))
