@@ -470,6 +470,10 @@ typedef struct br__tls {
      * frames are copied out while it is suspended, so its park memory comes from the
      * thread's park blocks (br__park_mem). NULL otherwise. */
     const char *park_lo, *park_hi;
+    /* Set while such a coroutine runs if it lends a room for one park block (the aio
+     * layer's cell room: br__set_context_room); NULL otherwise. */
+    void *park_room;
+    bool *park_room_busy;
     br__slab_class park_blocks; /* this thread's park memory (core/waiter.c) */
     bool park_key_set;          /* its release at the thread's end is arranged */
 } br__tls;
@@ -526,6 +530,10 @@ void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx);
 /* The running context is a shared-stack coroutine whose stack spans [lo, hi) (the aio
  * layer calls it after br__set_context, which clears it). */
 void br__set_context_stack(const void *lo, const void *hi);
+/* The running shared-stack coroutine lends `room` (BR__PARK_BLOCK bytes at least) to
+ * its park memory; *busy says whether it is in use (the aio layer calls it after
+ * br__set_context_stack; br__set_context clears it). */
+void br__set_context_room(void *room, bool *busy);
 
 /* --- park memory ------------------------------------------------------------------------
  *
@@ -543,7 +551,12 @@ void br__set_context_stack(const void *lo, const void *hi);
  * aborts at once (naming the site) instead of corrupting another coroutine's frames.
  *
  * Park blocks. BR__PARK_BLOCK bytes each (every BR__PARKED object fits one: the macro
- * checks it at compile time), from the running thread's own slab class (br__tls
+ * checks it at compile time). The first one a coroutine takes is its own room, when its
+ * scheduler lends one (br__set_context_room: the room in a task's cell where a
+ * suspended task's frames are kept while they fit, dead while it runs, and a parked
+ * task's frames never fit there: aio/coro.c), so a wait costs no memory of its own; a
+ * second one at once (a condition's waiter and then its lock's) comes from the running
+ * thread's own slab class (br__tls
  * park_blocks, core/slab.c), without a lock: a block is taken and given back by the
  * same context (the cleanup runs in the call that took it, and a call doesn't change
  * context) on the same thread (a shared-stack coroutine runs only on the thread that

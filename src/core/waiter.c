@@ -228,12 +228,20 @@ void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx) {
     t->parker = parker;
     t->pctx = pctx;
     t->park_lo = t->park_hi = NULL;
+    t->park_room = NULL;
+    t->park_room_busy = NULL;
 }
 
 void br__set_context_stack(const void *lo, const void *hi) {
     br__tls *t = br__tls_now();
     t->park_lo = lo;
     t->park_hi = hi;
+}
+
+void br__set_context_room(void *room, bool *busy) {
+    br__tls *t = br__tls_now();
+    t->park_room = room;
+    t->park_room_busy = busy;
 }
 
 /* --- park memory (lib.h) ---------------------------------------------------------------- */
@@ -272,6 +280,10 @@ static void park_key_make(void) {
 void *br__park_heap(size_t size) {
     (void)size; /* <= BR__PARK_BLOCK: BR__PARKED_IN checks it at compile time */
     br__tls *t = br__tls_now();
+    if (t->park_room_busy != NULL && !*t->park_room_busy) {
+        *t->park_room_busy = true;
+        return t->park_room;
+    }
     if (BR__UNLIKELY(!t->park_key_set)) {
         pthread_once(&park_once, park_key_make);
         (void)pthread_setspecific(park_key, t);
@@ -287,7 +299,12 @@ void *br__park_heap(size_t size) {
 }
 
 void br__park_put(void *p) {
-    br__slab_put(&br__tls_now()->park_blocks, p);
+    br__tls *t = br__tls_now();
+    if (p == t->park_room) {
+        *t->park_room_busy = false;
+        return;
+    }
+    br__slab_put(&t->park_blocks, p);
     PARK_FREED(p);
 }
 

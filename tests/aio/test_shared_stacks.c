@@ -14,7 +14,8 @@
  *     tasks);
  *   - the loop's default, and bad options;
  *   - park memory: many waits of five kinds parked at once, woken out of order by
- *     another thread, blocks given back and taken again while others are linked.
+ *     another thread, blocks given back and taken again while others are linked; a
+ *     wait's park memory in its task's cell, a second one beside it in a park block.
  * Every blocking call of the threading, queue and futures layers is also run from
  * shared-stack coroutines by the aio.shared_stacks.* tests (tests/aio/tests.cmake),
  * which re-run the coroutine suites with every task on a shared stack.
@@ -646,6 +647,100 @@ static void parks_woken_out_of_order(void **state) {
     free(r);
 }
 
+/* A shared-stack task's park memory is its cell's room (core/lib.h, park memory): NROOM
+ * tasks parked at once on an event take no park block from the thread; a condition's
+ * wait, whose lock is then taken while its waiter is still linked, takes one for the
+ * second. Run on a thread of its own, whose park blocks start empty. */
+enum { NROOM = 200 };
+
+struct room_run {
+    br_event go;
+    br_lock lock;
+    br_cond cond;
+    bool flag; /* under lock */
+    _Atomic int parked;
+    size_t blocks_parked, blocks_nested;
+};
+
+static int room_waiter(br_task *t) {
+    struct room_run *r = *(struct room_run *const *)br_task_arg(t, NULL);
+    atomic_fetch_add(&r->parked, 1);
+    BR_CHECK_OK(br_event_wait(&r->go, br_test_hang_guard()));
+    return br_task_return_i64(t, 1);
+}
+
+static int room_setter(br_task *t) {
+    struct room_run *r = *(struct room_run *const *)br_task_arg(t, NULL);
+    BR_CHECK_EQ(atomic_load(&r->parked), NROOM); /* every one parked before this ran */
+    r->blocks_parked = br__slab_count(&br__tls_now()->park_blocks);
+    BR_CHECK_OK(br_event_set(&r->go));
+    return br_task_return_i64(t, 0);
+}
+
+static int room_cond(br_task *t) {
+    struct room_run *r = *(struct room_run *const *)br_task_arg(t, NULL);
+    BR_CHECK_OK(br_lock_acquire(&r->lock, br_test_hang_guard()));
+    while (!r->flag)
+        BR_CHECK_OK(br_cond_wait(&r->cond, br_test_hang_guard()));
+    BR_CHECK_OK(br_lock_release(&r->lock));
+    return br_task_return_i64(t, 1);
+}
+
+static int room_notifier(br_task *t) {
+    struct room_run *r = *(struct room_run *const *)br_task_arg(t, NULL);
+    /* Holds the lock across the notify and a yield: the condition's task wakes and
+     * parks on the lock with its condition waiter still in its scope. */
+    BR_CHECK_OK(br_lock_acquire(&r->lock, br_test_hang_guard()));
+    r->flag = true;
+    BR_CHECK_OK(br_cond_notify_all(&r->cond));
+    for (int i = 0; i < 3; i++)
+        BR_CHECK_OK(br_aio_yield());
+    r->blocks_nested = br__slab_count(&br__tls_now()->park_blocks);
+    BR_CHECK_OK(br_lock_release(&r->lock));
+    return br_task_return_i64(t, 0);
+}
+
+static int room_main(br_task *t) {
+    struct room_run *r = *(struct room_run *const *)br_task_arg(t, NULL);
+    br_future **fs = calloc(NROOM + 1, sizeof *fs);
+    BR_CHECK(fs != NULL);
+    for (int i = 0; i < NROOM; i++)
+        BR_CHECK_OK(br_create_task_opts(NULL, room_waiter, &r, sizeof r, &shared, &fs[i]));
+    BR_CHECK_OK(br_create_task_opts(NULL, room_setter, &r, sizeof r, &shared, &fs[NROOM]));
+    BR_CHECK_OK(br_gather(fs, NROOM + 1, false, br_test_hang_guard()));
+    BR_CHECK_EQ(sum_and_release(fs, NROOM + 1), NROOM);
+    fs = calloc(2, sizeof *fs);
+    BR_CHECK(fs != NULL);
+    BR_CHECK_OK(br_create_task_opts(NULL, room_cond, &r, sizeof r, &shared, &fs[0]));
+    BR_CHECK_OK(br_create_task_opts(NULL, room_notifier, &r, sizeof r, &shared, &fs[1]));
+    BR_CHECK_OK(br_gather(fs, 2, false, br_test_hang_guard()));
+    BR_CHECK_EQ(sum_and_release(fs, 2), 1);
+    return 0;
+}
+
+static void room_thread(void *arg) {
+    struct room_run *r = arg;
+    run_main(room_main, &r, sizeof r);
+}
+
+static void a_wait_takes_its_cells_room(void **state) {
+    (void)state;
+    struct room_run r = {.flag = false};
+    BR_CHECK_OK(br_event_init(&r.go));
+    BR_CHECK_OK(br_lock_init(&r.lock));
+    BR_CHECK_OK(br_cond_init_lock(&r.cond, &r.lock));
+    atomic_init(&r.parked, 0);
+    br_thread *th;
+    BR_CHECK_OK(br_thread_start(&th, room_thread, &r, NULL));
+    BR_CHECK_OK(br_thread_join(th, br_test_hang_guard()));
+    br_thread_free(th);
+    BR_CHECK_EQ(r.blocks_parked, 0); /* NROOM waiters, all in their cells' rooms */
+    BR_CHECK_EQ(r.blocks_nested, 1); /* the lock's waiter beside the condition's */
+    BR_CHECK_OK(br_cond_destroy(&r.cond));
+    BR_CHECK_OK(br_lock_destroy(&r.lock));
+    BR_CHECK_OK(br_event_destroy(&r.go));
+}
+
 /* --- the loop's default; many alive ----------------------------------------------------- */
 
 #if defined(__SANITIZE_THREAD__)
@@ -750,4 +845,5 @@ BR_TEST_MAIN(cmocka_unit_test(sem10_holder_copied_out), cmocka_unit_test(locals_
              cmocka_unit_test(woken_by_a_thread), cmocka_unit_test(timeout_scopes),
              cmocka_unit_test(frames_of_every_size), cmocka_unit_test(a_yield_fits_a_small_cell),
              cmocka_unit_test(loop_default_many_alive),
-             cmocka_unit_test(parks_woken_out_of_order))
+             cmocka_unit_test(parks_woken_out_of_order),
+             cmocka_unit_test(a_wait_takes_its_cells_room))
