@@ -446,19 +446,23 @@ static void a_yield_fits_a_small_cell(void **state) {
 
 /* --- park memory: many waits at once, woken out of order ------------------------------- */
 
-/* Shared-stack tasks take their waiters and wait records from the thread's park blocks
- * (core/lib.h, park memory), a block given back the next one taken. NPARK tasks park at
- * once in five kinds of wait and are woken by another thread in a scrambled order, some
- * timing out first, so blocks go back in no particular order while most are still
- * linked and are taken again by second waits (a semaphore of 3) while the rest are
- * linked. A block handed out twice would make two waiters one: a wake lost (the hang
- * guard), a value delivered to the wrong task, or a count off. */
+/* Shared-stack tasks take their waiters and wait records from their cells' rooms and,
+ * for a second one at once, the thread's park blocks (core/lib.h, park memory), a block
+ * given back the next one taken. NPARK tasks park at once in six kinds of wait and are
+ * woken by another thread in a scrambled order, some timing out first, so park memory
+ * goes back in no particular order while most is still linked and is taken again by
+ * second waits (a semaphore of 3) while the rest is linked. PK_NESTED tasks, woken from
+ * a condition while a holder task keeps its lock, park on the lock with the condition's
+ * waiter still in scope: their lock waiters are park blocks; twice, so that the second
+ * round takes blocks the first gave back. Park memory
+ * handed out twice would make two waiters one: a wake lost (the hang guard), a value
+ * delivered to the wrong task, or a count off. */
 #if defined(__SANITIZE_THREAD__)
 enum { NPARK = 400 }; /* TSan: a thread's worth of context per coroutine (above) */
 #else
 enum { NPARK = 2000 };
 #endif
-enum { PK_SEM, PK_QUEUE, PK_FUTURE, PK_COND, PK_TIMEOUT, PK_KINDS };
+enum { PK_SEM, PK_QUEUE, PK_FUTURE, PK_COND, PK_TIMEOUT, PK_NESTED, PK_KINDS };
 
 struct park_run {
     br_sem sem;         /* PK_SEM: 0 units, released one at a time */
@@ -469,6 +473,14 @@ struct park_run {
     int64_t turn;       /* under lock */
     int rank[NPARK];    /* PK_COND: task i's turn */
     br_event never;     /* PK_TIMEOUT: never set */
+    br_lock lock2;      /* PK_NESTED: held by the holder while they wake */
+    br_cond cond2;
+    bool go2, go3;      /* under lock2: the two rounds */
+    int64_t seq2;       /* under lock2 */
+    int waiting3, nnested; /* under lock2: in the second round's wait; of how many */
+    br_event go_holder; /* set by the waking thread halfway through */
+    size_t blocks_nested[2]; /* the loop thread's park slabs while they waited on lock2 */
+    br_future *holder;
     br_sem second;      /* every task's second wait, 3 units */
     _Atomic int in_second, most_second, announced;
     br_loop *loop;
@@ -508,9 +520,19 @@ static int park_task(br_task *t) {
         BR_CHECK_OK(br_cond_notify_all(&r->cond));
         BR_CHECK_OK(br_lock_release(&r->lock));
         break;
-    default: /* given back early, while the others stay linked */
+    case PK_TIMEOUT: /* given back early, while the others stay linked */
         BR_CHECK_EQ(br_event_wait(&r->never, br_deadline_after(2 * BR_MSEC)), BR_ETIMEDOUT);
         got = 0;
+        break;
+    default: /* PK_NESTED */
+        BR_CHECK_OK(br_lock_acquire(&r->lock2, br_test_hang_guard()));
+        while (!r->go2)
+            BR_CHECK_OK(br_cond_wait(&r->cond2, br_test_hang_guard()));
+        got = r->seq2++;
+        r->waiting3++;
+        while (!r->go3)
+            BR_CHECK_OK(br_cond_wait(&r->cond2, br_test_hang_guard()));
+        BR_CHECK_OK(br_lock_release(&r->lock2));
         break;
     }
     /* A second park, on blocks the first waits gave back while others are linked. */
@@ -525,10 +547,36 @@ static int park_task(br_task *t) {
     return br_task_return_i64(t, got);
 }
 
+/* Wakes the PK_NESTED tasks holding lock2 and keeps it until they have all parked on
+ * it (each yield lets every task it woke run once); twice. */
+static int park_holder(br_task *t) {
+    struct park_run *r = *(struct park_run *const *)br_task_arg(t, NULL);
+    BR_CHECK_OK(br_event_wait(&r->go_holder, br_test_hang_guard()));
+    for (int round = 0; round < 2; round++) {
+        BR_CHECK_OK(br_lock_acquire(&r->lock2, br_test_hang_guard()));
+        while (round == 1 && r->waiting3 < r->nnested) { /* all in the second wait */
+            BR_CHECK_OK(br_lock_release(&r->lock2));
+            BR_CHECK_OK(br_aio_yield());
+            BR_CHECK_OK(br_lock_acquire(&r->lock2, br_test_hang_guard()));
+        }
+        if (round == 0)
+            r->go2 = true;
+        else
+            r->go3 = true;
+        BR_CHECK_OK(br_cond_notify_all(&r->cond2));
+        for (int i = 0; i < 3; i++)
+            BR_CHECK_OK(br_aio_yield());
+        r->blocks_nested[round] = br__slab_count(&br__tls_now()->park_blocks);
+        BR_CHECK_OK(br_lock_release(&r->lock2));
+    }
+    return br_task_return_i64(t, 0);
+}
+
 static void park_loop_main(void *arg) {
     struct park_run *r = arg;
     for (int i = 0; i < NPARK; i++)
         BR_CHECK_OK(br_loop_run_until_complete(r->loop, r->fs[i]));
+    BR_CHECK_OK(br_loop_run_until_complete(r->loop, r->holder));
 }
 
 /* A permutation of 0..n-1 (a fixed LCG: the same scramble every run). */
@@ -553,6 +601,9 @@ static void parks_woken_out_of_order(void **state) {
     BR_CHECK_OK(br_lock_init(&r->lock));
     BR_CHECK_OK(br_cond_init_lock(&r->cond, &r->lock));
     BR_CHECK_OK(br_event_init(&r->never));
+    BR_CHECK_OK(br_lock_init(&r->lock2));
+    BR_CHECK_OK(br_cond_init_lock(&r->cond2, &r->lock2));
+    BR_CHECK_OK(br_event_init(&r->go_holder));
     BR_CHECK_OK(br_sem_init(&r->second, 3));
     atomic_init(&r->in_second, 0);
     atomic_init(&r->most_second, 0);
@@ -570,11 +621,13 @@ static void parks_woken_out_of_order(void **state) {
     for (int k = 0; k < NPARK; k++)
         if (perm[k] % PK_KINDS == PK_COND)
             r->rank[perm[k]] = ncond++;
+    r->nnested = ncount[PK_NESTED];
     BR_CHECK_OK(br_loop_new(&r->loop));
     for (int i = 0; i < NPARK; i++) {
         struct park_arg a = {r, i};
         BR_CHECK_OK(br_create_task_opts(r->loop, park_task, &a, sizeof a, &shared, &r->fs[i]));
     }
+    BR_CHECK_OK(br_create_task_opts(r->loop, park_holder, &r, sizeof r, &shared, &r->holder));
     br_thread *th;
     BR_CHECK_OK(br_thread_start(&th, park_loop_main, r, NULL));
     int64_t guard = br_test_hang_guard();
@@ -582,10 +635,13 @@ static void parks_woken_out_of_order(void **state) {
         BR_CHECK(br_now() < guard);
         br_sleep(BR_MSEC);
     }
-    /* Wake them in perm's order, one wait at a time: a unit, an item, a future. */
+    /* Wake them in perm's order, one wait at a time: a unit, an item, a future; the
+     * nested ones halfway through (the holder). */
     int64_t item = 0;
     for (int k = 0; k < NPARK; k++) {
         int i = perm[k];
+        if (k == NPARK / 2)
+            BR_CHECK_OK(br_event_set(&r->go_holder));
         switch (i % PK_KINDS) {
         case PK_SEM:
             BR_CHECK_OK(br_sem_release(&r->sem, 1));
@@ -608,7 +664,8 @@ static void parks_woken_out_of_order(void **state) {
     br_thread_free(th);
     /* Every wait ended in its own task with its own value. */
     unsigned char *seen = calloc((size_t)ncount[PK_QUEUE], 1);
-    BR_CHECK(seen != NULL);
+    unsigned char *seen2 = calloc((size_t)ncount[PK_NESTED], 1);
+    BR_CHECK(seen != NULL && seen2 != NULL);
     for (int i = 0; i < NPARK; i++) {
         int64_t v = -2;
         BR_CHECK_OK(br_future_result_i64(r->fs[i], BR_NOWAIT, &v));
@@ -623,6 +680,10 @@ static void parks_woken_out_of_order(void **state) {
         case PK_COND:
             BR_CHECK_EQ(v, r->rank[i]);
             break;
+        case PK_NESTED:
+            BR_CHECK(v >= 0 && v < ncount[PK_NESTED] && !seen2[v]);
+            seen2[v] = 1;
+            break;
         default:
             BR_CHECK_EQ(v, 0);
             break;
@@ -631,15 +692,26 @@ static void parks_woken_out_of_order(void **state) {
         br_future_release(r->fut[i]);
     }
     free(seen);
+    free(seen2);
     free(perm);
     BR_CHECK_EQ(item, ncount[PK_QUEUE]);
     BR_CHECK_EQ(r->turn, ncount[PK_COND]);
+    BR_CHECK_EQ(r->seq2, ncount[PK_NESTED]);
+    int64_t hv = -1;
+    BR_CHECK_OK(br_future_result_i64(r->holder, BR_NOWAIT, &hv));
+    BR_CHECK_EQ(hv, 0);
+    br_future_release(r->holder);
+    /* The nested lock waiters were park blocks, in both rounds. */
+    BR_CHECK(r->blocks_nested[0] >= 1 && r->blocks_nested[1] >= 1);
     BR_CHECK_EQ(br_sem_value(&r->sem), 0);
     BR_CHECK_EQ(br_sem_value(&r->second), 3);
     BR_CHECK_EQ(atomic_load(&r->most_second), 3); /* the cap held, and was reached */
     BR_CHECK_OK(br_loop_free(r->loop));
     BR_CHECK_OK(br_sem_destroy(&r->second));
     BR_CHECK_OK(br_event_destroy(&r->never));
+    BR_CHECK_OK(br_event_destroy(&r->go_holder));
+    BR_CHECK_OK(br_cond_destroy(&r->cond2));
+    BR_CHECK_OK(br_lock_destroy(&r->lock2));
     BR_CHECK_OK(br_cond_destroy(&r->cond));
     BR_CHECK_OK(br_lock_destroy(&r->lock));
     BR_CHECK_OK(br_queue_free(r->q));
