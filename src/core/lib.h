@@ -467,8 +467,8 @@ typedef struct br__tls {
     int64_t park_spin_ns;      /* the adaptive spin budget (br__spin_budget); 0: unset */
     uint32_t park_spin_probe;  /* waits since the last full-budget probe */
     /* Set while a shared-stack coroutine runs: the range of its shared stack, whose
-     * frames are copied out while it is suspended, so its park memory comes from the
-     * thread's park blocks (br__park_mem). NULL otherwise. */
+     * frames are copied out while it is suspended, so its park memory is taken off the
+     * stack (br__park_mem). NULL otherwise. */
     const char *park_lo, *park_hi;
     /* Set while such a coroutine runs if it lends a room for one park block (the aio
      * layer's cell room: br__set_context_room); NULL otherwise. */
@@ -556,14 +556,14 @@ void br__set_context_room(void *room, bool *busy);
  * suspended task's frames are kept while they fit, dead while it runs, and a parked
  * task's frames never fit there: aio/coro.c), so a wait costs no memory of its own; a
  * second one at once (a condition's waiter and then its lock's) comes from the running
- * thread's own slab class (br__tls
- * park_blocks, core/slab.c), without a lock: a block is taken and given back by the
- * same context (the cleanup runs in the call that took it, and a call doesn't change
- * context) on the same thread (a shared-stack coroutine runs only on the thread that
- * first resumed it: aio/coro.c aborts otherwise). A block given back is the next one
- * taken (warm), and a burst of parks touches one 2 MiB huge page per 16,383 blocks
- * instead of a 4 KiB page per ~40 malloc blocks. The thread's slabs are unmapped when
- * it ends, except those with a block still in use (a coroutine bound to the thread,
+ * thread's own slab class (br__tls park_blocks, core/slab.c), without a lock: a block
+ * is taken and given back by the same context (the cleanup runs in the call that took
+ * it, and a call doesn't change context) on the same thread (a shared-stack coroutine
+ * runs only on the thread that first resumed it: aio/coro.c aborts otherwise). A block
+ * given back is the next one taken (warm), and a burst of parks touches one 2 MiB huge
+ * page per 16,383 blocks instead of a 4 KiB page per ~40 malloc blocks. The thread's
+ * slabs are unmapped when it ends (a key destructor; if no key can be made, they stay
+ * mapped), except those with a block still in use (a coroutine bound to the thread,
  * left parked when the thread ended: its waiter stays valid memory; never reused).
  * AddressSanitizer builds poison a block while it is free, so a waker that writes
  * into a waiter given back is reported. Before 2026-12-08 each park was a malloc and a

@@ -260,6 +260,7 @@ void br__set_context_room(void *room, bool *busy) {
 #endif
 
 static pthread_key_t park_key;
+static bool park_key_ok; /* set once, under park_once */
 static pthread_once_t park_once = PTHREAD_ONCE_INIT;
 
 /* At the thread's end: its park slabs go, but those with a block in use (lib.h). */
@@ -270,12 +271,9 @@ static void park_thread_gone(void *arg) {
                               * its release again */
 }
 
-static void park_key_make(void) {
-    if (pthread_key_create(&park_key, park_thread_gone) != 0) {
-        fputs("braid: can't arrange the release of this thread's park memory\n", stderr);
-        abort();
-    }
-}
+/* Without a key (the process has used up PTHREAD_KEYS_MAX) threads' park slabs stay
+ * mapped when they end: memory kept, nothing broken. */
+static void park_key_make(void) { park_key_ok = pthread_key_create(&park_key, park_thread_gone) == 0; }
 
 void *br__park_heap(size_t size) {
     (void)size; /* <= BR__PARK_BLOCK: BR__PARKED_IN checks it at compile time */
@@ -286,7 +284,8 @@ void *br__park_heap(size_t size) {
     }
     if (BR__UNLIKELY(!t->park_key_set)) {
         pthread_once(&park_once, park_key_make);
-        (void)pthread_setspecific(park_key, t);
+        if (park_key_ok)
+            (void)pthread_setspecific(park_key, t);
         t->park_key_set = true;
     }
     void *p = br__slab_get(&t->park_blocks, BR__PARK_BLOCK);
