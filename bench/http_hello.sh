@@ -14,7 +14,8 @@
 # (the same with its access log on, to /dev/null), braid-nohto (without the handler
 # timeout's scope), uv / go / nginx: the peers of
 # ../shared/peers/native (src/n5_uv_http.c, src/n5_http.go, conf/nginx.conf.in),
-# whose binaries are taken from PEERS_BIN (default /tmp/braid-peers: build them there
+# whose binaries are taken from PEERS_BIN (default /tmp/braid-peers; scripts/bench.sh passes
+# scripts/build-peers.sh's build/peers/bin, which has them: or build them there
 # with the peers' Makefile rules; see docs/http-server.md). The server is stopped by
 # its PID; everything is on 127.0.0.1 and the two cores are shared, nothing pinned.
 set -euo pipefail

@@ -784,8 +784,11 @@ run
 fig N5.hello "N5 W10" higher "HTTP hello route, wrk -t1 -c50 -d10s (requests/s)" "" "ratio>1:nginx,go" "above nginx and Go (libuv's minimal responder: the stretch)"
 script_subject bench_http_server "$ROOT/bench/http_hello.sh braid" requests_per_s
 command -v nginx > /dev/null && peer_cmd nginx "$ROOT/bench/http_hello.sh nginx" requests_per_s || SKIPPED+=(nginx)
-[[ -x ${PEERS_BIN:-/tmp/braid-peers}/n5_http_go ]] && peer_cmd go "$ROOT/bench/http_hello.sh go" requests_per_s || SKIPPED+=(go)
-[[ -x ${PEERS_BIN:-/tmp/braid-peers}/n5_uv_http ]] && peer_cmd libuv "$ROOT/bench/http_hello.sh uv" requests_per_s || SKIPPED+=(libuv)
+# bench/http_hello.sh takes the Go and libuv servers from PEERS_BIN: scripts/build-peers.sh's
+# directory unless the caller names another.
+export PEERS_BIN=${PEERS_BIN:-$PB}
+[[ -x $PEERS_BIN/n5_http_go ]] && peer_cmd go "$ROOT/bench/http_hello.sh go" requests_per_s || SKIPPED+=(go)
+[[ -x $PEERS_BIN/n5_uv_http ]] && peer_cmd libuv "$ROOT/bench/http_hello.sh uv" requests_per_s || SKIPPED+=(libuv)
 run
 
 # W10: the tutorials' service, braid serve against the Flask app, wrk -t1 -c10 -d10s

@@ -4,7 +4,8 @@
 #
 #   scripts/build-peers.sh            N1 (serial, pthreads, OpenMP, Go), N2 (libuv, GLib,
 #                                     OpenMP gcc + clang, oneTBB, Go, n2_spin_rtt), N3 (GLib,
-#                                     Go chan, ring), and the machine probes fault_cost, calib
+#                                     Go chan, ring), N5's HTTP hello servers (libuv, Go: for
+#                                     bench/http_hello.sh), and the machine probes fault_cost, calib
 #   scripts/build-peers.sh bin/n3_ring ...   only those targets
 #
 # It drives the peers' own Makefile (make -f .../native/Makefile), run in $BUILD/peers
@@ -33,6 +34,7 @@ if (( ${#targets[@]} == 0 )); then
              bin/n2_uv bin/n2_glib bin/n2_omp bin/n2_omp_clang bin/n2_tbb bin/n2_pool_go
              bin/n3_glib bin/n3_chan_go bin/n3_ring
              bin/n6_fork bin/n6_spawn bin/n6_pipe bin/n6_shm_ring
+             bin/n5_uv_http bin/n5_http_go
              bin/n2_spin_rtt bin/fault_cost bin/calib)
 fi
 
