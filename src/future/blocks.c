@@ -292,11 +292,15 @@ br_future *br__blocks_get(uint32_t *n) {
             break;
         }
         br__ilock_unlock(&lock);
-        if (fresh == NULL && (fresh = slab_map(true)) == NULL)
-            return NULL;
+        if (fresh == NULL) {
+            if ((fresh = slab_map(true)) == NULL)
+                return NULL;
+            /* The slab's first fault (one huge page: up to milliseconds on a guest
+             * whose host backs it then) while it is nobody's, not under the lock. */
+            slab_reset(fresh);
+        }
         br__ilock_lock(&lock);
         if (carving == NULL && partial == NULL) {
-            slab_reset(fresh);
             carving = fresh;
             fresh = NULL;
             nslabs++;
@@ -390,7 +394,13 @@ static void trim_decayed(int64_t now) {
         nfree_total -= CAP;
         nslabs--;
         br__ilock_unlock(&lock);
-        madvise(s, SLAB, MADV_DONTNEED);
+        /* Small pages first: the header written below would otherwise fault a whole
+         * huge page back in, and the slab would give back nothing ("Decay"). */
+#  ifdef MADV_NOHUGEPAGE
+        (void)madvise(s, SLAB, MADV_NOHUGEPAGE);
+#  endif
+        (void)madvise(s, SLAB, MADV_DONTNEED);
+        slab_reset(s); /* its fault (one small page) outside the lock */
         br__ilock_lock(&lock);
         s->next = bare;
         bare = s;
