@@ -2140,27 +2140,41 @@ static void *tp_stress_submitter(void *arg) {
 
 enum { RING_BACKLOG = 10000, RING_ROUNDS = 4, RING_THREADS = 3 };
 
-/* Holds its worker until the gate (its argument) is done, then returns 7. */
+typedef struct {
+    br_future *started, *gate;
+} ring_gate;
+
+/* Says it started, holds its worker until the gate is done, then returns 7. */
 static int ring_gate_task(br_task *t) {
-    br_future *gate = (br_future *)(uintptr_t)br_task_arg_i64(t);
-    int rc = br_future_wait(gate, br_deadline_after(br_test_hang_guard_ns()));
+    ring_gate *g = (ring_gate *)(uintptr_t)br_task_arg_i64(t);
+    int rc = br_future_set_result_i64(g->started, 1);
+    if (rc == 0)
+        rc = br_future_wait(g->gate, br_deadline_after(br_test_hang_guard_ns()));
     return rc != 0 ? rc : br_task_return_i64(t, 7);
 }
 
-/* One pool of one worker, held by a gate while RING_BACKLOG echoes of base + i queue
- * behind it on the injection stack, then let go: the worker moves them to the FIFO at
- * once, whose ring grows to 16,384 slots. Returns the number of failed calls and
- * wrong results (0), so that threads other than the test's can use it. */
+/* One pool of one worker, held by a gate task (started before anything else is
+ * submitted) while RING_BACKLOG echoes of base + i queue behind it on the injection
+ * stack, then let go: the worker moves them all to the FIFO at once, whose ring grows
+ * to 16,384 slots. Returns the number of failed calls and wrong results (0), so that
+ * threads other than the test's can use it. */
 static size_t backlog_pool(int64_t base, br_future **f) {
     br_executor *ex = NULL;
-    br_future *gate = NULL, *g = NULL;
+    br_future *g = NULL;
+    ring_gate rg = {NULL, NULL};
+    br_future *gate = NULL;
     if (br_threadpool_new(&ex, &(br_threadpool_opts){.max_workers = 1}) != 0)
         return 1;
-    size_t bad = br_future_new(&gate) != 0;
+    size_t bad = br_future_new(&rg.started) != 0;
+    bad += br_future_new(&rg.gate) != 0;
+    gate = rg.gate;
     if (bad == 0)
-        bad += br_submit_i64(ex, ring_gate_task, (int64_t)(uintptr_t)gate, &g) != 0;
+        bad += br_submit_i64(ex, ring_gate_task, (int64_t)(uintptr_t)&rg, &g) != 0;
+    if (bad == 0)
+        bad += br_future_wait(rg.started, br_deadline_after(br_test_hang_guard_ns())) != 0;
     size_t n = 0;
-    while (bad == 0 && n < RING_BACKLOG && br_submit_i64(ex, tp_echo, base + (int64_t)n, &f[n]) == 0)
+    while (bad == 0 && n < RING_BACKLOG &&
+           br_submit_i64(ex, tp_echo, base + (int64_t)n, &f[n]) == 0)
         n++;
     bad += n != RING_BACKLOG;
     if (gate != NULL)
@@ -2176,9 +2190,11 @@ static size_t backlog_pool(int64_t base, br_future **f) {
         bad += br_future_result_i64(f[i], guard, &v) != 0 || v != base + (int64_t)i;
         br_future_release(f[i]);
     }
+    bad += br_executor_free(ex) != 0; /* the gate task is done with rg */
     if (gate != NULL)
         br_future_release(gate);
-    bad += br_executor_free(ex) != 0;
+    if (rg.started != NULL)
+        br_future_release(rg.started);
     return bad;
 }
 

@@ -111,7 +111,8 @@ static void given_back_at_once(void **state) {
      * thread's cached chains, a page per bare slab, and malloc's slack: well under the
      * 2 MiB per bare slab that a header faulting in a whole huge page again would hold. */
     long grown = rss_anon_kib() - rss0;
-    fprintf(stderr, "RssAnon grew %ld KiB over the burst, %zu bare slabs\n", grown, st.bare);
+    fprintf(stderr, "RssAnon grew %ld KiB over the burst, %zu bare slabs\n", grown,
+            st.bare);
     BR_CHECK(grown < (long)(st.empty + st.carving) * 2048 + (long)st.bare * 1024 + 1024);
     size_t mapped = st.mapped;
     BR_CHECK_EQ(st.slabs + st.bare, mapped);
