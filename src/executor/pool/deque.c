@@ -93,12 +93,13 @@ static _Atomic size_t rings_made_big, rings_reused; /* for the tests */
 /* Offers r (no deque's any more) to the stash: the bigger of it and the stash's ring
  * stays, the other is freed. */
 static void stash_put(br__deque_ring *r) {
-    if (r->mask + 1 < STASH_MIN || r->mask + 1 > STASH_MAX) {
+    int64_t mask = r->mask; /* once r is in the stash, another thread may take or free it */
+    if (mask + 1 < STASH_MIN || mask + 1 > STASH_MAX) {
         br__free(r);
         return;
     }
     br__deque_ring *old = atomic_exchange_explicit(&stash, r, memory_order_acq_rel);
-    if (old != NULL && old->mask > r->mask) /* put the bigger back; free what it replaces */
+    if (old != NULL && old->mask > mask) /* put the bigger back; free what it replaces */
         old = atomic_exchange_explicit(&stash, old, memory_order_acq_rel);
     if (old != NULL)
         br__free(old);
