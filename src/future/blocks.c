@@ -44,7 +44,12 @@
  * the kernel (madvise DONTNEED: the pages are freed, the address range stays) and the
  * slab joins the `bare` list, to be carved again from scratch before any new slab is
  * mapped (a put reads the time before it takes the lock, so two puts may stamp out of
- * order: a slab then goes back a little later than its decay). KEEP_FLOOR empty slabs
+ * order: a slab then goes back a little later than its decay). Before the DONTNEED a
+ * slab is marked MADV_NOHUGEPAGE: the bare list is linked through the slab's header,
+ * and with the huge-page mark the header's write after the DONTNEED faulted a whole
+ * 2 MiB page back in, so a "bare" slab gave back nothing (until 2026-12-08: RssAnon
+ * stayed 12 MiB up after a burst of six slabs with decay 0; 2 MiB, the floor, since).
+ * So a bare slab is carved again in small pages. KEEP_FLOOR empty slabs
  * are never given back. A slab taken for reuse leaves
  * `empties`. So the memory held beyond what is alive is the thread caches (at most two
  * lists each, the longest a slab's worth), the free blocks of partially used slabs
@@ -84,7 +89,9 @@
  * Locking: one br__ilock, `lock`, guards every slab header and the lists; it is a leaf
  * (no other lock is taken under it) and is never held across a syscall, except the
  * fork: future.c holds it across fork(), and the parent's side gives back memory
- * (above) before it releases it.
+ * (above) before it releases it. Nor across a slab's first fault: a fresh slab's
+ * header is written (its huge page faulted in: 0.2 to 14 ms on the EPYC guest) before
+ * the lock is taken to install it, and a bare one's right after its DONTNEED.
  *
  * ASan builds take blocks from br__malloc one at a time instead (the variant at the
  * end, with a bounded pool of chains in front), so that LeakSanitizer still sees every
@@ -292,11 +299,15 @@ br_future *br__blocks_get(uint32_t *n) {
             break;
         }
         br__ilock_unlock(&lock);
-        if (fresh == NULL && (fresh = slab_map(true)) == NULL)
-            return NULL;
+        if (fresh == NULL) {
+            if ((fresh = slab_map(true)) == NULL)
+                return NULL;
+            /* The slab's first fault (one huge page: up to milliseconds on a guest
+             * whose host backs it then) while it is nobody's, not under the lock. */
+            slab_reset(fresh);
+        }
         br__ilock_lock(&lock);
         if (carving == NULL && partial == NULL) {
-            slab_reset(fresh);
             carving = fresh;
             fresh = NULL;
             nslabs++;
@@ -390,7 +401,13 @@ static void trim_decayed(int64_t now) {
         nfree_total -= CAP;
         nslabs--;
         br__ilock_unlock(&lock);
-        madvise(s, SLAB, MADV_DONTNEED);
+        /* Small pages first: the header written below would otherwise fault a whole
+         * huge page back in, and the slab would give back nothing ("Decay"). */
+#  ifdef MADV_NOHUGEPAGE
+        (void)madvise(s, SLAB, MADV_NOHUGEPAGE);
+#  endif
+        (void)madvise(s, SLAB, MADV_DONTNEED);
+        slab_reset(s); /* its fault (one small page) outside the lock */
         br__ilock_lock(&lock);
         s->next = bare;
         bare = s;

@@ -10,6 +10,7 @@
  */
 #include "harness.h"
 
+#include "executor/pool/deque.h"
 #include "executor/pool/for_tests.h"
 #include "future/private.h"
 
@@ -2135,6 +2136,126 @@ static void *tp_stress_submitter(void *arg) {
     return NULL;
 }
 
+/* --- the FIFO's ring across pools (deque.c, rule 7) ---------------------------------- */
+
+enum { RING_BACKLOG = 10000, RING_ROUNDS = 4, RING_THREADS = 3 };
+
+typedef struct {
+    br_future *started, *gate;
+} ring_gate;
+
+/* Says it started, holds its worker until the gate is done, then returns 7. */
+static int ring_gate_task(br_task *t) {
+    ring_gate *g = (ring_gate *)(uintptr_t)br_task_arg_i64(t);
+    int rc = br_future_set_result_i64(g->started, 1);
+    if (rc == 0)
+        rc = br_future_wait(g->gate, br_deadline_after(br_test_hang_guard_ns()));
+    return rc != 0 ? rc : br_task_return_i64(t, 7);
+}
+
+/* One pool of one worker, held by a gate task (started before anything else is
+ * submitted) while RING_BACKLOG echoes of base + i queue behind it on the injection
+ * stack, then let go: the worker moves them all to the FIFO at once, whose ring grows
+ * to 16,384 slots. Returns the number of failed calls and wrong results (0), so that
+ * threads other than the test's can use it. */
+static size_t backlog_pool(int64_t base, br_future **f) {
+    br_executor *ex = NULL;
+    br_future *g = NULL;
+    ring_gate rg = {NULL, NULL};
+    br_future *gate = NULL;
+    if (br_threadpool_new(&ex, &(br_threadpool_opts){.max_workers = 1}) != 0)
+        return 1;
+    size_t bad = br_future_new(&rg.started) != 0;
+    bad += br_future_new(&rg.gate) != 0;
+    gate = rg.gate;
+    if (bad == 0)
+        bad += br_submit_i64(ex, ring_gate_task, (int64_t)(uintptr_t)&rg, &g) != 0;
+    if (bad == 0)
+        bad += br_future_wait(rg.started, br_deadline_after(br_test_hang_guard_ns())) != 0;
+    size_t n = 0;
+    while (bad == 0 && n < RING_BACKLOG &&
+           br_submit_i64(ex, tp_echo, base + (int64_t)n, &f[n]) == 0)
+        n++;
+    bad += n != RING_BACKLOG;
+    if (gate != NULL)
+        bad += br_future_set_result_i64(gate, 1) != 0;
+    int64_t guard = br_deadline_after(br_test_hang_guard_ns());
+    int64_t v = -1;
+    if (g != NULL) {
+        bad += br_future_result_i64(g, guard, &v) != 0 || v != 7;
+        br_future_release(g);
+    }
+    for (size_t i = 0; i < n; i++) {
+        v = -1;
+        bad += br_future_result_i64(f[i], guard, &v) != 0 || v != base + (int64_t)i;
+        br_future_release(f[i]);
+    }
+    bad += br_executor_free(ex) != 0; /* the gate task is done with rg */
+    if (gate != NULL)
+        br_future_release(gate);
+    if (rg.started != NULL)
+        br_future_release(rg.started);
+    return bad;
+}
+
+/* The ring a pool's backlog grew is kept when the pool is freed, and the next pool
+ * with that backlog takes it instead of fresh memory (a big ring is made once, in the
+ * first pool, and taken by each later one); every task runs with its own value. */
+static void threadpool_fifo_ring_reused_across_pools(void **state) {
+    (void)state;
+    br_future **f = malloc(RING_BACKLOG * sizeof *f);
+    BR_CHECK(f != NULL);
+    size_t made0, reused0, made1, reused1, made2, reused2;
+    br__deque_ring_counts(&made0, &reused0);
+    BR_CHECK_EQ(backlog_pool(0, f), 0);
+    br__deque_ring_counts(&made1, &reused1);
+    BR_CHECK(made1 + reused1 > made0 + reused0); /* the backlog needed a big ring */
+    for (int r = 1; r <= 3; r++)
+        BR_CHECK_EQ(backlog_pool((int64_t)r * RING_BACKLOG, f), 0);
+    br__deque_ring_counts(&made2, &reused2);
+    BR_CHECK_EQ(made2, made1); /* none made afresh after the first pool */
+    BR_CHECK_EQ(reused2, reused1 + 3);
+    free(f);
+}
+
+typedef struct {
+    int id;
+    size_t bad;
+} ring_churn_arg;
+
+static void *ring_churn(void *p) {
+    ring_churn_arg *a = p;
+    br_future **f = malloc(RING_BACKLOG * sizeof *f);
+    if (f == NULL) {
+        a->bad = 1;
+        return NULL;
+    }
+    for (int round = 0; round < RING_ROUNDS; round++)
+        a->bad += backlog_pool(((int64_t)a->id * RING_ROUNDS + round) * RING_BACKLOG, f);
+    free(f);
+    return NULL;
+}
+
+/* Threads making, filling and freeing pools at once trade the kept ring among
+ * themselves (put and take race): every task of every pool runs once with its own
+ * value, and nothing leaks (ASan). */
+static void threadpool_fifo_ring_churn(void **state) {
+    (void)state;
+    pthread_t th[RING_THREADS];
+    ring_churn_arg a[RING_THREADS];
+    for (int i = 0; i < RING_THREADS; i++) {
+        a[i] = (ring_churn_arg){.id = i};
+        BR_CHECK_EQ(pthread_create(&th[i], NULL, ring_churn, &a[i]), 0);
+    }
+    for (int i = 0; i < RING_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        BR_CHECK_EQ(a[i].bad, 0);
+    }
+    size_t made, reused;
+    br__deque_ring_counts(&made, &reused);
+    BR_CHECK(reused > 0); /* some pool grew into a ring another one left */
+}
+
 static void threadpool_stress(void **state) {
     (void)state;
     int before = br_test_thread_baseline();
@@ -2220,4 +2341,6 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS, cmocka_unit_test(threadpool_lazy_start),
              cmocka_unit_test(threadpool_exit_abandons_daemon),
              cmocka_unit_test(threadpool_fork_child),
              cmocka_unit_test(threadpool_fork_child_completes_queued),
+             cmocka_unit_test(threadpool_fifo_ring_reused_across_pools),
+             cmocka_unit_test(threadpool_fifo_ring_churn),
              cmocka_unit_test(threadpool_stress))

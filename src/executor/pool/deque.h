@@ -46,9 +46,13 @@ static inline void br__fence_sc(void) {
 /* An empty deque with room for `cap` tasks (rounded up to a power of two, at least
  * 16). 0 or BR_ENOMEM. */
 int br__deque_init(br__deque *d, size_t cap);
-/* Frees the rings. The deque must be empty or its tasks owned elsewhere, and no thief
- * may be inside a steal. */
+/* Frees the rings (the biggest may be kept for the next deque: deque.c, rule 7). The
+ * deque must be empty or its tasks owned elsewhere, and no thief may be inside a
+ * steal. */
 void br__deque_destroy(br__deque *d);
+/* For the tests: rings of 4,096 slots or more made with malloc, and rings taken from
+ * the stash of a destroyed deque (rule 7), since the process started. */
+void br__deque_ring_counts(size_t *made_big, size_t *reused);
 
 /* Owner only. Pushes t at the bottom; 0, or BR_ENOMEM if the ring was full and could
  * not grow (t was not pushed). */
