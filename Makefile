@@ -68,7 +68,7 @@ bench:
 # ldconfig refreshes the loader's cache so that programs find the new libbraid.so
 # at once (as root, for a system prefix; otherwise set LD_LIBRARY_PATH or an rpath).
 install: build
-	cmake --install $(BUILD) --prefix $(PREFIX)
+	cmake --install "$(BUILD)" --prefix "$(PREFIX)"
 	@if [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 format:
