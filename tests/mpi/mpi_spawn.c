@@ -142,19 +142,8 @@ static void spawn_map(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
-/* Sleeps until cancelled (a task on the rank that survives the kill a moment). */
-static int sleep_task(br_task *t) {
-    while (!br_task_cancelled(t))
-        usleep(1000);
-    return BR_ECANCELED;
-}
-
-static void spawn_rank_killed(void **state) {
-    (void)state;
-    br_executor *ex = NULL;
-    BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = SPAWN}));
-    /* the workers' pids (both ranks answer one of 40 tasks, or the test fails) */
-    int64_t pid[SPAWN + 1] = {0};
+/* The workers' pids, by rank (both ranks answer one of 40 tasks, or the test fails). */
+static void worker_pids(br_executor *ex, int64_t pid[SPAWN + 1]) {
     for (int i = 0; i < 40 && (pid[1] == 0 || pid[2] == 0); i++) {
         br_future *f;
         BR_CHECK_OK(br_submit(ex, who_task, NULL, 0, &f));
@@ -167,6 +156,21 @@ static void spawn_rank_killed(void **state) {
         br_future_release(f);
     }
     BR_CHECK(pid[1] > 0 && pid[2] > 0);
+}
+
+/* Sleeps until cancelled (a task on the rank that survives the kill a moment). */
+static int sleep_task(br_task *t) {
+    while (!br_task_cancelled(t))
+        usleep(1000);
+    return BR_ECANCELED;
+}
+
+static void spawn_rank_killed(void **state) {
+    (void)state;
+    br_executor *ex = NULL;
+    BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = SPAWN}));
+    int64_t pid[SPAWN + 1] = {0};
+    worker_pids(ex, pid);
     br_future *f, *g;
     BR_CHECK_OK(br_submit(ex, kill_self_task, NULL, 0, &f));
     BR_CHECK_OK(br_submit(ex, sleep_task, NULL, 0, &g)); /* on the other rank, or queued */
@@ -212,20 +216,8 @@ static void spawn_big_result_killed(void **state) {
     (void)state;
     br_executor *ex = NULL;
     BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = SPAWN}));
-    /* the workers' pids (both ranks answer one of 40 tasks, or the test fails) */
     int64_t pid[SPAWN + 1] = {0};
-    for (int i = 0; i < 40 && (pid[1] == 0 || pid[2] == 0); i++) {
-        br_future *f;
-        BR_CHECK_OK(br_submit(ex, who_task, NULL, 0, &f));
-        const void *data;
-        size_t len;
-        BR_CHECK_OK(br_future_result(f, br_test_hang_guard(), &data, &len));
-        int64_t v[3];
-        memcpy(v, data, sizeof v);
-        pid[v[0]] = v[1];
-        br_future_release(f);
-    }
-    BR_CHECK(pid[1] > 0 && pid[2] > 0);
+    worker_pids(ex, pid);
     BR_CHECK_OK(br_executor_free(ex));
     /* one slot: every task goes to rank 1 */
     BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.max_workers = 1}));
