@@ -55,6 +55,12 @@ cd "$ROOT"
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 SHARED=$(cd "$ROOT/.." && pwd)/shared
+# A git worktree elsewhere (e.g. /work/wt/x): the team's ../shared is beside the main
+# checkout, which git names as the common directory's parent.
+if [[ ! -d $SHARED ]]; then
+    common=$(git -C "$ROOT" rev-parse --path-format=absolute --git-common-dir 2>/dev/null) &&
+        [[ -d $(dirname "$common")/../shared ]] && SHARED=$(cd "$(dirname "$common")/../shared" && pwd)
+fi
 PEERS=${PEERS:-$SHARED/peers}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SIDE_BY_SIDE=${SIDE_BY_SIDE:-$SHARED/tools/side-by-side}
@@ -108,6 +114,8 @@ LOAD_CPU=$((NCPU - 1))     # the loaded twins' busy process runs on the last CPU
 HAVE_PEERS=0
 if (( USE_PEERS )) && [[ -d $PEERS ]]; then
     HAVE_PEERS=1
+elif (( USE_PEERS )); then
+    echo "bench.sh: no peers at $PEERS (set PEERS=): braid's own figures only" >&2
 fi
 SBS=("$SIDE_BY_SIDE")
 if [[ ! -x $SIDE_BY_SIDE ]]; then
