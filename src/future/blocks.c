@@ -110,6 +110,12 @@
 
 static br__ilock lock;
 
+/* Slabs started since: grow that many ahead (element 0; always 0 in ASan builds). Read
+ * by every pool worker after every task (br__blocks_growth_wanted), written once per
+ * slab: a whole line, so that the lists' churn under the lock doesn't make those reads
+ * miss. */
+_Alignas(BR__CACHELINE) _Atomic int br__blocks_grow_wanted[BR__CACHELINE / sizeof(int)];
+
 void br__blocks_lock(void) { br__ilock_lock(&lock); }
 void br__blocks_unlock(void) { br__ilock_unlock(&lock); }
 
@@ -148,8 +154,11 @@ static slab *bare;     /* slabs whose memory went back to the kernel */
 static slab *empties_new, *empties_old; /* empty slabs, newest first */
 static slab *spare;    /* slabs grown ahead of need (their pages touched), via next */
 static size_t nspare, ngrowing; /* spares ready, and being grown outside the lock */
-static _Atomic int grow_wanted; /* slabs started since: grow that many ahead */
+#  define grow_wanted br__blocks_grow_wanted[0]
 static size_t nslabs, nempty, nbare, nfree_total, nmapped;
+/* For the tests: spares grown, spares taken by a get, growths wanted but declined, and
+ * slabs a get started from untouched memory (new or bare) on its own thread. */
+static size_t ngrown, nspare_taken, ngrow_declined, nget_started;
 static int64_t decay_ns = -1; /* -1: not read from the environment yet */
 
 static inline slab *slab_of(const br_future *b) {
@@ -284,6 +293,7 @@ br_future *br__blocks_get(uint32_t *n) {
             carving = spare;
             spare = spare->next;
             nspare--;
+            nspare_taken++;
             carving->next = NULL;
             nslabs++;
             want_growth();
@@ -295,6 +305,7 @@ br_future *br__blocks_get(uint32_t *n) {
             nbare--;
             slab_reset(carving);
             nslabs++;
+            nget_started++;
             want_growth();
             break;
         }
@@ -312,6 +323,7 @@ br_future *br__blocks_get(uint32_t *n) {
             fresh = NULL;
             nslabs++;
             nmapped++;
+            nget_started++;
             want_growth();
         } else if (partial != NULL) {
             br__ilock_unlock(&lock);
@@ -353,8 +365,11 @@ bool br__blocks_grow_ahead(void) {
                                                     memory_order_relaxed,
                                                     memory_order_relaxed));
     br__ilock_lock(&lock);
-    /* Growers in flight count: two idle workers may grow at once. */
-    if (nspare + ngrowing >= SPARE_MAX || partial != NULL) { /* recycled memory first */
+    /* Growers in flight count: two idle workers may grow at once. Recycled memory
+     * first, but only a slab's worth of it puts the next slab off: a few free blocks
+     * on `partial` (a thread cache's chain, while the program still grows) did. */
+    if (nspare + ngrowing >= SPARE_MAX || nfree_total >= CAP) {
+        ngrow_declined++;
         br__ilock_unlock(&lock);
         return false;
     }
@@ -378,6 +393,7 @@ bool br__blocks_grow_ahead(void) {
     ngrowing--;
     if (s != NULL) {
         nmapped += mapped;
+        ngrown++;
         s->next = spare;
         spare = s;
         nspare++;
@@ -482,6 +498,10 @@ void br__blocks_stats(struct br__blocks_stats *st) {
     st->carving = carving != NULL;
     st->uncarved = carving != NULL ? CAP - carving->carved : 0;
     st->spares = nspare;
+    st->grown = ngrown;
+    st->spares_taken = nspare_taken;
+    st->grow_declined = ngrow_declined;
+    st->get_started = nget_started;
     br__ilock_unlock(&lock);
 }
 
