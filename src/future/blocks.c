@@ -70,7 +70,21 @@
  * SPARE_MAX. The next get that needs a slab takes a spare before any bare or new one;
  * a get that finds none doesn't wait for one, it maps its own. So a submitting thread
  * that outruns the recycling finds its next slab ready, paid for by workers that are
- * idle because the submitter is the bottleneck. Spares count as mapped, not as slabs:
+ * idle because the submitter is the bottleneck. A grower declines when a slab's worth
+ * of blocks is free already (those come first: the next slab is at least that far
+ * off); until 2026-12-08 it declined when any slab had a free block, and the growth
+ * wanted was lost: a program that releases some futures while it still grows (a
+ * thread cache's chain of 64 reaching `partial` is enough) never grew ahead.
+ *   What it covers, counted (the stats' grown, spares_taken, get_started; EPYC 2-vCPU
+ * guest, 2026-12-08): little, where a submitter outruns its workers, since they are
+ * then never out of work: W3 submit-2 took 1-3 spares and faulted 4-6 of its 7 slabs
+ * itself, N2's cold million 2-23 and 39-60 of 62 (a worker went idle about once per
+ * 3 ms; a slab lasted 0.5 ms). Growing ahead on a busy worker too (after each task,
+ * when `grow_wanted` isn't 0) halved the submitter's slabs (2-6 of 7; 26-31 of 62) but
+ * was slower side by side, on 2 vCPUs: W3 submit-2 0.55x, map-2 0.79x (21 rounds;
+ * probably as the fault holds up the tasks behind it while both CPUs are busy anyway),
+ * so only idle workers grow (the try is on branch s20-grow-wip). Spares count as
+ * mapped, not as slabs:
  * a program whose futures stop growing holds at most SPARE_MAX slabs beyond them
  * (growers in flight count against SPARE_MAX too). A grower's mapping doesn't go
  * through the allocation seam: a test's injected failures are the submitter's.
