@@ -124,12 +124,6 @@
 
 static br__ilock lock;
 
-/* Slabs started since: grow that many ahead (element 0; always 0 in ASan builds). Read
- * by every pool worker after every task (br__blocks_growth_wanted), written once per
- * slab: a whole line, so that the lists' churn under the lock doesn't make those reads
- * miss. */
-_Alignas(BR__CACHELINE) _Atomic int br__blocks_grow_wanted[BR__CACHELINE / sizeof(int)];
-
 void br__blocks_lock(void) { br__ilock_lock(&lock); }
 void br__blocks_unlock(void) { br__ilock_unlock(&lock); }
 
@@ -168,7 +162,7 @@ static slab *bare;     /* slabs whose memory went back to the kernel */
 static slab *empties_new, *empties_old; /* empty slabs, newest first */
 static slab *spare;    /* slabs grown ahead of need (their pages touched), via next */
 static size_t nspare, ngrowing; /* spares ready, and being grown outside the lock */
-#  define grow_wanted br__blocks_grow_wanted[0]
+static _Atomic int grow_wanted; /* slabs started since: grow that many ahead */
 static size_t nslabs, nempty, nbare, nfree_total, nmapped;
 /* For the tests: spares grown, spares taken by a get, growths wanted but declined, and
  * slabs a get started from untouched memory (new or bare) on its own thread. */
