@@ -70,7 +70,21 @@
  * SPARE_MAX. The next get that needs a slab takes a spare before any bare or new one;
  * a get that finds none doesn't wait for one, it maps its own. So a submitting thread
  * that outruns the recycling finds its next slab ready, paid for by workers that are
- * idle because the submitter is the bottleneck. Spares count as mapped, not as slabs:
+ * idle because the submitter is the bottleneck. A grower declines when a slab's worth
+ * of blocks is free already (those come first: the next slab is at least that far
+ * off); until 2026-12-08 it declined when any slab had a free block, and the growth
+ * wanted was lost: a program that releases some futures while it still grows (a
+ * thread cache's chain of 64 reaching `partial` is enough) never grew ahead.
+ *   What it covers, counted (the stats' grown, spares_taken, get_started; EPYC 2-vCPU
+ * guest, 2026-12-08): little, where a submitter outruns its workers, since they are
+ * then never out of work: W3 submit-2 took 1-3 spares and faulted 4-6 of its 7 slabs
+ * itself, N2's cold million 2-23 and 39-60 of 62 (a worker went idle about once per
+ * 3 ms; a slab lasted 0.5 ms). Growing ahead on a busy worker too (after each task,
+ * when `grow_wanted` isn't 0) halved the submitter's slabs (2-6 of 7; 26-31 of 62) but
+ * was slower side by side, on 2 vCPUs: W3 submit-2 0.55x, map-2 0.79x (21 rounds;
+ * probably as the fault holds up the tasks behind it while both CPUs are busy anyway),
+ * so only idle workers grow (the try is on branch s20-grow-wip). Spares count as
+ * mapped, not as slabs:
  * a program whose futures stop growing holds at most SPARE_MAX slabs beyond them
  * (growers in flight count against SPARE_MAX too). A grower's mapping doesn't go
  * through the allocation seam: a test's injected failures are the submitter's.
@@ -150,6 +164,9 @@ static slab *spare;    /* slabs grown ahead of need (their pages touched), via n
 static size_t nspare, ngrowing; /* spares ready, and being grown outside the lock */
 static _Atomic int grow_wanted; /* slabs started since: grow that many ahead */
 static size_t nslabs, nempty, nbare, nfree_total, nmapped;
+/* For the tests: spares grown, spares taken by a get, growths wanted but declined, and
+ * slabs a get started from untouched memory (new or bare) on its own thread. */
+static size_t ngrown, nspare_taken, ngrow_declined, nget_started;
 static int64_t decay_ns = -1; /* -1: not read from the environment yet */
 
 static inline slab *slab_of(const br_future *b) {
@@ -284,6 +301,7 @@ br_future *br__blocks_get(uint32_t *n) {
             carving = spare;
             spare = spare->next;
             nspare--;
+            nspare_taken++;
             carving->next = NULL;
             nslabs++;
             want_growth();
@@ -295,6 +313,7 @@ br_future *br__blocks_get(uint32_t *n) {
             nbare--;
             slab_reset(carving);
             nslabs++;
+            nget_started++;
             want_growth();
             break;
         }
@@ -312,6 +331,7 @@ br_future *br__blocks_get(uint32_t *n) {
             fresh = NULL;
             nslabs++;
             nmapped++;
+            nget_started++;
             want_growth();
         } else if (partial != NULL) {
             br__ilock_unlock(&lock);
@@ -353,8 +373,11 @@ bool br__blocks_grow_ahead(void) {
                                                     memory_order_relaxed,
                                                     memory_order_relaxed));
     br__ilock_lock(&lock);
-    /* Growers in flight count: two idle workers may grow at once. */
-    if (nspare + ngrowing >= SPARE_MAX || partial != NULL) { /* recycled memory first */
+    /* Growers in flight count: two idle workers may grow at once. Recycled memory
+     * first, but only a slab's worth of it puts the next slab off: a few free blocks
+     * on `partial` (a thread cache's chain, while the program still grows) did. */
+    if (nspare + ngrowing >= SPARE_MAX || nfree_total >= CAP) {
+        ngrow_declined++;
         br__ilock_unlock(&lock);
         return false;
     }
@@ -378,6 +401,7 @@ bool br__blocks_grow_ahead(void) {
     ngrowing--;
     if (s != NULL) {
         nmapped += mapped;
+        ngrown++;
         s->next = spare;
         spare = s;
         nspare++;
@@ -482,6 +506,10 @@ void br__blocks_stats(struct br__blocks_stats *st) {
     st->carving = carving != NULL;
     st->uncarved = carving != NULL ? CAP - carving->carved : 0;
     st->spares = nspare;
+    st->grown = ngrown;
+    st->spares_taken = nspare_taken;
+    st->grow_declined = ngrow_declined;
+    st->get_started = nget_started;
     br__ilock_unlock(&lock);
 }
 

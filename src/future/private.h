@@ -297,6 +297,10 @@ struct br__blocks_stats {
     size_t carving;     /* 1 if a slab is being carved, else 0 (counted in slabs) */
     size_t uncarved;    /* blocks of that slab not carved yet */
     size_t spares;      /* slabs grown ahead, not carved yet (not counted in slabs) */
+    size_t grown;       /* slabs ever grown ahead (by br__blocks_grow_ahead) */
+    size_t spares_taken; /* spares a get took to carve */
+    size_t grow_declined; /* growths wanted, taken by a grower, and not made */
+    size_t get_started; /* slabs a get started from untouched memory (new or bare) */
 };
 void br__blocks_stats(struct br__blocks_stats *st);
 /* Tests: sets how long an empty slab keeps its memory (ns; 0: given back at once beyond

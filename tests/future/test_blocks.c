@@ -276,6 +276,45 @@ static void grows_ahead(void **state) {
     free(fs);
 }
 
+/* A few recycled blocks don't put the next slab off: with a slab started and a chain of
+ * free blocks in the shared layer (a thread cache's, as a program that releases some
+ * futures while it still grows gives back), an idle worker's call still grows a spare.
+ * (It declined whenever any slab had a free block, and the wanted growth was lost.) */
+static void grows_ahead_past_a_few_free_blocks(void **state) {
+    (void)state;
+    size_t cap = stats().slab_blocks;
+    if (cap == 0)
+        skip(); /* ASan: no slabs */
+    enum { N = 4 * BR__BLOCK_BATCH };
+    br_future *fs[N];
+    br_test_futures_new(fs, N); /* the first slab started: one growth wanted */
+    br_test_futures_release(fs, N); /* some chains reach the shared layer */
+    struct br__blocks_stats st = stats();
+    BR_CHECK(st.free_blocks > 0);
+    BR_CHECK(st.free_blocks < cap);
+    BR_CHECK_EQ(st.grown, 0);
+    BR_CHECK(br__blocks_grow_ahead());
+    st = stats();
+    BR_CHECK_EQ(st.grown, 1);
+    BR_CHECK_EQ(st.spares, 1);
+    BR_CHECK_EQ(st.grow_declined, 0);
+    /* A slab's worth of free blocks does put it off: the growth is declined. */
+    size_t nmore = cap + 2 * N; /* more than the first slab holds */
+    br_future **more = malloc(nmore * sizeof *more);
+    BR_CHECK(more != NULL);
+    br_test_futures_new(more, nmore); /* through the spare: a second slab started */
+    st = stats();
+    BR_CHECK_EQ(st.spares_taken, 1);
+    BR_CHECK_EQ(st.get_started, 1);
+    br_test_futures_release(more, nmore);
+    BR_CHECK(stats().free_blocks >= cap);
+    BR_CHECK(!br__blocks_grow_ahead());
+    st = stats();
+    BR_CHECK_EQ(st.grow_declined, 1);
+    BR_CHECK_EQ(st.grown, 1);
+    free(more);
+}
+
 /* --- recycling stress through the thread pool --------------------------------------- */
 
 static int count_task(br_task *t) {
@@ -393,5 +432,5 @@ static void recycling_stress(void **state) {
 
 BR_TEST_MAIN(cmocka_unit_test(given_back_at_once), cmocka_unit_test(kept_in_steady_state),
              cmocka_unit_test(given_back_after_decay), cmocka_unit_test(out_of_memory),
-             cmocka_unit_test(grows_ahead),
+             cmocka_unit_test(grows_ahead), cmocka_unit_test(grows_ahead_past_a_few_free_blocks),
              cmocka_unit_test(recycling_stress))
