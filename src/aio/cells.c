@@ -47,7 +47,7 @@
 #  define CELLS_MALLOC 1
 #endif
 
-const size_t br__cell_size[BR__CELL_CLASSES] = {384, BR__CELL_SMALL, 768, 1024};
+const size_t br__cell_size[BR__CELL_CLASSES] = {384, BR__CELL_SMALL, 512, 768, 1024};
 #define cell_size br__cell_size
 
 #ifndef CELLS_MALLOC
