@@ -154,7 +154,7 @@ const char *br__atask_name(const br__atask *a, char buf[32]) {
 /* --- the frames of shared-stack tasks ----------------------------------------------------
  *
  * A shared-stack task's cell keeps the room after its record and coroutine for the
- * frames it copies out (a small cell: 176 bytes; a task suspended in a yield copies
+ * frames it copies out (a small cell: 144 bytes; a task suspended in a yield copies
  * out 144, one asleep 352, one parked on a semaphore 480). Frames that outgrow it go to
  * a cell of the smallest class that holds them (aio/loop.h), beyond 1 KiB to the heap: the
  * coroutine layer asks these ops (coro.h) at the copy-out, which happens on the loop's
