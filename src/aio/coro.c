@@ -67,6 +67,12 @@
  * happens-before, never a false report). Valgrind: each own stack is registered
  * while the coroutine holds it, and each thread's shared stack while it exists.
  *
+ * Names. A coroutine keeps a pointer, not a copy: its caller's name (lent for its life)
+ * or a prefix ("coro-", or the opts' own) to which name_of appends its id when the
+ * name is asked for (the overflow handler too: it formats with no library call). So
+ * the loop's unnamed tasks, Task-<n>, format nothing when they start and carry no
+ * 32-byte copy: that kept the coroutine at 128 bytes and a task cell at 448.
+ *
  * The registry (for br__coro_foreach) is one list under one ilock: a new and a free
  * take it once each.
  */
@@ -129,8 +135,10 @@ typedef struct shared_stack {
  * after the struct (br__coro_new_in), the heap, or >= 2 the opts' frames ops. */
 enum { SAVE_INLINE = 0, SAVE_HEAP = 1 };
 
-/* 160 bytes without sanitizers: the fields of the two stack modes share a union, so
- * that a task cell (aio/cells.c) keeps more of its 512 bytes for copied-out frames. */
+/* 128 bytes without sanitizers (BR__CORO_BYTES, asserted below): the fields of the two
+ * stack modes share a union, the name is a pointer (made on demand: "Names" in the
+ * notes above) and the flags fill the word after the state, so that a task cell
+ * (aio/cells.c) keeps room for copied-out frames in 448 bytes. */
 struct br__coro {
     void *sp;     /* saved context while not running */
     void *ret_sp; /* the resumer's, while running */
@@ -138,15 +146,23 @@ struct br__coro {
     void *arg;
     void *user;
     br__coro *prev; /* the coroutine current on the thread before this resume */
-    _Atomic int state;
+    _Atomic uint8_t state; /* a br__coro_state */
     bool shared;
     bool finished;
     bool in_place;     /* made by br__coro_new_in: the caller's memory, not freed here */
     uint8_t save_tag;  /* shared mode: SAVE_* or a frames ops' tag */
+    bool numbered;     /* its name is `name` followed by its id in decimal */
+    /* Shared mode, made by br__coro_new_in with room for a park block after the struct:
+     * that room is lent to its park memory (br__coro_park_room) and busy now. */
+    bool room_lendable;
+    bool room_busy;
     uint64_t id;
     size_t size;       /* usable stack bytes */
     union {
-        br__stack stk; /* own-stack mode */
+        struct {           /* own-stack mode */
+            br__stack stk;
+            unsigned vg_id;
+        };
         struct {       /* shared mode */
             shared_stack *ss;              /* bound at the first resume */
             char *save;                    /* the frames copied out */
@@ -155,7 +171,7 @@ struct br__coro {
         };
     };
     br__coro *rnext, *rprev;
-    char name[32];
+    const char *name;  /* the caller's (borrowed), or the prefix of a numbered one */
 #ifdef CORO_ASAN
     void *asan_fake_co, *asan_fake_res;
     const void *asan_res_bottom;
@@ -164,12 +180,29 @@ struct br__coro {
 #ifdef CORO_TSAN
     void *tsan_fiber, *tsan_res;
 #endif
-    unsigned vg_id;
-    /* Shared mode, made by br__coro_new_in with room for a park block after the struct:
-     * that room is lent to its park memory (br__coro_park_room) and busy now. */
-    bool room_lendable;
-    bool room_busy;
 };
+#ifndef CORO_SANITIZED
+_Static_assert(sizeof(br__coro) <= BR__CORO_BYTES, "a coroutine fits BR__CORO_BYTES");
+#endif
+
+/* co's name: its own, or its prefix and id written into buf (BR__CORO_NAME_MAX bytes).
+ * Async-signal-safe (the overflow handler calls it). */
+static const char *name_of(const br__coro *co, char *buf) {
+    if (!co->numbered)
+        return co->name;
+    char d[24];
+    size_t n = 0, p = 0;
+    uint64_t v = co->id;
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (co->name[p] && p < BR__CORO_NAME_MAX - 1 - n)
+        buf[p] = co->name[p], p++;
+    for (size_t i = 0; i < n; i++)
+        buf[p + i] = d[n - 1 - i];
+    buf[p + n] = '\0';
+    return buf;
+}
 
 typedef struct coro_thread {
     br__coro *current;
@@ -217,8 +250,15 @@ BR__NOINLINE static coro_thread *thr(void) {
 #endif
 
 _Noreturn BR__COLD static void die(const char *what, const br__coro *co) {
-    fprintf(stderr, "braid: coroutine '%s': %s\n", co ? co->name : "?", what);
+    char nb[BR__CORO_NAME_MAX];
+    fprintf(stderr, "braid: coroutine '%s': %s\n", co ? name_of(co, nb) : "?", what);
     abort();
+}
+
+/* A canary found overwritten at a switch. */
+_Noreturn BR__COLD static void overflowed(const br__coro *co, const br__stack *s) {
+    char nb[BR__CORO_NAME_MAX];
+    br__stack_overflow_report(name_of(co, nb), co->size, s->base, true);
 }
 
 /* --- sanitizer announcements -------------------------------------------------------
@@ -353,7 +393,7 @@ static inline void leave(br__coro *co, int st) {
     t->current = co->prev;
     const br__stack *s = BR__UNLIKELY(co->shared) ? &co->ss->stk : &co->stk;
     if (BR__UNLIKELY(!br__stack_canary_ok(s)))
-        br__stack_overflow_report(co->name, co->size, s->base, true);
+        overflowed(co, s);
     if (st == BR__CORO_DONE && co->shared && co->ss->occupant == co)
         co->ss->occupant = NULL;
     atomic_store_explicit(&co->state, st, memory_order_release);
@@ -538,7 +578,7 @@ static int coro_make(br__coro *co, br__coro_fn fn, void *arg, const br__coro_opt
     co->shared = opts->shared_stack;
     if (co->shared)
         co->frames = opts->frames;
-    co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    co->id = opts->id ? opts->id : atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     if (co->shared) {
         co->size = size;
     } else {
@@ -552,9 +592,10 @@ static int coro_make(br__coro *co, br__coro_fn fn, void *arg, const br__coro_opt
 #endif
     }
     if (opts->name) {
-        strncpy(co->name, opts->name, sizeof co->name - 1);
+        co->name = opts->name;
     } else {
-        snprintf(co->name, sizeof co->name, "coro-%llu", (unsigned long long)co->id);
+        co->name = opts->name_prefix ? opts->name_prefix : "coro-";
+        co->numbered = true;
     }
     atomic_init(&co->state, BR__CORO_NEW);
     br__ilock_lock(&reg_lock);
@@ -614,8 +655,10 @@ BR__NOINLINE static void resume_prepare(coro_thread *t, br__coro *co, int st) {
     if (co->shared)
         shared_switch_in(t, co, st);
 #ifdef CORO_TSAN
-    if (st == BR__CORO_NEW)
-        co->tsan_fiber = tsan_fiber_get(co->name);
+    if (st == BR__CORO_NEW) {
+        char nb[BR__CORO_NAME_MAX];
+        co->tsan_fiber = tsan_fiber_get(name_of(co, nb)); /* TSan copies it */
+    }
 #endif
 }
 
@@ -656,7 +699,7 @@ br__coro_state br__coro_resume(br__coro *co) {
     t->current = co->prev;
     const br__stack *s = BR__UNLIKELY(co->shared) ? &co->ss->stk : &co->stk;
     if (BR__UNLIKELY(!br__stack_canary_ok(s)))
-        br__stack_overflow_report(co->name, co->size, s->base, true);
+        overflowed(co, s);
     if (BR__UNLIKELY(co->finished))
         return resume_finished(co);
     atomic_store_explicit(&co->state, BR__CORO_SUSPENDED, memory_order_release);
@@ -696,14 +739,14 @@ void *br__coro_park_room(br__coro *co, bool **busy) {
     return (char *)co + br__coro_sizeof();
 }
 
-bool br__coro_running_stack(br__stack *s, const char **name) {
+bool br__coro_running_stack(br__stack *s, const char **name, char buf[BR__CORO_NAME_MAX]) {
     br__coro *co = br__coro_tl.current; /* a signal handler: no switch under it */
     if (!co)
         return false;
     *s = co->shared ? co->ss->stk : co->stk;
     if (co->shared)
         s->size = co->ss->stk.size;
-    *name = co->name;
+    *name = name_of(co, buf);
     return true;
 }
 
@@ -738,7 +781,9 @@ void br__coro_free(br__coro *co) {
 br__coro_state br__coro_state_of(const br__coro *co) {
     return (br__coro_state)atomic_load_explicit(&co->state, memory_order_acquire);
 }
-const char *br__coro_name(const br__coro *co) { return co->name; }
+const char *br__coro_name(const br__coro *co, char buf[BR__CORO_NAME_MAX]) {
+    return name_of(co, buf);
+}
 uint64_t br__coro_id(const br__coro *co) { return co->id; }
 void br__coro_set_user(br__coro *co, void *user) { co->user = user; }
 void *br__coro_user(const br__coro *co) { return co->user; }

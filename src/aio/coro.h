@@ -81,10 +81,21 @@ struct br__frames_ops {
 typedef struct br__coro_opts {
     size_t stack_size;  /* 0: the default (BR__CORO_DEFAULT_STACK); rounded up to pages */
     bool shared_stack;  /* run on the scheduler thread's shared stack (copied out at suspend) */
-    const char *name;   /* copied (up to 31 bytes); NULL: "coro-<id>" */
+    /* Borrowed, not copied: it must outlive the coroutine and stay unchanged. NULL: the
+     * name is name_prefix followed by the id in decimal, made when asked for. */
+    const char *name;
+    const char *name_prefix; /* NULL: "coro-"; borrowed as name is */
+    uint64_t id;        /* 0: a fresh one (a counter of this layer's); else the caller's
+                         * (the loop gives its task's number: "Task-<n>") */
     const br__frames_ops *frames; /* shared stack: where frames spill to (NULL: the heap);
                                    * must outlive the coroutine */
 } br__coro_opts;
+
+/* A coroutine's bytes at most, without sanitizers (coro.c asserts it at compile time): a
+ * task cell's room for frames is computed from it (aio/loop.h). */
+#define BR__CORO_BYTES ((size_t)128)
+/* The buffer br__coro_name fills: a numbered name is cut to BR__CORO_NAME_MAX - 1 bytes. */
+#define BR__CORO_NAME_MAX 32
 
 #define BR__CORO_DEFAULT_STACK ((size_t)256 << 10)
 #define BR__CORO_MIN_STACK ((size_t)16 << 10)
@@ -129,7 +140,9 @@ br__coro *br__coro_current(void);
 void br__coro_free(br__coro *co);
 
 br__coro_state br__coro_state_of(const br__coro *co);
-const char *br__coro_name(const br__coro *co);
+/* Its name: the one it was given, or its prefix and id written into buf. */
+const char *br__coro_name(const br__coro *co, char buf[BR__CORO_NAME_MAX]);
+/* Its id: the one given in its opts, or a fresh one (those grow). */
 uint64_t br__coro_id(const br__coro *co);
 /* A pointer the scheduler keeps with the coroutine (the loop's task). */
 void br__coro_set_user(br__coro *co, void *user);
@@ -194,8 +207,9 @@ static inline bool br__stack_canary_ok(const br__stack *s) {
  * and this thread's alternate signal stack. */
 void br__stack_thread_init(void);
 /* For the overflow handler (stack.c): the stack the coroutine running on this thread
- * runs on (its own, or its thread's shared stack); false if none. Async-signal-safe. */
-bool br__coro_running_stack(br__stack *s, const char **name);
+ * runs on (its own, or its thread's shared stack) and its name (made in buf if it is
+ * a numbered one); false if none. Async-signal-safe. */
+bool br__coro_running_stack(br__stack *s, const char **name, char buf[BR__CORO_NAME_MAX]);
 /* The room after a shared-stack coroutine's struct in br__coro_new_in's memory, if it
  * holds a park block (BR__PARK_BLOCK bytes), else NULL; *busy is the flag that says it
  * is lent. Lent to the coroutine's park memory while it runs (br__set_context_room):

@@ -96,15 +96,21 @@ static inline void br__rq_append(br__rq *q, br__rq *more) {
  *
  * One block per task for its record and its coroutine (br__coro_new_in) and, on a
  * shared stack, the first bytes of its copied-out frames; from 2 MiB slabs of the
- * loop's own, loop thread only (cells.c's notes). Four sizes, smallest first: a 512-byte
- * cell holds a task of either stack mode (a shared-stack one with room for 176 bytes of
- * frames, what a task suspended in a yield copies out); frames that outgrow that room
- * go to the smallest cell that holds them (384 bytes: a sleep's 352; 512: a
- * semaphore's 480; 768; 1024), beyond to the heap (task.c, the frames of shared-stack
- * tasks). */
-enum { BR__CELL_384, BR__CELL_512, BR__CELL_768, BR__CELL_1024, BR__CELL_CLASSES };
-enum { BR__CELL_SMALL_CLASS = BR__CELL_512, BR__CELL_BIG_CLASS = BR__CELL_1024 };
-#define BR__CELL_SMALL ((size_t)512)
+ * loop's own, loop thread only (cells.c's notes). Five sizes, smallest first: a 448-byte
+ * cell holds a task of either stack mode (a shared-stack one with room for 144 bytes of
+ * frames, what a task suspended in a yield copies out, and a park block); frames that
+ * outgrow that room go to the smallest cell that holds them (384 bytes: a sleep's 352;
+ * 448; 512: a semaphore's 480; 768; 1024), beyond to the heap (task.c, the frames of
+ * shared-stack tasks). */
+enum { BR__CELL_384, BR__CELL_448, BR__CELL_512, BR__CELL_768, BR__CELL_1024, BR__CELL_CLASSES };
+enum { BR__CELL_SMALL_CLASS = BR__CELL_448, BR__CELL_BIG_CLASS = BR__CELL_1024 };
+#define BR__CELL_SMALL ((size_t)448)
+/* The room a small cell keeps after a task's record and coroutine (without sanitizers):
+ * the frames a shared-stack task suspended in a yield copies out (144 bytes, x86-64 gcc
+ * 12 -O2; tests/aio/test_shared_stacks.c's a_yield_fits_a_small_cell checks it), and at
+ * least a park block (BR__PARK_BLOCK). task.c asserts at compile time that record,
+ * coroutine and room fit BR__CELL_SMALL. */
+#define BR__CELL_ROOM ((size_t)144)
 /* The bytes of a cell of each class. */
 extern const size_t br__cell_size[BR__CELL_CLASSES];
 typedef struct br__cells {
@@ -141,7 +147,7 @@ enum { BR__SCOPE_ENTERED = 1, BR__SCOPE_FIRED = 2 };
 _Static_assert(sizeof(br__scope) <= sizeof(br_timeout_scope), "br_timeout_scope holds a scope");
 
 /* A coroutine task: the coroutine context the parker works with (loop.c's notes).
- * 176 bytes: with its coroutine (160) a small cell keeps 176 bytes for frames. */
+ * 176 bytes: with its coroutine (128) a small cell (448) keeps 144 bytes for frames. */
 struct br__atask {
     br__runnable run;        /* first: the ready queue's link */
     br_loop *loop;
@@ -153,7 +159,8 @@ struct br__atask {
     br__waiter *park_w;      /* the waiter of the park it is suspended in, or NULL */
     void *park_site;         /* who parked (for br_aio_dump) */
     br__scope *scopes;       /* the innermost timeout scope */
-    char *uname;             /* the name it was given (a heap copy), or NULL: Task-<id> */
+    char *uname;             /* the name it was given (a heap copy, lent to its coroutine),
+                              * or NULL: Task-<id>, made when asked for */
     uint64_t id;             /* never reused: its identity is br__coro_identity(id) */
     br__tnode park_timer;
     _Atomic uint32_t requests;    /* cancel requests counted (asyncio's cancelling()) */

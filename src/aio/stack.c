@@ -426,8 +426,9 @@ _Noreturn void br__stack_overflow_report(const char *name, size_t size, const vo
 static void on_segv(int sig, siginfo_t *si, void *uc) {
     br__stack s;
     const char *name;
+    char nb[BR__CORO_NAME_MAX];
     int saved = errno;
-    if (si && br__coro_running_stack(&s, &name)) {
+    if (si && br__coro_running_stack(&s, &name, nb)) {
         char *a = si->si_addr;
         if (a >= s.base - BR__STACK_GUARD && a < s.base + sizeof(uint64_t))
             br__stack_overflow_report(name, s.size, a, false);

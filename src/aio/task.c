@@ -128,6 +128,12 @@ static _Atomic uint64_t task_ids; /* identities and names: never reused, unlike 
 
 /* The record's offset of the coroutine in its cell. */
 #define CORO_AT (((sizeof(br__atask) + 15) & ~(size_t)15))
+/* A small cell holds the record, the coroutine and the room (aio/loop.h): checked here,
+ * at compile time, because the sizes depend on the compiler and the ABI. Sanitizer
+ * builds' coroutines are bigger: cell_get gives them bigger heap blocks. */
+_Static_assert(CORO_AT + BR__CORO_BYTES + BR__CELL_ROOM <= BR__CELL_SMALL,
+               "a small cell holds a task's record, its coroutine and the room for frames");
+_Static_assert(BR__CELL_ROOM >= BR__PARK_BLOCK, "the room holds a park block");
 
 const char *br__atask_name(const br__atask *a, char buf[32]) {
     if (a->uname)
@@ -148,7 +154,7 @@ const char *br__atask_name(const br__atask *a, char buf[32]) {
 /* --- the frames of shared-stack tasks ----------------------------------------------------
  *
  * A shared-stack task's cell keeps the room after its record and coroutine for the
- * frames it copies out (a small cell: 176 bytes; a task suspended in a yield copies
+ * frames it copies out (a small cell: 144 bytes; a task suspended in a yield copies
  * out 144, one asleep 352, one parked on a semaphore 480). Frames that outgrow it go to
  * a cell of the smallest class that holds them (aio/loop.h), beyond 1 KiB to the heap: the
  * coroutine layer asks these ops (coro.h) at the copy-out, which happens on the loop's
@@ -186,16 +192,21 @@ static void frames_put(const br__frames_ops *ops, void *p, uint8_t tag) {
 
 const br__frames_ops br__loop_frames_ops = {frames_get, frames_put};
 
+/* The bytes a task's block needs: its record, its coroutine and room for a park block
+ * (its park memory: core/lib.h). A small cell without sanitizers (asserted above);
+ * sanitizer builds' coroutines are bigger (AddressSanitizer's by 32 bytes, which would
+ * leave 112 of a small cell): there a block of this size from the heap. */
+static size_t cell_need(void) { return CORO_AT + br__coro_sizeof() + BR__PARK_BLOCK; }
+
 /* A task's block (aio/cells.c): a small cell of l's on l's thread, else from the heap. */
 static br__atask *cell_get(br_loop *l) {
     int cls = BR__CELL_SMALL_CLASS;
     size_t size = BR__CELL_SMALL;
     br__atask *a;
-    if (br__loop_tl == l && CORO_AT + br__coro_sizeof() <= size) {
+    if (br__loop_tl == l && cell_need() <= size) {
         a = br__cells_get(&l->cells, cls);
     } else {
-        a = br__aligned_alloc(16, CORO_AT + br__coro_sizeof() > size ? CORO_AT + br__coro_sizeof()
-                                                                    : size);
+        a = br__aligned_alloc(16, cell_need() > size ? cell_need() : size);
         cls = -1;
     }
     if (a != NULL) {
@@ -205,10 +216,7 @@ static br__atask *cell_get(br_loop *l) {
     return a;
 }
 
-static size_t cell_size(void) {
-    return CORO_AT + br__coro_sizeof() > BR__CELL_SMALL ? CORO_AT + br__coro_sizeof()
-                                                        : BR__CELL_SMALL;
-}
+static size_t cell_size(void) { return cell_need() > BR__CELL_SMALL ? cell_need() : BR__CELL_SMALL; }
 
 int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_ex) {
     size_t stack_size = opts ? opts->stack_size : 0;
@@ -352,10 +360,13 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
             br__atask_gone(l, a); /* cancelled before it ran (or expired) */
             return;
         }
-        char nb[32];
+        /* Its name is lent (uname outlives the coroutine: br__atask_free) or made on
+         * demand from its number, as br__atask_name makes it: nothing formatted here. */
         br__coro_opts o = {.stack_size = (size_t)a->stack_kib << 10,
                            .shared_stack = a->shared_stack,
-                           .name = br__atask_name(a, nb),
+                           .name = a->uname,
+                           .name_prefix = "Task-",
+                           .id = a->id,
                            .frames = &l->frames};
         int rc = br__loop_reserve_timer(l); /* the park's timer always has room */
         if (rc == 0 && a->shared_stack) {

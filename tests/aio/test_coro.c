@@ -41,7 +41,8 @@ static void resume_suspend_finish(void **state) {
     br__coro_opts o = {.name = "counter"};
     BR_CHECK_OK(br__coro_new(&co, count_fn, &c, &o));
     BR_CHECK_EQ(br__coro_state_of(co), BR__CORO_NEW);
-    BR_CHECK(strcmp(br__coro_name(co), "counter") == 0);
+    char nb[BR__CORO_NAME_MAX];
+    BR_CHECK(strcmp(br__coro_name(co, nb), "counter") == 0);
     BR_CHECK(br__coro_current() == NULL);
     br__coro_set_user(co, &c);
     BR_CHECK(br__coro_user(co) == &c);
@@ -63,7 +64,7 @@ static void resume_suspend_finish(void **state) {
     BR_CHECK_OK(br__coro_new(&b, count_fn, &c, NULL));
     char want[40];
     snprintf(want, sizeof want, "coro-%llu", (unsigned long long)br__coro_id(a));
-    BR_CHECK(strcmp(br__coro_name(a), want) == 0);
+    BR_CHECK(strcmp(br__coro_name(a, nb), want) == 0);
     BR_CHECK(br__coro_id(b) > br__coro_id(a));
     br__coro_free(a); /* NEW coroutines may be freed */
     br__coro_free(b);

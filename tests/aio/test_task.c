@@ -784,7 +784,90 @@ static void dump_lists_coroutines(void **state) {
     BR_CHECK_EQ(run_main(dumps, NULL), 0);
 }
 
-BR_TEST_MAIN(cmocka_unit_test(task_results), cmocka_unit_test(task_awaits_tasks),
+/* A task's name as the listing (br_aio_dump, br__atask_name) reports it and as its
+ * coroutine reports it (br__coro_name: the overflow message, TSan's fiber) are one:
+ * "Task-<n>" by default, n the task's number, made on demand by both; a given name cut
+ * to 31 bytes. Tasks of both stack modes, named and not, and the main task. */
+enum { NNAMED = 4 };
+struct named {
+    char listed[NNAMED + 1][40], coro[NNAMED + 1][40];
+    uint64_t id[NNAMED + 1];
+    _Atomic int in;
+    br_event go;
+};
+
+static void note_name(struct named *nm, int i) {
+    br__atask *a = br__atask_current();
+    char nb[32], cb[BR__CORO_NAME_MAX];
+    snprintf(nm->listed[i], sizeof nm->listed[i], "%s", br__atask_name(a, nb));
+    snprintf(nm->coro[i], sizeof nm->coro[i], "%s", br__coro_name(a->co, cb));
+    nm->id[i] = a->id;
+}
+
+static int named_task(br_task *t) {
+    struct named *nm = *(struct named *const *)br_task_arg(t, NULL);
+    int i = atomic_fetch_add(&nm->in, 1);
+    note_name(nm, i);
+    return br_event_wait(&nm->go, br_test_hang_guard());
+}
+
+static int names_main(br_task *t) {
+    struct named *nm = *(struct named *const *)br_task_arg(t, NULL);
+    const char *given = "a-name-of-more-than-thirty-one-bytes";
+    br_task_opts opts[NNAMED] = {{.shared_stack = true}, {.own_stack = true},
+                                 {.shared_stack = true, .name = given},
+                                 {.own_stack = true, .name = "worker"}};
+    br_future *fs[NNAMED];
+    for (int i = 0; i < NNAMED; i++) {
+        BR_CHECK_OK(br_create_task_opts(NULL, named_task, &nm, sizeof nm, &opts[i], &fs[i]));
+        while (atomic_load(&nm->in) <= i) /* in order: slot i is task i */
+            BR_CHECK_OK(br_aio_yield());
+    }
+    note_name(nm, NNAMED); /* the main task's */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    BR_CHECK_EQ(br_aio_dump(mem), NNAMED + 1);
+    fclose(mem);
+    for (int i = 0; i <= NNAMED; i++) {
+        BR_CHECK(strcmp(nm->listed[i], nm->coro[i]) == 0);
+        char want[40];
+        if (i == 2)
+            snprintf(want, sizeof want, "%.31s", given);
+        else if (i == 3)
+            snprintf(want, sizeof want, "worker");
+        else
+            snprintf(want, sizeof want, "Task-%llu", (unsigned long long)nm->id[i]);
+        if (strcmp(nm->coro[i], want) != 0)
+            fail_msg("task %d is named '%s', want '%s'", i, nm->coro[i], want);
+        char line[64];
+        snprintf(line, sizeof line, "%s %s", want, i == NNAMED ? "running" : "suspended");
+        if (strstr(buf, line) == NULL)
+            fail_msg("no '%s' in the listing:\n%s", line, buf);
+    }
+    BR_CHECK(nm->id[0] != nm->id[1]);
+    free(buf);
+    BR_CHECK_OK(br_event_set(&nm->go));
+    for (int i = 0; i < NNAMED; i++) {
+        BR_CHECK_OK(br_future_result(fs[i], br_test_hang_guard(), NULL, NULL));
+        br_future_release(fs[i]);
+    }
+    return 0;
+}
+
+static void names_of_tasks_and_their_coroutines(void **state) {
+    (void)state;
+    struct named nm;
+    memset(&nm, 0, sizeof nm);
+    atomic_init(&nm.in, 0);
+    BR_CHECK_OK(br_event_init(&nm.go));
+    struct named *p = &nm;
+    BR_CHECK_EQ(run_main(names_main, &p), 0);
+    br_event_destroy(&nm.go);
+}
+
+BR_TEST_MAIN(cmocka_unit_test(task_results), cmocka_unit_test(names_of_tasks_and_their_coroutines),
+             cmocka_unit_test(task_awaits_tasks),
              cmocka_unit_test(thread_waits_for_task),
              cmocka_unit_test(pool_future_suspends_only_the_coroutine),
              cmocka_unit_test(woken_by_another_thread),
