@@ -18,6 +18,10 @@
  *             single thread's CPU time over the CPU time of every rank of the job
  *             during the map (what braid adds, whatever else loads the machine).
  *             Every result is checked.
+ *   bigpay    BIG_N tasks of BIG_MIB MiB each (an echo: the result is the argument),
+ *             submitted together and waited for, every result compared with its input;
+ *             the figure is the bytes that crossed (there and back) per second, MiB/s,
+ *             from the first submit to the last result (the submit-time copy included).
  *   idle      the CPU the worker ranks and rank 0's progress thread burn in IDLE_S
  *             seconds of an executor with nothing to do, in percent of one core (each
  *             worker reports its own process CPU time through a task, before and after).
@@ -32,6 +36,8 @@
 #include <time.h>
 
 #define IDLE_S 2
+#define BIG_N 24
+#define BIG_MIB 8
 
 static int tiny_task(br_task *t) {
     int32_t x;
@@ -208,6 +214,43 @@ static void idle(br_executor *ex, int nw) {
     free(b);
 }
 
+static int echo_task(br_task *t) {
+    size_t len = 0;
+    const void *a = br_task_arg(t, &len);
+    return br_task_return(t, a, len);
+}
+
+static double bigpay(br_executor *ex) {
+    size_t len = (size_t)BIG_MIB << 20;
+    unsigned char *in[BIG_N];
+    br_future *f[BIG_N];
+    for (int k = 0; k < BIG_N; k++) {
+        in[k] = malloc(len);
+        BENCH_CHECK(in[k] != NULL);
+        for (size_t i = 0; i < len; i += 4096) /* touched, and told apart */
+            memset(in[k] + i, (int)(k * 31 + (i >> 12)), 4096);
+    }
+    int64_t t0 = bench_now();
+    for (int k = 0; k < BIG_N; k++)
+        BENCH_CHECK_OK(br_submit(ex, echo_task, in[k], len, &f[k]));
+    for (int k = 0; k < BIG_N; k++) {
+        const void *data = NULL;
+        size_t rlen = 0;
+        BENCH_CHECK_OK(br_future_result(f[k], BR_FOREVER, &data, &rlen));
+        BENCH_CHECK_EQ(rlen, len);
+    }
+    int64_t t1 = bench_now();
+    for (int k = 0; k < BIG_N; k++) {
+        const void *data = NULL;
+        size_t rlen = 0;
+        BENCH_CHECK_OK(br_future_result(f[k], BR_FOREVER, &data, &rlen));
+        BENCH_CHECK(memcmp(data, in[k], len) == 0);
+        br_future_release(f[k]);
+        free(in[k]);
+    }
+    return 2.0 * BIG_N * BIG_MIB / bench_secs(t0, t1);
+}
+
 int main(int argc, char **argv) {
     BENCH_CHECK_OK(br_mpi_main(&argc, &argv)); /* the worker ranks stay there */
     const char *v = argc > 1 ? argv[1] : NULL;
@@ -234,6 +277,10 @@ int main(int argc, char **argv) {
     }
     if (v == NULL || strcmp(v, "primes") == 0) {
         primes_all(ex, nw, 100);
+    }
+    if (v == NULL || strcmp(v, "bigpay") == 0) {
+        double mibs = bigpay(ex);
+        bench_emit("MPI", "bigpay", "braid", "mib_per_s", mibs, "MiB/s");
     }
     if (v == NULL || strcmp(v, "idle") == 0)
         idle(ex, nw);

@@ -766,6 +766,8 @@ if (( ! LIST )) && { selected || twin_selected; }; then w9_servers; fi
 if [[ -n $W9_NGINX ]]; then
     subject bench_http_client "big-shared $W9_NGINX $W9_SITE" pages_per_s
     py python w9_crawl.py "--base $W9_NGINX --variant big-shared --parser none --label nginx --expected $W9_SITE/expected.tsv" pages_per_s
+    # The server's ceiling on these cores: wrk over the same 50 pages (bench/w9_ceiling.sh).
+    command -v wrk > /dev/null && peer_cmd wrk-ceiling "$ROOT/bench/w9_ceiling.sh $W9_NGINX" pages_per_s || SKIPPED+=(wrk)
 fi
 run
 

@@ -76,7 +76,12 @@ typedef struct cmp_config {
     int io_tasks;     /* the I/O rows' tasks: 10,000; 1,000 with --quick */
     int io_pool;      /* the I/O pool row's size: 500 (20 rounds); 100 with --quick */
     int64_t io_wait;  /* what each I/O task waits: 100 ms */
+    unsigned parts;   /* CMP_CPU | CMP_IO | CMP_CRAWL: the experiments to run (--only) */
 } cmp_config;
+
+/* The three experiments, as --only names them: W1 and W2 (with their Python and MPI
+ * rows), the I/O-bound rows, and W9's crawl. */
+enum { CMP_CPU = 1u, CMP_IO = 2u, CMP_CRAWL = 4u, CMP_ALL = 7u };
 
 /* What one row measured. */
 typedef struct cmp_run {
@@ -1048,6 +1053,38 @@ static bool is_io(const cmp_row *r) {
     return strcmp(r->model->workload, "IO") == 0 || strcmp(r->model->workload, "W9") == 0;
 }
 
+/* The experiment a row belongs to (--only). */
+static unsigned part_of(const char *workload) {
+    if (strcmp(workload, "IO") == 0)
+        return CMP_IO;
+    if (strcmp(workload, "W9") == 0)
+        return CMP_CRAWL;
+    return CMP_CPU;
+}
+
+/* --only's list: "cpu", "io", "crawl", comma-separated, each at most once; 0 if bad. */
+static unsigned parse_parts(const char *s) {
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"cpu", CMP_CPU}, {"io", CMP_IO}, {"crawl", CMP_CRAWL}};
+    unsigned parts = 0;
+    while (*s != '\0') {
+        size_t len = strcspn(s, ",");
+        unsigned bit = 0;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strlen(names[i].name) == len && strncmp(s, names[i].name, len) == 0)
+                bit = names[i].bit;
+        if (bit == 0 || (parts & bit) != 0)
+            return 0;
+        parts |= bit;
+        s += len;
+        if (*s == ',' && *++s == '\0')
+            return 0;
+    }
+    return parts;
+}
+
 static bool is_wl(const cmp_row *r, const char *wl) {
     return strcmp(r->model->workload, wl) == 0;
 }
@@ -1641,6 +1678,8 @@ void braid_compare_usage(void) {
            "                 may use, %d here)\n"
            "  --rounds N     rounds per row, 1..%d (default 3)\n"
            "  --report FILE  the HTML report (default braid-report.html); --no-report: none\n"
+           "  --only LIST    run only these experiments: cpu (W1, W2), io (IO), crawl (W9),\n"
+           "                 comma-separated or repeated (default: all three)\n"
            "  --with-python  also run the tutorials' Python programs (the peers' w1_primes.py,\n"
            "                 with W1's calls) in the same rounds, as rows marked Python\n"
            "  --peers DIR    the Python peers' directory (default $BRAID_PYTHON_PEERS, else\n"
@@ -1693,12 +1732,13 @@ static bool is_mpi_row(const cmp_model *m) {
 int braid_compare_main(int argc, char **argv) {
     cmp_config cfg = {.cpus = br_cpu_count(), .loadavg = read_loadavg(), .rounds = 3,
                       .report = "braid-report.html", .python = "/usr/bin/python3",
-                      .w9_concurrency = 50};
+                      .w9_concurrency = 50, .parts = CMP_ALL};
     read_cpu_model(cfg.cpu_model, sizeof cfg.cpu_model);
     cfg.python_peers = getenv("BRAID_PYTHON_PEERS");
     if (cfg.python_peers == NULL || cfg.python_peers[0] == '\0')
         cfg.python_peers = "../shared/peers/python";
     cfg.threads = cfg.cpus;
+    unsigned only = 0; /* --only's experiments; none given: all */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             cfg.quick = true;
@@ -1722,6 +1762,15 @@ int braid_compare_main(int argc, char **argv) {
             }
         } else if (strcmp(argv[i], "--no-report") == 0) {
             cfg.report = NULL;
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            /* repeatable: --only cpu --only io is --only cpu,io */
+            unsigned p = parse_parts(argv[++i]);
+            if (p == 0 || (only & p) != 0) {
+                fprintf(stderr, "braid compare: --only wants a comma-separated list of "
+                                "cpu, io and crawl (each once)\n");
+                return 2;
+            }
+            only |= p;
         } else if (strcmp(argv[i], "--with-python") == 0) {
             cfg.with_python = true;
         } else if (strcmp(argv[i], "--peers") == 0 && i + 1 < argc) {
@@ -1753,6 +1802,8 @@ int braid_compare_main(int argc, char **argv) {
             return 2;
         }
     }
+    if (only != 0)
+        cfg.parts = only;
     cfg.w1_calls = cfg.quick ? 8 : 100;
     cfg.w2_first = cfg.quick ? 20 : 25;
     cfg.w2_last = cfg.quick ? 29 : 34;
@@ -1767,18 +1818,19 @@ int braid_compare_main(int argc, char **argv) {
     const cmp_model *active[NMODELS];
     int n = 0;
     for (int i = 0; i < NMODELS; i++)
-        if ((!models[i].python || cfg.python_ok) && (!is_mpi_row(&models[i]) || cfg.mpi > 0))
+        if ((!models[i].python || cfg.python_ok) && (!is_mpi_row(&models[i]) || cfg.mpi > 0) &&
+            (part_of(models[i].workload) & cfg.parts) != 0)
             active[n++] = &models[i];
 
     int exit_rc = 0;
 #if CMP_HAVE_W9
-    int src = w9_server_start(cfg.w9_latency);
+    int src = (cfg.parts & CMP_CRAWL) != 0 ? w9_server_start(cfg.w9_latency) : 0;
     if (src != 0) {
         w9_server_stop();
         fprintf(stderr, "braid compare: the fixture server didn't start (%s): the W9 rows "
                         "fail\n", br_err_name(src));
     }
-    if (cfg.python_ok)
+    if (cfg.python_ok && (cfg.parts & CMP_CRAWL) != 0)
         write_expected(&cfg);
 #endif
 
@@ -1835,30 +1887,50 @@ int braid_compare_main(int argc, char **argv) {
     w9_verdict(&cfg, rows, n, v9, sizeof v9);
     if (cfg.json) {
         print_json(&cfg, rows, n);
-        printf("{\"verdict\": \"%s\", \"verdict_io\": \"%s\", \"verdict_w9\": \"%s\", "
-               "\"cpus\": %d, \"cpu_model\": \"",
-               v, vio, v9, cfg.cpus);
+        /* an experiment left out by --only has no verdict key */
+        printf("{");
+        if (cfg.parts & CMP_CPU)
+            printf("\"verdict\": \"%s\", ", v);
+        if (cfg.parts & CMP_IO)
+            printf("\"verdict_io\": \"%s\", ", vio);
+        if (cfg.parts & CMP_CRAWL)
+            printf("\"verdict_w9\": \"%s\", ", v9);
+        printf("\"cpus\": %d, \"cpu_model\": \"", cfg.cpus);
         for (const char *c = cfg.cpu_model; *c; c++)
             if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
                 putchar(*c);
         printf("\", \"loadavg\": %.2f, \"loadavg_end\": %.2f, \"rounds\": %d, \"ok\": %s}\n",
                cfg.loadavg, cfg.loadavg_end, cfg.rounds, all_ok ? "true" : "false");
     } else {
-        print_table(&cfg, rows, n);
-        printf("verdict: %s.\n", v);
-        printf("\nI/O-bound work: %d tasks that each wait %d ms (a thread pool of %d: %d "
-               "rounds)\n\n",
-               cfg.io_tasks, (int)(cfg.io_wait / BR_MSEC), cfg.io_pool,
-               (cfg.io_tasks + cfg.io_pool - 1) / cfg.io_pool);
-        print_io_rows(&cfg, rows, n, "IO");
-        printf("\nmemory: peak RSS of a child process running the row (wait4's ru_maxrss), "
-               "minus an idle child's\n");
-        printf("verdict, I/O-bound: %s.\n", vio);
-        if (CMP_HAVE_W9) {
+        if (cfg.parts & CMP_CPU) {
+            print_table(&cfg, rows, n);
+            printf("verdict: %s.\n", v);
+        } else {
+            char machine[384];
+            machine_line(&cfg, machine, sizeof machine);
+            printf("braid compare: the CPU-bound experiment left out (--only)\n");
+            printf("machine: %s\n", machine);
+        }
+        if (cfg.parts & CMP_IO) {
+            printf("\nI/O-bound work: %d tasks that each wait %d ms (a thread pool of %d: "
+                   "%d rounds)\n\n",
+                   cfg.io_tasks, (int)(cfg.io_wait / BR_MSEC), cfg.io_pool,
+                   (cfg.io_tasks + cfg.io_pool - 1) / cfg.io_pool);
+            print_io_rows(&cfg, rows, n, "IO");
+            printf("\nmemory: peak RSS of a child process running the row (wait4's "
+                   "ru_maxrss), minus an idle child's\n");
+            printf("verdict, I/O-bound: %s.\n", vio);
+        }
+        if ((cfg.parts & CMP_CRAWL) == 0) {
+            /* left out by --only: nothing to say */
+        } else if (CMP_HAVE_W9) {
             printf("\nThe crawl (W9): the fixture's %d pages at +%d ms each from the "
                    "embedded server, concurrency %d\n\n",
                    W9_PAGES, (int)(cfg.w9_latency / BR_MSEC), cfg.w9_concurrency);
             print_io_rows(&cfg, rows, n, "W9");
+            if ((cfg.parts & CMP_IO) == 0)
+                printf("\nmemory: peak RSS of a child process running the row (wait4's "
+                       "ru_maxrss), minus an idle child's\n");
             printf("verdict, crawl: %s.\n", v9);
         } else {
             printf("\nThe crawl (W9): not in this build (it needs the http layer)\n");

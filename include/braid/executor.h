@@ -88,12 +88,15 @@ BR_API int br_submit_call(br_executor *ex, const br_call *call, br_future **out)
 /* Submits `count` tasks of fn in one call (beyond Python: one call and one wake-up
  * instead of count of each). Task i gets the `size` argument bytes at args + i*size
  * (borrowed, as br_submit's: valid until its future is done; args may be NULL when size
- * is 0, and every task then gets no argument). The tasks are queued in index order, so
- * from outside a pool they start in that order, as count br_submit calls in a row
- * would. On success, if out is not NULL, out[i] is task
- * i's future (you own a reference on each); with out NULL the tasks still run and
- * their results are dropped. *queued (if not NULL) is the number of tasks queued:
- * count on success.
+ * is 0, and every task then gets no argument). The tasks are queued in index order. On
+ * a thread pool, from outside, the batch starts as one submit would: after every task
+ * submitted before the call, before every task submitted after it returned; among
+ * themselves its tasks may start in any order (workers take runs of up to 32 of them
+ * at once and take halves of each other's runs; Python has no batch submit to compare
+ * with: count submits there start in index order). On success, if out is not NULL,
+ * out[i] is task i's future (you own a reference on each); with out NULL the tasks
+ * still run and their results are dropped. *queued (if not NULL) is the number of
+ * tasks queued: count on success.
  *
  * The futures are made and queued 256 at a time, so that the workers start on the
  * first ones while the call makes the rest. A failure leaves the tasks queued before
@@ -253,7 +256,8 @@ typedef struct br_threadpool_opts {
  * starts before task A when A's submit returned before B's began (same thread, or
  * ordered by any synchronization), however many workers there are. ("Starts" means
  * taken by a worker: two tasks taken at the same moment by two workers may begin to
- * run in either order, as in Python.) Tasks submitted from inside the pool's own tasks
+ * run in either order, as in Python. The tasks of one br_submit_batch or br_map slice
+ * count as one submit: among themselves they start in any order.) Tasks submitted from inside the pool's own tasks
  * run LIFO on the submitting worker (depth-first, mostly before that worker goes back
  * to outside submissions, which still get their turn: docs/executor.md) and may be
  * stolen by idle workers, oldest first; with max_workers == 1 they, too, run in

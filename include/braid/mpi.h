@@ -21,6 +21,10 @@
  *       ...
  *   }
  *
+ * Spawn launch. Started alone (`./app`, no mpirun) or with one rank, the program asks
+ * for workers with opts.spawn = N: braid starts N processes of the same program with
+ * MPI_Comm_spawn, and the same br_mpi_main at the top of their main diverts them.
+ *
  * One task, any executor: a task is the same br_task_fn as on the thread pool. Its
  * function crosses as a reference (the module and offset, checked against the module's
  * build-id, or a br_register_fn name): every rank must run the same build. Arguments are
@@ -89,6 +93,15 @@ typedef struct br_mpi_executor_opts {
     br_task_fn initializer;
     const void *initarg;
     size_t initarg_len;
+    /* Spawn launch: when the job has no worker ranks (the program was started without
+     * mpirun, or with -n 1), start this many worker processes of this program with
+     * MPI_Comm_spawn (their br_mpi_main diverts them) and run on them. They stay until
+     * rank 0 finalizes and serve later executors too, whatever those ask. Ignored when
+     * the job has worker ranks (SPMD, or spawned earlier). 0: no spawn. At most 1024.
+     * As a singleton Open MPI allows more workers than cores; as root it needs
+     * OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 in the environment
+     * (docs/mpi.md, "Spawn launch"). */
+    int spawn;
     /* More fields may be added at any time; zero always keeps the default. */
 } br_mpi_executor_opts;
 
@@ -96,8 +109,9 @@ typedef struct br_mpi_executor_opts {
  * only, after br_mpi_main. On success *out is the caller's; free it with
  * br_executor_free. 0; BR_EINVAL (out NULL, an option out of range, initarg NULL with
  * initarg_len > 0 or initarg_len over 1 GiB, an initializer no other rank can find: a
- * heap or JIT address); BR_ESTATE
- * (br_mpi_main didn't run here, or the job has no worker ranks: launched with -n 1);
+ * heap or JIT address, spawn out of range); BR_ESTATE (br_mpi_main didn't run here,
+ * or the job has no worker ranks and opts.spawn is 0); BR_EIO (spawn: MPI couldn't
+ * start the workers: docs/mpi.md, "Spawn launch");
  * BR_EBUSY (another MPI executor is alive); BR_ENOMEM; BR_EAGAIN (no thread). */
 BR_API int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts);
 

@@ -1,7 +1,16 @@
 /* aio/cells.c: the loop's task cells, fixed-size blocks that hold a task's record, its
- * coroutine and (shared-stack tasks) the first bytes of its copied-out frames.
+ * coroutine and (shared-stack tasks) the first bytes of its copied-out frames, and the
+ * blocks its frames spill to when they outgrow that room.
  *
  * Design notes.
+ *
+ * Sizes (aio/loop.h). A task takes one 512-byte cell: its record (176 bytes), its
+ * coroutine (160) and 176 bytes of room, which holds what a task suspended in a yield
+ * copies out (144 bytes). Frames that outgrow the room take a cell of the smallest of
+ * four classes that holds them (384, 512, 768, 1024 bytes: a sleep copies out 352, a
+ * semaphore's wait 480), beyond that a heap block (aio/task.c's frames ops). So fresh
+ * memory follows what tasks really copy out: the cell used to be 1 KiB for every
+ * shared-stack task, 592 bytes of it reserved for frames that were mostly 144.
  *
  * Why. A task made and run to its first suspension used to take three or four heap
  * blocks (the record, the coroutine, the frames' copy) from malloc: on a guest where a
@@ -26,7 +35,11 @@
  *
  * Threads. A loop's cells are its thread's: taken on the loop's thread (br__atask_start
  * there; a task made from another thread takes a plain heap record instead, so no lock
- * is needed) and given back on it, or in br_loop_free when no thread runs the loop.
+ * is needed) and given back on it, or in br_loop_free when no thread runs the loop. A
+ * spilled frames block that must go back from another thread (task.c's frames ops: a
+ * thread whose shared stack holds a suspended task of a loop it no longer runs) is
+ * left in its slab until the loop's end (br__cells_put_foreign), a rare leak bounded by
+ * the loop's life rather than a race with the thread running the loop.
  *
  * AddressSanitizer builds take every cell from br__malloc instead (as the future blocks
  * do), so that ASan sees each one. Mapping a slab counts as one allocation of the seam
@@ -41,7 +54,8 @@
 #  define CELLS_MALLOC 1
 #endif
 
-static const size_t cell_size[BR__CELL_CLASSES] = {BR__CELL_OWN, BR__CELL_SHARED};
+const size_t br__cell_size[BR__CELL_CLASSES] = {384, BR__CELL_SMALL, 768, 1024};
+#define cell_size br__cell_size
 
 #ifndef CELLS_MALLOC
 
@@ -139,6 +153,12 @@ void br__cells_put(br__cells *cs, int cls, void *p) {
     munmap(s, SLAB);
 }
 
+void br__cells_put_foreign(br__cells *cs, int cls, void *p) {
+    (void)cs;
+    (void)cls;
+    (void)p; /* its slab goes with br__cells_fini */
+}
+
 size_t br__cells_slabs(const br__cells *cs, int cls) {
     size_t n = 0;
     for (const cslab *s = cs->cls[cls].all; s; s = s->anext)
@@ -172,6 +192,8 @@ void br__cells_put(br__cells *cs, int cls, void *p) {
     (void)cls;
     br__free(p);
 }
+
+void br__cells_put_foreign(br__cells *cs, int cls, void *p) { br__cells_put(cs, cls, p); }
 
 void br__cells_fini(br__cells *cs) { (void)cs; }
 

@@ -36,9 +36,13 @@
  * addresses inside that thread's shared stack), and resuming it on another thread
  * aborts with a message. Copies are lazy: a suspended occupant stays on the stack
  * until another coroutine needs it; then resume copies [occupant->sp, top) out to the
- * occupant's buffer (grown with br__realloc; running out of memory there aborts with
- * a message: there is no caller to return BR_ENOMEM to) and the resumed coroutine's
- * saved bytes back in. A finished coroutine leaves the stack empty. Under
+ * occupant's buffer and the resumed coroutine's saved bytes back in. The buffer is the
+ * room after the struct in br__coro_new_in's memory while the frames fit there; past
+ * that a block from the opts' frames ops (a loop serves them from its cells), else the
+ * heap, replaced by a bigger one when the frames grow past it (the old content needn't
+ * move: the copy-out writes all of it) and kept when they shrink. save_tag says which,
+ * so the right owner gets it back. Running out of memory there aborts with a message:
+ * there is no caller to return BR_ENOMEM to. A finished coroutine leaves the stack empty. Under
  * AddressSanitizer the region copied in is unpoisoned first (the poison on a shared
  * stack is some other coroutine's), and the copies themselves are not instrumented.
  * The shared stack is freed when its thread has exited and no coroutine is bound to
@@ -117,6 +121,12 @@ typedef struct shared_stack {
     unsigned vg_id;
 } shared_stack;
 
+/* Where a shared-stack coroutine's frames are kept (save_tag): none yet or the room
+ * after the struct (br__coro_new_in), the heap, or >= 2 the opts' frames ops. */
+enum { SAVE_INLINE = 0, SAVE_HEAP = 1 };
+
+/* 160 bytes without sanitizers: the fields of the two stack modes share a union, so
+ * that a task cell (aio/cells.c) keeps more of its 512 bytes for copied-out frames. */
 struct br__coro {
     void *sp;     /* saved context while not running */
     void *ret_sp; /* the resumer's, while running */
@@ -128,13 +138,18 @@ struct br__coro {
     bool shared;
     bool finished;
     bool in_place;     /* made by br__coro_new_in: the caller's memory, not freed here */
+    uint8_t save_tag;  /* shared mode: SAVE_* or a frames ops' tag */
     uint64_t id;
     size_t size;       /* usable stack bytes */
-    br__stack stk;     /* own stack (base NULL in shared mode) */
-    shared_stack *ss;  /* shared mode: bound at the first resume */
-    char *save;        /* shared mode: the frames copied out */
-    size_t save_len, save_cap;
-    char *save_inline; /* new_in: the caller's room after the struct (save starts there) */
+    union {
+        br__stack stk; /* own-stack mode */
+        struct {       /* shared mode */
+            shared_stack *ss;              /* bound at the first resume */
+            char *save;                    /* the frames copied out */
+            uint32_t save_len, save_cap;   /* the shared stack is 1 MiB */
+            const br__frames_ops *frames;  /* where they spill to, or NULL */
+        };
+    };
     br__coro *rnext, *rprev;
     char name[32];
 #ifdef CORO_ASAN
@@ -421,6 +436,36 @@ COPY_ATTR static void copy_stack(void *dst, const void *src, size_t n) {
 #endif
 }
 
+/* Gives back the block co's frames were copied out to, if it is not the inline room. */
+static void save_release(br__coro *co) {
+    if (co->save_tag == SAVE_HEAP)
+        br__free(co->save);
+    else if (co->save_tag != SAVE_INLINE)
+        co->frames->put(co->frames, co->save, co->save_tag);
+    co->save = NULL;
+    co->save_cap = 0;
+    co->save_tag = SAVE_INLINE;
+}
+
+/* Room for len bytes of co's frames: a block from its frames ops, else the heap. The
+ * old content needn't move: the copy-out that follows writes all len bytes. */
+static void save_grow(br__coro *co, size_t len) {
+    size_t cap = 0;
+    uint8_t tag = SAVE_HEAP;
+    char *nb = co->frames ? co->frames->get(co->frames, len, &cap, &tag) : NULL;
+    if (nb == NULL) {
+        cap = (len + 255) & ~(size_t)255;
+        tag = SAVE_HEAP;
+        nb = br__malloc(cap);
+        if (!nb)
+            die("out of memory copying a shared-stack coroutine's frames out", co);
+    }
+    save_release(co);
+    co->save = nb;
+    co->save_cap = (uint32_t)cap;
+    co->save_tag = tag;
+}
+
 static void shared_switch_in(coro_thread *t, br__coro *co, int st) {
     shared_stack *ss = ss_of_thread(t);
     if (co->ss == NULL) {
@@ -437,16 +482,10 @@ static void shared_switch_in(coro_thread *t, br__coro *co, int st) {
         die("resumed from a coroutine running on the same shared stack", co);
     if (o) {
         size_t len = (size_t)(top - (char *)o->sp);
-        if (len > o->save_cap) {
-            size_t cap = (len + 255) & ~(size_t)255;
-            char *nb = o->save == o->save_inline ? br__malloc(cap) : br__realloc(o->save, cap);
-            if (!nb)
-                die("out of memory copying a shared-stack coroutine's frames out", o);
-            o->save = nb;
-            o->save_cap = cap;
-        }
+        if (len > o->save_cap)
+            save_grow(o, len);
         copy_stack(o->save, o->sp, len);
-        o->save_len = len;
+        o->save_len = (uint32_t)len;
     }
     if (st == BR__CORO_NEW) {
         co->sp = first_frame(co, top);
@@ -467,6 +506,13 @@ static void shared_switch_in(coro_thread *t, br__coro *co, int st) {
 
 size_t br__coro_sizeof(void) { return (sizeof(br__coro) + 15) & ~(size_t)15; }
 
+size_t br__coro_frames_len(const br__coro *co) {
+    if (!co->shared || atomic_load_explicit(&co->state, memory_order_relaxed) !=
+                           BR__CORO_SUSPENDED || co->ss == NULL)
+        return 0;
+    return (size_t)(co->ss->stk.base + co->ss->stk.size - (char *)co->sp);
+}
+
 /* Makes a coroutine in co (zeroed by the caller); frees nothing on failure. */
 static int coro_make(br__coro *co, br__coro_fn fn, void *arg, const br__coro_opts *opts) {
     static const br__coro_opts defaults = {0};
@@ -481,6 +527,8 @@ static int coro_make(br__coro *co, br__coro_fn fn, void *arg, const br__coro_opt
     co->fn = fn;
     co->arg = arg;
     co->shared = opts->shared_stack;
+    if (co->shared)
+        co->frames = opts->frames;
     co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     if (co->shared) {
         co->size = size;
@@ -533,8 +581,8 @@ int br__coro_new_in(br__coro **out, void *mem, size_t size, br__coro_fn fn, void
     memset(co, 0, sizeof *co);
     co->in_place = true;
     if (opts && opts->shared_stack && size > head) {
-        co->save_inline = co->save = (char *)mem + head;
-        co->save_cap = size - head;
+        co->save = (char *)mem + head; /* SAVE_INLINE */
+        co->save_cap = (uint32_t)(size - head > UINT32_MAX ? UINT32_MAX : size - head);
     }
     int rc = coro_make(co, fn, arg, opts);
     if (rc != 0)
@@ -659,8 +707,7 @@ void br__coro_free(br__coro *co) {
     if (co->shared) {
         if (co->ss)
             ss_unref(co->ss);
-        if (co->save != co->save_inline)
-            br__free(co->save);
+        save_release(co);
     } else {
 #ifdef CORO_VALGRIND
         VALGRIND_STACK_DEREGISTER(co->vg_id);

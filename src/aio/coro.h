@@ -66,10 +66,24 @@ typedef enum br__coro_state {
     BR__CORO_DONE       /* its function returned */
 } br__coro_state;
 
+/* Where a shared-stack coroutine's copied-out frames go once they outgrow the room it
+ * has (br__coro_new_in's memory after the struct, or none): get returns a block of
+ * *cap >= len bytes (16-byte aligned) and a tag >= 2 that put takes back, or NULL, and
+ * then the frames go to the heap. Called on the thread whose shared stack holds the
+ * frames (get: at a copy-out; put: at a later, bigger copy-out and at br__coro_free),
+ * so a scheduler can serve them from memory of its thread's own (aio/cells.c). */
+typedef struct br__frames_ops br__frames_ops;
+struct br__frames_ops {
+    void *(*get)(const br__frames_ops *ops, size_t len, size_t *cap, uint8_t *tag);
+    void (*put)(const br__frames_ops *ops, void *p, uint8_t tag);
+};
+
 typedef struct br__coro_opts {
     size_t stack_size;  /* 0: the default (BR__CORO_DEFAULT_STACK); rounded up to pages */
     bool shared_stack;  /* run on the scheduler thread's shared stack (copied out at suspend) */
     const char *name;   /* copied (up to 31 bytes); NULL: "coro-<id>" */
+    const br__frames_ops *frames; /* shared stack: where frames spill to (NULL: the heap);
+                                   * must outlive the coroutine */
 } br__coro_opts;
 
 #define BR__CORO_DEFAULT_STACK ((size_t)256 << 10)
@@ -91,6 +105,9 @@ int br__coro_new_in(br__coro **out, void *mem, size_t size, br__coro_fn fn, void
                     const br__coro_opts *opts);
 /* The bytes a coroutine itself takes in br__coro_new_in's memory (a multiple of 16). */
 size_t br__coro_sizeof(void);
+/* A suspended shared-stack coroutine's frames: the bytes from its saved stack pointer to
+ * its shared stack's top (what is or will be copied out); 0 for any other. */
+size_t br__coro_frames_len(const br__coro *co);
 
 /* Runs co on this thread until it suspends or finishes. Returns its state then
  * (BR__CORO_SUSPENDED or BR__CORO_DONE). Not from inside a coroutine of the same

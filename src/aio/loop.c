@@ -530,6 +530,7 @@ int br_loop_new(br_loop **out) {
     l->ex.loop = l;
     (void)br_executor_init(&l->ex.base, &loop_vt);
     l->task_shared = br__loop_shared_default;
+    l->frames = br__loop_frames_ops;
     if (!atomic_load_explicit(&hooks_set, memory_order_acquire)) {
         atomic_store_explicit(&br__task_home_cancel, br__atask_home_cancel,
                               memory_order_release);
@@ -577,7 +578,7 @@ static size_t drop_unbegun(br_loop *l) {
         for (br__runnable *r; (r = br__rq_pop(&from)) != NULL;) {
             br__atask *a = (br__atask *)r;
             if (r->kind == BR__RUN_TASK && a->co == NULL && br_future_done(a->f) &&
-                !br__task_begin(a->task))
+                !br__task_begin(br__future_task(a->f)))
                 br__atask_gone(l, a);
             else
                 br__rq_push(to, r);
@@ -893,6 +894,8 @@ static void dump_one(br__coro *co, void *arg) {
     br__atask *a = br__coro_user(co);
     if (a == NULL)
         return;
+    char nb[32];
+    const char *name = br__atask_name(a, nb);
     br__coro_state st = br__coro_state_of(co);
     const char *what = st == BR__CORO_RUNNING ? "running"
                        : st == BR__CORO_NEW   ? "new"
@@ -904,19 +907,19 @@ static void dump_one(br__coro *co, void *arg) {
         const char *dir = a->park_io == (BR__IO_READ | BR__IO_WRITE) ? "read+write"
                           : a->park_io == BR__IO_READ                ? "read"
                                                                      : "write";
-        fprintf(d->f, "%s %s on fd %d %s%s\n", a->name, what, a->park_fd, dir, canc);
+        fprintf(d->f, "%s %s on fd %d %s%s\n", name, what, a->park_fd, dir, canc);
     } else if (st == BR__CORO_SUSPENDED && w) {
         const char *kind = kind_of(w->site_file, w->site_func);
         if (kind)
-            fprintf(d->f, "%s %s on %s%s\n", a->name, what, kind, canc);
+            fprintf(d->f, "%s %s on %s%s\n", name, what, kind, canc);
         else
-            fprintf(d->f, "%s %s in %s (%s)%s\n", a->name, what,
+            fprintf(d->f, "%s %s in %s (%s)%s\n", name, what,
                     w->site_func ? w->site_func : "?", w->site_file ? w->site_file : "?",
                     canc);
     } else if (st == BR__CORO_SUSPENDED) {
-        fprintf(d->f, "%s ready\n", a->name);
+        fprintf(d->f, "%s ready\n", name);
     } else {
-        fprintf(d->f, "%s %s\n", a->name, what);
+        fprintf(d->f, "%s %s\n", name, what);
     }
     d->n++;
 }

@@ -5,6 +5,7 @@
 #ifndef BRAID_AIO_LOOP_H
 #define BRAID_AIO_LOOP_H
 
+#include "aio/coro.h"
 #include "braid/aio.h"
 #include "braid/executor_impl.h"
 #include "core/lib.h"
@@ -93,12 +94,19 @@ static inline void br__rq_append(br__rq *q, br__rq *more) {
 
 /* --- task cells (cells.c) ---------------------------------------------------------------
  *
- * One block per task for its record, its coroutine (br__coro_new_in) and, on a shared
- * stack, the first bytes of its copied-out frames; from 2 MiB slabs of the loop's own,
- * loop thread only (cells.c's notes). Two classes: own-stack tasks, shared-stack ones. */
-enum { BR__CELL_OWN_CLASS, BR__CELL_SHARED_CLASS, BR__CELL_CLASSES };
-#define BR__CELL_OWN ((size_t)512)
-#define BR__CELL_SHARED ((size_t)1024)
+ * One block per task for its record and its coroutine (br__coro_new_in) and, on a
+ * shared stack, the first bytes of its copied-out frames; from 2 MiB slabs of the
+ * loop's own, loop thread only (cells.c's notes). Four sizes, smallest first: a 512-byte
+ * cell holds a task of either stack mode (a shared-stack one with room for 176 bytes of
+ * frames, what a task suspended in a yield copies out); frames that outgrow that room
+ * go to the smallest cell that holds them (384 bytes: a sleep's 352; 512: a
+ * semaphore's 480; 768; 1024), beyond to the heap (task.c, the frames of shared-stack
+ * tasks). */
+enum { BR__CELL_384, BR__CELL_512, BR__CELL_768, BR__CELL_1024, BR__CELL_CLASSES };
+enum { BR__CELL_SMALL_CLASS = BR__CELL_512, BR__CELL_BIG_CLASS = BR__CELL_1024 };
+#define BR__CELL_SMALL ((size_t)512)
+/* The bytes of a cell of each class. */
+extern const size_t br__cell_size[BR__CELL_CLASSES];
 typedef struct br__cell_class {
     struct cslab *avail, *all;
     size_t nempty;
@@ -110,6 +118,9 @@ typedef struct br__cells {
 void *br__cells_get(br__cells *cs, int cls);
 /* Gives a cell back. */
 void br__cells_put(br__cells *cs, int cls, void *p);
+/* Gives a cell back from a thread that isn't the loop's (no lock is taken): it stays
+ * in use until br__cells_fini unmaps its slab (heap cells are freed at once). */
+void br__cells_put_foreign(br__cells *cs, int cls, void *p);
 /* Unmaps every slab (the loop's end: no cell is in use). */
 void br__cells_fini(br__cells *cs);
 /* For tests: the slabs of class cls mapped now, and the cells a slab holds (both 0 in
@@ -133,37 +144,40 @@ struct br__scope {
 enum { BR__SCOPE_ENTERED = 1, BR__SCOPE_FIRED = 2 };
 _Static_assert(sizeof(br__scope) <= sizeof(br_timeout_scope), "br_timeout_scope holds a scope");
 
-/* A coroutine task: the coroutine context the parker works with (loop.c's notes). */
+/* A coroutine task: the coroutine context the parker works with (loop.c's notes).
+ * 176 bytes: with its coroutine (160) a small cell keeps 176 bytes for frames. */
 struct br__atask {
     br__runnable run;        /* first: the ready queue's link */
     br_loop *loop;
-    br_task *task;
-    br_future *f;            /* our own reference on the task's future */
+    br_future *f;            /* our own reference on the task's future (its br_task in it) */
     struct br__coro *co;     /* NULL until the loop first runs it */
     br__atask *cnext;        /* the inbox's cancel notices (inbox lock) */
     br__atask *hnext;        /* the notices a drain took (loop thread) */
+    br__atask *anext, *aprev; /* the loop's started tasks (loop thread) */
+    br__waiter *park_w;      /* the waiter of the park it is suspended in, or NULL */
+    void *park_site;         /* who parked (for br_aio_dump) */
+    br__scope *scopes;       /* the innermost timeout scope */
+    char *uname;             /* the name it was given (a heap copy), or NULL: Task-<id> */
+    uint64_t id;             /* never reused: its identity is br__coro_identity(id) */
+    br__tnode park_timer;
+    _Atomic uint32_t requests;    /* cancel requests counted (asyncio's cancelling()) */
+    _Atomic uint32_t must_report; /* a request not yet reported by a park */
+    int park_fd;             /* the descriptor it waits on, when park_io != 0 */
+    uint32_t park_io;        /* BR__IO_* it waits for, or 0 (for br_aio_dump) */
+    int rc;                  /* the function's return value */
+    uint32_t stack_kib;      /* its stack size in KiB, 0: the default */
     bool cnoticed;           /* on the notice list (inbox lock) */
     bool dead;               /* finished while noticed: the drain frees it (inbox lock) */
     bool from_ex;            /* submitted through br_loop_executor */
     bool ex_slot;            /* holds one of ex_limit's slots */
     bool shared_stack;
+    bool park_canc;          /* that park may end in BR_ECANCELED */
     int8_t cell;             /* its block: a BR__CELL_*_CLASS of the loop's cells, or -1
                               * (made off the loop's thread: a heap block of that size) */
-    br__atask *anext, *aprev; /* the loop's started tasks (loop thread) */
-    _Atomic uint32_t requests;    /* cancel requests counted (asyncio's cancelling()) */
-    _Atomic uint32_t must_report; /* a request not yet reported by a park */
-    br__waiter *park_w;      /* the waiter of the park it is suspended in, or NULL */
-    bool park_canc;          /* that park may end in BR_ECANCELED */
-    void *park_site;         /* who parked (for br_aio_dump) */
-    int park_fd;             /* the descriptor it waits on, when park_io != 0 */
-    uint32_t park_io;        /* BR__IO_* it waits for, or 0 (for br_aio_dump) */
-    uintptr_t ident;         /* br__self() while it runs: unique (core/lib.h) */
-    br__tnode park_timer;
-    br__scope *scopes;       /* the innermost timeout scope */
-    int rc;                  /* the function's return value */
-    size_t stack_size;
-    char name[32];
 };
+
+/* The task's name: the one it was given, or "Task-<id>" written into buf. */
+const char *br__atask_name(const br__atask *a, char buf[32]);
 
 /* The loop (loop.c's notes say who touches what). */
 struct br_loop {
@@ -202,11 +216,15 @@ struct br_loop {
     size_t task_stack_size;
     bool task_shared;
     br__cells cells;           /* its tasks' cells (loop thread) */
+    br__frames_ops frames;     /* its shared-stack tasks' frames spill to cells (task.c) */
 };
 
 /* The stack choice of every new loop's tasks: false (their own stacks) unless the tests
  * set it, to run a suite on shared stacks (tests/harness.c, BRAID_TEST_SHARED_STACKS). */
 extern bool br__loop_shared_default;
+
+/* The frames ops of a new loop (task.c). */
+extern const br__frames_ops br__loop_frames_ops;
 
 /* Loop side (loop.c), for task.c. */
 extern BR__TLS br_loop *br__loop_tl;      /* the loop running on this thread */

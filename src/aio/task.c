@@ -124,16 +124,72 @@ void br__atask_home_cancel(void *home) {
 
 /* --- creating --------------------------------------------------------------------------------- */
 
-static _Atomic uint64_t task_names;
-static _Atomic uint64_t task_ids; /* identities: never reused, unlike records */
+static _Atomic uint64_t task_ids; /* identities and names: never reused, unlike records */
 
 /* The record's offset of the coroutine in its cell. */
 #define CORO_AT (((sizeof(br__atask) + 15) & ~(size_t)15))
 
-/* A task's block (aio/cells.c): a cell of l's on l's thread, else from the heap. */
-static br__atask *cell_get(br_loop *l, bool shared) {
-    int cls = shared ? BR__CELL_SHARED_CLASS : BR__CELL_OWN_CLASS;
-    size_t size = shared ? BR__CELL_SHARED : BR__CELL_OWN;
+const char *br__atask_name(const br__atask *a, char buf[32]) {
+    if (a->uname)
+        return a->uname;
+    char d[24];
+    size_t n = 0;
+    uint64_t v = a->id;
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    memcpy(buf, "Task-", 5);
+    for (size_t i = 0; i < n; i++)
+        buf[5 + i] = d[n - 1 - i];
+    buf[5 + n] = '\0';
+    return buf;
+}
+
+/* --- the frames of shared-stack tasks ----------------------------------------------------
+ *
+ * A shared-stack task's cell keeps the room after its record and coroutine for the
+ * frames it copies out (a small cell: 176 bytes; a task suspended in a yield copies
+ * out 144, one asleep 352, one parked on a semaphore 480). Frames that outgrow it go to
+ * a cell of the smallest class that holds them (aio/loop.h), beyond 1 KiB to the heap: the
+ * coroutine layer asks these ops (coro.h) at the copy-out, which happens on the loop's
+ * thread (a shared-stack coroutine is resumed only on the thread of its shared stack,
+ * and that thread runs its loop). From another thread (a thread whose shared stack
+ * holds a suspended task of a loop it no longer runs, while it runs another loop) get
+ * says NULL and the heap serves, and a put from there leaves the block to the loop's
+ * end (br__cells_put_foreign): another thread may be running that loop and taking
+ * cells meanwhile. */
+
+static void *frames_get(const br__frames_ops *ops, size_t len, size_t *cap, uint8_t *tag) {
+    br_loop *l = (br_loop *)(void *)((char *)ops - offsetof(br_loop, frames));
+    if (br__loop_tl != l)
+        return NULL;
+    int cls = 0;
+    while (cls < BR__CELL_CLASSES && br__cell_size[cls] < len)
+        cls++;
+    if (cls == BR__CELL_CLASSES)
+        return NULL;
+    void *p = br__cells_get(&l->cells, cls);
+    if (p != NULL) {
+        *cap = br__cell_size[cls];
+        *tag = (uint8_t)(2 + cls);
+    }
+    return p;
+}
+
+static void frames_put(const br__frames_ops *ops, void *p, uint8_t tag) {
+    br_loop *l = (br_loop *)(void *)((char *)ops - offsetof(br_loop, frames));
+    if (br__loop_tl == l)
+        br__cells_put(&l->cells, tag - 2, p);
+    else
+        br__cells_put_foreign(&l->cells, tag - 2, p);
+}
+
+const br__frames_ops br__loop_frames_ops = {frames_get, frames_put};
+
+/* A task's block (aio/cells.c): a small cell of l's on l's thread, else from the heap. */
+static br__atask *cell_get(br_loop *l) {
+    int cls = BR__CELL_SMALL_CLASS;
+    size_t size = BR__CELL_SMALL;
     br__atask *a;
     if (br__loop_tl == l && CORO_AT + br__coro_sizeof() <= size) {
         a = br__cells_get(&l->cells, cls);
@@ -149,9 +205,9 @@ static br__atask *cell_get(br_loop *l, bool shared) {
     return a;
 }
 
-static size_t cell_size(const br__atask *a) {
-    size_t size = a->shared_stack ? BR__CELL_SHARED : BR__CELL_OWN;
-    return CORO_AT + br__coro_sizeof() > size ? CORO_AT + br__coro_sizeof() : size;
+static size_t cell_size(void) {
+    return CORO_AT + br__coro_sizeof() > BR__CELL_SMALL ? CORO_AT + br__coro_sizeof()
+                                                        : BR__CELL_SMALL;
 }
 
 int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_ex) {
@@ -163,29 +219,38 @@ int br__atask_start(br_loop *l, br_task *t, const br_task_opts *opts, bool from_
         shared = false; /* too big for the shared stack: its own */
     else
         shared = l->task_shared;
-    br__atask *a = cell_get(l, shared);
-    if (a == NULL)
+    char *uname = NULL;
+    if (opts && opts->name) {
+        size_t n = strnlen(opts->name, 31); /* cut to 31 bytes, as it always was */
+        uname = br__malloc(n + 1);
+        if (uname == NULL)
+            return BR_ENOMEM;
+        memcpy(uname, opts->name, n);
+        uname[n] = '\0';
+    }
+    br__atask *a = cell_get(l);
+    if (a == NULL) {
+        br__free(uname);
         return BR_ENOMEM;
+    }
+    a->uname = uname;
     a->run.kind = BR__RUN_TASK;
     a->loop = l;
-    a->task = t;
     a->f = br_task_future(t);
     a->from_ex = from_ex;
     atomic_init(&a->requests, 0);
     atomic_init(&a->must_report, 0);
     br__tnode_init(&a->park_timer, park_timer_fire);
-    a->ident = br__coro_identity(atomic_fetch_add_explicit(&task_ids, 1, memory_order_relaxed) + 1);
-    a->stack_size = stack_size;
+    a->id = atomic_fetch_add_explicit(&task_ids, 1, memory_order_relaxed) + 1;
     a->shared_stack = shared;
-    if (a->stack_size == 0)
-        a->stack_size = l->task_stack_size;
-    if (a->shared_stack && a->stack_size > BR__CORO_SHARED_STACK)
-        a->stack_size = 0; /* the loop's size doesn't fit: the shared stack's */
-    if (opts && opts->name)
-        snprintf(a->name, sizeof a->name, "%s", opts->name);
-    else
-        snprintf(a->name, sizeof a->name, "Task-%llu",
-                 (unsigned long long)atomic_fetch_add(&task_names, 1) + 1);
+    if (stack_size == 0)
+        stack_size = l->task_stack_size;
+    if (shared && stack_size > BR__CORO_SHARED_STACK)
+        stack_size = 0; /* the loop's size doesn't fit: the shared stack's */
+    /* In KiB (the coroutine rounds up to pages anyway); a size past what fits stays one
+     * that br__coro_new_in refuses (BR_EINVAL when the task first runs). */
+    a->stack_kib = stack_size >= ((size_t)UINT32_MAX << 10) ? UINT32_MAX
+                                                             : (uint32_t)((stack_size + 1023) >> 10);
     br_future_retain(a->f);
     /* Before anyone else has the future (lifetime rule 2): the flag, then the home. */
     br__task_mark_home(t, !from_ex);
@@ -243,11 +308,12 @@ int br_create_task(br_loop *loop, br_task_fn fn, const void *arg, size_t len,
 
 static void task_main(void *p) {
     br__atask *a = p;
-    a->rc = br__task_call(a->task);
+    a->rc = br__task_call(br__future_task(a->f));
 }
 
 void br__atask_free(br__atask *a) {
     br_future_release(a->f);
+    br__free(a->uname);
     if (a->cell < 0)
         br__free(a);
     else
@@ -257,7 +323,7 @@ void br__atask_free(br__atask *a) {
 /* The task is over (finished, or never begun): nothing reaches the record after this. */
 void br__atask_gone(br_loop *l, br__atask *a) {
     /* Lifetime rule (2): no home hook runs or will run once this returns. */
-    br__task_set_home(a->task, NULL);
+    br__task_set_home(br__future_task(a->f), NULL);
     bool noticed;
     br__ilock_lock(&l->inbox_lock);
     noticed = a->cnoticed;
@@ -282,12 +348,15 @@ void br__atask_gone(br_loop *l, br__atask *a) {
 
 void br__loop_run_task(br_loop *l, br__atask *a) {
     if (a->co == NULL) {
-        if (!br__task_begin(a->task)) {
+        if (!br__task_begin(br__future_task(a->f))) {
             br__atask_gone(l, a); /* cancelled before it ran (or expired) */
             return;
         }
-        br__coro_opts o = {.stack_size = a->stack_size, .shared_stack = a->shared_stack,
-                           .name = a->name};
+        char nb[32];
+        br__coro_opts o = {.stack_size = (size_t)a->stack_kib << 10,
+                           .shared_stack = a->shared_stack,
+                           .name = br__atask_name(a, nb),
+                           .frames = &l->frames};
         int rc = br__loop_reserve_timer(l); /* the park's timer always has room */
         if (rc == 0 && a->shared_stack) {
             const char *lo, *hi; /* the thread's shared stack exists from here on */
@@ -296,14 +365,14 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
                 l->tneed--;
         }
         if (rc == 0) {
-            rc = br__coro_new_in(&a->co, (char *)a + CORO_AT, cell_size(a) - CORO_AT,
+            rc = br__coro_new_in(&a->co, (char *)a + CORO_AT, cell_size() - CORO_AT,
                                  task_main, a, &o);
             if (rc != 0)
                 l->tneed--;
         }
         if (rc != 0) {
             a->co = NULL;
-            (void)br__task_finish(a->task, rc);
+            (void)br__task_finish(br__future_task(a->f), rc);
             br__atask_gone(l, a);
             return;
         }
@@ -315,7 +384,7 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
         l->all = a;
     }
     br__atask_tl = a;
-    br__set_context(a->ident, &br__coro_parker, a);
+    br__set_context(br__coro_identity(a->id), &br__coro_parker, a);
     if (a->shared_stack) {
         /* Its park memory comes from the heap (core/lib.h, park memory). */
         const char *lo, *hi;
@@ -346,7 +415,7 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
         a->anext->aprev = a->aprev;
     br__coro_free(a->co);
     a->co = NULL;
-    br_task *t = a->task;
+    br_task *t = br__future_task(a->f);
     int rc = a->rc;
     /* The executor's reference goes with finish; ours (a->f) keeps the block. */
     (void)br__task_finish(t, rc);

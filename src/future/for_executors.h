@@ -94,6 +94,13 @@ BR__EXT int br__task_own_arg(br_task *t);
  * then owns whatever handle points to (a process pool's shared-memory copy) and must
  * put the argument back to (NULL, 0) before the task's future can be freed. */
 void br__task_swap_arg(br_task *t, void *handle, size_t len);
+/* For an executor that receives a begun task's result from elsewhere (an MPI rank):
+ * makes t's result len bytes, uninitialised, in the future's own storage (inline up to
+ * 32 bytes, else one heap block), and returns them for the executor to fill in place
+ * before br__task_finish: the bytes are then the result, as br_task_return's copy
+ * would be, without the copy. NULL: t isn't begun, or out of memory (the result is
+ * unchanged). */
+BR__EXT void *br__task_result_buf(br_task *t, size_t len);
 /* True once br_future_request_cancel reached t (or the task running it). */
 BR__EXT bool br__task_cancel_requested(const br_task *t);
 

@@ -172,6 +172,28 @@ int br_task_return(br_task *t, const void *data, size_t len) {
     return 0;
 }
 
+void *br__task_result_buf(br_task *t, size_t len) {
+    if (!in_task(t))
+        return NULL;
+    br_future *f = fut(t);
+    br__outcome o;
+    if (len <= BR__INLINE_RESULT) {
+        o.kind = BR__R_INLINE;
+        o.len = (uint8_t)len;
+        br__outcome_put(f, &o);
+        return f->r.buf;
+    }
+    void *heap = br__malloc(len);
+    if (heap == NULL)
+        return NULL;
+    o.kind = BR__R_HEAP;
+    o.len = 0;
+    o.r.heap.p = heap;
+    o.r.heap.len = len;
+    br__outcome_put(f, &o);
+    return heap;
+}
+
 int br_task_return_str(br_task *t, const char *s) {
     if (s == NULL)
         return BR__MISUSE(BR_EINVAL, "br_task_return_str: NULL string");

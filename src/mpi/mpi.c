@@ -7,7 +7,27 @@
  * ranks 1..N-1 into worker_loop, which returns only at STOP (then MPI_Finalize and
  * exit(0)). Rank 0 broadcasts its host name and pid at init (MPI_Bcast, collective on
  * all ranks): a worker on rank 0's host takes absolute deadlines as they are (one
- * CLOCK_MONOTONIC per host), one elsewhere converts them from the time left.
+ * CLOCK_MONOTONIC per host), one elsewhere converts them from the time left. The ranks'
+ * communicator, g_comm, is MPI_COMM_WORLD.
+ *
+ * Launch (spawn). A rank 0 alone in its job (a singleton, or mpirun -n 1) whose executor
+ * asks for opts.spawn = n starts n processes of its own binary (/proc/self/exe, its
+ * arguments) with MPI_Comm_spawn (on MPI_COMM_SELF, errors returned, not fatal; as a
+ * singleton with map_by :OVERSUBSCRIBE). Both sides then: MPI_Intercomm_merge (the
+ * parent low: rank 0; a child is 1 + its rank in its own MPI_COMM_WORLD), which is
+ * g_comm from then on; the same MPI_Bcast of rank 0's host and pid; an MPI_Gather of
+ * the children's pids to rank 0. A child finds its parent (MPI_Comm_get_parent) in
+ * br_mpi_main and does its side there, then serves as any worker rank. Everything
+ * below is the same over either g_comm. The children stay until rank 0 finalizes and
+ * serve every later executor; at STOP both sides free g_comm and MPI_Comm_disconnect
+ * the intercommunicator before MPI_Finalize.
+ * A spawned worker that dies: Open MPI ends the whole spawned job (every child) and
+ * leaves rank 0, another job, running, with no error from MPI: messages to and from the
+ * children just never complete. So while anything is in flight rank 0 looks at the
+ * children's pids every ALIVE_EVERY_NS (kill 0); once one is gone, lose_workers fails
+ * every pending task with BR_EWORKERDIED, breaks the executor (submit: BR_EBROKEN, as a
+ * new executor), frees the requests of sends still pending to them (their buffers are
+ * leaked to MPI, never reused), and finalize skips STOP and the disconnect.
  *
  * Threads and MPI. Rank 0: the main thread calls MPI_Init_thread and MPI_Finalize;
  * between them only the executor's progress thread calls MPI (one executor at a time,
@@ -17,7 +37,7 @@
  * sleeps there. A worker rank: the main thread does all the MPI (probe, receive, send);
  * its runner threads (one per slot on this rank) run tasks and never call MPI.
  *
- * Messages (tags; all on MPI_COMM_WORLD, byte buffers, 8-byte aligned fields):
+ * Messages (tags; all on g_comm, byte buffers, 8-byte aligned fields):
  *   SESSION  0 -> w   int32 threads (runner threads this rank needs for the new
  *                     executor), u32 has_init, u64 arg_len, then with has_init the
  *                     initializer's br__fnref and its argument padded to 8. The worker
@@ -32,15 +52,31 @@
  *                     process-wide on rank 0, and each rank got its entries in order),
  *                     u32 ntasks, u32 0, then per task: u64 id, i64 deadline (absolute,
  *                     rank 0's clock, BR_FOREVER for none), i64 time left then (ns),
- *                     u32 fn (table index), u32 len, the argument padded to 8.
+ *                     u32 fn (table index), u32 len, the argument padded to 8 -- unless
+ *                     len >= BIG_BYTES: then no bytes here, they follow (ARG).
  *                     A br_map chunk is one TASKS message.
+ *   ARG      0 -> w   a big argument's bytes, one message per big task of the TASKS
+ *                     message just before it, in its order, sent from the task's own
+ *                     copy (made at submit; the future is held until the send is done).
+ *                     The worker receives them (blocking: they are on their way) as it
+ *                     reads the TASKS message, into a buffer the task then reads.
  *   RESULTS  w -> 0   u32 n, u32 0, then per result: u64 id, i32 code, u32 kind (OK:
  *                     the result bytes; FAILED: code and message bytes with their NUL, or
- *                     none; CANCELLED), u64 len, the bytes padded to 8. A worker sends
+ *                     none; CANCELLED), u64 len, the bytes padded to 8 -- for OK with
+ *                     len >= BIG_BYTES no bytes here: they follow (RDATA). A worker sends
  *                     what finished since its last send in one message, when nothing
  *                     is queued behind the running tasks, or OUT_BATCH results wait, or
  *                     the oldest waited OUT_HOLD_NS (a chunk's results go back in a few
  *                     messages, a lone task's at once).
+ *   RDATA    w -> 0   a big result's bytes, one message per big result of the RESULTS
+ *                     message just before it, in its order, sent from the worker's own
+ *                     future (held until the send is done: no outbox or message copy).
+ *                     Rank 0 receives each (blocking) as it reads its header, straight
+ *                     into the future's result storage (br__task_result_buf); if the
+ *                     task is gone it receives them anyway and drops them, so the
+ *                     stream stays in step. ARG and RDATA keep their order behind their
+ *                     message by MPI's non-overtaking rule (same source, destination,
+ *                     communicator; the receiver reads them before probing again).
  *   CANCEL   0 -> w   u64 id: a task on that rank was asked to stop (a queued one is
  *                     skipped and answered CANCELLED; a running one sees
  *                     br_task_cancelled turn true).
@@ -85,8 +121,10 @@
 
 #include <mpi.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,16 +138,20 @@ enum {
     TAG_RESULTS = 13,
     TAG_CANCEL = 14,
     TAG_STOP = 15,
+    TAG_ARG = 16,   /* a big argument's bytes, behind its TASKS message */
+    TAG_RDATA = 17, /* a big result's bytes, behind its RESULTS message */
     KIND_OK = 0,
     KIND_FAILED = 1,
     KIND_CANCELLED = 2,
     DEFAULT_PREFETCH = 8,
     MAX_PREFETCH = 256,
     MAX_SLOTS_PER_RANK = 64,
+    MAX_SPAWN = 1024,
     MSG_SOFT_MAX = 64 << 10, /* a TASKS message of single tasks stops growing here */
     MSG_LIMIT = (1 << 30), /* an argument, a chunk's arguments, a result: at most this */
     OUT_BATCH = 256,         /* a worker sends its results once this many wait... */
     CHUNK_AUTO_BYTES = 32 << 10, /* br_map's automatic chunks: a message at most this */
+    BIG_BYTES = 64 << 10, /* an argument or result this long goes as a message of its own */
     HOST_MAX = 256,
     WHY_MAX = 256
 };
@@ -124,10 +166,18 @@ enum {
 #define IDLE_SHARE 10                       /* to a tenth of its idle time so far... */
 #define IDLE_POLL_MAX_NS (10 * 1000 * 1000) /* ...and at most this */
 #define OUT_HOLD_NS (200 * 1000) /* ...or its queue is empty, or the oldest waited this */
+#define ALIVE_EVERY_NS (20 * 1000 * 1000) /* spawned workers: looked at this often */
 
 /* --- process-wide state ------------------------------------------------------------ */
 
 static int g_rank = -1, g_size = -1, g_root_pid = -1;
+static MPI_Comm g_comm = MPI_COMM_NULL; /* the ranks: MPI_COMM_WORLD or the spawn's merge */
+static MPI_Comm g_inter = MPI_COMM_NULL; /* spawn: the intercommunicator (either side) */
+static int g_spawned;                    /* rank 0: worker processes it spawned */
+static char **g_argv;                    /* rank 0: the program's arguments, for spawn */
+static int spawn_workers(int n);
+static int32_t *g_worker_pids;          /* rank 0, spawned: each worker's pid (by rank) */
+static _Atomic bool g_lost;             /* rank 0, spawned: the workers are gone */
 static bool g_main_ran, g_finalized, g_same_host;
 static char g_host[HOST_MAX];
 
@@ -217,14 +267,15 @@ typedef struct result_hdr {
 /* Sends in flight: the buffer lives until the request completes. */
 typedef struct send_req {
     MPI_Request req;
-    unsigned char *p;
+    unsigned char *p;  /* freed when done; or NULL, and: */
+    br_future *hold;   /* released when done (the bytes are its argument or result) */
 } send_req;
 typedef struct sends {
     send_req *v;
     size_t n, cap;
 } sends;
 
-static int sends_add(sends *s, buf *b, int dest, int tag) {
+static int sends_room(sends *s) {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
         send_req *v = br__malloc(cap * sizeof *v);
@@ -236,15 +287,41 @@ static int sends_add(sends *s, buf *b, int dest, int tag) {
         s->v = v;
         s->cap = cap;
     }
+    return 0;
+}
+static int sends_add(sends *s, buf *b, int dest, int tag) {
+    if (sends_room(s) != 0)
+        return BR_ENOMEM;
     send_req *r = &s->v[s->n];
-    if (MPI_Isend(b->p, (int)b->len, MPI_BYTE, dest, tag, MPI_COMM_WORLD, &r->req) !=
+    if (MPI_Isend(b->p, (int)b->len, MPI_BYTE, dest, tag, g_comm, &r->req) !=
         MPI_SUCCESS)
         return BR_EIO;
     r->p = b->p;
+    r->hold = NULL;
     s->n++;
     b->p = NULL;
     b->len = b->cap = 0;
     return 0;
+}
+/* Sends len bytes at p, which are hold's (a big argument or result: sent from where they
+ * are, without a copy); hold is the caller's reference, released when the send is done. */
+static int sends_add_held(sends *s, const void *p, size_t len, int dest, int tag,
+                          br_future *hold) {
+    if (sends_room(s) != 0)
+        return BR_ENOMEM;
+    send_req *r = &s->v[s->n];
+    if (MPI_Isend(p, (int)len, MPI_BYTE, dest, tag, g_comm, &r->req) != MPI_SUCCESS)
+        return BR_EIO;
+    r->p = NULL;
+    r->hold = hold;
+    s->n++;
+    return 0;
+}
+static void send_done(send_req *r) {
+    if (r->hold)
+        br_future_release(r->hold);
+    else
+        br__free(r->p);
 }
 /* Completes finished sends; true if any did. */
 static bool sends_poll(sends *s) {
@@ -253,7 +330,7 @@ static bool sends_poll(sends *s) {
         int done = 0;
         MPI_Test(&s->v[i].req, &done, MPI_STATUS_IGNORE);
         if (done) {
-            br__free(s->v[i].p);
+            send_done(&s->v[i]);
             s->v[i] = s->v[--s->n];
             any = true;
         } else {
@@ -265,7 +342,7 @@ static bool sends_poll(sends *s) {
 static void sends_drain(sends *s) {
     for (size_t i = 0; i < s->n; i++) {
         MPI_Wait(&s->v[i].req, MPI_STATUS_IGNORE);
-        br__free(s->v[i].p);
+        send_done(&s->v[i]);
     }
     br__free(s->v);
     memset(s, 0, sizeof *s);
@@ -301,7 +378,7 @@ static unsigned char *recv_probed(MPI_Status *st, int *len) {
     unsigned char *p = br__malloc(n > 0 ? (size_t)n : 1);
     if (p == NULL)
         return NULL;
-    MPI_Recv(p, n, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, MPI_COMM_WORLD,
+    MPI_Recv(p, n, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, g_comm,
              MPI_STATUS_IGNORE);
     *len = n;
     return p;
@@ -339,6 +416,7 @@ typedef struct job {
     int64_t deadline;
     const void *arg;
     size_t len;
+    void *own;         /* a big argument's bytes (received on their own), or NULL */
     _Atomic uint32_t cancel;
     _Atomic int state; /* 0 queued, 1 running, 2 done */
 } job;
@@ -352,6 +430,8 @@ struct wmsg {          /* a TASKS message: its bytes and jobs live until the las
 typedef struct wres {
     struct wres *next;
     result_hdr h;
+    br_future *hold;   /* a big result: the bytes are this future's (sent from there) */
+    const void *held;
     unsigned char data[];
 } wres;
 
@@ -382,6 +462,7 @@ static struct {
     char broken_why[WHY_MAX + 64];
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+static void w_queue_result(wres *r);
 static void w_push_result(const result_hdr *h, const void *data) {
     wres *r = br__malloc(sizeof *r + (size_t)h->len + 1);
     if (r == NULL) { /* answer without the payload: the task is not lost */
@@ -397,6 +478,24 @@ static void w_push_result(const result_hdr *h, const void *data) {
         if (h->len)
             memcpy(r->data, data, (size_t)h->len);
     }
+    r->hold = NULL;
+    r->held = NULL;
+    w_queue_result(r);
+}
+
+/* A big result, kept where the task put it: f (the caller's reference) goes with it
+ * and is released once its bytes are sent. */
+static void w_push_held(const result_hdr *h, br_future *f, const void *data) {
+    wres *r = br__malloc(sizeof *r);
+    if (r == NULL)
+        abort(); /* nothing sane is left: MPI aborts the job */
+    r->h = *h;
+    r->hold = f;
+    r->held = data;
+    w_queue_result(r);
+}
+
+static void w_queue_result(wres *r) {
     r->next = NULL;
     pthread_mutex_lock(&W.mu);
     if (W.out_tail) {
@@ -462,6 +561,10 @@ static void w_run(job *j) {
             h.code = BR_ENOTSUP;
             h.len = sizeof big;
             w_push_result(&h, big);
+        } else if (len >= BIG_BYTES) {
+            h.len = len;
+            w_push_held(&h, f, data); /* f goes with it */
+            return;
         } else {
             h.len = len;
             w_push_result(&h, data);
@@ -509,6 +612,8 @@ static void w_reap_msgs(void) {
         if (m->next)
             m->next->prev = m->prev;
         br__free(m->bytes);
+        for (size_t i = 0; i < m->njobs; i++)
+            br__free(m->jobs[i].own);
         /* the biggest is kept for the next message: a big chunk's jobs are a fresh
          * mmap each time otherwise, and its page faults cost more than the tasks */
         if (W.spare == NULL || W.spare->cap < m->cap) {
@@ -586,7 +691,17 @@ static void w_tasks(unsigned char *bytes, int n) {
         else
             j->deadline = th->left <= 0 ? now : br_deadline_after(th->left);
         j->len = th->len;
-        j->arg = rd_get(&r, th->len);
+        if (th->len >= BIG_BYTES) {
+            /* its bytes come on their own, right behind this message, in task order:
+             * received where the task reads them, with no copy into a message */
+            j->own = br__malloc(th->len);
+            if (j->own == NULL)
+                abort();
+            MPI_Recv(j->own, (int)th->len, MPI_BYTE, 0, TAG_ARG, g_comm, MPI_STATUS_IGNORE);
+            j->arg = j->own;
+        } else {
+            j->arg = rd_get(&r, th->len);
+        }
         if (j->arg == NULL)
             abort();
         if (W.broken) {
@@ -712,18 +827,34 @@ static void w_send_results(sends *s) {
         if (buf_put(&b, hd, sizeof hd) != 0)
             abort();
         uint32_t n = 0;
-        while (r && (n == 0 || b.len + sizeof r->h + (size_t)r->h.len + 8 <= MSG_LIMIT)) {
+        wres *held = NULL, **held_tail = &held; /* big ones: their bytes follow */
+        while (r && (n == 0 || b.len + sizeof r->h + (r->hold ? 0 : (size_t)r->h.len) + 8 <=
+                                   MSG_LIMIT)) {
             wres *next = r->next;
             if (buf_put(&b, &r->h, sizeof r->h) != 0 ||
-                buf_put(&b, r->data, (size_t)r->h.len) != 0)
+                (r->hold == NULL && buf_put(&b, r->data, (size_t)r->h.len) != 0))
                 abort();
             n++;
-            br__free(r);
+            if (r->hold) {
+                r->next = NULL;
+                *held_tail = r;
+                held_tail = &r->next;
+            } else {
+                br__free(r);
+            }
             r = next;
         }
         memcpy(b.p, &n, sizeof n);
         if (sends_add(s, &b, 0, TAG_RESULTS) != 0)
             abort();
+        while (held) { /* in order, from the task's future: no outbox or message copy */
+            wres *next = held->next;
+            if (sends_add_held(s, held->held, (size_t)held->h.len, 0, TAG_RDATA,
+                               held->hold) != 0)
+                abort();
+            br__free(held);
+            held = next;
+        }
     }
 }
 
@@ -737,7 +868,7 @@ static void worker_loop(void) {
         for (;;) {
             int flag = 0;
             MPI_Status st;
-            MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+            MPI_Iprobe(0, MPI_ANY_TAG, g_comm, &flag, &st);
             if (!flag)
                 break;
             work = true;
@@ -868,6 +999,8 @@ typedef struct mpx {
     uint64_t next_id;
     int rr;
     sends s;
+    br_task **bigs;                    /* the TASKS message being packed: its big */
+    size_t nbig, capbig;               /* arguments, sent behind it */
 } mpx;
 
 static uint64_t hash64(uint64_t x) {
@@ -1021,7 +1154,9 @@ static int mpx_submit_chunk(br_executor *ex, br_task *const tasks[], size_t n,
     return enqueue((mpx *)ex, tasks, n);
 }
 
-/* Appends t to a TASKS message for rank r (after br__task_begin). */
+/* Appends t to a TASKS message for rank r (after br__task_begin); a big argument
+ * (BIG_BYTES or more) only has its header there and joins m->bigs, to be sent from the
+ * task's own copy behind the message. 1, or 0 if t failed (the message unchanged). */
 static int pack_task(mpx *m, buf *b, br_task *t, int r) {
     uint32_t ix = 0;
     (void)fn_index((br__fnptr)t->fn, &ix); /* known since submit */
@@ -1035,13 +1170,45 @@ static int pack_task(mpx *m, buf *b, br_task *t, int r) {
         br__task_finish(t, BR_EINVAL);
         return 0;
     }
-    if (buf_put(b, &h, sizeof h) != 0 || buf_put(b, arg, len) != 0 ||
-        tab_put(m, h.id, t, r) != 0) {
+    bool big = len >= BIG_BYTES;
+    if (big && m->nbig == m->capbig) {
+        size_t cap = m->capbig ? m->capbig * 2 : 16;
+        br_task **v = br__malloc(cap * sizeof *v);
+        if (v != NULL) {
+            if (m->nbig)
+                memcpy(v, m->bigs, m->nbig * sizeof *v);
+            br__free(m->bigs);
+            m->bigs = v;
+            m->capbig = cap;
+        }
+    }
+    size_t at = b->len;
+    if ((big && m->nbig == m->capbig) || buf_put(b, &h, sizeof h) != 0 ||
+        (!big && buf_put(b, arg, len) != 0) || tab_put(m, h.id, t, r) != 0) {
+        b->len = at; /* the message stays as it was: its count leaves t out */
         br_task_fail(t, BR_ENOMEM, "out of memory packing the task");
         br__task_finish(t, BR_ENOMEM);
         return 0;
     }
+    if (big)
+        m->bigs[m->nbig++] = t;
     return 1;
+}
+
+/* Sends the big arguments of the TASKS message just sent to rank r, in its order, each
+ * from the task's own copy (made at submit): the future is held until the send is done,
+ * so the copy outlives it whatever happens to the task meanwhile. */
+static void send_bigs(mpx *m, int r) {
+    for (size_t i = 0; i < m->nbig; i++) {
+        br_task *t = m->bigs[i];
+        size_t len = 0;
+        const void *arg = br_task_arg(t, &len);
+        br_future *f = br_task_future(t);
+        br_future_retain(f);
+        if (sends_add_held(&m->s, arg, len, r, TAG_ARG, f) != 0)
+            abort(); /* MPI failed: the default error handler would have aborted */
+    }
+    m->nbig = 0;
 }
 
 /* Hands queued work to the ranks with room. true if anything was sent. */
@@ -1097,8 +1264,9 @@ static bool dispatch(mpx *m) {
             return any; /* out of memory: try again later */
         }
         uint32_t ntasks = 0;
-        size_t used = 0;
-        while (used < room && b.len < MSG_SOFT_MAX) {
+        size_t used = 0, bigbytes = 0;
+        m->nbig = 0;
+        while (used < room && b.len + bigbytes < MSG_SOFT_MAX) {
             pthread_mutex_lock(&m->mu);
             unit *u = m->head;
             if (u && (u->n == 1 || ntasks == 0)) {
@@ -1112,8 +1280,14 @@ static bool dispatch(mpx *m) {
             if (u == NULL)
                 break;
             for (size_t i = 0; i < u->n; i++)
-                if (br__task_begin(u->t[i]))
-                    ntasks += (uint32_t)pack_task(m, &b, u->t[i], best);
+                if (br__task_begin(u->t[i])) {
+                    size_t len = 0;
+                    (void)br_task_arg(u->t[i], &len);
+                    if (pack_task(m, &b, u->t[i], best)) {
+                        ntasks++;
+                        bigbytes += len >= BIG_BYTES ? len : 0;
+                    }
+                }
             used += u->n;
             bool chunk = u->n > 1;
             if (chunk)
@@ -1131,6 +1305,7 @@ static bool dispatch(mpx *m) {
         fn_sent[best] = nfn;
         if (sends_add(&m->s, &b, best, TAG_TASKS) != 0)
             abort(); /* MPI failed: the default error handler would have aborted */
+        send_bigs(m, best);
         any = true;
     }
 }
@@ -1156,6 +1331,37 @@ static void send_cancel(mpx *m, slot *s) {
         abort();
 }
 
+/* why as a task's failure message: "rank R: why", or as it is with plain_messages. */
+static void rank_msg(const mpx *m, char *out, size_t n, int rank, const char *why) {
+    if (m->plain)
+        snprintf(out, n, "%s", why);
+    else
+        snprintf(out, n, "rank %d: %s", rank, why);
+}
+
+/* The executor is broken: submit returns BR_EBROKEN from now on, and every task still
+ * queued on rank 0 fails with code and msg (claimed first: a task's failure message can
+ * only be set on a running one). */
+static void fail_queued(mpx *m, int code, const char *msg) {
+    pthread_mutex_lock(&m->mu);
+    m->broken = true;
+    unit *drop = m->head;
+    m->head = m->tail = NULL;
+    pthread_mutex_unlock(&m->mu);
+    while (drop) {
+        unit *next = drop->next;
+        for (size_t i = 0; i < drop->n; i++) {
+            br_task *t = drop->t[i];
+            if (!br__task_begin(t))
+                continue; /* cancelled meanwhile, or past its deadline: settled */
+            br_task_fail(t, code, "%s", msg);
+            br__task_finish(t, code);
+        }
+        br__free(drop);
+        drop = next;
+    }
+}
+
 /* Rank src's initializer failed: the executor is broken. Queued work and every task in
  * flight (on any rank) fail with BR_EBROKEN and the message now; the tasks in flight
  * stay in the table with t NULL until their rank answers them (a healthy rank is asked to cancel them). */
@@ -1163,29 +1369,8 @@ static void break_executor(mpx *m, int src, const char *why) {
     char msg[WHY_MAX + 96];
     if (why == NULL)
         why = "the initializer failed";
-    if (m->plain)
-        snprintf(msg, sizeof msg, "%s", why);
-    else
-        snprintf(msg, sizeof msg, "rank %d: %s", src, why);
-    pthread_mutex_lock(&m->mu);
-    m->broken = true;
-    unit *drop = m->head;
-    m->head = m->tail = NULL;
-    pthread_mutex_unlock(&m->mu);
-    /* the queued tasks fail with the same message as those in flight (claimed first: a
-     * task's failure message can only be set on a running one) */
-    while (drop) {
-        unit *next = drop->next;
-        for (size_t i = 0; i < drop->n; i++) {
-            br_task *t = drop->t[i];
-            if (!br__task_begin(t))
-                continue; /* cancelled meanwhile, or past its deadline: settled */
-            br_task_fail(t, BR_EBROKEN, "%s", msg);
-            br__task_finish(t, BR_EBROKEN);
-        }
-        br__free(drop);
-        drop = next;
-    }
+    rank_msg(m, msg, sizeof msg, src, why);
+    fail_queued(m, BR_EBROKEN, msg);
     for (size_t i = 0; i < m->tabcap; i++) {
         slot *s = &m->tab[i];
         if (s->id == 0 || s->t == NULL)
@@ -1199,9 +1384,66 @@ static void break_executor(mpx *m, int src, const char *why) {
     }
 }
 
+/* Spawned workers: true once any of them is gone. Open MPI then ends the spawned job,
+ * every worker of it, and leaves rank 0 (another job) running with nothing to tell it
+ * (no error from MPI: the messages in flight are simply never answered), so rank 0
+ * looks: the workers are its host's processes, their pids sent at spawn. */
+static bool spawned_lost(void) {
+    if (g_spawned == 0 || g_lost)
+        return g_lost;
+    for (int r = 1; r <= g_spawned; r++)
+        if (kill(g_worker_pids[r], 0) != 0 && errno == ESRCH)
+            g_lost = true;
+    return g_lost;
+}
+
+/* The spawned workers are gone: every task queued or in flight fails with
+ * BR_EWORKERDIED and "rank R: ..." (R the rank it was handed to; queued ones: the
+ * rank that died first, as the job went with it), later submits get BR_EBROKEN. The
+ * sends still in flight to them never complete: their requests are freed and their
+ * buffers left to MPI (a leak, not a use after free). */
+static void lose_workers(mpx *m) {
+    static const char why[] = "the worker died (Open MPI ended the spawned workers' job)";
+    int dead = 1;
+    for (int r = 1; r <= g_spawned; r++)
+        if (kill(g_worker_pids[r], 0) != 0 && errno == ESRCH) {
+            dead = r;
+            break;
+        }
+    char msg[sizeof why + 32];
+    rank_msg(m, msg, sizeof msg, dead, why);
+    fail_queued(m, BR_EWORKERDIED, msg);
+    for (size_t i = 0; i < m->tabcap; i++) {
+        slot *sl = &m->tab[i];
+        if (sl->id == 0)
+            continue;
+        br_task *t = sl->t;
+        int rank = sl->rank;
+        sl->id = 0;
+        if (t == NULL)
+            continue;
+        if (m->plain)
+            br_task_fail(t, BR_EWORKERDIED, "%s", why);
+        else
+            br_task_fail(t, BR_EWORKERDIED, "rank %d: %s", rank, why);
+        br__task_finish(t, BR_EWORKERDIED);
+    }
+    m->ninflight = 0;
+    for (int r = 0; r < g_size; r++)
+        m->inflight[r] = 0;
+    (void)sends_poll(&m->s);
+    for (size_t i = 0; i < m->s.n; i++)
+        MPI_Request_free(&m->s.v[i].req);
+    m->s.n = 0;
+}
+
 static void finish_result(mpx *m, int src, const result_hdr *h, const unsigned char *data) {
     if (h->id == 0) { /* a rank's initializer failed */
-        if (h->kind == KIND_FAILED)
+        /* Not this session's when it has no initializer: a report that an earlier
+         * executor didn't wait for (it broke on another rank's first) arrives late.
+         * The report names no session, so a late one can still reach a later executor
+         * that has an initializer too (mpi.md, Not there yet). */
+        if (h->kind == KIND_FAILED && m->has_init)
             break_executor(m, src, h->len ? (const char *)data : NULL);
         return;
     }
@@ -1230,13 +1472,39 @@ static void finish_result(mpx *m, int src, const result_hdr *h, const unsigned c
     }
 }
 
+/* A big result: its bytes follow its RESULTS message on their own (in order), and are
+ * received straight into the future's result storage (br__task_result_buf). They are
+ * received whatever became of the task, so that the next ones stay in step. */
+static void finish_big(mpx *m, int src, const result_hdr *h) {
+    slot sl = tab_take(m, h->id);
+    br_task *t = sl.id != 0 && sl.rank == src ? sl.t : NULL;
+    size_t len = (size_t)h->len;
+    void *dst = t ? br__task_result_buf(t, len) : NULL;
+    void *scratch = NULL;
+    if (dst == NULL) {
+        if ((scratch = br__malloc(len)) == NULL)
+            abort(); /* can't even drop it: nothing sane is left */
+        dst = scratch;
+    }
+    MPI_Recv(dst, (int)len, MPI_BYTE, src, TAG_RDATA, g_comm, MPI_STATUS_IGNORE);
+    br__free(scratch);
+    if (t == NULL)
+        return;
+    if (scratch != NULL) {
+        br_task_fail(t, BR_ENOMEM, "out of memory receiving the result");
+        br__task_finish(t, BR_ENOMEM);
+    } else {
+        br__task_finish(t, 0);
+    }
+}
+
 /* Reads every RESULTS message waiting. true if any. */
 static bool collect(mpx *m) {
     bool any = false;
     for (;;) {
         int flag = 0;
         MPI_Status st;
-        MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULTS, MPI_COMM_WORLD, &flag, &st);
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULTS, g_comm, &flag, &st);
         if (!flag)
             return any;
         any = true;
@@ -1251,6 +1519,10 @@ static bool collect(mpx *m) {
             const result_hdr *h = rd_get(&r, sizeof *h);
             if (h == NULL)
                 break;
+            if (h->kind == KIND_OK && h->len >= BIG_BYTES) {
+                finish_big(m, st.MPI_SOURCE, h);
+                continue;
+            }
             const unsigned char *data = rd_get(&r, (size_t)h->len);
             if (data == NULL)
                 break;
@@ -1299,12 +1571,21 @@ static void *progress_main(void *arg) {
             abort();
     }
     int64_t backoff = 0, last_cancel_poll = 0, quiet_since = 0, cancel_every = CANCEL_POLL_NS;
+    int64_t last_alive = br_now();
     for (;;) {
         bool work = dispatch(m);
         if (collect(m))
             work = true;
         if (sends_poll(&m->s))
             work = true;
+        if (g_spawned > 0 && (m->ninflight > 0 || m->s.n > 0) &&
+            br_now() - last_alive >= ALIVE_EVERY_NS) {
+            last_alive = br_now();
+            if (spawned_lost()) {
+                lose_workers(m);
+                work = true;
+            }
+        }
         pthread_mutex_lock(&m->mu);
         bool all = m->cancel_all;
         m->cancel_all = false;
@@ -1419,6 +1700,7 @@ static void mpx_destroy(br_executor *ex) {
     br__free(m->last_chunk);
     br__free(m->slots);
     br__free(m->initarg);
+    br__free(m->bigs);
     br__free(m);
 }
 
@@ -1459,6 +1741,18 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
         o = *opts;
     if (!g_main_ran || g_finalized || g_rank != 0)
         return BR_ESTATE;
+    if (o.spawn < 0 || o.spawn > MAX_SPAWN)
+        return BR__MISUSE(BR_EINVAL, "br_mpi_executor_new: spawn is out of range");
+    if (g_size == 1 && o.spawn > 0) {
+        pthread_mutex_lock(&cur_mu); /* spawn while no executor runs (whose thread calls
+                                      * MPI) */
+        int rc = g_current != NULL ? BR_EBUSY : spawn_workers(o.spawn);
+        pthread_mutex_unlock(&cur_mu);
+        if (rc != 0)
+            return rc;
+    }
+    if (spawned_lost())
+        return BR_EBROKEN; /* the spawned workers are gone (lose_workers) */
     int nw = g_size - 1;
     if (nw < 1)
         return BR_ESTATE;
@@ -1545,6 +1839,72 @@ int br_mpi_root_pid(void) { return g_root_pid; }
 
 static void finalize_at_exit(void) { (void)br_mpi_finalize(); }
 
+/* Rank 0 with no worker ranks: starts n of this program with MPI_Comm_spawn, and makes
+ * the merge of the intercommunicator (rank 0 here, the children 1..n, in the order of
+ * their MPI_COMM_WORLD) the ranks' communicator. The children meet it in br_mpi_main.
+ * 0, or BR_EIO (MPI couldn't start them: no runtime to spawn with, not enough slots, the
+ * program not found); MPI's errors are returned, not fatal, while it tries. */
+static int spawn_workers(int n) {
+    char exe[4096];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = '\0';
+    } else if (g_argv != NULL && g_argv[0] != NULL) {
+        snprintf(exe, sizeof exe, "%s", g_argv[0]);
+    } else {
+        return BR_ENOENT;
+    }
+    MPI_Info info = MPI_INFO_NULL;
+    /* Started without mpirun (a singleton: Open MPI sets OMPI_COMM_WORLD_SIZE in every
+     * process mpirun starts), nothing says how many slots this host has, and Open MPI
+     * counts its cores: as braid-mpirun does, more processes than cores are allowed.
+     * Under mpirun, its mapping (braid-mpirun: --oversubscribe) applies as given. */
+    if (getenv("OMPI_COMM_WORLD_SIZE") == NULL) {
+        MPI_Info_create(&info);
+        MPI_Info_set(info, "map_by", ":OVERSUBSCRIBE");
+    }
+    MPI_Errhandler old;
+    MPI_Comm_get_errhandler(MPI_COMM_SELF, &old);
+    MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
+    MPI_Comm inter = MPI_COMM_NULL;
+    char **args = g_argv != NULL && g_argv[0] != NULL ? g_argv + 1 : MPI_ARGV_NULL;
+    int rc = MPI_Comm_spawn(exe, args, n, info, 0, MPI_COMM_SELF, &inter,
+                            MPI_ERRCODES_IGNORE);
+    MPI_Comm_set_errhandler(MPI_COMM_SELF, old);
+    MPI_Errhandler_free(&old);
+    if (info != MPI_INFO_NULL)
+        MPI_Info_free(&info);
+    if (rc != MPI_SUCCESS || inter == MPI_COMM_NULL)
+        return BR_EIO;
+    MPI_Comm merged;
+    if (MPI_Intercomm_merge(inter, 0, &merged) != MPI_SUCCESS)
+        return BR_EIO;
+    int size = 0;
+    MPI_Comm_size(merged, &size);
+    uint32_t *sent = br__calloc((size_t)size, sizeof *sent);
+    if (sent == NULL)
+        abort(); /* the children wait in the broadcast below: nothing sane is left */
+    struct {
+        int32_t pid;
+        char host[HOST_MAX];
+    } root = {.pid = (int32_t)getpid()};
+    memcpy(root.host, g_host, sizeof root.host);
+    MPI_Bcast(&root, (int)sizeof root, MPI_BYTE, 0, merged);
+    int32_t *pids = br__calloc((size_t)size, sizeof *pids);
+    if (pids == NULL)
+        abort(); /* as above */
+    int32_t me = root.pid;
+    MPI_Gather(&me, 1, MPI_INT32_T, pids, 1, MPI_INT32_T, 0, merged);
+    g_worker_pids = pids;
+    g_inter = inter;
+    g_comm = merged;
+    g_size = size;
+    g_spawned = n;
+    br__free(fn_sent);
+    fn_sent = sent;
+    return 0;
+}
+
 int br_mpi_finalize(void) {
     if (!g_main_ran || g_rank != 0)
         return BR_ESTATE;
@@ -1560,8 +1920,15 @@ int br_mpi_finalize(void) {
     MPI_Finalized(&fin);
     if (fin)
         return 0;
-    for (int r = 1; r < g_size; r++)
-        MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, MPI_COMM_WORLD);
+    if (!spawned_lost()) {
+        for (int r = 1; r < g_size; r++)
+            MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, g_comm);
+    }
+    if (g_inter != MPI_COMM_NULL) { /* spawned workers: they do the same after STOP */
+        MPI_Comm_free(&g_comm);
+        if (!g_lost) /* with the workers gone, nobody would meet us there */
+            MPI_Comm_disconnect(&g_inter);
+    }
     MPI_Finalize();
     return 0;
 }
@@ -1583,8 +1950,19 @@ int br_mpi_main(int *argc, char ***argv) {
     }
     if (provided < MPI_THREAD_SERIALIZED)
         return BR_ENOTSUP;
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    /* A worker spawned by a rank 0 (spawn_workers): its ranks are the merge, the
+     * parent first. */
+    MPI_Comm parent = MPI_COMM_NULL;
+    MPI_Comm_get_parent(&parent);
+    if (parent != MPI_COMM_NULL) {
+        if (MPI_Intercomm_merge(parent, 1, &g_comm) != MPI_SUCCESS)
+            return BR_EIO;
+        g_inter = parent;
+    } else {
+        g_comm = MPI_COMM_WORLD;
+    }
+    MPI_Comm_rank(g_comm, &g_rank);
+    MPI_Comm_size(g_comm, &g_size);
     g_main_ran = true;
     char host[HOST_MAX] = "";
     gethostname(host, sizeof host - 1);
@@ -1596,12 +1974,20 @@ int br_mpi_main(int *argc, char ***argv) {
         root.pid = (int32_t)getpid();
         memcpy(root.host, host, sizeof root.host);
     }
-    MPI_Bcast(&root, (int)sizeof root, MPI_BYTE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&root, (int)sizeof root, MPI_BYTE, 0, g_comm);
     g_root_pid = root.pid;
     memcpy(g_host, root.host, sizeof g_host);
     g_same_host = strncmp(host, root.host, sizeof host) == 0;
+    if (g_inter != MPI_COMM_NULL) { /* spawned: rank 0 learns each worker's pid */
+        int32_t me = (int32_t)getpid();
+        MPI_Gather(&me, 1, MPI_INT32_T, NULL, 1, MPI_INT32_T, 0, g_comm);
+    }
     if (g_rank != 0) {
         worker_loop();
+        if (g_inter != MPI_COMM_NULL) {
+            MPI_Comm_free(&g_comm);
+            MPI_Comm_disconnect(&g_inter);
+        }
         MPI_Finalize();
         fflush(NULL);
         exit(0);
@@ -1609,6 +1995,7 @@ int br_mpi_main(int *argc, char ***argv) {
     fn_sent = br__calloc((size_t)g_size, sizeof *fn_sent);
     if (fn_sent == NULL)
         return BR_ENOMEM;
+    g_argv = argv != NULL ? *argv : NULL;
     atexit(finalize_at_exit);
     return 0;
 }

@@ -8,6 +8,10 @@
  *   - blocking calls parked from shared-stack tasks and woken by plain threads
  *     (a lock, a queue, a future of a thread pool, a condition), with values checked;
  *   - timeout scopes, whose records the loop's timers reach while the task sleeps;
+ *   - frames of every size copied out: in the task's own cell, in a cell of their own,
+ *     on the heap, growing and shrinking between suspends; a task suspended in a yield
+ *     takes one small cell and nothing more (aio/task.c, the frames of shared-stack
+ *     tasks);
  *   - the loop's default, and bad options.
  * Every blocking call of the threading, queue and futures layers is also run from
  * shared-stack coroutines by the aio.shared_stacks.* tests (tests/aio/tests.cmake),
@@ -34,6 +38,19 @@ static void run_main(br_task_fn fn, const void *arg, size_t len) {
     int code = -1;
     BR_CHECK_OK(br_aio_run(fn, arg, len, &code));
     BR_CHECK_EQ(code, 0);
+}
+
+/* The sum of n finished tasks' i64 results; releases them and frees fs. */
+static int64_t sum_and_release(br_future **fs, size_t n) {
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = 0;
+        BR_CHECK_OK(br_future_result_i64(fs[i], BR_NOWAIT, &v));
+        sum += v;
+        br_future_release(fs[i]);
+    }
+    free(fs);
+    return sum;
 }
 
 /* --- W8's sem10: a holder copied out while newer tasks block ------------------------ */
@@ -282,11 +299,158 @@ static void timeout_scopes(void **state) {
     run_main(scopes_main, NULL, 0);
 }
 
+/* --- frames of every size ------------------------------------------------------------- */
+
+enum { NDEEP = 48, DEEP_ROUNDS = 24, LEVEL_WORDS = 12, MAX_DEPTH = 13 };
+
+static uint64_t level_word(uint64_t seed, int depth, int i) {
+    return seed ^ ((uint64_t)depth << 40) ^ ((uint64_t)i * 0x9e3779b97f4a7c15u);
+}
+
+/* Recurses depth levels with LEVEL_WORDS words of locals each (~130 bytes of frame a
+ * level), yields at the bottom, and checks every level's words afterwards: BR_ESTATE
+ * if one changed. */
+__attribute__((noinline)) static int descend(uint64_t seed, int depth) {
+    volatile uint64_t w[LEVEL_WORDS];
+    for (int i = 0; i < LEVEL_WORDS; i++)
+        w[i] = level_word(seed, depth, i);
+    int rc = depth > 0 ? descend(seed, depth - 1) : br_aio_yield();
+    for (int i = 0; i < LEVEL_WORDS; i++)
+        if (w[i] != level_word(seed, depth, i))
+            return BR_ESTATE;
+    return rc;
+}
+
+/* Task i suspends DEEP_ROUNDS times at depths that wander over 0..MAX_DEPTH-1: from
+ * frames that fit its cell's room to ones past a big cell, up and down again. */
+static int deep_task(br_task *t) {
+    int64_t i = br_task_arg_i64(t);
+    for (int r = 0; r < DEEP_ROUNDS; r++) {
+        int rc = descend((uint64_t)i * 1000003u + (uint64_t)r, (int)((i * 7 + r * 5) % MAX_DEPTH));
+        if (rc != 0)
+            return br_task_fail(t, rc, "task %lld round %d: its frames changed", (long long)i, r);
+    }
+    return br_task_return_i64(t, i);
+}
+
+/* Runs after every deep task's first suspend: their frames went to cells of every
+ * class (builds with slabs; not under ThreadSanitizer, whose instrumented frames are
+ * bigger and may skip a class: there the values are what is checked). */
+static int deep_checker(br_task *t) {
+    (void)t;
+#if !defined(__SANITIZE_THREAD__)
+    if (br__cells_per_slab(BR__CELL_BIG_CLASS) != 0)
+        for (int c = 0; c < BR__CELL_CLASSES; c++)
+            BR_CHECK(br__cells_slabs(&br_loop_current()->cells, c) >= 1);
+#endif
+    return 0;
+}
+
+static int deep_main(br_task *t) {
+    (void)t;
+    br_future *fs[NDEEP], *check;
+    for (int64_t i = 0; i < NDEEP; i++)
+        BR_CHECK_OK(br_create_task_opts(NULL, deep_task, &i, sizeof i, &shared, &fs[i]));
+    BR_CHECK_OK(br_create_task_opts(NULL, deep_checker, NULL, 0,
+                                    &(br_task_opts){.own_stack = true}, &check));
+    for (int i = 0; i < NDEEP; i++) {
+        int64_t v = -1;
+        BR_CHECK_OK(br_future_result_i64(fs[i], br_test_hang_guard(), &v));
+        BR_CHECK_EQ(v, i);
+        br_future_release(fs[i]);
+    }
+    BR_CHECK_OK(br_future_result(check, br_test_hang_guard(), NULL, NULL));
+    br_future_release(check);
+    return 0;
+}
+
+static void frames_of_every_size(void **state) {
+    (void)state;
+    run_main(deep_main, NULL, 0);
+}
+
+/* N shared-stack tasks suspended in a yield, then counted by an own-stack checker that
+ * runs before any of them resumes: each took one small cell, its frames in the cell's
+ * room (no big cell, no second small one). ThreadSanitizer's instrumented frames are
+ * bigger than the room (and its fibers fewer), so there only the values are checked. */
+struct yields {
+    _Atomic int64_t done;
+    size_t per;
+};
+
+static int yield_once(br_task *t) {
+    struct yields *y = *(struct yields *const *)br_task_arg(t, NULL);
+    BR_CHECK_OK(br_aio_yield());
+    atomic_fetch_add(&y->done, 1);
+    return br_task_return_i64(t, 1);
+}
+
+/* The slabs of every class but the tasks' own. */
+static size_t other_slabs(br_loop *l) {
+    size_t n = 0;
+    for (int c = 0; c < BR__CELL_CLASSES; c++)
+        if (c != BR__CELL_SMALL_CLASS)
+            n += br__cells_slabs(&l->cells, c);
+    return n;
+}
+
+static int yield_checker(br_task *t) {
+    struct yields *y = *(struct yields *const *)br_task_arg(t, NULL);
+    BR_CHECK_EQ(atomic_load(&y->done), 0); /* all still suspended */
+#if !defined(__SANITIZE_THREAD__)
+    br_loop *l = br_loop_current();
+    if (y->per != 0) {
+        /* 1.5 slabs' worth of tasks and this checker: two slabs (a main task on a shared
+         * stack may have put its own frames in one more cell); a second cell each for
+         * the frames copied out (all but the last task's) would be three. */
+        BR_CHECK_EQ(br__cells_slabs(&l->cells, BR__CELL_SMALL_CLASS), 2);
+        BR_CHECK(other_slabs(l) <= 1);
+    }
+#endif
+    return 0;
+}
+
+static int yields_main(br_task *t) {
+    struct yields *y = *(struct yields *const *)br_task_arg(t, NULL);
+#if defined(__SANITIZE_THREAD__)
+    size_t n = 200; /* each new coroutine costs a TSan fiber: 2,000 took 79 s there */
+#else
+    size_t n = y->per != 0 ? y->per + y->per / 2 : (size_t)br_test_scaled(2000, 200);
+#endif
+    br_future **fs = calloc(n, sizeof *fs);
+    BR_CHECK(fs != NULL);
+    for (size_t i = 0; i < n; i++)
+        BR_CHECK_OK(br_create_task_opts(NULL, yield_once, &y, sizeof y, &shared, &fs[i]));
+    br_future *check;
+    BR_CHECK_OK(br_create_task_opts(NULL, yield_checker, &y, sizeof y,
+                                    &(br_task_opts){.own_stack = true}, &check));
+    BR_CHECK_OK(br_gather(fs, n, false, br_test_hang_guard()));
+    BR_CHECK_EQ(sum_and_release(fs, n), (int64_t)n);
+    BR_CHECK_EQ(atomic_load(&y->done), (int64_t)n);
+    BR_CHECK_OK(br_future_result(check, br_test_hang_guard(), NULL, NULL));
+    br_future_release(check);
+    return 0;
+}
+
+static void a_yield_fits_a_small_cell(void **state) {
+    (void)state;
+    struct yields y;
+    atomic_init(&y.done, 0);
+    y.per = br__cells_per_slab(BR__CELL_SMALL_CLASS);
+    struct yields *yp = &y;
+    run_main(yields_main, &yp, sizeof yp);
+}
+
 /* --- the loop's default; many alive ----------------------------------------------------- */
 
 #if defined(__SANITIZE_THREAD__)
-/* ThreadSanitizer counts each coroutine alive as a thread (8128 at most). */
-enum { NALIVE = 2000 };
+/* ThreadSanitizer counts each coroutine alive as a thread (8128 at most), and makes each
+ * one's context at ~10 ms: 2,000 took 23 s of CI's time. */
+enum { NALIVE = 500 };
+#elif defined(__SANITIZE_ADDRESS__)
+/* With detect_stack_use_after_return (make sanitize) ASan maps a fake stack for each
+ * coroutine it sees: 20,000 took 35 s there, 0.9 s without it. */
+enum { NALIVE = 4000 };
 #else
 enum { NALIVE = 20000 };
 #endif
@@ -294,7 +458,7 @@ enum { NALIVE = 20000 };
 struct alive {
     br_event go;
     _Atomic int parked, shared_seen;
-    size_t slabs_full; /* the loop's shared-stack cell slabs while all were parked */
+    size_t slabs_full; /* the loop's cell slabs (both classes) while all were parked */
 };
 
 static int alive_task(br_task *t) {
@@ -309,11 +473,15 @@ static int alive_task(br_task *t) {
 static int setter(br_task *t) {
     struct alive *a = *(struct alive *const *)br_task_arg(t, NULL);
     BR_CHECK_EQ(atomic_load(&a->parked), NALIVE); /* every one parked before this ran */
-    /* Their records are cells of the loop's (aio/cells.c): as many slabs as they fill. */
-    size_t per = br__cells_per_slab(BR__CELL_SHARED_CLASS);
-    a->slabs_full = br__cells_slabs(&br_loop_current()->cells, BR__CELL_SHARED_CLASS);
+    /* Their records are small cells of the loop's (aio/cells.c), their frames in them
+     * or in cells of their own: at least as many slabs as the records fill. */
+    size_t per = br__cells_per_slab(BR__CELL_SMALL_CLASS);
+    br_loop *l = br_loop_current();
+    a->slabs_full = 0;
+    for (int c = 0; c < BR__CELL_CLASSES; c++)
+        a->slabs_full += br__cells_slabs(&l->cells, c);
     if (per != 0)
-        BR_CHECK_EQ(a->slabs_full, (NALIVE + per - 1) / per);
+        BR_CHECK(a->slabs_full >= (NALIVE + per - 1) / per);
     BR_CHECK_OK(br_event_set(&a->go));
     return 0;
 }
@@ -334,31 +502,30 @@ static void alive_burst(struct alive *a) {
     BR_CHECK_OK(br_future_wait(own, br_test_hang_guard()));
     BR_CHECK(br_future_done(own) && !br_future_cancelled(own));
     br_future_release(own);
-    int64_t sum = 0;
-    for (int i = 0; i < NALIVE; i++) {
-        int64_t v = 0;
-        BR_CHECK_OK(br_future_result_i64(fs[i], BR_NOWAIT, &v));
-        sum += v;
-        br_future_release(fs[i]);
-    }
-    free(fs);
-    BR_CHECK_EQ(sum, NALIVE);
+    BR_CHECK_EQ(sum_and_release(fs, NALIVE), NALIVE);
 }
 
 static int alive_main(br_task *t) {
     struct alive *a = *(struct alive *const *)br_task_arg(t, NULL);
     BR_CHECK_OK(br_loop_set_task_defaults(br_loop_current(), &shared));
     br_loop *l = br_loop_current();
-    size_t per = br__cells_per_slab(BR__CELL_SHARED_CLASS);
+    size_t per = br__cells_per_slab(BR__CELL_SMALL_CLASS);
     alive_burst(a);
     size_t first = a->slabs_full;
-    /* All finished: one empty slab stays warm for the next burst, the rest went back. */
-    if (per != 0)
-        BR_CHECK_EQ(br__cells_slabs(&l->cells, BR__CELL_SHARED_CLASS), 1);
+    /* All finished: one empty slab per class stays warm for the next burst, the rest
+     * went back. */
+    if (per != 0) {
+        BR_CHECK_EQ(br__cells_slabs(&l->cells, BR__CELL_SMALL_CLASS), 1);
+        for (int c = 0; c < BR__CELL_CLASSES; c++)
+            BR_CHECK(br__cells_slabs(&l->cells, c) <= 1);
+    }
     alive_burst(a); /* the same burst again: the same slabs' worth, nothing leaked */
     BR_CHECK_EQ(a->slabs_full, first);
-    if (per != 0)
-        BR_CHECK_EQ(br__cells_slabs(&l->cells, BR__CELL_SHARED_CLASS), 1);
+    if (per != 0) {
+        BR_CHECK_EQ(br__cells_slabs(&l->cells, BR__CELL_SMALL_CLASS), 1);
+        for (int c = 0; c < BR__CELL_CLASSES; c++)
+            BR_CHECK(br__cells_slabs(&l->cells, c) <= 1);
+    }
     return 0;
 }
 
@@ -376,4 +543,5 @@ static void loop_default_many_alive(void **state) {
 
 BR_TEST_MAIN(cmocka_unit_test(sem10_holder_copied_out), cmocka_unit_test(locals_survive_switches),
              cmocka_unit_test(woken_by_a_thread), cmocka_unit_test(timeout_scopes),
+             cmocka_unit_test(frames_of_every_size), cmocka_unit_test(a_yield_fits_a_small_cell),
              cmocka_unit_test(loop_default_many_alive))

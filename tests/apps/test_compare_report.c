@@ -137,8 +137,10 @@ static void report_in_chromium(void **state) {
     /* one round: the report's shape doesn't depend on the count, and the crawl's six models
      * make each round cost ~15 s under a sanitizer */
     char *argv[] = {"compare", "--quick", "--rounds", "1", "--report", html_path, NULL};
-    BR_CHECK_EQ(run_compare(argv, 6, out_path, NULL), 0);
+    int crc = run_compare(argv, 6, out_path, NULL);
     char *out = slurp(out_path);
+    if (crc != 0) /* a row that failed says why in its table line */
+        fail_msg("braid compare exited %d:\n%s", crc, out);
     char *html = slurp(html_path);
     BR_CHECK(strstr(out, "\nreport: ") != NULL);
 
@@ -273,9 +275,9 @@ static int run_capture(char **argv, int argc, char **out, char **err) {
 static void with_python_absent(void **state) {
     (void)state;
     char *argv[] = {"compare", "--quick", "--rounds", "1", "--no-report", "--with-python",
-                    "--python", "/nonexistent/python3", NULL};
+                    "--python", "/nonexistent/python3", "--only", "cpu", NULL};
     char *out, *err;
-    BR_CHECK_EQ(run_capture(argv, 8, &out, &err), 0);
+    BR_CHECK_EQ(run_capture(argv, 10, &out, &err), 0);
     if (strstr(err, "--with-python: /nonexistent/python3 isn't there, so the Python rows "
                     "are left out") == NULL)
         fail_msg("stderr: %s", err);
@@ -313,9 +315,9 @@ static void with_python_rows(void **state) {
     BR_CHECK(fd >= 0);
     close(fd);
     char *argv[] = {"compare", "--quick", "--rounds", "1", "--report", html,
-                    "--with-python", "--peers", (char *)peers, NULL};
+                    "--with-python", "--peers", (char *)peers, "--only", "cpu", NULL};
     char *out, *err;
-    BR_CHECK_EQ(run_capture(argv, 9, &out, &err), 0);
+    BR_CHECK_EQ(run_capture(argv, 11, &out, &err), 0);
     static const char *const labels[] = {"Python: one thread", "Python: thread pool",
                                          "Python: process pool"};
     for (int i = 0; i < 3; i++) {
@@ -331,9 +333,53 @@ static void with_python_rows(void **state) {
     for (const char *p = strstr(doc, "class=\"bar py"); p != NULL;
          p = strstr(p + 1, "class=\"bar py"))
         py++;
-    BR_CHECK(py >= 3); /* W1's three (and W9's six with the http layer) */
+    BR_CHECK(py >= 3); /* W1's three (W9's six are left out by --only cpu) */
     free(doc);
     unlink(html);
+    free(out);
+    free(err);
+}
+
+/* --only: bad lists are refused (exit 2, saying what it wants); `--only cpu` runs W1 and
+ * W2 alone, every row correct, with their verdict: no IO or W9 row, no I/O-bound verdict,
+ * no crawl section. (`--only cpu --only io` is the sanitizer trees' JSON run,
+ * apps.braid.compare_quick_json.) */
+static void only_parts(void **state) {
+    (void)state;
+    static const char *const bad[] = {"", "cpu,", ",cpu", "cpu,cpu", "gpu", "cpu;io", "CPU"};
+    char *out, *err;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {"compare", "--quick", "--no-report", "--only", (char *)bad[i], NULL};
+        BR_CHECK_EQ(run_capture(argv, 5, &out, &err), 2);
+        if (strstr(err, "--only wants a comma-separated list of cpu, io and crawl") == NULL)
+            fail_msg("--only '%s': stderr: %s", bad[i], err);
+        free(out);
+        free(err);
+    }
+    char *twice[] = {"compare", "--quick", "--no-report", "--only", "io", "--only", "io", NULL};
+    BR_CHECK_EQ(run_capture(twice, 7, &out, &err), 2); /* repeated, but each once */
+    BR_CHECK(strstr(err, "--only wants") != NULL);
+    free(out);
+    free(err);
+    char *argv[] = {"compare", "--quick", "--rounds", "1", "--no-report", "--only", "cpu",
+                    NULL};
+    BR_CHECK_EQ(run_capture(argv, 7, &out, &err), 0);
+    static const char *const rows[][2] = {
+        {"W1 is_prime x8", "one thread"},   {"W1 is_prime x8", "braid threads"},
+        {"W1 is_prime x8", "braid processes"}, {"W2 fib 20..29", "one thread"},
+        {"W2 fib 20..29", "process pool(3)"}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char line[512];
+        const char *rest = find_line(out, rows[i][0], rows[i][1], line, sizeof line);
+        if (rest == NULL)
+            fail_msg("no row '%s %s' in:\n%s", rows[i][0], rows[i][1], out);
+        BR_CHECK(strstr(rest, " ok") != NULL);
+    }
+    BR_CHECK(strstr(out, "\nverdict: ") != NULL);
+    BR_CHECK(strstr(out, "IO 1000") == NULL);
+    BR_CHECK(strstr(out, "I/O-bound") == NULL);
+    BR_CHECK(strstr(out, "W9 ") == NULL);
+    BR_CHECK(strstr(out, "The crawl") == NULL);
     free(out);
     free(err);
 }
@@ -379,8 +425,8 @@ static void mpi_row(void **state) {
     BR_CHECK(fd >= 0);
     close(fd);
     char *argv[] = {"compare", "--quick", "--rounds", "1", "--report", html, "--mpi", "2",
-                    NULL};
-    BR_CHECK_EQ(run_capture(argv, 8, &out, &err), 0);
+                    "--only", "cpu", NULL};
+    BR_CHECK_EQ(run_capture(argv, 10, &out, &err), 0);
     char line[512];
     const char *rest = find_line(out, "W1 is_prime x8", "MPI ranks, map", line, sizeof line);
     if (rest == NULL)
@@ -404,5 +450,6 @@ static void mpi_row(void **state) {
     free(err);
 }
 
-BR_TEST_MAIN(cmocka_unit_test(report_in_chromium), cmocka_unit_test(with_python_absent),
+BR_TEST_MAIN(cmocka_unit_test(report_in_chromium), cmocka_unit_test(only_parts),
+             cmocka_unit_test(with_python_absent),
              cmocka_unit_test(with_python_rows), cmocka_unit_test(mpi_row))

@@ -960,13 +960,17 @@ static void threadpool_fifo_start_order(void **state) {
 
 /* Python's get_html(3, 4, 9, 7) shape: a burst to an idle pool of 2 starts the first
  * two, and each worker that frees up then takes the oldest one left. The burst is n
- * submits, or one br_submit_batch (batch), which must start in the same order. */
+ * submits, or one br_submit_batch (batch) followed by one submit. A batch's tasks may
+ * start in any order among themselves (workers take runs of them: braid/executor.h),
+ * but each worker that frees up starts one not started yet, every one of them once, and
+ * the submit made after the batch returned starts last. */
 static void tp_fifo_burst(bool batch) {
     unsigned seed = batch ? 4242 : 777;
     int rounds = (int)br_test_scaled(300, 30);
     for (int round = 0; round < rounds; round++) {
         int workers = 2 + round % 3;
         int n = workers + 2 + (int)(rand_r(&seed) % (FIFO_MAX - workers - 2));
+        int total = batch ? n + 1 : n; /* n < FIFO_MAX */
         br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
         if (round % 2) { /* warm: workers started and idle (spinning or parked) */
             br_future *f;
@@ -974,7 +978,7 @@ static void tp_fifo_burst(bool batch) {
             BR_CHECK_OK(br_future_wait(f, tp_guard()));
             br_future_release(f);
         }
-        tp_fifo_reset(n);
+        tp_fifo_reset(total);
         br_future *fs[FIFO_MAX];
         static int64_t idx[FIFO_MAX];
         for (int i = 0; i < n; i++)
@@ -984,31 +988,41 @@ static void tp_fifo_burst(bool batch) {
             BR_CHECK_OK(
                 br_submit_batch(ex, tp_fifo_task, idx, (size_t)n, sizeof idx[0], fs, &q));
             BR_CHECK_EQ(q, n);
+            BR_CHECK_OK(br_submit_i64(ex, tp_fifo_task, n, &fs[n]));
         } else {
             for (int i = 0; i < n; i++)
                 BR_CHECK_OK(br_submit_i64(ex, tp_fifo_task, i, &fs[i]));
         }
-        /* the first `workers` starts race each other: they are tasks 0..workers-1 */
+        /* the first `workers` starts race each other: they are tasks 0..workers-1 (of
+         * the batch: any of its tasks) */
         unsigned long long seen = 0;
         int running[FIFO_MAX];
         for (int k = 0; k < workers; k++) {
             int got = tp_fifo_started(k);
-            BR_CHECK(got >= 0 && got < workers);
+            BR_CHECK(got >= 0 && got < (batch ? n : workers));
+            BR_CHECK(!(seen & (1ull << got)));
             seen |= 1ull << got;
             running[k] = got;
         }
-        BR_CHECK_EQ(seen, (1ull << workers) - 1);
-        /* then one worker frees up at a time: strictly in submission order */
+        if (!batch)
+            BR_CHECK_EQ(seen, (1ull << workers) - 1);
+        /* then one worker frees up at a time: strictly in submission order (a batch's
+         * tasks: each one once, all before the submit that followed it) */
         int nrun = workers;
-        for (int k = workers; k < n; k++) {
+        for (int k = workers; k < total; k++) {
             int j = (int)(rand_r(&seed) % (unsigned)nrun);
             br_future_set_result_i64(tp_fifo.gate[running[j]], 0);
             int got = tp_fifo_started(k);
-            if (got != k)
+            bool ok = batch ? (k < n ? got >= 0 && got < n && !(seen & (1ull << got))
+                                     : got == n)
+                            : got == k;
+            if (!ok)
                 fail_msg("round %d (%d workers): start %d was task %d", round, workers, k, got);
+            if (got < 64)
+                seen |= 1ull << got;
             running[j] = got;
         }
-        tp_fifo_release_all(n, fs);
+        tp_fifo_release_all(total, fs);
         BR_CHECK_OK(br_executor_free(ex));
     }
 }
@@ -1021,6 +1035,623 @@ static void threadpool_fifo_burst_to_idle_pool(void **state) {
 static void threadpool_batch_start_order(void **state) {
     (void)state;
     tp_fifo_burst(true);
+}
+
+/* Runs (sched.c, "Runs"): workers take up to 32 tasks of one batch with one CAS and
+ * steal the older half of each other's runs. Many batches of many sizes, with single
+ * submits between them, on 1-3 workers: every task runs exactly once, with its own
+ * argument, and its future holds its own result. */
+enum { RUNS_MAXN = 700 };
+static _Atomic int tp_runs_count[RUNS_MAXN];
+static int64_t tp_runs_idx[RUNS_MAXN];
+
+static int tp_runs_task(br_task *t) {
+    int64_t i = br_task_arg_i64(t);
+    atomic_fetch_add(&tp_runs_count[i], 1);
+    return br_task_return_i64(t, i * 3);
+}
+
+static void threadpool_runs_no_loss(void **state) {
+    (void)state;
+    unsigned seed = 99;
+    int rounds = (int)br_test_scaled(400, 40);
+    for (int i = 0; i < RUNS_MAXN; i++)
+        tp_runs_idx[i] = i;
+    static br_future *fs[RUNS_MAXN];
+    for (int workers = 1; workers <= 3; workers++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
+        for (int round = 0; round < rounds; round++) {
+            for (int i = 0; i < RUNS_MAXN; i++)
+                atomic_store(&tp_runs_count[i], 0);
+            /* batches of 1..300 and single submits, in random order, up to RUNS_MAXN */
+            int n = 0;
+            while (n < RUNS_MAXN - 1) {
+                int k = 1 + (int)(rand_r(&seed) % 300);
+                if (k > RUNS_MAXN - n)
+                    k = RUNS_MAXN - n;
+                if (rand_r(&seed) % 3 == 0) {
+                    BR_CHECK_OK(br_submit_i64(ex, tp_runs_task, n, &fs[n]));
+                    n++;
+                    continue;
+                }
+                size_t q;
+                BR_CHECK_OK(br_submit_batch(ex, tp_runs_task, tp_runs_idx + n, (size_t)k,
+                                            sizeof tp_runs_idx[0], fs + n, &q));
+                BR_CHECK_EQ(q, k);
+                n += k;
+            }
+            for (int i = 0; i < n; i++) {
+                int64_t v = -1;
+                BR_CHECK_OK(br_future_result_i64(fs[i], tp_guard(), &v));
+                BR_CHECK_EQ(v, (int64_t)i * 3);
+                br_future_release(fs[i]);
+            }
+            for (int i = 0; i < n; i++)
+                if (atomic_load(&tp_runs_count[i]) != 1)
+                    fail_msg("%d workers, round %d: task %d ran %d times", workers, round, i,
+                             atomic_load(&tp_runs_count[i]));
+        }
+        BR_CHECK_OK(br_executor_free(ex));
+    }
+}
+
+/* A long task can't hold a run hostage: the first task of a batch to start waits until
+ * every other task of the batch has finished, which only the other workers can do, so
+ * they must steal the rest of the run its worker took with it (and take the rest of
+ * the batch). Batches of 2..100 on 2 and 3 workers, idle pools parked or not. */
+static struct {
+    _Atomic int started, done;
+    int n;
+    br_future *all_done;
+} tp_hold;
+
+static int tp_hold_task(br_task *t) {
+    (void)t;
+    if (atomic_fetch_add(&tp_hold.started, 1) == 0) {
+        int rc = br_future_wait(tp_hold.all_done, tp_guard()); /* BR_ETIMEDOUT: held */
+        if (rc != 0)
+            return rc;
+    } else if (atomic_fetch_add(&tp_hold.done, 1) + 1 == tp_hold.n - 1) {
+        br_future_set_result_i64(tp_hold.all_done, 0);
+    }
+    return 0;
+}
+
+static void threadpool_run_not_held_by_long_task(void **state) {
+    (void)state;
+    unsigned seed = 7;
+    int rounds = (int)br_test_scaled(200, 20);
+    static br_future *fs[100];
+    for (int workers = 2; workers <= 3; workers++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
+        for (int round = 0; round < rounds; round++) {
+            int n = 2 + (int)(rand_r(&seed) % 99);
+            atomic_store(&tp_hold.started, 0);
+            atomic_store(&tp_hold.done, 0);
+            tp_hold.n = n;
+            tp_hold.all_done = tp_future();
+            size_t q;
+            BR_CHECK_OK(br_submit_batch(ex, tp_hold_task, NULL, (size_t)n, 0, fs, &q));
+            for (int i = 0; i < n; i++) {
+                BR_CHECK_OK(br_future_result(fs[i], tp_guard(), NULL, NULL));
+                br_future_release(fs[i]);
+            }
+            BR_CHECK_EQ(atomic_load(&tp_hold.started), n);
+            BR_CHECK_EQ(atomic_load(&tp_hold.done), n - 1);
+            br_future_release(tp_hold.all_done);
+            if (round % 4 == 3) /* let the workers park now and then */
+                br_sleep(1000000);
+        }
+        BR_CHECK_OK(br_executor_free(ex));
+    }
+}
+
+/* Called from a hook: returns once shutdown has closed ex (or the guard ran out). */
+static void tp_wait_closed(br_executor *ex) {
+    struct br__threadpool_stats st;
+    int64_t guard = tp_guard();
+    do {
+        br_sleep(100 * BR_USEC);
+        br__threadpool_stats(ex, &st);
+    } while (!st.closed && br_now() < guard);
+}
+
+/* A claim in flight (sched.c, "Runs"): the claim hook keeps the first worker that
+ * claims a run of the batch between its claim and the fill of its run, as a
+ * preemption would: for 100 ms (tp_claim_arm), or until the pool is closed and
+ * `linger` ns more (tp_claim_arm_closed: the shutdown tests, which thus never depend
+ * on reaching shutdown in time); the tests below act meanwhile. */
+static struct {
+    _Atomic int calls;
+    br_future *entered;
+    br_executor *ex;
+    int64_t linger;
+} tp_claim;
+
+static void tp_claim_hook_sleep(void) {
+    if (atomic_fetch_add(&tp_claim.calls, 1) == 0) {
+        br_future_set_result_i64(tp_claim.entered, 0);
+        br_sleep(100000000);
+    }
+}
+
+static void tp_claim_hook_closed(void) {
+    if (atomic_fetch_add(&tp_claim.calls, 1) != 0)
+        return;
+    br_future_set_result_i64(tp_claim.entered, 0);
+    tp_wait_closed(tp_claim.ex);
+    if (tp_claim.linger > 0)
+        br_sleep(tp_claim.linger);
+}
+
+static void tp_claim_arm(void) {
+    atomic_store(&tp_claim.calls, 0);
+    tp_claim.entered = tp_future();
+    atomic_store_explicit(&br__pool_claim_hook, tp_claim_hook_sleep, memory_order_release);
+}
+
+static void tp_claim_arm_closed(br_executor *ex, int64_t linger) {
+    atomic_store(&tp_claim.calls, 0);
+    tp_claim.entered = tp_future();
+    tp_claim.ex = ex;
+    tp_claim.linger = linger;
+    atomic_store_explicit(&br__pool_claim_hook, tp_claim_hook_closed, memory_order_release);
+}
+
+static void tp_claim_disarm(void) {
+    atomic_store_explicit(&br__pool_claim_hook, NULL, memory_order_release);
+    br_future_release(tp_claim.entered);
+}
+
+enum { CLAIM_N = 20 };
+static _Atomic int tp_claim_started[CLAIM_N];
+
+static int tp_claim_task(br_task *t) {
+    int64_t i = br_task_arg_i64(t);
+    atomic_fetch_add(&tp_claim_started[i], 1);
+    return br_task_return_i64(t, i);
+}
+
+/* shutdown(cancel_futures) while a worker holds claimed tasks that no run shows yet
+ * (held until the pool is closed): when it returns, every task of the batch has
+ * started or is cancelled, but for at most one per worker (the task a worker has
+ * taken to start next is only abandoned in br__pool_run, maybe after shutdown
+ * returned: "starts means taken", braid/executor.h); once the pool is freed every task
+ * is done, the claimed ones (all but the oldest, which the mover keeps) cancelled, and
+ * none ran after it was cancelled. */
+static void threadpool_cancel_futures_claim_in_flight(void **state) {
+    (void)state;
+    static int64_t idx[CLAIM_N];
+    for (int round = 0; round < 3; round++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+        for (int i = 0; i < CLAIM_N; i++) {
+            idx[i] = i;
+            atomic_store(&tp_claim_started[i], 0);
+        }
+        tp_claim_arm_closed(ex, 0);
+        br_future *fs[CLAIM_N];
+        size_t q;
+        BR_CHECK_OK(br_submit_batch(ex, tp_claim_task, idx, CLAIM_N, sizeof idx[0], fs, &q));
+        BR_CHECK_OK(br_future_wait(tp_claim.entered, tp_guard()));
+        BR_CHECK_OK(br_executor_shutdown(ex, false, true));
+        int pending = 0;
+        for (int i = 0; i < CLAIM_N; i++)
+            pending += !br_future_cancelled(fs[i]) && !atomic_load(&tp_claim_started[i]);
+        if (pending > 2)
+            fail_msg("round %d: %d tasks neither started nor cancelled at shutdown (at most "
+                     "one per worker may be)", round, pending);
+        BR_CHECK_OK(br_executor_free(ex));
+        int cancelled = 0;
+        for (int i = 0; i < CLAIM_N; i++) {
+            BR_CHECK(br_future_done(fs[i]));
+            int ran = atomic_load(&tp_claim_started[i]);
+            BR_CHECK_EQ(ran, br_future_cancelled(fs[i]) ? 0 : 1);
+            cancelled += br_future_cancelled(fs[i]);
+        }
+        if (cancelled < CLAIM_N - 1)
+            fail_msg("round %d: %d of the %d claimed tasks cancelled", round, cancelled,
+                     CLAIM_N - 1);
+        br_test_futures_release(fs, CLAIM_N);
+        tp_claim_disarm();
+    }
+}
+
+/* shutdown(wait) while a worker holds claimed tasks that no run shows yet (until the
+ * pool is closed and 20 ms more, in which the other worker, woken, looks): the other
+ * worker must not exit, since those tasks need two workers (the first of tasks 1.. to
+ * start waits until another one starts: with one worker left it would give up after
+ * 5 s and fail). */
+static struct {
+    _Atomic int arrived;
+    br_future *partner;
+} tp_pair;
+
+static int tp_pair_task(br_task *t) {
+    if (br_task_arg_i64(t) == 0)
+        return 0;
+    if (atomic_fetch_add(&tp_pair.arrived, 1) == 0)
+        return br_future_wait(tp_pair.partner, br_deadline_after(5000000000)); /* held */
+    br_future_set_result_i64(tp_pair.partner, 0);
+    return 0;
+}
+
+static void threadpool_shutdown_wait_claim_in_flight(void **state) {
+    (void)state;
+    static int64_t idx[CLAIM_N];
+    for (int i = 0; i < CLAIM_N; i++)
+        idx[i] = i;
+    for (int round = 0; round < 3; round++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+        atomic_store(&tp_pair.arrived, 0);
+        tp_pair.partner = tp_future();
+        tp_claim_arm_closed(ex, 20 * BR_MSEC);
+        br_future *fs[CLAIM_N];
+        size_t q;
+        BR_CHECK_OK(br_submit_batch(ex, tp_pair_task, idx, CLAIM_N, sizeof idx[0], fs, &q));
+        BR_CHECK_OK(br_future_wait(tp_claim.entered, tp_guard()));
+        BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+        for (int i = 0; i < CLAIM_N; i++) {
+            if (br_future_result(fs[i], tp_guard(), NULL, NULL) != 0)
+                fail_msg("round %d: task %d failed (a worker left while tasks it was needed "
+                         "for waited in a claim)", round, i);
+        }
+        BR_CHECK_EQ(atomic_load(&tp_pair.arrived), CLAIM_N - 1);
+        BR_CHECK_OK(br_executor_free(ex));
+        br_test_futures_release(fs, CLAIM_N);
+        br_future_release(tp_pair.partner);
+        tp_claim_disarm();
+    }
+}
+
+/* shutdown(wait) while a mover holds the batch it took off the stack (sched.c, "Exit";
+ * the hole predates the runs): the move hook holds the first mover between its take all
+ * and its first publish until the pool is closed, and 20 ms more, in which the other
+ * worker, woken by the shutdown, looks at the pool. It must not exit: the batch's two
+ * tasks each wait for the other to have started (with one worker left the first gives
+ * up after 5 s and the test fails). */
+static struct {
+    br_executor *ex;
+    _Atomic int calls, warm;
+    br_future *entered;
+} tp_mh;
+
+static void tp_mh_hook(int where) {
+    if (where != BR__POOL_MOVE_TAKEN || atomic_fetch_add(&tp_mh.calls, 1) != 0)
+        return;
+    br_future_set_result_i64(tp_mh.entered, 0);
+    tp_wait_closed(tp_mh.ex);
+    br_sleep(20 * BR_MSEC);
+}
+
+static int tp_mh_warm_task(br_task *t) {
+    (void)t; /* both workers at once: the pool has two */
+    atomic_fetch_add(&tp_mh.warm, 1);
+    int64_t guard = tp_guard();
+    while (atomic_load(&tp_mh.warm) < 2 && br_now() < guard)
+        br_sleep(10 * BR_USEC);
+    return atomic_load(&tp_mh.warm) >= 2 ? 0 : BR_ETIMEDOUT;
+}
+
+static void threadpool_shutdown_wait_mover_holds(void **state) {
+    (void)state;
+    static int64_t idx[2] = {1, 2};
+    for (int round = 0; round < 3; round++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+        tp_mh.ex = ex;
+        atomic_store(&tp_mh.warm, 0);
+        br_future *w[2];
+        for (int i = 0; i < 2; i++)
+            BR_CHECK_OK(br_submit_i64(ex, tp_mh_warm_task, i, &w[i]));
+        for (int i = 0; i < 2; i++)
+            BR_CHECK_OK(br_future_result(w[i], tp_guard(), NULL, NULL));
+        br_test_futures_release(w, 2);
+        atomic_store(&tp_mh.calls, 0);
+        atomic_store(&tp_pair.arrived, 0);
+        tp_pair.partner = tp_future();
+        tp_mh.entered = tp_future();
+        atomic_store_explicit(&br__pool_move_hook, tp_mh_hook, memory_order_release);
+        br_future *fs[2];
+        size_t q;
+        BR_CHECK_OK(br_submit_batch(ex, tp_pair_task, idx, 2, sizeof idx[0], fs, &q));
+        BR_CHECK_OK(br_future_wait(tp_mh.entered, tp_guard()));
+        BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+        for (int i = 0; i < 2; i++)
+            if (br_future_result(fs[i], tp_guard(), NULL, NULL) != 0)
+                fail_msg("round %d: task %d failed (a worker exited while the mover held "
+                         "the batch)", round, i + 1);
+        BR_CHECK_EQ(atomic_load(&tp_pair.arrived), 2);
+        atomic_store_explicit(&br__pool_move_hook, NULL, memory_order_release);
+        BR_CHECK_OK(br_executor_free(ex));
+        br_test_futures_release(fs, 2);
+        br_future_release(tp_pair.partner);
+        br_future_release(tp_mh.entered);
+    }
+}
+
+/* Start order with a claim in flight (the mover must not keep a later submit for
+ * itself while a batch's tasks wait in a claim: sched.c, "Runs"). Both workers leave
+ * a gated task at once with a batch of 10 on the stack: the first to look sleeps in
+ * the move hook until the test says S is queued; the other moves the batch, runs its
+ * oldest task and claims the other 9, and the claim hook holds it there for 100 ms.
+ * The test then submits S and wakes the first, which moves S over: S must not start
+ * before the 9 claimed tasks (all but one, taken just before it, have begun). */
+static struct {
+    _Atomic int calls;
+    br_future *s_queued;
+    _Atomic int64_t started, s_saw;
+} tp_mv;
+
+static void tp_move_hook_wait(int where) {
+    if (where == BR__POOL_MOVE_LOOKED && atomic_fetch_add(&tp_mv.calls, 1) == 0)
+        (void)br_future_wait(tp_mv.s_queued, tp_guard());
+}
+
+static int tp_mv_batch_task(br_task *t) {
+    (void)t;
+    atomic_fetch_add(&tp_mv.started, 1);
+    return 0;
+}
+
+static int tp_mv_single_task(br_task *t) {
+    (void)t;
+    atomic_store(&tp_mv.s_saw, atomic_load(&tp_mv.started));
+    return 0;
+}
+
+static void threadpool_mover_waits_for_claims(void **state) {
+    (void)state;
+    enum { N = 10 };
+    for (int round = 0; round < 3; round++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+        tp_block *b[2] = {tp_block_new(true), tp_block_new(true)};
+        br_future *g[2];
+        for (int i = 0; i < 2; i++)
+            g[i] = tp_submit_block(ex, b[i]);
+        for (int i = 0; i < 2; i++)
+            BR_CHECK_OK(br_future_wait(b[i]->started, tp_guard()));
+        atomic_store(&tp_mv.calls, 0);
+        atomic_store(&tp_mv.started, 0);
+        atomic_store(&tp_mv.s_saw, -1);
+        tp_mv.s_queued = tp_future();
+        tp_claim_arm();
+        atomic_store_explicit(&br__pool_move_hook, tp_move_hook_wait, memory_order_release);
+        br_future *fs[N + 1];
+        size_t q;
+        BR_CHECK_OK(br_submit_batch(ex, tp_mv_batch_task, NULL, N, 0, fs, &q));
+        for (int i = 0; i < 2; i++)
+            cf_open(b[i]->gate);
+        BR_CHECK_OK(br_future_wait(tp_claim.entered, tp_guard()));
+        BR_CHECK_OK(br_submit_i64(ex, tp_mv_single_task, 0, &fs[N]));
+        br_future_set_result_i64(tp_mv.s_queued, 0);
+        for (int i = 0; i <= N; i++)
+            BR_CHECK_OK(br_future_result(fs[i], tp_guard(), NULL, NULL));
+        int64_t saw = atomic_load(&tp_mv.s_saw);
+        if (saw < N - 1)
+            fail_msg("round %d: the submit after the batch started when %lld of its %d "
+                     "tasks had", round, (long long)saw, N);
+        atomic_store_explicit(&br__pool_move_hook, NULL, memory_order_release);
+        BR_CHECK_OK(br_executor_free(ex));
+        br_test_futures_release(fs, N + 1);
+        br_test_futures_release(g, 2);
+        br_future_release(tp_mv.s_queued);
+        tp_claim_disarm();
+        for (int i = 0; i < 2; i++)
+            tp_block_free(b[i]);
+    }
+}
+
+/* A busy worker that moves the stack must wake a sleeper for what it moved: while it
+ * moves them the tasks are in no queue, so the other worker, the spinner the submit
+ * counted on, can find nothing, stop spinning and park. Here worker A leaves a gated
+ * task with a batch on the stack and moves it; the move hook holds A with the stack
+ * taken until B has parked (B's own look at the stack is held until A has taken it,
+ * so that A is the mover). The batch's oldest task, which A keeps, waits until the
+ * others have run: only B can run them, and only if A's move woke it (else the task
+ * gives up after 5 s and the test fails). */
+static BR__TLS bool tp_wk_is_a;
+static struct {
+    br_executor *ex;
+    br_future *taken;
+    _Atomic int done;
+    br_future *all_done;
+} tp_wk;
+
+static void tp_wk_hook(int where) {
+    if (where == BR__POOL_MOVE_TAKEN && tp_wk_is_a) {
+        tp_wk_is_a = false;
+        br_future_set_result_i64(tp_wk.taken, 0);
+        struct br__threadpool_stats st;
+        int64_t guard = tp_guard();
+        do {
+            br_sleep(100 * BR_USEC);
+            br__threadpool_stats(tp_wk.ex, &st);
+        } while (st.sleeping == 0 && br_now() < guard);
+    } else if (where == BR__POOL_MOVE_LOOKED && !tp_wk_is_a) {
+        (void)br_future_wait(tp_wk.taken, tp_guard());
+    }
+}
+
+static int tp_wk_gate_task(br_task *t) {
+    tp_block *b = (tp_block *)(uintptr_t)br_task_arg_i64(t);
+    br_future_set_result_i64(b->started, 1);
+    int rc = br_future_wait(b->gate, tp_guard());
+    tp_wk_is_a = true; /* this worker goes on to look at the stack, as busy */
+    return rc;
+}
+
+static int tp_wk_task(br_task *t) {
+    if (br_task_arg_i64(t) == 0)
+        return br_future_wait(tp_wk.all_done, br_deadline_after(5 * BR_SEC));
+    if (atomic_fetch_add(&tp_wk.done, 1) + 1 == 9)
+        br_future_set_result_i64(tp_wk.all_done, 0);
+    return 0;
+}
+
+static void threadpool_busy_mover_wakes_sleeper(void **state) {
+    (void)state;
+    static int64_t idx[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    for (int round = 0; round < 2; round++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 2});
+        tp_wk.ex = ex;
+        tp_wk.taken = tp_future();
+        tp_wk.all_done = tp_future();
+        atomic_store(&tp_wk.done, 0);
+        /* both workers started, then A gated and B idle */
+        br_future *w[2];
+        BR_CHECK_OK(br_submit_i64(ex, tp_echo, 1, &w[0]));
+        BR_CHECK_OK(br_submit_i64(ex, tp_echo, 2, &w[1]));
+        br_test_futures_release(w, 2);
+        tp_block *b = tp_block_new(true);
+        br_future *g = NULL;
+        BR_CHECK_OK(br_submit_i64(ex, tp_wk_gate_task, (int64_t)(uintptr_t)b, &g));
+        BR_CHECK_OK(br_future_wait(b->started, tp_guard()));
+        atomic_store_explicit(&br__pool_move_hook, tp_wk_hook, memory_order_release);
+        br_future *fs[10];
+        size_t q;
+        BR_CHECK_OK(br_submit_batch(ex, tp_wk_task, idx, 10, sizeof idx[0], fs, &q));
+        cf_open(b->gate);
+        for (int i = 0; i < 10; i++)
+            if (br_future_result(fs[i], tp_guard(), NULL, NULL) != 0)
+                fail_msg("round %d: task %d failed (the other worker slept through the "
+                         "move)", round, i);
+        atomic_store_explicit(&br__pool_move_hook, NULL, memory_order_release);
+        BR_CHECK_OK(br_future_result(g, tp_guard(), NULL, NULL));
+        BR_CHECK_OK(br_executor_free(ex));
+        br_test_futures_release(fs, 10);
+        br_future_release(g);
+        br_future_release(tp_wk.taken);
+        br_future_release(tp_wk.all_done);
+        tp_block_free(b);
+    }
+}
+
+/* Start order across a batch and the submits after it, without gates: each single
+ * submit made after a batch returned sees, when it starts, every task of that batch
+ * (and of every batch before it) started, but for one per other worker (taken just
+ * before it, not begun yet). Batches of 2..100 with runs taken and
+ * stolen on 2 and 3 workers. */
+static struct {
+    _Atomic int64_t started; /* batch tasks started */
+    _Atomic int bad;
+} tp_bso;
+
+static int tp_order_batch_task(br_task *t) {
+    (void)t;
+    atomic_fetch_add(&tp_bso.started, 1);
+    return 0;
+}
+
+static int tp_order_single_task(br_task *t) {
+    int64_t need = br_task_arg_i64(t);
+    if (atomic_load(&tp_bso.started) < need)
+        atomic_fetch_add(&tp_bso.bad, 1);
+    return 0;
+}
+
+static void threadpool_batch_then_submit_order(void **state) {
+    (void)state;
+    unsigned seed = 31;
+    int rounds = (int)br_test_scaled(300, 30);
+    static br_future *fs[128];
+    for (int workers = 2; workers <= 3; workers++) {
+        br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
+        for (int round = 0; round < rounds; round++) {
+            atomic_store(&tp_bso.started, 0);
+            int64_t total = 0;
+            int nf = 0;
+            for (int b = 0; b < 3; b++) {
+                int n = 2 + (int)(rand_r(&seed) % 99);
+                size_t q;
+                BR_CHECK_OK(br_submit_batch(ex, tp_order_batch_task, NULL, (size_t)n, 0,
+                                            NULL, &q));
+                total += n;
+                /* Each other worker may hold one batch task it took before this one
+                 * and hasn't begun yet ("starts" means taken, braid/executor.h). */
+                BR_CHECK_OK(br_submit_i64(ex, tp_order_single_task, total - (workers - 1),
+                                          &fs[nf++]));
+            }
+            for (int i = 0; i < nf; i++) {
+                BR_CHECK_OK(br_future_result(fs[i], tp_guard(), NULL, NULL));
+                br_future_release(fs[i]);
+            }
+        }
+        BR_CHECK_OK(br_executor_free(ex));
+    }
+    BR_CHECK_EQ(atomic_load(&tp_bso.bad), 0);
+}
+
+/* Many batches from several submitting threads at once, with single submits between
+ * them, on 2 and 3 workers: every task runs exactly once, with its own argument. */
+enum { MS_THREADS = 3, MS_PER = 2000 };
+static _Atomic int tp_ms_count[MS_THREADS * MS_PER];
+static int64_t tp_ms_idx[MS_THREADS * MS_PER];
+static br_executor *tp_ms_ex;
+
+static int tp_ms_task(br_task *t) {
+    int64_t i = br_task_arg_i64(t);
+    atomic_fetch_add(&tp_ms_count[i], 1);
+    return br_task_return_i64(t, i + 1);
+}
+
+static void *tp_ms_submitter(void *arg) {
+    int id = (int)(intptr_t)arg;
+    unsigned seed = 1000u + (unsigned)id;
+    int base = id * MS_PER, per = (int)br_test_scaled(MS_PER, MS_PER / 4);
+    static br_future *fs[MS_THREADS][MS_PER];
+    for (int n = 0; n < per;) {
+        int k = 1 + (int)(rand_r(&seed) % 200);
+        if (k > per - n)
+            k = per - n;
+        if (rand_r(&seed) % 4 == 0) {
+            BR_CHECK_OK(br_submit_i64(tp_ms_ex, tp_ms_task, base + n, &fs[id][n]));
+            n++;
+            continue;
+        }
+        size_t q;
+        BR_CHECK_OK(br_submit_batch(tp_ms_ex, tp_ms_task, tp_ms_idx + base + n, (size_t)k,
+                                    sizeof tp_ms_idx[0], &fs[id][n], &q));
+        BR_CHECK_EQ(q, k);
+        n += k;
+    }
+    for (int n = 0; n < per; n++) {
+        int64_t v = -1;
+        BR_CHECK_OK(br_future_result_i64(fs[id][n], tp_guard(), &v));
+        BR_CHECK_EQ(v, base + n + 1);
+        br_future_release(fs[id][n]);
+    }
+    return (void *)(intptr_t)per;
+}
+
+static void threadpool_runs_many_submitters(void **state) {
+    (void)state;
+    for (int i = 0; i < MS_THREADS * MS_PER; i++)
+        tp_ms_idx[i] = i;
+    int rounds = (int)br_test_scaled(10, 2);
+    for (int workers = 2; workers <= 3; workers++) {
+        for (int round = 0; round < rounds; round++) {
+            tp_ms_ex = tp_new(&(br_threadpool_opts){.max_workers = workers});
+            for (int i = 0; i < MS_THREADS * MS_PER; i++)
+                atomic_store(&tp_ms_count[i], 0);
+            pthread_t th[MS_THREADS];
+            for (int i = 0; i < MS_THREADS; i++)
+                BR_CHECK_EQ(pthread_create(&th[i], NULL, tp_ms_submitter, (void *)(intptr_t)i),
+                            0);
+            int per = 0;
+            for (int i = 0; i < MS_THREADS; i++) {
+                void *r;
+                BR_CHECK_EQ(pthread_join(th[i], &r), 0);
+                per = (int)(intptr_t)r;
+            }
+            BR_CHECK_OK(br_executor_free(tp_ms_ex));
+            for (int id = 0; id < MS_THREADS; id++)
+                for (int n = 0; n < MS_PER; n++) {
+                    int c = atomic_load(&tp_ms_count[id * MS_PER + n]);
+                    if (c != (n < per ? 1 : 0))
+                        fail_msg("%d workers, round %d: task %d of submitter %d ran %d times",
+                                 workers, round, n, id, c);
+                }
+        }
+    }
 }
 
 /* br_submit_batch from inside a task: onto the worker's deque (stolen by the others),
@@ -1569,6 +2200,15 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS, cmocka_unit_test(threadpool_lazy_start),
              cmocka_unit_test(threadpool_fifo_start_order),
              cmocka_unit_test(threadpool_fifo_burst_to_idle_pool),
              cmocka_unit_test(threadpool_batch_start_order),
+             cmocka_unit_test(threadpool_runs_no_loss),
+             cmocka_unit_test(threadpool_run_not_held_by_long_task),
+             cmocka_unit_test(threadpool_cancel_futures_claim_in_flight),
+             cmocka_unit_test(threadpool_shutdown_wait_claim_in_flight),
+             cmocka_unit_test(threadpool_shutdown_wait_mover_holds),
+             cmocka_unit_test(threadpool_mover_waits_for_claims),
+             cmocka_unit_test(threadpool_busy_mover_wakes_sleeper),
+             cmocka_unit_test(threadpool_batch_then_submit_order),
+             cmocka_unit_test(threadpool_runs_many_submitters),
              cmocka_unit_test(threadpool_batch_nested),
              cmocka_unit_test(threadpool_batch_closed),
              cmocka_unit_test(threadpool_parallel_for_exact),

@@ -16,6 +16,14 @@
  *                    submit, nothing sent
  *   one_at_a_time    a second live MPI executor is BR_EBUSY; one after another works
  *   big_args         a 1 MiB argument and result cross byte-exact
+ *   big_payloads     arguments and results of several MiB (each its own message, sent
+ *                    from the task's copy and received into the future: mpi.c's design
+ *                    notes), many in flight on both ranks at once and mixed with small
+ *                    ones and with a big argument whose task fails: every result
+ *                    byte-exact at its future, every failure its own
+ *   spawn_ignored    opts.spawn with worker ranks already there (SPMD) starts nothing:
+ *                    the job keeps its 3 ranks and the executor runs on them; spawn
+ *                    out of range is BR_EINVAL
  *   initializer      runs once on each worker rank, with its argument, before the
  *                    rank's first task, and again for the next executor; one that
  *                    can't cross, or a NULL argument with a length: BR_EINVAL
@@ -48,33 +56,7 @@ static br_executor *make(int max_workers) {
     return ex;
 }
 
-static int tiny_task(br_task *t) {
-    int32_t x;
-    memcpy(&x, br_task_arg(t, NULL), sizeof x);
-    return br_task_return_i64(t, 2 * (int64_t)x + 1);
-}
-
-static void check_map(br_executor *ex, int32_t n, size_t chunk) {
-    int32_t *in = malloc((size_t)n * sizeof *in);
-    BR_CHECK(in != NULL);
-    for (int32_t i = 0; i < n; i++)
-        in[i] = i;
-    br_map *m;
-    BR_CHECK_OK(br_map_new(&m, ex, tiny_task, in, (size_t)n, sizeof in[0],
-                           &(br_map_opts){.chunksize = chunk}));
-    int64_t sum = 0, count = 0, v;
-    for (int32_t i = 0; i < n; i++) {
-        BR_CHECK_OK(br_map_next_i64(m, &v));
-        BR_CHECK_EQ(v, 2 * (int64_t)i + 1);
-        sum += v;
-        count++;
-    }
-    BR_CHECK_ERR(br_map_next_i64(m, &v), BR_EOF);
-    BR_CHECK_OK(br_map_free(m));
-    BR_CHECK_EQ(count, n);
-    BR_CHECK_EQ(sum, (int64_t)n * n); /* sum of the first n odd numbers */
-    free(in);
-}
+#include "mpi_util.h"
 
 static void map_100k(void **state) {
     (void)state;
@@ -277,6 +259,122 @@ static void big_args(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
+/* A payload's byte i, for seed s: no two payloads (nor their reversals) alike. */
+static unsigned char pat(size_t i, uint32_t s) {
+    return (unsigned char)(i * 131 + (i >> 9) + s * 7 + (i >> 17) * s);
+}
+
+/* The argument's first 4 bytes are its seed: the result is the argument reversed, each
+ * byte xor'ed with the seed's low byte, and 17 bytes longer (a result's length is its
+ * own); a seed over 1000 fails the task, after reading its argument. */
+static int transform_task(br_task *t) {
+    size_t len = 0;
+    const unsigned char *a = br_task_arg(t, &len);
+    uint32_t seed;
+    memcpy(&seed, a, sizeof seed);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < len; i++)
+        sum += a[i];
+    if (seed > 1000)
+        return br_task_fail(t, BR_ERANGE, "seed %u, sum %llu", (unsigned)seed,
+                            (unsigned long long)sum);
+    size_t rlen = len + 17;
+    unsigned char *r = malloc(rlen);
+    if (r == NULL)
+        return BR_ENOMEM;
+    for (size_t i = 0; i < len; i++)
+        r[i] = (unsigned char)(a[len - 1 - i] ^ (seed & 0xff));
+    memset(r + len, 0x5a, 17);
+    int rc = br_task_return(t, r, rlen);
+    free(r);
+    return rc;
+}
+
+static void big_payloads(void **state) {
+    (void)state;
+    br_executor *ex = make(4); /* 2 slots on each worker rank */
+    enum { N = 12 };
+    /* several MiB, around the out-of-line size (64 KiB) and small ones between */
+    size_t lens[N] = {3u << 20, 5u << 20, 100, (64u << 10) - 1, 64u << 10, 4u << 20,
+                      (2u << 20) + 3, 8, 6u << 20, 70000, 3u << 20, 1u << 20};
+    if (br_test_scale() < 1.0) /* smaller under the sanitizers */
+        for (int i = 0; i < N; i++)
+            lens[i] = lens[i] > (1u << 20) ? lens[i] / 4 : lens[i];
+    unsigned char *in[N];
+    br_future *f[N];
+    uint64_t want_sum[N];
+    for (int k = 0; k < N; k++) {
+        uint32_t seed = (uint32_t)k + 1 + (k == 9 ? 5000u : 0u); /* task 9 fails */
+        in[k] = malloc(lens[k]);
+        BR_CHECK(in[k] != NULL);
+        want_sum[k] = 0;
+        for (size_t i = 0; i < lens[k]; i++)
+            in[k][i] = pat(i, seed);
+        memcpy(in[k], &seed, sizeof seed);
+        for (size_t i = 0; i < lens[k]; i++)
+            want_sum[k] += in[k][i];
+        BR_CHECK_OK(br_submit(ex, transform_task, in[k], lens[k], &f[k]));
+    }
+    /* the caller's buffers may go at once: the executor owns its copies */
+    unsigned char seen[N][4];
+    for (int k = 0; k < N; k++) {
+        memcpy(seen[k], in[k], 4);
+        memset(in[k], 0xee, lens[k]);
+    }
+    for (int k = N - 1; k >= 0; k--) { /* results read in the opposite order */
+        uint32_t seed;
+        memcpy(&seed, seen[k], sizeof seed);
+        if (seed > 1000) {
+            int code = 0;
+            const char *msg = NULL;
+            BR_CHECK_OK(br_future_exception(f[k], br_test_hang_guard(), &code, &msg));
+            BR_CHECK_EQ(code, BR_ERANGE);
+            char want[96];
+            snprintf(want, sizeof want, "seed %u, sum %llu", (unsigned)seed,
+                     (unsigned long long)want_sum[k]);
+            BR_CHECK(msg != NULL && strstr(msg, want) != NULL);
+        } else {
+            const void *data = NULL;
+            size_t rlen = 0;
+            BR_CHECK_OK(br_future_result(f[k], br_test_hang_guard(), &data, &rlen));
+            BR_CHECK_EQ(rlen, lens[k] + 17);
+            const unsigned char *r = data;
+            for (size_t i = 0; i < lens[k]; i++) {
+                size_t j = lens[k] - 1 - i; /* r[i] came from in[j] */
+                unsigned char a = j < 4 ? seen[k][j] : pat(j, seed);
+                if (r[i] != (unsigned char)(a ^ (seed & 0xff)))
+                    fail_msg("payload %d (%zu bytes): byte %zu differs", k, lens[k], i);
+            }
+            for (size_t i = lens[k]; i < rlen; i++)
+                BR_CHECK_EQ(r[i], 0x5a);
+        }
+        br_future_release(f[k]);
+        free(in[k]);
+    }
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+static void spawn_ignored(void **state) {
+    (void)state;
+    br_executor *ex = NULL;
+    BR_CHECK_ERR(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = -1}), BR_EINVAL);
+    BR_CHECK_ERR(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = 1025}),
+                 BR_EINVAL);
+    BR_CHECK(ex == NULL);
+    BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = 5}));
+    BR_CHECK_EQ(br_mpi_size(), 3);
+    BR_CHECK_EQ(br_executor_max_workers(ex), 2);
+    for (int i = 0; i < 16; i++) {
+        br_future *f;
+        BR_CHECK_OK(br_submit(ex, rank_task, NULL, 0, &f));
+        int64_t v = 0;
+        BR_CHECK_OK(br_future_result_i64(f, br_test_hang_guard(), &v));
+        BR_CHECK(v == 1 || v == 2);
+        br_future_release(f);
+    }
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
 /* The worker ranks' initializer state (each rank has its own copy). */
 static int64_t init_runs, init_value, init_runs_at_first_task = -1;
 
@@ -425,12 +523,6 @@ static void initializer_breaks(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
-static int kill_self_task(br_task *t) {
-    (void)t;
-    raise(SIGKILL);
-    return 0;
-}
-
 static void rank_killed(void **state) {
     (void)state;
     br_executor *ex = make(0);
@@ -456,6 +548,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(failure_rank),
         cmocka_unit_test(mixed_wait),    cmocka_unit_test(bad_function),
         cmocka_unit_test(one_at_a_time), cmocka_unit_test(big_args),
+        cmocka_unit_test(big_payloads),  cmocka_unit_test(spawn_ignored),
         cmocka_unit_test(initializer),   cmocka_unit_test(initializer_breaks),
         cmocka_unit_test(rank_killed),
     };

@@ -97,6 +97,13 @@ foreach(unit conformance cases)
   endif()
   string(REGEX MATCHALL "cmocka_unit_test\\([A-Za-z0-9_]+" hits "${body}")
   list(REMOVE_DUPLICATES hits)
+  if(unit STREQUAL "conformance" AND BRAID_SANITIZE MATCHES "address")
+    # Under ASan one job runs the whole suite (every case, in order, as mpi.spawn.conformance
+    # does): each job's start costs 5-7 s there, 23 of them were 150 s of CI's ASan tree,
+    # run one at a time under the lock. The plain tree keeps one test per case.
+    braid_mpi_test(mpi.conformance.all mpi_conformance "")
+    set(hits "")
+  endif()
   foreach(hit ${hits})
     string(REGEX REPLACE ".*\\(" "" entry ${hit})
     if(entry STREQUAL "rank_killed")
@@ -107,6 +114,38 @@ foreach(unit conformance cases)
   endforeach()
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${src})
 endforeach()
+# Spawn launch (tests/mpi/mpi_spawn.c): the binary runs alone, an MPI singleton, and
+# its executor spawns 2 workers. No launcher, so the environment says what braid-mpirun
+# would: as root, Open MPI's runtime needs the run-as-root pair. The conformance suite
+# runs as one test (one spawn for all its executors: a spawn costs seconds here), its
+# stress counts at a quarter (BRAID_TEST_SCALE; under a sanitizer at their floors): the
+# messages are the SPMD suite's, run at full counts above, and at full counts the
+# suite's one-task-in-flight round trips took 24 s on a loaded machine.
+add_executable(mpi_spawn ${CMAKE_CURRENT_LIST_DIR}/mpi_spawn.c)
+target_link_libraries(mpi_spawn PRIVATE braid_mpi_testlib)
+braid_warnings(mpi_spawn)
+set(_mpi_spawn_env "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+foreach(entry conformance spawn_map spawn_rank_killed)
+  set(name mpi.spawn.${entry})
+  if(BRAID_SANITIZE MATCHES "thread")
+    add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} -E echo "${name} skipped: ${_mpi_tsan_why}")
+    set_tests_properties(${name} PROPERTIES SKIP_REGULAR_EXPRESSION "skipped:" LABELS mpi)
+    continue()
+  endif()
+  add_test(NAME ${name} COMMAND $<TARGET_FILE:mpi_spawn> ${entry})
+  set(scale "")
+  if(entry STREQUAL "conformance" AND NOT BRAID_SANITIZE)
+    set(scale "BRAID_TEST_SCALE=0.25;")
+  elseif(entry STREQUAL "conformance")
+    # under ASan the stress cases' floors (500 and 1,000 a submitter): 58 s at a tenth
+    set(scale "BRAID_TEST_SCALE=0.025;")
+  endif()
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${_mpi_timeout} LABELS mpi
+                       RESOURCE_LOCK mpi
+                       ENVIRONMENT "BRAID_TEST_NAME=${name};BRAID_TEST_TIMEOUT_MULTIPLIER=${_mpi_hang_mult};${scale}${_mpi_spawn_env};${_mpi_env}")
+endforeach()
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/mpi_spawn.c)
+
 foreach(entry map_100k failure_rank)
   braid_mpi_test(mpi.hostfile.${entry} mpi_cases ${entry}
                  HOSTFILE ${CMAKE_CURRENT_LIST_DIR}/hostfile.localhost)

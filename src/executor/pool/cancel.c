@@ -24,8 +24,12 @@
  * cancel_lock serializes shutdowns' cancel passes (one claimer per worker at a time).
  *
  * Draining. Shutdown with cancel_futures and a broken pool take every queued task out
- * of the pool and abandon it (br__pool_drain_all). In a forked child the same drain
- * completes what was queued at the fork, lock-free (below).
+ * of the pool and abandon it (br__pool_drain_all): the stack, spill, the fifo, the
+ * workers' runs and their deques. A worker's claim of a run holds its tasks in no
+ * queue between its CAS and its fill; `runs` counts it (sched.c, "Runs"), and the
+ * drain empties the runs until `runs` is 0, so such tasks are cancelled before the
+ * shutdown returns, not when their worker gets to them. In a forked child the same
+ * drain completes what was queued at the fork, lock-free (below).
  */
 #include "executor/pool/private.h"
 
@@ -86,8 +90,15 @@ void br__pool_run(struct worker *w, br_task *t) {
     struct pool *p = w->pool;
     /* The next task was most likely written by another CPU (the submitter): start
      * fetching its future's state line and its task line while this one runs. */
-    br_task *nx = br__deque_owner_empty(&w->dq) ? br__deque_peek_top(&p->fifo)
-                                                : br__deque_peek(&w->dq);
+    br_task *nx;
+    uint64_t rw = atomic_load_explicit(&w->run.word, memory_order_relaxed);
+    if (!br__deque_owner_empty(&w->dq))
+        nx = br__deque_peek(&w->dq);
+    else if (br__run_size(rw) != 0)
+        nx = atomic_load_explicit(&w->run.slot[br__run_lo(rw) & (RUN_MAX - 1)],
+                                  memory_order_relaxed);
+    else
+        nx = br__deque_peek_top(&p->fifo);
     if (nx != NULL) {
         __builtin_prefetch(br__task_future(nx), 0);
         __builtin_prefetch(nx, 0);
@@ -102,6 +113,31 @@ void br__pool_run(struct worker *w, br_task *t) {
     if (!br__task_begin(t))
         return; /* cancelled while queued, or expired: completed already */
     br__task_finish(t, call_published(w, t));
+}
+
+/* Takes every task out of the workers' runs and abandons it with code (drain_all). */
+static void drain_runs(struct pool *p, struct worker *const *ws, int n, int code,
+                       bool release) {
+    for (int i = 0; i < n; i++) {
+        for (;;) {
+            br_task *buf[RUN_MAX];
+            bool emptied;
+            int m = br__run_grab(&ws[i]->run, buf, RUN_MAX, false, &emptied);
+            if (m == 0)
+                break;
+            if (m < 0) {
+                br__cpu_relax();
+                continue;
+            }
+            if (emptied)
+                atomic_fetch_sub_explicit(&p->runs, 1, memory_order_seq_cst);
+            for (int j = 0; j < m; j++) {
+                if (release)
+                    br__pool_pending_release(p);
+                br__task_abandon(buf[j], code);
+            }
+        }
+    }
 }
 
 /* Takes every queued task out of the pool and abandons it with `code` (shutdown with
@@ -134,7 +170,7 @@ void br__pool_drain_all(struct pool *p, int code, bool child) {
     bool release = p->max_pending && !child;
     for (int k = 0; k < 2; k++)
         for (br_task *t = list[k]; t != NULL;) {
-            br_task *next = t->next;
+            br_task *next = br__pool_link(t);
             if (release)
                 br__pool_pending_release(p);
             br__task_abandon(t, code);
@@ -151,8 +187,21 @@ void br__pool_drain_all(struct pool *p, int code, bool child) {
             br__pool_pending_release(p);
         br__task_abandon(t, code);
     }
+    /* The workers' runs: taken from the fifo, not started (sched.c, "Runs"). The fifo
+     * is empty now and the stack closed, so runs only shrink; but a claim between its
+     * CAS and its fill holds tasks that no run shows yet: wait until `runs` is 0 (a
+     * few instructions, unless its worker is preempted), draining the runs meanwhile.
+     * Not in a child: a claim frozen by the fork never finishes. */
     int n;
     struct worker *const *ws = br__pool_workers(p, &n);
+    for (unsigned spin = 1;; spin++) {
+        drain_runs(p, ws, n, code, release);
+        if (child || atomic_load_explicit(&p->runs, memory_order_seq_cst) == 0)
+            break;
+        br__cpu_relax();
+        if ((spin & 63) == 0)
+            sched_yield();
+    }
     for (int i = 0; i < n; i++) {
         br__deque *d = &ws[i]->dq;
         for (;;) {

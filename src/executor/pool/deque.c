@@ -51,6 +51,18 @@
  *    growing, the retired list) may pass between threads if a lock serializes it: the
  *    lock's release/acquire carries bottom, ring and retired from one holder to the
  *    next.
+ *
+ * 6. Runs and pieces (FIFO use). A taker may take n slots at once: it reads top = t
+ *    (acquire), bottom b > t (acquire, rule 1), the ring (rule 4), and slots
+ *    [t, t+n) with t+n <= b, then CASes top from t to t+n. Rule 2 holds for each of
+ *    the n slots as for one, and rule 5's argument is unchanged: top moves only by
+ *    takers' CASes, so a successful CAS from t means nobody took any of those slots.
+ *    The owner may write slots past bottom ahead of publishing them (br__deque_stage)
+ *    once br__deque_reserve has made room for all of them: staged slots are never
+ *    read (takers stop at bottom), the room check read top with acquire (rule 2), and
+ *    no grow happens between the reserve and the last publish, so nothing staged is
+ *    left out of a copy. Each br__deque_publish is a release store of bottom (rule 1).
+ *    Slots may carry a tag in bit 0 (BR__DEQUE_CONT); every function here strips it.
  */
 #include "executor/pool/deque.h"
 
@@ -150,7 +162,7 @@ br_task *br__deque_push_chain(br__deque *d, br_task *head) {
     return t;
 }
 
-int br__deque_push_reversed(br__deque *d, br_task *head, size_t n) {
+int br__deque_reserve(br__deque *d, size_t n) {
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
     int64_t top = atomic_load_explicit(&d->top, memory_order_acquire); /* rule 2 */
     br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_relaxed);
@@ -159,11 +171,12 @@ int br__deque_push_reversed(br__deque *d, br_task *head, size_t n) {
         if (r == NULL)
             return BR_ENOMEM;
     }
-    int64_t i = b + (int64_t)n;
-    for (br_task *t = head; t != NULL && i > b; t = t->next)
-        atomic_store_explicit(&r->slot[--i & r->mask], t, memory_order_relaxed);
-    atomic_store_explicit(&d->bottom, b + (int64_t)n, memory_order_release); /* rule 1 */
     return 0;
+}
+
+void br__deque_stage(br__deque *d, int64_t i, br_task *t) {
+    br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_relaxed);
+    atomic_store_explicit(&r->slot[i & r->mask], t, memory_order_relaxed);
 }
 
 br_task *br__deque_take(br__deque *d) {
@@ -202,7 +215,7 @@ br_task *br__deque_peek_top(br__deque *d) {
     if (t >= b)
         return NULL;
     br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_acquire);
-    return atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed);
+    return br__deque_untag(atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed));
 }
 
 /* Takes the task at top t, given bottom b read after t: the common end of steal and
@@ -215,7 +228,7 @@ static int take_top(br__deque *d, int64_t t, int64_t b, br_task **out) {
     if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1, memory_order_seq_cst,
                                                  memory_order_relaxed))
         return BR__STEAL_RETRY;
-    *out = x;
+    *out = br__deque_untag(x);
     return BR__STEAL_OK;
 }
 
@@ -230,4 +243,20 @@ int br__deque_pop_fifo(br__deque *d, br_task **out) {
     int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire); /* rule 1 */
     return take_top(d, t, b, out);
+}
+
+int br__deque_peek_run(br__deque *d, int64_t t, br_task **out, int max) {
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire); /* rule 1 */
+    if (t >= b)
+        return 0;
+    br__deque_ring *r = atomic_load_explicit(&d->ring, memory_order_acquire); /* rule 4 */
+    out[0] = br__deque_untag(atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed));
+    int n = 1;
+    while (n < max && t + n < b) {
+        br_task *x = atomic_load_explicit(&r->slot[(t + n) & r->mask], memory_order_relaxed);
+        if (!((uintptr_t)x & BR__DEQUE_CONT))
+            break;
+        out[n++] = br__deque_untag(x);
+    }
+    return n;
 }

@@ -58,11 +58,20 @@ int br__deque_push(br__deque *d, br_task *t);
  * them all with one store. Returns NULL, or on BR_ENOMEM the first task not pushed
  * (the rest of the chain follows it). */
 br_task *br__deque_push_chain(br__deque *d, br_task *head);
-/* Owner only. Pushes the chain head, head->next, ... (n tasks, linked through
- * `next`) in reverse, so that the last task of the chain ends nearest the top: for a
- * newest-first list, the oldest is taken first. Reads the links only (the tasks' lines
- * stay shared). 0, or BR_ENOMEM if the ring could not grow (nothing was pushed). */
-int br__deque_push_reversed(br__deque *d, br_task *head, size_t n);
+/* Owner only: makes room for n more tasks without growing again, so that slots past
+ * bottom can be written (br__deque_stage) and published in pieces (br__deque_publish).
+ * 0, or BR_ENOMEM (nothing changed). */
+int br__deque_reserve(br__deque *d, size_t n);
+/* Owner only, after br__deque_reserve: the current bottom, the index pieces count from. */
+static inline int64_t br__deque_bottom(br__deque *d) {
+    return atomic_load_explicit(&d->bottom, memory_order_relaxed);
+}
+/* Owner only: writes slot i (bottom <= i < bottom + the room reserved), unpublished. */
+void br__deque_stage(br__deque *d, int64_t i, br_task *t);
+/* Owner only: publishes every slot below b (b >= bottom), with one release store. */
+static inline void br__deque_publish(br__deque *d, int64_t b) {
+    atomic_store_explicit(&d->bottom, b, memory_order_release); /* rule 1 */
+}
 /* Owner only: true if the deque is certainly empty (thieves only ever shrink it), so
  * that a take, with its fence, can be skipped. */
 static inline bool br__deque_owner_empty(br__deque *d) {
@@ -84,6 +93,29 @@ int br__deque_steal(br__deque *d, br_task **out);
  * calls br__deque_take). Takes the top (oldest) task like a steal, without the fence
  * that a steal needs only against the owner's take (deque.c, rule 5). */
 int br__deque_pop_fifo(br__deque *d, br_task **out);
+
+/* A slot's tag (bit 0 of the task pointer stored in a FIFO-used deque): the task
+ * belongs to the same batch as the task in the slot before it (sched.c, "Runs"). The
+ * functions here hand out untagged pointers. */
+enum { BR__DEQUE_CONT = 1 };
+static inline br_task *br__deque_untag(br_task *t) {
+    return (br_task *)((uintptr_t)t & ~(uintptr_t)BR__DEQUE_CONT);
+}
+/* Any thread, FIFO use: the top index, for br__deque_peek_run (acquire). */
+static inline int64_t br__deque_top(br__deque *d) {
+    return atomic_load_explicit(&d->top, memory_order_acquire);
+}
+/* Any thread, FIFO use: reads the run that starts at index t (the task there, and the
+ * ones after it tagged BR__DEQUE_CONT, at most max, published ones only) into out,
+ * untagged, without taking it. Returns its length, 0 if nothing is published at t.
+ * The tasks are the caller's only if br__deque_claim(d, t, n) then succeeds. */
+int br__deque_peek_run(br__deque *d, int64_t t, br_task **out, int max);
+/* Any thread, FIFO use: takes slots [t, t+n) with one CAS of top from t; false if top
+ * had moved (then nothing was taken). */
+static inline bool br__deque_claim(br__deque *d, int64_t t, int n) {
+    return atomic_compare_exchange_strong_explicit(&d->top, &t, t + n, memory_order_seq_cst,
+                                                   memory_order_relaxed);
+}
 
 /* Any thread: the task at the top (the next br__deque_pop_fifo), or NULL; a hint for
  * prefetching only (it may be taken at once). */

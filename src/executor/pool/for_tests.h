@@ -16,6 +16,7 @@ struct br__threadpool_stats {
     int64_t pending; /* queued and not yet dequeued (only counted with max_pending) */
     int bp_waiters;  /* submitters parked waiting for room (max_pending) */
     int bp_inside;   /* submitters past the fast path of a bounded submit (bounded.c) */
+    bool closed;     /* the injection stack is closed: shutdown has begun */
 };
 
 /* ex must be a live thread pool. */
@@ -32,6 +33,18 @@ extern int64_t br__pool_spin_ns;
 /* Tests: called by a submitter waiting for room (max_pending) each time it comes back
  * from its park, before it looks at the pool again; NULL (the default) for none. */
 extern void (*br__pool_bp_woken_hook)(void);
+/* Tests set the two hooks below while workers run: store them with
+ * atomic_store_explicit(..., memory_order_release) (workers load them with acquire). */
+/* Tests: called by a worker between its claim of a run of tasks from the fifo and
+ * the fill of its run (sched.c, "Runs"), where it holds tasks no queue shows; NULL
+ * (the default) for none. */
+extern void (*_Atomic br__pool_claim_hook)(void);
+/* Tests: called by a worker that found the fifo empty and the injection stack not,
+ * before it tries to become the mover (BR__POOL_MOVE_LOOKED), and by the mover once it
+ * has taken the stack, before it publishes a task of it (BR__POOL_MOVE_TAKEN: the
+ * tasks are in no queue then); NULL (the default) for none. */
+enum { BR__POOL_MOVE_LOOKED, BR__POOL_MOVE_TAKEN };
+extern void (*_Atomic br__pool_move_hook)(int where);
 /* Tests: how many times shutdown(wait) has parked waiting for submitters to leave the
  * pool (every pool, since the process started). */
 extern _Atomic long br__pool_drain_parks;

@@ -276,8 +276,9 @@ static int push_batch(struct pool *p, br_task *const tasks[], size_t n, size_t *
         *queued = i;
         br__fence_sc();
     }
+    /* Tagged links: the older task is of the same batch (sched.c, "Runs"). */
     for (size_t j = i + 1; j < n; j++)
-        tasks[j]->next = tasks[j - 1];
+        tasks[j]->next = (br_task *)((uintptr_t)tasks[j - 1] | BR__DEQUE_CONT);
     uintptr_t h = atomic_load_explicit(&p->inject, memory_order_relaxed);
     do {
         if (BR__UNLIKELY(h & INJ_FLAGS)) {
@@ -436,6 +437,7 @@ void br__threadpool_stats(br_executor *ex, struct br__threadpool_stats *st) {
     st->sleeping = atomic_load_explicit(&p->nsleeping, memory_order_acquire);
     st->pending = atomic_load_explicit(&p->pending, memory_order_acquire);
     st->bp_waiters = atomic_load_explicit(&p->nbp_waiters, memory_order_acquire);
+    st->closed = atomic_load_explicit(&p->inject, memory_order_seq_cst) & INJ_CLOSED;
     br__ilock_lock(&p->bp.lock);
     st->bp_inside = p->bp_inside;
     br__ilock_unlock(&p->bp.lock);

@@ -60,8 +60,21 @@ enum { F_SHUTDOWN = 1, F_CANCEL = 2, F_BROKEN = 4 };
 enum { CUR_BUSY = 1 };
 /* The least spin budget a worker adapts down to (sched.c). */
 enum { SPIN_MIN_NS = 4000 };
+/* The most tasks of one batch a worker takes from the fifo with one CAS (a power of
+ * two: a run's ring); RUNS_CLAIM counts claims in flight in pool.runs (sched.c, "Runs"). */
+enum { RUN_MAX = 32 };
+#define RUNS_CLAIM ((uint64_t)1 << 32)
 
 struct pool;
+
+/* A worker's run (sched.c, "Runs"): tasks of one batch it took from the fifo and hasn't
+ * started. Only the owner fills it, and only when it is empty; anyone takes from it,
+ * oldest first, with a CAS of `word` (lo | hi << 32: slots [lo, hi) mod RUN_MAX hold
+ * the tasks; both only grow, mod 2^32). */
+struct run {
+    _Alignas(BR__CACHELINE) _Atomic uint64_t word;
+    _Atomic(br_task *) slot[RUN_MAX];
+};
 
 struct worker {
     br__deque dq; /* first: cache-line aligned */
@@ -70,6 +83,7 @@ struct worker {
      * shutdown is using right now (asymmetric protocol). cancel.c. */
     _Alignas(BR__CACHELINE) _Atomic uintptr_t current;
     _Atomic uintptr_t claim;
+    struct run run; /* its own line */
     uint64_t rng;
     uint32_t tick;
     int64_t spin_ns; /* this worker's current spin budget (sched.c) */
@@ -103,9 +117,15 @@ struct pool {
      * one at a time by every worker. */
     br__deque fifo;
     _Alignas(BR__CACHELINE) _Atomic uint32_t fifo_lock; /* the mover's: 0 free, 1 held */
+    /* 1 (seq_cst) from before the mover's take all until its tasks are on the fifo or
+     * in spill: it may hold tasks no queue shows; can_exit reads it (sched.c, "Exit"). */
+    _Atomic uint32_t moving;
     /* Written under fifo_lock: tasks that didn't fit on the fifo (it couldn't grow),
      * older than anything on the stack; the next move pushes them first. */
     _Atomic(br_task *) spill;
+    /* Workers' runs that hold tasks, plus RUNS_CLAIM per claim in flight (sched.c,
+     * "Runs"): 0 means no taken task waits in any run. */
+    _Alignas(BR__CACHELINE) _Atomic uint64_t runs;
     /* Read by every submit, written when workers change state. */
     _Alignas(BR__CACHELINE) _Atomic int32_t nspinning;
     _Atomic int32_t nsleeping;
@@ -173,6 +193,37 @@ static inline bool br__pool_fifo_trylock(struct pool *p) {
 
 static inline void br__pool_fifo_unlock(struct pool *p) {
     atomic_store_explicit(&p->fifo_lock, 0, memory_order_release);
+}
+
+/* The next task on the injection stack (or a spill list) after t: links on the stack
+ * carry BR__DEQUE_CONT when the older task belongs to t's batch (pool.c). */
+static inline br_task *br__pool_link(const br_task *t) { return br__deque_untag(t->next); }
+
+static inline uint32_t br__run_lo(uint64_t w) { return (uint32_t)w; }
+static inline uint32_t br__run_hi(uint64_t w) { return (uint32_t)(w >> 32); }
+static inline uint32_t br__run_size(uint64_t w) { return br__run_hi(w) - br__run_lo(w); }
+
+/* Takes the oldest tasks of run r into out (at most max; half the run, rounded up, if
+ * half), with one CAS. Returns how many (0: empty); *emptied says whether this took
+ * the last one (the taker then drops the run from pool.runs). -1: lost a race. */
+static inline int br__run_grab(struct run *r, br_task **out, int max, bool half,
+                               bool *emptied) {
+    uint64_t w = atomic_load_explicit(&r->word, memory_order_acquire);
+    uint32_t size = br__run_size(w), lo = br__run_lo(w);
+    if (size == 0)
+        return 0;
+    uint32_t n = half ? (size + 1) / 2 : size;
+    if (n > (uint32_t)max)
+        n = (uint32_t)max;
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = atomic_load_explicit(&r->slot[(lo + i) & (RUN_MAX - 1)],
+                                      memory_order_relaxed);
+    uint64_t nw = (w & ~(uint64_t)UINT32_MAX) | (uint32_t)(lo + n);
+    if (!atomic_compare_exchange_strong_explicit(&r->word, &w, nw, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return -1;
+    *emptied = n == size;
+    return (int)n;
 }
 
 /* pool.c: the submit side of the wake protocol, after publishing work (seq_cst).

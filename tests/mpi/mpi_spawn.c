@@ -1,0 +1,194 @@
+/* The MPI executor's spawn launch (braid/mpi.h, opts.spawn): the program runs alone, as
+ * an MPI singleton (`mpi_spawn <name>`, no mpirun: tests/mpi/tests.cmake), and its
+ * executor starts 2 worker processes of this binary with MPI_Comm_spawn; the same
+ * br_mpi_main at the top of main diverts them into the worker loop.
+ *
+ *   conformance      the executor conformance suite, every test in one process: the
+ *                    first executor spawns the 2 workers, every later one (the suite
+ *                    makes one per test) runs on them (spawn asked again is ignored)
+ *   spawn_map        before: one rank (a singleton); after: 3, the 2 workers spawned
+ *                    (their pids not ours, their parent's pid ours through
+ *                    br_mpi_root_pid); br_mpi_main of a spawned worker said rank 1 and
+ *                    2; br_map of 100,000 tiny tasks with the count and sum checked; a
+ *                    big argument and result (out-of-line messages) over the spawned
+ *                    ranks byte-exact
+ *   spawn_rank_killed
+ *                    a spawned worker SIGKILLs itself mid-task: Open MPI ends the
+ *                    spawned job (both workers) and leaves rank 0 running; braid sees
+ *                    it (the workers' pids) and fails the task, and the one on the
+ *                    other worker, with BR_EWORKERDIED and "rank R: the worker died
+ *                    ..."; then submit and a new executor are BR_EBROKEN, free and
+ *                    br_mpi_finalize end cleanly, and neither worker is left running
+ *
+ * As root, Open MPI's runtime (started by the singleton to spawn) needs
+ * OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1: tests.cmake sets them.
+ *
+ * braid-test-timeout: 180
+ */
+#include "harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <braid/mpi.h>
+
+#include "mpi_util.h"
+
+enum { SPAWN = 2 };
+
+static int mpi_root_pid(void) { return br_mpi_root_pid(); }
+#define getppid() mpi_root_pid()
+
+static int conformance_make(br_executor **out, int max_workers) {
+    return br_mpi_executor_new(out, &(br_mpi_executor_opts){.max_workers = max_workers,
+                                                            .prefetch = 1,
+                                                            .plain_messages = true,
+                                                            .spawn = SPAWN});
+}
+#define CONFORMANCE_SHARED_MEMORY 0
+#include "executor/conformance_executor.h"
+
+/* "rank pid parent": the worker's rank, its pid, and the pid it knows as rank 0's */
+static int who_task(br_task *t) {
+    int64_t v[3] = {br_mpi_rank(), br_getpid(), br_mpi_root_pid()};
+    return br_task_return(t, v, sizeof v);
+}
+
+static int sum_bytes_task(br_task *t) {
+    size_t len = 0;
+    const unsigned char *a = br_task_arg(t, &len);
+    unsigned char *r = malloc(len);
+    if (r == NULL)
+        return BR_ENOMEM;
+    for (size_t i = 0; i < len; i++)
+        r[i] = (unsigned char)~a[i];
+    int rc = br_task_return(t, r, len);
+    free(r);
+    return rc;
+}
+
+static void spawn_map(void **state) {
+    (void)state;
+    BR_CHECK_EQ(br_mpi_size(), 1); /* a singleton */
+    BR_CHECK_EQ(br_mpi_rank(), 0);
+    br_executor *ex = NULL;
+    BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = SPAWN}));
+    BR_CHECK_EQ(br_mpi_size(), SPAWN + 1);
+    BR_CHECK_EQ(br_executor_max_workers(ex), SPAWN);
+    /* each worker: a process of its own, rank 1 or 2, knowing us as rank 0 */
+    int seen = 0;
+    for (int i = 0; i < 40 && seen != 6; i++) {
+        br_future *f;
+        BR_CHECK_OK(br_submit(ex, who_task, NULL, 0, &f));
+        const void *data;
+        size_t len;
+        BR_CHECK_OK(br_future_result(f, br_test_hang_guard(), &data, &len));
+        BR_CHECK_EQ(len, 3 * sizeof(int64_t));
+        int64_t v[3];
+        memcpy(v, data, sizeof v);
+        BR_CHECK(v[0] == 1 || v[0] == 2);
+        BR_CHECK(v[1] != (int64_t)br_getpid());
+        BR_CHECK_EQ(v[2], (int64_t)br_getpid());
+        seen |= 1 << v[0];
+        br_future_release(f);
+    }
+    /* 100,000 tiny tasks: every result at its index, the count and the sum */
+    check_map(ex, (int32_t)br_test_scaled(100000, 10000), 0);
+    /* a big argument and result (their own messages) */
+    size_t len = (size_t)br_test_scaled(3 << 20, 256 << 10);
+    unsigned char *a = malloc(len);
+    BR_CHECK(a != NULL);
+    for (size_t i = 0; i < len; i++)
+        a[i] = (unsigned char)(i * 7 + (i >> 11));
+    br_future *f;
+    BR_CHECK_OK(br_submit(ex, sum_bytes_task, a, len, &f));
+    const void *data;
+    size_t rlen;
+    BR_CHECK_OK(br_future_result(f, br_test_hang_guard(), &data, &rlen));
+    BR_CHECK_EQ(rlen, len);
+    for (size_t i = 0; i < len; i++)
+        if (((const unsigned char *)data)[i] != (unsigned char)~a[i])
+            fail_msg("byte %zu differs", i);
+    br_future_release(f);
+    free(a);
+    BR_CHECK_OK(br_executor_free(ex));
+    /* the next executor runs on the same workers; it asks for more, which is ignored */
+    BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = 5}));
+    BR_CHECK_EQ(br_mpi_size(), SPAWN + 1);
+    BR_CHECK_OK(br_submit(ex, who_task, NULL, 0, &f));
+    BR_CHECK_OK(br_future_result(f, br_test_hang_guard(), &data, &rlen));
+    br_future_release(f);
+    BR_CHECK_OK(br_executor_free(ex));
+}
+
+/* Sleeps until cancelled (a task on the rank that survives the kill a moment). */
+static int sleep_task(br_task *t) {
+    while (!br_task_cancelled(t))
+        usleep(1000);
+    return BR_ECANCELED;
+}
+
+static void spawn_rank_killed(void **state) {
+    (void)state;
+    br_executor *ex = NULL;
+    BR_CHECK_OK(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = SPAWN}));
+    /* the workers' pids (both ranks answer one of 40 tasks, or the test fails) */
+    int64_t pid[SPAWN + 1] = {0};
+    for (int i = 0; i < 40 && (pid[1] == 0 || pid[2] == 0); i++) {
+        br_future *f;
+        BR_CHECK_OK(br_submit(ex, who_task, NULL, 0, &f));
+        const void *data;
+        size_t len;
+        BR_CHECK_OK(br_future_result(f, br_test_hang_guard(), &data, &len));
+        int64_t v[3];
+        memcpy(v, data, sizeof v);
+        pid[v[0]] = v[1];
+        br_future_release(f);
+    }
+    BR_CHECK(pid[1] > 0 && pid[2] > 0);
+    br_future *f, *g;
+    BR_CHECK_OK(br_submit(ex, kill_self_task, NULL, 0, &f));
+    BR_CHECK_OK(br_submit(ex, sleep_task, NULL, 0, &g)); /* on the other rank, or queued */
+    int code = 0;
+    const char *msg = NULL;
+    BR_CHECK_OK(br_future_exception(f, br_test_hang_guard(), &code, &msg));
+    BR_CHECK_EQ(code, BR_EWORKERDIED);
+    BR_CHECK(msg != NULL && strstr(msg, "the worker died") != NULL);
+    BR_CHECK_OK(br_future_exception(g, br_test_hang_guard(), &code, &msg));
+    BR_CHECK_EQ(code, BR_EWORKERDIED);
+    br_future_release(f);
+    br_future_release(g);
+    BR_CHECK_ERR(br_submit(ex, tiny_task, &(int32_t){1}, sizeof(int32_t), &f), BR_EBROKEN);
+    BR_CHECK_OK(br_executor_free(ex));
+    BR_CHECK_ERR(br_mpi_executor_new(&ex, &(br_mpi_executor_opts){.spawn = SPAWN}),
+                 BR_EBROKEN);
+    /* Open MPI ended the spawned job: neither worker is left running (the guard is
+     * taken once: a deadline computed in the loop would never pass) */
+    int64_t guard = br_test_hang_guard();
+    for (int r = 1; r <= SPAWN; r++)
+        while (kill((pid_t)pid[r], 0) == 0) {
+            BR_CHECK(br_now() < guard);
+            usleep(10000);
+        }
+    BR_CHECK_OK(br_mpi_finalize()); /* and MPI ends without them */
+}
+
+int main(int argc, char **argv) {
+    int rc = br_mpi_main(&argc, &argv); /* a spawned worker stays there */
+    if (rc != 0) {
+        fprintf(stderr, "br_mpi_main: %s\n", br_err_name(rc));
+        return 2;
+    }
+    const struct CMUnitTest conformance[] = {BR_CONFORMANCE_TESTS};
+    if (argc > 1 && strcmp(argv[1], "conformance") == 0)
+        return br_test_main(conformance, sizeof conformance / sizeof conformance[0],
+                            "mpi_spawn_conformance", 1, argv); /* all of them */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(spawn_map),
+        cmocka_unit_test(spawn_rank_killed),
+    };
+    return br_test_main(tests, sizeof tests / sizeof tests[0], __FILE__, argc, argv);
+}
