@@ -101,6 +101,13 @@ bool br__membarrier_init(void);
 /* The barrier. 0, or -1 if it failed (never after br__membarrier_init returned true,
  * but callers treat -1 as "don't rely on it"). */
 int br__membarrier(void);
+/* The same across processes: br__membarrier_global() runs a full barrier on every CPU
+ * running a thread of any process that called br__membarrier_global_init() (true: this
+ * process is registered and the command works). The cross-process Queue's bells and
+ * biased locks use it (process/mp_ring.c). Registration is per address space: call
+ * again in a forked child; calling it twice is harmless. */
+bool br__membarrier_global_init(void);
+int br__membarrier_global(void);
 
 /* --- backtrace (linux/backtrace.c) --------------------------------------------------
  *
@@ -224,8 +231,9 @@ int br__spawn(const br__spawn_req *r, pid_t *pid);
  * Whether a process that holds a shared lock or streams a message still runs, for the
  * sleepers that watch it (process/mp_ring.c). */
 
-/* True when no process `pid` runs any more: it doesn't exist, or it has died and waits
- * to be reaped (a zombie, which kill(pid, 0) would still find). A recycled pid reads as
+/* True when no process `pid` runs any more: it doesn't exist, or its whole thread group
+ * has exited and waits to be reaped (a zombie, which kill(pid, 0) would still find; a
+ * main thread that called pthread_exit() while others run is not gone). A recycled pid reads as
  * alive: callers accept that (it takes a pid wrap-around within one holder's death). */
 bool br__pid_gone(int pid);
 

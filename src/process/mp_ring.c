@@ -5,10 +5,10 @@
  *
  * Memory. One struct br__mpr at the start of a shared mapping, then `cap` data bytes
  * (a power of two). Everything is reached by offsets from the mapping: no pointers.
- * The header's cache lines are split by writer: the producers' private line (their
- * lock, their cached view of the consumers' progress), the producers' published line
- * (tail, nput), the consumers' two lines likewise (glock; head, nget), a read-mostly
- * line of sleeper flags and state, and the futex words. In one-producer
+ * The header's cache lines are split by writer: the producers' private lines (their
+ * lock, their bias, their cached view of the consumers' progress), the producers'
+ * published line (tail, nput), the consumers' lines likewise (glock; head, nget), a
+ * read-mostly line of sleeper flags and state, and the futex words. In one-producer
  * one-consumer use each side's lock word and private fields stay in that side's cache;
  * the only lines that cross are tail/nput, head/nget and the records themselves, as in
  * a plain SPSC ring.
@@ -37,6 +37,53 @@
  * holder releases, unless the holder sleeps on the ring (data_wait / room_wait set: the
  * queue is empty / full, so the answer is "would block" anyway) or is gone.
  *
+ * Biases. Two atomic read-modify-writes per message per side (take, give) cost more
+ * than the message once each has to wait for the side's stores to reach the other
+ * process. So a side (pb for the producers, cb for the consumers) that one thread has
+ * had to itself for a while is biased to it: a thread that took the lock uncontended
+ * `thresh` times in a row (16, doubled by every revocation up to 65536) stores its
+ * token (pid << 32 | a per-process thread serial that starts from 32 random bits) in owner before it gives the lock
+ * back, if its process is registered for the global membarrier. The owner then puts
+ * (gets) without the lock when the message fits one record and there is room (data):
+ *   store inside = 1; compiler barrier; load revoke (acquire); load owner;
+ *   if revoke == 0 and owner is still its token: the operation, as under the lock;
+ *   store inside = 0 (release).
+ * Anything else (full, empty, a streamed message, an error) takes the slow path, the
+ * lock. Every slow-path taker of the lock, right after taking it, settles the bias: if
+ * owner is another thread it revokes it: store revoke = 1; membarrier (global,
+ * expedited: a full barrier on every CPU running a thread of a registered process);
+ * wait until inside == 0 (acquire), or the owner's process is gone (then it recovers
+ * after it, as after a dead lock holder, and clears inside); owner = 0; thresh doubles;
+ * revoke = 0 (release). A Dekker pair with the barrier on the revoker's side only: if
+ * the owner's load of revoke came before the barrier hit its CPU, so did its store of
+ * inside, which the revoker then sees; if after, it sees revoke == 1, or the later
+ * revoke == 0 whose release carries owner == 0. So the owner and a lock holder are
+ * never both inside. Everything about the bias except inside is written under the
+ * lock, by one holder at a time; a holder that dies revoking leaves a state the next
+ * holder (who takes the lock over) completes: it revokes again, with its own barrier.
+ * The owner in its own slow path keeps its bias, unless a revocation is pending (a
+ * revoker that timed out left revoke == 1): then it drops it. A revoker with a
+ * deadline gives up (BR_ETIMEDOUT) if the owner stays inside past it (stopped); a
+ * BR_NOWAIT one waits it out, as lk_take does. If the barrier itself fails in the
+ * revoker's process (a filter forbids it; EINTR/ENOMEM are retried first) inside == 0
+ * proves nothing: if the owner's process is gone (owner_gone) the revoker settles
+ * without the barrier (recovering if inside is up); otherwise it leaves revoke = 1,
+ * gives the lock back and waits, within its deadline, until owner no longer names
+ * that owner: the owner's fast path sees revoke (no barrier is needed for that, only
+ * for the other direction) and its slow path, under the lock, drops the bias (as a
+ * revocation would: thresh doubles). A live owner that never operates again keeps
+ * such a revoker out until its deadline.
+ * Tokens. pid << 32 | a serial that starts from 32 random bits in every process (see
+ * tok_next), so a process reusing a dead owner's pid doesn't get its token; a token
+ * with our own pid outside the serials we handed out is a dead process's (owner_gone).
+ * The pid and token cache lives in a MADV_WIPEONFORK page, so no child, however made,
+ * runs on its parent's; without that page nothing is biased.
+ * Recovery after a dead lock holder runs after the bias is settled (a holder that died
+ * revoking may have left the owner inside). A taker that took
+ * the lock over sets p_owed / c_owed first and clears it once the recovery ran, so a
+ * taker that had to give the lock back before recovering (revocation pending, deadline)
+ * leaves it to the next one (watch_producer also takes a free plock to pay it).
+ *
  * Publication. A producer writes a record, then stores tail (release), then nput (the
  * message count, on LAST only). A consumer reads tail (acquire), the record, then stores
  * head (release) and nget. Both sides first note in their private line what they are
@@ -45,12 +92,19 @@
  *
  * Sleeping (rule 3 of core/lib.h, across processes). The consumer that holds glock is
  * the only one sleeping for data (the others sleep on glock); the producer that holds
- * plock the only one sleeping for room. A sleeper reads the futex word (data_seq),
- * stores its flag (data_wait = 1), fences (seq_cst), re-checks its condition, and only
- * then sleeps on the word. A waker changes the condition (stores tail), fences, and if
- * the flag is set exchanges it to 0 and, if it got 1, bumps the word and wakes. Either
- * the sleeper's re-check sees the new tail or the waker sees the flag. So a put costs
- * a fence and a load of a read-mostly line; a syscall only when someone sleeps.
+ * plock the only one sleeping for room (a biased owner never sleeps in its fast path).
+ * A sleeper reads the futex word (data_seq), stores its flag (data_wait = 1), fences
+ * (seq_cst), runs the global membarrier, re-checks its condition, and only then
+ * sleeps on the word. A waker changes the condition (stores tail), then a compiler
+ * barrier only (a fence if its process isn't registered for the membarrier, for the
+ * pipe, or once `heavy` is set), and if the flag is set exchanges it to 0 and, if it
+ * got 1, bumps the word and wakes. Either the sleeper's re-check sees the new tail or
+ * the waker sees the flag: if the waker's load of the flag ran before the barrier hit
+ * its CPU, its store of tail (earlier in program order) is visible after the barrier;
+ * if after, the load sees the flag. So a put costs a load of a read-mostly line; a
+ * syscall only when someone sleeps, and the sleeper pays the barrier (~1 us). A
+ * sleeper whose barrier fails sets `heavy`: wakers fence from then on, and one that
+ * read heavy == 0 just before is caught by the slices below.
  * The pipe replaces futex words by doorbell sockets (side->fd): the waker sends one
  * byte, the sleeper polls its socket and drains it. A stale byte only causes a
  * spurious wake-up (every sleeper loops). The socket's hang-up tells the sleeper that
@@ -75,6 +129,9 @@
  *    side's sleeper (data or room) naps on the futex in slices of BR__MPR_SLICE_NS and
  *    looks at the position again after each, so what was published is found without
  *    another put or get (the pipe's sleeper sees the dead peer's socket hang up).
+ *  - A biased owner that dies inside its fast path: its next revoker finds its process
+ *    gone while inside == 1 and runs the same recovery as after a dead lock holder
+ *    (the fast path publishes through p_commit_* / c_commit_* too; it never streams).
  *  - A consumer that dies holding glock: the next taker finishes its publication (nget
  *    from c_commit_*). If it died mid-message, the rest of that message are
  *    continuation records: they are dropped, and its LAST record counts as a lost
@@ -88,12 +145,14 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MPR_MAGIC 0x5252504du /* "MPRR" */
-#define MPR_VERSION 1u
+#define MPR_VERSION 2u
 #define LK_WAITERS 0x80000000u
 #define SER_MASK 0xffffffu
 #define ABORT_NONE 0xffffffffu
@@ -102,23 +161,36 @@
 #define NAP_HUP 1 /* nap(): the doorbell socket hung up */
 #define ABORTED 2 /* wait_data(): the message being received was withdrawn */
 
+/* One side's bias (see the design note): written by the side's lock holder (owner,
+ * revoke, last, streak, thresh) and by the biased owner (inside). */
+typedef struct bias {
+    _Atomic uint32_t inside; /* the owner is in its fast path */
+    _Atomic uint32_t revoke; /* a lock holder is taking the bias away */
+    _Atomic uint64_t owner;  /* the owner's token (tok()); 0: no bias */
+    uint64_t last;           /* token of the last lock holder */
+    uint32_t streak;         /* its uncontended takes in a row */
+    uint32_t thresh;         /* the streak that biases (0: BIAS_THRESH0) */
+} bias;
+
 struct br__mpr {
     uint32_t magic, version;
     uint64_t cap, maxsize;
     uint32_t flags, pad0;
-    /* producers' private line (under plock) */
+    /* producers' private lines (under plock, or the biased producer's) */
     _Alignas(64) _Atomic uint32_t plock;
     uint32_t p_serial;
     _Atomic uint32_t p_stream; /* 1 + serial of the message being streamed; 0: none */
-    uint32_t pad1;
+    _Atomic uint32_t p_owed;   /* a taker took plock over and owes the recovery */
+    bias pb;
     uint64_t p_head, p_nget; /* cached views of head and nget */
     uint64_t p_commit_tail, p_commit_nput;
     /* producers' published line */
     _Alignas(64) _Atomic uint64_t tail;
     _Atomic uint64_t nput;
-    /* consumers' private line (under glock) */
+    /* consumers' private lines (under glock, or the biased consumer's) */
     _Alignas(64) _Atomic uint32_t glock;
-    uint32_t pad2;
+    _Atomic uint32_t c_owed; /* a taker took glock over and owes the recovery */
+    bias cb;
     uint64_t c_tail; /* cached view of tail */
     uint64_t c_commit_head, c_commit_nget;
     /* consumers' published line */
@@ -128,30 +200,166 @@ struct br__mpr {
     _Alignas(64) _Atomic uint32_t data_wait, room_wait, join_wait;
     _Atomic uint32_t state;
     _Atomic uint32_t abort_serial;
+    _Atomic uint32_t heavy; /* a sleeper's membarrier failed: wakers fence */
     /* futex words and rarely written counters */
     _Alignas(64) _Atomic uint32_t data_seq, room_seq, join_seq;
     _Atomic uint64_t ndone, lost;
+    _Atomic uint64_t late; /* data sleepers that found data after a whole slice */
+    _Atomic uint32_t nbias, nrevoke; /* biases given, taken away (for tests) */
+    _Atomic uint32_t bias_after;      /* tests: a fixed streak that biases, 0: adaptive */
     _Alignas(64) unsigned char data[];
 };
 
-/* --- this process's id, and the fork hook -------------------------------------- */
+/* --- this process's id and its threads' tokens ------------------------------------
+ *
+ * Cached in one page marked MADV_WIPEONFORK: the kernel hands every child a zeroed copy,
+ * however it was created (fork() with or without the C library's atfork handlers,
+ * _Fork(), clone(), syscall(SYS_fork)), so a child never runs on its parent's pid or
+ * thread tokens: it finds pid 0 and recomputes. Where the page can't be had (a kernel
+ * before 4.14) the pid is asked of the kernel at every use and no side is ever biased
+ * (a child's token would otherwise be its parent's). */
+typedef struct wiped {
+    _Atomic int pid;      /* this process (0: not yet known in this process) */
+    _Atomic int mb;       /* br__membarrier_global_init: 0 not yet, 1 ok, 2 refused */
+    _Atomic uint64_t tok; /* the last token handed out (tok_next) */
+    _Atomic uint32_t base;     /* the serial this process's tokens started from */
+    _Atomic int base_pid;      /* base is this process's (stored after base) */
+} wiped;
+static wiped *_Atomic g_w;  /* the wiped page, or &g_w_plain */
+static wiped g_w_plain;      /* without MADV_WIPEONFORK: pid and mb stay 0 */
+static bool g_wiped;         /* g_w is the wiped page (biases allowed) */
+static pthread_once_t g_w_once = PTHREAD_ONCE_INIT;
 
-static _Atomic int g_pid;
-
-static void after_fork_child(void) { atomic_store_explicit(&g_pid, (int)getpid(), memory_order_relaxed); }
-
-static br__hooks g_hooks = {.order = BR__ORDER_PROCESS, .name = "process/mp_ring",
-                            .child = after_fork_child};
-
-int br__mpr_pid(void) {
-    int p = atomic_load_explicit(&g_pid, memory_order_relaxed);
-    if (BR__UNLIKELY(p == 0)) {
-        br__hooks_register(&g_hooks);
-        p = (int)getpid();
-        atomic_store_explicit(&g_pid, p, memory_order_relaxed);
+static void w_init(void) {
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t n = pg > 0 ? (size_t)pg : 4096;
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#ifdef MADV_WIPEONFORK
+    if (p != MAP_FAILED && madvise(p, n, MADV_WIPEONFORK) == 0) {
+        g_wiped = true;
+        atomic_store_explicit(&g_w, (wiped *)p, memory_order_release);
+        return;
     }
+#endif
+    if (p != MAP_FAILED)
+        munmap(p, n);
+    atomic_store_explicit(&g_w, &g_w_plain, memory_order_release);
+}
+
+static BR__NOINLINE int pid_slow(void) {
+    pthread_once(&g_w_once, w_init);
+    int p = (int)getpid();
+    if (g_wiped)
+        atomic_store_explicit(&atomic_load(&g_w)->pid, p, memory_order_relaxed);
     return p;
 }
+
+int br__mpr_pid(void) {
+    wiped *w = atomic_load_explicit(&g_w, memory_order_acquire);
+    if (BR__LIKELY(w != NULL)) {
+        int p = atomic_load_explicit(&w->pid, memory_order_relaxed);
+        if (BR__LIKELY(p != 0))
+            return p;
+    }
+    return pid_slow();
+}
+
+/* A fresh token for a thread of process p: pid << 32 | a serial. The word holds the
+ * last token handed out; in a process that hasn't handed one out yet (a fresh or
+ * wiped word, or one inherited from a parent with another pid) the serial starts from
+ * 32 random bits, so a process that reuses a dead process's pid doesn't hand out the
+ * dead process's tokens again (1 in 2^32 per token, rather than certainty). */
+/* 32 random bits: getrandom, or (it failing) the clock, the pid and an address mixed. */
+static uint32_t random32(void) {
+    uint32_t v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 17 ^
+                 (uint64_t)(uintptr_t)&v;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+static uint64_t tok_next(wiped *w, int p) {
+    uint64_t v = atomic_load_explicit(&w->tok, memory_order_relaxed), nv;
+    do {
+        if ((uint32_t)(v >> 32) != (uint32_t)p)
+            nv = (uint64_t)(uint32_t)p << 32 | random32();
+        else
+            nv = (v & ~(uint64_t)0xffffffffu) | (uint32_t)(v + 1);
+    } while (!atomic_compare_exchange_weak_explicit(&w->tok, &v, nv, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    if ((uint32_t)(v >> 32) != (uint32_t)p) {
+        atomic_store_explicit(&w->base, (uint32_t)nv, memory_order_relaxed);
+        atomic_store_explicit(&w->base_pid, p, memory_order_release);
+    }
+    return nv;
+}
+
+/* Whether the process of token o (not this thread's) is gone. A token that carries this
+ * process's pid but isn't one this process handed out (its serial lies outside
+ * [base, last]) belongs to a dead process whose pid this one reuses. Unsure (the base
+ * not yet published): not gone, the caller looks again later. */
+static bool owner_gone(uint64_t o) {
+    int op = (int)(uint32_t)(o >> 32);
+    int p = br__mpr_pid();
+    if (op != p)
+        return br__pid_gone(op);
+    wiped *w = atomic_load_explicit(&g_w, memory_order_acquire);
+    if (!g_wiped || atomic_load_explicit(&w->base_pid, memory_order_acquire) != p)
+        return false;
+    uint32_t base = atomic_load_explicit(&w->base, memory_order_relaxed);
+    uint64_t last = atomic_load_explicit(&w->tok, memory_order_relaxed);
+    if ((uint32_t)(last >> 32) != (uint32_t)p)
+        return false;
+    return (uint32_t)((uint32_t)o - base) > (uint32_t)((uint32_t)last - base);
+}
+
+/* This thread's view, refreshed when the process id changes (a child): its token
+ * (tok_next), and whether this process is registered for br__membarrier_global (so
+ * that its wakers may skip their fence and its threads may hold a bias). One
+ * initial-exec TLS block: the fast paths read it once or twice. */
+typedef struct me_t {
+    int pid;
+    bool light;
+    uint64_t tok;
+} me_t;
+static BR__TLS me_t tl_me;
+
+static BR__NOINLINE const me_t *me_refresh(void) {
+    int p = br__mpr_pid();
+    wiped *w = atomic_load_explicit(&g_w, memory_order_acquire);
+    bool light = false;
+    if (g_wiped) {
+        int mb = atomic_load_explicit(&w->mb, memory_order_acquire);
+        if (mb == 0) {
+            mb = br__membarrier_global_init() ? 1 : 2;
+            atomic_store_explicit(&w->mb, mb, memory_order_release);
+        }
+        light = mb == 1;
+    }
+    tl_me.tok = tok_next(w, p);
+    tl_me.light = light;
+    tl_me.pid = p;
+    return &tl_me;
+}
+
+static inline const me_t *me(void) {
+    wiped *w = atomic_load_explicit(&g_w, memory_order_acquire);
+    if (BR__LIKELY(w != NULL)) {
+        int p = atomic_load_explicit(&w->pid, memory_order_relaxed);
+        if (BR__LIKELY(p != 0 && tl_me.pid == p))
+            return &tl_me;
+    }
+    return me_refresh();
+}
+
+static inline uint64_t tok(void) { return me()->tok; }
+static inline bool mb_light(void) { return me()->light; }
 
 /* --- layout --------------------------------------------------------------------- */
 
@@ -175,7 +383,7 @@ void br__mpr_init(br__mpr *r, size_t cap, uint64_t maxsize, uint32_t flags) {
     r->maxsize = maxsize;
     r->flags = flags;
     atomic_store(&r->abort_serial, ABORT_NONE);
-    (void)br__mpr_pid(); /* registers the fork hook while nothing is forking */
+    (void)br__mpr_pid();
 }
 
 uint32_t br__mpr_flags(const br__mpr *r) { return r->flags; }
@@ -239,9 +447,15 @@ static bool probe_hup(br__mpr_side *s) {
     return s->hup;
 }
 
-/* The waker's half of the sleeping protocol (see the design note). */
+/* The waker's half of the sleeping protocol (see the design note): a queue's waker
+ * in a registered process needs only a compiler barrier between its store of the
+ * position and its load of the flag, the sleeper's membarrier doing the rest. */
 static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq) {
-    atomic_thread_fence(memory_order_seq_cst);
+    if (BR__LIKELY(s->fd < 0 && mb_light() &&
+                   !atomic_load_explicit(&s->r->heavy, memory_order_relaxed)))
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
     if (BR__LIKELY(atomic_load_explicit(flag, memory_order_relaxed) == 0))
         return;
     if (atomic_exchange_explicit(flag, 0, memory_order_relaxed) == 0)
@@ -261,6 +475,15 @@ static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq)
  * each) and then yields YIELDS times: a peer that is running refills or drains the
  * ring within that, and neither side pays a syscall. */
 enum { SPINS = 256, YIELDS = 2 };
+
+/* The sleeper's half, after it raised its flag and fenced: a queue's sleeper makes
+ * every waker's position store visible (or its flag load late enough to see the flag).
+ * If the barrier fails, wakers fence from now on (those that skipped it meanwhile
+ * are caught by the sleeper's slices). */
+static void sleeper_barrier(br__mpr_side *s) {
+    if (s->fd < 0 && br__membarrier_global() != 0)
+        atomic_store(&s->r->heavy, 1);
+}
 
 static int64_t slice_end(int64_t deadline) {
     int64_t t = br_now() + BR__MPR_SLICE_NS;
@@ -398,6 +621,200 @@ static void recover_consumer(br__mpr *r) {
     r->c_tail = atomic_load(&r->tail);
 }
 
+/* --- biases (see the design note) ------------------------------------------------ */
+
+enum { BIAS_THRESH0 = 16, BIAS_THRESH_MAX = 1 << 16 };
+enum { OWNER_BUSY = 1 }; /* bias_revoke without the barrier: the owner lives, it drops the bias */
+
+/* Holding the side's lock, its owner out of the fast path: ends the bias (the next
+ * one takes twice the streak, up to BIAS_THRESH_MAX). */
+static void bias_clear(br__mpr_side *s, bias *b) {
+    uint32_t t = b->thresh ? b->thresh : BIAS_THRESH0;
+    b->thresh = t < BIAS_THRESH_MAX ? t * 2 : t;
+    b->streak = 0;
+    b->last = 0;
+    atomic_store_explicit(&b->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->revoke, 0, memory_order_release);
+    atomic_fetch_add_explicit(&s->r->nrevoke, 1, memory_order_relaxed);
+}
+
+/* Holding the side's lock: takes bias b away from its owner o (not this thread).
+ * Raises revoke, makes it visible to the owner's next look (or the owner's inside flag
+ * visible to us), and waits until the owner is out of its fast path or dead (then
+ * recovers after it). 0, BR_ETIMEDOUT (the revocation stays pending: a later holder
+ * or the owner finishes it), OWNER_BUSY (no barrier in this process and the owner
+ * lives: the revocation stays pending, the caller lets go of the lock and waits for
+ * the owner to drop the bias). */
+static int bias_revoke(br__mpr_side *s, bias *b, uint64_t o, bool producer,
+                       int64_t deadline) {
+    atomic_store_explicit(&b->revoke, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (br__membarrier_global() != 0) {
+        /* No barrier here: inside == 0 proves nothing, but a gone process writes no
+         * more (settle without the barrier); a live owner must drop the bias itself,
+         * in its own slow path (its fast path sees revoke == 1 and leaves). */
+        if (!owner_gone(o))
+            return OWNER_BUSY;
+        if (atomic_load_explicit(&b->inside, memory_order_acquire)) {
+            if (producer)
+                recover_producer(s);
+            else
+                recover_consumer(s->r);
+            atomic_store_explicit(&b->inside, 0, memory_order_relaxed);
+        }
+        goto settled;
+    }
+    bool nowait = br__deadline_passed(deadline);
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(&b->inside, memory_order_acquire) == 0)
+            break;
+        if (i % 64 == 63 && owner_gone(o)) {
+            /* It died in its fast path: complete what it published. */
+            if (producer)
+                recover_producer(s);
+            else
+                recover_consumer(s->r);
+            atomic_store_explicit(&b->inside, 0, memory_order_relaxed);
+            break;
+        }
+        if (!nowait && br__deadline_passed(deadline))
+            return BR_ETIMEDOUT;
+        if (i < 64)
+            br__cpu_relax();
+        else
+            sched_yield();
+    }
+settled:
+    bias_clear(s, b);
+    return 0;
+}
+
+/* Holding the side's lock (just taken): makes sure no other thread is in the side's
+ * fast path, and honours a pending revocation of this thread's own bias. */
+static int bias_settle(br__mpr_side *s, bias *b, bool producer, int64_t deadline) {
+    /* Acquire the last owner's leaving directly: the holder that revoked it may have
+     * been another process, which synchronized with it for us (so this is for the
+     * thread sanitizer, which sees one process only, and for the C model). */
+    (void)atomic_load_explicit(&b->inside, memory_order_acquire);
+    uint64_t o = atomic_load_explicit(&b->owner, memory_order_relaxed);
+    if (BR__LIKELY(o == 0)) {
+        /* a revoker died between its last two stores */
+        if (BR__UNLIKELY(atomic_load_explicit(&b->revoke, memory_order_relaxed)))
+            atomic_store_explicit(&b->revoke, 0, memory_order_relaxed);
+        return 0;
+    }
+    if (o == tok()) {
+        if (atomic_load_explicit(&b->revoke, memory_order_relaxed)) {
+            bias_clear(s, b); /* dropped as a revocation would have */
+        }
+        return 0;
+    }
+    return bias_revoke(s, b, o, producer, deadline);
+}
+
+/* Without the barrier, waits (not holding the lock) until bias b no longer names o (its
+ * owner dropped it), o's process is gone, or the deadline passes (BR_ETIMEDOUT). */
+static int owner_wait(bias *b, uint64_t o, int64_t deadline) {
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(&b->owner, memory_order_relaxed) != o)
+            return 0;
+        if (i % 64 == 63 && owner_gone(o))
+            return 0;
+        if (br__deadline_passed(deadline))
+            return BR_ETIMEDOUT;
+        if (i < 64) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 100 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* Runs the recovery a taker owes (flag *owed, set when a lock was taken over from a dead
+ * holder and cleared once the recovery ran: a taker that had to give the lock back
+ * before recovering leaves it to the next one). Holding the side's lock, bias settled. */
+static void pay_owed(br__mpr_side *s, bool producer) {
+    br__mpr *r = s->r;
+    _Atomic uint32_t *owed = producer ? &r->p_owed : &r->c_owed;
+    if (BR__LIKELY(atomic_load_explicit(owed, memory_order_relaxed) == 0))
+        return;
+    if (producer)
+        recover_producer(s);
+    else
+        recover_consumer(r);
+    atomic_store_explicit(owed, 0, memory_order_relaxed);
+}
+
+/* Takes the side's lock (plock or glock) for a slow-path operation: the lock, then
+ * the bias settled, then the recovery owed after a dead holder (the bias first: a
+ * holder that died revoking may have left the owner inside). */
+static int side_take(br__mpr_side *s, bool producer, int64_t deadline) {
+    br__mpr *r = s->r;
+    _Atomic uint32_t *w = producer ? &r->plock : &r->glock;
+    bias *b = producer ? &r->pb : &r->cb;
+    for (;;) {
+        bool took_over;
+        int rc = lk_take(w, deadline, producer ? &r->room_wait : &r->data_wait, &took_over);
+        if (rc)
+            return rc;
+        if (BR__UNLIKELY(took_over))
+            atomic_store_explicit(producer ? &r->p_owed : &r->c_owed, 1, memory_order_relaxed);
+        uint64_t o = atomic_load_explicit(&b->owner, memory_order_relaxed);
+        rc = bias_settle(s, b, producer, deadline);
+        if (BR__UNLIKELY(rc)) {
+            lk_give(w);
+            if (rc != OWNER_BUSY)
+                return rc;
+            if (br__deadline_passed(deadline) || (rc = owner_wait(b, o, deadline)) != 0)
+                return BR_ETIMEDOUT;
+            continue;
+        }
+        pay_owed(s, producer);
+        return 0;
+    }
+}
+
+/* Gives the side's lock back after a slow-path operation that succeeded; a thread
+ * that took it uncontended often enough in a row first biases the side to itself. */
+static void side_give(br__mpr_side *s, bool producer) {
+    br__mpr *r = s->r;
+    _Atomic uint32_t *w = producer ? &r->plock : &r->glock;
+    bias *b = producer ? &r->pb : &r->cb;
+    uint64_t me = tok();
+    if (b->last == me && !(atomic_load_explicit(w, memory_order_relaxed) & LK_WAITERS)) {
+        uint32_t t = atomic_load_explicit(&r->bias_after, memory_order_relaxed);
+        if (++b->streak >= (t ? t : b->thresh ? b->thresh : BIAS_THRESH0) &&
+            atomic_load_explicit(&b->owner, memory_order_relaxed) == 0 && mb_light()) {
+            atomic_store_explicit(&b->revoke, 0, memory_order_relaxed);
+            /* published by lk_give's release */
+            atomic_store_explicit(&b->owner, me, memory_order_relaxed);
+            atomic_fetch_add_explicit(&r->nbias, 1, memory_order_relaxed);
+        }
+    } else {
+        b->last = me;
+        b->streak = 1;
+    }
+    lk_give(w);
+}
+
+/* The biased owner's entry: 1 if it may go on (inside raised), else 0 (it takes the
+ * slow path). The store of inside and the load of revoke form the fast side of a
+ * Dekker pair whose other side is bias_revoke's store, membarrier and load. */
+static inline bool bias_enter(bias *b, uint64_t me) {
+    atomic_store_explicit(&b->inside, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (BR__LIKELY(atomic_load_explicit(&b->revoke, memory_order_acquire) == 0 &&
+                   atomic_load_explicit(&b->owner, memory_order_relaxed) == me))
+        return true;
+    atomic_store_explicit(&b->inside, 0, memory_order_release);
+    return false;
+}
+
+static inline void bias_leave(bias *b) {
+    atomic_store_explicit(&b->inside, 0, memory_order_release);
+}
+
 /* --- producing ------------------------------------------------------------------ */
 
 /* Is there room (holding plock) for `need` bytes at tail and, if `count`, for one more
@@ -452,6 +869,7 @@ static int wait_room(br__mpr_side *s, uint64_t tail, size_t need, bool count,
         uint32_t seen = atomic_load_explicit(&r->room_seq, memory_order_acquire);
         atomic_store_explicit(&r->room_wait, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
+        sleeper_barrier(s);
         rc = room_state(s, tail, need, count);
         if (rc == 1) /* slices: see wait_data */
             nap(s, &r->room_seq, seen, s->fd < 0 ? slice_end(deadline) : deadline);
@@ -472,6 +890,31 @@ static void publish_tail(br__mpr_side *s, uint64_t tail, uint64_t nput) {
     bell(s, &r->data_wait, &r->data_seq);
 }
 
+/* The biased producer's put of a message that fits in one record and finds room at
+ * once: 0 or 1 (take the slow path). */
+static int put_fast(br__mpr_side *s, bias *b, uint64_t me, const void *p, size_t len) {
+    br__mpr *r = s->r;
+    size_t rec = 8 + r8(len);
+    if (BR__UNLIKELY(len > r->cap / 2 || rec > r->cap / 2) || !bias_enter(b, me))
+        return 1;
+    int rc = 1;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (BR__LIKELY(room_state(s, tail, rec, true) == 0)) {
+        uint64_t nput = atomic_load_explicit(&r->nput, memory_order_relaxed);
+        uint32_t ser = (r->p_serial + 1) & SER_MASK;
+        r->p_serial = ser;
+        _Atomic uint32_t *ab = &r->abort_serial;
+        if (BR__UNLIKELY(atomic_load_explicit(ab, memory_order_relaxed) == ser))
+            atomic_store_explicit(ab, ABORT_NONE, memory_order_relaxed);
+        *word_at(r, tail) = hdr_make(len, F_FIRST | F_LAST, ser);
+        ring_write(r, tail + 8, p, len);
+        publish_tail(s, tail + rec, nput + 1);
+        rc = 0;
+    }
+    bias_leave(b);
+    return rc;
+}
+
 int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
     br__mpr *r = s->r;
     uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
@@ -479,12 +922,12 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
         return BR_ESHUTDOWN;
     if (BR__UNLIKELY((st & BR__MPR_RX_CLOSED) || s->hup))
         return BR_EPIPE;
-    bool took_over;
-    int rc = lk_take(&r->plock, deadline, &r->room_wait, &took_over);
+    uint64_t o = atomic_load_explicit(&r->pb.owner, memory_order_relaxed);
+    if (o != 0 && o == tok() && put_fast(s, &r->pb, o, p, len) == 0)
+        return BR__UNLIKELY(s->hup) ? BR_EPIPE : 0;
+    int rc = side_take(s, true, deadline);
     if (rc)
         return rc;
-    if (BR__UNLIKELY(took_over))
-        recover_producer(s);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t nput = atomic_load_explicit(&r->nput, memory_order_relaxed);
     uint32_t ser = (r->p_serial + 1) & SER_MASK;
@@ -525,7 +968,7 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
         }
         atomic_store_explicit(&r->p_stream, 0, memory_order_release);
     }
-    lk_give(&r->plock);
+    side_give(s, true);
     if (rc == 0 && BR__UNLIKELY(s->hup))
         rc = BR_EPIPE; /* the doorbell found the receiver gone */
     return rc;
@@ -561,17 +1004,29 @@ static int data_state(br__mpr_side *s, uint64_t head, uint32_t mid) {
 }
 
 /* Mid-message, the producer streaming it may have died holding plock: if so, take
- * plock over and withdraw the message (the caller then sees ABORTED). */
+ * plock over and withdraw the message (the caller then sees ABORTED). Also takes a
+ * free plock when a recovery is still owed (a taker that had to give it back first). */
 static void watch_producer(br__mpr_side *s) {
     br__mpr *r = s->r;
+    uint32_t me = (uint32_t)br__mpr_pid();
     uint32_t v = atomic_load_explicit(&r->plock, memory_order_relaxed);
     uint32_t owner = v & ~LK_WAITERS;
-    if (v == 0 || owner == (uint32_t)br__mpr_pid() || !br__pid_gone((int)owner))
-        return;
-    if (!atomic_compare_exchange_strong_explicit(&r->plock, &v, (uint32_t)br__mpr_pid() | LK_WAITERS,
-                                                 memory_order_acquire, memory_order_relaxed))
-        return;
-    recover_producer(s);
+    if (v == 0) {
+        if (!atomic_load_explicit(&r->p_owed, memory_order_relaxed) ||
+            !atomic_compare_exchange_strong_explicit(&r->plock, &v, me, memory_order_acquire,
+                                                     memory_order_relaxed))
+            return;
+    } else {
+        if (owner == me || !br__pid_gone((int)owner) ||
+            !atomic_compare_exchange_strong_explicit(&r->plock, &v, me | LK_WAITERS,
+                                                     memory_order_acquire,
+                                                     memory_order_relaxed))
+            return;
+        atomic_store_explicit(&r->p_owed, 1, memory_order_relaxed);
+    }
+    /* A holder that died revoking may have left the biased producer inside. */
+    if (bias_settle(s, &r->pb, true, BR_FOREVER) == 0)
+        pay_owed(s, true);
     lk_give(&r->plock);
 }
 
@@ -601,6 +1056,7 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
         uint32_t seen = atomic_load_explicit(&r->data_seq, memory_order_acquire);
         atomic_store_explicit(&r->data_wait, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
+        sleeper_barrier(s);
         rc = data_state(s, head, mid);
         if (rc != 1) {
             atomic_store_explicit(&r->data_wait, 0, memory_order_relaxed);
@@ -614,6 +1070,8 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
         int n = nap(s, &r->data_seq, seen, until);
         if (n == BR_ETIMEDOUT) {
             atomic_store_explicit(&r->data_wait, 0, memory_order_relaxed);
+            if (!mid && s->fd < 0 && data_state(s, head, mid) == 0)
+                atomic_fetch_add_explicit(&r->late, 1, memory_order_relaxed);
             if (mid) {
                 watch_producer(s);
                 /* Nobody streams our message any more (its producer withdrew it and
@@ -642,15 +1100,50 @@ static void publish_head(br__mpr_side *s, uint64_t head, uint64_t nget) {
     bell(s, &r->room_wait, &r->room_seq);
 }
 
+/* The biased consumer's get of a whole one-record message found at head: 0 or 1
+ * (take the slow path: empty, a streamed message, too small a buffer, no memory). */
+static int get_fast(br__mpr_side *s, bias *b, uint64_t me, void *buf, size_t cap,
+                    void **out, size_t *lenp) {
+    br__mpr *r = s->r;
+    if (!bias_enter(b, me))
+        return 1;
+    int rc = 1;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (r->c_tail == head)
+        r->c_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (BR__LIKELY(r->c_tail != head)) {
+        uint64_t h = *word_at(r, head);
+        size_t flen = (uint32_t)h;
+        uint32_t fl = (uint32_t)(h >> 32) & 0xff;
+        bool whole = (fl & (F_FIRST | F_LAST)) == (F_FIRST | F_LAST);
+        if (BR__LIKELY(whole) && (out || flen <= cap)) {
+            void *dst = buf;
+            if (out)
+                dst = flen ? br__malloc(flen) : NULL;
+            if (!out || !flen || dst) {
+                if (out)
+                    *out = dst;
+                ring_read(r, head + 8, dst, flen);
+                *lenp = flen;
+                uint64_t nget = atomic_load_explicit(&r->nget, memory_order_relaxed);
+                publish_head(s, head + 8 + r8(flen), nget + 1);
+                rc = 0;
+            }
+        }
+    }
+    bias_leave(b);
+    return rc;
+}
+
 int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp,
                 int64_t deadline) {
     br__mpr *r = s->r;
-    bool took_over;
-    int rc = lk_take(&r->glock, deadline, &r->data_wait, &took_over);
+    uint64_t o = atomic_load_explicit(&r->cb.owner, memory_order_relaxed);
+    if (o != 0 && o == tok() && get_fast(s, &r->cb, o, buf, cap, out, lenp) == 0)
+        return 0;
+    int rc = side_take(s, false, deadline);
     if (rc)
         return rc;
-    if (BR__UNLIKELY(took_over))
-        recover_consumer(r);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t nget = atomic_load_explicit(&r->nget, memory_order_relaxed);
     unsigned char *dst = NULL, *msg = NULL;
@@ -766,18 +1259,15 @@ int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp
         publish_head(s, head, nget);
     }
     br__free(msg);
-    lk_give(&r->glock);
+    side_give(s, false);
     return rc;
 }
 
 int br__mpr_poll(br__mpr_side *s, int64_t deadline) {
     br__mpr *r = s->r;
-    bool took_over;
-    int rc = lk_take(&r->glock, deadline, &r->data_wait, &took_over);
+    int rc = side_take(s, false, deadline);
     if (rc)
         return rc;
-    if (BR__UNLIKELY(took_over))
-        recover_consumer(r);
     rc = wait_data(s, atomic_load_explicit(&r->head, memory_order_relaxed), 0, deadline);
     lk_give(&r->glock);
     return rc == BR_ETIMEDOUT ? rc : 0;
@@ -850,18 +1340,13 @@ uint32_t br__mpr_state(br__mpr *r) { return atomic_load(&r->state); }
 
 void br__mpr_drain(br__mpr_side *s) {
     br__mpr *r = s->r;
-    bool took_over;
     /* plock first: no producer is then mid-message (it withdraws on the shutdown). */
-    if (lk_take(&r->plock, BR_FOREVER, &r->room_wait, &took_over) != 0)
+    if (side_take(s, true, BR_FOREVER) != 0)
         return;
-    if (took_over)
-        recover_producer(s);
-    if (lk_take(&r->glock, BR_FOREVER, &r->data_wait, &took_over) != 0) {
+    if (side_take(s, false, BR_FOREVER) != 0) {
         lk_give(&r->plock);
         return;
     }
-    if (took_over)
-        recover_consumer(r);
     uint64_t np = atomic_load(&r->nput), ng = atomic_load(&r->nget);
     uint64_t n = np > ng ? np - ng : 0;
     uint64_t t = atomic_load(&r->tail);
@@ -873,6 +1358,10 @@ void br__mpr_drain(br__mpr_side *s) {
     wake_joiners(r);
 }
 
+void br__mpr_debug_bias_after(br__mpr *r, uint32_t streak) {
+    atomic_store(&r->bias_after, streak);
+}
+
 void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d) {
     d->plock = atomic_load(&r->plock) & ~LK_WAITERS;
     d->glock = atomic_load(&r->glock) & ~LK_WAITERS;
@@ -881,4 +1370,11 @@ void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d) {
     d->p_stream = atomic_load(&r->p_stream);
     d->tail = atomic_load(&r->tail);
     d->head = atomic_load(&r->head);
+    d->p_bias = (uint32_t)(atomic_load(&r->pb.owner) >> 32);
+    d->g_bias = (uint32_t)(atomic_load(&r->cb.owner) >> 32);
+    d->p_inside = atomic_load(&r->pb.inside);
+    d->g_inside = atomic_load(&r->cb.inside);
+    d->late = atomic_load(&r->late);
+    d->nbias = atomic_load(&r->nbias);
+    d->nrevoke = atomic_load(&r->nrevoke);
 }

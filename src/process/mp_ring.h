@@ -3,9 +3,11 @@
  *
  * A ring is a header and a power-of-two byte area in one shared mapping (process/shm.h).
  * Producers append records under the producers' lock, consumers take them under the
- * consumers' lock: a two-lock queue, MPMC, whose one-producer one-consumer fast path
- * is an SPSC ring (no syscall, no shared read-modify-write: each lock's word lives on a
- * cache line only its own side touches). mp_ring.c's design note has the protocol.
+ * consumers' lock: a two-lock queue, MPMC. A thread that has a side to itself for a
+ * while is given that side's bias and then puts (gets) without the lock: no syscall,
+ * no atomic read-modify-write and no fence per message, as a plain SPSC ring; another
+ * thread takes the bias away (membarrier) before it takes the lock. mp_ring.c's design
+ * note has the protocol.
  */
 #ifndef BRAID_PROCESS_MP_RING_H
 #define BRAID_PROCESS_MP_RING_H
@@ -75,12 +77,20 @@ uint32_t br__mpr_state(br__mpr *r);
 /* Immediate shutdown's drain: drops every queued message (each counts as task_done). */
 void br__mpr_drain(br__mpr_side *s);
 
-/* For tests: a snapshot of the control words (lock holders without their waiters bit). */
+/* For tests: a snapshot of the control words (lock holders without their waiters bit;
+ * p_bias/g_bias: the pid of the side's biased thread, or 0; p_inside/g_inside: that
+ * thread is in its fast path; late: data sleepers that found data only after sleeping
+ * a whole slice, i.e. without being woken; nbias/nrevoke: biases given and taken
+ * away, both sides). */
 typedef struct br__mpr_debug {
     uint32_t plock, glock, data_wait, room_wait, p_stream;
-    uint64_t tail, head;
+    uint32_t p_bias, g_bias, p_inside, g_inside, nbias, nrevoke;
+    uint64_t tail, head, late;
 } br__mpr_debug;
 void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d);
+/* For tests: a side is biased after `streak` uncontended takes in a row by one thread,
+ * always (0: the adaptive threshold, which doubles with every revocation). */
+void br__mpr_debug_bias_after(br__mpr *r, uint32_t streak);
 /* For tests: the ring behind a queue handle, and behind a pipe end's two sides. */
 typedef struct br_mp_queue br_mp_queue;
 typedef struct br_pipe br_pipe;

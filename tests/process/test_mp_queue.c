@@ -10,15 +10,23 @@
 
 #include <braid/mp_queue.h>
 
+#include "platform/platform.h"
 #include "process/mp_ring.h"
 
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -732,7 +740,8 @@ static uint64_t kp_rand(uint64_t *s) { /* xorshift64* */
 static bool kp_victim_holds(br__mpr *r, pid_t victim, bool streaming) {
     br__mpr_debug d;
     br__mpr_debug_get(r, &d);
-    return d.plock == (uint32_t)victim && (!streaming || d.p_stream);
+    return (d.plock == (uint32_t)victim && (!streaming || d.p_stream)) ||
+           (!streaming && d.p_bias == (uint32_t)victim && d.p_inside);
 }
 
 /* Stops the victim at random moments until one finds it holding the producers' lock
@@ -1026,6 +1035,637 @@ static void tutorial_producer_consumer(void **state) {
     BR_CHECK_EQ(br_test_count_fds(), fds);
 }
 
+/* --- the biased fast paths ------------------------------------------------------------ */
+
+/* Whether this kernel lets a side be biased (membarrier across processes): where it
+ * doesn't, the tests below still check every message but not that a bias was used. */
+static bool biases_possible(void) { return br__membarrier_global_init(); }
+
+/* A producer and a consumer that take turns sleeping: the consumer often sleeps for
+ * data (the producer pauses before some puts) and the producer for the consumer's
+ * answer on a second queue, so that every bell rings a sleeper many times over. Each
+ * value arrives once and in order, and no sleeper had to find its message by itself at
+ * a slice's end (a lost wake-up; two are allowed for a waker descheduled for 50 ms
+ * between its store and its bell on this loaded machine). */
+static void biased_sleeper_and_waker(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    br_mp_queue *q, *ack;
+    BR_CHECK_OK(br_mp_queue_new(&q, NULL));
+    BR_CHECK_OK(br_mp_queue_new(&ack, NULL));
+    uint32_t n = (uint32_t)br_test_scaled(4000, 400);
+    pid_t pid = fork();
+    BR_CHECK(pid >= 0);
+    if (pid == 0) {
+        uint64_t rng = (uint64_t)getpid() | 1;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t v;
+            size_t len;
+            if (br_mp_queue_get_into(q, &v, sizeof v, &len, BR_FOREVER) != 0)
+                _exit(20);
+            if (len != sizeof v || v != i)
+                _exit(21);
+            if (kp_rand(&rng) % 4 == 0)
+                usleep((useconds_t)(kp_rand(&rng) % 150));
+            if (br_mp_queue_put(ack, &v, sizeof v, BR_FOREVER) != 0)
+                _exit(22);
+        }
+        _exit(0);
+    }
+    uint64_t rng = (uint64_t)br_now() | 1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (kp_rand(&rng) % 4 == 0)
+            usleep((useconds_t)(kp_rand(&rng) % 150));
+        BR_CHECK_OK(br_mp_queue_put(q, &i, sizeof i, br_test_hang_guard()));
+        uint32_t v;
+        size_t len;
+        BR_CHECK_OK(br_mp_queue_get_into(ack, &v, sizeof v, &len, br_test_hang_guard()));
+        BR_CHECK_EQ(v, i);
+    }
+    BR_CHECK_CHILD_OK(br_test_wait_child(pid));
+    br__mpr_debug d1, d2;
+    br__mpr_debug_get(br__mp_queue_ring(q), &d1);
+    br__mpr_debug_get(br__mp_queue_ring(ack), &d2);
+    fprintf(stderr, "%u round trips: late wake-ups %llu + %llu, biases %u + %u\n", n,
+            (unsigned long long)d1.late, (unsigned long long)d2.late, d1.nbias, d2.nbias);
+    BR_CHECK(d1.late + d2.late <= 2);
+    if (biases_possible())
+        BR_CHECK(d1.nbias >= 2 && d2.nbias >= 2); /* both sides of both queues */
+    BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
+    BR_CHECK_OK(br_mp_queue_free(q));
+    BR_CHECK_OK(br_mp_queue_free(ack));
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
+/* Producers and consumers that come and go: two producer processes of two threads and
+ * two consumer processes of two threads, each putting (getting) in bursts of random
+ * length with pauses between, so that a side is often one thread's alone for long
+ * enough to be biased and then taken back by another thread (of the same process or
+ * not). Every message arrives exactly once, in each producer's order. */
+enum { SW_PROCS = 2, SW_THREADS = 2, SW_P = SW_PROCS * SW_THREADS };
+typedef struct sw_arg {
+    br_mp_queue *q;
+    uint32_t id, m;
+    _Atomic uint32_t *seen;
+    int bad;
+} sw_arg;
+
+static void sw_pause(uint64_t *rng) {
+    uint64_t x = kp_rand(rng) % 8;
+    if (x == 0)
+        usleep((useconds_t)(kp_rand(rng) % 200));
+    else if (x < 3)
+        sched_yield();
+}
+
+static void *sw_producer(void *p) {
+    sw_arg *a = p;
+    uint64_t rng = ((uint64_t)getpid() << 8 | a->id) | 1;
+    unsigned char buf[TAGGED_MAX];
+    for (uint32_t s = 0; s < a->m;) {
+        for (uint64_t burst = 1 + kp_rand(&rng) % 64; burst > 0 && s < a->m; burst--, s++) {
+            size_t n = tagged_make(buf, a->id, s);
+            if (br_mp_queue_put(a->q, buf, n, BR_FOREVER) != 0) {
+                a->bad = 30;
+                return NULL;
+            }
+        }
+        sw_pause(&rng);
+    }
+    return NULL;
+}
+
+static void *sw_consumer(void *p) {
+    sw_arg *a = p;
+    uint64_t rng = ((uint64_t)getpid() << 8 | a->id) | 1;
+    unsigned char buf[TAGGED_MAX];
+    long last[SW_P];
+    for (int k = 0; k < SW_P; k++)
+        last[k] = -1;
+    for (;;) {
+        for (uint64_t burst = 1 + kp_rand(&rng) % 64; burst > 0; burst--) {
+            size_t n;
+            if (br_mp_queue_get_into(a->q, buf, sizeof buf, &n, BR_FOREVER) != 0) {
+                a->bad = 31;
+                return NULL;
+            }
+            if (n == 0)
+                return NULL;
+            tag t;
+            if (tagged_check(buf, n, SW_P, &t) != 0 || t.seq >= a->m) {
+                a->bad = 32;
+                return NULL;
+            }
+            if ((long)t.seq <= last[t.producer]) {
+                a->bad = 33;
+                return NULL;
+            }
+            last[t.producer] = t.seq;
+            atomic_fetch_add(&a->seen[(size_t)t.producer * a->m + t.seq], 1);
+        }
+        sw_pause(&rng);
+    }
+}
+
+static void bias_switching_threads_and_processes(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    br_mp_queue *q;
+    BR_CHECK_OK(br_mp_queue_new(&q, &(br_mp_queue_opts){.ring_bytes = 16384}));
+    br__mpr_debug_bias_after(br__mp_queue_ring(q), 2); /* churn: bias after two takes */
+    uint32_t m = (uint32_t)br_test_scaled(3000, 300);
+    size_t bytes = sizeof(_Atomic uint32_t) * SW_P * m;
+    _Atomic uint32_t *seen = shared_alloc(bytes);
+    pid_t pids[2 * SW_PROCS];
+    for (int k = 0; k < 2 * SW_PROCS; k++) {
+        pids[k] = fork();
+        BR_CHECK(pids[k] >= 0);
+        if (pids[k] != 0)
+            continue;
+        bool prod = k < SW_PROCS;
+        sw_arg a[SW_THREADS];
+        pthread_t th[SW_THREADS];
+        for (int t = 0; t < SW_THREADS; t++) {
+            uint32_t id = (uint32_t)((k % SW_PROCS) * SW_THREADS + t);
+            a[t] = (sw_arg){.q = q, .id = id, .m = m, .seen = seen};
+            if (pthread_create(&th[t], NULL, prod ? sw_producer : sw_consumer, &a[t]) != 0)
+                _exit(34);
+        }
+        int rc = 0;
+        for (int t = 0; t < SW_THREADS; t++) {
+            pthread_join(th[t], NULL);
+            rc = rc ? rc : a[t].bad;
+        }
+        _exit(rc);
+    }
+    for (int k = 0; k < SW_PROCS; k++)
+        BR_CHECK_CHILD_OK(br_test_wait_child(pids[k]));
+    for (int k = 0; k < SW_PROCS * SW_THREADS; k++)
+        BR_CHECK_OK(br_mp_queue_put(q, NULL, 0, br_test_hang_guard()));
+    for (int k = SW_PROCS; k < 2 * SW_PROCS; k++)
+        BR_CHECK_CHILD_OK(br_test_wait_child(pids[k]));
+    for (size_t i = 0; i < (size_t)SW_P * m; i++)
+        if (atomic_load(&seen[i]) != 1)
+            fail_msg("producer %zu seq %zu arrived %u times", i / m, i % m,
+                     (unsigned)atomic_load(&seen[i]));
+    br__mpr_debug d;
+    br__mpr_debug_get(br__mp_queue_ring(q), &d);
+    fprintf(stderr, "biases given %u, taken away %u\n", d.nbias, d.nrevoke);
+    if (biases_possible())
+        BR_CHECK(d.nbias > 0 && d.nrevoke > 0);
+    BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
+    BR_CHECK_EQ(br_mp_queue_lost(q), 0);
+    munmap(seen, bytes);
+    BR_CHECK_OK(br_mp_queue_free(q));
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
+/* What a biased-kill round shares: the victim's count of finished operations, the
+ * survivor's view, a stop flag. */
+typedef struct bk_shared {
+    _Atomic uint64_t done;  /* the victim's puts (gets) that returned */
+    _Atomic uint64_t count; /* the other side's count of the victim's messages */
+    _Atomic int stop, bad;
+} bk_shared;
+
+/* Stops `victim` at random moments until it is found inside its side's fast path
+ * (producer: p_bias/p_inside), then kills it. */
+static void bk_kill_inside(br__mpr *r, pid_t victim, bool producer) {
+    int64_t guard = br_test_hang_guard();
+    for (;;) {
+        BR_CHECK_EQ(kill(victim, SIGSTOP), 0);
+        int st;
+        BR_CHECK_EQ(waitpid(victim, &st, WUNTRACED), victim);
+        BR_CHECK(WIFSTOPPED(st));
+        br__mpr_debug d;
+        br__mpr_debug_get(r, &d);
+        if (producer ? d.p_bias == (uint32_t)victim && d.p_inside
+                     : d.g_bias == (uint32_t)victim && d.g_inside)
+            break;
+        BR_CHECK_EQ(kill(victim, SIGCONT), 0);
+        if (br_now() > guard)
+            fail_msg("the %s never was inside its fast path",
+                     producer ? "producer" : "consumer");
+        usleep((useconds_t)(br_now() % 300));
+    }
+    BR_CHECK_EQ(kill(victim, SIGKILL), 0);
+    int st = br_test_wait_child(victim);
+    BR_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+/* A biased producer killed inside its fast path (found there by stopping it at random
+ * moments): the next producer takes the bias back from the dead process and its own
+ * messages follow. The consumer sees the victim's messages 0, 1, 2... with no gap or
+ * repeat: every one whose put returned and perhaps the one it was putting. */
+static void biased_producer_killed_inside(void **state) {
+    (void)state;
+    if (!biases_possible())
+        skip();
+    int fds = br_test_count_fds();
+    long rounds = br_test_scaled(12, 3);
+    uint32_t m = 1000;
+    bk_shared *sh = shared_alloc(sizeof *sh);
+    for (long round = 0; round < rounds; round++) {
+        memset(sh, 0, sizeof *sh);
+        br_mp_queue *q;
+        BR_CHECK_OK(br_mp_queue_new(&q, NULL));
+        pid_t cons = fork();
+        BR_CHECK(cons >= 0);
+        if (cons == 0) {
+            uint64_t next[2] = {0, 0};
+            for (;;) {
+                uint64_t v[2];
+                size_t len;
+                if (br_mp_queue_get_into(q, v, sizeof v, &len, BR_FOREVER) != 0)
+                    _exit(40);
+                if (len == 0)
+                    break;
+                if (len != sizeof v || v[0] > 1 || v[1] != next[v[0]])
+                    _exit(41); /* a gap, a repeat, or a stranger */
+                next[v[0]]++;
+                if (v[0] == 0)
+                    atomic_store(&sh->count, next[0]);
+            }
+            _exit(next[1] == m ? 0 : 42);
+        }
+        pid_t victim = fork();
+        BR_CHECK(victim >= 0);
+        if (victim == 0) {
+            for (uint64_t i = 0;; i++) {
+                uint64_t v[2] = {0, i};
+                if (br_mp_queue_put(q, v, sizeof v, BR_FOREVER) != 0)
+                    _exit(43);
+                atomic_store(&sh->done, i + 1);
+            }
+        }
+        bk_kill_inside(br__mp_queue_ring(q), victim, true);
+        uint64_t k = atomic_load(&sh->done);
+        for (uint64_t i = 0; i < m; i++) {
+            uint64_t v[2] = {1, i};
+            BR_CHECK_OK(br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()));
+        }
+        BR_CHECK_OK(br_mp_queue_put(q, NULL, 0, br_test_hang_guard()));
+        BR_CHECK_CHILD_OK(br_test_wait_child(cons));
+        uint64_t c = atomic_load(&sh->count);
+        if (c != k && c != k + 1)
+            fail_msg("round %ld: %llu of the victim's messages arrived, %llu puts returned",
+                     round, (unsigned long long)c, (unsigned long long)k);
+        br__mpr_debug d;
+        br__mpr_debug_get(br__mp_queue_ring(q), &d);
+        BR_CHECK(d.nrevoke >= 1);
+        BR_CHECK_EQ(br_mp_queue_lost(q), 0);
+        BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
+        BR_CHECK_OK(br_mp_queue_free(q));
+    }
+    munmap(sh, sizeof *sh);
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
+/* A biased consumer killed inside its fast path: the next consumer takes the bias
+ * back and gets the rest. Every message arrives once, in order, except perhaps the one
+ * the victim was taking (gone with it: counted by neither side). */
+static void biased_consumer_killed_inside(void **state) {
+    (void)state;
+    if (!biases_possible())
+        skip();
+    int fds = br_test_count_fds();
+    long rounds = br_test_scaled(12, 3);
+    bk_shared *sh = shared_alloc(sizeof *sh);
+    for (long round = 0; round < rounds; round++) {
+        memset(sh, 0, sizeof *sh);
+        br_mp_queue *q;
+        BR_CHECK_OK(br_mp_queue_new(&q, NULL));
+        pid_t prod = fork();
+        BR_CHECK(prod >= 0);
+        if (prod == 0) {
+            uint64_t i = 0;
+            while (!atomic_load(&sh->stop)) {
+                if (br_mp_queue_put(q, &i, sizeof i, BR_FOREVER) != 0)
+                    _exit(50);
+                atomic_store(&sh->count, ++i);
+            }
+            _exit(0);
+        }
+        pid_t victim = fork();
+        BR_CHECK(victim >= 0);
+        if (victim == 0) {
+            for (uint64_t i = 0;; i++) {
+                uint64_t v;
+                size_t len;
+                if (br_mp_queue_get_into(q, &v, sizeof v, &len, BR_FOREVER) != 0 ||
+                    len != sizeof v || v != i)
+                    _exit(51);
+                atomic_store(&sh->done, i + 1);
+            }
+        }
+        bk_kill_inside(br__mp_queue_ring(q), victim, false);
+        uint64_t k = atomic_load(&sh->done);
+        atomic_store(&sh->stop, 1);
+        /* Drain while the producer finishes (it may be waiting for room), then what's
+         * left once it has exited. */
+        uint64_t v, first = UINT64_MAX, got = 0;
+        size_t len;
+        bool exited = false;
+        int64_t guard = br_test_hang_guard();
+        for (;;) {
+            int64_t until = exited ? BR_NOWAIT : br_deadline_after(5 * BR_MSEC);
+            int rc = br_mp_queue_get_into(q, &v, sizeof v, &len, until);
+            if (rc == 0) {
+                BR_CHECK_EQ(len, sizeof v);
+                if (first == UINT64_MAX)
+                    first = v;
+                BR_CHECK_EQ(v, first + got);
+                got++;
+                continue;
+            }
+            BR_CHECK_ERR(rc, BR_ETIMEDOUT);
+            if (exited)
+                break;
+            BR_CHECK(br_now() < guard);
+            int st;
+            pid_t w = waitpid(prod, &st, WNOHANG);
+            BR_CHECK(w == 0 || w == prod);
+            if (w == prod) {
+                BR_CHECK_CHILD_OK(st);
+                exited = true;
+            }
+        }
+        uint64_t total = atomic_load(&sh->count);
+        BR_CHECK(total >= k);
+        if (got == 0)
+            first = total;
+        if (!(first == k || first == k + 1) || first + got != total)
+            fail_msg("round %ld: the victim got %llu, the next consumer %llu from %llu, "
+                     "of %llu", round, (unsigned long long)k, (unsigned long long)got,
+                     (unsigned long long)first, (unsigned long long)total);
+        br__mpr_debug d;
+        br__mpr_debug_get(br__mp_queue_ring(q), &d);
+        BR_CHECK(d.nrevoke >= 1 || got == 0);
+        BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
+        BR_CHECK_OK(br_mp_queue_free(q));
+    }
+    munmap(sh, sizeof *sh);
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
+/* --- the holes of the cold review (s19): children without fork handlers, a main thread
+ * that exits first, a process without membarrier ------------------------------------- */
+
+/* A child made by _Fork() (no atfork handlers) of the biased producer's thread: it must
+ * not pass for the owner (its cached pid and token are wiped), so the parent's and the
+ * child's messages all arrive intact and in order. */
+static void raw_fork_child_is_not_the_owner(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    const uint64_t m = (uint64_t)br_test_scaled(20000, 2000);
+    br_mp_queue *q;
+    BR_CHECK_OK(br_mp_queue_new(&q, &(br_mp_queue_opts){.ring_bytes = 1 << 18}));
+    br__mpr *r = br__mp_queue_ring(q);
+    br__mpr_debug_bias_after(r, 2);
+    pid_t cons = fork();
+    BR_CHECK(cons >= 0);
+    if (cons == 0) {
+        uint64_t next[2] = {0, 0};
+        while (next[0] < m || next[1] < m) {
+            uint64_t v[2];
+            size_t len;
+            if (br_mp_queue_get_into(q, v, sizeof v, &len, br_test_hang_guard()) != 0)
+                _exit(40);
+            if (len != sizeof v || v[0] > 1 || v[1] != next[v[0]]) {
+                fprintf(stderr, "consumer: len %zu (%llu, %llu), next %llu %llu\n", len,
+                        (unsigned long long)v[0], (unsigned long long)v[1],
+                        (unsigned long long)next[0], (unsigned long long)next[1]);
+                _exit(41); /* garbled, a gap, a repeat */
+            }
+            next[v[0]]++;
+        }
+        _exit(br_mp_queue_qsize(q) == 0 ? 0 : 42);
+    }
+    for (uint64_t i = 0; i < 3; i++) { /* the parent's thread becomes the biased producer */
+        uint64_t v[2] = {0, i};
+        BR_CHECK_OK(br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()));
+    }
+    br__mpr_debug d;
+    br__mpr_debug_get(r, &d);
+    if (biases_possible()) {
+        BR_CHECK_EQ(d.p_bias, (uint32_t)getpid());
+        /* First, alone: a _Fork() child's put must take the bias away from the parent
+         * (a child that passed for the owner would put in the fast path: no revocation). */
+        uint32_t nrevoke = d.nrevoke;
+        pid_t k1 = _Fork();
+        BR_CHECK(k1 >= 0);
+        if (k1 == 0) {
+            uint64_t v[2] = {1, 0};
+            _exit(br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) == 0 ? 0 : 44);
+        }
+        BR_CHECK_CHILD_OK(br_test_wait_child(k1));
+        br__mpr_debug_get(r, &d);
+        BR_CHECK_EQ(d.nrevoke, nrevoke + 1);
+        BR_CHECK(d.p_bias != (uint32_t)getpid());
+        for (uint64_t i = 3; i < 6; i++) { /* biased again */
+            uint64_t v[2] = {0, i};
+            BR_CHECK_OK(br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()));
+        }
+        br__mpr_debug_get(r, &d);
+        BR_CHECK_EQ(d.p_bias, (uint32_t)getpid());
+    }
+    /* Then both at once. */
+    uint64_t first0 = biases_possible() ? 6 : 3, first1 = biases_possible() ? 1 : 0;
+    pid_t k = _Fork();
+    BR_CHECK(k >= 0);
+    int who = k == 0;
+    for (uint64_t i = who ? first1 : first0; i < m; i++) {
+        uint64_t v[2] = {(uint64_t)who, i};
+        if (br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) != 0) {
+            if (k == 0)
+                _exit(43);
+            fail_msg("parent's put %llu failed", (unsigned long long)i);
+        }
+    }
+    if (k == 0)
+        _exit(0);
+    BR_CHECK_CHILD_OK(br_test_wait_child(k));
+    BR_CHECK_CHILD_OK(br_test_wait_child(cons));
+    BR_CHECK_EQ(br_mp_queue_lost(q), 0);
+    BR_CHECK_OK(br_mp_queue_free(q));
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
+/* A process whose main thread called pthread_exit() while another thread runs is not
+ * gone (its /proc/<pid>/stat says Z); once that thread exits too it is, unreaped. Both
+ * with pidfds and, in a checker whose filter refuses pidfd_open (ENOSYS), through
+ * /proc/<pid>/task. */
+static int gone_pipe[2];
+static void *gone_waiter(void *p) {
+    (void)p;
+    char c;
+    while (read(gone_pipe[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+}
+
+static void deny_syscall(long nr, int err) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (uint32_t)err),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog p = {.len = 4, .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p))
+        _exit(50);
+}
+
+/* In a child whose filter refuses pidfd_open: exit status 0 if br__pid_gone(pid) == want. */
+static void check_gone_without_pidfd(pid_t pid, bool want) {
+    pid_t c = fork();
+    BR_CHECK(c >= 0);
+    if (c == 0) {
+        deny_syscall(434 /* pidfd_open */, ENOSYS);
+        _exit(br__pid_gone(pid) == want ? 0 : 51);
+    }
+    BR_CHECK_CHILD_OK(br_test_wait_child(c));
+}
+
+static void pid_gone_means_whole_thread_group(void **state) {
+    (void)state;
+    BR_CHECK_EQ(pipe(gone_pipe), 0);
+    pid_t v = fork();
+    BR_CHECK(v >= 0);
+    if (v == 0) {
+        close(gone_pipe[1]); /* the waiter also ends if the test dies */
+        pthread_t t;
+        if (pthread_create(&t, NULL, gone_waiter, NULL) != 0)
+            _exit(60);
+        pthread_exit(NULL);
+    }
+    /* Wait until its main thread is a zombie (the other thread still blocks). */
+    int64_t guard = br_test_hang_guard();
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)v);
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        BR_CHECK(f != NULL);
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && p[2] == 'Z')
+            break;
+        if (br_now() > guard)
+            fail_msg("the main thread never exited");
+        usleep(1000);
+    }
+    BR_CHECK(!br__pid_gone(v));
+    check_gone_without_pidfd(v, false);
+    BR_CHECK_EQ(write(gone_pipe[1], "x", 1), 1);
+    /* Now the whole group exits; not reaped yet: gone. */
+    siginfo_t si;
+    BR_CHECK_EQ(waitid(P_PID, (id_t)v, &si, WEXITED | WNOWAIT), 0);
+    BR_CHECK(br__pid_gone(v));
+    check_gone_without_pidfd(v, true);
+    BR_CHECK_CHILD_OK(br_test_wait_child(v));
+    BR_CHECK(br__pid_gone(v));
+    close(gone_pipe[0]);
+    close(gone_pipe[1]);
+}
+
+/* A producer process whose filter refuses membarrier meets a side biased to another
+ * process. That owner gone: it takes the side (no BR_ENOTSUP, every message arrives).
+ * That owner alive and idle: it can't (BR_ETIMEDOUT within its deadline) until the
+ * owner's next put, which drops the bias; then it goes on. */
+static void revoke_without_membarrier(void **state) {
+    (void)state;
+    if (!biases_possible())
+        skip();
+    int fds = br_test_count_fds();
+    for (int alive = 0; alive < 2; alive++) {
+        br_mp_queue *q;
+        BR_CHECK_OK(br_mp_queue_new(&q, NULL));
+        br__mpr *r = br__mp_queue_ring(q);
+        br__mpr_debug_bias_after(r, 2);
+        int go[2];
+        BR_CHECK_EQ(pipe(go), 0);
+        pid_t a = fork();
+        BR_CHECK(a >= 0);
+        if (a == 0) {
+            close(go[1]);
+            for (uint64_t i = 0; i < 4; i++) {
+                uint64_t v[2] = {0, i};
+                if (br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) != 0)
+                    _exit(70);
+            }
+            if (alive) {
+                char c;
+                if (read(go[0], &c, 1) != 1) /* idle, biased, until told */
+                    _exit(71);
+                uint64_t v[2] = {0, 4};
+                if (br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) != 0)
+                    _exit(72);
+                if (read(go[0], &c, 1) != 0) /* until the parent is done */
+                    _exit(73);
+            }
+            _exit(0);
+        }
+        close(go[0]);
+        br__mpr_debug d;
+        int64_t guard = br_test_hang_guard();
+        for (;;) { /* until a is biased (and, if it exits, gone) */
+            br__mpr_debug_get(r, &d);
+            if (d.p_bias == (uint32_t)a && br_mp_queue_qsize(q) == 4)
+                break;
+            if (br_now() > guard)
+                fail_msg("the first producer never was biased");
+            usleep(1000);
+        }
+        if (!alive)
+            BR_CHECK_CHILD_OK(br_test_wait_child(a));
+        pid_t b = fork();
+        BR_CHECK(b >= 0);
+        if (b == 0) {
+            close(go[1]);
+            deny_syscall(__NR_membarrier, EPERM);
+            uint64_t v[2] = {1, 0};
+            int rc0 = alive ? br_mp_queue_put(q, v, sizeof v, br_deadline_after(50 * BR_MSEC))
+                            : BR_ETIMEDOUT;
+            if (rc0 != BR_ETIMEDOUT) {
+                fprintf(stderr, "second producer: put -> %d with the owner alive and idle\n", rc0);
+                _exit(80);
+            }
+            for (uint64_t i = 0; i < 100; i++) {
+                v[1] = i;
+                if (br_mp_queue_put(q, v, sizeof v, br_test_hang_guard()) != 0)
+                    _exit(81);
+            }
+            _exit(0);
+        }
+        if (alive) {
+            /* b's first put timed out or b waits; a's next put drops the bias. */
+            usleep(100 * 1000);
+            BR_CHECK_EQ(write(go[1], "x", 1), 1);
+        }
+        BR_CHECK_CHILD_OK(br_test_wait_child(b));
+        close(go[1]);
+        if (alive)
+            BR_CHECK_CHILD_OK(br_test_wait_child(a));
+        uint64_t next[2] = {0, 0};
+        uint64_t want0 = alive ? 5 : 4;
+        while (next[0] < want0 || next[1] < 100) {
+            uint64_t v[2];
+            size_t len;
+            BR_CHECK_OK(br_mp_queue_get_into(q, v, sizeof v, &len, br_test_hang_guard()));
+            BR_CHECK(len == sizeof v && v[0] <= 1 && v[1] == next[v[0]]);
+            next[v[0]]++;
+        }
+        BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
+        br__mpr_debug_get(r, &d);
+        BR_CHECK_EQ(d.p_bias, 0u); /* dropped or revoked; b (no barrier) never biases */
+        BR_CHECK(d.nrevoke >= 1);
+        BR_CHECK_OK(br_mp_queue_free(q));
+    }
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(mpmc_3x2), cmocka_unit_test(mpmc_4x4),
              cmocka_unit_test(mpmc_4x4_bounded), cmocka_unit_test(mpmc_3x1_order),
              cmocka_unit_test(sizes_byte_exact), cmocka_unit_test(get_into_too_small),
@@ -1041,4 +1681,11 @@ BR_TEST_MAIN(cmocka_unit_test(mpmc_3x2), cmocka_unit_test(mpmc_4x4),
              cmocka_unit_test(producer_killed_among_producers),
              cmocka_unit_test(put_deadline_withdraws_message),
              cmocka_unit_test(out_of_memory),
-             cmocka_unit_test(tutorial_producer_consumer))
+             cmocka_unit_test(tutorial_producer_consumer),
+             cmocka_unit_test(biased_sleeper_and_waker),
+             cmocka_unit_test(bias_switching_threads_and_processes),
+             cmocka_unit_test(biased_producer_killed_inside),
+             cmocka_unit_test(biased_consumer_killed_inside),
+             cmocka_unit_test(raw_fork_child_is_not_the_owner),
+             cmocka_unit_test(pid_gone_means_whole_thread_group),
+             cmocka_unit_test(revoke_without_membarrier))
