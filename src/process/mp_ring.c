@@ -58,9 +58,26 @@
  * the owner's load of revoke came before the barrier hit its CPU, so did its store of
  * inside, which the revoker then sees; if after, it sees revoke == 1, or the later
  * revoke == 0 whose release carries owner == 0. So the owner and a lock holder are
- * never both inside. Everything about the bias except inside is written under the
+ * never both inside, provided no other thread writes inside (next paragraph).
+ * Everything about the bias except inside is written under the
  * lock, by one holder at a time; a holder that dies revoking leaves a state the next
  * holder (who takes the lock over) completes: it revokes again, with its own barrier.
+ * Stale owners. A thread enters on its own earlier read of owner (put and get read it
+ * before calling the fast path), so a thread whose bias is taken away just after that
+ * read still stores inside = 1 and, finding owner changed, inside = 0. Were the bias
+ * given to another thread meanwhile, those two stores would land on the new owner's
+ * flag: lowered while the new owner is inside, its next revoker would find it down and
+ * write beside it (two producers at one tail: a message lost, repeated or out of
+ * order; two consumers on c_tail and head). That was issue 9's "fifth race". So a
+ * revocation by another thread notes the owner it took the bias from as `stale`, and
+ * no bias is given while a stale owner is noted: then no fast path relies on inside,
+ * and a stale store is harmless. The note is cleared when the stale thread takes the
+ * side's lock (bias_settle): it runs one operation at a time, so any entry it had
+ * begun is over, and after the lock it reads owner as cleared or given anew. Or when
+ * it can no longer run (stale_gone: its process gone, or its thread: tgkill(pid, tid,
+ * 0) answers ESRCH), looked at by a would-be owner once per streak. The owner's own
+ * drop in its slow path leaves nothing stale. The price: a side whose revoked owner
+ * never operates on it again while its thread lives stays unbiased (the lock path).
  * The owner in its own slow path keeps its bias, unless a revocation is pending (a
  * revoker that timed out left revoke == 1): then it drops it. A revoker with a
  * deadline gives up (BR_ETIMEDOUT) if the owner stays inside past it (stopped); a
@@ -148,11 +165,12 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MPR_MAGIC 0x5252504du /* "MPRR" */
-#define MPR_VERSION 2u
+#define MPR_VERSION 3u
 #define LK_WAITERS 0x80000000u
 #define SER_MASK 0xffffffu
 #define ABORT_NONE 0xffffffffu
@@ -162,7 +180,8 @@
 #define ABORTED 2 /* wait_data(): the message being received was withdrawn */
 
 /* One side's bias (see the design note): written by the side's lock holder (owner,
- * revoke, last, streak, thresh) and by the biased owner (inside). */
+ * revoke, last, streak, thresh, owner_tid, stale, stale_tid) and by the biased owner
+ * (inside). */
 typedef struct bias {
     _Atomic uint32_t inside; /* the owner is in its fast path */
     _Atomic uint32_t revoke; /* a lock holder is taking the bias away */
@@ -170,6 +189,11 @@ typedef struct bias {
     uint64_t last;           /* token of the last lock holder */
     uint32_t streak;         /* its uncontended takes in a row */
     uint32_t thresh;         /* the streak that biases (0: BIAS_THRESH0) */
+    int32_t owner_tid;       /* the owner's kernel thread id */
+    int32_t stale_tid;       /* stale's thread id */
+    uint64_t stale;          /* token of an owner another thread took the bias from, until
+                                it has taken the lock since (or is gone): it may still be
+                                about to raise and lower inside. 0: none. No bias while set */
 } bias;
 
 struct br__mpr {
@@ -206,6 +230,7 @@ struct br__mpr {
     _Atomic uint64_t ndone, lost;
     _Atomic uint64_t late; /* data sleepers that found data after a whole slice */
     _Atomic uint32_t nbias, nrevoke; /* biases given, taken away (for tests) */
+    _Atomic uint32_t nstale;          /* entries by a thread no longer the owner (tests) */
     _Atomic uint32_t bias_after;      /* tests: a fixed streak that biases, 0: adaptive */
     _Alignas(64) unsigned char data[];
 };
@@ -325,6 +350,7 @@ static bool owner_gone(uint64_t o) {
  * initial-exec TLS block: the fast paths read it once or twice. */
 typedef struct me_t {
     int pid;
+    int tid; /* the kernel's thread id (a bias owner's, for stale_gone) */
     bool light;
     uint64_t tok;
 } me_t;
@@ -343,6 +369,7 @@ static BR__NOINLINE const me_t *me_refresh(void) {
         light = mb == 1;
     }
     tl_me.tok = tok_next(w, p);
+    tl_me.tid = (int)syscall(SYS_gettid);
     tl_me.light = light;
     tl_me.pid = p;
     return &tl_me;
@@ -627,8 +654,15 @@ enum { BIAS_THRESH0 = 16, BIAS_THRESH_MAX = 1 << 16 };
 enum { OWNER_BUSY = 1 }; /* bias_revoke without the barrier: the owner lives, it drops the bias */
 
 /* Holding the side's lock, its owner out of the fast path: ends the bias (the next
- * one takes twice the streak, up to BIAS_THRESH_MAX). */
-static void bias_clear(br__mpr_side *s, bias *b) {
+ * one takes twice the streak, up to BIAS_THRESH_MAX). `by_other`: the owner isn't this
+ * thread, so it may have read owner just before and be about to raise inside (the
+ * design note, "Stale owners"): it becomes stale, and no bias is given until it has
+ * taken the lock since or is gone. */
+static void bias_clear(br__mpr_side *s, bias *b, bool by_other) {
+    if (by_other) {
+        b->stale = atomic_load_explicit(&b->owner, memory_order_relaxed);
+        b->stale_tid = b->owner_tid;
+    }
     uint32_t t = b->thresh ? b->thresh : BIAS_THRESH0;
     b->thresh = t < BIAS_THRESH_MAX ? t * 2 : t;
     b->streak = 0;
@@ -685,7 +719,7 @@ static int bias_revoke(br__mpr_side *s, bias *b, uint64_t o, bool producer,
             sched_yield();
     }
 settled:
-    bias_clear(s, b);
+    bias_clear(s, b, true);
     return 0;
 }
 
@@ -696,6 +730,10 @@ static int bias_settle(br__mpr_side *s, bias *b, bool producer, int64_t deadline
      * been another process, which synchronized with it for us (so this is for the
      * thread sanitizer, which sees one process only, and for the C model). */
     (void)atomic_load_explicit(&b->inside, memory_order_acquire);
+    /* A stale owner that takes the lock has finished any entry it had begun (this
+     * thread runs one operation at a time): the side may be biased again. */
+    if (BR__UNLIKELY(b->stale != 0) && b->stale == tok())
+        b->stale = 0;
     uint64_t o = atomic_load_explicit(&b->owner, memory_order_relaxed);
     if (BR__LIKELY(o == 0)) {
         /* a revoker died between its last two stores */
@@ -705,7 +743,7 @@ static int bias_settle(br__mpr_side *s, bias *b, bool producer, int64_t deadline
     }
     if (o == tok()) {
         if (atomic_load_explicit(&b->revoke, memory_order_relaxed)) {
-            bias_clear(s, b); /* dropped as a revocation would have */
+            bias_clear(s, b, false); /* dropped as a revocation would have */
         }
         return 0;
     }
@@ -729,6 +767,17 @@ static int owner_wait(bias *b, uint64_t o, int64_t deadline) {
             nanosleep(&ts, NULL);
         }
     }
+}
+
+/* Whether the stale owner of b can no longer touch inside: its process is gone, or its
+ * thread is (a thread id reused meanwhile by another thread of that process reads as
+ * alive: the side stays unbiased a while longer). */
+static bool stale_gone(const bias *b) {
+    uint64_t o = b->stale;
+    if (owner_gone(o))
+        return true;
+    int pid = (int)(uint32_t)(o >> 32);
+    return syscall(SYS_tgkill, pid, b->stale_tid, 0) != 0 && errno == ESRCH;
 }
 
 /* Runs the recovery a taker owes (flag *owed, set when a lock was taken over from a dead
@@ -786,10 +835,17 @@ static void side_give(br__mpr_side *s, bool producer) {
         uint32_t t = atomic_load_explicit(&r->bias_after, memory_order_relaxed);
         if (++b->streak >= (t ? t : b->thresh ? b->thresh : BIAS_THRESH0) &&
             atomic_load_explicit(&b->owner, memory_order_relaxed) == 0 && mb_light()) {
-            atomic_store_explicit(&b->revoke, 0, memory_order_relaxed);
-            /* published by lk_give's release */
-            atomic_store_explicit(&b->owner, me, memory_order_relaxed);
-            atomic_fetch_add_explicit(&r->nbias, 1, memory_order_relaxed);
+            if (BR__UNLIKELY(b->stale != 0) && stale_gone(b))
+                b->stale = 0;
+            if (BR__LIKELY(b->stale == 0)) {
+                atomic_store_explicit(&b->revoke, 0, memory_order_relaxed);
+                b->owner_tid = tl_me.tid; /* current: tok() above refreshed it */
+                /* published by lk_give's release */
+                atomic_store_explicit(&b->owner, me, memory_order_relaxed);
+                atomic_fetch_add_explicit(&r->nbias, 1, memory_order_relaxed);
+            } else {
+                b->streak = 0; /* look again after as many takes */
+            }
         }
     } else {
         b->last = me;
@@ -800,14 +856,18 @@ static void side_give(br__mpr_side *s, bool producer) {
 
 /* The biased owner's entry: 1 if it may go on (inside raised), else 0 (it takes the
  * slow path). The store of inside and the load of revoke form the fast side of a
- * Dekker pair whose other side is bias_revoke's store, membarrier and load. */
-static inline bool bias_enter(bias *b, uint64_t me) {
+ * Dekker pair whose other side is bias_revoke's store, membarrier and load. A thread
+ * whose bias was taken since it read owner stores to inside too: the design note's
+ * "Stale owners" says why that is harmless. */
+static inline bool bias_enter(br__mpr *r, bias *b, uint64_t me) {
     atomic_store_explicit(&b->inside, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
     if (BR__LIKELY(atomic_load_explicit(&b->revoke, memory_order_acquire) == 0 &&
                    atomic_load_explicit(&b->owner, memory_order_relaxed) == me))
         return true;
     atomic_store_explicit(&b->inside, 0, memory_order_release);
+    if (atomic_load_explicit(&b->owner, memory_order_relaxed) != me)
+        atomic_fetch_add_explicit(&r->nstale, 1, memory_order_relaxed);
     return false;
 }
 
@@ -895,7 +955,7 @@ static void publish_tail(br__mpr_side *s, uint64_t tail, uint64_t nput) {
 static int put_fast(br__mpr_side *s, bias *b, uint64_t me, const void *p, size_t len) {
     br__mpr *r = s->r;
     size_t rec = 8 + r8(len);
-    if (BR__UNLIKELY(len > r->cap / 2 || rec > r->cap / 2) || !bias_enter(b, me))
+    if (BR__UNLIKELY(len > r->cap / 2 || rec > r->cap / 2) || !bias_enter(r, b, me))
         return 1;
     int rc = 1;
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -1105,7 +1165,7 @@ static void publish_head(br__mpr_side *s, uint64_t head, uint64_t nget) {
 static int get_fast(br__mpr_side *s, bias *b, uint64_t me, void *buf, size_t cap,
                     void **out, size_t *lenp) {
     br__mpr *r = s->r;
-    if (!bias_enter(b, me))
+    if (!bias_enter(r, b, me))
         return 1;
     int rc = 1;
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -1377,4 +1437,5 @@ void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d) {
     d->late = atomic_load(&r->late);
     d->nbias = atomic_load(&r->nbias);
     d->nrevoke = atomic_load(&r->nrevoke);
+    d->nstale = atomic_load(&r->nstale);
 }

@@ -81,10 +81,11 @@ void br__mpr_drain(br__mpr_side *s);
  * p_bias/g_bias: the pid of the side's biased thread, or 0; p_inside/g_inside: that
  * thread is in its fast path; late: data sleepers that found data only after sleeping
  * a whole slice, i.e. without being woken; nbias/nrevoke: biases given and taken
- * away, both sides). */
+ * away, both sides; nstale: fast-path entries by a thread whose bias had been taken
+ * since it read it, both sides). */
 typedef struct br__mpr_debug {
     uint32_t plock, glock, data_wait, room_wait, p_stream;
-    uint32_t p_bias, g_bias, p_inside, g_inside, nbias, nrevoke;
+    uint32_t p_bias, g_bias, p_inside, g_inside, nbias, nrevoke, nstale;
     uint64_t tail, head, late;
 } br__mpr_debug;
 void br__mpr_debug_get(br__mpr *r, br__mpr_debug *d);

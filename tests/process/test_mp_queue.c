@@ -1666,6 +1666,245 @@ static void revoke_without_membarrier(void **state) {
     BR_CHECK_EQ(br_test_count_fds(), fds);
 }
 
+/* --- the fifth race: a stale would-be owner and the inside flag ------------------- */
+
+/* Two producer processes that take turns on the producer side in bursts, so that its
+ * bias goes from one to the other thousands of times (biased after two takes), and one
+ * consumer process that checks each producer's messages arrive 0, 1, 2... with no gap,
+ * no repeat and nothing out of order. It reproduced issue 9's fifth race: a producer
+ * that had read "the bias is mine" just before the other took it away went on to raise
+ * and lower the side's one inside flag while the other, biased since, was inside its
+ * fast path; the other's next revoker found the flag down and both wrote at the same
+ * tail (a message lost or overwritten, under ASan about one run in 24). */
+enum { TB_PRODUCERS = 2 };
+typedef struct tb_shared {
+    _Atomic uint64_t next[TB_PRODUCERS]; /* the consumer's next expected seq per producer */
+    _Atomic uint64_t bad_p, bad_seq;      /* what broke the order */
+} tb_shared;
+
+static void tb_pause(uint64_t *rng) {
+    uint64_t x = kp_rand(rng) % 16;
+    if (x == 0)
+        usleep((useconds_t)(kp_rand(rng) % 100));
+    else if (x < 6)
+        sched_yield();
+    else
+        for (uint64_t i = kp_rand(rng) % 2000; i > 0; i--)
+            br__cpu_relax();
+}
+
+static void two_biased_producer_processes(void **state) {
+    (void)state;
+    int fds = br_test_count_fds();
+    br_mp_queue *q;
+    BR_CHECK_OK(br_mp_queue_new(&q, &(br_mp_queue_opts){.ring_bytes = 16384}));
+    br__mpr *r = br__mp_queue_ring(q);
+    br__mpr_debug_bias_after(r, 2);
+    uint64_t m = (uint64_t)br_test_scaled(200000, 20000);
+    tb_shared *sh = shared_alloc(sizeof *sh);
+    pid_t cons = fork();
+    BR_CHECK(cons >= 0);
+    if (cons == 0) {
+        uint64_t next[TB_PRODUCERS] = {0, 0};
+        int64_t guard = br_test_hang_guard();
+        for (int ended = 0; ended < TB_PRODUCERS;) {
+            uint64_t v[2];
+            size_t len;
+            int rc = br_mp_queue_get_into(q, v, sizeof v, &len, guard);
+            if (rc != 0) {
+                br__mpr_debug d;
+                br__mpr_debug_get(r, &d);
+                fprintf(stderr, "consumer: get %s after %llu and %llu messages, %d ended "
+                        "(tail %llu head %llu plock %u p_bias %u p_inside %u)\n",
+                        br_err_name(rc), (unsigned long long)next[0],
+                        (unsigned long long)next[1], ended, (unsigned long long)d.tail,
+                        (unsigned long long)d.head, d.plock, d.p_bias, d.p_inside);
+                _exit(50);
+            }
+            if (len == 0) {
+                ended++;
+                continue;
+            }
+            if (len != sizeof v || v[0] >= TB_PRODUCERS || v[1] != next[v[0]]) {
+                atomic_store(&sh->bad_p, len == sizeof v ? v[0] : 99);
+                atomic_store(&sh->bad_seq, len == sizeof v ? v[1] : len);
+                _exit(51); /* a gap, a repeat, a misorder or a stranger */
+            }
+            atomic_store(&sh->next[v[0]], ++next[v[0]]);
+        }
+        _exit(0);
+    }
+    pid_t prod[TB_PRODUCERS];
+    for (uint64_t k = 0; k < TB_PRODUCERS; k++) {
+        prod[k] = fork();
+        BR_CHECK(prod[k] >= 0);
+        if (prod[k] != 0)
+            continue;
+        uint64_t rng = ((uint64_t)getpid() << 8 | k) | 1;
+        for (uint64_t s = 0; s < m;) {
+            for (uint64_t burst = 1 + kp_rand(&rng) % 48; burst > 0 && s < m; burst--, s++) {
+                uint64_t v[2] = {k, s};
+                if (br_mp_queue_put(q, v, sizeof v, BR_FOREVER) != 0)
+                    _exit(52);
+            }
+            tb_pause(&rng);
+        }
+        if (br_mp_queue_put(q, NULL, 0, BR_FOREVER) != 0)
+            _exit(53);
+        _exit(0);
+    }
+    /* The consumer exits at the first wrong message: the producers would then wait for
+     * room for ever, so they are stopped with it. */
+    int st = 0, pst[TB_PRODUCERS] = {0, 0}, left = 1 + TB_PRODUCERS;
+    bool cons_done = false, prod_done[TB_PRODUCERS] = {false, false};
+    int64_t guard = br_test_hang_guard();
+    while (left > 0) {
+        int w;
+        if (!cons_done && waitpid(cons, &w, WNOHANG) == cons) {
+            st = w, cons_done = true, left--;
+            if (!WIFEXITED(w) || WEXITSTATUS(w) != 0)
+                for (int k = 0; k < TB_PRODUCERS; k++)
+                    if (!prod_done[k])
+                        kill(prod[k], SIGKILL);
+            continue;
+        }
+        bool reaped = false;
+        for (int k = 0; k < TB_PRODUCERS; k++)
+            if (!prod_done[k] && waitpid(prod[k], &w, WNOHANG) == prod[k])
+                pst[k] = w, prod_done[k] = true, left--, reaped = true;
+        if (reaped)
+            continue;
+        if (br_now() > guard) {
+            fprintf(stderr, "a child still ran at the hang guard: killed\n");
+            if (!cons_done)
+                kill(cons, SIGKILL);
+            for (int k = 0; k < TB_PRODUCERS; k++)
+                if (!prod_done[k])
+                    kill(prod[k], SIGKILL);
+        }
+        usleep(1000);
+    }
+    br__mpr_debug d;
+    br__mpr_debug_get(r, &d);
+    fprintf(stderr, "biases given %u, taken away %u, entries by a stale owner %u; consumer got "
+                    "%llu and %llu of %llu each\n",
+                d.nbias, d.nrevoke, d.nstale, (unsigned long long)atomic_load(&sh->next[0]),
+                (unsigned long long)atomic_load(&sh->next[1]), (unsigned long long)m);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("consumer status %#x: producer %llu's message %llu came where %llu was due",
+                 st, (unsigned long long)atomic_load(&sh->bad_p),
+                 (unsigned long long)atomic_load(&sh->bad_seq),
+                 atomic_load(&sh->bad_p) < TB_PRODUCERS
+                     ? (unsigned long long)atomic_load(&sh->next[atomic_load(&sh->bad_p)])
+                     : 0ull);
+    for (int k = 0; k < TB_PRODUCERS; k++)
+        BR_CHECK_CHILD_OK(pst[k]);
+    for (int k = 0; k < TB_PRODUCERS; k++)
+        BR_CHECK_EQ(atomic_load(&sh->next[k]), m);
+    if (biases_possible())
+        BR_CHECK(d.nbias > 0 && d.nrevoke > 0);
+    BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
+    BR_CHECK_EQ(br_mp_queue_lost(q), 0);
+    munmap(sh, sizeof *sh);
+    BR_CHECK_OK(br_mp_queue_free(q));
+    BR_CHECK_EQ(br_test_count_fds(), fds);
+}
+
+/* The same race among the threads of one process, where the thread sanitizer sees both
+ * sides: two producer threads and two consumer threads share one queue in bursts (each
+ * side biased after two takes), every message arrives once and in its producer's order.
+ * Before the fix, TSan saw the consumers' cached tail (c_tail) written by a biased
+ * thread's fast-path get while the other thread read it under the lock. */
+typedef struct tt_arg {
+    br_mp_queue *q;
+    uint64_t id, m;
+    _Atomic uint32_t *seen;
+    int bad;
+} tt_arg;
+
+static void *tt_producer(void *p) {
+    tt_arg *a = p;
+    uint64_t rng = (a->id << 8 | 0x5a) | 1;
+    for (uint64_t s = 0; s < a->m;) {
+        for (uint64_t burst = 1 + kp_rand(&rng) % 48; burst > 0 && s < a->m; burst--, s++) {
+            uint64_t v[2] = {a->id, s};
+            if (br_mp_queue_put(a->q, v, sizeof v, BR_FOREVER) != 0) {
+                a->bad = 60;
+                return NULL;
+            }
+        }
+        tb_pause(&rng);
+    }
+    return NULL;
+}
+
+static void *tt_consumer(void *p) {
+    tt_arg *a = p;
+    uint64_t rng = (a->id << 8 | 0xa5) | 1;
+    uint64_t last[2] = {UINT64_MAX, UINT64_MAX};
+    for (;;) {
+        for (uint64_t burst = 1 + kp_rand(&rng) % 48; burst > 0; burst--) {
+            uint64_t v[2];
+            size_t len;
+            if (br_mp_queue_get_into(a->q, v, sizeof v, &len, BR_FOREVER) != 0) {
+                a->bad = 61;
+                return NULL;
+            }
+            if (len == 0)
+                return NULL;
+            if (len != sizeof v || v[0] >= 2 || v[1] >= a->m ||
+                (last[v[0]] != UINT64_MAX && v[1] <= last[v[0]])) {
+                a->bad = 62; /* a stranger, or out of its producer's order */
+                return NULL;
+            }
+            last[v[0]] = v[1];
+            atomic_fetch_add(&a->seen[v[0] * a->m + v[1]], 1);
+        }
+        tb_pause(&rng);
+    }
+}
+
+static void biased_threads_of_one_process(void **state) {
+    (void)state;
+    br_mp_queue *q;
+    BR_CHECK_OK(br_mp_queue_new(&q, &(br_mp_queue_opts){.ring_bytes = 16384}));
+    br__mpr *r = br__mp_queue_ring(q);
+    br__mpr_debug_bias_after(r, 2);
+    uint64_t m = (uint64_t)br_test_scaled(100000, 10000);
+    _Atomic uint32_t *seen = calloc(2 * m, sizeof *seen);
+    BR_CHECK(seen != NULL);
+    tt_arg a[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        a[t] = (tt_arg){.q = q, .id = (uint64_t)(t % 2), .m = m, .seen = seen};
+        BR_CHECK_EQ(pthread_create(&th[t], NULL, t < 2 ? tt_producer : tt_consumer, &a[t]), 0);
+    }
+    for (int t = 0; t < 2; t++) {
+        BR_CHECK_EQ(pthread_join(th[t], NULL), 0);
+        BR_CHECK_EQ(a[t].bad, 0);
+    }
+    for (int t = 0; t < 2; t++)
+        BR_CHECK_OK(br_mp_queue_put(q, NULL, 0, br_test_hang_guard()));
+    for (int t = 2; t < 4; t++) {
+        BR_CHECK_EQ(pthread_join(th[t], NULL), 0);
+        BR_CHECK_EQ(a[t].bad, 0);
+    }
+    for (uint64_t i = 0; i < 2 * m; i++)
+        if (atomic_load(&seen[i]) != 1)
+            fail_msg("producer %llu seq %llu arrived %u times", (unsigned long long)(i / m),
+                     (unsigned long long)(i % m), (unsigned)atomic_load(&seen[i]));
+    br__mpr_debug d;
+    br__mpr_debug_get(r, &d);
+    fprintf(stderr, "biases given %u, taken away %u, entries by a stale owner %u\n", d.nbias,
+            d.nrevoke, d.nstale);
+    if (biases_possible())
+        BR_CHECK(d.nbias > 0 && d.nrevoke > 0);
+    BR_CHECK_EQ(br_mp_queue_qsize(q), 0);
+    BR_CHECK_EQ(br_mp_queue_lost(q), 0);
+    free(seen);
+    BR_CHECK_OK(br_mp_queue_free(q));
+}
+
 BR_TEST_MAIN(cmocka_unit_test(mpmc_3x2), cmocka_unit_test(mpmc_4x4),
              cmocka_unit_test(mpmc_4x4_bounded), cmocka_unit_test(mpmc_3x1_order),
              cmocka_unit_test(sizes_byte_exact), cmocka_unit_test(get_into_too_small),
@@ -1688,4 +1927,6 @@ BR_TEST_MAIN(cmocka_unit_test(mpmc_3x2), cmocka_unit_test(mpmc_4x4),
              cmocka_unit_test(biased_consumer_killed_inside),
              cmocka_unit_test(raw_fork_child_is_not_the_owner),
              cmocka_unit_test(pid_gone_means_whole_thread_group),
-             cmocka_unit_test(revoke_without_membarrier))
+             cmocka_unit_test(revoke_without_membarrier),
+             cmocka_unit_test(two_biased_producer_processes),
+             cmocka_unit_test(biased_threads_of_one_process))
