@@ -40,7 +40,11 @@
  * room after the struct in br__coro_new_in's memory while the frames fit there; past
  * that a block from the opts' frames ops (a loop serves them from its cells), else the
  * heap, replaced by a bigger one when the frames grow past it (the old content needn't
- * move: the copy-out writes all of it) and kept when they shrink. save_tag says which,
+ * move: the copy-out writes all of it) and kept when they shrink. While the coroutine
+ * runs, the room's content is dead (its frames are on the stack), so the room is lent
+ * to its park memory (br__coro_park_room, core/lib.h "park memory"): a park's frames
+ * outgrow the room anyway (a sleep copies out 352 bytes, a semaphore's wait 480), and
+ * a copy-out while the room is busy goes to a block of its own. save_tag says which,
  * so the right owner gets it back. Running out of memory there aborts with a message:
  * there is no caller to return BR_ENOMEM to. A finished coroutine leaves the stack empty. Under
  * AddressSanitizer the region copied in is unpoisoned first (the poison on a shared
@@ -161,6 +165,10 @@ struct br__coro {
     void *tsan_fiber, *tsan_res;
 #endif
     unsigned vg_id;
+    /* Shared mode, made by br__coro_new_in with room for a park block after the struct:
+     * that room is lent to its park memory (br__coro_park_room) and busy now. */
+    bool room_lendable;
+    bool room_busy;
 };
 
 typedef struct coro_thread {
@@ -482,7 +490,8 @@ static void shared_switch_in(coro_thread *t, br__coro *co, int st) {
         die("resumed from a coroutine running on the same shared stack", co);
     if (o) {
         size_t len = (size_t)(top - (char *)o->sp);
-        if (len > o->save_cap)
+        /* The room holds the occupant's park memory: its frames go elsewhere. */
+        if (len > o->save_cap || (o->room_busy && o->save_tag == SAVE_INLINE))
             save_grow(o, len);
         copy_stack(o->save, o->sp, len);
         o->save_len = (uint32_t)len;
@@ -583,6 +592,7 @@ int br__coro_new_in(br__coro **out, void *mem, size_t size, br__coro_fn fn, void
     if (opts && opts->shared_stack && size > head) {
         co->save = (char *)mem + head; /* SAVE_INLINE */
         co->save_cap = (uint32_t)(size - head > UINT32_MAX ? UINT32_MAX : size - head);
+        co->room_lendable = size - head >= BR__PARK_BLOCK;
     }
     int rc = coro_make(co, fn, arg, opts);
     if (rc != 0)
@@ -677,6 +687,13 @@ int br__coro_shared_range(const char **lo, const char **hi) {
     *lo = ss->stk.base;
     *hi = ss->stk.base + ss->stk.size;
     return 0;
+}
+
+void *br__coro_park_room(br__coro *co, bool **busy) {
+    if (!co->room_lendable)
+        return NULL;
+    *busy = &co->room_busy;
+    return (char *)co + br__coro_sizeof();
 }
 
 bool br__coro_running_stack(br__stack *s, const char **name) {

@@ -196,6 +196,11 @@ void br__stack_thread_init(void);
 /* For the overflow handler (stack.c): the stack the coroutine running on this thread
  * runs on (its own, or its thread's shared stack); false if none. Async-signal-safe. */
 bool br__coro_running_stack(br__stack *s, const char **name);
+/* The room after a shared-stack coroutine's struct in br__coro_new_in's memory, if it
+ * holds a park block (BR__PARK_BLOCK bytes), else NULL; *busy is the flag that says it
+ * is lent. Lent to the coroutine's park memory while it runs (br__set_context_room):
+ * a copy-out while it is busy puts the frames elsewhere. */
+void *br__coro_park_room(br__coro *co, bool **busy);
 /* The calling thread's shared stack, [*lo, *hi) (made if it has none yet): where every
  * shared-stack coroutine resumed on this thread runs. 0, or BR_ENOMEM (no stack made). */
 int br__coro_shared_range(const char **lo, const char **hi);

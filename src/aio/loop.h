@@ -107,12 +107,8 @@ enum { BR__CELL_SMALL_CLASS = BR__CELL_512, BR__CELL_BIG_CLASS = BR__CELL_1024 }
 #define BR__CELL_SMALL ((size_t)512)
 /* The bytes of a cell of each class. */
 extern const size_t br__cell_size[BR__CELL_CLASSES];
-typedef struct br__cell_class {
-    struct cslab *avail, *all;
-    size_t nempty;
-} br__cell_class;
 typedef struct br__cells {
-    br__cell_class cls[BR__CELL_CLASSES];
+    br__slab_class cls[BR__CELL_CLASSES]; /* core/slab.c's */
 } br__cells;
 /* A cell of class cls (16-byte aligned, uninitialised), or NULL (out of memory). */
 void *br__cells_get(br__cells *cs, int cls);

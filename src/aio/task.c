@@ -386,10 +386,15 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
     br__atask_tl = a;
     br__set_context(br__coro_identity(a->id), &br__coro_parker, a);
     if (a->shared_stack) {
-        /* Its park memory comes from the heap (core/lib.h, park memory). */
+        /* Its park memory comes from its cell's room, else the thread's park blocks
+         * (core/lib.h, park memory). */
         const char *lo, *hi;
         (void)br__coro_shared_range(&lo, &hi); /* made before the coroutine was */
         br__set_context_stack(lo, hi);
+        bool *busy;
+        void *room = br__coro_park_room(a->co, &busy);
+        if (room != NULL)
+            br__set_context_room(room, busy);
     }
     br__coro_state st = br__coro_resume(a->co);
     br__set_context(0, NULL, NULL);

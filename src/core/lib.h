@@ -98,6 +98,34 @@ void br__alloc_fail_after(long n);
 /* Allocations made so far (every thread), for tests that count. */
 long br__alloc_count(void);
 
+/* --- slabs (core/slab.c) -----------------------------------------------------------
+ *
+ * A class of fixed-size blocks carved from 2 MiB slabs mapped aligned and marked
+ * MADV_HUGEPAGE (br__map_aligned): one huge-page fault per slab where transparent huge
+ * pages are on, a freed block the next one taken (LIFO, warm), an empty slab beyond
+ * the first kept one unmapped at once. No lock: a class belongs to one thread (a loop's
+ * task cells, a thread's park memory). core/slab.c's notes say more. Zero-initialise
+ * a class before its first use; `block` is a multiple of 16, at least
+ * BR__SLAB_MIN_BLOCK, the same at every call for a class. */
+#define BR__SLAB_MIN_BLOCK 64
+typedef struct br__slab_class {
+    struct br__slab *avail, *all;
+    size_t nempty;
+} br__slab_class;
+/* A block (16-byte aligned, uninitialised), or NULL (no memory, or the test seam said
+ * fail: mapping a slab counts as one allocation). */
+void *br__slab_get(br__slab_class *c, size_t block);
+/* Gives a block of c back. */
+void br__slab_put(br__slab_class *c, void *p);
+/* The slabs c has mapped now, and how many blocks a slab holds (for tests). */
+size_t br__slab_count(const br__slab_class *c);
+size_t br__slab_blocks(size_t block);
+/* Unmaps every slab of c (no block is in use) and empties c. */
+void br__slab_fini(br__slab_class *c);
+/* Unmaps c's slabs that have no block in use, forgets the others (their blocks are
+ * never given back) and empties c; returns how many it left mapped. */
+size_t br__slab_fini_unused(br__slab_class *c);
+
 /* --- deadlines -------------------------------------------------------------------- */
 
 /* True if `deadline` has passed (BR_NOWAIT and any time before boot included). Reads
@@ -439,9 +467,15 @@ typedef struct br__tls {
     int64_t park_spin_ns;      /* the adaptive spin budget (br__spin_budget); 0: unset */
     uint32_t park_spin_probe;  /* waits since the last full-budget probe */
     /* Set while a shared-stack coroutine runs: the range of its shared stack, whose
-     * frames are copied out while it is suspended, so its park memory comes from the
-     * heap (br__park_mem). NULL otherwise. */
+     * frames are copied out while it is suspended, so its park memory is taken off the
+     * stack (br__park_mem). NULL otherwise. */
     const char *park_lo, *park_hi;
+    /* Set while such a coroutine runs if it lends a room for one park block (the aio
+     * layer's cell room: br__set_context_room); NULL otherwise. */
+    void *park_room;
+    bool *park_room_busy;
+    br__slab_class park_blocks; /* this thread's park memory (core/waiter.c) */
+    bool park_key_set;          /* its release at the thread's end is arranged */
 } br__tls;
 
 BR__EXT extern BR__TLS br__tls br__tls_v;
@@ -496,6 +530,10 @@ void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx);
 /* The running context is a shared-stack coroutine whose stack spans [lo, hi) (the aio
  * layer calls it after br__set_context, which clears it). */
 void br__set_context_stack(const void *lo, const void *hi);
+/* The running shared-stack coroutine lends `room` (BR__PARK_BLOCK bytes at least) to
+ * its park memory; *busy says whether it is in use (the aio layer calls it after
+ * br__set_context_stack; br__set_context clears it). */
+void br__set_context_room(void *room, bool *busy);
 
 /* --- park memory ------------------------------------------------------------------------
  *
@@ -505,19 +543,41 @@ void br__set_context_stack(const void *lo, const void *hi);
  * own-stack coroutine's frame does. A shared-stack coroutine's frame doesn't: while it
  * is suspended its frames are copied out and another coroutine's run at those
  * addresses (aio/coro.h). So every park site declares such memory with BR__PARKED:
- * on the frame for the first two (no cost: a pointer to a local), on the heap for a
- * shared-stack coroutine, freed when the variable goes out of scope (the cleanup
- * attribute, so every return path frees it). Out of memory there aborts with a
+ * on the frame for the first two (no cost: a pointer to a local), a park block for a
+ * shared-stack coroutine, given back when the variable goes out of scope (the cleanup
+ * attribute, so every return path gives it back). Out of memory there aborts with a
  * message, as copying the frames out does. br__waiter_init and br__future_watch check
  * that nothing they link lies on the running shared stack, so a site that was missed
  * aborts at once (naming the site) instead of corrupting another coroutine's frames.
- */
+ *
+ * Park blocks. BR__PARK_BLOCK bytes each (every BR__PARKED object fits one: the macro
+ * checks it at compile time). The first one a coroutine takes is its own room, when its
+ * scheduler lends one (br__set_context_room: the room in a task's cell where a
+ * suspended task's frames are kept while they fit, dead while it runs, and a parked
+ * task's frames never fit there: aio/coro.c), so a wait costs no memory of its own; a
+ * second one at once (a condition's waiter and then its lock's) comes from the running
+ * thread's own slab class (br__tls park_blocks, core/slab.c), without a lock: a block
+ * is taken and given back by the same context (the cleanup runs in the call that took
+ * it, and a call doesn't change context) on the same thread (a shared-stack coroutine
+ * runs only on the thread that first resumed it: aio/coro.c aborts otherwise). A block
+ * given back is the next one taken (warm), and a burst of parks touches one 2 MiB huge
+ * page per 16,383 blocks instead of a 4 KiB page per ~40 malloc blocks. The thread's
+ * slabs are unmapped when it ends (a key destructor; if no key can be made, they stay
+ * mapped), except those with a block still in use (a coroutine bound to the thread,
+ * left parked when the thread ended: its waiter stays valid memory; never reused).
+ * AddressSanitizer builds poison a block while it is free, so a waker that writes
+ * into a waiter given back is reported. Before 2026-12-08 each park was a malloc and a
+ * free (docs/aio-coro.md, "Cost"). */
+#define BR__PARK_BLOCK ((size_t)128)
+/* A park block for the running shared-stack coroutine (size <= BR__PARK_BLOCK). */
 BR__EXT void *br__park_heap(size_t size);
-/* The cleanup of a BR__PARKED variable: frees heap park memory (the context is the
- * one that made it: a call doesn't change context). */
+/* Gives a block of br__park_heap's back, on the thread that took it. */
+BR__EXT void br__park_put(void *p);
+/* The cleanup of a BR__PARKED variable: gives a park block back (the context is the
+ * one that took it: a call doesn't change context). */
 static inline void br__park_release(void *pp) {
     if (BR__UNLIKELY(br__tls_now()->park_lo != NULL))
-        br__free(*(void **)pp);
+        br__park_put(*(void **)pp);
 }
 static inline void *br__park_mem(void *frame, size_t size) {
     if (BR__LIKELY(br__tls_now()->park_lo == NULL))
@@ -532,13 +592,17 @@ static inline bool br__on_shared_stack(const void *p) {
 /* Declares `type *name` pointing at park memory for one `type` (uninitialised). */
 #define BR__PARKED(type, name) type BR__PARKED_IN(name)
 /* The declarators, after a type that may be a struct defined in place:
- * `struct { ... } BR__PARKED_IN(name);` */
+ * `struct { ... } BR__PARKED_IN(name);`. A type bigger than a park block doesn't
+ * compile (a negative array size). */
 #define BR__PARKED_IN(name)                                                             \
-    name##_frame_, *name __attribute__((cleanup(br__park_release))) =                  \
-                       br__park_mem(&name##_frame_, sizeof name##_frame_)
+    name##_frame_, *name __attribute__((cleanup(br__park_release))) = br__park_mem(    \
+                       &name##_frame_,                                                 \
+                       sizeof name##_frame_ +                                          \
+                           0 * sizeof(char[sizeof name##_frame_ <= BR__PARK_BLOCK ? 1 : -1]))
 /* The same for an array of n (n > 0) whose frame copy, `frame` (frame_n entries), is
  * used when it is big enough; else, or in a shared-stack coroutine, the heap (NULL if
- * that fails: the caller reports BR_ENOMEM). Release with br__park_array_free. */
+ * that fails: the caller reports BR_ENOMEM). Release with br__park_array_free. Not
+ * park blocks: its size is the caller's n (br_wait's futures), and it is rare. */
 static inline void *br__park_array(void *frame, size_t frame_n, size_t n, size_t elem) {
     if (n <= frame_n && br__tls_now()->park_lo == NULL)
         return frame;

@@ -3,6 +3,7 @@
  * core/lib.h. */
 #include "core/lib.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -227,6 +228,8 @@ void br__set_context(uintptr_t owner, const br__parker *parker, void *pctx) {
     t->parker = parker;
     t->pctx = pctx;
     t->park_lo = t->park_hi = NULL;
+    t->park_room = NULL;
+    t->park_room_busy = NULL;
 }
 
 void br__set_context_stack(const void *lo, const void *hi) {
@@ -235,15 +238,73 @@ void br__set_context_stack(const void *lo, const void *hi) {
     t->park_hi = hi;
 }
 
+void br__set_context_room(void *room, bool *busy) {
+    br__tls *t = br__tls_now();
+    t->park_room = room;
+    t->park_room_busy = busy;
+}
+
 /* --- park memory (lib.h) ---------------------------------------------------------------- */
 
+#if defined(BRAID_ASAN) || defined(__SANITIZE_ADDRESS__)
+#  include <sanitizer/asan_interface.h>
+/* A free block's first word is its slab's free-list link (core/slab.c); the rest is
+ * poisoned while it is free, so a waker writing into a waiter given back (its `prev`,
+ * `signalled`...) is reported. */
+#  define PARK_FREED(p) \
+    ASAN_POISON_MEMORY_REGION((char *)(p) + sizeof(void *), BR__PARK_BLOCK - sizeof(void *))
+#  define PARK_TAKEN(p) ASAN_UNPOISON_MEMORY_REGION((p), BR__PARK_BLOCK)
+#else
+#  define PARK_FREED(p) ((void)(p))
+#  define PARK_TAKEN(p) ((void)(p))
+#endif
+
+static pthread_key_t park_key;
+static bool park_key_ok; /* set once, under park_once */
+static pthread_once_t park_once = PTHREAD_ONCE_INIT;
+
+/* At the thread's end: its park slabs go, but those with a block in use (lib.h). */
+static void park_thread_gone(void *arg) {
+    br__tls *t = arg;
+    (void)br__slab_fini_unused(&t->park_blocks);
+    t->park_key_set = false; /* a park after this (another key's destructor) arranges
+                              * its release again */
+}
+
+/* Without a key (the process has used up PTHREAD_KEYS_MAX) threads' park slabs stay
+ * mapped when they end: memory kept, nothing broken. */
+static void park_key_make(void) { park_key_ok = pthread_key_create(&park_key, park_thread_gone) == 0; }
+
 void *br__park_heap(size_t size) {
-    void *p = br__malloc(size);
+    (void)size; /* <= BR__PARK_BLOCK: BR__PARKED_IN checks it at compile time */
+    br__tls *t = br__tls_now();
+    if (t->park_room_busy != NULL && !*t->park_room_busy) {
+        *t->park_room_busy = true;
+        return t->park_room;
+    }
+    if (BR__UNLIKELY(!t->park_key_set)) {
+        pthread_once(&park_once, park_key_make);
+        if (park_key_ok)
+            (void)pthread_setspecific(park_key, t);
+        t->park_key_set = true;
+    }
+    void *p = br__slab_get(&t->park_blocks, BR__PARK_BLOCK);
     if (p == NULL) {
         fputs("braid: out of memory for a shared-stack coroutine's wait\n", stderr);
         abort();
     }
+    PARK_TAKEN(p);
     return p;
+}
+
+void br__park_put(void *p) {
+    br__tls *t = br__tls_now();
+    if (p == t->park_room) {
+        *t->park_room_busy = false;
+        return;
+    }
+    br__slab_put(&t->park_blocks, p);
+    PARK_FREED(p);
 }
 
 /* The fallback of br__tls_now() (core/lib.h) where no asm sequence is written: opaque to

@@ -94,13 +94,14 @@ BR__EXT int br__task_own_arg(br_task *t);
  * then owns whatever handle points to (a process pool's shared-memory copy) and must
  * put the argument back to (NULL, 0) before the task's future can be freed. */
 void br__task_swap_arg(br_task *t, void *handle, size_t len);
-/* For an executor that receives a begun task's result from elsewhere (an MPI rank):
- * makes t's result len bytes, uninitialised, in the future's own storage (inline up to
- * 32 bytes, else one heap block), and returns them for the executor to fill in place
- * before br__task_finish: the bytes are then the result, as br_task_return's copy
- * would be, without the copy. NULL: t isn't begun, or out of memory (the result is
- * unchanged). */
-BR__EXT void *br__task_result_buf(br_task *t, size_t len);
+/* For an executor that receives a begun task's result from elsewhere (an MPI rank) into
+ * a buffer of its own: makes heap (len bytes from br__malloc, len > 0) t's result, as
+ * br_task_return's copy would be, without the copy; the future owns heap from then on
+ * and frees it with its block (a result of up to 32 bytes is copied inline and heap
+ * freed at once). The buffer stays the executor's until this call, so an executor that
+ * can't know whether the transfer into it is over (a cancelled MPI receive) can fail t
+ * and keep the buffer. 0, or BR_ESTATE if t isn't begun (heap is still the caller's). */
+BR__EXT int br__task_result_adopt(br_task *t, void *heap, size_t len);
 /* True once br_future_request_cancel reached t (or the task running it). */
 BR__EXT bool br__task_cancel_requested(const br_task *t);
 

@@ -172,26 +172,22 @@ int br_task_return(br_task *t, const void *data, size_t len) {
     return 0;
 }
 
-void *br__task_result_buf(br_task *t, size_t len) {
-    if (!in_task(t))
-        return NULL;
+int br__task_result_adopt(br_task *t, void *heap, size_t len) {
+    if (!in_task(t) || heap == NULL || len == 0)
+        return BR_ESTATE;
     br_future *f = fut(t);
     br__outcome o;
     if (len <= BR__INLINE_RESULT) {
-        o.kind = BR__R_INLINE;
-        o.len = (uint8_t)len;
-        br__outcome_put(f, &o);
-        return f->r.buf;
+        (void)br__outcome_bytes(&o, heap, len); /* inline: can't fail */
+        br__free(heap);
+    } else {
+        o.kind = BR__R_HEAP;
+        o.len = 0;
+        o.r.heap.p = heap;
+        o.r.heap.len = len;
     }
-    void *heap = br__malloc(len);
-    if (heap == NULL)
-        return NULL;
-    o.kind = BR__R_HEAP;
-    o.len = 0;
-    o.r.heap.p = heap;
-    o.r.heap.len = len;
     br__outcome_put(f, &o);
-    return heap;
+    return 0;
 }
 
 int br_task_return_str(br_task *t, const char *s) {

@@ -26,8 +26,12 @@
  * children just never complete. So while anything is in flight rank 0 looks at the
  * children's pids every ALIVE_EVERY_NS (kill 0); once one is gone, lose_workers fails
  * every pending task with BR_EWORKERDIED, breaks the executor (submit: BR_EBROKEN, as a
- * new executor), frees the requests of sends still pending to them (their buffers are
- * leaked to MPI, never reused), and finalize skips STOP and the disconnect.
+ * new executor), and finalize skips STOP and the disconnect. A big result's receive
+ * still pending from them is cancelled (MPI_Cancel): its task fails as the others. What
+ * MPI may still touch, a receive it couldn't cancel (its bytes had begun to arrive)
+ * and the sends still pending to them, goes with its memory to the orphans: freed once
+ * the request completes, or by br_mpi_finalize after MPI_Finalize; never while MPI may
+ * read or write it, and never leaked.
  *
  * Threads and MPI. Rank 0: the main thread calls MPI_Init_thread and MPI_Finalize;
  * between them only the executor's progress thread calls MPI (one executor at a time,
@@ -39,14 +43,19 @@
  *
  * Messages (tags; all on g_comm, byte buffers, 8-byte aligned fields):
  *   SESSION  0 -> w   int32 threads (runner threads this rank needs for the new
- *                     executor), u32 has_init, u64 arg_len, then with has_init the
- *                     initializer's br__fnref and its argument padded to 8. The worker
- *                     runs the initializer on its main thread before it reads anything
- *                     else, so before the session's first task. If it fails, the rank
- *                     is broken for the session: it sends a result with id 0 (FAILED,
- *                     the code and "the initializer failed: ..."), ahead of any other
- *                     result, and answers every task of the session FAILED BR_EBROKEN
- *                     without running it. The next SESSION clears it.
+ *                     executor), u32 has_init, u64 arg_len, u64 session (the
+ *                     executor's number, process-wide on rank 0, from 1), then with
+ *                     has_init the initializer's br__fnref and its argument padded to 8.
+ *                     The worker runs the initializer on its main thread before it
+ *                     reads anything else, so before the session's first task. If it
+ *                     fails, the rank is broken for the session: it sends a result with
+ *                     id 0 (FAILED, the code, and as its bytes the u64 session then
+ *                     "the initializer failed: ..."), ahead of any other result, and
+ *                     answers every task of the session FAILED BR_EBROKEN without
+ *                     running it. The next SESSION clears it. Rank 0 acts on a report
+ *                     of its own session only: an executor that broke on one rank's
+ *                     report (or was freed first) doesn't wait for the others, which
+ *                     reach a later executor late and are dropped there.
  *   TASKS    0 -> w   u32 ndefs, u32 first_def, br__fnref defs[ndefs] (function table
  *                     entries this rank hasn't had yet: the table is append-only and
  *                     process-wide on rank 0, and each rank got its entries in order),
@@ -71,19 +80,29 @@
  *   RDATA    w -> 0   a big result's bytes, one message per big result of the RESULTS
  *                     message just before it, in its order, sent from the worker's own
  *                     future (held until the send is done: no outbox or message copy).
- *                     Rank 0 receives each (blocking) as it reads its header, straight
- *                     into the future's result storage (br__task_result_buf); if the
- *                     task is gone it receives them anyway and drops them, so the
- *                     stream stays in step. ARG and RDATA keep their order behind their
- *                     message by MPI's non-overtaking rule (same source, destination,
- *                     communicator; the receiver reads them before probing again).
+ *                     Rank 0 posts a receive for each (MPI_Irecv) as it reads its
+ *                     header, into a buffer of the executor's, and tests it in the
+ *                     progress loop with everything else (recvs_poll; the loop spins
+ *                     while one is pending, as a blocking receive would): once complete
+ *                     the buffer becomes the future's result (br__task_result_adopt),
+ *                     no copy. Never a blocking receive: a spawned worker that dies
+ *                     before or while it sends the bytes leaves a receive pending, and
+ *                     the liveness check still runs (lose_workers). If the task is gone
+ *                     the bytes are received anyway and dropped, so the stream stays in
+ *                     step. ARG and RDATA keep their order behind their message by
+ *                     MPI's non-overtaking rule (same source, destination, communicator)
+ *                     and because a source's receives match in the order posted (the
+ *                     worker reads ARG before probing again; rank 0 posts RDATA's
+ *                     receives in header order).
  *   CANCEL   0 -> w   u64 id: a task on that rank was asked to stop (a queued one is
  *                     skipped and answered CANCELLED; a running one sees
  *                     br_task_cancelled turn true).
  *   STOP     0 -> w   empty: rank 0 is finalizing; the worker ends its loop.
  * Every task sent is answered exactly once. Sends are MPI_Isend on both sides (the
  * buffer kept until the request completes), so two large messages crossing never block
- * each other; a side only blocks on a receive it has probed.
+ * each other. Rank 0 never blocks in MPI (it receives only what it probed, and RDATA
+ * through a pending receive); a worker blocks only on a receive it has probed and on
+ * a big argument's bytes behind their TASKS message (ARG).
  *
  * Rank 0's flow. A task is claimed (br__task_begin) when it goes into a TASKS message;
  * the in-flight table maps its id to the task and its rank. At most prefetch x slots
@@ -117,6 +136,7 @@
 #include "braid/mpi.h"
 
 #include "executor/private.h"
+#include "mpi/hooks.h"
 #include "process/start.h"
 
 #include <mpi.h>
@@ -193,6 +213,28 @@ static uint32_t *fn_sent; /* per rank; the progress thread's */
 
 static pthread_mutex_t cur_mu = PTHREAD_MUTEX_INITIALIZER;
 static br_executor *g_current; /* the live MPI executor, or NULL */
+static uint64_t g_session;     /* rank 0: the last executor's session number (cur_mu) */
+
+/* Rank 0: transfers to or from lost spawned workers that MPI may still be doing
+ * (lose_workers): each request with the memory it reads or writes, a heap block (p) or
+ * a future's bytes (hold). Kept until the request completes or MPI is finalized
+ * (br_mpi_finalize frees them after MPI_Finalize): never freed while MPI may touch it.
+ * The progress thread's while an executor runs, the main thread's after (one executor
+ * at a time, its thread joined before the next starts or finalize runs). */
+typedef struct orphan {
+    MPI_Request req;
+    void *p;
+    br_future *hold;
+} orphan;
+static orphan *g_orphans;
+static size_t g_norphans, g_caporphans;
+
+/* Test hooks (mpi/hooks.h). */
+static _Atomic bool g_die_before_rdata; /* a worker: die after a big result's header */
+static bool g_spawn_no_over;            /* rank 0: a singleton's spawn without
+                                         * oversubscription */
+void br__mpi_test_die_before_rdata(void) { atomic_store(&g_die_before_rdata, true); }
+void br__mpi_test_spawn_no_oversubscribe(bool on) { g_spawn_no_over = on; }
 
 /* --- a byte buffer ------------------------------------------------------------------ */
 
@@ -255,6 +297,7 @@ typedef struct session_hdr {
     int32_t threads;
     uint32_t has_init;
     uint64_t arg_len;
+    uint64_t session; /* the executor's number: its "initializer failed" reports carry it */
 } session_hdr;
 
 typedef struct result_hdr {
@@ -339,6 +382,32 @@ static bool sends_poll(sends *s) {
     }
     return any;
 }
+/* Keeps a request and the memory it reads or writes (p, a heap block, or hold's bytes)
+ * until it completes or MPI is finalized. Out of memory, the memory is left to MPI for
+ * good: a leak, never a use after free. */
+static void orphan_add(MPI_Request req, void *p, br_future *hold) {
+    if (g_norphans == g_caporphans) {
+        size_t cap = g_caporphans ? g_caporphans * 2 : 8;
+        orphan *v = br__malloc(cap * sizeof *v);
+        if (v == NULL) {
+            MPI_Request_free(&req);
+            return;
+        }
+        if (g_norphans)
+            memcpy(v, g_orphans, g_norphans * sizeof *v);
+        br__free(g_orphans);
+        g_orphans = v;
+        g_caporphans = cap;
+    }
+    g_orphans[g_norphans++] = (orphan){.req = req, .p = p, .hold = hold};
+}
+static void orphan_drop(orphan *o) {
+    if (o->hold)
+        br_future_release(o->hold);
+    else
+        br__free(o->p);
+}
+
 static void sends_drain(sends *s) {
     for (size_t i = 0; i < s->n; i++) {
         MPI_Wait(&s->v[i].req, MPI_STATUS_IGNORE);
@@ -460,6 +529,7 @@ static struct {
     int64_t task_ns;        /* the tasks' running time, smoothed (busy needs long ones) */
     bool broken;            /* this executor's initializer failed here */
     char broken_why[WHY_MAX + 64];
+    uint64_t session;       /* the executor's number (its SESSION message's) */
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void w_queue_result(wres *r);
@@ -781,9 +851,14 @@ static void w_init(const br__fnref *ref, const void *arg, size_t len) {
         W.broken = true;
         snprintf(W.broken_why, sizeof W.broken_why, "the initializer failed: %s",
                  msg && *msg ? msg : br_strerror(code));
+        /* the report: the session's number, then the message */
+        unsigned char rep[sizeof(uint64_t) + sizeof W.broken_why];
+        size_t n = strlen(W.broken_why) + 1;
+        memcpy(rep, &W.session, sizeof W.session);
+        memcpy(rep + sizeof W.session, W.broken_why, n);
         result_hdr h = {.id = 0, .code = code, .kind = KIND_FAILED,
-                        .len = strlen(W.broken_why) + 1};
-        w_push_result(&h, W.broken_why);
+                        .len = sizeof W.session + n};
+        w_push_result(&h, rep);
     }
     if (f)
         br_future_release(f);
@@ -803,6 +878,7 @@ static void w_session(const unsigned char *bytes, int n) {
         W.nthreads++;
     }
     W.broken = false;
+    W.session = sh->session;
     if (sh->has_init) {
         const br__fnref *ref = rd_get(&r, sizeof *ref);
         const void *arg = ref ? rd_get(&r, (size_t)sh->arg_len) : NULL;
@@ -845,6 +921,13 @@ static void w_send_results(sends *s) {
             r = next;
         }
         memcpy(b.p, &n, sizeof n);
+        if (held != NULL && atomic_load(&g_die_before_rdata)) {
+            /* test hook (mpi/hooks.h): rank 0 has received the header (a synchronous
+             * send), and this worker dies before the bytes */
+            MPI_Ssend(b.p, (int)b.len, MPI_BYTE, 0, TAG_RESULTS, g_comm);
+            fflush(NULL);
+            raise(SIGKILL);
+        }
         if (sends_add(s, &b, 0, TAG_RESULTS) != 0)
             abort();
         while (held) { /* in order, from the task's future: no outbox or message copy */
@@ -972,6 +1055,14 @@ typedef struct slot {  /* the in-flight table: id -> task */
     bool cancel_sent;
 } slot;
 
+typedef struct rrecv { /* a big result's bytes on their way (RDATA) */
+    MPI_Request req;
+    br_task *t;         /* NULL: the task is gone, the bytes are dropped */
+    void *p;            /* the executor's until the receive is over */
+    size_t len;
+    int rank;
+} rrecv;
+
 typedef struct mpx {
     br_executor base;
     pthread_mutex_t mu;
@@ -1001,6 +1092,9 @@ typedef struct mpx {
     sends s;
     br_task **bigs;                    /* the TASKS message being packed: its big */
     size_t nbig, capbig;               /* arguments, sent behind it */
+    rrecv *recvs;                      /* big results being received */
+    size_t nrecv, caprecv;
+    uint64_t session;                  /* this executor's number (SESSION) */
 } mpx;
 
 static uint64_t hash64(uint64_t x) {
@@ -1397,11 +1491,16 @@ static bool spawned_lost(void) {
     return g_lost;
 }
 
+static void big_done(rrecv *r);
+static bool recvs_poll(mpx *m);
+
 /* The spawned workers are gone: every task queued or in flight fails with
  * BR_EWORKERDIED and "rank R: ..." (R the rank it was handed to; queued ones: the
- * rank that died first, as the job went with it), later submits get BR_EBROKEN. The
- * sends still in flight to them never complete: their requests are freed and their
- * buffers left to MPI (a leak, not a use after free). */
+ * rank that died first, as the job went with it), later submits get BR_EBROKEN. So does
+ * a task whose big result was on its way: its receive is cancelled, and if MPI can't
+ * cancel it (its bytes had begun to arrive) the buffer stays with the request among
+ * the orphans, as do the sends still in flight to them (they never complete): freed
+ * once the request completes or MPI is finalized, never while MPI may touch them. */
 static void lose_workers(mpx *m) {
     static const char why[] = "the worker died (Open MPI ended the spawned workers' job)";
     int dead = 1;
@@ -1431,20 +1530,50 @@ static void lose_workers(mpx *m) {
     m->ninflight = 0;
     for (int r = 0; r < g_size; r++)
         m->inflight[r] = 0;
+    (void)recvs_poll(m); /* bytes that did all arrive are a result */
+    for (size_t i = 0; i < m->nrecv; i++) {
+        rrecv *rv = &m->recvs[i];
+        MPI_Status st;
+        int done = 0, cancelled = 0;
+        MPI_Cancel(&rv->req);
+        MPI_Test(&rv->req, &done, &st);
+        if (done)
+            MPI_Test_cancelled(&st, &cancelled);
+        if (done && !cancelled) { /* completed after all */
+            big_done(rv);
+            continue;
+        }
+        if (done)
+            br__free(rv->p);
+        else
+            orphan_add(rv->req, rv->p, NULL);
+        if (rv->t == NULL)
+            continue;
+        if (m->plain)
+            br_task_fail(rv->t, BR_EWORKERDIED, "%s", why);
+        else
+            br_task_fail(rv->t, BR_EWORKERDIED, "rank %d: %s", rv->rank, why);
+        br__task_finish(rv->t, BR_EWORKERDIED);
+    }
+    m->nrecv = 0;
     (void)sends_poll(&m->s);
     for (size_t i = 0; i < m->s.n; i++)
-        MPI_Request_free(&m->s.v[i].req);
+        orphan_add(m->s.v[i].req, m->s.v[i].p, m->s.v[i].hold);
     m->s.n = 0;
 }
 
 static void finish_result(mpx *m, int src, const result_hdr *h, const unsigned char *data) {
-    if (h->id == 0) { /* a rank's initializer failed */
-        /* Not this session's when it has no initializer: a report that an earlier
-         * executor didn't wait for (it broke on another rank's first) arrives late.
-         * The report names no session, so a late one can still reach a later executor
-         * that has an initializer too (mpi.md, Not there yet). */
-        if (h->kind == KIND_FAILED && m->has_init)
-            break_executor(m, src, h->len ? (const char *)data : NULL);
+    if (h->id == 0) { /* a rank's initializer failed: the session's number, the message */
+        /* Only this executor's: an earlier one that broke on another rank's report
+         * (or was freed before any came) doesn't wait for the rest, which then arrive
+         * here, late, and are dropped. */
+        uint64_t session = 0;
+        if (h->len >= sizeof session)
+            memcpy(&session, data, sizeof session);
+        if (h->kind == KIND_FAILED && session == m->session)
+            break_executor(m, src,
+                           h->len > sizeof session ? (const char *)data + sizeof session
+                                                   : NULL);
         return;
     }
     slot sl = tab_take(m, h->id);
@@ -1472,30 +1601,70 @@ static void finish_result(mpx *m, int src, const result_hdr *h, const unsigned c
     }
 }
 
-/* A big result: its bytes follow its RESULTS message on their own (in order), and are
- * received straight into the future's result storage (br__task_result_buf). They are
- * received whatever became of the task, so that the next ones stay in step. */
-static void finish_big(mpx *m, int src, const result_hdr *h) {
+/* A big result: its bytes follow its RESULTS message on their own (in order). A
+ * receive is posted for them into a buffer of the executor's (MPI matches a source's
+ * receives in the order they were posted, so the next ones stay in step), and the
+ * progress loop tests it (recvs_poll) with everything else: a worker that dies before
+ * or while it sends them leaves a receive pending, not this thread blocked, and the
+ * liveness check still runs (lose_workers). Received whatever became of the task
+ * (then dropped); once complete the buffer becomes the future's result
+ * (br__task_result_adopt), without a copy. */
+static void post_big(mpx *m, int src, const result_hdr *h) {
     slot sl = tab_take(m, h->id);
     br_task *t = sl.id != 0 && sl.rank == src ? sl.t : NULL;
     size_t len = (size_t)h->len;
-    void *dst = t ? br__task_result_buf(t, len) : NULL;
-    void *scratch = NULL;
-    if (dst == NULL) {
-        if ((scratch = br__malloc(len)) == NULL)
-            abort(); /* can't even drop it: nothing sane is left */
-        dst = scratch;
+    if (m->nrecv == m->caprecv) {
+        size_t cap = m->caprecv ? m->caprecv * 2 : 8;
+        rrecv *v = br__malloc(cap * sizeof *v);
+        if (v == NULL)
+            abort(); /* can't even drop the bytes: nothing sane is left */
+        if (m->nrecv)
+            memcpy(v, m->recvs, m->nrecv * sizeof *v);
+        br__free(m->recvs);
+        m->recvs = v;
+        m->caprecv = cap;
     }
-    MPI_Recv(dst, (int)len, MPI_BYTE, src, TAG_RDATA, g_comm, MPI_STATUS_IGNORE);
-    br__free(scratch);
-    if (t == NULL)
-        return;
-    if (scratch != NULL) {
-        br_task_fail(t, BR_ENOMEM, "out of memory receiving the result");
-        br__task_finish(t, BR_ENOMEM);
+    void *p = br__malloc(len);
+    if (p == NULL)
+        abort(); /* as above */
+    rrecv *r = &m->recvs[m->nrecv];
+    if (MPI_Irecv(p, (int)len, MPI_BYTE, src, TAG_RDATA, g_comm, &r->req) != MPI_SUCCESS)
+        abort(); /* MPI failed: the default error handler would have aborted */
+    r->t = t;
+    r->p = p;
+    r->len = len;
+    r->rank = src;
+    m->nrecv++;
+}
+
+/* A big result's bytes are all here: its future's now (or dropped). */
+static void big_done(rrecv *r) {
+    if (r->t == NULL) {
+        br__free(r->p);
+    } else if (br__task_result_adopt(r->t, r->p, r->len) != 0) {
+        br__free(r->p); /* can't happen: the task is begun until finished here */
+        br__task_finish(r->t, BR_ESTATE);
     } else {
-        br__task_finish(t, 0);
+        br__task_finish(r->t, 0);
     }
+}
+
+/* Completes the big results received. true if any. */
+static bool recvs_poll(mpx *m) {
+    bool any = false;
+    for (size_t i = 0; i < m->nrecv;) {
+        int done = 0;
+        MPI_Test(&m->recvs[i].req, &done, MPI_STATUS_IGNORE);
+        if (!done) {
+            i++;
+            continue;
+        }
+        rrecv r = m->recvs[i];
+        m->recvs[i] = m->recvs[--m->nrecv];
+        big_done(&r);
+        any = true;
+    }
+    return any;
 }
 
 /* Reads every RESULTS message waiting. true if any. */
@@ -1520,7 +1689,7 @@ static bool collect(mpx *m) {
             if (h == NULL)
                 break;
             if (h->kind == KIND_OK && h->len >= BIG_BYTES) {
-                finish_big(m, st.MPI_SOURCE, h);
+                post_big(m, st.MPI_SOURCE, h);
                 continue;
             }
             const unsigned char *data = rd_get(&r, (size_t)h->len);
@@ -1561,7 +1730,7 @@ static void *progress_main(void *arg) {
     for (int r = 1; r <= m->nranks; r++) {
         buf b = {0};
         session_hdr sh = {.threads = m->slots[r], .has_init = m->has_init,
-                          .arg_len = m->initarg_len};
+                          .arg_len = m->initarg_len, .session = m->session};
         int rc = buf_put(&b, &sh, sizeof sh);
         if (rc == 0 && m->has_init)
             rc = buf_put(&b, &m->init_ref, sizeof m->init_ref);
@@ -1576,9 +1745,11 @@ static void *progress_main(void *arg) {
         bool work = dispatch(m);
         if (collect(m))
             work = true;
+        if (m->nrecv > 0 && recvs_poll(m))
+            work = true;
         if (sends_poll(&m->s))
             work = true;
-        if (g_spawned > 0 && (m->ninflight > 0 || m->s.n > 0) &&
+        if (g_spawned > 0 && (m->ninflight > 0 || m->s.n > 0 || m->nrecv > 0) &&
             br_now() - last_alive >= ALIVE_EVERY_NS) {
             last_alive = br_now();
             if (spawned_lost()) {
@@ -1605,7 +1776,7 @@ static void *progress_main(void *arg) {
                                    : CANCEL_POLL_NS;
             }
         }
-        if (shut && !queued && m->ninflight == 0 && m->s.n == 0)
+        if (shut && !queued && m->ninflight == 0 && m->s.n == 0 && m->nrecv == 0)
             break;
         if (work) {
             quiet_since = 0;
@@ -1613,7 +1784,7 @@ static void *progress_main(void *arg) {
             continue;
         }
         pthread_mutex_lock(&m->mu);
-        if (m->ninflight == 0 && m->s.n == 0) {
+        if (m->ninflight == 0 && m->s.n == 0 && m->nrecv == 0) {
             /* nothing can arrive from MPI: sleep until a submit or shutdown */
             m->sleeping = true;
             while (m->head == NULL && !m->shut && !m->cancel_all)
@@ -1628,7 +1799,10 @@ static void *progress_main(void *arg) {
         bool busy = m->result_gap >= BUSY_TASK_NS / m->nranks;
         for (int r = 1; busy && r <= m->nranks; r++)
             busy = m->inflight[r] > (size_t)m->slots[r];
-        if (!busy && !spin_over(&quiet_since)) {
+        /* a big result on its way: keep its transfer going (MPI progresses it only in
+         * its calls; without single-copy it comes in fragments), as the blocking
+         * receive that this replaced did */
+        if (m->nrecv > 0 || (!busy && !spin_over(&quiet_since))) {
             pthread_mutex_unlock(&m->mu);
             sched_yield();
             continue;
@@ -1701,6 +1875,7 @@ static void mpx_destroy(br_executor *ex) {
     br__free(m->slots);
     br__free(m->initarg);
     br__free(m->bigs);
+    br__free(m->recvs);
     br__free(m);
 }
 
@@ -1808,10 +1983,13 @@ int br_mpi_executor_new(br_executor **out, const br_mpi_executor_opts *opts) {
     pthread_mutex_lock(&cur_mu);
     if (rc == 0 && g_current != NULL)
         rc = BR_EBUSY;
+    m->session = g_session + 1; /* read by the progress thread: set before it starts */
     if (rc == 0 && pthread_create(&m->thr, NULL, progress_main, m) != 0)
         rc = BR_EAGAIN;
-    if (rc == 0)
+    if (rc == 0) {
         g_current = &m->base;
+        g_session = m->session;
+    }
     pthread_mutex_unlock(&cur_mu);
     if (rc != 0) {
         pthread_mutex_destroy(&m->mu);
@@ -1859,7 +2037,7 @@ static int spawn_workers(int n) {
      * process mpirun starts), nothing says how many slots this host has, and Open MPI
      * counts its cores: as braid-mpirun does, more processes than cores are allowed.
      * Under mpirun, its mapping (braid-mpirun: --oversubscribe) applies as given. */
-    if (getenv("OMPI_COMM_WORLD_SIZE") == NULL) {
+    if (getenv("OMPI_COMM_WORLD_SIZE") == NULL && !g_spawn_no_over /* test hook */) {
         MPI_Info_create(&info);
         MPI_Info_set(info, "map_by", ":OVERSUBSCRIBE");
     }
@@ -1874,8 +2052,19 @@ static int spawn_workers(int n) {
     MPI_Errhandler_free(&old);
     if (info != MPI_INFO_NULL)
         MPI_Info_free(&info);
-    if (rc != MPI_SUCCESS || inter == MPI_COMM_NULL)
+    if (rc != MPI_SUCCESS || inter == MPI_COMM_NULL) {
+        /* Open MPI prints its own account above this line; this one says what braid
+         * was doing and what the caller gets */
+        char why[MPI_MAX_ERROR_STRING] = "no intercommunicator";
+        int wl = 0;
+        if (rc != MPI_SUCCESS)
+            MPI_Error_string(rc, why, &wl);
+        fprintf(stderr,
+                "braid: br_mpi_executor_new: MPI_Comm_spawn couldn't start %d worker%s "
+                "of %s (%s): BR_EIO\n",
+                n, n == 1 ? "" : "s", exe, why);
         return BR_EIO;
+    }
     MPI_Comm merged;
     if (MPI_Intercomm_merge(inter, 0, &merged) != MPI_SUCCESS)
         return BR_EIO;
@@ -1924,12 +2113,25 @@ int br_mpi_finalize(void) {
         for (int r = 1; r < g_size; r++)
             MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, g_comm);
     }
+    /* transfers to or from lost workers (lose_workers): their requests go, their
+     * memory only once MPI can't touch it any more */
+    for (size_t i = 0; i < g_norphans; i++) {
+        int done = 0;
+        MPI_Test(&g_orphans[i].req, &done, MPI_STATUS_IGNORE);
+        if (!done)
+            MPI_Request_free(&g_orphans[i].req);
+    }
     if (g_inter != MPI_COMM_NULL) { /* spawned workers: they do the same after STOP */
         MPI_Comm_free(&g_comm);
         if (!g_lost) /* with the workers gone, nobody would meet us there */
             MPI_Comm_disconnect(&g_inter);
     }
     MPI_Finalize();
+    for (size_t i = 0; i < g_norphans; i++)
+        orphan_drop(&g_orphans[i]);
+    br__free(g_orphans);
+    g_orphans = NULL;
+    g_norphans = g_caporphans = 0;
     return 0;
 }
 

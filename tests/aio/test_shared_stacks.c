@@ -12,7 +12,10 @@
  *     on the heap, growing and shrinking between suspends; a task suspended in a yield
  *     takes one small cell and nothing more (aio/task.c, the frames of shared-stack
  *     tasks);
- *   - the loop's default, and bad options.
+ *   - the loop's default, and bad options;
+ *   - park memory: many waits of five kinds parked at once, woken out of order by
+ *     another thread, blocks given back and taken again while others are linked; a
+ *     wait's park memory in its task's cell, a second one beside it in a park block.
  * Every blocking call of the threading, queue and futures layers is also run from
  * shared-stack coroutines by the aio.shared_stacks.* tests (tests/aio/tests.cmake),
  * which re-run the coroutine suites with every task on a shared stack.
@@ -441,6 +444,375 @@ static void a_yield_fits_a_small_cell(void **state) {
     run_main(yields_main, &yp, sizeof yp);
 }
 
+/* --- park memory: many waits at once, woken out of order ------------------------------- */
+
+/* Shared-stack tasks take their waiters and wait records from their cells' rooms and,
+ * for a second one at once, the thread's park blocks (core/lib.h, park memory), a block
+ * given back the next one taken. NPARK tasks park at once in six kinds of wait and are
+ * woken by another thread in a scrambled order, some timing out first, so park memory
+ * goes back in no particular order while most is still linked and is taken again by
+ * second waits (a semaphore of 3) while the rest is linked. PK_NESTED tasks, woken from
+ * a condition while a holder task keeps its lock, park on the lock with the condition's
+ * waiter still in scope: their lock waiters are park blocks; twice, so that the second
+ * round takes blocks the first gave back. Park memory
+ * handed out twice would make two waiters one: a wake lost (the hang guard), a value
+ * delivered to the wrong task, or a count off. */
+#if defined(__SANITIZE_THREAD__)
+enum { NPARK = 400 }; /* TSan: a thread's worth of context per coroutine (above) */
+#else
+enum { NPARK = 2000 };
+#endif
+enum { PK_SEM, PK_QUEUE, PK_FUTURE, PK_COND, PK_TIMEOUT, PK_NESTED, PK_KINDS };
+
+struct park_run {
+    br_sem sem;         /* PK_SEM: 0 units, released one at a time */
+    br_queue *q;        /* PK_QUEUE: items 0.. put one at a time */
+    br_future *fut[NPARK]; /* PK_FUTURE: task i's own, set to 3 * i + 1 */
+    br_lock lock;       /* PK_COND: turns in a scrambled order */
+    br_cond cond;
+    int64_t turn;       /* under lock */
+    int rank[NPARK];    /* PK_COND: task i's turn */
+    br_event never;     /* PK_TIMEOUT: never set */
+    br_lock lock2;      /* PK_NESTED: held by the holder while they wake */
+    br_cond cond2;
+    bool go2, go3;      /* under lock2: the two rounds */
+    int64_t seq2;       /* under lock2 */
+    int waiting3, nnested; /* under lock2: in the second round's wait; of how many */
+    br_event go_holder; /* set by the waking thread halfway through */
+    size_t blocks_nested[2]; /* the loop thread's park slabs while they waited on lock2 */
+    br_future *holder;
+    br_sem second;      /* every task's second wait, 3 units */
+    _Atomic int in_second, most_second, announced;
+    br_loop *loop;
+    br_future *fs[NPARK];
+};
+
+struct park_arg {
+    struct park_run *r;
+    int i;
+};
+
+static int park_task(br_task *t) {
+    struct park_arg a = *(const struct park_arg *)br_task_arg(t, NULL);
+    struct park_run *r = a.r;
+    int64_t got = -1;
+    int kind = a.i % PK_KINDS;
+    atomic_fetch_add(&r->announced, 1);
+    switch (kind) {
+    case PK_SEM:
+        BR_CHECK_OK(br_sem_acquire(&r->sem, br_test_hang_guard()));
+        got = 0;
+        break;
+    case PK_QUEUE: {
+        void *item = NULL;
+        BR_CHECK_OK(br_queue_get(r->q, &item, br_test_hang_guard()));
+        got = (int64_t)(intptr_t)item;
+        break;
+    }
+    case PK_FUTURE:
+        BR_CHECK_OK(br_future_result_i64(r->fut[a.i], br_test_hang_guard(), &got));
+        break;
+    case PK_COND: /* two blocks at once: the condition's waiter, then the lock's */
+        BR_CHECK_OK(br_lock_acquire(&r->lock, br_test_hang_guard()));
+        while (r->turn != r->rank[a.i])
+            BR_CHECK_OK(br_cond_wait(&r->cond, br_test_hang_guard()));
+        got = r->turn++;
+        BR_CHECK_OK(br_cond_notify_all(&r->cond));
+        BR_CHECK_OK(br_lock_release(&r->lock));
+        break;
+    case PK_TIMEOUT: /* given back early, while the others stay linked */
+        BR_CHECK_EQ(br_event_wait(&r->never, br_deadline_after(2 * BR_MSEC)), BR_ETIMEDOUT);
+        got = 0;
+        break;
+    default: /* PK_NESTED */
+        BR_CHECK_OK(br_lock_acquire(&r->lock2, br_test_hang_guard()));
+        while (!r->go2)
+            BR_CHECK_OK(br_cond_wait(&r->cond2, br_test_hang_guard()));
+        got = r->seq2++;
+        r->waiting3++;
+        while (!r->go3)
+            BR_CHECK_OK(br_cond_wait(&r->cond2, br_test_hang_guard()));
+        BR_CHECK_OK(br_lock_release(&r->lock2));
+        break;
+    }
+    /* A second park, on blocks the first waits gave back while others are linked. */
+    BR_CHECK_OK(br_sem_acquire(&r->second, br_test_hang_guard()));
+    int now = atomic_fetch_add(&r->in_second, 1) + 1;
+    for (int m = atomic_load(&r->most_second);
+         now > m && !atomic_compare_exchange_weak(&r->most_second, &m, now);)
+        ;
+    BR_CHECK_OK(br_aio_yield()); /* copied out, holding a unit */
+    atomic_fetch_sub(&r->in_second, 1);
+    BR_CHECK_OK(br_sem_release(&r->second, 1));
+    return br_task_return_i64(t, got);
+}
+
+/* Wakes the PK_NESTED tasks holding lock2 and keeps it until they have all parked on
+ * it (each yield lets every task it woke run once); twice. */
+static int park_holder(br_task *t) {
+    struct park_run *r = *(struct park_run *const *)br_task_arg(t, NULL);
+    BR_CHECK_OK(br_event_wait(&r->go_holder, br_test_hang_guard()));
+    for (int round = 0; round < 2; round++) {
+        BR_CHECK_OK(br_lock_acquire(&r->lock2, br_test_hang_guard()));
+        while (round == 1 && r->waiting3 < r->nnested) { /* all in the second wait */
+            BR_CHECK_OK(br_lock_release(&r->lock2));
+            BR_CHECK_OK(br_aio_yield());
+            BR_CHECK_OK(br_lock_acquire(&r->lock2, br_test_hang_guard()));
+        }
+        if (round == 0)
+            r->go2 = true;
+        else
+            r->go3 = true;
+        BR_CHECK_OK(br_cond_notify_all(&r->cond2));
+        for (int i = 0; i < 3; i++)
+            BR_CHECK_OK(br_aio_yield());
+        r->blocks_nested[round] = br__slab_count(&br__tls_now()->park_blocks);
+        BR_CHECK_OK(br_lock_release(&r->lock2));
+    }
+    return br_task_return_i64(t, 0);
+}
+
+static void park_loop_main(void *arg) {
+    struct park_run *r = arg;
+    for (int i = 0; i < NPARK; i++)
+        BR_CHECK_OK(br_loop_run_until_complete(r->loop, r->fs[i]));
+    BR_CHECK_OK(br_loop_run_until_complete(r->loop, r->holder));
+}
+
+/* A permutation of 0..n-1 (a fixed LCG: the same scramble every run). */
+static void scramble(int *p, int n, uint32_t seed) {
+    for (int i = 0; i < n; i++)
+        p[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        seed = seed * 1664525u + 1013904223u;
+        int j = (int)((seed >> 8) % (uint32_t)(i + 1));
+        int x = p[i];
+        p[i] = p[j];
+        p[j] = x;
+    }
+}
+
+static void parks_woken_out_of_order(void **state) {
+    (void)state;
+    struct park_run *r = calloc(1, sizeof *r);
+    BR_CHECK(r != NULL);
+    BR_CHECK_OK(br_sem_init(&r->sem, 0));
+    BR_CHECK_OK(br_queue_new(&r->q, NULL));
+    BR_CHECK_OK(br_lock_init(&r->lock));
+    BR_CHECK_OK(br_cond_init_lock(&r->cond, &r->lock));
+    BR_CHECK_OK(br_event_init(&r->never));
+    BR_CHECK_OK(br_lock_init(&r->lock2));
+    BR_CHECK_OK(br_cond_init_lock(&r->cond2, &r->lock2));
+    BR_CHECK_OK(br_event_init(&r->go_holder));
+    BR_CHECK_OK(br_sem_init(&r->second, 3));
+    atomic_init(&r->in_second, 0);
+    atomic_init(&r->most_second, 0);
+    atomic_init(&r->announced, 0);
+    r->turn = -1; /* no turn until every task is in */
+    int ncond = 0, ncount[PK_KINDS] = {0};
+    int *perm = calloc(NPARK, sizeof *perm);
+    BR_CHECK(perm != NULL);
+    scramble(perm, NPARK, 7);
+    for (int i = 0; i < NPARK; i++) {
+        ncount[i % PK_KINDS]++;
+        BR_CHECK_OK(br_future_new(&r->fut[i]));
+    }
+    /* Cond ranks: the cond tasks in perm's order. */
+    for (int k = 0; k < NPARK; k++)
+        if (perm[k] % PK_KINDS == PK_COND)
+            r->rank[perm[k]] = ncond++;
+    r->nnested = ncount[PK_NESTED];
+    BR_CHECK_OK(br_loop_new(&r->loop));
+    for (int i = 0; i < NPARK; i++) {
+        struct park_arg a = {r, i};
+        BR_CHECK_OK(br_create_task_opts(r->loop, park_task, &a, sizeof a, &shared, &r->fs[i]));
+    }
+    BR_CHECK_OK(br_create_task_opts(r->loop, park_holder, &r, sizeof r, &shared, &r->holder));
+    br_thread *th;
+    BR_CHECK_OK(br_thread_start(&th, park_loop_main, r, NULL));
+    int64_t guard = br_test_hang_guard();
+    while (atomic_load(&r->announced) < NPARK) { /* all but the last are parked then */
+        BR_CHECK(br_now() < guard);
+        br_sleep(BR_MSEC);
+    }
+    /* Wake them in perm's order, one wait at a time: a unit, an item, a future; the
+     * nested ones halfway through (the holder). */
+    int64_t item = 0;
+    for (int k = 0; k < NPARK; k++) {
+        int i = perm[k];
+        if (k == NPARK / 2)
+            BR_CHECK_OK(br_event_set(&r->go_holder));
+        switch (i % PK_KINDS) {
+        case PK_SEM:
+            BR_CHECK_OK(br_sem_release(&r->sem, 1));
+            break;
+        case PK_QUEUE:
+            BR_CHECK_OK(br_queue_put(r->q, (void *)(intptr_t)item++, br_test_hang_guard()));
+            break;
+        case PK_FUTURE:
+            BR_CHECK_OK(br_future_set_result_i64(r->fut[i], 3 * (int64_t)i + 1));
+            break;
+        default:
+            break;
+        }
+    }
+    BR_CHECK_OK(br_lock_acquire(&r->lock, guard)); /* the first turn */
+    r->turn = 0;
+    BR_CHECK_OK(br_cond_notify_all(&r->cond));
+    BR_CHECK_OK(br_lock_release(&r->lock));
+    BR_CHECK_OK(br_thread_join(th, guard));
+    br_thread_free(th);
+    /* Every wait ended in its own task with its own value. */
+    unsigned char *seen = calloc((size_t)ncount[PK_QUEUE], 1);
+    unsigned char *seen2 = calloc((size_t)ncount[PK_NESTED], 1);
+    BR_CHECK(seen != NULL && seen2 != NULL);
+    for (int i = 0; i < NPARK; i++) {
+        int64_t v = -2;
+        BR_CHECK_OK(br_future_result_i64(r->fs[i], BR_NOWAIT, &v));
+        switch (i % PK_KINDS) {
+        case PK_QUEUE:
+            BR_CHECK(v >= 0 && v < ncount[PK_QUEUE] && !seen[v]);
+            seen[v] = 1;
+            break;
+        case PK_FUTURE:
+            BR_CHECK_EQ(v, 3 * (int64_t)i + 1);
+            break;
+        case PK_COND:
+            BR_CHECK_EQ(v, r->rank[i]);
+            break;
+        case PK_NESTED:
+            BR_CHECK(v >= 0 && v < ncount[PK_NESTED] && !seen2[v]);
+            seen2[v] = 1;
+            break;
+        default:
+            BR_CHECK_EQ(v, 0);
+            break;
+        }
+        br_future_release(r->fs[i]);
+        br_future_release(r->fut[i]);
+    }
+    free(seen);
+    free(seen2);
+    free(perm);
+    BR_CHECK_EQ(item, ncount[PK_QUEUE]);
+    BR_CHECK_EQ(r->turn, ncount[PK_COND]);
+    BR_CHECK_EQ(r->seq2, ncount[PK_NESTED]);
+    int64_t hv = -1;
+    BR_CHECK_OK(br_future_result_i64(r->holder, BR_NOWAIT, &hv));
+    BR_CHECK_EQ(hv, 0);
+    br_future_release(r->holder);
+    /* The nested lock waiters were park blocks, in both rounds. */
+    BR_CHECK(r->blocks_nested[0] >= 1 && r->blocks_nested[1] >= 1);
+    BR_CHECK_EQ(br_sem_value(&r->sem), 0);
+    BR_CHECK_EQ(br_sem_value(&r->second), 3);
+    BR_CHECK_EQ(atomic_load(&r->most_second), 3); /* the cap held, and was reached */
+    BR_CHECK_OK(br_loop_free(r->loop));
+    BR_CHECK_OK(br_sem_destroy(&r->second));
+    BR_CHECK_OK(br_event_destroy(&r->never));
+    BR_CHECK_OK(br_event_destroy(&r->go_holder));
+    BR_CHECK_OK(br_cond_destroy(&r->cond2));
+    BR_CHECK_OK(br_lock_destroy(&r->lock2));
+    BR_CHECK_OK(br_cond_destroy(&r->cond));
+    BR_CHECK_OK(br_lock_destroy(&r->lock));
+    BR_CHECK_OK(br_queue_free(r->q));
+    BR_CHECK_OK(br_sem_destroy(&r->sem));
+    free(r);
+}
+
+/* A shared-stack task's park memory is its cell's room (core/lib.h, park memory): NROOM
+ * tasks parked at once on an event take no park block from the thread; a condition's
+ * wait, whose lock is then taken while its waiter is still linked, takes one for the
+ * second. Run on a thread of its own, whose park blocks start empty. */
+enum { NROOM = 200 };
+
+struct room_run {
+    br_event go;
+    br_lock lock;
+    br_cond cond;
+    bool flag; /* under lock */
+    _Atomic int parked;
+    size_t blocks_parked, blocks_nested;
+};
+
+static int room_waiter(br_task *t) {
+    struct room_run *r = *(struct room_run *const *)br_task_arg(t, NULL);
+    atomic_fetch_add(&r->parked, 1);
+    BR_CHECK_OK(br_event_wait(&r->go, br_test_hang_guard()));
+    return br_task_return_i64(t, 1);
+}
+
+static int room_setter(br_task *t) {
+    struct room_run *r = *(struct room_run *const *)br_task_arg(t, NULL);
+    BR_CHECK_EQ(atomic_load(&r->parked), NROOM); /* every one parked before this ran */
+    r->blocks_parked = br__slab_count(&br__tls_now()->park_blocks);
+    BR_CHECK_OK(br_event_set(&r->go));
+    return br_task_return_i64(t, 0);
+}
+
+static int room_cond(br_task *t) {
+    struct room_run *r = *(struct room_run *const *)br_task_arg(t, NULL);
+    BR_CHECK_OK(br_lock_acquire(&r->lock, br_test_hang_guard()));
+    while (!r->flag)
+        BR_CHECK_OK(br_cond_wait(&r->cond, br_test_hang_guard()));
+    BR_CHECK_OK(br_lock_release(&r->lock));
+    return br_task_return_i64(t, 1);
+}
+
+static int room_notifier(br_task *t) {
+    struct room_run *r = *(struct room_run *const *)br_task_arg(t, NULL);
+    /* Holds the lock across the notify and a yield: the condition's task wakes and
+     * parks on the lock with its condition waiter still in its scope. */
+    BR_CHECK_OK(br_lock_acquire(&r->lock, br_test_hang_guard()));
+    r->flag = true;
+    BR_CHECK_OK(br_cond_notify_all(&r->cond));
+    for (int i = 0; i < 3; i++)
+        BR_CHECK_OK(br_aio_yield());
+    r->blocks_nested = br__slab_count(&br__tls_now()->park_blocks);
+    BR_CHECK_OK(br_lock_release(&r->lock));
+    return br_task_return_i64(t, 0);
+}
+
+static int room_main(br_task *t) {
+    struct room_run *r = *(struct room_run *const *)br_task_arg(t, NULL);
+    br_future **fs = calloc(NROOM + 1, sizeof *fs);
+    BR_CHECK(fs != NULL);
+    for (int i = 0; i < NROOM; i++)
+        BR_CHECK_OK(br_create_task_opts(NULL, room_waiter, &r, sizeof r, &shared, &fs[i]));
+    BR_CHECK_OK(br_create_task_opts(NULL, room_setter, &r, sizeof r, &shared, &fs[NROOM]));
+    BR_CHECK_OK(br_gather(fs, NROOM + 1, false, br_test_hang_guard()));
+    BR_CHECK_EQ(sum_and_release(fs, NROOM + 1), NROOM);
+    fs = calloc(2, sizeof *fs);
+    BR_CHECK(fs != NULL);
+    BR_CHECK_OK(br_create_task_opts(NULL, room_cond, &r, sizeof r, &shared, &fs[0]));
+    BR_CHECK_OK(br_create_task_opts(NULL, room_notifier, &r, sizeof r, &shared, &fs[1]));
+    BR_CHECK_OK(br_gather(fs, 2, false, br_test_hang_guard()));
+    BR_CHECK_EQ(sum_and_release(fs, 2), 1);
+    return 0;
+}
+
+static void room_thread(void *arg) {
+    struct room_run *r = arg;
+    run_main(room_main, &r, sizeof r);
+}
+
+static void a_wait_takes_its_cells_room(void **state) {
+    (void)state;
+    struct room_run r = {.flag = false};
+    BR_CHECK_OK(br_event_init(&r.go));
+    BR_CHECK_OK(br_lock_init(&r.lock));
+    BR_CHECK_OK(br_cond_init_lock(&r.cond, &r.lock));
+    atomic_init(&r.parked, 0);
+    br_thread *th;
+    BR_CHECK_OK(br_thread_start(&th, room_thread, &r, NULL));
+    BR_CHECK_OK(br_thread_join(th, br_test_hang_guard()));
+    br_thread_free(th);
+    BR_CHECK_EQ(r.blocks_parked, 0); /* NROOM waiters, all in their cells' rooms */
+    BR_CHECK_EQ(r.blocks_nested, 1); /* the lock's waiter beside the condition's */
+    BR_CHECK_OK(br_cond_destroy(&r.cond));
+    BR_CHECK_OK(br_lock_destroy(&r.lock));
+    BR_CHECK_OK(br_event_destroy(&r.go));
+}
+
 /* --- the loop's default; many alive ----------------------------------------------------- */
 
 #if defined(__SANITIZE_THREAD__)
@@ -544,4 +916,6 @@ static void loop_default_many_alive(void **state) {
 BR_TEST_MAIN(cmocka_unit_test(sem10_holder_copied_out), cmocka_unit_test(locals_survive_switches),
              cmocka_unit_test(woken_by_a_thread), cmocka_unit_test(timeout_scopes),
              cmocka_unit_test(frames_of_every_size), cmocka_unit_test(a_yield_fits_a_small_cell),
-             cmocka_unit_test(loop_default_many_alive))
+             cmocka_unit_test(loop_default_many_alive),
+             cmocka_unit_test(parks_woken_out_of_order),
+             cmocka_unit_test(a_wait_takes_its_cells_room))

@@ -33,6 +33,11 @@
  *                    br_map_new return BR_EBROKEN; shutdown and free end cleanly and
  *                    the ranks serve the next executor. Failing on rank 2 only: results
  *                    before the break are right, every later one is BR_EBROKEN
+ *   initializer_late_report
+ *                    an executor whose initializer fails on every rank, freed before
+ *                    the ranks' reports come, then one with an initializer that works:
+ *                    the late reports name the first's session and are dropped, every
+ *                    task of the second runs (three rounds)
  *   rank_killed      a worker rank SIGKILLs itself mid-task: Open MPI ends the whole job
  *                    (rank 0 included) before the future resolves. Run by
  *                    expect_abort.cmake, which checks exactly that (docs/mpi.md, "When a
@@ -523,6 +528,50 @@ static void initializer_breaks(void **state) {
     BR_CHECK_OK(br_executor_free(ex));
 }
 
+/* Two executors with initializers in a row: the first's initializer fails on every
+ * rank, and it is freed before it can have read the ranks' reports (it sends its
+ * SESSION and, with nothing submitted, ends once the sends are done); the reports then
+ * reach the second, whose initializer works on every rank. They name the first's
+ * session, so the second drops them: every task of it runs. (Without the session
+ * number in the report, the second broke on them: its tasks failed with BR_EBROKEN.)
+ * Three rounds, the last with a task submitted to the failing executor first. */
+static void initializer_late_report(void **state) {
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        br_executor *bad = make_failing(0);
+        br_future *f = NULL;
+        if (round == 2) { /* a task: it fails with the break, or submit is refused */
+            int rc = br_submit_i64(bad, square_task, 3, &f);
+            if (rc == 0) {
+                check_broken(f);
+                br_future_release(f);
+            } else {
+                BR_CHECK_EQ(rc, BR_EBROKEN);
+            }
+        }
+        BR_CHECK_OK(br_executor_free(bad));
+        br_executor *ex = make_failing(-1); /* never fails: no rank is -1 */
+        enum { N = 32 };
+        br_future *fs[N];
+        for (int i = 0; i < N; i++)
+            BR_CHECK_OK(br_submit_i64(ex, square_task, i, &fs[i]));
+        for (int i = 0; i < N; i++) {
+            int64_t v = 0;
+            int rc = br_future_result_i64(fs[i], br_test_hang_guard(), &v);
+            if (rc != 0) {
+                int code = 0;
+                const char *msg = NULL;
+                (void)br_future_exception(fs[i], BR_NOWAIT, &code, &msg);
+                fail_msg("round %d, task %d: %s (%s)", round, i, br_err_name(rc),
+                         msg ? msg : "");
+            }
+            BR_CHECK_EQ(v, (int64_t)i * i);
+            br_future_release(fs[i]);
+        }
+        BR_CHECK_OK(br_executor_free(ex));
+    }
+}
+
 static void rank_killed(void **state) {
     (void)state;
     br_executor *ex = make(0);
@@ -550,6 +599,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(one_at_a_time), cmocka_unit_test(big_args),
         cmocka_unit_test(big_payloads),  cmocka_unit_test(spawn_ignored),
         cmocka_unit_test(initializer),   cmocka_unit_test(initializer_breaks),
+        cmocka_unit_test(initializer_late_report),
         cmocka_unit_test(rank_killed),
     };
     return br_test_main(tests, sizeof tests / sizeof tests[0], __FILE__, argc, argv);
