@@ -95,7 +95,7 @@ static void avail_push(br__cell_class *c, cslab *s) {
 static cslab *slab_map(size_t cell) {
     if (br__alloc_should_fail()) /* tests: the out-of-memory paths */
         return NULL;
-    cslab *s = br__map_aligned(SLAB);
+    cslab *s = br__map_aligned(SLAB, true);
     if (s == NULL)
         return NULL;
     s->cap = (uint32_t)(SLAB / cell - 1); /* slot 0: this header */

@@ -55,7 +55,7 @@ char *br__strdup(const char *s) {
 
 void br__free(void *p) { free(p); }
 
-void *br__map_aligned(size_t size) {
+void *br__map_aligned(size_t size, bool huge) {
     size_t len = 2 * size;
     char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
@@ -65,8 +65,11 @@ void *br__map_aligned(size_t size) {
         munmap(raw, (size_t)(p - raw));
     if (p + size < raw + len)
         munmap(p + size, (size_t)(raw + len - (p + size)));
-#ifdef MADV_HUGEPAGE
-    (void)madvise(p, size, MADV_HUGEPAGE); /* a hint: THP may be off, that's fine */
+    /* Hints: THP may be off, or these flags unknown, and that's fine. */
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+    (void)madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+#else
+    (void)huge;
 #endif
     return p;
 }

@@ -79,12 +79,13 @@ BR__EXT void br__free(void *p);
 /* For an allocator that maps its own memory (the future slabs): counts as one
  * allocation of the seam and says whether the test hook wants it to fail. */
 bool br__alloc_should_fail(void);
-/* Maps `size` bytes (a power of two, a multiple of the page) aligned to `size` and
- * marked MADV_HUGEPAGE (a 2 MiB slab is then one huge page where transparent huge
- * pages are on); NULL if it can't. Not counted by the seam: callers ask
- * br__alloc_should_fail first. Give it back with munmap(p, size). For the slab
- * allocators (future/blocks.c, aio/cells.c). */
-void *br__map_aligned(size_t size);
+/* Maps `size` bytes (a power of two, a multiple of the page) aligned to `size`,
+ * marked MADV_HUGEPAGE if huge (a 2 MiB slab is then one huge page where transparent
+ * huge pages are on), else MADV_NOHUGEPAGE (4 KiB pages even where THP is "always");
+ * NULL if it can't. Not counted by the seam: callers ask br__alloc_should_fail first.
+ * Give it back with munmap(p, size). For the slab allocators (future/blocks.c: small
+ * pages, aio/cells.c: huge). */
+void *br__map_aligned(size_t size, bool huge);
 /* Frees an object of n bytes that callers hold handles to (a queue, a map, a pool...).
  * Debug builds (no NDEBUG) first fill it with BR__POISON_BYTE, so that a stale handle
  * fails loudly even without ASan: its magic no longer matches and the pointers in it

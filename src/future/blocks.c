@@ -93,6 +93,7 @@
  */
 #include "future/private.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,8 +118,14 @@ enum {
     CAP = SLOTS - 1,            /* blocks per slab */
     BATCH = BR__BLOCK_BATCH,
     KEEP_FLOOR = 1,             /* empty slabs never given back (2 MiB) */
-    SPARE_MAX = 2               /* slabs grown ahead at most (4 MiB) */
+    SPARE_MAX = 2,              /* slabs grown ahead at most (4 MiB) */
+    PAGE = 4096,
+    TOUCH_CHUNK = 64 * 1024,    /* bytes a carve faults in ahead, with one madvise */
+    SMALL_RUN = 8               /* slabs mapped in 4 KiB pages after a slow huge one */
 };
+
+/* A huge slab's first fault slower than this: small pages are cheaper here ("Pages"). */
+#  define HUGE_SLOW_NS (2 * (int64_t)1000000)
 
 #  define DECAY_DEFAULT_NS (10 * (int64_t)1000000000)
 
@@ -129,8 +136,10 @@ typedef struct slab {
     int64_t empty_since;        /* on empties: when it became empty (br_now) */
     uint32_t nfree;             /* on the free list */
     uint32_t carved;            /* blocks handed out by carving so far (CAP: all) */
+    uint32_t touched;           /* bytes [0, touched) faulted in by a carve or a grower */
     bool on_partial;
     bool on_empties;
+    bool huge;                  /* mapped MADV_HUGEPAGE (else MADV_NOHUGEPAGE) */
 } slab;
 
 _Static_assert(sizeof(slab) <= BLOCK, "the header fits slot 0");
@@ -215,15 +224,34 @@ int64_t br__blocks_set_decay(int64_t ns) {
     return old;
 }
 
-/* A fresh SLAB-aligned slab (mapped outside the lock). NULL if out of memory. */
-static slab *slab_map(bool seam) {
+static _Atomic uint32_t small_left; /* fresh slabs still to map in 4 KiB pages */
+
+/* A fresh SLAB-aligned slab (mapped outside the lock, not touched yet), in huge pages
+ * unless a recent huge one was slow to fault in (*huge says which). NULL if out of
+ * memory. */
+static slab *slab_map(bool seam, bool *huge) {
     if (seam && br__alloc_should_fail()) /* tests: the out-of-memory paths */
         return NULL;
-    return br__map_aligned(SLAB);
+    uint32_t n = atomic_load_explicit(&small_left, memory_order_relaxed);
+    while (n > 0 && !atomic_compare_exchange_weak_explicit(&small_left, &n, n - 1,
+                                                           memory_order_relaxed,
+                                                           memory_order_relaxed))
+        ;
+    *huge = n == 0;
+    return br__map_aligned(SLAB, *huge);
+}
+
+/* A huge slab's first fault took ns: if that was slow, the next SMALL_RUN slabs are
+ * mapped in small pages, and the one after tries a huge page again. */
+static void judge_huge(int64_t ns) {
+    if (ns > HUGE_SLOW_NS)
+        atomic_store_explicit(&small_left, SMALL_RUN, memory_order_relaxed);
 }
 
 static void slab_reset(slab *s) {
+    bool huge = s->huge; /* the mapping's, kept while the slab is */
     memset(s, 0, sizeof *s);
+    s->huge = huge;
 }
 
 /* A slab was started: one more to grow ahead (at most SPARE_MAX pending). */
@@ -233,6 +261,30 @@ static void want_growth(void) {
            !atomic_compare_exchange_weak_explicit(&grow_wanted, &want, want + 1,
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
+}
+
+#  ifndef MADV_POPULATE_WRITE
+#    define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#  endif
+
+static _Atomic bool no_populate; /* the kernel doesn't know MADV_POPULATE_WRITE */
+
+/* Faults in [p, p + len) as writes would, with one call where the kernel can (p is
+ * page-aligned). Else the carver's writes fault the pages in one at a time. */
+static void populate(char *p, size_t len) {
+    if (atomic_load_explicit(&no_populate, memory_order_relaxed))
+        return;
+    if (madvise(p, len, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+        atomic_store_explicit(&no_populate, true, memory_order_relaxed);
+}
+
+/* The first TOUCH_CHUNK of a fresh slab, faulted in before it is used (outside the
+ * lock): for a huge slab that is its one fault of 2 MiB, timed. */
+static void first_touch(slab *s, bool huge) {
+    int64_t t0 = huge ? br_now() : 0;
+    populate((char *)s, TOUCH_CHUNK);
+    if (huge)
+        judge_huge(br_now() - t0);
 }
 
 /* Links blocks [from, from + n) of s into a chain, each marked dead. */
@@ -272,6 +324,7 @@ br_future *br__blocks_get(uint32_t *n) {
         return head;
     }
     slab *fresh = NULL;
+    bool huge = false;
     while (carving == NULL) {
         if (spare != NULL) { /* grown ahead by an idle thread: already touched */
             carving = spare;
@@ -292,11 +345,16 @@ br_future *br__blocks_get(uint32_t *n) {
             break;
         }
         br__ilock_unlock(&lock);
-        if (fresh == NULL && (fresh = slab_map(true)) == NULL)
-            return NULL;
+        if (fresh == NULL) {
+            if ((fresh = slab_map(true, &huge)) == NULL)
+                return NULL;
+            first_touch(fresh, huge); /* not under the lock: it may take milliseconds */
+        }
         br__ilock_lock(&lock);
         if (carving == NULL && partial == NULL) {
             slab_reset(fresh);
+            fresh->huge = huge;
+            fresh->touched = TOUCH_CHUNK;
             carving = fresh;
             fresh = NULL;
             nslabs++;
@@ -314,23 +372,35 @@ br_future *br__blocks_get(uint32_t *n) {
     s->carved += k;
     if (s->carved == CAP)
         carving = NULL;
+    /* The pages of the blocks carved now, and the rest of a TOUCH_CHUNK, faulted in
+     * with one call (outside the lock) instead of a fault per page. */
+    uint32_t pop_from = s->touched, pop_to = pop_from;
+    uint32_t need = (s->carved + 1) * (uint32_t)BLOCK; /* the end of the last block */
+    if (need > pop_from) {
+        pop_to = (need + PAGE - 1) & ~(uint32_t)(PAGE - 1);
+        if (pop_to < pop_from + TOUCH_CHUNK)
+            pop_to = pop_from + TOUCH_CHUNK < SLAB ? pop_from + TOUCH_CHUNK : SLAB;
+        s->touched = pop_to;
+    }
     br__ilock_unlock(&lock);
     if (fresh)
         munmap(fresh, SLAB); /* raced with another thread's new slab */
+    if (pop_to > pop_from)
+        populate((char *)s + pop_from, pop_to - pop_from);
     *n = k;
     return carve(s, from, k); /* reserved: nobody else touches these blocks */
 }
 
-#  ifndef MADV_POPULATE_WRITE
-#    define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#  endif
-
-/* Faults in every page of s, as a write would. */
-static void slab_touch(slab *s) {
-    if (madvise(s, SLAB, MADV_POPULATE_WRITE) == 0)
-        return;
-    for (size_t off = 0; off < SLAB; off += 4096) /* older kernels: touch each page */
-        ((volatile char *)s)[off] = 0;
+/* Faults in every page of s, as a write would; a huge slab's fault is timed. */
+static void slab_touch(slab *s, bool huge) {
+    int64_t t0 = huge ? br_now() : 0;
+    if (atomic_load_explicit(&no_populate, memory_order_relaxed) ||
+        madvise(s, SLAB, MADV_POPULATE_WRITE) != 0) {
+        for (size_t off = 0; off < SLAB; off += PAGE) /* older kernels: each page */
+            ((volatile char *)s)[off] = 0;
+    }
+    if (huge)
+        judge_huge(br_now() - t0);
 }
 
 bool br__blocks_grow_ahead(void) {
@@ -354,14 +424,16 @@ bool br__blocks_grow_ahead(void) {
         nbare--;
     }
     br__ilock_unlock(&lock);
-    bool mapped = false;
+    bool mapped = false, huge = s != NULL && s->huge; /* a bare slab's header stays */
     /* Not through the allocation seam: an idle worker's growth must not use up the
      * failures a test arranged for the submitting thread. */
-    if (s == NULL && (s = slab_map(false)) != NULL)
+    if (s == NULL && (s = slab_map(false, &huge)) != NULL)
         mapped = true;
     if (s != NULL) {
-        slab_touch(s);
+        slab_touch(s, huge && mapped); /* a bare one faulted in with its header: not timed */
         slab_reset(s);
+        s->huge = huge;
+        s->touched = SLAB;
     }
     br__ilock_lock(&lock);
     ngrowing--;
@@ -389,9 +461,11 @@ static void trim_decayed(int64_t now) {
         partial_unlink(s);
         nfree_total -= CAP;
         nslabs--;
+        bool huge = s->huge;
         br__ilock_unlock(&lock);
         madvise(s, SLAB, MADV_DONTNEED);
         br__ilock_lock(&lock);
+        s->huge = huge; /* the header reads zeros now: only the mapping's kind survives */
         s->next = bare;
         bare = s;
         nbare++;
@@ -435,8 +509,11 @@ void br__blocks_fork_parent(void) {
         uintptr_t from = (uintptr_t)block_at(carving, carving->carved);
         from = (from + 4095) & ~(uintptr_t)4095;
         uintptr_t end = (uintptr_t)carving + SLAB;
-        if (from < end)
+        if (from < end) {
             (void)madvise((void *)from, end - from, MADV_DONTNEED);
+            if (carving->touched > from - (uintptr_t)carving)
+                carving->touched = (uint32_t)(from - (uintptr_t)carving);
+        }
     }
     br__ilock_unlock(&lock);
 }
