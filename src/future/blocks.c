@@ -64,13 +64,21 @@
  *
  * Growing ahead. What must be touched is best touched off the critical path: when a
  * get starts carving a slab it adds one to `grow_wanted` (at most SPARE_MAX), and a
- * thread with nothing better to do (a pool worker that ran out of work, before it
- * spins) calls br__blocks_grow_ahead, which maps a slab (or takes a bare one), faults
- * it in outside the lock and puts it on `spare`, one per wanted slab, at most
- * SPARE_MAX. The next get that needs a slab takes a spare before any bare or new one;
- * a get that finds none doesn't wait for one, it maps its own. So a submitting thread
- * that outruns the recycling finds its next slab ready, paid for by workers that are
- * idle because the submitter is the bottleneck. Spares count as mapped, not as slabs:
+ * pool worker calls br__blocks_grow_ahead when it runs out of work (before it spins)
+ * and, when `grow_wanted` isn't 0 (one relaxed load), after each task; the call maps a
+ * slab (or takes a bare one), faults it in outside the lock and puts it on `spare`,
+ * one per wanted slab, at most SPARE_MAX. The next get that needs a slab takes a spare
+ * before any bare or new one; a get that finds none doesn't wait for one, it maps its
+ * own. So a submitting thread that outruns the recycling finds its next slab ready,
+ * paid for by a worker. (Until 2026-12-08 only the idle path grew, and a submitter
+ * that outruns the workers keeps them busy: in W3 submit-2 they went idle about once
+ * per 3 ms while a slab lasted 0.5 ms, and the submitter faulted 4-7 of 7 slabs
+ * itself, 58-60 of 62 in N2's cold million. The task that follows a growth waits for
+ * it, up to a few ms; the other workers can steal meanwhile.) A grower declines when
+ * a slab's worth of blocks is free already (those come first; the next slab is at
+ * least that far off); it used to decline when any slab had a free block, which a
+ * program that releases some futures while it grows always has. Spares count as
+ * mapped, not as slabs:
  * a program whose futures stop growing holds at most SPARE_MAX slabs beyond them
  * (growers in flight count against SPARE_MAX too). A grower's mapping doesn't go
  * through the allocation seam: a test's injected failures are the submitter's.

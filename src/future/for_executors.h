@@ -147,10 +147,17 @@ BR__EXT void br__task_abandon(br_task *t, int code);
  * which must not end early whatever happens. f must be live. */
 void br__future_wait_done_nocancel(br_future *f);
 
-/* For a worker with nothing to do, before it spins (blocks.c, "Growing ahead"): if
+/* For a worker with nothing to do, before it spins, or after a task when
+ * br__blocks_growth_wanted() (blocks.c, "Growing ahead"): if
  * the future blocks started a slab since the last call, faults in the next one ahead
  * of need, so that a submitter outrunning the recycling doesn't pay for fresh pages.
  * True if it did that (it took a while: up to a few ms); false at once otherwise. */
 bool br__blocks_grow_ahead(void);
+/* Whether a call of br__blocks_grow_ahead would have something to do (a relaxed load:
+ * cheap enough for a worker to ask after every task). */
+extern _Atomic int br__blocks_grow_wanted[];
+static inline bool br__blocks_growth_wanted(void) {
+    return atomic_load_explicit(&br__blocks_grow_wanted[0], memory_order_relaxed) != 0;
+}
 
 #endif

@@ -315,6 +315,77 @@ static void grows_ahead_past_a_few_free_blocks(void **state) {
     free(more);
 }
 
+/* A pool worker that never runs out of work still grows ahead: after a task, if a slab
+ * was started meanwhile (a submitter outrunning the workers keeps them busy, so they
+ * never reach the idle path that grew spares before). One worker, kept busy by a task
+ * waiting on a gate while the test starts a slab; the worker's next task is queued
+ * already, so it goes from the first task to the second without idling: the spare the
+ * test finds when the second task has started was grown between the two. */
+typedef struct {
+    br_future *gate, *started;
+} gated_arg;
+
+static int gated_task(br_task *t) {
+    gated_arg *a;
+    memcpy(&a, br_task_arg(t, NULL), sizeof a);
+    (void)br_future_set_result_i64(a->started, 1);
+    int rc = br_future_wait(a->gate, br_test_hang_guard());
+    return br_task_return_i64(t, rc);
+}
+
+static void busy_worker_grows_ahead(void **state) {
+    (void)state;
+    size_t cap = stats().slab_blocks;
+    if (cap == 0)
+        skip(); /* ASan: no slabs */
+    br_executor *ex;
+    BR_CHECK_OK(br_threadpool_new(&ex, &(br_threadpool_opts){.max_workers = 1}));
+    gated_arg a1, a2;
+    br_test_futures_new(&a1.gate, 1);
+    br_test_futures_new(&a1.started, 1);
+    br_test_futures_new(&a2.gate, 1);
+    br_test_futures_new(&a2.started, 1);
+    gated_arg *p1 = &a1, *p2 = &a2;
+    br_future *f1, *f2;
+    BR_CHECK_OK(br_submit(ex, gated_task, &p1, sizeof p1, &f1));
+    BR_CHECK_OK(br_future_wait(a1.started, br_test_hang_guard()));
+    /* The worker is in the first task: whatever it grew before is done. Take every
+     * growth wanted so far here, then carve until a get starts a slab itself. */
+    while (br__blocks_grow_ahead())
+        ;
+    struct br__blocks_stats st = stats();
+    size_t started0 = st.get_started, grown0 = st.grown;
+    br_future **fs = malloc(3 * cap * sizeof *fs);
+    BR_CHECK(fs != NULL);
+    size_t made = 0;
+    while (stats().get_started == started0) {
+        BR_CHECK(made < 3 * cap);
+        br_test_futures_new(&fs[made++], 1);
+    }
+    BR_CHECK_EQ(stats().spares, 0);
+    BR_CHECK_OK(br_submit(ex, gated_task, &p2, sizeof p2, &f2));
+    BR_CHECK_EQ(stats().grown, grown0); /* nobody grew meanwhile */
+    BR_CHECK_OK(br_future_set_result_i64(a1.gate, 0));
+    BR_CHECK_OK(br_future_wait(a2.started, br_test_hang_guard()));
+    st = stats();
+    BR_CHECK_EQ(st.grown, grown0 + 1);
+    BR_CHECK_EQ(st.spares, 1);
+    BR_CHECK_OK(br_future_set_result_i64(a2.gate, 0));
+    int64_t v = -1;
+    BR_CHECK_OK(br_future_result_i64(f1, br_test_hang_guard(), &v));
+    BR_CHECK_EQ(v, 0);
+    BR_CHECK_OK(br_future_result_i64(f2, br_test_hang_guard(), &v));
+    BR_CHECK_EQ(v, 0);
+    BR_CHECK_OK(br_executor_shutdown(ex, true, false));
+    br_executor_free(ex);
+    br_future_release(f1);
+    br_future_release(f2);
+    br_future *gates[] = {a1.gate, a1.started, a2.gate, a2.started};
+    br_test_futures_release(gates, 4);
+    br_test_futures_release(fs, made);
+    free(fs);
+}
+
 /* --- recycling stress through the thread pool --------------------------------------- */
 
 static int count_task(br_task *t) {
@@ -433,4 +504,5 @@ static void recycling_stress(void **state) {
 BR_TEST_MAIN(cmocka_unit_test(given_back_at_once), cmocka_unit_test(kept_in_steady_state),
              cmocka_unit_test(given_back_after_decay), cmocka_unit_test(out_of_memory),
              cmocka_unit_test(grows_ahead), cmocka_unit_test(grows_ahead_past_a_few_free_blocks),
+             cmocka_unit_test(busy_worker_grows_ahead),
              cmocka_unit_test(recycling_stress))

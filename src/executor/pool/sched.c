@@ -715,6 +715,10 @@ void *br__pool_worker_main(void *arg) {
             propagate(p);
         }
         br__pool_run(w, t);
+        /* A submitter that outruns the workers keeps them busy, and they would never
+         * grow ahead from idle_wait: the slab it needs next is faulted in here. */
+        if (BR__UNLIKELY(br__blocks_growth_wanted()))
+            (void)br__blocks_grow_ahead();
     }
     br__pool_self = NULL;
     br__tls_v.name = NULL;
