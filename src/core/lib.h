@@ -36,17 +36,8 @@
 
 #define BR__CACHELINE 64
 
-/* BR__EXT: an internal function the extension libraries (libbraid_http, libbraid_mpi)
- * call. libbraid.so hides every br__ name (visibility hidden); these few are exported
- * under the version node BRAID_PRIVATE (src/braid.map), which is not API: no header is
- * installed for them, and they change with any release. A new internal call from
- * src/http or src/mpi into libbraid needs BR__EXT on its declaration, or the shared
- * extension library fails to link ("undefined reference"). */
-#if defined(__GNUC__)
-#  define BR__EXT __attribute__((visibility("default")))
-#else
-#  define BR__EXT
-#endif
+/* BR__EXT (an internal function the extension libraries call) is defined in
+ * platform/platform.h, included above, so that the platform layer can mark its own. */
 
 /* Checks at compile time that an opaque public storage type can hold the real struct:
  * `BR__CHECK_STORAGE(br_lock, struct lock_impl);` */

@@ -1486,7 +1486,7 @@ static bool spawned_lost(void) {
     if (g_spawned == 0 || g_lost)
         return g_lost;
     for (int r = 1; r <= g_spawned; r++)
-        if (kill(g_worker_pids[r], 0) != 0 && errno == ESRCH)
+        if (br__pid_gone(g_worker_pids[r]))
             g_lost = true;
     return g_lost;
 }
@@ -1505,7 +1505,7 @@ static void lose_workers(mpx *m) {
     static const char why[] = "the worker died (Open MPI ended the spawned workers' job)";
     int dead = 1;
     for (int r = 1; r <= g_spawned; r++)
-        if (kill(g_worker_pids[r], 0) != 0 && errno == ESRCH) {
+        if (br__pid_gone(g_worker_pids[r])) {
             dead = r;
             break;
         }

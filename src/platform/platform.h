@@ -37,6 +37,19 @@
 
 #include "braid/core.h"
 
+/* BR__EXT: an internal function the extension libraries (libbraid_http, libbraid_mpi)
+ * call. libbraid.so hides every br__ name (visibility hidden); these few are exported
+ * under the version node BRAID_PRIVATE (src/braid.map), which is not API: no header is
+ * installed for them, and they change with any release. A new internal call from
+ * src/http or src/mpi into libbraid needs BR__EXT on its declaration, or the shared
+ * extension library fails to link ("undefined reference"). Defined here, the first
+ * internal header every layer includes (core/lib.h includes this one). */
+#if defined(__GNUC__)
+#  define BR__EXT __attribute__((visibility("default")))
+#else
+#  define BR__EXT
+#endif
+
 /* --- futex (linux/futex.c) ---------------------------------------------------------
  *
  * The one primitive every blocking path ends in: the thread parker, br__ilock and the
@@ -222,12 +235,13 @@ int br__spawn(const br__spawn_req *r, pid_t *pid);
 /* --- process liveness (linux/liveness.c): the cross-process queue and pipe ----------
  *
  * Whether a process that holds a shared lock or streams a message still runs, for the
- * sleepers that watch it (process/mp_ring.c). */
+ * sleepers that watch it (process/mp_ring.c), and whether a spawned MPI worker does. */
 
 /* True when no process `pid` runs any more: it doesn't exist, or it has died and waits
  * to be reaped (a zombie, which kill(pid, 0) would still find). A recycled pid reads as
- * alive: callers accept that (it takes a pid wrap-around within one holder's death). */
-bool br__pid_gone(int pid);
+ * alive: callers accept that (it takes a pid wrap-around within one holder's death).
+ * Also the MPI executor's check of its spawned workers. */
+BR__EXT bool br__pid_gone(int pid);
 
 /* --- fdpass (linux/fdpass.c): the process pool's descriptors and workers -------------
  *
