@@ -303,8 +303,12 @@ void br__park_put(void *p) {
         *t->park_room_busy = false;
         return;
     }
-    br__slab_put(&t->park_blocks, p);
+    /* Poisoned before the put: the put may unmap the block's slab (its last block, not
+     * the one kept), and a poison after that would mark memory no longer ours, which a
+     * later mapping at that address (a stack) would inherit as false reports. The first
+     * word stays unpoisoned for the put's free-list link. */
     PARK_FREED(p);
+    br__slab_put(&t->park_blocks, p);
 }
 
 /* The fallback of br__tls_now() (core/lib.h) where no asm sequence is written: opaque to
