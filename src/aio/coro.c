@@ -191,15 +191,11 @@ static const char *name_of(const br__coro *co, char *buf) {
     if (!co->numbered)
         return co->name;
     char d[24];
-    size_t n = 0, p = 0;
-    uint64_t v = co->id;
-    do
-        d[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
+    size_t n = br__fmt_u(d, co->id, 10), p = 0;
     while (co->name[p] && p < BR__CORO_NAME_MAX - 1 - n)
         buf[p] = co->name[p], p++;
     for (size_t i = 0; i < n; i++)
-        buf[p + i] = d[n - 1 - i];
+        buf[p + i] = d[i];
     buf[p + n] = '\0';
     return buf;
 }

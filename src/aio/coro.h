@@ -142,6 +142,10 @@ void br__coro_free(br__coro *co);
 br__coro_state br__coro_state_of(const br__coro *co);
 /* Its name: the one it was given, or its prefix and id written into buf. */
 const char *br__coro_name(const br__coro *co, char buf[BR__CORO_NAME_MAX]);
+/* Writes v in base (2..16) at out, no terminator, and returns the digits' count (at
+ * most 20 in base 10). Async-signal-safe: the overflow handler and the names use it
+ * (aio/stack.c). */
+size_t br__fmt_u(char *out, uint64_t v, unsigned base);
 /* Its id: the one given in its opts, or a fresh one (those grow). */
 uint64_t br__coro_id(const br__coro *co);
 /* A pointer the scheduler keeps with the coroutine (the loop's task). */

@@ -384,7 +384,7 @@ static struct sigaction prev_segv;
 static _Atomic int handler_state; /* 0 none, 1 installing, 2 installed */
 static pthread_key_t alt_key;
 
-static size_t fmt_u(char *out, uint64_t v, unsigned base) {
+size_t br__fmt_u(char *out, uint64_t v, unsigned base) {
     char tmp[24];
     size_t n = 0;
     do {
@@ -410,10 +410,10 @@ _Noreturn void br__stack_overflow_report(const char *name, size_t size, const vo
     n = put_s(buf, n, cap, "braid: coroutine '");
     n = put_s(buf, n, cap, name ? name : "?");
     n = put_s(buf, n, cap, "' overflowed its stack (");
-    num[fmt_u(num, size >> 10, 10)] = 0;
+    num[br__fmt_u(num, size >> 10, 10)] = 0;
     n = put_s(buf, n, cap, num);
     n = put_s(buf, n, cap, " KiB) at 0x");
-    num[fmt_u(num, (uint64_t)(uintptr_t)addr, 16)] = 0;
+    num[br__fmt_u(num, (uint64_t)(uintptr_t)addr, 16)] = 0;
     n = put_s(buf, n, cap, num);
     if (canary)
         n = put_s(buf, n, cap, " (canary)");

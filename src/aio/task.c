@@ -138,16 +138,8 @@ _Static_assert(BR__CELL_ROOM >= BR__PARK_BLOCK, "the room holds a park block");
 const char *br__atask_name(const br__atask *a, char buf[32]) {
     if (a->uname)
         return a->uname;
-    char d[24];
-    size_t n = 0;
-    uint64_t v = a->id;
-    do
-        d[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
     memcpy(buf, "Task-", 5);
-    for (size_t i = 0; i < n; i++)
-        buf[5 + i] = d[n - 1 - i];
-    buf[5 + n] = '\0';
+    buf[5 + br__fmt_u(buf + 5, a->id, 10)] = '\0';
     return buf;
 }
 
