@@ -110,6 +110,8 @@ void *br__slab_get(br__slab_class *c, size_t block);
 void br__slab_put(br__slab_class *c, void *p);
 /* The slabs c has mapped now, and how many blocks a slab holds (for tests). */
 size_t br__slab_count(const br__slab_class *c);
+/* The blocks of c in use now (for tests). */
+size_t br__slab_live(const br__slab_class *c);
 size_t br__slab_blocks(size_t block);
 /* Unmaps every slab of c (no block is in use) and empties c. */
 void br__slab_fini(br__slab_class *c);

@@ -142,6 +142,13 @@ void br__slab_put(br__slab_class *c, void *p) {
     slab_unmap(s);
 }
 
+size_t br__slab_live(const br__slab_class *c) {
+    size_t n = 0;
+    for (const slab *s = c->all; s; s = s->anext)
+        n += s->live;
+    return n;
+}
+
 size_t br__slab_count(const br__slab_class *c) {
     size_t n = 0;
     for (const slab *s = c->all; s; s = s->anext)

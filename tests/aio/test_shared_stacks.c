@@ -479,7 +479,7 @@ struct park_run {
     int64_t seq2;       /* under lock2 */
     int waiting3, nnested; /* under lock2: in the second round's wait; of how many */
     br_event go_holder; /* set by the waking thread halfway through */
-    size_t blocks_nested[2]; /* the loop thread's park slabs while they waited on lock2 */
+    size_t blocks_nested[2]; /* park blocks in use while they waited on lock2 */
     br_future *holder;
     br_sem second;      /* every task's second wait, 3 units */
     _Atomic int in_second, most_second, announced;
@@ -566,7 +566,7 @@ static int park_holder(br_task *t) {
         BR_CHECK_OK(br_cond_notify_all(&r->cond2));
         for (int i = 0; i < 3; i++)
             BR_CHECK_OK(br_aio_yield());
-        r->blocks_nested[round] = br__slab_count(&br__tls_now()->park_blocks);
+        r->blocks_nested[round] = br__slab_live(&br__tls_now()->park_blocks);
         BR_CHECK_OK(br_lock_release(&r->lock2));
     }
     return br_task_return_i64(t, 0);

@@ -767,6 +767,7 @@ static int dumps(br_task *t) {
     char *buf = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&buf, &len);
+    BR_CHECK(mem != NULL);
     size_t n = br_aio_dump(mem);
     fclose(mem);
     BR_CHECK_EQ(n, 2);
@@ -827,6 +828,7 @@ static int names_main(br_task *t) {
     char *buf = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&buf, &len);
+    BR_CHECK(mem != NULL);
     BR_CHECK_EQ(br_aio_dump(mem), NNAMED + 1);
     fclose(mem);
     for (int i = 0; i <= NNAMED; i++) {
