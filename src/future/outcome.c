@@ -32,11 +32,15 @@ int br__outcome_bytes_heap(br__outcome *o, const void *data, size_t len) {
     if (heap == NULL)
         return BR_ENOMEM;
     memcpy(heap, data, len);
+    br__outcome_heap(o, heap, len);
+    return 0;
+}
+
+void br__outcome_heap(br__outcome *o, void *heap, size_t len) {
     o->kind = BR__R_HEAP;
     o->len = 0;
     o->r.heap.p = heap;
     o->r.heap.len = len;
-    return 0;
 }
 
 void br__outcome_ptr(br__outcome *o, void *ptr, void (*dtor)(void *ptr)) {

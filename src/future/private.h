@@ -160,6 +160,8 @@ typedef struct br__outcome {
  * bytes are the common case and inline here; longer ones and messages are in
  * outcome.c. */
 int br__outcome_bytes_heap(br__outcome *o, const void *data, size_t len); /* 0, BR_ENOMEM */
+/* o is heap's len bytes, heap (from br__malloc) owned by o from now on. */
+void br__outcome_heap(br__outcome *o, void *heap, size_t len);
 static inline int br__outcome_bytes(br__outcome *o, const void *data, size_t len) {
     if (BR__UNLIKELY(len > BR__INLINE_RESULT))
         return br__outcome_bytes_heap(o, data, len);

@@ -181,10 +181,7 @@ int br__task_result_adopt(br_task *t, void *heap, size_t len) {
         (void)br__outcome_bytes(&o, heap, len); /* inline: can't fail */
         br__free(heap);
     } else {
-        o.kind = BR__R_HEAP;
-        o.len = 0;
-        o.r.heap.p = heap;
-        o.r.heap.len = len;
+        br__outcome_heap(&o, heap, len);
     }
     br__outcome_put(f, &o);
     return 0;
