@@ -1159,12 +1159,12 @@ static void tp_wait_closed(br_executor *ex) {
 
 /* A claim in flight (sched.c, "Runs"): the claim hook keeps the first worker that
  * claims a run of the batch between its claim and the fill of its run, as a
- * preemption would: for 100 ms (tp_claim_arm), or until the pool is closed and
- * `linger` ns more (tp_claim_arm_closed: the shutdown tests, which thus never depend
- * on reaching shutdown in time); the tests below act meanwhile. */
+ * preemption would: until the test has acted (`acted` set) and 100 ms more
+ * (tp_claim_arm), or until the pool is closed and `linger` ns more
+ * (tp_claim_arm_closed: the shutdown tests); so no test depends on acting in time. */
 static struct {
     _Atomic int calls;
-    br_future *entered;
+    br_future *entered, *acted;
     br_executor *ex;
     int64_t linger;
 } tp_claim;
@@ -1172,6 +1172,7 @@ static struct {
 static void tp_claim_hook_sleep(void) {
     if (atomic_fetch_add(&tp_claim.calls, 1) == 0) {
         br_future_set_result_i64(tp_claim.entered, 0);
+        (void)br_future_wait(tp_claim.acted, tp_guard());
         br_sleep(100000000);
     }
 }
@@ -1185,8 +1186,9 @@ static void tp_claim_hook_closed(void) {
         br_sleep(tp_claim.linger);
 }
 
-static void tp_claim_arm(void) {
+static void tp_claim_arm(br_future *acted) {
     atomic_store(&tp_claim.calls, 0);
+    tp_claim.acted = acted;
     tp_claim.entered = tp_future();
     atomic_store_explicit(&br__pool_claim_hook, tp_claim_hook_sleep, memory_order_release);
 }
@@ -1271,7 +1273,7 @@ static int tp_pair_task(br_task *t) {
     if (br_task_arg_i64(t) == 0)
         return 0;
     if (atomic_fetch_add(&tp_pair.arrived, 1) == 0)
-        return br_future_wait(tp_pair.partner, br_deadline_after(5000000000)); /* held */
+        return br_future_wait(tp_pair.partner, tp_guard()); /* held */
     br_future_set_result_i64(tp_pair.partner, 0);
     return 0;
 }
@@ -1373,8 +1375,9 @@ static void threadpool_shutdown_wait_mover_holds(void **state) {
  * itself while a batch's tasks wait in a claim: sched.c, "Runs"). Both workers leave
  * a gated task at once with a batch of 10 on the stack: the first to look sleeps in
  * the move hook until the test says S is queued; the other moves the batch, runs its
- * oldest task and claims the other 9, and the claim hook holds it there for 100 ms.
- * The test then submits S and wakes the first, which moves S over: S must not start
+ * oldest task and claims the other 9, and the claim hook holds it there until S is
+ * queued and 100 ms more. The test then submits S and wakes the first, which moves S
+ * over: S must not start
  * before the 9 claimed tasks (all but one, taken just before it, have begun). */
 static struct {
     _Atomic int calls;
@@ -1414,7 +1417,7 @@ static void threadpool_mover_waits_for_claims(void **state) {
         atomic_store(&tp_mv.started, 0);
         atomic_store(&tp_mv.s_saw, -1);
         tp_mv.s_queued = tp_future();
-        tp_claim_arm();
+        tp_claim_arm(tp_mv.s_queued); /* held until S is queued, and 100 ms more */
         atomic_store_explicit(&br__pool_move_hook, tp_move_hook_wait, memory_order_release);
         br_future *fs[N + 1];
         size_t q;
@@ -1482,7 +1485,7 @@ static int tp_wk_gate_task(br_task *t) {
 
 static int tp_wk_task(br_task *t) {
     if (br_task_arg_i64(t) == 0)
-        return br_future_wait(tp_wk.all_done, br_deadline_after(5 * BR_SEC));
+        return br_future_wait(tp_wk.all_done, tp_guard());
     if (atomic_fetch_add(&tp_wk.done, 1) + 1 == 9)
         br_future_set_result_i64(tp_wk.all_done, 0);
     return 0;

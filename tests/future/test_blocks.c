@@ -81,7 +81,7 @@ static void check_all_back(void) {
 
 /* The process's resident anonymous memory, in KiB (RssAnon in /proc/self/status). */
 static long rss_anon_kib(void) {
-    FILE *fp = fopen("/proc/self/status", "r");
+    FILE *fp = fopen("/proc/self/status", "re");
     BR_CHECK(fp != NULL);
     char line[256];
     long kib = -1;

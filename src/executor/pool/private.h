@@ -46,6 +46,10 @@
  *     PAUSEs and then yields; a drain spins for it with sched_yield.
  *   - cancel_lock (a pthread mutex) serializes the cancel passes of concurrent
  *     shutdowns: only shutdown(cancel_futures) takes it.
+ *   - A claim in flight (sched.c, "Runs"): shutdown(cancel_futures)'s drain
+ *     (br__pool_drain_all) spins with sched_yield until no claim holds tasks that no
+ *     run shows yet, a few instructions unless the claiming worker is preempted, and
+ *     then until its next time slice; a worker looking for work does the same briefly.
  */
 #ifndef BRAID_EXECUTOR_POOL_PRIVATE_H
 #define BRAID_EXECUTOR_POOL_PRIVATE_H
