@@ -15,7 +15,13 @@
  *                  round trips in all (the client multiplexes them with poll)
  *   stream         one connection, 256 MiB sent by one client thread and read back by
  *                  another, MB/s
- * Figures: rps (round trips/s) and mb_per_s. braid's server is one loop on one thread
+ * Figures: rps (round trips/s) and mb_per_s, and for the round-trip variants
+ * rps_per_core: round trips per second of CPU time the server process used (all its
+ * threads, from the scheduler's /proc/PID/task/TID/schedstat before and after): the
+ * "per server core" figure. A one-connection ping-pong leaves the server idle most of
+ * the time (its wall time is the kernel's loopback wake-ups, the same for every
+ * server), and a runtime may spread its work over more threads than it is told to
+ * (Go's syscalls and netpoller): the CPU it burns is what a core is spent on. braid's server is one loop on one thread
  * with a coroutine per connection (br_start_server, br_stream_read/write/drain);
  * libuv's is one loop; Go's is a goroutine per connection on GOMAXPROCS threads as set
  * by the caller (GOMAXPROCS=1 for a per-core figure). Every echo is checked byte for
@@ -30,6 +36,7 @@
 #include <braid/stream.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -65,7 +72,10 @@ static int serve_main(br_task *t) {
     int port = (int)br_task_arg_i64(t);
     br_server *srv;
     BENCH_CHECK_OK(br_start_server(NULL, "127.0.0.1", port, echo_handler, NULL, &srv));
-    return br_aio_sleep(365 * 24 * 3600 * BR_SEC); /* until SIGTERM */
+    /* Until SIGTERM, with no timer pending: a far deadline would still be a timeout
+     * on every epoll_wait, which the peers' servers don't pay. */
+    static br_event never = BR_EVENT_INIT;
+    return br_event_wait(&never, BR_FOREVER);
 }
 
 static int serve(int port) {
@@ -161,8 +171,48 @@ static void recv_all(int fd, void *p, size_t n) {
     }
 }
 
+/* The server's CPU time so far, in seconds: the scheduler's run time (ns) of each of its
+ * threads, summed over /proc/PID/task/TID/schedstat. Exact, where utime and stime are
+ * sampled at the clock tick. A thread that has exited no longer counts: the servers
+ * here keep theirs. */
+static pid_t g_server;
+
+static double server_cpu(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)g_server);
+    DIR *d = opendir(path);
+    BENCH_CHECK(d != NULL);
+    unsigned long long ns = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[384];
+        snprintf(p, sizeof p, "%s/%s/schedstat", path, e->d_name);
+        FILE *f = fopen(p, "r");
+        if (f == NULL)
+            continue; /* the thread exited since readdir */
+        unsigned long long run = 0;
+        if (fscanf(f, "%llu", &run) == 1)
+            ns += run;
+        fclose(f);
+    }
+    closedir(d);
+    return (double)ns / 1e9;
+}
+
+/* Both figures of a round-trip variant: rps, and rps per core of server CPU. */
+static void emit_rt(const char *variant, const char *impl, long n, double s, double cpu) {
+    bench_emit("N5", variant, impl, "rps", n / s, "rps");
+    BENCH_CHECK(cpu > 0);
+    bench_note("%s %s: the server used %.3f s of CPU (%.2f cores), %.2f us per round trip",
+               impl, variant, cpu, cpu / s, cpu / n * 1e6);
+    bench_emit("N5", variant, impl, "rps_per_core", n / cpu, "rps/core");
+}
+
 static void pingpong(int port, size_t size, long n, const char *impl, const char *variant) {
     int fd = dial(port);
+    double c0 = server_cpu();
     char out[64], in[64];
     int64_t t0 = bench_now();
     for (long i = 0; i < n; i++) {
@@ -173,10 +223,11 @@ static void pingpong(int port, size_t size, long n, const char *impl, const char
         BENCH_CHECK(memcmp(in, out, size) == 0);
     }
     double s = bench_secs(t0, bench_now());
+    double cpu = server_cpu() - c0;
     close(fd);
     bench_note("%s %s: %ld round trips in %.3f s: %.0f rps, %.2f us each", impl, variant,
                n, s, n / s, s / n * 1e6);
-    bench_emit("N5", variant, impl, "rps", n / s, "rps");
+    emit_rt(variant, impl, n, s, cpu);
 }
 
 static void conns(int port, int nconn, long total, const char *impl, const char *variant) {
@@ -188,6 +239,7 @@ static void conns(int port, int nconn, long total, const char *impl, const char 
         p[i].events = POLLIN;
     }
     long per = total / nconn, done = 0;
+    double c0 = server_cpu();
     int64_t t0 = bench_now();
     char msg[64], in[64];
     for (int i = 0; i < nconn; i++) {
@@ -212,13 +264,14 @@ static void conns(int port, int nconn, long total, const char *impl, const char 
         }
     }
     double s = bench_secs(t0, bench_now());
+    double cpu = server_cpu() - c0;
     for (int i = 0; i < nconn; i++)
         close(p[i].fd);
     free(p);
     free(sent);
     bench_note("%s %s: %ld round trips on %d connections in %.3f s: %.0f rps", impl,
                variant, done, nconn, s, done / s);
-    bench_emit("N5", variant, impl, "rps", done / s, "rps");
+    emit_rt(variant, impl, done, s, cpu);
 }
 
 struct streamer {
@@ -298,6 +351,7 @@ int main(int argc, char **argv) {
     }
     int port = free_port();
     pid_t pid = start_server(cmd, port);
+    g_server = pid;
     const char *all[] = {"pingpong-1", "pingpong-64", "conns-64", "stream"};
     const char **vs = i < argc ? (const char **)argv + i : all;
     int nv = i < argc ? argc - i : 4;

@@ -49,7 +49,7 @@ import sys
 import time
 
 LOCK = "/tmp/braid-bench.lock"
-EXTRA_UNITS = {"faults_per_mtask": "faults/M tasks", "min_share": "of acquisitions"}
+EXTRA_UNITS = {"faults_per_mtask": "faults/M tasks", "min_share": "of acquisitions", "rps": "rps"}
 
 
 def fmt(v):

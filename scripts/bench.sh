@@ -687,19 +687,22 @@ echo_peers() {   # echo_peers VARIANT METRIC
 }
 ECHO_GOAL="ratio>1:libuv,go"
 ECHO_GOALTEXT="above libuv and Go, per server core"
-fig N5.echo-pingpong-1 "N5" higher "TCP echo, 1 connection, 1-byte round trips (rps)" "" "$ECHO_GOAL" "$ECHO_GOALTEXT"
-subject bench_echo pingpong-1 pingpong-1/rps
-echo_peers pingpong-1 rps
+fig N5.echo-pingpong-1 "N5" higher "TCP echo, 1 connection, 1-byte round trips (rps per core of server CPU; rps beside)" "" "$ECHO_GOAL" "$ECHO_GOALTEXT"
+subject bench_echo pingpong-1 pingpong-1/rps_per_core
+echo_peers pingpong-1 rps_per_core
+expect rps
 run
 
-fig N5.echo-pingpong-64 "N5" higher "TCP echo, 1 connection, 64-byte round trips (rps)" "" "$ECHO_GOAL" "$ECHO_GOALTEXT"
-subject bench_echo pingpong-64 pingpong-64/rps
-echo_peers pingpong-64 rps
+fig N5.echo-pingpong-64 "N5" higher "TCP echo, 1 connection, 64-byte round trips (rps per core of server CPU; rps beside)" "" "$ECHO_GOAL" "$ECHO_GOALTEXT"
+subject bench_echo pingpong-64 pingpong-64/rps_per_core
+echo_peers pingpong-64 rps_per_core
+expect rps
 run
 
-fig N5.echo-conns-64 "N5" higher "TCP echo, 64 connections, 200k round trips in all (rps)" "" "$ECHO_GOAL" "$ECHO_GOALTEXT"
-subject bench_echo conns-64 conns-64/rps
-echo_peers conns-64 rps
+fig N5.echo-conns-64 "N5" higher "TCP echo, 64 connections, 200k round trips in all (rps per core of server CPU; rps beside)" "" "$ECHO_GOAL" "$ECHO_GOALTEXT"
+subject bench_echo conns-64 conns-64/rps_per_core
+echo_peers conns-64 rps_per_core
+expect rps
 run
 
 fig N5.echo-stream "N5" higher "(extra) TCP echo, 256 MiB through one connection (MB/s)" "" "" ""
