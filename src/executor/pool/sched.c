@@ -167,9 +167,16 @@ BR__TLS struct worker *br__pool_self;
 /* Set by tests while workers run: atomic (stored with release, loaded with acquire). */
 void (*_Atomic br__pool_claim_hook)(void);
 void (*_Atomic br__pool_move_hook)(int where);
+void (*_Atomic br__pool_park_hook)(int where);
 
 static inline void move_hook(int where) {
     void (*h)(int) = atomic_load_explicit(&br__pool_move_hook, memory_order_acquire);
+    if (BR__UNLIKELY(h != NULL))
+        h(where);
+}
+
+static inline void park_hook(int where) {
+    void (*h)(int) = atomic_load_explicit(&br__pool_park_hook, memory_order_acquire);
     if (BR__UNLIKELY(h != NULL))
         h(where);
 }
@@ -590,10 +597,12 @@ static int park(struct worker *w) {
     struct pool *p = w->pool;
     BR__PARKED(br__waiter, wt);
     br__waiter_init(wt);
+    park_hook(BR__POOL_PARK_LINKING);
     br__ilock_lock(&p->idle.lock);
     br__wq_push_front(&p->idle, wt);
     atomic_fetch_add_explicit(&p->nsleeping, 1, memory_order_seq_cst);
     br__ilock_unlock(&p->idle.lock);
+    park_hook(BR__POOL_PARK_LINKED);
     /* Work appeared or the pool closed: leave the queue at once, unless a waker popped
      * us already, in which case its wake is ours (core rule 2). Once the pool is
      * closed, never park for good: can_exit can fail for a moment with no work behind
