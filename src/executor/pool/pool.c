@@ -35,7 +35,11 @@
  *   - else, if fewer than max_workers threads exist, start one (lazy start: "one more
  *     per submit while none is idle", as Python's _adjust_thread_count).
  * So a submit wakes at most one worker, and none when one is already searching. The
- * worker side of this Dekker pair, and why no wake-up is lost, is in sched.c.
+ * worker side of this Dekker pair, and why no wake-up is lost, is in sched.c. The
+ * first two answers, by far the most common (an idle pool has a spinner; a busy one
+ * is full), are decided inline in the submit (br__pool_signal_work, private.h): three
+ * loads of one line. Which lines a round trip moves between the submitter and a worker
+ * is in sched.c, "Lines".
  *
  * Shutdown. Sets the flags and CLOSED; with cancel_futures, drains the queues and asks
  * the running tasks to stop (cancel.c); wakes the submitters waiting for room and the
