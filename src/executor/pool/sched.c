@@ -141,10 +141,11 @@
  * the stack (pop_external) prefetches the newest task's two lines, the state line for
  * writing, before it takes fifo_lock: 3 and 5 overlap with 2. Left above the floor:
  * 2, 4 and, sometimes, 6. Prefetching 4 as well (the `nspinning` line, for writing,
- * by a spinner) lost most of the gain: the submitter reads that line in signal_work
- * right after its push, and taking it away then delays the submitter's next step
- * more than it saves the worker. (A prefetch is a hint: the task may be taken or freed
- * by then, and a prefetch never faults.) docs/executor.md has the figures.
+ * by a spinner) lost most of the gain, and prefetching 2 (`inject`, for writing) all
+ * of it: the submitter touches both lines right after its push, and taking them away
+ * then delays it more than it saves the worker. (A prefetch is a hint: the task may be
+ * taken or freed by then, and a prefetch never faults.) docs/benchmarks.md has the
+ * figures (session 21).
  *
  * Exit. A worker exits once the injection stack is CLOSED and empty, no mover holds
  * tasks (`moving` is 0), the fifo and spill are empty, its own deque is empty and
