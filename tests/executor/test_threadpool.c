@@ -1529,6 +1529,97 @@ static void threadpool_busy_mover_wakes_sleeper(void **state) {
     }
 }
 
+/* A submit in the lost-wake-up window (sched.c, "Lost wake-ups"): the pool's only
+ * worker has found nothing and is about to park when the task is pushed. The park hook
+ * holds it there until the submit has returned: before it links itself (the submit
+ * sees nobody spinning or sleeping and a full pool, so it wakes nobody: the worker's
+ * own look after linking must find the task), and after it linked itself and counted
+ * itself asleep (the submit pops and wakes it while it is still awake: it must take
+ * that wake-up, not sleep through it). A lost wake-up leaves the task queued and the
+ * result's wait runs into the hang guard. Each task arms the hook for the next round
+ * before it returns, so the worker can't park unseen between rounds; each round checks
+ * the task ran once, with its own argument. */
+enum { TP_PK_MAX = 200 };
+static struct {
+    _Atomic int armed; /* BR__POOL_PARK_* + 1 of the window to hold, 0: none */
+    _Atomic int cur;   /* the round the hook is armed for */
+    int rounds;
+    br_future *at_park[TP_PK_MAX];   /* set by the hook: the worker is in the window */
+    br_future *submitted[TP_PK_MAX]; /* set by the test: the submit has returned */
+    _Atomic long ran;
+} tp_pk;
+
+static int tp_pk_where(int round) {
+    return round % 2 ? BR__POOL_PARK_LINKED : BR__POOL_PARK_LINKING;
+}
+
+static void tp_pk_hook(int where) {
+    int want = where + 1;
+    if (atomic_load(&tp_pk.armed) != want ||
+        !atomic_compare_exchange_strong(&tp_pk.armed, &want, 0))
+        return;
+    int k = atomic_load(&tp_pk.cur);
+    br_future_set_result_i64(tp_pk.at_park[k], where);
+    (void)br_future_wait(tp_pk.submitted[k], tp_guard());
+}
+
+/* Runs on the worker: arms the hook for round `next` (if any), then returns arg. */
+static void tp_pk_arm(int next) {
+    if (next >= tp_pk.rounds)
+        return;
+    atomic_store(&tp_pk.cur, next);
+    atomic_store(&tp_pk.armed, tp_pk_where(next) + 1);
+}
+
+static int tp_pk_task(br_task *t) {
+    int64_t r = br_task_arg_i64(t);
+    if (r >= 0)
+        atomic_fetch_add(&tp_pk.ran, 1);
+    tp_pk_arm((int)r + 1);
+    return br_task_return_i64(t, r);
+}
+
+static void threadpool_submit_while_the_worker_parks(void **state) {
+    (void)state;
+    tp_pk.rounds = (int)br_test_scaled(TP_PK_MAX, 20);
+    if (tp_pk.rounds > TP_PK_MAX)
+        tp_pk.rounds = TP_PK_MAX;
+    for (int r = 0; r < tp_pk.rounds; r++) {
+        tp_pk.at_park[r] = tp_future();
+        tp_pk.submitted[r] = tp_future();
+    }
+    atomic_store(&tp_pk.ran, 0);
+    atomic_store(&tp_pk.armed, 0);
+    br_executor *ex = tp_new(&(br_threadpool_opts){.max_workers = 1});
+    atomic_store_explicit(&br__pool_park_hook, tp_pk_hook, memory_order_release);
+    br_future *f0; /* starts the worker and arms round 0 */
+    BR_CHECK_OK(br_submit_i64(ex, tp_pk_task, -1, &f0));
+    BR_CHECK_OK(br_future_result(f0, tp_guard(), NULL, NULL));
+    br_future_release(f0);
+    for (int round = 0; round < tp_pk.rounds; round++) {
+        int where = tp_pk_where(round);
+        int64_t got = -1;
+        BR_CHECK_OK(br_future_result_i64(tp_pk.at_park[round], tp_guard(), &got));
+        BR_CHECK_EQ(got, where);
+        br_future *f;
+        BR_CHECK_OK(br_submit_i64(ex, tp_pk_task, round, &f));
+        br_future_set_result_i64(tp_pk.submitted[round], 0);
+        int64_t v = -1;
+        if (br_future_result_i64(f, tp_guard(), &v) != 0)
+            fail_msg("round %d (%s): the task pushed while the worker parked never ran",
+                     round, where == BR__POOL_PARK_LINKED ? "linked" : "linking");
+        BR_CHECK_EQ(v, round);
+        BR_CHECK_EQ(atomic_load(&tp_pk.ran), round + 1);
+        br_future_release(f);
+    }
+    atomic_store_explicit(&br__pool_park_hook, NULL, memory_order_release);
+    BR_CHECK_OK(br_executor_free(ex));
+    for (int r = 0; r < tp_pk.rounds; r++) {
+        br_future_release(tp_pk.at_park[r]);
+        br_future_release(tp_pk.submitted[r]);
+    }
+}
+
 /* Start order across a batch and the submits after it, without gates: each single
  * submit made after a batch returned sees, when it starts, every task of that batch
  * (and of every batch before it) started, but for one per other worker (taken just
@@ -2331,6 +2422,7 @@ BR_TEST_MAIN(BR_CONFORMANCE_TESTS, cmocka_unit_test(threadpool_lazy_start),
              cmocka_unit_test(threadpool_shutdown_wait_mover_holds),
              cmocka_unit_test(threadpool_mover_waits_for_claims),
              cmocka_unit_test(threadpool_busy_mover_wakes_sleeper),
+             cmocka_unit_test(threadpool_submit_while_the_worker_parks),
              cmocka_unit_test(threadpool_batch_then_submit_order),
              cmocka_unit_test(threadpool_runs_many_submitters),
              cmocka_unit_test(threadpool_batch_nested),

@@ -45,6 +45,12 @@ extern void (*_Atomic br__pool_claim_hook)(void);
  * tasks are in no queue then); NULL (the default) for none. */
 enum { BR__POOL_MOVE_LOOKED, BR__POOL_MOVE_TAKEN };
 extern void (*_Atomic br__pool_move_hook)(int where);
+/* Tests: called by a worker that found no work and is about to park (sched.c, park):
+ * before it links itself on the idle queue (BR__POOL_PARK_LINKING), and after it has
+ * linked itself and counted itself in nsleeping, before its last look at the queues
+ * (BR__POOL_PARK_LINKED); NULL (the default) for none. Stored as the hooks above. */
+enum { BR__POOL_PARK_LINKING, BR__POOL_PARK_LINKED };
+extern void (*_Atomic br__pool_park_hook)(int where);
 /* Tests: how many times shutdown(wait) has parked waiting for submitters to leave the
  * pool (every pool, since the process started). */
 extern _Atomic long br__pool_drain_parks;

@@ -35,7 +35,11 @@
  *   - else, if fewer than max_workers threads exist, start one (lazy start: "one more
  *     per submit while none is idle", as Python's _adjust_thread_count).
  * So a submit wakes at most one worker, and none when one is already searching. The
- * worker side of this Dekker pair, and why no wake-up is lost, is in sched.c.
+ * worker side of this Dekker pair, and why no wake-up is lost, is in sched.c. The
+ * first two answers, by far the most common (an idle pool has a spinner; a busy one
+ * is full), are decided inline in the submit (br__pool_signal_work, private.h): three
+ * loads of one line. Which lines a round trip moves between the submitter and a worker
+ * is in sched.c, "Lines".
  *
  * Shutdown. Sets the flags and CLOSED; with cancel_futures, drains the queues and asks
  * the running tasks to stop (cancel.c); wakes the submitters waiting for room and the
@@ -135,16 +139,12 @@ static bool await_spinner(struct pool *p) {
     return false;
 }
 
-/* After publishing work (seq_cst): the submit side of the wake protocol. spawn: may
- * start a thread (false when this submit just started the first one). */
-void br__pool_signal_work(struct pool *p, bool spawn) {
-    if (atomic_load_explicit(&p->nspinning, memory_order_seq_cst) != 0)
-        return;
-    int32_t sleeping = atomic_load_explicit(&p->nsleeping, memory_order_seq_cst);
-    int32_t threads = atomic_load_explicit(&p->nthreads, memory_order_relaxed);
+/* br__pool_signal_work (private.h) found nobody spinning, and a sleeper to wake or
+ * room for a thread (sleeping and threads as it read them). spawn: may start a thread
+ * (false when this submit just started the first one). */
+void br__pool_signal_work_slow(struct pool *p, bool spawn, int32_t sleeping,
+                               int32_t threads) {
     bool can_spawn = spawn && threads < p->max_workers;
-    if (sleeping == 0 && !can_spawn)
-        return; /* everyone is busy and the pool is full: the task waits its turn */
     if (threads > sleeping && await_spinner(p))
         return; /* a busy worker turned spinner: it will find the task */
     if (sleeping != 0) {
@@ -173,9 +173,9 @@ static int first_worker(struct pool *p) {
 
 /* --- submit ------------------------------------------------------------------------ */
 
-/* Queues t (forced: no waiting for room, used by parallel_for's helpers too). Callers
- * have refused a forked child's pool already (forked_away). */
-int br__pool_push(struct pool *p, br_task *t) {
+/* Queues t (forced: no waiting for room). Callers have refused a forked child's pool
+ * already (forked_away). Inlined in pool_submit: a submit is one call deep in the pool. */
+static inline __attribute__((always_inline)) int push(struct pool *p, br_task *t) {
     struct worker *w = br__pool_self;
     bool spawn = true;
     if (BR__UNLIKELY(atomic_load_explicit(&p->nthreads, memory_order_acquire) == 0)) {
@@ -207,6 +207,8 @@ int br__pool_push(struct pool *p, br_task *t) {
     return 0;
 }
 
+int br__pool_push(struct pool *p, br_task *t) { return push(p, t); }
+
 /* How long a submit may wait for room on a bounded pool. */
 static int64_t room_deadline(const br_call *call) {
     if (call->flags & BR_CALL_NOWAIT)
@@ -236,7 +238,7 @@ static int pool_submit(br_executor *ex, br_task *t, const br_call *call) {
             return rc;
         }
     }
-    int rc = br__pool_push(p, t);
+    int rc = push(p, t);
     if (BR__UNLIKELY(rc != 0) && p->max_pending)
         br__pool_pending_release(p);
     if (BR__UNLIKELY(inside))

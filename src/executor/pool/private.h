@@ -230,9 +230,23 @@ static inline int br__run_grab(struct run *r, br_task **out, int max, bool half,
     return (int)n;
 }
 
-/* pool.c: the submit side of the wake protocol, after publishing work (seq_cst).
- * spawn: may start a thread. */
-void br__pool_signal_work(struct pool *p, bool spawn);
+/* pool.c: br__pool_signal_work past its two cheap answers. */
+void br__pool_signal_work_slow(struct pool *p, bool spawn, int32_t sleeping,
+                               int32_t threads);
+
+/* The submit side of the wake protocol, after publishing work (seq_cst). spawn: may
+ * start a thread. Its two common answers (someone is spinning; everyone is busy and
+ * the pool is full) are decided here, inline in every submit: three loads of one
+ * line and no call (pool.c, "Waking"). */
+static inline void br__pool_signal_work(struct pool *p, bool spawn) {
+    if (atomic_load_explicit(&p->nspinning, memory_order_seq_cst) != 0)
+        return;
+    int32_t sleeping = atomic_load_explicit(&p->nsleeping, memory_order_seq_cst);
+    int32_t threads = atomic_load_explicit(&p->nthreads, memory_order_relaxed);
+    if (sleeping == 0 && !(spawn && threads < p->max_workers))
+        return; /* everyone is busy and the pool is full: the task waits its turn */
+    br__pool_signal_work_slow(p, spawn, sleeping, threads);
+}
 /* pool.c: queues t without waiting for room (parallel_for's helpers use it too). */
 int br__pool_push(struct pool *p, br_task *t);
 

@@ -122,6 +122,31 @@
  * above. A sleeper whose re-check finds work unlinks itself; if a waker popped it
  * first, it waits for that wake (core rule 2), so no signal is ever left pending.
  *
+ * Lines. What crosses between the submitter S and a spinning worker W in one round
+ * trip on an idle pool (submit, run, result; W4), a cache line each, in the order W
+ * meets them. The floor is two: the submit's line over and the result's line back.
+ *   1. `inject`: S's CAS takes it; W's spin load brings it over (the floor's first).
+ *   2. `inject` again: W's take all (a CAS) must invalidate S's copy.
+ *   3. the task's line (block line 2): the walk reads its link; S wrote it.
+ *   4. `nspinning`'s line: stop_spinning's decrement; S read it in signal_work.
+ *   5. the future's state line (block line 1): br__task_begin's CAS; S wrote it at
+ *      prepare and polls it while it waits.
+ *   6. the state line again for br__task_finish's RMW, when S polled between begin
+ *      and finish (it saw RUNNING); then S's poll brings it back (the floor's second).
+ * Off that path: S's next submit reads nthreads (the `nspinning` line, which W wrote
+ * when it spun again) before its CAS; W's unref and S's release share the state line.
+ * Until 2026-12-08 (session 21) misses 2 to 5 came one after the other, each waiting
+ * for the one before (the link's address comes from inject, the state word's from the
+ * walk, and each is behind a locked instruction). Now the worker that sees a task on
+ * the stack (pop_external) prefetches the newest task's two lines, the state line for
+ * writing, before it takes fifo_lock: 3 and 5 overlap with 2. Left above the floor:
+ * 2, 4 and, sometimes, 6. Prefetching 4 as well (the `nspinning` line, for writing,
+ * by a spinner) lost most of the gain, and prefetching 2 (`inject`, for writing) all
+ * of it: the submitter touches both lines right after its push, and taking them away
+ * then delays it more than it saves the worker. (A prefetch is a hint: the task may be
+ * taken or freed by then, and a prefetch never faults.) docs/benchmarks.md has the
+ * figures (session 21).
+ *
  * Exit. A worker exits once the injection stack is CLOSED and empty, no mover holds
  * tasks (`moving` is 0), the fifo and spill are empty, its own deque is empty and
  * `runs` is 0 (read after the fifo, as everywhere): no run holds a task and no claim
@@ -167,9 +192,16 @@ BR__TLS struct worker *br__pool_self;
 /* Set by tests while workers run: atomic (stored with release, loaded with acquire). */
 void (*_Atomic br__pool_claim_hook)(void);
 void (*_Atomic br__pool_move_hook)(int where);
+void (*_Atomic br__pool_park_hook)(int where);
 
 static inline void move_hook(int where) {
     void (*h)(int) = atomic_load_explicit(&br__pool_move_hook, memory_order_acquire);
+    if (BR__UNLIKELY(h != NULL))
+        h(where);
+}
+
+static inline void park_hook(int where) {
+    void (*h)(int) = atomic_load_explicit(&br__pool_park_hook, memory_order_acquire);
     if (BR__UNLIKELY(h != NULL))
         h(where);
 }
@@ -422,9 +454,21 @@ static br_task *pop_external(struct worker *w) {
             atomic_fetch_add_explicit(&p->runs, 1 - RUNS_CLAIM, memory_order_seq_cst);
             return buf[0];
         }
-        if (br__inj_ptr(atomic_load_explicit(&p->inject, memory_order_relaxed)) == NULL &&
-            atomic_load_explicit(&p->spill, memory_order_relaxed) == NULL)
-            return NULL;
+        br_task *newest =
+            br__inj_ptr(atomic_load_explicit(&p->inject, memory_order_relaxed));
+        if (newest == NULL) {
+            if (atomic_load_explicit(&p->spill, memory_order_relaxed) == NULL)
+                return NULL;
+        } else {
+            /* The newest task's lines, written by its submitter, are the next misses
+             * on this path (the walk reads its link; a lone task is begun at once: a
+             * CAS of its future's state word). Fetch them now, alongside the take
+             * all's own miss on `inject`, not one after the other (design notes,
+             * "Lines"). A hint only: the task may be taken or freed meanwhile, and a
+             * prefetch never faults. */
+            __builtin_prefetch(br__task_future(newest), 1);
+            __builtin_prefetch(newest, 0);
+        }
         move_hook(BR__POOL_MOVE_LOOKED);
         if (!br__pool_fifo_trylock(p)) {
             /* Another worker is moving the stack over: its first piece shows up after
@@ -590,10 +634,12 @@ static int park(struct worker *w) {
     struct pool *p = w->pool;
     BR__PARKED(br__waiter, wt);
     br__waiter_init(wt);
+    park_hook(BR__POOL_PARK_LINKING);
     br__ilock_lock(&p->idle.lock);
     br__wq_push_front(&p->idle, wt);
     atomic_fetch_add_explicit(&p->nsleeping, 1, memory_order_seq_cst);
     br__ilock_unlock(&p->idle.lock);
+    park_hook(BR__POOL_PARK_LINKED);
     /* Work appeared or the pool closed: leave the queue at once, unless a waker popped
      * us already, in which case its wake is ours (core rule 2). Once the pool is
      * closed, never park for good: can_exit can fail for a moment with no work behind
