@@ -717,6 +717,26 @@ void br__coro_suspend(void) {
 #endif
 }
 
+#if BR__CORO_HAND_OFF && !defined(CORO_SANITIZED)
+void br__coro_hand_off(br__coro *to) {
+    br__coro *co = thr()->current;
+    if (BR__UNLIKELY(!co || co->shared || to->shared ||
+                     atomic_load_explicit(&to->state, memory_order_relaxed) != BR__CORO_SUSPENDED))
+        die("br__coro_hand_off: not between two own-stack coroutines", co ? co : to);
+    leave(co, BR__CORO_SUSPENDED);
+    coro_thread *t = thr();
+    to->prev = t->current; /* co->prev: leave made it current */
+    t->current = to;
+    to->ret_sp = co->ret_sp; /* the resumer's context: `to` returns there */
+    atomic_store_explicit(&to->state, BR__CORO_RUNNING, memory_order_relaxed);
+    br__ctx_switch(&co->sp, to->sp, 0);
+}
+#elif BR__CORO_HAND_OFF
+#  error "coro.h and coro.c disagree on the sanitizers"
+#endif
+
+bool br__coro_own_stack(const br__coro *co) { return !co->shared; }
+
 br__coro *br__coro_current(void) { return thr()->current; }
 
 int br__coro_shared_range(const char **lo, const char **hi) {

@@ -670,6 +670,21 @@ static bool finished(br_loop *l, const run_state *rs) {
     return false;
 }
 
+bool br__loop_next_batch(br_loop *l) {
+    const run_state *rs = l->rs;
+    if (l->ready.head == NULL || l->nio > 0 || l->timers.n > 0 || rs == NULL || sigint_hit ||
+        atomic_load_explicit(&l->ex_cancel, memory_order_relaxed) || finished(l, rs))
+        return false; /* iterate sleeps, polls, fires, cancels or stops */
+    br__ilock_lock(&l->inbox_lock);
+    bool quiet = l->inbox.head == NULL && l->cancels == NULL && l->ex_pending.head == NULL;
+    br__ilock_unlock(&l->inbox_lock);
+    if (!quiet)
+        return false; /* iterate drains */
+    l->batch = l->ready;
+    l->ready.head = l->ready.tail = NULL;
+    return true;
+}
+
 /* shutdown(cancel_futures), on the loop's thread: executor tasks not yet begun are
  * cancelled, running ones asked to stop (br_task_cancelled, and their parks). */
 static void cancel_ex_tasks(br_loop *l) {
@@ -731,9 +746,11 @@ static void iterate(br_loop *l, const run_state *rs) {
         }
     }
 
-    br__rq batch = l->ready;
+    /* In the loop, not a local: a task that suspends may run the next one itself
+     * (task.c, task_suspend), which takes it off here. */
+    l->batch = l->ready;
     l->ready.head = l->ready.tail = NULL;
-    for (br__runnable *r; (r = br__rq_pop(&batch)) != NULL;) {
+    for (br__runnable *r; (r = br__rq_pop(&l->batch)) != NULL;) {
         if (r->kind == BR__RUN_CB) {
             cbnode *n = (cbnode *)r;
             void (*fn)(void *) = n->fn;
@@ -758,8 +775,10 @@ static int run(br_loop *l, run_state *rs) {
     br__loop_tl = l;
     br__watcher w = {.fn = until_watch, .arg = l};
     bool watching = rs->until && br__future_watch(rs->until, &w);
+    l->rs = rs;
     while (!finished(l, rs))
         iterate(l, rs);
+    l->rs = NULL;
     if (watching)
         (void)br__future_unwatch(rs->until, &w);
     atomic_store_explicit(&l->stop, false, memory_order_relaxed);
