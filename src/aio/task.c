@@ -29,26 +29,42 @@ static inline void enter_task(br__atask *a) {
     br__set_context(br__coro_identity(a->id), &br__coro_parker, a);
 }
 
-/* Suspends the running task a (a park or a yield). When the next runnable of the loop's
- * run step is a task that has started, and neither is on a shared stack, a runs it
- * itself (br__coro_hand_off) instead of switching to the loop, which would pop that
- * same runnable and resume it with the same context (loop.c, "Hand-offs"). */
-static void task_suspend(br__atask *a) {
 #if BR__CORO_HAND_OFF
+/* Suspends the running own-stack task a (a park or a yield). When the next runnable the
+ * loop would run is a task that has started on its own stack too, a runs it itself
+ * (br__coro_hand_off) instead of switching to the loop, which would pop that same
+ * runnable and resume it with the same context. The next runnable is the run step's
+ * next one, or when the step is over, the head of the ready queue, if the loop's next
+ * iteration would do nothing but take the ready queue as its batch
+ * (br__loop_next_batch; loop.c, "Hand-offs"). Then it may be a itself (a yield): it
+ * goes on. Out of line: a shared-stack task's suspend keeps its frames as they were
+ * (a yield's must fit a small cell's room, aio/loop.h). */
+__attribute__((noinline)) static void own_suspend(br__atask *a) {
     br_loop *l = a->loop;
-    if (!a->shared_stack && (l->batch.head != NULL || br__loop_next_batch(l)) &&
-        l->batch.head->kind == BR__RUN_TASK) {
-        br__atask *b = (br__atask *)(void *)l->batch.head;
-        if (b == a) { /* a yield that the loop's next batch starts with: go on */
-            (void)br__rq_pop(&l->batch);
+    br__runnable *r = l->batch.head;
+    bool next = r == NULL;
+    if (next)
+        r = l->ready.head;
+    br__atask *b = r != NULL && r->kind == BR__RUN_TASK ? (br__atask *)(void *)r : NULL;
+    if (b != NULL && (b == a || (b->co != NULL && !b->shared_stack)) &&
+        (!next || br__loop_next_batch(l))) {
+        (void)br__rq_pop(&l->batch);
+        if (b == a)
             return;
-        }
-        if (b->co != NULL && !b->shared_stack) {
-            (void)br__rq_pop(&l->batch);
-            enter_task(b);
-            br__coro_hand_off(b->co);
-            return;
-        }
+        enter_task(b);
+        br__coro_hand_off(b->co);
+        return;
+    }
+    br__coro_suspend();
+}
+#endif
+
+/* Suspends the running task a: a shared-stack one straight back to the loop. */
+static inline void task_suspend(br__atask *a) {
+#if BR__CORO_HAND_OFF
+    if (!a->shared_stack) {
+        own_suspend(a);
+        return;
     }
 #endif
     br__coro_suspend();
