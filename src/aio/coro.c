@@ -22,6 +22,17 @@
  * their hooks must run on the resumer's side after every switch (fiber_left) and a
  * finished coroutine's TSan fiber can only be given back once it is left.
  *
+ * Hand-offs (br__coro_hand_off, coro.h). The coroutine handing off does leave()'s
+ * bookkeeping, gives `to` its resumer's context (ret_sp, prev) and the thread's
+ * current, marks it RUNNING and switches straight to it; `to` continues inside its own
+ * suspend (or hand-off) as after a resume. The resumer's br__coro_resume then returns
+ * whatever `to` passes back, so the scheduler must know who that is (the loop reads
+ * its br__atask_tl). Only between own-stack coroutines (a shared stack's copy in/out
+ * is done on the resumer's stack) and only without ASan and TSan, whose hooks are
+ * paired with the resumer (fiber_leave/fiber_left): a handed-off coroutine would
+ * announce its return to a stack it didn't come from. Valgrind only needs the stacks
+ * registered, which they are.
+ *
  * A new coroutine's context is a frame built by first_frame, in the switch's layout
  * (see the .S file's notes), that returns into br__ctx_start, which calls coro_main(co).
  * coro_main never returns: after fn it marks co finished and switches back for good.

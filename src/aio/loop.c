@@ -19,7 +19,28 @@
  * descriptor);
  * dispatch readiness; fire the timers due; run the runnables that were ready at the
  * start of the run step (those they make ready wait for the next iteration, as
- * asyncio's _run_once, so a yielding coroutine can't starve the poller).
+ * asyncio's _run_once, so a yielding coroutine can't starve the poller). A suspending
+ * task may run the next one, or take the next batch, itself (Hand-offs, below).
+ *
+ * Hand-offs (task.c, own_suspend; not in sanitizer builds, coro.h). A task on its own
+ * stack that suspends (a park or a yield) doesn't switch to the loop when the loop's
+ * next step would only be to resume a started own-stack task: it resumes that task
+ * itself (br__coro_hand_off), having taken it off the batch and set its context
+ * (br__atask_tl, br__set_context) exactly as br__loop_run_task would. The batch is
+ * l->batch for this: the runnables the run step took, not run yet. When the step is
+ * over, br__loop_next_batch decides whether the next iteration would do anything but
+ * take the ready queue as its batch: it would not when the ready queue holds
+ * something (no sleep), no coroutine waits for a descriptor (no poll), no timer is
+ * armed (none to fire; the clock isn't read for this), the inbox, the notices and the
+ * executor's pending list are empty (checked under the inbox lock, as the drain does),
+ * no SIGINT or executor cancel is pending, and the run is not finished (stop, the
+ * awaited future, idleness). Then it takes that batch itself. So the order is the
+ * loop's (FIFO, callbacks included: a callback at the head means no hand-off, and the
+ * loop runs it), a timer, an I/O readiness, a threadsafe callback or a cancel notice
+ * stop the hand-offs until the loop's own iteration has handled them, and a yield
+ * still checks for a cancel request on entry. A yield whose task heads the next batch
+ * just goes on (the loop would resume it next). br__loop_run_task learns which task
+ * came back from br__atask_tl, not from its argument.
  *
  * The coroutine parker (task.c). A task's coroutine parks a waiter w like this:
  *   signalled == 1 -> 0; a pending cancel (cancellable park) -> BR_ECANCELED, consumed;
