@@ -31,7 +31,8 @@
  * over, br__loop_next_batch decides whether the next iteration would do anything but
  * take the ready queue as its batch: it would not when the ready queue holds
  * something (no sleep), no coroutine waits for a descriptor (no poll), no timer is
- * armed (none to fire; the clock isn't read for this), the inbox, the notices and the
+ * due (none to fire: the clock is read when one is armed, as iterate reads it), the
+ * inbox, the notices and the
  * executor's pending list are empty (checked under the inbox lock, as the drain does),
  * no SIGINT or executor cancel is pending, and the run is not finished (stop, the
  * awaited future, idleness). Then it takes that batch itself. So the order is the
@@ -693,9 +694,11 @@ static bool finished(br_loop *l, const run_state *rs) {
 
 bool br__loop_next_batch(br_loop *l) {
     const run_state *rs = l->rs;
-    if (l->ready.head == NULL || l->nio > 0 || l->timers.n > 0 || rs == NULL || sigint_hit ||
+    if (l->ready.head == NULL || l->nio > 0 || rs == NULL || sigint_hit ||
         atomic_load_explicit(&l->ex_cancel, memory_order_relaxed) || finished(l, rs))
-        return false; /* iterate sleeps, polls, fires, cancels or stops */
+        return false; /* iterate sleeps, polls, cancels or stops */
+    if (l->timers.n && br__theap_top(&l->timers)->when <= br_now())
+        return false; /* iterate fires it (it reads the clock as often) */
     br__ilock_lock(&l->inbox_lock);
     bool quiet = l->inbox.head == NULL && l->cancels == NULL && l->ex_pending.head == NULL;
     br__ilock_unlock(&l->inbox_lock);

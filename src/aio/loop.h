@@ -239,7 +239,7 @@ extern BR__TLS br__atask *br__atask_tl;   /* the coroutine task running on this 
 void br__loop_schedule(br_loop *l, br__runnable *r);
 /* From a task suspending when the run step's batch is over (loop thread): if the next
  * iteration would only take the ready queue as its next batch (nothing handed over, no
- * notice, no descriptor or timer to look at, not finished), takes it: true (loop.c,
+ * notice, no descriptor to poll, no timer due, not finished), takes it: true (loop.c,
  * "Hand-offs"). */
 bool br__loop_next_batch(br_loop *l);
 /* Runs a task runnable (loop thread). */
