@@ -22,6 +22,17 @@
  * their hooks must run on the resumer's side after every switch (fiber_left) and a
  * finished coroutine's TSan fiber can only be given back once it is left.
  *
+ * Hand-offs (br__coro_hand_off, coro.h). The coroutine handing off does leave()'s
+ * bookkeeping, gives `to` its resumer's context (ret_sp, prev) and the thread's
+ * current, marks it RUNNING and switches straight to it; `to` continues inside its own
+ * suspend (or hand-off) as after a resume. The resumer's br__coro_resume then returns
+ * whatever `to` passes back, so the scheduler must know who that is (the loop reads
+ * its br__atask_tl). Only between own-stack coroutines (a shared stack's copy in/out
+ * is done on the resumer's stack) and only without ASan and TSan, whose hooks are
+ * paired with the resumer (fiber_leave/fiber_left): a handed-off coroutine would
+ * announce its return to a stack it didn't come from. Valgrind only needs the stacks
+ * registered, which they are.
+ *
  * A new coroutine's context is a frame built by first_frame, in the switch's layout
  * (see the .S file's notes), that returns into br__ctx_start, which calls coro_main(co).
  * coro_main never returns: after fn it marks co finished and switches back for good.
@@ -716,6 +727,26 @@ void br__coro_suspend(void) {
     fiber_entered(co);
 #endif
 }
+
+#if BR__CORO_HAND_OFF && !defined(CORO_SANITIZED)
+void br__coro_hand_off(br__coro *to) {
+    br__coro *co = thr()->current;
+    if (BR__UNLIKELY(!co || co->shared || to->shared ||
+                     atomic_load_explicit(&to->state, memory_order_relaxed) != BR__CORO_SUSPENDED))
+        die("br__coro_hand_off: not between two own-stack coroutines", co ? co : to);
+    leave(co, BR__CORO_SUSPENDED);
+    coro_thread *t = thr();
+    to->prev = t->current; /* co->prev: leave made it current */
+    t->current = to;
+    to->ret_sp = co->ret_sp; /* the resumer's context: `to` returns there */
+    atomic_store_explicit(&to->state, BR__CORO_RUNNING, memory_order_relaxed);
+    br__ctx_switch(&co->sp, to->sp, 0);
+}
+#elif BR__CORO_HAND_OFF
+#  error "coro.h and coro.c disagree on the sanitizers"
+#endif
+
+bool br__coro_own_stack(const br__coro *co) { return !co->shared; }
 
 br__coro *br__coro_current(void) { return thr()->current; }
 

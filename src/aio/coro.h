@@ -7,10 +7,14 @@
  *
  * Asymmetric: br__coro_resume(co) runs co on the calling thread until co suspends
  * (br__coro_suspend) or its function returns; control always comes back to the
- * resumer. Only a scheduler resumes, and a coroutine never resumes another directly:
- * that keeps the shared-stack mode simple (only one coroutine's frames are live on a
- * shared stack at a time, and the copy in/out happens in resume) and lets the
- * sanitizer fiber hooks pair every switch.
+ * resumer. Only a scheduler resumes. The one exception is a hand-off
+ * (br__coro_hand_off): an own-stack coroutine suspends and resumes another own-stack
+ * one in its place, which then returns to the first one's resumer; the scheduler
+ * decides when (the loop: the next runnable of its batch, so the order is the one it
+ * would have run them in), and it exists only without sanitizers. No shared stack is
+ * ever part of one: that keeps the shared-stack mode simple (only one coroutine's
+ * frames are live on a shared stack at a time, and the copy in/out happens in resume)
+ * and lets the sanitizer fiber hooks pair every switch.
  *
  * The switch (aio/arch/<cpu>.S) saves only what the ABI says a callee preserves: on
  * x86-64 (System V) rbx, rbp, r12-r15, rsp, and the MXCSR control bits and x87 control
@@ -128,6 +132,31 @@ br__coro_state br__coro_resume(br__coro *co);
 
 /* From inside a coroutine: back to the resumer. Returns when resumed again. */
 void br__coro_suspend(void);
+
+/* Whether br__coro_hand_off exists in this build: not with ASan or TSan, whose fiber
+ * hooks pair every switch with its resumer (coro.c, "Hand-offs"). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#  define BR__CORO_HAND_OFF 0
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#    define BR__CORO_HAND_OFF 0
+#  endif
+#endif
+#ifndef BR__CORO_HAND_OFF
+#  define BR__CORO_HAND_OFF 1
+#endif
+
+/* From inside an own-stack coroutine: suspends it (as br__coro_suspend) and resumes
+ * `to`, a SUSPENDED own-stack coroutine of this thread, in its place, without passing
+ * through the resumer: `to` takes over the resumer's context, so when it suspends or
+ * finishes, the br__coro_resume that resumed the caller returns `to`'s state. The
+ * resumer must therefore learn who came back some other way (the loop: the task
+ * running on the thread, br__atask_tl). Returns when the caller is resumed again. Only
+ * where BR__CORO_HAND_OFF is 1; anything else (a shared stack on either side, `to` not
+ * SUSPENDED) aborts with a message. */
+void br__coro_hand_off(br__coro *to);
+/* Whether co is an own-stack coroutine (so a hand-off's either side). */
+bool br__coro_own_stack(const br__coro *co);
 
 /* The coroutine running on this thread, or NULL on a thread's own stack. */
 br__coro *br__coro_current(void);

@@ -19,7 +19,29 @@
  * descriptor);
  * dispatch readiness; fire the timers due; run the runnables that were ready at the
  * start of the run step (those they make ready wait for the next iteration, as
- * asyncio's _run_once, so a yielding coroutine can't starve the poller).
+ * asyncio's _run_once, so a yielding coroutine can't starve the poller). A suspending
+ * task may run the next one, or take the next batch, itself (Hand-offs, below).
+ *
+ * Hand-offs (task.c, own_suspend; not in sanitizer builds, coro.h). A task on its own
+ * stack that suspends (a park or a yield) doesn't switch to the loop when the loop's
+ * next step would only be to resume a started own-stack task: it resumes that task
+ * itself (br__coro_hand_off), having taken it off the batch and set its context
+ * (br__atask_tl, br__set_context) exactly as br__loop_run_task would. The batch is
+ * l->batch for this: the runnables the run step took, not run yet. When the step is
+ * over, br__loop_next_batch decides whether the next iteration would do anything but
+ * take the ready queue as its batch: it would not when the ready queue holds
+ * something (no sleep), no coroutine waits for a descriptor (no poll), no timer is
+ * due (none to fire: the clock is read when one is armed, as iterate reads it), the
+ * inbox, the notices and the
+ * executor's pending list are empty (checked under the inbox lock, as the drain does),
+ * no SIGINT or executor cancel is pending, and the run is not finished (stop, the
+ * awaited future, idleness). Then it takes that batch itself. So the order is the
+ * loop's (FIFO, callbacks included: a callback at the head means no hand-off, and the
+ * loop runs it), a timer, an I/O readiness, a threadsafe callback or a cancel notice
+ * stop the hand-offs until the loop's own iteration has handled them, and a yield
+ * still checks for a cancel request on entry. A yield whose task heads the next batch
+ * just goes on (the loop would resume it next). br__loop_run_task learns which task
+ * came back from br__atask_tl, not from its argument.
  *
  * The coroutine parker (task.c). A task's coroutine parks a waiter w like this:
  *   signalled == 1 -> 0; a pending cancel (cancellable park) -> BR_ECANCELED, consumed;
@@ -670,6 +692,23 @@ static bool finished(br_loop *l, const run_state *rs) {
     return false;
 }
 
+bool br__loop_next_batch(br_loop *l) {
+    const run_state *rs = l->rs;
+    if (l->ready.head == NULL || l->nio > 0 || rs == NULL || sigint_hit ||
+        atomic_load_explicit(&l->ex_cancel, memory_order_relaxed) || finished(l, rs))
+        return false; /* iterate sleeps, polls, cancels or stops */
+    if (l->timers.n && br__theap_top(&l->timers)->when <= br_now())
+        return false; /* iterate fires it (it reads the clock as often) */
+    br__ilock_lock(&l->inbox_lock);
+    bool quiet = l->inbox.head == NULL && l->cancels == NULL && l->ex_pending.head == NULL;
+    br__ilock_unlock(&l->inbox_lock);
+    if (!quiet)
+        return false; /* iterate drains */
+    l->batch = l->ready;
+    l->ready.head = l->ready.tail = NULL;
+    return true;
+}
+
 /* shutdown(cancel_futures), on the loop's thread: executor tasks not yet begun are
  * cancelled, running ones asked to stop (br_task_cancelled, and their parks). */
 static void cancel_ex_tasks(br_loop *l) {
@@ -731,9 +770,11 @@ static void iterate(br_loop *l, const run_state *rs) {
         }
     }
 
-    br__rq batch = l->ready;
+    /* In the loop, not a local: a task that suspends may run the next one itself
+     * (task.c, task_suspend), which takes it off here. */
+    l->batch = l->ready;
     l->ready.head = l->ready.tail = NULL;
-    for (br__runnable *r; (r = br__rq_pop(&batch)) != NULL;) {
+    for (br__runnable *r; (r = br__rq_pop(&l->batch)) != NULL;) {
         if (r->kind == BR__RUN_CB) {
             cbnode *n = (cbnode *)r;
             void (*fn)(void *) = n->fn;
@@ -758,8 +799,10 @@ static int run(br_loop *l, run_state *rs) {
     br__loop_tl = l;
     br__watcher w = {.fn = until_watch, .arg = l};
     bool watching = rs->until && br__future_watch(rs->until, &w);
+    l->rs = rs;
     while (!finished(l, rs))
         iterate(l, rs);
+    l->rs = NULL;
     if (watching)
         (void)br__future_unwatch(rs->until, &w);
     atomic_store_explicit(&l->stop, false, memory_order_relaxed);

@@ -188,6 +188,9 @@ struct br_loop {
     _Atomic uintptr_t thread;  /* the br__tls of the thread running it, 0 if none */
     _Atomic bool stop;
     br__rq ready;              /* loop thread */
+    br__rq batch;              /* the run step's runnables not run yet (loop thread): a
+                                * suspending task hands off to its head (task.c) */
+    const struct run_state *rs; /* what the running br_loop_run_* waits for (loop.c) */
     br__theap timers;          /* loop thread */
     size_t tneed;              /* heap slots promised to armed-or-armable nodes */
     br__ilock inbox_lock;      /* guards the next four */
@@ -234,6 +237,11 @@ extern BR__TLS br_loop *br__loop_tl;      /* the loop running on this thread */
 extern BR__TLS br__atask *br__atask_tl;   /* the coroutine task running on this thread */
 /* Makes r runnable on l: its ready queue on l's thread, else the inbox (any thread). */
 void br__loop_schedule(br_loop *l, br__runnable *r);
+/* From a task suspending when the run step's batch is over (loop thread): if the next
+ * iteration would only take the ready queue as its next batch (nothing handed over, no
+ * notice, no descriptor to poll, no timer due, not finished), takes it: true (loop.c,
+ * "Hand-offs"). */
+bool br__loop_next_batch(br_loop *l);
 /* Runs a task runnable (loop thread). */
 void br__loop_run_task(br_loop *l, br__atask *a);
 /* A task over (finished, or never begun: br__task_begin said false): its home cleared,

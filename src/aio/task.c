@@ -21,6 +21,55 @@ br_future *br_aio_current_task(void) {
     return a ? a->f : NULL;
 }
 
+/* --- switching tasks --------------------------------------------------------------------- */
+
+/* a's context on the loop's thread: before it is resumed or handed off to. */
+static inline void enter_task(br__atask *a) {
+    br__atask_tl = a;
+    br__set_context(br__coro_identity(a->id), &br__coro_parker, a);
+}
+
+#if BR__CORO_HAND_OFF
+/* Suspends the running own-stack task a (a park or a yield). When the next runnable the
+ * loop would run is a task that has started on its own stack too, a runs it itself
+ * (br__coro_hand_off) instead of switching to the loop, which would pop that same
+ * runnable and resume it with the same context. The next runnable is the run step's
+ * next one, or when the step is over, the head of the ready queue, if the loop's next
+ * iteration would do nothing but take the ready queue as its batch
+ * (br__loop_next_batch; loop.c, "Hand-offs"). Then it may be a itself (a yield): it
+ * goes on. Out of line: a shared-stack task's suspend keeps its frames as they were
+ * (a yield's must fit a small cell's room, aio/loop.h). */
+__attribute__((noinline)) static void own_suspend(br__atask *a) {
+    br_loop *l = a->loop;
+    br__runnable *r = l->batch.head;
+    bool next = r == NULL;
+    if (next)
+        r = l->ready.head;
+    br__atask *b = r != NULL && r->kind == BR__RUN_TASK ? (br__atask *)(void *)r : NULL;
+    if (b != NULL && (b == a || (b->co != NULL && !b->shared_stack)) &&
+        (!next || br__loop_next_batch(l))) {
+        (void)br__rq_pop(&l->batch);
+        if (b == a)
+            return;
+        enter_task(b);
+        br__coro_hand_off(b->co);
+        return;
+    }
+    br__coro_suspend();
+}
+#endif
+
+/* Suspends the running task a: a shared-stack one straight back to the loop. */
+static inline void task_suspend(br__atask *a) {
+#if BR__CORO_HAND_OFF
+    if (!a->shared_stack) {
+        own_suspend(a);
+        return;
+    }
+#endif
+    br__coro_suspend();
+}
+
 /* --- the coroutine parker ----------------------------------------------------------------- */
 
 /* The loop takes a suspended coroutine's wake-up back (CAS 2 -> 0) and schedules it;
@@ -73,7 +122,7 @@ static int coro_park(br__waiter *w, int64_t deadline) {
             br__theap_remove(&l->timers, &a->park_timer);
             return 0;
         }
-        br__coro_suspend();
+        task_suspend(a);
         a->park_w = NULL;
         br__theap_remove(&l->timers, &a->park_timer);
     }
@@ -386,8 +435,7 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
             l->all->aprev = a;
         l->all = a;
     }
-    br__atask_tl = a;
-    br__set_context(br__coro_identity(a->id), &br__coro_parker, a);
+    enter_task(a);
     if (a->shared_stack) {
         /* Its park memory comes from its cell's room, else the thread's park blocks
          * (core/lib.h, park memory). */
@@ -400,6 +448,7 @@ void br__loop_run_task(br_loop *l, br__atask *a) {
             br__set_context_room(room, busy);
     }
     br__coro_state st = br__coro_resume(a->co);
+    a = br__atask_tl; /* the task that came back: a's, or one handed off to */
     br__set_context(0, NULL, NULL);
     br__atask_tl = NULL;
     if (st != BR__CORO_DONE)
@@ -447,10 +496,14 @@ int br_aio_yield(void) {
     br__atask *a = br__atask_tl;
     if (a == NULL)
         return BR_EPERM;
-    if (atomic_exchange_explicit(&a->must_report, 0, memory_order_acq_rel))
+    /* A load before the exchange: the exchange (a locked instruction) only when a
+     * request waits to be reported. One stored meanwhile is seen by the next call,
+     * as it would be had it arrived just after this one. */
+    if (atomic_load_explicit(&a->must_report, memory_order_relaxed) &&
+        atomic_exchange_explicit(&a->must_report, 0, memory_order_acq_rel))
         return BR_ECANCELED;
     br__rq_push(&a->loop->ready, &a->run);
-    br__coro_suspend();
+    task_suspend(a);
     return 0;
 }
 

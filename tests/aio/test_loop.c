@@ -438,7 +438,224 @@ static void io_wait_in_coroutines(void **state) {
     close(p.fds[1]);
 }
 
+/* --- hand-offs: a suspending task runs the next one itself (loop.c, "Hand-offs") ------- */
+
+/* Three yielding tasks and a callback: the order is the loop's, round by round (a
+ * task's yield puts it behind the others' and the callback it scheduled before it). */
+typedef struct rr rr;
+typedef struct rr_arg {
+    rr *r;
+    int id;
+} rr_arg;
+
+struct rr {
+    int order[64];
+    int n;
+    rr_arg a[3]; /* not main's locals: a shared-stack task lends none (aio-loop.md) */
+};
+
+static void rr_note(void *arg) {
+    rr *r = arg;
+    r->order[r->n++] = 9;
+}
+
+static int rr_yielder(br_task *t) {
+    rr_arg *a = (rr_arg *)br_task_arg(t, NULL);
+    for (int i = 0; i < 5; i++) {
+        a->r->order[a->r->n++] = a->id;
+        if (a->id == 0 && i == 2)
+            BR_CHECK_OK(br_call_soon(br_loop_current(), rr_note, a->r));
+        BR_CHECK_OK(br_aio_yield());
+    }
+    return 0;
+}
+
+static int rr_main(br_task *t) {
+    rr *r = (rr *)br_task_arg(t, NULL);
+    br_future *f[3];
+    for (int i = 0; i < 3; i++) {
+        r->a[i] = (rr_arg){r, i};
+        BR_CHECK_OK(br_create_task(NULL, rr_yielder, &r->a[i], 0, &f[i]));
+    }
+    for (int i = 0; i < 3; i++) {
+        BR_CHECK_OK(br_future_wait(f[i], br_test_hang_guard()));
+        br_future_release(f[i]);
+    }
+    return 0;
+}
+
+static void yielders_keep_the_loops_order(void **state) {
+    (void)state;
+    rr r = {0};
+    int code = 1;
+    BR_CHECK_OK(br_aio_run(rr_main, &r, 0, &code));
+    BR_CHECK_EQ(code, 0);
+    /* Rounds 0 1 2; task 0 schedules the callback in round 2, before its yield. */
+    int want[] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 9, 0, 1, 2, 0, 1, 2};
+    BR_CHECK_EQ(r.n, (int)(sizeof want / sizeof want[0]));
+    for (int i = 0; i < r.n; i++)
+        BR_CHECK_EQ(r.order[i], want[i]);
+}
+
+/* Two tasks that only yield, each until a descriptor's readiness, then a callback from
+ * another thread, then a timer have been seen, each arriving once the one before is
+ * over: the loop's poller, inbox and timers still run between their yields (while
+ * main's wait keeps a timer armed that isn't due). */
+typedef struct busy {
+    br_loop *loop;
+    int fds[2];
+    _Atomic int timer_ran, ts_ran, io_ran, started;
+    bool armed;
+    long yields;
+} busy;
+
+static void busy_timer(void *arg) { atomic_store(&((busy *)arg)->timer_ran, 1); }
+static void busy_ts(void *arg) { atomic_store(&((busy *)arg)->ts_ran, 1); }
+
+static void busy_poster(void *arg) {
+    busy *b = arg;
+    int64_t guard = br_test_hang_guard();
+    while (!atomic_load(&b->started) && br_now() < guard)
+        br_sleep(100 * BR_USEC);
+    BR_CHECK_EQ(write(b->fds[1], "x", 1), 1);
+    /* Then the callback, once no coroutine waits for a descriptor (so the loop's own
+     * iteration doesn't run for the poll's sake). */
+    while (!atomic_load(&b->io_ran) && br_now() < guard)
+        br_sleep(100 * BR_USEC);
+    BR_CHECK_OK(br_call_soon_threadsafe(b->loop, busy_ts, b));
+}
+
+static int busy_reader(br_task *t) {
+    busy *b = (busy *)br_task_arg(t, NULL);
+    BR_CHECK_OK(br__io_wait(b->fds[0], BR__IO_READ | BR__IO_NEW, br_test_hang_guard()));
+    char c = 0;
+    BR_CHECK_EQ(read(b->fds[0], &c, 1), 1);
+    atomic_store(&b->io_ran, 1);
+    return 0;
+}
+
+static bool busy_all_seen(busy *b) {
+    return atomic_load(&b->timer_ran) && atomic_load(&b->ts_ran) && atomic_load(&b->io_ran);
+}
+
+static int busy_yielder(br_task *t) {
+    busy *b = (busy *)br_task_arg(t, NULL);
+    int64_t guard = br_test_hang_guard();
+    atomic_store(&b->started, 1);
+    while (!busy_all_seen(b)) {
+        if (br_now() > guard)
+            fail_msg("yielding tasks kept the timer, the threadsafe callback or the "
+                     "descriptor from running (%d %d %d)",
+                     atomic_load(&b->timer_ran), atomic_load(&b->ts_ran),
+                     atomic_load(&b->io_ran));
+        /* The timer once the rest is over: from then on only a due timer can make
+         * the loop's own iteration run (no descriptor wait, nothing handed over). */
+        if (!b->armed && atomic_load(&b->ts_ran) && atomic_load(&b->io_ran)) {
+            b->armed = true;
+            BR_CHECK_OK(br_call_at(b->loop, br_deadline_after(BR_MSEC), busy_timer, b, NULL));
+        }
+        BR_CHECK_OK(br_aio_yield());
+        b->yields++;
+    }
+    return 0;
+}
+
+static int busy_main(br_task *t) {
+    busy *b = (busy *)br_task_arg(t, NULL);
+    b->loop = br_loop_current();
+    br_future *f[3];
+    BR_CHECK_OK(br_create_task(NULL, busy_reader, b, 0, &f[0]));
+    BR_CHECK_OK(br_create_task(NULL, busy_yielder, b, 0, &f[1]));
+    BR_CHECK_OK(br_create_task(NULL, busy_yielder, b, 0, &f[2]));
+    for (int i = 0; i < 3; i++) {
+        BR_CHECK_OK(br_future_wait(f[i], br_test_hang_guard()));
+        BR_CHECK(!br_future_failed(f[i]));
+        br_future_release(f[i]);
+    }
+    return 0;
+}
+
+static void yielders_let_timers_callbacks_and_io_run(void **state) {
+    (void)state;
+    busy b = {0};
+    BR_CHECK_EQ(pipe(b.fds), 0);
+    br_thread *th;
+    BR_CHECK_OK(br_thread_start(&th, busy_poster, &b, NULL));
+    int code = 1;
+    BR_CHECK_OK(br_aio_run(busy_main, &b, 0, &code));
+    BR_CHECK_EQ(code, 0);
+    BR_CHECK(busy_all_seen(&b));
+    BR_CHECK(b.yields > 0);
+    BR_CHECK_OK(br_thread_join(th, br_test_hang_guard()));
+    br_thread_free(th);
+    close(b.fds[0]);
+    close(b.fds[1]);
+}
+
+/* A task that does nothing but yield is cancelled at its next yield: by a task of its
+ * loop (exactly its next call) and by another thread. */
+typedef struct spin {
+    long n, n_at_cancel;
+    _Atomic int running;
+    br_future *f;
+} spin;
+
+static int spinner(br_task *t) {
+    spin *s = (spin *)br_task_arg(t, NULL);
+    atomic_store(&s->running, 1);
+    int rc;
+    while ((rc = br_aio_yield()) == 0)
+        s->n++;
+    return rc; /* BR_ECANCELED: ends CANCELLED */
+}
+
+static void spin_thread_cancels(void *arg) {
+    spin *s = arg;
+    int64_t guard = br_test_hang_guard();
+    while (!atomic_load(&s->running) && br_now() < guard)
+        br_sleep(100 * BR_USEC);
+    br_sleep(BR_MSEC); /* while it yields, whatever it is doing */
+    BR_CHECK(br_future_cancel(s->f));
+}
+
+static int spin_canceller(br_task *t) {
+    spin *s = (spin *)br_task_arg(t, NULL);
+    BR_CHECK_OK(br_create_task(NULL, spinner, &s[0], 0, &s[0].f));
+    BR_CHECK_OK(br_create_task(NULL, spinner, &s[1], 0, &s[1].f));
+    br_thread *th;
+    BR_CHECK_OK(br_thread_start(&th, spin_thread_cancels, &s[1], NULL));
+    for (int i = 0; i < 10; i++)
+        BR_CHECK_OK(br_aio_yield());
+    s[0].n_at_cancel = s[0].n;
+    BR_CHECK(br_future_cancel(s[0].f));
+    BR_CHECK_OK(br_future_wait(s[0].f, br_test_hang_guard()));
+    BR_CHECK(br_future_cancelled(s[0].f));
+    /* The yield it was suspended in returned 0 (a yield checks for a request when it
+     * is called, as it always did); the next one said BR_ECANCELED. */
+    BR_CHECK_EQ(s[0].n, s[0].n_at_cancel + 1);
+    BR_CHECK(s[0].n >= 9);
+    /* The second one: cancelled by the other thread. */
+    BR_CHECK_OK(br_future_wait(s[1].f, br_test_hang_guard()));
+    BR_CHECK(br_future_cancelled(s[1].f));
+    BR_CHECK_OK(br_thread_join(th, br_test_hang_guard()));
+    br_thread_free(th);
+    return 0;
+}
+
+static void yielding_tasks_are_cancelled_at_a_yield(void **state) {
+    (void)state;
+    spin s[2] = {0};
+    int code = 1;
+    BR_CHECK_OK(br_aio_run(spin_canceller, s, 0, &code));
+    BR_CHECK_EQ(code, 0);
+    br_future_release(s[0].f);
+    br_future_release(s[1].f);
+}
+
 BR_TEST_MAIN(cmocka_unit_test(io_wait_in_coroutines), cmocka_unit_test(callbacks_in_order),
+             cmocka_unit_test(yielders_keep_the_loops_order),
+             cmocka_unit_test(yielders_let_timers_callbacks_and_io_run),
+             cmocka_unit_test(yielding_tasks_are_cancelled_at_a_yield),
              cmocka_unit_test(callback_from_callback_runs_after),
              cmocka_unit_test(call_at_by_deadline), cmocka_unit_test(timer_cancel),
              cmocka_unit_test(timers_dropped_at_free),
