@@ -153,6 +153,12 @@ int br__mpr_pid(void) {
     return p;
 }
 
+/* br__mpr_pid without the call (an exported function is called through the PLT). */
+static inline uint32_t my_pid(void) {
+    int p = atomic_load_explicit(&g_pid, memory_order_relaxed);
+    return (uint32_t)(BR__LIKELY(p != 0) ? p : br__mpr_pid());
+}
+
 /* --- layout --------------------------------------------------------------------- */
 
 size_t br__mpr_bytes(size_t cap) { return sizeof(struct br__mpr) + cap; }
@@ -239,11 +245,10 @@ static bool probe_hup(br__mpr_side *s) {
     return s->hup;
 }
 
-/* The waker's half of the sleeping protocol (see the design note). */
-static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq) {
-    atomic_thread_fence(memory_order_seq_cst);
-    if (BR__LIKELY(atomic_load_explicit(flag, memory_order_relaxed) == 0))
-        return;
+/* The waker's half of the sleeping protocol (see the design note): bell() inline, the
+ * part for a raised flag out of line. */
+static BR__NOINLINE void bell_ring(br__mpr_side *s, _Atomic uint32_t *flag,
+                                   _Atomic uint32_t *seq) {
     if (atomic_exchange_explicit(flag, 0, memory_order_relaxed) == 0)
         return;
     if (s->fd < 0) {
@@ -255,6 +260,12 @@ static void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq)
             (errno == EPIPE || errno == ECONNRESET))
             s->hup = true;
     }
+}
+
+static inline void bell(br__mpr_side *s, _Atomic uint32_t *flag, _Atomic uint32_t *seq) {
+    atomic_thread_fence(memory_order_seq_cst);
+    if (BR__UNLIKELY(atomic_load_explicit(flag, memory_order_relaxed) != 0))
+        bell_ring(s, flag, seq);
 }
 
 /* Before a sleeper raises its flag it polls its condition SPINS times (a pause
@@ -272,14 +283,10 @@ static int64_t slice_end(int64_t deadline) {
 /* Takes *w (plock or glock). `busy`: the holder's sleeping flag (room_wait for
  * plock, data_wait for glock), which lets a BR_NOWAIT taker answer at once. *took_over:
  * the holder was gone and we took the lock from it (the caller recovers). */
-static int lk_take(_Atomic uint32_t *w, int64_t deadline, _Atomic uint32_t *busy,
-                   bool *took_over) {
-    uint32_t me = (uint32_t)br__mpr_pid();
-    uint32_t v = 0;
-    *took_over = false;
-    if (BR__LIKELY(atomic_compare_exchange_strong_explicit(w, &v, me, memory_order_acquire,
-                                                           memory_order_relaxed)))
-        return 0;
+static BR__NOINLINE int lk_take_slow(_Atomic uint32_t *w, int64_t deadline,
+                                     _Atomic uint32_t *busy, bool *took_over) {
+    uint32_t me = my_pid();
+    uint32_t v;
     bool slept = false;
     bool nowait = br__deadline_passed(deadline);
     for (unsigned spin = 0;; spin++) {
@@ -330,14 +337,28 @@ static int lk_take(_Atomic uint32_t *w, int64_t deadline, _Atomic uint32_t *busy
     }
 }
 
-static void lk_give(_Atomic uint32_t *w) {
-    uint32_t me = (uint32_t)br__mpr_pid();
-    uint32_t v = me;
+/* The uncontended take inline, the rest (lk_take_slow) out of line. */
+static inline int lk_take(_Atomic uint32_t *w, int64_t deadline, _Atomic uint32_t *busy,
+                          bool *took_over) {
+    uint32_t v = 0;
+    *took_over = false;
+    if (BR__LIKELY(atomic_compare_exchange_strong_explicit(
+            w, &v, my_pid(), memory_order_acquire, memory_order_relaxed)))
+        return 0;
+    return lk_take_slow(w, deadline, busy, took_over);
+}
+
+static BR__NOINLINE void lk_give_slow(_Atomic uint32_t *w) {
+    atomic_store_explicit(w, 0, memory_order_release);
+    br__futex_wake(w, 1, true);
+}
+
+static inline void lk_give(_Atomic uint32_t *w) {
+    uint32_t v = my_pid();
     if (BR__LIKELY(atomic_compare_exchange_strong_explicit(w, &v, 0, memory_order_release,
                                                            memory_order_relaxed)))
         return;
-    atomic_store_explicit(w, 0, memory_order_release);
-    br__futex_wake(w, 1, true);
+    lk_give_slow(w); /* LK_WAITERS was set */
 }
 
 /* --- records ------------------------------------------------------------------ */
@@ -352,7 +373,8 @@ static inline uint64_t *word_at(br__mpr *r, uint64_t pos) {
     return (uint64_t *)(void *)(r->data + (pos & (r->cap - 1)));
 }
 
-static void ring_write(br__mpr *r, uint64_t pos, const void *src, size_t n) {
+static BR__NOINLINE void ring_write_any(br__mpr *r, uint64_t pos, const void *src,
+                                        size_t n) {
     if (n == 0)
         return;
     size_t off = (size_t)(pos & (r->cap - 1));
@@ -362,7 +384,7 @@ static void ring_write(br__mpr *r, uint64_t pos, const void *src, size_t n) {
         memcpy(r->data, (const unsigned char *)src + first, n - first);
 }
 
-static void ring_read(br__mpr *r, uint64_t pos, void *dst, size_t n) {
+static BR__NOINLINE void ring_read_any(br__mpr *r, uint64_t pos, void *dst, size_t n) {
     if (n == 0)
         return;
     size_t off = (size_t)(pos & (r->cap - 1));
@@ -370,6 +392,38 @@ static void ring_read(br__mpr *r, uint64_t pos, void *dst, size_t n) {
     memcpy(dst, r->data + off, first);
     if (n > first)
         memcpy((unsigned char *)dst + first, r->data, n - first);
+}
+
+/* A payload of at most 16 bytes that doesn't wrap is copied inline (the common small
+ * message; memcpy of a run-time length is a call): two overlapping fixed-size copies,
+ * touching only bytes [0, n) of either side. */
+static inline void copy_small(unsigned char *d, const unsigned char *s, size_t n) {
+    if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    }
+}
+
+static inline void ring_write(br__mpr *r, uint64_t pos, const void *src, size_t n) {
+    size_t off = (size_t)(pos & (r->cap - 1));
+    if (BR__LIKELY(n <= 16 && n <= (size_t)r->cap - off))
+        copy_small(r->data + off, src, n);
+    else
+        ring_write_any(r, pos, src, n);
+}
+
+static inline void ring_read(br__mpr *r, uint64_t pos, void *dst, size_t n) {
+    size_t off = (size_t)(pos & (r->cap - 1));
+    if (BR__LIKELY(n <= 16 && n <= (size_t)r->cap - off))
+        copy_small(dst, r->data + off, n);
+    else
+        ring_read_any(r, pos, dst, n);
 }
 
 /* --- recovery ------------------------------------------------------------------- */
@@ -402,7 +456,7 @@ static void recover_consumer(br__mpr *r) {
 
 /* Is there room (holding plock) for `need` bytes at tail and, if `count`, for one more
  * message under maxsize? 0 yes; 1 not yet; BR_ESHUTDOWN, BR_EPIPE. */
-static int room_state(br__mpr_side *s, uint64_t tail, size_t need, bool count) {
+static inline int room_state(br__mpr_side *s, uint64_t tail, size_t need, bool count) {
     br__mpr *r = s->r;
     uint32_t st = atomic_load_explicit(&r->state, memory_order_acquire);
     if (st & (BR__MPR_SHUTDOWN | BR__MPR_SHUTDOWN_NOW))
@@ -427,8 +481,8 @@ static int room_state(br__mpr_side *s, uint64_t tail, size_t need, bool count) {
 
 /* Waits (holding plock) for room_state to say yes: 0, BR_ETIMEDOUT, BR_ESHUTDOWN,
  * BR_EPIPE. */
-static int wait_room(br__mpr_side *s, uint64_t tail, size_t need, bool count,
-                     int64_t deadline) {
+static BR__NOINLINE int wait_room_slow(br__mpr_side *s, uint64_t tail, size_t need,
+                                       bool count, int64_t deadline) {
     br__mpr *r = s->r;
     int rc = room_state(s, tail, need, count);
     if (BR__LIKELY(rc != 1))
@@ -463,7 +517,13 @@ static int wait_room(br__mpr_side *s, uint64_t tail, size_t need, bool count,
     }
 }
 
-static void publish_tail(br__mpr_side *s, uint64_t tail, uint64_t nput) {
+static inline int wait_room(br__mpr_side *s, uint64_t tail, size_t need, bool count,
+                            int64_t deadline) {
+    int rc = room_state(s, tail, need, count);
+    return BR__LIKELY(rc != 1) ? rc : wait_room_slow(s, tail, need, count, deadline);
+}
+
+static inline void publish_tail(br__mpr_side *s, uint64_t tail, uint64_t nput) {
     br__mpr *r = s->r;
     r->p_commit_tail = tail;
     r->p_commit_nput = nput;
@@ -535,7 +595,7 @@ int br__mpr_put(br__mpr_side *s, const void *p, size_t len, int64_t deadline) {
 
 /* Is there data at head? 0 yes; otherwise the reason not to wait (BR_ESHUTDOWN, BR_EOF,
  * ABORTED) or 1 (wait). `mid`: 1 + serial of the message being received, or 0. */
-static int data_state(br__mpr_side *s, uint64_t head, uint32_t mid) {
+static inline int data_state(br__mpr_side *s, uint64_t head, uint32_t mid) {
     br__mpr *r = s->r;
     if (r->c_tail != head)
         return 0;
@@ -577,7 +637,8 @@ static void watch_producer(br__mpr_side *s) {
 
 /* Waits (holding glock) for data at head: 0, or BR_ETIMEDOUT / BR_ESHUTDOWN / BR_EOF /
  * ABORTED. Mid-message the deadline doesn't apply (see br_mp_queue_get). */
-static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadline) {
+static BR__NOINLINE int wait_data_slow(br__mpr_side *s, uint64_t head, uint32_t mid,
+                                       int64_t deadline) {
     br__mpr *r = s->r;
     int rc = data_state(s, head, mid);
     if (BR__LIKELY(rc != 1))
@@ -633,7 +694,13 @@ static int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid, int64_t deadl
     }
 }
 
-static void publish_head(br__mpr_side *s, uint64_t head, uint64_t nget) {
+static inline int wait_data(br__mpr_side *s, uint64_t head, uint32_t mid,
+                            int64_t deadline) {
+    int rc = data_state(s, head, mid);
+    return BR__LIKELY(rc != 1) ? rc : wait_data_slow(s, head, mid, deadline);
+}
+
+static inline void publish_head(br__mpr_side *s, uint64_t head, uint64_t nget) {
     br__mpr *r = s->r;
     r->c_commit_head = head;
     r->c_commit_nget = nget;
@@ -765,7 +832,8 @@ int br__mpr_get(br__mpr_side *s, void *buf, size_t cap, void **out, size_t *lenp
         }
         publish_head(s, head, nget);
     }
-    br__free(msg);
+    if (BR__UNLIKELY(msg != NULL))
+        br__free(msg);
     lk_give(&r->glock);
     return rc;
 }
