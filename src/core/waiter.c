@@ -50,7 +50,11 @@ static int thread_sleep(br__waiter *w, int64_t deadline);
  * time, 6 us adaptive, on an AMD EPYC 2-vCPU guest). It doesn't yield while it spins:
  * on that guest a sched_yield costs more than the round trip it would wait for (a
  * yield every 32 relaxes in the future's spin made the unloaded W4 round trip 4.5 us
- * instead of 0.95). */
+ * instead of 0.95). Nor after a spin that failed, before the sleep (session 21, branch
+ * s21-yield-wip): on that guest a handover between two threads on one CPU costs two
+ * context switches whether they yield or sleep (yields saved ~8% of W4's ~5 us with
+ * both on one CPU), and a yield whose CPU goes to a busy process waits out its slice
+ * (W4's p99 under one pinned busy process: 17 us -> 1.6 ms). docs/executor.md. */
 static int thread_park(br__waiter *w, int64_t deadline) {
     /* Not br__may_spin(): this is the thread parker, whatever the context runs now. */
     if (br__calib_spin_ns() > 0 && deadline != BR_NOWAIT &&
