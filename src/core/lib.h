@@ -12,6 +12,7 @@
 #ifndef BRAID_CORE_LIB_H
 #define BRAID_CORE_LIB_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -724,6 +725,35 @@ static inline void br__spin_done(const br__spin *sp, bool found) {
  * at `until`. Reads the clock only every 16th round. */
 static inline bool br__spin_over(unsigned i, int64_t until) {
     return (i & 15) == 0 && br_now() >= until;
+}
+
+/* After a spin that failed, before the sleep: hand the CPU over a few times, re-checking
+ * after each. The waker may be runnable on this very CPU (a busy machine: the waiter
+ * and the thread it waits for share the one free CPU), and then the spin only held it
+ * off; a futex sleep and wake costs several us more on such a guest (W4 under one busy
+ * process: 5-7 us a round trip). sched_yield() runs it at once; with nothing else
+ * runnable it returns at once. Bounded by BR__SPIN_YIELDS rounds and by
+ * br__calib_spin_ns() from the first (or the deadline), so an idle wait that lasts
+ * longer costs at most that much more before its sleep. It doesn't teach the spin's
+ * budget: a wait that ends here still halved it (br__spin_done(&sp, false) first), so
+ * under load the spin stays short and the yields do the waiting.
+ *
+ *     int64_t yu = 0;
+ *     for (unsigned y = 0; br__spin_yield(y, &yu, deadline); y++)
+ *         ...poll; if it came: done...
+ *
+ * Round y (from 0): false when the yields are over; else it has yielded once. */
+enum { BR__SPIN_YIELDS = 8 };
+static inline bool br__spin_yield(unsigned y, int64_t *until, int64_t deadline) {
+    if (y >= BR__SPIN_YIELDS)
+        return false;
+    int64_t now = br_now();
+    if (y == 0)
+        *until = br_deadline_min(now + br__calib_spin_ns(), deadline);
+    if (now >= *until)
+        return false;
+    sched_yield();
+    return true;
 }
 
 #endif

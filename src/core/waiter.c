@@ -68,6 +68,10 @@ static int thread_park(br__waiter *w, int64_t deadline) {
                 break;
             }
         }
+        int64_t yu = 0; /* then a few yields (core/lib.h, br__spin_yield) */
+        for (unsigned y = 0; br__spin_yield(y, &yu, deadline); y++)
+            if (atomic_load_explicit(&w->signalled, memory_order_acquire) == 1)
+                return 0;
     }
     return thread_sleep(w, deadline);
 }

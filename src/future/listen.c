@@ -219,9 +219,14 @@ static bool spin_until_done(br_future *f, int64_t deadline) {
         }
         if (br__spin_over(i, sp.until)) {
             br__spin_done(&sp, false);
-            return false;
+            break;
         }
     }
+    int64_t yu = 0; /* then a few yields (core/lib.h, br__spin_yield) */
+    for (unsigned y = 0; br__spin_yield(y, &yu, deadline); y++)
+        if (br__fs_done(br__future_state(f)))
+            return true;
+    return false;
 }
 
 /* The slow part of a wait: spin, register, park. The waiter's node is linked under f's
