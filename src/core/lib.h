@@ -460,6 +460,7 @@ typedef struct br__tls {
     const char *name;          /* the current thread's name, or NULL ("MainThread"/...) */
     int64_t park_spin_ns;      /* the adaptive spin budget (br__spin_budget); 0: unset */
     uint32_t park_spin_probe;  /* waits since the last full-budget probe */
+    uint32_t park_yield_off;   /* waits left without yields (br__spin_yield) */
     /* Set while a shared-stack coroutine runs: the range of its shared stack, whose
      * frames are copied out while it is suspended, so its park memory is taken off the
      * stack (br__park_mem). NULL otherwise. */
@@ -743,16 +744,28 @@ static inline bool br__spin_over(unsigned i, int64_t until) {
  *         ...poll; if it came: done...
  *
  * Round y (from 0): false when the yields are over; else it has yielded once. */
-enum { BR__SPIN_YIELDS = 8 };
+enum { BR__SPIN_YIELDS = 8, BR__SPIN_YIELD_OFF = 1024 };
 static inline bool br__spin_yield(unsigned y, int64_t *until, int64_t deadline) {
     if (y >= BR__SPIN_YIELDS)
         return false;
+    br__tls *t = br__tls_now();
     int64_t now = br_now();
-    if (y == 0)
+    if (y == 0) {
+        if (t->park_yield_off > 0) {
+            t->park_yield_off--;
+            return false;
+        }
         *until = br_deadline_min(now + br__calib_spin_ns(), deadline);
+    }
     if (now >= *until)
         return false;
     sched_yield();
+    /* A yield that took several wakes' time gave the CPU to a thread that kept it for
+     * its slice (a busy process sharing this CPU): no yields for the next waits. */
+    if (br_now() - now > 4 * br__calib_spin_ns()) {
+        t->park_yield_off = BR__SPIN_YIELD_OFF;
+        return false;
+    }
     return true;
 }
 
