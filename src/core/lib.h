@@ -737,7 +737,14 @@ static inline bool br__spin_over(unsigned i, int64_t until) {
  * br__calib_spin_ns() from the first (or the deadline), so an idle wait that lasts
  * longer costs at most that much more before its sleep. It doesn't teach the spin's
  * budget: a wait that ends here still halved it (br__spin_done(&sp, false) first), so
- * under load the spin stays short and the yields do the waiting.
+ * under load the spin stays short and the yields do the waiting. The hazard: a yield
+ * whose CPU goes to a busy process rather than to the waker waits out that process's
+ * slice (0.75-4 ms: W4's p99 under a pinned busy process went from 17 us to 1.6 ms),
+ * so a yield that took more than 4 spin budgets turns yields off for the thread's next
+ * BR__SPIN_YIELD_OFF waits. Session 21 (AMD EPYC 2-vCPU guest): with the guard, W4
+ * with both threads on one CPU 1.08x faster (5.09 us against 5.47: two context
+ * switches a round trip either way, yields instead of futex calls), otherwise no
+ * change the machine could show; not merged (branch s21-yield-wip).
  *
  *     int64_t yu = 0;
  *     for (unsigned y = 0; br__spin_yield(y, &yu, deadline); y++)

@@ -50,7 +50,11 @@ static int thread_sleep(br__waiter *w, int64_t deadline);
  * time, 6 us adaptive, on an AMD EPYC 2-vCPU guest). It doesn't yield while it spins:
  * on that guest a sched_yield costs more than the round trip it would wait for (a
  * yield every 32 relaxes in the future's spin made the unloaded W4 round trip 4.5 us
- * instead of 0.95). */
+ * instead of 0.95). After a spin that failed it yields a few times before the sleep
+ * (br__spin_yield, core/lib.h; session 21, branch s21-yield-wip, not merged: on that
+ * guest a handover between two threads on one CPU costs two context switches either
+ * way, ~5 us, and the yields saved ~8% of it, while a yield that hands the CPU to a
+ * busy process costs a scheduler slice, so a guard was needed). */
 static int thread_park(br__waiter *w, int64_t deadline) {
     /* Not br__may_spin(): this is the thread parker, whatever the context runs now. */
     if (br__calib_spin_ns() > 0 && deadline != BR_NOWAIT &&

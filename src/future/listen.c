@@ -204,7 +204,8 @@ int br_future_add_done_callback(br_future *f, br_done_fn fn, void *arg) {
  * registering: a future that completes meanwhile (a round trip to an idle pool takes a
  * few hundred ns) then never gets LISTENERS, so its completer stays on the lock-free
  * path, and nobody takes the lock or wakes anyone. Only then does it register, and it
- * sleeps at once (the spin is spent). Coroutines don't spin (their parker doesn't
+ * sleeps at once (the spin is spent; a few yields follow a spin that failed,
+ * br__spin_yield, core/lib.h). Coroutines don't spin (their parker doesn't
  * either): they register and suspend. True if f is done. */
 static bool spin_until_done(br_future *f, int64_t deadline) {
     if (!br__may_spin())
