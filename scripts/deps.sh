@@ -7,6 +7,8 @@ set -euo pipefail
 
 what=${1:-build}
 build_pkgs=(cmake ninja-build make gcc g++ libc6-dev pkg-config libcmocka-dev
+            # the aio.memcheck tests (tests/aio/tests.cmake)
+            valgrind
             libasan8 libubsan1 libtsan2
             # the MPI executor (optional in the build; CI builds and tests it)
             openmpi-bin libopenmpi-dev

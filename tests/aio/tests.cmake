@@ -48,3 +48,21 @@ foreach(_twin queue/coro_fifo thread/coro_lock thread/coro_rlock thread/coro_sem
                                           ENVIRONMENT "${_env}")
   endforeach()
 endforeach()
+
+# Hand-offs (src/aio/loop.c, "Hand-offs") exist only without ASan and TSan, whose fiber
+# hooks pair every switch with its resumer, so the sanitizer runs never take that path.
+# In a plain build the loop and waiter suites run again under Valgrind's memcheck (a
+# second or two each), which knows the coroutines' stacks (they are registered): the
+# memory checker that does see the hand-offs. Valgrind is in scripts/deps.sh.
+find_program(BRAID_VALGRIND valgrind)
+if(BRAID_VALGRIND AND NOT BRAID_SANITIZE)
+  math(EXPR _vg_timeout "300 * ${BRAID_TEST_TIMEOUT_MULTIPLIER}")
+  foreach(_suite loop waiters)
+    add_test(NAME aio.memcheck.${_suite}
+             COMMAND ${BRAID_VALGRIND} -q --error-exitcode=99 $<TARGET_FILE:test_aio_${_suite}>)
+    set_tests_properties(aio.memcheck.${_suite} PROPERTIES TIMEOUT ${_vg_timeout} LABELS aio
+      ENVIRONMENT "BRAID_TEST_NAME=aio.memcheck.${_suite}")
+  endforeach()
+elseif(NOT BRAID_SANITIZE)
+  message(STATUS "No valgrind: the aio.memcheck tests are skipped")
+endif()
