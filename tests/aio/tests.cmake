@@ -53,13 +53,18 @@ endforeach()
 # hooks pair every switch with its resumer, so the sanitizer runs never take that path.
 # In a plain build the loop and waiter suites run again under Valgrind's memcheck (a
 # second or two each), which knows the coroutines' stacks (they are registered): the
-# memory checker that does see the hand-offs. Valgrind is in scripts/deps.sh.
+# memory checker that does see the hand-offs. Valgrind is in scripts/deps.sh. It runs
+# one thread at a time, and its default lock lets a thread that never makes a syscall
+# (a loop whose tasks only yield) take it back at once, for seconds: the thread posting
+# a threadsafe callback then starved until the hang guard in 2 runs of 8. Fair
+# scheduling (--fair-sched=yes) hands the lock round in turn.
 find_program(BRAID_VALGRIND valgrind)
 if(BRAID_VALGRIND AND NOT BRAID_SANITIZE)
   math(EXPR _vg_timeout "300 * ${BRAID_TEST_TIMEOUT_MULTIPLIER}")
   foreach(_suite loop waiters)
     add_test(NAME aio.memcheck.${_suite}
-             COMMAND ${BRAID_VALGRIND} -q --error-exitcode=99 $<TARGET_FILE:test_aio_${_suite}>)
+             COMMAND ${BRAID_VALGRIND} -q --fair-sched=yes --error-exitcode=99
+                     $<TARGET_FILE:test_aio_${_suite}>)
     set_tests_properties(aio.memcheck.${_suite} PROPERTIES TIMEOUT ${_vg_timeout} LABELS aio
       ENVIRONMENT "BRAID_TEST_NAME=aio.memcheck.${_suite}")
   endforeach()
