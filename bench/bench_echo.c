@@ -189,7 +189,7 @@ static double server_cpu(void) {
             continue;
         char p[384];
         snprintf(p, sizeof p, "%s/%s/schedstat", path, e->d_name);
-        FILE *f = fopen(p, "r");
+        FILE *f = fopen(p, "re");
         if (f == NULL)
             continue; /* the thread exited since readdir */
         unsigned long long run = 0;

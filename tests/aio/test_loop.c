@@ -7,6 +7,7 @@
 #include "aio/io.h"
 #include "aio/loop.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <stdatomic.h>
@@ -504,7 +505,8 @@ static void yielders_keep_the_loops_order(void **state) {
 typedef struct busy {
     br_loop *loop;
     int fds[2];
-    _Atomic int timer_ran, ts_ran, io_ran, started;
+    _Atomic int timer_ran, ts_ran, io_ran;
+    br_event started, io_seen; /* set by a yielder's start, by the reader */
     bool armed;
     long yields;
 } busy;
@@ -514,14 +516,11 @@ static void busy_ts(void *arg) { atomic_store(&((busy *)arg)->ts_ran, 1); }
 
 static void busy_poster(void *arg) {
     busy *b = arg;
-    int64_t guard = br_test_hang_guard();
-    while (!atomic_load(&b->started) && br_now() < guard)
-        br_sleep(100 * BR_USEC);
+    BR_CHECK_OK(br_event_wait(&b->started, br_test_hang_guard()));
     BR_CHECK_EQ(write(b->fds[1], "x", 1), 1);
     /* Then the callback, once no coroutine waits for a descriptor (so the loop's own
      * iteration doesn't run for the poll's sake). */
-    while (!atomic_load(&b->io_ran) && br_now() < guard)
-        br_sleep(100 * BR_USEC);
+    BR_CHECK_OK(br_event_wait(&b->io_seen, br_test_hang_guard()));
     BR_CHECK_OK(br_call_soon_threadsafe(b->loop, busy_ts, b));
 }
 
@@ -531,6 +530,7 @@ static int busy_reader(br_task *t) {
     char c = 0;
     BR_CHECK_EQ(read(b->fds[0], &c, 1), 1);
     atomic_store(&b->io_ran, 1);
+    BR_CHECK_OK(br_event_set(&b->io_seen));
     return 0;
 }
 
@@ -541,7 +541,7 @@ static bool busy_all_seen(busy *b) {
 static int busy_yielder(br_task *t) {
     busy *b = (busy *)br_task_arg(t, NULL);
     int64_t guard = br_test_hang_guard();
-    atomic_store(&b->started, 1);
+    BR_CHECK_OK(br_event_set(&b->started));
     while (!busy_all_seen(b)) {
         if (br_now() > guard)
             fail_msg("yielding tasks kept the timer, the threadsafe callback or the "
@@ -578,7 +578,9 @@ static int busy_main(br_task *t) {
 static void yielders_let_timers_callbacks_and_io_run(void **state) {
     (void)state;
     busy b = {0};
-    BR_CHECK_EQ(pipe(b.fds), 0);
+    BR_CHECK_OK(br_event_init(&b.started));
+    BR_CHECK_OK(br_event_init(&b.io_seen));
+    BR_CHECK_EQ(pipe2(b.fds, O_CLOEXEC), 0);
     br_thread *th;
     BR_CHECK_OK(br_thread_start(&th, busy_poster, &b, NULL));
     int code = 1;
@@ -590,19 +592,21 @@ static void yielders_let_timers_callbacks_and_io_run(void **state) {
     br_thread_free(th);
     close(b.fds[0]);
     close(b.fds[1]);
+    BR_CHECK_OK(br_event_destroy(&b.started));
+    BR_CHECK_OK(br_event_destroy(&b.io_seen));
 }
 
 /* A task that does nothing but yield is cancelled at its next yield: by a task of its
  * loop (exactly its next call) and by another thread. */
 typedef struct spin {
     long n, n_at_cancel;
-    _Atomic int running;
+    br_event running; /* set when it starts yielding */
     br_future *f;
 } spin;
 
 static int spinner(br_task *t) {
     spin *s = (spin *)br_task_arg(t, NULL);
-    atomic_store(&s->running, 1);
+    BR_CHECK_OK(br_event_set(&s->running));
     int rc;
     while ((rc = br_aio_yield()) == 0)
         s->n++;
@@ -611,10 +615,8 @@ static int spinner(br_task *t) {
 
 static void spin_thread_cancels(void *arg) {
     spin *s = arg;
-    int64_t guard = br_test_hang_guard();
-    while (!atomic_load(&s->running) && br_now() < guard)
-        br_sleep(100 * BR_USEC);
-    br_sleep(BR_MSEC); /* while it yields, whatever it is doing */
+    /* Once it yields: it does nothing else from then on. */
+    BR_CHECK_OK(br_event_wait(&s->running, br_test_hang_guard()));
     BR_CHECK(br_future_cancel(s->f));
 }
 
@@ -645,11 +647,15 @@ static int spin_canceller(br_task *t) {
 static void yielding_tasks_are_cancelled_at_a_yield(void **state) {
     (void)state;
     spin s[2] = {0};
+    for (int i = 0; i < 2; i++)
+        BR_CHECK_OK(br_event_init(&s[i].running));
     int code = 1;
     BR_CHECK_OK(br_aio_run(spin_canceller, s, 0, &code));
     BR_CHECK_EQ(code, 0);
     br_future_release(s[0].f);
     br_future_release(s[1].f);
+    for (int i = 0; i < 2; i++)
+        BR_CHECK_OK(br_event_destroy(&s[i].running));
 }
 
 BR_TEST_MAIN(cmocka_unit_test(io_wait_in_coroutines), cmocka_unit_test(callbacks_in_order),
